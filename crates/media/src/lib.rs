@@ -1,0 +1,1 @@
+//! `media`: RTP/RTCP, the relay engine, G.711 and RFC 4733 DTMF.

@@ -1,0 +1,1 @@
+//! `store`: the only crate that writes SQL. SQLite (default) and PostgreSQL behind one typed API.
