@@ -1,0 +1,215 @@
+//! Node-local bootstrap configuration: defaults, then the TOML file, then `DENWA_*` variables, then flags.
+//!
+//! Everything else (extensions, timeouts, routes) lives in the database (DESIGN.md §3).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// Default SIP listen address (UDP and TCP).
+pub const DEFAULT_SIP_LISTEN: &str = "0.0.0.0:5060";
+/// Default HTTP listen address (panel, API, /healthz, /metrics).
+pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:8080";
+/// Default RTP port range.
+pub const DEFAULT_RTP_PORTS: (u16, u16) = (10000, 20000);
+
+/// The TOML file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub sip_listen: Option<Vec<String>>,
+    pub http_listen: Option<String>,
+    pub rtp_ports: Option<String>,
+    pub advertise: Option<String>,
+    pub node_name: Option<String>,
+    pub log_level: Option<String>,
+}
+
+/// Values given on the command line (None = not given).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub sip_listen: Vec<String>,
+    pub http_listen: Option<String>,
+    pub rtp_ports: Option<String>,
+    pub advertise: Option<String>,
+    pub node_name: Option<String>,
+    pub log_level: Option<String>,
+}
+
+/// The resolved configuration of this node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub sip_listen: Vec<SocketAddr>,
+    pub http_listen: SocketAddr,
+    pub rtp_ports: (u16, u16),
+    pub advertise: Option<std::net::IpAddr>,
+    pub node_name: String,
+    pub log_level: String,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Parse `LOW-HIGH` into an even-aligned RTP port range.
+pub fn parse_rtp_ports(s: &str) -> Result<(u16, u16)> {
+    let (lo, hi) = s
+        .split_once('-')
+        .with_context(|| format!("RTP port range {s:?}: expected LOW-HIGH, e.g. 10000-20000"))?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .with_context(|| format!("RTP port range {s:?}: {lo:?} is not a port number"))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .with_context(|| format!("RTP port range {s:?}: {hi:?} is not a port number"))?;
+    if lo < 1024 || hi <= lo || hi - lo < 3 {
+        bail!("RTP port range {s:?}: need 1024 <= LOW < HIGH with room for at least two port pairs");
+    }
+    Ok((lo, hi))
+}
+
+/// Parse a listen address; a bare IP gets the given default port.
+pub fn parse_listen(s: &str, default_port: u16) -> Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, default_port));
+    }
+    bail!("listen address {s:?}: expected IP:PORT (e.g. 0.0.0.0:5060 or [::]:5060)")
+}
+
+impl Config {
+    /// Resolve defaults < TOML file < environment < flags.
+    pub fn load(o: &Overrides) -> Result<Config> {
+        let path = o.config.clone().or_else(|| env("DENWA_CONFIG").map(PathBuf::from));
+        let file = match &path {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or_else(|| env("DENWA_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("denwa-data"));
+        let database_url = o
+            .database_url
+            .clone()
+            .or_else(|| env("DENWA_DATABASE_URL"))
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("denwa.db").display()));
+        let sip_listen_raw: Vec<String> = if !o.sip_listen.is_empty() {
+            o.sip_listen.clone()
+        } else if let Some(v) = env("DENWA_SIP_LISTEN") {
+            v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+        } else {
+            file.sip_listen.unwrap_or_else(|| vec![DEFAULT_SIP_LISTEN.to_string()])
+        };
+        let sip_listen = sip_listen_raw
+            .iter()
+            .map(|s| parse_listen(s, 5060))
+            .collect::<Result<Vec<_>>>()?;
+        if sip_listen.is_empty() {
+            bail!("at least one SIP listen address is needed");
+        }
+        let http_listen = parse_listen(
+            &o.http_listen
+                .clone()
+                .or_else(|| env("DENWA_HTTP_LISTEN"))
+                .or(file.http_listen)
+                .unwrap_or_else(|| DEFAULT_HTTP_LISTEN.to_string()),
+            8080,
+        )?;
+        let rtp_ports = match o.rtp_ports.clone().or_else(|| env("DENWA_RTP_PORTS")).or(file.rtp_ports) {
+            Some(s) => parse_rtp_ports(&s)?,
+            None => DEFAULT_RTP_PORTS,
+        };
+        let advertise = match o.advertise.clone().or_else(|| env("DENWA_ADVERTISE")).or(file.advertise) {
+            Some(s) => Some(
+                s.parse()
+                    .with_context(|| format!("advertise address {s:?}: expected an IP address"))?,
+            ),
+            None => None,
+        };
+        let node_name = o
+            .node_name
+            .clone()
+            .or_else(|| env("DENWA_NODE_NAME"))
+            .or(file.node_name)
+            .unwrap_or_else(default_node_name);
+        let log_level = o
+            .log_level
+            .clone()
+            .or_else(|| env("DENWA_LOG_LEVEL"))
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".to_string());
+        Ok(Config { data_dir, database_url, sip_listen, http_listen, rtp_ports, advertise, node_name, log_level })
+    }
+}
+
+fn read_file(p: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {}", p.display()))
+}
+
+fn default_node_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "denwa".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_range_parses_and_rejects() {
+        assert_eq!(parse_rtp_ports("10000-20000").unwrap(), (10000, 20000));
+        assert!(parse_rtp_ports("20000-10000").is_err());
+        assert!(parse_rtp_ports("80-90").is_err());
+        assert!(parse_rtp_ports("x-1").is_err());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen("127.0.0.1", 5060).unwrap().to_string(), "127.0.0.1:5060");
+        assert_eq!(parse_listen("[::1]:5070", 5060).unwrap().to_string(), "[::1]:5070");
+        assert!(parse_listen("localhost:5060", 5060).is_err());
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("denwa.toml");
+        std::fs::write(&f, "sip_listen = [\"127.0.0.1:5070\"]\nrtp_ports = \"30000-30100\"\n").unwrap();
+        let o = Overrides { config: Some(f.clone()), ..Default::default() };
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.sip_listen[0].port(), 5070);
+        assert_eq!(c.rtp_ports, (30000, 30100));
+        let o = Overrides { config: Some(f), rtp_ports: Some("40000-40010".into()), ..Default::default() };
+        assert_eq!(Config::load(&o).unwrap().rtp_ports, (40000, 40010));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("denwa.toml");
+        std::fs::write(&f, "sip_lissten = []\n").unwrap();
+        let o = Overrides { config: Some(f), ..Default::default() };
+        assert!(Config::load(&o).is_err());
+    }
+}

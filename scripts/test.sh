@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run Denwa's whole test suite: installs the real peers the tests use (sipp, baresip, PostgreSQL, ...),
+# checks formatting and lints, then runs every test of every crate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/test-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast --failure-output final
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
