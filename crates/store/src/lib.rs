@@ -1,1 +1,332 @@
 //! `store`: the only crate that writes SQL. SQLite (default) and PostgreSQL behind one typed API.
+//!
+//! Open a [`Store`] with a `sqlite://PATH`, a bare file path or a `postgres://…` URL; the schema
+//! is migrated on open. Hot-path writes (location refreshes, call records) are group-committed:
+//! many callers share one transaction and each returns once its row is durable. Configuration
+//! changes are announced to every process using the database through [`Store::subscribe`].
+//! Backups that move between backends are in [`backup`].
+//!
+//! This crate does no SIP and no policy: the registrar in `pbx` decides what to store.
+
+pub mod backup;
+mod cdr;
+mod config;
+mod db;
+mod group;
+mod location;
+pub mod migrate;
+mod model;
+mod notify;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::{broadcast, mpsc};
+
+pub use config::{ha1_md5, ha1_sha256, validate_extension_number};
+pub use model::*;
+pub use notify::Change;
+
+use db::Db;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("schema migration failed: {0}")]
+    Migrate(String),
+    /// The database was written by a newer Denwa.
+    #[error(
+        "the database has schema version {found}, but this Denwa knows versions up to {supported}: \
+         it was written by a newer Denwa; refusing to run (upgrade Denwa or use another database)"
+    )]
+    SchemaTooNew {
+        /// Version found in the database.
+        found: i64,
+        /// Highest version this build knows.
+        supported: i64,
+    },
+    /// The schema is older than this build and migrations were not requested.
+    #[error(
+        "the database has schema version {found}, this Denwa needs {latest}: run `denwa db migrate`"
+    )]
+    SchemaTooOld {
+        /// Version found in the database.
+        found: i64,
+        /// Version this build needs.
+        latest: i64,
+    },
+    /// An input value was rejected.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// What was invalid.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A row that was asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique constraint refused the row.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The URL names no supported backend.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH, a file path, or postgres://…")]
+    BadUrl(String),
+    /// Password hashing failed.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    /// A backup archive is unusable (corrupt, truncated, foreign, too new …).
+    #[error("backup rejected: {0}")]
+    Backup(String),
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The group-commit writer has stopped (the store is closing).
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Embedded SQLite file (WAL mode).
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Apply pending migrations (default true). When false, an older schema is an error.
+    pub migrate: bool,
+    /// Connection pool size (default 8; SQLite's writer is always one extra connection).
+    pub max_connections: u32,
+    /// How long a SQLite writer waits for another process's lock (default 5 s).
+    pub busy_timeout: Duration,
+    /// Most rows one group commit carries (default 1000).
+    pub max_batch: usize,
+    /// How often SQLite's change counters are polled (default 250 ms).
+    pub poll_interval: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            migrate: true,
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(5),
+            max_batch: 1000,
+            poll_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Handle to the database; cheap to clone, shared by all tasks.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    writer: mpsc::Sender<group::Job>,
+    changes: broadcast::Sender<Change>,
+    watcher: OnceLock<tokio::task::JoinHandle<()>>,
+    poll_interval: Duration,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(h) = self.watcher.get() {
+            h.abort();
+        }
+    }
+}
+
+/// Turns what the user gave (`sqlite://…`, `postgres://…`, or a path) into a backend and URL.
+fn classify(url_or_path: &str) -> Result<(Backend, String)> {
+    let s = url_or_path.trim();
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok((Backend::Postgres, s.to_string()))
+    } else if s.starts_with("sqlite:") {
+        Ok((Backend::Sqlite, s.to_string()))
+    } else if s.is_empty() || s.contains("://") {
+        Err(Error::BadUrl(s.to_string()))
+    } else {
+        Ok((Backend::Sqlite, format!("sqlite://{s}")))
+    }
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates the database.
+    pub async fn open(url_or_path: &str, opts: OpenOptions) -> Result<Store> {
+        let (backend, url) = classify(url_or_path)?;
+        let db = match backend {
+            Backend::Sqlite => {
+                let base = SqliteConnectOptions::from_str(&url)
+                    .map_err(|_| Error::BadUrl(url_or_path.to_string()))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // FULL: a commit is on disk when it returns (NORMAL in WAL mode may lose
+                    // the last commits on power loss, which breaks "acknowledged = durable").
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(opts.busy_timeout)
+                    .foreign_keys(true);
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(base.clone())
+                    .await?;
+                let read = SqlitePoolOptions::new()
+                    .max_connections(opts.max_connections.max(1))
+                    .connect_with(base)
+                    .await?;
+                Db::Sqlite { read, write }
+            }
+            Backend::Postgres => Db::Pg(
+                PgPoolOptions::new()
+                    .max_connections(opts.max_connections.max(2))
+                    .connect(&url)
+                    .await?,
+            ),
+        };
+        let found = migrate::current_version(&db).await?;
+        if found > migrate::LATEST {
+            db.close().await;
+            return Err(migrate::too_new(found));
+        }
+        if found < migrate::LATEST {
+            if opts.migrate {
+                migrate::migrate_to(&db, migrate::LATEST).await?;
+            } else {
+                db.close().await;
+                return Err(Error::SchemaTooOld {
+                    found,
+                    latest: migrate::LATEST,
+                });
+            }
+        }
+        config::ensure_default_tenant(&db).await?;
+        let (writer, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
+        tokio::spawn(group::run(db.clone(), rx, opts.max_batch.max(1)));
+        let (changes, _) = broadcast::channel(256);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                writer,
+                changes,
+                watcher: OnceLock::new(),
+                poll_interval: opts.poll_interval,
+            }),
+        })
+    }
+
+    /// Applies pending migrations to the database at `url_or_path` without starting a store;
+    /// returns the versions applied (empty when already current). This is `denwa db migrate`.
+    pub async fn migrate(url_or_path: &str) -> Result<Vec<i64>> {
+        Self::migrate_to(url_or_path, migrate::LATEST).await
+    }
+
+    /// Like [`Store::migrate`] but stops at `version` (tests build old databases with this).
+    pub async fn migrate_to(url_or_path: &str, version: i64) -> Result<Vec<i64>> {
+        let (backend, url) = classify(url_or_path)?;
+        let db = match backend {
+            Backend::Sqlite => {
+                let opts = SqliteConnectOptions::from_str(&url)
+                    .map_err(|_| Error::BadUrl(url_or_path.to_string()))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(5));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(opts)
+                    .await?;
+                Db::Sqlite {
+                    read: pool.clone(),
+                    write: pool,
+                }
+            }
+            Backend::Postgres => Db::Pg(
+                PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect(&url)
+                    .await?,
+            ),
+        };
+        let found = migrate::current_version(&db).await?;
+        let res = if found > migrate::LATEST {
+            Err(migrate::too_new(found))
+        } else {
+            migrate::migrate_to(&db, version).await
+        };
+        db.close().await;
+        res
+    }
+
+    /// The engine behind this store.
+    pub fn backend(&self) -> Backend {
+        self.inner.db.backend()
+    }
+
+    /// The schema version the database is at.
+    pub async fn schema_version(&self) -> Result<i64> {
+        migrate::current_version(&self.inner.db).await
+    }
+
+    /// Closes the pools; pending group commits finish first. Other clones become unusable.
+    pub async fn close(&self) {
+        self.inner.db.close().await;
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.inner.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_urls() {
+        assert_eq!(classify("postgres://u@h/db").unwrap().0, Backend::Postgres);
+        assert_eq!(classify("sqlite://x.db").unwrap().0, Backend::Sqlite);
+        assert_eq!(
+            classify("/var/lib/denwa/denwa.db").unwrap(),
+            (
+                Backend::Sqlite,
+                "sqlite:///var/lib/denwa/denwa.db".to_string()
+            )
+        );
+        assert!(matches!(classify("mysql://h/db"), Err(Error::BadUrl(_))));
+        assert!(matches!(classify(""), Err(Error::BadUrl(_))));
+    }
+}

@@ -1,0 +1,1 @@
+//! Portable backups (filled in below).

@@ -1,0 +1,155 @@
+//! Group commit for the hot-path writes (location refreshes and call records).
+//!
+//! One writer task owns a queue. It takes everything waiting (up to `max_batch` rows), writes it
+//! in one transaction and answers every caller only after COMMIT returned, i.e. after the single
+//! fsync (SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`) that made all of them
+//! durable. While one batch commits, the next one accumulates, so the batch size follows the
+//! load: one caller pays one commit, a thousand concurrent callers share a handful.
+//!
+//! If a batch fails (say one row violates a constraint), it is rolled back and its rows are
+//! retried one transaction each, so one bad row never fails its neighbours.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{Db, RowGet, to_ms, write_tx};
+use crate::{BindingUpsert, Error, NewCdr, Result, Store};
+
+/// One queued write and where to send its outcome (the row id).
+#[derive(Debug)]
+pub(crate) enum Job {
+    Binding(Box<BindingUpsert>, oneshot::Sender<Result<i64>>),
+    Cdr(Box<NewCdr>, oneshot::Sender<Result<i64>>),
+}
+
+impl Job {
+    fn reply(self, r: Result<i64>) {
+        let tx = match self {
+            Job::Binding(_, tx) | Job::Cdr(_, tx) => tx,
+        };
+        // The caller may have given up (dropped its future); the row is written regardless.
+        let _ = tx.send(r);
+    }
+}
+
+const UPSERT_BINDING: &str = "INSERT INTO registrations (tenant_id, extension_id, aor, contact_uri,
+        expires_at, q, call_id, cseq, user_agent, received_addr, transport, local_addr,
+        instance_id, reg_id, node, flags, last_seen, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
+    ON CONFLICT (extension_id, contact_uri) DO UPDATE SET
+        aor = excluded.aor, expires_at = excluded.expires_at, q = excluded.q,
+        call_id = excluded.call_id, cseq = excluded.cseq, user_agent = excluded.user_agent,
+        received_addr = excluded.received_addr, transport = excluded.transport,
+        local_addr = excluded.local_addr, instance_id = excluded.instance_id,
+        reg_id = excluded.reg_id, node = excluded.node, flags = excluded.flags,
+        last_seen = excluded.last_seen, updated_at = excluded.updated_at
+    RETURNING id";
+
+const INSERT_CDR: &str = "INSERT INTO cdrs (tenant_id, call_id, caller, callee, caller_name,
+        start_time, answer_time, end_time, duration_s, billsec, disposition, hangup_by,
+        hangup_cause, codec, a_pkts_rx, a_pkts_tx, a_lost, a_jitter_ms,
+        b_pkts_rx, b_pkts_tx, b_lost, b_jitter_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+        $19, $20, $21, $22)
+    RETURNING id";
+
+/// Writes `jobs` in one transaction; the ids in job order.
+async fn exec(db: &Db, jobs: &[Job]) -> Result<Vec<i64>> {
+    Ok(write_tx!(db, tx, kind => {
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let row = match job {
+                Job::Binding(b, _) => sqlx::query(UPSERT_BINDING)
+                    .bind(b.tenant_id)
+                    .bind(b.extension_id)
+                    .bind(&b.aor)
+                    .bind(&b.contact_uri)
+                    .bind(to_ms(b.expires_at))
+                    .bind(b.q)
+                    .bind(&b.call_id)
+                    .bind(b.cseq)
+                    .bind(&b.user_agent)
+                    .bind(&b.received_addr)
+                    .bind(b.transport.as_str())
+                    .bind(&b.local_addr)
+                    .bind(&b.instance_id)
+                    .bind(b.reg_id)
+                    .bind(&b.node)
+                    .bind(b.flags)
+                    .bind(to_ms(b.now))
+                    .fetch_one(&mut *tx)
+                    .await?,
+                Job::Cdr(c, _) => sqlx::query(INSERT_CDR)
+                    .bind(c.tenant_id)
+                    .bind(&c.call_id)
+                    .bind(&c.caller)
+                    .bind(&c.callee)
+                    .bind(&c.caller_name)
+                    .bind(to_ms(c.start_time))
+                    .bind(c.answer_time.map(to_ms))
+                    .bind(to_ms(c.end_time))
+                    .bind(c.duration_s)
+                    .bind(c.billsec)
+                    .bind(c.disposition.as_str())
+                    .bind(c.hangup_by.as_str())
+                    .bind(&c.hangup_cause)
+                    .bind(&c.codec)
+                    .bind(c.a.pkts_rx)
+                    .bind(c.a.pkts_tx)
+                    .bind(c.a.lost)
+                    .bind(c.a.jitter_ms)
+                    .bind(c.b.pkts_rx)
+                    .bind(c.b.pkts_tx)
+                    .bind(c.b.lost)
+                    .bind(c.b.jitter_ms)
+                    .fetch_one(&mut *tx)
+                    .await?,
+            };
+            ids.push(row.i64("id")?);
+        }
+        ids
+    }))
+}
+
+/// The writer task; ends when every [`Store`] clone (every queue sender) is gone.
+pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let jobs = std::mem::take(&mut batch);
+        match exec(&db, &jobs).await {
+            Ok(ids) => {
+                for (job, id) in jobs.into_iter().zip(ids) {
+                    job.reply(Ok(id));
+                }
+            }
+            Err(e) if jobs.len() == 1 => {
+                if let Some(job) = jobs.into_iter().next() {
+                    job.reply(Err(e));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, rows = jobs.len(), "group commit failed; retrying rows one by one");
+                for job in jobs {
+                    let r = exec(&db, std::slice::from_ref(&job))
+                        .await
+                        .and_then(|ids| ids.first().copied().ok_or(Error::Closed));
+                    job.reply(r);
+                }
+            }
+        }
+    }
+}
+
+impl Store {
+    pub(crate) async fn submit(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<i64>>) -> Job,
+    ) -> Result<i64> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .writer
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+}

@@ -1,0 +1,282 @@
+//! Versioned, forward-only schema migrations, the same on both backends.
+//!
+//! Each migration is one SQL text written in the dialect both SQLite and PostgreSQL accept; the
+//! only difference, the auto-numbered primary key, is spelled `{id}` and substituted per
+//! backend. Applied versions are recorded in `schema_migrations`. A database whose highest
+//! version is above [`LATEST`] was written by a newer Denwa and is refused.
+
+use chrono::Utc;
+use sqlx::Row;
+
+use crate::db::{Db, write_tx};
+use crate::{Backend, Error, Result};
+
+/// One schema step.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Version number, starting at 1, without gaps.
+    pub version: i64,
+    /// Short description, recorded in `schema_migrations`.
+    pub name: &'static str,
+    sql: &'static str,
+}
+
+/// The highest schema version this build knows.
+pub const LATEST: i64 = 2;
+
+const V1: &str = r#"
+CREATE TABLE tenants (
+    id {id},
+    name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 100),
+    realm TEXT NOT NULL CHECK (length(realm) >= 1),
+    is_default BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX tenants_one_default ON tenants (is_default) WHERE is_default;
+
+CREATE TABLE domains (
+    domain TEXT PRIMARY KEY CHECK (length(domain) >= 1),
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE
+);
+CREATE INDEX domains_tenant ON domains (tenant_id);
+
+CREATE TABLE extensions (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    number TEXT NOT NULL CHECK (length(number) BETWEEN 1 AND 32),
+    display_name TEXT NOT NULL DEFAULT '',
+    ha1_md5 TEXT,
+    ha1_sha256 TEXT,
+    enabled BOOLEAN NOT NULL DEFAULT TRUE,
+    max_contacts BIGINT NOT NULL DEFAULT 3 CHECK (max_contacts >= 1),
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, number)
+);
+
+CREATE TABLE administrators (
+    id {id},
+    username TEXT NOT NULL UNIQUE CHECK (length(username) >= 1),
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+    failed_logins BIGINT NOT NULL DEFAULT 0,
+    locked_until BIGINT,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE api_keys (
+    id {id},
+    tenant_id BIGINT REFERENCES tenants (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    scope TEXT NOT NULL CHECK (scope IN ('read', 'full')),
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+
+CREATE TABLE settings (
+    id {id},
+    tenant_id BIGINT REFERENCES tenants (id) ON DELETE CASCADE,
+    key TEXT NOT NULL CHECK (length(key) >= 1),
+    value TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+-- NULL (node-global) never equals NULL in a plain unique constraint; fold it to 0.
+CREATE UNIQUE INDEX settings_scope_key ON settings ((COALESCE(tenant_id, 0)), key);
+
+CREATE TABLE registrations (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    extension_id BIGINT NOT NULL REFERENCES extensions (id) ON DELETE CASCADE,
+    aor TEXT NOT NULL,
+    contact_uri TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    q DOUBLE PRECISION NOT NULL DEFAULT 1.0,
+    call_id TEXT NOT NULL,
+    cseq BIGINT NOT NULL,
+    user_agent TEXT NOT NULL DEFAULT '',
+    received_addr TEXT NOT NULL,
+    transport TEXT NOT NULL CHECK (transport IN ('udp', 'tcp', 'tls', 'ws', 'wss')),
+    local_addr TEXT NOT NULL,
+    instance_id TEXT,
+    reg_id BIGINT,
+    node TEXT NOT NULL,
+    flags BIGINT NOT NULL DEFAULT 0,
+    last_seen BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (extension_id, contact_uri)
+);
+CREATE INDEX registrations_aor ON registrations (tenant_id, aor);
+CREATE INDEX registrations_expires ON registrations (expires_at);
+
+CREATE TABLE cdrs (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    call_id TEXT NOT NULL,
+    caller TEXT NOT NULL,
+    callee TEXT NOT NULL,
+    caller_name TEXT NOT NULL DEFAULT '',
+    start_time BIGINT NOT NULL,
+    answer_time BIGINT,
+    end_time BIGINT NOT NULL,
+    duration_s BIGINT NOT NULL CHECK (duration_s >= 0),
+    billsec BIGINT NOT NULL CHECK (billsec >= 0),
+    disposition TEXT NOT NULL
+        CHECK (disposition IN ('ANSWERED', 'NO ANSWER', 'BUSY', 'FAILED', 'CANCELED')),
+    hangup_by TEXT NOT NULL CHECK (hangup_by IN ('caller', 'callee', 'system')),
+    hangup_cause TEXT NOT NULL DEFAULT '',
+    codec TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX cdrs_start ON cdrs (tenant_id, start_time);
+CREATE INDEX cdrs_caller ON cdrs (caller);
+CREATE INDEX cdrs_callee ON cdrs (callee);
+
+-- Change counters: how other processes on SQLite learn that configuration changed.
+CREATE TABLE change_counters (
+    kind TEXT PRIMARY KEY,
+    counter BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO change_counters (kind, counter) VALUES
+    ('tenants', 0), ('extensions', 0), ('settings', 0), ('admins', 0), ('api_keys', 0),
+    ('all', 0);
+"#;
+
+const V2: &str = r#"
+ALTER TABLE cdrs ADD COLUMN a_pkts_rx BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE cdrs ADD COLUMN a_pkts_tx BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE cdrs ADD COLUMN a_lost BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE cdrs ADD COLUMN a_jitter_ms DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE cdrs ADD COLUMN b_pkts_rx BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE cdrs ADD COLUMN b_pkts_tx BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE cdrs ADD COLUMN b_lost BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE cdrs ADD COLUMN b_jitter_ms DOUBLE PRECISION NOT NULL DEFAULT 0;
+CREATE INDEX cdrs_call_id ON cdrs (call_id);
+"#;
+
+/// All migrations, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sql: V1,
+    },
+    Migration {
+        version: 2,
+        name: "per-leg RTP statistics in call records",
+        sql: V2,
+    },
+];
+
+fn render(sql: &str, backend: Backend) -> String {
+    let id = match backend {
+        Backend::Sqlite => "INTEGER PRIMARY KEY",
+        Backend::Postgres => "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    };
+    sql.replace("{id}", id)
+}
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at BIGINT NOT NULL
+)";
+
+/// The schema version of the database (0 for an empty one).
+pub(crate) async fn current_version(db: &Db) -> Result<i64> {
+    let v: Option<i64> = crate::db::read_pool!(db, pool, kind => {
+        let exists: bool = match kind {
+            Backend::Sqlite => sqlx::query(
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            )
+            .fetch_one(pool)
+            .await?
+            .try_get::<i64, _>("n")? > 0,
+            Backend::Postgres => sqlx::query(
+                "SELECT COUNT(*) AS n FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
+            )
+            .fetch_one(pool)
+            .await?
+            .try_get::<i64, _>("n")? > 0,
+        };
+        if exists {
+            sqlx::query("SELECT MAX(version) AS v FROM schema_migrations")
+                .fetch_one(pool)
+                .await?
+                .try_get::<Option<i64>, _>("v")?
+        } else {
+            None
+        }
+    });
+    Ok(v.unwrap_or(0))
+}
+
+/// Applies every migration up to `target` that is not applied yet; returns the versions applied.
+///
+/// Concurrent starters are serialized (an advisory lock on PostgreSQL, the write lock on
+/// SQLite), so two processes opening an empty database never both create the schema.
+pub(crate) async fn migrate_to(db: &Db, target: i64) -> Result<Vec<i64>> {
+    if target > LATEST {
+        return Err(Error::Migrate(format!(
+            "target version {target} is above the latest known version {LATEST}"
+        )));
+    }
+    let mut applied = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| m.version <= target) {
+        let done: bool = write_tx!(db, tx, kind => {
+            if kind == Backend::Postgres {
+                // Any constant shared by all Denwa processes; released at commit.
+                sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::raw_sql(CREATE_TABLE).execute(&mut *tx).await?;
+            let cur: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM schema_migrations")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get::<Option<i64>, _>("v")?;
+            let cur = cur.unwrap_or(0);
+            if cur > LATEST {
+                return Err(too_new(cur));
+            }
+            if cur >= m.version {
+                false
+            } else if cur + 1 != m.version {
+                return Err(Error::Migrate(format!(
+                    "database is at version {cur}, cannot apply {}",
+                    m.version
+                )));
+            } else {
+                let sql = render(m.sql, kind);
+                sqlx::raw_sql(&sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| Error::Migrate(format!("version {} ({}): {e}", m.version, m.name)))?;
+                sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(Utc::now().timestamp_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                true
+            }
+        });
+        if done {
+            tracing::info!(
+                version = m.version,
+                name = m.name,
+                "applied schema migration"
+            );
+            applied.push(m.version);
+        }
+    }
+    Ok(applied)
+}
+
+pub(crate) fn too_new(found: i64) -> Error {
+    Error::SchemaTooNew {
+        found,
+        supported: LATEST,
+    }
+}
