@@ -1,0 +1,1 @@
+//! baresip driver (being written).
