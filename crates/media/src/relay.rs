@@ -1,0 +1,1022 @@
+//! The media relay: anchors each call's RTP and RTCP between two legs.
+//!
+//! A [`Session`] owns four UDP sockets (RTP + RTCP for leg A and leg B) and one tokio task that
+//! forwards datagrams from one leg's phone to the other's. All per-call state lives in that task
+//! (`&mut self`, no locks); the [`Session`] handle talks to it through a control channel and
+//! reads counters that the task publishes into atomics once per wake-up.
+//!
+//! Latching (symmetric RTP): before a phone sends, its leg sends to the address from SDP. The
+//! first valid RTP packet latches the leg to its real source (so NATed phones work). Later, a
+//! different source takes over only after `relatch_packets` consecutive in-sequence RTP packets
+//! with no packet from the current source in between (NAT rebinding), which keeps a stranger
+//! spraying packets at the port from stealing the stream.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::rtcp;
+use crate::rtp::{RtpPacket, static_clock_rate};
+use crate::stats::RxStats;
+
+/// Receive buffer size; a datagram that fills it entirely is treated as oversized.
+const BUF_LEN: usize = 2048;
+/// Datagrams read from one socket before the others get a turn.
+const BATCH: usize = 32;
+/// DSCP EF (46) in the IPv4 TOS byte: voice gets expedited forwarding where the network honours it.
+const TOS_EF: u32 = 46 << 2;
+
+/// Relay settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Lowest port of the RTP range (rounded up to even).
+    pub port_min: u16,
+    /// Highest port of the range (an RTCP port may use it).
+    pub port_max: u16,
+    /// A session whose media stops this long (not on hold) reports a timeout.
+    pub media_timeout: Duration,
+    /// Consecutive in-sequence RTP packets a new source must send to take over a latched leg.
+    pub relatch_packets: u16,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            port_min: 10000,
+            port_max: 20000,
+            media_timeout: Duration::from_secs(60),
+            relatch_packets: 4,
+        }
+    }
+}
+
+/// Why a relay session could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Every RTP/RTCP port pair in the range is in use on this address.
+    #[error("no free RTP/RTCP port pair in {min}-{max} on {ip}")]
+    PortsExhausted {
+        /// Address the pair was wanted on.
+        ip: IpAddr,
+        /// Range start.
+        min: u16,
+        /// Range end.
+        max: u16,
+    },
+    /// The configured range holds no even/odd port pair.
+    #[error("RTP port range {min}-{max} holds no port pair")]
+    InvalidRange {
+        /// Range start.
+        min: u16,
+        /// Range end.
+        max: u16,
+    },
+    /// Binding failed for a reason other than the port being busy (e.g. address not local).
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address that failed.
+        addr: SocketAddr,
+        /// OS error.
+        source: io::Error,
+    },
+    /// `allocate` was called outside a tokio runtime.
+    #[error("the relay needs a tokio runtime")]
+    NoRuntime,
+}
+
+/// One side of a call: A is the caller's phone, B the callee's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leg {
+    /// Caller side.
+    A,
+    /// Callee side.
+    B,
+}
+
+impl Leg {
+    /// The opposite leg.
+    pub fn other(self) -> Leg {
+        match self {
+            Leg::A => Leg::B,
+            Leg::B => Leg::A,
+        }
+    }
+
+    fn idx(self) -> usize {
+        match self {
+            Leg::A => 0,
+            Leg::B => 1,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    relayed: AtomicU64,
+    bytes: AtomicU64,
+    dropped: AtomicU64,
+    malformed: AtomicU64,
+    active: AtomicU64,
+    total: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+/// Relay-wide counters for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RelayMetrics {
+    /// Datagrams (RTP and RTCP) forwarded.
+    pub packets_relayed: u64,
+    /// Bytes forwarded.
+    pub bytes_relayed: u64,
+    /// Datagrams dropped: no destination yet, unlatched source, or send failure.
+    pub packets_dropped: u64,
+    /// Datagrams dropped because they were not valid RTP/RTCP.
+    pub packets_malformed: u64,
+    /// Sessions currently running.
+    pub active_sessions: u64,
+    /// Sessions allocated since start.
+    pub sessions_total: u64,
+    /// Sessions that reported a media timeout.
+    pub media_timeouts: u64,
+}
+
+/// Handle to the relay engine; cheap to clone, shareable between tasks.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    inner: Arc<RelayInner>,
+}
+
+#[derive(Debug)]
+struct RelayInner {
+    config: RelayConfig,
+    cursor: AtomicU32,
+    counters: Counters,
+}
+
+impl Relay {
+    /// Creates a relay; sessions run on the tokio runtime current at [`Relay::allocate`].
+    pub fn new(config: RelayConfig) -> Relay {
+        // A random start keeps a restarted node from reusing the ports of its previous calls.
+        let cursor = AtomicU32::new(rand::random::<u32>() >> 1);
+        Relay {
+            inner: Arc::new(RelayInner {
+                config,
+                cursor,
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The configuration this relay runs with.
+    pub fn config(&self) -> &RelayConfig {
+        &self.inner.config
+    }
+
+    /// A snapshot of the relay-wide counters.
+    pub fn metrics(&self) -> RelayMetrics {
+        let c = &self.inner.counters;
+        RelayMetrics {
+            packets_relayed: c.relayed.load(Relaxed),
+            bytes_relayed: c.bytes.load(Relaxed),
+            packets_dropped: c.dropped.load(Relaxed),
+            packets_malformed: c.malformed.load(Relaxed),
+            active_sessions: c.active.load(Relaxed),
+            sessions_total: c.total.load(Relaxed),
+            media_timeouts: c.timeouts.load(Relaxed),
+        }
+    }
+
+    /// Binds an RTP/RTCP socket pair for each leg (A on `a_local_ip`, B on `b_local_ip`) and
+    /// starts relaying between them.
+    pub fn allocate(
+        &self,
+        call_id: &str,
+        a_local_ip: IpAddr,
+        b_local_ip: IpAddr,
+    ) -> Result<Session, Error> {
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let (a_rtp, a_rtcp) = self.bind_pair(a_local_ip)?;
+        let (b_rtp, b_rtcp) = self.bind_pair(b_local_ip)?;
+        let local = [local_addr(&a_rtp)?, local_addr(&b_rtp)?];
+        let local_rtcp = [local_addr(&a_rtcp)?, local_addr(&b_rtcp)?];
+        let _enter = rt.enter();
+        let reg = |s: std::net::UdpSocket, addr: SocketAddr| {
+            UdpSocket::from_std(s).map_err(|source| Error::Bind { addr, source })
+        };
+        let legs = [
+            LegIo::new(reg(a_rtp, local[0])?, reg(a_rtcp, local_rtcp[0])?),
+            LegIo::new(reg(b_rtp, local[1])?, reg(b_rtcp, local_rtcp[1])?),
+        ];
+        let shared = Arc::new(SessionShared {
+            started: Instant::now(),
+            legs: Default::default(),
+            remotes: Mutex::new([None; 2]),
+            held: AtomicBool::new(false),
+        });
+        let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
+        let (timeout_tx, timeout_rx) = watch::channel(false);
+        let counters = &self.inner.counters;
+        counters.total.fetch_add(1, Relaxed);
+        counters.active.fetch_add(1, Relaxed);
+        let guard = ActiveGuard(self.inner.clone());
+        let engine = Engine {
+            legs,
+            ctrl: ctrl_rx,
+            timeout_tx,
+            shared: shared.clone(),
+            relay: self.inner.clone(),
+            held: false,
+            timed_out: false,
+            timer_on: false,
+            last_activity: Instant::now(),
+            batch: BatchCounters::default(),
+        };
+        let call: Arc<str> = Arc::from(call_id);
+        let span = tracing::debug_span!("media", call_id = %call);
+        let task = rt.spawn(
+            async move {
+                let _guard = guard;
+                engine.run().await;
+            }
+            .instrument(span),
+        );
+        tracing::debug!(call_id, a = %local[0], b = %local[1], "media session allocated");
+        Ok(Session {
+            call_id: call,
+            local,
+            local_rtcp,
+            shared,
+            ctrl: ctrl_tx,
+            timeout_rx,
+            task: Some(task),
+        })
+    }
+
+    fn bind_pair(&self, ip: IpAddr) -> Result<(std::net::UdpSocket, std::net::UdpSocket), Error> {
+        let cfg = &self.inner.config;
+        let first = (u32::from(cfg.port_min) + 1) & !1;
+        let last = u32::from(cfg.port_max);
+        if first + 1 > last {
+            return Err(Error::InvalidRange {
+                min: cfg.port_min,
+                max: cfg.port_max,
+            });
+        }
+        let pairs = (last - first).div_ceil(2);
+        for _ in 0..pairs {
+            let i = self.inner.cursor.fetch_add(1, Relaxed) % pairs;
+            let port = (first + 2 * i) as u16;
+            let rtp_addr = SocketAddr::new(ip, port);
+            let rtp = match bind_udp(rtp_addr) {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(source) => {
+                    return Err(Error::Bind {
+                        addr: rtp_addr,
+                        source,
+                    });
+                }
+            };
+            let rtcp_addr = SocketAddr::new(ip, port + 1);
+            match bind_udp(rtcp_addr) {
+                Ok(rtcp) => return Ok((rtp, rtcp)),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(source) => {
+                    return Err(Error::Bind {
+                        addr: rtcp_addr,
+                        source,
+                    });
+                }
+            }
+        }
+        Err(Error::PortsExhausted {
+            ip,
+            min: cfg.port_min,
+            max: cfg.port_max,
+        })
+    }
+}
+
+fn local_addr(s: &std::net::UdpSocket) -> Result<SocketAddr, Error> {
+    s.local_addr().map_err(|source| Error::Bind {
+        addr: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0),
+        source,
+    })
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_nonblocking(true)?;
+    if addr.is_ipv4() {
+        // Marking is best effort: some containers forbid it, and audio works without it.
+        let _ = s.set_tos(TOS_EF);
+    }
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// Decrements the active-session gauge when the session task ends, however it ends.
+#[derive(Debug)]
+struct ActiveGuard(Arc<RelayInner>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.counters.active.fetch_sub(1, Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+struct LegCounters {
+    packets_rx: AtomicU64,
+    packets_tx: AtomicU64,
+    bytes_rx: AtomicU64,
+    bytes_tx: AtomicU64,
+    lost: AtomicU64,
+    jitter_us: AtomicU64,
+    /// Nanoseconds after session start plus one; 0 means no packet yet.
+    last_rx_ns: AtomicU64,
+    rtcp_rx: AtomicU64,
+    rtcp_tx: AtomicU64,
+    malformed: AtomicU64,
+    dropped: AtomicU64,
+    /// Whether the phone sent a report block yet.
+    reported: AtomicBool,
+    rr_fraction_lost: AtomicU32,
+    rr_cumulative_lost: AtomicU64,
+    rr_jitter_us: AtomicU64,
+}
+
+#[derive(Debug)]
+struct SessionShared {
+    started: Instant,
+    legs: [LegCounters; 2],
+    /// Where each leg currently sends RTP; written only when that changes.
+    remotes: Mutex<[Option<SocketAddr>; 2]>,
+    held: AtomicBool,
+}
+
+/// What a phone itself reported in RTCP about the stream the relay sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ReportedQuality {
+    /// Fraction lost since its previous report (0.0..=1.0).
+    pub fraction_lost: f64,
+    /// Cumulative packets lost.
+    pub cumulative_lost: i64,
+    /// Interarrival jitter in milliseconds (using the clock rate of the forwarded payload).
+    pub jitter_ms: f64,
+}
+
+/// Counters of one leg; "rx" is what the leg's phone sent to the relay, "tx" what the relay sent it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LegStats {
+    /// Valid RTP packets received from the phone and accepted.
+    pub packets_rx: u64,
+    /// RTP packets sent to the phone.
+    pub packets_tx: u64,
+    /// RTP bytes (whole datagrams) received from the phone.
+    pub bytes_rx: u64,
+    /// RTP bytes sent to the phone.
+    pub bytes_tx: u64,
+    /// Packets missing from the phone's stream (sequence gaps).
+    pub lost: u64,
+    /// RFC 3550 interarrival jitter of the phone's stream, in milliseconds.
+    pub jitter_ms: f64,
+    /// When the last accepted RTP packet arrived from the phone.
+    pub last_packet_at: Option<std::time::Instant>,
+    /// RTCP datagrams received from the phone.
+    pub rtcp_rx: u64,
+    /// RTCP datagrams sent to the phone.
+    pub rtcp_tx: u64,
+    /// Datagrams from this leg's side that were not valid RTP/RTCP.
+    pub malformed: u64,
+    /// Datagrams from this leg's side dropped for other reasons (unlatched source, no destination).
+    pub dropped: u64,
+    /// Where RTP for this phone currently goes (SDP address or latched source).
+    pub remote: Option<SocketAddr>,
+    /// The phone's own RTCP view of what it receives, once it sent a report.
+    pub reported: Option<ReportedQuality>,
+}
+
+/// A snapshot of a session's counters.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SessionStats {
+    /// Caller side.
+    pub a: LegStats,
+    /// Callee side.
+    pub b: LegStats,
+    /// Whether the session is on hold.
+    pub on_hold: bool,
+}
+
+impl SessionStats {
+    /// The counters of one leg.
+    pub fn leg(&self, leg: Leg) -> &LegStats {
+        match leg {
+            Leg::A => &self.a,
+            Leg::B => &self.b,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Control {
+    Remote {
+        leg: Leg,
+        rtp: SocketAddr,
+        rtcp: Option<SocketAddr>,
+    },
+    Hold(bool),
+    ClockRate {
+        leg: Leg,
+        payload_type: u8,
+        hz: u32,
+    },
+}
+
+/// One call's relay: two legs of RTP+RTCP sockets. Dropping it releases the ports.
+#[derive(Debug)]
+pub struct Session {
+    call_id: Arc<str>,
+    local: [SocketAddr; 2],
+    local_rtcp: [SocketAddr; 2],
+    shared: Arc<SessionShared>,
+    ctrl: mpsc::UnboundedSender<Control>,
+    timeout_rx: watch::Receiver<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    /// The call this session belongs to.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// The relay's RTP address for a leg (write it into that leg's SDP).
+    pub fn local(&self, leg: Leg) -> SocketAddr {
+        self.local[leg.idx()]
+    }
+
+    /// The relay's RTCP address for a leg (RTP port + 1).
+    pub fn local_rtcp(&self, leg: Leg) -> SocketAddr {
+        self.local_rtcp[leg.idx()]
+    }
+
+    /// Sets a leg's destination from its SDP. RTCP defaults to RTP port + 1. A changed address
+    /// undoes latching; repeating the same address (e.g. a re-INVITE from a NATed phone) keeps it.
+    pub fn set_remote(&self, leg: Leg, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+        // A send error means the task is gone, which only happens while the session is dropped.
+        let _ = self.ctrl.send(Control::Remote { leg, rtp, rtcp });
+    }
+
+    /// Puts the session on or off hold; no media timeout fires while on hold.
+    pub fn set_hold(&self, on_hold: bool) {
+        self.shared.held.store(on_hold, Relaxed);
+        let _ = self.ctrl.send(Control::Hold(on_hold));
+    }
+
+    /// Declares the RTP clock rate of a payload type a leg's phone sends (for jitter).
+    /// Static types (PCMU, PCMA, G722, ...) are known already.
+    pub fn set_clock_rate(&self, leg: Leg, payload_type: u8, hz: u32) {
+        let _ = self.ctrl.send(Control::ClockRate {
+            leg,
+            payload_type,
+            hz,
+        });
+    }
+
+    /// Completes once no RTP arrived from either phone for `media_timeout` while not on hold.
+    /// The timer runs only while both legs have a destination (SDP or latched).
+    pub async fn timed_out(&self) {
+        let mut rx = self.timeout_rx.clone();
+        if rx.wait_for(|t| *t).await.is_err() {
+            // The task ended without a timeout (session closing): never report one.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Whether the media timeout has fired.
+    pub fn is_timed_out(&self) -> bool {
+        *self.timeout_rx.borrow()
+    }
+
+    /// A snapshot of the session's counters.
+    pub fn stats(&self) -> SessionStats {
+        let remotes = match self.shared.remotes.lock() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        };
+        let leg = |i: usize| {
+            let c = &self.shared.legs[i];
+            let last = c.last_rx_ns.load(Relaxed);
+            LegStats {
+                packets_rx: c.packets_rx.load(Relaxed),
+                packets_tx: c.packets_tx.load(Relaxed),
+                bytes_rx: c.bytes_rx.load(Relaxed),
+                bytes_tx: c.bytes_tx.load(Relaxed),
+                lost: c.lost.load(Relaxed),
+                jitter_ms: c.jitter_us.load(Relaxed) as f64 / 1000.0,
+                last_packet_at: (last > 0)
+                    .then(|| self.shared.started.into_std() + Duration::from_nanos(last - 1)),
+                rtcp_rx: c.rtcp_rx.load(Relaxed),
+                rtcp_tx: c.rtcp_tx.load(Relaxed),
+                malformed: c.malformed.load(Relaxed),
+                dropped: c.dropped.load(Relaxed),
+                remote: remotes[i],
+                reported: c.reported.load(Relaxed).then(|| ReportedQuality {
+                    fraction_lost: f64::from(c.rr_fraction_lost.load(Relaxed)) / 256.0,
+                    cumulative_lost: c.rr_cumulative_lost.load(Relaxed) as i64,
+                    jitter_ms: c.rr_jitter_us.load(Relaxed) as f64 / 1000.0,
+                }),
+            }
+        };
+        SessionStats {
+            a: leg(0),
+            b: leg(1),
+            on_hold: self.shared.held.load(Relaxed),
+        }
+    }
+
+    /// Stops relaying and waits until the ports are released.
+    pub async fn close(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // The error is the expected cancellation.
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A source trying to take over a latched leg.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    addr: SocketAddr,
+    last_seq: u16,
+    count: u16,
+}
+
+/// Per-wake counters, published to atomics after each batch.
+#[derive(Debug, Default, Clone, Copy)]
+struct LocalLeg {
+    packets_rx: u64,
+    packets_tx: u64,
+    bytes_rx: u64,
+    bytes_tx: u64,
+    rtcp_rx: u64,
+    rtcp_tx: u64,
+    malformed: u64,
+    dropped: u64,
+    last_rx: Option<Instant>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct BatchCounters {
+    relayed: u64,
+    bytes: u64,
+    dropped: u64,
+    malformed: u64,
+}
+
+#[derive(Debug)]
+struct LegIo {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    sdp_rtp: Option<SocketAddr>,
+    rtp_dest: Option<SocketAddr>,
+    rtp_latched: bool,
+    rtcp_dest: Option<SocketAddr>,
+    rtcp_latched: bool,
+    candidate: Option<Candidate>,
+    rx: RxStats,
+    /// RTP clock rate per payload type of what this leg's phone sends (0 = unknown).
+    clock: [u32; 128],
+    /// Clock rate of the last payload forwarded to this leg's phone (to read its RTCP jitter).
+    tx_clock: u32,
+    local: LocalLeg,
+    dirty: bool,
+}
+
+impl LegIo {
+    fn new(rtp: UdpSocket, rtcp: UdpSocket) -> LegIo {
+        let mut clock = [0u32; 128];
+        for (pt, c) in clock.iter_mut().enumerate() {
+            *c = static_clock_rate(pt as u8).unwrap_or(0);
+        }
+        LegIo {
+            rtp,
+            rtcp,
+            sdp_rtp: None,
+            rtp_dest: None,
+            rtp_latched: false,
+            rtcp_dest: None,
+            rtcp_latched: false,
+            candidate: None,
+            rx: RxStats::default(),
+            clock,
+            tx_clock: 8000,
+            local: LocalLeg::default(),
+            dirty: false,
+        }
+    }
+}
+
+enum Wake {
+    Closed,
+    Control(Control),
+    Io { ready: u8, timer: bool },
+}
+
+/// The session task: owns the sockets and all per-call state.
+struct Engine {
+    legs: [LegIo; 2],
+    ctrl: mpsc::UnboundedReceiver<Control>,
+    timeout_tx: watch::Sender<bool>,
+    shared: Arc<SessionShared>,
+    relay: Arc<RelayInner>,
+    held: bool,
+    timed_out: bool,
+    timer_on: bool,
+    last_activity: Instant,
+    batch: BatchCounters,
+}
+
+impl Engine {
+    async fn run(mut self) {
+        let mut buf = [0u8; BUF_LEN];
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        loop {
+            let timer_on = self.timer_on;
+            let wake = poll_fn(|cx| {
+                match self.ctrl.poll_recv(cx) {
+                    Poll::Ready(Some(c)) => return Poll::Ready(Wake::Control(c)),
+                    Poll::Ready(None) => return Poll::Ready(Wake::Closed),
+                    Poll::Pending => {}
+                }
+                let mut ready = 0u8;
+                for (i, leg) in self.legs.iter().enumerate() {
+                    for (j, sock) in [&leg.rtp, &leg.rtcp].into_iter().enumerate() {
+                        match sock.poll_recv_ready(cx) {
+                            Poll::Ready(Ok(())) => ready |= 1 << (i * 2 + j),
+                            // Only a shut-down reactor fails here: the runtime is going away.
+                            Poll::Ready(Err(_)) => return Poll::Ready(Wake::Closed),
+                            Poll::Pending => {}
+                        }
+                    }
+                }
+                let timer = timer_on && sleep.as_mut().poll(cx).is_ready();
+                if ready != 0 || timer {
+                    Poll::Ready(Wake::Io { ready, timer })
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            match wake {
+                Wake::Closed => break,
+                Wake::Control(c) => self.on_control(c),
+                Wake::Io { ready, timer } => {
+                    for i in 0..4 {
+                        if ready & (1 << i) != 0 {
+                            self.drain(i, &mut buf);
+                        }
+                    }
+                    self.publish();
+                    if timer {
+                        self.on_timer(sleep.as_mut());
+                    }
+                }
+            }
+            self.update_timer(sleep.as_mut());
+        }
+        self.publish();
+    }
+
+    fn drain(&mut self, sock: usize, buf: &mut [u8; BUF_LEN]) {
+        let leg = sock / 2;
+        let is_rtcp = sock % 2 == 1;
+        for _ in 0..BATCH {
+            let io = &self.legs[leg];
+            let s = if is_rtcp { &io.rtcp } else { &io.rtp };
+            match s.try_recv_from(buf) {
+                Ok((n, src)) => {
+                    if n >= BUF_LEN {
+                        self.malformed(leg);
+                    } else if is_rtcp {
+                        self.on_rtcp(leg, &buf[..n], src);
+                    } else {
+                        self.on_rtp(leg, &buf[..n], src);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // E.g. an ICMP error surfacing on the socket: it concerns one send, keep going.
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn malformed(&mut self, leg: usize) {
+        self.legs[leg].local.malformed += 1;
+        self.legs[leg].dirty = true;
+        self.batch.malformed += 1;
+    }
+
+    fn dropped(&mut self, leg: usize) {
+        self.legs[leg].local.dropped += 1;
+        self.legs[leg].dirty = true;
+        self.batch.dropped += 1;
+    }
+
+    fn on_rtp(&mut self, leg: usize, pkt: &[u8], src: SocketAddr) {
+        if rtcp::is_rtcp(pkt) {
+            // RTCP multiplexed on the RTP port (RFC 5761): relay it the same way, port to port.
+            self.on_muxed_rtcp(leg, pkt, src);
+            return;
+        }
+        let Ok(p) = RtpPacket::parse(pkt) else {
+            self.malformed(leg);
+            return;
+        };
+        if !self.accept_source(leg, src, p.sequence) {
+            self.dropped(leg);
+            return;
+        }
+        let now = Instant::now();
+        let io = &mut self.legs[leg];
+        io.rx.on_sequence(p.sequence, p.ssrc);
+        let hz = io.clock[usize::from(p.payload_type)];
+        if hz != 0 {
+            let ns = now
+                .saturating_duration_since(self.shared.started)
+                .as_nanos();
+            let arrival = (ns * u128::from(hz) / 1_000_000_000) as u32;
+            io.rx.on_timing(p.payload_type, p.timestamp, arrival, hz);
+        }
+        io.local.packets_rx += 1;
+        io.local.bytes_rx += pkt.len() as u64;
+        io.local.last_rx = Some(now);
+        io.dirty = true;
+        self.last_activity = now;
+        let out = &mut self.legs[1 - leg];
+        match out.rtp_dest {
+            Some(dest) => match out.rtp.try_send_to(pkt, dest) {
+                Ok(_) => {
+                    out.local.packets_tx += 1;
+                    out.local.bytes_tx += pkt.len() as u64;
+                    if hz != 0 {
+                        out.tx_clock = hz;
+                    }
+                    out.dirty = true;
+                    self.batch.relayed += 1;
+                    self.batch.bytes += pkt.len() as u64;
+                }
+                Err(_) => self.dropped(1 - leg),
+            },
+            None => self.dropped(leg),
+        }
+    }
+
+    /// Decides whether RTP from `src` belongs to this leg's phone, latching when appropriate.
+    fn accept_source(&mut self, leg: usize, src: SocketAddr, seq: u16) -> bool {
+        let need = self.relay.config.relatch_packets.max(1);
+        let io = &mut self.legs[leg];
+        if io.rtp_latched && io.rtp_dest == Some(src) {
+            io.candidate = None;
+            return true;
+        }
+        if io.rtp_latched {
+            let c = match io.candidate {
+                Some(c) if c.addr == src && seq == c.last_seq.wrapping_add(1) => Candidate {
+                    addr: src,
+                    last_seq: seq,
+                    count: c.count + 1,
+                },
+                _ => Candidate {
+                    addr: src,
+                    last_seq: seq,
+                    count: 1,
+                },
+            };
+            if c.count < need {
+                io.candidate = Some(c);
+                return false;
+            }
+            tracing::info!(leg, from = ?io.rtp_dest, to = %src, "media source moved, re-latching");
+        }
+        io.candidate = None;
+        io.rtp_dest = Some(src);
+        io.rtp_latched = true;
+        if !io.rtcp_latched {
+            // Until the phone sends RTCP, guess its RTCP port as RTP + 1 on the real address.
+            io.rtcp_dest = src
+                .port()
+                .checked_add(1)
+                .map(|p| SocketAddr::new(src.ip(), p));
+        }
+        self.publish_remotes();
+        true
+    }
+
+    fn on_muxed_rtcp(&mut self, leg: usize, pkt: &[u8], src: SocketAddr) {
+        if rtcp::validate(pkt).is_err() {
+            self.malformed(leg);
+            return;
+        }
+        let io = &self.legs[leg];
+        if !(io.rtp_latched && io.rtp_dest == Some(src)) {
+            self.dropped(leg);
+            return;
+        }
+        self.note_report(leg, pkt);
+        let out = &mut self.legs[1 - leg];
+        match out.rtp_dest {
+            Some(dest) if out.rtp.try_send_to(pkt, dest).is_ok() => {
+                out.local.rtcp_tx += 1;
+                out.dirty = true;
+                self.batch.relayed += 1;
+                self.batch.bytes += pkt.len() as u64;
+            }
+            _ => self.dropped(leg),
+        }
+    }
+
+    fn on_rtcp(&mut self, leg: usize, pkt: &[u8], src: SocketAddr) {
+        if rtcp::validate(pkt).is_err() {
+            self.malformed(leg);
+            return;
+        }
+        let io = &mut self.legs[leg];
+        if io.rtcp_dest != Some(src) || !io.rtcp_latched {
+            // Accept a new RTCP source only from the host whose RTP we latched (if any).
+            let same_host = !io.rtp_latched || io.rtp_dest.map(|d| d.ip()) == Some(src.ip());
+            if !same_host {
+                self.dropped(leg);
+                return;
+            }
+            io.rtcp_dest = Some(src);
+            io.rtcp_latched = true;
+        }
+        self.note_report(leg, pkt);
+        let out = &mut self.legs[1 - leg];
+        match out.rtcp_dest {
+            Some(dest) if out.rtcp.try_send_to(pkt, dest).is_ok() => {
+                out.local.rtcp_tx += 1;
+                out.dirty = true;
+                self.batch.relayed += 1;
+                self.batch.bytes += pkt.len() as u64;
+            }
+            _ => self.dropped(leg),
+        }
+    }
+
+    /// Records the phone's own report (about what it receives from the relay).
+    fn note_report(&mut self, leg: usize, pkt: &[u8]) {
+        let io = &mut self.legs[leg];
+        io.local.rtcp_rx += 1;
+        io.dirty = true;
+        if let Some(b) = rtcp::first_report_block(pkt) {
+            let c = &self.shared.legs[leg];
+            c.rr_fraction_lost
+                .store(u32::from(b.fraction_lost), Relaxed);
+            c.rr_cumulative_lost
+                .store(i64::from(b.cumulative_lost) as u64, Relaxed);
+            let us = u64::from(b.jitter) * 1_000_000 / u64::from(io.tx_clock.max(1));
+            c.rr_jitter_us.store(us, Relaxed);
+            c.reported.store(true, Relaxed);
+        }
+    }
+
+    fn on_control(&mut self, c: Control) {
+        match c {
+            Control::Remote { leg, rtp, rtcp } => {
+                let io = &mut self.legs[leg.idx()];
+                let moved = io.sdp_rtp.is_some_and(|old| old != rtp);
+                io.sdp_rtp = Some(rtp);
+                // Keep a latch unless the SDP really moved: the first SDP of a phone whose media
+                // already arrived, or a repeated private address, must not undo it.
+                if moved || !io.rtp_latched {
+                    io.rtp_dest = Some(rtp);
+                    io.rtp_latched = false;
+                    io.candidate = None;
+                }
+                if moved || !io.rtcp_latched {
+                    io.rtcp_dest = rtcp.or_else(|| {
+                        rtp.port()
+                            .checked_add(1)
+                            .map(|p| SocketAddr::new(rtp.ip(), p))
+                    });
+                    io.rtcp_latched = false;
+                }
+                self.publish_remotes();
+            }
+            Control::Hold(h) => {
+                self.held = h;
+            }
+            Control::ClockRate {
+                leg,
+                payload_type,
+                hz,
+            } => {
+                self.legs[leg.idx()].clock[usize::from(payload_type & 0x7f)] = hz;
+            }
+        }
+    }
+
+    fn armed(&self) -> bool {
+        !self.held && !self.timed_out && self.legs.iter().all(|l| l.rtp_dest.is_some())
+    }
+
+    fn update_timer(&mut self, sleep: std::pin::Pin<&mut tokio::time::Sleep>) {
+        let armed = self.armed();
+        if armed && !self.timer_on {
+            // Newly armed (answered, or taken off hold): the silence count starts now.
+            self.last_activity = Instant::now();
+            sleep.reset(self.last_activity + self.relay.config.media_timeout);
+            self.timer_on = true;
+        } else if !armed {
+            self.timer_on = false;
+        }
+    }
+
+    fn on_timer(&mut self, sleep: std::pin::Pin<&mut tokio::time::Sleep>) {
+        if !self.timer_on {
+            return;
+        }
+        let deadline = self.last_activity + self.relay.config.media_timeout;
+        if Instant::now() >= deadline {
+            self.timed_out = true;
+            self.timer_on = false;
+            self.relay.counters.timeouts.fetch_add(1, Relaxed);
+            tracing::info!("media timeout");
+            // No receiver left only means the session is closing.
+            let _ = self.timeout_tx.send(true);
+        } else {
+            // Media arrived since the timer was set: wait for the rest of the silence window.
+            sleep.reset(deadline);
+        }
+    }
+
+    fn publish_remotes(&self) {
+        let r = [self.legs[0].rtp_dest, self.legs[1].rtp_dest];
+        match self.shared.remotes.lock() {
+            Ok(mut g) => *g = r,
+            Err(p) => *p.into_inner() = r,
+        }
+    }
+
+    /// Moves the batch's counters into the shared atomics (one store each, not one per packet).
+    fn publish(&mut self) {
+        for (io, c) in self.legs.iter_mut().zip(self.shared.legs.iter()) {
+            if !io.dirty {
+                continue;
+            }
+            io.dirty = false;
+            let l = &io.local;
+            c.packets_rx.store(l.packets_rx, Relaxed);
+            c.packets_tx.store(l.packets_tx, Relaxed);
+            c.bytes_rx.store(l.bytes_rx, Relaxed);
+            c.bytes_tx.store(l.bytes_tx, Relaxed);
+            c.rtcp_rx.store(l.rtcp_rx, Relaxed);
+            c.rtcp_tx.store(l.rtcp_tx, Relaxed);
+            c.malformed.store(l.malformed, Relaxed);
+            c.dropped.store(l.dropped, Relaxed);
+            c.lost.store(io.rx.lost(), Relaxed);
+            c.jitter_us
+                .store((io.rx.jitter_secs() * 1e6) as u64, Relaxed);
+            if let Some(t) = l.last_rx {
+                let ns = t.saturating_duration_since(self.shared.started).as_nanos() as u64;
+                c.last_rx_ns.store(ns + 1, Relaxed);
+            }
+        }
+        let b = std::mem::take(&mut self.batch);
+        let g = &self.relay.counters;
+        if b.relayed > 0 {
+            g.relayed.fetch_add(b.relayed, Relaxed);
+            g.bytes.fetch_add(b.bytes, Relaxed);
+        }
+        if b.dropped > 0 {
+            g.dropped.fetch_add(b.dropped, Relaxed);
+        }
+        if b.malformed > 0 {
+            g.malformed.fetch_add(b.malformed, Relaxed);
+        }
+    }
+}
