@@ -1,0 +1,672 @@
+//! The typed API against real SQLite and PostgreSQL databases.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use store::{
+    AdminLogin, AdminRole, ApiScope, Backend, BindingUpsert, CdrQuery, Change, Disposition, Error,
+    ExtensionUpdate, HangupBy, LegStats, NewCdr, NewExtension, Page, Transport,
+};
+
+both_backends!(
+    default_tenant_and_domains,
+    extension_crud_and_constraints,
+    extension_auth_has_ha1_for_realm,
+    administrators_and_lockout,
+    api_keys,
+    settings_scopes,
+    registrations_lifecycle,
+    group_commit_many_callers_and_bad_row_isolated,
+    call_records,
+    change_notification_reaches_other_store,
+    reopen_keeps_data,
+);
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
+}
+
+async fn default_tenant_and_domains(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let d = s.default_tenant().await.unwrap();
+    assert_eq!(d.realm, "denwa");
+    assert!(d.is_default);
+    // A single-company install: any domain (or IP) maps to the only tenant.
+    assert_eq!(
+        s.tenant_for_domain("192.0.2.1").await.unwrap().unwrap().id,
+        d.id
+    );
+
+    let acme = s.create_tenant("acme", "acme.example").await.unwrap();
+    assert!(!acme.is_default);
+    assert!(matches!(
+        s.create_tenant("acme", "x").await,
+        Err(Error::Conflict(_))
+    ));
+    // Two tenants: an unknown domain identifies nobody.
+    assert_eq!(s.tenant_for_domain("unknown.example").await.unwrap(), None);
+    s.add_domain(acme.id, "PBX.Acme.Example").await.unwrap();
+    assert_eq!(
+        s.tenant_for_domain("pbx.acme.example")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        acme.id
+    );
+    assert!(matches!(
+        s.add_domain(d.id, "pbx.acme.example").await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(s.domains(acme.id).await.unwrap(), vec!["pbx.acme.example"]);
+    assert!(s.remove_domain("pbx.acme.example").await.unwrap());
+    assert!(!s.remove_domain("pbx.acme.example").await.unwrap());
+    assert_eq!(s.list_tenants().await.unwrap().len(), 2);
+}
+
+async fn extension_crud_and_constraints(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t1 = s.default_tenant().await.unwrap().id;
+    let t2 = s.create_tenant("other", "other").await.unwrap().id;
+    for (n, name) in [
+        ("1001", "Alice"),
+        ("1002", "Bob"),
+        ("2001", "alicia"),
+        ("*97", "VM"),
+    ] {
+        let e = s
+            .create_extension(
+                t1,
+                NewExtension {
+                    number: n.into(),
+                    display_name: name.into(),
+                    password: Some("pw".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(e.number, n);
+        assert!(e.enabled && e.has_password);
+        assert_eq!(e.max_contacts, 3);
+    }
+    // Unique per tenant, in the database.
+    let dup = s
+        .create_extension(
+            t1,
+            NewExtension {
+                number: "1001".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
+    // The same number in another tenant is fine.
+    s.create_extension(
+        t2,
+        NewExtension {
+            number: "1001".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.create_extension(
+            t1,
+            NewExtension {
+                number: "10a".into(),
+                ..Default::default()
+            }
+        )
+        .await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.create_extension(
+            9999,
+            NewExtension {
+                number: "1".into(),
+                ..Default::default()
+            }
+        )
+        .await,
+        Err(Error::NotFound(_))
+    ));
+
+    let all = s.list_extensions(t1, None, Page::default()).await.unwrap();
+    let nums: Vec<_> = all.iter().map(|e| e.number.as_str()).collect();
+    assert_eq!(nums, ["*97", "1001", "1002", "2001"]);
+    let found = s
+        .list_extensions(t1, Some("ALI"), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(s.count_extensions(t1, Some("ali")).await.unwrap(), 2);
+    assert_eq!(
+        s.count_extensions(t1, Some("%")).await.unwrap(),
+        0,
+        "LIKE wildcards are escaped"
+    );
+    let page2 = s
+        .list_extensions(
+            t1,
+            None,
+            Page {
+                limit: 2,
+                offset: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 2);
+    assert_eq!(page2[0].number, "1002");
+
+    let u = s
+        .update_extension(
+            t1,
+            "1002",
+            ExtensionUpdate {
+                display_name: Some("Robert".into()),
+                enabled: Some(false),
+                max_contacts: Some(5),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (u.display_name.as_str(), u.enabled, u.max_contacts),
+        ("Robert", false, 5)
+    );
+    assert!(matches!(
+        s.update_extension(
+            t1,
+            "1002",
+            ExtensionUpdate {
+                max_contacts: Some(0),
+                ..Default::default()
+            }
+        )
+        .await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.update_extension(t1, "9", ExtensionUpdate::default())
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    let got = s.extension(t1, "1002").await.unwrap().unwrap();
+    assert_eq!(s.extension_by_id(got.id).await.unwrap().unwrap(), got);
+    s.delete_extension(t1, "1002").await.unwrap();
+    assert!(matches!(
+        s.delete_extension(t1, "1002").await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(s.extension(t1, "1002").await.unwrap(), None);
+}
+
+async fn extension_auth_has_ha1_for_realm(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t1 = s.default_tenant().await.unwrap().id;
+    let e = s
+        .create_extension(
+            t1,
+            NewExtension {
+                number: "1001".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!e.has_password);
+    let a = s.extension_auth(t1, "1001").await.unwrap().unwrap();
+    assert_eq!((a.ha1_md5, a.ha1_sha256, a.enabled), (None, None, true));
+    s.set_extension_password(t1, "1001", "secret")
+        .await
+        .unwrap();
+    let a = s.extension_auth(t1, "1001").await.unwrap().unwrap();
+    assert_eq!(a.extension_id, e.id);
+    assert_eq!(
+        a.ha1_md5.unwrap(),
+        store::ha1_md5("1001", "denwa", "secret")
+    );
+    assert_eq!(
+        a.ha1_sha256.unwrap(),
+        store::ha1_sha256("1001", "denwa", "secret")
+    );
+    assert!(matches!(
+        s.set_extension_password(t1, "1002", "x").await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(s.extension_auth(t1, "1002").await.unwrap(), None);
+}
+
+async fn administrators_and_lockout(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let a = s
+        .create_admin("root", "correct horse", AdminRole::Admin)
+        .await
+        .unwrap();
+    assert_eq!(a.role, AdminRole::Admin);
+    assert!(matches!(
+        s.create_admin("root", "x", AdminRole::Viewer).await,
+        Err(Error::Conflict(_))
+    ));
+    let now = t(0);
+    assert!(matches!(
+        s.verify_admin("root", "correct horse", now).await.unwrap(),
+        AdminLogin::Ok(_)
+    ));
+    assert_eq!(
+        s.verify_admin("nobody", "x", now).await.unwrap(),
+        AdminLogin::BadCredentials
+    );
+    for _ in 0..4 {
+        assert_eq!(
+            s.verify_admin("root", "wrong", now).await.unwrap(),
+            AdminLogin::BadCredentials
+        );
+    }
+    let AdminLogin::Locked(until) = s.verify_admin("root", "wrong", now).await.unwrap() else {
+        panic!("fifth failure must lock");
+    };
+    assert!(until > now);
+    // Even the right password is refused while locked, and accepted after the lock.
+    assert!(matches!(
+        s.verify_admin("root", "correct horse", now).await.unwrap(),
+        AdminLogin::Locked(_)
+    ));
+    let AdminLogin::Ok(a) = s
+        .verify_admin("root", "correct horse", until)
+        .await
+        .unwrap()
+    else {
+        panic!("lock must expire");
+    };
+    assert_eq!(a.failed_logins, 0);
+    s.set_admin_password("root", "new").await.unwrap();
+    assert!(matches!(
+        s.verify_admin("root", "new", now).await.unwrap(),
+        AdminLogin::Ok(_)
+    ));
+    assert_eq!(s.list_admins().await.unwrap().len(), 1);
+    s.delete_admin("root").await.unwrap();
+    assert_eq!(s.admin("root").await.unwrap(), None);
+}
+
+async fn api_keys(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t1 = s.default_tenant().await.unwrap().id;
+    let (k, token) = s
+        .create_api_key(Some(t1), "ci", ApiScope::Read)
+        .await
+        .unwrap();
+    assert!(token.starts_with(&k.prefix));
+    assert_eq!(k.last_used_at, None);
+    let (_, global) = s.create_api_key(None, "ops", ApiScope::Full).await.unwrap();
+    let used = s.verify_api_key(&token, t(5)).await.unwrap().unwrap();
+    assert_eq!(
+        (used.id, used.scope, used.last_used_at),
+        (k.id, ApiScope::Read, Some(t(5)))
+    );
+    assert_eq!(s.verify_api_key("dnw_bogus", t(5)).await.unwrap(), None);
+    assert_eq!(s.list_api_keys(Some(t1)).await.unwrap().len(), 1);
+    assert_eq!(s.list_api_keys(None).await.unwrap().len(), 2);
+    s.delete_api_key(k.id).await.unwrap();
+    assert_eq!(s.verify_api_key(&token, t(6)).await.unwrap(), None);
+    assert!(s.verify_api_key(&global, t(6)).await.unwrap().is_some());
+}
+
+async fn settings_scopes(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t1 = s.default_tenant().await.unwrap().id;
+    assert_eq!(s.setting::<u32>(None, "rtp.low").await.unwrap(), None);
+    s.set_setting(None, "rtp.low", &10000u32).await.unwrap();
+    s.set_setting(Some(t1), "rtp.low", &20000u32).await.unwrap();
+    s.set_setting(None, "rtp.low", &10002u32).await.unwrap();
+    assert_eq!(
+        s.setting::<u32>(None, "rtp.low").await.unwrap(),
+        Some(10002)
+    );
+    assert_eq!(
+        s.setting::<u32>(Some(t1), "rtp.low").await.unwrap(),
+        Some(20000)
+    );
+    s.set_setting(None, "lang", &"ja").await.unwrap();
+    let list = s.list_settings(None).await.unwrap();
+    assert_eq!(
+        list,
+        vec![
+            ("lang".to_string(), serde_json::json!("ja")),
+            ("rtp.low".to_string(), serde_json::json!(10002))
+        ]
+    );
+    assert!(matches!(
+        s.setting::<String>(None, "rtp.low").await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(s.delete_setting(None, "lang").await.unwrap());
+    assert!(!s.delete_setting(None, "lang").await.unwrap());
+}
+
+fn binding(
+    tenant: i64,
+    ext: i64,
+    contact: &str,
+    now: DateTime<Utc>,
+    expires: i64,
+) -> BindingUpsert {
+    BindingUpsert {
+        tenant_id: tenant,
+        extension_id: ext,
+        aor: "sip:1001@denwa".into(),
+        contact_uri: contact.into(),
+        expires_at: now + chrono::Duration::seconds(expires),
+        q: 1.0,
+        call_id: "cid".into(),
+        cseq: 1,
+        user_agent: "test".into(),
+        received_addr: "192.0.2.10:5060".into(),
+        transport: Transport::Udp,
+        local_addr: "192.0.2.1:5060".into(),
+        instance_id: None,
+        reg_id: None,
+        node: "n1".into(),
+        flags: 0,
+        now,
+    }
+}
+
+async fn registrations_lifecycle(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t1 = s.default_tenant().await.unwrap().id;
+    let e = s
+        .create_extension(
+            t1,
+            NewExtension {
+                number: "1001".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let id1 = s
+        .upsert_binding(binding(t1, e.id, "sip:a@1", t(0), 60))
+        .await
+        .unwrap();
+    let mut refresh = binding(t1, e.id, "sip:a@1", t(30), 60);
+    refresh.cseq = 2;
+    refresh.transport = Transport::Tcp;
+    refresh.instance_id = Some("<urn:uuid:1>".into());
+    refresh.reg_id = Some(1);
+    refresh.q = 0.5;
+    assert_eq!(
+        s.upsert_binding(refresh).await.unwrap(),
+        id1,
+        "same contact, same row"
+    );
+    s.upsert_binding(binding(t1, e.id, "sip:b@2", t(0), 10))
+        .await
+        .unwrap();
+
+    let live = s.bindings_for_extension(e.id, t(20)).await.unwrap();
+    assert_eq!(live.len(), 1, "b expired at t(10)");
+    let r = &live[0];
+    assert_eq!(
+        (r.cseq, r.transport, r.q, r.reg_id),
+        (2, Transport::Tcp, 0.5, Some(1))
+    );
+    assert_eq!(r.instance_id.as_deref(), Some("<urn:uuid:1>"));
+    assert_eq!((r.last_seen, r.expires_at), (t(30), t(90)));
+    assert_eq!(
+        s.bindings_for_aor(t1, "sip:1001@denwa", t(0))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(s.count_bindings(None).await.unwrap(), 2);
+    assert_eq!(s.count_bindings(Some(t(20))).await.unwrap(), 1);
+    assert!(
+        s.set_binding_flags(id1, store::Registration::FLAG_UNREACHABLE)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.list_bindings(Page::default()).await.unwrap()[0].flags, 1);
+    assert_eq!(s.purge_expired_bindings(t(20)).await.unwrap(), 1);
+    assert_eq!(s.count_bindings(None).await.unwrap(), 1);
+    assert!(s.delete_binding(e.id, "sip:a@1").await.unwrap());
+    assert!(!s.delete_binding(e.id, "sip:a@1").await.unwrap());
+
+    s.upsert_binding(binding(t1, e.id, "sip:c@3", t(0), 60))
+        .await
+        .unwrap();
+    s.upsert_binding(binding(t1, e.id, "sip:d@4", t(0), 60))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delete_bindings_for_aor(t1, "sip:1001@denwa")
+            .await
+            .unwrap(),
+        2
+    );
+    // Deleting the extension cascades to its bindings (foreign key in the schema).
+    s.upsert_binding(binding(t1, e.id, "sip:e@5", t(0), 60))
+        .await
+        .unwrap();
+    s.delete_extension(t1, "1001").await.unwrap();
+    assert_eq!(s.count_bindings(None).await.unwrap(), 0);
+}
+
+async fn group_commit_many_callers_and_bad_row_isolated(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t1 = s.default_tenant().await.unwrap().id;
+    let e = s
+        .create_extension(
+            t1,
+            NewExtension {
+                number: "1001".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let s = s.clone();
+        // Every 100th row names an extension that does not exist: the database refuses it.
+        let ext = if i % 100 == 99 { 999_999 } else { e.id };
+        tasks.push(tokio::spawn(async move {
+            s.upsert_binding(binding(t1, ext, &format!("sip:{i}@x"), t(0), 60))
+                .await
+        }));
+    }
+    let mut ok = std::collections::HashSet::new();
+    let mut failed = 0;
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(id) => assert!(ok.insert(id), "ids are distinct"),
+            Err(e) => {
+                assert_eq!(i % 100, 99, "only the bad rows fail: {e}");
+                failed += 1;
+            }
+        }
+    }
+    assert_eq!((ok.len(), failed), (396, 4));
+    assert_eq!(s.count_bindings(None).await.unwrap(), 396);
+}
+
+fn cdr(tenant: i64, caller: &str, callee: &str, start: i64, d: Disposition) -> NewCdr {
+    let answered = d == Disposition::Answered;
+    NewCdr {
+        tenant_id: tenant,
+        call_id: format!("{caller}-{callee}-{start}"),
+        caller: caller.into(),
+        callee: callee.into(),
+        caller_name: "Alice".into(),
+        start_time: t(start),
+        answer_time: answered.then(|| t(start + 2)),
+        end_time: t(start + 12),
+        duration_s: 12,
+        billsec: if answered { 10 } else { 0 },
+        disposition: d,
+        hangup_by: HangupBy::Caller,
+        hangup_cause: "BYE".into(),
+        codec: "PCMU".into(),
+        a: LegStats {
+            pkts_rx: 500,
+            pkts_tx: 499,
+            lost: 1,
+            jitter_ms: 1.5,
+        },
+        b: LegStats {
+            pkts_rx: 499,
+            pkts_tx: 500,
+            lost: 0,
+            jitter_ms: 0.25,
+        },
+    }
+}
+
+async fn call_records(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t1 = s.default_tenant().await.unwrap().id;
+    let first = cdr(t1, "1001", "1002", 0, Disposition::Answered);
+    let id = s.insert_cdr(first.clone()).await.unwrap();
+    s.insert_cdr(cdr(t1, "1002", "1003", 100, Disposition::Busy))
+        .await
+        .unwrap();
+    s.insert_cdr(cdr(t1, "1003", "1001", 200, Disposition::NoAnswer))
+        .await
+        .unwrap();
+    s.insert_cdr(cdr(t1, "1001", "1003", 86_400 * 2, Disposition::Answered))
+        .await
+        .unwrap();
+
+    let all = s.list_cdrs(&CdrQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].record.start_time >= w[1].record.start_time)
+    );
+    let stored = all.iter().find(|c| c.id == id).unwrap();
+    assert_eq!(stored.record, first, "every field round-trips");
+
+    let q = |f: fn(&mut CdrQuery)| {
+        let mut q = CdrQuery::default();
+        f(&mut q);
+        q
+    };
+    assert_eq!(
+        s.count_cdrs(&q(|q| q.number = Some("1001".into())))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        s.count_cdrs(&q(|q| q.disposition = Some(Disposition::Busy)))
+            .await
+            .unwrap(),
+        1
+    );
+    let ranged = s
+        .list_cdrs(&q(|q| {
+            q.from = Some(t(50));
+            q.to = Some(t(300));
+        }))
+        .await
+        .unwrap();
+    assert_eq!(ranged.len(), 2);
+    let paged = s
+        .list_cdrs(&q(|q| {
+            q.page = Page {
+                limit: 1,
+                offset: 1,
+            }
+        }))
+        .await
+        .unwrap();
+    assert_eq!(paged[0].record.start_time, t(200));
+
+    let day = t(0).date_naive();
+    let counts = s.cdr_counts_for_day(Some(t1), day).await.unwrap();
+    let get = |d| counts.iter().find(|(x, _)| *x == d).unwrap().1;
+    assert_eq!(
+        (
+            get(Disposition::Answered),
+            get(Disposition::Busy),
+            get(Disposition::NoAnswer),
+            get(Disposition::Failed)
+        ),
+        (1, 1, 1, 0)
+    );
+}
+
+async fn change_notification_reaches_other_store(b: Backend) {
+    let (a, url, _g) = common::store(b).await;
+    // A second store on the same database stands in for the CLI or another node.
+    let other = store::Store::open(&url, common::opts()).await.unwrap();
+    let mut rx = a.subscribe();
+    // Let the watcher take its baseline / start listening before the change.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t1 = other.default_tenant().await.unwrap().id;
+    other
+        .create_extension(
+            t1,
+            store::NewExtension {
+                number: "1001".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match rx.recv().await {
+                Ok(Change::Extensions) => return true,
+                Ok(_) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(got, "the change must arrive");
+    other.set_setting(None, "x", &1).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Change::Settings) = rx.recv().await {
+                return true;
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(got, "settings change must arrive");
+}
+
+async fn reopen_keeps_data(b: Backend) {
+    let (s, url, _g) = common::store(b).await;
+    let t1 = s.default_tenant().await.unwrap().id;
+    s.create_extension(
+        t1,
+        NewExtension {
+            number: "1001".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.close().await;
+    drop(s);
+    let s = store::Store::open(&url, common::opts()).await.unwrap();
+    assert_eq!(
+        s.list_tenants().await.unwrap().len(),
+        1,
+        "no second default tenant"
+    );
+    assert!(s.extension(t1, "1001").await.unwrap().is_some());
+    assert_eq!(s.schema_version().await.unwrap(), store::migrate::LATEST);
+}
