@@ -15,7 +15,11 @@ pub mod auth;
 pub mod dialog;
 pub mod transaction;
 
+pub mod check;
 pub mod error;
+pub mod framing;
+pub mod ids;
+pub mod lint;
 mod grammar;
 pub mod header;
 pub mod message;
@@ -24,11 +28,15 @@ pub mod parse;
 pub mod uri;
 pub mod values;
 
+pub use check::{CheckConfig, Rejection, check_request};
 pub use error::{InvalidValue, ParseError};
+pub use framing::{Datagram, StreamEvent, StreamFramer, decode_datagram};
+pub use ids::{generate_branch, generate_call_id, generate_tag};
+pub use lint::{LintReport, lint};
 pub use grammar::unescape;
 pub use header::{Header, HeaderName, HeaderValue, Headers};
 pub use message::{Message, Request, Response, Version, reason_phrase};
 pub use method::Method;
-pub use parse::{error_response, parse_message};
+pub use parse::{BodyMode, Limits, error_response, parse_bytes, parse_message};
 pub use uri::{AbsoluteUri, Host, Param, Params, Scheme, SipUri, TelUri, Uri};
 pub use values::{Auth, AuthParam, CSeq, Contact, MediaType, NameAddr, RAck, ValueParams, Via};
