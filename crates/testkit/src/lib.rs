@@ -46,7 +46,9 @@ pub fn require_binary(program: &str) -> Result<PathBuf, MissingBinary> {
 
 /// A binary a test needs is not installed.
 #[derive(Debug, thiserror::Error)]
-#[error("`{program}` is not installed (not on PATH); run scripts/test-deps.sh to install the test dependencies")]
+#[error(
+    "`{program}` is not installed (not on PATH); run scripts/test-deps.sh to install the test dependencies"
+)]
 pub struct MissingBinary {
     /// The program looked for.
     pub program: String,

@@ -36,7 +36,11 @@ fn take(count: u16) -> u16 {
     // Initialise lazily from the pid; compare_exchange keeps it race-free between threads.
     let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
     let offset = NEXT.fetch_add(u32::from(count), Ordering::SeqCst) % span;
-    let offset = if offset + u32::from(count) > span { 0 } else { offset };
+    let offset = if offset + u32::from(count) > span {
+        0
+    } else {
+        offset
+    };
     // offset < span <= u16::MAX, so the conversion cannot fail; fall back to the range start.
     RANGE_LOW + u16::try_from(offset).unwrap_or(0)
 }
@@ -69,12 +73,16 @@ pub fn free_port() -> Result<u16, NoFreePort> {
 
 /// A port the kernel picked for UDP (`bind` to port 0); free when returned.
 pub fn kernel_udp_port() -> std::io::Result<u16> {
-    Ok(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 /// A port the kernel picked for TCP (`bind` to port 0); free when returned.
 pub fn kernel_tcp_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 #[cfg(test)]

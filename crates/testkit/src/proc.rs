@@ -22,7 +22,7 @@ const POLL: Duration = Duration::from_millis(20);
 const PRINT_LIMIT: usize = 64 * 1024;
 
 /// What can go wrong with a child process.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ProcError {
     /// The program could not be started.
     #[error("cannot start {name}: {source}")]
@@ -64,6 +64,13 @@ pub enum ProcError {
         /// The tail of its logs.
         logs: String,
     },
+}
+
+// `unwrap()` in tests prints Debug: make it the readable message with the logs.
+impl std::fmt::Debug for ProcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// A pattern to find in a child's output: a substring or a regular expression.
@@ -401,7 +408,9 @@ mod tests {
     #[test]
     fn exit_before_match_is_reported_with_logs() {
         let mut p = Proc::spawn("early", sh("echo some-diagnostic; exit 3")).unwrap();
-        let err = p.wait_for_line("never", Duration::from_secs(10)).unwrap_err();
+        let err = p
+            .wait_for_line("never", Duration::from_secs(10))
+            .unwrap_err();
         match &err {
             ProcError::Exited { status, logs, .. } => {
                 assert_eq!(status.code(), Some(3));

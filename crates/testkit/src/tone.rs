@@ -403,7 +403,7 @@ mod tests {
         let s = s.min(CLIP) + BIAS;
         let exponent = (0..8).rev().find(|e| s & (0x80 << e) != 0).unwrap_or(0);
         let mantissa = (s >> (exponent + 3)) & 0x0F;
-        !(sign | (exponent << 4) as i32 | mantissa) as u8
+        !(sign | (exponent << 4) | mantissa) as u8
     }
 
     fn ulaw_decode(byte: u8) -> i16 {
