@@ -98,6 +98,8 @@ pub(crate) trait RowGet {
     fn opt_text(&self, col: &str) -> Result<Option<String>>;
     fn boolean(&self, col: &str) -> Result<bool>;
     fn f64(&self, col: &str) -> Result<f64>;
+    fn opt_f64(&self, col: &str) -> Result<Option<f64>>;
+    fn opt_bool(&self, col: &str) -> Result<Option<bool>>;
     /// A timestamp stored as integer milliseconds since the Unix epoch (UTC).
     fn ts(&self, col: &str) -> Result<DateTime<Utc>> {
         from_ms(self.i64(col)?)
@@ -128,6 +130,12 @@ macro_rules! impl_row_get {
             }
             fn f64(&self, col: &str) -> Result<f64> {
                 Ok(self.try_get::<f64, _>(col)?)
+            }
+            fn opt_f64(&self, col: &str) -> Result<Option<f64>> {
+                Ok(self.try_get::<Option<f64>, _>(col)?)
+            }
+            fn opt_bool(&self, col: &str) -> Result<Option<bool>> {
+                Ok(self.try_get::<Option<bool>, _>(col)?)
             }
         }
     };

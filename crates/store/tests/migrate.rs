@@ -54,12 +54,20 @@ async fn upgrades_database_created_by_first_version(b: Backend) {
     let cdrs = s.list_cdrs(&CdrQuery::default()).await.unwrap();
     assert_eq!(cdrs.len(), 1);
     assert_eq!(cdrs[0].record.call_id, "c1");
-    assert_eq!(cdrs[0].record.a, LegStats::default(), "new columns take their defaults");
+    assert_eq!(
+        cdrs[0].record.a,
+        LegStats::default(),
+        "new columns take their defaults"
+    );
 }
 
 async fn refuses_database_from_newer_denwa(b: Backend) {
     let (url, _g) = common::fresh(b);
-    Store::open(&url, common::opts()).await.unwrap().close().await;
+    Store::open(&url, common::opts())
+        .await
+        .unwrap()
+        .close()
+        .await;
     exec_raw(
         b,
         &url,
@@ -86,7 +94,10 @@ async fn migrate_is_idempotent_and_explicit(b: Backend) {
         ..common::opts()
     };
     let err = Store::open(&url, no_auto.clone()).await.unwrap_err();
-    assert!(matches!(err, Error::SchemaTooOld { found: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::SchemaTooOld { found: 1, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("denwa db migrate"));
     assert_eq!(Store::migrate(&url).await.unwrap(), vec![2]);
     assert_eq!(Store::migrate(&url).await.unwrap(), Vec::<i64>::new());
