@@ -285,11 +285,12 @@ impl Headers {
     /// All values of `name`, in order.
     pub fn get_all<'a>(
         &'a self,
-        name: &'a HeaderName,
-    ) -> impl Iterator<Item = &'a HeaderValue> + 'a {
+        name: &HeaderName,
+    ) -> impl Iterator<Item = &'a HeaderValue> + use<'a> {
+        let name = name.clone();
         self.0
             .iter()
-            .filter(move |h| &h.name == name)
+            .filter(move |h| h.name == name)
             .map(|h| &h.value)
     }
 

@@ -274,6 +274,11 @@ mod smallvec_lines {
     }
 }
 
+/// True when a start line begins like a status line.
+fn starts_with_sip(b: &[u8]) -> bool {
+    b.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+}
+
 fn parse_version(s: &str) -> Option<Version> {
     let rest = s
         .get(..4)
@@ -293,7 +298,7 @@ fn parse_version(s: &str) -> Option<Version> {
 }
 
 fn parse_start_line(line: &str) -> Result<Start, ParseError> {
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    if starts_with_sip(line.as_bytes()) {
         let mut parts = line.splitn(3, ' ');
         let v = parts.next().unwrap_or("");
         let code = parts
@@ -362,7 +367,7 @@ pub fn error_response(raw: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     let text = String::from_utf8_lossy(&data[..head_end]);
     let mut lines = text.split("\r\n");
     let first = lines.next()?;
-    if first.len() >= 4 && first[..4].eq_ignore_ascii_case("SIP/") {
+    if starts_with_sip(first.as_bytes()) {
         return None;
     }
     // Unfold: collect (name, value) with continuation lines joined.

@@ -434,7 +434,7 @@ impl TelUri {
     fn parse(s: &str) -> Result<TelUri, InvalidValue> {
         let rest = s
             .get(4..)
-            .filter(|_| s.len() >= 4 && s[..4].eq_ignore_ascii_case("tel:"))
+            .filter(|_| s.as_bytes().get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"tel:")))
             .ok_or(InvalidValue("not a tel URI"))?;
         let b = rest.as_bytes();
         let is_num = |c: u8| {
