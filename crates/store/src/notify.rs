@@ -142,11 +142,11 @@ async fn poll_sqlite(
             }
         };
         for (kind, counter) in &now {
-            if last.get(kind) != Some(counter) {
-                if let Some(c) = Change::parse(kind) {
-                    // No receivers is fine: nobody is interested right now.
-                    let _ = tx.send(c);
-                }
+            if last.get(kind) != Some(counter)
+                && let Some(c) = Change::parse(kind)
+            {
+                // No receivers is fine: nobody is interested right now.
+                let _ = tx.send(c);
             }
         }
         last = now;
