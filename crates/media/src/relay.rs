@@ -23,7 +23,6 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use crate::rtcp;
 use crate::rtp::{RtpPacket, static_clock_rate};
@@ -229,7 +228,9 @@ impl Relay {
         counters.total.fetch_add(1, Relaxed);
         counters.active.fetch_add(1, Relaxed);
         let guard = ActiveGuard(self.inner.clone());
+        let call: Arc<str> = Arc::from(call_id);
         let engine = Engine {
+            call_id: call.clone(),
             legs,
             ctrl: ctrl_rx,
             timeout_tx,
@@ -241,15 +242,10 @@ impl Relay {
             last_activity: Instant::now(),
             batch: BatchCounters::default(),
         };
-        let call: Arc<str> = Arc::from(call_id);
-        let span = tracing::debug_span!("media", call_id = %call);
-        let task = rt.spawn(
-            async move {
-                let _guard = guard;
-                engine.run().await;
-            }
-            .instrument(span),
-        );
+        let task = rt.spawn(async move {
+            let _guard = guard;
+            engine.run().await;
+        });
         tracing::debug!(call_id, a = %local[0], b = %local[1], "media session allocated");
         Ok(Session {
             call_id: call,
@@ -429,19 +425,19 @@ impl SessionStats {
     }
 }
 
+/// A control message; `Remote` is boxed so channel slots (allocated 32 at a time) stay small.
 #[derive(Debug)]
 enum Control {
-    Remote {
-        leg: Leg,
-        rtp: SocketAddr,
-        rtcp: Option<SocketAddr>,
-    },
+    Remote(Box<RemoteUpdate>),
     Hold(bool),
-    ClockRate {
-        leg: Leg,
-        payload_type: u8,
-        hz: u32,
-    },
+    ClockRate { leg: Leg, payload_type: u8, hz: u32 },
+}
+
+#[derive(Debug)]
+struct RemoteUpdate {
+    leg: Leg,
+    rtp: SocketAddr,
+    rtcp: Option<SocketAddr>,
 }
 
 /// One call's relay: two legs of RTP+RTCP sockets. Dropping it releases the ports.
@@ -474,9 +470,12 @@ impl Session {
 
     /// Sets a leg's destination from its SDP. RTCP defaults to RTP port + 1. A changed address
     /// undoes latching; repeating the same address (e.g. a re-INVITE from a NATed phone) keeps it.
+    /// An unspecified address or port 0 (old-style hold, rejected stream) is ignored.
     pub fn set_remote(&self, leg: Leg, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
         // A send error means the task is gone, which only happens while the session is dropped.
-        let _ = self.ctrl.send(Control::Remote { leg, rtp, rtcp });
+        let _ = self
+            .ctrl
+            .send(Control::Remote(Box::new(RemoteUpdate { leg, rtp, rtcp })));
     }
 
     /// Puts the session on or off hold; no media timeout fires while on hold.
@@ -606,8 +605,8 @@ struct LegIo {
     rtcp_latched: bool,
     candidate: Option<Candidate>,
     rx: RxStats,
-    /// RTP clock rate per payload type of what this leg's phone sends (0 = unknown).
-    clock: [u32; 128],
+    /// Clock rates declared for this leg's payload types; static types fall back to RFC 3551.
+    clock: Vec<(u8, u32)>,
     /// Clock rate of the last payload forwarded to this leg's phone (to read its RTCP jitter).
     tx_clock: u32,
     local: LocalLeg,
@@ -616,10 +615,6 @@ struct LegIo {
 
 impl LegIo {
     fn new(rtp: UdpSocket, rtcp: UdpSocket) -> LegIo {
-        let mut clock = [0u32; 128];
-        for (pt, c) in clock.iter_mut().enumerate() {
-            *c = static_clock_rate(pt as u8).unwrap_or(0);
-        }
         LegIo {
             rtp,
             rtcp,
@@ -630,10 +625,20 @@ impl LegIo {
             rtcp_latched: false,
             candidate: None,
             rx: RxStats::default(),
-            clock,
+            clock: Vec::new(),
             tx_clock: 8000,
             local: LocalLeg::default(),
             dirty: false,
+        }
+    }
+}
+
+impl LegIo {
+    /// RTP clock rate of a payload type this leg's phone sends (0 = unknown: no jitter).
+    fn clock_rate(&self, pt: u8) -> u32 {
+        match self.clock.iter().find(|(p, _)| *p == pt) {
+            Some(&(_, hz)) => hz,
+            None => static_clock_rate(pt).unwrap_or(0),
         }
     }
 }
@@ -646,6 +651,7 @@ enum Wake {
 
 /// The session task: owns the sockets and all per-call state.
 struct Engine {
+    call_id: Arc<str>,
     legs: [LegIo; 2],
     ctrl: mpsc::UnboundedReceiver<Control>,
     timeout_tx: watch::Sender<bool>,
@@ -762,7 +768,7 @@ impl Engine {
         let now = Instant::now();
         let io = &mut self.legs[leg];
         io.rx.on_sequence(p.sequence, p.ssrc);
-        let hz = io.clock[usize::from(p.payload_type)];
+        let hz = io.clock_rate(p.payload_type);
         if hz != 0 {
             let ns = now
                 .saturating_duration_since(self.shared.started)
@@ -819,7 +825,7 @@ impl Engine {
                 io.candidate = Some(c);
                 return false;
             }
-            tracing::info!(leg, from = ?io.rtp_dest, to = %src, "media source moved, re-latching");
+            tracing::info!(call_id = %self.call_id, leg, from = ?io.rtp_dest, to = %src, "media source moved, re-latching");
         }
         io.candidate = None;
         io.rtp_dest = Some(src);
@@ -906,7 +912,13 @@ impl Engine {
 
     fn on_control(&mut self, c: Control) {
         match c {
-            Control::Remote { leg, rtp, rtcp } => {
+            Control::Remote(u) => {
+                let RemoteUpdate { leg, rtp, rtcp } = *u;
+                if rtp.ip().is_unspecified() || rtp.port() == 0 {
+                    // RFC 2543 hold (c=0.0.0.0) or a rejected stream: nowhere to send, keep
+                    // the current destination so resuming needs no new latch.
+                    return;
+                }
                 let io = &mut self.legs[leg.idx()];
                 let moved = io.sdp_rtp.is_some_and(|old| old != rtp);
                 io.sdp_rtp = Some(rtp);
@@ -935,7 +947,12 @@ impl Engine {
                 payload_type,
                 hz,
             } => {
-                self.legs[leg.idx()].clock[usize::from(payload_type & 0x7f)] = hz;
+                let pt = payload_type & 0x7f;
+                let clock = &mut self.legs[leg.idx()].clock;
+                match clock.iter_mut().find(|(p, _)| *p == pt) {
+                    Some(e) => e.1 = hz,
+                    None => clock.push((pt, hz)),
+                }
             }
         }
     }
@@ -965,7 +982,7 @@ impl Engine {
             self.timed_out = true;
             self.timer_on = false;
             self.relay.counters.timeouts.fetch_add(1, Relaxed);
-            tracing::info!("media timeout");
+            tracing::info!(call_id = %self.call_id, "media timeout");
             // No receiver left only means the session is closing.
             let _ = self.timeout_tx.send(true);
         } else {
