@@ -790,6 +790,52 @@ pub async fn restore(store: &Store, data_dir: &Path, archive: &Path) -> Result<M
 mod tests {
     use super::*;
 
+    /// Every table and column of the latest schema is in the backup, so a migration that adds
+    /// one cannot be forgotten here.
+    #[tokio::test]
+    async fn backup_covers_the_whole_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(
+            dir.path().join("x.db").to_str().unwrap(),
+            crate::OpenOptions::default(),
+        )
+        .await
+        .unwrap();
+        let Db::Sqlite { read, .. } = s.db() else {
+            panic!("sqlite expected");
+        };
+        let mut tables: Vec<String> = sqlx::query(
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+             AND name NOT IN ('schema_migrations', 'change_counters') ORDER BY name",
+        )
+        .fetch_all(read)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.text("name").unwrap())
+        .collect();
+        let mut ours: Vec<String> = TABLES.iter().map(|t| t.name.to_string()).collect();
+        ours.sort();
+        tables.sort();
+        assert_eq!(tables, ours);
+        for t in TABLES {
+            let sql = format!(
+                "SELECT name FROM pragma_table_info('{}') ORDER BY name",
+                t.name
+            );
+            let cols: Vec<String> = sqlx::query(&sql)
+                .fetch_all(read)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.text("name").unwrap())
+                .collect();
+            let mut ours: Vec<String> = t.cols.iter().map(|c| c.0.to_string()).collect();
+            ours.sort();
+            assert_eq!(cols, ours, "table {}", t.name);
+        }
+    }
+
     #[test]
     fn member_names_are_confined() {
         assert!(safe_member("tables/cdrs.jsonl"));

@@ -171,6 +171,37 @@ impl Drop for Inner {
     }
 }
 
+/// The SQLite file name inside the data dir.
+pub const SQLITE_FILE: &str = "denwa.db";
+
+/// The default database URL for a data dir: the SQLite file [`SQLITE_FILE`] inside it.
+pub fn default_url(data_dir: &std::path::Path) -> String {
+    format!("sqlite://{}", data_dir.join(SQLITE_FILE).display())
+}
+
+/// SQLite options shared by [`Store::open`] and [`Store::migrate_to`]; creates the file's
+/// directory so a fresh data dir needs no setup.
+fn sqlite_options(url: &str, given: &str, busy: Duration) -> Result<SqliteConnectOptions> {
+    let opts = SqliteConnectOptions::from_str(url).map_err(|_| Error::BadUrl(given.to_string()))?;
+    let file = opts.get_filename();
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+        && file != std::path::Path::new(":memory:")
+    {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(opts
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a commit is on disk when it returns (NORMAL in WAL mode may lose the last
+        // commits on power loss, which would break "acknowledged = durable").
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(busy)
+        .foreign_keys(true))
+}
+
 /// Turns what the user gave (`sqlite://…`, `postgres://…`, or a path) into a backend and URL.
 fn classify(url_or_path: &str) -> Result<(Backend, String)> {
     let s = url_or_path.trim();
@@ -191,15 +222,7 @@ impl Store {
         let (backend, url) = classify(url_or_path)?;
         let db = match backend {
             Backend::Sqlite => {
-                let base = SqliteConnectOptions::from_str(&url)
-                    .map_err(|_| Error::BadUrl(url_or_path.to_string()))?
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    // FULL: a commit is on disk when it returns (NORMAL in WAL mode may lose
-                    // the last commits on power loss, which breaks "acknowledged = durable").
-                    .synchronous(SqliteSynchronous::Full)
-                    .busy_timeout(opts.busy_timeout)
-                    .foreign_keys(true);
+                let base = sqlite_options(&url, url_or_path, opts.busy_timeout)?;
                 let write = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(base.clone())
@@ -259,12 +282,7 @@ impl Store {
         let (backend, url) = classify(url_or_path)?;
         let db = match backend {
             Backend::Sqlite => {
-                let opts = SqliteConnectOptions::from_str(&url)
-                    .map_err(|_| Error::BadUrl(url_or_path.to_string()))?
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full)
-                    .busy_timeout(Duration::from_secs(5));
+                let opts = sqlite_options(&url, url_or_path, Duration::from_secs(5))?;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(opts)
@@ -301,7 +319,7 @@ impl Store {
         migrate::current_version(&self.inner.db).await
     }
 
-    /// Closes the pools; pending group commits finish first. Other clones become unusable.
+    /// Closes the pools: a commit in progress completes, later calls on any clone fail.
     pub async fn close(&self) {
         self.inner.db.close().await;
     }
@@ -328,5 +346,23 @@ mod tests {
         );
         assert!(matches!(classify("mysql://h/db"), Err(Error::BadUrl(_))));
         assert!(matches!(classify(""), Err(Error::BadUrl(_))));
+    }
+
+    #[tokio::test]
+    async fn bare_path_in_missing_directory_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("fresh/data-dir");
+        let url = default_url(&data);
+        let s = Store::open(
+            data.join(SQLITE_FILE).to_str().unwrap(),
+            OpenOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert!(data.join(SQLITE_FILE).exists());
+        s.close().await;
+        let s = Store::open(&url, OpenOptions::default()).await.unwrap();
+        assert_eq!(s.backend(), Backend::Sqlite);
+        assert_eq!(s.list_tenants().await.unwrap().len(), 1);
     }
 }

@@ -115,3 +115,47 @@ async fn concurrent_first_starts_create_one_schema(b: Backend) {
     assert_eq!(a.list_tenants().await.unwrap().len(), 1);
     assert_eq!(c.schema_version().await.unwrap(), store::migrate::LATEST);
 }
+
+/// The same tables, columns and NOT NULL constraints on both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_is_the_same_on_both_backends() {
+    let (lite_url, _g1) = common::fresh(Backend::Sqlite);
+    let (pg_url, _g2) = common::fresh(Backend::Postgres);
+    Store::migrate(&lite_url).await.unwrap();
+    Store::migrate(&pg_url).await.unwrap();
+
+    let lite = sqlx::SqlitePool::connect(&lite_url).await.unwrap();
+    let mut a: Vec<(String, String, bool)> = Vec::new();
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(&lite)
+            .await
+            .unwrap();
+    for t in tables {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT name, \"notnull\", pk FROM pragma_table_info('{t}')"
+        ))
+        .fetch_all(&lite)
+        .await
+        .unwrap();
+        for (c, notnull, pk) in rows {
+            // SQLite does not mark primary keys NOT NULL; PostgreSQL does.
+            a.push((t.clone(), c, notnull == 1 || pk > 0));
+        }
+    }
+    let pg = sqlx::PgPool::connect(&pg_url).await.unwrap();
+    let mut b: Vec<(String, String, bool)> = sqlx::query_as::<_, (String, String, String)>(
+        "SELECT table_name::text, column_name::text, is_nullable::text FROM information_schema.columns
+         WHERE table_schema = 'public'",
+    )
+    .fetch_all(&pg)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(t, c, n)| (t, c, n == "NO"))
+    .collect();
+    a.sort();
+    b.sort();
+    assert!(a.len() > 50);
+    assert_eq!(a, b);
+}
