@@ -132,20 +132,20 @@ pub fn check_request(req: &Request, cfg: &CheckConfig) -> Result<(), Rejection> 
             "CSeq method does not match the request method",
         ));
     }
-    if let Some(methods) = &cfg.methods {
-        if !methods.contains(&req.method) {
-            let allow = methods
-                .iter()
-                .map(Method::as_str)
-                .collect::<Vec<_>>()
-                .join(", ");
-            let r = if req.method.is_known() {
-                Rejection::new(405, format!("method {} not allowed", req.method))
-            } else {
-                Rejection::new(501, format!("method {} not implemented", req.method))
-            };
-            return Err(r.with(HeaderName::Allow, allow));
-        }
+    if let Some(methods) = &cfg.methods
+        && !methods.contains(&req.method)
+    {
+        let allow = methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let r = if req.method.is_known() {
+            Rejection::new(405, format!("method {} not allowed", req.method))
+        } else {
+            Rejection::new(501, format!("method {} not implemented", req.method))
+        };
+        return Err(r.with(HeaderName::Allow, allow));
     }
     if !cfg
         .schemes
@@ -157,17 +157,17 @@ pub fn check_request(req: &Request, cfg: &CheckConfig) -> Result<(), Rejection> 
             format!("Request-URI scheme {} not supported", req.uri.scheme()),
         ));
     }
-    if let Uri::Sip(u) = &req.uri {
-        if !u.headers.is_empty() {
-            // RFC 3261 §19.1.1: headers are not allowed in a Request-URI; never turn them into
-            // real headers (RFC 4475 §3.1.2.11).
-            return Err(Rejection::new(400, "Request-URI contains URI headers"));
-        }
+    // RFC 3261 §19.1.1: headers are not allowed in a Request-URI; never turn them into real
+    // headers (RFC 4475 §3.1.2.11).
+    if let Uri::Sip(u) = &req.uri
+        && !u.headers.is_empty()
+    {
+        return Err(Rejection::new(400, "Request-URI contains URI headers"));
     }
-    if let Some(v) = h.top_via() {
-        if v.branch() == Some("z9hG4bK") {
-            return Err(Rejection::new(400, "Via branch is only the magic cookie"));
-        }
+    if let Some(v) = h.top_via()
+        && v.branch() == Some("z9hG4bK")
+    {
+        return Err(Rejection::new(400, "Via branch is only the magic cookie"));
     }
     for name in [HeaderName::From, HeaderName::To] {
         let Some(na) = (if name == HeaderName::From {
@@ -185,14 +185,15 @@ pub fn check_request(req: &Request, cfg: &CheckConfig) -> Result<(), Rejection> 
         }
     }
     for c in h.contacts() {
-        if let Contact::Addr(na) = c {
-            if !na.bracketed && matches!(&na.uri, Uri::Sip(u) if !u.headers.is_empty()) {
-                // RFC 4475 §3.1.2.13: the '?' part cannot belong to an addr-spec.
-                return Err(Rejection::new(
-                    400,
-                    "Contact URI with headers must be enclosed in <>",
-                ));
-            }
+        // RFC 4475 §3.1.2.13: the '?' part cannot belong to an addr-spec.
+        if let Contact::Addr(na) = c
+            && !na.bracketed
+            && matches!(&na.uri, Uri::Sip(u) if !u.headers.is_empty())
+        {
+            return Err(Rejection::new(
+                400,
+                "Contact URI with headers must be enclosed in <>",
+            ));
         }
     }
     if cfg.proxy && h.max_forwards() == Some(0) {
@@ -225,15 +226,14 @@ pub fn check_request(req: &Request, cfg: &CheckConfig) -> Result<(), Rejection> 
             );
         }
     }
-    if req.method == Method::Register {
-        if let Some(to) = h.to() {
-            if !to.uri.is_sip() {
-                return Err(Rejection::new(
-                    400,
-                    "To of a REGISTER must be a SIP or SIPS URI",
-                ));
-            }
-        }
+    if req.method == Method::Register
+        && let Some(to) = h.to()
+        && !to.uri.is_sip()
+    {
+        return Err(Rejection::new(
+            400,
+            "To of a REGISTER must be a SIP or SIPS URI",
+        ));
     }
     Ok(())
 }

@@ -7,6 +7,8 @@ use crate::parse::{BodyMode, Limits, parse_bytes};
 use bytes::{Buf, Bytes, BytesMut};
 
 /// What one datagram held.
+// Boxing the message would cost an allocation per datagram for a value that is moved once.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Datagram {
     /// A SIP message.
@@ -24,6 +26,7 @@ pub fn decode_datagram(data: Bytes, limits: &Limits) -> Result<Datagram, ParseEr
 }
 
 /// What a stream produced.
+#[allow(clippy::large_enum_variant)] // as for Datagram: moved once, not worth a Box
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
     /// A complete message.

@@ -117,10 +117,10 @@ header_names! {
 impl HeaderName {
     /// Recognises a received name (case-insensitive, compact forms included).
     pub fn from_bytes(name: &[u8]) -> HeaderName {
-        if name.len() == 1 {
-            if let Some(h) = HeaderName::from_compact(name[0].to_ascii_lowercase()) {
-                return h;
-            }
+        if name.len() == 1
+            && let Some(h) = HeaderName::from_compact(name[0].to_ascii_lowercase())
+        {
+            return h;
         }
         let mut buf = [0u8; 24];
         if name.len() <= buf.len() {

@@ -570,11 +570,11 @@ impl Response {
 
     /// Adds a tag to To when it has none.
     pub fn set_to_tag(&mut self, tag: &str) {
-        if let Some(mut to) = self.headers.to() {
-            if to.tag().is_none() {
-                to.set_tag(tag);
-                self.headers.set_typed(HeaderName::To, &to);
-            }
+        if let Some(mut to) = self.headers.to()
+            && to.tag().is_none()
+        {
+            to.set_tag(tag);
+            self.headers.set_typed(HeaderName::To, &to);
         }
     }
 

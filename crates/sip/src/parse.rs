@@ -133,31 +133,33 @@ pub(crate) fn parse_head(buf: &Bytes, limits: &Limits) -> Result<Head, ParseErro
     let text = std::str::from_utf8(text_bytes).map_err(|_| ParseError::NotUtf8)?;
     let head_len = skip + end + 4;
 
-    // Split into physical lines, checking CR/LF only appear as CRLF.
+    // Physical lines, produced lazily; CR and LF may only appear as CRLF.
     let tb = text.as_bytes();
-    let mut lines: smallvec_lines::Lines = smallvec_lines::Lines::new();
+    let mut ends = memchr::memchr2_iter(b'\r', b'\n', tb);
     let mut ls = 0;
-    for i in memchr::memchr2_iter(b'\r', b'\n', tb) {
-        if tb[i] == b'\r' {
-            if tb.get(i + 1) != Some(&b'\n') {
+    let max_line = limits.max_line_length;
+    let mut next_line = move || -> Result<Option<(usize, usize)>, ParseError> {
+        for i in ends.by_ref() {
+            if tb[i] == b'\r' {
+                if tb.get(i + 1) != Some(&b'\n') {
+                    return Err(ParseError::BareLineEnd);
+                }
+                if i - ls > max_line {
+                    return Err(ParseError::LineTooLong { limit: max_line });
+                }
+                let line = (ls, i);
+                ls = i + 2;
+                return Ok(Some(line));
+            } else if i == 0 || tb[i - 1] != b'\r' {
                 return Err(ParseError::BareLineEnd);
             }
-            if i - ls > limits.max_line_length {
-                return Err(ParseError::LineTooLong {
-                    limit: limits.max_line_length,
-                });
-            }
-            lines.push(ls, i);
-            ls = i + 2;
-        } else if i == 0 || tb[i - 1] != b'\r' {
-            return Err(ParseError::BareLineEnd);
         }
-    }
-    let mut it = lines.iter();
-    let (s0, e0) = it.next().ok_or(ParseError::Empty)?;
+        Ok(None)
+    };
+    let (s0, e0) = next_line()?.ok_or(ParseError::Empty)?;
     let start = parse_start_line(&text[s0..e0])?;
 
-    let mut headers = Headers::with_capacity(lines.len());
+    let mut headers = Headers::with_capacity(16);
     let mut content_length = None;
     let mut cur: Option<(usize, usize, usize, usize, Option<String>)> = None; // name, value, folded
     let mut line_no = 1;
@@ -203,7 +205,7 @@ pub(crate) fn parse_head(buf: &Bytes, limits: &Limits) -> Result<Head, ParseErro
         headers.push_header(Header { name, value });
         Ok(())
     };
-    for (ls, le) in it {
+    while let Some((ls, le)) = next_line()? {
         line_no += 1;
         let line = &tb[ls..le];
         if line.first().is_some_and(|&c| c == b' ' || c == b'\t') {
@@ -253,25 +255,6 @@ pub(crate) fn parse_head(buf: &Bytes, limits: &Limits) -> Result<Head, ParseErro
         content_length,
         head_len,
     })
-}
-
-/// Fixed-capacity-free line index kept in one Vec (one allocation per message).
-mod smallvec_lines {
-    pub(super) struct Lines(Vec<(usize, usize)>);
-    impl Lines {
-        pub(super) fn new() -> Lines {
-            Lines(Vec::with_capacity(32))
-        }
-        pub(super) fn push(&mut self, s: usize, e: usize) {
-            self.0.push((s, e));
-        }
-        pub(super) fn len(&self) -> usize {
-            self.0.len()
-        }
-        pub(super) fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-            self.0.iter().copied()
-        }
-    }
 }
 
 /// True when a start line begins like a status line.

@@ -122,15 +122,15 @@ impl Host {
     }
 
     pub(crate) fn from_scanned(text: &str) -> Host {
-        if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-            if let Ok(a) = inner.parse() {
-                return Host::V6(a);
-            }
+        if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'))
+            && let Ok(a) = inner.parse()
+        {
+            return Host::V6(a);
         }
-        if text.as_bytes().first().is_some_and(u8::is_ascii_digit) {
-            if let Ok(a) = text.parse() {
-                return Host::V4(a);
-            }
+        if text.as_bytes().first().is_some_and(u8::is_ascii_digit)
+            && let Ok(a) = text.parse()
+        {
+            return Host::V4(a);
         }
         Host::Domain(text.to_string())
     }
@@ -374,10 +374,10 @@ impl SipUri {
             }
         }
         for p in self.params.iter() {
-            if let Some(ov) = other.params.get(&p.name) {
-                if norm(p.value.as_deref()) != norm(ov) {
-                    return false;
-                }
+            if let Some(ov) = other.params.get(&p.name)
+                && norm(p.value.as_deref()) != norm(ov)
+            {
+                return false;
             }
         }
         let mut a: Vec<_> = self
@@ -434,7 +434,11 @@ impl TelUri {
     fn parse(s: &str) -> Result<TelUri, InvalidValue> {
         let rest = s
             .get(4..)
-            .filter(|_| s.as_bytes().get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"tel:")))
+            .filter(|_| {
+                s.as_bytes()
+                    .get(..4)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"tel:"))
+            })
             .ok_or(InvalidValue("not a tel URI"))?;
         let b = rest.as_bytes();
         let is_num = |c: u8| {

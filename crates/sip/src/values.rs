@@ -14,17 +14,6 @@ use crate::method::Method;
 use crate::uri::{Host, Param, Params, Uri, validate_uri};
 use std::fmt;
 
-fn collect_params(s: &str, pos: usize) -> Result<(Params, usize), InvalidValue> {
-    let mut v = Vec::new();
-    let end = scan_generic_params(s, pos, |n, val| {
-        v.push(Param {
-            name: n.to_string(),
-            value: val.map(str::to_string),
-        })
-    })?;
-    Ok((Params(v), end))
-}
-
 /// Runs `item` over a comma-separated list (at least one element, no empty elements).
 fn scan_list<'a>(
     s: &'a str,
@@ -571,19 +560,65 @@ pub fn parse_call_id(s: &str) -> Result<&str, InvalidValue> {
 /// Parses a comma-separated token list (Allow, Supported, Require, Proxy-Require, Unsupported,
 /// Allow-Events). An empty value gives an empty list.
 pub fn parse_token_list(s: &str) -> Result<Vec<String>, InvalidValue> {
-    if s.trim_matches([' ', '\t']).is_empty() {
-        return Ok(Vec::new());
-    }
     let mut out = Vec::new();
+    scan_token_list(s, |t| out.push(t.to_string()))?;
+    Ok(out)
+}
+
+fn scan_token_list<'a>(s: &'a str, mut f: impl FnMut(&'a str)) -> Result<(), InvalidValue> {
+    if s.trim_matches([' ', '\t']).is_empty() {
+        return Ok(());
+    }
     scan_list(s, |s, pos| {
         let e = scan_token(s.as_bytes(), pos);
         if e == pos {
             return Err(InvalidValue("expected a token"));
         }
-        out.push(s[pos..e].to_string());
+        f(&s[pos..e]);
         Ok(e)
-    })?;
-    Ok(out)
+    })
+}
+
+/// Scans `type/subtype *(;param)`; returns (type, subtype).
+fn scan_media_type<'a>(
+    s: &'a str,
+    on_param: impl FnMut(&'a str, Option<&'a str>),
+) -> Result<(&'a str, &'a str), InvalidValue> {
+    let b = s.as_bytes();
+    let ts = skip_ws(b, 0);
+    let te = scan_token(b, ts);
+    let sl = skip_ws(b, te);
+    if te == ts || b.get(sl) != Some(&b'/') {
+        return Err(InvalidValue("expected type/subtype"));
+    }
+    let ss = skip_ws(b, sl + 1);
+    let se = scan_token(b, ss);
+    if se == ss {
+        return Err(InvalidValue("missing subtype"));
+    }
+    let end = scan_generic_params(s, se, on_param)?;
+    if end != b.len() {
+        return Err(InvalidValue("unexpected text after media type"));
+    }
+    Ok((&s[ts..te], &s[ss..se]))
+}
+
+/// Scans a value (token, number or Call-ID) followed by parameters; returns (value, end).
+fn scan_value_params<'a>(
+    s: &'a str,
+    pos: usize,
+    on_param: impl FnMut(&'a str, Option<&'a str>),
+) -> Result<(&'a str, usize), InvalidValue> {
+    let b = s.as_bytes();
+    let mut e = pos;
+    while e < b.len() && (is_word(b[e]) || b[e] == b'@') {
+        e += 1;
+    }
+    if e == pos {
+        return Err(InvalidValue("missing value"));
+    }
+    let end = scan_generic_params(s, e, on_param)?;
+    Ok((&s[pos..e], end))
 }
 
 /// A media type (Content-Type, RFC 3261 §20.15).
@@ -609,26 +644,17 @@ impl MediaType {
 
     /// Parses `type/subtype *(;param)`.
     pub fn parse(s: &str) -> Result<MediaType, InvalidValue> {
-        let b = s.as_bytes();
-        let ts = skip_ws(b, 0);
-        let te = scan_token(b, ts);
-        let sl = skip_ws(b, te);
-        if te == ts || b.get(sl) != Some(&b'/') {
-            return Err(InvalidValue("expected type/subtype"));
-        }
-        let ss = skip_ws(b, sl + 1);
-        let se = scan_token(b, ss);
-        if se == ss {
-            return Err(InvalidValue("missing subtype"));
-        }
-        let (params, end) = collect_params(s, se)?;
-        if end != b.len() {
-            return Err(InvalidValue("unexpected text after media type"));
-        }
+        let mut params = Vec::new();
+        let (t, st) = scan_media_type(s, |n, v| {
+            params.push(Param {
+                name: n.to_string(),
+                value: v.map(str::to_string),
+            })
+        })?;
         Ok(MediaType {
-            mtype: s[ts..te].to_string(),
-            subtype: s[ss..se].to_string(),
-            params,
+            mtype: t.to_string(),
+            subtype: st.to_string(),
+            params: Params(params),
         })
     }
 
@@ -656,19 +682,17 @@ pub struct ValueParams {
 
 impl ValueParams {
     fn parse_at(s: &str, pos: usize) -> Result<(ValueParams, usize), InvalidValue> {
-        let b = s.as_bytes();
-        let mut e = pos;
-        while e < b.len() && (is_word(b[e]) || b[e] == b'@') {
-            e += 1;
-        }
-        if e == pos {
-            return Err(InvalidValue("missing value"));
-        }
-        let (params, end) = collect_params(s, e)?;
+        let mut params = Vec::new();
+        let (value, end) = scan_value_params(s, pos, |n, v| {
+            params.push(Param {
+                name: n.to_string(),
+                value: v.map(str::to_string),
+            })
+        })?;
         Ok((
             ValueParams {
-                value: s[pos..e].to_string(),
-                params,
+                value: value.to_string(),
+                params: Params(params),
             },
             end,
         ))
@@ -731,65 +755,90 @@ pub struct Auth {
     pub params: Vec<AuthParam>,
 }
 
+/// Scans `scheme [LWS auth-param *(COMMA auth-param)]`; `on_param(name, raw value, quoted)`.
+fn scan_auth<'a>(
+    s: &'a str,
+    on_param: impl FnMut(&'a str, &'a str, bool),
+) -> Result<&'a str, InvalidValue> {
+    let b = s.as_bytes();
+    let ss = skip_ws(b, 0);
+    let se = scan_token(b, ss);
+    if se == ss {
+        return Err(InvalidValue("missing scheme"));
+    }
+    let rest = skip_ws(b, se);
+    if rest == b.len() {
+        return Ok(&s[ss..se]);
+    }
+    if rest == se {
+        return Err(InvalidValue("expected whitespace after scheme"));
+    }
+    scan_auth_params(&s[rest..], on_param)?;
+    Ok(&s[ss..se])
+}
+
+/// Scans a comma-separated `name=value` list.
+fn scan_auth_params<'a>(
+    s: &'a str,
+    mut on_param: impl FnMut(&'a str, &'a str, bool),
+) -> Result<(), InvalidValue> {
+    scan_list(s, |s, pos| {
+        let b = s.as_bytes();
+        let ne = scan_token(b, pos);
+        if ne == pos {
+            return Err(InvalidValue("expected parameter name"));
+        }
+        let eq = skip_ws(b, ne);
+        if b.get(eq) != Some(&b'=') {
+            return Err(InvalidValue("expected '=' after parameter name"));
+        }
+        let vs = skip_ws(b, eq + 1);
+        let (quoted, ve) = if b.get(vs) == Some(&b'"') {
+            (true, scan_quoted(b, vs)?)
+        } else {
+            // token68-style values (base64 '/' and '=') appear in some schemes.
+            let mut ve = vs;
+            while ve < b.len() && (is_token(b[ve]) || matches!(b[ve], b'/' | b'=' | b':')) {
+                ve += 1;
+            }
+            if ve == vs {
+                return Err(InvalidValue("empty parameter value"));
+            }
+            (false, ve)
+        };
+        on_param(&s[pos..ne], &s[vs..ve], quoted);
+        Ok(ve)
+    })
+}
+
+fn auth_param(name: &str, raw: &str, quoted: bool) -> AuthParam {
+    let value = if quoted {
+        unquote(raw)
+    } else {
+        raw.to_string()
+    };
+    AuthParam {
+        name: name.to_string(),
+        value,
+        quoted,
+    }
+}
+
 impl Auth {
     /// Parses `scheme LWS auth-param *(COMMA auth-param)` (also a bare scheme).
     pub fn parse(s: &str) -> Result<Auth, InvalidValue> {
-        let b = s.as_bytes();
-        let ss = skip_ws(b, 0);
-        let se = scan_token(b, ss);
-        if se == ss {
-            return Err(InvalidValue("missing scheme"));
-        }
-        let scheme = s[ss..se].to_string();
-        let rest = skip_ws(b, se);
-        if rest == b.len() {
-            return Ok(Auth {
-                scheme,
-                params: Vec::new(),
-            });
-        }
-        if rest == se {
-            return Err(InvalidValue("expected whitespace after scheme"));
-        }
-        let params = Auth::parse_params(&s[rest..])?;
-        Ok(Auth { scheme, params })
+        let mut params = Vec::new();
+        let scheme = scan_auth(s, |n, v, q| params.push(auth_param(n, v, q)))?;
+        Ok(Auth {
+            scheme: scheme.to_string(),
+            params,
+        })
     }
 
     /// Parses only the comma-separated `name=value` list (Authentication-Info).
     pub fn parse_params(s: &str) -> Result<Vec<AuthParam>, InvalidValue> {
         let mut params = Vec::new();
-        scan_list(s, |s, pos| {
-            let b = s.as_bytes();
-            let ne = scan_token(b, pos);
-            if ne == pos {
-                return Err(InvalidValue("expected parameter name"));
-            }
-            let eq = skip_ws(b, ne);
-            if b.get(eq) != Some(&b'=') {
-                return Err(InvalidValue("expected '=' after parameter name"));
-            }
-            let vs = skip_ws(b, eq + 1);
-            let (value, quoted, ve) = if b.get(vs) == Some(&b'"') {
-                let ve = scan_quoted(b, vs)?;
-                (unquote(&s[vs..ve]), true, ve)
-            } else {
-                // token68-style values (base64 '/' and '=') appear in some schemes.
-                let mut ve = vs;
-                while ve < b.len() && (is_token(b[ve]) || matches!(b[ve], b'/' | b'=' | b':')) {
-                    ve += 1;
-                }
-                if ve == vs {
-                    return Err(InvalidValue("empty parameter value"));
-                }
-                (s[vs..ve].to_string(), false, ve)
-            };
-            params.push(AuthParam {
-                name: s[pos..ne].to_string(),
-                value,
-                quoted,
-            });
-            Ok(ve)
-        })?;
+        scan_auth_params(s, |n, v, q| params.push(auth_param(n, v, q)))?;
         Ok(params)
     }
 
@@ -887,22 +936,29 @@ pub fn validate(name: &HeaderName, v: &str) -> Result<(), InvalidValue> {
             .map_err(InvalidValue),
         HeaderName::RAck => RAck::parse(v).map(|_| ()),
         HeaderName::ContentLength => parse_content_length(v).map(|_| ()),
-        HeaderName::ContentType => MediaType::parse(v).map(|_| ()),
+        HeaderName::ContentType => scan_media_type(v, |_, _| {}).map(|_| ()),
         HeaderName::Allow
         | HeaderName::Supported
         | HeaderName::Require
         | HeaderName::ProxyRequire
         | HeaderName::Unsupported
-        | HeaderName::AllowEvents => parse_token_list(v).map(|_| ()),
+        | HeaderName::AllowEvents => scan_token_list(v, |_| {}),
         HeaderName::Event
         | HeaderName::SubscriptionState
         | HeaderName::SessionExpires
         | HeaderName::MinSe
-        | HeaderName::Replaces => ValueParams::parse(v).map(|_| ()),
+        | HeaderName::Replaces => {
+            let b = v.as_bytes();
+            let (_, end) = scan_value_params(v, skip_ws(b, 0), |_, _| {})?;
+            if skip_ws(b, end) != b.len() {
+                return Err(InvalidValue("unexpected text after value"));
+            }
+            Ok(())
+        }
         HeaderName::Authorization
         | HeaderName::ProxyAuthorization
         | HeaderName::WwwAuthenticate
-        | HeaderName::ProxyAuthenticate => Auth::parse(v).map(|_| ()),
+        | HeaderName::ProxyAuthenticate => scan_auth(v, |_, _, _| {}).map(|_| ()),
         _ => Ok(()),
     }
 }
