@@ -284,7 +284,7 @@ impl Qop {
 pub struct DigestRequest<'a> {
     /// Request method, e.g. `REGISTER`.
     pub method: &'a str,
-    /// Request-URI as text (the `uri` parameter must equal it).
+    /// Request-URI as text (the `uri` parameter must equal it, or be an equivalent SIP URI).
     pub uri: &'a str,
     /// Message body (only hashed for `qop=auth-int`).
     pub body: &'a [u8],
@@ -1014,6 +1014,21 @@ fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Does the digest `uri` parameter name the Request-URI? Equal text, or equivalent SIP URIs
+/// under RFC 3261 §19.1.4 (case of host and scheme, escaping, parameter order may differ).
+fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
+    if digest_uri == request_uri {
+        return true;
+    }
+    match (
+        crate::uri::Uri::parse(digest_uri),
+        crate::uri::Uri::parse(request_uri),
+    ) {
+        (Ok(crate::uri::Uri::Sip(a)), Ok(crate::uri::Uri::Sip(b))) => a.equivalent(&b),
+        _ => false,
+    }
+}
+
 /// Constant-time equality for equal-length byte strings (length itself is not secret).
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -1147,7 +1162,7 @@ impl DigestServer {
         if creds.realm != self.config.realm {
             return Err(VerifyError::RealmMismatch);
         }
-        if creds.uri != request.uri {
+        if !uri_matches(&creds.uri, request.uri) {
             return Err(VerifyError::UriMismatch);
         }
         if creds.opaque.as_deref() != Some(self.opaque.as_str()) {
@@ -1182,7 +1197,13 @@ impl DigestServer {
             nc,
             cnonce,
         };
-        let expected = compute_response(&ha1_hex.to_ascii_lowercase(), &inputs, request);
+        // A2 covers the `uri` parameter as the client wrote it (RFC 7616 §3.4.3), which may be
+        // spelled differently from our re-serialised Request-URI.
+        let hashed = DigestRequest {
+            uri: &creds.uri,
+            ..*request
+        };
+        let expected = compute_response(&ha1_hex.to_ascii_lowercase(), &inputs, &hashed);
         if !ct_eq(expected.as_bytes(), creds.response.as_bytes()) {
             return Err(VerifyError::WrongResponse);
         }

@@ -363,18 +363,20 @@ pub struct Stats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
-    A,
+    // Timeouts come first: at equal deadlines the heap fires the lower index first, and a
+    // transaction that is ending should not retransmit in the same instant.
     B,
     D,
-    E,
     F,
-    G,
     H,
     I,
     J,
     K,
     L,
     M,
+    A,
+    E,
+    G,
     /// Automatic 100 Trying.
     Trying,
     /// UAS 2xx retransmission (§13.3.1.4).
@@ -384,19 +386,20 @@ enum Timer {
 const TIMER_COUNT: usize = 14;
 
 impl Timer {
+    /// Indexed by discriminant.
     const ALL: [Timer; TIMER_COUNT] = [
-        Timer::A,
         Timer::B,
         Timer::D,
-        Timer::E,
         Timer::F,
-        Timer::G,
         Timer::H,
         Timer::I,
         Timer::J,
         Timer::K,
         Timer::L,
         Timer::M,
+        Timer::A,
+        Timer::E,
+        Timer::G,
         Timer::Trying,
         Timer::Retransmit2xx,
     ];
@@ -615,8 +618,12 @@ pub fn cancel_for(invite: &Request) -> Request {
 }
 
 impl TransactionLayer {
-    /// An empty layer.
-    pub fn new(config: Config) -> TransactionLayer {
+    /// An empty layer. T1 and T2 are raised to at least 1 ms (and T2 to at least T1) so a
+    /// zero setting cannot make retransmission timers spin.
+    pub fn new(mut config: Config) -> TransactionLayer {
+        let floor = Duration::from_millis(1);
+        config.timers.t1 = config.timers.t1.max(floor);
+        config.timers.t2 = config.timers.t2.max(config.timers.t1);
         TransactionLayer {
             config,
             txns: HashMap::new(),
@@ -1371,5 +1378,47 @@ impl TransactionLayer {
             // A timer that no longer applies to the current state.
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_table_matches_discriminants() {
+        for (i, t) in Timer::ALL.iter().enumerate() {
+            assert_eq!(t.index(), i, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn transport_tokens() {
+        assert_eq!(Transport::parse("udp"), Some(Transport::Udp));
+        assert_eq!(Transport::parse("WSS"), Some(Transport::Wss));
+        assert_eq!(Transport::parse("QUIC"), None);
+        assert!(!Transport::Udp.is_reliable() && Transport::Tcp.is_reliable());
+        assert_eq!(Transport::Tls.default_port(), 5061);
+    }
+
+    #[test]
+    fn stamping_follows_rfc3581() {
+        let src: SocketAddr = "192.0.2.9:4000".parse().unwrap_or_else(|_| unreachable!());
+        let mut v = Via::new(
+            "UDP",
+            crate::Host::V4([192, 0, 2, 9].into()),
+            Some(5060),
+            "z9hG4bK1",
+        );
+        assert!(
+            !stamp_via(&mut v, src),
+            "same address, no rport: nothing to add"
+        );
+        v.params.set("rport", None);
+        assert!(stamp_via(&mut v, src));
+        assert_eq!(
+            (v.received(), v.rport()),
+            (Some("192.0.2.9"), Some(Some(4000)))
+        );
     }
 }

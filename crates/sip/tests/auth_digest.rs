@@ -537,3 +537,33 @@ fn bounded_tracker_forgets_oldest_as_stale() {
     let next = clients[5].authorize("pbx.test", &REG).unwrap();
     assert_eq!(server.verify(&next, &REG, &h, at(T0 + 10)), Ok(()));
 }
+
+#[test]
+fn digest_uri_compared_as_sip_uri() {
+    // The phone wrote the URI with another host case and parameter order than our serialiser.
+    let mut f = fixture();
+    let h = ha1(Algorithm::Sha256, "1001", "pbx.test", "pw");
+    let phone_view = DigestRequest {
+        uri: "sip:PBX.test;transport=udp;foo=1",
+        ..REG
+    };
+    let ch = f
+        .server
+        .challenge(Algorithm::Sha256, at(T0), false, &mut f.rng);
+    let mut client = DigestClient::new("1001", "pw");
+    let creds = client.respond(&[ch], &phone_view, &mut f.rng).unwrap();
+    let our_view = DigestRequest {
+        uri: "sip:pbx.test;foo=1;transport=UDP",
+        ..REG
+    };
+    assert_eq!(f.server.verify(&creds, &our_view, &h, at(T0)), Ok(()));
+    // Another user part is another URI.
+    let other = DigestRequest {
+        uri: "sip:1002@pbx.test",
+        ..REG
+    };
+    assert_eq!(
+        f.server.verify(&creds, &other, &h, at(T0)),
+        Err(VerifyError::UriMismatch)
+    );
+}

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sip::transaction::{
-    Config, Event, State, Target, TransactionId, TransactionKind, TransactionLayer, Transmit,
-    Transport, TxError,
+    Config, Event, State, Target, Timers, TransactionId, TransactionKind, TransactionLayer,
+    Transmit, Transport, TxError,
 };
 use sip::{Message, Method, Request, Response};
 
@@ -67,6 +67,13 @@ fn answer(r: &Request, status: u16) -> Response {
         out.with_to_tag("totag")
     } else {
         out
+    }
+}
+
+fn no_trying() -> Config {
+    Config {
+        trying_delay: None,
+        ..Config::default()
     }
 }
 
@@ -236,9 +243,13 @@ fn client_invite_reliable_has_no_timer_a() {
 
 #[test]
 fn client_invite_custom_t1() {
-    let mut cfg = Config::default();
-    cfg.timers.t1 = MS(100);
-    let mut h = Harness::with(cfg);
+    let mut h = Harness::with(Config {
+        timers: Timers {
+            t1: MS(100),
+            ..Timers::default()
+        },
+        ..Config::default()
+    });
     h.layer
         .send_request(
             mk_req("INVITE", "z9hG4bKa3", "UDP", ""),
@@ -578,9 +589,7 @@ fn transport_error_ends_transaction() {
 
 #[test]
 fn server_invite_absorbs_retransmission_by_resending_provisional() {
-    let mut cfg = Config::default();
-    cfg.trying_delay = None;
-    let mut h = Harness::with(cfg);
+    let mut h = Harness::with(no_trying());
     let inv = mk_req("INVITE", "z9hG4bKs1", "UDP", "");
     h.receive(inv.clone(), Transport::Udp, 0);
     let (id, _) = server_txn(&h.events());
@@ -629,9 +638,7 @@ fn server_invite_sends_100_trying_after_delay() {
 
 #[test]
 fn server_invite_non2xx_timer_g_ladder_then_timer_h() {
-    let mut cfg = Config::default();
-    cfg.trying_delay = None;
-    let mut h = Harness::with(cfg);
+    let mut h = Harness::with(no_trying());
     let inv = mk_req("INVITE", "z9hG4bKg1", "UDP", "");
     h.receive(inv.clone(), Transport::Udp, 0);
     let (id, _) = server_txn(&h.events());
@@ -655,9 +662,7 @@ fn server_invite_non2xx_timer_g_ladder_then_timer_h() {
 #[test]
 fn server_invite_ack_confirms_then_timer_i() {
     for transport in [Transport::Udp, Transport::Tcp] {
-        let mut cfg = Config::default();
-        cfg.trying_delay = None;
-        let mut h = Harness::with(cfg);
+        let mut h = Harness::with(no_trying());
         let inv = mk_req("INVITE", "z9hG4bKi1", transport.as_str(), "");
         h.receive(inv.clone(), transport, 0);
         let (id, _) = server_txn(&h.events());
@@ -698,9 +703,7 @@ fn server_invite_ack_confirms_then_timer_i() {
 
 #[test]
 fn server_invite_reliable_has_no_timer_g() {
-    let mut cfg = Config::default();
-    cfg.trying_delay = None;
-    let mut h = Harness::with(cfg);
+    let mut h = Harness::with(no_trying());
     let inv = mk_req("INVITE", "z9hG4bKg2", "TCP", "");
     h.receive(inv.clone(), Transport::Tcp, 0);
     let (id, _) = server_txn(&h.events());
@@ -746,9 +749,7 @@ fn server_invite_2xx_retransmitted_until_ack() {
 
 #[test]
 fn server_invite_2xx_without_ack_reports_ack_timeout() {
-    let mut cfg = Config::default();
-    cfg.trying_delay = None;
-    let mut h = Harness::with(cfg);
+    let mut h = Harness::with(no_trying());
     let inv = mk_req("INVITE", "z9hG4bKnoack", "TCP", "");
     h.receive(inv.clone(), Transport::Tcp, 0);
     let (id, _) = server_txn(&h.events());
@@ -774,9 +775,7 @@ fn server_invite_2xx_without_ack_reports_ack_timeout() {
 
 #[test]
 fn server_response_state_rules() {
-    let mut cfg = Config::default();
-    cfg.trying_delay = None;
-    let mut h = Harness::with(cfg);
+    let mut h = Harness::with(no_trying());
     let inv = mk_req("INVITE", "z9hG4bKst", "UDP", "");
     h.receive(inv.clone(), Transport::Udp, 0);
     let (id, _) = server_txn(&h.events());
@@ -893,9 +892,7 @@ fn cancel_is_matched_to_invite_server_transaction() {
 
 #[test]
 fn rfc2543_fallback_matching() {
-    let mut cfg = Config::default();
-    cfg.trying_delay = None;
-    let mut h = Harness::with(cfg);
+    let mut h = Harness::with(no_trying());
     let inv = mk_req("INVITE", "old1", "UDP", "");
     h.receive(inv.clone(), Transport::Udp, 0);
     let (id, _) = server_txn(&h.events());
@@ -928,9 +925,7 @@ fn rfc2543_fallback_matching() {
 
 #[test]
 fn via_received_rport_and_response_destination() {
-    let mut cfg = Config::default();
-    cfg.trying_delay = None;
-    let mut h = Harness::with(cfg);
+    let mut h = Harness::with(no_trying());
     h.peer = addr("192.0.2.7:40000");
     // rport requested: answer to the source address and port.
     let r = mk_req("OPTIONS", "z9hG4bKv1", "UDP", ";rport");
@@ -1047,4 +1042,29 @@ fn thousands_of_transactions_run_to_completion() {
         .collect();
     assert!(ids.iter().all(|id| ended.contains(id)));
     assert_eq!(h.layer.stats().retransmitted as usize, sent.len());
+}
+
+#[test]
+fn zero_t1_is_clamped_and_terminates() {
+    let mut h = Harness::with(Config {
+        timers: Timers {
+            t1: Duration::ZERO,
+            t2: Duration::ZERO,
+            ..Timers::default()
+        },
+        ..Config::default()
+    });
+    let id = h
+        .layer
+        .send_request(
+            mk_req("OPTIONS", "z9hG4bKz", "UDP", ""),
+            h.target(Transport::Udp),
+            h.at(0),
+        )
+        .unwrap();
+    h.transmits();
+    // T1 = T2 = 1 ms: retransmissions every millisecond until Timer F at 64 ms.
+    let sent = h.run_until(1_000);
+    assert_eq!(offsets(&sent), (1..64).collect::<Vec<u64>>());
+    assert!(has_timeout(&h.events(), id));
 }
