@@ -265,6 +265,59 @@ pub fn write_tone_wav(
     write_wav(path, &Wav::mono(samples))
 }
 
+/// G.711 µ-law encoding of one sample (ITU-T G.711).
+pub fn ulaw_encode(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32635;
+    let mut s = i32::from(sample);
+    let sign = if s < 0 {
+        s = -s;
+        0x80
+    } else {
+        0
+    };
+    let s = s.min(CLIP) + BIAS;
+    let exponent = (0..8).rev().find(|e| s & (0x80 << e) != 0).unwrap_or(0);
+    let mantissa = (s >> (exponent + 3)) & 0x0F;
+    !(sign | (exponent << 4) | mantissa) as u8
+}
+
+/// G.711 µ-law decoding of one byte.
+pub fn ulaw_decode(byte: u8) -> i16 {
+    let b = !byte;
+    let sign = b & 0x80;
+    let exponent = i32::from((b >> 4) & 0x07);
+    let mantissa = i32::from(b & 0x0F);
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    (if sign != 0 { -magnitude } else { magnitude }) as i16
+}
+
+/// Writes mono 8 kHz `samples` as a G.711 µ-law WAV file (format tag 7), the form sipp's
+/// `rtp_stream` plays as payload type 0.
+pub fn write_ulaw_wav(path: &Path, samples: &[i16]) -> Result<(), ToneError> {
+    let data: Vec<u8> = samples.iter().map(|&s| ulaw_encode(s)).collect();
+    let data_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(46 + data.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&38u32.saturating_add(data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&18u32.to_le_bytes());
+    out.extend_from_slice(&7u16.to_le_bytes()); // WAVE_FORMAT_MULAW
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&SAMPLE_RATE.to_le_bytes());
+    out.extend_from_slice(&SAMPLE_RATE.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&8u16.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes()); // cbSize
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    out.extend_from_slice(&data);
+    fs::write(path, out).map_err(|source| ToneError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// Power of frequency `freq` in `frame` (Goertzel), as a fraction of the frame's energy.
 fn tone_fraction(frame: &[i16], freq: u32, rate: u32, energy: f64) -> f64 {
     let w = 2.0 * std::f64::consts::PI * f64::from(freq) / f64::from(rate);
@@ -388,32 +441,6 @@ pub fn check_recording(path: &Path, expected: &[u32], own: &[u32]) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// G.711 µ-law encode (ITU-T G.711), to put codec noise on test audio.
-    fn ulaw_encode(sample: i16) -> u8 {
-        const BIAS: i32 = 0x84;
-        const CLIP: i32 = 32635;
-        let mut s = i32::from(sample);
-        let sign = if s < 0 {
-            s = -s;
-            0x80
-        } else {
-            0
-        };
-        let s = s.min(CLIP) + BIAS;
-        let exponent = (0..8).rev().find(|e| s & (0x80 << e) != 0).unwrap_or(0);
-        let mantissa = (s >> (exponent + 3)) & 0x0F;
-        !(sign | (exponent << 4) | mantissa) as u8
-    }
-
-    fn ulaw_decode(byte: u8) -> i16 {
-        let b = !byte;
-        let sign = b & 0x80;
-        let exponent = i32::from((b >> 4) & 0x07);
-        let mantissa = i32::from(b & 0x0F);
-        let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-        (if sign != 0 { -magnitude } else { magnitude }) as i16
-    }
 
     fn all_tones() -> Vec<u32> {
         CALLER_TONES.iter().chain(&CALLEE_TONES).copied().collect()

@@ -1,0 +1,119 @@
+//! Every scenario in tests/sipp/ run against another sipp (no PBX), so the XML is known to work
+//! before the PBX exists: UAC scenarios against the matching UAS scenarios and self-test peers.
+
+use std::time::Duration;
+
+use testkit::sipp::{RunningSipp, Sipp, SippOutcome};
+
+const USERS: &str = "users.csv";
+
+fn require_sipp() {
+    if let Err(e) = testkit::require_binary("sipp") {
+        panic!("{e}");
+    }
+}
+
+fn start_uas(scenario: &str) -> RunningSipp {
+    let mut uas = Sipp::uas(scenario);
+    uas.service = Some("1002".into());
+    uas.timeout = Duration::from_secs(30);
+    let mut running = uas.spawn().unwrap();
+    running.wait_listening(Duration::from_secs(10)).unwrap();
+    running
+}
+
+fn uac(scenario: &str, uas: &RunningSipp) -> Sipp {
+    let mut s = Sipp::uac(scenario, &uas.local_addr());
+    s.inject = Some(USERS.into());
+    s.service = Some("1002".into());
+    s.timeout = Duration::from_secs(30);
+    s
+}
+
+/// Runs `uac_xml` against a sipp running `uas_xml`; both must complete their call.
+fn pair(uas_xml: &str, uac_xml: &str) -> (SippOutcome, SippOutcome) {
+    require_sipp();
+    let uas = start_uas(uas_xml);
+    let client = uac(uac_xml, &uas).run().unwrap();
+    let server = uas.finish().unwrap();
+    assert_eq!((client.successful, client.failed), (1, 0));
+    assert_eq!((server.successful, server.failed), (1, 0));
+    (client, server)
+}
+
+#[test]
+fn register_auth_against_challenging_registrar() {
+    pair("peer_registrar.xml", "register_auth.xml");
+}
+
+#[test]
+fn register_and_stay_against_challenging_registrar() {
+    pair("peer_registrar_once.xml", "register.xml");
+}
+
+#[test]
+fn register_wrong_password_accepts_403() {
+    pair("peer_registrar_refuse.xml", "register_wrong_password.xml");
+}
+
+#[test]
+fn register_wrong_password_fails_when_registrar_accepts() {
+    require_sipp();
+    // A registrar that accepts anything must make the wrong-password scenario fail.
+    let uas = start_uas("peer_registrar.xml");
+    let out = uac("register_wrong_password.xml", &uas)
+        .run_unchecked()
+        .unwrap();
+    assert_eq!(out.successful, 0);
+    assert_eq!(out.failed, 1);
+    assert_ne!(out.exit_code, Some(0));
+    drop(uas);
+}
+
+#[test]
+fn call_answered_and_hung_up() {
+    pair("uas_answer.xml", "uac_call.xml");
+}
+
+#[test]
+fn hold_and_resume_with_reinvites() {
+    pair("uas_answer.xml", "uac_reinvite_hold.xml");
+}
+
+#[test]
+fn cancel_while_ringing() {
+    pair("uas_ring_noanswer.xml", "uac_cancel.xml");
+}
+
+#[test]
+fn unknown_number_gets_404() {
+    pair("uas_not_found.xml", "uac_unknown_number.xml");
+}
+
+#[test]
+fn unacknowledged_200_is_retransmitted() {
+    let (client, _) = pair("uas_answer.xml", "uac_no_ack.xml");
+    let retrans = client.message_count("200", "_Retrans");
+    assert!(
+        retrans >= 1,
+        "no 200 retransmission seen: {:?}",
+        client.counts
+    );
+}
+
+#[test]
+fn busy_callee_fails_the_call_with_a_clear_error() {
+    require_sipp();
+    let uas = start_uas("uas_busy.xml");
+    let err = uac("uac_call.xml", &uas).run().unwrap_err().to_string();
+    assert!(err.contains("0 successful and 1 failed"), "{err}");
+    // sipp's error log names the unexpected 486.
+    assert!(err.contains("486"), "{err}");
+    let server = uas.finish().unwrap();
+    assert_eq!(server.successful, 1);
+}
+
+#[test]
+fn call_answers_a_407_challenge_with_credentials_from_csv() {
+    pair("peer_challenge_answer.xml", "uac_call.xml");
+}
