@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Install what Denwa's test suite needs from Debian's packages: real SIP peers (sipp, baresip),
+# PostgreSQL, network-namespace tools (ip, nft, arping), sox and procps.
+# Idempotent: installs only what is missing, runs `apt-get update` once and only if something
+# is missing, prints what it installed, and exits non-zero with a clear message on failure.
+set -euo pipefail
+
+# package:command-that-proves-it-works
+REQUIRED=(
+  "sip-tester:sipp"
+  "baresip-core:baresip"
+  "postgresql:/usr/lib/postgresql/*/bin/initdb"
+  "iproute2:ip"
+  "nftables:nft"
+  "iputils-arping:arping"
+  "sox:sox"
+  "procps:pgrep"
+)
+
+fail() {
+  echo "test-deps: ERROR: $*" >&2
+  exit 1
+}
+
+installed() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
+
+have_command() {
+  local c=$1
+  if [[ $c == /* ]]; then
+    # A path pattern (e.g. PostgreSQL's versioned bin dir): at least one match must be executable.
+    compgen -G "$c" >/dev/null || return 1
+    local f
+    for f in $c; do [ -x "$f" ] && return 0; done
+    return 1
+  fi
+  command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || [ -x "/sbin/$c" ]
+}
+
+command -v dpkg-query >/dev/null 2>&1 || fail "dpkg-query not found: this script needs Debian or Ubuntu (apt)"
+
+missing=()
+for entry in "${REQUIRED[@]}"; do
+  pkg=${entry%%:*}
+  installed "$pkg" || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "test-deps: all present (${REQUIRED[*]%%:*})"
+else
+  SUDO=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || fail "missing packages (${missing[*]}) and not root; no sudo to install them"
+    SUDO=(sudo)
+  fi
+  echo "test-deps: installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -q >/dev/null || fail "apt-get update failed"
+  "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    || fail "apt-get install ${missing[*]} failed"
+  for pkg in "${missing[@]}"; do
+    installed "$pkg" || fail "package $pkg still not installed after apt-get install"
+  done
+  echo "test-deps: installed: ${missing[*]}"
+fi
+
+# A package can be present while its program is not (e.g. a broken install): check each one.
+for entry in "${REQUIRED[@]}"; do
+  pkg=${entry%%:*}
+  cmd=${entry#*:}
+  have_command "$cmd" || fail "package $pkg is installed but $cmd is not usable"
+done
