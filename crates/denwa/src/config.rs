@@ -74,7 +74,9 @@ pub fn parse_rtp_ports(s: &str) -> Result<(u16, u16)> {
         .parse()
         .with_context(|| format!("RTP port range {s:?}: {hi:?} is not a port number"))?;
     if lo < 1024 || hi <= lo || hi - lo < 3 {
-        bail!("RTP port range {s:?}: need 1024 <= LOW < HIGH with room for at least two port pairs");
+        bail!(
+            "RTP port range {s:?}: need 1024 <= LOW < HIGH with room for at least two port pairs"
+        );
     }
     Ok((lo, hi))
 }
@@ -84,7 +86,10 @@ pub fn parse_listen(s: &str, default_port: u16) -> Result<SocketAddr> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
-    if let Ok(ip) = s.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>() {
+    if let Ok(ip) = s
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+    {
         return Ok(SocketAddr::new(ip, default_port));
     }
     bail!("listen address {s:?}: expected IP:PORT (e.g. 0.0.0.0:5060 or [::]:5060)")
@@ -93,7 +98,10 @@ pub fn parse_listen(s: &str, default_port: u16) -> Result<SocketAddr> {
 impl Config {
     /// Resolve defaults < TOML file < environment < flags.
     pub fn load(o: &Overrides) -> Result<Config> {
-        let path = o.config.clone().or_else(|| env("DENWA_CONFIG").map(PathBuf::from));
+        let path = o
+            .config
+            .clone()
+            .or_else(|| env("DENWA_CONFIG").map(PathBuf::from));
         let file = match &path {
             Some(p) => read_file(p)?,
             None => FileConfig::default(),
@@ -113,9 +121,13 @@ impl Config {
         let sip_listen_raw: Vec<String> = if !o.sip_listen.is_empty() {
             o.sip_listen.clone()
         } else if let Some(v) = env("DENWA_SIP_LISTEN") {
-            v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
         } else {
-            file.sip_listen.unwrap_or_else(|| vec![DEFAULT_SIP_LISTEN.to_string()])
+            file.sip_listen
+                .unwrap_or_else(|| vec![DEFAULT_SIP_LISTEN.to_string()])
         };
         let sip_listen = sip_listen_raw
             .iter()
@@ -132,11 +144,21 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_HTTP_LISTEN.to_string()),
             8080,
         )?;
-        let rtp_ports = match o.rtp_ports.clone().or_else(|| env("DENWA_RTP_PORTS")).or(file.rtp_ports) {
+        let rtp_ports = match o
+            .rtp_ports
+            .clone()
+            .or_else(|| env("DENWA_RTP_PORTS"))
+            .or(file.rtp_ports)
+        {
             Some(s) => parse_rtp_ports(&s)?,
             None => DEFAULT_RTP_PORTS,
         };
-        let advertise = match o.advertise.clone().or_else(|| env("DENWA_ADVERTISE")).or(file.advertise) {
+        let advertise = match o
+            .advertise
+            .clone()
+            .or_else(|| env("DENWA_ADVERTISE"))
+            .or(file.advertise)
+        {
             Some(s) => Some(
                 s.parse()
                     .with_context(|| format!("advertise address {s:?}: expected an IP address"))?,
@@ -155,12 +177,22 @@ impl Config {
             .or_else(|| env("DENWA_LOG_LEVEL"))
             .or(file.log_level)
             .unwrap_or_else(|| "info".to_string());
-        Ok(Config { data_dir, database_url, sip_listen, http_listen, rtp_ports, advertise, node_name, log_level })
+        Ok(Config {
+            data_dir,
+            database_url,
+            sip_listen,
+            http_listen,
+            rtp_ports,
+            advertise,
+            node_name,
+            log_level,
+        })
     }
 }
 
 fn read_file(p: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("reading config file {}", p.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {}", p.display()))
 }
 
@@ -186,8 +218,14 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(parse_listen("127.0.0.1", 5060).unwrap().to_string(), "127.0.0.1:5060");
-        assert_eq!(parse_listen("[::1]:5070", 5060).unwrap().to_string(), "[::1]:5070");
+        assert_eq!(
+            parse_listen("127.0.0.1", 5060).unwrap().to_string(),
+            "127.0.0.1:5060"
+        );
+        assert_eq!(
+            parse_listen("[::1]:5070", 5060).unwrap().to_string(),
+            "[::1]:5070"
+        );
         assert!(parse_listen("localhost:5060", 5060).is_err());
     }
 
@@ -195,12 +233,23 @@ mod tests {
     fn file_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("denwa.toml");
-        std::fs::write(&f, "sip_listen = [\"127.0.0.1:5070\"]\nrtp_ports = \"30000-30100\"\n").unwrap();
-        let o = Overrides { config: Some(f.clone()), ..Default::default() };
+        std::fs::write(
+            &f,
+            "sip_listen = [\"127.0.0.1:5070\"]\nrtp_ports = \"30000-30100\"\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
         let c = Config::load(&o).unwrap();
         assert_eq!(c.sip_listen[0].port(), 5070);
         assert_eq!(c.rtp_ports, (30000, 30100));
-        let o = Overrides { config: Some(f), rtp_ports: Some("40000-40010".into()), ..Default::default() };
+        let o = Overrides {
+            config: Some(f),
+            rtp_ports: Some("40000-40010".into()),
+            ..Default::default()
+        };
         assert_eq!(Config::load(&o).unwrap().rtp_ports, (40000, 40010));
     }
 
@@ -209,7 +258,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("denwa.toml");
         std::fs::write(&f, "sip_lissten = []\n").unwrap();
-        let o = Overrides { config: Some(f), ..Default::default() };
+        let o = Overrides {
+            config: Some(f),
+            ..Default::default()
+        };
         assert!(Config::load(&o).is_err());
     }
 }

@@ -1,3 +1,450 @@
-fn main() {
-    println!("denwa");
+//! `denwa`: the Denwa IP-PBX binary — CLI, configuration and wiring (DESIGN.md §4).
+
+mod cli;
+mod config;
+mod http;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use rand::Rng;
+use store::{NewExtension, Store};
+
+use crate::cli::*;
+use crate::config::{Config, Overrides};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("denwa: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("denwa: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn overrides(g: &Global, serve: Option<&ServeArgs>) -> Overrides {
+    let mut o = Overrides {
+        config: g.config.clone(),
+        data_dir: g.data_dir.clone(),
+        database_url: g.database_url.clone(),
+        log_level: g.log_level.clone(),
+        ..Default::default()
+    };
+    if let Some(s) = serve {
+        o.sip_listen = s.sip_listen.clone();
+        o.http_listen = s.http_listen.clone();
+        o.rtp_ports = s.rtp_ports.clone();
+        o.advertise = s.advertise.clone();
+        o.node_name = s.node_name.clone();
+    }
+    o
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+async fn open_store(cfg: &Config) -> Result<Store> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    Store::open(&cfg.database_url, store::OpenOptions::default())
+        .await
+        .with_context(|| format!("opening database {}", redact(&cfg.database_url)))
+}
+
+/// Hides a password in a database URL for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((u, _)) => format!("{}{u}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn generate_password(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// SIP passwords: at least 8 characters, printable ASCII (phones' keypads and config files).
+fn check_sip_password(p: &str) -> Result<()> {
+    if p.len() < 8 {
+        bail!("password too short: at least 8 characters");
+    }
+    if !p.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        bail!("password may only contain printable ASCII characters without spaces");
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let serve_args = match &cli.command {
+        Command::Serve(a) => Some(a),
+        _ => None,
+    };
+    let cfg = Config::load(&overrides(&cli.global, serve_args))?;
+    match cli.command {
+        Command::Serve(_) => {
+            init_logging(&cfg.log_level);
+            serve(cfg).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sip(SipCmd::Lint { files, json }) => Ok(lint(&files, json)),
+        other => {
+            init_logging(cli.global.log_level.as_deref().unwrap_or("warn"));
+            admin_command(&cfg, other).await
+        }
+    }
+}
+
+async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
+    if let Command::Db(DbCmd::Migrate) = cmd {
+        std::fs::create_dir_all(&cfg.data_dir).ok();
+        let applied = Store::migrate(&cfg.database_url).await?;
+        if applied.is_empty() {
+            println!("database is up to date");
+        } else {
+            println!("applied migrations: {applied:?}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Backup(BackupCmd::Verify { file }) = &cmd {
+        let m = store::backup::verify(file).await?;
+        println!(
+            "{}: valid backup (schema {}, created {})",
+            file.display(),
+            m.schema_version,
+            m.created_at
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = open_store(cfg).await?;
+    let tenant = store.default_tenant().await?;
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    match cmd {
+        Command::Extension(ExtensionCmd::Add {
+            number,
+            password,
+            name,
+        }) => {
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(|| generate_password(16));
+            check_sip_password(&password)?;
+            let e = store
+                .create_extension(
+                    tenant.id,
+                    NewExtension {
+                        number: number.clone(),
+                        display_name: name.unwrap_or_default(),
+                        password: Some(password.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            if generated {
+                writeln!(
+                    out,
+                    "extension {} added; SIP password: {password}",
+                    e.number
+                )?;
+            } else {
+                writeln!(out, "extension {} added", e.number)?;
+            }
+        }
+        Command::Extension(ExtensionCmd::List { json }) => {
+            let mut all = Vec::new();
+            let mut offset = 0;
+            loop {
+                let page = store
+                    .list_extensions(
+                        tenant.id,
+                        None,
+                        store::Page {
+                            limit: 1000,
+                            offset,
+                        },
+                    )
+                    .await?;
+                let n = page.len();
+                all.extend(page);
+                if n < 1000 {
+                    break;
+                }
+                offset += 1000;
+            }
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<12} {:<24} {:<8} {:<8}",
+                    "NUMBER", "NAME", "ENABLED", "CONTACTS"
+                )?;
+                for e in all {
+                    writeln!(
+                        out,
+                        "{:<12} {:<24} {:<8} {:<8}",
+                        e.number, e.display_name, e.enabled, e.max_contacts
+                    )?;
+                }
+            }
+        }
+        Command::Extension(ExtensionCmd::Remove { number }) => {
+            store.delete_extension(tenant.id, &number).await?;
+            writeln!(out, "extension {number} removed")?;
+        }
+        Command::Extension(ExtensionCmd::Passwd { number, password }) => {
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(|| generate_password(16));
+            check_sip_password(&password)?;
+            store
+                .set_extension_password(tenant.id, &number, &password)
+                .await?;
+            if generated {
+                writeln!(out, "extension {number}: new SIP password: {password}")?;
+            } else {
+                writeln!(out, "extension {number}: password changed")?;
+            }
+        }
+        Command::Registration(RegistrationCmd::List { json }) => {
+            let now = chrono::Utc::now();
+            let mut all = Vec::new();
+            let mut offset = 0;
+            loop {
+                let page = store
+                    .list_bindings(store::Page {
+                        limit: 1000,
+                        offset,
+                    })
+                    .await?;
+                let n = page.len();
+                all.extend(page.into_iter().filter(|r| r.expires_at > now));
+                if n < 1000 {
+                    break;
+                }
+                offset += 1000;
+            }
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<28} {:<44} {:<22} {:<5} {:>7}  USER-AGENT",
+                    "AOR", "CONTACT", "SOURCE", "PROTO", "EXPIRES"
+                )?;
+                for r in all {
+                    let left = (r.expires_at - now).num_seconds();
+                    writeln!(
+                        out,
+                        "{:<28} {:<44} {:<22} {:<5} {:>7}  {}",
+                        r.aor,
+                        r.contact_uri,
+                        r.received_addr,
+                        r.transport.as_str(),
+                        left,
+                        r.user_agent
+                    )?;
+                }
+            }
+        }
+        Command::Cdr(CdrCmd::List { json, limit }) => {
+            let q = store::CdrQuery {
+                page: store::Page {
+                    limit: i64::from(limit),
+                    offset: 0,
+                },
+                ..Default::default()
+            };
+            let rows = store.list_cdrs(&q).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<20} {:<10} {:<10} {:<10} {:>6} {:>7}  {:<7} CAUSE",
+                    "START", "CALLER", "CALLEE", "RESULT", "DUR", "BILLSEC", "CODEC"
+                )?;
+                for c in rows {
+                    let r = &c.record;
+                    writeln!(
+                        out,
+                        "{:<20} {:<10} {:<10} {:<10} {:>6} {:>7}  {:<7} {}",
+                        r.start_time.format("%Y-%m-%d %H:%M:%S"),
+                        r.caller,
+                        r.callee,
+                        r.disposition.as_str(),
+                        r.duration_s,
+                        r.billsec,
+                        r.codec,
+                        r.hangup_cause
+                    )?;
+                }
+            }
+        }
+        Command::Admin(AdminCmd::Add {
+            user,
+            password,
+            role,
+        }) => {
+            let role: store::AdminRole = role.parse()?;
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(|| generate_password(20));
+            if password.chars().count() < 10 {
+                bail!("administrator password too short: at least 10 characters");
+            }
+            store.create_admin(&user, &password, role).await?;
+            if generated {
+                writeln!(out, "administrator {user} added; password: {password}")?;
+            } else {
+                writeln!(out, "administrator {user} added")?;
+            }
+        }
+        Command::Backup(BackupCmd::Create { file }) => {
+            let m = store::backup::create(&store, &cfg.data_dir, &file).await?;
+            writeln!(
+                out,
+                "backup written to {} ({} entries, schema {})",
+                file.display(),
+                m.entries.len(),
+                m.schema_version
+            )?;
+        }
+        Command::Backup(BackupCmd::Restore { file }) => {
+            let m = store::backup::restore(&store, &cfg.data_dir, &file).await?;
+            writeln!(
+                out,
+                "restored backup of {} (schema {})",
+                m.created_at, m.schema_version
+            )?;
+        }
+        Command::Serve(_)
+        | Command::Sip(_)
+        | Command::Db(_)
+        | Command::Backup(BackupCmd::Verify { .. }) => {}
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lint(files: &[std::path::PathBuf], json: bool) -> ExitCode {
+    let mut all_ok = true;
+    let mut reports = Vec::new();
+    for f in files {
+        let report = match std::fs::read(f) {
+            Ok(data) => sip::lint(&data),
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", f.display());
+                all_ok = false;
+                continue;
+            }
+        };
+        all_ok &= report.valid;
+        if json {
+            reports.push(serde_json::json!({ "file": f.display().to_string(), "report": report }));
+        } else {
+            println!("{}: {report}", f.display());
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(reports));
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    let store = open_store(&cfg).await?;
+    let media_timeout = store
+        .setting::<u64>(None, pbx::setting_keys::MEDIA_TIMEOUT)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(60);
+    let relay = media::Relay::new(media::RelayConfig {
+        port_min: cfg.rtp_ports.0,
+        port_max: cfg.rtp_ports.1,
+        media_timeout: std::time::Duration::from_secs(media_timeout.max(5)),
+        ..Default::default()
+    });
+    let pcfg = pbx::PbxConfig {
+        sip_listen: cfg.sip_listen.clone(),
+        advertise: cfg.advertise,
+        node_name: cfg.node_name.clone(),
+        ..Default::default()
+    };
+    let pbx = pbx::start(pcfg, store.clone(), relay).await?;
+    let http = http::bind(cfg.http_listen).await?;
+    let http_addr = http.local_addr()?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        sip = ?pbx.sip_addrs(),
+        http = %http_addr,
+        rtp = ?cfg.rtp_ports,
+        database = %redact(&cfg.database_url),
+        backend = store.backend().as_str(),
+        "denwa serving"
+    );
+    let started = std::time::Instant::now();
+    let state = http::State {
+        pbx: pbx.clone(),
+        store: store.clone(),
+        started,
+        node: cfg.node_name.clone(),
+    };
+    let server = tokio::spawn(http::serve(http, state));
+    wait_for_signal().await;
+    tracing::info!("shutting down: ending calls");
+    pbx.shutdown().await;
+    server.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -1,0 +1,202 @@
+//! Command-line interface (DESIGN.md §4). Every subcommand takes the global database options and works
+//! whether or not `serve` is running.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Denwa IP-PBX.
+#[derive(Debug, Parser)]
+#[command(
+    name = "denwa",
+    version,
+    about = "Denwa IP-PBX: SIP registrar, B2BUA calls with relayed media, call records"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// TOML file with node-local settings [env: DENWA_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (SQLite file, recordings, prompts) [env: DENWA_DATA_DIR; default ./denwa-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://... [env: DENWA_DATABASE_URL; default SQLite in the data dir]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Log level or tracing filter (error, warn, info, debug, trace) [env: DENWA_LOG_LEVEL]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the PBX: SIP on UDP and TCP, RTP relay, HTTP (/healthz, /metrics).
+    Serve(ServeArgs),
+    /// Manage extensions (phones' accounts).
+    #[command(subcommand)]
+    Extension(ExtensionCmd),
+    /// Show registered phones (location bindings).
+    #[command(subcommand)]
+    Registration(RegistrationCmd),
+    /// Show call records.
+    #[command(subcommand)]
+    Cdr(CdrCmd),
+    /// Manage control-panel administrators.
+    #[command(subcommand)]
+    Admin(AdminCmd),
+    /// Create or restore a complete backup (database and data-dir files).
+    #[command(subcommand)]
+    Backup(BackupCmd),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCmd),
+    /// SIP tools.
+    #[command(subcommand)]
+    Sip(SipCmd),
+}
+
+/// `denwa serve` options.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// SIP listen address, UDP and TCP; repeat for several network segments [env: DENWA_SIP_LISTEN, comma-separated; default 0.0.0.0:5060]
+    #[arg(long = "sip-listen", value_name = "ADDR:PORT")]
+    pub sip_listen: Vec<String>,
+    /// HTTP listen address for /healthz and /metrics [env: DENWA_HTTP_LISTEN; default 0.0.0.0:8080]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http_listen: Option<String>,
+    /// RTP port range for the media relay [env: DENWA_RTP_PORTS; default 10000-20000]
+    #[arg(long, value_name = "LOW-HIGH")]
+    pub rtp_ports: Option<String>,
+    /// Address written into SDP and Contact instead of the local one (public address behind NAT) [env: DENWA_ADVERTISE]
+    #[arg(long, value_name = "ADDR")]
+    pub advertise: Option<String>,
+    /// This node's name (shown in registrations) [env: DENWA_NODE_NAME; default: the host name]
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+}
+
+/// `denwa extension ...`
+#[derive(Debug, Subcommand)]
+pub enum ExtensionCmd {
+    /// Add an extension; prints the generated password when none is given.
+    Add {
+        /// Extension number (digits, also * # +)
+        number: String,
+        /// SIP password (at least 8 characters); generated when omitted
+        #[arg(long)]
+        password: Option<String>,
+        /// Display name
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List extensions.
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an extension (and its registrations).
+    Remove {
+        /// Extension number
+        number: String,
+    },
+    /// Set a new password; prints the generated one when none is given.
+    Passwd {
+        /// Extension number
+        number: String,
+        /// New SIP password (at least 8 characters); generated when omitted
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
+/// `denwa registration ...`
+#[derive(Debug, Subcommand)]
+pub enum RegistrationCmd {
+    /// List current (unexpired) registrations.
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `denwa cdr ...`
+#[derive(Debug, Subcommand)]
+pub enum CdrCmd {
+    /// List the most recent call records, newest first.
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+        /// How many records
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+/// `denwa admin ...`
+#[derive(Debug, Subcommand)]
+pub enum AdminCmd {
+    /// Add a control-panel administrator; prints the generated password when none is given.
+    Add {
+        /// User name
+        user: String,
+        /// Password (at least 10 characters); generated when omitted
+        #[arg(long)]
+        password: Option<String>,
+        /// Role: admin or viewer
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+}
+
+/// `denwa backup ...`
+#[derive(Debug, Subcommand)]
+pub enum BackupCmd {
+    /// Write a consistent backup archive (safe while the server runs).
+    Create {
+        /// Output file
+        file: PathBuf,
+    },
+    /// Validate a backup archive and replace all data with it (nothing changes if it is invalid).
+    Restore {
+        /// Backup file
+        file: PathBuf,
+    },
+    /// Only validate a backup archive.
+    Verify {
+        /// Backup file
+        file: PathBuf,
+    },
+}
+
+/// `denwa db ...`
+#[derive(Debug, Subcommand)]
+pub enum DbCmd {
+    /// Apply pending schema migrations (also done automatically at start).
+    Migrate,
+}
+
+/// `denwa sip ...`
+#[derive(Debug, Subcommand)]
+pub enum SipCmd {
+    /// Parse raw SIP messages from files: exit 0 when all are valid, 1 otherwise.
+    Lint {
+        /// Files holding one raw SIP message each (CRLF or LF line ends)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+}

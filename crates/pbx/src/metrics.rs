@@ -1,0 +1,230 @@
+//! Counters for `/metrics` (Prometheus text format). Atomics only: updated from any task, read by
+//! the HTTP handler.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+const METHODS: [&str; 15] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "REGISTER",
+    "OPTIONS",
+    "INFO",
+    "UPDATE",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "MESSAGE",
+    "PUBLISH",
+    "other",
+];
+const DISPOSITIONS: [&str; 5] = ["ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CANCELED"];
+
+/// Process-wide PBX counters.
+pub struct Metrics {
+    requests_in: [AtomicU64; METHODS.len()],
+    responses_out: Box<[AtomicU64; 600]>,
+    parse_errors: AtomicU64,
+    auth_failures: AtomicU64,
+    throttled: AtomicU64,
+    overload_drops: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    calls_by_disposition: [AtomicU64; DISPOSITIONS.len()],
+    /// Registered contacts right now.
+    pub registrations: AtomicI64,
+    /// Calls in progress right now.
+    pub active_calls: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests_in: std::array::from_fn(|_| AtomicU64::new(0)),
+            responses_out: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
+            parse_errors: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            overload_drops: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            calls_by_disposition: std::array::from_fn(|_| AtomicU64::new(0)),
+            registrations: AtomicI64::new(0),
+            active_calls: AtomicI64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// A request arrived.
+    pub fn inc_request(&self, method: &str) {
+        let i = METHODS
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(METHODS.len() - 1);
+        self.requests_in[i].fetch_add(1, Relaxed);
+    }
+    /// We sent a response.
+    pub fn inc_response(&self, status: u16) {
+        if (100..700).contains(&status) {
+            self.responses_out[usize::from(status - 100)].fetch_add(1, Relaxed);
+        }
+    }
+    /// A message failed to parse.
+    pub fn inc_parse_error(&self) {
+        self.parse_errors.fetch_add(1, Relaxed);
+    }
+    /// Authentication failed.
+    pub fn inc_auth_failure(&self) {
+        self.auth_failures.fetch_add(1, Relaxed);
+    }
+    /// A message from a banned source was ignored.
+    pub fn inc_throttled(&self) {
+        self.throttled.fetch_add(1, Relaxed);
+    }
+    /// Input dropped because the core was overloaded.
+    pub fn inc_overload_drop(&self) {
+        self.overload_drops.fetch_add(1, Relaxed);
+    }
+    /// Bytes received.
+    pub fn inc_received_bytes(&self, n: usize) {
+        self.bytes_in.fetch_add(n as u64, Relaxed);
+    }
+    /// Bytes sent.
+    pub fn inc_sent_bytes(&self, n: usize) {
+        self.bytes_out.fetch_add(n as u64, Relaxed);
+    }
+    /// A call ended with this disposition.
+    pub fn inc_call(&self, disposition: &str) {
+        if let Some(i) = DISPOSITIONS.iter().position(|d| *d == disposition) {
+            self.calls_by_disposition[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Prometheus text exposition of the SIP counters (relay counters are appended by the caller).
+    pub fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP denwa_sip_requests_received_total SIP requests received, by method."
+        );
+        let _ = writeln!(out, "# TYPE denwa_sip_requests_received_total counter");
+        for (i, m) in METHODS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "denwa_sip_requests_received_total{{method=\"{m}\"}} {}",
+                self.requests_in[i].load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP denwa_sip_responses_sent_total SIP responses sent, by status code."
+        );
+        let _ = writeln!(out, "# TYPE denwa_sip_responses_sent_total counter");
+        for (i, c) in self.responses_out.iter().enumerate() {
+            let v = c.load(Relaxed);
+            if v > 0 {
+                let _ = writeln!(
+                    out,
+                    "denwa_sip_responses_sent_total{{code=\"{}\"}} {v}",
+                    i + 100
+                );
+            }
+        }
+        let simple: [(&str, &str, &str, u64); 6] = [
+            (
+                "denwa_sip_parse_errors_total",
+                "counter",
+                "Malformed SIP messages received.",
+                self.parse_errors.load(Relaxed),
+            ),
+            (
+                "denwa_auth_failures_total",
+                "counter",
+                "Failed digest authentications.",
+                self.auth_failures.load(Relaxed),
+            ),
+            (
+                "denwa_sip_throttled_total",
+                "counter",
+                "Messages ignored from banned sources.",
+                self.throttled.load(Relaxed),
+            ),
+            (
+                "denwa_sip_overload_drops_total",
+                "counter",
+                "Datagrams dropped because the core queue was full.",
+                self.overload_drops.load(Relaxed),
+            ),
+            (
+                "denwa_sip_received_bytes_total",
+                "counter",
+                "SIP bytes received.",
+                self.bytes_in.load(Relaxed),
+            ),
+            (
+                "denwa_sip_sent_bytes_total",
+                "counter",
+                "SIP bytes sent.",
+                self.bytes_out.load(Relaxed),
+            ),
+        ];
+        for (name, kind, help, v) in simple {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP denwa_registrations Registered contacts.\n# TYPE denwa_registrations gauge"
+        );
+        let _ = writeln!(
+            out,
+            "denwa_registrations {}",
+            self.registrations.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP denwa_calls_active Calls in progress.\n# TYPE denwa_calls_active gauge"
+        );
+        let _ = writeln!(
+            out,
+            "denwa_calls_active {}",
+            self.active_calls.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP denwa_calls_total Finished calls, by disposition.\n# TYPE denwa_calls_total counter"
+        );
+        for (i, d) in DISPOSITIONS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "denwa_calls_total{{disposition=\"{d}\"}} {}",
+                self.calls_by_disposition[i].load(Relaxed)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts() {
+        let m = Metrics::default();
+        m.inc_request("INVITE");
+        m.inc_request("FOO");
+        m.inc_response(486);
+        m.inc_call("BUSY");
+        let mut s = String::new();
+        m.render(&mut s);
+        assert!(s.contains("denwa_sip_requests_received_total{method=\"INVITE\"} 1"));
+        assert!(s.contains("denwa_sip_requests_received_total{method=\"other\"} 1"));
+        assert!(s.contains("denwa_sip_responses_sent_total{code=\"486\"} 1"));
+        assert!(s.contains("denwa_calls_total{disposition=\"BUSY\"} 1"));
+    }
+}

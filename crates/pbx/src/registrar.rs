@@ -1,0 +1,291 @@
+//! The registrar (Kamailio's `registrar` + `usrloc` + `auth`): REGISTER with digest
+//! authentication, bindings kept in memory and written through to the database.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use sip::transaction::{TransactionId, Transport};
+use sip::{Contact, HeaderName, Request, Response};
+use tracing::{debug, info, warn};
+
+use crate::core::{
+    AuthOutcome, Binding, Core, Internal, contact_is_behind_nat, uri_domain, uri_user,
+};
+
+/// One change to a binding the registrar decided on.
+enum Op {
+    Upsert(store::BindingUpsert),
+    Delete {
+        extension_id: i64,
+        contact_uri: String,
+    },
+    DeleteAll {
+        tenant_id: i64,
+        aor: String,
+    },
+}
+
+impl Core {
+    pub(crate) fn on_register(
+        &mut self,
+        txn: TransactionId,
+        req: Request,
+        source: SocketAddr,
+        local: SocketAddr,
+        transport: Transport,
+        now: Instant,
+    ) {
+        let Some(to) = req.to() else {
+            return self.respond(
+                txn,
+                Response::for_request(&req, 400, Some("Missing To")),
+                now,
+            );
+        };
+        if !to.uri.is_sip() {
+            return self.respond(
+                txn,
+                Response::for_request(&req, 400, Some("To must be a SIP or SIPS URI")),
+                now,
+            );
+        }
+        let (Some(user), Some(domain)) = (uri_user(&to.uri), uri_domain(&to.uri)) else {
+            return self.respond(
+                txn,
+                Response::for_request(&req, 400, Some("To has no user part")),
+                now,
+            );
+        };
+        let Some(tenant) = self.tenants.for_domain(&domain) else {
+            info!(peer = %source, %domain, "REGISTER for an unknown domain");
+            return self.respond(
+                txn,
+                Response::for_request(&req, 404, Some("Unknown domain")),
+                now,
+            );
+        };
+        let ext =
+            match self.authenticate(&req, &HeaderName::Authorization, tenant, &user, source, now) {
+                AuthOutcome::Ok(e) => e,
+                AuthOutcome::Challenge { stale } => {
+                    let r = self.challenge_response(&req, tenant, stale, false);
+                    return self.respond(txn, r, now);
+                }
+                AuthOutcome::Forbidden(reason) => {
+                    return self.respond(
+                        txn,
+                        Response::for_request(&req, 403, Some(reason))
+                            .with_to_tag(&sip::generate_tag()),
+                        now,
+                    );
+                }
+                AuthOutcome::Ignore => return,
+            };
+        let contacts = req.contacts();
+        let header_expires = req.expires();
+        let call_id = req.call_id().unwrap_or_default().to_string();
+        let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
+        let aor = format!("sip:{}@{}", ext.number, domain);
+        let wall = SystemTime::now();
+        let s = self.settings.clone();
+        let mut ops = Vec::new();
+
+        if contacts.iter().any(|c| matches!(c, Contact::Wildcard)) {
+            // RFC 3261 §10.3 step 6: `*` only alone and with Expires: 0.
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return self.respond(
+                    txn,
+                    Response::for_request(
+                        &req,
+                        400,
+                        Some("Contact * needs Expires: 0 and no other contact"),
+                    ),
+                    now,
+                );
+            }
+            let list = self.location.remove(&ext.id).unwrap_or_default();
+            if let Some(old) = list.iter().find(|b| b.call_id == call_id && cseq <= b.cseq) {
+                self.location.insert(ext.id, list.clone());
+                debug!(cseq, old = old.cseq, "out-of-order REGISTER");
+                return self.respond(
+                    txn,
+                    Response::for_request(&req, 500, Some("Out-of-order CSeq")),
+                    now,
+                );
+            }
+            ops.push(Op::DeleteAll {
+                tenant_id: tenant,
+                aor: aor.clone(),
+            });
+            info!(peer = %source, %aor, "all registrations removed");
+        } else {
+            let list = self.location.entry(ext.id).or_default();
+            let mut new_list = list.clone();
+            for c in &contacts {
+                let Contact::Addr(na) = c else { continue };
+                if !na.uri.is_sip() {
+                    continue;
+                }
+                let contact_uri = na.uri.to_string();
+                let asked = na.expires().or(header_expires).unwrap_or(s.default_expires);
+                if asked != 0 && asked < s.min_expires {
+                    let r = Response::for_request(&req, 423, None)
+                        .with_to_tag(&sip::generate_tag())
+                        .with_header(HeaderName::MinExpires, s.min_expires.to_string());
+                    return self.respond(txn, r, now);
+                }
+                let existing = new_list.iter().position(|b| b.contact_uri == contact_uri);
+                if let Some(i) = existing {
+                    let b = &new_list[i];
+                    if b.call_id == call_id && cseq <= b.cseq {
+                        return self.respond(
+                            txn,
+                            Response::for_request(&req, 500, Some("Out-of-order CSeq")),
+                            now,
+                        );
+                    }
+                }
+                if asked == 0 {
+                    if let Some(i) = existing {
+                        new_list.remove(i);
+                        ops.push(Op::Delete {
+                            extension_id: ext.id,
+                            contact_uri,
+                        });
+                    }
+                    continue;
+                }
+                let granted = asked.min(s.max_expires);
+                let b = Binding {
+                    tenant_id: tenant,
+                    extension_id: ext.id,
+                    aor: aor.clone(),
+                    contact_uri: contact_uri.clone(),
+                    contact: na.uri.clone(),
+                    expires_at: wall + Duration::from_secs(u64::from(granted)),
+                    q: na.q().map(f64::from).unwrap_or(1.0),
+                    call_id: call_id.clone(),
+                    cseq,
+                    user_agent: req.headers.user_agent().unwrap_or_default().to_string(),
+                    received: source,
+                    transport,
+                    local,
+                    instance_id: na.params.value("+sip.instance"),
+                    reg_id: na.params.value("reg-id").and_then(|v| v.parse().ok()),
+                    behind_nat: contact_is_behind_nat(&na.uri, source),
+                    ping_failures: 0,
+                    ping_txn: None,
+                    next_ping: now + s.keepalive,
+                };
+                match existing {
+                    Some(i) => new_list[i] = b,
+                    None => new_list.push(b),
+                }
+            }
+            // Over the contact limit: the oldest registrations make room (a phone that moved
+            // behind a new NAT binding must not lock itself out).
+            while new_list.len() > ext.max_contacts {
+                let oldest = new_list
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, b)| b.expires_at)
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
+                let b = new_list.remove(oldest);
+                ops.push(Op::Delete {
+                    extension_id: ext.id,
+                    contact_uri: b.contact_uri,
+                });
+            }
+            for b in &new_list {
+                if b.call_id == call_id && b.cseq == cseq && b.received == source {
+                    ops.push(Op::Upsert(self.binding_row(b, 0)));
+                }
+            }
+            if !contacts.is_empty() {
+                debug!(peer = %source, %aor, contacts = new_list.len(), "registered");
+            }
+            if new_list.is_empty() {
+                self.location.remove(&ext.id);
+            } else {
+                self.location.insert(ext.id, new_list);
+            }
+        }
+        self.update_registration_gauge();
+
+        // 200 OK lists every current binding of the AOR.
+        let mut ok = Response::for_request(&req, 200, None).with_to_tag(&sip::generate_tag());
+        if let Some(list) = self.location.get(&ext.id) {
+            for b in list {
+                let left = b
+                    .expires_at
+                    .duration_since(wall)
+                    .unwrap_or_default()
+                    .as_secs();
+                ok.headers.push(
+                    HeaderName::Contact,
+                    format!("<{}>;expires={left}", b.contact_uri),
+                );
+            }
+        }
+        ok.headers.push(HeaderName::Date, httpdate(wall));
+        if ops.is_empty() {
+            return self.respond(txn, ok, now);
+        }
+        // Answer only once the bindings are durable.
+        let store = self.store.clone();
+        let tx = self.internal.clone();
+        tokio::spawn(async move {
+            let mut failed = None;
+            for op in ops {
+                let r = match op {
+                    Op::Upsert(u) => store.upsert_binding(u).await.map(|_| ()),
+                    Op::Delete {
+                        extension_id,
+                        contact_uri,
+                    } => store
+                        .delete_binding(extension_id, &contact_uri)
+                        .await
+                        .map(|_| ()),
+                    Op::DeleteAll { tenant_id, aor } => store
+                        .delete_bindings_for_aor(tenant_id, &aor)
+                        .await
+                        .map(|_| ()),
+                };
+                if let Err(e) = r {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            let resp = match failed {
+                None => ok,
+                Some(e) => {
+                    warn!(error = %e, "storing registration failed");
+                    let mut r = Response::new(500);
+                    r.reason = "Database Unavailable".into();
+                    for h in ok.headers.iter() {
+                        if matches!(
+                            h.name,
+                            HeaderName::Via
+                                | HeaderName::From
+                                | HeaderName::To
+                                | HeaderName::CallId
+                                | HeaderName::CSeq
+                        ) {
+                            r.headers.push(h.name.clone(), h.value.clone());
+                        }
+                    }
+                    r.headers.push(HeaderName::RetryAfter, "5");
+                    r
+                }
+            };
+            let _ = tx.send(Internal::Respond(txn, Box::new(resp)));
+        });
+    }
+}
+
+/// RFC 7231 IMF-fixdate.
+fn httpdate(t: SystemTime) -> String {
+    let dt: chrono::DateTime<chrono::Utc> = t.into();
+    dt.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
