@@ -567,3 +567,26 @@ fn digest_uri_compared_as_sip_uri() {
         Err(VerifyError::UriMismatch)
     );
 }
+
+// RFC 4475 §3.3.7 regaut01, read from the shared test data through the message parser.
+#[test]
+fn rfc4475_regaut01_from_corpus() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/rfc4475/msgs/regaut01.dat");
+    let raw = std::fs::read(path).unwrap();
+    let sip::Message::Request(req) = sip::parse_message(&raw).unwrap() else {
+        panic!("regaut01 is a request")
+    };
+    let value = req
+        .headers
+        .get_str(&sip::HeaderName::Authorization)
+        .unwrap();
+    let AuthorizationValue::Other(p) = parse_credentials(value).unwrap() else {
+        panic!("unknown scheme must not parse as Digest")
+    };
+    assert_eq!(p.scheme, "NoOneKnowsThisScheme");
+    // The registrar then answers 401 with challenges it understands.
+    let mut f = fixture();
+    let cs = f.server.challenges(at(T0), false, &mut f.rng);
+    assert_eq!(cs.len(), 2);
+}
