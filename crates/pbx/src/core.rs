@@ -661,7 +661,13 @@ impl Core {
             return AuthOutcome::Challenge { stale: false };
         };
         let ext = self.exts.get(&(tenant, creds.username.clone())).cloned();
-        let uri = req.uri.to_string();
+        let mut uri = req.uri.to_string();
+        if creds.uri != uri && same_server(&creds.uri, &req.uri) {
+            // Interop: some clients (sipp among them) put the server's address rather than the
+            // full Request-URI into the digest `uri`. The hash still covers what they sent and
+            // nonce counts still stop replays, so accept it when it names the same server.
+            uri = creds.uri.clone();
+        }
         let dr = DigestRequest {
             method: req.method.as_str(),
             uri: &uri,
@@ -1018,6 +1024,16 @@ impl Core {
         for id in ids {
             self.hangup_call(id, reason, now);
         }
+    }
+}
+
+/// True when the digest `uri` names the same host and port as the Request-URI.
+fn same_server(digest_uri: &str, request_uri: &Uri) -> bool {
+    match (digest_uri.parse::<Uri>(), request_uri.as_sip()) {
+        (Ok(Uri::Sip(d)), Some(r)) => {
+            d.host.eq_ignore_case(&r.host) && d.port == r.port && d.scheme == r.scheme
+        }
+        _ => false,
     }
 }
 
