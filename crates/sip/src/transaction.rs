@@ -763,6 +763,25 @@ impl TransactionLayer {
             txn.timers[timer.index()] = Some(at);
             self.heap.push(Reverse((at, id.0, timer as u8)));
         }
+        self.maybe_compact();
+    }
+
+    /// Drops lazily deleted heap entries once they dominate. Cancelled timers (Timer B of an
+    /// answered INVITE, ...) would otherwise stay until their deadline, up to 64*T1 of traffic.
+    fn maybe_compact(&mut self) {
+        let live_bound = TIMER_COUNT * self.txns.len();
+        if self.heap.len() > 4096 && self.heap.len() > 2 * live_bound {
+            let txns = &self.txns;
+            self.heap.retain(|&Reverse((at, id, t))| {
+                txns.get(&TransactionId(id))
+                    .is_some_and(|txn| txn.timers[usize::from(t)] == Some(at))
+            });
+        }
+    }
+
+    /// Entries in the timer heap, including not yet purged cancelled ones (for metrics).
+    pub fn timer_entries(&self) -> usize {
+        self.heap.len()
     }
 
     fn emit(&mut self, id: TransactionId, data: Bytes) {

@@ -1068,3 +1068,38 @@ fn zero_t1_is_clamped_and_terminates() {
     assert_eq!(offsets(&sent), (1..64).collect::<Vec<u64>>());
     assert!(has_timeout(&h.events(), id));
 }
+
+#[test]
+fn cancelled_timers_are_purged_from_the_heap() {
+    let mut h = Harness::new();
+    for round in 0..3 {
+        let mut ids = Vec::new();
+        for i in 0..3_000 {
+            let r = mk_req("INVITE", &format!("z9hG4bKpurge{round}x{i}"), "UDP", "");
+            ids.push(
+                h.layer
+                    .send_request(r, h.target(Transport::Udp), h.at(0))
+                    .unwrap(),
+            );
+        }
+        // The peer goes away: every transaction ends early, leaving Timers A and B behind.
+        for id in ids {
+            h.layer.handle_transport_error(id);
+        }
+    }
+    h.transmits();
+    h.events();
+    assert!(h.layer.is_empty());
+    // The next timer set purges the 6 000 dead entries the last round left behind.
+    assert_eq!(h.layer.timer_entries(), 6_000);
+    let r = mk_req("INVITE", "z9hG4bKpurge-last", "UDP", "");
+    h.layer
+        .send_request(r, h.target(Transport::Udp), h.at(0))
+        .unwrap();
+    assert_eq!(
+        h.layer.timer_entries(),
+        2,
+        "Timers A and B of the live transaction"
+    );
+    assert_eq!(h.layer.poll_timeout(), Some(h.at(500)));
+}
