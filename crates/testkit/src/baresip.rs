@@ -1,8 +1,8 @@
 //! A headless baresip softphone driven over `ctrl_tcp`.
 //!
 //! Each [`Phone`] gets its own config directory with a minimal `config` (G.711, `aufile` as the
-//! audio source, `sndfile` recording what it receives, `ctrl_tcp` on a free port, no console UI)
-//! and an `accounts` file with one account. baresip is started with `-t` so it exits by itself
+//! audio source, `sndfile` recording what it receives, `ctrl_tcp` on a free port, no console UI);
+//! its one account is added with `uanew` once the control connection is up. baresip is started with `-t` so it exits by itself
 //! even if the guard is leaked, and runs optionally inside a network namespace. Commands and
 //! events travel as netstring-framed JSON over the control socket; events that arrive while a
 //! command waits for its response are queued for [`Phone::wait_event`].
@@ -14,6 +14,10 @@
 //! - when the `aufile` source reaches the end of its file the call is hung up, so the source
 //!   is padded with silence to the phone's lifetime.
 //! - a SIP bind failure ("ua: init failed") does not make baresip exit; it is detected in the log.
+//! - events are sent only to connected control clients: an account in the `accounts` file would
+//!   register before we connect and its REGISTER_OK would be lost, hence `uanew` after connecting.
+//! - with `answermode=auto` there is no CALL_INCOMING event, only CALL_ESTABLISHED.
+//! - `dial` with `;transport=udp` in the URI gets it doubled; UDP URIs are given without it.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -329,9 +333,10 @@ impl Phone {
         })?;
         let config = config_text(cfg, dir.path(), &audio, sip_port, ctrl_port, rtp_base);
         fs::write(dir.path().join("config"), config).map_err(|e| io_err("writing config", e))?;
+        // No account at start-up: it is added with `uanew` once the control connection is up,
+        // so that no REGISTER_OK/REGISTER_FAIL event is emitted before anyone listens.
         let account = account_line(cfg, sip_port);
-        fs::write(dir.path().join("accounts"), format!("{account}\n"))
-            .map_err(|e| io_err("writing accounts", e))?;
+        fs::write(dir.path().join("accounts"), "").map_err(|e| io_err("writing accounts", e))?;
 
         let lifetime = cfg.lifetime.as_secs().max(1).to_string();
         let mut cmd = match &cfg.netns {
@@ -382,7 +387,7 @@ impl Phone {
             .map_err(|e| start_err(format!("cannot connect to ctrl_tcp on {addr}: {e}"), &proc))?;
         ctrl.set_read_timeout(Some(READ_SLICE))
             .map_err(|e| io_err("configuring ctrl socket", e))?;
-        Ok(Phone {
+        let mut phone = Phone {
             name,
             user: cfg.user.clone(),
             ip: cfg.ip,
@@ -395,7 +400,9 @@ impl Phone {
             history: Vec::new(),
             token: 0,
             dir,
-        })
+        };
+        phone.command("uanew", Some(&account))?;
+        Ok(phone)
     }
 
     /// The phone's name in messages (`baresip-USER`).

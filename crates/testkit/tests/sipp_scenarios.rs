@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use testkit::sipp::{RunningSipp, Sipp, SippOutcome};
+use testkit::sipp::{RunningSipp, Sipp, SippOutcome, SippTransport};
 
 const USERS: &str = "users.csv";
 
@@ -116,4 +116,60 @@ fn busy_callee_fails_the_call_with_a_clear_error() {
 #[test]
 fn call_answers_a_407_challenge_with_credentials_from_csv() {
     pair("peer_challenge_answer.xml", "uac_call.xml");
+}
+
+#[test]
+fn call_over_tcp() {
+    require_sipp();
+    let mut uas = Sipp::uas("uas_answer.xml");
+    uas.transport = SippTransport::Tcp;
+    uas.service = Some("1002".into());
+    let mut uas = uas.spawn().unwrap();
+    uas.wait_listening(Duration::from_secs(10)).unwrap();
+    let mut client = uac("uac_call.xml", &uas);
+    client.transport = SippTransport::Tcp;
+    let out = client.run().unwrap();
+    assert_eq!(out.successful, 1);
+    uas.finish().unwrap();
+}
+
+#[test]
+fn several_calls_in_one_run_are_counted() {
+    require_sipp();
+    let mut uas = Sipp::uas("uas_answer.xml");
+    uas.calls = 5;
+    uas.service = Some("1002".into());
+    let mut uas = uas.spawn().unwrap();
+    uas.wait_listening(Duration::from_secs(10)).unwrap();
+    let mut client = uac("uac_call.xml", &uas);
+    client.calls = 5;
+    client.rate = Some(10);
+    client.call_duration = Duration::from_millis(100);
+    let out = client.run().unwrap();
+    assert_eq!((out.successful, out.failed), (5, 0));
+    assert_eq!(out.stat("OutgoingCall(C)"), 5);
+    assert_eq!(uas.finish().unwrap().successful, 5);
+}
+
+#[test]
+fn missing_scenario_is_a_setup_error() {
+    require_sipp();
+    let err = Sipp::uac("no_such_scenario.xml", "127.0.0.1:5060")
+        .run()
+        .unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+}
+
+#[test]
+fn unanswered_call_ends_at_the_timeout_as_failed() {
+    require_sipp();
+    // Nobody listens: the INVITE is retransmitted until sipp's global timeout ends the run.
+    let port = testkit::ports::free_port().unwrap();
+    let mut client = Sipp::uac("uac_call.xml", &format!("127.0.0.1:{port}"));
+    client.inject = Some(USERS.into());
+    client.service = Some("1002".into());
+    client.timeout = Duration::from_secs(3);
+    let err = client.run().unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("0 successful"), "{text}");
 }
