@@ -25,6 +25,7 @@ pub mod header;
 pub mod message;
 pub mod method;
 pub mod parse;
+pub mod sdp;
 pub mod uri;
 pub mod values;
 

@@ -149,6 +149,19 @@ fn exercise(m: &Message) {
         h.min_se(),
         h.subscription_state(),
     );
+    if let Ok(mut sdp) = sip::sdp::Sdp::parse(m.body()) {
+        sdp.set_connection_address("192.0.2.1".parse().unwrap());
+        for i in 0..sdp.media.len() {
+            let _ = (
+                sdp.direction(i),
+                sdp.media[i].rtpmaps(),
+                sdp.media[i].rtcp(),
+                sdp.media[i].fmtp(0),
+            );
+        }
+        let again = sip::sdp::Sdp::parse(&sdp.to_bytes()).expect("rewritten SDP must parse");
+        assert_eq!(again, sdp);
+    }
     if let Message::Request(r) = m {
         let _ = sip::check_request(r, &sip::CheckConfig::default());
         let _ = sip::check::check_accept(r, &[("application", "sdp")]);
