@@ -159,6 +159,24 @@ impl PartialEq for HeaderName {
 
 impl Eq for HeaderName {}
 
+impl std::hash::Hash for HeaderName {
+    /// Consistent with the case-insensitive `PartialEq`.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            HeaderName::Other(b) => {
+                state.write_u8(1);
+                for c in b.iter() {
+                    state.write_u8(c.to_ascii_lowercase());
+                }
+            }
+            known => {
+                state.write_u8(0);
+                state.write_usize(known.index());
+            }
+        }
+    }
+}
+
 impl fmt::Display for HeaderName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

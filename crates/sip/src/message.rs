@@ -1,6 +1,6 @@
 //! Requests, responses, typed getters/setters and the canonical serializer.
 
-use crate::header::{HeaderName, Headers};
+use crate::header::{HeaderName, HeaderValue, Headers};
 use crate::method::Method;
 use crate::uri::Uri;
 use crate::values::{
@@ -425,6 +425,22 @@ impl Headers {
         }
     }
 
+    /// Decrements Max-Forwards (adding `Max-Forwards: 70` when absent, RFC 3261 §16.6 step 3);
+    /// returns the new value, or `None` when it was already 0 (answer 483 instead).
+    pub fn decrement_max_forwards(&mut self) -> Option<u32> {
+        match self.max_forwards() {
+            Some(0) => None,
+            Some(n) => {
+                self.set(HeaderName::MaxForwards, (n - 1).to_string());
+                Some(n - 1)
+            }
+            None => {
+                self.push(HeaderName::MaxForwards, HeaderValue::from_static("70"));
+                Some(70)
+            }
+        }
+    }
+
     /// Removes the topmost Via value (a proxy forwarding a response); returns it.
     pub fn pop_via(&mut self) -> Option<Via> {
         let i = self.position(&HeaderName::Via)?;
@@ -614,6 +630,11 @@ impl Response {
 }
 
 impl Message {
+    /// Parses one message (datagram rules, default limits); see [`crate::parse`].
+    pub fn parse(data: &[u8]) -> Result<Message, crate::error::ParseError> {
+        crate::parse::parse_message(data)
+    }
+
     /// The header list.
     pub fn headers(&self) -> &Headers {
         match self {
@@ -786,6 +807,16 @@ mod tests {
         assert_eq!(resp.call_id(), Some("c1@example.com"));
         assert_eq!(resp.cseq().unwrap().method, Method::Invite);
         assert!(resp.headers.get(&HeaderName::ContentLength).is_none());
+    }
+
+    #[test]
+    fn max_forwards_decrement() {
+        let mut r = sample();
+        assert_eq!(r.headers.decrement_max_forwards(), Some(70));
+        assert_eq!(r.headers.decrement_max_forwards(), Some(69));
+        assert_eq!(r.max_forwards(), Some(69));
+        r.headers.set(HeaderName::MaxForwards, "0");
+        assert_eq!(r.headers.decrement_max_forwards(), None);
     }
 
     #[test]

@@ -389,6 +389,10 @@ pub fn error_response(raw: &[u8], err: &ParseError) -> Option<Vec<u8>> {
             resp.headers.push(n.clone(), v.as_str());
         }
     }
+    // RFC 3261 §8.2.6.2: a final response carries a To tag.
+    if resp.headers.to().is_some_and(|t| t.tag().is_none()) {
+        resp.set_to_tag(&crate::ids::generate_tag());
+    }
     let warn = err.to_string().replace(['"', '\\'], "'");
     resp.headers
         .push(HeaderName::Warning, format!("399 denwa \"{warn}\""));
@@ -509,6 +513,7 @@ v=0\n";
             panic!()
         };
         assert_eq!(r.status, 400);
+        assert!(r.to().unwrap().tag().is_some());
         assert_eq!(r.call_id(), Some("a84b4c76e66710@pc33.example.com"));
         assert_eq!(r.top_via().unwrap().branch(), Some("z9hG4bK776asdhds"));
         assert!(
