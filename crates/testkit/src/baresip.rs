@@ -690,7 +690,9 @@ fn connect_ctrl(netns: Option<&str>, addr: SocketAddr, timeout: Duration) -> io:
     loop {
         let attempt = match netns {
             None => TcpStream::connect_timeout(&addr, Duration::from_secs(1)),
-            Some(ns) => connect_in_netns(ns, addr),
+            Some(ns) => crate::netns::in_netns(ns, || {
+                TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+            }),
         };
         match attempt {
             Ok(s) => return Ok(s),
@@ -698,28 +700,6 @@ fn connect_ctrl(netns: Option<&str>, addr: SocketAddr, timeout: Duration) -> io:
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
-}
-
-/// Opens a TCP connection inside network namespace `ns`.
-///
-/// A socket belongs to the namespace it was created in, so a short-lived thread enters the
-/// namespace, connects, and hands the socket back; the test's other threads are unaffected.
-fn connect_in_netns(ns: &str, addr: SocketAddr) -> io::Result<TcpStream> {
-    let path = Path::new("/run/netns").join(ns);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let f = fs::File::open(&path)?;
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns on a valid namespace fd; it changes only this (scoped) thread.
-            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            TcpStream::connect_timeout(&addr, Duration::from_secs(1))
-        })
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("netns connect thread panicked")))
-    })
 }
 
 /// Writes the phone's audio source: the given WAV padded with silence to the lifetime.

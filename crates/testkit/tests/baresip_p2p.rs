@@ -149,3 +149,50 @@ fn phones_inside_a_network_namespace_are_driven_from_outside() {
     // The phones' SIP ports are free out here: they really bound inside the namespace.
     assert!(testkit::ports::is_free(a.sip_port()) && testkit::ports::is_free(b.sip_port()));
 }
+
+/// The NAT lab really creates the NAT problem a PBX must solve: a phone behind the NAT can call a
+/// public phone (signalling follows Via/rport back through the NAT), the public phone hears it,
+/// but media sent to the private address in the home phone's SDP never arrives.
+#[test]
+fn nat_lab_phone_behind_nat_is_heard_but_cannot_hear_without_help() {
+    require_baresip();
+    let lab = testkit::netns::NatLab::create().unwrap_or_else(|e| panic!("{e}"));
+    let audio = tempfile::tempdir().unwrap();
+    let home_wav = tone_file(audio.path(), "home.wav", &CALLER_TONES);
+    let public_wav = tone_file(audio.path(), "public.wav", &CALLEE_TONES);
+
+    let mut cfg = PhoneConfig::new("home").with_audio(&home_wav);
+    cfg.netns = Some(lab.home.name().to_owned());
+    cfg.ip = lab.home_ip();
+    let mut home = Phone::start(cfg).unwrap();
+    let mut cfg = PhoneConfig::new("public").with_audio(&public_wav);
+    cfg.netns = Some(lab.public.name().to_owned());
+    cfg.ip = lab.server_ip();
+    let mut public = Phone::start(cfg).unwrap();
+
+    home.dial(&public.direct_uri()).unwrap();
+    home.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT).unwrap();
+    public
+        .wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .unwrap();
+    std::thread::sleep(SEQUENCE + Duration::from_millis(800));
+    home.hangup().unwrap();
+    home.wait_event("CALL_CLOSED", EVENT_TIMEOUT).unwrap();
+    public.wait_event("CALL_CLOSED", EVENT_TIMEOUT).unwrap();
+
+    tone::check_recording(
+        &public.last_recording().unwrap(),
+        &CALLER_TONES,
+        &CALLEE_TONES,
+    )
+    .unwrap_or_else(|e| panic!("public side: {e}\n{}", public.logs()));
+    let home_heard = tone::detect_file(
+        &home.last_recording().unwrap(),
+        &[CALLER_TONES, CALLEE_TONES].concat(),
+    )
+    .unwrap();
+    assert!(
+        home_heard.is_empty(),
+        "media reached the private address without a relay: {home_heard:?}"
+    );
+}
