@@ -3,69 +3,105 @@
 //! Scanners work on `&str` positions and never allocate: the parser uses them to validate every
 //! typed header on the hot path, and the typed parsers reuse them (with a callback) to build values.
 
+// Character classes as bits of one 256-entry table: one load and a mask per byte on the hot path.
+const UNRESERVED: u8 = 1;
+const TOKEN: u8 = 2;
+const WORD: u8 = 4;
+const USER: u8 = 8;
+const PASSWORD: u8 = 16;
+const PARAMCHAR: u8 = 32;
+const HNV: u8 = 64;
+
+const fn build_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut c = 0usize;
+    while c < 256 {
+        let b = c as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        let mark = matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        );
+        let unreserved = alnum || mark;
+        let token = alnum
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        let word = token
+            || matches!(
+                b,
+                b'(' | b')'
+                    | b'<'
+                    | b'>'
+                    | b':'
+                    | b'\\'
+                    | b'"'
+                    | b'/'
+                    | b'['
+                    | b']'
+                    | b'?'
+                    | b'{'
+                    | b'}'
+            );
+        let user = unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/');
+        let password = unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b',');
+        let paramchar = unreserved || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$');
+        let hnv = unreserved || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$');
+        t[c] = (unreserved as u8) * UNRESERVED
+            | (token as u8) * TOKEN
+            | (word as u8) * WORD
+            | (user as u8) * USER
+            | (password as u8) * PASSWORD
+            | (paramchar as u8) * PARAMCHAR
+            | (hnv as u8) * HNV;
+        c += 1;
+    }
+    t
+}
+
+static CLASSES: [u8; 256] = build_classes();
+
 /// `alphanum` / `mark` from RFC 3261 `unreserved`.
 #[inline]
 pub(crate) fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
+    CLASSES[b as usize] & UNRESERVED != 0
 }
 
 /// `token` characters.
 #[inline]
 pub(crate) fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    CLASSES[b as usize] & TOKEN != 0
 }
 
 /// `word` characters (Call-ID).
 #[inline]
 pub(crate) fn is_word(b: u8) -> bool {
-    is_token(b)
-        || matches!(
-            b,
-            b'(' | b')'
-                | b'<'
-                | b'>'
-                | b':'
-                | b'\\'
-                | b'"'
-                | b'/'
-                | b'['
-                | b']'
-                | b'?'
-                | b'{'
-                | b'}'
-        )
+    CLASSES[b as usize] & WORD != 0
 }
 
 /// `user-unreserved` plus unreserved (escapes are checked separately).
 #[inline]
 pub(crate) fn is_user(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+    CLASSES[b as usize] & USER != 0
 }
 
 /// `password` characters (escapes are checked separately).
 #[inline]
 pub(crate) fn is_password(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
+    CLASSES[b as usize] & PASSWORD != 0
 }
 
 /// `paramchar` without escapes.
 #[inline]
 pub(crate) fn is_paramchar(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+    CLASSES[b as usize] & PARAMCHAR != 0
 }
 
 /// `hnv-unreserved` / unreserved (URI header names and values) without escapes.
 #[inline]
 pub(crate) fn is_hnv(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
+    CLASSES[b as usize] & HNV != 0
 }
 
 /// Whitespace inside a header value (folds are already turned into a single SP).
@@ -361,6 +397,17 @@ mod tests {
         assert!(parse_u32_strict("4294967296").is_err());
         assert_eq!(parse_u32_saturating("99999999999999999999"), Ok(u32::MAX));
         assert!(parse_u32_saturating("-1").is_err());
+    }
+
+    #[test]
+    fn classes_match_the_grammar() {
+        assert!(is_token(b'!') && is_token(b'%') && !is_token(b':') && !is_token(b' '));
+        assert!(is_word(b'"') && is_word(b'}') && !is_word(b'@') && !is_word(b';'));
+        assert!(is_user(b';') && is_user(b'?') && !is_user(b':') && !is_user(b'@'));
+        assert!(is_password(b'$') && !is_password(b';'));
+        assert!(is_paramchar(b'[') && !is_paramchar(b';') && !is_paramchar(b'='));
+        assert!(is_hnv(b'?') && !is_hnv(b'&') && !is_hnv(b'='));
+        assert!(is_unreserved(b'~') && !is_unreserved(b'%') && !is_unreserved(0x80));
     }
 
     #[test]
