@@ -196,3 +196,21 @@ fn nat_lab_phone_behind_nat_is_heard_but_cannot_hear_without_help() {
         "media reached the private address without a relay: {home_heard:?}"
     );
 }
+
+#[test]
+fn phones_call_over_tcp() {
+    require_baresip();
+    let mut cfg = PhoneConfig::new("tcpa");
+    cfg.transport = testkit::baresip::Transport::Tcp;
+    let mut a = Phone::start(cfg).unwrap();
+    let mut cfg = PhoneConfig::new("tcpb");
+    cfg.transport = testkit::baresip::Transport::Tcp;
+    let mut b = Phone::start(cfg).unwrap();
+    assert!(b.direct_uri().ends_with(";transport=tcp"));
+    a.dial(&b.direct_uri()).unwrap();
+    let ev = b.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT).unwrap();
+    assert!(ev.peer_uri.contains("tcpa"), "{:?}", ev.raw);
+    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT).unwrap();
+    b.hangup().unwrap();
+    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT).unwrap();
+}

@@ -173,3 +173,21 @@ fn unanswered_call_ends_at_the_timeout_as_failed() {
     let text = err.to_string();
     assert!(text.contains("0 successful"), "{text}");
 }
+
+#[test]
+fn call_through_the_nat_lab_from_home_to_public() {
+    require_sipp();
+    let lab = testkit::netns::NatLab::create().unwrap_or_else(|e| panic!("{e}"));
+    let mut uas = Sipp::uas("uas_answer.xml");
+    uas.netns = Some(lab.public.name().to_owned());
+    uas.local_ip = lab.server_ip().to_string();
+    uas.service = Some("1002".into());
+    let mut uas = uas.spawn().unwrap();
+    uas.wait_listening(Duration::from_secs(10)).unwrap();
+    let mut client = uac("uac_call.xml", &uas);
+    client.netns = Some(lab.home.name().to_owned());
+    client.local_ip = lab.home_ip().to_string();
+    let out = client.run().unwrap();
+    assert_eq!(out.successful, 1);
+    uas.finish().unwrap();
+}
