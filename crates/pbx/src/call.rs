@@ -156,12 +156,38 @@ impl Core {
                 now,
             );
         };
+        let Some(callee) = uri_user(&req.uri) else {
+            return self.respond(
+                txn,
+                Response::for_request(&req, 404, Some("No number dialled")),
+                now,
+            );
+        };
+        let callee = callee.split(';').next().unwrap_or("").to_string();
+        // Look the callee up before authenticating: a parked request is authenticated on its
+        // second pass only, so its nonce count is used once.
+        let callee_key = (tenant, callee.clone());
+        let authed = req.headers.contains(&HeaderName::ProxyAuthorization);
+        if authed && !self.exts.contains_key(&callee_key) && !self.absent.contains(&callee_key) {
+            let parked = crate::core::Parked {
+                txn,
+                req,
+                source,
+                local,
+                transport,
+            };
+            self.fetch_extension(callee_key, parked);
+            return;
+        }
         let caller = match self.authenticate(
+            txn,
             &req,
             &HeaderName::ProxyAuthorization,
             tenant,
             &from_user,
             source,
+            local,
+            transport,
             now,
         ) {
             AuthOutcome::Ok(e) => e,
@@ -172,21 +198,13 @@ impl Core {
             AuthOutcome::Forbidden(reason) => {
                 return self.respond(txn, Response::for_request(&req, 403, Some(reason)), now);
             }
-            AuthOutcome::Ignore => return,
+            AuthOutcome::Ignore | AuthOutcome::Parked => return,
         };
         let call_id = req.call_id().unwrap_or_default().to_string();
         if self.call_by_callid.contains_key(&call_id) {
             // Same Call-ID, new branch: a loop or a confused phone.
             return self.respond(txn, Response::for_request(&req, 482, None), now);
         }
-        let Some(callee) = uri_user(&req.uri) else {
-            return self.respond(
-                txn,
-                Response::for_request(&req, 404, Some("No number dialled")),
-                now,
-            );
-        };
-        let callee = callee.split(';').next().unwrap_or("").to_string();
         let a_tag = sip::generate_tag();
         let refuse_tag = a_tag.clone();
         let not_found = |core: &mut Core, status: u16, reason: &str, disposition: Disposition| {
@@ -477,8 +495,9 @@ impl Core {
             }
         };
         let late = call.answered.is_some();
+        let invite_seq = call.legs[i].invite.cseq().map(|c| c.seq).unwrap_or(1);
         let via = self.our_via(leg_local, target.transport);
-        let ack = dialog.ack(1, &via);
+        let ack = dialog.ack(invite_seq, &via);
         self.layer
             .send_stateless(&Message::Request(ack.clone()), target);
         if late {

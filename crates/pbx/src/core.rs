@@ -151,6 +151,12 @@ pub(crate) enum Internal {
     Settings(Settings),
     /// A control request from the API or CLI.
     Control(Control),
+    /// The database answered a cache miss for an extension; process the parked request again.
+    ExtensionFetched {
+        key: (i64, String),
+        entry: Option<ExtEntry>,
+        parked: Box<Parked>,
+    },
 }
 
 /// Requests from the control plane (web/API) to the core.
@@ -184,6 +190,17 @@ pub(crate) enum AuthOutcome {
     Forbidden(&'static str),
     /// The source is banned: say nothing.
     Ignore,
+    /// The user is not in the cache yet: the request was parked until the database answers.
+    Parked,
+}
+
+/// A request waiting for a database lookup before it can be processed.
+pub(crate) struct Parked {
+    pub txn: TransactionId,
+    pub req: Request,
+    pub source: SocketAddr,
+    pub local: SocketAddr,
+    pub transport: Transport,
 }
 
 pub(crate) struct Core {
@@ -198,6 +215,8 @@ pub(crate) struct Core {
     digest_secret: [u8; 32],
     pub tenants: Tenants,
     pub exts: HashMap<(i64, String), ExtEntry>,
+    /// Users looked up in the database and not found (cleared on every extension reload).
+    pub absent: std::collections::HashSet<(i64, String)>,
     pub location: HashMap<i64, Vec<Binding>>,
     pub settings: Settings,
     pub calls: HashMap<u64, Call>,
@@ -241,6 +260,7 @@ impl Core {
             digest_secret,
             tenants: Tenants::default(),
             exts: HashMap::new(),
+            absent: std::collections::HashSet::new(),
             location: HashMap::new(),
             settings: Settings::default(),
             calls: HashMap::new(),
@@ -347,6 +367,29 @@ impl Core {
             Internal::Extensions(e) => {
                 debug!(count = e.len(), "extension cache loaded");
                 self.exts = e;
+                self.absent.clear();
+            }
+            Internal::ExtensionFetched { key, entry, parked } => {
+                match entry {
+                    Some(e) => {
+                        self.exts.insert(key, e);
+                    }
+                    None => {
+                        self.absent.insert(key);
+                    }
+                }
+                let Parked {
+                    txn,
+                    req,
+                    source,
+                    local,
+                    transport,
+                } = *parked;
+                match req.method {
+                    Method::Register => self.on_register(txn, req, source, local, transport, now),
+                    Method::Invite => self.on_invite(txn, req, source, local, transport, now),
+                    _ => {}
+                }
             }
             Internal::Tenants(t) => {
                 for realm in t.realms.values() {
@@ -635,13 +678,17 @@ impl Core {
 
     /// Checks digest credentials in `header` (Authorization or Proxy-Authorization) for the
     /// extension `user` of `tenant`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn authenticate(
         &mut self,
+        txn: TransactionId,
         req: &Request,
         header: &HeaderName,
         tenant: i64,
         user: &str,
         source: SocketAddr,
+        local: SocketAddr,
+        transport: Transport,
         now: Instant,
     ) -> AuthOutcome {
         if self.throttle.is_banned(source.ip(), now) {
@@ -660,7 +707,21 @@ impl Core {
         let Some(creds) = creds else {
             return AuthOutcome::Challenge { stale: false };
         };
-        let ext = self.exts.get(&(tenant, creds.username.clone())).cloned();
+        let key = (tenant, creds.username.clone());
+        let ext = self.exts.get(&key).cloned();
+        if ext.is_none() && !self.absent.contains(&key) {
+            // Added moments ago (the reload after the change notice has not landed yet), or
+            // unknown: ask the database once, then process the request again.
+            let parked = Parked {
+                txn,
+                req: req.clone(),
+                source,
+                local,
+                transport,
+            };
+            self.fetch_extension(key, parked);
+            return AuthOutcome::Parked;
+        }
         let mut uri = req.uri.to_string();
         if creds.uri != uri && same_server(&creds.uri, &req.uri) {
             // Interop: some clients (sipp among them) put the server's address rather than the
@@ -719,6 +780,25 @@ impl Core {
                 self.auth_failed(source, &creds.username, reason, now)
             }
         }
+    }
+
+    pub(crate) fn fetch_extension(&self, key: (i64, String), parked: Parked) {
+        let store = self.store.clone();
+        let tx = self.internal.clone();
+        tokio::spawn(async move {
+            let entry = match fetch_extension(&store, key.0, &key.1).await {
+                Ok(e) => e,
+                Err(e) => {
+                    warn!(error = %e, "extension lookup failed");
+                    None
+                }
+            };
+            let _ = tx.send(Internal::ExtensionFetched {
+                key,
+                entry,
+                parked: Box::new(parked),
+            });
+        });
     }
 
     fn auth_failed(
@@ -1142,6 +1222,29 @@ pub(crate) async fn load_extensions(
         }
     }
     Ok(out)
+}
+
+async fn fetch_extension(
+    store: &Store,
+    tenant: i64,
+    number: &str,
+) -> anyhow::Result<Option<ExtEntry>> {
+    let Some(e) = store.extension(tenant, number).await? else {
+        return Ok(None);
+    };
+    let auth = store.extension_auth(tenant, number).await?;
+    let (ha1_md5, ha1_sha256) = auth
+        .map(|a| (a.ha1_md5, a.ha1_sha256))
+        .unwrap_or((None, None));
+    Ok(Some(ExtEntry {
+        id: e.id,
+        number: e.number,
+        display_name: e.display_name,
+        ha1_md5,
+        ha1_sha256,
+        enabled: e.enabled,
+        max_contacts: usize::try_from(e.max_contacts).unwrap_or(1).max(1),
+    }))
 }
 
 pub(crate) async fn load_tenants(store: &Store) -> anyhow::Result<Tenants> {

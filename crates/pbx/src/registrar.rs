@@ -64,23 +64,32 @@ impl Core {
                 now,
             );
         };
-        let ext =
-            match self.authenticate(&req, &HeaderName::Authorization, tenant, &user, source, now) {
-                AuthOutcome::Ok(e) => e,
-                AuthOutcome::Challenge { stale } => {
-                    let r = self.challenge_response(&req, tenant, stale, false);
-                    return self.respond(txn, r, now);
-                }
-                AuthOutcome::Forbidden(reason) => {
-                    return self.respond(
-                        txn,
-                        Response::for_request(&req, 403, Some(reason))
-                            .with_to_tag(&sip::generate_tag()),
-                        now,
-                    );
-                }
-                AuthOutcome::Ignore => return,
-            };
+        let ext = match self.authenticate(
+            txn,
+            &req,
+            &HeaderName::Authorization,
+            tenant,
+            &user,
+            source,
+            local,
+            transport,
+            now,
+        ) {
+            AuthOutcome::Ok(e) => e,
+            AuthOutcome::Challenge { stale } => {
+                let r = self.challenge_response(&req, tenant, stale, false);
+                return self.respond(txn, r, now);
+            }
+            AuthOutcome::Forbidden(reason) => {
+                return self.respond(
+                    txn,
+                    Response::for_request(&req, 403, Some(reason))
+                        .with_to_tag(&sip::generate_tag()),
+                    now,
+                );
+            }
+            AuthOutcome::Ignore | AuthOutcome::Parked => return,
+        };
         let contacts = req.contacts();
         let header_expires = req.expires();
         let call_id = req.call_id().unwrap_or_default().to_string();

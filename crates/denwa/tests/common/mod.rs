@@ -1,0 +1,182 @@
+//! Shared harness of the end-to-end tests: a real `denwa serve` process on free 127.0.0.1 ports
+//! with its own data directory, and the CLI run against the same database.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use testkit::proc::Proc;
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_denwa"))
+}
+
+/// How to start a server.
+#[derive(Debug, Clone, Default)]
+pub struct Opts {
+    /// `postgres://` URL; SQLite in the data dir when `None`.
+    pub database_url: Option<String>,
+    /// Extra `serve` flags.
+    pub extra: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// A running `denwa serve`.
+pub struct Denwa {
+    pub proc: Option<Proc>,
+    pub data: tempfile::TempDir,
+    pub sip_port: u16,
+    pub http_port: u16,
+    pub rtp_base: u16,
+    pub opts: Opts,
+}
+
+impl Denwa {
+    /// Starts a server with SQLite in a fresh data directory.
+    pub fn start() -> Denwa {
+        Denwa::start_with(Opts::default())
+    }
+
+    /// Starts a server with options.
+    pub fn start_with(opts: Opts) -> Denwa {
+        let data = tempfile::Builder::new().prefix("denwa-e2e-").tempdir().expect("temp dir");
+        let sip_port = testkit::ports::free_port().expect("free SIP port");
+        let http_port = testkit::ports::free_port().expect("free HTTP port");
+        let rtp_base = testkit::ports::free_block(40).expect("free RTP ports");
+        let mut d = Denwa { proc: None, data, sip_port, http_port, rtp_base, opts };
+        d.spawn();
+        d
+    }
+
+    fn base_args(&self) -> Vec<String> {
+        let mut a = vec!["--data-dir".to_string(), self.data.path().display().to_string()];
+        if let Some(u) = &self.opts.database_url {
+            a.push("--database-url".into());
+            a.push(u.clone());
+        }
+        a
+    }
+
+    /// (Re)starts the server process and waits until it serves.
+    pub fn spawn(&mut self) {
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .args(self.base_args())
+            .args(["--sip-listen", &format!("127.0.0.1:{}", self.sip_port)])
+            .args(["--http-listen", &format!("127.0.0.1:{}", self.http_port)])
+            .args(["--rtp-ports", &format!("{}-{}", self.rtp_base, self.rtp_base + 39)])
+            .args(["--log-level", "info,pbx=debug,sqlx=warn"])
+            .args(&self.opts.extra);
+        for (k, v) in &self.opts.env {
+            cmd.env(k, v);
+        }
+        let mut p = Proc::spawn("denwa", cmd).expect("spawn denwa");
+        if let Err(e) = p.wait_for_line("denwa serving", Duration::from_secs(30)) {
+            p.print_logs();
+            panic!("denwa did not start: {e}");
+        }
+        self.proc = Some(p);
+    }
+
+    /// `127.0.0.1:PORT` of the SIP listener.
+    pub fn sip_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.sip_port)
+    }
+
+    /// Runs a CLI subcommand against the same database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin()).args(args).args(self.base_args()).output().expect("run denwa CLI")
+    }
+
+    /// Runs a CLI subcommand and requires success; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "denwa {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Adds an extension with a password.
+    pub fn add_extension(&self, number: &str, password: &str) {
+        self.cli_ok(&["extension", "add", number, "--password", password]);
+    }
+
+    /// `cdr list --json` parsed.
+    pub fn cdrs(&self) -> Vec<serde_json::Value> {
+        let out = self.cli_ok(&["cdr", "list", "--json", "--limit", "100"]);
+        serde_json::from_str(&out).expect("cdr JSON")
+    }
+
+    /// `registration list --json` parsed.
+    pub fn registrations(&self) -> Vec<serde_json::Value> {
+        let out = self.cli_ok(&["registration", "list", "--json"]);
+        serde_json::from_str(&out).expect("registration JSON")
+    }
+
+    /// Waits until `f` holds (polling), or panics with the server log.
+    pub fn wait_until(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.print_logs();
+        panic!("timed out waiting for {what}");
+    }
+
+    /// Prints the server log (for failing tests).
+    pub fn print_logs(&self) {
+        if let Some(p) = &self.proc {
+            p.print_logs();
+        }
+    }
+
+    /// The server log so far.
+    pub fn logs(&self) -> String {
+        self.proc.as_ref().map(|p| p.logs()).unwrap_or_default()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.set_print_on_panic(false);
+            p.signal(9);
+            let _ = p.wait_timeout(Duration::from_secs(10));
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut p = self.proc.take()?;
+        p.signal(15);
+        let st = p.wait_timeout(Duration::from_secs(20));
+        st.and_then(|s| s.code())
+    }
+
+    /// Data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+}
+
+impl Drop for Denwa {
+    fn drop(&mut self) {
+        // Proc stops the process (and prints its log when the test panicked).
+        drop(self.proc.take());
+    }
+}
+
+/// CSV line for sipp: `user;[authentication username=U password=P];P`.
+pub fn sipp_user(user: &str, password: &str) -> String {
+    format!("SEQUENTIAL\n{user};[authentication username={user} password={password}];{password}\n")
+}
