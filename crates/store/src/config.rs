@@ -650,41 +650,49 @@ impl Store {
             return Ok(AdminLogin::Locked(until));
         }
         let ok = verify_password(password, &phc).await?;
-        let sql = format!(
-            "UPDATE administrators SET failed_logins = $2, locked_until = $3 WHERE id = $1
+        let reset = format!(
+            "UPDATE administrators SET failed_logins = 0, locked_until = NULL WHERE id = $1
              RETURNING {ADMIN_COLS}"
         );
         write_tx!(self.db(), tx, kind => {
-            // Counted in the database, so that parallel guesses from several nodes add up.
-            let failed = if ok {
-                0
-            } else {
-                sqlx::query("SELECT failed_logins FROM administrators WHERE id = $1")
-                    .bind(admin.id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.i64("failed_logins"))
-                    .transpose()?
-                    .unwrap_or(0)
-                    + 1
-            };
-            let lock = (failed >= MAX_FAILED_LOGINS).then(|| to_ms(now + Duration::minutes(LOCK_MINUTES)));
-            let r = sqlx::query(&sql)
-                .bind(admin.id)
-                .bind(if lock.is_some() { 0 } else { failed })
-                .bind(lock)
-                .fetch_optional(&mut *tx)
-                .await?;
-            match (r, ok) {
-                (Some(r), true) => Ok(AdminLogin::Ok(admin_from(&r)?)),
-                (_, false) => match lock {
-                    Some(ms) => Ok(AdminLogin::Locked(crate::db::from_ms(ms)?)),
+            if ok {
+                return match sqlx::query(&reset).bind(admin.id).fetch_optional(&mut *tx).await? {
+                    Some(r) => {
+                        let a = admin_from(&r)?;
+                        tx.commit().await?;
+                        Ok(AdminLogin::Ok(a))
+                    }
+                    // Deleted meanwhile.
                     None => Ok(AdminLogin::BadCredentials),
-                },
-                // Deleted between the two statements.
-                (None, true) => Ok(AdminLogin::BadCredentials),
+                };
             }
-        })
+            // Counted in the database with one atomic increment, so that parallel guesses
+            // (from several nodes, say) all add up.
+            let failed = match sqlx::query(
+                "UPDATE administrators SET failed_logins = failed_logins + 1 WHERE id = $1
+                 RETURNING failed_logins",
+            )
+            .bind(admin.id)
+            .fetch_optional(&mut *tx)
+            .await?
+            {
+                Some(r) => r.i64("failed_logins")?,
+                None => return Ok(AdminLogin::BadCredentials),
+            };
+            if failed >= MAX_FAILED_LOGINS {
+                let until = now + Duration::minutes(LOCK_MINUTES);
+                sqlx::query(
+                    "UPDATE administrators SET failed_logins = 0, locked_until = $2 WHERE id = $1",
+                )
+                .bind(admin.id)
+                .bind(to_ms(until))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(AdminLogin::Locked(until));
+            }
+        });
+        Ok(AdminLogin::BadCredentials)
     }
 
     // ----- API keys -----

@@ -87,7 +87,8 @@ pub(crate) use announce;
 impl Store {
     /// Receives every configuration change made through any store on this database, by this
     /// process or another, typically within a second. Lagging receivers get
-    /// `RecvError::Lagged` and should reload everything.
+    /// `RecvError::Lagged` and should reload everything. Call it inside the tokio runtime: the
+    /// first call starts the watcher task (LISTEN on PostgreSQL, polling on SQLite).
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         let rx = self.inner.changes.subscribe();
         self.inner.watcher.get_or_init(|| {
