@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use media::rtp::RtpHeader;
@@ -85,6 +85,32 @@ fn proc_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Kernel receive-queue drops from /proc/net/udp: (generator sockets, all other sockets on 127.0.0.1).
+fn udp_drops(gen_ports: [u16; 2]) -> (u64, u64) {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let (mut generator, mut other) = (0, 0);
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(drops)) = (f.get(1), f.last()) else {
+            continue;
+        };
+        let Some((ip, port)) = local.split_once(':') else {
+            continue;
+        };
+        if ip != "0100007F" {
+            continue;
+        }
+        let port = u16::from_str_radix(port, 16).unwrap_or(0);
+        let drops: u64 = drops.parse().unwrap_or(0);
+        if gen_ports.contains(&port) {
+            generator += drops;
+        } else {
+            other += drops;
+        }
+    }
+    (generator, other)
+}
+
 fn run_level(n: usize, secs: u64) {
     let gen_a = Arc::new(gen_socket());
     let gen_b = Arc::new(gen_socket());
@@ -122,30 +148,49 @@ fn run_level(n: usize, secs: u64) {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
+    let epoch = Instant::now();
     let received = Arc::new(AtomicU64::new(0));
+    // Only packets of the measured rounds count: a saturated warm-up leaves a backlog behind.
+    let measure_from = Arc::new(AtomicU32::new(u32::MAX));
     let mut receivers = Vec::new();
     for sock in [gen_a.clone(), gen_b.clone()] {
-        let (stop, received) = (stop.clone(), received.clone());
+        let (stop, received, from) = (stop.clone(), received.clone(), measure_from.clone());
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         receivers.push(std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
+            // One-way latency through the relay, in microseconds, of every measured packet.
+            let mut latencies: Vec<u32> = Vec::new();
             while !stop.load(Relaxed) {
-                if sock.recv_from(&mut buf).is_ok() {
-                    received.fetch_add(1, Relaxed);
+                if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                    let start = from.load(Relaxed);
+                    let seq = u16::from_be_bytes([buf[2], buf[3]]);
+                    if n >= 20
+                        && start <= u32::from(u16::MAX)
+                        && seq.wrapping_sub(start as u16) < 0x8000
+                    {
+                        received.fetch_add(1, Relaxed);
+                        let mut ts = [0u8; 8];
+                        ts.copy_from_slice(&buf[12..20]);
+                        let sent_ns = u64::from_le_bytes(ts);
+                        let now_ns = epoch.elapsed().as_nanos() as u64;
+                        latencies.push((now_ns.saturating_sub(sent_ns) / 1000) as u32);
+                    }
                 }
             }
+            latencies
         }));
     }
 
     // Warm-up: one round so every leg latches, then measure.
-    let payload = [0xffu8; 160];
+    let mut payload = [0xffu8; 160];
     let mut pkt = vec![0u8; 172];
     let mut seq = 0u16;
     let mut send_round = |seq: u16| -> u64 {
         let mut sent = 0;
         for (i, (a, b)) in targets.iter().enumerate() {
             let h = RtpHeader::new(0, seq, u32::from(seq) * 160, i as u32);
+            payload[..8].copy_from_slice(&(epoch.elapsed().as_nanos() as u64).to_le_bytes());
             if let Ok(len) = h.write(&payload, &mut pkt) {
                 sent += u64::from(gen_a.send_to(&pkt[..len], a).is_ok());
                 sent += u64::from(gen_b.send_to(&pkt[..len], b).is_ok());
@@ -162,8 +207,13 @@ fn run_level(n: usize, secs: u64) {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     std::thread::sleep(Duration::from_millis(200));
-    received.store(0, Relaxed);
+    measure_from.store(u32::from(seq), Relaxed);
 
+    let gen_ports = [
+        gen_a.local_addr().unwrap().port(),
+        gen_b.local_addr().unwrap().port(),
+    ];
+    let drops0 = udp_drops(gen_ports);
     let cpu0 = proc_cpu_ticks(pid);
     let t0 = Instant::now();
     let mut sent = 0u64;
@@ -183,20 +233,31 @@ fn run_level(n: usize, secs: u64) {
     let wall = t0.elapsed();
     let cpu1 = proc_cpu_ticks(pid);
     // Let in-flight packets land.
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1000));
     let got = received.load(Relaxed);
     let rss = proc_rss_kib(pid);
+    let drops1 = udp_drops(gen_ports);
     stop.store(true, Relaxed);
+    let mut lat: Vec<u32> = Vec::new();
     for r in receivers {
-        let _ = r.join();
+        if let Ok(v) = r.join() {
+            lat.extend(v);
+        }
     }
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(0.0, |us| f64::from(*us) / 1000.0)
+    };
     drop(child.stdin.take());
+    line.clear();
+    let _ = out.read_line(&mut line);
     let _ = child.wait();
 
     let cpu_s = (cpu1 - cpu0) as f64 / 100.0;
     let loss = 100.0 * (1.0 - got as f64 / sent.max(1) as f64);
     println!(
-        "{:>6} {:>9.0} {:>9.0} {:>8.3} {:>9.1} {:>10.2} {:>9.1} {:>10.1}{}",
+        "{:>6} {:>9.0} {:>9.0} {:>8.3} {:>9.1} {:>10.2} {:>9.1} {:>10.1} {:>9} {:>9}{}",
         n,
         sent as f64 / wall.as_secs_f64(),
         got as f64 / wall.as_secs_f64(),
@@ -205,11 +266,20 @@ fn run_level(n: usize, secs: u64) {
         1e6 * cpu_s / got.max(1) as f64,
         rss as f64 / 1024.0,
         rss.saturating_sub(base_rss) as f64 / n as f64,
+        drops1.1.saturating_sub(drops0.1),
+        drops1.0.saturating_sub(drops0.0),
         if late_rounds > rounds / 10 {
             "  (generator saturated)"
         } else {
             ""
         }
+    );
+    println!(
+        "        latency ms p50 {:.2} p99 {:.2} max {:.2}; relay: {}",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        line.trim()
     );
 }
 
@@ -264,6 +334,11 @@ fn child(args: &[String]) {
         .map(|n| n > 0)
         .unwrap_or(false)
     {}
+    let m = relay.metrics();
+    println!(
+        "relayed {} dropped {} malformed {} active {}",
+        m.packets_relayed, m.packets_dropped, m.packets_malformed, m.active_sessions
+    );
     drop(sessions);
 }
 

@@ -134,7 +134,9 @@ async fn latches_to_real_source_behind_nat() {
 
     // Old-style hold (c=0.0.0.0) does not move the destination either.
     s.set_remote(Leg::A, "0.0.0.0:4000".parse().unwrap(), None);
-    b.send_to(&rtp(9, 320, 2, b"held"), s.local(Leg::B)).await.unwrap();
+    b.send_to(&rtp(9, 320, 2, b"held"), s.local(Leg::B))
+        .await
+        .unwrap();
     assert_eq!(recv(&a).await.0, rtp(9, 320, 2, b"held"));
     assert_eq!(s.stats().a.remote, Some(addr(&a)));
 }
