@@ -22,6 +22,7 @@ both_backends!(
     call_records,
     change_notification_reaches_other_store,
     reopen_keeps_data,
+    two_stores_write_the_same_database_at_once,
 );
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -669,4 +670,51 @@ async fn reopen_keeps_data(b: Backend) {
     );
     assert!(s.extension(t1, "1001").await.unwrap().is_some());
     assert_eq!(s.schema_version().await.unwrap(), store::migrate::LATEST);
+}
+
+/// A running server and the CLI (two stores, as two processes would have) writing at once:
+/// SQLite's busy handling and IMMEDIATE transactions keep every write from failing.
+async fn two_stores_write_the_same_database_at_once(b: Backend) {
+    let (server, url, _g) = common::store(b).await;
+    let cli = store::Store::open(&url, common::opts()).await.unwrap();
+    let t1 = server.default_tenant().await.unwrap().id;
+    let e = server
+        .create_extension(
+            t1,
+            NewExtension {
+                number: "1001".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = server.clone();
+        tasks.push(tokio::spawn(async move {
+            s.upsert_binding(binding(t1, e.id, &format!("sip:{i}@x"), t(0), 60))
+                .await
+                .map(|_| ())
+        }));
+    }
+    for i in 0..40 {
+        let c = cli.clone();
+        tasks.push(tokio::spawn(async move {
+            c.create_extension(
+                t1,
+                NewExtension {
+                    number: format!("2{i:03}"),
+                    password: Some("p".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|_| ())
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(cli.count_bindings(None).await.unwrap(), 200);
+    assert_eq!(server.count_extensions(t1, None).await.unwrap(), 41);
 }
