@@ -222,6 +222,16 @@ impl Default for ToneLayout {
     }
 }
 
+impl ToneLayout {
+    /// How long a sequence of `count` tones lasts, lead and tail silence included (ms): how
+    /// long a call must stay up for the far side to hear all of it.
+    pub fn sequence_ms(&self, count: usize) -> u32 {
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        let gaps = count.saturating_sub(1);
+        self.lead_ms + self.tail_ms + count * self.tone_ms + gaps * self.gap_ms
+    }
+}
+
 /// Mono samples at [`SAMPLE_RATE`] playing `freqs` one after another as laid out by `layout`.
 pub fn tone_sequence(freqs: &[u32], layout: &ToneLayout) -> Vec<i16> {
     let per_ms = (SAMPLE_RATE / 1000) as usize;
@@ -463,6 +473,11 @@ mod tests {
     fn clean_sequence_is_detected_in_order_with_timing() {
         let layout = ToneLayout::default();
         let samples = tone_sequence(&CALLER_TONES, &layout);
+        assert_eq!(
+            samples.len() as u32,
+            layout.sequence_ms(CALLER_TONES.len()) * 8,
+            "sequence_ms matches the generated length"
+        );
         let found = detect(&samples, SAMPLE_RATE, &all_tones());
         assert_eq!(freqs(&found), CALLER_TONES);
         // First tone starts right after the lead silence, give or take a frame.

@@ -25,6 +25,12 @@ fn require_baresip() {
 const SEQUENCE: Duration = Duration::from_millis(2400);
 
 #[test]
+fn sequence_constant_matches_the_layout() {
+    let ms = ToneLayout::default().sequence_ms(CALLER_TONES.len());
+    assert_eq!(Duration::from_millis(u64::from(ms)), SEQUENCE);
+}
+
+#[test]
 fn two_phones_call_directly_and_hear_each_other() {
     require_baresip();
     let audio = tempfile::tempdir().unwrap();
