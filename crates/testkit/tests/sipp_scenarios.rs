@@ -191,3 +191,18 @@ fn call_through_the_nat_lab_from_home_to_public() {
     assert_eq!(out.successful, 1);
     uas.finish().unwrap();
 }
+
+#[test]
+fn inline_csv_injection_reaches_the_messages() {
+    require_sipp();
+    let uas = start_uas("peer_registrar.xml");
+    let mut client = uac("register_auth.xml", &uas);
+    client.inject = None;
+    client.inject_text =
+        Some("SEQUENTIAL\n2042;[authentication username=2042 password=pw2042];pw2042\n".into());
+    let out = client.run().unwrap();
+    let messages = std::fs::read_to_string(out.logs.path().join("messages.log")).unwrap();
+    assert!(messages.contains("From: <sip:2042@"), "{messages}");
+    assert!(messages.contains("username=\"2042\""), "{messages}");
+    uas.finish().unwrap();
+}
