@@ -794,7 +794,7 @@ impl Engine {
                     self.batch.relayed += 1;
                     self.batch.bytes += pkt.len() as u64;
                 }
-                Err(_) => self.dropped(1 - leg),
+                Err(_) => self.dropped(leg),
             },
             None => self.dropped(leg),
         }

@@ -549,3 +549,47 @@ async fn one_failing_session_does_not_affect_another() {
     let st = good.stats();
     assert_eq!(st.a.lost + st.b.lost, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_sessions_never_cross_media() {
+    let relay = relay();
+    let mut calls = Vec::new();
+    for i in 0..100u32 {
+        let (a, b) = (phone().await, phone().await);
+        let s = relay.allocate(&format!("c{i}"), LO, LO).unwrap();
+        s.set_remote(Leg::A, addr(&a), None);
+        s.set_remote(Leg::B, addr(&b), None);
+        calls.push((i, a, b, s));
+    }
+    for seq in 0..5u16 {
+        for (i, a, b, s) in &calls {
+            a.send_to(&rtp(seq, 0, *i, b"fwd"), s.local(Leg::A))
+                .await
+                .unwrap();
+            b.send_to(&rtp(seq, 0, 1000 + *i, b"rev"), s.local(Leg::B))
+                .await
+                .unwrap();
+        }
+    }
+    for (i, a, b, _) in &calls {
+        for seq in 0..5u16 {
+            let p = recv(b).await.0;
+            let p = RtpPacket::parse(&p).unwrap();
+            assert_eq!(
+                (p.ssrc, p.sequence),
+                (*i, seq),
+                "B of call {i} heard someone else"
+            );
+            let p = recv(a).await.0;
+            let p = RtpPacket::parse(&p).unwrap();
+            assert_eq!(
+                (p.ssrc, p.sequence),
+                (1000 + *i, seq),
+                "A of call {i} heard someone else"
+            );
+        }
+    }
+    assert_eq!(relay.metrics().active_sessions, 100);
+    drop(calls);
+    eventually(|| relay.metrics().active_sessions == 0).await;
+}
