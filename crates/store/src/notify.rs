@@ -88,7 +88,9 @@ impl Store {
     /// Receives every configuration change made through any store on this database, by this
     /// process or another, typically within a second. Lagging receivers get
     /// `RecvError::Lagged` and should reload everything. Call it inside the tokio runtime: the
-    /// first call starts the watcher task (LISTEN on PostgreSQL, polling on SQLite).
+    /// first call starts the watcher task (LISTEN on PostgreSQL, polling on SQLite), which sends
+    /// one [`Change::All`] once it is watching — anything changed before that may have been
+    /// missed, so a cache loaded before that point should be reloaded then.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         let rx = self.inner.changes.subscribe();
         self.inner.watcher.get_or_init(|| {
@@ -129,6 +131,7 @@ async fn poll_sqlite(
     every: Duration,
 ) -> Result<()> {
     let mut last = read_counters(&pool).await?;
+    let _ = tx.send(Change::All);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -157,6 +160,7 @@ async fn poll_sqlite(
 async fn listen_pg(pool: sqlx::PgPool, tx: broadcast::Sender<Change>) -> Result<()> {
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.listen(CHANNEL).await?;
+    let _ = tx.send(Change::All);
     loop {
         match listener.try_recv().await {
             Ok(Some(n)) => {

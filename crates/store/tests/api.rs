@@ -610,8 +610,9 @@ async fn change_notification_reaches_other_store(b: Backend) {
     // A second store on the same database stands in for the CLI or another node.
     let other = store::Store::open(&url, common::opts()).await.unwrap();
     let mut rx = a.subscribe();
-    // Let the watcher take its baseline / start listening before the change.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The watcher announces that it is watching with Change::All; changes after that arrive.
+    let ready = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+    assert!(matches!(ready, Ok(Ok(Change::All))), "{ready:?}");
     let t1 = other.default_tenant().await.unwrap().id;
     other
         .create_extension(
