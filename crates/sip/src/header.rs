@@ -195,13 +195,21 @@ impl From<&str> for HeaderName {
 pub struct HeaderValue(Bytes);
 
 impl HeaderValue {
-    /// A value from text (used when building messages).
+    /// A value from text (used when building messages). CR and LF become SP, so a value taken
+    /// from user input cannot inject header lines.
     pub fn new(s: impl Into<String>) -> HeaderValue {
-        HeaderValue(Bytes::from(s.into()))
+        let s = s.into();
+        if memchr::memchr2(b'\r', b'\n', s.as_bytes()).is_some() {
+            return HeaderValue(Bytes::from(s.replace(['\r', '\n'], " ")));
+        }
+        HeaderValue(Bytes::from(s))
     }
 
-    /// A value from a static string, without copying.
+    /// A value from a static string, without copying (CR/LF are replaced as in [`HeaderValue::new`]).
     pub fn from_static(s: &'static str) -> HeaderValue {
+        if memchr::memchr2(b'\r', b'\n', s.as_bytes()).is_some() {
+            return HeaderValue::new(s);
+        }
         HeaderValue(Bytes::from_static(s.as_bytes()))
     }
 
@@ -429,6 +437,13 @@ mod tests {
             "X-A"
         );
         assert_eq!(HeaderName::CallId.compact(), Some('i'));
+    }
+
+    #[test]
+    fn built_values_cannot_inject_lines() {
+        let v = HeaderValue::new("evil\r\nVia: x");
+        assert_eq!(v.as_str(), "evil  Via: x");
+        assert_eq!(HeaderValue::from_static("a\nb").as_str(), "a b");
     }
 
     #[test]

@@ -464,7 +464,14 @@ impl Headers {
 fn write_message(out: &mut Vec<u8>, start: fmt::Arguments<'_>, headers: &Headers, body: &[u8]) {
     use std::io::Write;
     // Writing into a Vec cannot fail.
+    let line_start = out.len();
     let _ = out.write_fmt(start);
+    // Fields set by hand (reason phrase, URI parts) must not break the start line.
+    for b in &mut out[line_start..] {
+        if *b == b'\r' || *b == b'\n' {
+            *b = b' ';
+        }
+    }
     out.extend_from_slice(b"\r\n");
     let mut wrote_len = false;
     let write_len = |out: &mut Vec<u8>| {
@@ -479,7 +486,11 @@ fn write_message(out: &mut Vec<u8>, start: fmt::Arguments<'_>, headers: &Headers
             continue;
         }
         match &h.name {
-            HeaderName::Other(raw) => out.extend_from_slice(raw),
+            // Names built by hand (`HeaderName::from`) may hold anything; only tokens go out.
+            HeaderName::Other(raw) => out.extend(
+                raw.iter()
+                    .map(|&c| if crate::grammar::is_token(c) { c } else { b'-' }),
+            ),
             known => out.extend_from_slice(known.as_str().as_bytes()),
         }
         out.extend_from_slice(b": ");
@@ -564,6 +575,7 @@ impl Response {
             r.reason = text.to_string();
         }
         for h in &req.headers {
+            // 100 Trying also echoes Timestamp (RFC 3261 §8.2.6.1).
             if matches!(
                 h.name,
                 HeaderName::Via
@@ -571,7 +583,8 @@ impl Response {
                     | HeaderName::To
                     | HeaderName::CallId
                     | HeaderName::CSeq
-            ) {
+            ) || (status == 100 && h.name == HeaderName::Timestamp)
+            {
                 r.headers.push_header(h.clone());
             }
         }
@@ -807,6 +820,26 @@ mod tests {
         assert_eq!(resp.call_id(), Some("c1@example.com"));
         assert_eq!(resp.cseq().unwrap().method, Method::Invite);
         assert!(resp.headers.get(&HeaderName::ContentLength).is_none());
+    }
+
+    #[test]
+    fn hand_built_fields_cannot_break_framing() {
+        let mut resp = Response::new(486);
+        resp.reason = "Busy\r\nX-Injected: 1".into();
+        resp.headers.push(HeaderName::from("Bad Name:\r\n"), "v");
+        let text = String::from_utf8(resp.to_bytes()).unwrap();
+        assert!(text.starts_with("SIP/2.0 486 Busy  X-Injected: 1\r\nBad-Name---: v\r\n"));
+        let r = sample().with_header(HeaderName::Timestamp, "54");
+        assert!(
+            Response::for_request(&r, 100, None)
+                .headers
+                .contains(&HeaderName::Timestamp)
+        );
+        assert!(
+            !Response::for_request(&r, 180, None)
+                .headers
+                .contains(&HeaderName::Timestamp)
+        );
     }
 
     #[test]

@@ -177,18 +177,12 @@ pub(crate) fn parse_head(buf: &Bytes, limits: &Limits) -> Result<Head, ParseErro
             });
         }
         let name = HeaderName::from_shared(buf, base + ns, base + ne);
-        let (value, vstr): (HeaderValue, &str);
-        let owned;
-        match folded {
-            Some(f) => {
-                owned = f;
-                vstr = owned.as_str();
-                value = HeaderValue::new(owned.clone());
-            }
-            None => {
-                vstr = &text[vs..ve];
-                value = HeaderValue::from_checked(buf.slice(base + vs..base + ve));
-            }
+        let vstr = folded.as_deref().unwrap_or(&text[vs..ve]);
+        if !controls_ok(vstr.as_bytes()) {
+            return Err(ParseError::Header {
+                name,
+                reason: "control character outside a quoted-pair",
+            });
         }
         if name == HeaderName::ContentLength {
             if content_length.is_some() {
@@ -202,6 +196,10 @@ pub(crate) fn parse_head(buf: &Bytes, limits: &Limits) -> Result<Head, ParseErro
                 reason: e.0,
             })?;
         }
+        let value = match folded {
+            Some(f) => HeaderValue::from_checked(Bytes::from(f)),
+            None => HeaderValue::from_checked(buf.slice(base + vs..base + ve)),
+        };
         headers.push_header(Header { name, value });
         Ok(())
     };
@@ -255,6 +253,27 @@ pub(crate) fn parse_head(buf: &Bytes, limits: &Limits) -> Result<Head, ParseErro
         content_length,
         head_len,
     })
+}
+
+/// Header text may hold control characters only as quoted-pairs inside quoted strings
+/// (RFC 3261 §25: TEXT-UTF8char excludes CTLs; quoted-pair admits them after a backslash).
+fn controls_ok(v: &[u8]) -> bool {
+    // Fast path: almost every value has no control character at all.
+    if !v.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return true;
+    }
+    let mut in_quote = false;
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b'"' => in_quote = !in_quote,
+            b'\\' if in_quote => i += 1,
+            b if (b < 0x20 && b != b'\t') || b == 0x7f => return false,
+            _ => {}
+        }
+        i += 1;
+    }
+    true
 }
 
 /// True when a start line begins like a status line.
@@ -502,6 +521,23 @@ v=0\n";
             parse_bytes(s, BodyMode::Stream, &Limits::default()).unwrap_err(),
             ParseError::MissingContentLength
         );
+    }
+
+    #[test]
+    fn control_characters_only_in_quoted_pairs() {
+        let ok = "OPTIONS sip:a@b SIP/2.0\r\nTo: \"a\\\0b\" <sip:a@b>\r\n\r\n";
+        assert!(parse_message(ok.as_bytes()).is_ok());
+        let raw_nul = "OPTIONS sip:a@b SIP/2.0\r\nX-A: a\0b\r\n\r\n";
+        assert!(matches!(
+            parse_message(raw_nul.as_bytes()),
+            Err(ParseError::Header {
+                reason: "control character outside a quoted-pair",
+                ..
+            })
+        ));
+        let quoted_nul = "OPTIONS sip:a@b SIP/2.0\r\nTo: \"a\0b\" <sip:a@b>\r\n\r\n";
+        assert!(parse_message(quoted_nul.as_bytes()).is_err());
+        assert!(controls_ok(b"tab\tis fine"));
     }
 
     #[test]
