@@ -461,6 +461,18 @@ mod tests {
     }
 
     #[test]
+    fn ulaw_matches_g711_reference_points() {
+        // Values from the G.711 µ-law table: zero, the extremes and a segment boundary.
+        assert_eq!(ulaw_encode(0), 0xFF);
+        assert_eq!(ulaw_encode(32767), 0x80);
+        assert_eq!(ulaw_encode(-32768), 0x00);
+        assert_eq!(ulaw_decode(0xFF), 0);
+        assert_eq!(ulaw_decode(0x80), 32124);
+        assert_eq!(ulaw_decode(0x00), -32124);
+        assert_eq!(ulaw_decode(ulaw_encode(1000)), 988);
+    }
+
+    #[test]
     fn ulaw_codec_roundtrip_is_close() {
         for s in [-32000i16, -1000, -10, 0, 10, 1000, 32000] {
             let back = ulaw_decode(ulaw_encode(s));
