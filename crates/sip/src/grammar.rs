@@ -48,13 +48,22 @@ const fn build_classes() -> [u8; 256] {
         let password = unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b',');
         let paramchar = unreserved || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$');
         let hnv = unreserved || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$');
-        t[c] = (unreserved as u8) * UNRESERVED
-            | (token as u8) * TOKEN
-            | (word as u8) * WORD
-            | (user as u8) * USER
-            | (password as u8) * PASSWORD
-            | (paramchar as u8) * PARAMCHAR
-            | (hnv as u8) * HNV;
+        let flags = [
+            (unreserved, UNRESERVED),
+            (token, TOKEN),
+            (word, WORD),
+            (user, USER),
+            (password, PASSWORD),
+            (paramchar, PARAMCHAR),
+            (hnv, HNV),
+        ];
+        let mut k = 0;
+        while k < flags.len() {
+            if flags[k].0 {
+                t[c] |= flags[k].1;
+            }
+            k += 1;
+        }
         c += 1;
     }
     t
