@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     pub max_expires: u32,
     pub default_expires: u32,
     pub keepalive: Duration,
+    /// Digest algorithms offered, one challenge each, in order.
+    pub digest_algorithms: Vec<sip::auth::Algorithm>,
 }
 
 impl Default for Settings {
@@ -49,6 +51,9 @@ impl Default for Settings {
             max_expires: 3600,
             default_expires: 3600,
             keepalive: Duration::from_secs(30),
+            // MD5 only by default: widely deployed clients (baresip/libre 1.x among them) fail
+            // the whole authentication when any offered challenge uses an algorithm they lack.
+            digest_algorithms: vec![sip::auth::Algorithm::Md5],
         }
     }
 }
@@ -67,6 +72,10 @@ pub mod keys {
     pub const KEEPALIVE: &str = "nat.keepalive_interval_s";
     /// Seconds without RTP (not on hold) after which a call is hung up.
     pub const MEDIA_TIMEOUT: &str = "calls.media_timeout_s";
+    /// Digest algorithms offered, comma-separated in order of preference (`MD5`, `SHA-256`).
+    pub const DIGEST_ALGORITHMS: &str = "auth.digest_algorithms";
+    /// The node's secret for stateless digest nonces (hex; generated on first start).
+    pub const DIGEST_SECRET: &str = "auth.digest_secret";
 }
 
 /// An extension as the core needs it.
@@ -238,11 +247,10 @@ impl Core {
         transports: Arc<Transports>,
         metrics: Arc<Metrics>,
         internal: mpsc::UnboundedSender<Internal>,
+        digest_secret: [u8; 32],
     ) -> Core {
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut seed);
-        let mut digest_secret = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut digest_secret);
         let layer = TransactionLayer::new(sip::transaction::Config {
             timers: cfg.timers,
             trying_delay: Some(Duration::from_millis(100)),
@@ -392,19 +400,16 @@ impl Core {
                 }
             }
             Internal::Tenants(t) => {
-                for realm in t.realms.values() {
-                    if !self.digest.contains_key(realm) {
-                        let mut c = DigestServerConfig::new(realm.clone());
-                        // MD5 first: many deployed phones answer only the first challenge.
-                        c.algorithms =
-                            vec![sip::auth::Algorithm::Md5, sip::auth::Algorithm::Sha256];
-                        self.digest
-                            .insert(realm.clone(), DigestServer::new(c, &self.digest_secret));
-                    }
-                }
                 self.tenants = t;
+                self.rebuild_digest();
             }
-            Internal::Settings(s) => self.settings = s,
+            Internal::Settings(s) => {
+                let algorithms_changed = s.digest_algorithms != self.settings.digest_algorithms;
+                self.settings = s;
+                if algorithms_changed {
+                    self.rebuild_digest();
+                }
+            }
             Internal::Control(c) => match c {
                 Control::ListCalls(tx) => {
                     let list = self.calls.values().map(|c| c.summary(now)).collect();
@@ -419,6 +424,18 @@ impl Core {
                 }
                 Control::Shutdown(tx) => self.shutdown = Some(tx),
             },
+        }
+    }
+
+    /// One digest server per tenant realm, offering the configured algorithms. The secret is
+    /// shared (and stored in the database), so nonces stay valid across restarts and rebuilds.
+    pub(crate) fn rebuild_digest(&mut self) {
+        self.digest.clear();
+        for realm in self.tenants.realms.values() {
+            let mut c = DigestServerConfig::new(realm.clone());
+            c.algorithms = self.settings.digest_algorithms.clone();
+            self.digest
+                .insert(realm.clone(), DigestServer::new(c, &self.digest_secret));
         }
     }
 
@@ -1247,6 +1264,22 @@ async fn fetch_extension(
     }))
 }
 
+/// The digest nonce secret from the database, created on first start.
+pub(crate) async fn digest_secret(store: &Store) -> anyhow::Result<[u8; 32]> {
+    if let Some(hex) = store.setting::<String>(None, keys::DIGEST_SECRET).await?
+        && let Ok(bytes) = hex::decode(hex.trim())
+        && let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(secret);
+    }
+    let mut secret = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut secret);
+    store
+        .set_setting(None, keys::DIGEST_SECRET, &hex::encode(secret))
+        .await?;
+    Ok(secret)
+}
+
 pub(crate) async fn load_tenants(store: &Store) -> anyhow::Result<Tenants> {
     let default = store.default_tenant().await?;
     let mut t = Tenants {
@@ -1290,6 +1323,22 @@ pub(crate) async fn load_settings(store: &Store) -> Settings {
         )
         .unwrap_or(d.default_expires),
         keepalive: secs(get(store, keys::KEEPALIVE, d.keepalive.as_secs()).await),
+        digest_algorithms: match store.setting::<String>(None, keys::DIGEST_ALGORITHMS).await {
+            Ok(Some(v)) => {
+                let list: Vec<_> = v
+                    .split(',')
+                    .filter_map(|a| sip::auth::Algorithm::from_token(a.trim()))
+                    .filter(|a| !a.is_sess())
+                    .collect();
+                if list.is_empty() {
+                    warn!(value = %v, "no usable digest algorithm in the setting: using MD5");
+                    d.digest_algorithms
+                } else {
+                    list
+                }
+            }
+            _ => d.digest_algorithms,
+        },
     }
 }
 

@@ -76,6 +76,7 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
     let sip_addrs = transports.local_addrs();
     let (itx, irx) = mpsc::unbounded_channel();
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+    let secret = core::digest_secret(&store).await?;
     let mut core = Core::new(
         cfg,
         store.clone(),
@@ -83,12 +84,13 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         Arc::clone(&transports),
         Arc::clone(&metrics),
         itx.clone(),
+        secret,
     );
     // Caches first, so the first REGISTER after a restart already finds its extension.
-    core.tenants = core::load_tenants(&store).await?;
-    let _ = itx.send(Internal::Tenants(core.tenants.clone()));
-    core.exts = core::load_extensions(&store).await?;
     core.settings = core::load_settings(&store).await;
+    core.tenants = core::load_tenants(&store).await?;
+    core.rebuild_digest();
+    core.exts = core::load_extensions(&store).await?;
     core.load_location().await?;
     transports.start(tx);
     tokio::spawn(core.run(rx, irx));
