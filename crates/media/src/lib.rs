@@ -6,6 +6,8 @@
 //! ([`wav`]) and signals ([`tone`]). SIP and SDP are not here: the `pbx` crate reads SDP and
 //! tells a [`Session`] where each phone is.
 
+#![warn(missing_docs)]
+
 pub mod dtmf;
 pub mod g711;
 pub mod relay;

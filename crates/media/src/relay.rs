@@ -494,8 +494,10 @@ impl Session {
         });
     }
 
-    /// Completes once no RTP arrived from either phone for `media_timeout` while not on hold.
-    /// The timer runs only while both legs have a destination (SDP or latched).
+    /// Completes while the session is timed out: no RTP from either phone for `media_timeout`,
+    /// not on hold, both legs having a destination. The state clears again if media resumes,
+    /// new SDP arrives (`set_remote`) or the call goes on hold, so a timeout during early media
+    /// does not doom the answered call.
     pub async fn timed_out(&self) {
         let mut rx = self.timeout_rx.clone();
         if rx.wait_for(|t| *t).await.is_err() {
@@ -504,7 +506,7 @@ impl Session {
         }
     }
 
-    /// Whether the media timeout has fired.
+    /// Whether the session is currently timed out (see [`Session::timed_out`]).
     pub fn is_timed_out(&self) -> bool {
         *self.timeout_rx.borrow()
     }
@@ -781,6 +783,9 @@ impl Engine {
         io.local.last_rx = Some(now);
         io.dirty = true;
         self.last_activity = now;
+        if self.timed_out {
+            self.clear_timeout();
+        }
         let out = &mut self.legs[1 - leg];
         match out.rtp_dest {
             Some(dest) => match out.rtp.try_send_to(pkt, dest) {
@@ -914,6 +919,11 @@ impl Engine {
         match c {
             Control::Remote(u) => {
                 let RemoteUpdate { leg, rtp, rtcp } = *u;
+                // New SDP (answer, re-INVITE) starts a fresh silence window.
+                self.last_activity = Instant::now();
+                if self.timed_out {
+                    self.clear_timeout();
+                }
                 if rtp.ip().is_unspecified() || rtp.port() == 0 {
                     // RFC 2543 hold (c=0.0.0.0) or a rejected stream: nowhere to send, keep
                     // the current destination so resuming needs no new latch.
@@ -941,6 +951,9 @@ impl Engine {
             }
             Control::Hold(h) => {
                 self.held = h;
+                if h && self.timed_out {
+                    self.clear_timeout();
+                }
             }
             Control::ClockRate {
                 leg,
@@ -955,6 +968,12 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Leaves the timed-out state (media resumed, new SDP, or hold); the timer re-arms.
+    fn clear_timeout(&mut self) {
+        self.timed_out = false;
+        self.timeout_tx.send_replace(false);
     }
 
     fn armed(&self) -> bool {
@@ -983,8 +1002,7 @@ impl Engine {
             self.timer_on = false;
             self.relay.counters.timeouts.fetch_add(1, Relaxed);
             tracing::info!(call_id = %self.call_id, "media timeout");
-            // No receiver left only means the session is closing.
-            let _ = self.timeout_tx.send(true);
+            self.timeout_tx.send_replace(true);
         } else {
             // Media arrived since the timer was set: wait for the rest of the silence window.
             sleep.reset(deadline);

@@ -300,6 +300,30 @@ async fn media_timeout_fires_when_silent() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn timeout_clears_when_media_resumes_or_sdp_changes() {
+    let relay = relay_with(Duration::from_secs(5));
+    let (a, b) = (phone().await, phone().await);
+    let s = call(&relay, &a, &b).await;
+    // Silent early media: the timeout fires...
+    timeout(Duration::from_secs(300), s.timed_out())
+        .await
+        .expect("no media timeout");
+    // ...but the answer's SDP starts a fresh window.
+    s.set_remote(Leg::B, addr(&b), None);
+    eventually(|| !s.is_timed_out()).await;
+    timeout(Duration::from_secs(300), s.timed_out())
+        .await
+        .expect("no second timeout");
+    // Media arriving again clears it too.
+    a.send_to(&rtp(1, 0, 1, b"x"), s.local(Leg::A))
+        .await
+        .unwrap();
+    recv(&b).await;
+    assert!(!s.is_timed_out());
+    assert_eq!(relay.metrics().media_timeouts, 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn media_keeps_the_call_alive() {
     let relay = relay_with(Duration::from_secs(5));
     let (a, b) = (phone().await, phone().await);
