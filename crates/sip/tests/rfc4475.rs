@@ -782,3 +782,40 @@ fn details_the_rfc_calls_out() {
         Some("\u{FEFF}\u{5927}\u{505C}\u{96FB}")
     );
 }
+
+#[test]
+fn lint_reports_every_file_like_the_parser() {
+    let mut valid = 0;
+    for x in VALID {
+        let r = sip::lint(&load(x.file));
+        assert!(r.valid, "{}: {r}", x.file);
+        assert_eq!(r.call_id.as_deref(), x.call_id, "{}", x.file);
+        assert_eq!(r.top_via_branch.as_deref(), x.branch, "{}", x.file);
+        assert_eq!(r.request_uri.as_deref(), x.ruri, "{}", x.file);
+        valid += 1;
+    }
+    assert_eq!(valid, 35);
+    let r = sip::lint(&load("badvers.dat"));
+    assert!(
+        r.to_string()
+            .contains("note: a server would answer 505 Version Not Supported"),
+        "{r}"
+    );
+    for bad in ["badinv01.dat", "quotbal.dat", "bigcode.dat", "mcl01.dat"] {
+        let r = sip::lint(&load(bad));
+        assert!(!r.valid && r.error.is_some(), "{bad}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["valid"], false);
+        assert!(json["error"].as_str().unwrap().len() > 10);
+    }
+    // The same files with bare LF line ends in the header part still lint the same way.
+    let lf = String::from_utf8(load("cparam02.dat"))
+        .unwrap()
+        .replace("\r\n", "\n");
+    let r = sip::lint(lf.as_bytes());
+    assert!(r.valid, "{r}");
+    assert_eq!(
+        r.call_id.as_deref(),
+        Some("cparam02.70710@saturn.example.com")
+    );
+}
