@@ -493,6 +493,18 @@ impl RunningSipp {
     }
 }
 
+/// CSV text for `Sipp::inject_text` in the layout the scenarios expect:
+/// `USER;[authentication username=USER password=PASS];PASS`, one line per user, used in order.
+pub fn auth_csv<'a>(users: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut csv = String::from("SEQUENTIAL\n");
+    for (user, pass) in users {
+        csv.push_str(&format!(
+            "{user};[authentication username={user} password={pass}];{pass}\n"
+        ));
+    }
+    csv
+}
+
 /// A bare file name is taken from `tests/sipp/`; anything with a directory part as given.
 fn resolve(p: &Path) -> PathBuf {
     if p.components().count() == 1 && !p.exists() {
@@ -534,6 +546,15 @@ fn last_csv_row(text: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_csv_has_the_scenarios_layout() {
+        assert_eq!(
+            auth_csv([("1001", "a"), ("1002", "b")]),
+            "SEQUENTIAL\n1001;[authentication username=1001 password=a];a\n\
+             1002;[authentication username=1002 password=b];b\n"
+        );
+    }
 
     #[test]
     fn stat_csv_last_row_by_column() {

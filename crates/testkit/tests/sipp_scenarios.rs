@@ -198,8 +198,7 @@ fn inline_csv_injection_reaches_the_messages() {
     let uas = start_uas("peer_registrar.xml");
     let mut client = uac("register_auth.xml", &uas);
     client.inject = None;
-    client.inject_text =
-        Some("SEQUENTIAL\n2042;[authentication username=2042 password=pw2042];pw2042\n".into());
+    client.inject_text = Some(testkit::sipp::auth_csv([("2042", "pw2042")]));
     let out = client.run().unwrap();
     let messages = std::fs::read_to_string(out.logs.path().join("messages.log")).unwrap();
     assert!(messages.contains("From: <sip:2042@"), "{messages}");
