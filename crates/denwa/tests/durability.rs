@@ -1,0 +1,79 @@
+//! Nothing acknowledged is lost: registrations and call records survive `kill -9` and restart;
+//! SIGTERM shuts down cleanly.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Denwa, sipp_user};
+use testkit::sipp::Sipp;
+
+fn register(d: &Denwa, user: &str, password: &str, port: u16) {
+    let mut s = Sipp::uac("register.xml", &d.sip_addr());
+    s.local_port = Some(port);
+    s.inject_text = Some(sipp_user(user, password));
+    s.run().expect("registers");
+}
+
+#[test]
+fn registrations_survive_kill9_and_calls_reach_them_after_restart() {
+    let mut d = Denwa::start();
+    d.add_extension("1001", "secret-1001");
+    d.add_extension("1002", "secret-1002");
+    let port = testkit::ports::free_port().expect("port");
+    register(&d, "1002", "secret-1002", port);
+    assert_eq!(d.registrations().len(), 1);
+
+    d.kill9();
+    d.spawn();
+    let regs = d.registrations();
+    assert_eq!(regs.len(), 1, "binding lost across kill -9: {regs:?}");
+    assert_eq!(regs[0]["received_addr"], format!("127.0.0.1:{port}"));
+
+    // The restarted server routes a call to the binding it loaded from the database.
+    let mut uas = Sipp::uas("uas_answer.xml");
+    uas.local_port = Some(port);
+    uas.service = Some("1002".into());
+    let mut callee = uas.spawn().expect("uas");
+    callee.wait_listening(Duration::from_secs(10)).expect("uas listening");
+    let mut uac = Sipp::uac("uac_call.xml", &d.sip_addr());
+    uac.inject_text = Some(sipp_user("1001", "secret-1001"));
+    uac.service = Some("1002".into());
+    uac.run().expect("call after restart");
+    callee.finish().expect("callee answered");
+}
+
+#[test]
+fn call_record_survives_kill9_right_after_hangup() {
+    let mut d = Denwa::start();
+    d.add_extension("1001", "secret-1001");
+    d.add_extension("1002", "secret-1002");
+    let port = testkit::ports::free_port().expect("port");
+    register(&d, "1002", "secret-1002", port);
+    let mut uas = Sipp::uas("uas_answer.xml");
+    uas.local_port = Some(port);
+    uas.service = Some("1002".into());
+    let mut callee = uas.spawn().expect("uas");
+    callee.wait_listening(Duration::from_secs(10)).expect("uas listening");
+    let mut uac = Sipp::uac("uac_call.xml", &d.sip_addr());
+    uac.inject_text = Some(sipp_user("1001", "secret-1001"));
+    uac.service = Some("1002".into());
+    uac.run().expect("call");
+    // The 200 OK to the BYE is sent only after the record is durable: kill at once.
+    d.kill9();
+    drop(callee);
+    d.spawn();
+    let cdrs = d.cdrs();
+    assert_eq!(cdrs.len(), 1, "call record lost across kill -9");
+    assert_eq!(cdrs[0]["disposition"], "ANSWERED");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_extensions_persist() {
+    let mut d = Denwa::start();
+    d.add_extension("1001", "secret-1001");
+    assert_eq!(d.terminate(), Some(0), "denwa did not exit 0 on SIGTERM");
+    d.spawn();
+    let out = d.cli_ok(&["extension", "list", "--json"]);
+    assert!(out.contains("\"1001\""), "{out}");
+}
