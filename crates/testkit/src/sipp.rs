@@ -1,8 +1,9 @@
 //! Runs sipp scenarios (UAC or UAS) with hard bounds and reads back what happened.
 //!
 //! Every run gets `-m` (call count), `-timeout` (global bound, also enforced from here),
-//! `-trace_stat`, `-trace_counts` and `-trace_err` with their files in the run's own log
-//! directory, and optionally `-trace_msg`. [`SippOutcome`] holds the successful and failed call
+//! `-trace_stat`, `-trace_err`, `-trace_screen` and optionally `-trace_msg`, with their files in
+//! the run's own log directory, and `-trace_counts` (sipp writes that one into its working
+//! directory, which is the log directory unless [`Sipp::workdir`] is set). [`SippOutcome`] holds the successful and failed call
 //! counts (from the stat file), per-message counters and sipp's exit code; a failed run's error
 //! carries sipp's error log, the tail of its message trace and its final screen.
 //!
