@@ -235,6 +235,16 @@ pub fn check_request(req: &Request, cfg: &CheckConfig) -> Result<(), Rejection> 
             "To of a REGISTER must be a SIP or SIPS URI",
         ));
     }
+    if req.method == Method::Register {
+        let contacts = h.contacts();
+        // RFC 3261 §10.3 step 6: `*` only alone and with Expires: 0.
+        if contacts.contains(&Contact::Wildcard) && (contacts.len() > 1 || h.expires() != Some(0)) {
+            return Err(Rejection::new(
+                400,
+                "Contact * must be alone and with Expires: 0",
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -321,6 +331,30 @@ mod tests {
         assert_eq!(
             check_request(&req("", "OPTIONS", "OPTIONS"), &CheckConfig::default()),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn register_wildcard_rules() {
+        let ok = req("Contact: *\r\nExpires: 0\r\n", "REGISTER", "REGISTER");
+        assert_eq!(check_request(&ok, &CheckConfig::default()), Ok(()));
+        let no_expires = req("Contact: *\r\n", "REGISTER", "REGISTER");
+        assert_eq!(
+            check_request(&no_expires, &CheckConfig::default())
+                .unwrap_err()
+                .status,
+            400
+        );
+        let mixed = req(
+            "Contact: *\r\nContact: <sip:a@h>\r\nExpires: 0\r\n",
+            "REGISTER",
+            "REGISTER",
+        );
+        assert_eq!(
+            check_request(&mixed, &CheckConfig::default())
+                .unwrap_err()
+                .status,
+            400
         );
     }
 
