@@ -51,6 +51,8 @@ pub fn normalize_line_ends(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 64);
     let mut i = 0;
     let mut line_start = true;
+    // Blank lines before the start line are not the end of the header section.
+    let mut seen_content = false;
     while i < data.len() {
         let b = data[i];
         if b == b'\n' {
@@ -59,7 +61,7 @@ pub fn normalize_line_ends(data: &[u8]) -> Vec<u8> {
             }
             out.push(b'\n');
             i += 1;
-            if line_start {
+            if line_start && seen_content {
                 // Empty line: the header section ends here.
                 out.extend_from_slice(&data[i..]);
                 return out;
@@ -69,6 +71,7 @@ pub fn normalize_line_ends(data: &[u8]) -> Vec<u8> {
         }
         if !(b == b'\r' && data.get(i + 1) == Some(&b'\n')) {
             line_start = false;
+            seen_content = true;
         }
         out.push(b);
         i += 1;
@@ -188,6 +191,11 @@ mod tests {
         let file = b"OPTIONS sip:a@example.com SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK9\nFrom: <sip:x@h>;tag=f\nTo: <sip:a@example.com>\nCall-ID: lf1\nCSeq: 2 OPTIONS\nContent-Length: 4\n\na\nb\n";
         let norm = normalize_line_ends(file);
         assert!(norm.ends_with(b"\r\n\r\na\nb\n"));
+        let lead = normalize_line_ends(b"\n\nOPTIONS sip:a@b SIP/2.0\nCSeq: 1 OPTIONS\n\nbody\n");
+        assert_eq!(
+            lead,
+            b"\r\n\r\nOPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\nbody\n"
+        );
         let r = lint(file);
         assert!(r.valid, "{r}");
         assert_eq!(r.call_id.as_deref(), Some("lf1"));
