@@ -23,6 +23,10 @@ pub struct Opts {
     pub extra: Vec<String>,
     /// Extra environment.
     pub env: Vec<(String, String)>,
+    /// Address to listen on for SIP and HTTP (default 127.0.0.1).
+    pub ip: Option<String>,
+    /// Network namespace to run the server in (`ip netns exec NAME denwa ...`).
+    pub netns: Option<String>,
 }
 
 /// A running `denwa serve`.
@@ -63,11 +67,19 @@ impl Denwa {
 
     /// (Re)starts the server process and waits until it serves.
     pub fn spawn(&mut self) {
-        let mut cmd = Command::new(bin());
+        let ip = self.opts.ip.clone().unwrap_or_else(|| "127.0.0.1".into());
+        let mut cmd = match &self.opts.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
         cmd.arg("serve")
             .args(self.base_args())
-            .args(["--sip-listen", &format!("127.0.0.1:{}", self.sip_port)])
-            .args(["--http-listen", &format!("127.0.0.1:{}", self.http_port)])
+            .args(["--sip-listen", &format!("{ip}:{}", self.sip_port)])
+            .args(["--http-listen", &format!("{ip}:{}", self.http_port)])
             .args(["--rtp-ports", &format!("{}-{}", self.rtp_base, self.rtp_base + 39)])
             .args(["--log-level", "info,pbx=debug,sqlx=warn"])
             .args(&self.opts.extra);
@@ -82,9 +94,9 @@ impl Denwa {
         self.proc = Some(p);
     }
 
-    /// `127.0.0.1:PORT` of the SIP listener.
+    /// `IP:PORT` of the SIP listener.
     pub fn sip_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.sip_port)
+        format!("{}:{}", self.opts.ip.as_deref().unwrap_or("127.0.0.1"), self.sip_port)
     }
 
     /// Runs a CLI subcommand against the same database.
