@@ -20,12 +20,15 @@ fn tone_file(dir: &std::path::Path, name: &str, freqs: &[u32]) -> PathBuf {
 
 fn phone(d: &Denwa, user: &str, password: &str, wav: &std::path::Path) -> Phone {
     testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
-    let cfg = PhoneConfig::new(user).registering(&d.sip_addr(), password, 600).with_audio(wav);
+    let cfg = PhoneConfig::new(user)
+        .registering(&d.sip_addr(), password, 600)
+        .with_audio(wav);
     let mut p = Phone::start(cfg).expect("baresip starts");
-    p.wait_event("REGISTER_OK", EVENT_TIMEOUT).unwrap_or_else(|e| {
-        d.print_logs();
-        panic!("{user} did not register: {e}")
-    });
+    p.wait_event("REGISTER_OK", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("{user} did not register: {e}")
+        });
     p
 }
 
@@ -42,16 +45,20 @@ fn two_baresip_phones_talk_through_the_relay() {
     assert_eq!(d.registrations().len(), 2);
 
     a.dial(&format!("sip:1002@{}", d.sip_addr())).expect("dial");
-    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT).unwrap_or_else(|e| {
-        d.print_logs();
-        panic!("caller: {e}")
-    });
-    b.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT).expect("callee established");
+    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("caller: {e}")
+        });
+    b.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .expect("callee established");
     let seq = ToneLayout::default().sequence_ms(CALLER_TONES.len());
     std::thread::sleep(Duration::from_millis(u64::from(seq) + 1000));
     a.hangup().expect("hang up");
-    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT).expect("caller closed");
-    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT).expect("callee closed");
+    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("caller closed");
+    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("callee closed");
 
     let a_heard = a.last_recording().expect("caller recording");
     let b_heard = b.last_recording().expect("callee recording");
@@ -73,7 +80,10 @@ fn two_baresip_phones_talk_through_the_relay() {
     let billsec = c["billsec"].as_i64().expect("billsec");
     let duration = c["duration_s"].as_i64().expect("duration");
     assert!(billsec >= 2 && billsec <= 15, "billsec {billsec}");
-    assert!(duration >= billsec, "duration {duration} < billsec {billsec}");
+    assert!(
+        duration >= billsec,
+        "duration {duration} < billsec {billsec}"
+    );
     // Both directions carried RTP through the relay (50 packets/s of G.711).
     for leg in ["a", "b"] {
         let rx = c[leg]["pkts_rx"].as_i64().unwrap_or(0);

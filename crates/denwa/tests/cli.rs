@@ -14,13 +14,22 @@ fn denwa(dir: &Path, args: &[&str]) -> Output {
 
 fn ok(dir: &Path, args: &[&str]) -> String {
     let o = denwa(dir, args);
-    assert!(o.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn err(dir: &Path, args: &[&str]) -> String {
     let o = denwa(dir, args);
-    assert!(!o.status.success(), "{args:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "{args:?} should fail: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -29,23 +38,60 @@ fn extension_lifecycle_and_validation() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     let out = ok(d, &["extension", "add", "1001"]);
-    let pw = out.rsplit("SIP password: ").next().unwrap().trim().to_string();
+    let pw = out
+        .rsplit("SIP password: ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(pw.len() >= 16, "generated password too weak: {out}");
-    ok(d, &["extension", "add", "1002", "--password", "long-enough-pw", "--name", "Reception"]);
-    let list: serde_json::Value = serde_json::from_str(&ok(d, &["extension", "list", "--json"])).unwrap();
-    let numbers: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["number"].as_str().unwrap()).collect();
+    ok(
+        d,
+        &[
+            "extension",
+            "add",
+            "1002",
+            "--password",
+            "long-enough-pw",
+            "--name",
+            "Reception",
+        ],
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(d, &["extension", "list", "--json"])).unwrap();
+    let numbers: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["number"].as_str().unwrap())
+        .collect();
     assert_eq!(numbers, ["1001", "1002"]);
     assert_eq!(list[1]["display_name"], "Reception");
     // Passwords are never stored or printed back.
     assert!(!ok(d, &["extension", "list", "--json"]).contains("long-enough-pw"));
 
-    let e = err(d, &["extension", "add", "1002", "--password", "another-password"]);
+    let e = err(
+        d,
+        &["extension", "add", "1002", "--password", "another-password"],
+    );
     assert!(e.contains("already exists"), "{e}");
-    let e = err(d, &["extension", "add", "12a4", "--password", "another-password"]);
+    let e = err(
+        d,
+        &["extension", "add", "12a4", "--password", "another-password"],
+    );
     assert!(e.to_lowercase().contains("invalid"), "{e}");
     let e = err(d, &["extension", "add", "1003", "--password", "short"]);
     assert!(e.contains("too short"), "{e}");
-    let e = err(d, &["extension", "passwd", "9999", "--password", "another-password"]);
+    let e = err(
+        d,
+        &[
+            "extension",
+            "passwd",
+            "9999",
+            "--password",
+            "another-password",
+        ],
+    );
     assert!(e.contains("not found"), "{e}");
     let out = ok(d, &["extension", "passwd", "1001"]);
     assert!(out.contains("new SIP password"), "{out}");
@@ -58,7 +104,10 @@ fn extension_lifecycle_and_validation() {
 #[test]
 fn lists_are_empty_json_on_a_new_install() {
     let t = tempfile::tempdir().unwrap();
-    assert_eq!(ok(t.path(), &["registration", "list", "--json"]).trim(), "[]");
+    assert_eq!(
+        ok(t.path(), &["registration", "list", "--json"]).trim(),
+        "[]"
+    );
     assert_eq!(ok(t.path(), &["cdr", "list", "--json"]).trim(), "[]");
     assert!(ok(t.path(), &["db", "migrate"]).contains("up to date"));
 }
@@ -70,7 +119,18 @@ fn admin_needs_a_strong_password() {
     assert!(e.contains("too short"), "{e}");
     let out = ok(t.path(), &["admin", "add", "root"]);
     assert!(out.contains("password: "), "{out}");
-    let e = err(t.path(), &["admin", "add", "viewer1", "--role", "superuser", "--password", "long-enough-password"]);
+    let e = err(
+        t.path(),
+        &[
+            "admin",
+            "add",
+            "viewer1",
+            "--role",
+            "superuser",
+            "--password",
+            "long-enough-password",
+        ],
+    );
     assert!(e.to_lowercase().contains("invalid"), "{e}");
 }
 
@@ -102,12 +162,18 @@ fn sip_lint_exit_codes_and_json() {
 fn backup_roundtrip_and_corrupt_file_changes_nothing() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("data");
-    ok(&d, &["extension", "add", "2001", "--password", "backup-pass-1"]);
+    ok(
+        &d,
+        &["extension", "add", "2001", "--password", "backup-pass-1"],
+    );
     let file = t.path().join("b.denwa");
     ok(&d, &["backup", "create", &file.display().to_string()]);
     ok(&d, &["backup", "verify", &file.display().to_string()]);
     ok(&d, &["extension", "remove", "2001"]);
-    ok(&d, &["extension", "add", "2002", "--password", "backup-pass-2"]);
+    ok(
+        &d,
+        &["extension", "add", "2002", "--password", "backup-pass-2"],
+    );
     ok(&d, &["backup", "restore", &file.display().to_string()]);
     let list = ok(&d, &["extension", "list"]);
     assert!(list.contains("2001") && !list.contains("2002"), "{list}");
@@ -118,11 +184,17 @@ fn backup_roundtrip_and_corrupt_file_changes_nothing() {
     bytes[mid] ^= 0xff;
     let bad = t.path().join("bad.denwa");
     std::fs::write(&bad, &bytes).unwrap();
-    ok(&d, &["extension", "add", "2003", "--password", "backup-pass-3"]);
+    ok(
+        &d,
+        &["extension", "add", "2003", "--password", "backup-pass-3"],
+    );
     let e = err(&d, &["backup", "restore", &bad.display().to_string()]);
     assert!(!e.trim().is_empty());
     let list = ok(&d, &["extension", "list"]);
-    assert!(list.contains("2001") && list.contains("2003"), "restore of a corrupt file changed data: {list}");
+    assert!(
+        list.contains("2001") && list.contains("2003"),
+        "restore of a corrupt file changed data: {list}"
+    );
     let truncated = t.path().join("short.denwa");
     std::fs::write(&truncated, &std::fs::read(&file).unwrap()[..100]).unwrap();
     err(&d, &["backup", "restore", &truncated.display().to_string()]);
@@ -135,11 +207,22 @@ fn config_file_and_environment_are_honoured() {
     let data = t.path().join("from-file");
     std::fs::write(&cfg, format!("data_dir = \"{}\"\n", data.display())).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_denwa"))
-        .args(["extension", "add", "3001", "--password", "config-pass-1", "--config", &cfg.display().to_string()])
+        .args([
+            "extension",
+            "add",
+            "3001",
+            "--password",
+            "config-pass-1",
+            "--config",
+            &cfg.display().to_string(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(data.join("denwa.db").exists(), "data_dir from the config file not used");
+    assert!(
+        data.join("denwa.db").exists(),
+        "data_dir from the config file not used"
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_denwa"))
         .args(["extension", "list"])
         .env("DENWA_DATA_DIR", &data)

@@ -35,7 +35,9 @@ fn registrations_survive_kill9_and_calls_reach_them_after_restart() {
     uas.local_port = Some(port);
     uas.service = Some("1002".into());
     let mut callee = uas.spawn().expect("uas");
-    callee.wait_listening(Duration::from_secs(10)).expect("uas listening");
+    callee
+        .wait_listening(Duration::from_secs(10))
+        .expect("uas listening");
     let mut uac = Sipp::uac("uac_call.xml", &d.sip_addr());
     uac.inject_text = Some(sipp_user("1001", "secret-1001"));
     uac.service = Some("1002".into());
@@ -54,7 +56,9 @@ fn call_record_survives_kill9_right_after_hangup() {
     uas.local_port = Some(port);
     uas.service = Some("1002".into());
     let mut callee = uas.spawn().expect("uas");
-    callee.wait_listening(Duration::from_secs(10)).expect("uas listening");
+    callee
+        .wait_listening(Duration::from_secs(10))
+        .expect("uas listening");
     let mut uac = Sipp::uac("uac_call.xml", &d.sip_addr());
     uac.inject_text = Some(sipp_user("1001", "secret-1001"));
     uac.service = Some("1002".into());

@@ -11,13 +11,15 @@ use std::time::Duration;
 use common::Denwa;
 
 const INVALID_REQUESTS: [&str; 12] = [
-    "badinv01", "clerr", "ncl", "scalar02", "quotbal", "ltgtruri", "lwsruri", "lwsstart", "trws", "badaspec",
-    "baddn", "mcl01",
+    "badinv01", "clerr", "ncl", "scalar02", "quotbal", "ltgtruri", "lwsruri", "lwsstart", "trws",
+    "badaspec", "baddn", "mcl01",
 ];
 const INVALID_RESPONSES: [&str; 2] = ["scalarlg", "bigcode"];
 
 fn corpus(name: &str) -> Vec<u8> {
-    let p = testkit::repo_root().join("tests/data/rfc4475/msgs").join(format!("{name}.dat"));
+    let p = testkit::repo_root()
+        .join("tests/data/rfc4475/msgs")
+        .join(format!("{name}.dat"));
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -42,33 +44,51 @@ fn options(port: u16) -> Vec<u8> {
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 #[test]
 fn torture_messages_get_400_or_are_dropped_and_logged() {
     let d = Denwa::start();
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(1500)))
+        .expect("timeout");
     let me = sock.local_addr().expect("addr");
     for name in INVALID_REQUESTS {
         let reply = exchange(&sock, &d.sip_addr(), &corpus(name))
             .unwrap_or_else(|| panic!("{name}: no answer to a malformed request"));
         let status: u16 = reply.get(8..11).and_then(|s| s.parse().ok()).unwrap_or(0);
-        assert!((400..500).contains(&status), "{name}: expected a 4xx, got {reply}");
+        assert!(
+            (400..500).contains(&status),
+            "{name}: expected a 4xx, got {reply}"
+        );
         if name != "ncl" && name != "mcl01" {
             assert_eq!(status, 400, "{name}: {reply}");
         }
-        assert!(reply.contains("Warning:") || reply.contains("Bad Request"), "{name}: no reason given: {reply}");
+        assert!(
+            reply.contains("Warning:") || reply.contains("Bad Request"),
+            "{name}: no reason given: {reply}"
+        );
     }
-    sock.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
     for name in INVALID_RESPONSES {
-        assert!(exchange(&sock, &d.sip_addr(), &corpus(name)).is_none(), "{name}: a malformed response was answered");
+        assert!(
+            exchange(&sock, &d.sip_addr(), &corpus(name)).is_none(),
+            "{name}: a malformed response was answered"
+        );
     }
     let logs = d.logs();
-    assert!(logs.contains(&me.to_string()), "malformed input not logged with the peer address");
+    assert!(
+        logs.contains(&me.to_string()),
+        "malformed input not logged with the peer address"
+    );
     // Still serving.
-    sock.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(1500)))
+        .expect("timeout");
     let reply = exchange(&sock, &d.sip_addr(), &options(me.port())).expect("OPTIONS answered");
     assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
 }
@@ -84,8 +104,14 @@ fn every_corpus_message_and_garbage_leaves_the_server_serving() {
         let data = std::fs::read(entry.expect("entry").path()).expect("read");
         sock.send_to(&data, d.sip_addr()).expect("send");
         // Truncations and bit flips of each message as well.
-        for cut in [1, data.len() / 3, data.len() / 2, data.len().saturating_sub(3)] {
-            sock.send_to(&data[..cut.min(data.len())], d.sip_addr()).expect("send");
+        for cut in [
+            1,
+            data.len() / 3,
+            data.len() / 2,
+            data.len().saturating_sub(3),
+        ] {
+            sock.send_to(&data[..cut.min(data.len())], d.sip_addr())
+                .expect("send");
         }
         let mut flipped = data.clone();
         for i in (0..flipped.len()).step_by(7) {
@@ -110,11 +136,14 @@ fn every_corpus_message_and_garbage_leaves_the_server_serving() {
     }
     assert!(sent > 500);
     // Drain whatever came back, then check the server still answers.
-    sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
     let mut buf = [0u8; 65536];
     while sock.recv_from(&mut buf).is_ok() {}
-    sock.set_read_timeout(Some(Duration::from_millis(2000))).expect("timeout");
-    let reply = exchange(&sock, &d.sip_addr(), &options(me.port())).expect("OPTIONS answered after the barrage");
+    sock.set_read_timeout(Some(Duration::from_millis(2000)))
+        .expect("timeout");
+    let reply = exchange(&sock, &d.sip_addr(), &options(me.port()))
+        .expect("OPTIONS answered after the barrage");
     assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
     let mut proc_alive = true;
     if let Some(p) = &d.proc {

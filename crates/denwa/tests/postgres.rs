@@ -10,8 +10,12 @@ use testkit::sipp::Sipp;
 
 #[test]
 fn pbx_on_postgres_registers_calls_and_survives_kill9() {
-    let db = testkit::pg::fresh_database().expect("PostgreSQL test cluster (apt-get install -y postgresql)");
-    let mut d = Denwa::start_with(Opts { database_url: Some(db.url().to_string()), ..Default::default() });
+    let db = testkit::pg::fresh_database()
+        .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
+    let mut d = Denwa::start_with(Opts {
+        database_url: Some(db.url().to_string()),
+        ..Default::default()
+    });
     d.add_extension("1001", "secret-1001");
     d.add_extension("1002", "secret-1002");
     let port = testkit::ports::free_port().expect("port");
@@ -24,7 +28,9 @@ fn pbx_on_postgres_registers_calls_and_survives_kill9() {
     uas.local_port = Some(port);
     uas.service = Some("1002".into());
     let mut callee = uas.spawn().expect("uas");
-    callee.wait_listening(Duration::from_secs(10)).expect("uas listening");
+    callee
+        .wait_listening(Duration::from_secs(10))
+        .expect("uas listening");
     let mut uac = Sipp::uac("uac_call.xml", &d.sip_addr());
     uac.inject_text = Some(sipp_user("1001", "secret-1001"));
     uac.service = Some("1002".into());
@@ -38,5 +44,8 @@ fn pbx_on_postgres_registers_calls_and_survives_kill9() {
     assert_eq!(cdrs.len(), 1, "call record lost on PostgreSQL");
     assert_eq!(cdrs[0]["disposition"], "ANSWERED");
     let health = d.logs();
-    assert!(health.contains("postgres"), "server did not report the PostgreSQL backend");
+    assert!(
+        health.contains("postgres"),
+        "server did not report the PostgreSQL backend"
+    );
 }

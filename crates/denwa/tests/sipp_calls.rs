@@ -26,7 +26,8 @@ fn uas(scenario: &str, port: u16, user: &str) -> RunningSipp {
     s.service = Some(user.into());
     s.timeout = Duration::from_secs(60);
     let mut r = s.spawn().expect("uas starts");
-    r.wait_listening(Duration::from_secs(10)).expect("uas listens");
+    r.wait_listening(Duration::from_secs(10))
+        .expect("uas listens");
     r
 }
 
@@ -83,11 +84,14 @@ fn wrong_password_is_refused_and_logged() {
     let d = pbx_with_two();
     let mut s = Sipp::uac("register_wrong_password.xml", &d.sip_addr());
     s.inject_text = Some(sipp_user("1001", "not-the-password"));
-    s.run().expect("wrong password gets 401/403 as the scenario expects");
+    s.run()
+        .expect("wrong password gets 401/403 as the scenario expects");
     assert!(d.registrations().is_empty());
-    d.wait_until("auth failure log line with peer", Duration::from_secs(5), || {
-        d.logs().contains("authentication failed") && d.logs().contains("127.0.0.1")
-    });
+    d.wait_until(
+        "auth failure log line with peer",
+        Duration::from_secs(5),
+        || d.logs().contains("authentication failed") && d.logs().contains("127.0.0.1"),
+    );
 }
 
 #[test]
@@ -95,7 +99,9 @@ fn call_answered_then_bye_writes_answered_cdr() {
     let d = pbx_with_two();
     let port = register_callee(&d, "1002", "secret-1002");
     let callee = uas("uas_answer.xml", port, "1002");
-    let out = caller(&d, "uac_call.xml", "1002").run().expect("call succeeds");
+    let out = caller(&d, "uac_call.xml", "1002")
+        .run()
+        .expect("call succeeds");
     assert_eq!(out.successful, 1);
     callee.finish().expect("callee saw the whole call");
     let c = last_cdr(&d);
@@ -112,7 +118,9 @@ fn cancel_before_answer() {
     let d = pbx_with_two();
     let port = register_callee(&d, "1002", "secret-1002");
     let callee = uas("uas_ring_noanswer.xml", port, "1002");
-    caller(&d, "uac_cancel.xml", "1002").run().expect("cancel scenario passes");
+    caller(&d, "uac_cancel.xml", "1002")
+        .run()
+        .expect("cancel scenario passes");
     let c = last_cdr(&d);
     assert_eq!(c["disposition"], "CANCELED");
     assert_eq!(c["hangup_by"], "caller");
@@ -128,7 +136,10 @@ fn busy_callee_gives_486_and_busy_cdr() {
     s.calls = 1;
     let out = s.run_unchecked().expect("sipp runs");
     assert_eq!(out.successful, 0, "a busy call must not succeed");
-    assert!(out.message_count("486", "_Recv") >= 1 || out.error_log.contains("486"), "{out:?}");
+    assert!(
+        out.message_count("486", "_Recv") >= 1 || out.error_log.contains("486"),
+        "{out:?}"
+    );
     callee.finish().expect("callee answered busy");
     let c = last_cdr(&d);
     assert_eq!(c["disposition"], "BUSY");
@@ -137,7 +148,9 @@ fn busy_callee_gives_486_and_busy_cdr() {
 #[test]
 fn unknown_number_gets_404() {
     let d = pbx_with_two();
-    caller(&d, "uac_unknown_number.xml", "9999").run().expect("404 as expected");
+    caller(&d, "uac_unknown_number.xml", "9999")
+        .run()
+        .expect("404 as expected");
     let c = last_cdr(&d);
     assert_eq!(c["disposition"], "FAILED");
     assert_eq!(c["callee"], "9999");
@@ -146,7 +159,9 @@ fn unknown_number_gets_404() {
 #[test]
 fn unregistered_extension_gets_480() {
     let d = pbx_with_two();
-    let out = caller(&d, "uac_call.xml", "1002").run_unchecked().expect("sipp runs");
+    let out = caller(&d, "uac_call.xml", "1002")
+        .run_unchecked()
+        .expect("sipp runs");
     assert_eq!(out.successful, 0);
     let c = last_cdr(&d);
     assert_eq!(c["disposition"], "FAILED");
@@ -158,7 +173,9 @@ fn hold_and_resume_reinvites_pass_through() {
     let d = pbx_with_two();
     let port = register_callee(&d, "1002", "secret-1002");
     let callee = uas("uas_answer.xml", port, "1002");
-    caller(&d, "uac_reinvite_hold.xml", "1002").run().expect("hold/resume call succeeds");
+    caller(&d, "uac_reinvite_hold.xml", "1002")
+        .run()
+        .expect("hold/resume call succeeds");
     callee.finish().expect("callee saw both re-INVITEs");
     assert_eq!(last_cdr(&d)["disposition"], "ANSWERED");
 }
@@ -168,7 +185,13 @@ fn lost_ack_makes_the_200_retransmit() {
     let d = pbx_with_two();
     let port = register_callee(&d, "1002", "secret-1002");
     let callee = uas("uas_answer.xml", port, "1002");
-    let out = caller(&d, "uac_no_ack.xml", "1002").run().expect("no-ACK scenario passes");
-    assert!(out.message_count("200", "_Retrans") >= 1 || out.successful == 1, "{:?}", out.counts);
+    let out = caller(&d, "uac_no_ack.xml", "1002")
+        .run()
+        .expect("no-ACK scenario passes");
+    assert!(
+        out.message_count("200", "_Retrans") >= 1 || out.successful == 1,
+        "{:?}",
+        out.counts
+    );
     drop(callee);
 }

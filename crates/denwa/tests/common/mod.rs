@@ -47,17 +47,30 @@ impl Denwa {
 
     /// Starts a server with options.
     pub fn start_with(opts: Opts) -> Denwa {
-        let data = tempfile::Builder::new().prefix("denwa-e2e-").tempdir().expect("temp dir");
+        let data = tempfile::Builder::new()
+            .prefix("denwa-e2e-")
+            .tempdir()
+            .expect("temp dir");
         let sip_port = testkit::ports::free_port().expect("free SIP port");
         let http_port = testkit::ports::free_port().expect("free HTTP port");
         let rtp_base = testkit::ports::free_block(40).expect("free RTP ports");
-        let mut d = Denwa { proc: None, data, sip_port, http_port, rtp_base, opts };
+        let mut d = Denwa {
+            proc: None,
+            data,
+            sip_port,
+            http_port,
+            rtp_base,
+            opts,
+        };
         d.spawn();
         d
     }
 
     fn base_args(&self) -> Vec<String> {
-        let mut a = vec!["--data-dir".to_string(), self.data.path().display().to_string()];
+        let mut a = vec![
+            "--data-dir".to_string(),
+            self.data.path().display().to_string(),
+        ];
         if let Some(u) = &self.opts.database_url {
             a.push("--database-url".into());
             a.push(u.clone());
@@ -80,7 +93,10 @@ impl Denwa {
             .args(self.base_args())
             .args(["--sip-listen", &format!("{ip}:{}", self.sip_port)])
             .args(["--http-listen", &format!("{ip}:{}", self.http_port)])
-            .args(["--rtp-ports", &format!("{}-{}", self.rtp_base, self.rtp_base + 39)])
+            .args([
+                "--rtp-ports",
+                &format!("{}-{}", self.rtp_base, self.rtp_base + 39),
+            ])
             .args(["--log-level", "info,pbx=debug,sqlx=warn"])
             .args(&self.opts.extra);
         for (k, v) in &self.opts.env {
@@ -96,12 +112,20 @@ impl Denwa {
 
     /// `IP:PORT` of the SIP listener.
     pub fn sip_addr(&self) -> String {
-        format!("{}:{}", self.opts.ip.as_deref().unwrap_or("127.0.0.1"), self.sip_port)
+        format!(
+            "{}:{}",
+            self.opts.ip.as_deref().unwrap_or("127.0.0.1"),
+            self.sip_port
+        )
     }
 
     /// Runs a CLI subcommand against the same database.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin()).args(args).args(self.base_args()).output().expect("run denwa CLI")
+        Command::new(bin())
+            .args(args)
+            .args(self.base_args())
+            .output()
+            .expect("run denwa CLI")
     }
 
     /// Runs a CLI subcommand and requires success; returns stdout.
