@@ -85,8 +85,16 @@ fn cdr(setup: &Setup, i: usize) -> NewCdr {
     }
 }
 
-/// `total` writes from `callers` concurrent tasks; returns writes per second.
-async fn run(s: &Store, setup: &Arc<Setup>, total: usize, callers: usize, cdrs: bool) -> f64 {
+/// `total` writes from `callers` concurrent tasks; returns writes per second and rows per
+/// transaction.
+async fn run(
+    s: &Store,
+    setup: &Arc<Setup>,
+    total: usize,
+    callers: usize,
+    cdrs: bool,
+) -> (f64, f64) {
+    let before = s.write_stats();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..callers {
@@ -106,7 +114,10 @@ async fn run(s: &Store, setup: &Arc<Setup>, total: usize, callers: usize, cdrs: 
     for t in tasks {
         t.await.unwrap();
     }
-    total as f64 / start.elapsed().as_secs_f64()
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    let after = s.write_stats();
+    let per_tx = (after.rows - before.rows) as f64 / (after.batches - before.batches).max(1) as f64;
+    (rate, per_tx)
 }
 
 async fn bench(backend: Backend) {
@@ -123,16 +134,19 @@ async fn bench(backend: Backend) {
     let setup = Arc::new(setup(&s).await);
     let b = backend.as_str();
     // One caller at a time: every write is its own transaction and fsync (the baseline).
-    let single = run(&s, &setup, 500, 1, false).await;
-    println!("{b:8} REGISTER refresh, 1 caller (1 tx/write):   {single:>8.0} writes/s");
-    for callers in [64, 512] {
-        let w = run(&s, &setup, 20_000, callers, false).await;
-        println!("{b:8} REGISTER refresh, {callers:3} callers (group commit): {w:>8.0} writes/s");
+    let lines = [
+        ("REGISTER refresh", 500, 1, false),
+        ("REGISTER refresh", 20_000, 64, false),
+        ("REGISTER refresh", 20_000, 512, false),
+        ("CDR insert", 500, 1, true),
+        ("CDR insert", 20_000, 512, true),
+    ];
+    for (what, total, callers, cdrs) in lines {
+        let (rate, per_tx) = run(&s, &setup, total, callers, cdrs).await;
+        println!(
+            "{b:8} {what:16} {callers:3} callers: {rate:>8.0} writes/s, {per_tx:>6.1} rows/transaction"
+        );
     }
-    let single = run(&s, &setup, 500, 1, true).await;
-    println!("{b:8} CDR insert,       1 caller (1 tx/write):   {single:>8.0} writes/s");
-    let w = run(&s, &setup, 20_000, 512, true).await;
-    println!("{b:8} CDR insert,       512 callers (group commit): {w:>8.0} writes/s");
     s.close().await;
 }
 

@@ -462,10 +462,15 @@ fn write_archive(
 /// Writes a consistent backup of the database and the data-dir files to `out` (atomically:
 /// the file appears complete or not at all).
 pub async fn create(store: &Store, data_dir: &Path, out: &Path) -> Result<Manifest> {
+    // Next to the output, not in /tmp: table dumps can be as large as the archive.
+    let out_dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     let scratch = tempfile::Builder::new()
-        .prefix("denwa-backup-")
-        .tempdir()
-        .map_err(io_err(Path::new("temporary directory")))?;
+        .prefix(".denwa-backup-")
+        .tempdir_in(&out_dir)
+        .map_err(io_err(&out_dir))?;
     let created_at = Utc::now();
     let (schema_version, entries) = dump_tables(store.db(), scratch.path()).await?;
     let manifest = Manifest {

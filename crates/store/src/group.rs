@@ -9,10 +9,34 @@
 //! If a batch fails (say one row violates a constraint), it is rolled back and its rows are
 //! retried one transaction each, so one bad row never fails its neighbours.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Db, RowGet, to_ms, write_tx};
 use crate::{BindingUpsert, Error, NewCdr, Result, Store};
+
+/// Counters of the writer task, for metrics and tests.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    batches: AtomicU64,
+    rows: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+/// What group commit has done so far in this store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Transactions committed by the writer (each one fsync).
+    pub batches: u64,
+    /// Rows those transactions wrote.
+    pub rows: u64,
+    /// Writes waiting for the next transaction.
+    pub queued: usize,
+    /// Writes in the transaction being written now.
+    pub in_flight: u64,
+}
 
 /// One queued write and where to send its outcome (the row id).
 #[derive(Debug)]
@@ -111,12 +135,27 @@ async fn exec(db: &Db, jobs: &[Job]) -> Result<Vec<i64>> {
 }
 
 /// The writer task; ends when every [`Store`] clone (every queue sender) is gone.
-pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+pub(crate) async fn run(
+    db: Db,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    counters: Arc<Counters>,
+) {
     let mut batch = Vec::with_capacity(max_batch);
+    let committed = |rows: usize| {
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.rows.fetch_add(rows as u64, Ordering::Relaxed);
+    };
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let jobs = std::mem::take(&mut batch);
-        match exec(&db, &jobs).await {
+        counters
+            .in_flight
+            .store(jobs.len() as u64, Ordering::Relaxed);
+        let res = exec(&db, &jobs).await;
+        counters.in_flight.store(0, Ordering::Relaxed);
+        match res {
             Ok(ids) => {
+                committed(ids.len());
                 for (job, id) in jobs.into_iter().zip(ids) {
                     job.reply(Ok(id));
                 }
@@ -132,6 +171,9 @@ pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
                     let r = exec(&db, std::slice::from_ref(&job))
                         .await
                         .and_then(|ids| ids.first().copied().ok_or(Error::Closed));
+                    if r.is_ok() {
+                        committed(1);
+                    }
                     job.reply(r);
                 }
             }
@@ -140,6 +182,17 @@ pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
 }
 
 impl Store {
+    /// Group-commit counters (for metrics): transactions, rows, and the current queue.
+    pub fn write_stats(&self) -> WriteStats {
+        let w = &self.inner.writer;
+        WriteStats {
+            batches: self.inner.counters.batches.load(Ordering::Relaxed),
+            rows: self.inner.counters.rows.load(Ordering::Relaxed),
+            queued: w.max_capacity() - w.capacity(),
+            in_flight: self.inner.counters.in_flight.load(Ordering::Relaxed),
+        }
+    }
+
     pub(crate) async fn submit(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<i64>>) -> Job,

@@ -28,6 +28,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use tokio::sync::{broadcast, mpsc};
 
 pub use config::{ha1_md5, ha1_sha256, validate_extension_number};
+pub use group::WriteStats;
 pub use model::*;
 pub use notify::Change;
 
@@ -158,6 +159,7 @@ pub struct Store {
 struct Inner {
     db: Db,
     writer: mpsc::Sender<group::Job>,
+    counters: Arc<group::Counters>,
     changes: broadcast::Sender<Change>,
     watcher: OnceLock<tokio::task::JoinHandle<()>>,
     poll_interval: Duration,
@@ -258,12 +260,19 @@ impl Store {
         }
         config::ensure_default_tenant(&db).await?;
         let (writer, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
-        tokio::spawn(group::run(db.clone(), rx, opts.max_batch.max(1)));
+        let counters = Arc::new(group::Counters::default());
+        tokio::spawn(group::run(
+            db.clone(),
+            rx,
+            opts.max_batch.max(1),
+            counters.clone(),
+        ));
         let (changes, _) = broadcast::channel(256);
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
                 writer,
+                counters,
                 changes,
                 watcher: OnceLock::new(),
                 poll_interval: opts.poll_interval,

@@ -23,6 +23,7 @@ both_backends!(
     change_notification_reaches_other_store,
     reopen_keeps_data,
     two_stores_write_the_same_database_at_once,
+    writes_queued_during_a_commit_share_one_transaction,
 );
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -718,4 +719,103 @@ async fn two_stores_write_the_same_database_at_once(b: Backend) {
     }
     assert_eq!(cli.count_bindings(None).await.unwrap(), 200);
     assert_eq!(server.count_extensions(t1, None).await.unwrap(), 41);
+}
+
+/// Waits (bounded) until `cond` holds.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Writes that queue up while a transaction commits share the next one: 400 refreshes, two
+/// transactions. The first write is held in its transaction by a lock from outside, while the
+/// other 399 queue behind it.
+async fn writes_queued_during_a_commit_share_one_transaction(b: Backend) {
+    let (url, _g) = common::fresh(b);
+    let opts = store::OpenOptions {
+        busy_timeout: Duration::from_secs(60),
+        ..common::opts()
+    };
+    let s = store::Store::open(&url, opts).await.unwrap();
+    let t1 = s.default_tenant().await.unwrap().id;
+    let e = s
+        .create_extension(
+            t1,
+            NewExtension {
+                number: "1001".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // Another connection takes the write lock (SQLite) / locks the table (PostgreSQL).
+    enum Blocker {
+        Lite(sqlx::SqliteConnection),
+        Pg(sqlx::Transaction<'static, sqlx::Postgres>),
+    }
+    let blocker = match b {
+        Backend::Sqlite => {
+            use sqlx::Connection;
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Blocker::Lite(c)
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("LOCK TABLE registrations IN EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            Blocker::Pg(tx)
+        }
+    };
+    let before = s.write_stats();
+    let first = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.upsert_binding(binding(t1, e.id, "sip:first@x", t(0), 60))
+                .await
+        })
+    };
+    // The writer has taken the first write and is stuck in its transaction.
+    until("the first write to be taken", || {
+        s.write_stats().in_flight == 1
+    })
+    .await;
+    let mut rest = Vec::new();
+    for i in 0..399 {
+        let s = s.clone();
+        rest.push(tokio::spawn(async move {
+            s.upsert_binding(binding(t1, e.id, &format!("sip:{i}@x"), t(0), 60))
+                .await
+        }));
+    }
+    until("399 queued writes", || s.write_stats().queued == 399).await;
+    match blocker {
+        Blocker::Lite(mut c) => {
+            sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+        }
+        Blocker::Pg(tx) => tx.rollback().await.unwrap(),
+    }
+    first.await.unwrap().unwrap();
+    for r in rest {
+        r.await.unwrap().unwrap();
+    }
+    let after = s.write_stats();
+    assert_eq!(after.rows - before.rows, 400);
+    assert_eq!(
+        after.batches - before.batches,
+        2,
+        "one for the first write, one for the rest"
+    );
+    assert_eq!(s.count_bindings(None).await.unwrap(), 400);
 }
