@@ -192,9 +192,8 @@ async fn relatches_after_nat_rebinding_but_not_to_a_stranger() {
         .await
         .unwrap();
     assert_eq!(recv(&a_new).await.0, rtp(2, 0, 2, b"to-new"));
-    let st = s.stats();
-    assert_eq!(st.a.remote, Some(addr(&a_new)));
-    assert_eq!(st.a.dropped, 20 + 2);
+    assert_eq!(s.stats().a.remote, Some(addr(&a_new)));
+    eventually(|| s.stats().a.dropped == 20 + 2).await;
 }
 
 #[tokio::test]
@@ -224,7 +223,11 @@ async fn rtcp_is_relayed_and_reports_are_read() {
     b_rtcp.send_to(&sr, s.local_rtcp(Leg::B)).await.unwrap();
     assert_eq!(recv(&a_rtcp).await.0, sr);
 
-    eventually(|| s.stats().a.reported.is_some()).await;
+    eventually(|| {
+        let st = s.stats();
+        st.a.reported.is_some() && st.a.rtcp_tx == 1 && st.b.rtcp_tx == 1
+    })
+    .await;
     let st = s.stats();
     let rep = st.a.reported.unwrap();
     assert_eq!(rep.fraction_lost, 0.25);
@@ -616,4 +619,61 @@ async fn many_sessions_never_cross_media() {
     assert_eq!(relay.metrics().active_sessions, 100);
     drop(calls);
     eventually(|| relay.metrics().active_sessions == 0).await;
+}
+
+#[tokio::test]
+async fn leg_without_sdp_latches_on_first_packet_and_drops_until_then() {
+    let relay = relay();
+    let (a, b) = (phone().await, phone().await);
+    let s = relay.allocate("early", LO, LO).unwrap();
+    s.set_remote(Leg::A, addr(&a), None);
+    // Nowhere to send A's packet yet: dropped and counted, not queued.
+    a.send_to(&rtp(1, 0, 1, b"lost"), s.local(Leg::A))
+        .await
+        .unwrap();
+    eventually(|| s.stats().a.dropped == 1).await;
+    // B's first packet teaches the relay where B is.
+    b.send_to(&rtp(1, 0, 2, b"hi"), s.local(Leg::B))
+        .await
+        .unwrap();
+    assert_eq!(recv(&a).await.0, rtp(1, 0, 2, b"hi"));
+    a.send_to(&rtp(2, 160, 1, b"now"), s.local(Leg::A))
+        .await
+        .unwrap();
+    assert_eq!(recv(&b).await.0, rtp(2, 160, 1, b"now"));
+    assert_eq!(s.stats().b.remote, Some(addr(&b)));
+    assert_eq!(relay.metrics().packets_dropped, 1);
+}
+
+#[tokio::test]
+async fn rtcp_from_another_host_is_not_latched() {
+    let relay = relay();
+    let (a, b) = (phone().await, phone().await);
+    let (a_rtcp, b_rtcp) = (phone().await, phone().await);
+    let other_host = UdpSocket::bind(("127.0.0.2", 0)).await.unwrap();
+    let s = relay.allocate("rtcp-host", LO, LO).unwrap();
+    s.set_remote(Leg::A, addr(&a), Some(addr(&a_rtcp)));
+    s.set_remote(Leg::B, addr(&b), Some(addr(&b_rtcp)));
+    a.send_to(&rtp(1, 0, 1, b"x"), s.local(Leg::A))
+        .await
+        .unwrap();
+    recv(&b).await;
+    // RTP is latched to 127.0.0.1: RTCP from 127.0.0.2 is refused.
+    let bogus = rtcp::build_receiver_report(66, &[]);
+    other_host
+        .send_to(&bogus, s.local_rtcp(Leg::A))
+        .await
+        .unwrap();
+    let rr = rtcp::build_receiver_report(1, &[]);
+    a_rtcp.send_to(&rr, s.local_rtcp(Leg::A)).await.unwrap();
+    assert_eq!(
+        recv(&b_rtcp).await.0,
+        rr,
+        "only the phone's own RTCP crosses"
+    );
+    eventually(|| s.stats().a.dropped == 1).await;
+    // B's RTCP still goes to A's real RTCP address, not to the other host.
+    let sr = rtcp::build_sender_report(2, &Default::default(), &[]);
+    b_rtcp.send_to(&sr, s.local_rtcp(Leg::B)).await.unwrap();
+    assert_eq!(recv(&a_rtcp).await.0, sr);
 }
