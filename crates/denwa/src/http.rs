@@ -1,14 +1,9 @@
-//! The HTTP listener: `/healthz` and `/metrics` (the control panel and API arrive with the web crate).
+//! The HTTP listener: the control panel and REST API of the `web` crate, `/healthz`, `/metrics`.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use axum::Router;
-use axum::extract::State as AxState;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use tokio::net::TcpListener;
 
 /// Shared state of the handlers.
@@ -27,43 +22,61 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
         .with_context(|| format!("binding HTTP on {addr}"))
 }
 
-/// Serves until the task is aborted.
+/// The node's bootstrap configuration, resolved the same way `main` did (flags, `DENWA_*`,
+/// TOML). `State` does not carry it, and the panel needs the data directory for backups.
+fn node_config() -> Option<crate::config::Config> {
+    use clap::Parser;
+    let cli = crate::cli::Cli::try_parse().ok()?;
+    let serve = match &cli.command {
+        crate::cli::Command::Serve(a) => Some(a),
+        _ => None,
+    };
+    crate::config::Config::load(&crate::overrides(&cli.global, serve)).ok()
+}
+
+/// Serves until the task is aborted. With no administrator yet, prints a one-time setup link.
 pub async fn serve(l: TcpListener, state: State) {
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .with_state(state);
-    if let Err(e) = axum::serve(l, app).await {
+    let local = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let cfg = node_config();
+    let info = web::NodeInfo {
+        node: state.node.clone(),
+        http_listen: local.clone(),
+        sip_listen: state
+            .pbx
+            .sip_addrs()
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        rtp_ports: cfg.as_ref().map(|c| c.rtp_ports),
+        advertise: cfg
+            .as_ref()
+            .and_then(|c| c.advertise)
+            .map(|a| a.to_string()),
+        database: state.store.backend().as_str().to_string(),
+        log_level: cfg
+            .as_ref()
+            .map(|c| c.log_level.clone())
+            .unwrap_or_default(),
+        data_dir: cfg
+            .as_ref()
+            .map(|c| c.data_dir.clone())
+            .unwrap_or_else(|| "denwa-data".into()),
+    };
+    let w = web::Web::new(state.pbx, state.store, state.started, info);
+    match w.first_run_setup_path().await {
+        Ok(Some(path)) => {
+            // Printed to the console on purpose: whoever started the server may create the
+            // first administrator; the token is random and works once.
+            println!(
+                "No administrator exists yet. Create the first one at: http://{local}{path}  \
+                 (or run `denwa admin add USER`)"
+            );
+            tracing::warn!(url = %format!("http://{local}{path}"), "first-run setup link");
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not check for administrators"),
+    }
+    if let Err(e) = axum::serve(l, web::router(w)).await {
         tracing::error!(error = %e, "HTTP server stopped");
     }
-}
-
-async fn healthz(AxState(s): AxState<State>) -> impl IntoResponse {
-    // Healthy means: the database answers and the SIP core is running.
-    match s.store.schema_version().await {
-        Ok(v) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({
-                "status": "ok",
-                "node": s.node,
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_s": s.started.elapsed().as_secs(),
-                "schema_version": v,
-                "backend": s.store.backend().as_str(),
-                "sip": s.pbx.sip_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            })),
-        ),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                serde_json::json!({ "status": "database unavailable", "error": e.to_string() }),
-            ),
-        ),
-    }
-}
-
-async fn metrics(AxState(s): AxState<State>) -> impl IntoResponse {
-    let mut body = s.pbx.render_metrics();
-    body.push_str("# HELP denwa_up 1 while the node runs.\n# TYPE denwa_up gauge\ndenwa_up 1\n");
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

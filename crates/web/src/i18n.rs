@@ -1,0 +1,478 @@
+//! English and Japanese text of every page and message, and language negotiation.
+
+/// A language of the panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// English.
+    En,
+    /// Japanese.
+    Ja,
+}
+
+impl Lang {
+    /// BCP 47 tag.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ja => "ja",
+        }
+    }
+
+    /// The language's own name (for the switch).
+    pub fn native_name(self) -> &'static str {
+        match self {
+            Lang::En => "English",
+            Lang::Ja => "日本語",
+        }
+    }
+
+    /// `en`/`ja` (and regional variants such as `ja-JP`).
+    pub fn parse(s: &str) -> Option<Lang> {
+        let primary = s.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "en" => Some(Lang::En),
+            "ja" => Some(Lang::Ja),
+            _ => None,
+        }
+    }
+}
+
+/// The cookie's choice first, then the best `Accept-Language` entry we speak, then English.
+pub fn negotiate(cookie: Option<&str>, accept: Option<&str>) -> Lang {
+    if let Some(l) = cookie.and_then(Lang::parse) {
+        return l;
+    }
+    let mut best: Option<(f32, Lang)> = None;
+    for part in accept.unwrap_or("").split(',') {
+        let mut it = part.split(';');
+        let Some(l) = it.next().and_then(Lang::parse) else {
+            continue;
+        };
+        let q = it
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        // Strictly greater keeps the earlier entry on ties, as the header's order intends.
+        if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, l));
+        }
+    }
+    best.map_or(Lang::En, |(_, l)| l)
+}
+
+/// `(key, English, Japanese)`.
+const MESSAGES: &[(&str, &str, &str)] = &[
+    ("nav.dashboard", "Dashboard", "ダッシュボード"),
+    ("nav.extensions", "Extensions", "内線"),
+    ("nav.calls", "Calls in progress", "通話中"),
+    ("nav.history", "Call history", "通話履歴"),
+    ("nav.settings", "Settings", "設定"),
+    ("nav.backup", "Backup", "バックアップ"),
+    ("nav.admins", "Administrators", "管理者"),
+    ("nav.logout", "Sign out", "サインアウト"),
+    ("title.dashboard", "Dashboard", "ダッシュボード"),
+    ("title.extensions", "Extensions", "内線"),
+    ("title.extension", "Extension", "内線の詳細"),
+    ("title.calls", "Calls in progress", "通話中の呼"),
+    ("title.history", "Call history", "通話履歴"),
+    ("title.settings", "Settings", "設定"),
+    ("title.backup", "Backup and restore", "バックアップと復元"),
+    (
+        "title.admins",
+        "Administrators and API keys",
+        "管理者と API キー",
+    ),
+    ("title.login", "Sign in", "サインイン"),
+    ("title.setup", "First-time setup", "初期設定"),
+    ("title.error", "Error", "エラー"),
+    ("role.admin", "administrator", "管理者"),
+    (
+        "role.viewer",
+        "viewer (read-only)",
+        "閲覧者（読み取り専用）",
+    ),
+    ("login.username", "User name", "ユーザー名"),
+    ("login.password", "Password", "パスワード"),
+    ("login.submit", "Sign in", "サインイン"),
+    (
+        "login.hint",
+        "No account yet? Use the setup link printed by `denwa serve`, or run `denwa admin add`.",
+        "アカウントがない場合は、`denwa serve` が表示するセットアップ用リンクを使うか、`denwa admin add` を実行してください。",
+    ),
+    (
+        "login.bad",
+        "Wrong user name or password.",
+        "ユーザー名またはパスワードが違います。",
+    ),
+    (
+        "login.locked",
+        "Too many failed attempts. This account is locked until",
+        "失敗が続いたため、このアカウントは次の時刻までロックされています：",
+    ),
+    (
+        "setup.intro",
+        "No administrator exists yet. Create the first one.",
+        "管理者がまだいません。最初の管理者を作成してください。",
+    ),
+    ("setup.password2", "Password (again)", "パスワード（確認）"),
+    ("setup.submit", "Create administrator", "管理者を作成"),
+    (
+        "setup.invalid",
+        "This setup link is invalid or has already been used.",
+        "このセットアップ用リンクは無効か、すでに使われています。",
+    ),
+    (
+        "setup.mismatch",
+        "The two passwords differ.",
+        "2 つのパスワードが一致しません。",
+    ),
+    (
+        "admin.bad_name",
+        "User name: 1 to 64 of letters, digits and . _ - @",
+        "ユーザー名は英数字と . _ - @ の 1〜64 文字にしてください",
+    ),
+    (
+        "admin.short_password",
+        "Administrator passwords need at least 10 characters.",
+        "管理者のパスワードは 10 文字以上にしてください。",
+    ),
+    (
+        "admin.duplicate",
+        "An administrator with this name already exists.",
+        "同じ名前の管理者がすでに存在します。",
+    ),
+    (
+        "admin.self",
+        "You cannot delete your own account.",
+        "自分自身のアカウントは削除できません。",
+    ),
+    ("admin.new", "New administrator", "管理者を追加"),
+    ("admin.role", "Role", "権限"),
+    ("admin.locked", "Locked until", "ロック期限"),
+    ("keys.title", "API keys", "API キー"),
+    ("keys.name", "Name", "名前"),
+    ("keys.prefix", "Key", "キー"),
+    ("keys.scope", "Scope", "範囲"),
+    ("keys.read", "read-only", "読み取り専用"),
+    ("keys.full", "full", "フルアクセス"),
+    ("keys.last_used", "Last used", "最終使用"),
+    (
+        "keys.once",
+        "Copy this key now: it is shown only once.",
+        "このキーを今すぐコピーしてください。表示はこの 1 回だけです。",
+    ),
+    (
+        "keys.bad_name",
+        "Name: 1 to 64 characters.",
+        "名前は 1〜64 文字にしてください。",
+    ),
+    ("err.not_found", "Not found.", "見つかりません。"),
+    ("err.conflict", "It already exists.", "すでに存在します。"),
+    (
+        "err.invalid",
+        "The input is not valid.",
+        "入力が正しくありません。",
+    ),
+    (
+        "err.backup_rejected",
+        "The backup file was refused; nothing was changed.",
+        "バックアップファイルは受け付けられませんでした。何も変更していません。",
+    ),
+    (
+        "err.unavailable",
+        "The database is unavailable.",
+        "データベースに接続できません。",
+    ),
+    (
+        "err.internal",
+        "Internal error.",
+        "内部エラーが発生しました。",
+    ),
+    (
+        "err.csrf",
+        "The form expired or did not come from this panel. Reload the page and try again.",
+        "フォームの有効期限が切れたか、この管理画面から送信されたものではありません。ページを再読み込みしてやり直してください。",
+    ),
+    (
+        "err.viewer",
+        "Your account is read-only.",
+        "このアカウントは読み取り専用です。",
+    ),
+    ("dash.calls", "Calls in progress", "通話中"),
+    ("dash.today", "Today's calls", "本日の通話"),
+    ("dash.phones", "Registered phones", "登録中の電話機"),
+    (
+        "dash.no_phones",
+        "No phone is registered.",
+        "登録中の電話機はありません。",
+    ),
+    ("dash.node", "Node status", "ノードの状態"),
+    ("node.name", "Node", "ノード"),
+    ("node.version", "Version", "バージョン"),
+    ("node.uptime", "Uptime", "稼働時間"),
+    ("node.sip", "SIP listen addresses", "SIP 待受アドレス"),
+    ("node.http", "HTTP listen address", "HTTP 待受アドレス"),
+    ("node.rtp", "RTP port range", "RTP ポート範囲"),
+    ("node.advertise", "Advertised address", "通知アドレス"),
+    ("node.log", "Log level", "ログレベル"),
+    ("node.database", "Database", "データベース"),
+    (
+        "calls.none",
+        "No call in progress.",
+        "通話中の呼はありません。",
+    ),
+    ("calls.caller", "Caller", "発信者"),
+    ("calls.callee", "Callee", "着信先"),
+    ("calls.state", "State", "状態"),
+    ("calls.duration", "Duration", "通話時間"),
+    ("calls.codec", "Codec", "コーデック"),
+    ("calls.ringing", "ringing", "呼出中"),
+    ("calls.up", "connected", "通話中"),
+    ("calls.hangup", "Hang up", "切断"),
+    (
+        "calls.gone",
+        "That call has already ended.",
+        "その通話はすでに終了しています。",
+    ),
+    ("disp.answered", "Answered", "応答"),
+    ("disp.no_answer", "No answer", "不応答"),
+    ("disp.busy", "Busy", "話中"),
+    ("disp.failed", "Failed", "失敗"),
+    ("disp.canceled", "Canceled", "取消"),
+    ("ext.number", "Number", "内線番号"),
+    ("ext.name", "Display name", "表示名"),
+    ("ext.enabled", "Enabled", "有効"),
+    ("ext.state", "Registration", "登録状態"),
+    ("ext.registered", "registered", "登録中"),
+    ("ext.unregistered", "not registered", "未登録"),
+    ("ext.none", "No extensions.", "内線はありません。"),
+    ("ext.search", "Number or name", "番号または名前"),
+    ("ext.new", "New extension", "内線を追加"),
+    ("ext.password", "SIP password", "SIP パスワード"),
+    (
+        "ext.password_auto",
+        "leave empty to generate one",
+        "空欄なら自動生成",
+    ),
+    ("ext.create", "Create", "作成"),
+    ("ext.created", "Extension created.", "内線を作成しました。"),
+    ("ext.deleted", "Extension deleted:", "内線を削除しました："),
+    (
+        "ext.password_once",
+        "The SIP password is shown only now. Write it down or set it in the phone.",
+        "SIP パスワードは今回だけ表示されます。控えるか電話機に設定してください。",
+    ),
+    ("ext.regenerate", "New password", "パスワードを再発行"),
+    ("ext.delete", "Delete extension", "内線を削除"),
+    (
+        "ext.max_contacts",
+        "Max. registered devices",
+        "最大登録台数",
+    ),
+    ("ext.registrations", "Registered devices", "登録中の端末"),
+    (
+        "ext.bad_number",
+        "Extension number: use 1 to 32 of the characters 0-9 * # +.",
+        "内線番号は 0-9 * # + の 1〜32 文字にしてください。",
+    ),
+    (
+        "ext.bad_name",
+        "Display name: at most 64 characters, no control characters.",
+        "表示名は制御文字を含まない 64 文字以内にしてください。",
+    ),
+    (
+        "ext.bad_max",
+        "Max. registered devices: a number from 1 to 100.",
+        "最大登録台数は 1〜100 の数値にしてください。",
+    ),
+    (
+        "ext.duplicate",
+        "This extension number already exists.",
+        "この内線番号はすでに存在します。",
+    ),
+    ("ext.weak", "Weak password:", "弱いパスワード："),
+    (
+        "pw.short",
+        "at least 8 characters.",
+        "8 文字以上にしてください。",
+    ),
+    (
+        "pw.chars",
+        "printable ASCII characters without spaces only, at most 128.",
+        "空白を含まない半角英数記号（128 文字以内）にしてください。",
+    ),
+    (
+        "pw.number",
+        "it must not contain the extension number.",
+        "内線番号を含めないでください。",
+    ),
+    (
+        "pw.classes",
+        "mix at least two of lower case, upper case, digits and symbols.",
+        "小文字・大文字・数字・記号のうち 2 種類以上を混ぜてください。",
+    ),
+    ("reg.contact", "Contact", "コンタクト"),
+    ("reg.ua", "User agent", "ユーザーエージェント"),
+    ("reg.source", "Source address", "送信元アドレス"),
+    ("reg.expires", "Expires (UTC)", "有効期限 (UTC)"),
+    ("hist.from", "From", "開始日"),
+    ("hist.to", "To", "終了日"),
+    ("hist.number", "Number", "番号"),
+    ("hist.disposition", "Result", "結果"),
+    ("hist.any", "any", "すべて"),
+    ("hist.csv", "Download CSV", "CSV をダウンロード"),
+    ("hist.start", "Start (UTC)", "開始 (UTC)"),
+    ("hist.billsec", "Talk time (s)", "通話秒数"),
+    (
+        "hist.bad_filter",
+        "The filter is not valid.",
+        "検索条件が正しくありません。",
+    ),
+    (
+        "set.no_answer",
+        "No-answer timeout (seconds)",
+        "無応答タイムアウト（秒）",
+    ),
+    (
+        "set.min_expires",
+        "Shortest registration interval (seconds)",
+        "最短登録間隔（秒）",
+    ),
+    (
+        "set.max_expires",
+        "Longest registration interval (seconds)",
+        "最長登録間隔（秒）",
+    ),
+    (
+        "set.default_expires",
+        "Default registration interval (seconds)",
+        "既定の登録間隔（秒）",
+    ),
+    (
+        "set.keepalive",
+        "NAT keep-alive interval (seconds, 0 = off)",
+        "NAT キープアライブ間隔（秒、0 で無効）",
+    ),
+    (
+        "set.media_timeout",
+        "Media timeout (seconds without RTP)",
+        "メディアタイムアウト（RTP 無受信の秒数）",
+    ),
+    (
+        "set.digest",
+        "Digest algorithms (MD5, SHA-256)",
+        "ダイジェスト認証方式（MD5, SHA-256）",
+    ),
+    ("set.live", "applies at once", "すぐに反映"),
+    ("set.restart", "applies after a restart", "再起動後に反映"),
+    (
+        "set.errors",
+        "Nothing was saved: fix the marked fields.",
+        "保存していません。印の付いた項目を修正してください。",
+    ),
+    ("set.range", "Allowed range:", "許容範囲："),
+    (
+        "set.integer",
+        "Enter a whole number.",
+        "整数を入力してください。",
+    ),
+    (
+        "set.algorithms",
+        "Use MD5 and/or SHA-256, separated by commas.",
+        "MD5 と SHA-256 をカンマ区切りで指定してください。",
+    ),
+    ("set.bootstrap", "Node configuration", "ノード構成"),
+    (
+        "set.bootstrap_note",
+        "These come from the configuration file, DENWA_* variables or flags of `denwa serve`; change them there. They apply after a restart.",
+        "これらは設定ファイル、DENWA_* 環境変数、または `denwa serve` のオプションで指定します。変更は再起動後に反映されます。",
+    ),
+    (
+        "backup.intro",
+        "A backup holds the whole database (extensions, settings, administrators, call history) and the data files, consistent even while calls run.",
+        "バックアップにはデータベース全体（内線、設定、管理者、通話履歴）とデータファイルが含まれ、通話中でも整合性が保たれます。",
+    ),
+    (
+        "backup.download",
+        "Download a backup",
+        "バックアップをダウンロード",
+    ),
+    ("backup.restore", "Restore", "復元"),
+    (
+        "backup.restore_note",
+        "The file is checked completely first; a wrong or damaged file is refused and nothing changes. Restoring replaces all current data.",
+        "ファイルは先にすべて検証され、誤ったファイルや壊れたファイルは拒否されて何も変更されません。復元すると現在のデータはすべて置き換えられます。",
+    ),
+    (
+        "backup.restored",
+        "Backup restored.",
+        "バックアップを復元しました。",
+    ),
+    (
+        "backup.refused",
+        "Backup refused, nothing was changed:",
+        "バックアップを受け付けませんでした（何も変更していません）：",
+    ),
+    (
+        "backup.upload_failed",
+        "The upload failed.",
+        "アップロードに失敗しました。",
+    ),
+    ("yes", "yes", "はい"),
+    ("no", "no", "いいえ"),
+    ("save", "Save", "保存"),
+    ("saved", "Saved.", "保存しました。"),
+    ("create", "Create", "作成"),
+    ("delete", "Delete", "削除"),
+    ("search", "Search", "検索"),
+    ("total", "Total", "件数"),
+    ("prev", "Previous", "前へ"),
+    ("next", "Next", "次へ"),
+    ("back", "Back to the list", "一覧に戻る"),
+];
+
+/// The text of `key` in `lang`. An unknown key is a bug: debug builds panic, release builds
+/// show the key.
+pub fn t(lang: Lang, key: &str) -> &'static str {
+    match MESSAGES.iter().find(|(k, _, _)| *k == key) {
+        Some((_, en, ja)) => match lang {
+            Lang::En => en,
+            Lang::Ja => ja,
+        },
+        None => {
+            debug_assert!(false, "missing message {key:?}");
+            "?"
+        }
+    }
+}
+
+/// True when `key` has a text.
+pub fn has(key: &str) -> bool {
+    MESSAGES.iter().any(|(k, _, _)| *k == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_has_both_languages_and_unique_keys() {
+        let mut seen = std::collections::HashSet::new();
+        for (k, en, ja) in MESSAGES {
+            assert!(seen.insert(*k), "duplicate {k}");
+            assert!(!en.is_empty() && !ja.is_empty(), "{k}");
+            assert_ne!(en, ja, "{k} is not translated");
+        }
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(negotiate(None, None), Lang::En);
+        assert_eq!(negotiate(None, Some("ja-JP,ja;q=0.9,en;q=0.8")), Lang::Ja);
+        assert_eq!(negotiate(None, Some("fr, en;q=0.5, ja;q=0.4")), Lang::En);
+        assert_eq!(negotiate(None, Some("fr, ja;q=0.7, en;q=0.5")), Lang::Ja);
+        assert_eq!(negotiate(None, Some("ja;q=0")), Lang::En);
+        assert_eq!(negotiate(Some("en"), Some("ja")), Lang::En);
+        assert_eq!(negotiate(Some("xx"), Some("ja")), Lang::Ja);
+    }
+}

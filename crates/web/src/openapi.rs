@@ -1,0 +1,275 @@
+//! The OpenAPI 3.0 document of `/api/v1`, written by hand next to the routes it describes;
+//! `tests/api.rs` checks that every documented operation exists and every route is documented.
+
+use serde_json::{Value, json};
+
+fn err_ref() -> Value {
+    json!({ "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn ok_json(desc: &str, schema: Value) -> Value {
+    json!({ "description": desc, "content": { "application/json": { "schema": schema } } })
+}
+
+fn body(schema: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn list_of(name: &str) -> Value {
+    json!({ "type": "object", "required": ["items", "total", "limit", "offset"], "properties": {
+        "items": { "type": "array", "items": r(name) },
+        "total": { "type": "integer" }, "limit": { "type": "integer" }, "offset": { "type": "integer" } } })
+}
+
+fn path_param(name: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "schema": schema })
+}
+
+fn query(name: &str, schema: Value, desc: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "schema": schema, "description": desc })
+}
+
+/// Adds the common error responses to an operation.
+fn op(summary: &str, mut o: Value, errors: &[&str]) -> Value {
+    o["summary"] = Value::from(summary);
+    let responses = o["responses"]
+        .as_object_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
+    let mut all = serde_json::Map::new();
+    all.extend(responses);
+    for code in ["401", "403"].iter().chain(errors) {
+        all.insert((*code).to_string(), err_ref());
+    }
+    o["responses"] = Value::Object(all);
+    o
+}
+
+fn paging() -> [Value; 2] {
+    [
+        query(
+            "limit",
+            json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }),
+            "page size",
+        ),
+        query(
+            "offset",
+            json!({ "type": "integer", "minimum": 0, "default": 0 }),
+            "rows skipped",
+        ),
+    ]
+}
+
+fn cdr_params() -> Vec<Value> {
+    let [l, o] = paging();
+    vec![
+        query(
+            "from",
+            json!({ "type": "string" }),
+            "RFC 3339 time or YYYY-MM-DD (inclusive)",
+        ),
+        query(
+            "to",
+            json!({ "type": "string" }),
+            "RFC 3339 time (exclusive) or YYYY-MM-DD (whole day included)",
+        ),
+        query("number", json!({ "type": "string" }), "caller or callee"),
+        query(
+            "disposition",
+            json!({ "type": "string", "enum": ["ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CANCELED"] }),
+            "call result",
+        ),
+        l,
+        o,
+    ]
+}
+
+fn schemas() -> Value {
+    let ts = json!({ "type": "string", "format": "date-time" });
+    let ts_null = json!({ "type": "string", "format": "date-time", "nullable": true });
+    let leg = json!({ "type": "object", "properties": { "pkts_rx": { "type": "integer" }, "pkts_tx": { "type": "integer" }, "lost": { "type": "integer" }, "jitter_ms": { "type": "number" } } });
+    json!({
+        "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
+            "code": { "type": "string", "enum": ["unauthorized", "forbidden", "not_found", "invalid", "conflict", "bad_request", "backup_rejected", "unavailable", "internal"] },
+            "message": { "type": "string" } } } } },
+        "Extension": { "type": "object", "required": ["id", "number", "display_name", "enabled", "max_contacts"], "properties": {
+            "id": { "type": "integer" }, "tenant_id": { "type": "integer" }, "number": { "type": "string", "pattern": "^[0-9*#+]{1,32}$" },
+            "display_name": { "type": "string" }, "has_password": { "type": "boolean" }, "enabled": { "type": "boolean" },
+            "max_contacts": { "type": "integer" }, "created_at": ts, "updated_at": ts } },
+        "NewExtension": { "type": "object", "required": ["number"], "additionalProperties": false, "properties": {
+            "number": { "type": "string", "pattern": "^[0-9*#+]{1,32}$" }, "display_name": { "type": "string", "maxLength": 64 },
+            "password": { "type": "string", "minLength": 8, "maxLength": 128, "description": "omit to have one generated (returned once)" },
+            "enabled": { "type": "boolean" }, "max_contacts": { "type": "integer", "minimum": 1, "maximum": 100 } } },
+        "ExtensionPatch": { "type": "object", "additionalProperties": false, "properties": {
+            "display_name": { "type": "string", "maxLength": 64 }, "enabled": { "type": "boolean" }, "max_contacts": { "type": "integer", "minimum": 1, "maximum": 100 } } },
+        "Registration": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "tenant_id": { "type": "integer" }, "extension_id": { "type": "integer" }, "aor": { "type": "string" },
+            "contact_uri": { "type": "string" }, "expires_at": ts, "q": { "type": "number" }, "call_id": { "type": "string" }, "cseq": { "type": "integer" },
+            "user_agent": { "type": "string" }, "received_addr": { "type": "string" }, "transport": { "type": "string", "enum": ["udp", "tcp", "tls", "ws", "wss"] },
+            "local_addr": { "type": "string" }, "instance_id": { "type": "string", "nullable": true }, "reg_id": { "type": "integer", "nullable": true },
+            "node": { "type": "string" }, "flags": { "type": "integer" }, "last_seen": ts, "updated_at": ts } },
+        "Call": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "call_id": { "type": "string" }, "caller": { "type": "string" }, "callee": { "type": "string" },
+            "state": { "type": "string" }, "duration_s": { "type": "integer" }, "codec": { "type": "string" }, "tenant_id": { "type": "integer" } } },
+        "Cdr": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "tenant_id": { "type": "integer" }, "call_id": { "type": "string" }, "caller": { "type": "string" },
+            "callee": { "type": "string" }, "caller_name": { "type": "string" }, "start_time": ts, "answer_time": ts_null, "end_time": ts,
+            "duration_s": { "type": "integer" }, "billsec": { "type": "integer" },
+            "disposition": { "type": "string", "enum": ["ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CANCELED"] },
+            "hangup_by": { "type": "string", "enum": ["caller", "callee", "system"] }, "hangup_cause": { "type": "string" }, "codec": { "type": "string" },
+            "a": leg, "b": leg } },
+        "Setting": { "type": "object", "properties": {
+            "key": { "type": "string" }, "value": {}, "is_default": { "type": "boolean" }, "default": {}, "kind": {},
+            "restart_required": { "type": "boolean" }, "description": { "type": "string" } } },
+        "Admin": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "username": { "type": "string" }, "role": { "type": "string", "enum": ["admin", "viewer"] },
+            "failed_logins": { "type": "integer" }, "locked_until": ts_null, "created_at": ts } },
+        "NewAdmin": { "type": "object", "required": ["username", "password", "role"], "additionalProperties": false, "properties": {
+            "username": { "type": "string", "pattern": "^[A-Za-z0-9._@-]{1,64}$" }, "password": { "type": "string", "minLength": 10 },
+            "role": { "type": "string", "enum": ["admin", "viewer"] } } },
+        "ApiKey": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "tenant_id": { "type": "integer", "nullable": true }, "name": { "type": "string" }, "prefix": { "type": "string" },
+            "scope": { "type": "string", "enum": ["read", "full"] }, "created_at": ts, "last_used_at": ts_null } },
+        "Manifest": { "type": "object", "properties": {
+            "format": { "type": "string" }, "format_version": { "type": "integer" }, "denwa_version": { "type": "string" },
+            "schema_version": { "type": "integer" }, "created_at": ts, "source_backend": { "type": "string" }, "entries": { "type": "array", "items": {} } } }
+    })
+}
+
+/// The document served at `/api/v1/openapi.json`.
+pub fn document() -> Value {
+    let [limit, offset] = paging();
+    let number = path_param("number", json!({ "type": "string" }));
+    let no_content = json!({ "description": "done" });
+    let mut paths = serde_json::Map::new();
+    let mut add = |p: &str, v: Value| {
+        paths.insert(p.to_string(), v);
+    };
+    add(
+        "/status",
+        json!({ "get": op("Node status, today's call counts", json!({ "responses": { "200": ok_json("status", json!({ "type": "object" })) } }), &[]) }),
+    );
+    add(
+        "/extensions",
+        json!({
+            "get": op("List extensions", json!({ "parameters": [query("search", json!({ "type": "string" }), "number or name contains"), limit, offset],
+                "responses": { "200": ok_json("a page", list_of("Extension")) } }), &["400", "422"]),
+            "post": op("Create an extension", json!({ "requestBody": body(r("NewExtension")),
+                "responses": { "201": ok_json("created; `password` is present (once) when it was generated", json!({ "type": "object", "required": ["extension"], "properties": { "extension": r("Extension"), "password": { "type": "string" } } })) } }), &["400", "409", "415", "422"])
+        }),
+    );
+    add(
+        "/extensions/{number}",
+        json!({
+            "parameters": [number.clone()],
+            "get": op("An extension and its registrations", json!({ "responses": { "200": ok_json("found", json!({ "type": "object", "properties": { "extension": r("Extension"), "registrations": { "type": "array", "items": r("Registration") } } })) } }), &["404"]),
+            "patch": op("Change an extension", json!({ "requestBody": body(r("ExtensionPatch")), "responses": { "200": ok_json("changed", r("Extension")) } }), &["400", "404", "415", "422"]),
+            "delete": op("Delete an extension", json!({ "responses": { "204": no_content } }), &["404"])
+        }),
+    );
+    add(
+        "/extensions/{number}/password",
+        json!({
+            "parameters": [number],
+            "post": op("Set or regenerate the SIP password (empty body or {} generates one, returned once)", json!({
+                "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "properties": { "password": { "type": "string", "minLength": 8 } } } } } },
+                "responses": { "200": ok_json("set", json!({ "type": "object", "properties": { "password": { "type": "string" } } })) } }), &["400", "404", "422"])
+        }),
+    );
+    let [l2, o2] = paging();
+    add(
+        "/registrations",
+        json!({ "get": op("Registered contacts (location)", json!({ "parameters": [l2, o2], "responses": { "200": ok_json("a page", list_of("Registration")) } }), &["400", "422"]) }),
+    );
+    add(
+        "/calls",
+        json!({ "get": op("Calls in progress", json!({ "responses": { "200": ok_json("all calls", list_of("Call")) } }), &[]) }),
+    );
+    add(
+        "/calls/{id}",
+        json!({ "parameters": [path_param("id", json!({ "type": "integer", "minimum": 0 }))],
+        "delete": op("Hang up a call", json!({ "responses": { "204": no_content } }), &["400", "404"]) }),
+    );
+    add(
+        "/cdrs",
+        json!({ "get": op("Call records, newest first", json!({ "parameters": cdr_params(), "responses": { "200": ok_json("a page", list_of("Cdr")) } }), &["400", "422"]) }),
+    );
+    let mut csv_params = cdr_params();
+    csv_params.truncate(4);
+    add(
+        "/cdrs.csv",
+        json!({ "get": op("Call records matching the filter as CSV (at most 100000 rows)", json!({ "parameters": csv_params,
+        "responses": { "200": { "description": "CSV", "content": { "text/csv": { "schema": { "type": "string" } } } } } }), &["400", "422"]) }),
+    );
+    add(
+        "/settings",
+        json!({ "get": op("Every known setting with its value, default and whether it needs a restart", json!({ "responses": { "200": ok_json("settings", json!({ "type": "object", "properties": { "items": { "type": "array", "items": r("Setting") }, "node": { "type": "object" } } })) } }), &[]) }),
+    );
+    add(
+        "/settings/{key}",
+        json!({
+            "parameters": [path_param("key", json!({ "type": "string" }))],
+            "get": op("One setting", json!({ "responses": { "200": ok_json("setting", r("Setting")) } }), &["404"]),
+            "put": op("Change a setting (validated)", json!({ "requestBody": body(json!({ "type": "object", "required": ["value"], "additionalProperties": false, "properties": { "value": {} } })),
+                "responses": { "200": ok_json("changed", r("Setting")) } }), &["400", "404", "415", "422"]),
+            "delete": op("Reset a setting to its default", json!({ "responses": { "200": ok_json("reset", r("Setting")) } }), &["404"])
+        }),
+    );
+    add(
+        "/backup",
+        json!({ "get": op("Download a complete backup (tar)", json!({ "responses": { "200": { "description": "backup archive", "content": { "application/x-tar": { "schema": { "type": "string", "format": "binary" } } } } } }), &[]) }),
+    );
+    add(
+        "/backup/restore",
+        json!({ "post": op("Restore an uploaded backup (checked first; refused files change nothing)", json!({
+        "requestBody": { "required": true, "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
+        "responses": { "200": ok_json("restored", json!({ "type": "object", "properties": { "restored": { "type": "boolean" }, "manifest": r("Manifest") } })) } }), &["413", "422"]) }),
+    );
+    add(
+        "/admins",
+        json!({
+            "get": op("Administrators", json!({ "responses": { "200": ok_json("all", list_of("Admin")) } }), &[]),
+            "post": op("Create an administrator", json!({ "requestBody": body(r("NewAdmin")), "responses": { "201": ok_json("created", r("Admin")) } }), &["400", "409", "415", "422"])
+        }),
+    );
+    add(
+        "/admins/{username}",
+        json!({ "parameters": [path_param("username", json!({ "type": "string" }))],
+        "delete": op("Delete an administrator", json!({ "responses": { "204": no_content } }), &["404"]) }),
+    );
+    add(
+        "/admins/{username}/password",
+        json!({ "parameters": [path_param("username", json!({ "type": "string" }))],
+        "put": op("Set an administrator's password (clears a lockout)", json!({ "requestBody": body(json!({ "type": "object", "required": ["password"], "additionalProperties": false, "properties": { "password": { "type": "string", "minLength": 10 } } })),
+            "responses": { "204": no_content } }), &["400", "404", "415", "422"]) }),
+    );
+    add(
+        "/api-keys",
+        json!({
+            "get": op("API keys (tokens are never shown again)", json!({ "responses": { "200": ok_json("all", list_of("ApiKey")) } }), &[]),
+            "post": op("Create an API key; the token is returned once", json!({ "requestBody": body(json!({ "type": "object", "required": ["name", "scope"], "additionalProperties": false, "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 64 }, "scope": { "type": "string", "enum": ["read", "full"] } } })),
+                "responses": { "201": ok_json("created", json!({ "type": "object", "properties": { "key": r("ApiKey"), "token": { "type": "string" } } })) } }), &["400", "415", "422"])
+        }),
+    );
+    add(
+        "/api-keys/{id}",
+        json!({ "parameters": [path_param("id", json!({ "type": "integer" }))],
+        "delete": op("Revoke an API key", json!({ "responses": { "204": no_content } }), &["400", "404"]) }),
+    );
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),
+            "description": "Everything the control panel does. Send `Authorization: Bearer <API key>`; read-scope keys may only GET. Errors are `{\"error\": {\"code\", \"message\"}}`." },
+        "servers": [{ "url": "/api/v1" }],
+        "security": [{ "bearer": [] }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": schemas()
+        }
+    })
+}

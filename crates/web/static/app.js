@@ -1,0 +1,19 @@
+// Live parts of the Denwa panel: elements with data-live="URL" reload that HTML fragment every
+// two seconds. Everything works without this script; the pages are just not refreshed.
+"use strict";
+for (const el of document.querySelectorAll("[data-live]")) {
+  const src = el.getAttribute("data-live");
+  let busy = false;
+  setInterval(async () => {
+    if (busy || document.hidden) return;
+    busy = true;
+    try {
+      const r = await fetch(src, { credentials: "same-origin", headers: { "Accept": "text/html" } });
+      if (r.ok) el.innerHTML = await r.text();
+    } catch (_) {
+      // Server restarting: try again on the next tick.
+    } finally {
+      busy = false;
+    }
+  }, 2000);
+}
