@@ -1014,6 +1014,36 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_and_tel_everywhere() {
+        let c = NameAddr::parse("<sip:alice@[2001:db8::1]:5060;transport=tcp>;expires=30").unwrap();
+        let u = c.uri.as_sip().unwrap();
+        assert_eq!(u.host, Host::V6("2001:db8::1".parse().unwrap()));
+        assert_eq!((u.port, c.expires()), (Some(5060), Some(30)));
+        assert_eq!(
+            c.to_string(),
+            "<sip:alice@[2001:db8::1]:5060;transport=tcp>;expires=30"
+        );
+        let v = Via::parse("SIP/2.0/TCP [2001:db8::1]:5060;branch=z9hG4bKx;received=2001:db8::9")
+            .unwrap();
+        assert_eq!(v.host.ip(), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/TCP [2001:db8::1]:5060;branch=z9hG4bKx;received=2001:db8::9"
+        );
+        let t = NameAddr::parse("\"Bob\" <tel:+81-3-1234-5678;phone-context=example.com>;tag=9")
+            .unwrap();
+        assert_eq!(t.uri.scheme(), "tel");
+        assert_eq!(t.tag(), Some("9"));
+        let pai =
+            NameAddr::parse_list("\"Alice\" <sip:alice@example.com>, <tel:+15551234>").unwrap();
+        assert_eq!(pai.len(), 2);
+        assert!(NameAddr::parse_route_list("sip:proxy.example.com;lr").is_err());
+        let rr =
+            NameAddr::parse_route_list("<sip:p1.example.com;lr>,<sip:p2.example.com;lr>").unwrap();
+        assert!(rr.iter().all(|r| r.uri.as_sip().is_some_and(|u| u.lr())));
+    }
+
+    #[test]
     fn contact_lists() {
         let c = Contact::parse_list("<sip:a@h>;expires=60;q=0.5, \"B\" <sip:b@h>").unwrap();
         assert_eq!(c.len(), 2);
