@@ -56,6 +56,9 @@ pub enum Command {
     /// Create or restore a complete backup (database and data-dir files).
     #[command(subcommand)]
     Backup(BackupCmd),
+    /// Show or change runtime settings kept in the database (a running server applies them).
+    #[command(subcommand)]
+    Setting(SettingCmd),
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCmd),
@@ -82,6 +85,9 @@ pub struct ServeArgs {
     /// This node's name (shown in registrations) [env: DENWA_NODE_NAME; default: the host name]
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
+    /// SIP timer T1 in milliseconds (RTT estimate; T2 and timeouts scale from it) [default 500]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub sip_t1_ms: Option<u64>,
 }
 
 /// `denwa extension ...`
@@ -177,6 +183,29 @@ pub enum BackupCmd {
     Verify {
         /// Backup file
         file: PathBuf,
+    },
+}
+
+/// `denwa setting ...`
+#[derive(Debug, Subcommand)]
+pub enum SettingCmd {
+    /// List the settings with their values (defaults are shown for unset keys).
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a setting (the value is checked against the key's type).
+    Set {
+        /// Key, e.g. calls.no_answer_timeout_s
+        key: String,
+        /// Value
+        value: String,
+    },
+    /// Remove a setting (back to its default).
+    Unset {
+        /// Key
+        key: String,
     },
 }
 

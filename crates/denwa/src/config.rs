@@ -19,6 +19,7 @@ pub const DEFAULT_RTP_PORTS: (u16, u16) = (10000, 20000);
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    pub sip_t1_ms: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub sip_listen: Option<Vec<String>>,
@@ -41,6 +42,7 @@ pub struct Overrides {
     pub advertise: Option<String>,
     pub node_name: Option<String>,
     pub log_level: Option<String>,
+    pub sip_t1_ms: Option<u64>,
 }
 
 /// The resolved configuration of this node.
@@ -54,6 +56,7 @@ pub struct Config {
     pub advertise: Option<std::net::IpAddr>,
     pub node_name: String,
     pub log_level: String,
+    pub sip_t1_ms: Option<u64>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -177,6 +180,21 @@ impl Config {
             .or_else(|| env("DENWA_LOG_LEVEL"))
             .or(file.log_level)
             .unwrap_or_else(|| "info".to_string());
+        let sip_t1_ms = match o.sip_t1_ms {
+            Some(v) => Some(v),
+            None => match env("DENWA_SIP_T1_MS") {
+                Some(v) => Some(
+                    v.parse()
+                        .with_context(|| format!("DENWA_SIP_T1_MS {v:?}: expected milliseconds"))?,
+                ),
+                None => file.sip_t1_ms,
+            },
+        };
+        if let Some(t) = sip_t1_ms
+            && !(10..=10_000).contains(&t)
+        {
+            bail!("SIP T1 of {t} ms is out of range 10..=10000");
+        }
         Ok(Config {
             data_dir,
             database_url,
@@ -186,6 +204,7 @@ impl Config {
             advertise,
             node_name,
             log_level,
+            sip_t1_ms,
         })
     }
 }

@@ -50,6 +50,7 @@ fn overrides(g: &Global, serve: Option<&ServeArgs>) -> Overrides {
         o.rtp_ports = s.rtp_ports.clone();
         o.advertise = s.advertise.clone();
         o.node_name = s.node_name.clone();
+        o.sip_t1_ms = s.sip_t1_ms;
     }
     o
 }
@@ -329,6 +330,56 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                 writeln!(out, "administrator {user} added")?;
             }
         }
+        Command::Setting(SettingCmd::List { json }) => {
+            let mut rows = Vec::new();
+            for s in pbx::settings::SPECS {
+                let v: Option<serde_json::Value> = store.setting(None, s.key).await?;
+                let shown = match &v {
+                    Some(serde_json::Value::String(x)) => x.clone(),
+                    Some(x) => x.to_string(),
+                    None => s.default.to_string(),
+                };
+                rows.push(serde_json::json!({
+                    "key": s.key, "value": shown, "default": s.default, "set": v.is_some(),
+                    "applies": if s.live { "at once" } else { "after restart" }, "help": s.help,
+                }));
+            }
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+            } else {
+                for r in rows {
+                    writeln!(
+                        out,
+                        "{:<28} {:<12} ({}) {}",
+                        r["key"].as_str().unwrap_or(""),
+                        r["value"].as_str().unwrap_or(""),
+                        r["applies"].as_str().unwrap_or(""),
+                        r["help"].as_str().unwrap_or("")
+                    )?;
+                }
+            }
+        }
+        Command::Setting(SettingCmd::Set { key, value }) => {
+            let v = pbx::settings::parse(&key, &value).map_err(anyhow::Error::msg)?;
+            store.set_setting(None, &key, &v).await?;
+            let live = pbx::settings::spec(&key).map(|s| s.live).unwrap_or(false);
+            writeln!(
+                out,
+                "{key} = {v}{}",
+                if live {
+                    ""
+                } else {
+                    " (applies after a restart of denwa serve)"
+                }
+            )?;
+        }
+        Command::Setting(SettingCmd::Unset { key }) => {
+            if pbx::settings::spec(&key).is_none() {
+                bail!("unknown setting {key:?}");
+            }
+            store.delete_setting(None, &key).await?;
+            writeln!(out, "{key} back to its default")?;
+        }
         Command::Backup(BackupCmd::Create { file }) => {
             let m = store::backup::create(&store, &cfg.data_dir, &file).await?;
             writeln!(
@@ -399,12 +450,20 @@ async fn serve(cfg: Config) -> Result<()> {
         media_timeout: std::time::Duration::from_secs(media_timeout.max(5)),
         ..Default::default()
     });
-    let pcfg = pbx::PbxConfig {
+    let mut pcfg = pbx::PbxConfig {
         sip_listen: cfg.sip_listen.clone(),
         advertise: cfg.advertise,
         node_name: cfg.node_name.clone(),
         ..Default::default()
     };
+    if let Some(ms) = cfg.sip_t1_ms {
+        let t1 = std::time::Duration::from_millis(ms);
+        // T2 and T4 keep their RFC 3261 ratios to T1 (4 s and 5 s at the default 500 ms).
+        pcfg.timers.t1 = t1;
+        pcfg.timers.t2 = t1 * 8;
+        pcfg.timers.t4 = t1 * 10;
+        pcfg.timers.d = (t1 * 64).max(std::time::Duration::from_secs(1));
+    }
     let pbx = pbx::start(pcfg, store.clone(), relay).await?;
     let http = http::bind(cfg.http_listen).await?;
     let http_addr = http.local_addr()?;

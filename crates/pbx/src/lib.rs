@@ -11,6 +11,7 @@ mod core;
 pub mod metrics;
 mod registrar;
 pub mod sdp;
+pub mod settings;
 pub mod throttle;
 pub mod transport;
 

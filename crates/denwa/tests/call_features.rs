@@ -1,0 +1,275 @@
+//! Call and registrar behaviour beyond the basic call: parallel ringing, no-answer timeout,
+//! media timeout, brute-force throttling, NAT keep-alives, OPTIONS and unsupported methods.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use common::{Denwa, Opts, sipp_user};
+use sip::auth::{ChallengeValue, DigestClient, DigestRequest, parse_challenges};
+use testkit::sipp::{RunningSipp, Sipp};
+
+fn register_at(d: &Denwa, user: &str, password: &str, port: u16) {
+    let mut s = Sipp::uac("register.xml", &d.sip_addr());
+    s.local_port = Some(port);
+    s.inject_text = Some(sipp_user(user, password));
+    s.run().expect("registers");
+}
+
+fn uas(scenario: &str, port: u16) -> RunningSipp {
+    let mut s = Sipp::uas(scenario);
+    s.local_port = Some(port);
+    s.service = Some("1002".into());
+    s.timeout = Duration::from_secs(90);
+    let mut r = s.spawn().expect("uas");
+    r.wait_listening(Duration::from_secs(10))
+        .expect("uas listening");
+    r
+}
+
+fn caller(d: &Denwa, scenario: &str) -> Sipp {
+    let mut s = Sipp::uac(scenario, &d.sip_addr());
+    s.inject_text = Some(sipp_user("1001", "secret-1001"));
+    s.service = Some("1002".into());
+    s.timeout = Duration::from_secs(90);
+    s
+}
+
+fn two() -> Denwa {
+    let d = Denwa::start();
+    d.add_extension("1001", "secret-1001");
+    d.add_extension("1002", "secret-1002");
+    d
+}
+
+fn first_cdr(d: &Denwa) -> serde_json::Value {
+    let mut cdrs = Vec::new();
+    d.wait_until("a call record", Duration::from_secs(15), || {
+        cdrs = d.cdrs();
+        !cdrs.is_empty()
+    });
+    cdrs.remove(0)
+}
+
+#[test]
+fn all_contacts_ring_and_the_first_answer_wins() {
+    let d = two();
+    let p1 = testkit::ports::free_port().expect("port");
+    let p2 = testkit::ports::free_port().expect("port");
+    register_at(&d, "1002", "secret-1002", p1);
+    register_at(&d, "1002", "secret-1002", p2);
+    assert_eq!(d.registrations().len(), 2);
+    let ringing = uas("uas_ring_noanswer.xml", p1);
+    let answering = uas("uas_answer.xml", p2);
+    caller(&d, "uac_call.xml")
+        .run()
+        .expect("call answered by the second contact");
+    answering.finish().expect("answering phone saw the call");
+    // The phone that only rang was cancelled (200 to CANCEL, 487 to INVITE).
+    ringing.finish().expect("ringing phone was cancelled");
+    assert_eq!(first_cdr(&d)["disposition"], "ANSWERED");
+}
+
+#[test]
+fn unanswered_call_times_out_with_480_and_no_answer_record() {
+    let d = two();
+    d.cli_ok(&["setting", "set", "calls.no_answer_timeout_s", "5"]);
+    let p = testkit::ports::free_port().expect("port");
+    register_at(&d, "1002", "secret-1002", p);
+    let ringing = uas("uas_ring_noanswer.xml", p);
+    // The change reaches the running server without a restart.
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let out = caller(&d, "uac_call.xml")
+        .run_unchecked()
+        .expect("sipp runs");
+    assert_eq!(out.successful, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the 5 s no-answer setting was not applied"
+    );
+    ringing.finish().expect("callee was cancelled");
+    let c = first_cdr(&d);
+    assert_eq!(c["disposition"], "NO ANSWER");
+    assert_eq!(c["hangup_by"], "system");
+}
+
+#[test]
+fn silent_call_is_hung_up_after_the_media_timeout() {
+    let mut d = two();
+    d.cli_ok(&["setting", "set", "calls.media_timeout_s", "5"]);
+    d.terminate();
+    d.spawn();
+    let p = testkit::ports::free_port().expect("port");
+    register_at(&d, "1002", "secret-1002", p);
+    let callee = uas("uas_answer.xml", p);
+    // Neither side sends RTP: Denwa must end the call and BYE both sides.
+    caller(&d, "uac_call_wait_bye.xml")
+        .run()
+        .expect("caller got Denwa's BYE");
+    callee.finish().expect("callee got Denwa's BYE");
+    let c = first_cdr(&d);
+    assert_eq!(c["disposition"], "ANSWERED");
+    assert_eq!(c["hangup_by"], "system");
+    assert_eq!(c["hangup_cause"], "media timeout");
+}
+
+#[test]
+fn repeated_wrong_passwords_get_the_source_ignored() {
+    let d = two();
+    let port = testkit::ports::free_port().expect("port");
+    let mut bad = Sipp::uac("register_wrong_password.xml", &d.sip_addr());
+    bad.local_port = Some(port);
+    bad.calls = 10;
+    bad.rate = Some(50);
+    bad.inject_text = Some(sipp_user("1001", "wrong-password"));
+    let _ = bad.run_unchecked().expect("sipp runs");
+    d.wait_until("ban logged", Duration::from_secs(5), || {
+        d.logs().contains("banned")
+    });
+    // Now even the right password from that address gets no answer.
+    let mut good = Sipp::uac("register_auth.xml", &d.sip_addr());
+    good.local_port = Some(port);
+    good.timeout = Duration::from_secs(8);
+    good.recv_timeout = Some(Duration::from_secs(3));
+    good.inject_text = Some(sipp_user("1001", "secret-1001"));
+    let out = good.run_unchecked().expect("sipp runs");
+    assert_eq!(out.successful, 0, "a banned source was served");
+    assert!(d.registrations().is_empty());
+    // Other sources are not affected.
+    let mut other = Sipp::uac("register_auth.xml", &d.sip_addr());
+    other.inject_text = Some(sipp_user("1001", "secret-1001"));
+    other.local_ip = "127.0.0.3".into();
+    other.run().expect("another address still registers");
+}
+
+/// A REGISTER from `sock` with a Contact that is not where the packets come from (a phone
+/// behind NAT), answered through a digest challenge.
+fn register_behind_nat(sock: &UdpSocket, server: &str, user: &str, password: &str) {
+    let me = sock.local_addr().expect("addr");
+    let build = |cseq: u32, auth: Option<String>| {
+        let mut m = format!(
+            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.77:5060;branch=z9hG4bK-nat{cseq}-{};rport\r\n\
+             From: <sip:{user}@{server}>;tag=nat1\r\nTo: <sip:{user}@{server}>\r\nCall-ID: nat-reg-{}\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: <sip:{user}@192.0.2.77:5060>\r\nExpires: 600\r\nMax-Forwards: 70\r\n",
+            me.port(),
+            me.port()
+        );
+        if let Some(a) = auth {
+            m.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        m.push_str("Content-Length: 0\r\n\r\n");
+        m
+    };
+    let mut buf = [0u8; 8192];
+    sock.send_to(build(1, None).as_bytes(), server)
+        .expect("send");
+    let (n, _) = sock.recv_from(&mut buf).expect("401");
+    let resp = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(resp.starts_with("SIP/2.0 401"), "{resp}");
+    let chal_line = resp
+        .lines()
+        .find(|l| l.starts_with("WWW-Authenticate:"))
+        .expect("challenge");
+    let challenges: Vec<_> =
+        parse_challenges(chal_line.trim_start_matches("WWW-Authenticate:").trim())
+            .expect("parse")
+            .into_iter()
+            .filter_map(|c| match c {
+                ChallengeValue::Digest(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+    let uri = format!("sip:{server}");
+    let creds = DigestClient::new(user, password)
+        .respond(
+            &challenges,
+            &DigestRequest {
+                method: "REGISTER",
+                uri: &uri,
+                body: b"",
+            },
+            &mut rand::thread_rng(),
+        )
+        .expect("credentials");
+    sock.send_to(build(2, Some(creds.to_string())).as_bytes(), server)
+        .expect("send");
+    let (n, _) = sock.recv_from(&mut buf).expect("200");
+    let resp = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(resp.starts_with("SIP/2.0 200"), "{resp}");
+}
+
+#[test]
+fn nat_keepalive_probes_and_drops_a_dead_binding() {
+    let d = Denwa::start_with(Opts {
+        extra: vec!["--sip-t1-ms".into(), "50".into()],
+        ..Default::default()
+    });
+    d.add_extension("1001", "secret-1001");
+    d.cli_ok(&["setting", "set", "nat.keepalive_interval_s", "1"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    register_behind_nat(&sock, &d.sip_addr(), "1001", "secret-1001");
+    let regs = d.registrations();
+    assert_eq!(regs.len(), 1);
+    assert_eq!(
+        regs[0]["received_addr"],
+        sock.local_addr().expect("addr").to_string()
+    );
+    // The keep-alive goes to the NAT address the REGISTER came from, not to the Contact.
+    let mut buf = [0u8; 8192];
+    let (n, _) = sock
+        .recv_from(&mut buf)
+        .expect("a keep-alive OPTIONS arrives");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("OPTIONS sip:1001@192.0.2.77"));
+    // Unanswered probes: marked unreachable, then dropped.
+    d.wait_until(
+        "binding marked unreachable",
+        Duration::from_secs(20),
+        || {
+            d.registrations()
+                .first()
+                .map(|r| r["flags"] == 1)
+                .unwrap_or(false)
+        },
+    );
+    d.wait_until("dead binding dropped", Duration::from_secs(40), || {
+        d.registrations().is_empty()
+    });
+}
+
+#[test]
+fn options_405_and_501() {
+    let d = Denwa::start();
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let port = sock.local_addr().expect("addr").port();
+    let req = |method: &str, n: u32| {
+        format!(
+            "{method} sip:{} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-m{n};rport\r\n\
+             From: <sip:probe@127.0.0.1>;tag=t{n}\r\nTo: <sip:{}>\r\nCall-ID: m-{n}-{port}\r\nCSeq: 1 {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            d.sip_addr(),
+            d.sip_addr()
+        )
+    };
+    let mut buf = [0u8; 8192];
+    let mut ask = |m: &str, n: u32| {
+        sock.send_to(req(m, n).as_bytes(), d.sip_addr())
+            .expect("send");
+        let (len, _) = sock.recv_from(&mut buf).expect("answer");
+        String::from_utf8_lossy(&buf[..len]).to_string()
+    };
+    let r = ask("OPTIONS", 1);
+    assert!(r.starts_with("SIP/2.0 200") && r.contains("Allow:"), "{r}");
+    let r = ask("PUBLISH", 2);
+    assert!(r.starts_with("SIP/2.0 405") && r.contains("Allow:"), "{r}");
+    let r = ask("FOOBAR", 3);
+    assert!(r.starts_with("SIP/2.0 501"), "{r}");
+    let r = ask("BYE", 4);
+    assert!(r.starts_with("SIP/2.0 481"), "{r}");
+}
