@@ -10,6 +10,27 @@
 //! (raw headers as cheap `Bytes` slices, typed views on demand via [`values`]); `to_bytes()`
 //! writes canonical output; [`framing`] splits datagrams and streams; [`check`] holds the generic
 //! UAS request checks that answer 4xx/5xx; [`lint`] backs `denwa sip lint`.
+//!
+//! ```
+//! use sip::{HeaderName, Message, Response, check_request, CheckConfig};
+//!
+//! let raw = b"OPTIONS sip:pbx.example.com SIP/2.0\r\n\
+//! Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK74bf9\r\n\
+//! From: <sip:alice@example.com>;tag=9fxced76sl\r\n\
+//! To: <sip:pbx.example.com>\r\n\
+//! Call-ID: 3848276298220188511@192.0.2.7\r\n\
+//! CSeq: 1 OPTIONS\r\n\
+//! Max-Forwards: 70\r\n\
+//! Content-Length: 0\r\n\r\n";
+//! let Ok(Message::Request(req)) = sip::parse_message(raw) else { panic!("valid request") };
+//! assert_eq!(req.top_via().and_then(|v| v.branch().map(String::from)).as_deref(), Some("z9hG4bK74bf9"));
+//! check_request(&req, &CheckConfig::default()).expect("passes the generic checks");
+//! let ok = Response::for_request(&req, 200, None)
+//!     .with_to_tag(&sip::generate_tag())
+//!     .with_header(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS");
+//! let bytes = ok.to_bytes();
+//! assert!(bytes.starts_with(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK74bf9\r\n"));
+//! ```
 
 pub mod auth;
 pub mod dialog;
