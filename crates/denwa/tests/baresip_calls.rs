@@ -1,5 +1,6 @@
 //! Two real softphones (baresip) register to Denwa with passwords and call each other through it;
-//! audio sent by each side is detected on the far side after crossing Denwa's relay.
+//! audio sent by each side is detected on the far side after crossing Denwa's relay, and a DTMF
+//! digit (RFC 4733) arrives as an event.
 
 mod common;
 
@@ -54,6 +55,10 @@ fn two_baresip_phones_talk_through_the_relay() {
         .expect("callee established");
     let seq = ToneLayout::default().sequence_ms(CALLER_TONES.len());
     std::thread::sleep(Duration::from_millis(u64::from(seq) + 1000));
+    // RFC 4733 DTMF crosses the relay as telephone-event packets.
+    a.send_dtmf("7").expect("send DTMF");
+    let ev = b.wait_event("CALL_DTMF_START", EVENT_TIMEOUT).expect("callee got the DTMF event");
+    assert!(ev.param.contains('7'), "wrong digit: {:?}", ev.raw);
     a.hangup().expect("hang up");
     a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
         .expect("caller closed");
