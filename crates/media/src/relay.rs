@@ -734,8 +734,8 @@ impl Engine {
                         self.on_rtp(leg, &buf[..n], src);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // E.g. an ICMP error surfacing on the socket: it concerns one send, keep going.
+                // WouldBlock: drained. Anything else (an ICMP report about an earlier send)
+                // concerns one datagram; the next wake-up carries on.
                 Err(_) => break,
             }
         }
