@@ -216,14 +216,15 @@ fn forbidden(ctx: &Ctx) -> Response {
     )
 }
 
-/// Checks the CSRF token of a signed-in form, and that the user may change things.
-fn check_write(ctx: &Ctx, form: &HashMap<String, String>) -> Result<(), Response> {
+/// Checks the CSRF token of a signed-in form, and that the user may change things; returns
+/// the refusal to send, if any.
+fn check_write(ctx: &Ctx, form: &HashMap<String, String>) -> Option<Response> {
     let Some(s) = &ctx.session else {
-        return Err(Redirect::to("/login").into_response());
+        return Some(Redirect::to("/login").into_response());
     };
     let given = form.get("csrf").map(String::as_str).unwrap_or("");
     if !session::constant_time_eq(given.as_bytes(), s.csrf.as_bytes()) {
-        return Err(notice(
+        return Some(notice(
             ctx,
             StatusCode::FORBIDDEN,
             "title.error",
@@ -231,9 +232,9 @@ fn check_write(ctx: &Ctx, form: &HashMap<String, String>) -> Result<(), Response
         ));
     }
     if s.role != AdminRole::Admin {
-        return Err(forbidden(ctx));
+        return Some(forbidden(ctx));
     }
-    Ok(())
+    None
 }
 
 fn csrf_field(ctx: &Ctx) -> Markup {
@@ -627,7 +628,7 @@ async fn hangup(
     Path(id): Path<String>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = check_write(&ctx, &f) {
+    if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
     let Ok(id) = id.parse::<u64>() else {
@@ -815,7 +816,7 @@ async fn create_extension(
     Signed(ctx): Signed,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = check_write(&ctx, &f) {
+    if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
     let number = field(&f, "number").trim();
@@ -967,7 +968,7 @@ async fn update_extension(
     Path(number): Path<String>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = check_write(&ctx, &f) {
+    if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
     let name = field(&f, "display_name").trim().to_string();
@@ -1017,7 +1018,7 @@ async fn regenerate(
     Path(number): Path<String>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = check_write(&ctx, &f) {
+    if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
     let password = api::generate_password();
@@ -1050,7 +1051,7 @@ async fn delete_extension(
     Path(number): Path<String>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = check_write(&ctx, &f) {
+    if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
     let t = match w.store().default_tenant().await {
@@ -1239,7 +1240,7 @@ async fn save_settings(
     Signed(ctx): Signed,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = check_write(&ctx, &f) {
+    if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
     // Validate everything first so a bad field saves nothing.
@@ -1350,7 +1351,7 @@ async fn backup_restore(State(w): State<Web>, Signed(ctx): Signed, mut mp: Multi
         }
     }
     let form = HashMap::from([("csrf".to_string(), csrf)]);
-    if let Err(r) = check_write(&ctx, &form) {
+    if let Some(r) = check_write(&ctx, &form) {
         return r;
     }
     let bytes = file.unwrap_or_default();
@@ -1417,7 +1418,7 @@ async fn admins_view(w: &Web, ctx: &Ctx, status: StatusCode, msg: Markup) -> Res
             thead { tr { th { (ctx.t("keys.name")) } th { (ctx.t("keys.prefix")) } th { (ctx.t("keys.scope")) } th { (ctx.t("keys.last_used")) } th {} } }
             tbody { @for k in &keys { tr {
                 td { (k.name) } td { code { (k.prefix) "…" } } td { (ctx.t(match k.scope { ApiScope::Read => "keys.read", ApiScope::Full => "keys.full" })) }
-                td { @if let Some(u) = &k.last_used_at { (fmt_time(&u)) } }
+                td { @if let Some(u) = &k.last_used_at { (fmt_time(u)) } }
                 td { @if ctx.is_admin() {
                     form.inline method="post" action={ "/api-keys/" (k.id) "/delete" } { (csrf_field(ctx)) button.danger type="submit" { (ctx.t("delete")) } }
                 } }
@@ -1450,7 +1451,7 @@ async fn create_admin(
     Signed(ctx): Signed,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = check_write(&ctx, &f) {
+    if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
     let user = field(&f, "username").trim();
@@ -1497,7 +1498,7 @@ async fn delete_admin(
     Path(user): Path<String>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = check_write(&ctx, &f) {
+    if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
     if ctx.session.as_ref().is_some_and(|s| s.username == user) {
@@ -1529,7 +1530,7 @@ async fn create_key(
     Signed(ctx): Signed,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = check_write(&ctx, &f) {
+    if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
     let name = field(&f, "name").trim();
@@ -1562,7 +1563,7 @@ async fn delete_key(
     Path(id): Path<String>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = check_write(&ctx, &f) {
+    if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
     let Ok(id) = id.parse::<i64>() else {
