@@ -270,16 +270,18 @@ pub(crate) fn scan_host(s: &[u8], pos: usize) -> Result<usize, &'static str> {
         return Ok(i + 1);
     }
     let mut i = pos;
+    let mut prev = b'.';
     // Underscores are not in the grammar but appear in real deployments' hostnames.
     while i < s.len() && (s[i].is_ascii_alphanumeric() || matches!(s[i], b'-' | b'.' | b'_')) {
+        // A label cannot be empty or start with '-' (covers a leading '.', '-' and "..").
+        if prev == b'.' && (s[i] == b'.' || s[i] == b'-') {
+            return Err("bad host name");
+        }
+        prev = s[i];
         i += 1;
     }
     if i == pos {
         return Err("missing host");
-    }
-    let h = &s[pos..i];
-    if h[0] == b'-' || h[0] == b'.' || h.windows(2).any(|w| w == b"..") {
-        return Err("bad host name");
     }
     Ok(i)
 }
@@ -425,5 +427,9 @@ mod tests {
         assert!(scan_host(b"[2001:db8::zz]", 0).is_err());
         assert_eq!(scan_host(b"example.com;x", 0), Ok(11));
         assert!(scan_host(b";", 0).is_err());
+        for bad in [&b"a..b"[..], b".a", b"-a", b"a.-b"] {
+            assert!(scan_host(bad, 0).is_err(), "{bad:?}");
+        }
+        assert_eq!(scan_host(b"a-b.c_d.example.", 0), Ok(16));
     }
 }

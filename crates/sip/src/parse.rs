@@ -133,6 +133,11 @@ pub(crate) fn parse_head(buf: &Bytes, limits: &Limits) -> Result<Head, ParseErro
     let text = std::str::from_utf8(text_bytes).map_err(|_| ParseError::NotUtf8)?;
     let head_len = skip + end + 4;
 
+    // One branch-free (vectorisable) pass decides whether any header needs the careful
+    // control-character check; almost no message does.
+    let has_controls = text_bytes.iter().fold(false, |acc, &b| {
+        acc | ((b < 0x20 && b != b'\t' && b != b'\r' && b != b'\n') || b == 0x7f)
+    });
     // Physical lines, produced lazily; CR and LF may only appear as CRLF.
     let tb = text.as_bytes();
     let mut ends = memchr::memchr2_iter(b'\r', b'\n', tb);
@@ -178,7 +183,7 @@ pub(crate) fn parse_head(buf: &Bytes, limits: &Limits) -> Result<Head, ParseErro
         }
         let name = HeaderName::from_shared(buf, base + ns, base + ne);
         let vstr = folded.as_deref().unwrap_or(&text[vs..ve]);
-        if !controls_ok(vstr.as_bytes()) {
+        if has_controls && !controls_ok(vstr.as_bytes()) {
             return Err(ParseError::Header {
                 name,
                 reason: "control character outside a quoted-pair",

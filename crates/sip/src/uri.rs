@@ -227,7 +227,7 @@ pub(crate) fn scan_sip_uri<'a>(
     let mut user = None;
     let mut password = None;
     // '@' cannot appear unescaped outside userinfo, so the first one ends the userinfo.
-    if let Some(at) = s[start..].find('@').map(|i| i + start) {
+    if let Some(at) = memchr::memchr(b'@', &b[start..]).map(|i| i + start) {
         let ue = scan_run(b, start, is_user, true)?;
         if ue == start {
             return Err(InvalidValue("empty user part"));

@@ -544,11 +544,13 @@ pub fn parse_content_length(s: &str) -> Result<usize, InvalidValue> {
 /// Validates a Call-ID (`word ["@" word]`) and returns it trimmed.
 pub fn parse_call_id(s: &str) -> Result<&str, InvalidValue> {
     let t = s.trim_matches([' ', '\t']);
-    let mut parts = t.splitn(2, '@');
-    let ok = |w: Option<&str>| w.is_some_and(|w| !w.is_empty() && w.bytes().all(is_word));
-    let first = parts.next();
-    let second = parts.next();
-    if !ok(first) || (second.is_some() && !ok(second)) {
+    let b = t.as_bytes();
+    let ok = |w: &[u8]| !w.is_empty() && w.iter().all(|&c| is_word(c));
+    let valid = match memchr::memchr(b'@', b) {
+        Some(at) => ok(&b[..at]) && ok(&b[at + 1..]),
+        None => ok(b),
+    };
+    if !valid {
         return Err(InvalidValue("Call-ID must be word[@word]"));
     }
     Ok(t)
