@@ -241,6 +241,7 @@ impl Relay {
             timer_on: false,
             last_activity: Instant::now(),
             batch: BatchCounters::default(),
+            own: [local[0], local_rtcp[0], local[1], local_rtcp[1]],
         };
         let task = rt.spawn(async move {
             let _guard = guard;
@@ -664,6 +665,8 @@ struct Engine {
     timer_on: bool,
     last_activity: Instant,
     batch: BatchCounters,
+    /// This session's own socket addresses, never valid as a phone's address.
+    own: [SocketAddr; 4],
 }
 
 impl Engine {
@@ -808,11 +811,15 @@ impl Engine {
     /// Decides whether RTP from `src` belongs to this leg's phone, latching when appropriate.
     fn accept_source(&mut self, leg: usize, src: SocketAddr, seq: u16) -> bool {
         let need = self.relay.config.relatch_packets.max(1);
-        let io = &mut self.legs[leg];
+        let io = &self.legs[leg];
         if io.rtp_latched && io.rtp_dest == Some(src) {
-            io.candidate = None;
+            self.legs[leg].candidate = None;
             return true;
         }
+        if self.is_own(src) {
+            return false;
+        }
+        let io = &mut self.legs[leg];
         if io.rtp_latched {
             let c = match io.candidate {
                 Some(c) if c.addr == src && seq == c.last_seq.wrapping_add(1) => Candidate {
@@ -929,6 +936,10 @@ impl Engine {
                     // the current destination so resuming needs no new latch.
                     return;
                 }
+                if self.is_own(rtp) || rtcp.is_some_and(|r| self.is_own(r)) {
+                    tracing::warn!(call_id = %self.call_id, %rtp, "SDP points at the relay's own port; ignored");
+                    return;
+                }
                 let io = &mut self.legs[leg.idx()];
                 let moved = io.sdp_rtp.is_some_and(|old| old != rtp);
                 io.sdp_rtp = Some(rtp);
@@ -968,6 +979,18 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether `addr` is one of this session's sockets: latching to it or sending to it would
+    /// make the session feed itself in a loop. With a wildcard bind only loopback sources are
+    /// recognised, since the interface addresses are unknown here.
+    fn is_own(&self, addr: SocketAddr) -> bool {
+        self.own.iter().any(|o| {
+            o.port() == addr.port()
+                && (o.ip() == addr.ip()
+                    || (o.ip().is_unspecified()
+                        && (addr.ip().is_loopback() || addr.ip().is_unspecified())))
+        })
     }
 
     /// Leaves the timed-out state (media resumed, new SDP, or hold); the timer re-arms.

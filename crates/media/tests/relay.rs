@@ -680,3 +680,23 @@ async fn rtcp_from_another_host_is_not_latched() {
     b_rtcp.send_to(&sr, s.local_rtcp(Leg::B)).await.unwrap();
     assert_eq!(recv(&a_rtcp).await.0, sr);
 }
+
+#[tokio::test]
+async fn sdp_pointing_at_the_relay_itself_cannot_make_a_loop() {
+    let relay = relay();
+    let a = phone().await;
+    let s = relay.allocate("loop", LO, LO).unwrap();
+    s.set_remote(Leg::A, addr(&a), None);
+    // A broken offer names the relay's own A port as B's media address.
+    s.set_remote(Leg::B, s.local(Leg::A), None);
+    for seq in 0..20 {
+        a.send_to(&rtp(seq, 0, 1, b"x"), s.local(Leg::A))
+            .await
+            .unwrap();
+    }
+    eventually(|| s.stats().a.packets_rx == 20).await;
+    let st = s.stats();
+    assert_eq!(st.b.remote, None);
+    assert_eq!(st.a.dropped, 20, "no destination: dropped, not looped");
+    assert_eq!(relay.metrics().packets_relayed, 0);
+}
