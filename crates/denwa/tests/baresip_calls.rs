@@ -57,7 +57,9 @@ fn two_baresip_phones_talk_through_the_relay() {
     std::thread::sleep(Duration::from_millis(u64::from(seq) + 1000));
     // RFC 4733 DTMF crosses the relay as telephone-event packets.
     a.send_dtmf("7").expect("send DTMF");
-    let ev = b.wait_event("CALL_DTMF_START", EVENT_TIMEOUT).expect("callee got the DTMF event");
+    let ev = b
+        .wait_event("CALL_DTMF_START", EVENT_TIMEOUT)
+        .expect("callee got the DTMF event");
     assert!(ev.param.contains('7'), "wrong digit: {:?}", ev.raw);
     a.hangup().expect("hang up");
     a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)

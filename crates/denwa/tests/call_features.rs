@@ -144,15 +144,23 @@ fn repeated_wrong_passwords_get_the_source_ignored() {
     other.run().expect("another address still registers");
 }
 
-/// A REGISTER from `sock` with a Contact that is not where the packets come from (a phone
-/// behind NAT), answered through a digest challenge.
-fn register_behind_nat(sock: &UdpSocket, server: &str, user: &str, password: &str) {
+/// Sends a REGISTER from `sock` (answering the digest challenge) and returns the final response.
+/// `contact` is the Contact header value; `expires` goes into an Expires header.
+fn register_raw(
+    sock: &UdpSocket,
+    server: &str,
+    user: &str,
+    password: &str,
+    contact: &str,
+    expires: u32,
+    cseq_base: u32,
+) -> String {
     let me = sock.local_addr().expect("addr");
     let build = |cseq: u32, auth: Option<String>| {
         let mut m = format!(
-            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.77:5060;branch=z9hG4bK-nat{cseq}-{};rport\r\n\
-             From: <sip:{user}@{server}>;tag=nat1\r\nTo: <sip:{user}@{server}>\r\nCall-ID: nat-reg-{}\r\n\
-             CSeq: {cseq} REGISTER\r\nContact: <sip:{user}@192.0.2.77:5060>\r\nExpires: 600\r\nMax-Forwards: 70\r\n",
+            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.77:5060;branch=z9hG4bK-r{cseq}-{};rport\r\n\
+             From: <sip:{user}@{server}>;tag=reg1\r\nTo: <sip:{user}@{server}>\r\nCall-ID: raw-reg-{}\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: {contact}\r\nExpires: {expires}\r\nMax-Forwards: 70\r\n",
             me.port(),
             me.port()
         );
@@ -163,11 +171,14 @@ fn register_behind_nat(sock: &UdpSocket, server: &str, user: &str, password: &st
         m
     };
     let mut buf = [0u8; 8192];
-    sock.send_to(build(1, None).as_bytes(), server)
+    sock.send_to(build(cseq_base, None).as_bytes(), server)
         .expect("send");
-    let (n, _) = sock.recv_from(&mut buf).expect("401");
+    let (n, _) = sock.recv_from(&mut buf).expect("first answer");
     let resp = String::from_utf8_lossy(&buf[..n]).to_string();
-    assert!(resp.starts_with("SIP/2.0 401"), "{resp}");
+    if !resp.starts_with("SIP/2.0 401") {
+        // Refused before authentication (e.g. a malformed request).
+        return resp;
+    }
     let chal_line = resp
         .lines()
         .find(|l| l.starts_with("WWW-Authenticate:"))
@@ -193,11 +204,89 @@ fn register_behind_nat(sock: &UdpSocket, server: &str, user: &str, password: &st
             &mut rand::thread_rng(),
         )
         .expect("credentials");
-    sock.send_to(build(2, Some(creds.to_string())).as_bytes(), server)
-        .expect("send");
-    let (n, _) = sock.recv_from(&mut buf).expect("200");
-    let resp = String::from_utf8_lossy(&buf[..n]).to_string();
+    sock.send_to(
+        build(cseq_base + 1, Some(creds.to_string())).as_bytes(),
+        server,
+    )
+    .expect("send");
+    let (n, _) = sock.recv_from(&mut buf).expect("final answer");
+    String::from_utf8_lossy(&buf[..n]).to_string()
+}
+
+/// A REGISTER whose Contact is not where the packets come from (a phone behind NAT).
+fn register_behind_nat(sock: &UdpSocket, server: &str, user: &str, password: &str) {
+    let resp = register_raw(
+        sock,
+        server,
+        user,
+        password,
+        &format!("<sip:{user}@192.0.2.77:5060>"),
+        600,
+        1,
+    );
     assert!(resp.starts_with("SIP/2.0 200"), "{resp}");
+}
+
+#[test]
+fn registrar_expiry_min_expires_and_wildcard_removal() {
+    let d = Denwa::start();
+    d.add_extension("1001", "secret-1001");
+    d.cli_ok(&["setting", "set", "registrar.min_expires_s", "10"]);
+    d.cli_ok(&["setting", "set", "nat.keepalive_interval_s", "0"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let server = d.sip_addr();
+    // Too short: 423 with Min-Expires.
+    let r = register_raw(
+        &sock,
+        &server,
+        "1001",
+        "secret-1001",
+        "<sip:1001@192.0.2.1:5070>",
+        5,
+        1,
+    );
+    assert!(
+        r.starts_with("SIP/2.0 423") && r.contains("Min-Expires: 10"),
+        "{r}"
+    );
+    // Two contacts, both listed in the 200.
+    let r = register_raw(
+        &sock,
+        &server,
+        "1001",
+        "secret-1001",
+        "<sip:1001@192.0.2.1:5070>",
+        3600,
+        3,
+    );
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    let r = register_raw(
+        &sock,
+        &server,
+        "1001",
+        "secret-1001",
+        "<sip:1001@192.0.2.2:5070>;expires=10",
+        3600,
+        5,
+    );
+    assert!(
+        r.starts_with("SIP/2.0 200") && r.matches("Contact:").count() == 2,
+        "{r}"
+    );
+    assert_eq!(d.registrations().len(), 2);
+    // The 10 s one expires by itself.
+    d.wait_until("short binding expired", Duration::from_secs(20), || {
+        d.registrations().len() == 1
+    });
+    // Contact: * with Expires: 0 removes everything; * with a non-zero Expires is refused.
+    let r = register_raw(&sock, &server, "1001", "secret-1001", "*", 60, 7);
+    assert!(r.starts_with("SIP/2.0 400"), "{r}");
+    let r = register_raw(&sock, &server, "1001", "secret-1001", "*", 0, 9);
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    assert!(d.registrations().is_empty());
 }
 
 #[test]
