@@ -14,6 +14,72 @@ use crate::method::Method;
 use crate::uri::{Host, Param, Params, Uri, validate_uri};
 use std::fmt;
 
+/// Checks the values of the parameters RFC 3261 gives a grammar (Via, From/To, Contact).
+fn check_param(name: &str, value: Option<&str>) -> Result<(), &'static str> {
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    let token = |v: Option<&str>| v.is_some_and(|v| v.bytes().all(is_token));
+    let digits = |v: &str, max: u32| parse_u32_strict(v).is_ok_and(|n| n <= max);
+    if is("branch") && !token(value) {
+        return Err("branch must be a token");
+    }
+    if is("tag") && !token(value) {
+        return Err("tag must be a token");
+    }
+    if is("received") {
+        let v = value.unwrap_or("");
+        let v = v
+            .strip_prefix('[')
+            .and_then(|x| x.strip_suffix(']'))
+            .unwrap_or(v);
+        if v.parse::<std::net::IpAddr>().is_err() {
+            return Err("received must be an IP address");
+        }
+    }
+    if is("ttl") && !value.is_some_and(|v| v.len() <= 3 && digits(v, 255)) {
+        return Err("ttl must be 0-255");
+    }
+    if is("rport") && value.is_some_and(|v| !digits(v, 65535)) {
+        return Err("rport must be a port number");
+    }
+    if is("maddr") && value.is_none_or(|v| scan_host(v.as_bytes(), 0) != Ok(v.len())) {
+        return Err("maddr must be a host");
+    }
+    if is("expires") && value.is_none_or(|v| parse_u32_saturating(v).is_err()) {
+        return Err("expires must be a number");
+    }
+    if is("q") && !value.is_some_and(is_qvalue) {
+        return Err("q must be a qvalue (0 to 1, three decimals at most)");
+    }
+    Ok(())
+}
+
+/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`
+fn is_qvalue(v: &str) -> bool {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    frac.len() <= 3
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && (int == "0" || (int == "1" && frac.bytes().all(|b| b == b'0')))
+}
+
+/// [`scan_generic_params`] plus [`check_param`] on every parameter.
+fn scan_checked_params<'a>(
+    s: &'a str,
+    pos: usize,
+    mut on_param: impl FnMut(&'a str, Option<&'a str>),
+) -> Result<usize, InvalidValue> {
+    let mut bad = None;
+    let end = scan_generic_params(s, pos, |n, v| {
+        if bad.is_none() {
+            bad = check_param(n, v).err();
+        }
+        on_param(n, v)
+    })?;
+    match bad {
+        Some(e) => Err(InvalidValue(e)),
+        None => Ok(end),
+    }
+}
+
 /// Runs `item` over a comma-separated list (at least one element, no empty elements).
 fn scan_list<'a>(
     s: &'a str,
@@ -116,7 +182,7 @@ fn scan_via<'a>(
     } else {
         p = he;
     }
-    let end = scan_generic_params(s, p, on_param)?;
+    let end = scan_checked_params(s, p, on_param)?;
     Ok(ViaParts {
         name: &s[pos..ne],
         version: &s[vs..ve],
@@ -316,7 +382,7 @@ fn scan_name_addr<'a>(
         (&s[p..e], false, e)
     };
     validate_uri(uri)?;
-    let end = scan_generic_params(s, after, on_param)?;
+    let end = scan_checked_params(s, after, on_param)?;
     Ok(NameAddrParts {
         display,
         uri,
@@ -1043,6 +1109,27 @@ mod tests {
         let rr =
             NameAddr::parse_route_list("<sip:p1.example.com;lr>,<sip:p2.example.com;lr>").unwrap();
         assert!(rr.iter().all(|r| r.uri.as_sip().is_some_and(|u| u.lr())));
+    }
+
+    #[test]
+    fn known_parameters_follow_their_grammar() {
+        assert!(Via::parse("SIP/2.0/UDP h;branch=\"x\"").is_err());
+        assert!(Via::parse("SIP/2.0/UDP h;received=host.example.com").is_err());
+        assert!(
+            Via::parse("SIP/2.0/UDP h;received=[2001:db8::1];rport=5060;ttl=16;maddr=239.1.1.1")
+                .is_ok()
+        );
+        assert!(Via::parse("SIP/2.0/UDP h;ttl=256").is_err());
+        assert!(Via::parse("SIP/2.0/UDP h;rport=70000").is_err());
+        assert!(NameAddr::parse("<sip:a@h>;tag=\"q\"").is_err());
+        assert!(NameAddr::parse("<sip:a@h>;expires=soon").is_err());
+        for q in ["0", "0.5", "0.333", "1", "1.000"] {
+            assert!(NameAddr::parse(&format!("<sip:a@h>;q={q}")).is_ok(), "{q}");
+        }
+        for q in ["1.5", "0.1234", "2", "x"] {
+            assert!(NameAddr::parse(&format!("<sip:a@h>;q={q}")).is_err(), "{q}");
+        }
+        assert!(validate(&HeaderName::Via, "SIP/2.0/UDP h;received=nothost!").is_err());
     }
 
     #[test]
