@@ -383,6 +383,10 @@ impl Core {
                         self.exts.insert(key, e);
                     }
                     None => {
+                        // Bounded: a scanner trying random user names must not grow it forever.
+                        if self.absent.len() >= 10_000 {
+                            self.absent.clear();
+                        }
                         self.absent.insert(key);
                     }
                 }

@@ -67,8 +67,10 @@ pub struct Pbx {
     sip_addrs: Vec<SocketAddr>,
 }
 
-/// Queue depth between the transports and the core.
-const INBOUND_QUEUE: usize = 65_536;
+/// Queue depth between the transports and the core. Deep enough to ride out bursts, shallow
+/// enough that a message never waits so long in it that the peer retransmits (which would only
+/// add load): past it, UDP input is dropped and counted, and the sender retransmits later.
+const INBOUND_QUEUE: usize = 8_192;
 
 /// Binds the SIP transports and starts the core on the current tokio runtime.
 pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> Result<Pbx> {

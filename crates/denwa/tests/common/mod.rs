@@ -212,7 +212,7 @@ impl Drop for Denwa {
     }
 }
 
-/// CSV line for sipp: `user;[authentication username=U password=P];P`.
+/// CSV for sipp's `-inf` with one user (`user;[authentication ...];password`).
 pub fn sipp_user(user: &str, password: &str) -> String {
-    format!("SEQUENTIAL\n{user};[authentication username={user} password={password}];{password}\n")
+    testkit::sipp::auth_csv([(user, password)])
 }
