@@ -71,3 +71,30 @@ for entry in "${REQUIRED[@]}"; do
   cmd=${entry#*:}
   have_command "$cmd" || fail "package $pkg is installed but $cmd is not usable"
 done
+
+# ----- web: browser tests (owner: web crate) -----
+# Debian's chromium driven by playwright-core from npm (`npx playwright install` cannot work
+# here); crates/denwa/tests/web_browser.rs runs tests/browser/panel.test.mjs.
+WEB_PKGS=()
+for entry in "chromium:chromium" "nodejs:node" "npm:npm"; do
+  pkg=${entry%%:*}
+  have_command "${entry#*:}" || WEB_PKGS+=("$pkg")
+done
+if [ ${#WEB_PKGS[@]} -gt 0 ]; then
+  SUDO=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || fail "missing ${WEB_PKGS[*]} and not root; no sudo to install them"
+    SUDO=(sudo)
+  fi
+  echo "test-deps: installing: ${WEB_PKGS[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -q >/dev/null || fail "apt-get update failed"
+  "${SUDO[@]}" apt-get install -y -q "${WEB_PKGS[@]}" >/dev/null || fail "apt-get install ${WEB_PKGS[*]} failed"
+fi
+BROWSER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+if [ ! -d "$BROWSER_DIR/node_modules/playwright-core" ]; then
+  echo "test-deps: npm ci in $BROWSER_DIR"
+  (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund >/dev/null) || fail "npm ci in tests/browser failed"
+fi
+have_command chromium || fail "chromium is not usable"
+echo "test-deps: browser tests ready (chromium, node, playwright-core)"

@@ -109,11 +109,23 @@ impl Web {
         Ok(Some(path))
     }
 
-    /// True when `token` is the live setup token.
-    fn setup_token_matches(&self, token: &str) -> bool {
-        lock(&self.inner.setup_token)
+    /// True when `token` is the live setup token and still no administrator exists (one may
+    /// have been added with `denwa admin add` since the link was printed: then it is void).
+    async fn setup_allowed(&self, token: &str) -> bool {
+        let matches = lock(&self.inner.setup_token)
             .as_deref()
-            .is_some_and(|t| session::constant_time_eq(t.as_bytes(), token.as_bytes()))
+            .is_some_and(|t| session::constant_time_eq(t.as_bytes(), token.as_bytes()));
+        if !matches {
+            return false;
+        }
+        match self.inner.store.list_admins().await {
+            Ok(a) if a.is_empty() => true,
+            Ok(_) => {
+                self.clear_setup_token();
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Spends the setup token (first administrator created).

@@ -446,7 +446,7 @@ async fn setup_page(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let token = field(&q, "token");
-    if !w.setup_token_matches(token) {
+    if !w.setup_allowed(token).await {
         return notice(
             &ctx,
             StatusCode::NOT_FOUND,
@@ -459,7 +459,7 @@ async fn setup_page(
 
 async fn setup(State(w): State<Web>, ctx: Ctx, Form(f): Form<HashMap<String, String>>) -> Response {
     let token = field(&f, "token");
-    if !w.setup_token_matches(token) {
+    if !w.setup_allowed(token).await {
         return notice(
             &ctx,
             StatusCode::NOT_FOUND,

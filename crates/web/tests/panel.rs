@@ -180,6 +180,27 @@ async fn first_run_setup_link() {
 }
 
 #[tokio::test]
+async fn setup_link_dies_when_an_admin_is_added_elsewhere() {
+    let a = app().await;
+    let path = a
+        .web
+        .first_run_setup_path()
+        .await
+        .unwrap()
+        .expect("no admin yet");
+    assert_eq!(Browser::new(&a).get(&path).await.status, StatusCode::OK);
+    // As `denwa admin add` would, from another process.
+    a.store
+        .create_admin("cli", "long enough pw", store::AdminRole::Admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        Browser::new(&a).get(&path).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
 async fn sign_in_lockout_and_sign_out() {
     let a = app().await;
     a.store

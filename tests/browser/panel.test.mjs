@@ -1,0 +1,152 @@
+// Browser test of the Denwa control panel: Debian's chromium driven by playwright-core.
+//
+// Run by crates/denwa/tests/web_browser.rs, which starts `denwa serve`, creates the
+// administrator and owns the baresip phones. This script talks to it on stdout, one command per
+// line:  PHONE <number> <password>  (start a phone that registers),  DIAL <from> <to>.
+// Everything else it prints is progress. Exit code 0 means every step passed.
+//
+// Env: DENWA_URL, DENWA_ADMIN, DENWA_PASSWORD, CHROMIUM (default /usr/bin/chromium).
+
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const base = process.env.DENWA_URL;
+const admin = process.env.DENWA_ADMIN;
+const password = process.env.DENWA_PASSWORD;
+if (!base || !admin || !password) {
+  console.error("DENWA_URL, DENWA_ADMIN and DENWA_PASSWORD must be set");
+  process.exit(2);
+}
+const LIVE = 30_000; // live updates arrive every 2 s; this bounds waiting for a phone or a call
+
+const step = (s) => console.log(`STEP ${s}`);
+const send = (cmd) => console.log(cmd);
+
+function expect(cond, what) {
+  if (!cond) throw new Error(`expectation failed: ${what}`);
+}
+
+const profile = mkdtempSync(join(tmpdir(), "denwa-chromium-"));
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+
+async function signIn(page, labels) {
+  await page.goto(`${base}/login`);
+  expect((await page.getAttribute("html", "lang")) === labels.lang, `page language ${labels.lang}`);
+  await page.fill("input[name=username]", admin);
+  await page.fill("input[name=password]", password);
+  await page.click(`button:has-text("${labels.signIn}")`);
+  await page.waitForSelector(`h2:has-text("${labels.nodeStatus}")`);
+}
+
+async function createExtension(page, number, name) {
+  await page.goto(`${base}/extensions`);
+  await page.fill("#new-extension input[name=number]", number);
+  await page.fill("#new-extension input[name=display_name]", name);
+  await page.click("#new-extension button[type=submit]");
+  await page.waitForSelector("#new-password, #form-error");
+  if (await page.isVisible("#form-error")) {
+    throw new Error(`creating ${number} failed: ${await page.textContent("#form-error")}`);
+  }
+  const pw = (await page.textContent("#new-password")).trim();
+  expect(pw.length === 16, "a generated password is shown once");
+  return pw;
+}
+
+try {
+  // ----- English -----
+  const ctx = await browser.newContext({ locale: "en-US", acceptDownloads: true });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(15_000);
+  step("sign in");
+  await signIn(page, { lang: "en", signIn: "Sign in", nodeStatus: "Node status" });
+
+  step("create extensions and watch real phones register");
+  for (const [number, name] of [["1001", "Alice"], ["1002", "Bob"]]) {
+    const pw = await createExtension(page, number, name);
+    await page.goto(`${base}/extensions`);
+    const state = `tr[data-number="${number}"] td[data-state]`;
+    expect((await page.getAttribute(state, "data-state")) === "unregistered", `${number} starts unregistered`);
+    send(`PHONE ${number} ${pw}`);
+    // No reload: the live table must change by itself.
+    await page.waitForSelector(`tr[data-number="${number}"] td[data-state="registered"]`, { timeout: LIVE });
+    console.log(`${number} registered: ${await page.textContent(`tr[data-number="${number}"]`)}`);
+  }
+
+  step("call between the phones: calls in progress, hang up from the panel, call history");
+  await page.goto(`${base}/calls`);
+  expect(await page.isVisible("#no-calls"), "no call before dialling");
+  send("DIAL 1001 1002");
+  const row = 'tr.call[data-caller="1001"][data-callee="1002"]';
+  await page.waitForSelector(`${row}:has-text("connected")`, { timeout: LIVE });
+  await page.click(`${row} button[type=submit]`);
+  await page.waitForSelector("#no-calls", { timeout: LIVE });
+  let seen = false;
+  for (let i = 0; i < 20 && !seen; i++) {
+    await page.goto(`${base}/history?number=1001`);
+    seen = await page.isVisible('tr.cdr[data-caller="1001"][data-callee="1002"][data-disposition="ANSWERED"]');
+    if (!seen) await page.waitForTimeout(500);
+  }
+  expect(seen, "the call is in the history as answered");
+  const csvHref = await page.getAttribute("#csv", "href");
+  const csv = await (await page.request.get(`${base}${csvHref}`)).text();
+  expect(csv.split("\r\n")[1]?.includes("1001") && csv.includes("ANSWERED"), "CSV export of the filter");
+
+  step("download a backup, delete an extension, restore, see it back");
+  await page.goto(`${base}/backup`);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-backup")]);
+  const archive = join(profile, "backup.tar");
+  await download.saveAs(archive);
+  await page.goto(`${base}/extensions/1001`);
+  await page.click("#delete-extension");
+  await page.waitForSelector('p.ok:has-text("Extension deleted")');
+  expect(!(await page.isVisible('tr[data-number="1001"]')), "1001 is gone");
+  await page.goto(`${base}/backup`);
+  await page.setInputFiles("#restore input[type=file]", archive);
+  await page.click("#restore button[type=submit]");
+  await page.waitForSelector("#restore-ok");
+  await page.goto(`${base}/extensions`);
+  expect(await page.isVisible('tr[data-number="1001"]'), "1001 is back after the restore");
+  await page.click("#logout");
+  await page.waitForSelector("input[name=username]");
+  await ctx.close();
+
+  // ----- Japanese -----
+  step("Japanese: sign in and extensions");
+  const ja = await browser.newContext({ locale: "ja-JP" });
+  const jp = await ja.newPage();
+  jp.setDefaultTimeout(15_000);
+  await signIn(jp, { lang: "ja", signIn: "サインイン", nodeStatus: "ノードの状態" });
+  await jp.goto(`${base}/extensions`);
+  expect(await jp.isVisible('h2:has-text("内線を追加")'), "Japanese extensions page");
+  // The browser itself refuses bad characters (pattern attribute); the server answers the rest.
+  await jp.fill("#new-extension input[name=number]", "1002");
+  await jp.click("#new-extension button[type=submit]");
+  expect((await jp.textContent("#form-error")).includes("この内線番号はすでに存在します"), "Japanese validation message");
+  const pw = await createExtension(jp, "1003", "佐藤");
+  expect((await jp.textContent("div.once")).includes("今回だけ表示"), "Japanese password notice");
+  expect(pw.length === 16, "password");
+  await jp.goto(`${base}/extensions`);
+  expect((await jp.textContent('tr[data-number="1003"]')).includes("佐藤"), "Japanese name stored");
+  // The switch goes back to English and sticks.
+  await jp.click("#lang-switch");
+  expect((await jp.getAttribute("html", "lang")) === "en", "switched to English");
+  await jp.goto(`${base}/calls`);
+  expect((await jp.getAttribute("html", "lang")) === "en", "choice kept in a cookie");
+  await ja.close();
+  console.log("PASS");
+} catch (e) {
+  console.error(`FAIL: ${e.stack || e}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  rmSync(profile, { recursive: true, force: true });
+}
