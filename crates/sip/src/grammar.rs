@@ -214,10 +214,20 @@ pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
+        match c {
+            // CR and LF cannot be escaped in a quoted-pair.
+            '\r' | '\n' => out.push(' '),
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // Other controls are legal only as quoted-pairs.
+            c if c.is_ascii_control() && c != '\t' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
         }
-        out.push(c);
     }
     out.push('"');
     out
@@ -393,6 +403,7 @@ mod tests {
         assert_eq!(unquote(&q), "a \"b\" \\c");
         assert_eq!(scan_quoted(q.as_bytes(), 0), Ok(q.len()));
         assert!(scan_quoted(b"\"abc", 0).is_err());
+        assert_eq!(quote("a\0b\r\nc"), "\"a\\\0b  c\"");
     }
 
     #[test]

@@ -166,6 +166,35 @@ fn exercise(m: &Message) {
         let _ = sip::check_request(r, &sip::CheckConfig::default());
         let _ = sip::check::check_accept(r, &[("application", "sdp")]);
     }
+    // Typed rewrites (what a B2BUA does) must always produce parseable output.
+    let mut edited = m.clone();
+    {
+        let h = edited.headers_mut();
+        if let Some(mut v) = h.top_via() {
+            v.params.set("received", Some("192.0.2.1"));
+            h.set_top_via(&v);
+            h.push_via(&v);
+            let _ = h.pop_via();
+        }
+        for name in [HeaderName::From, HeaderName::To] {
+            if let Some(mut na) = h.get_str(&name).and_then(|v| sip::NameAddr::parse(v).ok()) {
+                na.set_tag("t1");
+                h.set_typed(name, &na);
+            }
+        }
+        let contacts: Vec<String> = h.contacts().iter().map(|c| c.to_string()).collect();
+        if !contacts.is_empty() {
+            h.set(HeaderName::Contact, contacts.join(", "));
+        }
+        let _ = h.decrement_max_forwards();
+    }
+    let edited_bytes = edited.to_bytes();
+    if let Err(e) = parse_message(&edited_bytes) {
+        panic!(
+            "typed rewrite produced unparseable output: {e}\n{}",
+            String::from_utf8_lossy(&edited_bytes)
+        );
+    }
     let bytes = m.to_bytes();
     let again = parse_message(&bytes).unwrap_or_else(|e| {
         panic!(
