@@ -86,7 +86,7 @@ fn two_baresip_phones_talk_through_the_relay() {
     assert_eq!(c["hangup_by"], "caller");
     let billsec = c["billsec"].as_i64().expect("billsec");
     let duration = c["duration_s"].as_i64().expect("duration");
-    assert!(billsec >= 2 && billsec <= 15, "billsec {billsec}");
+    assert!((2..=15).contains(&billsec), "billsec {billsec}");
     assert!(
         duration >= billsec,
         "duration {duration} < billsec {billsec}"

@@ -83,9 +83,10 @@ fn tcp_phone_calls_udp_phone() {
 fn each_segment_gets_its_own_address_in_contact_and_sdp() {
     // 127.0.0.1 and 127.0.0.2 stand for two network segments (both reach lo on Linux).
     let port2 = testkit::ports::free_port().expect("port");
-    let mut opts = Opts::default();
-    opts.extra = vec!["--sip-listen".into(), format!("127.0.0.2:{port2}")];
-    let d = Denwa::start_with(opts);
+    let d = Denwa::start_with(Opts {
+        extra: vec!["--sip-listen".into(), format!("127.0.0.2:{port2}")],
+        ..Default::default()
+    });
     d.add_extension("1001", "secret-1001");
     d.add_extension("1002", "secret-1002");
     let seg2 = format!("127.0.0.2:{port2}");

@@ -14,7 +14,7 @@ use crate::core::{
 
 /// One change to a binding the registrar decided on.
 enum Op {
-    Upsert(store::BindingUpsert),
+    Upsert(Box<store::BindingUpsert>),
     Delete {
         extension_id: i64,
         contact_uri: String,
@@ -208,7 +208,7 @@ impl Core {
             }
             for b in &new_list {
                 if b.call_id == call_id && b.cseq == cseq && b.received == source {
-                    ops.push(Op::Upsert(self.binding_row(b, 0)));
+                    ops.push(Op::Upsert(Box::new(self.binding_row(b, 0))));
                 }
             }
             if !contacts.is_empty() {
@@ -248,7 +248,7 @@ impl Core {
             let mut failed = None;
             for op in ops {
                 let r = match op {
-                    Op::Upsert(u) => store.upsert_binding(u).await.map(|_| ()),
+                    Op::Upsert(u) => store.upsert_binding(*u).await.map(|_| ()),
                     Op::Delete {
                         extension_id,
                         contact_uri,

@@ -50,14 +50,20 @@ pub const SPECS: &[Spec] = &[
     },
     Spec {
         key: crate::core::keys::MAX_EXPIRES,
-        kind: Kind::Int { min: 60, max: 86_400 },
+        kind: Kind::Int {
+            min: 60,
+            max: 86_400,
+        },
         default: "3600",
         live: true,
         help: "longest registration interval granted",
     },
     Spec {
         key: crate::core::keys::DEFAULT_EXPIRES,
-        kind: Kind::Int { min: 60, max: 86_400 },
+        kind: Kind::Int {
+            min: 60,
+            max: 86_400,
+        },
         default: "3600",
         live: true,
         help: "registration interval granted when the phone asks for none",
@@ -94,11 +100,17 @@ pub fn spec(key: &str) -> Option<&'static Spec> {
 pub fn parse(key: &str, value: &str) -> Result<Value, String> {
     let Some(s) = spec(key) else {
         let known: Vec<&str> = SPECS.iter().map(|s| s.key).collect();
-        return Err(format!("unknown setting {key:?}; known settings: {}", known.join(", ")));
+        return Err(format!(
+            "unknown setting {key:?}; known settings: {}",
+            known.join(", ")
+        ));
     };
     match s.kind {
         Kind::Int { min, max } => {
-            let v: u64 = value.trim().parse().map_err(|_| format!("{key}: {value:?} is not a whole number"))?;
+            let v: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("{key}: {value:?} is not a whole number"))?;
             if v < min || v > max {
                 return Err(format!("{key}: {v} is out of range {min}..={max}"));
             }
@@ -110,7 +122,11 @@ pub fn parse(key: &str, value: &str) -> Result<Value, String> {
                 let a = a.trim();
                 match sip::auth::Algorithm::from_token(a) {
                     Some(alg) if !alg.is_sess() => out.push(alg.as_str().to_string()),
-                    _ => return Err(format!("{key}: unknown digest algorithm {a:?} (use MD5, SHA-256)")),
+                    _ => {
+                        return Err(format!(
+                            "{key}: unknown digest algorithm {a:?} (use MD5, SHA-256)"
+                        ));
+                    }
                 }
             }
             if out.is_empty() {
@@ -127,11 +143,25 @@ mod tests {
 
     #[test]
     fn validation() {
-        assert_eq!(parse(crate::core::keys::NO_ANSWER, "45").unwrap(), Value::from(45u64));
-        assert!(parse(crate::core::keys::NO_ANSWER, "4").unwrap_err().contains("out of range"));
-        assert!(parse(crate::core::keys::NO_ANSWER, "abc").unwrap_err().contains("not a whole number"));
+        assert_eq!(
+            parse(crate::core::keys::NO_ANSWER, "45").unwrap(),
+            Value::from(45u64)
+        );
+        assert!(
+            parse(crate::core::keys::NO_ANSWER, "4")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            parse(crate::core::keys::NO_ANSWER, "abc")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
         assert!(parse("nope", "1").unwrap_err().contains("unknown setting"));
-        assert_eq!(parse(crate::core::keys::DIGEST_ALGORITHMS, "SHA-256, MD5").unwrap(), Value::from("SHA-256,MD5"));
+        assert_eq!(
+            parse(crate::core::keys::DIGEST_ALGORITHMS, "SHA-256, MD5").unwrap(),
+            Value::from("SHA-256,MD5")
+        );
         assert!(parse(crate::core::keys::DIGEST_ALGORITHMS, "SHA1").is_err());
     }
 }
