@@ -9,7 +9,7 @@
 //! Message layer map: [`parse_message`] / [`parse::parse_bytes`] turn bytes into a [`Message`]
 //! (raw headers as cheap `Bytes` slices, typed views on demand via [`values`]); `to_bytes()`
 //! writes canonical output; [`framing`] splits datagrams and streams; [`check`] holds the generic
-//! UAS request checks that answer 4xx/5xx; [`lint`] backs `denwa sip lint`.
+//! UAS request checks that answer 4xx/5xx; [`mod@lint`] backs `denwa sip lint`.
 //!
 //! ```
 //! use sip::{HeaderName, Message, Response, check_request, CheckConfig};

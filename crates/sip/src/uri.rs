@@ -53,7 +53,8 @@ impl Params {
         }
     }
 
-    /// Sets `name` (replacing an existing one in place, else appending).
+    /// Sets `name` (replacing an existing one in place, else appending). The value is written as
+    /// given: escape URI parameter values and quote header parameter values that are not tokens.
     pub fn set(&mut self, name: &str, value: Option<&str>) {
         let value = value.map(str::to_string);
         match self
