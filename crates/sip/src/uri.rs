@@ -337,6 +337,23 @@ impl SipUri {
         self.user.as_deref().map(unescape)
     }
 
+    /// The address-of-record form `sip:user@host` (no password, port, parameters or headers;
+    /// user unescaped where that is safe, host lower-cased): a stable key for a registrar.
+    pub fn aor(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Sip => "sip",
+            Scheme::Sips => "sips",
+        };
+        let host = match &self.host {
+            Host::Domain(d) => d.to_ascii_lowercase(),
+            other => other.to_string(),
+        };
+        match &self.user {
+            Some(u) => format!("{scheme}:{}@{host}", canonical_user(u)),
+            None => format!("{scheme}:{host}"),
+        }
+    }
+
     /// The `transport` parameter, lower-cased.
     pub fn transport(&self) -> Option<String> {
         self.params
@@ -420,6 +437,30 @@ impl fmt::Display for SipUri {
         }
         Ok(())
     }
+}
+
+/// Decodes escapes of unreserved characters only, so that equivalent users compare equal as text
+/// while escapes that matter (`%40`, `%00`, ...) stay escaped.
+fn canonical_user(u: &str) -> String {
+    let b = u.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let d = unescape(&u[i..i + 3]);
+            if let [c] = d[..]
+                && is_unreserved(c)
+            {
+                out.push(c);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    // Only ASCII was substituted for ASCII escapes, so UTF-8 input stays UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A `tel:` URI (RFC 3966): the number as written plus parameters.
@@ -606,6 +647,16 @@ impl Uri {
         }
     }
 
+    /// The user part: a SIP URI's user (escapes of unreserved characters decoded) or a tel URI's
+    /// number.
+    pub fn user(&self) -> Option<String> {
+        match self {
+            Uri::Sip(u) => u.user.as_deref().map(canonical_user),
+            Uri::Tel(t) => Some(t.number.clone()),
+            Uri::Absolute(_) => None,
+        }
+    }
+
     /// True for sip: and sips: URIs.
     pub fn is_sip(&self) -> bool {
         matches!(self, Uri::Sip(_))
@@ -672,6 +723,30 @@ mod tests {
         assert!(u.params.is_empty());
         let n = SipUri::parse("sip:null-%00-null@example.com").unwrap();
         assert_eq!(n.user_unescaped().unwrap(), b"null-\0-null");
+    }
+
+    #[test]
+    fn aor_and_user() {
+        let u = SipUri::parse("sip:%61lice:pw@EXAMPLE.com:5070;transport=tcp?Subject=x").unwrap();
+        assert_eq!(u.aor(), "sip:alice@example.com");
+        let odd = SipUri::parse("sip:a%40b%00@h").unwrap();
+        assert_eq!(odd.aor(), "sip:a%40b%00@h");
+        assert_eq!(
+            Uri::parse("tel:+1-555").unwrap().user().as_deref(),
+            Some("+1-555")
+        );
+        assert_eq!(
+            Uri::parse("sip:%31001@h").unwrap().user().as_deref(),
+            Some("1001")
+        );
+        assert_eq!(
+            Uri::parse("sips:[2001:db8::1]")
+                .unwrap()
+                .as_sip()
+                .unwrap()
+                .aor(),
+            "sips:[2001:db8::1]"
+        );
     }
 
     #[test]
