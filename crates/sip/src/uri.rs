@@ -446,7 +446,12 @@ fn canonical_user(u: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
+        // Both hex digits are ASCII, so i + 3 is a char boundary.
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
+        {
             let d = unescape(&u[i..i + 3]);
             if let [c] = d[..]
                 && is_unreserved(c)
@@ -739,6 +744,9 @@ mod tests {
             Uri::parse("sip:%31001@h").unwrap().user().as_deref(),
             Some("1001")
         );
+        let mut hand = SipUri::new(Host::Domain("h".into()));
+        hand.user = Some("%aé%4".into());
+        assert_eq!(hand.aor(), "sip:%aé%4@h");
         assert_eq!(
             Uri::parse("sips:[2001:db8::1]")
                 .unwrap()
