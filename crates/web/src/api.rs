@@ -24,6 +24,8 @@ pub const MAX_BACKUP_BYTES: usize = 512 * 1024 * 1024;
 pub const MAX_CSV_ROWS: i64 = 100_000;
 /// Largest page size.
 pub const MAX_LIMIT: i64 = 1000;
+/// Largest offset (deeper paging is a mistake or an attack, not a use).
+pub const MAX_OFFSET: i64 = 1_000_000_000;
 
 /// An API error: HTTP status, stable machine code and a human message.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -212,8 +214,10 @@ fn page(limit: Option<i64>, offset: Option<i64>) -> ApiResult<Page> {
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(format!("limit must be 1 to {MAX_LIMIT}")));
     }
-    if offset < 0 {
-        return Err(ApiError::invalid("offset must not be negative"));
+    if !(0..=MAX_OFFSET).contains(&offset) {
+        return Err(ApiError::invalid(format!(
+            "offset must be 0 to {MAX_OFFSET}"
+        )));
     }
     Ok(Page { limit, offset })
 }

@@ -58,10 +58,26 @@ fn paging() -> [Value; 2] {
         ),
         query(
             "offset",
-            json!({ "type": "integer", "minimum": 0, "default": 0 }),
+            json!({ "type": "integer", "minimum": 0, "maximum": crate::api::MAX_OFFSET, "default": 0 }),
             "rows skipped",
         ),
     ]
+}
+
+fn time_or_date() -> Value {
+    // Empty means "no filter", as the panel's forms send it.
+    json!({ "anyOf": [{ "type": "string", "format": "date" }, { "type": "string", "format": "date-time" }, { "type": "string", "maxLength": 0 }] })
+}
+
+/// Display names: at most 64 characters, no control characters.
+fn display_name(nullable: bool) -> Value {
+    json!({ "type": "string", "maxLength": 64, "pattern": "^[^\\x00-\\x1F\\x7F-\\x9F]*$", "nullable": nullable })
+}
+
+/// SIP passwords as the API accepts them (strength rules are checked too and answered with 422).
+fn sip_password() -> Value {
+    json!({ "type": "string", "minLength": 8, "maxLength": 128, "pattern": "^[\\x21-\\x7E]+$", "nullable": true,
+            "description": "printable ASCII without spaces, mixing at least two of lower case, upper case, digits, symbols, not containing the number; omit or null to have one generated (returned once)" })
 }
 
 fn cdr_params() -> Vec<Value> {
@@ -69,12 +85,12 @@ fn cdr_params() -> Vec<Value> {
     vec![
         query(
             "from",
-            json!({ "type": "string" }),
+            time_or_date(),
             "RFC 3339 time or YYYY-MM-DD (inclusive)",
         ),
         query(
             "to",
-            json!({ "type": "string" }),
+            time_or_date(),
             "RFC 3339 time (exclusive) or YYYY-MM-DD (whole day included)",
         ),
         query("number", json!({ "type": "string" }), "caller or callee"),
@@ -101,11 +117,11 @@ fn schemas() -> Value {
             "display_name": { "type": "string" }, "has_password": { "type": "boolean" }, "enabled": { "type": "boolean" },
             "max_contacts": { "type": "integer" }, "created_at": ts, "updated_at": ts } },
         "NewExtension": { "type": "object", "required": ["number"], "additionalProperties": false, "properties": {
-            "number": { "type": "string", "pattern": "^[0-9*#+]{1,32}$" }, "display_name": { "type": "string", "maxLength": 64 },
-            "password": { "type": "string", "minLength": 8, "maxLength": 128, "description": "omit to have one generated (returned once)" },
-            "enabled": { "type": "boolean" }, "max_contacts": { "type": "integer", "minimum": 1, "maximum": 100 } } },
+            "number": { "type": "string", "pattern": "^[0-9*#+]{1,32}$" }, "display_name": display_name(false),
+            "password": sip_password(),
+            "enabled": { "type": "boolean", "nullable": true }, "max_contacts": { "type": "integer", "minimum": 1, "maximum": 100, "nullable": true } } },
         "ExtensionPatch": { "type": "object", "additionalProperties": false, "properties": {
-            "display_name": { "type": "string", "maxLength": 64 }, "enabled": { "type": "boolean" }, "max_contacts": { "type": "integer", "minimum": 1, "maximum": 100 } } },
+            "display_name": display_name(true), "enabled": { "type": "boolean", "nullable": true }, "max_contacts": { "type": "integer", "minimum": 1, "maximum": 100, "nullable": true } } },
         "Registration": { "type": "object", "properties": {
             "id": { "type": "integer" }, "tenant_id": { "type": "integer" }, "extension_id": { "type": "integer" }, "aor": { "type": "string" },
             "contact_uri": { "type": "string" }, "expires_at": ts, "q": { "type": "number" }, "call_id": { "type": "string" }, "cseq": { "type": "integer" },
@@ -176,7 +192,7 @@ pub fn document() -> Value {
         json!({
             "parameters": [number],
             "post": op("Set or regenerate the SIP password (empty body or {} generates one, returned once)", json!({
-                "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "properties": { "password": { "type": "string", "minLength": 8 } } } } } },
+                "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "properties": { "password": sip_password() } } } } },
                 "responses": { "200": ok_json("set", json!({ "type": "object", "properties": { "password": { "type": "string" } } })) } }), &["400", "404", "422"])
         }),
     );
@@ -214,7 +230,7 @@ pub fn document() -> Value {
         json!({
             "parameters": [path_param("key", json!({ "type": "string" }))],
             "get": op("One setting", json!({ "responses": { "200": ok_json("setting", r("Setting")) } }), &["404"]),
-            "put": op("Change a setting (validated)", json!({ "requestBody": body(json!({ "type": "object", "required": ["value"], "additionalProperties": false, "properties": { "value": {} } })),
+            "put": op("Change a setting; the value is checked against the setting's kind and range (see GET), 422 otherwise", json!({ "requestBody": body(json!({ "type": "object", "required": ["value"], "additionalProperties": false, "properties": { "value": { "oneOf": [{ "type": "integer", "minimum": 0 }, { "type": "string" }] } } })),
                 "responses": { "200": ok_json("changed", r("Setting")) } }), &["400", "404", "415", "422"]),
             "delete": op("Reset a setting to its default", json!({ "responses": { "200": ok_json("reset", r("Setting")) } }), &["404"])
         }),

@@ -170,7 +170,16 @@ async fn first_run_setup_link() {
     );
     let admins = a.store.list_admins().await.unwrap();
     assert_eq!((admins.len(), admins[0].role), (1, store::AdminRole::Admin));
-    assert!(b.get("/").await.text().contains("Node status"));
+    let dash = b.get("/").await;
+    assert!(dash.text().contains("Node status"));
+    assert_eq!(dash.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(dash.headers[header::X_FRAME_OPTIONS], "DENY");
+    assert!(
+        dash.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
     // The link works once.
     assert_eq!(
         Browser::new(&a).get(&path).await.status,
