@@ -255,6 +255,27 @@ proptest! {
     }
 
     #[test]
+    fn typed_parsers_take_any_unicode(text in any::<String>(), mix in "[<>\"@:;,%\\ ]{0,12}") {
+        for t in [text.clone(), format!("{mix}{text}"), format!("<sip:{text}@h>;tag={mix}"), format!("SIP/2.0/UDP {text};{mix}")] {
+            let _ = sip::Uri::parse(&t).map(|u| (u.to_string(), u.user()));
+            if let Ok(Some(u)) = sip::SipUri::parse(&t).map(|u| Some(u.aor())) { let _ = u; }
+            let _ = sip::NameAddr::parse_list(&t).map(|l| l.iter().map(|n| n.to_string()).count());
+            let _ = sip::Via::parse_list(&t).map(|l| l.iter().map(|v| (v.to_string(), v.sent_by_is_unusable())).count());
+            let _ = sip::Auth::parse(&t).map(|a| a.to_string());
+            let _ = sip::MediaType::parse(&t);
+            let _ = sip::CSeq::parse(&t);
+            let _ = sip::RAck::parse(&t);
+            let _ = sip::ValueParams::parse_list(&t);
+            let _ = sip::values::parse_token_list(&t);
+            let _ = sip::values::parse_call_id(&t);
+            let _ = sip::Method::parse(&t);
+            let _ = sip::sdp::Sdp::parse(t.as_bytes()).map(|s| s.to_string());
+            let _ = sip::unescape(&t);
+            let _ = sip::values::validate(&HeaderName::from("From"), &t);
+        }
+    }
+
+    #[test]
     fn random_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..512), chunk in 1usize..64) {
         run_all(&data, chunk);
     }
