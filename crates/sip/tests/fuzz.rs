@@ -258,9 +258,9 @@ proptest! {
     fn typed_parsers_take_any_unicode(text in any::<String>(), mix in "[<>\"@:;,%\\ ]{0,12}") {
         for t in [text.clone(), format!("{mix}{text}"), format!("<sip:{text}@h>;tag={mix}"), format!("SIP/2.0/UDP {text};{mix}")] {
             let _ = sip::Uri::parse(&t).map(|u| (u.to_string(), u.user()));
-            if let Ok(Some(u)) = sip::SipUri::parse(&t).map(|u| Some(u.aor())) { let _ = u; }
-            let _ = sip::NameAddr::parse_list(&t).map(|l| l.iter().map(|n| n.to_string()).count());
-            let _ = sip::Via::parse_list(&t).map(|l| l.iter().map(|v| (v.to_string(), v.sent_by_is_unusable())).count());
+            let _ = sip::SipUri::parse(&t).map(|u| u.aor());
+            let _ = sip::NameAddr::parse_list(&t).map(|l| l.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+            let _ = sip::Via::parse_list(&t).map(|l| l.iter().map(|v| (v.to_string(), v.sent_by_is_unusable())).collect::<Vec<_>>());
             let _ = sip::Auth::parse(&t).map(|a| a.to_string());
             let _ = sip::MediaType::parse(&t);
             let _ = sip::CSeq::parse(&t);
