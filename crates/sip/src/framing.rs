@@ -25,6 +25,15 @@ pub fn decode_datagram(data: Bytes, limits: &Limits) -> Result<Datagram, ParseEr
     parse_bytes(data, BodyMode::Datagram, limits).map(Datagram::Message)
 }
 
+/// True when a datagram is a STUN message (RFC 5389 header: top two bits zero, length matching,
+/// magic cookie), as RFC 5626 §4.4.2 keep-alives send on the SIP port. SIP text never matches.
+pub fn is_stun(data: &[u8]) -> bool {
+    data.len() >= 20
+        && data[0] & 0xc0 == 0
+        && data[4..8] == [0x21, 0x12, 0xa4, 0x42]
+        && usize::from(u16::from_be_bytes([data[2], data[3]])) == data.len() - 20
+}
+
 /// What a stream produced.
 #[allow(clippy::large_enum_variant)] // as for Datagram: moved once, not worth a Box
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +224,17 @@ mod tests {
             panic!()
         };
         assert_eq!(m.body().as_ref(), b"abc");
+    }
+
+    #[test]
+    fn stun_detection() {
+        let mut binding = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        binding.extend_from_slice(&[7; 12]);
+        assert!(is_stun(&binding));
+        binding.push(0);
+        assert!(!is_stun(&binding));
+        assert!(!is_stun(MSG));
+        assert!(!is_stun(b"\r\n\r\n"));
     }
 
     #[test]

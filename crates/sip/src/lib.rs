@@ -52,7 +52,7 @@ pub mod values;
 
 pub use check::{CheckConfig, Rejection, check_request};
 pub use error::{InvalidValue, ParseError};
-pub use framing::{Datagram, StreamEvent, StreamFramer, decode_datagram};
+pub use framing::{Datagram, StreamEvent, StreamFramer, decode_datagram, is_stun};
 pub use grammar::unescape;
 pub use header::{Header, HeaderName, HeaderValue, Headers};
 pub use ids::{generate_branch, generate_call_id, generate_tag};
