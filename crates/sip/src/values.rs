@@ -957,6 +957,20 @@ impl fmt::Display for Auth {
     }
 }
 
+/// `FromStr` for the single-value types, so `"...".parse::<Via>()` works.
+macro_rules! from_str {
+    ($($t:ty),*) => {$(
+        impl std::str::FromStr for $t {
+            type Err = InvalidValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                <$t>::parse(s)
+            }
+        }
+    )*};
+}
+
+from_str!(Via, NameAddr, CSeq, RAck, MediaType, ValueParams, Auth);
+
 // ---------------------------------------------------------------------------------------------
 // Validation used by the parser
 
@@ -1130,6 +1144,15 @@ mod tests {
             assert!(NameAddr::parse(&format!("<sip:a@h>;q={q}")).is_err(), "{q}");
         }
         assert!(validate(&HeaderName::Via, "SIP/2.0/UDP h;received=nothost!").is_err());
+    }
+
+    #[test]
+    fn from_str_works() {
+        let v: Via = "SIP/2.0/UDP h;branch=z9hG4bK1".parse().unwrap();
+        assert_eq!(v.branch(), Some("z9hG4bK1"));
+        let c: CSeq = "7 BYE".parse().unwrap();
+        assert_eq!(c.method, Method::Bye);
+        assert!("x".parse::<NameAddr>().is_err());
     }
 
     #[test]
