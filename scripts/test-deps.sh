@@ -98,3 +98,18 @@ if [ ! -d "$BROWSER_DIR/node_modules/playwright-core" ]; then
 fi
 have_command chromium || fail "chromium is not usable"
 echo "test-deps: browser tests ready (chromium, node, playwright-core)"
+
+# ----- web: OpenAPI conformance (owner: web crate) -----
+# schemathesis from PyPI in a private venv; crates/denwa/tests/web_openapi.rs runs it.
+OPENAPI_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/openapi"
+if [ ! -x "$OPENAPI_DIR/.venv/bin/schemathesis" ]; then
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    SUDO=()
+    [ "$(id -u)" -ne 0 ] && SUDO=(sudo)
+    "${SUDO[@]}" apt-get install -y -q python3-venv >/dev/null || fail "apt-get install python3-venv failed"
+  fi
+  echo "test-deps: installing schemathesis into $OPENAPI_DIR/.venv"
+  python3 -m venv "$OPENAPI_DIR/.venv" || fail "python3 -m venv failed"
+  "$OPENAPI_DIR/.venv/bin/pip" install -q -r "$OPENAPI_DIR/requirements.txt" || fail "pip install schemathesis failed"
+fi
+echo "test-deps: OpenAPI checks ready (schemathesis)"
