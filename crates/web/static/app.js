@@ -9,6 +9,8 @@ for (const el of document.querySelectorAll("[data-live]")) {
     busy = true;
     try {
       const r = await fetch(src, { credentials: "same-origin", headers: { "Accept": "text/html" } });
+      // A redirect means the session ended: show the sign-in page instead of embedding it.
+      if (r.redirected) { location.reload(); return; }
       if (r.ok) el.innerHTML = await r.text();
     } catch (_) {
       // Server restarting: try again on the next tick.
