@@ -802,7 +802,7 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
     return st
 
 
-MEDIA_LADDER = [200, 400, 600, 800, 1000, 1300, 1600, 2000, 2400]
+MEDIA_LADDER = [int(x) for x in os.environ.get("BENCH_MEDIA_LADDER", "300,600,1000,1500,2000,2500").split(",")]
 
 
 def load_media(work, server, users_csv, smoke) -> LoadResult:

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Denwa benchmark: builds Denwa (release), installs sipp, Kamailio, rtpengine and tcpdump from
+# Debian if missing, then runs every load against Denwa and against the anchor, one after the
+# other, and writes bench/RESULTS.md. See bench/README.md.
+#
+#   bench/run.sh                 full run (~15-20 min on 2 cores)
+#   bench/run.sh --smoke         tiny loads, well under a minute (what the test suite runs)
+#   bench/run.sh --loads reg     only some loads (reg,cps,media); --servers denwa (or kamailio)
+#   bench/run.sh --keep          keep the work directory (server logs, sipp statistics and errors)
+#
+# Environment: DENWA_BIN=path skips the release build and benchmarks that binary;
+# BENCH_MEDIA_LADDER=300,600,... overrides the simultaneous-call steps.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+# package:command that proves it is installed
+REQUIRED=(
+  "sip-tester:sipp"
+  "kamailio:kamailio"
+  "kamailio-sqlite-modules:/usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so"
+  "kamailio-extra-modules:/usr/lib/x86_64-linux-gnu/kamailio/modules/rtpengine.so"
+  "rtpengine-daemon:rtpengine"
+  "tcpdump:tcpdump"
+  "python3:python3"
+)
+
+have() {
+  case $1 in
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
+  esac
+}
+
+missing=()
+for entry in "${REQUIRED[@]}"; do
+  have "${entry#*:}" || missing+=("${entry%%:*}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bench: installing ${missing[*]} (apt-get)" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bench: ERROR: not root; install as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+PATH=$PATH:/usr/sbin
+export PATH
+
+if [ -z "${DENWA_BIN:-}" ]; then
+  cargo build --release -p denwa
+  DENWA_BIN=target/release/denwa
+fi
+
+exec python3 bench/bench.py --denwa-bin "$DENWA_BIN" "$@"
