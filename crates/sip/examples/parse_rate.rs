@@ -34,7 +34,10 @@ a=ssrc:1234567890 cname:alice@192.0.2.10\r\n\
 a=maxptime:150\r\n";
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let mut ok = 0u64;
     let start = std::time::Instant::now();
     for _ in 0..n {
@@ -43,5 +46,8 @@ fn main() {
         }
     }
     let wall = start.elapsed();
-    println!("{ok}/{n} parsed in {wall:?} wall ({:.0} msg/s wall)", n as f64 / wall.as_secs_f64());
+    println!(
+        "{ok}/{n} parsed in {wall:?} wall ({:.0} msg/s wall)",
+        n as f64 / wall.as_secs_f64()
+    );
 }
