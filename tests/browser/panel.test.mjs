@@ -100,6 +100,11 @@ try {
   const csv = await (await page.request.get(`${base}${csvHref}`)).text();
   expect(csv.split("\r\n")[1]?.includes("1001") && csv.includes("ANSWERED"), "CSV export of the filter");
 
+  step("dashboard: registered phones and today's counts");
+  await page.goto(`${base}/`);
+  expect((await page.$$("table.phones tbody tr")).length === 2, "two registered phones on the dashboard");
+  expect((await page.textContent('td[data-disposition="ANSWERED"]')).trim() === "1", "one answered call today");
+
   step("download a backup, delete an extension, restore, see it back");
   await page.goto(`${base}/backup`);
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-backup")]);

@@ -67,11 +67,19 @@ pub async fn serve(l: TcpListener, state: State) {
         Ok(Some(path)) => {
             // Printed to the console on purpose: whoever started the server may create the
             // first administrator; the token is random and works once.
+            // A wildcard listener is reachable as localhost at least; say which host to use.
+            let host = match l.local_addr() {
+                Ok(a) if a.ip().is_unspecified() => format!("localhost:{}", a.port()),
+                _ => local.clone(),
+            };
             println!(
-                "No administrator exists yet. Create the first one at: http://{local}{path}  \
+                "No administrator exists yet. Create the first one at: http://{host}{path}  \
                  (or run `denwa admin add USER`)"
             );
-            tracing::warn!(url = %format!("http://{local}{path}"), "first-run setup link");
+            // The log gets no token: logs travel further than the console.
+            tracing::warn!(
+                "no administrator yet: a one-time setup link was printed on the console"
+            );
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "could not check for administrators"),

@@ -35,6 +35,7 @@ pub fn routes() -> Router<Web> {
         .route("/logout", post(logout))
         .route("/setup", get(setup_page).post(setup))
         .route("/fragments/calls", get(calls_fragment))
+        .route("/fragments/dashboard", get(dashboard_fragment))
         .route("/fragments/extensions", get(extensions_fragment))
         .route("/extensions", get(extensions).post(create_extension))
         .route(
@@ -543,27 +544,18 @@ fn calls_table(ctx: &Ctx, calls: &[pbx::CallSummary]) -> Markup {
     }
 }
 
-async fn dashboard(State(w): State<Web>, Signed(ctx): Signed) -> Response {
+/// The parts of the dashboard that change: today's counts and the registered phones.
+async fn dashboard_live(w: &Web, ctx: &Ctx) -> Result<Markup, ApiError> {
     let now = Utc::now();
-    let (counts, regs) = match (
-        w.store().cdr_counts_for_day(None, now.date_naive()).await,
-        w.store()
-            .list_bindings(Page {
-                limit: 200,
-                offset: 0,
-            })
-            .await,
-    ) {
-        (Ok(c), Ok(r)) => (c, r),
-        (Err(e), _) | (_, Err(e)) => return fail(&ctx, e.into()),
-    };
-    let calls = w.pbx().calls().await;
-    let info = w.info();
-    let body = html! {
-        section {
-            h2 { (ctx.t("dash.calls")) }
-            div id="live-calls" data-live="/fragments/calls" { (calls_table(&ctx, &calls)) }
-        }
+    let counts = w.store().cdr_counts_for_day(None, now.date_naive()).await?;
+    let regs = w
+        .store()
+        .list_bindings(Page {
+            limit: 200,
+            offset: 0,
+        })
+        .await?;
+    Ok(html! {
         section {
             h2 { (ctx.t("dash.today")) }
             table.counts { tbody {
@@ -576,12 +568,28 @@ async fn dashboard(State(w): State<Web>, Signed(ctx): Signed) -> Response {
             h2 { (ctx.t("dash.phones")) }
             @let live: Vec<_> = regs.iter().filter(|r| r.expires_at > now).collect();
             @if live.is_empty() { p.empty { (ctx.t("dash.no_phones")) } } @else {
-                table { thead { tr { th { (ctx.t("ext.number")) } th { (ctx.t("reg.contact")) } th { (ctx.t("reg.ua")) } th { (ctx.t("reg.source")) } th { (ctx.t("reg.expires")) } } }
+                table.phones { thead { tr { th { (ctx.t("ext.number")) } th { (ctx.t("reg.contact")) } th { (ctx.t("reg.ua")) } th { (ctx.t("reg.source")) } th { (ctx.t("reg.expires")) } } }
                 tbody { @for r in live { tr {
                     td { (r.aor) } td { (r.contact_uri) } td { (r.user_agent) } td { (r.received_addr) " " (r.transport.as_str()) } td { (fmt_time(&r.expires_at)) }
                 } } } }
             }
         }
+    })
+}
+
+async fn dashboard(State(w): State<Web>, Signed(ctx): Signed) -> Response {
+    let live = match dashboard_live(&w, &ctx).await {
+        Ok(m) => m,
+        Err(e) => return fail(&ctx, e),
+    };
+    let calls = w.pbx().calls().await;
+    let info = w.info();
+    let body = html! {
+        section {
+            h2 { (ctx.t("dash.calls")) }
+            div id="live-calls" data-live="/fragments/calls" { (calls_table(&ctx, &calls)) }
+        }
+        div id="live-dashboard" data-live="/fragments/dashboard" { (live) }
         section {
             h2 { (ctx.t("dash.node")) }
             table.kv { tbody {
@@ -595,6 +603,13 @@ async fn dashboard(State(w): State<Web>, Signed(ctx): Signed) -> Response {
         }
     };
     page(&ctx, StatusCode::OK, "title.dashboard", body)
+}
+
+async fn dashboard_fragment(State(w): State<Web>, Signed(ctx): Signed) -> Response {
+    match dashboard_live(&w, &ctx).await {
+        Ok(m) => m.into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn disp_key(d: store::Disposition) -> &'static str {

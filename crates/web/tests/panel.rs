@@ -431,8 +431,30 @@ async fn viewer_is_read_only() {
             .unwrap(),
         None
     );
-    for p in ["/", "/calls", "/history", "/settings", "/backup", "/admins"] {
+    for p in [
+        "/",
+        "/calls",
+        "/history",
+        "/settings",
+        "/backup",
+        "/admins",
+        "/fragments/calls",
+        "/fragments/dashboard",
+        "/fragments/extensions",
+    ] {
         assert_eq!(b.get(p).await.status, StatusCode::OK, "{p}");
+    }
+    // Fragments need a session like pages do.
+    for p in [
+        "/fragments/calls",
+        "/fragments/dashboard",
+        "/fragments/extensions",
+    ] {
+        assert_eq!(
+            Browser::new(&a).get(p).await.status,
+            StatusCode::SEE_OTHER,
+            "{p}"
+        );
     }
 }
 
