@@ -797,7 +797,15 @@ pub async fn restore_bytes(w: &Web, bytes: &[u8]) -> ApiResult<store::backup::Ma
     Ok(store::backup::restore(w.store(), &w.info().data_dir, &path).await?)
 }
 
-async fn download_backup(State(w): State<Web>, _k: Key) -> ApiResult<Response> {
+async fn download_backup(State(w): State<Web>, Key(k): Key) -> ApiResult<Response> {
+    // A backup holds every password hash and key hash: reading it is not a read-scope matter.
+    if k.scope != ApiScope::Full {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "downloading a backup needs a full-scope key (it holds password and key hashes)",
+        ));
+    }
     let (name, bytes) = make_backup(&w).await?;
     Ok((
         [

@@ -237,7 +237,7 @@ pub fn document() -> Value {
     );
     add(
         "/backup",
-        json!({ "get": op("Download a complete backup (tar)", json!({ "responses": { "200": { "description": "backup archive", "content": { "application/x-tar": { "schema": { "type": "string", "format": "binary" } } } } } }), &[]) }),
+        json!({ "get": op("Download a complete backup (tar); full scope only, as it holds password and key hashes", json!({ "responses": { "200": { "description": "backup archive", "content": { "application/x-tar": { "schema": { "type": "string", "format": "binary" } } } } } }), &[]) }),
     );
     add(
         "/backup/restore",

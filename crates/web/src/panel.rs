@@ -1294,7 +1294,9 @@ fn backup_body(ctx: &Ctx, msg: Markup) -> Markup {
     html! {
         (msg)
         p { (ctx.t("backup.intro")) }
-        p { a.button href="/backup/download" id="download-backup" { (ctx.t("backup.download")) } }
+        @if ctx.is_admin() {
+            p { a.button href="/backup/download" id="download-backup" { (ctx.t("backup.download")) } }
+        }
         @if ctx.is_admin() {
             h2 { (ctx.t("backup.restore")) }
             p.hint { (ctx.t("backup.restore_note")) }
@@ -1317,6 +1319,10 @@ async fn backup_page(Signed(ctx): Signed) -> Response {
 }
 
 async fn backup_download(State(w): State<Web>, Signed(ctx): Signed) -> Response {
+    // Viewers may not: the archive holds every password and key hash.
+    if !ctx.is_admin() {
+        return forbidden(&ctx);
+    }
     match api::make_backup(&w).await {
         Ok((name, bytes)) => (
             [

@@ -84,6 +84,7 @@ async fn authentication_and_scope() {
             Some(json!({ "username": "x", "password": "0123456789", "role": "admin" })),
         ),
         ("POST", "/backup/restore", None),
+        ("GET", "/backup", None),
     ] {
         let r = a.api(m, p, Some(&a.read), b).await;
         assert_eq!(

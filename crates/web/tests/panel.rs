@@ -444,6 +444,10 @@ async fn viewer_is_read_only() {
     ] {
         assert_eq!(b.get(p).await.status, StatusCode::OK, "{p}");
     }
+    assert_eq!(
+        b.get("/backup/download").await.status,
+        StatusCode::FORBIDDEN
+    );
     // Fragments need a session like pages do.
     for p in [
         "/fragments/calls",

@@ -36,7 +36,19 @@ pub async fn app() -> App {
         sip_listen: vec!["127.0.0.1:0".parse().unwrap()],
         ..Default::default()
     };
-    let pbx = pbx::start(pcfg, store.clone(), relay).await.unwrap();
+    // Port 0 picks a free UDP port; TCP then needs the same number, which another test may
+    // hold at that moment: try a few times.
+    let mut attempt = 0;
+    let pbx = loop {
+        match pbx::start(pcfg.clone(), store.clone(), relay.clone()).await {
+            Ok(p) => break p,
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                eprintln!("pbx start failed ({e:#}), retrying");
+            }
+            Err(e) => panic!("pbx start: {e:#}"),
+        }
+    };
     let info = web::NodeInfo {
         node: "test".into(),
         data_dir: data.path().to_path_buf(),
