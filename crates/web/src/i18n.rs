@@ -149,6 +149,18 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("admin.new", "New administrator", "管理者を追加"),
     ("admin.role", "Role", "権限"),
     ("admin.locked", "Locked until", "ロック期限"),
+    ("account.title", "My password", "自分のパスワード"),
+    ("account.current", "Current password", "現在のパスワード"),
+    (
+        "account.wrong",
+        "The current password is wrong.",
+        "現在のパスワードが違います。",
+    ),
+    (
+        "account.changed",
+        "Your password was changed.",
+        "パスワードを変更しました。",
+    ),
     ("keys.title", "API keys", "API キー"),
     ("keys.name", "Name", "名前"),
     ("keys.prefix", "Key", "キー"),

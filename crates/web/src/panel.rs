@@ -56,6 +56,7 @@ pub fn routes() -> Router<Web> {
             post(backup_restore).layer(DefaultBodyLimit::max(api::MAX_BACKUP_BYTES)),
         )
         .route("/admins", get(admins).post(create_admin))
+        .route("/account/password", post(change_my_password))
         .route("/admins/{username}/delete", post(delete_admin))
         .route("/api-keys", post(create_key))
         .route("/api-keys/{id}/delete", post(delete_key))
@@ -1410,6 +1411,15 @@ async fn admins_view(w: &Web, ctx: &Ctx, status: StatusCode, msg: Markup) -> Res
         .unwrap_or_default();
     let body = html! {
         (msg)
+        h2 { (ctx.t("account.title")) }
+        form method="post" action="/account/password" id="my-password" {
+            (csrf_field(ctx))
+            label { (ctx.t("account.current")) input type="password" name="current" required autocomplete="current-password"; }
+            label { (ctx.t("login.password")) input type="password" name="password" required autocomplete="new-password"; }
+            label { (ctx.t("setup.password2")) input type="password" name="password2" required autocomplete="new-password"; }
+            button type="submit" { (ctx.t("save")) }
+        }
+        h2 { (ctx.t("nav.admins")) }
         table.admins {
             thead { tr { th { (ctx.t("login.username")) } th { (ctx.t("admin.role")) } th { (ctx.t("admin.locked")) } th {} } }
             tbody { @for a in &admins { tr {
@@ -1457,6 +1467,78 @@ async fn admins_view(w: &Web, ctx: &Ctx, status: StatusCode, msg: Markup) -> Res
         }
     };
     page(ctx, status, "title.admins", body)
+}
+
+/// Any signed-in user (viewers too) may change their own password, knowing the current one.
+async fn change_my_password(
+    State(w): State<Web>,
+    Signed(ctx): Signed,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(s) = ctx.session.clone() else {
+        return Redirect::to("/login").into_response();
+    };
+    if !session::constant_time_eq(field(&f, "csrf").as_bytes(), s.csrf.as_bytes()) {
+        return notice(
+            &ctx,
+            StatusCode::FORBIDDEN,
+            "title.error",
+            ctx.t("err.csrf"),
+        );
+    }
+    let pw = field(&f, "password");
+    if pw != field(&f, "password2") {
+        return admins_view(
+            &w,
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error_msg(ctx.t("setup.mismatch")),
+        )
+        .await;
+    }
+    if let Some(k) = api::bad_admin(&s.username, pw) {
+        return admins_view(
+            &w,
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error_msg(ctx.t(k)),
+        )
+        .await;
+    }
+    // The current password goes through the normal check, so guesses here count toward the lockout.
+    match w
+        .store()
+        .verify_admin(&s.username, field(&f, "current"), Utc::now())
+        .await
+    {
+        Ok(AdminLogin::Ok(_)) => {}
+        Ok(AdminLogin::BadCredentials) => {
+            return admins_view(
+                &w,
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                error_msg(ctx.t("account.wrong")),
+            )
+            .await;
+        }
+        Ok(AdminLogin::Locked(until)) => {
+            let m = format!("{} {} UTC", ctx.t("login.locked"), fmt_time(&until));
+            return admins_view(&w, &ctx, StatusCode::TOO_MANY_REQUESTS, error_msg(&m)).await;
+        }
+        Err(e) => return fail(&ctx, e.into()),
+    }
+    match w.store().set_admin_password(&s.username, pw).await {
+        Ok(()) => {
+            admins_view(
+                &w,
+                &ctx,
+                StatusCode::OK,
+                html! { p.ok role="status" { (ctx.t("account.changed")) } },
+            )
+            .await
+        }
+        Err(e) => fail(&ctx, e.into()),
+    }
 }
 
 async fn admins(State(w): State<Web>, Signed(ctx): Signed) -> Response {

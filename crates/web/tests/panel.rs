@@ -661,3 +661,72 @@ async fn admins_and_keys_forms() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(a.store.admin("bob").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn anyone_changes_their_own_password() {
+    let a = app().await;
+    let mut b = signed_in(&a, "vera", store::AdminRole::Viewer).await;
+    let t = csrf(&b.get("/admins").await.text());
+    let r = b
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &t),
+                ("current", "wrong"),
+                ("password", "new long pass"),
+                ("password2", "new long pass"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = b
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &t),
+                ("current", "correct horse"),
+                ("password", "new long pass"),
+                ("password2", "other"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = b
+        .post(
+            "/account/password",
+            &[
+                ("csrf", "x"),
+                ("current", "correct horse"),
+                ("password", "new long pass"),
+                ("password2", "new long pass"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(matches!(
+        a.store
+            .verify_admin("vera", "correct horse", chrono::Utc::now())
+            .await
+            .unwrap(),
+        store::AdminLogin::Ok(_)
+    ));
+    let r = b
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &t),
+                ("current", "correct horse"),
+                ("password", "new long pass"),
+                ("password2", "new long pass"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(matches!(
+        a.store
+            .verify_admin("vera", "new long pass", chrono::Utc::now())
+            .await
+            .unwrap(),
+        store::AdminLogin::Ok(_)
+    ));
+}
