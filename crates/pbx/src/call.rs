@@ -17,7 +17,6 @@ use tracing::{debug, info, warn};
 
 use crate::core::{
     ALLOW, AuthOutcome, Core, Internal, SUPPORTED, TxOwner, advertised_ip, contact_uri, uri_domain,
-    uri_user,
 };
 use crate::sdp;
 
@@ -147,7 +146,7 @@ impl Core {
                 now,
             );
         };
-        let from_user = uri_user(&from.uri).unwrap_or_default();
+        let from_user = from.uri.user().unwrap_or_default();
         let domain = uri_domain(&from.uri).unwrap_or_default();
         let Some(tenant) = self.tenants.for_domain(&domain) else {
             return self.respond(
@@ -156,7 +155,7 @@ impl Core {
                 now,
             );
         };
-        let Some(callee) = uri_user(&req.uri) else {
+        let Some(callee) = req.uri.user() else {
             return self.respond(
                 txn,
                 Response::for_request(&req, 404, Some("No number dialled")),

@@ -1346,24 +1346,6 @@ pub(crate) async fn load_settings(store: &Store) -> Settings {
     }
 }
 
-/// The user part of a SIP/SIPS/tel URI, unescaped.
-pub(crate) fn uri_user(uri: &Uri) -> Option<String> {
-    match uri {
-        Uri::Sip(u) => u
-            .user_unescaped()
-            .map(|b| String::from_utf8_lossy(&b).into_owned()),
-        Uri::Tel(t) => Some(
-            t.to_string()
-                .trim_start_matches("tel:")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .to_string(),
-        ),
-        _ => None,
-    }
-}
-
 /// The host of a SIP URI, lowercase.
 pub(crate) fn uri_domain(uri: &Uri) -> Option<String> {
     uri.as_sip()

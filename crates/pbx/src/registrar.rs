@@ -8,9 +8,7 @@ use sip::transaction::{TransactionId, Transport};
 use sip::{Contact, HeaderName, Request, Response};
 use tracing::{debug, info, warn};
 
-use crate::core::{
-    AuthOutcome, Binding, Core, Internal, contact_is_behind_nat, uri_domain, uri_user,
-};
+use crate::core::{AuthOutcome, Binding, Core, Internal, contact_is_behind_nat, uri_domain};
 
 /// One change to a binding the registrar decided on.
 enum Op {
@@ -49,7 +47,7 @@ impl Core {
                 now,
             );
         }
-        let (Some(user), Some(domain)) = (uri_user(&to.uri), uri_domain(&to.uri)) else {
+        let (Some(user), Some(domain)) = (to.uri.user(), uri_domain(&to.uri)) else {
             return self.respond(
                 txn,
                 Response::for_request(&req, 400, Some("To has no user part")),

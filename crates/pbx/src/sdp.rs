@@ -1,26 +1,18 @@
-//! Just enough SDP (RFC 4566) for a media-anchoring B2BUA: find the audio stream's address, port,
-//! direction and codecs, and rewrite address/port to the relay's. Unknown lines are kept as they are.
+//! The B2BUA's media policy on top of `sip::sdp`: what the call layer needs to know about an
+//! offer or answer (where the phone wants RTP, direction, codecs), and how a body is rewritten so
+//! the first audio stream goes through the relay. Parsing and serialising is `sip::sdp`'s job.
 
 use std::net::{IpAddr, SocketAddr};
 
-/// Media direction attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// a=sendrecv (or none).
-    SendRecv,
-    /// a=sendonly
-    SendOnly,
-    /// a=recvonly
-    RecvOnly,
-    /// a=inactive
-    Inactive,
-}
+use sip::sdp::{Line, Sdp};
+
+pub use sip::sdp::Direction;
 
 /// What the call layer needs to know about an SDP body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     /// Where the sender wants to receive RTP for the first audio stream (`None` when the port is
-    /// 0 or no address is given).
+    /// 0 or the address is 0.0.0.0).
     pub rtp: Option<SocketAddr>,
     /// Explicit RTCP address (a=rtcp), else RTP port + 1.
     pub rtcp: Option<SocketAddr>,
@@ -50,15 +42,15 @@ impl Summary {
 /// Errors in an SDP body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdpError {
-    /// Not UTF-8 text.
-    #[error("SDP body is not text")]
-    NotText,
+    /// The body does not parse.
+    #[error(transparent)]
+    Syntax(#[from] sip::sdp::SdpError),
     /// No m=audio line.
     #[error("SDP has no audio stream")]
     NoAudio,
-    /// A line we must understand is malformed.
-    #[error("malformed SDP line: {0}")]
-    Malformed(String),
+    /// The audio stream's connection address is not an IP address.
+    #[error("SDP audio connection address is not an IP address")]
+    BadAddress,
 }
 
 fn static_codec(pt: u8) -> Option<(&'static str, u32)> {
@@ -73,126 +65,38 @@ fn static_codec(pt: u8) -> Option<(&'static str, u32)> {
     })
 }
 
-fn lines(body: &[u8]) -> Result<Vec<&str>, SdpError> {
-    let text = std::str::from_utf8(body).map_err(|_| SdpError::NotText)?;
-    Ok(text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .filter(|l| !l.is_empty())
-        .collect())
-}
-
-fn parse_c(v: &str) -> Result<IpAddr, SdpError> {
-    // c=IN IP4 192.0.2.1  (a multicast /ttl suffix is tolerated and ignored)
-    let mut it = v.split_whitespace();
-    let (Some("IN"), Some(_), Some(addr)) = (it.next(), it.next(), it.next()) else {
-        return Err(SdpError::Malformed(format!("c={v}")));
-    };
-    let addr = addr.split('/').next().unwrap_or(addr);
-    addr.parse()
-        .map_err(|_| SdpError::Malformed(format!("c={v}")))
-}
-
-fn direction_of(attr: &str) -> Option<Direction> {
-    Some(match attr {
-        "sendrecv" => Direction::SendRecv,
-        "sendonly" => Direction::SendOnly,
-        "recvonly" => Direction::RecvOnly,
-        "inactive" => Direction::Inactive,
-        _ => return None,
-    })
+fn audio_index(sdp: &Sdp) -> Result<usize, SdpError> {
+    sdp.media
+        .iter()
+        .position(|m| m.media == "audio")
+        .ok_or(SdpError::NoAudio)
 }
 
 /// Reads the first audio stream of `body`.
 pub fn summarize(body: &[u8]) -> Result<Summary, SdpError> {
-    let lines = lines(body)?;
-    let mut session_c: Option<IpAddr> = None;
-    let mut session_dir = Direction::SendRecv;
-    let mut in_audio = false;
-    let mut seen_audio = false;
-    let mut port: u16 = 0;
-    let mut media_c: Option<IpAddr> = None;
-    let mut media_dir: Option<Direction> = None;
-    let mut rtcp_attr: Option<(u16, Option<IpAddr>)> = None;
-    let mut pts: Vec<u8> = Vec::new();
-    let mut rtpmaps: Vec<(u8, String, u32)> = Vec::new();
-    for l in lines {
-        let Some((k, v)) = l.split_once('=') else {
-            return Err(SdpError::Malformed(l.to_string()));
-        };
-        match k {
-            "m" => {
-                if seen_audio {
-                    in_audio = false;
-                    continue;
-                }
-                let mut it = v.split_whitespace();
-                let media = it.next().unwrap_or("");
-                if media == "audio" {
-                    in_audio = true;
-                    seen_audio = true;
-                    port = it
-                        .next()
-                        .and_then(|p| p.split('/').next())
-                        .and_then(|p| p.parse().ok())
-                        .ok_or_else(|| SdpError::Malformed(format!("m={v}")))?;
-                    let _proto = it.next();
-                    pts = it.filter_map(|p| p.parse().ok()).collect();
-                } else {
-                    in_audio = false;
-                }
-            }
-            "c" if !seen_audio => session_c = Some(parse_c(v)?),
-            "c" if in_audio => media_c = Some(parse_c(v)?),
-            "a" => {
-                let (name, val) = v.split_once(':').unwrap_or((v, ""));
-                if let Some(d) = direction_of(name) {
-                    if in_audio {
-                        media_dir = Some(d);
-                    } else if !seen_audio {
-                        session_dir = d;
-                    }
-                } else if in_audio && name == "rtpmap" {
-                    let mut it = val.split_whitespace();
-                    if let (Some(pt), Some(enc)) =
-                        (it.next().and_then(|p| p.parse().ok()), it.next())
-                    {
-                        let mut e = enc.split('/');
-                        let name = e.next().unwrap_or("").to_string();
-                        let rate = e.next().and_then(|r| r.parse().ok()).unwrap_or(8000);
-                        rtpmaps.push((pt, name, rate));
-                    }
-                } else if in_audio && name == "rtcp" {
-                    let mut it = val.split_whitespace();
-                    if let Some(p) = it.next().and_then(|p| p.parse().ok()) {
-                        let addr = match (it.next(), it.next(), it.next()) {
-                            (Some("IN"), Some(_), Some(a)) => a.parse().ok(),
-                            _ => None,
-                        };
-                        rtcp_attr = Some((p, addr));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    if !seen_audio {
-        return Err(SdpError::NoAudio);
-    }
-    let addr = media_c.or(session_c);
+    let sdp = Sdp::parse(body)?;
+    let i = audio_index(&sdp)?;
+    let m = &sdp.media[i];
+    let addr = match sdp.media_connection(i) {
+        Some(c) => Some(c.ip().ok_or(SdpError::BadAddress)?),
+        None => None,
+    };
     let null_address = addr.is_some_and(|a| a.is_unspecified());
     let rtp = match addr {
-        Some(a) if port != 0 && !a.is_unspecified() => Some(SocketAddr::new(a, port)),
+        Some(a) if m.port != 0 && !a.is_unspecified() => Some(SocketAddr::new(a, m.port)),
         _ => None,
     };
-    let rtcp = rtp.map(|r| match rtcp_attr {
-        Some((p, a)) => SocketAddr::new(a.unwrap_or(r.ip()), p),
+    let rtcp = rtp.map(|r| match m.rtcp() {
+        Some((p, a)) => SocketAddr::new(a.and_then(|a| a.parse().ok()).unwrap_or(r.ip()), p),
         None => SocketAddr::new(r.ip(), r.port().wrapping_add(1)),
     });
-    let codecs = pts
+    let maps = m.rtpmaps();
+    let codecs = m
+        .formats
         .iter()
-        .map(|&pt| match rtpmaps.iter().find(|(p, _, _)| *p == pt) {
-            Some((_, n, r)) => (pt, n.clone(), *r),
+        .filter_map(|f| f.parse::<u8>().ok())
+        .map(|pt| match maps.iter().find(|r| r.payload_type == pt) {
+            Some(r) => (pt, r.encoding.clone(), r.clock_rate),
             None => {
                 let (n, r) = static_codec(pt).unwrap_or(("unknown", 8000));
                 (pt, n.to_string(), r)
@@ -202,117 +106,79 @@ pub fn summarize(body: &[u8]) -> Result<Summary, SdpError> {
     Ok(Summary {
         rtp,
         rtcp,
-        direction: media_dir.unwrap_or(session_dir),
+        direction: sdp.direction(i),
         null_address,
         codecs,
     })
 }
 
+/// ICE attributes are dropped: media is anchored, and candidates would bypass the relay.
+fn is_ice(line: &Line) -> bool {
+    line.kind == 'a' && {
+        let name = line.value.split(':').next().unwrap_or("");
+        matches!(
+            name,
+            "candidate"
+                | "ice-ufrag"
+                | "ice-pwd"
+                | "ice-options"
+                | "ice-lite"
+                | "remote-candidates"
+                | "end-of-candidates"
+                | "rtcp-mux"
+        )
+    }
+}
+
+fn connection_line(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("IN IP4 {a}"),
+        IpAddr::V6(a) => format!("IN IP6 {a}"),
+    }
+}
+
 /// Rewrites `body` so the first audio stream points at `relay` (RTP; RTCP is `relay.port()+1`):
-/// every c= and the o= address become the relay's IP, the audio port becomes the relay's, a
-/// held (0.0.0.0) address stays held, ICE attributes are dropped (media is anchored, candidates
-/// would bypass the relay) and other media streams are disabled (port 0).
+/// every c= and the o= address become the relay's IP, a held (0.0.0.0) address stays held, the
+/// audio port becomes the relay's, ICE and rtcp-mux attributes are dropped (the relay keeps RTP
+/// and RTCP apart) and other media streams are disabled (port 0): one relay stream per call.
 pub fn rewrite(body: &[u8], relay: SocketAddr) -> Result<Vec<u8>, SdpError> {
-    let lines = lines(body)?;
-    let ipver = if relay.is_ipv4() { "IP4" } else { "IP6" };
-    let mut out = String::with_capacity(body.len() + 64);
-    let mut in_audio = false;
-    let mut seen_audio = false;
-    let mut disabled = false;
-    for l in lines {
-        let Some((k, v)) = l.split_once('=') else {
-            return Err(SdpError::Malformed(l.to_string()));
-        };
-        match k {
-            "o" => {
-                // o=<user> <sess-id> <sess-version> IN IP4 <addr>
-                let parts: Vec<&str> = v.split_whitespace().collect();
-                if parts.len() == 6 {
-                    out.push_str(&format!(
-                        "o={} {} {} IN {} {}\r\n",
-                        parts[0],
-                        parts[1],
-                        parts[2],
-                        ipver,
-                        relay.ip()
-                    ));
-                } else {
-                    out.push_str(l);
-                    out.push_str("\r\n");
-                }
-                continue;
-            }
-            "c" => {
-                if disabled {
-                    out.push_str(l);
-                    out.push_str("\r\n");
-                    continue;
-                }
-                let held = parse_c(v).map(|a| a.is_unspecified()).unwrap_or(false);
-                if held {
-                    out.push_str(&format!(
-                        "c=IN {ipver} {}\r\n",
-                        if relay.is_ipv4() { "0.0.0.0" } else { "::" }
-                    ));
-                } else {
-                    out.push_str(&format!("c=IN {ipver} {}\r\n", relay.ip()));
-                }
-                continue;
-            }
-            "m" => {
-                let mut it = v.splitn(3, ' ');
-                let media = it.next().unwrap_or("");
-                let port = it.next().unwrap_or("0");
-                let rest = it.next().unwrap_or("");
-                if media == "audio" && !seen_audio {
-                    seen_audio = true;
-                    in_audio = true;
-                    disabled = false;
-                    let port = if port.split('/').next() == Some("0") {
-                        0
-                    } else {
-                        relay.port()
-                    };
-                    out.push_str(&format!("m=audio {port} {rest}\r\n"));
-                } else {
-                    in_audio = false;
-                    disabled = true;
-                    out.push_str(&format!("m={media} 0 {rest}\r\n"));
-                }
-                continue;
-            }
-            "a" => {
-                let name = v.split(':').next().unwrap_or(v);
-                if matches!(
-                    name,
-                    "candidate"
-                        | "ice-ufrag"
-                        | "ice-pwd"
-                        | "ice-options"
-                        | "ice-lite"
-                        | "remote-candidates"
-                        | "end-of-candidates"
-                ) {
-                    continue;
-                }
-                if name == "rtcp" && in_audio {
-                    out.push_str(&format!("a=rtcp:{}\r\n", relay.port().wrapping_add(1)));
-                    continue;
-                }
-                if name == "rtcp-mux" {
-                    // The relay keeps RTP and RTCP on separate ports.
-                    continue;
-                }
-            }
-            _ => {}
+    let mut sdp = Sdp::parse(body)?;
+    let audio = audio_index(&sdp)?;
+    let held = if relay.is_ipv4() {
+        IpAddr::from([0u8; 4])
+    } else {
+        IpAddr::from([0u16; 8])
+    };
+    let rewrite_c = |l: &mut Line| {
+        if l.kind == 'c' {
+            let is_held = l
+                .value
+                .split(' ')
+                .nth(2)
+                .and_then(|a| a.split('/').next())
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .is_some_and(|a| a.is_unspecified());
+            l.value = connection_line(if is_held { held } else { relay.ip() });
         }
-        out.push_str(l);
-        out.push_str("\r\n");
+    };
+    sdp.session.retain(|l| !is_ice(l));
+    sdp.session.iter_mut().for_each(rewrite_c);
+    sdp.set_origin_address(relay.ip());
+    for (i, m) in sdp.media.iter_mut().enumerate() {
+        if i == audio {
+            m.lines.retain(|l| !is_ice(l));
+            m.lines.iter_mut().for_each(rewrite_c);
+            if m.port != 0 {
+                m.port = relay.port();
+            }
+            if m.rtcp().is_some() {
+                m.set_rtcp(Some((relay.port().wrapping_add(1), None)));
+            }
+        } else {
+            m.port = 0;
+        }
     }
-    if !seen_audio {
-        return Err(SdpError::NoAudio);
-    }
-    Ok(out.into_bytes())
+    Ok(sdp.to_bytes())
 }
 
 #[cfg(test)]
@@ -370,5 +236,6 @@ a=candidate:1 1 UDP 2130706431 10.0.0.5 49170 typ host\r\nm=video 51372 RTP/AVP 
         assert!(summarize(b"garbage").is_err());
         assert!(summarize(&[0xff, 0xfe]).is_err());
         assert!(summarize(b"v=0\r\nc=IN IP4 nonsense\r\nm=audio 1 RTP/AVP 0\r\n").is_err());
+        assert!(rewrite(b"v=0\r\ns=-\r\n", "192.0.2.1:20000".parse().unwrap()).is_err());
     }
 }
