@@ -12,7 +12,8 @@ pub struct State {
     pub pbx: pbx::Pbx,
     pub store: store::Store,
     pub started: Instant,
-    pub node: String,
+    /// The node's resolved bootstrap configuration (data dir, RTP range, ...).
+    pub config: crate::config::Config,
 }
 
 /// Binds the HTTP listener.
@@ -22,24 +23,12 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
         .with_context(|| format!("binding HTTP on {addr}"))
 }
 
-/// The node's bootstrap configuration, resolved the same way `main` did (flags, `DENWA_*`,
-/// TOML). `State` does not carry it, and the panel needs the data directory for backups.
-fn node_config() -> Option<crate::config::Config> {
-    use clap::Parser;
-    let cli = crate::cli::Cli::try_parse().ok()?;
-    let serve = match &cli.command {
-        crate::cli::Command::Serve(a) => Some(a),
-        _ => None,
-    };
-    crate::config::Config::load(&crate::overrides(&cli.global, serve)).ok()
-}
-
 /// Serves until the task is aborted. With no administrator yet, prints a one-time setup link.
 pub async fn serve(l: TcpListener, state: State) {
     let local = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let cfg = node_config();
+    let cfg = &state.config;
     let info = web::NodeInfo {
-        node: state.node.clone(),
+        node: cfg.node_name.clone(),
         http_listen: local.clone(),
         sip_listen: state
             .pbx
@@ -47,20 +36,11 @@ pub async fn serve(l: TcpListener, state: State) {
             .iter()
             .map(|a| a.to_string())
             .collect(),
-        rtp_ports: cfg.as_ref().map(|c| c.rtp_ports),
-        advertise: cfg
-            .as_ref()
-            .and_then(|c| c.advertise)
-            .map(|a| a.to_string()),
+        rtp_ports: Some(cfg.rtp_ports),
+        advertise: cfg.advertise.map(|a| a.to_string()),
         database: state.store.backend().as_str().to_string(),
-        log_level: cfg
-            .as_ref()
-            .map(|c| c.log_level.clone())
-            .unwrap_or_default(),
-        data_dir: cfg
-            .as_ref()
-            .map(|c| c.data_dir.clone())
-            .unwrap_or_else(|| "denwa-data".into()),
+        log_level: cfg.log_level.clone(),
+        data_dir: cfg.data_dir.clone(),
     };
     let w = web::Web::new(state.pbx, state.store, state.started, info);
     match w.first_run_setup_path().await {

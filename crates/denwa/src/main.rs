@@ -481,7 +481,7 @@ async fn serve(cfg: Config) -> Result<()> {
         pbx: pbx.clone(),
         store: store.clone(),
         started,
-        node: cfg.node_name.clone(),
+        config: cfg.clone(),
     };
     let server = tokio::spawn(http::serve(http, state));
     wait_for_signal().await;
