@@ -128,6 +128,9 @@ pub(crate) async fn ensure_default_tenant(db: &Db) -> Result<()> {
     Ok(())
 }
 
+/// An Argon2 hash verified for unknown user names (see `verify_admin`).
+static DUMMY_HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
 async fn hash_password(password: &str) -> Result<String> {
     let pw = password.to_string();
     let salt_bytes: [u8; 16] = rand::random();
@@ -644,6 +647,12 @@ impl Store {
             }
         });
         let Some((admin, phc)) = found else {
+            // Spend the same time as for a real account, so response times do not tell which
+            // user names exist.
+            let dummy = DUMMY_HASH
+                .get_or_try_init(|| hash_password("denwa-no-such-user"))
+                .await?;
+            let _ = verify_password(password, dummy).await?;
             return Ok(AdminLogin::BadCredentials);
         };
         if let Some(until) = admin.locked_until.filter(|u| *u > now) {
@@ -764,20 +773,33 @@ impl Store {
 
     /// The key a bearer token belongs to (recording its use), or `None`.
     pub async fn verify_api_key(&self, token: &str, now: DateTime<Utc>) -> Result<Option<ApiKey>> {
-        let sql = format!(
-            "UPDATE api_keys SET last_used_at = $2 WHERE token_hash = $1 RETURNING {KEY_COLS}"
-        );
-        Ok(write_tx!(self.db(), tx, kind => {
-            match sqlx::query(&sql)
-                .bind(sha256_hex(token))
-                .bind(to_ms(now))
-                .fetch_optional(&mut *tx)
-                .await?
-            {
+        let hash = sha256_hex(token);
+        let sql = format!("SELECT {KEY_COLS} FROM api_keys WHERE token_hash = $1");
+        let found = read_pool!(self.db(), pool, kind => {
+            match sqlx::query(&sql).bind(&hash).fetch_optional(pool).await? {
                 Some(r) => Some(key_from(&r)?),
                 None => None,
             }
-        }))
+        });
+        let Some(mut key) = found else {
+            return Ok(None);
+        };
+        // Record use at most once a minute: a busy API client must not turn every read into
+        // a database write.
+        if key
+            .last_used_at
+            .is_none_or(|t| now - t > Duration::seconds(60))
+        {
+            write_tx!(self.db(), tx, kind => {
+                sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+                    .bind(key.id)
+                    .bind(to_ms(now))
+                    .execute(&mut *tx)
+                    .await?;
+            });
+            key.last_used_at = Some(now);
+        }
+        Ok(Some(key))
     }
 
     // ----- settings -----

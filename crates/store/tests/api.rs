@@ -314,6 +314,15 @@ async fn api_keys(b: Backend) {
         (k.id, ApiScope::Read, Some(t(5)))
     );
     assert_eq!(s.verify_api_key("dnw_bogus", t(5)).await.unwrap(), None);
+    // Use is recorded at most once a minute.
+    let again = s.verify_api_key(&token, t(30)).await.unwrap().unwrap();
+    assert_eq!(again.last_used_at, Some(t(5)));
+    let later = s.verify_api_key(&token, t(100)).await.unwrap().unwrap();
+    assert_eq!(later.last_used_at, Some(t(100)));
+    assert_eq!(
+        s.list_api_keys(Some(t1)).await.unwrap()[0].last_used_at,
+        Some(t(100))
+    );
     assert_eq!(s.list_api_keys(Some(t1)).await.unwrap().len(), 1);
     assert_eq!(s.list_api_keys(None).await.unwrap().len(), 2);
     s.delete_api_key(k.id).await.unwrap();

@@ -212,7 +212,7 @@ async fn sqlite_to_postgres_and_back() {
         .unwrap();
     assert!(new.id > 3);
     pg.delete_extension(pd, "2000").await.unwrap();
-    pg.verify_api_key(&fx.token, t(0)).await.unwrap();
+    pg.verify_api_key(&fx.token, t(1000)).await.unwrap();
 
     // And back into a fresh SQLite database.
     let archive2 = work.path().join("two.tar");
@@ -221,8 +221,8 @@ async fn sqlite_to_postgres_and_back() {
     let (back, _u3, _g3) = common::store(Backend::Sqlite).await;
     let back_data = work.path().join("back-data");
     backup::restore(&back, &back_data, &archive2).await.unwrap();
-    // The API key's last use was recorded on PostgreSQL at t(0); mirror that on the source.
-    src.verify_api_key(&fx.token, t(0)).await.unwrap();
+    // The API key's last use was recorded on PostgreSQL at t(1000); mirror that on the source.
+    src.verify_api_key(&fx.token, t(1000)).await.unwrap();
     assert_eq!(snapshot(&back).await, snapshot(&src).await);
     assert_eq!(
         std::fs::read(back_data.join("prompts/en/welcome.wav")).unwrap(),
