@@ -396,6 +396,7 @@ class Sipp:
     """One sipp process; statistics come from its -trace_stat CSV (one row per second)."""
 
     seq = 0
+    live: list[Proc] = []
 
     def __init__(self, work: str, server_port: int | None, scenario: str, args: list[str], tag: str):
         Sipp.seq += 1
@@ -410,6 +411,7 @@ class Sipp:
             "-max_socket", "60000",
         ] + args
         self.proc = Proc(f"sipp-{Sipp.seq}-{tag}", argv, work, cwd=work)
+        Sipp.live.append(self.proc)
 
     def rows(self) -> list[dict]:
         try:
@@ -598,24 +600,40 @@ def hold_rate(work, server, scenario, args, rate, seconds, tag, callee_port=None
     return step
 
 
-def search_rate(work, server, scenario, args, probe, hold_s, tag, callee=None, max_tries=5) -> LoadResult:
+def search_rate(work, server, scenario, args, probe, hold_s, tag, callee=None, max_holds=5) -> LoadResult:
+    """Probe, then confirm: hold 80 % of the probe's clean rate for hold_s seconds; on failure
+    step down by 15 %; after the first pass, one more hold halfway to the lowest rate that failed
+    (or to the probe's rate) narrows the figure."""
     start, inc, interval, rate_max = probe
     with Rig(work, server, callee):
         cand, reason = ramp_probe(work, server, scenario, args, start, inc, interval, rate_max, tag)
     log(f"{server.name} {tag}: probe candidate {cand:g}/s ({reason})")
-    steps = []
-    rate = max(cand, start)
+    steps: list[Step] = []
+    upper = max(cand, start)
+    rate = max(start / 2, math.floor(upper * 0.8 / 10) * 10)
     best = None
-    for _ in range(max_tries):
+
+    def hold(r: float) -> Step:
         with Rig(work, server, callee):
-            st = hold_rate(work, server, scenario, args, rate, hold_s, tag)
+            st = hold_rate(work, server, scenario, args, r, hold_s, tag)
         steps.append(st)
+        return st
+
+    while len(steps) < max_holds - 1:
+        st = hold(rate)
         if st.passed:
             best = st
             break
-        rate = max(start / 2, math.floor(rate * 0.88 / 10) * 10)
+        upper = min(upper, rate)
+        rate = max(start / 2, math.floor(rate * 0.85 / 10) * 10)
+    if best is not None:
+        mid = math.floor((best.target + upper) / 2 / 10) * 10
+        if mid > best.target * 1.04:
+            st = hold(mid)
+            if st.passed:
+                best = st
     return LoadResult(best, steps, f"ramp {start:g}+{inc:g}/s every {interval:g}s up to {rate_max:g}: "
-                                   f"candidate {cand:g}/s ({reason})")
+                                   f"clean up to {cand:g}/s ({reason})")
 
 
 def load_reg(work, server, users_csv, smoke) -> LoadResult:
@@ -1063,6 +1081,10 @@ def main() -> int:
                         return 1
         return 0
     finally:
+        for p in Sipp.live:
+            if p.alive():
+                p.p.kill()
+                p.p.wait()
         for s in servers.values():
             s.stop()
         if not a.keep and not a.smoke:
