@@ -337,11 +337,14 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                 let shown = match &v {
                     Some(serde_json::Value::String(x)) => x.clone(),
                     Some(x) => x.to_string(),
-                    None => s.default.to_string(),
+                    None => match s.default {
+                        pbx::settings::DefaultValue::Int(n) => n.to_string(),
+                        pbx::settings::DefaultValue::Text(t) => t.to_string(),
+                    },
                 };
                 rows.push(serde_json::json!({
-                    "key": s.key, "value": shown, "default": s.default, "set": v.is_some(),
-                    "applies": if s.live { "at once" } else { "after restart" }, "help": s.help,
+                    "key": s.key, "value": shown, "default": s.default.to_json(), "set": v.is_some(),
+                    "applies": if s.restart_required { "after restart" } else { "at once" }, "help": s.help,
                 }));
             }
             if json {
@@ -362,7 +365,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Setting(SettingCmd::Set { key, value }) => {
             let v = pbx::settings::parse(&key, &value).map_err(anyhow::Error::msg)?;
             store.set_setting(None, &key, &v).await?;
-            let live = pbx::settings::spec(&key).map(|s| s.live).unwrap_or(false);
+            let live = pbx::settings::spec(&key).is_some_and(|s| !s.restart_required);
             writeln!(
                 out,
                 "{key} = {v}{}",

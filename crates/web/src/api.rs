@@ -706,7 +706,7 @@ pub async fn setting_view(store: &store::Store, d: &settings::Def) -> ApiResult<
         "default": d.default.to_json(),
         "kind": d.kind,
         "restart_required": d.restart_required,
-        "description": crate::i18n::t(crate::i18n::Lang::En, d.label),
+        "description": crate::i18n::t(crate::i18n::Lang::En, settings::label(d.key)),
     }))
 }
 

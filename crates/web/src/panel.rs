@@ -1215,7 +1215,7 @@ async fn settings_view(
             table.kv { tbody {
                 @for (d, v) in &values {
                     tr {
-                        th { label for=(d.key) { (ctx.t(d.label)) } br; code { (d.key) } }
+                        th { label for=(d.key) { (ctx.t(settings::label(d.key))) } br; code { (d.key) } }
                         td {
                             @match d.kind {
                                 settings::Kind::Integer { min, max } => {
