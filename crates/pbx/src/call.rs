@@ -625,15 +625,7 @@ impl Core {
             return;
         }
         info!(call = id, caller = %call.caller, "caller cancelled");
-        let pending: Vec<TransactionId> = call
-            .legs
-            .iter()
-            .filter(|l| l.final_status.is_none())
-            .map(|l| l.txn)
-            .collect();
-        for t in pending {
-            let _ = self.layer.cancel(t, now);
-        }
+        self.cancel_pending_legs(id, now);
         self.finish(
             id,
             Ending {
@@ -977,15 +969,7 @@ impl Core {
                 now,
             );
         } else {
-            let pending: Vec<TransactionId> = call
-                .legs
-                .iter()
-                .filter(|l| l.final_status.is_none())
-                .map(|l| l.txn)
-                .collect();
-            for t in pending {
-                let _ = self.layer.cancel(t, now);
-            }
+            self.cancel_pending_legs(id, now);
             self.finish(
                 id,
                 Ending {
@@ -1015,15 +999,7 @@ impl Core {
                 continue;
             };
             info!(call = id, caller = %call.caller, callee = %call.callee, "no answer");
-            let pending: Vec<TransactionId> = call
-                .legs
-                .iter()
-                .filter(|l| l.final_status.is_none())
-                .map(|l| l.txn)
-                .collect();
-            for t in pending {
-                let _ = self.layer.cancel(t, now);
-            }
+            self.cancel_pending_legs(id, now);
             self.finish(
                 id,
                 Ending {
@@ -1038,6 +1014,22 @@ impl Core {
         for id in dead_media {
             warn!(call = id, "media stopped: hanging up");
             self.hangup_call(id, "media timeout", now);
+        }
+    }
+
+    /// CANCELs every fork of call `id` that has no final response yet.
+    fn cancel_pending_legs(&mut self, id: u64, now: Instant) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let pending: Vec<TransactionId> = call
+            .legs
+            .iter()
+            .filter(|l| l.final_status.is_none())
+            .map(|l| l.txn)
+            .collect();
+        for t in pending {
+            let _ = self.layer.cancel(t, now);
         }
     }
 
