@@ -569,6 +569,31 @@ def ramp_probe(work, server, scenario, args, start, inc, interval, rate_max, tag
     return best, reason
 
 
+class Perf:
+    """`perf record -g` on the server's processes during a step when BENCH_PERF=DIR is set
+    (for finding hot spots; the figures of a profiled run are not comparable)."""
+
+    def __init__(self, server: Server, tag: str):
+        self.p = None
+        out = os.environ.get("BENCH_PERF")
+        if out and shutil.which("perf"):
+            os.makedirs(out, exist_ok=True)
+            self.path = os.path.join(out, f"{server.name}-{tag}.data")
+            pids = ",".join(str(q) for p in server.pids() for q in proc_tree(p))
+            self.p = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", self.path, "-p", pids],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.p:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(60)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+            log(f"perf data: {self.path}")
+
+
 def hold_rate(work, server, scenario, args, rate, seconds, tag, callee_port=None) -> Step:
     """Offered rate for `seconds`, then let the calls finish; pass when < 0.1 % failed and the
     generator kept up (>= 95 % of the calls created within the window)."""
@@ -578,7 +603,9 @@ def hold_rate(work, server, scenario, args, rate, seconds, tag, callee_port=None
     s = Sipp(work, server.sip_port, scenario, args + [
         "-r", str(int(rate)), "-m", str(n), "-timeout", f"{seconds + 30}s", "-recv_timeout", "8000",
     ], f"{tag}-{int(rate)}")
+    perf = Perf(server, f"{tag}-{int(rate)}")
     r = s.wait(seconds + 45)
+    perf.stop()
     wall = time.time() - t0
     cpu = cpu_seconds(server.pids()) - cpu0
     server.check_alive()
@@ -638,18 +665,18 @@ def search_rate(work, server, scenario, args, probe, hold_s, tag, callee=None, m
 
 def load_reg(work, server, users_csv, smoke) -> LoadResult:
     args = ["-inf", users_csv]
-    if smoke:
+    if smoke or FIXED:
         with Rig(work, server, None):
-            st = hold_rate(work, server, "reg.xml", args, 50, 2, "reg")
+            st = hold_rate(work, server, "reg.xml", args, FIXED or 50, 20 if FIXED else 2, "reg")
         return LoadResult(st if st.passed else None, [st], "smoke")
     return search_rate(work, server, "reg.xml", args, (1000, 1000, 2, 24000), 20, "reg")
 
 
 def load_cps(work, server, users_csv, smoke) -> LoadResult:
     args = ["-inf", users_csv, "-s", CALLEE, "-d", "1000", "-mp", str(UAC_MP)]
-    if smoke:
+    if smoke or FIXED:
         with Rig(work, server, "uas_call.xml"):
-            st = hold_rate(work, server, "uac_call.xml", args, 10, 2, "cps")
+            st = hold_rate(work, server, "uac_call.xml", args, FIXED or 10, 20 if FIXED else 2, "cps")
         return LoadResult(st if st.passed else None, [st], "smoke")
     return search_rate(work, server, "uac_call.xml", args, (100, 100, 2, 3000), 20, "cps", callee="uas_call.xml")
 
@@ -791,7 +818,9 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
     stats = capture(work, RELAY_RTP[server.name], 3.0 if n < 1500 else 2.0, f"{server.name}-{n}")
     pss, rss = memory_kib(server.pids())
     cpu_mid0, tm0 = cpu_seconds(server.pids()), time.time()
+    perf = Perf(server, f"{tag}-{n}")
     time.sleep(max(0.0, ramp + hold * 0.5 - (time.time() - t0)))
+    perf.stop()
     cpu_mid = cpu_seconds(server.pids()) - cpu_mid0
     cpu_mid_s = time.time() - tm0
     r = uac.wait(2 * ramp + hold + 60)
@@ -820,11 +849,12 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
     return st
 
 
+FIXED = 0.0  # --rate: one fixed step instead of the search
 MEDIA_LADDER = [int(x) for x in os.environ.get("BENCH_MEDIA_LADDER", "300,600,1000,1500,2000,2500").split(",")]
 
 
 def load_media(work, server, users_csv, smoke) -> LoadResult:
-    ladder = [5] if smoke else MEDIA_LADDER
+    ladder = [5] if smoke else [int(FIXED)] if FIXED else MEDIA_LADDER
     hold = 8 if smoke else 30
     steps: list[Step] = []
     best = None
@@ -1044,8 +1074,12 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(BENCH, "RESULTS.md"))
     ap.add_argument("--users", type=int, default=10000)
     ap.add_argument("--kamailio-children", type=int, default=4)
+    ap.add_argument("--rate", type=float, default=0,
+                    help="hold this rate (reg, cps) or number of calls (media) once instead of searching")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, sipp stats)")
     a = ap.parse_args()
+    global FIXED
+    FIXED = a.rate
     started = time.time()
     n_users = 50 if a.smoke and a.users == 10000 else a.users
     work = tempfile.mkdtemp(prefix="denwa-bench-")
