@@ -31,9 +31,10 @@ KAMAILIO_CFG = os.path.join(BENCH, "kamailio", "kamailio.cfg")
 CALLEE = "2000"
 CALLEE_PASSWORD = "callee-2000-pw"
 USER_BASE = 100000
-# Fixed, disjoint RTP port ranges: relay (Denwa or rtpengine) and the two sipp sides.
-RELAY_RTP = {"denwa": (20000, 29999), "kamailio": (30000, 39999)}
-UAC_MP = 40000
+# Fixed RTP port ranges: the relay (Denwa's, or rtpengine; never running at the same time),
+# and the two sipp sides. 15,000 relay ports bound the media ladder at 3,750 calls.
+RELAY_RTP = {"denwa": (20000, 34999), "kamailio": (20000, 34999)}
+UAC_MP = 36000
 UAS_MP = 50000
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -50,7 +51,7 @@ _GIVEN: set[int] = set()
 
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1, below the RTP ranges (which fill
-    20000-59999) and never handed out twice in one run."""
+    20000-63999) and never handed out twice in one run."""
     for port in range(15000, 19999):
         if port in _GIVEN:
             continue
@@ -850,7 +851,7 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
 
 
 FIXED = 0.0  # --rate: one fixed step instead of the search
-MEDIA_LADDER = [int(x) for x in os.environ.get("BENCH_MEDIA_LADDER", "300,600,1000,1500,2000,2500").split(",")]
+MEDIA_LADDER = [int(x) for x in os.environ.get("BENCH_MEDIA_LADDER", "300,600,1000,1500,2000,2500,3000,3500").split(",")]
 
 
 def load_media(work, server, users_csv, smoke) -> LoadResult:
