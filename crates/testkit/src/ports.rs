@@ -45,6 +45,42 @@ fn take(count: u16) -> u16 {
     RANGE_LOW + u16::try_from(offset).unwrap_or(0)
 }
 
+/// Ports handed out by this process, held by an advisory lock file each until the process
+/// exits: test binaries run as separate processes (nextest runs one per test), and a port one
+/// of them found free must not be handed to another before its server binds it.
+static RESERVED: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+
+/// Takes the cross-process reservation of `base..base+count`; false if another process holds
+/// any of them (what is already taken here is released).
+fn reserve(base: u16, count: u16) -> bool {
+    let dir = std::env::temp_dir().join("denwa-testkit-ports");
+    if std::fs::create_dir_all(&dir).is_err() {
+        // No shared directory: fall back to the bind check alone.
+        return true;
+    }
+    let mut held = Vec::new();
+    for port in base..base + count {
+        let Ok(f) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{port}.lock")))
+        else {
+            return false;
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a file descriptor we own; the lock dies with the descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return false;
+        }
+        held.push(f);
+    }
+    if let Ok(mut r) = RESERVED.lock() {
+        r.extend(held);
+    }
+    true
+}
+
 /// Whether `port` can be bound on 127.0.0.1 for both UDP and TCP right now.
 pub fn is_free(port: u16) -> bool {
     let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
@@ -59,7 +95,7 @@ pub fn free_block(count: u16) -> Result<u16, NoFreePort> {
     let attempts = span() / u32::from(count) + 1;
     for _ in 0..attempts {
         let base = take(count);
-        if (base..base + count).all(is_free) {
+        if (base..base + count).all(is_free) && reserve(base, count) {
             return Ok(base);
         }
     }
