@@ -150,6 +150,8 @@ impl Tenants {
 pub(crate) enum Internal {
     /// Send a response through a server transaction (after a database write finished).
     Respond(TransactionId, Box<Response>),
+    /// Several of those at once (a batch of registrations).
+    RespondMany(Vec<(TransactionId, Response)>),
     /// Sending for a transaction failed (e.g. TCP connect).
     SendFailed(TransactionId),
     /// Fresh extension cache.
@@ -232,6 +234,8 @@ pub(crate) struct Core {
     pub next_call: u64,
     pub call_by_callid: HashMap<String, u64>,
     pub owners: HashMap<TransactionId, TxOwner>,
+    /// REGISTER binding changes waiting to be written (flushed once per loop turn).
+    pub location_writes: Vec<crate::registrar::LocationWrite>,
     pub internal: mpsc::UnboundedSender<Internal>,
     pub rng: StdRng,
     check_cfg: CheckConfig,
@@ -275,6 +279,7 @@ impl Core {
             next_call: 1,
             call_by_callid: HashMap::new(),
             owners: HashMap::new(),
+            location_writes: Vec::new(),
             internal,
             rng: StdRng::from_seed(seed),
             check_cfg: CheckConfig::default(),
@@ -328,6 +333,7 @@ impl Core {
                 }
             }
             self.pump(Instant::now());
+            self.flush_location_writes();
             if let Some(done) = self.shutdown.take() {
                 self.end_all_calls("shutdown", Instant::now());
                 self.pump(Instant::now());
@@ -371,6 +377,11 @@ impl Core {
     fn on_internal(&mut self, msg: Internal, now: Instant) {
         match msg {
             Internal::Respond(txn, resp) => self.respond(txn, *resp, now),
+            Internal::RespondMany(list) => {
+                for (txn, resp) in list {
+                    self.respond(txn, resp, now);
+                }
+            }
             Internal::SendFailed(txn) => self.layer.handle_transport_error(txn),
             Internal::Extensions(e) => {
                 debug!(count = e.len(), "extension cache loaded");
@@ -876,15 +887,21 @@ impl Core {
         let wall = SystemTime::now();
         // Expire bindings in memory; the database is purged below on a slower beat.
         let mut expired = 0;
+        let mut live = 0;
         for list in self.location.values_mut() {
             let before = list.len();
             list.retain(|b| b.expires_at > wall);
             expired += before - list.len();
+            live += list.len();
         }
         if expired > 0 {
             self.location.retain(|_, l| !l.is_empty());
-            self.update_registration_gauge();
         }
+        // The gauge is refreshed here, four times a second, not on every REGISTER (counting is
+        // a walk over every binding).
+        self.metrics
+            .registrations
+            .store(live as i64, std::sync::atomic::Ordering::Relaxed);
         if now.duration_since(self.last_purge) > Duration::from_secs(30) {
             self.last_purge = now;
             self.throttle.sweep(now);
@@ -1004,7 +1021,6 @@ impl Core {
                 list.retain(|b| b.contact_uri != contact);
             }
             self.location.retain(|_, l| !l.is_empty());
-            self.update_registration_gauge();
             let store = self.store.clone();
             let contact = contact.to_string();
             info!(aor_extension = ext, %contact, "unreachable contact removed");

@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 use crate::core::{AuthOutcome, Binding, Core, Internal, contact_is_behind_nat, uri_domain};
 
 /// One change to a binding the registrar decided on.
-enum Op {
+pub(crate) enum Op {
     Upsert(Box<store::BindingUpsert>),
     Delete {
         extension_id: i64,
@@ -218,7 +218,6 @@ impl Core {
                 self.location.insert(ext.id, new_list);
             }
         }
-        self.update_registration_gauge();
 
         // 200 OK lists every current binding of the AOR.
         let mut ok = Response::for_request(&req, 200, None).with_to_tag(&sip::generate_tag());
@@ -239,60 +238,103 @@ impl Core {
         if ops.is_empty() {
             return self.respond(txn, ok, now);
         }
-        // Answer only once the bindings are durable.
+        // Answer only once the bindings are durable: queued, and written by one task per
+        // batch at the end of this turn of the core loop (see `flush_location_writes`).
+        self.location_writes.push(LocationWrite { ops, txn, ok });
+    }
+
+    /// Writes the queued binding changes (one task for the whole batch; the store group-commits
+    /// them) and answers each REGISTER once its own changes are durable.
+    pub(crate) fn flush_location_writes(&mut self) {
+        if self.location_writes.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.location_writes);
         let store = self.store.clone();
         let tx = self.internal.clone();
         tokio::spawn(async move {
-            let mut failed = None;
-            for op in ops {
-                let r = match op {
-                    Op::Upsert(u) => store.upsert_binding(*u).await.map(|_| ()),
-                    Op::Delete {
-                        extension_id,
-                        contact_uri,
-                    } => store
-                        .delete_binding(extension_id, &contact_uri)
-                        .await
-                        .map(|_| ()),
-                    Op::DeleteAll { tenant_id, aor } => store
-                        .delete_bindings_for_aor(tenant_id, &aor)
-                        .await
-                        .map(|_| ()),
-                };
-                if let Err(e) = r {
-                    failed = Some(e);
-                    break;
-                }
-            }
-            let resp = match failed {
-                None => ok,
-                Some(e) => {
-                    warn!(error = %e, "storing registration failed");
-                    let mut r = Response::new(500);
-                    r.reason = "Database Unavailable".into();
-                    for h in ok.headers.iter() {
-                        if matches!(
-                            h.name,
-                            HeaderName::Via
-                                | HeaderName::From
-                                | HeaderName::To
-                                | HeaderName::CallId
-                                | HeaderName::CSeq
-                        ) {
-                            r.headers.push(h.name.clone(), h.value.clone());
+            let jobs = batch.into_iter().map(|w| {
+                let store = store.clone();
+                async move {
+                    let resp = match apply(&store, w.ops).await {
+                        Ok(()) => w.ok,
+                        Err(e) => {
+                            warn!(error = %e, "storing registration failed");
+                            database_unavailable(&w.ok)
                         }
-                    }
-                    r.headers.push(HeaderName::RetryAfter, "5");
-                    r
+                    };
+                    (w.txn, resp)
                 }
-            };
-            let _ = tx.send(Internal::Respond(txn, Box::new(resp)));
+            });
+            let answers = futures_util::future::join_all(jobs).await;
+            let _ = tx.send(Internal::RespondMany(answers));
         });
     }
 }
 
-/// RFC 7231 IMF-fixdate.
+/// A REGISTER's binding changes and the 200 OK to send once they are durable.
+pub(crate) struct LocationWrite {
+    ops: Vec<Op>,
+    txn: TransactionId,
+    ok: Response,
+}
+
+async fn apply(store: &store::Store, ops: Vec<Op>) -> Result<(), store::Error> {
+    for op in ops {
+        match op {
+            Op::Upsert(u) => {
+                store.upsert_binding(*u).await?;
+            }
+            Op::Delete {
+                extension_id,
+                contact_uri,
+            } => {
+                store.delete_binding(extension_id, &contact_uri).await?;
+            }
+            Op::DeleteAll { tenant_id, aor } => {
+                store.delete_bindings_for_aor(tenant_id, &aor).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// 500 with Retry-After, for a REGISTER whose bindings could not be stored.
+fn database_unavailable(ok: &Response) -> Response {
+    let mut r = Response::new(500);
+    r.reason = "Database Unavailable".into();
+    for h in ok.headers.iter() {
+        if matches!(
+            h.name,
+            HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
+        ) {
+            r.headers.push(h.name.clone(), h.value.clone());
+        }
+    }
+    r.headers.push(HeaderName::RetryAfter, "5");
+    r
+}
+
+/// RFC 7231 IMF-fixdate, formatted once per second (every 200 OK carries one).
 fn httpdate(t: SystemTime) -> String {
-    let dt: chrono::DateTime<chrono::Utc> = t.into();
-    dt.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    LAST.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let dt: chrono::DateTime<chrono::Utc> = t.into();
+            *c = (secs, dt.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
+        }
+        c.1.clone()
+    })
 }
