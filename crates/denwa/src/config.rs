@@ -209,6 +209,59 @@ impl Config {
     }
 }
 
+/// Node settings saved in the database (`node.*` keys), each `None` when not set.
+#[derive(Debug, Default, Clone)]
+pub struct NodeSettings {
+    pub sip_listen: Option<String>,
+    pub advertise: Option<String>,
+    pub rtp_ports: Option<String>,
+    pub log_level: Option<String>,
+}
+
+impl Config {
+    /// Applies database-saved node settings where no flag or `DENWA_*` variable gave the value
+    /// (flags > environment > database > TOML file > defaults). Returns what it applied.
+    pub fn apply_saved(&mut self, o: &Overrides, s: &NodeSettings) -> Result<Vec<&'static str>> {
+        let mut applied = Vec::new();
+        if let Some(v) = &s.sip_listen
+            && o.sip_listen.is_empty()
+            && env("DENWA_SIP_LISTEN").is_none()
+        {
+            self.sip_listen = v
+                .split(',')
+                .map(|a| parse_listen(a.trim(), 5060))
+                .collect::<Result<Vec<_>>>()?;
+            applied.push("sip_listen");
+        }
+        if let Some(v) = &s.advertise
+            && o.advertise.is_none()
+            && env("DENWA_ADVERTISE").is_none()
+        {
+            self.advertise = Some(
+                v.trim()
+                    .parse()
+                    .with_context(|| format!("advertise address {v:?}"))?,
+            );
+            applied.push("advertise");
+        }
+        if let Some(v) = &s.rtp_ports
+            && o.rtp_ports.is_none()
+            && env("DENWA_RTP_PORTS").is_none()
+        {
+            self.rtp_ports = parse_rtp_ports(v)?;
+            applied.push("rtp_ports");
+        }
+        if let Some(v) = &s.log_level
+            && o.log_level.is_none()
+            && env("DENWA_LOG_LEVEL").is_none()
+        {
+            self.log_level = v.clone();
+            applied.push("log_level");
+        }
+        Ok(applied)
+    }
+}
+
 fn read_file(p: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(p)
         .with_context(|| format!("reading config file {}", p.display()))?;
@@ -270,6 +323,34 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(Config::load(&o).unwrap().rtp_ports, (40000, 40010));
+    }
+
+    #[test]
+    fn saved_settings_lose_to_flags_and_beat_defaults() {
+        let saved = NodeSettings {
+            rtp_ports: Some("30000-30100".into()),
+            advertise: Some("203.0.113.5".into()),
+            ..Default::default()
+        };
+        let o = Overrides {
+            rtp_ports: Some("40000-40010".into()),
+            ..Default::default()
+        };
+        let mut c = Config::load(&o).unwrap();
+        let applied = c.apply_saved(&o, &saved).unwrap();
+        assert_eq!(c.rtp_ports, (40000, 40010));
+        assert_eq!(c.advertise, Some("203.0.113.5".parse().unwrap()));
+        assert_eq!(applied, ["advertise"]);
+        let bad = NodeSettings {
+            sip_listen: Some("nonsense".into()),
+            ..Default::default()
+        };
+        assert!(
+            Config::load(&Overrides::default())
+                .unwrap()
+                .apply_saved(&Overrides::default(), &bad)
+                .is_err()
+        );
     }
 
     #[test]

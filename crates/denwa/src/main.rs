@@ -55,15 +55,38 @@ fn overrides(g: &Global, serve: Option<&ServeArgs>) -> Overrides {
     o
 }
 
+/// Lets `serve` change the log filter once it has read the node settings from the database.
+static LOG_FILTER: std::sync::OnceLock<
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+> = std::sync::OnceLock::new();
+
 fn init_logging(level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_target(false)
-        .with_ansi(ansi)
-        .try_init();
+        .with_ansi(ansi);
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .is_ok()
+    {
+        let _ = LOG_FILTER.set(handle);
+    }
+}
+
+fn set_log_level(level: &str) {
+    if let (Some(h), Ok(f)) = (
+        LOG_FILTER.get(),
+        tracing_subscriber::EnvFilter::try_new(level),
+    ) {
+        let _ = h.reload(f);
+    }
 }
 
 async fn open_store(cfg: &Config) -> Result<Store> {
@@ -116,7 +139,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve(_) => {
             init_logging(&cfg.log_level);
-            serve(cfg).await?;
+            serve(cfg, overrides(&cli.global, serve_args)).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sip(SipCmd::Lint { files, json }) => Ok(lint(&files, json)),
@@ -439,8 +462,31 @@ fn lint(files: &[std::path::PathBuf], json: bool) -> ExitCode {
     }
 }
 
-async fn serve(cfg: Config) -> Result<()> {
+async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
     let store = open_store(&cfg).await?;
+    // Node settings saved from the panel/API/CLI override the configuration file (flags and
+    // DENWA_* variables still win).
+    let mut saved = config::NodeSettings::default();
+    for (key, slot) in [
+        (pbx::setting_keys::NODE_SIP_LISTEN, &mut saved.sip_listen),
+        (pbx::setting_keys::NODE_ADVERTISE, &mut saved.advertise),
+        (pbx::setting_keys::NODE_RTP_PORTS, &mut saved.rtp_ports),
+        (pbx::setting_keys::NODE_LOG_LEVEL, &mut saved.log_level),
+    ] {
+        *slot = store
+            .setting::<String>(None, key)
+            .await?
+            .filter(|v| !v.trim().is_empty());
+    }
+    let applied = cfg
+        .apply_saved(&o, &saved)
+        .context("node settings saved in the database")?;
+    if applied.iter().any(|k| *k == "log_level") {
+        set_log_level(&cfg.log_level);
+    }
+    if !applied.is_empty() {
+        tracing::info!(settings = ?applied, "node settings from the database applied");
+    }
     let media_timeout = store
         .setting::<u64>(None, pbx::setting_keys::MEDIA_TIMEOUT)
         .await

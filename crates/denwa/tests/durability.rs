@@ -81,3 +81,22 @@ fn sigterm_stops_cleanly_and_extensions_persist() {
     let out = d.cli_ok(&["extension", "list", "--json"]);
     assert!(out.contains("\"1001\""), "{out}");
 }
+
+#[test]
+fn node_settings_saved_in_the_database_apply_at_the_next_start() {
+    let mut d = Denwa::start();
+    let e = d.cli(&["setting", "set", "node.rtp_ports", "80-90"]);
+    assert!(!e.status.success(), "a bad port range was accepted");
+    d.cli_ok(&["setting", "set", "node.advertise", "203.0.113.9"]);
+    d.cli_ok(&["setting", "set", "node.rtp_ports", "40000-40100"]);
+    d.terminate();
+    d.spawn();
+    let logs = d.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("node settings from the database applied"))
+        .unwrap_or_else(|| panic!("saved node settings not applied:\n{logs}"));
+    assert!(line.contains("advertise"), "{line}");
+    // The harness passes --rtp-ports: a flag wins over the saved value.
+    assert!(!line.contains("rtp_ports"), "{line}");
+}

@@ -74,6 +74,15 @@ pub mod keys {
     pub const MEDIA_TIMEOUT: &str = "calls.media_timeout_s";
     /// Digest algorithms offered, comma-separated in order of preference (`MD5`, `SHA-256`).
     pub const DIGEST_ALGORITHMS: &str = "auth.digest_algorithms";
+    /// Node bootstrap overrides saved from the panel (applied at the next start; flags and
+    /// `DENWA_*` variables still win): SIP listen addresses, advertised address, RTP range, log.
+    pub const NODE_SIP_LISTEN: &str = "node.sip_listen";
+    /// See [`NODE_SIP_LISTEN`].
+    pub const NODE_ADVERTISE: &str = "node.advertise";
+    /// See [`NODE_SIP_LISTEN`].
+    pub const NODE_RTP_PORTS: &str = "node.rtp_ports";
+    /// See [`NODE_SIP_LISTEN`].
+    pub const NODE_LOG_LEVEL: &str = "node.log_level";
     /// The node's secret for stateless digest nonces (hex; generated on first start).
     pub const DIGEST_SECRET: &str = "auth.digest_secret";
 }

@@ -20,6 +20,15 @@ pub enum Kind {
     },
     /// Comma-separated digest algorithms out of `MD5`, `SHA-256`.
     DigestAlgorithms,
+    /// Comma-separated `IP:PORT` list (SIP listen addresses, one per network segment); empty
+    /// means "from the configuration file".
+    ListenAddresses,
+    /// `LOW-HIGH` port range; empty means "from the configuration file".
+    PortRange,
+    /// An IP address; empty means "from the configuration file".
+    Address,
+    /// A log level or tracing filter; empty means "from the configuration file".
+    LogLevel,
 }
 
 /// A default value.
@@ -108,6 +117,34 @@ pub const SPECS: &[Spec] = &[
         help: "seconds without RTP (not on hold) after which a call is hung up",
     },
     Spec {
+        key: keys::NODE_SIP_LISTEN,
+        kind: Kind::ListenAddresses,
+        default: DefaultValue::Text(""),
+        restart_required: true,
+        help: "SIP listen addresses (UDP and TCP), one per network segment, e.g. 10.0.0.5:5060, 192.168.1.5:5060; empty = configuration file",
+    },
+    Spec {
+        key: keys::NODE_ADVERTISE,
+        kind: Kind::Address,
+        default: DefaultValue::Text(""),
+        restart_required: true,
+        help: "public address written into SDP and Contact behind NAT; empty = configuration file",
+    },
+    Spec {
+        key: keys::NODE_RTP_PORTS,
+        kind: Kind::PortRange,
+        default: DefaultValue::Text(""),
+        restart_required: true,
+        help: "RTP port range of the media relay, e.g. 10000-20000; empty = configuration file",
+    },
+    Spec {
+        key: keys::NODE_LOG_LEVEL,
+        kind: Kind::LogLevel,
+        default: DefaultValue::Text(""),
+        restart_required: true,
+        help: "log level (error, warn, info, debug, trace) or filter; empty = configuration file",
+    },
+    Spec {
         key: keys::DIGEST_ALGORITHMS,
         kind: Kind::DigestAlgorithms,
         default: DefaultValue::Text("MD5"),
@@ -138,6 +175,9 @@ pub enum Invalid {
     /// Not a list of known algorithms.
     #[error("must be a comma-separated list of MD5, SHA-256")]
     Algorithms,
+    /// Not in the expected format (the text says which).
+    #[error("must be {0}")]
+    Format(&'static str),
 }
 
 impl Spec {
@@ -171,8 +211,75 @@ impl Spec {
                 }
                 Ok(Value::from(out.join(",")))
             }
+            Kind::ListenAddresses => {
+                let s = text(v)?;
+                if s.is_empty() {
+                    return Ok(Value::from(""));
+                }
+                let mut out = Vec::new();
+                for a in s.split(',').map(str::trim) {
+                    let addr: std::net::SocketAddr = a
+                        .parse()
+                        .map_err(|_| Invalid::Format("IP:PORT, separated by commas"))?;
+                    if addr.port() == 0 {
+                        return Err(Invalid::Format("IP:PORT with a port other than 0"));
+                    }
+                    out.push(addr.to_string());
+                }
+                Ok(Value::from(out.join(",")))
+            }
+            Kind::PortRange => {
+                let s = text(v)?;
+                if s.is_empty() {
+                    return Ok(Value::from(""));
+                }
+                let bad = Invalid::Format("LOW-HIGH with 1024 <= LOW < HIGH, e.g. 10000-20000");
+                let (lo, hi) = s.split_once('-').ok_or(bad.clone())?;
+                let (lo, hi): (u16, u16) = match (lo.trim().parse(), hi.trim().parse()) {
+                    (Ok(l), Ok(h)) => (l, h),
+                    _ => return Err(bad),
+                };
+                if lo < 1024 || hi <= lo || hi - lo < 3 {
+                    return Err(bad);
+                }
+                Ok(Value::from(format!("{lo}-{hi}")))
+            }
+            Kind::Address => {
+                let s = text(v)?;
+                if s.is_empty() {
+                    return Ok(Value::from(""));
+                }
+                let ip: std::net::IpAddr =
+                    s.parse().map_err(|_| Invalid::Format("an IP address"))?;
+                Ok(Value::from(ip.to_string()))
+            }
+            Kind::LogLevel => {
+                let s = text(v)?;
+                let ok = s.split(',').all(|d| {
+                    let level = d.rsplit('=').next().unwrap_or("").trim();
+                    matches!(
+                        level,
+                        "" | "off" | "error" | "warn" | "info" | "debug" | "trace"
+                    ) && d
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_=:,.-".contains(c))
+                });
+                if !ok {
+                    return Err(Invalid::Format(
+                        "error, warn, info, debug or trace (or a filter such as info,pbx=debug)",
+                    ));
+                }
+                Ok(Value::from(s))
+            }
         }
     }
+}
+
+/// A text value, trimmed.
+fn text(v: &Value) -> Result<String, Invalid> {
+    v.as_str()
+        .map(|s| s.trim().to_string())
+        .ok_or(Invalid::Format("text"))
 }
 
 /// Checks `value` (as typed on a command line) for `key`; the JSON to store or a precise error.
@@ -217,6 +324,32 @@ mod tests {
         );
         assert_eq!(d.validate(&json!("MD5-sess")), Err(Invalid::Algorithms));
         assert_eq!(d.validate(&json!(5)), Err(Invalid::Algorithms));
+    }
+
+    #[test]
+    fn node_settings() {
+        let l = spec(keys::NODE_SIP_LISTEN).unwrap();
+        assert_eq!(
+            l.validate(&json!("10.0.0.5:5060, 192.168.1.5:5070")),
+            Ok(json!("10.0.0.5:5060,192.168.1.5:5070"))
+        );
+        assert_eq!(l.validate(&json!("")), Ok(json!("")));
+        assert!(l.validate(&json!("10.0.0.5")).is_err());
+        assert!(l.validate(&json!("10.0.0.5:0")).is_err());
+        let r = spec(keys::NODE_RTP_PORTS).unwrap();
+        assert_eq!(r.validate(&json!("30000-30100")), Ok(json!("30000-30100")));
+        assert!(r.validate(&json!("20000-10000")).is_err());
+        assert!(r.validate(&json!("80-90")).is_err());
+        let a = spec(keys::NODE_ADVERTISE).unwrap();
+        assert_eq!(a.validate(&json!("203.0.113.5")), Ok(json!("203.0.113.5")));
+        assert!(a.validate(&json!("example.com")).is_err());
+        let g = spec(keys::NODE_LOG_LEVEL).unwrap();
+        assert_eq!(
+            g.validate(&json!("info,pbx=debug")),
+            Ok(json!("info,pbx=debug"))
+        );
+        assert!(g.validate(&json!("loud")).is_err());
+        assert!(g.validate(&json!("info; rm -rf")).is_err());
     }
 
     #[test]

@@ -384,6 +384,38 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("set.range", "Allowed range:", "許容範囲："),
     (
+        "set.node_sip",
+        "SIP listen addresses (one per network segment)",
+        "SIP 待ち受けアドレス（ネットワークセグメントごと）",
+    ),
+    (
+        "set.node_advertise",
+        "Advertised (public) address behind NAT",
+        "NAT 越しに通知する（公開）アドレス",
+    ),
+    ("set.node_rtp", "RTP port range", "RTP ポート範囲"),
+    ("set.node_log", "Log level", "ログレベル"),
+    (
+        "set.fmt_listen",
+        "Enter IP:PORT addresses separated by commas, or leave empty to use the configuration file.",
+        "IP:ポート をカンマ区切りで入力してください（空欄なら設定ファイルの値）。",
+    ),
+    (
+        "set.fmt_range",
+        "Enter LOW-HIGH with 1024 ≤ LOW < HIGH, or leave empty.",
+        "LOW-HIGH 形式（1024 ≤ LOW < HIGH）で入力するか、空欄にしてください。",
+    ),
+    (
+        "set.fmt_address",
+        "Enter an IP address, or leave empty.",
+        "IP アドレスを入力するか、空欄にしてください。",
+    ),
+    (
+        "set.fmt_log",
+        "Use error, warn, info, debug or trace (or a filter such as info,pbx=debug).",
+        "error, warn, info, debug, trace のいずれか（または info,pbx=debug のようなフィルタ）を指定してください。",
+    ),
+    (
         "set.integer",
         "Enter a whole number.",
         "整数を入力してください。",
@@ -396,8 +428,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("set.bootstrap", "Node configuration", "ノード構成"),
     (
         "set.bootstrap_note",
-        "These come from the configuration file, DENWA_* variables or flags of `denwa serve`; change them there. They apply after a restart.",
-        "これらは設定ファイル、DENWA_* 環境変数、または `denwa serve` のオプションで指定します。変更は再起動後に反映されます。",
+        "What this node runs with now. The node settings above override the configuration file at the next start; `denwa serve` flags and DENWA_* variables override both.",
+        "このノードの現在の値です。上のノード設定は次回起動時に設定ファイルより優先されます。`denwa serve` のオプションと DENWA_* 環境変数はさらに優先されます。",
     ),
     (
         "backup.intro",

@@ -1221,7 +1221,7 @@ async fn settings_view(
                                 settings::Kind::Integer { min, max } => {
                                     input type="number" id=(d.key) name=(d.key) min=(min) max=(max) value=(text(v)) disabled[!ctx.is_admin()];
                                 }
-                                settings::Kind::DigestAlgorithms => {
+                                _ => {
                                     input type="text" id=(d.key) name=(d.key) value=(text(v)) disabled[!ctx.is_admin()];
                                 }
                             }
@@ -1271,8 +1271,11 @@ async fn save_settings(
                     settings::Invalid::Range { min, max } => {
                         format!("{} {min}–{max}", ctx.t("set.range"))
                     }
-                    settings::Invalid::NotInteger => ctx.t("set.integer").to_string(),
-                    settings::Invalid::Algorithms => ctx.t("set.algorithms").to_string(),
+                    settings::Invalid::NotInteger
+                    | settings::Invalid::Algorithms
+                    | settings::Invalid::Format(_) => {
+                        ctx.t(settings::format_message(d.kind)).to_string()
+                    }
                 };
                 errors.insert(d.key, msg);
             }

@@ -12,6 +12,18 @@ pub fn find(key: &str) -> Option<&'static Def> {
     pbx::settings::spec(key)
 }
 
+/// Message key of the translated "wrong format" message for a setting of `kind`.
+pub fn format_message(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Integer { .. } => "set.integer",
+        Kind::DigestAlgorithms => "set.algorithms",
+        Kind::ListenAddresses => "set.fmt_listen",
+        Kind::PortRange => "set.fmt_range",
+        Kind::Address => "set.fmt_address",
+        Kind::LogLevel => "set.fmt_log",
+    }
+}
+
 /// Message key of the translated description of `key` (see [`crate::i18n`]).
 pub fn label(key: &str) -> &'static str {
     match key {
@@ -22,6 +34,10 @@ pub fn label(key: &str) -> &'static str {
         pbx::setting_keys::KEEPALIVE => "set.keepalive",
         pbx::setting_keys::MEDIA_TIMEOUT => "set.media_timeout",
         pbx::setting_keys::DIGEST_ALGORITHMS => "set.digest",
+        pbx::setting_keys::NODE_SIP_LISTEN => "set.node_sip",
+        pbx::setting_keys::NODE_ADVERTISE => "set.node_advertise",
+        pbx::setting_keys::NODE_RTP_PORTS => "set.node_rtp",
+        pbx::setting_keys::NODE_LOG_LEVEL => "set.node_log",
         _ => "set.unknown",
     }
 }
