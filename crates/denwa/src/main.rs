@@ -481,7 +481,7 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
     let applied = cfg
         .apply_saved(&o, &saved)
         .context("node settings saved in the database")?;
-    if applied.iter().any(|k| *k == "log_level") {
+    if applied.contains(&"log_level") {
         set_log_level(&cfg.log_level);
     }
     if !applied.is_empty() {
