@@ -477,39 +477,48 @@ impl Core {
         }
     }
 
-    pub(crate) fn reload_extensions(&self) {
-        let store = self.store.clone();
+    /// Runs a cache load on its own task and hands the result to the core.
+    fn reload<T, F>(&self, what: &'static str, load: F, wrap: fn(T) -> Internal)
+    where
+        F: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
         let tx = self.internal.clone();
         tokio::spawn(async move {
-            match load_extensions(&store).await {
-                Ok(e) => {
-                    let _ = tx.send(Internal::Extensions(e));
+            match load.await {
+                Ok(v) => {
+                    let _ = tx.send(wrap(v));
                 }
-                Err(e) => warn!(error = %e, "loading extensions failed"),
+                Err(e) => warn!(error = %e, "loading {what} failed"),
             }
         });
+    }
+
+    pub(crate) fn reload_extensions(&self) {
+        let store = self.store.clone();
+        self.reload(
+            "extensions",
+            async move { load_extensions(&store).await },
+            Internal::Extensions,
+        );
     }
 
     pub(crate) fn reload_tenants(&self) {
         let store = self.store.clone();
-        let tx = self.internal.clone();
-        tokio::spawn(async move {
-            match load_tenants(&store).await {
-                Ok(t) => {
-                    let _ = tx.send(Internal::Tenants(t));
-                }
-                Err(e) => warn!(error = %e, "loading tenants failed"),
-            }
-        });
+        self.reload(
+            "tenants",
+            async move { load_tenants(&store).await },
+            Internal::Tenants,
+        );
     }
 
     pub(crate) fn reload_settings(&self) {
         let store = self.store.clone();
-        let tx = self.internal.clone();
-        tokio::spawn(async move {
-            let s = load_settings(&store).await;
-            let _ = tx.send(Internal::Settings(s));
-        });
+        self.reload(
+            "settings",
+            async move { Ok(load_settings(&store).await) },
+            Internal::Settings,
+        );
     }
 
     fn on_inbound(&mut self, m: Inbound, now: Instant) {
