@@ -920,6 +920,10 @@ impl Core {
         self.metrics
             .registrations
             .store(live as i64, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.transactions.store(
+            self.layer.len() as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if now.duration_since(self.last_purge) > Duration::from_secs(30) {
             self.last_purge = now;
             self.throttle.sweep(now);

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub registrations: AtomicI64,
     /// Calls in progress right now.
     pub active_calls: AtomicI64,
+    /// SIP transactions alive right now (including those lingering to absorb retransmissions).
+    pub transactions: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -54,6 +56,7 @@ impl Default for Metrics {
             calls_by_disposition: std::array::from_fn(|_| AtomicU64::new(0)),
             registrations: AtomicI64::new(0),
             active_calls: AtomicI64::new(0),
+            transactions: AtomicI64::new(0),
         }
     }
 }
@@ -197,6 +200,11 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP denwa_sip_transactions SIP transactions alive (incl. lingering ones).\n# TYPE denwa_sip_transactions gauge\ndenwa_sip_transactions {}",
+            self.transactions.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
             "# HELP denwa_calls_total Finished calls, by disposition.\n# TYPE denwa_calls_total counter"
         );
         for (i, d) in DISPOSITIONS.iter().enumerate() {
@@ -226,5 +234,6 @@ mod tests {
         assert!(s.contains("denwa_sip_requests_received_total{method=\"other\"} 1"));
         assert!(s.contains("denwa_sip_responses_sent_total{code=\"486\"} 1"));
         assert!(s.contains("denwa_calls_total{disposition=\"BUSY\"} 1"));
+        assert!(s.contains("denwa_sip_transactions 0"));
     }
 }
