@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "denwa",
     version,
-    about = "Denwa IP-PBX: SIP registrar, B2BUA calls with relayed media, call records"
+    about = "Denwa IP-PBX: SIP registrar, B2BUA calls with relayed media, call records, control panel"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -39,7 +39,7 @@ pub struct Global {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the PBX: SIP on UDP and TCP, RTP relay, HTTP (/healthz, /metrics).
+    /// Run the PBX: SIP on UDP and TCP, RTP relay, HTTP (control panel, REST API, /healthz, /metrics).
     Serve(ServeArgs),
     /// Manage extensions (phones' accounts).
     #[command(subcommand)]
@@ -73,7 +73,7 @@ pub struct ServeArgs {
     /// SIP listen address, UDP and TCP; repeat for several network segments [env: DENWA_SIP_LISTEN, comma-separated; default 0.0.0.0:5060]
     #[arg(long = "sip-listen", value_name = "ADDR:PORT")]
     pub sip_listen: Vec<String>,
-    /// HTTP listen address for /healthz and /metrics [env: DENWA_HTTP_LISTEN; default 0.0.0.0:8080]
+    /// HTTP listen address: control panel, REST API /api/v1, /healthz, /metrics [env: DENWA_HTTP_LISTEN; default 0.0.0.0:8080]
     #[arg(long, value_name = "ADDR:PORT")]
     pub http_listen: Option<String>,
     /// RTP port range for the media relay [env: DENWA_RTP_PORTS; default 10000-20000]
