@@ -21,36 +21,8 @@ Allow-Events: presence, kpml, talk\r\n\
 Content-Length: 0\r\n\
 \r\n";
 
-const INVITE: &[u8] = b"INVITE sip:1002@pbx.example.com SIP/2.0\r\n\
-Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-524287-1---9a8b7c6d5e4f3a2b;rport\r\n\
-Max-Forwards: 70\r\n\
-Contact: <sip:1001@192.0.2.10:5060;transport=UDP>\r\n\
-To: <sip:1002@pbx.example.com>\r\n\
-From: \"Alice\" <sip:1001@pbx.example.com>;tag=4a3b2c1d\r\n\
-Call-ID: MzE2NjQ4YjYyNjZlNGQ5ZGI5ZjM1NmM3ZTg4MmE1Zjg\r\n\
-CSeq: 1 INVITE\r\n\
-Allow: INVITE, ACK, CANCEL, BYE, NOTIFY, REFER, MESSAGE, OPTIONS, INFO, SUBSCRIBE\r\n\
-Content-Type: application/sdp\r\n\
-Supported: replaces, norefersub, extended-refer, timer, outbound, path\r\n\
-User-Agent: Zoiper rv2.10.20.4\r\n\
-Allow-Events: presence, kpml, talk\r\n\
-Content-Length: 279\r\n\
-\r\n\
-v=0\r\n\
-o=Z 0 21462081 IN IP4 192.0.2.10\r\n\
-s=Z\r\n\
-c=IN IP4 192.0.2.10\r\n\
-t=0 0\r\n\
-m=audio 8000 RTP/AVP 0 8 101\r\n\
-a=rtpmap:0 PCMU/8000\r\n\
-a=rtpmap:8 PCMA/8000\r\n\
-a=rtpmap:101 telephone-event/8000\r\n\
-a=fmtp:101 0-16\r\n\
-a=ptime:20\r\n\
-a=sendrecv\r\n\
-a=rtcp:8001\r\n\
-a=ssrc:1234567890 cname:alice@192.0.2.10\r\n\
-a=maxptime:150\r\n";
+/// The sample INVITE, shared with `examples/parse_rate.rs`.
+const INVITE: &[u8] = include_bytes!("invite.sip");
 
 const OK200: &[u8] = b"SIP/2.0 200 OK\r\n\
 Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKpbx1a2b3c4d5e6f7a8b;received=192.0.2.1;rport=5060\r\n\
