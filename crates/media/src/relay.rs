@@ -20,7 +20,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -221,8 +221,9 @@ impl Relay {
             legs: Default::default(),
             remotes: Mutex::new([None; 2]),
             held: AtomicBool::new(false),
+            control: Mutex::new(Vec::new()),
+            wake: Notify::new(),
         });
-        let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
         let (timeout_tx, timeout_rx) = watch::channel(false);
         let counters = &self.inner.counters;
         counters.total.fetch_add(1, Relaxed);
@@ -232,7 +233,6 @@ impl Relay {
         let engine = Engine {
             call_id: call.clone(),
             legs,
-            ctrl: ctrl_rx,
             timeout_tx,
             shared: shared.clone(),
             relay: self.inner.clone(),
@@ -253,7 +253,6 @@ impl Relay {
             local,
             local_rtcp,
             shared,
-            ctrl: ctrl_tx,
             timeout_rx,
             task: Some(task),
         })
@@ -361,6 +360,10 @@ struct SessionShared {
     /// Where each leg currently sends RTP; written only when that changes.
     remotes: Mutex<[Option<SocketAddr>; 2]>,
     held: AtomicBool,
+    /// Control messages for the session task, which `wake` tells about. A lock and a notifier
+    /// weigh far less per call than a channel, and control traffic is a few messages per call.
+    control: Mutex<Vec<Control>>,
+    wake: Notify,
 }
 
 /// What a phone itself reported in RTCP about the stream the relay sends it.
@@ -426,10 +429,10 @@ impl SessionStats {
     }
 }
 
-/// A control message; `Remote` is boxed so channel slots (allocated 32 at a time) stay small.
+/// A control message from the call to its session task.
 #[derive(Debug)]
 enum Control {
-    Remote(Box<RemoteUpdate>),
+    Remote(RemoteUpdate),
     Hold(bool),
     ClockRate { leg: Leg, payload_type: u8, hz: u32 },
 }
@@ -448,7 +451,6 @@ pub struct Session {
     local: [SocketAddr; 2],
     local_rtcp: [SocketAddr; 2],
     shared: Arc<SessionShared>,
-    ctrl: mpsc::UnboundedSender<Control>,
     timeout_rx: watch::Receiver<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -473,22 +475,24 @@ impl Session {
     /// undoes latching; repeating the same address (e.g. a re-INVITE from a NATed phone) keeps it.
     /// An unspecified address or port 0 (old-style hold, rejected stream) is ignored.
     pub fn set_remote(&self, leg: Leg, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
-        // A send error means the task is gone, which only happens while the session is dropped.
-        let _ = self
-            .ctrl
-            .send(Control::Remote(Box::new(RemoteUpdate { leg, rtp, rtcp })));
+        self.control(Control::Remote(RemoteUpdate { leg, rtp, rtcp }));
+    }
+
+    fn control(&self, c: Control) {
+        lock(&self.shared.control).push(c);
+        self.shared.wake.notify_one();
     }
 
     /// Puts the session on or off hold; no media timeout fires while on hold.
     pub fn set_hold(&self, on_hold: bool) {
         self.shared.held.store(on_hold, Relaxed);
-        let _ = self.ctrl.send(Control::Hold(on_hold));
+        self.control(Control::Hold(on_hold));
     }
 
     /// Declares the RTP clock rate of a payload type a leg's phone sends (for jitter).
     /// Static types (PCMU, PCMA, G722, ...) are known already.
     pub fn set_clock_rate(&self, leg: Leg, payload_type: u8, hz: u32) {
-        let _ = self.ctrl.send(Control::ClockRate {
+        self.control(Control::ClockRate {
             leg,
             payload_type,
             hz,
@@ -514,10 +518,7 @@ impl Session {
 
     /// A snapshot of the session's counters.
     pub fn stats(&self) -> SessionStats {
-        let remotes = match self.shared.remotes.lock() {
-            Ok(g) => *g,
-            Err(p) => *p.into_inner(),
-        };
+        let remotes = *lock(&self.shared.remotes);
         let leg = |i: usize| {
             let c = &self.shared.legs[i];
             let last = c.last_rx_ns.load(Relaxed);
@@ -648,7 +649,7 @@ impl LegIo {
 
 enum Wake {
     Closed,
-    Control(Control),
+    Control,
     Io { ready: u8, timer: bool },
 }
 
@@ -656,7 +657,6 @@ enum Wake {
 struct Engine {
     call_id: Arc<str>,
     legs: [LegIo; 2],
-    ctrl: mpsc::UnboundedReceiver<Control>,
     timeout_tx: watch::Sender<bool>,
     shared: Arc<SessionShared>,
     relay: Arc<RelayInner>,
@@ -671,16 +671,18 @@ struct Engine {
 
 impl Engine {
     async fn run(mut self) {
-        let mut buf = [0u8; BUF_LEN];
+        // The receive buffer lives on the stack of `drain` only, not in this future: the task
+        // stays small (it is per-call memory) and the buffer is hot in cache anyway.
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
+        let shared = self.shared.clone();
         loop {
             let timer_on = self.timer_on;
+            let notified = shared.wake.notified();
+            tokio::pin!(notified);
             let wake = poll_fn(|cx| {
-                match self.ctrl.poll_recv(cx) {
-                    Poll::Ready(Some(c)) => return Poll::Ready(Wake::Control(c)),
-                    Poll::Ready(None) => return Poll::Ready(Wake::Closed),
-                    Poll::Pending => {}
+                if notified.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Control);
                 }
                 let mut ready = 0u8;
                 for (i, leg) in self.legs.iter().enumerate() {
@@ -703,11 +705,16 @@ impl Engine {
             .await;
             match wake {
                 Wake::Closed => break,
-                Wake::Control(c) => self.on_control(c),
+                Wake::Control => {
+                    let pending = std::mem::take(&mut *lock(&shared.control));
+                    for c in pending {
+                        self.on_control(c);
+                    }
+                }
                 Wake::Io { ready, timer } => {
                     for i in 0..4 {
                         if ready & (1 << i) != 0 {
-                            self.drain(i, &mut buf);
+                            self.drain(i);
                         }
                     }
                     self.publish();
@@ -721,13 +728,14 @@ impl Engine {
         self.publish();
     }
 
-    fn drain(&mut self, sock: usize, buf: &mut [u8; BUF_LEN]) {
+    fn drain(&mut self, sock: usize) {
+        let mut buf = [0u8; BUF_LEN];
         let leg = sock / 2;
         let is_rtcp = sock % 2 == 1;
         for _ in 0..BATCH {
             let io = &self.legs[leg];
             let s = if is_rtcp { &io.rtcp } else { &io.rtp };
-            match s.try_recv_from(buf) {
+            match s.try_recv_from(&mut buf) {
                 Ok((n, src)) => {
                     if n >= BUF_LEN {
                         self.malformed(leg);
@@ -925,7 +933,7 @@ impl Engine {
     fn on_control(&mut self, c: Control) {
         match c {
             Control::Remote(u) => {
-                let RemoteUpdate { leg, rtp, rtcp } = *u;
+                let RemoteUpdate { leg, rtp, rtcp } = u;
                 // New SDP (answer, re-INVITE) starts a fresh silence window.
                 self.last_activity = Instant::now();
                 if self.timed_out {
@@ -1033,11 +1041,7 @@ impl Engine {
     }
 
     fn publish_remotes(&self) {
-        let r = [self.legs[0].rtp_dest, self.legs[1].rtp_dest];
-        match self.shared.remotes.lock() {
-            Ok(mut g) => *g = r,
-            Err(p) => *p.into_inner() = r,
-        }
+        *lock(&self.shared.remotes) = [self.legs[0].rtp_dest, self.legs[1].rtp_dest];
     }
 
     /// Moves the batch's counters into the shared atomics (one store each, not one per packet).
@@ -1077,4 +1081,9 @@ impl Engine {
             g.malformed.fetch_add(b.malformed, Relaxed);
         }
     }
+}
+
+/// Locks a mutex whose data stays valid even if a holder panicked (plain values, no invariants).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -20,15 +20,16 @@ use crate::core::{
 };
 use crate::sdp;
 
-/// One outgoing INVITE to one contact of the callee.
+/// One outgoing INVITE to one contact of the callee. The INVITE itself stays with its client
+/// transaction (`Core::layer.request(txn)`) until the leg is answered or fails.
 pub(crate) struct BLeg {
     pub txn: TransactionId,
-    pub invite: Request,
     pub target: Target,
     pub call_id: String,
     pub dialog: Option<Dialog>,
     pub final_status: Option<u16>,
-    pub ack: Option<Request>,
+    /// The ACK for the 2xx, serialised, to resend when the 2xx is retransmitted.
+    pub ack: Option<Bytes>,
 }
 
 /// A request forwarded from one side to the other, waiting for its response.
@@ -69,11 +70,12 @@ pub struct CallSummary {
     pub tenant_id: i64,
 }
 
+/// A call. The caller's INVITE is not copied here: its server transaction keeps it until the
+/// final response, which is as long as responses are built from it.
 pub(crate) struct Call {
     pub id: u64,
     pub tenant_id: i64,
     pub a_txn: TransactionId,
-    pub a_invite: Request,
     pub a_call_id: String,
     pub a_source: SocketAddr,
     pub a_local: SocketAddr,
@@ -293,7 +295,6 @@ impl Core {
             id,
             tenant_id: tenant,
             a_txn: txn,
-            a_invite: req.clone(),
             a_call_id: call_id.clone(),
             a_source: source,
             a_local: local,
@@ -356,13 +357,12 @@ impl Core {
             inv.headers
                 .push(HeaderName::UserAgent, self.cfg.user_agent.as_str());
             inv.set_body(&MediaType::sdp(), Bytes::from(body));
-            match self.layer.send_request(inv.clone(), b.target(), now) {
+            match self.layer.send_request(inv, b.target(), now) {
                 Ok(t) => {
                     self.owners.insert(t, TxOwner::Call(id));
                     self.call_by_callid.insert(leg_call_id.clone(), id);
                     call.legs.push(BLeg {
                         txn: t,
-                        invite: inv,
                         target: b.target(),
                         call_id: leg_call_id,
                         dialog: None,
@@ -380,7 +380,7 @@ impl Core {
         info!(call = id, %call_id, caller = %call.caller, %callee, contacts = call.legs.len(), "call started");
         call.session = Some(session);
         self.call_by_callid.insert(call_id, id);
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         self.metrics
             .active_calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -428,12 +428,15 @@ impl Core {
                 }
                 if call.legs[i].dialog.is_none()
                     && resp.to().and_then(|t| t.tag().map(|_| ())).is_some()
+                    && let Some(invite) = self.layer.request(call.legs[i].txn)
                 {
-                    call.legs[i].dialog = Dialog::uac(&call.legs[i].invite, &resp).ok();
+                    call.legs[i].dialog = Dialog::uac(invite, &resp).ok();
                 }
-                let mut out =
-                    Response::for_request(&call.a_invite, status, Some(resp.reason.as_str()))
-                        .with_to_tag(&call.a_tag);
+                let Some(a_invite) = self.layer.request(call.a_txn) else {
+                    return;
+                };
+                let mut out = Response::for_request(a_invite, status, Some(resp.reason.as_str()))
+                    .with_to_tag(&call.a_tag);
                 let a_contact = contact_uri(adv, None, call.a_local, call.a_transport);
                 out.headers
                     .push(HeaderName::Contact, format!("<{a_contact}>"));
@@ -480,13 +483,18 @@ impl Core {
             // A retransmitted 2xx: our ACK was lost.
             if let Some(ack) = call.legs[i].ack.clone() {
                 let t = call.legs[i].target;
-                self.layer.send_stateless(&Message::Request(ack), t);
+                self.layer.send_raw(ack, t);
             }
             return;
         }
         let target = call.legs[i].target;
+        let leg_txn = call.legs[i].txn;
         let leg_local = target.local.unwrap_or(call.a_local);
-        let mut dialog = match Dialog::uac(&call.legs[i].invite, &resp) {
+        let Some(invite) = self.layer.request(leg_txn) else {
+            warn!(call = id, "2xx from callee after its INVITE was released");
+            return;
+        };
+        let mut dialog = match Dialog::uac(invite, &resp) {
             Ok(d) => d,
             Err(e) => {
                 warn!(call = id, error = %e, "unusable 2xx from callee");
@@ -494,11 +502,11 @@ impl Core {
             }
         };
         let late = call.answered.is_some();
-        let invite_seq = call.legs[i].invite.cseq().map(|c| c.seq).unwrap_or(1);
+        let invite_seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
         let via = self.our_via(leg_local, target.transport);
-        let ack = dialog.ack(invite_seq, &via);
-        self.layer
-            .send_stateless(&Message::Request(ack.clone()), target);
+        let ack = Bytes::from(dialog.ack(invite_seq, &via).to_bytes());
+        self.layer.send_raw(ack.clone(), target);
+        self.layer.release_request(leg_txn);
         if late {
             // Another fork answered first: hang this one up.
             let via = self.our_via(leg_local, target.transport);
@@ -527,7 +535,14 @@ impl Core {
             .map(|(_, l)| l.txn)
             .collect();
         // Answer the caller with the callee's SDP pointed at the relay.
-        let mut ok = Response::for_request(&call.a_invite, 200, None).with_to_tag(&call.a_tag);
+        let Some(a_invite) = self.layer.request(call.a_txn) else {
+            warn!(
+                call = id,
+                "caller's INVITE transaction is gone; not answering"
+            );
+            return;
+        };
+        let mut ok = Response::for_request(a_invite, 200, None).with_to_tag(&call.a_tag);
         let a_contact = contact_uri(adv, None, call.a_local, call.a_transport);
         ok.headers
             .push(HeaderName::Contact, format!("<{a_contact}>"));
@@ -547,7 +562,7 @@ impl Core {
                 ok.set_body(&MediaType::sdp(), Bytes::from(b));
             }
         }
-        match Dialog::uas(&call.a_invite, &ok) {
+        match Dialog::uas(a_invite, &ok) {
             Ok(d) => call.a_dialog = Some(d),
             Err(e) => warn!(call = id, error = %e, "caller dialog not created"),
         }
@@ -1076,10 +1091,10 @@ impl Core {
 
     fn finish(&mut self, id: u64, ending: Ending, a_status: Option<u16>, now: Instant) {
         let reply = match (a_status, self.calls.get(&id)) {
-            (Some(s), Some(call)) => {
-                let r = Response::for_request(&call.a_invite, s, None).with_to_tag(&call.a_tag);
-                Some((call.a_txn, r))
-            }
+            (Some(s), Some(call)) => self.layer.request(call.a_txn).map(|inv| {
+                let r = Response::for_request(inv, s, None).with_to_tag(&call.a_tag);
+                (call.a_txn, r)
+            }),
             _ => None,
         };
         self.finish_with(id, ending, reply, now);

@@ -239,7 +239,8 @@ pub(crate) struct Core {
     pub absent: std::collections::HashSet<(i64, String)>,
     pub location: HashMap<i64, Vec<Binding>>,
     pub settings: Settings,
-    pub calls: HashMap<u64, Call>,
+    /// Boxed: spare table capacity then costs a pointer per slot, not a call.
+    pub calls: HashMap<u64, Box<Call>>,
     pub next_call: u64,
     pub call_by_callid: HashMap<String, u64>,
     pub owners: HashMap<TransactionId, TxOwner>,

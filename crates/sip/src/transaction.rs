@@ -456,9 +456,11 @@ struct Txn {
     kind: TransactionKind,
     state: State,
     key: Key,
-    /// The request as sent (client) or received (server).
-    request: Request,
-    /// Client: the serialised request, for retransmission.
+    /// The request as sent (client) or received (server). Dropped once a final response is
+    /// sent or received (a client INVITE's on [`TransactionLayer::release_request`]), so that
+    /// lingering transactions hold only their keys and the bytes they may still resend.
+    request: Option<Request>,
+    /// Client: the serialised request, for retransmission (emptied after a final response).
     request_bytes: Bytes,
     /// Client: destination of the request; server: destination of responses.
     target: Target,
@@ -489,7 +491,8 @@ impl Txn {
 #[derive(Debug)]
 pub struct TransactionLayer {
     config: Config,
-    txns: HashMap<TransactionId, Txn>,
+    /// Boxed: the table keeps spare capacity, which should cost a pointer, not a transaction.
+    txns: HashMap<TransactionId, Box<Txn>>,
     server_index: HashMap<ServerKey, TransactionId>,
     client_index: HashMap<ClientKey, TransactionId>,
     ack_index: HashMap<AckKey, TransactionId>,
@@ -680,8 +683,21 @@ impl TransactionLayer {
 
     /// The request of a live transaction (as received for server transactions, with `received`
     /// stamped; as sent for client ones). Build responses from it with `Response::for_request`.
+    /// `None` once the transaction no longer keeps it (see [`Self::release_request`]).
     pub fn request(&self, id: TransactionId) -> Option<&Request> {
-        self.txns.get(&id).map(|t| &t.request)
+        self.txns.get(&id).and_then(|t| t.request.as_ref())
+    }
+
+    /// Tells the layer the TU needs no more [`Self::request`] of a client INVITE transaction
+    /// that has its final response (the layer keeps it after a 2xx so that the TU can still
+    /// build a dialog from a late answer). Does nothing before the final response: a CANCEL
+    /// is built from the request.
+    pub fn release_request(&mut self, id: TransactionId) {
+        if let Some(t) = self.txns.get_mut(&id)
+            && matches!(t.state, State::Accepted | State::Completed)
+        {
+            t.request = None;
+        }
     }
 
     /// Next transmission to perform.
@@ -742,12 +758,17 @@ impl TransactionLayer {
 
     /// Sends a message outside any transaction (the ACK for a 2xx, or a stateless reply).
     pub fn send_stateless(&mut self, message: &Message, target: Target) {
+        self.send_raw(Bytes::from(message.to_bytes()), target);
+    }
+
+    /// Sends an already serialised message outside any transaction (e.g. a stored ACK).
+    pub fn send_raw(&mut self, data: Bytes, target: Target) {
         self.transmits.push_back(Transmit {
             transaction: None,
             transport: target.transport,
             destination: target.destination,
             local: target.local,
-            data: Bytes::from(message.to_bytes()),
+            data,
         });
     }
 
@@ -887,7 +908,7 @@ impl TransactionLayer {
                 State::Trying
             },
             key: Key::Client(key.clone()),
-            request,
+            request: Some(request),
             request_bytes: data.clone(),
             target,
             last_response: None,
@@ -900,7 +921,7 @@ impl TransactionLayer {
             acked: false,
         };
         self.client_index.insert(key, id);
-        self.txns.insert(id, txn);
+        self.txns.insert(id, Box::new(txn));
         self.emit(id, data);
         let (retrans, timeout) = if invite {
             (Timer::A, Timer::B)
@@ -942,7 +963,7 @@ impl TransactionLayer {
     fn start_cancel(&mut self, invite: TransactionId, now: Instant) -> Option<TransactionId> {
         let txn = self.txns.get_mut(&invite)?;
         txn.cancel_pending = false;
-        let cancel = cancel_for(&txn.request);
+        let cancel = cancel_for(txn.request.as_ref()?);
         let target = txn.target;
         let Key::Client(k) = &txn.key else {
             return None;
@@ -995,6 +1016,7 @@ impl TransactionLayer {
                 } else if status < 300 {
                     txn.state = State::Accepted;
                     txn.cancel_pending = false;
+                    txn.request_bytes = Bytes::new();
                     self.events.push_back(pass_up);
                     self.set_timer(id, Timer::M, now + 64 * t.t1);
                 } else {
@@ -1003,10 +1025,16 @@ impl TransactionLayer {
                     let Event::Response { response, .. } = &pass_up else {
                         return;
                     };
-                    let ack = Bytes::from(ack_for_non2xx(&txn.request, response).to_bytes());
-                    txn.ack = Some(ack.clone());
+                    let ack = txn
+                        .request
+                        .take()
+                        .map(|r| Bytes::from(ack_for_non2xx(&r, response).to_bytes()));
+                    txn.request_bytes = Bytes::new();
+                    txn.ack.clone_from(&ack);
                     let reliable = txn.reliable();
-                    self.emit(id, ack);
+                    if let Some(ack) = ack {
+                        self.emit(id, ack);
+                    }
                     self.events.push_back(pass_up);
                     let d = if reliable { Duration::ZERO } else { t.d };
                     self.linger(id, Timer::D, d, now);
@@ -1034,6 +1062,8 @@ impl TransactionLayer {
                     self.events.push_back(pass_up);
                 } else {
                     txn.state = State::Completed;
+                    txn.request = None;
+                    txn.request_bytes = Bytes::new();
                     txn.timers[Timer::E.index()] = None;
                     txn.timers[Timer::F.index()] = None;
                     let k = if txn.reliable() { Duration::ZERO } else { t.t4 };
@@ -1138,7 +1168,7 @@ impl TransactionLayer {
                 State::Trying
             },
             key: Key::Server(key.clone()),
-            request: request.clone(),
+            request: Some(request.clone()),
             request_bytes: Bytes::new(),
             target: response_target(&via, source, local, transport),
             last_response: None,
@@ -1151,7 +1181,7 @@ impl TransactionLayer {
             acked: false,
         };
         self.server_index.insert(key, id);
-        self.txns.insert(id, txn);
+        self.txns.insert(id, Box::new(txn));
         self.events.push_back(Event::Request {
             transaction: Some(id),
             request,
@@ -1254,7 +1284,10 @@ impl TransactionLayer {
         if txn.sent_provisional || txn.state != State::Proceeding {
             return;
         }
-        let data = Bytes::from(Response::for_request(&txn.request, 100, None).to_bytes());
+        let Some(request) = &txn.request else {
+            return;
+        };
+        let data = Bytes::from(Response::for_request(request, 100, None).to_bytes());
         txn.sent_provisional = true;
         txn.last_response = Some(data.clone());
         self.emit(id, data);
@@ -1288,12 +1321,20 @@ impl TransactionLayer {
                 if txn.state == State::Proceeding {
                     txn.state = State::Accepted;
                     txn.timers[Timer::Trying.index()] = None;
+                    let request = txn.request.take();
                     let ack_key = AckKey {
-                        call_id: txn.request.call_id().unwrap_or_default().to_owned(),
-                        cseq: txn.request.cseq().map_or(0, |c| c.seq),
-                        from_tag: txn
-                            .request
-                            .from()
+                        call_id: request
+                            .as_ref()
+                            .and_then(Request::call_id)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        cseq: request
+                            .as_ref()
+                            .and_then(Request::cseq)
+                            .map_or(0, |c| c.seq),
+                        from_tag: request
+                            .as_ref()
+                            .and_then(Request::from)
                             .and_then(|f| f.tag().map(str::to_owned))
                             .unwrap_or_default(),
                     };
@@ -1306,6 +1347,7 @@ impl TransactionLayer {
             }
             (TransactionKind::ServerInvite, State::Proceeding) => {
                 txn.state = State::Completed;
+                txn.request = None;
                 txn.timers[Timer::Trying.index()] = None;
                 txn.interval = t.t1;
                 if !reliable {
@@ -1320,6 +1362,7 @@ impl TransactionLayer {
             }
             (TransactionKind::ServerNonInvite, State::Trying | State::Proceeding) => {
                 txn.state = State::Completed;
+                txn.request = None;
             }
             _ => return Err(bad_state),
         }

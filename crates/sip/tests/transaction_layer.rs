@@ -1103,3 +1103,86 @@ fn cancelled_timers_are_purged_from_the_heap() {
     );
     assert_eq!(h.layer.poll_timeout(), Some(h.at(500)));
 }
+
+/// Lingering transactions keep only what they may still need: server transactions drop the
+/// request with the final response; a client INVITE keeps it after a 2xx until the TU releases
+/// it (a late answer still needs it for the dialog), and drops it after a non-2xx; a client
+/// non-INVITE drops it with its final response. Matching and retransmission still work.
+#[test]
+fn requests_are_dropped_once_final() {
+    let mut h = Harness::new();
+    // Server INVITE answered 2xx: request gone, the ACK still matches.
+    let inv = mk_req("INVITE", "z9hG4bKsrv", "UDP", "");
+    h.receive(inv.clone(), Transport::Udp, 0);
+    let (sid, _) = server_txn(&h.events());
+    assert!(h.layer.request(sid).is_some());
+    h.layer
+        .send_response(sid, answer(&inv, 200), h.at(0))
+        .unwrap();
+    assert!(h.layer.request(sid).is_none());
+    let ok = h.transmits();
+    let resent = h.run_until(600);
+    assert_eq!(resent.len(), 1, "2xx still retransmitted");
+    assert_eq!(resent[0].1.data, ok[0].data);
+    h.receive(ack_2xx("z9hG4bKsrvack", "totag"), Transport::Udp, 700);
+    assert!(
+        h.run_until(5_000).is_empty(),
+        "the ACK stopped the 2xx timer"
+    );
+
+    // Server non-INVITE: request gone after the final response; a retransmission gets it again.
+    let opt = mk_req("OPTIONS", "z9hG4bKopt", "UDP", "");
+    h.receive(opt.clone(), Transport::Udp, 5_000);
+    let (oid, _) = server_txn(&h.events());
+    h.layer
+        .send_response(oid, answer(&opt, 200), h.at(5_000))
+        .unwrap();
+    assert!(h.layer.request(oid).is_none());
+    let first = h.transmits();
+    h.receive(opt, Transport::Udp, 5_100);
+    assert_eq!(h.transmits()[0].data, first[0].data);
+
+    // Client INVITE with a 2xx: kept until released; releasing before the answer does nothing.
+    let cinv = mk_req("INVITE", "z9hG4bKcli", "UDP", "");
+    let cid = h
+        .layer
+        .send_request(cinv.clone(), h.target(Transport::Udp), h.at(6_000))
+        .unwrap();
+    h.layer.release_request(cid);
+    assert!(h.layer.request(cid).is_some(), "a CANCEL may still need it");
+    h.receive(answer(&cinv, 200), Transport::Udp, 6_050);
+    assert_eq!(h.layer.state(cid), Some(State::Accepted));
+    assert!(h.layer.request(cid).is_some());
+    h.layer.release_request(cid);
+    assert!(h.layer.request(cid).is_none());
+    h.events();
+    h.receive(answer(&cinv, 200), Transport::Udp, 6_500);
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| matches!(e, Event::Response { transaction, .. } if *transaction == cid)),
+        "2xx retransmissions still reach the TU"
+    );
+
+    // Client INVITE with a non-2xx: dropped, and the ACK is still resent for a retransmission.
+    let binv = mk_req("INVITE", "z9hG4bKbusy", "UDP", "");
+    let bid = h
+        .layer
+        .send_request(binv.clone(), h.target(Transport::Udp), h.at(7_000))
+        .unwrap();
+    h.transmits();
+    h.receive(answer(&binv, 486), Transport::Udp, 7_050);
+    assert!(h.layer.request(bid).is_none());
+    let ack = h.transmits();
+    h.receive(answer(&binv, 486), Transport::Udp, 7_100);
+    assert_eq!(h.transmits()[0].data, ack[0].data);
+
+    // Client non-INVITE: dropped with the final response.
+    let bye = mk_req("BYE", "z9hG4bKbye", "UDP", "");
+    let yid = h
+        .layer
+        .send_request(bye.clone(), h.target(Transport::Udp), h.at(8_000))
+        .unwrap();
+    h.receive(answer(&bye, 200), Transport::Udp, 8_050);
+    assert!(h.layer.request(yid).is_none());
+}
