@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Db, RowGet, to_ms, write_tx};
-use crate::{BindingUpsert, Error, NewCdr, Result, Store};
+use crate::{Backend, BindingUpsert, Error, NewCdr, Result, Store};
 
 /// Counters of the writer task, for metrics and tests.
 #[derive(Debug, Default)]
@@ -55,10 +55,38 @@ impl Job {
     }
 }
 
-const UPSERT_BINDING: &str = "INSERT INTO registrations (tenant_id, extension_id, aor, contact_uri,
+/// Rows per multi-row binding upsert: a batch is cut into statements of these sizes (largest
+/// first), so a few prepared statements serve every batch. With sqlx each statement is one round
+/// trip to the database (for SQLite, to its worker thread); one per row cost more than the
+/// writes themselves in a REGISTER storm.
+const BINDING_CHUNKS: [usize; 4] = [128, 32, 8, 1];
+const BINDING_COLS: usize = 18;
+
+/// The upsert for `rows` bindings (one of [`BINDING_CHUNKS`]). SQLite gets anonymous `?`
+/// parameters: sqlx looks up every parameter's name, and SQLite finds a numbered one by a
+/// linear scan, which made a 128-row statement (2,304 parameters) quadratic.
+fn upsert_bindings_sql(backend: Backend, rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        [Backend::Sqlite, Backend::Postgres].map(|backend| {
+            BINDING_CHUNKS
+                .iter()
+                .map(|&n| {
+                    let values: Vec<String> = (0..n)
+                        .map(|r| {
+                            let p = |c: usize| match backend {
+                                Backend::Sqlite => "?".to_owned(),
+                                Backend::Postgres => format!("${}", r * BINDING_COLS + c),
+                            };
+                            let cols: Vec<String> = (1..=BINDING_COLS).map(p).collect();
+                            format!("({})", cols.join(", "))
+                        })
+                        .collect();
+                    format!(
+                        "INSERT INTO registrations (tenant_id, extension_id, aor, contact_uri,
         expires_at, q, call_id, cseq, user_agent, received_addr, transport, local_addr,
         instance_id, reg_id, node, flags, last_seen, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
+    VALUES {}
     ON CONFLICT (extension_id, contact_uri) DO UPDATE SET
         aor = excluded.aor, expires_at = excluded.expires_at, q = excluded.q,
         call_id = excluded.call_id, cseq = excluded.cseq, user_agent = excluded.user_agent,
@@ -66,7 +94,16 @@ const UPSERT_BINDING: &str = "INSERT INTO registrations (tenant_id, extension_id
         local_addr = excluded.local_addr, instance_id = excluded.instance_id,
         reg_id = excluded.reg_id, node = excluded.node, flags = excluded.flags,
         last_seen = excluded.last_seen, updated_at = excluded.updated_at
-    RETURNING id";
+    RETURNING id, extension_id, contact_uri",
+                        values.join(",\n        ")
+                    )
+                })
+                .collect()
+        })
+    });
+    let i = BINDING_CHUNKS.iter().position(|&n| n == rows).unwrap_or(0);
+    &all[usize::from(backend == Backend::Postgres)][i]
+}
 
 const INSERT_CDR: &str = "INSERT INTO cdrs (tenant_id, call_id, caller, callee, caller_name,
         start_time, answer_time, end_time, duration_s, billsec, disposition, hangup_by,
@@ -76,13 +113,47 @@ const INSERT_CDR: &str = "INSERT INTO cdrs (tenant_id, call_id, caller, callee, 
         $19, $20, $21, $22)
     RETURNING id";
 
+/// The bindings of a batch, one per (extension, contact): a later write of the same binding
+/// in the batch wins, as it would written one by one, and every job of that binding gets its
+/// id. PostgreSQL refuses to upsert one row twice in a statement, so this is needed, not only
+/// cheaper.
+fn unique_bindings(jobs: &[Job]) -> Vec<(&BindingUpsert, Vec<usize>)> {
+    let mut out: Vec<(&BindingUpsert, Vec<usize>)> = Vec::new();
+    let mut by_key: std::collections::HashMap<(i64, &str), usize> = Default::default();
+    for (i, job) in jobs.iter().enumerate() {
+        if let Job::Binding(b, _) = job {
+            match by_key.entry((b.extension_id, b.contact_uri.as_str())) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let slot = &mut out[*e.get()];
+                    slot.0 = b;
+                    slot.1.push(i);
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(out.len());
+                    out.push((b, vec![i]));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Writes `jobs` in one transaction; the ids in job order.
 async fn exec(db: &Db, jobs: &[Job]) -> Result<Vec<i64>> {
+    let bindings = unique_bindings(jobs);
     Ok(write_tx!(db, tx, kind => {
-        let mut ids = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let row = match job {
-                Job::Binding(b, _) => sqlx::query(UPSERT_BINDING)
+        let mut ids = vec![0i64; jobs.len()];
+        let mut rest = bindings.as_slice();
+        while !rest.is_empty() {
+            let n = BINDING_CHUNKS
+                .into_iter()
+                .find(|&n| n <= rest.len())
+                .unwrap_or(1);
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let mut q = sqlx::query(upsert_bindings_sql(kind, n));
+            for (b, _) in chunk {
+                q = q
                     .bind(b.tenant_id)
                     .bind(b.extension_id)
                     .bind(&b.aor)
@@ -100,35 +171,56 @@ async fn exec(db: &Db, jobs: &[Job]) -> Result<Vec<i64>> {
                     .bind(&b.node)
                     .bind(b.flags)
                     .bind(to_ms(b.now))
-                    .fetch_one(&mut *tx)
-                    .await?,
-                Job::Cdr(c, _) => sqlx::query(INSERT_CDR)
-                    .bind(c.tenant_id)
-                    .bind(&c.call_id)
-                    .bind(&c.caller)
-                    .bind(&c.callee)
-                    .bind(&c.caller_name)
-                    .bind(to_ms(c.start_time))
-                    .bind(c.answer_time.map(to_ms))
-                    .bind(to_ms(c.end_time))
-                    .bind(c.duration_s)
-                    .bind(c.billsec)
-                    .bind(c.disposition.as_str())
-                    .bind(c.hangup_by.as_str())
-                    .bind(&c.hangup_cause)
-                    .bind(&c.codec)
-                    .bind(c.a.pkts_rx)
-                    .bind(c.a.pkts_tx)
-                    .bind(c.a.lost)
-                    .bind(c.a.jitter_ms)
-                    .bind(c.b.pkts_rx)
-                    .bind(c.b.pkts_tx)
-                    .bind(c.b.lost)
-                    .bind(c.b.jitter_ms)
-                    .fetch_one(&mut *tx)
-                    .await?,
-            };
-            ids.push(row.i64("id")?);
+                    .bind(to_ms(b.now));
+            }
+            let rows = q.fetch_all(&mut *tx).await?;
+            if rows.len() != chunk.len() {
+                return Err(Error::Invalid {
+                    field: "registration batch",
+                    reason: format!("upsert returned {} rows for {}", rows.len(), chunk.len()),
+                });
+            }
+            for row in &rows {
+                let (ext, contact) = (row.i64("extension_id")?, row.text("contact_uri")?);
+                let slot = chunk
+                    .iter()
+                    .find(|(b, _)| b.extension_id == ext && b.contact_uri == contact);
+                if let Some((_, at)) = slot {
+                    let id = row.i64("id")?;
+                    for &i in at {
+                        ids[i] = id;
+                    }
+                }
+            }
+        }
+        for (i, job) in jobs.iter().enumerate() {
+            let Job::Cdr(c, _) = job else { continue };
+            let row = sqlx::query(INSERT_CDR)
+                .bind(c.tenant_id)
+                .bind(&c.call_id)
+                .bind(&c.caller)
+                .bind(&c.callee)
+                .bind(&c.caller_name)
+                .bind(to_ms(c.start_time))
+                .bind(c.answer_time.map(to_ms))
+                .bind(to_ms(c.end_time))
+                .bind(c.duration_s)
+                .bind(c.billsec)
+                .bind(c.disposition.as_str())
+                .bind(c.hangup_by.as_str())
+                .bind(&c.hangup_cause)
+                .bind(&c.codec)
+                .bind(c.a.pkts_rx)
+                .bind(c.a.pkts_tx)
+                .bind(c.a.lost)
+                .bind(c.a.jitter_ms)
+                .bind(c.b.pkts_rx)
+                .bind(c.b.pkts_tx)
+                .bind(c.b.lost)
+                .bind(c.b.jitter_ms)
+                .fetch_one(&mut *tx)
+                .await?;
+            ids[i] = row.i64("id")?;
         }
         ids
     }))

@@ -24,6 +24,7 @@ both_backends!(
     reopen_keeps_data,
     two_stores_write_the_same_database_at_once,
     writes_queued_during_a_commit_share_one_transaction,
+    one_batch_writes_the_same_binding_several_times,
 );
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -827,4 +828,71 @@ async fn writes_queued_during_a_commit_share_one_transaction(b: Backend) {
         "one for the first write, one for the rest"
     );
     assert_eq!(s.count_bindings(None).await.unwrap(), 400);
+}
+
+/// Writes queued together go out as multi-row statements. Several writes of one binding in a
+/// batch (a phone refreshing twice, two clients racing) end as if written one by one: the last
+/// one's values stay, and every writer gets the same row id.
+async fn one_batch_writes_the_same_binding_several_times(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t1 = s.default_tenant().await.unwrap().id;
+    let mut exts = Vec::new();
+    for n in ["1001", "1002"] {
+        let e = s
+            .create_extension(
+                t1,
+                NewExtension {
+                    number: n.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        exts.push(e.id);
+    }
+    // 3 rounds x 2 extensions x 150 contacts: batches of every size, duplicates in each. Each
+    // write is polled once, in order, so the queue holds them in this order.
+    let before = s.write_stats();
+    let mut writes = Vec::new();
+    for round in 0..3i64 {
+        for &ext in &exts {
+            for c in 0..150 {
+                let b = binding(t1, ext, &format!("sip:{c}@x"), t(0), 60 + round);
+                writes.push(((ext, c), Box::pin(s.upsert_binding(b))));
+            }
+        }
+    }
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for (_, w) in &mut writes {
+        assert!(std::future::Future::poll(w.as_mut(), &mut cx).is_pending());
+    }
+    let mut ids = std::collections::HashMap::new();
+    for (key, w) in writes {
+        let id = w.await.unwrap();
+        assert_eq!(*ids.entry(key).or_insert(id), id, "one row per binding");
+    }
+    let after = s.write_stats();
+    assert!(
+        after.batches - before.batches < 900,
+        "the writes shared transactions"
+    );
+    let distinct: std::collections::HashSet<i64> = ids.values().copied().collect();
+    assert_eq!(distinct.len(), 300);
+    assert_eq!(s.count_bindings(None).await.unwrap(), 300);
+    for &ext in &exts {
+        let regs = s.bindings_for_extension(ext, t(0)).await.unwrap();
+        assert_eq!(regs.len(), 150);
+        for r in regs {
+            assert_eq!(
+                r.expires_at,
+                t(62),
+                "the last write wins: {}",
+                r.contact_uri
+            );
+            let c: i32 = r.contact_uri["sip:".len()..r.contact_uri.len() - "@x".len()]
+                .parse()
+                .unwrap();
+            assert_eq!(Some(&r.id), ids.get(&(ext, c)));
+        }
+    }
 }
