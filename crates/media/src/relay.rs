@@ -32,6 +32,8 @@ use crate::stats::RxStats;
 const BUF_LEN: usize = 2048;
 /// Datagrams read from one socket before the others get a turn.
 const BATCH: usize = 32;
+/// Datagrams one `recvmmsg` call asks for.
+const VLEN: usize = 4;
 /// DSCP EF (46) in the IPv4 TOS byte: voice gets expedited forwarding where the network honours it.
 const TOS_EF: u32 = 46 << 2;
 
@@ -728,26 +730,47 @@ impl Engine {
         self.publish();
     }
 
+    /// Reads what is queued on one socket (up to [`BATCH`] datagrams) and relays it.
+    ///
+    /// One `recvmmsg` asks for [`VLEN`] datagrams. Fewer means the socket was empty a moment
+    /// ago, so the readiness is cleared right away instead of by one more receive call that
+    /// would return EAGAIN: at 50 packets/s per stream that call was a third of the syscalls.
+    /// Clearing is safe: tokio only clears if no readiness event arrived meanwhile, and every
+    /// datagram queued later raises a new (edge-triggered) event.
     fn drain(&mut self, sock: usize) {
-        let mut buf = [0u8; BUF_LEN];
+        let mut bufs = [[0u8; BUF_LEN]; VLEN];
+        let mut got = [(0usize, None::<SocketAddr>); VLEN];
         let leg = sock / 2;
         let is_rtcp = sock % 2 == 1;
-        for _ in 0..BATCH {
+        for _ in 0..BATCH / VLEN {
             let io = &self.legs[leg];
             let s = if is_rtcp { &io.rtcp } else { &io.rtp };
-            match s.try_recv_from(&mut buf) {
-                Ok((n, src)) => {
-                    if n >= BUF_LEN {
-                        self.malformed(leg);
-                    } else if is_rtcp {
-                        self.on_rtcp(leg, &buf[..n], src);
-                    } else {
-                        self.on_rtp(leg, &buf[..n], src);
-                    }
+            let mut n = 0;
+            let res = s.try_io(tokio::io::Interest::READABLE, || {
+                n = recv_batch(s, &mut bufs, &mut got)?;
+                if n < VLEN {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(())
                 }
-                // WouldBlock: drained. Anything else (an ICMP report about an earlier send)
-                // concerns one datagram; the next wake-up carries on.
-                Err(_) => break,
+            });
+            for (buf, &(len, src)) in bufs.iter().zip(&got).take(n) {
+                let Some(src) = src else {
+                    self.malformed(leg);
+                    continue;
+                };
+                if len >= BUF_LEN {
+                    self.malformed(leg);
+                } else if is_rtcp {
+                    self.on_rtcp(leg, &buf[..len], src);
+                } else {
+                    self.on_rtp(leg, &buf[..len], src);
+                }
+            }
+            // WouldBlock: drained. Anything else (an ICMP report about an earlier send)
+            // concerns one datagram; the next wake-up carries on.
+            if res.is_err() {
+                break;
             }
         }
     }
@@ -1086,4 +1109,52 @@ impl Engine {
 /// Locks a mutex whose data stays valid even if a holder panicked (plain values, no invariants).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One non-blocking `recvmmsg` for up to [`VLEN`] datagrams: how many arrived, each one's
+/// length (truncated at [`BUF_LEN`]) and source. `WouldBlock` when none was queued.
+fn recv_batch(
+    sock: &UdpSocket,
+    bufs: &mut [[u8; BUF_LEN]; VLEN],
+    got: &mut [(usize, Option<SocketAddr>); VLEN],
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: all-zero is a valid value of these plain C structs.
+    let mut names: [libc::sockaddr_storage; VLEN] = unsafe { std::mem::zeroed() };
+    let mut iovs: [libc::iovec; VLEN] = unsafe { std::mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; VLEN] = unsafe { std::mem::zeroed() };
+    for (((buf, iov), name), msg) in bufs
+        .iter_mut()
+        .zip(iovs.iter_mut())
+        .zip(names.iter_mut())
+        .zip(msgs.iter_mut())
+    {
+        iov.iov_base = buf.as_mut_ptr().cast();
+        iov.iov_len = BUF_LEN;
+        msg.msg_hdr.msg_name = std::ptr::from_mut(name).cast();
+        msg.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        msg.msg_hdr.msg_iov = std::ptr::from_mut(iov);
+        msg.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: every mmsghdr points at a live iovec, buffer and address slot of the stated
+    // sizes, all of which outlive the call; the kernel writes only within them.
+    let n = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            VLEN as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    for ((slot, msg), name) in got.iter_mut().zip(&msgs).zip(&names).take(n) {
+        // SAFETY: the kernel filled `name` with an address of `msg_namelen` bytes.
+        let addr = unsafe { socket2::SockAddr::new(*name, msg.msg_hdr.msg_namelen) };
+        *slot = (msg.msg_len as usize, addr.as_socket());
+    }
+    Ok(n)
 }
