@@ -32,8 +32,9 @@ CALLEE = "2000"
 CALLEE_PASSWORD = "callee-2000-pw"
 USER_BASE = 100000
 # Fixed RTP port ranges: the relay (Denwa's, or rtpengine; never running at the same time),
-# and the two sipp sides. 15,000 relay ports bound the media ladder at 3,750 calls.
-RELAY_RTP = {"denwa": (20000, 34999), "kamailio": (20000, 34999)}
+# and the two sipp sides (2 ports per call each). 23,000 relay ports bound the media ladder at
+# 5,750 calls (4 relay ports per call).
+RELAY_RTP = {"denwa": (13000, 35999), "kamailio": (13000, 35999)}
 UAC_MP = 36000
 UAS_MP = 50000
 HZ = os.sysconf("SC_CLK_TCK")
@@ -51,8 +52,8 @@ _GIVEN: set[int] = set()
 
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1, below the RTP ranges (which fill
-    20000-63999) and never handed out twice in one run."""
-    for port in range(15000, 19999):
+    13000-63999) and never handed out twice in one run."""
+    for port in range(12000, 12999):
         if port in _GIVEN:
             continue
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -67,7 +68,7 @@ def free_port() -> int:
             t.close()
         _GIVEN.add(port)
         return port
-    raise RuntimeError("no free port in 15000-19999")
+    raise RuntimeError("no free port in 12000-12999")
 
 
 def proc_tree(pid: int) -> list[int]:
@@ -851,7 +852,7 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
 
 
 FIXED = 0.0  # --rate: one fixed step instead of the search
-MEDIA_LADDER = [int(x) for x in os.environ.get("BENCH_MEDIA_LADDER", "300,600,1000,1500,2000,2500,3000,3500").split(",")]
+MEDIA_LADDER = [int(x) for x in os.environ.get("BENCH_MEDIA_LADDER", "300,600,1000,1500,2000,2500,3000,3500,4000,4500,5000").split(",")]
 
 
 def load_media(work, server, users_csv, smoke) -> LoadResult:
