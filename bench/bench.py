@@ -533,8 +533,11 @@ class Rig:
 
 def ramp_probe(work, server, scenario, args, start, inc, interval, rate_max, tag) -> tuple[float, str]:
     """Increasing rate in one sipp run (start, +inc every interval seconds, up to rate_max);
-    stops at the first second with failures or a backlog, and returns the highest rate that
-    ran clean for a whole interval (the candidate for the 20 s confirmation)."""
+    stops at the first second where the failures so far exceed the goal's tolerance (0.1 % of
+    the calls created so far) or a backlog builds, and returns the highest rate that ran a whole
+    interval before that (the candidate for the 20 s confirmation). A single stray failure does
+    not end the probe: the holds allow 0.1 % too, and an overloaded server fails by the
+    hundred per second, so the tolerance delays the stop by a second at most."""
     s = Sipp(work, server.sip_port, scenario, args + [
         "-r", str(start), "-rate_increase", str(inc), "-rate_interval", f"{interval}s",
         "-rate_max", str(rate_max), "-recv_timeout", "8000", "-timeout", f"{int((rate_max - start) / inc * interval + 4 * interval)}s",
@@ -560,7 +563,7 @@ def ramp_probe(work, server, scenario, args, start, inc, interval, rate_max, tag
         expected = interval * (start * k + inc * k * (k - 1) / 2) + (t - k * interval) * cur
         backlog = t > 2 and created < 0.93 * expected - cur
         inflight = int(last.get("CurrentCall", 0) or 0)
-        if failed > 0 or backlog:
+        if failed > max(1, 0.001 * created) or backlog:
             reason = (f"failures at {cur:g}/s" if failed else
                       f"behind schedule at {cur:g}/s ({created} of {expected:.0f} created, {inflight} in progress)")
             break
@@ -680,7 +683,7 @@ def load_cps(work, server, users_csv, smoke) -> LoadResult:
         with Rig(work, server, "uas_call.xml"):
             st = hold_rate(work, server, "uac_call.xml", args, FIXED or 10, 20 if FIXED else 2, "cps")
         return LoadResult(st if st.passed else None, [st], "smoke")
-    return search_rate(work, server, "uac_call.xml", args, (100, 100, 2, 3000), 20, "cps", callee="uas_call.xml")
+    return search_rate(work, server, "uac_call.xml", args, (200, 200, 2, 6000), 20, "cps", callee="uas_call.xml")
 
 
 def write_tone(path: str) -> None:
