@@ -820,9 +820,11 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
     time.sleep(max(0.0, ramp + 3 - (time.time() - t0)))
     rows = uac.rows()
     up = int(rows[-1].get("CurrentCall", 0) or 0) if rows else 0
+    # The CPU window opens before the capture: analysing a large capture can take longer than
+    # the rest of the first half of the hold, which once left a window of ~0 s and a CPU of 0 %.
+    cpu_mid0, tm0 = cpu_seconds(server.pids()), time.time()
     stats = capture(work, RELAY_RTP[server.name], 3.0 if n < 1500 else 2.0, f"{server.name}-{n}")
     pss, rss = memory_kib(server.pids())
-    cpu_mid0, tm0 = cpu_seconds(server.pids()), time.time()
     perf = Perf(server, f"{tag}-{n}")
     time.sleep(max(0.0, ramp + hold * 0.5 - (time.time() - t0)))
     perf.stop()
