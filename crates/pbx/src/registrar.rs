@@ -301,22 +301,8 @@ async fn apply(store: &store::Store, ops: Vec<Op>) -> Result<(), store::Error> {
 
 /// 500 with Retry-After, for a REGISTER whose bindings could not be stored.
 fn database_unavailable(ok: &Response) -> Response {
-    let mut r = Response::new(500);
-    r.reason = "Database Unavailable".into();
-    for h in ok.headers.iter() {
-        if matches!(
-            h.name,
-            HeaderName::Via
-                | HeaderName::From
-                | HeaderName::To
-                | HeaderName::CallId
-                | HeaderName::CSeq
-        ) {
-            r.headers.push(h.name.clone(), h.value.clone());
-        }
-    }
-    r.headers.push(HeaderName::RetryAfter, "5");
-    r
+    ok.restated(500, Some("Database Unavailable"))
+        .with_header(HeaderName::RetryAfter, "5")
 }
 
 /// RFC 7231 IMF-fixdate, formatted once per second (every 200 OK carries one).

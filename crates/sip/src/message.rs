@@ -570,12 +570,31 @@ impl Response {
     /// A response to `req` per RFC 3261 §8.2.6: Via (all, in order), From, To, Call-ID and CSeq
     /// copied; `reason` defaults to the standard phrase when `None`.
     pub fn for_request(req: &Request, status: u16, reason: Option<&str>) -> Response {
+        // 100 Trying also echoes Timestamp (RFC 3261 §8.2.6.1).
+        Response::copying(&req.headers, status, reason, |n| {
+            status == 100 && *n == HeaderName::Timestamp
+        })
+    }
+
+    /// Another answer to the request this response answers: the same Via, From, To (with its
+    /// tag), Call-ID and CSeq, a new status and reason, and nothing else (e.g. a 500 replacing
+    /// a prepared 200 that could not be honoured).
+    pub fn restated(&self, status: u16, reason: Option<&str>) -> Response {
+        Response::copying(&self.headers, status, reason, |_| false)
+    }
+
+    /// A response with the §8.2.6 headers of `from` (plus those `also` picks), in order.
+    fn copying(
+        from: &Headers,
+        status: u16,
+        reason: Option<&str>,
+        also: impl Fn(&HeaderName) -> bool,
+    ) -> Response {
         let mut r = Response::new(status);
         if let Some(text) = reason {
             r.reason = text.to_string();
         }
-        for h in &req.headers {
-            // 100 Trying also echoes Timestamp (RFC 3261 §8.2.6.1).
+        for h in from {
             if matches!(
                 h.name,
                 HeaderName::Via
@@ -583,7 +602,7 @@ impl Response {
                     | HeaderName::To
                     | HeaderName::CallId
                     | HeaderName::CSeq
-            ) || (status == 100 && h.name == HeaderName::Timestamp)
+            ) || also(&h.name)
             {
                 r.headers.push_header(h.clone());
             }
@@ -797,6 +816,33 @@ mod tests {
         .with_header(HeaderName::CallId, "c1@example.com")
         .with_header(HeaderName::CSeq, "1 INVITE")
         .with_header(HeaderName::ContentLength, "999")
+    }
+
+    #[test]
+    fn restated_keeps_the_transaction_headers_and_the_to_tag_only() {
+        let ok = Response::for_request(&sample(), 200, None)
+            .with_to_tag("t1")
+            .with_header(HeaderName::Contact, "<sip:bob@192.0.2.1>")
+            .with_header(HeaderName::Date, "Sun, 22 Nov 2026 00:00:00 GMT");
+        let r = ok.restated(500, Some("Database Unavailable"));
+        assert_eq!((r.status, r.reason.as_str()), (500, "Database Unavailable"));
+        let names: Vec<&HeaderName> = r.headers.iter().map(|h| &h.name).collect();
+        assert_eq!(
+            names,
+            [
+                &HeaderName::Via,
+                &HeaderName::Via,
+                &HeaderName::From,
+                &HeaderName::To,
+                &HeaderName::CallId,
+                &HeaderName::CSeq
+            ]
+        );
+        assert_eq!(
+            r.to().and_then(|t| t.tag().map(str::to_owned)),
+            Some("t1".into())
+        );
+        assert_eq!(ok.restated(503, None).reason, "Service Unavailable");
     }
 
     #[test]
