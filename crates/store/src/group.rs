@@ -62,10 +62,10 @@ impl Job {
 const BINDING_CHUNKS: [usize; 4] = [128, 32, 8, 1];
 const BINDING_COLS: usize = 18;
 
-/// The upsert for `rows` bindings (one of [`BINDING_CHUNKS`]). SQLite gets anonymous `?`
+/// The upsert for `BINDING_CHUNKS[chunk]` bindings. SQLite gets anonymous `?`
 /// parameters: sqlx looks up every parameter's name, and SQLite finds a numbered one by a
 /// linear scan, which made a 128-row statement (2,304 parameters) quadratic.
-fn upsert_bindings_sql(backend: Backend, rows: usize) -> &'static str {
+fn upsert_bindings_sql(backend: Backend, chunk: usize) -> &'static str {
     static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
         [Backend::Sqlite, Backend::Postgres].map(|backend| {
@@ -101,8 +101,7 @@ fn upsert_bindings_sql(backend: Backend, rows: usize) -> &'static str {
                 .collect()
         })
     });
-    let i = BINDING_CHUNKS.iter().position(|&n| n == rows).unwrap_or(0);
-    &all[usize::from(backend == Backend::Postgres)][i]
+    &all[usize::from(backend == Backend::Postgres)][chunk]
 }
 
 const INSERT_CDR: &str = "INSERT INTO cdrs (tenant_id, call_id, caller, callee, caller_name,
@@ -141,17 +140,25 @@ fn unique_bindings(jobs: &[Job]) -> Vec<(&BindingUpsert, Vec<usize>)> {
 /// Writes `jobs` in one transaction; the ids in job order.
 async fn exec(db: &Db, jobs: &[Job]) -> Result<Vec<i64>> {
     let bindings = unique_bindings(jobs);
+    // The jobs of each binding, to hand the returned ids back (RETURNING has no set order).
+    let jobs_of: std::collections::HashMap<(i64, &str), &[usize]> = bindings
+        .iter()
+        .map(|(b, at)| ((b.extension_id, b.contact_uri.as_str()), at.as_slice()))
+        .collect();
+    // Statements of the largest sizes first; the last size is 1, so nothing is left over.
+    let mut pieces = Vec::new();
+    let mut rest = bindings.as_slice();
+    for (size, &n) in BINDING_CHUNKS.iter().enumerate() {
+        while rest.len() >= n {
+            let (chunk, tail) = rest.split_at(n);
+            pieces.push((size, chunk));
+            rest = tail;
+        }
+    }
     Ok(write_tx!(db, tx, kind => {
         let mut ids = vec![0i64; jobs.len()];
-        let mut rest = bindings.as_slice();
-        while !rest.is_empty() {
-            let n = BINDING_CHUNKS
-                .into_iter()
-                .find(|&n| n <= rest.len())
-                .unwrap_or(1);
-            let (chunk, tail) = rest.split_at(n);
-            rest = tail;
-            let mut q = sqlx::query(upsert_bindings_sql(kind, n));
+        for &(size, chunk) in &pieces {
+            let mut q = sqlx::query(upsert_bindings_sql(kind, size));
             for (b, _) in chunk {
                 q = q
                     .bind(b.tenant_id)
@@ -182,12 +189,9 @@ async fn exec(db: &Db, jobs: &[Job]) -> Result<Vec<i64>> {
             }
             for row in &rows {
                 let (ext, contact) = (row.i64("extension_id")?, row.text("contact_uri")?);
-                let slot = chunk
-                    .iter()
-                    .find(|(b, _)| b.extension_id == ext && b.contact_uri == contact);
-                if let Some((_, at)) = slot {
+                if let Some(at) = jobs_of.get(&(ext, contact.as_str())) {
                     let id = row.i64("id")?;
-                    for &i in at {
+                    for &i in *at {
                         ids[i] = id;
                     }
                 }
