@@ -906,7 +906,7 @@ pub struct DigestServerConfig {
 }
 
 impl DigestServerConfig {
-    /// Defaults for `realm`: 300 s nonces, SHA-256 + MD5, qop=auth, no RFC 2069, 65 536 nonces.
+    /// Defaults for `realm`: 300 s nonces, SHA-256 + MD5, qop=auth, no RFC 2069, 262 144 nonces.
     pub fn new(realm: impl Into<String>) -> DigestServerConfig {
         DigestServerConfig {
             realm: realm.into(),
@@ -914,7 +914,7 @@ impl DigestServerConfig {
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             qop: vec![Qop::Auth],
             allow_rfc2069: false,
-            max_tracked_nonces: 65_536,
+            max_tracked_nonces: 262_144,
         }
     }
 }
@@ -930,12 +930,48 @@ const FUTURE_SKEW_SECS: u64 = 5;
 /// A nonce that is not (or no longer) tracked is accepted on first use only if it was issued
 /// after every evicted nonce; otherwise it is reported stale, so eviction can never reopen a
 /// replay window — the client just gets a fresh nonce.
+///
+/// Entries are compact (16 bytes: 8 bytes of the nonce's MAC as the key, the count and the issue
+/// second), so the default bound of 262,144 nonces costs about 10 MB when full. That holds 20 s
+/// of a 13,000 registrations/s storm: a REGISTER answered late in a storm still finds its nonce,
+/// where a few seconds' worth turned queueing delay into `stale=true` challenges. Nonces past
+/// their lifetime are dropped first ([`NonceCountTracker::forget_expired`]) and never count as
+/// evicted, since the lifetime check rejects them anyway.
 #[derive(Debug)]
 pub struct NonceCountTracker {
     max: usize,
-    map: HashMap<[u8; NONCE_TAG], (u32, u64)>,
-    order: VecDeque<[u8; NONCE_TAG]>,
+    map: HashMap<u64, (u32, u32), TagHasher>,
+    order: VecDeque<u64>,
     evicted_upto: Option<u64>,
+}
+
+/// The map's keys are already uniformly random (MAC output the server minted and verified), so
+/// hashing them again would be wasted work.
+#[derive(Debug, Default, Clone, Copy)]
+struct TagHasher;
+
+impl std::hash::BuildHasher for TagHasher {
+    type Hasher = TagHash;
+    fn build_hasher(&self) -> TagHash {
+        TagHash(0)
+    }
+}
+
+#[derive(Debug)]
+struct TagHash(u64);
+
+impl std::hash::Hasher for TagHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// Outcome of [`NonceCountTracker::check_and_record`].
@@ -949,12 +985,23 @@ pub enum NonceCountCheck {
     Forgotten,
 }
 
+fn tag_key(tag: &[u8; NONCE_TAG]) -> u64 {
+    let mut k = [0u8; 8];
+    k.copy_from_slice(&tag[..8]);
+    u64::from_le_bytes(k)
+}
+
+/// Issue times are kept as 32-bit Unix seconds (enough until 2106).
+fn secs32(t: u64) -> u32 {
+    u32::try_from(t).unwrap_or(u32::MAX)
+}
+
 impl NonceCountTracker {
     /// A tracker remembering at most `max` nonces (at least 1).
     pub fn new(max: usize) -> NonceCountTracker {
         NonceCountTracker {
             max: max.max(1),
-            map: HashMap::new(),
+            map: HashMap::with_hasher(TagHasher),
             order: VecDeque::new(),
             evicted_upto: None,
         }
@@ -970,6 +1017,21 @@ impl NonceCountTracker {
         self.map.is_empty()
     }
 
+    /// Drops the oldest entries of nonces issued before `oldest_live` (Unix seconds): they are
+    /// past their lifetime and fail verification on age alone. Entries are kept in first-use
+    /// order, so this stops at the first live one.
+    pub fn forget_expired(&mut self, oldest_live: u64) {
+        while let Some(&old) = self.order.front() {
+            match self.map.get(&old) {
+                Some(&(_, ts)) if u64::from(ts) >= oldest_live => break,
+                _ => {
+                    self.order.pop_front();
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+
     /// Checks `nc` for the nonce identified by `key` (issued at `issued`), recording it if fresh.
     pub fn check_and_record(
         &mut self,
@@ -977,6 +1039,7 @@ impl NonceCountTracker {
         issued: u64,
         nc: u32,
     ) -> NonceCountCheck {
+        let key = tag_key(&key);
         if let Some((last, _)) = self.map.get_mut(&key) {
             if nc <= *last {
                 return NonceCountCheck::Replay;
@@ -992,10 +1055,11 @@ impl NonceCountTracker {
                 break;
             };
             if let Some((_, ts)) = self.map.remove(&old) {
+                let ts = u64::from(ts);
                 self.evicted_upto = Some(self.evicted_upto.map_or(ts, |t| t.max(ts)));
             }
         }
-        self.map.insert(key, (nc, issued));
+        self.map.insert(key, (nc, secs32(issued)));
         self.order.push_back(key);
         NonceCountCheck::Fresh
     }
@@ -1211,6 +1275,9 @@ impl DigestServer {
             return Err(VerifyError::Stale);
         }
         if creds.qop.is_some() {
+            let lifetime = self.config.nonce_lifetime.as_secs();
+            self.tracker
+                .forget_expired(now_secs.saturating_sub(lifetime));
             match self.tracker.check_and_record(key, issued, nc) {
                 NonceCountCheck::Fresh => {}
                 NonceCountCheck::Replay => return Err(VerifyError::Replay),
@@ -1446,5 +1513,20 @@ mod tests {
         assert_eq!(t.check_and_record([4; 16], 103, 1), NonceCountCheck::Fresh);
         assert_eq!(t.check_and_record([4; 16], 103, 3), NonceCountCheck::Fresh);
         assert_eq!(t.check_and_record([4; 16], 103, 2), NonceCountCheck::Replay);
+    }
+
+    #[test]
+    fn expired_nonces_leave_without_making_others_stale() {
+        let mut t = NonceCountTracker::new(2);
+        assert_eq!(t.check_and_record([1; 16], 100, 1), NonceCountCheck::Fresh);
+        assert_eq!(t.check_and_record([2; 16], 400, 1), NonceCountCheck::Fresh);
+        // Nonce 1 is past its lifetime at 401 (300 s): dropped, nonce 2 kept.
+        t.forget_expired(101);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.check_and_record([2; 16], 400, 1), NonceCountCheck::Replay);
+        // Room was made by expiry, not eviction: a nonce issued earlier than nonce 2 but still
+        // alive is fresh on first use.
+        assert_eq!(t.check_and_record([3; 16], 399, 1), NonceCountCheck::Fresh);
+        assert_eq!(t.len(), 2);
     }
 }
