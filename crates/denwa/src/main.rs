@@ -507,11 +507,13 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
     };
     if let Some(ms) = cfg.sip_t1_ms {
         let t1 = std::time::Duration::from_millis(ms);
-        // T2 and T4 keep their RFC 3261 ratios to T1 (4 s and 5 s at the default 500 ms).
+        // T2 and T4 keep their RFC 3261 ratios to T1 (4 s and 5 s at the default 500 ms), and
+        // Timer J stays at T4.
         pcfg.timers.t1 = t1;
         pcfg.timers.t2 = t1 * 8;
         pcfg.timers.t4 = t1 * 10;
         pcfg.timers.d = (t1 * 64).max(std::time::Duration::from_secs(1));
+        pcfg.timers.j = t1 * 10;
     }
     let pbx = pbx::start(pcfg, store.clone(), relay).await?;
     let http = http::bind(cfg.http_listen).await?;

@@ -818,13 +818,20 @@ impl Core {
                 AuthOutcome::Ok(e)
             }
             Err(e) if e.is_stale() => AuthOutcome::Challenge { stale: true },
+            Err(VerifyError::Replay) => {
+                // The response was right, only its nonce count was used before: a
+                // retransmission that outlived its transaction (Timer J), or a captured
+                // request replayed. Either way a fresh nonce is the answer; it is not a
+                // password guess, so the brute-force throttle does not count it.
+                info!(peer = %source, user = %creds.username, "nonce count replayed: challenged again");
+                AuthOutcome::Challenge { stale: true }
+            }
             Err(VerifyError::BadNonce) | Err(VerifyError::OpaqueMismatch) => {
                 // A nonce from before our restart: challenge again rather than refuse.
                 AuthOutcome::Challenge { stale: true }
             }
             Err(e) => {
                 let reason = match e {
-                    VerifyError::Replay => "nonce count replayed",
                     VerifyError::UriMismatch => "digest uri does not match",
                     _ => "wrong password or unknown user",
                 };

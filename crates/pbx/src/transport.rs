@@ -405,8 +405,12 @@ impl Transports {
     }
 }
 
+/// Socket buffers of the SIP UDP sockets. 1 MiB (the kernel doubles it, within
+/// `net.core.rmem_max`) holds about 1,000 small datagrams: a burst while the receive task is
+/// descheduled fits, but a backlog never grows to seconds of queueing, past which every request
+/// would be retransmitted by its sender before being answered.
 fn set_buffers(s: &UdpSocket) {
     let sock = socket2::SockRef::from(s);
-    let _ = sock.set_recv_buffer_size(4 << 20);
+    let _ = sock.set_recv_buffer_size(1 << 20);
     let _ = sock.set_send_buffer_size(4 << 20);
 }

@@ -160,6 +160,11 @@ pub struct Timers {
     pub t4: Duration,
     /// Timer D on unreliable transports (at least 32 s), default 32 s.
     pub d: Duration,
+    /// Timer J on unreliable transports: how long a completed non-INVITE server transaction
+    /// stays to answer retransmissions with its final response. RFC 3261 says 64·T1 (the
+    /// default, 32 s). A node answering thousands of requests a second may shorten it (see
+    /// `pbx::PbxConfig`); a retransmission arriving later is then handled as a new request.
+    pub j: Duration,
 }
 
 impl Default for Timers {
@@ -169,6 +174,7 @@ impl Default for Timers {
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
             d: Duration::from_secs(32),
+            j: Duration::from_secs(32),
         }
     }
 }
@@ -1372,7 +1378,7 @@ impl TransactionLayer {
         }
         self.emit(id, data);
         if self.kind(id) == Some(TransactionKind::ServerNonInvite) && status >= 200 {
-            let j = if reliable { Duration::ZERO } else { 64 * t.t1 };
+            let j = if reliable { Duration::ZERO } else { t.j };
             self.linger(id, Timer::J, j, now);
         }
         Ok(())
