@@ -1091,6 +1091,8 @@ async fn healthz_and_metrics() {
         "denwa_calls_active",
         "denwa_calls_total",
         "denwa_rtp_packets_relayed_total",
+        "denwa_store_commits_total",
+        "denwa_store_writes_waiting 0",
         "denwa_up 1",
     ] {
         assert!(text.contains(m), "{m} missing");
