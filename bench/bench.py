@@ -37,6 +37,10 @@ USER_BASE = 100000
 RELAY_RTP = {"denwa": (13000, 35999), "kamailio": (13000, 35999)}
 UAC_MP = 36000
 UAS_MP = 50000
+# RTP streams per sipp playback thread. sipp's default of 20 starts 150 threads per side at
+# 3,000 calls; each wakes every 20 ms, and the scheduler then splits the two cores by thread,
+# starving the server under test (a couple of threads) long before either side is out of CPU.
+RTP_THREADTASKS = int(os.environ.get("BENCH_RTP_THREADTASKS", "20"))
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -412,6 +416,8 @@ class Sipp:
             "-trace_err", "-error_file", os.path.join(work, f"sipp-{Sipp.seq}-{tag}.err"),
             "-max_socket", "60000",
         ] + args
+        if "-mp" in args:
+            argv += ["-rtp_threadtasks", str(RTP_THREADTASKS)]
         self.proc = Proc(f"sipp-{Sipp.seq}-{tag}", argv, work, cwd=work)
         Sipp.live.append(self.proc)
 
