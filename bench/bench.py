@@ -128,6 +128,29 @@ def memory_kib(pids: list[int]) -> tuple[int, int]:
     return pss, rss
 
 
+def cpu_halves() -> tuple[list[int], list[int]] | None:
+    """(server CPUs, load CPUs), or None when not pinning (`BENCH_PIN=0`, one CPU, no taskset).
+
+    The server under test runs on the first half of the CPUs; sipp, tcpdump and this script on
+    the second. Sharing every core let the scheduler decide who got the CPU: per thread,
+    sipp's 150 RTP threads per side at 3,000 calls, or Kamailio's worker processes against
+    Denwa's two threads, won. Pinned, each server gets the same core(s) to itself."""
+    n = os.cpu_count() or 1
+    if n < 2 or os.environ.get("BENCH_PIN", "1") == "0" or not shutil.which("taskset"):
+        return None
+    half = n // 2
+    return list(range(half)), list(range(half, n))
+
+
+def pinned(argv: list[str], side: str) -> list[str]:
+    """`argv` run on its side's CPUs (see `cpu_halves`)."""
+    halves = cpu_halves()
+    if halves is None:
+        return argv
+    cpus = halves[0] if side == "server" else halves[1]
+    return ["taskset", "-c", ",".join(str(c) for c in cpus)] + argv
+
+
 class Proc:
     """A child process with its output in a log file, stopped by PID."""
 
@@ -241,7 +264,7 @@ class Denwa(Server):
             "--http-listen", f"127.0.0.1:{free_port()}",
             "--rtp-ports", f"{lo}-{hi}", "--log-level", "warn",
         ]
-        self.procs = [Proc(f"denwa-{self.runs}", argv, self.work)]
+        self.procs = [Proc(f"denwa-{self.runs}", pinned(argv, "server"), self.work)]
         if not sip_ping(self.sip_port, 30):
             raise RuntimeError(f"denwa did not answer:\n{self.procs[0].tail()}")
 
@@ -286,14 +309,14 @@ class Kamailio(Server):
                 f"--port-min={lo}", f"--port-max={hi}", "--delete-delay=0", "--timeout=60",
                 f"--pidfile={self.work}/rtpengine-{self.runs}.pid",
             ]
-            self.procs.append(Proc(f"rtpengine-{self.runs}", argv, self.work))
+            self.procs.append(Proc(f"rtpengine-{self.runs}", pinned(argv, "server"), self.work))
             if not ng_ping(ng_port, 15):
                 raise RuntimeError(f"rtpengine did not answer:\n{self.procs[0].tail()}")
         argv = [
             "kamailio", "-f", cfg_path, "-DD", "-E", "-m", "512", "-M", "16",
             "-P", f"{self.work}/kamailio-{self.runs}.pid", "-Y", self.work,
         ]
-        self.procs.append(Proc(f"kamailio-{self.runs}", argv, self.work))
+        self.procs.append(Proc(f"kamailio-{self.runs}", pinned(argv, "server"), self.work))
         if not sip_ping(self.sip_port, 30):
             raise RuntimeError(f"kamailio did not answer:\n{self.procs[-1].tail()}")
 
@@ -418,7 +441,7 @@ class Sipp:
         ] + args
         if "-mp" in args:
             argv += ["-rtp_threadtasks", str(RTP_THREADTASKS)]
-        self.proc = Proc(f"sipp-{Sipp.seq}-{tag}", argv, work, cwd=work)
+        self.proc = Proc(f"sipp-{Sipp.seq}-{tag}", pinned(argv, "load"), work, cwd=work)
         Sipp.live.append(self.proc)
 
     def rows(self) -> list[dict]:
@@ -716,8 +739,8 @@ def capture(work: str, relay: tuple[int, int], seconds: float, tag: str) -> dict
     pcap = os.path.join(work, f"{tag}.pcap")
     lo, hi = relay
     p = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-s", "60", "-B", "131072", "-w", pcap, "-n",
-         f"udp and portrange {lo}-{hi}"],
+        pinned(["tcpdump", "-i", "lo", "-s", "60", "-B", "131072", "-w", pcap, "-n",
+         f"udp and portrange {lo}-{hi}"], "load"),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     time.sleep(seconds)
@@ -1094,6 +1117,11 @@ def main() -> int:
     global FIXED
     FIXED = a.rate
     started = time.time()
+    halves = cpu_halves()
+    if halves is not None:
+        # This script (and the CLI provisioning it runs) stays off the server's CPUs too.
+        os.sched_setaffinity(0, halves[1])
+        log(f"server on CPU {halves[0]}, sipp/tcpdump/bench on CPU {halves[1]} (BENCH_PIN=0: unpinned)")
     n_users = 50 if a.smoke and a.users == 10000 else a.users
     if a.smoke:
         # The smoke run is part of the test suite, whose tests take ports from 21000-32700
