@@ -174,12 +174,7 @@ impl Metrics {
                 self.bytes_out.load(Relaxed),
             ),
         ];
-        for (name, kind, help, v) in simple {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
-        }
+        write_simple(out, &simple);
         let _ = writeln!(
             out,
             "# HELP denwa_registrations Registered contacts.\n# TYPE denwa_registrations gauge"
@@ -214,6 +209,17 @@ impl Metrics {
                 self.calls_by_disposition[i].load(Relaxed)
             );
         }
+    }
+}
+
+/// Appends unlabelled metrics, each `(name, "counter" | "gauge", help, value)`, in Prometheus
+/// text format.
+pub fn write_simple(out: &mut String, rows: &[(&str, &str, &str, u64)]) {
+    for (name, kind, help, v) in rows {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
     }
 }
 

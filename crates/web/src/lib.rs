@@ -204,33 +204,29 @@ async fn healthz(State(w): State<Web>) -> impl IntoResponse {
 /// The group-commit writer's counters: a growing `denwa_store_writes_waiting` means the database
 /// (its fsync) is the bottleneck, and every REGISTER and call end waits behind it.
 fn render_store_metrics(out: &mut String, s: &store::WriteStats) {
-    use std::fmt::Write as _;
-    let rows = [
-        (
-            "denwa_store_commits_total",
-            "counter",
-            "Group-commit transactions written (one fsync each).",
-            s.batches,
-        ),
-        (
-            "denwa_store_commit_rows_total",
-            "counter",
-            "Rows (registrations, call records) written by group commit.",
-            s.rows,
-        ),
-        (
-            "denwa_store_writes_waiting",
-            "gauge",
-            "Writes queued for the next commit or in the one being written.",
-            s.queued as u64 + s.in_flight,
-        ),
-    ];
-    for (name, kind, help, v) in rows {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-        );
-    }
+    pbx::metrics::write_simple(
+        out,
+        &[
+            (
+                "denwa_store_commits_total",
+                "counter",
+                "Group-commit transactions written (one fsync each).",
+                s.batches,
+            ),
+            (
+                "denwa_store_commit_rows_total",
+                "counter",
+                "Rows (registrations, call records) written by group commit.",
+                s.rows,
+            ),
+            (
+                "denwa_store_writes_waiting",
+                "gauge",
+                "Writes queued for the next commit or in the one being written.",
+                s.queued as u64 + s.in_flight,
+            ),
+        ],
+    );
 }
 
 async fn metrics(State(w): State<Web>) -> impl IntoResponse {
