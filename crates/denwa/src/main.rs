@@ -513,7 +513,7 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
         pcfg.timers.t2 = t1 * 8;
         pcfg.timers.t4 = t1 * 10;
         pcfg.timers.d = (t1 * 64).max(std::time::Duration::from_secs(1));
-        pcfg.timers.j = t1 * 10;
+        pcfg.timers.j = pcfg.timers.t4;
     }
     let pbx = pbx::start(pcfg, store.clone(), relay).await?;
     let http = http::bind(cfg.http_listen).await?;

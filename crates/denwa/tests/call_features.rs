@@ -155,6 +155,19 @@ fn register_raw(
     expires: u32,
     cseq_base: u32,
 ) -> String {
+    register_raw_sent(sock, server, user, password, contact, expires, cseq_base).0
+}
+
+/// [`register_raw`], also returning the authenticated REGISTER as sent (to replay it).
+fn register_raw_sent(
+    sock: &UdpSocket,
+    server: &str,
+    user: &str,
+    password: &str,
+    contact: &str,
+    expires: u32,
+    cseq_base: u32,
+) -> (String, String) {
     let me = sock.local_addr().expect("addr");
     let build = |cseq: u32, auth: Option<String>| {
         let mut m = format!(
@@ -177,7 +190,7 @@ fn register_raw(
     let resp = String::from_utf8_lossy(&buf[..n]).to_string();
     if !resp.starts_with("SIP/2.0 401") {
         // Refused before authentication (e.g. a malformed request).
-        return resp;
+        return (resp, String::new());
     }
     let chal_line = resp
         .lines()
@@ -204,13 +217,47 @@ fn register_raw(
             &mut rand::thread_rng(),
         )
         .expect("credentials");
-    sock.send_to(
-        build(cseq_base + 1, Some(creds.to_string())).as_bytes(),
-        server,
-    )
-    .expect("send");
+    let authed = build(cseq_base + 1, Some(creds.to_string()));
+    sock.send_to(authed.as_bytes(), server).expect("send");
     let (n, _) = sock.recv_from(&mut buf).expect("final answer");
-    String::from_utf8_lossy(&buf[..n]).to_string()
+    (String::from_utf8_lossy(&buf[..n]).to_string(), authed)
+}
+
+/// A replayed nonce count with the right password (a retransmission that outlived its
+/// transaction, or a captured request sent again) gets a fresh `stale=true` challenge, never a
+/// 200, and does not count towards the brute-force ban.
+#[test]
+fn replayed_nonce_count_is_challenged_not_banned() {
+    let d = two();
+    let server = d.sip_addr();
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let contact = format!("<sip:1001@{}>", sock.local_addr().expect("addr"));
+    let (ok, authed) = register_raw_sent(&sock, &server, "1001", "secret-1001", &contact, 60, 1);
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+    // More replays than the ban threshold (10 failures), each a new transaction (new branch).
+    let mut buf = [0u8; 8192];
+    for i in 0..12 {
+        let replay = authed.replacen(
+            "branch=z9hG4bK-r2-",
+            &format!("branch=z9hG4bK-replay{i}-"),
+            1,
+        );
+        assert_ne!(replay, authed);
+        sock.send_to(replay.as_bytes(), &server).expect("send");
+        let (n, _) = sock.recv_from(&mut buf).expect("an answer, not a ban");
+        let resp = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(resp.starts_with("SIP/2.0 401 "), "replay {i}: {resp}");
+        assert!(resp.contains("stale=true"), "replay {i}: {resp}");
+    }
+    assert!(
+        !d.logs().contains("banned"),
+        "a replay is not a password guess"
+    );
+    // The phone itself still registers from the same address.
+    let again = register_raw(&sock, &server, "1001", "secret-1001", &contact, 60, 20);
+    assert!(again.starts_with("SIP/2.0 200 "), "{again}");
 }
 
 /// A REGISTER whose Contact is not where the packets come from (a phone behind NAT).

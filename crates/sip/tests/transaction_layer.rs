@@ -801,6 +801,33 @@ fn server_response_state_rules() {
 // Server non-INVITE
 // ------------------------------------------------------------------------------------------------
 
+/// A shortened Timer J (a busy registrar's setting) ends the lingering transaction sooner; until
+/// then a retransmission still gets the final response again.
+#[test]
+fn timer_j_follows_the_configured_value() {
+    let mut h = Harness::with(Config {
+        timers: Timers {
+            j: Duration::from_secs(5),
+            ..Timers::default()
+        },
+        ..Config::default()
+    });
+    let r = mk_req("REGISTER", "z9hG4bKj5", "UDP", "");
+    h.receive(r.clone(), Transport::Udp, 0);
+    let (id, _) = server_txn(&h.events());
+    h.layer
+        .send_response(id, answer(&r, 200), h.at(100))
+        .unwrap();
+    h.transmits();
+    assert_eq!(h.layer.poll_timeout(), Some(h.at(100 + 5_000)));
+    h.receive(r.clone(), Transport::Udp, 4_000);
+    assert!(text(&h.transmits()[0]).starts_with("SIP/2.0 200 "));
+    assert!(h.run_until(5_200).is_empty());
+    assert!(terminated(&h.events(), id));
+    h.receive(r, Transport::Udp, 5_300);
+    server_txn(&h.events());
+}
+
 #[test]
 fn server_non_invite_trying_proceeding_completed_timer_j() {
     for transport in [Transport::Udp, Transport::Tcp] {
