@@ -144,22 +144,10 @@ fn repeated_wrong_passwords_get_the_source_ignored() {
     other.run().expect("another address still registers");
 }
 
-/// Sends a REGISTER from `sock` (answering the digest challenge) and returns the final response.
+/// Sends a REGISTER from `sock` (answering the digest challenge) and returns the final response
+/// and the authenticated REGISTER as sent (to replay it; empty when there was no challenge).
 /// `contact` is the Contact header value; `expires` goes into an Expires header.
 fn register_raw(
-    sock: &UdpSocket,
-    server: &str,
-    user: &str,
-    password: &str,
-    contact: &str,
-    expires: u32,
-    cseq_base: u32,
-) -> String {
-    register_raw_sent(sock, server, user, password, contact, expires, cseq_base).0
-}
-
-/// [`register_raw`], also returning the authenticated REGISTER as sent (to replay it).
-fn register_raw_sent(
     sock: &UdpSocket,
     server: &str,
     user: &str,
@@ -234,7 +222,7 @@ fn replayed_nonce_count_is_challenged_not_banned() {
     sock.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let contact = format!("<sip:1001@{}>", sock.local_addr().expect("addr"));
-    let (ok, authed) = register_raw_sent(&sock, &server, "1001", "secret-1001", &contact, 60, 1);
+    let (ok, authed) = register_raw(&sock, &server, "1001", "secret-1001", &contact, 60, 1);
     assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
     // More replays than the ban threshold (10 failures), each a new transaction (new branch).
     let mut buf = [0u8; 8192];
@@ -256,13 +244,13 @@ fn replayed_nonce_count_is_challenged_not_banned() {
         "a replay is not a password guess"
     );
     // The phone itself still registers from the same address.
-    let again = register_raw(&sock, &server, "1001", "secret-1001", &contact, 60, 20);
+    let (again, _) = register_raw(&sock, &server, "1001", "secret-1001", &contact, 60, 20);
     assert!(again.starts_with("SIP/2.0 200 "), "{again}");
 }
 
 /// A REGISTER whose Contact is not where the packets come from (a phone behind NAT).
 fn register_behind_nat(sock: &UdpSocket, server: &str, user: &str, password: &str) {
-    let resp = register_raw(
+    let (resp, _) = register_raw(
         sock,
         server,
         user,
@@ -286,7 +274,7 @@ fn registrar_expiry_min_expires_and_wildcard_removal() {
         .expect("timeout");
     let server = d.sip_addr();
     // Too short: 423 with Min-Expires.
-    let r = register_raw(
+    let (r, _) = register_raw(
         &sock,
         &server,
         "1001",
@@ -300,7 +288,7 @@ fn registrar_expiry_min_expires_and_wildcard_removal() {
         "{r}"
     );
     // Two contacts, both listed in the 200.
-    let r = register_raw(
+    let (r, _) = register_raw(
         &sock,
         &server,
         "1001",
@@ -310,7 +298,7 @@ fn registrar_expiry_min_expires_and_wildcard_removal() {
         3,
     );
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
-    let r = register_raw(
+    let (r, _) = register_raw(
         &sock,
         &server,
         "1001",
@@ -329,9 +317,9 @@ fn registrar_expiry_min_expires_and_wildcard_removal() {
         d.registrations().len() == 1
     });
     // Contact: * with Expires: 0 removes everything; * with a non-zero Expires is refused.
-    let r = register_raw(&sock, &server, "1001", "secret-1001", "*", 60, 7);
+    let (r, _) = register_raw(&sock, &server, "1001", "secret-1001", "*", 60, 7);
     assert!(r.starts_with("SIP/2.0 400"), "{r}");
-    let r = register_raw(&sock, &server, "1001", "secret-1001", "*", 0, 9);
+    let (r, _) = register_raw(&sock, &server, "1001", "secret-1001", "*", 0, 9);
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
     assert!(d.registrations().is_empty());
 }
