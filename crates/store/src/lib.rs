@@ -24,7 +24,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use tokio::sync::{broadcast, mpsc};
 
 pub use config::{ha1_md5, ha1_sha256, validate_extension_number};
@@ -204,6 +206,29 @@ fn sqlite_options(url: &str, given: &str, busy: Duration) -> Result<SqliteConnec
         .foreign_keys(true))
 }
 
+/// Connects a SQLite pool, retrying while the file is locked for up to `busy`.
+///
+/// Switching a fresh file to WAL takes an exclusive lock, and SQLite answers a second process
+/// doing the same at that moment with `SQLITE_BUSY` at once, without its busy handler; two
+/// Denwa processes started together on a new data dir must both come up.
+async fn sqlite_pool(opts: SqliteConnectOptions, max: u32, busy: Duration) -> Result<SqlitePool> {
+    let deadline = tokio::time::Instant::now() + busy;
+    loop {
+        match SqlitePoolOptions::new()
+            .max_connections(max)
+            .connect_with(opts.clone())
+            .await
+        {
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("5") && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Turns what the user gave (`sqlite://…`, `postgres://…`, or a path) into a backend and URL.
 fn classify(url_or_path: &str) -> Result<(Backend, String)> {
     let s = url_or_path.trim();
@@ -225,14 +250,9 @@ impl Store {
         let db = match backend {
             Backend::Sqlite => {
                 let base = sqlite_options(&url, url_or_path, opts.busy_timeout)?;
-                let write = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(base.clone())
-                    .await?;
-                let read = SqlitePoolOptions::new()
-                    .max_connections(opts.max_connections.max(1))
-                    .connect_with(base)
-                    .await?;
+                let write = sqlite_pool(base.clone(), 1, opts.busy_timeout).await?;
+                let read =
+                    sqlite_pool(base, opts.max_connections.max(1), opts.busy_timeout).await?;
                 Db::Sqlite { read, write }
             }
             Backend::Postgres => Db::Pg(
@@ -291,11 +311,8 @@ impl Store {
         let (backend, url) = classify(url_or_path)?;
         let db = match backend {
             Backend::Sqlite => {
-                let opts = sqlite_options(&url, url_or_path, Duration::from_secs(5))?;
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(opts)
-                    .await?;
+                let busy = Duration::from_secs(5);
+                let pool = sqlite_pool(sqlite_options(&url, url_or_path, busy)?, 1, busy).await?;
                 Db::Sqlite {
                     read: pool.clone(),
                     write: pool,
