@@ -623,7 +623,9 @@ class Perf:
             os.makedirs(out, exist_ok=True)
             self.path = os.path.join(out, f"{server.name}-{tag}.data")
             pids = ",".join(str(q) for p in server.pids() for q in proc_tree(p))
-            self.p = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", self.path, "-p", pids],
+            graph = os.environ.get("BENCH_PERF_CALLGRAPH", "fp")
+            self.p = subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", graph,
+                                       "-o", self.path, "-p", pids],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:

@@ -126,8 +126,12 @@ impl Core {
             });
             info!(peer = %source, %aor, "all registrations removed");
         } else {
-            let list = self.location.entry(ext.id).or_default();
-            let mut new_list = list.clone();
+            // First every check that can refuse the request, so that a refusal leaves the
+            // bindings untouched; then the changes, in place (a refresh rewrites no strings
+            // that did not change).
+            let empty = Vec::new();
+            let list = self.location.get(&ext.id).unwrap_or(&empty);
+            let mut wanted = Vec::with_capacity(contacts.len());
             for c in &contacts {
                 let Contact::Addr(na) = c else { continue };
                 if !na.uri.is_sip() {
@@ -141,20 +145,25 @@ impl Core {
                         .with_header(HeaderName::MinExpires, s.min_expires.to_string());
                     return self.respond(txn, r, now);
                 }
-                let existing = new_list.iter().position(|b| b.contact_uri == contact_uri);
-                if let Some(i) = existing {
-                    let b = &new_list[i];
-                    if b.call_id == call_id && cseq <= b.cseq {
-                        return self.respond(
-                            txn,
-                            Response::for_request(&req, 500, Some("Out-of-order CSeq")),
-                            now,
-                        );
-                    }
+                if list
+                    .iter()
+                    .any(|b| b.contact_uri == contact_uri && b.call_id == call_id && cseq <= b.cseq)
+                {
+                    return self.respond(
+                        txn,
+                        Response::for_request(&req, 500, Some("Out-of-order CSeq")),
+                        now,
+                    );
                 }
+                wanted.push((na, contact_uri, asked));
+            }
+            let user_agent = req.headers.user_agent().unwrap_or_default();
+            let list = self.location.entry(ext.id).or_default();
+            for (na, contact_uri, asked) in wanted {
+                let existing = list.iter().position(|b| b.contact_uri == contact_uri);
                 if asked == 0 {
                     if let Some(i) = existing {
-                        new_list.remove(i);
+                        list.remove(i);
                         ops.push(Op::Delete {
                             extension_id: ext.id,
                             contact_uri,
@@ -162,60 +171,83 @@ impl Core {
                     }
                     continue;
                 }
-                let granted = asked.min(s.max_expires);
-                let b = Binding {
-                    tenant_id: tenant,
-                    extension_id: ext.id,
-                    aor: aor.clone(),
-                    contact_uri: contact_uri.clone(),
-                    contact: na.uri.clone(),
-                    expires_at: wall + Duration::from_secs(u64::from(granted)),
-                    q: na.q().map(f64::from).unwrap_or(1.0),
-                    call_id: call_id.clone(),
-                    cseq,
-                    user_agent: req.headers.user_agent().unwrap_or_default().to_string(),
-                    received: source,
-                    transport,
-                    local,
-                    instance_id: na.params.value("+sip.instance"),
-                    reg_id: na.params.value("reg-id").and_then(|v| v.parse().ok()),
-                    behind_nat: contact_is_behind_nat(&na.uri, source),
-                    ping_failures: 0,
-                    ping_txn: None,
-                    next_ping: now + s.keepalive,
-                };
+                let expires_at = wall + Duration::from_secs(u64::from(asked.min(s.max_expires)));
+                let q = na.q().map(f64::from).unwrap_or(1.0);
+                let instance_id = na.params.value("+sip.instance");
+                let reg_id = na.params.value("reg-id").and_then(|v| v.parse().ok());
+                let behind_nat = contact_is_behind_nat(&na.uri, source);
                 match existing {
-                    Some(i) => new_list[i] = b,
-                    None => new_list.push(b),
+                    Some(i) => {
+                        let b = &mut list[i];
+                        b.expires_at = expires_at;
+                        b.q = q;
+                        if b.call_id != call_id {
+                            b.call_id.clone_from(&call_id);
+                        }
+                        b.cseq = cseq;
+                        if b.user_agent != user_agent {
+                            b.user_agent = user_agent.to_string();
+                        }
+                        b.received = source;
+                        b.transport = transport;
+                        b.local = local;
+                        b.instance_id = instance_id;
+                        b.reg_id = reg_id;
+                        b.behind_nat = behind_nat;
+                        b.ping_failures = 0;
+                        b.ping_txn = None;
+                        b.next_ping = now + s.keepalive;
+                    }
+                    None => list.push(Binding {
+                        tenant_id: tenant,
+                        extension_id: ext.id,
+                        aor: aor.clone(),
+                        contact_uri,
+                        contact: na.uri.clone(),
+                        expires_at,
+                        q,
+                        call_id: call_id.clone(),
+                        cseq,
+                        user_agent: user_agent.to_string(),
+                        received: source,
+                        transport,
+                        local,
+                        instance_id,
+                        reg_id,
+                        behind_nat,
+                        ping_failures: 0,
+                        ping_txn: None,
+                        next_ping: now + s.keepalive,
+                    }),
                 }
             }
             // Over the contact limit: the oldest registrations make room (a phone that moved
             // behind a new NAT binding must not lock itself out).
-            while new_list.len() > ext.max_contacts {
-                let oldest = new_list
+            while list.len() > ext.max_contacts {
+                let oldest = list
                     .iter()
                     .enumerate()
                     .min_by_key(|(_, b)| b.expires_at)
                     .map(|(i, _)| i)
                     .unwrap_or(0);
-                let b = new_list.remove(oldest);
+                let b = list.remove(oldest);
                 ops.push(Op::Delete {
                     extension_id: ext.id,
                     contact_uri: b.contact_uri,
                 });
             }
-            for b in &new_list {
-                if b.call_id == call_id && b.cseq == cseq && b.received == source {
-                    ops.push(Op::Upsert(Box::new(self.binding_row(b, 0))));
+            let count = list.len();
+            if count == 0 {
+                self.location.remove(&ext.id);
+            } else if let Some(list) = self.location.get(&ext.id) {
+                for b in list {
+                    if b.call_id == call_id && b.cseq == cseq && b.received == source {
+                        ops.push(Op::Upsert(Box::new(self.binding_row(b, 0))));
+                    }
                 }
             }
             if !contacts.is_empty() {
-                debug!(peer = %source, %aor, contacts = new_list.len(), "registered");
-            }
-            if new_list.is_empty() {
-                self.location.remove(&ext.id);
-            } else {
-                self.location.insert(ext.id, new_list);
+                debug!(peer = %source, %aor, contacts = count, "registered");
             }
         }
 
@@ -253,22 +285,65 @@ impl Core {
         let store = self.store.clone();
         let tx = self.internal.clone();
         tokio::spawn(async move {
-            let jobs = batch.into_iter().map(|w| {
-                let store = store.clone();
-                async move {
-                    let resp = match apply(&store, w.ops).await {
-                        Ok(()) => w.ok,
-                        Err(e) => {
-                            warn!(error = %e, "storing registration failed");
-                            database_unavailable(&w.ok)
-                        }
-                    };
-                    (w.txn, resp)
+            // In order; runs of REGISTERs that only upsert go to the store together (one
+            // queue hand-off each, answered by the same group commit).
+            let mut answers = Vec::with_capacity(batch.len());
+            let mut run: Vec<LocationWrite> = Vec::new();
+            for w in batch {
+                if w.ops.iter().all(|op| matches!(op, Op::Upsert(_))) {
+                    run.push(w);
+                    continue;
                 }
-            });
-            let answers = futures_util::future::join_all(jobs).await;
+                upsert_run(&store, std::mem::take(&mut run), &mut answers).await;
+                let resp = answer(apply(&store, w.ops).await, w.ok);
+                answers.push((w.txn, resp));
+            }
+            upsert_run(&store, run, &mut answers).await;
             let _ = tx.send(Internal::RespondMany(answers));
         });
+    }
+}
+
+/// Writes the bindings of REGISTERs that only upsert and queues each one's answer.
+async fn upsert_run(
+    store: &store::Store,
+    run: Vec<LocationWrite>,
+    answers: &mut Vec<(TransactionId, Response)>,
+) {
+    if run.is_empty() {
+        return;
+    }
+    let mut rows = Vec::new();
+    let mut counts = Vec::with_capacity(run.len());
+    let mut heads = Vec::with_capacity(run.len());
+    for w in run {
+        counts.push(w.ops.len());
+        rows.extend(w.ops.into_iter().filter_map(|op| match op {
+            Op::Upsert(u) => Some(*u),
+            _ => None,
+        }));
+        heads.push((w.txn, w.ok));
+    }
+    let mut results = store.upsert_bindings(rows).await.into_iter();
+    for ((txn, ok), n) in heads.into_iter().zip(counts) {
+        let mut outcome = Ok(());
+        for r in results.by_ref().take(n) {
+            if let Err(e) = r {
+                outcome = Err(e);
+            }
+        }
+        answers.push((txn, answer(outcome, ok)));
+    }
+}
+
+/// The prepared 200, or a 500 when the bindings could not be stored.
+fn answer(outcome: Result<(), store::Error>, ok: Response) -> Response {
+    match outcome {
+        Ok(()) => ok,
+        Err(e) => {
+            warn!(error = %e, "storing registration failed");
+            database_unavailable(&ok)
+        }
     }
 }
 

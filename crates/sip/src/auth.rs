@@ -63,6 +63,7 @@
 //! assert!(server.verify(&creds, &request, &stored, now).is_err());
 //! ```
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -380,6 +381,39 @@ impl AuthParams {
     }
 }
 
+/// [`AuthParams`] borrowed from the header value where it can be: parsing the credentials of
+/// every REGISTER and INVITE must not cost two allocations per parameter.
+struct RawAuth<'a> {
+    scheme: &'a str,
+    params: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    token68: Option<String>,
+}
+
+impl RawAuth<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+
+    fn is_digest(&self) -> bool {
+        self.scheme.eq_ignore_ascii_case("Digest")
+    }
+
+    fn into_owned(self) -> AuthParams {
+        AuthParams {
+            scheme: self.scheme.to_owned(),
+            params: self
+                .params
+                .into_iter()
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect(),
+            token68: self.token68,
+        }
+    }
+}
+
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
@@ -421,9 +455,21 @@ impl<'a> Cursor<'a> {
         self.take_while(is_token_byte)
     }
 
-    /// Reads a quoted-string starting at `"`, undoing `\` escapes.
-    fn quoted(&mut self) -> Result<String, AuthError> {
+    /// Reads a quoted-string starting at `"`, undoing `\` escapes (borrowed when it has none).
+    fn quoted(&mut self) -> Result<Cow<'a, str>, AuthError> {
         let start = self.i;
+        let body = start + 1;
+        let plain = self.s[body..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20 && b != b'\t' || b == 0x7f);
+        if let Some(n) = plain
+            && self.s[body + n] == b'"'
+        {
+            self.i = body + n + 1;
+            return std::str::from_utf8(&self.s[body..body + n])
+                .map(Cow::Borrowed)
+                .map_err(|_| AuthError::Utf8);
+        }
         self.i += 1;
         let mut out = Vec::new();
         loop {
@@ -452,11 +498,13 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
-        String::from_utf8(out).map_err(|_| AuthError::Utf8)
+        String::from_utf8(out)
+            .map(Cow::Owned)
+            .map_err(|_| AuthError::Utf8)
     }
 
-    /// Reads `name SWS "=" SWS (token / quoted-string)`.
-    fn param(&mut self) -> Result<(String, String), AuthError> {
+    /// Reads `name SWS "=" SWS (token / quoted-string)`; the name comes back lowercased.
+    fn param(&mut self) -> Result<(Cow<'a, str>, Cow<'a, str>), AuthError> {
         let at = self.i;
         let name = self.token();
         if name.is_empty() {
@@ -476,9 +524,14 @@ impl<'a> Cursor<'a> {
             if v.is_empty() {
                 return Err(AuthError::Syntax(at));
             }
-            v.to_owned()
+            Cow::Borrowed(v)
         };
-        Ok((name.to_ascii_lowercase(), value))
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
+        Ok((name, value))
     }
 
     /// After a comma: does a parameter (`token =`) follow, rather than a new scheme?
@@ -524,6 +577,13 @@ impl<'a> Cursor<'a> {
 /// Parses a header value holding one or more `scheme params` elements (RFC 3261 §25.1,
 /// RFC 7235 §2.1). Quoted values are unescaped and parameter names lowercased.
 pub fn parse_auth_list(value: &str) -> Result<Vec<AuthParams>, AuthError> {
+    Ok(parse_raw_list(value)?
+        .into_iter()
+        .map(RawAuth::into_owned)
+        .collect())
+}
+
+fn parse_raw_list(value: &str) -> Result<Vec<RawAuth<'_>>, AuthError> {
     let mut c = Cursor {
         s: value.as_bytes(),
         i: 0,
@@ -539,9 +599,9 @@ pub fn parse_auth_list(value: &str) -> Result<Vec<AuthParams>, AuthError> {
         if scheme.is_empty() {
             return Err(AuthError::Syntax(at));
         }
-        let mut item = AuthParams {
-            scheme: scheme.to_owned(),
-            params: Vec::new(),
+        let mut item = RawAuth {
+            scheme,
+            params: Vec::with_capacity(10),
             token68: None,
         };
         let had_ws = c.peek().is_some_and(is_ws);
@@ -592,10 +652,10 @@ pub fn parse_auth_list(value: &str) -> Result<Vec<AuthParams>, AuthError> {
     }
 }
 
-fn check_duplicates(p: &AuthParams) -> Result<(), AuthError> {
-    for (i, (n, _)) in p.params.iter().enumerate() {
-        if p.params[..i].iter().any(|(m, _)| m == n) {
-            return Err(AuthError::Duplicate(n.clone()));
+fn check_duplicates<N: AsRef<str>, V>(params: &[(N, V)]) -> Result<(), AuthError> {
+    for (i, (n, _)) in params.iter().enumerate() {
+        if params[..i].iter().any(|(m, _)| m.as_ref() == n.as_ref()) {
+            return Err(AuthError::Duplicate(n.as_ref().to_owned()));
         }
     }
     Ok(())
@@ -604,12 +664,14 @@ fn check_duplicates(p: &AuthParams) -> Result<(), AuthError> {
 /// Writes `value` as a quoted-string, escaping `"` and `\`.
 fn write_quoted(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
     f.write_str("\"")?;
-    for ch in value.chars() {
-        if ch == '"' || ch == '\\' {
-            f.write_str("\\")?;
-        }
-        write!(f, "{ch}")?;
+    let mut rest = value;
+    while let Some(i) = rest.find(['"', '\\']) {
+        f.write_str(&rest[..i])?;
+        f.write_str("\\")?;
+        f.write_str(&rest[i..i + 1])?;
+        rest = &rest[i + 1..];
     }
+    f.write_str(rest)?;
     f.write_str("\"")
 }
 
@@ -653,7 +715,7 @@ impl Challenge {
         if !p.is_digest() {
             return Err(AuthError::Invalid("scheme"));
         }
-        check_duplicates(p)?;
+        check_duplicates(&p.params)?;
         let realm = p
             .get("realm")
             .ok_or(AuthError::Missing("realm"))?
@@ -785,7 +847,21 @@ impl Credentials {
         if !p.is_digest() {
             return Err(AuthError::Invalid("scheme"));
         }
-        check_duplicates(p)?;
+        check_duplicates(&p.params)?;
+        Credentials::from_lookup(|name| p.get(name))
+    }
+
+    fn from_raw(p: &RawAuth<'_>) -> Result<Credentials, AuthError> {
+        if !p.is_digest() {
+            return Err(AuthError::Invalid("scheme"));
+        }
+        check_duplicates(&p.params)?;
+        Credentials::from_lookup(|name| p.get(name))
+    }
+
+    /// The Digest credentials from a parameter lookup (names lowercase).
+    fn from_lookup<'p>(get: impl Fn(&str) -> Option<&'p str>) -> Result<Credentials, AuthError> {
+        let p = Getter(get);
         let req = |name: &'static str| {
             p.get(name)
                 .map(str::to_owned)
@@ -838,15 +914,24 @@ impl Credentials {
 
 /// Parses an `Authorization` / `Proxy-Authorization` value (exactly one element).
 pub fn parse_credentials(value: &str) -> Result<AuthorizationValue, AuthError> {
-    let mut list = parse_auth_list(value)?;
+    let mut list = parse_raw_list(value)?;
     if list.len() != 1 {
         return Err(AuthError::Syntax(0));
     }
     let p = list.remove(0);
     if p.is_digest() {
-        Credentials::from_params(&p).map(AuthorizationValue::Digest)
+        Credentials::from_raw(&p).map(AuthorizationValue::Digest)
     } else {
-        Ok(AuthorizationValue::Other(p))
+        Ok(AuthorizationValue::Other(p.into_owned()))
+    }
+}
+
+/// A parameter lookup with the `get` name the parsers use.
+struct Getter<F>(F);
+
+impl<'p, F: Fn(&str) -> Option<&'p str>> Getter<F> {
+    fn get(&self, name: &str) -> Option<&'p str> {
+        (self.0)(name)
     }
 }
 

@@ -164,8 +164,8 @@ impl Headers {
     /// The topmost Via value.
     pub fn top_via(&self) -> Option<Via> {
         self.get_str(&HeaderName::Via)
-            .and_then(|v| Via::parse_list(v).ok())
-            .and_then(|l| l.into_iter().next())
+            .and_then(|v| Via::parse_first(v).ok())
+            .map(|(via, _)| via)
     }
 
     /// From.
@@ -410,16 +410,13 @@ impl Headers {
             self.push(HeaderName::Via, via.to_string());
             return;
         };
-        let rest: Vec<Via> = self
-            .at(i)
-            .and_then(|h| Via::parse_list(h.value.as_str()).ok())
-            .map(|l| l.into_iter().skip(1).collect())
-            .unwrap_or_default();
+        // The Vias after the first one in the same field stay byte for byte.
+        let rest = self.at(i).and_then(|h| {
+            let v = h.value.as_str();
+            Via::parse_first(v).ok().map(|(_, end)| v[end..].to_owned())
+        });
         let mut text = via.to_string();
-        for v in rest {
-            text.push_str(", ");
-            text.push_str(&v.to_string());
-        }
+        text.push_str(rest.as_deref().unwrap_or_default());
         if let Some(h) = self.at_mut(i) {
             h.value = text.into();
         }
@@ -618,12 +615,19 @@ impl Response {
 
     /// Adds a tag to To when it has none.
     pub fn set_to_tag(&mut self, tag: &str) {
-        if let Some(mut to) = self.headers.to()
-            && to.tag().is_none()
-        {
-            to.set_tag(tag);
-            self.headers.set_typed(HeaderName::To, &to);
+        let Some(to) = self.headers.to() else { return };
+        if to.tag().is_some() {
+            return;
         }
+        // The value as received plus `;tag=`: a parameter after an addr-spec without angle
+        // brackets is a header parameter too (RFC 3261 §20), so appending is exact and cheaper
+        // than writing the parsed value out again.
+        let raw = self.headers.get_str(&HeaderName::To).unwrap_or_default();
+        let mut v = String::with_capacity(raw.len() + 5 + tag.len());
+        v.push_str(raw.trim_end());
+        v.push_str(";tag=");
+        v.push_str(tag);
+        self.headers.set(HeaderName::To, v);
     }
 
     /// Builder-style header append.
@@ -896,6 +900,56 @@ mod tests {
         assert_eq!(r.max_forwards(), Some(69));
         r.headers.set(HeaderName::MaxForwards, "0");
         assert_eq!(r.headers.decrement_max_forwards(), None);
+    }
+
+    #[test]
+    fn to_tag_is_appended_to_the_value_as_received() {
+        let mut r = sample();
+        r.headers.set(HeaderName::To, "sip:bob@example.com;x=1");
+        let mut resp = Response::for_request(&r, 200, None);
+        resp.set_to_tag("abc");
+        assert_eq!(
+            resp.headers.get_str(&HeaderName::To),
+            Some("sip:bob@example.com;x=1;tag=abc")
+        );
+        let to = resp.to().unwrap();
+        assert_eq!(
+            (to.tag(), to.params.value("x").as_deref()),
+            (Some("abc"), Some("1"))
+        );
+        resp.set_to_tag("other");
+        assert_eq!(
+            resp.to().unwrap().tag(),
+            Some("abc"),
+            "an existing tag stays"
+        );
+        r.headers.set(
+            HeaderName::To,
+            "\"Bob, Jr.\" <sip:bob@example.com;transport=tcp> ",
+        );
+        let resp = Response::for_request(&r, 200, None).with_to_tag("t2");
+        let to = resp.to().unwrap();
+        assert_eq!(to.tag(), Some("t2"));
+        assert_eq!(to.uri.to_string(), "sip:bob@example.com;transport=tcp");
+        assert_eq!(to.display_name.as_deref(), Some("Bob, Jr."));
+    }
+
+    #[test]
+    fn top_via_edit_keeps_the_rest_of_the_field_byte_for_byte() {
+        let mut r = sample();
+        r.headers.set(
+            HeaderName::Via,
+            "SIP/2.0/UDP a.example;branch=z9hG4bKa ,SIP/2.0/TCP  b.example:5070;branch=z9hG4bKb",
+        );
+        let mut top = r.top_via().unwrap();
+        top.params.set("received", Some("192.0.2.1"));
+        r.headers.set_top_via(&top);
+        assert_eq!(
+            r.headers.get_str(&HeaderName::Via),
+            Some(
+                "SIP/2.0/UDP a.example;branch=z9hG4bKa;received=192.0.2.1,SIP/2.0/TCP  b.example:5070;branch=z9hG4bKb"
+            )
+        );
     }
 
     #[test]

@@ -462,7 +462,7 @@ struct Txn {
     kind: TransactionKind,
     state: State,
     key: Key,
-    /// The request as sent (client) or received (server). Dropped once a final response is
+    /// The request as sent (client) or received (server INVITE). Dropped once a final response is
     /// sent or received (a client INVITE's on [`TransactionLayer::release_request`]), so that
     /// lingering transactions hold only their keys and the bytes they may still resend.
     request: Option<Request>,
@@ -687,9 +687,11 @@ impl TransactionLayer {
         self.txns.get(&id).map(|t| t.kind)
     }
 
-    /// The request of a live transaction (as received for server transactions, with `received`
-    /// stamped; as sent for client ones). Build responses from it with `Response::for_request`.
-    /// `None` once the transaction no longer keeps it (see [`Self::release_request`]).
+    /// The request of a live transaction (as received for server INVITE transactions, with
+    /// `received` stamped; as sent for client ones). Build responses from it with
+    /// `Response::for_request`. `None` for server non-INVITE transactions (the TU has the
+    /// request from [`Event::Request`]) and once the transaction no longer keeps it (see
+    /// [`Self::release_request`]).
     pub fn request(&self, id: TransactionId) -> Option<&Request> {
         self.txns.get(&id).and_then(|t| t.request.as_ref())
     }
@@ -1174,7 +1176,9 @@ impl TransactionLayer {
                 State::Trying
             },
             key: Key::Server(key.clone()),
-            request: Some(request.clone()),
+            // Only an INVITE's request is needed later (a CANCEL's 487, the ACK's dialog); the
+            // TU has every request from its event, so a non-INVITE keeps no copy.
+            request: invite.then(|| request.clone()),
             request_bytes: Bytes::new(),
             target: response_target(&via, source, local, transport),
             last_response: None,

@@ -211,23 +211,43 @@ impl Via {
     pub fn parse_list(s: &str) -> Result<Vec<Via>, InvalidValue> {
         let mut out = Vec::new();
         scan_list(s, |s, pos| {
-            let mut params = Vec::new();
-            let p = scan_via(s, pos, |n, v| {
-                params.push(Param {
-                    name: n.to_string(),
-                    value: v.map(str::to_string),
-                })
-            })?;
-            out.push(Via {
-                protocol: format!("{}/{}", p.name, p.version),
-                transport: p.transport.to_string(),
-                host: Host::from_scanned(p.host),
-                port: p.port,
-                params: Params(params),
-            });
-            Ok(p.end)
+            let (via, end) = Via::scan(s, pos)?;
+            out.push(via);
+            Ok(end)
         })?;
         Ok(out)
+    }
+
+    /// Parses the first Via of a header value; also returns where it ends, so the rest of the
+    /// list (`, SIP/2.0/UDP ...`) can be kept byte for byte.
+    pub fn parse_first(s: &str) -> Result<(Via, usize), InvalidValue> {
+        let pos = skip_ws(s.as_bytes(), 0);
+        if pos >= s.len() || s.as_bytes()[pos] == b',' {
+            return Err(InvalidValue("empty list element"));
+        }
+        Via::scan(s, pos)
+    }
+
+    fn scan(s: &str, pos: usize) -> Result<(Via, usize), InvalidValue> {
+        let mut params = Vec::new();
+        let p = scan_via(s, pos, |n, v| {
+            params.push(Param {
+                name: n.to_string(),
+                value: v.map(str::to_string),
+            })
+        })?;
+        let mut protocol = String::with_capacity(p.name.len() + 1 + p.version.len());
+        protocol.push_str(p.name);
+        protocol.push('/');
+        protocol.push_str(p.version);
+        let via = Via {
+            protocol,
+            transport: p.transport.to_string(),
+            host: Host::from_scanned(p.host),
+            port: p.port,
+            params: Params(params),
+        };
+        Ok((via, p.end))
     }
 
     /// Parses a header value holding exactly one Via.
@@ -288,11 +308,15 @@ impl Via {
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{} {}", self.protocol, self.transport, self.host)?;
+        f.write_str(&self.protocol)?;
+        f.write_str("/")?;
+        f.write_str(&self.transport)?;
+        f.write_str(" ")?;
+        fmt::Display::fmt(&self.host, f)?;
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
         }
-        write!(f, "{}", self.params)
+        fmt::Display::fmt(&self.params, f)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Property test: random interleavings of network input, TU actions, transport errors and time
 //! never panic, and once the TU has answered everything, every transaction ends on its own.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use proptest::prelude::*;
 use sip::transaction::{
     Config, Event, State, Target, TransactionId, TransactionKind, TransactionLayer, Transport,
 };
-use sip::{Message, Response};
+use sip::{Message, Request, Response};
 
 const METHODS: [&str; 5] = ["INVITE", "OPTIONS", "CANCEL", "ACK", "BYE"];
 const STATUSES: [u16; 7] = [100, 180, 183, 200, 404, 486, 487];
@@ -107,15 +108,21 @@ fn run(ops: Vec<Op>) {
     let peer: SocketAddr = "10.0.0.1:5060".parse().unwrap();
     let local: SocketAddr = "10.0.0.2:5060".parse().unwrap();
     let mut known: Vec<TransactionId> = Vec::new();
-    let drain = |layer: &mut TransactionLayer, known: &mut Vec<TransactionId>| {
+    // The TU keeps the requests of its server transactions (the layer keeps only INVITEs').
+    let mut received: HashMap<TransactionId, Request> = HashMap::new();
+    let drain = |layer: &mut TransactionLayer,
+                 known: &mut Vec<TransactionId>,
+                 received: &mut HashMap<TransactionId, Request>| {
         while layer.poll_transmit().is_some() {}
         while let Some(e) = layer.poll_event() {
             if let Event::Request {
                 transaction: Some(id),
+                request,
                 ..
             } = e
             {
                 known.push(id);
+                received.insert(id, request);
             }
         }
     };
@@ -146,7 +153,7 @@ fn run(ops: Vec<Op>) {
             }
             Op::TuRespond { pick, status } => {
                 if let Some(&id) = known.get(pick % known.len().max(1))
-                    && let Some(req) = layer.request(id)
+                    && let Some(req) = received.get(&id).or(layer.request(id))
                 {
                     let r = Response::for_request(req, STATUSES[status], None).with_to_tag("t");
                     let _ = layer.send_response(id, r, now);
@@ -190,7 +197,7 @@ fn run(ops: Vec<Op>) {
                 layer.handle_timeout(now);
             }
         }
-        drain(&mut layer, &mut known);
+        drain(&mut layer, &mut known, &mut received);
     }
     // The TU's duty: answer every server transaction still waiting, and end ringing client
     // INVITEs with a final response (a proxy would use Timer C / CANCEL).
@@ -200,7 +207,7 @@ fn run(ops: Vec<Op>) {
                 Some(TransactionKind::ServerInvite | TransactionKind::ServerNonInvite),
                 Some(State::Trying | State::Proceeding),
             ) => {
-                if let Some(req) = layer.request(id) {
+                if let Some(req) = received.get(&id) {
                     let r = Response::for_request(req, 500, None).with_to_tag("t");
                     layer.send_response(id, r, now).unwrap();
                 }
@@ -215,7 +222,7 @@ fn run(ops: Vec<Op>) {
             _ => {}
         }
     }
-    drain(&mut layer, &mut known);
+    drain(&mut layer, &mut known, &mut received);
     // Then time alone ends everything, within a bounded number of steps.
     let mut steps = 0;
     while let Some(at) = layer.poll_timeout() {
@@ -225,7 +232,7 @@ fn run(ops: Vec<Op>) {
         );
         now = now.max(at);
         layer.handle_timeout(now);
-        drain(&mut layer, &mut known);
+        drain(&mut layer, &mut known, &mut received);
         steps += 1;
         assert!(steps < 100_000, "timers do not converge");
     }

@@ -293,12 +293,21 @@ impl Store {
         &self,
         make: impl FnOnce(oneshot::Sender<Result<i64>>) -> Job,
     ) -> Result<i64> {
+        let rx = self.enqueue(make).await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Queues a write; the receiver gets its outcome once it is durable.
+    pub(crate) async fn enqueue(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<i64>>) -> Job,
+    ) -> Result<oneshot::Receiver<Result<i64>>> {
         let (tx, rx) = oneshot::channel();
         self.inner
             .writer
             .send(make(tx))
             .await
             .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        Ok(rx)
     }
 }

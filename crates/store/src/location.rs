@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::db::{RowGet, read_pool, to_ms, write_tx};
 use crate::group::Job;
-use crate::{BindingUpsert, Page, Registration, Result, Store};
+use crate::{BindingUpsert, Error, Page, Registration, Result, Store};
 
 const REG_COLS: &str = "id, tenant_id, extension_id, aor, contact_uri, expires_at, q, call_id,
     cseq, user_agent, received_addr, transport, local_addr, instance_id, reg_id, node, flags,
@@ -39,6 +39,24 @@ impl Store {
     /// durable. Group-committed with concurrent callers.
     pub async fn upsert_binding(&self, b: BindingUpsert) -> Result<i64> {
         self.submit(|tx| Job::Binding(Box::new(b), tx)).await
+    }
+
+    /// Inserts or refreshes many bindings; the outcome of each, in order, once all are durable.
+    /// One queue hand-off per row and no task or future per row: the registrar writes every
+    /// REGISTER of a core loop turn with one call.
+    pub async fn upsert_bindings(&self, rows: Vec<BindingUpsert>) -> Vec<Result<i64>> {
+        let mut waiting = Vec::with_capacity(rows.len());
+        for b in rows {
+            waiting.push(self.enqueue(|tx| Job::Binding(Box::new(b), tx)).await);
+        }
+        let mut out = Vec::with_capacity(waiting.len());
+        for w in waiting {
+            out.push(match w {
+                Ok(rx) => rx.await.map_err(|_| Error::Closed).and_then(|r| r),
+                Err(e) => Err(e),
+            });
+        }
+        out
     }
 
     /// Removes one binding; false if it did not exist.

@@ -19,6 +19,7 @@ both_backends!(
     settings_scopes,
     registrations_lifecycle,
     group_commit_many_callers_and_bad_row_isolated,
+    many_bindings_in_one_call_answer_in_order,
     call_records,
     change_notification_reaches_other_store,
     reopen_keeps_data,
@@ -508,6 +509,47 @@ async fn group_commit_many_callers_and_bad_row_isolated(b: Backend) {
     }
     assert_eq!((ok.len(), failed), (396, 4));
     assert_eq!(s.count_bindings(None).await.unwrap(), 396);
+}
+
+/// `upsert_bindings` (the registrar's path): one outcome per row, in the order given; a row the
+/// database refuses fails alone; a binding given twice ends as its last write.
+async fn many_bindings_in_one_call_answer_in_order(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t1 = s.default_tenant().await.unwrap().id;
+    let e = s
+        .create_extension(
+            t1,
+            NewExtension {
+                number: "1001".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut rows: Vec<BindingUpsert> = (0..300)
+        .map(|i| {
+            let ext = if i % 100 == 50 { 999_999 } else { e.id };
+            binding(t1, ext, &format!("sip:{i}@x"), t(0), 60)
+        })
+        .collect();
+    let mut again = binding(t1, e.id, "sip:7@x", t(0), 60);
+    again.cseq = 9;
+    rows.push(again);
+    let out = s.upsert_bindings(rows).await;
+    assert_eq!(out.len(), 301);
+    for (i, r) in out.iter().enumerate().take(300) {
+        assert_eq!(r.is_err(), i % 100 == 50, "row {i}: {r:?}");
+    }
+    assert_eq!(
+        out[300].as_ref().ok(),
+        out[7].as_ref().ok(),
+        "same binding, same row"
+    );
+    assert_eq!(s.count_bindings(None).await.unwrap(), 297);
+    let live = s.bindings_for_extension(e.id, t(1)).await.unwrap();
+    let seven = live.iter().find(|r| r.contact_uri == "sip:7@x").unwrap();
+    assert_eq!(seven.cseq, 9, "the later write of a binding wins");
+    assert!(s.upsert_bindings(Vec::new()).await.is_empty());
 }
 
 fn cdr(tenant: i64, caller: &str, callee: &str, start: i64, d: Disposition) -> NewCdr {
