@@ -41,14 +41,17 @@ pub struct WriteStats {
 /// One queued write and where to send its outcome (the row id).
 #[derive(Debug)]
 pub(crate) enum Job {
-    Binding(Box<BindingUpsert>, oneshot::Sender<Result<i64>>),
+    /// A binding upsert; the flag says whether the caller wants the row id back (the
+    /// registrar does not, and a statement without RETURNING answers with one message instead
+    /// of one per row from the SQLite worker thread).
+    Binding(Box<BindingUpsert>, bool, oneshot::Sender<Result<i64>>),
     Cdr(Box<NewCdr>, oneshot::Sender<Result<i64>>),
 }
 
 impl Job {
     fn reply(self, r: Result<i64>) {
         let tx = match self {
-            Job::Binding(_, tx) | Job::Cdr(_, tx) => tx,
+            Job::Binding(_, _, tx) | Job::Cdr(_, tx) => tx,
         };
         // The caller may have given up (dropped its future); the row is written regardless.
         let _ = tx.send(r);
@@ -56,19 +59,27 @@ impl Job {
 }
 
 /// Rows per multi-row binding upsert: a batch is cut into statements of these sizes (largest
-/// first), so a few prepared statements serve every batch. With sqlx each statement is one round
-/// trip to the database (for SQLite, to its worker thread); one per row cost more than the
-/// writes themselves in a REGISTER storm.
-const BINDING_CHUNKS: [usize; 4] = [128, 32, 8, 1];
+/// first, i.e. its binary digits), so a few prepared statements serve every batch and a batch
+/// of n rows takes at most popcount(n) statements. With sqlx each statement is one round trip to
+/// the database (for SQLite, a hand-off to its worker thread and back, two context switches
+/// when both share a core); one per row cost more than the writes themselves in a REGISTER
+/// storm.
+const BINDING_CHUNKS: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
 const BINDING_COLS: usize = 18;
 
 /// The upsert for `BINDING_CHUNKS[chunk]` bindings. SQLite gets anonymous `?`
 /// parameters: sqlx looks up every parameter's name, and SQLite finds a numbered one by a
 /// linear scan, which made a 128-row statement (2,304 parameters) quadratic.
-fn upsert_bindings_sql(backend: Backend, chunk: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+fn upsert_bindings_sql(backend: Backend, chunk: usize, returning: bool) -> &'static str {
+    static SQL: std::sync::OnceLock<[Vec<String>; 4]> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
-        [Backend::Sqlite, Backend::Postgres].map(|backend| {
+        [
+            (Backend::Sqlite, false),
+            (Backend::Postgres, false),
+            (Backend::Sqlite, true),
+            (Backend::Postgres, true),
+        ]
+        .map(|(backend, returning)| {
             BINDING_CHUNKS
                 .iter()
                 .map(|&n| {
@@ -93,15 +104,19 @@ fn upsert_bindings_sql(backend: Backend, chunk: usize) -> &'static str {
         received_addr = excluded.received_addr, transport = excluded.transport,
         local_addr = excluded.local_addr, instance_id = excluded.instance_id,
         reg_id = excluded.reg_id, node = excluded.node, flags = excluded.flags,
-        last_seen = excluded.last_seen, updated_at = excluded.updated_at
-    RETURNING id, extension_id, contact_uri",
-                        values.join(",\n        ")
+        last_seen = excluded.last_seen, updated_at = excluded.updated_at{}",
+                        values.join(",\n        "),
+                        if returning {
+                            "\n    RETURNING id, extension_id, contact_uri"
+                        } else {
+                            ""
+                        }
                     )
                 })
                 .collect()
         })
     });
-    &all[usize::from(backend == Backend::Postgres)][chunk]
+    &all[usize::from(backend == Backend::Postgres) + 2 * usize::from(returning)][chunk]
 }
 
 const INSERT_CDR: &str = "INSERT INTO cdrs (tenant_id, call_id, caller, callee, caller_name,
@@ -116,25 +131,38 @@ const INSERT_CDR: &str = "INSERT INTO cdrs (tenant_id, call_id, caller, callee, 
 /// in the batch wins, as it would written one by one, and every job of that binding gets its
 /// id. PostgreSQL refuses to upsert one row twice in a statement, so this is needed, not only
 /// cheaper.
-fn unique_bindings(jobs: &[Job]) -> Vec<(&BindingUpsert, Vec<usize>)> {
-    let mut out: Vec<(&BindingUpsert, Vec<usize>)> = Vec::new();
+fn unique_bindings(jobs: &[Job]) -> Vec<Unique<'_>> {
+    let mut out: Vec<Unique<'_>> = Vec::new();
     let mut by_key: std::collections::HashMap<(i64, &str), usize> = Default::default();
     for (i, job) in jobs.iter().enumerate() {
-        if let Job::Binding(b, _) = job {
+        if let Job::Binding(b, want_id, _) = job {
             match by_key.entry((b.extension_id, b.contact_uri.as_str())) {
                 std::collections::hash_map::Entry::Occupied(e) => {
                     let slot = &mut out[*e.get()];
-                    slot.0 = b;
-                    slot.1.push(i);
+                    slot.row = b;
+                    slot.jobs.push(i);
+                    slot.want_id |= *want_id;
                 }
                 std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(out.len());
-                    out.push((b, vec![i]));
+                    out.push(Unique {
+                        row: b,
+                        jobs: vec![i],
+                        want_id: *want_id,
+                    });
                 }
             }
         }
     }
     out
+}
+
+/// One binding of a batch: its last write, the jobs that wrote it, and whether any of them
+/// wants the row id.
+struct Unique<'a> {
+    row: &'a BindingUpsert,
+    jobs: Vec<usize>,
+    want_id: bool,
 }
 
 /// Writes `jobs` in one transaction; the ids in job order.
@@ -143,7 +171,13 @@ async fn exec(db: &Db, jobs: &[Job]) -> Result<Vec<i64>> {
     // The jobs of each binding, to hand the returned ids back (RETURNING has no set order).
     let jobs_of: std::collections::HashMap<(i64, &str), &[usize]> = bindings
         .iter()
-        .map(|(b, at)| ((b.extension_id, b.contact_uri.as_str()), at.as_slice()))
+        .filter(|u| u.want_id)
+        .map(|u| {
+            (
+                (u.row.extension_id, u.row.contact_uri.as_str()),
+                u.jobs.as_slice(),
+            )
+        })
         .collect();
     // Statements of the largest sizes first; the last size is 1, so nothing is left over.
     let mut pieces = Vec::new();
@@ -158,27 +192,38 @@ async fn exec(db: &Db, jobs: &[Job]) -> Result<Vec<i64>> {
     Ok(write_tx!(db, tx, kind => {
         let mut ids = vec![0i64; jobs.len()];
         for &(size, chunk) in &pieces {
-            let mut q = sqlx::query(upsert_bindings_sql(kind, size));
-            for (b, _) in chunk {
+            let returning = chunk.iter().any(|u| u.want_id);
+            let mut q = sqlx::query(upsert_bindings_sql(kind, size, returning));
+            for b in chunk.iter().map(|u| u.row) {
                 q = q
                     .bind(b.tenant_id)
                     .bind(b.extension_id)
-                    .bind(&b.aor)
-                    .bind(&b.contact_uri)
+                    .bind(b.aor.as_str())
+                    .bind(b.contact_uri.as_str())
                     .bind(to_ms(b.expires_at))
                     .bind(b.q)
-                    .bind(&b.call_id)
+                    .bind(b.call_id.as_str())
                     .bind(b.cseq)
-                    .bind(&b.user_agent)
-                    .bind(&b.received_addr)
+                    .bind(b.user_agent.as_str())
+                    .bind(b.received_addr.as_str())
                     .bind(b.transport.as_str())
-                    .bind(&b.local_addr)
-                    .bind(&b.instance_id)
+                    .bind(b.local_addr.as_str())
+                    .bind(b.instance_id.as_deref())
                     .bind(b.reg_id)
-                    .bind(&b.node)
+                    .bind(b.node.as_str())
                     .bind(b.flags)
                     .bind(to_ms(b.now))
                     .bind(to_ms(b.now));
+            }
+            if !returning {
+                let n = q.execute(&mut *tx).await?.rows_affected();
+                if n != chunk.len() as u64 {
+                    return Err(Error::Invalid {
+                        field: "registration batch",
+                        reason: format!("upsert wrote {n} rows for {}", chunk.len()),
+                    });
+                }
+                continue;
             }
             let rows = q.fetch_all(&mut *tx).await?;
             if rows.len() != chunk.len() {

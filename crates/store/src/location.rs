@@ -38,21 +38,28 @@ impl Store {
     /// Inserts or refreshes the binding `(extension_id, contact_uri)`; returns its id once it is
     /// durable. Group-committed with concurrent callers.
     pub async fn upsert_binding(&self, b: BindingUpsert) -> Result<i64> {
-        self.submit(|tx| Job::Binding(Box::new(b), tx)).await
+        self.submit(|tx| Job::Binding(Box::new(b), true, tx)).await
     }
 
     /// Inserts or refreshes many bindings; the outcome of each, in order, once all are durable.
     /// One queue hand-off per row and no task or future per row: the registrar writes every
-    /// REGISTER of a core loop turn with one call.
-    pub async fn upsert_bindings(&self, rows: Vec<BindingUpsert>) -> Vec<Result<i64>> {
+    /// REGISTER of a core loop turn with one call. No row ids come back, which lets the writer
+    /// use statements without RETURNING.
+    pub async fn upsert_bindings(&self, rows: Vec<BindingUpsert>) -> Vec<Result<()>> {
         let mut waiting = Vec::with_capacity(rows.len());
         for b in rows {
-            waiting.push(self.enqueue(|tx| Job::Binding(Box::new(b), tx)).await);
+            waiting.push(
+                self.enqueue(|tx| Job::Binding(Box::new(b), false, tx))
+                    .await,
+            );
         }
         let mut out = Vec::with_capacity(waiting.len());
         for w in waiting {
             out.push(match w {
-                Ok(rx) => rx.await.map_err(|_| Error::Closed).and_then(|r| r),
+                Ok(rx) => rx
+                    .await
+                    .map_err(|_| Error::Closed)
+                    .and_then(|r| r.map(drop)),
                 Err(e) => Err(e),
             });
         }

@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 3;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -154,6 +154,13 @@ ALTER TABLE cdrs ADD COLUMN b_jitter_ms DOUBLE PRECISION NOT NULL DEFAULT 0;
 CREATE INDEX cdrs_call_id ON cdrs (call_id);
 "#;
 
+/// Every REGISTER refresh moves `expires_at`, so an index on it was rewritten on each one (and
+/// kept PostgreSQL from updating the row in place); only the purge every 30 s and the status
+/// count read by expiry, and a scan serves them.
+const V3: &str = r#"
+DROP INDEX registrations_expires;
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -165,6 +172,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "per-leg RTP statistics in call records",
         sql: V2,
+    },
+    Migration {
+        version: 3,
+        name: "no index on registration expiry",
+        sql: V3,
     },
 ];
 

@@ -549,6 +549,12 @@ async fn many_bindings_in_one_call_answer_in_order(b: Backend) {
     let live = s.bindings_for_extension(e.id, t(1)).await.unwrap();
     let seven = live.iter().find(|r| r.contact_uri == "sip:7@x").unwrap();
     assert_eq!(seven.cseq, 9, "the later write of a binding wins");
+    // Refreshes of existing rows are counted as written too.
+    let refresh: Vec<BindingUpsert> = (0..40)
+        .map(|i| binding(t1, e.id, &format!("sip:{i}@x"), t(5), 60))
+        .collect();
+    assert!(s.upsert_bindings(refresh).await.iter().all(Result::is_ok));
+    assert_eq!(s.count_bindings(None).await.unwrap(), 297);
     assert!(s.upsert_bindings(Vec::new()).await.is_empty());
 }
 
