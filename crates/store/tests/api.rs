@@ -28,6 +28,23 @@ both_backends!(
     one_batch_writes_the_same_binding_several_times,
 );
 
+/// A fresh store, its default tenant's id and extension 1001 in it.
+async fn with_extension_1001(b: Backend) -> (store::Store, common::Guard, i64, store::Extension) {
+    let (s, _url, g) = common::store(b).await;
+    let t1 = s.default_tenant().await.unwrap().id;
+    let e = s
+        .create_extension(
+            t1,
+            NewExtension {
+                number: "1001".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    (s, g, t1, e)
+}
+
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
 }
@@ -212,18 +229,7 @@ async fn extension_crud_and_constraints(b: Backend) {
 }
 
 async fn extension_auth_has_ha1_for_realm(b: Backend) {
-    let (s, _url, _g) = common::store(b).await;
-    let t1 = s.default_tenant().await.unwrap().id;
-    let e = s
-        .create_extension(
-            t1,
-            NewExtension {
-                number: "1001".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (s, _g, t1, e) = with_extension_1001(b).await;
     assert!(!e.has_password);
     let a = s.extension_auth(t1, "1001").await.unwrap().unwrap();
     assert_eq!((a.ha1_md5, a.ha1_sha256, a.enabled), (None, None, true));
@@ -393,18 +399,7 @@ fn binding(
 }
 
 async fn registrations_lifecycle(b: Backend) {
-    let (s, _url, _g) = common::store(b).await;
-    let t1 = s.default_tenant().await.unwrap().id;
-    let e = s
-        .create_extension(
-            t1,
-            NewExtension {
-                number: "1001".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (s, _g, t1, e) = with_extension_1001(b).await;
     let id1 = s
         .upsert_binding(binding(t1, e.id, "sip:a@1", t(0), 60))
         .await
@@ -474,18 +469,7 @@ async fn registrations_lifecycle(b: Backend) {
 }
 
 async fn group_commit_many_callers_and_bad_row_isolated(b: Backend) {
-    let (s, _url, _g) = common::store(b).await;
-    let t1 = s.default_tenant().await.unwrap().id;
-    let e = s
-        .create_extension(
-            t1,
-            NewExtension {
-                number: "1001".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (s, _g, t1, e) = with_extension_1001(b).await;
     let mut tasks = Vec::new();
     for i in 0..400 {
         let s = s.clone();
@@ -514,18 +498,7 @@ async fn group_commit_many_callers_and_bad_row_isolated(b: Backend) {
 /// `upsert_bindings` (the registrar's path): one outcome per row, in the order given; a row the
 /// database refuses fails alone; a binding given twice ends as its last write.
 async fn many_bindings_in_one_call_answer_in_order(b: Backend) {
-    let (s, _url, _g) = common::store(b).await;
-    let t1 = s.default_tenant().await.unwrap().id;
-    let e = s
-        .create_extension(
-            t1,
-            NewExtension {
-                number: "1001".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (s, _g, t1, e) = with_extension_1001(b).await;
     let mut rows: Vec<BindingUpsert> = (0..300)
         .map(|i| {
             let ext = if i % 100 == 50 { 999_999 } else { e.id };
