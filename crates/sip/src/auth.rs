@@ -370,15 +370,27 @@ pub struct AuthParams {
 impl AuthParams {
     /// The value of parameter `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_param(&self.params, name)
     }
 
     fn is_digest(&self) -> bool {
-        self.scheme.eq_ignore_ascii_case("Digest")
+        is_digest_scheme(&self.scheme)
     }
+}
+
+/// The value of parameter `name` (case-insensitive) in a parsed parameter list.
+fn find_param<'p, N: AsRef<str>, V: AsRef<str>>(
+    params: &'p [(N, V)],
+    name: &str,
+) -> Option<&'p str> {
+    params
+        .iter()
+        .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_ref())
+}
+
+fn is_digest_scheme(scheme: &str) -> bool {
+    scheme.eq_ignore_ascii_case("Digest")
 }
 
 /// [`AuthParams`] borrowed from the header value where it can be: parsing the credentials of
@@ -390,17 +402,6 @@ struct RawAuth<'a> {
 }
 
 impl RawAuth<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_ref())
-    }
-
-    fn is_digest(&self) -> bool {
-        self.scheme.eq_ignore_ascii_case("Digest")
-    }
-
     fn into_owned(self) -> AuthParams {
         AuthParams {
             scheme: self.scheme.to_owned(),
@@ -844,39 +845,30 @@ pub enum AuthorizationValue {
 impl Credentials {
     /// Builds credentials from parsed auth-params (scheme must be Digest).
     pub fn from_params(p: &AuthParams) -> Result<Credentials, AuthError> {
-        if !p.is_digest() {
-            return Err(AuthError::Invalid("scheme"));
-        }
-        check_duplicates(&p.params)?;
-        Credentials::from_lookup(|name| p.get(name))
+        Credentials::from_list(&p.scheme, &p.params)
     }
 
-    fn from_raw(p: &RawAuth<'_>) -> Result<Credentials, AuthError> {
-        if !p.is_digest() {
+    /// The Digest credentials of one parsed element, owned or borrowed from the header value.
+    fn from_list<N: AsRef<str>, V: AsRef<str>>(
+        scheme: &str,
+        params: &[(N, V)],
+    ) -> Result<Credentials, AuthError> {
+        if !is_digest_scheme(scheme) {
             return Err(AuthError::Invalid("scheme"));
         }
-        check_duplicates(&p.params)?;
-        Credentials::from_lookup(|name| p.get(name))
-    }
-
-    /// The Digest credentials from a parameter lookup (names lowercase).
-    fn from_lookup<'p>(get: impl Fn(&str) -> Option<&'p str>) -> Result<Credentials, AuthError> {
-        let p = Getter(get);
-        let req = |name: &'static str| {
-            p.get(name)
-                .map(str::to_owned)
-                .ok_or(AuthError::Missing(name))
-        };
-        let algorithm = match p.get("algorithm") {
+        check_duplicates(params)?;
+        let get = |name: &str| find_param(params, name);
+        let req = |name: &'static str| get(name).map(str::to_owned).ok_or(AuthError::Missing(name));
+        let algorithm = match get("algorithm") {
             None => Algorithm::Md5,
             Some(a) => Algorithm::from_token(a)
                 .ok_or_else(|| AuthError::UnsupportedAlgorithm(a.to_owned()))?,
         };
-        let qop = match p.get("qop") {
+        let qop = match get("qop") {
             None => None,
             Some(q) => Some(Qop::from_token(q.trim()).ok_or(AuthError::Invalid("qop"))?),
         };
-        let nc = match p.get("nc") {
+        let nc = match get("nc") {
             None => None,
             Some(n) => {
                 // nc-value = 8LHEX; the hash covers the literal text, so insist on the canonical form.
@@ -901,13 +893,11 @@ impl Credentials {
             uri: req("uri")?,
             response: response.to_ascii_lowercase(),
             algorithm,
-            cnonce: p.get("cnonce").map(str::to_owned),
-            opaque: p.get("opaque").map(str::to_owned),
+            cnonce: get("cnonce").map(str::to_owned),
+            opaque: get("opaque").map(str::to_owned),
             qop,
             nc,
-            userhash: p
-                .get("userhash")
-                .is_some_and(|s| s.eq_ignore_ascii_case("true")),
+            userhash: get("userhash").is_some_and(|s| s.eq_ignore_ascii_case("true")),
         })
     }
 }
@@ -919,19 +909,10 @@ pub fn parse_credentials(value: &str) -> Result<AuthorizationValue, AuthError> {
         return Err(AuthError::Syntax(0));
     }
     let p = list.remove(0);
-    if p.is_digest() {
-        Credentials::from_raw(&p).map(AuthorizationValue::Digest)
+    if is_digest_scheme(p.scheme) {
+        Credentials::from_list(p.scheme, &p.params).map(AuthorizationValue::Digest)
     } else {
         Ok(AuthorizationValue::Other(p.into_owned()))
-    }
-}
-
-/// A parameter lookup with the `get` name the parsers use.
-struct Getter<F>(F);
-
-impl<'p, F: Fn(&str) -> Option<&'p str>> Getter<F> {
-    fn get(&self, name: &str) -> Option<&'p str> {
-        (self.0)(name)
     }
 }
 

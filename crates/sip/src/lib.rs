@@ -57,7 +57,7 @@ pub use grammar::unescape;
 pub use header::{Header, HeaderName, HeaderValue, Headers};
 pub use ids::{generate_branch, generate_call_id, generate_tag};
 pub use lint::{LintReport, lint};
-pub use message::{Message, Request, Response, Version, reason_phrase};
+pub use message::{Message, Request, Response, TopVia, Version, reason_phrase};
 pub use method::Method;
 pub use parse::{BodyMode, Limits, error_response, parse_bytes, parse_message};
 pub use uri::{AbsoluteUri, Host, Param, Params, Scheme, SipUri, TelUri, Uri};

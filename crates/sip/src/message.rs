@@ -137,6 +137,15 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 /// Typed getters and setters over the header list. Getters return `None`/empty when the header is
 /// absent or does not parse (the parser has already rejected malformed known headers).
+/// The topmost Via of a message and its place in the header list ([`Headers::top_via_at`]).
+#[derive(Debug, Clone)]
+pub struct TopVia {
+    /// The parsed value; edit it and write it back with [`Headers::set_top_via_at`].
+    pub via: Via,
+    field: usize,
+    end: usize,
+}
+
 impl Headers {
     /// Call-ID.
     pub fn call_id(&self) -> Option<&str> {
@@ -163,9 +172,15 @@ impl Headers {
 
     /// The topmost Via value.
     pub fn top_via(&self) -> Option<Via> {
-        self.get_str(&HeaderName::Via)
-            .and_then(|v| Via::parse_first(v).ok())
-            .map(|(via, _)| via)
+        self.top_via_at().map(|t| t.via)
+    }
+
+    /// The topmost Via and where it sits, so that an edit of it ([`Headers::set_top_via_at`])
+    /// does not parse the field again.
+    pub fn top_via_at(&self) -> Option<TopVia> {
+        let field = self.position(&HeaderName::Via)?;
+        let (via, end) = Via::parse_first(self.at(field)?.value.as_str()).ok()?;
+        Some(TopVia { via, field, end })
     }
 
     /// From.
@@ -406,18 +421,32 @@ impl Headers {
 
     /// Replaces the topmost Via value (e.g. to add `received`/`rport`), keeping the others.
     pub fn set_top_via(&mut self, via: &Via) {
-        let Some(i) = self.position(&HeaderName::Via) else {
+        let Some(field) = self.position(&HeaderName::Via) else {
             self.push(HeaderName::Via, via.to_string());
             return;
         };
-        // The Vias after the first one in the same field stay byte for byte.
-        let rest = self.at(i).and_then(|h| {
-            let v = h.value.as_str();
-            Via::parse_first(v).ok().map(|(_, end)| v[end..].to_owned())
-        });
+        // An unparsable first value is replaced with the whole field.
+        let end = self
+            .at(field)
+            .and_then(|h| Via::parse_first(h.value.as_str()).ok())
+            .map_or(usize::MAX, |(_, end)| end);
+        self.splice_top_via(field, end, via);
+    }
+
+    /// Writes back a Via taken with [`Headers::top_via_at`] and edited.
+    pub fn set_top_via_at(&mut self, top: &TopVia) {
+        self.splice_top_via(top.field, top.end, &top.via);
+    }
+
+    /// Replaces the first `end` bytes of Via field `field` with `via`; the Vias after it in the
+    /// same field stay byte for byte.
+    fn splice_top_via(&mut self, field: usize, end: usize, via: &Via) {
+        let Some(h) = self.at(field).filter(|h| h.name == HeaderName::Via) else {
+            return;
+        };
         let mut text = via.to_string();
-        text.push_str(rest.as_deref().unwrap_or_default());
-        if let Some(h) = self.at_mut(i) {
+        text.push_str(h.value.as_str().get(end..).unwrap_or_default());
+        if let Some(h) = self.at_mut(field) {
             h.value = text.into();
         }
     }
@@ -950,6 +979,21 @@ mod tests {
                 "SIP/2.0/UDP a.example;branch=z9hG4bKa;received=192.0.2.1,SIP/2.0/TCP  b.example:5070;branch=z9hG4bKb"
             )
         );
+        // The same edit through top_via_at, which parses the field once.
+        let mut t = r.headers.top_via_at().unwrap();
+        t.via.params.set("rport", Some("5062"));
+        r.headers.set_top_via_at(&t);
+        assert_eq!(
+            r.headers.get_str(&HeaderName::Via),
+            Some(
+                "SIP/2.0/UDP a.example;branch=z9hG4bKa;received=192.0.2.1;rport=5062,SIP/2.0/TCP  b.example:5070;branch=z9hG4bKb"
+            )
+        );
+        // A first value that does not parse is replaced with the whole field.
+        r.headers
+            .set(HeaderName::Via, "garbage, SIP/2.0/UDP c.example");
+        r.headers.set_top_via(&t.via);
+        assert_eq!(r.vias().len(), 1);
     }
 
     #[test]

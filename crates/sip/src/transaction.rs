@@ -1110,7 +1110,7 @@ impl TransactionLayer {
         transport: Transport,
         now: Instant,
     ) {
-        let Some(mut via) = request.top_via() else {
+        let Some(mut top) = request.headers.top_via_at() else {
             self.stats.dropped += 1;
             return;
         };
@@ -1118,13 +1118,14 @@ impl TransactionLayer {
             self.stats.dropped += 1;
             return;
         }
-        let Some(key) = server_key(&request, &via, key_method(&request.method)) else {
+        let Some(key) = server_key(&request, &top.via, key_method(&request.method)) else {
             self.stats.dropped += 1;
             return;
         };
-        if stamp_via(&mut via, source) {
-            request.headers.set_top_via(&via);
+        if stamp_via(&mut top.via, source) {
+            request.headers.set_top_via_at(&top);
         }
+        let via = top.via;
         if request.method == Method::Ack {
             self.on_ack(request, key, source, local, transport, now);
             return;

@@ -215,31 +215,26 @@ async fn exec(db: &Db, jobs: &[Job]) -> Result<Vec<i64>> {
                     .bind(to_ms(b.now))
                     .bind(to_ms(b.now));
             }
-            if !returning {
-                let n = q.execute(&mut *tx).await?.rows_affected();
-                if n != chunk.len() as u64 {
-                    return Err(Error::Invalid {
-                        field: "registration batch",
-                        reason: format!("upsert wrote {n} rows for {}", chunk.len()),
-                    });
-                }
-                continue;
-            }
-            let rows = q.fetch_all(&mut *tx).await?;
-            if rows.len() != chunk.len() {
-                return Err(Error::Invalid {
-                    field: "registration batch",
-                    reason: format!("upsert returned {} rows for {}", rows.len(), chunk.len()),
-                });
-            }
-            for row in &rows {
-                let (ext, contact) = (row.i64("extension_id")?, row.text("contact_uri")?);
-                if let Some(at) = jobs_of.get(&(ext, contact.as_str())) {
-                    let id = row.i64("id")?;
-                    for &i in *at {
-                        ids[i] = id;
+            let written = if returning {
+                let rows = q.fetch_all(&mut *tx).await?;
+                for row in &rows {
+                    let (ext, contact) = (row.i64("extension_id")?, row.text("contact_uri")?);
+                    if let Some(at) = jobs_of.get(&(ext, contact.as_str())) {
+                        let id = row.i64("id")?;
+                        for &i in *at {
+                            ids[i] = id;
+                        }
                     }
                 }
+                rows.len() as u64
+            } else {
+                q.execute(&mut *tx).await?.rows_affected()
+            };
+            if written != chunk.len() as u64 {
+                return Err(Error::Invalid {
+                    field: "registration batch",
+                    reason: format!("upsert wrote {written} rows for {}", chunk.len()),
+                });
             }
         }
         for (i, job) in jobs.iter().enumerate() {
