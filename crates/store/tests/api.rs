@@ -28,9 +28,8 @@ both_backends!(
     one_batch_writes_the_same_binding_several_times,
 );
 
-/// A fresh store, its default tenant's id and extension 1001 in it.
-async fn with_extension_1001(b: Backend) -> (store::Store, common::Guard, i64, store::Extension) {
-    let (s, _url, g) = common::store(b).await;
+/// Adds extension 1001 to the default tenant; returns the tenant's id and the extension.
+async fn add_1001(s: &store::Store) -> (i64, store::Extension) {
     let t1 = s.default_tenant().await.unwrap().id;
     let e = s
         .create_extension(
@@ -42,7 +41,7 @@ async fn with_extension_1001(b: Backend) -> (store::Store, common::Guard, i64, s
         )
         .await
         .unwrap();
-    (s, g, t1, e)
+    (t1, e)
 }
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -229,7 +228,8 @@ async fn extension_crud_and_constraints(b: Backend) {
 }
 
 async fn extension_auth_has_ha1_for_realm(b: Backend) {
-    let (s, _g, t1, e) = with_extension_1001(b).await;
+    let (s, _url, _g) = common::store(b).await;
+    let (t1, e) = add_1001(&s).await;
     assert!(!e.has_password);
     let a = s.extension_auth(t1, "1001").await.unwrap().unwrap();
     assert_eq!((a.ha1_md5, a.ha1_sha256, a.enabled), (None, None, true));
@@ -399,7 +399,8 @@ fn binding(
 }
 
 async fn registrations_lifecycle(b: Backend) {
-    let (s, _g, t1, e) = with_extension_1001(b).await;
+    let (s, _url, _g) = common::store(b).await;
+    let (t1, e) = add_1001(&s).await;
     let id1 = s
         .upsert_binding(binding(t1, e.id, "sip:a@1", t(0), 60))
         .await
@@ -469,7 +470,8 @@ async fn registrations_lifecycle(b: Backend) {
 }
 
 async fn group_commit_many_callers_and_bad_row_isolated(b: Backend) {
-    let (s, _g, t1, e) = with_extension_1001(b).await;
+    let (s, _url, _g) = common::store(b).await;
+    let (t1, e) = add_1001(&s).await;
     let mut tasks = Vec::new();
     for i in 0..400 {
         let s = s.clone();
@@ -498,7 +500,8 @@ async fn group_commit_many_callers_and_bad_row_isolated(b: Backend) {
 /// `upsert_bindings` (the registrar's path): one outcome per row, in the order given; a row the
 /// database refuses fails alone; a binding given twice ends as its last write.
 async fn many_bindings_in_one_call_answer_in_order(b: Backend) {
-    let (s, _g, t1, e) = with_extension_1001(b).await;
+    let (s, _url, _g) = common::store(b).await;
+    let (t1, e) = add_1001(&s).await;
     let mut rows: Vec<BindingUpsert> = (0..300)
         .map(|i| {
             let ext = if i % 100 == 50 { 999_999 } else { e.id };
@@ -645,17 +648,7 @@ async fn change_notification_reaches_other_store(b: Backend) {
     // The watcher announces that it is watching with Change::All; changes after that arrive.
     let ready = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
     assert!(matches!(ready, Ok(Ok(Change::All))), "{ready:?}");
-    let t1 = other.default_tenant().await.unwrap().id;
-    other
-        .create_extension(
-            t1,
-            store::NewExtension {
-                number: "1001".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    add_1001(&other).await;
     let got = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match rx.recv().await {
@@ -683,16 +676,7 @@ async fn change_notification_reaches_other_store(b: Backend) {
 
 async fn reopen_keeps_data(b: Backend) {
     let (s, url, _g) = common::store(b).await;
-    let t1 = s.default_tenant().await.unwrap().id;
-    s.create_extension(
-        t1,
-        NewExtension {
-            number: "1001".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (t1, _) = add_1001(&s).await;
     s.close().await;
     drop(s);
     let s = store::Store::open(&url, common::opts()).await.unwrap();
@@ -710,17 +694,7 @@ async fn reopen_keeps_data(b: Backend) {
 async fn two_stores_write_the_same_database_at_once(b: Backend) {
     let (server, url, _g) = common::store(b).await;
     let cli = store::Store::open(&url, common::opts()).await.unwrap();
-    let t1 = server.default_tenant().await.unwrap().id;
-    let e = server
-        .create_extension(
-            t1,
-            NewExtension {
-                number: "1001".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (t1, e) = add_1001(&server).await;
     let mut tasks = Vec::new();
     for i in 0..200 {
         let s = server.clone();
@@ -773,17 +747,7 @@ async fn writes_queued_during_a_commit_share_one_transaction(b: Backend) {
         ..common::opts()
     };
     let s = store::Store::open(&url, opts).await.unwrap();
-    let t1 = s.default_tenant().await.unwrap().id;
-    let e = s
-        .create_extension(
-            t1,
-            NewExtension {
-                number: "1001".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (t1, e) = add_1001(&s).await;
     // Another connection takes the write lock (SQLite) / locks the table (PostgreSQL).
     enum Blocker {
         Lite(sqlx::SqliteConnection),
