@@ -281,7 +281,7 @@ fn registrar_expiry_min_expires_and_wildcard_removal() {
         "secret-1001",
         "<sip:1001@192.0.2.1:5070>",
         5,
-        1,
+        21,
     );
     assert!(
         r.starts_with("SIP/2.0 423") && r.contains("Min-Expires: 10"),
@@ -295,7 +295,7 @@ fn registrar_expiry_min_expires_and_wildcard_removal() {
         "secret-1001",
         "<sip:1001@192.0.2.1:5070>",
         3600,
-        3,
+        23,
     );
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
     let (r, _) = register_raw(
@@ -305,21 +305,60 @@ fn registrar_expiry_min_expires_and_wildcard_removal() {
         "secret-1001",
         "<sip:1001@192.0.2.2:5070>;expires=10",
         3600,
-        5,
+        25,
     );
     assert!(
         r.starts_with("SIP/2.0 200") && r.matches("Contact:").count() == 2,
         "{r}"
     );
     assert_eq!(d.registrations().len(), 2);
+    let cseqs = |d: &Denwa| {
+        let mut v: Vec<(String, i64)> = d
+            .registrations()
+            .iter()
+            .map(|r| {
+                (
+                    r["contact_uri"].as_str().unwrap_or_default().to_string(),
+                    r["cseq"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = cseqs(&d);
+    // (CSeqs leave room below: each REGISTER's branch is made from its CSeq.)
+    // A refused REGISTER changes nothing: an older CSeq of the same Call-ID (500), and a 423
+    // for one contact of two (the other, acceptable one is not added either).
+    let (r, _) = register_raw(
+        &sock,
+        &server,
+        "1001",
+        "secret-1001",
+        "<sip:1001@192.0.2.1:5070>",
+        60,
+        2,
+    );
+    assert!(r.starts_with("SIP/2.0 500"), "{r}");
+    let (r, _) = register_raw(
+        &sock,
+        &server,
+        "1001",
+        "secret-1001",
+        "<sip:1001@192.0.2.3:5070>, <sip:1001@192.0.2.1:5070>;expires=5",
+        3600,
+        31,
+    );
+    assert!(r.starts_with("SIP/2.0 423"), "{r}");
+    assert_eq!(cseqs(&d), before, "refusals left the bindings as they were");
     // The 10 s one expires by itself.
     d.wait_until("short binding expired", Duration::from_secs(20), || {
         d.registrations().len() == 1
     });
     // Contact: * with Expires: 0 removes everything; * with a non-zero Expires is refused.
-    let (r, _) = register_raw(&sock, &server, "1001", "secret-1001", "*", 60, 7);
+    let (r, _) = register_raw(&sock, &server, "1001", "secret-1001", "*", 60, 37);
     assert!(r.starts_with("SIP/2.0 400"), "{r}");
-    let (r, _) = register_raw(&sock, &server, "1001", "secret-1001", "*", 0, 9);
+    let (r, _) = register_raw(&sock, &server, "1001", "secret-1001", "*", 0, 39);
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
     assert!(d.registrations().is_empty());
 }
