@@ -18,7 +18,8 @@ pub mod tone;
 pub mod wav;
 
 pub use relay::{
-    Error, Leg, LegStats, Relay, RelayConfig, RelayMetrics, ReportedQuality, Session, SessionStats,
+    Error, Leg, LegStats, ManualClock, Relay, RelayConfig, RelayMetrics, ReportedQuality, Session,
+    SessionStats,
 };
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! The media relay: anchors each call's RTP and RTCP between two legs.
 //!
-//! A [`Session`] owns four UDP sockets (RTP + RTCP for leg A and leg B) and one tokio task that
-//! forwards datagrams from one leg's phone to the other's. All per-call state lives in that task
-//! (`&mut self`, no locks); the [`Session`] handle talks to it through a control channel and
-//! reads counters that the task publishes into atomics once per wake-up.
+//! A [`Session`] owns four UDP sockets (RTP + RTCP for leg A and leg B). The sockets of every
+//! session are served by a few relay worker threads, each running one epoll loop (mio) over
+//! all of its sessions' sockets: a datagram costs one wake-up of the loop, one `recvmmsg` and
+//! one `sendto`, with no task scheduling or waker traffic per packet. All per-call state lives
+//! in the worker (`&mut`, no locks); the [`Session`] handle sends it control messages over a
+//! channel and reads counters that the worker publishes into atomics after each read.
 //!
 //! Latching (symmetric RTP): before a phone sends, its leg sends to the address from SDP. The
 //! first valid RTP packet latches the leg to its real source (so NATed phones work). Later, a
@@ -11,18 +13,17 @@
 //! with no packet from the current source in between (NAT rebinding), which keeps a stranger
 //! spraying packets at the port from stealing the stream.
 
-use std::future::poll_fn;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
-use std::task::Poll;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use tokio::sync::{oneshot, watch};
 
 use crate::rtcp;
 use crate::rtp::{RtpPacket, static_clock_rate};
@@ -36,6 +37,10 @@ const BATCH: usize = 32;
 const VLEN: usize = 4;
 /// DSCP EF (46) in the IPv4 TOS byte: voice gets expedited forwarding where the network honours it.
 const TOS_EF: u32 = 46 << 2;
+/// The token of a worker's waker; socket tokens are `slot * 4 + socket`.
+const WAKER: Token = Token(usize::MAX);
+/// Readiness events one `epoll_wait` of a worker returns at most.
+const EVENTS: usize = 1024;
 
 /// Relay settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +53,9 @@ pub struct RelayConfig {
     pub media_timeout: Duration,
     /// Consecutive in-sequence RTP packets a new source must send to take over a latched leg.
     pub relatch_packets: u16,
+    /// Relay worker threads; 0 = half the CPUs this process may run on (at least one).
+    /// Sessions are spread over them round-robin.
+    pub workers: usize,
 }
 
 impl Default for RelayConfig {
@@ -57,6 +65,7 @@ impl Default for RelayConfig {
             port_max: 20000,
             media_timeout: Duration::from_secs(60),
             relatch_packets: 4,
+            workers: 0,
         }
     }
 }
@@ -90,9 +99,10 @@ pub enum Error {
         /// OS error.
         source: io::Error,
     },
-    /// `allocate` was called outside a tokio runtime.
-    #[error("the relay needs a tokio runtime")]
-    NoRuntime,
+    /// A relay worker thread (its epoll instance, waker or the thread itself) could not start,
+    /// or a socket could not join its epoll set.
+    #[error("relay worker: {0}")]
+    Worker(io::Error),
 }
 
 /// One side of a call: A is the caller's phone, B the callee's.
@@ -157,35 +167,62 @@ pub struct Relay {
     inner: Arc<RelayInner>,
 }
 
+/// What the workers share with the handles: settings, counters, the clock.
+#[derive(Debug)]
+struct Core {
+    config: RelayConfig,
+    counters: Counters,
+    clock: Clock,
+}
+
 #[derive(Debug)]
 struct RelayInner {
-    config: RelayConfig,
+    core: Arc<Core>,
     cursor: AtomicU32,
-    counters: Counters,
+    /// Started by the first `allocate`, so that a relay nobody uses costs no threads.
+    workers: Mutex<Option<Arc<[Arc<WorkerHandle>]>>>,
+    next_worker: AtomicUsize,
+    serial: AtomicU64,
 }
 
 impl Relay {
-    /// Creates a relay; sessions run on the tokio runtime current at [`Relay::allocate`].
+    /// Creates a relay. Its worker threads start with the first [`Relay::allocate`].
     pub fn new(config: RelayConfig) -> Relay {
+        Relay::with_clock(config, Clock::System)
+    }
+
+    /// A relay whose notion of time is `clock` (packet arrival times, media timeouts), for tests
+    /// that must run timeouts of minutes in no time.
+    pub fn with_manual_clock(config: RelayConfig, clock: Arc<ManualClock>) -> Relay {
+        Relay::with_clock(config, Clock::Manual(clock))
+    }
+
+    fn with_clock(config: RelayConfig, clock: Clock) -> Relay {
         // A random start keeps a restarted node from reusing the ports of its previous calls.
         let cursor = AtomicU32::new(rand::random::<u32>() >> 1);
         Relay {
             inner: Arc::new(RelayInner {
-                config,
+                core: Arc::new(Core {
+                    config,
+                    counters: Counters::default(),
+                    clock,
+                }),
                 cursor,
-                counters: Counters::default(),
+                workers: Mutex::new(None),
+                next_worker: AtomicUsize::new(0),
+                serial: AtomicU64::new(1),
             }),
         }
     }
 
     /// The configuration this relay runs with.
     pub fn config(&self) -> &RelayConfig {
-        &self.inner.config
+        &self.inner.core.config
     }
 
     /// A snapshot of the relay-wide counters.
     pub fn metrics(&self) -> RelayMetrics {
-        let c = &self.inner.counters;
+        let c = &self.inner.core.counters;
         RelayMetrics {
             packets_relayed: c.relayed.load(Relaxed),
             bytes_relayed: c.bytes.load(Relaxed),
@@ -197,6 +234,33 @@ impl Relay {
         }
     }
 
+    /// The worker a new session goes to (starting the workers on first use).
+    fn worker(&self) -> Result<Arc<WorkerHandle>, Error> {
+        let mut guard = lock(&self.inner.workers);
+        let workers = match &*guard {
+            Some(w) => w.clone(),
+            None => {
+                let n = match self.inner.core.config.workers {
+                    0 => std::thread::available_parallelism()
+                        .map(|n| n.get() / 2)
+                        .unwrap_or(1)
+                        .max(1),
+                    n => n,
+                };
+                let w: Arc<[Arc<WorkerHandle>]> = (0..n)
+                    .map(|i| WorkerHandle::start(i, self.inner.core.clone()).map(Arc::new))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(Error::Worker)?
+                    .into();
+                *guard = Some(w.clone());
+                w
+            }
+        };
+        drop(guard);
+        let i = self.inner.next_worker.fetch_add(1, Relaxed) % workers.len();
+        Ok(workers[i].clone())
+    }
+
     /// Binds an RTP/RTCP socket pair for each leg (A on `a_local_ip`, B on `b_local_ip`) and
     /// starts relaying between them.
     pub fn allocate(
@@ -205,50 +269,56 @@ impl Relay {
         a_local_ip: IpAddr,
         b_local_ip: IpAddr,
     ) -> Result<Session, Error> {
-        let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let worker = self.worker()?;
         let (a_rtp, a_rtcp) = self.bind_pair(a_local_ip)?;
         let (b_rtp, b_rtcp) = self.bind_pair(b_local_ip)?;
         let local = [local_addr(&a_rtp)?, local_addr(&b_rtp)?];
         let local_rtcp = [local_addr(&a_rtcp)?, local_addr(&b_rtcp)?];
-        let _enter = rt.enter();
-        let reg = |s: std::net::UdpSocket, addr: SocketAddr| {
-            UdpSocket::from_std(s).map_err(|source| Error::Bind { addr, source })
-        };
-        let legs = [
-            LegIo::new(reg(a_rtp, local[0])?, reg(a_rtcp, local_rtcp[0])?),
-            LegIo::new(reg(b_rtp, local[1])?, reg(b_rtcp, local_rtcp[1])?),
+        let mut legs = [
+            LegIo::new(UdpSocket::from_std(a_rtp), UdpSocket::from_std(a_rtcp)),
+            LegIo::new(UdpSocket::from_std(b_rtp), UdpSocket::from_std(b_rtcp)),
         ];
+        let slot = worker.take_slot();
+        for (i, leg) in legs.iter_mut().enumerate() {
+            for (j, sock) in [&mut leg.rtp, &mut leg.rtcp].into_iter().enumerate() {
+                let token = Token(slot * 4 + i * 2 + j);
+                if let Err(e) = worker.registry.register(sock, token, Interest::READABLE) {
+                    // The sockets close when `legs` drops, which also takes them out of epoll.
+                    worker.release_slot(slot);
+                    return Err(Error::Worker(e));
+                }
+            }
+        }
+        let core = &self.inner.core;
+        let now = core.clock.now();
         let shared = Arc::new(SessionShared {
-            started: Instant::now(),
+            started: now,
             legs: Default::default(),
             remotes: Mutex::new([None; 2]),
             held: AtomicBool::new(false),
-            control: Mutex::new(Vec::new()),
-            wake: Notify::new(),
         });
         let (timeout_tx, timeout_rx) = watch::channel(false);
-        let counters = &self.inner.counters;
-        counters.total.fetch_add(1, Relaxed);
-        counters.active.fetch_add(1, Relaxed);
-        let guard = ActiveGuard(self.inner.clone());
+        core.counters.total.fetch_add(1, Relaxed);
+        core.counters.active.fetch_add(1, Relaxed);
         let call: Arc<str> = Arc::from(call_id);
-        let engine = Engine {
+        let serial = self.inner.serial.fetch_add(1, Relaxed);
+        let engine = Box::new(Engine {
+            serial,
             call_id: call.clone(),
             legs,
             timeout_tx,
             shared: shared.clone(),
-            relay: self.inner.clone(),
+            core: core.clone(),
             held: false,
             timed_out: false,
             timer_on: false,
-            last_activity: Instant::now(),
+            timer_at: None,
+            last_activity: now,
+            now,
             batch: BatchCounters::default(),
             own: [local[0], local_rtcp[0], local[1], local_rtcp[1]],
-        };
-        let task = rt.spawn(async move {
-            let _guard = guard;
-            engine.run().await;
         });
+        worker.send(Cmd::Add { slot, engine });
         tracing::debug!(call_id, a = %local[0], b = %local[1], "media session allocated");
         Ok(Session {
             call_id: call,
@@ -256,12 +326,14 @@ impl Relay {
             local_rtcp,
             shared,
             timeout_rx,
-            task: Some(task),
+            worker,
+            slot,
+            serial,
+            closed: false,
         })
     }
-
     fn bind_pair(&self, ip: IpAddr) -> Result<(std::net::UdpSocket, std::net::UdpSocket), Error> {
-        let cfg = &self.inner.config;
+        let cfg = &self.inner.core.config;
         let first = (u32::from(cfg.port_min) + 1) & !1;
         let last = u32::from(cfg.port_max);
         if first + 1 > last {
@@ -324,16 +396,6 @@ fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(s.into())
 }
 
-/// Decrements the active-session gauge when the session task ends, however it ends.
-#[derive(Debug)]
-struct ActiveGuard(Arc<RelayInner>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.counters.active.fetch_sub(1, Relaxed);
-    }
-}
-
 #[derive(Debug, Default)]
 struct LegCounters {
     packets_rx: AtomicU64,
@@ -362,12 +424,7 @@ struct SessionShared {
     /// Where each leg currently sends RTP; written only when that changes.
     remotes: Mutex<[Option<SocketAddr>; 2]>,
     held: AtomicBool,
-    /// Control messages for the session task, which `wake` tells about. A lock and a notifier
-    /// weigh far less per call than a channel, and control traffic is a few messages per call.
-    control: Mutex<Vec<Control>>,
-    wake: Notify,
 }
-
 /// What a phone itself reported in RTCP about the stream the relay sends it.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ReportedQuality {
@@ -454,7 +511,10 @@ pub struct Session {
     local_rtcp: [SocketAddr; 2],
     shared: Arc<SessionShared>,
     timeout_rx: watch::Receiver<bool>,
-    task: Option<JoinHandle<()>>,
+    worker: Arc<WorkerHandle>,
+    slot: usize,
+    serial: u64,
+    closed: bool,
 }
 
 impl Session {
@@ -481,8 +541,11 @@ impl Session {
     }
 
     fn control(&self, c: Control) {
-        lock(&self.shared.control).push(c);
-        self.shared.wake.notify_one();
+        self.worker.send(Cmd::Control {
+            slot: self.slot,
+            serial: self.serial,
+            c,
+        });
     }
 
     /// Puts the session on or off hold; no media timeout fires while on hold.
@@ -501,6 +564,15 @@ impl Session {
         });
     }
 
+    /// Waits until the relay has applied every change made through this handle before the call,
+    /// and has checked its media timeouts against the clock once since.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.worker.send(Cmd::Flush(tx));
+        // An error means the worker is gone (relay shutting down): nothing left to wait for.
+        let _ = rx.await;
+    }
+
     /// Completes while the session is timed out: no RTP from either phone for `media_timeout`,
     /// not on hold, both legs having a destination. The state clears again if media resumes,
     /// new SDP arrives (`set_remote`) or the call goes on hold, so a timeout during early media
@@ -508,7 +580,7 @@ impl Session {
     pub async fn timed_out(&self) {
         let mut rx = self.timeout_rx.clone();
         if rx.wait_for(|t| *t).await.is_err() {
-            // The task ended without a timeout (session closing): never report one.
+            // The session ended without a timeout (closing): never report one.
             std::future::pending::<()>().await;
         }
     }
@@ -532,7 +604,7 @@ impl Session {
                 lost: c.lost.load(Relaxed),
                 jitter_ms: c.jitter_us.load(Relaxed) as f64 / 1000.0,
                 last_packet_at: (last > 0)
-                    .then(|| self.shared.started.into_std() + Duration::from_nanos(last - 1)),
+                    .then(|| self.shared.started + Duration::from_nanos(last - 1)),
                 rtcp_rx: c.rtcp_rx.load(Relaxed),
                 rtcp_tx: c.rtcp_tx.load(Relaxed),
                 malformed: c.malformed.load(Relaxed),
@@ -554,22 +626,29 @@ impl Session {
 
     /// Stops relaying and waits until the ports are released.
     pub async fn close(mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            // The error is the expected cancellation.
-            let _ = task.await;
-        }
+        self.closed = true;
+        let (tx, rx) = oneshot::channel();
+        self.worker.send(Cmd::Close {
+            slot: self.slot,
+            serial: self.serial,
+            done: Some(tx),
+        });
+        // An error means the worker is gone, and the sockets with it.
+        let _ = rx.await;
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
+        if !self.closed {
+            self.worker.send(Cmd::Close {
+                slot: self.slot,
+                serial: self.serial,
+                done: None,
+            });
         }
     }
 }
-
 /// A source trying to take over a latched leg.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
@@ -649,112 +728,63 @@ impl LegIo {
     }
 }
 
-enum Wake {
-    Closed,
-    Control,
-    Io { ready: u8, timer: bool },
-}
-
-/// The session task: owns the sockets and all per-call state.
+/// All per-call state: owned by the session's worker, which serves its four sockets.
 struct Engine {
+    serial: u64,
     call_id: Arc<str>,
     legs: [LegIo; 2],
     timeout_tx: watch::Sender<bool>,
     shared: Arc<SessionShared>,
-    relay: Arc<RelayInner>,
+    core: Arc<Core>,
     held: bool,
     timed_out: bool,
+    /// Armed: silence counts from `last_activity`.
     timer_on: bool,
+    /// The deadline of this session's live entry in the worker's timer heap, if any.
+    timer_at: Option<Instant>,
     last_activity: Instant,
+    /// The clock when the worker began the current piece of work for this session.
+    now: Instant,
     batch: BatchCounters,
     /// This session's own socket addresses, never valid as a phone's address.
     own: [SocketAddr; 4],
 }
 
-impl Engine {
-    async fn run(mut self) {
-        // The receive buffer lives on the stack of `drain` only, not in this future: the task
-        // stays small (it is per-call memory) and the buffer is hot in cache anyway.
-        let sleep = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(sleep);
-        let shared = self.shared.clone();
-        loop {
-            let timer_on = self.timer_on;
-            let notified = shared.wake.notified();
-            tokio::pin!(notified);
-            let wake = poll_fn(|cx| {
-                if notified.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Control);
-                }
-                let mut ready = 0u8;
-                for (i, leg) in self.legs.iter().enumerate() {
-                    for (j, sock) in [&leg.rtp, &leg.rtcp].into_iter().enumerate() {
-                        match sock.poll_recv_ready(cx) {
-                            Poll::Ready(Ok(())) => ready |= 1 << (i * 2 + j),
-                            // Only a shut-down reactor fails here: the runtime is going away.
-                            Poll::Ready(Err(_)) => return Poll::Ready(Wake::Closed),
-                            Poll::Pending => {}
-                        }
-                    }
-                }
-                let timer = timer_on && sleep.as_mut().poll(cx).is_ready();
-                if ready != 0 || timer {
-                    Poll::Ready(Wake::Io { ready, timer })
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-            match wake {
-                Wake::Closed => break,
-                Wake::Control => {
-                    let pending = std::mem::take(&mut *lock(&shared.control));
-                    for c in pending {
-                        self.on_control(c);
-                    }
-                }
-                Wake::Io { ready, timer } => {
-                    for i in 0..4 {
-                        if ready & (1 << i) != 0 {
-                            self.drain(i);
-                        }
-                    }
-                    self.publish();
-                    if timer {
-                        self.on_timer(sleep.as_mut());
-                    }
-                }
-            }
-            self.update_timer(sleep.as_mut());
-        }
-        self.publish();
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.core.counters.active.fetch_sub(1, Relaxed);
     }
+}
 
-    /// Reads what is queued on one socket (up to [`BATCH`] datagrams) and relays it.
+/// A worker's receive buffers, reused for every read.
+struct Bufs {
+    data: [[u8; BUF_LEN]; VLEN],
+    got: [(usize, Option<SocketAddr>); VLEN],
+}
+
+impl Engine {
+    /// Reads what is queued on one socket (up to [`BATCH`] datagrams) and relays it. Returns
+    /// true when the socket may still hold datagrams (the batch limit, or an error before the
+    /// queue was known to be empty): the worker comes back to it after the other sockets.
     ///
     /// One `recvmmsg` asks for [`VLEN`] datagrams. Fewer means the socket was empty a moment
-    /// ago, so the readiness is cleared right away instead of by one more receive call that
-    /// would return EAGAIN: at 50 packets/s per stream that call was a third of the syscalls.
-    /// Clearing is safe: tokio only clears if no readiness event arrived meanwhile, and every
-    /// datagram queued later raises a new (edge-triggered) event.
-    fn drain(&mut self, sock: usize) {
-        let mut bufs = [[0u8; BUF_LEN]; VLEN];
-        let mut got = [(0usize, None::<SocketAddr>); VLEN];
+    /// ago: no further receive call is made to see EAGAIN (at 50 packets/s per stream that
+    /// call was a third of the syscalls). Safe with edge-triggered epoll: every datagram
+    /// queued later raises a new event.
+    fn drain(&mut self, sock: usize, bufs: &mut Bufs) -> bool {
         let leg = sock / 2;
         let is_rtcp = sock % 2 == 1;
         for _ in 0..BATCH / VLEN {
             let io = &self.legs[leg];
             let s = if is_rtcp { &io.rtcp } else { &io.rtp };
-            let mut n = 0;
-            let res = s.try_io(tokio::io::Interest::READABLE, || {
-                n = recv_batch(s, &mut bufs, &mut got)?;
-                if n < VLEN {
-                    Err(io::ErrorKind::WouldBlock.into())
-                } else {
-                    Ok(())
-                }
-            });
-            for (buf, &(len, src)) in bufs.iter().zip(&got).take(n) {
+            let n = match recv_batch(s, &mut bufs.data, &mut bufs.got) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                // A pending socket error (an ICMP report about an earlier send) concerns one
+                // datagram and is cleared by reporting it; come back for the rest.
+                Err(_) => return true,
+            };
+            for (buf, &(len, src)) in bufs.data.iter().zip(&bufs.got).take(n) {
                 let Some(src) = src else {
                     self.malformed(leg);
                     continue;
@@ -767,11 +797,18 @@ impl Engine {
                     self.on_rtp(leg, &buf[..len], src);
                 }
             }
-            // WouldBlock: drained. Anything else (an ICMP report about an earlier send)
-            // concerns one datagram; the next wake-up carries on.
-            if res.is_err() {
-                break;
+            if n < VLEN {
+                return false;
             }
+        }
+        true
+    }
+
+    /// Takes the sockets out of the worker's epoll set (before they close).
+    fn deregister(&mut self, registry: &Registry) {
+        for leg in &mut self.legs {
+            let _ = registry.deregister(&mut leg.rtp);
+            let _ = registry.deregister(&mut leg.rtcp);
         }
     }
 
@@ -801,7 +838,7 @@ impl Engine {
             self.dropped(leg);
             return;
         }
-        let now = Instant::now();
+        let now = self.now;
         let io = &mut self.legs[leg];
         io.rx.on_sequence(p.sequence, p.ssrc);
         let hz = io.clock_rate(p.payload_type);
@@ -822,7 +859,7 @@ impl Engine {
         }
         let out = &mut self.legs[1 - leg];
         match out.rtp_dest {
-            Some(dest) => match out.rtp.try_send_to(pkt, dest) {
+            Some(dest) => match out.rtp.send_to(pkt, dest) {
                 Ok(_) => {
                     out.local.packets_tx += 1;
                     out.local.bytes_tx += pkt.len() as u64;
@@ -841,7 +878,7 @@ impl Engine {
 
     /// Decides whether RTP from `src` belongs to this leg's phone, latching when appropriate.
     fn accept_source(&mut self, leg: usize, src: SocketAddr, seq: u16) -> bool {
-        let need = self.relay.config.relatch_packets.max(1);
+        let need = self.core.config.relatch_packets.max(1);
         let io = &self.legs[leg];
         if io.rtp_latched && io.rtp_dest == Some(src) {
             self.legs[leg].candidate = None;
@@ -897,7 +934,7 @@ impl Engine {
         self.note_report(leg, pkt);
         let out = &mut self.legs[1 - leg];
         match out.rtp_dest {
-            Some(dest) if out.rtp.try_send_to(pkt, dest).is_ok() => {
+            Some(dest) if out.rtp.send_to(pkt, dest).is_ok() => {
                 out.local.rtcp_tx += 1;
                 out.dirty = true;
                 self.batch.relayed += 1;
@@ -926,7 +963,7 @@ impl Engine {
         self.note_report(leg, pkt);
         let out = &mut self.legs[1 - leg];
         match out.rtcp_dest {
-            Some(dest) if out.rtcp.try_send_to(pkt, dest).is_ok() => {
+            Some(dest) if out.rtcp.send_to(pkt, dest).is_ok() => {
                 out.local.rtcp_tx += 1;
                 out.dirty = true;
                 self.batch.relayed += 1;
@@ -958,7 +995,7 @@ impl Engine {
             Control::Remote(u) => {
                 let RemoteUpdate { leg, rtp, rtcp } = u;
                 // New SDP (answer, re-INVITE) starts a fresh silence window.
-                self.last_activity = Instant::now();
+                self.last_activity = self.now;
                 if self.timed_out {
                     self.clear_timeout();
                 }
@@ -1034,35 +1071,47 @@ impl Engine {
         !self.held && !self.timed_out && self.legs.iter().all(|l| l.rtp_dest.is_some())
     }
 
-    fn update_timer(&mut self, sleep: std::pin::Pin<&mut tokio::time::Sleep>) {
+    /// Arms or disarms the silence timer after anything that may change whether it counts.
+    /// Returns a deadline the worker must put on its timer heap.
+    fn update_timer(&mut self) -> Option<Instant> {
         let armed = self.armed();
         if armed && !self.timer_on {
             // Newly armed (answered, or taken off hold): the silence count starts now.
-            self.last_activity = Instant::now();
-            sleep.reset(self.last_activity + self.relay.config.media_timeout);
+            self.last_activity = self.now;
             self.timer_on = true;
+            let deadline = self.now + self.core.config.media_timeout;
+            // An earlier entry on the heap will find the real deadline when it comes due.
+            if self.timer_at.is_none_or(|t| t > deadline) {
+                self.timer_at = Some(deadline);
+                return Some(deadline);
+            }
         } else if !armed {
             self.timer_on = false;
         }
+        None
     }
 
-    fn on_timer(&mut self, sleep: std::pin::Pin<&mut tokio::time::Sleep>) {
+    /// This session's heap entry came due (`self.now` is the clock). Returns the next deadline
+    /// when media arrived meanwhile.
+    fn on_timer(&mut self) -> Option<Instant> {
+        self.timer_at = None;
         if !self.timer_on {
-            return;
+            return None;
         }
-        let deadline = self.last_activity + self.relay.config.media_timeout;
-        if Instant::now() >= deadline {
+        let deadline = self.last_activity + self.core.config.media_timeout;
+        if self.now >= deadline {
             self.timed_out = true;
             self.timer_on = false;
-            self.relay.counters.timeouts.fetch_add(1, Relaxed);
+            self.core.counters.timeouts.fetch_add(1, Relaxed);
             tracing::info!(call_id = %self.call_id, "media timeout");
             self.timeout_tx.send_replace(true);
+            None
         } else {
-            // Media arrived since the timer was set: wait for the rest of the silence window.
-            sleep.reset(deadline);
+            // Media arrived since the entry was made: wait for the rest of the silence window.
+            self.timer_at = Some(deadline);
+            Some(deadline)
         }
     }
-
     fn publish_remotes(&self) {
         *lock(&self.shared.remotes) = [self.legs[0].rtp_dest, self.legs[1].rtp_dest];
     }
@@ -1092,7 +1141,7 @@ impl Engine {
             }
         }
         let b = std::mem::take(&mut self.batch);
-        let g = &self.relay.counters;
+        let g = &self.core.counters;
         if b.relayed > 0 {
             g.relayed.fetch_add(b.relayed, Relaxed);
             g.bytes.fetch_add(b.bytes, Relaxed);
@@ -1157,4 +1206,335 @@ fn recv_batch(
         *slot = (msg.msg_len as usize, addr.as_socket());
     }
     Ok(n)
+}
+
+/// The time a relay reads: the system clock, or a [`ManualClock`] in tests.
+#[derive(Debug, Clone)]
+enum Clock {
+    System,
+    Manual(Arc<ManualClock>),
+}
+
+impl Clock {
+    fn now(&self) -> Instant {
+        match self {
+            Clock::System => Instant::now(),
+            Clock::Manual(c) => c.now(),
+        }
+    }
+}
+
+/// Time that moves only when told to ([`Relay::with_manual_clock`]). A test advances it, then
+/// calls [`Session::flush`] so that the relay looks at the new time.
+#[derive(Debug)]
+pub struct ManualClock {
+    base: Instant,
+    offset_ns: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock standing at the present moment.
+    pub fn new() -> Arc<ManualClock> {
+        Arc::new(ManualClock {
+            base: Instant::now(),
+            offset_ns: AtomicU64::new(0),
+        })
+    }
+
+    /// The time it shows.
+    pub fn now(&self) -> Instant {
+        self.base + Duration::from_nanos(self.offset_ns.load(Relaxed))
+    }
+
+    /// Moves it forward.
+    pub fn advance(&self, by: Duration) {
+        let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.offset_ns.fetch_add(ns, Relaxed);
+    }
+}
+
+/// What a session handle (or the relay) asks of a worker.
+enum Cmd {
+    /// A new session whose sockets are registered with tokens of `slot`.
+    Add {
+        slot: usize,
+        engine: Box<Engine>,
+    },
+    Control {
+        slot: usize,
+        serial: u64,
+        c: Control,
+    },
+    /// Release the session's sockets; `done` hears when they are closed.
+    Close {
+        slot: usize,
+        serial: u64,
+        done: Option<oneshot::Sender<()>>,
+    },
+    /// Answered after the commands before it are applied and the timers checked.
+    Flush(oneshot::Sender<()>),
+    Shutdown,
+}
+
+/// Numbers for sessions within one worker; a slot is reused only after its session is gone.
+#[derive(Debug, Default)]
+struct SlotAlloc {
+    free: Vec<usize>,
+    next: usize,
+}
+
+/// The handles' side of a worker thread.
+#[derive(Debug)]
+struct WorkerHandle {
+    tx: mpsc::Sender<Cmd>,
+    waker: Waker,
+    registry: Registry,
+    /// Set with every command: the worker looks at its channel before serving the next socket,
+    /// so a change made before a packet was sent applies to that packet.
+    has_cmds: Arc<AtomicBool>,
+    slots: Arc<Mutex<SlotAlloc>>,
+}
+
+impl WorkerHandle {
+    fn start(index: usize, core: Arc<Core>) -> io::Result<WorkerHandle> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let (tx, rx) = mpsc::channel();
+        let has_cmds = Arc::new(AtomicBool::new(false));
+        let slots = Arc::new(Mutex::new(SlotAlloc::default()));
+        let worker = Worker {
+            poll,
+            rx,
+            has_cmds: has_cmds.clone(),
+            slots: slots.clone(),
+            core,
+            engines: Vec::new(),
+            live: 0,
+            timers: BinaryHeap::new(),
+            pending: Vec::new(),
+            pending_spare: Vec::new(),
+            flushes: Vec::new(),
+            bufs: Box::new(Bufs {
+                data: [[0; BUF_LEN]; VLEN],
+                got: [(0, None); VLEN],
+            }),
+        };
+        std::thread::Builder::new()
+            .name(format!("relay-{index}"))
+            .spawn(move || worker.run())?;
+        Ok(WorkerHandle {
+            tx,
+            waker,
+            registry,
+            has_cmds,
+            slots,
+        })
+    }
+
+    fn send(&self, cmd: Cmd) {
+        // A send fails only once the worker has stopped; nothing is left to act on then.
+        if self.tx.send(cmd).is_ok() {
+            self.has_cmds.store(true, Relaxed);
+            if let Err(e) = self.waker.wake() {
+                tracing::warn!(error = %e, "cannot wake a relay worker");
+            }
+        }
+    }
+
+    fn take_slot(&self) -> usize {
+        let mut s = lock(&self.slots);
+        match s.free.pop() {
+            Some(slot) => slot,
+            None => {
+                s.next += 1;
+                s.next - 1
+            }
+        }
+    }
+
+    fn release_slot(&self, slot: usize) {
+        lock(&self.slots).free.push(slot);
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.send(Cmd::Shutdown);
+    }
+}
+
+/// One relay thread: an epoll loop over the sockets of its sessions.
+struct Worker {
+    poll: Poll,
+    rx: mpsc::Receiver<Cmd>,
+    has_cmds: Arc<AtomicBool>,
+    slots: Arc<Mutex<SlotAlloc>>,
+    core: Arc<Core>,
+    engines: Vec<Option<Box<Engine>>>,
+    live: usize,
+    /// Media-timeout deadlines: (when, slot, serial). Entries of ended sessions, or superseded
+    /// ones, are skipped when they come due (and swept when they pile up).
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Sockets to read again without waiting for a new event: (slot, socket, serial).
+    pending: Vec<(usize, usize, u64)>,
+    pending_spare: Vec<(usize, usize, u64)>,
+    flushes: Vec<oneshot::Sender<()>>,
+    bufs: Box<Bufs>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(EVENTS);
+        loop {
+            let timeout = if self.pending.is_empty() {
+                self.next_timer()
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "relay worker: epoll_wait failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            if self.commands() {
+                return;
+            }
+            let mut again = std::mem::take(&mut self.pending_spare);
+            std::mem::swap(&mut again, &mut self.pending);
+            for &(slot, sock, serial) in &again {
+                self.serve(slot, sock, Some(serial));
+            }
+            again.clear();
+            self.pending_spare = again;
+            for ev in events.iter() {
+                let Token(t) = ev.token();
+                if t == WAKER.0 {
+                    continue;
+                }
+                if self.has_cmds.load(Relaxed) && self.commands() {
+                    return;
+                }
+                self.serve(t / 4, t % 4, None);
+            }
+            if self.commands() {
+                return;
+            }
+            self.timers();
+            for tx in self.flushes.drain(..) {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    /// Applies queued commands; true on shutdown.
+    fn commands(&mut self) -> bool {
+        self.has_cmds.store(false, Relaxed);
+        loop {
+            let cmd = match self.rx.try_recv() {
+                Ok(cmd) => cmd,
+                Err(mpsc::TryRecvError::Empty) => return false,
+                Err(mpsc::TryRecvError::Disconnected) => return true,
+            };
+            match cmd {
+                Cmd::Add { slot, engine } => {
+                    if self.engines.len() <= slot {
+                        self.engines.resize_with(slot + 1, || None);
+                    }
+                    // Datagrams may have arrived between registration and now, and their
+                    // readiness event found no session: read every socket once.
+                    for sock in 0..4 {
+                        self.pending.push((slot, sock, engine.serial));
+                    }
+                    self.engines[slot] = Some(engine);
+                    self.live += 1;
+                }
+                Cmd::Control { slot, serial, c } => {
+                    let now = self.core.clock.now();
+                    if let Some(Some(e)) = self.engines.get_mut(slot)
+                        && e.serial == serial
+                    {
+                        e.now = now;
+                        e.on_control(c);
+                        if let Some(d) = e.update_timer() {
+                            self.timers.push(Reverse((d, slot, serial)));
+                        }
+                    }
+                }
+                Cmd::Close { slot, serial, done } => {
+                    if let Some(entry) = self.engines.get_mut(slot)
+                        && entry.as_ref().is_some_and(|e| e.serial == serial)
+                        && let Some(mut e) = entry.take()
+                    {
+                        e.deregister(self.poll.registry());
+                        drop(e);
+                        self.live -= 1;
+                        lock(&self.slots).free.push(slot);
+                    }
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                }
+                Cmd::Flush(tx) => self.flushes.push(tx),
+                Cmd::Shutdown => return true,
+            }
+        }
+    }
+
+    /// Reads and relays what one socket holds.
+    fn serve(&mut self, slot: usize, sock: usize, serial: Option<u64>) {
+        let Some(Some(e)) = self.engines.get_mut(slot) else {
+            return;
+        };
+        if serial.is_some_and(|s| s != e.serial) {
+            return;
+        }
+        e.now = self.core.clock.now();
+        let more = e.drain(sock, &mut self.bufs);
+        e.publish();
+        if let Some(d) = e.update_timer() {
+            self.timers.push(Reverse((d, slot, e.serial)));
+        }
+        if more {
+            self.pending.push((slot, sock, e.serial));
+        }
+    }
+
+    fn next_timer(&self) -> Option<Duration> {
+        self.timers
+            .peek()
+            .map(|Reverse((d, ..))| d.saturating_duration_since(self.core.clock.now()))
+    }
+
+    /// Runs the media-timeout checks that came due.
+    fn timers(&mut self) {
+        if self.timers.is_empty() {
+            return;
+        }
+        let now = self.core.clock.now();
+        while let Some(&Reverse((d, slot, serial))) = self.timers.peek() {
+            if d > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(Some(e)) = self.engines.get_mut(slot)
+                && e.serial == serial
+                && e.timer_at == Some(d)
+            {
+                e.now = now;
+                if let Some(next) = e.on_timer() {
+                    self.timers.push(Reverse((next, slot, serial)));
+                }
+            }
+        }
+        // Ended sessions leave their entries behind until due; sweep when they dominate.
+        if self.timers.len() > 1024 && self.timers.len() > 4 * self.live {
+            let engines = &self.engines;
+            self.timers.retain(|Reverse((d, slot, serial))| {
+                matches!(engines.get(*slot), Some(Some(e)) if e.serial == *serial && e.timer_at == Some(*d))
+            });
+        }
+    }
 }

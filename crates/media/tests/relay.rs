@@ -6,7 +6,8 @@ use std::time::Duration;
 use media::dtmf::DigitBurst;
 use media::rtcp::{self, ReportBlock};
 use media::rtp::{RtpHeader, RtpPacket};
-use media::{Error, Leg, Relay, RelayConfig, Session};
+use media::{Error, Leg, ManualClock, Relay, RelayConfig, Session};
+use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
@@ -23,6 +24,25 @@ fn relay_with(media_timeout: Duration) -> Relay {
 
 fn relay() -> Relay {
     relay_with(Duration::from_secs(3600))
+}
+
+/// A relay on a clock that moves only when the test says so.
+fn manual(media_timeout: Duration) -> (Relay, Arc<ManualClock>) {
+    let clock = ManualClock::new();
+    let relay = Relay::with_manual_clock(
+        RelayConfig {
+            media_timeout,
+            ..RelayConfig::default()
+        },
+        clock.clone(),
+    );
+    (relay, clock)
+}
+
+/// Moves the relay's clock on and waits until the relay has looked at the new time.
+async fn pass(clock: &ManualClock, s: &Session, by: Duration) {
+    clock.advance(by);
+    s.flush().await;
 }
 
 async fn phone() -> UdpSocket {
@@ -52,6 +72,8 @@ async fn call(relay: &Relay, a: &UdpSocket, b: &UdpSocket) -> Session {
     let s = relay.allocate("call-1", LO, LO).unwrap();
     s.set_remote(Leg::A, addr(a), None);
     s.set_remote(Leg::B, addr(b), None);
+    // Applied before the test goes on (the relay's clock may be moved next).
+    s.flush().await;
     s
 }
 
@@ -253,13 +275,13 @@ async fn rtcp_muxed_on_the_rtp_port_is_relayed() {
     assert_eq!(recv(&b).await.0, rr);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn stats_count_loss_and_jitter() {
-    let relay = relay();
+    let (relay, _clock) = manual(Duration::from_secs(3600));
     let (a, b) = (phone().await, phone().await);
     let s = call(&relay, &a, &b).await;
-    // The clock is paused, so every packet "arrives" at the same instant while its RTP timestamp
-    // advances 20 ms: each packet adds |D| = 20 ms to the RFC 3550 estimator.
+    // The clock stands still, so every packet "arrives" at the same instant while its RTP
+    // timestamp advances 20 ms: each packet adds |D| = 20 ms to the RFC 3550 estimator.
     for seq in 1..=10u16 {
         a.send_to(
             &rtp(seq, u32::from(seq) * 160, 5, &[0; 160]),
@@ -289,34 +311,37 @@ async fn stats_count_loss_and_jitter() {
     assert_eq!(s.stats().b.lost, 0);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn media_timeout_fires_when_silent() {
-    let relay = relay_with(Duration::from_secs(30));
+    let (relay, clock) = manual(Duration::from_secs(30));
     let (a, b) = (phone().await, phone().await);
     let s = call(&relay, &a, &b).await;
-    assert!(!s.is_timed_out());
-    timeout(Duration::from_secs(300), s.timed_out())
-        .await
-        .expect("no media timeout");
+    pass(&clock, &s, Duration::from_secs(29)).await;
+    assert!(!s.is_timed_out(), "29 s of silence is not 30");
+    pass(&clock, &s, Duration::from_secs(1)).await;
     assert!(s.is_timed_out());
+    timeout(WAIT, s.timed_out())
+        .await
+        .expect("timed_out() does not complete");
     assert_eq!(relay.metrics().media_timeouts, 1);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn timeout_clears_when_media_resumes_or_sdp_changes() {
-    let relay = relay_with(Duration::from_secs(5));
+    let (relay, clock) = manual(Duration::from_secs(5));
     let (a, b) = (phone().await, phone().await);
     let s = call(&relay, &a, &b).await;
     // Silent early media: the timeout fires...
-    timeout(Duration::from_secs(300), s.timed_out())
-        .await
-        .expect("no media timeout");
+    pass(&clock, &s, Duration::from_secs(5)).await;
+    assert!(s.is_timed_out());
     // ...but the answer's SDP starts a fresh window.
     s.set_remote(Leg::B, addr(&b), None);
-    eventually(|| !s.is_timed_out()).await;
-    timeout(Duration::from_secs(300), s.timed_out())
-        .await
-        .expect("no second timeout");
+    s.flush().await;
+    assert!(!s.is_timed_out());
+    pass(&clock, &s, Duration::from_secs(4)).await;
+    assert!(!s.is_timed_out());
+    pass(&clock, &s, Duration::from_secs(1)).await;
+    assert!(s.is_timed_out(), "no second timeout");
     // Media arriving again clears it too.
     a.send_to(&rtp(1, 0, 1, b"x"), s.local(Leg::A))
         .await
@@ -326,51 +351,54 @@ async fn timeout_clears_when_media_resumes_or_sdp_changes() {
     assert_eq!(relay.metrics().media_timeouts, 2);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn media_keeps_the_call_alive() {
-    let relay = relay_with(Duration::from_secs(5));
+    let (relay, clock) = manual(Duration::from_secs(5));
     let (a, b) = (phone().await, phone().await);
     let s = call(&relay, &a, &b).await;
-    // One packet a second for 20 s (virtual time): never 5 s of silence.
+    // One packet a second for 20 s: never 5 s of silence.
     for seq in 0..20u16 {
         a.send_to(&rtp(seq, 0, 1, b"x"), s.local(Leg::A))
             .await
             .unwrap();
         recv(&b).await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        pass(&clock, &s, Duration::from_secs(1)).await;
         assert!(!s.is_timed_out(), "timed out at {seq}");
     }
-    // Then silence: it fires.
-    timeout(Duration::from_secs(300), s.timed_out())
-        .await
-        .expect("no media timeout");
+    // Then silence: it fires 5 s after the last packet.
+    pass(&clock, &s, Duration::from_secs(3)).await;
+    assert!(!s.is_timed_out());
+    pass(&clock, &s, Duration::from_secs(1)).await;
+    assert!(s.is_timed_out());
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn no_media_timeout_on_hold() {
-    let relay = relay_with(Duration::from_secs(5));
+    let (relay, clock) = manual(Duration::from_secs(5));
     let (a, b) = (phone().await, phone().await);
     let s = relay.allocate("hold", LO, LO).unwrap();
     s.set_hold(true);
     s.set_remote(Leg::A, addr(&a), None);
     s.set_remote(Leg::B, addr(&b), None);
-    tokio::time::sleep(Duration::from_secs(600)).await;
+    pass(&clock, &s, Duration::from_secs(600)).await;
     assert!(!s.is_timed_out());
     assert!(s.stats().on_hold);
-    // Off hold, silence counts again.
+    // Off hold, silence counts again, from the moment of resuming.
     s.set_hold(false);
-    timeout(Duration::from_secs(300), s.timed_out())
-        .await
-        .expect("no media timeout");
+    s.flush().await;
+    pass(&clock, &s, Duration::from_secs(4)).await;
+    assert!(!s.is_timed_out());
+    pass(&clock, &s, Duration::from_secs(1)).await;
+    assert!(s.is_timed_out());
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn no_media_timeout_before_both_legs_are_known() {
-    let relay = relay_with(Duration::from_secs(5));
+    let (relay, clock) = manual(Duration::from_secs(5));
     let a = phone().await;
     let s = relay.allocate("ringing", LO, LO).unwrap();
     s.set_remote(Leg::A, addr(&a), None);
-    tokio::time::sleep(Duration::from_secs(600)).await;
+    pass(&clock, &s, Duration::from_secs(600)).await;
     assert!(
         !s.is_timed_out(),
         "ringing without B's SDP is not dead media"
@@ -451,12 +479,21 @@ async fn bad_range_and_foreign_address_are_errors() {
     ));
 }
 
+/// The relay runs on its own threads: a caller without a tokio runtime can use it too.
 #[test]
-fn allocate_outside_a_runtime_is_an_error() {
-    assert!(matches!(
-        relay().allocate("x", LO, LO),
-        Err(Error::NoRuntime)
-    ));
+fn relays_without_a_tokio_runtime() {
+    let relay = relay();
+    let a = std::net::UdpSocket::bind((LO, 0)).unwrap();
+    let b = std::net::UdpSocket::bind((LO, 0)).unwrap();
+    b.set_read_timeout(Some(WAIT)).unwrap();
+    let s = relay.allocate("plain", LO, LO).unwrap();
+    s.set_remote(Leg::A, a.local_addr().unwrap(), None);
+    s.set_remote(Leg::B, b.local_addr().unwrap(), None);
+    let p = rtp(1, 0, 1, b"plain");
+    a.send_to(&p, s.local(Leg::A)).unwrap();
+    let mut buf = [0u8; 256];
+    let (n, from) = b.recv_from(&mut buf).expect("nothing relayed");
+    assert_eq!((&buf[..n], from), (&p[..], s.local(Leg::B)));
 }
 
 #[tokio::test]
