@@ -38,9 +38,11 @@ RELAY_RTP = {"denwa": (13000, 35999), "kamailio": (13000, 35999)}
 UAC_MP = 36000
 UAS_MP = 50000
 # RTP streams per sipp playback thread. sipp's default of 20 starts 150 threads per side at
-# 3,000 calls; each wakes every 20 ms, and the scheduler then splits the two cores by thread,
-# starving the server under test (a couple of threads) long before either side is out of CPU.
-RTP_THREADTASKS = int(os.environ.get("BENCH_RTP_THREADTASKS", "20"))
+# 3,000 calls, each waking every 20 ms; unpinned, the scheduler then split the two cores by
+# thread and starved the server under test. Pinned (cpu_halves), the load core still spent
+# itself switching between them: at 2,500 calls 160 of 5,000 streams did not send in the
+# capture window (run F). With 100 streams per thread one core carried 3,500 calls both ways.
+RTP_THREADTASKS = int(os.environ.get("BENCH_RTP_THREADTASKS", "100"))
 # tcpdump's kernel ring (-B, KiB). At 2,000 calls lo carries 400,000 RTP packets/s; each takes
 # about 128 bytes of ring with a 60-byte snap length, so a 2 s capture needs ~100 MiB even if
 # tcpdump, sharing the load CPU with sipp, gets no time to empty it. 128 MiB dropped 45,290
@@ -749,26 +751,42 @@ def write_tone(path: str) -> None:
         f.write(b"data" + struct.pack("<I", len(data)) + data)
 
 
-def capture(work: str, relay: tuple[int, int], seconds: float, tag: str) -> dict:
-    """tcpdump on lo for `seconds`, then per-stream RTP statistics: loss by sequence gaps and
-    RFC 3550 interarrival jitter, separately for packets into the relay and out of it."""
+def capture(work: str, relay: tuple[int, int], seconds: float, tag: str, pps: int) -> dict:
+    """tcpdump on lo for about `seconds` of traffic at `pps` packets/s, then per-stream RTP
+    statistics: loss by sequence gaps and RFC 3550 interarrival jitter, separately for packets
+    into the relay and out of it.
+
+    The window is a packet count (-c), not a wall-clock time: tcpdump shares the load CPU with
+    sipp and may take much longer than `seconds` to empty its ring, and a SIGINT after
+    `seconds` would discard what it has not written yet (run F at 2,500 calls: 153,321 of about
+    a million packets). With a count it writes the first `seconds` of traffic whole, however
+    late; the ring is large enough to hold them (CAPTURE_BUFFER_KIB). If the traffic is short
+    (calls failing), the capture is stopped after a bound and what it has is analysed."""
     pcap = os.path.join(work, f"{tag}.pcap")
     lo, hi = relay
+    count = max(100, int(pps * seconds))
     p = subprocess.Popen(
-        pinned(["tcpdump", "-i", "lo", "-s", "60", "-B", str(CAPTURE_BUFFER_KIB), "-w", pcap, "-n",
-         f"udp and portrange {lo}-{hi}"], "load"),
+        pinned(["tcpdump", "-i", "lo", "-s", "60", "-B", str(CAPTURE_BUFFER_KIB), "-c", str(count),
+                "-w", pcap, "-n", f"udp and portrange {lo}-{hi}"], "load"),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    time.sleep(seconds)
-    p.send_signal(signal.SIGINT)
+    counted = True
     try:
-        _, err = p.communicate(timeout=10)
+        _, err = p.communicate(timeout=seconds * 10 + 20)
     except subprocess.TimeoutExpired:
-        p.kill()
-        _, err = p.communicate()
+        counted = False
+        p.send_signal(signal.SIGINT)
+        try:
+            _, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+    # Drops are counted up to tcpdump's exit: once it has its count, the ring keeps filling
+    # until it closes, and those drops are after the window. They matter only when the count
+    # was not reached.
     dropped = 0
     for line in err.decode(errors="replace").splitlines():
-        if "dropped by kernel" in line:
+        if "dropped by kernel" in line and not counted:
             dropped = int(line.split()[0])
     stats = rtp_stats(pcap, relay)
     stats["capture_dropped"] = dropped
@@ -868,7 +886,7 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
     # The CPU window opens before the capture: analysing a large capture can take longer than
     # the rest of the first half of the hold, which once left a window of ~0 s and a CPU of 0 %.
     cpu_mid0, tm0 = cpu_seconds(server.pids()), time.time()
-    stats = capture(work, RELAY_RTP[server.name], 3.0 if n < 1500 else 2.0, f"{server.name}-{n}")
+    stats = capture(work, RELAY_RTP[server.name], 3.0 if n < 1500 else 2.0, f"{server.name}-{n}", 4 * 50 * n)
     pss, rss = memory_kib(server.pids())
     perf = Perf(server, f"{tag}-{n}")
     time.sleep(max(0.0, ramp + hold * 0.5 - (time.time() - t0)))
@@ -897,12 +915,12 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
     log(f"{server.name} media {n} calls: ok {r.ok} failed {failed} up {up} loss in/out "
         f"{stats.get('in_loss_pct', 0):.3f}/{out_loss:.3f}% jitter in/out {stats.get('in_jitter_ms', 0):.2f}/"
         f"{stats.get('out_jitter_ms', 0):.2f} ms pss {pss} KiB (idle {idle_mem[0]}) cpu {cpu:.1f}s "
-        f"capture drops {stats.get('capture_dropped')} {'PASS' if st.passed else 'FAIL'} {st.note}")
+        f"captured {stats.get('packets', 0)} drops {stats.get('capture_dropped')} {'PASS' if st.passed else 'FAIL'} {st.note}")
     return st
 
 
 FIXED = 0.0  # --rate: one fixed step instead of the search
-MEDIA_LADDER = [int(x) for x in os.environ.get("BENCH_MEDIA_LADDER", "300,600,1000,1250,1500,1750,2000,2250,2500,2750,3000,3500,4000,4500,5000").split(",")]
+MEDIA_LADDER = [int(x) for x in os.environ.get("BENCH_MEDIA_LADDER", "300,600,1000,1250,1500,1750,2000,2500,3000,3500,4000,4500,5000").split(",")]
 
 
 def load_media(work, server, users_csv, smoke) -> LoadResult:
