@@ -1248,45 +1248,21 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 pub(crate) async fn load_extensions(
     store: &Store,
 ) -> anyhow::Result<HashMap<(i64, String), ExtEntry>> {
-    let mut out = HashMap::new();
-    for t in store.list_tenants().await? {
-        let mut offset = 0;
-        loop {
-            let page = store
-                .list_extensions(
-                    t.id,
-                    None,
-                    store::Page {
-                        limit: 1000,
-                        offset,
-                    },
-                )
-                .await?;
-            let n = page.len();
-            for e in page {
-                let auth = store.extension_auth(t.id, &e.number).await?;
-                let (ha1_md5, ha1_sha256) = match auth {
-                    Some(a) => (a.ha1_md5, a.ha1_sha256),
-                    None => (None, None),
-                };
-                out.insert(
-                    (t.id, e.number.clone()),
-                    ExtEntry {
-                        id: e.id,
-                        number: e.number,
-                        display_name: e.display_name,
-                        ha1_md5,
-                        ha1_sha256,
-                        enabled: e.enabled,
-                        max_contacts: usize::try_from(e.max_contacts).unwrap_or(1).max(1),
-                    },
-                );
-            }
-            if n < 1000 {
-                break;
-            }
-            offset += 1000;
-        }
+    let rows = store.all_extensions_with_auth().await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for (e, auth) in rows {
+        out.insert(
+            (e.tenant_id, e.number.clone()),
+            ExtEntry {
+                id: e.id,
+                number: e.number,
+                display_name: e.display_name,
+                ha1_md5: auth.ha1_md5,
+                ha1_sha256: auth.ha1_sha256,
+                enabled: e.enabled,
+                max_contacts: usize::try_from(e.max_contacts).unwrap_or(1).max(1),
+            },
+        );
     }
     Ok(out)
 }

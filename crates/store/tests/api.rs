@@ -14,6 +14,7 @@ both_backends!(
     default_tenant_and_domains,
     extension_crud_and_constraints,
     extension_auth_has_ha1_for_realm,
+    all_extensions_with_auth_in_one_listing,
     administrators_and_lockout,
     api_keys,
     settings_scopes,
@@ -251,6 +252,61 @@ async fn extension_auth_has_ha1_for_realm(b: Backend) {
         Err(Error::NotFound(_))
     ));
     assert_eq!(s.extension_auth(t1, "1002").await.unwrap(), None);
+}
+
+async fn all_extensions_with_auth_in_one_listing(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    assert!(s.all_extensions_with_auth().await.unwrap().is_empty());
+    let (t1, e1) = add_1001(&s).await;
+    s.set_extension_password(t1, "1001", "secret")
+        .await
+        .unwrap();
+    let t2 = s.create_tenant("Beta", "beta.example").await.unwrap().id;
+    for (t, n) in [(t2, "1001"), (t1, "200"), (t2, "100")] {
+        s.create_extension(
+            t,
+            NewExtension {
+                number: n.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    s.update_extension(
+        t2,
+        "100",
+        ExtensionUpdate {
+            enabled: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let all = s.all_extensions_with_auth().await.unwrap();
+    let keys: Vec<(i64, &str)> = all
+        .iter()
+        .map(|(e, _)| (e.tenant_id, e.number.as_str()))
+        .collect();
+    assert_eq!(keys, [(t1, "1001"), (t1, "200"), (t2, "100"), (t2, "1001")]);
+    // Each row carries the same credentials as the one-extension lookup.
+    for (e, a) in &all {
+        assert_eq!(
+            Some(a),
+            s.extension_auth(e.tenant_id, &e.number)
+                .await
+                .unwrap()
+                .as_ref()
+        );
+    }
+    let (e, a) = &all[0];
+    assert_eq!(e.id, e1.id);
+    assert!(e.has_password);
+    assert_eq!(
+        a.ha1_md5.as_deref(),
+        Some(store::ha1_md5("1001", "denwa", "secret").as_str())
+    );
+    assert!(!all[2].1.enabled, "the disabled flag comes along");
 }
 
 async fn administrators_and_lockout(b: Backend) {
