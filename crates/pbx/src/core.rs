@@ -1248,23 +1248,33 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 pub(crate) async fn load_extensions(
     store: &Store,
 ) -> anyhow::Result<HashMap<(i64, String), ExtEntry>> {
-    let rows = store.all_extensions_with_auth().await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for (e, auth) in rows {
-        out.insert(
-            (e.tenant_id, e.number.clone()),
-            ExtEntry {
-                id: e.id,
-                number: e.number,
-                display_name: e.display_name,
-                ha1_md5: auth.ha1_md5,
-                ha1_sha256: auth.ha1_sha256,
-                enabled: e.enabled,
-                max_contacts: usize::try_from(e.max_contacts).unwrap_or(1).max(1),
-            },
-        );
+    const PAGE: i64 = 1000;
+    let mut out = HashMap::new();
+    let mut after: Option<(i64, String)> = None;
+    loop {
+        let page = store
+            .extensions_with_auth_after(after.as_ref().map(|(t, n)| (*t, n.as_str())), PAGE)
+            .await?;
+        let full = page.len() as i64 == PAGE;
+        for (e, auth) in page {
+            after = Some((e.tenant_id, e.number.clone()));
+            out.insert(
+                (e.tenant_id, e.number.clone()),
+                ExtEntry {
+                    id: e.id,
+                    number: e.number,
+                    display_name: e.display_name,
+                    ha1_md5: auth.ha1_md5,
+                    ha1_sha256: auth.ha1_sha256,
+                    enabled: e.enabled,
+                    max_contacts: usize::try_from(e.max_contacts).unwrap_or(1).max(1),
+                },
+            );
+        }
+        if !full {
+            return Ok(out);
+        }
     }
-    Ok(out)
 }
 
 async fn fetch_extension(

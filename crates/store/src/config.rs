@@ -535,13 +535,27 @@ impl Store {
         })
     }
 
-    /// Every extension of every tenant with its digest credentials, in one query: what the
-    /// call core loads into its cache (one round trip instead of one per extension).
-    pub async fn all_extensions_with_auth(&self) -> Result<Vec<(Extension, ExtensionAuth)>> {
-        let sql =
-            format!("SELECT {EXT_COLS}, ha1_sha256 FROM extensions ORDER BY tenant_id, number");
+    /// Extensions of every tenant with their digest credentials, in (tenant, number) order,
+    /// starting after `after` (`None`: from the first), at most `limit` of them: what the call
+    /// core loads into its cache, a page per round trip. Keyset paging (not OFFSET) keeps each
+    /// page as cheap as the first, and pages (not one result set) keep the load's peak memory
+    /// small however many extensions there are.
+    pub async fn extensions_with_auth_after(
+        &self,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<(Extension, ExtensionAuth)>> {
+        let (tenant, number) = after.unwrap_or((i64::MIN, ""));
+        let sql = format!(
+            "SELECT {EXT_COLS}, ha1_sha256 FROM extensions
+             WHERE tenant_id > $1 OR (tenant_id = $1 AND number > $2)
+             ORDER BY tenant_id, number LIMIT $3"
+        );
         read_pool!(self.db(), pool, kind => {
             sqlx::query(&sql)
+                .bind(tenant)
+                .bind(number)
+                .bind(limit.max(1))
                 .fetch_all(pool)
                 .await?
                 .iter()

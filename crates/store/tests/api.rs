@@ -14,7 +14,7 @@ both_backends!(
     default_tenant_and_domains,
     extension_crud_and_constraints,
     extension_auth_has_ha1_for_realm,
-    all_extensions_with_auth_in_one_listing,
+    extensions_with_auth_page_through_every_tenant,
     administrators_and_lockout,
     api_keys,
     settings_scopes,
@@ -254,9 +254,14 @@ async fn extension_auth_has_ha1_for_realm(b: Backend) {
     assert_eq!(s.extension_auth(t1, "1002").await.unwrap(), None);
 }
 
-async fn all_extensions_with_auth_in_one_listing(b: Backend) {
+async fn extensions_with_auth_page_through_every_tenant(b: Backend) {
     let (s, _url, _g) = common::store(b).await;
-    assert!(s.all_extensions_with_auth().await.unwrap().is_empty());
+    assert!(
+        s.extensions_with_auth_after(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let (t1, e1) = add_1001(&s).await;
     s.set_extension_password(t1, "1001", "secret")
         .await
@@ -283,7 +288,23 @@ async fn all_extensions_with_auth_in_one_listing(b: Backend) {
     )
     .await
     .unwrap();
-    let all = s.all_extensions_with_auth().await.unwrap();
+    let all = s.extensions_with_auth_after(None, 100).await.unwrap();
+    // Pages of two continue where the last one ended, across tenants.
+    let first = s.extensions_with_auth_after(None, 2).await.unwrap();
+    let (e, _) = &first[1];
+    let rest = s
+        .extensions_with_auth_after(Some((e.tenant_id, &e.number)), 2)
+        .await
+        .unwrap();
+    let paged: Vec<_> = first.into_iter().chain(rest).collect();
+    assert_eq!(paged, all);
+    let (e, _) = &all[3];
+    assert!(
+        s.extensions_with_auth_after(Some((e.tenant_id, &e.number)), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let keys: Vec<(i64, &str)> = all
         .iter()
         .map(|(e, _)| (e.tenant_id, e.number.as_str()))
