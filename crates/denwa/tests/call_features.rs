@@ -273,40 +273,29 @@ fn registrar_expiry_min_expires_and_wildcard_removal() {
     sock.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let server = d.sip_addr();
+    // Every REGISTER here is 1001's, from this socket: (Contact value, Expires, CSeq base).
+    let reg = |contact: &str, expires: u32, cseq: u32| {
+        register_raw(
+            &sock,
+            &server,
+            "1001",
+            "secret-1001",
+            contact,
+            expires,
+            cseq,
+        )
+        .0
+    };
     // Too short: 423 with Min-Expires.
-    let (r, _) = register_raw(
-        &sock,
-        &server,
-        "1001",
-        "secret-1001",
-        "<sip:1001@192.0.2.1:5070>",
-        5,
-        21,
-    );
+    let r = reg("<sip:1001@192.0.2.1:5070>", 5, 21);
     assert!(
         r.starts_with("SIP/2.0 423") && r.contains("Min-Expires: 10"),
         "{r}"
     );
     // Two contacts, both listed in the 200.
-    let (r, _) = register_raw(
-        &sock,
-        &server,
-        "1001",
-        "secret-1001",
-        "<sip:1001@192.0.2.1:5070>",
-        3600,
-        23,
-    );
+    let r = reg("<sip:1001@192.0.2.1:5070>", 3600, 23);
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
-    let (r, _) = register_raw(
-        &sock,
-        &server,
-        "1001",
-        "secret-1001",
-        "<sip:1001@192.0.2.2:5070>;expires=10",
-        3600,
-        25,
-    );
+    let r = reg("<sip:1001@192.0.2.2:5070>;expires=10", 3600, 25);
     assert!(
         r.starts_with("SIP/2.0 200") && r.matches("Contact:").count() == 2,
         "{r}"
@@ -330,21 +319,9 @@ fn registrar_expiry_min_expires_and_wildcard_removal() {
     // (CSeqs leave room below: each REGISTER's branch is made from its CSeq.)
     // A refused REGISTER changes nothing: an older CSeq of the same Call-ID (500), and a 423
     // for one contact of two (the other, acceptable one is not added either).
-    let (r, _) = register_raw(
-        &sock,
-        &server,
-        "1001",
-        "secret-1001",
-        "<sip:1001@192.0.2.1:5070>",
-        60,
-        2,
-    );
+    let r = reg("<sip:1001@192.0.2.1:5070>", 60, 2);
     assert!(r.starts_with("SIP/2.0 500"), "{r}");
-    let (r, _) = register_raw(
-        &sock,
-        &server,
-        "1001",
-        "secret-1001",
+    let r = reg(
         "<sip:1001@192.0.2.3:5070>, <sip:1001@192.0.2.1:5070>;expires=5",
         3600,
         31,
@@ -356,9 +333,9 @@ fn registrar_expiry_min_expires_and_wildcard_removal() {
         d.registrations().len() == 1
     });
     // Contact: * with Expires: 0 removes everything; * with a non-zero Expires is refused.
-    let (r, _) = register_raw(&sock, &server, "1001", "secret-1001", "*", 60, 37);
+    let r = reg("*", 60, 37);
     assert!(r.starts_with("SIP/2.0 400"), "{r}");
-    let (r, _) = register_raw(&sock, &server, "1001", "secret-1001", "*", 0, 39);
+    let r = reg("*", 0, 39);
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
     assert!(d.registrations().is_empty());
 }

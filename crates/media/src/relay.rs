@@ -488,7 +488,7 @@ impl SessionStats {
     }
 }
 
-/// A control message from the call to its session task.
+/// A control message from the call to the worker serving its session.
 #[derive(Debug)]
 enum Control {
     Remote(RemoteUpdate),
