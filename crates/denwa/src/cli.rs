@@ -88,6 +88,9 @@ pub struct ServeArgs {
     /// SIP timer T1 in milliseconds (RTT estimate; T2 and timeouts scale from it) [default 500]
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=10_000))]
     pub sip_t1_ms: Option<u64>,
+    /// Media relay threads, each serving its share of the calls' RTP sockets [env: DENWA_RELAY_THREADS; default: half the CPUs, at least 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub relay_threads: Option<u64>,
 }
 
 /// `denwa extension ...`

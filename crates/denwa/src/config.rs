@@ -20,6 +20,7 @@ pub const DEFAULT_RTP_PORTS: (u16, u16) = (10000, 20000);
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub sip_t1_ms: Option<u64>,
+    pub relay_threads: Option<usize>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub sip_listen: Option<Vec<String>>,
@@ -43,6 +44,7 @@ pub struct Overrides {
     pub node_name: Option<String>,
     pub log_level: Option<String>,
     pub sip_t1_ms: Option<u64>,
+    pub relay_threads: Option<usize>,
 }
 
 /// The resolved configuration of this node.
@@ -57,7 +59,12 @@ pub struct Config {
     pub node_name: String,
     pub log_level: String,
     pub sip_t1_ms: Option<u64>,
+    /// Media relay threads; `None` = half the CPUs this process may use, at least one.
+    pub relay_threads: Option<usize>,
 }
+
+/// Upper bound for `relay_threads`: more threads than this only add wake-ups.
+pub const MAX_RELAY_THREADS: usize = 64;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -195,6 +202,20 @@ impl Config {
         {
             bail!("SIP T1 of {t} ms is out of range 10..=10000");
         }
+        let relay_threads = match o.relay_threads {
+            Some(v) => Some(v),
+            None => match env("DENWA_RELAY_THREADS") {
+                Some(v) => Some(v.parse().with_context(|| {
+                    format!("DENWA_RELAY_THREADS {v:?}: expected a number of threads")
+                })?),
+                None => file.relay_threads,
+            },
+        };
+        if let Some(n) = relay_threads
+            && !(1..=MAX_RELAY_THREADS).contains(&n)
+        {
+            bail!("relay threads {n} is out of range 1..={MAX_RELAY_THREADS}");
+        }
         Ok(Config {
             data_dir,
             database_url,
@@ -205,6 +226,7 @@ impl Config {
             node_name,
             log_level,
             sip_t1_ms,
+            relay_threads,
         })
     }
 }
@@ -351,6 +373,35 @@ mod tests {
                 .apply_saved(&Overrides::default(), &bad)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn relay_threads_from_file_flag_and_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("denwa.toml");
+        std::fs::write(&f, "relay_threads = 3\n").unwrap();
+        let file_only = Overrides {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        assert_eq!(Config::load(&file_only).unwrap().relay_threads, Some(3));
+        let flag = Overrides {
+            config: Some(f),
+            relay_threads: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(Config::load(&flag).unwrap().relay_threads, Some(1));
+        assert_eq!(
+            Config::load(&Overrides::default()).unwrap().relay_threads,
+            None
+        );
+        std::fs::write(dir.path().join("zero.toml"), "relay_threads = 0\n").unwrap();
+        let zero = Overrides {
+            config: Some(dir.path().join("zero.toml")),
+            ..Default::default()
+        };
+        let e = Config::load(&zero).unwrap_err().to_string();
+        assert!(e.contains("relay threads 0 is out of range"), "{e}");
     }
 
     #[test]

@@ -51,6 +51,7 @@ fn overrides(g: &Global, serve: Option<&ServeArgs>) -> Overrides {
         o.advertise = s.advertise.clone();
         o.node_name = s.node_name.clone();
         o.sip_t1_ms = s.sip_t1_ms;
+        o.relay_threads = s.relay_threads.and_then(|n| usize::try_from(n).ok());
     }
     o
 }
@@ -497,6 +498,7 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
         port_min: cfg.rtp_ports.0,
         port_max: cfg.rtp_ports.1,
         media_timeout: std::time::Duration::from_secs(media_timeout.max(5)),
+        workers: cfg.relay_threads.unwrap_or(0),
         ..Default::default()
     });
     let mut pcfg = pbx::PbxConfig {
@@ -515,6 +517,7 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
         pcfg.timers.d = (t1 * 64).max(std::time::Duration::from_secs(1));
         pcfg.timers.j = pcfg.timers.t4;
     }
+    let relay_threads = relay.workers();
     let pbx = pbx::start(pcfg, store.clone(), relay).await?;
     let http = http::bind(cfg.http_listen).await?;
     let http_addr = http.local_addr()?;
@@ -523,6 +526,7 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
         sip = ?pbx.sip_addrs(),
         http = %http_addr,
         rtp = ?cfg.rtp_ports,
+        relay_threads,
         database = %redact(&cfg.database_url),
         backend = store.backend().as_str(),
         "denwa serving"

@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::Denwa;
+use common::{Denwa, Opts};
 use testkit::baresip::{Phone, PhoneConfig};
 use testkit::tone::{self, CALLEE_TONES, CALLER_TONES, ToneLayout};
 
@@ -35,7 +35,16 @@ fn phone(d: &Denwa, user: &str, password: &str, wav: &std::path::Path) -> Phone 
 
 #[test]
 fn two_baresip_phones_talk_through_the_relay() {
-    let d = Denwa::start();
+    // Two relay threads (a 2-CPU machine's default is one), set the way an operator would.
+    let d = Denwa::start_with(Opts {
+        extra: vec!["--relay-threads".into(), "2".into()],
+        ..Default::default()
+    });
+    assert!(
+        d.logs().contains("relay_threads=2"),
+        "startup line should name the relay threads: {}",
+        d.logs()
+    );
     d.add_extension("1001", "alice-secret-1");
     d.add_extension("1002", "bob-secret-22");
     let audio = tempfile::tempdir().expect("tmp");

@@ -237,3 +237,18 @@ fn config_file_and_environment_are_honoured() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("sip_lissen"));
 }
+
+#[test]
+fn relay_threads_out_of_range_is_refused_before_serving() {
+    let d = tempfile::tempdir().unwrap();
+    let e = err(d.path(), &["serve", "--relay-threads", "0"]);
+    assert!(e.contains("--relay-threads"), "{e}");
+    let o = Command::new(env!("CARGO_BIN_EXE_denwa"))
+        .args(["serve", "--data-dir", &d.path().display().to_string()])
+        .env("DENWA_RELAY_THREADS", "many")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("DENWA_RELAY_THREADS \"many\""), "{e}");
+}

@@ -234,19 +234,25 @@ impl Relay {
         }
     }
 
+    /// How many relay threads serve (or, before the first session, will serve) the sessions:
+    /// [`RelayConfig::workers`], or half the CPUs this process may run on when that is 0.
+    pub fn workers(&self) -> usize {
+        match self.inner.core.config.workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get() / 2)
+                .unwrap_or(1)
+                .max(1),
+            n => n,
+        }
+    }
+
     /// The worker a new session goes to (starting the workers on first use).
     fn worker(&self) -> Result<Arc<WorkerHandle>, Error> {
         let mut guard = lock(&self.inner.workers);
         let workers = match &*guard {
             Some(w) => w.clone(),
             None => {
-                let n = match self.inner.core.config.workers {
-                    0 => std::thread::available_parallelism()
-                        .map(|n| n.get() / 2)
-                        .unwrap_or(1)
-                        .max(1),
-                    n => n,
-                };
+                let n = self.workers();
                 let w: Arc<[Arc<WorkerHandle>]> = (0..n)
                     .map(|i| WorkerHandle::start(i, self.inner.core.clone()).map(Arc::new))
                     .collect::<Result<Vec<_>, _>>()

@@ -585,7 +585,12 @@ async fn each_leg_binds_its_own_local_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failing_session_does_not_affect_another() {
-    let relay = relay();
+    // Two relay threads: the bad and the good session land on different ones.
+    let relay = Relay::new(RelayConfig {
+        media_timeout: Duration::from_secs(3600),
+        workers: 2,
+        ..RelayConfig::default()
+    });
     let a1 = phone().await;
     let (a2, b2) = (phone().await, phone().await);
     let bad = relay.allocate("bad", LO, LO).unwrap();
@@ -619,7 +624,14 @@ async fn one_failing_session_does_not_affect_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_sessions_never_cross_media() {
-    let relay = relay();
+    // Three relay threads, so the sessions are spread over several epoll loops (a 2-CPU
+    // machine's default is one).
+    let relay = Relay::new(RelayConfig {
+        media_timeout: Duration::from_secs(3600),
+        workers: 3,
+        ..RelayConfig::default()
+    });
+    assert_eq!(relay.workers(), 3);
     let mut calls = Vec::new();
     for i in 0..100u32 {
         let (a, b) = (phone().await, phone().await);
