@@ -921,6 +921,7 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
 
 
 FIXED = 0.0  # --rate: one fixed step instead of the search
+MEDIA_RESOLUTION = 250
 MEDIA_LADDER = [int(x) for x in os.environ.get("BENCH_MEDIA_LADDER", "300,600,1000,1250,1500,1750,2000,2500,3000,3500,4000,4500,5000").split(",")]
 
 
@@ -929,16 +930,37 @@ def load_media(work, server, users_csv, smoke) -> LoadResult:
     hold = 8 if smoke else 30
     steps: list[Step] = []
     best = None
-    for n in ladder:
+
+    def step(n: int) -> Step:
         setup_rate = int(min(300, max(50, n / 5)))
         with Rig(work, server, "uas_media.xml", media=True, uas_timeout=int(2 * n / setup_rate + hold + 90)):
             idle = memory_kib(server.pids())
             st = hold_media(work, server, users_csv, n, hold, "media", idle)
         steps.append(st)
+        return st
+
+    failed = None
+    for n in ladder:
+        st = step(n)
         if not st.passed:
+            failed = n
             break
         best = st
-    return LoadResult(best, steps, "ladder " + ", ".join(str(x) for x in ladder) + " (stop at first failure)")
+    # The ladder is coarse at the top (steps of 500 above 2,000): halve the gap between the last
+    # step held and the first failed, down to 250 calls, so a figure is not a floor by up to 499.
+    lo = int(best.target) if best else 0
+    while failed is not None and best is not None and failed - lo > MEDIA_RESOLUTION:
+        mid = lo + (failed - lo) // 2 // MEDIA_RESOLUTION * MEDIA_RESOLUTION
+        if mid <= lo:
+            break
+        st = step(mid)
+        if st.passed:
+            best, lo = st, mid
+        else:
+            failed = mid
+    how = "ladder " + ", ".join(str(x) for x in ladder) + " (stop at first failure"
+    how += f", then halve the gap to {MEDIA_RESOLUTION})" if len(ladder) > 1 else ")"
+    return LoadResult(best, steps, how)
 
 
 # ---------------------------------------------------------------- report
