@@ -7,8 +7,8 @@
 //!   challenges with an algorithm we do not know) come back as [`AuthParams`] so a server can still
 //!   answer with a challenge it understands (RFC 4475 regaut01).
 //! - [`DigestServer`] issues challenges and verifies credentials. Nonces are stateless:
-//!   `timestamp | salt | HMAC-SHA256(secret, timestamp | salt | realm)`, base64url-encoded (43
-//!   characters). An expired nonce with an otherwise correct response yields
+//!   `timestamp | salt | HMAC-SHA256(secret, timestamp | salt | realm)`, lowercase hex (64
+//!   characters; hex cannot spell a header name, see [`crate::ids`]). An expired nonce with an otherwise correct response yields
 //!   [`VerifyError::Stale`], answered with a `stale=true` challenge. A bounded in-memory
 //!   [`NonceCountTracker`] rejects a repeated or lower `nc` for a nonce.
 //! - [`DigestClient`] answers challenges (picks the strongest algorithm, `qop=auth`, keeps `nc`
@@ -1183,7 +1183,7 @@ impl DigestServer {
             tracker,
         };
         let tag = server.mac(&[b"opaque", server.config.realm.as_bytes()]);
-        server.opaque = base64url(&tag[..12]);
+        server.opaque = hex::encode(&tag[..12]);
         server
     }
 
@@ -1215,12 +1215,12 @@ impl DigestServer {
         raw[..8].copy_from_slice(&ts);
         raw[8..16].copy_from_slice(&salt);
         raw[16..].copy_from_slice(&tag[..NONCE_TAG]);
-        base64url(&raw)
+        hex::encode(raw)
     }
 
     /// Decodes and authenticates a nonce: `(issued_at_secs, tag)`.
     fn open_nonce(&self, nonce: &str) -> Option<(u64, [u8; NONCE_TAG])> {
-        let raw = base64url_decode(nonce)?;
+        let raw = lower_hex_decode(nonce)?;
         if raw.len() != NONCE_BYTES {
             return None;
         }
@@ -1432,7 +1432,7 @@ impl DigestClient {
         ClientSession {
             challenge,
             nc: 0,
-            cnonce: base64url(&raw),
+            cnonce: hex::encode(raw),
         }
     }
 
@@ -1479,57 +1479,12 @@ impl DigestClient {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// base64url without padding (RFC 4648 §5), for compact nonces.
-// ---------------------------------------------------------------------------------------------
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-fn base64url(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn base64url_decode(s: &str) -> Option<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        B64.iter().position(|&x| x == c).map(|p| p as u32)
-    }
-    let bytes = s.as_bytes();
-    if bytes.len() % 4 == 1 {
+/// Lowercase hex only, so one nonce has one spelling (the replay tracker keys on its bytes).
+fn lower_hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= val(c)? << (18 - 6 * i);
-        }
-        let produced = chunk.len() - 1;
-        for i in 0..produced {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-        // Reject non-canonical encodings (stray low bits), so one nonce has one spelling.
-        let used_bits = 8 * produced;
-        let total_bits = 6 * chunk.len();
-        if total_bits > used_bits
-            && (n >> (24 - total_bits)) & ((1 << (total_bits - used_bits)) - 1) != 0
-        {
-            return None;
-        }
-    }
-    Some(out)
+    hex::decode(s).ok()
 }
 
 #[cfg(test)]
@@ -1537,22 +1492,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64url_roundtrip_all_lengths() {
-        for len in 0..40 {
-            let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            let enc = base64url(&data);
-            assert_eq!(
-                base64url_decode(&enc).as_deref(),
-                Some(&data[..]),
-                "len {len}"
-            );
-        }
-        assert_eq!(base64url(b"\xfb\xff"), "-_8");
-        assert!(base64url_decode("A").is_none());
-        assert_eq!(base64url_decode("AQ"), Some(vec![1]));
-        // Two characters carry 12 bits for one byte; "AB" sets a stray low bit.
-        assert!(base64url_decode("AB").is_none());
-        assert!(base64url_decode("a+b=").is_none());
+    fn nonce_hex_has_one_spelling() {
+        assert_eq!(lower_hex_decode("00ff"), Some(vec![0, 255]));
+        assert!(lower_hex_decode("00FF").is_none());
+        assert!(lower_hex_decode("0f0").is_none());
+        assert!(lower_hex_decode("zz").is_none());
+        assert_eq!(lower_hex_decode(""), Some(vec![]));
     }
 
     #[test]

@@ -246,8 +246,8 @@ fn server_offers_sha256_then_md5() {
         cs.iter()
             .all(|c| c.qop == vec![Qop::Auth] && c.opaque.is_some() && !c.stale)
     );
-    // Compact stateless nonce.
-    assert_eq!(cs[0].nonce.len(), 43);
+    // Stateless nonce: 32 bytes as lowercase hex.
+    assert_eq!(cs[0].nonce.len(), 64);
     let text = cs[0].to_string();
     assert!(text.starts_with("Digest realm=\"pbx.test\""), "{text}");
     assert!(text.contains("algorithm=SHA-256") && text.contains("qop=\"auth\""));
@@ -332,27 +332,42 @@ fn tampered_nonce_and_foreign_server_nonce_rejected() {
     let h = ha1(Algorithm::Sha256, "1001", "pbx.test", "pw");
     let creds = login(&mut f, "1001", "pw", T0);
 
-    // Flip one character of the nonce and recompute a valid response for it: the MAC fails.
-    let mut nonce: Vec<u8> = creds.nonce.clone().into_bytes();
-    nonce[3] = if nonce[3] == b'A' { b'B' } else { b'A' };
-    let nonce = String::from_utf8(nonce).unwrap();
-    let mut forged = creds.clone();
-    forged.nonce = nonce.clone();
-    forged.response = compute_response(
-        &h,
-        &ResponseInputs {
-            algorithm: Algorithm::Sha256,
-            nonce: &nonce,
-            qop: Some(Qop::Auth),
-            nc: 1,
-            cnonce: creds.cnonce.as_deref().unwrap(),
-        },
-        &REG,
+    // Nonces are 64 lowercase hex digits (no header name can hide in them).
+    assert_eq!(creds.nonce.len(), 64);
+    assert!(
+        creds
+            .nonce
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     );
-    assert_eq!(
-        f.server.verify(&forged, &REG, &h, at(T0)),
-        Err(VerifyError::BadNonce)
-    );
+
+    // A forged nonce with a valid response computed for it: flipping one hex digit makes the
+    // MAC fail, and the same bytes spelled in uppercase are not our nonce either.
+    let mut flipped: Vec<u8> = creds.nonce.clone().into_bytes();
+    flipped[3] = if flipped[3] == b'0' { b'1' } else { b'0' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for nonce in [flipped, creds.nonce.to_uppercase()] {
+        let mut forged = creds.clone();
+        forged.nonce = nonce.clone();
+        forged.response = compute_response(
+            &h,
+            &ResponseInputs {
+                algorithm: Algorithm::Sha256,
+                nonce: &nonce,
+                qop: Some(Qop::Auth),
+                nc: 1,
+                cnonce: creds.cnonce.as_deref().unwrap(),
+            },
+            &REG,
+        );
+        assert_eq!(
+            f.server.verify(&forged, &REG, &h, at(T0)),
+            Err(VerifyError::BadNonce),
+            "{nonce}"
+        );
+    }
+    // The genuine one still works after the forgeries.
+    assert_eq!(f.server.verify(&creds, &REG, &h, at(T0)), Ok(()));
 
     // A nonce from a server with another secret is not ours either.
     let mut other = DigestServer::new(DigestServerConfig::new("pbx.test"), b"other");

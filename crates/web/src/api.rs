@@ -347,7 +347,10 @@ pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     loop {
         let p: String = (0..16)
-            .map(|_| ALPHABET[usize::from(rand::random::<u8>()) % ALPHABET.len()] as char)
+            // gen_range is uniform; a byte modulo 57 would favour the first 28 characters.
+            .map(|_| {
+                ALPHABET[rand::Rng::gen_range(&mut rand::thread_rng(), 0..ALPHABET.len())] as char
+            })
             .collect();
         // Nearly every draw passes; the check keeps the rule in one place.
         if weak_password("", &p).is_none() {
