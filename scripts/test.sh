@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 
 ./scripts/test-deps.sh
 
+# The build needs about 1.5 GB under target/; say so up front rather than fail mid-compile.
+free_mb=$(df -Pm . | awk 'NR==2 {print $4}')
+if [ -n "$free_mb" ] && [ "$free_mb" -lt 2048 ]; then
+  echo "test.sh: warning: only ${free_mb} MB free here; the test build needs about 1,500 MB" >&2
+fi
+
 # Incremental caches would add ~1.5 GB to a one-shot build; set CARGO_INCREMENTAL=1 to keep them.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
