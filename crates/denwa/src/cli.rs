@@ -89,8 +89,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=10_000))]
     pub sip_t1_ms: Option<u64>,
     /// Media relay threads, each serving its share of the calls' RTP sockets [env: DENWA_RELAY_THREADS; default: half the CPUs, at least 1]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
-    pub relay_threads: Option<u64>,
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=crate::config::MAX_RELAY_THREADS as u64))]
+    pub relay_threads: Option<usize>,
 }
 
 /// `denwa extension ...`

@@ -70,6 +70,25 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// A number from the flag, else the environment variable `var` (an error naming the variable
+/// and `expected` when it does not parse), else the file.
+fn numeric<T>(flag: Option<T>, var: &str, file: Option<T>, expected: &str) -> Result<Option<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    match env(var) {
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .with_context(|| format!("{var} {v:?}: expected {expected}")),
+        None => Ok(file),
+    }
+}
+
 /// Parse `LOW-HIGH` into an even-aligned RTP port range.
 pub fn parse_rtp_ports(s: &str) -> Result<(u16, u16)> {
     let (lo, hi) = s
@@ -187,30 +206,23 @@ impl Config {
             .or_else(|| env("DENWA_LOG_LEVEL"))
             .or(file.log_level)
             .unwrap_or_else(|| "info".to_string());
-        let sip_t1_ms = match o.sip_t1_ms {
-            Some(v) => Some(v),
-            None => match env("DENWA_SIP_T1_MS") {
-                Some(v) => Some(
-                    v.parse()
-                        .with_context(|| format!("DENWA_SIP_T1_MS {v:?}: expected milliseconds"))?,
-                ),
-                None => file.sip_t1_ms,
-            },
-        };
+        let sip_t1_ms = numeric(
+            o.sip_t1_ms,
+            "DENWA_SIP_T1_MS",
+            file.sip_t1_ms,
+            "milliseconds",
+        )?;
         if let Some(t) = sip_t1_ms
             && !(10..=10_000).contains(&t)
         {
             bail!("SIP T1 of {t} ms is out of range 10..=10000");
         }
-        let relay_threads = match o.relay_threads {
-            Some(v) => Some(v),
-            None => match env("DENWA_RELAY_THREADS") {
-                Some(v) => Some(v.parse().with_context(|| {
-                    format!("DENWA_RELAY_THREADS {v:?}: expected a number of threads")
-                })?),
-                None => file.relay_threads,
-            },
-        };
+        let relay_threads = numeric(
+            o.relay_threads,
+            "DENWA_RELAY_THREADS",
+            file.relay_threads,
+            "a number of threads",
+        )?;
         if let Some(n) = relay_threads
             && !(1..=MAX_RELAY_THREADS).contains(&n)
         {

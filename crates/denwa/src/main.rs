@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use rand::Rng;
 use store::{NewExtension, Store};
 
 use crate::cli::*;
@@ -51,7 +50,7 @@ fn overrides(g: &Global, serve: Option<&ServeArgs>) -> Overrides {
         o.advertise = s.advertise.clone();
         o.node_name = s.node_name.clone();
         o.sip_t1_ms = s.sip_t1_ms;
-        o.relay_threads = s.relay_threads.and_then(|n| usize::try_from(n).ok());
+        o.relay_threads = s.relay_threads;
     }
     o
 }
@@ -110,14 +109,6 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
-}
-
-fn generate_password(len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
 }
 
 /// SIP passwords: at least 8 characters, printable ASCII (phones' keypads and config files).
@@ -183,7 +174,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             name,
         }) => {
             let generated = password.is_none();
-            let password = password.unwrap_or_else(|| generate_password(16));
+            let password = password.unwrap_or_else(web::api::generate_password);
             check_sip_password(&password)?;
             let e = store
                 .create_extension(
@@ -250,7 +241,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         }
         Command::Extension(ExtensionCmd::Passwd { number, password }) => {
             let generated = password.is_none();
-            let password = password.unwrap_or_else(|| generate_password(16));
+            let password = password.unwrap_or_else(web::api::generate_password);
             check_sip_password(&password)?;
             store
                 .set_extension_password(tenant.id, &number, &password)
@@ -343,7 +334,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         }) => {
             let role: store::AdminRole = role.parse()?;
             let generated = password.is_none();
-            let password = password.unwrap_or_else(|| generate_password(20));
+            let password = password.unwrap_or_else(|| web::api::generate_password_of(20));
             if password.chars().count() < 10 {
                 bail!("administrator password too short: at least 10 characters");
             }

@@ -8,9 +8,10 @@
 //!   answer with a challenge it understands (RFC 4475 regaut01).
 //! - [`DigestServer`] issues challenges and verifies credentials. Nonces are stateless:
 //!   `timestamp | salt | HMAC-SHA256(secret, timestamp | salt | realm)`, lowercase hex (64
-//!   characters; hex cannot spell a header name, see [`crate::ids`]). An expired nonce with an otherwise correct response yields
-//!   [`VerifyError::Stale`], answered with a `stale=true` challenge. A bounded in-memory
-//!   [`NonceCountTracker`] rejects a repeated or lower `nc` for a nonce.
+//!   characters; hex cannot spell a header name, see [`crate::ids`]). An expired nonce with an
+//!   otherwise correct response yields [`VerifyError::Stale`], answered with a `stale=true`
+//!   challenge. A bounded in-memory [`NonceCountTracker`] rejects a repeated or lower `nc` for a
+//!   nonce.
 //! - [`DigestClient`] answers challenges (picks the strongest algorithm, `qop=auth`, keeps `nc`
 //!   counting across requests that reuse a nonce).
 //!

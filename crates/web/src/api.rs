@@ -344,9 +344,16 @@ pub fn weak_password(number: &str, p: &str) -> Option<&'static str> {
 
 /// A random SIP password (16 characters, letters and digits, no look-alikes).
 pub fn generate_password() -> String {
+    generate_password_of(16)
+}
+
+/// A random password of `len` (at least 8) characters: letters and digits without look-alikes,
+/// always passing [`weak_password`]. The panel, the API and the CLI all draw from here.
+pub fn generate_password_of(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let len = len.max(8);
     loop {
-        let p: String = (0..16)
+        let p: String = (0..len)
             // gen_range is uniform; a byte modulo 57 would favour the first 28 characters.
             .map(|_| {
                 ALPHABET[rand::Rng::gen_range(&mut rand::thread_rng(), 0..ALPHABET.len())] as char
