@@ -11,7 +11,7 @@ mod core;
 pub mod metrics;
 mod registrar;
 pub mod sdp;
-pub mod settings;
+pub use engine::settings;
 pub mod throttle;
 pub mod transport;
 
@@ -121,6 +121,11 @@ impl Pbx {
     /// The bound SIP addresses (UDP and TCP share them).
     pub fn sip_addrs(&self) -> &[SocketAddr] {
         &self.sip_addrs
+    }
+
+    /// True while the SIP core is running and turning its loop (for `/healthz`).
+    pub fn core_alive(&self) -> bool {
+        !self.internal.is_closed()
     }
 
     /// Counters for `/metrics`.

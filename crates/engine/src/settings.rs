@@ -5,7 +5,35 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::core::keys;
+
+/// Setting keys (`denwa setting list` and docs/operations.md describe each).
+pub mod keys {
+    /// Seconds an unanswered call rings before 480.
+    pub const NO_ANSWER: &str = "calls.no_answer_timeout_s";
+    /// Shortest registration interval accepted (423 below).
+    pub const MIN_EXPIRES: &str = "registrar.min_expires_s";
+    /// Longest registration interval granted.
+    pub const MAX_EXPIRES: &str = "registrar.max_expires_s";
+    /// Interval granted when the phone asks for none.
+    pub const DEFAULT_EXPIRES: &str = "registrar.default_expires_s";
+    /// Seconds between NAT keep-alive OPTIONS to UDP phones behind NAT (0 = off).
+    pub const KEEPALIVE: &str = "nat.keepalive_interval_s";
+    /// Seconds without RTP (not on hold) after which a call is hung up.
+    pub const MEDIA_TIMEOUT: &str = "calls.media_timeout_s";
+    /// Digest algorithms offered, comma-separated in order of preference (`MD5`, `SHA-256`).
+    pub const DIGEST_ALGORITHMS: &str = "auth.digest_algorithms";
+    /// Node bootstrap overrides saved from the panel (applied at the next start; flags and
+    /// `DENWA_*` variables still win): SIP listen addresses, advertised address, RTP range, log.
+    pub const NODE_SIP_LISTEN: &str = "node.sip_listen";
+    /// See [`NODE_SIP_LISTEN`].
+    pub const NODE_ADVERTISE: &str = "node.advertise";
+    /// See [`NODE_SIP_LISTEN`].
+    pub const NODE_RTP_PORTS: &str = "node.rtp_ports";
+    /// See [`NODE_SIP_LISTEN`].
+    pub const NODE_LOG_LEVEL: &str = "node.log_level";
+    /// The node's secret for stateless digest nonces (hex; generated on first start).
+    pub const DIGEST_SECRET: &str = "auth.digest_secret";
+}
 
 /// The shape of a setting's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
