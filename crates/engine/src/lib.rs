@@ -9,3 +9,5 @@
 //! through [`DbOp`]s.
 
 pub mod settings;
+pub mod control;
+pub mod peerlog;

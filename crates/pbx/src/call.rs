@@ -8,7 +8,6 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use media::Leg;
-use serde::Serialize;
 use sip::dialog::Dialog;
 use sip::transaction::{Target, TransactionId, Transport};
 use sip::{HeaderName, MediaType, Message, Method, Request, Response};
@@ -40,35 +39,7 @@ struct Forwarded {
     from_a: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CallState {
-    /// Ringing the callee.
-    Ringing,
-    /// Answered.
-    Up,
-}
-
-/// A call in progress as the panel and API show it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CallSummary {
-    /// Call id (for hang-up).
-    pub id: u64,
-    /// SIP Call-ID of the caller leg.
-    pub call_id: String,
-    /// Calling extension.
-    pub caller: String,
-    /// Called number.
-    pub callee: String,
-    /// State.
-    pub state: CallState,
-    /// Seconds since the INVITE.
-    pub duration_s: u64,
-    /// Negotiated codec (once answered).
-    pub codec: String,
-    /// Tenant.
-    pub tenant_id: i64,
-}
+pub use engine::control::{CallState, CallSummary};
 
 /// A call. The caller's INVITE is not copied here: its server transaction keeps it until the
 /// final response, which is as long as responses are built from it.
