@@ -1,5 +1,5 @@
-//! Brute-force protection (fail2ban-style): a source address that fails authentication too often
-//! is ignored for a while. Sans-IO: `now` comes in as an argument.
+//! `pike`: brute-force throttle (Kamailio's `pike`, fail2ban-style): a source address that fails
+//! authentication too often is ignored for a while. Sans-IO: `now` comes in as an argument.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -1,0 +1,1399 @@
+//! `b2bua`: calls as legs joined by bridges.
+//!
+//! A [`Call`] holds legs: leg 0 is the caller's (side A, we are its UAS), the others are the
+//! forks towards the callee's contacts (side B, we are their UAC). Each leg is a dialog plus a
+//! media endpoint (a relay session's side). Forking, answer, cancel, hold and hang-up are
+//! operations on legs; the first fork to answer is joined to leg 0 by the call's [`Bridge`],
+//! and every in-dialog request is forwarded to the leg's peer across the bridge. Transfer,
+//! park and conference later move legs between bridges.
+//!
+//! Media: a relay session per network segment the forks use (almost always one), so each
+//! fork's SDP advertises a socket bound on that fork's own segment.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use sip::dialog::Dialog;
+use sip::transaction::{Target, TransactionId, Transport};
+use sip::{HeaderName, MediaType, Message, Method, Request, Response};
+use tracing::{debug, info, warn};
+
+use crate::auth::AuthOutcome;
+use crate::control::{CallState, CallSummary};
+use crate::db::{Disposition, HangupBy};
+use crate::dialplan::{self, Decision, Destination, RouteRequest};
+use crate::media::{MediaCommand, SessionId, Side};
+use crate::registrar::{is_ours, uri_domain};
+use crate::usrloc::Binding;
+use crate::{ALLOW, Engine, Now, Owner, Parked, nathelper, sdp};
+
+/// Index of a leg within its call.
+pub type LegIdx = usize;
+
+/// The caller's leg.
+pub const A_LEG: LegIdx = 0;
+
+/// One party of a call: a dialog plus a media endpoint.
+pub(crate) struct Leg {
+    pub side: Side,
+    /// SIP Call-ID of this leg's dialog.
+    pub call_id: String,
+    /// The INVITE transaction (server for side A, client for side B).
+    pub txn: TransactionId,
+    /// Where requests to this leg go.
+    pub target: Target,
+    /// Our address on this leg's segment.
+    pub local: SocketAddr,
+    /// Our tag in this leg's dialog.
+    pub tag: String,
+    pub dialog: Option<Dialog>,
+    /// Final status of the INVITE (B legs).
+    pub final_status: Option<u16>,
+    /// The ACK for the 2xx, serialised, to resend when the 2xx is retransmitted (B legs).
+    pub ack: Option<Bytes>,
+    /// The relay session whose `side` endpoint faces this leg.
+    pub session: Option<SessionId>,
+    /// The contact this leg rings (B legs; for logs).
+    pub label: String,
+}
+
+impl Leg {
+    fn transport(&self) -> Transport {
+        self.target.transport
+    }
+}
+
+/// Two legs joined: media flows through `session`, in-dialog requests cross over.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bridge {
+    pub a: LegIdx,
+    pub b: LegIdx,
+    pub session: SessionId,
+}
+
+impl Bridge {
+    /// The leg across the bridge from `leg`.
+    pub fn peer(&self, leg: LegIdx) -> Option<LegIdx> {
+        if leg == self.a {
+            Some(self.b)
+        } else if leg == self.b {
+            Some(self.a)
+        } else {
+            None
+        }
+    }
+}
+
+/// A relay session of a call and where its sockets listen.
+pub(crate) struct MediaSlot {
+    pub id: SessionId,
+    /// The segment address of side B's socket.
+    pub b_ip: IpAddr,
+    /// (side A, side B) local addresses once allocated.
+    pub ports: Option<(SocketAddr, SocketAddr)>,
+    pub failed: bool,
+}
+
+/// A request forwarded across the bridge, waiting for its response.
+struct Forwarded {
+    server_txn: TransactionId,
+    request: Request,
+    /// The leg it came from.
+    from: LegIdx,
+}
+
+/// What a call needs until its media sessions are open and its forks can be sent.
+pub(crate) struct Setup {
+    invite: Request,
+    bindings: Vec<Binding>,
+    offer: sdp::Summary,
+}
+
+/// A call.
+pub(crate) struct Call {
+    pub id: u64,
+    pub tenant_id: i64,
+    pub caller: String,
+    pub caller_name: String,
+    pub callee: String,
+    pub legs: Vec<Leg>,
+    pub bridge: Option<Bridge>,
+    pub media: Vec<MediaSlot>,
+    pub state: CallState,
+    pub start: SystemTime,
+    pub start_mono: Instant,
+    pub answer: Option<SystemTime>,
+    pub no_answer_at: Instant,
+    pub codec: String,
+    sent_180: bool,
+    setup: Option<Setup>,
+    forwarded: HashMap<TransactionId, Forwarded>,
+}
+
+impl Call {
+    fn slot(&self, id: SessionId) -> Option<&MediaSlot> {
+        self.media.iter().find(|m| m.id == id)
+    }
+
+    /// The local relay address of `session`'s `side`.
+    fn relay_port(&self, session: Option<SessionId>, side: Side) -> Option<SocketAddr> {
+        let (a, b) = self.slot(session?)?.ports?;
+        Some(match side {
+            Side::A => a,
+            Side::B => b,
+        })
+    }
+
+    fn summary(&self, now: Instant) -> CallSummary {
+        CallSummary {
+            id: self.id,
+            call_id: self.legs[A_LEG].call_id.clone(),
+            caller: self.caller.clone(),
+            callee: self.callee.clone(),
+            state: self.state,
+            duration_s: now.duration_since(self.start_mono).as_secs(),
+            codec: self.codec.clone(),
+            tenant_id: self.tenant_id,
+        }
+    }
+}
+
+/// All calls, with the indexes that find them without scanning.
+#[derive(Default)]
+pub(crate) struct B2bua {
+    /// Boxed: spare table capacity then costs a pointer per slot, not a call.
+    calls: HashMap<u64, Box<Call>>,
+    next_id: u64,
+    /// SIP Call-ID of any leg -> (call, leg).
+    by_call_id: HashMap<String, (u64, LegIdx)>,
+    /// The caller's INVITE server transaction -> call (CANCEL, missing ACK).
+    by_server_txn: HashMap<TransactionId, u64>,
+    /// Relay session -> call.
+    by_session: HashMap<SessionId, u64>,
+    next_session: u64,
+}
+
+impl B2bua {
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.calls.contains_key(&id)
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.calls.keys().copied().collect()
+    }
+
+    pub fn summaries(&self, now: Instant) -> Vec<CallSummary> {
+        self.calls.values().map(|c| c.summary(now)).collect()
+    }
+
+    pub fn call_of_server_txn(&self, txn: TransactionId) -> Option<u64> {
+        self.by_server_txn.get(&txn).copied()
+    }
+
+    pub fn forget_server_txn(&mut self, txn: TransactionId) {
+        self.by_server_txn.remove(&txn);
+    }
+
+    /// The call whose bridge carries `session`.
+    pub fn bridged_call_of(&self, session: SessionId) -> Option<u64> {
+        let id = *self.by_session.get(&session)?;
+        let call = self.calls.get(&id)?;
+        (call.bridge?.session == session).then_some(id)
+    }
+
+    fn call_of_session(&self, session: SessionId) -> Option<u64> {
+        self.by_session.get(&session).copied()
+    }
+
+    fn new_session(&mut self, call: u64) -> SessionId {
+        self.next_session += 1;
+        let s = SessionId(self.next_session);
+        self.by_session.insert(s, call);
+        s
+    }
+
+    fn get(&self, id: u64) -> Option<&Call> {
+        self.calls.get(&id).map(|b| &**b)
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Call> {
+        self.calls.get_mut(&id).map(|b| &mut **b)
+    }
+
+    /// Removes a call and its index entries.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Box<Call>> {
+        let call = self.calls.remove(&id)?;
+        for l in &call.legs {
+            self.by_call_id.remove(&l.call_id);
+        }
+        self.by_server_txn.remove(&call.legs[A_LEG].txn);
+        Some(call)
+    }
+
+    pub(crate) fn forget_session(&mut self, s: SessionId) {
+        self.by_session.remove(&s);
+    }
+}
+
+/// How a call ended.
+pub(crate) struct Ending {
+    pub disposition: Disposition,
+    pub hangup_by: HangupBy,
+    pub cause: String,
+}
+
+/// `"Name" <uri>` with the name quoted and escaped, or `<uri>`.
+fn display_addr(name: &str, uri: &str) -> String {
+    if name.is_empty() {
+        format!("<{uri}>")
+    } else {
+        let mut esc = String::with_capacity(name.len() + 2);
+        for c in name.chars() {
+            if c == '"' || c == '\\' {
+                esc.push('\\');
+            }
+            esc.push(c);
+        }
+        format!("\"{esc}\" <{uri}>")
+    }
+}
+
+impl Engine {
+    // ------------------------------------------------------------------------------------
+    // New calls
+
+    pub(crate) fn on_invite(
+        &mut self,
+        txn: TransactionId,
+        req: Request,
+        source: SocketAddr,
+        local: SocketAddr,
+        transport: Transport,
+        now: Now,
+    ) {
+        if req.max_forwards() == Some(0) {
+            return self.respond(txn, Response::for_request(&req, 483, None), now);
+        }
+        let Some(from) = req.from() else {
+            return self.respond(
+                txn,
+                Response::for_request(&req, 400, Some("Missing From")),
+                now,
+            );
+        };
+        let from_user = from.uri.user().unwrap_or_default();
+        let domain = uri_domain(&from.uri).unwrap_or_default();
+        let Some(tenant) = self.snap.tenants.for_domain(&domain) else {
+            return self.respond(
+                txn,
+                Response::for_request(&req, 403, Some("Unknown domain")),
+                now,
+            );
+        };
+        let digits = req
+            .uri
+            .user()
+            .map(|u| u.split(';').next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        // Look the callee up before authenticating: a parked request is authenticated on its
+        // second pass only, so its nonce count is used once.
+        let callee_key = (tenant, digits.clone());
+        if !digits.is_empty()
+            && req.headers.contains(&HeaderName::ProxyAuthorization)
+            && !self.snap.extensions.contains_key(&callee_key)
+            && !self.auth.absent.contains(&callee_key)
+        {
+            let parked = Parked {
+                txn,
+                req,
+                source,
+                local,
+                transport,
+            };
+            return self.park_for_lookup(callee_key, parked, now);
+        }
+        let outcome = {
+            let snap = &self.snap;
+            let locals = &self.cfg.locals;
+            let advertise = self.cfg.advertise;
+            let ours = |h: &str| is_ours(snap, locals, advertise, tenant, h);
+            self.auth.check(
+                snap,
+                &req,
+                &HeaderName::ProxyAuthorization,
+                tenant,
+                &from_user,
+                source,
+                ours,
+                now.mono,
+                now.wall,
+            )
+        };
+        let caller = match outcome {
+            AuthOutcome::Ok(e) => e,
+            AuthOutcome::Challenge { stale } => {
+                let tag = self.new_tag();
+                let r = self.auth.challenge(
+                    &self.snap,
+                    &req,
+                    tenant,
+                    stale,
+                    true,
+                    &tag,
+                    now.wall,
+                    &mut self.rng,
+                );
+                return self.respond(txn, r, now);
+            }
+            AuthOutcome::Forbidden(reason) => {
+                self.counters.auth_failures += 1;
+                return self.respond(txn, Response::for_request(&req, 403, Some(reason)), now);
+            }
+            AuthOutcome::Ignore => return,
+            AuthOutcome::Lookup(key) => {
+                let parked = Parked {
+                    txn,
+                    req,
+                    source,
+                    local,
+                    transport,
+                };
+                return self.park_for_lookup(key, parked, now);
+            }
+        };
+        let call_id = req.call_id().unwrap_or_default().to_string();
+        if self.b2bua.by_call_id.contains_key(&call_id) {
+            // Same Call-ID, new branch: a loop or a confused phone.
+            return self.respond(txn, Response::for_request(&req, 482, None), now);
+        }
+        let caller_name = if caller.display_name.is_empty() {
+            from.display_name.clone().unwrap_or_default()
+        } else {
+            caller.display_name.clone()
+        };
+        let refused = |e: &mut Engine, status: u16, reason: &str, disposition: Disposition| {
+            info!(peer = %source, caller = %caller.number, callee = %digits, status, "call refused");
+            let resp = Response::for_request(&req, status, Some(reason));
+            let cdr = e.refusal_record(
+                tenant,
+                &call_id,
+                &caller.number,
+                &caller_name,
+                &digits,
+                status,
+                reason,
+                disposition,
+                now,
+            );
+            e.write_cdr(cdr, Some((txn, resp)));
+        };
+        let decision = dialplan::route(
+            &RouteRequest {
+                tenant,
+                caller: &caller.number,
+                digits: &digits,
+                at: now.wall,
+            },
+            &self.snap,
+        );
+        let target = match decision {
+            Decision::Reject { status, reason } => {
+                return refused(self, status, &reason, Disposition::Failed);
+            }
+            Decision::Route {
+                destination: Destination::Ext(number),
+                ..
+            } => match self.snap.extensions.get(&(tenant, number)) {
+                Some(e) => e.clone(),
+                None => return refused(self, 404, "Not Found", Disposition::Failed),
+            },
+            Decision::Route { destination, .. } => {
+                // A kind this node cannot serve yet.
+                debug!(%destination, "destination not available");
+                return refused(self, 503, "Destination Not Available", Disposition::Failed);
+            }
+        };
+        let bindings: Vec<Binding> = self
+            .usrloc
+            .get(target.id)
+            .iter()
+            .filter(|b| b.expires_at > now.wall && b.received != source)
+            .cloned()
+            .collect();
+        if bindings.is_empty() {
+            return refused(self, 480, "Temporarily Unavailable", Disposition::Failed);
+        }
+        // The caller's offer (late offer, an INVITE without SDP, is not supported yet).
+        if req.body.is_empty() {
+            return refused(self, 488, "SDP offer required", Disposition::Failed);
+        }
+        let offer = match sdp::summarize(&req.body) {
+            Ok(s) => s,
+            Err(e) => {
+                info!(peer = %source, error = %e, "unusable SDP offer");
+                let r = Response::for_request(&req, 488, Some("Unusable SDP"));
+                return self.respond(txn, r, now);
+            }
+        };
+        self.b2bua.next_id += 1;
+        let id = self.b2bua.next_id;
+        let a_tag = self.new_tag();
+        let a_leg = Leg {
+            side: Side::A,
+            call_id: call_id.clone(),
+            txn,
+            target: Target {
+                destination: source,
+                transport,
+                local: Some(local),
+            },
+            local,
+            tag: a_tag,
+            dialog: None,
+            final_status: None,
+            ack: None,
+            session: None,
+            label: caller.number.clone(),
+        };
+        // One relay session per segment the forks reach the callee on.
+        let mut media = Vec::new();
+        for b in &bindings {
+            let ip = b.local.ip();
+            if !media.iter().any(|m: &MediaSlot| m.b_ip == ip) {
+                let sid = self.b2bua.new_session(id);
+                media.push(MediaSlot {
+                    id: sid,
+                    b_ip: ip,
+                    ports: None,
+                    failed: false,
+                });
+            }
+        }
+        let call = Call {
+            id,
+            tenant_id: tenant,
+            caller: caller.number.clone(),
+            caller_name,
+            callee: digits.clone(),
+            legs: vec![a_leg],
+            bridge: None,
+            media,
+            state: CallState::Ringing,
+            start: now.wall,
+            start_mono: now.mono,
+            answer: None,
+            no_answer_at: now.mono + self.snap.settings.no_answer,
+            codec: String::new(),
+            sent_180: false,
+            setup: None,
+            forwarded: HashMap::new(),
+        };
+        info!(call = id, %call_id, caller = %call.caller, callee = %digits, contacts = bindings.len(), "call started");
+        // Tell the caller we are on it (the transaction layer would after 100 ms anyway).
+        self.respond(txn, Response::for_request(&req, 100, None), now);
+        let allocs: Vec<(SessionId, IpAddr)> = call.media.iter().map(|m| (m.id, m.b_ip)).collect();
+        self.b2bua.by_call_id.insert(call_id.clone(), (id, A_LEG));
+        self.b2bua.by_server_txn.insert(txn, id);
+        let mut call = Box::new(call);
+        call.setup = Some(Setup {
+            invite: req,
+            bindings,
+            offer,
+        });
+        self.b2bua.calls.insert(id, call);
+        for (session, b_ip) in allocs {
+            self.media(MediaCommand::Allocate {
+                session,
+                call_id: call_id.clone(),
+                a_ip: local.ip(),
+                b_ip,
+            });
+        }
+    }
+
+    /// A relay session of a call opened (or could not be opened). Once every session of the
+    /// call has answered, the forks go out.
+    pub(crate) fn media_allocated(
+        &mut self,
+        session: SessionId,
+        result: Result<(SocketAddr, SocketAddr), ()>,
+        now: Now,
+    ) {
+        let Some(id) = self.b2bua.call_of_session(session) else {
+            // The call ended meanwhile: give the ports back.
+            if result.is_ok() {
+                self.media(MediaCommand::Close { session });
+            }
+            return;
+        };
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        if let Some(m) = call.media.iter_mut().find(|m| m.id == session) {
+            match result {
+                Ok(p) => m.ports = Some(p),
+                Err(()) => m.failed = true,
+            }
+        }
+        if call.media.iter().any(|m| m.ports.is_none() && !m.failed) {
+            return;
+        }
+        let Some(setup) = call.setup.take() else {
+            return;
+        };
+        self.send_forks(id, setup, now);
+    }
+
+    fn send_forks(&mut self, id: u64, setup: Setup, now: Now) {
+        let Setup {
+            invite,
+            bindings,
+            offer,
+        } = setup;
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let open: Vec<(SessionId, IpAddr, SocketAddr)> = call
+            .media
+            .iter()
+            .filter_map(|m| m.ports.map(|(_, b)| (m.id, m.b_ip, b)))
+            .collect();
+        if open.is_empty() {
+            let r = Response::for_request(&invite, 503, Some("No media ports"));
+            let txn = call.legs[A_LEG].txn;
+            self.respond(txn, r, now);
+            self.drop_call(id);
+            return;
+        }
+        let caller = call.caller.clone();
+        let caller_name = call.caller_name.clone();
+        let callee = call.callee.clone();
+        for (session, _, _) in &open {
+            if let Some(rtp) = offer.rtp {
+                self.media(MediaCommand::SetRemote {
+                    session: *session,
+                    side: Side::A,
+                    rtp,
+                    rtcp: offer.rtcp,
+                });
+            }
+            for (pt, _, hz) in &offer.codecs {
+                for side in [Side::A, Side::B] {
+                    self.media(MediaCommand::SetClockRate {
+                        session: *session,
+                        side,
+                        payload_type: *pt,
+                        hz: *hz,
+                    });
+                }
+            }
+        }
+        let mf = invite.max_forwards().unwrap_or(70).saturating_sub(1);
+        let mut legs = Vec::new();
+        for b in &bindings {
+            let Some((session, _, b_port)) = open.iter().find(|(_, ip, _)| *ip == b.local.ip())
+            else {
+                continue; // this segment's session could not be opened
+            };
+            let relay = SocketAddr::new(
+                nathelper::advertised_ip(self.cfg.advertise, b.local),
+                b_port.port(),
+            );
+            let Ok(body) = sdp::rewrite(&invite.body, relay) else {
+                continue;
+            };
+            let via = self.our_via(b.local, b.transport);
+            let leg_call_id = self.new_call_id();
+            let tag = self.new_tag();
+            let mut inv = Request::new(Method::Invite, b.contact.clone());
+            inv.headers.push(HeaderName::Via, via.to_string());
+            inv.headers.push(HeaderName::MaxForwards, mf.to_string());
+            let from_hdr = display_addr(&caller_name, &format!("sip:{caller}@{}", b.domain()));
+            inv.headers
+                .push(HeaderName::From, format!("{from_hdr};tag={tag}"));
+            inv.headers
+                .push(HeaderName::To, format!("<sip:{callee}@{}>", b.domain()));
+            inv.headers.push(HeaderName::CallId, leg_call_id.as_str());
+            inv.headers.push(HeaderName::CSeq, "1 INVITE");
+            let contact = self.contact_uri(Some(&caller), b.local, b.transport);
+            inv.headers
+                .push(HeaderName::Contact, format!("<{contact}>"));
+            inv.headers.push(HeaderName::Allow, ALLOW);
+            inv.headers
+                .push(HeaderName::UserAgent, self.cfg.user_agent.as_str());
+            inv.set_body(&MediaType::sdp(), Bytes::from(body));
+            if let Some(t) = self.send_request(inv, b.target(), Owner::Call(id), now) {
+                legs.push(Leg {
+                    side: Side::B,
+                    call_id: leg_call_id,
+                    txn: t,
+                    target: b.target(),
+                    local: b.local,
+                    tag,
+                    dialog: None,
+                    final_status: None,
+                    ack: None,
+                    session: Some(*session),
+                    label: b.contact_uri.clone(),
+                });
+            }
+        }
+        if legs.is_empty() {
+            let r = Response::for_request(&invite, 480, None);
+            let txn = self.b2bua.get(id).map(|c| c.legs[A_LEG].txn);
+            if let Some(txn) = txn {
+                self.respond(txn, r, now);
+            }
+            self.drop_call(id);
+            return;
+        }
+        if let Some(call) = self.b2bua.calls.get_mut(&id) {
+            let first = call.legs.len();
+            for (i, l) in legs.into_iter().enumerate() {
+                self.b2bua
+                    .by_call_id
+                    .insert(l.call_id.clone(), (id, first + i));
+                call.legs.push(l);
+            }
+        }
+    }
+
+    /// Removes a call that never got going (no CDR: the caller was answered with an error).
+    fn drop_call(&mut self, id: u64) {
+        if let Some(call) = self.b2bua.remove(id) {
+            for m in &call.media {
+                self.b2bua.forget_session(m.id);
+                if m.ports.is_some() {
+                    self.media(MediaCommand::Close { session: m.id });
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Responses from the callee side
+
+    /// A response for one of a call's client transactions.
+    pub(crate) fn call_response(&mut self, id: u64, txn: TransactionId, resp: Response, now: Now) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        if let Some(i) = call
+            .legs
+            .iter()
+            .position(|l| l.side == Side::B && l.txn == txn)
+        {
+            self.leg_response(id, i, resp, now);
+        } else if call.forwarded.contains_key(&txn) {
+            if resp.status < 200 && resp.status != 183 && resp.status != 180 {
+                return;
+            }
+            self.forwarded_response(id, txn, resp, now);
+        } else {
+            // Our BYE's answer, or similar: nothing to do.
+            debug!(call = id, status = resp.status, "response ignored");
+        }
+    }
+
+    fn leg_response(&mut self, id: u64, i: LegIdx, resp: Response, now: Now) {
+        match resp.status {
+            100 => {}
+            101..=199 => self.leg_ringing(id, i, resp, now),
+            200..=299 => self.leg_answered(id, i, resp, now),
+            status => {
+                if let Some(call) = self.b2bua.get_mut(id) {
+                    call.legs[i].final_status = Some(status);
+                }
+                debug!(call = id, leg = i, status, "leg failed");
+                self.maybe_all_failed(id, now);
+            }
+        }
+    }
+
+    fn leg_ringing(&mut self, id: u64, i: LegIdx, resp: Response, now: Now) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        if call.bridge.is_some() {
+            return;
+        }
+        if call.legs[i].dialog.is_none()
+            && resp.to().is_some_and(|t| t.tag().is_some())
+            && let Some(invite) = self.layer.request(call.legs[i].txn)
+        {
+            call.legs[i].dialog = Dialog::uac(invite, &resp).ok();
+        }
+        let a = &call.legs[A_LEG];
+        let Some(a_invite) = self.layer.request(a.txn) else {
+            return;
+        };
+        let mut out = Response::for_request(a_invite, resp.status, Some(resp.reason.as_str()))
+            .with_to_tag(&a.tag);
+        let a_contact = nathelper::contact_uri(adv, None, a.local, a.transport());
+        out.headers
+            .push(HeaderName::Contact, format!("<{a_contact}>"));
+        let a_txn = a.txn;
+        let a_local = a.local;
+        let session = call.legs[i].session;
+        if !resp.body.is_empty()
+            && let Ok(s) = sdp::summarize(&resp.body)
+        {
+            // Early media: the callee's media flows now, through this fork's session.
+            if let (Some(sid), Some(rtp)) = (session, s.rtp) {
+                self.out
+                    .push_back(crate::Output::Media(MediaCommand::SetRemote {
+                        session: sid,
+                        side: Side::B,
+                        rtp,
+                        rtcp: s.rtcp,
+                    }));
+            }
+            if let Some(p) = call.relay_port(session, Side::A) {
+                let relay = SocketAddr::new(nathelper::advertised_ip(adv, a_local), p.port());
+                if let Ok(b) = sdp::rewrite(&resp.body, relay) {
+                    out.set_body(&MediaType::sdp(), Bytes::from(b));
+                }
+            }
+        } else if resp.status == 180 {
+            if call.sent_180 {
+                return;
+            }
+            call.sent_180 = true;
+        }
+        self.respond(a_txn, out, now);
+    }
+
+    fn leg_answered(&mut self, id: u64, i: LegIdx, resp: Response, now: Now) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        if call.bridge.is_some_and(|b| b.b == i) {
+            // A retransmitted 2xx: our ACK was lost.
+            if let Some(ack) = call.legs[i].ack.clone() {
+                let t = call.legs[i].target;
+                self.layer.send_raw(ack, t);
+            }
+            return;
+        }
+        let leg = &call.legs[i];
+        let (target, leg_txn, leg_local) = (leg.target, leg.txn, leg.local);
+        let Some(invite) = self.layer.request(leg_txn) else {
+            warn!(call = id, "2xx from callee after its INVITE was released");
+            return;
+        };
+        let mut dialog = match Dialog::uac(invite, &resp) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(call = id, error = %e, "unusable 2xx from callee");
+                return;
+            }
+        };
+        let late = call.bridge.is_some();
+        let invite_seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
+        let via = self.our_via(leg_local, target.transport);
+        let ack = Bytes::from(dialog.ack(invite_seq, &via).to_bytes());
+        self.layer.send_raw(ack.clone(), target);
+        self.layer.release_request(leg_txn);
+        if late {
+            // Another fork answered first: hang this one up.
+            let via = self.our_via(leg_local, target.transport);
+            let bye = dialog.new_request(Method::Bye, &via);
+            self.send_request(bye, target, Owner::Call(id), now);
+            return;
+        }
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let leg = &mut call.legs[i];
+        leg.ack = Some(ack);
+        leg.dialog = Some(dialog);
+        leg.final_status = Some(resp.status);
+        let Some(session) = leg.session else {
+            return;
+        };
+        call.bridge = Some(Bridge {
+            a: A_LEG,
+            b: i,
+            session,
+        });
+        call.state = CallState::Up;
+        call.answer = Some(now.wall);
+        // The other forks are cancelled, their sessions closed.
+        let others: Vec<TransactionId> = call
+            .legs
+            .iter()
+            .enumerate()
+            .filter(|(j, l)| *j != i && l.side == Side::B && l.final_status.is_none())
+            .map(|(_, l)| l.txn)
+            .collect();
+        let spare: Vec<SessionId> = call
+            .media
+            .iter()
+            .filter(|m| m.id != session && m.ports.is_some())
+            .map(|m| m.id)
+            .collect();
+        call.media.retain(|m| m.id == session);
+        // Answer the caller with the callee's SDP pointed at the relay.
+        let a = &call.legs[A_LEG];
+        let (a_txn, a_local, a_tag, a_transport) = (a.txn, a.local, a.tag.clone(), a.transport());
+        let Some(a_invite) = self.layer.request(a_txn) else {
+            warn!(
+                call = id,
+                "caller's INVITE transaction is gone; not answering"
+            );
+            return;
+        };
+        let mut ok = Response::for_request(a_invite, 200, None).with_to_tag(&a_tag);
+        let a_contact = nathelper::contact_uri(adv, None, a_local, a_transport);
+        ok.headers
+            .push(HeaderName::Contact, format!("<{a_contact}>"));
+        ok.headers.push(HeaderName::Allow, ALLOW);
+        let mut cmds = Vec::new();
+        if let Ok(s) = sdp::summarize(&resp.body) {
+            if let Some(rtp) = s.rtp {
+                cmds.push(MediaCommand::SetRemote {
+                    session,
+                    side: Side::B,
+                    rtp,
+                    rtcp: s.rtcp,
+                });
+            }
+            cmds.push(MediaCommand::SetHold {
+                session,
+                on_hold: s.is_hold(),
+            });
+            call.codec = s.first_codec().unwrap_or("").to_string();
+            if let Some(p) = call.relay_port(Some(session), Side::A) {
+                let relay = SocketAddr::new(nathelper::advertised_ip(adv, a_local), p.port());
+                if let Ok(b) = sdp::rewrite(&resp.body, relay) {
+                    ok.set_body(&MediaType::sdp(), Bytes::from(b));
+                }
+            }
+        }
+        match Dialog::uas(a_invite, &ok) {
+            Ok(d) => call.legs[A_LEG].dialog = Some(d),
+            Err(e) => warn!(call = id, error = %e, "caller dialog not created"),
+        }
+        info!(call = id, caller = %call.caller, callee = %call.callee, codec = %call.codec, contact = %call.legs[i].label, "call answered");
+        for c in cmds {
+            self.media(c);
+        }
+        for s in spare {
+            self.b2bua.forget_session(s);
+            self.media(MediaCommand::Close { session: s });
+        }
+        self.respond(a_txn, ok, now);
+        for t in others {
+            let _ = self.layer.cancel(t, now.mono);
+        }
+    }
+
+    /// All forks failed (or none is left): answer the caller with the most telling status.
+    fn maybe_all_failed(&mut self, id: u64, now: Now) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let forks = call.legs.iter().filter(|l| l.side == Side::B);
+        if call.bridge.is_some()
+            || call.setup.is_some()
+            || forks.clone().any(|l| l.final_status.is_none())
+        {
+            return;
+        }
+        let statuses: Vec<u16> = forks.filter_map(|l| l.final_status).collect();
+        let status = [600u16, 603, 486]
+            .into_iter()
+            .find(|s| statuses.contains(s))
+            .or_else(|| {
+                statuses
+                    .iter()
+                    .copied()
+                    .filter(|s| (400..500).contains(s) && *s != 408 && *s != 487)
+                    .min()
+            })
+            .unwrap_or(480);
+        let disposition = if matches!(status, 486 | 600 | 603) {
+            Disposition::Busy
+        } else {
+            Disposition::Failed
+        };
+        let reason = sip::reason_phrase(status);
+        let ending = Ending {
+            disposition,
+            hangup_by: HangupBy::Callee,
+            cause: format!("{status} {reason}"),
+        };
+        self.finish(id, ending, Some(status), now);
+    }
+
+    /// A client transaction of a call timed out or could not be sent.
+    pub(crate) fn call_tx_failed(&mut self, id: u64, txn: TransactionId, now: Now) {
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        if let Some(i) = call
+            .legs
+            .iter()
+            .position(|l| l.side == Side::B && l.txn == txn)
+        {
+            if call.legs[i].final_status.is_none() {
+                call.legs[i].final_status = Some(408);
+                self.maybe_all_failed(id, now);
+            }
+        } else if let Some(f) = call.forwarded.remove(&txn) {
+            let r = Response::for_request(&f.request, 408, None);
+            self.respond(f.server_txn, r, now);
+            if f.request.method == Method::Invite && self.b2bua.contains(id) {
+                // The other side vanished during a re-INVITE.
+                self.hangup_call(id, "peer unreachable", now);
+            }
+        }
+    }
+
+    /// The caller cancelled before an answer.
+    pub(crate) fn caller_cancelled(&mut self, id: u64, now: Now) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        if call.bridge.is_some() {
+            return;
+        }
+        info!(call = id, caller = %call.caller, "caller cancelled");
+        self.cancel_forks(id, now);
+        let ending = Ending {
+            disposition: Disposition::Canceled,
+            hangup_by: HangupBy::Caller,
+            cause: "CANCEL".into(),
+        };
+        self.finish(id, ending, Some(487), now);
+    }
+
+    /// CANCELs every fork of call `id` that has no final response yet.
+    fn cancel_forks(&mut self, id: u64, now: Now) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let pending: Vec<TransactionId> = call
+            .legs
+            .iter()
+            .filter(|l| l.side == Side::B && l.final_status.is_none())
+            .map(|l| l.txn)
+            .collect();
+        for t in pending {
+            let _ = self.layer.cancel(t, now.mono);
+        }
+    }
+
+    /// A 2xx for an INVITE whose call is already gone (it answered after we cancelled): ACK it
+    /// and hang it up, so the phone does not stay off-hook.
+    pub(crate) fn late_answer(
+        &mut self,
+        txn: TransactionId,
+        resp: &Response,
+        source: SocketAddr,
+        now: Now,
+    ) {
+        let Some(invite) = self.layer.request(txn).cloned() else {
+            return;
+        };
+        if invite.method != Method::Invite {
+            return;
+        }
+        let Ok(mut d) = Dialog::uac(&invite, resp) else {
+            return;
+        };
+        let transport = invite
+            .top_via()
+            .and_then(|v| Transport::parse(&v.transport))
+            .unwrap_or(Transport::Udp);
+        let Some(local) = self.local_for(source) else {
+            return;
+        };
+        let target = Target {
+            destination: source,
+            transport,
+            local: Some(local),
+        };
+        let via = self.our_via(local, transport);
+        let ack = d.ack(invite.cseq().map(|c| c.seq).unwrap_or(1), &via);
+        self.layer.send_stateless(&Message::Request(ack), target);
+        let via = self.our_via(local, transport);
+        let bye = d.new_request(Method::Bye, &via);
+        let _ = self.layer.send_request(bye, target, now.mono);
+    }
+
+    // ------------------------------------------------------------------------------------
+    // In-dialog requests
+
+    /// ACK outside a transaction: for our 2xx to the caller.
+    pub(crate) fn call_ack(&mut self, req: &Request) {
+        let call_id = req.call_id().unwrap_or_default();
+        if let Some((id, leg)) = self.b2bua.by_call_id.get(call_id).copied()
+            && let Some(call) = self.b2bua.get_mut(id)
+            && let Some(d) = call.legs.get_mut(leg).and_then(|l| l.dialog.as_mut())
+        {
+            let _ = d.on_request(req);
+        }
+    }
+
+    /// A request inside an existing dialog (To tag present).
+    pub(crate) fn in_dialog_request(
+        &mut self,
+        txn: TransactionId,
+        req: Request,
+        source: SocketAddr,
+        now: Now,
+    ) {
+        let call_id = req.call_id().unwrap_or_default();
+        let Some((id, leg)) = self.b2bua.by_call_id.get(call_id).copied() else {
+            return self.respond(txn, Response::for_request(&req, 481, None), now);
+        };
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return self.respond(txn, Response::for_request(&req, 481, None), now);
+        };
+        let Some(bridge) = call.bridge else {
+            let r = Response::for_request(&req, 481, Some("Call not answered"));
+            return self.respond(txn, r, now);
+        };
+        if bridge.peer(leg).is_none() {
+            // A fork that lost the race.
+            return self.respond(txn, Response::for_request(&req, 481, None), now);
+        }
+        // The dialog and CSeq are checked on the leg the request came from.
+        let check = call.legs[leg].dialog.as_mut().map(|d| d.on_request(&req));
+        match check {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                let r = Response::for_request(&req, e.status_code(), None);
+                return self.respond(txn, r, now);
+            }
+            None => return self.respond(txn, Response::for_request(&req, 481, None), now),
+        }
+        if req.method == Method::Bye {
+            let by = match call.legs[leg].side {
+                Side::A => HangupBy::Caller,
+                Side::B => HangupBy::Callee,
+            };
+            info!(call = id, peer = %source, by = ?by, "hang-up");
+            // BYE the peer now; answer this BYE once the call record is stored.
+            if let Some(peer) = bridge.peer(leg) {
+                self.bye_leg(id, peer, now);
+            }
+            let ok = Response::for_request(&req, 200, None);
+            let ending = Ending {
+                disposition: Disposition::Answered,
+                hangup_by: by,
+                cause: "BYE".into(),
+            };
+            self.finish_with(id, ending, Some((txn, ok)), now);
+            return;
+        }
+        self.forward_request(id, txn, req, leg, now);
+    }
+
+    /// Sends BYE on one leg's dialog.
+    fn bye_leg(&mut self, id: u64, leg: LegIdx, now: Now) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let l = &call.legs[leg];
+        let (local, transport, target) = (l.local, l.transport(), l.target);
+        let via = self.our_via(local, transport);
+        let Some(d) = self
+            .b2bua
+            .get_mut(id)
+            .and_then(|c| c.legs[leg].dialog.as_mut())
+        else {
+            return;
+        };
+        let bye = d.new_request(Method::Bye, &via);
+        self.send_request(bye, target, Owner::Call(id), now);
+    }
+
+    /// Forwards an in-dialog request (re-INVITE, UPDATE, INFO, ...) across the bridge.
+    fn forward_request(
+        &mut self,
+        id: u64,
+        txn: TransactionId,
+        req: Request,
+        from: LegIdx,
+        now: Now,
+    ) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let Some(bridge) = call.bridge else { return };
+        let Some(to) = bridge.peer(from) else { return };
+        let from_side = call.legs[from].side;
+        let out_leg = &call.legs[to];
+        let (out_local, out_transport, target) =
+            (out_leg.local, out_leg.transport(), out_leg.target);
+        let via = self.our_via(out_local, out_transport);
+        let our_contact = self.contact_uri(None, out_local, out_transport);
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let mut body = None;
+        if !req.body.is_empty()
+            && req
+                .content_type()
+                .is_some_and(|c| c.is("application", "sdp"))
+        {
+            match sdp::summarize(&req.body) {
+                Ok(s) => {
+                    if let Some(rtp) = s.rtp {
+                        self.out
+                            .push_back(crate::Output::Media(MediaCommand::SetRemote {
+                                session: bridge.session,
+                                side: from_side,
+                                rtp,
+                                rtcp: s.rtcp,
+                            }));
+                    }
+                    self.out
+                        .push_back(crate::Output::Media(MediaCommand::SetHold {
+                            session: bridge.session,
+                            on_hold: s.is_hold(),
+                        }));
+                    if let Some(p) = call.relay_port(Some(bridge.session), from_side.other()) {
+                        let relay =
+                            SocketAddr::new(nathelper::advertised_ip(adv, out_local), p.port());
+                        body = sdp::rewrite(&req.body, relay).ok();
+                    }
+                }
+                Err(_) => {
+                    let r = Response::for_request(&req, 488, Some("Unusable SDP"));
+                    return self.respond(txn, r, now);
+                }
+            }
+        }
+        let Some(d) = call.legs[to].dialog.as_mut() else {
+            return self.respond(txn, Response::for_request(&req, 481, None), now);
+        };
+        let mut out = d.new_request(req.method.clone(), &via);
+        if sip::dialog::is_target_refresh(&req.method)
+            && !out.headers.contains(&HeaderName::Contact)
+        {
+            out.headers
+                .push(HeaderName::Contact, format!("<{our_contact}>"));
+        }
+        for name in [
+            HeaderName::Event,
+            HeaderName::SubscriptionState,
+            HeaderName::ReferTo,
+            HeaderName::ReferredBy,
+        ] {
+            for v in req.headers.get_all(&name) {
+                out.headers.push(name.clone(), v.clone());
+            }
+        }
+        match (body, req.content_type()) {
+            (Some(b), _) => out.set_body(&MediaType::sdp(), Bytes::from(b)),
+            (None, Some(ct)) if !req.body.is_empty() => out.set_body(&ct, req.body.clone()),
+            _ => {}
+        }
+        match self.send_request(out, target, Owner::Call(id), now) {
+            Some(t) => {
+                if let Some(call) = self.b2bua.get_mut(id) {
+                    call.forwarded.insert(
+                        t,
+                        Forwarded {
+                            server_txn: txn,
+                            request: req,
+                            from,
+                        },
+                    );
+                }
+            }
+            None => self.respond(txn, Response::for_request(&req, 500, None), now),
+        }
+    }
+
+    fn forwarded_response(&mut self, id: u64, txn: TransactionId, resp: Response, now: Now) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let Some(bridge) = call.bridge else { return };
+        let final_ = resp.status >= 200;
+        let (server_txn, request, from) = if final_ {
+            match call.forwarded.remove(&txn) {
+                Some(f) => (f.server_txn, f.request, f.from),
+                None => return,
+            }
+        } else {
+            match call.forwarded.get(&txn) {
+                Some(f) => (f.server_txn, f.request.clone(), f.from),
+                None => return,
+            }
+        };
+        // The response came from the peer we forwarded to; it goes back to `from`.
+        let Some(to) = bridge.peer(from) else { return };
+        let from_side = call.legs[from].side;
+        let back_local = call.legs[from].local;
+        let back_transport = call.legs[from].transport();
+        let method = request.method.clone();
+        if (200..300).contains(&resp.status) && method == Method::Invite {
+            // ACK the far side's 2xx ourselves; the near side ACKs ours.
+            let l = &call.legs[to];
+            let (target, local, transport) = (l.target, l.local, l.transport());
+            let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
+            let via = self.our_via(local, transport);
+            if let Some(d) = self
+                .b2bua
+                .get_mut(id)
+                .and_then(|c| c.legs[to].dialog.as_mut())
+            {
+                let _ = d.on_response(&method, &resp);
+                let ack = d.ack(seq, &via);
+                self.layer.send_stateless(&Message::Request(ack), target);
+            }
+        }
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let mut out = Response::for_request(&request, resp.status, Some(resp.reason.as_str()));
+        if (200..300).contains(&resp.status) && sip::dialog::is_target_refresh(&method) {
+            let c = nathelper::contact_uri(adv, None, back_local, back_transport);
+            out.headers.push(HeaderName::Contact, format!("<{c}>"));
+        }
+        let mut cmds = Vec::new();
+        if !resp.body.is_empty() {
+            let is_sdp = resp
+                .content_type()
+                .is_some_and(|c| c.is("application", "sdp"));
+            if is_sdp {
+                if let Ok(s) = sdp::summarize(&resp.body)
+                    && let Some(rtp) = s.rtp
+                {
+                    cmds.push(MediaCommand::SetRemote {
+                        session: bridge.session,
+                        side: from_side.other(),
+                        rtp,
+                        rtcp: s.rtcp,
+                    });
+                }
+                if let Some(p) = call.relay_port(Some(bridge.session), from_side) {
+                    let relay =
+                        SocketAddr::new(nathelper::advertised_ip(adv, back_local), p.port());
+                    if let Ok(b) = sdp::rewrite(&resp.body, relay) {
+                        out.set_body(&MediaType::sdp(), Bytes::from(b));
+                    }
+                }
+            } else if let Some(ct) = resp.content_type() {
+                out.set_body(&ct, resp.body.clone());
+            }
+        }
+        for c in cmds {
+            self.media(c);
+        }
+        self.respond(server_txn, out, now);
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Ending calls
+
+    /// Ends a call from our side (administrator, media timeout, shutdown): BYE both legs of
+    /// the bridge, or CANCEL the forks and answer the caller 480.
+    pub(crate) fn hangup_call(&mut self, id: u64, reason: &str, now: Now) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        if let Some(bridge) = call.bridge {
+            self.bye_leg(id, bridge.b, now);
+            self.bye_leg(id, bridge.a, now);
+            let ending = Ending {
+                disposition: Disposition::Answered,
+                hangup_by: HangupBy::System,
+                cause: reason.to_string(),
+            };
+            self.finish(id, ending, None, now);
+        } else {
+            self.cancel_forks(id, now);
+            let ending = Ending {
+                disposition: Disposition::Failed,
+                hangup_by: HangupBy::System,
+                cause: reason.to_string(),
+            };
+            self.finish(id, ending, Some(480), now);
+        }
+    }
+
+    /// Periodic: calls that rang too long.
+    pub(crate) fn check_calls(&mut self, now: Now) {
+        let due: Vec<u64> = self
+            .b2bua
+            .calls
+            .values()
+            .filter(|c| c.bridge.is_none() && now.mono >= c.no_answer_at)
+            .map(|c| c.id)
+            .collect();
+        for id in due {
+            if let Some(call) = self.b2bua.get(id) {
+                info!(call = id, caller = %call.caller, callee = %call.callee, "no answer");
+            }
+            self.cancel_forks(id, now);
+            let ending = Ending {
+                disposition: Disposition::NoAnswer,
+                hangup_by: HangupBy::System,
+                cause: "no answer".into(),
+            };
+            self.finish(id, ending, Some(480), now);
+        }
+    }
+
+    /// Ends a call answering the caller's INVITE with `a_status` (when still unanswered).
+    fn finish(&mut self, id: u64, ending: Ending, a_status: Option<u16>, now: Now) {
+        let reply = match (a_status, self.b2bua.get(id)) {
+            (Some(s), Some(call)) => {
+                let a = &call.legs[A_LEG];
+                self.layer.request(a.txn).map(|inv| {
+                    let r = Response::for_request(inv, s, None).with_to_tag(&a.tag);
+                    (a.txn, r)
+                })
+            }
+            _ => None,
+        };
+        self.finish_with(id, ending, reply, now);
+    }
+
+    /// Removes the call, closes its media and writes its record; `reply` goes out once the
+    /// record is durable.
+    fn finish_with(
+        &mut self,
+        id: u64,
+        ending: Ending,
+        reply: Option<(TransactionId, Response)>,
+        now: Now,
+    ) {
+        let Some(call) = self.b2bua.remove(id) else {
+            return;
+        };
+        info!(call = id, call_id = %call.legs[A_LEG].call_id, disposition = ending.disposition.as_str(), "call ended");
+        self.counters.call(ending.disposition);
+        let record = self.call_record(&call, ending, now);
+        let bridged = call.bridge.map(|b| b.session);
+        for m in &call.media {
+            if m.ports.is_some() {
+                self.media(MediaCommand::Close { session: m.id });
+            }
+            if Some(m.id) != bridged {
+                self.b2bua.forget_session(m.id);
+            }
+        }
+        match bridged {
+            // The record waits for the bridge's media statistics (`media_closed`).
+            Some(s) => self.await_media_stats(s, record, reply),
+            None => self.write_cdr(record, reply),
+        }
+    }
+}

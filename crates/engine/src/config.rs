@@ -1,0 +1,237 @@
+//! The configuration the engine decides with: node settings given at start, and the snapshot of
+//! database configuration (tenants, extensions, runtime settings) the driver loads and refreshes.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::pike::ThrottleConfig;
+
+/// Node-local settings of the engine (from the TOML file, environment and flags).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The local SIP addresses the driver bound (one per network segment).
+    pub locals: Vec<SocketAddr>,
+    /// Address written into SDP and Contact instead of the local one (NAT/public).
+    pub advertise: Option<IpAddr>,
+    /// This node's name (stored with registrations).
+    pub node_name: String,
+    /// Transaction timers. Timer J defaults to 5 s here, not RFC 3261's 64·T1 (32 s), as in
+    /// Kamailio and OpenSIPS (`wait_timer`): a completed non-INVITE transaction over UDP keeps
+    /// its key and final response that long to answer retransmissions. A client retransmits at
+    /// most T2 (4 s) apart, so 5 s still answers the retransmission that follows a lost
+    /// response; at 10,000 REGISTER/s the RFC value kept ~700 MB of finished transactions.
+    pub timers: sip::transaction::Timers,
+    /// Brute-force protection.
+    pub throttle: ThrottleConfig,
+    /// Server / User-Agent header value.
+    pub user_agent: String,
+    /// Digest nonce secret (shared by the nodes through the database, so nonces survive a
+    /// restart).
+    pub digest_secret: [u8; 32],
+    /// Seed of the engine's random source (tags, branches, Call-IDs, nonces).
+    pub seed: [u8; 32],
+    /// Most database lookups of unknown users in flight at once (work an unauthenticated peer
+    /// can cause is bounded).
+    pub max_lookups: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            locals: Vec::new(),
+            advertise: None,
+            node_name: "denwa".into(),
+            timers: sip::transaction::Timers {
+                j: Duration::from_secs(5),
+                ..sip::transaction::Timers::default()
+            },
+            throttle: ThrottleConfig::default(),
+            user_agent: "Denwa".into(),
+            digest_secret: [0; 32],
+            seed: [0; 32],
+            max_lookups: 64,
+        }
+    }
+}
+
+/// Runtime settings read from the database (`settings` table, node-global rows). Defaults and
+/// ranges are defined once, in [`crate::settings::SPECS`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// How long an unanswered call rings.
+    pub no_answer: Duration,
+    /// Shortest registration interval accepted (423 below).
+    pub min_expires: u32,
+    /// Longest registration interval granted.
+    pub max_expires: u32,
+    /// Interval granted when the phone asks for none.
+    pub default_expires: u32,
+    /// NAT keep-alive interval (zero: off).
+    pub keepalive: Duration,
+    /// Digest algorithms offered, one challenge each, in order.
+    pub digest_algorithms: Vec<sip::auth::Algorithm>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        use crate::settings::keys;
+        let secs = |k| Duration::from_secs(default_int(k));
+        let int = |k| u32::try_from(default_int(k)).unwrap_or(u32::MAX);
+        Settings {
+            no_answer: secs(keys::NO_ANSWER),
+            min_expires: int(keys::MIN_EXPIRES),
+            max_expires: int(keys::MAX_EXPIRES),
+            default_expires: int(keys::DEFAULT_EXPIRES),
+            keepalive: secs(keys::KEEPALIVE),
+            // MD5 only by default: widely deployed clients (baresip/libre 1.x among them) fail
+            // the whole authentication when any offered challenge uses an algorithm they lack.
+            digest_algorithms: vec![sip::auth::Algorithm::Md5],
+        }
+    }
+}
+
+impl Settings {
+    /// Settings from stored values (`key -> text`), each checked against its spec; a missing or
+    /// invalid value takes the default.
+    pub fn from_values(get: impl Fn(&str) -> Option<String>) -> Settings {
+        use crate::settings::{keys, spec};
+        let d = Settings::default();
+        let int = |key: &str, default: u64| -> u64 {
+            get(key)
+                .and_then(|v| spec(key).and_then(|s| s.validate(&parse_json(&v)).ok()))
+                .and_then(|v| v.as_u64())
+                .unwrap_or(default)
+        };
+        let to_u32 = |v: u64, d: u32| u32::try_from(v).unwrap_or(d);
+        Settings {
+            no_answer: Duration::from_secs(int(keys::NO_ANSWER, d.no_answer.as_secs()).max(1)),
+            min_expires: to_u32(
+                int(keys::MIN_EXPIRES, u64::from(d.min_expires)),
+                d.min_expires,
+            ),
+            max_expires: to_u32(
+                int(keys::MAX_EXPIRES, u64::from(d.max_expires)),
+                d.max_expires,
+            ),
+            default_expires: to_u32(
+                int(keys::DEFAULT_EXPIRES, u64::from(d.default_expires)),
+                d.default_expires,
+            ),
+            keepalive: Duration::from_secs(int(keys::KEEPALIVE, d.keepalive.as_secs())),
+            digest_algorithms: get(keys::DIGEST_ALGORITHMS)
+                .map(|v| {
+                    v.split(',')
+                        .filter_map(|a| sip::auth::Algorithm::from_token(a.trim()))
+                        .filter(|a| !a.is_sess())
+                        .collect::<Vec<_>>()
+                })
+                .filter(|l| !l.is_empty())
+                .unwrap_or(d.digest_algorithms),
+        }
+    }
+}
+
+/// The default of an integer setting, from its spec (0 for an unknown key: a programming error
+/// the unit tests catch).
+fn default_int(key: &str) -> u64 {
+    match crate::settings::spec(key).map(|s| s.default) {
+        Some(crate::settings::DefaultValue::Int(n)) => n,
+        _ => 0,
+    }
+}
+
+/// A stored value is JSON (numbers) or plain text; both are accepted.
+fn parse_json(v: &str) -> serde_json::Value {
+    serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::from(v))
+}
+
+/// An extension as call control needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtEntry {
+    /// Database id.
+    pub id: i64,
+    /// Extension number (also the SIP user name).
+    pub number: String,
+    /// Display name for caller ID.
+    pub display_name: String,
+    /// Digest HA1 for MD5.
+    pub ha1_md5: Option<String>,
+    /// Digest HA1 for SHA-256.
+    pub ha1_sha256: Option<String>,
+    /// Disabled extensions neither register nor call nor ring.
+    pub enabled: bool,
+    /// Most simultaneous registered contacts.
+    pub max_contacts: usize,
+}
+
+/// Tenants and SIP domains.
+#[derive(Debug, Clone, Default)]
+pub struct Tenants {
+    /// The default tenant (a single-company install has only this one).
+    pub default_id: i64,
+    /// Lower-case SIP domain -> tenant.
+    pub by_domain: HashMap<String, i64>,
+    /// Tenant -> digest realm.
+    pub realms: HashMap<i64, String>,
+}
+
+impl Tenants {
+    /// The tenant a SIP domain belongs to. A single-company install accepts every domain.
+    pub fn for_domain(&self, domain: &str) -> Option<i64> {
+        if let Some(t) = self.by_domain.get(&domain.to_ascii_lowercase()) {
+            return Some(*t);
+        }
+        if self.realms.len() <= 1 {
+            Some(self.default_id)
+        } else {
+            None
+        }
+    }
+
+    /// True when `host` names one of the tenant's domains (or, in a single-company install,
+    /// any domain).
+    pub fn owns_domain(&self, tenant: i64, host: &str) -> bool {
+        match self.by_domain.get(&host.to_ascii_lowercase()) {
+            Some(t) => *t == tenant,
+            None => self.realms.len() <= 1,
+        }
+    }
+}
+
+/// The database configuration call control decides with.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Tenants and domains.
+    pub tenants: Tenants,
+    /// Extensions by (tenant, number).
+    pub extensions: HashMap<(i64, String), ExtEntry>,
+    /// Runtime settings.
+    pub settings: Settings,
+}
+
+/// Users looked up in the database and not found (bounded: a scanner trying random names must
+/// not grow it forever; cleared whenever the extensions are reloaded).
+#[derive(Debug, Default)]
+pub(crate) struct Absent {
+    set: HashSet<(i64, String)>,
+}
+
+impl Absent {
+    const MAX: usize = 10_000;
+
+    pub fn contains(&self, key: &(i64, String)) -> bool {
+        self.set.contains(key)
+    }
+
+    pub fn insert(&mut self, key: (i64, String)) {
+        if self.set.len() >= Self::MAX {
+            self.set.clear();
+        }
+        self.set.insert(key);
+    }
+
+    pub fn clear(&mut self) {
+        self.set.clear();
+    }
+}

@@ -1,0 +1,148 @@
+//! Database operations the engine asks for, and their answers. The driver runs them on `store`
+//! and feeds the answer back with the same [`OpId`]; the engine changes its memory only once the
+//! answer says the write is durable.
+
+use std::time::SystemTime;
+
+use crate::config::ExtEntry;
+use crate::usrloc::LocOp;
+
+/// Identifies one operation and its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
+/// A database operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbOp {
+    /// Apply location changes (a REGISTER's, or a keep-alive's verdict), in order, and answer
+    /// [`DbAnswer::Location`] with the same ops.
+    Location(Vec<LocOp>),
+    /// Set the stored flags of one binding (informational; memory does not wait for it).
+    BindingFlags {
+        /// The binding, as it is now.
+        binding: Box<crate::usrloc::Binding>,
+        /// New flags.
+        flags: i64,
+    },
+    /// Look up one extension by (tenant, number) after a cache miss.
+    LookupExtension {
+        /// Tenant.
+        tenant: i64,
+        /// Number / user name.
+        number: String,
+    },
+    /// Store a call record.
+    InsertCdr(Box<CdrRecord>),
+    /// Delete registrations that expired before `now`.
+    PurgeExpired {
+        /// Wall clock.
+        now: SystemTime,
+    },
+}
+
+/// The answer to a [`DbOp`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbAnswer {
+    /// The location ops given back (applied to memory on success).
+    Location {
+        /// The ops, as sent.
+        ops: Vec<LocOp>,
+        /// `Err` with the reason when the write failed (nothing changed then).
+        result: Result<(), String>,
+    },
+    /// An extension lookup: `Ok(None)` when there is no such extension.
+    Extension(Result<Option<ExtEntry>, String>),
+    /// A call record write.
+    Cdr(Result<(), String>),
+    /// Fire-and-forget operations (flags, purge) answer this.
+    Done(Result<(), String>),
+}
+
+/// How a call ended (CDR disposition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Answered and ended.
+    Answered,
+    /// Rang out.
+    NoAnswer,
+    /// Busy (486/600/603).
+    Busy,
+    /// Refused or failed.
+    Failed,
+    /// Cancelled by the caller.
+    Canceled,
+}
+
+impl Disposition {
+    /// The stored text (also the metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Answered => "ANSWERED",
+            Disposition::NoAnswer => "NO ANSWER",
+            Disposition::Busy => "BUSY",
+            Disposition::Failed => "FAILED",
+            Disposition::Canceled => "CANCELED",
+        }
+    }
+}
+
+/// Who hung up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HangupBy {
+    /// The calling party.
+    Caller,
+    /// The called party.
+    Callee,
+    /// Denwa (timeouts, administrator, shutdown, refusals).
+    System,
+}
+
+/// Media statistics of one side of a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LegStats {
+    /// RTP packets received from the phone.
+    pub pkts_rx: i64,
+    /// RTP packets sent to the phone.
+    pub pkts_tx: i64,
+    /// Packets lost on the way in.
+    pub lost: i64,
+    /// Interarrival jitter (ms).
+    pub jitter_ms: f64,
+}
+
+/// A call record (`acc`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdrRecord {
+    /// Tenant.
+    pub tenant_id: i64,
+    /// SIP Call-ID of the caller's leg.
+    pub call_id: String,
+    /// Calling extension.
+    pub caller: String,
+    /// Dialled number.
+    pub callee: String,
+    /// Caller's display name.
+    pub caller_name: String,
+    /// INVITE received.
+    pub start_time: SystemTime,
+    /// Answered.
+    pub answer_time: Option<SystemTime>,
+    /// Ended.
+    pub end_time: SystemTime,
+    /// Whole seconds from start to end.
+    pub duration_s: i64,
+    /// Whole seconds from answer to end.
+    pub billsec: i64,
+    /// Outcome.
+    pub disposition: Disposition,
+    /// Who ended it.
+    pub hangup_by: HangupBy,
+    /// Why (`BYE`, `486 Busy Here`, `no answer`, ...).
+    pub hangup_cause: String,
+    /// Negotiated codec.
+    pub codec: String,
+    /// Caller side media.
+    pub a: LegStats,
+    /// Callee side media.
+    pub b: LegStats,
+}
