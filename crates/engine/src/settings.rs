@@ -5,7 +5,6 @@
 use serde::Serialize;
 use serde_json::Value;
 
-
 /// Setting keys (`denwa setting list` and docs/operations.md describe each).
 pub mod keys {
     /// Seconds an unanswered call rings before 480.
@@ -75,6 +74,15 @@ impl DefaultValue {
         match self {
             DefaultValue::Int(n) => Value::from(n),
             DefaultValue::Text(t) => Value::from(t),
+        }
+    }
+}
+
+impl std::fmt::Display for DefaultValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DefaultValue::Int(n) => write!(f, "{n}"),
+            DefaultValue::Text(t) => f.write_str(t),
         }
     }
 }
@@ -186,6 +194,17 @@ pub fn spec(key: &str) -> Option<&'static Spec> {
     SPECS.iter().find(|s| s.key == key)
 }
 
+/// The value a node uses for the integer setting `key` given what the database holds: the
+/// table's default when nothing (or something unreadable) is stored, the stored number clamped
+/// into the table's range otherwise (a value written by hand or before a range changed).
+/// Unknown keys and text settings give the stored number, or 0.
+pub fn effective_int(key: &str, stored: Option<u64>) -> u64 {
+    match spec(key) {
+        Some(s) => s.effective_int(stored),
+        None => stored.unwrap_or(0),
+    }
+}
+
 /// Why a value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Invalid {
@@ -209,6 +228,23 @@ pub enum Invalid {
 }
 
 impl Spec {
+    /// The default of an integer setting (`None` for a text setting).
+    pub fn default_int(&self) -> Option<u64> {
+        match self.default {
+            DefaultValue::Int(n) => Some(n),
+            DefaultValue::Text(_) => None,
+        }
+    }
+
+    /// See [`effective_int`].
+    pub fn effective_int(&self, stored: Option<u64>) -> u64 {
+        match (self.kind, stored) {
+            (Kind::Integer { min, max }, Some(v)) => v.clamp(min, max),
+            (_, Some(v)) => v,
+            (_, None) => self.default_int().unwrap_or(0),
+        }
+    }
+
     /// Checks a JSON value (numbers may also come as decimal text, as forms and the command line
     /// send them) and returns the canonical value to store.
     pub fn validate(&self, v: &Value) -> Result<Value, Invalid> {
@@ -341,6 +377,31 @@ mod tests {
         assert_eq!(d.validate(&json!(4.5)), Err(Invalid::NotInteger));
         assert_eq!(d.validate(&json!("x")), Err(Invalid::NotInteger));
         assert_eq!(d.validate(&json!(null)), Err(Invalid::NotInteger));
+    }
+
+    #[test]
+    fn defaults_lie_within_their_ranges() {
+        for s in SPECS {
+            if let Kind::Integer { min, max } = s.kind {
+                let d = s.default_int().expect(s.key);
+                assert!((min..=max).contains(&d), "{}: default {d}", s.key);
+                assert_eq!(s.validate(&s.default.to_json()), Ok(Value::from(d)));
+            } else {
+                assert!(s.default_int().is_none(), "{}", s.key);
+                assert!(s.validate(&s.default.to_json()).is_ok(), "{}", s.key);
+            }
+        }
+    }
+
+    #[test]
+    fn effective_integers() {
+        assert_eq!(effective_int(keys::MEDIA_TIMEOUT, None), 60);
+        assert_eq!(effective_int(keys::MEDIA_TIMEOUT, Some(90)), 90);
+        assert_eq!(effective_int(keys::MEDIA_TIMEOUT, Some(1)), 5);
+        assert_eq!(effective_int(keys::NO_ANSWER, Some(100_000)), 600);
+        assert_eq!(effective_int("nope", Some(7)), 7);
+        assert_eq!(DefaultValue::Int(30).to_string(), "30");
+        assert_eq!(DefaultValue::Text("MD5").to_string(), "MD5");
     }
 
     #[test]
