@@ -1,34 +1,33 @@
-//! `pbx`: call control around the sans-IO `sip` stack: transports, registrar, B2BUA calls, CDRs.
+//! `pbx`: the tokio driver around the sans-IO call engine.
 //!
-//! What it is: the part of Denwa that owns sockets and time for SIP. [`start`] binds the SIP
-//! transports, loads the location cache from the database and runs the core task; the returned
-//! [`Pbx`] is the narrow handle the binary and the control panel use (calls in progress, hang-up,
-//! metrics, shutdown). What it is not: a SIP parser (see `sip`), a media engine (see `media`) or
-//! a database layer (see `store`).
+//! What it is: the part of Denwa that owns sockets, timers, the database connection and the
+//! media relay for SIP. [`start`] binds the SIP transports, loads the engine's caches and the
+//! location table from the database and runs the driver task; the returned [`Pbx`] is the narrow
+//! handle the binary and the control panel use (calls in progress, hang-up, health, metrics,
+//! shutdown). It holds no policy: every decision is `engine`'s. What it is not: a SIP parser
+//! (`sip`), call control (`engine`), a media engine (`media`) or a database layer (`store`).
 
-pub mod call;
-mod core;
+mod driver;
+pub mod load;
 pub mod metrics;
-mod registrar;
-pub mod sdp;
-pub use engine::settings;
-pub mod throttle;
 pub mod transport;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 use tokio::sync::{mpsc, oneshot};
 
-pub use crate::call::{CallState, CallSummary};
-pub use crate::core::keys as setting_keys;
-use crate::core::{Control, Core, Internal};
 pub use crate::metrics::Metrics;
-use crate::throttle::ThrottleConfig;
 use crate::transport::Transports;
+pub use engine::control::{CallState, CallSummary};
+pub use engine::pike::ThrottleConfig;
+pub use engine::settings;
+pub use engine::settings::keys as setting_keys;
 
-/// Node-local settings of the PBX core.
+/// Node-local settings of the PBX.
 #[derive(Debug, Clone)]
 pub struct PbxConfig {
     /// SIP listen addresses (UDP and TCP on each); wildcards are expanded per interface.
@@ -37,12 +36,7 @@ pub struct PbxConfig {
     pub advertise: Option<IpAddr>,
     /// This node's name (stored with registrations).
     pub node_name: String,
-    /// Transaction timers (T1, T2, T4, D, J). Timer J defaults to 5 s here, not RFC 3261's
-    /// 64·T1 (32 s), as in Kamailio and OpenSIPS (`wait_timer`): a completed REGISTER, BYE or
-    /// OPTIONS transaction over UDP keeps its key and final response that long to answer
-    /// retransmissions. A client retransmits at most T2 (4 s) apart, so 5 s still answers the
-    /// retransmission that follows a lost response. At 10,000 REGISTER/s the RFC value kept
-    /// 640,000 finished transactions (about 700 MB); 5 s keeps a sixth of that.
+    /// Transaction timers (see [`engine::EngineConfig::timers`] for the Timer J choice).
     pub timers: sip::transaction::Timers,
     /// Brute-force protection.
     pub throttle: ThrottleConfig,
@@ -52,65 +46,113 @@ pub struct PbxConfig {
 
 impl Default for PbxConfig {
     fn default() -> Self {
+        let e = engine::EngineConfig::default();
         PbxConfig {
             sip_listen: vec![SocketAddr::from(([0, 0, 0, 0], 5060))],
             advertise: None,
             node_name: "denwa".into(),
-            timers: sip::transaction::Timers {
-                j: std::time::Duration::from_secs(5),
-                ..sip::transaction::Timers::default()
-            },
-            throttle: ThrottleConfig::default(),
+            timers: e.timers,
+            throttle: e.throttle,
             user_agent: format!("Denwa/{}", env!("CARGO_PKG_VERSION")),
         }
     }
 }
 
-/// Handle to a running PBX core.
+/// Requests from the control plane to the driver.
+pub(crate) enum Control {
+    ListCalls(oneshot::Sender<Vec<CallSummary>>),
+    Hangup(u64, oneshot::Sender<bool>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// State the driver shares with the handle.
+pub(crate) struct Shared {
+    /// Milliseconds since `epoch` at the driver's last loop turn (0: never).
+    heartbeat_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Shared {
+    fn beat(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.heartbeat_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+}
+
+/// The driver turns its loop at least every housekeeping tick (250 ms); a core silent for this
+/// long is stuck.
+const STALL: Duration = Duration::from_secs(5);
+
+/// Handle to a running PBX.
 #[derive(Clone)]
 pub struct Pbx {
-    internal: mpsc::UnboundedSender<Internal>,
+    control: mpsc::Sender<Control>,
+    shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     relay: media::Relay,
     sip_addrs: Vec<SocketAddr>,
 }
 
-/// Queue depth between the transports and the core. Deep enough to ride out bursts, shallow
+/// Queue depth between the transports and the driver. Deep enough to ride out bursts, shallow
 /// enough that a message never waits so long in it that the peer retransmits (which would only
 /// add load): past it, UDP input is dropped and counted, and the sender retransmits later.
 /// 2,048 messages are about 170 ms at 12,000 messages/s; together with the socket buffer
-/// (see `transport::set_buffers`) a message waits well under T1 (500 ms). At 8,192 an overloaded
-/// core let queueing delay pass T1, every phone retransmitted, and the retransmissions (twice
-/// the offered load in a REGISTER storm) took the CPU the new requests needed.
+/// a message waits well under T1 (500 ms).
 const INBOUND_QUEUE: usize = 2_048;
 
-/// Binds the SIP transports and starts the core on the current tokio runtime.
+/// Binds the SIP transports and starts the driver on the current tokio runtime.
 pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> Result<Pbx> {
     let metrics = Arc::new(Metrics::default());
     let transports = Transports::bind(&cfg.sip_listen, Arc::clone(&metrics)).await?;
     let sip_addrs = transports.local_addrs();
-    let (itx, irx) = mpsc::unbounded_channel();
+    let mut seed = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut seed);
+    let ecfg = engine::EngineConfig {
+        locals: sip_addrs.clone(),
+        advertise: cfg.advertise,
+        node_name: cfg.node_name.clone(),
+        timers: cfg.timers,
+        throttle: cfg.throttle,
+        user_agent: cfg.user_agent.clone(),
+        digest_secret: load::digest_secret(&store).await?,
+        seed,
+        ..Default::default()
+    };
+    // Caches first, so the first REGISTER after a restart already finds its extension.
+    let snap = engine::Snapshot {
+        tenants: load::tenants(&store).await?,
+        extensions: load::extensions(&store).await?,
+        settings: load::settings(&store).await,
+    };
+    let mut eng = engine::Engine::new(ecfg, snap);
+    let now = engine::Now {
+        mono: Instant::now(),
+        wall: SystemTime::now(),
+    };
+    for b in load::bindings(&store, now.wall).await? {
+        eng.load_binding(b, now);
+    }
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
-    let secret = core::digest_secret(&store).await?;
-    let mut core = Core::new(
-        cfg,
-        store.clone(),
+    let (ctl_tx, ctl_rx) = mpsc::channel(64);
+    let shared = Arc::new(Shared {
+        heartbeat_ms: AtomicU64::new(0),
+        epoch: Instant::now(),
+    });
+    transports.start(tx);
+    let d = driver::Driver::new(
+        eng,
+        store,
         relay.clone(),
         Arc::clone(&transports),
         Arc::clone(&metrics),
-        itx.clone(),
-        secret,
+        Arc::clone(&shared),
+        cfg.node_name,
     );
-    // Caches first, so the first REGISTER after a restart already finds its extension.
-    core.settings = core::load_settings(&store).await;
-    core.tenants = core::load_tenants(&store).await?;
-    core.rebuild_digest();
-    core.exts = core::load_extensions(&store).await?;
-    core.load_location().await?;
-    transports.start(tx);
-    tokio::spawn(core.run(rx, irx));
+    shared.beat();
+    tokio::spawn(d.run(rx, ctl_rx));
     Ok(Pbx {
-        internal: itx,
+        control: ctl_tx,
+        shared,
         metrics,
         relay,
         sip_addrs,
@@ -125,7 +167,12 @@ impl Pbx {
 
     /// True while the SIP core is running and turning its loop (for `/healthz`).
     pub fn core_alive(&self) -> bool {
-        !self.internal.is_closed()
+        if self.control.is_closed() {
+            return false;
+        }
+        let last = self.shared.heartbeat_ms.load(Ordering::Relaxed);
+        let now = self.shared.epoch.elapsed().as_millis() as u64;
+        last > 0 && now.saturating_sub(last) < STALL.as_millis() as u64
     }
 
     /// Counters for `/metrics`.
@@ -138,29 +185,36 @@ impl Pbx {
         let mut s = String::new();
         self.metrics.render(&mut s);
         let m = self.relay.metrics();
-        s.push_str(&format!(
-            "# HELP denwa_rtp_packets_relayed_total RTP/RTCP packets relayed.\n# TYPE denwa_rtp_packets_relayed_total counter\ndenwa_rtp_packets_relayed_total {}\n",
-            m.packets_relayed
-        ));
-        s.push_str(&format!(
-            "# HELP denwa_rtp_packets_dropped_total Media packets dropped (malformed, unlatched).\n# TYPE denwa_rtp_packets_dropped_total counter\ndenwa_rtp_packets_dropped_total {}\n",
-            m.packets_dropped
-        ));
-        s.push_str(&format!(
-            "# HELP denwa_media_sessions Media relay sessions open.\n# TYPE denwa_media_sessions gauge\ndenwa_media_sessions {}\n",
-            m.active_sessions
-        ));
+        metrics::write_simple(
+            &mut s,
+            &[
+                (
+                    "denwa_rtp_packets_relayed_total",
+                    "counter",
+                    "RTP/RTCP packets relayed.",
+                    m.packets_relayed,
+                ),
+                (
+                    "denwa_rtp_packets_dropped_total",
+                    "counter",
+                    "Media packets dropped (malformed, unlatched).",
+                    m.packets_dropped,
+                ),
+                (
+                    "denwa_media_sessions",
+                    "gauge",
+                    "Media relay sessions open.",
+                    m.active_sessions,
+                ),
+            ],
+        );
         s
     }
 
     /// Calls in progress.
     pub async fn calls(&self) -> Vec<CallSummary> {
         let (tx, rx) = oneshot::channel();
-        if self
-            .internal
-            .send(Internal::Control(Control::ListCalls(tx)))
-            .is_err()
-        {
+        if self.control.send(Control::ListCalls(tx)).await.is_err() {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
@@ -169,24 +223,16 @@ impl Pbx {
     /// Hangs up a call; false when no such call exists.
     pub async fn hangup(&self, id: u64) -> bool {
         let (tx, rx) = oneshot::channel();
-        if self
-            .internal
-            .send(Internal::Control(Control::Hangup(id, tx)))
-            .is_err()
-        {
+        if self.control.send(Control::Hangup(id, tx)).await.is_err() {
             return false;
         }
         rx.await.unwrap_or(false)
     }
 
-    /// Ends all calls (BYE/CANCEL, records written) and stops the core.
+    /// Ends all calls (BYE/CANCEL, records written) and stops the driver.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        if self
-            .internal
-            .send(Internal::Control(Control::Shutdown(tx)))
-            .is_ok()
-        {
+        if self.control.send(Control::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;
         }
     }

@@ -107,6 +107,22 @@ impl Metrics {
         }
     }
 
+    /// Publishes the call engine's counters (it counts requests, responses, authentication
+    /// failures, bans and calls; the driver copies them here a few times a second).
+    pub fn publish_engine(&self, c: &engine::Counters) {
+        for (dst, src) in self.requests_in.iter().zip(c.requests.iter()) {
+            dst.store(*src, Relaxed);
+        }
+        for (dst, src) in self.responses_out.iter().zip(c.responses.iter()) {
+            dst.store(*src, Relaxed);
+        }
+        self.auth_failures.store(c.auth_failures, Relaxed);
+        self.throttled.store(c.throttled, Relaxed);
+        for (dst, src) in self.calls_by_disposition.iter().zip(c.calls.iter()) {
+            dst.store(*src, Relaxed);
+        }
+    }
+
     /// Prometheus text exposition of the SIP counters (relay counters are appended by the caller).
     pub fn render(&self, out: &mut String) {
         let _ = writeln!(

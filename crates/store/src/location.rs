@@ -91,6 +91,18 @@ impl Store {
         }))
     }
 
+    /// Removes every binding of an extension, whatever AOR (domain) it was registered under
+    /// (`Contact: *`); returns how many.
+    pub async fn delete_bindings_for_extension(&self, extension_id: i64) -> Result<u64> {
+        Ok(write_tx!(self.db(), tx, kind => {
+            sqlx::query("DELETE FROM registrations WHERE extension_id = $1")
+                .bind(extension_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        }))
+    }
+
     /// Live bindings of an extension (expiring after `now`), best q first, then most recent.
     pub async fn bindings_for_extension(
         &self,

@@ -1,0 +1,495 @@
+//! The driver loop: feeds the engine what the sockets, timers, database and relay produce, and
+//! carries out what it asks. One task owns the engine (`&mut`, no locks); database work runs on
+//! spawned tasks whose answers come back through a channel, so disk latency never stalls
+//! signalling.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use engine::db::{DbAnswer, DbOp, OpId};
+use engine::media::{MediaCommand, MediaEvent, SessionId, Side};
+use engine::usrloc::LocOp;
+use engine::{ConfigUpdate, Engine, Input, Now, Output, Received};
+use store::{Change, Store};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::metrics::Metrics;
+use crate::transport::{Inbound, Transports};
+use crate::{Control, Shared, load};
+
+/// Messages taken from the inbound queue per loop turn before timers are looked at again.
+const BATCH: usize = 256;
+
+pub(crate) struct Driver {
+    engine: Engine,
+    store: Store,
+    relay: media::Relay,
+    transports: Arc<Transports>,
+    metrics: Arc<Metrics>,
+    shared: Arc<Shared>,
+    node: String,
+    sessions: HashMap<SessionId, media::Session>,
+    /// Answers of database tasks and send failures (our own tasks, bounded by the engine's
+    /// outstanding operations).
+    back_tx: mpsc::UnboundedSender<Input>,
+    back_rx: Option<mpsc::UnboundedReceiver<Input>>,
+    /// Inputs produced while carrying out outputs (media answers), fed before the next turn.
+    feedback: Vec<Input>,
+    /// Database operations of this turn that must run in order (location changes).
+    ordered: Vec<(OpId, DbOp)>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+fn now() -> Now {
+    Now {
+        mono: Instant::now(),
+        wall: SystemTime::now(),
+    }
+}
+
+impl Driver {
+    pub(crate) fn new(
+        engine: Engine,
+        store: Store,
+        relay: media::Relay,
+        transports: Arc<Transports>,
+        metrics: Arc<Metrics>,
+        shared: Arc<Shared>,
+        node: String,
+    ) -> Driver {
+        let (back_tx, back_rx) = mpsc::unbounded_channel();
+        Driver {
+            engine,
+            store,
+            relay,
+            transports,
+            metrics,
+            shared,
+            node,
+            sessions: HashMap::new(),
+            back_tx,
+            back_rx: Some(back_rx),
+            feedback: Vec::new(),
+            ordered: Vec::new(),
+            shutdown: None,
+        }
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut control: mpsc::Receiver<Control>,
+    ) {
+        let Some(mut back) = self.back_rx.take() else {
+            return;
+        };
+        let mut changes = self.store.subscribe();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.publish();
+        loop {
+            let deadline = self
+                .engine
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                Some(c) = control.recv() => self.on_control(c),
+                Some(i) = back.recv() => {
+                    let n = now();
+                    self.engine.handle_input(i, n);
+                    for _ in 0..BATCH {
+                        match back.try_recv() {
+                            Ok(i) => self.engine.handle_input(i, n),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(m) = inbound.recv() => {
+                    let n = now();
+                    self.receive(m, n);
+                    // Drain what is already queued before looking at timers again.
+                    for _ in 0..BATCH {
+                        match inbound.try_recv() {
+                            Ok(m) => self.receive(m, n),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep_until(deadline) => self.engine.handle_input(Input::Timeout, now()),
+                _ = tick.tick() => {
+                    self.check_media(now());
+                    self.publish();
+                }
+                c = changes.recv() => {
+                    match c {
+                        Ok(c) => self.on_change(c),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.on_change(Change::All),
+                        Err(_) => {}
+                    }
+                }
+            }
+            self.carry_out();
+            self.shared.beat();
+            if let Some(done) = self.shutdown.take() {
+                self.engine.end_all_calls(now());
+                self.carry_out();
+                // Give final messages and record writes a moment to leave.
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < deadline {
+                    match tokio::time::timeout(Duration::from_millis(100), back.recv()).await {
+                        Ok(Some(i)) => {
+                            self.engine.handle_input(i, now());
+                            self.carry_out();
+                        }
+                        _ => break,
+                    }
+                }
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+
+    fn receive(&mut self, m: Inbound, n: Now) {
+        let r = Received {
+            message: m.message,
+            source: m.source,
+            local: m.local,
+            transport: m.transport,
+        };
+        self.engine.handle_input(Input::Receive(r), n);
+    }
+
+    fn on_control(&mut self, c: Control) {
+        let n = now();
+        match c {
+            Control::ListCalls(tx) => {
+                let _ = tx.send(self.engine.calls(n));
+            }
+            Control::Hangup(id, tx) => {
+                let _ = tx.send(self.engine.hangup(id, n));
+            }
+            Control::Shutdown(tx) => self.shutdown = Some(tx),
+        }
+    }
+
+    /// Copies the engine's counters and gauges to `/metrics`.
+    fn publish(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.metrics.publish_engine(self.engine.counters());
+        self.metrics
+            .registrations
+            .store(self.engine.usrloc().len() as i64, Relaxed);
+        self.metrics
+            .active_calls
+            .store(self.engine.active_calls() as i64, Relaxed);
+        self.metrics
+            .transactions
+            .store(self.engine.transactions() as i64, Relaxed);
+    }
+
+    /// Carries out every output, feeding media answers back, until the engine is quiet.
+    fn carry_out(&mut self) {
+        loop {
+            while let Some(o) = self.engine.poll_output() {
+                match o {
+                    Output::Transmit(t) => self.transmit(t),
+                    Output::Db(id, op) => self.database(id, op),
+                    Output::Media(cmd) => self.media(cmd),
+                }
+            }
+            self.flush_ordered();
+            if self.feedback.is_empty() {
+                return;
+            }
+            let n = now();
+            for i in std::mem::take(&mut self.feedback) {
+                self.engine.handle_input(i, n);
+            }
+        }
+    }
+
+    fn transmit(&mut self, t: sip::transaction::Transmit) {
+        let back = self.back_tx.clone();
+        let txn = t.transaction;
+        let ok = self
+            .transports
+            .send(t.transport, t.local, t.destination, t.data, move || {
+                if let Some(id) = txn {
+                    let _ = back.send(Input::SendFailed(id));
+                }
+            });
+        if !ok && let Some(id) = txn {
+            self.feedback.push(Input::SendFailed(id));
+        }
+    }
+
+    fn database(&mut self, id: OpId, op: DbOp) {
+        match op {
+            op @ (DbOp::Location(_) | DbOp::BindingFlags { .. }) => self.ordered.push((id, op)),
+            DbOp::LookupExtension { tenant, number } => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                tokio::spawn(async move {
+                    let r = load::extension(&store, tenant, &number)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = back.send(Input::Db(id, DbAnswer::Extension(r)));
+                });
+            }
+            DbOp::InsertCdr(cdr) => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                tokio::spawn(async move {
+                    let r = store
+                        .insert_cdr(load::cdr_row(*cdr))
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string());
+                    let _ = back.send(Input::Db(id, DbAnswer::Cdr(r)));
+                });
+            }
+            DbOp::PurgeExpired { now } => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                tokio::spawn(async move {
+                    let r = store
+                        .purge_expired_bindings(now.into())
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string());
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                });
+            }
+        }
+    }
+
+    /// Runs this turn's location changes on one task, in order; runs of REGISTERs that only
+    /// upsert go to the store together (one group commit answers them all).
+    fn flush_ordered(&mut self) {
+        if self.ordered.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.ordered);
+        let store = self.store.clone();
+        let back = self.back_tx.clone();
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            let mut run: Vec<(OpId, Vec<LocOp>)> = Vec::new();
+            for (id, op) in batch {
+                match op {
+                    DbOp::Location(ops) if ops.iter().all(|o| matches!(o, LocOp::Upsert(_))) => {
+                        run.push((id, ops));
+                    }
+                    DbOp::Location(ops) => {
+                        upsert_run(&store, &node, std::mem::take(&mut run), &back).await;
+                        let result = apply(&store, &node, &ops).await;
+                        let _ = back.send(Input::Db(id, DbAnswer::Location { ops, result }));
+                    }
+                    DbOp::BindingFlags { binding, flags } => {
+                        upsert_run(&store, &node, std::mem::take(&mut run), &back).await;
+                        let mut row = load::binding_row(&binding, &node, SystemTime::now());
+                        row.flags = flags;
+                        let r = store
+                            .upsert_binding(row)
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string());
+                        let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                    }
+                    _ => {}
+                }
+            }
+            upsert_run(&store, &node, run, &back).await;
+        });
+    }
+
+    fn media(&mut self, cmd: MediaCommand) {
+        match cmd {
+            MediaCommand::Allocate {
+                session,
+                call_id,
+                a_ip,
+                b_ip,
+            } => match self.relay.allocate(&call_id, a_ip, b_ip) {
+                Ok(s) => {
+                    let (a, b) = (s.local(media::Leg::A), s.local(media::Leg::B));
+                    self.sessions.insert(session, s);
+                    self.feedback
+                        .push(Input::Media(MediaEvent::Allocated { session, a, b }));
+                }
+                Err(e) => self
+                    .feedback
+                    .push(Input::Media(MediaEvent::AllocationFailed {
+                        session,
+                        reason: e.to_string(),
+                    })),
+            },
+            MediaCommand::SetRemote {
+                session,
+                side,
+                rtp,
+                rtcp,
+            } => {
+                if let Some(s) = self.sessions.get(&session) {
+                    s.set_remote(leg(side), rtp, rtcp);
+                }
+            }
+            MediaCommand::SetHold { session, on_hold } => {
+                if let Some(s) = self.sessions.get(&session) {
+                    s.set_hold(on_hold);
+                }
+            }
+            MediaCommand::SetClockRate {
+                session,
+                side,
+                payload_type,
+                hz,
+            } => {
+                if let Some(s) = self.sessions.get(&session) {
+                    s.set_clock_rate(leg(side), payload_type, hz);
+                }
+            }
+            MediaCommand::Close { session } => {
+                if let Some(s) = self.sessions.remove(&session) {
+                    let st = s.stats();
+                    let (a, b) = (
+                        load::leg_stats(st.leg(media::Leg::A)),
+                        load::leg_stats(st.leg(media::Leg::B)),
+                    );
+                    tokio::spawn(s.close());
+                    self.feedback
+                        .push(Input::Media(MediaEvent::Closed { session, a, b }));
+                }
+            }
+        }
+    }
+
+    /// Reports sessions whose media stopped.
+    fn check_media(&mut self, n: Now) {
+        let dead: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.is_timed_out())
+            .map(|(id, _)| *id)
+            .collect();
+        for session in dead {
+            self.engine
+                .handle_input(Input::Media(MediaEvent::Timeout { session }), n);
+        }
+    }
+
+    fn on_change(&self, c: Change) {
+        let (ext, ten, set) = match c {
+            Change::Extensions => (true, false, false),
+            Change::Tenants => (false, true, false),
+            Change::Settings => (false, false, true),
+            Change::All => (true, true, true),
+            _ => (false, false, false),
+        };
+        let back = self.back_tx.clone();
+        let store = self.store.clone();
+        if !(ext || ten || set) {
+            return;
+        }
+        tokio::spawn(async move {
+            // Tenants before extensions: an extension's tenant must be known when it is used.
+            if ten {
+                match load::tenants(&store).await {
+                    Ok(t) => {
+                        let _ = back.send(Input::Config(ConfigUpdate::Tenants(t)));
+                    }
+                    Err(e) => warn!(error = %e, "loading tenants failed"),
+                }
+            }
+            if ext {
+                match load::extensions(&store).await {
+                    Ok(e) => {
+                        let _ = back.send(Input::Config(ConfigUpdate::Extensions(e)));
+                    }
+                    Err(e) => warn!(error = %e, "loading extensions failed"),
+                }
+            }
+            if set {
+                let s = load::settings(&store).await;
+                let _ = back.send(Input::Config(ConfigUpdate::Settings(s)));
+            }
+        });
+    }
+}
+
+fn leg(side: Side) -> media::Leg {
+    match side {
+        Side::A => media::Leg::A,
+        Side::B => media::Leg::B,
+    }
+}
+
+/// Writes the bindings of REGISTERs that only upsert and answers each one.
+async fn upsert_run(
+    store: &Store,
+    node: &str,
+    run: Vec<(OpId, Vec<LocOp>)>,
+    back: &mpsc::UnboundedSender<Input>,
+) {
+    if run.is_empty() {
+        return;
+    }
+    let wall = SystemTime::now();
+    let mut rows = Vec::new();
+    for (_, ops) in &run {
+        for op in ops {
+            if let LocOp::Upsert(b) = op {
+                rows.push(load::binding_row(b, node, wall));
+            }
+        }
+    }
+    let mut results = store.upsert_bindings(rows).await.into_iter();
+    for (id, ops) in run {
+        let mut result = Ok(());
+        for r in results.by_ref().take(ops.len()) {
+            if let Err(e) = r {
+                result = Err(e.to_string());
+            }
+        }
+        let _ = back.send(Input::Db(id, DbAnswer::Location { ops, result }));
+    }
+}
+
+/// Applies one REGISTER's (or keep-alive verdict's) changes in order.
+async fn apply(store: &Store, node: &str, ops: &[LocOp]) -> Result<(), String> {
+    for op in ops {
+        let r = match op {
+            LocOp::Upsert(b) => store
+                .upsert_binding(load::binding_row(b, node, SystemTime::now()))
+                .await
+                .map(drop),
+            LocOp::Delete {
+                extension_id,
+                contact_uri,
+            } => store
+                .delete_binding(*extension_id, contact_uri)
+                .await
+                .map(drop),
+            LocOp::DeleteAll { extension_id } => store
+                .delete_bindings_for_extension(*extension_id)
+                .await
+                .map(drop),
+        };
+        if let Err(e) = r {
+            debug!(error = %e, "location write failed");
+            return Err(e.to_string());
+        }
+    }
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

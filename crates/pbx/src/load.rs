@@ -1,0 +1,258 @@
+//! Conversions between the engine's values and the database's rows, and the cache loads the
+//! driver runs (at start and when the database says configuration changed).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use engine::config::{ExtEntry, Settings, Tenants};
+use engine::db::{CdrRecord, Disposition, HangupBy, LegStats};
+use engine::usrloc::{Binding, Ping};
+use sip::Uri;
+use sip::transaction::Transport;
+use store::Store;
+use tracing::warn;
+
+/// Every extension with its digest secrets, in keyset pages of 1,000.
+pub async fn extensions(store: &Store) -> anyhow::Result<HashMap<(i64, String), ExtEntry>> {
+    const PAGE: i64 = 1000;
+    let mut out = HashMap::new();
+    let mut after: Option<(i64, String)> = None;
+    loop {
+        let page = store
+            .extensions_with_auth_after(after.as_ref().map(|(t, n)| (*t, n.as_str())), PAGE)
+            .await?;
+        let full = page.len() as i64 == PAGE;
+        for (e, auth) in page {
+            after = Some((e.tenant_id, e.number.clone()));
+            out.insert(
+                (e.tenant_id, e.number.clone()),
+                ExtEntry {
+                    id: e.id,
+                    number: e.number,
+                    display_name: e.display_name,
+                    ha1_md5: auth.ha1_md5,
+                    ha1_sha256: auth.ha1_sha256,
+                    enabled: e.enabled,
+                    max_contacts: engine::policy::max_contacts(e.max_contacts),
+                },
+            );
+        }
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+/// One extension (after a cache miss).
+pub async fn extension(
+    store: &Store,
+    tenant: i64,
+    number: &str,
+) -> anyhow::Result<Option<ExtEntry>> {
+    let Some(e) = store.extension(tenant, number).await? else {
+        return Ok(None);
+    };
+    let auth = store.extension_auth(tenant, number).await?;
+    let (ha1_md5, ha1_sha256) = auth
+        .map(|a| (a.ha1_md5, a.ha1_sha256))
+        .unwrap_or((None, None));
+    Ok(Some(ExtEntry {
+        id: e.id,
+        number: e.number,
+        display_name: e.display_name,
+        ha1_md5,
+        ha1_sha256,
+        enabled: e.enabled,
+        max_contacts: engine::policy::max_contacts(e.max_contacts),
+    }))
+}
+
+/// Tenants, their domains and realms.
+pub async fn tenants(store: &Store) -> anyhow::Result<Tenants> {
+    let default = store.default_tenant().await?;
+    let mut t = Tenants {
+        default_id: default.id,
+        ..Default::default()
+    };
+    for tenant in store.list_tenants().await? {
+        for d in store.domains(tenant.id).await? {
+            t.by_domain.insert(d.to_ascii_lowercase(), tenant.id);
+        }
+        t.realms.insert(tenant.id, tenant.realm);
+    }
+    Ok(t)
+}
+
+/// Runtime settings (node-global rows), each checked against its spec.
+pub async fn settings(store: &Store) -> Settings {
+    let rows = match store.list_settings(None).await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "settings unreadable: using the defaults");
+            Vec::new()
+        }
+    };
+    let map: HashMap<String, String> = rows
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect();
+    Settings::from_values(|k| map.get(k).cloned())
+}
+
+/// The digest nonce secret from the database, created on first start.
+pub async fn digest_secret(store: &Store) -> anyhow::Result<[u8; 32]> {
+    let key = engine::settings::keys::DIGEST_SECRET;
+    if let Some(hex) = store.setting::<String>(None, key).await?
+        && let Ok(bytes) = hex::decode(hex.trim())
+        && let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(secret);
+    }
+    let mut secret = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut secret);
+    store.set_setting(None, key, &hex::encode(secret)).await?;
+    Ok(secret)
+}
+
+/// Unexpired registrations, as bindings (unreadable rows are skipped with a warning).
+pub async fn bindings(store: &Store, now: SystemTime) -> anyhow::Result<Vec<Binding>> {
+    let cutoff: chrono::DateTime<chrono::Utc> = now.into();
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = store
+            .list_bindings(store::Page {
+                limit: 5000,
+                offset,
+            })
+            .await?;
+        let n = page.len();
+        for r in page {
+            if r.expires_at <= cutoff {
+                continue;
+            }
+            let (Ok(contact), Ok(received)) = (
+                r.contact_uri.parse::<Uri>(),
+                r.received_addr.parse::<SocketAddr>(),
+            ) else {
+                warn!(contact = %r.contact_uri, "stored registration unreadable: skipped");
+                continue;
+            };
+            out.push(Binding {
+                tenant_id: r.tenant_id,
+                extension_id: r.extension_id,
+                aor: r.aor,
+                contact_uri: r.contact_uri,
+                contact,
+                expires_at: SystemTime::from(r.expires_at),
+                q: r.q,
+                call_id: r.call_id,
+                cseq: u32::try_from(r.cseq).unwrap_or(0),
+                user_agent: r.user_agent,
+                received,
+                transport: Transport::parse(r.transport.as_str()).unwrap_or(Transport::Udp),
+                local: r.local_addr.parse().unwrap_or(received),
+                instance_id: r.instance_id,
+                reg_id: r.reg_id,
+                behind_nat: false,
+                flags: r.flags,
+                ping: Ping {
+                    failures: 0,
+                    txn: None,
+                    next: Instant::now(),
+                },
+            });
+        }
+        if n < 5000 {
+            return Ok(out);
+        }
+        offset += 5000;
+    }
+}
+
+fn store_transport(t: Transport) -> store::Transport {
+    match t {
+        Transport::Tcp => store::Transport::Tcp,
+        Transport::Tls => store::Transport::Tls,
+        Transport::Ws | Transport::Wss => store::Transport::Ws,
+        _ => store::Transport::Udp,
+    }
+}
+
+/// The database row of a binding.
+pub fn binding_row(b: &Binding, node: &str, now: SystemTime) -> store::BindingUpsert {
+    store::BindingUpsert {
+        tenant_id: b.tenant_id,
+        extension_id: b.extension_id,
+        aor: b.aor.clone(),
+        contact_uri: b.contact_uri.clone(),
+        expires_at: b.expires_at.into(),
+        q: b.q,
+        call_id: b.call_id.clone(),
+        cseq: i64::from(b.cseq),
+        user_agent: b.user_agent.clone(),
+        received_addr: b.received.to_string(),
+        transport: store_transport(b.transport),
+        local_addr: b.local.to_string(),
+        instance_id: b.instance_id.clone(),
+        reg_id: b.reg_id,
+        node: node.to_string(),
+        flags: b.flags,
+        now: now.into(),
+    }
+}
+
+/// The database row of a call record.
+pub fn cdr_row(c: CdrRecord) -> store::NewCdr {
+    let stats = |s: LegStats| store::LegStats {
+        pkts_rx: s.pkts_rx,
+        pkts_tx: s.pkts_tx,
+        lost: s.lost,
+        jitter_ms: s.jitter_ms,
+    };
+    store::NewCdr {
+        tenant_id: c.tenant_id,
+        call_id: c.call_id,
+        caller: c.caller,
+        callee: c.callee,
+        caller_name: c.caller_name,
+        start_time: c.start_time.into(),
+        answer_time: c.answer_time.map(Into::into),
+        end_time: c.end_time.into(),
+        duration_s: c.duration_s,
+        billsec: c.billsec,
+        disposition: match c.disposition {
+            Disposition::Answered => store::Disposition::Answered,
+            Disposition::NoAnswer => store::Disposition::NoAnswer,
+            Disposition::Busy => store::Disposition::Busy,
+            Disposition::Failed => store::Disposition::Failed,
+            Disposition::Canceled => store::Disposition::Canceled,
+        },
+        hangup_by: match c.hangup_by {
+            HangupBy::Caller => store::HangupBy::Caller,
+            HangupBy::Callee => store::HangupBy::Callee,
+            HangupBy::System => store::HangupBy::System,
+        },
+        hangup_cause: c.hangup_cause,
+        codec: c.codec,
+        a: stats(c.a),
+        b: stats(c.b),
+    }
+}
+
+/// Media statistics of one relay leg, as the call record keeps them.
+pub fn leg_stats(s: &media::LegStats) -> LegStats {
+    LegStats {
+        pkts_rx: s.packets_rx as i64,
+        pkts_tx: s.packets_tx as i64,
+        lost: s.lost as i64,
+        jitter_ms: s.jitter_ms,
+    }
+}
