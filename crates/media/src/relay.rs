@@ -56,6 +56,10 @@ pub struct RelayConfig {
     /// Relay worker threads; 0 = half the CPUs this process may run on (at least one).
     /// Sessions are spread over them round-robin.
     pub workers: usize,
+    /// While busy, a worker wakes at most once per this interval and serves everything that
+    /// arrived meanwhile together (see the relay's README, "wake coalescing"): each packet
+    /// waits at most this long more. Zero wakes the worker for every readiness event.
+    pub wake_tick: Duration,
 }
 
 impl Default for RelayConfig {
@@ -66,6 +70,7 @@ impl Default for RelayConfig {
             media_timeout: Duration::from_secs(60),
             relatch_packets: 4,
             workers: 0,
+            wake_tick: Duration::from_millis(1),
         }
     }
 }
@@ -685,6 +690,30 @@ struct BatchCounters {
     malformed: u64,
 }
 
+impl BatchCounters {
+    fn add(&mut self, b: BatchCounters) {
+        self.relayed += b.relayed;
+        self.bytes += b.bytes;
+        self.dropped += b.dropped;
+        self.malformed += b.malformed;
+    }
+
+    /// Adds these counts to the relay-wide atomics and starts over.
+    fn flush(&mut self, g: &Counters) {
+        let b = std::mem::take(self);
+        if b.relayed > 0 {
+            g.relayed.fetch_add(b.relayed, Relaxed);
+            g.bytes.fetch_add(b.bytes, Relaxed);
+        }
+        if b.dropped > 0 {
+            g.dropped.fetch_add(b.dropped, Relaxed);
+        }
+        if b.malformed > 0 {
+            g.malformed.fetch_add(b.malformed, Relaxed);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct LegIo {
     rtp: UdpSocket,
@@ -849,10 +878,11 @@ impl Engine {
         io.rx.on_sequence(p.sequence, p.ssrc);
         let hz = io.clock_rate(p.payload_type);
         if hz != 0 {
-            let ns = now
-                .saturating_duration_since(self.shared.started)
-                .as_nanos();
-            let arrival = (ns * u128::from(hz) / 1_000_000_000) as u32;
+            // floor(elapsed * hz) in u64: whole seconds and the fraction apart (no u128 divide).
+            let d = now.saturating_duration_since(self.shared.started);
+            let rate = u64::from(hz);
+            let arrival =
+                (d.as_secs() * rate + u64::from(d.subsec_nanos()) * rate / 1_000_000_000) as u32;
             io.rx.on_timing(p.payload_type, p.timestamp, arrival, hz);
         }
         io.local.packets_rx += 1;
@@ -1122,8 +1152,9 @@ impl Engine {
         *lock(&self.shared.remotes) = [self.legs[0].rtp_dest, self.legs[1].rtp_dest];
     }
 
-    /// Moves the batch's counters into the shared atomics (one store each, not one per packet).
-    fn publish(&mut self) {
+    /// Moves the legs' counters into the shared atomics (one store each, not one per packet) and
+    /// hands the relay-wide ones to the worker, which adds them up once per wake.
+    fn publish(&mut self) -> BatchCounters {
         for (io, c) in self.legs.iter_mut().zip(self.shared.legs.iter()) {
             if !io.dirty {
                 continue;
@@ -1146,18 +1177,7 @@ impl Engine {
                 c.last_rx_ns.store(ns + 1, Relaxed);
             }
         }
-        let b = std::mem::take(&mut self.batch);
-        let g = &self.core.counters;
-        if b.relayed > 0 {
-            g.relayed.fetch_add(b.relayed, Relaxed);
-            g.bytes.fetch_add(b.bytes, Relaxed);
-        }
-        if b.dropped > 0 {
-            g.dropped.fetch_add(b.dropped, Relaxed);
-        }
-        if b.malformed > 0 {
-            g.malformed.fetch_add(b.malformed, Relaxed);
-        }
+        std::mem::take(&mut self.batch)
     }
 }
 
@@ -1314,7 +1334,6 @@ impl WorkerHandle {
             rx,
             has_cmds: has_cmds.clone(),
             slots: slots.clone(),
-            core,
             engines: Vec::new(),
             live: 0,
             timers: BinaryHeap::new(),
@@ -1325,6 +1344,9 @@ impl WorkerHandle {
                 data: [[0; BUF_LEN]; VLEN],
                 got: [(0, None); VLEN],
             }),
+            now: core.clock.now(),
+            batch: BatchCounters::default(),
+            core,
         };
         std::thread::Builder::new()
             .name(format!("relay-{index}"))
@@ -1387,17 +1409,38 @@ struct Worker {
     pending_spare: Vec<(usize, usize, u64)>,
     flushes: Vec<oneshot::Sender<()>>,
     bufs: Box<Bufs>,
+    /// The relay clock, read once per wake: the arrival time of every packet served in it.
+    now: Instant,
+    /// Relay-wide counters of this wake, added to the shared atomics at its end.
+    batch: BatchCounters,
 }
 
 impl Worker {
+    /// The loop: wait for readiness, serve every ready socket, run due timers.
+    ///
+    /// While busy the loop wakes at most once per [`RelayConfig::wake_tick`]: when the previous wake began less
+    /// than a tick ago, it sleeps out the rest of the tick before asking epoll again, and then
+    /// serves everything that arrived meanwhile in one wake. Without that, at a few hundred
+    /// calls nearly every datagram woke the thread on its own, and the sleep/wake-up pair per
+    /// datagram (the scheduler's context switch) cost more CPU than its receive and send
+    /// together. An idle relay still wakes at once for the first datagram; a saturated one
+    /// never sleeps (its wakes take longer than a tick). The price is at most one tick of added
+    /// delay per packet, and packets of one wake share one arrival time for jitter.
     fn run(mut self) {
         let mut events = Events::with_capacity(EVENTS);
+        let mut woke: Option<Instant> = None;
+        let tick = self.core.config.wake_tick;
         loop {
             let timeout = if self.pending.is_empty() {
                 self.next_timer()
             } else {
                 Some(Duration::ZERO)
             };
+            if let Some(rest) = woke.and_then(|w| tick.checked_sub(w.elapsed()))
+                && !rest.is_zero()
+            {
+                std::thread::sleep(rest);
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!(error = %e, "relay worker: epoll_wait failed");
@@ -1405,6 +1448,8 @@ impl Worker {
                 }
                 continue;
             }
+            woke = (!events.is_empty()).then(Instant::now);
+            self.now = self.core.clock.now();
             if self.commands() {
                 return;
             }
@@ -1429,6 +1474,7 @@ impl Worker {
                 return;
             }
             self.timers();
+            self.batch.flush(&self.core.counters);
             for tx in self.flushes.drain(..) {
                 let _ = tx.send(());
             }
@@ -1497,9 +1543,9 @@ impl Worker {
         if serial.is_some_and(|s| s != e.serial) {
             return;
         }
-        e.now = self.core.clock.now();
+        e.now = self.now;
         let more = e.drain(sock, &mut self.bufs);
-        e.publish();
+        self.batch.add(e.publish());
         if let Some(d) = e.update_timer() {
             self.timers.push(Reverse((d, slot, e.serial)));
         }
