@@ -256,6 +256,11 @@ class Server:
             if not p.alive():
                 raise RuntimeError(f"{p.name} exited:\n{p.tail()}")
 
+    def relay_pids(self) -> list[int]:
+        """The processes that relay media (all of Denwa; rtpengine alone for the anchor)."""
+        relay = [p.pid for p in self.procs if p.name.startswith("rtpengine") and p.alive()]
+        return relay or self.pids()
+
 
 class Denwa(Server):
     name = "denwa"
@@ -287,7 +292,7 @@ class Denwa(Server):
 
 class Kamailio(Server):
     name = "kamailio"
-    label = "Kamailio 5.6 (+ rtpengine for media)"
+    label = "Kamailio 5.6 (+ rtpengine (userspace) for media)"
 
     def __init__(self, work: str, db_template: str, children: int):
         super().__init__(work)
@@ -887,12 +892,14 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
     # The CPU window opens before the capture: analysing a large capture can take longer than
     # the rest of the first half of the hold, which once left a window of ~0 s and a CPU of 0 %.
     cpu_mid0, tm0 = cpu_seconds(server.pids()), time.time()
+    relay_cpu0 = cpu_seconds(server.relay_pids())
     stats = capture(work, RELAY_RTP[server.name], 3.0 if n < 1500 else 2.0, f"{server.name}-{n}", 4 * 50 * n)
     pss, rss = memory_kib(server.pids())
     perf = Perf(server, f"{tag}-{n}")
     time.sleep(max(0.0, ramp + hold * 0.5 - (time.time() - t0)))
     perf.stop()
     cpu_mid = cpu_seconds(server.pids()) - cpu_mid0
+    relay_cpu = cpu_seconds(server.relay_pids()) - relay_cpu0
     cpu_mid_s = time.time() - tm0
     r = uac.wait(2 * ramp + hold + 60)
     cpu = cpu_seconds(server.pids()) - cpu0
@@ -904,7 +911,10 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
     st.passed = st.fail_pct < 0.1 and out_loss < 0.1 and streams_ok and up >= n * 0.99
     st.extra = dict(stats)
     st.extra.update(pss_kib=pss, rss_kib=rss, up=up, idle_pss_kib=idle_mem[0], idle_rss_kib=idle_mem[1],
-                    cpu_pct_hold=100.0 * cpu_mid / cpu_mid_s if cpu_mid_s > 0 else 0.0)
+                    cpu_pct_hold=100.0 * cpu_mid / cpu_mid_s if cpu_mid_s > 0 else 0.0,
+                    # CPU of the relaying process per packet it forwards (G.711 20 ms both ways:
+                    # 100 packets/s per call in, as many out), over the same mid-hold window.
+                    relay_us_per_packet=1e6 * relay_cpu / (cpu_mid_s * 100 * n) if cpu_mid_s > 0 else None)
     notes = []
     if not streams_ok:
         notes.append(f"streams in/out {stats.get('in_streams')}/{stats.get('out_streams')} of {2 * n}")
@@ -961,6 +971,36 @@ def load_media(work, server, users_csv, smoke) -> LoadResult:
     how = "ladder " + ", ".join(str(x) for x in ladder) + " (stop at first failure"
     how += f", then halve the gap to {MEDIA_RESOLUTION})" if len(ladder) > 1 else ")"
     return LoadResult(best, steps, how)
+
+
+def relay_floor(smoke: bool) -> dict | None:
+    """CPU per relayed packet of Denwa's relay next to bare forwarding loops, measured by
+    `crates/media/benches/relay_load` (RELAY_LOAD_BIN, built by run.sh) on the same machine in
+    the same run: the forwarder on the server CPUs, its own generator on the load CPUs,
+    BENCH_FLOOR_CALLS simultaneous G.711 calls (default 1,000) for BENCH_FLOOR_SECS (10)."""
+    binary = os.environ.get("RELAY_LOAD_BIN")
+    if smoke or not binary or not os.path.exists(binary):
+        return None
+    calls = int(os.environ.get("BENCH_FLOOR_CALLS", "1000"))
+    secs = int(os.environ.get("BENCH_FLOOR_SECS", "10"))
+    halves = cpu_halves()
+    pin = (["--server-cpus", ",".join(map(str, halves[0])), "--load-cpus", ",".join(map(str, halves[1]))]
+           if halves else ["--pin", "none"])
+    argv = [binary, "--calls", str(calls), "--secs", str(secs), "--modes", "relay,bare,mmsg,uring"] + pin
+    log(f"relay floor: {' '.join(argv)}")
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60 + 8 * (secs + 10)).stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log(f"relay floor failed: {e}")
+        return None
+    rows = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 11 and f[0] in ("relay", "bare", "mmsg", "uring") and f[1].isdigit():
+            rows[f[0]] = {"pps": float(f[3]), "loss_pct": float(f[4]), "cpu_pct": float(f[5]),
+                          "us_per_packet": float(f[6]), "saturated": "saturated" in line}
+    log("relay floor: " + ", ".join(f"{m} {r['us_per_packet']:.2f} us" for m, r in rows.items()))
+    return {"calls": calls, "secs": secs, "rows": rows, "raw": out}
 
 
 # ---------------------------------------------------------------- report
@@ -1045,7 +1085,53 @@ def steps_table(results: dict, load: str, unit: str) -> list[str]:
     return out
 
 
-def report(results: dict, started: float, smoke: bool, path: str, labels: dict) -> None:
+def floor_table(results: dict, floor: dict | None) -> list[str]:
+    """CPU per relayed packet: both servers in the sipp media steps, and Denwa's relay next to
+    the bare forwarding loops in relay_load's harness."""
+    lines = ["## CPU per relayed packet", ""]
+    d, k = results.get("denwa", {}).get("media"), results.get("kamailio", {}).get("media")
+
+    def held(r) -> dict:
+        return {int(st.target): st for st in r.steps if st.passed} if r else {}
+
+    dh, kh = held(d), held(k)
+    # Same load for both: the highest step both servers held.
+    common = max(set(dh) & set(kh), default=None)
+    bare = floor and floor["rows"].get("bare", {}).get("us_per_packet")
+
+    def vs(us) -> str:
+        return f"{us / bare:.2f}" if us and bare else "n/a"
+
+    lines += ["| forwarder | measured in | µs CPU per relayed packet | / bare one-packet loop |", "|---|---|---|---|"]
+    if common is not None:
+        for name, st in (("Denwa (`denwa serve`, whole process)", dh[common]),
+                         ("rtpengine (userspace), its process", kh[common])):
+            us = st.extra.get("relay_us_per_packet")
+            lines.append(f"| {name} | sipp media step, {common} calls (highest both held) | {fmt(us, '.2f')} | {vs(us)} |")
+    for label, hs in (("Denwa", dh), ("rtpengine (userspace)", kh)):
+        if hs:
+            top = max(hs)
+            us = hs[top].extra.get("relay_us_per_packet")
+            lines.append(f"| {label} at its top step | sipp media step, {top} calls | {fmt(us, '.2f')} | {vs(us)} |")
+    if floor:
+        names = {"relay": "Denwa's relay (media::Relay, default settings)",
+                 "bare": "bare loop: epoll + one recvfrom + one sendto per packet",
+                 "mmsg": "bare loop: recvmmsg/sendmmsg ×32 per readable socket",
+                 "uring": "bare loop: io_uring, batched RecvMsg/SendMsg"}
+        for m, label in names.items():
+            r = floor["rows"].get(m)
+            if r:
+                note = " (generator saturated)" if r["saturated"] else ""
+                lines.append(f"| {label} | relay_load harness, {floor['calls']} calls, {floor['secs']} s, "
+                             f"loss {r['loss_pct']:.3f} %{note} | {r['us_per_packet']:.2f} | {vs(r['us_per_packet'])} |")
+    lines += ["", "The sipp figures are the relaying process's CPU (utime + stime) over the mid-hold window "
+              "divided by 100 packets/s per call; the harness figures are the forwarder child's CPU per packet "
+              "it returned, all forwarders under the same generated load on the server CPU (bench/README.md).", ""]
+    return lines
+
+
+def report(results: dict, started: float, smoke: bool, path: str, labels: dict,
+           floor: dict | None = None) -> None:
     d, k = results.get("denwa", {}), results.get("kamailio", {})
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -1097,7 +1183,7 @@ def report(results: dict, started: float, smoke: bool, path: str, labels: dict) 
             return st.extra["cpu_pct_hold"] / 100.0 / st.target * 1000.0
 
         lines += ["## Calls with relayed media (G.711 both ways, all calls up 30 s, < 0.1 % failed calls and < 0.1 % loss)", "",
-                  "| figure | Denwa | Kamailio + rtpengine | Denwa/anchor |", "|---|---|---|---|",
+                  "| figure | Denwa | Kamailio + rtpengine (userspace) | Denwa/anchor |", "|---|---|---|---|",
                   f"| highest simultaneous calls held | {fmt(bd and bd.target)} | {fmt(bk and bk.target)} | {ratio(bd and bd.target, bk and bk.target)} |",
                   f"| packet loss through the relay (received side) | {ex(bd, 'out_loss_pct', '.3f')} % | {ex(bk, 'out_loss_pct', '.3f')} % | |",
                   f"| jitter into the relay / out of it (ms) | {ex(bd, 'in_jitter_ms')} / {ex(bd, 'out_jitter_ms')} | {ex(bk, 'in_jitter_ms')} / {ex(bk, 'out_jitter_ms')} | |",
@@ -1106,7 +1192,7 @@ def report(results: dict, started: float, smoke: bool, path: str, labels: dict) 
                   f"| server CPU s per 1,000 call-seconds of media | {fmt(cpu_call_s(bd), '.2f')} | {fmt(cpu_call_s(bk), '.2f')} | {ratio(cpu_call_s(bd), cpu_call_s(bk))} |",
                   f"| server CPU s per 1,000 calls (whole step, {30}+ s calls) | {fmt(cpu_per_1000(bd), '.1f')} | {fmt(cpu_per_1000(bk), '.1f')} | {ratio(cpu_per_1000(bd), cpu_per_1000(bk))} |",
                   "", "## Memory per simultaneous call (at the highest media step held)", "",
-                  "| figure | Denwa | Kamailio + rtpengine | Denwa/anchor |", "|---|---|---|---|",
+                  "| figure | Denwa | Kamailio + rtpengine (userspace) | Denwa/anchor |", "|---|---|---|---|",
                   f"| idle PSS (KiB) | {ex(bd, 'idle_pss_kib', '.0f')} | {ex(bk, 'idle_pss_kib', '.0f')} | |",
                   f"| PSS with the calls up (KiB) | {ex(bd, 'pss_kib', '.0f')} | {ex(bk, 'pss_kib', '.0f')} | |",
                   f"| KiB per simultaneous call (PSS, idle subtracted) | {fmt(per_call(bd), '.1f')} | {fmt(per_call(bk), '.1f')} | {ratio(per_call(bd), per_call(bk))} |",
@@ -1127,6 +1213,7 @@ def report(results: dict, started: float, smoke: bool, path: str, labels: dict) 
                            f"{e.get('pss_kib')} ({e.get('idle_pss_kib')}) | {e.get('cpu_pct_hold', 0):.0f} | "
                            f"{'pass' if st.passed else 'fail'}{' — ' + st.note if st.note else ''} |")
         lines += out + ["", "</details>", ""]
+        lines += floor_table(results, floor)
         goals = []
     # Goals.
     g = ["## Goals (issue 6)", ""]
@@ -1145,7 +1232,12 @@ def report(results: dict, started: float, smoke: bool, path: str, labels: dict) 
         goal("calls/s >= 1.0x Kamailio", bdc.target / bkc.target, 1.0, "{:.2f}x")
     bdm, bkm = best(d, "media"), best(k, "media")
     if bdm and bkm:
-        goal("simultaneous relayed calls >= 2x Kamailio + rtpengine", bdm.target / bkm.target, 2.0, "{:.2f}x")
+        goal("simultaneous relayed calls >= 2x Kamailio + rtpengine (userspace)", bdm.target / bkm.target, 2.0, "{:.2f}x")
+    rows = floor["rows"] if floor else {}
+    if "relay" in rows and "bare" in rows and rows["bare"]["us_per_packet"]:
+        r = rows["relay"]["us_per_packet"] / rows["bare"]["us_per_packet"]
+        g.append(f"- relay CPU per packet <= 1.2x a bare one-packet-per-syscall loop (same harness, load, CPU): "
+                 f"{r:.2f}x — {'met' if r <= 1.2 else 'NOT met'}")
     if bdm:
         kib = (bdm.extra["pss_kib"] - bdm.extra["idle_pss_kib"]) / bdm.target
         g.append(f"- < 20 KiB server memory per simultaneous call: {kib:.1f} KiB — {'met' if kib < 20 else 'NOT met'}")
@@ -1208,7 +1300,8 @@ def main() -> int:
                     results[name][load] = LoadResult(None, [], f"aborted: {str(e).splitlines()[0]}")
                     if a.smoke:
                         raise
-        report(results, started, a.smoke, a.out, {n: s.label for n, s in servers.items()})
+        floor = relay_floor(a.smoke) if "media" in a.loads.split(",") else None
+        report(results, started, a.smoke, a.out, {n: s.label for n, s in servers.items()}, floor)
         if a.smoke:
             for name, res in results.items():
                 for load, r in res.items():

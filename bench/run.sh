@@ -9,7 +9,8 @@
 #   bench/run.sh --keep          keep the work directory (server logs, sipp statistics and errors)
 #
 # Environment: DENWA_BIN=path skips the release build and benchmarks that binary;
-# BENCH_MEDIA_LADDER=300,600,... overrides the simultaneous-call steps.
+# BENCH_MEDIA_LADDER=300,600,... overrides the simultaneous-call steps; RELAY_LOAD_BIN=path
+# skips building the relay floor harness (BENCH_FLOOR_CALLS, BENCH_FLOOR_SECS: its load).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -53,5 +54,22 @@ if [ -z "${DENWA_BIN:-}" ]; then
   cargo build --release -p denwa
   DENWA_BIN=target/release/denwa
 fi
+
+# The relay floor harness (CPU per packet of Denwa's relay next to bare forwarding loops), run
+# after the media ladder; not needed by --smoke. RELAY_LOAD_BIN=path skips the build.
+case " $* " in
+  *" --smoke "*) ;;
+  *)
+    if [ -z "${RELAY_LOAD_BIN:-}" ]; then
+      RELAY_LOAD_BIN=$(cargo bench -p media --bench relay_load --no-run --message-format=json \
+        | python3 -c 'import json, sys
+for line in sys.stdin:
+    j = json.loads(line)
+    if j.get("reason") == "compiler-artifact" and j.get("executable") and j["target"]["name"] == "relay_load":
+        print(j["executable"])')
+    fi
+    export RELAY_LOAD_BIN
+    ;;
+esac
 
 exec python3 bench/bench.py --denwa-bin "$DENWA_BIN" "$@"
