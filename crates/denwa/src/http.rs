@@ -1,10 +1,37 @@
 //! The HTTP listener: the control panel and REST API of the `web` crate, `/healthz`, `/metrics`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
+use web::control::{BoxFuture, CallControl, CallSummary};
+
+/// The running SIP core as the `web` crate sees it.
+pub struct PbxControl(pub pbx::Pbx);
+
+impl CallControl for PbxControl {
+    fn sip_addrs(&self) -> Vec<SocketAddr> {
+        self.0.sip_addrs().to_vec()
+    }
+
+    fn calls(&self) -> BoxFuture<'_, Vec<CallSummary>> {
+        Box::pin(self.0.calls())
+    }
+
+    fn hangup(&self, id: u64) -> BoxFuture<'_, bool> {
+        Box::pin(self.0.hangup(id))
+    }
+
+    fn render_metrics(&self) -> String {
+        self.0.render_metrics()
+    }
+
+    fn core_alive(&self) -> bool {
+        self.0.core_alive()
+    }
+}
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -42,7 +69,12 @@ pub async fn serve(l: TcpListener, state: State) {
         log_level: cfg.log_level.clone(),
         data_dir: cfg.data_dir.clone(),
     };
-    let w = web::Web::new(state.pbx, state.store, state.started, info);
+    let w = web::Web::new(
+        Arc::new(PbxControl(state.pbx)),
+        state.store,
+        state.started,
+        info,
+    );
     match w.first_run_setup_path().await {
         Ok(Some(path)) => {
             // Printed to the console on purpose: whoever started the server may create the

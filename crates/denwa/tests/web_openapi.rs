@@ -1,10 +1,12 @@
 //! `/api/v1` against its own OpenAPI document, with schemathesis (from PyPI) generating requests
 //! from the document against a running `denwa serve`: no server errors, only documented status
 //! codes and content types, and every response body matching its schema.
-//! Needs `tests/openapi/.venv` (scripts/test-deps.sh creates it).
+//! Needs `tests/openapi/.venv` (scripts/test-deps.sh creates it). Also `/healthz` and
+//! `/metrics` of the running server, which see the SIP core through `web::CallControl`.
 
 mod common;
 
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -68,4 +70,27 @@ fn api_matches_its_openapi_document() {
         d.print_logs();
         panic!("schemathesis found problems (see above)");
     }
+}
+
+/// A plain HTTP/1.0 GET on the server's listener: the whole response as text.
+fn http_get(port: u16, path: &str) -> String {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect HTTP");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(c, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
+    let mut out = String::new();
+    c.read_to_string(&mut out).expect("read");
+    out
+}
+
+#[test]
+fn healthz_and_metrics_of_a_running_server_see_the_sip_core() {
+    let d = Denwa::start();
+    let h = http_get(d.http_port, "/healthz");
+    assert!(h.starts_with("HTTP/1.0 200"), "{h}");
+    assert!(h.contains("\"sip_core\":\"running\""), "{h}");
+    assert!(h.contains(&d.sip_addr()), "{h}");
+    let m = http_get(d.http_port, "/metrics");
+    assert!(m.contains("\ndenwa_sip_core_up 1\n"), "{m}");
+    assert!(m.contains("denwa_sip_requests_received_total"), "{m}");
 }

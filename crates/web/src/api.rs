@@ -266,7 +266,7 @@ async fn status(State(w): State<Web>, _k: Key) -> ApiResult<Json<Value>> {
     let today = Utc::now().date_naive();
     let counts = w.store().cdr_counts_for_day(None, today).await?;
     let regs = w.store().count_bindings(Some(Utc::now())).await?;
-    let calls = w.pbx().calls().await.len();
+    let calls = w.control().calls().await.len();
     Ok(Json(json!({
         "node": w.info(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -553,7 +553,7 @@ async fn list_registrations(
 }
 
 async fn list_calls(State(w): State<Web>, _k: Key) -> ApiResult<Json<Value>> {
-    let calls = w.pbx().calls().await;
+    let calls = w.control().calls().await;
     let n = calls.len();
     Ok(Json(
         json!({ "items": calls, "total": n, "limit": n, "offset": 0 }),
@@ -561,7 +561,7 @@ async fn list_calls(State(w): State<Web>, _k: Key) -> ApiResult<Json<Value>> {
 }
 
 async fn hangup(State(w): State<Web>, _k: Key, P(id): P<u64>) -> ApiResult<StatusCode> {
-    if w.pbx().hangup(id).await {
+    if w.control().hangup(id).await {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("call {id} not found")))

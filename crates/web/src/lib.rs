@@ -1,11 +1,13 @@
 //! `web`: the control panel (server-rendered, English and Japanese) and the REST API `/api/v1`.
 //!
 //! What it is: one axum [`Router`] built by [`router`] over a [`Web`] handle that holds the
-//! database ([`store::Store`]) and the narrow call-control handle ([`pbx::Pbx`]). Every page,
-//! style sheet and script is compiled into the binary. What it is not: the HTTP listener (the
-//! `denwa` binary binds it) or a place for SQL (all of that is in `store`).
+//! database ([`store::Store`]) and call control seen through the narrow [`CallControl`] trait.
+//! Every page, style sheet and script is compiled into the binary. What it is not: the HTTP
+//! listener or the SIP core (the `denwa` binary binds the one and implements [`CallControl`] over
+//! the other), or a place for SQL (all of that is in `store`).
 
 pub mod api;
+pub mod control;
 mod csv;
 pub mod i18n;
 mod openapi;
@@ -25,6 +27,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 pub use crate::api::ApiError;
+pub use crate::control::{BoxFuture, CallControl};
 
 /// Node facts shown on the dashboard and in `/api/v1/status` (bootstrap config, read-only here).
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -54,7 +57,7 @@ pub struct Web {
 }
 
 struct Inner {
-    pbx: pbx::Pbx,
+    control: Arc<dyn CallControl>,
     store: store::Store,
     started: Instant,
     info: NodeInfo,
@@ -63,11 +66,16 @@ struct Inner {
 }
 
 impl Web {
-    /// A handle over a running PBX and its store.
-    pub fn new(pbx: pbx::Pbx, store: store::Store, started: Instant, info: NodeInfo) -> Web {
+    /// A handle over call control and the store.
+    pub fn new(
+        control: Arc<dyn CallControl>,
+        store: store::Store,
+        started: Instant,
+        info: NodeInfo,
+    ) -> Web {
         Web {
             inner: Arc::new(Inner {
-                pbx,
+                control,
                 store,
                 started,
                 info,
@@ -83,8 +91,8 @@ impl Web {
     }
 
     /// Call control.
-    pub fn pbx(&self) -> &pbx::Pbx {
-        &self.inner.pbx
+    pub fn control(&self) -> &dyn CallControl {
+        &*self.inner.control
     }
 
     /// Node facts.
@@ -177,34 +185,67 @@ async fn security_headers(mut r: axum::response::Response) -> axum::response::Re
     r
 }
 
+/// How long `/healthz` waits for the database before calling it unavailable.
+const HEALTH_DB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// 200 with node details when the database answers and the SIP core runs; 503 with the reasons
+/// (`problems`) otherwise.
 async fn healthz(State(w): State<Web>) -> impl IntoResponse {
-    // Healthy means: the database answers and the SIP core is running.
-    match w.store().schema_version().await {
-        Ok(v) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({
-                "status": "ok",
-                "node": w.info().node,
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_s": w.uptime_s(),
-                "schema_version": v,
-                "backend": w.store().backend().as_str(),
-                "sip": w.pbx().sip_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            })),
-        ),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                serde_json::json!({ "status": "database unavailable", "error": e.to_string() }),
-            ),
-        ),
+    let mut problems = Vec::new();
+    let core_alive = w.control().core_alive();
+    if !core_alive {
+        problems.push("sip core: not running".to_string());
+    }
+    let schema = match tokio::time::timeout(HEALTH_DB_TIMEOUT, w.store().schema_version()).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            problems.push(format!("database: {e}"));
+            None
+        }
+        Err(_) => {
+            problems.push(format!(
+                "database: no answer within {} s",
+                HEALTH_DB_TIMEOUT.as_secs()
+            ));
+            None
+        }
+    };
+    let mut body = serde_json::json!({
+        "status": if problems.is_empty() { "ok" } else { "unavailable" },
+        "node": w.info().node,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": w.uptime_s(),
+        "schema_version": schema,
+        "backend": w.store().backend().as_str(),
+        "sip_core": if core_alive { "running" } else { "stopped" },
+        "sip": w.control().sip_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+    });
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        tracing::warn!(?problems, "health check failed");
+        body["problems"] = serde_json::Value::from(problems);
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body))
+}
+
+/// Appends unlabelled metrics, each `(name, "counter" | "gauge", help, value)`, in Prometheus
+/// text format.
+fn write_simple(out: &mut String, rows: &[(&str, &str, &str, u64)]) {
+    use std::fmt::Write as _;
+    for (name, kind, help, v) in rows {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
     }
 }
 
 /// The group-commit writer's counters: a growing `denwa_store_writes_waiting` means the database
 /// (its fsync) is the bottleneck, and every REGISTER and call end waits behind it.
 fn render_store_metrics(out: &mut String, s: &store::WriteStats) {
-    pbx::metrics::write_simple(
+    write_simple(
         out,
         &[
             (
@@ -230,8 +271,19 @@ fn render_store_metrics(out: &mut String, s: &store::WriteStats) {
 }
 
 async fn metrics(State(w): State<Web>) -> impl IntoResponse {
-    let mut body = w.pbx().render_metrics();
+    let mut body = w.control().render_metrics();
     render_store_metrics(&mut body, &w.store().write_stats());
-    body.push_str("# HELP denwa_up 1 while the node runs.\n# TYPE denwa_up gauge\ndenwa_up 1\n");
+    write_simple(
+        &mut body,
+        &[
+            ("denwa_up", "gauge", "1 while the node runs.", 1),
+            (
+                "denwa_sip_core_up",
+                "gauge",
+                "1 while the SIP core runs (0: /healthz answers 503).",
+                u64::from(w.control().core_alive()),
+            ),
+        ],
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, extract::DefaultBodyLimit};
 use chrono::Utc;
+use engine::control::{CallState, CallSummary};
 use maud::{DOCTYPE, Markup, html};
 use store::{AdminLogin, AdminRole, ApiScope, Page};
 
@@ -512,7 +513,7 @@ async fn setup(State(w): State<Web>, ctx: Ctx, Form(f): Form<HashMap<String, Str
 
 // ----- dashboard -----
 
-fn calls_table(ctx: &Ctx, calls: &[pbx::CallSummary]) -> Markup {
+fn calls_table(ctx: &Ctx, calls: &[CallSummary]) -> Markup {
     html! {
         @if calls.is_empty() {
             p.empty id="no-calls" { (ctx.t("calls.none")) }
@@ -528,7 +529,7 @@ fn calls_table(ctx: &Ctx, calls: &[pbx::CallSummary]) -> Markup {
                     @for c in calls {
                         tr.call data-caller=(c.caller) data-callee=(c.callee) {
                             td { (c.caller) } td { (c.callee) }
-                            td { (ctx.t(match c.state { pbx::CallState::Ringing => "calls.ringing", pbx::CallState::Up => "calls.up" })) }
+                            td { (ctx.t(match c.state { CallState::Ringing => "calls.ringing", CallState::Up => "calls.up" })) }
                             td { (fmt_duration(c.duration_s)) }
                             td { (c.codec) }
                             @if ctx.is_admin() {
@@ -583,7 +584,7 @@ async fn dashboard(State(w): State<Web>, Signed(ctx): Signed) -> Response {
         Ok(m) => m,
         Err(e) => return fail(&ctx, e),
     };
-    let calls = w.pbx().calls().await;
+    let calls = w.control().calls().await;
     let info = w.info();
     let body = html! {
         section {
@@ -597,7 +598,7 @@ async fn dashboard(State(w): State<Web>, Signed(ctx): Signed) -> Response {
                 tr { th { (ctx.t("node.name")) } td { (info.node) } }
                 tr { th { (ctx.t("node.version")) } td { (env!("CARGO_PKG_VERSION")) } }
                 tr { th { (ctx.t("node.uptime")) } td { (fmt_duration(w.uptime_s())) } }
-                tr { th { (ctx.t("node.sip")) } td { (w.pbx().sip_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")) } }
+                tr { th { (ctx.t("node.sip")) } td { (w.control().sip_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")) } }
                 tr { th { (ctx.t("node.http")) } td { (info.http_listen) } }
                 tr { th { (ctx.t("node.database")) } td { (w.store().backend().as_str()) } }
             } }
@@ -624,14 +625,14 @@ fn disp_key(d: store::Disposition) -> &'static str {
 }
 
 async fn calls_fragment(State(w): State<Web>, Signed(ctx): Signed) -> Response {
-    let calls = w.pbx().calls().await;
+    let calls = w.control().calls().await;
     calls_table(&ctx, &calls).into_response()
 }
 
 // ----- calls in progress -----
 
 async fn calls(State(w): State<Web>, Signed(ctx): Signed) -> Response {
-    let calls = w.pbx().calls().await;
+    let calls = w.control().calls().await;
     let body = html! {
         div id="live-calls" data-live="/fragments/calls" { (calls_table(&ctx, &calls)) }
     };
@@ -655,7 +656,7 @@ async fn hangup(
             ctx.t("err.not_found"),
         );
     };
-    if w.pbx().hangup(id).await {
+    if w.control().hangup(id).await {
         Redirect::to("/calls").into_response()
     } else {
         notice(

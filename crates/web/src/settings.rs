@@ -1,15 +1,16 @@
 //! The settings the panel and the API may change. Their types, ranges, defaults and whether
-//! they apply at once come from `pbx::settings` (the one table the core reads); this module adds
+//! they apply at once come from `engine::settings` (the one table the core reads); this module adds
 //! the panel's translated labels.
 
-pub use pbx::settings::{DefaultValue, Invalid, Kind, Spec as Def};
+use engine::settings::keys;
+pub use engine::settings::{DefaultValue, Invalid, Kind, Spec as Def};
 
 /// Every setting the panel and the API know, in display order.
-pub const ALL: &[Def] = pbx::settings::SPECS;
+pub const ALL: &[Def] = engine::settings::SPECS;
 
 /// The definition of `key`.
 pub fn find(key: &str) -> Option<&'static Def> {
-    pbx::settings::spec(key)
+    engine::settings::spec(key)
 }
 
 /// Message key of the translated "wrong format" message for a setting of `kind`.
@@ -27,17 +28,17 @@ pub fn format_message(kind: Kind) -> &'static str {
 /// Message key of the translated description of `key` (see [`crate::i18n`]).
 pub fn label(key: &str) -> &'static str {
     match key {
-        pbx::setting_keys::NO_ANSWER => "set.no_answer",
-        pbx::setting_keys::MIN_EXPIRES => "set.min_expires",
-        pbx::setting_keys::MAX_EXPIRES => "set.max_expires",
-        pbx::setting_keys::DEFAULT_EXPIRES => "set.default_expires",
-        pbx::setting_keys::KEEPALIVE => "set.keepalive",
-        pbx::setting_keys::MEDIA_TIMEOUT => "set.media_timeout",
-        pbx::setting_keys::DIGEST_ALGORITHMS => "set.digest",
-        pbx::setting_keys::NODE_SIP_LISTEN => "set.node_sip",
-        pbx::setting_keys::NODE_ADVERTISE => "set.node_advertise",
-        pbx::setting_keys::NODE_RTP_PORTS => "set.node_rtp",
-        pbx::setting_keys::NODE_LOG_LEVEL => "set.node_log",
+        keys::NO_ANSWER => "set.no_answer",
+        keys::MIN_EXPIRES => "set.min_expires",
+        keys::MAX_EXPIRES => "set.max_expires",
+        keys::DEFAULT_EXPIRES => "set.default_expires",
+        keys::KEEPALIVE => "set.keepalive",
+        keys::MEDIA_TIMEOUT => "set.media_timeout",
+        keys::DIGEST_ALGORITHMS => "set.digest",
+        keys::NODE_SIP_LISTEN => "set.node_sip",
+        keys::NODE_ADVERTISE => "set.node_advertise",
+        keys::NODE_RTP_PORTS => "set.node_rtp",
+        keys::NODE_LOG_LEVEL => "set.node_log",
         _ => "set.unknown",
     }
 }

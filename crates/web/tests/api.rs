@@ -1,11 +1,11 @@
-//! The REST API against a real store and PBX core: every endpoint, bad input of every kind,
+//! The REST API against a real store and a fake call control: every endpoint, bad input of every kind,
 //! and that every refused request leaves the data as it was.
 
 mod common;
 
 use axum::http::StatusCode;
 use chrono::{Duration, TimeZone, Utc};
-use common::{App, app};
+use common::{App, Resp, app};
 use serde_json::{Value, json};
 
 /// Everything a refused request could have touched, for before/after comparison.
@@ -525,6 +525,26 @@ async fn registrations_and_calls() {
     assert_eq!(s["registrations"], 1);
     assert_eq!(s["calls_in_progress"], 0);
     assert_eq!(s["today"]["ANSWERED"], 0);
+
+    // Calls in progress come from call control; a hang-up goes to it.
+    a.control
+        .add_call(7, "1001", "1002", web::control::CallState::Up);
+    a.control
+        .add_call(8, "1003", "1001", web::control::CallState::Ringing);
+    let l = a.get("/calls").await;
+    assert_eq!(l["total"], 2);
+    assert_eq!(l["items"][0]["id"], 7);
+    assert_eq!(l["items"][0]["state"], "up");
+    assert_eq!(l["items"][1]["state"], "ringing");
+    assert_eq!(a.get("/status").await["calls_in_progress"], 2);
+    let r = a.api("DELETE", "/calls/7", Some(&a.read), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "a read key cannot hang up");
+    let r = a.api("DELETE", "/calls/7", k, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(*a.control.hangups.lock().unwrap(), [42, 7]);
+    let l = a.get("/calls").await;
+    assert_eq!(l["total"], 1);
+    assert_eq!(l["items"][0]["id"], 8);
 }
 
 fn cdr(
@@ -1065,36 +1085,76 @@ async fn openapi_matches_routes() {
     }
 }
 
+async fn get_plain(a: &App, path: &str) -> Resp {
+    a.send(
+        axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn healthz_and_metrics() {
     let a = app().await;
-    let r = a
-        .send(
-            axum::http::Request::get("/healthz")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let r = get_plain(&a, "/healthz").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["status"], "ok");
-    let r = a
-        .send(
-            axum::http::Request::get("/metrics")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await;
-    let text = r.text();
+    let h = r.json();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["sip_core"], "running");
+    assert_eq!(h["sip"], json!([common::FAKE_SIP]));
+    assert!(h["schema_version"].as_i64().unwrap() > 0, "{h}");
+    assert!(h.get("problems").is_none(), "{h}");
+    let text = get_plain(&a, "/metrics").await.text();
     for m in [
-        "denwa_sip_requests_received_total",
-        "denwa_registrations",
-        "denwa_calls_active",
-        "denwa_calls_total",
-        "denwa_rtp_packets_relayed_total",
+        common::FAKE_METRIC,
         "denwa_store_commits_total",
         "denwa_store_writes_waiting 0",
         "denwa_up 1",
+        "denwa_sip_core_up 1",
     ] {
-        assert!(text.contains(m), "{m} missing");
+        assert!(text.contains(m), "{m} missing:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn healthz_is_503_when_the_sip_core_is_dead() {
+    let a = app().await;
+    a.control.set_alive(false);
+    let r = get_plain(&a, "/healthz").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let h = r.json();
+    assert_eq!(h["status"], "unavailable");
+    assert_eq!(h["sip_core"], "stopped");
+    assert_eq!(h["problems"], json!(["sip core: not running"]));
+    assert!(
+        get_plain(&a, "/metrics")
+            .await
+            .text()
+            .contains("denwa_sip_core_up 0")
+    );
+    // Back to 200 once the core runs again.
+    a.control.set_alive(true);
+    assert_eq!(get_plain(&a, "/healthz").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn healthz_is_503_when_the_database_does_not_answer() {
+    let a = app().await;
+    a.store.close().await;
+    let r = get_plain(&a, "/healthz").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    let h = r.json();
+    assert_eq!(h["status"], "unavailable");
+    assert_eq!(h["sip_core"], "running");
+    let problems = h["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{h}");
+    assert!(
+        problems[0].as_str().unwrap().starts_with("database: "),
+        "{h}"
+    );
+    // Both at once: both reasons.
+    a.control.set_alive(false);
+    let h = get_plain(&a, "/healthz").await.json();
+    assert_eq!(h["problems"].as_array().unwrap().len(), 2, "{h}");
 }

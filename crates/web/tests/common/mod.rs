@@ -1,8 +1,11 @@
-//! Test harness: a real store (SQLite in a temp dir) and a real PBX core on 127.0.0.1, with
-//! the web router driven in-process through tower's `oneshot`.
+//! Test harness: a real store (SQLite in a temp dir) and a fake call control (no SIP sockets, no
+//! media relay), with the web router driven in-process through tower's `oneshot`.
 
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
@@ -10,11 +13,90 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::Value;
 use tower::ServiceExt;
+use web::control::{BoxFuture, CallControl, CallState, CallSummary};
+
+/// Call control as a test wants it: calls are whatever the test put in, hang-ups remove them,
+/// the core is alive until the test says otherwise.
+pub struct FakeControl {
+    pub calls: Mutex<Vec<CallSummary>>,
+    pub alive: AtomicBool,
+    pub hangups: Mutex<Vec<u64>>,
+}
+
+impl FakeControl {
+    pub fn new() -> FakeControl {
+        FakeControl {
+            calls: Mutex::new(Vec::new()),
+            alive: AtomicBool::new(true),
+            hangups: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds a call in progress.
+    pub fn add_call(&self, id: u64, caller: &str, callee: &str, state: CallState) {
+        self.calls.lock().unwrap().push(CallSummary {
+            id,
+            call_id: format!("call-{id}@test"),
+            caller: caller.into(),
+            callee: callee.into(),
+            state,
+            duration_s: 12,
+            codec: if state == CallState::Up {
+                "PCMU".into()
+            } else {
+                String::new()
+            },
+            tenant_id: 1,
+        });
+    }
+
+    /// Makes the core report itself dead (or alive again).
+    pub fn set_alive(&self, alive: bool) {
+        self.alive.store(alive, Ordering::SeqCst);
+    }
+}
+
+/// The SIP address the fake reports.
+pub const FAKE_SIP: &str = "127.0.0.1:5060";
+
+/// A metric the fake renders, so tests can see `/metrics` passes the core's text through.
+pub const FAKE_METRIC: &str = "denwa_sip_requests_received_total{method=\"INVITE\"} 7";
+
+impl CallControl for FakeControl {
+    fn sip_addrs(&self) -> Vec<SocketAddr> {
+        vec![FAKE_SIP.parse().unwrap()]
+    }
+
+    fn calls(&self) -> BoxFuture<'_, Vec<CallSummary>> {
+        Box::pin(async move { self.calls.lock().unwrap().clone() })
+    }
+
+    fn hangup(&self, id: u64) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            self.hangups.lock().unwrap().push(id);
+            let mut calls = self.calls.lock().unwrap();
+            let before = calls.len();
+            calls.retain(|c| c.id != id);
+            calls.len() != before
+        })
+    }
+
+    fn render_metrics(&self) -> String {
+        format!(
+            "# HELP denwa_sip_requests_received_total SIP requests.\n# TYPE denwa_sip_requests_received_total counter\n{FAKE_METRIC}\n"
+        )
+    }
+
+    fn core_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+}
 
 pub struct App {
     pub router: Router,
     pub web: web::Web,
     pub store: store::Store,
+    pub control: Arc<FakeControl>,
     pub data: tempfile::TempDir,
     pub full: String,
     pub read: String,
@@ -26,36 +108,14 @@ pub async fn app() -> App {
     let store = store::Store::open(db.to_str().unwrap(), store::OpenOptions::default())
         .await
         .unwrap();
-    // Relay ports are only bound when a call needs them; these tests place no calls.
-    let relay = media::Relay::new(media::RelayConfig {
-        port_min: 41000,
-        port_max: 41039,
-        ..Default::default()
-    });
-    let pcfg = pbx::PbxConfig {
-        sip_listen: vec!["127.0.0.1:0".parse().unwrap()],
-        ..Default::default()
-    };
-    // Port 0 picks a free UDP port; TCP then needs the same number, which another test may
-    // hold at that moment: try a few times.
-    let mut attempt = 0;
-    let pbx = loop {
-        match pbx::start(pcfg.clone(), store.clone(), relay.clone()).await {
-            Ok(p) => break p,
-            Err(e) if attempt < 5 => {
-                attempt += 1;
-                eprintln!("pbx start failed ({e:#}), retrying");
-            }
-            Err(e) => panic!("pbx start: {e:#}"),
-        }
-    };
+    let control = Arc::new(FakeControl::new());
     let info = web::NodeInfo {
         node: "test".into(),
         data_dir: data.path().to_path_buf(),
         database: "sqlite".into(),
         ..Default::default()
     };
-    let web = web::Web::new(pbx, store.clone(), Instant::now(), info);
+    let web = web::Web::new(control.clone(), store.clone(), Instant::now(), info);
     let (_, full) = store
         .create_api_key(None, "full", store::ApiScope::Full)
         .await
@@ -68,6 +128,7 @@ pub async fn app() -> App {
         router: web::router(web.clone()),
         web,
         store,
+        control,
         data,
         full,
         read,

@@ -1,0 +1,30 @@
+//! The narrow view of call control the panel and the API work through. The `denwa` binary
+//! implements it over the running SIP core; tests implement it with a fake, so `web` needs no
+//! SIP sockets and no media relay.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+pub use engine::control::{CallState, CallSummary};
+
+/// A boxed future, so [`CallControl`] can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What `web` needs of call control.
+pub trait CallControl: Send + Sync + 'static {
+    /// The bound SIP addresses (UDP and TCP share them).
+    fn sip_addrs(&self) -> Vec<SocketAddr>;
+
+    /// Calls in progress (empty when the core does not answer).
+    fn calls(&self) -> BoxFuture<'_, Vec<CallSummary>>;
+
+    /// Hangs up call `id`; false when no such call exists (or the core does not answer).
+    fn hangup(&self, id: u64) -> BoxFuture<'_, bool>;
+
+    /// Prometheus text of the SIP and media counters (`/metrics` appends the store's own).
+    fn render_metrics(&self) -> String;
+
+    /// True while the SIP core runs (`/healthz` answers 503 when it does not).
+    fn core_alive(&self) -> bool;
+}
