@@ -1,0 +1,622 @@
+//! A fake driver for the engine: a fake clock, an in-memory database that applies what the
+//! engine asks (or fails on demand, or holds answers back), a fake relay that hands out ports,
+//! and phones that speak SIP as text. Everything runs in microseconds; nothing sleeps.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use engine::config::{ExtEntry, Snapshot, Tenants};
+use engine::db::{CdrRecord, DbAnswer, DbOp, OpId};
+use engine::media::{MediaCommand, MediaEvent, SessionId, Side};
+use engine::usrloc::{Binding, LocOp};
+use engine::{Engine, EngineConfig, Input, Now, Output, Received};
+use sip::auth::{Algorithm, ChallengeValue, DigestClient, DigestRequest, parse_challenges};
+use sip::transaction::Transport;
+use sip::{HeaderName, Message, Request, Response};
+
+/// Our two network segments.
+pub const SEG1: &str = "192.0.2.100:5060";
+pub const SEG2: &str = "198.51.100.100:5060";
+pub const REALM: &str = "denwa";
+
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("test address")
+}
+
+pub fn password(number: &str) -> String {
+    format!("pw-{number}-secret")
+}
+
+pub fn ext(id: i64, number: &str, max_contacts: usize) -> ExtEntry {
+    ExtEntry {
+        id,
+        number: number.into(),
+        display_name: format!("Ext {number}"),
+        ha1_md5: Some(sip::auth::ha1(
+            Algorithm::Md5,
+            number,
+            REALM,
+            &password(number),
+        )),
+        ha1_sha256: None,
+        enabled: true,
+        max_contacts,
+    }
+}
+
+/// How the fake database answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbMode {
+    /// Answer every operation at once, successfully.
+    Ok,
+    /// Answer every write with an error.
+    Fail,
+    /// Keep operations until `release_db` (to test races).
+    Hold,
+}
+
+/// A message the engine sent.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub to: SocketAddr,
+    pub from: Option<SocketAddr>,
+    pub message: Message,
+}
+
+impl Sent {
+    pub fn response(&self) -> &Response {
+        match &self.message {
+            Message::Response(r) => r,
+            Message::Request(r) => panic!("expected a response, got {}", r.method.as_str()),
+        }
+    }
+    pub fn request(&self) -> &Request {
+        match &self.message {
+            Message::Request(r) => r,
+            Message::Response(r) => panic!("expected a request, got {}", r.status),
+        }
+    }
+}
+
+pub struct Harness {
+    pub engine: Engine,
+    pub now: Now,
+    pub sent: Vec<Sent>,
+    pub db_mode: DbMode,
+    pub held: Vec<(OpId, DbOp)>,
+    /// The database's registrations (what a restart would load).
+    pub db_bindings: Vec<Binding>,
+    pub cdrs: Vec<CdrRecord>,
+    /// Extensions only the database knows (cache misses find them).
+    pub db_extensions: HashMap<(i64, String), ExtEntry>,
+    pub lookups: usize,
+    /// Open relay sessions: (side A address, side B address).
+    pub sessions: HashMap<SessionId, (SocketAddr, SocketAddr)>,
+    pub media_log: Vec<MediaCommand>,
+    next_port: u16,
+    pub fail_media: bool,
+    cseq: u32,
+    client_rng: rand::rngs::StdRng,
+}
+
+pub fn snapshot() -> Snapshot {
+    let mut s = Snapshot {
+        tenants: Tenants {
+            default_id: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    s.tenants.realms.insert(1, REALM.into());
+    for (id, n, max) in [(1, "1001", 3), (2, "1002", 3), (3, "1003", 1)] {
+        s.extensions.insert((1, n.to_string()), ext(id, n, max));
+    }
+    s
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness::with(snapshot())
+    }
+
+    pub fn with(snap: Snapshot) -> Harness {
+        let cfg = EngineConfig {
+            locals: vec![addr(SEG1), addr(SEG2)],
+            digest_secret: [7; 32],
+            seed: [9; 32],
+            max_lookups: 4,
+            ..Default::default()
+        };
+        Harness {
+            engine: Engine::new(cfg, snap),
+            now: Now {
+                mono: Instant::now(),
+                wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000),
+            },
+            sent: Vec::new(),
+            db_mode: DbMode::Ok,
+            held: Vec::new(),
+            db_bindings: Vec::new(),
+            cdrs: Vec::new(),
+            db_extensions: HashMap::new(),
+            lookups: 0,
+            sessions: HashMap::new(),
+            media_log: Vec::new(),
+            next_port: 20000,
+            fail_media: false,
+            cseq: 1,
+            client_rng: rand::SeedableRng::from_seed([3; 32]),
+        }
+    }
+
+    /// Feeds one input and carries out everything the engine asks, answering database and
+    /// media requests the way `db_mode` and `fail_media` say.
+    pub fn input(&mut self, i: Input) {
+        self.engine.handle_input(i, self.now);
+        self.drain();
+    }
+
+    pub fn drain(&mut self) {
+        loop {
+            let mut back = Vec::new();
+            while let Some(o) = self.engine.poll_output() {
+                match o {
+                    Output::Transmit(t) => {
+                        let message =
+                            sip::parse_message(&t.data).expect("engine sent unparsable SIP");
+                        self.sent.push(Sent {
+                            to: t.destination,
+                            from: t.local,
+                            message,
+                        });
+                    }
+                    Output::Db(id, op) => {
+                        if self.db_mode == DbMode::Hold {
+                            self.held.push((id, op));
+                        } else {
+                            back.push(Input::Db(id, self.answer(op)));
+                        }
+                    }
+                    Output::Media(cmd) => {
+                        if let Some(ev) = self.relay(cmd) {
+                            back.push(Input::Media(ev));
+                        }
+                    }
+                }
+            }
+            if back.is_empty() {
+                return;
+            }
+            for i in back {
+                self.engine.handle_input(i, self.now);
+            }
+        }
+    }
+
+    /// Answers the held database operations (in order), with `mode`.
+    pub fn release_db(&mut self, mode: DbMode) {
+        let held = std::mem::take(&mut self.held);
+        self.db_mode = mode;
+        for (id, op) in held {
+            let a = self.answer(op);
+            self.engine.handle_input(Input::Db(id, a), self.now);
+            self.drain();
+        }
+    }
+
+    fn answer(&mut self, op: DbOp) -> DbAnswer {
+        let fail = self.db_mode == DbMode::Fail;
+        match op {
+            DbOp::Location(ops) => {
+                if fail {
+                    return DbAnswer::Location {
+                        ops,
+                        result: Err("disk full".into()),
+                    };
+                }
+                for op in &ops {
+                    match op {
+                        LocOp::Upsert(b) => {
+                            self.db_bindings.retain(|x| {
+                                !(x.extension_id == b.extension_id
+                                    && x.contact_uri == b.contact_uri)
+                            });
+                            self.db_bindings.push((**b).clone());
+                        }
+                        LocOp::Delete {
+                            extension_id,
+                            contact_uri,
+                        } => self.db_bindings.retain(|x| {
+                            !(x.extension_id == *extension_id && x.contact_uri == *contact_uri)
+                        }),
+                        LocOp::DeleteAll { extension_id } => {
+                            self.db_bindings.retain(|x| x.extension_id != *extension_id)
+                        }
+                    }
+                }
+                DbAnswer::Location {
+                    ops,
+                    result: Ok(()),
+                }
+            }
+            DbOp::BindingFlags { .. } | DbOp::PurgeExpired { .. } => DbAnswer::Done(Ok(())),
+            DbOp::LookupExtension { tenant, number } => {
+                self.lookups += 1;
+                DbAnswer::Extension(Ok(self.db_extensions.get(&(tenant, number)).cloned()))
+            }
+            DbOp::InsertCdr(c) => {
+                if fail {
+                    return DbAnswer::Cdr(Err("disk full".into()));
+                }
+                self.cdrs.push(*c);
+                DbAnswer::Cdr(Ok(()))
+            }
+        }
+    }
+
+    fn relay(&mut self, cmd: MediaCommand) -> Option<MediaEvent> {
+        self.media_log.push(cmd.clone());
+        match cmd {
+            MediaCommand::Allocate {
+                session,
+                a_ip,
+                b_ip,
+                ..
+            } => {
+                if self.fail_media {
+                    return Some(MediaEvent::AllocationFailed {
+                        session,
+                        reason: "no ports".into(),
+                    });
+                }
+                let a = SocketAddr::new(a_ip, self.next_port);
+                let b = SocketAddr::new(b_ip, self.next_port + 2);
+                self.next_port += 4;
+                self.sessions.insert(session, (a, b));
+                Some(MediaEvent::Allocated { session, a, b })
+            }
+            MediaCommand::Close { session } => {
+                self.sessions.remove(&session)?;
+                Some(MediaEvent::Closed {
+                    session,
+                    a: engine::db::LegStats {
+                        pkts_rx: 50,
+                        ..Default::default()
+                    },
+                    b: engine::db::LegStats {
+                        pkts_rx: 49,
+                        ..Default::default()
+                    },
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Moves the clock on by `d`, firing every timer that falls due on the way.
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now.after(d);
+        loop {
+            match self.engine.poll_timeout() {
+                Some(t) if t <= end.mono => {
+                    if t > self.now.mono {
+                        let step = t - self.now.mono;
+                        self.now = self.now.after(step);
+                    }
+                    self.input(Input::Timeout);
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.input(Input::Timeout);
+    }
+
+    /// A message from `source` arriving on `local` over UDP.
+    pub fn recv(&mut self, text: &str, source: &str, local: &str) {
+        let data = text.replace('\n', "\r\n");
+        let message = sip::parse_message(data.as_bytes()).expect("test message parses");
+        self.input(Input::Receive(Received {
+            message,
+            source: addr(source),
+            local: addr(local),
+            transport: Transport::Udp,
+        }));
+    }
+
+    pub fn recv_message(&mut self, message: Message, source: &str, local: &str) {
+        self.input(Input::Receive(Received {
+            message,
+            source: addr(source),
+            local: addr(local),
+            transport: Transport::Udp,
+        }));
+    }
+
+    /// Takes what was sent so far.
+    pub fn take(&mut self) -> Vec<Sent> {
+        std::mem::take(&mut self.sent)
+    }
+
+    /// The final (or last) responses sent, by status.
+    pub fn responses(&self) -> Vec<u16> {
+        self.sent
+            .iter()
+            .filter_map(|s| match &s.message {
+                Message::Response(r) => Some(r.status),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn last_response(&self) -> Response {
+        self.sent
+            .iter()
+            .rev()
+            .find_map(|s| match &s.message {
+                Message::Response(r) if r.status >= 101 => Some(r.clone()),
+                _ => None,
+            })
+            .expect("a response was sent")
+    }
+
+    pub fn requests(&self, method: &str) -> Vec<Sent> {
+        self.sent
+            .iter()
+            .filter(|s| matches!(&s.message, Message::Request(r) if r.method.as_str() == method))
+            .cloned()
+            .collect()
+    }
+
+    fn next_cseq(&mut self) -> u32 {
+        self.cseq += 1;
+        self.cseq
+    }
+
+    /// A REGISTER from `number` at `source` (Contact `contact`, or none for a query), answered
+    /// with digest credentials when challenged. Returns the final response.
+    pub fn register(
+        &mut self,
+        number: &str,
+        contact: Option<&str>,
+        expires: Option<u32>,
+        source: &str,
+        local: &str,
+    ) -> Response {
+        self.register_as(
+            number,
+            &password(number),
+            contact,
+            expires,
+            source,
+            local,
+            None,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn register_as(
+        &mut self,
+        number: &str,
+        pass: &str,
+        contact: Option<&str>,
+        expires: Option<u32>,
+        source: &str,
+        local: &str,
+        digest_uri: Option<&str>,
+    ) -> Response {
+        let call_id = format!("reg-{number}-{source}");
+        let build = |cseq: u32, auth: Option<String>| {
+            let mut s = format!(
+                "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {source};branch=z9hG4bK-r{cseq}-{number}\nMax-Forwards: 70\nFrom: <sip:{number}@example.com>;tag=f{number}\nTo: <sip:{number}@example.com>\nCall-ID: {call_id}\nCSeq: {cseq} REGISTER\n"
+            );
+            if let Some(c) = contact {
+                s.push_str(&format!("Contact: {c}\n"));
+            }
+            if let Some(e) = expires {
+                s.push_str(&format!("Expires: {e}\n"));
+            }
+            if let Some(a) = auth {
+                s.push_str(&format!("Authorization: {a}\n"));
+            }
+            s.push_str("Content-Length: 0\n\n");
+            s
+        };
+        let cseq = self.next_cseq();
+        self.sent.clear();
+        self.recv(&build(cseq, None), source, local);
+        let challenge = self.last_response();
+        if challenge.status != 401 {
+            return challenge;
+        }
+        let creds = self.answer_challenge(
+            number,
+            pass,
+            &challenge,
+            &HeaderName::WwwAuthenticate,
+            "REGISTER",
+            digest_uri.unwrap_or("sip:example.com"),
+        );
+        let cseq = self.next_cseq();
+        self.sent.clear();
+        self.recv(&build(cseq, Some(creds)), source, local);
+        // With the database holding answers back there is no final response yet.
+        self.try_last_response().unwrap_or(challenge)
+    }
+
+    pub fn try_last_response(&self) -> Option<Response> {
+        self.sent.iter().rev().find_map(|s| match &s.message {
+            Message::Response(r) if r.status >= 101 => Some(r.clone()),
+            _ => None,
+        })
+    }
+
+    /// Credentials answering the challenge in `resp`.
+    pub fn answer_challenge(
+        &mut self,
+        number: &str,
+        pass: &str,
+        resp: &Response,
+        header: &HeaderName,
+        method: &str,
+        uri: &str,
+    ) -> String {
+        let challenges: Vec<_> = resp
+            .headers
+            .get_all(header)
+            .flat_map(|v| parse_challenges(v.as_str()).expect("challenge parses"))
+            .filter_map(|c| match c {
+                ChallengeValue::Digest(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let mut client = DigestClient::new(number, pass);
+        client
+            .respond(
+                &challenges,
+                &DigestRequest {
+                    method,
+                    uri,
+                    body: b"",
+                },
+                &mut self.client_rng,
+            )
+            .expect("challenge answered")
+            .to_string()
+    }
+
+    /// Bindings in memory of extension `id`, by contact.
+    pub fn memory(&self, id: i64) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .engine
+            .usrloc()
+            .get(id)
+            .iter()
+            .map(|b| b.contact_uri.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Bindings in the database of extension `id`, by contact.
+    pub fn stored(&self, id: i64) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .db_bindings
+            .iter()
+            .filter(|b| b.extension_id == id)
+            .map(|b| b.contact_uri.clone())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// An SDP offer/answer with audio at `ip:port`.
+pub fn sdp(ip: &str, port: u16, direction: &str) -> String {
+    format!(
+        "v=0\no=- 1 1 IN IP4 {ip}\ns=-\nc=IN IP4 {ip}\nt=0 0\nm=audio {port} RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\na={direction}\n"
+    )
+}
+
+/// The side a media command concerns, for assertions.
+pub fn remote_of(cmds: &[MediaCommand], side: Side) -> Vec<SocketAddr> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            MediaCommand::SetRemote { side: s, rtp, .. } if *s == side => Some(*rtp),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A caller's INVITE (authenticated after the 407), as the phone at `source` sends it.
+pub struct Dial<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub source: &'a str,
+    pub local: &'a str,
+    pub call_id: &'a str,
+}
+
+impl Harness {
+    fn invite_text(&self, d: &Dial<'_>, cseq: u32, auth: Option<&str>) -> String {
+        let src_ip = d.source.split(':').next().unwrap_or("");
+        let body = sdp(src_ip, 4000, "sendrecv").replace('\n', "\r\n");
+        let mut s = format!(
+            "INVITE sip:{to}@example.com SIP/2.0\nVia: SIP/2.0/UDP {src};branch=z9hG4bK-i{cseq}-{cid}\nMax-Forwards: 70\nFrom: \"Caller\" <sip:{from}@example.com>;tag=a-{cid}\nTo: <sip:{to}@example.com>\nCall-ID: {cid}\nCSeq: {cseq} INVITE\nContact: <sip:{from}@{src}>\n",
+            to = d.to,
+            from = d.from,
+            src = d.source,
+            cid = d.call_id,
+        );
+        if let Some(a) = auth {
+            s.push_str(&format!("Proxy-Authorization: {a}\n"));
+        }
+        s.push_str(&format!(
+            "Content-Type: application/sdp\nContent-Length: {}\n\n",
+            body.len()
+        ));
+        // The body keeps its own CRLFs; only the head is converted by `recv`.
+        s.replace('\n', "\r\n") + &body
+    }
+
+    /// Sends the caller's INVITE, answers the 407, returns what the engine sent after the
+    /// authenticated INVITE (forks to callees, 100/4xx to the caller).
+    pub fn dial(&mut self, d: &Dial<'_>) -> Vec<Sent> {
+        self.sent.clear();
+        let first = self.invite_text(d, 1, None);
+        self.recv_raw(&first, d.source, d.local);
+        let challenge = self.last_response();
+        assert_eq!(
+            challenge.status, 407,
+            "INVITE without credentials is challenged"
+        );
+        let creds = self.answer_challenge(
+            d.from,
+            &password(d.from),
+            &challenge,
+            &HeaderName::ProxyAuthenticate,
+            "INVITE",
+            &format!("sip:{}@example.com", d.to),
+        );
+        // ACK for the 407 (same branch as the first INVITE).
+        let ack = format!(
+            "ACK sip:{to}@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {src};branch=z9hG4bK-i1-{cid}\r\nMax-Forwards: 70\r\nFrom: \"Caller\" <sip:{from}@example.com>;tag=a-{cid}\r\nTo: <sip:{to}@example.com>;tag={tag}\r\nCall-ID: {cid}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            to = d.to,
+            from = d.from,
+            src = d.source,
+            cid = d.call_id,
+            tag = challenge
+                .to()
+                .and_then(|t| t.tag().map(str::to_string))
+                .unwrap_or_default(),
+        );
+        self.recv_raw(&ack, d.source, d.local);
+        self.sent.clear();
+        let second = self.invite_text(d, 2, Some(&creds));
+        self.recv_raw(&second, d.source, d.local);
+        self.take()
+    }
+
+    /// A message already in wire form (CRLF line ends).
+    pub fn recv_raw(&mut self, data: &str, source: &str, local: &str) {
+        let message = sip::parse_message(data.as_bytes()).expect("test message parses");
+        self.recv_message(message, source, local);
+    }
+
+    /// The callee phone at `at` answers `invite` with `status` (and SDP for a 2xx / 183).
+    pub fn reply(&mut self, invite: &Request, status: u16, to_tag: &str, at: &str, local: &str) {
+        let mut r = Response::for_request(invite, status, None).with_to_tag(to_tag);
+        if status == 200 || status == 183 {
+            let ip = at.split(':').next().unwrap_or("");
+            r.headers
+                .push(HeaderName::Contact, format!("<sip:callee@{at}>"));
+            r.set_body(
+                &sip::MediaType::sdp(),
+                bytes::Bytes::from(sdp(ip, 6000, "sendrecv").replace('\n', "\r\n")),
+            );
+        }
+        self.recv_message(Message::Response(r), at, local);
+    }
+}
