@@ -562,7 +562,9 @@ impl Engine {
                 response,
                 source,
             } => match self.owners.get(&transaction).cloned() {
-                Some(Owner::Call(id)) => self.call_response(id, transaction, response, now),
+                Some(Owner::Call(id)) if self.b2bua.contains(id) => {
+                    self.call_response(id, transaction, response, now)
+                }
                 Some(Owner::Ping {
                     extension_id,
                     contact_uri,
@@ -571,7 +573,8 @@ impl Engine {
                         self.ping_answered(extension_id, &contact_uri);
                     }
                 }
-                None => {
+                // An answer for a call that is already gone (it answered after we cancelled).
+                Some(Owner::Call(_)) | None => {
                     if (200..300).contains(&response.status) {
                         self.late_answer(transaction, &response, source, now);
                     }

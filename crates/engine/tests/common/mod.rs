@@ -607,7 +607,10 @@ impl Harness {
 
     /// The callee phone at `at` answers `invite` with `status` (and SDP for a 2xx / 183).
     pub fn reply(&mut self, invite: &Request, status: u16, to_tag: &str, at: &str, local: &str) {
-        let mut r = Response::for_request(invite, status, None).with_to_tag(to_tag);
+        let mut r = Response::for_request(invite, status, None);
+        if !to_tag.is_empty() {
+            r.set_to_tag(to_tag);
+        }
         if status == 200 || status == 183 {
             let ip = at.split(':').next().unwrap_or("");
             r.headers
