@@ -263,7 +263,7 @@ fn register_behind_nat(sock: &UdpSocket, server: &str, user: &str, password: &st
 }
 
 #[test]
-fn registrar_expiry_min_expires_and_wildcard_removal() {
+fn registrar_min_expires_refusals_and_wildcard_removal() {
     let d = Denwa::start();
     d.add_extension("1001", "secret-1001");
     d.cli_ok(&["setting", "set", "registrar.min_expires_s", "10"]);
@@ -328,10 +328,8 @@ fn registrar_expiry_min_expires_and_wildcard_removal() {
     );
     assert!(r.starts_with("SIP/2.0 423"), "{r}");
     assert_eq!(cseqs(&d), before, "refusals left the bindings as they were");
-    // The 10 s one expires by itself.
-    d.wait_until("short binding expired", Duration::from_secs(20), || {
-        d.registrations().len() == 1
-    });
+    // Expiry by itself is timing: the engine's tests cover it on a fake clock
+    // (crates/engine/tests/registrar.rs), in microseconds instead of a 10 s wait here.
     // Contact: * with Expires: 0 removes everything; * with a non-zero Expires is refused.
     let r = reg("*", 60, 37);
     assert!(r.starts_with("SIP/2.0 400"), "{r}");

@@ -531,3 +531,63 @@ fn digest_uri_of_another_tenants_domain_is_refused() {
     );
     assert_eq!(r.status, 403);
 }
+
+#[test]
+fn refused_registers_leave_the_bindings_as_they_were() {
+    let mut h = Harness::new();
+    let r = h.register(
+        "1001",
+        Some("<sip:1001@192.0.2.1:5070>"),
+        Some(3600),
+        PHONE,
+        SEG1,
+    );
+    assert_eq!(r.status, 200);
+    let r = h.register(
+        "1001",
+        Some("<sip:1001@192.0.2.2:5070>;expires=100"),
+        Some(3600),
+        PHONE,
+        SEG1,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers.get_all(&HeaderName::Contact).count(), 2);
+    let before = (h.memory(1), h.stored(1));
+    // A 423 for one contact of two: the acceptable one is not added either.
+    let r = h.register(
+        "1001",
+        Some("<sip:1001@192.0.2.3:5070>, <sip:1001@192.0.2.1:5070>;expires=5"),
+        Some(3600),
+        PHONE,
+        SEG1,
+    );
+    assert_eq!(r.status, 423);
+    assert_eq!((h.memory(1), h.stored(1)), before);
+    // An older CSeq of the same Call-ID: 500, nothing changes.
+    let stale = "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.21:5060;branch=z9hG4bK-stale\nMax-Forwards: 70\nFrom: <sip:1001@example.com>;tag=f1001\nTo: <sip:1001@example.com>\nCall-ID: reg-1001-192.0.2.21:5060\nCSeq: 1 REGISTER\nContact: <sip:1001@192.0.2.1:5070>\nExpires: 60\nContent-Length: 0\n\n";
+    h.recv(stale, PHONE, SEG1);
+    let ch = h.last_response();
+    let creds = h.answer_challenge(
+        "1001",
+        &password("1001"),
+        &ch,
+        &HeaderName::WwwAuthenticate,
+        "REGISTER",
+        "sip:example.com",
+    );
+    h.recv(
+        &stale
+            .replace("branch=z9hG4bK-stale", "branch=z9hG4bK-stale2")
+            .replace(
+                "Expires: 60\n",
+                &format!("Expires: 60\nAuthorization: {creds}\n"),
+            ),
+        PHONE,
+        SEG1,
+    );
+    assert_eq!(h.last_response().status, 500);
+    assert_eq!((h.memory(1), h.stored(1)), before);
+    // The 100 s binding expires by itself; the other stays.
+    h.advance(Duration::from_secs(101));
+    assert_eq!(h.memory(1), vec!["sip:1001@192.0.2.1:5070"]);
+}
