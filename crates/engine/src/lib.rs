@@ -148,6 +148,23 @@ enum Pending {
     Background(&'static str),
 }
 
+/// True when the response's To header has no tag. Every response passes here and most carry a
+/// tag already, so the raw value is searched first and parsed only when that is not conclusive
+/// (a tag written with spaces around `=`).
+fn to_lacks_tag(resp: &Response) -> bool {
+    match resp.headers.get(&HeaderName::To) {
+        Some(v) if contains_ignore_case(v.as_str(), "tag=") => false,
+        Some(_) => resp.to().is_some_and(|t| t.tag().is_none()),
+        None => false,
+    }
+}
+
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// Requests parked per key while its lookup is in flight (more are refused).
 const PARKED_PER_KEY: usize = 8;
 /// Housekeeping period (expiry, keep-alives, no-answer timeouts).
@@ -364,7 +381,7 @@ impl Engine {
             resp.headers
                 .push(HeaderName::Server, self.cfg.user_agent.as_str());
         }
-        if resp.status > 100 && resp.to().is_some_and(|t| t.tag().is_none()) {
+        if resp.status > 100 && to_lacks_tag(&resp) {
             let tag = self.new_tag();
             resp.set_to_tag(&tag);
         }
