@@ -119,11 +119,7 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         ..Default::default()
     };
     // Caches first, so the first REGISTER after a restart already finds its extension.
-    let snap = engine::Snapshot {
-        tenants: load::tenants(&store).await?,
-        extensions: load::extensions(&store).await?,
-        settings: load::settings(&store).await,
-    };
+    let snap = load::snapshot(&store).await?;
     let mut eng = engine::Engine::new(ecfg, snap);
     let now = engine::Now {
         mono: Instant::now(),

@@ -256,3 +256,13 @@ pub fn leg_stats(s: &media::LegStats) -> LegStats {
         jitter_ms: s.jitter_ms,
     }
 }
+
+/// The whole configuration snapshot the engine decides with (tenants, extensions, settings), as
+/// `denwa route test` needs it without a running server.
+pub async fn snapshot(store: &Store) -> anyhow::Result<engine::Snapshot> {
+    Ok(engine::Snapshot {
+        tenants: tenants(store).await?,
+        extensions: extensions(store).await?,
+        settings: settings(store).await,
+    })
+}
