@@ -4,6 +4,26 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use web::engine::policy;
+
+/// Help of the SIP password options, from the policy's numbers.
+fn sip_password_help(what: &str) -> String {
+    format!(
+        "{what} ({}-{} printable ASCII characters, mixing at least {} of lower case, upper case, \
+         digits and symbols); generated when omitted",
+        policy::SIP_PASSWORD_LEN.start(),
+        policy::SIP_PASSWORD_LEN.end(),
+        policy::SIP_PASSWORD_CLASSES
+    )
+}
+
+/// Help of the administrator password option, from the policy's numbers.
+fn admin_password_help() -> String {
+    format!(
+        "Password (at least {} characters); generated when omitted",
+        policy::ADMIN_PASSWORD_MIN
+    )
+}
 
 /// Denwa IP-PBX.
 #[derive(Debug, Parser)]
@@ -100,8 +120,7 @@ pub enum ExtensionCmd {
     Add {
         /// Extension number (digits, also * # +)
         number: String,
-        /// SIP password (at least 8 characters); generated when omitted
-        #[arg(long)]
+        #[arg(long, help = sip_password_help("SIP password"))]
         password: Option<String>,
         /// Display name
         #[arg(long)]
@@ -122,8 +141,7 @@ pub enum ExtensionCmd {
     Passwd {
         /// Extension number
         number: String,
-        /// New SIP password (at least 8 characters); generated when omitted
-        #[arg(long)]
+        #[arg(long, help = sip_password_help("New SIP password"))]
         password: Option<String>,
     },
 }
@@ -158,10 +176,9 @@ pub enum CdrCmd {
 pub enum AdminCmd {
     /// Add a control-panel administrator; prints the generated password when none is given.
     Add {
-        /// User name
+        /// User name (letters, digits and . _ - @)
         user: String,
-        /// Password (at least 10 characters); generated when omitted
-        #[arg(long)]
+        #[arg(long, help = admin_password_help())]
         password: Option<String>,
         /// Role: admin or viewer
         #[arg(long, default_value = "admin")]

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use store::{NewExtension, Store};
+use web::engine::{policy, settings};
 
 use crate::cli::*;
 use crate::config::{Config, Overrides};
@@ -111,15 +112,11 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// SIP passwords: at least 8 characters, printable ASCII (phones' keypads and config files).
+/// The SIP password rules of `engine::policy`, as the panel and the API apply them, except the
+/// rule against containing the extension's number: the integration tests and `bench/bench.py`
+/// still provision extensions such as 1001 with passwords such as `secret-1001`.
 fn check_sip_password(p: &str) -> Result<()> {
-    if p.len() < 8 {
-        bail!("password too short: at least 8 characters");
-    }
-    if !p.bytes().all(|b| (0x21..0x7f).contains(&b)) {
-        bail!("password may only contain printable ASCII characters without spaces");
-    }
-    Ok(())
+    policy::check_sip_password(p).map_err(anyhow::Error::new)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -174,7 +171,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             name,
         }) => {
             let generated = password.is_none();
-            let password = password.unwrap_or_else(web::api::generate_password);
+            let password = password.unwrap_or_else(|| web::api::generate_password(&number));
             check_sip_password(&password)?;
             let e = store
                 .create_extension(
@@ -241,7 +238,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         }
         Command::Extension(ExtensionCmd::Passwd { number, password }) => {
             let generated = password.is_none();
-            let password = password.unwrap_or_else(web::api::generate_password);
+            let password = password.unwrap_or_else(|| web::api::generate_password(&number));
             check_sip_password(&password)?;
             store
                 .set_extension_password(tenant.id, &number, &password)
@@ -334,11 +331,9 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         }) => {
             let role: store::AdminRole = role.parse()?;
             let generated = password.is_none();
-            let password = password.unwrap_or_else(|| web::api::generate_password_of(20));
-            if password.chars().count() < 10 {
-                bail!("administrator password too short: at least 10 characters");
-            }
-            store.create_admin(&user, &password, role).await?;
+            let password = password.unwrap_or_else(web::api::generate_admin_password);
+            web::api::check_admin(&user, &password)?;
+            store.create_admin(user.trim(), &password, role).await?;
             if generated {
                 writeln!(out, "administrator {user} added; password: {password}")?;
             } else {
@@ -347,15 +342,12 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         }
         Command::Setting(SettingCmd::List { json }) => {
             let mut rows = Vec::new();
-            for s in pbx::settings::SPECS {
+            for s in settings::SPECS {
                 let v: Option<serde_json::Value> = store.setting(None, s.key).await?;
                 let shown = match &v {
                     Some(serde_json::Value::String(x)) => x.clone(),
                     Some(x) => x.to_string(),
-                    None => match s.default {
-                        pbx::settings::DefaultValue::Int(n) => n.to_string(),
-                        pbx::settings::DefaultValue::Text(t) => t.to_string(),
-                    },
+                    None => s.default.to_string(),
                 };
                 rows.push(serde_json::json!({
                     "key": s.key, "value": shown, "default": s.default.to_json(), "set": v.is_some(),
@@ -378,9 +370,9 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             }
         }
         Command::Setting(SettingCmd::Set { key, value }) => {
-            let v = pbx::settings::parse(&key, &value).map_err(anyhow::Error::msg)?;
+            let v = settings::parse(&key, &value).map_err(anyhow::Error::msg)?;
             store.set_setting(None, &key, &v).await?;
-            let live = pbx::settings::spec(&key).is_some_and(|s| !s.restart_required);
+            let live = settings::spec(&key).is_some_and(|s| !s.restart_required);
             writeln!(
                 out,
                 "{key} = {v}{}",
@@ -392,7 +384,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             )?;
         }
         Command::Setting(SettingCmd::Unset { key }) => {
-            if pbx::settings::spec(&key).is_none() {
+            if settings::spec(&key).is_none() {
                 bail!("unknown setting {key:?}");
             }
             store.delete_setting(None, &key).await?;
@@ -460,10 +452,10 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
     // DENWA_* variables still win).
     let mut saved = config::NodeSettings::default();
     for (key, slot) in [
-        (pbx::setting_keys::NODE_SIP_LISTEN, &mut saved.sip_listen),
-        (pbx::setting_keys::NODE_ADVERTISE, &mut saved.advertise),
-        (pbx::setting_keys::NODE_RTP_PORTS, &mut saved.rtp_ports),
-        (pbx::setting_keys::NODE_LOG_LEVEL, &mut saved.log_level),
+        (settings::keys::NODE_SIP_LISTEN, &mut saved.sip_listen),
+        (settings::keys::NODE_ADVERTISE, &mut saved.advertise),
+        (settings::keys::NODE_RTP_PORTS, &mut saved.rtp_ports),
+        (settings::keys::NODE_LOG_LEVEL, &mut saved.log_level),
     ] {
         *slot = store
             .setting::<String>(None, key)
@@ -479,16 +471,18 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
     if !applied.is_empty() {
         tracing::info!(settings = ?applied, "node settings from the database applied");
     }
-    let media_timeout = store
-        .setting::<u64>(None, pbx::setting_keys::MEDIA_TIMEOUT)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(60);
+    let media_timeout = settings::effective_int(
+        settings::keys::MEDIA_TIMEOUT,
+        store
+            .setting::<u64>(None, settings::keys::MEDIA_TIMEOUT)
+            .await
+            .ok()
+            .flatten(),
+    );
     let relay = media::Relay::new(media::RelayConfig {
         port_min: cfg.rtp_ports.0,
         port_max: cfg.rtp_ports.1,
-        media_timeout: std::time::Duration::from_secs(media_timeout.max(5)),
+        media_timeout: std::time::Duration::from_secs(media_timeout),
         workers: cfg.relay_threads.unwrap_or(0),
         ..Default::default()
     });

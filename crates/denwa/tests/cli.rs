@@ -81,7 +81,25 @@ fn extension_lifecycle_and_validation() {
     );
     assert!(e.to_lowercase().contains("invalid"), "{e}");
     let e = err(d, &["extension", "add", "1003", "--password", "short"]);
-    assert!(e.contains("too short"), "{e}");
+    assert!(
+        e.contains("password too short: at least 8 characters"),
+        "{e}"
+    );
+    // The same strength rules as the panel and the API (engine::policy).
+    let e = err(d, &["extension", "add", "1003", "--password", "abcdefghij"]);
+    assert!(e.contains("password too simple: mix at least 2"), "{e}");
+    let e = err(
+        d,
+        &["extension", "add", "1003", "--password", "has space-1"],
+    );
+    assert!(e.contains("printable ASCII"), "{e}");
+    let e = err(
+        d,
+        &["extension", "passwd", "1002", "--password", "ABCDEFGHIJ"],
+    );
+    assert!(e.contains("too simple"), "{e}");
+    let help = ok(d, &["extension", "add", "--help"]);
+    assert!(help.contains("8-128 printable ASCII characters"), "{help}");
     let e = err(
         d,
         &[
@@ -116,7 +134,21 @@ fn lists_are_empty_json_on_a_new_install() {
 fn admin_needs_a_strong_password() {
     let t = tempfile::tempdir().unwrap();
     let e = err(t.path(), &["admin", "add", "root", "--password", "short"]);
-    assert!(e.contains("too short"), "{e}");
+    assert!(
+        e.contains("administrator password too short: at least 10 characters"),
+        "{e}"
+    );
+    let e = err(
+        t.path(),
+        &[
+            "admin",
+            "add",
+            "no way",
+            "--password",
+            "long-enough-password",
+        ],
+    );
+    assert!(e.contains("user name"), "{e}");
     let out = ok(t.path(), &["admin", "add", "root"]);
     assert!(out.contains("password: "), "{out}");
     let e = err(

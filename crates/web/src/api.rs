@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use engine::policy;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -319,74 +320,38 @@ struct NewExt {
     max_contacts: Option<i64>,
 }
 
-/// Why a SIP password is refused, if it is.
-pub fn weak_password(number: &str, p: &str) -> Option<&'static str> {
-    if p.len() < 8 {
-        return Some("pw.short");
-    }
-    if p.len() > 128 || !p.bytes().all(|b| (0x21..0x7f).contains(&b)) {
-        return Some("pw.chars");
-    }
-    if !number.is_empty() && p.contains(number) {
-        return Some("pw.number");
-    }
-    let classes = [
-        p.bytes().any(|b| b.is_ascii_lowercase()),
-        p.bytes().any(|b| b.is_ascii_uppercase()),
-        p.bytes().any(|b| b.is_ascii_digit()),
-        p.bytes().any(|b| !b.is_ascii_alphanumeric()),
-    ];
-    if classes.iter().filter(|c| **c).count() < 2 {
-        return Some("pw.classes");
-    }
-    None
-}
-
-/// A random SIP password (16 characters, letters and digits, no look-alikes).
-pub fn generate_password() -> String {
-    generate_password_of(16)
-}
-
-/// A random password of `len` (at least 8) characters: letters and digits without look-alikes,
-/// always passing [`weak_password`]. The panel, the API and the CLI all draw from here.
-pub fn generate_password_of(len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let len = len.max(8);
-    loop {
-        let p: String = (0..len)
-            // gen_range is uniform; a byte modulo 57 would favour the first 28 characters.
-            .map(|_| {
-                ALPHABET[rand::Rng::gen_range(&mut rand::thread_rng(), 0..ALPHABET.len())] as char
-            })
-            .collect();
-        // Nearly every draw passes; the check keeps the rule in one place.
-        if weak_password("", &p).is_none() {
-            return p;
-        }
-    }
-}
-
 fn check_number(n: &str) -> ApiResult<()> {
     store::validate_extension_number(n).map_err(ApiError::from)
 }
 
+/// An account-policy violation as a 422 whose message names the rule.
+fn policy_error(e: policy::PolicyError) -> ApiError {
+    ApiError::invalid(e.to_string())
+}
+
 fn check_password(number: &str, p: &str) -> ApiResult<()> {
-    match weak_password(number, p) {
-        Some(k) => Err(ApiError::invalid(format!(
-            "password: {}",
-            crate::i18n::t(crate::i18n::Lang::En, k)
-        ))),
-        None => Ok(()),
-    }
+    policy::check_extension_password(number, p).map_err(policy_error)
 }
 
 fn check_display_name(n: &str) -> ApiResult<()> {
-    if n.chars().count() > 64 || n.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "display_name: at most 64 characters, no control characters",
-        ));
-    }
-    Ok(())
+    policy::check_display_name(n).map_err(policy_error)
+}
+
+fn check_max_contacts(m: Option<i64>) -> ApiResult<()> {
+    m.map_or(Ok(()), policy::check_max_contacts)
+        .map_err(policy_error)
+}
+
+/// A generated SIP password for extension `number`, from the thread's random source (see
+/// [`policy::generate_extension_password`]). The panel, the API and the CLI all draw from here.
+pub fn generate_password(number: &str) -> String {
+    policy::generate_extension_password(&mut rand::thread_rng(), number)
+}
+
+/// A generated administrator password, from the thread's random source (see
+/// [`policy::generate_admin_password`]).
+pub fn generate_admin_password() -> String {
+    policy::generate_admin_password(&mut rand::thread_rng())
 }
 
 async fn create_extension(
@@ -396,15 +361,13 @@ async fn create_extension(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     check_number(&b.number)?;
     check_display_name(&b.display_name)?;
-    if b.max_contacts.is_some_and(|m| !(1..=100).contains(&m)) {
-        return Err(ApiError::invalid("max_contacts must be 1 to 100"));
-    }
+    check_max_contacts(b.max_contacts)?;
     let (password, generated) = match b.password {
         Some(p) => {
             check_password(&b.number, &p)?;
             (p, false)
         }
-        None => (generate_password(), true),
+        None => (generate_password(&b.number), true),
     };
     let t = w.store().default_tenant().await?;
     let ext = w
@@ -460,9 +423,7 @@ async fn update_extension(
     if let Some(n) = &b.display_name {
         check_display_name(n)?;
     }
-    if b.max_contacts.is_some_and(|m| !(1..=100).contains(&m)) {
-        return Err(ApiError::invalid("max_contacts must be 1 to 100"));
-    }
+    check_max_contacts(b.max_contacts)?;
     let t = w.store().default_tenant().await?;
     let ext = w
         .store()
@@ -521,7 +482,7 @@ async fn set_password(
             check_password(&number, &p)?;
             (p, false)
         }
-        None => (generate_password(), true),
+        None => (generate_password(&number), true),
     };
     let t = w.store().default_tenant().await?;
     w.store()
@@ -854,21 +815,10 @@ struct NewAdmin {
     role: AdminRole,
 }
 
-/// Why an administrator's name or password is refused, if it is (message key).
-pub fn bad_admin(username: &str, password: &str) -> Option<&'static str> {
-    let u = username.trim();
-    if u.is_empty()
-        || u.len() > 64
-        || !u
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
-    {
-        return Some("admin.bad_name");
-    }
-    if password.chars().count() < 10 {
-        return Some("admin.short_password");
-    }
-    None
+/// Why an administrator's name (trimmed here) or password is refused, if it is.
+pub fn check_admin(username: &str, password: &str) -> Result<(), policy::PolicyError> {
+    policy::check_admin_username(username.trim())?;
+    policy::check_admin_password(password)
 }
 
 async fn create_admin(
@@ -876,9 +826,7 @@ async fn create_admin(
     _k: Key,
     J(b): J<NewAdmin>,
 ) -> ApiResult<(StatusCode, Json<store::Admin>)> {
-    if let Some(k) = bad_admin(&b.username, &b.password) {
-        return Err(ApiError::invalid(crate::i18n::t(crate::i18n::Lang::En, k)));
-    }
+    check_admin(&b.username, &b.password).map_err(policy_error)?;
     let a = w
         .store()
         .create_admin(b.username.trim(), &b.password, b.role)
@@ -908,12 +856,7 @@ async fn set_admin_password(
     P(username): P<String>,
     J(b): J<AdminPassword>,
 ) -> ApiResult<StatusCode> {
-    if b.password.chars().count() < 10 {
-        return Err(ApiError::invalid(crate::i18n::t(
-            crate::i18n::Lang::En,
-            "admin.short_password",
-        )));
-    }
+    policy::check_admin_password(&b.password).map_err(policy_error)?;
     w.store().set_admin_password(&username, &b.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -960,14 +903,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn password_rules() {
-        assert_eq!(weak_password("1001", "short1A"), Some("pw.short"));
-        assert_eq!(weak_password("1001", "abcdefgh"), Some("pw.classes"));
-        assert_eq!(weak_password("1001", "x1001abcdef"), Some("pw.number"));
-        assert_eq!(weak_password("1001", "has space 1A"), Some("pw.chars"));
-        assert_eq!(weak_password("1001", "Str0ngPassw"), None);
+    fn policy_errors_are_precise_422s() {
+        let e = check_password("1001", "x1001abcdef").unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+        );
+        assert_eq!(e.message, "password must not contain the extension number");
+        let e = check_max_contacts(Some(0)).unwrap_err();
+        assert_eq!(e.message, "max_contacts must be 1 to 100");
+        assert!(check_max_contacts(None).is_ok());
         for _ in 0..50 {
-            assert_eq!(weak_password("", &generate_password()), None);
+            assert!(check_password("2345", &generate_password("2345")).is_ok());
         }
     }
 
@@ -984,9 +931,10 @@ mod tests {
 
     #[test]
     fn admin_rules() {
-        assert_eq!(bad_admin("", "0123456789"), Some("admin.bad_name"));
-        assert_eq!(bad_admin("a b", "0123456789"), Some("admin.bad_name"));
-        assert_eq!(bad_admin("alice", "short"), Some("admin.short_password"));
-        assert_eq!(bad_admin("alice", "long enough pw"), None);
+        use policy::PolicyError as P;
+        assert_eq!(check_admin("", "0123456789"), Err(P::AdminUsername));
+        assert_eq!(check_admin("a b", "0123456789"), Err(P::AdminUsername));
+        assert_eq!(check_admin("alice", "short"), Err(P::AdminPasswordShort));
+        assert_eq!(check_admin(" alice ", "long enough pw"), Ok(()));
     }
 }

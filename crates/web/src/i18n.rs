@@ -310,8 +310,13 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     (
         "pw.chars",
-        "printable ASCII characters without spaces only, at most 128.",
-        "空白を含まない半角英数記号（128 文字以内）にしてください。",
+        "printable ASCII characters without spaces only.",
+        "空白を含まない半角英数記号にしてください。",
+    ),
+    (
+        "pw.long",
+        "at most 128 characters.",
+        "128 文字以内にしてください。",
     ),
     (
         "pw.number",
@@ -506,6 +511,51 @@ mod tests {
             assert!(seen.insert(*k), "duplicate {k}");
             assert!(!en.is_empty() && !ja.is_empty(), "{k}");
             assert_ne!(en, ja, "{k} is not translated");
+        }
+    }
+
+    /// The texts of the account rules quote the limits of `engine::policy`; a changed limit
+    /// fails here until the texts follow.
+    #[test]
+    fn policy_texts_quote_the_policy_limits() {
+        use engine::policy::{self, PolicyError as P};
+        let (lo, hi) = (policy::MAX_CONTACTS.start(), policy::MAX_CONTACTS.end());
+        let cases = [
+            (
+                P::SipPasswordShort,
+                policy::SIP_PASSWORD_LEN.start().to_string(),
+            ),
+            (
+                P::SipPasswordLong,
+                policy::SIP_PASSWORD_LEN.end().to_string(),
+            ),
+            (
+                P::AdminPasswordShort,
+                policy::ADMIN_PASSWORD_MIN.to_string(),
+            ),
+            (P::AdminUsername, policy::ADMIN_USERNAME_MAX.to_string()),
+            (P::DisplayName, policy::DISPLAY_NAME_MAX.to_string()),
+            (P::MaxContacts, format!("{lo} to {hi}")),
+        ];
+        for (e, n) in cases {
+            let en = t(Lang::En, e.key());
+            assert!(en.contains(&n), "{}: {en:?} lacks {n}", e.key());
+            assert!(e.to_string().contains(&n), "{e}");
+        }
+        assert!(t(Lang::Ja, P::MaxContacts.key()).contains(&format!("{lo}〜{hi}")));
+        let every = [
+            P::SipPasswordShort,
+            P::SipPasswordLong,
+            P::SipPasswordChars,
+            P::SipPasswordHasNumber,
+            P::SipPasswordClasses,
+            P::AdminPasswordShort,
+            P::AdminUsername,
+            P::DisplayName,
+            P::MaxContacts,
+        ];
+        for e in every {
+            assert!(has(e.key()), "{e:?} has no text");
         }
     }
 

@@ -4,7 +4,8 @@
 //! database ([`store::Store`]) and call control seen through the narrow [`CallControl`] trait.
 //! Every page, style sheet and script is compiled into the binary. What it is not: the HTTP
 //! listener or the SIP core (the `denwa` binary binds the one and implements [`CallControl`] over
-//! the other), or a place for SQL (all of that is in `store`).
+//! the other), or a place for SQL (all of that is in `store`). Account rules (password strength,
+//! contact limits) come from [`engine::policy`], settings from [`engine::settings`].
 
 pub mod api;
 pub mod control;
@@ -25,6 +26,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+
+/// The sans-IO engine, re-exported for the `denwa` binary (account policy, settings table) so
+/// the CLI applies the same definitions as the panel and the API.
+pub use engine;
 
 pub use crate::api::ApiError;
 pub use crate::control::{BoxFuture, CallControl};

@@ -1,6 +1,7 @@
 //! The OpenAPI 3.0 document of `/api/v1`, written by hand next to the routes it describes;
 //! `tests/api.rs` checks that every documented operation exists and every route is documented.
 
+use engine::policy;
 use serde_json::{Value, json};
 
 fn err_ref() -> Value {
@@ -69,15 +70,25 @@ fn time_or_date() -> Value {
     json!({ "anyOf": [{ "type": "string", "format": "date" }, { "type": "string", "format": "date-time" }, { "type": "string", "maxLength": 0 }] })
 }
 
-/// Display names: at most 64 characters, no control characters.
+/// Display names: at most `policy::DISPLAY_NAME_MAX` characters, no control characters.
 fn display_name(nullable: bool) -> Value {
-    json!({ "type": "string", "maxLength": 64, "pattern": "^[^\\x00-\\x1F\\x7F-\\x9F]*$", "nullable": nullable })
+    json!({ "type": "string", "maxLength": policy::DISPLAY_NAME_MAX, "pattern": "^[^\\x00-\\x1F\\x7F-\\x9F]*$", "nullable": nullable })
 }
 
 /// SIP passwords as the API accepts them (strength rules are checked too and answered with 422).
 fn sip_password() -> Value {
-    json!({ "type": "string", "minLength": 8, "maxLength": 128, "pattern": "^[\\x21-\\x7E]+$", "nullable": true,
-            "description": "printable ASCII without spaces, mixing at least two of lower case, upper case, digits, symbols, not containing the number; omit or null to have one generated (returned once)" })
+    json!({ "type": "string", "minLength": policy::SIP_PASSWORD_LEN.start(), "maxLength": policy::SIP_PASSWORD_LEN.end(), "pattern": "^[\\x21-\\x7E]+$", "nullable": true,
+            "description": format!("printable ASCII without spaces, mixing at least {} of lower case, upper case, digits, symbols, not containing the number; omit or null to have one generated (returned once)", policy::SIP_PASSWORD_CLASSES) })
+}
+
+/// Contact limits of an extension.
+fn max_contacts() -> Value {
+    json!({ "type": "integer", "minimum": policy::MAX_CONTACTS.start(), "maximum": policy::MAX_CONTACTS.end(), "nullable": true })
+}
+
+/// Administrator passwords.
+fn admin_password() -> Value {
+    json!({ "type": "string", "minLength": policy::ADMIN_PASSWORD_MIN })
 }
 
 fn cdr_params() -> Vec<Value> {
@@ -119,9 +130,9 @@ fn schemas() -> Value {
         "NewExtension": { "type": "object", "required": ["number"], "additionalProperties": false, "properties": {
             "number": { "type": "string", "pattern": "^[0-9*#+]{1,32}$" }, "display_name": display_name(false),
             "password": sip_password(),
-            "enabled": { "type": "boolean", "nullable": true }, "max_contacts": { "type": "integer", "minimum": 1, "maximum": 100, "nullable": true } } },
+            "enabled": { "type": "boolean", "nullable": true }, "max_contacts": max_contacts() } },
         "ExtensionPatch": { "type": "object", "additionalProperties": false, "properties": {
-            "display_name": display_name(true), "enabled": { "type": "boolean", "nullable": true }, "max_contacts": { "type": "integer", "minimum": 1, "maximum": 100, "nullable": true } } },
+            "display_name": display_name(true), "enabled": { "type": "boolean", "nullable": true }, "max_contacts": max_contacts() } },
         "Registration": { "type": "object", "properties": {
             "id": { "type": "integer" }, "tenant_id": { "type": "integer" }, "extension_id": { "type": "integer" }, "aor": { "type": "string" },
             "contact_uri": { "type": "string" }, "expires_at": ts, "q": { "type": "number" }, "call_id": { "type": "string" }, "cseq": { "type": "integer" },
@@ -145,7 +156,7 @@ fn schemas() -> Value {
             "id": { "type": "integer" }, "username": { "type": "string" }, "role": { "type": "string", "enum": ["admin", "viewer"] },
             "failed_logins": { "type": "integer" }, "locked_until": ts_null, "created_at": ts } },
         "NewAdmin": { "type": "object", "required": ["username", "password", "role"], "additionalProperties": false, "properties": {
-            "username": { "type": "string", "pattern": "^[A-Za-z0-9._@-]{1,64}$" }, "password": { "type": "string", "minLength": 10 },
+            "username": { "type": "string", "pattern": format!("^[A-Za-z0-9._@-]{{1,{}}}$", policy::ADMIN_USERNAME_MAX) }, "password": admin_password(),
             "role": { "type": "string", "enum": ["admin", "viewer"] } } },
         "ApiKey": { "type": "object", "properties": {
             "id": { "type": "integer" }, "tenant_id": { "type": "integer", "nullable": true }, "name": { "type": "string" }, "prefix": { "type": "string" },
@@ -260,7 +271,7 @@ pub fn document() -> Value {
     add(
         "/admins/{username}/password",
         json!({ "parameters": [path_param("username", json!({ "type": "string" }))],
-        "put": op("Set an administrator's password (clears a lockout)", json!({ "requestBody": body(json!({ "type": "object", "required": ["password"], "additionalProperties": false, "properties": { "password": { "type": "string", "minLength": 10 } } })),
+        "put": op("Set an administrator's password (clears a lockout)", json!({ "requestBody": body(json!({ "type": "object", "required": ["password"], "additionalProperties": false, "properties": { "password": admin_password() } })),
             "responses": { "204": no_content } }), &["400", "404", "415", "422"]) }),
     );
     add(
@@ -288,4 +299,31 @@ pub fn document() -> Value {
             "schemas": schemas()
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document states the limits of `engine::policy`, the ones the handlers apply.
+    #[test]
+    fn limits_come_from_the_policy() {
+        let d = document();
+        let s = &d["components"]["schemas"];
+        let pw = &s["NewExtension"]["properties"]["password"];
+        assert_eq!(pw["minLength"], json!(8));
+        assert_eq!(pw["maxLength"], json!(128));
+        for schema in ["NewExtension", "ExtensionPatch"] {
+            let m = &s[schema]["properties"]["max_contacts"];
+            assert_eq!((&m["minimum"], &m["maximum"]), (&json!(1), &json!(100)));
+        }
+        assert_eq!(
+            s["NewAdmin"]["properties"]["password"]["minLength"],
+            json!(10)
+        );
+        assert_eq!(
+            s["NewAdmin"]["properties"]["username"]["pattern"],
+            json!("^[A-Za-z0-9._@-]{1,64}$")
+        );
+    }
 }

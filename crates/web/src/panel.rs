@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Form, extract::DefaultBodyLimit};
 use chrono::Utc;
 use engine::control::{CallState, CallSummary};
+use engine::policy;
 use maud::{DOCTYPE, Markup, html};
 use store::{AdminLogin, AdminRole, ApiScope, Page};
 
@@ -490,13 +491,13 @@ async fn setup(State(w): State<Web>, ctx: Ctx, Form(f): Form<HashMap<String, Str
             Some(ctx.t("setup.mismatch")),
         );
     }
-    if let Some(k) = api::bad_admin(user, pw) {
+    if let Err(e) = api::check_admin(user, pw) {
         return setup_response(
             &ctx,
             StatusCode::UNPROCESSABLE_ENTITY,
             token,
             user,
-            Some(ctx.t(k)),
+            Some(ctx.t(e.key())),
         );
     }
     match w.store().create_admin(user, pw, AdminRole::Admin).await {
@@ -808,13 +809,13 @@ fn ext_form_error(ctx: &Ctx, number: &str, name: &str, password: &str) -> Option
     if store::validate_extension_number(number).is_err() {
         return Some(ctx.t("ext.bad_number").into());
     }
-    if name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Some(ctx.t("ext.bad_name").into());
+    if let Err(e) = policy::check_display_name(name) {
+        return Some(ctx.t(e.key()).into());
     }
     if !password.is_empty()
-        && let Some(k) = api::weak_password(number, password)
+        && let Err(e) = policy::check_extension_password(number, password)
     {
-        return Some(format!("{} {}", ctx.t("ext.weak"), ctx.t(k)));
+        return Some(format!("{} {}", ctx.t("ext.weak"), ctx.t(e.key())));
     }
     None
 }
@@ -860,7 +861,7 @@ async fn create_extension(
         return err_page(msg).await;
     }
     let password = if given.is_empty() {
-        api::generate_password()
+        api::generate_password(number)
     } else {
         given.to_string()
     };
@@ -940,7 +941,7 @@ async fn extension_page(
             form method="post" action=(action) id="edit-extension" {
                 (csrf_field(ctx))
                 label { (ctx.t("ext.name")) input type="text" name="display_name" value=(ext.display_name); }
-                label { (ctx.t("ext.max_contacts")) input type="number" name="max_contacts" min="1" max="100" value=(ext.max_contacts); }
+                label { (ctx.t("ext.max_contacts")) input type="number" name="max_contacts" min=(policy::MAX_CONTACTS.start()) max=(policy::MAX_CONTACTS.end()) value=(ext.max_contacts); }
                 label.check { input type="checkbox" name="enabled" value="on" checked[ext.enabled]; (ctx.t("ext.enabled")) }
                 button type="submit" { (ctx.t("save")) }
             }
@@ -1002,8 +1003,11 @@ async fn update_extension(
         return err(m).await;
     }
     let max = match field(&f, "max_contacts").trim().parse::<i64>() {
-        Ok(m) if (1..=100).contains(&m) => m,
-        _ => return err(ctx.t("ext.bad_max").into()).await,
+        Ok(m) => match policy::check_max_contacts(m) {
+            Ok(()) => m,
+            Err(e) => return err(ctx.t(e.key()).into()).await,
+        },
+        Err(_) => return err(ctx.t(policy::PolicyError::MaxContacts.key()).into()).await,
     };
     let t = match w.store().default_tenant().await {
         Ok(t) => t,
@@ -1038,7 +1042,7 @@ async fn regenerate(
     if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
-    let password = api::generate_password();
+    let password = api::generate_password(&number);
     let t = match w.store().default_tenant().await {
         Ok(t) => t,
         Err(e) => return fail(&ctx, e.into()),
@@ -1500,12 +1504,12 @@ async fn change_my_password(
         )
         .await;
     }
-    if let Some(k) = api::bad_admin(&s.username, pw) {
+    if let Err(e) = api::check_admin(&s.username, pw) {
         return admins_view(
             &w,
             &ctx,
             StatusCode::UNPROCESSABLE_ENTITY,
-            error_msg(ctx.t(k)),
+            error_msg(ctx.t(e.key())),
         )
         .await;
     }
@@ -1563,12 +1567,12 @@ async fn create_admin(
     }
     let user = field(&f, "username").trim();
     let pw = field(&f, "password");
-    if let Some(k) = api::bad_admin(user, pw) {
+    if let Err(e) = api::check_admin(user, pw) {
         return admins_view(
             &w,
             &ctx,
             StatusCode::UNPROCESSABLE_ENTITY,
-            error_msg(ctx.t(k)),
+            error_msg(ctx.t(e.key())),
         )
         .await;
     }
