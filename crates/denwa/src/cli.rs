@@ -1,5 +1,6 @@
-//! Command-line interface (DESIGN.md §4). Every subcommand takes the global database options and works
-//! whether or not `serve` is running.
+//! Command-line interface. Every subcommand takes the global database options and works whether
+//! or not `serve` is running. Password rules come from `engine::policy`, the settings from
+//! `engine::settings`, the same definitions the panel and the API use.
 
 use std::path::PathBuf;
 

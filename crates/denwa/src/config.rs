@@ -1,6 +1,8 @@
-//! Node-local bootstrap configuration: defaults, then the TOML file, then `DENWA_*` variables, then flags.
+//! Node-local bootstrap configuration: defaults, then the TOML file, then the `node.*` settings
+//! saved in the database (`Config::apply_saved`), then `DENWA_*` variables, then flags.
 //!
-//! Everything else (extensions, timeouts, routes) lives in the database (DESIGN.md §3).
+//! Everything else (extensions, timeouts, routes) lives in the database: see `denwa setting list`
+//! and docs/operations.md.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! `denwa`: the Denwa IP-PBX binary — CLI, configuration and wiring (DESIGN.md §4).
+//! `denwa`: the Denwa IP-PBX binary — CLI, configuration and wiring (the commands are in
+//! `cli`, the configuration layers in `config`, the HTTP listener in `http`).
 
 mod cli;
 mod config;

@@ -1,4 +1,4 @@
-//! The command-line contract (DESIGN.md §4): precise errors for bad input, JSON output, lint
+//! The command-line contract: precise errors for bad input, JSON output, lint
 //! exit codes, backups that round-trip and refuse corrupt files without changing anything.
 
 use std::path::Path;
