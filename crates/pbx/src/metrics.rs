@@ -34,6 +34,14 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     calls_by_disposition: [AtomicU64; DISPOSITIONS.len()],
+    tcp_refused: AtomicU64,
+    tcp_timeouts: AtomicU64,
+    tcp_connect_failures: AtomicU64,
+    udp_send_queued: AtomicU64,
+    udp_send_drops: AtomicU64,
+    log_suppressed: AtomicU64,
+    /// TCP connections open right now (accepted and outbound).
+    pub tcp_connections: AtomicI64,
     /// Registered contacts right now.
     pub registrations: AtomicI64,
     /// Calls in progress right now.
@@ -54,6 +62,13 @@ impl Default for Metrics {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             calls_by_disposition: std::array::from_fn(|_| AtomicU64::new(0)),
+            tcp_refused: AtomicU64::new(0),
+            tcp_timeouts: AtomicU64::new(0),
+            tcp_connect_failures: AtomicU64::new(0),
+            udp_send_queued: AtomicU64::new(0),
+            udp_send_drops: AtomicU64::new(0),
+            log_suppressed: AtomicU64::new(0),
+            tcp_connections: AtomicI64::new(0),
             registrations: AtomicI64::new(0),
             active_calls: AtomicI64::new(0),
             transactions: AtomicI64::new(0),
@@ -99,6 +114,30 @@ impl Metrics {
     /// Bytes sent.
     pub fn inc_sent_bytes(&self, n: usize) {
         self.bytes_out.fetch_add(n as u64, Relaxed);
+    }
+    /// An accepted TCP connection was closed at once (per-source or total limit reached).
+    pub fn inc_tcp_refused(&self) {
+        self.tcp_refused.fetch_add(1, Relaxed);
+    }
+    /// A TCP connection was closed for sending no complete message in time, or for idling.
+    pub fn inc_tcp_timeout(&self) {
+        self.tcp_timeouts.fetch_add(1, Relaxed);
+    }
+    /// An outbound TCP connection could not be made (refused by a limit, or the connect failed).
+    pub fn inc_tcp_connect_failure(&self) {
+        self.tcp_connect_failures.fetch_add(1, Relaxed);
+    }
+    /// A UDP send found the socket buffer full and was queued for a retry.
+    pub fn inc_udp_send_queued(&self) {
+        self.udp_send_queued.fetch_add(1, Relaxed);
+    }
+    /// A UDP send was dropped (retry queue full, or the retry failed).
+    pub fn inc_udp_send_drop(&self) {
+        self.udp_send_drops.fetch_add(1, Relaxed);
+    }
+    /// A log line was not written (rate-limited; counted in a summary line instead).
+    pub fn inc_log_suppressed(&self) {
+        self.log_suppressed.fetch_add(1, Relaxed);
     }
     /// A call ended with this disposition.
     pub fn inc_call(&self, disposition: &str) {
@@ -191,6 +230,51 @@ impl Metrics {
             ),
         ];
         write_simple(out, &simple);
+        let abuse: [(&str, &str, &str, u64); 7] = [
+            (
+                "denwa_sip_tcp_refused_total",
+                "counter",
+                "TCP connections closed at accept: per-source or total connection limit reached.",
+                self.tcp_refused.load(Relaxed),
+            ),
+            (
+                "denwa_sip_tcp_timeouts_total",
+                "counter",
+                "TCP connections closed for no complete message in time or for idling.",
+                self.tcp_timeouts.load(Relaxed),
+            ),
+            (
+                "denwa_sip_tcp_connect_failures_total",
+                "counter",
+                "Outbound TCP connections refused by a limit or failed.",
+                self.tcp_connect_failures.load(Relaxed),
+            ),
+            (
+                "denwa_sip_udp_send_queued_total",
+                "counter",
+                "UDP sends queued for a retry because the socket buffer was full.",
+                self.udp_send_queued.load(Relaxed),
+            ),
+            (
+                "denwa_sip_udp_send_dropped_total",
+                "counter",
+                "UDP sends dropped: retry queue full or retry failed.",
+                self.udp_send_drops.load(Relaxed),
+            ),
+            (
+                "denwa_log_lines_suppressed_total",
+                "counter",
+                "Log lines not written by the per-peer rate limit (counted in summary lines).",
+                self.log_suppressed.load(Relaxed),
+            ),
+            (
+                "denwa_sip_tcp_connections",
+                "gauge",
+                "TCP connections open.",
+                self.tcp_connections.load(Relaxed).max(0) as u64,
+            ),
+        ];
+        write_simple(out, &abuse);
         let _ = writeln!(
             out,
             "# HELP denwa_registrations Registered contacts.\n# TYPE denwa_registrations gauge"
@@ -257,5 +341,12 @@ mod tests {
         assert!(s.contains("denwa_sip_responses_sent_total{code=\"486\"} 1"));
         assert!(s.contains("denwa_calls_total{disposition=\"BUSY\"} 1"));
         assert!(s.contains("denwa_sip_transactions 0"));
+        m.inc_tcp_refused();
+        m.inc_log_suppressed();
+        let mut s = String::new();
+        m.render(&mut s);
+        assert!(s.contains("denwa_sip_tcp_refused_total 1"));
+        assert!(s.contains("denwa_log_lines_suppressed_total 1"));
+        assert!(s.contains("denwa_sip_tcp_connections 0"));
     }
 }

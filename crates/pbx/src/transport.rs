@@ -3,19 +3,38 @@
 //! Receive loops parse messages on their own tasks (so parsing spreads over the runtime's
 //! threads) and hand them to the core. Malformed requests are answered here with 400 (or dropped
 //! when they cannot be answered) and logged with the peer address. Sends never block the core:
-//! UDP uses `try_send_to`, TCP goes through each connection's writer queue.
+//! UDP uses `try_send_to` (a full socket buffer queues the datagram in a bounded per-socket retry
+//! queue), TCP goes through each connection's writer queue.
+//!
+//! Bounded under abuse (the limits are [`TransportLimits`], in the spirit of Kamailio's
+//! `tcp_max_connections`, `tcp_connection_lifetime` and pike):
+//! - TCP connections per source IP and in all; an accepted connection beyond them is closed at
+//!   once with a reset, counted (`denwa_sip_tcp_refused_total`) and logged rate-limited.
+//! - A TCP connection must deliver its first complete SIP message within the message timeout of
+//!   connecting, and every message whose first bytes arrived must complete within it too (slow
+//!   senders cannot hold a connection with a trickle); an idle connection that has carried SIP is
+//!   closed after the idle timeout.
+//! - Outbound TCP connects: one at a time per destination (later sends queue behind it), a
+//!   bounded number in flight, each with a timeout.
+//! - Writes to a TCP peer that stops reading time out and close the connection.
+//! - Every queue is bounded; nothing spawns a task per datagram.
+//! - Log lines about bad input go through [`engine::peerlog::PeerLog`]: the first few per peer
+//!   and window in full, the rest as one summary line per noisy peer and window.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
+use engine::peerlog::{Decision, PeerLog, PeerLogConfig, Summary};
 use sip::transaction::Transport;
 use sip::{Datagram, Limits, StreamEvent, StreamFramer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
@@ -36,17 +55,190 @@ pub struct Inbound {
 /// Depth of each TCP connection's write queue.
 const TCP_QUEUE: usize = 256;
 
+/// Limits that keep the transports bounded whatever the network sends.
+#[derive(Debug, Clone)]
+pub struct TransportLimits {
+    /// Open TCP connections from one source IP (accepted ones). 32: a phone needs one, an office
+    /// behind one NAT address a few dozen; raise it for bigger sites behind a single address.
+    pub tcp_max_per_source: usize,
+    /// Open TCP connections in all (accepted and outbound). 4,096, like Kamailio's
+    /// `tcp_max_connections` default of 2,048 doubled; each costs a descriptor and ~20 KiB.
+    pub tcp_max_total: usize,
+    /// Time from connecting to the first complete SIP message, and from the first bytes of any
+    /// later message to its end. 30 s: a phone sends its REGISTER at once, and a message of
+    /// 64 KiB takes milliseconds; a connection that sends nothing, or trickles, is closed.
+    pub tcp_message_timeout: Duration,
+    /// A connection that has carried SIP and then receives nothing (not even an RFC 5626
+    /// keep-alive) for this long is closed. 3,900 s: longer than the 3,600 s re-registration
+    /// interval common in phones, so a phone registered over TCP behind NAT keeps the
+    /// connection its calls arrive on (Kamailio's 120 s `tcp_connection_lifetime` needs
+    /// registrar flags to avoid exactly that); the per-source and total limits bound what idle
+    /// connections can hold.
+    pub tcp_idle_timeout: Duration,
+    /// One write to a TCP peer (a peer that stops reading is disconnected after this).
+    pub tcp_write_timeout: Duration,
+    /// One outbound TCP connect.
+    pub tcp_connect_timeout: Duration,
+    /// Outbound TCP connects in flight at once (each to a different destination).
+    pub tcp_max_connecting: usize,
+    /// Datagrams per UDP socket waiting for room in a full kernel send buffer; beyond it they
+    /// are dropped and counted (the transaction layer retransmits requests and final responses
+    /// as it would after a loss on the wire).
+    pub udp_send_queue: usize,
+    /// Rate limits of the log lines about bad input (per category: malformed datagrams, TCP
+    /// framing errors, refused connections, timed-out connections).
+    pub log: PeerLogConfig,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        TransportLimits {
+            tcp_max_per_source: 32,
+            tcp_max_total: 4_096,
+            tcp_message_timeout: Duration::from_secs(30),
+            tcp_idle_timeout: Duration::from_secs(3_900),
+            tcp_write_timeout: Duration::from_secs(30),
+            tcp_connect_timeout: Duration::from_secs(5),
+            tcp_max_connecting: 64,
+            udp_send_queue: 512,
+            log: PeerLogConfig::default(),
+        }
+    }
+}
+
+/// A UDP socket with its bounded retry queue for sends that found the kernel buffer full.
+struct UdpOut {
+    local: SocketAddr,
+    sock: Arc<UdpSocket>,
+    queue: Mutex<VecDeque<(SocketAddr, Bytes)>>,
+    /// Datagrams queued or being retried (read without the lock on the send path).
+    queued: AtomicUsize,
+    wake: Notify,
+}
+
+/// Open TCP connections, by source IP for the accepted ones.
+#[derive(Default)]
+struct ConnCount {
+    per_source: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// An outbound connect in progress: sends to the same destination queue behind it.
+struct Connecting {
+    tx: mpsc::Sender<Bytes>,
+    on_fail: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+/// One category of rate-limited log lines.
+struct RateLog<K> {
+    /// Plural noun for summaries ("malformed SIP datagrams").
+    what: &'static str,
+    log: Mutex<PeerLog<K>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone + std::fmt::Display> RateLog<K> {
+    fn new(what: &'static str, cfg: PeerLogConfig) -> RateLog<K> {
+        RateLog {
+            what,
+            log: Mutex::new(PeerLog::new(cfg)),
+        }
+    }
+
+    fn event(&self, key: K, detail: impl FnOnce() -> String) -> Decision {
+        let now = Instant::now();
+        self.log
+            .lock()
+            .map(|mut l| l.event(key, now, detail))
+            .unwrap_or(Decision::Suppress)
+    }
+
+    fn flush(&self, now: Instant) -> Vec<Summary<K>> {
+        self.log
+            .lock()
+            .map(|mut l| l.flush(now))
+            .unwrap_or_default()
+    }
+
+    fn emit(&self, now: Instant) {
+        for s in self.flush(now) {
+            warn!("{}", s.line(self.what));
+        }
+    }
+}
+
+/// What the last full log line of a peer in a window says about the rest.
+fn more(d: Decision) -> &'static str {
+    match d {
+        Decision::Log { last: true } => " (further ones from this peer are summarised)",
+        _ => "",
+    }
+}
+
+/// The rate-limited log categories.
+struct Logs {
+    malformed: RateLog<IpAddr>,
+    framing: RateLog<IpAddr>,
+    refused: RateLog<IpAddr>,
+    timeouts: RateLog<IpAddr>,
+    accept_errors: RateLog<SocketAddr>,
+}
+
 /// All bound SIP sockets of this node.
 pub struct Transports {
-    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    udp: Vec<Arc<UdpOut>>,
     tcp_local: Vec<SocketAddr>,
     conns: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    /// Outbound connects in progress, by destination.
+    connecting: Mutex<HashMap<SocketAddr, Connecting>>,
+    counts: Mutex<ConnCount>,
     /// TCP listeners, bound in `bind` and handed to accept loops by `start`.
     listeners: Mutex<Vec<TcpListener>>,
     /// Where every receive loop (also of outbound TCP connections) delivers messages.
     core: std::sync::OnceLock<mpsc::Sender<Inbound>>,
     limits: Limits,
+    bounds: TransportLimits,
+    logs: Logs,
     metrics: Arc<Metrics>,
+}
+
+/// A counted TCP connection; gives its place back when dropped.
+struct ConnSlot {
+    t: Arc<Transports>,
+    /// Source IP of an accepted connection (outbound ones count only in the total).
+    source: Option<IpAddr>,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.t.counts.lock() {
+            c.total = c.total.saturating_sub(1);
+            if let Some(ip) = self.source
+                && let Some(n) = c.per_source.get_mut(&ip)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    c.per_source.remove(&ip);
+                }
+            }
+        }
+        self.t.metrics.tcp_connections.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Why a TCP connection was not admitted.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    PerSource(usize),
+    Total(usize),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::PerSource(n) => write!(f, "{n} connections from this source already open"),
+            Refusal::Total(n) => write!(f, "{n} connections open in all"),
+        }
+    }
 }
 
 /// Local IPv4/IPv6 addresses of this host's interfaces (for wildcard listen addresses).
@@ -108,8 +300,18 @@ pub fn expand_listen(listen: &[SocketAddr]) -> Vec<SocketAddr> {
 }
 
 impl Transports {
-    /// Binds UDP and TCP on every address (wildcards expanded per interface).
+    /// Binds UDP and TCP on every address (wildcards expanded per interface), with the default
+    /// [`TransportLimits`].
     pub async fn bind(listen: &[SocketAddr], metrics: Arc<Metrics>) -> Result<Arc<Transports>> {
+        Transports::bind_with(listen, metrics, TransportLimits::default()).await
+    }
+
+    /// Binds UDP and TCP on every address (wildcards expanded per interface).
+    pub async fn bind_with(
+        listen: &[SocketAddr],
+        metrics: Arc<Metrics>,
+        bounds: TransportLimits,
+    ) -> Result<Arc<Transports>> {
         let addrs = expand_listen(listen);
         let mut udp = Vec::new();
         let mut tcp_local = Vec::new();
@@ -120,28 +322,51 @@ impl Transports {
                 .with_context(|| format!("binding SIP UDP on {a}"))?;
             let local = s.local_addr()?;
             set_buffers(&s);
-            udp.push((local, Arc::new(s)));
+            udp.push(Arc::new(UdpOut {
+                local,
+                sock: Arc::new(s),
+                queue: Mutex::new(VecDeque::new()),
+                queued: AtomicUsize::new(0),
+                wake: Notify::new(),
+            }));
             let l = TcpListener::bind(local)
                 .await
                 .with_context(|| format!("binding SIP TCP on {local}"))?;
             tcp_local.push(l.local_addr()?);
             listeners.push(l);
         }
+        let c = bounds.log;
+        let logs = Logs {
+            malformed: RateLog::new("malformed SIP datagrams", c),
+            framing: RateLog::new("SIP framing errors on TCP", c),
+            refused: RateLog::new("TCP connections refused", c),
+            timeouts: RateLog::new("TCP connections timed out", c),
+            accept_errors: RateLog::new("TCP accept errors", c),
+        };
         let t = Arc::new(Transports {
             udp,
             tcp_local,
             conns: Mutex::new(HashMap::new()),
+            connecting: Mutex::new(HashMap::new()),
+            counts: Mutex::new(ConnCount::default()),
             listeners: Mutex::new(listeners),
             core: std::sync::OnceLock::new(),
             limits: Limits::default(),
+            bounds,
+            logs,
             metrics,
         });
         Ok(t)
     }
 
+    /// The limits in force.
+    pub fn transport_limits(&self) -> &TransportLimits {
+        &self.bounds
+    }
+
     /// Local UDP addresses (one per segment).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.udp.iter().map(|(a, _)| *a).collect()
+        self.udp.iter().map(|u| u.local).collect()
     }
 
     /// Local TCP addresses.
@@ -149,15 +374,22 @@ impl Transports {
         &self.tcp_local
     }
 
-    /// Starts receive loops feeding `tx`.
+    /// Open TCP connections (accepted and outbound).
+    pub fn tcp_connection_count(&self) -> usize {
+        self.counts.lock().map(|c| c.total).unwrap_or(0)
+    }
+
+    /// Starts receive loops feeding `tx`, the UDP retry senders and the log summary timer.
     pub fn start(self: &Arc<Self>, tx: mpsc::Sender<Inbound>) {
         let _ = self.core.set(tx.clone());
-        for (local, sock) in &self.udp {
+        for out in &self.udp {
             let me = Arc::clone(self);
-            let sock = Arc::clone(sock);
+            let out2 = Arc::clone(out);
             let tx = tx.clone();
-            let local = *local;
-            tokio::spawn(async move { me.udp_loop(local, sock, tx).await });
+            tokio::spawn(async move { me.udp_loop(out2, tx).await });
+            let me = Arc::clone(self);
+            let out = Arc::clone(out);
+            tokio::spawn(async move { me.udp_retry_loop(out).await });
         }
         let listeners: Vec<TcpListener> = self
             .listeners
@@ -169,14 +401,39 @@ impl Transports {
             let tx = tx.clone();
             tokio::spawn(async move { me.accept_loop(l, tx).await });
         }
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.summary_loop().await });
     }
 
-    async fn udp_loop(
-        self: Arc<Self>,
-        local: SocketAddr,
-        sock: Arc<UdpSocket>,
-        tx: mpsc::Sender<Inbound>,
-    ) {
+    /// Writes the rate limiter's summary lines as windows close.
+    async fn summary_loop(self: Arc<Self>) {
+        let every =
+            (self.bounds.log.window / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            self.logs.malformed.emit(now);
+            self.logs.framing.emit(now);
+            self.logs.refused.emit(now);
+            self.logs.timeouts.emit(now);
+            self.logs.accept_errors.emit(now);
+        }
+    }
+
+    fn suppressed(&self, d: Decision) -> bool {
+        if d.is_log() {
+            false
+        } else {
+            self.metrics.inc_log_suppressed();
+            true
+        }
+    }
+
+    async fn udp_loop(self: Arc<Self>, out: Arc<UdpOut>, tx: mpsc::Sender<Inbound>) {
+        let local = out.local;
+        let sock = &out.sock;
         let mut buf = vec![0u8; 65_536];
         loop {
             let (n, source) = match sock.recv_from(&mut buf).await {
@@ -205,33 +462,100 @@ impl Transports {
                 }
                 Err(e) => {
                     self.metrics.inc_parse_error();
-                    match sip::error_response(&data, &e) {
-                        Some(resp) => {
-                            warn!(peer = %source, %local, error = %e, "malformed SIP request: answered 400");
-                            let _ = sock.try_send_to(&resp, source);
-                        }
-                        None => {
-                            warn!(peer = %source, %local, error = %e, "malformed SIP message dropped")
-                        }
+                    let resp = sip::error_response(&data, &e);
+                    let answered = resp.is_some();
+                    if let Some(resp) = resp {
+                        let _ = sock.try_send_to(&resp, source);
+                    }
+                    let d = self.logs.malformed.event(source.ip(), || {
+                        let what = if answered { "answered 400" } else { "dropped" };
+                        format!("{e} ({what})")
+                    });
+                    if self.suppressed(d) {
+                        continue;
+                    }
+                    if answered {
+                        warn!(peer = %source, %local, error = %e, "malformed SIP request: answered 400{}", more(d));
+                    } else {
+                        warn!(peer = %source, %local, error = %e, "malformed SIP message dropped{}", more(d));
                     }
                 }
             }
         }
     }
 
+    /// Sends what found the socket buffer full, in order, as room appears.
+    async fn udp_retry_loop(self: Arc<Self>, out: Arc<UdpOut>) {
+        loop {
+            out.wake.notified().await;
+            loop {
+                let next = out.queue.lock().ok().and_then(|mut q| q.pop_front());
+                let Some((dest, data)) = next else { break };
+                let sent =
+                    tokio::time::timeout(Duration::from_secs(1), out.sock.send_to(&data, dest))
+                        .await;
+                if !matches!(sent, Ok(Ok(_))) {
+                    self.metrics.inc_udp_send_drop();
+                    debug!(%dest, "queued UDP send failed: dropped");
+                }
+                out.queued.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+
+    /// Takes a place for a TCP connection (`source` for accepted ones), or says why not.
+    fn admit(self: &Arc<Self>, source: Option<IpAddr>) -> Result<ConnSlot, Refusal> {
+        let mut c = self.counts.lock().map_err(|_| Refusal::Total(0))?;
+        if c.total >= self.bounds.tcp_max_total {
+            return Err(Refusal::Total(c.total));
+        }
+        if let Some(ip) = source {
+            let n = c.per_source.entry(ip).or_insert(0);
+            if *n >= self.bounds.tcp_max_per_source {
+                return Err(Refusal::PerSource(*n));
+            }
+            *n += 1;
+        }
+        c.total += 1;
+        drop(c);
+        self.metrics.tcp_connections.fetch_add(1, Relaxed);
+        Ok(ConnSlot {
+            t: Arc::clone(self),
+            source,
+        })
+    }
+
     async fn accept_loop(self: Arc<Self>, l: TcpListener, tx: mpsc::Sender<Inbound>) {
         let Ok(local) = l.local_addr() else { return };
         loop {
             match l.accept().await {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let me = Arc::clone(&self);
-                    let tx = tx.clone();
-                    tokio::spawn(async move { me.run_conn(stream, local, peer, tx).await });
-                }
+                Ok((stream, peer)) => match self.admit(Some(peer.ip())) {
+                    Ok(slot) => {
+                        let _ = stream.set_nodelay(true);
+                        let me = Arc::clone(&self);
+                        let tx = tx.clone();
+                        tokio::spawn(
+                            async move { me.run_conn(stream, local, peer, tx, slot).await },
+                        );
+                    }
+                    Err(why) => {
+                        // Cheap refusal: a reset now, no task, no buffers, no TIME_WAIT here.
+                        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                        drop(stream);
+                        self.metrics.inc_tcp_refused();
+                        let d = self.logs.refused.event(peer.ip(), || why.to_string());
+                        if !self.suppressed(d) {
+                            warn!(%peer, %local, reason = %why, "TCP connection refused{}", more(d));
+                        }
+                    }
+                },
                 Err(e) => {
-                    warn!(%local, error = %e, "TCP accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    // Out of descriptors, typically: say so (rate-limited) and let it pass.
+                    let d = self.logs.accept_errors.event(local, || e.to_string());
+                    if !self.suppressed(d) {
+                        warn!(%local, error = %e, "TCP accept failed{}", more(d));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }
@@ -243,16 +567,20 @@ impl Transports {
         local: SocketAddr,
         peer: SocketAddr,
         tx: mpsc::Sender<Inbound>,
+        slot: ConnSlot,
     ) {
         let (wtx, wrx) = mpsc::channel::<Bytes>(TCP_QUEUE);
         debug!(%peer, %local, "TCP connection up");
         self.serve_conn(stream, local, peer, wtx, wrx, tx).await;
+        drop(slot);
         debug!(%peer, "TCP connection closed");
     }
 
     /// Runs one TCP connection (accepted or outbound): a writer task draining `wrx`, and the
     /// reader framing messages into the core queue. Registered under the peer address so
     /// requests to a phone registered over TCP reuse its connection (it may be behind NAT).
+    /// Ends at EOF, on a read or write error, a framing error, or a timeout (see
+    /// [`TransportLimits`]).
     async fn serve_conn(
         &self,
         stream: TcpStream,
@@ -266,26 +594,71 @@ impl Transports {
         if let Ok(mut c) = self.conns.lock() {
             c.insert(peer, wtx.clone());
         }
-        let writer = tokio::spawn(async move {
+        let write_timeout = self.bounds.tcp_write_timeout;
+        let mut writer = tokio::spawn(async move {
             while let Some(b) = wrx.recv().await {
-                if wr.write_all(&b).await.is_err() {
-                    break;
+                match tokio::time::timeout(write_timeout, wr.write_all(&b)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        debug!(%peer, "TCP write timed out: closing connection");
+                        break;
+                    }
                 }
             }
-            let _ = wr.shutdown().await;
+            let _ = tokio::time::timeout(write_timeout, wr.shutdown()).await;
         });
+        let mut writer_done = false;
         let mut framer = StreamFramer::new(self.limits);
         let mut buf = vec![0u8; 16 * 1024];
+        let opened = Instant::now();
+        // Until the first complete message, the message timeout runs from the connect.
+        let mut seen_message = false;
+        let mut message_started: Option<Instant> = Some(opened);
+        let mut last_read = opened;
         'read: loop {
-            let n = match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let (deadline, idle) = match message_started {
+                Some(t) => (t + self.bounds.tcp_message_timeout, false),
+                None => (last_read + self.bounds.tcp_idle_timeout, true),
             };
+            let n = tokio::select! {
+                r = rd.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.metrics.inc_tcp_timeout();
+                    if idle {
+                        debug!(%peer, %local, "TCP connection idle: closed");
+                    } else {
+                        let why = if seen_message {
+                            "a SIP message did not complete in time"
+                        } else {
+                            "no complete SIP message after connecting"
+                        };
+                        let secs = self.bounds.tcp_message_timeout.as_secs();
+                        let d = self.logs.timeouts.event(peer.ip(), || format!("{why} ({secs} s)"));
+                        if !self.suppressed(d) {
+                            info!(%peer, %local, timeout_s = secs, "TCP connection closed: {why}{}", more(d));
+                        }
+                    }
+                    break;
+                }
+                _ = &mut writer => {
+                    writer_done = true;
+                    break;
+                }
+            };
+            let now = Instant::now();
+            last_read = now;
             self.metrics.inc_received_bytes(n);
             framer.push(&buf[..n]);
+            let mut completed = false;
             while let Some(ev) = framer.poll() {
                 match ev {
                     Ok(StreamEvent::Message(message)) => {
+                        seen_message = true;
+                        completed = true;
                         let m = Inbound {
                             message,
                             source: peer,
@@ -297,16 +670,29 @@ impl Transports {
                         }
                     }
                     Ok(StreamEvent::Ping) => {
+                        completed = true;
                         let _ = wtx.try_send(Bytes::from_static(sip::framing::PONG));
                     }
-                    Ok(StreamEvent::Pong) => {}
+                    Ok(StreamEvent::Pong) => completed = true,
                     Err(e) => {
                         self.metrics.inc_parse_error();
-                        warn!(%peer, %local, error = %e, "SIP framing error on TCP: closing connection");
+                        let d = self.logs.framing.event(peer.ip(), || e.to_string());
+                        if !self.suppressed(d) {
+                            warn!(%peer, %local, error = %e, "SIP framing error on TCP: closing connection{}", more(d));
+                        }
                         break 'read;
                     }
                 }
             }
+            message_started = if !seen_message {
+                Some(opened)
+            } else if framer.buffered() == 0 {
+                None
+            } else if completed || message_started.is_none() {
+                Some(now)
+            } else {
+                message_started
+            };
         }
         if let Ok(mut c) = self.conns.lock()
             && c.get(&peer).is_some_and(|s| s.same_channel(&wtx))
@@ -315,19 +701,24 @@ impl Transports {
             c.remove(&peer);
         }
         drop(wtx);
-        let _ = writer.await;
+        if !writer_done
+            && tokio::time::timeout(write_timeout, &mut writer)
+                .await
+                .is_err()
+        {
+            writer.abort();
+        }
     }
 
-    fn udp_socket(&self, local: Option<SocketAddr>, dest: SocketAddr) -> Option<&Arc<UdpSocket>> {
+    fn udp_out(&self, local: Option<SocketAddr>, dest: SocketAddr) -> Option<&Arc<UdpOut>> {
         if let Some(l) = local
-            && let Some((_, s)) = self.udp.iter().find(|(a, _)| *a == l)
+            && let Some(u) = self.udp.iter().find(|u| u.local == l)
         {
-            return Some(s);
+            return Some(u);
         }
         self.udp
             .iter()
-            .find(|(a, _)| a.is_ipv4() == dest.is_ipv4())
-            .map(|(_, s)| s)
+            .find(|u| u.local.is_ipv4() == dest.is_ipv4())
     }
 
     /// Is there an open TCP connection to `peer`?
@@ -338,9 +729,27 @@ impl Transports {
             .unwrap_or(false)
     }
 
-    /// Sends bytes. Returns false when the send failed at once (no socket, full queue).
-    /// A TCP destination without a connection is connected to in the background; `on_fail` is
-    /// called if that fails.
+    /// Queues a datagram behind a full socket buffer; drops it (counted) when the queue is full.
+    fn udp_enqueue(&self, out: &UdpOut, dest: SocketAddr, data: Bytes) {
+        let Ok(mut q) = out.queue.lock() else { return };
+        if q.len() >= self.bounds.udp_send_queue {
+            drop(q);
+            self.metrics.inc_udp_send_drop();
+            debug!(%dest, "UDP send queue full: datagram dropped");
+            return;
+        }
+        q.push_back((dest, data));
+        out.queued.fetch_add(1, Relaxed);
+        drop(q);
+        self.metrics.inc_udp_send_queued();
+        out.wake.notify_one();
+    }
+
+    /// Sends bytes. Returns false when the send failed at once (no socket, full queue, too many
+    /// connections). A TCP destination without a connection is connected to in the background
+    /// (one connect per destination; sends meanwhile queue behind it); `on_fail` is called if
+    /// that fails. A UDP datagram that finds the socket buffer full waits in a bounded queue,
+    /// or is dropped like a loss on the wire (still `true`: the transaction layer retransmits).
     pub fn send(
         self: &Arc<Self>,
         transport: Transport,
@@ -351,57 +760,111 @@ impl Transports {
     ) -> bool {
         self.metrics.inc_sent_bytes(data.len());
         match transport {
-            Transport::Udp => match self.udp_socket(local, dest) {
-                Some(s) => match s.try_send_to(&data, dest) {
-                    Ok(_) => true,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        // Kernel buffer full: hand it to a task rather than drop a final response.
-                        let s = Arc::clone(s);
-                        tokio::spawn(async move {
-                            let _ = s.send_to(&data, dest).await;
-                        });
-                        true
+            Transport::Udp => match self.udp_out(local, dest) {
+                Some(out) => {
+                    if out.queued.load(Relaxed) > 0 {
+                        // Keep the order behind what is already waiting.
+                        self.udp_enqueue(out, dest, data);
+                        return true;
                     }
-                    Err(e) => {
-                        debug!(%dest, error = %e, "UDP send failed");
-                        false
+                    match out.sock.try_send_to(&data, dest) {
+                        Ok(_) => true,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            self.udp_enqueue(out, dest, data);
+                            true
+                        }
+                        Err(e) => {
+                            debug!(%dest, error = %e, "UDP send failed");
+                            false
+                        }
                     }
-                },
+                }
                 None => false,
             },
-            Transport::Tcp => {
-                let existing = self.conns.lock().ok().and_then(|c| c.get(&dest).cloned());
-                if let Some(w) = existing {
-                    return w.try_send(data).is_ok();
-                }
-                let me = Arc::clone(self);
-                tokio::spawn(async move {
-                    match tokio::time::timeout(
-                        std::time::Duration::from_secs(5),
-                        TcpStream::connect(dest),
-                    )
-                    .await
-                    {
-                        Ok(Ok(stream)) => {
-                            let _ = stream.set_nodelay(true);
-                            let local = stream.local_addr().unwrap_or(dest);
-                            let (w, r) = mpsc::channel::<Bytes>(TCP_QUEUE);
-                            // Seed the writer with our message, then run the connection normally.
-                            let _ = w.try_send(data);
-                            if let Some(core) = me.core.get().cloned() {
-                                me.serve_conn(stream, local, dest, w, r, core).await;
-                            }
-                        }
-                        _ => {
-                            info!(%dest, "TCP connect failed");
-                            on_fail();
-                        }
-                    }
-                });
-                true
-            }
+            Transport::Tcp => self.send_tcp(dest, data, Box::new(on_fail)),
             _ => false,
         }
+    }
+
+    fn send_tcp(
+        self: &Arc<Self>,
+        dest: SocketAddr,
+        data: Bytes,
+        on_fail: Box<dyn FnOnce() + Send>,
+    ) -> bool {
+        let existing = self.conns.lock().ok().and_then(|c| c.get(&dest).cloned());
+        if let Some(w) = existing {
+            return w.try_send(data).is_ok();
+        }
+        let Ok(mut connecting) = self.connecting.lock() else {
+            return false;
+        };
+        if let Some(c) = connecting.get_mut(&dest) {
+            // A connect to this destination is under way: queue behind it.
+            if c.tx.try_send(data).is_err() {
+                return false;
+            }
+            c.on_fail.push(on_fail);
+            return true;
+        }
+        if connecting.len() >= self.bounds.tcp_max_connecting {
+            drop(connecting);
+            self.metrics.inc_tcp_connect_failure();
+            debug!(%dest, "too many TCP connects in flight: send refused");
+            return false;
+        }
+        let slot = match self.admit(None) {
+            Ok(s) => s,
+            Err(why) => {
+                drop(connecting);
+                self.metrics.inc_tcp_connect_failure();
+                debug!(%dest, reason = %why, "TCP connection limit: send refused");
+                return false;
+            }
+        };
+        let (w, r) = mpsc::channel::<Bytes>(TCP_QUEUE);
+        // Seed the writer with our message, then run the connection normally.
+        let _ = w.try_send(data);
+        connecting.insert(
+            dest,
+            Connecting {
+                tx: w.clone(),
+                on_fail: vec![on_fail],
+            },
+        );
+        drop(connecting);
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let res =
+                tokio::time::timeout(me.bounds.tcp_connect_timeout, TcpStream::connect(dest)).await;
+            match res {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    let local = stream.local_addr().unwrap_or(dest);
+                    // Visible as a connection before the pending entry goes.
+                    if let Ok(mut c) = me.conns.lock() {
+                        c.insert(dest, w.clone());
+                    }
+                    if let Ok(mut c) = me.connecting.lock() {
+                        c.remove(&dest);
+                    }
+                    if let Some(core) = me.core.get().cloned() {
+                        me.serve_conn(stream, local, dest, w, r, core).await;
+                    }
+                }
+                _ => {
+                    let pending = me.connecting.lock().ok().and_then(|mut c| c.remove(&dest));
+                    me.metrics.inc_tcp_connect_failure();
+                    info!(%dest, "TCP connect failed");
+                    drop(r);
+                    for f in pending.map(|p| p.on_fail).unwrap_or_default() {
+                        f();
+                    }
+                }
+            }
+            drop(slot);
+        });
+        true
     }
 }
 
@@ -413,4 +876,223 @@ fn set_buffers(s: &UdpSocket) {
     let sock = socket2::SockRef::from(s);
     let _ = sock.set_recv_buffer_size(1 << 20);
     let _ = sock.set_send_buffer_size(4 << 20);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    async fn started(bounds: TransportLimits) -> (Arc<Transports>, mpsc::Receiver<Inbound>) {
+        let metrics = Arc::new(Metrics::default());
+        let t = Transports::bind_with(&[SocketAddr::from(([127, 0, 0, 1], 0))], metrics, bounds)
+            .await
+            .expect("bind");
+        let (tx, rx) = mpsc::channel(64);
+        t.start(tx);
+        (t, rx)
+    }
+
+    /// True once the server closed `c` (EOF or reset) within `wait`.
+    async fn closed(c: &mut TcpStream, wait: Duration) -> bool {
+        let mut b = [0u8; 64];
+        matches!(
+            tokio::time::timeout(wait, c.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    /// Polls `f` every 20 ms for up to 2 s.
+    async fn eventually(f: impl Fn() -> bool) -> bool {
+        for _ in 0..100 {
+            if f() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        f()
+    }
+
+    /// Opens `n` connections one after another; returns those the server kept open (a refused
+    /// one is reset, which may already fail the connect).
+    async fn connect_many(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+        let mut open = Vec::new();
+        for _ in 0..n {
+            let Ok(mut c) = TcpStream::connect(addr).await else {
+                continue;
+            };
+            if !closed(&mut c, Duration::from_millis(300)).await {
+                open.push(c);
+            }
+        }
+        open
+    }
+
+    const OPTIONS: &[u8] =
+        b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-1\r\n\
+From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n\
+Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    #[tokio::test]
+    async fn connections_beyond_the_per_source_limit_are_refused() {
+        let (t, _rx) = started(TransportLimits {
+            tcp_max_per_source: 3,
+            ..TransportLimits::default()
+        })
+        .await;
+        let addr = t.tcp_addrs()[0];
+        let conns = connect_many(addr, 8).await;
+        assert_eq!(conns.len(), 3);
+        assert_eq!(t.tcp_connection_count(), 3);
+        let mut s = String::new();
+        t.metrics.render(&mut s);
+        assert!(s.contains("denwa_sip_tcp_refused_total 5"), "{s}");
+        // Closing one frees its place.
+        drop(conns);
+        assert!(eventually(|| t.tcp_connection_count() == 0).await);
+    }
+
+    #[tokio::test]
+    async fn the_total_limit_holds_across_sources() {
+        let (t, _rx) = started(TransportLimits {
+            tcp_max_total: 2,
+            ..TransportLimits::default()
+        })
+        .await;
+        let addr = t.tcp_addrs()[0];
+        assert_eq!(connect_many(addr, 4).await.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn silent_and_trickling_connections_are_closed_but_a_phone_stays() {
+        let (t, mut rx) = started(TransportLimits {
+            tcp_message_timeout: Duration::from_millis(300),
+            ..TransportLimits::default()
+        })
+        .await;
+        let addr = t.tcp_addrs()[0];
+        // Says nothing at all.
+        let mut silent = TcpStream::connect(addr).await.expect("connect");
+        // Sends a message, then starts another one and never finishes it.
+        let mut trickle = TcpStream::connect(addr).await.expect("connect");
+        trickle.write_all(OPTIONS).await.expect("write");
+        trickle
+            .write_all(b"OPTIONS sip:x SIP/2.0\r\n")
+            .await
+            .expect("write");
+        // Sends a message and then idles (well within the idle timeout).
+        let mut phone = TcpStream::connect(addr).await.expect("connect");
+        phone.write_all(OPTIONS).await.expect("write");
+        for _ in 0..2 {
+            let m = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("message")
+                .expect("queue");
+            assert_eq!(m.transport, Transport::Tcp);
+        }
+        assert!(closed(&mut silent, Duration::from_secs(5)).await);
+        assert!(closed(&mut trickle, Duration::from_secs(5)).await);
+        assert!(!closed(&mut phone, Duration::from_millis(600)).await);
+        let mut s = String::new();
+        t.metrics.render(&mut s);
+        assert!(s.contains("denwa_sip_tcp_timeouts_total 2"), "{s}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+        let (t, mut rx) = started(TransportLimits {
+            tcp_idle_timeout: Duration::from_millis(200),
+            ..TransportLimits::default()
+        })
+        .await;
+        let mut c = TcpStream::connect(t.tcp_addrs()[0]).await.expect("connect");
+        c.write_all(OPTIONS).await.expect("write");
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert!(closed(&mut c, Duration::from_secs(5)).await);
+    }
+
+    #[tokio::test]
+    async fn sends_to_one_destination_share_one_connect() {
+        let (t, _rx) = started(TransportLimits::default()).await;
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let dest = l.local_addr().expect("addr");
+        let failed = Arc::new(AtomicUsize::new(0));
+        for i in 0..3 {
+            let f = Arc::clone(&failed);
+            let ok = t.send(
+                Transport::Tcp,
+                None,
+                dest,
+                Bytes::from(format!("msg{i};")),
+                move || {
+                    f.fetch_add(1, Relaxed);
+                },
+            );
+            assert!(ok);
+        }
+        let (mut s, _) = tokio::time::timeout(Duration::from_secs(5), l.accept())
+            .await
+            .expect("accepted")
+            .expect("accept");
+        let mut got = Vec::new();
+        let mut b = [0u8; 64];
+        while got.len() < 15 {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+                .await
+                .expect("data")
+                .expect("read");
+            assert!(n > 0);
+            got.extend_from_slice(&b[..n]);
+        }
+        assert_eq!(got, b"msg0;msg1;msg2;");
+        // No second connection was made.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), l.accept())
+                .await
+                .is_err()
+        );
+        assert!(t.has_connection(dest));
+        assert_eq!(failed.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_connect_calls_every_queued_on_fail() {
+        let (t, _rx) = started(TransportLimits::default()).await;
+        // A port nobody listens on (bound, then closed).
+        let dest = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let failed = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let f = Arc::clone(&failed);
+            assert!(t.send(
+                Transport::Tcp,
+                None,
+                dest,
+                Bytes::from_static(b"x"),
+                move || {
+                    f.fetch_add(1, Relaxed);
+                }
+            ));
+        }
+        assert!(eventually(|| failed.load(Relaxed) == 2).await);
+        assert_eq!(t.tcp_connection_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn outbound_connects_are_bounded() {
+        let (t, _rx) = started(TransportLimits {
+            tcp_max_total: 1,
+            ..TransportLimits::default()
+        })
+        .await;
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let l2 = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let a = l.local_addr().expect("addr");
+        let b = l2.local_addr().expect("addr");
+        assert!(t.send(Transport::Tcp, None, a, Bytes::from_static(b"x"), || {}));
+        // The only place is taken: a send to another destination fails at once.
+        assert!(!t.send(Transport::Tcp, None, b, Bytes::from_static(b"x"), || {}));
+    }
 }
