@@ -806,6 +806,30 @@ fn account_line(cfg: &PhoneConfig, sip_port: u16) -> String {
     line
 }
 
+/// Hangs up `caller`'s call, waits (up to `timeout` each) until both phones closed it, then
+/// checks each side's recording: the other side's tones heard in order, none of its own
+/// ([`tone::check_recording`]).
+pub fn hang_up_and_check_tones(
+    caller: &mut Phone,
+    callee: &mut Phone,
+    caller_tones: &[u32],
+    callee_tones: &[u32],
+    timeout: Duration,
+) -> Result<(), String> {
+    caller.hangup().map_err(|e| format!("hang up: {e}"))?;
+    for p in [&mut *caller, &mut *callee] {
+        p.wait_event("CALL_CLOSED", timeout)
+            .map_err(|e| format!("{}: call not closed: {e}", p.name()))?;
+    }
+    let heard = |p: &Phone, expected: &[u32], own: &[u32]| {
+        let rec = p.last_recording().map_err(|e| e.to_string())?;
+        tone::check_recording(&rec, expected, own)
+            .map_err(|e| format!("{} did not hear the other side: {e}", p.name()))
+    };
+    heard(caller, callee_tones, caller_tones)?;
+    heard(callee, caller_tones, callee_tones)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
