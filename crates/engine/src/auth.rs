@@ -14,6 +14,7 @@ use sip::{HeaderName, Request, Response, Uri};
 use tracing::{debug, info, warn};
 
 use crate::config::{Absent, ExtEntry, Snapshot};
+use crate::peerlog::{PeerLog, PeerLogConfig};
 use crate::pike::{Throttle, ThrottleConfig, Verdict};
 
 /// Result of authenticating a request.
@@ -42,6 +43,9 @@ pub struct Auth {
     pub pike: Throttle,
     /// Users looked up and not found.
     pub(crate) absent: Absent,
+    /// Failed authentications are logged per source, a few in full and the rest summarised: a
+    /// burst of bogus credentials from many (spoofed) sources must not fill the disk.
+    failures_log: PeerLog<IpAddr>,
 }
 
 impl Auth {
@@ -52,6 +56,7 @@ impl Auth {
             secret,
             pike: Throttle::new(throttle),
             absent: Absent::default(),
+            failures_log: PeerLog::new(PeerLogConfig::default()),
         }
     }
 
@@ -186,15 +191,29 @@ impl Auth {
         reason: &'static str,
         now: Instant,
     ) -> AuthOutcome {
-        match self.pike.failure(source.ip(), now) {
+        let verdict = self.pike.failure(source.ip(), now);
+        let logged = self
+            .failures_log
+            .event(source.ip(), now, || format!("user {user}: {reason}"))
+            .is_log();
+        match verdict {
+            // A ban is always worth its line: there is at most one per source and ban period.
             Verdict::Banned => {
                 warn!(peer = %source, %user, reason, "authentication failed: source banned");
             }
-            Verdict::Counted(n) => {
+            Verdict::Counted(n) if logged => {
                 warn!(peer = %source, %user, reason, failures = n, "authentication failed");
             }
+            Verdict::Counted(_) => {}
         }
         AuthOutcome::Forbidden(reason)
+    }
+
+    /// Summary lines of the failures not logged one by one (call periodically).
+    pub fn flush_log(&mut self, now: Instant) {
+        for s in self.failures_log.flush(now) {
+            warn!("{}", s.line("failed authentications"));
+        }
     }
 
     /// A 401 (or 407 for `proxy`) with one challenge per algorithm offered.

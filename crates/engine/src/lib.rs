@@ -188,6 +188,8 @@ pub struct Engine {
     lookups: HashMap<(i64, String), Vec<Parked>>,
     owners: HashMap<TransactionId, Owner>,
     counters: Counters,
+    /// Rejected requests, logged per source with summaries (a scanner must not fill the disk).
+    rejected_log: peerlog::PeerLog<std::net::IpAddr>,
     check_cfg: CheckConfig,
     next_tick: Option<Instant>,
     last_purge: Option<Instant>,
@@ -230,6 +232,7 @@ impl Engine {
             lookups: HashMap::new(),
             owners: HashMap::new(),
             counters: Counters::default(),
+            rejected_log: peerlog::PeerLog::new(peerlog::PeerLogConfig::default()),
             check_cfg: CheckConfig::default(),
             next_tick: None,
             last_purge: None,
@@ -637,7 +640,12 @@ impl Engine {
             return;
         };
         if let Err(rej) = sip::check_request(&req, &self.check_cfg) {
-            info!(peer = %source, method = %req.method.as_str(), reason = %rej, "request rejected");
+            let log = self.rejected_log.event(source.ip(), now.mono, || {
+                format!("{} {rej}", req.method.as_str())
+            });
+            if log.is_log() {
+                info!(peer = %source, method = %req.method.as_str(), reason = %rej, "request rejected");
+            }
             self.respond(txn, rej.to_response(&req), now);
             return;
         }
@@ -698,6 +706,10 @@ impl Engine {
 
     fn housekeeping(&mut self, now: Now) {
         self.usrloc.expire(now.wall);
+        self.auth.flush_log(now.mono);
+        for s in self.rejected_log.flush(now.mono) {
+            info!("{}", s.line("rejected requests"));
+        }
         if self
             .last_purge
             .is_some_and(|t| now.mono.duration_since(t) >= PURGE_EVERY)
