@@ -71,6 +71,9 @@ pub enum Command {
     /// Show call records.
     #[command(subcommand)]
     Cdr(CdrCmd),
+    /// Routing: see what the dialplan decides for a call, without placing it.
+    #[command(subcommand)]
+    Route(RouteCmd),
     /// Manage control-panel administrators.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -169,6 +172,27 @@ pub enum CdrCmd {
         /// How many records
         #[arg(long, default_value_t = 50)]
         limit: u32,
+    },
+}
+
+/// `denwa route ...`
+#[derive(Debug, Subcommand)]
+pub enum RouteCmd {
+    /// The dialplan's decision for a call from an extension to a number: the destination
+    /// (ext:, group:, ivr:, vm:, conf:, park, timecond:, route:, hangup) or the SIP rejection.
+    Test {
+        /// Calling extension
+        #[arg(long, value_name = "EXT")]
+        from: String,
+        /// Dialled digits
+        #[arg(long, value_name = "DIGITS")]
+        number: String,
+        /// When the call is placed, RFC 3339 (e.g. 2026-12-24T18:30:00+09:00) [default: now]
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
 }
 

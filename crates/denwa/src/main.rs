@@ -195,6 +195,58 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                 writeln!(out, "extension {} added", e.number)?;
             }
         }
+        Command::Route(RouteCmd::Test {
+            from,
+            number,
+            at,
+            json,
+        }) => {
+            let at = match at {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(t.trim())
+                    .map_err(|e| {
+                        anyhow::anyhow!("--at {t:?} is not an RFC 3339 time ({e}); e.g. 2026-12-24T18:30:00+09:00")
+                    })?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let snap = pbx::load::snapshot(&store).await?;
+            if !snap.extensions.contains_key(&(tenant.id, from.clone())) {
+                anyhow::bail!("no extension {from}");
+            }
+            let decision = engine::dialplan::route(
+                &engine::dialplan::RouteRequest {
+                    tenant: tenant.id,
+                    caller: &from,
+                    digits: &number,
+                    at: at.into(),
+                },
+                &snap,
+            );
+            if json {
+                let mut v = serde_json::to_value(&decision)?;
+                if let (Some(o), engine::dialplan::Decision::Route { destination, .. }) =
+                    (v.as_object_mut(), &decision)
+                {
+                    o.insert("destination".into(), destination.to_string().into());
+                }
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("from".into(), from.clone().into());
+                    o.insert("number".into(), number.clone().into());
+                    o.insert("at".into(), at.to_rfc3339().into());
+                }
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                match &decision {
+                    engine::dialplan::Decision::Route {
+                        destination,
+                        reason,
+                    } => writeln!(out, "{from} -> {number}: {destination} ({reason})")?,
+                    engine::dialplan::Decision::Reject { status, reason } => {
+                        writeln!(out, "{from} -> {number}: rejected with {status} {reason}")?
+                    }
+                }
+            }
+        }
         Command::Extension(ExtensionCmd::List { json }) => {
             let mut all = Vec::new();
             let mut offset = 0;

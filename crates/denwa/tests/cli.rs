@@ -284,3 +284,49 @@ fn relay_threads_out_of_range_is_refused_before_serving() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("DENWA_RELAY_THREADS \"many\""), "{e}");
 }
+
+#[test]
+fn route_test_prints_the_dialplan_decision() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(d, &["extension", "add", "1001"]);
+    ok(d, &["extension", "add", "1002"]);
+    let out = ok(d, &["route", "test", "--from", "1001", "--number", "1002"]);
+    assert_eq!(out.trim(), "1001 -> 1002: ext:1002 (extension 1002)");
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "route",
+            "test",
+            "--from",
+            "1001",
+            "--number",
+            "1002",
+            "--at",
+            "2026-12-24T18:30:00+09:00",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(v["decision"], "route");
+    assert_eq!(v["destination"], "ext:1002");
+    assert_eq!(v["at"], "2026-12-24T09:30:00+00:00");
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "route", "test", "--from", "1001", "--number", "1099", "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(v["decision"], "reject");
+    assert_eq!(v["status"], 404);
+    let e = err(d, &["route", "test", "--from", "1099", "--number", "1002"]);
+    assert!(e.contains("no extension 1099"), "{e}");
+    let e = err(
+        d,
+        &[
+            "route", "test", "--from", "1001", "--number", "1002", "--at", "noon",
+        ],
+    );
+    assert!(e.contains("not an RFC 3339 time"), "{e}");
+}
