@@ -46,6 +46,9 @@ pub struct Auth {
     /// Failed authentications are logged per source, a few in full and the rest summarised: a
     /// burst of bogus credentials from many (spoofed) sources must not fill the disk.
     failures_log: PeerLog<IpAddr>,
+    /// Bans, logged apart from failures (a ban comes after the per-source lines ran out) but
+    /// under the same global limits: sources can be spoofed.
+    bans_log: PeerLog<IpAddr>,
 }
 
 impl Auth {
@@ -57,6 +60,10 @@ impl Auth {
             pike: Throttle::new(throttle),
             absent: Absent::default(),
             failures_log: PeerLog::new(PeerLogConfig::default()),
+            bans_log: PeerLog::new(PeerLogConfig {
+                burst: 1,
+                ..PeerLogConfig::default()
+            }),
         }
     }
 
@@ -191,20 +198,18 @@ impl Auth {
         reason: &'static str,
         now: Instant,
     ) -> AuthOutcome {
-        let verdict = self.pike.failure(source.ip(), now);
-        let logged = self
-            .failures_log
-            .event(source.ip(), now, || format!("user {user}: {reason}"))
-            .is_log();
-        match verdict {
-            // A ban is always worth its line: there is at most one per source and ban period.
+        let detail = || format!("user {user}: {reason}");
+        match self.pike.failure(source.ip(), now) {
             Verdict::Banned => {
-                warn!(peer = %source, %user, reason, "authentication failed: source banned");
+                if self.bans_log.event(source.ip(), now, detail).is_log() {
+                    warn!(peer = %source, %user, reason, "authentication failed: source banned");
+                }
             }
-            Verdict::Counted(n) if logged => {
-                warn!(peer = %source, %user, reason, failures = n, "authentication failed");
+            Verdict::Counted(n) => {
+                if self.failures_log.event(source.ip(), now, detail).is_log() {
+                    warn!(peer = %source, %user, reason, failures = n, "authentication failed");
+                }
             }
-            Verdict::Counted(_) => {}
         }
         AuthOutcome::Forbidden(reason)
     }
@@ -213,6 +218,9 @@ impl Auth {
     pub fn flush_log(&mut self, now: Instant) {
         for s in self.failures_log.flush(now) {
             warn!("{}", s.line("failed authentications"));
+        }
+        for s in self.bans_log.flush(now) {
+            warn!("{}", s.line("bans for failed authentications"));
         }
     }
 

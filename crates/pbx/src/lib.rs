@@ -42,6 +42,8 @@ pub struct PbxConfig {
     pub throttle: ThrottleConfig,
     /// Server / User-Agent header value.
     pub user_agent: String,
+    /// Connection caps and timeouts of the SIP transports.
+    pub transport: transport::TransportLimits,
 }
 
 impl Default for PbxConfig {
@@ -54,6 +56,7 @@ impl Default for PbxConfig {
             timers: e.timers,
             throttle: e.throttle,
             user_agent: format!("Denwa/{}", env!("CARGO_PKG_VERSION")),
+            transport: transport::TransportLimits::default(),
         }
     }
 }
@@ -103,7 +106,8 @@ const INBOUND_QUEUE: usize = 2_048;
 /// Binds the SIP transports and starts the driver on the current tokio runtime.
 pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> Result<Pbx> {
     let metrics = Arc::new(Metrics::default());
-    let transports = Transports::bind(&cfg.sip_listen, Arc::clone(&metrics)).await?;
+    let transports =
+        Transports::bind_with(&cfg.sip_listen, Arc::clone(&metrics), cfg.transport).await?;
     let sip_addrs = transports.local_addrs();
     let mut seed = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut seed);
