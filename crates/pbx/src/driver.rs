@@ -354,16 +354,21 @@ impl Driver {
                 }
             }
             MediaCommand::Close { session } => {
-                if let Some(s) = self.sessions.remove(&session) {
-                    let st = s.stats();
-                    let (a, b) = (
-                        load::leg_stats(st.leg(media::Leg::A)),
-                        load::leg_stats(st.leg(media::Leg::B)),
-                    );
-                    tokio::spawn(s.close());
-                    self.feedback
-                        .push(Input::Media(MediaEvent::Closed { session, a, b }));
-                }
+                // Always answered: a call record waits for it.
+                let (a, b) = match self.sessions.remove(&session) {
+                    Some(s) => {
+                        let st = s.stats();
+                        let stats = (
+                            load::leg_stats(st.leg(media::Leg::A)),
+                            load::leg_stats(st.leg(media::Leg::B)),
+                        );
+                        tokio::spawn(s.close());
+                        stats
+                    }
+                    None => Default::default(),
+                };
+                self.feedback
+                    .push(Input::Media(MediaEvent::Closed { session, a, b }));
             }
         }
     }
