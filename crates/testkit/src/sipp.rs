@@ -544,6 +544,15 @@ fn last_csv_row(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+impl RunningSipp {
+    /// The message trace (`-trace_msg`) written so far while sipp still runs, e.g. to read the
+    /// INVITE a ringing UAS got before its call ends; empty when tracing is off or nothing is
+    /// written yet.
+    pub fn messages_so_far(&self) -> String {
+        read(&self.files.messages)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
