@@ -55,8 +55,6 @@ pub(crate) struct Leg {
     pub ack: Option<Bytes>,
     /// The relay session whose `side` endpoint faces this leg.
     pub session: Option<SessionId>,
-    /// The contact this leg rings (B legs; for logs).
-    pub label: String,
 }
 
 impl Leg {
@@ -128,7 +126,8 @@ pub(crate) struct Call {
     pub no_answer_at: Instant,
     pub codec: String,
     sent_180: bool,
-    setup: Option<Setup>,
+    /// Boxed: only a call waiting for its media sessions has one.
+    setup: Option<Box<Setup>>,
     forwarded: HashMap<TransactionId, Forwarded>,
 }
 
@@ -459,7 +458,6 @@ impl Engine {
             final_status: None,
             ack: None,
             session: None,
-            label: caller.number.clone(),
         };
         // One relay session per segment the forks reach the callee on.
         let mut media = Vec::new();
@@ -501,11 +499,11 @@ impl Engine {
         self.b2bua.by_call_id.insert(call_id.clone(), (id, A_LEG));
         self.b2bua.by_server_txn.insert(txn, id);
         let mut call = Box::new(call);
-        call.setup = Some(Setup {
+        call.setup = Some(Box::new(Setup {
             invite: req,
             bindings,
             offer,
-        });
+        }));
         self.b2bua.calls.insert(id, call);
         for (session, b_ip) in allocs {
             self.media(MediaCommand::Allocate {
@@ -547,7 +545,7 @@ impl Engine {
         let Some(setup) = call.setup.take() else {
             return;
         };
-        self.send_forks(id, setup, now);
+        self.send_forks(id, *setup, now);
     }
 
     fn send_forks(&mut self, id: u64, setup: Setup, now: Now) {
@@ -640,7 +638,6 @@ impl Engine {
                     final_status: None,
                     ack: None,
                     session: Some(*session),
-                    label: b.contact_uri.clone(),
                 });
             }
         }
@@ -882,7 +879,7 @@ impl Engine {
             Ok(d) => call.legs[A_LEG].dialog = Some(d),
             Err(e) => warn!(call = id, error = %e, "caller dialog not created"),
         }
-        info!(call = id, caller = %call.caller, callee = %call.callee, codec = %call.codec, contact = %call.legs[i].label, "call answered");
+        info!(call = id, caller = %call.caller, callee = %call.callee, codec = %call.codec, contact = %call.legs[i].target.destination, "call answered");
         for c in cmds {
             self.media(c);
         }

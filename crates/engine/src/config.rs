@@ -34,6 +34,10 @@ pub struct EngineConfig {
     /// Most database lookups of unknown users in flight at once (work an unauthenticated peer
     /// can cause is bounded).
     pub max_lookups: usize,
+    /// Database operations outstanding at most before new registrations are refused with 503
+    /// and Retry-After: a stuck database must not grow memory without end (call records are
+    /// never refused).
+    pub max_pending_db: usize,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +55,7 @@ impl Default for EngineConfig {
             digest_secret: [0; 32],
             seed: [0; 32],
             max_lookups: 64,
+            max_pending_db: 20_000,
         }
     }
 }

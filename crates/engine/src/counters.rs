@@ -47,6 +47,8 @@ pub struct Counters {
     pub calls: [u64; DISPOSITIONS.len()],
     /// Requests refused because too many user lookups were in flight.
     pub lookups_refused: u64,
+    /// REGISTERs refused because too many database operations were outstanding.
+    pub db_overload: u64,
 }
 
 impl Default for Counters {
@@ -58,6 +60,7 @@ impl Default for Counters {
             throttled: 0,
             calls: [0; DISPOSITIONS.len()],
             lookups_refused: 0,
+            db_overload: 0,
         }
     }
 }

@@ -167,6 +167,7 @@ fn contains_ignore_case(hay: &str, needle: &str) -> bool {
 
 /// Requests parked per key while its lookup is in flight (more are refused).
 const PARKED_PER_KEY: usize = 8;
+
 /// Housekeeping period (expiry, keep-alives, no-answer timeouts).
 const TICK: Duration = Duration::from_millis(250);
 /// Database purge of expired registrations.
@@ -193,6 +194,8 @@ pub struct Engine {
     check_cfg: CheckConfig,
     next_tick: Option<Instant>,
     last_purge: Option<Instant>,
+    /// (second, formatted Date header) of the last REGISTER answered.
+    date_cache: (u64, String),
 }
 
 /// What a client transaction belongs to.
@@ -236,6 +239,7 @@ impl Engine {
             check_cfg: CheckConfig::default(),
             next_tick: None,
             last_purge: None,
+            date_cache: (0, String::new()),
             cfg,
         }
     }

@@ -251,6 +251,16 @@ impl Engine {
             // A query (no Contact): the bindings as they are.
             return self.answer_register(reply, now);
         }
+        if self.pending.len() >= self.cfg.max_pending_db {
+            // The database is not keeping up (or stuck): refuse rather than queue without end.
+            // The phone retries after Retry-After; its binding is as it was.
+            self.counters.db_overload += 1;
+            let r = reply
+                .ok
+                .restated(503, Some("Database Busy"))
+                .with_header(HeaderName::RetryAfter, "5");
+            return self.respond(reply.txn, r, now);
+        }
         self.db(DbOp::Location(ops), Pending::Location(Some(reply)));
     }
 
@@ -300,8 +310,23 @@ impl Engine {
                 format!("<{}>;expires={left}", b.contact_uri),
             );
         }
-        ok.headers.push(HeaderName::Date, httpdate(now.wall));
+        let date = self.date_header(now.wall);
+        ok.headers.push(HeaderName::Date, date);
         self.respond(txn, ok, now);
+    }
+}
+
+impl Engine {
+    /// The Date header value, formatted once per second (every 200 to a REGISTER carries one).
+    fn date_header(&mut self, wall: SystemTime) -> String {
+        let secs = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if self.date_cache.0 != secs || self.date_cache.1.is_empty() {
+            self.date_cache = (secs, httpdate(wall));
+        }
+        self.date_cache.1.clone()
     }
 }
 

@@ -591,3 +591,35 @@ fn refused_registers_leave_the_bindings_as_they_were() {
     h.advance(Duration::from_secs(101));
     assert_eq!(h.memory(1), vec!["sip:1001@192.0.2.1:5070"]);
 }
+
+#[test]
+fn a_stuck_database_bounds_the_registrations_waiting_for_it() {
+    let mut h = Harness::new();
+    h.db_mode = DbMode::Hold;
+    let mut busy = 0;
+    // 50 writes may wait (the harness's `max_pending_db`; 20,000 by default); the ones past that
+    // are refused at once.
+    for i in 0..60u32 {
+        let contact = format!("<sip:1001@192.0.2.{}:5060>", 1 + i);
+        h.sent.clear();
+        let r = h.register_as(
+            "1001",
+            &password("1001"),
+            Some(&contact),
+            Some(300),
+            PHONE,
+            SEG1,
+            None,
+        );
+        if r.status == 503 {
+            busy += 1;
+            assert!(r.headers.contains(&HeaderName::RetryAfter));
+        }
+        if i == 0 {
+            assert_eq!(h.held.len(), 1);
+        }
+    }
+    assert_eq!(h.held.len(), 50);
+    assert_eq!(busy, 10);
+    assert_eq!(h.engine.counters().db_overload, 10);
+}

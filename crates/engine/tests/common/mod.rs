@@ -127,6 +127,7 @@ impl Harness {
             digest_secret: [7; 32],
             seed: [9; 32],
             max_lookups: 4,
+            max_pending_db: 50,
             ..Default::default()
         };
         Harness {
