@@ -29,7 +29,8 @@ ROOT = os.path.dirname(BENCH)
 SIPP_DIR = os.path.join(BENCH, "sipp")
 KAMAILIO_CFG = os.path.join(BENCH, "kamailio", "kamailio.cfg")
 CALLEE = "2000"
-CALLEE_PASSWORD = "callee-2000-pw"
+CALLEE_PASSWORD = "callee-bench-pw"
+DIGITS_AS_LETTERS = str.maketrans("0123456789", "abcdefghij")
 USER_BASE = 100000
 # Fixed RTP port ranges: the relay (Denwa's, or rtpengine; never running at the same time),
 # and the two sipp sides (2 ports per call each). 23,000 relay ports bound the media ladder at
@@ -363,7 +364,9 @@ def ng_ping(port: int, timeout: float) -> bool:
 
 
 def make_users(work: str, n: int) -> tuple[str, list[tuple[str, str]]]:
-    users = [(str(USER_BASE + i), f"pw-{USER_BASE + i}-bench") for i in range(n)]
+    # A password may not contain the extension number (engine::policy): spell the digits.
+    users = [(str(USER_BASE + i), "pw-" + str(USER_BASE + i).translate(DIGITS_AS_LETTERS) + "-bench")
+             for i in range(n)]
     path = os.path.join(work, "users.csv")
     with open(path, "w") as f:
         f.write("SEQUENTIAL\n")

@@ -113,11 +113,10 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// The SIP password rules of `engine::policy`, as the panel and the API apply them, except the
-/// rule against containing the extension's number: the integration tests and `bench/bench.py`
-/// still provision extensions such as 1001 with passwords such as `secret-1001`.
-fn check_sip_password(p: &str) -> Result<()> {
-    policy::check_sip_password(p).map_err(anyhow::Error::new)
+/// The SIP password rules of `engine::policy`, exactly as the panel and the API apply them
+/// (including: not containing the extension's number).
+fn check_sip_password(number: &str, p: &str) -> Result<()> {
+    policy::check_extension_password(number, p).map_err(anyhow::Error::new)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -173,7 +172,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         }) => {
             let generated = password.is_none();
             let password = password.unwrap_or_else(|| web::api::generate_password(&number));
-            check_sip_password(&password)?;
+            check_sip_password(&number, &password)?;
             let e = store
                 .create_extension(
                     tenant.id,
@@ -292,7 +291,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Extension(ExtensionCmd::Passwd { number, password }) => {
             let generated = password.is_none();
             let password = password.unwrap_or_else(|| web::api::generate_password(&number));
-            check_sip_password(&password)?;
+            check_sip_password(&number, &password)?;
             store
                 .set_extension_password(tenant.id, &number, &password)
                 .await?;

@@ -45,13 +45,13 @@ fn two_baresip_phones_talk_through_the_relay() {
         "startup line should name the relay threads: {}",
         d.logs()
     );
-    d.add_extension("1001", "alice-secret-1");
-    d.add_extension("1002", "bob-secret-22");
+    d.add_extension("1001", "alice-secret-b");
+    d.add_extension("1002", "bob-secret-cc");
     let audio = tempfile::tempdir().expect("tmp");
     let a_wav = tone_file(audio.path(), "a.wav", &CALLER_TONES);
     let b_wav = tone_file(audio.path(), "b.wav", &CALLEE_TONES);
-    let mut a = phone(&d, "1001", "alice-secret-1", &a_wav);
-    let mut b = phone(&d, "1002", "bob-secret-22", &b_wav);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    let mut b = phone(&d, "1002", "bob-secret-cc", &b_wav);
     assert_eq!(d.registrations().len(), 2);
 
     a.dial(&format!("sip:1002@{}", d.sip_addr())).expect("dial");

@@ -30,7 +30,7 @@ fn uas(scenario: &str, port: u16) -> RunningSipp {
 
 fn caller(d: &Denwa, scenario: &str) -> Sipp {
     let mut s = Sipp::uac(scenario, &d.sip_addr());
-    s.inject_text = Some(sipp_user("1001", "secret-1001"));
+    s.inject_text = Some(sipp_user("1001", "secret-baab"));
     s.service = Some("1002".into());
     s.timeout = Duration::from_secs(90);
     s
@@ -38,8 +38,8 @@ fn caller(d: &Denwa, scenario: &str) -> Sipp {
 
 fn two() -> Denwa {
     let d = Denwa::start();
-    d.add_extension("1001", "secret-1001");
-    d.add_extension("1002", "secret-1002");
+    d.add_extension("1001", "secret-baab");
+    d.add_extension("1002", "secret-baac");
     d
 }
 
@@ -57,8 +57,8 @@ fn all_contacts_ring_and_the_first_answer_wins() {
     let d = two();
     let p1 = testkit::ports::free_port().expect("port");
     let p2 = testkit::ports::free_port().expect("port");
-    register_at(&d, "1002", "secret-1002", p1);
-    register_at(&d, "1002", "secret-1002", p2);
+    register_at(&d, "1002", "secret-baac", p1);
+    register_at(&d, "1002", "secret-baac", p2);
     assert_eq!(d.registrations().len(), 2);
     let ringing = uas("uas_ring_noanswer.xml", p1);
     let answering = uas("uas_answer.xml", p2);
@@ -76,7 +76,7 @@ fn unanswered_call_times_out_with_480_and_no_answer_record() {
     let d = two();
     d.cli_ok(&["setting", "set", "calls.no_answer_timeout_s", "5"]);
     let p = testkit::ports::free_port().expect("port");
-    register_at(&d, "1002", "secret-1002", p);
+    register_at(&d, "1002", "secret-baac", p);
     let ringing = uas("uas_ring_noanswer.xml", p);
     // The change reaches the running server without a restart.
     std::thread::sleep(Duration::from_millis(1500));
@@ -102,7 +102,7 @@ fn silent_call_is_hung_up_after_the_media_timeout() {
     d.terminate();
     d.spawn();
     let p = testkit::ports::free_port().expect("port");
-    register_at(&d, "1002", "secret-1002", p);
+    register_at(&d, "1002", "secret-baac", p);
     let callee = uas("uas_answer.xml", p);
     // Neither side sends RTP: Denwa must end the call and BYE both sides.
     caller(&d, "uac_call_wait_bye.xml")
@@ -133,13 +133,13 @@ fn repeated_wrong_passwords_get_the_source_ignored() {
     good.local_port = Some(port);
     good.timeout = Duration::from_secs(8);
     good.recv_timeout = Some(Duration::from_secs(3));
-    good.inject_text = Some(sipp_user("1001", "secret-1001"));
+    good.inject_text = Some(sipp_user("1001", "secret-baab"));
     let out = good.run_unchecked().expect("sipp runs");
     assert_eq!(out.successful, 0, "a banned source was served");
     assert!(d.registrations().is_empty());
     // Other sources are not affected.
     let mut other = Sipp::uac("register_auth.xml", &d.sip_addr());
-    other.inject_text = Some(sipp_user("1001", "secret-1001"));
+    other.inject_text = Some(sipp_user("1001", "secret-baab"));
     other.local_ip = "127.0.0.3".into();
     other.run().expect("another address still registers");
 }
@@ -222,7 +222,7 @@ fn replayed_nonce_count_is_challenged_not_banned() {
     sock.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let contact = format!("<sip:1001@{}>", sock.local_addr().expect("addr"));
-    let (ok, authed) = register_raw(&sock, &server, "1001", "secret-1001", &contact, 60, 1);
+    let (ok, authed) = register_raw(&sock, &server, "1001", "secret-baab", &contact, 60, 1);
     assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
     // More replays than the ban threshold (10 failures), each a new transaction (new branch).
     let mut buf = [0u8; 8192];
@@ -244,7 +244,7 @@ fn replayed_nonce_count_is_challenged_not_banned() {
         "a replay is not a password guess"
     );
     // The phone itself still registers from the same address.
-    let (again, _) = register_raw(&sock, &server, "1001", "secret-1001", &contact, 60, 20);
+    let (again, _) = register_raw(&sock, &server, "1001", "secret-baab", &contact, 60, 20);
     assert!(again.starts_with("SIP/2.0 200 "), "{again}");
 }
 
@@ -265,7 +265,7 @@ fn register_behind_nat(sock: &UdpSocket, server: &str, user: &str, password: &st
 #[test]
 fn registrar_min_expires_refusals_and_wildcard_removal() {
     let d = Denwa::start();
-    d.add_extension("1001", "secret-1001");
+    d.add_extension("1001", "secret-baab");
     d.cli_ok(&["setting", "set", "registrar.min_expires_s", "10"]);
     d.cli_ok(&["setting", "set", "nat.keepalive_interval_s", "0"]);
     std::thread::sleep(Duration::from_millis(1000));
@@ -279,7 +279,7 @@ fn registrar_min_expires_refusals_and_wildcard_removal() {
             &sock,
             &server,
             "1001",
-            "secret-1001",
+            "secret-baab",
             contact,
             expires,
             cseq,
@@ -344,13 +344,13 @@ fn nat_keepalive_probes_and_drops_a_dead_binding() {
         extra: vec!["--sip-t1-ms".into(), "50".into()],
         ..Default::default()
     });
-    d.add_extension("1001", "secret-1001");
+    d.add_extension("1001", "secret-baab");
     d.cli_ok(&["setting", "set", "nat.keepalive_interval_s", "1"]);
     std::thread::sleep(Duration::from_millis(1000));
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    register_behind_nat(&sock, &d.sip_addr(), "1001", "secret-1001");
+    register_behind_nat(&sock, &d.sip_addr(), "1001", "secret-baab");
     let regs = d.registrations();
     assert_eq!(regs.len(), 1);
     assert_eq!(

@@ -98,6 +98,11 @@ fn extension_lifecycle_and_validation() {
         &["extension", "passwd", "1002", "--password", "ABCDEFGHIJ"],
     );
     assert!(e.contains("too simple"), "{e}");
+    let e = err(
+        d,
+        &["extension", "add", "1003", "--password", "secret-1003-x"],
+    );
+    assert!(e.contains("must not contain the extension number"), "{e}");
     let help = ok(d, &["extension", "add", "--help"]);
     assert!(help.contains("8-128 printable ASCII characters"), "{help}");
     let e = err(

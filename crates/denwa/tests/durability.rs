@@ -18,10 +18,10 @@ fn register(d: &Denwa, user: &str, password: &str, port: u16) {
 #[test]
 fn registrations_survive_kill9_and_calls_reach_them_after_restart() {
     let mut d = Denwa::start();
-    d.add_extension("1001", "secret-1001");
-    d.add_extension("1002", "secret-1002");
+    d.add_extension("1001", "secret-baab");
+    d.add_extension("1002", "secret-baac");
     let port = testkit::ports::free_port().expect("port");
-    register(&d, "1002", "secret-1002", port);
+    register(&d, "1002", "secret-baac", port);
     assert_eq!(d.registrations().len(), 1);
 
     d.kill9();
@@ -39,7 +39,7 @@ fn registrations_survive_kill9_and_calls_reach_them_after_restart() {
         .wait_listening(Duration::from_secs(10))
         .expect("uas listening");
     let mut uac = Sipp::uac("uac_call.xml", &d.sip_addr());
-    uac.inject_text = Some(sipp_user("1001", "secret-1001"));
+    uac.inject_text = Some(sipp_user("1001", "secret-baab"));
     uac.service = Some("1002".into());
     uac.run().expect("call after restart");
     callee.finish().expect("callee answered");
@@ -48,10 +48,10 @@ fn registrations_survive_kill9_and_calls_reach_them_after_restart() {
 #[test]
 fn call_record_survives_kill9_right_after_hangup() {
     let mut d = Denwa::start();
-    d.add_extension("1001", "secret-1001");
-    d.add_extension("1002", "secret-1002");
+    d.add_extension("1001", "secret-baab");
+    d.add_extension("1002", "secret-baac");
     let port = testkit::ports::free_port().expect("port");
-    register(&d, "1002", "secret-1002", port);
+    register(&d, "1002", "secret-baac", port);
     let mut uas = Sipp::uas("uas_answer.xml");
     uas.local_port = Some(port);
     uas.service = Some("1002".into());
@@ -60,7 +60,7 @@ fn call_record_survives_kill9_right_after_hangup() {
         .wait_listening(Duration::from_secs(10))
         .expect("uas listening");
     let mut uac = Sipp::uac("uac_call.xml", &d.sip_addr());
-    uac.inject_text = Some(sipp_user("1001", "secret-1001"));
+    uac.inject_text = Some(sipp_user("1001", "secret-baab"));
     uac.service = Some("1002".into());
     uac.run().expect("call");
     // The 200 OK to the BYE is sent only after the record is durable: kill at once.
@@ -75,7 +75,7 @@ fn call_record_survives_kill9_right_after_hangup() {
 #[test]
 fn sigterm_stops_cleanly_and_extensions_persist() {
     let mut d = Denwa::start();
-    d.add_extension("1001", "secret-1001");
+    d.add_extension("1001", "secret-baab");
     assert_eq!(d.terminate(), Some(0), "denwa did not exit 0 on SIGTERM");
     d.spawn();
     let out = d.cli_ok(&["extension", "list", "--json"]);

@@ -198,19 +198,19 @@ fn phone_behind_nat_registers_and_talks_both_ways() {
         netns: Some(pbx_ns.clone()),
         ..Default::default()
     });
-    d.add_extension("2001", "home-secret-1");
-    d.add_extension("2002", "office-secret-2");
+    d.add_extension("2001", "home-secret-b");
+    d.add_extension("2002", "office-secret-c");
 
     let audio = tempfile::tempdir().expect("tmp");
     let home_wav = tone_file(audio.path(), "home.wav", &CALLER_TONES);
     let office_wav = tone_file(audio.path(), "office.wav", &CALLEE_TONES);
     let mut home_cfg = PhoneConfig::new("2001")
-        .registering(&d.sip_addr(), "home-secret-1", 600)
+        .registering(&d.sip_addr(), "home-secret-b", 600)
         .with_audio(&home_wav);
     home_cfg.ip = format!("192.168.{tag}.10").parse().expect("ip");
     home_cfg.netns = Some(home_ns);
     let mut office_cfg = PhoneConfig::new("2002")
-        .registering(&d.sip_addr(), "office-secret-2", 600)
+        .registering(&d.sip_addr(), "office-secret-c", 600)
         .with_audio(&office_wav);
     office_cfg.ip = pbx_ip.parse().expect("ip");
     office_cfg.netns = Some(pbx_ns);

@@ -16,12 +16,12 @@ fn pbx_on_postgres_registers_calls_and_survives_kill9() {
         database_url: Some(db.url().to_string()),
         ..Default::default()
     });
-    d.add_extension("1001", "secret-1001");
-    d.add_extension("1002", "secret-1002");
+    d.add_extension("1001", "secret-baab");
+    d.add_extension("1002", "secret-baac");
     let port = testkit::ports::free_port().expect("port");
     let mut reg = Sipp::uac("register.xml", &d.sip_addr());
     reg.local_port = Some(port);
-    reg.inject_text = Some(sipp_user("1002", "secret-1002"));
+    reg.inject_text = Some(sipp_user("1002", "secret-baac"));
     reg.run().expect("register on PostgreSQL");
 
     let mut uas = Sipp::uas("uas_answer.xml");
@@ -32,7 +32,7 @@ fn pbx_on_postgres_registers_calls_and_survives_kill9() {
         .wait_listening(Duration::from_secs(10))
         .expect("uas listening");
     let mut uac = Sipp::uac("uac_call.xml", &d.sip_addr());
-    uac.inject_text = Some(sipp_user("1001", "secret-1001"));
+    uac.inject_text = Some(sipp_user("1001", "secret-baab"));
     uac.service = Some("1002".into());
     uac.run().expect("call on PostgreSQL");
     callee.finish().expect("callee");

@@ -66,8 +66,8 @@ fn pbx_on_two_segments() -> Denwa {
         },
     };
     d.spawn();
-    d.add_extension("1001", "secret-1001");
-    d.add_extension("1002", "secret-1002");
+    d.add_extension("1001", "secret-baab");
+    d.add_extension("1002", "secret-baac");
     d
 }
 
@@ -137,6 +137,16 @@ fn tone_file(dir: &Path, name: &str, freqs: &[u32]) -> PathBuf {
 }
 
 /// A baresip phone on `ip` registered through `registrar` (one of Denwa's addresses).
+/// The test password of extension `user`: its digits spelt as letters (a password may not
+/// contain the extension number).
+fn password_of(user: &str) -> String {
+    let letters: String = user
+        .chars()
+        .map(|c| c.to_digit(10).map_or(c, |d| char::from(b'a' + d as u8)))
+        .collect();
+    format!("secret-{letters}")
+}
+
 fn phone(
     d: &Denwa,
     user: &str,
@@ -147,7 +157,7 @@ fn phone(
 ) -> Phone {
     testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
     let mut cfg = PhoneConfig::new(user)
-        .registering(registrar, &format!("secret-{user}"), 600)
+        .registering(registrar, &password_of(user), 600)
         .with_audio(wav);
     cfg.ip = IpAddr::V4(ip);
     cfg.answer = answer;
@@ -230,7 +240,7 @@ fn sipp_phone(d: &Denwa, ip: &str, registrar: &str, scenario: &str) -> RunningSi
     let mut reg = Sipp::uac("register.xml", registrar);
     reg.local_ip = ip.into();
     reg.local_port = Some(port);
-    reg.inject_text = Some(sipp_user("1002", "secret-1002"));
+    reg.inject_text = Some(sipp_user("1002", "secret-baac"));
     reg.run().unwrap_or_else(|e| {
         d.print_logs();
         panic!("sipp phone on {ip} did not register through {registrar}: {e}")

@@ -33,7 +33,7 @@ fn uas(scenario: &str, port: u16, user: &str) -> RunningSipp {
 
 fn caller(d: &Denwa, scenario: &str, callee: &str) -> Sipp {
     let mut s = Sipp::uac(scenario, &d.sip_addr());
-    s.inject_text = Some(sipp_user("1001", "secret-1001"));
+    s.inject_text = Some(sipp_user("1001", "secret-baab"));
     s.service = Some(callee.into());
     s.timeout = Duration::from_secs(60);
     s
@@ -41,8 +41,8 @@ fn caller(d: &Denwa, scenario: &str, callee: &str) -> Sipp {
 
 fn pbx_with_two() -> Denwa {
     let d = Denwa::start();
-    d.add_extension("1001", "secret-1001");
-    d.add_extension("1002", "secret-1002");
+    d.add_extension("1001", "secret-baab");
+    d.add_extension("1002", "secret-baac");
     d
 }
 
@@ -59,7 +59,7 @@ fn last_cdr(d: &Denwa) -> serde_json::Value {
 fn register_with_digest_auth_and_unregister() {
     let d = pbx_with_two();
     let mut s = Sipp::uac("register_auth.xml", &d.sip_addr());
-    s.inject_text = Some(sipp_user("1001", "secret-1001"));
+    s.inject_text = Some(sipp_user("1001", "secret-baab"));
     let out = s.run().expect("register_auth passes");
     assert_eq!(out.successful, 1);
     // register_auth ends with Expires: 0, so nothing is left.
@@ -69,7 +69,7 @@ fn register_with_digest_auth_and_unregister() {
 #[test]
 fn registration_is_listed_with_source_and_user_agent() {
     let d = pbx_with_two();
-    let port = register_callee(&d, "1002", "secret-1002");
+    let port = register_callee(&d, "1002", "secret-baac");
     let regs = d.registrations();
     assert_eq!(regs.len(), 1, "{regs:?}");
     let r = &regs[0];
@@ -97,7 +97,7 @@ fn wrong_password_is_refused_and_logged() {
 #[test]
 fn call_answered_then_bye_writes_answered_cdr() {
     let d = pbx_with_two();
-    let port = register_callee(&d, "1002", "secret-1002");
+    let port = register_callee(&d, "1002", "secret-baac");
     let callee = uas("uas_answer.xml", port, "1002");
     let out = caller(&d, "uac_call.xml", "1002")
         .run()
@@ -116,7 +116,7 @@ fn call_answered_then_bye_writes_answered_cdr() {
 #[test]
 fn cancel_before_answer() {
     let d = pbx_with_two();
-    let port = register_callee(&d, "1002", "secret-1002");
+    let port = register_callee(&d, "1002", "secret-baac");
     let callee = uas("uas_ring_noanswer.xml", port, "1002");
     caller(&d, "uac_cancel.xml", "1002")
         .run()
@@ -130,7 +130,7 @@ fn cancel_before_answer() {
 #[test]
 fn busy_callee_gives_486_and_busy_cdr() {
     let d = pbx_with_two();
-    let port = register_callee(&d, "1002", "secret-1002");
+    let port = register_callee(&d, "1002", "secret-baac");
     let callee = uas("uas_busy.xml", port, "1002");
     let mut s = caller(&d, "uac_call.xml", "1002");
     s.calls = 1;
@@ -171,7 +171,7 @@ fn unregistered_extension_gets_480() {
 #[test]
 fn hold_and_resume_reinvites_pass_through() {
     let d = pbx_with_two();
-    let port = register_callee(&d, "1002", "secret-1002");
+    let port = register_callee(&d, "1002", "secret-baac");
     let callee = uas("uas_answer.xml", port, "1002");
     caller(&d, "uac_reinvite_hold.xml", "1002")
         .run()
@@ -183,7 +183,7 @@ fn hold_and_resume_reinvites_pass_through() {
 #[test]
 fn lost_ack_makes_the_200_retransmit() {
     let d = pbx_with_two();
-    let port = register_callee(&d, "1002", "secret-1002");
+    let port = register_callee(&d, "1002", "secret-baac");
     let callee = uas("uas_answer.xml", port, "1002");
     let out = caller(&d, "uac_no_ack.xml", "1002")
         .run()

@@ -16,21 +16,21 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 fn tcp_phone_calls_udp_phone() {
     testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
     let d = Denwa::start();
-    d.add_extension("1001", "tcp-secret-01");
-    d.add_extension("1002", "udp-secret-02");
+    d.add_extension("1001", "tcp-secret-ab");
+    d.add_extension("1002", "udp-secret-ac");
     let audio = tempfile::tempdir().expect("tmp");
     let a_wav = audio.path().join("a.wav");
     let b_wav = audio.path().join("b.wav");
     tone::write_tone_wav(&a_wav, &CALLER_TONES, &ToneLayout::default(), 0).expect("wav");
     tone::write_tone_wav(&b_wav, &CALLEE_TONES, &ToneLayout::default(), 0).expect("wav");
     let mut a_cfg = PhoneConfig::new("1001")
-        .registering(&d.sip_addr(), "tcp-secret-01", 600)
+        .registering(&d.sip_addr(), "tcp-secret-ab", 600)
         .with_audio(&a_wav);
     a_cfg.transport = Transport::Tcp;
     let mut a = Phone::start(a_cfg).expect("tcp phone");
     let mut b = Phone::start(
         PhoneConfig::new("1002")
-            .registering(&d.sip_addr(), "udp-secret-02", 600)
+            .registering(&d.sip_addr(), "udp-secret-ac", 600)
             .with_audio(&b_wav),
     )
     .expect("udp phone");
@@ -87,8 +87,8 @@ fn each_segment_gets_its_own_address_in_contact_and_sdp() {
         extra: vec!["--sip-listen".into(), format!("127.0.0.2:{port2}")],
         ..Default::default()
     });
-    d.add_extension("1001", "secret-1001");
-    d.add_extension("1002", "secret-1002");
+    d.add_extension("1001", "secret-baab");
+    d.add_extension("1002", "secret-baac");
     let seg2 = format!("127.0.0.2:{port2}");
 
     // The callee lives on segment 2 and registers there.
@@ -96,7 +96,7 @@ fn each_segment_gets_its_own_address_in_contact_and_sdp() {
     let mut reg = Sipp::uac("register.xml", &seg2);
     reg.local_ip = "127.0.0.2".into();
     reg.local_port = Some(callee_port);
-    reg.inject_text = Some(sipp_user("1002", "secret-1002"));
+    reg.inject_text = Some(sipp_user("1002", "secret-baac"));
     reg.run().expect("register on segment 2");
     let mut uas = Sipp::uas("uas_answer.xml");
     uas.local_ip = "127.0.0.2".into();
@@ -115,7 +115,7 @@ fn each_segment_gets_its_own_address_in_contact_and_sdp() {
 
     // The caller is on segment 1.
     let mut uac = Sipp::uac("uac_call.xml", &d.sip_addr());
-    uac.inject_text = Some(sipp_user("1001", "secret-1001"));
+    uac.inject_text = Some(sipp_user("1001", "secret-baab"));
     uac.service = Some("1002".into());
     let caller_out = uac.run().expect("call across segments");
     let callee_out = callee.finish().expect("callee");
