@@ -281,6 +281,70 @@ pub fn digest_uri_names_us(
     ours(&d.host.to_string())
 }
 
+impl crate::Engine {
+    /// Authenticates `req` for extension `user` of `tenant` with the credentials in `header`
+    /// (`Authorization`: 401 challenges, `Proxy-Authorization`: 407). Answers challenges and
+    /// refusals itself, parks the request while an unknown user is looked up, and says nothing
+    /// to a banned source; returns the extension (and the request) only when it passed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn authorize(
+        &mut self,
+        txn: sip::transaction::TransactionId,
+        req: Request,
+        (source, local, transport): (SocketAddr, SocketAddr, sip::transaction::Transport),
+        tenant: i64,
+        user: &str,
+        header: &HeaderName,
+        now: crate::Now,
+    ) -> Option<(ExtEntry, Request)> {
+        let outcome = {
+            let snap = &self.snap;
+            let locals = &self.cfg.locals;
+            let advertise = self.cfg.advertise;
+            let ours = |h: &str| crate::registrar::is_ours(snap, locals, advertise, tenant, h);
+            self.auth.check(
+                snap, &req, header, tenant, user, source, ours, now.mono, now.wall,
+            )
+        };
+        match outcome {
+            AuthOutcome::Ok(e) => Some((e, req)),
+            AuthOutcome::Challenge { stale } => {
+                let tag = self.new_tag();
+                let proxy = *header == HeaderName::ProxyAuthorization;
+                let r = self.auth.challenge(
+                    &self.snap,
+                    &req,
+                    tenant,
+                    stale,
+                    proxy,
+                    &tag,
+                    now.wall,
+                    &mut self.rng,
+                );
+                self.respond(txn, r, now);
+                None
+            }
+            AuthOutcome::Forbidden(reason) => {
+                self.counters.auth_failures += 1;
+                self.respond(txn, Response::for_request(&req, 403, Some(reason)), now);
+                None
+            }
+            AuthOutcome::Ignore => None,
+            AuthOutcome::Lookup(key) => {
+                let parked = crate::Parked {
+                    txn,
+                    req,
+                    source,
+                    local,
+                    transport,
+                };
+                self.park_for_lookup(key, parked, now);
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,12 +20,11 @@ use sip::transaction::{Target, TransactionId, Transport};
 use sip::{HeaderName, MediaType, Message, Method, Request, Response};
 use tracing::{debug, info, warn};
 
-use crate::auth::AuthOutcome;
 use crate::control::{CallState, CallSummary};
 use crate::db::{Disposition, HangupBy};
 use crate::dialplan::{self, Decision, Destination, RouteRequest};
 use crate::media::{MediaCommand, SessionId, Side};
-use crate::registrar::{is_ours, uri_domain};
+use crate::registrar::uri_domain;
 use crate::usrloc::Binding;
 use crate::{ALLOW, Engine, Now, Owner, Parked, nathelper, sdp};
 
@@ -317,54 +316,16 @@ impl Engine {
             };
             return self.park_for_lookup(callee_key, parked, now);
         }
-        let outcome = {
-            let snap = &self.snap;
-            let locals = &self.cfg.locals;
-            let advertise = self.cfg.advertise;
-            let ours = |h: &str| is_ours(snap, locals, advertise, tenant, h);
-            self.auth.check(
-                snap,
-                &req,
-                &HeaderName::ProxyAuthorization,
-                tenant,
-                &from_user,
-                source,
-                ours,
-                now.mono,
-                now.wall,
-            )
-        };
-        let caller = match outcome {
-            AuthOutcome::Ok(e) => e,
-            AuthOutcome::Challenge { stale } => {
-                let tag = self.new_tag();
-                let r = self.auth.challenge(
-                    &self.snap,
-                    &req,
-                    tenant,
-                    stale,
-                    true,
-                    &tag,
-                    now.wall,
-                    &mut self.rng,
-                );
-                return self.respond(txn, r, now);
-            }
-            AuthOutcome::Forbidden(reason) => {
-                self.counters.auth_failures += 1;
-                return self.respond(txn, Response::for_request(&req, 403, Some(reason)), now);
-            }
-            AuthOutcome::Ignore => return,
-            AuthOutcome::Lookup(key) => {
-                let parked = Parked {
-                    txn,
-                    req,
-                    source,
-                    local,
-                    transport,
-                };
-                return self.park_for_lookup(key, parked, now);
-            }
+        let Some((caller, req)) = self.authorize(
+            txn,
+            req,
+            (source, local, transport),
+            tenant,
+            &from_user,
+            &HeaderName::ProxyAuthorization,
+            now,
+        ) else {
+            return;
         };
         let call_id = req.call_id().unwrap_or_default().to_string();
         if self.b2bua.by_call_id.contains_key(&call_id) {

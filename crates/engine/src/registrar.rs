@@ -10,11 +10,10 @@ use sip::transaction::{TransactionId, Transport};
 use sip::{Contact, HeaderName, Request, Response};
 use tracing::{debug, info, warn};
 
-use crate::auth::AuthOutcome;
 use crate::db::DbOp;
 use crate::nathelper::contact_is_behind_nat;
 use crate::usrloc::{Binding, LocOp, Ping};
-use crate::{Engine, Now, Parked, Pending};
+use crate::{Engine, Now, Pending};
 
 /// A REGISTER waiting for its location write.
 pub(crate) struct Reply {
@@ -60,54 +59,16 @@ impl Engine {
             let r = Response::for_request(&req, 404, Some("Unknown domain"));
             return self.respond(txn, r, now);
         };
-        let outcome = {
-            let snap = &self.snap;
-            let locals = &self.cfg.locals;
-            let advertise = self.cfg.advertise;
-            let ours = |h: &str| is_ours(snap, locals, advertise, tenant, h);
-            self.auth.check(
-                snap,
-                &req,
-                &HeaderName::Authorization,
-                tenant,
-                &user,
-                source,
-                ours,
-                now.mono,
-                now.wall,
-            )
-        };
-        let ext = match outcome {
-            AuthOutcome::Ok(e) => e,
-            AuthOutcome::Challenge { stale } => {
-                let tag = self.new_tag();
-                let r = self.auth.challenge(
-                    &self.snap,
-                    &req,
-                    tenant,
-                    stale,
-                    false,
-                    &tag,
-                    now.wall,
-                    &mut self.rng,
-                );
-                return self.respond(txn, r, now);
-            }
-            AuthOutcome::Forbidden(reason) => {
-                self.counters.auth_failures += 1;
-                return self.respond(txn, Response::for_request(&req, 403, Some(reason)), now);
-            }
-            AuthOutcome::Ignore => return,
-            AuthOutcome::Lookup(key) => {
-                let parked = Parked {
-                    txn,
-                    req,
-                    source,
-                    local,
-                    transport,
-                };
-                return self.park_for_lookup(key, parked, now);
-            }
+        let Some((ext, req)) = self.authorize(
+            txn,
+            req,
+            (source, local, transport),
+            tenant,
+            &user,
+            &HeaderName::Authorization,
+            now,
+        ) else {
+            return;
         };
         let contacts = req.contacts();
         let header_expires = req.expires();

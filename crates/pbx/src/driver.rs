@@ -31,8 +31,11 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     node: String,
     sessions: HashMap<SessionId, media::Session>,
-    /// Answers of database tasks and send failures (our own tasks, bounded by the engine's
-    /// outstanding operations).
+    /// Answers of database tasks, configuration reloads and send failures. Unbounded, but no
+    /// network input reaches it directly: every message answers work the engine or the driver
+    /// started, and that work is bounded (database operations by `max_pending_db` and
+    /// `max_lookups`, call records by the calls, send failures by the transport's connects in
+    /// flight), so it can hold no more than that.
     back_tx: mpsc::UnboundedSender<Input>,
     back_rx: Option<mpsc::UnboundedReceiver<Input>>,
     /// Inputs produced while carrying out outputs (media answers), fed before the next turn.

@@ -4,24 +4,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-const METHODS: [&str; 15] = [
-    "INVITE",
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "REGISTER",
-    "OPTIONS",
-    "INFO",
-    "UPDATE",
-    "PRACK",
-    "SUBSCRIBE",
-    "NOTIFY",
-    "REFER",
-    "MESSAGE",
-    "PUBLISH",
-    "other",
-];
-const DISPOSITIONS: [&str; 5] = ["ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CANCELED"];
+// The engine counts requests and calls; the same lists name them here.
+use engine::counters::{DISPOSITIONS, METHODS};
 
 /// Process-wide PBX counters.
 pub struct Metrics {
@@ -77,31 +61,9 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A request arrived.
-    pub fn inc_request(&self, method: &str) {
-        let i = METHODS
-            .iter()
-            .position(|m| *m == method)
-            .unwrap_or(METHODS.len() - 1);
-        self.requests_in[i].fetch_add(1, Relaxed);
-    }
-    /// We sent a response.
-    pub fn inc_response(&self, status: u16) {
-        if (100..700).contains(&status) {
-            self.responses_out[usize::from(status - 100)].fetch_add(1, Relaxed);
-        }
-    }
     /// A message failed to parse.
     pub fn inc_parse_error(&self) {
         self.parse_errors.fetch_add(1, Relaxed);
-    }
-    /// Authentication failed.
-    pub fn inc_auth_failure(&self) {
-        self.auth_failures.fetch_add(1, Relaxed);
-    }
-    /// A message from a banned source was ignored.
-    pub fn inc_throttled(&self) {
-        self.throttled.fetch_add(1, Relaxed);
     }
     /// Input dropped because the core was overloaded.
     pub fn inc_overload_drop(&self) {
@@ -138,12 +100,6 @@ impl Metrics {
     /// A log line was not written (rate-limited; counted in a summary line instead).
     pub fn inc_log_suppressed(&self) {
         self.log_suppressed.fetch_add(1, Relaxed);
-    }
-    /// A call ended with this disposition.
-    pub fn inc_call(&self, disposition: &str) {
-        if let Some(i) = DISPOSITIONS.iter().position(|d| *d == disposition) {
-            self.calls_by_disposition[i].fetch_add(1, Relaxed);
-        }
     }
 
     /// Publishes the call engine's counters (it counts requests, responses, authentication
@@ -305,7 +261,8 @@ impl Metrics {
         for (i, d) in DISPOSITIONS.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "denwa_calls_total{{disposition=\"{d}\"}} {}",
+                "denwa_calls_total{{disposition=\"{}\"}} {}",
+                d.as_str(),
                 self.calls_by_disposition[i].load(Relaxed)
             );
         }
@@ -330,10 +287,12 @@ mod tests {
     #[test]
     fn renders_counts() {
         let m = Metrics::default();
-        m.inc_request("INVITE");
-        m.inc_request("FOO");
-        m.inc_response(486);
-        m.inc_call("BUSY");
+        let mut c = engine::Counters::default();
+        c.requests[0] = 1; // INVITE
+        c.requests[METHODS.len() - 1] = 1; // other
+        c.responses[486 - 100] = 1;
+        c.calls[2] = 1; // BUSY
+        m.publish_engine(&c);
         let mut s = String::new();
         m.render(&mut s);
         assert!(s.contains("denwa_sip_requests_received_total{method=\"INVITE\"} 1"));

@@ -462,7 +462,7 @@ impl Transports {
                 }
                 Err(e) => {
                     self.metrics.inc_parse_error();
-                    let resp = sip::error_response(&data, &e);
+                    let resp = sip::error_response(&data, &e, &mut rand::thread_rng());
                     let answered = resp.is_some();
                     if let Some(resp) = resp {
                         let _ = sock.try_send_to(&resp, source);

@@ -38,21 +38,6 @@ pub fn generate_call_id_with<R: Rng + ?Sized>(rng: &mut R, host: Option<&str>) -
     }
 }
 
-/// [`generate_branch_with`] using the thread RNG.
-pub fn generate_branch() -> String {
-    generate_branch_with(&mut rand::thread_rng())
-}
-
-/// [`generate_tag_with`] using the thread RNG.
-pub fn generate_tag() -> String {
-    generate_tag_with(&mut rand::thread_rng())
-}
-
-/// [`generate_call_id_with`] using the thread RNG.
-pub fn generate_call_id(host: Option<&str>) -> String {
-    generate_call_id_with(&mut rand::thread_rng(), host)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,8 +54,11 @@ mod tests {
             crate::values::parse_call_id(&generate_call_id_with(&mut rng, Some("pbx.example.com")))
                 .is_ok()
         );
-        assert_eq!(generate_tag().len(), 16);
-        assert_ne!(generate_call_id(None), generate_call_id(None));
+        assert_eq!(generate_tag_with(&mut rng).len(), 16);
+        assert_ne!(
+            generate_call_id_with(&mut rng, None),
+            generate_call_id_with(&mut rng, None)
+        );
     }
 
     /// No identifier can contain a header name (or anything but hex), whatever the RNG gives.

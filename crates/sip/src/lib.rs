@@ -26,7 +26,7 @@
 //! assert_eq!(req.top_via().and_then(|v| v.branch().map(String::from)).as_deref(), Some("z9hG4bK74bf9"));
 //! check_request(&req, &CheckConfig::default()).expect("passes the generic checks");
 //! let ok = Response::for_request(&req, 200, None)
-//!     .with_to_tag(&sip::generate_tag())
+//!     .with_to_tag("8a2c91d0")
 //!     .with_header(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS");
 //! let bytes = ok.to_bytes();
 //! assert!(bytes.starts_with(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK74bf9\r\n"));
@@ -55,7 +55,7 @@ pub use error::{InvalidValue, ParseError};
 pub use framing::{Datagram, StreamEvent, StreamFramer, decode_datagram, is_stun};
 pub use grammar::unescape;
 pub use header::{Header, HeaderName, HeaderValue, Headers};
-pub use ids::{generate_branch, generate_call_id, generate_tag};
+pub use ids::{generate_branch_with, generate_call_id_with, generate_tag_with};
 pub use lint::{LintReport, lint};
 pub use message::{Message, Request, Response, TopVia, Version, reason_phrase};
 pub use method::Method;

@@ -366,8 +366,13 @@ fn parse_start_line(line: &str) -> Result<Start, ParseError> {
 /// Builds the bytes of a `400 Bad Request` answering the malformed request `raw`, when its start
 /// line is a request line and Via, From, To, Call-ID and CSeq can be read from it (RFC 3261 §8.2.6
 /// needs them to route and match the response). The fault is reported in a Warning header.
-/// Returns `None` for responses and when the request cannot be answered.
-pub fn error_response(raw: &[u8], err: &ParseError) -> Option<Vec<u8>> {
+/// Returns `None` for responses and when the request cannot be answered. `rng` draws the To tag
+/// (the caller owns the random source: this crate reads none).
+pub fn error_response(
+    raw: &[u8],
+    err: &ParseError,
+    rng: &mut (impl rand::Rng + ?Sized),
+) -> Option<Vec<u8>> {
     let skip = leading_crlfs(raw);
     let data = &raw[skip..];
     let head_end = memchr::memmem::find(data, b"\r\n\r\n").map_or(data.len(), |e| e + 2);
@@ -415,7 +420,7 @@ pub fn error_response(raw: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     }
     // RFC 3261 §8.2.6.2: a final response carries a To tag.
     if resp.headers.to().is_some_and(|t| t.tag().is_none()) {
-        resp.set_to_tag(&crate::ids::generate_tag());
+        resp.set_to_tag(&crate::ids::generate_tag_with(rng));
     }
     let warn = err.to_string().replace(['"', '\\'], "'");
     resp.headers
@@ -549,7 +554,7 @@ v=0\n";
     fn error_response_salvages_headers() {
         let raw = INVITE.replace("Content-Length: 4", "Content-Length: 40");
         let err = parse_message(raw.as_bytes()).unwrap_err();
-        let resp = error_response(raw.as_bytes(), &err).unwrap();
+        let resp = error_response(raw.as_bytes(), &err, &mut rand::thread_rng()).unwrap();
         let Message::Response(r) = parse_message(&resp).unwrap() else {
             panic!()
         };
@@ -563,7 +568,14 @@ v=0\n";
                 .unwrap()
                 .contains("Content-Length 40")
         );
-        assert!(error_response(b"SIP/2.0 200 OK\r\n\r\n", &err).is_none());
-        assert!(error_response(b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", &err).is_none());
+        assert!(error_response(b"SIP/2.0 200 OK\r\n\r\n", &err, &mut rand::thread_rng()).is_none());
+        assert!(
+            error_response(
+                b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n\r\n",
+                &err,
+                &mut rand::thread_rng()
+            )
+            .is_none()
+        );
     }
 }

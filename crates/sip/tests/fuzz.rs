@@ -226,7 +226,7 @@ fn run_all(data: &[u8], chunk: usize) {
     match parse_message(data) {
         Ok(m) => exercise(&m),
         Err(e) => {
-            let _ = error_response(data, &e);
+            let _ = error_response(data, &e, &mut rand::thread_rng());
         }
     }
     let _ = decode_datagram(Bytes::copy_from_slice(data), &Limits::default());

@@ -169,7 +169,7 @@ fn syntactically_invalid_messages_are_rejected_with_the_fault() {
         // The message text names the fault.
         assert!(!err.to_string().is_empty());
         let raw = load(file);
-        let answer = error_response(&raw, &err);
+        let answer = error_response(&raw, &err, &mut rand::thread_rng());
         if raw.starts_with(b"SIP/") {
             assert!(
                 answer.is_none(),
