@@ -373,6 +373,9 @@ impl Engine {
                 Some(e) => e.clone(),
                 None => return refused(self, 404, "Not Found", Disposition::Failed),
             },
+            Decision::Outside { .. } => {
+                return refused(self, 503, "Destination Not Available", Disposition::Failed);
+            }
             Decision::Route { destination, .. } => {
                 // A kind this node cannot serve yet.
                 debug!(%destination, "destination not available");

@@ -5,6 +5,10 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::dialplan::Destination;
+use crate::outside::{
+    CallClass, DialPattern, DidPattern, DidSpec, ExtLimits, RouteSpec, TenantOutbound, TrunkSpec,
+};
 use crate::pike::ThrottleConfig;
 
 /// Node-local settings of the engine (from the TOML file, environment and flags).
@@ -152,7 +156,7 @@ fn parse_json(v: &str) -> serde_json::Value {
 }
 
 /// An extension as call control needs it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ExtEntry {
     /// Database id.
     pub id: i64,
@@ -168,6 +172,14 @@ pub struct ExtEntry {
     pub enabled: bool,
     /// Most simultaneous registered contacts.
     pub max_contacts: usize,
+    /// Class of service: how far it may call out.
+    pub cos: CallClass,
+    /// Caller ID on outside calls (empty: the tenant's main number).
+    pub outbound_cid: String,
+    /// Outside calls withhold caller ID (Privacy: id).
+    pub anonymous: bool,
+    /// Outbound limits.
+    pub limits: ExtLimits,
 }
 
 /// Tenants and SIP domains.
@@ -213,6 +225,96 @@ pub struct Snapshot {
     pub extensions: HashMap<(i64, String), ExtEntry>,
     /// Runtime settings.
     pub settings: Settings,
+    /// Trunks, routes, DIDs and tenant outbound policy.
+    pub outside: Outside,
+}
+
+/// A trunk as call control needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrunkEntry {
+    /// Row id.
+    pub id: i64,
+    /// Owning tenant.
+    pub tenant: i64,
+    /// Name (routes name it).
+    pub name: String,
+    /// Settings.
+    pub spec: TrunkSpec,
+    /// Digest password (empty: none).
+    pub password: String,
+}
+
+/// An outbound route, in its tenant's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteEntry {
+    /// Name.
+    pub name: String,
+    /// Settings.
+    pub spec: RouteSpec,
+    /// `spec.patterns`, parsed (a stored pattern that no longer parses is left out).
+    pub patterns: Vec<DialPattern>,
+}
+
+impl RouteEntry {
+    /// A route from stored settings.
+    pub fn new(name: String, spec: RouteSpec) -> RouteEntry {
+        let patterns = spec
+            .patterns
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        RouteEntry {
+            name,
+            spec,
+            patterns,
+        }
+    }
+}
+
+/// An inbound route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DidEntry {
+    /// The DIDs it takes.
+    pub pattern: DidPattern,
+    /// Settings.
+    pub spec: DidSpec,
+    /// `spec.destination`, parsed.
+    pub destination: Destination,
+}
+
+/// Everything about the public network, per tenant.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outside {
+    /// Trunks by id.
+    pub trunks: HashMap<i64, TrunkEntry>,
+    /// Outbound routes per tenant, in order.
+    pub routes: HashMap<i64, Vec<RouteEntry>>,
+    /// Inbound routes per tenant, in order of preference (exact, patterns, catch-all).
+    pub dids: HashMap<i64, Vec<DidEntry>>,
+    /// Outbound policy per tenant (absent: the defaults).
+    pub tenants: HashMap<i64, TenantOutbound>,
+}
+
+impl Outside {
+    /// A tenant's trunk by name.
+    pub fn trunk(&self, tenant: i64, name: &str) -> Option<&TrunkEntry> {
+        self.trunks
+            .values()
+            .find(|t| t.tenant == tenant && t.name == name)
+    }
+
+    /// A tenant's outbound policy.
+    pub fn policy(&self, tenant: i64) -> TenantOutbound {
+        self.tenants.get(&tenant).cloned().unwrap_or_default()
+    }
+
+    /// Puts inbound routes in the order they are tried: exact numbers, then patterns in the
+    /// order given, then the catch-all.
+    pub fn sort_dids(&mut self) {
+        for v in self.dids.values_mut() {
+            v.sort_by_key(|d| d.pattern.rank());
+        }
+    }
 }
 
 /// Users looked up in the database and not found (bounded: a scanner trying random names must

@@ -2,8 +2,13 @@
 //! caller, dialled digits, time, configuration snapshot): no state, no I/O, so `denwa route
 //! test` shows exactly what a call would do. Destinations use one syntax everywhere (routes,
 //! IVR options, forwards, timeouts): `ext:1001`, `group:sales`, `ivr:main`, `vm:1001`,
-//! `conf:800`, `park`, `timecond:office`, `route:NAME`, `hangup`. This version routes to
-//! extensions and rejects the rest; trunks, groups and applications add their kinds here.
+//! `conf:800`, `park`, `timecond:office`, `route:NAME`, `hangup`.
+//!
+//! A call from an extension is decided in this order: emergency numbers (always routed, with
+//! or without the outside-line prefix, whatever the caller's class of service), the tenant's
+//! extensions, then the outbound routes in their order (the first whose pattern matches and
+//! whose class the caller's class of service includes). A call from a trunk is decided by the
+//! tenant's inbound routes: the exact DID, then patterns, then the catch-all.
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,7 +16,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::config::Snapshot;
+use crate::config::{ExtEntry, RouteEntry, Snapshot};
+use crate::outside::CallClass;
 
 /// Where a call goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -118,6 +124,34 @@ pub struct RouteRequest<'a> {
     pub at: SystemTime,
 }
 
+/// Caller ID presented on an outside call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallerId {
+    /// Number (empty: the trunk's account user).
+    pub number: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A call that leaves through a trunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutsideCall {
+    /// The outbound route that matched (`emergency` for emergency calls without one).
+    pub route: String,
+    /// The class of the number (what the caller's class of service had to include).
+    pub class: CallClass,
+    /// The number as sent to the trunk.
+    pub number: String,
+    /// Trunks to try, in order.
+    pub trunks: Vec<String>,
+    /// Caller ID.
+    pub caller_id: CallerId,
+    /// Withhold caller ID from the called party (Privacy: id).
+    pub privacy: bool,
+    /// An emergency call (never refused by limits).
+    pub emergency: bool,
+}
+
 /// The dialplan's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "decision", rename_all = "lowercase")]
@@ -127,6 +161,14 @@ pub enum Decision {
         /// Destination.
         destination: Destination,
         /// Why (which rule matched), for `route test` and logs.
+        reason: String,
+    },
+    /// Send the call out through a trunk.
+    Outside {
+        /// Route, number, trunks, caller ID.
+        #[serde(flatten)]
+        call: OutsideCall,
+        /// Why.
         reason: String,
     },
     /// Refuse the call.
@@ -147,7 +189,7 @@ impl Decision {
     }
 }
 
-/// Decides where a call goes.
+/// Decides where a call from an extension goes.
 pub fn route(r: &RouteRequest<'_>, snap: &Snapshot) -> Decision {
     let digits = r.digits.trim();
     if digits.is_empty() {
@@ -156,11 +198,172 @@ pub fn route(r: &RouteRequest<'_>, snap: &Snapshot) -> Decision {
     if !snap.tenants.realms.contains_key(&r.tenant) && snap.tenants.default_id != r.tenant {
         return Decision::reject(403, "Unknown tenant");
     }
+    let caller = snap.extensions.get(&(r.tenant, r.caller.to_string()));
+    if let Some(d) = emergency(r.tenant, digits, caller, snap) {
+        return d;
+    }
     match snap.extensions.get(&(r.tenant, digits.to_string())) {
-        Some(e) if !e.enabled => Decision::reject(480, "Temporarily Unavailable"),
-        Some(e) => Decision::Route {
-            destination: Destination::Ext(e.number.clone()),
-            reason: format!("extension {}", e.number),
+        Some(e) if !e.enabled => return Decision::reject(480, "Temporarily Unavailable"),
+        Some(e) => {
+            return Decision::Route {
+                destination: Destination::Ext(e.number.clone()),
+                reason: format!("extension {}", e.number),
+            };
+        }
+        None => {}
+    }
+    outbound(r.tenant, digits, caller, snap)
+}
+
+/// The outbound routes of a tenant that are on.
+fn routes<'a>(tenant: i64, snap: &'a Snapshot) -> impl Iterator<Item = &'a RouteEntry> {
+    snap.outside
+        .routes
+        .get(&tenant)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.spec.enabled)
+}
+
+fn caller_id(route: &RouteEntry, caller: Option<&ExtEntry>, main: &str) -> CallerId {
+    let number = [
+        route.spec.caller_id.as_str(),
+        caller.map(|c| c.outbound_cid.as_str()).unwrap_or(""),
+        main,
+    ]
+    .into_iter()
+    .find(|n| !n.is_empty())
+    .unwrap_or("")
+    .to_string();
+    CallerId {
+        number,
+        name: caller.map(|c| c.display_name.clone()).unwrap_or_default(),
+    }
+}
+
+/// Emergency numbers: with or without an outside-line prefix (the `PREFIX|` of any route's
+/// pattern), ahead of every restriction.
+fn emergency(
+    tenant: i64,
+    digits: &str,
+    caller: Option<&ExtEntry>,
+    snap: &Snapshot,
+) -> Option<Decision> {
+    let policy = snap.outside.policy(tenant);
+    let is_emergency = |d: &str| policy.emergency_numbers.iter().any(|n| n == d);
+    let number = if is_emergency(digits) {
+        digits.to_string()
+    } else {
+        routes(tenant, snap)
+            .flat_map(|r| r.patterns.iter())
+            .filter_map(|p| p.strip_prefix(digits))
+            .find(|rest| is_emergency(rest))?
+            .to_string()
+    };
+    // Emergency routes first, then every other route's trunks, each trunk once.
+    let mut ordered: Vec<&RouteEntry> = routes(tenant, snap).filter(|r| r.spec.emergency).collect();
+    ordered.extend(routes(tenant, snap).filter(|r| !r.spec.emergency));
+    let mut trunks: Vec<String> = Vec::new();
+    for r in &ordered {
+        for t in &r.spec.trunks {
+            if !trunks.contains(t) {
+                trunks.push(t.clone());
+            }
+        }
+    }
+    let Some(first) = ordered.first() else {
+        return Some(Decision::reject(503, "No route for emergency call"));
+    };
+    Some(Decision::Outside {
+        reason: format!("emergency number {number}"),
+        call: OutsideCall {
+            route: first.name.clone(),
+            class: CallClass::Internal,
+            number,
+            trunks,
+            caller_id: caller_id(first, caller, &policy.main_number),
+            // Emergency services always get the caller's number.
+            privacy: false,
+            emergency: true,
+        },
+    })
+}
+
+/// The first outbound route whose pattern matches and whose class the caller may use.
+fn outbound(tenant: i64, digits: &str, caller: Option<&ExtEntry>, snap: &Snapshot) -> Decision {
+    let cos = caller.map(|c| c.cos).unwrap_or(CallClass::Internal);
+    let mut refused: Option<CallClass> = None;
+    for route in routes(tenant, snap) {
+        let Some((pattern, prefix_len)) = route
+            .patterns
+            .iter()
+            .find_map(|p| p.matches(digits).map(|n| (p, n)))
+        else {
+            continue;
+        };
+        if route.spec.class > cos {
+            refused = Some(refused.map_or(route.spec.class, |c| c.min(route.spec.class)));
+            continue;
+        }
+        let rest = &digits[prefix_len..];
+        let strip = usize::try_from(route.spec.strip).unwrap_or(usize::MAX);
+        let rest = rest.get(strip..).unwrap_or("");
+        if rest.is_empty() && route.spec.prepend.is_empty() {
+            return Decision::reject(484, "Address Incomplete");
+        }
+        let policy = snap.outside.policy(tenant);
+        return Decision::Outside {
+            reason: format!("route {} pattern {}", route.name, pattern),
+            call: OutsideCall {
+                route: route.name.clone(),
+                class: route.spec.class,
+                number: format!("{}{rest}", route.spec.prepend),
+                trunks: route.spec.trunks.clone(),
+                caller_id: caller_id(route, caller, &policy.main_number),
+                privacy: caller.is_some_and(|c| c.anonymous),
+                emergency: false,
+            },
+        };
+    }
+    match refused {
+        Some(class) => Decision::Reject {
+            status: 403,
+            reason: format!("{class} calls not allowed (class of service {cos})"),
+        },
+        None => Decision::reject(404, "Not Found"),
+    }
+}
+
+/// A call arriving from a trunk.
+#[derive(Debug, Clone, Copy)]
+pub struct InboundRequest<'a> {
+    /// The trunk's tenant.
+    pub tenant: i64,
+    /// The trunk's name.
+    pub trunk: &'a str,
+    /// The dialled number (from the Request-URI or To, per trunk).
+    pub did: &'a str,
+    /// When.
+    pub at: SystemTime,
+}
+
+/// Decides where a call from a trunk goes: the tenant's inbound routes, exact number first,
+/// then patterns, then the catch-all. Outside callers never reach an extension by number
+/// alone, nor an outbound route.
+pub fn route_inbound(r: &InboundRequest<'_>, snap: &Snapshot) -> Decision {
+    let did = r.did.trim();
+    let found = snap
+        .outside
+        .dids
+        .get(&r.tenant)
+        .into_iter()
+        .flatten()
+        .find(|d| (d.spec.trunk.is_empty() || d.spec.trunk == r.trunk) && d.pattern.matches(did));
+    match found {
+        Some(d) if d.destination == Destination::Hangup => Decision::reject(603, "Declined"),
+        Some(d) => Decision::Route {
+            destination: d.destination.clone(),
+            reason: format!("DID {did} (inbound route {})", d.pattern),
         },
         None => Decision::reject(404, "Not Found"),
     }
@@ -197,6 +400,7 @@ mod tests {
                     ha1_sha256: None,
                     enabled,
                     max_contacts: 1,
+                    ..Default::default()
                 },
             );
         }
@@ -275,6 +479,303 @@ mod tests {
         assert!(matches!(
             "ext:10 01".parse::<Destination>(),
             Err(DestinationError::BadName(_))
+        ));
+    }
+
+    use crate::config::{DidEntry, RouteEntry, TrunkEntry};
+    use crate::outside::{DidSpec, RouteSpec, TenantOutbound, TrunkSpec};
+
+    fn route_spec(patterns: &[&str], trunks: &[&str], class: CallClass) -> RouteSpec {
+        RouteSpec {
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            trunks: trunks.iter().map(|t| t.to_string()).collect(),
+            class,
+            ..RouteSpec::default()
+        }
+    }
+
+    /// Tenant 1 dials Japanese style (outside line 0), tenant 2 NANP style (outside line 9).
+    fn plans() -> Snapshot {
+        let mut s = snap();
+        for (id, tenant, name) in [(1, 1, "ntt"), (2, 1, "ipsp"), (3, 2, "us-carrier")] {
+            s.outside.trunks.insert(
+                id,
+                TrunkEntry {
+                    id,
+                    tenant,
+                    name: name.into(),
+                    spec: TrunkSpec {
+                        host: "192.0.2.1".into(),
+                        ..TrunkSpec::default()
+                    },
+                    password: String::new(),
+                },
+            );
+        }
+        let jp = [
+            (
+                "jp-free",
+                route_spec(
+                    &["0|0120XXXXXX", "0|0800XXXXXXX"],
+                    &["ntt"],
+                    CallClass::Local,
+                ),
+            ),
+            (
+                "jp-mobile",
+                route_spec(&["0|0[789]0XXXXXXXX"], &["ntt", "ipsp"], CallClass::Mobile),
+            ),
+            (
+                "jp-ip",
+                route_spec(&["0|050XXXXXXXX"], &["ipsp", "ntt"], CallClass::National),
+            ),
+            (
+                "jp-national",
+                route_spec(&["0|0ZXXXXXXXX"], &["ntt", "ipsp"], CallClass::National),
+            ),
+            (
+                "jp-intl",
+                route_spec(&["0|010."], &["ipsp"], CallClass::International),
+            ),
+        ];
+        s.outside.routes.insert(
+            1,
+            jp.into_iter()
+                .map(|(n, r)| RouteEntry::new(n.into(), r))
+                .collect(),
+        );
+        let mut us_local = route_spec(&["9|1NXXNXXXXXX"], &["us-carrier"], CallClass::National);
+        us_local.prepend = "+".into();
+        let us = [
+            ("us-national", us_local),
+            (
+                "us-intl",
+                route_spec(&["9|011."], &["us-carrier"], CallClass::International),
+            ),
+        ];
+        s.outside.routes.insert(
+            2,
+            us.into_iter()
+                .map(|(n, r)| RouteEntry::new(n.into(), r))
+                .collect(),
+        );
+        s.outside.tenants.insert(
+            1,
+            TenantOutbound {
+                main_number: "0312345678".into(),
+                emergency_numbers: vec!["110".into(), "118".into(), "119".into()],
+                ..TenantOutbound::default()
+            },
+        );
+        s.outside.tenants.insert(
+            2,
+            TenantOutbound {
+                main_number: "+12125550100".into(),
+                emergency_numbers: vec!["911".into()],
+                ..TenantOutbound::default()
+            },
+        );
+        s
+    }
+
+    fn dial(s: &Snapshot, tenant: i64, caller: &str, digits: &str) -> Decision {
+        route(
+            &RouteRequest {
+                tenant,
+                caller,
+                digits,
+                at: at(),
+            },
+            s,
+        )
+    }
+
+    fn outside(d: Decision) -> OutsideCall {
+        match d {
+            Decision::Outside { call, .. } => call,
+            other => panic!("not an outside call: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn japanese_plan() {
+        let mut s = plans();
+        let c = outside(dial(&s, 1, "1001", "00312345678"));
+        assert_eq!(c.route, "jp-national");
+        assert_eq!(c.number, "0312345678", "outside-line 0 stripped");
+        assert_eq!(c.trunks, ["ntt", "ipsp"]);
+        assert_eq!(c.caller_id.number, "0312345678", "tenant main number");
+        let c = outside(dial(&s, 1, "1001", "00120123456"));
+        assert_eq!(
+            (c.route.as_str(), c.number.as_str()),
+            ("jp-free", "0120123456")
+        );
+        let c = outside(dial(&s, 1, "1001", "009012345678"));
+        assert_eq!(
+            (c.route.as_str(), c.class),
+            ("jp-mobile", CallClass::Mobile)
+        );
+        let c = outside(dial(&s, 1, "1001", "005012345678"));
+        assert_eq!(c.route, "jp-ip");
+        // International is off by default (class of service mobile).
+        assert_eq!(
+            dial(&s, 1, "1001", "0010442071234567"),
+            Decision::Reject {
+                status: 403,
+                reason: "international calls not allowed (class of service mobile)".into()
+            }
+        );
+        // Turned on for one extension, with its own caller ID and withheld.
+        let key = (1, "1002".to_string());
+        if let Some(e) = s.extensions.get_mut(&key) {
+            e.cos = CallClass::International;
+            e.outbound_cid = "0312345679".into();
+            e.anonymous = true;
+        }
+        let c = outside(dial(&s, 1, "1002", "0010442071234567"));
+        assert_eq!(c.number, "010442071234567");
+        assert_eq!(c.caller_id.number, "0312345679");
+        assert!(c.privacy);
+        // A number no route knows; a short one.
+        assert!(matches!(
+            dial(&s, 1, "1001", "0999"),
+            Decision::Reject { status: 404, .. }
+        ));
+        // Extensions still win over routes.
+        assert!(matches!(
+            dial(&s, 1, "1001", "1002"),
+            Decision::Route { .. }
+        ));
+    }
+
+    #[test]
+    fn emergency_numbers_always_route() {
+        let mut s = plans();
+        if let Some(e) = s.extensions.get_mut(&(1, "1001".to_string())) {
+            e.cos = CallClass::Internal;
+        }
+        // Internal-only caller: national refused, 110 routed, with or without the prefix.
+        assert!(matches!(
+            dial(&s, 1, "1001", "00312345678"),
+            Decision::Reject { status: 403, .. }
+        ));
+        for digits in ["110", "0110", "119"] {
+            let c = outside(dial(&s, 1, "1001", digits));
+            assert!(c.emergency, "{digits}");
+            assert_eq!(c.number, &digits[digits.len() - 3..]);
+            assert_eq!(c.trunks, ["ntt", "ipsp"], "every trunk, each once");
+            assert!(!c.privacy);
+        }
+        let c = outside(dial(&s, 2, "2001", "9911"));
+        assert_eq!(
+            (c.number.as_str(), c.trunks.as_slice()),
+            ("911", &["us-carrier".to_string()][..])
+        );
+        // An emergency route goes first.
+        let mut r = route_spec(&["0|0ZXXXXXXXX"], &["ipsp"], CallClass::National);
+        r.emergency = true;
+        if let Some(v) = s.outside.routes.get_mut(&1) {
+            v.push(RouteEntry::new("jp-emergency".into(), r));
+        }
+        assert_eq!(outside(dial(&s, 1, "1001", "119")).trunks, ["ipsp", "ntt"]);
+        // No routes at all: refused loudly rather than silently.
+        s.outside.routes.clear();
+        assert!(matches!(
+            dial(&s, 1, "1001", "110"),
+            Decision::Reject { status: 503, .. }
+        ));
+    }
+
+    #[test]
+    fn nanp_plan() {
+        let s = plans();
+        let c = outside(dial(&s, 2, "2001", "912125551234"));
+        assert_eq!(c.number, "+12125551234", "9 stripped, + prepended");
+        assert_eq!(c.caller_id.number, "+12125550100");
+        assert!(matches!(
+            dial(&s, 2, "2001", "9011442071234567"),
+            Decision::Reject { status: 403, .. }
+        ));
+        // Tenant 1's routes are not tenant 2's.
+        assert!(matches!(
+            dial(&s, 2, "2001", "00312345678"),
+            Decision::Reject { status: 404, .. }
+        ));
+    }
+
+    #[test]
+    fn inbound_dids() {
+        let mut s = plans();
+        let did = |pattern: &str, to: &str, trunk: &str| DidEntry {
+            pattern: pattern.parse().unwrap(),
+            spec: DidSpec {
+                destination: to.into(),
+                trunk: trunk.into(),
+                description: String::new(),
+            },
+            destination: to.parse().unwrap(),
+        };
+        s.outside.dids.insert(
+            1,
+            vec![
+                did("any", "ext:1001", ""),
+                did("03123456XX", "ext:1003", ""),
+                did("0312345602", "ext:1002", ""),
+                did("0312345699", "hangup", "ntt"),
+            ],
+        );
+        s.outside.sort_dids();
+        let inbound = |trunk: &str, did: &str| {
+            route_inbound(
+                &InboundRequest {
+                    tenant: 1,
+                    trunk,
+                    did,
+                    at: at(),
+                },
+                &s,
+            )
+        };
+        let dest = |d: Decision| match d {
+            Decision::Route { destination, .. } => destination.to_string(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(
+            dest(inbound("ntt", "0312345602")),
+            "ext:1002",
+            "exact first"
+        );
+        assert_eq!(
+            dest(inbound("ntt", "0312345655")),
+            "ext:1003",
+            "then patterns"
+        );
+        assert_eq!(
+            dest(inbound("ntt", "0399999999")),
+            "ext:1001",
+            "then the catch-all"
+        );
+        assert!(matches!(
+            inbound("ntt", "0312345699"),
+            Decision::Reject { status: 603, .. }
+        ));
+        // A route bound to another trunk does not take the call.
+        assert_eq!(dest(inbound("ipsp", "0312345699")), "ext:1003");
+        // No catch-all: unknown DIDs are refused, never routed by extension number.
+        s.outside
+            .dids
+            .insert(1, vec![did("0312345602", "ext:1002", "")]);
+        assert!(matches!(
+            route_inbound(
+                &InboundRequest {
+                    tenant: 1,
+                    trunk: "ntt",
+                    did: "1001",
+                    at: at()
+                },
+                &s
+            ),
+            Decision::Reject { status: 404, .. }
         ));
     }
 }

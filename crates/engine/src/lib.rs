@@ -24,6 +24,7 @@ pub mod db;
 pub mod dialplan;
 pub mod media;
 pub mod nathelper;
+pub mod outside;
 pub mod peerlog;
 pub mod pike;
 pub mod policy;
