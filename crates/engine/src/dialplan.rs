@@ -216,7 +216,7 @@ pub fn route(r: &RouteRequest<'_>, snap: &Snapshot) -> Decision {
 }
 
 /// The outbound routes of a tenant that are on.
-fn routes<'a>(tenant: i64, snap: &'a Snapshot) -> impl Iterator<Item = &'a RouteEntry> {
+fn routes(tenant: i64, snap: &Snapshot) -> impl Iterator<Item = &RouteEntry> {
     snap.outside
         .routes
         .get(&tenant)
