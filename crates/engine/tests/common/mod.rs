@@ -43,6 +43,7 @@ pub fn ext(id: i64, number: &str, max_contacts: usize) -> ExtEntry {
         ha1_sha256: None,
         enabled: true,
         max_contacts,
+        ..ExtEntry::default()
     }
 }
 
