@@ -110,6 +110,8 @@ pub enum AuthFailure {
     /// The server refused our answer: challenged again with the nonce we answered (not stale),
     /// or more than [`MAX_ANSWERS`] times.
     WrongCredentials,
+    /// Every realm challenged is new and all [`MAX_REALMS`] slots are answering already.
+    TooManyRealms,
 }
 
 /// One challenge we answered: the nonce and its count go on across requests.
@@ -176,8 +178,14 @@ impl ClientAuth {
                 return Err(AuthFailure::WrongCredentials);
             }
         }
+        // Each success answers at least one realm once more, so a chain ends after at most
+        // MAX_REALMS × MAX_ANSWERS re-sends whatever the server invents.
+        let mut stored = false;
         for c in chosen {
-            self.remember(proxy, c);
+            stored |= self.remember(proxy, c);
+        }
+        if !stored {
+            return Err(AuthFailure::TooManyRealms);
         }
         self.write(request, cnonce);
         Ok(())
@@ -189,7 +197,8 @@ impl ClientAuth {
             .find(|a| a.proxy == proxy && a.challenge.realm == realm)
     }
 
-    fn remember(&mut self, proxy: bool, c: Challenge) {
+    /// Stores `c` as answered in this chain; false when there was no room for it.
+    fn remember(&mut self, proxy: bool, c: Challenge) -> bool {
         let pos = self
             .answered
             .iter()
@@ -201,7 +210,7 @@ impl ClientAuth {
             }
             a.challenge = c;
             a.answers = a.answers.saturating_add(1);
-            return;
+            return true;
         }
         let entry = Answered {
             proxy,
@@ -213,8 +222,10 @@ impl ClientAuth {
             self.answered.push(entry);
         } else if let Some(idle) = self.answered.iter_mut().find(|a| a.answers == 0) {
             *idle = entry;
+        } else {
+            return false; // every slot is answering in this chain
         }
-        // Else every slot is answering in this chain: the extra realm goes unanswered.
+        true
     }
 
     /// Replaces the request's credentials by one answer per realm of the current chain.
@@ -414,7 +425,8 @@ pub struct RegConfig {
     pub account: Option<Account>,
     /// Our Contact URI.
     pub contact: Uri,
-    /// Interval asked for, seconds ([`DEFAULT_EXPIRES`]).
+    /// Interval asked for, seconds ([`DEFAULT_EXPIRES`]; 0 means the default, above a day is a
+    /// day).
     pub expires: u32,
 }
 
@@ -458,7 +470,7 @@ pub enum RegState {
 pub enum RegFailure {
     /// Challenged again after answering: wrong username or password.
     WrongCredentials,
-    /// Challenged, but with no Digest challenge we can answer.
+    /// Challenged, but with no Digest challenge we can answer (or more realms than we keep).
     NoUsableChallenge,
     /// Challenged, and no account is configured.
     NoCredentials,
@@ -476,9 +488,9 @@ impl From<AuthFailure> for RegFailure {
     fn from(f: AuthFailure) -> RegFailure {
         match f {
             AuthFailure::WrongCredentials => RegFailure::WrongCredentials,
-            AuthFailure::NoUsableChallenge | AuthFailure::NotAChallenge => {
-                RegFailure::NoUsableChallenge
-            }
+            AuthFailure::NoUsableChallenge
+            | AuthFailure::NotAChallenge
+            | AuthFailure::TooManyRealms => RegFailure::NoUsableChallenge,
         }
     }
 }
@@ -550,7 +562,10 @@ impl RegClient {
         now: Instant,
     ) -> RegClient {
         let auth = cfg.account.clone().map(ClientAuth::new);
-        let expires = cfg.expires.min(MAX_EXPIRES);
+        let expires = match cfg.expires {
+            0 => DEFAULT_EXPIRES,
+            e => e.min(MAX_EXPIRES),
+        };
         RegClient {
             cfg,
             call_id: call_id.into(),
@@ -610,6 +625,7 @@ impl RegClient {
 
     /// A REGISTER when one is due (first registration, refresh, retry). `via` is the top Via of
     /// the new transaction (fresh branch).
+    #[must_use = "a returned request must be sent"]
     pub fn handle_timeout(&mut self, now: Instant, via: &Via) -> Option<Request> {
         if let Some(p) = self.pending {
             if now >= p.sent + PENDING_GUARD {
@@ -632,6 +648,7 @@ impl RegClient {
     /// (with credentials, `cnonce` used in them) or a 423 (with the larger interval); `via` is
     /// its top Via (fresh branch), unused when nothing is re-sent. Other answers, provisional
     /// responses and answers to older requests return `None`.
+    #[must_use = "a returned request must be sent"]
     pub fn handle_response(
         &mut self,
         resp: &Response,
@@ -654,7 +671,7 @@ impl RegClient {
         }
         match resp.status {
             200..=299 => {
-                self.on_success(resp, p);
+                self.on_success(resp, p, now);
                 None
             }
             423 => self.on_interval_too_brief(resp, now, via, p.expires),
@@ -682,7 +699,8 @@ impl RegClient {
     }
 
     /// Removes our binding (`Expires: 0`, on trunk removal or shutdown) and stops. `None` when
-    /// already stopped.
+    /// already stopped or nothing was ever sent (then it just stops).
+    #[must_use = "a returned request must be sent"]
     pub fn unregister(&mut self, now: Instant, via: &Via) -> Option<Request> {
         if self.state == RegState::Unregistered {
             return None;
@@ -691,6 +709,9 @@ impl RegClient {
         self.next_attempt = None;
         self.registered_until = None;
         self.failure = None;
+        if self.cseq == 0 {
+            return None;
+        }
         self.removing = true;
         Some(self.fresh_register(now, via, 0))
     }
@@ -789,7 +810,7 @@ impl RegClient {
         }
     }
 
-    fn on_success(&mut self, resp: &Response, p: Pending) {
+    fn on_success(&mut self, resp: &Response, p: Pending, now: Instant) {
         let ours = |c: &Contact| match c {
             Contact::Addr(a) => match (&a.uri, &self.cfg.contact) {
                 (Uri::Sip(x), Uri::Sip(y)) => x.equivalent(y),
@@ -806,7 +827,7 @@ impl RegClient {
             .unwrap_or(p.expires)
             .min(MAX_EXPIRES);
         if granted == 0 {
-            self.fail(RegFailure::NoBinding, p.sent, None);
+            self.fail(RegFailure::NoBinding, now, None);
             return;
         }
         let g = Duration::from_secs(u64::from(granted));
@@ -996,6 +1017,7 @@ impl Pinger {
 
     /// An OPTIONS when one is due. `via` is the top Via of the new transaction; `call_id` and
     /// `from_tag` are fresh from the caller's RNG for every ping.
+    #[must_use = "a returned request must be sent"]
     pub fn handle_timeout(
         &mut self,
         now: Instant,
@@ -1656,7 +1678,7 @@ mod tests {
         let mut c = client(t0);
         let r = c.handle_timeout(t0, &via(1)).expect("due");
         let resp = reply(&r, 503).with_header(HeaderName::RetryAfter, "120");
-        c.handle_response(&resp, t0, &via(2), "x");
+        assert!(c.handle_response(&resp, t0, &via(2), "x").is_none());
         assert_eq!(c.status(t0 + secs(93)).next_attempt_in_secs, Some(27));
     }
 
@@ -1686,7 +1708,10 @@ mod tests {
         let mut c = client(t0);
         registered(&mut c, t0, &[]);
         let r = c.handle_timeout(t0 + secs(540), &via(2)).expect("refresh");
-        c.handle_response(&reply(&r, 500), t0 + secs(540), &via(3), "x");
+        assert!(
+            c.handle_response(&reply(&r, 500), t0 + secs(540), &via(3), "x")
+                .is_none()
+        );
         let s = c.status(t0 + secs(540));
         assert_eq!(s.state, RegState::Failing);
         assert_eq!(s.registered_for_secs, Some(60));
@@ -1898,6 +1923,41 @@ mod tests {
             assert_eq!(auth.answer(&ch, &mut req, "cn"), Ok(()));
             assert!(auth.answered.len() <= MAX_REALMS);
         }
+    }
+
+    #[test]
+    fn client_auth_ends_when_the_server_invents_realms() {
+        let mut auth = ClientAuth::new(Account::new("u", "p"));
+        let mut req = options("sip:carrier.example");
+        let mut resends = 0;
+        let outcome = loop {
+            let ch = reply(&req, 401).with_header(
+                HeaderName::WwwAuthenticate,
+                format!("Digest realm=\"r{resends}\", nonce=\"n\""),
+            );
+            match auth.answer(&ch, &mut req, "cn") {
+                Ok(()) => resends += 1,
+                Err(e) => break e,
+            }
+            assert!(resends < 100, "no end");
+        };
+        assert_eq!(outcome, AuthFailure::TooManyRealms);
+        assert_eq!(resends, MAX_REALMS);
+        assert_eq!(req.headers.count(&HeaderName::Authorization), MAX_REALMS);
+    }
+
+    #[test]
+    fn unregister_before_anything_was_sent_just_stops() {
+        let t0 = Instant::now();
+        let mut cfg = config();
+        cfg.expires = 0;
+        let mut c = RegClient::new(cfg, "cid", "tag", 1, t0);
+        assert_eq!(c.expires, DEFAULT_EXPIRES);
+        assert!(c.unregister(t0, &via(1)).is_none());
+        assert_eq!(
+            (c.state(), c.poll_timeout()),
+            (RegState::Unregistered, None)
+        );
     }
 
     // --- Pinger -------------------------------------------------------------------------------
