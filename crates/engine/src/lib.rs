@@ -31,6 +31,7 @@ pub mod policy;
 pub mod registrar;
 pub mod sdp;
 pub mod settings;
+pub mod uac;
 pub mod usrloc;
 
 use std::collections::{HashMap, VecDeque};

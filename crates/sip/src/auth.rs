@@ -13,7 +13,8 @@
 //!   challenge. A bounded in-memory [`NonceCountTracker`] rejects a repeated or lower `nc` for a
 //!   nonce.
 //! - [`DigestClient`] answers challenges (picks the strongest algorithm, `qop=auth`, keeps `nc`
-//!   counting across requests that reuse a nonce).
+//!   counting across requests that reuse a nonce). [`answer_challenge`] is the same computation
+//!   with `nc` and `cnonce` from the caller, for clients that keep their own state (engine `uac`).
 //!
 //! Passwords are never needed by the server: it takes the stored `HA1 = H(user:realm:password)`
 //! (see [`ha1`]) for the algorithm the client chose, so a user row keeps one HA1 per algorithm.
@@ -1444,39 +1445,88 @@ impl DigestClient {
             .sessions
             .iter_mut()
             .find(|s| s.challenge.realm == realm)?;
-        let c = &s.challenge;
-        let qop = if c.qop.contains(&Qop::Auth) {
+        if s.challenge.chosen_qop().is_some() {
+            s.nc = s.nc.wrapping_add(1);
+        }
+        let login = Login {
+            username: &self.username,
+            password: &self.password,
+        };
+        Some(answer_challenge(
+            &s.challenge,
+            &login,
+            request,
+            s.nc,
+            &s.cnonce,
+        ))
+    }
+}
+
+impl Challenge {
+    /// The qop a client answers with: `auth` when offered, else `auth-int`, else none
+    /// (RFC 2069 style).
+    pub fn chosen_qop(&self) -> Option<Qop> {
+        if self.qop.contains(&Qop::Auth) {
             Some(Qop::Auth)
-        } else if c.qop.contains(&Qop::AuthInt) {
+        } else if self.qop.contains(&Qop::AuthInt) {
             Some(Qop::AuthInt)
         } else {
             None
-        };
-        if qop.is_some() {
-            s.nc = s.nc.wrapping_add(1);
         }
-        let ha1_hex = ha1(c.algorithm, &self.username, &c.realm, &self.password);
-        let inputs = ResponseInputs {
-            algorithm: c.algorithm,
-            nonce: &c.nonce,
-            qop,
-            nc: s.nc,
-            cnonce: &s.cnonce,
-        };
-        let response = compute_response(&ha1_hex, &inputs, request);
-        Some(Credentials {
-            username: self.username.clone(),
-            realm: c.realm.clone(),
-            nonce: c.nonce.clone(),
-            uri: request.uri.to_owned(),
-            response,
-            algorithm: c.algorithm,
-            cnonce: (qop.is_some() || c.algorithm.is_sess()).then(|| s.cnonce.clone()),
-            opaque: c.opaque.clone(),
-            qop,
-            nc: qop.map(|_| s.nc),
-            userhash: false,
-        })
+    }
+}
+
+/// Who answers a challenge: the username and password of a client.
+#[derive(Clone, Copy)]
+pub struct Login<'a> {
+    /// Username sent in the credentials.
+    pub username: &'a str,
+    /// Password (only its hash leaves the process).
+    pub password: &'a str,
+}
+
+impl fmt::Debug for Login<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Login")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+/// Credentials answering `challenge` for `request` (RFC 7616 §3.4), the client side with every
+/// input from the caller: the qop is [`Challenge::chosen_qop`], `nc` and `cnonce` are used as
+/// given (`cnonce` only with a qop or a `-sess` algorithm), `opaque` is echoed.
+pub fn answer_challenge(
+    challenge: &Challenge,
+    login: &Login<'_>,
+    request: &DigestRequest<'_>,
+    nc: u32,
+    cnonce: &str,
+) -> Credentials {
+    let c = challenge;
+    let qop = c.chosen_qop();
+    let ha1_hex = ha1(c.algorithm, login.username, &c.realm, login.password);
+    let inputs = ResponseInputs {
+        algorithm: c.algorithm,
+        nonce: &c.nonce,
+        qop,
+        nc,
+        cnonce,
+    };
+    let response = compute_response(&ha1_hex, &inputs, request);
+    Credentials {
+        username: login.username.to_owned(),
+        realm: c.realm.clone(),
+        nonce: c.nonce.clone(),
+        uri: request.uri.to_owned(),
+        response,
+        algorithm: c.algorithm,
+        cnonce: (qop.is_some() || c.algorithm.is_sess()).then(|| cnonce.to_owned()),
+        opaque: c.opaque.clone(),
+        qop,
+        nc: qop.map(|_| nc),
+        userhash: false,
     }
 }
 
@@ -1499,6 +1549,79 @@ mod tests {
         assert!(lower_hex_decode("0f0").is_none());
         assert!(lower_hex_decode("zz").is_none());
         assert_eq!(lower_hex_decode(""), Some(vec![]));
+    }
+
+    /// A server for realm `carrier`, its clock and RNG, and the request a client answers for.
+    fn carrier(
+        qop: Vec<Qop>,
+        rfc2069: bool,
+    ) -> (
+        DigestServer,
+        SystemTime,
+        rand::rngs::StdRng,
+        DigestRequest<'static>,
+    ) {
+        let mut cfg = DigestServerConfig::new("carrier");
+        cfg.qop = qop;
+        cfg.allow_rfc2069 = rfc2069;
+        let req = DigestRequest {
+            method: "REGISTER",
+            uri: "sip:carrier.example",
+            body: b"",
+        };
+        (
+            DigestServer::new(cfg, b"k"),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1),
+            req,
+        )
+    }
+
+    #[test]
+    fn answer_challenge_with_caller_cnonce_verifies() {
+        let (mut server, now, mut rng, req) = carrier(vec![Qop::Auth], false);
+        let login = Login {
+            username: "trunk1",
+            password: "pw",
+        };
+        for alg in [Algorithm::Md5, Algorithm::Sha256] {
+            let ch = server.challenge(alg, now, false, &mut rng);
+            let creds = answer_challenge(&ch, &login, &req, 7, "c0ffee");
+            assert_eq!(creds.cnonce.as_deref(), Some("c0ffee"));
+            assert_eq!(creds.nc, Some(7));
+            assert_eq!(creds.qop, Some(Qop::Auth));
+            assert_eq!(creds.opaque, ch.opaque);
+            let stored = ha1(alg, "trunk1", "carrier", "pw");
+            assert_eq!(server.verify(&creds, &req, &stored, now), Ok(()));
+            let wrong = Login {
+                password: "nope",
+                ..login
+            };
+            let bad = answer_challenge(&ch, &wrong, &req, 8, "c0ffee");
+            assert_eq!(
+                server.verify(&bad, &req, &stored, now),
+                Err(VerifyError::WrongResponse)
+            );
+        }
+    }
+
+    #[test]
+    fn answer_challenge_without_qop_is_rfc2069() {
+        let (mut server, now, mut rng, req) = carrier(vec![], true);
+        let ch = server.challenge(Algorithm::Md5, now, false, &mut rng);
+        assert_eq!(ch.chosen_qop(), None);
+        let login = Login {
+            username: "u",
+            password: "p",
+        };
+        let creds = answer_challenge(&ch, &login, &req, 1, "ignored");
+        assert_eq!(
+            (creds.qop, creds.nc, creds.cnonce.as_deref()),
+            (None, None, None)
+        );
+        let stored = ha1(Algorithm::Md5, "u", "carrier", "p");
+        assert_eq!(server.verify(&creds, &req, &stored, now), Ok(()));
+        assert!(format!("{login:?}").contains("<hidden>"));
     }
 
     #[test]
