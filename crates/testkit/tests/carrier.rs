@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use testkit::carrier::{Carrier, CarrierConfig, DidIn, Direction, scenario_path};
 use testkit::ports;
-use testkit::sipp::{RunningSipp, Sipp, SippOutcome, auth_csv};
+use testkit::sipp::{RunningSipp, Sipp, SippOutcome, SippTransport, auth_csv};
 
 /// Bound of every wait on the carrier's state.
 const WAIT: Duration = Duration::from_secs(10);
@@ -84,7 +84,10 @@ fn received_invites(outcome: &SippOutcome) -> Vec<String> {
 #[test]
 fn registration_with_digest_succeeds_and_a_wrong_password_is_refused() {
     require_peers();
-    let cfg = CarrierConfig::registration([("trunk1", "s3cret-1"), ("trunk2", "s3cret-2")]);
+    let cfg = CarrierConfig {
+        max_expires: 30,
+        ..CarrierConfig::registration([("trunk1", "s3cret-1"), ("trunk2", "s3cret-2")])
+    };
     let carrier = Carrier::start(cfg).unwrap();
     assert!(!carrier.registered("trunk1").unwrap());
 
@@ -103,6 +106,19 @@ fn registration_with_digest_succeeds_and_a_wrong_password_is_refused() {
     assert_eq!(decisions, [("challenge", 401), ("saved", 200)]);
     assert_eq!(regs[1].auth_user.as_deref(), Some("trunk1"));
     assert_eq!(regs[1].to_user.as_deref(), Some("trunk1"));
+    assert_eq!(
+        regs[1].expires.as_deref(),
+        Some("300"),
+        "what sipp asked for"
+    );
+    // The registrar granted at most max_expires (Kamailio's own view of the contact).
+    let lookup = carrier
+        .rpc("ul.lookup", serde_json::json!(["location", "trunk1"]))
+        .unwrap();
+    let granted = lookup["result"]["Contacts"][0]["Contact"]["Expires"]
+        .as_i64()
+        .unwrap();
+    assert!((1..=30).contains(&granted), "{lookup}");
 
     // register_wrong_password.xml succeeds only when the carrier refuses (401 or 403).
     let mut wrong = sipp("register_wrong_password.xml", &carrier);
@@ -367,4 +383,44 @@ fn ip_trust_refuses_untrusted_sources_and_routes_both_directions() {
         .wait_invite(WAIT, |i| i.direction == Direction::Inbound)
         .unwrap();
     assert_eq!(inbound.status, Some(200));
+}
+
+#[test]
+fn registration_over_tcp() {
+    require_peers();
+    let carrier = Carrier::start(CarrierConfig::registration([("trunk1", "s3cret-1")])).unwrap();
+    let mut s = sipp("register.xml", &carrier);
+    s.inject_text = Some(auth_csv([("trunk1", "s3cret-1")]));
+    s.transport = SippTransport::Tcp;
+    s.run().unwrap();
+    let contacts = carrier.wait_registered("trunk1", WAIT).unwrap();
+    assert!(contacts[0].contains("transport=TCP"), "{contacts:?}");
+}
+
+#[test]
+fn from_must_match_refuses_a_from_user_other_than_the_account() {
+    require_peers();
+    let cfg = CarrierConfig {
+        from_must_match: true,
+        ..CarrierConfig::registration([("trunk1", "s3cret-1")])
+    };
+    let carrier = Carrier::start(cfg).unwrap();
+    // Authenticates as trunk1 but sends From: <sip:0312345678@...> (a DID as caller id).
+    let mut s = refused_call(&carrier, DID, "s3cret-1", PSTN_NUMBER, ["", "", "", ""]);
+    s.inject_text = Some(format!(
+        "SEQUENTIAL\n{DID};[authentication username=trunk1 password=s3cret-1];s3cret-1;;;;\n"
+    ));
+    let outcome = s.run().unwrap();
+    assert_eq!(
+        outcome.message_count("403", "_Recv"),
+        1,
+        "{:?}",
+        outcome.counts
+    );
+    let inv = carrier
+        .wait_invite(WAIT, |i| i.decision == "user-mismatch")
+        .unwrap();
+    assert_eq!(inv.status, Some(403));
+    assert_eq!(inv.auth_user.as_deref(), Some("trunk1"));
+    assert_eq!(inv.from_user.as_deref(), Some(DID));
 }
