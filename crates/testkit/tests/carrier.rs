@@ -5,7 +5,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use testkit::carrier::{Carrier, CarrierConfig, DidIn, Direction, scenario_path};
+use testkit::carrier::{Carrier, CarrierConfig, CarrierInvite, DidIn, Direction, scenario_path};
 use testkit::ports;
 use testkit::sipp::{RunningSipp, Sipp, SippOutcome, SippTransport, auth_csv};
 
@@ -69,6 +69,19 @@ fn refused_call(carrier: &Carrier, user: &str, pass: &str, number: &str, extra: 
     ));
     s.service = Some(number.into());
     s
+}
+
+/// Runs a carrier_uac_refused.xml call that must get `status`, and returns the carrier's record
+/// of it, which must show `decision` and the same status.
+fn expect_refused(carrier: &Carrier, call: Sipp, status: u16, decision: &str) -> CarrierInvite {
+    let outcome = call.run().unwrap();
+    let received = outcome.message_count(&status.to_string(), "_Recv");
+    assert_eq!(received, 1, "{:?}", outcome.counts);
+    let inv = carrier
+        .wait_invite(WAIT, |i| i.decision == decision)
+        .unwrap();
+    assert_eq!(inv.status, Some(status), "{inv:?}");
+    inv
 }
 
 /// The INVITE lines a sipp run received (its message trace).
@@ -257,7 +270,7 @@ fn answer_mode_refuses_outbound_invites_with_503_and_records_identity_headers() 
     };
     let carrier = Carrier::start(cfg).unwrap();
 
-    let outcome = refused_call(
+    let call = refused_call(
         &carrier,
         "trunk1",
         "s3cret-1",
@@ -268,25 +281,9 @@ fn answer_mode_refuses_outbound_invites_with_503_and_records_identity_headers() 
             "P-Preferred-Identity: <sip:0312345678@pbx.test>",
             "Privacy: id",
         ],
-    )
-    .run()
-    .unwrap();
-    assert_eq!(
-        outcome.message_count("503", "_Recv"),
-        1,
-        "{:?}",
-        outcome.counts
     );
-
-    let invites = carrier.invites();
-    assert_eq!(
-        invites.len(),
-        1,
-        "answered before any challenge: {invites:#?}"
-    );
-    let inv = &invites[0];
-    assert_eq!(inv.decision, "answered");
-    assert_eq!(inv.status, Some(503));
+    let inv = expect_refused(&carrier, call, 503, "answered");
+    assert_eq!(carrier.invites().len(), 1, "answered before any challenge");
     assert_eq!(inv.request_user.as_deref(), Some(PSTN_NUMBER));
     assert_eq!(inv.from_user.as_deref(), Some("trunk1"));
     assert_eq!(inv.from_display.as_deref(), Some("Front Desk"));
@@ -342,17 +339,7 @@ fn ip_trust_refuses_untrusted_sources_and_routes_both_directions() {
     // Outbound from an untrusted source (127.0.0.2): 403.
     let mut untrusted = refused_call(&carrier, "intruder", "x", PSTN_NUMBER, ["", "", "", ""]);
     untrusted.local_ip = "127.0.0.2".into();
-    let outcome = untrusted.run().unwrap();
-    assert_eq!(
-        outcome.message_count("403", "_Recv"),
-        1,
-        "{:?}",
-        outcome.counts
-    );
-    let inv = carrier
-        .wait_invite(WAIT, |i| i.decision == "untrusted")
-        .unwrap();
-    assert_eq!(inv.status, Some(403));
+    let inv = expect_refused(&carrier, untrusted, 403, "untrusted");
     assert_eq!(inv.source.ip().to_string(), "127.0.0.2");
 
     // Outbound from the trusted PBX address: no challenge, straight to the PSTN.
@@ -410,17 +397,7 @@ fn from_must_match_refuses_a_from_user_other_than_the_account() {
     s.inject_text = Some(format!(
         "SEQUENTIAL\n{DID};[authentication username=trunk1 password=s3cret-1];s3cret-1;;;;\n"
     ));
-    let outcome = s.run().unwrap();
-    assert_eq!(
-        outcome.message_count("403", "_Recv"),
-        1,
-        "{:?}",
-        outcome.counts
-    );
-    let inv = carrier
-        .wait_invite(WAIT, |i| i.decision == "user-mismatch")
-        .unwrap();
-    assert_eq!(inv.status, Some(403));
+    let inv = expect_refused(&carrier, s, 403, "user-mismatch");
     assert_eq!(inv.auth_user.as_deref(), Some("trunk1"));
     assert_eq!(inv.from_user.as_deref(), Some(DID));
 }
