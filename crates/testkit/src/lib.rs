@@ -6,6 +6,7 @@
 //! blocking (std threads and sockets): from an async test call it through `spawn_blocking`.
 
 pub mod baresip;
+pub mod carrier;
 pub mod flood;
 pub mod netns;
 pub mod pg;
