@@ -61,6 +61,7 @@ impl Engine {
             codec: String::new(),
             a: LegStats::default(),
             b: LegStats::default(),
+            route: Default::default(),
         }
     }
 
@@ -83,6 +84,7 @@ impl Engine {
             codec: call.codec.clone(),
             a: LegStats::default(),
             b: LegStats::default(),
+            route: call.route.clone(),
         }
     }
 

@@ -20,13 +20,18 @@ use sip::transaction::{Target, TransactionId, Transport};
 use sip::{HeaderName, MediaType, Message, Method, Request, Response};
 use tracing::{debug, info, warn};
 
+use crate::config::ExtEntry;
 use crate::control::{CallState, CallSummary};
-use crate::db::{Disposition, HangupBy};
+use crate::db::{CallRoute, Direction, Disposition, HangupBy};
 use crate::dialplan::{self, Decision, Destination, RouteRequest};
 use crate::media::{MediaCommand, SessionId, Side};
 use crate::registrar::uri_domain;
 use crate::usrloc::Binding;
 use crate::{ALLOW, Engine, Now, Owner, Parked, nathelper, sdp};
+
+/// A new INVITE and where it came from: server transaction, request, source, local address,
+/// transport.
+pub(crate) type Entry = (TransactionId, Request, SocketAddr, SocketAddr, Transport);
 
 /// Index of a leg within its call.
 pub type LegIdx = usize;
@@ -54,6 +59,10 @@ pub(crate) struct Leg {
     pub ack: Option<Bytes>,
     /// The relay session whose `side` endpoint faces this leg.
     pub session: Option<SessionId>,
+    /// The trunk this leg goes to (outside calls).
+    pub trunk: Option<i64>,
+    /// Credentials were already sent on this leg (a second challenge is a failure).
+    pub auth_sent: bool,
 }
 
 impl Leg {
@@ -101,11 +110,33 @@ struct Forwarded {
     from: LegIdx,
 }
 
+/// Where a call's B legs go.
+pub(crate) enum Targets {
+    /// An extension's registered contacts, rung at once.
+    Contacts(Vec<Binding>),
+    /// Trunks, tried in turn.
+    Trunks(Box<crate::dispatcher::OutsidePlan>),
+}
+
 /// What a call needs until its media sessions are open and its forks can be sent.
 pub(crate) struct Setup {
     invite: Request,
-    bindings: Vec<Binding>,
+    targets: Targets,
     offer: sdp::Summary,
+}
+
+/// Who is calling, as the request's entry point decided it.
+pub(crate) struct Origin {
+    pub tenant: i64,
+    /// Calling number (extension, or the outside caller's number).
+    pub caller: String,
+    pub caller_name: String,
+    /// SIP Call-ID of the caller's leg.
+    pub call_id: String,
+    /// Dialled digits (inbound: the DID).
+    pub digits: String,
+    /// What the record keeps about the route.
+    pub route: CallRoute,
 }
 
 /// A call.
@@ -128,6 +159,10 @@ pub(crate) struct Call {
     /// Boxed: only a call waiting for its media sessions has one.
     setup: Option<Box<Setup>>,
     forwarded: HashMap<TransactionId, Forwarded>,
+    /// Direction, trunk, DID, numbers (for the record).
+    pub route: CallRoute,
+    /// Trunks still to try (outside calls).
+    pub outside: Option<Box<crate::dispatcher::OutsidePlan>>,
 }
 
 impl Call {
@@ -162,10 +197,10 @@ impl Call {
 #[derive(Default)]
 pub(crate) struct B2bua {
     /// Boxed: spare table capacity then costs a pointer per slot, not a call.
-    calls: HashMap<u64, Box<Call>>,
+    pub(crate) calls: HashMap<u64, Box<Call>>,
     next_id: u64,
     /// SIP Call-ID of any leg -> (call, leg).
-    by_call_id: HashMap<String, (u64, LegIdx)>,
+    pub(crate) by_call_id: HashMap<String, (u64, LegIdx)>,
     /// The caller's INVITE server transaction -> call (CANCEL, missing ACK).
     by_server_txn: HashMap<TransactionId, u64>,
     /// Relay session -> call.
@@ -216,11 +251,11 @@ impl B2bua {
         s
     }
 
-    fn get(&self, id: u64) -> Option<&Call> {
+    pub(crate) fn get(&self, id: u64) -> Option<&Call> {
         self.calls.get(&id).map(|b| &**b)
     }
 
-    fn get_mut(&mut self, id: u64) -> Option<&mut Call> {
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Call> {
         self.calls.get_mut(&id).map(|b| &mut **b)
     }
 
@@ -247,7 +282,7 @@ pub(crate) struct Ending {
 }
 
 /// `"Name" <uri>` with the name quoted and escaped, or `<uri>`.
-fn display_addr(name: &str, uri: &str) -> String {
+pub(crate) fn display_addr(name: &str, uri: &str) -> String {
     if name.is_empty() {
         format!("<{uri}>")
     } else {
@@ -285,6 +320,11 @@ impl Engine {
                 now,
             );
         };
+        // A provider's request: no digest challenge; the trunk's tenant and its DID decide.
+        if let Some(trunk) = self.trunk_for_source(source.ip(), &req) {
+            self.counters.trunk_invites += 1;
+            return self.trunk_invite(trunk, (txn, req, source, local, transport), now);
+        }
         let from_user = from.uri.user().unwrap_or_default();
         let domain = uri_domain(&from.uri).unwrap_or_default();
         let Some(tenant) = self.snap.tenants.for_domain(&domain) else {
@@ -337,22 +377,6 @@ impl Engine {
         } else {
             caller.display_name.clone()
         };
-        let refused = |e: &mut Engine, status: u16, reason: &str, disposition: Disposition| {
-            info!(peer = %source, caller = %caller.number, callee = %digits, status, "call refused");
-            let resp = Response::for_request(&req, status, Some(reason));
-            let cdr = e.refusal_record(
-                tenant,
-                &call_id,
-                &caller.number,
-                &caller_name,
-                &digits,
-                status,
-                reason,
-                disposition,
-                now,
-            );
-            e.write_cdr(cdr, Some((txn, resp)));
-        };
         let decision = dialplan::route(
             &RouteRequest {
                 tenant,
@@ -362,24 +386,125 @@ impl Engine {
             },
             &self.snap,
         );
+        let origin = Origin {
+            tenant,
+            caller: caller.number.clone(),
+            caller_name,
+            call_id,
+            digits: digits.clone(),
+            route: CallRoute {
+                dialled: digits,
+                ..CallRoute::default()
+            },
+        };
+        let entry = (txn, req, source, local, transport);
+        self.route_call(entry, origin, decision, Some(caller), now);
+    }
+
+    /// Answers a call that goes nowhere, with a record of the attempt.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn refuse_call(
+        &mut self,
+        txn: TransactionId,
+        req: &Request,
+        source: SocketAddr,
+        o: &Origin,
+        status: u16,
+        reason: &str,
+        disposition: Disposition,
+        now: Now,
+    ) {
+        info!(peer = %source, caller = %o.caller, callee = %o.digits, status, reason, "call refused");
+        let resp = Response::for_request(req, status, Some(reason));
+        let mut cdr = self.refusal_record(
+            o.tenant,
+            &o.call_id,
+            &o.caller,
+            &o.caller_name,
+            &o.digits,
+            status,
+            reason,
+            disposition,
+            now,
+        );
+        cdr.route = o.route.clone();
+        self.write_cdr(cdr, Some((txn, resp)));
+    }
+
+    /// Acts on the dialplan's decision for a new call.
+    pub(crate) fn route_call(
+        &mut self,
+        entry: Entry,
+        mut o: Origin,
+        decision: Decision,
+        caller: Option<ExtEntry>,
+        now: Now,
+    ) {
+        let (txn, req, source, _, _) = &entry;
+        let (txn, source) = (*txn, *source);
         let target = match decision {
             Decision::Reject { status, reason } => {
-                return refused(self, status, &reason, Disposition::Failed);
+                return self.refuse_call(
+                    txn,
+                    req,
+                    source,
+                    &o,
+                    status,
+                    &reason,
+                    Disposition::Failed,
+                    now,
+                );
             }
             Decision::Route {
                 destination: Destination::Ext(number),
                 ..
-            } => match self.snap.extensions.get(&(tenant, number)) {
+            } => match self.snap.extensions.get(&(o.tenant, number)) {
                 Some(e) => e.clone(),
-                None => return refused(self, 404, "Not Found", Disposition::Failed),
+                None => {
+                    return self.refuse_call(
+                        txn,
+                        req,
+                        source,
+                        &o,
+                        404,
+                        "Not Found",
+                        Disposition::Failed,
+                        now,
+                    );
+                }
             },
-            Decision::Outside { .. } => {
-                return refused(self, 503, "Destination Not Available", Disposition::Failed);
+            Decision::Outside { call, .. } => {
+                if o.route.direction == Direction::Inbound {
+                    // Never reached: inbound routes cannot name outbound routes.
+                    return self.refuse_call(
+                        txn,
+                        req,
+                        source,
+                        &o,
+                        403,
+                        "Forbidden",
+                        Disposition::Failed,
+                        now,
+                    );
+                }
+                o.route.direction = Direction::Outbound;
+                o.route.sent_number = call.number.clone();
+                o.route.caller_id = call.caller_id.number.clone();
+                return self.outside_call(entry, o, call, caller, now);
             }
             Decision::Route { destination, .. } => {
                 // A kind this node cannot serve yet.
                 debug!(%destination, "destination not available");
-                return refused(self, 503, "Destination Not Available", Disposition::Failed);
+                return self.refuse_call(
+                    txn,
+                    req,
+                    source,
+                    &o,
+                    503,
+                    "Destination Not Available",
+                    Disposition::Failed,
+                    now,
+                );
             }
         };
         let bindings: Vec<Binding> = self
@@ -390,11 +515,43 @@ impl Engine {
             .cloned()
             .collect();
         if bindings.is_empty() {
-            return refused(self, 480, "Temporarily Unavailable", Disposition::Failed);
+            return self.refuse_call(
+                txn,
+                req,
+                source,
+                &o,
+                480,
+                "Temporarily Unavailable",
+                Disposition::Failed,
+                now,
+            );
         }
+        let segments: Vec<IpAddr> = bindings.iter().map(|b| b.local.ip()).collect();
+        self.start_call(entry, o, Targets::Contacts(bindings), &segments, now);
+    }
+
+    /// Creates the call, answers 100 and opens one relay session per segment the B legs use;
+    /// the legs go out once the sessions are open.
+    pub(crate) fn start_call(
+        &mut self,
+        (txn, req, source, local, transport): Entry,
+        o: Origin,
+        targets: Targets,
+        segments: &[IpAddr],
+        now: Now,
+    ) {
         // The caller's offer (late offer, an INVITE without SDP, is not supported yet).
         if req.body.is_empty() {
-            return refused(self, 488, "SDP offer required", Disposition::Failed);
+            return self.refuse_call(
+                txn,
+                &req,
+                source,
+                &o,
+                488,
+                "SDP offer required",
+                Disposition::Failed,
+                now,
+            );
         }
         let offer = match sdp::summarize(&req.body) {
             Ok(s) => s,
@@ -407,6 +564,7 @@ impl Engine {
         self.b2bua.next_id += 1;
         let id = self.b2bua.next_id;
         let a_tag = self.new_tag();
+        let call_id = o.call_id.clone();
         let a_leg = Leg {
             side: Side::A,
             call_id: call_id.clone(),
@@ -422,16 +580,17 @@ impl Engine {
             final_status: None,
             ack: None,
             session: None,
+            trunk: None,
+            auth_sent: false,
         };
-        // One relay session per segment the forks reach the callee on.
+        // One relay session per segment the B legs reach the callee on.
         let mut media = Vec::new();
-        for b in &bindings {
-            let ip = b.local.ip();
-            if !media.iter().any(|m: &MediaSlot| m.b_ip == ip) {
+        for ip in segments {
+            if !media.iter().any(|m: &MediaSlot| m.b_ip == *ip) {
                 let sid = self.b2bua.new_session(id);
                 media.push(MediaSlot {
                     id: sid,
-                    b_ip: ip,
+                    b_ip: *ip,
                     ports: None,
                     failed: false,
                 });
@@ -439,10 +598,10 @@ impl Engine {
         }
         let call = Call {
             id,
-            tenant_id: tenant,
-            caller: caller.number.clone(),
-            caller_name,
-            callee: digits.clone(),
+            tenant_id: o.tenant,
+            caller: o.caller,
+            caller_name: o.caller_name,
+            callee: o.digits,
             legs: vec![a_leg],
             bridge: None,
             media,
@@ -455,8 +614,10 @@ impl Engine {
             sent_180: false,
             setup: None,
             forwarded: HashMap::new(),
+            route: o.route,
+            outside: None,
         };
-        info!(call = id, %call_id, caller = %call.caller, callee = %digits, contacts = bindings.len(), "call started");
+        info!(call = id, %call_id, caller = %call.caller, callee = %call.callee, direction = ?call.route.direction, "call started");
         // Tell the caller we are on it (the transaction layer would after 100 ms anyway).
         self.respond(txn, Response::for_request(&req, 100, None), now);
         let allocs: Vec<(SessionId, IpAddr)> = call.media.iter().map(|m| (m.id, m.b_ip)).collect();
@@ -465,7 +626,7 @@ impl Engine {
         let mut call = Box::new(call);
         call.setup = Some(Box::new(Setup {
             invite: req,
-            bindings,
+            targets,
             offer,
         }));
         self.b2bua.calls.insert(id, call);
@@ -515,7 +676,7 @@ impl Engine {
     fn send_forks(&mut self, id: u64, setup: Setup, now: Now) {
         let Setup {
             invite,
-            bindings,
+            targets,
             offer,
         } = setup;
         let Some(call) = self.b2bua.get(id) else {
@@ -557,6 +718,20 @@ impl Engine {
             }
         }
         let mf = invite.max_forwards().unwrap_or(70).saturating_sub(1);
+        let bindings = match targets {
+            Targets::Contacts(b) => b,
+            Targets::Trunks(mut plan) => {
+                plan.body = invite.body.clone();
+                plan.max_forwards = mf;
+                if let Some(call) = self.b2bua.get_mut(id) {
+                    call.outside = Some(plan);
+                }
+                if !self.send_trunk_leg(id, now) {
+                    self.trunks_exhausted(id, now);
+                }
+                return;
+            }
+        };
         let mut legs = Vec::new();
         for b in &bindings {
             let Some((session, _, b_port)) = open.iter().find(|(_, ip, _)| *ip == b.local.ip())
@@ -602,6 +777,8 @@ impl Engine {
                     final_status: None,
                     ack: None,
                     session: Some(*session),
+                    trunk: None,
+                    auth_sent: false,
                 });
             }
         }
@@ -663,11 +840,15 @@ impl Engine {
     }
 
     fn leg_response(&mut self, id: u64, i: LegIdx, resp: Response, now: Now) {
+        self.trunk_leg_heard(id);
         match resp.status {
             100 => {}
             101..=199 => self.leg_ringing(id, i, resp, now),
             200..=299 => self.leg_answered(id, i, resp, now),
             status => {
+                if self.trunk_leg_failed(id, i, Some(&resp), status, now) {
+                    return;
+                }
                 if let Some(call) = self.b2bua.get_mut(id) {
                     call.legs[i].final_status = Some(status);
                 }
@@ -757,7 +938,8 @@ impl Engine {
                 return;
             }
         };
-        let late = call.bridge.is_some();
+        // Answered after another fork won, or after we gave up on it (a silent trunk).
+        let late = call.bridge.is_some() || call.legs[i].final_status.is_some();
         let invite_seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
         let via = self.our_via(leg_local, target.transport);
         let ack = Bytes::from(dialog.ack(invite_seq, &via).to_bytes());
@@ -857,6 +1039,11 @@ impl Engine {
         }
     }
 
+    /// See [`Self::maybe_all_failed`].
+    pub(crate) fn call_legs_failed(&mut self, id: u64, now: Now) {
+        self.maybe_all_failed(id, now);
+    }
+
     /// All forks failed (or none is left): answer the caller with the most telling status.
     fn maybe_all_failed(&mut self, id: u64, now: Now) {
         let Some(call) = self.b2bua.get(id) else {
@@ -870,6 +1057,7 @@ impl Engine {
             return;
         }
         let statuses: Vec<u16> = forks.filter_map(|l| l.final_status).collect();
+        let outside = call.outside.is_some();
         let status = [600u16, 603, 486]
             .into_iter()
             .find(|s| statuses.contains(s))
@@ -880,7 +1068,7 @@ impl Engine {
                     .filter(|s| (400..500).contains(s) && *s != 408 && *s != 487)
                     .min()
             })
-            .unwrap_or(480);
+            .unwrap_or(if outside { 503 } else { 480 });
         let disposition = if matches!(status, 486 | 600 | 603) {
             Disposition::Busy
         } else {
@@ -906,7 +1094,12 @@ impl Engine {
             .position(|l| l.side == Side::B && l.txn == txn)
         {
             if call.legs[i].final_status.is_none() {
-                call.legs[i].final_status = Some(408);
+                if self.trunk_leg_failed(id, i, None, 408, now) {
+                    return;
+                }
+                if let Some(call) = self.b2bua.get_mut(id) {
+                    call.legs[i].final_status = Some(408);
+                }
                 self.maybe_all_failed(id, now);
             }
         } else if let Some(f) = call.forwarded.remove(&txn) {
@@ -1313,6 +1506,10 @@ impl Engine {
     }
 
     /// Ends a call answering the caller's INVITE with `a_status` (when still unanswered).
+    pub(crate) fn finish_call(&mut self, id: u64, ending: Ending, a_status: Option<u16>, now: Now) {
+        self.finish(id, ending, a_status, now);
+    }
+
     fn finish(&mut self, id: u64, ending: Ending, a_status: Option<u16>, now: Now) {
         let reply = match (a_status, self.b2bua.get(id)) {
             (Some(s), Some(call)) => {
@@ -1340,6 +1537,14 @@ impl Engine {
             return;
         };
         info!(call = id, call_id = %call.legs[A_LEG].call_id, disposition = ending.disposition.as_str(), "call ended");
+        if let Some(plan) = &call.outside {
+            let billsec = call
+                .answer
+                .and_then(|a| now.wall.duration_since(a).ok())
+                .map_or(0, |d| d.as_secs());
+            let class = plan.call.class;
+            self.outside_call_ended(call.tenant_id, &call.caller, class, billsec, now);
+        }
         self.counters.call(ending.disposition);
         let record = self.call_record(&call, ending, now);
         let bridged = call.bridge.map(|b| b.session);

@@ -242,6 +242,12 @@ pub struct TrunkEntry {
     pub spec: TrunkSpec,
     /// Digest password (empty: none).
     pub password: String,
+    /// Where requests to it go (the outbound proxy's or the host's resolved addresses; the
+    /// first is used). Filled by the driver, which resolves names.
+    pub addrs: Vec<SocketAddr>,
+    /// Addresses whose requests are this trunk's (host and proxy), besides
+    /// `spec.inbound_addrs`.
+    pub sources: Vec<IpAddr>,
 }
 
 /// An outbound route, in its tenant's order.

@@ -49,6 +49,12 @@ pub struct Counters {
     pub lookups_refused: u64,
     /// REGISTERs refused because too many database operations were outstanding.
     pub db_overload: u64,
+    /// Outside calls refused by a toll-fraud limit.
+    pub fraud_blocked: u64,
+    /// Outside calls moved to the next trunk after a failure.
+    pub trunk_failovers: u64,
+    /// INVITEs from trunks (inbound calls).
+    pub trunk_invites: u64,
 }
 
 impl Default for Counters {
@@ -61,6 +67,9 @@ impl Default for Counters {
             calls: [0; DISPOSITIONS.len()],
             lookups_refused: 0,
             db_overload: 0,
+            fraud_blocked: 0,
+            trunk_failovers: 0,
+            trunk_invites: 0,
         }
     }
 }

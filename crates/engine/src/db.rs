@@ -38,6 +38,13 @@ pub enum DbOp {
         /// Wall clock.
         now: SystemTime,
     },
+    /// Record a trunk's state (as this node sees it); answered with [`DbAnswer::Done`].
+    TrunkStatus {
+        /// Trunk id.
+        trunk_id: i64,
+        /// The state document ([`crate::TrunkStatus`]).
+        status: serde_json::Value,
+    },
 }
 
 /// The answer to a [`DbOp`].
@@ -145,4 +152,35 @@ pub struct CdrRecord {
     pub a: LegStats,
     /// Callee side media.
     pub b: LegStats,
+    /// Direction, trunk, DID, numbers.
+    pub route: CallRoute,
+}
+
+/// Which way a call went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Extension to extension.
+    #[default]
+    Internal,
+    /// From a trunk.
+    Inbound,
+    /// To a trunk.
+    Outbound,
+}
+
+/// The routing facts of a call, as its record keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CallRoute {
+    /// Which way.
+    pub direction: Direction,
+    /// The trunk that carried it.
+    pub trunk: String,
+    /// The DID an inbound call was for.
+    pub did: String,
+    /// What the caller dialled.
+    pub dialled: String,
+    /// What was sent to the trunk.
+    pub sent_number: String,
+    /// Caller ID presented or received.
+    pub caller_id: String,
 }

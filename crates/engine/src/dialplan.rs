@@ -509,6 +509,8 @@ mod tests {
                         ..TrunkSpec::default()
                     },
                     password: String::new(),
+                    addrs: Vec::new(),
+                    sources: Vec::new(),
                 },
             );
         }

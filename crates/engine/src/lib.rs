@@ -22,6 +22,7 @@ pub mod control;
 pub mod counters;
 pub mod db;
 pub mod dialplan;
+pub mod dispatcher;
 pub mod media;
 pub mod nathelper;
 pub mod outside;
@@ -48,6 +49,7 @@ pub use crate::config::{EngineConfig, ExtEntry, Settings, Snapshot, Tenants};
 pub use crate::control::{CallState, CallSummary};
 pub use crate::counters::Counters;
 pub use crate::db::{DbAnswer, DbOp, OpId};
+pub use crate::dispatcher::TrunkStatus;
 pub use crate::media::{MediaCommand, MediaEvent, SessionId, Side};
 
 use crate::auth::Auth;
@@ -98,6 +100,8 @@ pub enum ConfigUpdate {
     Extensions(HashMap<(i64, String), ExtEntry>),
     /// Runtime settings.
     Settings(Settings),
+    /// Trunks, routes, DIDs, tenant outbound policies.
+    Outside(config::Outside),
 }
 
 /// Everything the engine reacts to.
@@ -183,6 +187,7 @@ pub struct Engine {
     auth: Auth,
     usrloc: Usrloc,
     b2bua: B2bua,
+    dispatcher: dispatcher::Dispatcher,
     acc: acc::Acc,
     rng: StdRng,
     out: VecDeque<Output>,
@@ -198,6 +203,8 @@ pub struct Engine {
     last_purge: Option<Instant>,
     /// (second, formatted Date header) of the last REGISTER answered.
     date_cache: (u64, String),
+    /// The trunk clients are built at the first input (they need the time).
+    outside_pending: bool,
 }
 
 /// What a client transaction belongs to.
@@ -210,6 +217,12 @@ pub(crate) enum Owner {
         extension_id: i64,
         contact_uri: String,
     },
+    /// A REGISTER to a trunk's provider.
+    TrunkReg(i64),
+    /// An OPTIONS health check of a trunk.
+    TrunkPing(i64),
+    /// The last REGISTER (expires 0) of a trunk that went away.
+    TrunkGone,
 }
 
 impl Engine {
@@ -229,6 +242,7 @@ impl Engine {
             auth,
             usrloc: Usrloc::default(),
             b2bua: B2bua::default(),
+            dispatcher: dispatcher::Dispatcher::default(),
             acc: acc::Acc::default(),
             rng,
             out: VecDeque::new(),
@@ -242,6 +256,7 @@ impl Engine {
             next_tick: None,
             last_purge: None,
             date_cache: (0, String::new()),
+            outside_pending: true,
             cfg,
         }
     }
@@ -319,6 +334,10 @@ impl Engine {
             self.next_tick = Some(now.mono + TICK);
             self.last_purge = Some(now.mono);
         }
+        if self.outside_pending {
+            self.outside_pending = false;
+            self.outside_changed(now);
+        }
         match input {
             Input::Receive(r) => self.on_receive(r, now),
             Input::Db(id, answer) => self.on_db(id, answer, now),
@@ -331,7 +350,7 @@ impl Engine {
                 }
             }
             Input::SendFailed(txn) => self.layer.handle_transport_error(txn),
-            Input::Config(c) => self.on_config(c),
+            Input::Config(c) => self.on_config(c, now),
         }
         self.pump(now);
     }
@@ -441,7 +460,7 @@ impl Engine {
             .handle_message(r.message, r.source, r.local, r.transport, now.mono);
     }
 
-    fn on_config(&mut self, c: ConfigUpdate) {
+    fn on_config(&mut self, c: ConfigUpdate, now: Now) {
         match c {
             ConfigUpdate::Tenants(t) => {
                 self.snap.tenants = t;
@@ -458,6 +477,11 @@ impl Engine {
                 if rebuild {
                     self.auth.rebuild(&self.snap);
                 }
+            }
+            ConfigUpdate::Outside(o) => {
+                debug!(trunks = o.trunks.len(), "trunks and routes loaded");
+                self.snap.outside = o;
+                self.outside_changed(now);
             }
         }
     }
@@ -599,6 +623,9 @@ impl Engine {
                         self.ping_answered(extension_id, &contact_uri);
                     }
                 }
+                Some(Owner::TrunkReg(t)) => self.trunk_reg_response(t, &response, now),
+                Some(Owner::TrunkPing(t)) => self.trunk_ping_result(t, Some(&response), now),
+                Some(Owner::TrunkGone) => {}
                 // An answer for a call that is already gone (it answered after we cancelled).
                 Some(Owner::Call(_)) | None => {
                     if (200..300).contains(&response.status) {
@@ -613,7 +640,9 @@ impl Engine {
                         extension_id,
                         contact_uri,
                     }) => self.ping_failed(extension_id, &contact_uri, now),
-                    None => {}
+                    Some(Owner::TrunkReg(t)) => self.trunk_reg_failed(t, now),
+                    Some(Owner::TrunkPing(t)) => self.trunk_ping_result(t, None, now),
+                    Some(Owner::TrunkGone) | None => {}
                 }
             }
             Event::AckTimeout { transaction } => {
@@ -729,6 +758,8 @@ impl Engine {
         }
         self.send_keepalives(now);
         self.check_calls(now);
+        self.check_trunk_attempts(now);
+        self.trunk_timers(now);
     }
 
     /// Where a request to `target` leaves from when the caller gave no local address: our

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-use engine::config::{ExtEntry, Settings, Tenants};
-use engine::db::{CdrRecord, Disposition, HangupBy, LegStats};
+use engine::config::{DidEntry, ExtEntry, Outside, RouteEntry, Settings, Tenants, TrunkEntry};
+use engine::db::{CdrRecord, Direction, Disposition, HangupBy, LegStats};
 use engine::usrloc::{Binding, Ping};
 use sip::Uri;
 use sip::transaction::Transport;
@@ -27,15 +27,7 @@ pub async fn extensions(store: &Store) -> anyhow::Result<HashMap<(i64, String), 
             after = Some((e.tenant_id, e.number.clone()));
             out.insert(
                 (e.tenant_id, e.number.clone()),
-                ExtEntry {
-                    id: e.id,
-                    number: e.number,
-                    display_name: e.display_name,
-                    ha1_md5: auth.ha1_md5,
-                    ha1_sha256: auth.ha1_sha256,
-                    enabled: e.enabled,
-                    max_contacts: engine::policy::max_contacts(e.max_contacts),
-                },
+                ext_entry(e, auth.ha1_md5, auth.ha1_sha256),
             );
         }
         if !full {
@@ -57,7 +49,15 @@ pub async fn extension(
     let (ha1_md5, ha1_sha256) = auth
         .map(|a| (a.ha1_md5, a.ha1_sha256))
         .unwrap_or((None, None));
-    Ok(Some(ExtEntry {
+    Ok(Some(ext_entry(e, ha1_md5, ha1_sha256)))
+}
+
+fn ext_entry(
+    e: store::Extension,
+    ha1_md5: Option<String>,
+    ha1_sha256: Option<String>,
+) -> ExtEntry {
+    ExtEntry {
         id: e.id,
         number: e.number,
         display_name: e.display_name,
@@ -65,7 +65,50 @@ pub async fn extension(
         ha1_sha256,
         enabled: e.enabled,
         max_contacts: engine::policy::max_contacts(e.max_contacts),
-    }))
+        cos: e.cos,
+        outbound_cid: e.outbound_cid,
+        anonymous: e.anonymous,
+        limits: e.limits,
+    }
+}
+
+/// Trunks, routes, DIDs and tenant policies.
+pub async fn outside(store: &Store) -> anyhow::Result<Outside> {
+    let cfg = store.outside_config().await?;
+    let mut out = Outside::default();
+    for (t, password) in cfg.trunks {
+        out.trunks.insert(
+            t.id,
+            TrunkEntry {
+                id: t.id,
+                tenant: t.tenant_id,
+                name: t.name,
+                spec: t.spec,
+                password,
+            },
+        );
+    }
+    for r in cfg.routes {
+        out.routes
+            .entry(r.tenant_id)
+            .or_default()
+            .push(RouteEntry::new(r.name, r.spec));
+    }
+    for d in cfg.dids {
+        let (Ok(pattern), Ok(destination)) = (d.pattern.parse(), d.spec.destination.parse())
+        else {
+            warn!(pattern = %d.pattern, "stored inbound route unreadable: skipped");
+            continue;
+        };
+        out.dids.entry(d.tenant_id).or_default().push(DidEntry {
+            pattern,
+            spec: d.spec,
+            destination,
+        });
+    }
+    out.sort_dids();
+    out.tenants = cfg.policies.into_iter().collect();
+    Ok(out)
 }
 
 /// Tenants, their domains and realms.
@@ -244,6 +287,18 @@ pub fn cdr_row(c: CdrRecord) -> store::NewCdr {
         codec: c.codec,
         a: stats(c.a),
         b: stats(c.b),
+        route: store::CdrRoute {
+            direction: match c.route.direction {
+                Direction::Internal => store::Direction::Internal,
+                Direction::Inbound => store::Direction::Inbound,
+                Direction::Outbound => store::Direction::Outbound,
+            },
+            trunk: c.route.trunk,
+            did: c.route.did,
+            dialled: c.route.dialled,
+            sent_number: c.route.sent_number,
+            caller_id: c.route.caller_id,
+        },
     }
 }
 
@@ -264,5 +319,6 @@ pub async fn snapshot(store: &Store) -> anyhow::Result<engine::Snapshot> {
         tenants: tenants(store).await?,
         extensions: extensions(store).await?,
         settings: settings(store).await,
+        outside: outside(store).await?,
     })
 }

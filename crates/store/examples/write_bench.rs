@@ -82,6 +82,7 @@ fn cdr(setup: &Setup, i: usize) -> NewCdr {
         codec: "PCMU".into(),
         a: LegStats::default(),
         b: LegStats::default(),
+        route: Default::default(),
     }
 }
 

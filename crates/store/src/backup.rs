@@ -100,6 +100,7 @@ const TABLES: &[TableDef] = &[
             ("realm", Text),
             ("is_default", Bool),
             ("created_at", Int),
+            ("outbound", Text),
         ],
         identity: true,
     },
@@ -119,6 +120,48 @@ const TABLES: &[TableDef] = &[
             ("ha1_sha256", Text),
             ("enabled", Bool),
             ("max_contacts", Int),
+            ("created_at", Int),
+            ("updated_at", Int),
+            ("cos", Text),
+            ("outbound_cid", Text),
+            ("anonymous", Bool),
+            ("out_limits", Text),
+        ],
+        identity: true,
+    },
+    TableDef {
+        name: "trunks",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("name", Text),
+            ("spec", Text),
+            ("password", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        identity: true,
+    },
+    TableDef {
+        name: "outbound_routes",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("name", Text),
+            ("position", Int),
+            ("spec", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        identity: true,
+    },
+    TableDef {
+        name: "inbound_routes",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("pattern", Text),
+            ("spec", Text),
             ("created_at", Int),
             ("updated_at", Int),
         ],
@@ -213,6 +256,12 @@ const TABLES: &[TableDef] = &[
             ("b_pkts_tx", Int),
             ("b_lost", Int),
             ("b_jitter_ms", Real),
+            ("direction", Text),
+            ("trunk", Text),
+            ("did", Text),
+            ("dialled", Text),
+            ("sent_number", Text),
+            ("caller_id", Text),
         ],
         identity: true,
     },
@@ -234,6 +283,29 @@ fn upgrade_row(table: &str, from: i64, row: &mut Map<String, Value>) {
         }
         for c in ["a_jitter_ms", "b_jitter_ms"] {
             row.entry(c).or_insert(Value::from(0.0));
+        }
+    }
+    if from < 4 {
+        let defaults: &[(&str, Value)] = match table {
+            "tenants" => &[("outbound", Value::from("{}"))][..],
+            "extensions" => &[
+                ("cos", Value::from("mobile")),
+                ("outbound_cid", Value::from("")),
+                ("anonymous", Value::from(false)),
+                ("out_limits", Value::from("{}")),
+            ][..],
+            "cdrs" => &[
+                ("direction", Value::from("internal")),
+                ("trunk", Value::from("")),
+                ("did", Value::from("")),
+                ("dialled", Value::from("")),
+                ("sent_number", Value::from("")),
+                ("caller_id", Value::from("")),
+            ][..],
+            _ => &[][..],
+        };
+        for (c, v) in defaults {
+            row.entry(*c).or_insert_with(|| v.clone());
         }
     }
 }

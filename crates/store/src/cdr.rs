@@ -4,11 +4,12 @@ use chrono::{NaiveDate, TimeZone, Utc};
 
 use crate::db::{RowGet, read_pool, to_ms};
 use crate::group::Job;
-use crate::{Cdr, CdrQuery, Disposition, LegStats, NewCdr, Result, Store};
+use crate::{Cdr, CdrQuery, CdrRoute, Disposition, LegStats, NewCdr, Result, Store};
 
 const CDR_COLS: &str = "id, tenant_id, call_id, caller, callee, caller_name, start_time,
     answer_time, end_time, duration_s, billsec, disposition, hangup_by, hangup_cause, codec,
-    a_pkts_rx, a_pkts_tx, a_lost, a_jitter_ms, b_pkts_rx, b_pkts_tx, b_lost, b_jitter_ms";
+    a_pkts_rx, a_pkts_tx, a_lost, a_jitter_ms, b_pkts_rx, b_pkts_tx, b_lost, b_jitter_ms,
+    direction, trunk, did, dialled, sent_number, caller_id";
 
 fn cdr_from(r: &impl RowGet) -> Result<Cdr> {
     Ok(Cdr {
@@ -39,6 +40,14 @@ fn cdr_from(r: &impl RowGet) -> Result<Cdr> {
                 pkts_tx: r.i64("b_pkts_tx")?,
                 lost: r.i64("b_lost")?,
                 jitter_ms: r.f64("b_jitter_ms")?,
+            },
+            route: CdrRoute {
+                direction: r.text("direction")?.parse()?,
+                trunk: r.text("trunk")?,
+                did: r.text("did")?,
+                dialled: r.text("dialled")?,
+                sent_number: r.text("sent_number")?,
+                caller_id: r.text("caller_id")?,
             },
         },
     })
@@ -76,6 +85,18 @@ fn where_clause(q: &CdrQuery) -> (String, Vec<Param>) {
     if let Some(d) = q.disposition {
         let n = next(Param::Text(d.as_str().to_string()), &mut params);
         conds.push(format!("disposition = ${n}"));
+    }
+    if let Some(d) = q.direction {
+        let n = next(Param::Text(d.as_str().to_string()), &mut params);
+        conds.push(format!("direction = ${n}"));
+    }
+    if let Some(t) = &q.trunk {
+        let n = next(Param::Text(t.clone()), &mut params);
+        conds.push(format!("trunk = ${n}"));
+    }
+    if let Some(d) = &q.did {
+        let n = next(Param::Text(d.clone()), &mut params);
+        conds.push(format!("did = ${n}"));
     }
     let clause = if conds.is_empty() {
         String::new()

@@ -23,8 +23,8 @@ const MAX_FAILED_LOGINS: i64 = 5;
 const LOCK_MINUTES: i64 = 15;
 
 const TENANT_COLS: &str = "id, name, realm, is_default, created_at";
-const EXT_COLS: &str =
-    "id, tenant_id, number, display_name, ha1_md5, enabled, max_contacts, created_at, updated_at";
+const EXT_COLS: &str = "id, tenant_id, number, display_name, ha1_md5, enabled, max_contacts, cos,
+    outbound_cid, anonymous, out_limits, created_at, updated_at";
 const ADMIN_COLS: &str = "id, username, role, failed_logins, locked_until, created_at";
 const KEY_COLS: &str = "id, tenant_id, name, prefix, scope, created_at, last_used_at";
 
@@ -80,6 +80,11 @@ fn extension_from(r: &impl RowGet) -> Result<Extension> {
         has_password: r.opt_text("ha1_md5")?.is_some(),
         enabled: r.boolean("enabled")?,
         max_contacts: r.i64("max_contacts")?,
+        // A value this build does not know reads as the most restrictive class.
+        cos: r.text("cos")?.parse().unwrap_or(crate::CallClass::Internal),
+        outbound_cid: r.text("outbound_cid")?,
+        anonymous: r.boolean("anonymous")?,
+        limits: serde_json::from_str(&r.text("out_limits")?).unwrap_or_default(),
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
     })
@@ -433,10 +438,27 @@ impl Store {
                 reason: "must be at least 1".into(),
             });
         }
+        if let Some(cid) = &upd.outbound_cid {
+            engine::outside::validate_number("outbound_cid", cid, true).map_err(|e| {
+                Error::Invalid {
+                    field: e.field,
+                    reason: e.reason,
+                }
+            })?;
+        }
+        let limits = match &upd.limits {
+            Some(l) => Some(serde_json::to_string(l).map_err(|e| Error::Invalid {
+                field: "limits",
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
         let sql = format!(
             "UPDATE extensions SET display_name = COALESCE($3, display_name),
                  enabled = COALESCE($4, enabled), max_contacts = COALESCE($5, max_contacts),
-                 updated_at = $6
+                 updated_at = $6, cos = COALESCE($7, cos),
+                 outbound_cid = COALESCE($8, outbound_cid), anonymous = COALESCE($9, anonymous),
+                 out_limits = COALESCE($10, out_limits)
              WHERE tenant_id = $1 AND number = $2 RETURNING {EXT_COLS}"
         );
         Ok(write_tx!(self.db(), tx, kind => {
@@ -447,6 +469,10 @@ impl Store {
                 .bind(upd.enabled)
                 .bind(upd.max_contacts)
                 .bind(to_ms(Utc::now()))
+                .bind(upd.cos.map(|c| c.as_str()))
+                .bind(upd.outbound_cid.clone())
+                .bind(upd.anonymous)
+                .bind(limits.clone())
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| Error::NotFound(format!("extension {number}")))?;

@@ -122,9 +122,10 @@ fn upsert_bindings_sql(backend: Backend, chunk: usize, returning: bool) -> &'sta
 const INSERT_CDR: &str = "INSERT INTO cdrs (tenant_id, call_id, caller, callee, caller_name,
         start_time, answer_time, end_time, duration_s, billsec, disposition, hangup_by,
         hangup_cause, codec, a_pkts_rx, a_pkts_tx, a_lost, a_jitter_ms,
-        b_pkts_rx, b_pkts_tx, b_lost, b_jitter_ms)
+        b_pkts_rx, b_pkts_tx, b_lost, b_jitter_ms, direction, trunk, did, dialled, sent_number,
+        caller_id)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        $19, $20, $21, $22)
+        $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
     RETURNING id";
 
 /// The bindings of a batch, one per (extension, contact): a later write of the same binding
@@ -262,6 +263,12 @@ async fn exec(db: &Db, jobs: &[Job]) -> Result<Vec<i64>> {
                 .bind(c.b.pkts_tx)
                 .bind(c.b.lost)
                 .bind(c.b.jitter_ms)
+                .bind(c.route.direction.as_str())
+                .bind(&c.route.trunk)
+                .bind(&c.route.did)
+                .bind(&c.route.dialled)
+                .bind(&c.route.sent_number)
+                .bind(&c.route.caller_id)
                 .fetch_one(&mut *tx)
                 .await?;
             ids[i] = row.i64("id")?;

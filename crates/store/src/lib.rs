@@ -17,6 +17,7 @@ mod location;
 pub mod migrate;
 mod model;
 mod notify;
+mod outside;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -33,6 +34,7 @@ pub use config::{ha1_md5, ha1_sha256, validate_extension_number};
 pub use group::WriteStats;
 pub use model::*;
 pub use notify::Change;
+pub use outside::OutsideConfig;
 
 use db::Db;
 

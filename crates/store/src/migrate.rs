@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 3;
+pub const LATEST: i64 = 4;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -161,6 +161,67 @@ const V3: &str = r#"
 DROP INDEX registrations_expires;
 "#;
 
+/// Outside lines: trunks, outbound and inbound routes (their settings as versioned JSON
+/// documents the `engine::outside` types read and validate), trunk status per node, classes of
+/// service and outbound limits, and the routing facts of a call record.
+const V4: &str = r#"
+ALTER TABLE extensions ADD COLUMN cos TEXT NOT NULL DEFAULT 'mobile';
+ALTER TABLE extensions ADD COLUMN outbound_cid TEXT NOT NULL DEFAULT '';
+ALTER TABLE extensions ADD COLUMN anonymous BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE extensions ADD COLUMN out_limits TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE tenants ADD COLUMN outbound TEXT NOT NULL DEFAULT '{}';
+
+CREATE TABLE trunks (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+    spec TEXT NOT NULL,
+    password TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE outbound_routes (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+    position BIGINT NOT NULL,
+    spec TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE inbound_routes (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    pattern TEXT NOT NULL CHECK (length(pattern) BETWEEN 1 AND 64),
+    spec TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, pattern)
+);
+
+CREATE TABLE trunk_status (
+    trunk_id BIGINT NOT NULL REFERENCES trunks (id) ON DELETE CASCADE,
+    node TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (trunk_id, node)
+);
+
+ALTER TABLE cdrs ADD COLUMN direction TEXT NOT NULL DEFAULT 'internal';
+ALTER TABLE cdrs ADD COLUMN trunk TEXT NOT NULL DEFAULT '';
+ALTER TABLE cdrs ADD COLUMN did TEXT NOT NULL DEFAULT '';
+ALTER TABLE cdrs ADD COLUMN dialled TEXT NOT NULL DEFAULT '';
+ALTER TABLE cdrs ADD COLUMN sent_number TEXT NOT NULL DEFAULT '';
+ALTER TABLE cdrs ADD COLUMN caller_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX cdrs_direction ON cdrs (tenant_id, direction, start_time);
+
+INSERT INTO change_counters (kind, counter) VALUES ('outside', 0);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -177,6 +238,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "no index on registration expiry",
         sql: V3,
+    },
+    Migration {
+        version: 4,
+        name: "trunks, routes, DIDs, classes of service",
+        sql: V4,
     },
 ];
 

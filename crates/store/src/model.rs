@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+pub use engine::outside::{CallClass, DidSpec, ExtLimits, RouteSpec, TenantOutbound, TrunkSpec};
+
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)? }) => {
         $(#[$m])*
@@ -112,6 +114,14 @@ pub struct Extension {
     pub enabled: bool,
     /// Maximum simultaneous registered contacts.
     pub max_contacts: i64,
+    /// Class of service (how far it may call out).
+    pub cos: CallClass,
+    /// Caller ID on outside calls (empty: the tenant's main number).
+    pub outbound_cid: String,
+    /// Outside calls withhold caller ID.
+    pub anonymous: bool,
+    /// Outbound limits.
+    pub limits: ExtLimits,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -143,6 +153,14 @@ pub struct ExtensionUpdate {
     pub enabled: Option<bool>,
     /// New contact limit.
     pub max_contacts: Option<i64>,
+    /// New class of service.
+    pub cos: Option<CallClass>,
+    /// New outbound caller ID (empty: the tenant's main number).
+    pub outbound_cid: Option<String>,
+    /// Withhold caller ID on outside calls.
+    pub anonymous: Option<bool>,
+    /// New outbound limits.
+    pub limits: Option<ExtLimits>,
 }
 
 /// What the registrar and call authentication need about an extension.
@@ -364,6 +382,36 @@ pub struct NewCdr {
     pub a: LegStats,
     /// Callee leg RTP statistics.
     pub b: LegStats,
+    /// Direction, trunk, DID and numbers.
+    #[serde(flatten, default)]
+    pub route: CdrRoute,
+}
+
+text_enum!(
+    /// Which way a call went.
+    #[derive(Default)]
+    Direction { /// Extension to extension.
+        #[default]
+        Internal = "internal", /// From a trunk.
+        Inbound = "inbound", /// To a trunk.
+        Outbound = "outbound" }
+);
+
+/// The routing facts of a call record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CdrRoute {
+    /// Internal, inbound or outbound.
+    pub direction: Direction,
+    /// The trunk that carried it (inbound or outbound), empty for internal calls.
+    pub trunk: String,
+    /// The DID an inbound call was for.
+    pub did: String,
+    /// What the caller dialled.
+    pub dialled: String,
+    /// The number sent to the trunk (after strip/prepend).
+    pub sent_number: String,
+    /// Caller ID presented (outbound) or received (inbound).
+    pub caller_id: String,
 }
 
 /// A stored call record.
@@ -389,6 +437,83 @@ pub struct CdrQuery {
     pub number: Option<String>,
     /// Only this outcome.
     pub disposition: Option<Disposition>,
+    /// Only this direction.
+    pub direction: Option<Direction>,
+    /// Only calls over this trunk.
+    pub trunk: Option<String>,
+    /// Only calls to this DID.
+    pub did: Option<String>,
     /// Paging (newest first).
     pub page: Page,
+}
+
+/// A trunk (its password is never read back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trunk {
+    /// Row id.
+    pub id: i64,
+    /// Owning tenant.
+    pub tenant_id: i64,
+    /// Name, unique per tenant.
+    pub name: String,
+    /// Settings.
+    #[serde(flatten)]
+    pub spec: TrunkSpec,
+    /// True when a digest password is stored.
+    pub has_password: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An outbound route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundRoute {
+    /// Row id.
+    pub id: i64,
+    /// Owning tenant.
+    pub tenant_id: i64,
+    /// Name, unique per tenant.
+    pub name: String,
+    /// Order among the tenant's routes (1 is tried first).
+    pub position: i64,
+    /// Settings.
+    #[serde(flatten)]
+    pub spec: RouteSpec,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An inbound route (DID).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundRoute {
+    /// Row id.
+    pub id: i64,
+    /// Owning tenant.
+    pub tenant_id: i64,
+    /// The DID, a pattern, or `any`.
+    pub pattern: String,
+    /// Settings.
+    #[serde(flatten)]
+    pub spec: DidSpec,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A trunk's live state as a node last wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrunkStatusRow {
+    /// The trunk.
+    pub trunk_id: i64,
+    /// The node that wrote it.
+    pub node: String,
+    /// The state document (registration, health, calls), as the engine reports it.
+    pub status: serde_json::Value,
+    /// When it was written.
+    pub updated_at: DateTime<Utc>,
 }

@@ -32,6 +32,8 @@ pub enum Change {
     Admins,
     /// API keys.
     ApiKeys,
+    /// Trunks, outbound and inbound routes, tenant outbound policy.
+    Outside,
     /// Everything (after a restore, or when notifications may have been missed).
     All,
 }
@@ -44,6 +46,7 @@ impl Change {
         Change::Settings,
         Change::Admins,
         Change::ApiKeys,
+        Change::Outside,
         Change::All,
     ];
 
@@ -55,6 +58,7 @@ impl Change {
             Change::Settings => "settings",
             Change::Admins => "admins",
             Change::ApiKeys => "api_keys",
+            Change::Outside => "outside",
             Change::All => "all",
         }
     }

@@ -193,6 +193,7 @@ async fn extension_crud_and_constraints(b: Backend) {
                 display_name: Some("Robert".into()),
                 enabled: Some(false),
                 max_contacts: Some(5),
+                ..Default::default()
             },
         )
         .await
@@ -640,6 +641,7 @@ fn cdr(tenant: i64, caller: &str, callee: &str, start: i64, d: Disposition) -> N
             lost: 0,
             jitter_ms: 0.25,
         },
+        route: Default::default(),
     }
 }
 

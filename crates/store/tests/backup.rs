@@ -108,6 +108,7 @@ async fn populate(s: &Store, data: &Path) -> Fixture {
                 lost: 0,
                 jitter_ms: 0.5,
             },
+            route: Default::default(),
         })
         .await
         .unwrap();
@@ -437,6 +438,7 @@ async fn backup_while_writing_is_consistent(b: Backend) {
                     codec: String::new(),
                     a: LegStats::default(),
                     b: LegStats::default(),
+                    route: Default::default(),
                 })
                 .await
                 .unwrap();

@@ -434,6 +434,7 @@ async fn update_extension(
                 display_name: b.display_name,
                 enabled: b.enabled,
                 max_contacts: b.max_contacts,
+                ..Default::default()
             },
         )
         .await?;
@@ -543,6 +544,12 @@ pub struct CdrFilter {
     pub number: Option<String>,
     /// `ANSWERED`, `NO ANSWER`, `BUSY`, `FAILED`, `CANCELED` (case and `_` tolerated).
     pub disposition: Option<String>,
+    /// `internal`, `inbound` or `outbound`.
+    pub direction: Option<String>,
+    /// Trunk name.
+    pub trunk: Option<String>,
+    /// DID (inbound calls).
+    pub did: Option<String>,
     /// Page size.
     pub limit: Option<i64>,
     /// Rows skipped.
@@ -596,12 +603,23 @@ impl CdrFilter {
             })?),
             None => None,
         };
+        let direction = match nonempty(&self.direction) {
+            Some(s) => Some(
+                s.to_ascii_lowercase()
+                    .parse::<store::Direction>()
+                    .map_err(|_| ApiError::invalid("direction: one of internal, inbound, outbound"))?,
+            ),
+            None => None,
+        };
         Ok(CdrQuery {
             tenant_id: None,
             from,
             to,
             number: nonempty(&self.number),
             disposition,
+            direction,
+            trunk: nonempty(&self.trunk),
+            did: nonempty(&self.did),
             page: page(self.limit, self.offset)?,
         })
     }

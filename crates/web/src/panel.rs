@@ -1017,6 +1017,7 @@ async fn update_extension(
         display_name: Some(name),
         enabled: Some(field(&f, "enabled") == "on"),
         max_contacts: Some(max),
+        ..Default::default()
     };
     match w.store().update_extension(t.id, &number, upd).await {
         Ok(_) => {
@@ -1105,13 +1106,16 @@ fn filter_from(q: &HashMap<String, String>, offset: i64, limit: i64) -> CdrFilte
         to: opt("to"),
         number: opt("number"),
         disposition: opt("disposition"),
+        direction: opt("direction"),
+        trunk: opt("trunk"),
+        did: opt("did"),
         limit: Some(limit),
         offset: Some(offset),
     }
 }
 
 fn filter_query(q: &HashMap<String, String>) -> String {
-    ["from", "to", "number", "disposition"]
+    ["from", "to", "number", "disposition", "direction", "trunk", "did"]
         .iter()
         .map(|k| format!("{k}={}", url_encode(field(q, k))))
         .collect::<Vec<_>>()

@@ -596,6 +596,7 @@ fn cdr(
         codec: "PCMU".into(),
         a: Default::default(),
         b: Default::default(),
+        route: Default::default(),
     }
 }
 

@@ -100,6 +100,8 @@ pub struct Harness {
     pub fail_media: bool,
     cseq: u32,
     client_rng: rand::rngs::StdRng,
+    /// Trunk states as last written.
+    pub trunk_status: HashMap<i64, serde_json::Value>,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -150,6 +152,7 @@ impl Harness {
             fail_media: false,
             cseq: 1,
             client_rng: rand::SeedableRng::from_seed([3; 32]),
+            trunk_status: HashMap::new(),
         }
     }
 
@@ -244,6 +247,10 @@ impl Harness {
                 }
             }
             DbOp::BindingFlags { .. } | DbOp::PurgeExpired { .. } => DbAnswer::Done(Ok(())),
+            DbOp::TrunkStatus { trunk_id, status } => {
+                self.trunk_status.insert(trunk_id, status);
+                DbAnswer::Done(Ok(()))
+            }
             DbOp::LookupExtension { tenant, number } => {
                 self.lookups += 1;
                 DbAnswer::Extension(Ok(self.db_extensions.get(&(tenant, number)).cloned()))

@@ -104,6 +104,7 @@ async fn main() -> Result<()> {
                         codec: "PCMU".into(),
                         a: LegStats::default(),
                         b: LegStats::default(),
+                        route: Default::default(),
                     })
                     .await?;
                     ack(&format!("ack cdr {call_id}"));
