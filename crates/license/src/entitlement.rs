@@ -282,13 +282,16 @@ impl Entitlement {
                 } else {
                     ""
                 };
+                let status = match self.status(now) {
+                    Status::Valid => String::new(),
+                    other => format!("; {other}"),
+                };
                 format!(
-                    "Licence {} for {}: {} ({figures}), valid until {}, {}{test}",
+                    "Licence {} for {}: {} ({figures}), valid until {}{status}{test}",
                     l.id,
                     l.customer,
                     l.topology,
                     rfc3339(l.valid_until),
-                    self.status(now)
                 )
             }
         }
