@@ -122,6 +122,27 @@ pub struct ReadOnlyError {
     pub since: DateTime<Utc>,
 }
 
+/// [`Entitlement::report`]: a serialisable snapshot of what is in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// True on the free allowance.
+    pub free: bool,
+    /// The topology in force.
+    pub topology: Topology,
+    /// The limits in force (`"unlimited"` for none).
+    pub limits: Limits,
+    /// The features in force.
+    pub features: BTreeSet<String>,
+    /// Expiry status.
+    pub status: Status,
+    /// False once the licence has expired.
+    pub config_writable: bool,
+    /// [`Entitlement::summary`].
+    pub summary: String,
+    /// The licence and its signing key, when one is installed.
+    pub license: Option<Verified>,
+}
+
 /// What is in force on this node: the free allowance, or a verified licence (possibly expired).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entitlement {
@@ -255,6 +276,21 @@ impl Entitlement {
                 adding,
                 free: self.is_free(),
             })
+        }
+    }
+
+    /// Everything `denwa license show --json` and `GET /api/v1/license` need (the binary adds
+    /// the node id and whether dev mode is on).
+    pub fn report(&self, now: DateTime<Utc>) -> Report {
+        Report {
+            free: self.is_free(),
+            topology: self.topology(),
+            limits: self.limits(),
+            features: self.features(),
+            status: self.status(now),
+            config_writable: self.config_writable(now),
+            summary: self.summary(now),
+            license: self.license.clone(),
         }
     }
 

@@ -13,7 +13,7 @@
 //! - Where objects are created: [`Entitlement::check_writable`] then [`Entitlement::check_limit`];
 //!   both errors' messages are meant to be shown as they are.
 //! - Panel and CLI: [`Entitlement::summary`], [`Entitlement::status`] (warn on
-//!   [`Status::ExpiresSoon`]).
+//!   [`Status::ExpiresSoon`]); `--json` and the API: [`Entitlement::report`].
 //!
 //! # Dev mode
 //!
@@ -43,7 +43,7 @@ mod verify;
 
 pub use entitlement::{
     EXPIRY_WARNING_DAYS, Entitlement, FREE_CONCURRENT_CALLS, FREE_EXTENSIONS, FREE_LIMITS,
-    FREE_TENANTS, FREE_TOPOLOGY, FREE_TRUNKS, LimitError, ReadOnlyError, Status,
+    FREE_TENANTS, FREE_TOPOLOGY, FREE_TRUNKS, LimitError, ReadOnlyError, Report, Status,
 };
 pub use format::{FORMAT_VERSION, MAX_LICENSE_BYTES};
 pub use keys::{KeyId, KeyRole, Keyring, PublicKey};

@@ -198,6 +198,15 @@ fn installed_expired_licence_stays_in_force_read_only() {
             .contains("; expires in 12 days")
     );
     assert!(Entitlement::free().check_writable(later).is_ok());
+    let report = serde_json::to_value(e.report(later)).expect("json");
+    assert_eq!(report["status"]["status"], "expired");
+    assert_eq!(report["config_writable"], false);
+    assert_eq!(report["limits"]["trunks"], "unlimited");
+    assert_eq!(report["license"]["license"]["id"], "DL-20260101-00000001");
+    let free = serde_json::to_value(Entitlement::free().report(later)).expect("json");
+    assert_eq!(free["free"], true);
+    assert_eq!(free["limits"]["extensions"], 25);
+    assert!(free["license"].is_null());
 }
 
 #[test]

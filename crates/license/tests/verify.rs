@@ -437,6 +437,16 @@ fn malformed_files_are_refused_saying_what_is_wrong() {
         (
             sign_payload(
                 "",
+                json.replace(r#""customer""#, r#""customer":"Someone","customer""#)
+                    .as_bytes(),
+                &key,
+            )
+            .into_bytes(),
+            "duplicate field `customer`",
+        ),
+        (
+            sign_payload(
+                "",
                 json.replace(r#""customer""#, r#""extra":1,"customer""#)
                     .as_bytes(),
                 &key,
