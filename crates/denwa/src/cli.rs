@@ -71,9 +71,18 @@ pub enum Command {
     /// Show call records.
     #[command(subcommand)]
     Cdr(CdrCmd),
-    /// Routing: see what the dialplan decides for a call, without placing it.
+    /// SIP trunks to providers: add, edit, remove, and their live state.
+    #[command(subcommand)]
+    Trunk(TrunkCmd),
+    /// Outbound routes (dial patterns -> trunks), and what the dialplan decides for a call.
     #[command(subcommand)]
     Route(RouteCmd),
+    /// Inbound routes: which destination each DID (dialled number from a trunk) goes to.
+    #[command(subcommand)]
+    Did(DidCmd),
+    /// The tenant's outbound policy: main number, emergency numbers, toll-fraud limits.
+    #[command(subcommand)]
+    Outbound(OutboundCmd),
     /// Manage control-panel administrators.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -141,6 +150,35 @@ pub enum ExtensionCmd {
         /// Extension number
         number: String,
     },
+    /// Change an extension's name, class of service, outbound caller ID or limits.
+    Edit {
+        /// Extension number
+        number: String,
+        /// Display name
+        #[arg(long)]
+        name: Option<String>,
+        /// Class of service: internal, local, national, mobile or international (international is never a default)
+        #[arg(long, value_name = "CLASS")]
+        cos: Option<String>,
+        /// Caller ID on outside calls ("" for the tenant's main number)
+        #[arg(long, value_name = "NUMBER")]
+        outbound_cid: Option<String>,
+        /// Withhold caller ID on outside calls (Privacy: id): true or false
+        #[arg(long, value_name = "BOOL")]
+        anonymous: Option<bool>,
+        /// Outside calls in progress at once
+        #[arg(long, value_name = "N")]
+        max_outbound_calls: Option<u32>,
+        /// Outside calls started per hour
+        #[arg(long, value_name = "N")]
+        max_calls_per_hour: Option<u32>,
+        /// International minutes per day
+        #[arg(long, value_name = "MIN")]
+        intl_minutes: Option<u32>,
+        /// Enable or disable: true or false
+        #[arg(long, value_name = "BOOL")]
+        enabled: Option<bool>,
+    },
     /// Set a new password; prints the generated one when none is given.
     Passwd {
         /// Extension number
@@ -175,9 +213,243 @@ pub enum CdrCmd {
     },
 }
 
+/// Trunk settings (on `add`, `--host` is required; on `edit`, only what is given changes).
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrunkFlags {
+    /// Provider host name or address, optionally with :PORT
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub host: Option<String>,
+    /// udp or tcp
+    #[arg(long)]
+    pub transport: Option<String>,
+    /// Account (registration AOR user and default From user)
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// Digest user when it differs from --username
+    #[arg(long, value_name = "USER")]
+    pub auth_username: Option<String>,
+    /// Digest password (stored for answering the provider's challenges; never shown)
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Register to the provider (a registration trunk); --register false for an IP trunk
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub register: Option<bool>,
+    /// Where the DID of inbound calls is: ruri (Request-URI) or to (To header)
+    #[arg(long, value_name = "ruri|to")]
+    pub did_from: Option<String>,
+    /// Send every request to this proxy instead of the host ("" for none)
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub outbound_proxy: Option<String>,
+    /// From user on calls (default: the caller ID, or the account with --identity pai/ppi)
+    #[arg(long, value_name = "USER")]
+    pub from_user: Option<String>,
+    /// From domain (default: the host)
+    #[arg(long, value_name = "DOMAIN")]
+    pub from_domain: Option<String>,
+    /// Caller ID presentation: from, pai (P-Asserted-Identity) or ppi (P-Preferred-Identity)
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Codecs offered, comma-separated (PCMU, PCMA, G722, opus)
+    #[arg(long, value_name = "LIST")]
+    pub codecs: Option<String>,
+    /// DTMF: rfc4733, inband or info
+    #[arg(long)]
+    pub dtmf: Option<String>,
+    /// Most simultaneous calls (0: no limit)
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<u32>,
+    /// Seconds between OPTIONS health checks (0: off)
+    #[arg(long, value_name = "S")]
+    pub ping_interval: Option<u32>,
+    /// Registration interval asked for, seconds
+    #[arg(long, value_name = "S")]
+    pub expires: Option<u32>,
+    /// More source addresses (IP or CIDR) whose requests are this trunk's; repeat
+    #[arg(long = "inbound-addr", value_name = "CIDR")]
+    pub inbound_addr: Vec<String>,
+    /// Enable or disable: true or false
+    #[arg(long, value_name = "BOOL")]
+    pub enabled: Option<bool>,
+}
+
+/// `denwa trunk ...`
+#[derive(Debug, Subcommand)]
+pub enum TrunkCmd {
+    /// Add a trunk.
+    Add {
+        /// Trunk name (letters, digits, - _ .)
+        name: String,
+        #[command(flatten)]
+        flags: TrunkFlags,
+    },
+    /// Change a trunk.
+    Edit {
+        /// Trunk name
+        name: String,
+        #[command(flatten)]
+        flags: TrunkFlags,
+    },
+    /// List trunks.
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one trunk's settings.
+    Show {
+        /// Trunk name
+        name: String,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a trunk (refused while a route uses it).
+    Remove {
+        /// Trunk name
+        name: String,
+    },
+    /// Registration state, last OPTIONS answer and calls in progress, as the server last stored them.
+    Status {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Outbound route settings (on `edit`, only what is given changes; --pattern and --trunk
+/// replace the lists).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RouteFlags {
+    /// Dial pattern, FreePBX style (0|0ZXXXXXXXX, 9|1NXXNXXXXXX, X Z N [1-5] . !); repeat
+    #[arg(long = "pattern", value_name = "P")]
+    pub patterns: Vec<String>,
+    /// Trunk to try, in order; repeat
+    #[arg(long = "trunk", value_name = "T")]
+    pub trunks: Vec<String>,
+    /// Digits removed after the pattern's PREFIX| part
+    #[arg(long, value_name = "N")]
+    pub strip: Option<u32>,
+    /// Digits put in front of the number sent
+    #[arg(long, value_name = "DIGITS")]
+    pub prepend: Option<String>,
+    /// Class of service a caller needs: local, national, mobile or international
+    #[arg(long, value_name = "CLASS")]
+    pub cos: Option<String>,
+    /// Caller ID on this route ("" for the extension's or the main number)
+    #[arg(long, value_name = "NUMBER")]
+    pub caller_id: Option<String>,
+    /// Emergency calls go out through this route's trunks first: true or false
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub emergency: Option<bool>,
+    /// Position among the routes (1 is tried first)
+    #[arg(long, value_name = "N")]
+    pub position: Option<i64>,
+    /// Enable or disable: true or false
+    #[arg(long, value_name = "BOOL")]
+    pub enabled: Option<bool>,
+}
+
+/// `denwa did ...`
+#[derive(Debug, Subcommand)]
+pub enum DidCmd {
+    /// Add an inbound route: a DID (0312345678), a pattern (03123456XX) or `any` (catch-all).
+    Add {
+        /// DID, pattern or `any`
+        pattern: String,
+        /// Destination: ext:1001, group:NAME, ivr:NAME, vm:1001, timecond:NAME or hangup
+        #[arg(long, value_name = "DEST")]
+        to: String,
+        /// Only calls from this trunk
+        #[arg(long, value_name = "T")]
+        trunk: Option<String>,
+        /// A note
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Change an inbound route's destination (or trunk, or note).
+    Edit {
+        /// DID, pattern or `any`
+        pattern: String,
+        /// Destination
+        #[arg(long, value_name = "DEST")]
+        to: Option<String>,
+        /// Only calls from this trunk ("" for any)
+        #[arg(long, value_name = "T")]
+        trunk: Option<String>,
+        /// A note
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List inbound routes.
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an inbound route.
+    Remove {
+        /// DID, pattern or `any`
+        pattern: String,
+    },
+}
+
+/// `denwa outbound ...`
+#[derive(Debug, Subcommand)]
+pub enum OutboundCmd {
+    /// Show the policy.
+    Show {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the policy (only what is given changes).
+    Set {
+        /// The company's main number (caller ID for extensions without their own)
+        #[arg(long, value_name = "NUMBER")]
+        main_number: Option<String>,
+        /// Emergency numbers, comma-separated (always routed, whatever the class of service)
+        #[arg(long, value_name = "LIST")]
+        emergency: Option<String>,
+        /// Outside calls in progress at once, whole tenant
+        #[arg(long, value_name = "N")]
+        max_calls: Option<u32>,
+        /// Outside calls started per hour, whole tenant
+        #[arg(long, value_name = "N")]
+        max_per_hour: Option<u32>,
+        /// International minutes per day, whole tenant
+        #[arg(long, value_name = "MIN")]
+        intl_minutes: Option<u32>,
+    },
+}
+
 /// `denwa route ...`
 #[derive(Debug, Subcommand)]
 pub enum RouteCmd {
+    /// Add an outbound route (at the end, or at --position).
+    Add {
+        /// Route name (letters, digits, - _ .)
+        name: String,
+        #[command(flatten)]
+        flags: RouteFlags,
+    },
+    /// Change an outbound route.
+    Edit {
+        /// Route name
+        name: String,
+        #[command(flatten)]
+        flags: RouteFlags,
+    },
+    /// List outbound routes in the order they are tried.
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an outbound route.
+    Remove {
+        /// Route name
+        name: String,
+    },
     /// The dialplan's decision for a call from an extension to a number: the destination
     /// (ext:, group:, ivr:, vm:, conf:, park, timecond:, route:, hangup) or the SIP rejection.
     Test {

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod http;
+mod outside_cmd;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -223,6 +224,11 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             );
             if json {
                 let mut v = serde_json::to_value(&decision)?;
+                if let Some(o) = v.as_object_mut()
+                    && let engine::dialplan::Decision::Outside { .. } = &decision
+                {
+                    o.insert("destination".into(), "route".into());
+                }
                 if let (Some(o), engine::dialplan::Decision::Route { destination, .. }) =
                     (v.as_object_mut(), &decision)
                 {
@@ -235,16 +241,37 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                 }
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
-                match &decision {
-                    engine::dialplan::Decision::Route {
-                        destination,
-                        reason,
-                    } => writeln!(out, "{from} -> {number}: {destination} ({reason})")?,
-                    engine::dialplan::Decision::Reject { status, reason } => {
-                        writeln!(out, "{from} -> {number}: rejected with {status} {reason}")?
-                    }
-                }
+                outside_cmd::print_decision(&mut out, &from, &number, &decision)?;
             }
+        }
+        Command::Route(cmd) => outside_cmd::route(cmd, &store, tenant.id, &mut out).await?,
+        Command::Trunk(cmd) => outside_cmd::trunk(cmd, &store, tenant.id, &mut out).await?,
+        Command::Did(cmd) => outside_cmd::did(cmd, &store, tenant.id, &mut out).await?,
+        Command::Outbound(cmd) => outside_cmd::outbound(cmd, &store, tenant.id, &mut out).await?,
+        Command::Extension(ExtensionCmd::Edit {
+            number,
+            name,
+            cos,
+            outbound_cid,
+            anonymous,
+            max_outbound_calls,
+            max_calls_per_hour,
+            intl_minutes,
+            enabled,
+        }) => {
+            outside_cmd::extension_edit(
+                &store,
+                tenant.id,
+                &number,
+                name,
+                cos,
+                outbound_cid,
+                anonymous,
+                (max_outbound_calls, max_calls_per_hour, intl_minutes),
+                enabled,
+                &mut out,
+            )
+            .await?
         }
         Command::Extension(ExtensionCmd::List { json }) => {
             let mut all = Vec::new();

@@ -141,6 +141,7 @@ pub struct OutsideCall {
     /// The class of the number (what the caller's class of service had to include).
     pub class: CallClass,
     /// The number as sent to the trunk.
+    #[serde(rename = "number_sent")]
     pub number: String,
     /// Trunks to try, in order.
     pub trunks: Vec<String>,

@@ -22,6 +22,9 @@ use crate::{Control, Shared, load};
 /// Messages taken from the inbound queue per loop turn before timers are looked at again.
 const BATCH: usize = 256;
 
+/// How often trunk host names are resolved again.
+const RESOLVE_EVERY: Duration = Duration::from_secs(300);
+
 pub(crate) struct Driver {
     engine: Engine,
     store: Store,
@@ -90,6 +93,10 @@ impl Driver {
         };
         let mut changes = self.store.subscribe();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        // Trunk host names are resolved again now and then (a provider moves its SBC).
+        let mut resolve = tokio::time::interval(RESOLVE_EVERY);
+        resolve.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resolve.tick().await;
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.publish();
         loop {
@@ -126,6 +133,7 @@ impl Driver {
                     self.check_media(now());
                     self.publish();
                 }
+                _ = resolve.tick() => self.on_change(Change::Outside),
                 c = changes.recv() => {
                     match c {
                         Ok(c) => self.on_change(c),
@@ -183,6 +191,11 @@ impl Driver {
     fn publish(&self) {
         use std::sync::atomic::Ordering::Relaxed;
         self.metrics.publish_engine(self.engine.counters());
+        let trunks = self.engine.trunk_statuses(now());
+        match self.metrics.trunks.lock() {
+            Ok(mut l) => *l = trunks,
+            Err(p) => *p.into_inner() = trunks,
+        }
         self.metrics
             .registrations
             .store(self.engine.usrloc().len() as i64, Relaxed);
@@ -253,6 +266,18 @@ impl Driver {
                         .map(drop)
                         .map_err(|e| e.to_string());
                     let _ = back.send(Input::Db(id, DbAnswer::Cdr(r)));
+                });
+            }
+            DbOp::TrunkStatus { trunk_id, status } => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                let node = self.node.clone();
+                tokio::spawn(async move {
+                    let r = store
+                        .set_trunk_status(trunk_id, &node, &status)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
                 });
             }
             DbOp::PurgeExpired { now } => {
@@ -391,16 +416,17 @@ impl Driver {
     }
 
     fn on_change(&self, c: Change) {
-        let (ext, ten, set) = match c {
-            Change::Extensions => (true, false, false),
-            Change::Tenants => (false, true, false),
-            Change::Settings => (false, false, true),
-            Change::All => (true, true, true),
-            _ => (false, false, false),
+        let (ext, ten, set, out) = match c {
+            Change::Extensions => (true, false, false, false),
+            Change::Tenants => (false, true, false, false),
+            Change::Settings => (false, false, true, false),
+            Change::Outside => (false, false, false, true),
+            Change::All => (true, true, true, true),
+            _ => (false, false, false, false),
         };
         let back = self.back_tx.clone();
         let store = self.store.clone();
-        if !(ext || ten || set) {
+        if !(ext || ten || set || out) {
             return;
         }
         tokio::spawn(async move {
@@ -424,6 +450,14 @@ impl Driver {
             if set {
                 let s = load::settings(&store).await;
                 let _ = back.send(Input::Config(ConfigUpdate::Settings(s)));
+            }
+            if out {
+                match load::outside(&store).await {
+                    Ok(o) => {
+                        let _ = back.send(Input::Config(ConfigUpdate::Outside(o)));
+                    }
+                    Err(e) => warn!(error = %e, "loading trunks and routes failed"),
+                }
             }
         });
     }

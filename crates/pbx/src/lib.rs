@@ -123,7 +123,9 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         ..Default::default()
     };
     // Caches first, so the first REGISTER after a restart already finds its extension.
-    let snap = load::snapshot(&store).await?;
+    let mut snap = load::snapshot(&store).await?;
+    // Trunk host names resolved, so registrations and calls can start at once.
+    snap.outside = load::outside(&store).await?;
     let mut eng = engine::Engine::new(ecfg, snap);
     let now = engine::Now {
         mono: Instant::now(),
@@ -209,6 +211,14 @@ impl Pbx {
             ],
         );
         s
+    }
+
+    /// Trunk states (registration, health, calls), as of the last quarter second.
+    pub fn trunk_statuses(&self) -> Vec<engine::TrunkStatus> {
+        match self.metrics.trunks.lock() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     /// Calls in progress.

@@ -24,6 +24,11 @@ pub struct Metrics {
     udp_send_queued: AtomicU64,
     udp_send_drops: AtomicU64,
     log_suppressed: AtomicU64,
+    fraud_blocked: AtomicU64,
+    trunk_failovers: AtomicU64,
+    trunk_invites: AtomicU64,
+    /// Trunk states as of the driver's last tick.
+    pub trunks: std::sync::Mutex<Vec<engine::TrunkStatus>>,
     /// TCP connections open right now (accepted and outbound).
     pub tcp_connections: AtomicI64,
     /// Registered contacts right now.
@@ -52,6 +57,10 @@ impl Default for Metrics {
             udp_send_queued: AtomicU64::new(0),
             udp_send_drops: AtomicU64::new(0),
             log_suppressed: AtomicU64::new(0),
+            fraud_blocked: AtomicU64::new(0),
+            trunk_failovers: AtomicU64::new(0),
+            trunk_invites: AtomicU64::new(0),
+            trunks: std::sync::Mutex::new(Vec::new()),
             tcp_connections: AtomicI64::new(0),
             registrations: AtomicI64::new(0),
             active_calls: AtomicI64::new(0),
@@ -115,6 +124,72 @@ impl Metrics {
         self.throttled.store(c.throttled, Relaxed);
         for (dst, src) in self.calls_by_disposition.iter().zip(c.calls.iter()) {
             dst.store(*src, Relaxed);
+        }
+        self.fraud_blocked.store(c.fraud_blocked, Relaxed);
+        self.trunk_failovers.store(c.trunk_failovers, Relaxed);
+        self.trunk_invites.store(c.trunk_invites, Relaxed);
+    }
+
+    /// Trunk gauges and counters.
+    fn render_trunks(&self, out: &mut String) {
+        let trunks: [(&str, &str, &str, u64); 3] = [
+            (
+                "denwa_toll_fraud_blocked_total",
+                "counter",
+                "Outside calls refused by a toll-fraud limit (per-hour, concurrent, international minutes).",
+                self.fraud_blocked.load(Relaxed),
+            ),
+            (
+                "denwa_trunk_failovers_total",
+                "counter",
+                "Outside calls moved to the next trunk after a failure.",
+                self.trunk_failovers.load(Relaxed),
+            ),
+            (
+                "denwa_trunk_inbound_invites_total",
+                "counter",
+                "New INVITEs received from trunks.",
+                self.trunk_invites.load(Relaxed),
+            ),
+        ];
+        write_simple(out, &trunks);
+        let list = match self.trunks.lock() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let gauges: [(&str, &str); 4] = [
+            (
+                "denwa_trunk_registered",
+                "1 when the trunk is registered to its provider (registration trunks).",
+            ),
+            (
+                "denwa_trunk_up",
+                "1 when the trunk answers its OPTIONS health check (or has none), 0 when marked down.",
+            ),
+            ("denwa_trunk_usable", "1 when new calls may use the trunk."),
+            ("denwa_trunk_calls", "Calls in progress over the trunk."),
+        ];
+        for (name, help) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for t in &list {
+                let v = match name {
+                    "denwa_trunk_registered" => {
+                        if t.registration == "off" {
+                            continue;
+                        }
+                        u64::from(t.registration == "registered")
+                    }
+                    "denwa_trunk_up" => u64::from(t.health != "down"),
+                    "denwa_trunk_usable" => u64::from(t.usable),
+                    _ => t.calls as u64,
+                };
+                let _ = writeln!(
+                    out,
+                    "{name}{{tenant=\"{}\",trunk=\"{}\"}} {v}",
+                    t.tenant, t.name
+                );
+            }
         }
     }
 
@@ -186,6 +261,7 @@ impl Metrics {
             ),
         ];
         write_simple(out, &simple);
+        self.render_trunks(out);
         let abuse: [(&str, &str, &str, u64); 7] = [
             (
                 "denwa_sip_tcp_refused_total",

@@ -603,14 +603,13 @@ impl CdrFilter {
             })?),
             None => None,
         };
-        let direction = match nonempty(&self.direction) {
-            Some(s) => Some(
-                s.to_ascii_lowercase()
-                    .parse::<store::Direction>()
-                    .map_err(|_| ApiError::invalid("direction: one of internal, inbound, outbound"))?,
-            ),
-            None => None,
-        };
+        let direction =
+            match nonempty(&self.direction) {
+                Some(s) => Some(s.to_ascii_lowercase().parse::<store::Direction>().map_err(
+                    |_| ApiError::invalid("direction: one of internal, inbound, outbound"),
+                )?),
+                None => None,
+            };
         Ok(CdrQuery {
             tenant_id: None,
             from,

@@ -1115,11 +1115,19 @@ fn filter_from(q: &HashMap<String, String>, offset: i64, limit: i64) -> CdrFilte
 }
 
 fn filter_query(q: &HashMap<String, String>) -> String {
-    ["from", "to", "number", "disposition", "direction", "trunk", "did"]
-        .iter()
-        .map(|k| format!("{k}={}", url_encode(field(q, k))))
-        .collect::<Vec<_>>()
-        .join("&")
+    [
+        "from",
+        "to",
+        "number",
+        "disposition",
+        "direction",
+        "trunk",
+        "did",
+    ]
+    .iter()
+    .map(|k| format!("{k}={}", url_encode(field(q, k))))
+    .collect::<Vec<_>>()
+    .join("&")
 }
 
 async fn history(
