@@ -479,7 +479,14 @@ impl Engine {
                 }
             }
             ConfigUpdate::Outside(o) => {
-                debug!(trunks = o.trunks.len(), "trunks and routes loaded");
+                let routes: usize = o.routes.values().map(Vec::len).sum();
+                let dids: usize = o.dids.values().map(Vec::len).sum();
+                if o != self.snap.outside {
+                    info!(
+                        trunks = o.trunks.len(),
+                        routes, dids, "trunks and routes loaded"
+                    );
+                }
                 self.snap.outside = o;
                 self.outside_changed(now);
             }

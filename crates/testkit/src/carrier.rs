@@ -130,6 +130,10 @@ pub struct CarrierConfig {
     /// Outbound INVITEs must carry a From user equal to the digest user (403 otherwise), as many
     /// carriers require. Default off.
     pub from_must_match: bool,
+    /// The loopback address it listens on (default 127.0.0.1). A PBX under test that tells
+    /// trunks from phones by source address needs the carrier on another one (127.0.0.2):
+    /// the phones run on 127.0.0.1.
+    pub bind: IpAddr,
 }
 
 impl Default for CarrierConfig {
@@ -145,6 +149,7 @@ impl Default for CarrierConfig {
             answer_invites: None,
             max_expires: 60,
             from_must_match: false,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
 }
@@ -181,6 +186,12 @@ impl CarrierConfig {
     /// Sets where outbound calls go.
     pub fn with_pstn(mut self, pstn: SocketAddr) -> Self {
         self.pstn = Some(pstn);
+        self
+    }
+
+    /// Listens on `ip` (a loopback address) instead of 127.0.0.1.
+    pub fn bound_to(mut self, ip: IpAddr) -> Self {
+        self.bind = ip;
         self
     }
 }
@@ -295,7 +306,7 @@ impl Carrier {
             .tempdir()
             .context("carrier temp dir")?;
         let mut carrier = Carrier {
-            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            addr: SocketAddr::new(cfg.bind, 0),
             cfg,
             dir,
             proc: None,
