@@ -30,8 +30,9 @@ use crate::{ALLOW, Engine, Now, Owner, Pending, nathelper, sdp};
 /// An outside call's trunks and how far it got through them.
 pub(crate) struct OutsidePlan {
     pub call: OutsideCall,
-    /// Trunk ids in the order tried.
-    pub trunks: Vec<i64>,
+    /// (trunk id, address) in the order tried: each trunk's addresses (its DNS answers, at
+    /// most [`ADDRS_PER_TRUNK`]) before the next trunk.
+    pub trunks: Vec<(i64, SocketAddr)>,
     /// Index of the next trunk to try.
     pub next: usize,
     /// The caller's SDP offer (each attempt rewrites it for the relay).
@@ -68,6 +69,9 @@ struct Guard {
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
+
+/// Addresses of one trunk an outside call tries at most (DNS may answer many).
+pub const ADDRS_PER_TRUNK: usize = 4;
 
 /// How long a trunk may stay silent (not even 100 Trying) before the call moves on.
 pub const TRUNK_SILENCE: Duration = Duration::from_secs(5);
@@ -842,16 +846,17 @@ impl Engine {
             let reason = format!("Limit reached: {why}");
             return self.refuse_call(txn, req, source, &o, 403, &reason, Disposition::Failed, now);
         }
-        let trunks: Vec<i64> = call
+        let trunks: Vec<(i64, SocketAddr)> = call
             .trunks
             .iter()
-            .filter_map(|n| self.snap.outside.trunk(o.tenant, n).map(|t| t.id))
+            .filter_map(|n| self.snap.outside.trunk(o.tenant, n))
+            .flat_map(|t| t.addrs.iter().take(ADDRS_PER_TRUNK).map(|a| (t.id, *a)))
             .collect();
         // The relay session faces the first usable trunk's segment.
-        let first = trunks.iter().find_map(|id| {
+        let first = trunks.iter().find_map(|(id, addr)| {
             let t = self.snap.outside.trunks.get(id)?;
             self.trunk_usable(t).ok()?;
-            self.local_for(*t.addrs.first()?)
+            self.local_for(*addr)
         });
         let Some(local) = first else {
             warn!(caller = %caller.number, number = %call.number, route = %call.route, emergency = call.emergency, "no usable trunk");
@@ -899,7 +904,7 @@ impl Engine {
             let Some(plan) = call.outside.as_mut() else {
                 return false;
             };
-            let Some(&tid) = plan.trunks.get(plan.next) else {
+            let Some(&(tid, dest)) = plan.trunks.get(plan.next) else {
                 return false;
             };
             plan.next += 1;
@@ -913,9 +918,6 @@ impl Engine {
                 }
                 continue;
             }
-            let Some(&dest) = t.addrs.first() else {
-                continue;
-            };
             let Some(local) = self.local_for(dest) else {
                 continue;
             };
@@ -936,6 +938,17 @@ impl Engine {
             let relay = SocketAddr::new(nathelper::advertised_ip(adv, local), b_port.port());
             let Ok(body) = sdp::rewrite(&plan.body, relay) else {
                 return false;
+            };
+            // Only the codecs the trunk takes, in its order.
+            let body = match sdp::restrict_codecs(&body, &t.spec.codecs) {
+                Ok(Some(b)) => b,
+                Ok(None) | Err(_) => {
+                    debug!(call = id, trunk = %t.name, "no codec in common with the trunk: skipped");
+                    if let Some(p) = self.b2bua.get_mut(id).and_then(|c| c.outside.as_mut()) {
+                        p.tried.push((t.name.clone(), 488));
+                    }
+                    continue;
+                }
             };
             let Some(ruri) = trunk_uri(&t, Some(&plan.call.number)) else {
                 continue;

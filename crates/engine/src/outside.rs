@@ -406,6 +406,15 @@ impl TrunkSpec {
                 ));
             }
         }
+        if self.dtmf != DtmfMode::Rfc4733 {
+            return Err(FieldError::new(
+                "dtmf",
+                format!(
+                    "{} DTMF needs the media engine, which this version does not have yet: use rfc4733 (telephone-events pass through the relay as the phones send them)",
+                    self.dtmf
+                ),
+            ));
+        }
         if self.max_calls > 10_000 {
             return Err(FieldError::new("max_calls", "at most 10000 (0: no limit)"));
         }

@@ -181,9 +181,92 @@ pub fn rewrite(body: &[u8], relay: SocketAddr) -> Result<Vec<u8>, SdpError> {
     Ok(sdp.to_bytes())
 }
 
+/// The encoding name of a static RTP payload type (RFC 3551) we may meet without an rtpmap.
+fn static_encoding(pt: &str) -> Option<&'static str> {
+    match pt {
+        "0" => Some("PCMU"),
+        "8" => Some("PCMA"),
+        "9" => Some("G722"),
+        "18" => Some("G729"),
+        _ => None,
+    }
+}
+
+/// Keeps only the audio codecs in `allowed` (encoding names, case-insensitive), in the order
+/// `allowed` lists them, plus `telephone-event` (RFC 4733 DTMF); their rtpmap/fmtp lines go
+/// with them. `None` when no allowed codec is left (the peer cannot take the call).
+pub fn restrict_codecs(body: &[u8], allowed: &[String]) -> Result<Option<Vec<u8>>, SdpError> {
+    let mut sdp = Sdp::parse(body)?;
+    let audio = audio_index(&sdp)?;
+    let Some(m) = sdp.media.get_mut(audio) else {
+        return Ok(None);
+    };
+    let maps = m.rtpmaps();
+    let encoding = |pt: &str| -> Option<String> {
+        maps.iter()
+            .find(|r| r.payload_type.to_string() == pt)
+            .map(|r| r.encoding.clone())
+            .or_else(|| static_encoding(pt).map(str::to_string))
+    };
+    let mut kept: Vec<(usize, String)> = Vec::new();
+    let mut dtmf: Vec<String> = Vec::new();
+    for pt in &m.formats {
+        let Some(enc) = encoding(pt) else { continue };
+        if enc.eq_ignore_ascii_case("telephone-event") {
+            dtmf.push(pt.clone());
+        } else if let Some(rank) = allowed.iter().position(|a| a.eq_ignore_ascii_case(&enc)) {
+            kept.push((rank, pt.clone()));
+        }
+    }
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    kept.sort_by_key(|(rank, _)| *rank);
+    let mut formats: Vec<String> = kept.into_iter().map(|(_, pt)| pt).collect();
+    formats.extend(dtmf);
+    let dropped: Vec<String> = m
+        .formats
+        .iter()
+        .filter(|pt| !formats.contains(pt))
+        .cloned()
+        .collect();
+    m.formats = formats;
+    m.lines.retain(|l| {
+        if l.kind != 'a' {
+            return true;
+        }
+        let pt = l
+            .value
+            .strip_prefix("rtpmap:")
+            .or_else(|| l.value.strip_prefix("fmtp:"))
+            .and_then(|rest| rest.split([' ', '\t']).next());
+        pt.is_none_or(|pt| !dropped.iter().any(|d| d == pt))
+    });
+    Ok(Some(sdp.to_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codecs_restricted_to_the_trunks_list_in_its_order() {
+        let offer = "v=0\r\no=a 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+m=audio 49170 RTP/AVP 9 0 8 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
+        let out = restrict_codecs(offer.as_bytes(), &["PCMA".into(), "pcmu".into()])
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("m=audio 49170 RTP/AVP 8 0 101"), "{text}");
+        assert!(!text.contains("G722"), "{text}");
+        assert!(text.contains("a=fmtp:101 0-16"), "{text}");
+        assert_eq!(
+            restrict_codecs(offer.as_bytes(), &["opus".into()]).unwrap(),
+            None,
+            "nothing in common"
+        );
+    }
 
     const OFFER: &str = "v=0\r\no=alice 2890844526 2890844526 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
 m=audio 49170 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n\

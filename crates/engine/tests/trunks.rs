@@ -513,3 +513,32 @@ fn registration_to_the_provider_and_health_checks() {
     h.input(Input::Config(ConfigUpdate::Outside(o)));
     let _ = h.take();
 }
+
+#[test]
+fn a_trunk_with_several_addresses_fails_over_between_them() {
+    // DNS gave carrier-a two addresses: the second is tried before the next trunk.
+    let mut o = outside();
+    if let Some(t) = o.trunks.get_mut(&1) {
+        t.spec.host = "sip.carrier.example".into();
+        t.spec.port = None;
+        t.addrs = vec![addr(CARRIER_A), addr("203.0.113.11:5060")];
+        t.sources = t.addrs.iter().map(|a| a.ip()).collect();
+    }
+    let mut h = harness(o);
+    let out = dial(&mut h, "00312345678", "srv");
+    let first = invites_to(&out, CARRIER_A).remove(0);
+    assert_eq!(
+        first.uri.to_string(),
+        "sip:0312345678@sip.carrier.example",
+        "the Request-URI keeps the provider's domain"
+    );
+    h.sent.clear();
+    h.recv_message(
+        Message::Response(Response::for_request(&first, 503, None).with_to_tag("a")),
+        CARRIER_A,
+        SEG1,
+    );
+    let second = invites_to(&h.take(), "203.0.113.11:5060");
+    assert_eq!(second.len(), 1, "the trunk's second address");
+    assert!(invites_to(&h.sent, CARRIER_B).is_empty());
+}

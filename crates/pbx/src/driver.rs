@@ -33,6 +33,7 @@ pub(crate) struct Driver {
     metrics: Arc<Metrics>,
     shared: Arc<Shared>,
     node: String,
+    resolver: crate::resolve::Resolver,
     sessions: HashMap<SessionId, media::Session>,
     /// Answers of database tasks, configuration reloads and send failures. Unbounded, but no
     /// network input reaches it directly: every message answers work the engine or the driver
@@ -56,6 +57,7 @@ fn now() -> Now {
 }
 
 impl Driver {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         engine: Engine,
         store: Store,
@@ -64,6 +66,7 @@ impl Driver {
         metrics: Arc<Metrics>,
         shared: Arc<Shared>,
         node: String,
+        resolver: crate::resolve::Resolver,
     ) -> Driver {
         let (back_tx, back_rx) = mpsc::unbounded_channel();
         Driver {
@@ -74,6 +77,7 @@ impl Driver {
             metrics,
             shared,
             node,
+            resolver,
             sessions: HashMap::new(),
             back_tx,
             back_rx: Some(back_rx),
@@ -426,6 +430,7 @@ impl Driver {
         };
         let back = self.back_tx.clone();
         let store = self.store.clone();
+        let resolver = self.resolver.clone();
         if !(ext || ten || set || out) {
             return;
         }
@@ -452,7 +457,7 @@ impl Driver {
                 let _ = back.send(Input::Config(ConfigUpdate::Settings(s)));
             }
             if out {
-                match load::outside(&store).await {
+                match load::outside(&store, &resolver).await {
                     Ok(o) => {
                         let _ = back.send(Input::Config(ConfigUpdate::Outside(o)));
                     }

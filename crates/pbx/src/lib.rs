@@ -10,6 +10,7 @@
 mod driver;
 pub mod load;
 pub mod metrics;
+pub mod resolve;
 pub mod transport;
 
 use std::net::{IpAddr, SocketAddr};
@@ -44,6 +45,8 @@ pub struct PbxConfig {
     pub user_agent: String,
     /// Connection caps and timeouts of the SIP transports.
     pub transport: transport::TransportLimits,
+    /// DNS server for trunk host names (`None`: the system's, from /etc/resolv.conf).
+    pub dns_server: Option<SocketAddr>,
 }
 
 impl Default for PbxConfig {
@@ -57,6 +60,7 @@ impl Default for PbxConfig {
             throttle: e.throttle,
             user_agent: format!("Denwa/{}", env!("CARGO_PKG_VERSION")),
             transport: transport::TransportLimits::default(),
+            dns_server: None,
         }
     }
 }
@@ -125,7 +129,11 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
     // Caches first, so the first REGISTER after a restart already finds its extension.
     let mut snap = load::snapshot(&store).await?;
     // Trunk host names resolved, so registrations and calls can start at once.
-    snap.outside = load::outside(&store).await?;
+    let resolver = match cfg.dns_server {
+        Some(s) => resolve::Resolver::with_server(s),
+        None => resolve::Resolver::system(),
+    };
+    snap.outside = load::outside(&store, &resolver).await?;
     let mut eng = engine::Engine::new(ecfg, snap);
     let now = engine::Now {
         mono: Instant::now(),
@@ -149,6 +157,7 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         Arc::clone(&metrics),
         Arc::clone(&shared),
         cfg.node_name,
+        resolver,
     );
     shared.beat();
     tokio::spawn(d.run(rx, ctl_rx));

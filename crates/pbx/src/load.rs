@@ -69,22 +69,27 @@ fn ext_entry(e: store::Extension, ha1_md5: Option<String>, ha1_sha256: Option<St
 }
 
 /// Trunks (their host names resolved), routes, DIDs and tenant policies.
-pub async fn outside(store: &Store) -> anyhow::Result<Outside> {
-    outside_with(store, true).await
+pub async fn outside(
+    store: &Store,
+    resolver: &crate::resolve::Resolver,
+) -> anyhow::Result<Outside> {
+    outside_with(store, Some(resolver)).await
 }
 
-/// Trunks, routes, DIDs and tenant policies; `resolve` looks trunk host names up (the CLI's
-/// `route test` does not need addresses).
-pub async fn outside_with(store: &Store, resolve: bool) -> anyhow::Result<Outside> {
+/// Trunks, routes, DIDs and tenant policies; with a resolver, trunk host names are located
+/// (the CLI's `route test` does not need addresses).
+pub async fn outside_with(
+    store: &Store,
+    resolver: Option<&crate::resolve::Resolver>,
+) -> anyhow::Result<Outside> {
     let cfg = store.outside_config().await?;
     let mut out = Outside::default();
     for (t, password) in cfg.trunks {
-        let (addrs, sources) = if resolve {
-            resolve_trunk(&t.spec).await
-        } else {
-            (Vec::new(), Vec::new())
+        let (addrs, sources) = match resolver {
+            Some(r) => resolve_trunk(r, &t.spec).await,
+            None => (Vec::new(), Vec::new()),
         };
-        if resolve && addrs.is_empty() && t.spec.enabled {
+        if resolver.is_some() && addrs.is_empty() && t.spec.enabled {
             warn!(trunk = %t.name, host = %t.spec.host, "trunk address does not resolve: calls skip it");
         }
         out.trunks.insert(
@@ -122,45 +127,23 @@ pub async fn outside_with(store: &Store, resolve: bool) -> anyhow::Result<Outsid
     Ok(out)
 }
 
-/// Resolves `host[:port]` (a literal address, or a name through the system resolver), bounded
-/// in time so an unreachable DNS server cannot hold configuration loads up.
-async fn resolve(host: &str, port: u16) -> Vec<SocketAddr> {
-    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
-        return vec![SocketAddr::new(ip, port)];
-    }
-    let lookup = tokio::net::lookup_host((host.to_string(), port));
-    match tokio::time::timeout(std::time::Duration::from_secs(5), lookup).await {
-        Ok(Ok(it)) => {
-            let mut v: Vec<SocketAddr> = it.collect();
-            // IPv4 first: most providers and SBCs are reached over IPv4.
-            v.sort_by_key(|a| !a.is_ipv4());
-            v.dedup();
-            v
-        }
-        Ok(Err(e)) => {
-            warn!(%host, error = %e, "host name does not resolve");
-            Vec::new()
-        }
-        Err(_) => {
-            warn!(%host, "host name lookup timed out");
-            Vec::new()
-        }
-    }
-}
-
-/// Where a trunk's requests go (the outbound proxy, else the host) and the addresses whose
-/// requests are the trunk's (both).
-async fn resolve_trunk(spec: &store::TrunkSpec) -> (Vec<SocketAddr>, Vec<std::net::IpAddr>) {
-    let host = resolve(&spec.host, spec.port.unwrap_or(5060)).await;
+/// Where a trunk's requests go (the outbound proxy, else the host; RFC 3263 location) and the
+/// addresses whose requests are the trunk's (both).
+async fn resolve_trunk(
+    resolver: &crate::resolve::Resolver,
+    spec: &store::TrunkSpec,
+) -> (Vec<SocketAddr>, Vec<std::net::IpAddr>) {
+    let host = resolver.locate(&spec.host, spec.port, spec.transport).await;
     let proxy = match &spec.outbound_proxy {
         Some(p) => match engine::outside::parse_host_port("outbound_proxy", p) {
-            Ok((h, port)) => resolve(&h, port.unwrap_or(5060)).await,
+            Ok((h, port)) => resolver.locate(&h, port, spec.transport).await,
             Err(_) => Vec::new(),
         },
         None => Vec::new(),
     };
     let mut sources: Vec<std::net::IpAddr> =
         host.iter().chain(proxy.iter()).map(|a| a.ip()).collect();
+    sources.sort();
     sources.dedup();
     let addrs = if spec.outbound_proxy.is_some() {
         proxy
@@ -378,6 +361,6 @@ pub async fn snapshot(store: &Store) -> anyhow::Result<engine::Snapshot> {
         tenants: tenants(store).await?,
         extensions: extensions(store).await?,
         settings: settings(store).await,
-        outside: outside_with(store, false).await?,
+        outside: outside_with(store, None).await?,
     })
 }
