@@ -210,6 +210,15 @@ pub enum CdrCmd {
         /// How many records
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Only internal, inbound or outbound calls
+        #[arg(long)]
+        direction: Option<String>,
+        /// Only calls over this trunk
+        #[arg(long)]
+        trunk: Option<String>,
+        /// Only calls to this DID
+        #[arg(long)]
+        did: Option<String>,
     },
 }
 

@@ -369,12 +369,27 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Cdr(CdrCmd::List { json, limit }) => {
+        Command::Cdr(CdrCmd::List {
+            json,
+            limit,
+            direction,
+            trunk,
+            did,
+        }) => {
+            let direction = match direction {
+                Some(d) => Some(d.to_ascii_lowercase().parse::<store::Direction>().map_err(
+                    |_| anyhow::anyhow!("--direction: one of internal, inbound, outbound"),
+                )?),
+                None => None,
+            };
             let q = store::CdrQuery {
                 page: store::Page {
                     limit: i64::from(limit),
                     offset: 0,
                 },
+                direction,
+                trunk,
+                did,
                 ..Default::default()
             };
             let rows = store.list_cdrs(&q).await?;
@@ -383,21 +398,35 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             } else {
                 writeln!(
                     out,
-                    "{:<20} {:<10} {:<10} {:<10} {:>6} {:>7}  {:<7} CAUSE",
-                    "START", "CALLER", "CALLEE", "RESULT", "DUR", "BILLSEC", "CODEC"
+                    "{:<20} {:<9} {:<12} {:<12} {:<10} {:>6} {:>7}  {:<7} {:<12} CAUSE",
+                    "START",
+                    "DIR",
+                    "CALLER",
+                    "CALLEE",
+                    "RESULT",
+                    "DUR",
+                    "BILLSEC",
+                    "CODEC",
+                    "TRUNK"
                 )?;
                 for c in rows {
                     let r = &c.record;
                     writeln!(
                         out,
-                        "{:<20} {:<10} {:<10} {:<10} {:>6} {:>7}  {:<7} {}",
+                        "{:<20} {:<9} {:<12} {:<12} {:<10} {:>6} {:>7}  {:<7} {:<12} {}",
                         r.start_time.format("%Y-%m-%d %H:%M:%S"),
+                        r.route.direction.as_str(),
                         r.caller,
                         r.callee,
                         r.disposition.as_str(),
                         r.duration_s,
                         r.billsec,
                         r.codec,
+                        if r.route.trunk.is_empty() {
+                            "-"
+                        } else {
+                            &r.route.trunk
+                        },
                         r.hangup_cause
                     )?;
                 }
