@@ -61,6 +61,50 @@ async function createExtension(page, number, name) {
   return pw;
 }
 
+// Adds a trunk, an outbound route and an inbound route through the real forms; `t` holds the
+// labels of the page language (checked in the DOM: Chromium here has no CJK fonts).
+async function outsideLines(page, { trunk, route, did, t }) {
+  await page.goto(`${base}/trunks/new`);
+  for (const legend of t.groups) {
+    expect(await page.isVisible(`#trunk-form legend:has-text("${legend}")`), `trunk form group ${legend}`);
+  }
+  await page.fill("#trunk-form input[name=name]", trunk);
+  await page.fill("#trunk-form input[name=host]", "192.0.2.50");
+  await page.fill("#trunk-form input[name=username]", "0312345678");
+  await page.fill("#trunk-form input[name=password]", "trunk-secret-pw");
+  await page.check("#trunk-form input[name=register]");
+  await page.selectOption("#trunk-form select[name=identity]", "ppi");
+  await page.click("#trunk-form button[type=submit]");
+  await page.waitForSelector(`tr[data-trunk="${trunk}"]`);
+  const reg = await page.textContent(`tr[data-trunk="${trunk}"] td[data-registration]`);
+  expect(t.registration.some((w) => reg.includes(w)), `${trunk} shows its registration (${reg})`);
+  expect(!(await page.content()).includes("trunk-secret-pw"), "the trunk password is not shown");
+
+  // A bad pattern first: the error sits at the field and the input is kept.
+  await page.goto(`${base}/routes/new`);
+  await page.fill("#route-form input[name=name]", route);
+  await page.fill("#route-form textarea[name=pattern]", "0|0Q");
+  await page.selectOption("#route-form select[name=trunk] >> nth=0", trunk);
+  await page.click("#route-form button[type=submit]");
+  await page.waitForSelector("#err-pattern");
+  expect((await page.inputValue("#route-form textarea[name=pattern]")) === "0|0Q", "pattern input kept");
+  await page.fill("#route-form textarea[name=pattern]", "0|0ZXXXXXXXX\n0|0[789]0XXXXXXXX");
+  await page.selectOption("#route-form select[name=cos]", "mobile");
+  await page.click("#route-form button[type=submit]");
+  await page.waitForSelector(`tr[data-route="${route}"]`);
+  expect((await page.textContent(`tr[data-route="${route}"]`)).includes(t.mobile), "route class shown in the page language");
+
+  await page.goto(`${base}/dids/new`);
+  await page.fill("#did-form input[name=pattern]", did);
+  await page.fill("#did-form input[name=to]", "ext:1001");
+  await page.selectOption("#did-form select[name=trunk]", trunk);
+  await page.click("#did-form button[type=submit]");
+  await page.waitForSelector(`tr[data-did="${did}"]`);
+  expect((await page.textContent("#form-ok")).includes(t.didAdded), "inbound route added");
+  await page.goto(`${base}/`);
+  expect(await page.isVisible(`#dash-trunks tr[data-trunk="${trunk}"]`), "dashboard trunk panel");
+}
+
 try {
   // ----- English -----
   const ctx = await browser.newContext({ locale: "en-US", acceptDownloads: true });
@@ -120,6 +164,12 @@ try {
   await page.waitForSelector("#restore-ok");
   await page.goto(`${base}/extensions`);
   expect(await page.isVisible('tr[data-number="1001"]'), "1001 is back after the restore");
+  step("outside lines: trunk, outbound route, inbound route");
+  await outsideLines(page, {
+    trunk: "carrier", route: "national", did: "0312345678",
+    t: { groups: ["Basic", "Authentication", "Caller ID", "Advanced"], registration: ["registered", "registering", "failing"],
+         mobile: "mobile", didAdded: "Inbound route added" },
+  });
   await page.click("#logout");
   await page.waitForSelector("input[name=username]");
   await ctx.close();
@@ -141,6 +191,19 @@ try {
   expect(pw.length === 16, "password");
   await jp.goto(`${base}/extensions`);
   expect((await jp.textContent('tr[data-number="1003"]')).includes("佐藤"), "Japanese name stored");
+  step("Japanese: outside lines");
+  await jp.goto(`${base}/trunks`);
+  expect(await jp.isVisible('h1:has-text("外線トランク")'), "Japanese trunks page");
+  expect(await jp.isVisible('header nav a:has-text("発信ルート")'), "Japanese nav link");
+  await outsideLines(jp, {
+    trunk: "hikari", route: "mobile", did: "0312345679",
+    t: { groups: ["基本設定", "認証", "発信者番号", "詳細設定"], registration: ["登録済み", "登録中", "登録失敗", "未登録"],
+         mobile: "携帯電話", didAdded: "着信ルートを追加しました" },
+  });
+  await jp.goto(`${base}/extensions/1003`);
+  for (const label of ["規制クラス", "外線発信者番号", "非通知で発信"]) {
+    expect((await jp.textContent("#outside-calls")).includes(label), `extension form: ${label}`);
+  }
   // The switch goes back to English and sticks.
   await jp.click("#lang-switch");
   expect((await jp.getAttribute("html", "lang")) === "en", "switched to English");

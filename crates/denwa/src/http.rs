@@ -31,6 +31,10 @@ impl CallControl for PbxControl {
     fn core_alive(&self) -> bool {
         self.0.core_alive()
     }
+
+    fn trunk_statuses(&self) -> Vec<web::engine::TrunkStatus> {
+        self.0.trunk_statuses()
+    }
 }
 
 /// Shared state of the handlers.

@@ -19,6 +19,8 @@ use store::{AdminRole, ApiScope, CdrQuery, Disposition, Page};
 
 use crate::{Web, settings};
 
+pub(crate) mod outside;
+
 /// Largest backup upload accepted (bytes).
 pub const MAX_BACKUP_BYTES: usize = 512 * 1024 * 1024;
 /// Most rows one CSV export holds.
@@ -39,6 +41,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Explanation.
     pub message: String,
+    /// The refused input field, as the store names it (validation errors only).
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -48,6 +52,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
         }
     }
 
@@ -66,11 +71,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "error": { "code": self.code, "message": self.message } })),
-        )
-            .into_response()
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(f) = self.field {
+            error["field"] = Value::from(f);
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
     }
 }
 
@@ -78,7 +83,10 @@ impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> ApiError {
         use store::Error as E;
         match &e {
-            E::Invalid { .. } => ApiError::invalid(e.to_string()),
+            E::Invalid { field, .. } => ApiError {
+                field: Some((*field).to_string()),
+                ..ApiError::invalid(e.to_string())
+            },
             E::NotFound(_) => ApiError::not_found(e.to_string()),
             E::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             E::Backup(_) => ApiError::new(
@@ -256,6 +264,7 @@ pub fn routes() -> Router<Web> {
         .route("/admins/{username}/password", put(set_admin_password))
         .route("/api-keys", get(list_keys).post(create_key))
         .route("/api-keys/{id}", axum::routing::delete(delete_key))
+        .merge(outside::routes())
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
 }
 
@@ -412,6 +421,10 @@ struct ExtPatch {
     display_name: Option<String>,
     enabled: Option<bool>,
     max_contacts: Option<i64>,
+    cos: Option<store::CallClass>,
+    outbound_cid: Option<String>,
+    anonymous: Option<bool>,
+    limits: Option<outside::LimitsPatch>,
 }
 
 async fn update_extension(
@@ -425,6 +438,10 @@ async fn update_extension(
     }
     check_max_contacts(b.max_contacts)?;
     let t = w.store().default_tenant().await?;
+    let limits = match b.limits {
+        Some(l) => Some(outside::patch_limits(w.store(), t.id, &number, l).await?),
+        None => None,
+    };
     let ext = w
         .store()
         .update_extension(
@@ -434,7 +451,10 @@ async fn update_extension(
                 display_name: b.display_name,
                 enabled: b.enabled,
                 max_contacts: b.max_contacts,
-                ..Default::default()
+                cos: b.cos,
+                outbound_cid: b.outbound_cid,
+                anonymous: b.anonymous,
+                limits,
             },
         )
         .await?;

@@ -27,4 +27,10 @@ pub trait CallControl: Send + Sync + 'static {
 
     /// True while the SIP core runs (`/healthz` answers 503 when it does not).
     fn core_alive(&self) -> bool;
+
+    /// Live trunk states (registration, health, calls) of every tenant; empty when the core
+    /// does not run here (the panel and the API then show the state each node stored).
+    fn trunk_statuses(&self) -> Vec<engine::TrunkStatus> {
+        Vec::new()
+    }
 }

@@ -4,6 +4,8 @@
 use engine::policy;
 use serde_json::{Value, json};
 
+mod outside;
+
 fn err_ref() -> Value {
     json!({ "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
 }
@@ -113,9 +115,18 @@ fn cdr_params() -> Vec<Value> {
         l,
         o,
     ]
+    .into_iter()
+    .chain(outside::cdr_params())
+    .collect()
 }
 
 fn schemas() -> Value {
+    let mut s = schemas_wave1();
+    outside::schemas(&mut s);
+    s
+}
+
+fn schemas_wave1() -> Value {
     let ts = json!({ "type": "string", "format": "date-time" });
     let ts_null = json!({ "type": "string", "format": "date-time", "nullable": true });
     let leg = json!({ "type": "object", "properties": { "pkts_rx": { "type": "integer" }, "pkts_tx": { "type": "integer" }, "lost": { "type": "integer" }, "jitter_ms": { "type": "number" } } });
@@ -227,6 +238,7 @@ pub fn document() -> Value {
     );
     let mut csv_params = cdr_params();
     csv_params.truncate(4);
+    csv_params.extend(outside::cdr_params());
     add(
         "/cdrs.csv",
         json!({ "get": op("Call records matching the filter as CSV (at most 100000 rows)", json!({ "parameters": csv_params,
@@ -287,6 +299,7 @@ pub fn document() -> Value {
         json!({ "parameters": [path_param("id", json!({ "type": "integer" }))],
         "delete": op("Revoke an API key", json!({ "responses": { "204": no_content } }), &["400", "404"]) }),
     );
+    outside::paths(&mut add);
     json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

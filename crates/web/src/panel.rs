@@ -21,6 +21,8 @@ use crate::i18n::{Lang, t};
 use crate::session::{self, Session};
 use crate::{Web, settings};
 
+mod outside;
+
 const STYLE: &str = include_str!("../static/style.css");
 const SCRIPT: &str = include_str!("../static/app.js");
 /// Rows per page in panel listings.
@@ -62,6 +64,7 @@ pub fn routes() -> Router<Web> {
         .route("/admins/{username}/delete", post(delete_admin))
         .route("/api-keys", post(create_key))
         .route("/api-keys/{id}/delete", post(delete_key))
+        .merge(outside::routes())
 }
 
 /// Who is asking, in which language, on which page.
@@ -153,6 +156,10 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/extensions" { (ctx.t("nav.extensions")) }
                             a href="/calls" { (ctx.t("nav.calls")) }
                             a href="/history" { (ctx.t("nav.history")) }
+                            a href="/trunks" { (ctx.t("nav.trunks")) }
+                            a href="/routes" { (ctx.t("nav.routes")) }
+                            a href="/dids" { (ctx.t("nav.dids")) }
+                            a href="/outbound" { (ctx.t("nav.outbound")) }
                             a href="/settings" { (ctx.t("nav.settings")) }
                             a href="/backup" { (ctx.t("nav.backup")) }
                             a href="/admins" { (ctx.t("nav.admins")) }
@@ -558,7 +565,9 @@ async fn dashboard_live(w: &Web, ctx: &Ctx) -> Result<Markup, ApiError> {
             offset: 0,
         })
         .await?;
+    let trunks = outside::dashboard_trunks(w, ctx).await?;
     Ok(html! {
+        (trunks)
         section {
             h2 { (ctx.t("dash.today")) }
             table.counts { tbody {
@@ -913,6 +922,18 @@ async fn extension_page(
     status: StatusCode,
     extra: Markup,
 ) -> Response {
+    extension_page_with(w, ctx, number, status, extra, None).await
+}
+
+/// The extension page; `form` is the refused form (input kept, error at its field).
+async fn extension_page_with(
+    w: &Web,
+    ctx: &Ctx,
+    number: &str,
+    status: StatusCode,
+    extra: Markup,
+    form: Option<(&HashMap<String, String>, &outside::FormErr)>,
+) -> Response {
     let t = match w.store().default_tenant().await {
         Ok(t) => t,
         Err(e) => return fail(ctx, e.into()),
@@ -943,6 +964,7 @@ async fn extension_page(
                 label { (ctx.t("ext.name")) input type="text" name="display_name" value=(ext.display_name); }
                 label { (ctx.t("ext.max_contacts")) input type="number" name="max_contacts" min=(policy::MAX_CONTACTS.start()) max=(policy::MAX_CONTACTS.end()) value=(ext.max_contacts); }
                 label.check { input type="checkbox" name="enabled" value="on" checked[ext.enabled]; (ctx.t("ext.enabled")) }
+                (outside::ext_fields(ctx, &ext, form.map(|f| f.0), form.map(|f| f.1)))
                 button type="submit" { (ctx.t("save")) }
             }
             form.inline method="post" action={ (action) "/password" } {
@@ -958,6 +980,7 @@ async fn extension_page(
                 tr { th { (ctx.t("ext.name")) } td { (ext.display_name) } }
                 tr { th { (ctx.t("ext.enabled")) } td { (ctx.t(if ext.enabled { "yes" } else { "no" })) } }
                 tr { th { (ctx.t("ext.max_contacts")) } td { (ext.max_contacts) } }
+                tr { th { (ctx.t("ext.cos")) } td { (ext.cos.as_str()) } }
             } }
         }
         h2 { (ctx.t("ext.registrations")) }
@@ -1013,11 +1036,45 @@ async fn update_extension(
         Ok(t) => t,
         Err(e) => return fail(&ctx, e.into()),
     };
+    let ext = match w.store().extension(t.id, &number).await {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            return notice(
+                &ctx,
+                StatusCode::NOT_FOUND,
+                "title.error",
+                ctx.t("err.not_found"),
+            );
+        }
+        Err(e) => return fail(&ctx, e.into()),
+    };
+    let refused = |e: outside::FormErr| {
+        let (w, ctx, number, f) = (&w, &ctx, &number, &f);
+        async move {
+            let top = outside::err_top(Some(&e));
+            extension_page_with(
+                w,
+                ctx,
+                number,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                top,
+                Some((f, &e)),
+            )
+            .await
+        }
+    };
+    let (cos, cid, anonymous, limits) = match outside::ext_from_form(&ctx, &ext, &f) {
+        Ok(x) => x,
+        Err(e) => return refused(e).await,
+    };
     let upd = store::ExtensionUpdate {
         display_name: Some(name),
         enabled: Some(field(&f, "enabled") == "on"),
         max_contacts: Some(max),
-        ..Default::default()
+        cos: Some(cos),
+        outbound_cid: Some(cid),
+        anonymous: Some(anonymous),
+        limits: Some(limits),
     };
     match w.store().update_extension(t.id, &number, upd).await {
         Ok(_) => {
@@ -1029,6 +1086,10 @@ async fn update_extension(
                 html! { p.ok role="status" { (ctx.t("saved")) } },
             )
             .await
+        }
+        Err(store::Error::Invalid { field, reason }) => {
+            let e = ApiError::from(store::Error::Invalid { field, reason });
+            refused(outside::FormErr::from_api(&ctx, &e)).await
         }
         Err(e) => fail(&ctx, e.into()),
     }
@@ -1154,6 +1215,7 @@ async fn history(
             label { (ctx.t("hist.from")) input type="date" name="from" value=(field(&q, "from")); }
             label { (ctx.t("hist.to")) input type="date" name="to" value=(field(&q, "to")); }
             label { (ctx.t("hist.number")) input type="text" name="number" value=(field(&q, "number")); }
+            (outside::history_filters(&ctx, &q))
             label { (ctx.t("hist.disposition"))
                 select name="disposition" {
                     option value="" { (ctx.t("hist.any")) }
@@ -1169,10 +1231,12 @@ async fn history(
             thead { tr {
                 th { (ctx.t("hist.start")) } th { (ctx.t("calls.caller")) } th { (ctx.t("calls.callee")) }
                 th { (ctx.t("hist.disposition")) } th { (ctx.t("calls.duration")) } th { (ctx.t("hist.billsec")) } th { (ctx.t("calls.codec")) }
+                (outside::history_heads(&ctx))
             } }
             tbody { @for c in &rows { @let r = &c.record; tr.cdr data-caller=(r.caller) data-callee=(r.callee) data-disposition=(r.disposition.as_str()) {
                 td { (fmt_time(&r.start_time)) } td { (r.caller) @if !r.caller_name.is_empty() { " (" (r.caller_name) ")" } } td { (r.callee) }
                 td { (ctx.t(disp_key(r.disposition))) } td { (r.duration_s) } td { (r.billsec) } td { (r.codec) }
+                (outside::history_cells(&ctx, r))
             } } }
         }
         (pager(&ctx, "/history", &fq, offset, PAGE_ROWS, total))

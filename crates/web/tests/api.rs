@@ -1089,6 +1089,24 @@ async fn openapi_matches_routes() {
         "GET /api-keys",
         "POST /api-keys",
         "DELETE /api-keys/{id}",
+        "GET /trunks",
+        "POST /trunks",
+        "GET /trunks/status",
+        "GET /trunks/{name}",
+        "PUT /trunks/{name}",
+        "DELETE /trunks/{name}",
+        "GET /routes",
+        "POST /routes",
+        "GET /routes/{name}",
+        "PUT /routes/{name}",
+        "DELETE /routes/{name}",
+        "GET /dids",
+        "POST /dids",
+        "GET /dids/{pattern}",
+        "PUT /dids/{pattern}",
+        "DELETE /dids/{pattern}",
+        "GET /outbound",
+        "PUT /outbound",
     ];
     expected.sort();
     assert_eq!(ops, expected);
@@ -1098,7 +1116,9 @@ async fn openapi_matches_routes() {
             .replace("{number}", "7777")
             .replace("{id}", "7777")
             .replace("{key}", "calls.no_answer_timeout_s")
-            .replace("{username}", "nobody");
+            .replace("{username}", "nobody")
+            .replace("{name}", "nobody")
+            .replace("{pattern}", "0312345678");
         // A read key: writes stop at the scope check, reads run; neither may be unrouted.
         let r = a.api(m, &p, Some(&a.read), None).await;
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{op}");

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,8 @@ pub struct FakeControl {
     pub calls: Mutex<Vec<CallSummary>>,
     pub alive: AtomicBool,
     pub hangups: Mutex<Vec<u64>>,
+    /// What `trunk_statuses` answers (empty: the core reports no trunks).
+    pub trunks: Mutex<Vec<web::engine::TrunkStatus>>,
 }
 
 impl FakeControl {
@@ -29,6 +33,7 @@ impl FakeControl {
             calls: Mutex::new(Vec::new()),
             alive: AtomicBool::new(true),
             hangups: Mutex::new(Vec::new()),
+            trunks: Mutex::new(Vec::new()),
         }
     }
 
@@ -89,6 +94,10 @@ impl CallControl for FakeControl {
 
     fn core_alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
+    }
+
+    fn trunk_statuses(&self) -> Vec<web::engine::TrunkStatus> {
+        self.trunks.lock().unwrap().clone()
     }
 }
 
