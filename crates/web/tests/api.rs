@@ -1089,6 +1089,8 @@ async fn openapi_matches_routes() {
         "GET /api-keys",
         "POST /api-keys",
         "DELETE /api-keys/{id}",
+        "GET /license",
+        "PUT /license",
     ];
     expected.sort();
     assert_eq!(ops, expected);
