@@ -28,6 +28,9 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 SIPP_DIR = os.path.join(BENCH, "sipp")
 KAMAILIO_CFG = os.path.join(BENCH, "kamailio", "kamailio.cfg")
+# TEST ONLY signing key: the bench's licence lifts the free allowance; only dev mode accepts it.
+TEST_LICENSE_KEY = os.path.join(ROOT, "crates", "license", "keys", "test.key")
+DEV_MODE_ENV = "DENWA_LICENSE_DEV"
 CALLEE = "2000"
 CALLEE_PASSWORD = "callee-bench-pw"
 DIGITS_AS_LETTERS = str.maketrans("0123456789", "abcdefghij")
@@ -378,10 +381,33 @@ def make_users(work: str, n: int) -> tuple[str, list[tuple[str, str]]]:
     return path, users
 
 
-def provision_denwa(binary: str, work: str, users: list[tuple[str, str]]) -> str:
+def license_denwa(binary: str, license_bin: str, work: str, data: str) -> None:
+    """Installs a licence without limits, signed by the TEST key and bound to the template's node
+    id (the free allowance stops at 25 extensions and 10 calls). Needs DENWA_LICENSE_DEV=1, which
+    main() sets for every denwa process; the copies of the template keep its node id."""
+    def run(argv: list[str]) -> str:
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed:\n{r.stdout}{r.stderr}")
+        return r.stdout
+    run([binary, "license", "show", "--data-dir", data, "--log-level", "error"])  # makes the node id
+    with open(os.path.join(data, "node-id")) as f:
+        node = f.read().strip()
+    lic = os.path.join(work, "bench.lic")
+    until = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 30 * 86400))
+    since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+    run([license_bin, "issue", "--key", TEST_LICENSE_KEY, "--customer", "Denwa bench",
+         "--topology", "standalone", "--node", node, "--extensions", "unlimited",
+         "--calls", "unlimited", "--tenants", "1", "--trunks", "unlimited",
+         "--valid-from", since, "--valid-until", until, "--out", lic, "--force"])
+    run([binary, "license", "install", lic, "--data-dir", data, "--log-level", "error"])
+
+
+def provision_denwa(binary: str, license_bin: str, work: str, users: list[tuple[str, str]]) -> str:
     """A data directory with all subscribers, built once through the CLI and copied per start."""
     data = os.path.join(work, "denwa-template")
     t0 = time.time()
+    license_denwa(binary, license_bin, work, data)
     todo = users + [(CALLEE, CALLEE_PASSWORD)]
     def add(u: str, p: str) -> subprocess.Popen:
         return subprocess.Popen(
@@ -1257,6 +1283,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--smoke", action="store_true", help="tiny loads, a few seconds each")
     ap.add_argument("--denwa-bin", required=True)
+    ap.add_argument("--license-bin", default=os.environ.get("DENWA_LICENSE_BIN", ""),
+                    help="denwa-license built with --features issuer (mints the bench's TEST licence)")
     ap.add_argument("--servers", default="denwa,kamailio")
     ap.add_argument("--loads", default="reg,cps,media")
     ap.add_argument("--out", default=os.path.join(BENCH, "RESULTS.md"))
@@ -1287,7 +1315,13 @@ def main() -> int:
         write_tone(os.path.join(work, "bench_tone.wav"))
         names = a.servers.split(",")
         if "denwa" in names:
-            servers["denwa"] = Denwa(work, a.denwa_bin, provision_denwa(a.denwa_bin, work, users))
+            if not a.license_bin:
+                raise RuntimeError("--license-bin (or DENWA_LICENSE_BIN) is needed: bench/run.sh builds it")
+            # More than the free allowance (25 extensions, 10 calls): a TEST-key licence, which
+            # only dev mode accepts. Every denwa process below inherits this.
+            os.environ[DEV_MODE_ENV] = "1"
+            servers["denwa"] = Denwa(work, a.denwa_bin,
+                                     provision_denwa(a.denwa_bin, a.license_bin, work, users))
         if "kamailio" in names:
             servers["kamailio"] = Kamailio(work, provision_kamailio(work, users), a.kamailio_children)
         results: dict[str, dict[str, LoadResult]] = {n: {} for n in servers}

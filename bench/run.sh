@@ -9,6 +9,7 @@
 #   bench/run.sh --keep          keep the work directory (server logs, sipp statistics and errors)
 #
 # Environment: DENWA_BIN=path skips the release build and benchmarks that binary;
+# DENWA_LICENSE_BIN=path skips building the licence tool (denwa-license, --features issuer);
 # BENCH_MEDIA_LADDER=300,600,... overrides the simultaneous-call steps; RELAY_LOAD_BIN=path
 # skips building the relay floor harness (BENCH_FLOOR_CALLS, BENCH_FLOOR_SECS: its load).
 set -euo pipefail
@@ -54,6 +55,14 @@ if [ -z "${DENWA_BIN:-}" ]; then
   cargo build --release -p denwa
   DENWA_BIN=target/release/denwa
 fi
+
+# The vendor tool, to mint the bench's licence with the TEST key (more than the free allowance's
+# 25 extensions and 10 calls; accepted in dev mode only). DENWA_LICENSE_BIN=path skips the build.
+if [ -z "${DENWA_LICENSE_BIN:-}" ]; then
+  cargo build -q -p license --features issuer --bin denwa-license
+  DENWA_LICENSE_BIN=target/debug/denwa-license
+fi
+export DENWA_LICENSE_BIN
 
 # The relay floor harness (CPU per packet of Denwa's relay next to bare forwarding loops), run
 # after the media ladder; not needed by --smoke. RELAY_LOAD_BIN=path skips the build.

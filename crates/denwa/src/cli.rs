@@ -98,6 +98,9 @@ pub enum Command {
     /// SIP tools.
     #[command(subcommand)]
     Sip(SipCmd),
+    /// The licence: show what is in force (limits, usage, this node's id) or install one.
+    #[command(subcommand)]
+    License(crate::license_cmd::LicenseCmd),
 }
 
 /// `denwa serve` options.

@@ -45,6 +45,8 @@ pub struct State {
     pub started: Instant,
     /// The node's resolved bootstrap configuration (data dir, RTP range, ...).
     pub config: crate::config::Config,
+    /// The node's licence (node id, installed file, entitlement).
+    pub licensing: web::license::Licensing,
 }
 
 /// Binds the HTTP listener.
@@ -73,11 +75,12 @@ pub async fn serve(l: TcpListener, state: State) {
         log_level: cfg.log_level.clone(),
         data_dir: cfg.data_dir.clone(),
     };
-    let w = web::Web::new(
+    let w = web::Web::new_licensed(
         Arc::new(PbxControl(state.pbx)),
         state.store,
         state.started,
         info,
+        state.licensing,
     );
     match w.first_run_setup_path().await {
         Ok(Some(path)) => {

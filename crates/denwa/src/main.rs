@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod http;
+mod license_cmd;
 mod outside_cmd;
 
 use std::io::Write as _;
@@ -162,10 +163,13 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let store = open_store(cfg).await?;
+    let licensing = license_cmd::open(cfg)?;
+    license_cmd::guard(&cmd, &store, &licensing).await?;
     let tenant = store.default_tenant().await?;
     let out = std::io::stdout();
     let mut out = out.lock();
     match cmd {
+        Command::License(cmd) => license_cmd::run(cmd, &store, &licensing, &mut out).await?,
         Command::Extension(ExtensionCmd::Add {
             number,
             password,
@@ -556,6 +560,7 @@ fn lint(files: &[std::path::PathBuf], json: bool) -> ExitCode {
 
 async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
     let store = open_store(&cfg).await?;
+    let licensing = license_cmd::start(&cfg)?;
     // Node settings saved from the panel/API/CLI override the configuration file (flags and
     // DENWA_* variables still win).
     let mut saved = config::NodeSettings::default();
@@ -630,6 +635,7 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
         store: store.clone(),
         started,
         config: cfg.clone(),
+        licensing,
     };
     let server = tokio::spawn(http::serve(http, state));
     wait_for_signal().await;

@@ -8,6 +8,7 @@
 pub mod baresip;
 pub mod carrier;
 pub mod flood;
+pub mod licence;
 pub mod netns;
 pub mod pg;
 pub mod ports;

@@ -265,6 +265,10 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys", get(list_keys).post(create_key))
         .route("/api-keys/{id}", axum::routing::delete(delete_key))
         .merge(outside::routes())
+        .route(
+            "/license",
+            get(crate::api_license::get_license).put(crate::api_license::put_license),
+        )
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
 }
 
@@ -378,6 +382,8 @@ async fn create_extension(
         }
         None => (generate_password(&b.number), true),
     };
+    w.check_create(crate::license::LimitKind::Extensions)
+        .await?;
     let t = w.store().default_tenant().await?;
     let ext = w
         .store()

@@ -62,6 +62,87 @@ pub fn negotiate(cookie: Option<&str>, accept: Option<&str>) -> Lang {
 
 /// `(key, English, Japanese)`.
 const MESSAGES: &[(&str, &str, &str)] = &[
+    // ----- licence (issue 16) -----
+    ("nav.license", "Licence", "ライセンス"),
+    ("title.license", "Licence", "ライセンス"),
+    (
+        "err.license",
+        "The licence does not allow this.",
+        "ライセンスによりこの操作はできません。",
+    ),
+    (
+        "lic.dev_banner",
+        "Development licence key accepted (DENWA_LICENSE_DEV=1): licences signed by the public TEST key are in force. Never run a production system like this.",
+        "開発用ライセンス鍵を受け入れています（DENWA_LICENSE_DEV=1）：公開されたテスト鍵で署名したライセンスが有効になります。本番環境では絶対に使用しないでください。",
+    ),
+    (
+        "lic.expiring",
+        "The licence expires in",
+        "ライセンスの有効期限まであと",
+    ),
+    ("lic.days", "day(s)", "日"),
+    (
+        "lic.expired",
+        "The licence has expired: calls continue, but configuration is read-only until a valid licence is installed.",
+        "ライセンスの有効期限が切れました。通話は継続しますが、有効なライセンスをインストールするまで設定は変更できません。",
+    ),
+    (
+        "lic.free",
+        "No licence installed: running on the free allowance.",
+        "ライセンス未インストール：無償枠で動作しています。",
+    ),
+    (
+        "lic.problem",
+        "The installed licence is not in force; running on the free allowance:",
+        "インストール済みのライセンスは無効のため、無償枠で動作しています：",
+    ),
+    (
+        "lic.node_id",
+        "Node ID (send it to the vendor)",
+        "ノード ID（販売元へお知らせください）",
+    ),
+    ("lic.summary", "In force", "適用中"),
+    ("lic.id", "Licence ID", "ライセンス ID"),
+    ("lic.customer", "Customer", "顧客"),
+    ("lic.valid", "Valid", "有効期間"),
+    ("lic.status", "Status", "状態"),
+    ("lic.key", "Signing key", "署名鍵"),
+    (
+        "lic.test_key",
+        "TEST key (dev mode)",
+        "テスト鍵（開発モード）",
+    ),
+    ("lic.topology", "Topology", "構成"),
+    (
+        "lic.limits",
+        "Limits (in use / allowed)",
+        "上限（使用中 / 許可数）",
+    ),
+    ("lic.extensions", "Extensions", "内線数"),
+    ("lic.calls", "Simultaneous calls", "同時通話数"),
+    ("lic.tenants", "Tenants", "テナント数"),
+    ("lic.trunks", "Trunks", "トランク数"),
+    (
+        "lic.install",
+        "Install a licence",
+        "ライセンスをインストール",
+    ),
+    (
+        "lic.install_note",
+        "Choose the licence file from the vendor, or paste its text. It is checked first (signature, validity, this node); a refused file changes nothing. A new licence applies at once.",
+        "販売元から届いたライセンスファイルを選ぶか、内容を貼り付けてください。署名・有効期間・ノードを確認し、受け付けられないファイルでは何も変わりません。新しいライセンスはすぐに反映されます。",
+    ),
+    (
+        "lic.installed",
+        "Licence installed:",
+        "ライセンスをインストールしました：",
+    ),
+    (
+        "lic.refused",
+        "The licence was refused; nothing changed:",
+        "ライセンスを受け付けませんでした（変更なし）：",
+    ),
+    // ----- end licence -----
     ("nav.dashboard", "Dashboard", "ダッシュボード"),
     ("nav.extensions", "Extensions", "内線"),
     ("nav.calls", "Calls in progress", "通話中"),

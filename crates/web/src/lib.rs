@@ -8,9 +8,11 @@
 //! contact limits) come from [`engine::policy`], settings from [`engine::settings`].
 
 pub mod api;
+mod api_license;
 pub mod control;
 mod csv;
 pub mod i18n;
+pub mod license;
 mod openapi;
 mod panel;
 mod session;
@@ -68,15 +70,29 @@ struct Inner {
     info: NodeInfo,
     sessions: Mutex<HashMap<String, session::Session>>,
     setup_token: Mutex<Option<String>>,
+    licensing: license::Licensing,
 }
 
 impl Web {
-    /// A handle over call control and the store.
+    /// A handle over call control and the store, on the free allowance with nothing on disk
+    /// (tests); `denwa serve` uses [`Web::new_licensed`].
     pub fn new(
         control: Arc<dyn CallControl>,
         store: store::Store,
         started: Instant,
         info: NodeInfo,
+    ) -> Web {
+        let licensing = license::Licensing::in_memory("dn-unbound", false);
+        Web::new_licensed(control, store, started, info, licensing)
+    }
+
+    /// A handle over call control, the store and the node's licensing.
+    pub fn new_licensed(
+        control: Arc<dyn CallControl>,
+        store: store::Store,
+        started: Instant,
+        info: NodeInfo,
+        licensing: license::Licensing,
     ) -> Web {
         Web {
             inner: Arc::new(Inner {
@@ -86,6 +102,7 @@ impl Web {
                 info,
                 sessions: Mutex::new(HashMap::new()),
                 setup_token: Mutex::new(None),
+                licensing,
             }),
         }
     }
@@ -157,7 +174,13 @@ pub fn router(web: Web) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .nest("/api/v1", api::routes())
+        .nest(
+            "/api/v1",
+            api::routes().layer(axum::middleware::from_fn_with_state(
+                web.clone(),
+                api_license::read_only_guard,
+            )),
+        )
         .merge(panel::routes())
         .layer(axum::middleware::map_response(security_headers))
         .with_state(web)

@@ -300,7 +300,7 @@ pub fn document() -> Value {
         "delete": op("Revoke an API key", json!({ "responses": { "204": no_content } }), &["400", "404"]) }),
     );
     outside::paths(&mut add);
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),
             "description": "Everything the control panel does. Send `Authorization: Bearer <API key>`; read-scope keys may only GET. Errors are `{\"error\": {\"code\", \"message\"}}`." },
@@ -311,7 +311,9 @@ pub fn document() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": schemas()
         }
-    })
+    });
+    crate::api_license::extend_document(&mut doc);
+    doc
 }
 
 #[cfg(test)]

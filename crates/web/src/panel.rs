@@ -21,6 +21,8 @@ use crate::i18n::{Lang, t};
 use crate::session::{self, Session};
 use crate::{Web, settings};
 
+#[path = "license_page.rs"]
+mod license_page;
 mod outside;
 
 const STYLE: &str = include_str!("../static/style.css");
@@ -65,6 +67,10 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys", post(create_key))
         .route("/api-keys/{id}/delete", post(delete_key))
         .merge(outside::routes())
+        .route(
+            "/license",
+            get(license_page::show).post(license_page::upload),
+        )
 }
 
 /// Who is asking, in which language, on which page.
@@ -73,6 +79,7 @@ pub struct Ctx {
     session: Option<Session>,
     path: String,
     headers: HeaderMap,
+    license: license_page::Notices,
 }
 
 impl Ctx {
@@ -112,6 +119,7 @@ impl FromRequestParts<Web> for Ctx {
                 .path_and_query()
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
             headers: parts.headers.clone(),
+            license: license_page::Notices::of(web),
         })
     }
 }
@@ -163,6 +171,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/settings" { (ctx.t("nav.settings")) }
                             a href="/backup" { (ctx.t("nav.backup")) }
                             a href="/admins" { (ctx.t("nav.admins")) }
+                            a href="/license" { (ctx.t("nav.license")) }
                         }
                         span.user { (s.username) " (" (ctx.t(role_key(s.role))) ")" }
                         form.inline method="post" action="/logout" {
@@ -174,6 +183,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                 }
                 main {
                     h1 { (title) }
+                    @if ctx.session.is_some() { (license_page::banners(&ctx.license, ctx.lang, &ctx.path)) }
                     (body)
                 }
             }
@@ -209,6 +219,7 @@ fn err_text(ctx: &Ctx, e: &ApiError) -> String {
         "invalid" => "err.invalid",
         "backup_rejected" => "err.backup_rejected",
         "unavailable" => "err.unavailable",
+        "license_limit" | "license_read_only" => "err.license",
         _ => "err.internal",
     };
     format!("{} ({})", ctx.t(key), e.message)
@@ -245,7 +256,7 @@ fn check_write(ctx: &Ctx, form: &HashMap<String, String>) -> Option<Response> {
     if s.role != AdminRole::Admin {
         return Some(forbidden(ctx));
     }
-    None
+    license_page::refuse_write(ctx)
 }
 
 fn csrf_field(ctx: &Ctx) -> Markup {
@@ -874,6 +885,9 @@ async fn create_extension(
     } else {
         given.to_string()
     };
+    if let Err(e) = w.check_create(crate::license::LimitKind::Extensions).await {
+        return err_page(err_text(&ctx, &e)).await;
+    }
     let t = match w.store().default_tenant().await {
         Ok(t) => t,
         Err(e) => return fail(&ctx, e.into()),

@@ -1107,6 +1107,8 @@ async fn openapi_matches_routes() {
         "DELETE /dids/{pattern}",
         "GET /outbound",
         "PUT /outbound",
+        "GET /license",
+        "PUT /license",
     ];
     expected.sort();
     assert_eq!(ops, expected);

@@ -119,13 +119,32 @@ impl Denwa {
         )
     }
 
-    /// Runs a CLI subcommand against the same database.
+    /// Runs a CLI subcommand against the same database, in the server's environment.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(bin())
             .args(args)
             .args(self.base_args())
+            .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run denwa CLI")
+    }
+
+    /// Starts a server in licence dev mode with a TEST-key licence that lifts the free
+    /// allowance's limits (for tests with more than 25 extensions, 10 calls or 2 trunks).
+    pub fn start_licensed(mut opts: Opts) -> Denwa {
+        let (k, v) = testkit::licence::DEV_ENV;
+        opts.env.push((k.into(), v.into()));
+        let d = Denwa::start_with(opts);
+        d.install_test_licence();
+        d
+    }
+
+    /// Installs a TEST-key licence with generous limits, bound to this server's node id. The
+    /// server (and so [`Denwa::cli`]) must run with `testkit::licence::DEV_ENV`.
+    pub fn install_test_licence(&self) {
+        let file = self.data_dir().join("test-licence.lic");
+        std::fs::write(&file, testkit::licence::generous_for(self.data_dir())).expect("write");
+        self.cli_ok(&["license", "install", file.to_str().expect("UTF-8 path")]);
     }
 
     /// Runs a CLI subcommand and requires success; returns stdout.

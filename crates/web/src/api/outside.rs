@@ -157,6 +157,7 @@ async fn create_trunk(
     }
     let spec: TrunkSpec = merge(&TrunkSpec::default(), b)?;
     check_register_password(&spec, !password.is_empty())?;
+    w.check_create(crate::license::LimitKind::Trunks).await?;
     let t = w
         .store()
         .create_trunk(tenant(&w).await?, &name, &spec, &password)

@@ -452,6 +452,7 @@ async fn create_trunk(
         return refused(FormErr::new("password", ctx.t("trunk.password_needed")));
     }
     let res = async {
+        w.check_create(crate::license::LimitKind::Trunks).await?;
         Ok::<_, ApiError>(
             w.store()
                 .create_trunk(tenant(&w).await?, name, &spec, password)
@@ -461,7 +462,8 @@ async fn create_trunk(
     .await;
     match res {
         Ok(_) => trunks_view(&w, &ctx, StatusCode::CREATED, ok_msg(&ctx, "trunk.created")).await,
-        Err(e) if e.code == "invalid" || e.code == "conflict" => {
+        // A licence limit is shown on the form, the input kept.
+        Err(e) if matches!(e.code, "invalid" | "conflict" | "license_limit") => {
             let mut fe = FormErr::from_api(&ctx, &e);
             if e.code == "conflict" {
                 fe.field = "name".into();

@@ -1,0 +1,459 @@
+//! Licences through the API and the panel: `GET/PUT /api/v1/license`, refusals that change
+//! nothing, the extension limit, read-only configuration after expiry, the panel's licence page
+//! (upload form, banners). Licences are minted here with the TEST key (`issuer` feature).
+
+mod common;
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::{TimeDelta, Utc};
+use common::{App, Resp, app};
+use license::issuer::{SigningKey, issue, test_signing_key};
+use license::{License, LicenseKind, Limits, Topology};
+use serde_json::json;
+use web::license::Licensing;
+
+/// The test app with real licensing in its data dir, in dev mode (the TEST key is trusted).
+async fn licensed_app() -> App {
+    licensed_app_in(app().await).await
+}
+
+fn terms(node: &str, extensions: u32, days: (i64, i64)) -> License {
+    let now = Utc::now();
+    License {
+        id: format!("T-{extensions}-{}", days.1),
+        customer: "Test KK".into(),
+        kind: LicenseKind::Standard,
+        topology: Topology::Standalone,
+        nodes: vec![node.to_string()],
+        limits: Limits {
+            extensions: Some(extensions),
+            concurrent_calls: None,
+            tenants: Some(1),
+            trunks: Some(4),
+        },
+        features: Default::default(),
+        valid_from: now + TimeDelta::days(days.0),
+        valid_until: now + TimeDelta::days(days.1),
+        issued_at: now,
+    }
+}
+
+fn mint(t: &License) -> String {
+    issue(t, &test_signing_key()).expect("sane terms")
+}
+
+async fn put(a: &App, key: &str, text: &str) -> Resp {
+    a.send(
+        Request::put("/api/v1/license")
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from(text.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+fn installed(a: &App) -> Option<Vec<u8>> {
+    std::fs::read(a.data.path().join(web::license::LICENSE_FILE)).ok()
+}
+
+#[tokio::test]
+async fn get_shows_the_free_allowance_node_id_and_usage() {
+    let a = licensed_app().await;
+    let node = a.web.licensing().node_id().to_string();
+    assert!(node.starts_with("dn-"), "{node}");
+    assert_eq!(
+        std::fs::read_to_string(a.data.path().join("node-id"))
+            .unwrap()
+            .trim(),
+        node
+    );
+    let v = a.api("GET", "/license", Some(&a.read), None).await.json();
+    assert_eq!(v["node_id"], json!(node));
+    assert_eq!(v["free"], json!(true));
+    assert_eq!(v["dev_mode"], json!(true));
+    assert_eq!(v["limits"]["extensions"], json!(25));
+    assert_eq!(v["usage"]["extensions"], json!(0));
+    assert_eq!(v["usage"]["concurrent_calls"], json!(0));
+    assert!(
+        v["summary"].as_str().unwrap().contains("free allowance"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn put_installs_a_valid_licence_and_refusals_change_nothing() {
+    let a = licensed_app().await;
+    let node = a.web.licensing().node_id().to_string();
+    let good = mint(&terms(&node, 100, (-1, 365)));
+    // A read key may not install.
+    let r = put(&a, &a.read, &good).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Each refusal: 422 with the reason's code, nothing stored, still the free allowance.
+    let mut tampered = good.clone().into_bytes();
+    // A character in the middle of the first base64 line of the body: the payload changes.
+    let begin = good.find("-----BEGIN").unwrap();
+    let at = begin + good[begin..].find("\n\n").unwrap() + 7;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let other_vendor = issue(&terms(&node, 100, (-1, 365)), &SigningKey::generate()).unwrap();
+    for (text, code) in [
+        ("garbage".to_string(), "malformed"),
+        (String::from_utf8(tampered).unwrap(), "bad_signature"),
+        (mint(&terms(&node, 100, (-30, -1))), "expired"),
+        (mint(&terms(&node, 100, (2, 30))), "not_yet_valid"),
+        (mint(&terms("dn-someone-else", 100, (-1, 30))), "wrong_node"),
+        (other_vendor, "unknown_key"),
+    ] {
+        let r = put(&a, &a.full, &text).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{code}: {}",
+            r.text()
+        );
+        assert_eq!(r.code(), code, "{}", r.text());
+        assert!(!r.json()["error"]["message"].as_str().unwrap().is_empty());
+        assert_eq!(installed(&a), None, "{code}");
+        let v = a.api("GET", "/license", Some(&a.read), None).await.json();
+        assert_eq!(v["free"], json!(true), "{code}");
+    }
+    let r = put(&a, &a.full, &good).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        installed(&a).as_deref(),
+        Some(good.as_bytes()),
+        "byte for byte"
+    );
+    let v = a.api("GET", "/license", Some(&a.read), None).await.json();
+    assert_eq!(v["free"], json!(false));
+    assert_eq!(v["license"]["license"]["id"], json!("T-100-365"));
+    assert_eq!(v["limits"]["extensions"], json!(100));
+    assert_eq!(v["limits"]["concurrent_calls"], json!("unlimited"));
+    assert_eq!(v["license"]["test_key"], json!(true));
+    // A refusal after an install leaves the installed one in force.
+    let r = put(&a, &a.full, "garbage").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(installed(&a).as_deref(), Some(good.as_bytes()));
+}
+
+#[tokio::test]
+async fn the_extension_limit_is_enforced_with_a_message_naming_it() {
+    let a = licensed_app().await;
+    let node = a.web.licensing().node_id().to_string();
+    assert_eq!(
+        put(&a, &a.full, &mint(&terms(&node, 2, (-1, 365))))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for n in ["201", "202"] {
+        let r = a
+            .api(
+                "POST",
+                "/extensions",
+                Some(&a.full),
+                Some(json!({ "number": n })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+    let r = a
+        .api(
+            "POST",
+            "/extensions",
+            Some(&a.full),
+            Some(json!({ "number": "203" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "license_limit");
+    assert_eq!(
+        r.json()["error"]["message"],
+        json!("the licence allows 2 extensions; 2 exist")
+    );
+    let v = a.api("GET", "/license", Some(&a.read), None).await.json();
+    assert_eq!(v["usage"]["extensions"], json!(2));
+}
+
+/// Writes an expired licence straight into the data dir (as if it had run out) and reopens.
+async fn expired_app() -> (App, String) {
+    let a = licensed_app().await;
+    let node = a.web.licensing().node_id().to_string();
+    std::fs::write(
+        a.data.path().join(web::license::LICENSE_FILE),
+        mint(&terms(&node, 100, (-60, -1))),
+    )
+    .unwrap();
+    (licensed_app_in(a).await, node)
+}
+
+async fn licensed_app_in(mut a: App) -> App {
+    let lic = Licensing::open(a.data.path(), true).expect("licensing");
+    let info = a.web.info().clone();
+    a.web = web::Web::new_licensed(
+        a.control.clone(),
+        a.store.clone(),
+        Instant::now(),
+        info,
+        lic,
+    );
+    a.router = web::router(a.web.clone());
+    a
+}
+
+#[tokio::test]
+async fn after_expiry_configuration_is_read_only_until_a_new_licence() {
+    let (a, node) = expired_app().await;
+    let v = a.api("GET", "/license", Some(&a.read), None).await.json();
+    assert_eq!(v["status"]["status"], json!("expired"));
+    assert_eq!(v["config_writable"], json!(false));
+    for (m, p, b) in [
+        ("POST", "/extensions", Some(json!({ "number": "301" }))),
+        (
+            "PUT",
+            "/settings/calls.no_answer_timeout_s",
+            Some(json!({ "value": 30 })),
+        ),
+        ("DELETE", "/extensions/301", None),
+    ] {
+        let r = a.api(m, p, Some(&a.full), b).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{m} {p}");
+        assert_eq!(r.code(), "license_read_only", "{m} {p}");
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("read-only"),
+            "{}",
+            r.text()
+        );
+    }
+    // Reads, hang-ups and API keys still work.
+    assert_eq!(
+        a.api("GET", "/extensions", Some(&a.read), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        a.api("DELETE", "/calls/42", Some(&a.full), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = a
+        .api(
+            "POST",
+            "/api-keys",
+            Some(&a.full),
+            Some(json!({ "name": "k", "scope": "read" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    // A new licence makes it writable again, at once.
+    let r = put(&a, &a.full, &mint(&terms(&node, 100, (-1, 365)))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = a
+        .api(
+            "POST",
+            "/extensions",
+            Some(&a.full),
+            Some(json!({ "number": "301" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+}
+
+#[tokio::test]
+async fn reload_picks_up_a_file_installed_by_another_process() {
+    let a = licensed_app().await;
+    let node = a.web.licensing().node_id().to_string();
+    assert!(!a.web.licensing().reload_if_changed(Utc::now()));
+    // What `denwa license install` does from another process: a new file in place.
+    let other = Licensing::open(a.data.path(), true).unwrap();
+    let mut t = terms(&node, 100, (-1, 365));
+    t.topology = Topology::ActiveStandby;
+    other.install(mint(&t).as_bytes(), Utc::now()).unwrap();
+    assert!(a.web.licensing().entitlement().is_free());
+    assert!(a.web.licensing().reload_if_changed(Utc::now()));
+    assert_eq!(
+        a.web.licensing().entitlement().topology(),
+        Topology::ActiveStandby
+    );
+}
+
+// ----- panel -----
+
+/// A signed-in administrator's cookies.
+async fn sign_in(a: &App) -> String {
+    a.store
+        .create_admin("alice", "correct horse", store::AdminRole::Admin)
+        .await
+        .unwrap();
+    let r = a
+        .send(Request::get("/login").body(Body::empty()).unwrap())
+        .await;
+    let pre = cookies(&r);
+    let token = csrf(&r.text());
+    let r = a
+        .send(
+            Request::post("/login")
+                .header(header::COOKIE, &pre)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!(
+                    "csrf={token}&username=alice&password=correct%20horse"
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    cookies(&r)
+}
+
+fn cookies(r: &Resp) -> String {
+    r.headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn csrf(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+    page[at..at + 64].to_string()
+}
+
+async fn get_page(a: &App, c: &str, path: &str) -> Resp {
+    a.send(
+        Request::get(path)
+            .header(header::COOKIE, c)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+async fn upload(a: &App, c: &str, token: &str, text: &str) -> Resp {
+    let body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"l.lic\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n--XyZ--\r\n"
+    );
+    a.send(
+        Request::post("/license")
+            .header(header::COOKIE, c)
+            .header(header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn panel_licence_page_upload_form_and_banners() {
+    let a = licensed_app().await;
+    let node = a.web.licensing().node_id().to_string();
+    let c = sign_in(&a).await;
+    // Free allowance: the dashboard says so; dev mode has its banner everywhere.
+    let dash = get_page(&a, &c, "/").await.text();
+    assert!(dash.contains("id=\"license-free\""), "{dash}");
+    assert!(dash.contains("id=\"license-dev\""), "{dash}");
+    assert!(dash.contains("href=\"/license\""));
+    let p = get_page(&a, &c, "/license").await;
+    assert_eq!(p.status, StatusCode::OK);
+    let page = p.text();
+    assert!(page.contains(&node), "{page}");
+    assert!(page.contains("id=\"license-upload\""));
+    assert!(page.contains("0 / 25"), "{page}");
+    let token = csrf(&page);
+    // A refused file: the reason, nothing changed.
+    let r = upload(&a, &c, &token, &mint(&terms("dn-elsewhere", 50, (-1, 30)))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let t = r.text();
+    assert!(t.contains("id=\"license-refused\""), "{t}");
+    assert!(t.contains("dn-elsewhere"), "{t}");
+    assert_eq!(installed(&a), None);
+    // A wrong CSRF token changes nothing either.
+    let good = mint(&terms(&node, 50, (-1, 20)));
+    assert_eq!(
+        upload(&a, &c, "bad", &good).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(installed(&a), None);
+    // Accepted: installed, shown, and 20 days left warns.
+    let r = upload(&a, &c, &token, &good).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let t = r.text();
+    assert!(t.contains("id=\"license-installed\""), "{t}");
+    assert!(t.contains("T-50-20"), "{t}");
+    assert!(t.contains("id=\"license-expiring\""), "{t}");
+    assert!(!t.contains("id=\"license-free\""), "{t}");
+    assert_eq!(installed(&a).as_deref(), Some(good.as_bytes()));
+    // Japanese.
+    let ja = a
+        .send(
+            Request::get("/license")
+                .header(header::COOKIE, &c)
+                .header(header::ACCEPT_LANGUAGE, "ja")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .text();
+    assert!(ja.contains("ライセンス"), "{ja}");
+}
+
+#[tokio::test]
+async fn panel_refuses_changes_after_expiry_and_the_26th_extension() {
+    let (a, _) = expired_app().await;
+    let c = sign_in(&a).await;
+    let page = get_page(&a, &c, "/extensions").await.text();
+    assert!(page.contains("id=\"license-expired\""), "{page}");
+    let token = csrf(&page);
+    let r = a
+        .send(
+            Request::post("/extensions")
+                .header(header::COOKIE, &c)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("csrf={token}&number=401")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("read-only"), "{}", r.text());
+
+    // Free allowance: 25 extensions, then the panel form names the limit.
+    let a = licensed_app().await;
+    let c = sign_in(&a).await;
+    let t = a.store.default_tenant().await.unwrap().id;
+    for n in 0..25 {
+        a.store
+            .create_extension(
+                t,
+                store::NewExtension {
+                    number: format!("{}", 500 + n),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let token = csrf(&get_page(&a, &c, "/extensions").await.text());
+    let r = a
+        .send(
+            Request::post("/extensions")
+                .header(header::COOKIE, &c)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("csrf={token}&number=600")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let t = r.text();
+    assert!(
+        t.contains("the free allowance (no licence installed) allows 25 extensions; 25 exist"),
+        "{t}"
+    );
+}
