@@ -61,8 +61,6 @@ pub(crate) struct Leg {
     pub session: Option<SessionId>,
     /// The trunk this leg goes to (outside calls).
     pub trunk: Option<i64>,
-    /// Credentials were already sent on this leg (a second challenge is a failure).
-    pub auth_sent: bool,
 }
 
 impl Leg {
@@ -581,7 +579,6 @@ impl Engine {
             ack: None,
             session: None,
             trunk: None,
-            auth_sent: false,
         };
         // One relay session per segment the B legs reach the callee on.
         let mut media = Vec::new();
@@ -778,7 +775,6 @@ impl Engine {
                     ack: None,
                     session: Some(*session),
                     trunk: None,
-                    auth_sent: false,
                 });
             }
         }

@@ -636,7 +636,7 @@ impl Engine {
             let due = match &rt.written {
                 None => true,
                 Some((old, at)) => {
-                    !same_state(old, &doc) && now.mono.duration_since(*at) >= Duration::from_secs(1)
+                    *old != doc && now.mono.duration_since(*at) >= Duration::from_secs(1)
                 }
             };
             if due {
@@ -1054,7 +1054,6 @@ impl Engine {
                 ack: None,
                 session: Some(session),
                 trunk: Some(tid),
-                auth_sent: false,
             });
             self.b2bua.by_call_id.insert(leg_call_id, (id, idx));
             return true;
@@ -1143,7 +1142,6 @@ impl Engine {
         };
         if let Some(call) = self.b2bua.get_mut(id) {
             call.legs[i].txn = txn;
-            call.legs[i].auth_sent = true;
             if let Some(p) = call.outside.as_mut() {
                 p.last_invite = Some(copy);
                 p.attempt = Some((now.mono, true));
@@ -1233,9 +1231,4 @@ impl Engine {
             .guard
             .add_intl((tenant, None), billsec, now.wall);
     }
-}
-
-/// True when two status documents differ only in what moves by itself.
-fn same_state(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    a == b
 }
