@@ -323,6 +323,18 @@ impl Engine {
             self.counters.trunk_invites += 1;
             return self.trunk_invite(trunk, (txn, req, source, local, transport), now);
         }
+        if !req.headers.contains(&HeaderName::ProxyAuthorization)
+            && !self.usrloc.knows_ip(source.ip())
+        {
+            self.counters.untrusted_invites += 1;
+            let user = req.uri.user().unwrap_or_default();
+            let log = self.rejected_log.event(source.ip(), now.mono, || {
+                format!("INVITE to {user} from an unknown address")
+            });
+            if log.is_log() {
+                info!(peer = %source, to = %user, "INVITE from an address that is no trunk and no registered phone: challenged");
+            }
+        }
         let from_user = from.uri.user().unwrap_or_default();
         let domain = uri_domain(&from.uri).unwrap_or_default();
         let Some(tenant) = self.snap.tenants.for_domain(&domain) else {

@@ -55,6 +55,9 @@ pub struct Counters {
     pub trunk_failovers: u64,
     /// INVITEs from trunks (inbound calls).
     pub trunk_invites: u64,
+    /// New INVITEs without credentials from an address that is no trunk and no registered
+    /// phone (challenged; they never reach a route unless they then authenticate).
+    pub untrusted_invites: u64,
 }
 
 impl Default for Counters {
@@ -70,6 +73,7 @@ impl Default for Counters {
             fraud_blocked: 0,
             trunk_failovers: 0,
             trunk_invites: 0,
+            untrusted_invites: 0,
         }
     }
 }

@@ -105,6 +105,21 @@ pub enum LocOp {
 pub struct Usrloc {
     by_ext: HashMap<i64, Vec<Binding>>,
     count: usize,
+    /// Bindings per source address (whether a request comes from a registered phone).
+    by_ip: HashMap<std::net::IpAddr, u32>,
+}
+
+fn ip_add(m: &mut HashMap<std::net::IpAddr, u32>, ip: std::net::IpAddr) {
+    *m.entry(ip).or_default() += 1;
+}
+
+fn ip_remove(m: &mut HashMap<std::net::IpAddr, u32>, ip: std::net::IpAddr) {
+    if let Some(n) = m.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            m.remove(&ip);
+        }
+    }
 }
 
 impl Usrloc {
@@ -126,6 +141,11 @@ impl Usrloc {
         self.count == 0
     }
 
+    /// True when a registered phone sends from `ip`.
+    pub fn knows_ip(&self, ip: std::net::IpAddr) -> bool {
+        self.by_ip.contains_key(&ip)
+    }
+
     /// Loads a stored binding (at start).
     pub fn load(&mut self, b: Binding) {
         self.apply_one(LocOp::Upsert(Box::new(b)));
@@ -142,11 +162,20 @@ impl Usrloc {
         match op {
             LocOp::Upsert(b) => {
                 let list = self.by_ext.entry(b.extension_id).or_default();
+                let new_ip = b.received.ip();
                 match list.iter_mut().find(|x| x.contact_uri == b.contact_uri) {
-                    Some(x) => *x = *b,
+                    Some(x) => {
+                        let old_ip = x.received.ip();
+                        *x = *b;
+                        if old_ip != new_ip {
+                            ip_remove(&mut self.by_ip, old_ip);
+                            ip_add(&mut self.by_ip, new_ip);
+                        }
+                    }
                     None => {
                         list.push(*b);
                         self.count += 1;
+                        ip_add(&mut self.by_ip, new_ip);
                     }
                 }
             }
@@ -156,7 +185,14 @@ impl Usrloc {
             } => {
                 if let Some(list) = self.by_ext.get_mut(&extension_id) {
                     let before = list.len();
-                    list.retain(|b| b.contact_uri != contact_uri);
+                    let by_ip = &mut self.by_ip;
+                    list.retain(|b| {
+                        let keep = b.contact_uri != contact_uri;
+                        if !keep {
+                            ip_remove(by_ip, b.received.ip());
+                        }
+                        keep
+                    });
                     self.count -= before - list.len();
                     if list.is_empty() {
                         self.by_ext.remove(&extension_id);
@@ -166,6 +202,9 @@ impl Usrloc {
             LocOp::DeleteAll { extension_id } => {
                 if let Some(list) = self.by_ext.remove(&extension_id) {
                     self.count -= list.len();
+                    for b in &list {
+                        ip_remove(&mut self.by_ip, b.received.ip());
+                    }
                 }
             }
         }
@@ -175,9 +214,16 @@ impl Usrloc {
     /// ignored once expired, so both agree). Returns how many went.
     pub fn expire(&mut self, wall: SystemTime) -> usize {
         let mut gone = 0;
+        let by_ip = &mut self.by_ip;
         self.by_ext.retain(|_, list| {
             let before = list.len();
-            list.retain(|b| b.expires_at > wall);
+            list.retain(|b| {
+                let keep = b.expires_at > wall;
+                if !keep {
+                    ip_remove(by_ip, b.received.ip());
+                }
+                keep
+            });
             gone += before - list.len();
             !list.is_empty()
         });

@@ -27,6 +27,7 @@ pub struct Metrics {
     fraud_blocked: AtomicU64,
     trunk_failovers: AtomicU64,
     trunk_invites: AtomicU64,
+    untrusted_invites: AtomicU64,
     /// Trunk states as of the driver's last tick.
     pub trunks: std::sync::Mutex<Vec<engine::TrunkStatus>>,
     /// TCP connections open right now (accepted and outbound).
@@ -60,6 +61,7 @@ impl Default for Metrics {
             fraud_blocked: AtomicU64::new(0),
             trunk_failovers: AtomicU64::new(0),
             trunk_invites: AtomicU64::new(0),
+            untrusted_invites: AtomicU64::new(0),
             trunks: std::sync::Mutex::new(Vec::new()),
             tcp_connections: AtomicI64::new(0),
             registrations: AtomicI64::new(0),
@@ -128,11 +130,12 @@ impl Metrics {
         self.fraud_blocked.store(c.fraud_blocked, Relaxed);
         self.trunk_failovers.store(c.trunk_failovers, Relaxed);
         self.trunk_invites.store(c.trunk_invites, Relaxed);
+        self.untrusted_invites.store(c.untrusted_invites, Relaxed);
     }
 
     /// Trunk gauges and counters.
     fn render_trunks(&self, out: &mut String) {
-        let trunks: [(&str, &str, &str, u64); 3] = [
+        let trunks: [(&str, &str, &str, u64); 4] = [
             (
                 "denwa_toll_fraud_blocked_total",
                 "counter",
@@ -150,6 +153,12 @@ impl Metrics {
                 "counter",
                 "New INVITEs received from trunks.",
                 self.trunk_invites.load(Relaxed),
+            ),
+            (
+                "denwa_sip_untrusted_invites_total",
+                "counter",
+                "New INVITEs without credentials from addresses that are no trunk and no registered phone (challenged, never routed unless they authenticate).",
+                self.untrusted_invites.load(Relaxed),
             ),
         ];
         write_simple(out, &trunks);
