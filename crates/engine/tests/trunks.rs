@@ -347,6 +347,7 @@ fn inbound_dids_reach_their_extension_and_strangers_never_reach_a_route() {
         sent.iter()
             .any(|s| matches!(&s.message, Message::Response(r) if r.status == 407))
     );
+    assert_eq!(h.engine.counters().untrusted_invites, 1, "counted");
     // From a trunk, an outside number is not dialled out (no call-through): the catch-all.
     h.recv_raw(&inbound("00312345678", "in-4"), CARRIER_A, SEG1);
     let sent = h.take();
