@@ -33,7 +33,22 @@ TEST_LICENSE_KEY = os.path.join(ROOT, "crates", "license", "keys", "test.key")
 DEV_MODE_ENV = "DENWA_LICENSE_DEV"
 CALLEE = "2000"
 CALLEE_PASSWORD = "callee-bench-pw"
+# The trunk load: the carrier (a sipp UAS) listens on another loopback address than the callers
+# and the servers, as a provider would (Denwa tells a trunk's requests by source address). The
+# callers dial the outside-line prefix 0 and a national number 0 + 1-9 + 8 digits, a different one
+# on every call (TRUNK_NUMBERS); the route strips the prefix (Denwa `0|0ZXXXXXXXX`, Kamailio's dialplan rule).
+CARRIER_IP = "127.0.0.2"
+TRUNK_NAME = "carrier"
+TRUNK_PATTERN = "0|0ZXXXXXXXX"
+TRUNK_MAIN_NUMBER = "0312340000"
+DP_MATCH = "^0(0[1-9][0-9]{8})$"
 DIGITS_AS_LETTERS = str.maketrans("0123456789", "abcdefghij")
+
+
+def national_number(i: int) -> str:
+    """The i-th national number called through the trunk (without the outside-line prefix)."""
+    return f"03{55000000 + i:08d}"
+
 USER_BASE = 100000
 # Fixed RTP port ranges: the relay (Denwa's, or rtpengine; never running at the same time),
 # and the two sipp sides (2 ports per call each). 23,000 relay ports bound the media ladder at
@@ -274,13 +289,18 @@ class Denwa(Server):
         super().__init__(work)
         self.binary = binary
         self.template = template
+        # The data directory for the trunk load: the same extensions plus the trunk, the
+        # outbound route and raised outside-call limits (provision_denwa_trunk).
+        self.trunk_template: str | None = None
         self.runs = 0
 
-    def start(self, media: bool) -> None:
+    def start(self, media: bool, trunk: bool = False) -> None:
         self.runs += 1
         data = os.path.join(self.work, f"denwa-data-{self.runs}")
         shutil.rmtree(data, ignore_errors=True)
-        shutil.copytree(self.template, data)
+        if trunk and self.trunk_template is None:
+            raise RuntimeError("no trunk template (provision_denwa_trunk was not run)")
+        shutil.copytree(self.trunk_template if trunk else self.template, data)
         self.sip_port = free_port()
         lo, hi = RELAY_RTP["denwa"]
         argv = [
@@ -298,13 +318,14 @@ class Kamailio(Server):
     name = "kamailio"
     label = "Kamailio 5.6 (+ rtpengine (userspace) for media)"
 
-    def __init__(self, work: str, db_template: str, children: int):
+    def __init__(self, work: str, db_template: str, children: int, carrier: tuple[str, int] | None = None):
         super().__init__(work)
         self.db_template = db_template
         self.children = children
+        self.carrier = carrier
         self.runs = 0
 
-    def start(self, media: bool) -> None:
+    def start(self, media: bool, trunk: bool = False) -> None:
         self.runs += 1
         db = os.path.join(self.work, f"kamailio-{self.runs}.sqlite")
         shutil.copyfile(self.db_template, db)
@@ -318,6 +339,12 @@ class Kamailio(Server):
             "udp:127.0.0.1:2223": f"udp:127.0.0.1:{ng_port}",
             '"!BENCH_CHILDREN!4!"': f'"!BENCH_CHILDREN!{self.children}!"',
         }
+        if trunk:
+            if self.carrier is None:
+                raise RuntimeError("no carrier address for the trunk load")
+            subst['"!BENCH_CARRIER_HOST!127.0.0.2!"'] = f'"!BENCH_CARRIER_HOST!{self.carrier[0]}!"'
+            subst['"!BENCH_CARRIER_PORT!5060!"'] = f'"!BENCH_CARRIER_PORT!{self.carrier[1]}!"'
+            cfg = cfg.replace("#!KAMAILIO", "#!KAMAILIO\n#!define WITH_TRUNK", 1)
         for k, v in subst.items():
             cfg = cfg.replace(k, v)
         if media:
@@ -366,15 +393,30 @@ def ng_ping(port: int, timeout: float) -> bool:
 # ---------------------------------------------------------------- users
 
 
-def make_users(work: str, n: int) -> tuple[str, list[tuple[str, str]]]:
+# Lines of users-trunk.csv: every call of a sipp run dials a number of its own (the callers cycle
+# every len(users) lines). More than any probe or hold creates (a ramp to 6,000/s: 186,000 calls),
+# so no number repeats within a step, as on a real PBX's outside calls; a server cannot serve
+# them from a cache of numbers it has seen (Denwa's cache of numbers that are not extensions
+# holds 10,000).
+TRUNK_NUMBERS = 200_000
+
+
+def make_users(work: str, n: int, trunk_numbers: int = TRUNK_NUMBERS) -> tuple[str, list[tuple[str, str]]]:
     # A password may not contain the extension number (engine::policy): spell the digits.
     users = [(str(USER_BASE + i), "pw-" + str(USER_BASE + i).translate(DIGITS_AS_LETTERS) + "-bench")
              for i in range(n)]
+    # field3 = the number dialled by uac_call.xml: the registered callee (cps), or the
+    # outside-line prefix 0 and a national number, a different one on every line (trunk).
     path = os.path.join(work, "users.csv")
     with open(path, "w") as f:
         f.write("SEQUENTIAL\n")
         for u, p in users:
-            f.write(f"{u};[authentication username={u} password={p}];{p}\n")
+            f.write(f"{u};[authentication username={u} password={p}];{p};{CALLEE}\n")
+    with open(os.path.join(work, "users-trunk.csv"), "w") as t:
+        t.write("SEQUENTIAL\n")
+        for i in range(max(trunk_numbers, n)):
+            u, p = users[i % n]
+            t.write(f"{u};[authentication username={u} password={p}];{p};0{national_number(i)}\n")
     callee = os.path.join(work, "callee.csv")
     with open(callee, "w") as f:
         f.write(f"SEQUENTIAL\n{CALLEE};[authentication username={CALLEE} password={CALLEE_PASSWORD}];x\n")
@@ -403,24 +445,17 @@ def license_denwa(binary: str, license_bin: str, work: str, data: str) -> None:
     run([binary, "license", "install", lic, "--data-dir", data, "--log-level", "error"])
 
 
-def provision_denwa(binary: str, license_bin: str, work: str, users: list[tuple[str, str]]) -> str:
-    """A data directory with all subscribers, built once through the CLI and copied per start."""
-    data = os.path.join(work, "denwa-template")
-    t0 = time.time()
-    license_denwa(binary, license_bin, work, data)
-    todo = users + [(CALLEE, CALLEE_PASSWORD)]
-    def add(u: str, p: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [binary, "extension", "add", u, "--password", p, "--data-dir", data, "--log-level", "error"],
-            stdout=subprocess.DEVNULL,
-        )
+def denwa_cli(binary: str, data: str, argv_list: list[list[str]], what: str) -> None:
+    """Runs `denwa ARGV --data-dir DATA` for each ARGV, two CLI processes at a time (2 cores)."""
+    def run(argv: list[str]) -> subprocess.Popen:
+        return subprocess.Popen([binary] + argv + ["--data-dir", data, "--log-level", "error"],
+                                stdout=subprocess.DEVNULL)
 
-    # The first call creates the database; then two CLI processes at a time (2 cores).
-    if add(*todo[0]).wait() != 0:
-        raise RuntimeError("denwa extension add failed")
     running: list[subprocess.Popen] = []
-    for u, p in todo[1:]:
-        while len(running) >= 2:
+
+    def reap(keep: int) -> None:
+        nonlocal running
+        while len(running) > keep:
             time.sleep(0.001)
             still = []
             for r in running:
@@ -428,13 +463,55 @@ def provision_denwa(binary: str, license_bin: str, work: str, users: list[tuple[
                 if rc is None:
                     still.append(r)
                 elif rc != 0:
-                    raise RuntimeError("denwa extension add failed")
+                    raise RuntimeError(f"denwa {what} failed: {' '.join(r.args[1:])}")
             running = still
-        running.append(add(u, p))
-    for r in running:
-        if r.wait() != 0:
-            raise RuntimeError("denwa extension add failed")
+
+    for argv in argv_list:
+        reap(1)
+        running.append(run(argv))
+    reap(0)
+
+
+def provision_denwa(binary: str, license_bin: str, work: str, users: list[tuple[str, str]]) -> str:
+    """A data directory with all subscribers, built once through the CLI and copied per start."""
+    data = os.path.join(work, "denwa-template")
+    t0 = time.time()
+    license_denwa(binary, license_bin, work, data)
+    todo = [["extension", "add", u, "--password", p] for u, p in users + [(CALLEE, CALLEE_PASSWORD)]]
+    # The first call creates the database; then two at a time.
+    denwa_cli(binary, data, todo[:1], "extension add")
+    denwa_cli(binary, data, todo[1:], "extension add")
     log(f"denwa: {len(todo)} extensions provisioned in {time.time() - t0:.0f} s")
+    return data
+
+
+def provision_denwa_trunk(binary: str, work: str, template: str, users: list[tuple[str, str]],
+                          carrier: tuple[str, int]) -> str:
+    """The trunk load's data directory: the template plus an IP trunk to the carrier (no
+    registration, no OPTIONS pings: the carrier is a sipp UAS that answers INVITEs only), one
+    outbound route `0|0ZXXXXXXXX` through it, and the toll-fraud limits raised for the tenant and
+    every calling extension (defaults 30 at once / 300 an hour for the tenant, 2 / 30 per
+    extension: the benchmark's rate would be refused with 403 by design)."""
+    data = os.path.join(work, "denwa-template-trunk")
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(template, data)
+    t0 = time.time()
+    host = f"{carrier[0]}:{carrier[1]}"
+    denwa_cli(binary, data, [["trunk", "add", TRUNK_NAME, "--host", host, "--register", "false",
+                              "--ping-interval", "0"]], "trunk add")
+    denwa_cli(binary, data, [["route", "add", "national", "--pattern", TRUNK_PATTERN, "--trunk", TRUNK_NAME]],
+              "route add")
+    denwa_cli(binary, data, [["outbound", "set", "--main-number", TRUNK_MAIN_NUMBER, "--max-calls", "100000",
+                              "--max-per-hour", "10000000"]], "outbound set")
+    denwa_cli(binary, data, [["extension", "edit", u, "--max-outbound-calls", "1000",
+                              "--max-calls-per-hour", "1000000"] for u, _ in users], "extension edit")
+    # What the dialplan decides for the first caller's number (printed into the log).
+    test = subprocess.run([binary, "route", "test", "--from", users[0][0], "--number", "0" + national_number(0),
+                           "--data-dir", data, "--log-level", "error"], capture_output=True, text=True)
+    if test.returncode != 0:
+        raise RuntimeError(f"denwa route test failed: {test.stdout}{test.stderr}")
+    log(f"denwa: trunk {TRUNK_NAME} -> {host}, route {TRUNK_PATTERN}, limits raised for {len(users)} "
+        f"extensions in {time.time() - t0:.0f} s; route test: {' / '.join(test.stdout.split(chr(10))[:4])}")
     return data
 
 
@@ -444,7 +521,8 @@ def provision_kamailio(work: str, users: list[tuple[str, str]]) -> str:
         os.unlink(path)
     db = sqlite3.connect(path)
     base = "/usr/share/kamailio/db_sqlite"
-    for name in ("standard-create.sql", "auth_db-create.sql", "usrloc-create.sql", "registrar-create.sql"):
+    for name in ("standard-create.sql", "auth_db-create.sql", "usrloc-create.sql", "registrar-create.sql",
+                 "dialplan-create.sql"):
         p = os.path.join(base, name)
         if os.path.exists(p):
             with open(p) as f:
@@ -453,6 +531,10 @@ def provision_kamailio(work: str, users: list[tuple[str, str]]) -> str:
         "INSERT INTO subscriber (username, domain, password) VALUES (?, '127.0.0.1', ?)",
         users + [(CALLEE, CALLEE_PASSWORD)],
     )
+    # The trunk load's outbound route (dialplan module, loaded only WITH_TRUNK): dpid 1, one
+    # regular-expression rule (match_op 1) that strips the outside-line prefix.
+    db.execute("INSERT INTO dialplan (dpid, pr, match_op, match_exp, match_len, subst_exp, repl_exp, attrs) "
+               "VALUES (1, 0, 1, ?, 0, ?, '\\1', 'carrier')", (DP_MATCH, DP_MATCH))
     db.commit()
     db.close()
     return path
@@ -477,14 +559,15 @@ class Sipp:
     seq = 0
     live: list[Proc] = []
 
-    def __init__(self, work: str, server_port: int | None, scenario: str, args: list[str], tag: str):
+    def __init__(self, work: str, server_port: int | None, scenario: str, args: list[str], tag: str,
+                 ip: str = "127.0.0.1"):
         Sipp.seq += 1
         self.stat = os.path.join(work, f"sipp-{Sipp.seq}-{tag}.csv")
         argv = ["sipp"]
         if server_port is not None:
             argv.append(f"127.0.0.1:{server_port}")
         argv += [
-            "-sf", os.path.join(SIPP_DIR, scenario), "-i", "127.0.0.1", "-mi", "127.0.0.1",
+            "-sf", os.path.join(SIPP_DIR, scenario), "-i", ip, "-mi", ip,
             "-nostdin", "-trace_stat", "-fd", "1", "-stf", self.stat,
             "-trace_err", "-error_file", os.path.join(work, f"sipp-{Sipp.seq}-{tag}.err"),
             "-max_socket", "60000",
@@ -581,19 +664,26 @@ class LoadResult:
 
 
 class Rig:
-    """A fresh server (and, for call loads, a registered sipp callee) for one probe or step, so
-    an overloaded step cannot leave state behind that fails the next one."""
+    """A fresh server (and, for call loads, a registered sipp callee, or for the trunk load the
+    carrier: an unregistered sipp UAS on its own address) for one probe or step, so an
+    overloaded step cannot leave state behind that fails the next one."""
 
     def __init__(self, work: str, server: Server, callee: str | None, media: bool = False,
-                 uas_timeout: int = 300):
+                 uas_timeout: int = 300, carrier: tuple[str, int] | None = None):
         self.work, self.server, self.callee, self.media = work, server, callee, media
         self.uas_timeout = uas_timeout
+        self.carrier = carrier
         self.uas: Sipp | None = None
 
     def __enter__(self) -> "Rig":
-        self.server.start(media=self.media)
+        self.server.start(media=self.media, trunk=self.carrier is not None)
         try:
-            if self.callee:
+            if self.callee and self.carrier:
+                ip, port = self.carrier
+                self.uas = Sipp(self.work, None, self.callee, ["-p", str(port), "-s", "carrier", "-mp", str(UAS_MP),
+                                                               "-timeout", f"{self.uas_timeout}s"], "carrier", ip=ip)
+                time.sleep(0.5)
+            elif self.callee:
                 port = free_port()
                 register_callee(self.work, self.server, port)
                 self.uas = Sipp(self.work, None, self.callee, ["-p", str(port), "-s", CALLEE, "-mp", str(UAS_MP),
@@ -713,13 +803,14 @@ def hold_rate(work, server, scenario, args, rate, seconds, tag, callee_port=None
     return step
 
 
-def search_rate(work, server, scenario, args, probe, hold_s, tag, callee=None, max_down=7) -> LoadResult:
+def search_rate(work, server, scenario, args, probe, hold_s, tag, callee=None, max_down=7,
+                carrier=None) -> LoadResult:
     """Probe, then confirm: hold 80 % of the probe's clean rate for hold_s seconds; on failure
     step down by 15 % (at most `max_down` holds; in run F Kamailio's calls failed 1,920, 1,630,
     1,380 and 1,170/s with 0.3-20 %, and the old bound of 4 left no figure); after the first pass, one more hold halfway to the lowest rate that failed
     (or to the probe's rate) narrows the figure."""
     start, inc, interval, rate_max = probe
-    with Rig(work, server, callee):
+    with Rig(work, server, callee, carrier=carrier):
         cand, reason = ramp_probe(work, server, scenario, args, start, inc, interval, rate_max, tag)
     log(f"{server.name} {tag}: probe candidate {cand:g}/s ({reason})")
     steps: list[Step] = []
@@ -728,7 +819,7 @@ def search_rate(work, server, scenario, args, probe, hold_s, tag, callee=None, m
     best = None
 
     def hold(r: float) -> Step:
-        with Rig(work, server, callee):
+        with Rig(work, server, callee, carrier=carrier):
             st = hold_rate(work, server, scenario, args, r, hold_s, tag)
         steps.append(st)
         return st
@@ -766,6 +857,23 @@ def load_cps(work, server, users_csv, smoke) -> LoadResult:
             st = hold_rate(work, server, "uac_call.xml", args, FIXED or 10, 20 if FIXED else 2, "cps")
         return LoadResult(st if st.passed else None, [st], "smoke")
     return search_rate(work, server, "uac_call.xml", args, (200, 200, 2, 6000), 20, "cps", callee="uas_call.xml")
+
+
+CARRIER: tuple[str, int] | None = None  # (address, port) of the trunk load's carrier, set in main
+
+
+def load_trunk(work, server, users_csv, smoke) -> LoadResult:
+    """Outbound calls through a trunk: the callers (as in cps, authenticated) dial 0 + a national
+    number, a different one on every call (users-trunk.csv, field3); the server strips the prefix by its outbound route and
+    sends the call to the carrier (uas_call.xml on CARRIER, which refuses a Request-URI that is
+    not a national number without the prefix)."""
+    args = ["-inf", os.path.join(work, "users-trunk.csv"), "-d", "1000", "-mp", str(UAC_MP)]
+    if smoke or FIXED:
+        with Rig(work, server, "uas_call.xml", carrier=CARRIER):
+            st = hold_rate(work, server, "uac_call.xml", args, FIXED or 10, 20 if FIXED else 2, "trunk")
+        return LoadResult(st if st.passed else None, [st], "smoke")
+    return search_rate(work, server, "uac_call.xml", args, (200, 200, 2, 6000), 20, "trunk",
+                       callee="uas_call.xml", carrier=CARRIER)
 
 
 def write_tone(path: str) -> None:
@@ -1182,7 +1290,9 @@ def report(results: dict, started: float, smoke: bool, path: str, labels: dict,
 
     # Registration and call rate.
     for load, title, unit in (("reg", "Registration storm (10,000 subscribers, digest auth, held 20 s, < 0.1 % failed)", "REGISTER/s"),
-                              ("cps", "Call rate without media (INVITE/auth/200/ACK/BYE, 1 s calls, held 20 s, < 0.1 % failed)", "calls/s")):
+                              ("cps", "Call rate without media (INVITE/auth/200/ACK/BYE, 1 s calls, held 20 s, < 0.1 % failed)", "calls/s"),
+                              ("trunk", "Outbound calls through a trunk (caller dials 0 + national number, "
+                               "route strips the prefix, carrier answers; 1 s calls, held 20 s, < 0.1 % failed)", "calls/s")):
         if load not in d and load not in k:
             continue
         bd, bk = best(d, load), best(k, load)
@@ -1192,6 +1302,11 @@ def report(results: dict, started: float, smoke: bool, path: str, labels: dict,
                   f"| highest {unit} held | {fmt(bd and bd.target)} | {fmt(bk and bk.target)} | {ratio(bd and bd.target, bk and bk.target)} |",
                   f"| server CPU s per 1,000 {what} | {fmt(cpu_per_1000(bd), '.2f')} | {fmt(cpu_per_1000(bk), '.2f')} | {ratio(cpu_per_1000(bd), cpu_per_1000(bk))} |",
                   f"| failed at that step | {fmt(bd and bd.fail_pct, '.3f', ' %')} | {fmt(bk and bk.fail_pct, '.3f', ' %')} | |"]
+        if load == "trunk":
+            lines += ["", "Denwa: an IP trunk to the carrier (sipp UAS on a second loopback address) and one "
+                      "outbound route `0|0ZXXXXXXXX`, toll-fraud limits raised; B2BUA with its relay. Kamailio: "
+                      "`proxy_authorize`, `dialplan` rule `^0(0[1-9][0-9]{8})$` -> `\\1` (`dp_translate`), "
+                      "Request-URI host/port set to the carrier, `record_route`, `t_relay` (bench/README.md)."]
         lines += steps_table(results, load, unit)
         lines.append("")
     if "media" in d or "media" in k:
@@ -1245,7 +1360,7 @@ def report(results: dict, started: float, smoke: bool, path: str, labels: dict,
         lines += floor_table(results, floor)
         goals = []
     # Goals.
-    g = ["## Goals (issue 12: the call engine must not regress)", ""]
+    g = ["## Goals (issue 12: the call engine must not regress; trunks: outbound calls through a trunk >= 1.0x)", ""]
 
     def goal(name, val, target, fmt_s):
         if val is None:
@@ -1259,6 +1374,9 @@ def report(results: dict, started: float, smoke: bool, path: str, labels: dict,
     bdc, bkc = best(d, "cps"), best(k, "cps")
     if bdc and bkc:
         goal("calls/s >= 1.5x Kamailio", bdc.target / bkc.target, 1.5, "{:.2f}x")
+    bdt, bkt = best(d, "trunk"), best(k, "trunk")
+    if bdt and bkt:
+        goal("outbound calls/s through a trunk >= 1.0x Kamailio (dialplan)", bdt.target / bkt.target, 1.0, "{:.2f}x")
     bdm, bkm = best(d, "media"), best(k, "media")
     if bdm and bkm:
         goal("simultaneous relayed calls >= 2x Kamailio + rtpengine (userspace)", bdm.target / bkm.target, 2.0, "{:.2f}x")
@@ -1286,7 +1404,7 @@ def main() -> int:
     ap.add_argument("--license-bin", default=os.environ.get("DENWA_LICENSE_BIN", ""),
                     help="denwa-license built with --features issuer (mints the bench's TEST licence)")
     ap.add_argument("--servers", default="denwa,kamailio")
-    ap.add_argument("--loads", default="reg,cps,media")
+    ap.add_argument("--loads", default="reg,cps,trunk,media")
     ap.add_argument("--out", default=os.path.join(BENCH, "RESULTS.md"))
     ap.add_argument("--users", type=int, default=10000)
     ap.add_argument("--kamailio-children", type=int, default=4)
@@ -1294,7 +1412,7 @@ def main() -> int:
                     help="hold this rate (reg, cps) or number of calls (media) once instead of searching")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, sipp stats)")
     a = ap.parse_args()
-    global FIXED
+    global FIXED, CARRIER
     FIXED = a.rate
     started = time.time()
     halves = cpu_halves()
@@ -1311,21 +1429,26 @@ def main() -> int:
     log(f"work dir {work}")
     servers: dict[str, Server] = {}
     try:
-        users_csv, users = make_users(work, n_users)
+        users_csv, users = make_users(work, n_users, 1000 if a.smoke else TRUNK_NUMBERS)
         write_tone(os.path.join(work, "bench_tone.wav"))
         names = a.servers.split(",")
+        if "trunk" in a.loads.split(","):
+            # A port free on 127.0.0.1 too, never handed out again in this run.
+            CARRIER = (CARRIER_IP, free_port())
         if "denwa" in names:
             if not a.license_bin:
                 raise RuntimeError("--license-bin (or DENWA_LICENSE_BIN) is needed: bench/run.sh builds it")
             # More than the free allowance (25 extensions, 10 calls): a TEST-key licence, which
             # only dev mode accepts. Every denwa process below inherits this.
             os.environ[DEV_MODE_ENV] = "1"
-            servers["denwa"] = Denwa(work, a.denwa_bin,
-                                     provision_denwa(a.denwa_bin, a.license_bin, work, users))
+            servers["denwa"] = denwa = Denwa(work, a.denwa_bin,
+                                             provision_denwa(a.denwa_bin, a.license_bin, work, users))
+            if CARRIER:
+                denwa.trunk_template = provision_denwa_trunk(a.denwa_bin, work, denwa.template, users, CARRIER)
         if "kamailio" in names:
-            servers["kamailio"] = Kamailio(work, provision_kamailio(work, users), a.kamailio_children)
+            servers["kamailio"] = Kamailio(work, provision_kamailio(work, users), a.kamailio_children, CARRIER)
         results: dict[str, dict[str, LoadResult]] = {n: {} for n in servers}
-        loads = {"reg": load_reg, "cps": load_cps, "media": load_media}
+        loads = {"reg": load_reg, "cps": load_cps, "trunk": load_trunk, "media": load_media}
         for load in a.loads.split(","):
             for name, srv in servers.items():
                 log(f"=== {load} against {name}")

@@ -5,7 +5,7 @@
 #
 #   bench/run.sh                 full run (~15-20 min on 2 cores)
 #   bench/run.sh --smoke         tiny loads, well under a minute (what the test suite runs)
-#   bench/run.sh --loads reg     only some loads (reg,cps,media); --servers denwa (or kamailio)
+#   bench/run.sh --loads reg     only some loads (reg,cps,trunk,media); --servers denwa (or kamailio)
 #   bench/run.sh --keep          keep the work directory (server logs, sipp statistics and errors)
 #
 # Environment: DENWA_BIN=path skips the release build and benchmarks that binary;
@@ -65,10 +65,18 @@ fi
 export DENWA_LICENSE_BIN
 
 # The relay floor harness (CPU per packet of Denwa's relay next to bare forwarding loops), run
-# after the media ladder; not needed by --smoke. RELAY_LOAD_BIN=path skips the build.
-case " $* " in
+# after the media ladder; not needed by --smoke or when --loads leaves out media.
+# RELAY_LOAD_BIN=path skips the build.
+loads=reg,cps,trunk,media
+prev=
+for arg in "$@"; do
+  [ "$prev" = "--loads" ] && loads=$arg
+  case $arg in --loads=*) loads=${arg#--loads=} ;; esac
+  prev=$arg
+done
+case ",$loads, $* " in
   *" --smoke "*) ;;
-  *)
+  *,media,*)
     if [ -z "${RELAY_LOAD_BIN:-}" ]; then
       RELAY_LOAD_BIN=$(cargo bench -p media --bench relay_load --no-run --message-format=json \
         | python3 -c 'import json, sys

@@ -28,7 +28,7 @@ fn bench_script_runs_every_load_against_both_servers() {
     assert!(run.status.success(), "bench/run.sh --smoke failed:\n{log}");
 
     // Every load ran against both servers and passed its tiny step.
-    for load in ["reg", "cps", "media"] {
+    for load in ["reg", "cps", "trunk", "media"] {
         for server in ["denwa", "kamailio"] {
             assert!(
                 log.lines()
@@ -42,6 +42,7 @@ fn bench_script_runs_every_load_against_both_servers() {
     for table in [
         "## Registration storm",
         "## Call rate without media",
+        "## Outbound calls through a trunk",
         "## Calls with relayed media",
         "## Memory per simultaneous call",
     ] {
