@@ -356,6 +356,7 @@ impl Engine {
             && req.headers.contains(&HeaderName::ProxyAuthorization)
             && !self.snap.extensions.contains_key(&callee_key)
             && !self.auth.absent.contains(&callee_key)
+            && !dialplan::is_outside_number(tenant, &digits, &self.snap)
         {
             let parked = Parked {
                 txn,
@@ -732,9 +733,12 @@ impl Engine {
             Targets::Trunks(mut plan) => {
                 plan.body = invite.body.clone();
                 plan.max_forwards = mf;
-                if let Some(call) = self.b2bua.get_mut(id) {
-                    call.outside = Some(plan);
-                }
+                let Some(call) = self.b2bua.get_mut(id) else {
+                    return;
+                };
+                call.outside = Some(plan);
+                let (tenant, caller) = (call.tenant_id, call.caller.clone());
+                self.outside_call_counted(tenant, &caller);
                 if !self.send_trunk_leg(id, now) {
                     self.trunks_exhausted(id, now);
                 }
@@ -813,6 +817,9 @@ impl Engine {
     /// Removes a call that never got going (no CDR: the caller was answered with an error).
     fn drop_call(&mut self, id: u64) {
         if let Some(call) = self.b2bua.remove(id) {
+            if call.outside.is_some() {
+                self.outside_call_gone(call.tenant_id, &call.caller);
+            }
             for m in &call.media {
                 self.b2bua.forget_session(m.id);
                 if m.ports.is_some() {
@@ -1552,6 +1559,7 @@ impl Engine {
                 .map_or(0, |d| d.as_secs());
             let class = plan.call.class;
             self.outside_call_ended(call.tenant_id, &call.caller, class, billsec, now);
+            self.outside_call_gone(call.tenant_id, &call.caller);
         }
         self.counters.call(ending.disposition);
         let record = self.call_record(&call, ending, now);

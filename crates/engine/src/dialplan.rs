@@ -216,6 +216,23 @@ pub fn route(r: &RouteRequest<'_>, snap: &Snapshot) -> Decision {
     outbound(r.tenant, digits, caller, snap)
 }
 
+/// True when `digits` are an outside number for the tenant (an emergency number, or a number
+/// an outbound route's pattern matches): no need to look them up as an extension.
+pub fn is_outside_number(tenant: i64, digits: &str, snap: &Snapshot) -> bool {
+    let policy = snap.outside.tenants.get(&tenant);
+    let emergency = match policy {
+        Some(p) => p.emergency_numbers.iter().any(|n| n == digits),
+        None => crate::outside::TenantOutbound::default()
+            .emergency_numbers
+            .iter()
+            .any(|n| n == digits),
+    };
+    emergency
+        || routes(tenant, snap)
+            .flat_map(|r| r.patterns.iter())
+            .any(|p| p.matches(digits).is_some())
+}
+
 /// The outbound routes of a tenant that are on.
 fn routes(tenant: i64, snap: &Snapshot) -> impl Iterator<Item = &RouteEntry> {
     snap.outside

@@ -132,6 +132,9 @@ pub(crate) struct Dispatcher {
     blocks: Vec<((IpAddr, u8), i64)>,
     rt: HashMap<i64, TrunkRt>,
     guard: Guard,
+    /// Outside calls in progress per (tenant, extension) and per (tenant, None): kept as
+    /// counts, so the limit check does not walk every call.
+    active: HashMap<(i64, Option<String>), u32>,
 }
 
 /// A trunk's state as `denwa trunk status`, the API and the dashboard show it.
@@ -746,25 +749,17 @@ impl Engine {
         let policy = self.snap.outside.policy(tenant);
         let ext_key = (tenant, Some(caller.number.clone()));
         let tenant_key = (tenant, None);
-        let active = |e: &Engine, ext: Option<&str>| {
-            e.b2bua
-                .calls
-                .values()
-                .filter(|c| {
-                    c.outside.is_some()
-                        && c.tenant_id == tenant
-                        && ext.is_none_or(|x| c.caller == x)
-                })
-                .count()
+        let active = |e: &Engine, key: &(i64, Option<String>)| {
+            e.dispatcher.active.get(key).copied().unwrap_or(0)
         };
         let lim = caller.limits;
-        if active(self, Some(&caller.number)) >= lim.max_concurrent as usize {
+        if active(self, &ext_key) >= lim.max_concurrent {
             return Err(format!(
                 "extension {} has {} outside calls in progress (limit {})",
                 caller.number, lim.max_concurrent, lim.max_concurrent
             ));
         }
-        if active(self, None) >= policy.max_concurrent as usize {
+        if active(self, &tenant_key) >= policy.max_concurrent {
             return Err(format!(
                 "the tenant has {} outside calls in progress (limit)",
                 policy.max_concurrent
@@ -1210,6 +1205,25 @@ impl Engine {
             cause: "503 No trunk available".into(),
         };
         self.finish_call(id, ending, Some(503), now);
+    }
+
+    /// An outside call started (counted until [`Self::outside_call_gone`]).
+    pub(crate) fn outside_call_counted(&mut self, tenant: i64, caller: &str) {
+        for key in [(tenant, Some(caller.to_string())), (tenant, None)] {
+            *self.dispatcher.active.entry(key).or_default() += 1;
+        }
+    }
+
+    /// An outside call was removed.
+    pub(crate) fn outside_call_gone(&mut self, tenant: i64, caller: &str) {
+        for key in [(tenant, Some(caller.to_string())), (tenant, None)] {
+            if let Some(n) = self.dispatcher.active.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.dispatcher.active.remove(&key);
+                }
+            }
+        }
     }
 
     /// An outside call ended: international seconds count against today's allowance.

@@ -543,3 +543,42 @@ fn a_trunk_with_several_addresses_fails_over_between_them() {
     assert_eq!(second.len(), 1, "the trunk's second address");
     assert!(invites_to(&h.sent, CARRIER_B).is_empty());
 }
+
+#[test]
+fn outside_calls_in_progress_are_limited_per_extension() {
+    let mut snap = snapshot();
+    snap.outside = outside();
+    if let Some(e) = snap.extensions.get_mut(&(1, "1001".to_string())) {
+        e.limits = ExtLimits {
+            max_concurrent: 1,
+            ..ExtLimits::default()
+        };
+    }
+    let mut h = Harness::with(snap);
+    h.register(
+        "1001",
+        Some("<sip:1001@192.0.2.21:5060>"),
+        Some(3600),
+        CALLER,
+        SEG1,
+    );
+    let out = dial(&mut h, "00312345678", "c1");
+    let first = invites_to(&out, CARRIER_A).remove(0);
+    // A second one while the first rings: refused, nothing sent.
+    let out = dial(&mut h, "00312345679", "c2");
+    assert!(invites_to(&out, CARRIER_A).is_empty());
+    assert!(
+        out.iter()
+            .any(|s| matches!(&s.message, Message::Response(r) if r.status == 403))
+    );
+    // The first ends (busy): the next call may go.
+    h.recv_message(
+        Message::Response(Response::for_request(&first, 486, None).with_to_tag("b")),
+        CARRIER_A,
+        SEG1,
+    );
+    let out = dial(&mut h, "00312345670", "c3");
+    assert_eq!(invites_to(&out, CARRIER_A).len(), 1);
+    // No database lookup was needed for outside numbers.
+    assert_eq!(h.lookups, 0);
+}
