@@ -27,6 +27,21 @@ use crate::outside::{CallClass, DidFrom, Identity, TrunkTransport, cidr_contains
 use crate::uac::{Account, ClientAuth, PingConfig, PingState, Pinger, RegClient, RegConfig};
 use crate::{ALLOW, Engine, Now, Owner, Pending, nathelper, sdp};
 
+/// An outbound call made before a restart, from its record.
+#[derive(Debug, Clone)]
+pub struct OutboundHistory {
+    /// Tenant.
+    pub tenant: i64,
+    /// Calling extension.
+    pub caller: String,
+    /// When it started.
+    pub start: SystemTime,
+    /// What was dialled.
+    pub dialled: String,
+    /// Seconds talked.
+    pub billsec: u64,
+}
+
 /// An outside call's trunks and how far it got through them.
 pub(crate) struct OutsidePlan {
     pub call: OutsideCall,
@@ -1205,6 +1220,56 @@ impl Engine {
             cause: "503 No trunk available".into(),
         };
         self.finish_call(id, ending, Some(503), now);
+    }
+
+    /// Counts outbound calls made before a restart (from the call records) against the
+    /// toll-fraud limits: starts within the last hour, and today's international seconds (the
+    /// class found by routing the dialled number again with today's configuration).
+    pub fn seed_outbound_history(&mut self, calls: &[OutboundHistory], now: Now) {
+        let today = day_of(now.wall);
+        let mut seeded = 0usize;
+        // Oldest first: each window keeps the latest starts when it is full.
+        let mut order: Vec<&OutboundHistory> = calls.iter().collect();
+        order.sort_by_key(|c| c.start);
+        for c in order {
+            let recent = now.wall.duration_since(c.start).unwrap_or_default() < HOUR;
+            let Some(ext) = self.snap.extensions.get(&(c.tenant, c.caller.clone())) else {
+                continue;
+            };
+            let per_hour = ext.limits.max_per_hour;
+            let tenant_per_hour = self.snap.outside.policy(c.tenant).max_per_hour;
+            if recent {
+                self.dispatcher.guard.record_start(
+                    (c.tenant, Some(c.caller.clone())),
+                    per_hour,
+                    c.start,
+                );
+                self.dispatcher
+                    .guard
+                    .record_start((c.tenant, None), tenant_per_hour, c.start);
+                seeded += 1;
+            }
+            if day_of(c.start) == today && c.billsec > 0 {
+                let decision = dialplan::route(
+                    &dialplan::RouteRequest {
+                        tenant: c.tenant,
+                        caller: &c.caller,
+                        digits: &c.dialled,
+                        at: c.start,
+                    },
+                    &self.snap,
+                );
+                if let dialplan::Decision::Outside { call, .. } = decision {
+                    self.outside_call_ended(c.tenant, &c.caller, call.class, c.billsec, now);
+                }
+            }
+        }
+        if seeded > 0 {
+            info!(
+                calls = seeded,
+                "outside calls of the last hour counted against the limits"
+            );
+        }
     }
 
     /// An outside call started (counted until [`Self::outside_call_gone`]).

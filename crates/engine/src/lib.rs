@@ -49,7 +49,7 @@ pub use crate::config::{EngineConfig, ExtEntry, Settings, Snapshot, Tenants};
 pub use crate::control::{CallState, CallSummary};
 pub use crate::counters::Counters;
 pub use crate::db::{DbAnswer, DbOp, OpId};
-pub use crate::dispatcher::TrunkStatus;
+pub use crate::dispatcher::{OutboundHistory, TrunkStatus};
 pub use crate::media::{MediaCommand, MediaEvent, SessionId, Side};
 
 use crate::auth::Auth;

@@ -582,3 +582,66 @@ fn outside_calls_in_progress_are_limited_per_extension() {
     // No database lookup was needed for outside numbers.
     assert_eq!(h.lookups, 0);
 }
+
+#[test]
+fn limits_count_the_calls_made_before_a_restart() {
+    let mut snap = snapshot();
+    snap.outside = outside();
+    if let Some(e) = snap.extensions.get_mut(&(1, "1001".to_string())) {
+        e.limits = ExtLimits {
+            max_concurrent: 10,
+            max_per_hour: 2,
+            intl_minutes_per_day: 1,
+        };
+        e.cos = CallClass::International;
+    }
+    let mut h = Harness::with(snap);
+    h.register(
+        "1001",
+        Some("<sip:1001@192.0.2.21:5060>"),
+        Some(3600),
+        CALLER,
+        SEG1,
+    );
+    let ago = |s: u64| h.now.wall - Duration::from_secs(s);
+    // From the records: two national calls in the last hour, one two hours ago, and 90
+    // international seconds earlier today.
+    let rec = |start, dialled: &str, billsec| engine::OutboundHistory {
+        tenant: 1,
+        caller: "1001".into(),
+        start,
+        dialled: dialled.into(),
+        billsec,
+    };
+    let history = vec![
+        rec(ago(600), "00312345678", 30),
+        rec(ago(1200), "00312345678", 30),
+        rec(ago(7200), "0010442071234567", 90),
+    ];
+    h.engine.seed_outbound_history(&history, h.now);
+    let out = dial(&mut h, "00312345678", "after-restart");
+    assert!(
+        invites_to(&out, CARRIER_A).is_empty(),
+        "the hour's two calls count"
+    );
+    assert!(
+        out.iter()
+            .any(|s| matches!(&s.message, Message::Response(r) if r.status == 403))
+    );
+    // An hour on, the per-hour window is free but today's international minute is used up.
+    h.advance(Duration::from_secs(3600));
+    h.register(
+        "1001",
+        Some("<sip:1001@192.0.2.21:5060>"),
+        Some(3600),
+        CALLER,
+        SEG1,
+    );
+    let out = dial(&mut h, "0010442071234567", "intl-after-restart");
+    assert!(
+        invites_to(&out, CARRIER_A).is_empty(),
+        "international minutes of today count"
+    );
+    let out = dial(&mut h, "00312345678", "national-ok");
+    assert_eq!(invites_to(&out, CARRIER_A).len(), 1);
+}

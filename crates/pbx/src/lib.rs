@@ -142,6 +142,13 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
     for b in load::bindings(&store, now.wall).await? {
         eng.load_binding(b, now);
     }
+    // The toll-fraud limits count the calls made before this start, too.
+    match load::outbound_history(&store, now.wall).await {
+        Ok(h) => eng.seed_outbound_history(&h, now),
+        Err(e) => {
+            tracing::warn!(error = %e, "outbound call history unreadable: limits start from zero")
+        }
+    }
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
     let (ctl_tx, ctl_rx) = mpsc::channel(64);
     let shared = Arc::new(Shared {

@@ -153,6 +153,30 @@ async fn resolve_trunk(
     (addrs, sources)
 }
 
+/// Outbound calls of the last hour and of today (UTC), newest first, at most 100,000.
+pub async fn outbound_history(
+    store: &Store,
+    now: SystemTime,
+) -> anyhow::Result<Vec<engine::OutboundHistory>> {
+    let now: chrono::DateTime<chrono::Utc> = now.into();
+    let day_start = now.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+    let since = day_start.min(now - chrono::Duration::hours(1));
+    Ok(store
+        .outbound_calls_since(since, 100_000)
+        .await?
+        .into_iter()
+        .map(
+            |(tenant, caller, start, dialled, billsec)| engine::OutboundHistory {
+                tenant,
+                caller,
+                start: start.into(),
+                dialled,
+                billsec: u64::try_from(billsec).unwrap_or(0),
+            },
+        )
+        .collect())
+}
+
 /// Tenants, their domains and realms.
 pub async fn tenants(store: &Store) -> anyhow::Result<Tenants> {
     let default = store.default_tenant().await?;

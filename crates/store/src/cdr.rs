@@ -147,6 +147,38 @@ impl Store {
         })
     }
 
+    /// Outbound calls that started at or after `since` (at most `limit`, newest first): what
+    /// the toll-fraud guards count again after a restart. (tenant, caller, start, dialled,
+    /// billsec).
+    pub async fn outbound_calls_since(
+        &self,
+        since: chrono::DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, chrono::DateTime<Utc>, String, i64)>> {
+        read_pool!(self.db(), pool, kind => {
+            sqlx::query(
+                "SELECT tenant_id, caller, start_time, dialled, billsec FROM cdrs
+                 WHERE direction = 'outbound' AND start_time >= $1
+                 ORDER BY start_time DESC LIMIT $2",
+            )
+            .bind(to_ms(since))
+            .bind(limit.max(1))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.i64("tenant_id")?,
+                    r.text("caller")?,
+                    r.ts("start_time")?,
+                    r.text("dialled")?,
+                    r.i64("billsec")?,
+                ))
+            })
+            .collect()
+        })
+    }
+
     /// How many records match `q` (paging ignored).
     pub async fn count_cdrs(&self, q: &CdrQuery) -> Result<i64> {
         let (clause, params) = where_clause(q);
