@@ -4,15 +4,18 @@
 
 mod common;
 
+use chrono::Utc;
 use store::{
-    Backend, CallClass, CdrQuery, DidSpec, Direction, Error, ExtLimits, ExtensionUpdate,
-    NewExtension, RouteSpec, TenantOutbound, TrunkSpec,
+    Backend, CallClass, CdrQuery, CdrRoute, DidSpec, Direction, Disposition, Error, ExtLimits,
+    ExtensionUpdate, HangupBy, LegStats, NewCdr, NewExtension, RouteSpec, TenantOutbound,
+    TrunkSpec,
 };
 
 both_backends!(
     trunks_routes_and_dids,
     refusals_change_nothing,
     extension_class_of_service,
+    outbound_history_for_the_limits,
 );
 
 fn trunk(host: &str) -> TrunkSpec {
@@ -308,4 +311,51 @@ async fn extension_class_of_service(b: Backend) {
         .await
         .unwrap_err();
     assert_eq!(field(err), "outbound_cid");
+}
+
+async fn outbound_history_for_the_limits(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t = s.default_tenant().await.unwrap().id;
+    let now = Utc::now();
+    let cdr = |mins_ago: i64, direction: Direction, dialled: &str| NewCdr {
+        tenant_id: t,
+        call_id: format!("c{mins_ago}{dialled}"),
+        caller: "1001".into(),
+        callee: dialled.into(),
+        caller_name: String::new(),
+        start_time: now - chrono::Duration::minutes(mins_ago),
+        answer_time: None,
+        end_time: now - chrono::Duration::minutes(mins_ago),
+        duration_s: 0,
+        billsec: 42,
+        disposition: Disposition::Answered,
+        hangup_by: HangupBy::Caller,
+        hangup_cause: String::new(),
+        codec: String::new(),
+        a: LegStats::default(),
+        b: LegStats::default(),
+        route: CdrRoute {
+            direction,
+            dialled: dialled.into(),
+            ..CdrRoute::default()
+        },
+    };
+    s.insert_cdr(cdr(5, Direction::Outbound, "00312345678"))
+        .await
+        .unwrap();
+    s.insert_cdr(cdr(6, Direction::Internal, "1002"))
+        .await
+        .unwrap();
+    s.insert_cdr(cdr(120, Direction::Outbound, "0010441234"))
+        .await
+        .unwrap();
+    let h = s
+        .outbound_calls_since(now - chrono::Duration::minutes(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(h.len(), 1, "outbound only, in the window");
+    assert_eq!(
+        (h[0].1.as_str(), h[0].3.as_str(), h[0].4),
+        ("1001", "00312345678", 42)
+    );
 }
