@@ -475,3 +475,53 @@ fn raw_invite(d: &Denwa, src_ip: &str, number: &str) -> String {
         }
     }
 }
+
+#[test]
+fn a_trunk_over_tcp_registers_and_carries_a_call() {
+    // The carrier keeps the Request-URI's `transport=tcp` when it relays to the public phone,
+    // so that phone listens on TCP too.
+    let mut uas = Sipp::uas("uas_answer.xml");
+    uas.service = Some("pstn".into());
+    uas.timeout = Duration::from_secs(90);
+    uas.transport = testkit::sipp::SippTransport::Tcp;
+    let mut uas = uas.spawn().expect("uas starts");
+    uas.wait_listening(Duration::from_secs(10))
+        .expect("uas listens");
+    let pstn: SocketAddr = uas.local_addr().parse().expect("uas addr");
+    let carrier = Carrier::start(
+        CarrierConfig::registration([(ACCOUNT, ACCOUNT_PW)])
+            .with_pstn(pstn)
+            .bound_to(ip("127.0.0.2")),
+    )
+    .expect("carrier starts");
+    let d = Denwa::start();
+    d.add_extension("1001", "secret-baab");
+    d.cli_ok(&[
+        "trunk",
+        "add",
+        "carrier",
+        "--host",
+        &carrier.host_port(),
+        "--transport",
+        "tcp",
+        "--username",
+        ACCOUNT,
+        "--password",
+        ACCOUNT_PW,
+        "--register",
+    ]);
+    japanese_plan(&d, &["carrier"]);
+    wait_loaded(&d, 1, 2, 0);
+    carrier
+        .wait_register(EVENT_TIMEOUT, |r| r.decision == "saved")
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("no registration over TCP: {e}")
+        });
+    call_ok(&d, "1001", "secret-baab", "00312345678");
+    let inv = carrier
+        .wait_invite(EVENT_TIMEOUT, |i| i.decision == "forward")
+        .expect("relayed");
+    assert_eq!(inv.transport.to_ascii_uppercase(), "TCP", "{inv:?}");
+    drop(uas);
+}
