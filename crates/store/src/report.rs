@@ -33,7 +33,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Offset, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -681,8 +681,14 @@ impl Store {
     }
 
     /// Report rows, one per bucket and key, in bucket then key order.
+    ///
+    /// Month rows cover whole calendar months: `from` is taken back to the first of its month.
     pub async fn report(&self, q: &ReportQuery) -> Result<Vec<ReportRow>> {
-        let (tz, start, end) = self.day_range(q.from, q.to).await?;
+        let from = match q.period {
+            Period::Month => q.from.with_day(1).unwrap_or(q.from),
+            Period::Hour | Period::Day => q.from,
+        };
+        let (tz, start, end) = self.day_range(from, q.to).await?;
         let key_cond = if q.key.is_some() { " AND key = $6" } else { "" };
         let sql = format!(
             "SELECT bucket_start, key, offered, answered, missed, abandoned, busy, failed, talk_s,
@@ -720,46 +726,128 @@ impl Store {
             .collect()
     }
 
-    /// Totals over the whole range, one row per key (largest `offered` first), summed from
-    /// the day buckets.
-    pub async fn report_totals(&self, q: &ReportQuery) -> Result<Vec<ReportRow>> {
-        let (_tz, start, end) = self.day_range(q.from, q.to).await?;
-        let key_cond = if q.key.is_some() { " AND key = $5" } else { "" };
+    /// Sums of the `period` buckets in `[start, end)` grouped by `group` (an SQL expression
+    /// giving text): `(group value, counts)`.
+    #[allow(clippy::too_many_arguments)]
+    async fn sum_grouped(
+        &self,
+        tenant_id: i64,
+        period: Period,
+        dimension: Dimension,
+        key: Option<&str>,
+        start: i64,
+        end: i64,
+        group: &str,
+    ) -> Result<Vec<(String, Counts)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let key_cond = if key.is_some() { " AND key = $6" } else { "" };
+        let sum = |c: &str| format!("CAST(SUM({c}) AS BIGINT) AS {c}");
         let sql = format!(
-            "SELECT key, CAST(SUM(offered) AS BIGINT) AS offered, CAST(SUM(answered) AS BIGINT) AS answered, CAST(SUM(missed) AS BIGINT) AS missed,
-                CAST(SUM(abandoned) AS BIGINT) AS abandoned, CAST(SUM(busy) AS BIGINT) AS busy, CAST(SUM(failed) AS BIGINT) AS failed,
-                CAST(SUM(talk_s) AS BIGINT) AS talk_s, CAST(SUM(wait_ms) AS BIGINT) AS wait_ms, MAX(wait_max_ms) AS wait_max_ms
-             FROM report_calls
-             WHERE tenant_id = $1 AND period = 'day' AND dimension = $2 AND bucket_start >= $3
-                AND bucket_start < $4{key_cond}
-             GROUP BY key ORDER BY SUM(offered) DESC, key"
+            "SELECT {group} AS g, {}, MAX(wait_max_ms) AS wait_max_ms FROM report_calls
+             WHERE tenant_id = $1 AND period = $2 AND dimension = $3 AND bucket_start >= $4
+                AND bucket_start < $5{key_cond}
+             GROUP BY {group}",
+            [
+                "offered",
+                "answered",
+                "missed",
+                "abandoned",
+                "busy",
+                "failed",
+                "talk_s",
+                "wait_ms"
+            ]
+            .map(sum)
+            .join(", ")
         );
-        let from_t = crate::db::from_ms(start)?;
         read_pool!(self.db(), pool, kind => {
             let mut qq = sqlx::query(&sql)
-                .bind(q.tenant_id)
-                .bind(q.dimension.as_str())
+                .bind(tenant_id)
+                .bind(period.as_str())
+                .bind(dimension.as_str())
                 .bind(start)
                 .bind(end);
-            if let Some(k) = &q.key {
-                qq = qq.bind(k.clone());
+            if let Some(k) = key {
+                qq = qq.bind(k.to_string());
             }
             qq.fetch_all(pool)
                 .await?
                 .iter()
-                .map(|r| {
-                    Ok(ReportRow {
-                        bucket_start: from_t,
-                        bucket: format!("{} – {}", q.from, q.to),
-                        key: r.text("key")?,
-                        counts: counts_from(r)?,
-                    })
-                })
+                .map(|r| Ok((r.text("g")?, counts_from(r)?)))
                 .collect()
         })
     }
 
-    /// Calls by local hour of day (0–23) over the range, summed over the days.
+    /// Totals over the whole range, one row per key (largest `offered` first): whole months
+    /// inside the range are read from the month buckets, the days before and after them from
+    /// the day buckets.
+    pub async fn report_totals(&self, q: &ReportQuery) -> Result<Vec<ReportRow>> {
+        let (tz, start, end) = self.day_range(q.from, q.to).await?;
+        // The first month starting on or after `from`, and the start of the month holding
+        // the day after `to`: whole months lie between them.
+        let next_month = |d: NaiveDate| {
+            let first = d.with_day(1).unwrap_or(d);
+            if first == d {
+                d
+            } else {
+                first
+                    .checked_add_months(chrono::Months::new(1))
+                    .unwrap_or(d)
+            }
+        };
+        let after = q.to.succ_opt().unwrap_or(q.to);
+        let m_start = local_day_start(tz, next_month(q.from)).timestamp_millis();
+        let m_end = local_day_start(tz, after.with_day(1).unwrap_or(after)).timestamp_millis();
+        let parts = if m_start < m_end {
+            vec![
+                (Period::Day, start, m_start),
+                (Period::Month, m_start, m_end),
+                (Period::Day, m_end, end),
+            ]
+        } else {
+            vec![(Period::Day, start, end)]
+        };
+        let mut by_key: HashMap<String, Counts> = HashMap::new();
+        for (period, a, b) in parts {
+            for (k, c) in self
+                .sum_grouped(
+                    q.tenant_id,
+                    period,
+                    q.dimension,
+                    q.key.as_deref(),
+                    a,
+                    b,
+                    "key",
+                )
+                .await?
+            {
+                by_key.entry(k).or_default().add(&c);
+            }
+        }
+        let from_t = crate::db::from_ms(start)?;
+        let mut rows: Vec<ReportRow> = by_key
+            .into_iter()
+            .map(|(key, counts)| ReportRow {
+                bucket_start: from_t,
+                bucket: format!("{} – {}", q.from, q.to),
+                key,
+                counts,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.counts
+                .offered
+                .cmp(&a.counts.offered)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        Ok(rows)
+    }
+
+    /// Calls by local hour of day (0–23) over the range, summed over the days. The database
+    /// sums the hour buckets by UTC time of day, per stretch of constant UTC offset (a DST
+    /// change starts a new stretch), so a year costs a few small queries.
     pub async fn busiest_hours(
         &self,
         tenant_id: i64,
@@ -768,21 +856,52 @@ impl Store {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<Counts>> {
-        let tz = self.report_tz().await?;
-        let rows = self
-            .report(&ReportQuery {
-                tenant_id,
-                period: Period::Hour,
-                dimension,
-                from,
-                to,
-                key: key.map(str::to_string),
-            })
-            .await?;
+        let (tz, start, end) = self.day_range(from, to).await?;
+        let offset_ms = |ms: i64| {
+            let t = DateTime::from_timestamp_millis(ms).unwrap_or_default();
+            tz.offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc() as i64
+                * 1000
+        };
+        // Stretches of one offset, found day by day.
+        let mut stretches = Vec::new();
+        let (mut a, mut off) = (start, offset_ms(start));
+        let mut t = start;
+        while t < end {
+            let next = (t + 86_400_000).min(end);
+            let o = offset_ms(next - 1);
+            if o != off {
+                // The change lies within (t, next]: find its hour.
+                let mut h = t;
+                while offset_ms(h) == off {
+                    h += 3_600_000;
+                }
+                stretches.push((a, h, off));
+                a = h;
+                off = o;
+            }
+            t = next;
+        }
+        stretches.push((a, end, off));
         let mut hours = vec![Counts::default(); 24];
-        for r in rows {
-            let h = r.bucket_start.with_timezone(&tz).hour() as usize;
-            hours[h].add(&r.counts);
+        for (a, b, off) in stretches {
+            let grouped = self
+                .sum_grouped(
+                    tenant_id,
+                    Period::Hour,
+                    dimension,
+                    key,
+                    a,
+                    b,
+                    "CAST(bucket_start % 86400000 AS TEXT)",
+                )
+                .await?;
+            for (tod, c) in grouped {
+                let tod: i64 = tod.parse().unwrap_or(0);
+                let h = ((tod + off).rem_euclid(86_400_000) / 3_600_000) as usize;
+                hours[h.min(23)].add(&c);
+            }
         }
         Ok(hours)
     }

@@ -14,6 +14,7 @@ both_backends!(
     aggregates_match_the_fixtures,
     incremental_equals_rebuild,
     tokyo_day_boundary,
+    busiest_hours_across_a_dst_change,
 );
 
 /// A deterministic fixture set: `n` calls from `base` on, every 7 minutes, mixing directions
@@ -289,6 +290,20 @@ async fn incremental_equals_rebuild(b: Backend) {
     let o = s.rebuild_reports("UTC", 1000).await.unwrap();
     assert_eq!(o.records, 320);
     assert_eq!(actual(&s, t, from, to).await, incremental);
+    // Month rows are whole months: a range starting mid-month still shows all of March.
+    let months = s
+        .report(&ReportQuery {
+            tenant_id: t,
+            period: Period::Month,
+            dimension: Dimension::All,
+            from: NaiveDate::from_ymd_opt(2026, 3, 20).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 3, 25).unwrap(),
+            key: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(months.len(), 1);
+    assert_eq!(months[0].counts.offered, 320);
 }
 
 async fn tokyo_day_boundary(b: Backend) {
@@ -420,4 +435,48 @@ async fn postgres_late_commit_is_counted_once() {
         .count() as i64;
     assert_eq!(rows[0].counts.offered, 4);
     assert_eq!(rows[0].counts.busy, busy_before + 1);
+}
+
+/// New York moves its clocks on 2026-03-08: a call at 09:30 local every day is at 14:30 UTC
+/// before and 13:30 UTC after, and counts in hour 9 throughout.
+async fn busiest_hours_across_a_dst_change(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t = s.default_tenant().await.unwrap().id;
+    let tz = chrono_tz::America::New_York;
+    let mut cdrs = Vec::new();
+    for d in 1..=14 {
+        let local = NaiveDate::from_ymd_opt(2026, 3, d)
+            .unwrap()
+            .and_hms_opt(9, 30, 0)
+            .unwrap();
+        let start = tz.from_local_datetime(&local).unwrap().with_timezone(&Utc);
+        let mut c = fixtures(t, start, 1, d as usize).remove(0);
+        c.start_time = start;
+        c.answer_time = c.answer_time.map(|_| start + Duration::seconds(3));
+        cdrs.push(c);
+    }
+    insert(&s, &cdrs).await;
+    s.aggregate_reports("America/New_York", 100, None)
+        .await
+        .unwrap();
+    let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+    let hours = s
+        .busiest_hours(t, Dimension::All, None, day(1), day(14))
+        .await
+        .unwrap();
+    assert_eq!(hours[9].offered, 14, "{hours:?}");
+    assert_eq!(hours.iter().map(|h| h.offered).sum::<i64>(), 14);
+    let days = s
+        .report(&ReportQuery {
+            tenant_id: t,
+            period: Period::Day,
+            dimension: Dimension::All,
+            from: day(1),
+            to: day(14),
+            key: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(days.len(), 14);
+    assert!(days.iter().all(|r| r.counts.offered == 1));
 }

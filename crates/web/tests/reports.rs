@@ -276,3 +276,72 @@ async fn panel_page_in_english_and_japanese() {
     let r = b.get("/reports?from=yesterday").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// The whole-year page over the report bench's database (issue 16: under 300 ms). Run after
+/// `REPORT_BENCH_DIR=DIR cargo run --release -p store --example report_bench`:
+/// `REPORT_BENCH_DIR=DIR cargo test -p web --test reports -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn whole_year_page_timing() {
+    let Some(dir) = std::env::var_os("REPORT_BENCH_DIR") else {
+        return;
+    };
+    let db = std::path::Path::new(&dir).join("denwa.db");
+    let store = store::Store::open(db.to_str().unwrap(), store::OpenOptions::default())
+        .await
+        .unwrap();
+    let control = std::sync::Arc::new(common::FakeControl::new());
+    let data = tempfile::tempdir().unwrap();
+    let web = web::Web::new(
+        control.clone(),
+        store.clone(),
+        std::time::Instant::now(),
+        web::NodeInfo::default(),
+    );
+    let a = common::App {
+        router: web::router(web.clone()),
+        web,
+        store: store.clone(),
+        control,
+        data,
+        full: String::new(),
+        read: String::new(),
+    };
+    let mut b = signed_in(&a, "bench-viewer", store::AdminRole::Viewer).await;
+    let tz = store.report_tz().await.unwrap();
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let from = today - Duration::days(365);
+    for (name, q) in [
+        (
+            "days, all calls",
+            format!("/reports?from={from}&to={today}&period=day"),
+        ),
+        (
+            "months, all calls",
+            format!("/reports?from={from}&to={today}&period=month"),
+        ),
+        (
+            "per extension (made)",
+            format!("/reports?from={from}&to={today}&dimension=ext_out"),
+        ),
+        (
+            "per trunk (outbound)",
+            format!("/reports?from={from}&to={today}&dimension=trunk_out"),
+        ),
+    ] {
+        let mut best = f64::MAX;
+        let mut size = 0;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let r = b.get(&q).await;
+            assert_eq!(r.status, StatusCode::OK);
+            best = best.min(t.elapsed().as_secs_f64() * 1000.0);
+            size = r.body.len();
+        }
+        println!(
+            "whole-year report page, {name}: {best:.0} ms ({} kB)",
+            size / 1000
+        );
+    }
+    let _ = a.store.delete_admin("bench-viewer").await;
+}

@@ -274,6 +274,16 @@ async fn hours(State(w): State<Web>, Key(k): Key, Q(p): Q<ReportParams>) -> ApiR
     let tenant = tenant_of(&w, &k).await?;
     let c = p.check(tenant, report_today(&w).await?)?;
     let q = &c.query;
+    let keyed = !matches!(q.dimension, Dimension::All | Dimension::Direction);
+    if keyed && q.key.is_none() && (q.to - q.from).num_days() + 1 > MAX_HOURLY_KEYED_DAYS {
+        return Err(field_err(
+            "key",
+            format!(
+                "busiest hours of every {} cover at most {MAX_HOURLY_KEYED_DAYS} days; pick a key",
+                q.dimension.as_str()
+            ),
+        ));
+    }
     let hours = w
         .store()
         .busiest_hours(tenant, q.dimension, q.key.as_deref(), q.from, q.to)

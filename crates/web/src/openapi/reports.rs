@@ -91,7 +91,7 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
     );
     add(
         "/reports/hours",
-        json!({ "get": op("Busiest hours: calls by local hour of day over the range", json!({ "parameters": params(false),
+        json!({ "get": op("Busiest hours: calls by local hour of day over the range (a keyed dimension without key: at most 31 days)", json!({ "parameters": params(false),
             "responses": { "200": ok_json("24 hours", json!({ "type": "object", "properties": {
                 "aggregation": aggregation(),
                 "hours": { "type": "array", "items": { "type": "object", "properties": counts() } } } })) } }), &["400", "422"]) }),

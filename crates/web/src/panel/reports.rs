@@ -386,15 +386,16 @@ async fn load(w: &Web, q: &HashMap<String, String>) -> Result<View, ApiError> {
     };
     let rows = api::run(w, &checked).await?;
     let cq = &checked.query;
+    // Busiest hours of one key, or of all calls when a keyed dimension shows every key (the
+    // hour buckets of every extension over a long range are too many to sum for a page).
+    let dim = if cq.key.is_none() {
+        Dimension::All
+    } else {
+        cq.dimension
+    };
     let hours = w
         .store()
-        .busiest_hours(
-            cq.tenant_id,
-            cq.dimension,
-            cq.key.as_deref(),
-            cq.from,
-            cq.to,
-        )
+        .busiest_hours(cq.tenant_id, dim, cq.key.as_deref(), cq.from, cq.to)
         .await?;
     let today = Some(
         w.store()
@@ -482,7 +483,7 @@ fn body(ctx: &Ctx, q: &HashMap<String, String>, v: &View) -> Markup {
         }
         section { (table(lang, &v.rows, keyed)) }
         section {
-            h2 { (tr(lang, "hours")) }
+            h2 { (tr(lang, "hours")) @if v.checked.as_ref().is_some_and(|c| c.query.key.is_none() && c.query.dimension != Dimension::All) { " (" (tr(lang, "all")) ")" } }
             (stacked_chart(lang, "hours-chart", &hour_bars))
         }
         @if let Some(cmp) = &v.today {
