@@ -432,6 +432,18 @@ fn bucket_deltas(b: &mut Bucketer, recs: &[Rec]) -> Vec<(BucketKey, Counts)> {
     out
 }
 
+/// The counters that add up (the longest wait is a maximum).
+const SUMMED: [&str; 8] = [
+    "offered",
+    "answered",
+    "missed",
+    "abandoned",
+    "busy",
+    "failed",
+    "talk_s",
+    "wait_ms",
+];
+
 const UPSERT_COLS: usize = 14;
 /// Rows per multi-row upsert statement, largest first (a batch takes few statements).
 const UPSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
@@ -457,18 +469,7 @@ fn upsert_sql(backend: Backend, rows: usize) -> String {
             wait_max_ms = CASE WHEN excluded.wait_max_ms > report_calls.wait_max_ms
                 THEN excluded.wait_max_ms ELSE report_calls.wait_max_ms END",
         values.join(", "),
-        [
-            "offered",
-            "answered",
-            "missed",
-            "abandoned",
-            "busy",
-            "failed",
-            "talk_s",
-            "wait_ms"
-        ]
-        .map(add)
-        .join(", ")
+        SUMMED.map(add).join(", ")
     )
 }
 
@@ -749,18 +750,7 @@ impl Store {
              WHERE tenant_id = $1 AND period = $2 AND dimension = $3 AND bucket_start >= $4
                 AND bucket_start < $5{key_cond}
              GROUP BY {group}",
-            [
-                "offered",
-                "answered",
-                "missed",
-                "abandoned",
-                "busy",
-                "failed",
-                "talk_s",
-                "wait_ms"
-            ]
-            .map(sum)
-            .join(", ")
+            SUMMED.map(sum).join(", ")
         );
         read_pool!(self.db(), pool, kind => {
             let mut qq = sqlx::query(&sql)
