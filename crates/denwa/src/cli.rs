@@ -101,6 +101,9 @@ pub enum Command {
     /// The licence: show what is in force (limits, usage, this node's id) or install one.
     #[command(subcommand)]
     License(crate::license_cmd::LicenseCmd),
+    /// Reports: aggregate call records into the report tables (the server does it every minute).
+    #[command(subcommand)]
+    Report(crate::report_cmd::ReportCmd),
 }
 
 /// `denwa serve` options.

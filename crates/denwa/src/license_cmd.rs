@@ -96,6 +96,7 @@ fn effect(cmd: &Command) -> Effect {
         // rest changes no configuration.
         Command::Admin(_)
         | Command::License(_)
+        | Command::Report(_)
         | Command::Registration(_)
         | Command::Cdr(_)
         | Command::Serve(_)

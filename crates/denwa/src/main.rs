@@ -6,6 +6,7 @@ mod config;
 mod http;
 mod license_cmd;
 mod outside_cmd;
+mod report_cmd;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -170,6 +171,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
     let mut out = out.lock();
     match cmd {
         Command::License(cmd) => license_cmd::run(cmd, &store, &licensing, &mut out).await?,
+        Command::Report(cmd) => report_cmd::run(cmd, &store, &mut out).await?,
         Command::Extension(ExtensionCmd::Add {
             number,
             password,
@@ -638,7 +640,9 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
         licensing,
     };
     let server = tokio::spawn(http::serve(http, state));
+    let reports = report_cmd::spawn_periodic(store.clone());
     wait_for_signal().await;
+    reports.abort();
     tracing::info!("shutting down: ending calls");
     pbx.shutdown().await;
     server.abort();

@@ -32,6 +32,8 @@ pub mod keys {
     pub const NODE_LOG_LEVEL: &str = "node.log_level";
     /// The node's secret for stateless digest nonces (hex; generated on first start).
     pub const DIGEST_SECRET: &str = "auth.digest_secret";
+    /// IANA time zone in which report buckets (hours, days, months) are cut.
+    pub const REPORTS_TIMEZONE: &str = "reports.timezone";
 }
 
 /// The shape of a setting's value.
@@ -56,6 +58,8 @@ pub enum Kind {
     Address,
     /// A log level or tracing filter; empty means "from the configuration file".
     LogLevel,
+    /// An IANA time zone name such as `Asia/Tokyo` or `UTC`.
+    TimeZone,
 }
 
 /// A default value.
@@ -186,6 +190,13 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Text("MD5"),
         restart_required: false,
         help: "digest algorithms offered, in order (MD5, SHA-256); SHA-256 breaks some older phones",
+    },
+    Spec {
+        key: keys::REPORTS_TIMEZONE,
+        kind: Kind::TimeZone,
+        default: DefaultValue::Text("UTC"),
+        restart_required: false,
+        help: "IANA time zone (e.g. Asia/Tokyo) for report hours, days and months; a change rebuilds the reports",
     },
 ];
 
@@ -334,6 +345,13 @@ impl Spec {
                     ));
                 }
                 Ok(Value::from(s))
+            }
+            Kind::TimeZone => {
+                let s = text(v)?;
+                let tz: chrono_tz::Tz = s.parse().map_err(|_| {
+                    Invalid::Format("an IANA time zone name such as Asia/Tokyo or UTC")
+                })?;
+                Ok(Value::from(tz.name()))
             }
         }
     }

@@ -92,7 +92,9 @@ struct TableDef {
 use Ty::{Bool, Int, Real, Text};
 
 /// Not backed up: `schema_migrations` and `change_counters` (bookkeeping) and `trunk_status`
-/// (each node's live view of its trunks, rewritten within seconds of a start).
+/// (each node's live view of its trunks, rewritten within seconds of a start), and the report
+/// tables `report_calls`, `report_state` and `report_gaps` (derived from the call records: a
+/// restore empties them and the next aggregation rebuilds them from the restored records).
 const TABLES: &[TableDef] = &[
     TableDef {
         name: "tenants",
@@ -778,6 +780,9 @@ async fn load_tables(db: &Db, dir: &Path, from: i64) -> Result<()> {
             let sql = format!("DELETE FROM {}", t.name);
             sqlx::query(&sql).execute(&mut *tx).await?;
         }
+        for sql in crate::report::RESET_SQL {
+            sqlx::query(sql).execute(&mut *tx).await?;
+        }
         for t in TABLES {
             let cols: Vec<&str> = t.cols.iter().map(|c| c.0).collect();
             let marks: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
@@ -885,7 +890,8 @@ mod tests {
         };
         let mut tables: Vec<String> = sqlx::query(
             "SELECT name FROM sqlite_master WHERE type = 'table'
-             AND name NOT IN ('schema_migrations', 'change_counters', 'trunk_status')
+             AND name NOT IN ('schema_migrations', 'change_counters', 'trunk_status',
+                 'report_calls', 'report_state', 'report_gaps')
              ORDER BY name",
         )
         .fetch_all(read)

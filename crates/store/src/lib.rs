@@ -15,9 +15,11 @@ mod db;
 mod group;
 mod location;
 pub mod migrate;
+#[macro_use]
 mod model;
 mod notify;
 mod outside;
+pub mod report;
 
 use std::path::PathBuf;
 use std::str::FromStr;

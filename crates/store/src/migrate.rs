@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 4;
+pub const LATEST: i64 = 5;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -222,6 +222,44 @@ CREATE INDEX cdrs_direction ON cdrs (tenant_id, direction, start_time);
 INSERT INTO change_counters (kind, counter) VALUES ('outside', 0);
 "#;
 
+/// Reports (issue 16): call counts aggregated from the call records into hour, day and month
+/// buckets per dimension (see `report.rs`), the aggregation's watermark, and the ids it skipped
+/// that a still-open PostgreSQL transaction may yet commit.
+const V5: &str = r#"
+CREATE TABLE report_calls (
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    period TEXT NOT NULL CHECK (period IN ('hour', 'day', 'month')),
+    dimension TEXT NOT NULL,
+    key TEXT NOT NULL,
+    bucket_start BIGINT NOT NULL,
+    offered BIGINT NOT NULL DEFAULT 0,
+    answered BIGINT NOT NULL DEFAULT 0,
+    missed BIGINT NOT NULL DEFAULT 0,
+    abandoned BIGINT NOT NULL DEFAULT 0,
+    busy BIGINT NOT NULL DEFAULT 0,
+    failed BIGINT NOT NULL DEFAULT 0,
+    talk_s BIGINT NOT NULL DEFAULT 0,
+    wait_ms BIGINT NOT NULL DEFAULT 0,
+    wait_max_ms BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, period, dimension, key, bucket_start)
+);
+CREATE INDEX report_calls_time ON report_calls (tenant_id, period, dimension, bucket_start);
+
+CREATE TABLE report_state (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    last_cdr_id BIGINT NOT NULL,
+    timezone TEXT NOT NULL,
+    records BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+INSERT INTO report_state (id, last_cdr_id, timezone, records, updated_at) VALUES (1, 0, 'UTC', 0, 0);
+
+CREATE TABLE report_gaps (
+    cdr_id BIGINT PRIMARY KEY,
+    seen_at BIGINT NOT NULL
+);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -243,6 +281,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "trunks, routes, DIDs, classes of service",
         sql: V4,
+    },
+    Migration {
+        version: 5,
+        name: "report tables",
+        sql: V5,
     },
 ];
 

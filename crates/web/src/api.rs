@@ -20,6 +20,7 @@ use store::{AdminRole, ApiScope, CdrQuery, Disposition, Page};
 use crate::{Web, settings};
 
 pub(crate) mod outside;
+pub(crate) mod reports;
 
 /// Largest backup upload accepted (bytes).
 pub const MAX_BACKUP_BYTES: usize = 512 * 1024 * 1024;
@@ -265,6 +266,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys", get(list_keys).post(create_key))
         .route("/api-keys/{id}", axum::routing::delete(delete_key))
         .merge(outside::routes())
+        .merge(reports::routes())
         .route(
             "/license",
             get(crate::api_license::get_license).put(crate::api_license::put_license),

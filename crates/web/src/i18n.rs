@@ -747,6 +747,17 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("set.node_rtp", "RTP port range", "RTP ポート範囲"),
     ("set.node_log", "Log level", "ログレベル"),
     (
+        "set.reports_tz",
+        "Time zone of reports (hours, days, months); a change rebuilds them",
+        "レポートのタイムゾーン（時・日・月の区切り）。変更するとレポートを再集計します",
+    ),
+    (
+        "set.fmt_tz",
+        "Use an IANA time zone name such as Asia/Tokyo or UTC.",
+        "Asia/Tokyo や UTC のような IANA タイムゾーン名を指定してください。",
+    ),
+    ("nav.reports", "Reports", "レポート"),
+    (
         "set.fmt_listen",
         "Enter IP:PORT addresses separated by commas, or leave empty to use the configuration file.",
         "IP:ポート をカンマ区切りで入力してください（空欄なら設定ファイルの値）。",

@@ -5,6 +5,7 @@ use engine::policy;
 use serde_json::{Value, json};
 
 mod outside;
+mod reports;
 
 fn err_ref() -> Value {
     json!({ "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
@@ -300,6 +301,7 @@ pub fn document() -> Value {
         "delete": op("Revoke an API key", json!({ "responses": { "204": no_content } }), &["400", "404"]) }),
     );
     outside::paths(&mut add);
+    reports::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

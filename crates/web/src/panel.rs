@@ -24,6 +24,7 @@ use crate::{Web, settings};
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
+mod reports;
 
 const STYLE: &str = include_str!("../static/style.css");
 const SCRIPT: &str = include_str!("../static/app.js");
@@ -67,6 +68,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys", post(create_key))
         .route("/api-keys/{id}/delete", post(delete_key))
         .merge(outside::routes())
+        .merge(reports::routes())
         .route(
             "/license",
             get(license_page::show).post(license_page::upload),
@@ -164,6 +166,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/extensions" { (ctx.t("nav.extensions")) }
                             a href="/calls" { (ctx.t("nav.calls")) }
                             a href="/history" { (ctx.t("nav.history")) }
+                            a href="/reports" { (ctx.t("nav.reports")) }
                             a href="/trunks" { (ctx.t("nav.trunks")) }
                             a href="/routes" { (ctx.t("nav.routes")) }
                             a href="/dids" { (ctx.t("nav.dids")) }

@@ -22,6 +22,7 @@ pub fn format_message(kind: Kind) -> &'static str {
         Kind::PortRange => "set.fmt_range",
         Kind::Address => "set.fmt_address",
         Kind::LogLevel => "set.fmt_log",
+        Kind::TimeZone => "set.fmt_tz",
     }
 }
 
@@ -39,6 +40,7 @@ pub fn label(key: &str) -> &'static str {
         keys::NODE_ADVERTISE => "set.node_advertise",
         keys::NODE_RTP_PORTS => "set.node_rtp",
         keys::NODE_LOG_LEVEL => "set.node_log",
+        keys::REPORTS_TIMEZONE => "set.reports_tz",
         _ => "set.unknown",
     }
 }

@@ -1109,6 +1109,10 @@ async fn openapi_matches_routes() {
         "PUT /outbound",
         "GET /license",
         "PUT /license",
+        "GET /reports/calls",
+        "GET /reports/calls.csv",
+        "GET /reports/hours",
+        "GET /reports/today",
     ];
     expected.sort();
     assert_eq!(ops, expected);
