@@ -537,21 +537,35 @@ impl Engine {
         }
     }
 
-    /// Calls in progress over trunk `id` (unanswered attempts included).
-    fn trunk_calls(&self, id: i64) -> usize {
-        self.b2bua
-            .calls
-            .values()
-            .filter(|c| {
-                c.legs.iter().enumerate().any(|(i, l)| {
-                    l.trunk == Some(id)
-                        && (l.final_status.is_none() || c.bridge.is_some_and(|b| b.b == i))
-                })
-            })
-            .count()
+    /// Calls in progress per trunk (unanswered attempts included), in one pass over the calls.
+    fn calls_per_trunk(&self) -> HashMap<i64, usize> {
+        let mut out: HashMap<i64, usize> = HashMap::new();
+        for c in self.b2bua.calls.values() {
+            let mut seen: Option<i64> = None;
+            for (i, l) in c.legs.iter().enumerate() {
+                let Some(t) = l.trunk else { continue };
+                let active = l.final_status.is_none() || c.bridge.is_some_and(|b| b.b == i);
+                // A call counts once per trunk (several attempts may have gone to one trunk).
+                if active && seen != Some(t) {
+                    seen = Some(t);
+                    *out.entry(t).or_default() += 1;
+                }
+            }
+        }
+        out
     }
 
     fn trunk_usable(&self, t: &TrunkEntry) -> Result<(), &'static str> {
+        let calls = if t.spec.max_calls > 0 {
+            self.calls_per_trunk().get(&t.id).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        self.trunk_usable_with(t, calls)
+    }
+
+    /// [`Self::trunk_usable`] with the trunk's calls in progress already counted.
+    fn trunk_usable_with(&self, t: &TrunkEntry, calls: usize) -> Result<(), &'static str> {
         if !t.spec.enabled {
             return Err("disabled");
         }
@@ -567,7 +581,7 @@ impl Engine {
         {
             return Err("down");
         }
-        if t.spec.max_calls > 0 && self.trunk_calls(t.id) >= t.spec.max_calls as usize {
+        if t.spec.max_calls > 0 && calls >= t.spec.max_calls as usize {
             return Err("at its call limit");
         }
         Ok(())
@@ -575,18 +589,19 @@ impl Engine {
 
     /// Every trunk's state now.
     pub fn trunk_statuses(&self, now: Now) -> Vec<TrunkStatus> {
+        let calls = self.calls_per_trunk();
         let mut v: Vec<TrunkStatus> = self
             .snap
             .outside
             .trunks
             .values()
-            .map(|t| self.trunk_status(t, now))
+            .map(|t| self.trunk_status(t, calls.get(&t.id).copied().unwrap_or(0), now))
             .collect();
         v.sort_by(|a, b| (a.tenant, &a.name).cmp(&(b.tenant, &b.name)));
         v
     }
 
-    fn trunk_status(&self, t: &TrunkEntry, now: Now) -> TrunkStatus {
+    fn trunk_status(&self, t: &TrunkEntry, calls: usize, now: Now) -> TrunkStatus {
         let rt = self.dispatcher.rt.get(&t.id);
         let at = |secs: Option<u64>| secs.map(|s| unix(now.wall) + s);
         let (registration, last, failure, until, next) =
@@ -629,8 +644,8 @@ impl Engine {
             health,
             last_ping_answer: last_ping,
             rtt_ms: rtt,
-            calls: self.trunk_calls(t.id),
-            usable: self.trunk_usable(t).is_ok(),
+            calls,
+            usable: self.trunk_usable_with(t, calls).is_ok(),
         }
     }
 
@@ -638,11 +653,12 @@ impl Engine {
     /// are stored as absolute times, so a steady trunk is not rewritten).
     fn write_trunk_states(&mut self, now: Now) {
         let ids: Vec<i64> = self.dispatcher.rt.keys().copied().collect();
+        let calls = self.calls_per_trunk();
         for id in ids {
             let Some(t) = self.snap.outside.trunks.get(&id) else {
                 continue;
             };
-            let mut st = self.trunk_status(t, now);
+            let mut st = self.trunk_status(t, calls.get(&id).copied().unwrap_or(0), now);
             // Round-trip times move on every ping; they are shown live, not stored.
             st.rtt_ms = None;
             let Ok(doc) = serde_json::to_value(&st) else {

@@ -645,3 +645,20 @@ fn limits_count_the_calls_made_before_a_restart() {
     let out = dial(&mut h, "00312345678", "national-ok");
     assert_eq!(invites_to(&out, CARRIER_A).len(), 1);
 }
+
+#[test]
+fn a_trunk_at_its_call_limit_is_skipped() {
+    let mut o = outside();
+    if let Some(t) = o.trunks.get_mut(&1) {
+        t.spec.max_calls = 1;
+    }
+    let mut h = harness(o);
+    let out = dial(&mut h, "00312345678", "limit-1");
+    assert_eq!(invites_to(&out, CARRIER_A).len(), 1);
+    let out = dial(&mut h, "00312345679", "limit-2");
+    assert!(invites_to(&out, CARRIER_A).is_empty(), "carrier-a is full");
+    assert_eq!(invites_to(&out, CARRIER_B).len(), 1);
+    let st = h.engine.trunk_statuses(h.now);
+    assert_eq!((st[0].calls, st[0].usable), (1, false));
+    assert_eq!(st[1].calls, 1);
+}
