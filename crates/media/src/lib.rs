@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod codec;
 pub mod dtmf;
 pub mod g711;
 pub mod relay;

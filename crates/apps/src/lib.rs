@@ -1,0 +1,6 @@
+//! `apps`: the internal endpoints that terminate media — prompts, music on hold, IVR,
+//! voicemail, conferences, recording. Each application is a sans-IO state machine: events in
+//! (a digit, the end of a prompt, a timer, `now`), commands out (play, record, connect to a
+//! destination, hang up). The engine drives them; the media engine carries out their commands.
+
+#![warn(missing_docs)]

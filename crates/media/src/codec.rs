@@ -1,0 +1,291 @@
+//! The codec interface terminating legs use: every codec turns one frame of 16-bit mono PCM at
+//! its own sample rate into an RTP payload and back, and conceals a lost frame.
+//!
+//! G.711 is ours ([`crate::g711`]). The other codecs plug in behind the same two traits, so the
+//! media engine never matches on a codec outside [`encoder`] and [`decoder`].
+
+use std::fmt;
+
+/// An audio codec Denwa can terminate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CodecKind {
+    /// G.711 µ-law (PCMU), 8 kHz.
+    Pcmu,
+    /// G.711 A-law (PCMA), 8 kHz.
+    Pcma,
+    /// G.722, 16 kHz audio on an 8 kHz RTP clock (RFC 3551 §4.5.2).
+    G722,
+    /// Opus, 48 kHz RTP clock (RFC 7587); decoded and encoded here at 48 kHz mono.
+    Opus,
+}
+
+impl CodecKind {
+    /// Every codec, in Denwa's default preference order for a terminating leg.
+    pub const ALL: [CodecKind; 4] = [
+        CodecKind::Pcmu,
+        CodecKind::Pcma,
+        CodecKind::G722,
+        CodecKind::Opus,
+    ];
+
+    /// The codec an SDP `a=rtpmap` names (`encoding` case-insensitive, `clock` its clock rate).
+    pub fn from_rtpmap(encoding: &str, clock: u32) -> Option<CodecKind> {
+        let e = encoding.to_ascii_lowercase();
+        match (e.as_str(), clock) {
+            ("pcmu", 8000) => Some(CodecKind::Pcmu),
+            ("pcma", 8000) => Some(CodecKind::Pcma),
+            ("g722", 8000) => Some(CodecKind::G722),
+            ("opus", 48000) => Some(CodecKind::Opus),
+            _ => None,
+        }
+    }
+
+    /// The codec of a static RTP payload type (RFC 3551), if it is one of ours.
+    pub fn from_static_payload_type(pt: u8) -> Option<CodecKind> {
+        match pt {
+            0 => Some(CodecKind::Pcmu),
+            8 => Some(CodecKind::Pcma),
+            9 => Some(CodecKind::G722),
+            _ => None,
+        }
+    }
+
+    /// The encoding name SDP uses.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            CodecKind::Pcmu => "PCMU",
+            CodecKind::Pcma => "PCMA",
+            CodecKind::G722 => "G722",
+            CodecKind::Opus => "opus",
+        }
+    }
+
+    /// The static payload type, or `None` for a dynamic one (Opus).
+    pub fn static_payload_type(self) -> Option<u8> {
+        match self {
+            CodecKind::Pcmu => Some(0),
+            CodecKind::Pcma => Some(8),
+            CodecKind::G722 => Some(9),
+            CodecKind::Opus => None,
+        }
+    }
+
+    /// The RTP clock rate (what timestamps count), which for G.722 is not its sample rate.
+    pub fn rtp_clock_rate(self) -> u32 {
+        match self {
+            CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722 => 8000,
+            CodecKind::Opus => 48000,
+        }
+    }
+
+    /// The sample rate of the PCM the codec encodes and decodes.
+    pub fn sample_rate(self) -> u32 {
+        match self {
+            CodecKind::Pcmu | CodecKind::Pcma => 8000,
+            CodecKind::G722 => 16000,
+            CodecKind::Opus => 48000,
+        }
+    }
+
+    /// Whether the codec carries audio above 4 kHz (mixed wideband in conferences).
+    pub fn is_wideband(self) -> bool {
+        self.sample_rate() > 8000
+    }
+
+    /// PCM samples in one frame of `ptime_ms` milliseconds.
+    pub fn samples_per_frame(self, ptime_ms: u32) -> usize {
+        (self.sample_rate() / 1000 * ptime_ms) as usize
+    }
+
+    /// RTP timestamp units one frame of `ptime_ms` milliseconds advances.
+    pub fn timestamp_step(self, ptime_ms: u32) -> u32 {
+        self.rtp_clock_rate() / 1000 * ptime_ms
+    }
+}
+
+impl fmt::Display for CodecKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.encoding_name())
+    }
+}
+
+/// Why a codec could not be set up or a payload not decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// This build has no implementation of the codec.
+    #[error("codec {0} is not available in this build")]
+    Unavailable(CodecKind),
+    /// The payload is not valid for the codec.
+    #[error("{codec} payload invalid: {reason}")]
+    BadPayload {
+        /// Codec.
+        codec: CodecKind,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The PCM frame handed to an encoder has a length the codec cannot take.
+    #[error("{codec} cannot encode a frame of {samples} samples")]
+    BadFrame {
+        /// Codec.
+        codec: CodecKind,
+        /// Samples given.
+        samples: usize,
+    },
+}
+
+/// Turns PCM frames into RTP payloads.
+pub trait Encoder: Send {
+    /// Which codec this is.
+    fn kind(&self) -> CodecKind;
+    /// Encodes one frame (`pcm` at [`CodecKind::sample_rate`], 10–60 ms), appending the payload
+    /// to `out`.
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError>;
+}
+
+/// Turns RTP payloads into PCM and fills gaps.
+pub trait Decoder: Send {
+    /// Which codec this is.
+    fn kind(&self) -> CodecKind;
+    /// Decodes one payload, appending PCM at [`CodecKind::sample_rate`] to `out`.
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError>;
+    /// Appends `samples` samples standing in for a lost frame (packet-loss concealment).
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>);
+}
+
+/// An encoder for `kind`.
+pub fn encoder(kind: CodecKind) -> Result<Box<dyn Encoder>, CodecError> {
+    match kind {
+        CodecKind::Pcmu | CodecKind::Pcma => Ok(Box::new(G711 {
+            kind,
+            last: Vec::new(),
+            lost: 0,
+        })),
+        other => Err(CodecError::Unavailable(other)),
+    }
+}
+
+/// A decoder for `kind`.
+pub fn decoder(kind: CodecKind) -> Result<Box<dyn Decoder>, CodecError> {
+    match kind {
+        CodecKind::Pcmu | CodecKind::Pcma => Ok(Box::new(G711 {
+            kind,
+            last: Vec::new(),
+            lost: 0,
+        })),
+        other => Err(CodecError::Unavailable(other)),
+    }
+}
+
+/// G.711 both ways; concealment repeats the last frame, fading out over three frames
+/// (G.711 Appendix I in its simplest form).
+struct G711 {
+    kind: CodecKind,
+    last: Vec<i16>,
+    lost: u32,
+}
+
+impl Encoder for G711 {
+    fn kind(&self) -> CodecKind {
+        self.kind
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let bytes = match self.kind {
+            CodecKind::Pcma => crate::g711::encode_alaw(pcm),
+            _ => crate::g711::encode_ulaw(pcm),
+        };
+        out.extend_from_slice(&bytes);
+        Ok(())
+    }
+}
+
+impl Decoder for G711 {
+    fn kind(&self) -> CodecKind {
+        self.kind
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError> {
+        let pcm = match self.kind {
+            CodecKind::Pcma => crate::g711::decode_alaw(payload),
+            _ => crate::g711::decode_ulaw(payload),
+        };
+        out.extend_from_slice(&pcm);
+        self.last = pcm;
+        self.lost = 0;
+        Ok(())
+    }
+
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
+        self.lost += 1;
+        // Full level for the first lost frame, then fading, then silence.
+        let gain = match self.lost {
+            1 => 1.0,
+            2 => 0.5,
+            3 => 0.25,
+            _ => 0.0,
+        };
+        if self.last.is_empty() || gain == 0.0 {
+            out.extend(std::iter::repeat_n(0, samples));
+            return;
+        }
+        out.extend(
+            self.last
+                .iter()
+                .cycle()
+                .take(samples)
+                .map(|&s| (f32::from(s) * gain) as i16),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_rates() {
+        assert_eq!(CodecKind::from_rtpmap("pcmu", 8000), Some(CodecKind::Pcmu));
+        assert_eq!(CodecKind::from_rtpmap("OPUS", 48000), Some(CodecKind::Opus));
+        assert_eq!(CodecKind::from_rtpmap("opus", 8000), None);
+        assert_eq!(CodecKind::G722.rtp_clock_rate(), 8000);
+        assert_eq!(CodecKind::G722.samples_per_frame(20), 320);
+        assert_eq!(CodecKind::G722.timestamp_step(20), 160);
+        assert_eq!(CodecKind::Opus.timestamp_step(20), 960);
+        assert_eq!(
+            CodecKind::from_static_payload_type(9),
+            Some(CodecKind::G722)
+        );
+    }
+
+    #[test]
+    fn g711_round_trip_and_concealment() {
+        for kind in [CodecKind::Pcmu, CodecKind::Pcma] {
+            let pcm: Vec<i16> = (0..160).map(|i| ((i * 200) % 8000) as i16 - 4000).collect();
+            let mut enc = encoder(kind).expect("g711");
+            let mut dec = decoder(kind).expect("g711");
+            let mut payload = Vec::new();
+            enc.encode(&pcm, &mut payload).expect("encode");
+            assert_eq!(payload.len(), 160);
+            let mut out = Vec::new();
+            dec.decode(&payload, &mut out).expect("decode");
+            assert_eq!(out.len(), 160);
+            for (a, b) in pcm.iter().zip(&out) {
+                assert!(
+                    (i32::from(*a) - i32::from(*b)).abs() < 300,
+                    "{kind}: {a} vs {b}"
+                );
+            }
+            let mut hidden = Vec::new();
+            for _ in 0..5 {
+                dec.conceal(160, &mut hidden);
+            }
+            assert_eq!(hidden.len(), 800);
+            assert_eq!(
+                &hidden[..160],
+                &out[..],
+                "first lost frame repeats the last"
+            );
+            assert!(hidden[640..].iter().all(|&s| s == 0), "fades to silence");
+        }
+    }
+}
