@@ -133,7 +133,10 @@ impl MenuSpec {
         self.options
             .iter()
             .map(|(k, v)| (format!("options.{k}"), v.as_str()))
-            .chain(std::iter::once(("fallback".to_string(), self.fallback.as_str())))
+            .chain(std::iter::once((
+                "fallback".to_string(),
+                self.fallback.as_str(),
+            )))
     }
 }
 
@@ -209,8 +212,9 @@ impl Ivr {
     /// Plays the greeting.
     pub fn start(&mut self, _now: Instant) {
         self.state = State::Greeting;
-        self.actions
-            .push_back(Action::Play(vec![Sound::Prompt(self.spec.greeting.clone())]));
+        self.actions.push_back(Action::Play(vec![Sound::Prompt(
+            self.spec.greeting.clone(),
+        )]));
     }
 
     /// The next thing to do.

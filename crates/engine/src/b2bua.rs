@@ -64,6 +64,45 @@ pub(crate) struct Leg {
 }
 
 impl Leg {
+    /// The caller's leg: we are the UAS of its INVITE, which came from `source` to `local`.
+    pub(crate) fn caller(
+        call_id: String,
+        txn: TransactionId,
+        (source, local, transport): (SocketAddr, SocketAddr, Transport),
+        tag: String,
+    ) -> Leg {
+        let target = Target {
+            destination: source,
+            transport,
+            local: Some(local),
+        };
+        Leg::new(Side::A, call_id, txn, target, local, tag)
+    }
+
+    /// A leg with no dialog, media or answer yet.
+    pub(crate) fn new(
+        side: Side,
+        call_id: String,
+        txn: TransactionId,
+        target: Target,
+        local: SocketAddr,
+        tag: String,
+    ) -> Leg {
+        Leg {
+            side,
+            call_id,
+            txn,
+            target,
+            local,
+            tag,
+            dialog: None,
+            final_status: None,
+            ack: None,
+            session: None,
+            trunk: None,
+        }
+    }
+
     fn transport(&self) -> Transport {
         self.target.transport
     }
@@ -161,9 +200,45 @@ pub(crate) struct Call {
     pub route: CallRoute,
     /// Trunks still to try (outside calls).
     pub outside: Option<Box<crate::dispatcher::OutsidePlan>>,
+    /// Media terminated by endpoints (voice applications, decoding bridges) instead of the
+    /// relay.
+    pub anchor: Option<Box<crate::anchor::Anchor>>,
 }
 
 impl Call {
+    /// A new call in the ringing state with only the caller's leg.
+    pub(crate) fn new(
+        id: u64,
+        o: Origin,
+        a_leg: Leg,
+        media: Vec<MediaSlot>,
+        now: Now,
+        no_answer: std::time::Duration,
+    ) -> Call {
+        Call {
+            id,
+            tenant_id: o.tenant,
+            caller: o.caller,
+            caller_name: o.caller_name,
+            callee: o.digits,
+            legs: vec![a_leg],
+            bridge: None,
+            media,
+            state: CallState::Ringing,
+            start: now.wall,
+            start_mono: now.mono,
+            answer: None,
+            no_answer_at: now.mono + no_answer,
+            codec: String::new(),
+            sent_180: false,
+            setup: None,
+            forwarded: HashMap::new(),
+            route: o.route,
+            outside: None,
+            anchor: None,
+        }
+    }
+
     fn slot(&self, id: SessionId) -> Option<&MediaSlot> {
         self.media.iter().find(|m| m.id == id)
     }
@@ -204,6 +279,9 @@ pub(crate) struct B2bua {
     /// Relay session -> call.
     by_session: HashMap<SessionId, u64>,
     next_session: u64,
+    /// Terminating endpoint -> call.
+    pub(crate) by_endpoint: HashMap<crate::media::EndpointId, u64>,
+    next_endpoint: u64,
 }
 
 impl B2bua {
@@ -240,6 +318,29 @@ impl B2bua {
 
     fn call_of_session(&self, session: SessionId) -> Option<u64> {
         self.by_session.get(&session).copied()
+    }
+
+    /// A new endpoint id owned by `call`.
+    pub(crate) fn new_endpoint(&mut self, call: u64) -> crate::media::EndpointId {
+        self.next_endpoint += 1;
+        let e = crate::media::EndpointId(self.next_endpoint);
+        self.by_endpoint.insert(e, call);
+        e
+    }
+
+    /// A fresh call id.
+    pub(crate) fn next_call_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Registers a new call and its caller's indexes.
+    pub(crate) fn insert(&mut self, call: Box<Call>) {
+        let id = call.id;
+        self.by_call_id
+            .insert(call.legs[A_LEG].call_id.clone(), (id, A_LEG));
+        self.by_server_txn.insert(call.legs[A_LEG].txn, id);
+        self.calls.insert(id, call);
     }
 
     fn new_session(&mut self, call: u64) -> SessionId {
@@ -503,6 +604,10 @@ impl Engine {
                 o.route.caller_id = call.caller_id.number.clone();
                 return self.outside_call(entry, o, call, caller, now);
             }
+            Decision::Route {
+                destination: destination @ Destination::Ivr(_),
+                ..
+            } => return self.start_app(entry, o, destination, now),
             Decision::Route { destination, .. } => {
                 // A kind this node cannot serve yet.
                 debug!(%destination, "destination not available");
@@ -576,23 +681,7 @@ impl Engine {
         let id = self.b2bua.next_id;
         let a_tag = self.new_tag();
         let call_id = o.call_id.clone();
-        let a_leg = Leg {
-            side: Side::A,
-            call_id: call_id.clone(),
-            txn,
-            target: Target {
-                destination: source,
-                transport,
-                local: Some(local),
-            },
-            local,
-            tag: a_tag,
-            dialog: None,
-            final_status: None,
-            ack: None,
-            session: None,
-            trunk: None,
-        };
+        let a_leg = Leg::caller(call_id.clone(), txn, (source, local, transport), a_tag);
         // One relay session per segment the B legs reach the callee on.
         let mut media = Vec::new();
         for ip in segments {
@@ -606,27 +695,7 @@ impl Engine {
                 });
             }
         }
-        let call = Call {
-            id,
-            tenant_id: o.tenant,
-            caller: o.caller,
-            caller_name: o.caller_name,
-            callee: o.digits,
-            legs: vec![a_leg],
-            bridge: None,
-            media,
-            state: CallState::Ringing,
-            start: now.wall,
-            start_mono: now.mono,
-            answer: None,
-            no_answer_at: now.mono + self.snap.settings.no_answer,
-            codec: String::new(),
-            sent_180: false,
-            setup: None,
-            forwarded: HashMap::new(),
-            route: o.route,
-            outside: None,
-        };
+        let call = Call::new(id, o, a_leg, media, now, self.snap.settings.no_answer);
         info!(call = id, %call_id, caller = %call.caller, callee = %call.callee, direction = ?call.route.direction, "call started");
         // Tell the caller we are on it (the transaction layer would after 100 ms anyway).
         self.respond(txn, Response::for_request(&req, 100, None), now);
@@ -758,40 +827,10 @@ impl Engine {
             let Ok(body) = sdp::rewrite(&invite.body, relay) else {
                 continue;
             };
-            let via = self.our_via(b.local, b.transport);
-            let leg_call_id = self.new_call_id();
-            let tag = self.new_tag();
-            let mut inv = Request::new(Method::Invite, b.contact.clone());
-            inv.headers.push(HeaderName::Via, via.to_string());
-            inv.headers.push(HeaderName::MaxForwards, mf.to_string());
-            let from_hdr = display_addr(&caller_name, &format!("sip:{caller}@{}", b.domain()));
-            inv.headers
-                .push(HeaderName::From, format!("{from_hdr};tag={tag}"));
-            inv.headers
-                .push(HeaderName::To, format!("<sip:{callee}@{}>", b.domain()));
-            inv.headers.push(HeaderName::CallId, leg_call_id.as_str());
-            inv.headers.push(HeaderName::CSeq, "1 INVITE");
-            let contact = self.contact_uri(Some(&caller), b.local, b.transport);
-            inv.headers
-                .push(HeaderName::Contact, format!("<{contact}>"));
-            inv.headers.push(HeaderName::Allow, ALLOW);
-            inv.headers
-                .push(HeaderName::UserAgent, self.cfg.user_agent.as_str());
-            inv.set_body(&MediaType::sdp(), Bytes::from(body));
-            if let Some(t) = self.send_request(inv, b.target(), Owner::Call(id), now) {
-                legs.push(Leg {
-                    side: Side::B,
-                    call_id: leg_call_id,
-                    txn: t,
-                    target: b.target(),
-                    local: b.local,
-                    tag,
-                    dialog: None,
-                    final_status: None,
-                    ack: None,
-                    session: Some(*session),
-                    trunk: None,
-                });
+            let who = (caller.as_str(), caller_name.as_str(), callee.as_str());
+            if let Some(mut leg) = self.send_fork(id, b, who, mf, body, now) {
+                leg.session = Some(*session);
+                legs.push(leg);
             }
         }
         if legs.is_empty() {
@@ -814,9 +853,50 @@ impl Engine {
         }
     }
 
+    /// Sends one fork's INVITE to a registered contact: `who` is (caller number, caller name,
+    /// callee number), `body` the SDP offer. The leg has no media yet.
+    pub(crate) fn send_fork(
+        &mut self,
+        id: u64,
+        b: &Binding,
+        (caller, caller_name, callee): (&str, &str, &str),
+        mf: u32,
+        body: Vec<u8>,
+        now: Now,
+    ) -> Option<Leg> {
+        let via = self.our_via(b.local, b.transport);
+        let leg_call_id = self.new_call_id();
+        let tag = self.new_tag();
+        let mut inv = Request::new(Method::Invite, b.contact.clone());
+        inv.headers.push(HeaderName::Via, via.to_string());
+        inv.headers.push(HeaderName::MaxForwards, mf.to_string());
+        let from_hdr = display_addr(caller_name, &format!("sip:{caller}@{}", b.domain()));
+        inv.headers
+            .push(HeaderName::From, format!("{from_hdr};tag={tag}"));
+        inv.headers
+            .push(HeaderName::To, format!("<sip:{callee}@{}>", b.domain()));
+        inv.headers.push(HeaderName::CallId, leg_call_id.as_str());
+        inv.headers.push(HeaderName::CSeq, "1 INVITE");
+        let contact = self.contact_uri(Some(caller), b.local, b.transport);
+        inv.headers
+            .push(HeaderName::Contact, format!("<{contact}>"));
+        inv.headers.push(HeaderName::Allow, ALLOW);
+        inv.headers
+            .push(HeaderName::UserAgent, self.cfg.user_agent.as_str());
+        inv.set_body(&MediaType::sdp(), Bytes::from(body));
+        let t = self.send_request(inv, b.target(), Owner::Call(id), now)?;
+        Some(Leg::new(Side::B, leg_call_id, t, b.target(), b.local, tag))
+    }
+
     /// Removes a call that never got going (no CDR: the caller was answered with an error).
     fn drop_call(&mut self, id: u64) {
         if let Some(call) = self.b2bua.remove(id) {
+            if let Some(anchor) = &call.anchor {
+                for ep in anchor.endpoints() {
+                    self.b2bua.by_endpoint.remove(&ep);
+                    self.media(MediaCommand::CloseEndpoint { endpoint: ep });
+                }
+            }
             if call.outside.is_some() {
                 self.outside_call_gone(call.tenant_id, &call.caller);
             }
@@ -878,7 +958,8 @@ impl Engine {
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
-        if call.bridge.is_some() {
+        if call.bridge.is_some() || call.anchor.is_some() {
+            // Anchored calls: the caller is answered already and hears our ringback.
             return;
         }
         if call.legs[i].dialog.is_none()
@@ -932,7 +1013,8 @@ impl Engine {
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
-        if call.bridge.is_some_and(|b| b.b == i) {
+        let anchored_winner = call.anchor.as_deref().and_then(|a| a.winner_leg());
+        if call.bridge.is_some_and(|b| b.b == i) || anchored_winner == Some(i) {
             // A retransmitted 2xx: our ACK was lost.
             if let Some(ack) = call.legs[i].ack.clone() {
                 let t = call.legs[i].target;
@@ -954,7 +1036,9 @@ impl Engine {
             }
         };
         // Answered after another fork won, or after we gave up on it (a silent trunk).
-        let late = call.bridge.is_some() || call.legs[i].final_status.is_some();
+        let late = call.bridge.is_some()
+            || anchored_winner.is_some()
+            || call.legs[i].final_status.is_some();
         let invite_seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
         let via = self.our_via(leg_local, target.transport);
         let ack = Bytes::from(dialog.ack(invite_seq, &via).to_bytes());
@@ -974,6 +1058,9 @@ impl Engine {
         leg.ack = Some(ack);
         leg.dialog = Some(dialog);
         leg.final_status = Some(resp.status);
+        if call.anchor.is_some() {
+            return self.anchored_answered(id, i, &resp, now);
+        }
         let Some(session) = leg.session else {
             return;
         };
@@ -1061,6 +1148,9 @@ impl Engine {
 
     /// All forks failed (or none is left): answer the caller with the most telling status.
     fn maybe_all_failed(&mut self, id: u64, now: Now) {
+        if self.anchored_forks_failed(id, now) {
+            return;
+        }
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -1228,14 +1318,23 @@ impl Engine {
         let Some(call) = self.b2bua.get_mut(id) else {
             return self.respond(txn, Response::for_request(&req, 481, None), now);
         };
-        let Some(bridge) = call.bridge else {
-            let r = Response::for_request(&req, 481, Some("Call not answered"));
-            return self.respond(txn, r, now);
+        // Anchored calls answer in-dialog requests themselves; others need a bridge.
+        let anchored = call.anchor.as_deref().map(|a| a.winner_leg());
+        let bridge = match (anchored, call.bridge) {
+            (Some(w), _) if leg != A_LEG && Some(leg) != w => {
+                return self.respond(txn, Response::for_request(&req, 481, None), now);
+            }
+            (Some(_), _) => None,
+            (None, None) => {
+                let r = Response::for_request(&req, 481, Some("Call not answered"));
+                return self.respond(txn, r, now);
+            }
+            (None, Some(b)) if b.peer(leg).is_none() => {
+                // A fork that lost the race.
+                return self.respond(txn, Response::for_request(&req, 481, None), now);
+            }
+            (None, Some(b)) => Some(b),
         };
-        if bridge.peer(leg).is_none() {
-            // A fork that lost the race.
-            return self.respond(txn, Response::for_request(&req, 481, None), now);
-        }
         // The dialog and CSeq are checked on the leg the request came from.
         let check = call.legs[leg].dialog.as_mut().map(|d| d.on_request(&req));
         match check {
@@ -1246,6 +1345,9 @@ impl Engine {
             }
             None => return self.respond(txn, Response::for_request(&req, 481, None), now),
         }
+        let Some(bridge) = bridge else {
+            return self.anchored_in_dialog(id, leg, txn, req, source, now);
+        };
         if req.method == Method::Bye {
             let by = match call.legs[leg].side {
                 Side::A => HangupBy::Caller,
@@ -1269,7 +1371,7 @@ impl Engine {
     }
 
     /// Sends BYE on one leg's dialog.
-    fn bye_leg(&mut self, id: u64, leg: LegIdx, now: Now) {
+    pub(crate) fn bye_leg(&mut self, id: u64, leg: LegIdx, now: Now) {
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -1477,6 +1579,9 @@ impl Engine {
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
+        if call.anchor.is_some() {
+            return self.anchored_hangup(id, reason, now);
+        }
         if let Some(bridge) = call.bridge {
             self.bye_leg(id, bridge.b, now);
             self.bye_leg(id, bridge.a, now);
@@ -1503,10 +1608,18 @@ impl Engine {
             .b2bua
             .calls
             .values()
-            .filter(|c| c.bridge.is_none() && now.mono >= c.no_answer_at)
+            .filter(|c| {
+                c.bridge.is_none()
+                    && c.anchor.as_deref().is_none_or(|a| a.connecting)
+                    && now.mono >= c.no_answer_at
+            })
             .map(|c| c.id)
             .collect();
         for id in due {
+            if self.b2bua.get(id).is_some_and(|c| c.anchor.is_some()) {
+                self.anchored_no_answer(id, now);
+                continue;
+            }
             if let Some(call) = self.b2bua.get(id) {
                 info!(call = id, caller = %call.caller, callee = %call.callee, "no answer");
             }
@@ -1541,7 +1654,7 @@ impl Engine {
 
     /// Removes the call, closes its media and writes its record; `reply` goes out once the
     /// record is durable.
-    fn finish_with(
+    pub(crate) fn finish_with(
         &mut self,
         id: u64,
         ending: Ending,
@@ -1552,6 +1665,12 @@ impl Engine {
             return;
         };
         info!(call = id, call_id = %call.legs[A_LEG].call_id, disposition = ending.disposition.as_str(), "call ended");
+        if let Some(anchor) = &call.anchor {
+            for ep in anchor.endpoints() {
+                self.b2bua.by_endpoint.remove(&ep);
+                self.media(MediaCommand::CloseEndpoint { endpoint: ep });
+            }
+        }
         if let Some(plan) = &call.outside {
             let billsec = call
                 .answer

@@ -227,6 +227,47 @@ pub struct Snapshot {
     pub settings: Settings,
     /// Trunks, routes, DIDs and tenant outbound policy.
     pub outside: Outside,
+    /// Voice applications: IVR menus and the numbers that reach applications.
+    pub apps: Apps,
+}
+
+/// An IVR menu as call control needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IvrEntry {
+    /// Owning tenant.
+    pub tenant: i64,
+    /// Name (`ivr:NAME`).
+    pub name: String,
+    /// Internal number that reaches it (empty: only through DIDs and other destinations).
+    pub number: String,
+    /// The menu.
+    pub spec: apps::ivr::MenuSpec,
+}
+
+/// Voice applications of every tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Apps {
+    /// IVR menus by (tenant, name).
+    pub ivrs: HashMap<(i64, String), IvrEntry>,
+    /// Internal numbers of applications by (tenant, number).
+    pub numbers: HashMap<(i64, String), crate::dialplan::Destination>,
+}
+
+impl Apps {
+    /// Builds the number index from the menus.
+    pub fn new(ivrs: Vec<IvrEntry>) -> Apps {
+        let mut a = Apps::default();
+        for m in ivrs {
+            if !m.number.is_empty() {
+                a.numbers.insert(
+                    (m.tenant, m.number.clone()),
+                    crate::dialplan::Destination::Ivr(m.name.clone()),
+                );
+            }
+            a.ivrs.insert((m.tenant, m.name.clone()), m);
+        }
+        a
+    }
 }
 
 /// A trunk as call control needs it.

@@ -213,6 +213,12 @@ pub fn route(r: &RouteRequest<'_>, snap: &Snapshot) -> Decision {
         }
         None => {}
     }
+    if let Some(d) = snap.apps.numbers.get(&(r.tenant, digits.to_string())) {
+        return Decision::Route {
+            destination: d.clone(),
+            reason: format!("application number {digits}"),
+        };
+    }
     outbound(r.tenant, digits, caller, snap)
 }
 

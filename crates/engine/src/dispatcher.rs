@@ -1068,19 +1068,10 @@ impl Engine {
             }
             call.route.trunk = t.name.clone();
             let idx = call.legs.len();
-            call.legs.push(Leg {
-                side: Side::B,
-                call_id: leg_call_id.clone(),
-                txn,
-                target,
-                local,
-                tag,
-                dialog: None,
-                final_status: None,
-                ack: None,
-                session: Some(session),
-                trunk: Some(tid),
-            });
+            let mut leg = Leg::new(Side::B, leg_call_id.clone(), txn, target, local, tag);
+            leg.session = Some(session);
+            leg.trunk = Some(tid);
+            call.legs.push(leg);
             self.b2bua.by_call_id.insert(leg_call_id, (id, idx));
             return true;
         }

@@ -15,6 +15,7 @@
 //! [`dialplan`] → [`b2bua`] → media ([`MediaCommand`]) → [`acc`] (call records).
 
 pub mod acc;
+mod anchor;
 pub mod auth;
 pub mod b2bua;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod pike;
 pub mod policy;
 pub mod registrar;
 pub mod sdp;
+pub mod sdp_local;
 pub mod settings;
 pub mod uac;
 pub mod usrloc;
@@ -102,6 +104,8 @@ pub enum ConfigUpdate {
     Settings(Settings),
     /// Trunks, routes, DIDs, tenant outbound policies.
     Outside(config::Outside),
+    /// IVR menus and application numbers.
+    Apps(config::Apps),
 }
 
 /// Everything the engine reacts to.
@@ -205,6 +209,8 @@ pub struct Engine {
     date_cache: (u64, String),
     /// The trunk clients are built at the first input (they need the time).
     outside_pending: bool,
+    /// Voice-application deadlines: (when, call). Stale entries are skipped when they fire.
+    app_timers: std::collections::BTreeSet<(Instant, u64)>,
 }
 
 /// What a client transaction belongs to.
@@ -257,6 +263,7 @@ impl Engine {
             last_purge: None,
             date_cache: (0, String::new()),
             outside_pending: true,
+            app_timers: std::collections::BTreeSet::new(),
             cfg,
         }
     }
@@ -344,6 +351,7 @@ impl Engine {
             Input::Media(ev) => self.on_media(ev, now),
             Input::Timeout => {
                 self.layer.handle_timeout(now.mono);
+                self.app_timeouts(now);
                 if self.next_tick.is_some_and(|t| now.mono >= t) {
                     self.next_tick = Some(now.mono + TICK);
                     self.housekeeping(now);
@@ -365,10 +373,11 @@ impl Engine {
 
     /// When to feed [`Input::Timeout`] next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        match (self.layer.poll_timeout(), self.next_tick) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let apps = self.app_timers.first().map(|(t, _)| *t);
+        [self.layer.poll_timeout(), self.next_tick, apps]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ------------------------------------------------------------------------------------
@@ -490,6 +499,12 @@ impl Engine {
                 self.snap.outside = o;
                 self.outside_changed(now);
             }
+            ConfigUpdate::Apps(a) => {
+                if a != self.snap.apps {
+                    info!(ivrs = a.ivrs.len(), "voice applications loaded");
+                }
+                self.snap.apps = a;
+            }
         }
     }
 
@@ -601,6 +616,7 @@ impl Engine {
                 }
             }
             MediaEvent::Closed { session, a, b } => self.media_closed(session, a, b, now),
+            other => self.on_endpoint_event(other, now),
         }
     }
 

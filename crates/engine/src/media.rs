@@ -5,6 +5,63 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::db::LegStats;
 
+/// Identifies one terminating media endpoint (an `apps` leg: prompts, IVR, bridges that
+/// decode and re-encode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointId(pub u64);
+
+/// A codec as negotiated in SDP: encoding name, payload type, clock rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codec {
+    /// Encoding name as SDP spells it (`PCMU`, `opus` …).
+    pub name: String,
+    /// Payload type.
+    pub pt: u8,
+    /// RTP clock rate.
+    pub clock: u32,
+}
+
+/// Call-progress tones an endpoint can play (the country comes from the settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToneKind {
+    /// Ringback ("the other phone is ringing").
+    Ringback,
+    /// Busy.
+    Busy,
+    /// Congestion / reorder ("cannot complete").
+    Congestion,
+    /// A short beep (before recording).
+    Beep,
+}
+
+/// One thing an endpoint plays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlayItem {
+    /// A prompt by id, resolved for the tenant and language (tenant upload, then default set).
+    Prompt {
+        /// Prompt id.
+        id: String,
+        /// Tenant whose uploads win.
+        tenant: i64,
+        /// Language (`en`, `ja`).
+        lang: String,
+    },
+    /// A call-progress tone.
+    Tone(ToneKind),
+    /// Music on hold of a tenant's class.
+    Moh {
+        /// Tenant.
+        tenant: i64,
+        /// Class name (`default`).
+        class: String,
+    },
+    /// Silence.
+    Silence {
+        /// Milliseconds.
+        ms: u32,
+    },
+}
+
 /// Identifies one relay session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
@@ -79,6 +136,70 @@ pub enum MediaCommand {
         /// Session.
         session: SessionId,
     },
+    /// Open a terminating endpoint with its socket on `ip`. Endpoints that will be bridged
+    /// pass the same `group`. Answer with [`MediaEvent::EndpointOpened`] or
+    /// [`MediaEvent::EndpointFailed`].
+    OpenEndpoint {
+        /// The new endpoint.
+        endpoint: EndpointId,
+        /// SIP Call-ID (for logs).
+        call_id: String,
+        /// Local address.
+        ip: IpAddr,
+        /// Placement group (the call).
+        group: u64,
+    },
+    /// Where the endpoint's phone is and what was negotiated with it.
+    ConfigureEndpoint {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// The phone's RTP address (`None`: learn it from the first packet).
+        rtp: Option<SocketAddr>,
+        /// Explicit RTCP address.
+        rtcp: Option<SocketAddr>,
+        /// Codec to send (and receive).
+        codec: Codec,
+        /// RFC 4733 telephone-event payload type and clock, when negotiated.
+        telephone_event: Option<(u8, u32)>,
+        /// Packet time in milliseconds.
+        ptime: u32,
+    },
+    /// Play `items` in order (`repeat`: loop until stopped). Ends with
+    /// [`MediaEvent::PlayDone`] carrying `id`; a new `Play` replaces the current one.
+    Play {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// Caller's id for this playback.
+        id: u64,
+        /// What to play.
+        items: Vec<PlayItem>,
+        /// A digit from the phone stops the playback (barge-in).
+        stop_on_dtmf: bool,
+        /// Loop until stopped.
+        repeat: bool,
+    },
+    /// Stop what the endpoint plays.
+    StopPlay {
+        /// Endpoint.
+        endpoint: EndpointId,
+    },
+    /// Mix the endpoint into `bridge`: every member hears the others.
+    Join {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// Bridge id (the engine's choice).
+        bridge: u64,
+    },
+    /// Take the endpoint out of its bridge.
+    Leave {
+        /// Endpoint.
+        endpoint: EndpointId,
+    },
+    /// Close an endpoint; it answers [`MediaEvent::EndpointClosed`].
+    CloseEndpoint {
+        /// Endpoint.
+        endpoint: EndpointId,
+    },
 }
 
 /// News from the media relay.
@@ -104,6 +225,48 @@ pub enum MediaEvent {
     Timeout {
         /// Session.
         session: SessionId,
+    },
+    /// A terminating endpoint is open at `local`.
+    EndpointOpened {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// Its RTP address.
+        local: SocketAddr,
+    },
+    /// An endpoint could not be opened.
+    EndpointFailed {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// Why.
+        reason: String,
+    },
+    /// A digit from the endpoint's phone (RFC 4733 or in-band).
+    Dtmf {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+    },
+    /// A playback ended.
+    PlayDone {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// The id given in [`MediaCommand::Play`].
+        id: u64,
+        /// Stopped (digit, `StopPlay`, replaced) rather than played to the end.
+        interrupted: bool,
+    },
+    /// No RTP from the endpoint's phone for the media timeout.
+    EndpointTimeout {
+        /// Endpoint.
+        endpoint: EndpointId,
+    },
+    /// An endpoint closed, with what its phone sent and received.
+    EndpointClosed {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// Statistics.
+        stats: LegStats,
     },
     /// A session closed, with its final statistics.
     Closed {

@@ -402,6 +402,23 @@ impl Driver {
                 self.feedback
                     .push(Input::Media(MediaEvent::Closed { session, a, b }));
             }
+            MediaCommand::OpenEndpoint { endpoint, .. } => {
+                self.feedback.push(Input::Media(MediaEvent::EndpointFailed {
+                    endpoint,
+                    reason: "terminating media is not wired in this build".into(),
+                }))
+            }
+            MediaCommand::CloseEndpoint { endpoint } => {
+                self.feedback.push(Input::Media(MediaEvent::EndpointClosed {
+                    endpoint,
+                    stats: engine::db::LegStats::default(),
+                }))
+            }
+            MediaCommand::ConfigureEndpoint { .. }
+            | MediaCommand::Play { .. }
+            | MediaCommand::StopPlay { .. }
+            | MediaCommand::Join { .. }
+            | MediaCommand::Leave { .. } => {}
         }
     }
 

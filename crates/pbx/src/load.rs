@@ -386,5 +386,6 @@ pub async fn snapshot(store: &Store) -> anyhow::Result<engine::Snapshot> {
         extensions: extensions(store).await?,
         settings: settings(store).await,
         outside: outside_with(store, None).await?,
+        apps: engine::config::Apps::default(),
     })
 }

@@ -95,6 +95,8 @@ pub struct Harness {
     pub lookups: usize,
     /// Open relay sessions: (side A address, side B address).
     pub sessions: HashMap<SessionId, (SocketAddr, SocketAddr)>,
+    /// Open terminating endpoints and their addresses.
+    pub endpoints: HashMap<engine::media::EndpointId, SocketAddr>,
     pub media_log: Vec<MediaCommand>,
     next_port: u16,
     pub fail_media: bool,
@@ -147,6 +149,7 @@ impl Harness {
             db_extensions: HashMap::new(),
             lookups: 0,
             sessions: HashMap::new(),
+            endpoints: HashMap::new(),
             media_log: Vec::new(),
             next_port: 20000,
             fail_media: false,
@@ -285,6 +288,25 @@ impl Harness {
                 self.next_port += 4;
                 self.sessions.insert(session, (a, b));
                 Some(MediaEvent::Allocated { session, a, b })
+            }
+            MediaCommand::OpenEndpoint { endpoint, ip, .. } => {
+                if self.fail_media {
+                    return Some(MediaEvent::EndpointFailed {
+                        endpoint,
+                        reason: "no ports".into(),
+                    });
+                }
+                let local = SocketAddr::new(ip, self.next_port);
+                self.next_port += 2;
+                self.endpoints.insert(endpoint, local);
+                Some(MediaEvent::EndpointOpened { endpoint, local })
+            }
+            MediaCommand::CloseEndpoint { endpoint } => {
+                self.endpoints.remove(&endpoint)?;
+                Some(MediaEvent::EndpointClosed {
+                    endpoint,
+                    stats: engine::db::LegStats::default(),
+                })
             }
             MediaCommand::Close { session } => {
                 self.sessions.remove(&session)?;

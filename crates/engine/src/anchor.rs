@@ -1,0 +1,1044 @@
+//! Calls whose media Denwa terminates: the caller talks to a voice application (an IVR
+//! menu) on a media endpoint, and when the application hands the call to an extension the
+//! callee gets an endpoint of its own, joined to the caller's in a bridge that decodes,
+//! mixes and re-encodes (so the two phones need no codec in common).
+//!
+//! The caller's leg is answered by us with our own SDP ([`crate::sdp_local`]), so in-dialog
+//! requests are answered here rather than forwarded: a re-INVITE updates the endpoint, a hold
+//! starts music for the other party, INFO carries digits.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use apps::ivr::{Action, ExtMatch, Ivr, Sound};
+use bytes::Bytes;
+use sip::dialog::Dialog;
+use sip::transaction::TransactionId;
+use sip::{HeaderName, MediaType, Method, Request, Response};
+use tracing::{debug, info, warn};
+
+use crate::b2bua::{A_LEG, Call, Ending, Entry, Leg, LegIdx, Origin};
+use crate::control::CallState;
+use crate::db::{Disposition, HangupBy};
+use crate::dialplan::Destination;
+use crate::media::{Codec, EndpointId, MediaCommand, MediaEvent, PlayItem, Side, ToneKind};
+use crate::sdp::{self, Direction};
+use crate::usrloc::Binding;
+use crate::{ALLOW, Engine, Now, nathelper, sdp_local};
+
+/// Prompt played when the destination an application chose cannot be reached.
+pub const UNAVAILABLE_PROMPT: &str = "ext-unavailable";
+
+/// One terminating endpoint of a call.
+#[derive(Debug, Clone)]
+pub(crate) struct Ep {
+    pub id: EndpointId,
+    /// The segment address it is opened on.
+    pub ip: IpAddr,
+    /// Its RTP address once open.
+    pub local: Option<SocketAddr>,
+    pub failed: bool,
+    /// What was negotiated with its phone.
+    pub codec: Option<(Codec, Option<(u8, u32)>)>,
+    /// Where its phone wants RTP.
+    pub remote: Option<(SocketAddr, Option<SocketAddr>)>,
+}
+
+impl Ep {
+    fn new(id: EndpointId, ip: IpAddr) -> Ep {
+        Ep {
+            id,
+            ip,
+            local: None,
+            failed: false,
+            codec: None,
+            remote: None,
+        }
+    }
+}
+
+/// The application driving the caller's leg.
+pub(crate) enum App {
+    /// An IVR menu, by name.
+    Ivr { name: String, ivr: Box<Ivr> },
+}
+
+/// What happens when the current playback ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterPlay {
+    /// Back to the menu the caller came from.
+    Menu,
+    /// Hang up.
+    Hangup,
+}
+
+/// The terminated-media part of a call.
+pub(crate) struct Anchor {
+    /// The caller's INVITE and its offer.
+    invite: Request,
+    offer: sdp::Summary,
+    /// The caller's endpoint.
+    a: Ep,
+    /// Endpoints towards the callee's forks, one per segment.
+    b: Vec<Ep>,
+    /// The fork that answered and its endpoint.
+    winner: Option<(LegIdx, EndpointId)>,
+    app: Option<App>,
+    /// The menu to return to when a destination fails.
+    menu: Option<String>,
+    /// Forks are ringing (or their endpoints opening).
+    pub connecting: bool,
+    /// Contacts to ring once the B endpoints are open.
+    targets: Option<Vec<Binding>>,
+    play_id: u64,
+    after_play: Option<AfterPlay>,
+    sdp_version: u64,
+    /// Prompt language.
+    lang: String,
+    /// The timer the application asked for.
+    deadline: Option<Instant>,
+    /// Who put the call on hold (music goes to the other).
+    held_by: Option<Side>,
+}
+
+impl Anchor {
+    /// Every endpoint of the call.
+    pub(crate) fn endpoints(&self) -> impl Iterator<Item = EndpointId> + '_ {
+        std::iter::once(self.a.id).chain(self.b.iter().map(|e| e.id))
+    }
+
+    /// The leg that answered, when the call is bridged to a callee.
+    pub(crate) fn winner_leg(&self) -> Option<LegIdx> {
+        self.winner.map(|(l, _)| l)
+    }
+
+    fn ep_mut(&mut self, id: EndpointId) -> Option<&mut Ep> {
+        if self.a.id == id {
+            Some(&mut self.a)
+        } else {
+            self.b.iter_mut().find(|e| e.id == id)
+        }
+    }
+
+    /// The endpoint facing leg `leg`.
+    fn ep_of_leg(&self, leg: LegIdx) -> Option<&Ep> {
+        if leg == A_LEG {
+            return Some(&self.a);
+        }
+        let (w, ep) = self.winner?;
+        (w == leg).then(|| self.b.iter().find(|e| e.id == ep))?
+    }
+}
+
+/// Dial-by-extension lookup: is `d` an extension of `tenant`, or the start of a longer one?
+fn ext_match(snap: &crate::config::Snapshot, tenant: i64, d: &str) -> ExtMatch {
+    ExtMatch {
+        exact: snap
+            .extensions
+            .get(&(tenant, d.to_string()))
+            .is_some_and(|e| e.enabled),
+        longer: snap
+            .extensions
+            .keys()
+            .any(|(t, n)| *t == tenant && n.len() > d.len() && n.starts_with(d)),
+    }
+}
+
+/// Parses a SIP INFO body carrying a digit (`application/dtmf-relay` `Signal=5`, or
+/// `application/dtmf` `5`).
+fn info_digit(req: &Request) -> Option<char> {
+    let ct = req.content_type()?;
+    let body = std::str::from_utf8(&req.body).ok()?;
+    let text = if ct.is("application", "dtmf-relay") {
+        body.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+            })?
+            .to_string()
+    } else if ct.is("application", "dtmf") {
+        body.trim().to_string()
+    } else {
+        return None;
+    };
+    let c = match text.as_str() {
+        "10" => '*',
+        "11" => '#',
+        t => {
+            let mut it = t.chars();
+            let c = it.next()?;
+            if it.next().is_some() {
+                return None;
+            }
+            c.to_ascii_uppercase()
+        }
+    };
+    (c.is_ascii_digit() || "*#ABCD".contains(c)).then_some(c)
+}
+
+impl Engine {
+    /// What a call to an application needs: the menu (name, spec) and the caller's offer, or
+    /// the status to refuse the call with.
+    fn app_checks(
+        &self,
+        o: &Origin,
+        dest: &Destination,
+        req: &Request,
+    ) -> Result<(String, apps::ivr::MenuSpec, sdp::Summary), (u16, &'static str)> {
+        let Destination::Ivr(name) = dest else {
+            return Err((503, "Destination Not Available"));
+        };
+        let menu = self
+            .snap
+            .apps
+            .ivrs
+            .get(&(o.tenant, name.clone()))
+            .ok_or((404, "Not Found"))?;
+        // Late offer (an INVITE without SDP) is not supported for applications.
+        let offer = sdp::summarize(&req.body).map_err(|_| (488, "SDP offer required"))?;
+        if sdp_local::choose(&offer).is_none() {
+            return Err((488, "Not Acceptable Here"));
+        }
+        Ok((name.clone(), menu.spec.clone(), offer))
+    }
+
+    /// A call to a voice application: answer it on an endpoint and start the application.
+    pub(crate) fn start_app(&mut self, entry: Entry, o: Origin, dest: Destination, now: Now) {
+        let (txn, req, source, local, transport) = entry;
+        let (name, spec, offer) = match self.app_checks(&o, &dest, &req) {
+            Ok(x) => x,
+            Err((status, reason)) => {
+                return self.refuse_call(
+                    txn,
+                    &req,
+                    source,
+                    &o,
+                    status,
+                    reason,
+                    Disposition::Failed,
+                    now,
+                );
+            }
+        };
+        let id = self.b2bua.next_call_id();
+        let a_tag = self.new_tag();
+        let a_leg = Leg::caller(o.call_id.clone(), txn, (source, local, transport), a_tag);
+        let call_id = o.call_id.clone();
+        let mut call = Box::new(Call::new(
+            id,
+            o,
+            a_leg,
+            Vec::new(),
+            now,
+            self.snap.settings.no_answer,
+        ));
+        let ep = self.b2bua.new_endpoint(id);
+        call.anchor = Some(Box::new(Anchor {
+            invite: req.clone(),
+            offer,
+            a: Ep::new(ep, local.ip()),
+            b: Vec::new(),
+            winner: None,
+            app: Some(App::Ivr {
+                name: name.clone(),
+                ivr: Box::new(Ivr::new(spec)),
+            }),
+            menu: Some(name.clone()),
+            connecting: false,
+            targets: None,
+            play_id: 0,
+            after_play: None,
+            sdp_version: 1,
+            lang: "en".to_string(),
+            deadline: None,
+            held_by: None,
+        }));
+        info!(call = id, %call_id, caller = %call.caller, menu = %name, "call to IVR");
+        self.respond(txn, Response::for_request(&req, 100, None), now);
+        self.b2bua.insert(call);
+        self.media(MediaCommand::OpenEndpoint {
+            endpoint: ep,
+            call_id,
+            ip: local.ip(),
+            group: id,
+        });
+    }
+
+    /// News from a terminating endpoint.
+    pub(crate) fn on_endpoint_event(&mut self, ev: MediaEvent, now: Now) {
+        let ep = match &ev {
+            MediaEvent::EndpointOpened { endpoint, .. }
+            | MediaEvent::EndpointFailed { endpoint, .. }
+            | MediaEvent::Dtmf { endpoint, .. }
+            | MediaEvent::PlayDone { endpoint, .. }
+            | MediaEvent::EndpointTimeout { endpoint }
+            | MediaEvent::EndpointClosed { endpoint, .. } => *endpoint,
+            _ => return,
+        };
+        let Some(id) = self.b2bua.by_endpoint.get(&ep).copied() else {
+            if let MediaEvent::EndpointOpened { endpoint, .. } = ev {
+                // The call ended meanwhile.
+                self.media(MediaCommand::CloseEndpoint { endpoint });
+            }
+            return;
+        };
+        match ev {
+            MediaEvent::EndpointOpened { local, .. } => self.ep_opened(id, ep, Ok(local), now),
+            MediaEvent::EndpointFailed { reason, .. } => {
+                warn!(call = id, %reason, "media endpoint not opened");
+                self.ep_opened(id, ep, Err(()), now)
+            }
+            MediaEvent::Dtmf { digit, .. } => self.app_digit(id, ep, digit, now),
+            MediaEvent::PlayDone { id: play, .. } => self.play_done(id, ep, play, now),
+            MediaEvent::EndpointTimeout { .. } => {
+                warn!(call = id, "media stopped: hanging up");
+                self.anchored_hangup(id, "media timeout", now);
+            }
+            _ => {}
+        }
+    }
+
+    fn ep_opened(&mut self, id: u64, ep: EndpointId, r: Result<SocketAddr, ()>, now: Now) {
+        let Some(anchor) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) else {
+            return;
+        };
+        let is_a = anchor.a.id == ep;
+        if let Some(e) = anchor.ep_mut(ep) {
+            match r {
+                Ok(l) => e.local = Some(l),
+                Err(()) => e.failed = true,
+            }
+        }
+        if is_a {
+            self.answer_caller(id, now);
+        } else if anchor.b.iter().all(|e| e.local.is_some() || e.failed) {
+            self.send_anchored_forks(id, now);
+        }
+    }
+
+    /// The caller's endpoint is open: answer the caller with it and start the application.
+    fn answer_caller(&mut self, id: u64, now: Now) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let a_txn = call.legs[A_LEG].txn;
+        let a_tag = call.legs[A_LEG].tag.clone();
+        let a_local = call.legs[A_LEG].local;
+        let a_transport = call.legs[A_LEG].target.transport;
+        let Some(anchor) = call.anchor.as_deref_mut() else {
+            return;
+        };
+        let Some(ep_local) = anchor.a.local else {
+            let r = Response::for_request(&anchor.invite, 503, Some("No media ports"));
+            self.respond(a_txn, r, now);
+            let ending = Ending {
+                disposition: Disposition::Failed,
+                hangup_by: HangupBy::System,
+                cause: "no media ports".into(),
+            };
+            return self.finish_call(id, ending, None, now);
+        };
+        let Some((codec, te)) = sdp_local::choose(&anchor.offer) else {
+            return;
+        };
+        anchor.a.codec = Some((codec.clone(), te));
+        anchor.a.remote = anchor.offer.rtp.map(|r| (r, anchor.offer.rtcp));
+        let addr = SocketAddr::new(nathelper::advertised_ip(adv, a_local), ep_local.port());
+        let dir = sdp_local::answer_direction(anchor.offer.direction);
+        let body = sdp_local::answer(addr, &codec, te, dir, anchor.sdp_version);
+        let mut ok = Response::for_request(&anchor.invite, 200, None).with_to_tag(&a_tag);
+        let contact = nathelper::contact_uri(adv, None, a_local, a_transport);
+        ok.headers.push(HeaderName::Contact, format!("<{contact}>"));
+        ok.headers.push(HeaderName::Allow, ALLOW);
+        ok.set_body(&MediaType::sdp(), Bytes::from(body));
+        match Dialog::uas(&anchor.invite, &ok) {
+            Ok(d) => call.legs[A_LEG].dialog = Some(d),
+            Err(e) => warn!(call = id, error = %e, "caller dialog not created"),
+        }
+        let cmd = MediaCommand::ConfigureEndpoint {
+            endpoint: anchor.a.id,
+            rtp: anchor.offer.rtp,
+            rtcp: anchor.offer.rtcp,
+            codec: codec.clone(),
+            telephone_event: te,
+            ptime: 20,
+        };
+        call.state = CallState::Up;
+        call.answer = Some(now.wall);
+        call.codec = codec.name.clone();
+        info!(call = id, codec = %codec.name, "application answered");
+        self.media(cmd);
+        self.respond(a_txn, ok, now);
+        if let Some(App::Ivr { ivr, .. }) = self
+            .b2bua
+            .get_mut(id)
+            .and_then(|c| c.anchor.as_deref_mut())
+            .and_then(|a| a.app.as_mut())
+        {
+            ivr.start(now.mono);
+        }
+        self.run_app(id, now);
+    }
+
+    /// Carries out what the application asked for.
+    fn run_app(&mut self, id: u64, now: Now) {
+        loop {
+            let Some(call) = self.b2bua.get_mut(id) else {
+                return;
+            };
+            let tenant = call.tenant_id;
+            let Some(anchor) = call.anchor.as_deref_mut() else {
+                return;
+            };
+            let Some(App::Ivr { ivr, name }) = anchor.app.as_mut() else {
+                return;
+            };
+            let menu = name.clone();
+            let Some(action) = ivr.poll_action() else {
+                let deadline = ivr.deadline();
+                if deadline != anchor.deadline {
+                    anchor.deadline = deadline;
+                    if let Some(d) = deadline {
+                        self.app_timers.insert((d, id));
+                    }
+                }
+                return;
+            };
+            match action {
+                Action::Play(sounds) => {
+                    let lang = anchor.lang.clone();
+                    let items = sounds
+                        .into_iter()
+                        .map(|s| match s {
+                            Sound::Prompt(p) => PlayItem::Prompt {
+                                id: p,
+                                tenant,
+                                lang: lang.clone(),
+                            },
+                            Sound::Silence(ms) => PlayItem::Silence { ms },
+                        })
+                        .collect();
+                    self.play(id, items, true, false);
+                }
+                Action::StopPlay => {
+                    let ep = anchor.a.id;
+                    self.media(MediaCommand::StopPlay { endpoint: ep });
+                }
+                Action::Goto(dest) => {
+                    debug!(call = id, %menu, destination = %dest, "menu choice");
+                    anchor.app = None;
+                    anchor.deadline = None;
+                    self.app_goto(id, &dest, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Plays `items` to the caller; returns the playback id.
+    fn play(&mut self, id: u64, items: Vec<PlayItem>, stop_on_dtmf: bool, repeat: bool) {
+        let Some(anchor) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) else {
+            return;
+        };
+        anchor.play_id += 1;
+        let cmd = MediaCommand::Play {
+            endpoint: anchor.a.id,
+            id: anchor.play_id,
+            items,
+            stop_on_dtmf,
+            repeat,
+        };
+        self.media(cmd);
+    }
+
+    /// The application handed the caller to `dest`.
+    fn app_goto(&mut self, id: u64, dest: &str, now: Now) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let tenant = call.tenant_id;
+        let source = call.legs[A_LEG].target.destination;
+        let parsed: Result<Destination, _> = dest.parse();
+        info!(call = id, destination = %dest, "application transfers the call");
+        match parsed {
+            Ok(Destination::Hangup) => self.anchored_hangup(id, "application hung up", now),
+            Ok(Destination::Ivr(name)) => {
+                let Some(menu) = self.snap.apps.ivrs.get(&(tenant, name.clone())) else {
+                    warn!(call = id, menu = %name, "IVR menu not found");
+                    return self.unavailable(id, now);
+                };
+                let mut ivr = Box::new(Ivr::new(menu.spec.clone()));
+                ivr.start(now.mono);
+                if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+                    a.app = Some(App::Ivr {
+                        name: name.clone(),
+                        ivr,
+                    });
+                    a.menu = Some(name);
+                }
+                self.run_app(id, now);
+            }
+            Ok(Destination::Ext(number)) => {
+                let Some(e) = self.snap.extensions.get(&(tenant, number.clone())) else {
+                    return self.unavailable(id, now);
+                };
+                if !e.enabled {
+                    return self.unavailable(id, now);
+                }
+                let bindings: Vec<Binding> = self
+                    .usrloc
+                    .get(e.id)
+                    .iter()
+                    .filter(|b| b.expires_at > now.wall && b.received != source)
+                    .cloned()
+                    .collect();
+                if bindings.is_empty() {
+                    return self.unavailable(id, now);
+                }
+                if let Some(call) = self.b2bua.get_mut(id) {
+                    call.callee = number;
+                }
+                self.connect(id, bindings, now);
+            }
+            Ok(other) => {
+                warn!(call = id, destination = %other, "destination kind not available in this version");
+                self.unavailable(id, now);
+            }
+            Err(e) => {
+                warn!(call = id, error = %e, "application chose an invalid destination");
+                self.unavailable(id, now);
+            }
+        }
+    }
+
+    /// The destination cannot be reached: say so, then back to the menu (or hang up).
+    fn unavailable(&mut self, id: u64, now: Now) {
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let tenant = call.tenant_id;
+        let Some(anchor) = call.anchor.as_deref_mut() else {
+            return;
+        };
+        anchor.connecting = false;
+        anchor.after_play = Some(if anchor.menu.is_some() {
+            AfterPlay::Menu
+        } else {
+            AfterPlay::Hangup
+        });
+        let lang = anchor.lang.clone();
+        let items = vec![PlayItem::Prompt {
+            id: UNAVAILABLE_PROMPT.into(),
+            tenant,
+            lang,
+        }];
+        let _ = now;
+        self.play(id, items, false, false);
+    }
+
+    /// Rings `bindings` from endpoints of their own, with ringback to the caller.
+    fn connect(&mut self, id: u64, bindings: Vec<Binding>, now: Now) {
+        let no_answer = self.snap.settings.no_answer;
+        let mut opens = Vec::new();
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        call.no_answer_at = now.mono + no_answer;
+        let call_id = call.legs[A_LEG].call_id.clone();
+        let Some(anchor) = call.anchor.as_deref_mut() else {
+            return;
+        };
+        anchor.connecting = true;
+        let mut segments: Vec<IpAddr> = Vec::new();
+        for b in &bindings {
+            if !segments.contains(&b.local.ip()) {
+                segments.push(b.local.ip());
+            }
+        }
+        anchor.targets = Some(bindings);
+        for ip in segments {
+            opens.push(ip);
+        }
+        for ip in opens {
+            let ep = self.b2bua.new_endpoint(id);
+            if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+                a.b.push(Ep::new(ep, ip));
+            }
+            self.media(MediaCommand::OpenEndpoint {
+                endpoint: ep,
+                call_id: call_id.clone(),
+                ip,
+                group: id,
+            });
+        }
+        self.play(id, vec![PlayItem::Tone(ToneKind::Ringback)], false, true);
+    }
+
+    /// The callee endpoints are open: send the forks with our own offer.
+    fn send_anchored_forks(&mut self, id: u64, now: Now) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let who = (
+            call.caller.clone(),
+            call.caller_name.clone(),
+            call.callee.clone(),
+        );
+        let Some(anchor) = call.anchor.as_deref_mut() else {
+            return;
+        };
+        let Some(targets) = anchor.targets.take() else {
+            return;
+        };
+        let mf = anchor.invite.max_forwards().unwrap_or(70).saturating_sub(1);
+        let first = anchor.a.codec.as_ref().map(|(c, _)| c.name.clone());
+        anchor.sdp_version += 1;
+        let version = anchor.sdp_version;
+        let eps: Vec<(IpAddr, SocketAddr)> = anchor
+            .b
+            .iter()
+            .filter_map(|e| e.local.map(|l| (e.ip, l)))
+            .collect();
+        let mut legs = Vec::new();
+        for b in &targets {
+            let Some((_, l)) = eps.iter().find(|(ip, _)| *ip == b.local.ip()) else {
+                continue;
+            };
+            let addr = SocketAddr::new(nathelper::advertised_ip(adv, b.local), l.port());
+            let body = sdp_local::offer(addr, first.as_deref(), version);
+            let w = (who.0.as_str(), who.1.as_str(), who.2.as_str());
+            if let Some(leg) = self.send_fork(id, b, w, mf, body, now) {
+                legs.push(leg);
+            }
+        }
+        if legs.is_empty() {
+            self.close_b_endpoints(id, None);
+            return self.unavailable(id, now);
+        }
+        if let Some(call) = self.b2bua.calls.get_mut(&id) {
+            let first = call.legs.len();
+            for (i, l) in legs.into_iter().enumerate() {
+                self.b2bua
+                    .by_call_id
+                    .insert(l.call_id.clone(), (id, first + i));
+                call.legs.push(l);
+            }
+        }
+    }
+
+    /// Closes the callee-side endpoints except `keep`.
+    fn close_b_endpoints(&mut self, id: u64, keep: Option<EndpointId>) {
+        let Some(anchor) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) else {
+            return;
+        };
+        let gone: Vec<EndpointId> = anchor
+            .b
+            .iter()
+            .filter(|e| Some(e.id) != keep)
+            .map(|e| e.id)
+            .collect();
+        anchor.b.retain(|e| Some(e.id) == keep);
+        for ep in gone {
+            self.b2bua.by_endpoint.remove(&ep);
+            self.media(MediaCommand::CloseEndpoint { endpoint: ep });
+        }
+    }
+
+    /// A fork of an anchored call answered (its dialog is set up and ACKed): join it.
+    pub(crate) fn anchored_answered(&mut self, id: u64, i: LegIdx, resp: &Response, now: Now) {
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let leg_ip = call.legs[i].local.ip();
+        let Some(anchor) = call.anchor.as_deref_mut() else {
+            return;
+        };
+        let Some(ep) = anchor.b.iter_mut().find(|e| e.ip == leg_ip) else {
+            return;
+        };
+        let answer = sdp::summarize(&resp.body).ok();
+        let chosen = answer.as_ref().and_then(sdp_local::choose);
+        let Some((codec, te)) = chosen else {
+            warn!(call = id, "callee answered without a codec we speak");
+            return self.anchored_hangup(id, "no common codec", now);
+        };
+        let (rtp, rtcp) = answer
+            .as_ref()
+            .map(|s| (s.rtp, s.rtcp))
+            .unwrap_or((None, None));
+        ep.codec = Some((codec.clone(), te));
+        ep.remote = rtp.map(|r| (r, rtcp));
+        let b_ep = ep.id;
+        let a_ep = anchor.a.id;
+        anchor.winner = Some((i, b_ep));
+        anchor.connecting = false;
+        let a_codec = anchor
+            .a
+            .codec
+            .as_ref()
+            .map(|(c, _)| c.name.clone())
+            .unwrap_or_default();
+        call.codec = if a_codec == codec.name {
+            codec.name.clone()
+        } else {
+            format!("{a_codec}/{}", codec.name)
+        };
+        info!(call = id, codec = %call.codec, contact = %call.legs[i].target.destination, "call answered (bridged)");
+        let others: Vec<TransactionId> = call
+            .legs
+            .iter()
+            .enumerate()
+            .filter(|(j, l)| *j != i && l.side == Side::B && l.final_status.is_none())
+            .map(|(_, l)| l.txn)
+            .collect();
+        self.media(MediaCommand::ConfigureEndpoint {
+            endpoint: b_ep,
+            rtp,
+            rtcp,
+            codec,
+            telephone_event: te,
+            ptime: 20,
+        });
+        self.media(MediaCommand::StopPlay { endpoint: a_ep });
+        self.media(MediaCommand::Join {
+            endpoint: a_ep,
+            bridge: id,
+        });
+        self.media(MediaCommand::Join {
+            endpoint: b_ep,
+            bridge: id,
+        });
+        self.close_b_endpoints(id, Some(b_ep));
+        for t in others {
+            let _ = self.layer.cancel(t, now.mono);
+        }
+    }
+
+    /// Every fork of an anchored call failed: tell the caller and go back to the menu.
+    /// True when the call is anchored (and so handled here).
+    pub(crate) fn anchored_forks_failed(&mut self, id: u64, now: Now) -> bool {
+        let Some(call) = self.b2bua.get(id) else {
+            return false;
+        };
+        let Some(anchor) = call.anchor.as_deref() else {
+            return false;
+        };
+        if !anchor.connecting
+            || anchor.winner.is_some()
+            || anchor.targets.is_some()
+            || call
+                .legs
+                .iter()
+                .any(|l| l.side == Side::B && l.final_status.is_none())
+        {
+            return true;
+        }
+        info!(call = id, callee = %call.callee, "no fork answered");
+        self.close_b_endpoints(id, None);
+        self.unavailable(id, now);
+        true
+    }
+
+    /// An anchored call rang too long.
+    pub(crate) fn anchored_no_answer(&mut self, id: u64, now: Now) {
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let pending: Vec<TransactionId> = call
+            .legs
+            .iter_mut()
+            .filter(|l| l.side == Side::B && l.final_status.is_none())
+            .map(|l| {
+                l.final_status = Some(408);
+                l.txn
+            })
+            .collect();
+        for t in pending {
+            let _ = self.layer.cancel(t, now.mono);
+        }
+        self.anchored_forks_failed(id, now);
+    }
+
+    fn app_digit(&mut self, id: u64, ep: EndpointId, digit: char, now: Now) {
+        let snap = &self.snap;
+        let Some(call) = self.b2bua.calls.get_mut(&id) else {
+            return;
+        };
+        let tenant = call.tenant_id;
+        let Some(anchor) = call.anchor.as_deref_mut() else {
+            return;
+        };
+        if anchor.a.id != ep {
+            return;
+        }
+        let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() else {
+            return;
+        };
+        debug!(call = id, %digit, "digit");
+        let directory = |d: &str| ext_match(snap, tenant, d);
+        ivr.on_digit(digit, now.mono, &directory);
+        self.run_app(id, now);
+    }
+
+    fn play_done(&mut self, id: u64, ep: EndpointId, play: u64, now: Now) {
+        let Some(anchor) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) else {
+            return;
+        };
+        if anchor.a.id != ep || anchor.play_id != play {
+            return;
+        }
+        match anchor.after_play.take() {
+            Some(AfterPlay::Hangup) => return self.anchored_hangup(id, "unavailable", now),
+            Some(AfterPlay::Menu) => {
+                if let Some(menu) = anchor.menu.clone() {
+                    return self.app_goto(id, &format!("ivr:{menu}"), now);
+                }
+                return self.anchored_hangup(id, "unavailable", now);
+            }
+            None => {}
+        }
+        if let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() {
+            ivr.on_play_done(now.mono);
+            self.run_app(id, now);
+        }
+    }
+
+    /// Application timers that fell due.
+    pub(crate) fn app_timeouts(&mut self, now: Now) {
+        while let Some(&(at, id)) = self.app_timers.first() {
+            if at > now.mono {
+                break;
+            }
+            self.app_timers.pop_first();
+            let snap = &self.snap;
+            let Some(call) = self.b2bua.calls.get_mut(&id) else {
+                continue;
+            };
+            let tenant = call.tenant_id;
+            let Some(anchor) = call.anchor.as_deref_mut() else {
+                continue;
+            };
+            if anchor.deadline != Some(at) {
+                continue; // re-armed or cleared since
+            }
+            anchor.deadline = None;
+            let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() else {
+                continue;
+            };
+            let directory = |d: &str| ext_match(snap, tenant, d);
+            ivr.on_timeout(now.mono, &directory);
+            self.run_app(id, now);
+        }
+    }
+
+    /// Ends an anchored call from our side: BYE whoever is connected, CANCEL pending forks.
+    pub(crate) fn anchored_hangup(&mut self, id: u64, reason: &str, now: Now) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let answered = call.legs[A_LEG].dialog.is_some();
+        let winner = call.anchor.as_deref().and_then(Anchor::winner_leg);
+        let pending: Vec<TransactionId> = call
+            .legs
+            .iter()
+            .filter(|l| l.side == Side::B && l.final_status.is_none())
+            .map(|l| l.txn)
+            .collect();
+        for t in pending {
+            let _ = self.layer.cancel(t, now.mono);
+        }
+        if let Some(w) = winner {
+            self.bye_leg(id, w, now);
+        }
+        let ending = Ending {
+            disposition: if answered {
+                Disposition::Answered
+            } else {
+                Disposition::Failed
+            },
+            hangup_by: HangupBy::System,
+            cause: reason.to_string(),
+        };
+        if answered {
+            self.bye_leg(id, A_LEG, now);
+            self.finish_call(id, ending, None, now);
+        } else {
+            self.finish_call(id, ending, Some(480), now);
+        }
+    }
+
+    /// An in-dialog request on an anchored call, from the caller or the answered callee (its
+    /// dialog already checked): answered here.
+    pub(crate) fn anchored_in_dialog(
+        &mut self,
+        id: u64,
+        leg: LegIdx,
+        txn: TransactionId,
+        req: Request,
+        source: SocketAddr,
+        now: Now,
+    ) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let Some(anchor) = call.anchor.as_deref() else {
+            return;
+        };
+        let winner = anchor.winner_leg();
+        let peer = if leg == A_LEG { winner } else { Some(A_LEG) };
+        match req.method {
+            Method::Bye => {
+                let by = if leg == A_LEG {
+                    HangupBy::Caller
+                } else {
+                    HangupBy::Callee
+                };
+                info!(call = id, peer = %source, by = ?by, "hang-up");
+                if let Some(p) = peer {
+                    self.bye_leg(id, p, now);
+                }
+                let pending: Vec<TransactionId> = self
+                    .b2bua
+                    .get(id)
+                    .map(|c| {
+                        c.legs
+                            .iter()
+                            .filter(|l| l.side == Side::B && l.final_status.is_none())
+                            .map(|l| l.txn)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for t in pending {
+                    let _ = self.layer.cancel(t, now.mono);
+                }
+                let ok = Response::for_request(&req, 200, None);
+                let ending = Ending {
+                    disposition: Disposition::Answered,
+                    hangup_by: by,
+                    cause: "BYE".into(),
+                };
+                self.finish_with(id, ending, Some((txn, ok)), now);
+            }
+            Method::Invite | Method::Update => {
+                let (l_local, l_transport) =
+                    (call.legs[leg].local, call.legs[leg].target.transport);
+                let Some(anchor) = call.anchor.as_deref_mut() else {
+                    return;
+                };
+                let Some(ep) = anchor.ep_of_leg(leg).cloned() else {
+                    return self.respond(txn, Response::for_request(&req, 491, None), now);
+                };
+                let (Some(ep_local), Some((codec, te))) = (ep.local, ep.codec.clone()) else {
+                    return self.respond(txn, Response::for_request(&req, 491, None), now);
+                };
+                let mut dir = Direction::SendRecv;
+                let mut cmds = Vec::new();
+                if !req.body.is_empty() {
+                    let Ok(s) = sdp::summarize(&req.body) else {
+                        let r = Response::for_request(&req, 488, Some("Unusable SDP"));
+                        return self.respond(txn, r, now);
+                    };
+                    dir = sdp_local::answer_direction(s.direction);
+                    if s.rtp.is_some() && s.rtp != ep.remote.map(|r| r.0) {
+                        cmds.push(MediaCommand::ConfigureEndpoint {
+                            endpoint: ep.id,
+                            rtp: s.rtp,
+                            rtcp: s.rtcp,
+                            codec: codec.clone(),
+                            telephone_event: te,
+                            ptime: 20,
+                        });
+                        if let Some(e) = anchor.ep_mut(ep.id) {
+                            e.remote = s.rtp.map(|r| (r, s.rtcp));
+                        }
+                    }
+                    let side = if leg == A_LEG { Side::A } else { Side::B };
+                    let peer_ep = peer.and_then(|p| anchor.ep_of_leg(p)).map(|e| e.id);
+                    if s.is_hold() && anchor.held_by.is_none() {
+                        anchor.held_by = Some(side);
+                        if let Some(p) = peer_ep {
+                            info!(call = id, "on hold: music for the other party");
+                            cmds.push(MediaCommand::Play {
+                                endpoint: p,
+                                id: 0,
+                                items: vec![PlayItem::Moh {
+                                    tenant: call.tenant_id,
+                                    class: "default".into(),
+                                }],
+                                stop_on_dtmf: false,
+                                repeat: true,
+                            });
+                        }
+                    } else if !s.is_hold() && anchor.held_by == Some(side) {
+                        anchor.held_by = None;
+                        if let Some(p) = peer_ep {
+                            info!(call = id, "resumed");
+                            cmds.push(MediaCommand::StopPlay { endpoint: p });
+                        }
+                    }
+                }
+                anchor.sdp_version += 1;
+                let addr = SocketAddr::new(nathelper::advertised_ip(adv, l_local), ep_local.port());
+                let body = sdp_local::answer(addr, &codec, te, dir, anchor.sdp_version);
+                let mut ok = Response::for_request(&req, 200, None);
+                let contact = nathelper::contact_uri(adv, None, l_local, l_transport);
+                ok.headers.push(HeaderName::Contact, format!("<{contact}>"));
+                ok.set_body(&MediaType::sdp(), Bytes::from(body));
+                for c in cmds {
+                    self.media(c);
+                }
+                self.respond(txn, ok, now);
+            }
+            Method::Info => {
+                let digit = info_digit(&req);
+                let a_ep = anchor.a.id;
+                self.respond(txn, Response::for_request(&req, 200, None), now);
+                if let (Some(d), true) = (digit, leg == A_LEG) {
+                    self.app_digit(id, a_ep, d, now);
+                }
+            }
+            Method::Options => self.respond(txn, Response::for_request(&req, 200, None), now),
+            _ => self.respond(txn, Response::for_request(&req, 501, None), now),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(ct: &str, body: &str) -> Request {
+        let text = format!(
+            "INFO sip:a@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK1\r\nFrom: <sip:b@x>;tag=1\r\nTo: <sip:a@x>;tag=2\r\nCall-ID: c\r\nCSeq: 2 INFO\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        match sip::parse_message(text.as_bytes()) {
+            Ok(sip::Message::Request(r)) => r,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn info_digits() {
+        assert_eq!(
+            info_digit(&info(
+                "application/dtmf-relay",
+                "Signal=5\r\nDuration=160\r\n"
+            )),
+            Some('5')
+        );
+        assert_eq!(
+            info_digit(&info("application/dtmf-relay", "Signal= #\r\n")),
+            Some('#')
+        );
+        assert_eq!(info_digit(&info("application/dtmf", "11")), Some('#'));
+        assert_eq!(
+            info_digit(&info("application/dtmf-relay", "Signal=55\r\n")),
+            None
+        );
+        assert_eq!(info_digit(&info("text/plain", "5")), None);
+    }
+}

@@ -1,0 +1,414 @@
+//! Calls to voice applications on a fake clock: an IVR answers on a media endpoint, digits
+//! (RFC 4733 events from the endpoint, or SIP INFO) choose an option, the chosen extension
+//! rings from an endpoint of its own and the two are bridged; timeouts, fallbacks,
+//! unreachable destinations, hold music and hang-ups from either side.
+
+mod common;
+
+use std::time::Duration;
+
+use apps::ivr::MenuSpec;
+use common::*;
+use engine::Input;
+use engine::config::{Apps, IvrEntry};
+use engine::db::{Disposition, HangupBy};
+use engine::media::{EndpointId, MediaCommand, MediaEvent, PlayItem, ToneKind};
+use sip::{Message, Response};
+
+const CALLER: &str = "192.0.2.21:5060";
+const DESK: &str = "192.0.2.22:5060";
+
+fn menu() -> MenuSpec {
+    let mut m = MenuSpec {
+        greeting: "main-greeting".into(),
+        dial_by_extension: true,
+        fallback: "hangup".into(),
+        retries: 1,
+        ..MenuSpec::default()
+    };
+    m.options.insert('1', "ext:1002".into());
+    m.options.insert('2', "ivr:sales".into());
+    m.options.insert('9', "ext:1003".into());
+    m
+}
+
+fn setup() -> Harness {
+    let mut snap = snapshot();
+    let mut sales = MenuSpec {
+        greeting: "sales-greeting".into(),
+        ..MenuSpec::default()
+    };
+    sales.options.insert('1', "ext:1002".into());
+    snap.apps = Apps::new(vec![
+        IvrEntry {
+            tenant: 1,
+            name: "main".into(),
+            number: "500".into(),
+            spec: menu(),
+        },
+        IvrEntry {
+            tenant: 1,
+            name: "sales".into(),
+            number: String::new(),
+            spec: sales,
+        },
+    ]);
+    let mut h = Harness::with(snap);
+    for (n, contact, at) in [("1001", "192.0.2.21", CALLER), ("1002", "192.0.2.22", DESK)] {
+        let c = format!("<sip:{n}@{contact}:5060>");
+        assert_eq!(h.register(n, Some(&c), Some(3600), at, SEG1).status, 200);
+    }
+    h.sent.clear();
+    h.media_log.clear();
+    h
+}
+
+/// 1001 dials the IVR; returns the 200 the caller got and the caller's endpoint.
+fn call_ivr(h: &mut Harness, call_id: &str) -> (Response, EndpointId) {
+    h.sent = h.dial(&Dial {
+        from: "1001",
+        to: "500",
+        source: CALLER,
+        local: SEG1,
+        call_id,
+    });
+    let ok = last_final(h, CALLER);
+    assert_eq!(ok.status, 200, "the IVR answers");
+    let ep = opened(h)[0];
+    let ack = caller_request(&ok, "ACK", 2, "", "");
+    h.recv_raw(&ack, CALLER, SEG1);
+    (ok, ep)
+}
+
+fn last_final(h: &Harness, to: &str) -> Response {
+    h.sent
+        .iter()
+        .filter(|s| s.to.to_string() == to)
+        .filter_map(|s| match &s.message {
+            Message::Response(r)
+                if r.status >= 200 && r.cseq().is_some_and(|c| c.method.as_str() == "INVITE") =>
+            {
+                Some(r.clone())
+            }
+            _ => None,
+        })
+        .next_back()
+        .expect("a final response to the INVITE")
+}
+
+fn opened(h: &Harness) -> Vec<EndpointId> {
+    h.media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The prompts of every Play command so far, in order.
+fn played(h: &Harness) -> Vec<String> {
+    h.media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Play { items, .. } => Some(
+                items
+                    .iter()
+                    .map(|i| match i {
+                        PlayItem::Prompt { id, .. } => id.clone(),
+                        PlayItem::Tone(t) => format!("tone:{t:?}"),
+                        PlayItem::Moh { class, .. } => format!("moh:{class}"),
+                        PlayItem::Silence { ms } => format!("silence:{ms}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_play_id(h: &Harness, ep: EndpointId) -> u64 {
+    h.media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Play { endpoint, id, .. } if *endpoint == ep => Some(*id),
+            _ => None,
+        })
+        .next_back()
+        .expect("something played")
+}
+
+fn play_done(h: &mut Harness, ep: EndpointId) {
+    let id = last_play_id(h, ep);
+    h.input(Input::Media(MediaEvent::PlayDone {
+        endpoint: ep,
+        id,
+        interrupted: false,
+    }));
+}
+
+fn digit(h: &mut Harness, ep: EndpointId, d: char) {
+    h.input(Input::Media(MediaEvent::Dtmf {
+        endpoint: ep,
+        digit: d,
+    }));
+}
+
+fn caller_request(ok: &Response, method: &str, cseq: u32, extra: &str, body: &str) -> String {
+    let contact = ok.headers.contact().expect("Contact").uri.to_string();
+    let to = ok.to().expect("To").to_string();
+    let call_id = ok.call_id().expect("Call-ID").to_string();
+    format!(
+        "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK-d{cseq}-{call_id}\r\nMax-Forwards: 70\r\nFrom: \"Caller\" <sip:1001@example.com>;tag=a-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:1001@{CALLER}>\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn ivr_answers_on_an_endpoint_and_plays_the_greeting() {
+    let mut h = setup();
+    let (ok, ep) = call_ivr(&mut h, "ivr-1");
+    let body = std::str::from_utf8(&ok.body).expect("utf-8");
+    let port = h.endpoints[&ep].port();
+    assert!(
+        body.contains(&format!("m=audio {port} RTP/AVP 0 101")),
+        "answered with the endpoint's address and the caller's first codec: {body}"
+    );
+    assert!(h.media_log.iter().any(|c| matches!(c,
+        MediaCommand::ConfigureEndpoint { endpoint, codec, telephone_event: Some((101, 8000)), .. }
+            if *endpoint == ep && codec.name == "PCMU")));
+    assert_eq!(played(&h), vec!["main-greeting"]);
+    assert_eq!(h.engine.active_calls(), 1);
+}
+
+#[test]
+fn option_digit_rings_the_extension_and_bridges_on_answer() {
+    let mut h = setup();
+    let (ok, a_ep) = call_ivr(&mut h, "ivr-2");
+    play_done(&mut h, a_ep);
+    h.sent.clear();
+    // '1' could start an extension number (1001…): the menu waits for more digits.
+    digit(&mut h, a_ep, '1');
+    assert!(h.requests("INVITE").is_empty());
+    h.advance(Duration::from_secs(3));
+    let invites = h.requests("INVITE");
+    assert_eq!(invites.len(), 1, "1002 rings: {:?}", h.sent);
+    assert_eq!(invites[0].to.to_string(), DESK);
+    let b_ep = opened(&h)[1];
+    let offer = std::str::from_utf8(&invites[0].request().body)
+        .expect("utf-8")
+        .to_string();
+    assert!(
+        offer.contains(&format!(
+            "m=audio {} RTP/AVP 0 8 9 111",
+            h.endpoints[&b_ep].port()
+        )),
+        "our own offer from the callee's endpoint, caller's codec first: {offer}"
+    );
+    assert!(played(&h).contains(&"tone:Ringback".to_string()));
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(invites[0].request(), 200, "desk", DESK, SEG1);
+    assert_eq!(h.requests("ACK").len(), 1, "the 2xx is ACKed");
+    assert!(
+        h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == a_ep))
+    );
+    assert!(
+        h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == b_ep))
+    );
+    assert!(
+        h.responses().is_empty(),
+        "the caller was answered long ago: nothing more to it"
+    );
+    // The caller hangs up: BYE to the callee, the record names the extension.
+    h.advance(Duration::from_secs(7));
+    h.sent.clear();
+    h.media_log.clear();
+    h.recv_raw(&caller_request(&ok, "BYE", 3, "", ""), CALLER, SEG1);
+    assert!(h.requests("BYE").iter().any(|b| b.to.to_string() == DESK));
+    assert!(h.responses().contains(&200));
+    let cdr = h.cdrs.last().expect("record");
+    assert_eq!(cdr.callee, "1002");
+    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!(cdr.hangup_by, HangupBy::Caller);
+    assert!(cdr.billsec >= 10);
+    assert_eq!(h.engine.active_calls(), 0);
+    assert!(h.endpoints.is_empty(), "every endpoint closed");
+}
+
+#[test]
+fn info_digits_and_nested_menus() {
+    let mut h = setup();
+    let (ok, a_ep) = call_ivr(&mut h, "ivr-3");
+    h.sent.clear();
+    let info = caller_request(
+        &ok,
+        "INFO",
+        3,
+        "Content-Type: application/dtmf-relay\r\n",
+        "Signal=2\r\nDuration=160\r\n",
+    );
+    h.recv_raw(&info, CALLER, SEG1);
+    assert!(h.responses().contains(&200), "INFO answered");
+    assert_eq!(played(&h), vec!["main-greeting", "sales-greeting"]);
+    // The sales menu has no dial-by-extension: '1' goes at once.
+    play_done(&mut h, a_ep);
+    digit(&mut h, a_ep, '1');
+    assert_eq!(h.requests("INVITE").len(), 1);
+}
+
+#[test]
+fn unreachable_destination_is_announced_and_the_menu_replays() {
+    let mut h = setup();
+    let (_ok, a_ep) = call_ivr(&mut h, "ivr-4");
+    play_done(&mut h, a_ep);
+    // 1003 is not registered.
+    digit(&mut h, a_ep, '9');
+    assert!(h.requests("INVITE").is_empty());
+    assert_eq!(
+        played(&h).last().map(String::as_str),
+        Some("ext-unavailable")
+    );
+    play_done(&mut h, a_ep);
+    assert_eq!(played(&h).last().map(String::as_str), Some("main-greeting"));
+    assert_eq!(h.engine.active_calls(), 1);
+}
+
+#[test]
+fn callee_not_answering_returns_the_caller_to_the_menu() {
+    let mut h = setup();
+    let (_ok, a_ep) = call_ivr(&mut h, "ivr-5");
+    play_done(&mut h, a_ep);
+    for c in "1002".chars() {
+        digit(&mut h, a_ep, c);
+    }
+    let inv = h.requests("INVITE");
+    assert_eq!(inv.len(), 1, "dial by extension");
+    h.reply(inv[0].request(), 180, "desk", DESK, SEG1);
+    h.sent.clear();
+    h.advance(Duration::from_secs(61));
+    assert!(!h.requests("CANCEL").is_empty(), "ringing stopped");
+    assert_eq!(
+        played(&h).last().map(String::as_str),
+        Some("ext-unavailable")
+    );
+    assert_eq!(
+        h.engine.active_calls(),
+        1,
+        "the caller stays: {:?}",
+        h.cdrs.last().map(|c| (&c.hangup_cause, c.hangup_by))
+    );
+}
+
+#[test]
+fn timeouts_then_goodbye_and_hang_up() {
+    let mut h = setup();
+    let (_ok, a_ep) = call_ivr(&mut h, "ivr-6");
+    play_done(&mut h, a_ep);
+    h.advance(Duration::from_secs(5));
+    assert_eq!(
+        played(&h).last().map(String::as_str),
+        Some("ivr-timeout+main-greeting")
+    );
+    play_done(&mut h, a_ep);
+    h.advance(Duration::from_secs(5));
+    assert_eq!(played(&h).last().map(String::as_str), Some("goodbye"));
+    h.sent.clear();
+    play_done(&mut h, a_ep);
+    assert!(
+        h.requests("BYE").iter().any(|b| b.to.to_string() == CALLER),
+        "the IVR hangs up after goodbye"
+    );
+    assert_eq!(h.engine.active_calls(), 0);
+    assert!(h.endpoints.is_empty());
+    assert_eq!(h.cdrs.last().map(|c| c.hangup_by), Some(HangupBy::System));
+}
+
+#[test]
+fn hold_from_the_caller_plays_music_to_the_callee() {
+    let mut h = setup();
+    let (ok, a_ep) = call_ivr(&mut h, "ivr-7");
+    play_done(&mut h, a_ep);
+    for c in "1002".chars() {
+        digit(&mut h, a_ep, c);
+    }
+    let inv = h.requests("INVITE")[0].clone();
+    h.reply(inv.request(), 200, "desk", DESK, SEG1);
+    let b_ep = opened(&h)[1];
+    h.media_log.clear();
+    h.sent.clear();
+    let hold = sdp("192.0.2.21", 4000, "sendonly").replace('\n', "\r\n");
+    let reinvite = caller_request(&ok, "INVITE", 4, "Content-Type: application/sdp\r\n", &hold);
+    h.recv_raw(&reinvite, CALLER, SEG1);
+    let r = last_final(&h, CALLER);
+    assert_eq!(r.status, 200);
+    assert!(
+        std::str::from_utf8(&r.body)
+            .expect("utf-8")
+            .contains("a=recvonly"),
+        "hold answered recvonly"
+    );
+    assert!(
+        h.requests("INVITE").is_empty(),
+        "not forwarded to the callee"
+    );
+    assert!(h.media_log.iter().any(|c| matches!(c,
+        MediaCommand::Play { endpoint, items, repeat: true, .. }
+            if *endpoint == b_ep && matches!(items[0], PlayItem::Moh { .. }))));
+    h.media_log.clear();
+    let resume = sdp("192.0.2.21", 4000, "sendrecv").replace('\n', "\r\n");
+    h.recv_raw(
+        &caller_request(
+            &ok,
+            "INVITE",
+            5,
+            "Content-Type: application/sdp\r\n",
+            &resume,
+        ),
+        CALLER,
+        SEG1,
+    );
+    assert!(
+        h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::StopPlay { endpoint } if *endpoint == b_ep))
+    );
+}
+
+#[test]
+fn caller_hanging_up_mid_prompt_frees_everything() {
+    let mut h = setup();
+    let (ok, _a_ep) = call_ivr(&mut h, "ivr-8");
+    h.sent.clear();
+    h.recv_raw(&caller_request(&ok, "BYE", 3, "", ""), CALLER, SEG1);
+    assert!(h.responses().contains(&200));
+    assert_eq!(h.engine.active_calls(), 0);
+    assert!(h.endpoints.is_empty());
+    assert_eq!(h.cdrs.last().map(|c| c.hangup_by), Some(HangupBy::Caller));
+}
+
+#[test]
+fn no_endpoint_gives_503() {
+    let mut h = setup();
+    h.fail_media = true;
+    h.sent = h.dial(&Dial {
+        from: "1001",
+        to: "500",
+        source: CALLER,
+        local: SEG1,
+        call_id: "ivr-9",
+    });
+    assert_eq!(last_final(&h, CALLER).status, 503);
+    assert_eq!(h.engine.active_calls(), 0);
+}
+
+#[test]
+fn ringing_tone_is_a_tone() {
+    // Guard the enum the driver maps: ringback is a progress tone, not a prompt.
+    assert_ne!(ToneKind::Ringback, ToneKind::Busy);
+}
