@@ -83,6 +83,9 @@ pub enum Command {
     /// The tenant's outbound policy: main number, emergency numbers, toll-fraud limits.
     #[command(subcommand)]
     Outbound(OutboundCmd),
+    /// IVR menus (auto-attendants): greeting, options per digit, timeouts, fallback.
+    #[command(subcommand)]
+    Ivr(crate::ivr_cmd::IvrCmd),
     /// Manage control-panel administrators.
     #[command(subcommand)]
     Admin(AdminCmd),

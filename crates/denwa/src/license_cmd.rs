@@ -16,6 +16,7 @@ use crate::cli::{
     BackupCmd, Command, DidCmd, ExtensionCmd, OutboundCmd, RouteCmd, SettingCmd, TrunkCmd,
 };
 use crate::config::Config;
+use crate::ivr_cmd::IvrCmd;
 
 /// `denwa license ...`
 #[derive(Debug, Subcommand)]
@@ -82,6 +83,7 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Trunk(TrunkCmd::List { .. } | TrunkCmd::Show { .. } | TrunkCmd::Status { .. })
         | Command::Route(RouteCmd::List { .. } | RouteCmd::Test { .. })
         | Command::Did(DidCmd::List { .. })
+        | Command::Ivr(IvrCmd::List { .. } | IvrCmd::Show { .. })
         | Command::Outbound(OutboundCmd::Show { .. })
         | Command::Setting(SettingCmd::List { .. })
         | Command::Backup(BackupCmd::Create { .. } | BackupCmd::Verify { .. }) => Read,
@@ -89,6 +91,7 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Trunk(_)
         | Command::Route(_)
         | Command::Did(_)
+        | Command::Ivr(_)
         | Command::Outbound(_)
         | Command::Setting(_)
         | Command::Backup(_) => Change,

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod http;
+mod ivr_cmd;
 mod license_cmd;
 mod outside_cmd;
 mod report_cmd;
@@ -253,6 +254,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Route(cmd) => outside_cmd::route(cmd, &store, tenant.id, &mut out).await?,
         Command::Trunk(cmd) => outside_cmd::trunk(cmd, &store, tenant.id, &mut out).await?,
         Command::Did(cmd) => outside_cmd::did(cmd, &store, tenant.id, &mut out).await?,
+        Command::Ivr(cmd) => ivr_cmd::run(cmd, &store, tenant.id, &mut out).await?,
         Command::Outbound(cmd) => outside_cmd::outbound(cmd, &store, tenant.id, &mut out).await?,
         Command::Extension(ExtensionCmd::Edit {
             number,

@@ -445,9 +445,21 @@ impl Driver {
             Change::All => (true, true, true, true),
             _ => (false, false, false, false),
         };
+        let apps = matches!(c, Change::Apps | Change::All);
         let back = self.back_tx.clone();
         let store = self.store.clone();
         let resolver = self.resolver.clone();
+        if apps {
+            let (back, store) = (back.clone(), store.clone());
+            tokio::spawn(async move {
+                match load::apps(&store).await {
+                    Ok(a) => {
+                        let _ = back.send(Input::Config(ConfigUpdate::Apps(a)));
+                    }
+                    Err(e) => warn!(error = %e, "loading IVR menus failed"),
+                }
+            });
+        }
         if !(ext || ten || set || out) {
             return;
         }

@@ -368,6 +368,22 @@ pub fn cdr_row(c: CdrRecord) -> store::NewCdr {
     }
 }
 
+/// IVR menus of every tenant, as call control needs them.
+pub async fn apps(store: &Store) -> anyhow::Result<engine::config::Apps> {
+    let menus = store
+        .all_ivrs()
+        .await?
+        .into_iter()
+        .map(|m| engine::config::IvrEntry {
+            tenant: m.tenant_id,
+            name: m.name,
+            number: m.number,
+            spec: m.spec,
+        })
+        .collect();
+    Ok(engine::config::Apps::new(menus))
+}
+
 /// Media statistics of one relay leg, as the call record keeps them.
 pub fn leg_stats(s: &media::LegStats) -> LegStats {
     LegStats {
@@ -386,6 +402,6 @@ pub async fn snapshot(store: &Store) -> anyhow::Result<engine::Snapshot> {
         extensions: extensions(store).await?,
         settings: settings(store).await,
         outside: outside_with(store, None).await?,
-        apps: engine::config::Apps::default(),
+        apps: apps(store).await?,
     })
 }

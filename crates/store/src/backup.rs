@@ -87,6 +87,9 @@ struct TableDef {
     cols: &'static [(&'static str, Ty)],
     /// Has an auto-numbered `id` (PostgreSQL sequences must follow restored ids).
     identity: bool,
+    /// The schema version that created the table: older backups do not have it (restored
+    /// empty).
+    since: i64,
 }
 
 use Ty::{Bool, Int, Real, Text};
@@ -107,11 +110,13 @@ const TABLES: &[TableDef] = &[
             ("outbound", Text),
         ],
         identity: true,
+        since: 1,
     },
     TableDef {
         name: "domains",
         cols: &[("domain", Text), ("tenant_id", Int)],
         identity: false,
+        since: 1,
     },
     TableDef {
         name: "extensions",
@@ -132,6 +137,7 @@ const TABLES: &[TableDef] = &[
             ("out_limits", Text),
         ],
         identity: true,
+        since: 1,
     },
     TableDef {
         name: "trunks",
@@ -145,6 +151,7 @@ const TABLES: &[TableDef] = &[
             ("updated_at", Int),
         ],
         identity: true,
+        since: 4,
     },
     TableDef {
         name: "outbound_routes",
@@ -158,6 +165,7 @@ const TABLES: &[TableDef] = &[
             ("updated_at", Int),
         ],
         identity: true,
+        since: 4,
     },
     TableDef {
         name: "inbound_routes",
@@ -170,6 +178,21 @@ const TABLES: &[TableDef] = &[
             ("updated_at", Int),
         ],
         identity: true,
+        since: 4,
+    },
+    TableDef {
+        name: "ivr_menus",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("name", Text),
+            ("number", Text),
+            ("spec", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        identity: true,
+        since: 6,
     },
     TableDef {
         name: "administrators",
@@ -183,6 +206,7 @@ const TABLES: &[TableDef] = &[
             ("created_at", Int),
         ],
         identity: true,
+        since: 1,
     },
     TableDef {
         name: "api_keys",
@@ -197,6 +221,7 @@ const TABLES: &[TableDef] = &[
             ("last_used_at", Int),
         ],
         identity: true,
+        since: 1,
     },
     TableDef {
         name: "settings",
@@ -208,6 +233,7 @@ const TABLES: &[TableDef] = &[
             ("updated_at", Int),
         ],
         identity: true,
+        since: 1,
     },
     TableDef {
         name: "registrations",
@@ -233,6 +259,7 @@ const TABLES: &[TableDef] = &[
             ("updated_at", Int),
         ],
         identity: true,
+        since: 1,
     },
     TableDef {
         name: "cdrs",
@@ -268,6 +295,7 @@ const TABLES: &[TableDef] = &[
             ("caller_id", Text),
         ],
         identity: true,
+        since: 1,
     },
 ];
 
@@ -684,7 +712,7 @@ fn extract_checked(archive: &Path, dest: &Path) -> Result<Manifest> {
     if let Some(extra) = seen.keys().find(|k| !listed.contains(k.as_str())) {
         return Err(bad(format!("{extra} is not listed in the manifest")));
     }
-    for t in TABLES {
+    for t in TABLES.iter().filter(|t| t.since <= m.schema_version) {
         if !listed.contains(table_entry(t.name).as_str()) {
             return Err(bad(format!("table {} is missing", t.name)));
         }
@@ -738,7 +766,7 @@ fn parse_row(t: &TableDef, from: i64, line: &str, lineno: usize) -> Result<Vec<C
 
 /// Reads every row of every table file, checking it; calls `f` per table with the file path.
 fn check_tables(dir: &Path, from: i64) -> Result<()> {
-    for t in TABLES {
+    for t in TABLES.iter().filter(|t| t.since <= from) {
         let path = dir.join(table_entry(t.name));
         let f = File::open(&path).map_err(io_err(&path))?;
         for (i, line) in BufReader::new(f).lines().enumerate() {
@@ -793,6 +821,9 @@ async fn load_tables(db: &Db, dir: &Path, from: i64) -> Result<()> {
                 marks.join(", ")
             );
             let path = dir.join(table_entry(t.name));
+            if t.since > from {
+                continue; // newer than the backup: stays empty
+            }
             let f = File::open(&path).map_err(io_err(&path))?;
             for (i, line) in BufReader::new(f).lines().enumerate() {
                 let line = line.map_err(|e| bad(format!("table {}: {e}", t.name)))?;

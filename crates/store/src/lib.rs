@@ -8,6 +8,7 @@
 //!
 //! This crate does no SIP and no policy: the registrar in `pbx` decides what to store.
 
+mod apps;
 pub mod backup;
 mod cdr;
 mod config;
@@ -32,6 +33,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{broadcast, mpsc};
 
+pub use apps::{IvrMenu, validate_menu_name};
 pub use config::{ha1_md5, ha1_sha256, validate_extension_number};
 pub use group::WriteStats;
 pub use model::*;

@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 5;
+pub const LATEST: i64 = 6;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -260,6 +260,24 @@ CREATE TABLE report_gaps (
 );
 "#;
 
+/// Voice applications (issue 14): IVR menus, each a JSON document of `apps::ivr::MenuSpec`
+/// and the internal number that reaches it.
+const V6: &str = r#"
+CREATE TABLE ivr_menus (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    number TEXT NOT NULL DEFAULT '',
+    spec TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+CREATE UNIQUE INDEX ivr_menus_number ON ivr_menus (tenant_id, number) WHERE number <> '';
+
+INSERT INTO change_counters (kind, counter) VALUES ('apps', 0);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -286,6 +304,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "report tables",
         sql: V5,
+    },
+    Migration {
+        version: 6,
+        name: "IVR menus",
+        sql: V6,
     },
 ];
 

@@ -34,6 +34,8 @@ pub enum Change {
     ApiKeys,
     /// Trunks, outbound and inbound routes, tenant outbound policy.
     Outside,
+    /// Voice applications (IVR menus).
+    Apps,
     /// Everything (after a restore, or when notifications may have been missed).
     All,
 }
@@ -47,6 +49,7 @@ impl Change {
         Change::Admins,
         Change::ApiKeys,
         Change::Outside,
+        Change::Apps,
         Change::All,
     ];
 
@@ -59,6 +62,7 @@ impl Change {
             Change::Admins => "admins",
             Change::ApiKeys => "api_keys",
             Change::Outside => "outside",
+            Change::Apps => "apps",
             Change::All => "all",
         }
     }

@@ -91,22 +91,22 @@ pub struct OutsideConfig {
     pub policies: Vec<(i64, TenantOutbound)>,
 }
 
-/// Why a destination cannot take calls in a tenant (`None`: it can). `ext_exists` tells
-/// whether the extension an `ext:`/`vm:` destination names exists.
-fn destination_problem(dest: &Destination, ext_exists: bool) -> Option<String> {
+/// Why a destination cannot take calls in a tenant (`None`: it can). `exists` tells whether
+/// the object the destination names exists (the extension of `ext:`/`vm:`, the menu of
+/// `ivr:`).
+pub(crate) fn destination_problem(dest: &Destination, exists: bool) -> Option<String> {
     match dest {
-        Destination::Ext(n) if !ext_exists => Some(format!("extension {n} does not exist")),
+        Destination::Ext(n) if !exists => Some(format!("extension {n} does not exist")),
         Destination::Ext(_) | Destination::Hangup => None,
-        Destination::Vm(n) if !ext_exists => Some(format!("extension {n} does not exist")),
+        Destination::Vm(n) if !exists => Some(format!("extension {n} does not exist")),
         Destination::Vm(_) => Some(format!(
             "{dest}: voicemail is not available in this version yet"
         )),
         Destination::Group(_) => Some(format!(
             "{dest}: ring groups are not available in this version yet"
         )),
-        Destination::Ivr(_) => Some(format!(
-            "{dest}: IVRs are not available in this version yet"
-        )),
+        Destination::Ivr(n) if !exists => Some(format!("IVR menu {n} does not exist")),
+        Destination::Ivr(_) => None,
         Destination::Timecond(_) => Some(format!(
             "{dest}: time conditions are not available in this version yet"
         )),
@@ -476,18 +476,10 @@ impl Store {
         Ok(write_tx!(self.db(), tx, kind => {
             let dest: Option<Destination> = spec.destination.parse().ok();
             let problem = match &dest {
-                Some(d @ (Destination::Ext(n) | Destination::Vm(n))) => {
-                    let exists = sqlx::query(
-                        "SELECT id FROM extensions WHERE tenant_id = $1 AND number = $2",
-                    )
-                    .bind(tenant_id)
-                    .bind(n.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
+                Some(d) => {
+                    let exists = crate::apps::destination_exists!(tx, tenant_id, d);
                     destination_problem(d, exists)
                 }
-                Some(d) => destination_problem(d, false),
                 None => None,
             };
             let trunk_ok = if spec.trunk.is_empty() {

@@ -1,0 +1,266 @@
+//! Voice applications' configuration: IVR menus (a JSON document of `apps::ivr::MenuSpec`
+//! per menu, plus the internal number that reaches it).
+//!
+//! References are checked inside the writing transaction: a menu's options name extensions
+//! and menus that exist, its number is not an extension's, and a menu that a DID or another
+//! menu sends callers to cannot be removed.
+
+use apps::ivr::MenuSpec;
+use chrono::Utc;
+use engine::dialplan::Destination;
+use serde::{Deserialize, Serialize};
+
+use crate::db::{RowGet, conflict, read_pool, to_ms, write_tx};
+use crate::notify::{Change, announce};
+use crate::{DidSpec, Error, Result, Store};
+
+/// An IVR menu as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IvrMenu {
+    /// Row id.
+    pub id: i64,
+    /// Owning tenant.
+    pub tenant_id: i64,
+    /// Name (`ivr:NAME`).
+    pub name: String,
+    /// Internal number that reaches the menu (empty: none).
+    pub number: String,
+    /// The menu.
+    #[serde(flatten)]
+    pub spec: MenuSpec,
+    /// Creation time.
+    pub created_at: chrono::DateTime<Utc>,
+    /// Last change.
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+const IVR_COLS: &str = "id, tenant_id, name, number, spec, created_at, updated_at";
+
+fn ivr_from(r: &impl RowGet) -> Result<IvrMenu> {
+    let spec: MenuSpec = serde_json::from_str(&r.text("spec")?).map_err(|e| Error::Invalid {
+        field: "spec",
+        reason: format!("stored IVR menu unreadable: {e}"),
+    })?;
+    Ok(IvrMenu {
+        id: r.i64("id")?,
+        tenant_id: r.i64("tenant_id")?,
+        name: r.text("name")?,
+        number: r.text("number")?,
+        spec,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+/// The field name of a spec error, as the API reports it.
+fn spec_field(f: &str) -> &'static str {
+    match f.split('.').next().unwrap_or("") {
+        "greeting" => "greeting",
+        "options" => "options",
+        "timeout_s" => "timeout_s",
+        "digit_timeout_s" => "digit_timeout_s",
+        "retries" => "retries",
+        "fallback" => "fallback",
+        _ => "spec",
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Checks a menu name: what `ivr:NAME` allows.
+pub fn validate_menu_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 40 {
+        return Err(invalid("name", "1-40 characters"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(invalid("name", "letters, digits, - _ . only"));
+    }
+    Ok(())
+}
+
+fn validate_number(number: &str) -> Result<()> {
+    if number.is_empty() {
+        return Ok(());
+    }
+    if number.len() > 20 || !number.chars().all(|c| c.is_ascii_digit() || c == '*') {
+        return Err(invalid("number", "digits (and *) only, at most 20"));
+    }
+    Ok(())
+}
+
+/// Whether `dest` names something that exists in the tenant (inside a transaction).
+macro_rules! destination_exists {
+    ($tx:ident, $tenant:expr, $dest:expr) => {{
+        let (sql, key) = match $dest {
+            Destination::Ext(n) | Destination::Vm(n) => (
+                "SELECT id FROM extensions WHERE tenant_id = $1 AND number = $2",
+                n.as_str(),
+            ),
+            Destination::Ivr(n) => (
+                "SELECT id FROM ivr_menus WHERE tenant_id = $1 AND name = $2",
+                n.as_str(),
+            ),
+            _ => ("", ""),
+        };
+        if sql.is_empty() {
+            false
+        } else {
+            sqlx::query(sql)
+                .bind($tenant)
+                .bind(key)
+                .fetch_optional(&mut *$tx)
+                .await?
+                .is_some()
+        }
+    }};
+}
+pub(crate) use destination_exists;
+
+impl Store {
+    /// Creates a menu (`create_only`) or replaces the settings of an existing one.
+    pub async fn put_ivr(
+        &self,
+        tenant_id: i64,
+        name: &str,
+        number: &str,
+        spec: &MenuSpec,
+        create_only: bool,
+    ) -> Result<IvrMenu> {
+        validate_menu_name(name)?;
+        validate_number(number)?;
+        spec.validate()
+            .map_err(|e| invalid(spec_field(&e.field), format!("{}: {}", e.field, e.reason)))?;
+        let doc = serde_json::to_string(spec).map_err(|e| invalid("spec", e.to_string()))?;
+        let now = to_ms(Utc::now());
+        Ok(write_tx!(self.db(), tx, kind => {
+            for (field, text) in spec.destinations() {
+                let dest: Destination = text
+                    .parse()
+                    .map_err(|e: engine::dialplan::DestinationError| invalid(spec_field(&field), format!("{field}: {e}")))?;
+                let self_ref = matches!(&dest, Destination::Ivr(n) if n == name);
+                let exists = self_ref || destination_exists!(tx, tenant_id, &dest);
+                if let Some(p) = crate::outside::destination_problem(&dest, exists) {
+                    return Err(invalid(spec_field(&field), format!("{field}: {p}")));
+                }
+            }
+            if !number.is_empty() {
+                let ext = sqlx::query("SELECT id FROM extensions WHERE tenant_id = $1 AND number = $2")
+                    .bind(tenant_id)
+                    .bind(number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if ext.is_some() {
+                    return Err(invalid("number", format!("{number} is an extension's number")));
+                }
+            }
+            let existing = sqlx::query("SELECT id FROM ivr_menus WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let sql = match (&existing, create_only) {
+                (Some(_), true) => return Err(Error::Conflict(format!("IVR menu {name}"))),
+                (None, false) => return Err(Error::NotFound(format!("IVR menu {name}"))),
+                (Some(_), false) => format!(
+                    "UPDATE ivr_menus SET number = $3, spec = $4, updated_at = $5
+                     WHERE tenant_id = $1 AND name = $2 RETURNING {IVR_COLS}"
+                ),
+                (None, true) => format!(
+                    "INSERT INTO ivr_menus (tenant_id, name, number, spec, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $5) RETURNING {IVR_COLS}"
+                ),
+            };
+            let r = sqlx::query(&sql)
+                .bind(tenant_id)
+                .bind(name)
+                .bind(number)
+                .bind(&doc)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, || format!("IVR menu {name} or number {number}")))?;
+            announce!(tx, kind, Change::Apps);
+            ivr_from(&r)?
+        }))
+    }
+
+    /// Removes a menu nothing refers to.
+    pub async fn delete_ivr(&self, tenant_id: i64, name: &str) -> Result<()> {
+        let target = format!("ivr:{name}");
+        write_tx!(self.db(), tx, kind => {
+            for r in sqlx::query("SELECT pattern, spec FROM inbound_routes WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                let spec: DidSpec = serde_json::from_str(&r.text("spec")?).unwrap_or_default();
+                if spec.destination == target {
+                    return Err(invalid("name", format!(
+                        "IVR menu {name} is the destination of inbound route {}",
+                        r.text("pattern")?
+                    )));
+                }
+            }
+            for r in sqlx::query("SELECT name, spec FROM ivr_menus WHERE tenant_id = $1 AND name <> $2")
+                .bind(tenant_id)
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                let spec: MenuSpec = serde_json::from_str(&r.text("spec")?).unwrap_or_default();
+                if spec.destinations().any(|(_, d)| d == target) {
+                    return Err(invalid("name", format!(
+                        "IVR menu {name} is used by IVR menu {}",
+                        r.text("name")?
+                    )));
+                }
+            }
+            let n = sqlx::query("DELETE FROM ivr_menus WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(Error::NotFound(format!("IVR menu {name}")));
+            }
+            announce!(tx, kind, Change::Apps);
+        });
+        Ok(())
+    }
+
+    /// A menu by name.
+    pub async fn ivr(&self, tenant_id: i64, name: &str) -> Result<Option<IvrMenu>> {
+        let sql = format!("SELECT {IVR_COLS} FROM ivr_menus WHERE tenant_id = $1 AND name = $2");
+        read_pool!(self.db(), pool, kind => {
+            match sqlx::query(&sql).bind(tenant_id).bind(name).fetch_optional(pool).await? {
+                Some(r) => Ok(Some(ivr_from(&r)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// A tenant's menus by name.
+    pub async fn list_ivrs(&self, tenant_id: i64) -> Result<Vec<IvrMenu>> {
+        let sql = format!("SELECT {IVR_COLS} FROM ivr_menus WHERE tenant_id = $1 ORDER BY name");
+        read_pool!(self.db(), pool, kind => {
+            sqlx::query(&sql).bind(tenant_id).fetch_all(pool).await?.iter().map(ivr_from).collect()
+        })
+    }
+
+    /// Every tenant's menus (call control's snapshot).
+    pub async fn all_ivrs(&self) -> Result<Vec<IvrMenu>> {
+        let sql = format!("SELECT {IVR_COLS} FROM ivr_menus ORDER BY tenant_id, name");
+        read_pool!(self.db(), pool, kind => {
+            sqlx::query(&sql).fetch_all(pool).await?.iter().map(ivr_from).collect()
+        })
+    }
+}
