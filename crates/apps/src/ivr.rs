@@ -37,7 +37,7 @@ pub enum Sound {
 
 /// A menu's configuration (stored as JSON; every field has a default so older documents load).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct MenuSpec {
     /// Free text for the panel.
     pub description: String,

@@ -19,6 +19,7 @@ use store::{AdminRole, ApiScope, CdrQuery, Disposition, Page};
 
 use crate::{Web, settings};
 
+mod apps;
 pub(crate) mod outside;
 pub(crate) mod reports;
 
@@ -266,6 +267,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys", get(list_keys).post(create_key))
         .route("/api-keys/{id}", axum::routing::delete(delete_key))
         .merge(outside::routes())
+        .merge(apps::routes())
         .merge(reports::routes())
         .route(
             "/license",

@@ -4,6 +4,7 @@
 use engine::policy;
 use serde_json::{Value, json};
 
+mod apps;
 mod outside;
 mod reports;
 
@@ -124,6 +125,7 @@ fn cdr_params() -> Vec<Value> {
 fn schemas() -> Value {
     let mut s = schemas_wave1();
     outside::schemas(&mut s);
+    apps::schemas(&mut s);
     s
 }
 
@@ -301,6 +303,7 @@ pub fn document() -> Value {
         "delete": op("Revoke an API key", json!({ "responses": { "204": no_content } }), &["400", "404"]) }),
     );
     outside::paths(&mut add);
+    apps::paths(&mut add);
     reports::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",

@@ -1113,6 +1113,11 @@ async fn openapi_matches_routes() {
         "GET /reports/calls.csv",
         "GET /reports/hours",
         "GET /reports/today",
+        "GET /ivrs",
+        "POST /ivrs",
+        "GET /ivrs/{name}",
+        "PUT /ivrs/{name}",
+        "DELETE /ivrs/{name}",
     ];
     expected.sort();
     assert_eq!(ops, expected);

@@ -70,7 +70,7 @@ pub(crate) fn merge<T: Serialize + DeserializeOwned>(
 }
 
 /// Removes a string member (`null` or absent: `None`).
-fn take_str(m: &mut Map<String, Value>, key: &str) -> ApiResult<Option<String>> {
+pub(crate) fn take_str(m: &mut Map<String, Value>, key: &str) -> ApiResult<Option<String>> {
     match m.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -89,17 +89,17 @@ fn take_int(m: &mut Map<String, Value>, key: &str) -> ApiResult<Option<i64>> {
     }
 }
 
-fn required(key: &str, v: Option<String>) -> ApiResult<String> {
+pub(crate) fn required(key: &str, v: Option<String>) -> ApiResult<String> {
     v.filter(|s| !s.trim().is_empty())
         .map(|s| s.trim().to_string())
         .ok_or_else(|| field_error(key, "required"))
 }
 
-async fn tenant(w: &Web) -> ApiResult<i64> {
+pub(crate) async fn tenant(w: &Web) -> ApiResult<i64> {
     Ok(w.store().default_tenant().await?.id)
 }
 
-fn all<T: Serialize>(items: Vec<T>) -> axum::Json<Value> {
+pub(crate) fn all<T: Serialize>(items: Vec<T>) -> axum::Json<Value> {
     let n = items.len();
     axum::Json(json!({ "items": items, "total": n, "limit": n, "offset": 0 }))
 }

@@ -1,0 +1,63 @@
+//! The voice-application part of the OpenAPI document: IVR menus.
+
+use serde_json::{Value, json};
+
+use super::{body, list_of, ok_json, op, path_param, r};
+
+fn menu_props() -> Value {
+    let int = |min: u32, max: u32, d: &str| json!({ "type": "integer", "minimum": min, "maximum": max, "description": d });
+    json!({
+        "number": { "type": "string", "pattern": "^[0-9*]{0,20}$", "description": "internal number that reaches the menu (empty: none); not an extension's" },
+        "description": { "type": "string" },
+        "greeting": { "type": "string", "description": "prompt id of the greeting" },
+        "options": { "type": "object", "description": "digit (0-9 * #) -> destination (ext:N, ivr:NAME, hangup …); refusals name `options`",
+            "additionalProperties": { "type": "string" } },
+        "dial_by_extension": { "type": "boolean" },
+        "timeout_s": int(1, 60, "seconds to wait for a choice after the greeting"),
+        "digit_timeout_s": int(1, 20, "seconds to wait for the next digit of an extension number"),
+        "retries": int(0, 10, "replays of the greeting after a timeout or an invalid choice"),
+        "fallback": { "type": "string", "description": "destination when the retries are used up (hangup says goodbye)" },
+        "announce_transfer": { "type": "boolean" }
+    })
+}
+
+/// Adds the schemas.
+pub(super) fn schemas(s: &mut Value) {
+    let ts = json!({ "type": "string", "format": "date-time" });
+    let mut menu = menu_props();
+    for (k, v) in [
+        ("id", json!({ "type": "integer" })),
+        ("tenant_id", json!({ "type": "integer" })),
+        ("name", json!({ "type": "string" })),
+        ("created_at", ts.clone()),
+        ("updated_at", ts),
+    ] {
+        menu[k] = v;
+    }
+    let mut new = menu_props();
+    new["name"] = json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]{1,40}$" });
+    s["IvrMenu"] = json!({ "type": "object", "required": ["name", "greeting", "options"], "properties": menu });
+    s["NewIvrMenu"] = json!({ "type": "object", "required": ["name", "greeting"], "additionalProperties": false, "properties": new });
+    s["IvrMenuPatch"] =
+        json!({ "type": "object", "additionalProperties": false, "properties": menu_props() });
+}
+
+/// Adds the paths.
+pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
+    add(
+        "/ivrs",
+        json!({
+            "get": op("IVR menus", json!({ "responses": { "200": ok_json("all", list_of("IvrMenu")) } }), &[]),
+            "post": op("Create an IVR menu", json!({ "requestBody": body(r("NewIvrMenu")), "responses": { "201": ok_json("created", r("IvrMenu")) } }), &["400", "409", "415", "422"])
+        }),
+    );
+    add(
+        "/ivrs/{name}",
+        json!({
+            "parameters": [path_param("name", json!({ "type": "string" }))],
+            "get": op("An IVR menu", json!({ "responses": { "200": ok_json("found", r("IvrMenu")) } }), &["404"]),
+            "put": op("Change an IVR menu (members given replace the stored ones; `options` replaces the whole table)", json!({ "requestBody": body(r("IvrMenuPatch")), "responses": { "200": ok_json("changed", r("IvrMenu")) } }), &["400", "404", "415", "422"]),
+            "delete": op("Delete an IVR menu; refused (422, field name) while a DID or another menu uses it", json!({ "responses": { "204": { "description": "done" } } }), &["404", "422"])
+        }),
+    );
+}
