@@ -21,6 +21,7 @@ use crate::i18n::{Lang, t};
 use crate::session::{self, Session};
 use crate::{Web, settings};
 
+mod apps;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
@@ -68,6 +69,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys", post(create_key))
         .route("/api-keys/{id}/delete", post(delete_key))
         .merge(outside::routes())
+        .merge(apps::routes())
         .merge(reports::routes())
         .route(
             "/license",
@@ -171,6 +173,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/routes" { (ctx.t("nav.routes")) }
                             a href="/dids" { (ctx.t("nav.dids")) }
                             a href="/outbound" { (ctx.t("nav.outbound")) }
+                            a href="/ivrs" { (ctx.t("nav.ivrs")) }
                             a href="/settings" { (ctx.t("nav.settings")) }
                             a href="/backup" { (ctx.t("nav.backup")) }
                             a href="/admins" { (ctx.t("nav.admins")) }

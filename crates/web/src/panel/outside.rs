@@ -47,12 +47,12 @@ pub(super) fn routes() -> Router<Web> {
 /// A refused field and the message to show next to it.
 #[derive(Debug, Clone, Default)]
 pub(super) struct FormErr {
-    field: String,
-    msg: String,
+    pub(super) field: String,
+    pub(super) msg: String,
 }
 
 impl FormErr {
-    fn new(field: &str, msg: impl Into<String>) -> FormErr {
+    pub(super) fn new(field: &str, msg: impl Into<String>) -> FormErr {
         FormErr {
             field: field.to_string(),
             msg: msg.into(),
@@ -68,7 +68,7 @@ impl FormErr {
     }
 }
 
-fn val<'a>(f: &'a Fields, k: &str) -> &'a str {
+pub(super) fn val<'a>(f: &'a Fields, k: &str) -> &'a str {
     f.iter()
         .find(|(n, _)| n == k)
         .map_or("", |(_, v)| v.as_str())
@@ -81,18 +81,18 @@ fn vals<'a>(f: &'a Fields, k: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn checked(f: &Fields, k: &str) -> bool {
+pub(super) fn checked(f: &Fields, k: &str) -> bool {
     val(f, k) == "on"
 }
 
-fn pairs(items: &[(&str, String)]) -> Fields {
+pub(super) fn pairs(items: &[(&str, String)]) -> Fields {
     items
         .iter()
         .map(|(k, v)| ((*k).to_string(), v.clone()))
         .collect()
 }
 
-fn on(b: bool) -> String {
+pub(super) fn on(b: bool) -> String {
     if b { "on".into() } else { String::new() }
 }
 
@@ -105,7 +105,7 @@ fn lines(s: &str) -> Vec<String> {
 }
 
 /// The message next to `field`, if the error is about it.
-fn err_at(err: Option<&FormErr>, field: &str) -> Markup {
+pub(super) fn err_at(err: Option<&FormErr>, field: &str) -> Markup {
     html! {
         @if let Some(e) = err.filter(|e| e.field == field) {
             span.error.field-error id={ "err-" (field) } data-field=(field) { (e.msg) }
@@ -118,7 +118,13 @@ pub(super) fn err_top(err: Option<&FormErr>) -> Markup {
     html! { @if let Some(e) = err { p.error role="alert" id="form-error" data-field=(e.field) { (e.msg) } } }
 }
 
-fn text_input(ctx: &Ctx, f: &Fields, err: Option<&FormErr>, name: &str, key: &str) -> Markup {
+pub(super) fn text_input(
+    ctx: &Ctx,
+    f: &Fields,
+    err: Option<&FormErr>,
+    name: &str,
+    key: &str,
+) -> Markup {
     html! { label { (ctx.t(key)) input type="text" name=(name) value=(val(f, name)); (err_at(err, name)) } }
 }
 
@@ -136,12 +142,12 @@ fn select(
     } }
 }
 
-fn check(ctx: &Ctx, f: &Fields, name: &str, key: &str) -> Markup {
+pub(super) fn check(ctx: &Ctx, f: &Fields, name: &str, key: &str) -> Markup {
     html! { label.check { input type="checkbox" name=(name) value="on" checked[checked(f, name)]; (ctx.t(key)) } }
 }
 
 /// Parses a whole number field (empty: `default`).
-fn num<T: std::str::FromStr>(f: &Fields, k: &str, default: T) -> Result<T, FormErr> {
+pub(super) fn num<T: std::str::FromStr>(f: &Fields, k: &str, default: T) -> Result<T, FormErr> {
     let s = val(f, k).trim();
     if s.is_empty() {
         return Ok(default);
@@ -151,7 +157,7 @@ fn num<T: std::str::FromStr>(f: &Fields, k: &str, default: T) -> Result<T, FormE
 
 /// Refuses a form without the session's CSRF token or from a viewer; pins `key` to the path's
 /// `value` (editing cannot rename).
-fn edit_form(ctx: &Ctx, f: &mut Fields, key: &str, value: &str) -> Option<Response> {
+pub(super) fn edit_form(ctx: &Ctx, f: &mut Fields, key: &str, value: &str) -> Option<Response> {
     let r = check_write(ctx, &f.iter().cloned().collect());
     f.retain(|(k, _)| k != key);
     f.push((key.to_string(), value.to_string()));
@@ -169,19 +175,19 @@ fn sub_nav(ctx: &Ctx) -> Markup {
     }
 }
 
-fn ok_msg(ctx: &Ctx, key: &str) -> Markup {
+pub(super) fn ok_msg(ctx: &Ctx, key: &str) -> Markup {
     html! { p.ok role="status" id="form-ok" { (ctx.t(key)) } }
 }
 
 /// A form-number error made readable (`num` leaves the message empty).
-fn localize(ctx: &Ctx, mut e: FormErr) -> FormErr {
+pub(super) fn localize(ctx: &Ctx, mut e: FormErr) -> FormErr {
     if e.msg.is_empty() {
         e.msg = ctx.t("out.bad_number").to_string();
     }
     e
 }
 
-async fn tenant(w: &Web) -> Result<i64, ApiError> {
+pub(super) async fn tenant(w: &Web) -> Result<i64, ApiError> {
     Ok(w.store().default_tenant().await?.id)
 }
 

@@ -1,0 +1,335 @@
+//! Panel pages for IVR menus: every menu drawn as a tree (options, nested menus, dial by
+//! extension, the timeout path), and a form to add or change one. Validation is the store's; a
+//! refusal is shown next to the field it names, with the input kept.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use apps::ivr::MenuSpec;
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use maud::{Markup, html};
+use store::IvrMenu;
+
+use super::outside::{
+    FormErr, check, edit_form, err_at, err_top, localize, num, ok_msg, on, pairs, tenant,
+    text_input, val,
+};
+use super::{Ctx, Signed, check_write, csrf_field, fail, page, url_encode};
+use crate::Web;
+use crate::api::ApiError;
+
+type Fields = Vec<(String, String)>;
+
+/// Routes of the IVR pages.
+pub(super) fn routes() -> Router<Web> {
+    Router::new()
+        .route("/ivrs", get(ivrs).post(create_ivr))
+        .route("/ivrs/new", get(new_ivr))
+        .route("/ivrs/{name}/edit", get(edit_ivr).post(save_ivr))
+        .route("/ivrs/{name}/delete", post(delete_ivr))
+}
+
+fn fields(name: &str, number: &str, m: &MenuSpec) -> Fields {
+    let options: Vec<String> = m.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs(&[
+        ("name", name.to_string()),
+        ("number", number.to_string()),
+        ("greeting", m.greeting.clone()),
+        ("options", options.join("\n")),
+        ("dial_by_extension", on(m.dial_by_extension)),
+        ("timeout_s", m.timeout_s.to_string()),
+        ("digit_timeout_s", m.digit_timeout_s.to_string()),
+        ("retries", m.retries.to_string()),
+        ("fallback", m.fallback.clone()),
+        ("announce_transfer", on(m.announce_transfer)),
+        ("description", m.description.clone()),
+    ])
+}
+
+fn from_form(ctx: &Ctx, f: &Fields) -> Result<MenuSpec, FormErr> {
+    let d = MenuSpec::default();
+    let mut options = BTreeMap::new();
+    for line in val(f, "options")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        let parsed = line.split_once('=').and_then(|(k, v)| {
+            let mut c = k.trim().chars();
+            match (c.next(), c.next()) {
+                (Some(k), None) => Some((k, v.trim().to_string())),
+                _ => None,
+            }
+        });
+        let Some((k, v)) = parsed else {
+            return Err(FormErr::new(
+                "options",
+                format!("{}: {line}", ctx.t("ivr.option_syntax")),
+            ));
+        };
+        options.insert(k, v);
+    }
+    Ok(MenuSpec {
+        description: val(f, "description").trim().to_string(),
+        greeting: val(f, "greeting").trim().to_string(),
+        options,
+        dial_by_extension: super::outside::checked(f, "dial_by_extension"),
+        timeout_s: num(f, "timeout_s", d.timeout_s).map_err(|e| localize(ctx, e))?,
+        digit_timeout_s: num(f, "digit_timeout_s", d.digit_timeout_s)
+            .map_err(|e| localize(ctx, e))?,
+        retries: num(f, "retries", d.retries).map_err(|e| localize(ctx, e))?,
+        fallback: match val(f, "fallback").trim() {
+            "" => d.fallback,
+            s => s.to_string(),
+        },
+        announce_transfer: super::outside::checked(f, "announce_transfer"),
+    })
+}
+
+fn form_page(
+    ctx: &Ctx,
+    status: StatusCode,
+    f: &Fields,
+    err: Option<&FormErr>,
+    editing: bool,
+) -> Response {
+    let e = err;
+    let action = if editing {
+        format!("/ivrs/{}/edit", url_encode(val(f, "name")))
+    } else {
+        "/ivrs".to_string()
+    };
+    let body = html! {
+        (err_top(e))
+        form method="post" action=(action) id="ivr-form" {
+            (csrf_field(ctx))
+            label { (ctx.t("ivr.name")) input type="text" name="name" value=(val(f, "name")) required readonly[editing] placeholder="main"; (err_at(e, "name")) }
+            (text_input(ctx, f, e, "number", "ivr.number"))
+            label { (ctx.t("ivr.greeting")) input type="text" name="greeting" value=(val(f, "greeting")) required placeholder="main-greeting"; (err_at(e, "greeting")) }
+            label { (ctx.t("ivr.options"))
+                textarea name="options" rows="6" placeholder="1=ext:1001\n2=ivr:sales\n0=hangup" { (val(f, "options")) }
+                (err_at(e, "options"))
+            }
+            (check(ctx, f, "dial_by_extension", "ivr.dial_by_extension"))
+            (text_input(ctx, f, e, "timeout_s", "ivr.timeout"))
+            (text_input(ctx, f, e, "digit_timeout_s", "ivr.digit_timeout"))
+            (text_input(ctx, f, e, "retries", "ivr.retries"))
+            (text_input(ctx, f, e, "fallback", "ivr.fallback"))
+            (check(ctx, f, "announce_transfer", "ivr.announce_transfer"))
+            (text_input(ctx, f, e, "description", "ivr.description"))
+            button type="submit" { (ctx.t("save")) }
+        }
+        p.hint { (ctx.t("ivr.hint")) }
+        @if editing {
+            form.inline method="post" action={ "/ivrs/" (url_encode(val(f, "name"))) "/delete" } {
+                (csrf_field(ctx))
+                button.danger type="submit" id="delete-ivr" { (ctx.t("delete")) }
+            }
+        }
+        p { a href="/ivrs" { (ctx.t("back")) } }
+    };
+    page(
+        ctx,
+        status,
+        if editing {
+            "title.ivr"
+        } else {
+            "title.ivr_new"
+        },
+        body,
+    )
+}
+
+/// One menu as a nested list: its options, the menus they lead to (each once), dial by
+/// extension and the timeout path.
+fn tree(
+    ctx: &Ctx,
+    m: &IvrMenu,
+    menus: &BTreeMap<String, IvrMenu>,
+    seen: &mut HashSet<String>,
+) -> Markup {
+    seen.insert(m.name.clone());
+    html! {
+        li.menu data-ivr=(m.name) {
+            a href={ "/ivrs/" (url_encode(&m.name)) "/edit" } { code { "ivr:" (m.name) } }
+            @if !m.number.is_empty() { " (" (ctx.t("ivr.number")) " " (m.number) ")" }
+            " — " (ctx.t("ivr.greeting")) " " code { (m.spec.greeting) }
+            ul {
+                @for (k, dest) in &m.spec.options {
+                    li.option data-digit=(k) {
+                        kbd { (k) } " → " code { (dest) }
+                        @if let Some(sub) = dest.strip_prefix("ivr:").and_then(|n| menus.get(n)) {
+                            @if !seen.contains(&sub.name) {
+                                ul { (tree(ctx, sub, menus, seen)) }
+                            }
+                        }
+                    }
+                }
+                @if m.spec.dial_by_extension {
+                    li.option { (ctx.t("ivr.dial_by_extension")) " → " code { "ext:N" } }
+                }
+                li.option.timeout {
+                    (ctx.t("ivr.no_choice")) " (" (m.spec.timeout_s) " s × " (m.spec.retries + 1) ") → " code { (m.spec.fallback) }
+                }
+            }
+        }
+    }
+}
+
+async fn list_view(w: &Web, ctx: &Ctx, status: StatusCode, msg: Markup) -> Response {
+    let list = async { Ok::<_, ApiError>(w.store().list_ivrs(tenant(w).await?).await?) }.await;
+    let list = match list {
+        Ok(l) => l,
+        Err(e) => return fail(ctx, e),
+    };
+    let menus: BTreeMap<String, IvrMenu> =
+        list.iter().map(|m| (m.name.clone(), m.clone())).collect();
+    // Roots: menus no other menu leads to (a cycle's members are roots too).
+    let reached: HashSet<&str> = list
+        .iter()
+        .flat_map(|m| {
+            m.spec
+                .options
+                .values()
+                .filter_map(|d| d.strip_prefix("ivr:"))
+                .filter(move |n| *n != m.name)
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let body = html! {
+        (msg)
+        @if list.is_empty() { p.empty id="no-ivrs" { (ctx.t("ivr.none")) } } @else {
+            ul.ivr-tree id="ivr-tree" {
+                @for m in list.iter().filter(|m| !reached.contains(m.name.as_str())) {
+                    (tree(ctx, m, &menus, &mut seen))
+                }
+                @for m in &list {
+                    @if !seen.contains(&m.name) { (tree(ctx, m, &menus, &mut seen)) }
+                }
+            }
+        }
+        @if ctx.is_admin() { p { a.button href="/ivrs/new" id="add-ivr" { (ctx.t("ivr.add")) } } }
+    };
+    page(ctx, status, "title.ivrs", body)
+}
+
+async fn ivrs(State(w): State<Web>, Signed(ctx): Signed) -> Response {
+    list_view(&w, &ctx, StatusCode::OK, html! {}).await
+}
+
+async fn new_ivr(Signed(ctx): Signed) -> Response {
+    let f = fields("", "", &MenuSpec::default());
+    form_page(&ctx, StatusCode::OK, &f, None, false)
+}
+
+async fn put(w: &Web, ctx: &Ctx, f: &Fields, editing: bool) -> Response {
+    let spec = match from_form(ctx, f) {
+        Ok(s) => s,
+        Err(e) => return form_page(ctx, StatusCode::UNPROCESSABLE_ENTITY, f, Some(&e), editing),
+    };
+    let res = async {
+        Ok::<_, ApiError>(
+            w.store()
+                .put_ivr(
+                    tenant(w).await?,
+                    val(f, "name").trim(),
+                    val(f, "number").trim(),
+                    &spec,
+                    !editing,
+                )
+                .await?,
+        )
+    }
+    .await;
+    match res {
+        Ok(_) => {
+            let status = if editing {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            let key = if editing { "saved" } else { "ivr.created" };
+            list_view(w, ctx, status, ok_msg(ctx, key)).await
+        }
+        Err(e) if e.code == "invalid" || e.code == "conflict" => {
+            let mut fe = FormErr::from_api(ctx, &e);
+            if e.code == "conflict" {
+                fe.field = "name".into();
+            }
+            form_page(ctx, StatusCode::UNPROCESSABLE_ENTITY, f, Some(&fe), editing)
+        }
+        Err(e) => fail(ctx, e),
+    }
+}
+
+async fn create_ivr(State(w): State<Web>, Signed(ctx): Signed, Form(f): Form<Fields>) -> Response {
+    if let Some(r) = check_write(&ctx, &f.iter().cloned().collect()) {
+        return r;
+    }
+    put(&w, &ctx, &f, false).await
+}
+
+async fn find(w: &Web, name: &str) -> Result<IvrMenu, ApiError> {
+    w.store()
+        .ivr(tenant(w).await?, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("IVR menu {name} not found")))
+}
+
+async fn edit_ivr(State(w): State<Web>, Signed(ctx): Signed, Path(name): Path<String>) -> Response {
+    match find(&w, &name).await {
+        Ok(m) => {
+            let f = fields(&m.name, &m.number, &m.spec);
+            form_page(&ctx, StatusCode::OK, &f, None, true)
+        }
+        Err(e) => fail(&ctx, e),
+    }
+}
+
+async fn save_ivr(
+    State(w): State<Web>,
+    Signed(ctx): Signed,
+    Path(name): Path<String>,
+    Form(mut f): Form<Fields>,
+) -> Response {
+    let m = match find(&w, &name).await {
+        Ok(m) => m,
+        Err(e) => return fail(&ctx, e),
+    };
+    if let Some(r) = edit_form(&ctx, &mut f, "name", &m.name) {
+        return r;
+    }
+    put(&w, &ctx, &f, true).await
+}
+
+async fn delete_ivr(
+    State(w): State<Web>,
+    Signed(ctx): Signed,
+    Path(name): Path<String>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = check_write(&ctx, &f) {
+        return r;
+    }
+    let res = match find(&w, &name).await {
+        Ok(m) => w
+            .store()
+            .delete_ivr(m.tenant_id, &m.name)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(()) => list_view(&w, &ctx, StatusCode::OK, ok_msg(&ctx, "ivr.deleted")).await,
+        Err(e) if e.code == "invalid" => {
+            let msg =
+                html! { p.error role="alert" id="form-error" { (super::err_text(&ctx, &e)) } };
+            list_view(&w, &ctx, StatusCode::UNPROCESSABLE_ENTITY, msg).await
+        }
+        Err(e) => fail(&ctx, e),
+    }
+}
