@@ -10,7 +10,9 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod endpoint;
 pub mod g711;
+pub mod ports;
 pub mod relay;
 pub mod rtcp;
 pub mod rtp;

@@ -1,0 +1,807 @@
+//! The I/O shell: worker threads, each a mio loop over its endpoints' sockets with a 20 ms tick
+//! on absolute deadlines (start + k × 20 ms, so the pace never drifts). A tick that starts
+//! later than the late threshold is counted; a worker that fell behind runs at most
+//! [`MAX_CATCH_UP`] ticks back to back and skips (and counts) the rest, so it never bursts more
+//! than that many frames at a phone.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use tokio::sync::oneshot;
+
+use super::core::{CoreConfig, EndpointCore, ntp_of};
+use super::files::{LoadResult, Loader};
+use super::group::Group;
+use super::recorder::Writer;
+use super::{
+    BridgeId, EndpointId, EndpointStats, EngineConfig, EngineMetrics, Error, EventSink, FRAME_MS,
+    Negotiated, PlayRequest, RecordRequest,
+};
+use crate::ports::PortPool;
+
+/// Ticks run back to back at most when a worker fell behind.
+pub const MAX_CATCH_UP: u32 = 3;
+const WAKER: Token = Token(usize::MAX);
+const BUF_LEN: usize = 2048;
+/// Datagrams read from one socket per wake before the others get a turn.
+const READ_BATCH: usize = 32;
+
+#[derive(Debug, Default)]
+struct Counters {
+    endpoints: AtomicU64,
+    packets_rx: AtomicU64,
+    packets_tx: AtomicU64,
+    underruns_closed: AtomicU64,
+    late_ticks: AtomicU64,
+    skipped_ticks: AtomicU64,
+    events_dropped: AtomicU64,
+    commands_dropped: AtomicU64,
+    tick_busy_us: AtomicU64,
+    ticks: AtomicU64,
+}
+
+/// The engine handle: cheap to clone, shareable between tasks.
+#[derive(Debug, Clone)]
+pub struct MediaEngine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: EngineConfig,
+    ports: Arc<PortPool>,
+    events: EventSink,
+    counters: Arc<Counters>,
+    workers: Mutex<Option<Arc<[Arc<WorkerHandle>]>>>,
+    /// Loader and writer, started with the first worker.
+    io: Mutex<Option<(Loader, Writer)>>,
+    open: AtomicUsize,
+    serial: AtomicU64,
+}
+
+impl MediaEngine {
+    /// An engine binding ports from `ports` and reporting to `events`. Threads start with the
+    /// first [`MediaEngine::open`].
+    pub fn new(config: EngineConfig, ports: Arc<PortPool>, events: EventSink) -> MediaEngine {
+        MediaEngine {
+            inner: Arc::new(Inner {
+                config,
+                ports,
+                events,
+                counters: Arc::new(Counters::default()),
+                workers: Mutex::new(None),
+                io: Mutex::new(None),
+                open: AtomicUsize::new(0),
+                serial: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Worker threads (or, before the first endpoint, how many will start).
+    pub fn workers(&self) -> usize {
+        match self.inner.config.workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get() / 2)
+                .unwrap_or(1)
+                .max(1),
+            n => n,
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> EngineMetrics {
+        let c = &self.inner.counters;
+        let mut m = EngineMetrics {
+            endpoints: c.endpoints.load(Relaxed),
+            packets_rx: c.packets_rx.load(Relaxed),
+            packets_tx: c.packets_tx.load(Relaxed),
+            underruns: c.underruns_closed.load(Relaxed),
+            late_ticks: c.late_ticks.load(Relaxed),
+            skipped_ticks: c.skipped_ticks.load(Relaxed),
+            events_dropped: c.events_dropped.load(Relaxed),
+            commands_dropped: c.commands_dropped.load(Relaxed),
+            tick_busy_us: c.tick_busy_us.load(Relaxed),
+            ticks: c.ticks.load(Relaxed),
+            ..EngineMetrics::default()
+        };
+        if let Some(w) = &*lock(&self.inner.workers) {
+            m.underruns += w
+                .iter()
+                .map(|w| w.live_underruns.load(Relaxed))
+                .sum::<u64>();
+        }
+        if let Some((loader, writer)) = &*lock(&self.inner.io) {
+            let l = loader.counters();
+            m.files_loaded = l.loaded.load(Relaxed);
+            m.cache_hits = l.hits.load(Relaxed);
+            m.cache_bytes = l.bytes.load(Relaxed);
+            let w = writer.counters();
+            m.record_chunks_dropped = w.dropped.load(Relaxed);
+            m.events_dropped += w.events_dropped.load(Relaxed);
+        }
+        m
+    }
+
+    fn worker(&self, group: u64) -> Result<Arc<WorkerHandle>, Error> {
+        let mut guard = lock(&self.inner.workers);
+        let workers = match &*guard {
+            Some(w) => w.clone(),
+            None => {
+                let cfg = &self.inner.config;
+                let loader =
+                    Loader::start(2, cfg.loader_queue, cfg.cache_bytes).map_err(Error::Worker)?;
+                let writer = Writer::start(cfg.writer_queue, self.inner.events.clone())
+                    .map_err(Error::Worker)?;
+                *lock(&self.inner.io) = Some((loader.clone(), writer.clone()));
+                let w: Arc<[Arc<WorkerHandle>]> = (0..self.workers())
+                    .map(|i| {
+                        WorkerHandle::start(i, &self.inner, loader.clone(), writer.clone())
+                            .map(Arc::new)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(Error::Worker)?
+                    .into();
+                *guard = Some(w.clone());
+                w
+            }
+        };
+        drop(guard);
+        Ok(workers[(group % workers.len() as u64) as usize].clone())
+    }
+
+    /// Binds an RTP/RTCP pair on `ip` and starts a terminating leg on the worker `group` picks
+    /// (legs that will share a bridge pass the same group).
+    pub fn open(
+        &self,
+        id: EndpointId,
+        ip: IpAddr,
+        group: u64,
+        call_id: &str,
+    ) -> Result<Endpoint, Error> {
+        let max = self.inner.config.max_endpoints;
+        if self
+            .inner
+            .open
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .is_err()
+        {
+            return Err(Error::Full(max));
+        }
+        let guard = OpenGuard(&self.inner);
+        let worker = self.worker(group)?;
+        let (rtp, rtcp) = self.inner.ports.bind_pair(ip)?;
+        let local = rtp.local_addr().map_err(Error::Worker)?;
+        let local_rtcp = rtcp.local_addr().map_err(Error::Worker)?;
+        let mut rtp = UdpSocket::from_std(rtp);
+        let mut rtcp = UdpSocket::from_std(rtcp);
+        let slot = worker.take_slot();
+        for (j, sock) in [&mut rtp, &mut rtcp].into_iter().enumerate() {
+            if let Err(e) = worker
+                .registry
+                .register(sock, Token(slot * 2 + j), Interest::READABLE)
+            {
+                worker.release_slot(slot);
+                return Err(Error::Worker(e));
+            }
+        }
+        let cfg = &self.inner.config;
+        let now = Instant::now();
+        let core = EndpointCore::new(
+            id,
+            local,
+            local_rtcp,
+            CoreConfig {
+                media_timeout: cfg.media_timeout,
+                relatch_packets: cfg.relatch_packets,
+                silence_energy: cfg.silence_energy,
+            },
+            &mut rand::thread_rng(),
+            now,
+            ntp_of(SystemTime::now()),
+        );
+        let serial = self.inner.serial.fetch_add(1, Relaxed);
+        worker.send_blocking(Cmd::Add {
+            slot,
+            serial,
+            core: Box::new(core),
+            sockets: Box::new([rtp, rtcp]),
+        });
+        std::mem::forget(guard);
+        self.inner.counters.endpoints.fetch_add(1, Relaxed);
+        tracing::debug!(call_id, ep = id.0, %local, "media endpoint opened");
+        Ok(Endpoint {
+            id,
+            local,
+            local_rtcp,
+            worker,
+            slot,
+            serial,
+            engine: self.inner.clone(),
+            closed: false,
+        })
+    }
+}
+
+/// Gives back the reserved endpoint count when `open` fails half-way.
+struct OpenGuard<'a>(&'a Inner);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// One terminating leg. Commands go to its worker; dropping it closes the leg.
+#[derive(Debug)]
+pub struct Endpoint {
+    id: EndpointId,
+    local: SocketAddr,
+    local_rtcp: SocketAddr,
+    worker: Arc<WorkerHandle>,
+    slot: usize,
+    serial: u64,
+    engine: Arc<Inner>,
+    closed: bool,
+}
+
+enum Ctl {
+    Remote(SocketAddr, Option<SocketAddr>),
+    Codec(Negotiated),
+    Play(PlayRequest),
+    StopPlay,
+    Record(RecordRequest),
+    StopRecord,
+    Join(BridgeId),
+    Leave,
+    Mute(bool),
+}
+
+impl Endpoint {
+    /// The endpoint's id.
+    pub fn id(&self) -> EndpointId {
+        self.id
+    }
+
+    /// Our RTP address (for SDP).
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Our RTCP address.
+    pub fn local_rtcp(&self) -> SocketAddr {
+        self.local_rtcp
+    }
+
+    fn ctl(&self, c: Ctl) {
+        self.worker.send(Cmd::Ctl {
+            slot: self.slot,
+            serial: self.serial,
+            c,
+        });
+    }
+
+    /// The phone's addresses from SDP (latching as in the relay; 0.0.0.0 / port 0 ignored).
+    pub fn set_remote(&self, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+        self.ctl(Ctl::Remote(rtp, rtcp));
+    }
+
+    /// What SDP negotiated.
+    pub fn set_codec(&self, neg: Negotiated) {
+        self.ctl(Ctl::Codec(neg));
+    }
+
+    /// Plays to this leg (ending the current play as interrupted).
+    pub fn play(&self, req: PlayRequest) {
+        self.ctl(Ctl::Play(req));
+    }
+
+    /// Stops the play.
+    pub fn stop_play(&self) {
+        self.ctl(Ctl::StopPlay);
+    }
+
+    /// Records what this leg receives (and its bridge's mix when joined).
+    pub fn record(&self, req: RecordRequest) {
+        self.ctl(Ctl::Record(req));
+    }
+
+    /// Stops recording.
+    pub fn stop_record(&self) {
+        self.ctl(Ctl::StopRecord);
+    }
+
+    /// Joins a bridge: hears every other member, not itself. Members must share a worker
+    /// (open them with the same `group`).
+    pub fn join(&self, bridge: BridgeId) {
+        self.ctl(Ctl::Join(bridge));
+    }
+
+    /// Leaves its bridge.
+    pub fn leave(&self) {
+        self.ctl(Ctl::Leave);
+    }
+
+    /// A muted member is not heard by the others.
+    pub fn set_mute(&self, muted: bool) {
+        self.ctl(Ctl::Mute(muted));
+    }
+
+    /// Closes the leg (play ends interrupted, a recording completes as `Closed`) and returns
+    /// its final statistics once the ports are released.
+    pub async fn close(mut self) -> EndpointStats {
+        self.closed = true;
+        let (tx, rx) = oneshot::channel();
+        self.worker.send_blocking(Cmd::Close {
+            slot: self.slot,
+            serial: self.serial,
+            done: Some(tx),
+        });
+        self.released();
+        rx.await.unwrap_or_default()
+    }
+
+    fn released(&self) {
+        self.engine.open.fetch_sub(1, Relaxed);
+        self.engine.counters.endpoints.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.worker.send_blocking(Cmd::Close {
+                slot: self.slot,
+                serial: self.serial,
+                done: None,
+            });
+            self.released();
+        }
+    }
+}
+
+enum Cmd {
+    Add {
+        slot: usize,
+        serial: u64,
+        core: Box<EndpointCore>,
+        sockets: Box<[UdpSocket; 2]>,
+    },
+    Ctl {
+        slot: usize,
+        serial: u64,
+        c: Ctl,
+    },
+    Close {
+        slot: usize,
+        serial: u64,
+        done: Option<oneshot::Sender<EndpointStats>>,
+    },
+    Shutdown,
+}
+
+#[derive(Debug, Default)]
+struct SlotAlloc {
+    free: Vec<usize>,
+    next: usize,
+}
+
+#[derive(Debug)]
+struct WorkerHandle {
+    tx: SyncSender<Cmd>,
+    waker: Arc<Waker>,
+    registry: Registry,
+    slots: Arc<Mutex<SlotAlloc>>,
+    counters: Arc<Counters>,
+    live_underruns: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cmd")
+    }
+}
+
+type Loaded = ((PathBuf, u32), LoadResult);
+
+impl WorkerHandle {
+    fn start(
+        index: usize,
+        inner: &Inner,
+        loader: Loader,
+        writer: Writer,
+    ) -> io::Result<WorkerHandle> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = mpsc::sync_channel(inner.config.command_queue.max(16));
+        let (loaded_tx, loaded_rx) = mpsc::channel();
+        let slots = Arc::new(Mutex::new(SlotAlloc::default()));
+        let live_underruns = Arc::new(AtomicU64::new(0));
+        let worker = Worker {
+            poll,
+            rx,
+            loaded_rx,
+            loaded_tx,
+            waker: waker.clone(),
+            slots: slots.clone(),
+            group: Group::new(),
+            sockets: Vec::new(),
+            serials: Vec::new(),
+            loads: HashMap::new(),
+            loader,
+            writer,
+            events: inner.events.clone(),
+            counters: inner.counters.clone(),
+            live_underruns: live_underruns.clone(),
+            late_threshold: inner.config.late_threshold,
+            buf: vec![0; BUF_LEN],
+            pending: Vec::new(),
+        };
+        std::thread::Builder::new()
+            .name(format!("media-{index}"))
+            .spawn(move || worker.run())?;
+        Ok(WorkerHandle {
+            tx,
+            waker,
+            registry,
+            slots,
+            counters: inner.counters.clone(),
+            live_underruns,
+        })
+    }
+
+    fn send(&self, cmd: Cmd) {
+        match self.tx.try_send(cmd) {
+            Ok(()) => self.wake(),
+            Err(TrySendError::Full(_)) => {
+                self.counters.commands_dropped.fetch_add(1, Relaxed);
+                tracing::warn!("media worker command queue full; command dropped");
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// For what must not be lost (adding and closing legs): waits for room.
+    fn send_blocking(&self, cmd: Cmd) {
+        if self.tx.send(cmd).is_ok() {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            tracing::warn!(error = %e, "cannot wake a media worker");
+        }
+    }
+
+    fn take_slot(&self) -> usize {
+        let mut s = lock(&self.slots);
+        match s.free.pop() {
+            Some(slot) => slot,
+            None => {
+                s.next += 1;
+                s.next - 1
+            }
+        }
+    }
+
+    fn release_slot(&self, slot: usize) {
+        lock(&self.slots).free.push(slot);
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.send_blocking(Cmd::Shutdown);
+    }
+}
+
+struct Worker {
+    poll: Poll,
+    rx: Receiver<Cmd>,
+    loaded_rx: Receiver<Loaded>,
+    loaded_tx: mpsc::Sender<Loaded>,
+    waker: Arc<Waker>,
+    slots: Arc<Mutex<SlotAlloc>>,
+    group: Group,
+    sockets: Vec<Option<Box<[UdpSocket; 2]>>>,
+    serials: Vec<u64>,
+    /// Loads in flight: who waits for each (slot, serial, ticket).
+    loads: HashMap<(PathBuf, u32), Vec<(usize, u64, u64)>>,
+    loader: Loader,
+    writer: Writer,
+    events: EventSink,
+    counters: Arc<Counters>,
+    live_underruns: Arc<AtomicU64>,
+    late_threshold: Duration,
+    buf: Vec<u8>,
+    /// Sockets left with datagrams after a full batch: read again before waiting.
+    pending: Vec<(usize, usize)>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let period = Duration::from_millis(u64::from(FRAME_MS));
+        let mut events = Events::with_capacity(1024);
+        let mut deadline = Instant::now() + period;
+        let mut ticks: u64 = 0;
+        loop {
+            let timeout = if self.pending.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "media worker: epoll_wait failed");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                continue;
+            }
+            for (slot, sock) in std::mem::take(&mut self.pending) {
+                self.read(slot, sock);
+            }
+            for ev in events.iter() {
+                let Token(t) = ev.token();
+                if t == WAKER.0 {
+                    continue;
+                }
+                self.read(t / 2, t % 2);
+            }
+            if self.commands() {
+                return;
+            }
+            self.loaded();
+            let now = Instant::now();
+            if now < deadline {
+                continue;
+            }
+            let behind = now - deadline;
+            if behind > self.late_threshold {
+                self.counters.late_ticks.fetch_add(1, Relaxed);
+            }
+            let due = 1 + (behind.as_nanos() / period.as_nanos()) as u32;
+            let run = due.min(MAX_CATCH_UP);
+            if due > run {
+                self.counters
+                    .skipped_ticks
+                    .fetch_add(u64::from(due - run), Relaxed);
+            }
+            let started = Instant::now();
+            for _ in 0..run {
+                self.group.tick(now);
+                self.flush_all();
+            }
+            deadline += period * due;
+            ticks += u64::from(run);
+            let busy = started.elapsed();
+            self.counters
+                .tick_busy_us
+                .fetch_add(busy.as_micros() as u64, Relaxed);
+            self.counters.ticks.fetch_add(u64::from(run), Relaxed);
+            if ticks % 25 == 0 {
+                let u: u64 = self
+                    .group
+                    .iter_mut()
+                    .map(|(_, c)| c.stats().underruns)
+                    .sum();
+                self.live_underruns.store(u, Relaxed);
+            }
+        }
+    }
+
+    fn read(&mut self, slot: usize, sock: usize) {
+        for _ in 0..READ_BATCH {
+            let Some(Some(socks)) = self.sockets.get(slot) else {
+                return;
+            };
+            let (n, from) = match socks[sock].recv_from(&mut self.buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // An ICMP error about an earlier send: that datagram only; read on.
+                Err(_) => continue,
+            };
+            self.counters.packets_rx.fetch_add(1, Relaxed);
+            if n >= BUF_LEN {
+                continue;
+            }
+            let Some(core) = self.group.get_mut(slot) else {
+                return;
+            };
+            let now = Instant::now();
+            if sock == 0 {
+                core.on_rtp(&self.buf[..n], from, now);
+            } else {
+                core.on_rtcp(&self.buf[..n], from, now);
+            }
+        }
+        // More may be queued: come back after the others had their turn.
+        self.pending.push((slot, sock));
+    }
+
+    /// Applies queued commands; true on shutdown.
+    fn commands(&mut self) -> bool {
+        loop {
+            let cmd = match self.rx.try_recv() {
+                Ok(c) => c,
+                Err(mpsc::TryRecvError::Empty) => return false,
+                Err(mpsc::TryRecvError::Disconnected) => return true,
+            };
+            match cmd {
+                Cmd::Add {
+                    slot,
+                    serial,
+                    core,
+                    sockets,
+                } => {
+                    if self.sockets.len() <= slot {
+                        self.sockets.resize_with(slot + 1, || None);
+                        self.serials.resize(slot + 1, 0);
+                    }
+                    self.sockets[slot] = Some(sockets);
+                    self.serials[slot] = serial;
+                    self.group.insert_at(slot, *core);
+                    // Datagrams may have come before the endpoint was here.
+                    self.read(slot, 0);
+                    self.read(slot, 1);
+                }
+                Cmd::Ctl { slot, serial, c } => {
+                    if self.serials.get(slot) != Some(&serial) {
+                        continue;
+                    }
+                    match c {
+                        Ctl::Join(b) => self.group.join(slot, b),
+                        Ctl::Leave => self.group.leave(slot),
+                        c => {
+                            let Some(core) = self.group.get_mut(slot) else {
+                                continue;
+                            };
+                            let now = Instant::now();
+                            match c {
+                                Ctl::Remote(rtp, rtcp) => core.set_remote(rtp, rtcp, now),
+                                Ctl::Codec(n) => core.set_codec(n),
+                                Ctl::Play(r) => core.play(r),
+                                Ctl::StopPlay => core.stop_play(),
+                                Ctl::Record(r) => core.record(r),
+                                Ctl::StopRecord => core.stop_record(),
+                                Ctl::Mute(m) => core.muted = m,
+                                Ctl::Join(_) | Ctl::Leave => {}
+                            }
+                        }
+                    }
+                    self.flush(slot);
+                }
+                Cmd::Close { slot, serial, done } => {
+                    if self.serials.get(slot) != Some(&serial) {
+                        continue;
+                    }
+                    let stats = match self.group.get_mut(slot) {
+                        Some(core) => core.close(),
+                        None => EndpointStats::default(),
+                    };
+                    self.flush(slot);
+                    self.group.remove(slot);
+                    self.counters
+                        .underruns_closed
+                        .fetch_add(stats.underruns, Relaxed);
+                    if let Some(Some(mut socks)) = self.sockets.get_mut(slot).map(Option::take) {
+                        for s in socks.iter_mut() {
+                            let _ = self.poll.registry().deregister(s);
+                        }
+                    }
+                    self.serials[slot] = 0;
+                    for waiters in self.loads.values_mut() {
+                        waiters.retain(|w| w.0 != slot);
+                    }
+                    lock(&self.slots).free.push(slot);
+                    if let Some(done) = done {
+                        let _ = done.send(stats);
+                    }
+                }
+                Cmd::Shutdown => return true,
+            }
+        }
+    }
+
+    fn loaded(&mut self) {
+        while let Ok((key, result)) = self.loaded_rx.try_recv() {
+            let Some(waiters) = self.loads.remove(&key) else {
+                continue;
+            };
+            for (slot, serial, ticket) in waiters {
+                if self.serials.get(slot) != Some(&serial) {
+                    continue;
+                }
+                if let Some(core) = self.group.get_mut(slot) {
+                    core.file_loaded(ticket, result.clone());
+                }
+                self.flush(slot);
+            }
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for slot in 0..self.sockets.len() {
+            self.flush(slot);
+        }
+    }
+
+    /// Sends what the endpoint in `slot` produced and hands its events, loads and recording
+    /// work on.
+    fn flush(&mut self, slot: usize) {
+        let serial = self.serials.get(slot).copied().unwrap_or(0);
+        let Some(core) = self.group.get_mut(slot) else {
+            return;
+        };
+        if let Some(Some(socks)) = self.sockets.get(slot) {
+            let mut sent = 0;
+            for t in core.drain_transmits() {
+                let s = &socks[usize::from(t.rtcp)];
+                if s.send_to(&t.data, t.to).is_ok() {
+                    sent += 1;
+                }
+            }
+            if sent > 0 {
+                self.counters.packets_tx.fetch_add(sent, Relaxed);
+            }
+        }
+        for ev in core.drain_events() {
+            if self.events.try_send(ev).is_err() {
+                self.counters.events_dropped.fetch_add(1, Relaxed);
+            }
+        }
+        if core.has_record_ops() {
+            for op in core.drain_record_ops() {
+                self.writer.send(op);
+            }
+        }
+        if core.has_loads() {
+            for (ticket, path, rate) in core.take_loads() {
+                let key = (path, rate);
+                let waiters = self.loads.entry(key.clone()).or_default();
+                waiters.push((slot, serial, ticket));
+                if waiters.len() == 1 {
+                    let tx = self.loaded_tx.clone();
+                    let waker = self.waker.clone();
+                    let k = key.clone();
+                    self.loader.load(
+                        key.0,
+                        key.1,
+                        Box::new(move |r| {
+                            if tx.send((k, r)).is_ok() {
+                                let _ = waker.wake();
+                            }
+                        }),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::MediaEngine>();
+        check::<super::Endpoint>();
+    }
+}
