@@ -115,9 +115,10 @@ impl JitterBuffer {
             packets: VecDeque::with_capacity(16),
             cursor: None,
             newest: None,
-            jitter: 0.0,
+            // A cautious start (5 ms) that real measurements replace within a second.
+            jitter: f64::from(clock) * 0.005,
             last_transit: None,
-            target_ms: 2 * MIN_DELAY_MS,
+            target_ms: 35,
             empty: 0,
             deep: 0,
             stats: JitterStats::default(),
@@ -358,7 +359,7 @@ mod tests {
     #[test]
     fn fills_to_the_target_before_playing() {
         let mut jb = JitterBuffer::new(8000);
-        assert_eq!(jb.target_ms(), 40);
+        assert_eq!(jb.target_ms(), 35);
         jb.insert(pkt(0), 0);
         assert_eq!(play(&mut jb), Next::Idle);
         jb.insert(pkt(1), 160);
@@ -451,14 +452,12 @@ mod tests {
             jb.insert(pkt(i), i * 160);
             play(&mut jb);
         }
+        while let Next::Packet(_) = play(&mut jb) {}
         // 10 s ahead: not 500 frames of concealment, a fresh start.
         for i in 500..503 {
             jb.insert(pkt(i), i * 160);
         }
         let n = play(&mut jb);
-        assert!(
-            matches!(n, Next::Packet(p) if p.seq == 500 % 65536),
-            "{n:?}"
-        );
+        assert!(matches!(&n, Next::Packet(p) if p.seq == 500), "{n:?}");
     }
 }

@@ -375,3 +375,6 @@ pub struct Transmit {
 
 /// Frame length of every tick, in ms.
 pub const FRAME_MS: u32 = 20;
+
+#[cfg(test)]
+mod tests;
