@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use media::codec::CodecKind;
-use media::endpoint::{
-    EndpointId, EngineConfig, MediaEngine, Negotiated, PlayItem, PlayRequest,
-};
+use media::endpoint::{EndpointId, EngineConfig, MediaEngine, Negotiated, PlayItem, PlayRequest};
 use media::ports::PortPool;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -83,7 +81,9 @@ fn main() {
         ports,
         tx,
     );
-    println!("legs  tick_busy_ms  worker_busy%  process_cpu%  cpu%_per_1000  late  skipped  sent/s (want)");
+    println!(
+        "legs  tick_busy_ms  worker_busy%  process_cpu%  cpu%_per_1000  late  skipped  sent/s (want)"
+    );
     for &n in &legs {
         let mut eps = Vec::with_capacity(n);
         for i in 0..n {

@@ -695,7 +695,7 @@ impl EndpointCore {
             if self.decoders.is_empty() {
                 break;
             }
-            let next = jb.next();
+            let next = jb.next_frame();
             let last = self
                 .last_pt
                 .and_then(|pt| self.decoders.iter().position(|d| d.pt == pt))
@@ -747,7 +747,7 @@ impl EndpointCore {
             self.heard.extend(self.pcm_in.drain(..need));
         } else {
             let conv = match &mut self.rx_conv {
-                Some(c) if c.from_rate() == rx_rate && c.to_rate() == native => c,
+                Some(c) if c.input_rate() == rx_rate && c.output_rate() == native => c,
                 slot => slot.insert(rate::converter(rx_rate, native)),
             };
             conv.process(&self.pcm_in[..need], &mut self.heard);

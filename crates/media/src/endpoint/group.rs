@@ -210,7 +210,7 @@ fn converters(c: &mut EndpointCore, mix_rate: u32) -> Converters<'_> {
     let stale = c
         .mix_conv
         .as_ref()
-        .is_none_or(|(up, down)| up.from_rate() != rate || down.from_rate() != mix_rate);
+        .is_none_or(|(up, down)| up.input_rate() != rate || down.input_rate() != mix_rate);
     if stale {
         c.mix_conv = Some((
             rate::converter(rate, mix_rate),

@@ -198,9 +198,7 @@ impl JitterBuffer {
             // Only a sender far ahead of real time gets here: make room at the old end.
             self.packets.pop_front();
             self.stats.dropped += 1;
-            if at > 0 {
-                at -= 1;
-            }
+            at = at.saturating_sub(1);
         }
         if self.newest.is_none_or(|n| diff(p.ts, n) > 0) {
             self.newest = Some(p.ts);
@@ -233,7 +231,7 @@ impl JitterBuffer {
     }
 
     /// What to play next; call once per frame (and again after a packet shorter than a frame).
-    pub fn next(&mut self) -> Next {
+    pub fn next_frame(&mut self) -> Next {
         let target_ts = self.target_ms * self.clock / 1000;
         let Some(cursor) = self.cursor else {
             let (Some(first), Some(newest)) = (self.packets.front(), self.newest) else {
@@ -245,7 +243,7 @@ impl JitterBuffer {
             }
             self.cursor = Some(first.ts);
             self.empty = 0;
-            return self.next();
+            return self.next_frame();
         };
         // Too deep for a while: skip one frame.
         if self.depth_ms() > self.target_ms + 2 * 20 {
@@ -258,7 +256,7 @@ impl JitterBuffer {
                     self.packets.pop_front();
                 }
                 self.stats.dropped += 1;
-                return self.next();
+                return self.next_frame();
             }
         } else {
             self.deep = 0;
@@ -291,7 +289,7 @@ impl JitterBuffer {
                 // A jump of more than a second (silence suppression, a new timeline): refill.
                 self.cursor = None;
                 self.newest = self.packets.back().map(|p| p.ts);
-                return self.next();
+                return self.next_frame();
             }
             if self.depth_ms() + 2 * 20 < self.target_ms {
                 self.stats.stretched += 1;
@@ -327,7 +325,7 @@ mod tests {
 
     /// Plays one frame the way the endpoint does; returns what was played.
     fn play(jb: &mut JitterBuffer) -> Next {
-        let n = jb.next();
+        let n = jb.next_frame();
         if let Next::Packet(_) = &n {
             jb.advance(160);
         }
@@ -418,7 +416,7 @@ mod tests {
             play(&mut jb);
         }
         let rough = jb.target_ms();
-        assert!(rough >= 60 && rough <= MAX_DELAY_MS, "{rough}");
+        assert!((60..=MAX_DELAY_MS).contains(&rough), "{rough}");
         // A burst puts 300 ms in the buffer; steady arrivals then drain it back down.
         let base = 150;
         for i in base..base + 15 {

@@ -5,9 +5,9 @@
 /// it needs between frames so that consecutive frames join without a click.
 pub trait Resampler: Send {
     /// Input rate.
-    fn from_rate(&self) -> u32;
+    fn input_rate(&self) -> u32;
     /// Output rate.
-    fn to_rate(&self) -> u32;
+    fn output_rate(&self) -> u32;
     /// Appends the converted `input` to `out`.
     fn process(&mut self, input: &[i16], out: &mut Vec<i16>);
 }
@@ -54,11 +54,11 @@ impl Linear {
 }
 
 impl Resampler for Linear {
-    fn from_rate(&self) -> u32 {
+    fn input_rate(&self) -> u32 {
         self.from
     }
 
-    fn to_rate(&self) -> u32 {
+    fn output_rate(&self) -> u32 {
         self.to
     }
 

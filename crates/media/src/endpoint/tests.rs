@@ -367,8 +367,8 @@ fn bridge_members_hear_the_others_not_themselves() {
         }
         now += TICK;
     }
-    for i in 0..3 {
-        let pcm = decode(CodecKind::Pcmu, &out[i][10..]);
+    for (i, pkts) in out.iter().enumerate() {
+        let pcm = decode(CodecKind::Pcmu, &pkts[10..]);
         for (j, &f) in freqs.iter().enumerate() {
             let p = power(&pcm, f, 8000);
             if i == j {

@@ -415,6 +415,8 @@ impl std::fmt::Debug for Cmd {
 }
 
 type Loaded = ((PathBuf, u32), LoadResult);
+/// An endpoint waiting for a file: (slot, serial, load ticket).
+type Waiter = (usize, u64, u64);
 
 impl WorkerHandle {
     fn start(
@@ -520,7 +522,7 @@ struct Worker {
     sockets: Vec<Option<Box<[UdpSocket; 2]>>>,
     serials: Vec<u64>,
     /// Loads in flight: who waits for each (slot, serial, ticket).
-    loads: HashMap<(PathBuf, u32), Vec<(usize, u64, u64)>>,
+    loads: HashMap<(PathBuf, u32), Vec<Waiter>>,
     loader: Loader,
     writer: Writer,
     events: EventSink,
@@ -592,7 +594,7 @@ impl Worker {
                 .tick_busy_us
                 .fetch_add(busy.as_micros() as u64, Relaxed);
             self.counters.ticks.fetch_add(u64::from(run), Relaxed);
-            if ticks % 25 == 0 {
+            if ticks.is_multiple_of(25) {
                 let u: u64 = self
                     .group
                     .iter_mut()
