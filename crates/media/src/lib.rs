@@ -34,6 +34,8 @@ mod tests {
         check::<crate::Relay>();
         check::<crate::Session>();
         check::<crate::Error>();
+        check::<crate::endpoint::MediaEngine>();
+        check::<crate::endpoint::Endpoint>();
     }
 
     /// Deterministic fuzzing of every parser that reads the network or a file: random and

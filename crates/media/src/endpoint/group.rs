@@ -53,18 +53,6 @@ impl Group {
         }
     }
 
-    /// Puts an endpoint into its slot (the worker chose the slot when registering sockets).
-    pub fn insert_at(&mut self, slot: usize, core: EndpointCore) {
-        if self.slots.len() <= slot {
-            self.slots.resize_with(slot + 1, || None);
-        }
-        if self.slots[slot].is_none() {
-            self.live += 1;
-        }
-        self.free.retain(|&f| f != slot);
-        self.slots[slot] = Some(core);
-    }
-
     /// Takes an endpoint out (leaving its bridge).
     pub fn remove(&mut self, slot: usize) -> Option<EndpointCore> {
         self.leave(slot);

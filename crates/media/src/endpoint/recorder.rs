@@ -46,7 +46,8 @@ pub struct Writer {
 }
 
 struct Open {
-    sink: Box<dyn Sink>,
+    /// `None` once closed (or never opened).
+    sink: Option<Box<dyn Sink>>,
     tmp: PathBuf,
     path: PathBuf,
     ep: EndpointId,
@@ -138,35 +139,22 @@ fn handle(
                 sink.write_all(&header(rate, 0))?;
                 Ok(sink)
             });
+            let mut o = Open {
+                sink: None,
+                tmp,
+                path,
+                ep,
+                id,
+                rate,
+                samples: 0,
+                failed,
+            };
             match started {
                 Ok(sink) => {
-                    open.insert(
-                        key,
-                        Open {
-                            sink,
-                            tmp,
-                            path,
-                            ep,
-                            id,
-                            rate,
-                            samples: 0,
-                            failed,
-                        },
-                    );
+                    o.sink = Some(sink);
+                    open.insert(key, o);
                 }
-                Err(e) => {
-                    let o = Open {
-                        sink: Box::new(io::Cursor::new(Vec::new())),
-                        tmp,
-                        path,
-                        ep,
-                        id,
-                        rate,
-                        samples: 0,
-                        failed,
-                    };
-                    fail(o, &e, events, c);
-                }
+                Err(e) => fail(o, &e, events, c),
             }
         }
         RecordOp::Data { key, pcm } => {
@@ -181,7 +169,11 @@ fn handle(
             if o.samples + pcm.len() as u64 > room {
                 return;
             }
-            if let Err(e) = o.sink.write_all(&bytes) {
+            let written = match o.sink.as_mut() {
+                Some(sink) => sink.write_all(&bytes),
+                None => Ok(()),
+            };
+            if let Err(e) = written {
                 if let Some(o) = open.remove(&key) {
                     fail(o, &e, events, c);
                 }
@@ -199,79 +191,49 @@ fn handle(
 
 fn finish(mut o: Open, reason: RecordReason, events: &EventSink, c: &WriterCounters) {
     let done = (|| -> io::Result<()> {
-        o.sink.flush()?;
-        o.sink.seek(SeekFrom::Start(0))?;
-        o.sink.write_all(&header(o.rate, o.samples))?;
-        o.sink.flush()?;
-        Ok(())
+        if let Some(sink) = o.sink.as_mut() {
+            sink.flush()?;
+            sink.seek(SeekFrom::Start(0))?;
+            sink.write_all(&header(o.rate, o.samples))?;
+            sink.flush()?;
+        }
+        // Close before renaming.
+        o.sink = None;
+        std::fs::rename(&o.tmp, &o.path)
     })();
     if let Err(e) = done {
         fail(o, &e, events, c);
         return;
     }
-    // Close before renaming.
-    let Open {
-        sink,
-        tmp,
-        path,
-        ep,
-        id,
-        rate,
-        samples,
-        failed,
-    } = o;
-    drop(sink);
-    if let Err(e) = std::fs::rename(&tmp, &path) {
-        let o = Open {
-            sink: Box::new(io::Cursor::new(Vec::new())),
-            tmp,
-            path,
-            ep,
-            id,
-            rate,
-            samples,
-            failed,
-        };
-        fail(o, &e, events, c);
-        return;
-    }
-    let duration = Duration::from_secs_f64(samples as f64 / f64::from(rate.max(1)));
-    emit(
-        events,
-        EngineEvent::RecordDone {
-            ep,
-            id,
-            path,
-            duration,
-            reason,
-        },
-        c,
-    );
+    done_event(o, reason, events, c);
 }
 
-fn fail(o: Open, e: &io::Error, events: &EventSink, c: &WriterCounters) {
+fn fail(mut o: Open, e: &io::Error, events: &EventSink, c: &WriterCounters) {
     o.failed.store(true, Relaxed);
-    drop(o.sink);
+    o.sink = None;
     let _ = std::fs::remove_file(&o.tmp);
     // ENOSPC and EDQUOT: the disk (or the quota) is full.
     let full =
         matches!(e.raw_os_error(), Some(28) | Some(122)) || e.kind() == io::ErrorKind::StorageFull;
     tracing::warn!(path = %o.path.display(), error = %e, "recording stopped");
-    emit(
-        events,
-        EngineEvent::RecordDone {
-            ep: o.ep,
-            id: o.id,
-            path: o.path,
-            duration: Duration::from_secs_f64(o.samples as f64 / f64::from(o.rate.max(1))),
-            reason: if full {
-                RecordReason::DiskFull
-            } else {
-                RecordReason::Error
-            },
-        },
-        c,
-    );
+    let reason = if full {
+        RecordReason::DiskFull
+    } else {
+        RecordReason::Error
+    };
+    done_event(o, reason, events, c);
+}
+
+fn done_event(o: Open, reason: RecordReason, events: &EventSink, c: &WriterCounters) {
+    let duration = Duration::from_secs_f64(o.samples as f64 / f64::from(o.rate.max(1)));
+    let ev = EngineEvent::RecordDone {
+        ep: o.ep,
+        id: o.id,
+        path: o.path,
+        duration,
+        reason,
+    };
+    emit(events, ev, c);
 }
 
 /// A 44-byte WAV header for `samples` 16-bit mono samples at `rate`.

@@ -353,19 +353,26 @@ fn bridge_members_hear_the_others_not_themselves() {
     }
     assert_eq!(g.members(BridgeId(1)).len(), 3);
     let mut now = t0;
-    let mut out: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 3];
-    for _ in 0..30 {
+    // One 20 ms round: every phone sends a frame, the group ticks; what each member was sent.
+    let round = |g: &mut Group, phones: &mut [Phone], now: &mut Instant| {
         for (i, &s) in slots.iter().enumerate() {
             let p = phones[i].next();
             g.get_mut(s)
                 .expect("core")
-                .on_rtp(&p, addr(40000 + i as u16), now);
+                .on_rtp(&p, addr(40000 + i as u16), *now);
         }
-        g.tick(now);
-        for (i, &s) in slots.iter().enumerate() {
-            out[i].extend(sent(g.get_mut(s).expect("core")));
+        g.tick(*now);
+        *now += TICK;
+        slots
+            .iter()
+            .map(|&s| sent(g.get_mut(s).expect("core")))
+            .collect::<Vec<_>>()
+    };
+    let mut out: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 3];
+    for _ in 0..30 {
+        for (o, pkts) in out.iter_mut().zip(round(&mut g, &mut phones, &mut now)) {
+            o.extend(pkts);
         }
-        now += TICK;
     }
     for (i, pkts) in out.iter().enumerate() {
         let pcm = decode(CodecKind::Pcmu, &pkts[10..]);
@@ -382,18 +389,7 @@ fn bridge_members_hear_the_others_not_themselves() {
     g.get_mut(slots[0]).expect("core").muted = true;
     let mut later = Vec::new();
     for _ in 0..10 {
-        for (i, &s) in slots.iter().enumerate() {
-            let p = phones[i].next();
-            g.get_mut(s)
-                .expect("core")
-                .on_rtp(&p, addr(40000 + i as u16), now);
-        }
-        g.tick(now);
-        later.extend(sent(g.get_mut(slots[1]).expect("core")));
-        for &s in &[slots[0], slots[2]] {
-            let _ = sent(g.get_mut(s).expect("core"));
-        }
-        now += TICK;
+        later.extend(round(&mut g, &mut phones, &mut now).swap_remove(1));
     }
     let pcm = decode(CodecKind::Pcmu, &later[4..]);
     assert!(power(&pcm, 500.0, 8000) < 0.001);
@@ -599,32 +595,29 @@ fn loaded_file_plays_and_files_are_shared() {
     assert!(power(&pcm, 800.0, 8000) > 0.01);
 }
 
+/// Ticks `n` times from `*now`; how many media timeouts were reported.
+fn timeouts(c: &mut EndpointCore, now: &mut Instant, n: usize) -> usize {
+    let mut count = 0;
+    for _ in 0..n {
+        c.tick(*now);
+        count += c
+            .drain_events()
+            .filter(|e| matches!(e, EngineEvent::MediaTimeout { .. }))
+            .count();
+        *now += TICK;
+    }
+    count
+}
+
 #[test]
 fn media_timeout_is_reported_once_and_rearms_on_media() {
     let t0 = Instant::now();
     let mut c = core(1, CodecKind::Pcmu, t0);
     let mut now = t0;
-    let mut n = 0;
-    for _ in 0..300 {
-        c.tick(now);
-        n += c
-            .drain_events()
-            .filter(|e| matches!(e, EngineEvent::MediaTimeout { .. }))
-            .count();
-        now += TICK;
-    }
-    assert_eq!(n, 1);
+    assert_eq!(timeouts(&mut c, &mut now, 300), 1);
     let mut phone = Phone::new(CodecKind::Pcmu, 500.0);
     c.on_rtp(&phone.next(), addr(40000), now);
-    for _ in 0..150 {
-        c.tick(now);
-        n += c
-            .drain_events()
-            .filter(|e| matches!(e, EngineEvent::MediaTimeout { .. }))
-            .count();
-        now += TICK;
-    }
-    assert_eq!(n, 2);
+    assert_eq!(timeouts(&mut c, &mut now, 150), 1);
 }
 
 #[test]

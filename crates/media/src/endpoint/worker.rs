@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::oneshot;
 
 use super::core::{CoreConfig, EndpointCore, ntp_of};
@@ -185,18 +185,8 @@ impl MediaEngine {
         let (rtp, rtcp) = self.inner.ports.bind_pair(ip)?;
         let local = rtp.local_addr().map_err(Error::Worker)?;
         let local_rtcp = rtcp.local_addr().map_err(Error::Worker)?;
-        let mut rtp = UdpSocket::from_std(rtp);
-        let mut rtcp = UdpSocket::from_std(rtcp);
-        let slot = worker.take_slot();
-        for (j, sock) in [&mut rtp, &mut rtcp].into_iter().enumerate() {
-            if let Err(e) = worker
-                .registry
-                .register(sock, Token(slot * 2 + j), Interest::READABLE)
-            {
-                worker.release_slot(slot);
-                return Err(Error::Worker(e));
-            }
-        }
+        let rtp = UdpSocket::from_std(rtp);
+        let rtcp = UdpSocket::from_std(rtcp);
         let cfg = &self.inner.config;
         let now = Instant::now();
         let core = EndpointCore::new(
@@ -214,7 +204,6 @@ impl MediaEngine {
         );
         let serial = self.inner.serial.fetch_add(1, Relaxed);
         worker.send_blocking(Cmd::Add {
-            slot,
             serial,
             core: Box::new(core),
             sockets: Box::new([rtp, rtcp]),
@@ -227,7 +216,6 @@ impl MediaEngine {
             local,
             local_rtcp,
             worker,
-            slot,
             serial,
             engine: self.inner.clone(),
             closed: false,
@@ -251,7 +239,7 @@ pub struct Endpoint {
     local: SocketAddr,
     local_rtcp: SocketAddr,
     worker: Arc<WorkerHandle>,
-    slot: usize,
+    /// The endpoint's identity on its worker (never reused).
     serial: u64,
     engine: Arc<Inner>,
     closed: bool,
@@ -287,7 +275,6 @@ impl Endpoint {
 
     fn ctl(&self, c: Ctl) {
         self.worker.send(Cmd::Ctl {
-            slot: self.slot,
             serial: self.serial,
             c,
         });
@@ -345,7 +332,6 @@ impl Endpoint {
         self.closed = true;
         let (tx, rx) = oneshot::channel();
         self.worker.send_blocking(Cmd::Close {
-            slot: self.slot,
             serial: self.serial,
             done: Some(tx),
         });
@@ -363,7 +349,6 @@ impl Drop for Endpoint {
     fn drop(&mut self) {
         if !self.closed {
             self.worker.send_blocking(Cmd::Close {
-                slot: self.slot,
                 serial: self.serial,
                 done: None,
             });
@@ -374,36 +359,25 @@ impl Drop for Endpoint {
 
 enum Cmd {
     Add {
-        slot: usize,
         serial: u64,
         core: Box<EndpointCore>,
         sockets: Box<[UdpSocket; 2]>,
     },
     Ctl {
-        slot: usize,
         serial: u64,
         c: Ctl,
     },
     Close {
-        slot: usize,
         serial: u64,
         done: Option<oneshot::Sender<EndpointStats>>,
     },
     Shutdown,
 }
 
-#[derive(Debug, Default)]
-struct SlotAlloc {
-    free: Vec<usize>,
-    next: usize,
-}
-
 #[derive(Debug)]
 struct WorkerHandle {
     tx: SyncSender<Cmd>,
     waker: Arc<Waker>,
-    registry: Registry,
-    slots: Arc<Mutex<SlotAlloc>>,
     counters: Arc<Counters>,
     live_underruns: Arc<AtomicU64>,
 }
@@ -426,11 +400,9 @@ impl WorkerHandle {
         writer: Writer,
     ) -> io::Result<WorkerHandle> {
         let poll = Poll::new()?;
-        let registry = poll.registry().try_clone()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = mpsc::sync_channel(inner.config.command_queue.max(16));
         let (loaded_tx, loaded_rx) = mpsc::channel();
-        let slots = Arc::new(Mutex::new(SlotAlloc::default()));
         let live_underruns = Arc::new(AtomicU64::new(0));
         let worker = Worker {
             poll,
@@ -438,8 +410,8 @@ impl WorkerHandle {
             loaded_rx,
             loaded_tx,
             waker: waker.clone(),
-            slots: slots.clone(),
             group: Group::new(),
+            by_serial: HashMap::new(),
             sockets: Vec::new(),
             serials: Vec::new(),
             loads: HashMap::new(),
@@ -458,8 +430,6 @@ impl WorkerHandle {
         Ok(WorkerHandle {
             tx,
             waker,
-            registry,
-            slots,
             counters: inner.counters.clone(),
             live_underruns,
         })
@@ -488,21 +458,6 @@ impl WorkerHandle {
             tracing::warn!(error = %e, "cannot wake a media worker");
         }
     }
-
-    fn take_slot(&self) -> usize {
-        let mut s = lock(&self.slots);
-        match s.free.pop() {
-            Some(slot) => slot,
-            None => {
-                s.next += 1;
-                s.next - 1
-            }
-        }
-    }
-
-    fn release_slot(&self, slot: usize) {
-        lock(&self.slots).free.push(slot);
-    }
 }
 
 impl Drop for WorkerHandle {
@@ -517,8 +472,9 @@ struct Worker {
     loaded_rx: Receiver<Loaded>,
     loaded_tx: mpsc::Sender<Loaded>,
     waker: Arc<Waker>,
-    slots: Arc<Mutex<SlotAlloc>>,
     group: Group,
+    /// Endpoint serial → its slot (socket tokens are `slot * 2 + socket`).
+    by_serial: HashMap<u64, usize>,
     sockets: Vec<Option<Box<[UdpSocket; 2]>>>,
     serials: Vec<u64>,
     /// Loads in flight: who waits for each (slot, serial, ticket).
@@ -644,26 +600,38 @@ impl Worker {
             };
             match cmd {
                 Cmd::Add {
-                    slot,
                     serial,
                     core,
-                    sockets,
+                    mut sockets,
                 } => {
+                    let slot = self.group.insert(*core);
+                    let registry = self.poll.registry();
+                    let registered = sockets.iter_mut().enumerate().try_for_each(|(j, s)| {
+                        registry.register(s, Token(slot * 2 + j), Interest::READABLE)
+                    });
+                    if let Err(e) = registered {
+                        tracing::error!(error = %e, "media worker cannot watch an endpoint's sockets");
+                        for s in sockets.iter_mut() {
+                            let _ = registry.deregister(s);
+                        }
+                        self.group.remove(slot);
+                        continue;
+                    }
                     if self.sockets.len() <= slot {
                         self.sockets.resize_with(slot + 1, || None);
                         self.serials.resize(slot + 1, 0);
                     }
                     self.sockets[slot] = Some(sockets);
                     self.serials[slot] = serial;
-                    self.group.insert_at(slot, *core);
+                    self.by_serial.insert(serial, slot);
                     // Datagrams may have come before the endpoint was here.
                     self.read(slot, 0);
                     self.read(slot, 1);
                 }
-                Cmd::Ctl { slot, serial, c } => {
-                    if self.serials.get(slot) != Some(&serial) {
+                Cmd::Ctl { serial, c } => {
+                    let Some(&slot) = self.by_serial.get(&serial) else {
                         continue;
-                    }
+                    };
                     match c {
                         Ctl::Join(b) => self.group.join(slot, b),
                         Ctl::Leave => self.group.leave(slot),
@@ -686,10 +654,13 @@ impl Worker {
                     }
                     self.flush(slot);
                 }
-                Cmd::Close { slot, serial, done } => {
-                    if self.serials.get(slot) != Some(&serial) {
+                Cmd::Close { serial, done } => {
+                    let Some(slot) = self.by_serial.remove(&serial) else {
+                        if let Some(done) = done {
+                            let _ = done.send(EndpointStats::default());
+                        }
                         continue;
-                    }
+                    };
                     let stats = match self.group.get_mut(slot) {
                         Some(core) => core.close(),
                         None => EndpointStats::default(),
@@ -708,7 +679,6 @@ impl Worker {
                     for waiters in self.loads.values_mut() {
                         waiters.retain(|w| w.0 != slot);
                     }
-                    lock(&self.slots).free.push(slot);
                     if let Some(done) = done {
                         let _ = done.send(stats);
                     }
@@ -796,14 +766,4 @@ impl Worker {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn handles_are_send_and_sync() {
-        fn check<T: Send + Sync>() {}
-        check::<super::MediaEngine>();
-        check::<super::Endpoint>();
-    }
 }
