@@ -664,3 +664,106 @@ fn garbage_and_strangers_are_dropped() {
     }
     assert_eq!(c.remote(), Some(addr(40100)), "NAT rebinding re-latches");
 }
+
+/// Two PCMU members in bridge 1; phones send 600 Hz (A) and 1300 Hz (B) for `ticks` rounds.
+/// Returns what A and B were sent, and A's recording ops.
+fn two_party(
+    ticks: usize,
+    setup: impl FnOnce(&mut EndpointCore),
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<RecordOp>) {
+    let t0 = Instant::now();
+    let mut g = Group::new();
+    let mut ca = core(1, CodecKind::Pcmu, t0);
+    setup(&mut ca);
+    let a = g.insert(ca);
+    let b = g.insert(core(2, CodecKind::Pcmu, t0));
+    g.join(a, BridgeId(3));
+    g.join(b, BridgeId(3));
+    let mut pa = Phone::new(CodecKind::Pcmu, 600.0);
+    let mut pb = Phone::new(CodecKind::Pcmu, 1300.0);
+    let (mut to_a, mut to_b, mut ops) = (Vec::new(), Vec::new(), Vec::new());
+    let mut now = t0;
+    for _ in 0..ticks {
+        let x = pa.next();
+        g.get_mut(a).expect("a").on_rtp(&x, addr(40000), now);
+        let x = pb.next();
+        g.get_mut(b).expect("b").on_rtp(&x, addr(40002), now);
+        g.tick(now);
+        let ca = g.get_mut(a).expect("a");
+        to_a.extend(sent(ca));
+        ops.extend(record_ops(ca));
+        to_b.extend(sent(g.get_mut(b).expect("b")));
+        now += TICK;
+    }
+    (to_a, to_b, ops)
+}
+
+#[test]
+fn recording_a_bridged_member_holds_both_parties() {
+    let (_, _, ops) = two_party(40, |c| {
+        c.record(RecordRequest {
+            id: 1,
+            path: PathBuf::from("/tmp/both.wav"),
+            max_len: Duration::from_secs(60),
+            silence: None,
+            beep: false,
+        })
+    });
+    let pcm: Vec<i16> = ops
+        .iter()
+        .filter_map(|o| match o {
+            RecordOp::Data { pcm, .. } => Some(pcm.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(pcm.len() >= 4800, "{}", pcm.len());
+    let tail = &pcm[1600..];
+    assert!(power(tail, 600.0, 8000) > 0.01, "own side recorded");
+    assert!(power(tail, 1300.0, 8000) > 0.01, "other side recorded");
+}
+
+#[test]
+fn a_prompt_to_one_member_is_not_heard_by_the_other() {
+    let (to_a, to_b, _) = two_party(30, |c| {
+        c.play(PlayRequest {
+            id: 1,
+            items: vec![PlayItem::Tone(ToneSpec {
+                freqs: vec![2000.0],
+                on: Duration::from_secs(1),
+                off: Duration::ZERO,
+                duration: Duration::from_secs(1),
+                amplitude: 8000,
+            })],
+            repeat: 1,
+            stop_on_dtmf: false,
+        })
+    });
+    let (ha, hb) = (decode(CodecKind::Pcmu, &to_a[8..]), decode(CodecKind::Pcmu, &to_b[8..]));
+    assert!(power(&ha, 2000.0, 8000) > 0.01 && power(&ha, 1300.0, 8000) > 0.01);
+    assert!(power(&hb, 2000.0, 8000) < 0.0005, "the prompt stays on A");
+    assert!(power(&hb, 600.0, 8000) > 0.01);
+}
+
+#[test]
+fn ptime_40_sends_two_frames_per_packet() {
+    let t0 = Instant::now();
+    let mut c = core(1, CodecKind::Pcma, t0);
+    let mut neg = Negotiated::simple(CodecKind::Pcma);
+    neg.ptime_ms = 40;
+    c.set_codec(neg);
+    let mut pkts = Vec::new();
+    let mut now = t0;
+    for _ in 0..10 {
+        c.tick(now);
+        pkts.extend(sent(&mut c));
+        now += TICK;
+    }
+    assert_eq!(pkts.len(), 5);
+    let p: Vec<RtpPacket<'_>> = pkts.iter().map(|p| RtpPacket::parse(p).expect("rtp")).collect();
+    for w in p.windows(2) {
+        assert_eq!(w[1].timestamp.wrapping_sub(w[0].timestamp), 320);
+        assert_eq!(w[1].sequence, w[0].sequence.wrapping_add(1));
+    }
+    assert!(p.iter().all(|p| p.payload.len() == 320 && p.payload_type == 8));
+}
