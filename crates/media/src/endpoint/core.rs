@@ -18,8 +18,8 @@ use super::jitter::{Inserted, JitterBuffer, Next, Packet};
 use super::player::{self, EVENT_ON_FRAMES, LoadRequest, Out, Player};
 use super::rate::{self, Resampler};
 use super::{
-    BridgeId, DtmfSource, EndpointId, EndpointStats, EngineEvent, FRAME_MS, Negotiated,
-    PlayRequest, RecordReason, RecordRequest, ToneSpec, Transmit,
+    BridgeId, DigitDetector, DtmfSource, EndpointId, EndpointStats, EngineEvent, FRAME_MS,
+    Negotiated, PlayRequest, RecordReason, RecordRequest, ToneSpec, Transmit,
 };
 use crate::codec::{self, Decoder, Encoder};
 use crate::dtmf::TelephoneEvent;
@@ -152,7 +152,8 @@ pub struct EndpointCore {
     pcm_in: Vec<i16>,
     rx_conv: Option<Box<dyn Resampler>>,
     heard: Vec<i16>,
-    last_event: Option<(u32, u32)>,
+    last_event: Option<(u32, u32, u8)>,
+    detector: Option<Box<dyn DigitDetector>>,
     rx: RxStats,
     rx_ssrc: Option<u32>,
     /// Highest sequence number received, extended with wrap cycles.
@@ -240,6 +241,7 @@ impl EndpointCore {
             rx_conv: None,
             heard: Vec::new(),
             last_event: None,
+            detector: None,
             rx: RxStats::default(),
             rx_ssrc: None,
             rx_ext_seq: None,
@@ -387,6 +389,11 @@ impl EndpointCore {
             self.rx_conv = None;
         }
         self.marker = true;
+    }
+
+    /// Detects DTMF in the received audio with `detector` (`None` stops detecting).
+    pub fn set_detector(&mut self, detector: Option<Box<dyn DigitDetector>>) {
+        self.detector = detector;
     }
 
     /// Starts a play (ending the current one as interrupted).
@@ -583,10 +590,11 @@ impl EndpointCore {
             return;
         };
         // One key press is one event timestamp: its updates and end retransmissions repeat it.
-        if self.last_event == Some((ssrc, ts)) {
+        let key = (ssrc, ts, ev.event);
+        if self.last_event == Some(key) {
             return;
         }
-        self.last_event = Some((ssrc, ts));
+        self.last_event = Some(key);
         if let Some(digit) = ev.digit() {
             self.stats.digits += 1;
             self.events.push(EngineEvent::Dtmf {
@@ -753,6 +761,17 @@ impl EndpointCore {
             conv.process(&self.pcm_in[..need], &mut self.heard);
             self.pcm_in.drain(..need);
             self.heard.resize(frame, 0);
+        }
+        if let Some(d) = self.detector.as_mut()
+            && let Some(digit) = d.process(&self.heard, native)
+        {
+            self.stats.digits += 1;
+            self.events.push(EngineEvent::Dtmf {
+                ep: self.id,
+                digit,
+                source: DtmfSource::Inband,
+            });
+            self.player.on_dtmf(self.id, &mut self.events);
         }
     }
 

@@ -242,7 +242,7 @@ pub enum EngineEvent {
 }
 
 /// Engine settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Worker threads; 0 = half the CPUs (at least one).
     pub workers: usize,
@@ -265,6 +265,9 @@ pub struct EngineConfig {
     pub silence_energy: f64,
     /// A tick starting this long after its deadline counts as late.
     pub late_threshold: Duration,
+    /// In-band DTMF detection for endpoints that ask for it
+    /// ([`Endpoint::set_inband_dtmf`]); `None` = not available.
+    pub inband_detector: Option<DetectorFactory>,
 }
 
 impl Default for EngineConfig {
@@ -280,6 +283,7 @@ impl Default for EngineConfig {
             writer_queue: 4096,
             silence_energy: 1e-5,
             late_threshold: Duration::from_millis(10),
+            inband_detector: None,
         }
     }
 }
@@ -372,6 +376,17 @@ pub struct Transmit {
     /// Datagram.
     pub data: Vec<u8>,
 }
+
+/// Recognises DTMF key presses in received audio. The engine has none of its own: the caller
+/// plugs one in (e.g. `media::inband`'s Goertzel detector) through
+/// [`EngineConfig::inband_detector`].
+pub trait DigitDetector: Send {
+    /// Feeds one 20 ms frame at `rate` Hz; returns a digit once per key press.
+    fn process(&mut self, pcm: &[i16], rate: u32) -> Option<char>;
+}
+
+/// Makes a detector for one endpoint.
+pub type DetectorFactory = fn() -> Box<dyn DigitDetector>;
 
 /// Frame length of every tick, in ms.
 pub const FRAME_MS: u32 = 20;

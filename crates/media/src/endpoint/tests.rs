@@ -739,7 +739,10 @@ fn a_prompt_to_one_member_is_not_heard_by_the_other() {
             stop_on_dtmf: false,
         })
     });
-    let (ha, hb) = (decode(CodecKind::Pcmu, &to_a[8..]), decode(CodecKind::Pcmu, &to_b[8..]));
+    let (ha, hb) = (
+        decode(CodecKind::Pcmu, &to_a[8..]),
+        decode(CodecKind::Pcmu, &to_b[8..]),
+    );
     assert!(power(&ha, 2000.0, 8000) > 0.01 && power(&ha, 1300.0, 8000) > 0.01);
     assert!(power(&hb, 2000.0, 8000) < 0.0005, "the prompt stays on A");
     assert!(power(&hb, 600.0, 8000) > 0.01);
@@ -760,10 +763,81 @@ fn ptime_40_sends_two_frames_per_packet() {
         now += TICK;
     }
     assert_eq!(pkts.len(), 5);
-    let p: Vec<RtpPacket<'_>> = pkts.iter().map(|p| RtpPacket::parse(p).expect("rtp")).collect();
+    let p: Vec<RtpPacket<'_>> = pkts
+        .iter()
+        .map(|p| RtpPacket::parse(p).expect("rtp"))
+        .collect();
     for w in p.windows(2) {
         assert_eq!(w[1].timestamp.wrapping_sub(w[0].timestamp), 320);
         assert_eq!(w[1].sequence, w[0].sequence.wrapping_add(1));
     }
-    assert!(p.iter().all(|p| p.payload.len() == 320 && p.payload_type == 8));
+    assert!(
+        p.iter()
+            .all(|p| p.payload.len() == 320 && p.payload_type == 8)
+    );
+}
+
+/// A toy detector for the plumbing test: digit '1' (697 + 1209 Hz), once per tone burst.
+struct OneDetector {
+    on: bool,
+}
+
+impl DigitDetector for OneDetector {
+    fn process(&mut self, pcm: &[i16], rate: u32) -> Option<char> {
+        let hit = power(pcm, 697.0, rate) > 0.005 && power(pcm, 1209.0, rate) > 0.005;
+        let edge = hit && !self.on;
+        self.on = hit;
+        edge.then_some('1')
+    }
+}
+
+#[test]
+fn inband_digits_reach_events_through_the_detector_hook() {
+    let t0 = Instant::now();
+    let mut c = core(1, CodecKind::Pcmu, t0);
+    c.set_detector(Some(Box::new(OneDetector { on: false })));
+    c.play(PlayRequest {
+        id: 2,
+        items: vec![PlayItem::Silence(Duration::from_secs(5))],
+        repeat: 1,
+        stop_on_dtmf: true,
+    });
+    // The phone plays "11" in-band: 100 ms tone, 60 ms gap each (what our own player sends).
+    let mut phone_side = core(9, CodecKind::Pcmu, t0);
+    phone_side.play(PlayRequest {
+        id: 1,
+        items: vec![PlayItem::Digits("11".into(), DigitMode::Inband)],
+        repeat: 1,
+        stop_on_dtmf: false,
+    });
+    let mut now = t0;
+    let mut events = Vec::new();
+    for _ in 0..30 {
+        phone_side.tick(now);
+        for p in sent(&mut phone_side) {
+            c.on_rtp(&p, addr(40000), now);
+        }
+        c.tick(now);
+        events.extend(c.drain_events());
+        now += TICK;
+    }
+    let digits: Vec<&EngineEvent> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                EngineEvent::Dtmf {
+                    source: DtmfSource::Inband,
+                    digit: '1',
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(digits.len(), 2, "{events:?}");
+    assert!(events.contains(&EngineEvent::PlayDone {
+        ep: EndpointId(1),
+        id: 2,
+        interrupted: true
+    }));
 }

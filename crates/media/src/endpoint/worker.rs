@@ -22,8 +22,8 @@ use super::files::{LoadResult, Loader};
 use super::group::Group;
 use super::recorder::Writer;
 use super::{
-    BridgeId, EndpointId, EndpointStats, EngineConfig, EngineMetrics, Error, EventSink, FRAME_MS,
-    Negotiated, PlayRequest, RecordRequest,
+    BridgeId, DetectorFactory, EndpointId, EndpointStats, EngineConfig, EngineMetrics, Error,
+    EventSink, FRAME_MS, Negotiated, PlayRequest, RecordRequest,
 };
 use crate::ports::PortPool;
 
@@ -255,6 +255,7 @@ enum Ctl {
     Join(BridgeId),
     Leave,
     Mute(bool),
+    Inband(bool),
 }
 
 impl Endpoint {
@@ -319,6 +320,12 @@ impl Endpoint {
     /// Leaves its bridge.
     pub fn leave(&self) {
         self.ctl(Ctl::Leave);
+    }
+
+    /// Detects DTMF tones in what the phone sends (for phones without RFC 4733), with the
+    /// engine's [`EngineConfig::inband_detector`]; a no-op when it has none.
+    pub fn set_inband_dtmf(&self, on: bool) {
+        self.ctl(Ctl::Inband(on));
     }
 
     /// A muted member is not heard by the others.
@@ -421,6 +428,7 @@ impl WorkerHandle {
             counters: inner.counters.clone(),
             live_underruns: live_underruns.clone(),
             late_threshold: inner.config.late_threshold,
+            detector: inner.config.inband_detector,
             buf: vec![0; BUF_LEN],
             pending: Vec::new(),
         };
@@ -485,6 +493,7 @@ struct Worker {
     counters: Arc<Counters>,
     live_underruns: Arc<AtomicU64>,
     late_threshold: Duration,
+    detector: Option<DetectorFactory>,
     buf: Vec<u8>,
     /// Sockets left with datagrams after a full batch: read again before waiting.
     pending: Vec<(usize, usize)>,
@@ -648,6 +657,9 @@ impl Worker {
                                 Ctl::Record(r) => core.record(r),
                                 Ctl::StopRecord => core.stop_record(),
                                 Ctl::Mute(m) => core.muted = m,
+                                Ctl::Inband(on) => {
+                                    core.set_detector(self.detector.filter(|_| on).map(|f| f()))
+                                }
                                 Ctl::Join(_) | Ctl::Leave => {}
                             }
                         }
