@@ -18,8 +18,8 @@ use super::jitter::{Inserted, JitterBuffer, Next, Packet};
 use super::player::{self, EVENT_ON_FRAMES, LoadRequest, Out, Player};
 use super::rate::{self, Resampler};
 use super::{
-    BridgeId, DigitDetector, DtmfSource, EndpointId, EndpointStats, EngineEvent, FRAME_MS,
-    Negotiated, PlayRequest, RecordReason, RecordRequest, ToneSpec, Transmit,
+    BridgeId, DigitDetector, Direction, DtmfSource, EndpointId, EndpointStats, EngineEvent,
+    FRAME_MS, Negotiated, PlayRequest, RecordReason, RecordRequest, ToneSpec, Transmit,
 };
 use crate::codec::{self, Decoder, Encoder};
 use crate::dtmf::TelephoneEvent;
@@ -177,6 +177,7 @@ pub struct EndpointCore {
     recording: Option<Recording>,
     pub(crate) bridge: Option<BridgeId>,
     pub(crate) muted: bool,
+    direction: Direction,
     /// Converters to and from a bridge's mixing rate.
     pub(crate) mix_conv: Option<(Box<dyn Resampler>, Box<dyn Resampler>)>,
     // Supervision.
@@ -262,6 +263,7 @@ impl EndpointCore {
             recording: None,
             bridge: None,
             muted: false,
+            direction: Direction::SendRecv,
             mix_conv: None,
             last_activity: now,
             timed_out: false,
@@ -394,6 +396,13 @@ impl EndpointCore {
     /// Detects DTMF in the received audio with `detector` (`None` stops detecting).
     pub fn set_detector(&mut self, detector: Option<Box<dyn DigitDetector>>) {
         self.detector = detector;
+    }
+
+    /// Sets the media direction (hold/resume). Changing it starts a fresh media-timeout window.
+    pub fn set_direction(&mut self, direction: Direction, now: Instant) {
+        self.direction = direction;
+        self.last_activity = now;
+        self.timed_out = false;
     }
 
     /// Starts a play (ending the current one as interrupted).
@@ -682,6 +691,7 @@ impl EndpointCore {
     /// Takes one frame of received audio into [`EndpointCore::heard`] and checks the timeout.
     pub fn tick_receive(&mut self, now: Instant) {
         if !self.timed_out
+            && self.direction == Direction::SendRecv
             && now.saturating_duration_since(self.last_activity) >= self.cfg.media_timeout
         {
             self.timed_out = true;
@@ -904,6 +914,11 @@ impl EndpointCore {
     }
 
     fn emit_rtp(&mut self, pt: u8, marker: bool, ts: u32, payload: &[u8]) {
+        if !self.direction.sends() {
+            // The first packet after the pause starts a talkspurt.
+            self.marker = true;
+            return;
+        }
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
         let Some(to) = self.rtp_dest else {

@@ -72,6 +72,28 @@ impl Negotiated {
     }
 }
 
+/// The media direction from our side (SDP `a=sendrecv` etc. as we answer it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Send and receive.
+    #[default]
+    SendRecv,
+    /// We send only (we hold the phone, e.g. with music): no media timeout.
+    SendOnly,
+    /// We receive only (the phone holds us with `a=sendonly`): nothing is sent, time still runs
+    /// (plays and timestamps go on); no media timeout.
+    RecvOnly,
+    /// Neither: nothing sent, no media timeout.
+    Inactive,
+}
+
+impl Direction {
+    /// Whether RTP goes out.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+}
+
 /// How digits are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DigitMode {

@@ -841,3 +841,44 @@ fn inband_digits_reach_events_through_the_detector_hook() {
         interrupted: true
     }));
 }
+
+#[test]
+fn hold_sends_nothing_and_resumes_with_a_marker_and_the_running_clock() {
+    let t0 = Instant::now();
+    let mut c = core(1, CodecKind::Pcmu, t0);
+    let mut now = t0;
+    let mut pkts = Vec::new();
+    let mut tick = |c: &mut EndpointCore, now: &mut Instant, pkts: &mut Vec<Vec<u8>>| {
+        c.tick(*now);
+        pkts.extend(sent(c));
+        *now += TICK;
+    };
+    for _ in 0..3 {
+        tick(&mut c, &mut now, &mut pkts);
+    }
+    c.set_direction(Direction::RecvOnly, now);
+    for _ in 0..5 {
+        tick(&mut c, &mut now, &mut pkts);
+    }
+    assert_eq!(pkts.len(), 3, "nothing sent while recvonly");
+    c.set_direction(Direction::SendRecv, now);
+    tick(&mut c, &mut now, &mut pkts);
+    let p: Vec<RtpPacket<'_>> = pkts
+        .iter()
+        .map(|p| RtpPacket::parse(p).expect("rtp"))
+        .collect();
+    assert_eq!(
+        p[3].sequence,
+        p[2].sequence.wrapping_add(1),
+        "no sequence gap"
+    );
+    assert_eq!(
+        p[3].timestamp,
+        p[2].timestamp.wrapping_add(6 * 160),
+        "the clock ran on"
+    );
+    assert!(p[3].marker);
+    // Inactive for longer than the media timeout: no timeout reported.
+    c.set_direction(Direction::Inactive, now);
+    assert_eq!(timeouts(&mut c, &mut now, 200), 0);
+}

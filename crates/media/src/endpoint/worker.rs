@@ -22,8 +22,8 @@ use super::files::{LoadResult, Loader};
 use super::group::Group;
 use super::recorder::Writer;
 use super::{
-    BridgeId, DetectorFactory, EndpointId, EndpointStats, EngineConfig, EngineMetrics, Error,
-    EventSink, FRAME_MS, Negotiated, PlayRequest, RecordRequest,
+    BridgeId, DetectorFactory, Direction, EndpointId, EndpointStats, EngineConfig, EngineMetrics,
+    Error, EventSink, FRAME_MS, Negotiated, PlayRequest, RecordRequest,
 };
 use crate::ports::PortPool;
 
@@ -256,6 +256,7 @@ enum Ctl {
     Leave,
     Mute(bool),
     Inband(bool),
+    Direction(Direction),
 }
 
 impl Endpoint {
@@ -326,6 +327,12 @@ impl Endpoint {
     /// engine's [`EngineConfig::inband_detector`]; a no-op when it has none.
     pub fn set_inband_dtmf(&self, on: bool) {
         self.ctl(Ctl::Inband(on));
+    }
+
+    /// Hold and resume: what SDP says about the direction, from our side. Not sending keeps
+    /// time running (plays go on, timestamps advance); not receiving suspends the media timeout.
+    pub fn set_direction(&self, direction: Direction) {
+        self.ctl(Ctl::Direction(direction));
     }
 
     /// A muted member is not heard by the others.
@@ -657,6 +664,7 @@ impl Worker {
                                 Ctl::Record(r) => core.record(r),
                                 Ctl::StopRecord => core.stop_record(),
                                 Ctl::Mute(m) => core.muted = m,
+                                Ctl::Direction(d) => core.set_direction(d, now),
                                 Ctl::Inband(on) => {
                                     core.set_detector(self.detector.filter(|_| on).map(|f| f()))
                                 }
