@@ -848,7 +848,7 @@ fn hold_sends_nothing_and_resumes_with_a_marker_and_the_running_clock() {
     let mut c = core(1, CodecKind::Pcmu, t0);
     let mut now = t0;
     let mut pkts = Vec::new();
-    let mut tick = |c: &mut EndpointCore, now: &mut Instant, pkts: &mut Vec<Vec<u8>>| {
+    let tick = |c: &mut EndpointCore, now: &mut Instant, pkts: &mut Vec<Vec<u8>>| {
         c.tick(*now);
         pkts.extend(sent(c));
         *now += TICK;
