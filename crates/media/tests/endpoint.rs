@@ -390,3 +390,24 @@ async fn closing_mid_recording_completes_the_file_and_frees_the_port() {
     UdpSocket::bind(local).expect("RTP port released");
     assert_eq!(e.metrics().endpoints, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_split_over_workers_is_counted() {
+    let (e, _rx) = engine();
+    let p = Phone::new(CodecKind::Pcmu);
+    let a = open(&e, 40, 0, &p);
+    let b = open(&e, 41, 2, &p); // 2 % 2 workers: the same worker as group 0
+    let c = open(&e, 42, 1, &p); // another worker
+    a.join(BridgeId(5));
+    b.join(BridgeId(5));
+    assert_eq!(e.metrics().bridge_splits, 0);
+    c.join(BridgeId(5));
+    assert_eq!(e.metrics().bridge_splits, 1);
+    // Everyone leaves: the bridge is forgotten, and c may start it afresh on its worker.
+    a.leave();
+    b.close().await;
+    c.join(BridgeId(5));
+    assert_eq!(e.metrics().bridge_splits, 1);
+    a.close().await;
+    c.close().await;
+}

@@ -335,6 +335,9 @@ pub struct EngineMetrics {
     pub events_dropped: u64,
     /// Commands refused because a worker's queue was full.
     pub commands_dropped: u64,
+    /// Joins of a bridge from a worker other than its first member's (they cannot mix: open
+    /// the members of one bridge with the same `group`).
+    pub bridge_splits: u64,
     /// Recording chunks dropped because the writer queue was full.
     pub record_chunks_dropped: u64,
     /// Time the workers spent ticking, in microseconds (for CPU per endpoint).

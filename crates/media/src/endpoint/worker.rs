@@ -44,6 +44,7 @@ struct Counters {
     skipped_ticks: AtomicU64,
     events_dropped: AtomicU64,
     commands_dropped: AtomicU64,
+    bridge_splits: AtomicU64,
     tick_busy_us: AtomicU64,
     ticks: AtomicU64,
 }
@@ -65,6 +66,8 @@ struct Inner {
     io: Mutex<Option<(Loader, Writer)>>,
     open: AtomicUsize,
     serial: AtomicU64,
+    /// Bridge → (worker of its first member, members): members on another worker cannot mix.
+    bridges: Mutex<HashMap<BridgeId, (usize, usize)>>,
 }
 
 impl MediaEngine {
@@ -81,6 +84,7 @@ impl MediaEngine {
                 io: Mutex::new(None),
                 open: AtomicUsize::new(0),
                 serial: AtomicU64::new(1),
+                bridges: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -113,6 +117,7 @@ impl MediaEngine {
             skipped_ticks: c.skipped_ticks.load(Relaxed),
             events_dropped: c.events_dropped.load(Relaxed),
             commands_dropped: c.commands_dropped.load(Relaxed),
+            bridge_splits: c.bridge_splits.load(Relaxed),
             tick_busy_us: c.tick_busy_us.load(Relaxed),
             ticks: c.ticks.load(Relaxed),
             ..EngineMetrics::default()
@@ -135,7 +140,7 @@ impl MediaEngine {
         m
     }
 
-    fn worker(&self, group: u64) -> Result<Arc<WorkerHandle>, Error> {
+    fn worker(&self, group: u64) -> Result<(usize, Arc<WorkerHandle>), Error> {
         let mut guard = lock(&self.inner.workers);
         let workers = match &*guard {
             Some(w) => w.clone(),
@@ -159,7 +164,8 @@ impl MediaEngine {
             }
         };
         drop(guard);
-        Ok(workers[(group % workers.len() as u64) as usize].clone())
+        let i = (group % workers.len() as u64) as usize;
+        Ok((i, workers[i].clone()))
     }
 
     /// Binds an RTP/RTCP pair on `ip` and starts a terminating leg on the worker `group` picks
@@ -181,7 +187,7 @@ impl MediaEngine {
             return Err(Error::Full(max));
         }
         let guard = OpenGuard(&self.inner);
-        let worker = self.worker(group)?;
+        let (worker_index, worker) = self.worker(group)?;
         let (rtp, rtcp) = self.inner.ports.bind_pair(ip)?;
         let local = rtp.local_addr().map_err(Error::Worker)?;
         let local_rtcp = rtcp.local_addr().map_err(Error::Worker)?;
@@ -218,6 +224,8 @@ impl MediaEngine {
             worker,
             serial,
             engine: self.inner.clone(),
+            worker_index,
+            bridge: Mutex::new(None),
             closed: false,
         })
     }
@@ -242,6 +250,9 @@ pub struct Endpoint {
     /// The endpoint's identity on its worker (never reused).
     serial: u64,
     engine: Arc<Inner>,
+    worker_index: usize,
+    /// The bridge joined, for the engine's check that a bridge stays on one worker.
+    bridge: Mutex<Option<BridgeId>>,
     closed: bool,
 }
 
@@ -315,11 +326,26 @@ impl Endpoint {
     /// Joins a bridge: hears every other member, not itself. Members must share a worker
     /// (open them with the same `group`).
     pub fn join(&self, bridge: BridgeId) {
+        self.leave_bridge();
+        let mut bridges = lock(&self.engine.bridges);
+        let entry = bridges.entry(bridge).or_insert((self.worker_index, 0));
+        if entry.0 != self.worker_index {
+            self.engine.counters.bridge_splits.fetch_add(1, Relaxed);
+            tracing::warn!(
+                ep = self.id.0,
+                bridge = bridge.0,
+                "bridge members on different media workers do not hear each other: open them with the same group"
+            );
+        }
+        entry.1 += 1;
+        drop(bridges);
+        *lock(&self.bridge) = Some(bridge);
         self.ctl(Ctl::Join(bridge));
     }
 
     /// Leaves its bridge.
     pub fn leave(&self) {
+        self.leave_bridge();
         self.ctl(Ctl::Leave);
     }
 
@@ -353,7 +379,21 @@ impl Endpoint {
         rx.await.unwrap_or_default()
     }
 
+    fn leave_bridge(&self) {
+        let Some(b) = lock(&self.bridge).take() else {
+            return;
+        };
+        let mut bridges = lock(&self.engine.bridges);
+        if let Some(e) = bridges.get_mut(&b) {
+            e.1 = e.1.saturating_sub(1);
+            if e.1 == 0 {
+                bridges.remove(&b);
+            }
+        }
+    }
+
     fn released(&self) {
+        self.leave_bridge();
         self.engine.open.fetch_sub(1, Relaxed);
         self.engine.counters.endpoints.fetch_sub(1, Relaxed);
     }
