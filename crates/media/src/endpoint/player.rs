@@ -64,9 +64,54 @@ enum Cur {
     },
 }
 
+/// A file of the play: requested from the loader when the play starts (all of them at once, so
+/// one prompt follows another without a gap), kept for repeats.
+#[derive(Debug, Clone)]
+struct FileSlot {
+    path: PathBuf,
+    ticket: u64,
+    result: Option<Result<Arc<[i16]>, String>>,
+    /// Its `FileError` was sent (once per play, however often it repeats).
+    reported: bool,
+}
+
+impl FileSlot {
+    /// What to play for it now that its result is known (or `Waiting`).
+    fn cur(&mut self, ep: EndpointId, events: &mut Vec<EngineEvent>) -> Cur {
+        match &self.result {
+            None => Cur::Waiting {
+                ticket: self.ticket,
+                frames: 0,
+            },
+            Some(Ok(data)) => Cur::Pcm {
+                data: data.clone(),
+                pos: 0,
+            },
+            Some(Err(reason)) => {
+                if !self.reported {
+                    self.reported = true;
+                    events.push(EngineEvent::FileError {
+                        ep,
+                        path: self.path.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                Cur::Tones {
+                    specs: ToneSpec::error_tone(),
+                    i: 0,
+                    pos: 0,
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Active {
     id: u64,
+    files: Vec<FileSlot>,
+    /// The rate the files were requested at (0: not yet).
+    files_rate: u32,
     items: Vec<PlayItem>,
     repeat: u32,
     round: u32,
@@ -100,6 +145,8 @@ impl Player {
         }
         self.active = Some(Active {
             id: req.id,
+            files: Vec::new(),
+            files_rate: 0,
             items: req.items,
             repeat: req.repeat,
             round: 0,
@@ -138,24 +185,13 @@ impl Player {
         let Some(a) = self.active.as_mut() else {
             return;
         };
-        if !matches!(a.cur, Cur::Waiting { ticket: g, .. } if g == ticket) {
+        let Some(slot) = a.files.iter_mut().find(|f| f.ticket == ticket) else {
             return;
-        }
-        a.cur = match result {
-            Ok(data) => Cur::Pcm { data, pos: 0 },
-            Err(reason) => {
-                let path = match a.items.get(a.index) {
-                    Some(PlayItem::File(p)) => p.clone(),
-                    _ => PathBuf::new(),
-                };
-                events.push(EngineEvent::FileError { ep, path, reason });
-                Cur::Tones {
-                    specs: ToneSpec::error_tone(),
-                    i: 0,
-                    pos: 0,
-                }
-            }
         };
+        slot.result = Some(result);
+        if matches!(a.cur, Cur::Waiting { ticket: t, .. } if t == ticket) {
+            a.cur = slot.cur(ep, events);
+        }
     }
 
     /// Fills `frame` (zeroed by the caller, `rate` Hz) with the next 20 ms.
@@ -171,6 +207,32 @@ impl Player {
         let Some(a) = self.active.as_mut() else {
             return Out::Audio;
         };
+        if a.files_rate != rate {
+            a.files_rate = rate;
+            a.files.clear();
+            for item in &a.items {
+                if let PlayItem::File(path) = item
+                    && !a.files.iter().any(|f| &f.path == path)
+                {
+                    self.ticket += 1;
+                    loads.push(LoadRequest {
+                        ticket: self.ticket,
+                        path: path.clone(),
+                        rate,
+                    });
+                    a.files.push(FileSlot {
+                        path: path.clone(),
+                        ticket: self.ticket,
+                        result: None,
+                        reported: false,
+                    });
+                }
+            }
+            if let Cur::Waiting { .. } | Cur::Pcm { .. } = a.cur {
+                // Files at the old rate: start the item again.
+                a.cur = Cur::Start;
+            }
+        }
         let mut filled = 0;
         // Each pass either fills samples or moves to the next item; a list of empty items that
         // repeats forever must still end the frame.
@@ -194,18 +256,10 @@ impl Player {
             };
             if let Cur::Start = a.cur {
                 a.cur = match item {
-                    PlayItem::File(path) => {
-                        self.ticket += 1;
-                        loads.push(LoadRequest {
-                            ticket: self.ticket,
-                            path: path.clone(),
-                            rate,
-                        });
-                        Cur::Waiting {
-                            ticket: self.ticket,
-                            frames: 0,
-                        }
-                    }
+                    PlayItem::File(path) => match a.files.iter_mut().find(|f| &f.path == path) {
+                        Some(slot) => slot.cur(ep, events),
+                        None => Cur::Silence { left: 0 },
+                    },
                     PlayItem::Tone(spec) => Cur::Tones {
                         specs: vec![spec.clone()],
                         i: 0,
@@ -235,23 +289,16 @@ impl Player {
                     filled += n;
                     *pos >= data.len()
                 }
-                Cur::Waiting { frames, .. } => {
+                Cur::Waiting { ticket, frames } => {
                     *frames += 1;
                     if *frames > LOAD_TIMEOUT_FRAMES {
-                        let path = match item {
-                            PlayItem::File(p) => p.clone(),
-                            _ => PathBuf::new(),
-                        };
-                        events.push(EngineEvent::FileError {
-                            ep,
-                            path,
-                            reason: "file took too long to load".to_string(),
-                        });
-                        a.cur = Cur::Tones {
-                            specs: ToneSpec::error_tone(),
-                            i: 0,
-                            pos: 0,
-                        };
+                        let ticket = *ticket;
+                        if let Some(slot) = a.files.iter_mut().find(|f| f.ticket == ticket) {
+                            slot.result = Some(Err("file took too long to load".to_string()));
+                            a.cur = slot.cur(ep, events);
+                        } else {
+                            a.cur = Cur::Silence { left: 0 };
+                        }
                         continue;
                     }
                     // Silence until the loader answers.

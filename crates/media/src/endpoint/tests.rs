@@ -882,3 +882,53 @@ fn hold_sends_nothing_and_resumes_with_a_marker_and_the_running_clock() {
     c.set_direction(Direction::Inactive, now);
     assert_eq!(timeouts(&mut c, &mut now, 200), 0);
 }
+
+#[test]
+fn files_are_requested_once_per_play_and_errors_reported_once() {
+    let t0 = Instant::now();
+    let mut c = core(1, CodecKind::Pcmu, t0);
+    let a = PathBuf::from("a.wav");
+    let missing = PathBuf::from("missing.wav");
+    c.play(PlayRequest {
+        id: 1,
+        items: vec![
+            PlayItem::File(a.clone()),
+            PlayItem::File(missing.clone()),
+            PlayItem::File(a.clone()),
+        ],
+        repeat: 3,
+        stop_on_dtmf: false,
+    });
+    c.tick(t0);
+    let loads = c.take_loads();
+    let paths: Vec<&PathBuf> = loads.iter().map(|l| &l.1).collect();
+    assert_eq!(
+        paths,
+        vec![&a, &missing],
+        "every file asked for at once, once"
+    );
+    let clip: Arc<[i16]> = tone::sine(800.0, Duration::from_millis(100), 8000, 9000).into();
+    c.file_loaded(loads[0].0, Ok(clip));
+    c.file_loaded(loads[1].0, Err("cannot open".into()));
+    let mut events = Vec::new();
+    let mut now = t0;
+    for _ in 0..400 {
+        now += TICK;
+        c.tick(now);
+        assert!(c.take_loads().is_empty(), "repeats reuse what was loaded");
+        events.extend(c.drain_events());
+    }
+    let errors = events
+        .iter()
+        .filter(|e| matches!(e, EngineEvent::FileError { .. }))
+        .count();
+    assert_eq!(errors, 1, "{events:?}");
+    assert_eq!(
+        events.last(),
+        Some(&EngineEvent::PlayDone {
+            ep: EndpointId(1),
+            id: 1,
+            interrupted: false
+        })
+    );
+}
