@@ -521,6 +521,38 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// What a worker does when it wakes at `now` with a tick due at `deadline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Due {
+    /// Ticks to run now (1 on time, up to [`MAX_CATCH_UP`] when behind).
+    run: u32,
+    /// Ticks dropped because the worker is further behind than that.
+    skipped: u32,
+    /// The first of them started later than the threshold.
+    late: bool,
+    /// The next deadline: still on the grid start + k × period.
+    next: Instant,
+}
+
+/// The tick schedule: `None` before the deadline.
+fn schedule(
+    deadline: Instant,
+    now: Instant,
+    period: Duration,
+    late_after: Duration,
+) -> Option<Due> {
+    let behind = now.checked_duration_since(deadline)?;
+    let due =
+        1 + (behind.as_nanos() / period.as_nanos().max(1)).min(u128::from(u32::MAX - 1)) as u32;
+    let run = due.min(MAX_CATCH_UP);
+    Some(Due {
+        run,
+        skipped: due - run,
+        late: behind > late_after,
+        next: deadline + period * due,
+    })
+}
+
 struct Worker {
     poll: Poll,
     rx: Receiver<Cmd>,
@@ -580,33 +612,32 @@ impl Worker {
             }
             self.loaded();
             let now = Instant::now();
-            if now < deadline {
+            let Some(due) = schedule(deadline, now, period, self.late_threshold) else {
                 continue;
-            }
-            let behind = now - deadline;
-            if behind > self.late_threshold {
+            };
+            if due.late {
                 self.counters.late_ticks.fetch_add(1, Relaxed);
             }
-            let due = 1 + (behind.as_nanos() / period.as_nanos()) as u32;
-            let run = due.min(MAX_CATCH_UP);
-            if due > run {
+            if due.skipped > 0 {
                 self.counters
                     .skipped_ticks
-                    .fetch_add(u64::from(due - run), Relaxed);
+                    .fetch_add(u64::from(due.skipped), Relaxed);
             }
             let started = Instant::now();
-            for _ in 0..run {
+            for _ in 0..due.run {
                 self.group.tick(now);
                 self.flush_all();
             }
-            deadline += period * due;
+            deadline = due.next;
+            let run = due.run;
+            let before = ticks;
             ticks += u64::from(run);
             let busy = started.elapsed();
             self.counters
                 .tick_busy_us
                 .fetch_add(busy.as_micros() as u64, Relaxed);
             self.counters.ticks.fetch_add(u64::from(run), Relaxed);
-            if ticks.is_multiple_of(25) {
+            if before / 25 != ticks / 25 {
                 let u: u64 = self
                     .group
                     .iter_mut()
@@ -826,4 +857,29 @@ impl Worker {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_stay_on_the_grid_and_catch_up_boundedly() {
+        let p = Duration::from_millis(20);
+        let late = Duration::from_millis(10);
+        let d = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(schedule(d, d - ms(1), p, late), None, "not yet");
+        // On time or a little late: one tick, the next deadline 20 ms after this one (not after now).
+        let on = schedule(d, d + ms(3), p, late).expect("due");
+        assert_eq!((on.run, on.skipped, on.late, on.next), (1, 0, false, d + p));
+        let l = schedule(d, d + ms(15), p, late).expect("due");
+        assert_eq!((l.run, l.skipped, l.late, l.next), (1, 0, true, d + p));
+        // 50 ms behind: this tick and the two missed ones run back to back.
+        let c = schedule(d, d + ms(50), p, late).expect("due");
+        assert_eq!((c.run, c.skipped, c.next), (3, 0, d + 3 * p));
+        // A second behind: at most 3 run, the rest is skipped, the grid is kept.
+        let s = schedule(d, d + ms(1010), p, late).expect("due");
+        assert_eq!((s.run, s.skipped, s.next), (3, 48, d + 51 * p));
+    }
 }
