@@ -675,6 +675,19 @@ impl EndpointCore {
 
     fn on_rtcp_checked(&mut self, data: &[u8], now: Instant) {
         self.stats.rtcp_rx += 1;
+        if let Some(b) = rtcp::first_report_block(data)
+            && b.ssrc == self.ssrc
+        {
+            let clock = self
+                .send
+                .as_ref()
+                .map_or(8000, |s| s.neg.codec.rtp_clock_rate());
+            self.stats.reported = Some(crate::ReportedQuality {
+                fraction_lost: f64::from(b.fraction_lost) / 256.0,
+                cumulative_lost: i64::from(b.cumulative_lost),
+                jitter_ms: f64::from(b.jitter) * 1000.0 / f64::from(clock),
+            });
+        }
         for p in rtcp::parse_compound(data).flatten() {
             if let rtcp::RtcpPacket::SenderReport { info, .. } = p {
                 self.last_sr = Some(((info.ntp_timestamp >> 16) as u32, now));

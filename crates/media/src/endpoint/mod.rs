@@ -375,6 +375,8 @@ pub struct EndpointStats {
     pub rtcp_tx: u64,
     /// Malformed or unexpected datagrams dropped.
     pub dropped: u64,
+    /// The phone's own RTCP view of what we send it (its latest report block), if it sent one.
+    pub reported: Option<crate::ReportedQuality>,
 }
 
 /// Why an endpoint could not be opened.

@@ -932,3 +932,48 @@ fn files_are_requested_once_per_play_and_errors_reported_once() {
         })
     );
 }
+
+#[test]
+fn rtcp_reports_both_ways() {
+    let t0 = Instant::now();
+    let mut c = core(1, CodecKind::Pcmu, t0);
+    let mut phone = Phone::new(CodecKind::Pcmu, 500.0);
+    let mut now = t0;
+    let mut rtcp = Vec::new();
+    for i in 0..300 {
+        let p = phone.next();
+        // Every tenth packet lost.
+        if i % 10 != 5 {
+            c.on_rtp(&p, addr(40000), now);
+        }
+        c.tick(now);
+        rtcp.extend(c.drain_transmits().filter(|t| t.rtcp));
+        now += TICK;
+    }
+    // Our report block describes the phone's stream.
+    let sr = &rtcp[0].data;
+    let block = crate::rtcp::first_report_block(sr).expect("report block");
+    assert_eq!(block.ssrc, 77);
+    assert!(block.cumulative_lost >= 20, "{block:?}");
+    assert!(
+        (20..=30).contains(&block.fraction_lost),
+        "about 10 %: {block:?}"
+    );
+    // The phone's RR about our stream lands in the stats.
+    let rr = crate::rtcp::build_receiver_report(
+        77,
+        &[crate::rtcp::ReportBlock {
+            ssrc: c.ssrc(),
+            fraction_lost: 64,
+            cumulative_lost: 12,
+            jitter: 80,
+            ..Default::default()
+        }],
+    );
+    c.on_rtcp(&rr, addr(40001), now);
+    let q = c.stats().reported.expect("reported");
+    assert_eq!(
+        (q.fraction_lost, q.cumulative_lost, q.jitter_ms),
+        (0.25, 12, 10.0)
+    );
+}
