@@ -10,7 +10,9 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod endpoint;
 pub mod g711;
+pub mod ports;
 pub mod relay;
 pub mod rtcp;
 pub mod rtp;
@@ -32,6 +34,8 @@ mod tests {
         check::<crate::Relay>();
         check::<crate::Session>();
         check::<crate::Error>();
+        check::<crate::endpoint::MediaEngine>();
+        check::<crate::endpoint::Endpoint>();
     }
 
     /// Deterministic fuzzing of every parser that reads the network or a file: random and

@@ -25,6 +25,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use tokio::sync::{oneshot, watch};
 
+use crate::ports::PortPool;
 use crate::rtcp;
 use crate::rtp::{RtpPacket, static_clock_rate};
 use crate::stats::RxStats;
@@ -35,8 +36,6 @@ const BUF_LEN: usize = 2048;
 const BATCH: usize = 32;
 /// Datagrams one `recvmmsg` call asks for.
 const VLEN: usize = 4;
-/// DSCP EF (46) in the IPv4 TOS byte: voice gets expedited forwarding where the network honours it.
-const TOS_EF: u32 = 46 << 2;
 /// The token of a worker's waker; socket tokens are `slot * 4 + socket`.
 const WAKER: Token = Token(usize::MAX);
 /// Readiness events one `epoll_wait` of a worker returns at most.
@@ -183,7 +182,8 @@ struct Core {
 #[derive(Debug)]
 struct RelayInner {
     core: Arc<Core>,
-    cursor: AtomicU32,
+    /// The port-pair pool, shared with the media engine when built with [`Relay::with_ports`].
+    ports: Arc<PortPool>,
     /// Started by the first `allocate`, so that a relay nobody uses costs no threads.
     workers: Mutex<Option<Arc<[Arc<WorkerHandle>]>>>,
     next_worker: AtomicUsize,
@@ -202,9 +202,18 @@ impl Relay {
         Relay::with_clock(config, Clock::Manual(clock))
     }
 
+    /// A relay that binds its ports from `ports` (shared with the terminating media engine, so
+    /// both use one range without double use). `config.port_min/port_max` are then unused.
+    pub fn with_ports(config: RelayConfig, ports: Arc<PortPool>) -> Relay {
+        Relay::build(config, Clock::System, ports)
+    }
+
     fn with_clock(config: RelayConfig, clock: Clock) -> Relay {
-        // A random start keeps a restarted node from reusing the ports of its previous calls.
-        let cursor = AtomicU32::new(rand::random::<u32>() >> 1);
+        let ports = Arc::new(PortPool::new(config.port_min, config.port_max));
+        Relay::build(config, clock, ports)
+    }
+
+    fn build(config: RelayConfig, clock: Clock, ports: Arc<PortPool>) -> Relay {
         Relay {
             inner: Arc::new(RelayInner {
                 core: Arc::new(Core {
@@ -212,7 +221,7 @@ impl Relay {
                     counters: Counters::default(),
                     clock,
                 }),
-                cursor,
+                ports,
                 workers: Mutex::new(None),
                 next_worker: AtomicUsize::new(0),
                 serial: AtomicU64::new(1),
@@ -344,47 +353,7 @@ impl Relay {
         })
     }
     fn bind_pair(&self, ip: IpAddr) -> Result<(std::net::UdpSocket, std::net::UdpSocket), Error> {
-        let cfg = &self.inner.core.config;
-        let first = (u32::from(cfg.port_min) + 1) & !1;
-        let last = u32::from(cfg.port_max);
-        if first + 1 > last {
-            return Err(Error::InvalidRange {
-                min: cfg.port_min,
-                max: cfg.port_max,
-            });
-        }
-        let pairs = (last - first).div_ceil(2);
-        for _ in 0..pairs {
-            let i = self.inner.cursor.fetch_add(1, Relaxed) % pairs;
-            let port = (first + 2 * i) as u16;
-            let rtp_addr = SocketAddr::new(ip, port);
-            let rtp = match bind_udp(rtp_addr) {
-                Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
-                Err(source) => {
-                    return Err(Error::Bind {
-                        addr: rtp_addr,
-                        source,
-                    });
-                }
-            };
-            let rtcp_addr = SocketAddr::new(ip, port + 1);
-            match bind_udp(rtcp_addr) {
-                Ok(rtcp) => return Ok((rtp, rtcp)),
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
-                Err(source) => {
-                    return Err(Error::Bind {
-                        addr: rtcp_addr,
-                        source,
-                    });
-                }
-            }
-        }
-        Err(Error::PortsExhausted {
-            ip,
-            min: cfg.port_min,
-            max: cfg.port_max,
-        })
+        self.inner.ports.bind_pair(ip)
     }
 }
 
@@ -393,18 +362,6 @@ fn local_addr(s: &std::net::UdpSocket) -> Result<SocketAddr, Error> {
         addr: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0),
         source,
     })
-}
-
-fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_nonblocking(true)?;
-    if addr.is_ipv4() {
-        // Marking is best effort: some containers forbid it, and audio works without it.
-        let _ = s.set_tos(TOS_EF);
-    }
-    s.bind(&addr.into())?;
-    Ok(s.into())
 }
 
 #[derive(Debug, Default)]

@@ -1,0 +1,139 @@
+//! Terminating-leg load: N endpoints on ONE media worker, each playing a G.711 prompt (a WAV
+//! file, repeated) to a sink socket on 127.0.0.1, i.e. N × 50 packets/s sent. For each N it
+//! reports the worker's busy time per 20 ms tick, the process CPU (one core = 100 %), late and
+//! skipped ticks, and the packets sent against N × 50/s. The largest N with no late ticks is the
+//! figure (goal ≥ 2,000 legs on one core).
+//!
+//! The sink socket is never read: the kernel drops what overflows its buffer, which costs the
+//! sender nothing extra, so the measurement is the engine's alone.
+//!
+//! Run: `cargo bench -p media --bench endpoint_load -- [--legs 500,1000,2000,3000] [--secs 10]`
+//! Loops are bounded: per level 2 s of warm-up plus `--secs` (at most 60) of measurement.
+
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use media::codec::CodecKind;
+use media::endpoint::{EndpointId, EngineConfig, MediaEngine, Negotiated, PlayItem, PlayRequest};
+use media::ports::PortPool;
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() {
+    let legs: Vec<usize> = arg("--legs")
+        .unwrap_or_else(|| "500,1000,2000,3000".to_string())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let secs: u64 = arg("--secs")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+        .clamp(1, 60);
+    raise_fd_limit();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prompt = dir.path().join("prompt.wav");
+    let pcm = media::tone::sine(440.0, Duration::from_secs(3), 8000, 10000);
+    media::wav::write_file(&prompt, 8000, &pcm).expect("write prompt");
+    let sink = UdpSocket::bind((LO, 0)).expect("sink");
+    let sink_addr = sink.local_addr().expect("addr");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(65536);
+    // Drain events so the channel never fills.
+    std::thread::spawn(move || while rx.blocking_recv().is_some() {});
+    let ports = Arc::new(PortPool::new(20000, 35998));
+    let engine = MediaEngine::new(
+        EngineConfig {
+            workers: 1,
+            max_endpoints: 20000,
+            ..EngineConfig::default()
+        },
+        ports,
+        tx,
+    );
+    println!(
+        "legs  tick_busy_ms  worker_busy%  process_cpu%  cpu%_per_1000  late  skipped  sent/s (want)"
+    );
+    for &n in &legs {
+        let mut eps = Vec::with_capacity(n);
+        for i in 0..n {
+            let ep = match engine.open(EndpointId(i as u64), LO, 0, "bench") {
+                Ok(ep) => ep,
+                Err(e) => {
+                    eprintln!("open {i}: {e}");
+                    break;
+                }
+            };
+            ep.set_codec(Negotiated::simple(CodecKind::Pcmu));
+            ep.set_remote(sink_addr, None);
+            ep.play(PlayRequest {
+                id: 1,
+                items: vec![PlayItem::File(prompt.clone())],
+                repeat: 0,
+                stop_on_dtmf: false,
+            });
+            eps.push(ep);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let m0 = engine.metrics();
+        let c0 = cpu_time();
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs(secs));
+        let m1 = engine.metrics();
+        let c1 = cpu_time();
+        let wall = t0.elapsed().as_secs_f64();
+        let ticks = (m1.ticks - m0.ticks).max(1);
+        let busy_us = m1.tick_busy_us - m0.tick_busy_us;
+        let cpu = (c1 - c0).as_secs_f64() / wall * 100.0;
+        let sent = (m1.packets_tx - m0.packets_tx) as f64 / wall;
+        println!(
+            "{:>5}  {:>12.2}  {:>12.1}  {:>12.1}  {:>13.1}  {:>4}  {:>7}  {:>8.0} ({})",
+            eps.len(),
+            busy_us as f64 / ticks as f64 / 1000.0,
+            busy_us as f64 / 1e6 / wall * 100.0,
+            cpu,
+            cpu / eps.len().max(1) as f64 * 1000.0,
+            m1.late_ticks - m0.late_ticks,
+            m1.skipped_ticks - m0.skipped_ticks,
+            sent,
+            eps.len() * 50
+        );
+        drop(eps);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let m = engine.metrics();
+    println!(
+        "files loaded {}, cache hits {}, cache bytes {}",
+        m.files_loaded, m.cache_hits, m.cache_bytes
+    );
+}
