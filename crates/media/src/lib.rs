@@ -8,10 +8,18 @@
 
 #![warn(missing_docs)]
 
+pub mod audio;
 pub mod codec;
 pub mod dtmf;
 pub mod g711;
+pub mod g722;
+pub mod inband;
+pub mod mix;
+pub mod oggopus;
+pub mod opus;
+pub mod progress;
 pub mod relay;
+pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 mod stats;
