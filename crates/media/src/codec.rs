@@ -269,7 +269,7 @@ impl Encoder for G722 {
     }
 
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        if pcm.len() % 2 != 0 {
+        if !pcm.len().is_multiple_of(2) {
             return Err(CodecError::BadFrame {
                 codec: CodecKind::G722,
                 samples: pcm.len(),

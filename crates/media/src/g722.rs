@@ -431,19 +431,12 @@ mod tests {
 
     #[test]
     fn decoder_survives_random_payloads() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rng = crate::testrng::Rng(0x2545_f491_4f6c_dd1d);
         let mut dec = G722Decoder::new();
         let mut out = Vec::new();
         for round in 0..2000 {
             let len = (round * 7) % 400;
-            let payload: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+            let payload = rng.bytes(len);
             out.clear();
             dec.decode(&payload, &mut out);
             assert_eq!(out.len(), 2 * len);

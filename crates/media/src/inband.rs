@@ -465,23 +465,7 @@ mod tests {
 
     const ALL: &str = "123A456B789C*0#D";
 
-    /// Deterministic xorshift noise generator.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        /// Roughly Gaussian, unit variance (sum of 4 uniforms).
-        fn gauss(&mut self) -> f64 {
-            let s: f64 = (0..4)
-                .map(|_| (self.next() >> 11) as f64 / (1u64 << 53) as f64)
-                .sum();
-            (s - 2.0) * 3f64.sqrt()
-        }
-    }
+    use crate::testrng::Rng;
 
     fn detect(pcm: &[i16], rate: u32, frame: usize) -> Vec<InbandDigit> {
         let mut d = DtmfDetector::new(rate);
@@ -688,7 +672,11 @@ mod tests {
                 let tt = t % 1.0;
                 let a = rich(600.0 * tt + 600.0 * tt * tt);
                 let b = rich(1700.0 * tt - 300.0 * tt * tt);
-                if (t as u64) % 2 == 0 { a } else { a + b }
+                if (t as u64).is_multiple_of(2) {
+                    a
+                } else {
+                    a + b
+                }
             })
             .collect();
         normalise(&v, 12000.0)

@@ -179,11 +179,11 @@ mod tests {
         let mut outs = Vec::new();
         mixer.mix(&inputs, &mut outs);
         assert_eq!(outs.len(), n);
-        for me in 0..n {
+        for (me, out) in outs.iter().enumerate() {
             let others: Vec<&[i16]> = (0..n).filter(|&p| p != me).map(|p| inputs[p]).collect();
             let mut naive = Vec::new();
             mix_into(&others, Clip::Soft, &mut naive);
-            assert_eq!(outs[me], naive, "party {me}");
+            assert_eq!(*out, naive, "party {me}");
         }
         // The muted party hears everyone; nobody hears the muted party.
         let mut total = Vec::new();

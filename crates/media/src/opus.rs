@@ -126,6 +126,19 @@ impl OpusEncoder {
     pub fn rate(&self) -> u32 {
         self.rate
     }
+
+    /// The encoder's look-ahead in samples at its own rate (what a decoder must skip at the
+    /// start: Ogg Opus' pre-skip).
+    pub fn lookahead(&self) -> u32 {
+        let mut v: i32 = 0;
+        // SAFETY: st is a live encoder; GET_LOOKAHEAD writes one opus_int32 through the pointer.
+        let r = unsafe { ffi::opus_encoder_ctl(self.st, ffi::OPUS_GET_LOOKAHEAD_REQUEST, &mut v) };
+        if r == ffi::OPUS_OK {
+            v.max(0) as u32
+        } else {
+            0
+        }
+    }
 }
 
 impl Drop for OpusEncoder {
@@ -148,7 +161,7 @@ impl Encoder for OpusEncoder {
         // Opus frames are 2.5, 5, 10, 20, 40 or 60 ms.
         let per_2_5ms = self.rate as usize / 400;
         let units = pcm.len() / per_2_5ms.max(1);
-        let ok = pcm.len() % per_2_5ms == 0 && matches!(units, 1 | 2 | 4 | 8 | 16 | 24);
+        let ok = pcm.len().is_multiple_of(per_2_5ms) && matches!(units, 1 | 2 | 4 | 8 | 16 | 24);
         if !ok {
             return Err(CodecError::BadFrame {
                 codec: CodecKind::Opus,
@@ -378,17 +391,9 @@ mod tests {
         let mut pcm = Vec::new();
         assert!(dec.decode(&[], &mut pcm).is_err());
         // Random payloads: errors or audio, never a panic or an overrun.
-        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut rng = crate::testrng::Rng(0x1234_5678_9abc_def1);
         for round in 0..3000 {
-            let len = 1 + round % 300;
-            let p: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+            let p = rng.bytes(1 + round % 300);
             pcm.clear();
             if dec.decode(&p, &mut pcm).is_ok() {
                 assert!(pcm.len() <= 5760);

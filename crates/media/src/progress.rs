@@ -331,7 +331,8 @@ mod tests {
 
     #[test]
     fn cadences_match_the_plans() {
-        let cases: &[(Country, Tone, &[(bool, usize)])] = &[
+        type Case = (Country, Tone, &'static [(bool, usize)]);
+        let cases: &[Case] = &[
             (Country::Japan, Tone::Ringback, &[(true, 100), (false, 200)]),
             (Country::Japan, Tone::Busy, &[(true, 50), (false, 50)]),
             (Country::Japan, Tone::Congestion, &[(true, 50), (false, 50)]),
