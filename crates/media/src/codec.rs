@@ -206,7 +206,7 @@ pub fn encoder_at(kind: CodecKind, pcm_rate: u32) -> Result<Box<dyn Encoder>, Co
     match kind {
         CodecKind::Opus => Ok(Box::new(crate::opus::OpusEncoder::new(
             pcm_rate,
-            crate::opus::OpusConfig::default(),
+            crate::opus::OpusConfig::for_pcm_rate(pcm_rate),
         )?)),
         k if k.sample_rate() == pcm_rate => encoder(k),
         k => Err(CodecError::Unavailable(k)),
@@ -362,6 +362,53 @@ mod tests {
             CodecKind::from_static_payload_type(9),
             Some(CodecKind::G722)
         );
+    }
+
+    /// Share of a 20 ms-framed round trip's energy at `f` (after the first 100 ms).
+    fn round_trip_share(enc: &mut dyn Encoder, dec: &mut dyn Decoder, f: f64) -> f64 {
+        let rate = enc.pcm_rate();
+        assert_eq!(dec.pcm_rate(), rate);
+        let input = crate::tone::sine(f, std::time::Duration::from_millis(600), rate, 10000);
+        let mut out = Vec::new();
+        for frame in input.chunks((rate / 50) as usize) {
+            let mut p = Vec::new();
+            enc.encode(frame, &mut p).expect("encode");
+            dec.decode(&p, &mut out).expect("decode");
+        }
+        assert_eq!(out.len(), input.len());
+        let tail = &out[(rate / 10) as usize..];
+        crate::tone::goertzel(tail, f, rate) / (2.0 * crate::tone::energy(tail))
+    }
+
+    #[test]
+    fn every_codec_round_trips_a_tone_through_the_factories() {
+        for kind in CodecKind::ALL {
+            let mut enc = encoder(kind).expect("encoder");
+            let mut dec = decoder(kind).expect("decoder");
+            assert_eq!(enc.pcm_rate(), kind.sample_rate());
+            let share = round_trip_share(enc.as_mut(), dec.as_mut(), 1000.0);
+            assert!(share > 0.95, "{kind}: {share}");
+            // Concealment yields exactly the samples asked for.
+            let mut hidden = Vec::new();
+            dec.conceal(kind.samples_per_frame(20), &mut hidden);
+            dec.conceal_with_next(&[], kind.samples_per_frame(20), &mut hidden);
+            assert_eq!(hidden.len(), 2 * kind.samples_per_frame(20), "{kind}");
+        }
+        // Opus straight from and to 8 kHz PCM (the transcoding path), and 16 kHz.
+        for rate in [8000, 16000] {
+            let mut enc = encoder_at(CodecKind::Opus, rate).expect("opus");
+            let mut dec = decoder_at(CodecKind::Opus, rate).expect("opus");
+            let share = round_trip_share(enc.as_mut(), dec.as_mut(), 1000.0);
+            assert!(share > 0.95, "opus at {rate}: {share}");
+        }
+        assert!(encoder_at(CodecKind::Pcmu, 16000).is_err());
+        assert!(decoder_at(CodecKind::G722, 16000).is_ok());
+        // G.722 refuses an odd number of samples (half a code word).
+        let mut g722 = encoder(CodecKind::G722).expect("g722");
+        assert!(matches!(
+            g722.encode(&[0; 319], &mut Vec::new()),
+            Err(CodecError::BadFrame { samples: 319, .. })
+        ));
     }
 
     #[test]

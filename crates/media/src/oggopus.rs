@@ -177,10 +177,11 @@ impl<W: Write> OggOpusWriter<W> {
     /// A writer taking mono PCM at `rate` (8/16/24/48 kHz) in frames of 20 ms; `serial` tells
     /// this stream apart if files are ever chained.
     pub fn new(out: W, rate: u32, serial: u32) -> Result<OggOpusWriter<W>, OggError> {
-        OggOpusWriter::with_config(out, rate, serial, OpusConfig::default())
+        OggOpusWriter::with_config(out, rate, serial, OpusConfig::for_recording(rate))
     }
 
-    /// As [`OggOpusWriter::new`] with explicit encoder settings (recordings need no FEC).
+    /// As [`OggOpusWriter::new`] (which uses [`OpusConfig::for_recording`]) with explicit
+    /// encoder settings.
     pub fn with_config(
         mut out: W,
         rate: u32,

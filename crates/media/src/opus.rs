@@ -10,10 +10,11 @@
 //!
 //! Defaults for a terminating leg: mono, `OPUS_APPLICATION_VOIP`, voice signal, 20 ms frames,
 //! 24 kbit/s VBR, in-band FEC on with 10 % expected loss, complexity 5 (libopus' cost grows
-//! steeply above that for little gain in voice quality; see the per-frame figures in the
-//! benchmark test). The PCM rate is 48 kHz for [`crate::codec::encoder`], but libopus also
-//! takes 8/12/16/24 kHz PCM directly ([`OpusEncoder::new`]), which saves a resampler on a
-//! G.711↔Opus transcoded call; the RTP clock stays 48 kHz either way.
+//! steeply above that for little gain in voice quality; see `benches/dsp_cost.rs`). The PCM
+//! rate is 48 kHz for [`crate::codec::encoder`], but libopus also takes 8/12/16/24 kHz PCM
+//! directly ([`crate::codec::encoder_at`], [`OpusConfig::for_pcm_rate`]), which on a
+//! G.711↔Opus call saves the resampler and most of the encoder's work (a G.711 source has
+//! nothing above 4 kHz to code); the RTP clock stays 48 kHz either way.
 
 use crate::codec::{CodecError, CodecKind, Decoder, Encoder};
 use audiopus_sys as ffi;
@@ -45,6 +46,39 @@ impl Default for OpusConfig {
             fec: true,
             expected_loss_pct: 10,
             dtx: false,
+        }
+    }
+}
+
+impl OpusConfig {
+    /// Settings suited to PCM at `rate`. Narrowband sources (8/12 kHz: a G.711 leg being
+    /// transcoded) get complexity 0 at 16 kbit/s — SILK narrowband, about a fifth of the
+    /// cost of the 48 kHz default, which is what lets one core carry several hundred
+    /// Opus↔G.711 calls (see benches/dsp_cost.rs); 16/24 kHz complexity 3 at 20 kbit/s;
+    /// 48 kHz the [`Default`].
+    pub fn for_pcm_rate(rate: u32) -> OpusConfig {
+        match rate {
+            0..=12000 => OpusConfig {
+                bitrate: 16_000,
+                complexity: 0,
+                ..OpusConfig::default()
+            },
+            12001..=24000 => OpusConfig {
+                bitrate: 20_000,
+                complexity: 3,
+                ..OpusConfig::default()
+            },
+            _ => OpusConfig::default(),
+        }
+    }
+
+    /// Settings for a recording file: no FEC (nothing is lost on disk), the rate's defaults
+    /// otherwise.
+    pub fn for_recording(rate: u32) -> OpusConfig {
+        OpusConfig {
+            fec: false,
+            expected_loss_pct: 0,
+            ..OpusConfig::for_pcm_rate(rate)
         }
     }
 }
