@@ -60,94 +60,138 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn main() {
-    let frames = 500; // 10 s
-    let s8 = signal(8000, 10_000);
-    let s16 = signal(16000, 10_000);
-    let s48 = signal(48000, 10_000);
-    let f8 = |i: usize| &s8[i * 160..(i + 1) * 160];
-    let f16 = |i: usize| &s16[i * 320..(i + 1) * 320];
-    let f48 = |i: usize| &s48[i * 960..(i + 1) * 960];
-    let mut rows: Vec<(String, Duration)> = Vec::new();
+/// The 20 ms frames of a signal.
+fn frames_of(s: &[i16], rate: u32) -> Vec<&[i16]> {
+    s.chunks_exact((rate / 50) as usize).collect()
+}
 
-    // G.711 µ-law encode + decode.
-    let mut enc = codec::encoder(CodecKind::Pcmu).expect("pcmu");
-    let mut dec = codec::decoder(CodecKind::Pcmu).expect("pcmu");
-    let (mut p, mut o) = (Vec::with_capacity(200), Vec::with_capacity(200));
-    let g711 = per_frame(frames, |i| {
+/// CPU time per frame to encode and decode every frame with `enc`/`dec`.
+fn codec_cost(enc: &mut dyn Encoder, dec: &mut dyn Decoder, frames: &[&[i16]]) -> Duration {
+    let (mut p, mut o) = (Vec::with_capacity(1500), Vec::with_capacity(1000));
+    per_frame(frames.len(), |i| {
         p.clear();
         o.clear();
-        enc.encode(f8(i), &mut p).expect("enc");
+        enc.encode(frames[i], &mut p).expect("enc");
         dec.decode(&p, &mut o).expect("dec");
         black_box(&o);
-    });
+    })
+}
+
+/// CPU time per frame to resample every frame from `from` to `to`.
+fn resample_cost(from: u32, to: u32, frames: &[&[i16]]) -> Duration {
+    let mut r = Resampler::new(from, to).expect("rate");
+    let mut out = Vec::with_capacity(1000);
+    per_frame(frames.len(), |i| {
+        out.clear();
+        r.process(frames[i], &mut out);
+        black_box(&out);
+    })
+}
+
+/// CPU time per frame of in-band DTMF detection at `rate`.
+fn inband_cost(rate: u32, frames: &[&[i16]]) -> Duration {
+    let mut det = DtmfDetector::new(rate);
+    let mut digits = Vec::new();
+    per_frame(frames.len(), |i| {
+        det.process(frames[i], &mut digits);
+        black_box(&digits);
+    })
+}
+
+/// CPU time per frame of the N-1 mix of `n` parties at `rate`.
+fn mix_cost(n: u32, rate: u32, frames: usize) -> Duration {
+    let parties: Vec<Vec<i16>> = (0..n).map(|k| signal(rate + k * 10, 1000)).collect();
+    let per = (rate / 50) as usize;
+    let mut mixer = ConferenceMixer::new(Clip::Soft);
+    let mut outs = Vec::new();
+    per_frame(frames, |i| {
+        let j = i % 50;
+        let inputs: Vec<&[i16]> = parties.iter().map(|p| &p[j * per..(j + 1) * per]).collect();
+        mixer.mix(&inputs, &mut outs);
+        black_box(&outs);
+    })
+}
+
+fn main() {
+    let (s8, s16, s48) = (
+        signal(8000, 10_000),
+        signal(16000, 10_000),
+        signal(48000, 10_000),
+    );
+    let (f8, f16, f48) = (
+        frames_of(&s8, 8000),
+        frames_of(&s16, 16000),
+        frames_of(&s48, 48000),
+    );
+    let frames = f8.len();
+    let mut rows: Vec<(String, Duration)> = Vec::new();
+
+    let mut pcmu = codec::encoder(CodecKind::Pcmu).expect("pcmu");
+    let g711 = codec_cost(
+        pcmu.as_mut(),
+        codec::decoder(CodecKind::Pcmu).expect("pcmu").as_mut(),
+        &f8,
+    );
     rows.push(("G.711 µ-law encode + decode (160 samples)".into(), g711));
+    let mut p = Vec::with_capacity(200);
     let g711_enc = per_frame(frames, |i| {
         p.clear();
-        enc.encode(f8(i), &mut p).expect("enc");
+        pcmu.encode(f8[i], &mut p).expect("enc");
         black_box(&p);
     });
     rows.push(("G.711 µ-law encode only".into(), g711_enc));
-
-    // G.722.
-    let mut enc = codec::encoder(CodecKind::G722).expect("g722");
-    let mut dec = codec::decoder(CodecKind::G722).expect("g722");
-    let g722 = per_frame(frames, |i| {
-        p.clear();
-        o.clear();
-        enc.encode(f16(i), &mut p).expect("enc");
-        dec.decode(&p, &mut o).expect("dec");
-        black_box(&o);
-    });
+    let g722 = codec_cost(
+        codec::encoder(CodecKind::G722).expect("g722").as_mut(),
+        codec::decoder(CodecKind::G722).expect("g722").as_mut(),
+        &f16,
+    );
     rows.push(("G.722 encode + decode (320 samples)".into(), g722));
 
-    // Opus at several complexities, 48 kHz PCM, and at 8 kHz PCM (no resampler needed).
+    // Opus at several complexities, from 48 kHz PCM and from 8 kHz PCM.
     let mut opus_default = Duration::ZERO;
     for complexity in [0, 1, 2, 5, 10] {
         let cfg = OpusConfig {
             complexity,
             ..OpusConfig::default()
         };
-        let mut enc = OpusEncoder::new(48000, cfg).expect("opus");
-        let mut dec = OpusDecoder::new(48000).expect("opus");
-        let d = per_frame(frames, |i| {
-            p.clear();
-            o.clear();
-            enc.encode(f48(i), &mut p).expect("enc");
-            dec.decode(&p, &mut o).expect("dec");
-            black_box(&o);
-        });
-        if complexity == OpusConfig::default().complexity {
-            opus_default = d;
+        for (rate, fr) in [(48000, &f48), (8000, &f8)] {
+            let d = codec_cost(
+                &mut OpusEncoder::new(rate, cfg).expect("opus"),
+                &mut OpusDecoder::new(rate).expect("opus"),
+                fr,
+            );
+            if rate == 48000 && complexity == OpusConfig::default().complexity {
+                opus_default = d;
+            }
+            rows.push((
+                format!("Opus {rate} Hz PCM encode + decode, complexity {complexity}"),
+                d,
+            ));
         }
-        rows.push((
-            format!("Opus 48 kHz encode + decode, complexity {complexity}"),
-            d,
-        ));
-        let mut enc = OpusEncoder::new(8000, cfg).expect("opus");
-        let mut dec = OpusDecoder::new(8000).expect("opus");
-        let d = per_frame(frames, |i| {
-            p.clear();
-            o.clear();
-            enc.encode(f8(i), &mut p).expect("enc");
-            dec.decode(&p, &mut o).expect("dec");
-            black_box(&o);
-        });
-        rows.push((
-            format!("Opus 8 kHz PCM encode + decode, complexity {complexity}"),
-            d,
-        ));
     }
+    // What codec::encoder_at/decoder_at pick for 8 kHz PCM (OpusConfig::for_pcm_rate).
+    let opus_8k_at = codec_cost(
+        codec::encoder_at(CodecKind::Opus, 8000)
+            .expect("opus")
+            .as_mut(),
+        codec::decoder_at(CodecKind::Opus, 8000)
+            .expect("opus")
+            .as_mut(),
+        &f8,
+    );
+    rows.push(("Opus via encoder_at/decoder_at(8000)".into(), opus_8k_at));
 
     // Decoding alone (the receive side of a transcoded call).
     let mut enc = OpusEncoder::new(48000, OpusConfig::default()).expect("opus");
-    let packets: Vec<Vec<u8>> = (0..frames)
-        .map(|i| {
+    let packets: Vec<Vec<u8>> = f48
+        .iter()
+        .map(|f| {
             let mut p = Vec::new();
-            enc.encode(f48(i), &mut p).expect("enc");
+            enc.encode(f, &mut p).expect("enc");
             p
         })
         .collect();
+    let mut o = Vec::with_capacity(1000);
     for rate in [48000, 8000] {
         let mut dec = OpusDecoder::new(rate).expect("opus");
         let d = per_frame(frames, |i| {
@@ -158,69 +202,33 @@ fn main() {
         rows.push((format!("Opus decode only, to {rate} Hz PCM"), d));
     }
 
-    // Resampling.
-    let mut up = Resampler::new(8000, 48000).expect("rate");
-    let mut out = Vec::with_capacity(1000);
-    let r_up = per_frame(frames, |i| {
-        out.clear();
-        up.process(f8(i), &mut out);
-        black_box(&out);
-    });
+    let r_up = resample_cost(8000, 48000, &f8);
     rows.push(("resample 8 -> 48 kHz".into(), r_up));
-    let mut down = Resampler::new(48000, 8000).expect("rate");
-    let r_down = per_frame(frames, |i| {
-        out.clear();
-        down.process(f48(i), &mut out);
-        black_box(&out);
-    });
+    let r_down = resample_cost(48000, 8000, &f48);
     rows.push(("resample 48 -> 8 kHz".into(), r_down));
-    let mut up16 = Resampler::new(8000, 16000).expect("rate");
-    let r_up16 = per_frame(frames, |i| {
-        out.clear();
-        up16.process(f8(i), &mut out);
-        black_box(&out);
-    });
-    rows.push(("resample 8 -> 16 kHz".into(), r_up16));
+    rows.push((
+        "resample 8 -> 16 kHz".into(),
+        resample_cost(8000, 16000, &f8),
+    ));
+    rows.push((
+        "resample 16 -> 8 kHz".into(),
+        resample_cost(16000, 8000, &f16),
+    ));
 
-    // In-band DTMF detection.
-    let mut det = DtmfDetector::new(8000);
-    let mut digits = Vec::new();
-    let inband = per_frame(frames, |i| {
-        det.process(f8(i), &mut digits);
-        black_box(&digits);
-    });
+    let inband = inband_cost(8000, &f8);
     rows.push(("in-band DTMF detector, 8 kHz".into(), inband));
-    let mut det16 = DtmfDetector::new(16000);
-    let inband16 = per_frame(frames, |i| {
-        det16.process(f16(i), &mut digits);
-        black_box(&digits);
-    });
-    rows.push(("in-band DTMF detector, 16 kHz".into(), inband16));
+    rows.push((
+        "in-band DTMF detector, 16 kHz".into(),
+        inband_cost(16000, &f16),
+    ));
 
-    // Conference N-1 mix of 10 parties.
-    let parties: Vec<Vec<i16>> = (0..10).map(|k| signal(8000 + k * 10, 1000)).collect();
-    let mut mixer = ConferenceMixer::new(Clip::Soft);
-    let mut outs = Vec::new();
-    let mix10 = per_frame(frames, |i| {
-        let j = i % 50;
-        let inputs: Vec<&[i16]> = parties.iter().map(|p| &p[j * 160..(j + 1) * 160]).collect();
-        mixer.mix(&inputs, &mut outs);
-        black_box(&outs);
-    });
+    let mix10 = mix_cost(10, 8000, frames);
     rows.push(("N-1 mix of 10 parties, 8 kHz".into(), mix10));
-    let parties16: Vec<Vec<i16>> = (0..10).map(|k| signal(16000 + k * 10, 1000)).collect();
-    let mix10w = per_frame(frames, |i| {
-        let j = i % 50;
-        let inputs: Vec<&[i16]> = parties16
-            .iter()
-            .map(|p| &p[j * 320..(j + 1) * 320])
-            .collect();
-        mixer.mix(&inputs, &mut outs);
-        black_box(&outs);
-    });
-    rows.push(("N-1 mix of 10 parties, 16 kHz".into(), mix10w));
+    rows.push((
+        "N-1 mix of 10 parties, 16 kHz".into(),
+        mix_cost(10, 16000, frames),
+    ));
 
-    // Progress tone generation.
     let mut tone = ProgressTone::new(Country::Japan, Tone::Ringback, 8000);
     let mut frame = vec![0i16; 160];
     let ringback = per_frame(frames, |_| {
@@ -233,38 +241,23 @@ fn main() {
     for (name, d) in &rows {
         println!("  {name:<52} {:>8.2} µs", us(*d));
     }
-    let frame = Duration::from_millis(20);
-    let cap = |d: Duration| frame.as_secs_f64() / d.as_secs_f64().max(1e-12);
-    // A G.711 prompt leg: encode one frame per 20 ms.
+    let cap = |d: Duration| 0.020 / d.as_secs_f64().max(1e-12);
     println!("\nDSP-only capacity per core (20 ms / work per call per frame):");
     println!(
-        "  G.711 prompt legs (encode)                                {:>10.0}",
+        "  G.711 prompt legs (encode)                           {:>10.0}",
         cap(g711_enc)
     );
     // Opus<->G.711 via 48 kHz: decode G.711, 8->48, Opus enc; Opus dec, 48->8, G.711 enc.
-    let via48 = g711 + r_up + r_down + opus_default;
     println!(
-        "  Opus<->G.711 calls, Opus at 48 kHz + resampling         {:>10.0}",
-        cap(via48)
-    );
-    // Opus fed and read at 8 kHz directly (codec::encoder_at / decoder_at, which pick
-    // OpusConfig::for_pcm_rate(8000): complexity 0).
-    let mut enc = codec::encoder_at(CodecKind::Opus, 8000).expect("opus");
-    let mut dec = codec::decoder_at(CodecKind::Opus, 8000).expect("opus");
-    let opus_8k_at = per_frame(frames, |i| {
-        p.clear();
-        o.clear();
-        enc.encode(f8(i), &mut p).expect("enc");
-        dec.decode(&p, &mut o).expect("dec");
-        black_box(&o);
-    });
-    let via8 = g711 + opus_8k_at;
-    println!(
-        "  Opus<->G.711 calls, Opus PCM at 8 kHz (encoder_at)      {:>10.0}",
-        cap(via8)
+        "  Opus<->G.711 calls, Opus at 48 kHz + resampling      {:>10.0}",
+        cap(g711 + r_up + r_down + opus_default)
     );
     println!(
-        "  conference participants, 10-party rooms, G.711 (mix + codec) {:>5.0}",
+        "  Opus<->G.711 calls, Opus PCM at 8 kHz (encoder_at)   {:>10.0}",
+        cap(g711 + opus_8k_at)
+    );
+    println!(
+        "  conference participants, 10-party G.711 rooms        {:>10.0}",
         cap(mix10 / 10 + g711 + inband)
     );
 }
