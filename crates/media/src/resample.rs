@@ -105,7 +105,9 @@ impl Resampler {
         let k = if l == 1 && m == 1 {
             1
         } else {
-            ((n_min / l as f64).ceil() as usize).max(2).next_multiple_of(8)
+            ((n_min / l as f64).ceil() as usize)
+                .max(2)
+                .next_multiple_of(8)
         };
         let n = k * l;
         let beta = 0.1102 * (ATTENUATION_DB - 8.7);
