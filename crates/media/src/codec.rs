@@ -314,11 +314,11 @@ impl Encoder for G711 {
     }
 
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let bytes = match self.kind {
-            CodecKind::Pcma => crate::g711::encode_alaw(pcm),
-            _ => crate::g711::encode_ulaw(pcm),
-        };
-        out.extend_from_slice(&bytes);
+        // Straight into `out`: no allocation per frame on a prompt leg.
+        match self.kind {
+            CodecKind::Pcma => out.extend(pcm.iter().map(|&s| crate::g711::alaw_encode(s))),
+            _ => out.extend(pcm.iter().map(|&s| crate::g711::ulaw_encode(s))),
+        }
         Ok(())
     }
 }
@@ -329,12 +329,14 @@ impl Decoder for G711 {
     }
 
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError> {
-        let pcm = match self.kind {
-            CodecKind::Pcma => crate::g711::decode_alaw(payload),
-            _ => crate::g711::decode_ulaw(payload),
-        };
-        out.extend_from_slice(&pcm);
-        self.last = pcm;
+        let start = out.len();
+        match self.kind {
+            CodecKind::Pcma => out.extend(payload.iter().map(|&b| crate::g711::alaw_decode(b))),
+            _ => out.extend(payload.iter().map(|&b| crate::g711::ulaw_decode(b))),
+        }
+        // Keep the frame for concealment in the buffer already there.
+        self.last.clear();
+        self.last.extend_from_slice(&out[start..]);
         self.lost = 0;
         Ok(())
     }
