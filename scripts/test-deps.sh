@@ -15,6 +15,8 @@ REQUIRED=(
   "iputils-arping:arping"
   "sox:sox"
   "procps:pgrep"
+  "pkg-config:pkg-config"
+  "libopus-dev:pkg-config"
 )
 
 fail() {
@@ -71,6 +73,8 @@ for entry in "${REQUIRED[@]}"; do
   cmd=${entry#*:}
   have_command "$cmd" || fail "package $pkg is installed but $cmd is not usable"
 done
+# The media crate links libopus (Opus codec) through pkg-config.
+pkg-config --exists opus || fail "libopus-dev is installed but pkg-config cannot find opus"
 
 # ----- web: browser tests (owner: web crate) -----
 # Debian's chromium driven by playwright-core from npm (`npx playwright install` cannot work

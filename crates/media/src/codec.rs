@@ -1,8 +1,9 @@
 //! The codec interface terminating legs use: every codec turns one frame of 16-bit mono PCM at
 //! its own sample rate into an RTP payload and back, and conceals a lost frame.
 //!
-//! G.711 is ours ([`crate::g711`]). The other codecs plug in behind the same two traits, so the
-//! media engine never matches on a codec outside [`encoder`] and [`decoder`].
+//! G.711 ([`crate::g711`]) and G.722 ([`crate::g722`]) are ours; Opus is libopus
+//! ([`crate::opus`]). All plug in behind the same two traits, so the media engine never matches
+//! on a codec outside [`encoder`] and [`decoder`] (and [`encoder_at`]/[`decoder_at`]).
 
 use std::fmt;
 
@@ -140,6 +141,11 @@ pub trait Encoder: Send {
     /// Encodes one frame (`pcm` at [`CodecKind::sample_rate`], 10–60 ms), appending the payload
     /// to `out`.
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError>;
+    /// The rate of the PCM [`Encoder::encode`] takes: [`CodecKind::sample_rate`] unless the
+    /// encoder was built for another (an Opus encoder fed 8 kHz PCM directly).
+    fn pcm_rate(&self) -> u32 {
+        self.kind().sample_rate()
+    }
 }
 
 /// Turns RTP payloads into PCM and fills gaps.
@@ -150,9 +156,22 @@ pub trait Decoder: Send {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError>;
     /// Appends `samples` samples standing in for a lost frame (packet-loss concealment).
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>);
+    /// Like [`Decoder::conceal`], when the packet after the lost one has already arrived:
+    /// codecs with in-band forward error correction (Opus) rebuild the lost frame from it.
+    /// The next packet must still be decoded normally afterwards.
+    fn conceal_with_next(&mut self, next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+        let _ = next_payload;
+        self.conceal(samples, out);
+    }
+    /// The rate of the PCM this decoder produces: [`CodecKind::sample_rate`] unless it was
+    /// built for another.
+    fn pcm_rate(&self) -> u32 {
+        self.kind().sample_rate()
+    }
 }
 
-/// An encoder for `kind`.
+/// An encoder for `kind`, taking PCM at [`CodecKind::sample_rate`] (Opus: 48 kHz mono, VoIP,
+/// in-band FEC; see [`crate::opus`]).
 pub fn encoder(kind: CodecKind) -> Result<Box<dyn Encoder>, CodecError> {
     match kind {
         CodecKind::Pcmu | CodecKind::Pcma => Ok(Box::new(G711 {
@@ -160,11 +179,15 @@ pub fn encoder(kind: CodecKind) -> Result<Box<dyn Encoder>, CodecError> {
             last: Vec::new(),
             lost: 0,
         })),
-        other => Err(CodecError::Unavailable(other)),
+        CodecKind::G722 => Ok(Box::new(G722::new())),
+        CodecKind::Opus => Ok(Box::new(crate::opus::OpusEncoder::new(
+            48000,
+            crate::opus::OpusConfig::default(),
+        )?)),
     }
 }
 
-/// A decoder for `kind`.
+/// A decoder for `kind`, producing PCM at [`CodecKind::sample_rate`].
 pub fn decoder(kind: CodecKind) -> Result<Box<dyn Decoder>, CodecError> {
     match kind {
         CodecKind::Pcmu | CodecKind::Pcma => Ok(Box::new(G711 {
@@ -172,7 +195,108 @@ pub fn decoder(kind: CodecKind) -> Result<Box<dyn Decoder>, CodecError> {
             last: Vec::new(),
             lost: 0,
         })),
-        other => Err(CodecError::Unavailable(other)),
+        CodecKind::G722 => Ok(Box::new(G722::new())),
+        CodecKind::Opus => Ok(Box::new(crate::opus::OpusDecoder::new(48000)?)),
+    }
+}
+
+/// An encoder for `kind` taking PCM at `pcm_rate` where the codec can (Opus: 8/12/16/24/48 kHz,
+/// which spares a resampler on a G.711↔Opus call); other codecs only at their own rate.
+pub fn encoder_at(kind: CodecKind, pcm_rate: u32) -> Result<Box<dyn Encoder>, CodecError> {
+    match kind {
+        CodecKind::Opus => Ok(Box::new(crate::opus::OpusEncoder::new(
+            pcm_rate,
+            crate::opus::OpusConfig::for_pcm_rate(pcm_rate),
+        )?)),
+        k if k.sample_rate() == pcm_rate => encoder(k),
+        k => Err(CodecError::Unavailable(k)),
+    }
+}
+
+/// A decoder for `kind` producing PCM at `pcm_rate` where the codec can (see [`encoder_at`]).
+pub fn decoder_at(kind: CodecKind, pcm_rate: u32) -> Result<Box<dyn Decoder>, CodecError> {
+    match kind {
+        CodecKind::Opus => Ok(Box::new(crate::opus::OpusDecoder::new(pcm_rate)?)),
+        k if k.sample_rate() == pcm_rate => decoder(k),
+        k => Err(CodecError::Unavailable(k)),
+    }
+}
+
+/// Repeats the last decoded frame fading out over three frames, then silence: the simple
+/// concealment G.711 and G.722 share.
+fn fade_repeat(last: &[i16], lost: u32, samples: usize, out: &mut Vec<i16>) {
+    // Full level for the first lost frame, then fading, then silence.
+    let gain = match lost {
+        1 => 1.0,
+        2 => 0.5,
+        3 => 0.25,
+        _ => 0.0,
+    };
+    if last.is_empty() || gain == 0.0 {
+        out.extend(std::iter::repeat_n(0, samples));
+        return;
+    }
+    out.extend(
+        last.iter()
+            .cycle()
+            .take(samples)
+            .map(|&s| (f32::from(s) * gain) as i16),
+    );
+}
+
+/// G.722 both ways ([`crate::g722`]); concealment as for G.711.
+struct G722 {
+    enc: crate::g722::G722Encoder,
+    dec: crate::g722::G722Decoder,
+    last: Vec<i16>,
+    lost: u32,
+}
+
+impl G722 {
+    fn new() -> G722 {
+        G722 {
+            enc: crate::g722::G722Encoder::new(),
+            dec: crate::g722::G722Decoder::new(),
+            last: Vec::new(),
+            lost: 0,
+        }
+    }
+}
+
+impl Encoder for G722 {
+    fn kind(&self) -> CodecKind {
+        CodecKind::G722
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        if !pcm.len().is_multiple_of(2) {
+            return Err(CodecError::BadFrame {
+                codec: CodecKind::G722,
+                samples: pcm.len(),
+            });
+        }
+        self.enc.encode(pcm, out);
+        Ok(())
+    }
+}
+
+impl Decoder for G722 {
+    fn kind(&self) -> CodecKind {
+        CodecKind::G722
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError> {
+        let start = out.len();
+        self.dec.decode(payload, out);
+        self.last.clear();
+        self.last.extend_from_slice(&out[start..]);
+        self.lost = 0;
+        Ok(())
+    }
+
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
+        self.lost += 1;
+        fade_repeat(&self.last, self.lost, samples, out);
     }
 }
 
@@ -190,11 +314,11 @@ impl Encoder for G711 {
     }
 
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let bytes = match self.kind {
-            CodecKind::Pcma => crate::g711::encode_alaw(pcm),
-            _ => crate::g711::encode_ulaw(pcm),
-        };
-        out.extend_from_slice(&bytes);
+        // Straight into `out`: no allocation per frame on a prompt leg.
+        match self.kind {
+            CodecKind::Pcma => out.extend(pcm.iter().map(|&s| crate::g711::alaw_encode(s))),
+            _ => out.extend(pcm.iter().map(|&s| crate::g711::ulaw_encode(s))),
+        }
         Ok(())
     }
 }
@@ -205,36 +329,21 @@ impl Decoder for G711 {
     }
 
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError> {
-        let pcm = match self.kind {
-            CodecKind::Pcma => crate::g711::decode_alaw(payload),
-            _ => crate::g711::decode_ulaw(payload),
-        };
-        out.extend_from_slice(&pcm);
-        self.last = pcm;
+        let start = out.len();
+        match self.kind {
+            CodecKind::Pcma => out.extend(payload.iter().map(|&b| crate::g711::alaw_decode(b))),
+            _ => out.extend(payload.iter().map(|&b| crate::g711::ulaw_decode(b))),
+        }
+        // Keep the frame for concealment in the buffer already there.
+        self.last.clear();
+        self.last.extend_from_slice(&out[start..]);
         self.lost = 0;
         Ok(())
     }
 
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
         self.lost += 1;
-        // Full level for the first lost frame, then fading, then silence.
-        let gain = match self.lost {
-            1 => 1.0,
-            2 => 0.5,
-            3 => 0.25,
-            _ => 0.0,
-        };
-        if self.last.is_empty() || gain == 0.0 {
-            out.extend(std::iter::repeat_n(0, samples));
-            return;
-        }
-        out.extend(
-            self.last
-                .iter()
-                .cycle()
-                .take(samples)
-                .map(|&s| (f32::from(s) * gain) as i16),
-        );
+        fade_repeat(&self.last, self.lost, samples, out);
     }
 }
 
@@ -255,6 +364,53 @@ mod tests {
             CodecKind::from_static_payload_type(9),
             Some(CodecKind::G722)
         );
+    }
+
+    /// Share of a 20 ms-framed round trip's energy at `f` (after the first 100 ms).
+    fn round_trip_share(enc: &mut dyn Encoder, dec: &mut dyn Decoder, f: f64) -> f64 {
+        let rate = enc.pcm_rate();
+        assert_eq!(dec.pcm_rate(), rate);
+        let input = crate::tone::sine(f, std::time::Duration::from_millis(600), rate, 10000);
+        let mut out = Vec::new();
+        for frame in input.chunks((rate / 50) as usize) {
+            let mut p = Vec::new();
+            enc.encode(frame, &mut p).expect("encode");
+            dec.decode(&p, &mut out).expect("decode");
+        }
+        assert_eq!(out.len(), input.len());
+        let tail = &out[(rate / 10) as usize..];
+        crate::tone::goertzel(tail, f, rate) / (2.0 * crate::tone::energy(tail))
+    }
+
+    #[test]
+    fn every_codec_round_trips_a_tone_through_the_factories() {
+        for kind in CodecKind::ALL {
+            let mut enc = encoder(kind).expect("encoder");
+            let mut dec = decoder(kind).expect("decoder");
+            assert_eq!(enc.pcm_rate(), kind.sample_rate());
+            let share = round_trip_share(enc.as_mut(), dec.as_mut(), 1000.0);
+            assert!(share > 0.95, "{kind}: {share}");
+            // Concealment yields exactly the samples asked for.
+            let mut hidden = Vec::new();
+            dec.conceal(kind.samples_per_frame(20), &mut hidden);
+            dec.conceal_with_next(&[], kind.samples_per_frame(20), &mut hidden);
+            assert_eq!(hidden.len(), 2 * kind.samples_per_frame(20), "{kind}");
+        }
+        // Opus straight from and to 8 kHz PCM (the transcoding path), and 16 kHz.
+        for rate in [8000, 16000] {
+            let mut enc = encoder_at(CodecKind::Opus, rate).expect("opus");
+            let mut dec = decoder_at(CodecKind::Opus, rate).expect("opus");
+            let share = round_trip_share(enc.as_mut(), dec.as_mut(), 1000.0);
+            assert!(share > 0.95, "opus at {rate}: {share}");
+        }
+        assert!(encoder_at(CodecKind::Pcmu, 16000).is_err());
+        assert!(decoder_at(CodecKind::G722, 16000).is_ok());
+        // G.722 refuses an odd number of samples (half a code word).
+        let mut g722 = encoder(CodecKind::G722).expect("g722");
+        assert!(matches!(
+            g722.encode(&[0; 319], &mut Vec::new()),
+            Err(CodecError::BadFrame { samples: 319, .. })
+        ));
     }
 
     #[test]

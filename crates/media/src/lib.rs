@@ -2,21 +2,33 @@
 //!
 //! The relay ([`Relay`], [`Session`]) anchors every call's media between two legs with symmetric
 //! RTP latching, per-leg statistics and a media timeout. The other modules are small, I/O-free
-//! helpers: packet formats ([`rtp`], [`rtcp`], [`dtmf`]), codecs ([`g711`]), audio files
-//! ([`wav`]) and signals ([`tone`]). SIP and SDP are not here: the `pbx` crate reads SDP and
+//! helpers: packet formats ([`rtp`], [`rtcp`], [`dtmf`]), codecs behind one interface
+//! ([`codec`]: [`g711`], [`g722`], [`opus`]), audio files ([`wav`], [`audio`], [`oggopus`])
+//! and signal processing ([`tone`], [`resample`], [`inband`] DTMF, [`progress`] tones,
+//! [`mix`]). SIP and SDP are not here: the `pbx` crate reads SDP and
 //! tells a [`Session`] where each phone is.
 
 #![warn(missing_docs)]
 
+pub mod audio;
 pub mod codec;
 pub mod dtmf;
 pub mod endpoint;
 pub mod g711;
 pub mod ports;
+pub mod g722;
+pub mod inband;
+pub mod mix;
+pub mod oggopus;
+pub mod opus;
+pub mod progress;
 pub mod relay;
+pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 mod stats;
+#[cfg(test)]
+mod testrng;
 pub mod tone;
 pub mod wav;
 
@@ -55,6 +67,7 @@ mod tests {
                 .unwrap(),
             crate::rtcp::build_receiver_report(1, &[Default::default(); 2]),
             crate::wav::to_bytes(8000, &[1, 2, 3, 4]).unwrap(),
+            crate::oggopus::encode(8000, &[0; 160]).unwrap(),
         ];
         for round in 0..60_000 {
             let mut buf = if round % 2 == 0 {
@@ -78,6 +91,10 @@ mod tests {
             let _ = crate::rtcp::parse_compound(&buf).count();
             let _ = crate::dtmf::TelephoneEvent::parse(&buf);
             let _ = crate::wav::parse(&buf);
+            let _ = crate::audio::decode(&buf);
+            let _ = crate::oggopus::parse(&buf);
+            let mut pcm = Vec::new();
+            crate::g722::G722Decoder::new().decode(&buf, &mut pcm);
         }
     }
 }
