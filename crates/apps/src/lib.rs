@@ -4,3 +4,5 @@
 //! destination, hang up). The engine drives them; the media engine carries out their commands.
 
 #![warn(missing_docs)]
+
+pub mod prompt;
