@@ -5,4 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audio_file;
+pub mod moh;
 pub mod prompt;
+pub mod prompt_files;

@@ -940,7 +940,7 @@ fn en_number(n: u64, out: &mut Vec<&'static str>) {
         if n >= scale {
             en_number(n / scale, out);
             out.push(word);
-            if n % scale != 0 {
+            if !n.is_multiple_of(scale) {
                 en_number(n % scale, out);
             }
             return;
@@ -949,7 +949,7 @@ fn en_number(n: u64, out: &mut Vec<&'static str>) {
     if n >= 10_000 {
         en_number(n / 1000, out);
         out.push("num-thousand");
-        if n % 1000 != 0 {
+        if !n.is_multiple_of(1000) {
             en_number(n % 1000, out);
         }
         return;
@@ -968,7 +968,7 @@ fn en_number(n: u64, out: &mut Vec<&'static str>) {
         10..=19 => out.push(TEENS[rest - 10]),
         _ => {
             out.push(TENS[rest / 10]);
-            if rest % 10 != 0 {
+            if !rest.is_multiple_of(10) {
                 out.push(UNITS[rest % 10]);
             }
         }
@@ -981,7 +981,7 @@ fn ja_number(n: u64, out: &mut Vec<&'static str>) {
         if n >= scale {
             ja_number(n / scale, out);
             out.push(word);
-            if n % scale != 0 {
+            if !n.is_multiple_of(scale) {
                 ja_number(n % scale, out);
             }
             return;
@@ -1001,7 +1001,7 @@ fn ja_number(n: u64, out: &mut Vec<&'static str>) {
     if tens >= 1 {
         out.push("num-10");
     }
-    if n % 10 != 0 {
+    if !n.is_multiple_of(10) {
         out.push(UNITS[n % 10]);
     }
 }
