@@ -758,6 +758,16 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("nav.reports", "Reports", "レポート"),
     (
+        "set.prompts_language",
+        "Language of the prompts callers hear",
+        "発信者に流す音声ガイダンスの言語",
+    ),
+    (
+        "set.fmt_choice",
+        "Choose one of the listed values.",
+        "一覧の値から選んでください。",
+    ),
+    (
         "set.fmt_listen",
         "Enter IP:PORT addresses separated by commas, or leave empty to use the configuration file.",
         "IP:ポート をカンマ区切りで入力してください（空欄なら設定ファイルの値）。",

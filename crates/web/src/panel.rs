@@ -1319,6 +1319,13 @@ async fn settings_view(
                                 settings::Kind::Integer { min, max } => {
                                     input type="number" id=(d.key) name=(d.key) min=(min) max=(max) value=(text(v)) disabled[!ctx.is_admin()];
                                 }
+                                settings::Kind::Choice(allowed) => {
+                                    select id=(d.key) name=(d.key) disabled[!ctx.is_admin()] {
+                                        @for a in allowed {
+                                            option value=(a) selected[text(v) == *a] { (a) }
+                                        }
+                                    }
+                                }
                                 _ => {
                                     input type="text" id=(d.key) name=(d.key) value=(text(v)) disabled[!ctx.is_admin()];
                                 }
