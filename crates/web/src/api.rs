@@ -20,6 +20,7 @@ use store::{AdminRole, ApiScope, CdrQuery, Disposition, Page};
 use crate::{Web, settings};
 
 pub(crate) mod outside;
+pub(crate) mod prompts;
 pub(crate) mod reports;
 
 /// Largest backup upload accepted (bytes).
@@ -267,6 +268,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys/{id}", axum::routing::delete(delete_key))
         .merge(outside::routes())
         .merge(reports::routes())
+        .merge(prompts::routes())
         .route(
             "/license",
             get(crate::api_license::get_license).put(crate::api_license::put_license),

@@ -757,6 +757,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "Asia/Tokyo や UTC のような IANA タイムゾーン名を指定してください。",
     ),
     ("nav.reports", "Reports", "レポート"),
+    ("nav.prompts", "Prompts", "音声ガイダンス"),
+    ("nav.moh", "Music on hold", "保留音"),
     (
         "set.prompts_language",
         "Language of the prompts callers hear",

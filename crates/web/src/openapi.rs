@@ -5,6 +5,7 @@ use engine::policy;
 use serde_json::{Value, json};
 
 mod outside;
+mod prompts;
 mod reports;
 
 fn err_ref() -> Value {
@@ -302,6 +303,7 @@ pub fn document() -> Value {
     );
     outside::paths(&mut add);
     reports::paths(&mut add);
+    prompts::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

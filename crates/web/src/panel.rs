@@ -24,6 +24,7 @@ use crate::{Web, settings};
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
+mod prompts;
 mod reports;
 
 const STYLE: &str = include_str!("../static/style.css");
@@ -69,6 +70,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys/{id}/delete", post(delete_key))
         .merge(outside::routes())
         .merge(reports::routes())
+        .merge(prompts::routes())
         .route(
             "/license",
             get(license_page::show).post(license_page::upload),
@@ -171,6 +173,8 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/routes" { (ctx.t("nav.routes")) }
                             a href="/dids" { (ctx.t("nav.dids")) }
                             a href="/outbound" { (ctx.t("nav.outbound")) }
+                            a href="/prompts" { (ctx.t("nav.prompts")) }
+                            a href="/moh" { (ctx.t("nav.moh")) }
                             a href="/settings" { (ctx.t("nav.settings")) }
                             a href="/backup" { (ctx.t("nav.backup")) }
                             a href="/admins" { (ctx.t("nav.admins")) }
@@ -260,6 +264,20 @@ fn check_write(ctx: &Ctx, form: &HashMap<String, String>) -> Option<Response> {
         return Some(forbidden(ctx));
     }
     license_page::refuse_write(ctx)
+}
+
+/// The text of `key` in a page's own `(key, English, Japanese)` table.
+fn table_text(table: &[(&str, &'static str, &'static str)], lang: Lang, key: &str) -> &'static str {
+    match table.iter().find(|(k, _, _)| *k == key) {
+        Some((_, en, ja)) => match lang {
+            Lang::En => en,
+            Lang::Ja => ja,
+        },
+        None => {
+            debug_assert!(false, "missing page text {key:?}");
+            "?"
+        }
+    }
 }
 
 fn csrf_field(ctx: &Ctx) -> Markup {
@@ -1378,7 +1396,8 @@ async fn save_settings(
                     }
                     settings::Invalid::NotInteger
                     | settings::Invalid::Algorithms
-                    | settings::Invalid::Format(_) => {
+                    | settings::Invalid::Format(_)
+                    | settings::Invalid::Choice(_) => {
                         ctx.t(settings::format_message(d.kind)).to_string()
                     }
                 };
