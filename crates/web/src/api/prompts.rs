@@ -186,9 +186,10 @@ pub(crate) async fn read_upload(mut mp: Multipart, spool: &Path) -> Result<Uploa
     Ok(up)
 }
 
-/// Where uploads are spooled: inside the data directory (same file system as the result).
+/// Where uploads are spooled while converted: in the data directory, outside the backed-up
+/// folders.
 pub(crate) fn spool_dir(w: &Web) -> PathBuf {
-    w.info().data_dir.join("prompts").join(".spool")
+    w.info().data_dir.join(".upload-spool")
 }
 
 /// Query of `GET /prompts`.
