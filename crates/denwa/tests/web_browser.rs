@@ -63,7 +63,14 @@ fn panel_in_a_real_browser() {
         "correct horse battery",
     ]);
     // The prompts page plays a synthesised default and an upload made here.
-    d.cli_ok(&["prompt", "install-defaults", "--lang", "en", "--id", "goodbye"]);
+    d.cli_ok(&[
+        "prompt",
+        "install-defaults",
+        "--lang",
+        "en",
+        "--id",
+        "goodbye",
+    ]);
     d.cli_ok(&["moh", "install-default"]);
     let prompt_wav = d.data_dir().join("upload-me.wav");
     let st = Command::new("sox")
