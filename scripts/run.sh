@@ -12,6 +12,11 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # Opus (media crate) links Debian's libopus (BSD), found with pkg-config.
 pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
 command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
+# Prompts and music on hold: sox converts uploads (libsox-fmt-mp3 adds MP3), espeak-ng reads
+# the default prompt set aloud at install time (both run as separate programs; docs/prompts.md).
+command -v sox >/dev/null 2>&1 || need+=(sox)
+dpkg-query -W -f='${Status}' libsox-fmt-mp3 2>/dev/null | grep -q 'ok installed' || need+=(libsox-fmt-mp3)
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 if [ ${#need[@]} -gt 0 ]; then
   echo "run.sh: installing ${need[*]}"
   as_root apt-get update -qq
@@ -31,4 +36,18 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 cargo build --release --locked -p denwa
+
+# The default prompt set (EN/JA, synthesised; files already made are kept) and the default
+# music-on-hold class, in the data directory serve will use.
+data_args=()
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[i]}" in
+    --data-dir | --config) data_args+=("${args[i]}" "${args[i + 1]:-}"); i=$((i + 1)) ;;
+    --data-dir=* | --config=*) data_args+=("${args[i]}") ;;
+  esac
+done
+./target/release/denwa "${data_args[@]}" prompt install-defaults
+./target/release/denwa "${data_args[@]}" moh install-default
+
 exec ./target/release/denwa serve "$@"

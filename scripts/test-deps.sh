@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what Denwa's test suite needs from Debian's packages: real SIP peers (sipp, baresip),
-# PostgreSQL, network-namespace tools (ip, nft, arping), sox and procps.
+# PostgreSQL, network-namespace tools (ip, nft, arping), sox (+ MP3), espeak-ng and procps.
 # Idempotent: installs only what is missing, runs `apt-get update` once and only if something
 # is missing, prints what it installed, and exits non-zero with a clear message on failure.
 set -euo pipefail
@@ -14,6 +14,8 @@ REQUIRED=(
   "nftables:nft"
   "iputils-arping:arping"
   "sox:sox"
+  "libsox-fmt-mp3:sox"
+  "espeak-ng:espeak-ng"
   "procps:pgrep"
   "pkg-config:pkg-config"
   "libopus-dev:pkg-config"

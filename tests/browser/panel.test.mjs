@@ -5,7 +5,8 @@
 // line:  PHONE <number> <password>  (start a phone that registers),  DIAL <from> <to>.
 // Everything else it prints is progress. Exit code 0 means every step passed.
 //
-// Env: DENWA_URL, DENWA_ADMIN, DENWA_PASSWORD, CHROMIUM (default /usr/bin/chromium).
+// Env: DENWA_URL, DENWA_ADMIN, DENWA_PASSWORD, CHROMIUM (default /usr/bin/chromium),
+// DENWA_PROMPT_WAV (a 1.5 s WAV to upload as a prompt).
 
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -37,6 +38,17 @@ const browser = await chromium.launch({
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
   ],
 });
+
+// Loads an <audio> element's source and returns its length in seconds (the browser decoded
+// what the server sent: content type, security policy and WAV format all right).
+async function audioSeconds(page, selector) {
+  return page.$eval(selector, (a) => new Promise((resolve, reject) => {
+    a.addEventListener("loadedmetadata", () => resolve(a.duration), { once: true });
+    a.addEventListener("error", () => reject(new Error(`audio error ${a.error && a.error.code}`)), { once: true });
+    a.preload = "metadata";
+    a.load();
+  }));
+}
 
 async function signIn(page, labels) {
   await page.goto(`${base}/login`);
@@ -170,6 +182,18 @@ try {
     t: { groups: ["Basic", "Authentication", "Caller ID", "Advanced"], registration: ["registered", "registering", "failing"],
          mobile: "mobile", didAdded: "Inbound route added" },
   });
+  step("prompts: a default prompt plays in the browser; an upload replaces one");
+  await page.goto(`${base}/prompts?lang=en`);
+  expect((await page.getAttribute("#p-goodbye", "data-source")) === "default-tts", "goodbye is the synthesised default");
+  expect(await audioSeconds(page, "#p-goodbye audio") > 0.3, "the default prompt decodes in the browser");
+  await page.setInputFiles("#p-please-wait input[type=file]", process.env.DENWA_PROMPT_WAV);
+  await page.click("#p-please-wait button[type=submit]");
+  await page.waitForSelector("#prompt-saved");
+  expect((await page.getAttribute("#p-please-wait", "data-source")) === "uploaded", "please-wait is now uploaded");
+  const secs = await audioSeconds(page, "#p-please-wait audio");
+  expect(Math.abs(secs - 1.5) < 0.1, `the uploaded prompt plays back at its length (${secs} s)`);
+  await page.goto(`${base}/moh`);
+  expect(await audioSeconds(page, "#moh-default audio") > 25, "the default hold music decodes in the browser");
   await page.click("#logout");
   await page.waitForSelector("input[name=username]");
   await ctx.close();

@@ -5,4 +5,8 @@
 
 #![warn(missing_docs)]
 
+pub mod audio_file;
 pub mod ivr;
+pub mod moh;
+pub mod prompt;
+pub mod prompt_files;

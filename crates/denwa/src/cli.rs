@@ -107,6 +107,12 @@ pub enum Command {
     /// Reports: aggregate call records into the report tables (the server does it every minute).
     #[command(subcommand)]
     Report(crate::report_cmd::ReportCmd),
+    /// Prompts (English/Japanese): list, install the default set, upload replacements, reset.
+    #[command(subcommand)]
+    Prompt(crate::prompt_cmd::PromptCmd),
+    /// Music on hold: classes of audio files per tenant.
+    #[command(subcommand)]
+    Moh(crate::prompt_cmd::MohCmd),
 }
 
 /// `denwa serve` options.

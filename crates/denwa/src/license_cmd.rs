@@ -86,7 +86,9 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Ivr(IvrCmd::List { .. } | IvrCmd::Show { .. })
         | Command::Outbound(OutboundCmd::Show { .. })
         | Command::Setting(SettingCmd::List { .. })
-        | Command::Backup(BackupCmd::Create { .. } | BackupCmd::Verify { .. }) => Read,
+        | Command::Backup(BackupCmd::Create { .. } | BackupCmd::Verify { .. })
+        | Command::Prompt(crate::prompt_cmd::PromptCmd::List { .. })
+        | Command::Moh(crate::prompt_cmd::MohCmd::List { .. }) => Read,
         Command::Extension(_)
         | Command::Trunk(_)
         | Command::Route(_)
@@ -94,7 +96,9 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Ivr(_)
         | Command::Outbound(_)
         | Command::Setting(_)
-        | Command::Backup(_) => Change,
+        | Command::Backup(_)
+        | Command::Prompt(_)
+        | Command::Moh(_) => Change,
         // Accounts stay manageable after expiry (someone must install the new licence); the
         // rest changes no configuration.
         Command::Admin(_)

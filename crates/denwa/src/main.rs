@@ -7,6 +7,7 @@ mod http;
 mod ivr_cmd;
 mod license_cmd;
 mod outside_cmd;
+mod prompt_cmd;
 mod report_cmd;
 
 use std::io::Write as _;
@@ -136,6 +137,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sip(SipCmd::Lint { files, json }) => Ok(lint(&files, json)),
+        // Run at install time (./scripts/run.sh), before any database exists.
+        Command::Prompt(cmd) if prompt_cmd::needs_no_database(Some(&cmd), None) => {
+            prompt_cmd::install_defaults(&cfg.data_dir, cmd, &mut std::io::stdout().lock())
+        }
+        Command::Moh(prompt_cmd::MohCmd::InstallDefault { force }) => {
+            prompt_cmd::install_default_moh(&cfg.data_dir, force, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         other => {
             init_logging(cli.global.log_level.as_deref().unwrap_or("warn"));
             admin_command(&cfg, other).await
@@ -173,6 +182,8 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::License(cmd) => license_cmd::run(cmd, &store, &licensing, &mut out).await?,
         Command::Report(cmd) => report_cmd::run(cmd, &store, &mut out).await?,
+        Command::Prompt(cmd) => prompt_cmd::run_prompt(&cfg.data_dir, tenant.id, cmd, &mut out)?,
+        Command::Moh(cmd) => prompt_cmd::run_moh(&cfg.data_dir, tenant.id, cmd, &mut out)?,
         Command::Extension(ExtensionCmd::Add {
             number,
             password,

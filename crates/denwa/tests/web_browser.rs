@@ -62,6 +62,24 @@ fn panel_in_a_real_browser() {
         "--password",
         "correct horse battery",
     ]);
+    // The prompts page plays a synthesised default and an upload made here.
+    d.cli_ok(&[
+        "prompt",
+        "install-defaults",
+        "--lang",
+        "en",
+        "--id",
+        "goodbye",
+    ]);
+    d.cli_ok(&["moh", "install-default"]);
+    let prompt_wav = d.data_dir().join("upload-me.wav");
+    let st = Command::new("sox")
+        .args(["-n", "-r", "44100", "-c", "2"])
+        .arg(&prompt_wav)
+        .args(["synth", "1.5", "sine", "500", "vol", "0.5"])
+        .status()
+        .expect("run sox");
+    assert!(st.success(), "sox makes the upload");
     let url = format!("http://127.0.0.1:{}", d.http_port);
 
     let mut node = Command::new("node")
@@ -71,6 +89,7 @@ fn panel_in_a_real_browser() {
         .env("DENWA_ADMIN", "admin")
         .env("DENWA_PASSWORD", "correct horse battery")
         .env("CHROMIUM", &chromium)
+        .env("DENWA_PROMPT_WAV", &prompt_wav)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -34,7 +34,12 @@ pub mod keys {
     pub const DIGEST_SECRET: &str = "auth.digest_secret";
     /// IANA time zone in which report buckets (hours, days, months) are cut.
     pub const REPORTS_TIMEZONE: &str = "reports.timezone";
+    /// Language of the prompts callers hear (`en`, `ja`).
+    pub const PROMPTS_LANGUAGE: &str = "prompts.language";
 }
+
+/// The languages prompts come in (`prompts.language`).
+pub const PROMPT_LANGUAGES: &[&str] = &["en", "ja"];
 
 /// The shape of a setting's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,6 +65,8 @@ pub enum Kind {
     LogLevel,
     /// An IANA time zone name such as `Asia/Tokyo` or `UTC`.
     TimeZone,
+    /// One of a fixed list of words (stored lower case).
+    Choice(&'static [&'static str]),
 }
 
 /// A default value.
@@ -198,6 +205,13 @@ pub const SPECS: &[Spec] = &[
         restart_required: false,
         help: "IANA time zone (e.g. Asia/Tokyo) for report hours, days and months; a change rebuilds the reports",
     },
+    Spec {
+        key: keys::PROMPTS_LANGUAGE,
+        kind: Kind::Choice(PROMPT_LANGUAGES),
+        default: DefaultValue::Text("en"),
+        restart_required: false,
+        help: "language of the prompts callers hear: en (English) or ja (Japanese)",
+    },
 ];
 
 /// The spec of `key`.
@@ -236,6 +250,9 @@ pub enum Invalid {
     /// Not in the expected format (the text says which).
     #[error("must be {0}")]
     Format(&'static str),
+    /// Not one of the allowed words.
+    #[error("must be one of {}", .0.join(", "))]
+    Choice(&'static [&'static str]),
 }
 
 impl Spec {
@@ -353,6 +370,16 @@ impl Spec {
                 })?;
                 Ok(Value::from(tz.name()))
             }
+            Kind::Choice(allowed) => {
+                let s = text(v)
+                    .map_err(|_| Invalid::Choice(allowed))?
+                    .to_ascii_lowercase();
+                allowed
+                    .iter()
+                    .find(|a| **a == s)
+                    .map(|a| Value::from(*a))
+                    .ok_or(Invalid::Choice(allowed))
+            }
         }
     }
 }
@@ -457,6 +484,22 @@ mod tests {
         );
         assert!(g.validate(&json!("loud")).is_err());
         assert!(g.validate(&json!("info; rm -rf")).is_err());
+    }
+
+    #[test]
+    fn prompt_language_is_a_choice() {
+        let l = spec(keys::PROMPTS_LANGUAGE).unwrap();
+        assert_eq!(l.validate(&json!(" JA ")), Ok(json!("ja")));
+        assert_eq!(l.validate(&json!("en")), Ok(json!("en")));
+        assert_eq!(
+            l.validate(&json!("fr")),
+            Err(Invalid::Choice(PROMPT_LANGUAGES))
+        );
+        assert!(
+            parse(keys::PROMPTS_LANGUAGE, "de")
+                .unwrap_err()
+                .contains("must be one of en, ja")
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! tables/<table>.jsonl     one JSON object per row, columns by name, in a backend-neutral form
-//! files/<dir>/<path>       data-dir files (prompts, recordings, voicemail) as they were read
+//! files/<dir>/<path>       data-dir files (prompts, moh, recordings, voicemail) as they were read
 //! manifest.json            last: format, Denwa and schema versions, time, size + SHA-256 per entry
 //! ```
 //!
@@ -37,7 +37,7 @@ pub const FORMAT: &str = "denwa-backup";
 /// Archive layout version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 /// Data-dir subdirectories that are backed up and restored.
-pub const DATA_DIRS: &[&str] = &["prompts", "recordings", "voicemail"];
+pub const DATA_DIRS: &[&str] = &["prompts", "moh", "recordings", "voicemail"];
 const MANIFEST: &str = "manifest.json";
 
 /// What an archive holds; written last into it.

@@ -21,6 +21,7 @@ use crate::{Web, settings};
 
 mod apps;
 pub(crate) mod outside;
+pub(crate) mod prompts;
 pub(crate) mod reports;
 
 /// Largest backup upload accepted (bytes).
@@ -269,6 +270,7 @@ pub fn routes() -> Router<Web> {
         .merge(outside::routes())
         .merge(apps::routes())
         .merge(reports::routes())
+        .merge(prompts::routes())
         .route(
             "/license",
             get(crate::api_license::get_license).put(crate::api_license::put_license),

@@ -823,6 +823,18 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "Asia/Tokyo や UTC のような IANA タイムゾーン名を指定してください。",
     ),
     ("nav.reports", "Reports", "レポート"),
+    ("nav.prompts", "Prompts", "音声ガイダンス"),
+    ("nav.moh", "Music on hold", "保留音"),
+    (
+        "set.prompts_language",
+        "Language of the prompts callers hear",
+        "発信者に流す音声ガイダンスの言語",
+    ),
+    (
+        "set.fmt_choice",
+        "Choose one of the listed values.",
+        "一覧の値から選んでください。",
+    ),
     (
         "set.fmt_listen",
         "Enter IP:PORT addresses separated by commas, or leave empty to use the configuration file.",

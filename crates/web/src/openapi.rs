@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 mod apps;
 mod outside;
+mod prompts;
 mod reports;
 
 fn err_ref() -> Value {
@@ -305,6 +306,7 @@ pub fn document() -> Value {
     outside::paths(&mut add);
     apps::paths(&mut add);
     reports::paths(&mut add);
+    prompts::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

@@ -25,6 +25,7 @@ mod apps;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
+mod prompts;
 mod reports;
 
 const STYLE: &str = include_str!("../static/style.css");
@@ -71,6 +72,7 @@ pub fn routes() -> Router<Web> {
         .merge(outside::routes())
         .merge(apps::routes())
         .merge(reports::routes())
+        .merge(prompts::routes())
         .route(
             "/license",
             get(license_page::show).post(license_page::upload),
@@ -174,6 +176,8 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/dids" { (ctx.t("nav.dids")) }
                             a href="/outbound" { (ctx.t("nav.outbound")) }
                             a href="/ivrs" { (ctx.t("nav.ivrs")) }
+                            a href="/prompts" { (ctx.t("nav.prompts")) }
+                            a href="/moh" { (ctx.t("nav.moh")) }
                             a href="/settings" { (ctx.t("nav.settings")) }
                             a href="/backup" { (ctx.t("nav.backup")) }
                             a href="/admins" { (ctx.t("nav.admins")) }
@@ -263,6 +267,20 @@ fn check_write(ctx: &Ctx, form: &HashMap<String, String>) -> Option<Response> {
         return Some(forbidden(ctx));
     }
     license_page::refuse_write(ctx)
+}
+
+/// The text of `key` in a page's own `(key, English, Japanese)` table.
+fn table_text(table: &[(&str, &'static str, &'static str)], lang: Lang, key: &str) -> &'static str {
+    match table.iter().find(|(k, _, _)| *k == key) {
+        Some((_, en, ja)) => match lang {
+            Lang::En => en,
+            Lang::Ja => ja,
+        },
+        None => {
+            debug_assert!(false, "missing page text {key:?}");
+            "?"
+        }
+    }
 }
 
 fn csrf_field(ctx: &Ctx) -> Markup {
@@ -1322,6 +1340,13 @@ async fn settings_view(
                                 settings::Kind::Integer { min, max } => {
                                     input type="number" id=(d.key) name=(d.key) min=(min) max=(max) value=(text(v)) disabled[!ctx.is_admin()];
                                 }
+                                settings::Kind::Choice(allowed) => {
+                                    select id=(d.key) name=(d.key) disabled[!ctx.is_admin()] {
+                                        @for a in allowed {
+                                            option value=(a) selected[text(v) == *a] { (a) }
+                                        }
+                                    }
+                                }
                                 _ => {
                                     input type="text" id=(d.key) name=(d.key) value=(text(v)) disabled[!ctx.is_admin()];
                                 }
@@ -1374,7 +1399,8 @@ async fn save_settings(
                     }
                     settings::Invalid::NotInteger
                     | settings::Invalid::Algorithms
-                    | settings::Invalid::Format(_) => {
+                    | settings::Invalid::Format(_)
+                    | settings::Invalid::Choice(_) => {
                         ctx.t(settings::format_message(d.kind)).to_string()
                     }
                 };

@@ -23,6 +23,7 @@ pub fn format_message(kind: Kind) -> &'static str {
         Kind::Address => "set.fmt_address",
         Kind::LogLevel => "set.fmt_log",
         Kind::TimeZone => "set.fmt_tz",
+        Kind::Choice(_) => "set.fmt_choice",
     }
 }
 
@@ -41,6 +42,7 @@ pub fn label(key: &str) -> &'static str {
         keys::NODE_RTP_PORTS => "set.node_rtp",
         keys::NODE_LOG_LEVEL => "set.node_log",
         keys::REPORTS_TIMEZONE => "set.reports_tz",
+        keys::PROMPTS_LANGUAGE => "set.prompts_language",
         _ => "set.unknown",
     }
 }

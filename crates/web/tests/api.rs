@@ -1118,6 +1118,16 @@ async fn openapi_matches_routes() {
         "GET /ivrs/{name}",
         "PUT /ivrs/{name}",
         "DELETE /ivrs/{name}",
+        "GET /prompts",
+        "GET /prompts/{lang}/{id}",
+        "PUT /prompts/{lang}/{id}",
+        "DELETE /prompts/{lang}/{id}",
+        "GET /prompts/{lang}/{id}/audio",
+        "GET /moh",
+        "POST /moh/{class}",
+        "DELETE /moh/{class}",
+        "DELETE /moh/{class}/{file}",
+        "GET /moh/{class}/{file}/audio",
     ];
     expected.sort();
     assert_eq!(ops, expected);
@@ -1129,7 +1139,10 @@ async fn openapi_matches_routes() {
             .replace("{key}", "calls.no_answer_timeout_s")
             .replace("{username}", "nobody")
             .replace("{name}", "nobody")
-            .replace("{pattern}", "0312345678");
+            .replace("{pattern}", "0312345678")
+            .replace("{lang}", "en")
+            .replace("{class}", "nobody")
+            .replace("{file}", "nobody.wav");
         // A read key: writes stop at the scope check, reads run; neither may be unrouted.
         let r = a.api(m, &p, Some(&a.read), None).await;
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{op}");
