@@ -22,7 +22,7 @@ pub mod prompts {
     /// "Goodbye."
     pub const GOODBYE: &str = "goodbye";
     /// "Please hold while I transfer your call."
-    pub const TRANSFER: &str = "ivr-transfer";
+    pub const TRANSFER: &str = "transfer-hold";
 }
 
 /// Something the IVR plays: a prompt by id (resolved per tenant and language) or a file.

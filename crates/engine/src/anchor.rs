@@ -249,7 +249,7 @@ impl Engine {
             play_id: 0,
             after_play: None,
             sdp_version: 1,
-            lang: "en".to_string(),
+            lang: self.snap.settings.prompt_language.clone(),
             deadline: None,
             held_by: None,
         }));

@@ -80,6 +80,8 @@ pub struct Settings {
     pub keepalive: Duration,
     /// Digest algorithms offered, one challenge each, in order.
     pub digest_algorithms: Vec<sip::auth::Algorithm>,
+    /// Language of the prompts voice applications play (`en`, `ja`).
+    pub prompt_language: String,
 }
 
 impl Default for Settings {
@@ -96,6 +98,7 @@ impl Default for Settings {
             // MD5 only by default: widely deployed clients (baresip/libre 1.x among them) fail
             // the whole authentication when any offered challenge uses an algorithm they lack.
             digest_algorithms: vec![sip::auth::Algorithm::Md5],
+            prompt_language: crate::settings::PROMPT_LANGUAGES[0].to_string(),
         }
     }
 }
@@ -128,6 +131,12 @@ impl Settings {
                 d.default_expires,
             ),
             keepalive: Duration::from_secs(int(keys::KEEPALIVE, d.keepalive.as_secs())),
+            prompt_language: get(keys::PROMPTS_LANGUAGE)
+                .and_then(|v| {
+                    spec(keys::PROMPTS_LANGUAGE).and_then(|s| s.validate(&parse_json(&v)).ok())
+                })
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or(d.prompt_language),
             digest_algorithms: get(keys::DIGEST_ALGORITHMS)
                 .map(|v| {
                     v.split(',')

@@ -22,7 +22,7 @@ pub struct Codec {
 }
 
 /// Call-progress tones an endpoint can play (the country comes from the settings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ToneKind {
     /// Ringback ("the other phone is ringing").
     Ringback,

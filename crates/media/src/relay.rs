@@ -208,6 +208,11 @@ impl Relay {
         Relay::build(config, Clock::System, ports)
     }
 
+    /// The port-pair pool this relay allocates from (to share with the media engine).
+    pub fn ports(&self) -> Arc<PortPool> {
+        self.inner.ports.clone()
+    }
+
     fn with_clock(config: RelayConfig, clock: Clock) -> Relay {
         let ports = Arc::new(PortPool::new(config.port_min, config.port_max));
         Relay::build(config, clock, ports)

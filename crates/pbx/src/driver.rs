@@ -35,6 +35,9 @@ pub(crate) struct Driver {
     node: String,
     resolver: crate::resolve::Resolver,
     sessions: HashMap<SessionId, media::Session>,
+    /// Terminating media (voice applications).
+    apps: crate::apps_media::AppMedia,
+    app_events: Option<mpsc::Receiver<media::endpoint::EngineEvent>>,
     /// Answers of database tasks, configuration reloads and send failures. Unbounded, but no
     /// network input reaches it directly: every message answers work the engine or the driver
     /// started, and that work is bounded (database operations by `max_pending_db` and
@@ -67,6 +70,10 @@ impl Driver {
         shared: Arc<Shared>,
         node: String,
         resolver: crate::resolve::Resolver,
+        (apps, app_events): (
+            crate::apps_media::AppMedia,
+            mpsc::Receiver<media::endpoint::EngineEvent>,
+        ),
     ) -> Driver {
         let (back_tx, back_rx) = mpsc::unbounded_channel();
         Driver {
@@ -79,6 +86,8 @@ impl Driver {
             node,
             resolver,
             sessions: HashMap::new(),
+            apps,
+            app_events: Some(app_events),
             back_tx,
             back_rx: Some(back_rx),
             feedback: Vec::new(),
@@ -93,6 +102,9 @@ impl Driver {
         mut control: mpsc::Receiver<Control>,
     ) {
         let Some(mut back) = self.back_rx.take() else {
+            return;
+        };
+        let Some(mut app_events) = self.app_events.take() else {
             return;
         };
         let mut changes = self.store.subscribe();
@@ -111,6 +123,22 @@ impl Driver {
             tokio::select! {
                 biased;
                 Some(c) = control.recv() => self.on_control(c),
+                Some(ev) = app_events.recv() => {
+                    let n = now();
+                    if let Some(e) = crate::apps_media::AppMedia::event(ev) {
+                        self.engine.handle_input(Input::Media(e), n);
+                    }
+                    for _ in 0..BATCH {
+                        match app_events.try_recv() {
+                            Ok(ev) => {
+                                if let Some(e) = crate::apps_media::AppMedia::event(ev) {
+                                    self.engine.handle_input(Input::Media(e), n);
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Some(i) = back.recv() => {
                     let n = now();
                     self.engine.handle_input(i, n);
@@ -402,23 +430,11 @@ impl Driver {
                 self.feedback
                     .push(Input::Media(MediaEvent::Closed { session, a, b }));
             }
-            MediaCommand::OpenEndpoint { endpoint, .. } => {
-                self.feedback.push(Input::Media(MediaEvent::EndpointFailed {
-                    endpoint,
-                    reason: "terminating media is not wired in this build".into(),
-                }))
+            other => {
+                if let Some(ev) = self.apps.command(other) {
+                    self.feedback.push(Input::Media(ev));
+                }
             }
-            MediaCommand::CloseEndpoint { endpoint } => {
-                self.feedback.push(Input::Media(MediaEvent::EndpointClosed {
-                    endpoint,
-                    stats: engine::db::LegStats::default(),
-                }))
-            }
-            MediaCommand::ConfigureEndpoint { .. }
-            | MediaCommand::Play { .. }
-            | MediaCommand::StopPlay { .. }
-            | MediaCommand::Join { .. }
-            | MediaCommand::Leave { .. } => {}
         }
     }
 

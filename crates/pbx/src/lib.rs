@@ -7,6 +7,7 @@
 //! shutdown). It holds no policy: every decision is `engine`'s. What it is not: a SIP parser
 //! (`sip`), call control (`engine`), a media engine (`media`) or a database layer (`store`).
 
+mod apps_media;
 mod driver;
 pub mod load;
 pub mod metrics;
@@ -47,6 +48,12 @@ pub struct PbxConfig {
     pub transport: transport::TransportLimits,
     /// DNS server for trunk host names (`None`: the system's, from /etc/resolv.conf).
     pub dns_server: Option<SocketAddr>,
+    /// The data directory: prompts, music on hold, rendered tones.
+    pub data_dir: std::path::PathBuf,
+    /// Whose call-progress tones (ringback, busy) callers of voice applications hear.
+    pub tone_country: media::progress::Country,
+    /// A terminating media leg that receives nothing this long is hung up.
+    pub media_timeout: std::time::Duration,
 }
 
 impl Default for PbxConfig {
@@ -61,6 +68,9 @@ impl Default for PbxConfig {
             user_agent: format!("Denwa/{}", env!("CARGO_PKG_VERSION")),
             transport: transport::TransportLimits::default(),
             dns_server: None,
+            data_dir: std::path::PathBuf::from("."),
+            tone_country: media::progress::Country::Japan,
+            media_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -156,6 +166,12 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         epoch: Instant::now(),
     });
     transports.start(tx);
+    let (apps, app_events) = apps_media::AppMedia::new(
+        &relay,
+        cfg.data_dir.clone(),
+        cfg.tone_country,
+        cfg.media_timeout,
+    );
     let d = driver::Driver::new(
         eng,
         store,
@@ -165,6 +181,7 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         Arc::clone(&shared),
         cfg.node_name,
         resolver,
+        (apps, app_events),
     );
     shared.beat();
     tokio::spawn(d.run(rx, ctl_rx));

@@ -1,0 +1,283 @@
+//! Carries out the engine's terminating-media commands on `media::endpoint` and turns the media
+//! engine's events back into engine inputs. Names become files here: a prompt id is resolved
+//! for the tenant and language (`apps::prompt_files`), music on hold is a class's files, and
+//! call-progress tones are rendered once per country into WAV files of one cadence cycle.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use apps::prompt::Lang;
+use engine::db::LegStats;
+use engine::media::{MediaCommand, MediaEvent, PlayItem, ToneKind};
+use media::codec::CodecKind;
+use media::endpoint::{
+    self, BridgeId, EndpointId, EngineConfig, EngineEvent, MediaEngine, Negotiated, PlayRequest,
+};
+use media::progress::{Country, ProgressTone, Tone};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// Events the media engine may queue before it drops (and counts) them.
+const EVENT_QUEUE: usize = 4096;
+
+/// The terminating media of one node.
+pub(crate) struct AppMedia {
+    engine: MediaEngine,
+    endpoints: HashMap<u64, endpoint::Endpoint>,
+    data_dir: PathBuf,
+    tones: HashMap<ToneKind, PathBuf>,
+}
+
+/// In-band DTMF detection for every endpoint that asks (Goertzel with talk-off protection).
+struct Inband(media::inband::DtmfDetector, Vec<media::inband::InbandDigit>);
+
+impl endpoint::DigitDetector for Inband {
+    fn process(&mut self, pcm: &[i16], rate: u32) -> Option<char> {
+        if self.0.rate() != rate.max(8000) {
+            self.0 = media::inband::DtmfDetector::new(rate);
+        }
+        self.1.clear();
+        self.0.process(pcm, &mut self.1);
+        self.1.first().map(|d| d.digit)
+    }
+}
+
+fn inband() -> Box<dyn endpoint::DigitDetector> {
+    Box::new(Inband(media::inband::DtmfDetector::new(8000), Vec::new()))
+}
+
+/// Writes one cadence cycle of `tone` as a 16 kHz WAV (played repeatedly for a steady tone).
+fn render_tone(dir: &Path, country: Country, tone: Tone) -> Option<PathBuf> {
+    let path = dir.join(format!("{country:?}-{tone:?}.wav").to_ascii_lowercase());
+    let mut tone_gen = ProgressTone::new(country, tone, 16_000);
+    let cycle_ms: u32 = tone_gen.spec().cadence.iter().map(|s| s.ms).sum::<u32>().max(20);
+    let mut pcm = vec![0i16; (16 * cycle_ms) as usize];
+    for frame in pcm.chunks_mut(320) {
+        tone_gen.next_frame(frame);
+    }
+    std::fs::create_dir_all(dir).ok()?;
+    match media::wav::write_file(&path, 16_000, &pcm) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "call-progress tone not written");
+            None
+        }
+    }
+}
+
+impl AppMedia {
+    /// The engine on `relay`'s port pool, tones rendered for `country` under `data_dir`.
+    pub(crate) fn new(
+        relay: &media::Relay,
+        data_dir: PathBuf,
+        country: Country,
+        media_timeout: Duration,
+    ) -> (AppMedia, mpsc::Receiver<EngineEvent>) {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let config = EngineConfig {
+            media_timeout,
+            inband_detector: Some(inband),
+            ..EngineConfig::default()
+        };
+        let engine = MediaEngine::new(config, relay.ports(), tx);
+        let dir = data_dir.join("tones");
+        let tones = [
+            (ToneKind::Ringback, Tone::Ringback),
+            (ToneKind::Busy, Tone::Busy),
+            (ToneKind::Congestion, Tone::Congestion),
+        ]
+        .into_iter()
+        .filter_map(|(k, t)| render_tone(&dir, country, t).map(|p| (k, p)))
+        .collect();
+        (
+            AppMedia {
+                engine,
+                endpoints: HashMap::new(),
+                data_dir,
+                tones,
+            },
+            rx,
+        )
+    }
+
+    /// Engine-wide counters (for `/metrics`).
+    pub(crate) fn metrics(&self) -> endpoint::EngineMetrics {
+        self.engine.metrics()
+    }
+
+    fn items(&self, items: Vec<PlayItem>) -> (Vec<endpoint::PlayItem>, bool) {
+        let mut out = Vec::new();
+        let mut moh = false;
+        for i in items {
+            match i {
+                PlayItem::Prompt { id, tenant, lang } => {
+                    let lang: Lang = lang.parse().unwrap_or(Lang::En);
+                    match apps::prompt_files::resolve(&self.data_dir, Some(tenant), lang, &id) {
+                        Some(p) => out.push(endpoint::PlayItem::File(p)),
+                        None => {
+                            warn!(prompt = %id, lang = lang.as_str(), "prompt missing: playing the error tone");
+                            out.extend(
+                                endpoint::ToneSpec::error_tone()
+                                    .into_iter()
+                                    .map(endpoint::PlayItem::Tone),
+                            );
+                        }
+                    }
+                }
+                PlayItem::Tone(ToneKind::Beep) => {
+                    out.push(endpoint::PlayItem::Tone(endpoint::ToneSpec::beep()))
+                }
+                PlayItem::Tone(k) => match self.tones.get(&k) {
+                    Some(p) => out.push(endpoint::PlayItem::File(p.clone())),
+                    None => out.extend(
+                        endpoint::ToneSpec::error_tone()
+                            .into_iter()
+                            .map(endpoint::PlayItem::Tone),
+                    ),
+                },
+                PlayItem::Moh { tenant, class } => {
+                    moh = true;
+                    let files = apps::moh::class_files(&self.data_dir, Some(tenant), &class);
+                    let files = if files.is_empty() {
+                        apps::moh::class_files(&self.data_dir, Some(tenant), "default")
+                    } else {
+                        files
+                    };
+                    if files.is_empty() {
+                        warn!(tenant, %class, "no music on hold: playing silence");
+                        out.push(endpoint::PlayItem::Silence(Duration::from_secs(1)));
+                    }
+                    out.extend(files.into_iter().map(endpoint::PlayItem::File));
+                }
+                PlayItem::Silence { ms } => out.push(endpoint::PlayItem::Silence(
+                    Duration::from_millis(u64::from(ms)),
+                )),
+            }
+        }
+        (out, moh)
+    }
+
+    /// Carries out one command; the answer, if any, goes back to the engine.
+    pub(crate) fn command(&mut self, cmd: MediaCommand) -> Option<MediaEvent> {
+        match cmd {
+            MediaCommand::OpenEndpoint {
+                endpoint,
+                call_id,
+                ip,
+                group,
+            } => match self.engine.open(EndpointId(endpoint.0), ip, group, &call_id) {
+                Ok(ep) => {
+                    let local = ep.local();
+                    ep.set_inband_dtmf(true);
+                    self.endpoints.insert(endpoint.0, ep);
+                    Some(MediaEvent::EndpointOpened { endpoint, local })
+                }
+                Err(e) => Some(MediaEvent::EndpointFailed {
+                    endpoint,
+                    reason: e.to_string(),
+                }),
+            },
+            MediaCommand::ConfigureEndpoint {
+                endpoint,
+                rtp,
+                rtcp,
+                codec,
+                telephone_event,
+                ptime,
+            } => {
+                let ep = self.endpoints.get(&endpoint.0)?;
+                let Some(kind) = CodecKind::from_rtpmap(&codec.name, codec.clock) else {
+                    warn!(codec = %codec.name, "codec not available for a terminating leg");
+                    return None;
+                };
+                ep.set_codec(Negotiated {
+                    codec: kind,
+                    payload_type: codec.pt,
+                    telephone_event,
+                    ptime_ms: ptime.max(20),
+                    receive: vec![(codec.pt, kind)],
+                    receive_events: telephone_event.map(|t| vec![t.0]).unwrap_or_default(),
+                });
+                if let Some(rtp) = rtp {
+                    ep.set_remote(rtp, rtcp);
+                }
+                None
+            }
+            MediaCommand::Play {
+                endpoint,
+                id,
+                items,
+                stop_on_dtmf,
+                repeat,
+            } => {
+                let (items, _moh) = self.items(items);
+                let ep = self.endpoints.get(&endpoint.0)?;
+                ep.play(PlayRequest {
+                    id,
+                    items,
+                    repeat: if repeat { 0 } else { 1 },
+                    stop_on_dtmf,
+                });
+                None
+            }
+            MediaCommand::StopPlay { endpoint } => {
+                self.endpoints.get(&endpoint.0)?.stop_play();
+                None
+            }
+            MediaCommand::Join { endpoint, bridge } => {
+                self.endpoints.get(&endpoint.0)?.join(BridgeId(bridge));
+                None
+            }
+            MediaCommand::Leave { endpoint } => {
+                self.endpoints.get(&endpoint.0)?.leave();
+                None
+            }
+            MediaCommand::CloseEndpoint { endpoint } => {
+                let ep = self.endpoints.remove(&endpoint.0)?;
+                tokio::spawn(async move {
+                    let s = ep.close().await;
+                    info!(endpoint = endpoint.0, rx = s.packets_rx, tx = s.packets_tx, lost = s.lost, underruns = s.underruns, "media endpoint closed");
+                });
+                Some(MediaEvent::EndpointClosed {
+                    endpoint,
+                    stats: LegStats::default(),
+                })
+            }
+            // Relay commands are the driver's.
+            _ => None,
+        }
+    }
+
+    /// The engine input for a media-engine event.
+    pub(crate) fn event(ev: EngineEvent) -> Option<MediaEvent> {
+        use engine::media::EndpointId as E;
+        match ev {
+            EngineEvent::Dtmf { ep, digit, source } => {
+                info!(endpoint = ep.0, %digit, ?source, "digit");
+                Some(MediaEvent::Dtmf {
+                    endpoint: E(ep.0),
+                    digit,
+                })
+            }
+            EngineEvent::PlayDone {
+                ep,
+                id,
+                interrupted,
+            } => Some(MediaEvent::PlayDone {
+                endpoint: E(ep.0),
+                id,
+                interrupted,
+            }),
+            EngineEvent::MediaTimeout { ep } => Some(MediaEvent::EndpointTimeout {
+                endpoint: E(ep.0),
+            }),
+            EngineEvent::FileError { ep, path, reason } => {
+                warn!(endpoint = ep.0, path = %path.display(), %reason, "media file unplayable: error tone played instead");
+                None
+            }
+            EngineEvent::RecordDone { .. } => None,
+        }
+    }
+}
+
