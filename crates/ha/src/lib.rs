@@ -302,6 +302,22 @@ pub struct LocalHealth {
     pub db: DbHealth,
     /// SIP sockets bound on the physical addresses.
     pub sip_bound: bool,
+    /// The highest epoch stamped in the local database (replicated writes carry it, so it
+    /// survives restarts and comes over with replication): a node never serves under an epoch
+    /// older than data it holds.
+    pub db_epoch: Epoch,
+}
+
+/// What an Active node's right to serve rests on now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// A witness lease it renews.
+    Lease,
+    /// The witness cannot be reached; the Standby's acknowledgements (its promise not to take
+    /// over) carry it.
+    PeerAck,
+    /// It fenced the peer while the witness was unreachable, and has no lease yet.
+    Fence,
 }
 
 /// What the driver feeds the node.
@@ -431,6 +447,8 @@ pub struct Status {
     pub sync_replication: bool,
     /// A switchover is in progress.
     pub switching: bool,
+    /// What this node's right to serve rests on (Active only).
+    pub authority: Option<Authority>,
     /// The last reason a takeover was blocked (cleared when it happens or is no longer wanted).
     pub blocked: Option<String>,
 }

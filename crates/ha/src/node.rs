@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use crate::witness::{LeaseAnswer, LeaseClient, LeaseOp, LeaseOutcome};
 use crate::{
-    Ack, Command, Config, DbHealth, Epoch, Event, EventKind, Health, Heartbeat, Input, LocalHealth,
-    NodeId, NotReady, Output, PathId, Role, Status,
+    Ack, Authority, Command, Config, DbHealth, Epoch, Event, EventKind, Health, Heartbeat, Input,
+    LocalHealth, NodeId, NotReady, Output, PathId, Role, Status,
 };
 
 /// How many of our own heartbeat send times we remember (for acks). An ack older than this many
@@ -119,6 +119,7 @@ impl Node {
             health: LocalHealth {
                 db: DbHealth::Down,
                 sip_bound: false,
+                db_epoch: Epoch(0),
             },
             fenced_until: None,
             switch_hold_until: None,
@@ -176,6 +177,26 @@ impl Node {
             .filter(|h| self.role == Role::Active && h.token == self.epoch)
             .and_then(|h| h.expires.checked_sub(self.cfg.expiry_margin));
         lease.max(self.promise_until())
+    }
+
+    /// What this node's right to serve rests on at `now` (`None` unless serving).
+    pub fn authority(&self, now: Instant) -> Option<Authority> {
+        if !self.serving(now) {
+            return None;
+        }
+        let lease = self
+            .lease
+            .held()
+            .filter(|h| h.token == self.epoch)
+            .and_then(|h| h.expires.checked_sub(self.cfg.expiry_margin))
+            .is_some_and(|e| now < e);
+        Some(if lease {
+            Authority::Lease
+        } else if self.fence_authority {
+            Authority::Fence
+        } else {
+            Authority::PeerAck
+        })
     }
 
     /// The end of the peer's promise not to take over (see the crate docs, "witness down").
@@ -300,6 +321,7 @@ impl Node {
             lease_held: self.lease.held().is_some_and(|h| now < h.expires),
             sync_replication: self.sync_on,
             switching: self.switching.is_some(),
+            authority: self.authority(now),
             blocked: self.blocked.clone(),
         }
     }
@@ -594,6 +616,7 @@ impl Node {
 
     fn on_health(&mut self, h: LocalHealth, now: Instant) {
         self.health = h;
+        self.highest = self.highest.max(h.db_epoch);
         let Some(sw) = self.switching else { return };
         if self.role != Role::Active || now < sw.since {
             return;

@@ -17,6 +17,7 @@ fn healthy_replica() -> LocalHealth {
             lag_bytes: 0,
         },
         sip_bound: true,
+        db_epoch: Epoch(0),
     }
 }
 
@@ -27,6 +28,7 @@ fn primary(streaming: bool, lag: u64) -> LocalHealth {
             lag_bytes: lag,
         },
         sip_bound: true,
+        db_epoch: Epoch(0),
     }
 }
 
@@ -95,6 +97,17 @@ impl T {
                     path: PathId(*p),
                     heartbeat: hb,
                 });
+            }
+        }
+    }
+
+    /// Active with a Standby peer heard on both paths for `rounds` heartbeat rounds; the
+    /// witness grants every renewal.
+    fn serve_with_standby(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            self.advance_with_peer(200 * MS, &[0, 1], Role::Standby, 1);
+            if self.node.lease.busy() {
+                self.grant(1);
             }
         }
     }
@@ -504,7 +517,8 @@ fn active_frozen_and_resumed_releases_the_ip_before_anything_else() {
     // SIGSTOP for 5 s: no timers ran. On resume the first thing delivered is a stale heartbeat.
     t.now += 5000 * MS;
     let before = t.out.len();
-    let hb = t.peer_hb(Role::Active, 2);
+    // A Standby heartbeat (acking an old heartbeat of ours) that was queued in the socket.
+    let hb = t.peer_hb(Role::Standby, 1);
     t.input(Input::Heartbeat {
         path: PathId(0),
         heartbeat: hb,
@@ -606,12 +620,7 @@ fn switchover_is_refused_with_reasons_then_hands_over_gracefully() {
             .starts_with("switchover refused: in hold-down")
     );
     // Past the hold-down, with the standby heard on both paths and the lease renewed.
-    for _ in 0..60 {
-        t.advance_with_peer(200 * MS, &[0, 1], Role::Standby, 1);
-        if matches!(t.last_request().op, LeaseOp::Renew { .. }) && t.node.lease.busy() {
-            t.grant(1);
-        }
-    }
+    t.serve_with_standby(60);
     assert_eq!(t.node.switchover_readiness(t.now), Ok(()));
     t.input(Input::Health(primary(false, 0)));
     assert_eq!(
@@ -670,21 +679,11 @@ fn switchover_is_refused_with_reasons_then_hands_over_gracefully() {
 fn switchover_aborts_and_resumes_when_the_standby_does_not_catch_up() {
     let mut t = T::new(cfg());
     t.make_active(1);
-    for _ in 0..55 {
-        t.advance_with_peer(200 * MS, &[0, 1], Role::Standby, 1);
-        if t.node.lease.busy() {
-            t.grant(1);
-        }
-    }
+    t.serve_with_standby(55);
     t.input(Input::Health(primary(true, 4096)));
     t.input(Input::Command(Command::Switchover));
     assert!(t.position(|o| *o == Output::StopNewWork).is_some());
-    for _ in 0..16 {
-        t.advance_with_peer(200 * MS, &[0, 1], Role::Standby, 1);
-        if t.node.lease.busy() {
-            t.grant(1);
-        }
-    }
+    t.serve_with_standby(16);
     assert!(t.position(|o| *o == Output::ResumeWork).is_some());
     assert_eq!(t.node.role(), Role::Active);
     assert!(
