@@ -354,6 +354,7 @@ mod tests {
                 hb.ack = None;
                 let wire = hb.encode(key);
                 assert_eq!(wire.len(), WIRE_LEN);
+                assert_eq!(WIRE_LEN, 89, "docs/ha.md gives the length");
                 assert_eq!(Heartbeat::decode(&wire, key), Ok(hb));
             }
         }

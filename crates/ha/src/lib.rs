@@ -37,8 +37,11 @@
 //!   reported (event, status, switchover refused) but never causes a takeover.
 //! - **Authority.** A Standby takes over only (a) holding a lease granted by the witness — the
 //!   lease's fencing token becomes the epoch — or (b) after the fencing hook reported success
-//!   (epoch = highest known + 1), only when the peer is silent on every path and was heard since
-//!   this node started. With neither, it stays Standby and says why (event + status).
+//!   (epoch above every one it knows: the peer's, its database's ([`LocalHealth::db_epoch`]), the
+//!   witness's), only when the peer is silent on every path and was heard since this node
+//!   started. With neither, it stays Standby and says why (event + status). The fencing hook must
+//!   leave the peer off until an operator restores it after the survivor holds a lease again.
+//!   [`Node::authority`] says what an Active serves on ([`Authority`]).
 //! - **Staying Active.** An Active node serves while its *authority* lasts: its lease (measured from
 //!   the renew's send time, minus drift and `expiry_margin`), renewed every `lease / 3`; or,
 //!   while the witness cannot be reached, the peer's promise (see below); or a fencing takeover

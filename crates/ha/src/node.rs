@@ -269,6 +269,15 @@ impl Node {
         if peer.hb.role != Role::Standby {
             return Err(NotReady::PeerRole(peer.hb.role));
         }
+        if !matches!(
+            peer.hb.health.db,
+            DbHealth::Replica {
+                streaming: true,
+                ..
+            }
+        ) {
+            return Err(NotReady::NotReplicating);
+        }
         if !peer.hb.health.ready {
             return Err(NotReady::PeerNotReady);
         }
