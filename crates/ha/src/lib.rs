@@ -57,6 +57,8 @@
 //!   clock (minus drift and margin), exactly like a lease measured from its send time. If the
 //!   Active loses both the witness and the peer, it stops at the later of the two ends — no
 //!   split brain, and no outage for a witness outage alone.
+//! - **Local failure.** An Active whose database is down or SIP unbound for `dead_after` hands
+//!   over to a live Standby that can serve.
 //! - **Epochs.** Every takeover has a new, higher epoch (= fencing token). Outputs that write data
 //!   or take the IP carry it ([`Output::Epoch`], [`Output::TakeIp`], [`Output::PromoteDb`]); the
 //!   driver stamps replicated writes with it so an old Active can never overwrite newer data.

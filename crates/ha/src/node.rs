@@ -76,6 +76,8 @@ pub struct Node {
     sync_on: bool,
     blocked: Option<String>,
     renew_failing: bool,
+    /// Local health bad since (database down or SIP not bound).
+    unhealthy_since: Option<Instant>,
     hb_now: bool,
     /// The `now` of the last input: everything due by then has been done.
     last_now: Instant,
@@ -132,6 +134,7 @@ impl Node {
             sync_on: false,
             blocked: None,
             renew_failing: false,
+            unhealthy_since: Some(now),
             hb_now: false,
             last_now: now,
             out: VecDeque::new(),
@@ -243,6 +246,7 @@ impl Node {
                 t.push(self.authority_until());
                 t.push(self.lease.last_sent().map(|s| s + self.cfg.lease / 3));
                 t.push(self.switching.map(|s| s.deadline));
+                t.push(self.unhealthy_since.map(|u| u + self.cfg.dead_after));
             }
             Role::Maintenance => {}
         }
@@ -494,7 +498,15 @@ impl Node {
                     self.block(format!(
                         "the witness refuses the lease: held by {who} ({token})"
                     ));
-                    self.next_attempt = now + ttl.min(self.cfg.lease).max(self.cfg.interval);
+                    let handing_to_us = self
+                        .peer
+                        .is_some_and(|p| p.hb.handover_to == Some(self.cfg.node));
+                    self.next_attempt = if handing_to_us {
+                        // The peer's release may not have reached the witness yet.
+                        now + self.cfg.interval
+                    } else {
+                        now + ttl.min(self.cfg.lease).max(self.cfg.interval)
+                    };
                 }
             }
             (LeaseOp::Acquire { .. }, LeaseAnswer::Error(e)) => {
@@ -626,6 +638,11 @@ impl Node {
     fn on_health(&mut self, h: LocalHealth, now: Instant) {
         self.health = h;
         self.highest = self.highest.max(h.db_epoch);
+        if self.health_ok() {
+            self.unhealthy_since = None;
+        } else if self.unhealthy_since.is_none() {
+            self.unhealthy_since = Some(now);
+        }
         let Some(sw) = self.switching else { return };
         if self.role != Role::Active || now < sw.since {
             return;
@@ -636,20 +653,22 @@ impl Node {
         } = h.db
         {
             self.switching = None;
-            self.demote(
-                now,
-                format!("switchover: handing over to {}", self.cfg.peer),
-                false,
-            );
-            self.offering_until = Some(now + self.cfg.handover_timeout);
-            self.event(
-                EventKind::Switchover,
-                format!(
-                    "switchover: standby caught up, lease released for {}",
-                    self.cfg.peer
-                ),
-            );
+            self.hand_over(now, "switchover: the standby caught up".to_string());
         }
+    }
+
+    /// Graceful: release the IP, stop writes, release the lease and offer it to the peer.
+    fn hand_over(&mut self, now: Instant, why: String) {
+        self.demote(
+            now,
+            format!("{why}; handing over to {}", self.cfg.peer),
+            false,
+        );
+        self.offering_until = Some(now + self.cfg.handover_timeout);
+        self.event(
+            EventKind::Switchover,
+            format!("lease released for {}", self.cfg.peer),
+        );
     }
 
     fn block(&mut self, reason: String) {
@@ -859,6 +878,27 @@ impl Node {
     }
 
     fn active_step(&mut self, now: Instant) {
+        // An Active that cannot serve (database down, SIP not bound) for `dead_after` hands over
+        // to a standby that can.
+        let peer_can_serve = self.peer.is_some_and(|p| {
+            p.hb.role == Role::Standby && p.hb.health.sip_bound && p.hb.health.db != DbHealth::Down
+        }) && self.peer_alive(now);
+        if let Some(t) = self.unhealthy_since
+            && now >= t + self.cfg.dead_after
+            && peer_can_serve
+        {
+            self.switching = None;
+            let why = if self.health.db == DbHealth::Down {
+                "local database down"
+            } else {
+                "SIP sockets not bound"
+            };
+            self.hand_over(
+                now,
+                format!("{why} for {} ms", self.cfg.dead_after.as_millis()),
+            );
+            return;
+        }
         // Keep the lease (or get one, after a fencing takeover).
         if !self.lease.busy() {
             let due = self

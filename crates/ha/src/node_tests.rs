@@ -810,3 +810,49 @@ fn poll_timeout_is_always_in_the_future_after_an_input() {
         assert!(next > t.now);
     }
 }
+
+#[test]
+fn active_with_a_failed_database_hands_over_to_a_standby_that_can_serve() {
+    let mut t = T::new(cfg());
+    t.make_active(1);
+    t.serve_with_standby(3);
+    let mut down = primary(false, 0);
+    down.db = DbHealth::Down;
+    t.input(Input::Health(down));
+    t.serve_with_standby(4);
+    assert_eq!(t.node.role(), Role::Active, "not before dead_after");
+    let before = t.out.len();
+    t.serve_with_standby(2);
+    assert_eq!(t.node.role(), Role::Standby);
+    let after: Vec<&Output> = t.out[before..].iter().map(|(_, o)| o).collect();
+    assert!(matches!(
+        after
+            .iter()
+            .find(|o| !matches!(o, Output::SendHeartbeat { .. } | Output::Witness(_))),
+        Some(Output::ReleaseIp { .. })
+    ));
+    assert!(
+        t.requests()
+            .iter()
+            .any(|(_, r)| r.op == LeaseOp::Release { token: Epoch(1) })
+    );
+    assert!(
+        t.events()
+            .iter()
+            .any(|e| e.starts_with("active → standby: local database down for 1000 ms"))
+    );
+}
+
+#[test]
+fn active_with_a_failed_database_stays_when_the_standby_cannot_serve() {
+    let mut t = T::new(cfg());
+    t.make_active(1);
+    let mut down = primary(false, 0);
+    down.db = DbHealth::Down;
+    t.input(Input::Health(down));
+    // The peer is silent: nobody to hand over to.
+    t.advance(1000 * MS);
+    t.grant(1);
+    t.advance(1000 * MS);
+    assert_eq!(t.node.role(), Role::Active);
+}

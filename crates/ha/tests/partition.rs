@@ -222,6 +222,22 @@ fn witness_down_and_active_dies_fencing_takes_over() {
 }
 
 #[test]
+fn actives_database_fails_standby_takes_over_gracefully() {
+    let mut s = steady(12, false);
+    s.slots[0].db_down = true;
+    let took = s.run_until_serving(1, 5000 * MS).expect("n2 takes over");
+    println!(
+        "ACT database down: standby serving after {} ms",
+        took.as_millis()
+    );
+    // Noticed at the next health report (every 500 ms), handed over after dead_after.
+    assert!(took <= DEAD_AFTER + 600 * MS, "{took:?}");
+    s.run_for(5000 * MS);
+    assert_eq!(s.role(0), Some(Role::Standby));
+    assert!(s.serving(1));
+}
+
+#[test]
 fn manual_switchover_hands_over_and_refuses_when_not_ready() {
     let mut s = steady(10, false);
     // Within the hold-down after the cold start: refused.
@@ -269,7 +285,7 @@ fn switchover_refused_when_the_standby_is_not_replicating() {
 }
 
 /// A seeded random fault schedule: links cut and healed, nodes frozen and resumed, killed and
-/// restarted, the witness stopped, switchovers asked — thousands of faults, invariants checked
+/// restarted, the witness stopped, databases failed, switchovers asked — thousands of faults, invariants checked
 /// after every event, and after each healed phase exactly one node must serve.
 fn random_schedule(seed: u64, fencing: bool, faults: usize) {
     let mut s = Sim::with(seed, fencing);
@@ -307,6 +323,10 @@ fn random_schedule(seed: u64, fencing: bool, faults: usize) {
                 let i = (s.rand() % 2) as usize;
                 s.resume(i);
             }
+            11 => {
+                let i = (s.rand() % 2) as usize;
+                s.slots[i].db_down = !s.slots[i].db_down;
+            }
             _ => {}
         }
         let d = 10 + s.rand() % 1500;
@@ -335,11 +355,17 @@ fn random_schedule(seed: u64, fencing: bool, faults: usize) {
     }
     assert!(recoveries > 0);
     println!(
-        "seed {seed} (fencing {fencing}): {faults} faults, {} events, {} s simulated, highest epoch {}",
+        "seed {seed} (fencing {fencing}): {faults} faults, {} events, {} s simulated, {} takeovers, \
+         highest epoch {}, events serving on lease/acks/fence: {:?}",
         s.steps,
         s.ms() / 1000,
-        s.issued_max.0
+        s.takeovers,
+        s.issued_max.0,
+        s.authority_seen
     );
+    // The schedule must have exercised every kind of authority it can.
+    assert!(s.authority_seen[0] > 0 && s.authority_seen[1] > 0);
+    assert_eq!(s.authority_seen[2] > 0, fencing);
 }
 
 #[test]

@@ -57,6 +57,8 @@ pub struct Slot {
     pub ip: bool,
     pub db_primary: bool,
     pub stopped_work: bool,
+    /// The local PostgreSQL has failed.
+    pub db_down: bool,
     /// Powered off by a fencing hook: stays off until the survivor holds a lease again.
     pub fenced_off: bool,
     /// The highest epoch stamped in this node's database (on disk: survives kills).
@@ -93,6 +95,10 @@ pub struct Sim {
     next_inc: u64,
     /// When each node last started serving (for takeover measurements).
     pub took_ip_at: [Option<Instant>; 2],
+    /// How many takeovers (TakeIp) happened.
+    pub takeovers: u64,
+    /// Events observed with a node serving on each authority: lease, peer acks, fence.
+    pub authority_seen: [u64; 3],
     pub released_ip_at: [Option<Instant>; 2],
 }
 
@@ -119,6 +125,7 @@ impl Sim {
             ip: false,
             db_primary: false,
             stopped_work: false,
+            db_down: false,
             fenced_off: false,
             db_epoch: Epoch(0),
             inc: 0,
@@ -141,6 +148,8 @@ impl Sim {
             steps: 0,
             next_inc: 1,
             took_ip_at: [None, None],
+            takeovers: 0,
+            authority_seen: [0; 3],
             released_ip_at: [None, None],
         };
         s.start(0);
@@ -254,6 +263,8 @@ impl Sim {
     pub fn heal(&mut self) {
         self.cuts = Cuts::default();
         self.witness_up = true;
+        self.slots[0].db_down = false;
+        self.slots[1].db_down = false;
     }
 
     pub fn command(&mut self, i: usize, c: Command) {
@@ -287,7 +298,9 @@ impl Sim {
         }
         let me = &self.slots[i];
         let other = &self.slots[1 - i];
-        let db = if me.db_primary {
+        let db = if me.db_down {
+            DbHealth::Down
+        } else if me.db_primary {
             DbHealth::Primary {
                 standby_streaming: repl_link && !other.db_primary,
                 lag_bytes: if me.stopped_work { 0 } else { 8192 },
@@ -362,6 +375,7 @@ impl Sim {
             Output::TakeIp { epoch } => {
                 self.slots[i].ip = true;
                 self.took_ip_at[i] = Some(self.now);
+                self.takeovers += 1;
                 self.issued_max = self.issued_max.max(epoch);
                 self.note(format!("n{n} TAKES IP with {epoch}"));
             }
@@ -534,7 +548,21 @@ impl Sim {
     }
 
     /// The invariants; panics with the recent history on a violation.
-    pub fn check(&self) {
+    pub fn check(&mut self) {
+        for i in 0..2 {
+            if let Some(a) = self.slots[i]
+                .node
+                .as_ref()
+                .and_then(|n| n.authority(self.now))
+            {
+                let k = match a {
+                    Authority::Lease => 0,
+                    Authority::PeerAck => 1,
+                    Authority::Fence => 2,
+                };
+                self.authority_seen[k] += 1;
+            }
+        }
         let answering = (0..2).filter(|i| self.answering(*i)).count();
         if answering > 1 {
             panic!(
