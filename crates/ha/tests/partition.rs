@@ -292,6 +292,7 @@ fn random_schedule(seed: u64, fencing: bool, faults: usize) {
     s.jitter = true;
     s.run_for(4000 * MS);
     let mut recoveries = 0;
+    let mut checked_takeovers = 0;
     for k in 0..faults {
         match s.rand() % 14 {
             0 => s.cuts.path[0] = !s.cuts.path[0],
@@ -308,7 +309,25 @@ fn random_schedule(seed: u64, fencing: bool, faults: usize) {
             }
             5 => {
                 let i = (s.rand() % 2) as usize;
+                // Killing the serving node while the other is a live, reachable Standby: it
+                // must take over within the bound (no other fault meanwhile).
+                let o = 1 - i;
+                let live_standby = s.serving(i)
+                    && s.role(o) == Some(Role::Standby)
+                    && !s.slots[o].frozen
+                    && !s.slots[o].db_down
+                    && !s.cuts.witness[o]
+                    && s.witness_up;
                 s.kill(i);
+                if live_standby {
+                    let took = s.run_until_serving(o, 5000 * MS);
+                    assert!(
+                        took.is_some_and(|t| t <= TAKEOVER),
+                        "seed {seed}: standby took {took:?}\n{}",
+                        s.dump()
+                    );
+                    checked_takeovers += 1;
+                }
             }
             6 | 7 => {
                 let i = (s.rand() % 2) as usize;
@@ -354,9 +373,11 @@ fn random_schedule(seed: u64, fencing: bool, faults: usize) {
         }
     }
     assert!(recoveries > 0);
+    assert!(checked_takeovers > 0, "the schedule killed no serving node");
     println!(
-        "seed {seed} (fencing {fencing}): {faults} faults, {} events, {} s simulated, {} takeovers, \
-         highest epoch {}, events serving on lease/acks/fence: {:?}",
+        "seed {seed} (fencing {fencing}): {faults} faults, {} events, {} s simulated, {} takeovers \
+         ({checked_takeovers} timed after killing the Active), highest epoch {}, \
+         events serving on lease/acks/fence: {:?}",
         s.steps,
         s.ms() / 1000,
         s.takeovers,
