@@ -100,6 +100,11 @@ pub struct Sim {
     /// Events observed with a node serving on each authority: lease, peer acks, fence.
     pub authority_seen: [u64; 3],
     pub released_ip_at: [Option<Instant>; 2],
+    /// Each node's clock rate against real (= the witness's) time: 1.0 is exact.
+    pub rate: [f64; 2],
+    /// Panic on a violation (default), or record it in `violations`.
+    pub strict: bool,
+    pub violations: Vec<String>,
 }
 
 pub fn config(i: usize, fencing: bool) -> Config {
@@ -150,6 +155,9 @@ impl Sim {
             took_ip_at: [None, None],
             takeovers: 0,
             authority_seen: [0; 3],
+            rate: [1.0, 1.0],
+            strict: true,
+            violations: Vec::new(),
             released_ip_at: [None, None],
         };
         s.start(0);
@@ -169,6 +177,41 @@ impl Sim {
 
     pub fn ms(&self) -> u128 {
         (self.now - self.t0).as_millis()
+    }
+
+    /// Node `i`'s clock reading at real time `t`.
+    pub fn local(&self, i: usize, t: Instant) -> Instant {
+        if self.rate[i] == 1.0 {
+            t
+        } else {
+            self.t0 + (t - self.t0).mul_f64(self.rate[i])
+        }
+    }
+
+    /// The real time at which node `i`'s clock reads `l` (rounded up).
+    fn real(&self, i: usize, l: Instant) -> Instant {
+        if self.rate[i] == 1.0 {
+            l
+        } else {
+            self.t0
+                + l.saturating_duration_since(self.t0).div_f64(self.rate[i])
+                + Duration::from_micros(1)
+        }
+    }
+
+    /// Real time of node `i`'s next timer.
+    fn due(&self, i: usize) -> Option<Instant> {
+        let s = &self.slots[i];
+        let t = s.node.as_ref().and_then(|n| n.poll_timeout())?;
+        Some(self.real(i, t))
+    }
+
+    fn violation(&mut self, what: String) {
+        let msg = format!("{what} (at {} ms)\n{}", self.ms(), self.dump());
+        if self.strict {
+            panic!("{msg}");
+        }
+        self.violations.push(what);
     }
 
     fn note(&mut self, line: String) {
@@ -199,7 +242,7 @@ impl Sim {
             && self.slots[i]
                 .node
                 .as_ref()
-                .is_some_and(|n| n.serving(self.now))
+                .is_some_and(|n| n.serving(self.local(i, self.now)))
     }
 
     pub fn node(&self, i: usize) -> &Node {
@@ -221,7 +264,8 @@ impl Sim {
         self.slots[i].db_primary = false;
         self.slots[i].stopped_work = false;
         self.slots[i].next_health = self.now;
-        self.slots[i].node = Some(Node::new(c, self.now));
+        let local = self.local(i, self.now);
+        self.slots[i].node = Some(Node::new(c, local));
         self.note(format!("n{} started", i + 1));
         self.drain(i);
     }
@@ -320,6 +364,7 @@ impl Sim {
 
     /// Give one input to node `i` now (buffered if frozen, dropped if down).
     pub fn feed(&mut self, i: usize, input: Input) {
+        let local = self.local(i, self.now);
         let slot = &mut self.slots[i];
         let Some(node) = slot.node.as_mut() else {
             return;
@@ -330,7 +375,7 @@ impl Sim {
             }
             return;
         }
-        node.handle_input(input, self.now);
+        node.handle_input(input, local);
         self.drain(i);
         self.check();
     }
@@ -395,12 +440,10 @@ impl Sim {
                 // The database refuses writes stamped older than what it holds; a node must
                 // never be in that position.
                 if epoch < self.slots[i].db_epoch {
-                    panic!(
-                        "n{n} writes with {epoch} over data stamped {} (at {} ms)\n{}",
-                        self.slots[i].db_epoch,
-                        self.ms(),
-                        self.dump()
-                    );
+                    let stamped = self.slots[i].db_epoch;
+                    self.violation(format!(
+                        "n{n} writes with {epoch} over data stamped {stamped}"
+                    ));
                 }
                 self.slots[i].db_epoch = epoch;
                 self.issued_max = self.issued_max.max(epoch);
@@ -414,9 +457,10 @@ impl Sim {
 
     fn next_time(&self) -> Option<Instant> {
         let mut t: Vec<Instant> = self.queue.keys().next().map(|k| k.0).into_iter().collect();
-        for s in &self.slots {
-            if let (Some(n), false) = (&s.node, s.frozen) {
-                t.extend(n.poll_timeout());
+        for i in 0..2 {
+            let s = &self.slots[i];
+            if s.node.is_some() && !s.frozen {
+                t.extend(self.due(i));
                 t.push(s.next_health);
             }
         }
@@ -443,12 +487,7 @@ impl Sim {
                     let h = self.health(i);
                     self.feed(i, Input::Health(h));
                 }
-                if self.slots[i]
-                    .node
-                    .as_ref()
-                    .and_then(|n| n.poll_timeout())
-                    .is_some_and(|t| t <= self.now)
-                {
+                if self.due(i).is_some_and(|t| t <= self.now) {
                     self.feed(i, Input::Timer);
                 }
             }
@@ -457,10 +496,11 @@ impl Sim {
         self.check();
         // Clear a fence once the survivor holds a lease again (the operator's step).
         for i in 0..2 {
+            let local = self.local(1 - i, self.now);
             let survivor_leased = self.slots[1 - i]
                 .node
                 .as_ref()
-                .is_some_and(|n| n.status(self.now).lease_held && n.role() == Role::Active);
+                .is_some_and(|n| n.status(local).lease_held && n.role() == Role::Active);
             if self.slots[i].fenced_off && (survivor_leased || self.slots[1 - i].node.is_none()) {
                 self.slots[i].fenced_off = false;
             }
@@ -549,12 +589,10 @@ impl Sim {
 
     /// The invariants; panics with the recent history on a violation.
     pub fn check(&mut self) {
+        let mut found = Vec::new();
         for i in 0..2 {
-            if let Some(a) = self.slots[i]
-                .node
-                .as_ref()
-                .and_then(|n| n.authority(self.now))
-            {
+            let local = self.local(i, self.now);
+            if let Some(a) = self.slots[i].node.as_ref().and_then(|n| n.authority(local)) {
                 let k = match a {
                     Authority::Lease => 0,
                     Authority::PeerAck => 1,
@@ -563,61 +601,44 @@ impl Sim {
                 self.authority_seen[k] += 1;
             }
         }
-        let answering = (0..2).filter(|i| self.answering(*i)).count();
-        if answering > 1 {
-            panic!(
-                "SPLIT BRAIN at {} ms: both nodes answer on the application IP\n{}",
-                self.ms(),
-                self.dump()
-            );
+        if (0..2).filter(|i| self.answering(*i)).count() > 1 {
+            found.push("SPLIT BRAIN: both nodes answer on the application IP".to_string());
         }
         for i in 0..2 {
             // Answering past the end of its authority, with no timer due now to end it.
-            let due = self.slots[i]
-                .node
-                .as_ref()
-                .and_then(|n| n.poll_timeout())
-                .is_some_and(|t| t <= self.now);
+            let due = self.due(i).is_some_and(|t| t <= self.now);
             if self.answering(i) && !self.serving(i) && !due {
-                panic!(
-                    "n{} answers on the IP after its authority ended (at {} ms)\n{}",
-                    i + 1,
-                    self.ms(),
-                    self.dump()
-                );
+                found.push(format!(
+                    "n{} answers on the IP after its authority ended",
+                    i + 1
+                ));
             }
         }
-        let serving: Vec<usize> = (0..2).filter(|i| self.serving(*i)).collect();
-        for &i in &serving {
+        for i in (0..2).filter(|i| self.serving(*i)) {
             // Serving on the witness's lease or on the peer's promise: the newest token the
             // witness issued. (A fencing takeover, which cannot reach the witness, serves above
             // every epoch it knows — checked when it stamps its database — and lifts the
             // witness's tokens above its own as soon as it reaches it.)
             let n = self.node(i);
+            let a = n.authority(self.local(i, self.now));
             let e = n.epoch();
-            if n.authority(self.now) != Some(Authority::Fence) && e != self.row.token {
-                panic!(
-                    "n{} serves with {e} ({:?}) but the witness issued {} (at {} ms)\n{}",
+            if a != Some(Authority::Fence) && e != self.row.token {
+                found.push(format!(
+                    "n{} serves with {e} ({a:?}) but the witness issued {}",
                     i + 1,
-                    n.authority(self.now),
-                    self.row.token,
-                    self.ms(),
-                    self.dump()
-                );
+                    self.row.token
+                ));
             }
         }
         for (i, s) in self.slots.iter().enumerate() {
             if let (Some(n), false, true) = (&s.node, s.frozen, s.ip)
                 && n.role() != Role::Active
             {
-                panic!(
-                    "n{} holds the IP as {} at {} ms\n{}",
-                    i + 1,
-                    n.role(),
-                    self.ms(),
-                    self.dump()
-                );
+                found.push(format!("n{} holds the IP as {}", i + 1, n.role()));
             }
+        }
+        for f in found {
+            self.violation(f);
         }
     }
 }
