@@ -73,37 +73,37 @@ fn fields(row: &str) -> (String, i64, i64) {
 fn lease_statements_behave_as_the_model() {
     let db = testkit::pg::fresh_database().expect("postgres");
     let url = db.url();
-    // Free row: node 1 acquires token 1 for 1.5 s.
-    let r = run(url, "EXECUTE acquire('pair', 1, 0, 1500);");
+    // Free row: node 1 acquires token 1 for 60 s (long: psql start-up under load must not expire it).
+    let r = run(url, "EXECUTE acquire('pair', 1, 0, 60000);");
     let (holder, token, ttl) = fields(&r[0]);
     assert_eq!((holder.as_str(), token), ("1", 1));
-    assert!((1000..=1500).contains(&ttl), "{ttl}");
+    assert!((50_000..=60_000).contains(&ttl), "{ttl}");
     // Held: node 2's acquire returns no row; the read says who holds it.
     let r = run(
         url,
-        "EXECUTE acquire('pair', 2, 0, 1500); EXECUTE read('pair');",
+        "EXECUTE acquire('pair', 2, 0, 60000); EXECUTE read('pair');",
     );
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(fields(&r[0]).0, "1");
     // Renew with a wrong token: no row. With the right one: moved on.
-    assert!(run(url, "EXECUTE renew('pair', 1, 9, 1500);").is_empty());
-    assert!(run(url, "EXECUTE renew('pair', 2, 1, 1500);").is_empty());
+    assert!(run(url, "EXECUTE renew('pair', 1, 9, 60000);").is_empty());
+    assert!(run(url, "EXECUTE renew('pair', 2, 1, 60000);").is_empty());
     assert_eq!(
-        fields(&run(url, "EXECUTE renew('pair', 1, 1, 1500);")[0]).1,
+        fields(&run(url, "EXECUTE renew('pair', 1, 1, 60000);")[0]).1,
         1
     );
     // Release by the holder frees it; node 2 acquires above its min_token.
     assert_eq!(run(url, "EXECUTE release('pair', 1, 1);").len(), 1);
-    let r = run(url, "EXECUTE acquire('pair', 2, 10, 300);");
+    let r = run(url, "EXECUTE acquire('pair', 2, 10, 60000);");
     assert_eq!(fields(&r[0]).0, "2");
     assert_eq!(fields(&r[0]).1, 11);
     // Not yet expired: refused. Expired (on the witness's clock; moved back rather than waited
     // for): node 1 takes it with the next token, and node 2's renew fails.
-    assert!(run(url, "EXECUTE acquire('pair', 1, 0, 1500);").is_empty());
+    assert!(run(url, "EXECUTE acquire('pair', 1, 0, 60000);").is_empty());
     run(url, EXPIRE);
-    let r = run(url, "EXECUTE acquire('pair', 1, 0, 1500);");
+    let r = run(url, "EXECUTE acquire('pair', 1, 0, 60000);");
     assert_eq!(fields(&r[0]), ("1".to_string(), 12, fields(&r[0]).2));
-    assert!(run(url, "EXECUTE renew('pair', 2, 11, 1500);").is_empty());
+    assert!(run(url, "EXECUTE renew('pair', 2, 11, 60000);").is_empty());
     let (holder, token, _) = fields(&run(url, "EXECUTE read('pair');")[0]);
     assert_eq!((holder.as_str(), token), ("1", 12));
 }
