@@ -253,6 +253,13 @@ impl Config {
         if self.node == self.peer {
             return Err(ConfigError::SameId(self.node.0));
         }
+        for id in [self.node, self.peer] {
+            if i32::try_from(id.0).is_err() {
+                return Err(ConfigError::Order(
+                    "node ids must fit a signed 32-bit integer (the witness's column)",
+                ));
+            }
+        }
         if self.paths < 2 {
             return Err(ConfigError::Paths(self.paths));
         }

@@ -302,6 +302,96 @@ impl LeaseClient {
     }
 }
 
+/// The arguments of a request's statement: run `sql` with `$1` = cluster name, `$2` = `holder`,
+/// `$3` = `token`, and `$4` = `duration_ms` when it is `Some` (acquire and renew).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlCall {
+    /// [`SQL_ACQUIRE`], [`SQL_RENEW`] or [`SQL_RELEASE`].
+    pub sql: &'static str,
+    /// `$2` (int4).
+    pub holder: i32,
+    /// `$3` (int8): min_token for acquire, the held token otherwise.
+    pub token: i64,
+    /// `$4` (int8): the lease duration in milliseconds (not for release).
+    pub duration_ms: Option<i64>,
+}
+
+/// A row as [`SQL_ACQUIRE`]/[`SQL_RENEW`]/[`SQL_RELEASE`]/[`SQL_READ`] return it:
+/// `holder, token, ttl_ms`.
+pub type SqlRow = (Option<i32>, i64, i64);
+
+/// Why a request or a row cannot be mapped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqlError {
+    /// A node id above `i32::MAX` (the column is `integer`).
+    #[error("node id {0} does not fit the witness's integer column")]
+    NodeId(u32),
+    /// A token above `i64::MAX`.
+    #[error("token {0} does not fit the witness's bigint column")]
+    Token(u64),
+    /// The row holds a value no node could have written.
+    #[error("witness row has an invalid {0}")]
+    Row(&'static str),
+}
+
+impl LeaseRequest {
+    /// The statement and arguments that carry out this request on the witness.
+    pub fn sql(&self) -> Result<SqlCall, SqlError> {
+        let holder = i32::try_from(self.holder.0).map_err(|_| SqlError::NodeId(self.holder.0))?;
+        let tok = |e: Epoch| i64::try_from(e.0).map_err(|_| SqlError::Token(e.0));
+        let ms = i64::try_from(self.duration.as_millis()).unwrap_or(i64::MAX);
+        Ok(match self.op {
+            LeaseOp::Acquire { min_token } => SqlCall {
+                sql: SQL_ACQUIRE,
+                holder,
+                token: tok(min_token)?,
+                duration_ms: Some(ms),
+            },
+            LeaseOp::Renew { token } => SqlCall {
+                sql: SQL_RENEW,
+                holder,
+                token: tok(token)?,
+                duration_ms: Some(ms),
+            },
+            LeaseOp::Release { token } => SqlCall {
+                sql: SQL_RELEASE,
+                holder,
+                token: tok(token)?,
+                duration_ms: None,
+            },
+        })
+    }
+}
+
+fn from_row(row: SqlRow) -> Result<(Option<NodeId>, Epoch, Duration), SqlError> {
+    let (holder, token, ttl_ms) = row;
+    let holder = match holder {
+        Some(h) => Some(NodeId(
+            u32::try_from(h).map_err(|_| SqlError::Row("holder"))?,
+        )),
+        None => None,
+    };
+    let token = Epoch(u64::try_from(token).map_err(|_| SqlError::Row("token"))?);
+    let ttl = Duration::from_millis(u64::try_from(ttl_ms).map_err(|_| SqlError::Row("ttl_ms"))?);
+    Ok((holder, token, ttl))
+}
+
+/// The answer to a request from what the witness returned: the UPDATE's row (`Some` when it
+/// succeeded) and, when it returned none, the row [`SQL_READ`] found (`None`: the cluster's row is
+/// missing — run [`SQL_INIT`]).
+pub fn answer_from_rows(updated: Option<SqlRow>, read: Option<SqlRow>) -> LeaseAnswer {
+    let mapped = match (updated, read) {
+        (Some(row), _) => from_row(row).map(|(_, token, ttl)| LeaseAnswer::Granted { token, ttl }),
+        (None, Some(row)) => {
+            from_row(row).map(|(holder, token, ttl)| LeaseAnswer::Denied { holder, token, ttl })
+        }
+        (None, None) => {
+            return LeaseAnswer::Error("the witness has no lease row for this cluster".to_string());
+        }
+    };
+    mapped.unwrap_or_else(|e| LeaseAnswer::Error(e.to_string()))
+}
+
 /// The lease row as the SQL above behaves, in memory: the reference model the partition-matrix
 /// simulation uses as its witness, and the executable statement of the SQL's semantics (the
 /// PostgreSQL test runs the same sequence against the real statements).
@@ -454,6 +544,81 @@ mod tests {
                 ttl: 1500 * MS
             }
         );
+    }
+
+    #[test]
+    fn requests_map_to_statements_and_rows_to_answers() {
+        let req = |holder, op| LeaseRequest {
+            id: 1,
+            holder: NodeId(holder),
+            op,
+            duration: 1500 * MS,
+        };
+        let c = req(
+            2,
+            LeaseOp::Acquire {
+                min_token: Epoch(7),
+            },
+        )
+        .sql();
+        assert_eq!(
+            c,
+            Ok(SqlCall {
+                sql: SQL_ACQUIRE,
+                holder: 2,
+                token: 7,
+                duration_ms: Some(1500)
+            })
+        );
+        let c = req(2, LeaseOp::Release { token: Epoch(8) })
+            .sql()
+            .expect("fits");
+        assert_eq!((c.sql, c.duration_ms), (SQL_RELEASE, None));
+        assert_eq!(
+            req(u32::MAX, LeaseOp::Renew { token: Epoch(1) }).sql(),
+            Err(SqlError::NodeId(u32::MAX))
+        );
+        assert_eq!(
+            req(
+                1,
+                LeaseOp::Renew {
+                    token: Epoch(u64::MAX)
+                }
+            )
+            .sql(),
+            Err(SqlError::Token(u64::MAX))
+        );
+        assert_eq!(
+            answer_from_rows(Some((Some(2), 8, 1499)), None),
+            LeaseAnswer::Granted {
+                token: Epoch(8),
+                ttl: 1499 * MS
+            }
+        );
+        assert_eq!(
+            answer_from_rows(None, Some((Some(1), 7, 200))),
+            LeaseAnswer::Denied {
+                holder: Some(NodeId(1)),
+                token: Epoch(7),
+                ttl: 200 * MS
+            }
+        );
+        assert_eq!(
+            answer_from_rows(None, Some((None, 7, 0))),
+            LeaseAnswer::Denied {
+                holder: None,
+                token: Epoch(7),
+                ttl: Duration::ZERO
+            }
+        );
+        assert_eq!(
+            answer_from_rows(None, Some((Some(-1), 7, 0))),
+            LeaseAnswer::Error("witness row has an invalid holder".to_string())
+        );
+        assert!(matches!(
+            answer_from_rows(None, None),
+            LeaseAnswer::Error(_)
+        ));
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! The witness SQL against a real PostgreSQL (a private cluster from `testkit`), driven through
-//! `psql`: the statements behave as [`ha::witness::LeaseRow`] models them, and racing acquires
-//! on a free row grant exactly one.
+//! `psql`: the statements behave as [`ha::witness::LeaseRow`] models them (a fixed sequence and a
+//! seeded random one, answer for answer), and racing acquires on a free row grant exactly one.
 
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ha::witness::{
+    LeaseRow, SQL_ACQUIRE, SQL_CREATE, SQL_INIT, SQL_READ, SQL_RELEASE, SQL_RENEW, answer_from_rows,
+};
+use ha::{Epoch, LeaseAnswer, LeaseOp, LeaseRequest, NodeId};
 
 /// Moves the lease's end into the past, as time passing on the witness would.
 const EXPIRE: &str =
     "UPDATE denwa_ha_lease SET until = clock_timestamp() - interval '1 millisecond';";
-use ha::witness::{SQL_ACQUIRE, SQL_CREATE, SQL_INIT, SQL_READ, SQL_RELEASE, SQL_RENEW};
 
 /// Prepare every statement and run `exec` (EXECUTE lines) in one psql session; rows as
 /// `holder|token|ttl_ms` lines.
@@ -139,4 +144,116 @@ fn racing_acquires_on_a_free_row_grant_exactly_one() {
             "tokens increase by one"
         );
     }
+}
+
+fn sql_row(line: &str) -> ha::witness::SqlRow {
+    let f: Vec<&str> = line.split('|').collect();
+    assert_eq!(f.len(), 3, "{line}");
+    let holder = if f[0].is_empty() {
+        None
+    } else {
+        Some(f[0].parse().expect("holder"))
+    };
+    (
+        holder,
+        f[1].parse().expect("token"),
+        f[2].parse().expect("ttl"),
+    )
+}
+
+/// The answer without its ttl (the two clocks differ; the kinds, holders and tokens must not).
+fn shape(a: &LeaseAnswer) -> (u8, Option<NodeId>, Epoch) {
+    match a {
+        LeaseAnswer::Granted { token, .. } => (0, None, *token),
+        LeaseAnswer::Denied { holder, token, .. } => (1, *holder, *token),
+        LeaseAnswer::Error(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[test]
+fn random_requests_get_the_same_answers_from_postgres_and_the_model() {
+    let db = testkit::pg::fresh_database().expect("postgres");
+    let t0 = Instant::now();
+    let mut vnow = t0;
+    let mut row = LeaseRow::default();
+    let mut rng: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut held: [Epoch; 2] = [Epoch(0); 2];
+    let mut script = String::new();
+    let mut expected = Vec::new();
+    for k in 0..300 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        script.push_str(&format!("SELECT '#{k}';\n"));
+        let who = (rng % 2) as usize;
+        let op = match (rng >> 8) % 6 {
+            0 => {
+                // Time passes on the witness beyond the lease.
+                script.push_str(EXPIRE);
+                script.push('\n');
+                vnow += Duration::from_millis(1);
+                row.until = Some(vnow);
+                vnow += Duration::from_millis(1);
+                expected.push(None);
+                continue;
+            }
+            1 | 2 => LeaseOp::Acquire {
+                min_token: Epoch((rng >> 16) % 4 * 5),
+            },
+            3 | 4 => LeaseOp::Renew { token: held[who] },
+            _ => LeaseOp::Release { token: held[who] },
+        };
+        let req = LeaseRequest {
+            id: k,
+            holder: NodeId(who as u32 + 1),
+            op,
+            duration: Duration::from_secs(60),
+        };
+        let want = row.apply(&req, vnow);
+        if let (LeaseOp::Acquire { .. }, LeaseAnswer::Granted { token, .. }) = (op, &want) {
+            held[who] = *token;
+        }
+        expected.push(Some(want));
+        let call = req.sql().expect("fits");
+        let name = match op {
+            LeaseOp::Acquire { .. } => "acquire",
+            LeaseOp::Renew { .. } => "renew",
+            LeaseOp::Release { .. } => "release",
+        };
+        let args = match call.duration_ms {
+            Some(ms) => format!("'pair', {}, {}, {ms}", call.holder, call.token),
+            None => format!("'pair', {}, {}", call.holder, call.token),
+        };
+        script.push_str(&format!("EXECUTE {name}({args}); EXECUTE read('pair');\n"));
+    }
+    let lines = run(db.url(), &script);
+    // Split the output at the step markers.
+    let mut steps: Vec<Vec<&str>> = Vec::new();
+    for l in &lines {
+        if l.starts_with('#') {
+            steps.push(Vec::new());
+        } else if let Some(s) = steps.last_mut() {
+            s.push(l);
+        }
+    }
+    assert_eq!(steps.len(), expected.len());
+    let mut granted = 0;
+    for (k, (rows, want)) in steps.iter().zip(&expected).enumerate() {
+        let Some(want) = want else { continue };
+        let got = match rows.as_slice() {
+            [updated, _read] => answer_from_rows(Some(sql_row(updated)), None),
+            [read] => answer_from_rows(None, Some(sql_row(read))),
+            other => panic!("step {k}: {other:?}"),
+        };
+        assert_eq!(
+            shape(&got),
+            shape(want),
+            "step {k}: postgres {got:?}, model {want:?}"
+        );
+        granted += usize::from(matches!(got, LeaseAnswer::Granted { .. }));
+    }
+    assert!(
+        granted > 20,
+        "the sequence must exercise grants ({granted})"
+    );
 }
