@@ -50,9 +50,10 @@
 //!   higher epoch, demotes at once.
 //! - **Witness down** (the policy). Tokens are only issued by the witness, so with the witness down
 //!   nobody can take over by lease. The Active keeps serving as long as the Standby keeps
-//!   acknowledging its heartbeats: every Standby heartbeat carries an [`Ack`] of the highest
-//!   heartbeat it received, and a node never starts a takeover before `dead_after` of silence
-//!   from its peer (a restarted node waits `dead_after` before any takeover). An ack of
+//!   acknowledging its heartbeats: every heartbeat of a non-Active node carries an [`Ack`] of the
+//!   highest heartbeat it received, and a node whose peer's latest heartbeat says Active never
+//!   starts a takeover before `dead_after` of silence from it (a restarted node waits
+//!   `dead_after` before any takeover; only acks of heartbeats sent while Active count). An ack of
 //!   heartbeat *n* therefore guarantees no takeover before `sent(n) + dead_after` on the Active's
 //!   clock (minus drift and margin), exactly like a lease measured from its send time. If the
 //!   Active loses both the witness and the peer, it stops at the later of the two ends — no
