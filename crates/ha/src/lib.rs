@@ -220,10 +220,16 @@ pub enum ConfigError {
     /// A duration is zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// A duration longer than a day.
+    #[error("{0} must be at most one day")]
+    TooLong(&'static str),
     /// Two durations in the wrong order.
     #[error("{0}")]
     Order(&'static str),
 }
+
+/// No setting is longer than this (keeps every deadline computation far from overflow).
+const MAX_DURATION: Duration = Duration::from_secs(86_400);
 
 impl Config {
     /// Defaults for `node` paired with `peer`.
@@ -274,6 +280,21 @@ impl Config {
         ] {
             if d.is_zero() {
                 return Err(ConfigError::Zero(name));
+            }
+        }
+        for (name, d) in [
+            ("interval", self.interval),
+            ("dead_after", self.dead_after),
+            ("path_degraded_after", self.path_degraded_after),
+            ("lease", self.lease),
+            ("expiry_margin", self.expiry_margin),
+            ("witness_timeout", self.witness_timeout),
+            ("hold_down", self.hold_down),
+            ("handover_timeout", self.handover_timeout),
+            ("fence_timeout", self.fence_timeout),
+        ] {
+            if d > MAX_DURATION {
+                return Err(ConfigError::TooLong(name));
             }
         }
         if self.dead_after < self.interval * 3 {

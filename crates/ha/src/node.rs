@@ -596,7 +596,7 @@ impl Node {
             format!("fenced {}: {detail}", self.cfg.peer),
         );
         if self.role == Role::Standby && self.health_ok() {
-            let epoch = Epoch(self.highest.0 + 1);
+            let epoch = Epoch(self.highest.0.saturating_add(1));
             self.fence_authority = true;
             self.become_active(epoch, now, format!("peer fenced ({epoch})"));
         }

@@ -218,6 +218,12 @@ fn config_defaults_are_valid_and_bad_ones_are_refused_precisely() {
     let mut c = cfg();
     c.interval = Duration::ZERO;
     assert_eq!(c.validate(), Err(ConfigError::Zero("interval")));
+    let mut c = cfg();
+    c.hold_down = Duration::MAX;
+    assert_eq!(c.validate(), Err(ConfigError::TooLong("hold_down")));
+    let mut c = cfg();
+    c.node = NodeId(u32::MAX);
+    assert!(matches!(c.validate(), Err(ConfigError::Order(m)) if m.contains("32-bit")));
 }
 
 #[test]

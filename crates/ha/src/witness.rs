@@ -428,7 +428,7 @@ impl LeaseRow {
                     return self.denied(now);
                 }
                 self.holder = Some(req.holder);
-                self.token = Epoch(self.token.0.max(min_token.0) + 1);
+                self.token = Epoch(self.token.0.max(min_token.0).saturating_add(1));
                 self.until = Some(now + req.duration);
                 LeaseAnswer::Granted {
                     token: self.token,

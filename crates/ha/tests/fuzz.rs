@@ -38,7 +38,7 @@ fn db() -> impl Strategy<Value = DbHealth> {
 
 prop_compose! {
     fn heartbeat()(from in 0u32..4, incarnation in 0u64..3, seq in 0u64..50, role in role(),
-                   epoch in 0u64..10, db in db(), sip in any::<bool>(), ready in any::<bool>(),
+                   epoch in prop_oneof![0u64..10, Just(u64::MAX)], db in db(), sip in any::<bool>(), ready in any::<bool>(),
                    holder in prop::option::of(0u32..4), ack in prop::option::of((0u64..3, 0u64..50)),
                    handover in prop::option::of(0u32..4)) -> Heartbeat {
         Heartbeat {
@@ -56,9 +56,11 @@ prop_compose! {
 
 fn answer() -> impl Strategy<Value = LeaseAnswer> {
     prop_oneof![
-        (0u64..10, 0u64..3000).prop_map(|(t, ms)| LeaseAnswer::Granted {
-            token: Epoch(t),
-            ttl: Duration::from_millis(ms)
+        (prop_oneof![0u64..10, Just(u64::MAX)], 0u64..3000).prop_map(|(t, ms)| {
+            LeaseAnswer::Granted {
+                token: Epoch(t),
+                ttl: Duration::from_millis(ms),
+            }
         }),
         (prop::option::of(0u32..4), 0u64..10, 0u64..3000).prop_map(|(h, t, ms)| {
             LeaseAnswer::Denied {
