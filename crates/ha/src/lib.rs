@@ -88,7 +88,7 @@ pub use crate::node::Node;
 pub use crate::witness::{LeaseAnswer, LeaseOp, LeaseRequest, WitnessReply};
 
 /// A node of the pair (configured; the two must differ).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct NodeId(pub u32);
 
 impl fmt::Display for NodeId {
@@ -98,7 +98,7 @@ impl fmt::Display for NodeId {
 }
 
 /// An epoch: the fencing token of the takeover that made a node Active. Only ever increases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
 pub struct Epoch(pub u64);
 
 impl fmt::Display for Epoch {
@@ -111,8 +111,9 @@ impl fmt::Display for Epoch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PathId(pub u8);
 
-/// A node's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A node's role (serialised lower-case, as [`Role::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Just started: listening for `dead_after` before any takeover.
     Starting,
@@ -343,7 +344,8 @@ pub struct LocalHealth {
 }
 
 /// What an Active node's right to serve rests on now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Authority {
     /// A witness lease it renews.
     Lease,
@@ -391,7 +393,8 @@ pub enum Input {
 }
 
 /// Kinds of event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// The role changed.
     RoleChanged,
@@ -412,7 +415,7 @@ pub enum EventKind {
 }
 
 /// A record for the event history (the driver adds the wall-clock time).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Event {
     /// What kind.
     pub kind: EventKind,
@@ -462,8 +465,9 @@ pub enum NotReady {
     WitnessUnreachable,
 }
 
-/// The role machine's view, for the panel, `denwa cluster status`, `/metrics` and `/healthz`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The role machine's view, for the panel, `denwa cluster status`, `/metrics` and `/healthz`
+/// (serialisable as JSON for the API).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Status {
     /// This node's role.
     pub role: Role,

@@ -862,3 +862,15 @@ fn active_with_a_failed_database_stays_when_the_standby_cannot_serve() {
     t.advance(1000 * MS);
     assert_eq!(t.node.role(), Role::Active);
 }
+
+#[test]
+fn status_serialises_for_the_api() {
+    let mut t = T::new(cfg());
+    t.make_active(3);
+    let json = serde_json::to_value(t.node.status(t.now)).expect("json");
+    assert_eq!(json["role"], "active");
+    assert_eq!(json["epoch"], 3);
+    assert_eq!(json["authority"], "lease");
+    assert_eq!(json["paths"], serde_json::json!([false, false]));
+    assert_eq!(json["peer_role"], serde_json::Value::Null);
+}
