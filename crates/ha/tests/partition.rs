@@ -285,7 +285,8 @@ fn switchover_refused_when_the_standby_is_not_replicating() {
 }
 
 /// A seeded random fault schedule: links cut and healed, nodes frozen and resumed, killed and
-/// restarted, the witness stopped, databases failed, switchovers asked — thousands of faults, invariants checked
+/// restarted, the witness stopped, databases failed, the network made lossy (10 % dropped, 10 %
+/// duplicated), switchovers asked — thousands of faults, invariants checked
 /// after every event, and after each healed phase exactly one node must serve.
 fn random_schedule(seed: u64, fencing: bool, faults: usize, rate: [f64; 2]) {
     let mut s = Sim::with(seed, fencing);
@@ -295,7 +296,7 @@ fn random_schedule(seed: u64, fencing: bool, faults: usize, rate: [f64; 2]) {
     let mut recoveries = 0;
     let mut checked_takeovers = 0;
     for k in 0..faults {
-        match s.rand() % 14 {
+        match s.rand() % 15 {
             0 => s.cuts.path[0] = !s.cuts.path[0],
             1 => s.cuts.path[1] = !s.cuts.path[1],
             2 => s.cuts.witness[0] = !s.cuts.witness[0],
@@ -318,7 +319,8 @@ fn random_schedule(seed: u64, fencing: bool, faults: usize, rate: [f64; 2]) {
                     && !s.slots[o].frozen
                     && !s.slots[o].db_down
                     && !s.cuts.witness[o]
-                    && s.witness_up;
+                    && s.witness_up
+                    && !s.lossy;
                 s.kill(i);
                 if live_standby {
                     let took = s.run_until_serving(o, 5000 * MS);
@@ -347,6 +349,7 @@ fn random_schedule(seed: u64, fencing: bool, faults: usize, rate: [f64; 2]) {
                 let i = (s.rand() % 2) as usize;
                 s.slots[i].db_down = !s.slots[i].db_down;
             }
+            12 => s.lossy = !s.lossy,
             _ => {}
         }
         let d = 10 + s.rand() % 1500;
@@ -371,6 +374,23 @@ fn random_schedule(seed: u64, fencing: bool, faults: usize, rate: [f64; 2]) {
                 s.dump()
             );
             recoveries += 1;
+            // Healed and settled: kill the Active; the Standby must take over within the bound.
+            let act = usize::from(s.serving(1));
+            assert_eq!(
+                s.role(1 - act),
+                Some(Role::Standby),
+                "seed {seed}\n{}",
+                s.dump()
+            );
+            s.kill(act);
+            let took = s.run_until_serving(1 - act, 5000 * MS);
+            assert!(
+                took.is_some_and(|t| t <= TAKEOVER),
+                "seed {seed}: standby took {took:?}\n{}",
+                s.dump()
+            );
+            checked_takeovers += 1;
+            s.start(act);
         }
     }
     assert!(recoveries > 0);

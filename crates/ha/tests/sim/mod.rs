@@ -88,6 +88,8 @@ pub struct Sim {
     rng: u64,
     /// Random latencies (0.5–5 ms) instead of fixed ones.
     pub jitter: bool,
+    /// Drop 10 % and duplicate 10 % of the messages (heartbeats and witness traffic).
+    pub lossy: bool,
     pub fencing: bool,
     pub issued_max: Epoch,
     pub log: VecDeque<String>,
@@ -147,6 +149,7 @@ impl Sim {
             msg_seq: 0,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             jitter: false,
+            lossy: false,
             fencing,
             issued_max: Epoch(0),
             log: VecDeque::new(),
@@ -307,6 +310,7 @@ impl Sim {
     pub fn heal(&mut self) {
         self.cuts = Cuts::default();
         self.witness_up = true;
+        self.lossy = false;
         self.slots[0].db_down = false;
         self.slots[1].db_down = false;
     }
@@ -326,6 +330,17 @@ impl Sim {
     }
 
     fn send(&mut self, delay: Duration, msg: Msg) {
+        // A lossy network drops and duplicates datagrams (not the fencing hook's answer).
+        let lossy = self.lossy && !matches!(msg, Msg::FenceDone { .. });
+        if lossy && self.rand() % 100 < 10 {
+            return;
+        }
+        if lossy && self.rand() % 100 < 10 {
+            self.msg_seq += 1;
+            let again = delay + Duration::from_micros(self.rand() % 20_000);
+            self.queue
+                .insert((self.now + again, self.msg_seq), msg.clone());
+        }
         self.msg_seq += 1;
         self.queue.insert((self.now + delay, self.msg_seq), msg);
     }
