@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use crate::witness::{LeaseAnswer, LeaseClient, LeaseOp, LeaseOutcome};
 use crate::{
-    Ack, Authority, Command, Config, DbHealth, Epoch, Event, EventKind, Health, Heartbeat, Input,
-    LocalHealth, NodeId, NotReady, Output, PathId, Role, Status,
+    Ack, Authority, Command, Config, ConfigError, DbHealth, Epoch, Event, EventKind, Health,
+    Heartbeat, Input, LocalHealth, NodeId, NotReady, Output, PathId, Role, Status,
 };
 
 /// How many of our own heartbeat send times we remember (for acks). An ack older than this many
@@ -86,12 +86,14 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node starting now, in [`Role::Starting`]. Call [`Config::validate`] first.
+    /// A node starting now, in [`Role::Starting`]; the configuration is checked first
+    /// ([`Config::validate`]).
     ///
     /// Its first output is [`Output::ReleaseIp`]: a node that crashed while Active may still have
     /// the address configured. PostgreSQL must start read-only (as a standby); only
     /// [`Output::PromoteDb`] makes it writable.
-    pub fn new(cfg: Config, now: Instant) -> Node {
+    pub fn new(cfg: Config, now: Instant) -> Result<Node, ConfigError> {
+        cfg.validate()?;
         let lease = LeaseClient::new(cfg.node, cfg.lease, cfg.drift_ppm, cfg.witness_timeout);
         let paths = vec![
             PathState {
@@ -143,7 +145,7 @@ impl Node {
         };
         n.out.push_back(Output::ReleaseIp { epoch: Epoch(0) });
         n.event(EventKind::RoleChanged, "started".to_string());
-        n
+        Ok(n)
     }
 
     /// The configuration.

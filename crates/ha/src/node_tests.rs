@@ -46,7 +46,7 @@ impl T {
         cfg.validate().expect("valid config");
         let t0 = Instant::now();
         let mut t = T {
-            node: Node::new(cfg, t0),
+            node: Node::new(cfg, t0).expect("valid config"),
             t0,
             now: t0,
             out: Vec::new(),

@@ -115,7 +115,7 @@ proptest! {
         cfg.fencing = fencing;
         let t0 = Instant::now();
         let mut now = t0;
-        let mut node = Node::new(cfg, now);
+        let mut node = Node::new(cfg, now).expect("valid config");
         let mut ip = false;
         for (input, advance) in steps {
             now += Duration::from_millis(advance);

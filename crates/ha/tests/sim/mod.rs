@@ -268,7 +268,7 @@ impl Sim {
         self.slots[i].stopped_work = false;
         self.slots[i].next_health = self.now;
         let local = self.local(i, self.now);
-        self.slots[i].node = Some(Node::new(c, local));
+        self.slots[i].node = Some(Node::new(c, local).expect("valid config"));
         self.note(format!("n{} started", i + 1));
         self.drain(i);
     }
