@@ -579,7 +579,6 @@ impl Node {
             "the peer was never heard since this node started (fencing only a known peer)"
         };
         self.block(format!("no lease (witness unreachable) and {why}"));
-        let _ = err;
     }
 
     fn on_fence(&mut self, id: u64, ok: bool, detail: String, now: Instant) {
