@@ -618,6 +618,8 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
         sip_listen: cfg.sip_listen.clone(),
         advertise: cfg.advertise,
         node_name: cfg.node_name.clone(),
+        data_dir: cfg.data_dir.clone(),
+        media_timeout: std::time::Duration::from_secs(media_timeout),
         ..Default::default()
     };
     if let Some(ms) = cfg.sip_t1_ms {
