@@ -51,7 +51,13 @@ fn inband() -> Box<dyn endpoint::DigitDetector> {
 fn render_tone(dir: &Path, country: Country, tone: Tone) -> Option<PathBuf> {
     let path = dir.join(format!("{country:?}-{tone:?}.wav").to_ascii_lowercase());
     let mut tone_gen = ProgressTone::new(country, tone, 16_000);
-    let cycle_ms: u32 = tone_gen.spec().cadence.iter().map(|s| s.ms).sum::<u32>().max(20);
+    let cycle_ms: u32 = tone_gen
+        .spec()
+        .cadence
+        .iter()
+        .map(|s| s.ms)
+        .sum::<u32>()
+        .max(20);
     let mut pcm = vec![0i16; (16 * cycle_ms) as usize];
     for frame in pcm.chunks_mut(320) {
         tone_gen.next_frame(frame);
@@ -166,7 +172,10 @@ impl AppMedia {
                 call_id,
                 ip,
                 group,
-            } => match self.engine.open(EndpointId(endpoint.0), ip, group, &call_id) {
+            } => match self
+                .engine
+                .open(EndpointId(endpoint.0), ip, group, &call_id)
+            {
                 Ok(ep) => {
                     let local = ep.local();
                     ep.set_inband_dtmf(true);
@@ -237,7 +246,14 @@ impl AppMedia {
                 let ep = self.endpoints.remove(&endpoint.0)?;
                 tokio::spawn(async move {
                     let s = ep.close().await;
-                    info!(endpoint = endpoint.0, rx = s.packets_rx, tx = s.packets_tx, lost = s.lost, underruns = s.underruns, "media endpoint closed");
+                    info!(
+                        endpoint = endpoint.0,
+                        rx = s.packets_rx,
+                        tx = s.packets_tx,
+                        lost = s.lost,
+                        underruns = s.underruns,
+                        "media endpoint closed"
+                    );
                 });
                 Some(MediaEvent::EndpointClosed {
                     endpoint,
@@ -269,9 +285,9 @@ impl AppMedia {
                 id,
                 interrupted,
             }),
-            EngineEvent::MediaTimeout { ep } => Some(MediaEvent::EndpointTimeout {
-                endpoint: E(ep.0),
-            }),
+            EngineEvent::MediaTimeout { ep } => {
+                Some(MediaEvent::EndpointTimeout { endpoint: E(ep.0) })
+            }
             EngineEvent::FileError { ep, path, reason } => {
                 warn!(endpoint = ep.0, path = %path.display(), %reason, "media file unplayable: error tone played instead");
                 None
@@ -280,4 +296,3 @@ impl AppMedia {
         }
     }
 }
-

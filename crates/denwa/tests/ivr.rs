@@ -1,0 +1,172 @@
+//! An IVR with real phones: a baresip phone calls the menu's number, hears the greeting (an
+//! uploaded prompt, converted by the upload path), presses 1 (RFC 4733), and is connected to
+//! the extension the option names; a tone sequence from each side is heard on the other,
+//! through the decoding bridge. Then the menu's fallback: pressing an invalid digit twice
+//! ends the call.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::Denwa;
+use testkit::baresip::{Phone, PhoneConfig};
+use testkit::tone::{self, ToneLayout};
+
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The greeting's tone: none of the phones' tones, nor ringback (400/440/480 Hz), nor the
+/// error tone (950/1400/1800 Hz).
+const GREETING: u32 = 2900;
+/// Tones chosen apart from every tone the PBX itself plays.
+const A_TONES: [u32; 4] = [500, 700, 1100, 1300];
+const B_TONES: [u32; 4] = [1600, 2000, 2300, 2600];
+
+fn wav(dir: &Path, name: &str, freqs: &[u32], lead_ms: u32, min_ms: u32) -> PathBuf {
+    let path = dir.join(name);
+    let layout = ToneLayout {
+        lead_ms,
+        ..ToneLayout::default()
+    };
+    tone::write_tone_wav(&path, freqs, &layout, min_ms).expect("tone file");
+    path
+}
+
+fn phone(d: &Denwa, user: &str, password: &str, wav: &Path) -> Phone {
+    testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
+    let cfg = PhoneConfig::new(user)
+        .registering(&d.sip_addr(), password, 600)
+        .with_audio(wav);
+    let mut p = Phone::start(cfg).expect("baresip starts");
+    p.wait_event("REGISTER_OK", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("{user} did not register: {e}")
+        });
+    p
+}
+
+fn setup(d: &Denwa, audio: &Path) {
+    d.add_extension("1001", "alice-secret-b");
+    d.add_extension("1002", "bob-secret-cc");
+    let greeting = audio.join("greeting.wav");
+    let layout = ToneLayout {
+        lead_ms: 0,
+        tone_ms: 1200,
+        tail_ms: 200,
+        ..ToneLayout::default()
+    };
+    tone::write_tone_wav(&greeting, &[GREETING], &layout, 0).expect("greeting");
+    d.cli_ok(&[
+        "prompt",
+        "upload",
+        "ivr-welcome",
+        "--lang",
+        "en",
+        greeting.to_str().expect("utf-8 path"),
+    ]);
+    d.cli_ok(&[
+        "ivr",
+        "add",
+        "main",
+        "--number",
+        "500",
+        "--greeting",
+        "ivr-welcome",
+        "--option",
+        "1=ext:1002",
+        "--retries",
+        "1",
+        "--timeout",
+        "3",
+    ]);
+    d.wait_until("the menu loaded", Duration::from_secs(10), || {
+        d.logs().contains("voice applications loaded")
+    });
+}
+
+#[test]
+fn a_caller_chooses_an_option_and_talks_to_the_extension() {
+    let d = Denwa::start();
+    let audio = tempfile::tempdir().expect("tmp");
+    setup(&d, audio.path());
+    // The caller's tones start after the menu and the ringing (about 4 s in).
+    let a_wav = wav(audio.path(), "a.wav", &A_TONES, 5000, 14_000);
+    let b_wav = wav(audio.path(), "b.wav", &B_TONES, 1000, 8000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    let mut b = phone(&d, "1002", "bob-secret-cc", &b_wav);
+
+    a.dial(&format!("sip:500@{}", d.sip_addr())).expect("dial");
+    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the IVR did not answer: {e}")
+        });
+    // The greeting (1.2 s), then the choice.
+    std::thread::sleep(Duration::from_millis(2000));
+    a.send_dtmf("1").expect("DTMF");
+    b.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("option 1 did not ring 1002: {e}")
+        });
+    // Both sequences are over 6 s after the callee answered.
+    std::thread::sleep(Duration::from_millis(7000));
+    a.hangup().expect("hang up");
+    for p in [&mut a, &mut b] {
+        p.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.name()));
+    }
+    let a_heard = a.last_recording().expect("caller recording");
+    let b_heard = b.last_recording().expect("callee recording");
+    let expected_a: Vec<u32> = std::iter::once(GREETING).chain(B_TONES).collect();
+    tone::check_recording(&a_heard, &expected_a, &A_TONES).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the caller did not hear the greeting and then the callee: {e}")
+    });
+    tone::check_recording(&b_heard, &A_TONES, &B_TONES).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the callee did not hear the caller: {e}")
+    });
+    let mut cdrs = Vec::new();
+    d.wait_until("the call record", Duration::from_secs(10), || {
+        cdrs = d.cdrs();
+        !cdrs.is_empty()
+    });
+    let c = &cdrs[0];
+    assert_eq!(c["disposition"], "ANSWERED", "{c}");
+    assert_eq!(c["caller"], "1001");
+    assert_eq!(c["callee"], "1002", "the record names who took the call");
+    assert_eq!(c["hangup_by"], "caller");
+    assert!(d.logs().contains("digit"), "the digit was logged");
+}
+
+#[test]
+fn invalid_choices_use_up_the_retries_and_the_menu_hangs_up() {
+    let d = Denwa::start();
+    let audio = tempfile::tempdir().expect("tmp");
+    setup(&d, audio.path());
+    let a_wav = wav(audio.path(), "a.wav", &A_TONES, 1000, 30_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    a.dial(&format!("sip:500@{}", d.sip_addr())).expect("dial");
+    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .expect("answered");
+    std::thread::sleep(Duration::from_millis(1500));
+    a.send_dtmf("7").expect("DTMF");
+    std::thread::sleep(Duration::from_millis(3000));
+    a.send_dtmf("8").expect("DTMF");
+    // "goodbye" (the default prompt, or the error tone where prompts are not installed), then
+    // the menu hangs up.
+    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the menu did not hang up: {e}")
+        });
+    let mut cdrs = Vec::new();
+    d.wait_until("the call record", Duration::from_secs(10), || {
+        cdrs = d.cdrs();
+        !cdrs.is_empty()
+    });
+    assert_eq!(cdrs[0]["hangup_by"], "system", "{}", cdrs[0]);
+    let logs = d.logs();
+    assert!(logs.contains("media endpoint closed"), "endpoint freed");
+}
