@@ -84,6 +84,19 @@ fn generator(targets: Vec<std::net::SocketAddr>, stop: Arc<std::sync::atomic::At
     }
 }
 
+/// Resident memory of the process in KiB.
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    pages * page / 1024
+}
+
 fn raise_fd_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -148,12 +161,13 @@ fn main() {
         }
     };
     println!(
-        "{} legs  tick_busy_ms  worker_busy%  {}_cpu%  cpu%_per_1000  late  skipped  underruns  sent/s (want)",
+        "{} legs  tick_busy_ms  worker_busy%  {}_cpu%  cpu%_per_1000  late  skipped  underruns  sent/s (want)  rss_kib/leg",
         if conf { "conf" } else { "prompt" },
         if conf { "worker" } else { "process" }
     );
     for &n in &legs {
         let mut eps = Vec::with_capacity(n);
+        let rss0 = rss_kib();
         for i in 0..n {
             let ep = match engine.open(EndpointId(i as u64), LO, 0, "bench") {
                 Ok(ep) => ep,
@@ -183,6 +197,7 @@ fn main() {
             std::thread::spawn(move || generator(targets, stop))
         });
         std::thread::sleep(Duration::from_secs(2));
+        let rss_per_leg = rss_kib().saturating_sub(rss0) as f64 / n.max(1) as f64;
         let m0 = engine.metrics();
         let c0 = cpu_of(conf);
         let t0 = Instant::now();
@@ -195,7 +210,7 @@ fn main() {
         let cpu = (c1 - c0).as_secs_f64() / wall * 100.0;
         let sent = (m1.packets_tx - m0.packets_tx) as f64 / wall;
         println!(
-            "{:>11}  {:>12.2}  {:>12.1}  {:>12.1}  {:>13.1}  {:>4}  {:>7}  {:>9}  {:>8.0} ({})",
+            "{:>11}  {:>12.2}  {:>12.1}  {:>12.1}  {:>13.1}  {:>4}  {:>7}  {:>9}  {:>8.0} ({})  {:.1}",
             eps.len(),
             busy_us as f64 / ticks as f64 / 1000.0,
             busy_us as f64 / 1e6 / wall * 100.0,
@@ -205,7 +220,8 @@ fn main() {
             m1.skipped_ticks - m0.skipped_ticks,
             m1.underruns - m0.underruns,
             sent,
-            eps.len() * 50
+            eps.len() * 50,
+            rss_per_leg
         );
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = gen_thread {

@@ -243,6 +243,9 @@ async fn pcmu_and_pcma_phones_bridged_hear_each_other() {
     .expect("listen");
     ta.join().expect("talk");
     tb.join().expect("talk");
+    let sa = ea.stats().await;
+    assert!(sa.packets_rx >= 60 && sa.packets_tx >= 60, "{sa:?}");
+    assert_eq!(sa.lost, 0, "{sa:?}");
     let mid = |v: &Vec<i16>| v[v.len() / 4..v.len() * 3 / 4].to_vec();
     let (ha, hb) = (mid(&ha), mid(&hb));
     assert!(
