@@ -101,6 +101,8 @@ struct Recording {
     beep_pos: Option<usize>,
     chunk: Vec<i16>,
     failed: Arc<AtomicBool>,
+    /// The WAV's rate (the leg's rate when it started; a later codec change is converted).
+    rate: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -449,6 +451,7 @@ impl EndpointCore {
             beep_pos: req.beep.then_some(0),
             chunk: Vec::new(),
             failed,
+            rate,
         });
     }
 
@@ -629,7 +632,7 @@ impl EndpointCore {
                 Some(c) if c.addr == src && seq == c.last_seq.wrapping_add(1) => Candidate {
                     addr: src,
                     last_seq: seq,
-                    count: c.count + 1,
+                    count: c.count.saturating_add(1),
                 },
                 _ => Candidate {
                     addr: src,
@@ -840,21 +843,25 @@ impl EndpointCore {
                 r.beep_pos = (pos + frame < total).then_some(pos + frame);
             } else {
                 let start = r.chunk.len();
-                let room = r.max_samples.saturating_sub(r.written);
-                let n = frame.min(room).min(self.heard.len());
-                r.chunk.extend_from_slice(&self.heard[..n]);
+                let mut mix = self.heard.clone();
                 if let Some(b) = bridge {
-                    for (o, &s) in r.chunk[start..].iter_mut().zip(b) {
+                    for (o, &s) in mix.iter_mut().zip(b) {
                         *o = o.saturating_add(s);
                     }
                 }
+                if r.rate != rate {
+                    mix = rate::convert_all(&mix, rate, r.rate);
+                }
+                let room = r.max_samples.saturating_sub(r.written);
+                let n = mix.len().min(room);
+                r.chunk.extend_from_slice(&mix[..n]);
                 r.written += n;
                 if crate::tone::energy(&r.chunk[start..]) < self.cfg.silence_energy {
                     r.silent_run += n;
                 } else {
                     r.silent_run = 0;
                 }
-                if r.chunk.len() >= rate as usize * RECORD_CHUNK_MS / 1000 {
+                if r.chunk.len() >= r.rate as usize * RECORD_CHUNK_MS / 1000 {
                     let pcm = std::mem::take(&mut r.chunk);
                     self.record_ops.push(RecordOp::Data { key: r.key, pcm });
                 }
