@@ -601,12 +601,15 @@ impl EndpointCore {
             self.stats.dropped += 1;
             return;
         };
-        // One key press is one event timestamp: its updates and end retransmissions repeat it.
-        let key = (ssrc, ts, ev.event);
-        if self.last_event == Some(key) {
+        // One key press is one event timestamp: its updates and end retransmissions repeat it,
+        // and a reordered packet of an earlier press (an older timestamp) is not a new one.
+        if let Some((last_ssrc, last_ts, last_ev)) = self.last_event
+            && last_ssrc == ssrc
+            && ((last_ts == ts && last_ev == ev.event) || (ts.wrapping_sub(last_ts) as i32) < 0)
+        {
             return;
         }
-        self.last_event = Some(key);
+        self.last_event = Some((ssrc, ts, ev.event));
         if let Some(digit) = ev.digit() {
             self.stats.digits += 1;
             self.events.push(EngineEvent::Dtmf {

@@ -977,3 +977,23 @@ fn rtcp_reports_both_ways() {
         (0.25, 12, 10.0)
     );
 }
+
+#[test]
+fn a_reordered_end_packet_of_an_earlier_digit_is_not_a_new_press() {
+    let t0 = Instant::now();
+    let mut c = core(1, CodecKind::Pcmu, t0);
+    c.on_rtp(&event_packet(1, 1000, 1, false, 160), addr(40000), t0);
+    c.on_rtp(&event_packet(2, 1000, 1, true, 800), addr(40000), t0);
+    c.on_rtp(&event_packet(4, 2000, 2, false, 160), addr(40000), t0);
+    // The second end retransmission of '1' arrives late.
+    c.on_rtp(&event_packet(3, 1000, 1, true, 800), addr(40000), t0);
+    c.on_rtp(&event_packet(5, 2000, 2, true, 800), addr(40000), t0);
+    let digits: Vec<char> = c
+        .drain_events()
+        .filter_map(|e| match e {
+            EngineEvent::Dtmf { digit, .. } => Some(digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, vec!['1', '2']);
+}
