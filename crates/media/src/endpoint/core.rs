@@ -31,6 +31,8 @@ use crate::stats::RxStats;
 const MAX_DECODERS: usize = 8;
 /// RTCP report interval.
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+/// Silence kept at the end of a recording that stopped for silence.
+const SILENCE_TAIL_MS: usize = 200;
 /// Recorded PCM is handed to the writer in chunks of this many ms.
 const RECORD_CHUNK_MS: usize = 200;
 
@@ -86,6 +88,8 @@ pub enum RecordOp {
         key: u64,
         /// Why it ended.
         reason: RecordReason,
+        /// Samples to cut from the end (the silence that ended it, but for a short tail).
+        trim: usize,
     },
 }
 
@@ -471,8 +475,17 @@ impl EndpointCore {
                 let pcm = std::mem::take(&mut r.chunk);
                 self.record_ops.push(RecordOp::Data { key: r.key, pcm });
             }
-            self.record_ops
-                .push(RecordOp::Finish { key: r.key, reason });
+            let trim = if reason == RecordReason::Silence {
+                r.silent_run
+                    .saturating_sub(r.rate as usize * SILENCE_TAIL_MS / 1000)
+            } else {
+                0
+            };
+            self.record_ops.push(RecordOp::Finish {
+                key: r.key,
+                reason,
+                trim,
+            });
         }
     }
 

@@ -502,13 +502,18 @@ fn recorder_stops_after_silence_and_beeps_first() {
     }
     // 400 ms beep (20 ticks) + 1 s of silence (50 ticks).
     assert_eq!(ticks, 70);
-    assert!(matches!(
-        ops.last(),
-        Some(RecordOp::Finish {
-            reason: RecordReason::Silence,
-            ..
-        })
-    ));
+    assert!(
+        matches!(
+            ops.last(),
+            Some(RecordOp::Finish {
+                reason: RecordReason::Silence,
+                trim: 6400,
+                ..
+            })
+        ),
+        "the silence that ended it is cut but for 200 ms: {:?}",
+        ops.last()
+    );
     let beep = decode(CodecKind::Pcmu, &out[..20]);
     assert!(
         power(&beep, 1000.0, 8000) > 0.01,
