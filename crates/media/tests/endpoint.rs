@@ -243,6 +243,9 @@ async fn pcmu_and_pcma_phones_bridged_hear_each_other() {
     .expect("listen");
     ta.join().expect("talk");
     tb.join().expect("talk");
+    let sa = ea.stats().await;
+    assert!(sa.packets_rx >= 60 && sa.packets_tx >= 60, "{sa:?}");
+    assert_eq!(sa.lost, 0, "{sa:?}");
     let mid = |v: &Vec<i16>| v[v.len() / 4..v.len() * 3 / 4].to_vec();
     let (ha, hb) = (mid(&ha), mid(&hb));
     assert!(
@@ -409,5 +412,49 @@ async fn a_bridge_split_over_workers_is_counted() {
     c.join(BridgeId(5));
     assert_eq!(e.metrics().bridge_splits, 1);
     a.close().await;
+    c.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_and_engine_share_one_port_range_without_double_use() {
+    // Four pairs in all: a relay session takes two, two endpoints the rest.
+    let pool = Arc::new(PortPool::new(45100, 45107));
+    let relay = media::Relay::with_ports(media::RelayConfig::default(), pool.clone());
+    let (tx, _rx) = tokio::sync::mpsc::channel(16);
+    let e = MediaEngine::new(EngineConfig::default(), pool, tx);
+    let s = relay.allocate("c1", LO, LO).expect("relay session");
+    let a = e.open(EndpointId(1), LO, 0, "c2").expect("endpoint a");
+    let b = e.open(EndpointId(2), LO, 0, "c3").expect("endpoint b");
+    let mut ports = vec![
+        s.local(media::Leg::A).port(),
+        s.local(media::Leg::B).port(),
+        a.local().port(),
+        b.local().port(),
+    ];
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports, vec![45100, 45102, 45104, 45106]);
+    assert!(matches!(
+        e.open(EndpointId(3), LO, 0, "c4"),
+        Err(media::endpoint::Error::Ports(
+            media::Error::PortsExhausted { .. }
+        ))
+    ));
+    assert!(relay.allocate("c5", LO, LO).is_err());
+    // A pair the engine releases is the relay's again (and the other way round).
+    a.close().await;
+    s.close().await;
+    let s2 = relay
+        .allocate("c6", LO, LO)
+        .expect("relay gets freed pairs");
+    let c = e
+        .open(EndpointId(4), LO, 0, "c7")
+        .expect("the engine gets the last");
+    assert!(
+        e.open(EndpointId(5), LO, 0, "c8").is_err(),
+        "all four in use again"
+    );
+    s2.close().await;
+    b.close().await;
     c.close().await;
 }

@@ -31,6 +31,8 @@ use crate::stats::RxStats;
 const MAX_DECODERS: usize = 8;
 /// RTCP report interval.
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+/// Silence kept at the end of a recording that stopped for silence.
+const SILENCE_TAIL_MS: usize = 200;
 /// Recorded PCM is handed to the writer in chunks of this many ms.
 const RECORD_CHUNK_MS: usize = 200;
 
@@ -86,6 +88,8 @@ pub enum RecordOp {
         key: u64,
         /// Why it ended.
         reason: RecordReason,
+        /// Samples to cut from the end (the silence that ended it, but for a short tail).
+        trim: usize,
     },
 }
 
@@ -101,6 +105,8 @@ struct Recording {
     beep_pos: Option<usize>,
     chunk: Vec<i16>,
     failed: Arc<AtomicBool>,
+    /// The WAV's rate (the leg's rate when it started; a later codec change is converted).
+    rate: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -449,6 +455,7 @@ impl EndpointCore {
             beep_pos: req.beep.then_some(0),
             chunk: Vec::new(),
             failed,
+            rate,
         });
     }
 
@@ -468,8 +475,17 @@ impl EndpointCore {
                 let pcm = std::mem::take(&mut r.chunk);
                 self.record_ops.push(RecordOp::Data { key: r.key, pcm });
             }
-            self.record_ops
-                .push(RecordOp::Finish { key: r.key, reason });
+            let trim = if reason == RecordReason::Silence {
+                r.silent_run
+                    .saturating_sub(r.rate as usize * SILENCE_TAIL_MS / 1000)
+            } else {
+                0
+            };
+            self.record_ops.push(RecordOp::Finish {
+                key: r.key,
+                reason,
+                trim,
+            });
         }
     }
 
@@ -598,12 +614,15 @@ impl EndpointCore {
             self.stats.dropped += 1;
             return;
         };
-        // One key press is one event timestamp: its updates and end retransmissions repeat it.
-        let key = (ssrc, ts, ev.event);
-        if self.last_event == Some(key) {
+        // One key press is one event timestamp: its updates and end retransmissions repeat it,
+        // and a reordered packet of an earlier press (an older timestamp) is not a new one.
+        if let Some((last_ssrc, last_ts, last_ev)) = self.last_event
+            && last_ssrc == ssrc
+            && ((last_ts == ts && last_ev == ev.event) || (ts.wrapping_sub(last_ts) as i32) < 0)
+        {
             return;
         }
-        self.last_event = Some(key);
+        self.last_event = Some((ssrc, ts, ev.event));
         if let Some(digit) = ev.digit() {
             self.stats.digits += 1;
             self.events.push(EngineEvent::Dtmf {
@@ -629,7 +648,7 @@ impl EndpointCore {
                 Some(c) if c.addr == src && seq == c.last_seq.wrapping_add(1) => Candidate {
                     addr: src,
                     last_seq: seq,
-                    count: c.count + 1,
+                    count: c.count.saturating_add(1),
                 },
                 _ => Candidate {
                     addr: src,
@@ -840,21 +859,25 @@ impl EndpointCore {
                 r.beep_pos = (pos + frame < total).then_some(pos + frame);
             } else {
                 let start = r.chunk.len();
-                let room = r.max_samples.saturating_sub(r.written);
-                let n = frame.min(room).min(self.heard.len());
-                r.chunk.extend_from_slice(&self.heard[..n]);
+                let mut mix = self.heard.clone();
                 if let Some(b) = bridge {
-                    for (o, &s) in r.chunk[start..].iter_mut().zip(b) {
+                    for (o, &s) in mix.iter_mut().zip(b) {
                         *o = o.saturating_add(s);
                     }
                 }
+                if r.rate != rate {
+                    mix = rate::convert_all(&mix, rate, r.rate);
+                }
+                let room = r.max_samples.saturating_sub(r.written);
+                let n = mix.len().min(room);
+                r.chunk.extend_from_slice(&mix[..n]);
                 r.written += n;
                 if crate::tone::energy(&r.chunk[start..]) < self.cfg.silence_energy {
                     r.silent_run += n;
                 } else {
                     r.silent_run = 0;
                 }
-                if r.chunk.len() >= rate as usize * RECORD_CHUNK_MS / 1000 {
+                if r.chunk.len() >= r.rate as usize * RECORD_CHUNK_MS / 1000 {
                     let pcm = std::mem::take(&mut r.chunk);
                     self.record_ops.push(RecordOp::Data { key: r.key, pcm });
                 }

@@ -2,7 +2,10 @@
 //! out per tick. Works in RTP timestamp units; decoding is the caller's.
 //!
 //! Play-out starts once the buffer spans the target delay. The target follows the measured
-//! interarrival jitter (RFC 3550 A.8): `frame + 3 × jitter`, within 20–200 ms. When a frame is due
+//! interarrival jitter (RFC 3550 A.8) and the underruns: `frame + 3 × jitter + boost`, within
+//! 20–200 ms, where every underrun adds 20 ms to the boost and the boost fades by 1 ms every
+//! 2 s, so a network that stalls now and then keeps a deeper buffer instead of underrunning at
+//! every stall. When a frame is due
 //! and nothing has arrived (an underrun), the play-out position holds, so the delay grows by one
 //! frame; when the buffer stays deeper than the target plus two frames, one frame is dropped, so
 //! the delay shrinks. Packets older than the play-out position (late) and repeats are dropped.
@@ -19,6 +22,8 @@ pub const MIN_DELAY_MS: u32 = 20;
 pub const MAX_DELAY_MS: u32 = 200;
 /// Consecutive too-deep frames before one is dropped.
 const SHRINK_AFTER: u32 = 10;
+/// Frames between 1 ms decrements of the underrun boost (2 s).
+const BOOST_DECAY_FRAMES: u32 = 100;
 /// Empty frames after which the stream counts as stopped.
 const IDLE_AFTER: u32 = 5;
 
@@ -95,6 +100,9 @@ pub struct JitterBuffer {
     jitter: f64,
     last_transit: Option<(u32, i64)>,
     target_ms: u32,
+    /// Extra delay learned from underruns, ms.
+    boost_ms: u32,
+    frames: u32,
     empty: u32,
     deep: u32,
     stats: JitterStats,
@@ -119,6 +127,8 @@ impl JitterBuffer {
             jitter: f64::from(clock) * 0.005,
             last_transit: None,
             target_ms: 35,
+            boost_ms: 0,
+            frames: 0,
             empty: 0,
             deep: 0,
             stats: JitterStats::default(),
@@ -218,8 +228,12 @@ impl JitterBuffer {
             self.jitter += (d - self.jitter) / 16.0;
         }
         self.last_transit = Some((ts, transit));
-        let jitter_ms = self.jitter_ms();
-        self.target_ms = ((20.0 + 3.0 * jitter_ms).ceil() as u32).clamp(MIN_DELAY_MS, MAX_DELAY_MS);
+        self.update_target();
+    }
+
+    fn update_target(&mut self) {
+        let ms = 20.0 + 3.0 * self.jitter_ms() + f64::from(self.boost_ms);
+        self.target_ms = (ms.ceil() as u32).clamp(MIN_DELAY_MS, MAX_DELAY_MS);
     }
 
     fn reset(&mut self) {
@@ -232,6 +246,14 @@ impl JitterBuffer {
 
     /// What to play next; call once per frame (and again after a packet shorter than a frame).
     pub fn next_frame(&mut self) -> Next {
+        self.frames += 1;
+        if self.frames >= BOOST_DECAY_FRAMES {
+            self.frames = 0;
+            if self.boost_ms > 0 {
+                self.boost_ms -= 1;
+                self.update_target();
+            }
+        }
         let target_ts = self.target_ms * self.clock / 1000;
         let Some(cursor) = self.cursor else {
             let (Some(first), Some(newest)) = (self.packets.front(), self.newest) else {
@@ -269,6 +291,8 @@ impl JitterBuffer {
                     return Next::Idle;
                 }
                 self.stats.underruns += 1;
+                self.boost_ms = (self.boost_ms + 20).min(MAX_DELAY_MS);
+                self.update_target();
                 return Next::Underrun;
             };
             let d = diff(front.ts, cursor);
@@ -457,5 +481,61 @@ mod tests {
         }
         let n = play(&mut jb);
         assert!(matches!(&n, Next::Packet(p) if p.seq == 500), "{n:?}");
+    }
+}
+
+#[cfg(test)]
+mod spike_tests {
+    use super::*;
+
+    /// Plays 20 s of a stream whose packets now and then arrive in a burst after a stall of
+    /// `stall_ms` (every 2 s); returns the underruns counted in the first and the last 10 s.
+    fn underruns_with_stalls(stall_ms: u32) -> (u64, u64) {
+        let mut jb = JitterBuffer::new(8000);
+        let n = 1000u32;
+        // Arrival time (ms) of packet i: on time, except that a stall holds back everything
+        // sent during it, which then arrives at once.
+        let arrival = |i: u32| -> u32 {
+            let t = i * 20;
+            let period = 2000;
+            let in_cycle = t % period;
+            if in_cycle >= 1000 && in_cycle < 1000 + stall_ms {
+                t - in_cycle + 1000 + stall_ms
+            } else {
+                t
+            }
+        };
+        let mut next = 0u32;
+        let mut first_half = 0;
+        // Up to the last packet's play-out (after it, the stream ends: not a stall).
+        for tick in 0..n {
+            if tick == n / 2 {
+                first_half = jb.stats().underruns;
+            }
+            let now = tick * 20 + 10;
+            while next < n && arrival(next) <= now {
+                let p = Packet {
+                    ts: next * 160,
+                    seq: next as u16,
+                    pt: 0,
+                    payload: vec![0; 160],
+                };
+                jb.insert(p, arrival(next) * 8);
+                next += 1;
+            }
+            let r = jb.next_frame();
+            if let Next::Packet(_) = r {
+                jb.advance(160);
+            }
+        }
+        (first_half, jb.stats().underruns - first_half)
+    }
+
+    #[test]
+    fn repeated_stalls_raise_the_delay_instead_of_underrunning_each_time() {
+        // Ten stalls of 80 ms: the first ones cost underruns, later ones find a deeper buffer.
+        let (early, late) = underruns_with_stalls(80);
+        assert!(early > 0 && early <= 10, "{early}");
+        assert_eq!(late, 0);
     }
 }

@@ -15,9 +15,18 @@ use std::time::Duration;
 use super::core::RecordOp;
 use super::{EndpointId, EngineEvent, EventSink, RecordReason};
 
-/// Something a WAV can be written to and its header patched in.
-pub trait Sink: Write + Seek + Send {}
-impl<T: Write + Seek + Send> Sink for T {}
+/// Something a WAV can be written to, its header patched in and its end cut off.
+pub trait Sink: Write + Seek + Send {
+    /// Cuts the file to `len` bytes (after a flush).
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl Sink for BufWriter<File> {
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.flush()?;
+        self.get_ref().set_len(len)
+    }
+}
 
 /// Opens the file a recording is written to (a test passes one that fails).
 pub type Opener = fn(&Path) -> io::Result<Box<dyn Sink>>;
@@ -181,8 +190,9 @@ fn handle(
             }
             o.samples += pcm.len() as u64;
         }
-        RecordOp::Finish { key, reason } => {
-            if let Some(o) = open.remove(&key) {
+        RecordOp::Finish { key, reason, trim } => {
+            if let Some(mut o) = open.remove(&key) {
+                o.samples = o.samples.saturating_sub(trim as u64);
                 finish(o, reason, events, c);
             }
         }
@@ -193,6 +203,7 @@ fn finish(mut o: Open, reason: RecordReason, events: &EventSink, c: &WriterCount
     let done = (|| -> io::Result<()> {
         if let Some(sink) = o.sink.as_mut() {
             sink.flush()?;
+            sink.truncate(44 + 2 * o.samples)?;
             sink.seek(SeekFrom::Start(0))?;
             sink.write_all(&header(o.rate, o.samples))?;
             sink.flush()?;
@@ -286,6 +297,7 @@ mod tests {
         w.send(RecordOp::Finish {
             key: 1,
             reason: RecordReason::MaxLength,
+            trim: 0,
         });
         let ev = rx.blocking_recv().expect("event");
         assert_eq!(
@@ -303,6 +315,38 @@ mod tests {
         assert!(!part_path(&path).exists());
     }
 
+    #[test]
+    fn trailing_silence_is_cut_from_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vm.wav");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let w = Writer::start(16, tx).expect("writer");
+        let failed = Arc::new(AtomicBool::new(false));
+        w.send(start(1, &path, &failed));
+        w.send(RecordOp::Data {
+            key: 1,
+            pcm: vec![500; 8000],
+        });
+        w.send(RecordOp::Data {
+            key: 1,
+            pcm: vec![0; 8000],
+        });
+        w.send(RecordOp::Finish {
+            key: 1,
+            reason: RecordReason::Silence,
+            trim: 6400,
+        });
+        let ev = rx.blocking_recv().expect("event");
+        assert!(
+            matches!(ev, EngineEvent::RecordDone { duration, reason: RecordReason::Silence, .. } if duration == Duration::from_millis(1200)),
+            "{ev:?}"
+        );
+        assert_eq!(std::fs::metadata(&path).expect("file").len(), 44 + 2 * 9600);
+        let wav = crate::wav::read_file(&path).expect("WAV");
+        assert_eq!(wav.samples.len(), 9600);
+        assert!(wav.samples[..8000].iter().all(|&s| s == 500));
+    }
+
     /// Writes fail as on a full disk after the header.
     struct Full(usize);
     impl Write for Full {
@@ -314,6 +358,11 @@ mod tests {
             Ok(b.len())
         }
         fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Sink for Full {
+        fn truncate(&mut self, _: u64) -> io::Result<()> {
             Ok(())
         }
     }
@@ -354,6 +403,7 @@ mod tests {
         w.send(RecordOp::Finish {
             key: 1,
             reason: RecordReason::Stopped,
+            trim: 0,
         });
         drop(w);
         assert!(rx.blocking_recv().is_none());

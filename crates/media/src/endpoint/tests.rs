@@ -502,13 +502,18 @@ fn recorder_stops_after_silence_and_beeps_first() {
     }
     // 400 ms beep (20 ticks) + 1 s of silence (50 ticks).
     assert_eq!(ticks, 70);
-    assert!(matches!(
-        ops.last(),
-        Some(RecordOp::Finish {
-            reason: RecordReason::Silence,
-            ..
-        })
-    ));
+    assert!(
+        matches!(
+            ops.last(),
+            Some(RecordOp::Finish {
+                reason: RecordReason::Silence,
+                trim: 6400,
+                ..
+            })
+        ),
+        "the silence that ended it is cut but for 200 ms: {:?}",
+        ops.last()
+    );
     let beep = decode(CodecKind::Pcmu, &out[..20]);
     assert!(
         power(&beep, 1000.0, 8000) > 0.01,
@@ -976,4 +981,24 @@ fn rtcp_reports_both_ways() {
         (q.fraction_lost, q.cumulative_lost, q.jitter_ms),
         (0.25, 12, 10.0)
     );
+}
+
+#[test]
+fn a_reordered_end_packet_of_an_earlier_digit_is_not_a_new_press() {
+    let t0 = Instant::now();
+    let mut c = core(1, CodecKind::Pcmu, t0);
+    c.on_rtp(&event_packet(1, 1000, 1, false, 160), addr(40000), t0);
+    c.on_rtp(&event_packet(2, 1000, 1, true, 800), addr(40000), t0);
+    c.on_rtp(&event_packet(4, 2000, 2, false, 160), addr(40000), t0);
+    // The second end retransmission of '1' arrives late.
+    c.on_rtp(&event_packet(3, 1000, 1, true, 800), addr(40000), t0);
+    c.on_rtp(&event_packet(5, 2000, 2, true, 800), addr(40000), t0);
+    let digits: Vec<char> = c
+        .drain_events()
+        .filter_map(|e| match e {
+            EngineEvent::Dtmf { digit, .. } => Some(digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, vec!['1', '2']);
 }

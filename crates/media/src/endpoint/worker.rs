@@ -268,6 +268,7 @@ enum Ctl {
     Mute(bool),
     Inband(bool),
     Direction(Direction),
+    Stats(oneshot::Sender<EndpointStats>),
 }
 
 impl Endpoint {
@@ -364,6 +365,13 @@ impl Endpoint {
     /// A muted member is not heard by the others.
     pub fn set_mute(&self, muted: bool) {
         self.ctl(Ctl::Mute(muted));
+    }
+
+    /// The leg's statistics now (default values if the worker is gone or the queue full).
+    pub async fn stats(&self) -> EndpointStats {
+        let (tx, rx) = oneshot::channel();
+        self.ctl(Ctl::Stats(tx));
+        rx.await.unwrap_or_default()
     }
 
     /// Closes the leg (play ends interrupted, a recording completes as `Closed`) and returns
@@ -736,6 +744,9 @@ impl Worker {
                                 Ctl::StopRecord => core.stop_record(),
                                 Ctl::Mute(m) => core.muted = m,
                                 Ctl::Direction(d) => core.set_direction(d, now),
+                                Ctl::Stats(tx) => {
+                                    let _ = tx.send(core.stats());
+                                }
                                 Ctl::Inband(on) => {
                                     core.set_detector(self.detector.filter(|_| on).map(|f| f()))
                                 }
