@@ -107,11 +107,6 @@ impl AppMedia {
         )
     }
 
-    /// Engine-wide counters (for `/metrics`).
-    pub(crate) fn metrics(&self) -> endpoint::EngineMetrics {
-        self.engine.metrics()
-    }
-
     fn items(&self, items: Vec<PlayItem>) -> (Vec<endpoint::PlayItem>, bool) {
         let mut out = Vec::new();
         let mut moh = false;
