@@ -170,3 +170,38 @@ fn invalid_choices_use_up_the_retries_and_the_menu_hangs_up() {
     let logs = d.logs();
     assert!(logs.contains("media endpoint closed"), "endpoint freed");
 }
+
+#[test]
+fn an_in_band_digit_in_the_callers_audio_chooses_the_option() {
+    let d = Denwa::start();
+    let audio = tempfile::tempdir().expect("tmp");
+    setup(&d, audio.path());
+    // The caller's audio: silence through the greeting, then the DTMF tones of "1" in the
+    // audio itself (no RFC 4733 event), then silence.
+    let mut samples = vec![0i16; 8000 * 2500 / 1000];
+    samples.extend(
+        media::tone::dtmf_tone('1', Duration::from_millis(120), 8000, 9000).expect("digit"),
+    );
+    samples.resize(8000 * 15, 0);
+    let a_wav = audio.path().join("a.wav");
+    tone::write_wav(&a_wav, &tone::Wav::mono(samples)).expect("wav");
+    let b_wav = wav(audio.path(), "b.wav", &B_TONES, 1000, 6000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    let mut b = phone(&d, "1002", "bob-secret-cc", &b_wav);
+    a.dial(&format!("sip:500@{}", d.sip_addr())).expect("dial");
+    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .expect("answered");
+    b.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the in-band digit did not choose option 1: {e}")
+        });
+    assert!(
+        d.logs().contains("Inband"),
+        "the digit was detected in the audio: {}",
+        d.logs()
+    );
+    a.hangup().expect("hang up");
+    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("callee closed");
+}
