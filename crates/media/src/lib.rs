@@ -19,6 +19,7 @@ pub mod inband;
 pub mod mix;
 pub mod oggopus;
 pub mod opus;
+pub mod plc;
 pub mod progress;
 pub mod relay;
 pub mod resample;
