@@ -3,8 +3,10 @@
 //! stereo or more channels, mixed down to mono; any sample rate) and Ogg Opus recordings.
 //! [`load`] returns the file's own rate; [`load_at`] converts to the rate a leg needs.
 //!
+//! [`WavWriter`] writes a recording frame by frame (16-bit mono) without holding it in memory.
 //! [`crate::wav`] stays the strict 16-bit mono reader/writer for Denwa's own files.
 
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Largest file [`load`] reads (a 10-minute 48 kHz stereo 32-bit WAV is ~230 MB).
@@ -189,6 +191,73 @@ fn to_mono(f: &Format, body: &[u8]) -> Result<Vec<i16>, AudioError> {
     Ok(out)
 }
 
+/// A streaming 16-bit mono WAV writer for recordings: the header is written first with zero
+/// sizes (which [`crate::wav::parse`] and [`decode`] read as "up to the end of the file", so a
+/// recording cut short by a crash is still playable) and patched by [`WavWriter::finish`].
+pub struct WavWriter<W: Write + Seek> {
+    out: W,
+    data_bytes: u64,
+}
+
+/// Largest data chunk a RIFF size field can describe.
+const MAX_WAV_DATA: u64 = u32::MAX as u64 - 36;
+
+impl<W: Write + Seek> WavWriter<W> {
+    /// Starts a file at `rate` samples per second.
+    pub fn new(mut out: W, rate: u32) -> std::io::Result<WavWriter<W>> {
+        let mut h = Vec::with_capacity(44);
+        h.extend_from_slice(b"RIFF");
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h.extend_from_slice(b"WAVEfmt ");
+        h.extend_from_slice(&16u32.to_le_bytes());
+        h.extend_from_slice(&TAG_PCM.to_le_bytes());
+        h.extend_from_slice(&1u16.to_le_bytes());
+        h.extend_from_slice(&rate.to_le_bytes());
+        h.extend_from_slice(&rate.wrapping_mul(2).to_le_bytes());
+        h.extend_from_slice(&2u16.to_le_bytes());
+        h.extend_from_slice(&16u16.to_le_bytes());
+        h.extend_from_slice(b"data");
+        h.extend_from_slice(&0u32.to_le_bytes());
+        out.write_all(&h)?;
+        Ok(WavWriter { out, data_bytes: 0 })
+    }
+
+    /// Appends one frame. Fails (and writes nothing) once the file would pass the 4 GiB a WAV
+    /// header can describe; I/O errors such as a full disk are returned as they are.
+    pub fn write_frame(&mut self, pcm: &[i16]) -> std::io::Result<()> {
+        let add = pcm.len() as u64 * 2;
+        if self.data_bytes + add > MAX_WAV_DATA {
+            return Err(std::io::Error::other("WAV file would exceed 4 GiB"));
+        }
+        let mut buf = [0u8; 1920];
+        for chunk in pcm.chunks(buf.len() / 2) {
+            for (b, s) in buf.chunks_exact_mut(2).zip(chunk) {
+                b.copy_from_slice(&s.to_le_bytes());
+            }
+            self.out.write_all(&buf[..chunk.len() * 2])?;
+        }
+        self.data_bytes += add;
+        Ok(())
+    }
+
+    /// Samples written so far.
+    pub fn samples(&self) -> u64 {
+        self.data_bytes / 2
+    }
+
+    /// Patches the header's sizes and returns the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        let data = self.data_bytes as u32; // bounded by MAX_WAV_DATA
+        self.out.seek(SeekFrom::Start(4))?;
+        self.out.write_all(&(36 + data).to_le_bytes())?;
+        self.out.seek(SeekFrom::Start(40))?;
+        self.out.write_all(&data.to_le_bytes())?;
+        self.out.seek(SeekFrom::End(0))?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +348,30 @@ mod tests {
         std::fs::write(&ogg, crate::oggopus::encode(8000, &pcm).expect("ogg")).expect("write");
         let (rate, back) = load(&ogg).expect("ogg load");
         assert_eq!((rate, back.len()), (48000, 24000));
+    }
+
+    #[test]
+    fn streaming_wav_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rec.wav");
+        let tone = sine(700.0, Duration::from_millis(1000), 16000, 9000);
+        let file = std::fs::File::create(&path).expect("create");
+        let mut w = WavWriter::new(std::io::BufWriter::new(file), 16000).expect("writer");
+        for frame in tone.chunks(320) {
+            w.write_frame(frame).expect("frame");
+        }
+        assert_eq!(w.samples(), 16000);
+        w.finish().expect("finish");
+        // Byte-identical to the whole-buffer writer, and readable by both readers.
+        let bytes = std::fs::read(&path).expect("read");
+        assert_eq!(bytes, crate::wav::to_bytes(16000, &tone).expect("wav"));
+        assert_eq!(crate::wav::read_file(&path).expect("strict").samples, tone);
+        // Cut short before finish (a crash): still readable up to the last frame.
+        let mut w = WavWriter::new(std::io::Cursor::new(Vec::new()), 8000).expect("writer");
+        w.write_frame(&tone[..160]).expect("frame");
+        let unfinished = w.out.into_inner(); // never finished
+        let (rate, pcm) = decode(&unfinished).expect("unfinished");
+        assert_eq!((rate, pcm.as_slice()), (8000, &tone[..160]));
     }
 
     #[test]

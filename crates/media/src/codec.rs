@@ -176,8 +176,7 @@ pub fn encoder(kind: CodecKind) -> Result<Box<dyn Encoder>, CodecError> {
     match kind {
         CodecKind::Pcmu | CodecKind::Pcma => Ok(Box::new(G711 {
             kind,
-            last: Vec::new(),
-            lost: 0,
+            plc: crate::plc::Plc::new(8000),
         })),
         CodecKind::G722 => Ok(Box::new(G722::new())),
         CodecKind::Opus => Ok(Box::new(crate::opus::OpusEncoder::new(
@@ -192,8 +191,7 @@ pub fn decoder(kind: CodecKind) -> Result<Box<dyn Decoder>, CodecError> {
     match kind {
         CodecKind::Pcmu | CodecKind::Pcma => Ok(Box::new(G711 {
             kind,
-            last: Vec::new(),
-            lost: 0,
+            plc: crate::plc::Plc::new(8000),
         })),
         CodecKind::G722 => Ok(Box::new(G722::new())),
         CodecKind::Opus => Ok(Box::new(crate::opus::OpusDecoder::new(48000)?)),
@@ -222,34 +220,11 @@ pub fn decoder_at(kind: CodecKind, pcm_rate: u32) -> Result<Box<dyn Decoder>, Co
     }
 }
 
-/// Repeats the last decoded frame fading out over three frames, then silence: the simple
-/// concealment G.711 and G.722 share.
-fn fade_repeat(last: &[i16], lost: u32, samples: usize, out: &mut Vec<i16>) {
-    // Full level for the first lost frame, then fading, then silence.
-    let gain = match lost {
-        1 => 1.0,
-        2 => 0.5,
-        3 => 0.25,
-        _ => 0.0,
-    };
-    if last.is_empty() || gain == 0.0 {
-        out.extend(std::iter::repeat_n(0, samples));
-        return;
-    }
-    out.extend(
-        last.iter()
-            .cycle()
-            .take(samples)
-            .map(|&s| (f32::from(s) * gain) as i16),
-    );
-}
-
-/// G.722 both ways ([`crate::g722`]); concealment as for G.711.
+/// G.722 both ways ([`crate::g722`]); pitch-based concealment ([`crate::plc`]) as for G.711.
 struct G722 {
     enc: crate::g722::G722Encoder,
     dec: crate::g722::G722Decoder,
-    last: Vec<i16>,
-    lost: u32,
+    plc: crate::plc::Plc,
 }
 
 impl G722 {
@@ -257,8 +232,7 @@ impl G722 {
         G722 {
             enc: crate::g722::G722Encoder::new(),
             dec: crate::g722::G722Decoder::new(),
-            last: Vec::new(),
-            lost: 0,
+            plc: crate::plc::Plc::new(16000),
         }
     }
 }
@@ -288,24 +262,20 @@ impl Decoder for G722 {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError> {
         let start = out.len();
         self.dec.decode(payload, out);
-        self.last.clear();
-        self.last.extend_from_slice(&out[start..]);
-        self.lost = 0;
+        self.plc.good(&mut out[start..]);
         Ok(())
     }
 
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
-        self.lost += 1;
-        fade_repeat(&self.last, self.lost, samples, out);
+        self.plc.conceal(samples, out);
     }
 }
 
-/// G.711 both ways; concealment repeats the last frame, fading out over three frames
-/// (G.711 Appendix I in its simplest form).
+/// G.711 both ways; concealment continues the last pitch period and fades out over 60 ms
+/// (G.711 Appendix I, [`crate::plc`]).
 struct G711 {
     kind: CodecKind,
-    last: Vec<i16>,
-    lost: u32,
+    plc: crate::plc::Plc,
 }
 
 impl Encoder for G711 {
@@ -334,16 +304,13 @@ impl Decoder for G711 {
             CodecKind::Pcma => out.extend(payload.iter().map(|&b| crate::g711::alaw_decode(b))),
             _ => out.extend(payload.iter().map(|&b| crate::g711::ulaw_decode(b))),
         }
-        // Keep the frame for concealment in the buffer already there.
-        self.last.clear();
-        self.last.extend_from_slice(&out[start..]);
-        self.lost = 0;
+        // After a loss the frame's start is cross-faded from the concealment.
+        self.plc.good(&mut out[start..]);
         Ok(())
     }
 
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
-        self.lost += 1;
-        fade_repeat(&self.last, self.lost, samples, out);
+        self.plc.conceal(samples, out);
     }
 }
 
@@ -414,6 +381,45 @@ mod tests {
     }
 
     #[test]
+    fn g722_recovers_after_a_lost_packet() {
+        // The ADPCM state of a decoder that missed a packet differs from the encoder's; it must
+        // re-converge quickly once packets flow again.
+        let input = crate::tone::sine(440.0, std::time::Duration::from_millis(400), 16000, 8000);
+        let mut enc = encoder(CodecKind::G722).expect("g722");
+        let packets: Vec<Vec<u8>> = input
+            .chunks(320)
+            .map(|f| {
+                let mut p = Vec::new();
+                enc.encode(f, &mut p).expect("encode");
+                p
+            })
+            .collect();
+        let run = |lose: Option<usize>| {
+            let mut dec = decoder(CodecKind::G722).expect("g722");
+            let mut out = Vec::new();
+            for (i, p) in packets.iter().enumerate() {
+                if Some(i) == lose {
+                    dec.conceal(320, &mut out);
+                } else {
+                    dec.decode(p, &mut out).expect("decode");
+                }
+            }
+            out
+        };
+        let clean = run(None);
+        let lossy = run(Some(8));
+        // From 10 ms after the packets return (sample 2880 + 160), within 1 % of the clean run.
+        let (mut sig, mut err) = (0f64, 0f64);
+        for (a, b) in clean[3040..4800].iter().zip(&lossy[3040..4800]) {
+            sig += f64::from(*a).powi(2);
+            err += (f64::from(*a) - f64::from(*b)).powi(2);
+        }
+        let snr = 10.0 * (sig / err.max(1e-9)).log10();
+        println!("G.722 after a lost packet: {snr:.1} dB against the loss-free decode");
+        assert!(snr > 20.0, "{snr}");
+    }
+
+    #[test]
     fn g711_round_trip_and_concealment() {
         for kind in [CodecKind::Pcmu, CodecKind::Pcma] {
             let pcm: Vec<i16> = (0..160).map(|i| ((i * 200) % 8000) as i16 - 4000).collect();
@@ -436,12 +442,11 @@ mod tests {
                 dec.conceal(160, &mut hidden);
             }
             assert_eq!(hidden.len(), 800);
-            assert_eq!(
-                &hidden[..160],
-                &out[..],
-                "first lost frame repeats the last"
-            );
-            assert!(hidden[640..].iter().all(|&s| s == 0), "fades to silence");
+            // The test signal is periodic (40 samples): the first 10 ms of the loss continue it
+            // at full level, then it fades, silent from 60 ms on.
+            assert_eq!(&hidden[..80], &out[..80], "loss continues the waveform");
+            assert!(hidden[80..160].iter().any(|&s| s != 0));
+            assert!(hidden[480..].iter().all(|&s| s == 0), "fades to silence");
         }
     }
 }

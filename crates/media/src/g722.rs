@@ -244,13 +244,10 @@ impl G722Encoder {
         let low = &mut st.low;
         let el = sat16(xlow - low.s);
         let wd = if el >= 0 { el } else { -(el + 1) };
-        let mut i = 1;
-        while i < 30 {
-            if wd < (Q6[i] * low.det) >> 12 {
-                break;
-            }
-            i += 1;
-        }
+        // QUANTL: the interval of the 6-bit quantiser, the first i in 1..30 with
+        // wd < Q6[i]·det (the levels rise monotonically, so a binary search finds it).
+        let det = low.det;
+        let i = 1 + Q6[1..30].partition_point(|&q| wd >= (q * det) >> 12);
         let ilow = if el < 0 { ILN[i] } else { ILP[i] };
         // INVQAL with the 4 most significant bits, then LOGSCL/SCALEL, then block 4.
         let ril = (ilow >> 2) as usize;

@@ -20,6 +20,7 @@ pub mod inband;
 pub mod mix;
 pub mod oggopus;
 pub mod opus;
+pub mod plc;
 pub mod ports;
 pub mod progress;
 pub mod relay;
