@@ -12,22 +12,47 @@ pub trait Resampler: Send {
     fn process(&mut self, input: &[i16], out: &mut Vec<i16>);
 }
 
-/// A converter from `from` to `to` Hz (either may be any positive rate).
+/// A converter from `from` to `to` Hz: the polyphase windowed-sinc [`crate::resample`] where
+/// it takes the pair (8/16/48 kHz and other small ratios), linear interpolation otherwise.
 pub fn converter(from: u32, to: u32) -> Box<dyn Resampler> {
-    Box::new(Linear::new(from, to))
+    match crate::resample::Resampler::new(from, to) {
+        Ok(r) => Box::new(Sinc(r)),
+        Err(_) => Box::new(Linear::new(from, to)),
+    }
 }
 
-/// Converts a whole clip (a prompt file) at once.
+/// Converts a whole clip (a prompt file) at once, with the same converter as [`converter`].
 pub fn convert_all(input: &[i16], from: u32, to: u32) -> Vec<i16> {
     if from == to || from == 0 || to == 0 {
         return input.to_vec();
+    }
+    if let Ok(out) = crate::resample::resample_all(input, from, to) {
+        return out;
     }
     let mut out = Vec::with_capacity(input.len() * to as usize / from as usize + 1);
     Linear::new(from, to).process(input, &mut out);
     out
 }
 
-/// Linear interpolation (no anti-alias filter: a placeholder until `media::resample` lands).
+/// [`crate::resample::Resampler`] behind this module's trait.
+struct Sinc(crate::resample::Resampler);
+
+impl Resampler for Sinc {
+    fn input_rate(&self) -> u32 {
+        self.0.from_rate()
+    }
+
+    fn output_rate(&self) -> u32 {
+        self.0.to_rate()
+    }
+
+    fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
+        self.0.process(input, out);
+    }
+}
+
+/// Linear interpolation (no anti-alias filter): the fallback for rate pairs the sinc resampler
+/// does not take.
 ///
 /// Output sample `j` of the stream sits at input position `j * from / to`; an integer ratio
 /// turns every frame of `n` samples into exactly `n * to / from`.
