@@ -99,6 +99,11 @@ pub(crate) struct Anchor {
     deadline: Option<Instant>,
     /// Who put the call on hold (music goes to the other).
     held_by: Option<Side>,
+    /// The caller is answered only when the callee answers (a direct call whose phones share
+    /// no codec, decoded and re-encoded here), not when its endpoint opens.
+    defer_answer: bool,
+    /// A 180 went to the caller (deferred answer only).
+    sent_ringing: bool,
 }
 
 impl Anchor {
@@ -252,6 +257,8 @@ impl Engine {
             lang: self.snap.settings.prompt_language.clone(),
             deadline: None,
             held_by: None,
+            defer_answer: false,
+            sent_ringing: false,
         }));
         info!(call = id, %call_id, caller = %call.caller, menu = %name, "call to IVR");
         self.respond(txn, Response::for_request(&req, 100, None), now);
@@ -309,7 +316,12 @@ impl Engine {
                 Err(()) => e.failed = true,
             }
         }
-        if is_a {
+        if is_a && anchor.defer_answer {
+            if anchor.a.failed {
+                warn!(call = id, "no media ports for transcoding");
+                self.anchored_hangup(id, "no media ports", now);
+            }
+        } else if is_a {
             self.answer_caller(id, now);
         } else if anchor.b.iter().all(|e| e.local.is_some() || e.failed) {
             self.send_anchored_forks(id, now);
@@ -318,16 +330,33 @@ impl Engine {
 
     /// The caller's endpoint is open: answer the caller with it and start the application.
     fn answer_caller(&mut self, id: u64, now: Now) {
+        if !self.answer_a_leg(id, now) {
+            return;
+        }
+        if let Some(App::Ivr { ivr, .. }) = self
+            .b2bua
+            .get_mut(id)
+            .and_then(|c| c.anchor.as_deref_mut())
+            .and_then(|a| a.app.as_mut())
+        {
+            ivr.start(now.mono);
+        }
+        self.run_app(id, now);
+    }
+
+    /// Answers the caller with its endpoint's SDP; false when it could not be answered (the
+    /// call is then ended).
+    fn answer_a_leg(&mut self, id: u64, now: Now) -> bool {
         let adv = self.cfg.advertise;
         let Some(call) = self.b2bua.get_mut(id) else {
-            return;
+            return false;
         };
         let a_txn = call.legs[A_LEG].txn;
         let a_tag = call.legs[A_LEG].tag.clone();
         let a_local = call.legs[A_LEG].local;
         let a_transport = call.legs[A_LEG].target.transport;
         let Some(anchor) = call.anchor.as_deref_mut() else {
-            return;
+            return false;
         };
         let Some(ep_local) = anchor.a.local else {
             let r = Response::for_request(&anchor.invite, 503, Some("No media ports"));
@@ -337,10 +366,11 @@ impl Engine {
                 hangup_by: HangupBy::System,
                 cause: "no media ports".into(),
             };
-            return self.finish_call(id, ending, None, now);
+            self.finish_call(id, ending, None, now);
+            return false;
         };
         let Some((codec, te)) = sdp_local::choose(&anchor.offer) else {
-            return;
+            return false;
         };
         anchor.a.codec = Some((codec.clone(), te));
         anchor.a.remote = anchor.offer.rtp.map(|r| (r, anchor.offer.rtcp));
@@ -367,18 +397,10 @@ impl Engine {
         call.state = CallState::Up;
         call.answer = Some(now.wall);
         call.codec = codec.name.clone();
-        info!(call = id, codec = %codec.name, "application answered");
+        info!(call = id, codec = %codec.name, "caller answered on a media endpoint");
         self.media(cmd);
         self.respond(a_txn, ok, now);
-        if let Some(App::Ivr { ivr, .. }) = self
-            .b2bua
-            .get_mut(id)
-            .and_then(|c| c.anchor.as_deref_mut())
-            .and_then(|a| a.app.as_mut())
-        {
-            ivr.start(now.mono);
-        }
-        self.run_app(id, now);
+        true
     }
 
     /// Carries out what the application asked for.
@@ -572,7 +594,14 @@ impl Engine {
                 group: id,
             });
         }
-        self.play(id, vec![PlayItem::Tone(ToneKind::Ringback)], false, true);
+        let deferred = self
+            .b2bua
+            .get(id)
+            .and_then(|c| c.anchor.as_deref())
+            .is_some_and(|a| a.defer_answer);
+        if !deferred {
+            self.play(id, vec![PlayItem::Tone(ToneKind::Ringback)], false, true);
+        }
     }
 
     /// The callee endpoints are open: send the forks with our own offer.
@@ -714,6 +743,28 @@ impl Engine {
         for t in others {
             let _ = self.layer.cancel(t, now.mono);
         }
+        let deferred = self
+            .b2bua
+            .get(id)
+            .and_then(|c| c.anchor.as_deref())
+            .is_some_and(|a| a.defer_answer);
+        if deferred && self.answer_a_leg(id, now) {
+            let Some(call) = self.b2bua.get_mut(id) else {
+                return;
+            };
+            if let Some(a) = call.anchor.as_deref_mut() {
+                a.defer_answer = false;
+                let b = a
+                    .b
+                    .first()
+                    .and_then(|e| e.codec.as_ref())
+                    .map(|(c, _)| c.name.clone())
+                    .unwrap_or_default();
+                let first = a.a.codec.as_ref().map(|(c, _)| c.name.clone()).unwrap_or_default();
+                call.codec = if first == b { first } else { format!("{first}/{b}") };
+            }
+            info!(call = id, codec = %call.codec, "call answered (transcoded)");
+        }
     }
 
     /// Every fork of an anchored call failed: tell the caller and go back to the menu.
@@ -736,9 +787,121 @@ impl Engine {
             return true;
         }
         info!(call = id, callee = %call.callee, "no fork answered");
+        if anchor.defer_answer {
+            let statuses: Vec<u16> = call.legs.iter().filter_map(|l| l.final_status).collect();
+            let (status, ending) = crate::b2bua::fork_failure(&statuses, false);
+            self.finish_call(id, ending, Some(status), now);
+            return true;
+        }
         self.close_b_endpoints(id, None);
         self.unavailable(id, now);
         true
+    }
+
+    /// A direct call whose every fork refused the caller's codecs (488/415/606): try again with
+    /// media terminated here, the caller's codec on its side and any codec we speak on the
+    /// callee's. True when the call was converted (its forks go out again).
+    pub(crate) fn try_transcode(&mut self, id: u64, bindings: Vec<Binding>, now: Now) -> bool {
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return false;
+        };
+        let forks: Vec<u16> = call
+            .legs
+            .iter()
+            .filter(|l| l.side == Side::B)
+            .filter_map(|l| l.final_status)
+            .collect();
+        if call.anchor.is_some()
+            || call.outside.is_some()
+            || bindings.is_empty()
+            || forks.is_empty()
+            || !forks.iter().all(|s| matches!(s, 415 | 488 | 606))
+        {
+            return false;
+        }
+        let a_txn = call.legs[A_LEG].txn;
+        let a_ip = call.legs[A_LEG].local.ip();
+        let Some(invite) = self.layer.request(a_txn).cloned() else {
+            return false;
+        };
+        let Ok(offer) = sdp::summarize(&invite.body) else {
+            return false;
+        };
+        let Some(chosen) = sdp_local::choose(&offer) else {
+            return false;
+        };
+        info!(call = id, "no codec in common: the call is decoded and re-encoded here");
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return false;
+        };
+        let gone: Vec<String> = call.legs.drain(1..).map(|l| l.call_id).collect();
+        let sessions: Vec<(crate::media::SessionId, bool)> =
+            call.media.drain(..).map(|m| (m.id, m.ports.is_some())).collect();
+        let call_id = call.legs[A_LEG].call_id.clone();
+        for c in gone {
+            self.b2bua.by_call_id.remove(&c);
+        }
+        for (sid, open) in sessions {
+            self.b2bua.forget_session(sid);
+            if open {
+                self.media(MediaCommand::Close { session: sid });
+            }
+        }
+        let ep = self.b2bua.new_endpoint(id);
+        let mut a = Ep::new(ep, a_ip);
+        a.codec = Some(chosen);
+        a.remote = offer.rtp.map(|r| (r, offer.rtcp));
+        let anchor = Anchor {
+            invite,
+            offer,
+            a,
+            b: Vec::new(),
+            winner: None,
+            app: None,
+            menu: None,
+            connecting: false,
+            targets: None,
+            play_id: 0,
+            after_play: None,
+            sdp_version: 1,
+            lang: self.snap.settings.prompt_language.clone(),
+            deadline: None,
+            held_by: None,
+            defer_answer: true,
+            sent_ringing: false,
+        };
+        if let Some(call) = self.b2bua.get_mut(id) {
+            call.anchor = Some(Box::new(anchor));
+        }
+        self.media(MediaCommand::OpenEndpoint {
+            endpoint: ep,
+            call_id,
+            ip: a_ip,
+            group: id,
+        });
+        self.connect(id, bindings, now);
+        true
+    }
+
+    /// A callee's fork of a deferred (transcoded) call rings: the caller hears it (one 180).
+    pub(crate) fn anchored_ringing(&mut self, id: u64, now: Now) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let a = &call.legs[A_LEG];
+        let (a_txn, a_tag, a_local, a_transport) = (a.txn, a.tag.clone(), a.local, a.target.transport);
+        let Some(anchor) = call.anchor.as_deref_mut() else {
+            return;
+        };
+        if !anchor.defer_answer || anchor.sent_ringing {
+            return;
+        }
+        anchor.sent_ringing = true;
+        let mut r = Response::for_request(&anchor.invite, 180, None).with_to_tag(&a_tag);
+        let contact = nathelper::contact_uri(adv, None, a_local, a_transport);
+        r.headers.push(HeaderName::Contact, format!("<{contact}>"));
+        self.respond(a_txn, r, now);
     }
 
     /// An anchored call rang too long.

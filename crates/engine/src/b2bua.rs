@@ -203,6 +203,8 @@ pub(crate) struct Call {
     /// Media terminated by endpoints (voice applications, decoding bridges) instead of the
     /// relay.
     pub anchor: Option<Box<crate::anchor::Anchor>>,
+    /// The contacts rung, kept to ring them again with transcoding if none takes the codecs.
+    pub rung: Vec<Binding>,
 }
 
 impl Call {
@@ -236,6 +238,7 @@ impl Call {
             route: o.route,
             outside: None,
             anchor: None,
+            rung: Vec::new(),
         }
     }
 
@@ -371,6 +374,34 @@ impl B2bua {
     pub(crate) fn forget_session(&mut self, s: SessionId) {
         self.by_session.remove(&s);
     }
+}
+
+/// The status for a caller whose forks all failed with `statuses` (the most telling one), and
+/// how the call ended.
+pub(crate) fn fork_failure(statuses: &[u16], outside: bool) -> (u16, Ending) {
+    let status = [600u16, 603, 486]
+        .into_iter()
+        .find(|s| statuses.contains(s))
+        .or_else(|| {
+            statuses
+                .iter()
+                .copied()
+                .filter(|s| (400..500).contains(s) && *s != 408 && *s != 487)
+                .min()
+        })
+        .unwrap_or(if outside { 503 } else { 480 });
+    let disposition = if matches!(status, 486 | 600 | 603) {
+        Disposition::Busy
+    } else {
+        Disposition::Failed
+    };
+    let reason = sip::reason_phrase(status);
+    let ending = Ending {
+        disposition,
+        hangup_by: HangupBy::Callee,
+        cause: format!("{status} {reason}"),
+    };
+    (status, ending)
 }
 
 /// How a call ended.
@@ -843,6 +874,7 @@ impl Engine {
             return;
         }
         if let Some(call) = self.b2bua.calls.get_mut(&id) {
+            call.rung = bindings;
             let first = call.legs.len();
             for (i, l) in legs.into_iter().enumerate() {
                 self.b2bua
@@ -958,8 +990,12 @@ impl Engine {
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
-        if call.bridge.is_some() || call.anchor.is_some() {
-            // Anchored calls: the caller is answered already and hears our ringback.
+        if call.anchor.is_some() {
+            // Anchored calls: an application's caller is answered already and hears our
+            // ringback; a transcoded call's caller gets one 180.
+            return self.anchored_ringing(id, now);
+        }
+        if call.bridge.is_some() {
             return;
         }
         if call.legs[i].dialog.is_none()
@@ -1163,28 +1199,11 @@ impl Engine {
         }
         let statuses: Vec<u16> = forks.filter_map(|l| l.final_status).collect();
         let outside = call.outside.is_some();
-        let status = [600u16, 603, 486]
-            .into_iter()
-            .find(|s| statuses.contains(s))
-            .or_else(|| {
-                statuses
-                    .iter()
-                    .copied()
-                    .filter(|s| (400..500).contains(s) && *s != 408 && *s != 487)
-                    .min()
-            })
-            .unwrap_or(if outside { 503 } else { 480 });
-        let disposition = if matches!(status, 486 | 600 | 603) {
-            Disposition::Busy
-        } else {
-            Disposition::Failed
-        };
-        let reason = sip::reason_phrase(status);
-        let ending = Ending {
-            disposition,
-            hangup_by: HangupBy::Callee,
-            cause: format!("{status} {reason}"),
-        };
+        let rung = call.rung.clone();
+        if self.try_transcode(id, rung, now) {
+            return;
+        }
+        let (status, ending) = fork_failure(&statuses, outside);
         self.finish(id, ending, Some(status), now);
     }
 

@@ -412,3 +412,74 @@ fn ringing_tone_is_a_tone() {
     // Guard the enum the driver maps: ringback is a progress tone, not a prompt.
     assert_ne!(ToneKind::Ringback, ToneKind::Busy);
 }
+
+#[test]
+fn phones_without_a_common_codec_are_transcoded() {
+    let mut h = setup();
+    h.sent = h.dial(&Dial {
+        from: "1001",
+        to: "1002",
+        source: CALLER,
+        local: SEG1,
+        call_id: "tc-1",
+    });
+    let first = h.requests("INVITE");
+    assert_eq!(first.len(), 1, "relayed first: the caller's own offer");
+    h.sent.clear();
+    h.media_log.clear();
+    // The callee takes none of the caller's codecs.
+    h.reply(first[0].request(), 488, "desk", DESK, SEG1);
+    assert!(
+        !h.responses().contains(&488),
+        "the caller is not refused: the call is retried with transcoding"
+    );
+    let again = h.requests("INVITE");
+    assert_eq!(again.len(), 1, "{:?}", h.sent);
+    let b_ep = opened(&h)[1];
+    let offer = std::str::from_utf8(&again[0].request().body)
+        .expect("utf-8")
+        .to_string();
+    assert!(
+        offer.contains(&format!("m=audio {} RTP/AVP 0 8 9 111", h.endpoints[&b_ep].port())),
+        "{offer}"
+    );
+    h.sent.clear();
+    h.reply(again[0].request(), 180, "desk2", DESK, SEG1);
+    assert_eq!(h.responses(), vec![180], "the caller hears it ring");
+    h.sent.clear();
+    h.reply(again[0].request(), 200, "desk2", DESK, SEG1);
+    let ok = last_final(&h, CALLER);
+    assert_eq!(ok.status, 200);
+    let a_ep = opened(&h)[0];
+    let body = std::str::from_utf8(&ok.body).expect("utf-8");
+    assert!(
+        body.contains(&format!("m=audio {} RTP/AVP 0 101", h.endpoints[&a_ep].port())),
+        "the caller is answered from its own endpoint: {body}"
+    );
+    assert!(h.media_log.iter().any(
+        |c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == a_ep)
+    ));
+    assert_eq!(h.engine.active_calls(), 1);
+}
+
+#[test]
+fn transcoding_still_fails_cleanly_when_the_callee_refuses_again() {
+    let mut h = setup();
+    h.sent = h.dial(&Dial {
+        from: "1001",
+        to: "1002",
+        source: CALLER,
+        local: SEG1,
+        call_id: "tc-2",
+    });
+    let first = h.requests("INVITE");
+    h.sent.clear();
+    h.reply(first[0].request(), 488, "desk", DESK, SEG1);
+    let again = h.requests("INVITE");
+    h.sent.clear();
+    h.reply(again[0].request(), 488, "desk2", DESK, SEG1);
+    assert_eq!(last_final(&h, CALLER).status, 488, "refused after one retry");
+    assert_eq!(h.engine.active_calls(), 0);
+    assert!(h.endpoints.is_empty(), "endpoints closed");
+    assert!(h.sessions.is_empty(), "relay sessions closed");
+}
