@@ -20,7 +20,7 @@ use store::{AdminRole, ApiScope, CdrQuery, Disposition, Page};
 use crate::{Web, settings};
 
 pub(crate) mod outside;
-pub(crate) mod prompts;
+pub mod prompts;
 pub(crate) mod reports;
 
 /// Largest backup upload accepted (bytes).
