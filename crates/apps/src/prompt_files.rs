@@ -570,7 +570,14 @@ pub fn install_defaults(
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .zip(work.chunks(chunk))
+            .flat_map(|(h, part)| {
+                h.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|(p, lang, _)| (*p, *lang, Err("synthesis thread panicked".into())))
+                        .collect()
+                })
+            })
             .collect()
     });
     for (p, lang, r) in results {
