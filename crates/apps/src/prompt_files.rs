@@ -433,7 +433,7 @@ fn run(tool: &'static str, cmd: &mut Command, stdin: Option<&str>) -> Result<(),
 pub fn synthesise(p: &Prompt, lang: Lang, out: &Path) -> Result<(), SynthError> {
     let dir = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let raw = out.with_extension("espeak.tmp.wav");
+    let raw = audio_file::temp_path(&out.with_extension("espeak.wav"));
     let tmp = audio_file::temp_path(out);
     let result = (|| {
         run(
