@@ -454,7 +454,7 @@ pub fn synthesise(p: &Prompt, lang: Lang, out: &Path) -> Result<(), SynthError> 
         run(
             "sox",
             Command::new("sox")
-                .args(["-V1", "--no-show-progress"])
+                .args(["-V1", "--no-show-progress", "-t", "wav"])
                 .arg(&raw)
                 .args(["-t", "wav", "-e", "signed-integer", "-b", "16", "-c", "1"])
                 .args(["-r", &RATE.to_string()])
