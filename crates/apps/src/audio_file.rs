@@ -273,13 +273,16 @@ pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), ConvertError> {
     Ok(())
 }
 
-/// A sibling of `path` to write before renaming.
+/// A sibling of `path` to write before renaming, unique to this process and call (two uploads
+/// of the same prompt at once each write their own file; the last rename wins whole).
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()))
 }
 
 /// Length in seconds of a WAV file we wrote (16-bit mono): from its size, without reading it.
@@ -347,5 +350,12 @@ mod tests {
         assert!(check(&vec![1000; rate]).is_ok());
         let e = check(&vec![0; rate]).unwrap_err().to_string();
         assert_eq!(e, "the audio is silent (loudest sample -96 dBFS)");
+    }
+
+    #[test]
+    fn temporary_names_differ_per_call() {
+        let p = Path::new("/d/goodbye.wav");
+        assert_ne!(temp_path(p), temp_path(p));
+        assert_eq!(temp_path(p).parent(), p.parent());
     }
 }

@@ -32,6 +32,11 @@ impl Lang {
         }
     }
 
+    /// The language of a stored `prompts.language` setting: English when unset or unknown.
+    pub fn from_setting(value: Option<&str>) -> Lang {
+        value.and_then(|v| v.parse().ok()).unwrap_or(Lang::En)
+    }
+
     /// The other language (the resolver's fallback).
     pub fn other(self) -> Lang {
         match self {
@@ -1444,6 +1449,9 @@ mod tests {
         assert!(!valid_id(""));
         assert!(!valid_id(&"a".repeat(65)));
         assert_eq!("JA".parse::<Lang>(), Ok(Lang::Ja));
+        assert_eq!(Lang::from_setting(Some("ja")), Lang::Ja);
+        assert_eq!(Lang::from_setting(Some("xx")), Lang::En);
+        assert_eq!(Lang::from_setting(None), Lang::En);
         assert!("fr".parse::<Lang>().is_err());
     }
 }

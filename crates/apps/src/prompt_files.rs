@@ -433,7 +433,7 @@ fn run(tool: &'static str, cmd: &mut Command, stdin: Option<&str>) -> Result<(),
 pub fn synthesise(p: &Prompt, lang: Lang, out: &Path) -> Result<(), SynthError> {
     let dir = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let raw = out.with_extension("espeak.tmp.wav");
+    let raw = audio_file::temp_path(&out.with_extension("espeak.wav"));
     let tmp = audio_file::temp_path(out);
     let result = (|| {
         run(
@@ -454,7 +454,7 @@ pub fn synthesise(p: &Prompt, lang: Lang, out: &Path) -> Result<(), SynthError> 
         run(
             "sox",
             Command::new("sox")
-                .args(["-V1", "--no-show-progress"])
+                .args(["-V1", "--no-show-progress", "-t", "wav"])
                 .arg(&raw)
                 .args(["-t", "wav", "-e", "signed-integer", "-b", "16", "-c", "1"])
                 .args(["-r", &RATE.to_string()])
@@ -570,7 +570,14 @@ pub fn install_defaults(
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .zip(work.chunks(chunk))
+            .flat_map(|(h, part)| {
+                h.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|(p, lang, _)| (*p, *lang, Err("synthesis thread panicked".into())))
+                        .collect()
+                })
+            })
             .collect()
     });
     for (p, lang, r) in results {

@@ -182,8 +182,10 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::License(cmd) => license_cmd::run(cmd, &store, &licensing, &mut out).await?,
         Command::Report(cmd) => report_cmd::run(cmd, &store, &mut out).await?,
-        Command::Prompt(cmd) => prompt_cmd::run_prompt(&cfg.data_dir, tenant.id, cmd, &mut out)?,
-        Command::Moh(cmd) => prompt_cmd::run_moh(&cfg.data_dir, tenant.id, cmd, &mut out)?,
+        Command::Prompt(cmd) => {
+            prompt_cmd::run_prompt(&cfg.data_dir, &store, cmd, &mut out).await?
+        }
+        Command::Moh(cmd) => prompt_cmd::run_moh(&cfg.data_dir, &store, cmd, &mut out).await?,
         Command::Extension(ExtensionCmd::Add {
             number,
             password,

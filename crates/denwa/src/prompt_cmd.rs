@@ -177,17 +177,27 @@ pub fn install_default_moh(data_dir: &Path, force: bool, out: &mut impl Write) -
     Ok(())
 }
 
-/// Runs `denwa prompt ...` (other than install-defaults); `default_tenant` is used when
-/// `--tenant` is not given.
-pub fn run_prompt(
+/// The tenant a command means: `--tenant` when given (it must exist), else the default one.
+async fn which_tenant(store: &store::Store, given: Option<i64>) -> Result<i64> {
+    match given {
+        Some(id) => match store.tenant(id).await? {
+            Some(t) => Ok(t.id),
+            None => bail!("no tenant with id {id}"),
+        },
+        None => Ok(store.default_tenant().await?.id),
+    }
+}
+
+/// Runs `denwa prompt ...` (other than install-defaults).
+pub async fn run_prompt(
     data_dir: &Path,
-    default_tenant: i64,
+    store: &store::Store,
     cmd: PromptCmd,
     out: &mut impl Write,
 ) -> Result<()> {
     match cmd {
         PromptCmd::List { lang, tenant, json } => {
-            let tenant = tenant.unwrap_or(default_tenant);
+            let tenant = which_tenant(store, tenant).await?;
             let langs = lang.map(|l| vec![l]).unwrap_or_else(|| Lang::ALL.to_vec());
             let rows: Vec<_> = langs
                 .iter()
@@ -231,7 +241,7 @@ pub fn run_prompt(
             file,
             tenant,
         } => {
-            let tenant = tenant.unwrap_or(default_tenant);
+            let tenant = which_tenant(store, tenant).await?;
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
             let l = prompt_files::upload(data_dir, tenant, lang, &id, &file, name.as_deref())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -243,7 +253,7 @@ pub fn run_prompt(
             )?;
         }
         PromptCmd::Reset { id, lang, tenant } => {
-            let tenant = tenant.unwrap_or(default_tenant);
+            let tenant = which_tenant(store, tenant).await?;
             let l = prompt_files::reset(data_dir, tenant, lang, &id)?;
             writeln!(
                 out,
@@ -261,15 +271,16 @@ pub fn run_prompt(
 }
 
 /// Runs `denwa moh ...` (other than install-default).
-pub fn run_moh(
+pub async fn run_moh(
     data_dir: &Path,
-    default_tenant: i64,
+    store: &store::Store,
     cmd: MohCmd,
     out: &mut impl Write,
 ) -> Result<()> {
     match cmd {
         MohCmd::List { tenant, json } => {
-            let classes = moh::classes(data_dir, Some(tenant.unwrap_or(default_tenant)));
+            let t = which_tenant(store, tenant).await?;
+            let classes = moh::classes(data_dir, Some(t));
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&classes)?)?;
                 return Ok(());
@@ -293,7 +304,7 @@ pub fn run_moh(
             name,
             tenant,
         } => {
-            let tenant = tenant.unwrap_or(default_tenant);
+            let tenant = which_tenant(store, tenant).await?;
             let name = name.unwrap_or_else(|| {
                 file.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -312,7 +323,7 @@ pub fn run_moh(
             file,
             tenant,
         } => {
-            let tenant = tenant.unwrap_or(default_tenant);
+            let tenant = which_tenant(store, tenant).await?;
             let n = moh::remove(data_dir, tenant, &class, file.as_deref())?;
             match file {
                 Some(f) => writeln!(out, "removed {f} from class {class}")?,

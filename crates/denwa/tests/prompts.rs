@@ -184,6 +184,8 @@ fn install_defaults_list_upload_and_reset() {
         ],
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown prompt"));
+    let o = denwa(d, &["prompt", "list", "--tenant", "42"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no tenant with id 42"));
     let o = denwa(d, &["prompt", "list", "--lang", "fr"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown language"));
 

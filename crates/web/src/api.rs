@@ -21,7 +21,7 @@ use crate::{Web, settings};
 
 mod apps;
 pub(crate) mod outside;
-pub(crate) mod prompts;
+pub mod prompts;
 pub(crate) mod reports;
 
 /// Largest backup upload accepted (bytes).

@@ -188,6 +188,23 @@ async fn api_upload_list_play_and_reset() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = api_upload(&a, &a.full, "PUT", "/prompts/fr/goodbye", "bye.wav", &wav).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Bounded: a body past the limit is refused before it is converted.
+    let huge = vec![0u8; web::api::prompts::MAX_UPLOAD_BODY + 1];
+    let r = api_upload(&a, &a.full, "PUT", "/prompts/en/goodbye", "big.wav", &huge).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+    assert_eq!(r.code(), "too_large");
+    // Not multipart at all: a JSON error.
+    let r = a
+        .raw(
+            "PUT",
+            "/prompts/en/goodbye",
+            &a.full,
+            Some("text/plain"),
+            b"x".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "bad_request");
     // The earlier upload is untouched by the refused one.
     assert_eq!(a.get("/prompts/en/goodbye").await["source"], "uploaded");
 

@@ -12,6 +12,7 @@ use apps::prompt::{self, Lang};
 use apps::prompt_files::{self, PromptError};
 use axum::Json;
 use axum::Router;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -74,6 +75,26 @@ pub(crate) fn no_file_message() -> &'static str {
 /// A 404 with `message` (for the panel's pages too).
 pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
     ApiError::not_found(message)
+}
+
+/// The upload of an API request, or the error to answer (JSON, like every API error).
+async fn api_upload(
+    w: &Web,
+    mp: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(tempfile::NamedTempFile, Upload)> {
+    let mp = mp.map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))?;
+    let mut up = read_upload(mp, &spool_dir(w))
+        .await
+        .map_err(|(status, m)| match status {
+            StatusCode::UNPROCESSABLE_ENTITY => refused(m),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "too_large", m),
+            StatusCode::BAD_REQUEST => ApiError::bad_request(m),
+            _ => internal(m),
+        })?;
+    match up.file.take() {
+        Some(f) => Ok((f, up)),
+        None => Err(refused(no_file_message().to_string())),
+    }
 }
 
 /// A refusal of an uploaded file: 422 naming the `file` field.
@@ -140,33 +161,51 @@ pub(crate) struct Upload {
     pub fields: HashMap<String, String>,
 }
 
+/// Why an upload could not be read: the status to answer and a sentence for people.
+pub(crate) type UploadError = (StatusCode, String);
+
 /// Reads a multipart form, writing the `file` field to a temporary file in `spool` and
-/// refusing one larger than [`MAX_INPUT_BYTES`]. The error is a sentence for people.
-pub(crate) async fn read_upload(mut mp: Multipart, spool: &Path) -> Result<Upload, String> {
+/// refusing one larger than [`MAX_INPUT_BYTES`] (413).
+pub(crate) async fn read_upload(mut mp: Multipart, spool: &Path) -> Result<Upload, UploadError> {
     let mut up = Upload {
         file: None,
         file_name: None,
         fields: HashMap::new(),
     };
-    let broken = |e: axum::extract::multipart::MultipartError| format!("the upload is broken: {e}");
+    let broken = |e: MultipartError| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            (
+                status,
+                format!("the upload is larger than the {MAX_UPLOAD_BODY} bytes accepted"),
+            )
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("the upload is broken: {}", e.body_text()),
+            )
+        }
+    };
+    let io = |e: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     while let Some(mut f) = mp.next_field().await.map_err(broken)? {
         let name = f.name().unwrap_or("").to_string();
         if name == "file" {
             up.file_name = f.file_name().map(|n| n.chars().take(200).collect());
-            std::fs::create_dir_all(spool).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(spool).map_err(io)?;
             let mut tmp = tempfile::Builder::new()
                 .prefix(".upload-")
                 .tempfile_in(spool)
-                .map_err(|e| e.to_string())?;
+                .map_err(io)?;
             let mut size = 0u64;
             while let Some(chunk) = f.chunk().await.map_err(broken)? {
                 size += chunk.len() as u64;
                 if size > MAX_INPUT_BYTES {
-                    return Err(format!(
-                        "the file is larger than the {MAX_INPUT_BYTES} bytes accepted"
+                    return Err((
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("the file is larger than the {MAX_INPUT_BYTES} bytes accepted"),
                     ));
                 }
-                tmp.write_all(&chunk).map_err(|e| e.to_string())?;
+                tmp.write_all(&chunk).map_err(io)?;
             }
             if size > 0 {
                 up.file = Some(tmp);
@@ -175,7 +214,10 @@ pub(crate) async fn read_upload(mut mp: Multipart, spool: &Path) -> Result<Uploa
             let mut text = Vec::new();
             while let Some(chunk) = f.chunk().await.map_err(broken)? {
                 if text.len() + chunk.len() > 4096 {
-                    return Err(format!("the field {name:?} is too long"));
+                    return Err((
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("the field {name:?} is too long"),
+                    ));
                 }
                 text.extend_from_slice(&chunk);
             }
@@ -301,15 +343,12 @@ async fn upload(
     State(w): State<Web>,
     _k: Key,
     P((l, id)): P<(String, String)>,
-    mp: Multipart,
+    mp: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Json<prompt_files::Listed>> {
     let l = lang(&l)?;
     entry(&id)?;
     let t = tenant(&w).await?;
-    let up = read_upload(mp, &spool_dir(&w)).await.map_err(refused)?;
-    let Some(file) = up.file else {
-        return Err(refused(no_file_message().to_string()));
-    };
+    let (file, up) = api_upload(&w, mp).await?;
     let dir = w.info().data_dir.clone();
     let name = up.file_name;
     let r = tokio::task::spawn_blocking(move || {
@@ -343,16 +382,13 @@ async fn moh_add(
     State(w): State<Web>,
     _k: Key,
     P(class): P<String>,
-    mp: Multipart,
+    mp: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<moh::MohFile>)> {
     if !moh::valid_class(&class) {
         return Err(moh_error(MohError::BadClass(class)));
     }
     let t = tenant(&w).await?;
-    let up = read_upload(mp, &spool_dir(&w)).await.map_err(refused)?;
-    let Some(file) = up.file else {
-        return Err(refused(no_file_message().to_string()));
-    };
+    let (file, up) = api_upload(&w, mp).await?;
     let name = up
         .fields
         .get("name")

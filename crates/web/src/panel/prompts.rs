@@ -219,7 +219,7 @@ async fn signed_upload(
             };
             (u.fields, file)
         }
-        Err(e) => (HashMap::new(), Err(e)),
+        Err((_, e)) => (HashMap::new(), Err(e)),
     };
     match check_write(ctx, &fields) {
         Some(r) => Err(r),
