@@ -754,14 +754,21 @@ impl Engine {
             };
             if let Some(a) = call.anchor.as_deref_mut() {
                 a.defer_answer = false;
-                let b = a
-                    .b
-                    .first()
-                    .and_then(|e| e.codec.as_ref())
-                    .map(|(c, _)| c.name.clone())
-                    .unwrap_or_default();
-                let first = a.a.codec.as_ref().map(|(c, _)| c.name.clone()).unwrap_or_default();
-                call.codec = if first == b { first } else { format!("{first}/{b}") };
+                let b =
+                    a.b.first()
+                        .and_then(|e| e.codec.as_ref())
+                        .map(|(c, _)| c.name.clone())
+                        .unwrap_or_default();
+                let first =
+                    a.a.codec
+                        .as_ref()
+                        .map(|(c, _)| c.name.clone())
+                        .unwrap_or_default();
+                call.codec = if first == b {
+                    first
+                } else {
+                    format!("{first}/{b}")
+                };
             }
             info!(call = id, codec = %call.codec, "call answered (transcoded)");
         }
@@ -830,13 +837,19 @@ impl Engine {
         let Some(chosen) = sdp_local::choose(&offer) else {
             return false;
         };
-        info!(call = id, "no codec in common: the call is decoded and re-encoded here");
+        info!(
+            call = id,
+            "no codec in common: the call is decoded and re-encoded here"
+        );
         let Some(call) = self.b2bua.get_mut(id) else {
             return false;
         };
         let gone: Vec<String> = call.legs.drain(1..).map(|l| l.call_id).collect();
-        let sessions: Vec<(crate::media::SessionId, bool)> =
-            call.media.drain(..).map(|m| (m.id, m.ports.is_some())).collect();
+        let sessions: Vec<(crate::media::SessionId, bool)> = call
+            .media
+            .drain(..)
+            .map(|m| (m.id, m.ports.is_some()))
+            .collect();
         let call_id = call.legs[A_LEG].call_id.clone();
         for c in gone {
             self.b2bua.by_call_id.remove(&c);
@@ -890,7 +903,8 @@ impl Engine {
             return;
         };
         let a = &call.legs[A_LEG];
-        let (a_txn, a_tag, a_local, a_transport) = (a.txn, a.tag.clone(), a.local, a.target.transport);
+        let (a_txn, a_tag, a_local, a_transport) =
+            (a.txn, a.tag.clone(), a.local, a.target.transport);
         let Some(anchor) = call.anchor.as_deref_mut() else {
             return;
         };

@@ -440,7 +440,10 @@ fn phones_without_a_common_codec_are_transcoded() {
         .expect("utf-8")
         .to_string();
     assert!(
-        offer.contains(&format!("m=audio {} RTP/AVP 0 8 9 111", h.endpoints[&b_ep].port())),
+        offer.contains(&format!(
+            "m=audio {} RTP/AVP 0 8 9 111",
+            h.endpoints[&b_ep].port()
+        )),
         "{offer}"
     );
     h.sent.clear();
@@ -453,12 +456,17 @@ fn phones_without_a_common_codec_are_transcoded() {
     let a_ep = opened(&h)[0];
     let body = std::str::from_utf8(&ok.body).expect("utf-8");
     assert!(
-        body.contains(&format!("m=audio {} RTP/AVP 0 101", h.endpoints[&a_ep].port())),
+        body.contains(&format!(
+            "m=audio {} RTP/AVP 0 101",
+            h.endpoints[&a_ep].port()
+        )),
         "the caller is answered from its own endpoint: {body}"
     );
-    assert!(h.media_log.iter().any(
-        |c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == a_ep)
-    ));
+    assert!(
+        h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == a_ep))
+    );
     assert_eq!(h.engine.active_calls(), 1);
 }
 
@@ -478,7 +486,11 @@ fn transcoding_still_fails_cleanly_when_the_callee_refuses_again() {
     let again = h.requests("INVITE");
     h.sent.clear();
     h.reply(again[0].request(), 488, "desk2", DESK, SEG1);
-    assert_eq!(last_final(&h, CALLER).status, 488, "refused after one retry");
+    assert_eq!(
+        last_final(&h, CALLER).status,
+        488,
+        "refused after one retry"
+    );
     assert_eq!(h.engine.active_calls(), 0);
     assert!(h.endpoints.is_empty(), "endpoints closed");
     assert!(h.sessions.is_empty(), "relay sessions closed");
