@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod audio_file;
+pub mod conf;
 pub mod ivr;
 pub mod moh;
 pub mod prompt;

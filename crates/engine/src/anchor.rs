@@ -61,7 +61,13 @@ impl Ep {
 pub(crate) enum App {
     /// An IVR menu, by name.
     Ivr { name: String, ivr: Box<Ivr> },
+    /// A conference room.
+    Conf(Box<crate::conf::Seat>),
 }
+
+/// A call to an application about to start: the application, the menu to return to, the
+/// placement group of its media (0: by call) and the caller's offer.
+type AppStart = (App, Option<String>, u64, sdp::Summary);
 
 /// What happens when the current playback ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +116,54 @@ impl Anchor {
     /// Every endpoint of the call.
     pub(crate) fn endpoints(&self) -> impl Iterator<Item = EndpointId> + '_ {
         std::iter::once(self.a.id).chain(self.b.iter().map(|e| e.id))
+    }
+
+    /// The conference room the caller sits in (its bridge), once joined.
+    pub(crate) fn room(&self) -> Option<u64> {
+        match &self.app {
+            Some(App::Conf(seat)) if seat.joined => Some(seat.bridge),
+            _ => None,
+        }
+    }
+
+    /// The caller's endpoint.
+    pub(crate) fn caller_endpoint(&self) -> EndpointId {
+        self.a.id
+    }
+
+    /// Mutable access to the conference seat, if the caller is in a room's application.
+    pub(crate) fn seat_mut(&mut self) -> Option<&mut crate::conf::Seat> {
+        match &mut self.app {
+            Some(App::Conf(seat)) => Some(seat),
+            _ => None,
+        }
+    }
+
+    /// Arms the application timer.
+    pub(crate) fn set_deadline(&mut self, at: Option<Instant>) {
+        self.deadline = at;
+    }
+
+    /// Plays `items` after the current playback is replaced; returns the command.
+    pub(crate) fn play_cmd(&mut self, items: Vec<PlayItem>, stop_on_dtmf: bool) -> MediaCommand {
+        self.play_id += 1;
+        MediaCommand::Play {
+            endpoint: self.a.id,
+            id: self.play_id,
+            items,
+            stop_on_dtmf,
+            repeat: false,
+        }
+    }
+
+    /// Hang up once the current playback ends.
+    pub(crate) fn hangup_after_play(&mut self) {
+        self.after_play = Some(AfterPlay::Hangup);
+    }
+
+    /// The prompt language.
+    pub(crate) fn lang(&self) -> &str {
+        &self.lang
     }
 
     /// The leg that answered, when the call is bridged to a callee.
@@ -182,35 +236,53 @@ fn info_digit(req: &Request) -> Option<char> {
 }
 
 impl Engine {
-    /// What a call to an application needs: the menu (name, spec) and the caller's offer, or
-    /// the status to refuse the call with.
+    /// What a call to an application needs: the application and the caller's offer, or the
+    /// status to refuse the call with.
     fn app_checks(
         &self,
         o: &Origin,
         dest: &Destination,
         req: &Request,
-    ) -> Result<(String, apps::ivr::MenuSpec, sdp::Summary), (u16, &'static str)> {
-        let Destination::Ivr(name) = dest else {
-            return Err((503, "Destination Not Available"));
+    ) -> Result<AppStart, (u16, &'static str)> {
+        let (app, menu, group) = match dest {
+            Destination::Ivr(name) => {
+                let menu = self
+                    .snap
+                    .apps
+                    .ivrs
+                    .get(&(o.tenant, name.clone()))
+                    .ok_or((404, "Not Found"))?;
+                let app = App::Ivr {
+                    name: name.clone(),
+                    ivr: Box::new(Ivr::new(menu.spec.clone())),
+                };
+                (app, Some(name.clone()), None)
+            }
+            Destination::Conf(number) => {
+                let room = self
+                    .snap
+                    .apps
+                    .confs
+                    .get(&(o.tenant, number.clone()))
+                    .ok_or((404, "Not Found"))?;
+                let seat = crate::conf::Seat::new(o.tenant, number, room.clone());
+                let bridge = seat.bridge;
+                (App::Conf(Box::new(seat)), None, Some(bridge))
+            }
+            _ => return Err((503, "Destination Not Available")),
         };
-        let menu = self
-            .snap
-            .apps
-            .ivrs
-            .get(&(o.tenant, name.clone()))
-            .ok_or((404, "Not Found"))?;
         // Late offer (an INVITE without SDP) is not supported for applications.
         let offer = sdp::summarize(&req.body).map_err(|_| (488, "SDP offer required"))?;
         if sdp_local::choose(&offer).is_none() {
             return Err((488, "Not Acceptable Here"));
         }
-        Ok((name.clone(), menu.spec.clone(), offer))
+        Ok((app, menu, group.unwrap_or(0), offer))
     }
 
     /// A call to a voice application: answer it on an endpoint and start the application.
     pub(crate) fn start_app(&mut self, entry: Entry, o: Origin, dest: Destination, now: Now) {
         let (txn, req, source, local, transport) = entry;
-        let (name, spec, offer) = match self.app_checks(&o, &dest, &req) {
+        let (app, menu, group, offer) = match self.app_checks(&o, &dest, &req) {
             Ok(x) => x,
             Err((status, reason)) => {
                 return self.refuse_call(
@@ -244,11 +316,8 @@ impl Engine {
             a: Ep::new(ep, local.ip()),
             b: Vec::new(),
             winner: None,
-            app: Some(App::Ivr {
-                name: name.clone(),
-                ivr: Box::new(Ivr::new(spec)),
-            }),
-            menu: Some(name.clone()),
+            app: Some(app),
+            menu,
             connecting: false,
             targets: None,
             play_id: 0,
@@ -260,14 +329,15 @@ impl Engine {
             defer_answer: false,
             sent_ringing: false,
         }));
-        info!(call = id, %call_id, caller = %call.caller, menu = %name, "call to IVR");
+        info!(call = id, %call_id, caller = %call.caller, destination = %dest, "call to an application");
         self.respond(txn, Response::for_request(&req, 100, None), now);
         self.b2bua.insert(call);
         self.media(MediaCommand::OpenEndpoint {
             endpoint: ep,
             call_id,
             ip: local.ip(),
-            group: id,
+            // A room's members share a worker (they mix without locks); others go by call.
+            group: if group != 0 { group } else { id },
         });
     }
 
@@ -333,13 +403,21 @@ impl Engine {
         if !self.answer_a_leg(id, now) {
             return;
         }
-        if let Some(App::Ivr { ivr, .. }) = self
+        let is_conf = match self
             .b2bua
             .get_mut(id)
             .and_then(|c| c.anchor.as_deref_mut())
             .and_then(|a| a.app.as_mut())
         {
-            ivr.start(now.mono);
+            Some(App::Ivr { ivr, .. }) => {
+                ivr.start(now.mono);
+                false
+            }
+            Some(App::Conf(_)) => true,
+            None => false,
+        };
+        if is_conf {
+            return self.conf_start(id, now);
         }
         self.run_app(id, now);
     }
@@ -485,6 +563,19 @@ impl Engine {
         info!(call = id, destination = %dest, "application transfers the call");
         match parsed {
             Ok(Destination::Hangup) => self.anchored_hangup(id, "application hung up", now),
+            Ok(Destination::Conf(number)) => {
+                // A menu option into a room: the caller's endpoint moves to the room's seat
+                // (placement may differ from the room's other members: counted, still mixed
+                // where the engine can).
+                let Some(room) = self.snap.apps.confs.get(&(tenant, number.clone())) else {
+                    return self.unavailable(id, now);
+                };
+                let seat = crate::conf::Seat::new(tenant, &number, room.clone());
+                if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+                    a.app = Some(App::Conf(Box::new(seat)));
+                }
+                self.conf_start(id, now);
+            }
             Ok(Destination::Ivr(name)) => {
                 let Some(menu) = self.snap.apps.ivrs.get(&(tenant, name.clone())) else {
                     warn!(call = id, menu = %name, "IVR menu not found");
@@ -950,6 +1041,9 @@ impl Engine {
         if anchor.a.id != ep {
             return;
         }
+        if matches!(anchor.app, Some(App::Conf(_))) {
+            return self.conf_digit(id, digit, now);
+        }
         let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() else {
             return;
         };
@@ -1001,6 +1095,10 @@ impl Engine {
                 continue; // re-armed or cleared since
             }
             anchor.deadline = None;
+            if matches!(anchor.app, Some(App::Conf(_))) {
+                self.conf_timeout(id, now);
+                continue;
+            }
             let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() else {
                 continue;
             };

@@ -636,7 +636,7 @@ impl Engine {
                 return self.outside_call(entry, o, call, caller, now);
             }
             Decision::Route {
-                destination: destination @ Destination::Ivr(_),
+                destination: destination @ (Destination::Ivr(_) | Destination::Conf(_)),
                 ..
             } => return self.start_app(entry, o, destination, now),
             Decision::Route { destination, .. } => {
@@ -1685,6 +1685,9 @@ impl Engine {
         };
         info!(call = id, call_id = %call.legs[A_LEG].call_id, disposition = ending.disposition.as_str(), "call ended");
         if let Some(anchor) = &call.anchor {
+            if let Some(room) = anchor.room() {
+                self.conf_left(room, id);
+            }
             for ep in anchor.endpoints() {
                 self.b2bua.by_endpoint.remove(&ep);
                 self.media(MediaCommand::CloseEndpoint { endpoint: ep });

@@ -258,11 +258,29 @@ pub struct IvrEntry {
 pub struct Apps {
     /// IVR menus by (tenant, name).
     pub ivrs: HashMap<(i64, String), IvrEntry>,
+    /// Conference rooms by (tenant, number).
+    pub confs: HashMap<(i64, String), apps::conf::RoomSpec>,
     /// Internal numbers of applications by (tenant, number).
     pub numbers: HashMap<(i64, String), crate::dialplan::Destination>,
 }
 
 impl Apps {
+    /// Builds the number index from the menus and rooms (`(tenant, number, room)`).
+    pub fn with_rooms(
+        ivrs: Vec<IvrEntry>,
+        rooms: Vec<(i64, String, apps::conf::RoomSpec)>,
+    ) -> Apps {
+        let mut a = Apps::new(ivrs);
+        for (t, n, r) in rooms {
+            a.numbers.insert(
+                (t, n.clone()),
+                crate::dialplan::Destination::Conf(n.clone()),
+            );
+            a.confs.insert((t, n), r);
+        }
+        a
+    }
+
     /// Builds the number index from the menus.
     pub fn new(ivrs: Vec<IvrEntry>) -> Apps {
         let mut a = Apps::default();

@@ -18,6 +18,7 @@ pub mod acc;
 mod anchor;
 pub mod auth;
 pub mod b2bua;
+mod conf;
 pub mod config;
 pub mod control;
 pub mod counters;
@@ -211,6 +212,8 @@ pub struct Engine {
     outside_pending: bool,
     /// Voice-application deadlines: (when, call). Stale entries are skipped when they fire.
     app_timers: std::collections::BTreeSet<(Instant, u64)>,
+    /// Conference rooms in use: bridge -> (call, caller's endpoint) of each member.
+    rooms: HashMap<u64, Vec<(u64, media::EndpointId)>>,
 }
 
 /// What a client transaction belongs to.
@@ -264,6 +267,7 @@ impl Engine {
             date_cache: (0, String::new()),
             outside_pending: true,
             app_timers: std::collections::BTreeSet::new(),
+            rooms: HashMap::new(),
             cfg,
         }
     }

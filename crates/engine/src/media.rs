@@ -190,6 +190,13 @@ pub enum MediaCommand {
         /// Bridge id (the engine's choice).
         bridge: u64,
     },
+    /// Mute (the bridge does not hear it) or unmute an endpoint.
+    SetMute {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// Muted.
+        muted: bool,
+    },
     /// Take the endpoint out of its bridge.
     Leave {
         /// Endpoint.

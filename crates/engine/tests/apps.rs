@@ -495,3 +495,141 @@ fn transcoding_still_fails_cleanly_when_the_callee_refuses_again() {
     assert!(h.endpoints.is_empty(), "endpoints closed");
     assert!(h.sessions.is_empty(), "relay sessions closed");
 }
+
+fn conf_setup(pin: &str) -> Harness {
+    let mut snap = snapshot();
+    let room = apps::conf::RoomSpec {
+        pin: pin.into(),
+        ..apps::conf::RoomSpec::default()
+    };
+    snap.apps = Apps::with_rooms(Vec::new(), vec![(1, "800".into(), room)]);
+    let mut h = Harness::with(snap);
+    for (n, contact, at) in [
+        ("1001", "192.0.2.21", CALLER),
+        ("1002", "192.0.2.22", DESK),
+        ("1003", "192.0.2.23", "192.0.2.23:5060"),
+    ] {
+        let c = format!("<sip:{n}@{contact}:5060>");
+        assert_eq!(h.register(n, Some(&c), Some(3600), at, SEG1).status, 200);
+    }
+    h.sent.clear();
+    h.media_log.clear();
+    h
+}
+
+/// `from` at `source` dials the room; returns its endpoint.
+fn join(h: &mut Harness, from: &str, source: &str, call_id: &str) -> EndpointId {
+    let before = opened(h).len();
+    h.sent = h.dial(&Dial {
+        from,
+        to: "800",
+        source,
+        local: SEG1,
+        call_id,
+    });
+    assert_eq!(last_final(h, source).status, 200, "the room answers");
+    opened(h)[before]
+}
+
+fn joins(h: &Harness) -> Vec<(EndpointId, u64)> {
+    h.media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Join { endpoint, bridge } => Some((*endpoint, *bridge)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn beeps_to(h: &Harness, ep: EndpointId) -> usize {
+    h.media_log
+        .iter()
+        .filter(|c| {
+            matches!(c, MediaCommand::Play { endpoint, items, .. }
+            if *endpoint == ep && items == &vec![PlayItem::Tone(ToneKind::Beep)])
+        })
+        .count()
+}
+
+#[test]
+fn a_room_without_pin_joins_callers_in_one_bridge_with_tones() {
+    let mut h = conf_setup("");
+    let a = join(&mut h, "1001", CALLER, "c-1");
+    assert_eq!(played(&h), vec!["conf-joined+conf-only-participant"]);
+    let b = join(&mut h, "1002", DESK, "c-2");
+    let j = joins(&h);
+    assert_eq!(j.len(), 2);
+    assert_eq!(j[0].1, j[1].1, "one bridge");
+    assert_eq!((j[0].0, j[1].0), (a, b));
+    assert_eq!(beeps_to(&h, a), 1, "the room hears the newcomer");
+    assert!(
+        played(&h).contains(&"conf-joined".to_string()),
+        "the second caller is told it joined, not that it is alone: {:?}",
+        played(&h)
+    );
+    // '*' mutes and unmutes.
+    digit(&mut h, b, '*');
+    assert!(
+        h.media_log.iter().any(
+            |c| matches!(c, MediaCommand::SetMute { endpoint, muted: true } if *endpoint == b)
+        )
+    );
+    digit(&mut h, b, '*');
+    assert!(
+        h.media_log.iter().any(
+            |c| matches!(c, MediaCommand::SetMute { endpoint, muted: false } if *endpoint == b)
+        )
+    );
+}
+
+#[test]
+fn a_pin_is_asked_and_three_wrong_ones_end_the_call() {
+    let mut h = conf_setup("4321");
+    let a = join(&mut h, "1001", CALLER, "c-3");
+    assert_eq!(played(&h), vec!["conf-enter-pin"]);
+    assert!(joins(&h).is_empty());
+    for d in "4321#".chars() {
+        digit(&mut h, a, d);
+    }
+    assert_eq!(joins(&h).len(), 1, "the right PIN joins");
+    let b = join(&mut h, "1002", DESK, "c-4");
+    for _ in 0..2 {
+        for d in "1111#".chars() {
+            digit(&mut h, b, d);
+        }
+    }
+    assert_eq!(
+        played(&h).last().map(String::as_str),
+        Some("conf-wrong-pin+conf-enter-pin")
+    );
+    // The third try times out.
+    h.advance(Duration::from_secs(11));
+    assert_eq!(
+        played(&h).last().map(String::as_str),
+        Some("conf-wrong-pin")
+    );
+    assert_eq!(joins(&h).len(), 1, "never joined");
+    h.sent.clear();
+    play_done(&mut h, b);
+    assert!(
+        h.requests("BYE").iter().any(|r| r.to.to_string() == DESK),
+        "hung up after the third wrong PIN"
+    );
+}
+
+#[test]
+fn leaving_tells_the_room_and_the_last_one_out_closes_it() {
+    let mut h = conf_setup("");
+    let a = join(&mut h, "1001", CALLER, "c-5");
+    let _b = join(&mut h, "1002", DESK, "c-6");
+    let ok = last_final(&h, DESK);
+    h.media_log.clear();
+    let bye = format!(
+        "BYE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {DESK};branch=z9hG4bK-lv1\r\nMax-Forwards: 70\r\nFrom: \"Caller\" <sip:1002@example.com>;tag=a-c-6\r\nTo: {to}\r\nCall-ID: c-6\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n",
+        contact = ok.headers.contact().expect("Contact").uri,
+        to = ok.to().expect("To"),
+    );
+    h.recv_raw(&bye, DESK, SEG1);
+    assert_eq!(beeps_to(&h, a), 1, "the room hears the leaver go");
+    assert_eq!(h.engine.active_calls(), 1);
+}

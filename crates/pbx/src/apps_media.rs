@@ -233,6 +233,10 @@ impl AppMedia {
                 self.endpoints.get(&endpoint.0)?.join(BridgeId(bridge));
                 None
             }
+            MediaCommand::SetMute { endpoint, muted } => {
+                self.endpoints.get(&endpoint.0)?.set_mute(muted);
+                None
+            }
             MediaCommand::Leave { endpoint } => {
                 self.endpoints.get(&endpoint.0)?.leave();
                 None

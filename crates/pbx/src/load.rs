@@ -381,7 +381,13 @@ pub async fn apps(store: &Store) -> anyhow::Result<engine::config::Apps> {
             spec: m.spec,
         })
         .collect();
-    Ok(engine::config::Apps::new(menus))
+    let rooms = store
+        .all_confs()
+        .await?
+        .into_iter()
+        .map(|r| (r.tenant_id, r.number, r.spec))
+        .collect();
+    Ok(engine::config::Apps::with_rooms(menus, rooms))
 }
 
 /// Media statistics of one relay leg, as the call record keeps them.

@@ -5,6 +5,7 @@
 //! and menus that exist, its number is not an extension's, and a menu that a DID or another
 //! menu sends callers to cannot be removed.
 
+use apps::conf::RoomSpec;
 use apps::ivr::MenuSpec;
 use chrono::Utc;
 use engine::dialplan::Destination;
@@ -32,6 +33,41 @@ pub struct IvrMenu {
     pub created_at: chrono::DateTime<Utc>,
     /// Last change.
     pub updated_at: chrono::DateTime<Utc>,
+}
+
+/// A conference room as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfRoom {
+    /// Row id.
+    pub id: i64,
+    /// Owning tenant.
+    pub tenant_id: i64,
+    /// The number callers dial (`conf:NUMBER`).
+    pub number: String,
+    /// Settings (the PIN is never returned by the API: see `has_pin`).
+    #[serde(flatten)]
+    pub spec: RoomSpec,
+    /// Creation time.
+    pub created_at: chrono::DateTime<Utc>,
+    /// Last change.
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+const CONF_COLS: &str = "id, tenant_id, number, spec, created_at, updated_at";
+
+fn conf_from(r: &impl RowGet) -> Result<ConfRoom> {
+    let spec: RoomSpec = serde_json::from_str(&r.text("spec")?).map_err(|e| Error::Invalid {
+        field: "spec",
+        reason: format!("stored conference room unreadable: {e}"),
+    })?;
+    Ok(ConfRoom {
+        id: r.i64("id")?,
+        tenant_id: r.i64("tenant_id")?,
+        number: r.text("number")?,
+        spec,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
 }
 
 const IVR_COLS: &str = "id, tenant_id, name, number, spec, created_at, updated_at";
@@ -160,6 +196,14 @@ impl Store {
                 if ext.is_some() {
                     return Err(invalid("number", format!("{number} is an extension's number")));
                 }
+                let room = sqlx::query("SELECT id FROM conf_rooms WHERE tenant_id = $1 AND number = $2")
+                    .bind(tenant_id)
+                    .bind(number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if room.is_some() {
+                    return Err(invalid("number", format!("{number} is a conference room's number")));
+                }
             }
             let existing = sqlx::query("SELECT id FROM ivr_menus WHERE tenant_id = $1 AND name = $2")
                 .bind(tenant_id)
@@ -253,6 +297,129 @@ impl Store {
         let sql = format!("SELECT {IVR_COLS} FROM ivr_menus WHERE tenant_id = $1 ORDER BY name");
         read_pool!(self.db(), pool, kind => {
             sqlx::query(&sql).bind(tenant_id).fetch_all(pool).await?.iter().map(ivr_from).collect()
+        })
+    }
+
+    /// Creates (`create_only`) or replaces a conference room. Its number must be nobody
+    /// else's (no extension, no IVR menu number).
+    pub async fn put_conf(
+        &self,
+        tenant_id: i64,
+        number: &str,
+        spec: &RoomSpec,
+        create_only: bool,
+    ) -> Result<ConfRoom> {
+        if number.is_empty() {
+            return Err(invalid("number", "required"));
+        }
+        validate_number(number)?;
+        spec.validate().map_err(|e| {
+            let field = match e.field.as_str() {
+                "pin" => "pin",
+                "max_participants" => "max_participants",
+                _ => "name",
+            };
+            invalid(field, e.reason)
+        })?;
+        let doc = serde_json::to_string(spec).map_err(|e| invalid("spec", e.to_string()))?;
+        let now = to_ms(Utc::now());
+        Ok(write_tx!(self.db(), tx, kind => {
+            for (sql, what) in [
+                ("SELECT number AS n FROM extensions WHERE tenant_id = $1 AND number = $2", "an extension's"),
+                ("SELECT name AS n FROM ivr_menus WHERE tenant_id = $1 AND number = $2", "an IVR menu's"),
+            ] {
+                if sqlx::query(sql).bind(tenant_id).bind(number).fetch_optional(&mut *tx).await?.is_some() {
+                    return Err(invalid("number", format!("{number} is {what} number")));
+                }
+            }
+            let existing = sqlx::query("SELECT id FROM conf_rooms WHERE tenant_id = $1 AND number = $2")
+                .bind(tenant_id)
+                .bind(number)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let sql = match (&existing, create_only) {
+                (Some(_), true) => return Err(Error::Conflict(format!("conference room {number}"))),
+                (None, false) => return Err(Error::NotFound(format!("conference room {number}"))),
+                (Some(_), false) => format!(
+                    "UPDATE conf_rooms SET spec = $3, updated_at = $4
+                     WHERE tenant_id = $1 AND number = $2 RETURNING {CONF_COLS}"
+                ),
+                (None, true) => format!(
+                    "INSERT INTO conf_rooms (tenant_id, number, spec, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $4) RETURNING {CONF_COLS}"
+                ),
+            };
+            let r = sqlx::query(&sql)
+                .bind(tenant_id)
+                .bind(number)
+                .bind(&doc)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, || format!("conference room {number}")))?;
+            announce!(tx, kind, Change::Apps);
+            conf_from(&r)?
+        }))
+    }
+
+    /// Removes a room no DID or menu sends callers to.
+    pub async fn delete_conf(&self, tenant_id: i64, number: &str) -> Result<()> {
+        let target = format!("conf:{number}");
+        write_tx!(self.db(), tx, kind => {
+            for r in sqlx::query("SELECT pattern, spec FROM inbound_routes WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                let spec: DidSpec = serde_json::from_str(&r.text("spec")?).unwrap_or_default();
+                if spec.destination == target {
+                    return Err(invalid("number", format!(
+                        "conference room {number} is the destination of inbound route {}",
+                        r.text("pattern")?
+                    )));
+                }
+            }
+            for r in sqlx::query("SELECT name, spec FROM ivr_menus WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                let spec: MenuSpec = serde_json::from_str(&r.text("spec")?).unwrap_or_default();
+                if spec.destinations().any(|(_, d)| d == target) {
+                    return Err(invalid("number", format!(
+                        "conference room {number} is used by IVR menu {}",
+                        r.text("name")?
+                    )));
+                }
+            }
+            let n = sqlx::query("DELETE FROM conf_rooms WHERE tenant_id = $1 AND number = $2")
+                .bind(tenant_id)
+                .bind(number)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(Error::NotFound(format!("conference room {number}")));
+            }
+            announce!(tx, kind, Change::Apps);
+        });
+        Ok(())
+    }
+
+    /// A tenant's rooms by number.
+    pub async fn list_confs(&self, tenant_id: i64) -> Result<Vec<ConfRoom>> {
+        let sql =
+            format!("SELECT {CONF_COLS} FROM conf_rooms WHERE tenant_id = $1 ORDER BY number");
+        read_pool!(self.db(), pool, kind => {
+            sqlx::query(&sql).bind(tenant_id).fetch_all(pool).await?.iter().map(conf_from).collect()
+        })
+    }
+
+    /// Every tenant's rooms (call control's snapshot).
+    pub async fn all_confs(&self) -> Result<Vec<ConfRoom>> {
+        let sql = format!("SELECT {CONF_COLS} FROM conf_rooms ORDER BY tenant_id, number");
+        read_pool!(self.db(), pool, kind => {
+            sqlx::query(&sql).fetch_all(pool).await?.iter().map(conf_from).collect()
         })
     }
 

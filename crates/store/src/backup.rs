@@ -195,6 +195,19 @@ const TABLES: &[TableDef] = &[
         since: 6,
     },
     TableDef {
+        name: "conf_rooms",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("number", Text),
+            ("spec", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        identity: true,
+        since: 7,
+    },
+    TableDef {
         name: "administrators",
         cols: &[
             ("id", Int),

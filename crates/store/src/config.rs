@@ -333,6 +333,18 @@ impl Store {
                 None => None,
             };
             let realm = realm.ok_or_else(|| Error::NotFound(format!("tenant {tenant_id}")))?;
+            if sqlx::query("SELECT id FROM conf_rooms WHERE tenant_id = $1 AND number = $2")
+                .bind(tenant_id)
+                .bind(&number)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some()
+            {
+                return Err(Error::Invalid {
+                    field: "number",
+                    reason: format!("{number} is a conference room's number"),
+                });
+            }
             if let Some(r) = sqlx::query("SELECT name FROM ivr_menus WHERE tenant_id = $1 AND number = $2")
                 .bind(tenant_id)
                 .bind(&number)

@@ -33,7 +33,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{broadcast, mpsc};
 
-pub use apps::{IvrMenu, validate_menu_name};
+pub use apps::{ConfRoom, IvrMenu, validate_menu_name};
 pub use config::{ha1_md5, ha1_sha256, validate_extension_number};
 pub use group::WriteStats;
 pub use model::*;

@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 6;
+pub const LATEST: i64 = 7;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -278,6 +278,20 @@ CREATE UNIQUE INDEX ivr_menus_number ON ivr_menus (tenant_id, number) WHERE numb
 INSERT INTO change_counters (kind, counter) VALUES ('apps', 0);
 "#;
 
+/// Conference rooms (issue 14): one row per room number, settings as a JSON document of
+/// `apps::conf::RoomSpec`.
+const V7: &str = r#"
+CREATE TABLE conf_rooms (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    number TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, number)
+);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -309,6 +323,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "IVR menus",
         sql: V6,
+    },
+    Migration {
+        version: 7,
+        name: "conference rooms",
+        sql: V7,
     },
 ];
 

@@ -110,9 +110,9 @@ pub(crate) fn destination_problem(dest: &Destination, exists: bool) -> Option<St
         Destination::Timecond(_) => Some(format!(
             "{dest}: time conditions are not available in this version yet"
         )),
-        Destination::Conf(_) | Destination::Park | Destination::Route(_) => {
-            Some(format!("{dest} is not available here"))
-        }
+        Destination::Conf(n) if !exists => Some(format!("conference room {n} does not exist")),
+        Destination::Conf(_) => None,
+        Destination::Park | Destination::Route(_) => Some(format!("{dest} is not available here")),
     }
 }
 
