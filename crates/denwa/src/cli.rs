@@ -86,6 +86,9 @@ pub enum Command {
     /// IVR menus (auto-attendants): greeting, options per digit, timeouts, fallback.
     #[command(subcommand)]
     Ivr(crate::ivr_cmd::IvrCmd),
+    /// Conference rooms: number, PIN, size, join muted, join tones.
+    #[command(subcommand)]
+    Conf(crate::conf_cmd::ConfCmd),
     /// Manage control-panel administrators.
     #[command(subcommand)]
     Admin(AdminCmd),

@@ -2,6 +2,7 @@
 //! `cli`, the configuration layers in `config`, the HTTP listener in `http`).
 
 mod cli;
+mod conf_cmd;
 mod config;
 mod http;
 mod ivr_cmd;
@@ -268,6 +269,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Trunk(cmd) => outside_cmd::trunk(cmd, &store, tenant.id, &mut out).await?,
         Command::Did(cmd) => outside_cmd::did(cmd, &store, tenant.id, &mut out).await?,
         Command::Ivr(cmd) => ivr_cmd::run(cmd, &store, tenant.id, &mut out).await?,
+        Command::Conf(cmd) => conf_cmd::run(cmd, &store, tenant.id, &mut out).await?,
         Command::Outbound(cmd) => outside_cmd::outbound(cmd, &store, tenant.id, &mut out).await?,
         Command::Extension(ExtensionCmd::Edit {
             number,
