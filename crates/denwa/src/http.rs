@@ -35,6 +35,14 @@ impl CallControl for PbxControl {
     fn trunk_statuses(&self) -> Vec<web::engine::TrunkStatus> {
         self.0.trunk_statuses()
     }
+
+    fn conferences(&self) -> BoxFuture<'_, Vec<web::engine::control::ConfSummary>> {
+        Box::pin(self.0.conferences())
+    }
+
+    fn conf_mute(&self, call: u64, muted: bool) -> BoxFuture<'_, bool> {
+        Box::pin(self.0.conf_mute(call, muted))
+    }
 }
 
 /// Shared state of the handlers.

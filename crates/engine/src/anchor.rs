@@ -131,6 +131,14 @@ impl Anchor {
         self.a.id
     }
 
+    /// The conference seat, if the caller is in a room's application.
+    pub(crate) fn seat(&self) -> Option<&crate::conf::Seat> {
+        match &self.app {
+            Some(App::Conf(seat)) => Some(seat),
+            _ => None,
+        }
+    }
+
     /// Mutable access to the conference seat, if the caller is in a room's application.
     pub(crate) fn seat_mut(&mut self) -> Option<&mut crate::conf::Seat> {
         match &mut self.app {

@@ -58,6 +58,68 @@ impl Seat {
 }
 
 impl Engine {
+    /// Rooms with participants, as the panel shows them.
+    pub fn conferences(&self, now: Now) -> Vec<crate::control::ConfSummary> {
+        let mut out: Vec<crate::control::ConfSummary> = Vec::new();
+        for members in self.rooms.values() {
+            let mut summary: Option<crate::control::ConfSummary> = None;
+            for (call_id, _) in members {
+                let Some(call) = self.b2bua.get(*call_id) else {
+                    continue;
+                };
+                let Some(seat) = call.anchor.as_deref().and_then(|a| a.seat()) else {
+                    continue;
+                };
+                let s = summary.get_or_insert_with(|| crate::control::ConfSummary {
+                    tenant_id: call.tenant_id,
+                    number: seat.number.clone(),
+                    members: Vec::new(),
+                });
+                s.members.push(crate::control::ConfMember {
+                    call: *call_id,
+                    caller: call.caller.clone(),
+                    caller_name: call.caller_name.clone(),
+                    muted: seat.muted,
+                    duration_s: now.mono.duration_since(call.start_mono).as_secs(),
+                });
+            }
+            out.extend(summary);
+        }
+        out.sort_by(|a, b| (a.tenant_id, &a.number).cmp(&(b.tenant_id, &b.number)));
+        out
+    }
+
+    /// Mutes or unmutes a participant (the panel); false when `call` is in no room.
+    pub fn conf_set_mute(&mut self, call: u64, muted: bool, now: Now) -> bool {
+        let Some((tenant, lang, anchor)) = self.seat_parts(call) else {
+            return false;
+        };
+        let ep = anchor.caller_endpoint();
+        let Some(seat) = anchor.seat_mut() else {
+            return false;
+        };
+        if !seat.joined {
+            return false;
+        }
+        if seat.muted != muted {
+            seat.muted = muted;
+            let prompt = if muted {
+                prompts::MUTED
+            } else {
+                prompts::UNMUTED
+            };
+            info!(call, muted, "conference mute from the control panel");
+            let play = anchor.play_cmd(vec![Self::prompt(tenant, &lang, prompt)], false);
+            self.media(MediaCommand::SetMute {
+                endpoint: ep,
+                muted,
+            });
+            self.media(play);
+            self.pump_public(now);
+        }
+        true
+    }
+
     /// What the caller of room `id` hears and does next; `None` when the call is gone.
     fn seat_parts(&mut self, id: u64) -> Option<(i64, String, &mut crate::anchor::Anchor)> {
         let call = self.b2bua.get_mut(id)?;

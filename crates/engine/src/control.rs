@@ -33,3 +33,29 @@ pub struct CallSummary {
     /// Tenant.
     pub tenant_id: i64,
 }
+
+/// A participant of a conference room in progress.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfMember {
+    /// Call id (for hang-up and mute).
+    pub call: u64,
+    /// Calling number.
+    pub caller: String,
+    /// Caller's name.
+    pub caller_name: String,
+    /// Muted (the room does not hear it).
+    pub muted: bool,
+    /// Seconds since the call started.
+    pub duration_s: u64,
+}
+
+/// A conference room with participants.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfSummary {
+    /// Tenant.
+    pub tenant_id: i64,
+    /// Room number.
+    pub number: String,
+    /// Participants, in joining order.
+    pub members: Vec<ConfMember>,
+}

@@ -331,6 +331,11 @@ impl Engine {
         found
     }
 
+    /// Runs what a control-plane request started (no input to wait for).
+    pub(crate) fn pump_public(&mut self, now: Now) {
+        self.pump(now);
+    }
+
     /// Ends every call (shutdown): BYE or CANCEL, records written.
     pub fn end_all_calls(&mut self, now: Now) {
         for id in self.b2bua.ids() {

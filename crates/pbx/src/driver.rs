@@ -215,6 +215,12 @@ impl Driver {
             Control::Hangup(id, tx) => {
                 let _ = tx.send(self.engine.hangup(id, n));
             }
+            Control::Conferences(tx) => {
+                let _ = tx.send(self.engine.conferences(n));
+            }
+            Control::ConfMute(call, muted, tx) => {
+                let _ = tx.send(self.engine.conf_set_mute(call, muted, n));
+            }
             Control::Shutdown(tx) => self.shutdown = Some(tx),
         }
     }

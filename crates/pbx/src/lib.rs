@@ -79,6 +79,8 @@ impl Default for PbxConfig {
 pub(crate) enum Control {
     ListCalls(oneshot::Sender<Vec<CallSummary>>),
     Hangup(u64, oneshot::Sender<bool>),
+    Conferences(oneshot::Sender<Vec<engine::control::ConfSummary>>),
+    ConfMute(u64, bool, oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -267,6 +269,29 @@ impl Pbx {
     pub async fn hangup(&self, id: u64) -> bool {
         let (tx, rx) = oneshot::channel();
         if self.control.send(Control::Hangup(id, tx)).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Conference rooms with participants.
+    pub async fn conferences(&self) -> Vec<engine::control::ConfSummary> {
+        let (tx, rx) = oneshot::channel();
+        if self.control.send(Control::Conferences(tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Mutes or unmutes a conference participant; false when `call` is in no room.
+    pub async fn conf_mute(&self, call: u64, muted: bool) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .control
+            .send(Control::ConfMute(call, muted, tx))
+            .await
+            .is_err()
+        {
             return false;
         }
         rx.await.unwrap_or(false)

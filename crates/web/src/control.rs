@@ -33,4 +33,14 @@ pub trait CallControl: Send + Sync + 'static {
     fn trunk_statuses(&self) -> Vec<engine::TrunkStatus> {
         Vec::new()
     }
+
+    /// Conference rooms with participants (empty when the core does not run here).
+    fn conferences(&self) -> BoxFuture<'_, Vec<engine::control::ConfSummary>> {
+        Box::pin(async { Vec::new() })
+    }
+
+    /// Mutes or unmutes a conference participant; false when it is in no room.
+    fn conf_mute(&self, _call: u64, _muted: bool) -> BoxFuture<'_, bool> {
+        Box::pin(async { false })
+    }
 }

@@ -176,6 +176,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/dids" { (ctx.t("nav.dids")) }
                             a href="/outbound" { (ctx.t("nav.outbound")) }
                             a href="/ivrs" { (ctx.t("nav.ivrs")) }
+                            a href="/conferences" { (ctx.t("nav.conferences")) }
                             a href="/prompts" { (ctx.t("nav.prompts")) }
                             a href="/moh" { (ctx.t("nav.moh")) }
                             a href="/settings" { (ctx.t("nav.settings")) }

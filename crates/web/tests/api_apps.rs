@@ -127,3 +127,69 @@ async fn ivr_menus_crud_and_refusals() {
         doc["paths"]
     );
 }
+
+#[tokio::test]
+async fn conference_rooms_crud_and_the_pin_stays_secret() {
+    let a = app().await;
+    for (body, field) in [
+        (json!({ "number": "800", "pin": "12" }), "pin"),
+        (
+            json!({ "number": "800", "max_participants": 1 }),
+            "max_participants",
+        ),
+        (json!({ "pin": "1234" }), "number"),
+        (json!({ "number": "800", "colour": "red" }), "colour"),
+    ] {
+        refused(&call(&a, "POST", "/conferences", Some(body)).await, field);
+    }
+    let r = call(
+        &a,
+        "POST",
+        "/conferences",
+        Some(json!({ "number": "800", "name": "Weekly", "pin": "2468" })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let body = a.get("/conferences").await;
+    assert_eq!(body["items"][0]["has_pin"], true);
+    assert_eq!(body["items"][0]["participants"], json!([]));
+    assert!(
+        !body.to_string().contains("2468"),
+        "the PIN is never returned: {body}"
+    );
+    let r = call(
+        &a,
+        "PUT",
+        "/conferences/800",
+        Some(json!({ "join_muted": true })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(a.get("/conferences/800").await["join_muted"], true);
+    // The number is taken: no extension, no menu on it.
+    refused(
+        &call(&a, "POST", "/extensions", Some(json!({ "number": "800" }))).await,
+        "number",
+    );
+    // Nobody is in the room: muting is a 404.
+    let r = call(
+        &a,
+        "PUT",
+        "/conferences/800/participants/7/mute",
+        Some(json!({ "muted": true })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    refused(
+        &call(
+            &a,
+            "PUT",
+            "/conferences/800/participants/7/mute",
+            Some(json!({})),
+        )
+        .await,
+        "muted",
+    );
+    let r = call(&a, "DELETE", "/conferences/800", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}

@@ -110,3 +110,43 @@ async fn ivr_menus_through_the_panel() {
     );
     assert!(b.get("/ivrs/new").await.text().contains("案内ガイダンス"));
 }
+
+#[tokio::test]
+async fn conference_rooms_through_the_panel() {
+    let a = app().await;
+    let mut b = signed_in(&a, "admin", store::AdminRole::Admin).await;
+    let page = b.get("/conferences").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("No conference rooms yet."));
+    let token = csrf(&page.text());
+    let r = b
+        .post(
+            "/conferences",
+            &[("csrf", token.as_str()), ("number", "800"), ("pin", "12")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("data-field=\"pin\""), "{}", r.text());
+    let r = b
+        .post(
+            "/conferences",
+            &[
+                ("csrf", token.as_str()),
+                ("number", "800"),
+                ("name", "Weekly"),
+                ("pin", "2468"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let html = r.text();
+    assert!(html.contains("data-room=\"800\""));
+    assert!(!html.contains("2468"), "the PIN is not shown");
+    b.lang = Some("ja");
+    assert!(b.get("/conferences").await.text().contains("電話会議室"));
+    let r = b
+        .post("/conferences/800/delete", &[("csrf", token.as_str())])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(a.store.list_confs(1).await.unwrap().is_empty());
+}

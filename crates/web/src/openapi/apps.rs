@@ -40,6 +40,28 @@ pub(super) fn schemas(s: &mut Value) {
     s["NewIvrMenu"] = json!({ "type": "object", "required": ["name", "greeting"], "additionalProperties": false, "properties": new });
     s["IvrMenuPatch"] =
         json!({ "type": "object", "additionalProperties": false, "properties": menu_props() });
+    let room = json!({
+        "name": { "type": "string", "maxLength": 64 },
+        "pin": { "type": "string", "pattern": "^([0-9]{4,12})?$", "writeOnly": true, "description": "4-12 digits; empty: no PIN (never returned: see has_pin)" },
+        "max_participants": { "type": "integer", "minimum": 2, "maximum": 200 },
+        "join_muted": { "type": "boolean" },
+        "join_tones": { "type": "boolean" }
+    });
+    let mut shown = room.clone();
+    shown["number"] = json!({ "type": "string" });
+    shown["has_pin"] = json!({ "type": "boolean" });
+    shown["participants"] = json!({ "type": "array", "items": { "type": "object", "properties": {
+        "call": { "type": "integer" }, "caller": { "type": "string" }, "caller_name": { "type": "string" },
+        "muted": { "type": "boolean" }, "duration_s": { "type": "integer" } } } });
+    shown["created_at"] = json!({ "type": "string", "format": "date-time" });
+    shown["updated_at"] = json!({ "type": "string", "format": "date-time" });
+    let mut new = room.clone();
+    new["number"] = json!({ "type": "string", "pattern": "^[0-9*]{1,20}$" });
+    s["ConfRoom"] =
+        json!({ "type": "object", "required": ["number", "participants"], "properties": shown });
+    s["NewConfRoom"] = json!({ "type": "object", "required": ["number"], "additionalProperties": false, "properties": new });
+    s["ConfRoomPatch"] =
+        json!({ "type": "object", "additionalProperties": false, "properties": room });
 }
 
 /// Adds the paths.
@@ -58,6 +80,29 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
             "get": op("An IVR menu", json!({ "responses": { "200": ok_json("found", r("IvrMenu")) } }), &["404"]),
             "put": op("Change an IVR menu (members given replace the stored ones; `options` replaces the whole table)", json!({ "requestBody": body(r("IvrMenuPatch")), "responses": { "200": ok_json("changed", r("IvrMenu")) } }), &["400", "404", "415", "422"]),
             "delete": op("Delete an IVR menu; refused (422, field name) while a DID or another menu uses it", json!({ "responses": { "204": { "description": "done" } } }), &["404", "422"])
+        }),
+    );
+    add(
+        "/conferences",
+        json!({
+            "get": op("Conference rooms and who is in them now", json!({ "responses": { "200": ok_json("all", list_of("ConfRoom")) } }), &[]),
+            "post": op("Create a conference room", json!({ "requestBody": body(r("NewConfRoom")), "responses": { "201": ok_json("created", r("ConfRoom")) } }), &["400", "409", "415", "422"])
+        }),
+    );
+    add(
+        "/conferences/{number}",
+        json!({
+            "parameters": [path_param("number", json!({ "type": "string" }))],
+            "get": op("A conference room", json!({ "responses": { "200": ok_json("found", r("ConfRoom")) } }), &["404"]),
+            "put": op("Change a room (members given replace the stored ones)", json!({ "requestBody": body(r("ConfRoomPatch")), "responses": { "200": ok_json("changed", r("ConfRoom")) } }), &["400", "404", "415", "422"]),
+            "delete": op("Delete a room; refused (422, field number) while a DID or an IVR menu uses it", json!({ "responses": { "204": { "description": "done" } } }), &["404", "422"])
+        }),
+    );
+    add(
+        "/conferences/{number}/participants/{call}/mute",
+        json!({
+            "parameters": [path_param("number", json!({ "type": "string" })), path_param("call", json!({ "type": "integer" }))],
+            "put": op("Mute or unmute a participant", json!({ "requestBody": body(json!({ "type": "object", "required": ["muted"], "properties": { "muted": { "type": "boolean" } } })), "responses": { "204": { "description": "done" } } }), &["400", "404", "415", "422"])
         }),
     );
 }

@@ -31,6 +31,180 @@ pub(super) fn routes() -> Router<Web> {
         .route("/ivrs/new", get(new_ivr))
         .route("/ivrs/{name}/edit", get(edit_ivr).post(save_ivr))
         .route("/ivrs/{name}/delete", post(delete_ivr))
+        .route("/conferences", get(rooms).post(create_room))
+        .route("/conferences/{number}/delete", post(delete_room))
+        .route("/conferences/{number}/mute/{call}", post(mute_member))
+}
+
+// ----- conference rooms -----
+
+async fn rooms_view(w: &Web, ctx: &Ctx, status: StatusCode, msg: Markup, f: &Fields) -> Response {
+    let list = async { Ok::<_, ApiError>(w.store().list_confs(tenant(w).await?).await?) }.await;
+    let list = match list {
+        Ok(l) => l,
+        Err(e) => return fail(ctx, e),
+    };
+    let live = w.control().conferences().await;
+    let body = html! {
+        (msg)
+        @if list.is_empty() { p.empty id="no-rooms" { (ctx.t("conf.none")) } } @else {
+            table.rooms id="rooms" {
+                thead { tr {
+                    th { (ctx.t("conf.number")) } th { (ctx.t("conf.name")) } th { (ctx.t("conf.pin")) }
+                    th { (ctx.t("conf.participants")) } th {}
+                } }
+                tbody { @for r in &list {
+                    @let members = live.iter().find(|c| c.number == r.number).map(|c| c.members.clone()).unwrap_or_default();
+                    tr data-room=(r.number) {
+                        td { code { (r.number) } }
+                        td { (r.spec.name) }
+                        td { @if r.spec.pin.is_empty() { (ctx.t("no")) } @else { (ctx.t("yes")) } }
+                        td {
+                            @if members.is_empty() { (ctx.t("conf.empty")) }
+                            ul { @for m in &members {
+                                li data-call=(m.call) {
+                                    (m.caller) @if !m.caller_name.is_empty() { " (" (m.caller_name) ")" }
+                                    " " (m.duration_s) " s "
+                                    @if ctx.is_admin() {
+                                        form.inline method="post" action={ "/conferences/" (url_encode(&r.number)) "/mute/" (m.call) } {
+                                            (csrf_field(ctx))
+                                            input type="hidden" name="muted" value=(if m.muted { "false" } else { "true" });
+                                            button type="submit" {
+                                                @if m.muted { (ctx.t("conf.unmute")) } @else { (ctx.t("conf.mute")) }
+                                            }
+                                        }
+                                    } @else if m.muted { (ctx.t("conf.muted")) }
+                                }
+                            } }
+                        }
+                        td { @if ctx.is_admin() {
+                            form.inline method="post" action={ "/conferences/" (url_encode(&r.number)) "/delete" } {
+                                (csrf_field(ctx))
+                                button.danger type="submit" { (ctx.t("delete")) }
+                            }
+                        } }
+                    }
+                } }
+            }
+        }
+        @if ctx.is_admin() {
+            h2 { (ctx.t("conf.add")) }
+            form method="post" action="/conferences" id="room-form" {
+                (csrf_field(ctx))
+                label { (ctx.t("conf.number")) input type="text" name="number" value=(val(f, "number")) required placeholder="800"; }
+                label { (ctx.t("conf.name")) input type="text" name="name" value=(val(f, "name")); }
+                label { (ctx.t("conf.pin")) input type="text" name="pin" value="" inputmode="numeric" autocomplete="off"; }
+                label { (ctx.t("conf.max")) input type="text" name="max_participants" value=(val(f, "max_participants")); }
+                (check(ctx, f, "join_muted", "conf.join_muted"))
+                button type="submit" { (ctx.t("save")) }
+            }
+        }
+    };
+    page(ctx, status, "title.conferences", body)
+}
+
+async fn rooms(State(w): State<Web>, Signed(ctx): Signed) -> Response {
+    rooms_view(&w, &ctx, StatusCode::OK, html! {}, &Vec::new()).await
+}
+
+async fn create_room(State(w): State<Web>, Signed(ctx): Signed, Form(f): Form<Fields>) -> Response {
+    if let Some(r) = check_write(&ctx, &f.iter().cloned().collect()) {
+        return r;
+    }
+    let d = apps::conf::RoomSpec::default();
+    let max = match num(&f, "max_participants", d.max_participants) {
+        Ok(m) => m,
+        Err(e) => {
+            let e = localize(&ctx, e);
+            let msg =
+                html! { p.error role="alert" id="form-error" data-field=(e.field) { (e.msg) } };
+            return rooms_view(&w, &ctx, StatusCode::UNPROCESSABLE_ENTITY, msg, &f).await;
+        }
+    };
+    let spec = apps::conf::RoomSpec {
+        name: val(&f, "name").trim().to_string(),
+        pin: val(&f, "pin").trim().to_string(),
+        max_participants: max,
+        join_muted: super::outside::checked(&f, "join_muted"),
+        ..d
+    };
+    let res = async {
+        Ok::<_, ApiError>(
+            w.store()
+                .put_conf(tenant(&w).await?, val(&f, "number").trim(), &spec, true)
+                .await?,
+        )
+    }
+    .await;
+    match res {
+        Ok(_) => {
+            rooms_view(
+                &w,
+                &ctx,
+                StatusCode::CREATED,
+                ok_msg(&ctx, "conf.created"),
+                &Vec::new(),
+            )
+            .await
+        }
+        Err(e) if e.code == "invalid" || e.code == "conflict" => {
+            let fe = FormErr::from_api(&ctx, &e);
+            let msg =
+                html! { p.error role="alert" id="form-error" data-field=(fe.field) { (fe.msg) } };
+            rooms_view(&w, &ctx, StatusCode::UNPROCESSABLE_ENTITY, msg, &f).await
+        }
+        Err(e) => fail(&ctx, e),
+    }
+}
+
+async fn delete_room(
+    State(w): State<Web>,
+    Signed(ctx): Signed,
+    Path(number): Path<String>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = check_write(&ctx, &f) {
+        return r;
+    }
+    let res =
+        async { Ok::<_, ApiError>(w.store().delete_conf(tenant(&w).await?, &number).await?) }.await;
+    match res {
+        Ok(()) => {
+            rooms_view(
+                &w,
+                &ctx,
+                StatusCode::OK,
+                ok_msg(&ctx, "conf.deleted"),
+                &Vec::new(),
+            )
+            .await
+        }
+        Err(e) if e.code == "invalid" || e.code == "not_found" => {
+            let msg =
+                html! { p.error role="alert" id="form-error" { (super::err_text(&ctx, &e)) } };
+            rooms_view(&w, &ctx, StatusCode::UNPROCESSABLE_ENTITY, msg, &Vec::new()).await
+        }
+        Err(e) => fail(&ctx, e),
+    }
+}
+
+async fn mute_member(
+    State(w): State<Web>,
+    Signed(ctx): Signed,
+    Path((_number, call)): Path<(String, u64)>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = check_write(&ctx, &f) {
+        return r;
+    }
+    let muted = f.get("muted").is_some_and(|m| m == "true");
+    let done = w.control().conf_mute(call, muted).await;
+    let msg = if done {
+        ok_msg(&ctx, if muted { "conf.muted" } else { "conf.unmuted" })
+    } else {
+        html! { p.error role="alert" id="form-error" { (ctx.t("conf.gone")) } }
+    };
+    rooms_view(&w, &ctx, StatusCode::OK, msg, &Vec::new()).await
 }
 
 fn fields(name: &str, number: &str, m: &MenuSpec) -> Fields {
