@@ -84,7 +84,15 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Did(DidCmd::List { .. })
         | Command::Outbound(OutboundCmd::Show { .. })
         | Command::Setting(SettingCmd::List { .. })
-        | Command::Backup(BackupCmd::Create { .. } | BackupCmd::Verify { .. }) => Read,
+        | Command::Backup(
+            BackupCmd::Create { .. }
+            | BackupCmd::Verify { .. }
+            | BackupCmd::Status { .. }
+            | BackupCmd::Generations { .. }
+            | BackupCmd::Received { .. }
+            | BackupCmd::Peers { .. }
+            | BackupCmd::Ship,
+        ) => Read,
         Command::Extension(_)
         | Command::Trunk(_)
         | Command::Route(_)

@@ -9,6 +9,7 @@
 //! This crate does no SIP and no policy: the registrar in `pbx` decides what to store.
 
 pub mod backup;
+pub mod backupsrv;
 mod cdr;
 mod config;
 mod db;

@@ -1,0 +1,107 @@
+//! `backup`: shipping a PBX's backups to the backup/report server of the `standalone-backup`
+//! topology, and that server.
+//!
+//! What it is: the pairing protocol ([`proto`]), the sans-IO shipping schedule ([`schedule`]),
+//! the TLS identity and certificate pinning ([`tls`]), the PBX's client and scheduler task
+//! ([`client`]) and the server's HTTPS listener ([`server`]). The archive format itself is
+//! `store::backup`; the rows (pairings, generations, shipping state) are `store::backupsrv`.
+//! What it is not: the panel pages (in `web`) or the CLI (in `denwa`).
+
+pub mod client;
+pub mod proto;
+pub mod schedule;
+pub mod server;
+pub mod tls;
+
+use std::sync::Arc;
+
+/// Whether the licence allows the backup role now: `Err(reason)` when not.
+pub type Gate = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// The backup metrics in Prometheus text format: the PBX's shipping state and, on a backup
+/// server, what it received (both read from the database, so they survive restarts).
+pub async fn render_metrics(store: &store::Store) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut row = |name: &str, kind: &str, help: &str, v: i64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    };
+    if let Ok(st) = store.ship_state().await {
+        row(
+            "denwa_backup_paired",
+            "gauge",
+            "1 when this node is paired with a backup server.",
+            i64::from(st.paired()),
+        );
+        row(
+            "denwa_backup_last_success_timestamp_seconds",
+            "gauge",
+            "When a backup last reached the backup server (Unix time; 0: never).",
+            st.last_success_at.map_or(0, |t| t.timestamp()),
+        );
+        row(
+            "denwa_backup_last_attempt_timestamp_seconds",
+            "gauge",
+            "When shipping a backup was last tried (Unix time; 0: never).",
+            st.last_attempt_at.map_or(0, |t| t.timestamp()),
+        );
+        row(
+            "denwa_backup_consecutive_failures",
+            "gauge",
+            "Failed shipping attempts since the last success (alert when above 0).",
+            st.failures,
+        );
+        row(
+            "denwa_backup_failures_total",
+            "counter",
+            "Failed attempts to ship a backup.",
+            st.failures_total,
+        );
+        row(
+            "denwa_backup_shipped_total",
+            "counter",
+            "Backups shipped to the backup server.",
+            st.successes_total,
+        );
+        row(
+            "denwa_backup_last_size_bytes",
+            "gauge",
+            "Size of the last backup shipped.",
+            st.last_size,
+        );
+    }
+    if let Ok(s) = store.backup_server_state().await {
+        let kept = store
+            .list_generations(true, 10_000)
+            .await
+            .map_or(0, |g| g.len() as i64);
+        row(
+            "denwa_backup_server_received_total",
+            "counter",
+            "Backups this backup server accepted after verification.",
+            s.received_total,
+        );
+        row(
+            "denwa_backup_server_rejected_total",
+            "counter",
+            "Uploads from paired nodes this backup server refused (corrupt, too large, disk full).",
+            s.rejected_total,
+        );
+        row(
+            "denwa_backup_server_generations",
+            "gauge",
+            "Generations this backup server keeps.",
+            kept,
+        );
+    }
+    row(
+        "denwa_backup_server_unauthorized_total",
+        "counter",
+        "Backup-server requests refused as not paired, since start.",
+        server::unauthorized_total() as i64,
+    );
+    out
+}
