@@ -213,36 +213,10 @@ async fn hash_file(path: &Path) -> Result<(u64, String)> {
     Ok((n, hex::encode(h.finalize())))
 }
 
-fn file_body(path: PathBuf) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
-    tokio::spawn(async move {
-        let mut f = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        };
-        loop {
-            let mut buf = vec![0u8; 64 * 1024];
-            match f.read(&mut buf).await {
-                Ok(0) => return,
-                Ok(k) => {
-                    buf.truncate(k);
-                    if tx.send(Ok(Frame::data(Bytes::from(buf)))).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            }
-        }
-    });
-    BodyExt::boxed(StreamBody::new(
-        tokio_stream::wrappers::ReceiverStream::new(rx),
-    ))
+fn file_body(f: tokio::fs::File) -> Body {
+    use futures_util::StreamExt;
+    let frames = crate::file_chunks(f).map(|r| r.map(Frame::data));
+    BodyExt::boxed(StreamBody::new(frames))
 }
 
 /// Uploads the archive at `path` (test helpers use this to send a damaged file too).
@@ -263,7 +237,7 @@ pub async fn upload_file(
         .header(NAME_HEADER, node_name)
         .header("content-type", "application/x-tar")
         .header("content-length", size)
-        .body(file_body(path.to_path_buf()))?;
+        .body(file_body(tokio::fs::File::open(path).await?))?;
     let (status, body) = small_body(send(url, &pin, req).await?).await?;
     if !status.is_success() {
         return Err(refusal(status, &body));

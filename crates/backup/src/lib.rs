@@ -15,6 +15,43 @@ pub mod tls;
 
 use std::sync::Arc;
 
+/// Reads `f` in 64 KiB chunks on a task of its own, as a stream for a request or answer body.
+pub(crate) fn file_chunks(
+    mut f: tokio::fs::File,
+) -> tokio_stream::wrappers::ReceiverStream<Result<bytes::Bytes, std::io::Error>> {
+    use tokio::io::AsyncReadExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let mut buf = vec![0u8; 64 * 1024];
+            let item = match f.read(&mut buf).await {
+                Ok(0) => return,
+                Ok(k) => {
+                    buf.truncate(k);
+                    Ok(bytes::Bytes::from(buf))
+                }
+                Err(e) => Err(e),
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Why the licence's topology does not allow the backup role (pairing, shipping, serving), if
+/// it does not: only `standalone-backup` does, on both nodes.
+pub fn topology_refusal(t: license::Topology) -> Option<String> {
+    (t != license::Topology::StandaloneBackup).then(|| {
+        format!(
+            "the licence in force has topology {t}; the backup server needs a standalone-backup \
+             licence on both nodes (install one from the Licence page or with `denwa license install`)"
+        )
+    })
+}
+
 /// Whether the licence allows the backup role now: `Err(reason)` when not.
 pub type Gate = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 

@@ -23,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use store::Store;
 use store::backupsrv::{Generation, NewGeneration};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use crate::Gate;
@@ -349,29 +349,10 @@ async fn download(
         Err(e) => return internal(e),
     };
     let path = s.gens.join(&g.file);
-    let mut f = match tokio::fs::File::open(&path).await {
+    let f = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => return internal(format!("{}: {e}", path.display())),
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::spawn(async move {
-        loop {
-            let mut buf = vec![0u8; 64 * 1024];
-            match f.read(&mut buf).await {
-                Ok(0) => return,
-                Ok(k) => {
-                    buf.truncate(k);
-                    if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            }
-        }
-    });
     (
         [
             (header::CONTENT_TYPE, "application/x-tar".to_string()),
@@ -381,7 +362,7 @@ async fn download(
                 g.sha256.clone(),
             ),
         ],
-        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        Body::from_stream(crate::file_chunks(f)),
     )
         .into_response()
 }

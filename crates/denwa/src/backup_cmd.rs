@@ -6,7 +6,6 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use anyhow::{Result, bail};
-use license::Topology;
 use store::Store;
 use web::license::Licensing;
 
@@ -15,13 +14,7 @@ use crate::config::Config;
 
 /// Why the backup role is not allowed by the licence in force, if it is not.
 pub fn refusal(l: &Licensing) -> Option<String> {
-    let t = l.entitlement().topology();
-    (t != Topology::StandaloneBackup).then(|| {
-        format!(
-            "the licence in force has topology {t}; the backup server needs a standalone-backup \
-             licence on both nodes (install one with `denwa license install`)"
-        )
-    })
+    backup::topology_refusal(l.entitlement().topology())
 }
 
 /// The licence gate the backup server and the scheduler consult on every use.
@@ -36,7 +29,7 @@ pub async fn start_server(
     cfg: &Config,
     store: &Store,
     gate: backup::Gate,
-) -> Result<tokio::task::JoinHandle<()>> {
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let (bound, fp, task) = backup::server::start(
         addr,
         backup::server::Config {
@@ -52,7 +45,7 @@ pub async fn start_server(
     if let Err(why) = gate() {
         tracing::warn!(reason = %why, "backup server: pairing and uploads are refused");
     }
-    Ok(task)
+    Ok((bound, task))
 }
 
 fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> String {

@@ -655,13 +655,14 @@ async fn serve(
         started,
         config: cfg.clone(),
         licensing,
+        backup_listen: backup_server.as_ref().map(|b| b.0),
     };
     let server = tokio::spawn(http::serve(http, state));
     let reports = report_cmd::spawn_periodic(store.clone());
     wait_for_signal().await;
     reports.abort();
     shipper.abort();
-    if let Some(t) = backup_server {
+    if let Some((_, t)) = backup_server {
         t.abort();
     }
     tracing::info!("shutting down: ending calls");

@@ -21,6 +21,7 @@ use crate::i18n::{Lang, t};
 use crate::session::{self, Session};
 use crate::{Web, settings};
 
+mod backup_remote;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
@@ -69,6 +70,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys/{id}/delete", post(delete_key))
         .merge(outside::routes())
         .merge(reports::routes())
+        .merge(backup_remote::routes())
         .route(
             "/license",
             get(license_page::show).post(license_page::upload),
@@ -173,6 +175,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/outbound" { (ctx.t("nav.outbound")) }
                             a href="/settings" { (ctx.t("nav.settings")) }
                             a href="/backup" { (ctx.t("nav.backup")) }
+                            a href="/backup/remote" { (ctx.t("nav.backup_server")) }
                             a href="/admins" { (ctx.t("nav.admins")) }
                             a href="/license" { (ctx.t("nav.license")) }
                         }
