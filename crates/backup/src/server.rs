@@ -145,6 +145,7 @@ pub async fn start(
                 };
                 let svc = hyper_util::service::TowerToHyperService::new(app);
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(30))
                     .serve_connection(TokioIo::new(tls), svc)
                     .await
