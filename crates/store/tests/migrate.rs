@@ -99,7 +99,7 @@ async fn migrate_is_idempotent_and_explicit(b: Backend) {
         "{err:?}"
     );
     assert!(err.to_string().contains("denwa db migrate"));
-    assert_eq!(Store::migrate(&url).await.unwrap(), vec![2, 3, 4, 5]);
+    assert_eq!(Store::migrate(&url).await.unwrap(), vec![2, 3, 4, 5, 6]);
     assert_eq!(Store::migrate(&url).await.unwrap(), Vec::<i64>::new());
     let s = Store::open(&url, no_auto).await.unwrap();
     assert_eq!(s.schema_version().await.unwrap(), store::migrate::LATEST);
