@@ -618,7 +618,9 @@ async fn dashboard(State(w): State<Web>, Signed(ctx): Signed) -> Response {
             h2 { (ctx.t("dash.calls")) }
             div id="live-calls" data-live="/fragments/calls" { (calls_table(&ctx, &calls)) }
         }
+        (backup_remote::dashboard_alert(&w, &ctx).await)
         div id="live-dashboard" data-live="/fragments/dashboard" { (live) }
+        (reports::dashboard_today(&w, &ctx).await)
         section {
             h2 { (ctx.t("dash.node")) }
             table.kv { tbody {

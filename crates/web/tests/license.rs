@@ -457,3 +457,129 @@ async fn panel_refuses_changes_after_expiry_and_the_26th_extension() {
         "{t}"
     );
 }
+
+// ----- the backup server page, gated by the topology -----
+
+async fn post_form(a: &App, c: &str, path: &str, body: &str) -> Resp {
+    a.send(
+        Request::post(path)
+            .header(header::COOKIE, c)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn backup_server_page_needs_the_standalone_backup_topology() {
+    // This node also runs the backup server role (the page then has both halves).
+    let mut a = licensed_app().await;
+    let mut info = a.web.info().clone();
+    info.backup_listen = Some("127.0.0.1:8443".into());
+    a.web = web::Web::new_licensed(
+        a.control.clone(),
+        a.store.clone(),
+        Instant::now(),
+        info,
+        a.web.licensing().clone(),
+    );
+    a.router = web::router(a.web.clone());
+    let node = a.web.licensing().node_id().to_string();
+    let c = sign_in(&a).await;
+    let p = get_page(&a, &c, "/backup/remote").await;
+    assert_eq!(p.status, StatusCode::OK);
+    let page = p.text();
+    assert!(page.contains("id=\"backup-licence\""), "{page}");
+    assert!(page.contains("standalone-backup"), "{page}");
+    assert!(page.contains("id=\"backup-not-paired\""), "{page}");
+    let token = csrf(&page);
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/pair",
+        &format!("csrf={token}&address=127.0.0.1%3A1&code=ABCD-EFGH-JKMN-PQRS"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("standalone-backup"));
+    let ja = a
+        .send(
+            Request::get("/backup/remote")
+                .header(header::COOKIE, &c)
+                .header(header::ACCEPT_LANGUAGE, "ja")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .text();
+    assert!(ja.contains("バックアップサーバー"), "{ja}");
+    assert!(ja.contains("現在のライセンスでは利用できません"), "{ja}");
+
+    // With the topology: pairing is attempted, and its failures are precise.
+    let mut t = terms(&node, 50, (-1, 30));
+    t.topology = Topology::StandaloneBackup;
+    a.web
+        .licensing()
+        .install(mint(&t).as_bytes(), Utc::now())
+        .expect("installed");
+    let page = get_page(&a, &c, "/backup/remote").await.text();
+    assert!(!page.contains("id=\"backup-licence\""), "{page}");
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/pair",
+        &format!("csrf={token}&address=127.0.0.1%3A1&code=nope"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("not a pairing code"), "{}", r.text());
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/pair",
+        &format!("csrf={token}&address=127.0.0.1%3A1&code=ABCD-EFGH-JKMN-PQRS"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("unreachable"), "{}", r.text());
+    assert!(!a.store.ship_state().await.unwrap().paired());
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/schedule",
+        &format!("csrf={token}&at=25%3A00"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/schedule",
+        &format!("csrf={token}&at=02%3A30"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(a.store.ship_state().await.unwrap().daily_at, "02:30");
+
+    // Failing shipments are alerted on the dashboard, which also compares today with last week.
+    a.store
+        .record_ship_attempt(Utc::now(), Err("backup server unreachable"))
+        .await
+        .unwrap();
+    let dash = get_page(&a, &c, "/").await.text();
+    assert!(dash.contains("id=\"dash-backup-failing\""), "{dash}");
+    assert!(dash.contains("backup server unreachable"), "{dash}");
+    assert!(dash.contains("id=\"dash-today\""), "{dash}");
+    assert!(dash.contains("id=\"today-chart\""), "{dash}");
+
+    // As a backup server the page makes one-time codes and lists paired nodes and uploads.
+    let r = post_form(&a, &c, "/backup/remote/code", &format!("csrf={token}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let t = r.text();
+    let at = t.find("id=\"pairing-code\">").expect("a code shown") + 18;
+    let code = &t[at..at + 19];
+    assert!(backup::proto::normalize_code(code).is_some(), "{code}");
+    assert_eq!(a.store.live_pair_codes(Utc::now()).await.unwrap().len(), 1);
+    assert!(t.contains("id=\"rejected-total\""), "{t}");
+}

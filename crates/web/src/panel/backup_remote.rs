@@ -126,6 +126,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "拒否したアップロード（破損、サイズ超過、ディスク不足）",
     ),
     ("no_rows", "None yet.", "まだありません。"),
+    (
+        "last_refused",
+        "The last upload to this backup server was refused",
+        "このバックアップサーバーへの最後のアップロードは拒否されました",
+    ),
 ];
 
 fn tr(lang: Lang, key: &str) -> &'static str {
@@ -339,6 +344,35 @@ async fn server_section(w: &Web, ctx: &Ctx, listen: &str) -> Markup {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The dashboard's alert while shipping backups fails (PBX) or the last upload this backup
+/// server received was refused; nothing otherwise.
+pub(super) async fn dashboard_alert(w: &Web, ctx: &Ctx) -> Markup {
+    let l = ctx.lang;
+    let st = w.store().ship_state().await.unwrap_or_default();
+    let last_in = if w.info().backup_listen.is_some() {
+        w.store()
+            .list_generations(false, 1)
+            .await
+            .ok()
+            .and_then(|g| g.into_iter().next())
+            .filter(|g| g.status != "ok")
+    } else {
+        None
+    };
+    html! {
+        @if st.failures > 0 {
+            p.error role="alert" id="dash-backup-failing" {
+                a href="/backup/remote" { (tr(l, "failing")) } ": " (st.failures) " " (tr(l, "attempts")) " " (st.last_error)
+            }
+        }
+        @if let Some(g) = last_in {
+            p.error role="alert" id="dash-backup-refused" {
+                a href="/backup/remote" { (tr(l, "last_refused")) } " (" (g.source) ", " (fmt_time(&g.received_at)) "): " (g.detail)
             }
         }
     }
