@@ -466,6 +466,8 @@ async fn upload(State(s): State<Arc<Srv>>, req: Request) -> Response {
             if let Err(e) = s.cfg.store.add_generation(g, now).await {
                 tracing::warn!(error = %e, "recording a refused upload");
             }
+            // Keeps the list of refusals bounded however often a paired node fails.
+            prune(&s).await;
             err(status, code, reason)
         }
     }
