@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what Denwa's test suite needs from Debian's packages: real SIP peers (sipp, baresip),
-# PostgreSQL, network-namespace tools (ip, nft, arping), sox and procps.
+# PostgreSQL, network-namespace tools (ip, nft, arping, nsenter), sox and procps.
 # Idempotent: installs only what is missing, runs `apt-get update` once and only if something
 # is missing, prints what it installed, and exits non-zero with a clear message on failure.
 set -euo pipefail
@@ -15,6 +15,7 @@ REQUIRED=(
   "iputils-arping:arping"
   "sox:sox"
   "procps:pgrep"
+  "util-linux:nsenter"
 )
 
 fail() {

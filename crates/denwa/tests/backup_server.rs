@@ -28,6 +28,45 @@ const PBX_IP: &str = "10.231.0.1";
 const BAK_IP: &str = "10.231.0.2";
 const BAK_PORT: u16 = 8443;
 
+/// A small tmpfs mounted over a directory in the mount namespace of process `pid` (`ip netns
+/// exec` gives the node one of its own): a full disk for that process. Unmounted on drop.
+struct Tmpfs {
+    pid: u32,
+    dir: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(pid: u32, dir: &Path, size: &str) -> Tmpfs {
+        let ok = Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-m", "--"])
+            .args([
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .expect("nsenter mount");
+        assert!(ok.success(), "mount tmpfs on {}", dir.display());
+        Tmpfs {
+            pid,
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("nsenter")
+            .args(["-t", &self.pid.to_string(), "-m", "--", "umount"])
+            .arg(&self.dir)
+            .status();
+    }
+}
+
 /// The two hosts; `None` when namespaces cannot be made here (not root).
 fn lab() -> Option<(Netns, Netns)> {
     let pbx = match Netns::create("dnwbk-pbx") {
@@ -244,6 +283,7 @@ fn pbx_ships_to_the_backup_server_and_a_fresh_install_restores_from_it() {
         &["--backup-listen", &format!("{BAK_IP}:{BAK_PORT}")],
     );
     let mut pbx = node(&pbx_ns, PBX_IP, "pbx1", &[]);
+    let pbx_http: SocketAddr = format!("{PBX_IP}:{}", pbx.http_port).parse().expect("addr");
     let bak_http: SocketAddr = format!("{BAK_IP}:{}", bak.http_port).parse().expect("addr");
     let server = format!("{BAK_IP}:{BAK_PORT}");
 
@@ -467,15 +507,53 @@ fn pbx_ships_to_the_backup_server_and_a_fresh_install_restores_from_it() {
         Some(2),
         "{m}"
     );
-    let pm = http_get(
-        &pbx_ns,
-        format!("{PBX_IP}:{}", pbx.http_port).parse().expect("addr"),
-        "/metrics",
-    )
-    .expect("PBX metrics");
+    let pm = http_get(&pbx_ns, pbx_http, "/metrics").expect("PBX metrics");
     assert_eq!(metric(&pm, "denwa_backup_shipped_total"), Some(3), "{pm}");
     assert!(
         metric(&pm, "denwa_backup_last_success_timestamp_seconds").unwrap_or(0) >= now.timestamp()
+    );
+
+    // The backup server's disk is full (a tiny tmpfs over its generations directory): the
+    // upload is refused as such and counted, the PBX records the failure, shows it in
+    // /metrics, and its scheduler retries by itself until the space is back.
+    let gens_dir = bak.data_dir().join("backup-server/generations");
+    let bak_pid = bak.proc.as_ref().expect("running").pid();
+    let full = Tmpfs::mount(bak_pid, &gens_dir, "8k");
+    let o = cli_in(&pbx_ns, &pbx, &["backup", "ship"]);
+    assert!(!o.status.success(), "shipping to a full disk fails");
+    let refused = received(&bak_ns, &bak);
+    assert!(
+        refused[0]["status"] == "rejected"
+            && refused[0]["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("disk is full"),
+        "{refused:?}"
+    );
+    let pm = http_get(&pbx_ns, pbx_http, "/metrics").expect("PBX metrics");
+    assert_eq!(
+        metric(&pm, "denwa_backup_consecutive_failures"),
+        Some(1),
+        "{pm}"
+    );
+    assert_eq!(metric(&pm, "denwa_backup_failures_total"), Some(1), "{pm}");
+    drop(full);
+    pbx.wait_until("the automatic retry", Duration::from_secs(90), || {
+        http_get(&pbx_ns, pbx_http, "/metrics")
+            .is_some_and(|m| metric(&m, "denwa_backup_consecutive_failures") == Some(0))
+    });
+    let pm = http_get(&pbx_ns, pbx_http, "/metrics").expect("PBX metrics");
+    assert_eq!(metric(&pm, "denwa_backup_shipped_total"), Some(4), "{pm}");
+    let m = http_get(&bak_ns, bak_http, "/metrics").expect("metrics");
+    assert_eq!(
+        metric(&m, "denwa_backup_server_rejected_total"),
+        Some(3),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "denwa_backup_server_generations"),
+        Some(2),
+        "{m}"
     );
     rt.block_on(bak_store.close());
 
