@@ -266,6 +266,15 @@ fn write_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     m
 }
 
+/// A one-time pairing code made on the backup server.
+fn pair_code(ns: &Netns, bak: &Denwa) -> String {
+    let out = cli_in_ok(ns, bak, &["backup", "pair-code"]);
+    out.split_whitespace()
+        .find(|w| w.len() == 19 && w.matches('-').count() == 3)
+        .expect("a code in the output")
+        .to_string()
+}
+
 fn received(ns: &Netns, bak: &Denwa) -> Vec<serde_json::Value> {
     serde_json::from_str(&cli_in_ok(ns, bak, &["backup", "received", "--json"])).expect("JSON")
 }
@@ -339,12 +348,7 @@ fn pbx_ships_to_the_backup_server_and_a_fresh_install_restores_from_it() {
     );
 
     // Pairing with a one-time code; the code works once.
-    let out = cli_in_ok(&bak_ns, &bak, &["backup", "pair-code"]);
-    let code = out
-        .split_whitespace()
-        .find(|w| w.len() == 19 && w.matches('-').count() == 3)
-        .expect("a code in the output")
-        .to_string();
+    let code = pair_code(&bak_ns, &bak);
     let wrong = cli_in(
         &pbx_ns,
         &pbx,
@@ -576,12 +580,7 @@ fn pbx_ships_to_the_backup_server_and_a_fresh_install_restores_from_it() {
     let new_id = testkit::licence::node_id(pbx.data_dir());
     assert_ne!(new_id, ids[0], "a fresh install has a new node id");
     install_backup_licence(&pbx, &[new_id, ids[1].clone()]);
-    let out = cli_in_ok(&bak_ns, &bak, &["backup", "pair-code"]);
-    let code = out
-        .split_whitespace()
-        .find(|w| w.len() == 19 && w.matches('-').count() == 3)
-        .expect("a code")
-        .to_string();
+    let code = pair_code(&bak_ns, &bak);
     cli_in_ok(&pbx_ns, &pbx, &["backup", "pair", &server, &code]);
     let list: Vec<serde_json::Value> = serde_json::from_str(&cli_in_ok(
         &pbx_ns,

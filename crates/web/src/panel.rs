@@ -281,6 +281,20 @@ fn url_encode(s: &str) -> String {
     out
 }
 
+/// A page's own text from its `(key, English, Japanese)` table.
+fn text_in(texts: &[(&str, &'static str, &'static str)], lang: Lang, key: &str) -> &'static str {
+    match texts.iter().find(|(k, _, _)| *k == key) {
+        Some((_, en, ja)) => match lang {
+            Lang::En => en,
+            Lang::Ja => ja,
+        },
+        None => {
+            debug_assert!(false, "missing page text {key:?}");
+            "?"
+        }
+    }
+}
+
 fn field<'a>(f: &'a HashMap<String, String>, k: &str) -> &'a str {
     f.get(k).map(String::as_str).unwrap_or("")
 }

@@ -337,6 +337,17 @@ async fn get_page(a: &App, c: &str, path: &str) -> Resp {
     .await
 }
 
+async fn get_page_ja(a: &App, c: &str, path: &str) -> Resp {
+    a.send(
+        Request::get(path)
+            .header(header::COOKIE, c)
+            .header(header::ACCEPT_LANGUAGE, "ja")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
 async fn upload(a: &App, c: &str, token: &str, text: &str) -> Resp {
     let body = format!(
         "--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"l.lic\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n--XyZ--\r\n"
@@ -392,16 +403,7 @@ async fn panel_licence_page_upload_form_and_banners() {
     assert!(!t.contains("id=\"license-free\""), "{t}");
     assert_eq!(installed(&a).as_deref(), Some(good.as_bytes()));
     // Japanese.
-    let ja = a
-        .send(
-            Request::get("/license")
-                .header(header::COOKIE, &c)
-                .header(header::ACCEPT_LANGUAGE, "ja")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .text();
+    let ja = get_page_ja(&a, &c, "/license").await.text();
     assert!(ja.contains("ライセンス"), "{ja}");
 }
 
@@ -503,16 +505,7 @@ async fn backup_server_page_needs_the_standalone_backup_topology() {
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.text().contains("standalone-backup"));
-    let ja = a
-        .send(
-            Request::get("/backup/remote")
-                .header(header::COOKIE, &c)
-                .header(header::ACCEPT_LANGUAGE, "ja")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .text();
+    let ja = get_page_ja(&a, &c, "/backup/remote").await.text();
     assert!(ja.contains("バックアップサーバー"), "{ja}");
     assert!(ja.contains("現在のライセンスでは利用できません"), "{ja}");
 

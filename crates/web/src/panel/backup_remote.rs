@@ -134,16 +134,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
 ];
 
 fn tr(lang: Lang, key: &str) -> &'static str {
-    match TEXTS.iter().find(|(k, _, _)| *k == key) {
-        Some((_, en, ja)) => match lang {
-            Lang::En => en,
-            Lang::Ja => ja,
-        },
-        None => {
-            debug_assert!(false, "missing backup-server text {key:?}");
-            "?"
-        }
-    }
+    super::text_in(TEXTS, lang, key)
 }
 
 /// Routes of the page.
@@ -401,159 +392,94 @@ async fn allowed(
     None
 }
 
-async fn pair(
-    State(w): State<Web>,
-    Signed(ctx): Signed,
-    Form(f): Form<HashMap<String, String>>,
+/// The page after an action: its message on success, the error with `fail` status otherwise.
+async fn after<E: std::fmt::Display>(
+    w: &Web,
+    ctx: &Ctx,
+    fail: StatusCode,
+    res: Result<String, E>,
 ) -> Response {
+    match res {
+        Ok(msg) => view(w, ctx, StatusCode::OK, ok(msg)).await,
+        Err(e) => view(w, ctx, fail, bad(format!("{e:#}"))).await,
+    }
+}
+
+type FormMap = Form<HashMap<String, String>>;
+
+async fn pair(State(w): State<Web>, Signed(ctx): Signed, Form(f): FormMap) -> Response {
     if let Some(r) = allowed(&w, &ctx, &f, true).await {
         return r;
     }
+    let (store, info) = (w.store(), w.info());
     let res = backup::client::pair(
-        w.store(),
+        store,
         field(&f, "address"),
         field(&f, "code"),
         w.licensing().node_id(),
-        &w.info().node,
+        &info.node,
     )
-    .await;
-    match res {
-        Ok(name) => {
-            view(
-                &w,
-                &ctx,
-                StatusCode::OK,
-                ok(format!("{} ({name})", tr(ctx.lang, "paired_ok"))),
-            )
-            .await
-        }
-        Err(e) => {
-            view(
-                &w,
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                bad(format!("{e:#}")),
-            )
-            .await
-        }
-    }
+    .await
+    .map(|name| format!("{} ({name})", tr(ctx.lang, "paired_ok")));
+    after(&w, &ctx, StatusCode::UNPROCESSABLE_ENTITY, res).await
 }
 
-async fn unpair(
-    State(w): State<Web>,
-    Signed(ctx): Signed,
-    Form(f): Form<HashMap<String, String>>,
-) -> Response {
+async fn unpair(State(w): State<Web>, Signed(ctx): Signed, Form(f): FormMap) -> Response {
     if let Some(r) = allowed(&w, &ctx, &f, false).await {
         return r;
     }
-    match w.store().clear_ship_pairing().await {
-        Ok(()) => view(&w, &ctx, StatusCode::OK, ok(tr(ctx.lang, "saved"))).await,
-        Err(e) => {
-            view(
-                &w,
-                &ctx,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                bad(e.to_string()),
-            )
-            .await
-        }
-    }
+    let res = w.store().clear_ship_pairing().await;
+    let res = res.map(|()| tr(ctx.lang, "saved").to_string());
+    after(&w, &ctx, StatusCode::INTERNAL_SERVER_ERROR, res).await
 }
 
-async fn schedule(
-    State(w): State<Web>,
-    Signed(ctx): Signed,
-    Form(f): Form<HashMap<String, String>>,
-) -> Response {
+async fn schedule(State(w): State<Web>, Signed(ctx): Signed, Form(f): FormMap) -> Response {
     if let Some(r) = allowed(&w, &ctx, &f, false).await {
         return r;
     }
     let at = field(&f, "at").trim().to_string();
-    if let Err(e) = backup::schedule::parse_daily_at(&at) {
-        return view(&w, &ctx, StatusCode::UNPROCESSABLE_ENTITY, bad(e)).await;
-    }
-    match w.store().set_ship_schedule(&at).await {
-        Ok(()) => view(&w, &ctx, StatusCode::OK, ok(tr(ctx.lang, "saved"))).await,
-        Err(e) => {
-            view(
-                &w,
-                &ctx,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                bad(e.to_string()),
-            )
+    let res = match backup::schedule::parse_daily_at(&at) {
+        Ok(_) => w
+            .store()
+            .set_ship_schedule(&at)
             .await
-        }
-    }
+            .map(|()| tr(ctx.lang, "saved").to_string())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    after(&w, &ctx, StatusCode::UNPROCESSABLE_ENTITY, res).await
 }
 
-async fn ship(
-    State(w): State<Web>,
-    Signed(ctx): Signed,
-    Form(f): Form<HashMap<String, String>>,
-) -> Response {
+async fn ship(State(w): State<Web>, Signed(ctx): Signed, Form(f): FormMap) -> Response {
     if let Some(r) = allowed(&w, &ctx, &f, true).await {
         return r;
     }
-    match backup::client::ship(w.store(), &w.info().data_dir, &w.info().node).await {
-        Ok(g) => {
-            view(
-                &w,
-                &ctx,
-                StatusCode::OK,
-                ok(format!(
-                    "{} {} ({} B)",
-                    tr(ctx.lang, "shipped"),
-                    g.id,
-                    g.size
-                )),
-            )
-            .await
-        }
-        Err(e) => view(&w, &ctx, StatusCode::BAD_GATEWAY, bad(format!("{e:#}"))).await,
-    }
+    let res = backup::client::ship(w.store(), &w.info().data_dir, &w.info().node).await;
+    let res = res.map(|g| format!("{} {} ({} B)", tr(ctx.lang, "shipped"), g.id, g.size));
+    after(&w, &ctx, StatusCode::BAD_GATEWAY, res).await
 }
 
 async fn restore(
     State(w): State<Web>,
     Signed(ctx): Signed,
     Path(id): Path<i64>,
-    Form(f): Form<HashMap<String, String>>,
+    Form(f): FormMap,
 ) -> Response {
     if let Some(r) = allowed(&w, &ctx, &f, true).await {
         return r;
     }
-    match backup::client::restore_remote(w.store(), &w.info().data_dir, id).await {
-        Ok(m) => {
-            view(
-                &w,
-                &ctx,
-                StatusCode::OK,
-                ok(format!(
-                    "{} {} UTC",
-                    tr(ctx.lang, "restored"),
-                    fmt_time(&m.created_at)
-                )),
-            )
-            .await
-        }
-        Err(e) => {
-            view(
-                &w,
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                bad(format!("{e:#}")),
-            )
-            .await
-        }
-    }
+    let res = backup::client::restore_remote(w.store(), &w.info().data_dir, id).await;
+    let res = res.map(|m| {
+        format!(
+            "{} {} UTC",
+            tr(ctx.lang, "restored"),
+            fmt_time(&m.created_at)
+        )
+    });
+    after(&w, &ctx, StatusCode::UNPROCESSABLE_ENTITY, res).await
 }
 
-async fn code(
-    State(w): State<Web>,
-    Signed(ctx): Signed,
-    Form(f): Form<HashMap<String, String>>,
-) -> Response {
+async fn code(State(w): State<Web>, Signed(ctx): Signed, Form(f): FormMap) -> Response {
     if let Some(r) = allowed(&w, &ctx, &f, true).await {
         return r;
     }
@@ -566,42 +492,28 @@ async fn code(
     }
 }
 
-async fn keep(
-    State(w): State<Web>,
-    Signed(ctx): Signed,
-    Form(f): Form<HashMap<String, String>>,
-) -> Response {
+async fn keep(State(w): State<Web>, Signed(ctx): Signed, Form(f): FormMap) -> Response {
     if let Some(r) = allowed(&w, &ctx, &f, false).await {
         return r;
     }
     let n = field(&f, "keep").trim().parse::<i64>().unwrap_or(0);
-    match w.store().set_backup_keep(n).await {
-        Ok(()) => view(&w, &ctx, StatusCode::OK, ok(tr(ctx.lang, "saved"))).await,
-        Err(e) => {
-            view(
-                &w,
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                bad(e.to_string()),
-            )
-            .await
-        }
-    }
+    let res = w.store().set_backup_keep(n).await;
+    let res = res.map(|()| tr(ctx.lang, "saved").to_string());
+    after(&w, &ctx, StatusCode::UNPROCESSABLE_ENTITY, res).await
 }
 
 async fn revoke(
     State(w): State<Web>,
     Signed(ctx): Signed,
     Path(id): Path<i64>,
-    Form(f): Form<HashMap<String, String>>,
+    Form(f): FormMap,
 ) -> Response {
     if let Some(r) = allowed(&w, &ctx, &f, false).await {
         return r;
     }
-    match w.store().revoke_peer(id).await {
-        Ok(()) => view(&w, &ctx, StatusCode::OK, ok(tr(ctx.lang, "saved"))).await,
-        Err(e) => view(&w, &ctx, StatusCode::NOT_FOUND, bad(e.to_string())).await,
-    }
+    let res = w.store().revoke_peer(id).await;
+    let res = res.map(|()| tr(ctx.lang, "saved").to_string());
+    after(&w, &ctx, StatusCode::NOT_FOUND, res).await
 }
 
 #[cfg(test)]

@@ -102,16 +102,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
 ];
 
 fn tr(lang: Lang, key: &str) -> &'static str {
-    match TEXTS.iter().find(|(k, _, _)| *k == key) {
-        Some((_, en, ja)) => match lang {
-            Lang::En => en,
-            Lang::Ja => ja,
-        },
-        None => {
-            debug_assert!(false, "missing report text {key:?}");
-            "?"
-        }
-    }
+    super::text_in(TEXTS, lang, key)
 }
 
 /// Routes of the report pages.
