@@ -29,8 +29,12 @@ use crate::tls::{Pin, SERVER_NAME};
 pub const DEFAULT_PORT: u16 = 8443;
 /// Connect and TLS handshake limit.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// A response must start within this (uploads of large archives are verified before answering).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(600);
+/// A response must start within this: the server verifies an upload and imports its call
+/// records before answering (measured: 200,000 records verify in 1.6 s and import in 9 s, so a
+/// first upload of a year's 5 million takes a few minutes).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Largest archive fetched for a restore.
+const MAX_DOWNLOAD: u64 = crate::server::DEFAULT_MAX_UPLOAD;
 /// Largest error or JSON answer read.
 const MAX_SMALL_BODY: usize = 1 << 20;
 /// How often the scheduler looks at the clock and the shipping row.
@@ -321,9 +325,14 @@ pub async fn restore_remote(
     let mut body = resp.into_body();
     let mut f = tokio::fs::File::create(&path).await?;
     let mut h = Sha256::new();
+    let mut size = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.context("the transfer broke off")?;
         if let Ok(data) = frame.into_data() {
+            size += data.len() as u64;
+            if size > MAX_DOWNLOAD {
+                bail!("generation {id} is larger than {MAX_DOWNLOAD} bytes; nothing was changed");
+            }
             h.update(&data);
             f.write_all(&data).await?;
         }

@@ -168,6 +168,11 @@ fn http_get(ns: &Netns, addr: SocketAddr, path: &str) -> Option<String> {
     .and_then(|r| r.split_once("\r\n\r\n").map(|(_, b)| b.to_string()))
 }
 
+/// Requires `name` to have `value` in the Prometheus text `body`.
+fn expect_metric(body: &str, name: &str, value: i64) {
+    assert_eq!(metric(body, name), Some(value), "{name} in\n{body}");
+}
+
 fn metric(body: &str, name: &str) -> Option<i64> {
     body.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
@@ -495,24 +500,12 @@ fn pbx_ships_to_the_backup_server_and_a_fresh_install_restores_from_it() {
         "refusals keep nothing"
     );
     let m = http_get(&bak_ns, bak_http, "/metrics").expect("metrics");
-    assert_eq!(
-        metric(&m, "denwa_backup_server_rejected_total"),
-        Some(2),
-        "{m}"
-    );
-    assert_eq!(
-        // The unpaired upload, the wrong code and the used code.
-        metric(&m, "denwa_backup_server_unauthorized_total"),
-        Some(3),
-        "{m}"
-    );
-    assert_eq!(
-        metric(&m, "denwa_backup_server_generations"),
-        Some(2),
-        "{m}"
-    );
+    expect_metric(&m, "denwa_backup_server_rejected_total", 2);
+    // The unpaired upload, the wrong code and the used code.
+    expect_metric(&m, "denwa_backup_server_unauthorized_total", 3);
+    expect_metric(&m, "denwa_backup_server_generations", 2);
     let pm = http_get(&pbx_ns, pbx_http, "/metrics").expect("PBX metrics");
-    assert_eq!(metric(&pm, "denwa_backup_shipped_total"), Some(3), "{pm}");
+    expect_metric(&pm, "denwa_backup_shipped_total", 3);
     assert!(
         metric(&pm, "denwa_backup_last_success_timestamp_seconds").unwrap_or(0) >= now.timestamp()
     );
@@ -535,30 +528,18 @@ fn pbx_ships_to_the_backup_server_and_a_fresh_install_restores_from_it() {
         "{refused:?}"
     );
     let pm = http_get(&pbx_ns, pbx_http, "/metrics").expect("PBX metrics");
-    assert_eq!(
-        metric(&pm, "denwa_backup_consecutive_failures"),
-        Some(1),
-        "{pm}"
-    );
-    assert_eq!(metric(&pm, "denwa_backup_failures_total"), Some(1), "{pm}");
+    expect_metric(&pm, "denwa_backup_consecutive_failures", 1);
+    expect_metric(&pm, "denwa_backup_failures_total", 1);
     drop(full);
     pbx.wait_until("the automatic retry", Duration::from_secs(90), || {
         http_get(&pbx_ns, pbx_http, "/metrics")
             .is_some_and(|m| metric(&m, "denwa_backup_consecutive_failures") == Some(0))
     });
     let pm = http_get(&pbx_ns, pbx_http, "/metrics").expect("PBX metrics");
-    assert_eq!(metric(&pm, "denwa_backup_shipped_total"), Some(4), "{pm}");
+    expect_metric(&pm, "denwa_backup_shipped_total", 4);
     let m = http_get(&bak_ns, bak_http, "/metrics").expect("metrics");
-    assert_eq!(
-        metric(&m, "denwa_backup_server_rejected_total"),
-        Some(3),
-        "{m}"
-    );
-    assert_eq!(
-        metric(&m, "denwa_backup_server_generations"),
-        Some(2),
-        "{m}"
-    );
+    expect_metric(&m, "denwa_backup_server_rejected_total", 3);
+    expect_metric(&m, "denwa_backup_server_generations", 2);
     rt.block_on(bak_store.close());
 
     // Hardware failure: the PBX's data dir and database are gone; a fresh install (new node

@@ -19,6 +19,8 @@ use crate::{Error, Result, Store};
 pub const MAX_LIVE_CODES: i64 = 10;
 /// Most paired nodes a backup server accepts.
 pub const MAX_PEERS: i64 = 16;
+/// Call records imported per transaction.
+pub const IMPORT_BATCH: usize = 5_000;
 /// Refused uploads remembered (older ones are forgotten; the counter keeps counting).
 pub const KEEP_REJECTED: i64 = 50;
 
@@ -582,66 +584,74 @@ impl Store {
     }
 
     /// Adds the call records (and the tenants they belong to) of an extracted, verified backup
-    /// in `dir` (laid out as in the archive) into this database, in one transaction.
+    /// in `dir` (laid out as in the archive) into this database.
     ///
     /// Records are new rows here (this database numbers them), so the report aggregation picks
     /// them up incrementally. A record is skipped when its source id is at or below the
     /// watermark of earlier imports, or when a record with the same call id and start time is
     /// already here; when the archive's highest id is below the watermark (the PBX was restored
     /// from an older backup and numbers again from there) every record is compared instead.
+    /// The file is read as a stream and written in transactions of [`IMPORT_BATCH`] records,
+    /// each moving the watermark with it, so memory stays flat and an interrupted import
+    /// resumes where it stopped.
     pub async fn import_backup_cdrs(
         &self,
         dir: &Path,
         schema_version: i64,
     ) -> Result<ImportOutcome> {
-        let tenants_t = TABLES
-            .iter()
-            .find(|t| t.name == "tenants")
-            .ok_or_else(|| Error::Backup("no tenants table".into()))?;
-        let cdrs_t = TABLES
-            .iter()
-            .find(|t| t.name == "cdrs")
-            .ok_or_else(|| Error::Backup("no cdrs table".into()))?;
-        let read = |name: &str| -> Result<Vec<String>> {
+        let table = |name: &str| {
+            TABLES
+                .iter()
+                .find(|t| t.name == name)
+                .ok_or_else(|| Error::Backup(format!("no {name} table")))
+        };
+        let (tenants_t, cdrs_t) = (table("tenants")?, table("cdrs")?);
+        let open = |name: &str| -> Result<std::io::Lines<BufReader<File>>> {
             let path = dir.join(table_entry(name));
             let f = File::open(&path).map_err(|source| Error::Io {
                 path: path.clone(),
                 source,
             })?;
-            BufReader::new(f)
-                .lines()
-                .map(|l| l.map_err(|e| Error::Backup(format!("table {name}: {e}"))))
-                .collect()
+            Ok(BufReader::new(f).lines())
         };
-        // Parsed up front (blocking file reads) so the transaction only talks to the database.
-        let tenants: Vec<Vec<Cell>> = read("tenants")?
-            .iter()
+        let line_err = |name: &str, e: std::io::Error| Error::Backup(format!("table {name}: {e}"));
+        let tenants: Vec<Vec<Cell>> = open("tenants")?
             .enumerate()
-            .map(|(i, l)| parse_row(tenants_t, schema_version, l, i + 1))
+            .map(|(i, l)| {
+                parse_row(
+                    tenants_t,
+                    schema_version,
+                    &l.map_err(|e| line_err("tenants", e))?,
+                    i + 1,
+                )
+            })
             .collect::<Result<_>>()?;
-        let cdr_lines = read("cdrs")?;
-        let id_of = |cells: &[Cell]| match cells.first() {
-            Some(Cell::Int(Some(id))) => *id,
-            _ => 0,
-        };
+        // First pass: the highest id (only the id is decoded).
+        #[derive(serde::Deserialize)]
+        struct IdOnly {
+            id: i64,
+        }
+        let mut max_id = 0i64;
+        for (i, l) in open("cdrs")?.enumerate() {
+            let l = l.map_err(|e| line_err("cdrs", e))?;
+            let r: IdOnly = serde_json::from_str(&l)
+                .map_err(|e| Error::Backup(format!("table cdrs line {}: {e}", i + 1)))?;
+            max_id = max_id.max(r.id);
+        }
         let mut out = ImportOutcome::default();
         let mark = self.backup_server_state().await?.cdr_mark;
-        let mut max_id = 0i64;
-        let mut cdrs = Vec::with_capacity(cdr_lines.len());
-        for (i, l) in cdr_lines.iter().enumerate() {
-            let cells = parse_row(cdrs_t, schema_version, l, i + 1)?;
-            max_id = max_id.max(id_of(&cells));
-            cdrs.push(cells);
-        }
         out.rewound = max_id < mark;
+        let marks = |n: usize| {
+            (1..=n)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let t_cols: Vec<&str> = tenants_t.cols.iter().map(|c| c.0).collect();
         let t_sql = format!(
             "INSERT INTO tenants ({}) VALUES ({}) ON CONFLICT DO NOTHING",
             t_cols.join(", "),
-            (1..=t_cols.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            marks(t_cols.len())
         );
         // Every column but the id; the record is added only when its tenant exists here and no
         // record with the same call id and start time does.
@@ -653,13 +663,10 @@ impl Store {
             return Err(Error::Backup("cdrs columns changed".into()));
         };
         let c_sql = format!(
-            "INSERT INTO cdrs ({}) SELECT {} WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ${p_tenant})
-             AND NOT EXISTS (SELECT 1 FROM cdrs WHERE call_id = ${p_call} AND start_time = ${p_start})",
+            "INSERT INTO cdrs ({}) SELECT {} WHERE NOT EXISTS
+             (SELECT 1 FROM cdrs WHERE call_id = ${p_call} AND start_time = ${p_start})",
             c_cols.join(", "),
-            (1..=c_cols.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            marks(c_cols.len())
         );
         macro_rules! bind_cells {
             ($q:expr, $cells:expr) => {{
@@ -675,18 +682,29 @@ impl Store {
                 q
             }};
         }
-        write_tx!(self.db(), tx, kind => {
+        let known: std::collections::HashSet<i64> = write_tx!(self.db(), tx, kind => {
             for t in &tenants {
                 bind_cells!(sqlx::query(&t_sql), t.iter()).execute(&mut *tx).await?;
             }
-            let known: std::collections::HashSet<i64> = sqlx::query("SELECT id FROM tenants")
+            sqlx::query("SELECT id FROM tenants")
                 .fetch_all(&mut *tx)
                 .await?
                 .iter()
                 .map(|r| r.i64("id"))
-                .collect::<Result<_>>()?;
-            for cells in &cdrs {
-                if !out.rewound && id_of(cells) <= mark {
+                .collect::<Result<_>>()?
+        });
+        let id_of = |cells: &[Cell]| match cells.first() {
+            Some(Cell::Int(Some(id))) => *id,
+            _ => 0,
+        };
+        let mut lines = open("cdrs")?.enumerate();
+        let mut batch: Vec<Vec<Cell>> = Vec::with_capacity(IMPORT_BATCH);
+        loop {
+            batch.clear();
+            for (i, l) in lines.by_ref() {
+                let l = l.map_err(|e| line_err("cdrs", e))?;
+                let cells = parse_row(cdrs_t, schema_version, &l, i + 1)?;
+                if !out.rewound && id_of(&cells) <= mark {
                     out.skipped += 1;
                     continue;
                 }
@@ -696,21 +714,41 @@ impl Store {
                     out.orphaned += 1;
                     continue;
                 }
-                let n = bind_cells!(sqlx::query(&c_sql), cells.iter().skip(1))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if n == 1 {
-                    out.imported += 1;
-                } else {
-                    out.skipped += 1;
+                batch.push(cells);
+                if batch.len() >= IMPORT_BATCH {
+                    break;
                 }
             }
-            sqlx::query("UPDATE backup_server_state SET cdr_mark = $1 WHERE id = 1")
-                .bind(max_id)
-                .execute(&mut *tx)
-                .await?;
-        });
+            let last = batch.len() < IMPORT_BATCH;
+            let upto = if last {
+                max_id
+            } else {
+                batch.last().map_or(max_id, |c| id_of(c))
+            };
+            let (added, dup) = write_tx!(self.db(), tx, kind => {
+                let (mut added, mut dup) = (0u64, 0u64);
+                for cells in &batch {
+                    let n = bind_cells!(sqlx::query(&c_sql), cells.iter().skip(1))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if n == 1 { added += 1 } else { dup += 1 }
+                }
+                // After a rewind the mark only ever moves down to the archive's highest id.
+                if !out.rewound || last {
+                    sqlx::query("UPDATE backup_server_state SET cdr_mark = $1 WHERE id = 1")
+                        .bind(upto)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                (added, dup)
+            });
+            out.imported += added;
+            out.skipped += dup;
+            if last {
+                break;
+            }
+        }
         Ok(out)
     }
 }
