@@ -114,7 +114,14 @@ pub async fn render_metrics(store: &store::Store) -> String {
         let kept = store
             .list_generations(true, 10_000)
             .await
-            .map_or(0, |g| g.len() as i64);
+            .unwrap_or_default();
+        row(
+            "denwa_backup_server_last_received_timestamp_seconds",
+            "gauge",
+            "When the newest kept generation arrived (Unix time; 0: none). Alert when older than a day.",
+            kept.first().map_or(0, |g| g.received_at.timestamp()),
+        );
+        let kept = kept.len() as i64;
         row(
             "denwa_backup_server_received_total",
             "counter",

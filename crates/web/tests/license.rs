@@ -575,4 +575,35 @@ async fn backup_server_page_needs_the_standalone_backup_topology() {
     assert!(backup::proto::normalize_code(code).is_some(), "{code}");
     assert_eq!(a.store.live_pair_codes(Utc::now()).await.unwrap().len(), 1);
     assert!(t.contains("id=\"rejected-total\""), "{t}");
+
+    // A paired node that has sent nothing for more than a day is alerted on the dashboard.
+    let then = Utc::now() - TimeDelta::days(2);
+    a.store
+        .create_pair_code("old", then, then + TimeDelta::minutes(15))
+        .await
+        .unwrap();
+    a.store
+        .pair_peer("old", "pbx1", "dn-x", "tokhash", then)
+        .await
+        .unwrap()
+        .expect("paired");
+    let dash = get_page(&a, &c, "/").await.text();
+    assert!(dash.contains("id=\"dash-backup-stale\""), "{dash}");
+    a.store
+        .add_generation(
+            store::backupsrv::NewGeneration {
+                source: "pbx1".into(),
+                ok: true,
+                file: "g.tar".into(),
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let dash = get_page(&a, &c, "/").await.text();
+    assert!(!dash.contains("id=\"dash-backup-stale\""), "{dash}");
+    let page = get_page(&a, &c, "/backup/remote").await.text();
+    assert!(page.contains("id=\"received-generations\""), "{page}");
+    assert!(page.contains("pbx1"), "{page}");
 }

@@ -11,11 +11,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use chrono::Utc;
 use maud::{Markup, html};
 
 use super::{Ctx, Signed, check_write, csrf_field, field, fmt_time, layout};
 use crate::Web;
 use crate::i18n::Lang;
+
+/// A backup server alerts when nothing arrived from its paired nodes for this long (a day's
+/// schedule plus slack).
+const STALE_HOURS: i64 = 26;
 
 /// `(key, English, Japanese)`: this page's own texts.
 const TEXTS: &[(&str, &str, &str)] = &[
@@ -126,6 +131,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "拒否したアップロード（破損、サイズ超過、ディスク不足）",
     ),
     ("no_rows", "None yet.", "まだありません。"),
+    (
+        "stale",
+        "No backup has arrived for more than a day; the last at",
+        "1日以上バックアップが届いていません。最後の受信:",
+    ),
     (
         "last_refused",
         "The last upload to this backup server was refused",
@@ -345,13 +355,36 @@ async fn server_section(w: &Web, ctx: &Ctx, listen: &str) -> Markup {
 pub(super) async fn dashboard_alert(w: &Web, ctx: &Ctx) -> Markup {
     let l = ctx.lang;
     let st = w.store().ship_state().await.unwrap_or_default();
-    let last_in = if w.info().backup_listen.is_some() {
+    let serving = w.info().backup_listen.is_some();
+    let newest = if serving {
         w.store()
             .list_generations(false, 1)
             .await
             .ok()
             .and_then(|g| g.into_iter().next())
-            .filter(|g| g.status != "ok")
+    } else {
+        None
+    };
+    let last_in = newest.clone().filter(|g| g.status != "ok");
+    // A paired node that stopped shipping (unreachable, switched off) shows here too.
+    let stale = if serving {
+        let peers = w.store().list_peers().await.unwrap_or_default();
+        let since = w
+            .store()
+            .list_generations(true, 1)
+            .await
+            .ok()
+            .and_then(|g| g.into_iter().next())
+            .map(|g| g.received_at)
+            .or_else(|| {
+                peers
+                    .iter()
+                    .filter(|p| !p.revoked)
+                    .map(|p| p.paired_at)
+                    .min()
+            });
+        let live = peers.iter().any(|p| !p.revoked);
+        since.filter(|t| live && Utc::now() - *t > chrono::TimeDelta::hours(STALE_HOURS))
     } else {
         None
     };
@@ -359,6 +392,11 @@ pub(super) async fn dashboard_alert(w: &Web, ctx: &Ctx) -> Markup {
         @if st.failures > 0 {
             p.error role="alert" id="dash-backup-failing" {
                 a href="/backup/remote" { (tr(l, "failing")) } ": " (st.failures) " " (tr(l, "attempts")) " " (st.last_error)
+            }
+        }
+        @if let Some(t) = stale {
+            p.error role="alert" id="dash-backup-stale" {
+                a href="/backup/remote" { (tr(l, "stale")) } " " (fmt_time(&t)) " UTC"
             }
         }
         @if let Some(g) = last_in {
