@@ -360,6 +360,17 @@ pub fn plan_of(st: &store::backupsrv::ShipState) -> Plan {
     }
 }
 
+/// The zone of the `reports.timezone` setting (UTC when unset or unknown).
+pub async fn report_zone(store: &Store) -> chrono_tz::Tz {
+    store
+        .setting::<String>(None, engine::settings::keys::REPORTS_TIMEZONE)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(chrono_tz::UTC)
+}
+
 /// Ships on the daily slot (in the report time zone) and retries failures with backoff, while
 /// `gate` allows it (the licence's topology). Runs until aborted.
 pub fn spawn_scheduler(
@@ -379,7 +390,7 @@ pub fn spawn_scheduler(
                     continue;
                 }
             };
-            let tz = store.report_tz().await.unwrap_or(chrono_tz::UTC);
+            let tz = report_zone(&store).await;
             if !schedule::due(Utc::now(), tz, &plan_of(&st)) {
                 continue;
             }

@@ -440,9 +440,8 @@ async fn upload(State(s): State<Arc<Srv>>, req: Request) -> Response {
             prune(&s).await;
             let store = s.cfg.store.clone();
             tokio::spawn(async move {
-                let tz = store.report_tz().await.map(|t| t.name().to_string());
-                let tz = tz.unwrap_or_else(|_| "UTC".into());
-                if let Err(e) = store.aggregate_reports(&tz, 5_000, None).await {
+                let tz = crate::client::report_zone(&store).await;
+                if let Err(e) = store.aggregate_reports(tz.name(), 5_000, None).await {
                     tracing::warn!(error = %e, "reports after an import");
                 }
             });
