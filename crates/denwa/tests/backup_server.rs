@@ -5,9 +5,11 @@
 //! Pairing with a one-time code (refused without the licence topology, single use), a
 //! scheduled backup that arrives and verifies, an on-demand one, keeping N generations, an
 //! unpaired node's upload refused, corrupt uploads refused and counted, the backup node's
-//! reports matching the PBX's call records (computed independently here), and a wiped PBX
-//! reinstalled fresh, paired again and restored from the backup server: extensions, call
-//! records and the prompt, voicemail, recording and music-on-hold files are back.
+//! reports matching the PBX's call records (computed independently here), the server's disk
+//! full (refused, counted, retried by the PBX's scheduler once space is back), a wiped PBX
+//! reinstalled fresh, paired again and restored from the backup server (extensions, call
+//! records and the prompt, voicemail, recording and music-on-hold files are back), and a
+//! changed server certificate refused by the pinning.
 
 mod common;
 
@@ -600,6 +602,22 @@ fn pbx_ships_to_the_backup_server_and_a_fresh_install_restores_from_it() {
     );
     // And it keeps shipping.
     cli_in_ok(&pbx_ns, &pbx, &["backup", "ship"]);
+
+    // Another certificate at the server's address (a new identity, or someone in between) is
+    // not the pinned one: nothing is sent, and the reason says to pair again.
+    bak.terminate();
+    std::fs::remove_dir_all(bak.data_dir().join("backup-server/tls")).expect("remove identity");
+    bak.spawn();
+    let o = cli_in(&pbx_ns, &pbx, &["backup", "ship"]);
+    assert!(!o.status.success(), "a changed certificate is refused");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("certificate changed"), "{err}");
+    let gens = received(&bak_ns, &bak);
+    assert_eq!(
+        gens.iter().filter(|g| g["status"] == "ok").count(),
+        2,
+        "{gens:?}"
+    );
     pbx.terminate();
     bak.terminate();
 }
