@@ -607,3 +607,88 @@ async fn backup_server_page_needs_the_standalone_backup_topology() {
     assert!(page.contains("id=\"received-generations\""), "{page}");
     assert!(page.contains("pbx1"), "{page}");
 }
+
+/// The PBX's panel against a real backup server (in this process, on a loopback port): pair
+/// with a code, back up now, lose an extension and a prompt file, restore from the server's list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_panel_pairs_ships_and_restores_against_a_real_backup_server() {
+    let a = licensed_app().await;
+    let node = a.web.licensing().node_id().to_string();
+    let mut t = terms(&node, 50, (-1, 30));
+    t.topology = Topology::StandaloneBackup;
+    a.web
+        .licensing()
+        .install(mint(&t).as_bytes(), Utc::now())
+        .expect("installed");
+    let srv_dir = tempfile::tempdir().unwrap();
+    let srv_store = store::Store::open(
+        srv_dir.path().join("bak.db").to_str().unwrap(),
+        store::OpenOptions::default(),
+    )
+    .await
+    .unwrap();
+    let (addr, fp, task) = backup::server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        backup::server::Config {
+            store: srv_store.clone(),
+            dir: backup::server::dir_in(srv_dir.path()),
+            name: "bak1".into(),
+            gate: std::sync::Arc::new(|| Ok(())),
+            max_upload: backup::server::DEFAULT_MAX_UPLOAD,
+        },
+    )
+    .await
+    .unwrap();
+    let (code, _) = backup::server::create_code(&srv_store).await.unwrap();
+
+    let c = sign_in(&a).await;
+    let token = csrf(&get_page(&a, &c, "/backup/remote").await.text());
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/pair",
+        &format!("csrf={token}&address={addr}&code={code}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let t = r.text();
+    assert!(t.contains("id=\"backup-paired\""), "{t}");
+    assert!(t.contains(&fp), "the pinned fingerprint is shown: {t}");
+
+    a.store
+        .create_extension(
+            1,
+            store::NewExtension {
+                number: "2001".into(),
+                password: Some("Kite-Runner-55x".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let prompt = a.data.path().join("prompts/en/greeting.wav");
+    std::fs::create_dir_all(prompt.parent().unwrap()).unwrap();
+    std::fs::write(&prompt, b"RIFF-test-prompt").unwrap();
+    let r = post_form(&a, &c, "/backup/remote/ship", &format!("csrf={token}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().contains("id=\"backup-ok\""));
+    let gens = srv_store.list_generations(true, 10).await.unwrap();
+    assert_eq!(gens.len(), 1);
+
+    a.store.delete_extension(1, "2001").await.unwrap();
+    std::fs::remove_file(&prompt).unwrap();
+    let page = get_page(&a, &c, "/backup/remote").await.text();
+    assert!(page.contains("id=\"remote-generations\""), "{page}");
+    let action = format!("/backup/remote/restore/{}", gens[0].id);
+    assert!(page.contains(&action), "{page}");
+    let r = post_form(&a, &c, &action, &format!("csrf={token}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().contains("id=\"backup-ok\""), "{}", r.text());
+    assert!(a.store.extension(1, "2001").await.unwrap().is_some());
+    assert_eq!(std::fs::read(&prompt).unwrap(), b"RIFF-test-prompt");
+    assert!(
+        a.store.ship_state().await.unwrap().paired(),
+        "the restore keeps the pairing"
+    );
+    task.abort();
+}
