@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what Denwa's test suite needs from Debian's packages: real SIP peers (sipp, baresip),
-# PostgreSQL, network-namespace tools (ip, nft, arping), sox (+ MP3), espeak-ng, procps and
-# libopus-dev (the media crate links libopus).
+# PostgreSQL, network-namespace tools (ip, nft, arping, nsenter), sox (+ MP3), espeak-ng, procps
+# and libopus-dev (the media crate links libopus).
 # Idempotent: installs only what is missing, runs `apt-get update` once and only if something
 # is missing, prints what it installed, and exits non-zero with a clear message on failure.
 set -euo pipefail
@@ -20,6 +20,7 @@ REQUIRED=(
   "procps:pgrep"
   "pkg-config:pkg-config"
   "libopus-dev:pkg-config"
+  "util-linux:nsenter"
 )
 
 fail() {

@@ -142,6 +142,9 @@ pub struct ServeArgs {
     /// Media relay threads, each serving its share of the calls' RTP sockets [env: DENWA_RELAY_THREADS; default: half the CPUs, at least 1]
     #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=crate::config::MAX_RELAY_THREADS as u64))]
     pub relay_threads: Option<usize>,
+    /// Also run the backup/report server (topology standalone-backup) with its HTTPS listener on this address, e.g. 0.0.0.0:8443 [env: DENWA_BACKUP_LISTEN]
+    #[arg(long, value_name = "ADDR:PORT", env = "DENWA_BACKUP_LISTEN")]
+    pub backup_listen: Option<std::net::SocketAddr>,
 }
 
 /// `denwa extension ...`
@@ -527,6 +530,65 @@ pub enum BackupCmd {
     Verify {
         /// Backup file
         file: PathBuf,
+    },
+    /// PBX: pair with a backup server (topology standalone-backup) using a one-time code made
+    /// on the server (its panel, or `denwa backup pair-code` there).
+    Pair {
+        /// The server's backup address, HOST[:PORT] or https://HOST[:PORT] (default port 8443)
+        address: String,
+        /// The one-time pairing code (XXXX-XXXX-XXXX-XXXX)
+        code: String,
+    },
+    /// PBX: forget the pairing with the backup server.
+    Unpair,
+    /// PBX: make a backup and ship it to the paired backup server now.
+    Ship,
+    /// PBX: ship daily at this time (HH:MM or HH:MM:SS in the reports.timezone zone); "off" for on demand only.
+    Schedule {
+        /// HH:MM, HH:MM:SS or off
+        at: String,
+    },
+    /// PBX: pairing, schedule and the last shipping outcome.
+    Status {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// PBX: the generations the paired backup server keeps.
+    Generations {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// PBX: fetch a generation from the backup server and restore it here (database and
+    /// prompts, voicemail, recordings, music on hold).
+    RestoreRemote {
+        /// Generation number (see `denwa backup generations`)
+        id: i64,
+    },
+    /// Backup server: make a one-time pairing code (valid 15 minutes, single use).
+    PairCode,
+    /// Backup server: the uploads received (kept generations and refused ones).
+    Received {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Backup server: how many generations to keep (older ones are deleted).
+    Keep {
+        /// 1-1000
+        generations: i64,
+    },
+    /// Backup server: the paired nodes.
+    Peers {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Backup server: revoke a paired node (its uploads are refused from then on).
+    Revoke {
+        /// Paired node id (see `denwa backup peers`)
+        id: i64,
     },
 }
 

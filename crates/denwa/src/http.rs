@@ -55,6 +55,8 @@ pub struct State {
     pub config: crate::config::Config,
     /// The node's licence (node id, installed file, entitlement).
     pub licensing: web::license::Licensing,
+    /// The backup server's bound HTTPS address, when this node runs that role.
+    pub backup_listen: Option<SocketAddr>,
 }
 
 /// Binds the HTTP listener.
@@ -82,6 +84,7 @@ pub async fn serve(l: TcpListener, state: State) {
         database: state.store.backend().as_str().to_string(),
         log_level: cfg.log_level.clone(),
         data_dir: cfg.data_dir.clone(),
+        backup_listen: state.backup_listen.map(|a| a.to_string()),
     };
     let w = web::Web::new_licensed(
         Arc::new(PbxControl(state.pbx)),

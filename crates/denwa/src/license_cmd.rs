@@ -87,7 +87,15 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Conf(crate::conf_cmd::ConfCmd::List { .. })
         | Command::Outbound(OutboundCmd::Show { .. })
         | Command::Setting(SettingCmd::List { .. })
-        | Command::Backup(BackupCmd::Create { .. } | BackupCmd::Verify { .. })
+        | Command::Backup(
+            BackupCmd::Create { .. }
+            | BackupCmd::Verify { .. }
+            | BackupCmd::Status { .. }
+            | BackupCmd::Generations { .. }
+            | BackupCmd::Received { .. }
+            | BackupCmd::Peers { .. }
+            | BackupCmd::Ship,
+        )
         | Command::Prompt(crate::prompt_cmd::PromptCmd::List { .. })
         | Command::Moh(crate::prompt_cmd::MohCmd::List { .. }) => Read,
         Command::Extension(_)

@@ -1,6 +1,7 @@
 //! `denwa`: the Denwa IP-PBX binary — CLI, configuration and wiring (the commands are in
 //! `cli`, the configuration layers in `config`, the HTTP listener in `http`).
 
+mod backup_cmd;
 mod cli;
 mod conf_cmd;
 mod config;
@@ -132,9 +133,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     };
     let cfg = Config::load(&overrides(&cli.global, serve_args))?;
     match cli.command {
-        Command::Serve(_) => {
+        Command::Serve(ref a) => {
             init_logging(&cfg.log_level);
-            serve(cfg, overrides(&cli.global, serve_args)).await?;
+            let backup_listen = a.backup_listen;
+            serve(cfg, overrides(&cli.global, serve_args), backup_listen).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sip(SipCmd::Lint { files, json }) => Ok(lint(&files, json)),
@@ -539,10 +541,10 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                 m.created_at, m.schema_version
             )?;
         }
-        Command::Serve(_)
-        | Command::Sip(_)
-        | Command::Db(_)
-        | Command::Backup(BackupCmd::Verify { .. }) => {}
+        Command::Backup(cmd) => {
+            backup_cmd::run(cmd, cfg, &store, &licensing, &mut out).await?;
+        }
+        Command::Serve(_) | Command::Sip(_) | Command::Db(_) => {}
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
@@ -577,7 +579,11 @@ fn lint(files: &[std::path::PathBuf], json: bool) -> ExitCode {
     }
 }
 
-async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
+async fn serve(
+    mut cfg: Config,
+    o: Overrides,
+    backup_listen: Option<std::net::SocketAddr>,
+) -> Result<()> {
     let store = open_store(&cfg).await?;
     let licensing = license_cmd::start(&cfg)?;
     // Node settings saved from the panel/API/CLI override the configuration file (flags and
@@ -650,6 +656,17 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
         backend = store.backend().as_str(),
         "denwa serving"
     );
+    let gate = backup_cmd::gate(&licensing);
+    let backup_server = match backup_listen {
+        Some(addr) => Some(backup_cmd::start_server(addr, &cfg, &store, gate.clone()).await?),
+        None => None,
+    };
+    let shipper = backup::client::spawn_scheduler(
+        store.clone(),
+        cfg.data_dir.clone(),
+        cfg.node_name.clone(),
+        gate,
+    );
     let started = std::time::Instant::now();
     let state = http::State {
         pbx: pbx.clone(),
@@ -657,11 +674,16 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
         started,
         config: cfg.clone(),
         licensing,
+        backup_listen: backup_server.as_ref().map(|b| b.0),
     };
     let server = tokio::spawn(http::serve(http, state));
     let reports = report_cmd::spawn_periodic(store.clone());
     wait_for_signal().await;
     reports.abort();
+    shipper.abort();
+    if let Some((_, t)) = backup_server {
+        t.abort();
+    }
     tracing::info!("shutting down: ending calls");
     pbx.shutdown().await;
     server.abort();

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! tables/<table>.jsonl     one JSON object per row, columns by name, in a backend-neutral form
-//! files/<dir>/<path>       data-dir files (prompts, moh, recordings, voicemail) as they were read
+//! files/<dir>/<path>       data-dir files (prompts, recordings, voicemail, moh) as they were read
 //! manifest.json            last: format, Denwa and schema versions, time, size + SHA-256 per entry
 //! ```
 //!
@@ -37,7 +37,7 @@ pub const FORMAT: &str = "denwa-backup";
 /// Archive layout version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 /// Data-dir subdirectories that are backed up and restored.
-pub const DATA_DIRS: &[&str] = &["prompts", "moh", "recordings", "voicemail"];
+pub const DATA_DIRS: &[&str] = &["prompts", "recordings", "voicemail", "moh"];
 const MANIFEST: &str = "manifest.json";
 
 /// What an archive holds; written last into it.
@@ -74,7 +74,7 @@ pub struct ManifestEntry {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ty {
+pub(crate) enum Ty {
     Int,
     Real,
     Text,
@@ -82,9 +82,9 @@ enum Ty {
 }
 
 /// A table as backups see it: columns of the latest schema, in parent-before-child order.
-struct TableDef {
-    name: &'static str,
-    cols: &'static [(&'static str, Ty)],
+pub(crate) struct TableDef {
+    pub(crate) name: &'static str,
+    pub(crate) cols: &'static [(&'static str, Ty)],
     /// Has an auto-numbered `id` (PostgreSQL sequences must follow restored ids).
     identity: bool,
     /// The schema version that created the table: older backups do not have it (restored
@@ -97,8 +97,9 @@ use Ty::{Bool, Int, Real, Text};
 /// Not backed up: `schema_migrations` and `change_counters` (bookkeeping) and `trunk_status`
 /// (each node's live view of its trunks, rewritten within seconds of a start), and the report
 /// tables `report_calls`, `report_state` and `report_gaps` (derived from the call records: a
-/// restore empties them and the next aggregation rebuilds them from the restored records).
-const TABLES: &[TableDef] = &[
+/// restore empties them and the next aggregation rebuilds them from the restored records), and
+/// the `backup_*` tables (pairing and shipping state are node-local: a restore keeps them).
+pub(crate) const TABLES: &[TableDef] = &[
     TableDef {
         name: "tenants",
         cols: &[
@@ -355,7 +356,7 @@ fn upgrade_row(table: &str, from: i64, row: &mut Map<String, Value>) {
     }
 }
 
-fn table_entry(name: &str) -> String {
+pub(crate) fn table_entry(name: &str) -> String {
     format!("tables/{name}.jsonl")
 }
 
@@ -622,7 +623,7 @@ fn safe_member(p: &str) -> bool {
 }
 
 /// Extracts `archive` into `dest`, checking everything except table contents; returns the manifest.
-fn extract_checked(archive: &Path, dest: &Path) -> Result<Manifest> {
+pub(crate) fn extract_checked(archive: &Path, dest: &Path) -> Result<Manifest> {
     let f = File::open(archive).map_err(io_err(archive))?;
     let mut ar = tar::Archive::new(BufReader::new(f));
     let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
@@ -735,14 +736,14 @@ fn extract_checked(archive: &Path, dest: &Path) -> Result<Manifest> {
 
 /// A checked cell, ready to bind.
 #[derive(Debug, Clone, PartialEq)]
-enum Cell {
+pub(crate) enum Cell {
     Int(Option<i64>),
     Real(Option<f64>),
     Text(Option<String>),
     Bool(Option<bool>),
 }
 
-fn parse_row(t: &TableDef, from: i64, line: &str, lineno: usize) -> Result<Vec<Cell>> {
+pub(crate) fn parse_row(t: &TableDef, from: i64, line: &str, lineno: usize) -> Result<Vec<Cell>> {
     let at = || format!("table {} line {lineno}", t.name);
     let mut row: Map<String, Value> =
         serde_json::from_str(line).map_err(|e| bad(format!("{}: not a JSON object: {e}", at())))?;
@@ -778,7 +779,7 @@ fn parse_row(t: &TableDef, from: i64, line: &str, lineno: usize) -> Result<Vec<C
 }
 
 /// Reads every row of every table file, checking it; calls `f` per table with the file path.
-fn check_tables(dir: &Path, from: i64) -> Result<()> {
+pub(crate) fn check_tables(dir: &Path, from: i64) -> Result<()> {
     for t in TABLES.iter().filter(|t| t.since <= from) {
         let path = dir.join(table_entry(t.name));
         let f = File::open(&path).map_err(io_err(&path))?;
@@ -805,6 +806,15 @@ pub async fn verify(archive: &Path) -> Result<Manifest> {
     })
     .await
     .map_err(|e| bad(e.to_string()))?
+}
+
+/// Checks an archive completely like [`verify`], leaving its members extracted in `dest`
+/// (tables under `tables/`, files under `files/`); blocking. The backup server uses this to
+/// verify an arrival and import its call records from the same extraction.
+pub fn verify_into(archive: &Path, dest: &Path) -> Result<Manifest> {
+    let m = extract_checked(archive, dest)?;
+    check_tables(dest, m.schema_version)?;
+    Ok(m)
 }
 
 // ----- restoring -----
@@ -935,7 +945,9 @@ mod tests {
         let mut tables: Vec<String> = sqlx::query(
             "SELECT name FROM sqlite_master WHERE type = 'table'
              AND name NOT IN ('schema_migrations', 'change_counters', 'trunk_status',
-                 'report_calls', 'report_state', 'report_gaps')
+                 'report_calls', 'report_state', 'report_gaps', 'backup_ship',
+                 'backup_pair_codes', 'backup_peers', 'backup_generations',
+                 'backup_server_state')
              ORDER BY name",
         )
         .fetch_all(read)

@@ -10,6 +10,7 @@
 
 mod apps;
 pub mod backup;
+pub mod backupsrv;
 mod cdr;
 mod config;
 mod db;

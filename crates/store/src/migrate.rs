@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 7;
+pub const LATEST: i64 = 8;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -292,6 +292,72 @@ CREATE TABLE conf_rooms (
 );
 "#;
 
+/// Backup shipping (issue 16): on a PBX, where backups go and when (`backup_ship`, one row);
+/// on a backup server, pairing codes, paired nodes, received generations and its own state.
+/// None of these tables is in a backup archive: pairing is node-local, and a restore keeps it.
+const V8: &str = r#"
+CREATE TABLE backup_ship (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    url TEXT NOT NULL DEFAULT '',
+    fingerprint TEXT NOT NULL DEFAULT '',
+    token TEXT NOT NULL DEFAULT '',
+    server_name TEXT NOT NULL DEFAULT '',
+    paired_at BIGINT,
+    daily_at TEXT NOT NULL DEFAULT '',
+    last_attempt_at BIGINT,
+    last_success_at BIGINT,
+    last_error TEXT NOT NULL DEFAULT '',
+    failures BIGINT NOT NULL DEFAULT 0,
+    failures_total BIGINT NOT NULL DEFAULT 0,
+    successes_total BIGINT NOT NULL DEFAULT 0,
+    last_size BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO backup_ship (id) VALUES (1);
+
+CREATE TABLE backup_pair_codes (
+    code_hash TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+
+CREATE TABLE backup_peers (
+    id {id},
+    name TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    paired_at BIGINT NOT NULL,
+    last_seen_at BIGINT,
+    revoked BOOLEAN NOT NULL DEFAULT FALSE
+);
+
+CREATE TABLE backup_generations (
+    id {id},
+    peer_id BIGINT,
+    source TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    created_at BIGINT,
+    size BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'rejected')),
+    detail TEXT NOT NULL DEFAULT '',
+    file TEXT NOT NULL DEFAULT '',
+    schema_version BIGINT,
+    entries BIGINT NOT NULL DEFAULT 0,
+    cdrs_imported BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX backup_generations_status ON backup_generations (status, id);
+
+CREATE TABLE backup_server_state (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    keep BIGINT NOT NULL DEFAULT 7 CHECK (keep BETWEEN 1 AND 1000),
+    cdr_mark BIGINT NOT NULL DEFAULT 0,
+    received_total BIGINT NOT NULL DEFAULT 0,
+    rejected_total BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO backup_server_state (id) VALUES (1);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -328,6 +394,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "conference rooms",
         sql: V7,
+    },
+    Migration {
+        version: 8,
+        name: "backup shipping and the backup server",
+        sql: V8,
     },
 ];
 

@@ -149,6 +149,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("nav.history", "Call history", "通話履歴"),
     ("nav.settings", "Settings", "設定"),
     ("nav.backup", "Backup", "バックアップ"),
+    ("nav.backup_server", "Backup server", "バックアップサーバー"),
     ("nav.admins", "Administrators", "管理者"),
     ("nav.logout", "Sign out", "サインアウト"),
     ("title.dashboard", "Dashboard", "ダッシュボード"),

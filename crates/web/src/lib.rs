@@ -55,6 +55,8 @@ pub struct NodeInfo {
     pub log_level: String,
     /// Data directory (backups include its files).
     pub data_dir: PathBuf,
+    /// The backup server's HTTPS listen address, when this node runs that role.
+    pub backup_listen: Option<String>,
 }
 
 /// Shared state of every handler: cheap to clone.
@@ -301,6 +303,7 @@ fn render_store_metrics(out: &mut String, s: &store::WriteStats) {
 async fn metrics(State(w): State<Web>) -> impl IntoResponse {
     let mut body = w.control().render_metrics();
     render_store_metrics(&mut body, &w.store().write_stats());
+    body.push_str(&backup::render_metrics(w.store()).await);
     write_simple(
         &mut body,
         &[

@@ -22,6 +22,7 @@ use crate::session::{self, Session};
 use crate::{Web, settings};
 
 mod apps;
+mod backup_remote;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
@@ -73,6 +74,7 @@ pub fn routes() -> Router<Web> {
         .merge(apps::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(backup_remote::routes())
         .route(
             "/license",
             get(license_page::show).post(license_page::upload),
@@ -181,6 +183,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/moh" { (ctx.t("nav.moh")) }
                             a href="/settings" { (ctx.t("nav.settings")) }
                             a href="/backup" { (ctx.t("nav.backup")) }
+                            a href="/backup/remote" { (ctx.t("nav.backup_server")) }
                             a href="/admins" { (ctx.t("nav.admins")) }
                             a href="/license" { (ctx.t("nav.license")) }
                         }
@@ -298,6 +301,20 @@ fn url_encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// A page's own text from its `(key, English, Japanese)` table.
+fn text_in(texts: &[(&str, &'static str, &'static str)], lang: Lang, key: &str) -> &'static str {
+    match texts.iter().find(|(k, _, _)| *k == key) {
+        Some((_, en, ja)) => match lang {
+            Lang::En => en,
+            Lang::Ja => ja,
+        },
+        None => {
+            debug_assert!(false, "missing page text {key:?}");
+            "?"
+        }
+    }
 }
 
 fn field<'a>(f: &'a HashMap<String, String>, k: &str) -> &'a str {
@@ -637,7 +654,9 @@ async fn dashboard(State(w): State<Web>, Signed(ctx): Signed) -> Response {
             h2 { (ctx.t("dash.calls")) }
             div id="live-calls" data-live="/fragments/calls" { (calls_table(&ctx, &calls)) }
         }
+        (backup_remote::dashboard_alert(&w, &ctx).await)
         div id="live-dashboard" data-live="/fragments/dashboard" { (live) }
+        (reports::dashboard_today(&w, &ctx).await)
         section {
             h2 { (ctx.t("dash.node")) }
             table.kv { tbody {

@@ -337,6 +337,17 @@ async fn get_page(a: &App, c: &str, path: &str) -> Resp {
     .await
 }
 
+async fn get_page_ja(a: &App, c: &str, path: &str) -> Resp {
+    a.send(
+        Request::get(path)
+            .header(header::COOKIE, c)
+            .header(header::ACCEPT_LANGUAGE, "ja")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
 async fn upload(a: &App, c: &str, token: &str, text: &str) -> Resp {
     let body = format!(
         "--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"l.lic\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n--XyZ--\r\n"
@@ -392,16 +403,7 @@ async fn panel_licence_page_upload_form_and_banners() {
     assert!(!t.contains("id=\"license-free\""), "{t}");
     assert_eq!(installed(&a).as_deref(), Some(good.as_bytes()));
     // Japanese.
-    let ja = a
-        .send(
-            Request::get("/license")
-                .header(header::COOKIE, &c)
-                .header(header::ACCEPT_LANGUAGE, "ja")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .text();
+    let ja = get_page_ja(&a, &c, "/license").await.text();
     assert!(ja.contains("ライセンス"), "{ja}");
 }
 
@@ -456,4 +458,237 @@ async fn panel_refuses_changes_after_expiry_and_the_26th_extension() {
         t.contains("the free allowance (no licence installed) allows 25 extensions; 25 exist"),
         "{t}"
     );
+}
+
+// ----- the backup server page, gated by the topology -----
+
+async fn post_form(a: &App, c: &str, path: &str, body: &str) -> Resp {
+    a.send(
+        Request::post(path)
+            .header(header::COOKIE, c)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn backup_server_page_needs_the_standalone_backup_topology() {
+    // This node also runs the backup server role (the page then has both halves).
+    let mut a = licensed_app().await;
+    let mut info = a.web.info().clone();
+    info.backup_listen = Some("127.0.0.1:8443".into());
+    a.web = web::Web::new_licensed(
+        a.control.clone(),
+        a.store.clone(),
+        Instant::now(),
+        info,
+        a.web.licensing().clone(),
+    );
+    a.router = web::router(a.web.clone());
+    let node = a.web.licensing().node_id().to_string();
+    let c = sign_in(&a).await;
+    let p = get_page(&a, &c, "/backup/remote").await;
+    assert_eq!(p.status, StatusCode::OK);
+    let page = p.text();
+    assert!(page.contains("id=\"backup-licence\""), "{page}");
+    assert!(page.contains("standalone-backup"), "{page}");
+    assert!(page.contains("id=\"backup-not-paired\""), "{page}");
+    let token = csrf(&page);
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/pair",
+        &format!("csrf={token}&address=127.0.0.1%3A1&code=ABCD-EFGH-JKMN-PQRS"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("standalone-backup"));
+    let ja = get_page_ja(&a, &c, "/backup/remote").await.text();
+    assert!(ja.contains("バックアップサーバー"), "{ja}");
+    assert!(ja.contains("現在のライセンスでは利用できません"), "{ja}");
+
+    // With the topology: pairing is attempted, and its failures are precise.
+    let mut t = terms(&node, 50, (-1, 30));
+    t.topology = Topology::StandaloneBackup;
+    a.web
+        .licensing()
+        .install(mint(&t).as_bytes(), Utc::now())
+        .expect("installed");
+    let page = get_page(&a, &c, "/backup/remote").await.text();
+    assert!(!page.contains("id=\"backup-licence\""), "{page}");
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/pair",
+        &format!("csrf={token}&address=127.0.0.1%3A1&code=nope"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("not a pairing code"), "{}", r.text());
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/pair",
+        &format!("csrf={token}&address=127.0.0.1%3A1&code=ABCD-EFGH-JKMN-PQRS"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("unreachable"), "{}", r.text());
+    assert!(!a.store.ship_state().await.unwrap().paired());
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/schedule",
+        &format!("csrf={token}&at=25%3A00"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/schedule",
+        &format!("csrf={token}&at=02%3A30"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(a.store.ship_state().await.unwrap().daily_at, "02:30");
+
+    // Failing shipments are alerted on the dashboard, which also compares today with last week.
+    a.store
+        .record_ship_attempt(Utc::now(), Err("backup server unreachable"))
+        .await
+        .unwrap();
+    let dash = get_page(&a, &c, "/").await.text();
+    assert!(dash.contains("id=\"dash-backup-failing\""), "{dash}");
+    assert!(dash.contains("backup server unreachable"), "{dash}");
+    assert!(dash.contains("id=\"dash-today\""), "{dash}");
+    assert!(dash.contains("id=\"today-chart\""), "{dash}");
+
+    // As a backup server the page makes one-time codes and lists paired nodes and uploads.
+    let r = post_form(&a, &c, "/backup/remote/code", &format!("csrf={token}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let t = r.text();
+    let at = t.find("id=\"pairing-code\">").expect("a code shown") + 18;
+    let code = &t[at..at + 19];
+    assert!(backup::proto::normalize_code(code).is_some(), "{code}");
+    assert_eq!(a.store.live_pair_codes(Utc::now()).await.unwrap().len(), 1);
+    assert!(t.contains("id=\"rejected-total\""), "{t}");
+
+    // A paired node that has sent nothing for more than a day is alerted on the dashboard.
+    let then = Utc::now() - TimeDelta::days(2);
+    a.store
+        .create_pair_code("old", then, then + TimeDelta::minutes(15))
+        .await
+        .unwrap();
+    a.store
+        .pair_peer("old", "pbx1", "dn-x", "tokhash", then)
+        .await
+        .unwrap()
+        .expect("paired");
+    let dash = get_page(&a, &c, "/").await.text();
+    assert!(dash.contains("id=\"dash-backup-stale\""), "{dash}");
+    a.store
+        .add_generation(
+            store::backupsrv::NewGeneration {
+                source: "pbx1".into(),
+                ok: true,
+                file: "g.tar".into(),
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let dash = get_page(&a, &c, "/").await.text();
+    assert!(!dash.contains("id=\"dash-backup-stale\""), "{dash}");
+    let page = get_page(&a, &c, "/backup/remote").await.text();
+    assert!(page.contains("id=\"received-generations\""), "{page}");
+    assert!(page.contains("pbx1"), "{page}");
+}
+
+/// The PBX's panel against a real backup server (in this process, on a loopback port): pair
+/// with a code, back up now, lose an extension and a prompt file, restore from the server's list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_panel_pairs_ships_and_restores_against_a_real_backup_server() {
+    let a = licensed_app().await;
+    let node = a.web.licensing().node_id().to_string();
+    let mut t = terms(&node, 50, (-1, 30));
+    t.topology = Topology::StandaloneBackup;
+    a.web
+        .licensing()
+        .install(mint(&t).as_bytes(), Utc::now())
+        .expect("installed");
+    let srv_dir = tempfile::tempdir().unwrap();
+    let srv_store = store::Store::open(
+        srv_dir.path().join("bak.db").to_str().unwrap(),
+        store::OpenOptions::default(),
+    )
+    .await
+    .unwrap();
+    let (addr, fp, task) = backup::server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        backup::server::Config {
+            store: srv_store.clone(),
+            dir: backup::server::dir_in(srv_dir.path()),
+            name: "bak1".into(),
+            gate: std::sync::Arc::new(|| Ok(())),
+            max_upload: backup::server::DEFAULT_MAX_UPLOAD,
+        },
+    )
+    .await
+    .unwrap();
+    let (code, _) = backup::server::create_code(&srv_store).await.unwrap();
+
+    let c = sign_in(&a).await;
+    let token = csrf(&get_page(&a, &c, "/backup/remote").await.text());
+    let r = post_form(
+        &a,
+        &c,
+        "/backup/remote/pair",
+        &format!("csrf={token}&address={addr}&code={code}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let t = r.text();
+    assert!(t.contains("id=\"backup-paired\""), "{t}");
+    assert!(t.contains(&fp), "the pinned fingerprint is shown: {t}");
+
+    a.store
+        .create_extension(
+            1,
+            store::NewExtension {
+                number: "2001".into(),
+                password: Some("Kite-Runner-55x".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let prompt = a.data.path().join("prompts/en/greeting.wav");
+    std::fs::create_dir_all(prompt.parent().unwrap()).unwrap();
+    std::fs::write(&prompt, b"RIFF-test-prompt").unwrap();
+    let r = post_form(&a, &c, "/backup/remote/ship", &format!("csrf={token}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().contains("id=\"backup-ok\""));
+    let gens = srv_store.list_generations(true, 10).await.unwrap();
+    assert_eq!(gens.len(), 1);
+
+    a.store.delete_extension(1, "2001").await.unwrap();
+    std::fs::remove_file(&prompt).unwrap();
+    let page = get_page(&a, &c, "/backup/remote").await.text();
+    assert!(page.contains("id=\"remote-generations\""), "{page}");
+    let action = format!("/backup/remote/restore/{}", gens[0].id);
+    assert!(page.contains(&action), "{page}");
+    let r = post_form(&a, &c, &action, &format!("csrf={token}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().contains("id=\"backup-ok\""), "{}", r.text());
+    assert!(a.store.extension(1, "2001").await.unwrap().is_some());
+    assert_eq!(std::fs::read(&prompt).unwrap(), b"RIFF-test-prompt");
+    assert!(
+        a.store.ship_state().await.unwrap().paired(),
+        "the restore keeps the pairing"
+    );
+    task.abort();
 }

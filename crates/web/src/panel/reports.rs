@@ -320,6 +320,28 @@ fn compare_chart(lang: Lang, cmp: &TodayCompare) -> Markup {
     }
 }
 
+/// The dashboard's panel: today against the same weekday last week, per hour (from the report
+/// tables, as of the last aggregation); empty when the figures cannot be read.
+pub(super) async fn dashboard_today(w: &Web, ctx: &Ctx) -> Markup {
+    let cmp = match w.store().default_tenant().await {
+        Ok(t) => w.store().compare_today(t.id, chrono::Utc::now()).await,
+        Err(e) => Err(e),
+    };
+    match cmp {
+        Ok(cmp) => html! {
+            section id="dash-today" {
+                link rel="stylesheet" href="/static/reports.css";
+                h2 { a href="/reports" { (tr(ctx.lang, "today")) } }
+                (compare_chart(ctx.lang, &cmp))
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: today against last week");
+            html! {}
+        }
+    }
+}
+
 fn table(lang: Lang, rows: &[ReportRow], keyed: bool) -> Markup {
     let mut total = Counts::default();
     rows.iter().for_each(|r| total.add(&r.counts));
