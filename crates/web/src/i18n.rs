@@ -620,7 +620,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("conf.number", "Number", "番号"),
     ("conf.name", "Name", "名前"),
-    ("conf.pin", "PIN", "PIN"),
+    ("conf.pin", "PIN", "暗証番号(PIN)"),
     ("conf.max", "Most participants", "最大参加者数"),
     (
         "conf.join_muted",
