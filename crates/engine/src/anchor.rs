@@ -384,6 +384,13 @@ impl Engine {
     }
 
     fn ep_opened(&mut self, id: u64, ep: EndpointId, r: Result<SocketAddr, ()>, now: Now) {
+        if self
+            .b2bua
+            .get(id)
+            .is_some_and(|c| c.moh.as_ref().is_some_and(|m| m.endpoint == ep))
+        {
+            return self.moh_opened(id, r, now);
+        }
         let Some(anchor) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) else {
             return;
         };

@@ -205,6 +205,8 @@ pub(crate) struct Call {
     pub anchor: Option<Box<crate::anchor::Anchor>>,
     /// The contacts rung, kept to ring them again with transcoding if none takes the codecs.
     pub rung: Vec<Binding>,
+    /// Music on hold for a relayed call's held party.
+    pub moh: Option<Box<crate::moh::Moh>>,
 }
 
 impl Call {
@@ -239,6 +241,7 @@ impl Call {
             outside: None,
             anchor: None,
             rung: Vec::new(),
+            moh: None,
         }
     }
 
@@ -1417,21 +1420,37 @@ impl Engine {
         from: LegIdx,
         now: Now,
     ) {
-        let adv = self.cfg.advertise;
-        let Some(call) = self.b2bua.get(id) else {
+        if self.moh_intercept(id, txn, &req, from, now) {
             return;
-        };
-        let Some(bridge) = call.bridge else { return };
-        let Some(to) = bridge.peer(from) else { return };
+        }
+        if let Some(t) = self.forward_request_with(id, txn, req, from, None, now) {
+            self.moh_forwarded(id, t);
+        }
+    }
+
+    /// Forwards an in-dialog request; `body_override` replaces the SDP sent to the peer (music
+    /// on hold offers the held party our endpoint instead of the relay). Returns the client
+    /// transaction towards the peer.
+    pub(crate) fn forward_request_with(
+        &mut self,
+        id: u64,
+        txn: TransactionId,
+        req: Request,
+        from: LegIdx,
+        body_override: Option<Vec<u8>>,
+        now: Now,
+    ) -> Option<TransactionId> {
+        let adv = self.cfg.advertise;
+        let call = self.b2bua.get(id)?;
+        let bridge = call.bridge?;
+        let to = bridge.peer(from)?;
         let from_side = call.legs[from].side;
         let out_leg = &call.legs[to];
         let (out_local, out_transport, target) =
             (out_leg.local, out_leg.transport(), out_leg.target);
         let via = self.our_via(out_local, out_transport);
         let our_contact = self.contact_uri(None, out_local, out_transport);
-        let Some(call) = self.b2bua.get_mut(id) else {
-            return;
-        };
+        let call = self.b2bua.get_mut(id)?;
         let mut body = None;
         if !req.body.is_empty()
             && req
@@ -1462,12 +1481,17 @@ impl Engine {
                 }
                 Err(_) => {
                     let r = Response::for_request(&req, 488, Some("Unusable SDP"));
-                    return self.respond(txn, r, now);
+                    self.respond(txn, r, now);
+                    return None;
                 }
             }
         }
+        if body_override.is_some() {
+            body = body_override;
+        }
         let Some(d) = call.legs[to].dialog.as_mut() else {
-            return self.respond(txn, Response::for_request(&req, 481, None), now);
+            self.respond(txn, Response::for_request(&req, 481, None), now);
+            return None;
         };
         let mut out = d.new_request(req.method.clone(), &via);
         if sip::dialog::is_target_refresh(&req.method)
@@ -1503,12 +1527,17 @@ impl Engine {
                         },
                     );
                 }
+                Some(t)
             }
-            None => self.respond(txn, Response::for_request(&req, 500, None), now),
+            None => {
+                self.respond(txn, Response::for_request(&req, 500, None), now);
+                None
+            }
         }
     }
 
     fn forwarded_response(&mut self, id: u64, txn: TransactionId, resp: Response, now: Now) {
+        self.moh_response(id, txn, &resp, now);
         let adv = self.cfg.advertise;
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
@@ -1684,6 +1713,12 @@ impl Engine {
             return;
         };
         info!(call = id, call_id = %call.legs[A_LEG].call_id, disposition = ending.disposition.as_str(), "call ended");
+        if let Some(m) = &call.moh {
+            self.b2bua.by_endpoint.remove(&m.endpoint);
+            self.media(MediaCommand::CloseEndpoint {
+                endpoint: m.endpoint,
+            });
+        }
         if let Some(anchor) = &call.anchor {
             if let Some(room) = anchor.room() {
                 self.conf_left(room, id);

@@ -26,6 +26,7 @@ pub mod db;
 pub mod dialplan;
 pub mod dispatcher;
 pub mod media;
+mod moh;
 pub mod nathelper;
 pub mod outside;
 pub mod peerlog;

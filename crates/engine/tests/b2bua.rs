@@ -369,7 +369,7 @@ fn bye_from_the_callee() {
 }
 
 #[test]
-fn re_invite_hold_crosses_the_bridge_through_the_relay() {
+fn hold_gives_the_held_party_music_and_resume_brings_it_back_to_the_relay() {
     let mut h = setup();
     let (_desk, soft) = dial(&mut h, "call-hold");
     let ok = answer_soft(&mut h, &soft);
@@ -382,19 +382,34 @@ fn re_invite_hold_crosses_the_bridge_through_the_relay() {
         CALLER,
         SEG1,
     );
+    // A music endpoint opens on the softphone's segment and the hold is forwarded offering it.
+    let ep = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::OpenEndpoint { endpoint, ip, .. } => Some((*endpoint, *ip)),
+            _ => None,
+        })
+        .expect("a music endpoint");
+    assert_eq!(ep.1.to_string(), "198.51.100.100");
     let fwd = h.requests("INVITE");
     assert_eq!(fwd.len(), 1);
     assert_eq!(fwd[0].to.to_string(), SOFT);
-    let (ip, _) = sdp_conn(&fwd[0].request().body);
+    let (ip, port) = sdp_conn(&fwd[0].request().body);
     assert_eq!(
         ip, "198.51.100.100",
-        "the softphone sees the relay on its segment"
+        "the softphone sees our address on its segment"
+    );
+    assert_eq!(
+        port,
+        h.endpoints[&ep.0].port(),
+        "the music endpoint, not the relay"
     );
     assert!(
         std::str::from_utf8(&fwd[0].request().body)
             .unwrap_or("")
             .contains("a=sendonly"),
-        "direction passes through"
+        "we only send"
     );
     assert!(
         h.media_log
@@ -405,7 +420,7 @@ fn re_invite_hold_crosses_the_bridge_through_the_relay() {
         remote_of(&h.media_log, Side::A),
         vec!["192.0.2.21:4002".parse().unwrap()]
     );
-    // The softphone accepts; the caller gets the 200 with the relay's address.
+    // The softphone accepts: music plays to it; the caller gets the 200 with the relay's address.
     h.sent.clear();
     let reinv: Request = fwd[0].request().clone();
     h.reply(&reinv, 200, "soft", SOFT, SEG2);
@@ -416,6 +431,28 @@ fn re_invite_hold_crosses_the_bridge_through_the_relay() {
         h.requests("ACK").iter().any(|a| a.to.to_string() == SOFT),
         "we ACK the far side"
     );
+    assert!(h.media_log.iter().any(|c| matches!(c,
+        MediaCommand::Play { endpoint, repeat: true, items, .. }
+            if *endpoint == ep.0 && matches!(items[0], engine::media::PlayItem::Moh { .. }))));
+    // Resume: the softphone is pointed back at the relay, the music stops.
+    h.sent.clear();
+    h.media_log.clear();
+    h.recv_raw(
+        &caller_request(&ok, "INVITE", 4, Some(sdp("192.0.2.21", 4002, "sendrecv"))),
+        CALLER,
+        SEG1,
+    );
+    let fwd = h.requests("INVITE");
+    assert_eq!(fwd.len(), 1);
+    let (_, port) = sdp_conn(&fwd[0].request().body);
+    assert_ne!(port, h.endpoints[&ep.0].port(), "back to the relay");
+    h.reply(fwd[0].request(), 200, "soft", SOFT, SEG2);
+    assert!(
+        h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::CloseEndpoint { endpoint } if *endpoint == ep.0))
+    );
+    assert!(h.endpoints.is_empty(), "the music endpoint is gone");
 }
 
 #[test]
