@@ -20,6 +20,7 @@ use store::{AdminRole, ApiScope, CdrQuery, Disposition, Page};
 use crate::{Web, settings};
 
 mod apps;
+mod backup_remote;
 pub(crate) mod outside;
 pub mod prompts;
 pub(crate) mod reports;
@@ -59,7 +60,7 @@ impl ApiError {
         }
     }
 
-    fn invalid(message: impl Into<String>) -> ApiError {
+    pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
     }
 
@@ -269,6 +270,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys/{id}", axum::routing::delete(delete_key))
         .merge(outside::routes())
         .merge(apps::routes())
+        .merge(backup_remote::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
         .route(

@@ -5,6 +5,7 @@ use engine::policy;
 use serde_json::{Value, json};
 
 mod apps;
+mod backup_remote;
 mod outside;
 mod prompts;
 mod reports;
@@ -305,6 +306,7 @@ pub fn document() -> Value {
     );
     outside::paths(&mut add);
     apps::paths(&mut add);
+    backup_remote::paths(&mut add);
     reports::paths(&mut add);
     prompts::paths(&mut add);
     let mut doc = json!({

@@ -193,3 +193,64 @@ async fn conference_rooms_crud_and_the_pin_stays_secret() {
     let r = call(&a, "DELETE", "/conferences/800", None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn backup_server_settings_through_the_api() {
+    let a = app().await;
+    // The free licence is standalone: pairing and codes are refused, naming the topology.
+    let r = call(
+        &a,
+        "POST",
+        "/backup/remote/pair",
+        Some(json!({ "address": "192.0.2.9:8443", "code": "abcd" })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "topology");
+    let r = call(&a, "POST", "/backup/server/codes", None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Settings that need no peer work and are checked.
+    refused(
+        &call(
+            &a,
+            "PUT",
+            "/backup/remote/schedule",
+            Some(json!({ "daily_at": "25:00" })),
+        )
+        .await,
+        "daily_at",
+    );
+    let r = call(
+        &a,
+        "PUT",
+        "/backup/remote/schedule",
+        Some(json!({ "daily_at": "02:30" })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    refused(
+        &call(&a, "PUT", "/backup/server/keep", Some(json!({ "keep": 0 }))).await,
+        "keep",
+    );
+    let r = call(&a, "PUT", "/backup/server/keep", Some(json!({ "keep": 5 }))).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let st = a.get("/backup/remote").await;
+    assert_eq!(st["paired"], false);
+    assert_eq!(st["state"]["daily_at"], "02:30");
+    assert!(st["topology_refusal"].is_string());
+    assert!(
+        !st.to_string().contains("token"),
+        "the token is never shown: {st}"
+    );
+    assert_eq!(a.get("/backup/server").await["state"]["keep"], 5);
+    // Read-only keys cannot change anything.
+    let r = a
+        .api(
+            "PUT",
+            "/backup/server/keep",
+            Some(&a.read),
+            Some(json!({ "keep": 3 })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
