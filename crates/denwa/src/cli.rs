@@ -113,6 +113,10 @@ pub enum Command {
     /// Music on hold: classes of audio files per tenant.
     #[command(subcommand)]
     Moh(crate::prompt_cmd::MohCmd),
+    /// The active/standby pair: status of both nodes, manual switchover (talks to the local
+    /// server started with `serve --cluster`).
+    #[command(subcommand)]
+    Cluster(crate::cluster_cmd::ClusterCmd),
 }
 
 /// `denwa serve` options.
@@ -139,6 +143,10 @@ pub struct ServeArgs {
     /// Media relay threads, each serving its share of the calls' RTP sockets [env: DENWA_RELAY_THREADS; default: half the CPUs, at least 1]
     #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=crate::config::MAX_RELAY_THREADS as u64))]
     pub relay_threads: Option<usize>,
+    /// Run as one node of an active/standby pair described by this TOML file (heartbeat paths,
+    /// witness, application addresses); needs an active-standby licence. See docs/ha.md
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<std::path::PathBuf>,
 }
 
 /// `denwa extension ...`

@@ -8,8 +8,21 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use web::control::{BoxFuture, CallControl, CallSummary};
 
-/// The running SIP core as the `web` crate sees it.
-pub struct PbxControl(pub pbx::Pbx);
+/// The running SIP core (and the pair's driver, when clustered) as the `web` crate sees it.
+pub struct PbxControl(pub pbx::Pbx, pub Option<ClusterControl>);
+
+/// The active/standby driver as the `web` crate sees it.
+pub struct ClusterControl(pub pbx::cluster::Cluster);
+
+impl web::cluster::ClusterControl for ClusterControl {
+    fn report(&self) -> ha::report::ClusterReport {
+        self.0.report()
+    }
+
+    fn switchover(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.0.switchover())
+    }
+}
 
 impl CallControl for PbxControl {
     fn sip_addrs(&self) -> Vec<SocketAddr> {
@@ -35,6 +48,12 @@ impl CallControl for PbxControl {
     fn trunk_statuses(&self) -> Vec<web::engine::TrunkStatus> {
         self.0.trunk_statuses()
     }
+
+    fn cluster(&self) -> Option<&dyn web::cluster::ClusterControl> {
+        self.1
+            .as_ref()
+            .map(|c| c as &dyn web::cluster::ClusterControl)
+    }
 }
 
 /// Shared state of the handlers.
@@ -47,6 +66,8 @@ pub struct State {
     pub config: crate::config::Config,
     /// The node's licence (node id, installed file, entitlement).
     pub licensing: web::license::Licensing,
+    /// The active/standby driver (`serve --cluster`).
+    pub cluster: Option<pbx::cluster::Cluster>,
 }
 
 /// Binds the HTTP listener.
@@ -76,7 +97,7 @@ pub async fn serve(l: TcpListener, state: State) {
         data_dir: cfg.data_dir.clone(),
     };
     let w = web::Web::new_licensed(
-        Arc::new(PbxControl(state.pbx)),
+        Arc::new(PbxControl(state.pbx, state.cluster.map(ClusterControl))),
         state.store,
         state.started,
         info,

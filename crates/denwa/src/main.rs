@@ -2,6 +2,7 @@
 //! `cli`, the configuration layers in `config`, the HTTP listener in `http`).
 
 mod cli;
+mod cluster_cmd;
 mod config;
 mod http;
 mod ivr_cmd;
@@ -131,10 +132,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     };
     let cfg = Config::load(&overrides(&cli.global, serve_args))?;
     match cli.command {
-        Command::Serve(_) => {
+        Command::Serve(ref a) => {
             init_logging(&cfg.log_level);
-            serve(cfg, overrides(&cli.global, serve_args)).await?;
+            let cluster = a.cluster.clone();
+            serve(cfg, overrides(&cli.global, serve_args), cluster).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Cluster(cmd) => {
+            init_logging(cli.global.log_level.as_deref().unwrap_or("warn"));
+            let ok = cluster_cmd::run(cmd, &cfg.data_dir, &mut std::io::stdout().lock()).await?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Sip(SipCmd::Lint { files, json }) => Ok(lint(&files, json)),
         // Run at install time (./scripts/run.sh), before any database exists.
@@ -536,6 +547,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             )?;
         }
         Command::Serve(_)
+        | Command::Cluster(_)
         | Command::Sip(_)
         | Command::Db(_)
         | Command::Backup(BackupCmd::Verify { .. }) => {}
@@ -573,9 +585,13 @@ fn lint(files: &[std::path::PathBuf], json: bool) -> ExitCode {
     }
 }
 
-async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
+async fn serve(mut cfg: Config, o: Overrides, cluster: Option<std::path::PathBuf>) -> Result<()> {
     let store = open_store(&cfg).await?;
     let licensing = license_cmd::start(&cfg)?;
+    let cluster_cfg = match &cluster {
+        Some(file) => Some(cluster_cmd::prepare(file, &licensing)?),
+        None => None,
+    };
     // Node settings saved from the panel/API/CLI override the configuration file (flags and
     // DENWA_* variables still win).
     let mut saved = config::NodeSettings::default();
@@ -632,8 +648,22 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
         pcfg.timers.d = (t1 * 64).max(std::time::Duration::from_secs(1));
         pcfg.timers.j = pcfg.timers.t4;
     }
+    if let Some(c) = &cluster_cfg {
+        cluster_cmd::extend_listen(&mut pcfg, c);
+    }
     let relay_threads = relay.workers();
     let pbx = pbx::start(pcfg, store.clone(), relay).await?;
+    let cluster = match cluster_cfg {
+        Some(c) => {
+            let cl = pbx::cluster::Cluster::start(c, pbx.clone(), store.clone()).await?;
+            tokio::spawn(
+                cl.clone()
+                    .serve_control(cluster_cmd::control_socket(&cfg.data_dir)),
+            );
+            Some(cl)
+        }
+        None => None,
+    };
     let http = http::bind(cfg.http_listen).await?;
     let http_addr = http.local_addr()?;
     tracing::info!(
@@ -653,12 +683,16 @@ async fn serve(mut cfg: Config, o: Overrides) -> Result<()> {
         started,
         config: cfg.clone(),
         licensing,
+        cluster: cluster.clone(),
     };
     let server = tokio::spawn(http::serve(http, state));
     let reports = report_cmd::spawn_periodic(store.clone());
     wait_for_signal().await;
     reports.abort();
     tracing::info!("shutting down: ending calls");
+    if let Some(c) = &cluster {
+        c.release_addresses().await;
+    }
     pbx.shutdown().await;
     server.abort();
     store.close().await;

@@ -33,4 +33,9 @@ pub trait CallControl: Send + Sync + 'static {
     fn trunk_statuses(&self) -> Vec<engine::TrunkStatus> {
         Vec::new()
     }
+
+    /// The active/standby driver when this node runs as one of a pair (`serve --cluster`).
+    fn cluster(&self) -> Option<&dyn crate::cluster::ClusterControl> {
+        None
+    }
 }

@@ -9,6 +9,7 @@
 
 pub mod api;
 mod api_license;
+pub mod cluster;
 pub mod control;
 mod csv;
 pub mod i18n;
@@ -248,6 +249,7 @@ async fn healthz(State(w): State<Web>) -> impl IntoResponse {
         "sip_core": if core_alive { "running" } else { "stopped" },
         "sip": w.control().sip_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
     });
+    cluster::health_fields(&w, &mut body);
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {
@@ -301,6 +303,7 @@ fn render_store_metrics(out: &mut String, s: &store::WriteStats) {
 async fn metrics(State(w): State<Web>) -> impl IntoResponse {
     let mut body = w.control().render_metrics();
     render_store_metrics(&mut body, &w.store().write_stats());
+    cluster::render_metrics(&w, &mut body);
     write_simple(
         &mut body,
         &[

@@ -22,6 +22,7 @@ use crate::session::{self, Session};
 use crate::{Web, settings};
 
 mod apps;
+mod cluster;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
@@ -73,6 +74,7 @@ pub fn routes() -> Router<Web> {
         .merge(apps::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(cluster::routes())
         .route(
             "/license",
             get(license_page::show).post(license_page::upload),
@@ -182,6 +184,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/backup" { (ctx.t("nav.backup")) }
                             a href="/admins" { (ctx.t("nav.admins")) }
                             a href="/license" { (ctx.t("nav.license")) }
+                            a href="/cluster" { (ctx.t("nav.cluster")) }
                         }
                         span.user { (s.username) " (" (ctx.t(role_key(s.role))) ")" }
                         form.inline method="post" action="/logout" {
