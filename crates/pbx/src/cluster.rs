@@ -334,6 +334,42 @@ pub struct Cluster {
     tx: mpsc::Sender<In>,
     report: Arc<Mutex<ClusterReport>>,
     addresses: Arc<Vec<AppAddress>>,
+    /// The write end of the release guard's pipe: open exactly as long as this process lives.
+    _guard: Arc<Mutex<Option<std::process::ChildStdin>>>,
+}
+
+/// Starts the release guard: a small shell process, in its own process group and deaf to
+/// SIGINT/SIGTERM/SIGHUP, that waits for end-of-file on its stdin (a pipe whose write end only
+/// this process holds) and then removes the application addresses. So a node that dies in any
+/// way, `kill -9` included, gives up the address within milliseconds instead of keeping it
+/// configured while its peer takes over. (A machine that dies takes its addresses with it.)
+fn release_guard(addrs: &[AppAddress]) -> Result<std::process::ChildStdin> {
+    use std::os::unix::process::CommandExt as _;
+    let mut c = std::process::Command::new("sh");
+    c.args([
+        "-c",
+        "trap '' INT TERM HUP; read _ignored; \
+         while [ $# -ge 2 ]; do ip addr del \"$1\" dev \"$2\" 2>/dev/null; shift 2; done",
+        "denwa-release-guard",
+    ]);
+    for a in addrs {
+        c.arg(format!("{}/{}", a.addr, a.prefix)).arg(&a.iface);
+    }
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    let mut child = c
+        .spawn()
+        .context("starting the address release guard (sh)")?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow!("the release guard has no stdin"))?;
+    // Reaped by nobody on purpose: it outlives this process when that dies; on a clean exit
+    // it finishes at the same moment.
+    std::mem::forget(child);
+    Ok(stdin)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -353,6 +389,7 @@ impl Cluster {
         let hcfg = cfg.ha_config(incarnation);
         let now = Instant::now();
         let node = Node::new(hcfg.clone(), now).map_err(|e| anyhow!("cluster: {e}"))?;
+        let guard = release_guard(&cfg.addresses)?;
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let mut socks = Vec::new();
         for (i, p) in cfg.paths.iter().enumerate() {
@@ -431,6 +468,7 @@ impl Cluster {
             tx,
             report,
             addresses,
+            _guard: Arc::new(Mutex::new(Some(guard))),
         })
     }
 
@@ -955,7 +993,7 @@ async fn release_one(a: &AppAddress) {
     match run_cmd("ip", &["addr", "del", &cidr, "dev", &a.iface]).await {
         Ok(()) => tracing::info!(addr = %a.describe(), "cluster: application address released"),
         // Absent already (the usual case at start).
-        Err(e) if e.contains("Cannot assign requested address") => {}
+        Err(e) if e.contains("Cannot assign requested address") || e.contains("not found") => {}
         Err(e) => tracing::warn!(error = %e, "cluster: releasing the application address"),
     }
 }
@@ -996,6 +1034,15 @@ async fn mover_task(
                 generation += 1;
                 holding = true;
                 let t0 = Instant::now();
+                // The peer's phones registered there (one PostgreSQL serves both): loaded before
+                // the address comes up, so the first request on it finds them.
+                match pbx.reload_bindings(&store).await {
+                    Ok(n) => tracing::info!(
+                        registrations = n,
+                        "cluster: registrations loaded from the database"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "cluster: loading registrations"),
+                }
                 for a in addrs.iter() {
                     let cidr = format!("{}/{}", a.addr, a.prefix);
                     match run_cmd("ip", &["addr", "add", &cidr, "dev", &a.iface]).await {
@@ -1006,35 +1053,31 @@ async fn mover_task(
                         }
                     }
                 }
-                for a in addrs.iter() {
-                    garp(a).await;
-                }
                 tracing::info!(%epoch, addrs = ?addrs.iter().map(AppAddress::describe).collect::<Vec<_>>(),
-                    ms = t0.elapsed().as_millis() as u64, "cluster: application address taken, gratuitous ARP sent");
+                    ms = t0.elapsed().as_millis() as u64, "cluster: application address taken");
+                // arping lingers after sending: it must not delay the next move.
+                tokio::spawn(garp_all(Arc::clone(&addrs)));
                 let g = generation;
                 let again = tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     let _ = again.send(Move::Garp(g)).await;
                 });
-                // The peer's phones registered there: load them (one PostgreSQL serves both).
-                match pbx.reload_bindings(&store).await {
-                    Ok(n) => tracing::info!(
-                        registrations = n,
-                        "cluster: registrations loaded from the database"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "cluster: loading registrations"),
-                }
             }
             Move::Garp(g) => {
                 if holding && g == generation && held.load(std::sync::atomic::Ordering::SeqCst) {
-                    for a in addrs.iter() {
-                        garp(a).await;
-                    }
+                    tokio::spawn(garp_all(Arc::clone(&addrs)));
                 }
             }
         }
     }
+}
+
+async fn garp_all(addrs: Arc<Vec<AppAddress>>) {
+    for a in addrs.iter() {
+        garp(a).await;
+    }
+    tracing::debug!("cluster: gratuitous ARP sent");
 }
 
 #[cfg(test)]

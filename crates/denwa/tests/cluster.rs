@@ -1,0 +1,612 @@
+//! The active/standby pair end to end, in network namespaces: two `denwa serve --cluster`
+//! nodes (one PostgreSQL started by the test holds the PBX database and, in a second database,
+//! the witness's lease row; the nodes reach it over its Unix socket), a bridge segment carrying
+//! the application address, a dedicated heartbeat link between the nodes, and a client
+//! namespace where sipp plays the phones.
+//!
+//! Scenarios: (a) cold start: the preferred node becomes ACT, holds the address, a REGISTER to
+//! it succeeds; (d) one heartbeat path cut: no takeover; (b) kill -9 of the ACT: the SBY takes
+//! over (time measured), holds the address, calls the phone registered before and accepts a new
+//! REGISTER; (c) switchover through the API: roles swap, the address moves back. (e) at every
+//! poll of every step, both namespaces' addresses are checked: never both holding it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{bin, sipp_user};
+use testkit::netns::Netns;
+use testkit::proc::Proc;
+use testkit::sipp::Sipp;
+
+const APP_IP: &str = "10.77.0.10";
+const CLIENT_IP: &str = "10.77.0.100";
+const PHONE_PORT: u16 = 5072;
+
+fn sh(ns: &Netns, argv: &[&str]) {
+    ns.exec(argv)
+        .unwrap_or_else(|e| panic!("{argv:?} in {}: {e}", ns.name()));
+}
+
+/// The lab: bridge, two nodes (service network + dedicated link), a client.
+struct Lab {
+    br: Netns,
+    nodes: [Netns; 2],
+    client: Netns,
+}
+
+impl Lab {
+    fn create() -> Lab {
+        let br = Netns::create("dnwha-br").expect("netns (needs root and iproute2)");
+        let nodes = [
+            Netns::create("dnwha-n1").expect("netns"),
+            Netns::create("dnwha-n2").expect("netns"),
+        ];
+        let client = Netns::create("dnwha-cl").expect("netns");
+        sh(&br, &["ip", "link", "add", "br0", "type", "bridge"]);
+        sh(&br, &["ip", "link", "set", "br0", "up"]);
+        let hosts = [
+            (&nodes[0], "b1", "10.77.0.1/24"),
+            (&nodes[1], "b2", "10.77.0.2/24"),
+            (&client, "b3", "10.77.0.100/24"),
+        ];
+        for (ns, port, addr) in hosts {
+            sh(
+                &br,
+                &[
+                    "ip",
+                    "link",
+                    "add",
+                    port,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    ns.name(),
+                ],
+            );
+            sh(&br, &["ip", "link", "set", port, "master", "br0", "up"]);
+            sh(ns, &["ip", "addr", "add", addr, "dev", "eth0"]);
+            sh(ns, &["ip", "link", "set", "eth0", "up"]);
+        }
+        // The dedicated heartbeat link (path 1).
+        sh(
+            &nodes[0],
+            &[
+                "ip",
+                "link",
+                "add",
+                "ha0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "ha0",
+                "netns",
+                nodes[1].name(),
+            ],
+        );
+        for (i, ns) in nodes.iter().enumerate() {
+            sh(
+                ns,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("10.78.0.{}/30", i + 1),
+                    "dev",
+                    "ha0",
+                ],
+            );
+            sh(ns, &["ip", "link", "set", "ha0", "up"]);
+        }
+        Lab { br, nodes, client }
+    }
+
+    /// Whether each node has the application address on eth0.
+    fn holders(&self) -> [bool; 2] {
+        let has = |ns: &Netns| {
+            let out = ns
+                .command("ip")
+                .args(["-o", "-4", "addr", "show", "dev", "eth0"])
+                .output()
+                .expect("ip addr");
+            String::from_utf8_lossy(&out.stdout).contains(&format!(" {APP_IP}/"))
+        };
+        [has(&self.nodes[0]), has(&self.nodes[1])]
+    }
+}
+
+/// One node: data dir, cluster file, process.
+struct Node {
+    idx: usize,
+    data: tempfile::TempDir,
+    cluster_file: PathBuf,
+    db_url: String,
+    proc: Option<Proc>,
+}
+
+impl Node {
+    fn new(idx: usize, db_url: &str, witness_url: &str) -> Node {
+        let data = tempfile::Builder::new()
+            .prefix("dnwha-node-")
+            .tempdir()
+            .expect("temp dir");
+        let me = idx + 1;
+        let peer = 2 - idx;
+        let cluster = format!(
+            r#"cluster = "e2e-pair"
+node_id = {me}
+peer_id = {peer}
+preferred = 1
+heartbeat_key = "5e5e5e5e5e5e5e5e0123456789abcdef"
+witness_url = "{witness_url}"
+hold_down_ms = 3000
+
+[[paths]]
+local = "10.77.0.{me}:7410"
+peer = "10.77.0.{peer}:7410"
+
+[[paths]]
+local = "10.78.0.{me}:7410"
+peer = "10.78.0.{peer}:7410"
+
+[[addresses]]
+addr = "{APP_IP}"
+prefix = 24
+iface = "eth0"
+"#
+        );
+        let cluster_file = data.path().join("cluster.toml");
+        std::fs::write(&cluster_file, cluster).expect("write cluster file");
+        let n = Node {
+            idx,
+            data,
+            cluster_file,
+            db_url: db_url.to_string(),
+            proc: None,
+        };
+        // The node id exists after any command; then the pair's licence goes in.
+        n.cli_ok(&["license", "show"]);
+        let mut terms = testkit::licence::terms(
+            &testkit::licence::node_id(n.data.path()),
+            testkit::licence::GENEROUS,
+            30,
+        );
+        terms.topology = license::Topology::ActiveStandby;
+        let lic = n.data.path().join("pair.lic");
+        std::fs::write(&lic, testkit::licence::mint(&terms)).expect("write licence");
+        n.cli_ok(&["license", "install", lic.to_str().expect("utf-8")]);
+        n
+    }
+
+    fn ip(&self) -> String {
+        format!("10.77.0.{}", self.idx + 1)
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let (k, v) = testkit::licence::DEV_ENV;
+        Command::new(bin())
+            .args(args)
+            .args(["--data-dir", self.data.path().to_str().expect("utf-8")])
+            .args(["--database-url", &self.db_url])
+            .env(k, v)
+            .output()
+            .expect("run denwa")
+    }
+
+    fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "denwa {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn spawn(&mut self, lab: &Lab) {
+        let (k, v) = testkit::licence::DEV_ENV;
+        let ip = self.ip();
+        let mut c = lab.nodes[self.idx].command(bin().to_str().expect("utf-8"));
+        c.arg("serve")
+            .args(["--data-dir", self.data.path().to_str().expect("utf-8")])
+            .args(["--database-url", &self.db_url])
+            .args(["--sip-listen", &format!("{ip}:5060")])
+            .args(["--http-listen", &format!("{ip}:8080")])
+            .args(["--rtp-ports", "20000-20039"])
+            .args(["--cluster", self.cluster_file.to_str().expect("utf-8")])
+            .args(["--log-level", "info,pbx=debug,sqlx=warn"])
+            .env(k, v);
+        let mut p = Proc::spawn(&format!("denwa-node{}", self.idx + 1), c).expect("spawn");
+        if let Err(e) = p.wait_for_line("denwa serving", Duration::from_secs(30)) {
+            p.print_logs();
+            panic!("node {} did not start: {e}", self.idx + 1);
+        }
+        self.proc = Some(p);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.set_print_on_panic(false);
+            p.signal(9);
+            let _ = p.wait_timeout(Duration::from_secs(10));
+        }
+    }
+
+    /// `denwa cluster status --json` (through the control socket).
+    fn status(&self) -> serde_json::Value {
+        let out = self.cli_ok(&["cluster", "status", "--json"]);
+        serde_json::from_str(&out).expect("status JSON")
+    }
+
+    fn role(&self) -> String {
+        self.status()["status"]["role"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// An HTTP request to this node's physical address from inside its namespace.
+    fn http(&self, lab: &Lab, method: &str, path: &str, token: &str) -> (u16, String) {
+        let out = lab.nodes[self.idx]
+            .command("curl")
+            .args(["-s", "-m", "5", "-X", method, "-w", "\n%{http_code}"])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("http://{}:8080{path}", self.ip()))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    fn logs(&self) -> String {
+        self.proc.as_ref().map(|p| p.logs()).unwrap_or_default()
+    }
+}
+
+/// Polls until `f` holds, checking at every poll that never both nodes hold the address.
+struct Watch {
+    split_brain: bool,
+}
+
+impl Watch {
+    fn until(
+        &mut self,
+        lab: &Lab,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut([bool; 2]) -> bool,
+    ) -> Duration {
+        let t0 = Instant::now();
+        loop {
+            let h = lab.holders();
+            if h[0] && h[1] {
+                self.split_brain = true;
+                eprintln!("SPLIT BRAIN while waiting for {what}");
+            }
+            if f(h) {
+                return t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "timed out waiting for {what} (holders {h:?})"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Watches for `d`, requiring `f` all along.
+    fn hold(&mut self, lab: &Lab, what: &str, d: Duration, mut f: impl FnMut([bool; 2]) -> bool) {
+        let t0 = Instant::now();
+        while t0.elapsed() < d {
+            let h = lab.holders();
+            if h[0] && h[1] {
+                self.split_brain = true;
+            }
+            assert!(
+                f(h),
+                "{what} broke after {:?} (holders {h:?})",
+                t0.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn register(lab: &Lab, user: &str, password: &str, port: u16) {
+    let mut reg = Sipp::uac(
+        workspace("tests/sipp/register.xml"),
+        &format!("{APP_IP}:5060"),
+    );
+    reg.netns = Some(lab.client.name().to_string());
+    reg.local_ip = CLIENT_IP.into();
+    reg.local_port = Some(port);
+    reg.inject_text = Some(sipp_user(user, password));
+    reg.run()
+        .unwrap_or_else(|e| panic!("REGISTER {user} via {APP_IP}: {e}"));
+}
+
+/// 1001 calls 1002 (registered at PHONE_PORT) through the application address.
+fn call_1002(lab: &Lab) {
+    let mut uas = Sipp::uas(workspace("tests/sipp/uas_answer.xml"));
+    uas.netns = Some(lab.client.name().to_string());
+    uas.local_ip = CLIENT_IP.into();
+    uas.local_port = Some(PHONE_PORT);
+    uas.service = Some("1002".into());
+    let mut callee = uas.spawn().expect("uas");
+    callee
+        .wait_listening(Duration::from_secs(10))
+        .expect("uas listening");
+    let mut uac = Sipp::uac(
+        workspace("tests/sipp/uac_call.xml"),
+        &format!("{APP_IP}:5060"),
+    );
+    uac.netns = Some(lab.client.name().to_string());
+    uac.local_ip = CLIENT_IP.into();
+    uac.local_port = Some(5080);
+    uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
+    uac.service = Some("1002".into());
+    uac.run()
+        .expect("call 1001 -> 1002 through the application address");
+    callee.finish().expect("1002 answered");
+}
+
+fn workspace(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+#[test]
+fn active_standby_pair_moves_the_application_address() {
+    let mut pg = testkit::pg::PgCluster::start()
+        .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
+    pg.create_database("denwa").expect("createdb denwa");
+    pg.create_database("witness").expect("createdb witness");
+    let db_url = pg.socket_url_for("denwa");
+    let witness_url = pg.socket_url_for("witness");
+    let lab = Lab::create();
+    let mut n = [
+        Node::new(0, &db_url, &witness_url),
+        Node::new(1, &db_url, &witness_url),
+    ];
+    n[0].cli_ok(&["extension", "add", "1001", "--password", "secret-ha-aaab"]);
+    n[0].cli_ok(&["extension", "add", "1002", "--password", "secret-ha-aaac"]);
+    let token = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let s = store::Store::open(&db_url, store::OpenOptions::default())
+                .await
+                .expect("open the pair's database");
+            let (_, token) = s
+                .create_api_key(None, "cluster-e2e", store::ApiScope::Full)
+                .await
+                .expect("API key");
+            s.close().await;
+            token
+        });
+    let mut w = Watch { split_brain: false };
+    let mut rows: Vec<(String, String, bool)> = Vec::new();
+
+    // A clustered start needs the active-standby licence: a standalone one is refused clearly.
+    {
+        let other = tempfile::tempdir().expect("dir");
+        let out = Command::new(bin())
+            .args(["serve", "--data-dir", other.path().to_str().expect("utf-8")])
+            .args(["--database-url", &db_url])
+            .args([
+                "--sip-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--cluster", n[0].cluster_file.to_str().expect("utf-8")])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("active-standby topology") && err.contains("standalone"),
+            "{err}"
+        );
+    }
+
+    // (a) Cold start of both: the preferred node 1 becomes ACT and holds the address.
+    n[0].spawn(&lab);
+    n[1].spawn(&lab);
+    let t = w.until(
+        &lab,
+        "node 1 to hold the address",
+        Duration::from_secs(15),
+        |h| h[0] && !h[1],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(n[0].role() == "active" && n[1].role() == "standby") {
+        assert!(
+            Instant::now() < deadline,
+            "roles: {} / {}",
+            n[0].role(),
+            n[1].role()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    // What operators and load balancers read.
+    let (code, body) = n[0].http(&lab, "GET", "/healthz", &token);
+    assert_eq!(code, 200, "{body}");
+    let h: serde_json::Value = serde_json::from_str(&body).expect("healthz JSON");
+    assert_eq!(h["role"], "active");
+    let (_, body) = n[1].http(&lab, "GET", "/healthz", &token);
+    let h: serde_json::Value = serde_json::from_str(&body).expect("healthz JSON");
+    assert_eq!(h["role"], "standby");
+    assert_eq!(h["peer_role"], "active");
+    let (_, metrics) = n[1].http(&lab, "GET", "/metrics", &token);
+    assert!(
+        metrics.contains("denwa_cluster_role{role=\"standby\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("denwa_cluster_role{role=\"active\"} 0"),
+        "{metrics}"
+    );
+    let (code, body) = n[0].http(&lab, "GET", "/api/v1/cluster", &token);
+    assert_eq!(code, 200, "{body}");
+    let c: serde_json::Value = serde_json::from_str(&body).expect("cluster JSON");
+    assert_eq!(c["clustered"], true);
+    assert_eq!(c["status"]["peer_role"], "standby");
+    assert_eq!(c["holds_ip"], true);
+    // A switchover right after the role change is refused, with the reason.
+    let (code, body) = n[1].http(&lab, "POST", "/api/v1/cluster/switchover", &token);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("not active"), "{body}");
+    let text = n[1].cli_ok(&["cluster", "status"]);
+    assert!(text.contains("role standby"), "{text}");
+    rows.push((
+        "cold start: preferred node ACT".into(),
+        format!("{} ms", t.as_millis()),
+        false,
+    ));
+
+    // (d) One heartbeat path cut (the dedicated link): reported, no takeover.
+    sh(&lab.nodes[0], &["ip", "link", "set", "ha0", "down"]);
+    w.hold(
+        &lab,
+        "node 1 holding alone with path 1 cut",
+        Duration::from_secs(4),
+        |h| h[0] && !h[1],
+    );
+    let s2 = n[1].status();
+    assert_eq!(s2["status"]["role"], "standby");
+    assert_eq!(s2["paths"][0]["healthy"], true, "{s2}");
+    assert_eq!(s2["paths"][1]["healthy"], false, "{s2}");
+    let s1 = n[0].status();
+    assert_eq!(s1["status"]["role"], "active");
+    assert!(
+        s1["switchover_refused"]
+            .as_str()
+            .is_some_and(|r| r.contains("path 1")),
+        "{s1}"
+    );
+    sh(&lab.nodes[0], &["ip", "link", "set", "ha0", "up"]);
+    rows.push((
+        "one heartbeat path cut (4 s)".into(),
+        "no takeover".into(),
+        false,
+    ));
+
+    // (b) kill -9 of the ACT: the SBY takes over and serves the phone registered before.
+    let before = w.split_brain;
+    let killed = Instant::now();
+    n[0].kill9();
+    // The killed process's release guard removes the address from node 1 at once.
+    let gone = w.until(
+        &lab,
+        "node 1 to lose the address",
+        Duration::from_secs(5),
+        |h| !h[0],
+    );
+    println!(
+        "kill -9: node 1's address removed by its release guard after {} ms",
+        gone.as_millis()
+    );
+    w.until(
+        &lab,
+        "node 2 to hold the address",
+        Duration::from_secs(10),
+        |h| h[1],
+    );
+    let takeover = killed.elapsed();
+    println!(
+        "failover: node 2 holds {APP_IP} {} ms after kill -9 of node 1",
+        takeover.as_millis()
+    );
+    assert!(
+        takeover < Duration::from_millis(3500),
+        "takeover took {takeover:?}\n{}",
+        n[1].logs()
+    );
+    call_1002(&lab);
+    register(&lab, "1001", "secret-ha-aaab", 5074);
+    assert_eq!(n[1].role(), "active");
+    rows.push((
+        "kill -9 of the ACT".into(),
+        format!("{} ms", takeover.as_millis()),
+        w.split_brain && !before,
+    ));
+
+    // (c) Node 1 comes back as SBY; a switchover through the API moves the address back.
+    n[0].spawn(&lab);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = n[1].status();
+        if s["switchover_refused"].is_null() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never ready for a switchover: {s}"
+        );
+        w.until(&lab, "node 2 still holding", Duration::from_secs(1), |h| {
+            h[1] && !h[0]
+        });
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(n[0].role(), "standby");
+    let before = w.split_brain;
+    let asked = Instant::now();
+    let (code, body) = n[1].http(&lab, "POST", "/api/v1/cluster/switchover", &token);
+    assert_eq!(code, 202, "{body}");
+    w.until(
+        &lab,
+        "node 1 to hold the address again",
+        Duration::from_secs(10),
+        |h| h[0] && !h[1],
+    );
+    let switched = asked.elapsed();
+    println!(
+        "switchover: node 1 holds {APP_IP} {} ms after the API call",
+        switched.as_millis()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(n[0].role() == "active" && n[1].role() == "standby") {
+        assert!(
+            Instant::now() < deadline,
+            "roles after switchover: {} / {}",
+            n[0].role(),
+            n[1].role()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    call_1002(&lab);
+    let events = n[1].status()["events"].to_string();
+    assert!(events.contains("switchover"), "{events}");
+    rows.push((
+        "switchover via the API".into(),
+        format!("{} ms", switched.as_millis()),
+        w.split_brain && !before,
+    ));
+
+    println!("\n| scenario | takeover | split brain |\n|---|---|---|");
+    for (s, t, sb) in &rows {
+        println!("| {s} | {t} | {} |", if *sb { "YES" } else { "no" });
+    }
+    assert!(
+        !w.split_brain,
+        "two nodes held the application address at once"
+    );
+    for node in &mut n {
+        node.kill9();
+    }
+    drop(lab.br);
+    pg.stop();
+}
