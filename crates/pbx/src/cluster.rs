@@ -1181,7 +1181,7 @@ iface = "eth0"
             "",
         );
         assert!(
-            err(&noaddr).contains("application address"),
+            err(&noaddr).contains("addresses"),
             "{}",
             err(&noaddr)
         );
