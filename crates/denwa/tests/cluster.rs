@@ -596,6 +596,41 @@ fn active_standby_pair_moves_the_application_address() {
         w.split_brain && !before,
     ));
 
+    // The CLI: refused on the standby with the reason; on the active node after the hold-down
+    // it hands the address back to node 2.
+    let out = n[1].cli(&["cluster", "switchover"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("switchover refused: this node is standby"),
+        "{text}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !n[0].status()["switchover_refused"].is_null() {
+        assert!(Instant::now() < deadline, "never ready: {}", n[0].status());
+        w.until(&lab, "node 1 still holding", Duration::from_secs(1), |h| {
+            h[0] && !h[1]
+        });
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = w.split_brain;
+    let asked = Instant::now();
+    let text = n[0].cli_ok(&["cluster", "switchover"]);
+    assert!(text.contains("switchover started"), "{text}");
+    w.until(
+        &lab,
+        "node 2 to hold the address again",
+        Duration::from_secs(10),
+        |h| h[1] && !h[0],
+    );
+    let switched = asked.elapsed();
+    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    rows.push((
+        "switchover via `denwa cluster switchover`".into(),
+        format!("{} ms", switched.as_millis()),
+        w.split_brain && !before,
+    ));
+
     println!("\n| scenario | takeover | split brain |\n|---|---|---|");
     for (s, t, sb) in &rows {
         println!("| {s} | {t} | {} |", if *sb { "YES" } else { "no" });

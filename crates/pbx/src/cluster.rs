@@ -1180,11 +1180,7 @@ iface = "eth0"
             "[[addresses]]\naddr = \"10.0.0.10\"\nprefix = 24\niface = \"eth0\"\n",
             "",
         );
-        assert!(
-            err(&noaddr).contains("addresses"),
-            "{}",
-            err(&noaddr)
-        );
+        assert!(err(&noaddr).contains("addresses"), "{}", err(&noaddr));
         let fence = GOOD.replace(
             "hold_down_ms = 3000",
             "hold_down_ms = 3000\nfence_command = []",
