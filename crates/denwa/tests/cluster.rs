@@ -22,6 +22,7 @@ use testkit::proc::Proc;
 use testkit::sipp::Sipp;
 
 const APP_IP: &str = "10.77.0.10";
+const APP_IP6: &str = "fd77::10";
 const CLIENT_IP: &str = "10.77.0.100";
 const PHONE_PORT: u16 = 5072;
 
@@ -48,11 +49,11 @@ impl Lab {
         sh(&br, &["ip", "link", "add", "br0", "type", "bridge"]);
         sh(&br, &["ip", "link", "set", "br0", "up"]);
         let hosts = [
-            (&nodes[0], "b1", "10.77.0.1/24"),
-            (&nodes[1], "b2", "10.77.0.2/24"),
-            (&client, "b3", "10.77.0.100/24"),
+            (&nodes[0], "b1", "10.77.0.1/24", "fd77::1/64"),
+            (&nodes[1], "b2", "10.77.0.2/24", "fd77::2/64"),
+            (&client, "b3", "10.77.0.100/24", "fd77::100/64"),
         ];
-        for (ns, port, addr) in hosts {
+        for (ns, port, addr, addr6) in hosts {
             sh(
                 &br,
                 &[
@@ -71,6 +72,7 @@ impl Lab {
             );
             sh(&br, &["ip", "link", "set", port, "master", "br0", "up"]);
             sh(ns, &["ip", "addr", "add", addr, "dev", "eth0"]);
+            sh(ns, &["ip", "addr", "add", addr6, "dev", "eth0", "nodad"]);
             sh(ns, &["ip", "link", "set", "eth0", "up"]);
         }
         // The dedicated heartbeat link (path 1).
@@ -107,17 +109,39 @@ impl Lab {
         Lab { br, nodes, client }
     }
 
-    /// Whether each node has the application address on eth0.
+    /// Whether each node has an application address (IPv4 or IPv6) on eth0.
     fn holders(&self) -> [bool; 2] {
         let has = |ns: &Netns| {
             let out = ns
                 .command("ip")
-                .args(["-o", "-4", "addr", "show", "dev", "eth0"])
+                .args(["-o", "addr", "show", "dev", "eth0"])
                 .output()
                 .expect("ip addr");
-            String::from_utf8_lossy(&out.stdout).contains(&format!(" {APP_IP}/"))
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.contains(&format!(" {APP_IP}/")) || text.contains(&format!(" {APP_IP6}/"))
         };
         [has(&self.nodes[0]), has(&self.nodes[1])]
+    }
+
+    /// The Ethernet address of a namespace's eth0.
+    fn mac(ns: &Netns) -> String {
+        let out = ns
+            .command("cat")
+            .arg("/sys/class/net/eth0/address")
+            .output()
+            .expect("cat");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The client's neighbour entry for `ip` (as `ip neigh` prints it).
+    fn client_neigh(&self, ip: &str) -> String {
+        let out = self
+            .client
+            .command("ip")
+            .args(["neigh", "show", ip, "dev", "eth0"])
+            .output()
+            .expect("ip neigh");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
 
@@ -158,6 +182,11 @@ peer = "10.78.0.{peer}:7410"
 [[addresses]]
 addr = "{APP_IP}"
 prefix = 24
+iface = "eth0"
+
+[[addresses]]
+addr = "{APP_IP6}"
+prefix = 64
 iface = "eth0"
 "#
         );
@@ -358,6 +387,36 @@ fn call_1002(lab: &Lab) {
     callee.finish().expect("1002 answered");
 }
 
+/// A SIP OPTIONS from the client to the IPv6 application address; requires a SIP answer.
+fn options_v6(lab: &Lab, n: u32) {
+    let s = lab
+        .client
+        .udp_bind("[fd77::100]:0".parse().expect("addr"))
+        .expect("client UDP socket");
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let port = s.local_addr().expect("local").port();
+    let req = format!(
+        "OPTIONS sip:[{APP_IP6}]:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP [fd77::100]:{port};branch=z9hG4bK-dnwha-{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@[fd77::100]>;tag=p{n}\r\n\
+         To: <sip:[{APP_IP6}]>\r\n\
+         Call-ID: dnwha-probe-{n}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    s.send_to(req.as_bytes(), format!("[{APP_IP6}]:5060"))
+        .expect("send OPTIONS");
+    let mut buf = [0u8; 4096];
+    let (len, from) = s
+        .recv_from(&mut buf)
+        .expect("a SIP answer on the IPv6 application address");
+    let text = String::from_utf8_lossy(&buf[..len]);
+    assert!(text.starts_with("SIP/2.0 "), "{text}");
+    assert_eq!(from.ip().to_string(), APP_IP6);
+}
+
 fn workspace(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -440,6 +499,20 @@ fn active_standby_pair_moves_the_application_address() {
         std::thread::sleep(Duration::from_millis(100));
     }
     register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    // The IPv6 application address answers too (and the client learns its neighbour entry).
+    options_v6(&lab, 1);
+    let mac1 = Lab::mac(&lab.nodes[0]);
+    let mac2 = Lab::mac(&lab.nodes[1]);
+    assert!(
+        lab.client_neigh(APP_IP).contains(&mac1),
+        "{}",
+        lab.client_neigh(APP_IP)
+    );
+    assert!(
+        lab.client_neigh(APP_IP6).contains(&mac1),
+        "{}",
+        lab.client_neigh(APP_IP6)
+    );
     // What operators and load balancers read.
     let (code, body) = n[0].http(&lab, "GET", "/healthz", &token);
     assert_eq!(code, 200, "{body}");
@@ -534,6 +607,24 @@ fn active_standby_pair_moves_the_application_address() {
         "takeover took {takeover:?}\n{}",
         n[1].logs()
     );
+    // The client sent nothing since: its neighbour entries moved to node 2 by the gratuitous
+    // ARP and the unsolicited neighbour advertisement alone.
+    let t0 = Instant::now();
+    while !(lab.client_neigh(APP_IP).contains(&mac2) && lab.client_neigh(APP_IP6).contains(&mac2)) {
+        assert!(
+            t0.elapsed() < Duration::from_millis(800),
+            "client neighbours not updated by the first announcement: {} / {}\n{}",
+            lab.client_neigh(APP_IP),
+            lab.client_neigh(APP_IP6),
+            n[1].logs()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!(
+        "failover: client's ARP and IPv6 neighbour entries point at node 2 {} ms after it took the address",
+        t0.elapsed().as_millis()
+    );
+    options_v6(&lab, 2);
     call_1002(&lab);
     register(&lab, "1001", "secret-ha-aaab", 5074);
     assert_eq!(n[1].role(), "active");

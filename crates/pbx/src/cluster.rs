@@ -998,9 +998,67 @@ async fn release_one(a: &AppAddress) {
     }
 }
 
+/// An unsolicited neighbour advertisement (RFC 4861 §4.4, §7.2.6): ICMPv6 type 136, Override
+/// set (Solicited and Router clear), the target address, and the target link-layer address
+/// option. The kernel fills in the checksum of a raw ICMPv6 socket.
+fn na_packet(target: std::net::Ipv6Addr, mac: [u8; 6]) -> [u8; 32] {
+    let mut p = [0u8; 32];
+    p[0] = 136;
+    p[4] = 0x20;
+    p[8..24].copy_from_slice(&target.octets());
+    p[24] = 2;
+    p[25] = 1;
+    p[26..32].copy_from_slice(&mac);
+    p
+}
+
+/// `aa:bb:cc:dd:ee:ff` as bytes.
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// Sends an unsolicited neighbour advertisement for `target` to all nodes on `iface`, from
+/// `target` itself (added with `nodad`, so it is usable at once).
+fn unsolicited_na(target: std::net::Ipv6Addr, iface: &str) -> std::io::Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mac_text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))?;
+    let mac = parse_mac(&mac_text).ok_or_else(|| {
+        std::io::Error::other(format!("{iface} has no Ethernet address ({mac_text:?})"))
+    })?;
+    let name = std::ffi::CString::new(iface).map_err(std::io::Error::other)?;
+    // SAFETY: if_nametoindex reads a NUL-terminated string that outlives the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let s = Socket::new(
+        Domain::IPV6,
+        Type::from(libc::SOCK_RAW),
+        Some(Protocol::ICMPV6),
+    )?;
+    s.set_multicast_hops_v6(255)?;
+    s.set_multicast_if_v6(index)?;
+    s.bind(&std::net::SocketAddrV6::new(target, 0, 0, 0).into())?;
+    let all_nodes = std::net::SocketAddrV6::new(
+        std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+        0,
+        0,
+        index,
+    );
+    s.send_to(&na_packet(target, mac), &all_nodes.into())?;
+    Ok(())
+}
+
 async fn garp(a: &AppAddress) {
-    if !a.addr.is_ipv4() {
-        // Unsolicited neighbour advertisements for IPv6 are not sent yet.
+    if let IpAddr::V6(v6) = a.addr {
+        if let Err(e) = unsolicited_na(v6, &a.iface) {
+            tracing::warn!(addr = %a.describe(), error = %e, "cluster: unsolicited neighbour advertisement");
+        }
         return;
     }
     let addr = a.addr.to_string();
@@ -1045,7 +1103,13 @@ async fn mover_task(
                 }
                 for a in addrs.iter() {
                     let cidr = format!("{}/{}", a.addr, a.prefix);
-                    match run_cmd("ip", &["addr", "add", &cidr, "dev", &a.iface]).await {
+                    let mut args = vec!["addr", "add", &cidr, "dev", &a.iface];
+                    if a.addr.is_ipv6() {
+                        // No duplicate address detection: the peer released it, and a
+                        // tentative address could neither be used nor advertised for ~1 s.
+                        args.push("nodad");
+                    }
+                    match run_cmd("ip", &args).await {
                         Ok(()) => {}
                         Err(e) if e.contains("File exists") => {}
                         Err(e) => {
@@ -1073,11 +1137,15 @@ async fn mover_task(
     }
 }
 
+/// Announces every address at once (`arping` lingers about a second after sending; one
+/// address must not wait for another's).
 async fn garp_all(addrs: Arc<Vec<AppAddress>>) {
-    for a in addrs.iter() {
-        garp(a).await;
+    let mut set = tokio::task::JoinSet::new();
+    for a in addrs.iter().cloned() {
+        set.spawn(async move { garp(&a).await });
     }
-    tracing::debug!("cluster: gratuitous ARP sent");
+    while set.join_next().await.is_some() {}
+    tracing::debug!("cluster: gratuitous ARP / unsolicited NA sent");
 }
 
 #[cfg(test)]
@@ -1186,6 +1254,26 @@ iface = "eth0"
             "hold_down_ms = 3000\nfence_command = []",
         );
         assert!(err(&fence).contains("fence_command"), "{}", err(&fence));
+    }
+
+    #[test]
+    fn neighbour_advertisement_layout() {
+        let target: std::net::Ipv6Addr = "fd77::10".parse().expect("ip");
+        let mac = parse_mac("02:aa:bb:cc:dd:0e\n").expect("mac");
+        let p = na_packet(target, mac);
+        assert_eq!(p[0], 136, "type: neighbour advertisement");
+        assert_eq!(p[1], 0, "code");
+        assert_eq!(&p[4..8], &[0x20, 0, 0, 0], "Override only");
+        assert_eq!(&p[8..24], &target.octets());
+        assert_eq!(
+            &p[24..26],
+            &[2, 1],
+            "target link-layer address option, 8 bytes"
+        );
+        assert_eq!(&p[26..32], &[0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x0e]);
+        assert_eq!(parse_mac("02:aa:bb:cc:dd"), None);
+        assert_eq!(parse_mac("02:aa:bb:cc:dd:0e:ff"), None);
+        assert_eq!(parse_mac("zz:aa:bb:cc:dd:0e"), None);
     }
 
     #[test]

@@ -116,12 +116,17 @@ fn freebind_socket(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socke
     use std::os::fd::AsRawFd as _;
     let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)?;
     let on: libc::c_int = 1;
+    let (level, name) = if addr.is_ipv4() {
+        (libc::IPPROTO_IP, libc::IP_FREEBIND)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_FREEBIND)
+    };
     // SAFETY: setsockopt reads `on` (a c_int of the given size) during the call only.
     let r = unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_FREEBIND,
+            level,
+            name,
             (&on as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
