@@ -1141,7 +1141,8 @@ async fn mover_task(
 /// address must not wait for another's).
 async fn garp_all(addrs: Arc<Vec<AppAddress>>) {
     let mut set = tokio::task::JoinSet::new();
-    for a in addrs.iter().cloned() {
+    for a in addrs.iter() {
+        let a = a.clone();
         set.spawn(async move { garp(&a).await });
     }
     while set.join_next().await.is_some() {}
