@@ -691,7 +691,7 @@ async fn serve(mut cfg: Config, o: Overrides, cluster: Option<std::path::PathBuf
     reports.abort();
     tracing::info!("shutting down: ending calls");
     if let Some(c) = &cluster {
-        c.release_addresses().await;
+        c.stop().await;
     }
     pbx.shutdown().await;
     server.abort();

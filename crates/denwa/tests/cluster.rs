@@ -722,6 +722,46 @@ fn active_standby_pair_moves_the_application_address() {
         w.split_brain && !before,
     ));
 
+    // A clean stop (SIGTERM) of the active node hands over first.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !n[1].status()["switchover_refused"].is_null() {
+        assert!(Instant::now() < deadline, "never ready: {}", n[1].status());
+        w.until(&lab, "node 2 still holding", Duration::from_secs(1), |h| {
+            h[1] && !h[0]
+        });
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = w.split_brain;
+    let stopped = Instant::now();
+    let mut p2 = n[1].proc.take().expect("node 2 runs");
+    p2.signal(15);
+    w.until(
+        &lab,
+        "node 1 to hold the address after node 2's clean stop",
+        Duration::from_secs(10),
+        |h| h[0] && !h[1],
+    );
+    let handed = stopped.elapsed();
+    println!(
+        "clean stop: node 1 holds {APP_IP} {} ms after SIGTERM to node 2",
+        handed.as_millis()
+    );
+    assert!(
+        handed < Duration::from_millis(1000),
+        "no handover on SIGTERM: {handed:?}\n{}",
+        p2.logs()
+    );
+    assert!(
+        p2.wait_timeout(Duration::from_secs(20))
+            .is_some_and(|s| s.success())
+    );
+    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    rows.push((
+        "clean stop (SIGTERM) of the ACT".into(),
+        format!("{} ms", handed.as_millis()),
+        w.split_brain && !before,
+    ));
+
     println!("\n| scenario | takeover | split brain |\n|---|---|---|");
     for (s, t, sb) in &rows {
         println!("| {s} | {t} | {} |", if *sb { "YES" } else { "no" });

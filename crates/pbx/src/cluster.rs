@@ -494,6 +494,28 @@ impl Cluster {
             .map_err(|_| "the cluster driver stopped".to_string())?
     }
 
+    /// For a clean stop: an Active node hands over first when the pair is ready (waiting up to
+    /// 3 s for it to complete), so the standby serves at once instead of after the lease runs
+    /// out; then the addresses are removed.
+    pub async fn stop(&self) {
+        if self.role() == Role::Active {
+            match self.switchover().await {
+                Ok(()) => {
+                    let end = Instant::now() + Duration::from_secs(3);
+                    while self.role() == Role::Active && Instant::now() < end {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    tracing::info!(role = %self.role(), "cluster: stopping: handed over to the peer");
+                }
+                Err(reason) => tracing::warn!(
+                    %reason,
+                    "cluster: stopping without a handover: the peer takes over when the lease runs out"
+                ),
+            }
+        }
+        self.release_addresses().await;
+    }
+
     /// Removes the application addresses (on shutdown: a stopped node must not keep them).
     pub async fn release_addresses(&self) {
         for a in self.addresses.iter() {
