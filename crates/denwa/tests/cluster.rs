@@ -7,8 +7,11 @@
 //! Scenarios: (a) cold start: the preferred node becomes ACT, holds the address, a REGISTER to
 //! it succeeds; (d) one heartbeat path cut: no takeover; (b) kill -9 of the ACT: the SBY takes
 //! over (time measured), holds the address, calls the phone registered before and accepts a new
-//! REGISTER; (c) switchover through the API: roles swap, the address moves back. (e) at every
-//! poll of every step, both namespaces' addresses are checked: never both holding it.
+//! REGISTER; (c) switchover through the API: roles swap, the address moves back; then a
+//! switchover with the CLI, a clean stop (SIGTERM) that hands over, and a frozen ACT (SIGSTOP,
+//! then SIGCONT) that loses the address to its release guard and demotes when resumed. (e) at
+//! every poll of every step, both namespaces' addresses (IPv4 and IPv6) are checked: never both
+//! holding one.
 
 mod common;
 
@@ -121,6 +124,16 @@ impl Lab {
             text.contains(&format!(" {APP_IP}/")) || text.contains(&format!(" {APP_IP6}/"))
         };
         [has(&self.nodes[0]), has(&self.nodes[1])]
+    }
+
+    /// Whether node `i` has `ip` on eth0.
+    fn has(&self, i: usize, ip: &str) -> bool {
+        let out = self.nodes[i]
+            .command("ip")
+            .args(["-o", "addr", "show", "dev", "eth0"])
+            .output()
+            .expect("ip addr");
+        String::from_utf8_lossy(&out.stdout).contains(&format!(" {ip}/"))
     }
 
     /// The Ethernet address of a namespace's eth0.
@@ -576,6 +589,27 @@ fn active_standby_pair_moves_the_application_address() {
         false,
     ));
 
+    // An address removed behind the ACT's back (as its guard does after a stall it survived)
+    // is put back by the once-a-second check.
+    sh(
+        &lab.nodes[0],
+        &["ip", "addr", "del", &format!("{APP_IP}/24"), "dev", "eth0"],
+    );
+    let gone = Instant::now();
+    while !lab.has(0, APP_IP) {
+        assert!(
+            gone.elapsed() < Duration::from_secs(5),
+            "node 1 never put its address back"
+        );
+        assert!(!lab.holders()[1], "node 2 took an address");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let back = gone.elapsed();
+    println!(
+        "address removed behind the ACT's back: back after {} ms",
+        back.as_millis()
+    );
+
     // (b) kill -9 of the ACT: the SBY takes over and serves the phone registered before.
     let before = w.split_brain;
     let killed = Instant::now();
@@ -759,6 +793,56 @@ fn active_standby_pair_moves_the_application_address() {
     rows.push((
         "clean stop (SIGTERM) of the ACT".into(),
         format!("{} ms", handed.as_millis()),
+        w.split_brain && !before,
+    ));
+
+    // The ACT frozen (SIGSTOP): its release guard removes the address before the SBY may take
+    // over; resumed (SIGCONT), it demotes instead of fighting.
+    n[1].spawn(&lab);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while n[1].role() != "standby" {
+        assert!(
+            Instant::now() < deadline,
+            "node 2 never standby: {}",
+            n[1].status()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = w.split_brain;
+    let frozen = Instant::now();
+    n[0].proc.as_mut().expect("node 1 runs").signal(19);
+    let released = w.until(
+        &lab,
+        "frozen node 1 to lose the address",
+        Duration::from_secs(5),
+        |h| !h[0],
+    );
+    w.until(
+        &lab,
+        "node 2 to take over from the frozen node 1",
+        Duration::from_secs(10),
+        |h| h[1],
+    );
+    let took = frozen.elapsed();
+    println!(
+        "freeze: node 1's guard released after {} ms; node 2 holds {APP_IP} {} ms after SIGSTOP",
+        released.as_millis(),
+        took.as_millis()
+    );
+    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    n[0].proc.as_mut().expect("node 1 runs").signal(18);
+    w.hold(
+        &lab,
+        "resumed node 1 staying off the address",
+        Duration::from_secs(3),
+        |h| h[1] && !h[0],
+    );
+    let r = n[0].role();
+    assert!(r == "fenced" || r == "standby", "resumed node 1 is {r}");
+    assert_eq!(n[1].role(), "active");
+    rows.push((
+        "ACT frozen (SIGSTOP), then resumed".into(),
+        format!("{} ms", took.as_millis()),
         w.split_brain && !before,
     ));
 

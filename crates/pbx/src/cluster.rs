@@ -37,14 +37,17 @@ pub const EVENT_HISTORY: usize = 200;
 const INPUT_QUEUE: usize = 256;
 /// Lease requests queued for the witness (one is in flight at a time; more is a bug).
 const WITNESS_QUEUE: usize = 8;
-/// Address moves queued.
-const MOVER_QUEUE: usize = 16;
 /// Longest heartbeat path list.
 const MAX_PATHS: usize = 8;
 /// Longest application address list (segments).
 const MAX_ADDRESSES: usize = 16;
-/// How long `ip`/`arping` may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `ip` may take: the driver waits for it (a release must be complete before the next
+/// heartbeat), so it is kept well under `dead_after`.
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long `arping` may take (it lingers about a second after sending; it runs aside).
+const ARPING_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long loading the registrations may delay a takeover.
+const RELOAD_TIMEOUT: Duration = Duration::from_millis(500);
 /// Local health is measured this often.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
 
@@ -318,14 +321,19 @@ enum In {
         sip_bound: bool,
     },
     Switchover(oneshot::Sender<Result<(), String>>),
+    /// Time for the second announcement of the take with this generation.
+    Garp(u64),
 }
 
-/// What the address mover does, in order.
+/// What the address mover does.
 enum Move {
     Take(Epoch),
     Release(Epoch),
     /// The second gratuitous ARP of the take with this generation.
     Garp(u64),
+    /// While Active: put back an address that is missing (the release guard fired during a
+    /// stall the node survived with its authority intact).
+    Verify,
 }
 
 /// Handle to the running driver (cheap to clone).
@@ -334,24 +342,29 @@ pub struct Cluster {
     tx: mpsc::Sender<In>,
     report: Arc<Mutex<ClusterReport>>,
     addresses: Arc<Vec<AppAddress>>,
-    /// The write end of the release guard's pipe: open exactly as long as this process lives.
-    _guard: Arc<Mutex<Option<std::process::ChildStdin>>>,
 }
 
-/// Starts the release guard: a small shell process, in its own process group and deaf to
-/// SIGINT/SIGTERM/SIGHUP, that waits for end-of-file on its stdin (a pipe whose write end only
-/// this process holds) and then removes the application addresses. So a node that dies in any
-/// way, `kill -9` included, gives up the address within milliseconds instead of keeping it
-/// configured while its peer takes over. (A machine that dies takes its addresses with it.)
-fn release_guard(addrs: &[AppAddress]) -> Result<std::process::ChildStdin> {
+/// How long the release guard waits for a sign of life: half of `dead_after`, so a frozen node
+/// has given up its address well before its peer may take over.
+fn guard_timeout(dead_after: Duration) -> Duration {
+    (dead_after / 2).max(Duration::from_millis(100))
+}
+
+/// Spawns a release guard: a small bash process, in its own process group and deaf to
+/// SIGINT/SIGTERM/SIGHUP, that reads a line from its stdin at least every `timeout` and, on
+/// end-of-file (this process died, `kill -9` included) or silence (this process is frozen,
+/// SIGSTOP, or stalled), removes the application addresses and exits. A machine that dies
+/// takes its addresses with it; this covers a process that dies or freezes on a live machine.
+fn spawn_guard(addrs: &[AppAddress], timeout: Duration) -> Result<std::process::Child> {
     use std::os::unix::process::CommandExt as _;
-    let mut c = std::process::Command::new("sh");
+    let mut c = std::process::Command::new("bash");
     c.args([
         "-c",
-        "trap '' INT TERM HUP; read _ignored; \
+        "trap '' INT TERM HUP; t=$1; shift; while read -r -t \"$t\" _x; do :; done; \
          while [ $# -ge 2 ]; do ip addr del \"$1\" dev \"$2\" 2>/dev/null; shift 2; done",
         "denwa-release-guard",
     ]);
+    c.arg(format!("{:.3}", timeout.as_secs_f64()));
     for a in addrs {
         c.arg(format!("{}/{}", a.addr, a.prefix)).arg(&a.iface);
     }
@@ -359,17 +372,53 @@ fn release_guard(addrs: &[AppAddress]) -> Result<std::process::ChildStdin> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .process_group(0);
-    let mut child = c
-        .spawn()
-        .context("starting the address release guard (sh)")?;
-    let stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| anyhow!("the release guard has no stdin"))?;
-    // Reaped by nobody on purpose: it outlives this process when that dies; on a clean exit
-    // it finishes at the same moment.
-    std::mem::forget(child);
-    Ok(stdin)
+    c.spawn()
+        .context("starting the address release guard (bash)")
+}
+
+/// Starts the release guard and the OS thread that feeds it a line every quarter of its
+/// timeout (a thread of its own, so a busy async runtime is no false alarm; a frozen process
+/// freezes it too). When the guard has fired while this process lives (a stall), it is
+/// restarted; the driver's once-a-second check puts back an address an Active node lost so.
+fn start_guard(addrs: Vec<AppAddress>, timeout: Duration) -> Result<()> {
+    let first = spawn_guard(&addrs, timeout)?;
+    std::thread::Builder::new()
+        .name("denwa-release-guard".into())
+        .spawn(move || feed_guard(first, &addrs, timeout))
+        .context("starting the release guard's thread")?;
+    Ok(())
+}
+
+fn feed_guard(mut child: std::process::Child, addrs: &[AppAddress], timeout: Duration) {
+    use std::io::Write as _;
+    let every = timeout / 4;
+    loop {
+        let alive = child
+            .stdin
+            .as_mut()
+            .is_some_and(|s| s.write_all(b"\n").and_then(|()| s.flush()).is_ok());
+        if alive {
+            std::thread::sleep(every);
+            continue;
+        }
+        let _ = child.wait();
+        tracing::warn!(
+            timeout_ms = timeout.as_millis() as u64,
+            "cluster: the release guard fired while this process lives (it stalled): restarting it"
+        );
+        loop {
+            match spawn_guard(addrs, timeout) {
+                Ok(c) => {
+                    child = c;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cluster: restarting the release guard");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -389,7 +438,7 @@ impl Cluster {
         let hcfg = cfg.ha_config(incarnation);
         let now = Instant::now();
         let node = Node::new(hcfg.clone(), now).map_err(|e| anyhow!("cluster: {e}"))?;
-        let guard = release_guard(&cfg.addresses)?;
+        start_guard(cfg.addresses.clone(), guard_timeout(hcfg.dead_after))?;
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let mut socks = Vec::new();
         for (i, p) in cfg.paths.iter().enumerate() {
@@ -434,17 +483,15 @@ impl Cluster {
             wrx,
             tx.clone(),
         ));
-        let held = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (mtx, mrx) = mpsc::channel(MOVER_QUEUE);
         let addresses = Arc::new(cfg.addresses.clone());
-        tokio::spawn(mover_task(
-            Arc::clone(&addresses),
-            mrx,
-            mtx.clone(),
-            Arc::clone(&held),
-            pbx.clone(),
-            store.clone(),
-        ));
+        let mover = Mover {
+            addrs: Arc::clone(&addresses),
+            generation: 0,
+            holding: false,
+            pbx: pbx.clone(),
+            store: store.clone(),
+            tx: tx.clone(),
+        };
         tokio::spawn(probe_task(pbx, store, tx.clone()));
         let d = Driver {
             node,
@@ -452,8 +499,7 @@ impl Cluster {
             socks,
             peers: cfg.paths.iter().map(|p| p.peer).collect(),
             witness: wtx,
-            mover: mtx,
-            held,
+            mover,
             fence: cfg.fence_command.clone(),
             peer_id: cfg.peer_id,
             fence_timeout: hcfg.fence_timeout,
@@ -468,7 +514,6 @@ impl Cluster {
             tx,
             report,
             addresses,
-            _guard: Arc::new(Mutex::new(Some(guard))),
         })
     }
 
@@ -592,8 +637,9 @@ struct Driver {
     socks: Vec<Arc<UdpSocket>>,
     peers: Vec<SocketAddr>,
     witness: mpsc::Sender<LeaseRequest>,
-    mover: mpsc::Sender<Move>,
-    held: Arc<std::sync::atomic::AtomicBool>,
+    /// Moves the addresses. Called inline: a release completes before any later output (a
+    /// heartbeat offering the handover, a lease release) leaves, as the role machine requires.
+    mover: Mover,
     fence: Option<Vec<String>>,
     peer_id: u32,
     fence_timeout: Duration,
@@ -608,7 +654,7 @@ struct Driver {
 impl Driver {
     async fn run(mut self, mut rx: mpsc::Receiver<In>) {
         loop {
-            self.carry_out();
+            self.carry_out().await;
             self.publish();
             let deadline = self
                 .node
@@ -620,7 +666,12 @@ impl Driver {
                     Some(In::Probe { db_ok, sip_bound }) => {
                         self.probe = (db_ok, sip_bound);
                         self.feed_health();
+                        // Checked after the input, which re-checks the authority first.
+                        if self.node.serving(Instant::now()) {
+                            self.mover.apply(Move::Verify).await;
+                        }
                     }
+                    Some(In::Garp(g)) => self.mover.apply(Move::Garp(g)).await,
                     Some(In::Switchover(reply)) => {
                         let now = Instant::now();
                         let r = self.node.switchover_readiness(now).map_err(|e| e.to_string());
@@ -667,13 +718,13 @@ impl Driver {
         );
     }
 
-    fn carry_out(&mut self) {
+    async fn carry_out(&mut self) {
         // A health report can produce outputs, and some outputs want a fresh health report:
         // bounded rounds.
         for _ in 0..4 {
             let mut refresh = false;
             while let Some(o) = self.node.poll_output() {
-                refresh |= self.output(o);
+                refresh |= self.output(o).await;
             }
             if !refresh {
                 return;
@@ -683,7 +734,7 @@ impl Driver {
     }
 
     /// Carries out one output; true when local health should be fed again at once.
-    fn output(&mut self, o: Output) -> bool {
+    async fn output(&mut self, o: Output) -> bool {
         match o {
             Output::SendHeartbeat { path, heartbeat } => {
                 let i = usize::from(path.0);
@@ -720,13 +771,11 @@ impl Driver {
                 false
             }
             Output::TakeIp { epoch } => {
-                self.held.store(true, std::sync::atomic::Ordering::SeqCst);
-                self.send_move(Move::Take(epoch));
+                self.mover.apply(Move::Take(epoch)).await;
                 true
             }
             Output::ReleaseIp { epoch } => {
-                self.held.store(false, std::sync::atomic::Ordering::SeqCst);
-                self.send_move(Move::Release(epoch));
+                self.mover.apply(Move::Release(epoch)).await;
                 true
             }
             Output::PromoteDb { epoch } => {
@@ -773,14 +822,6 @@ impl Driver {
         }
     }
 
-    fn send_move(&self, m: Move) {
-        // The mover's queue only overflows if `ip` hangs for many role changes in a row; a lost
-        // move is logged (the next role change, or the release at shutdown, corrects it).
-        if self.mover.try_send(m).is_err() {
-            tracing::error!("cluster: address mover queue full: an address move was dropped");
-        }
-    }
-
     fn publish(&self) {
         let now = Instant::now();
         let st = self.node.status(now);
@@ -795,7 +836,7 @@ impl Driver {
         }
         r.status = st;
         r.switchover_refused = refused;
-        r.holds_ip = self.held.load(std::sync::atomic::Ordering::SeqCst);
+        r.holds_ip = self.mover.holding;
         if r.events.len() != self.events.len() || r.events.last() != self.events.back() {
             r.events = self.events.iter().cloned().collect();
         }
@@ -990,10 +1031,10 @@ async fn probe_task(pbx: Pbx, store: store::Store, tx: mpsc::Sender<In>) {
 }
 
 /// Runs `program args` with a time bound; Ok(()) on exit 0, the stderr otherwise.
-async fn run_cmd(program: &str, args: &[&str]) -> Result<(), String> {
+async fn run_cmd(program: &str, args: &[&str], limit: Duration) -> Result<(), String> {
     let mut c = tokio::process::Command::new(program);
     c.args(args).kill_on_drop(true);
-    match tokio::time::timeout(COMMAND_TIMEOUT, c.output()).await {
+    match tokio::time::timeout(limit, c.output()).await {
         Ok(Ok(o)) if o.status.success() => Ok(()),
         Ok(Ok(o)) => Err(format!(
             "`{program} {}` failed ({}): {}",
@@ -1003,16 +1044,51 @@ async fn run_cmd(program: &str, args: &[&str]) -> Result<(), String> {
         )),
         Ok(Err(e)) => Err(format!("cannot run {program}: {e}")),
         Err(_) => Err(format!(
-            "`{program} {}` did not finish within {} s",
+            "`{program} {}` did not finish within {} ms",
             args.join(" "),
-            COMMAND_TIMEOUT.as_secs()
+            limit.as_millis()
         )),
+    }
+}
+
+async fn add_one(a: &AppAddress) {
+    let cidr = format!("{}/{}", a.addr, a.prefix);
+    let mut args = vec!["addr", "add", &cidr, "dev", &a.iface];
+    if a.addr.is_ipv6() {
+        // No duplicate address detection: the peer released it, and a tentative address
+        // could neither be used nor advertised for about a second.
+        args.push("nodad");
+    }
+    match run_cmd("ip", &args, COMMAND_TIMEOUT).await {
+        Ok(()) => {}
+        Err(e) if e.contains("File exists") => {}
+        Err(e) => tracing::error!(error = %e, "cluster: adding the application address"),
+    }
+}
+
+/// The address is configured on its interface (`ip -o addr show dev IFACE`).
+async fn address_present(a: &AppAddress) -> bool {
+    let mut c = tokio::process::Command::new("ip");
+    c.args(["-o", "addr", "show", "dev", &a.iface])
+        .kill_on_drop(true);
+    match tokio::time::timeout(COMMAND_TIMEOUT, c.output()).await {
+        Ok(Ok(o)) if o.status.success() => {
+            String::from_utf8_lossy(&o.stdout).contains(&format!(" {}/{} ", a.addr, a.prefix))
+        }
+        // Unknown: assume present rather than adding blindly.
+        _ => true,
     }
 }
 
 async fn release_one(a: &AppAddress) {
     let cidr = format!("{}/{}", a.addr, a.prefix);
-    match run_cmd("ip", &["addr", "del", &cidr, "dev", &a.iface]).await {
+    match run_cmd(
+        "ip",
+        &["addr", "del", &cidr, "dev", &a.iface],
+        COMMAND_TIMEOUT,
+    )
+    .await
+    {
         Ok(()) => tracing::info!(addr = %a.describe(), "cluster: application address released"),
         // Absent already (the usual case at start).
         Err(e) if e.contains("Cannot assign requested address") || e.contains("not found") => {}
@@ -1084,74 +1160,92 @@ async fn garp(a: &AppAddress) {
         return;
     }
     let addr = a.addr.to_string();
-    if let Err(e) = run_cmd("arping", &["-U", "-c", "1", "-I", &a.iface, &addr]).await {
+    if let Err(e) = run_cmd(
+        "arping",
+        &["-U", "-c", "1", "-I", &a.iface, &addr],
+        ARPING_TIMEOUT,
+    )
+    .await
+    {
         tracing::warn!(error = %e, "cluster: gratuitous ARP");
     }
 }
 
-/// Adds and removes the application addresses, in order, and announces them.
-async fn mover_task(
+/// Adds and removes the application addresses and announces them; run inline by the driver.
+struct Mover {
     addrs: Arc<Vec<AppAddress>>,
-    mut rx: mpsc::Receiver<Move>,
-    tx: mpsc::Sender<Move>,
-    held: Arc<std::sync::atomic::AtomicBool>,
+    generation: u64,
+    holding: bool,
     pbx: Pbx,
     store: store::Store,
-) {
-    let mut generation: u64 = 0;
-    let mut holding = false;
-    while let Some(m) = rx.recv().await {
+    tx: mpsc::Sender<In>,
+}
+
+impl Mover {
+    async fn apply(&mut self, m: Move) {
+        let addrs = Arc::clone(&self.addrs);
         match m {
             Move::Release(epoch) => {
-                generation += 1;
-                holding = false;
+                self.generation += 1;
+                self.holding = false;
+                let mut set = tokio::task::JoinSet::new();
                 for a in addrs.iter() {
-                    release_one(a).await;
+                    let a = a.clone();
+                    set.spawn(async move { release_one(&a).await });
                 }
+                while set.join_next().await.is_some() {}
                 tracing::debug!(%epoch, "cluster: release done");
             }
             Move::Take(epoch) => {
-                generation += 1;
-                holding = true;
+                self.generation += 1;
+                self.holding = true;
                 let t0 = Instant::now();
                 // The peer's phones registered there (one PostgreSQL serves both): loaded before
                 // the address comes up, so the first request on it finds them.
-                match pbx.reload_bindings(&store).await {
-                    Ok(n) => tracing::info!(
+                match tokio::time::timeout(RELOAD_TIMEOUT, self.pbx.reload_bindings(&self.store))
+                    .await
+                {
+                    Ok(Ok(n)) => tracing::info!(
                         registrations = n,
                         "cluster: registrations loaded from the database"
                     ),
-                    Err(e) => tracing::warn!(error = %e, "cluster: loading registrations"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cluster: loading registrations"),
+                    Err(_) => tracing::warn!(
+                        "cluster: loading registrations took over 500 ms: taking the address without them"
+                    ),
                 }
                 for a in addrs.iter() {
-                    let cidr = format!("{}/{}", a.addr, a.prefix);
-                    let mut args = vec!["addr", "add", &cidr, "dev", &a.iface];
-                    if a.addr.is_ipv6() {
-                        // No duplicate address detection: the peer released it, and a
-                        // tentative address could neither be used nor advertised for ~1 s.
-                        args.push("nodad");
-                    }
-                    match run_cmd("ip", &args).await {
-                        Ok(()) => {}
-                        Err(e) if e.contains("File exists") => {}
-                        Err(e) => {
-                            tracing::error!(error = %e, "cluster: adding the application address")
-                        }
-                    }
+                    add_one(a).await;
                 }
                 tracing::info!(%epoch, addrs = ?addrs.iter().map(AppAddress::describe).collect::<Vec<_>>(),
                     ms = t0.elapsed().as_millis() as u64, "cluster: application address taken");
                 // arping lingers after sending: it must not delay the next move.
                 tokio::spawn(garp_all(Arc::clone(&addrs)));
-                let g = generation;
-                let again = tx.clone();
+                let g = self.generation;
+                let again = self.tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    let _ = again.send(Move::Garp(g)).await;
+                    let _ = again.send(In::Garp(g)).await;
                 });
             }
             Move::Garp(g) => {
-                if holding && g == generation && held.load(std::sync::atomic::Ordering::SeqCst) {
+                if self.holding && g == self.generation {
+                    tokio::spawn(garp_all(Arc::clone(&addrs)));
+                }
+            }
+            Move::Verify => {
+                if !self.holding {
+                    return;
+                }
+                let mut missing = false;
+                for a in addrs.iter() {
+                    if !address_present(a).await {
+                        tracing::warn!(addr = %a.describe(), "cluster: the application address went missing while active: adding it again");
+                        add_one(a).await;
+                        missing = true;
+                    }
+                }
+                if missing {
                     tokio::spawn(garp_all(Arc::clone(&addrs)));
                 }
             }
