@@ -344,6 +344,48 @@ impl Watch {
         }
     }
 
+    /// Waits until the active node `act` would accept a switchover, checking that it keeps the
+    /// address alone meanwhile.
+    fn until_ready(&mut self, lab: &Lab, nodes: &[Node; 2], act: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = nodes[act].status();
+            if s["switchover_refused"].is_null() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never ready for a switchover: {s}"
+            );
+            self.until(
+                lab,
+                "the active node still holding",
+                Duration::from_secs(1),
+                |h| h[act] && !h[1 - act],
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// After node `from` failed: waits until it has lost the address and then until the other
+    /// node holds it; returns both times from `t0`.
+    fn failover(&mut self, lab: &Lab, from: usize, t0: Instant) -> (Duration, Duration) {
+        self.until(
+            lab,
+            "the failed node to lose the address",
+            Duration::from_secs(5),
+            |h| !h[from],
+        );
+        let lost = t0.elapsed();
+        self.until(
+            lab,
+            "the other node to take the address",
+            Duration::from_secs(10),
+            |h| h[1 - from],
+        );
+        (lost, t0.elapsed())
+    }
+
     /// Watches for `d`, requiring `f` all along.
     fn hold(&mut self, lab: &Lab, what: &str, d: Duration, mut f: impl FnMut([bool; 2]) -> bool) {
         let t0 = Instant::now();
@@ -615,23 +657,11 @@ fn active_standby_pair_moves_the_application_address() {
     let killed = Instant::now();
     n[0].kill9();
     // The killed process's release guard removes the address from node 1 at once.
-    let gone = w.until(
-        &lab,
-        "node 1 to lose the address",
-        Duration::from_secs(5),
-        |h| !h[0],
-    );
+    let (gone, takeover) = w.failover(&lab, 0, killed);
     println!(
         "kill -9: node 1's address removed by its release guard after {} ms",
         gone.as_millis()
     );
-    w.until(
-        &lab,
-        "node 2 to hold the address",
-        Duration::from_secs(10),
-        |h| h[1],
-    );
-    let takeover = killed.elapsed();
     println!(
         "failover: node 2 holds {APP_IP} {} ms after kill -9 of node 1",
         takeover.as_millis()
@@ -670,21 +700,7 @@ fn active_standby_pair_moves_the_application_address() {
 
     // (c) Node 1 comes back as SBY; a switchover through the API moves the address back.
     n[0].spawn(&lab);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = n[1].status();
-        if s["switchover_refused"].is_null() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never ready for a switchover: {s}"
-        );
-        w.until(&lab, "node 2 still holding", Duration::from_secs(1), |h| {
-            h[1] && !h[0]
-        });
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    w.until_ready(&lab, &n, 1);
     assert_eq!(n[0].role(), "standby");
     let before = w.split_brain;
     let asked = Instant::now();
@@ -730,14 +746,7 @@ fn active_standby_pair_moves_the_application_address() {
         text.contains("switchover refused: this node is standby"),
         "{text}"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !n[0].status()["switchover_refused"].is_null() {
-        assert!(Instant::now() < deadline, "never ready: {}", n[0].status());
-        w.until(&lab, "node 1 still holding", Duration::from_secs(1), |h| {
-            h[0] && !h[1]
-        });
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    w.until_ready(&lab, &n, 0);
     let before = w.split_brain;
     let asked = Instant::now();
     let text = n[0].cli_ok(&["cluster", "switchover"]);
@@ -757,14 +766,7 @@ fn active_standby_pair_moves_the_application_address() {
     ));
 
     // A clean stop (SIGTERM) of the active node hands over first.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !n[1].status()["switchover_refused"].is_null() {
-        assert!(Instant::now() < deadline, "never ready: {}", n[1].status());
-        w.until(&lab, "node 2 still holding", Duration::from_secs(1), |h| {
-            h[1] && !h[0]
-        });
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    w.until_ready(&lab, &n, 1);
     let before = w.split_brain;
     let stopped = Instant::now();
     let mut p2 = n[1].proc.take().expect("node 2 runs");
@@ -811,19 +813,7 @@ fn active_standby_pair_moves_the_application_address() {
     let before = w.split_brain;
     let frozen = Instant::now();
     n[0].proc.as_mut().expect("node 1 runs").signal(19);
-    let released = w.until(
-        &lab,
-        "frozen node 1 to lose the address",
-        Duration::from_secs(5),
-        |h| !h[0],
-    );
-    w.until(
-        &lab,
-        "node 2 to take over from the frozen node 1",
-        Duration::from_secs(10),
-        |h| h[1],
-    );
-    let took = frozen.elapsed();
+    let (released, took) = w.failover(&lab, 0, frozen);
     println!(
         "freeze: node 1's guard released after {} ms; node 2 holds {APP_IP} {} ms after SIGSTOP",
         released.as_millis(),
