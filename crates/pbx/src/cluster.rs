@@ -2,16 +2,17 @@
 //!
 //! What it does: sends and receives authenticated heartbeats on every configured path (UDP),
 //! runs the witness lease's SQL (`ha::witness`) on the witness's PostgreSQL, runs the optional
-//! fencing command, measures local health every second (the store answers `SELECT 1`-like
-//! queries, the SIP core runs), and moves the application address: `TakeIp` → `ip addr add`
-//! then `arping -U` at once and again after 1 s, and loads the registrations from the database
-//! into the SIP core; `ReleaseIp` → `ip addr del`. Events are kept in a bounded ring with
-//! wall-clock times and logged; a [`ClusterReport`] snapshot is shared with the panel and API.
+//! fencing command, measures local health every second (the store answers a query, the SIP core
+//! runs), and moves the application addresses: `TakeIp` → load the registrations from the
+//! database into the SIP core, `ip addr add`, then `arping -U` (IPv4) or an unsolicited
+//! neighbour advertisement (IPv6) at once and again after 1 s; `ReleaseIp` → `ip addr del`,
+//! complete before the next output. A release guard process removes the addresses when this
+//! process dies or freezes. Events are kept in a bounded ring with wall-clock times and logged;
+//! a [`ClusterReport`] snapshot is shared with the panel and API.
 //!
 //! What it is not (yet): PostgreSQL replication (both nodes use one PostgreSQL in this slice, so
 //! the database is reported as streaming with no lag while it answers), calls surviving a
-//! takeover, link-state monitoring of the paths (silence alone degrades a path), IPv6
-//! unsolicited neighbour advertisements.
+//! takeover, link-state monitoring of the paths (silence alone degrades a path).
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
