@@ -168,7 +168,7 @@ struct Node {
 }
 
 impl Node {
-    fn new(idx: usize, db_url: &str, witness_url: &str) -> Node {
+    fn new(idx: usize, db_url: &str, witness_url: &str, extra: &str) -> Node {
         let data = tempfile::Builder::new()
             .prefix("dnwha-node-")
             .tempdir()
@@ -183,6 +183,7 @@ preferred = 1
 heartbeat_key = "5e5e5e5e5e5e5e5e0123456789abcdef"
 witness_url = "{witness_url}"
 hold_down_ms = 3000
+{extra}
 
 [[paths]]
 local = "10.77.0.{me}:7410"
@@ -478,21 +479,140 @@ fn workspace(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-#[test]
-fn active_standby_pair_moves_the_application_address() {
-    let mut pg = testkit::pg::PgCluster::start()
+/// A test PostgreSQL (databases `denwa` and `witness`), the lab, and two configured nodes (not
+/// started) with extensions 1001 and 1002; `extra` goes into both cluster files.
+fn setup(extra: &str) -> (testkit::pg::PgCluster, Lab, [Node; 2], String) {
+    let pg = testkit::pg::PgCluster::start()
         .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
     pg.create_database("denwa").expect("createdb denwa");
     pg.create_database("witness").expect("createdb witness");
     let db_url = pg.socket_url_for("denwa");
     let witness_url = pg.socket_url_for("witness");
     let lab = Lab::create();
-    let mut n = [
-        Node::new(0, &db_url, &witness_url),
-        Node::new(1, &db_url, &witness_url),
+    let n = [
+        Node::new(0, &db_url, &witness_url, extra),
+        Node::new(1, &db_url, &witness_url, extra),
     ];
     n[0].cli_ok(&["extension", "add", "1001", "--password", "secret-ha-aaab"]);
     n[0].cli_ok(&["extension", "add", "1002", "--password", "secret-ha-aaac"]);
+    (pg, lab, n, db_url)
+}
+
+/// Runs SQL on the test PostgreSQL as its superuser.
+fn psql(pg: &testkit::pg::PgCluster, sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port().to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits until `f` holds for the two nodes' roles.
+fn until_roles(n: &[Node; 2], what: &str, f: impl Fn(&str, &str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (a, b) = (n[0].role(), n[1].role());
+        if f(&a, &b) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: roles {a} / {b}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn witness_outage_keeps_the_active_serving_and_fencing_takes_over() {
+    let fenced = tempfile::NamedTempFile::new().expect("temp file");
+    let log = fenced.path().display().to_string();
+    let (mut pg, lab, mut n, _) = setup(&format!(
+        "fence_command = [\"/bin/sh\", \"-c\", \"echo fenced $DENWA_FENCE_PEER >> {log}\"]"
+    ));
+    let mut w = Watch { split_brain: false };
+    n[0].spawn(&lab);
+    n[1].spawn(&lab);
+    w.until(
+        &lab,
+        "node 1 to hold the address",
+        Duration::from_secs(15),
+        |h| h[0] && !h[1],
+    );
+    until_roles(&n, "cold start", |a, b| a == "active" && b == "standby");
+    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+
+    // The witness goes away: the active keeps serving on the standby's acknowledgements.
+    psql(&pg, "ALTER DATABASE witness ALLOW_CONNECTIONS false");
+    psql(
+        &pg,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'witness'",
+    );
+    w.hold(
+        &lab,
+        "node 1 serving without the witness",
+        Duration::from_secs(4),
+        |h| h[0] && !h[1],
+    );
+    let s1 = n[0].status();
+    assert_eq!(s1["status"]["role"], "active", "{s1}");
+    assert_eq!(s1["status"]["witness_reachable"], false, "{s1}");
+    assert_eq!(s1["status"]["authority"], "peer_ack", "{s1}");
+    assert_eq!(n[1].role(), "standby");
+    assert_eq!(std::fs::read_to_string(fenced.path()).expect("read"), "");
+
+    // Witness down and the active killed: the standby fences it and takes over.
+    let killed = Instant::now();
+    n[0].kill9();
+    let (_, took) = w.failover(&lab, 0, killed);
+    println!(
+        "witness down + kill -9: node 2 fenced node 1 and holds {APP_IP} {} ms after the kill",
+        took.as_millis()
+    );
+    assert_eq!(
+        std::fs::read_to_string(fenced.path()).expect("read"),
+        "fenced 1\n"
+    );
+    let s2 = n[1].status();
+    assert_eq!(s2["status"]["authority"], "fence", "{s2}");
+    call_1002(&lab);
+
+    // The witness back: the survivor replaces its fencing authority with a lease.
+    psql(&pg, "ALTER DATABASE witness ALLOW_CONNECTIONS true");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while n[1].status()["status"]["authority"] != "lease" {
+        assert!(
+            Instant::now() < deadline,
+            "no lease after the witness came back: {}",
+            n[1].status()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !w.split_brain,
+        "two nodes held the application address at once"
+    );
+    println!(
+        "\n| scenario | takeover | split brain |\n|---|---|---|\n| witness down (4 s) | no takeover, active on acks | no |\n| witness down + kill -9 of the ACT, fencing hook | {} ms | no |",
+        took.as_millis()
+    );
+    n[1].kill9();
+    drop(lab);
+    pg.stop();
+}
+
+#[test]
+fn active_standby_pair_moves_the_application_address() {
+    let (mut pg, lab, mut n, db_url) = setup("");
     let token = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
