@@ -519,6 +519,30 @@ fn psql(pg: &testkit::pg::PgCluster, sql: &str) {
     );
 }
 
+/// Starts both nodes: the preferred node 1 becomes active and holds the address, and phone 1002
+/// registers through it. Returns how long the address took from the second start.
+fn cold_start(w: &mut Watch, lab: &Lab, n: &mut [Node; 2]) -> Duration {
+    n[0].spawn(lab);
+    n[1].spawn(lab);
+    let t = w.until(
+        lab,
+        "node 1 to hold the address",
+        Duration::from_secs(15),
+        |h| h[0] && !h[1],
+    );
+    until_roles(n, "cold start", |a, b| a == "active" && b == "standby");
+    register(lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    t
+}
+
+/// `kill -9` of the active `node`; the times until it lost the address and until its peer holds
+/// it.
+fn kill9_active(w: &mut Watch, lab: &Lab, node: &mut Node) -> (Duration, Duration) {
+    let killed = Instant::now();
+    node.kill9();
+    w.failover(lab, node.idx, killed)
+}
+
 /// Waits until `f` holds for the two nodes' roles.
 fn until_roles(n: &[Node; 2], what: &str, f: impl Fn(&str, &str) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -540,16 +564,7 @@ fn witness_outage_keeps_the_active_serving_and_fencing_takes_over() {
         "fence_command = [\"/bin/sh\", \"-c\", \"echo fenced $DENWA_FENCE_PEER >> {log}\"]"
     ));
     let mut w = Watch { split_brain: false };
-    n[0].spawn(&lab);
-    n[1].spawn(&lab);
-    w.until(
-        &lab,
-        "node 1 to hold the address",
-        Duration::from_secs(15),
-        |h| h[0] && !h[1],
-    );
-    until_roles(&n, "cold start", |a, b| a == "active" && b == "standby");
-    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    cold_start(&mut w, &lab, &mut n);
 
     // The witness goes away: the active keeps serving on the standby's acknowledgements.
     psql(&pg, "ALTER DATABASE witness ALLOW_CONNECTIONS false");
@@ -571,9 +586,7 @@ fn witness_outage_keeps_the_active_serving_and_fencing_takes_over() {
     assert_eq!(std::fs::read_to_string(fenced.path()).expect("read"), "");
 
     // Witness down and the active killed: the standby fences it and takes over.
-    let killed = Instant::now();
-    n[0].kill9();
-    let (_, took) = w.failover(&lab, 0, killed);
+    let (_, took) = kill9_active(&mut w, &lab, &mut n[0]);
     println!(
         "witness down + kill -9: node 2 fenced node 1 and holds {APP_IP} {} ms after the kill",
         took.as_millis()
@@ -655,25 +668,7 @@ fn active_standby_pair_moves_the_application_address() {
     }
 
     // (a) Cold start of both: the preferred node 1 becomes ACT and holds the address.
-    n[0].spawn(&lab);
-    n[1].spawn(&lab);
-    let t = w.until(
-        &lab,
-        "node 1 to hold the address",
-        Duration::from_secs(15),
-        |h| h[0] && !h[1],
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(n[0].role() == "active" && n[1].role() == "standby") {
-        assert!(
-            Instant::now() < deadline,
-            "roles: {} / {}",
-            n[0].role(),
-            n[1].role()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    let t = cold_start(&mut w, &lab, &mut n);
     // The IPv6 application address answers too (and the client learns its neighbour entry).
     options_v6(&lab, 1);
     let mac1 = Lab::mac(&lab.nodes[0]);
@@ -774,10 +769,8 @@ fn active_standby_pair_moves_the_application_address() {
 
     // (b) kill -9 of the ACT: the SBY takes over and serves the phone registered before.
     let before = w.split_brain;
-    let killed = Instant::now();
-    n[0].kill9();
     // The killed process's release guard removes the address from node 1 at once.
-    let (gone, takeover) = w.failover(&lab, 0, killed);
+    let (gone, takeover) = kill9_active(&mut w, &lab, &mut n[0]);
     println!(
         "kill -9: node 1's address removed by its release guard after {} ms",
         gone.as_millis()
