@@ -479,6 +479,9 @@ fn workspace(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// The two tests take turns: each runs four processes with real-time expectations.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A test PostgreSQL (databases `denwa` and `witness`), the lab, and two configured nodes (not
 /// started) with extensions 1001 and 1002; `extra` goes into both cluster files.
 fn setup(extra: &str) -> (testkit::pg::PgCluster, Lab, [Node; 2], String) {
@@ -526,11 +529,30 @@ fn cold_start(w: &mut Watch, lab: &Lab, n: &mut [Node; 2]) -> Duration {
     n[1].spawn(lab);
     let t = w.until(
         lab,
-        "node 1 to hold the address",
+        "a node to hold the address",
         Duration::from_secs(15),
-        |h| h[0] && !h[1],
+        |h| h[0] != h[1],
     );
-    until_roles(n, "cold start", |a, b| a == "active" && b == "standby");
+    until_roles(n, "cold start", |a, b| {
+        (a == "active" && b == "standby") || (a == "standby" && b == "active")
+    });
+    if n[1].role() == "active" {
+        // Only when this machine stalls node 1 for longer than its lease right after it won
+        // (seen under a load average of 12): the pair is consistent, but the steps below
+        // expect node 1 active, so hand it back.
+        eprintln!("cold start: node 2 ended up active (a stall); switching over to node 1");
+        w.until_ready(lab, n, 1);
+        n[1].cli_ok(&["cluster", "switchover"]);
+        w.until(
+            lab,
+            "node 1 to hold the address",
+            Duration::from_secs(10),
+            |h| h[0] && !h[1],
+        );
+        until_roles(n, "after the switchover", |a, b| {
+            a == "active" && b == "standby"
+        });
+    }
     register(lab, "1002", "secret-ha-aaac", PHONE_PORT);
     t
 }
@@ -558,6 +580,7 @@ fn until_roles(n: &[Node; 2], what: &str, f: impl Fn(&str, &str) -> bool) {
 
 #[test]
 fn witness_outage_keeps_the_active_serving_and_fencing_takes_over() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let fenced = tempfile::NamedTempFile::new().expect("temp file");
     let log = fenced.path().display().to_string();
     let (mut pg, lab, mut n, _) = setup(&format!(
@@ -625,6 +648,7 @@ fn witness_outage_keeps_the_active_serving_and_fencing_takes_over() {
 
 #[test]
 fn active_standby_pair_moves_the_application_address() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let (mut pg, lab, mut n, db_url) = setup("");
     let token = tokio::runtime::Builder::new_current_thread()
         .enable_all()
