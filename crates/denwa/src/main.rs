@@ -656,10 +656,14 @@ async fn serve(mut cfg: Config, o: Overrides, cluster: Option<std::path::PathBuf
     let cluster = match cluster_cfg {
         Some(c) => {
             let cl = pbx::cluster::Cluster::start(c, pbx.clone(), store.clone()).await?;
-            tokio::spawn(
-                cl.clone()
-                    .serve_control(cluster_cmd::control_socket(&cfg.data_dir)),
-            );
+            let control = cl
+                .clone()
+                .serve_control(cluster_cmd::control_socket(&cfg.data_dir));
+            tokio::spawn(async move {
+                if let Err(e) = control.await {
+                    tracing::error!(error = %format!("{e:#}"), "`denwa cluster` will not reach this server");
+                }
+            });
             Some(cl)
         }
         None => None,

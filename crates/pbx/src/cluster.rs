@@ -502,7 +502,6 @@ impl Cluster {
             witness: wtx,
             mover,
             fence: cfg.fence_command.clone(),
-            peer_id: cfg.peer_id,
             fence_timeout: hcfg.fence_timeout,
             tx: tx.clone(),
             probe: (false, false),
@@ -580,8 +579,14 @@ impl Cluster {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
         loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
+            let s = match l.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // Out of descriptors, say: do not spin.
+                    tracing::warn!(error = %e, "cluster control socket: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let _ = tokio::time::timeout(Duration::from_secs(5), self.answer_control(s)).await;
         }
@@ -642,7 +647,6 @@ struct Driver {
     /// heartbeat offering the handover, a lease release) leaves, as the role machine requires.
     mover: Mover,
     fence: Option<Vec<String>>,
-    peer_id: u32,
     fence_timeout: Duration,
     tx: mpsc::Sender<In>,
     /// Last probe: (database answered, SIP core running).
@@ -765,7 +769,7 @@ impl Driver {
                 tokio::spawn(run_fence(
                     self.fence.clone(),
                     id,
-                    peer.0.max(self.peer_id),
+                    peer.0,
                     self.fence_timeout,
                     self.tx.clone(),
                 ));
