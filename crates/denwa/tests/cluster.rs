@@ -973,10 +973,16 @@ fn active_standby_pair_moves_the_application_address() {
         w.split_brain && !before,
     ));
 
-    println!("\n| scenario | takeover | split brain |\n|---|---|---|");
+    let mut table = String::from("| scenario | takeover | split brain |\n|---|---|---|\n");
     for (s, t, sb) in &rows {
-        println!("| {s} | {t} | {} |", if *sb { "YES" } else { "no" });
+        table.push_str(&format!(
+            "| {s} | {t} | {} |\n",
+            if *sb { "YES" } else { "no" }
+        ));
     }
+    let results = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster-results.md");
+    std::fs::write(&results, &table).expect("write the results");
+    println!("\n{table}(also in {})", results.display());
     assert!(
         !w.split_brain,
         "two nodes held the application address at once"

@@ -700,19 +700,7 @@ impl Driver {
         let now = Instant::now();
         let (db_ok, sip_bound) = self.probe;
         let st = self.node.status(now);
-        let db = if !db_ok {
-            DbHealth::Down
-        } else if st.role == Role::Active {
-            DbHealth::Primary {
-                standby_streaming: st.peer_role == Some(Role::Standby),
-                lag_bytes: 0,
-            }
-        } else {
-            DbHealth::Replica {
-                streaming: true,
-                lag_bytes: 0,
-            }
-        };
+        let db = shared_db_health(db_ok, st.role, st.peer_role);
         self.node.handle_input(
             Input::Health(LocalHealth {
                 db,
@@ -844,6 +832,26 @@ impl Driver {
         r.holds_ip = self.mover.holding;
         if r.events.len() != self.events.len() || r.events.last() != self.events.back() {
             r.events = self.events.iter().cloned().collect();
+        }
+    }
+}
+
+/// The database state reported to the role machine while both nodes share one PostgreSQL: the
+/// active node is the primary with its standby "streaming" (no lag) while the peer is in
+/// Standby; any other node is a replica streaming with no lag; down when the store does not
+/// answer.
+fn shared_db_health(db_ok: bool, role: Role, peer_role: Option<Role>) -> DbHealth {
+    if !db_ok {
+        DbHealth::Down
+    } else if role == Role::Active {
+        DbHealth::Primary {
+            standby_streaming: peer_role == Some(Role::Standby),
+            lag_bytes: 0,
+        }
+    } else {
+        DbHealth::Replica {
+            streaming: true,
+            lag_bytes: 0,
         }
     }
 }
@@ -1376,6 +1384,40 @@ iface = "eth0"
             "hold_down_ms = 3000\nfence_command = []",
         );
         assert!(err(&fence).contains("fence_command"), "{}", err(&fence));
+    }
+
+    #[test]
+    fn shared_database_health_lets_a_switchover_complete() {
+        assert_eq!(
+            shared_db_health(false, Role::Active, Some(Role::Standby)),
+            DbHealth::Down
+        );
+        // The switchover completes on a primary report with its standby streaming at lag 0.
+        assert_eq!(
+            shared_db_health(true, Role::Active, Some(Role::Standby)),
+            DbHealth::Primary {
+                standby_streaming: true,
+                lag_bytes: 0
+            }
+        );
+        // No standby heard: running alone (synchronous replication off, switchover refused).
+        assert_eq!(
+            shared_db_health(true, Role::Active, None),
+            DbHealth::Primary {
+                standby_streaming: false,
+                lag_bytes: 0
+            }
+        );
+        // A standby reports itself ready to take over.
+        for role in [Role::Standby, Role::Starting, Role::Fenced] {
+            assert_eq!(
+                shared_db_health(true, role, Some(Role::Active)),
+                DbHealth::Replica {
+                    streaming: true,
+                    lag_bytes: 0
+                }
+            );
+        }
     }
 
     #[test]
