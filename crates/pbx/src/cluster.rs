@@ -145,6 +145,15 @@ impl ClusterConfig {
             path: path.display().to_string(),
             source,
         })?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            if let Ok(m) = std::fs::metadata(path)
+                && m.permissions().mode() & 0o004 != 0
+            {
+                tracing::warn!(file = %path.display(),
+                    "the cluster file (with the heartbeat key) is readable by every user: chmod 600 it");
+            }
+        }
         ClusterConfig::parse(&text)
     }
 
