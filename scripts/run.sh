@@ -17,6 +17,10 @@ command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 dpkg-query -W -f='${Status}' libsox-fmt-mp3 2>/dev/null | grep -q 'ok installed' || need+=(libsox-fmt-mp3)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+# A node of an active/standby pair (serve --cluster) moves the application address with `ip`
+# and announces it with `arping -U` (docs/ha.md).
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v arping >/dev/null 2>&1 || need+=(iputils-arping)
 if [ ${#need[@]} -gt 0 ]; then
   echo "run.sh: installing ${need[*]}"
   as_root apt-get update -qq

@@ -18,6 +18,7 @@ REQUIRED=(
   "libsox-fmt-mp3:sox"
   "espeak-ng:espeak-ng"
   "procps:pgrep"
+  "curl:curl"
   "pkg-config:pkg-config"
   "libopus-dev:pkg-config"
   "util-linux:nsenter"

@@ -116,6 +116,10 @@ pub enum Command {
     /// Music on hold: classes of audio files per tenant.
     #[command(subcommand)]
     Moh(crate::prompt_cmd::MohCmd),
+    /// The active/standby pair: status of both nodes, manual switchover (talks to the local
+    /// server started with `serve --cluster`).
+    #[command(subcommand)]
+    Cluster(crate::cluster_cmd::ClusterCmd),
 }
 
 /// `denwa serve` options.
@@ -145,6 +149,10 @@ pub struct ServeArgs {
     /// Also run the backup/report server (topology standalone-backup) with its HTTPS listener on this address, e.g. 0.0.0.0:8443 [env: DENWA_BACKUP_LISTEN]
     #[arg(long, value_name = "ADDR:PORT", env = "DENWA_BACKUP_LISTEN")]
     pub backup_listen: Option<std::net::SocketAddr>,
+    /// Run as one node of an active/standby pair described by this TOML file (heartbeat paths,
+    /// witness, application addresses); needs an active-standby licence. See docs/ha.md
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<std::path::PathBuf>,
 }
 
 /// `denwa extension ...`

@@ -8,8 +8,21 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use web::control::{BoxFuture, CallControl, CallSummary};
 
-/// The running SIP core as the `web` crate sees it.
-pub struct PbxControl(pub pbx::Pbx);
+/// The running SIP core (and the pair's driver, when clustered) as the `web` crate sees it.
+pub struct PbxControl(pub pbx::Pbx, pub Option<ClusterControl>);
+
+/// The active/standby driver as the `web` crate sees it.
+pub struct ClusterControl(pub pbx::cluster::Cluster);
+
+impl web::cluster::ClusterControl for ClusterControl {
+    fn report(&self) -> ha::report::ClusterReport {
+        self.0.report()
+    }
+
+    fn switchover(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.0.switchover())
+    }
+}
 
 impl CallControl for PbxControl {
     fn sip_addrs(&self) -> Vec<SocketAddr> {
@@ -43,6 +56,12 @@ impl CallControl for PbxControl {
     fn conf_mute(&self, call: u64, muted: bool) -> BoxFuture<'_, bool> {
         Box::pin(self.0.conf_mute(call, muted))
     }
+
+    fn cluster(&self) -> Option<&dyn web::cluster::ClusterControl> {
+        self.1
+            .as_ref()
+            .map(|c| c as &dyn web::cluster::ClusterControl)
+    }
 }
 
 /// Shared state of the handlers.
@@ -57,6 +76,8 @@ pub struct State {
     pub licensing: web::license::Licensing,
     /// The backup server's bound HTTPS address, when this node runs that role.
     pub backup_listen: Option<SocketAddr>,
+    /// The active/standby driver (`serve --cluster`).
+    pub cluster: Option<pbx::cluster::Cluster>,
 }
 
 /// Binds the HTTP listener.
@@ -87,7 +108,7 @@ pub async fn serve(l: TcpListener, state: State) {
         backup_listen: state.backup_listen.map(|a| a.to_string()),
     };
     let w = web::Web::new_licensed(
-        Arc::new(PbxControl(state.pbx)),
+        Arc::new(PbxControl(state.pbx, state.cluster.map(ClusterControl))),
         state.store,
         state.started,
         info,

@@ -117,6 +117,7 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Registration(_)
         | Command::Cdr(_)
         | Command::Serve(_)
+        | Command::Cluster(_)
         | Command::Db(_)
         | Command::Sip(_) => Read,
     }

@@ -3,6 +3,7 @@
 
 mod backup_cmd;
 mod cli;
+mod cluster_cmd;
 mod conf_cmd;
 mod config;
 mod http;
@@ -136,8 +137,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(ref a) => {
             init_logging(&cfg.log_level);
             let backup_listen = a.backup_listen;
-            serve(cfg, overrides(&cli.global, serve_args), backup_listen).await?;
+            let cluster = a.cluster.clone();
+            serve(
+                cfg,
+                overrides(&cli.global, serve_args),
+                backup_listen,
+                cluster,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Cluster(cmd) => {
+            init_logging(cli.global.log_level.as_deref().unwrap_or("warn"));
+            let ok = cluster_cmd::run(cmd, &cfg.data_dir, &mut std::io::stdout().lock()).await?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Sip(SipCmd::Lint { files, json }) => Ok(lint(&files, json)),
         // Run at install time (./scripts/run.sh), before any database exists.
@@ -544,7 +561,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Backup(cmd) => {
             backup_cmd::run(cmd, cfg, &store, &licensing, &mut out).await?;
         }
-        Command::Serve(_) | Command::Sip(_) | Command::Db(_) => {}
+        Command::Serve(_) | Command::Cluster(_) | Command::Sip(_) | Command::Db(_) => {}
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
@@ -583,9 +600,14 @@ async fn serve(
     mut cfg: Config,
     o: Overrides,
     backup_listen: Option<std::net::SocketAddr>,
+    cluster: Option<std::path::PathBuf>,
 ) -> Result<()> {
     let store = open_store(&cfg).await?;
     let licensing = license_cmd::start(&cfg)?;
+    let cluster_cfg = match &cluster {
+        Some(file) => Some(cluster_cmd::prepare(file, &licensing)?),
+        None => None,
+    };
     // Node settings saved from the panel/API/CLI override the configuration file (flags and
     // DENWA_* variables still win).
     let mut saved = config::NodeSettings::default();
@@ -642,8 +664,26 @@ async fn serve(
         pcfg.timers.d = (t1 * 64).max(std::time::Duration::from_secs(1));
         pcfg.timers.j = pcfg.timers.t4;
     }
+    if let Some(c) = &cluster_cfg {
+        cluster_cmd::extend_listen(&mut pcfg, c);
+    }
     let relay_threads = relay.workers();
     let pbx = pbx::start(pcfg, store.clone(), relay).await?;
+    let cluster = match cluster_cfg {
+        Some(c) => {
+            let cl = pbx::cluster::Cluster::start(c, pbx.clone(), store.clone()).await?;
+            let control = cl
+                .clone()
+                .serve_control(cluster_cmd::control_socket(&cfg.data_dir));
+            tokio::spawn(async move {
+                if let Err(e) = control.await {
+                    tracing::error!(error = %format!("{e:#}"), "`denwa cluster` will not reach this server");
+                }
+            });
+            Some(cl)
+        }
+        None => None,
+    };
     let http = http::bind(cfg.http_listen).await?;
     let http_addr = http.local_addr()?;
     tracing::info!(
@@ -675,6 +715,7 @@ async fn serve(
         config: cfg.clone(),
         licensing,
         backup_listen: backup_server.as_ref().map(|b| b.0),
+        cluster: cluster.clone(),
     };
     let server = tokio::spawn(http::serve(http, state));
     let reports = report_cmd::spawn_periodic(store.clone());
@@ -685,6 +726,9 @@ async fn serve(
         t.abort();
     }
     tracing::info!("shutting down: ending calls");
+    if let Some(c) = &cluster {
+        c.stop().await;
+    }
     pbx.shutdown().await;
     server.abort();
     store.close().await;

@@ -78,6 +78,7 @@
 
 mod heartbeat;
 mod node;
+pub mod report;
 pub mod witness;
 
 use std::fmt;

@@ -222,6 +222,13 @@ impl Driver {
                 let _ = tx.send(self.engine.conf_set_mute(call, muted, n));
             }
             Control::Shutdown(tx) => self.shutdown = Some(tx),
+            Control::LoadBindings(bindings, tx) => {
+                let count = bindings.len();
+                for b in bindings {
+                    self.engine.load_binding(b, n);
+                }
+                let _ = tx.send(count);
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 //! (`sip`), call control (`engine`), a media engine (`media`) or a database layer (`store`).
 
 mod apps_media;
+pub mod cluster;
 mod driver;
 pub mod load;
 pub mod metrics;
@@ -82,6 +83,9 @@ pub(crate) enum Control {
     Conferences(oneshot::Sender<Vec<engine::control::ConfSummary>>),
     ConfMute(u64, bool, oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
+    /// Registrations read from the database, to load into the location table (answers how many
+    /// were loaded).
+    LoadBindings(Vec<engine::usrloc::Binding>, oneshot::Sender<usize>),
 }
 
 /// State the driver shares with the handle.
@@ -295,6 +299,20 @@ impl Pbx {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// Loads every unexpired registration from the database into the location table (a node
+    /// that becomes Active picks up the phones that registered with its peer). Returns how many
+    /// were loaded.
+    pub async fn reload_bindings(&self, store: &store::Store) -> Result<usize> {
+        let b = load::bindings(store, SystemTime::now()).await?;
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::LoadBindings(b, tx))
+            .await
+            .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the SIP core stopped before loading registrations"))
     }
 
     /// Ends all calls (BYE/CANCEL, records written) and stops the driver.

@@ -88,6 +88,10 @@ pub struct TransportLimits {
     /// Rate limits of the log lines about bad input (per category: malformed datagrams, TCP
     /// framing errors, refused connections, timed-out connections).
     pub log: PeerLogConfig,
+    /// Addresses bound with `IP_FREEBIND`: they may be absent from every interface at start (an
+    /// active/standby pair's floating application IP, which only the Active holds). The kernel
+    /// delivers to such a socket only once the address is configured here.
+    pub freebind: Vec<IpAddr>,
 }
 
 impl Default for TransportLimits {
@@ -102,7 +106,57 @@ impl Default for TransportLimits {
             tcp_max_connecting: 64,
             udp_send_queue: 512,
             log: PeerLogConfig::default(),
+            freebind: Vec::new(),
         }
+    }
+}
+
+/// A socket bound to `addr` with `IP_FREEBIND` (the address need not exist yet), non-blocking.
+fn freebind_socket(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::Socket> {
+    use std::os::fd::AsRawFd as _;
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)?;
+    let on: libc::c_int = 1;
+    let (level, name) = if addr.is_ipv4() {
+        (libc::IPPROTO_IP, libc::IP_FREEBIND)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_FREEBIND)
+    };
+    // SAFETY: setsockopt reads `on` (a c_int of the given size) during the call only.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if ty == socket2::Type::STREAM {
+        s.set_reuse_address(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s)
+}
+
+async fn bind_udp(a: SocketAddr, freebind: bool) -> std::io::Result<UdpSocket> {
+    if freebind {
+        UdpSocket::from_std(freebind_socket(a, socket2::Type::DGRAM)?.into())
+    } else {
+        UdpSocket::bind(a).await
+    }
+}
+
+async fn bind_tcp(a: SocketAddr, freebind: bool) -> std::io::Result<TcpListener> {
+    if freebind {
+        let s = freebind_socket(a, socket2::Type::STREAM)?;
+        s.listen(1024)?;
+        TcpListener::from_std(s.into())
+    } else {
+        TcpListener::bind(a).await
     }
 }
 
@@ -317,7 +371,8 @@ impl Transports {
         let mut tcp_local = Vec::new();
         let mut listeners = Vec::new();
         for a in &addrs {
-            let s = UdpSocket::bind(a)
+            let free = bounds.freebind.contains(&a.ip());
+            let s = bind_udp(*a, free)
                 .await
                 .with_context(|| format!("binding SIP UDP on {a}"))?;
             let local = s.local_addr()?;
@@ -329,7 +384,7 @@ impl Transports {
                 queued: AtomicUsize::new(0),
                 wake: Notify::new(),
             }));
-            let l = TcpListener::bind(local)
+            let l = bind_tcp(local, free)
                 .await
                 .with_context(|| format!("binding SIP TCP on {local}"))?;
             tcp_local.push(l.local_addr()?);

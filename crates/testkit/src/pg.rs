@@ -207,6 +207,20 @@ impl PgCluster {
             .context("spawning the cluster watchdog")
     }
 
+    /// URL of database `name` over the cluster's Unix socket: reachable from every network
+    /// namespace of this host (they share the file system), unlike 127.0.0.1.
+    pub fn socket_url_for(&self, name: &str) -> String {
+        let dir = self
+            .root
+            .as_ref()
+            .map(|r| r.path().join("sock").display().to_string())
+            .unwrap_or_default();
+        format!(
+            "postgres://postgres@localhost:{}/{name}?host={dir}",
+            self.port
+        )
+    }
+
     /// The TCP port.
     pub fn port(&self) -> u16 {
         self.port

@@ -273,6 +273,7 @@ pub fn routes() -> Router<Web> {
         .merge(backup_remote::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(crate::cluster::routes())
         .route(
             "/license",
             get(crate::api_license::get_license).put(crate::api_license::put_license),

@@ -43,4 +43,9 @@ pub trait CallControl: Send + Sync + 'static {
     fn conf_mute(&self, _call: u64, _muted: bool) -> BoxFuture<'_, bool> {
         Box::pin(async { false })
     }
+
+    /// The active/standby driver when this node runs as one of a pair (`serve --cluster`).
+    fn cluster(&self) -> Option<&dyn crate::cluster::ClusterControl> {
+        None
+    }
 }

@@ -64,6 +64,12 @@ pub fn negotiate(cookie: Option<&str>, accept: Option<&str>) -> Lang {
 const MESSAGES: &[(&str, &str, &str)] = &[
     // ----- licence (issue 16) -----
     ("nav.license", "Licence", "ライセンス"),
+    ("nav.cluster", "Cluster", "二重化"),
+    (
+        "cluster.title",
+        "Cluster (active/standby)",
+        "二重化（ACT/SBY）",
+    ),
     ("title.license", "Licence", "ライセンス"),
     (
         "err.license",

@@ -9,6 +9,7 @@
 
 pub mod api;
 mod api_license;
+pub mod cluster;
 pub mod control;
 mod csv;
 pub mod i18n;
@@ -250,6 +251,7 @@ async fn healthz(State(w): State<Web>) -> impl IntoResponse {
         "sip_core": if core_alive { "running" } else { "stopped" },
         "sip": w.control().sip_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
     });
+    cluster::health_fields(&w, &mut body);
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {
@@ -304,6 +306,7 @@ async fn metrics(State(w): State<Web>) -> impl IntoResponse {
     let mut body = w.control().render_metrics();
     render_store_metrics(&mut body, &w.store().write_stats());
     body.push_str(&backup::render_metrics(w.store()).await);
+    cluster::render_metrics(&w, &mut body);
     write_simple(
         &mut body,
         &[

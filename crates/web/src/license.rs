@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 pub use license::{
     DEV_MODE_ENV, DEV_MODE_WARNING, Entitlement, FREE_CONCURRENT_CALLS, FREE_EXTENSIONS,
     FREE_TENANTS, FREE_TRUNKS, Keyring, LicenseError, LimitError, LimitKind, ReadOnlyError, Report,
-    Status, Verified,
+    Status, Topology, Verified,
 };
 use serde::Serialize;
 

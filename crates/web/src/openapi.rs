@@ -322,6 +322,7 @@ pub fn document() -> Value {
         }
     });
     crate::api_license::extend_document(&mut doc);
+    crate::cluster::extend_document(&mut doc);
     doc
 }
 

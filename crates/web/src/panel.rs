@@ -23,6 +23,7 @@ use crate::{Web, settings};
 
 mod apps;
 mod backup_remote;
+mod cluster;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
@@ -75,6 +76,7 @@ pub fn routes() -> Router<Web> {
         .merge(reports::routes())
         .merge(prompts::routes())
         .merge(backup_remote::routes())
+        .merge(cluster::routes())
         .route(
             "/license",
             get(license_page::show).post(license_page::upload),
@@ -186,6 +188,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/backup/remote" { (ctx.t("nav.backup_server")) }
                             a href="/admins" { (ctx.t("nav.admins")) }
                             a href="/license" { (ctx.t("nav.license")) }
+                            a href="/cluster" { (ctx.t("nav.cluster")) }
                         }
                         span.user { (s.username) " (" (ctx.t(role_key(s.role))) ")" }
                         form.inline method="post" action="/logout" {

@@ -1144,6 +1144,8 @@ async fn openapi_matches_routes() {
         "DELETE /moh/{class}",
         "DELETE /moh/{class}/{file}",
         "GET /moh/{class}/{file}/audio",
+        "GET /cluster",
+        "POST /cluster/switchover",
     ];
     expected.sort();
     assert_eq!(ops, expected);

@@ -25,6 +25,32 @@ pub struct FakeControl {
     pub hangups: Mutex<Vec<u64>>,
     /// What `trunk_statuses` answers (empty: the core reports no trunks).
     pub trunks: Mutex<Vec<web::engine::TrunkStatus>>,
+    /// The active/standby driver, when a test makes this node clustered.
+    pub cluster: std::sync::OnceLock<FakeCluster>,
+}
+
+/// An active/standby driver as a test wants it: the report is whatever the test put in; a
+/// switchover is refused with `refusal` when set, else counted.
+pub struct FakeCluster {
+    pub report: Mutex<ha::report::ClusterReport>,
+    pub refusal: Mutex<Option<String>>,
+    pub switchovers: std::sync::atomic::AtomicUsize,
+}
+
+impl web::cluster::ClusterControl for FakeCluster {
+    fn report(&self) -> ha::report::ClusterReport {
+        self.report.lock().unwrap().clone()
+    }
+
+    fn switchover(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            if let Some(r) = self.refusal.lock().unwrap().clone() {
+                return Err(r);
+            }
+            self.switchovers.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+    }
 }
 
 impl FakeControl {
@@ -34,6 +60,7 @@ impl FakeControl {
             alive: AtomicBool::new(true),
             hangups: Mutex::new(Vec::new()),
             trunks: Mutex::new(Vec::new()),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -98,6 +125,12 @@ impl CallControl for FakeControl {
 
     fn trunk_statuses(&self) -> Vec<web::engine::TrunkStatus> {
         self.trunks.lock().unwrap().clone()
+    }
+
+    fn cluster(&self) -> Option<&dyn web::cluster::ClusterControl> {
+        self.cluster
+            .get()
+            .map(|c| c as &dyn web::cluster::ClusterControl)
     }
 }
 

@@ -1,0 +1,995 @@
+//! The active/standby pair end to end, in network namespaces: two `denwa serve --cluster`
+//! nodes (one PostgreSQL started by the test holds the PBX database and, in a second database,
+//! the witness's lease row; the nodes reach it over its Unix socket), a bridge segment carrying
+//! the application address, a dedicated heartbeat link between the nodes, and a client
+//! namespace where sipp plays the phones.
+//!
+//! Scenarios: (a) cold start: the preferred node becomes ACT, holds the address, a REGISTER to
+//! it succeeds; (d) one heartbeat path cut: no takeover; (b) kill -9 of the ACT: the SBY takes
+//! over (time measured), holds the address, calls the phone registered before and accepts a new
+//! REGISTER; (c) switchover through the API: roles swap, the address moves back; then a
+//! switchover with the CLI, a clean stop (SIGTERM) that hands over, and a frozen ACT (SIGSTOP,
+//! then SIGCONT) that loses the address to its release guard and demotes when resumed. (e) at
+//! every poll of every step, both namespaces' addresses (IPv4 and IPv6) are checked: never both
+//! holding one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{bin, sipp_user};
+use testkit::netns::Netns;
+use testkit::proc::Proc;
+use testkit::sipp::Sipp;
+
+const APP_IP: &str = "10.77.0.10";
+const APP_IP6: &str = "fd77::10";
+const CLIENT_IP: &str = "10.77.0.100";
+const PHONE_PORT: u16 = 5072;
+
+fn sh(ns: &Netns, argv: &[&str]) {
+    ns.exec(argv)
+        .unwrap_or_else(|e| panic!("{argv:?} in {}: {e}", ns.name()));
+}
+
+/// The lab: bridge, two nodes (service network + dedicated link), a client.
+struct Lab {
+    br: Netns,
+    nodes: [Netns; 2],
+    client: Netns,
+}
+
+impl Lab {
+    fn create() -> Lab {
+        let br = Netns::create("dnwha-br").expect("netns (needs root and iproute2)");
+        let nodes = [
+            Netns::create("dnwha-n1").expect("netns"),
+            Netns::create("dnwha-n2").expect("netns"),
+        ];
+        let client = Netns::create("dnwha-cl").expect("netns");
+        sh(&br, &["ip", "link", "add", "br0", "type", "bridge"]);
+        sh(&br, &["ip", "link", "set", "br0", "up"]);
+        let hosts = [
+            (&nodes[0], "b1", "10.77.0.1/24", "fd77::1/64"),
+            (&nodes[1], "b2", "10.77.0.2/24", "fd77::2/64"),
+            (&client, "b3", "10.77.0.100/24", "fd77::100/64"),
+        ];
+        for (ns, port, addr, addr6) in hosts {
+            sh(
+                &br,
+                &[
+                    "ip",
+                    "link",
+                    "add",
+                    port,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    ns.name(),
+                ],
+            );
+            sh(&br, &["ip", "link", "set", port, "master", "br0", "up"]);
+            sh(ns, &["ip", "addr", "add", addr, "dev", "eth0"]);
+            sh(ns, &["ip", "addr", "add", addr6, "dev", "eth0", "nodad"]);
+            sh(ns, &["ip", "link", "set", "eth0", "up"]);
+        }
+        // The dedicated heartbeat link (path 1).
+        sh(
+            &nodes[0],
+            &[
+                "ip",
+                "link",
+                "add",
+                "ha0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "ha0",
+                "netns",
+                nodes[1].name(),
+            ],
+        );
+        for (i, ns) in nodes.iter().enumerate() {
+            sh(
+                ns,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("10.78.0.{}/30", i + 1),
+                    "dev",
+                    "ha0",
+                ],
+            );
+            sh(ns, &["ip", "link", "set", "ha0", "up"]);
+        }
+        Lab { br, nodes, client }
+    }
+
+    /// Whether each node has an application address (IPv4 or IPv6) on eth0.
+    fn holders(&self) -> [bool; 2] {
+        let has = |ns: &Netns| {
+            let out = ns
+                .command("ip")
+                .args(["-o", "addr", "show", "dev", "eth0"])
+                .output()
+                .expect("ip addr");
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.contains(&format!(" {APP_IP}/")) || text.contains(&format!(" {APP_IP6}/"))
+        };
+        [has(&self.nodes[0]), has(&self.nodes[1])]
+    }
+
+    /// Whether node `i` has `ip` on eth0.
+    fn has(&self, i: usize, ip: &str) -> bool {
+        let out = self.nodes[i]
+            .command("ip")
+            .args(["-o", "addr", "show", "dev", "eth0"])
+            .output()
+            .expect("ip addr");
+        String::from_utf8_lossy(&out.stdout).contains(&format!(" {ip}/"))
+    }
+
+    /// The Ethernet address of a namespace's eth0.
+    fn mac(ns: &Netns) -> String {
+        let out = ns
+            .command("cat")
+            .arg("/sys/class/net/eth0/address")
+            .output()
+            .expect("cat");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The client's neighbour entry for `ip` (as `ip neigh` prints it).
+    fn client_neigh(&self, ip: &str) -> String {
+        let out = self
+            .client
+            .command("ip")
+            .args(["neigh", "show", ip, "dev", "eth0"])
+            .output()
+            .expect("ip neigh");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// One node: data dir, cluster file, process.
+struct Node {
+    idx: usize,
+    data: tempfile::TempDir,
+    cluster_file: PathBuf,
+    db_url: String,
+    proc: Option<Proc>,
+}
+
+impl Node {
+    fn new(idx: usize, db_url: &str, witness_url: &str, extra: &str) -> Node {
+        let data = tempfile::Builder::new()
+            .prefix("dnwha-node-")
+            .tempdir()
+            .expect("temp dir");
+        let me = idx + 1;
+        let peer = 2 - idx;
+        let cluster = format!(
+            r#"cluster = "e2e-pair"
+node_id = {me}
+peer_id = {peer}
+preferred = 1
+heartbeat_key = "5e5e5e5e5e5e5e5e0123456789abcdef"
+witness_url = "{witness_url}"
+hold_down_ms = 3000
+{extra}
+
+[[paths]]
+local = "10.77.0.{me}:7410"
+peer = "10.77.0.{peer}:7410"
+
+[[paths]]
+local = "10.78.0.{me}:7410"
+peer = "10.78.0.{peer}:7410"
+
+[[addresses]]
+addr = "{APP_IP}"
+prefix = 24
+iface = "eth0"
+
+[[addresses]]
+addr = "{APP_IP6}"
+prefix = 64
+iface = "eth0"
+"#
+        );
+        let cluster_file = data.path().join("cluster.toml");
+        std::fs::write(&cluster_file, cluster).expect("write cluster file");
+        let n = Node {
+            idx,
+            data,
+            cluster_file,
+            db_url: db_url.to_string(),
+            proc: None,
+        };
+        // The node id exists after any command; then the pair's licence goes in.
+        n.cli_ok(&["license", "show"]);
+        let mut terms = testkit::licence::terms(
+            &testkit::licence::node_id(n.data.path()),
+            testkit::licence::GENEROUS,
+            30,
+        );
+        terms.topology = license::Topology::ActiveStandby;
+        let lic = n.data.path().join("pair.lic");
+        std::fs::write(&lic, testkit::licence::mint(&terms)).expect("write licence");
+        n.cli_ok(&["license", "install", lic.to_str().expect("utf-8")]);
+        n
+    }
+
+    fn ip(&self) -> String {
+        format!("10.77.0.{}", self.idx + 1)
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let (k, v) = testkit::licence::DEV_ENV;
+        Command::new(bin())
+            .args(args)
+            .args(["--data-dir", self.data.path().to_str().expect("utf-8")])
+            .args(["--database-url", &self.db_url])
+            .env(k, v)
+            .output()
+            .expect("run denwa")
+    }
+
+    fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "denwa {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn spawn(&mut self, lab: &Lab) {
+        let (k, v) = testkit::licence::DEV_ENV;
+        let ip = self.ip();
+        let mut c = lab.nodes[self.idx].command(bin().to_str().expect("utf-8"));
+        c.arg("serve")
+            .args(["--data-dir", self.data.path().to_str().expect("utf-8")])
+            .args(["--database-url", &self.db_url])
+            .args(["--sip-listen", &format!("{ip}:5060")])
+            .args(["--http-listen", &format!("{ip}:8080")])
+            .args(["--rtp-ports", "20000-20039"])
+            .args(["--cluster", self.cluster_file.to_str().expect("utf-8")])
+            .args(["--log-level", "info,pbx=debug,sqlx=warn"])
+            .env(k, v);
+        let mut p = Proc::spawn(&format!("denwa-node{}", self.idx + 1), c).expect("spawn");
+        if let Err(e) = p.wait_for_line("denwa serving", Duration::from_secs(30)) {
+            p.print_logs();
+            panic!("node {} did not start: {e}", self.idx + 1);
+        }
+        self.proc = Some(p);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.set_print_on_panic(false);
+            p.signal(9);
+            let _ = p.wait_timeout(Duration::from_secs(10));
+        }
+    }
+
+    /// `denwa cluster status --json` (through the control socket).
+    fn status(&self) -> serde_json::Value {
+        let out = self.cli_ok(&["cluster", "status", "--json"]);
+        serde_json::from_str(&out).expect("status JSON")
+    }
+
+    fn role(&self) -> String {
+        self.status()["status"]["role"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// An HTTP request to this node's physical address from inside its namespace.
+    fn http(&self, lab: &Lab, method: &str, path: &str, token: &str) -> (u16, String) {
+        let out = lab.nodes[self.idx]
+            .command("curl")
+            .args(["-s", "-m", "5", "-X", method, "-w", "\n%{http_code}"])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("http://{}:8080{path}", self.ip()))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    fn logs(&self) -> String {
+        self.proc.as_ref().map(|p| p.logs()).unwrap_or_default()
+    }
+}
+
+/// Polls until `f` holds, checking at every poll that never both nodes hold the address.
+struct Watch {
+    split_brain: bool,
+}
+
+impl Watch {
+    fn until(
+        &mut self,
+        lab: &Lab,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut([bool; 2]) -> bool,
+    ) -> Duration {
+        let t0 = Instant::now();
+        loop {
+            let h = lab.holders();
+            if h[0] && h[1] {
+                self.split_brain = true;
+                eprintln!("SPLIT BRAIN while waiting for {what}");
+            }
+            if f(h) {
+                return t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "timed out waiting for {what} (holders {h:?})"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until the active node `act` would accept a switchover, checking that it keeps the
+    /// address alone meanwhile.
+    fn until_ready(&mut self, lab: &Lab, nodes: &[Node; 2], act: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = nodes[act].status();
+            if s["switchover_refused"].is_null() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never ready for a switchover: {s}"
+            );
+            self.until(
+                lab,
+                "the active node still holding",
+                Duration::from_secs(1),
+                |h| h[act] && !h[1 - act],
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// After node `from` failed: waits until it has lost the address and then until the other
+    /// node holds it; returns both times from `t0`.
+    fn failover(&mut self, lab: &Lab, from: usize, t0: Instant) -> (Duration, Duration) {
+        self.until(
+            lab,
+            "the failed node to lose the address",
+            Duration::from_secs(5),
+            |h| !h[from],
+        );
+        let lost = t0.elapsed();
+        self.until(
+            lab,
+            "the other node to take the address",
+            Duration::from_secs(10),
+            |h| h[1 - from],
+        );
+        (lost, t0.elapsed())
+    }
+
+    /// Watches for `d`, requiring `f` all along.
+    fn hold(&mut self, lab: &Lab, what: &str, d: Duration, mut f: impl FnMut([bool; 2]) -> bool) {
+        let t0 = Instant::now();
+        while t0.elapsed() < d {
+            let h = lab.holders();
+            if h[0] && h[1] {
+                self.split_brain = true;
+            }
+            assert!(
+                f(h),
+                "{what} broke after {:?} (holders {h:?})",
+                t0.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn register(lab: &Lab, user: &str, password: &str, port: u16) {
+    let mut reg = Sipp::uac(
+        workspace("tests/sipp/register.xml"),
+        &format!("{APP_IP}:5060"),
+    );
+    reg.netns = Some(lab.client.name().to_string());
+    reg.local_ip = CLIENT_IP.into();
+    reg.local_port = Some(port);
+    reg.inject_text = Some(sipp_user(user, password));
+    reg.run()
+        .unwrap_or_else(|e| panic!("REGISTER {user} via {APP_IP}: {e}"));
+}
+
+/// 1001 calls 1002 (registered at PHONE_PORT) through the application address.
+fn call_1002(lab: &Lab) {
+    let mut uas = Sipp::uas(workspace("tests/sipp/uas_answer.xml"));
+    uas.netns = Some(lab.client.name().to_string());
+    uas.local_ip = CLIENT_IP.into();
+    uas.local_port = Some(PHONE_PORT);
+    uas.service = Some("1002".into());
+    let mut callee = uas.spawn().expect("uas");
+    callee
+        .wait_listening(Duration::from_secs(10))
+        .expect("uas listening");
+    let mut uac = Sipp::uac(
+        workspace("tests/sipp/uac_call.xml"),
+        &format!("{APP_IP}:5060"),
+    );
+    uac.netns = Some(lab.client.name().to_string());
+    uac.local_ip = CLIENT_IP.into();
+    uac.local_port = Some(5080);
+    uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
+    uac.service = Some("1002".into());
+    uac.run()
+        .expect("call 1001 -> 1002 through the application address");
+    callee.finish().expect("1002 answered");
+}
+
+/// A SIP OPTIONS from the client to the IPv6 application address; requires a SIP answer.
+fn options_v6(lab: &Lab, n: u32) {
+    let s = lab
+        .client
+        .udp_bind("[fd77::100]:0".parse().expect("addr"))
+        .expect("client UDP socket");
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let port = s.local_addr().expect("local").port();
+    let req = format!(
+        "OPTIONS sip:[{APP_IP6}]:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP [fd77::100]:{port};branch=z9hG4bK-dnwha-{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@[fd77::100]>;tag=p{n}\r\n\
+         To: <sip:[{APP_IP6}]>\r\n\
+         Call-ID: dnwha-probe-{n}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    s.send_to(req.as_bytes(), format!("[{APP_IP6}]:5060"))
+        .expect("send OPTIONS");
+    let mut buf = [0u8; 4096];
+    let (len, from) = s
+        .recv_from(&mut buf)
+        .expect("a SIP answer on the IPv6 application address");
+    let text = String::from_utf8_lossy(&buf[..len]);
+    assert!(text.starts_with("SIP/2.0 "), "{text}");
+    assert_eq!(from.ip().to_string(), APP_IP6);
+}
+
+fn workspace(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+/// The two tests take turns: each runs four processes with real-time expectations.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A test PostgreSQL (databases `denwa` and `witness`), the lab, and two configured nodes (not
+/// started) with extensions 1001 and 1002; `extra` goes into both cluster files.
+fn setup(extra: &str) -> (testkit::pg::PgCluster, Lab, [Node; 2], String) {
+    let pg = testkit::pg::PgCluster::start()
+        .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
+    pg.create_database("denwa").expect("createdb denwa");
+    pg.create_database("witness").expect("createdb witness");
+    let db_url = pg.socket_url_for("denwa");
+    let witness_url = pg.socket_url_for("witness");
+    let lab = Lab::create();
+    let n = [
+        Node::new(0, &db_url, &witness_url, extra),
+        Node::new(1, &db_url, &witness_url, extra),
+    ];
+    n[0].cli_ok(&["extension", "add", "1001", "--password", "secret-ha-aaab"]);
+    n[0].cli_ok(&["extension", "add", "1002", "--password", "secret-ha-aaac"]);
+    (pg, lab, n, db_url)
+}
+
+/// Runs SQL on the test PostgreSQL as its superuser.
+fn psql(pg: &testkit::pg::PgCluster, sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port().to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts both nodes: the preferred node 1 becomes active and holds the address, and phone 1002
+/// registers through it. Returns how long the address took from the second start.
+fn cold_start(w: &mut Watch, lab: &Lab, n: &mut [Node; 2]) -> Duration {
+    n[0].spawn(lab);
+    n[1].spawn(lab);
+    let t = w.until(
+        lab,
+        "a node to hold the address",
+        Duration::from_secs(15),
+        |h| h[0] != h[1],
+    );
+    until_roles(n, "cold start", |a, b| {
+        (a == "active" && b == "standby") || (a == "standby" && b == "active")
+    });
+    if n[1].role() == "active" {
+        // Only when this machine stalls node 1 for longer than its lease right after it won
+        // (seen under a load average of 12): the pair is consistent, but the steps below
+        // expect node 1 active, so hand it back.
+        eprintln!("cold start: node 2 ended up active (a stall); switching over to node 1");
+        w.until_ready(lab, n, 1);
+        n[1].cli_ok(&["cluster", "switchover"]);
+        w.until(
+            lab,
+            "node 1 to hold the address",
+            Duration::from_secs(10),
+            |h| h[0] && !h[1],
+        );
+        until_roles(n, "after the switchover", |a, b| {
+            a == "active" && b == "standby"
+        });
+    }
+    register(lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    t
+}
+
+/// `kill -9` of the active `node`; the times until it lost the address and until its peer holds
+/// it.
+fn kill9_active(w: &mut Watch, lab: &Lab, node: &mut Node) -> (Duration, Duration) {
+    let killed = Instant::now();
+    node.kill9();
+    w.failover(lab, node.idx, killed)
+}
+
+/// Waits until `f` holds for the two nodes' roles.
+fn until_roles(n: &[Node; 2], what: &str, f: impl Fn(&str, &str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (a, b) = (n[0].role(), n[1].role());
+        if f(&a, &b) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: roles {a} / {b}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn witness_outage_keeps_the_active_serving_and_fencing_takes_over() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let fenced = tempfile::NamedTempFile::new().expect("temp file");
+    let log = fenced.path().display().to_string();
+    let (mut pg, lab, mut n, _) = setup(&format!(
+        "fence_command = [\"/bin/sh\", \"-c\", \"echo fenced $DENWA_FENCE_PEER >> {log}\"]"
+    ));
+    let mut w = Watch { split_brain: false };
+    cold_start(&mut w, &lab, &mut n);
+
+    // The witness goes away: the active keeps serving on the standby's acknowledgements.
+    psql(&pg, "ALTER DATABASE witness ALLOW_CONNECTIONS false");
+    psql(
+        &pg,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'witness'",
+    );
+    w.hold(
+        &lab,
+        "node 1 serving without the witness",
+        Duration::from_secs(4),
+        |h| h[0] && !h[1],
+    );
+    let s1 = n[0].status();
+    assert_eq!(s1["status"]["role"], "active", "{s1}");
+    assert_eq!(s1["status"]["witness_reachable"], false, "{s1}");
+    assert_eq!(s1["status"]["authority"], "peer_ack", "{s1}");
+    assert_eq!(n[1].role(), "standby");
+    assert_eq!(std::fs::read_to_string(fenced.path()).expect("read"), "");
+
+    // Witness down and the active killed: the standby fences it and takes over.
+    let (_, took) = kill9_active(&mut w, &lab, &mut n[0]);
+    println!(
+        "witness down + kill -9: node 2 fenced node 1 and holds {APP_IP} {} ms after the kill",
+        took.as_millis()
+    );
+    assert_eq!(
+        std::fs::read_to_string(fenced.path()).expect("read"),
+        "fenced 1\n"
+    );
+    let s2 = n[1].status();
+    assert_eq!(s2["status"]["authority"], "fence", "{s2}");
+    call_1002(&lab);
+
+    // The witness back: the survivor replaces its fencing authority with a lease.
+    psql(&pg, "ALTER DATABASE witness ALLOW_CONNECTIONS true");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while n[1].status()["status"]["authority"] != "lease" {
+        assert!(
+            Instant::now() < deadline,
+            "no lease after the witness came back: {}",
+            n[1].status()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !w.split_brain,
+        "two nodes held the application address at once"
+    );
+    println!(
+        "\n| scenario | takeover | split brain |\n|---|---|---|\n| witness down (4 s) | no takeover, active on acks | no |\n| witness down + kill -9 of the ACT, fencing hook | {} ms | no |",
+        took.as_millis()
+    );
+    n[1].kill9();
+    drop(lab);
+    pg.stop();
+}
+
+#[test]
+fn active_standby_pair_moves_the_application_address() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut pg, lab, mut n, db_url) = setup("");
+    let token = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let s = store::Store::open(&db_url, store::OpenOptions::default())
+                .await
+                .expect("open the pair's database");
+            let (_, token) = s
+                .create_api_key(None, "cluster-e2e", store::ApiScope::Full)
+                .await
+                .expect("API key");
+            s.close().await;
+            token
+        });
+    let mut w = Watch { split_brain: false };
+    let mut rows: Vec<(String, String, bool)> = Vec::new();
+
+    // A clustered start needs the active-standby licence: a standalone one is refused clearly.
+    {
+        let other = tempfile::tempdir().expect("dir");
+        let out = Command::new(bin())
+            .args(["serve", "--data-dir", other.path().to_str().expect("utf-8")])
+            .args(["--database-url", &db_url])
+            .args([
+                "--sip-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--cluster", n[0].cluster_file.to_str().expect("utf-8")])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("active-standby topology") && err.contains("standalone"),
+            "{err}"
+        );
+    }
+
+    // (a) Cold start of both: the preferred node 1 becomes ACT and holds the address.
+    let t = cold_start(&mut w, &lab, &mut n);
+    // The IPv6 application address answers too (and the client learns its neighbour entry).
+    options_v6(&lab, 1);
+    let mac1 = Lab::mac(&lab.nodes[0]);
+    let mac2 = Lab::mac(&lab.nodes[1]);
+    assert!(
+        lab.client_neigh(APP_IP).contains(&mac1),
+        "{}",
+        lab.client_neigh(APP_IP)
+    );
+    assert!(
+        lab.client_neigh(APP_IP6).contains(&mac1),
+        "{}",
+        lab.client_neigh(APP_IP6)
+    );
+    // What operators and load balancers read.
+    let (code, body) = n[0].http(&lab, "GET", "/healthz", &token);
+    assert_eq!(code, 200, "{body}");
+    let h: serde_json::Value = serde_json::from_str(&body).expect("healthz JSON");
+    assert_eq!(h["role"], "active");
+    let (_, body) = n[1].http(&lab, "GET", "/healthz", &token);
+    let h: serde_json::Value = serde_json::from_str(&body).expect("healthz JSON");
+    assert_eq!(h["role"], "standby");
+    assert_eq!(h["peer_role"], "active");
+    let (_, metrics) = n[1].http(&lab, "GET", "/metrics", &token);
+    assert!(
+        metrics.contains("denwa_cluster_role{role=\"standby\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("denwa_cluster_role{role=\"active\"} 0"),
+        "{metrics}"
+    );
+    let (code, body) = n[0].http(&lab, "GET", "/api/v1/cluster", &token);
+    assert_eq!(code, 200, "{body}");
+    let c: serde_json::Value = serde_json::from_str(&body).expect("cluster JSON");
+    assert_eq!(c["clustered"], true);
+    assert_eq!(c["status"]["peer_role"], "standby");
+    assert_eq!(c["holds_ip"], true);
+    // A switchover right after the role change is refused, with the reason.
+    let (code, body) = n[1].http(&lab, "POST", "/api/v1/cluster/switchover", &token);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("not active"), "{body}");
+    let text = n[1].cli_ok(&["cluster", "status"]);
+    assert!(text.contains("role standby"), "{text}");
+    rows.push((
+        "cold start: preferred node ACT".into(),
+        format!("{} ms", t.as_millis()),
+        false,
+    ));
+
+    // (d) One heartbeat path cut (the dedicated link): reported, no takeover.
+    sh(&lab.nodes[0], &["ip", "link", "set", "ha0", "down"]);
+    w.hold(
+        &lab,
+        "node 1 holding alone with path 1 cut",
+        Duration::from_secs(4),
+        |h| h[0] && !h[1],
+    );
+    let s2 = n[1].status();
+    assert_eq!(s2["status"]["role"], "standby");
+    assert_eq!(s2["paths"][0]["healthy"], true, "{s2}");
+    assert_eq!(s2["paths"][1]["healthy"], false, "{s2}");
+    let s1 = n[0].status();
+    assert_eq!(s1["status"]["role"], "active");
+    assert!(
+        s1["switchover_refused"]
+            .as_str()
+            .is_some_and(|r| r.contains("path 1")),
+        "{s1}"
+    );
+    sh(&lab.nodes[0], &["ip", "link", "set", "ha0", "up"]);
+    rows.push((
+        "one heartbeat path cut (4 s)".into(),
+        "no takeover".into(),
+        false,
+    ));
+
+    // An address removed behind the ACT's back (as its guard does after a stall it survived)
+    // is put back by the once-a-second check.
+    sh(
+        &lab.nodes[0],
+        &["ip", "addr", "del", &format!("{APP_IP}/24"), "dev", "eth0"],
+    );
+    let gone = Instant::now();
+    while !lab.has(0, APP_IP) {
+        assert!(
+            gone.elapsed() < Duration::from_secs(5),
+            "node 1 never put its address back"
+        );
+        assert!(!lab.holders()[1], "node 2 took an address");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let back = gone.elapsed();
+    println!(
+        "address removed behind the ACT's back: back after {} ms",
+        back.as_millis()
+    );
+
+    // (b) kill -9 of the ACT: the SBY takes over and serves the phone registered before.
+    let before = w.split_brain;
+    // The killed process's release guard removes the address from node 1 at once.
+    let (gone, takeover) = kill9_active(&mut w, &lab, &mut n[0]);
+    println!(
+        "kill -9: node 1's address removed by its release guard after {} ms",
+        gone.as_millis()
+    );
+    println!(
+        "failover: node 2 holds {APP_IP} {} ms after kill -9 of node 1",
+        takeover.as_millis()
+    );
+    assert!(
+        takeover < Duration::from_millis(3500),
+        "takeover took {takeover:?}\n{}",
+        n[1].logs()
+    );
+    // The client sent nothing since: its neighbour entries moved to node 2 by the gratuitous
+    // ARP and the unsolicited neighbour advertisement alone.
+    let t0 = Instant::now();
+    while !(lab.client_neigh(APP_IP).contains(&mac2) && lab.client_neigh(APP_IP6).contains(&mac2)) {
+        assert!(
+            t0.elapsed() < Duration::from_millis(800),
+            "client neighbours not updated by the first announcement: {} / {}\n{}",
+            lab.client_neigh(APP_IP),
+            lab.client_neigh(APP_IP6),
+            n[1].logs()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!(
+        "failover: client's ARP and IPv6 neighbour entries point at node 2 {} ms after it took the address",
+        t0.elapsed().as_millis()
+    );
+    options_v6(&lab, 2);
+    call_1002(&lab);
+    register(&lab, "1001", "secret-ha-aaab", 5074);
+    assert_eq!(n[1].role(), "active");
+    rows.push((
+        "kill -9 of the ACT".into(),
+        format!("{} ms", takeover.as_millis()),
+        w.split_brain && !before,
+    ));
+
+    // (c) Node 1 comes back as SBY; a switchover through the API moves the address back.
+    n[0].spawn(&lab);
+    w.until_ready(&lab, &n, 1);
+    assert_eq!(n[0].role(), "standby");
+    let before = w.split_brain;
+    let asked = Instant::now();
+    let (code, body) = n[1].http(&lab, "POST", "/api/v1/cluster/switchover", &token);
+    assert_eq!(code, 202, "{body}");
+    w.until(
+        &lab,
+        "node 1 to hold the address again",
+        Duration::from_secs(10),
+        |h| h[0] && !h[1],
+    );
+    let switched = asked.elapsed();
+    println!(
+        "switchover: node 1 holds {APP_IP} {} ms after the API call",
+        switched.as_millis()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(n[0].role() == "active" && n[1].role() == "standby") {
+        assert!(
+            Instant::now() < deadline,
+            "roles after switchover: {} / {}",
+            n[0].role(),
+            n[1].role()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    call_1002(&lab);
+    let events = n[1].status()["events"].to_string();
+    assert!(events.contains("switchover"), "{events}");
+    rows.push((
+        "switchover via the API".into(),
+        format!("{} ms", switched.as_millis()),
+        w.split_brain && !before,
+    ));
+
+    // The CLI: refused on the standby with the reason; on the active node after the hold-down
+    // it hands the address back to node 2.
+    let out = n[1].cli(&["cluster", "switchover"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("switchover refused: this node is standby"),
+        "{text}"
+    );
+    w.until_ready(&lab, &n, 0);
+    let before = w.split_brain;
+    let asked = Instant::now();
+    let text = n[0].cli_ok(&["cluster", "switchover"]);
+    assert!(text.contains("switchover started"), "{text}");
+    w.until(
+        &lab,
+        "node 2 to hold the address again",
+        Duration::from_secs(10),
+        |h| h[1] && !h[0],
+    );
+    let switched = asked.elapsed();
+    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    rows.push((
+        "switchover via `denwa cluster switchover`".into(),
+        format!("{} ms", switched.as_millis()),
+        w.split_brain && !before,
+    ));
+
+    // A clean stop (SIGTERM) of the active node hands over first.
+    w.until_ready(&lab, &n, 1);
+    let before = w.split_brain;
+    let stopped = Instant::now();
+    let mut p2 = n[1].proc.take().expect("node 2 runs");
+    p2.signal(15);
+    w.until(
+        &lab,
+        "node 1 to hold the address after node 2's clean stop",
+        Duration::from_secs(10),
+        |h| h[0] && !h[1],
+    );
+    let handed = stopped.elapsed();
+    println!(
+        "clean stop: node 1 holds {APP_IP} {} ms after SIGTERM to node 2",
+        handed.as_millis()
+    );
+    assert!(
+        handed < Duration::from_millis(1000),
+        "no handover on SIGTERM: {handed:?}\n{}",
+        p2.logs()
+    );
+    assert!(
+        p2.wait_timeout(Duration::from_secs(20))
+            .is_some_and(|s| s.success())
+    );
+    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    rows.push((
+        "clean stop (SIGTERM) of the ACT".into(),
+        format!("{} ms", handed.as_millis()),
+        w.split_brain && !before,
+    ));
+
+    // The ACT frozen (SIGSTOP): its release guard removes the address before the SBY may take
+    // over; resumed (SIGCONT), it demotes instead of fighting.
+    n[1].spawn(&lab);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while n[1].role() != "standby" {
+        assert!(
+            Instant::now() < deadline,
+            "node 2 never standby: {}",
+            n[1].status()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = w.split_brain;
+    let frozen = Instant::now();
+    n[0].proc.as_mut().expect("node 1 runs").signal(19);
+    let (released, took) = w.failover(&lab, 0, frozen);
+    println!(
+        "freeze: node 1's guard released after {} ms; node 2 holds {APP_IP} {} ms after SIGSTOP",
+        released.as_millis(),
+        took.as_millis()
+    );
+    register(&lab, "1002", "secret-ha-aaac", PHONE_PORT);
+    n[0].proc.as_mut().expect("node 1 runs").signal(18);
+    w.hold(
+        &lab,
+        "resumed node 1 staying off the address",
+        Duration::from_secs(3),
+        |h| h[1] && !h[0],
+    );
+    let r = n[0].role();
+    assert!(r == "fenced" || r == "standby", "resumed node 1 is {r}");
+    assert_eq!(n[1].role(), "active");
+    rows.push((
+        "ACT frozen (SIGSTOP), then resumed".into(),
+        format!("{} ms", took.as_millis()),
+        w.split_brain && !before,
+    ));
+
+    let mut table = String::from("| scenario | takeover | split brain |\n|---|---|---|\n");
+    for (s, t, sb) in &rows {
+        table.push_str(&format!(
+            "| {s} | {t} | {} |\n",
+            if *sb { "YES" } else { "no" }
+        ));
+    }
+    let results = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster-results.md");
+    std::fs::write(&results, &table).expect("write the results");
+    println!("\n{table}(also in {})", results.display());
+    assert!(
+        !w.split_brain,
+        "two nodes held the application address at once"
+    );
+    for node in &mut n {
+        node.kill9();
+    }
+    drop(lab.br);
+    pg.stop();
+}
