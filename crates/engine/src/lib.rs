@@ -511,7 +511,11 @@ impl Engine {
             }
             ConfigUpdate::Apps(a) => {
                 if a != self.snap.apps {
-                    info!(ivrs = a.ivrs.len(), "voice applications loaded");
+                    info!(
+                        ivrs = a.ivrs.len(),
+                        rooms = a.confs.len(),
+                        "voice applications loaded"
+                    );
                 }
                 self.snap.apps = a;
             }

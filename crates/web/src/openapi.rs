@@ -137,7 +137,7 @@ fn schemas_wave1() -> Value {
     let leg = json!({ "type": "object", "properties": { "pkts_rx": { "type": "integer" }, "pkts_tx": { "type": "integer" }, "lost": { "type": "integer" }, "jitter_ms": { "type": "number" } } });
     json!({
         "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-            "code": { "type": "string", "enum": ["unauthorized", "forbidden", "not_found", "invalid", "conflict", "bad_request", "backup_rejected", "unavailable", "internal"] },
+            "code": { "type": "string", "enum": ["unauthorized", "forbidden", "not_found", "invalid", "conflict", "bad_request", "backup_rejected", "unavailable", "internal", "topology", "backup_failed"] },
             "message": { "type": "string" } } } } },
         "Extension": { "type": "object", "required": ["id", "number", "display_name", "enabled", "max_contacts"], "properties": {
             "id": { "type": "integer" }, "tenant_id": { "type": "integer" }, "number": { "type": "string", "pattern": "^[0-9*#+]{1,32}$" },

@@ -50,6 +50,6 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
     add(
         "/backup/server/peers/{id}",
         json!({ "parameters": [super::path_param("id", json!({ "type": "integer" }))],
-            "delete": op("Revoke a paired node", json!({ "responses": { "204": done } }), &["404"]) }),
+            "delete": op("Revoke a paired node", json!({ "responses": { "204": done } }), &["400", "404"]) }),
     );
 }
