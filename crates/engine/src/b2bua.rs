@@ -639,7 +639,8 @@ impl Engine {
                 return self.outside_call(entry, o, call, caller, now);
             }
             Decision::Route {
-                destination: destination @ (Destination::Ivr(_) | Destination::Conf(_)),
+                destination:
+                    destination @ (Destination::Ivr(_) | Destination::Conf(_) | Destination::Vm(_)),
                 ..
             } => return self.start_app(entry, o, destination, now),
             Decision::Route { destination, .. } => {
