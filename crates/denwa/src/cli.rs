@@ -89,6 +89,9 @@ pub enum Command {
     /// Conference rooms: number, PIN, size, join muted, join tones.
     #[command(subcommand)]
     Conf(crate::conf_cmd::ConfCmd),
+    /// Voicemail messages left in a mailbox (reached through vm:EXT).
+    #[command(subcommand)]
+    Voicemail(crate::vm_cmd::VmCmd),
     /// Manage control-panel administrators.
     #[command(subcommand)]
     Admin(AdminCmd),

@@ -85,6 +85,7 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Did(DidCmd::List { .. })
         | Command::Ivr(IvrCmd::List { .. } | IvrCmd::Show { .. })
         | Command::Conf(crate::conf_cmd::ConfCmd::List { .. })
+        | Command::Voicemail(_)
         | Command::Outbound(OutboundCmd::Show { .. })
         | Command::Setting(SettingCmd::List { .. })
         | Command::Backup(

@@ -12,6 +12,7 @@ mod license_cmd;
 mod outside_cmd;
 mod prompt_cmd;
 mod report_cmd;
+mod vm_cmd;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -289,6 +290,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Did(cmd) => outside_cmd::did(cmd, &store, tenant.id, &mut out).await?,
         Command::Ivr(cmd) => ivr_cmd::run(cmd, &store, tenant.id, &mut out).await?,
         Command::Conf(cmd) => conf_cmd::run(cmd, &store, tenant.id, &mut out).await?,
+        Command::Voicemail(cmd) => vm_cmd::run(cmd, &cfg.data_dir, tenant.id, &mut out)?,
         Command::Outbound(cmd) => outside_cmd::outbound(cmd, &store, tenant.id, &mut out).await?,
         Command::Extension(ExtensionCmd::Edit {
             number,

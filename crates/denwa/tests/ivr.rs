@@ -74,6 +74,8 @@ fn setup(d: &Denwa, audio: &Path) {
         "ivr-welcome",
         "--option",
         "1=ext:1002",
+        "--option",
+        "3=vm:1002",
         "--retries",
         "1",
         "--timeout",
@@ -204,4 +206,34 @@ fn an_in_band_digit_in_the_callers_audio_chooses_the_option() {
     a.hangup().expect("hang up");
     b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
         .expect("callee closed");
+}
+
+#[test]
+fn a_caller_leaves_a_voicemail_message_through_the_menu() {
+    let d = Denwa::start();
+    let audio = tempfile::tempdir().expect("tmp");
+    setup(&d, audio.path());
+    // The mailbox greeting (error tones here: no default prompts installed) lasts about 8 s.
+    let a_wav = wav(audio.path(), "a.wav", &A_TONES, 14_000, 40_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    a.dial(&format!("sip:500@{}", d.sip_addr())).expect("dial");
+    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .expect("answered");
+    std::thread::sleep(Duration::from_millis(2000));
+    a.send_dtmf("3").expect("DTMF");
+    // Recording stops after 5 s of silence following the tones, then "goodbye" and a hang-up.
+    a.wait_event("CALL_CLOSED", Duration::from_secs(45))
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the mailbox did not end the call: {e}")
+        });
+    let list = d.cli_ok(&["voicemail", "list", "1002", "--json"]);
+    let msgs: serde_json::Value = serde_json::from_str(&list).expect("json");
+    assert_eq!(msgs.as_array().map(Vec::len), Some(1), "{list}");
+    let path = msgs[0]["path"].as_str().expect("path");
+    tone::check_recording(Path::new(path), &A_TONES, &B_TONES).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the message does not hold the caller's tones: {e}")
+    });
+    assert!(d.logs().contains("voicemail message ended"));
 }

@@ -63,6 +63,8 @@ pub(crate) enum App {
     Ivr { name: String, ivr: Box<Ivr> },
     /// A conference room.
     Conf(Box<crate::conf::Seat>),
+    /// Leaving a voicemail message.
+    Vm(Box<crate::vm::VmLeave>),
 }
 
 /// A call to an application about to start: the application, the menu to return to, the
@@ -143,6 +145,14 @@ impl Anchor {
     pub(crate) fn seat_mut(&mut self) -> Option<&mut crate::conf::Seat> {
         match &mut self.app {
             Some(App::Conf(seat)) => Some(seat),
+            _ => None,
+        }
+    }
+
+    /// The voicemail caller's state, if leaving a message.
+    pub(crate) fn vm_mut(&mut self) -> Option<&mut crate::vm::VmLeave> {
+        match &mut self.app {
+            Some(App::Vm(v)) => Some(v),
             _ => None,
         }
     }
@@ -266,6 +276,18 @@ impl Engine {
                 };
                 (app, Some(name.clone()), None)
             }
+            Destination::Vm(ext) => {
+                let e = self
+                    .snap
+                    .extensions
+                    .get(&(o.tenant, ext.clone()))
+                    .ok_or((404, "Not Found"))?;
+                let app = App::Vm(Box::new(crate::vm::VmLeave {
+                    ext: e.number.clone(),
+                    stage: crate::vm::VmStage::Greeting,
+                }));
+                (app, None, None)
+            }
             Destination::Conf(number) => {
                 let room = self
                     .snap
@@ -357,6 +379,7 @@ impl Engine {
             | MediaEvent::Dtmf { endpoint, .. }
             | MediaEvent::PlayDone { endpoint, .. }
             | MediaEvent::EndpointTimeout { endpoint }
+            | MediaEvent::RecordDone { endpoint, .. }
             | MediaEvent::EndpointClosed { endpoint, .. } => *endpoint,
             _ => return,
         };
@@ -375,6 +398,12 @@ impl Engine {
             }
             MediaEvent::Dtmf { digit, .. } => self.app_digit(id, ep, digit, now),
             MediaEvent::PlayDone { id: play, .. } => self.play_done(id, ep, play, now),
+            MediaEvent::RecordDone {
+                path,
+                duration_ms,
+                reason,
+                ..
+            } => self.vm_record_done(id, &path, duration_ms, &reason, now),
             MediaEvent::EndpointTimeout { .. } => {
                 warn!(call = id, "media stopped: hanging up");
                 self.anchored_hangup(id, "media timeout", now);
@@ -429,6 +458,7 @@ impl Engine {
                 false
             }
             Some(App::Conf(_)) => true,
+            Some(App::Vm(_)) => return self.vm_start(id, now),
             None => false,
         };
         if is_conf {
@@ -578,6 +608,18 @@ impl Engine {
         info!(call = id, destination = %dest, "application transfers the call");
         match parsed {
             Ok(Destination::Hangup) => self.anchored_hangup(id, "application hung up", now),
+            Ok(Destination::Vm(ext)) => {
+                if !self.snap.extensions.contains_key(&(tenant, ext.clone())) {
+                    return self.unavailable(id, now);
+                }
+                if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+                    a.app = Some(App::Vm(Box::new(crate::vm::VmLeave {
+                        ext,
+                        stage: crate::vm::VmStage::Greeting,
+                    })));
+                }
+                self.vm_start(id, now);
+            }
             Ok(Destination::Conf(number)) => {
                 // A menu option into a room: the caller's endpoint moves to the room's seat
                 // (placement may differ from the room's other members: counted, still mixed
@@ -1084,6 +1126,9 @@ impl Engine {
                 return self.anchored_hangup(id, "unavailable", now);
             }
             None => {}
+        }
+        if matches!(anchor.app, Some(App::Vm(_))) {
+            return self.vm_play_done(id, now);
         }
         if let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() {
             ivr.on_play_done(now.mono);

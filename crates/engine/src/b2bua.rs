@@ -639,7 +639,8 @@ impl Engine {
                 return self.outside_call(entry, o, call, caller, now);
             }
             Decision::Route {
-                destination: destination @ (Destination::Ivr(_) | Destination::Conf(_)),
+                destination:
+                    destination @ (Destination::Ivr(_) | Destination::Conf(_) | Destination::Vm(_)),
                 ..
             } => return self.start_app(entry, o, destination, now),
             Decision::Route { destination, .. } => {
@@ -1721,7 +1722,8 @@ impl Engine {
         }
         if let Some(anchor) = &call.anchor {
             if let Some(room) = anchor.room() {
-                self.conf_left(room, id);
+                let tones = anchor.seat().is_none_or(|s| s.room.join_tones);
+                self.conf_left(room, id, tones);
             }
             for ep in anchor.endpoints() {
                 self.b2bua.by_endpoint.remove(&ep);

@@ -236,8 +236,8 @@ impl Engine {
         }
     }
 
-    /// A member's call ended: out of the room, a tone for the others.
-    pub(crate) fn conf_left(&mut self, bridge: u64, id: u64) {
+    /// A member's call ended: out of the room, a tone for the others when the room has them.
+    pub(crate) fn conf_left(&mut self, bridge: u64, id: u64, tones: bool) {
         let Some(members) = self.rooms.get_mut(&bridge) else {
             return;
         };
@@ -247,8 +247,9 @@ impl Engine {
             self.rooms.remove(&bridge);
             return;
         }
-        // The leaver's room settings decide (all members share them).
-        self.beep(&others);
+        if tones {
+            self.beep(&others);
+        }
     }
 
     /// A digit from a room's caller: PIN entry, or `*` to mute and unmute.

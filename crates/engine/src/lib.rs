@@ -38,6 +38,7 @@ pub mod sdp_local;
 pub mod settings;
 pub mod uac;
 pub mod usrloc;
+mod vm;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -190,6 +190,22 @@ pub enum MediaCommand {
         /// Bridge id (the engine's choice).
         bridge: u64,
     },
+    /// Record what the endpoint hears (the bridge's mix when joined) to `path`, relative to the
+    /// data directory; ends with [`MediaEvent::RecordDone`] carrying `id`.
+    Record {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// Caller's id for this recording.
+        id: u64,
+        /// File, relative to the data directory (`voicemail/1/1001/msg-....wav`).
+        path: String,
+        /// Longest recording, seconds.
+        max_s: u32,
+        /// Stop after this many seconds of silence (0: never).
+        silence_s: u32,
+        /// A beep first.
+        beep: bool,
+    },
     /// Mute (the bridge does not hear it) or unmute an endpoint.
     SetMute {
         /// Endpoint.
@@ -262,6 +278,20 @@ pub enum MediaEvent {
         id: u64,
         /// Stopped (digit, `StopPlay`, replaced) rather than played to the end.
         interrupted: bool,
+    },
+    /// A recording ended; `reason` is `max-length`, `silence`, `stopped`, `closed`, `disk-full`
+    /// or `error` (the last two leave no file).
+    RecordDone {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// The id given in [`MediaCommand::Record`].
+        id: u64,
+        /// The file, relative to the data directory.
+        path: String,
+        /// Audio written, milliseconds.
+        duration_ms: u64,
+        /// Why it ended.
+        reason: String,
     },
     /// No RTP from the endpoint's phone for the media timeout.
     EndpointTimeout {

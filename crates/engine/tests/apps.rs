@@ -633,3 +633,66 @@ fn leaving_tells_the_room_and_the_last_one_out_closes_it() {
     assert_eq!(beeps_to(&h, a), 1, "the room hears the leaver go");
     assert_eq!(h.engine.active_calls(), 1);
 }
+
+#[test]
+fn a_menu_option_into_voicemail_records_a_message_and_says_goodbye() {
+    let mut snap = snapshot();
+    let mut m = menu();
+    m.options.insert('3', "vm:1002".into());
+    snap.apps = Apps::new(vec![IvrEntry {
+        tenant: 1,
+        name: "main".into(),
+        number: "500".into(),
+        spec: m,
+    }]);
+    let mut h = Harness::with(snap);
+    assert_eq!(
+        h.register(
+            "1001",
+            Some("<sip:1001@192.0.2.21:5060>"),
+            Some(3600),
+            CALLER,
+            SEG1
+        )
+        .status,
+        200
+    );
+    h.sent.clear();
+    h.media_log.clear();
+    let (_ok, a_ep) = call_ivr(&mut h, "vm-1");
+    play_done(&mut h, a_ep);
+    digit(&mut h, a_ep, '3');
+    assert_eq!(
+        played(&h).last().map(String::as_str),
+        Some("vm-person-at-ext+digit-1+digit-0+digit-0+digit-2+vm-is-unavailable+vm-leave-message")
+    );
+    play_done(&mut h, a_ep);
+    let rec = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::Record {
+                endpoint,
+                id,
+                path,
+                beep,
+                ..
+            } if *endpoint == a_ep => Some((*id, path.clone(), *beep)),
+            _ => None,
+        })
+        .expect("recording starts after the greeting");
+    assert!(rec.1.starts_with("voicemail/1/1002/msg-"), "{}", rec.1);
+    assert!(rec.2, "a beep first");
+    h.input(Input::Media(MediaEvent::RecordDone {
+        endpoint: a_ep,
+        id: rec.0,
+        path: rec.1.clone(),
+        duration_ms: 4200,
+        reason: "silence".into(),
+    }));
+    assert_eq!(played(&h).last().map(String::as_str), Some("goodbye"));
+    h.sent.clear();
+    play_done(&mut h, a_ep);
+    assert!(h.requests("BYE").iter().any(|b| b.to.to_string() == CALLER));
+    assert_eq!(h.engine.active_calls(), 0);
+}

@@ -159,6 +159,11 @@ impl AppMedia {
         (out, moh)
     }
 
+    /// The data directory (recording paths are relative to it).
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// Carries out one command; the answer, if any, goes back to the engine.
     pub(crate) fn command(&mut self, cmd: MediaCommand) -> Option<MediaEvent> {
         match cmd {
@@ -233,6 +238,37 @@ impl AppMedia {
                 self.endpoints.get(&endpoint.0)?.join(BridgeId(bridge));
                 None
             }
+            MediaCommand::Record {
+                endpoint,
+                id,
+                path,
+                max_s,
+                silence_s,
+                beep,
+            } => {
+                let ep = self.endpoints.get(&endpoint.0)?;
+                let full = self.data_dir.join(&path);
+                if let Some(dir) = full.parent()
+                    && let Err(e) = std::fs::create_dir_all(dir)
+                {
+                    warn!(path = %full.display(), error = %e, "recording directory not created");
+                    return Some(MediaEvent::RecordDone {
+                        endpoint,
+                        id,
+                        path,
+                        duration_ms: 0,
+                        reason: "error".into(),
+                    });
+                }
+                ep.record(endpoint::RecordRequest {
+                    id,
+                    path: full,
+                    max_len: Duration::from_secs(u64::from(max_s)),
+                    silence: (silence_s > 0).then(|| Duration::from_secs(u64::from(silence_s))),
+                    beep,
+                });
+                None
+            }
             MediaCommand::SetMute { endpoint, muted } => {
                 self.endpoints.get(&endpoint.0)?.set_mute(muted);
                 None
@@ -264,8 +300,8 @@ impl AppMedia {
         }
     }
 
-    /// The engine input for a media-engine event.
-    pub(crate) fn event(ev: EngineEvent) -> Option<MediaEvent> {
+    /// The engine input for a media-engine event (`data_dir` makes recording paths relative).
+    pub(crate) fn event(ev: EngineEvent, data_dir: &Path) -> Option<MediaEvent> {
         use engine::media::EndpointId as E;
         match ev {
             EngineEvent::Dtmf { ep, digit, source } => {
@@ -291,7 +327,31 @@ impl AppMedia {
                 warn!(endpoint = ep.0, path = %path.display(), %reason, "media file unplayable: error tone played instead");
                 None
             }
-            EngineEvent::RecordDone { .. } => None,
+            EngineEvent::RecordDone {
+                ep,
+                id,
+                path,
+                duration,
+                reason,
+            } => {
+                use endpoint::RecordReason as R;
+                let reason = match reason {
+                    R::MaxLength => "max-length",
+                    R::Silence => "silence",
+                    R::Stopped => "stopped",
+                    R::Closed => "closed",
+                    R::DiskFull => "disk-full",
+                    R::Error => "error",
+                };
+                let rel = path.strip_prefix(data_dir).unwrap_or(&path);
+                Some(MediaEvent::RecordDone {
+                    endpoint: E(ep.0),
+                    id,
+                    path: rel.display().to_string(),
+                    duration_ms: duration.as_millis() as u64,
+                    reason: reason.into(),
+                })
+            }
         }
     }
 }

@@ -125,13 +125,13 @@ impl Driver {
                 Some(c) = control.recv() => self.on_control(c),
                 Some(ev) = app_events.recv() => {
                     let n = now();
-                    if let Some(e) = crate::apps_media::AppMedia::event(ev) {
+                    if let Some(e) = crate::apps_media::AppMedia::event(ev, self.apps.data_dir()) {
                         self.engine.handle_input(Input::Media(e), n);
                     }
                     for _ in 0..BATCH {
                         match app_events.try_recv() {
                             Ok(ev) => {
-                                if let Some(e) = crate::apps_media::AppMedia::event(ev) {
+                                if let Some(e) = crate::apps_media::AppMedia::event(ev, self.apps.data_dir()) {
                                     self.engine.handle_input(Input::Media(e), n);
                                 }
                             }

@@ -99,9 +99,7 @@ pub(crate) fn destination_problem(dest: &Destination, exists: bool) -> Option<St
         Destination::Ext(n) if !exists => Some(format!("extension {n} does not exist")),
         Destination::Ext(_) | Destination::Hangup => None,
         Destination::Vm(n) if !exists => Some(format!("extension {n} does not exist")),
-        Destination::Vm(_) => Some(format!(
-            "{dest}: voicemail is not available in this version yet"
-        )),
+        Destination::Vm(_) => None,
         Destination::Group(_) => Some(format!(
             "{dest}: ring groups are not available in this version yet"
         )),
