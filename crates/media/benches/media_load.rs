@@ -24,6 +24,9 @@
 //! Run: `cargo bench -p media --bench media_load -- --server denwa --mode prompt --n 2000`.
 //! Bounded: at most 60 s of measurement, 20,000 legs.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -56,20 +59,6 @@ fn pin_current_thread(cpu: usize) {
     }
 }
 
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain syscalls on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 fn hz() -> f64 {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
@@ -86,7 +75,8 @@ fn stat_cpu(stat: &str) -> f64 {
         / hz()
 }
 
-/// CPU seconds of this process's threads whose name starts with `prefix` (the engine's).
+/// CPU seconds of this process's threads whose name starts with `prefix` (the engine's threads
+/// are `media-0`, `media-loader-0`, `media-writer`; unnamed threads carry the process name).
 fn threads_cpu(prefix: &str) -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
@@ -395,7 +385,7 @@ fn main() {
         .unwrap_or(12990);
     // Denwa's Opus leg at a capped PCM rate (8000: `Endpoint::set_pcm_rate_limit`), else 48 kHz.
     let opus_rate: Option<u32> = arg("--opus-rate").and_then(|v| v.parse().ok());
-    raise_fd_limit();
+    common::raise_fd_limit();
 
     let work = tempfile::tempdir().expect("tempdir");
     let prompt = work.path().join("prompt.wav");
@@ -652,7 +642,7 @@ fn main() {
     });
 
     let cpu_now = |engine: &Option<MediaEngine>, child: &Option<Child>| match (engine, child) {
-        (Some(_), _) => threads_cpu("media"),
+        (Some(_), _) => threads_cpu("media-"),
         (_, Some(c)) => proc_cpu(c.id()),
         _ => 0.0,
     };
@@ -705,7 +695,11 @@ fn main() {
     let loss_pct = lost as f64 / want_total.max(1.0) * 100.0;
     let frames = (n as f64 * 50.0 * wall).max(1.0);
     let underruns = m1.underruns - m0.underruns;
+    // Late (> 10 ms after the deadline) and skipped ticks: a late tick delays one round of
+    // packets, which a phone's jitter buffer absorbs; more than 1 % of the ticks fails the step
+    // as sustained overload. What a listener hears is the sink's gaps > 40 ms.
     let late = (m1.late_ticks - m0.late_ticks) + (m1.skipped_ticks - m0.skipped_ticks);
+    let ticks = m1.ticks - m0.ticks;
     let gaps_pct = report.gaps40 as f64 / want_total.max(1.0) * 100.0;
     let underrun_pct = underruns as f64 / frames * 100.0;
     let cpu_pct = (c1 - c0) / wall * 100.0;
@@ -719,12 +713,12 @@ fn main() {
         && pace_pct > 99.5
         && (!gaps_count || gaps_pct < 0.1)
         && underrun_pct < 0.1
-        && late == 0;
+        && late as f64 <= ticks as f64 * 0.01;
     println!(
         "RESULT server={server} mode={mode} opus_rate={} n={n} pass={pass} streams={}/{expected_streams} \
          received={} rx_per_s={:.0} want_per_s={:.0} pace_pct={pace_pct:.2} loss_pct={loss_pct:.4} gaps40={} gaps_pct={gaps_pct:.4} gaps60={} \
          max_gap_ms={:.1} sink_drops={} underruns={underruns} underrun_pct={underrun_pct:.4} \
-         late_ticks={late} server_cpu_pct={cpu_pct:.1} cpu_pct_per_1000={:.2} engine_tx_per_s={tx_per_s:.0} \
+         late_ticks={late} ticks={ticks} server_cpu_pct={cpu_pct:.1} cpu_pct_per_1000={:.2} engine_tx_per_s={tx_per_s:.0} \
          error={}",
         opus_rate.unwrap_or(48000),
         report.streams,
