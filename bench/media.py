@@ -146,7 +146,7 @@ def report(results, args, elapsed):
 
     def ratio(a, b):
         ma, mb = med(results.get(a, []))[0], med(results.get(b, []))[0]
-        return f"{ma / mb:.2f}x" if mb else "n/a"
+        return f"{ma / mb:.2f}x" if ma and mb else "n/a"
 
     lines.append("Ratios (medians): "
                  f"prompt legs Denwa / rtpengine {ratio('prompt-denwa', 'prompt-rtpengine')}; "
