@@ -17,6 +17,9 @@
 //!       [--mode prompt|conf] [--room 5]`
 //! Loops are bounded: per level 2 s of warm-up plus `--secs` (at most 60) of measurement.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,20 +100,6 @@ fn rss_kib() -> u64 {
     pages * page / 1024
 }
 
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain syscalls on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -133,7 +122,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5)
         .max(2);
-    raise_fd_limit();
+    common::raise_fd_limit();
     let dir = tempfile::tempdir().expect("tempdir");
     let prompt = dir.path().join("prompt.wav");
     let pcm = media::tone::sine(440.0, Duration::from_secs(3), 8000, 10000);

@@ -20,6 +20,9 @@
 #[path = "relay_load/floor.rs"]
 mod floor;
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -460,7 +463,7 @@ fn child(args: &[String]) {
     if let Some(cpus) = args.get(4).and_then(|v| cpu_list(v)) {
         pin(&cpus);
     }
-    raise_fd_limit();
+    common::raise_fd_limit();
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", proc_rss_kib(std::process::id())).unwrap();
     if mode.starts_with("relay") {
@@ -555,18 +558,4 @@ fn wait_stdin() {
         .map(|n| n > 0)
         .unwrap_or(false)
     {}
-}
-
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain libc calls on a valid, initialised struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }

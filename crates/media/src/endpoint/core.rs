@@ -183,6 +183,8 @@ pub struct EndpointCore {
     recording: Option<Recording>,
     pub(crate) bridge: Option<BridgeId>,
     pub(crate) muted: bool,
+    /// Highest PCM rate an Opus leg works at ([`EndpointCore::set_pcm_rate_limit`]).
+    pcm_rate_limit: Option<u32>,
     direction: Direction,
     /// Converters to and from a bridge's mixing rate.
     pub(crate) mix_conv: Option<(Box<dyn Resampler>, Box<dyn Resampler>)>,
@@ -269,6 +271,7 @@ impl EndpointCore {
             recording: None,
             bridge: None,
             muted: false,
+            pcm_rate_limit: None,
             direction: Direction::SendRecv,
             mix_conv: None,
             last_activity: now,
@@ -350,6 +353,29 @@ impl EndpointCore {
         }
     }
 
+    /// Caps the PCM rate of an Opus leg (`Some(8000)`: encode from and decode to 8 kHz, Opus
+    /// complexity 0, [`crate::opus::OpusConfig::for_pcm_rate`]); `None` = the codec's own rate.
+    /// Meant for an Opus leg bridged only to G.711 legs: nothing above 4 kHz can cross the
+    /// bridge, and the leg (and its bridge's mix) then needs no 48 kHz codec work and no
+    /// resamplers — about a fifth of the CPU (docs/media-dsp.md). The RTP clock stays 48 kHz.
+    /// Other codecs keep their own rate. Applies to the current codec at once (new codec
+    /// state, as after a codec change).
+    pub fn set_pcm_rate_limit(&mut self, limit: Option<u32>) {
+        if self.pcm_rate_limit == limit {
+            return;
+        }
+        self.pcm_rate_limit = limit;
+        if let Some(neg) = self.send.as_ref().map(|s| s.neg.clone()) {
+            self.set_codec(neg);
+        }
+    }
+
+    /// The PCM rate to build `kind`'s codec for, when not its own.
+    fn codec_rate(&self, kind: codec::CodecKind) -> Option<u32> {
+        self.pcm_rate_limit
+            .filter(|&r| kind == codec::CodecKind::Opus && r < kind.sample_rate())
+    }
+
     /// Sets what SDP negotiated. Codecs this build lacks are skipped on receive; a send codec it
     /// lacks leaves the leg silent (and is logged).
     pub fn set_codec(&mut self, neg: Negotiated) {
@@ -359,7 +385,10 @@ impl EndpointCore {
             if decoders.len() >= MAX_DECODERS || decoders.iter().any(|d| d.pt == pt) {
                 continue;
             }
-            if let Ok(decoder) = codec::decoder(kind) {
+            if let Ok(decoder) = self
+                .codec_rate(kind)
+                .map_or_else(|| codec::decoder(kind), |r| codec::decoder_at(kind, r))
+            {
                 decoders.push(RxCodec { pt, decoder });
             }
         }
@@ -370,7 +399,10 @@ impl EndpointCore {
             .take(MAX_DECODERS)
             .copied()
             .collect();
-        let encoder = match codec::encoder(neg.codec) {
+        let encoder = match self.codec_rate(neg.codec).map_or_else(
+            || codec::encoder(neg.codec),
+            |r| codec::encoder_at(neg.codec, r),
+        ) {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(ep = self.id.0, error = %e, "send codec unavailable");
@@ -378,7 +410,7 @@ impl EndpointCore {
                 return;
             }
         };
-        let rate = neg.codec.sample_rate();
+        let rate = encoder.pcm_rate();
         let frames_per_packet = (neg.ptime_ms / FRAME_MS).clamp(1, 6) as usize;
         let old_rate = self.rate();
         self.send = Some(Send {
@@ -585,14 +617,15 @@ impl EndpointCore {
             return;
         };
         let kind = self.decoders[idx].decoder.kind();
+        let pcm_rate = self.decoders[idx].decoder.pcm_rate();
         let clock = kind.rtp_clock_rate();
         let arrival = self.clock_units(now, clock);
         self.rx
             .on_timing(p.payload_type, p.timestamp, arrival, clock);
-        if self.jb.as_ref().is_none_or(|j| j.clock() != clock) {
+        if self.jb.as_ref().is_none_or(|j| j.clock() != clock) || self.rx_rate != pcm_rate {
             self.jb = Some(JitterBuffer::new(clock));
             self.pcm_in.clear();
-            self.rx_rate = kind.sample_rate();
+            self.rx_rate = pcm_rate;
         }
         if let Some(jb) = self.jb.as_mut()
             && jb.insert(
@@ -760,15 +793,15 @@ impl EndpointCore {
                         .unwrap_or(last);
                     let dec = &mut self.decoders[di];
                     self.last_pt = Some(dec.pt);
-                    let kind = dec.decoder.kind();
+                    let dec_rate = dec.decoder.pcm_rate();
                     if dec.decoder.decode(&p.payload, &mut self.pcm_in).is_err() {
                         self.pcm_in.truncate(before);
                         dec.decoder.conceal(need, &mut self.pcm_in);
                         self.stats.concealed += 1;
-                    } else if kind.sample_rate() != rx_rate {
+                    } else if dec_rate != rx_rate {
                         let got = self.pcm_in.split_off(before);
                         self.pcm_in
-                            .extend(rate::convert_all(&got, kind.sample_rate(), rx_rate));
+                            .extend(rate::convert_all(&got, dec_rate, rx_rate));
                     }
                     let samples = (self.pcm_in.len() - before) as u64;
                     let units = samples * u64::from(clock) / u64::from(rx_rate.max(1));

@@ -1002,3 +1002,100 @@ fn a_reordered_end_packet_of_an_earlier_digit_is_not_a_new_press() {
         .collect();
     assert_eq!(digits, vec!['1', '2']);
 }
+
+/// An Opus phone's stream of one tone (48 kHz PCM encoded, PT 111, 960 timestamp units).
+fn opus_phone_packets(freq: f64, n: usize) -> Vec<Vec<u8>> {
+    let pcm = tone::sine(freq, Duration::from_millis(20 * n as u64), 48000, 8000);
+    let mut enc = crate::codec::encoder(CodecKind::Opus).expect("encoder");
+    pcm.chunks(960)
+        .enumerate()
+        .map(|(i, f)| {
+            let mut payload = Vec::new();
+            enc.encode(f, &mut payload).expect("encode");
+            RtpHeader::new(111, 500 + i as u16, 960 * i as u32, 99)
+                .build(&payload)
+                .expect("build")
+        })
+        .collect()
+}
+
+/// Opus ↔ PCMU through a two-member bridge, the Opus leg capped at `limit`: returns what the
+/// Opus phone heard (decoded at 48 kHz), what the PCMU phone heard, the Opus leg's rate and
+/// the RTP timestamps it sent.
+fn opus_pcmu_bridge(limit: Option<u32>) -> (Vec<i16>, Vec<i16>, u32, Vec<u32>, bool) {
+    let t0 = Instant::now();
+    let mut g = Group::new();
+    let mut ca = core(1, CodecKind::Opus, t0);
+    ca.set_pcm_rate_limit(limit);
+    let a = g.insert(ca);
+    let b = g.insert(core(2, CodecKind::Pcmu, t0));
+    g.join(a, BridgeId(9));
+    g.join(b, BridgeId(9));
+    let from_a = opus_phone_packets(700.0, 40);
+    let mut pb = Phone::new(CodecKind::Pcmu, 1500.0);
+    let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
+    let mut now = t0;
+    for x in &from_a {
+        g.get_mut(a).expect("a").on_rtp(x, addr(40000), now);
+        let y = pb.next();
+        g.get_mut(b).expect("b").on_rtp(&y, addr(40002), now);
+        g.tick(now);
+        to_a.extend(sent(g.get_mut(a).expect("a")));
+        to_b.extend(sent(g.get_mut(b).expect("b")));
+        now += TICK;
+    }
+    let rate = g.get_mut(a).expect("a").rate();
+    let resamplers =
+        g.get_mut(a).expect("a").mix_conv.is_some() || g.get_mut(b).expect("b").mix_conv.is_some();
+    let ts: Vec<u32> = to_a
+        .iter()
+        .map(|p| RtpPacket::parse(p).expect("rtp").timestamp)
+        .collect();
+    let mut dec = crate::codec::decoder(CodecKind::Opus).expect("decoder");
+    let mut heard_a = Vec::new();
+    for p in &to_a[10..] {
+        let p = RtpPacket::parse(p).expect("rtp");
+        assert_eq!(p.payload_type, 111);
+        dec.decode(p.payload, &mut heard_a).expect("decode");
+    }
+    (
+        heard_a,
+        decode(CodecKind::Pcmu, &to_b[10..]),
+        rate,
+        ts,
+        resamplers,
+    )
+}
+
+#[test]
+fn opus_leg_capped_at_8khz_transcodes_both_ways_without_resamplers() {
+    for limit in [None, Some(8000)] {
+        let (heard_a, heard_b, rate, ts, resamplers) = opus_pcmu_bridge(limit);
+        assert_eq!(rate, limit.unwrap_or(48000), "{limit:?}");
+        assert_eq!(resamplers, limit.is_none(), "{limit:?}");
+        // The RTP clock stays 48 kHz: 960 units per 20 ms packet.
+        assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 960));
+        assert!(ts.len() >= 38, "{limit:?}: {} packets", ts.len());
+        assert!(
+            power(&heard_a, 1500.0, 48000) > 0.01 && power(&heard_a, 700.0, 48000) < 0.001,
+            "{limit:?}: Opus side"
+        );
+        assert!(
+            power(&heard_b, 700.0, 8000) > 0.01 && power(&heard_b, 1500.0, 8000) < 0.001,
+            "{limit:?}: PCMU side"
+        );
+    }
+}
+
+#[test]
+fn pcm_rate_limit_leaves_other_codecs_alone_and_can_be_lifted() {
+    let t0 = Instant::now();
+    let mut c = core(1, CodecKind::G722, t0);
+    c.set_pcm_rate_limit(Some(8000));
+    assert_eq!(c.rate(), 16000, "G.722 has no 8 kHz mode");
+    let mut o = core(2, CodecKind::Opus, t0);
+    o.set_pcm_rate_limit(Some(8000));
+    assert_eq!(o.rate(), 8000);
+    o.set_pcm_rate_limit(None);
+    assert_eq!(o.rate(), 48000);
+}

@@ -259,6 +259,7 @@ pub struct Endpoint {
 enum Ctl {
     Remote(SocketAddr, Option<SocketAddr>),
     Codec(Negotiated),
+    PcmRateLimit(Option<u32>),
     Play(PlayRequest),
     StopPlay,
     Record(RecordRequest),
@@ -302,6 +303,12 @@ impl Endpoint {
     /// What SDP negotiated.
     pub fn set_codec(&self, neg: Negotiated) {
         self.ctl(Ctl::Codec(neg));
+    }
+
+    /// Caps an Opus leg's PCM rate (`Some(8000)` for an Opus leg bridged only to G.711 legs;
+    /// see [`super::core::EndpointCore::set_pcm_rate_limit`]).
+    pub fn set_pcm_rate_limit(&self, limit: Option<u32>) {
+        self.ctl(Ctl::PcmRateLimit(limit));
     }
 
     /// Plays to this leg (ending the current play as interrupted).
@@ -738,6 +745,7 @@ impl Worker {
                             match c {
                                 Ctl::Remote(rtp, rtcp) => core.set_remote(rtp, rtcp, now),
                                 Ctl::Codec(n) => core.set_codec(n),
+                                Ctl::PcmRateLimit(r) => core.set_pcm_rate_limit(r),
                                 Ctl::Play(r) => core.play(r),
                                 Ctl::StopPlay => core.stop_play(),
                                 Ctl::Record(r) => core.record(r),
