@@ -870,6 +870,7 @@ impl Engine {
             .filter(|(j, l)| *j != i && l.side == Side::B && l.final_status.is_none())
             .map(|(_, l)| l.txn)
             .collect();
+        let b_codec = codec.name.clone();
         self.media(MediaCommand::ConfigureEndpoint {
             endpoint: b_ep,
             rtp,
@@ -878,6 +879,14 @@ impl Engine {
             telephone_event: te,
             ptime: 20,
         });
+        // An Opus leg bridged to a narrowband one gains nothing from 48 kHz: cap it at 8 kHz.
+        let narrow = |n: &str| n.eq_ignore_ascii_case("PCMU") || n.eq_ignore_ascii_case("PCMA");
+        let opus = |n: &str| n.eq_ignore_ascii_case("opus");
+        let cap = match (a_codec.as_str(), b_codec.as_str()) {
+            (a, b) if opus(a) && narrow(b) => Some(a_ep),
+            (a, b) if narrow(a) && opus(b) => Some(b_ep),
+            _ => None,
+        };
         self.media(MediaCommand::StopPlay { endpoint: a_ep });
         self.media(MediaCommand::Join {
             endpoint: a_ep,
@@ -919,6 +928,13 @@ impl Engine {
                 };
             }
             info!(call = id, codec = %call.codec, "call answered (transcoded)");
+        }
+        // After every codec is set (a deferred caller's just above).
+        if let Some(endpoint) = cap {
+            self.media(MediaCommand::LimitRate {
+                endpoint,
+                hz: Some(8000),
+            });
         }
     }
 

@@ -206,6 +206,14 @@ pub enum MediaCommand {
         /// A beep first.
         beep: bool,
     },
+    /// Cap the PCM rate an endpoint's codec works at (an Opus leg bridged only to G.711 legs
+    /// works at 8 kHz: no 48 kHz coding and no resamplers); `None` lifts the cap.
+    LimitRate {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// Highest PCM rate, Hz.
+        hz: Option<u32>,
+    },
     /// Mute (the bridge does not hear it) or unmute an endpoint.
     SetMute {
         /// Endpoint.

@@ -269,6 +269,10 @@ impl AppMedia {
                 });
                 None
             }
+            MediaCommand::LimitRate { endpoint, hz } => {
+                self.endpoints.get(&endpoint.0)?.set_pcm_rate_limit(hz);
+                None
+            }
             MediaCommand::SetMute { endpoint, muted } => {
                 self.endpoints.get(&endpoint.0)?.set_mute(muted);
                 None
