@@ -93,4 +93,6 @@ fn healthz_and_metrics_of_a_running_server_see_the_sip_core() {
     let m = http_get(d.http_port, "/metrics");
     assert!(m.contains("\ndenwa_sip_core_up 1\n"), "{m}");
     assert!(m.contains("denwa_sip_requests_received_total"), "{m}");
+    assert!(m.contains("\ndenwa_media_endpoints 0\n"), "{m}");
+    assert!(m.contains("denwa_media_late_ticks_total"), "{m}");
 }

@@ -159,6 +159,11 @@ impl AppMedia {
         (out, moh)
     }
 
+    /// A handle on the media engine (its counters are read for `/metrics`).
+    pub(crate) fn engine(&self) -> MediaEngine {
+        self.engine.clone()
+    }
+
     /// The data directory (recording paths are relative to it).
     pub(crate) fn data_dir(&self) -> &Path {
         &self.data_dir

@@ -113,6 +113,8 @@ pub struct Pbx {
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     relay: media::Relay,
+    /// The terminating media engine (voice applications), for its counters.
+    apps: media::endpoint::MediaEngine,
     sip_addrs: Vec<SocketAddr>,
 }
 
@@ -178,6 +180,7 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         cfg.tone_country,
         cfg.media_timeout,
     );
+    let apps_engine = apps.engine();
     let d = driver::Driver::new(
         eng,
         store,
@@ -196,6 +199,7 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         shared,
         metrics,
         relay,
+        apps: apps_engine,
         sip_addrs,
     })
 }
@@ -246,6 +250,42 @@ impl Pbx {
                     "gauge",
                     "Media relay sessions open.",
                     m.active_sessions,
+                ),
+            ],
+        );
+        let e = self.apps.metrics();
+        metrics::write_simple(
+            &mut s,
+            &[
+                (
+                    "denwa_media_endpoints",
+                    "gauge",
+                    "Terminating media endpoints open (voice applications, transcoding, hold music).",
+                    e.endpoints,
+                ),
+                (
+                    "denwa_media_endpoint_underruns_total",
+                    "counter",
+                    "Jitter-buffer underruns of terminating endpoints (a frame was due, none had arrived).",
+                    e.underruns,
+                ),
+                (
+                    "denwa_media_late_ticks_total",
+                    "counter",
+                    "Media-engine ticks that started more than 10 ms late.",
+                    e.late_ticks,
+                ),
+                (
+                    "denwa_media_skipped_ticks_total",
+                    "counter",
+                    "Media-engine ticks skipped because a worker fell too far behind.",
+                    e.skipped_ticks,
+                ),
+                (
+                    "denwa_media_events_dropped_total",
+                    "counter",
+                    "Media-engine events that did not fit the queue to call control.",
+                    e.events_dropped,
                 ),
             ],
         );
