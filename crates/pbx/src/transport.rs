@@ -939,10 +939,21 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     async fn started(bounds: TransportLimits) -> (Arc<Transports>, mpsc::Receiver<Inbound>) {
-        let metrics = Arc::new(Metrics::default());
-        let t = Transports::bind_with(&[SocketAddr::from(([127, 0, 0, 1], 0))], metrics, bounds)
-            .await
-            .expect("bind");
+        // Port 0 picks a free UDP port; TCP on the same number may be taken by a test running
+        // alongside: try again with another.
+        let mut attempt = 0;
+        let t = loop {
+            let metrics = Arc::new(Metrics::default());
+            let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            match Transports::bind_with(&[addr], metrics, bounds.clone()).await {
+                Ok(t) => break t,
+                Err(e) if attempt < 20 => {
+                    attempt += 1;
+                    eprintln!("bind attempt {attempt}: {e:#}");
+                }
+                Err(e) => panic!("bind: {e:#}"),
+            }
+        };
         let (tx, rx) = mpsc::channel(64);
         t.start(tx);
         (t, rx)
