@@ -160,6 +160,45 @@ macro_rules! destination_exists {
 }
 pub(crate) use destination_exists;
 
+/// What sends callers to `target` (`ivr:main`, `conf:800`) in the tenant, inside a transaction:
+/// `Some("the destination of inbound route …")` or `Some("used by IVR menu …")`; the menu named
+/// `skip_menu` (the one being removed) does not count.
+macro_rules! referrer {
+    ($tx:ident, $tenant:expr, $target:expr, $skip_menu:expr) => {{
+        let mut found: Option<String> = None;
+        for r in sqlx::query("SELECT pattern, spec FROM inbound_routes WHERE tenant_id = $1")
+            .bind($tenant)
+            .fetch_all(&mut *$tx)
+            .await?
+        {
+            let spec: DidSpec = serde_json::from_str(&r.text("spec")?).unwrap_or_default();
+            if spec.destination == $target {
+                found = Some(format!(
+                    "the destination of inbound route {}",
+                    r.text("pattern")?
+                ));
+                break;
+            }
+        }
+        if found.is_none() {
+            for r in
+                sqlx::query("SELECT name, spec FROM ivr_menus WHERE tenant_id = $1 AND name <> $2")
+                    .bind($tenant)
+                    .bind($skip_menu)
+                    .fetch_all(&mut *$tx)
+                    .await?
+            {
+                let spec: MenuSpec = serde_json::from_str(&r.text("spec")?).unwrap_or_default();
+                if spec.destinations().any(|(_, d)| d == $target) {
+                    found = Some(format!("used by IVR menu {}", r.text("name")?));
+                    break;
+                }
+            }
+        }
+        found
+    }};
+}
+
 impl Store {
     /// Creates a menu (`create_only`) or replaces the settings of an existing one.
     pub async fn put_ivr(
@@ -240,32 +279,8 @@ impl Store {
     pub async fn delete_ivr(&self, tenant_id: i64, name: &str) -> Result<()> {
         let target = format!("ivr:{name}");
         write_tx!(self.db(), tx, kind => {
-            for r in sqlx::query("SELECT pattern, spec FROM inbound_routes WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                let spec: DidSpec = serde_json::from_str(&r.text("spec")?).unwrap_or_default();
-                if spec.destination == target {
-                    return Err(invalid("name", format!(
-                        "IVR menu {name} is the destination of inbound route {}",
-                        r.text("pattern")?
-                    )));
-                }
-            }
-            for r in sqlx::query("SELECT name, spec FROM ivr_menus WHERE tenant_id = $1 AND name <> $2")
-                .bind(tenant_id)
-                .bind(name)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                let spec: MenuSpec = serde_json::from_str(&r.text("spec")?).unwrap_or_default();
-                if spec.destinations().any(|(_, d)| d == target) {
-                    return Err(invalid("name", format!(
-                        "IVR menu {name} is used by IVR menu {}",
-                        r.text("name")?
-                    )));
-                }
+            if let Some(why) = referrer!(tx, tenant_id, target, name) {
+                return Err(invalid("name", format!("IVR menu {name} is {why}")));
             }
             let n = sqlx::query("DELETE FROM ivr_menus WHERE tenant_id = $1 AND name = $2")
                 .bind(tenant_id)
@@ -366,31 +381,8 @@ impl Store {
     pub async fn delete_conf(&self, tenant_id: i64, number: &str) -> Result<()> {
         let target = format!("conf:{number}");
         write_tx!(self.db(), tx, kind => {
-            for r in sqlx::query("SELECT pattern, spec FROM inbound_routes WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                let spec: DidSpec = serde_json::from_str(&r.text("spec")?).unwrap_or_default();
-                if spec.destination == target {
-                    return Err(invalid("number", format!(
-                        "conference room {number} is the destination of inbound route {}",
-                        r.text("pattern")?
-                    )));
-                }
-            }
-            for r in sqlx::query("SELECT name, spec FROM ivr_menus WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                let spec: MenuSpec = serde_json::from_str(&r.text("spec")?).unwrap_or_default();
-                if spec.destinations().any(|(_, d)| d == target) {
-                    return Err(invalid("number", format!(
-                        "conference room {number} is used by IVR menu {}",
-                        r.text("name")?
-                    )));
-                }
+            if let Some(why) = referrer!(tx, tenant_id, target, "") {
+                return Err(invalid("number", format!("conference room {number} is {why}")));
             }
             let n = sqlx::query("DELETE FROM conf_rooms WHERE tenant_id = $1 AND number = $2")
                 .bind(tenant_id)
