@@ -408,12 +408,6 @@ fn no_endpoint_gives_503() {
 }
 
 #[test]
-fn ringing_tone_is_a_tone() {
-    // Guard the enum the driver maps: ringback is a progress tone, not a prompt.
-    assert_ne!(ToneKind::Ringback, ToneKind::Busy);
-}
-
-#[test]
 fn phones_without_a_common_codec_are_transcoded() {
     let mut h = setup();
     h.sent = h.dial(&Dial {
