@@ -207,6 +207,8 @@ pub(crate) struct Call {
     pub rung: Vec<Binding>,
     /// Music on hold for a relayed call's held party.
     pub moh: Option<Box<crate::moh::Moh>>,
+    /// Ring group / forwarding plan this call is a step of.
+    pub hunt: Option<Box<crate::hunt::Hunt>>,
 }
 
 impl Call {
@@ -242,6 +244,7 @@ impl Call {
             anchor: None,
             rung: Vec::new(),
             moh: None,
+            hunt: None,
         }
     }
 
@@ -643,6 +646,10 @@ impl Engine {
                     destination @ (Destination::Ivr(_) | Destination::Conf(_) | Destination::Vm(_)),
                 ..
             } => return self.start_app(entry, o, destination, now),
+            Decision::Route {
+                destination: Destination::Group(name),
+                ..
+            } => return self.route_group(entry, o, &name, None, now),
             Decision::Route { destination, .. } => {
                 // A kind this node cannot serve yet.
                 debug!(%destination, "destination not available");
@@ -658,6 +665,9 @@ impl Engine {
                 );
             }
         };
+        if self.hunt_takes_ext(&target) {
+            return self.route_ext(entry, o, target, None, now);
+        }
         let bindings: Vec<Binding> = self
             .usrloc
             .get(target.id)
@@ -925,7 +935,7 @@ impl Engine {
     }
 
     /// Removes a call that never got going (no CDR: the caller was answered with an error).
-    fn drop_call(&mut self, id: u64) {
+    pub(crate) fn drop_call(&mut self, id: u64) {
         if let Some(call) = self.b2bua.remove(id) {
             if let Some(anchor) = &call.anchor {
                 for ep in anchor.endpoints() {
@@ -1049,6 +1059,7 @@ impl Engine {
     }
 
     fn leg_answered(&mut self, id: u64, i: LegIdx, resp: Response, now: Now) {
+        self.hunt_answered(id, i);
         let adv = self.cfg.advertise;
         let Some(call) = self.b2bua.get(id) else {
             return;
@@ -1207,6 +1218,9 @@ impl Engine {
         if self.try_transcode(id, rung, now) {
             return;
         }
+        if self.hunt_failed(id, &statuses, now) {
+            return;
+        }
         let (status, ending) = fork_failure(&statuses, outside);
         self.finish(id, ending, Some(status), now);
     }
@@ -1259,7 +1273,7 @@ impl Engine {
     }
 
     /// CANCELs every fork of call `id` that has no final response yet.
-    fn cancel_forks(&mut self, id: u64, now: Now) {
+    pub(crate) fn cancel_forks(&mut self, id: u64, now: Now) {
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -1667,6 +1681,9 @@ impl Engine {
         for id in due {
             if self.b2bua.get(id).is_some_and(|c| c.anchor.is_some()) {
                 self.anchored_no_answer(id, now);
+                continue;
+            }
+            if self.hunt_no_answer(id, now) {
                 continue;
             }
             if let Some(call) = self.b2bua.get(id) {

@@ -262,6 +262,8 @@ pub struct Apps {
     pub confs: HashMap<(i64, String), apps::conf::RoomSpec>,
     /// Internal numbers of applications by (tenant, number).
     pub numbers: HashMap<(i64, String), crate::dialplan::Destination>,
+    /// Ring groups and per-extension forwarding (loaded with the applications).
+    pub hunt: crate::hunt::HuntConfig,
 }
 
 impl Apps {

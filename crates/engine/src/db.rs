@@ -45,6 +45,14 @@ pub enum DbOp {
         /// The state document ([`crate::TrunkStatus`]).
         status: serde_json::Value,
     },
+    /// Remember the member a round-robin ring group tried last; answered with
+    /// [`DbAnswer::Done`].
+    GroupPosition {
+        /// Ring group id.
+        group_id: i64,
+        /// The member's number.
+        member: String,
+    },
 }
 
 /// The answer to a [`DbOp`].

@@ -314,7 +314,12 @@ fn emergency(
 }
 
 /// The first outbound route whose pattern matches and whose class the caller may use.
-fn outbound(tenant: i64, digits: &str, caller: Option<&ExtEntry>, snap: &Snapshot) -> Decision {
+pub(crate) fn outbound(
+    tenant: i64,
+    digits: &str,
+    caller: Option<&ExtEntry>,
+    snap: &Snapshot,
+) -> Decision {
     let cos = caller.map(|c| c.cos).unwrap_or(CallClass::Internal);
     let mut refused: Option<CallClass> = None;
     for route in routes(tenant, snap) {

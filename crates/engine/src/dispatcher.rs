@@ -1221,6 +1221,9 @@ impl Engine {
 
     /// No trunk could take the call at all.
     pub(crate) fn trunks_exhausted(&mut self, id: u64, now: Now) {
+        if self.hunt_failed(id, &[503], now) {
+            return;
+        }
         let ending = crate::b2bua::Ending {
             disposition: Disposition::Failed,
             hangup_by: crate::db::HangupBy::System,

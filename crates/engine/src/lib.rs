@@ -25,6 +25,7 @@ pub mod counters;
 pub mod db;
 pub mod dialplan;
 pub mod dispatcher;
+pub mod hunt;
 pub mod media;
 mod moh;
 pub mod nathelper;

@@ -104,6 +104,8 @@ pub struct Harness {
     client_rng: rand::rngs::StdRng,
     /// Trunk states as last written.
     pub trunk_status: HashMap<i64, serde_json::Value>,
+    /// Ring group round-robin positions as written: (group id, member).
+    pub group_positions: Vec<(i64, String)>,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -156,6 +158,7 @@ impl Harness {
             cseq: 1,
             client_rng: rand::SeedableRng::from_seed([3; 32]),
             trunk_status: HashMap::new(),
+            group_positions: Vec::new(),
         }
     }
 
@@ -252,6 +255,10 @@ impl Harness {
             DbOp::BindingFlags { .. } | DbOp::PurgeExpired { .. } => DbAnswer::Done(Ok(())),
             DbOp::TrunkStatus { trunk_id, status } => {
                 self.trunk_status.insert(trunk_id, status);
+                DbAnswer::Done(Ok(()))
+            }
+            DbOp::GroupPosition { group_id, member } => {
+                self.group_positions.push((group_id, member));
                 DbAnswer::Done(Ok(()))
             }
             DbOp::LookupExtension { tenant, number } => {
