@@ -144,6 +144,10 @@ macro_rules! destination_exists {
                 "SELECT id FROM ivr_menus WHERE tenant_id = $1 AND name = $2",
                 n.as_str(),
             ),
+            Destination::Group(n) => (
+                "SELECT id FROM ring_groups WHERE tenant_id = $1 AND name = $2",
+                n.as_str(),
+            ),
             _ => ("", ""),
         };
         if sql.is_empty() {
@@ -198,6 +202,7 @@ macro_rules! referrer {
         found
     }};
 }
+pub(crate) use referrer;
 
 impl Store {
     /// Creates a menu (`create_only`) or replaces the settings of an existing one.
@@ -280,6 +285,9 @@ impl Store {
         let target = format!("ivr:{name}");
         write_tx!(self.db(), tx, kind => {
             if let Some(why) = referrer!(tx, tenant_id, target, name) {
+                return Err(invalid("name", format!("IVR menu {name} is {why}")));
+            }
+            if let Some(why) = crate::hunt::hunt_referrer!(tx, tenant_id, target, "") {
                 return Err(invalid("name", format!("IVR menu {name} is {why}")));
             }
             let n = sqlx::query("DELETE FROM ivr_menus WHERE tenant_id = $1 AND name = $2")

@@ -209,6 +209,27 @@ pub(crate) const TABLES: &[TableDef] = &[
         since: 7,
     },
     TableDef {
+        name: "ring_groups",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("name", Text),
+            ("number", Text),
+            ("spec", Text),
+            ("last_member", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        identity: true,
+        since: 9,
+    },
+    TableDef {
+        name: "ext_forwarding",
+        cols: &[("extension_id", Int), ("spec", Text), ("updated_at", Int)],
+        identity: false,
+        since: 9,
+    },
+    TableDef {
         name: "administrators",
         cols: &[
             ("id", Int),

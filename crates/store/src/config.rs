@@ -543,6 +543,9 @@ impl Store {
     /// Deletes an extension (its registrations go with it).
     pub async fn delete_extension(&self, tenant_id: i64, number: &str) -> Result<()> {
         write_tx!(self.db(), tx, kind => {
+            if let Some(why) = crate::hunt::hunt_referrer!(tx, tenant_id, format!("ext:{number}"), "") {
+                return Err(Error::Invalid { field: "number", reason: format!("extension {number} is {why}") });
+            }
             let n = sqlx::query("DELETE FROM extensions WHERE tenant_id = $1 AND number = $2")
                 .bind(tenant_id)
                 .bind(number)

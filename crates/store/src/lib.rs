@@ -15,6 +15,7 @@ mod cdr;
 mod config;
 mod db;
 mod group;
+mod hunt;
 mod location;
 pub mod migrate;
 #[macro_use]
@@ -37,6 +38,7 @@ use tokio::sync::{broadcast, mpsc};
 pub use apps::{ConfRoom, IvrMenu, validate_menu_name};
 pub use config::{ha1_md5, ha1_sha256, validate_extension_number};
 pub use group::WriteStats;
+pub use hunt::RingGroup;
 pub use model::*;
 pub use notify::Change;
 pub use outside::OutsideConfig;

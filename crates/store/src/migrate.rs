@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 8;
+pub const LATEST: i64 = 9;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -358,6 +358,26 @@ CREATE TABLE backup_server_state (
 INSERT INTO backup_server_state (id) VALUES (1);
 "#;
 
+const V9_RING_GROUPS: &str = r#"
+CREATE TABLE ring_groups (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 40),
+    number TEXT NOT NULL DEFAULT '',
+    spec TEXT NOT NULL,
+    last_member TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE ext_forwarding (
+    extension_id BIGINT PRIMARY KEY REFERENCES extensions (id) ON DELETE CASCADE,
+    spec TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -399,6 +419,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 8,
         name: "backup shipping and the backup server",
         sql: V8,
+    },
+    Migration {
+        version: 9,
+        name: "ring groups and forwarding",
+        sql: V9_RING_GROUPS,
     },
 ];
 

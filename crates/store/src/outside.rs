@@ -100,9 +100,8 @@ pub(crate) fn destination_problem(dest: &Destination, exists: bool) -> Option<St
         Destination::Ext(_) | Destination::Hangup => None,
         Destination::Vm(n) if !exists => Some(format!("extension {n} does not exist")),
         Destination::Vm(_) => None,
-        Destination::Group(_) => Some(format!(
-            "{dest}: ring groups are not available in this version yet"
-        )),
+        Destination::Group(n) if !exists => Some(format!("ring group {n} does not exist")),
+        Destination::Group(_) => None,
         Destination::Ivr(n) if !exists => Some(format!("IVR menu {n} does not exist")),
         Destination::Ivr(_) => None,
         Destination::Timecond(_) => Some(format!(

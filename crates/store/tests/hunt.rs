@@ -1,0 +1,153 @@
+//! Ring groups and forwarding against real SQLite and PostgreSQL: validation names the field,
+//! references must exist, an extension or group that a group or forward names cannot be
+//! removed, the round-robin position is stored, feature-code style set/clear/toggle.
+
+mod common;
+
+use engine::hunt::{ForwardKind, Forwarding, GroupSpec, Member, Strategy};
+use store::{Backend, Error, NewExtension};
+
+both_backends!(groups_and_forwarding,);
+
+fn field(e: Error) -> &'static str {
+    match e {
+        Error::Invalid { field, .. } => field,
+        other => panic!("not a validation error: {other}"),
+    }
+}
+
+fn spec(members: &[&str], no_answer: &str) -> GroupSpec {
+    GroupSpec {
+        strategy: Strategy::Sequential,
+        members: members
+            .iter()
+            .map(|n| Member {
+                number: n.to_string(),
+                ring_s: 0,
+            })
+            .collect(),
+        ring_s: 10,
+        timeout_s: 30,
+        no_answer: no_answer.into(),
+        cid_prefix: "Sales".into(),
+        cos: engine::outside::CallClass::Internal,
+    }
+}
+
+async fn groups_and_forwarding(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t = s.default_tenant().await.unwrap().id;
+    for n in ["1001", "1002", "1003"] {
+        s.create_extension(
+            t,
+            NewExtension {
+                number: n.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    // Refusals name the field.
+    let e = s
+        .put_group(t, "sales", "1001", &spec(&["1002"], "hangup"), true)
+        .await;
+    assert_eq!(field(e.unwrap_err()), "number", "an extension's number");
+    let e = s
+        .put_group(t, "sales", "600", &spec(&[], "hangup"), true)
+        .await;
+    assert_eq!(field(e.unwrap_err()), "members");
+    let e = s
+        .put_group(t, "sales", "600", &spec(&["1002"], "vm:1999"), true)
+        .await;
+    assert_eq!(field(e.unwrap_err()), "no_answer");
+    let e = s
+        .put_group(t, "bad name", "600", &spec(&["1002"], "hangup"), true)
+        .await;
+    assert_eq!(field(e.unwrap_err()), "name");
+    // A group with an outside member and a voicemail fallback.
+    let g = s
+        .put_group(
+            t,
+            "sales",
+            "600",
+            &spec(&["1002", "1003", "0312345678"], "vm:1001"),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(g.number, "600");
+    assert!(matches!(
+        s.put_group(t, "sales", "600", &spec(&["1002"], "hangup"), true)
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    let e = s
+        .put_group(t, "support", "600", &spec(&["1002"], "hangup"), true)
+        .await;
+    assert_eq!(field(e.unwrap_err()), "number", "another group's number");
+    s.put_group(t, "support", "601", &spec(&["1003"], "group:sales"), true)
+        .await
+        .unwrap();
+    // Round-robin memory.
+    s.set_group_position(g.id, "1003").await.unwrap();
+    assert_eq!(
+        s.group(t, "sales").await.unwrap().unwrap().last_member,
+        "1003"
+    );
+    // Forwarding: validation, existence, set/clear/toggle.
+    let bad = Forwarding {
+        busy: "vm:1999".into(),
+        ..Forwarding::default()
+    };
+    assert_eq!(
+        field(s.put_forwarding(t, "1003", &bad).await.unwrap_err()),
+        "busy"
+    );
+    let own = Forwarding {
+        always: "1003".into(),
+        ..Forwarding::default()
+    };
+    assert_eq!(
+        field(s.put_forwarding(t, "1003", &own).await.unwrap_err()),
+        "always"
+    );
+    let f = s
+        .set_forward(t, "1001", ForwardKind::Busy, Some("vm:1001"))
+        .await
+        .unwrap();
+    assert_eq!(f.busy, "vm:1001");
+    s.set_forward(t, "1001", ForwardKind::Always, Some("1003"))
+        .await
+        .unwrap();
+    assert!(s.set_dnd(t, "1001", None).await.unwrap(), "toggled on");
+    let f = s.forwarding(t, "1001").await.unwrap();
+    assert_eq!(
+        (f.always.as_str(), f.busy.as_str(), f.dnd),
+        ("1003", "vm:1001", true)
+    );
+    assert_eq!(s.all_forwarding().await.unwrap().len(), 1);
+    // References refuse removal, with the reason.
+    let e = s.delete_extension(t, "1002").await.unwrap_err();
+    assert!(e.to_string().contains("member of ring group sales"), "{e}");
+    let e = s.delete_extension(t, "1003").await.unwrap_err();
+    assert!(e.to_string().contains("ring group"), "{e}");
+    let e = s.delete_group(t, "sales").await.unwrap_err();
+    assert!(e.to_string().contains("ring group support"), "{e}");
+    s.delete_group(t, "support").await.unwrap();
+    s.delete_group(t, "sales").await.unwrap();
+    // 1003 is still named by 1001's forward always.
+    let e = s.delete_extension(t, "1003").await.unwrap_err();
+    assert!(
+        e.to_string().contains("forwarding of extension 1001"),
+        "{e}"
+    );
+    s.set_forward(t, "1001", ForwardKind::Always, None)
+        .await
+        .unwrap();
+    s.delete_extension(t, "1003").await.unwrap();
+    // An extension's own settings go with it.
+    s.delete_extension(t, "1001").await.unwrap();
+    assert!(s.all_forwarding().await.unwrap().is_empty());
+    assert!(s.list_groups(t).await.unwrap().is_empty());
+}
