@@ -108,8 +108,10 @@ impl FromStr for Strategy {
 }
 
 /// One member of a ring group: a number the dialplan resolves (an extension of the tenant, or
-/// an outside number through the outbound routes).
+/// an outside number through the outbound routes). Written as `"1002"` or
+/// `{"number": "1002", "ring_s": 20}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "MemberIn")]
 pub struct Member {
     /// Extension or outside number.
     pub number: String,
@@ -118,13 +120,35 @@ pub struct Member {
     pub ring_s: u32,
 }
 
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MemberIn {
+    Number(String),
+    Full {
+        number: String,
+        #[serde(default)]
+        ring_s: u32,
+    },
+}
+
+impl From<MemberIn> for Member {
+    fn from(m: MemberIn) -> Member {
+        match m {
+            MemberIn::Number(number) => Member { number, ring_s: 0 },
+            MemberIn::Full { number, ring_s } => Member { number, ring_s },
+        }
+    }
+}
+
 /// A ring group as call control needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     /// Strategy.
     #[serde(default)]
     pub strategy: Strategy,
     /// Members in order.
+    #[serde(default)]
     pub members: Vec<Member>,
     /// Default ring time of one member (sequential strategies), seconds.
     #[serde(default = "default_ring")]
@@ -141,6 +165,20 @@ pub struct GroupSpec {
     /// Class of service for outside members.
     #[serde(default)]
     pub cos: CallClass,
+}
+
+impl Default for GroupSpec {
+    fn default() -> GroupSpec {
+        GroupSpec {
+            strategy: Strategy::default(),
+            members: Vec::new(),
+            ring_s: default_ring(),
+            timeout_s: default_timeout(),
+            no_answer: default_no_answer(),
+            cid_prefix: String::new(),
+            cos: CallClass::default(),
+        }
+    }
 }
 
 fn default_ring() -> u32 {
@@ -260,7 +298,7 @@ pub enum DndMode {
 
 /// Per-extension forwarding, follow-me and DND. Empty strings are "off".
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Forwarding {
     /// Forward every call here.
     pub always: String,

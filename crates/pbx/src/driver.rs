@@ -325,6 +325,17 @@ impl Driver {
                     let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
                 });
             }
+            DbOp::GroupPosition { group_id, member } => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                tokio::spawn(async move {
+                    let r = store
+                        .set_group_position(group_id, &member)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                });
+            }
             DbOp::PurgeExpired { now } => {
                 let store = self.store.clone();
                 let back = self.back_tx.clone();

@@ -387,7 +387,38 @@ pub async fn apps(store: &Store) -> anyhow::Result<engine::config::Apps> {
         .into_iter()
         .map(|r| (r.tenant_id, r.number, r.spec))
         .collect();
-    Ok(engine::config::Apps::with_rooms(menus, rooms))
+    let mut apps = engine::config::Apps::with_rooms(menus, rooms);
+    apps.hunt = hunt(store, &mut apps.numbers).await?;
+    Ok(apps)
+}
+
+/// Ring groups and per-extension forwarding; each group's number joins the application
+/// numbers.
+pub async fn hunt(
+    store: &Store,
+    numbers: &mut std::collections::HashMap<(i64, String), engine::dialplan::Destination>,
+) -> anyhow::Result<engine::hunt::HuntConfig> {
+    let mut h = engine::hunt::HuntConfig::default();
+    for g in store.all_groups().await? {
+        if !g.number.is_empty() {
+            numbers.insert(
+                (g.tenant_id, g.number.clone()),
+                engine::dialplan::Destination::Group(g.name.clone()),
+            );
+        }
+        h.groups.insert(
+            (g.tenant_id, g.name.clone()),
+            engine::hunt::GroupEntry {
+                id: g.id,
+                name: g.name,
+                number: g.number,
+                spec: g.spec,
+                last: g.last_member,
+            },
+        );
+    }
+    h.forwarding = store.all_forwarding().await?.into_iter().collect();
+    Ok(h)
 }
 
 /// Media statistics of one relay leg, as the call record keeps them.
