@@ -89,6 +89,14 @@ pub enum Command {
     /// Conference rooms: number, PIN, size, join muted, join tones.
     #[command(subcommand)]
     Conf(crate::conf_cmd::ConfCmd),
+    /// Ring groups: members, strategy, ring times, caller-ID prefix, no-answer destination.
+    #[command(subcommand)]
+    Group(crate::group_cmd::GroupCmd),
+    /// Per-extension call forwarding (always, busy, no answer, unreachable) and follow-me.
+    #[command(subcommand)]
+    Forward(crate::group_cmd::ForwardCmd),
+    /// Do not disturb for an extension: on, off or toggle (busy or voicemail treatment).
+    Dnd(crate::group_cmd::DndArgs),
     /// Voicemail messages left in a mailbox (reached through vm:EXT).
     #[command(subcommand)]
     Voicemail(crate::vm_cmd::VmCmd),

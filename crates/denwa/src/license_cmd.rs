@@ -85,6 +85,10 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Did(DidCmd::List { .. })
         | Command::Ivr(IvrCmd::List { .. } | IvrCmd::Show { .. })
         | Command::Conf(crate::conf_cmd::ConfCmd::List { .. })
+        | Command::Group(
+            crate::group_cmd::GroupCmd::List { .. } | crate::group_cmd::GroupCmd::Show { .. },
+        )
+        | Command::Forward(crate::group_cmd::ForwardCmd::Show { .. })
         | Command::Voicemail(_)
         | Command::Outbound(OutboundCmd::Show { .. })
         | Command::Setting(SettingCmd::List { .. })
@@ -105,6 +109,9 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Did(_)
         | Command::Ivr(_)
         | Command::Conf(_)
+        | Command::Group(_)
+        | Command::Forward(_)
+        | Command::Dnd(_)
         | Command::Outbound(_)
         | Command::Setting(_)
         | Command::Backup(_)

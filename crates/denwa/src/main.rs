@@ -6,6 +6,7 @@ mod cli;
 mod cluster_cmd;
 mod conf_cmd;
 mod config;
+mod group_cmd;
 mod http;
 mod ivr_cmd;
 mod license_cmd;
@@ -290,6 +291,9 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Did(cmd) => outside_cmd::did(cmd, &store, tenant.id, &mut out).await?,
         Command::Ivr(cmd) => ivr_cmd::run(cmd, &store, tenant.id, &mut out).await?,
         Command::Conf(cmd) => conf_cmd::run(cmd, &store, tenant.id, &mut out).await?,
+        Command::Group(cmd) => group_cmd::group(cmd, &store, tenant.id, &mut out).await?,
+        Command::Forward(cmd) => group_cmd::forward(cmd, &store, tenant.id, &mut out).await?,
+        Command::Dnd(a) => group_cmd::dnd(a, &store, tenant.id, &mut out).await?,
         Command::Voicemail(cmd) => vm_cmd::run(cmd, &cfg.data_dir, tenant.id, &mut out)?,
         Command::Outbound(cmd) => outside_cmd::outbound(cmd, &store, tenant.id, &mut out).await?,
         Command::Extension(ExtensionCmd::Edit {
