@@ -618,6 +618,9 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("did.add", "Add an inbound route", "着信ルートを追加"),
     ("nav.ivrs", "IVR menus", "IVR(自動音声応答)"),
     ("nav.conferences", "Conferences", "会議室"),
+    ("nav.groups", "Ring groups", "着信グループ"),
+    ("title.groups", "Ring groups", "着信グループ"),
+    ("title.forwarding", "Forwarding and DND", "転送と着信拒否"),
     ("title.conferences", "Conference rooms", "電話会議室"),
     (
         "conf.none",

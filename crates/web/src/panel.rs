@@ -24,6 +24,7 @@ use crate::{Web, settings};
 mod apps;
 mod backup_remote;
 mod cluster;
+mod hunt;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
@@ -73,6 +74,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys/{id}/delete", post(delete_key))
         .merge(outside::routes())
         .merge(apps::routes())
+        .merge(hunt::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
         .merge(backup_remote::routes())
@@ -181,6 +183,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/outbound" { (ctx.t("nav.outbound")) }
                             a href="/ivrs" { (ctx.t("nav.ivrs")) }
                             a href="/conferences" { (ctx.t("nav.conferences")) }
+                            a href="/groups" { (ctx.t("nav.groups")) }
                             a href="/prompts" { (ctx.t("nav.prompts")) }
                             a href="/moh" { (ctx.t("nav.moh")) }
                             a href="/settings" { (ctx.t("nav.settings")) }
@@ -1044,6 +1047,7 @@ async fn extension_page_with(
                 tr { th { (ctx.t("ext.cos")) } td { (ext.cos.as_str()) } }
             } }
         }
+        (hunt::extension_link(ctx, &ext.number))
         h2 { (ctx.t("ext.registrations")) }
         @if regs.is_empty() { p.empty data-state="unregistered" { (ctx.t("ext.unregistered")) } } @else {
             table { thead { tr { th { (ctx.t("reg.contact")) } th { (ctx.t("reg.ua")) } th { (ctx.t("reg.source")) } th { (ctx.t("reg.expires")) } } }
