@@ -1146,6 +1146,13 @@ async fn openapi_matches_routes() {
         "GET /moh/{class}/{file}/audio",
         "GET /cluster",
         "POST /cluster/switchover",
+        "GET /groups",
+        "POST /groups",
+        "GET /groups/{name}",
+        "PUT /groups/{name}",
+        "DELETE /groups/{name}",
+        "GET /extensions/{number}/forwarding",
+        "PUT /extensions/{number}/forwarding",
     ];
     expected.sort();
     assert_eq!(ops, expected);
