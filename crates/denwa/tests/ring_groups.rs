@@ -41,13 +41,19 @@ fn configure(d: &Denwa, args: &[&str]) {
     });
 }
 
-/// Registers `user` from a sipp on a fresh port and starts a UAS there running `scenario`.
-fn sipp_phone(d: &Denwa, user: &str, scenario: &str, calls: u32) -> RunningSipp {
+/// Registers `user` from a sipp on a fresh port (binding kept) and returns the port.
+fn register(d: &Denwa, user: &str) -> u16 {
     let port = testkit::ports::free_port().expect("port");
     let mut s = Sipp::uac("register.xml", &d.sip_addr());
     s.local_port = Some(port);
     s.inject_text = Some(sipp_user(user, &pw(user)));
     s.run().expect("phone registers");
+    port
+}
+
+/// Registers `user` and starts a UAS on its port running `scenario`.
+fn sipp_phone(d: &Denwa, user: &str, scenario: &str, calls: u32) -> RunningSipp {
+    let port = register(d, user);
     let mut s = Sipp::uas(scenario);
     s.local_port = Some(port);
     s.service = Some(user.into());
@@ -171,11 +177,7 @@ fn round_robin_remembers_the_member_tried_last() {
 fn first_available_skips_a_member_on_dnd_and_dnd_answers_busy() {
     let d = pbx(&["1001", "1002", "1003"]);
     // 1002 is registered but on DND: it must not ring (its sipp would never answer).
-    let port = testkit::ports::free_port().expect("port");
-    let mut s = Sipp::uac("register.xml", &d.sip_addr());
-    s.local_port = Some(port);
-    s.inject_text = Some(sipp_user("1002", &pw("1002")));
-    s.run().expect("registers");
+    register(&d, "1002");
     let answering = sipp_phone(&d, "1003", "uas_answer.xml", 1);
     configure(&d, &["dnd", "1002", "on"]);
     configure(

@@ -1135,9 +1135,12 @@ impl Engine {
 
     /// Takes a hunted call's state off it and removes the call (no record: the caller's
     /// transaction goes on with the next step), cancelling forks still ringing.
+    /// Only an unanswered call with a plan is taken.
     fn hunt_take(&mut self, id: u64, now: Now) -> Option<(Entry, Box<Hunt>)> {
         let call = self.b2bua.get_mut(id)?;
-        call.hunt.as_ref()?;
+        if call.hunt.is_none() || call.bridge.is_some() {
+            return None;
+        }
         let a = &call.legs[A_LEG];
         let txn = a.txn;
         let target = a.target;
@@ -1152,13 +1155,6 @@ impl Engine {
 
     /// The step ringing now failed (`statuses` of its forks): true when the hunt goes on.
     pub(crate) fn hunt_failed(&mut self, id: u64, statuses: &[u16], now: Now) -> bool {
-        if self
-            .b2bua
-            .get(id)
-            .is_none_or(|c| c.hunt.is_none() || c.bridge.is_some())
-        {
-            return false;
-        }
         let Some((entry, mut h)) = self.hunt_take(id, now) else {
             return false;
         };
@@ -1180,13 +1176,6 @@ impl Engine {
 
     /// The step ringing now rang out: true when the hunt goes on.
     pub(crate) fn hunt_no_answer(&mut self, id: u64, now: Now) -> bool {
-        if self
-            .b2bua
-            .get(id)
-            .is_none_or(|c| c.hunt.is_none() || c.bridge.is_some())
-        {
-            return false;
-        }
         let Some((entry, mut h)) = self.hunt_take(id, now) else {
             return false;
         };

@@ -19,7 +19,6 @@ use serde::Serialize;
 use crate::db::{RowGet, conflict, read_pool, to_ms, write_tx};
 use crate::notify::{Change, announce};
 use crate::{Error, Result, Store};
-#[allow(unused_imports)] // used by `referrer!`
 use {crate::DidSpec, apps::ivr::MenuSpec};
 
 /// A ring group as stored.
