@@ -555,7 +555,7 @@ impl Engine {
         out
     }
 
-    fn trunk_usable(&self, t: &TrunkEntry) -> Result<(), &'static str> {
+    pub(crate) fn trunk_usable(&self, t: &TrunkEntry) -> Result<(), &'static str> {
         let calls = if t.spec.max_calls > 0 {
             self.calls_per_trunk().get(&t.id).copied().unwrap_or(0)
         } else {

@@ -571,11 +571,28 @@ pub fn group_plan(name: &str, g: &GroupEntry, state: impl Fn(&str) -> MemberStat
     };
     let overall = Duration::from_secs(u64::from(spec.timeout_s));
     let steps = match spec.strategy {
-        Strategy::Simultaneous if usable.is_empty() => Vec::new(),
-        Strategy::Simultaneous => vec![Step {
-            numbers: usable.iter().map(|m| m.number.clone()).collect(),
-            ring: overall,
-        }],
+        Strategy::Simultaneous => {
+            // Extensions ring together; outside numbers (one trunk call each) follow, in turn.
+            let (outside, exts): (Vec<&Member>, Vec<&Member>) = usable
+                .iter()
+                .partition(|m| state(&m.number) == MemberState::Outside);
+            let mut steps = Vec::new();
+            if !exts.is_empty() {
+                steps.push(Step {
+                    numbers: exts.iter().map(|m| m.number.clone()).collect(),
+                    ring: if outside.is_empty() {
+                        overall
+                    } else {
+                        Duration::from_secs(u64::from(spec.ring_s))
+                    },
+                });
+            }
+            steps.extend(outside.iter().map(|m| Step {
+                numbers: vec![m.number.clone()],
+                ring: ring_of(m),
+            }));
+            steps
+        }
         Strategy::Sequential | Strategy::RoundRobin => usable
             .iter()
             .map(|m| Step {
@@ -997,7 +1014,9 @@ impl Engine {
             if let Some(number) = outside {
                 let cos_ext = self.cos_entry(&h);
                 match dialplan::outbound(tenant, &number, Some(&cos_ext), &self.snap) {
-                    Decision::Outside { call, .. } => {
+                    Decision::Outside { call, .. }
+                        if self.any_trunk_usable(tenant, &call.trunks) =>
+                    {
                         h.step_exts.clear();
                         o.route.direction = Direction::Outbound;
                         o.route.sent_number = call.number.clone();
@@ -1024,6 +1043,17 @@ impl Engine {
                 self.hunt_refuse_as(entry, &o, status, reason, ending.disposition, now)
             }
         }
+    }
+
+    /// Whether one of `trunks` can take a call now (else an outside member is skipped rather
+    /// than ending the hunt with 503).
+    fn any_trunk_usable(&self, tenant: i64, trunks: &[String]) -> bool {
+        trunks.iter().any(|n| {
+            self.snap
+                .outside
+                .trunk(tenant, n)
+                .is_some_and(|t| self.trunk_usable(t).is_ok())
+        })
     }
 
     /// The extension entry whose class of service an outside step uses.
@@ -1301,6 +1331,20 @@ mod tests {
         );
         assert_eq!(nums(&p), vec![vec!["1", "2", "3"]]);
         assert_eq!(p.steps[0].ring, Duration::from_secs(40));
+        // Outside members follow the extensions, one trunk call each.
+        let p = group_plan(
+            "sales",
+            &group(Strategy::Simultaneous, &["1", "0312345678", "2"]),
+            |n| {
+                if n.len() > 4 {
+                    MemberState::Outside
+                } else {
+                    MemberState::Available
+                }
+            },
+        );
+        assert_eq!(nums(&p), vec![vec!["1", "2"], vec!["0312345678"]]);
+        assert_eq!(p.steps[0].ring, Duration::from_secs(10));
         let p = group_plan(
             "sales",
             &group(Strategy::Sequential, &["1", "2", "3"]),

@@ -7,11 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use engine::config::{RouteEntry, Snapshot};
+use engine::config::{RouteEntry, Snapshot, TrunkEntry};
 use engine::db::Disposition;
 use engine::dialplan::Destination;
 use engine::hunt::{DndMode, Forwarding, GroupEntry, GroupSpec, Member, Strategy};
-use engine::outside::{CallClass, RouteSpec};
+use engine::outside::{CallClass, RouteSpec, TenantOutbound, TrunkSpec};
 use sip::{Message, Response};
 
 const CALLER: &str = "192.0.2.21:5060";
@@ -502,4 +502,82 @@ fn forward_to_an_outside_number_obeys_the_forwarding_extensions_class_of_service
     let mut h = harness(snap, &["1002"]);
     call(&mut h, "1002", "cos-allowed");
     assert_eq!(caller_final(&h).map(|r| r.status), Some(503));
+}
+
+#[test]
+fn outside_group_members_obey_the_groups_class_of_service() {
+    const CARRIER: &str = "203.0.113.10:5060";
+    let mut snap = snap_with(vec![(
+        "sales",
+        Strategy::Sequential,
+        &["00312345678", "1002"],
+        "hangup",
+    )]);
+    let a = addr(CARRIER);
+    snap.outside.trunks.insert(
+        1,
+        TrunkEntry {
+            id: 1,
+            tenant: 1,
+            name: "carrier".into(),
+            spec: TrunkSpec {
+                host: a.ip().to_string(),
+                port: Some(a.port()),
+                ping_interval_s: 0,
+                ..TrunkSpec::default()
+            },
+            password: String::new(),
+            addrs: vec![a],
+            sources: vec![a.ip()],
+        },
+    );
+    snap.outside.tenants.insert(
+        1,
+        TenantOutbound {
+            main_number: "0312340000".into(),
+            max_per_hour: 1000,
+            ..TenantOutbound::default()
+        },
+    );
+    snap.outside.routes.insert(
+        1,
+        vec![RouteEntry::new(
+            "national".into(),
+            RouteSpec {
+                patterns: vec!["0|0ZXXXXXXXX".into()],
+                trunks: vec!["carrier".into()],
+                class: CallClass::National,
+                ..RouteSpec::default()
+            },
+        )],
+    );
+    let trunk_invites = |h: &Harness| {
+        h.requests("INVITE")
+            .iter()
+            .filter(|s| s.to.to_string() == CARRIER)
+            .count()
+    };
+    // The group's class is internal: the outside member is refused and 1002 rings at once.
+    let mut h = harness(snap.clone(), &["1002"]);
+    call(&mut h, "600", "grp-cos-internal");
+    assert_eq!(rung(&h), ["1002"]);
+    assert_eq!(trunk_invites(&h), 0);
+    // National: the outside member rings first, through the trunk.
+    if let Some(g) = snap.apps.hunt.groups.get_mut(&(1, "sales".into())) {
+        g.spec.cos = CallClass::National;
+    }
+    let mut h = harness(snap, &["1002"]);
+    call(&mut h, "600", "grp-cos-national");
+    assert!(rung(&h).is_empty(), "1002 waits for its turn");
+    assert_eq!(trunk_invites(&h), 1);
+    let inv = h
+        .requests("INVITE")
+        .into_iter()
+        .find(|s| s.to.to_string() == CARRIER)
+        .expect("trunk INVITE");
+    assert!(
+        inv.request().uri.to_string().contains("0312345678"),
+        "{}",
+        inv.request().uri
+    );
 }
