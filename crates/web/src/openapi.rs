@@ -213,7 +213,7 @@ pub fn document() -> Value {
             "parameters": [number.clone()],
             "get": op("An extension and its registrations", json!({ "responses": { "200": ok_json("found", json!({ "type": "object", "properties": { "extension": r("Extension"), "registrations": { "type": "array", "items": r("Registration") } } })) } }), &["404"]),
             "patch": op("Change an extension", json!({ "requestBody": body(r("ExtensionPatch")), "responses": { "200": ok_json("changed", r("Extension")) } }), &["400", "404", "415", "422"]),
-            "delete": op("Delete an extension", json!({ "responses": { "204": no_content } }), &["404"])
+            "delete": op("Delete an extension; refused (422, field number) while a ring group or another extension's forward names it", json!({ "responses": { "204": no_content } }), &["404", "422"])
         }),
     );
     add(
