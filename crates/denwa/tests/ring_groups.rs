@@ -329,3 +329,81 @@ fn forward_on_busy_to_voicemail_leaves_a_message() {
     assert_eq!(d.cdrs().len(), 1, "one record");
     assert_eq!(c["disposition"], "ANSWERED", "{c}");
 }
+
+#[test]
+fn cli_refusals_name_the_flag_and_show_prints_the_settings() {
+    let d = pbx(&["1001", "1002"]);
+    let err = |args: &[&str]| {
+        let o = d.cli(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = err(&["group", "add", "sales", "--member", "10a1"]);
+    assert!(e.contains("--member"), "{e}");
+    let e = err(&[
+        "group",
+        "add",
+        "sales",
+        "--member",
+        "1001",
+        "--strategy",
+        "random",
+    ]);
+    assert!(e.contains("--strategy") && e.contains("round_robin"), "{e}");
+    let e = err(&[
+        "group",
+        "add",
+        "sales",
+        "--member",
+        "1001",
+        "--no-answer",
+        "vm:4040",
+    ]);
+    assert!(
+        e.contains("--no-answer") && e.contains("does not exist"),
+        "{e}"
+    );
+    let e = err(&["forward", "set", "1001", "sometimes", "1002"]);
+    assert!(e.contains("unknown forward kind"), "{e}");
+    let e = err(&["forward", "set", "1001", "always", "1001"]);
+    assert!(e.contains("itself"), "{e}");
+    let e = err(&["dnd", "1001", "maybe"]);
+    assert!(e.contains("on, off or toggle"), "{e}");
+    let out = d.cli_ok(&[
+        "group",
+        "add",
+        "sales",
+        "--number",
+        "600",
+        "--member",
+        "1001",
+        "--member",
+        "1002:20",
+        "--no-answer",
+        "vm:1001",
+        "--cid-prefix",
+        "Sales",
+    ]);
+    assert!(out.contains("member 1002 (20 s)"), "{out}");
+    let list = d.cli_ok(&["group", "list"]);
+    assert!(list.contains("sales") && list.contains("600"), "{list}");
+    d.cli_ok(&[
+        "forward",
+        "set",
+        "1002",
+        "no_answer",
+        "vm:1002",
+        "--ring",
+        "12",
+    ]);
+    d.cli_ok(&["forward", "follow-me", "1002", "0312345678", "--together"]);
+    assert!(d.cli_ok(&["dnd", "1002", "toggle"]).contains("DND on"));
+    let show = d.cli_ok(&["forward", "show", "1002"]);
+    assert!(show.contains("vm:1002 (after 12 s)"), "{show}");
+    assert!(show.contains("0312345678 (together)"), "{show}");
+    assert!(show.contains("dnd         on"), "{show}");
+    let e = err(&["extension", "remove", "1002"]);
+    assert!(e.contains("member of ring group sales"), "{e}");
+    d.cli_ok(&["group", "remove", "sales"]);
+    assert!(d.cli_ok(&["group", "list", "--json"]).trim() == "[]");
+}
