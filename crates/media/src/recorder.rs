@@ -736,6 +736,15 @@ impl RecordTap {
     }
 }
 
+impl std::fmt::Debug for RecordTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordTap")
+            .field("recording", &self.is_recording())
+            .field("dropped", &self.dropped.load(Relaxed))
+            .finish()
+    }
+}
+
 impl Drop for RecordTap {
     fn drop(&mut self) {
         self.stop_recording();
