@@ -17,6 +17,7 @@ mod db;
 mod group;
 mod location;
 pub mod migrate;
+pub mod recording;
 #[macro_use]
 mod model;
 mod notify;
