@@ -311,6 +311,31 @@ impl Store {
         })
     }
 
+    /// The recordings of several calls of a tenant (a page of call history), oldest first.
+    pub async fn recordings_of_calls(
+        &self,
+        tenant_id: i64,
+        call_ids: &[String],
+    ) -> Result<Vec<RecordingRow>> {
+        let ids: Vec<&String> = call_ids.iter().take(500).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT {COLS} FROM recordings WHERE tenant_id = $1 AND call_id IN ({})
+             ORDER BY started_at, id",
+            marks.join(", ")
+        );
+        read_pool!(self.db(), pool, kind => {
+            let mut q = sqlx::query(&sql).bind(tenant_id);
+            for id in &ids {
+                q = q.bind(id.as_str());
+            }
+            q.fetch_all(pool).await?.iter().map(row_from).collect()
+        })
+    }
+
     /// One recording of a tenant.
     pub async fn recording(&self, tenant_id: i64, id: i64) -> Result<Option<RecordingRow>> {
         let sql = format!("SELECT {COLS} FROM recordings WHERE tenant_id = $1 AND id = $2");

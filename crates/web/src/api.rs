@@ -23,6 +23,7 @@ mod apps;
 mod backup_remote;
 pub(crate) mod outside;
 pub mod prompts;
+pub(crate) mod recordings;
 pub(crate) mod reports;
 
 /// Largest backup upload accepted (bytes).
@@ -273,6 +274,7 @@ pub fn routes() -> Router<Web> {
         .merge(backup_remote::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(recordings::routes())
         .merge(crate::cluster::routes())
         .route(
             "/license",

@@ -8,6 +8,7 @@ mod apps;
 mod backup_remote;
 mod outside;
 mod prompts;
+mod recordings;
 mod reports;
 
 fn err_ref() -> Value {
@@ -309,6 +310,7 @@ pub fn document() -> Value {
     backup_remote::paths(&mut add);
     reports::paths(&mut add);
     prompts::paths(&mut add);
+    recordings::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),
