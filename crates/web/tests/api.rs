@@ -1146,6 +1146,13 @@ async fn openapi_matches_routes() {
         "GET /moh/{class}/{file}/audio",
         "GET /cluster",
         "POST /cluster/switchover",
+        "GET /recordings",
+        "GET /recordings/{id}",
+        "GET /recordings/{id}/audio",
+        "GET /recording-policies",
+        "PUT /recording-policies/{kind}/{name}",
+        "GET /recording-settings",
+        "PUT /recording-settings",
     ];
     expected.sort();
     assert_eq!(ops, expected);
@@ -1160,7 +1167,8 @@ async fn openapi_matches_routes() {
             .replace("{pattern}", "0312345678")
             .replace("{lang}", "en")
             .replace("{class}", "nobody")
-            .replace("{file}", "nobody.wav");
+            .replace("{file}", "nobody.wav")
+            .replace("{kind}", "extension");
         // A read key: writes stop at the scope check, reads run; neither may be unrouted.
         let r = a.api(m, &p, Some(&a.read), None).await;
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{op}");
