@@ -86,6 +86,11 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Ivr(IvrCmd::List { .. } | IvrCmd::Show { .. })
         | Command::Conf(crate::conf_cmd::ConfCmd::List { .. })
         | Command::Voicemail(_)
+        | Command::Recording(
+            crate::recording_cmd::RecordingCmd::List { .. }
+            | crate::recording_cmd::RecordingCmd::Policies { .. }
+            | crate::recording_cmd::RecordingCmd::Sweep,
+        )
         | Command::Outbound(OutboundCmd::Show { .. })
         | Command::Setting(SettingCmd::List { .. })
         | Command::Backup(
@@ -105,6 +110,7 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Did(_)
         | Command::Ivr(_)
         | Command::Conf(_)
+        | Command::Recording(_)
         | Command::Outbound(_)
         | Command::Setting(_)
         | Command::Backup(_)

@@ -98,17 +98,14 @@ impl RecService {
     }
 }
 
-struct Running {
-    row: Option<i64>,
-    rec: Recording,
-}
-
 struct CallRec {
     info: Box<Answered>,
     tap: Arc<RecordTap>,
     decision: RecDecision,
     toggle: ToggleDetector,
-    running: Option<Running>,
+    /// A recording was started and not stopped by the call (it may have ended by itself on
+    /// a full disk: the tap then no longer records).
+    running: bool,
     part: u32,
 }
 
@@ -172,7 +169,7 @@ impl Task {
             tap,
             decision,
             toggle: ToggleDetector::default(),
-            running: None,
+            running: false,
             part: 0,
         };
         if decision == RecDecision::Always {
@@ -189,7 +186,7 @@ impl Task {
         };
         // `always` recordings cannot be stopped from a phone.
         if c.decision == RecDecision::OnDemand && c.toggle.digit(side, d, Instant::now()) {
-            if c.running.is_some() {
+            if c.running && c.tap.is_recording() {
                 info!(call_id = %c.info.parties.call_id, "on-demand recording stopped");
                 self.stop(&mut c);
             } else {
@@ -258,7 +255,8 @@ impl Task {
                     }
                 };
                 info!(call_id = %p.call_id, path = %rel, "recording started");
-                c.running = Some(Running { row, rec });
+                c.running = true;
+                tokio::spawn(finish(self.store.clone(), p.call_id.clone(), row, rec));
             }
             Err(e) => {
                 let status = if is_disk_full(&e) {
@@ -282,36 +280,38 @@ impl Task {
         }
     }
 
-    /// Stops the running recording; the file is closed and the row completed on a task of
-    /// its own (a slow disk delays nothing else).
+    /// Stops the running recording: the tap stops copying and the recorder thread closes
+    /// the file; [`finish`] completes the row.
     fn stop(&mut self, c: &mut CallRec) {
         c.tap.stop_recording();
-        let Some(Running { row, rec }) = c.running.take() else {
-            return;
-        };
-        let store = self.store.clone();
-        let call_id = c.info.parties.call_id.clone();
-        tokio::spawn(async move {
-            let r = rec.finished().await;
-            if r.reason != StopReason::Stopped {
-                error!(%call_id, reason = r.reason.as_str(), error = ?r.error, "ALERT: call recording stopped early; the call went on");
-            }
-            if r.dropped > 0 {
-                warn!(%call_id, dropped = r.dropped, "the recorder fell behind and dropped packets");
-            }
-            if let Some(id) = row {
-                let _ = store
-                    .recording_stopped(
-                        id,
-                        Utc::now(),
-                        r.duration_ms as i64,
-                        r.reason.as_str(),
-                        r.error.as_deref().unwrap_or(""),
-                        r.file_kept,
-                    )
-                    .await;
-            }
-        });
+        c.running = false;
+    }
+}
+
+/// Waits for a recorder to end (stopped by the call, or by itself on a full disk or a write
+/// error) and completes its row.
+async fn finish(store: Store, call_id: String, row: Option<i64>, rec: Recording) {
+    let r = rec.finished().await;
+    if r.reason != StopReason::Stopped {
+        error!(%call_id, reason = r.reason.as_str(), error = ?r.error, "ALERT: call recording stopped early; the call goes on");
+    }
+    if r.dropped > 0 {
+        warn!(%call_id, dropped = r.dropped, "the recorder fell behind and dropped packets");
+    }
+    if let Some(id) = row {
+        if let Err(e) = store
+            .recording_stopped(
+                id,
+                Utc::now(),
+                r.duration_ms as i64,
+                r.reason.as_str(),
+                r.error.as_deref().unwrap_or(""),
+                r.file_kept,
+            )
+            .await
+        {
+            error!(%call_id, error = %e, "recording row not completed");
+        }
     }
 }
 
