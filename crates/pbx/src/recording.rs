@@ -298,20 +298,21 @@ async fn finish(store: Store, call_id: String, row: Option<i64>, rec: Recording)
     if r.dropped > 0 {
         warn!(%call_id, dropped = r.dropped, "the recorder fell behind and dropped packets");
     }
-    if let Some(id) = row {
-        if let Err(e) = store
-            .recording_stopped(
-                id,
-                Utc::now(),
-                r.duration_ms as i64,
-                r.reason.as_str(),
-                r.error.as_deref().unwrap_or(""),
-                r.file_kept,
-            )
-            .await
-        {
-            error!(%call_id, error = %e, "recording row not completed");
-        }
+    let Some(id) = row else {
+        return;
+    };
+    if let Err(e) = store
+        .recording_stopped(
+            id,
+            Utc::now(),
+            r.duration_ms as i64,
+            r.reason.as_str(),
+            r.error.as_deref().unwrap_or(""),
+            r.file_kept,
+        )
+        .await
+    {
+        error!(%call_id, error = %e, "recording row not completed");
     }
 }
 
