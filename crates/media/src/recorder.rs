@@ -41,6 +41,8 @@ const REANCHOR: Duration = Duration::from_secs(1);
 const MAX_PENDING: usize = 64;
 /// Packets queued between the relay and a recorder thread.
 pub const DEFAULT_QUEUE: usize = 1024;
+/// How often a recorder thread takes what its queue holds (100 packets/s per call: about 5).
+const DRAIN_EVERY: Duration = Duration::from_millis(50);
 /// RTP comfort noise (RFC 3389): not audio to decode.
 const PT_CN: u8 = 13;
 
@@ -764,8 +766,16 @@ fn run_recorder(
 ) -> RecordingResult {
     let mut buf = Vec::new();
     let mut failure: Option<io::Error> = None;
-    while let Ok(p) = rx.recv() {
-        aligner.push(p.leg, p.at, &p.data);
+    // Drained in batches: a wake-up per packet (a futex wake from the relay thread each time)
+    // cost more than all the decoding; the queue holds far more than one interval's packets.
+    'run: loop {
+        loop {
+            match rx.try_recv() {
+                Ok(p) => aligner.push(p.leg, p.at, &p.data),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break 'run,
+            }
+        }
         aligner.drain_output(&mut buf);
         if buf.len() >= 1600 {
             if let Err(e) = file.write(&buf) {
@@ -773,6 +783,13 @@ fn run_recorder(
                 break;
             }
             buf.clear();
+        }
+        std::thread::sleep(DRAIN_EVERY);
+    }
+    // Whatever arrived between the last batch and the disconnect.
+    if failure.is_none() {
+        while let Ok(p) = rx.try_recv() {
+            aligner.push(p.leg, p.at, &p.data);
         }
     }
     // Stop reading (the tap sees the queue disconnected) before the final flush.
