@@ -379,3 +379,77 @@ pub(crate) fn render_metrics(m: &RecorderMetrics, out: &mut String) {
         ],
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::recording::RecSettings;
+
+    /// A scratch directory of this test's own (removed at the end).
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sweep_deletes_expired_files_only_under_recordings() {
+        let dir = Scratch(std::env::temp_dir().join(format!(
+            "dnwrec-sweep-{}-{}",
+            std::process::id(),
+            Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        )));
+        let data = dir.0.join("data");
+        std::fs::create_dir_all(data.join("recordings/1/2026/01/01")).expect("dirs");
+        let s = Store::open(
+            dir.0.join("t.db").to_str().expect("path"),
+            store::OpenOptions::default(),
+        )
+        .await
+        .expect("store");
+        let t = s.default_tenant().await.expect("tenant").id;
+        let old = Utc::now() - chrono::Duration::days(10);
+        let mut ids = Vec::new();
+        for (call, rel) in [
+            ("a", "recordings/1/2026/01/01/a.wav"),
+            ("b", "recordings/../outside.wav"),
+            ("c", "recordings/1/2026/01/01/c.wav"),
+        ] {
+            let id = s
+                .recording_started(t, call, rel, "wav", old)
+                .await
+                .expect("row");
+            s.recording_stopped(id, old, 1000, "stopped", "", true)
+                .await
+                .expect("stop");
+            ids.push(id);
+        }
+        std::fs::write(data.join("recordings/1/2026/01/01/a.wav"), b"RIFF").expect("file");
+        std::fs::write(data.join("outside.wav"), b"keep me").expect("file");
+        // "c" has no file any more (deleted by hand): still expired.
+        // Retention 0 keeps everything.
+        assert_eq!(sweep_expired(&s, &data).await, 0);
+        s.set_recording_settings(
+            t,
+            &RecSettings {
+                retention_days: 7,
+                ..RecSettings::default()
+            },
+        )
+        .await
+        .expect("settings");
+        assert_eq!(sweep_expired(&s, &data).await, 3);
+        assert!(!data.join("recordings/1/2026/01/01/a.wav").exists());
+        assert!(
+            data.join("outside.wav").exists(),
+            "never outside recordings/"
+        );
+        for id in ids {
+            let r = s.recording(t, id).await.expect("get").expect("row");
+            assert_eq!((r.status.as_str(), r.path.as_str()), ("expired", ""));
+        }
+        assert_eq!(sweep_expired(&s, &data).await, 0);
+    }
+}
