@@ -1098,6 +1098,73 @@ mod tests {
     }
 
     #[test]
+    fn opus_with_a_dynamic_payload_type_is_decoded() {
+        let t0 = Instant::now();
+        let mut enc = crate::codec::encoder(CodecKind::Opus).expect("opus");
+        let tone = crate::tone::sine(800.0, ms(600), 48000, 8000);
+        let mut al = Aligner::new(AlignerConfig::for_codecs(
+            vec![(111, CodecKind::Opus)],
+            Layout::Mono,
+        ));
+        assert_eq!(al.rate(), 16000);
+        for (i, frame) in tone.chunks(960).enumerate() {
+            let mut payload = Vec::new();
+            enc.encode(frame, &mut payload).expect("encode");
+            let pkt = RtpHeader::new(111, i as u16, i as u32 * 960, 5)
+                .build(&payload)
+                .expect("packet");
+            al.push(Leg::A, t0 + ms(i as u64 * 20), &pkt);
+        }
+        al.finish();
+        let out = al.take_output();
+        assert_eq!(out.len(), 30 * 320);
+        let mid = &out[3200..6400];
+        let p = crate::tone::goertzel(mid, 800.0, 16000);
+        let q = crate::tone::goertzel(mid, 1300.0, 16000);
+        assert!(p > q * 100.0, "the 800 Hz tone survives Opus: {p} vs {q}");
+    }
+
+    #[test]
+    fn ogg_opus_recordings_are_mono_and_playable() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let tap = RecordTap::new(Arc::new(RecorderMetrics::default()), None);
+        let path = dir.path().join("r.opus");
+        let rec = tap
+            .start_recording(RecordingSpec {
+                path: path.clone(),
+                format: Format::OggOpus,
+                // Stereo asked for: Ogg Opus recordings are mono mixes.
+                aligner: cfg(Layout::Stereo),
+                queue: 4096,
+            })
+            .expect("start");
+        let t0 = Instant::now();
+        let tone = crate::tone::sine(600.0, ms(1000), 8000, 8000);
+        for (i, frame) in tone.chunks(160).enumerate() {
+            let raw = RtpHeader::new(0, i as u16, i as u32 * 160, 1)
+                .build(&crate::g711::encode_ulaw(frame))
+                .expect("pkt");
+            let p = RtpPacket::parse(&raw).expect("rtp");
+            tap.packet(Leg::A, t0 + ms(i as u64 * 20), &p, &raw);
+        }
+        tap.stop_recording();
+        let r = rec.wait();
+        assert_eq!(r.reason, StopReason::Stopped, "{r:?}");
+        assert_eq!(r.duration_ms, 1000);
+        let (rate, pcm) = crate::oggopus::read_file(&path).expect("a valid Ogg Opus file");
+        let secs = pcm.len() as f64 / f64::from(rate);
+        assert!((0.95..1.1).contains(&secs), "{secs} s");
+        let mid = &pcm[pcm.len() / 4..pcm.len() * 3 / 4];
+        let p = crate::tone::goertzel(mid, 600.0, rate);
+        let q = crate::tone::goertzel(mid, 1100.0, rate);
+        assert!(p > q * 100.0, "the tone survives: {p} vs {q}");
+        assert!(
+            std::fs::metadata(&path).expect("file").len() < 16000 / 4,
+            "smaller than WAV"
+        );
+    }
+
+    #[test]
     fn telephone_events_comfort_noise_and_garbage_are_not_audio() {
         let t0 = Instant::now();
         let mut al = Aligner::new(cfg(Layout::Mono));
