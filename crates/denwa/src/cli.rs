@@ -100,6 +100,9 @@ pub enum Command {
     /// Voicemail messages left in a mailbox (reached through vm:EXT).
     #[command(subcommand)]
     Voicemail(crate::vm_cmd::VmCmd),
+    /// Call recording: policies per extension/route/trunk, settings, recordings, retention.
+    #[command(subcommand)]
+    Recording(crate::recording_cmd::RecordingCmd),
     /// Manage control-panel administrators.
     #[command(subcommand)]
     Admin(AdminCmd),

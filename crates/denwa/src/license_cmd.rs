@@ -90,6 +90,11 @@ fn effect(cmd: &Command) -> Effect {
         )
         | Command::Forward(crate::group_cmd::ForwardCmd::Show { .. })
         | Command::Voicemail(_)
+        | Command::Recording(
+            crate::recording_cmd::RecordingCmd::List { .. }
+            | crate::recording_cmd::RecordingCmd::Policies { .. }
+            | crate::recording_cmd::RecordingCmd::Sweep,
+        )
         | Command::Outbound(OutboundCmd::Show { .. })
         | Command::Setting(SettingCmd::List { .. })
         | Command::Backup(
@@ -112,6 +117,7 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Group(_)
         | Command::Forward(_)
         | Command::Dnd(_)
+        | Command::Recording(_)
         | Command::Outbound(_)
         | Command::Setting(_)
         | Command::Backup(_)

@@ -12,6 +12,7 @@ mod ivr_cmd;
 mod license_cmd;
 mod outside_cmd;
 mod prompt_cmd;
+mod recording_cmd;
 mod report_cmd;
 mod vm_cmd;
 
@@ -295,6 +296,9 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Forward(cmd) => group_cmd::forward(cmd, &store, tenant.id, &mut out).await?,
         Command::Dnd(a) => group_cmd::dnd(a, &store, tenant.id, &mut out).await?,
         Command::Voicemail(cmd) => vm_cmd::run(cmd, &cfg.data_dir, tenant.id, &mut out)?,
+        Command::Recording(cmd) => {
+            recording_cmd::run(cmd, &store, &cfg.data_dir, tenant.id, &mut out).await?
+        }
         Command::Outbound(cmd) => outside_cmd::outbound(cmd, &store, tenant.id, &mut out).await?,
         Command::Extension(ExtensionCmd::Edit {
             number,

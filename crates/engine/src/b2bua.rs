@@ -1167,6 +1167,11 @@ impl Engine {
                 on_hold: s.is_hold(),
             });
             call.codec = s.first_codec().unwrap_or("").to_string();
+            let info = crate::recording::Answered::of_call(call, &a_invite.body, &resp.body);
+            cmds.push(MediaCommand::Answered {
+                session,
+                info: Box::new(info),
+            });
             if let Some(p) = call.relay_port(Some(session), Side::A) {
                 let relay = SocketAddr::new(nathelper::advertised_ip(adv, a_local), p.port());
                 if let Ok(b) = sdp::rewrite(&resp.body, relay) {

@@ -33,6 +33,7 @@ pub mod outside;
 pub mod peerlog;
 pub mod pike;
 pub mod policy;
+pub mod recording;
 pub mod registrar;
 pub mod sdp;
 pub mod sdp_local;

@@ -131,6 +131,14 @@ pub enum MediaCommand {
         /// Hz.
         hz: u32,
     },
+    /// A relayed call was answered on `session`: the driver applies the recording policy
+    /// ([`crate::recording`]) and watches for the on-demand code. Needs no answer.
+    Answered {
+        /// Session.
+        session: SessionId,
+        /// Parties and negotiated payloads.
+        info: Box<crate::recording::Answered>,
+    },
     /// Close a session and report its statistics with [`MediaEvent::Closed`].
     Close {
         /// Session.

@@ -14,7 +14,7 @@
 //! runs on the first half, the generator on the second (`--pin none` to share them).
 //!
 //! Run: `cargo bench -p media --bench relay_load -- [--calls 1000,2000] [--secs 5]
-//!       [--modes relay,bare,mmsg,uring] [--server-cpus 0 --load-cpus 1 | --pin none]`
+//!       [--modes relay,relayrec,bare,mmsg,uring] [--server-cpus 0 --load-cpus 1 | --pin none]`
 //! Loops are bounded: each level runs 1 s of warm-up plus `--secs` (at most 60) of measurement.
 
 #[path = "relay_load/floor.rs"]
@@ -39,8 +39,10 @@ const PTIME: Duration = Duration::from_millis(20);
 /// Slices per round: every millisecond 1/20 of the calls send.
 const SLICES: usize = 20;
 const PKT_LEN: usize = 172;
-/// `relay0` is the relay with `wake_tick` zero (a wake for every readiness event).
-const MODES: [&str; 5] = ["relay", "relay0", "bare", "mmsg", "uring"];
+/// `relay0` is the relay with `wake_tick` zero (a wake for every readiness event); `relayrec`
+/// is the relay with every call recorded (tap + one recorder thread per call writing a mono
+/// WAV to a temporary directory): its CPU over `relay`'s is the cost of recording.
+const MODES: [&str; 6] = ["relay", "relay0", "relayrec", "bare", "mmsg", "uring"];
 
 struct Opts {
     calls: Vec<usize>,
@@ -473,7 +475,7 @@ fn child(args: &[String]) {
         } else {
             RelayConfig::default().wake_tick
         };
-        return relay_child(n, gen_a, gen_b, tick);
+        return relay_child(n, gen_a, gen_b, tick, mode == "relayrec");
     }
     let mut socks = Vec::with_capacity(2 * n);
     for _ in 0..2 * n {
@@ -508,7 +510,7 @@ fn child(args: &[String]) {
     println!("relayed {relayed}");
 }
 
-fn relay_child(n: usize, gen_a: SocketAddr, gen_b: SocketAddr, wake_tick: Duration) {
+fn relay_child(n: usize, gen_a: SocketAddr, gen_b: SocketAddr, wake_tick: Duration, record: bool) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -522,12 +524,33 @@ fn relay_child(n: usize, gen_a: SocketAddr, gen_b: SocketAddr, wake_tick: Durati
     });
     let mut stdout = std::io::stdout().lock();
     let mut sessions = Vec::with_capacity(n);
+    let rec_dir = tempfile::tempdir().unwrap();
+    let rec_metrics = Arc::new(media::recorder::RecorderMetrics::default());
+    let mut recordings = Vec::new();
     rt.block_on(async {
         for i in 0..n {
             match relay.allocate(&format!("bench-{i}"), LO, LO) {
                 Ok(s) => {
                     s.set_remote(Leg::A, gen_a, None);
                     s.set_remote(Leg::B, gen_b, None);
+                    if record {
+                        use media::recorder::{AlignerConfig, Format, Layout, RecordTap};
+                        let tap = RecordTap::new(rec_metrics.clone(), None);
+                        let spec = media::recorder::RecordingSpec {
+                            path: rec_dir.path().join(format!("bench-{i}.wav")),
+                            format: Format::Wav,
+                            aligner: AlignerConfig::for_codecs(vec![], Layout::Mono),
+                            queue: media::recorder::DEFAULT_QUEUE,
+                        };
+                        match tap.start_recording(spec) {
+                            Ok(r) => recordings.push((tap.clone(), r)),
+                            Err(e) => {
+                                writeln!(stdout, "error recording: {e}").unwrap();
+                                return;
+                            }
+                        }
+                        s.set_tap(Some(tap));
+                    }
                     let (a, b) = (s.local(Leg::A).port(), s.local(Leg::B).port());
                     writeln!(stdout, "{a} {b}").unwrap();
                     sessions.push(s);
@@ -543,11 +566,25 @@ fn relay_child(n: usize, gen_a: SocketAddr, gen_b: SocketAddr, wake_tick: Durati
     drop(stdout);
     wait_stdin();
     let m = relay.metrics();
+    let rec_dropped = rec_metrics.dropped.load(Relaxed);
     println!(
         "relayed {} dropped {} malformed {} active {}",
         m.packets_relayed, m.packets_dropped, m.packets_malformed, m.active_sessions
     );
+    if record {
+        eprintln!(
+            "recordings {} recorder drops {rec_dropped} failures {}",
+            recordings.len(),
+            rec_metrics.failures.load(Relaxed)
+        );
+    }
+    for (tap, _) in &recordings {
+        tap.stop_recording();
+    }
     drop(sessions);
+    for (_, r) in recordings {
+        let _ = r.wait();
+    }
 }
 
 /// Blocks until the parent closes our stdin.

@@ -204,17 +204,24 @@ const MAX_WAV_DATA: u64 = u32::MAX as u64 - 36;
 
 impl<W: Write + Seek> WavWriter<W> {
     /// Starts a file at `rate` samples per second.
-    pub fn new(mut out: W, rate: u32) -> std::io::Result<WavWriter<W>> {
+    pub fn new(out: W, rate: u32) -> std::io::Result<WavWriter<W>> {
+        WavWriter::with_channels(out, rate, 1)
+    }
+
+    /// Starts a file of `channels` interleaved channels (a stereo call recording: one party
+    /// per channel); [`WavWriter::write_frame`] then takes interleaved samples.
+    pub fn with_channels(mut out: W, rate: u32, channels: u16) -> std::io::Result<WavWriter<W>> {
+        let channels = channels.max(1);
         let mut h = Vec::with_capacity(44);
         h.extend_from_slice(b"RIFF");
         h.extend_from_slice(&0u32.to_le_bytes());
         h.extend_from_slice(b"WAVEfmt ");
         h.extend_from_slice(&16u32.to_le_bytes());
         h.extend_from_slice(&TAG_PCM.to_le_bytes());
-        h.extend_from_slice(&1u16.to_le_bytes());
+        h.extend_from_slice(&channels.to_le_bytes());
         h.extend_from_slice(&rate.to_le_bytes());
-        h.extend_from_slice(&rate.wrapping_mul(2).to_le_bytes());
-        h.extend_from_slice(&2u16.to_le_bytes());
+        h.extend_from_slice(&rate.wrapping_mul(2 * u32::from(channels)).to_le_bytes());
+        h.extend_from_slice(&(2 * channels).to_le_bytes());
         h.extend_from_slice(&16u16.to_le_bytes());
         h.extend_from_slice(b"data");
         h.extend_from_slice(&0u32.to_le_bytes());

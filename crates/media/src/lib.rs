@@ -23,6 +23,7 @@ pub mod opus;
 pub mod plc;
 pub mod ports;
 pub mod progress;
+pub mod recorder;
 pub mod relay;
 pub mod resample;
 pub mod rtcp;

@@ -342,6 +342,7 @@ impl Relay {
             now,
             batch: BatchCounters::default(),
             own: [local[0], local_rtcp[0], local[1], local_rtcp[1]],
+            tap: None,
         });
         worker.send(Cmd::Add { slot, engine });
         tracing::debug!(call_id, a = %local[0], b = %local[1], "media session allocated");
@@ -467,6 +468,7 @@ enum Control {
     Remote(RemoteUpdate),
     Hold(bool),
     ClockRate { leg: Leg, payload_type: u8, hz: u32 },
+    Tap(Option<Arc<crate::recorder::RecordTap>>),
 }
 
 #[derive(Debug)]
@@ -535,6 +537,12 @@ impl Session {
             payload_type,
             hz,
         });
+    }
+
+    /// Hands a copy of every RTP packet accepted from either phone to `tap` (recording, RFC 4733
+    /// digit watch); `None` removes it. The tap never blocks the relay (see [`crate::recorder`]).
+    pub fn set_tap(&self, tap: Option<Arc<crate::recorder::RecordTap>>) {
+        self.control(Control::Tap(tap));
     }
 
     /// Waits until the relay has applied every change made through this handle before the call,
@@ -745,6 +753,8 @@ struct Engine {
     batch: BatchCounters,
     /// This session's own socket addresses, never valid as a phone's address.
     own: [SocketAddr; 4],
+    /// Where copies of accepted RTP go (call recording, digit watch), if anywhere.
+    tap: Option<Arc<crate::recorder::RecordTap>>,
 }
 
 impl Drop for Engine {
@@ -854,6 +864,9 @@ impl Engine {
         self.last_activity = now;
         if self.timed_out {
             self.clear_timeout();
+        }
+        if let Some(tap) = &self.tap {
+            tap.packet(if leg == 0 { Leg::A } else { Leg::B }, now, &p, pkt);
         }
         let out = &mut self.legs[1 - leg];
         match out.rtp_dest {
@@ -1044,6 +1057,7 @@ impl Engine {
                     None => clock.push((pt, hz)),
                 }
             }
+            Control::Tap(tap) => self.tap = tap,
         }
     }
 

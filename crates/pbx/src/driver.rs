@@ -37,6 +37,8 @@ pub(crate) struct Driver {
     sessions: HashMap<SessionId, media::Session>,
     /// Terminating media (voice applications).
     apps: crate::apps_media::AppMedia,
+    /// Call recording of relayed calls.
+    recording: crate::recording::RecService,
     app_events: Option<mpsc::Receiver<media::endpoint::EngineEvent>>,
     /// Answers of database tasks, configuration reloads and send failures. Unbounded, but no
     /// network input reaches it directly: every message answers work the engine or the driver
@@ -76,6 +78,11 @@ impl Driver {
         ),
     ) -> Driver {
         let (back_tx, back_rx) = mpsc::unbounded_channel();
+        let recording = crate::recording::RecService::start(
+            store.clone(),
+            apps.data_dir().to_path_buf(),
+            metrics.recorder.clone(),
+        );
         Driver {
             engine,
             store,
@@ -86,6 +93,7 @@ impl Driver {
             node,
             resolver,
             sessions: HashMap::new(),
+            recording,
             apps,
             app_events: Some(app_events),
             back_tx,
@@ -437,7 +445,13 @@ impl Driver {
                     s.set_clock_rate(leg(side), payload_type, hz);
                 }
             }
+            MediaCommand::Answered { session, info } => {
+                if let Some(s) = self.sessions.get(&session) {
+                    self.recording.answered(s, session, info);
+                }
+            }
             MediaCommand::Close { session } => {
+                self.recording.closed(session);
                 // Always answered: a call record waits for it.
                 let (a, b) = match self.sessions.remove(&session) {
                     Some(s) => {

@@ -12,6 +12,7 @@ pub mod cluster;
 mod driver;
 pub mod load;
 pub mod metrics;
+pub mod recording;
 pub mod resolve;
 pub mod transport;
 
@@ -253,6 +254,7 @@ impl Pbx {
                 ),
             ],
         );
+        crate::recording::render_metrics(&self.metrics.recorder, &mut s);
         let e = self.apps.metrics();
         metrics::write_simple(
             &mut s,

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub active_calls: AtomicI64,
     /// SIP transactions alive right now (including those lingering to absorb retransmissions).
     pub transactions: AtomicI64,
+    /// Call recording counters (shared with the recorders).
+    pub recorder: std::sync::Arc<media::recorder::RecorderMetrics>,
 }
 
 impl Default for Metrics {
@@ -67,6 +69,7 @@ impl Default for Metrics {
             registrations: AtomicI64::new(0),
             active_calls: AtomicI64::new(0),
             transactions: AtomicI64::new(0),
+            recorder: Default::default(),
         }
     }
 }

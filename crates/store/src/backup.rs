@@ -230,6 +230,46 @@ pub(crate) const TABLES: &[TableDef] = &[
         since: 9,
     },
     TableDef {
+        name: "recording_policies",
+        cols: &[
+            ("tenant_id", Int),
+            ("kind", Text),
+            ("name", Text),
+            ("policy", Text),
+            ("updated_at", Int),
+        ],
+        identity: false,
+        since: 10,
+    },
+    TableDef {
+        name: "recording_settings",
+        cols: &[
+            ("tenant_id", Int),
+            ("retention_days", Int),
+            ("format", Text),
+            ("layout", Text),
+        ],
+        identity: false,
+        since: 10,
+    },
+    TableDef {
+        name: "recordings",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("call_id", Text),
+            ("path", Text),
+            ("format", Text),
+            ("started_at", Int),
+            ("stopped_at", Int),
+            ("duration_ms", Int),
+            ("status", Text),
+            ("detail", Text),
+        ],
+        identity: true,
+        since: 10,
+    },
+    TableDef {
         name: "administrators",
         cols: &[
             ("id", Int),

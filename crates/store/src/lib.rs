@@ -18,6 +18,7 @@ mod group;
 mod hunt;
 mod location;
 pub mod migrate;
+pub mod recording;
 #[macro_use]
 mod model;
 mod notify;

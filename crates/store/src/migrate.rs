@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 9;
+pub const LATEST: i64 = 10;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -378,6 +378,40 @@ CREATE TABLE ext_forwarding (
 );
 "#;
 
+const V10_RECORDING: &str = r#"
+CREATE TABLE recording_policies (
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('extension', 'route', 'trunk')),
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    policy TEXT NOT NULL CHECK (policy IN ('never', 'always', 'on_demand')),
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, kind, name)
+);
+
+CREATE TABLE recording_settings (
+    tenant_id BIGINT PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    retention_days BIGINT NOT NULL DEFAULT 0 CHECK (retention_days BETWEEN 0 AND 36500),
+    format TEXT NOT NULL DEFAULT 'wav' CHECK (format IN ('wav', 'opus')),
+    layout TEXT NOT NULL DEFAULT 'mono' CHECK (layout IN ('mono', 'stereo'))
+);
+
+CREATE TABLE recordings (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    call_id TEXT NOT NULL,
+    path TEXT NOT NULL DEFAULT '',
+    format TEXT NOT NULL DEFAULT 'wav',
+    started_at BIGINT NOT NULL,
+    stopped_at BIGINT,
+    duration_ms BIGINT NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'recording'
+        CHECK (status IN ('recording', 'stopped', 'disk-full', 'error', 'expired')),
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX recordings_call ON recordings (tenant_id, call_id);
+CREATE INDEX recordings_started ON recordings (started_at);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -424,6 +458,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 9,
         name: "ring groups and forwarding",
         sql: V9_RING_GROUPS,
+    },
+    Migration {
+        version: 10,
+        name: "call recording",
+        sql: V10_RECORDING,
     },
 ];
 

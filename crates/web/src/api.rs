@@ -24,6 +24,7 @@ mod backup_remote;
 mod hunt;
 pub(crate) mod outside;
 pub mod prompts;
+pub(crate) mod recordings;
 pub(crate) mod reports;
 
 /// Largest backup upload accepted (bytes).
@@ -275,6 +276,7 @@ pub fn routes() -> Router<Web> {
         .merge(backup_remote::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(recordings::routes())
         .merge(crate::cluster::routes())
         .route(
             "/license",

@@ -9,6 +9,7 @@ mod backup_remote;
 mod hunt;
 mod outside;
 mod prompts;
+mod recordings;
 mod reports;
 
 fn err_ref() -> Value {
@@ -312,6 +313,7 @@ pub fn document() -> Value {
     backup_remote::paths(&mut add);
     reports::paths(&mut add);
     prompts::paths(&mut add);
+    recordings::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

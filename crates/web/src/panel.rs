@@ -29,6 +29,7 @@ mod hunt;
 mod license_page;
 mod outside;
 mod prompts;
+mod recordings;
 mod reports;
 
 const STYLE: &str = include_str!("../static/style.css");
@@ -77,6 +78,7 @@ pub fn routes() -> Router<Web> {
         .merge(hunt::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(recordings::routes())
         .merge(backup_remote::routes())
         .merge(cluster::routes())
         .route(
@@ -186,6 +188,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/groups" { (ctx.t("nav.groups")) }
                             a href="/prompts" { (ctx.t("nav.prompts")) }
                             a href="/moh" { (ctx.t("nav.moh")) }
+                            (recordings::nav(ctx))
                             a href="/settings" { (ctx.t("nav.settings")) }
                             a href="/backup" { (ctx.t("nav.backup")) }
                             a href="/backup/remote" { (ctx.t("nav.backup_server")) }
@@ -1272,6 +1275,7 @@ async fn history(
         },
         Err(e) => (Vec::new(), 0, Some(e)),
     };
+    let recs = recordings::for_calls(&w, &rows).await;
     let fq = filter_query(&q);
     let disp = field(&q, "disposition");
     let body = html! {
@@ -1297,11 +1301,13 @@ async fn history(
                 th { (ctx.t("hist.start")) } th { (ctx.t("calls.caller")) } th { (ctx.t("calls.callee")) }
                 th { (ctx.t("hist.disposition")) } th { (ctx.t("calls.duration")) } th { (ctx.t("hist.billsec")) } th { (ctx.t("calls.codec")) }
                 (outside::history_heads(&ctx))
+                (recordings::history_head(&ctx))
             } }
             tbody { @for c in &rows { @let r = &c.record; tr.cdr data-caller=(r.caller) data-callee=(r.callee) data-disposition=(r.disposition.as_str()) {
                 td { (fmt_time(&r.start_time)) } td { (r.caller) @if !r.caller_name.is_empty() { " (" (r.caller_name) ")" } } td { (r.callee) }
                 td { (ctx.t(disp_key(r.disposition))) } td { (r.duration_s) } td { (r.billsec) } td { (r.codec) }
                 (outside::history_cells(&ctx, r))
+                (recordings::history_cell(&ctx, &recs, &r.call_id))
             } } }
         }
         (pager(&ctx, "/history", &fq, offset, PAGE_ROWS, total))

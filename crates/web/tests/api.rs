@@ -1153,6 +1153,13 @@ async fn openapi_matches_routes() {
         "DELETE /groups/{name}",
         "GET /extensions/{number}/forwarding",
         "PUT /extensions/{number}/forwarding",
+        "GET /recordings",
+        "GET /recordings/{id}",
+        "GET /recordings/{id}/audio",
+        "GET /recording-policies",
+        "PUT /recording-policies/{kind}/{name}",
+        "GET /recording-settings",
+        "PUT /recording-settings",
     ];
     expected.sort();
     assert_eq!(ops, expected);
@@ -1167,7 +1174,8 @@ async fn openapi_matches_routes() {
             .replace("{pattern}", "0312345678")
             .replace("{lang}", "en")
             .replace("{class}", "nobody")
-            .replace("{file}", "nobody.wav");
+            .replace("{file}", "nobody.wav")
+            .replace("{kind}", "extension");
         // A read key: writes stop at the scope check, reads run; neither may be unrouted.
         let r = a.api(m, &p, Some(&a.read), None).await;
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{op}");

@@ -27,6 +27,9 @@ pub struct Opts {
     pub ip: Option<String>,
     /// Network namespace to run the server in (`ip netns exec NAME denwa ...`).
     pub netns: Option<String>,
+    /// A command the server runs under (`WRAP... denwa serve ...`); `{data}` in it becomes the
+    /// data directory (e.g. `unshare -m` with a small tmpfs mounted in it).
+    pub wrap: Vec<String>,
 }
 
 /// A running `denwa serve`.
@@ -85,6 +88,18 @@ impl Denwa {
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns]).arg(bin());
+                c
+            }
+            None if !self.opts.wrap.is_empty() => {
+                let data = self.data.path().display().to_string();
+                let w: Vec<String> = self
+                    .opts
+                    .wrap
+                    .iter()
+                    .map(|a| a.replace("{data}", &data))
+                    .collect();
+                let mut c = Command::new(&w[0]);
+                c.args(&w[1..]).arg(bin());
                 c
             }
             None => Command::new(bin()),
