@@ -17,6 +17,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::prompt::Lang;
 
 /// Prompt ids the retrieval menus play (all in [`crate::prompt::CATALOGUE`]).
@@ -96,6 +98,109 @@ pub mod prompts {
     pub const TOO_SHORT: &str = "vm-too-short";
     /// "Goodbye."
     pub const GOODBYE: &str = "goodbye";
+}
+
+/// A mailbox's settings (stored as JSON; every field has a default so older documents load).
+/// The PIN is not here: it is stored hashed beside it, and a box has none until one is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BoxSpec {
+    /// Callers may leave messages (`vm:EXT` answers).
+    pub enabled: bool,
+    /// Where new messages are mailed (empty: not mailed).
+    pub email: String,
+    /// Attach the WAV to the e-mail.
+    pub attach: bool,
+    /// Delete the message once mailed.
+    pub delete_after_mail: bool,
+    /// Longest message, seconds.
+    pub max_message_s: u32,
+    /// The owner's own phones enter without the PIN (the box must still have one).
+    pub skip_pin_own_phone: bool,
+    /// The owner recorded (or uploaded) an unavailable greeting.
+    pub greeting_unavailable: bool,
+    /// The owner recorded a busy greeting.
+    pub greeting_busy: bool,
+    /// The owner recorded their name.
+    pub greeting_name: bool,
+}
+
+impl Default for BoxSpec {
+    fn default() -> Self {
+        BoxSpec {
+            enabled: true,
+            email: String::new(),
+            attach: true,
+            delete_after_mail: false,
+            max_message_s: 180,
+            skip_pin_own_phone: false,
+            greeting_unavailable: false,
+            greeting_busy: false,
+            greeting_name: false,
+        }
+    }
+}
+
+/// Why mailbox settings were refused: the field and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct SpecError {
+    /// The offending field.
+    pub field: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl BoxSpec {
+    /// Checks ranges and the e-mail address's shape.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if !(10..=600).contains(&self.max_message_s) {
+            return Err(SpecError {
+                field: "max_message_s",
+                reason: "must be 10-600 seconds".into(),
+            });
+        }
+        let e = &self.email;
+        if !e.is_empty() {
+            let ok = e.len() <= 254
+                && !e
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+                && e.split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'));
+            if !ok {
+                return Err(SpecError {
+                    field: "email",
+                    reason: format!("{e:?} is not an e-mail address"),
+                });
+            }
+        }
+        if self.delete_after_mail && e.is_empty() {
+            return Err(SpecError {
+                field: "delete_after_mail",
+                reason: "needs an e-mail address (messages would be lost)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the owner has a greeting of this kind.
+    pub fn has_greeting(&self, g: Greeting) -> bool {
+        match g {
+            Greeting::Unavailable => self.greeting_unavailable,
+            Greeting::Busy => self.greeting_busy,
+            Greeting::Name => self.greeting_name,
+        }
+    }
+
+    /// Records whether the owner has a greeting of this kind.
+    pub fn set_greeting(&mut self, g: Greeting, present: bool) {
+        match g {
+            Greeting::Unavailable => self.greeting_unavailable = present,
+            Greeting::Busy => self.greeting_busy = present,
+            Greeting::Name => self.greeting_name = present,
+        }
+    }
 }
 
 /// Wrong PINs in one call before "goodbye".
@@ -1257,6 +1362,30 @@ mod tests {
         {
             assert!(crate::prompt::get(id).is_some(), "{id} missing");
         }
+    }
+
+    #[test]
+    fn box_settings_are_checked() {
+        assert_eq!(BoxSpec::default().validate(), Ok(()));
+        let bad = |f: fn(&mut BoxSpec)| {
+            let mut s = BoxSpec::default();
+            f(&mut s);
+            s.validate().map_err(|e| e.field)
+        };
+        assert_eq!(bad(|s| s.max_message_s = 5), Err("max_message_s"));
+        assert_eq!(bad(|s| s.email = "alice".into()), Err("email"));
+        assert_eq!(bad(|s| s.email = "a b@example.com".into()), Err("email"));
+        assert_eq!(bad(|s| s.email = "a@b@example.com".into()), Err("email"));
+        assert_eq!(
+            bad(|s| s.delete_after_mail = true),
+            Err("delete_after_mail")
+        );
+        assert_eq!(bad(|s| s.email = "alice@example.com".into()), Ok(()));
+        let old: BoxSpec = serde_json::from_str(r#"{"email":"a@example.com"}"#).expect("loads");
+        assert!(old.enabled && old.attach && old.max_message_s == 180);
+        let mut s = BoxSpec::default();
+        s.set_greeting(Greeting::Busy, true);
+        assert!(s.has_greeting(Greeting::Busy) && !s.has_greeting(Greeting::Unavailable));
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod model;
 mod notify;
 mod outside;
 pub mod report;
+mod vmbox;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -40,6 +41,7 @@ pub use group::WriteStats;
 pub use model::*;
 pub use notify::Change;
 pub use outside::OutsideConfig;
+pub use vmbox::{LOCK_AFTER, LOCK_FOR_S, MAX_MESSAGES, NewVmMessage, VmBox, VmMessage};
 
 use db::Db;
 

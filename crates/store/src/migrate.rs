@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 8;
+pub const LATEST: i64 = 9;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -358,6 +358,40 @@ CREATE TABLE backup_server_state (
 INSERT INTO backup_server_state (id) VALUES (1);
 "#;
 
+/// Voicemail (issue 14 §5): mailbox settings per extension number (a JSON document of
+/// `apps::vmail::BoxSpec`, the PIN as an Argon2 hash, never a default one, and the wrong-PIN
+/// lockout) and the message index (folder, caller, length, time, file under the data
+/// directory's `voicemail/`), so counts are exact without reading the disk.
+const V9: &str = r#"
+CREATE TABLE vm_boxes (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    number TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    pin_hash TEXT,
+    pin_failures BIGINT NOT NULL DEFAULT 0,
+    locked_until BIGINT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, number)
+);
+
+CREATE TABLE vm_messages (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    mailbox TEXT NOT NULL,
+    folder TEXT NOT NULL CHECK (folder IN ('new', 'saved')),
+    caller TEXT NOT NULL DEFAULT '',
+    caller_name TEXT NOT NULL DEFAULT '',
+    call_id TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    duration_ms BIGINT NOT NULL CHECK (duration_ms >= 0),
+    received_at BIGINT NOT NULL,
+    path TEXT NOT NULL UNIQUE
+);
+CREATE INDEX vm_messages_box ON vm_messages (tenant_id, mailbox, folder);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -399,6 +433,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 8,
         name: "backup shipping and the backup server",
         sql: V8,
+    },
+    Migration {
+        version: 9,
+        name: "voicemail",
+        sql: V9,
     },
 ];
 
