@@ -1034,6 +1034,13 @@ mod tests {
         r
     }
 
+    /// [`logged_in`], its greeting drained.
+    fn at_main_menu(t0: Instant) -> Retrieval {
+        let mut r = logged_in(t0);
+        drain(&mut r);
+        r
+    }
+
     #[test]
     fn own_box_says_the_counts_then_the_main_menu() {
         let t0 = Instant::now();
@@ -1167,8 +1174,7 @@ mod tests {
     #[test]
     fn listen_save_delete_next_previous() {
         let t0 = Instant::now();
-        let mut r = logged_in(t0);
-        drain(&mut r);
+        let mut r = at_main_menu(t0);
         // First new message: the oldest (id 4) with its envelope and audio.
         keys(&mut r, "1", t0);
         let a = drain(&mut r);
@@ -1208,8 +1214,7 @@ mod tests {
     #[test]
     fn call_back_says_so_then_dials_the_caller() {
         let t0 = Instant::now();
-        let mut r = logged_in(t0);
-        drain(&mut r);
+        let mut r = at_main_menu(t0);
         keys(&mut r, "18", t0);
         let a = drain(&mut r);
         assert!(
@@ -1229,8 +1234,7 @@ mod tests {
     #[test]
     fn silence_replays_the_menu_then_says_goodbye() {
         let t0 = Instant::now();
-        let mut r = logged_in(t0);
-        drain(&mut r);
+        let mut r = at_main_menu(t0);
         let mut now = t0;
         for i in 0..MAX_TIMEOUTS {
             r.on_play_done(now);
@@ -1250,8 +1254,7 @@ mod tests {
     #[test]
     fn pin_change_needs_the_same_acceptable_pin_twice() {
         let t0 = Instant::now();
-        let mut r = logged_in(t0);
-        drain(&mut r);
+        let mut r = at_main_menu(t0);
         keys(&mut r, "4", t0);
         assert!(has_prompt(&drain(&mut r), prompts::PIN_NEW));
         keys(&mut r, "1234#", t0);
@@ -1275,8 +1278,7 @@ mod tests {
     #[test]
     fn greeting_is_recorded_reviewed_and_kept() {
         let t0 = Instant::now();
-        let mut r = logged_in(t0);
-        drain(&mut r);
+        let mut r = at_main_menu(t0);
         keys(&mut r, "3", t0);
         assert!(has_prompt(&drain(&mut r), "vm-greeting-menu-busy"));
         keys(&mut r, "2", t0);
@@ -1313,8 +1315,7 @@ mod tests {
     #[test]
     fn a_too_short_greeting_is_not_offered_for_review() {
         let t0 = Instant::now();
-        let mut r = logged_in(t0);
-        drain(&mut r);
+        let mut r = at_main_menu(t0);
         keys(&mut r, "31", t0);
         drain(&mut r);
         r.on_play_done(t0);

@@ -262,6 +262,8 @@ pub struct Apps {
     pub confs: HashMap<(i64, String), apps::conf::RoomSpec>,
     /// Internal numbers of applications by (tenant, number).
     pub numbers: HashMap<(i64, String), crate::dialplan::Destination>,
+    /// Voicemail boxes with stored settings by (tenant, extension number).
+    pub vm_boxes: HashMap<(i64, String), crate::vm::VmBoxEntry>,
 }
 
 impl Apps {

@@ -45,6 +45,8 @@ pub enum DbOp {
         /// The state document ([`crate::TrunkStatus`]).
         status: serde_json::Value,
     },
+    /// Voicemail index, PIN and file work; answered with [`DbAnswer::Vm`].
+    Vm(crate::vm::VmOp),
 }
 
 /// The answer to a [`DbOp`].
@@ -63,6 +65,8 @@ pub enum DbAnswer {
     Cdr(Result<(), String>),
     /// Fire-and-forget operations (flags, purge) answer this.
     Done(Result<(), String>),
+    /// Voicemail work.
+    Vm(crate::vm::VmAnswer),
 }
 
 /// How a call ended (CDR disposition).

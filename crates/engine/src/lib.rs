@@ -38,7 +38,8 @@ pub mod sdp_local;
 pub mod settings;
 pub mod uac;
 pub mod usrloc;
-mod vm;
+pub mod vm;
+pub mod vm_menu;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -159,6 +160,8 @@ enum Pending {
     Cdr(Option<(TransactionId, Response)>),
     /// Nothing waits for it.
     Background(&'static str),
+    /// Voicemail work for a call (0: nobody waits).
+    Vm(u64),
 }
 
 /// True when the response's To header has no tag. Every response passes here and most carry a
@@ -216,6 +219,8 @@ pub struct Engine {
     app_timers: std::collections::BTreeSet<(Instant, u64)>,
     /// Conference rooms in use: bridge -> (call, caller's endpoint) of each member.
     rooms: HashMap<u64, Vec<(u64, media::EndpointId)>>,
+    /// Voicemail recordings waiting for their end.
+    vm: vm::VmState,
 }
 
 /// What a client transaction belongs to.
@@ -270,6 +275,7 @@ impl Engine {
             outside_pending: true,
             app_timers: std::collections::BTreeSet::new(),
             rooms: HashMap::new(),
+            vm: vm::VmState::default(),
             cfg,
         }
     }
@@ -548,6 +554,7 @@ impl Engine {
                     warn!(error = %e, "{what} failed");
                 }
             }
+            (Pending::Vm(call), DbAnswer::Vm(a)) => self.vm_answer(call, a, now),
             (Pending::Cdr(reply), _) => {
                 // A mismatched answer must not leave a phone without its final response.
                 if let Some((txn, r)) = reply {

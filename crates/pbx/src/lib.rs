@@ -14,6 +14,7 @@ pub mod load;
 pub mod metrics;
 pub mod resolve;
 pub mod transport;
+mod vm_io;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

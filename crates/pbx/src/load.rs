@@ -387,7 +387,20 @@ pub async fn apps(store: &Store) -> anyhow::Result<engine::config::Apps> {
         .into_iter()
         .map(|r| (r.tenant_id, r.number, r.spec))
         .collect();
-    Ok(engine::config::Apps::with_rooms(menus, rooms))
+    let mut apps = engine::config::Apps::with_rooms(menus, rooms);
+    apps.vm_boxes = store
+        .all_vm_boxes()
+        .await?
+        .into_iter()
+        .map(|b| {
+            let entry = engine::vm::VmBoxEntry {
+                spec: b.spec,
+                has_pin: b.has_pin,
+            };
+            ((b.tenant_id, b.number), entry)
+        })
+        .collect();
+    Ok(apps)
 }
 
 /// Media statistics of one relay leg, as the call record keeps them.

@@ -396,6 +396,38 @@ impl Store {
         })
     }
 
+    /// A box's messages as the phone menus need them: envelope times in the tenant's report
+    /// time zone (`reports.timezone`, UTC when unset or unknown).
+    pub async fn vm_messages_for_phone(
+        &self,
+        tenant_id: i64,
+        mailbox: &str,
+    ) -> Result<Vec<apps::vmail::Message>> {
+        use chrono::Timelike;
+        let tz: chrono_tz::Tz = self
+            .setting::<String>(None, "reports.timezone")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(chrono_tz::UTC);
+        Ok(self
+            .list_vm_messages(tenant_id, mailbox)
+            .await?
+            .into_iter()
+            .map(|m| {
+                let local = m.received_at.with_timezone(&tz);
+                apps::vmail::Message {
+                    id: m.id,
+                    folder: Folder::parse(&m.folder).unwrap_or(Folder::New),
+                    caller: m.caller,
+                    at: (local.hour() as u8, local.minute() as u8),
+                    path: m.path,
+                }
+            })
+            .collect())
+    }
+
     /// One message by id.
     pub async fn vm_message(&self, tenant_id: i64, id: i64) -> Result<Option<VmMessage>> {
         let sql = format!("SELECT {MSG_COLS} FROM vm_messages WHERE tenant_id = $1 AND id = $2");

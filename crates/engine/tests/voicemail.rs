@@ -1,0 +1,357 @@
+//! Voicemail in call control on a fake clock, the database answered by the harness: a message
+//! is indexed when the recording ends (even after the caller hung up), a too-short one is
+//! discarded, the owner's recorded greeting plays, and the phone menus (`*97`, `*98`) check the
+//! PIN, play messages, delete, record greetings and hang up.
+
+mod common;
+
+use apps::vmail::{BoxSpec, Folder, Greeting, Message as VmMessage};
+use common::*;
+use engine::Input;
+use engine::config::{Apps, IvrEntry};
+use engine::media::{EndpointId, MediaCommand, MediaEvent, PlayItem};
+use engine::vm::{VmBoxEntry, VmOp};
+use sip::Message;
+
+const CALLER: &str = "192.0.2.21:5060";
+
+/// 1001 registered; menu `main` (number 500) whose option 3 leaves a message for 1002; 1001's
+/// box has a PIN; 1002's box an unavailable greeting of its own when `greeting`.
+fn setup(greeting: bool) -> Harness {
+    let mut snap = snapshot();
+    let mut m = apps::ivr::MenuSpec {
+        greeting: "main-greeting".into(),
+        ..Default::default()
+    };
+    m.options.insert('3', "vm:1002".into());
+    snap.apps = Apps::new(vec![IvrEntry {
+        tenant: 1,
+        name: "main".into(),
+        number: "500".into(),
+        spec: m,
+    }]);
+    snap.apps.vm_boxes.insert(
+        (1, "1001".into()),
+        VmBoxEntry {
+            spec: BoxSpec::default(),
+            has_pin: true,
+        },
+    );
+    snap.apps.vm_boxes.insert(
+        (1, "1002".into()),
+        VmBoxEntry {
+            spec: BoxSpec {
+                greeting_unavailable: greeting,
+                ..BoxSpec::default()
+            },
+            has_pin: false,
+        },
+    );
+    let mut h = Harness::with(snap);
+    let c = "<sip:1001@192.0.2.21:5060>";
+    assert_eq!(
+        h.register("1001", Some(c), Some(3600), CALLER, SEG1).status,
+        200
+    );
+    h.sent.clear();
+    h.media_log.clear();
+    h
+}
+
+/// 1001 dials `to`; the call is answered on an endpoint and ACKed: the endpoint and the 200.
+fn call(h: &mut Harness, to: &str, call_id: &str) -> (EndpointId, sip::Response) {
+    h.sent = h.dial(&Dial {
+        from: "1001",
+        to,
+        source: CALLER,
+        local: SEG1,
+        call_id,
+    });
+    let ok = h
+        .sent
+        .iter()
+        .find_map(|s| match &s.message {
+            Message::Response(r) if r.status == 200 => Some(r.clone()),
+            _ => None,
+        })
+        .expect("answered");
+    let ack = in_dialog(&ok, "ACK", 2);
+    h.recv_raw(&ack, CALLER, SEG1);
+    let ep = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .expect("an endpoint");
+    (ep, ok)
+}
+
+fn in_dialog(ok: &sip::Response, method: &str, cseq: u32) -> String {
+    let contact = ok.headers.contact().expect("Contact").uri.to_string();
+    let to = ok.to().expect("To").to_string();
+    let call_id = ok.call_id().expect("Call-ID").to_string();
+    let from = ok.from().expect("From").to_string();
+    format!(
+        "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK-v{cseq}-{call_id}\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Every Play command's items as text (`prompt`, `file:PATH`), one string per command.
+fn plays(h: &Harness) -> Vec<String> {
+    h.media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Play { items, .. } => Some(
+                items
+                    .iter()
+                    .map(|i| match i {
+                        PlayItem::Prompt { id, .. } => id.clone(),
+                        PlayItem::File { path } => format!("file:{path}"),
+                        other => format!("{other:?}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_play(h: &Harness) -> String {
+    plays(h).pop().unwrap_or_default()
+}
+
+fn play_done(h: &mut Harness, ep: EndpointId) {
+    let id = h
+        .media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Play { endpoint, id, .. } if *endpoint == ep => Some(*id),
+            _ => None,
+        })
+        .next_back()
+        .expect("something played");
+    h.input(Input::Media(MediaEvent::PlayDone {
+        endpoint: ep,
+        id,
+        interrupted: false,
+    }));
+}
+
+fn keys(h: &mut Harness, ep: EndpointId, s: &str) {
+    for d in s.chars() {
+        h.input(Input::Media(MediaEvent::Dtmf {
+            endpoint: ep,
+            digit: d,
+        }));
+    }
+}
+
+/// The last Record command: (id, path).
+fn recording(h: &Harness) -> (u64, String) {
+    h.media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Record { id, path, .. } => Some((*id, path.clone())),
+            _ => None,
+        })
+        .next_back()
+        .expect("a recording")
+}
+
+fn record_done(h: &mut Harness, ep: EndpointId, rec: &(u64, String), ms: u64, reason: &str) {
+    h.input(Input::Media(MediaEvent::RecordDone {
+        endpoint: ep,
+        id: rec.0,
+        path: rec.1.clone(),
+        duration_ms: ms,
+        reason: reason.into(),
+    }));
+}
+
+/// Through the menu to 1002's box, greeting played: recording.
+fn leave_message(h: &mut Harness, call_id: &str) -> (EndpointId, (u64, String), sip::Response) {
+    let (ep, ok) = call(h, "500", call_id);
+    play_done(h, ep);
+    keys(h, ep, "3");
+    play_done(h, ep);
+    (ep, recording(h), ok)
+}
+
+#[test]
+fn a_message_is_indexed_even_when_the_caller_hangs_up_mid_message() {
+    let mut h = setup(false);
+    let (ep, rec, ok) = leave_message(&mut h, "vm-hup");
+    assert!(rec.1.starts_with("voicemail/1/1002/msg-"), "{}", rec.1);
+    // The caller hangs up while recording: the call ends at once ...
+    h.recv_raw(&in_dialog(&ok, "BYE", 3), CALLER, SEG1);
+    assert_eq!(h.engine.active_calls(), 0, "no session is left");
+    assert!(
+        !h.vm_ops.iter().any(|o| matches!(o, VmOp::Index { .. })),
+        "nothing indexed before the file is finished"
+    );
+    // ... and the media engine reports the finished file afterwards: it is indexed.
+    record_done(&mut h, ep, &rec, 4_200, "closed");
+    let idx: Vec<_> = h
+        .vm_ops
+        .iter()
+        .filter_map(|o| match o {
+            VmOp::Index { tenant, msg } => Some((*tenant, msg.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(idx.len(), 1);
+    let (tenant, msg) = &idx[0];
+    assert_eq!((*tenant, msg.mailbox.as_str()), (1, "1002"));
+    assert_eq!((msg.caller.as_str(), msg.duration_ms), ("1001", 4_200));
+    assert_eq!(msg.path, rec.1);
+    // A second report of the same recording changes nothing.
+    record_done(&mut h, ep, &rec, 4_200, "closed");
+    assert_eq!(
+        h.vm_ops
+            .iter()
+            .filter(|o| matches!(o, VmOp::Index { .. }))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_recording_under_a_second_is_discarded_not_indexed() {
+    let mut h = setup(false);
+    let (ep, rec, _) = leave_message(&mut h, "vm-short");
+    record_done(&mut h, ep, &rec, 300, "stopped");
+    assert_eq!(
+        h.vm_ops,
+        vec![VmOp::Discard {
+            path: rec.1.clone()
+        }]
+    );
+    assert_eq!(last_play(&h), "vm-too-short");
+    h.sent.clear();
+    play_done(&mut h, ep);
+    assert_eq!(h.engine.active_calls(), 0);
+}
+
+#[test]
+fn the_owners_recorded_greeting_plays_instead_of_the_default() {
+    let mut h = setup(true);
+    let (ep, _) = call(&mut h, "500", "vm-greet");
+    play_done(&mut h, ep);
+    keys(&mut h, ep, "3");
+    assert_eq!(
+        last_play(&h),
+        "file:voicemail/1/1002/greeting-unavailable.wav+vm-leave-message"
+    );
+}
+
+fn message(id: i64, folder: Folder) -> VmMessage {
+    VmMessage {
+        id,
+        folder,
+        caller: "1003".into(),
+        at: (9, 30),
+        path: format!("voicemail/1/1001/msg-{id}-1.wav"),
+    }
+}
+
+#[test]
+fn own_box_by_feature_code_pin_listen_delete_goodbye() {
+    let mut h = setup(false);
+    h.vm_messages = vec![message(11, Folder::New)];
+    let (ep, _) = call(&mut h, "*97", "vm-own");
+    assert_eq!(last_play(&h), "vm-enter-pin", "the PIN is asked by default");
+    keys(&mut h, ep, "2580#");
+    assert_eq!(
+        h.vm_ops[..2],
+        [
+            VmOp::Verify {
+                tenant: 1,
+                mailbox: "1001".into(),
+                pin: Some("2580".into())
+            },
+            VmOp::Load {
+                tenant: 1,
+                mailbox: "1001".into()
+            }
+        ]
+    );
+    assert!(
+        last_play(&h).starts_with("vm-you-have+num-1+vm-new-message+vm-menu-new"),
+        "{}",
+        last_play(&h)
+    );
+    keys(&mut h, ep, "1");
+    let p = last_play(&h);
+    assert!(p.contains("file:voicemail/1/1001/msg-11-1.wav"), "{p}");
+    assert!(
+        p.contains("vm-from-number+digit-1+digit-0+digit-0+digit-3"),
+        "{p}"
+    );
+    keys(&mut h, ep, "7");
+    assert!(h.vm_ops.contains(&VmOp::Delete { tenant: 1, id: 11 }));
+    assert!(last_play(&h).contains("vm-no-more-messages"));
+    keys(&mut h, ep, "*");
+    assert_eq!(last_play(&h), "goodbye");
+    h.sent.clear();
+    play_done(&mut h, ep);
+    assert!(h.requests("BYE").iter().any(|b| b.to.to_string() == CALLER));
+    assert_eq!(h.engine.active_calls(), 0);
+}
+
+#[test]
+fn main_number_three_wrong_pins_end_the_call() {
+    let mut h = setup(false);
+    let (ep, _) = call(&mut h, "*98", "vm-main");
+    assert_eq!(last_play(&h), "vm-enter-mailbox");
+    for _ in 0..3 {
+        keys(&mut h, ep, "1001#1111#");
+    }
+    let verifies = h
+        .vm_ops
+        .iter()
+        .filter(|o| matches!(o, VmOp::Verify { .. }))
+        .count();
+    assert_eq!(verifies, 3);
+    assert!(!h.vm_ops.iter().any(|o| matches!(o, VmOp::Load { .. })));
+    assert_eq!(last_play(&h), "vm-wrong-pin+goodbye");
+    play_done(&mut h, ep);
+    assert_eq!(h.engine.active_calls(), 0);
+}
+
+#[test]
+fn a_greeting_recorded_by_phone_is_reviewed_and_kept() {
+    let mut h = setup(false);
+    let (ep, _) = call(&mut h, "*97", "vm-rec");
+    keys(&mut h, ep, "2580#3");
+    assert!(last_play(&h).starts_with("vm-greeting-menu-unavailable"));
+    keys(&mut h, ep, "1");
+    assert_eq!(last_play(&h), "vm-greeting-record");
+    play_done(&mut h, ep);
+    let rec = recording(&h);
+    assert_eq!(rec.1, "voicemail/1/1001/greeting-unavailable.new.wav");
+    keys(&mut h, ep, "#");
+    assert!(matches!(
+        h.media_log.last(),
+        Some(MediaCommand::StopRecord { endpoint }) if *endpoint == ep
+    ));
+    record_done(&mut h, ep, &rec, 2_500, "stopped");
+    assert_eq!(
+        last_play(&h),
+        "file:voicemail/1/1001/greeting-unavailable.new.wav+vm-greeting-review"
+    );
+    assert!(
+        !h.vm_ops
+            .iter()
+            .any(|o| matches!(o, VmOp::Index { .. } | VmOp::Discard { .. })),
+        "a greeting is not a message"
+    );
+    keys(&mut h, ep, "1");
+    assert!(h.vm_ops.contains(&VmOp::KeepGreeting {
+        tenant: 1,
+        mailbox: "1001".into(),
+        greeting: Greeting::Unavailable
+    }));
+}
