@@ -89,7 +89,7 @@ pub enum Command {
     /// Conference rooms: number, PIN, size, join muted, join tones.
     #[command(subcommand)]
     Conf(crate::conf_cmd::ConfCmd),
-    /// Voicemail messages left in a mailbox (reached through vm:EXT).
+    /// Voicemail: mailbox settings and PINs, messages (vm:EXT; *97 / *98 by phone).
     #[command(subcommand)]
     Voicemail(crate::vm_cmd::VmCmd),
     /// Manage control-panel administrators.

@@ -290,7 +290,9 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Did(cmd) => outside_cmd::did(cmd, &store, tenant.id, &mut out).await?,
         Command::Ivr(cmd) => ivr_cmd::run(cmd, &store, tenant.id, &mut out).await?,
         Command::Conf(cmd) => conf_cmd::run(cmd, &store, tenant.id, &mut out).await?,
-        Command::Voicemail(cmd) => vm_cmd::run(cmd, &cfg.data_dir, tenant.id, &mut out)?,
+        Command::Voicemail(cmd) => {
+            vm_cmd::run(cmd, &store, &cfg.data_dir, tenant.id, &mut out).await?
+        }
         Command::Outbound(cmd) => outside_cmd::outbound(cmd, &store, tenant.id, &mut out).await?,
         Command::Extension(ExtensionCmd::Edit {
             number,
