@@ -231,7 +231,10 @@ pub async fn run(
             if let Err(e) = std::fs::remove_file(&file)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
-                bail!("message {id} removed from the index, but its file {} was not: {e}", file.display());
+                bail!(
+                    "message {id} removed from the index, but its file {} was not: {e}",
+                    file.display()
+                );
             }
             writeln!(out, "message {id} deleted")?;
         }

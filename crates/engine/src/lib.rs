@@ -521,6 +521,7 @@ impl Engine {
                     info!(
                         ivrs = a.ivrs.len(),
                         rooms = a.confs.len(),
+                        mailboxes = a.vm_boxes.len(),
                         "voice applications loaded"
                     );
                 }

@@ -112,7 +112,15 @@ impl Engine {
             return;
         };
         match answer {
-            VmAnswer::Verdict(Ok(v)) => s.ret.on_verdict(v, now.mono),
+            VmAnswer::Verdict(Ok(v)) => {
+                let mailbox = s.ret.mailbox().to_string();
+                if v == apps::vmail::Verdict::Ok {
+                    info!(call = id, %mailbox, "voicemail menus: mailbox opened");
+                } else {
+                    info!(call = id, %mailbox, verdict = ?v, "voicemail menus: entry refused");
+                }
+                s.ret.on_verdict(v, now.mono)
+            }
             VmAnswer::Messages(Ok(m)) => s.ret.on_messages(m, now.mono),
             VmAnswer::PinSet(Ok(ok)) => s.ret.on_pin_set(ok, now.mono),
             VmAnswer::Done(Ok(())) => return,

@@ -1,0 +1,147 @@
+//! Voicemail with real phones: a baresip phone leaves a message (a known tone sequence) in
+//! 1002's box through an IVR option; the message is indexed (`denwa voicemail list`); 1002
+//! calls `*97`, enters its PIN by RFC 4733 DTMF, presses 1 and hears the same tones, presses 7
+//! to delete it — the index and the file are gone. Prompts are not installed in tests: every
+//! prompt plays the error tone (950/1400/1800 Hz), which none of the checked tones is.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::Denwa;
+use testkit::baresip::{Phone, PhoneConfig};
+use testkit::tone::{self, ToneLayout};
+
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The caller's message.
+const A_TONES: [u32; 4] = [500, 700, 1100, 1300];
+/// The owner's own audio while in the menus (must never come back).
+const B_TONES: [u32; 4] = [1600, 2000, 2300, 2600];
+
+fn wav(dir: &Path, name: &str, freqs: &[u32], lead_ms: u32, min_ms: u32) -> PathBuf {
+    let path = dir.join(name);
+    let layout = ToneLayout {
+        lead_ms,
+        ..ToneLayout::default()
+    };
+    tone::write_tone_wav(&path, freqs, &layout, min_ms).expect("tone file");
+    path
+}
+
+fn phone(d: &Denwa, user: &str, password: &str, wav: &Path) -> Phone {
+    testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
+    let cfg = PhoneConfig::new(user)
+        .registering(&d.sip_addr(), password, 600)
+        .with_audio(wav);
+    let mut p = Phone::start(cfg).expect("baresip starts");
+    p.wait_event("REGISTER_OK", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("{user} did not register: {e}")
+        });
+    p
+}
+
+fn messages(d: &Denwa) -> Vec<serde_json::Value> {
+    let list = d.cli_ok(&["voicemail", "list", "1002", "--json"]);
+    serde_json::from_str(&list).expect("json")
+}
+
+#[test]
+fn a_message_left_by_one_phone_is_heard_and_deleted_by_the_owner_with_its_pin() {
+    let d = Denwa::start();
+    let audio = tempfile::tempdir().expect("tmp");
+    d.add_extension("1001", "alice-secret-b");
+    d.add_extension("1002", "bob-secret-cc");
+    d.cli_ok(&["voicemail", "pin", "1002", "--pin", "2580"]);
+    d.cli_ok(&[
+        "ivr",
+        "add",
+        "main",
+        "--number",
+        "500",
+        "--greeting",
+        "ivr-welcome",
+        "--option",
+        "3=vm:1002",
+    ]);
+    d.wait_until(
+        "the menu and the mailbox loaded",
+        Duration::from_secs(10),
+        || {
+            d.logs().lines().any(|l| {
+                l.contains("voice applications loaded")
+                    && l.contains("ivrs=1")
+                    && l.contains("mailboxes=1")
+            })
+        },
+    );
+
+    // 1001 leaves a message: menu (1 s), "3", the default greeting (7 prompts, here error
+    // tones of 1 s), the beep, then its tones at 12 s; 5 s of silence end the recording.
+    let a_wav = wav(audio.path(), "a.wav", &A_TONES, 12_000, 40_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    a.dial(&format!("sip:500@{}", d.sip_addr())).expect("dial");
+    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .expect("answered");
+    std::thread::sleep(Duration::from_millis(1500));
+    a.send_dtmf("3").expect("DTMF");
+    a.wait_event("CALL_CLOSED", Duration::from_secs(45))
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the mailbox did not end the call: {e}")
+        });
+    let mut msgs = Vec::new();
+    d.wait_until("the message indexed", Duration::from_secs(10), || {
+        msgs = messages(&d);
+        msgs.len() == 1
+    });
+    let m = &msgs[0];
+    assert_eq!(m["folder"], "new", "{m}");
+    assert_eq!(m["caller"], "1001", "{m}");
+    assert_eq!(m["reason"], "unavailable", "{m}");
+    let file = PathBuf::from(m["path"].as_str().expect("path"));
+    tone::check_recording(&file, &A_TONES, &B_TONES).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the message does not hold the caller's tones: {e}")
+    });
+    drop(a);
+
+    // 1002 calls its own box, enters the PIN digit by digit (RFC 4733), then 1: listen.
+    let b_wav = wav(audio.path(), "b.wav", &B_TONES, 500, 60_000);
+    let mut b = phone(&d, "1002", "bob-secret-cc", &b_wav);
+    b.dial(&format!("sip:*97@{}", d.sip_addr())).expect("dial");
+    b.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("*97 was not answered: {e}")
+        });
+    std::thread::sleep(Duration::from_millis(1000));
+    for digit in ["2", "5", "8", "0", "#"] {
+        b.send_dtmf(digit).expect("DTMF");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    d.wait_until("the PIN accepted", Duration::from_secs(10), || {
+        d.logs().contains("voicemail menus: mailbox opened")
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    b.send_dtmf("1").expect("DTMF");
+    // The envelope (about 10 prompts), then the message (its tones about 3 s in).
+    std::thread::sleep(Duration::from_millis(17_000));
+    b.send_dtmf("7").expect("DTMF");
+    d.wait_until("the message deleted", Duration::from_secs(10), || {
+        messages(&d).is_empty()
+    });
+    assert!(!file.exists(), "the file went with the index entry");
+    b.hangup().expect("hang up");
+    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT).expect("closed");
+    let heard = b.last_recording().expect("owner's recording");
+    tone::check_recording(&heard, &A_TONES, &B_TONES).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the owner did not hear the message: {e}")
+    });
+    d.wait_until("every endpoint freed", Duration::from_secs(10), || {
+        d.logs().matches("media endpoint closed").count() >= 2
+    });
+}
