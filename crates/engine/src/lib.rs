@@ -27,6 +27,7 @@ pub mod dialplan;
 pub mod dispatcher;
 pub mod media;
 mod moh;
+pub mod mwi;
 pub mod nathelper;
 pub mod outside;
 pub mod peerlog;
@@ -239,6 +240,8 @@ pub(crate) enum Owner {
     TrunkPing(i64),
     /// The last REGISTER (expires 0) of a trunk that went away.
     TrunkGone,
+    /// An unsolicited message-waiting NOTIFY (its answer changes nothing).
+    Mwi,
 }
 
 impl Engine {
@@ -525,7 +528,9 @@ impl Engine {
                         "voice applications loaded"
                     );
                 }
+                let old = std::mem::take(&mut self.snap.apps.vm_counts);
                 self.snap.apps = a;
+                self.mwi_reloaded(&old, now);
             }
         }
     }
@@ -671,7 +676,7 @@ impl Engine {
                 }
                 Some(Owner::TrunkReg(t)) => self.trunk_reg_response(t, &response, now),
                 Some(Owner::TrunkPing(t)) => self.trunk_ping_result(t, Some(&response), now),
-                Some(Owner::TrunkGone) => {}
+                Some(Owner::TrunkGone | Owner::Mwi) => {}
                 // An answer for a call that is already gone (it answered after we cancelled).
                 Some(Owner::Call(_)) | None => {
                     if (200..300).contains(&response.status) {
@@ -688,7 +693,7 @@ impl Engine {
                     }) => self.ping_failed(extension_id, &contact_uri, now),
                     Some(Owner::TrunkReg(t)) => self.trunk_reg_failed(t, now),
                     Some(Owner::TrunkPing(t)) => self.trunk_ping_result(t, None, now),
-                    Some(Owner::TrunkGone) | None => {}
+                    Some(Owner::TrunkGone | Owner::Mwi) | None => {}
                 }
             }
             Event::AckTimeout { transaction } => {

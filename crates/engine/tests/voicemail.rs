@@ -355,3 +355,71 @@ fn a_greeting_recorded_by_phone_is_reviewed_and_kept() {
         greeting: Greeting::Unavailable
     }));
 }
+
+/// The NOTIFYs sent to `to` so far, as (Event, body).
+fn notifies(h: &Harness, to: &str) -> Vec<(String, String)> {
+    h.sent
+        .iter()
+        .filter(|s| s.to.to_string() == to)
+        .filter_map(|s| match &s.message {
+            Message::Request(r) if r.method == sip::Method::Notify => Some((
+                r.headers
+                    .get(&sip::HeaderName::Event)
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_default(),
+                String::from_utf8_lossy(&r.body).into_owned(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn message_waiting_is_notified_on_every_count_change_and_on_registration() {
+    let mut h = setup(false);
+    let mut apps = h.engine.snapshot().apps.clone();
+    // 1001 (registered at CALLER) gets a message: NOTIFY yes 1/0.
+    apps.vm_counts.insert((1, "1001".into()), (1, 0));
+    h.sent.clear();
+    h.input(Input::Config(engine::ConfigUpdate::Apps(apps.clone())));
+    let n = notifies(&h, CALLER);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0].0, "message-summary");
+    assert!(
+        n[0].1.starts_with("Messages-Waiting: yes\r\n"),
+        "{}",
+        n[0].1
+    );
+    assert!(n[0].1.contains("Voice-Message: 1/0 (0/0)"), "{}", n[0].1);
+    // The same counts again (another box changed, or a reload): nothing new for 1001.
+    h.sent.clear();
+    h.input(Input::Config(engine::ConfigUpdate::Apps(apps.clone())));
+    assert!(notifies(&h, CALLER).is_empty());
+    // Listened to and saved: no longer waiting.
+    apps.vm_counts.insert((1, "1001".into()), (0, 1));
+    h.input(Input::Config(engine::ConfigUpdate::Apps(apps.clone())));
+    let n = notifies(&h, CALLER);
+    assert!(
+        n[0].1.starts_with("Messages-Waiting: no\r\n") && n[0].1.contains("0/1"),
+        "{n:?}"
+    );
+    // Deleted: the box leaves the counts, still a NOTIFY 0/0.
+    h.sent.clear();
+    apps.vm_counts.clear();
+    h.input(Input::Config(engine::ConfigUpdate::Apps(apps.clone())));
+    let n = notifies(&h, CALLER);
+    assert!(n[0].1.contains("Voice-Message: 0/0 (0/0)"), "{n:?}");
+    // A phone registering while messages wait is told after its 200 OK.
+    apps.vm_counts.insert((1, "1002".into()), (2, 0));
+    h.input(Input::Config(engine::ConfigUpdate::Apps(apps)));
+    let desk = "192.0.2.22:5060";
+    h.sent.clear();
+    let c = "<sip:1002@192.0.2.22:5060>";
+    assert_eq!(
+        h.register("1002", Some(c), Some(3600), desk, SEG1).status,
+        200
+    );
+    let n = notifies(&h, desk);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(n[0].1.contains("Voice-Message: 2/0 (0/0)"));
+}

@@ -400,6 +400,7 @@ pub async fn apps(store: &Store) -> anyhow::Result<engine::config::Apps> {
             ((b.tenant_id, b.number), entry)
         })
         .collect();
+    apps.vm_counts = store.all_vm_counts().await?.into_iter().collect();
     Ok(apps)
 }
 

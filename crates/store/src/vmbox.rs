@@ -381,6 +381,8 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| crate::db::conflict(e, || format!("message file {}", m.path)))?;
+            // Message counts travel with the voice applications (message-waiting indication).
+            announce!(tx, kind, Change::Apps);
             msg_from(&r)?
         }))
     }
@@ -459,6 +461,37 @@ impl Store {
         Ok((get("new"), get("saved")))
     }
 
+    /// New and saved counts of every box holding messages (call control's message-waiting
+    /// indication): ((tenant, mailbox), (new, saved)).
+    pub async fn all_vm_counts(&self) -> Result<Vec<((i64, String), (u64, u64))>> {
+        let rows = read_pool!(self.db(), pool, kind => {
+            sqlx::query(
+                "SELECT tenant_id, mailbox, folder, COUNT(*) AS n FROM vm_messages
+                 GROUP BY tenant_id, mailbox, folder ORDER BY tenant_id, mailbox",
+            )
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.i64("tenant_id")?, r.text("mailbox")?, r.text("folder")?, r.i64("n")?)))
+            .collect::<Result<Vec<_>>>()?
+        });
+        let mut out: Vec<((i64, String), (u64, u64))> = Vec::new();
+        for (t, m, folder, n) in rows {
+            let n = n.max(0) as u64;
+            if out.last().is_none_or(|(k, _)| *k != (t, m.clone())) {
+                out.push(((t, m.clone()), (0, 0)));
+            }
+            if let Some((_, c)) = out.last_mut() {
+                if folder == "new" {
+                    c.0 += n;
+                } else {
+                    c.1 += n;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Moves a message to a folder; `NotFound` when there is no such message.
     pub async fn set_vm_folder(
         &self,
@@ -477,7 +510,10 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
             {
-                Some(r) => Ok(msg_from(&r)?),
+                Some(r) => {
+                    announce!(tx, kind, Change::Apps);
+                    Ok(msg_from(&r)?)
+                }
                 None => Err(Error::NotFound(format!("voicemail message {id}"))),
             }
         })
@@ -491,7 +527,10 @@ impl Store {
         );
         write_tx!(self.db(), tx, kind => {
             match sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&mut *tx).await? {
-                Some(r) => Ok(msg_from(&r)?),
+                Some(r) => {
+                    announce!(tx, kind, Change::Apps);
+                    Ok(msg_from(&r)?)
+                }
                 None => Err(Error::NotFound(format!("voicemail message {id}"))),
             }
         })

@@ -31,7 +31,7 @@ fn message(n: i64) -> NewVmMessage {
 }
 
 async fn mailboxes_pins_and_messages(b: Backend) {
-    let (s, _url, _g) = common::store(b).await;
+    let (s, url, _g) = common::store(b).await;
     let t = s.default_tenant().await.unwrap().id;
     assert_eq!(t, 1, "paths below assume the default tenant is 1");
     s.create_extension(
@@ -156,14 +156,39 @@ async fn mailboxes_pins_and_messages(b: Backend) {
         Err(Error::NotFound(_))
     ));
     assert_eq!(s.vm_counts(t, "1002").await.unwrap(), (0, 1));
+    assert_eq!(
+        s.all_vm_counts().await.unwrap(),
+        vec![((t, "1002".to_string()), (0, 1))]
+    );
     assert!(s.vm_message(t, m1.id).await.unwrap().is_some());
     assert!(
         s.vm_message(t + 1, m1.id).await.unwrap().is_none(),
         "tenant-scoped"
     );
 
+    // A message change elsewhere (the CLI, the panel) is announced with the voice applications,
+    // which carry the counts call control sends message-waiting indications from.
+    let mut rx = s.subscribe();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await;
+    assert!(matches!(ready, Ok(Ok(store::Change::All))), "{ready:?}");
+    let other = store::Store::open(&url, common::opts()).await.unwrap();
+    other.insert_vm_message(t, &message(5)).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match rx.recv().await {
+                Ok(store::Change::Apps) => return true,
+                Ok(_) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(got, "the message change must be announced");
+    assert_eq!(s.vm_counts(t, "1002").await.unwrap(), (1, 1));
+
     // The box is bounded.
-    for n in 10..(10 + store::MAX_MESSAGES - 1) {
+    for n in 10..(10 + store::MAX_MESSAGES - 2) {
         s.insert_vm_message(t, &message(n)).await.unwrap();
     }
     assert_eq!(
