@@ -37,6 +37,7 @@ pub mod registrar;
 pub mod sdp;
 pub mod sdp_local;
 pub mod settings;
+pub mod subs;
 pub mod uac;
 pub mod usrloc;
 pub mod vm;
@@ -64,7 +65,7 @@ use crate::b2bua::B2bua;
 use crate::usrloc::Usrloc;
 
 /// Methods we handle (the Allow header says only what is true).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE, SUBSCRIBE";
 
 /// The current time, both clocks: `mono` for timers, `wall` for what is stored or shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +223,8 @@ pub struct Engine {
     rooms: HashMap<u64, Vec<(u64, media::EndpointId)>>,
     /// Voicemail recordings waiting for their end.
     vm: vm::VmState,
+    /// Event subscriptions (message-summary).
+    subs: subs::Subs,
 }
 
 /// What a client transaction belongs to.
@@ -279,6 +282,7 @@ impl Engine {
             app_timers: std::collections::BTreeSet::new(),
             rooms: HashMap::new(),
             vm: vm::VmState::default(),
+            subs: subs::Subs::default(),
             cfg,
         }
     }
@@ -750,6 +754,7 @@ impl Engine {
                     );
                 self.respond(txn, r, now);
             }
+            Method::Subscribe => self.on_subscribe(txn, req, (source, local, transport), now),
             _ if in_dialog => self.in_dialog_request(txn, req, source, now),
             Method::Bye
             | Method::Ack
@@ -808,6 +813,7 @@ impl Engine {
             );
         }
         self.send_keepalives(now);
+        self.expire_subscriptions(now);
         self.check_calls(now);
         self.check_trunk_attempts(now);
         self.trunk_timers(now);

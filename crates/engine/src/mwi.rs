@@ -8,14 +8,15 @@
 //! e-mail delete-after-mail) announces a change, the driver reloads, and [`Engine`] compares
 //! the old and new counts — one path, whatever changed them.
 //!
-//! Not here yet: SUBSCRIBE dialogs (phones that subscribe get 489/405 and still receive the
-//! unsolicited NOTIFYs).
+//! Contacts with a `message-summary` subscription ([`crate::subs`]) get their NOTIFYs inside
+//! it instead.
 
 use std::collections::HashMap;
 
 use sip::{HeaderName, Method, Request};
 use tracing::{debug, info};
 
+use crate::subs::Package;
 use crate::usrloc::Binding;
 use crate::{Engine, Now, Owner};
 
@@ -59,8 +60,14 @@ impl Engine {
                 .cloned()
                 .collect();
             info!(tenant, mailbox = %ext, new = counts.0, saved = counts.1, contacts = bindings.len(), "message waiting changed");
+            self.notify_subscribers(tenant, &ext, Package::MessageSummary, now);
             for b in bindings {
-                self.mwi_notify(tenant, &ext, counts, &b, now);
+                if !self
+                    .subs
+                    .covers(tenant, &ext, Package::MessageSummary, b.received)
+                {
+                    self.mwi_notify(tenant, &ext, counts, &b, now);
+                }
             }
         }
     }
@@ -69,6 +76,9 @@ impl Engine {
     pub(crate) fn mwi_registered(&mut self, tenant: i64, ext: &str, b: &Binding, now: Now) {
         if let Some(&counts) = self.snap.apps.vm_counts.get(&(tenant, ext.to_string()))
             && counts.0 > 0
+            && !self
+                .subs
+                .covers(tenant, ext, Package::MessageSummary, b.received)
         {
             self.mwi_notify(tenant, ext, counts, b, now);
         }
@@ -76,14 +86,7 @@ impl Engine {
 
     /// One unsolicited NOTIFY to one contact.
     fn mwi_notify(&mut self, tenant: i64, ext: &str, counts: (u64, u64), b: &Binding, now: Now) {
-        let realm = self
-            .snap
-            .tenants
-            .realms
-            .get(&tenant)
-            .cloned()
-            .unwrap_or_default();
-        let account = format!("sip:{ext}@{realm}");
+        let account = crate::subs::sip_account(&self.snap, tenant, ext);
         let via = self.our_via(b.local, b.transport);
         let mut req = Request::new(Method::Notify, b.contact.clone());
         req.headers.push(HeaderName::Via, via.to_string());

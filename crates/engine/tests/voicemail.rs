@@ -12,6 +12,7 @@ use engine::config::{Apps, IvrEntry};
 use engine::media::{EndpointId, MediaCommand, MediaEvent, PlayItem};
 use engine::vm::{VmBoxEntry, VmOp};
 use sip::Message;
+use std::time::Duration;
 
 const CALLER: &str = "192.0.2.21:5060";
 
@@ -422,4 +423,178 @@ fn message_waiting_is_notified_on_every_count_change_and_on_registration() {
     let n = notifies(&h, desk);
     assert_eq!(n.len(), 1, "{n:?}");
     assert!(n[0].1.contains("Voice-Message: 2/0 (0/0)"));
+}
+
+fn subscribe_text(
+    cseq: u32,
+    event: &str,
+    expires: u32,
+    to_tag: &str,
+    auth: Option<&str>,
+) -> String {
+    let mut s = format!(
+        "SUBSCRIBE sip:1001@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK-s{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:1001@example.com>;tag=sub-a\r\nTo: <sip:1001@example.com>{to_tag}\r\nCall-ID: sub-1\r\nCSeq: {cseq} SUBSCRIBE\r\nContact: <sip:1001@{CALLER}>\r\nEvent: {event}\r\nExpires: {expires}\r\n"
+    );
+    if let Some(a) = auth {
+        s.push_str(&format!("Proxy-Authorization: {a}\r\n"));
+    }
+    s + "Content-Length: 0\r\n\r\n"
+}
+
+/// The NOTIFYs to the caller as (Subscription-State, body); clears what was sent.
+fn sub_notifies(h: &mut Harness) -> Vec<(String, String)> {
+    let out = h
+        .sent
+        .iter()
+        .filter_map(|s| match &s.message {
+            Message::Request(r) if r.method == sip::Method::Notify => Some((
+                r.headers
+                    .get(&sip::HeaderName::SubscriptionState)
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_default(),
+                String::from_utf8_lossy(&r.body).into_owned(),
+            )),
+            _ => None,
+        })
+        .collect();
+    h.sent.clear();
+    out
+}
+
+#[test]
+fn message_summary_subscription_lifecycle() {
+    let mut h = setup(false);
+    // Unknown package: 489; too short: 423 with Min-Expires.
+    h.recv_raw(&subscribe_text(1, "presence", 600, "", None), CALLER, SEG1);
+    assert_eq!(h.last_response().status, 489);
+    h.recv_raw(
+        &subscribe_text(2, "message-summary", 10, "", None),
+        CALLER,
+        SEG1,
+    );
+    let r = h.last_response();
+    assert_eq!(r.status, 423);
+    assert_eq!(
+        r.headers
+            .get(&sip::HeaderName::MinExpires)
+            .map(|v| v.as_str().to_string()),
+        Some("60".into())
+    );
+    // Digest-challenged, then accepted with an immediate NOTIFY of the state.
+    h.recv_raw(
+        &subscribe_text(3, "message-summary", 600, "", None),
+        CALLER,
+        SEG1,
+    );
+    let challenge = h.last_response();
+    assert_eq!(challenge.status, 407);
+    let creds = h.answer_challenge(
+        "1001",
+        &password("1001"),
+        &challenge,
+        &sip::HeaderName::ProxyAuthenticate,
+        "SUBSCRIBE",
+        "sip:1001@example.com",
+    );
+    h.sent.clear();
+    h.recv_raw(
+        &subscribe_text(4, "message-summary", 600, "", Some(&creds)),
+        CALLER,
+        SEG1,
+    );
+    let ok = h
+        .sent
+        .iter()
+        .find_map(|s| match &s.message {
+            Message::Response(r) if r.status == 200 => Some(r.clone()),
+            _ => None,
+        })
+        .expect("200 OK");
+    assert_eq!(
+        ok.headers
+            .get(&sip::HeaderName::Expires)
+            .map(|v| v.as_str().to_string()),
+        Some("600".into())
+    );
+    let tag = ok
+        .to()
+        .and_then(|t| t.tag().map(str::to_string))
+        .expect("to-tag");
+    let n = sub_notifies(&mut h);
+    assert_eq!(n.len(), 1);
+    assert!(n[0].0.starts_with("active;expires="), "{}", n[0].0);
+    assert!(n[0].1.contains("Voice-Message: 0/0 (0/0)"));
+    // A count change reaches the subscription (and no unsolicited NOTIFY besides it).
+    let mut apps = h.engine.snapshot().apps.clone();
+    apps.vm_counts.insert((1, "1001".into()), (1, 0));
+    h.input(Input::Config(engine::ConfigUpdate::Apps(apps)));
+    let n = sub_notifies(&mut h);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(n[0].0.starts_with("active") && n[0].1.contains("Messages-Waiting: yes"));
+    // Refresh in the dialog, then unsubscribe: a terminated NOTIFY.
+    let in_dialog = format!(";tag={tag}");
+    h.recv_raw(
+        &subscribe_text(5, "message-summary", 900, &in_dialog, None),
+        CALLER,
+        SEG1,
+    );
+    assert_eq!(h.last_response().status, 200);
+    let n = sub_notifies(&mut h);
+    assert!(n[0].0.starts_with("active;expires="), "{n:?}");
+    h.recv_raw(
+        &subscribe_text(6, "message-summary", 0, &in_dialog, None),
+        CALLER,
+        SEG1,
+    );
+    assert_eq!(h.last_response().status, 200);
+    let n = sub_notifies(&mut h);
+    assert_eq!(n[0].0, "terminated;reason=timeout");
+    // Gone: a refresh now is 481.
+    h.recv_raw(
+        &subscribe_text(7, "message-summary", 600, &in_dialog, None),
+        CALLER,
+        SEG1,
+    );
+    assert_eq!(h.last_response().status, 481);
+}
+
+#[test]
+fn a_subscription_that_is_not_refreshed_ends_with_a_terminated_notify() {
+    let mut h = setup(false);
+    h.recv_raw(
+        &subscribe_text(1, "message-summary", 60, "", None),
+        CALLER,
+        SEG1,
+    );
+    let challenge = h.last_response();
+    let creds = h.answer_challenge(
+        "1001",
+        &password("1001"),
+        &challenge,
+        &sip::HeaderName::ProxyAuthenticate,
+        "SUBSCRIBE",
+        "sip:1001@example.com",
+    );
+    h.recv_raw(
+        &subscribe_text(2, "message-summary", 60, "", Some(&creds)),
+        CALLER,
+        SEG1,
+    );
+    assert_eq!(sub_notifies(&mut h).len(), 1);
+    // (Unanswered NOTIFYs are retransmitted meanwhile: only their state matters here.)
+    h.advance(Duration::from_secs(59));
+    let n = sub_notifies(&mut h);
+    assert!(
+        n.iter().all(|(state, _)| state.starts_with("active")),
+        "{n:?}"
+    );
+    h.advance(Duration::from_secs(2));
+    let n = sub_notifies(&mut h);
+    let mut ended: Vec<_> = n
+        .iter()
+        .filter(|(s, _)| s.starts_with("terminated"))
+        .collect();
+    ended.dedup(); // its retransmissions
+    assert_eq!(ended.len(), 1, "{n:?}");
+    assert_eq!(ended[0].0, "terminated;reason=timeout");
 }
