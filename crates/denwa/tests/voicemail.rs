@@ -1,7 +1,9 @@
 //! Voicemail with real phones: a baresip phone leaves a message (a known tone sequence) in
 //! 1002's box through an IVR option; the message is indexed (`denwa voicemail list`); 1002
 //! calls `*97`, enters its PIN by RFC 4733 DTMF, presses 1 and hears the same tones, presses 7
-//! to delete it — the index and the file are gone. Prompts are not installed in tests: every
+//! to delete it — the index and the file are gone. 1002's phone subscribes to its
+//! message-waiting state (baresip's `mwi` module) and sees the counts go 0 → 1 → 0 in the
+//! NOTIFYs. Prompts are not installed in tests: every
 //! prompt plays the error tone (950/1400/1800 Hz), which none of the checked tones is.
 
 mod common;
@@ -43,6 +45,35 @@ fn phone(d: &Denwa, user: &str, password: &str, wav: &Path) -> Phone {
     p
 }
 
+/// 1002's phone with baresip's message-waiting module: it SUBSCRIBEs to message-summary.
+fn mwi_phone(d: &Denwa, wav: &Path) -> Phone {
+    let mut cfg = PhoneConfig::new("1002")
+        .registering(&d.sip_addr(), "bob-secret-cc", 600)
+        .with_audio(wav);
+    cfg.lifetime = Duration::from_secs(150);
+    cfg.account_params.push("mwi=yes".into());
+    cfg.config_lines.push("module_app\t\tmwi.so".into());
+    let mut p = Phone::start(cfg).expect("baresip starts");
+    p.wait_event("REGISTER_OK", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("1002 did not register: {e}")
+        });
+    p
+}
+
+/// Waits for a NOTIFY whose body says `voice` (`1/0`) on `p`.
+fn wait_mwi(d: &Denwa, p: &mut Phone, voice: &str) {
+    let want = format!("Voice-Message: {voice} (0/0)");
+    p.wait_event_where("MWI_NOTIFY", Duration::from_secs(30), |e| {
+        e.param.contains(&want)
+    })
+    .unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("no message-waiting NOTIFY with {want}: {e}")
+    });
+}
+
 fn messages(d: &Denwa) -> Vec<serde_json::Value> {
     let list = d.cli_ok(&["voicemail", "list", "1002", "--json"]);
     serde_json::from_str(&list).expect("json")
@@ -78,6 +109,15 @@ fn a_message_left_by_one_phone_is_heard_and_deleted_by_the_owner_with_its_pin() 
         },
     );
 
+    // 1002's phone subscribes and is told: nothing waiting.
+    let b_wav = wav(audio.path(), "b.wav", &B_TONES, 500, 140_000);
+    let mut b = mwi_phone(&d, &b_wav);
+    wait_mwi(&d, &mut b, "0/0");
+    assert!(
+        d.logs().contains("subscribed"),
+        "a subscription, not unsolicited NOTIFYs"
+    );
+
     // 1001 leaves a message: menu (1 s), "3", the default greeting (7 prompts, here error
     // tones of 1 s), the beep, then its tones at 12 s; 5 s of silence end the recording.
     let a_wav = wav(audio.path(), "a.wav", &A_TONES, 12_000, 40_000);
@@ -107,10 +147,9 @@ fn a_message_left_by_one_phone_is_heard_and_deleted_by_the_owner_with_its_pin() 
         panic!("the message does not hold the caller's tones: {e}")
     });
     drop(a);
+    wait_mwi(&d, &mut b, "1/0");
 
     // 1002 calls its own box, enters the PIN digit by digit (RFC 4733), then 1: listen.
-    let b_wav = wav(audio.path(), "b.wav", &B_TONES, 500, 60_000);
-    let mut b = phone(&d, "1002", "bob-secret-cc", &b_wav);
     b.dial(&format!("sip:*97@{}", d.sip_addr())).expect("dial");
     b.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
         .unwrap_or_else(|e| {
@@ -134,6 +173,7 @@ fn a_message_left_by_one_phone_is_heard_and_deleted_by_the_owner_with_its_pin() 
         messages(&d).is_empty()
     });
     assert!(!file.exists(), "the file went with the index entry");
+    wait_mwi(&d, &mut b, "0/0");
     b.hangup().expect("hang up");
     b.wait_event("CALL_CLOSED", EVENT_TIMEOUT).expect("closed");
     let heard = b.last_recording().expect("owner's recording");
