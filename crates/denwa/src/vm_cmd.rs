@@ -77,6 +77,16 @@ pub enum VmCmd {
         /// Message id
         id: i64,
     },
+    /// Set the SMTP password voicemail e-mails authenticate with (the other SMTP settings are
+    /// `mail.*` in `denwa setting`); never listed with the settings.
+    MailPassword {
+        /// The password
+        #[arg(long, conflicts_with = "clear", required_unless_present = "clear")]
+        password: Option<String>,
+        /// Remove it
+        #[arg(long)]
+        clear: bool,
+    },
 }
 
 async fn require_box(store: &Store, tenant: i64, ext: &str) -> Result<store::VmBox> {
@@ -147,11 +157,13 @@ pub async fn run(
         VmCmd::Show { ext, json } => {
             let b = require_box(store, tenant, &ext).await?;
             let (new, saved) = store.vm_counts(tenant, &ext).await?;
+            let mails = store.vm_mail_status(tenant, &ext).await?;
             if json {
                 let mut v = serde_json::to_value(&b)?;
                 if let Some(o) = v.as_object_mut() {
                     o.insert("new".into(), new.into());
                     o.insert("saved".into(), saved.into());
+                    o.insert("mail".into(), serde_json::to_value(&mails)?);
                 }
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
@@ -180,6 +192,21 @@ pub async fn run(
                     "greetings recorded: unavailable {}, busy {}, name {}",
                     s.greeting_unavailable, s.greeting_busy, s.greeting_name
                 )?;
+                for m in mails.iter().take(10) {
+                    writeln!(
+                        out,
+                        "e-mail of message {} to {}: {} after {} attempt(s){}",
+                        m.message_id,
+                        m.email,
+                        m.status,
+                        m.attempts,
+                        if m.last_error.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", last error: {}", m.last_error)
+                        }
+                    )?;
+                }
             }
         }
         VmCmd::Edit {
@@ -242,6 +269,19 @@ pub async fn run(
             message_of(store, tenant, &ext, id).await?;
             store.set_vm_folder(tenant, id, Folder::Saved).await?;
             writeln!(out, "message {id} saved")?;
+        }
+        VmCmd::MailPassword { password, clear } => {
+            let key = engine::settings::keys::MAIL_PASSWORD;
+            match (password, clear) {
+                (Some(p), false) => {
+                    store.set_setting(None, key, &p).await?;
+                    writeln!(out, "SMTP password set")?;
+                }
+                _ => {
+                    store.delete_setting(None, key).await?;
+                    writeln!(out, "SMTP password removed")?;
+                }
+            }
         }
     }
     Ok(())

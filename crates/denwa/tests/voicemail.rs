@@ -3,7 +3,9 @@
 //! calls `*97`, enters its PIN by RFC 4733 DTMF, presses 1 and hears the same tones, presses 7
 //! to delete it — the index and the file are gone. 1002's phone subscribes to its
 //! message-waiting state (baresip's `mwi` module) and sees the counts go 0 → 1 → 0 in the
-//! NOTIFYs. Prompts are not installed in tests: every
+//! NOTIFYs. The message is also e-mailed, with its WAV, to an SMTP sink (aiosmtpd from
+//! Debian, started here on a free port) and the attachment holds the same tones. Prompts are
+//! not installed in tests: every
 //! prompt plays the error tone (950/1400/1800 Hz), which none of the checked tones is.
 
 mod common;
@@ -74,6 +76,48 @@ fn wait_mwi(d: &Denwa, p: &mut Phone, voice: &str) {
     });
 }
 
+/// An SMTP sink writing what it receives into `maildir` (Maildir layout).
+fn smtp_sink(maildir: &Path) -> (testkit::proc::Proc, u16) {
+    testkit::require_binary("aiosmtpd").unwrap_or_else(|e| panic!("{e}"));
+    let port = testkit::ports::free_port().expect("free port");
+    let mut cmd = std::process::Command::new("aiosmtpd");
+    cmd.args([
+        "-n",
+        "-l",
+        &format!("127.0.0.1:{port}"),
+        "-c",
+        "aiosmtpd.handlers.Mailbox",
+    ])
+    .arg(maildir);
+    let p = testkit::proc::Proc::spawn("aiosmtpd", cmd).expect("aiosmtpd starts");
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < end, "aiosmtpd did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (p, port)
+}
+
+/// The base64 `audio/wav` part of a received e-mail, decoded.
+fn wav_attachment(mail: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let start = mail.find("Content-Type: audio/wav").expect("a WAV part");
+    let part = &mail[start..];
+    let body_at = part
+        .find("\n\n")
+        .or_else(|| part.find("\r\n\r\n"))
+        .expect("part body");
+    let b64: String = part[body_at..]
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty() && !l.starts_with("--"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64 attachment")
+}
+
 fn messages(d: &Denwa) -> Vec<serde_json::Value> {
     let list = d.cli_ok(&["voicemail", "list", "1002", "--json"]);
     serde_json::from_str(&list).expect("json")
@@ -86,6 +130,17 @@ fn a_message_left_by_one_phone_is_heard_and_deleted_by_the_owner_with_its_pin() 
     d.add_extension("1001", "alice-secret-b");
     d.add_extension("1002", "bob-secret-cc");
     d.cli_ok(&["voicemail", "pin", "1002", "--pin", "2580"]);
+    let maildir = audio.path().join("mail");
+    let (_smtp, smtp_port) = smtp_sink(&maildir);
+    for (k, v) in [
+        ("mail.smtp_host", "127.0.0.1".to_string()),
+        ("mail.smtp_port", smtp_port.to_string()),
+        ("mail.smtp_security", "none".to_string()),
+        ("mail.from", "pbx@example.com".to_string()),
+    ] {
+        d.cli_ok(&["setting", "set", k, &v]);
+    }
+    d.cli_ok(&["voicemail", "edit", "1002", "--email", "bob@example.com"]);
     d.cli_ok(&[
         "ivr",
         "add",
@@ -148,6 +203,27 @@ fn a_message_left_by_one_phone_is_heard_and_deleted_by_the_owner_with_its_pin() 
     });
     drop(a);
     wait_mwi(&d, &mut b, "1/0");
+
+    // The e-mail reached the sink with the message attached.
+    let mut mails = Vec::new();
+    d.wait_until("the e-mail at the sink", Duration::from_secs(20), || {
+        mails = std::fs::read_dir(maildir.join("new"))
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        !mails.is_empty()
+    });
+    let mail = std::fs::read_to_string(&mails[0]).expect("mail");
+    assert!(mail.contains("To: bob@example.com"), "{mail:.400}");
+    assert!(mail.contains("Subject: Voicemail from 1001"), "{mail:.400}");
+    let attached = audio.path().join("attached.wav");
+    std::fs::write(&attached, wav_attachment(&mail)).expect("write");
+    tone::check_recording(&attached, &A_TONES, &B_TONES).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the mailed WAV does not hold the caller's tones: {e}")
+    });
+    let shown: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["voicemail", "show", "1002", "--json"])).expect("json");
+    assert_eq!(shown["mail"][0]["status"], "sent", "{shown}");
 
     // 1002 calls its own box, enters the PIN digit by digit (RFC 4733), then 1: listen.
     b.dial(&format!("sip:*97@{}", d.sip_addr())).expect("dial");

@@ -41,7 +41,10 @@ pub use group::WriteStats;
 pub use model::*;
 pub use notify::Change;
 pub use outside::OutsideConfig;
-pub use vmbox::{LOCK_AFTER, LOCK_FOR_S, MAX_MESSAGES, NewVmMessage, VmBox, VmMessage};
+pub use vmbox::{
+    LOCK_AFTER, LOCK_FOR_S, MAIL_ATTEMPTS, MAX_MESSAGES, MAX_OUTBOX, NewVmMessage, VmBox, VmMail,
+    VmMessage, mail_backoff_s,
+};
 
 use db::Db;
 

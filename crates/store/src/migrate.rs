@@ -361,7 +361,9 @@ INSERT INTO backup_server_state (id) VALUES (1);
 /// Voicemail (issue 14 §5): mailbox settings per extension number (a JSON document of
 /// `apps::vmail::BoxSpec`, the PIN as an Argon2 hash, never a default one, and the wrong-PIN
 /// lockout) and the message index (folder, caller, length, time, file under the data
-/// directory's `voicemail/`), so counts are exact without reading the disk.
+/// directory's `voicemail/`), so counts are exact without reading the disk; and the e-mail
+/// outbox (one row per message to mail, retried with backoff, its last error kept). The
+/// outbox is not in backups (delivery state of this node).
 const V9: &str = r#"
 CREATE TABLE vm_boxes (
     id {id},
@@ -390,6 +392,21 @@ CREATE TABLE vm_messages (
     path TEXT NOT NULL UNIQUE
 );
 CREATE INDEX vm_messages_box ON vm_messages (tenant_id, mailbox, folder);
+
+CREATE TABLE vm_outbox (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    message_id BIGINT NOT NULL,
+    mailbox TEXT NOT NULL,
+    email TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_at BIGINT NOT NULL,
+    last_error TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    sent_at BIGINT
+);
+CREATE INDEX vm_outbox_due ON vm_outbox (status, next_at);
 "#;
 
 /// All migrations, in order.

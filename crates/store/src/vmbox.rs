@@ -341,9 +341,20 @@ impl Store {
         self.put_vm_box(tenant_id, number, &spec).await
     }
 
-    /// Indexes a message just recorded (in the `new` folder). Refused when the box already
-    /// holds [`MAX_MESSAGES`].
+    /// Indexes a message just recorded (in the `new` folder) and, when the box has an e-mail
+    /// address, queues its e-mail. Refused when the box already holds [`MAX_MESSAGES`].
     pub async fn insert_vm_message(&self, tenant_id: i64, m: &NewVmMessage) -> Result<VmMessage> {
+        let msg = self.index_vm_message(tenant_id, m).await?;
+        if let Some(b) = self.vm_box(tenant_id, &m.mailbox).await?
+            && !b.spec.email.is_empty()
+        {
+            self.queue_vm_mail(tenant_id, msg.id, &m.mailbox, &b.spec.email)
+                .await?;
+        }
+        Ok(msg)
+    }
+
+    async fn index_vm_message(&self, tenant_id: i64, m: &NewVmMessage) -> Result<VmMessage> {
         if !valid_message_path(tenant_id, &m.mailbox, &m.path) {
             return Err(invalid(
                 "path",
@@ -559,5 +570,166 @@ mod tests {
         ] {
             assert!(!valid_message_path(1, "1002", bad), "{bad}");
         }
+    }
+}
+
+/// Most e-mails waiting in the outbox; past it new messages are not mailed (the row records
+/// why, status `failed`).
+pub const MAX_OUTBOX: i64 = 10_000;
+/// Attempts before an e-mail is given up (`failed`).
+pub const MAIL_ATTEMPTS: i64 = 8;
+
+/// One e-mail in the outbox, with what it needs to be sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VmMail {
+    /// Outbox row id.
+    pub id: i64,
+    /// Tenant.
+    pub tenant_id: i64,
+    /// The message (it may have been deleted since: then the row is dropped).
+    pub message_id: i64,
+    /// Mailbox.
+    pub mailbox: String,
+    /// Recipient.
+    pub email: String,
+    /// `pending`, `sent`, `failed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Why the last attempt failed.
+    pub last_error: String,
+    /// Queued at.
+    pub created_at: DateTime<Utc>,
+}
+
+const MAIL_COLS: &str =
+    "id, tenant_id, message_id, mailbox, email, status, attempts, last_error, created_at";
+
+fn mail_from(r: &impl RowGet) -> Result<VmMail> {
+    Ok(VmMail {
+        id: r.i64("id")?,
+        tenant_id: r.i64("tenant_id")?,
+        message_id: r.i64("message_id")?,
+        mailbox: r.text("mailbox")?,
+        email: r.text("email")?,
+        status: r.text("status")?,
+        attempts: r.i64("attempts")?,
+        last_error: r.text("last_error")?,
+        created_at: r.ts("created_at")?,
+    })
+}
+
+/// The wait before attempt `attempts + 1`: 30 s, doubling, at most an hour.
+pub fn mail_backoff_s(attempts: i64) -> i64 {
+    (30_i64 << attempts.clamp(0, 7)).min(3600)
+}
+
+impl Store {
+    /// Queues the e-mail of message `message_id` to `email` (inside nothing: its own write).
+    pub(crate) async fn queue_vm_mail(
+        &self,
+        tenant_id: i64,
+        message_id: i64,
+        mailbox: &str,
+        email: &str,
+    ) -> Result<()> {
+        let now = to_ms(Utc::now());
+        write_tx!(self.db(), tx, kind => {
+            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM vm_outbox WHERE status = 'pending'")
+                .fetch_one(&mut *tx)
+                .await?
+                .i64("n")?;
+            let (status, err) = if n >= MAX_OUTBOX {
+                ("failed", format!("outbox full ({MAX_OUTBOX} e-mails waiting)"))
+            } else {
+                ("pending", String::new())
+            };
+            sqlx::query(
+                "INSERT INTO vm_outbox (tenant_id, message_id, mailbox, email, status, next_at, last_error, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $6)",
+            )
+            .bind(tenant_id)
+            .bind(message_id)
+            .bind(mailbox)
+            .bind(email)
+            .bind(status)
+            .bind(now)
+            .bind(&err)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// E-mails due at `now` (oldest first, at most `limit`).
+    pub async fn due_vm_mail(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<VmMail>> {
+        let sql = format!(
+            "SELECT {MAIL_COLS} FROM vm_outbox WHERE status = 'pending' AND next_at <= $1
+             ORDER BY next_at, id LIMIT $2"
+        );
+        read_pool!(self.db(), pool, kind => {
+            sqlx::query(&sql).bind(to_ms(now)).bind(limit).fetch_all(pool).await?.iter().map(mail_from).collect()
+        })
+    }
+
+    /// The outbox rows of a box (newest first), for the panel, API and CLI.
+    pub async fn vm_mail_status(&self, tenant_id: i64, mailbox: &str) -> Result<Vec<VmMail>> {
+        let sql = format!(
+            "SELECT {MAIL_COLS} FROM vm_outbox WHERE tenant_id = $1 AND mailbox = $2 ORDER BY id DESC LIMIT 50"
+        );
+        read_pool!(self.db(), pool, kind => {
+            sqlx::query(&sql).bind(tenant_id).bind(mailbox).fetch_all(pool).await?.iter().map(mail_from).collect()
+        })
+    }
+
+    /// E-mails waiting to be sent (all tenants): the `/metrics` queue length.
+    pub async fn vm_mail_pending(&self) -> Result<i64> {
+        read_pool!(self.db(), pool, kind => {
+            sqlx::query("SELECT COUNT(*) AS n FROM vm_outbox WHERE status = 'pending'")
+                .fetch_one(pool)
+                .await?
+                .i64("n")
+        })
+    }
+
+    /// The e-mail went out.
+    pub async fn vm_mail_sent(&self, id: i64) -> Result<()> {
+        let now = to_ms(Utc::now());
+        write_tx!(self.db(), tx, kind => {
+            sqlx::query("UPDATE vm_outbox SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = '' WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// An attempt failed with `error`: retried after [`mail_backoff_s`], given up after
+    /// [`MAIL_ATTEMPTS`] (or at once when `permanent`). Returns whether it was given up.
+    pub async fn vm_mail_failed(&self, id: i64, error: &str, permanent: bool) -> Result<bool> {
+        let now = Utc::now();
+        let error: String = error.chars().take(500).collect();
+        Ok(write_tx!(self.db(), tx, kind => {
+            let attempts: i64 = match sqlx::query("SELECT attempts FROM vm_outbox WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                Some(r) => r.i64("attempts")? + 1,
+                None => return Ok(true),
+            };
+            let give_up = permanent || attempts >= MAIL_ATTEMPTS;
+            let next = to_ms(now) + mail_backoff_s(attempts - 1) * 1000;
+            sqlx::query("UPDATE vm_outbox SET status = $2, attempts = $3, next_at = $4, last_error = $5 WHERE id = $1")
+                .bind(id)
+                .bind(if give_up { "failed" } else { "pending" })
+                .bind(attempts)
+                .bind(next)
+                .bind(&error)
+                .execute(&mut *tx)
+                .await?;
+            give_up
+        }))
     }
 }
