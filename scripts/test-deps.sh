@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what Denwa's test suite needs from Debian's packages: real SIP peers (sipp, baresip),
 # PostgreSQL, network-namespace tools (ip, nft, arping, nsenter), sox (+ MP3), espeak-ng, procps
-# and libopus-dev (the media crate links libopus).
+# libopus-dev (the media crate links libopus) and python3-aiosmtpd (the SMTP sink voicemail
+# e-mail tests deliver to).
 # Idempotent: installs only what is missing, runs `apt-get update` once and only if something
 # is missing, prints what it installed, and exits non-zero with a clear message on failure.
 set -euo pipefail
@@ -22,6 +23,7 @@ REQUIRED=(
   "pkg-config:pkg-config"
   "libopus-dev:pkg-config"
   "util-linux:nsenter"
+  "python3-aiosmtpd:aiosmtpd"
 )
 
 fail() {

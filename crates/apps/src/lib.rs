@@ -17,3 +17,4 @@ pub mod ivr;
 pub mod moh;
 pub mod prompt;
 pub mod prompt_files;
+pub mod vmail;

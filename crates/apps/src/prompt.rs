@@ -613,6 +613,34 @@ pub const CATALOGUE: &[Prompt] = &[
         "その暗証番号は使えません。別の番号を選んでください。",
         "その あんしょう ばんごうは つかえません。べつの ばんごうを えらんで ください。",
     ),
+    p(
+        "vm-opt-previous",
+        Voicemail,
+        "For the previous message, press 4.",
+        "前のメッセージを聞くには、4を押してください。",
+        "まえの めっせーじを きくには、よんを おしてください。",
+    ),
+    p(
+        "vm-greeting-review",
+        Voicemail,
+        "To keep this recording, press 1. To record it again, press 2.",
+        "この録音を使うには1を、録音し直すには2を押してください。",
+        "この ろくおんを つかうには いちを、ろくおん しなおすには にを おしてください。",
+    ),
+    p(
+        "vm-no-pin",
+        Voicemail,
+        "This mailbox has no PIN yet. Please ask your administrator to set one.",
+        "このメールボックスには暗証番号が設定されていません。管理者に設定を依頼してください。",
+        "この めーるぼっくすには あんしょう ばんごうが せってい されていません。かんりしゃに せっていを いらい してください。",
+    ),
+    p(
+        "vm-locked",
+        Voicemail,
+        "This mailbox is locked for a while after too many wrong PINs.",
+        "暗証番号の誤りが多すぎるため、このメールボックスはしばらく使えません。",
+        "あんしょう ばんごうの あやまりが おおすぎる ため、この めーるぼっくすは しばらく つかえません。",
+    ),
     // Conferences.
     p(
         "conf-enter-pin",

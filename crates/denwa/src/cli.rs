@@ -97,7 +97,7 @@ pub enum Command {
     Forward(crate::group_cmd::ForwardCmd),
     /// Do not disturb for an extension: on, off or toggle (busy or voicemail treatment).
     Dnd(crate::group_cmd::DndArgs),
-    /// Voicemail messages left in a mailbox (reached through vm:EXT).
+    /// Voicemail: mailbox settings and PINs, messages (vm:EXT; *97 / *98 by phone).
     #[command(subcommand)]
     Voicemail(crate::vm_cmd::VmCmd),
     /// Call recording: policies per extension/route/trunk, settings, recordings, retention.

@@ -295,7 +295,9 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Group(cmd) => group_cmd::group(cmd, &store, tenant.id, &mut out).await?,
         Command::Forward(cmd) => group_cmd::forward(cmd, &store, tenant.id, &mut out).await?,
         Command::Dnd(a) => group_cmd::dnd(a, &store, tenant.id, &mut out).await?,
-        Command::Voicemail(cmd) => vm_cmd::run(cmd, &cfg.data_dir, tenant.id, &mut out)?,
+        Command::Voicemail(cmd) => {
+            vm_cmd::run(cmd, &store, &cfg.data_dir, tenant.id, &mut out).await?
+        }
         Command::Recording(cmd) => {
             recording_cmd::run(cmd, &store, &cfg.data_dir, tenant.id, &mut out).await?
         }

@@ -65,6 +65,8 @@ pub(crate) enum App {
     Conf(Box<crate::conf::Seat>),
     /// Leaving a voicemail message.
     Vm(Box<crate::vm::VmLeave>),
+    /// In the voicemail menus (listening to one's messages).
+    VmMenu(Box<crate::vm_menu::VmSession>),
 }
 
 /// A call to an application about to start: the application, the menu to return to, the
@@ -155,6 +157,33 @@ impl Anchor {
             Some(App::Vm(v)) => Some(v),
             _ => None,
         }
+    }
+
+    /// The voicemail caller's state, if leaving a message.
+    pub(crate) fn vm(&self) -> Option<&crate::vm::VmLeave> {
+        match &self.app {
+            Some(App::Vm(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The voicemail menus, if the caller is in them.
+    pub(crate) fn vm_menu_mut(&mut self) -> Option<&mut crate::vm_menu::VmSession> {
+        match &mut self.app {
+            Some(App::VmMenu(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The application's timer.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The application let go of the caller (it is handed on).
+    pub(crate) fn clear_app(&mut self) {
+        self.app = None;
+        self.deadline = None;
     }
 
     /// Arms the application timer.
@@ -282,11 +311,32 @@ impl Engine {
                     .extensions
                     .get(&(o.tenant, ext.clone()))
                     .ok_or((404, "Not Found"))?;
-                let app = App::Vm(Box::new(crate::vm::VmLeave {
-                    ext: e.number.clone(),
-                    stage: crate::vm::VmStage::Greeting,
-                }));
+                let app = App::Vm(Box::new(crate::vm::VmLeave::new(
+                    e.number.clone(),
+                    crate::vm::VmReason::Unavailable,
+                )));
                 (app, None, None)
+            }
+            Destination::VmOwn | Destination::VmMain => {
+                // The own box needs a calling extension; trunk callers use the main number.
+                let own = self
+                    .snap
+                    .extensions
+                    .get(&(o.tenant, o.caller.clone()))
+                    .filter(|_| o.route.direction != crate::db::Direction::Inbound)
+                    .map(|e| {
+                        let skip = self.vm_box(o.tenant, &e.number).spec.skip_pin_own_phone;
+                        (e.number.as_str(), skip)
+                    });
+                let lang = self
+                    .snap
+                    .settings
+                    .prompt_language
+                    .parse()
+                    .unwrap_or(apps::prompt::Lang::En);
+                let s =
+                    crate::vm_menu::VmSession::new(dest, own, lang).ok_or((403, "Forbidden"))?;
+                (App::VmMenu(Box::new(s)), None, None)
             }
             Destination::Conf(number) => {
                 let room = self
@@ -383,6 +433,17 @@ impl Engine {
             | MediaEvent::EndpointClosed { endpoint, .. } => *endpoint,
             _ => return,
         };
+        if let MediaEvent::RecordDone {
+            id,
+            path,
+            duration_ms,
+            reason,
+            ..
+        } = &ev
+        {
+            // A message is indexed even when its caller has hung up meanwhile.
+            self.vm_recorded(*id, path, *duration_ms, reason);
+        }
         let Some(id) = self.b2bua.by_endpoint.get(&ep).copied() else {
             if let MediaEvent::EndpointOpened { endpoint, .. } = ev {
                 // The call ended meanwhile.
@@ -459,6 +520,7 @@ impl Engine {
             }
             Some(App::Conf(_)) => true,
             Some(App::Vm(_)) => return self.vm_start(id, now),
+            Some(App::VmMenu(_)) => return self.vm_menu_start(id, now),
             None => false,
         };
         if is_conf {
@@ -598,7 +660,7 @@ impl Engine {
     }
 
     /// The application handed the caller to `dest`.
-    fn app_goto(&mut self, id: u64, dest: &str, now: Now) {
+    pub(crate) fn app_goto(&mut self, id: u64, dest: &str, now: Now) {
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -613,10 +675,10 @@ impl Engine {
                     return self.unavailable(id, now);
                 }
                 if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
-                    a.app = Some(App::Vm(Box::new(crate::vm::VmLeave {
+                    a.app = Some(App::Vm(Box::new(crate::vm::VmLeave::new(
                         ext,
-                        stage: crate::vm::VmStage::Greeting,
-                    })));
+                        crate::vm::VmReason::Unavailable,
+                    ))));
                 }
                 self.vm_start(id, now);
             }
@@ -683,7 +745,7 @@ impl Engine {
     }
 
     /// The destination cannot be reached: say so, then back to the menu (or hang up).
-    fn unavailable(&mut self, id: u64, now: Now) {
+    pub(crate) fn unavailable(&mut self, id: u64, now: Now) {
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
@@ -1117,6 +1179,9 @@ impl Engine {
         if matches!(anchor.app, Some(App::Conf(_))) {
             return self.conf_digit(id, digit, now);
         }
+        if matches!(anchor.app, Some(App::VmMenu(_))) {
+            return self.vm_menu_digit(id, digit, now);
+        }
         let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() else {
             return;
         };
@@ -1146,6 +1211,9 @@ impl Engine {
         if matches!(anchor.app, Some(App::Vm(_))) {
             return self.vm_play_done(id, now);
         }
+        if matches!(anchor.app, Some(App::VmMenu(_))) {
+            return self.vm_menu_play_done(id, now);
+        }
         if let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() {
             ivr.on_play_done(now.mono);
             self.run_app(id, now);
@@ -1173,6 +1241,10 @@ impl Engine {
             anchor.deadline = None;
             if matches!(anchor.app, Some(App::Conf(_))) {
                 self.conf_timeout(id, now);
+                continue;
+            }
+            if matches!(anchor.app, Some(App::VmMenu(_))) {
+                self.vm_menu_timeout(id, now);
                 continue;
             }
             let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() else {

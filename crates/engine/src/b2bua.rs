@@ -643,7 +643,11 @@ impl Engine {
             }
             Decision::Route {
                 destination:
-                    destination @ (Destination::Ivr(_) | Destination::Conf(_) | Destination::Vm(_)),
+                    destination @ (Destination::Ivr(_)
+                    | Destination::Conf(_)
+                    | Destination::Vm(_)
+                    | Destination::VmOwn
+                    | Destination::VmMain),
                 ..
             } => return self.start_app(entry, o, destination, now),
             Decision::Route {

@@ -264,6 +264,10 @@ pub struct Apps {
     pub numbers: HashMap<(i64, String), crate::dialplan::Destination>,
     /// Ring groups and per-extension forwarding (loaded with the applications).
     pub hunt: crate::hunt::HuntConfig,
+    /// Voicemail boxes with stored settings by (tenant, extension number).
+    pub vm_boxes: HashMap<(i64, String), crate::vm::VmBoxEntry>,
+    /// New and saved message counts of boxes holding messages (message-waiting indication).
+    pub vm_counts: crate::mwi::Counts,
 }
 
 impl Apps {

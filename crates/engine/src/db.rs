@@ -53,6 +53,8 @@ pub enum DbOp {
         /// The member's number.
         member: String,
     },
+    /// Voicemail index, PIN and file work; answered with [`DbAnswer::Vm`].
+    Vm(crate::vm::VmOp),
 }
 
 /// The answer to a [`DbOp`].
@@ -71,6 +73,8 @@ pub enum DbAnswer {
     Cdr(Result<(), String>),
     /// Fire-and-forget operations (flags, purge) answer this.
     Done(Result<(), String>),
+    /// Voicemail work.
+    Vm(crate::vm::VmAnswer),
 }
 
 /// How a call ended (CDR disposition).

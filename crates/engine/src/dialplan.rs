@@ -31,6 +31,10 @@ pub enum Destination {
     Ivr(String),
     /// A voicemail box.
     Vm(String),
+    /// The voicemail menus of the caller's own box (`voicemail:own`, feature code `*97`).
+    VmOwn,
+    /// The main voicemail number: asks for a box and its PIN (`voicemail`, `*98`).
+    VmMain,
     /// A conference room.
     Conf(String),
     /// Call park.
@@ -50,6 +54,8 @@ impl fmt::Display for Destination {
             Destination::Group(n) => write!(f, "group:{n}"),
             Destination::Ivr(n) => write!(f, "ivr:{n}"),
             Destination::Vm(n) => write!(f, "vm:{n}"),
+            Destination::VmOwn => f.write_str("voicemail:own"),
+            Destination::VmMain => f.write_str("voicemail"),
             Destination::Conf(n) => write!(f, "conf:{n}"),
             Destination::Park => f.write_str("park"),
             Destination::Timecond(n) => write!(f, "timecond:{n}"),
@@ -64,7 +70,7 @@ impl fmt::Display for Destination {
 pub enum DestinationError {
     /// Unknown kind.
     #[error(
-        "unknown destination {0:?}: use ext:N, group:NAME, ivr:NAME, vm:N, conf:N, park, timecond:NAME, route:NAME or hangup"
+        "unknown destination {0:?}: use ext:N, group:NAME, ivr:NAME, vm:N, voicemail, conf:N, park, timecond:NAME, route:NAME or hangup"
     )]
     Unknown(String),
     /// Kind without its name.
@@ -83,6 +89,8 @@ impl FromStr for Destination {
         match s {
             "park" => return Ok(Destination::Park),
             "hangup" => return Ok(Destination::Hangup),
+            "voicemail" => return Ok(Destination::VmMain),
+            "voicemail:own" => return Ok(Destination::VmOwn),
             _ => {}
         }
         let Some((kind, name)) = s.split_once(':') else {
@@ -202,6 +210,12 @@ pub fn route(r: &RouteRequest<'_>, snap: &Snapshot) -> Decision {
     let caller = snap.extensions.get(&(r.tenant, r.caller.to_string()));
     if let Some(d) = emergency(r.tenant, digits, caller, snap) {
         return d;
+    }
+    if let Some(destination) = crate::vm_menu::feature_destination(digits) {
+        return Decision::Route {
+            destination,
+            reason: format!("voicemail feature code {digits}"),
+        };
     }
     match snap.extensions.get(&(r.tenant, digits.to_string())) {
         Some(e) if !e.enabled => return Decision::reject(480, "Temporarily Unavailable"),

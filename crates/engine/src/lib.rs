@@ -28,6 +28,7 @@ pub mod dispatcher;
 pub mod hunt;
 pub mod media;
 mod moh;
+pub mod mwi;
 pub mod nathelper;
 pub mod outside;
 pub mod peerlog;
@@ -38,9 +39,11 @@ pub mod registrar;
 pub mod sdp;
 pub mod sdp_local;
 pub mod settings;
+pub mod subs;
 pub mod uac;
 pub mod usrloc;
-mod vm;
+pub mod vm;
+pub mod vm_menu;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -64,7 +67,7 @@ use crate::b2bua::B2bua;
 use crate::usrloc::Usrloc;
 
 /// Methods we handle (the Allow header says only what is true).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE, SUBSCRIBE";
 
 /// The current time, both clocks: `mono` for timers, `wall` for what is stored or shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +164,8 @@ enum Pending {
     Cdr(Option<(TransactionId, Response)>),
     /// Nothing waits for it.
     Background(&'static str),
+    /// Voicemail work for a call (0: nobody waits).
+    Vm(u64),
 }
 
 /// True when the response's To header has no tag. Every response passes here and most carry a
@@ -218,6 +223,10 @@ pub struct Engine {
     app_timers: std::collections::BTreeSet<(Instant, u64)>,
     /// Conference rooms in use: bridge -> (call, caller's endpoint) of each member.
     rooms: HashMap<u64, Vec<(u64, media::EndpointId)>>,
+    /// Voicemail recordings waiting for their end.
+    vm: vm::VmState,
+    /// Event subscriptions (message-summary).
+    subs: subs::Subs,
 }
 
 /// What a client transaction belongs to.
@@ -236,6 +245,8 @@ pub(crate) enum Owner {
     TrunkPing(i64),
     /// The last REGISTER (expires 0) of a trunk that went away.
     TrunkGone,
+    /// An unsolicited message-waiting NOTIFY (its answer changes nothing).
+    Mwi,
 }
 
 impl Engine {
@@ -272,6 +283,8 @@ impl Engine {
             outside_pending: true,
             app_timers: std::collections::BTreeSet::new(),
             rooms: HashMap::new(),
+            vm: vm::VmState::default(),
+            subs: subs::Subs::default(),
             cfg,
         }
     }
@@ -517,10 +530,13 @@ impl Engine {
                     info!(
                         ivrs = a.ivrs.len(),
                         rooms = a.confs.len(),
+                        mailboxes = a.vm_boxes.len(),
                         "voice applications loaded"
                     );
                 }
+                let old = std::mem::take(&mut self.snap.apps.vm_counts);
                 self.snap.apps = a;
+                self.mwi_reloaded(&old, now);
             }
         }
     }
@@ -550,6 +566,7 @@ impl Engine {
                     warn!(error = %e, "{what} failed");
                 }
             }
+            (Pending::Vm(call), DbAnswer::Vm(a)) => self.vm_answer(call, a, now),
             (Pending::Cdr(reply), _) => {
                 // A mismatched answer must not leave a phone without its final response.
                 if let Some((txn, r)) = reply {
@@ -665,7 +682,7 @@ impl Engine {
                 }
                 Some(Owner::TrunkReg(t)) => self.trunk_reg_response(t, &response, now),
                 Some(Owner::TrunkPing(t)) => self.trunk_ping_result(t, Some(&response), now),
-                Some(Owner::TrunkGone) => {}
+                Some(Owner::TrunkGone | Owner::Mwi) => {}
                 // An answer for a call that is already gone (it answered after we cancelled).
                 Some(Owner::Call(_)) | None => {
                     if (200..300).contains(&response.status) {
@@ -682,7 +699,7 @@ impl Engine {
                     }) => self.ping_failed(extension_id, &contact_uri, now),
                     Some(Owner::TrunkReg(t)) => self.trunk_reg_failed(t, now),
                     Some(Owner::TrunkPing(t)) => self.trunk_ping_result(t, None, now),
-                    Some(Owner::TrunkGone) | None => {}
+                    Some(Owner::TrunkGone | Owner::Mwi) | None => {}
                 }
             }
             Event::AckTimeout { transaction } => {
@@ -739,6 +756,7 @@ impl Engine {
                     );
                 self.respond(txn, r, now);
             }
+            Method::Subscribe => self.on_subscribe(txn, req, (source, local, transport), now),
             _ if in_dialog => self.in_dialog_request(txn, req, source, now),
             Method::Bye
             | Method::Ack
@@ -797,6 +815,7 @@ impl Engine {
             );
         }
         self.send_keepalives(now);
+        self.expire_subscriptions(now);
         self.check_calls(now);
         self.check_trunk_attempts(now);
         self.trunk_timers(now);

@@ -60,6 +60,12 @@ pub enum PlayItem {
         /// Milliseconds.
         ms: u32,
     },
+    /// An audio file under the data directory (voicemail messages and greetings); a missing
+    /// or unreadable file plays the error tone.
+    File {
+        /// Path relative to the data directory (`voicemail/1/1002/msg-….wav`).
+        path: String,
+    },
 }
 
 /// Identifies one relay session.
@@ -213,6 +219,11 @@ pub enum MediaCommand {
         silence_s: u32,
         /// A beep first.
         beep: bool,
+    },
+    /// Stop the endpoint's recording (it ends with [`MediaEvent::RecordDone`], `stopped`).
+    StopRecord {
+        /// Endpoint.
+        endpoint: EndpointId,
     },
     /// Cap the PCM rate an endpoint's codec works at (an Opus leg bridged only to G.711 legs
     /// works at 8 kHz: no 48 kHz coding and no resamplers); `None` lifts the cap.

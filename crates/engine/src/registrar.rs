@@ -236,9 +236,32 @@ impl Engine {
     ) {
         match result {
             Ok(()) => {
+                let fresh: Vec<crate::usrloc::Binding> = if self.snap.apps.vm_counts.is_empty() {
+                    Vec::new()
+                } else {
+                    ops.iter()
+                        .filter_map(|o| match o {
+                            LocOp::Upsert(b) => Some((**b).clone()),
+                            _ => None,
+                        })
+                        .collect()
+                };
                 self.usrloc.apply(ops);
                 if let Some(r) = reply {
                     self.answer_register(r, now);
+                }
+                for b in fresh {
+                    let ext = self.snap.apps.vm_counts.keys().find(|(t, n)| {
+                        *t == b.tenant_id
+                            && self
+                                .snap
+                                .extensions
+                                .get(&(*t, n.clone()))
+                                .is_some_and(|e| e.id == b.extension_id)
+                    });
+                    if let Some((t, n)) = ext.cloned() {
+                        self.mwi_registered(t, &n, &b, now);
+                    }
                 }
             }
             Err(e) => {

@@ -36,7 +36,22 @@ pub mod keys {
     pub const REPORTS_TIMEZONE: &str = "reports.timezone";
     /// Language of the prompts callers hear (`en`, `ja`).
     pub const PROMPTS_LANGUAGE: &str = "prompts.language";
+    /// SMTP server voicemail e-mails go through (empty: no e-mail).
+    pub const MAIL_HOST: &str = "mail.smtp_host";
+    /// Its port.
+    pub const MAIL_PORT: &str = "mail.smtp_port";
+    /// `starttls`, `tls` (implicit TLS) or `none`.
+    pub const MAIL_SECURITY: &str = "mail.smtp_security";
+    /// SMTP user name (empty: no authentication).
+    pub const MAIL_USERNAME: &str = "mail.smtp_username";
+    /// SMTP password: not listed with the settings (set by `denwa voicemail mail-password`).
+    pub const MAIL_PASSWORD: &str = "mail.smtp_password";
+    /// Sender address of voicemail e-mails.
+    pub const MAIL_FROM: &str = "mail.from";
 }
+
+/// The ways to secure the SMTP connection (`mail.smtp_security`).
+pub const MAIL_SECURITIES: &[&str] = &["starttls", "tls", "none"];
 
 /// The languages prompts come in (`prompts.language`).
 pub const PROMPT_LANGUAGES: &[&str] = &["en", "ja"];
@@ -67,6 +82,9 @@ pub enum Kind {
     TimeZone,
     /// One of a fixed list of words (stored lower case).
     Choice(&'static [&'static str]),
+    /// A word without spaces or control characters, at most 255 characters (host names, e-mail
+    /// addresses, user names); may be empty.
+    Token,
 }
 
 /// A default value.
@@ -211,6 +229,44 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Text("en"),
         restart_required: false,
         help: "language of the prompts callers hear: en (English) or ja (Japanese)",
+    },
+    Spec {
+        key: keys::MAIL_HOST,
+        kind: Kind::Token,
+        default: DefaultValue::Text(""),
+        restart_required: false,
+        help: "SMTP server for voicemail e-mails (empty = no e-mail)",
+    },
+    Spec {
+        key: keys::MAIL_PORT,
+        kind: Kind::Integer {
+            min: 1,
+            max: 65_535,
+        },
+        default: DefaultValue::Int(587),
+        restart_required: false,
+        help: "SMTP port (587 submission with STARTTLS, 465 implicit TLS, 25)",
+    },
+    Spec {
+        key: keys::MAIL_SECURITY,
+        kind: Kind::Choice(MAIL_SECURITIES),
+        default: DefaultValue::Text("starttls"),
+        restart_required: false,
+        help: "SMTP connection security: starttls (required), tls (implicit) or none",
+    },
+    Spec {
+        key: keys::MAIL_USERNAME,
+        kind: Kind::Token,
+        default: DefaultValue::Text(""),
+        restart_required: false,
+        help: "SMTP user name (empty = no authentication; the password is set with denwa voicemail mail-password)",
+    },
+    Spec {
+        key: keys::MAIL_FROM,
+        kind: Kind::Token,
+        default: DefaultValue::Text(""),
+        restart_required: false,
+        help: "sender address of voicemail e-mails",
     },
 ];
 
@@ -379,6 +435,15 @@ impl Spec {
                     .find(|a| **a == s)
                     .map(|a| Value::from(*a))
                     .ok_or(Invalid::Choice(allowed))
+            }
+            Kind::Token => {
+                let s = text(v)?;
+                if s.len() > 255 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(Invalid::Format(
+                        "a value without spaces, at most 255 characters",
+                    ));
+                }
+                Ok(Value::from(s))
             }
         }
     }

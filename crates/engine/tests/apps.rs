@@ -119,6 +119,7 @@ fn played(h: &Harness) -> Vec<String> {
                         PlayItem::Tone(t) => format!("tone:{t:?}"),
                         PlayItem::Moh { class, .. } => format!("moh:{class}"),
                         PlayItem::Silence { ms } => format!("silence:{ms}"),
+                        PlayItem::File { path } => format!("file:{path}"),
                     })
                     .collect::<Vec<_>>()
                     .join("+"),

@@ -154,6 +154,19 @@ impl AppMedia {
                 PlayItem::Silence { ms } => out.push(endpoint::PlayItem::Silence(
                     Duration::from_millis(u64::from(ms)),
                 )),
+                PlayItem::File { path } => {
+                    let full = self.data_dir.join(&path);
+                    if path.split('/').any(|c| c == "..") || !full.is_file() {
+                        warn!(%path, "audio file missing: playing the error tone");
+                        out.extend(
+                            endpoint::ToneSpec::error_tone()
+                                .into_iter()
+                                .map(endpoint::PlayItem::Tone),
+                        );
+                    } else {
+                        out.push(endpoint::PlayItem::File(full));
+                    }
+                }
             }
         }
         (out, moh)
@@ -237,6 +250,10 @@ impl AppMedia {
             }
             MediaCommand::StopPlay { endpoint } => {
                 self.endpoints.get(&endpoint.0)?.stop_play();
+                None
+            }
+            MediaCommand::StopRecord { endpoint } => {
+                self.endpoints.get(&endpoint.0)?.stop_record();
                 None
             }
             MediaCommand::Join { endpoint, bridge } => {

@@ -344,6 +344,15 @@ impl Driver {
                     let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
                 });
             }
+            DbOp::Vm(op) => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                let data_dir = self.apps.data_dir().to_path_buf();
+                tokio::spawn(async move {
+                    let a = crate::vm_io::run(&store, &data_dir, op).await;
+                    let _ = back.send(Input::Db(id, DbAnswer::Vm(a)));
+                });
+            }
             DbOp::PurgeExpired { now } => {
                 let store = self.store.clone();
                 let back = self.back_tx.clone();

@@ -15,6 +15,8 @@ pub mod metrics;
 pub mod recording;
 pub mod resolve;
 pub mod transport;
+mod vm_io;
+mod vm_mail;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -182,6 +184,11 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         cfg.media_timeout,
     );
     let apps_engine = apps.engine();
+    tokio::spawn(vm_mail::run(
+        store.clone(),
+        cfg.data_dir.clone(),
+        Arc::clone(&metrics),
+    ));
     let d = driver::Driver::new(
         eng,
         store,

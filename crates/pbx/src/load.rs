@@ -389,6 +389,19 @@ pub async fn apps(store: &Store) -> anyhow::Result<engine::config::Apps> {
         .collect();
     let mut apps = engine::config::Apps::with_rooms(menus, rooms);
     apps.hunt = hunt(store, &mut apps.numbers).await?;
+    apps.vm_boxes = store
+        .all_vm_boxes()
+        .await?
+        .into_iter()
+        .map(|b| {
+            let entry = engine::vm::VmBoxEntry {
+                spec: b.spec,
+                has_pin: b.has_pin,
+            };
+            ((b.tenant_id, b.number), entry)
+        })
+        .collect();
+    apps.vm_counts = store.all_vm_counts().await?.into_iter().collect();
     Ok(apps)
 }
 

@@ -40,6 +40,12 @@ pub struct Metrics {
     pub transactions: AtomicI64,
     /// Call recording counters (shared with the recorders).
     pub recorder: std::sync::Arc<media::recorder::RecorderMetrics>,
+    /// Voicemail e-mails sent.
+    pub vm_mail_sent: AtomicU64,
+    /// Voicemail e-mail attempts that failed.
+    pub vm_mail_failures: AtomicU64,
+    /// Voicemail e-mails waiting in the outbox.
+    pub vm_mail_queue: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -60,6 +66,9 @@ impl Default for Metrics {
             udp_send_queued: AtomicU64::new(0),
             udp_send_drops: AtomicU64::new(0),
             log_suppressed: AtomicU64::new(0),
+            vm_mail_sent: AtomicU64::new(0),
+            vm_mail_failures: AtomicU64::new(0),
+            vm_mail_queue: AtomicI64::new(0),
             fraud_blocked: AtomicU64::new(0),
             trunk_failovers: AtomicU64::new(0),
             trunk_invites: AtomicU64::new(0),
@@ -354,6 +363,29 @@ impl Metrics {
                 self.calls_by_disposition[i].load(Relaxed)
             );
         }
+        write_simple(
+            out,
+            &[
+                (
+                    "denwa_vm_mail_sent_total",
+                    "counter",
+                    "Voicemail e-mails sent.",
+                    self.vm_mail_sent.load(Relaxed),
+                ),
+                (
+                    "denwa_vm_mail_failures_total",
+                    "counter",
+                    "Voicemail e-mail attempts that failed (each is retried with backoff).",
+                    self.vm_mail_failures.load(Relaxed),
+                ),
+                (
+                    "denwa_vm_mail_queue",
+                    "gauge",
+                    "Voicemail e-mails waiting in the outbox.",
+                    self.vm_mail_queue.load(Relaxed).max(0) as u64,
+                ),
+            ],
+        );
     }
 }
 

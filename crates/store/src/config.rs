@@ -136,7 +136,7 @@ pub(crate) async fn ensure_default_tenant(db: &Db) -> Result<()> {
 /// An Argon2 hash verified for unknown user names (see `verify_admin`).
 static DUMMY_HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 
-async fn hash_password(password: &str) -> Result<String> {
+pub(crate) async fn hash_password(password: &str) -> Result<String> {
     let pw = password.to_string();
     let salt_bytes: [u8; 16] = rand::random();
     tokio::task::spawn_blocking(move || {
@@ -150,7 +150,7 @@ async fn hash_password(password: &str) -> Result<String> {
     .map_err(|e| Error::Hash(e.to_string()))?
 }
 
-async fn verify_password(password: &str, phc: &str) -> Result<bool> {
+pub(crate) async fn verify_password(password: &str, phc: &str) -> Result<bool> {
     let pw = password.to_string();
     let phc = phc.to_string();
     tokio::task::spawn_blocking(move || {

@@ -24,6 +24,7 @@ mod model;
 mod notify;
 mod outside;
 pub mod report;
+mod vmbox;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -43,6 +44,10 @@ pub use hunt::RingGroup;
 pub use model::*;
 pub use notify::Change;
 pub use outside::OutsideConfig;
+pub use vmbox::{
+    LOCK_AFTER, LOCK_FOR_S, MAIL_ATTEMPTS, MAX_MESSAGES, MAX_OUTBOX, NewVmMessage, VmBox, VmMail,
+    VmMessage, mail_backoff_s,
+};
 
 use db::Db;
 

@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 10;
+pub const LATEST: i64 = 11;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -412,6 +412,57 @@ CREATE INDEX recordings_call ON recordings (tenant_id, call_id);
 CREATE INDEX recordings_started ON recordings (started_at);
 "#;
 
+/// Voicemail (issue 14 §5): mailbox settings per extension number (a JSON document of
+/// `apps::vmail::BoxSpec`, the PIN as an Argon2 hash, never a default one, and the wrong-PIN
+/// lockout) and the message index (folder, caller, length, time, file under the data
+/// directory's `voicemail/`), so counts are exact without reading the disk; and the e-mail
+/// outbox (one row per message to mail, retried with backoff, its last error kept). The
+/// outbox is not in backups (delivery state of this node).
+const V11_VOICEMAIL: &str = r#"
+CREATE TABLE vm_boxes (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    number TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    pin_hash TEXT,
+    pin_failures BIGINT NOT NULL DEFAULT 0,
+    locked_until BIGINT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, number)
+);
+
+CREATE TABLE vm_messages (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    mailbox TEXT NOT NULL,
+    folder TEXT NOT NULL CHECK (folder IN ('new', 'saved')),
+    caller TEXT NOT NULL DEFAULT '',
+    caller_name TEXT NOT NULL DEFAULT '',
+    call_id TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    duration_ms BIGINT NOT NULL CHECK (duration_ms >= 0),
+    received_at BIGINT NOT NULL,
+    path TEXT NOT NULL UNIQUE
+);
+CREATE INDEX vm_messages_box ON vm_messages (tenant_id, mailbox, folder);
+
+CREATE TABLE vm_outbox (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    message_id BIGINT NOT NULL,
+    mailbox TEXT NOT NULL,
+    email TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_at BIGINT NOT NULL,
+    last_error TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    sent_at BIGINT
+);
+CREATE INDEX vm_outbox_due ON vm_outbox (status, next_at);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -463,6 +514,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 10,
         name: "call recording",
         sql: V10_RECORDING,
+    },
+    Migration {
+        version: 11,
+        name: "voicemail",
+        sql: V11_VOICEMAIL,
     },
 ];
 

@@ -99,7 +99,10 @@ pub(crate) fn destination_problem(dest: &Destination, exists: bool) -> Option<St
         Destination::Ext(n) if !exists => Some(format!("extension {n} does not exist")),
         Destination::Ext(_) | Destination::Hangup => None,
         Destination::Vm(n) if !exists => Some(format!("extension {n} does not exist")),
-        Destination::Vm(_) => None,
+        Destination::Vm(_) | Destination::VmMain => None,
+        Destination::VmOwn => Some(format!(
+            "{dest}: only a phone's own feature code reaches its own box"
+        )),
         Destination::Group(n) if !exists => Some(format!("ring group {n} does not exist")),
         Destination::Group(_) => None,
         Destination::Ivr(n) if !exists => Some(format!("IVR menu {n} does not exist")),

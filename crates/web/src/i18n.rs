@@ -884,6 +884,32 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "一覧の値から選んでください。",
     ),
     (
+        "set.fmt_token",
+        "Enter a value without spaces (at most 255 characters), or leave empty.",
+        "空白を含まない値（255 文字まで）を入力するか、空欄にしてください。",
+    ),
+    (
+        "set.mail_host",
+        "SMTP server for voicemail e-mails (empty: no e-mail)",
+        "留守番電話メールの SMTP サーバー（空欄ならメールを送りません）",
+    ),
+    ("set.mail_port", "SMTP port", "SMTP ポート"),
+    (
+        "set.mail_security",
+        "SMTP connection security: starttls, tls (implicit) or none",
+        "SMTP 接続の暗号化: starttls、tls（暗黙的 TLS）、none",
+    ),
+    (
+        "set.mail_username",
+        "SMTP user name (empty: no authentication)",
+        "SMTP ユーザー名（空欄なら認証なし）",
+    ),
+    (
+        "set.mail_from",
+        "Sender address of voicemail e-mails",
+        "留守番電話メールの差出人アドレス",
+    ),
+    (
         "set.fmt_listen",
         "Enter IP:PORT addresses separated by commas, or leave empty to use the configuration file.",
         "IP:ポート をカンマ区切りで入力してください（空欄なら設定ファイルの値）。",

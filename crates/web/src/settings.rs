@@ -24,6 +24,7 @@ pub fn format_message(kind: Kind) -> &'static str {
         Kind::LogLevel => "set.fmt_log",
         Kind::TimeZone => "set.fmt_tz",
         Kind::Choice(_) => "set.fmt_choice",
+        Kind::Token => "set.fmt_token",
     }
 }
 
@@ -43,6 +44,11 @@ pub fn label(key: &str) -> &'static str {
         keys::NODE_LOG_LEVEL => "set.node_log",
         keys::REPORTS_TIMEZONE => "set.reports_tz",
         keys::PROMPTS_LANGUAGE => "set.prompts_language",
+        keys::MAIL_HOST => "set.mail_host",
+        keys::MAIL_PORT => "set.mail_port",
+        keys::MAIL_SECURITY => "set.mail_security",
+        keys::MAIL_USERNAME => "set.mail_username",
+        keys::MAIL_FROM => "set.mail_from",
         _ => "set.unknown",
     }
 }

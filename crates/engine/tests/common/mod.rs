@@ -106,6 +106,12 @@ pub struct Harness {
     pub trunk_status: HashMap<i64, serde_json::Value>,
     /// Ring group round-robin positions as written: (group id, member).
     pub group_positions: Vec<(i64, String)>,
+    /// Voicemail work asked for, in order.
+    pub vm_ops: Vec<engine::vm::VmOp>,
+    /// The messages a voicemail `Load` finds.
+    pub vm_messages: Vec<apps::vmail::Message>,
+    /// The PIN a voicemail `Verify` accepts (a skipped PIN is accepted too).
+    pub vm_pin: String,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -148,6 +154,9 @@ impl Harness {
             held: Vec::new(),
             db_bindings: Vec::new(),
             cdrs: Vec::new(),
+            vm_ops: Vec::new(),
+            vm_messages: Vec::new(),
+            vm_pin: "2580".into(),
             db_extensions: HashMap::new(),
             lookups: 0,
             sessions: HashMap::new(),
@@ -264,6 +273,22 @@ impl Harness {
             DbOp::LookupExtension { tenant, number } => {
                 self.lookups += 1;
                 DbAnswer::Extension(Ok(self.db_extensions.get(&(tenant, number)).cloned()))
+            }
+            DbOp::Vm(op) => {
+                use engine::vm::{VmAnswer, VmOp};
+                self.vm_ops.push(op.clone());
+                DbAnswer::Vm(match op {
+                    VmOp::Verify { pin, .. } => {
+                        VmAnswer::Verdict(Ok(if pin.is_none_or(|p| p == self.vm_pin) {
+                            apps::vmail::Verdict::Ok
+                        } else {
+                            apps::vmail::Verdict::Wrong
+                        }))
+                    }
+                    VmOp::Load { .. } => VmAnswer::Messages(Ok(self.vm_messages.clone())),
+                    VmOp::SetPin { .. } => VmAnswer::PinSet(Ok(true)),
+                    _ => VmAnswer::Done(Ok(())),
+                })
             }
             DbOp::InsertCdr(c) => {
                 if fail {

@@ -1,0 +1,263 @@
+//! Voicemail with real phones: a baresip phone leaves a message (a known tone sequence) in
+//! 1002's box through an IVR option; the message is indexed (`denwa voicemail list`); 1002
+//! calls `*97`, enters its PIN by RFC 4733 DTMF, presses 1 and hears the same tones, presses 7
+//! to delete it — the index and the file are gone. 1002's phone subscribes to its
+//! message-waiting state (baresip's `mwi` module) and sees the counts go 0 → 1 → 0 in the
+//! NOTIFYs. The message is also e-mailed, with its WAV, to an SMTP sink (aiosmtpd from
+//! Debian, started here on a free port) and the attachment holds the same tones. Prompts are
+//! not installed in tests: every
+//! prompt plays the error tone (950/1400/1800 Hz), which none of the checked tones is.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::Denwa;
+use testkit::baresip::{Phone, PhoneConfig};
+use testkit::tone::{self, ToneLayout};
+
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The caller's message.
+const A_TONES: [u32; 4] = [500, 700, 1100, 1300];
+/// The owner's own audio while in the menus (must never come back).
+const B_TONES: [u32; 4] = [1600, 2000, 2300, 2600];
+
+fn wav(dir: &Path, name: &str, freqs: &[u32], lead_ms: u32, min_ms: u32) -> PathBuf {
+    let path = dir.join(name);
+    let layout = ToneLayout {
+        lead_ms,
+        ..ToneLayout::default()
+    };
+    tone::write_tone_wav(&path, freqs, &layout, min_ms).expect("tone file");
+    path
+}
+
+fn phone(d: &Denwa, user: &str, password: &str, wav: &Path) -> Phone {
+    testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
+    let cfg = PhoneConfig::new(user)
+        .registering(&d.sip_addr(), password, 600)
+        .with_audio(wav);
+    let mut p = Phone::start(cfg).expect("baresip starts");
+    p.wait_event("REGISTER_OK", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("{user} did not register: {e}")
+        });
+    p
+}
+
+/// 1002's phone with baresip's message-waiting module: it SUBSCRIBEs to message-summary.
+fn mwi_phone(d: &Denwa, wav: &Path) -> Phone {
+    let mut cfg = PhoneConfig::new("1002")
+        .registering(&d.sip_addr(), "bob-secret-cc", 600)
+        .with_audio(wav);
+    cfg.lifetime = Duration::from_secs(150);
+    cfg.account_params.push("mwi=yes".into());
+    cfg.config_lines.push("module_app\t\tmwi.so".into());
+    let mut p = Phone::start(cfg).expect("baresip starts");
+    p.wait_event("REGISTER_OK", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("1002 did not register: {e}")
+        });
+    p
+}
+
+/// Waits for a NOTIFY whose body says `voice` (`1/0`) on `p`.
+fn wait_mwi(d: &Denwa, p: &mut Phone, voice: &str) {
+    let want = format!("Voice-Message: {voice} (0/0)");
+    p.wait_event_where("MWI_NOTIFY", Duration::from_secs(30), |e| {
+        e.param.contains(&want)
+    })
+    .unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("no message-waiting NOTIFY with {want}: {e}")
+    });
+}
+
+/// An SMTP sink writing what it receives into `maildir` (Maildir layout).
+fn smtp_sink(maildir: &Path) -> (testkit::proc::Proc, u16) {
+    testkit::require_binary("aiosmtpd").unwrap_or_else(|e| panic!("{e}"));
+    let port = testkit::ports::free_port().expect("free port");
+    let mut cmd = std::process::Command::new("aiosmtpd");
+    cmd.args([
+        "-n",
+        "-l",
+        &format!("127.0.0.1:{port}"),
+        "-c",
+        "aiosmtpd.handlers.Mailbox",
+    ])
+    .arg(maildir);
+    let p = testkit::proc::Proc::spawn("aiosmtpd", cmd).expect("aiosmtpd starts");
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < end, "aiosmtpd did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (p, port)
+}
+
+/// The base64 `audio/wav` part of a received e-mail, decoded.
+fn wav_attachment(mail: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let start = mail.find("Content-Type: audio/wav").expect("a WAV part");
+    let part = &mail[start..];
+    let body_at = part
+        .find("\n\n")
+        .or_else(|| part.find("\r\n\r\n"))
+        .expect("part body");
+    let b64: String = part[body_at..]
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty() && !l.starts_with("--"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64 attachment")
+}
+
+fn messages(d: &Denwa) -> Vec<serde_json::Value> {
+    let list = d.cli_ok(&["voicemail", "list", "1002", "--json"]);
+    serde_json::from_str(&list).expect("json")
+}
+
+#[test]
+fn a_message_left_by_one_phone_is_heard_and_deleted_by_the_owner_with_its_pin() {
+    let d = Denwa::start();
+    let audio = tempfile::tempdir().expect("tmp");
+    d.add_extension("1001", "alice-secret-b");
+    d.add_extension("1002", "bob-secret-cc");
+    d.cli_ok(&["voicemail", "pin", "1002", "--pin", "2580"]);
+    let maildir = audio.path().join("mail");
+    let (_smtp, smtp_port) = smtp_sink(&maildir);
+    for (k, v) in [
+        ("mail.smtp_host", "127.0.0.1".to_string()),
+        ("mail.smtp_port", smtp_port.to_string()),
+        ("mail.smtp_security", "none".to_string()),
+        ("mail.from", "pbx@example.com".to_string()),
+    ] {
+        d.cli_ok(&["setting", "set", k, &v]);
+    }
+    d.cli_ok(&["voicemail", "edit", "1002", "--email", "bob@example.com"]);
+    d.cli_ok(&[
+        "ivr",
+        "add",
+        "main",
+        "--number",
+        "500",
+        "--greeting",
+        "ivr-welcome",
+        "--option",
+        "3=vm:1002",
+    ]);
+    d.wait_until(
+        "the menu and the mailbox loaded",
+        Duration::from_secs(10),
+        || {
+            d.logs().lines().any(|l| {
+                l.contains("voice applications loaded")
+                    && l.contains("ivrs=1")
+                    && l.contains("mailboxes=1")
+            })
+        },
+    );
+
+    // 1002's phone subscribes and is told: nothing waiting.
+    let b_wav = wav(audio.path(), "b.wav", &B_TONES, 500, 140_000);
+    let mut b = mwi_phone(&d, &b_wav);
+    wait_mwi(&d, &mut b, "0/0");
+    assert!(
+        d.logs().contains("subscribed"),
+        "a subscription, not unsolicited NOTIFYs"
+    );
+
+    // 1001 leaves a message: menu (1 s), "3", the default greeting (7 prompts, here error
+    // tones of 1 s), the beep, then its tones at 12 s; 5 s of silence end the recording.
+    let a_wav = wav(audio.path(), "a.wav", &A_TONES, 12_000, 40_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    a.dial(&format!("sip:500@{}", d.sip_addr())).expect("dial");
+    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .expect("answered");
+    std::thread::sleep(Duration::from_millis(1500));
+    a.send_dtmf("3").expect("DTMF");
+    a.wait_event("CALL_CLOSED", Duration::from_secs(45))
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the mailbox did not end the call: {e}")
+        });
+    let mut msgs = Vec::new();
+    d.wait_until("the message indexed", Duration::from_secs(10), || {
+        msgs = messages(&d);
+        msgs.len() == 1
+    });
+    let m = &msgs[0];
+    assert_eq!(m["folder"], "new", "{m}");
+    assert_eq!(m["caller"], "1001", "{m}");
+    assert_eq!(m["reason"], "unavailable", "{m}");
+    let file = PathBuf::from(m["path"].as_str().expect("path"));
+    tone::check_recording(&file, &A_TONES, &B_TONES).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the message does not hold the caller's tones: {e}")
+    });
+    drop(a);
+    wait_mwi(&d, &mut b, "1/0");
+
+    // The e-mail reached the sink with the message attached.
+    let mut mails = Vec::new();
+    d.wait_until("the e-mail at the sink", Duration::from_secs(20), || {
+        mails = std::fs::read_dir(maildir.join("new"))
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        !mails.is_empty()
+    });
+    let mail = std::fs::read_to_string(&mails[0]).expect("mail");
+    assert!(mail.contains("To: bob@example.com"), "{mail:.400}");
+    assert!(mail.contains("Subject: Voicemail from 1001"), "{mail:.400}");
+    let attached = audio.path().join("attached.wav");
+    std::fs::write(&attached, wav_attachment(&mail)).expect("write");
+    tone::check_recording(&attached, &A_TONES, &B_TONES).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the mailed WAV does not hold the caller's tones: {e}")
+    });
+    let shown: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["voicemail", "show", "1002", "--json"])).expect("json");
+    assert_eq!(shown["mail"][0]["status"], "sent", "{shown}");
+
+    // 1002 calls its own box, enters the PIN digit by digit (RFC 4733), then 1: listen.
+    b.dial(&format!("sip:*97@{}", d.sip_addr())).expect("dial");
+    b.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("*97 was not answered: {e}")
+        });
+    std::thread::sleep(Duration::from_millis(1000));
+    for digit in ["2", "5", "8", "0", "#"] {
+        b.send_dtmf(digit).expect("DTMF");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    d.wait_until("the PIN accepted", Duration::from_secs(10), || {
+        d.logs().contains("voicemail menus: mailbox opened")
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    b.send_dtmf("1").expect("DTMF");
+    // The envelope (about 10 prompts), then the message (its tones about 3 s in).
+    std::thread::sleep(Duration::from_millis(17_000));
+    b.send_dtmf("7").expect("DTMF");
+    d.wait_until("the message deleted", Duration::from_secs(10), || {
+        messages(&d).is_empty()
+    });
+    assert!(!file.exists(), "the file went with the index entry");
+    wait_mwi(&d, &mut b, "0/0");
+    b.hangup().expect("hang up");
+    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT).expect("closed");
+    let heard = b.last_recording().expect("owner's recording");
+    tone::check_recording(&heard, &A_TONES, &B_TONES).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the owner did not hear the message: {e}")
+    });
+    d.wait_until("every endpoint freed", Duration::from_secs(10), || {
+        d.logs().matches("media endpoint closed").count() >= 2
+    });
+}

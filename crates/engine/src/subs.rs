@@ -1,0 +1,349 @@
+//! Server-side event subscriptions (RFC 6665): a phone SUBSCRIBEs (digest-authenticated as
+//! its extension) to an event package of its own account; the subscription is a dialog, gets
+//! a NOTIFY at once and on every change, is refreshed by in-dialog SUBSCRIBEs, ends with
+//! `Expires: 0` or when it runs out (a final `terminated` NOTIFY either way).
+//!
+//! Packages: `message-summary` (RFC 3842, [`crate::mwi`]). Others are refused with 489.
+//! Bounds: [`MAX_PER_EXTENSION`] subscriptions per extension and [`MAX_SUBSCRIPTIONS`] in all
+//! (the oldest of the extension's is replaced; past the total, 503).
+//!
+//! Not yet: subscriptions are kept in memory only (a restart needs the phones to subscribe
+//! again, which they do at their next refresh or registration); a 481 to a NOTIFY does not end
+//! the subscription early (it runs out instead).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sip::dialog::Dialog;
+use sip::transaction::{Target, TransactionId, Transport};
+use sip::{HeaderName, Method, Request, Response};
+use tracing::{debug, info};
+
+use crate::{Engine, Now, Owner};
+
+/// Shortest subscription accepted, seconds (shorter: 423 with Min-Expires).
+pub const MIN_EXPIRES: u32 = 60;
+/// Longest subscription granted, seconds (longer requests are shortened).
+pub const MAX_EXPIRES: u32 = 3600;
+/// Subscriptions one extension may hold.
+pub const MAX_PER_EXTENSION: usize = 8;
+/// Subscriptions in all.
+pub const MAX_SUBSCRIPTIONS: usize = 20_000;
+
+/// An event package we serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Package {
+    /// RFC 3842 message-waiting.
+    MessageSummary,
+}
+
+impl Package {
+    fn parse(s: &str) -> Option<Package> {
+        s.eq_ignore_ascii_case("message-summary")
+            .then_some(Package::MessageSummary)
+    }
+
+    fn as_str(self) -> &'static str {
+        "message-summary"
+    }
+}
+
+/// One subscription.
+#[derive(Debug)]
+pub(crate) struct Sub {
+    pub tenant: i64,
+    pub ext: String,
+    pub package: Package,
+    pub dialog: Dialog,
+    pub target: Target,
+    pub expires_at: Instant,
+}
+
+/// Subscriptions by (Call-ID, our tag).
+#[derive(Debug, Default)]
+pub(crate) struct Subs {
+    by_id: HashMap<(String, String), Sub>,
+}
+
+impl Subs {
+    /// Subscriptions in all.
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether `ext` has a subscription to `package` from the contact at `addr`.
+    pub(crate) fn covers(
+        &self,
+        tenant: i64,
+        ext: &str,
+        package: Package,
+        addr: SocketAddr,
+    ) -> bool {
+        self.by_id.values().any(|s| {
+            s.tenant == tenant
+                && s.ext == ext
+                && s.package == package
+                && s.target.destination == addr
+        })
+    }
+}
+
+/// The requested Expires (absent: the longest), checked: `Err(())` when too short.
+fn granted(req: &Request) -> Result<u32, ()> {
+    match req.expires() {
+        None => Ok(MAX_EXPIRES),
+        Some(0) => Ok(0),
+        Some(e) if e < MIN_EXPIRES => Err(()),
+        Some(e) => Ok(e.min(MAX_EXPIRES)),
+    }
+}
+
+impl Engine {
+    /// A SUBSCRIBE, new or within a subscription's dialog.
+    pub(crate) fn on_subscribe(
+        &mut self,
+        txn: TransactionId,
+        req: Request,
+        (source, local, transport): (SocketAddr, SocketAddr, Transport),
+        now: Now,
+    ) {
+        let Some(package) = req.headers.event().and_then(|e| Package::parse(&e.value)) else {
+            let r = Response::for_request(&req, 489, None)
+                .with_header(HeaderName::AllowEvents, "message-summary");
+            return self.respond(txn, r, now);
+        };
+        let Ok(expires) = granted(&req) else {
+            let r = Response::for_request(&req, 423, None)
+                .with_header(HeaderName::MinExpires, MIN_EXPIRES.to_string());
+            return self.respond(txn, r, now);
+        };
+        let in_dialog = req.to().and_then(|t| t.tag().map(str::to_string));
+        if let Some(tag) = in_dialog {
+            let key = (req.call_id().unwrap_or_default().to_string(), tag);
+            return self.refresh_subscription(txn, req, key, expires, now);
+        }
+        let Some(from) = req.from() else {
+            return self.respond(
+                txn,
+                Response::for_request(&req, 400, Some("Missing From")),
+                now,
+            );
+        };
+        let domain = crate::registrar::uri_domain(&from.uri).unwrap_or_default();
+        let Some(tenant) = self.snap.tenants.for_domain(&domain) else {
+            let r = Response::for_request(&req, 403, Some("Unknown domain"));
+            return self.respond(txn, r, now);
+        };
+        let from_user = from.uri.user().unwrap_or_default().to_string();
+        let Some((ext, req)) = self.authorize(
+            txn,
+            req,
+            (source, local, transport),
+            tenant,
+            &from_user,
+            &HeaderName::ProxyAuthorization,
+            now,
+        ) else {
+            return;
+        };
+        // One's own account only.
+        let target_user = req.uri.user().unwrap_or_default();
+        if !target_user.is_empty() && target_user != ext.number {
+            let r = Response::for_request(&req, 403, Some("Not your mailbox"));
+            return self.respond(txn, r, now);
+        }
+        if !req.headers.contains(&HeaderName::Contact) {
+            let r = Response::for_request(&req, 400, Some("Missing Contact"));
+            return self.respond(txn, r, now);
+        }
+        let tag = self.new_tag();
+        let ours = self.contact_uri(None, local, transport);
+        let ok = Response::for_request(&req, 200, None)
+            .with_to_tag(&tag)
+            .with_header(HeaderName::Contact, format!("<{ours}>"))
+            .with_header(HeaderName::Expires, expires.to_string());
+        if expires == 0 {
+            // A fetch: one NOTIFY, no subscription.
+            let Ok(dialog) = Dialog::uas(&req, &ok) else {
+                return self.respond(txn, Response::for_request(&req, 400, None), now);
+            };
+            self.respond(txn, ok, now);
+            let target = Target {
+                destination: source,
+                transport,
+                local: Some(local),
+            };
+            let mut sub = Sub {
+                tenant,
+                ext: ext.number.clone(),
+                package,
+                dialog,
+                target,
+                expires_at: now.mono,
+            };
+            return self.notify_sub(&mut sub, Some("timeout"), now);
+        }
+        let count = self
+            .subs
+            .by_id
+            .values()
+            .filter(|s| s.tenant == tenant && s.ext == ext.number)
+            .count();
+        if count >= MAX_PER_EXTENSION {
+            // The oldest goes: a phone that lost its subscriptions should not lock itself out.
+            if let Some(k) = self
+                .subs
+                .by_id
+                .iter()
+                .filter(|(_, s)| s.tenant == tenant && s.ext == ext.number)
+                .min_by_key(|(_, s)| s.expires_at)
+                .map(|(k, _)| k.clone())
+            {
+                self.subs.by_id.remove(&k);
+            }
+        } else if self.subs.len() >= MAX_SUBSCRIPTIONS {
+            let r = Response::for_request(&req, 503, Some("Too many subscriptions"))
+                .with_header(HeaderName::RetryAfter, "60");
+            return self.respond(txn, r, now);
+        }
+        let Ok(dialog) = Dialog::uas(&req, &ok) else {
+            return self.respond(txn, Response::for_request(&req, 400, None), now);
+        };
+        self.respond(txn, ok, now);
+        let key = (dialog.id.call_id.clone(), tag);
+        let mut sub = Sub {
+            tenant,
+            ext: ext.number.clone(),
+            package,
+            dialog,
+            target: Target {
+                destination: source,
+                transport,
+                local: Some(local),
+            },
+            expires_at: now.mono + Duration::from_secs(u64::from(expires)),
+        };
+        info!(peer = %source, extension = %ext.number, event = package.as_str(), expires, "subscribed");
+        self.notify_sub(&mut sub, None, now);
+        self.subs.by_id.insert(key, sub);
+    }
+
+    fn refresh_subscription(
+        &mut self,
+        txn: TransactionId,
+        req: Request,
+        key: (String, String),
+        expires: u32,
+        now: Now,
+    ) {
+        let Some(mut sub) = self.subs.by_id.remove(&key) else {
+            return self.respond(txn, Response::for_request(&req, 481, None), now);
+        };
+        if sub.dialog.on_request(&req).is_err() {
+            self.subs.by_id.insert(key, sub);
+            let r = Response::for_request(&req, 500, Some("CSeq out of order"));
+            return self.respond(txn, r, now);
+        }
+        let ok = Response::for_request(&req, 200, None)
+            .with_header(HeaderName::Expires, expires.to_string());
+        self.respond(txn, ok, now);
+        if expires == 0 {
+            info!(extension = %sub.ext, "unsubscribed");
+            return self.notify_sub(&mut sub, Some("timeout"), now);
+        }
+        sub.expires_at = now.mono + Duration::from_secs(u64::from(expires));
+        debug!(extension = %sub.ext, expires, "subscription refreshed");
+        self.notify_sub(&mut sub, None, now);
+        self.subs.by_id.insert(key, sub);
+    }
+
+    /// NOTIFYs the current state; `terminated` ends the subscription with that reason.
+    fn notify_sub(&mut self, sub: &mut Sub, terminated: Option<&str>, now: Now) {
+        let via = self.our_via(
+            sub.target.local.unwrap_or(sub.target.destination),
+            sub.target.transport,
+        );
+        let mut req = sub.dialog.new_request(Method::Notify, &via);
+        req.headers.push(HeaderName::Event, sub.package.as_str());
+        let state = match terminated {
+            Some(reason) => format!("terminated;reason={reason}"),
+            None => {
+                let left = sub.expires_at.saturating_duration_since(now.mono).as_secs();
+                format!("active;expires={left}")
+            }
+        };
+        req.headers.push(HeaderName::SubscriptionState, state);
+        match sub.package {
+            Package::MessageSummary => {
+                let counts = self
+                    .snap
+                    .apps
+                    .vm_counts
+                    .get(&(sub.tenant, sub.ext.clone()))
+                    .copied()
+                    .unwrap_or((0, 0));
+                let account = sip_account(&self.snap, sub.tenant, &sub.ext);
+                let ct = sip::MediaType {
+                    mtype: "application".into(),
+                    subtype: "simple-message-summary".into(),
+                    params: sip::Params(Vec::new()),
+                };
+                let body = crate::mwi::summary_body(counts.0, counts.1, &account);
+                req.set_body(&ct, bytes::Bytes::from(body));
+            }
+        }
+        self.send_request(req, sub.target, Owner::Mwi, now);
+    }
+
+    /// NOTIFYs every subscription of `ext` to `package` (its state changed).
+    pub(crate) fn notify_subscribers(
+        &mut self,
+        tenant: i64,
+        ext: &str,
+        package: Package,
+        now: Now,
+    ) {
+        let keys: Vec<(String, String)> = self
+            .subs
+            .by_id
+            .iter()
+            .filter(|(_, s)| s.tenant == tenant && s.ext == ext && s.package == package)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            if let Some(mut s) = self.subs.by_id.remove(&k) {
+                self.notify_sub(&mut s, None, now);
+                self.subs.by_id.insert(k, s);
+            }
+        }
+    }
+
+    /// Ends the subscriptions that ran out (a final NOTIFY each).
+    pub(crate) fn expire_subscriptions(&mut self, now: Now) {
+        let gone: Vec<(String, String)> = self
+            .subs
+            .by_id
+            .iter()
+            .filter(|(_, s)| s.expires_at <= now.mono)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            if let Some(mut s) = self.subs.by_id.remove(&k) {
+                debug!(extension = %s.ext, "subscription expired");
+                self.notify_sub(&mut s, Some("timeout"), now);
+            }
+        }
+    }
+}
+
+/// The account URI of an extension (`sip:1002@realm`).
+pub(crate) fn sip_account(snap: &crate::Snapshot, tenant: i64, ext: &str) -> String {
+    let realm = snap
+        .tenants
+        .realms
+        .get(&tenant)
+        .cloned()
+        .unwrap_or_default();
+    format!("sip:{ext}@{realm}")
+}
