@@ -643,6 +643,9 @@ impl Engine {
                     destination @ (Destination::Ivr(_) | Destination::Conf(_) | Destination::Vm(_)),
                 ..
             } => return self.start_app(entry, o, destination, now),
+            Decision::Feature { feature, .. } => {
+                return self.feature_call(entry, o, feature, caller, now);
+            }
             Decision::Route { destination, .. } => {
                 // A kind this node cannot serve yet.
                 debug!(%destination, "destination not available");

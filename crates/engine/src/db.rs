@@ -45,6 +45,16 @@ pub enum DbOp {
         /// The state document ([`crate::TrunkStatus`]).
         status: serde_json::Value,
     },
+    /// Store a time condition's manual override (a `*28` feature code); answered with
+    /// [`DbAnswer::Done`].
+    TimecondMode {
+        /// Tenant.
+        tenant: i64,
+        /// Time condition name.
+        name: String,
+        /// New mode.
+        mode: crate::timecond::Mode,
+    },
 }
 
 /// The answer to a [`DbOp`].

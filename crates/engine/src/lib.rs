@@ -25,6 +25,8 @@ pub mod counters;
 pub mod db;
 pub mod dialplan;
 pub mod dispatcher;
+mod feature_call;
+pub mod features;
 pub mod media;
 mod moh;
 pub mod nathelper;
@@ -36,6 +38,7 @@ pub mod registrar;
 pub mod sdp;
 pub mod sdp_local;
 pub mod settings;
+pub mod timecond;
 pub mod uac;
 pub mod usrloc;
 mod vm;
@@ -109,6 +112,8 @@ pub enum ConfigUpdate {
     Outside(config::Outside),
     /// IVR menus and application numbers.
     Apps(config::Apps),
+    /// Feature codes, time conditions and pickup groups.
+    Codes(features::CodesConfig),
 }
 
 /// Everything the engine reacts to.
@@ -520,6 +525,7 @@ impl Engine {
                 }
                 self.snap.apps = a;
             }
+            ConfigUpdate::Codes(c) => self.snap.codes = c,
         }
     }
 

@@ -104,6 +104,8 @@ pub struct Harness {
     client_rng: rand::rngs::StdRng,
     /// Trunk states as last written.
     pub trunk_status: HashMap<i64, serde_json::Value>,
+    /// Time condition modes written (tenant, name, mode).
+    pub timecond_modes: Vec<(i64, String, engine::timecond::Mode)>,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -156,6 +158,7 @@ impl Harness {
             cseq: 1,
             client_rng: rand::SeedableRng::from_seed([3; 32]),
             trunk_status: HashMap::new(),
+            timecond_modes: Vec::new(),
         }
     }
 
@@ -252,6 +255,10 @@ impl Harness {
             DbOp::BindingFlags { .. } | DbOp::PurgeExpired { .. } => DbAnswer::Done(Ok(())),
             DbOp::TrunkStatus { trunk_id, status } => {
                 self.trunk_status.insert(trunk_id, status);
+                DbAnswer::Done(Ok(()))
+            }
+            DbOp::TimecondMode { tenant, name, mode } => {
+                self.timecond_modes.push((tenant, name, mode));
                 DbAnswer::Done(Ok(()))
             }
             DbOp::LookupExtension { tenant, number } => {
