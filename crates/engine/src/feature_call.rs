@@ -31,6 +31,12 @@ impl Engine {
             (FeatureAction::DayNight, Some(_)) => {
                 self.toggle_day_night(o.tenant, &feature.arg, now)
             }
+            (FeatureAction::GroupPickup, Some(picker)) => {
+                return self.pickup(entry, o, &picker, None, now);
+            }
+            (FeatureAction::DirectedPickup, Some(picker)) => {
+                return self.pickup(entry, o, &picker, Some(&feature.arg), now);
+            }
             _ => NOT_AVAILABLE_PROMPT,
         };
         self.start_announce(entry, o, vec![prompt.to_string()], now);

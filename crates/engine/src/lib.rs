@@ -32,6 +32,7 @@ mod moh;
 pub mod nathelper;
 pub mod outside;
 pub mod peerlog;
+mod pickup;
 pub mod pike;
 pub mod policy;
 pub mod registrar;
