@@ -1000,3 +1000,140 @@ pub fn route_to(
         reason: format!("time conditions loop ({reason})"),
     }
 }
+
+/// A time condition as stored and edited (text forms of the rules, checked by
+/// [`TimeCondSpec::build`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TimeCondSpec {
+    /// Open hours, e.g. `mon-fri 09:00-18:00` (an end before the start runs past midnight).
+    #[serde(default)]
+    pub weekly: Vec<String>,
+    /// Date rules, e.g. `2026-12-29..2027-01-03 closed`, `2026-05-02 open`.
+    #[serde(default)]
+    pub dates: Vec<String>,
+    /// The tenant's holidays are closed.
+    #[serde(default)]
+    pub use_holidays: bool,
+    /// Destination when open (day).
+    pub matched: String,
+    /// Destination when closed (night).
+    pub unmatched: String,
+}
+
+impl TimeCondSpec {
+    /// The condition, or the field at fault and why.
+    pub fn build(
+        &self,
+        name: &str,
+        index: u8,
+        mode: Mode,
+    ) -> Result<TimeCond, (&'static str, String)> {
+        if self.weekly.len() > MAX_RULES || self.dates.len() > MAX_RULES {
+            return Err(("weekly", format!("at most {MAX_RULES} rules")));
+        }
+        let weekly = self
+            .weekly
+            .iter()
+            .map(|w| w.parse())
+            .collect::<Result<Vec<WeeklyRange>, String>>()
+            .map_err(|e| ("weekly", e))?;
+        let dates = self
+            .dates
+            .iter()
+            .map(|w| w.parse())
+            .collect::<Result<Vec<DateRule>, String>>()
+            .map_err(|e| ("dates", e))?;
+        let dest = |field: &'static str, s: &str| -> Result<Destination, (&'static str, String)> {
+            let d: Destination = s
+                .parse()
+                .map_err(|e: crate::dialplan::DestinationError| (field, e.to_string()))?;
+            if d == Destination::Timecond(name.to_string()) {
+                return Err((field, format!("{s} is this time condition itself")));
+            }
+            Ok(d)
+        };
+        Ok(TimeCond {
+            name: name.to_string(),
+            index,
+            weekly,
+            dates,
+            use_holidays: self.use_holidays,
+            matched: dest("matched", &self.matched)?,
+            unmatched: dest("unmatched", &self.unmatched)?,
+            mode,
+        })
+    }
+}
+
+/// A tenant's time zone and holiday calendar as stored and edited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarSpec {
+    /// IANA time zone of the tenant's time conditions.
+    pub timezone: String,
+    /// Japanese national holidays by rule.
+    #[serde(default)]
+    pub japan: bool,
+    /// Extra holidays.
+    #[serde(default)]
+    pub added: Vec<Holiday>,
+    /// Days that are no holiday after all.
+    #[serde(default)]
+    pub removed: Vec<NaiveDate>,
+}
+
+impl Default for CalendarSpec {
+    fn default() -> Self {
+        CalendarSpec {
+            timezone: "UTC".into(),
+            japan: false,
+            added: Vec::new(),
+            removed: Vec::new(),
+        }
+    }
+}
+
+impl CalendarSpec {
+    /// The zone and calendar, or the field at fault and why.
+    pub fn build(&self) -> Result<(Tz, Calendar), (&'static str, String)> {
+        let tz = parse_tz(&self.timezone).map_err(|e| ("timezone", e))?;
+        if self.added.len() > MAX_RULES || self.removed.len() > MAX_RULES {
+            return Err(("holidays", format!("at most {MAX_RULES} days")));
+        }
+        if let Some(h) = self.added.iter().find(|h| h.name.chars().count() > 100) {
+            return Err((
+                "holidays",
+                format!("name of {} longer than 100 characters", h.date),
+            ));
+        }
+        Ok((
+            tz,
+            Calendar {
+                japan: self.japan,
+                added: self.added.clone(),
+                removed: self.removed.iter().copied().collect(),
+            },
+        ))
+    }
+
+    /// Makes `date` a holiday (`name`, `yearly`): un-removes it, or adds it.
+    pub fn add(&mut self, date: NaiveDate, name: &str, yearly: bool) {
+        self.removed.retain(|d| *d != date);
+        self.added.retain(|h| h.date != date);
+        self.added.push(Holiday {
+            date,
+            yearly,
+            name: name.to_string(),
+        });
+        self.added.sort_by_key(|h| h.date);
+    }
+
+    /// Makes `date` a working day: drops an added holiday on it, and marks it removed when
+    /// the built-in calendar has a holiday then.
+    pub fn remove(&mut self, date: NaiveDate) {
+        self.added.retain(|h| h.date != date);
+        if self.japan && japan::holiday(date).is_some() && !self.removed.contains(&date) {
+            self.removed.push(date);
+            self.removed.sort();
+        }
+    }
+}

@@ -198,6 +198,7 @@ macro_rules! referrer {
         found
     }};
 }
+pub(crate) use referrer;
 
 impl Store {
     /// Creates a menu (`create_only`) or replaces the settings of an existing one.
