@@ -89,6 +89,15 @@ pub enum Command {
     /// Conference rooms: number, PIN, size, join muted, join tones.
     #[command(subcommand)]
     Conf(crate::conf_cmd::ConfCmd),
+    /// Feature codes (*8 pickup, *28N day/night, ...): list, change, switch off, reset.
+    #[command(subcommand)]
+    Features(crate::codes_cmd::FeaturesCmd),
+    /// Time conditions (timecond:NAME): weekly hours, date rules, holidays, day/night override.
+    #[command(subcommand)]
+    Timecond(crate::codes_cmd::TimecondCmd),
+    /// Call pickup groups of extensions (*8 group pickup, **EXT directed pickup).
+    #[command(subcommand)]
+    Pickup(crate::codes_cmd::PickupCmd),
     /// Voicemail messages left in a mailbox (reached through vm:EXT).
     #[command(subcommand)]
     Voicemail(crate::vm_cmd::VmCmd),

@@ -85,6 +85,12 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Did(DidCmd::List { .. })
         | Command::Ivr(IvrCmd::List { .. } | IvrCmd::Show { .. })
         | Command::Conf(crate::conf_cmd::ConfCmd::List { .. })
+        | Command::Features(crate::codes_cmd::FeaturesCmd::List { .. })
+        | Command::Timecond(
+            crate::codes_cmd::TimecondCmd::List { .. }
+            | crate::codes_cmd::TimecondCmd::Calendar(crate::codes_cmd::CalendarCmd::Show { .. }),
+        )
+        | Command::Pickup(crate::codes_cmd::PickupCmd::List)
         | Command::Voicemail(_)
         | Command::Outbound(OutboundCmd::Show { .. })
         | Command::Setting(SettingCmd::List { .. })
@@ -105,6 +111,9 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Did(_)
         | Command::Ivr(_)
         | Command::Conf(_)
+        | Command::Features(_)
+        | Command::Timecond(_)
+        | Command::Pickup(_)
         | Command::Outbound(_)
         | Command::Setting(_)
         | Command::Backup(_)

@@ -4,6 +4,7 @@
 mod backup_cmd;
 mod cli;
 mod cluster_cmd;
+mod codes_cmd;
 mod conf_cmd;
 mod config;
 mod http;
@@ -290,6 +291,9 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Did(cmd) => outside_cmd::did(cmd, &store, tenant.id, &mut out).await?,
         Command::Ivr(cmd) => ivr_cmd::run(cmd, &store, tenant.id, &mut out).await?,
         Command::Conf(cmd) => conf_cmd::run(cmd, &store, tenant.id, &mut out).await?,
+        Command::Features(cmd) => codes_cmd::features(cmd, &store, tenant.id, &mut out).await?,
+        Command::Timecond(cmd) => codes_cmd::timecond(cmd, &store, tenant.id, &mut out).await?,
+        Command::Pickup(cmd) => codes_cmd::pickup(cmd, &store, tenant.id, &mut out).await?,
         Command::Voicemail(cmd) => vm_cmd::run(cmd, &cfg.data_dir, tenant.id, &mut out)?,
         Command::Outbound(cmd) => outside_cmd::outbound(cmd, &store, tenant.id, &mut out).await?,
         Command::Extension(ExtensionCmd::Edit {
