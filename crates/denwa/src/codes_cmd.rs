@@ -42,6 +42,9 @@ pub enum FeaturesCmd {
 /// A time condition's settings as flags.
 #[derive(Debug, Args, Default)]
 pub struct TimecondFlags {
+    /// Internal number that reaches it (digits; "" for none)
+    #[arg(long, value_name = "DIGITS")]
+    pub number: Option<String>,
     /// Number after the day/night feature code (*28 + N), 1-99; 0 for none
     #[arg(long, value_name = "N")]
     pub index: Option<u8>,
@@ -173,7 +176,10 @@ fn flag_error(e: store::Error) -> anyhow::Error {
     }
 }
 
-fn apply(spec: &mut TimeCondSpec, index: &mut u8, f: &TimecondFlags) {
+fn apply(spec: &mut TimeCondSpec, index: &mut u8, number: &mut String, f: &TimecondFlags) {
+    if let Some(n) = &f.number {
+        *number = n.clone();
+    }
     if let Some(i) = f.index {
         *index = i;
     }
@@ -267,12 +273,13 @@ pub async fn timecond(
         TimecondCmd::Add { name, flags } => {
             let mut spec = TimeCondSpec::default();
             let mut index = 0;
-            apply(&mut spec, &mut index, &flags);
+            let mut number = String::new();
+            apply(&mut spec, &mut index, &mut number, &flags);
             if spec.matched.is_empty() || spec.unmatched.is_empty() {
                 bail!("--matched and --unmatched are required");
             }
             store
-                .put_timecond(tenant, &name, index, &spec, true)
+                .put_timecond(tenant, &name, &number, index, &spec, true)
                 .await
                 .map_err(flag_error)?;
             writeln!(out, "time condition {name} added")?;
@@ -281,9 +288,9 @@ pub async fn timecond(
             let Some(mut r) = store.timecond(tenant, &name).await? else {
                 bail!("no time condition {name}");
             };
-            apply(&mut r.spec, &mut r.index, &flags);
+            apply(&mut r.spec, &mut r.index, &mut r.number, &flags);
             store
-                .put_timecond(tenant, &name, r.index, &r.spec, false)
+                .put_timecond(tenant, &name, &r.number, r.index, &r.spec, false)
                 .await
                 .map_err(flag_error)?;
             writeln!(out, "time condition {name} changed")?;
@@ -326,8 +333,8 @@ pub async fn timecond(
             }
             writeln!(
                 out,
-                "{:<14} {:<5} {:<6} {:<6} {:<14} {:<14} WHY",
-                "NAME", "INDEX", "MODE", "STATE", "DAY", "NIGHT"
+                "{:<14} {:<8} {:<5} {:<6} {:<6} {:<14} {:<14} WHY",
+                "NAME", "NUMBER", "INDEX", "MODE", "STATE", "DAY", "NIGHT"
             )?;
             for (r, s) in rows {
                 let (state, why) = match s {
@@ -336,8 +343,14 @@ pub async fn timecond(
                 };
                 writeln!(
                     out,
-                    "{:<14} {:<5} {:<6} {:<6} {:<14} {:<14} {why}",
-                    r.name, r.index, r.mode, state, r.spec.matched, r.spec.unmatched
+                    "{:<14} {:<8} {:<5} {:<6} {:<6} {:<14} {:<14} {why}",
+                    r.name,
+                    r.number,
+                    r.index,
+                    r.mode.as_str(),
+                    state,
+                    r.spec.matched,
+                    r.spec.unmatched
                 )?;
             }
         }

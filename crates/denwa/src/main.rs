@@ -243,6 +243,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             at,
             json,
         }) => {
+            let explicit_at = at.is_some();
             let at = match at {
                 Some(t) => chrono::DateTime::parse_from_rfc3339(t.trim())
                     .map_err(|e| {
@@ -251,7 +252,11 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                     .with_timezone(&chrono::Utc),
                 None => chrono::Utc::now(),
             };
-            let snap = pbx::load::snapshot(&store).await?;
+            let mut snap = pbx::load::snapshot(&store).await?;
+            if explicit_at {
+                // --at is the time the time conditions see (no test clock shift).
+                snap.codes.clock_offset_s = 0;
+            }
             if !snap.extensions.contains_key(&(tenant.id, from.clone())) {
                 anyhow::bail!("no extension {from}");
             }

@@ -649,6 +649,17 @@ impl Engine {
         info!(call = id, destination = %dest, "application transfers the call");
         match parsed {
             Ok(Destination::Hangup) => self.anchored_hangup(id, "application hung up", now),
+            Ok(tc @ Destination::Timecond(_)) => {
+                match crate::timecond::route_to(tenant, tc, String::new(), now.wall, &self.snap) {
+                    crate::dialplan::Decision::Route { destination, .. } => {
+                        self.app_goto(id, &destination.to_string(), now)
+                    }
+                    crate::dialplan::Decision::Reject { status: 603, .. } => {
+                        self.anchored_hangup(id, "application hung up", now)
+                    }
+                    _ => self.unavailable(id, now),
+                }
+            }
             Ok(Destination::Vm(ext)) => {
                 if !self.snap.extensions.contains_key(&(tenant, ext.clone())) {
                     return self.unavailable(id, now);

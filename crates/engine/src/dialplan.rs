@@ -227,6 +227,13 @@ pub fn route(r: &RouteRequest<'_>, snap: &Snapshot) -> Decision {
         let reason = format!("application number {digits}");
         return crate::timecond::route_to(r.tenant, d.clone(), reason, r.at, snap);
     }
+    if let Some(name) = snap.codes.numbers.get(&(r.tenant, digits.to_string())) {
+        let (dest, reason) = (
+            Destination::Timecond(name.clone()),
+            format!("number {digits}"),
+        );
+        return crate::timecond::route_to(r.tenant, dest, reason, r.at, snap);
+    }
     outbound(r.tenant, digits, caller, snap)
 }
 

@@ -53,7 +53,7 @@ impl Engine {
             return NOT_AVAILABLE_PROMPT;
         };
         let cal = codes.calendars.get(&tenant).cloned().unwrap_or_default();
-        let state = tc.state(now.wall, codes.timezone(tenant), &cal);
+        let state = tc.state(codes.clock(now.wall), codes.timezone(tenant), &cal);
         let mode = if state.open { Mode::Night } else { Mode::Day };
         let name = tc.name.clone();
         if let Some(t) = self.snap.codes.timeconds.get_mut(&(tenant, name.clone())) {

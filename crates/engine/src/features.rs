@@ -565,9 +565,24 @@ pub struct CodesConfig {
     pub timezones: std::collections::HashMap<i64, chrono_tz::Tz>,
     /// Pickup groups by (tenant, extension).
     pub pickup: std::collections::HashMap<(i64, String), Vec<String>>,
+    /// Internal numbers of time conditions by (tenant, number) -> name.
+    pub numbers: std::collections::HashMap<(i64, String), String>,
+    /// Seconds added to the clock time conditions see (tests only:
+    /// `DENWA_TEST_TIMECOND_AT`; 0 in production).
+    pub clock_offset_s: i64,
 }
 
 impl CodesConfig {
+    /// The time time conditions see at `now` (shifted by the test offset).
+    pub fn clock(&self, now: std::time::SystemTime) -> std::time::SystemTime {
+        let d = std::time::Duration::from_secs(self.clock_offset_s.unsigned_abs());
+        if self.clock_offset_s >= 0 {
+            now + d
+        } else {
+            now.checked_sub(d).unwrap_or(now)
+        }
+    }
+
     /// A tenant's feature code table.
     pub fn table(&self, tenant: i64) -> std::borrow::Cow<'_, FeatureTable> {
         match self.tables.get(&tenant) {

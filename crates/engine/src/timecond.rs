@@ -986,7 +986,7 @@ pub fn route_to(
             .get(&tenant)
             .cloned()
             .unwrap_or_default();
-        let state = tc.state(at, snap.codes.timezone(tenant), &cal);
+        let state = tc.state(snap.codes.clock(at), snap.codes.timezone(tenant), &cal);
         let next = tc.destination(&state).clone();
         reason = format!(
             "{reason}; timecond {name}: {} ({}) -> {next}",

@@ -225,6 +225,7 @@ pub(crate) const TABLES: &[TableDef] = &[
             ("id", Int),
             ("tenant_id", Int),
             ("name", Text),
+            ("number", Text),
             ("day_night_index", Int),
             ("spec", Text),
             ("mode", Text),

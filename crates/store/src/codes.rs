@@ -46,6 +46,8 @@ pub struct TimeCondRow {
     pub tenant_id: i64,
     /// Name (`timecond:NAME`).
     pub name: String,
+    /// Internal number that reaches it (empty: only through DIDs and other destinations).
+    pub number: String,
     /// Number after the day/night feature code (0: none).
     pub index: u8,
     /// Rules and destinations.
@@ -66,7 +68,8 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
     }
 }
 
-const TC_COLS: &str = "id, tenant_id, name, day_night_index, spec, mode, created_at, updated_at";
+const TC_COLS: &str =
+    "id, tenant_id, name, number, day_night_index, spec, mode, created_at, updated_at";
 
 fn tc_from(r: &impl RowGet) -> Result<TimeCondRow> {
     let spec: TimeCondSpec = serde_json::from_str(&r.text("spec")?)
@@ -75,6 +78,7 @@ fn tc_from(r: &impl RowGet) -> Result<TimeCondRow> {
         id: r.i64("id")?,
         tenant_id: r.i64("tenant_id")?,
         name: r.text("name")?,
+        number: r.text("number")?,
         index: u8::try_from(r.i64("day_night_index")?).unwrap_or(0),
         spec,
         mode: r.text("mode")?.parse().unwrap_or_default(),
@@ -126,6 +130,10 @@ macro_rules! tenant_numbers {
             (
                 "SELECT pattern AS n FROM inbound_routes WHERE tenant_id = $1",
                 "DID",
+            ),
+            (
+                "SELECT number AS n FROM time_conditions WHERE tenant_id = $1 AND number <> ''",
+                "time condition number",
             ),
         ] {
             for r in sqlx::query(sql).bind($tenant).fetch_all(&mut *$tx).await? {
@@ -231,11 +239,14 @@ impl Store {
     }
 
     /// Creates (`create_only`) or replaces a time condition. Its destinations must exist;
-    /// its day/night index (1-99, 0: none) must be free in the tenant.
+    /// its day/night index (1-99, 0: none) and its internal number (empty: none) must be free
+    /// in the tenant.
+    #[allow(clippy::too_many_arguments)]
     pub async fn put_timecond(
         &self,
         tenant_id: i64,
         name: &str,
+        number: &str,
         index: u8,
         spec: &TimeCondSpec,
         create_only: bool,
@@ -243,6 +254,9 @@ impl Store {
         validate_name("name", name)?;
         if index > 99 {
             return Err(invalid("index", "0 (none) or 1-99"));
+        }
+        if number.len() > 20 || !number.chars().all(|c| c.is_ascii_digit()) {
+            return Err(invalid("number", "digits only, at most 20 (empty: none)"));
         }
         let tc = spec
             .build(name, index, Mode::Auto)
@@ -269,6 +283,32 @@ impl Store {
                     return Err(invalid(field, format!("{d} does not exist")));
                 }
             }
+            if !number.is_empty() {
+                for (sql, what) in [
+                    ("SELECT number AS n FROM extensions WHERE tenant_id = $1 AND number = $2 AND $3 <> ''", "an extension's"),
+                    ("SELECT number AS n FROM ivr_menus WHERE tenant_id = $1 AND number = $2 AND $3 <> ''", "an IVR menu's"),
+                    ("SELECT number AS n FROM conf_rooms WHERE tenant_id = $1 AND number = $2 AND $3 <> ''", "a conference room's"),
+                    ("SELECT number AS n FROM time_conditions WHERE tenant_id = $1 AND number = $2 AND name <> $3", "another time condition's"),
+                ] {
+                    if sqlx::query(sql).bind(tenant_id).bind(number).bind(name).fetch_optional(&mut *tx).await?.is_some() {
+                        return Err(invalid("number", format!("{number} is {what} number")));
+                    }
+                }
+                let table = {
+                    let rows = sqlx::query("SELECT feature, code FROM feature_codes WHERE tenant_id = $1")
+                        .bind(tenant_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let mut v = Vec::new();
+                    for r in &rows {
+                        v.push((r.text("feature")?, r.opt_text("code")?));
+                    }
+                    table_from(v)
+                };
+                table
+                    .validate([("time condition number", number)])
+                    .map_err(|e| invalid("number", e.to_string()))?;
+            }
             if index != 0 {
                 let taken = sqlx::query(
                     "SELECT name FROM time_conditions WHERE tenant_id = $1 AND day_night_index = $2 AND name <> $3",
@@ -291,12 +331,12 @@ impl Store {
                 (Some(_), true) => return Err(Error::Conflict(format!("time condition {name}"))),
                 (None, false) => return Err(Error::NotFound(format!("time condition {name}"))),
                 (Some(_), false) => format!(
-                    "UPDATE time_conditions SET day_night_index = $3, spec = $4, updated_at = $5
+                    "UPDATE time_conditions SET day_night_index = $3, spec = $4, updated_at = $5, number = $6
                      WHERE tenant_id = $1 AND name = $2 RETURNING {TC_COLS}"
                 ),
                 (None, true) => format!(
-                    "INSERT INTO time_conditions (tenant_id, name, day_night_index, spec, mode, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, 'auto', $5, $5) RETURNING {TC_COLS}"
+                    "INSERT INTO time_conditions (tenant_id, name, day_night_index, spec, mode, created_at, updated_at, number)
+                     VALUES ($1, $2, $3, $4, 'auto', $5, $5, $6) RETURNING {TC_COLS}"
                 ),
             };
             let r = sqlx::query(&sql)
@@ -305,6 +345,7 @@ impl Store {
                 .bind(i64::from(index))
                 .bind(&doc)
                 .bind(now)
+                .bind(number)
                 .fetch_one(&mut *tx)
                 .await?;
             announce!(tx, kind, Change::Codes);

@@ -376,6 +376,7 @@ CREATE TABLE time_conditions (
     id {id},
     tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     name TEXT NOT NULL,
+    number TEXT NOT NULL DEFAULT '',
     day_night_index BIGINT NOT NULL DEFAULT 0,
     spec TEXT NOT NULL,
     mode TEXT NOT NULL DEFAULT 'auto' CHECK (mode IN ('auto', 'day', 'night')),

@@ -101,7 +101,7 @@ async fn time_conditions_and_calendars(b: Backend) {
     bad.weekly = vec!["weekdays 9-5".into()];
     assert_eq!(
         reason(
-            s.put_timecond(t, "office", 1, &bad, true)
+            s.put_timecond(t, "office", "", 1, &bad, true)
                 .await
                 .unwrap_err()
         )
@@ -110,7 +110,7 @@ async fn time_conditions_and_calendars(b: Backend) {
     );
     assert_eq!(
         reason(
-            s.put_timecond(t, "office", 1, &office("ext:4040"), true)
+            s.put_timecond(t, "office", "", 1, &office("ext:4040"), true)
                 .await
                 .unwrap_err()
         ),
@@ -118,7 +118,7 @@ async fn time_conditions_and_calendars(b: Backend) {
     );
     assert_eq!(
         reason(
-            s.put_timecond(t, "office", 1, &office("timecond:office"), true)
+            s.put_timecond(t, "office", "", 1, &office("timecond:office"), true)
                 .await
                 .unwrap_err()
         )
@@ -126,20 +126,20 @@ async fn time_conditions_and_calendars(b: Backend) {
         "matched"
     );
     let row = s
-        .put_timecond(t, "office", 1, &office("ext:1001"), true)
+        .put_timecond(t, "office", "", 1, &office("ext:1001"), true)
         .await
         .unwrap();
     assert_eq!((row.index, row.mode), (1, Mode::Auto));
     // The day/night index is unique in the tenant.
     assert_eq!(
         reason(
-            s.put_timecond(t, "shop", 1, &office("ext:1001"), true)
+            s.put_timecond(t, "shop", "", 1, &office("ext:1001"), true)
                 .await
                 .unwrap_err()
         ),
         ("index", "1 is already time condition office's".to_string())
     );
-    s.put_timecond(t, "shop", 2, &office("timecond:office"), true)
+    s.put_timecond(t, "shop", "", 2, &office("timecond:office"), true)
         .await
         .unwrap();
     // The override.
@@ -153,7 +153,7 @@ async fn time_conditions_and_calendars(b: Backend) {
         Err(Error::NotFound(_))
     ));
     // Editing keeps the override.
-    s.put_timecond(t, "office", 1, &office("vm:1001"), false)
+    s.put_timecond(t, "office", "", 1, &office("vm:1001"), false)
         .await
         .unwrap();
     assert_eq!(
