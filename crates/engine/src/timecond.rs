@@ -355,13 +355,13 @@ impl TimeCond {
                 why: format!("{stamp}: date rule {r}"),
             };
         }
-        if self.use_holidays {
-            if let Some(name) = cal.holiday(date) {
-                return State {
-                    open: false,
-                    why: format!("{stamp}: holiday ({name})"),
-                };
-            }
+        if self.use_holidays
+            && let Some(name) = cal.holiday(date)
+        {
+            return State {
+                open: false,
+                why: format!("{stamp}: holiday ({name})"),
+            };
         }
         let minute = u16::try_from(local.hour() * 60 + local.minute()).unwrap_or(0);
         match self
@@ -551,11 +551,11 @@ pub fn import_ical(text: &str) -> Result<Vec<Holiday>, IcalError> {
     let mut lines: Vec<(usize, String)> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let raw = raw.trim_end_matches('\r');
-        if let Some(rest) = raw.strip_prefix([' ', '\t']) {
-            if let Some((_, last)) = lines.last_mut() {
-                last.push_str(rest);
-                continue;
-            }
+        if let Some(rest) = raw.strip_prefix([' ', '\t'])
+            && let Some((_, last)) = lines.last_mut()
+        {
+            last.push_str(rest);
+            continue;
         }
         lines.push((i + 1, raw.to_string()));
     }
