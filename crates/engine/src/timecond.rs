@@ -1004,6 +1004,7 @@ pub fn route_to(
 /// A time condition as stored and edited (text forms of the rules, checked by
 /// [`TimeCondSpec::build`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TimeCondSpec {
     /// Open hours, e.g. `mon-fri 09:00-18:00` (an end before the start runs past midnight).
     #[serde(default)]
@@ -1067,6 +1068,7 @@ impl TimeCondSpec {
 
 /// A tenant's time zone and holiday calendar as stored and edited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CalendarSpec {
     /// IANA time zone of the tenant's time conditions.
     pub timezone: String,

@@ -21,6 +21,7 @@ use crate::{Web, settings};
 
 mod apps;
 mod backup_remote;
+mod codes;
 pub(crate) mod outside;
 pub mod prompts;
 pub(crate) mod reports;
@@ -270,6 +271,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys/{id}", axum::routing::delete(delete_key))
         .merge(outside::routes())
         .merge(apps::routes())
+        .merge(codes::routes())
         .merge(backup_remote::routes())
         .merge(reports::routes())
         .merge(prompts::routes())

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 mod apps;
 mod backup_remote;
+mod codes;
 mod outside;
 mod prompts;
 mod reports;
@@ -128,6 +129,7 @@ fn schemas() -> Value {
     let mut s = schemas_wave1();
     outside::schemas(&mut s);
     apps::schemas(&mut s);
+    codes::schemas(&mut s);
     s
 }
 
@@ -306,6 +308,7 @@ pub fn document() -> Value {
     );
     outside::paths(&mut add);
     apps::paths(&mut add);
+    codes::paths(&mut add);
     backup_remote::paths(&mut add);
     reports::paths(&mut add);
     prompts::paths(&mut add);

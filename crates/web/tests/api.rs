@@ -1146,6 +1146,21 @@ async fn openapi_matches_routes() {
         "GET /moh/{class}/{file}/audio",
         "GET /cluster",
         "POST /cluster/switchover",
+        "GET /feature-codes",
+        "PUT /feature-codes/{feature}",
+        "DELETE /feature-codes/{feature}",
+        "GET /timeconds",
+        "POST /timeconds",
+        "GET /timeconds/{name}",
+        "PUT /timeconds/{name}",
+        "DELETE /timeconds/{name}",
+        "PUT /timeconds/{name}/mode",
+        "GET /holiday-calendar",
+        "PUT /holiday-calendar",
+        "POST /holiday-calendar/import",
+        "GET /pickup-groups",
+        "GET /extensions/{number}/pickup-groups",
+        "PUT /extensions/{number}/pickup-groups",
     ];
     expected.sort();
     assert_eq!(ops, expected);
