@@ -618,6 +618,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("did.add", "Add an inbound route", "着信ルートを追加"),
     ("nav.ivrs", "IVR menus", "IVR(自動音声応答)"),
     ("nav.conferences", "Conferences", "会議室"),
+    ("nav.timeconds", "Day/night", "昼夜切替"),
+    ("nav.features", "Feature codes", "特番"),
     ("title.conferences", "Conference rooms", "電話会議室"),
     (
         "conf.none",

@@ -24,6 +24,7 @@ use crate::{Web, settings};
 mod apps;
 mod backup_remote;
 mod cluster;
+mod codes;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
@@ -73,6 +74,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys/{id}/delete", post(delete_key))
         .merge(outside::routes())
         .merge(apps::routes())
+        .merge(codes::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
         .merge(backup_remote::routes())
@@ -181,6 +183,8 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/outbound" { (ctx.t("nav.outbound")) }
                             a href="/ivrs" { (ctx.t("nav.ivrs")) }
                             a href="/conferences" { (ctx.t("nav.conferences")) }
+                            a href="/timeconds" { (ctx.t("nav.timeconds")) }
+                            a href="/features" { (ctx.t("nav.features")) }
                             a href="/prompts" { (ctx.t("nav.prompts")) }
                             a href="/moh" { (ctx.t("nav.moh")) }
                             a href="/settings" { (ctx.t("nav.settings")) }
