@@ -459,7 +459,7 @@ async fn create_tc(State(w): State<Web>, Signed(ctx): Signed, Form(f): Form<Form
         let spec = TimeCondSpec {
             weekly: lines(f.get("weekly")),
             dates: lines(f.get("dates")),
-            use_holidays: f.get("use_holidays").is_some(),
+            use_holidays: f.contains_key("use_holidays"),
             matched: g("matched"),
             unmatched: g("unmatched"),
         };
@@ -535,7 +535,7 @@ async fn set_calendar(
         if let Some(tz) = f.get("timezone") {
             spec.timezone = tz.trim().to_string();
         }
-        spec.japan = f.get("japan").is_some();
+        spec.japan = f.contains_key("japan");
         w.store().put_calendar(t, &spec).await?;
         Ok::<_, ApiError>(())
     }
@@ -562,7 +562,7 @@ async fn holiday_day(
             spec.remove(date);
         } else {
             let name = f.get("name").map(|s| s.trim()).unwrap_or("");
-            spec.add(date, name, f.get("yearly").is_some());
+            spec.add(date, name, f.contains_key("yearly"));
         }
         w.store().put_calendar(t, &spec).await?;
         Ok::<_, ApiError>(())
