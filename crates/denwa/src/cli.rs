@@ -97,6 +97,15 @@ pub enum Command {
     Forward(crate::group_cmd::ForwardCmd),
     /// Do not disturb for an extension: on, off or toggle (busy or voicemail treatment).
     Dnd(crate::group_cmd::DndArgs),
+    /// Feature codes (*8 pickup, *28N day/night, ...): list, change, switch off, reset.
+    #[command(subcommand)]
+    Features(crate::codes_cmd::FeaturesCmd),
+    /// Time conditions (timecond:NAME): weekly hours, date rules, holidays, day/night override.
+    #[command(subcommand)]
+    Timecond(crate::codes_cmd::TimecondCmd),
+    /// Call pickup groups of extensions (*8 group pickup, **EXT directed pickup).
+    #[command(subcommand)]
+    Pickup(crate::codes_cmd::PickupCmd),
     /// Voicemail: mailbox settings and PINs, messages (vm:EXT; *97 / *98 by phone).
     #[command(subcommand)]
     Voicemail(crate::vm_cmd::VmCmd),

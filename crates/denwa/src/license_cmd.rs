@@ -89,6 +89,12 @@ fn effect(cmd: &Command) -> Effect {
             crate::group_cmd::GroupCmd::List { .. } | crate::group_cmd::GroupCmd::Show { .. },
         )
         | Command::Forward(crate::group_cmd::ForwardCmd::Show { .. })
+        | Command::Features(crate::codes_cmd::FeaturesCmd::List { .. })
+        | Command::Timecond(
+            crate::codes_cmd::TimecondCmd::List { .. }
+            | crate::codes_cmd::TimecondCmd::Calendar(crate::codes_cmd::CalendarCmd::Show { .. }),
+        )
+        | Command::Pickup(crate::codes_cmd::PickupCmd::List)
         | Command::Voicemail(_)
         | Command::Recording(
             crate::recording_cmd::RecordingCmd::List { .. }
@@ -118,6 +124,9 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Forward(_)
         | Command::Dnd(_)
         | Command::Recording(_)
+        | Command::Features(_)
+        | Command::Timecond(_)
+        | Command::Pickup(_)
         | Command::Outbound(_)
         | Command::Setting(_)
         | Command::Backup(_)

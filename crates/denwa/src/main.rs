@@ -4,6 +4,7 @@
 mod backup_cmd;
 mod cli;
 mod cluster_cmd;
+mod codes_cmd;
 mod conf_cmd;
 mod config;
 mod group_cmd;
@@ -244,6 +245,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             at,
             json,
         }) => {
+            let explicit_at = at.is_some();
             let at = match at {
                 Some(t) => chrono::DateTime::parse_from_rfc3339(t.trim())
                     .map_err(|e| {
@@ -252,7 +254,11 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                     .with_timezone(&chrono::Utc),
                 None => chrono::Utc::now(),
             };
-            let snap = pbx::load::snapshot(&store).await?;
+            let mut snap = pbx::load::snapshot(&store).await?;
+            if explicit_at {
+                // --at is the time the time conditions see (no test clock shift).
+                snap.codes.clock_offset_s = 0;
+            }
             if !snap.extensions.contains_key(&(tenant.id, from.clone())) {
                 anyhow::bail!("no extension {from}");
             }
@@ -292,6 +298,9 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Did(cmd) => outside_cmd::did(cmd, &store, tenant.id, &mut out).await?,
         Command::Ivr(cmd) => ivr_cmd::run(cmd, &store, tenant.id, &mut out).await?,
         Command::Conf(cmd) => conf_cmd::run(cmd, &store, tenant.id, &mut out).await?,
+        Command::Features(cmd) => codes_cmd::features(cmd, &store, tenant.id, &mut out).await?,
+        Command::Timecond(cmd) => codes_cmd::timecond(cmd, &store, tenant.id, &mut out).await?,
+        Command::Pickup(cmd) => codes_cmd::pickup(cmd, &store, tenant.id, &mut out).await?,
         Command::Group(cmd) => group_cmd::group(cmd, &store, tenant.id, &mut out).await?,
         Command::Forward(cmd) => group_cmd::forward(cmd, &store, tenant.id, &mut out).await?,
         Command::Dnd(a) => group_cmd::dnd(a, &store, tenant.id, &mut out).await?,

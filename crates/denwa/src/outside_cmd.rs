@@ -651,6 +651,16 @@ pub fn print_decision(
         Decision::Reject { status, reason } => {
             writeln!(out, "{from} -> {number}: rejected with {status} {reason}")?
         }
+        Decision::Feature { feature, reason } => writeln!(
+            out,
+            "{from} -> {number}: feature {}{} ({reason})",
+            feature.action,
+            if feature.arg.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", feature.arg)
+            }
+        )?,
     }
     Ok(())
 }

@@ -67,6 +67,8 @@ pub(crate) enum App {
     Vm(Box<crate::vm::VmLeave>),
     /// In the voicemail menus (listening to one's messages).
     VmMenu(Box<crate::vm_menu::VmSession>),
+    /// Prompts, then hang up (feature codes: "day mode is on", "not valid").
+    Announce(Vec<String>),
 }
 
 /// A call to an application about to start: the application, the menu to return to, the
@@ -200,6 +202,14 @@ impl Anchor {
             items,
             stop_on_dtmf,
             repeat: false,
+        }
+    }
+
+    /// The prompts of an announcement call.
+    pub(crate) fn announcement(&self) -> Vec<String> {
+        match &self.app {
+            Some(App::Announce(p)) => p.clone(),
+            _ => Vec::new(),
         }
     }
 
@@ -361,8 +371,38 @@ impl Engine {
 
     /// A call to a voice application: answer it on an endpoint and start the application.
     pub(crate) fn start_app(&mut self, entry: Entry, o: Origin, dest: Destination, now: Now) {
+        let checked = self.app_checks(&o, &dest, &entry.1);
+        self.launch_app(entry, o, checked, &dest.to_string(), now);
+    }
+
+    /// Answers the caller with prompts, then hangs up (feature codes).
+    pub(crate) fn start_announce(
+        &mut self,
+        entry: Entry,
+        o: Origin,
+        prompts: Vec<String>,
+        now: Now,
+    ) {
+        let checked = sdp::summarize(&entry.1.body)
+            .map_err(|_| (488, "SDP offer required"))
+            .and_then(|offer| match sdp_local::choose(&offer) {
+                Some(_) => Ok((App::Announce(prompts), None, 0, offer)),
+                None => Err((488, "Not Acceptable Here")),
+            });
+        self.launch_app(entry, o, checked, "announcement", now);
+    }
+
+    /// Starts a checked application on a new call (or refuses the call).
+    fn launch_app(
+        &mut self,
+        entry: Entry,
+        o: Origin,
+        checked: Result<AppStart, (u16, &'static str)>,
+        dest: &str,
+        now: Now,
+    ) {
         let (txn, req, source, local, transport) = entry;
-        let (app, menu, group, offer) = match self.app_checks(&o, &dest, &req) {
+        let (app, menu, group, offer) = match checked {
             Ok(x) => x,
             Err((status, reason)) => {
                 return self.refuse_call(
@@ -521,6 +561,7 @@ impl Engine {
             Some(App::Conf(_)) => true,
             Some(App::Vm(_)) => return self.vm_start(id, now),
             Some(App::VmMenu(_)) => return self.vm_menu_start(id, now),
+            Some(App::Announce(_)) => return self.announce_start(id, now),
             None => false,
         };
         if is_conf {
@@ -670,6 +711,17 @@ impl Engine {
         info!(call = id, destination = %dest, "application transfers the call");
         match parsed {
             Ok(Destination::Hangup) => self.anchored_hangup(id, "application hung up", now),
+            Ok(tc @ Destination::Timecond(_)) => {
+                match crate::timecond::route_to(tenant, tc, String::new(), now.wall, &self.snap) {
+                    crate::dialplan::Decision::Route { destination, .. } => {
+                        self.app_goto(id, &destination.to_string(), now)
+                    }
+                    crate::dialplan::Decision::Reject { status: 603, .. } => {
+                        self.anchored_hangup(id, "application hung up", now)
+                    }
+                    _ => self.unavailable(id, now),
+                }
+            }
             Ok(Destination::Vm(ext)) => {
                 if !self.snap.extensions.contains_key(&(tenant, ext.clone())) {
                     return self.unavailable(id, now);

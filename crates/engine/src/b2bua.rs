@@ -654,6 +654,9 @@ impl Engine {
                 destination: Destination::Group(name),
                 ..
             } => return self.route_group(entry, o, &name, None, now),
+            Decision::Feature { feature, .. } => {
+                return self.feature_call(entry, o, feature, caller, now);
+            }
             Decision::Route { destination, .. } => {
                 // A kind this node cannot serve yet.
                 debug!(%destination, "destination not available");

@@ -238,6 +238,8 @@ pub struct Snapshot {
     pub outside: Outside,
     /// Voice applications: IVR menus and the numbers that reach applications.
     pub apps: Apps,
+    /// Feature codes, time conditions and pickup groups.
+    pub codes: crate::features::CodesConfig,
 }
 
 /// An IVR menu as call control needs it.

@@ -55,6 +55,16 @@ pub enum DbOp {
     },
     /// Voicemail index, PIN and file work; answered with [`DbAnswer::Vm`].
     Vm(crate::vm::VmOp),
+    /// Store a time condition's manual override (a `*28` feature code); answered with
+    /// [`DbAnswer::Done`].
+    TimecondMode {
+        /// Tenant.
+        tenant: i64,
+        /// Time condition name.
+        name: String,
+        /// New mode.
+        mode: crate::timecond::Mode,
+    },
 }
 
 /// The answer to a [`DbOp`].

@@ -180,6 +180,13 @@ pub enum Decision {
         /// Why.
         reason: String,
     },
+    /// A feature code ([`crate::features`]).
+    Feature {
+        /// The feature and the digits after its code.
+        feature: crate::features::FeatureCall,
+        /// Why.
+        reason: String,
+    },
     /// Refuse the call.
     Reject {
         /// SIP status for the caller.
@@ -217,6 +224,9 @@ pub fn route(r: &RouteRequest<'_>, snap: &Snapshot) -> Decision {
             reason: format!("voicemail feature code {digits}"),
         };
     }
+    if let Some(d) = crate::features::decide(r.tenant, digits, snap) {
+        return d;
+    }
     match snap.extensions.get(&(r.tenant, digits.to_string())) {
         Some(e) if !e.enabled => return Decision::reject(480, "Temporarily Unavailable"),
         Some(e) => {
@@ -228,10 +238,15 @@ pub fn route(r: &RouteRequest<'_>, snap: &Snapshot) -> Decision {
         None => {}
     }
     if let Some(d) = snap.apps.numbers.get(&(r.tenant, digits.to_string())) {
-        return Decision::Route {
-            destination: d.clone(),
-            reason: format!("application number {digits}"),
-        };
+        let reason = format!("application number {digits}");
+        return crate::timecond::route_to(r.tenant, d.clone(), reason, r.at, snap);
+    }
+    if let Some(name) = snap.codes.numbers.get(&(r.tenant, digits.to_string())) {
+        let (dest, reason) = (
+            Destination::Timecond(name.clone()),
+            format!("number {digits}"),
+        );
+        return crate::timecond::route_to(r.tenant, dest, reason, r.at, snap);
     }
     outbound(r.tenant, digits, caller, snap)
 }
@@ -404,10 +419,10 @@ pub fn route_inbound(r: &InboundRequest<'_>, snap: &Snapshot) -> Decision {
         .find(|d| (d.spec.trunk.is_empty() || d.spec.trunk == r.trunk) && d.pattern.matches(did));
     match found {
         Some(d) if d.destination == Destination::Hangup => Decision::reject(603, "Declined"),
-        Some(d) => Decision::Route {
-            destination: d.destination.clone(),
-            reason: format!("DID {did} (inbound route {})", d.pattern),
-        },
+        Some(d) => {
+            let reason = format!("DID {did} (inbound route {})", d.pattern);
+            crate::timecond::route_to(r.tenant, d.destination.clone(), reason, r.at, snap)
+        }
         None => Decision::reject(404, "Not Found"),
     }
 }

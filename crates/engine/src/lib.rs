@@ -26,12 +26,15 @@ pub mod db;
 pub mod dialplan;
 pub mod dispatcher;
 pub mod hunt;
+mod feature_call;
+pub mod features;
 pub mod media;
 mod moh;
 pub mod mwi;
 pub mod nathelper;
 pub mod outside;
 pub mod peerlog;
+mod pickup;
 pub mod pike;
 pub mod policy;
 pub mod recording;
@@ -40,6 +43,7 @@ pub mod sdp;
 pub mod sdp_local;
 pub mod settings;
 pub mod subs;
+pub mod timecond;
 pub mod uac;
 pub mod usrloc;
 pub mod vm;
@@ -114,6 +118,8 @@ pub enum ConfigUpdate {
     Outside(config::Outside),
     /// IVR menus and application numbers.
     Apps(config::Apps),
+    /// Feature codes, time conditions and pickup groups.
+    Codes(features::CodesConfig),
 }
 
 /// Everything the engine reacts to.
@@ -538,6 +544,7 @@ impl Engine {
                 self.snap.apps = a;
                 self.mwi_reloaded(&old, now);
             }
+            ConfigUpdate::Codes(c) => self.snap.codes = c,
         }
     }
 

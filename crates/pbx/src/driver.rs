@@ -353,6 +353,17 @@ impl Driver {
                     let _ = back.send(Input::Db(id, DbAnswer::Vm(a)));
                 });
             }
+            DbOp::TimecondMode { tenant, name, mode } => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                tokio::spawn(async move {
+                    let r = store
+                        .set_timecond_mode(tenant, &name, mode)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                });
+            }
             DbOp::PurgeExpired { now } => {
                 let store = self.store.clone();
                 let back = self.back_tx.clone();
@@ -512,6 +523,17 @@ impl Driver {
         let back = self.back_tx.clone();
         let store = self.store.clone();
         let resolver = self.resolver.clone();
+        if matches!(c, Change::Codes | Change::All | Change::Extensions) {
+            let (back, store) = (back.clone(), store.clone());
+            tokio::spawn(async move {
+                match crate::codes_load::load(&store).await {
+                    Ok(c) => {
+                        let _ = back.send(Input::Config(ConfigUpdate::Codes(c)));
+                    }
+                    Err(e) => warn!(error = %e, "loading feature codes and time conditions failed"),
+                }
+            });
+        }
         if apps {
             let (back, store) = (back.clone(), store.clone());
             tokio::spawn(async move {

@@ -9,6 +9,7 @@
 
 mod apps_media;
 pub mod cluster;
+pub mod codes_load;
 mod driver;
 pub mod load;
 pub mod metrics;

@@ -453,5 +453,6 @@ pub async fn snapshot(store: &Store) -> anyhow::Result<engine::Snapshot> {
         settings: settings(store).await,
         outside: outside_with(store, None).await?,
         apps: apps(store).await?,
+        codes: crate::codes_load::load(store).await?,
     })
 }

@@ -481,6 +481,8 @@ struct Txn {
     timers: [Option<Instant>; TIMER_COUNT],
     /// Client INVITE: CANCEL asked for before any provisional response (§9.1).
     cancel_pending: bool,
+    /// Reason header value for the CANCEL (RFC 3326), e.g. a call completed elsewhere.
+    cancel_reason: Option<String>,
     /// Server INVITE in Accepted: key under which the ACK is expected.
     ack_key: Option<AckKey>,
     /// Server INVITE: the ACK for the 2xx arrived.
@@ -925,6 +927,7 @@ impl TransactionLayer {
             interval: t1,
             timers: [None; TIMER_COUNT],
             cancel_pending: false,
+            cancel_reason: None,
             ack_key: None,
             acked: false,
         };
@@ -968,10 +971,28 @@ impl TransactionLayer {
         }
     }
 
+    /// [`TransactionLayer::cancel`] with a Reason header on the CANCEL (RFC 3326), e.g.
+    /// `SIP;cause=200;text="Call completed elsewhere"` so the other phones do not log a
+    /// missed call.
+    pub fn cancel_with_reason(
+        &mut self,
+        invite: TransactionId,
+        reason: &str,
+        now: Instant,
+    ) -> Result<Option<TransactionId>, TxError> {
+        if let Some(t) = self.txns.get_mut(&invite) {
+            t.cancel_reason = Some(reason.to_string());
+        }
+        self.cancel(invite, now)
+    }
+
     fn start_cancel(&mut self, invite: TransactionId, now: Instant) -> Option<TransactionId> {
         let txn = self.txns.get_mut(&invite)?;
         txn.cancel_pending = false;
-        let cancel = cancel_for(txn.request.as_ref()?);
+        let mut cancel = cancel_for(txn.request.as_ref()?);
+        if let Some(r) = &txn.cancel_reason {
+            cancel.headers.push(HeaderName::Reason, r.as_str());
+        }
         let target = txn.target;
         let Key::Client(k) = &txn.key else {
             return None;
@@ -1188,6 +1209,7 @@ impl TransactionLayer {
             interval: self.config.timers.t1,
             timers: [None; TIMER_COUNT],
             cancel_pending: false,
+            cancel_reason: None,
             ack_key: None,
             acked: false,
         };

@@ -148,6 +148,10 @@ macro_rules! destination_exists {
                 "SELECT id FROM ring_groups WHERE tenant_id = $1 AND name = $2",
                 n.as_str(),
             ),
+            Destination::Timecond(n) => (
+                "SELECT id FROM time_conditions WHERE tenant_id = $1 AND name = $2",
+                n.as_str(),
+            ),
             _ => ("", ""),
         };
         if sql.is_empty() {

@@ -304,6 +304,45 @@ pub(crate) const TABLES: &[TableDef] = &[
         since: 11,
     },
     TableDef {
+        name: "feature_codes",
+        cols: &[
+            ("tenant_id", Int),
+            ("feature", Text),
+            ("code", Text),
+            ("updated_at", Int),
+        ],
+        identity: false,
+        since: 12,
+    },
+    TableDef {
+        name: "time_conditions",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("name", Text),
+            ("number", Text),
+            ("day_night_index", Int),
+            ("spec", Text),
+            ("mode", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        identity: true,
+        since: 12,
+    },
+    TableDef {
+        name: "holiday_calendars",
+        cols: &[("tenant_id", Int), ("spec", Text), ("updated_at", Int)],
+        identity: false,
+        since: 12,
+    },
+    TableDef {
+        name: "pickup_groups",
+        cols: &[("extension_id", Int), ("name", Text)],
+        identity: false,
+        since: 12,
+    },
+    TableDef {
         name: "administrators",
         cols: &[
             ("id", Int),

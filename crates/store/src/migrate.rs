@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 11;
+pub const LATEST: i64 = 12;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -463,6 +463,47 @@ CREATE TABLE vm_outbox (
 CREATE INDEX vm_outbox_due ON vm_outbox (status, next_at);
 "#;
 
+/// Feature codes, time conditions and call pickup (issue 15): a tenant's changes to the
+/// default feature codes (`code` NULL: switched off), time conditions (rules as a JSON
+/// `engine::timecond::TimeCondSpec`, the manual override in `mode`), the tenant's time zone and
+/// holiday calendar (JSON `engine::timecond::CalendarSpec`), and the pickup groups of each
+/// extension.
+const V12_FEATURE_CODES: &str = r#"
+CREATE TABLE feature_codes (
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    feature TEXT NOT NULL,
+    code TEXT,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, feature)
+);
+
+CREATE TABLE time_conditions (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    number TEXT NOT NULL DEFAULT '',
+    day_night_index BIGINT NOT NULL DEFAULT 0,
+    spec TEXT NOT NULL,
+    mode TEXT NOT NULL DEFAULT 'auto' CHECK (mode IN ('auto', 'day', 'night')),
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE holiday_calendars (
+    tenant_id BIGINT PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    spec TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE pickup_groups (
+    extension_id BIGINT NOT NULL REFERENCES extensions (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    PRIMARY KEY (extension_id, name)
+);
+INSERT INTO change_counters (kind, counter) VALUES ('codes', 0);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -519,6 +560,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 11,
         name: "voicemail",
         sql: V11_VOICEMAIL,
+    },
+    Migration {
+        version: 12,
+        name: "feature codes, time conditions, pickup groups",
+        sql: V12_FEATURE_CODES,
     },
 ];
 

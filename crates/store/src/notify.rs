@@ -36,6 +36,8 @@ pub enum Change {
     Outside,
     /// Voice applications (IVR menus).
     Apps,
+    /// Feature codes, time conditions, holiday calendars, pickup groups.
+    Codes,
     /// Everything (after a restore, or when notifications may have been missed).
     All,
 }
@@ -50,6 +52,7 @@ impl Change {
         Change::ApiKeys,
         Change::Outside,
         Change::Apps,
+        Change::Codes,
         Change::All,
     ];
 
@@ -63,6 +66,7 @@ impl Change {
             Change::ApiKeys => "api_keys",
             Change::Outside => "outside",
             Change::Apps => "apps",
+            Change::Codes => "codes",
             Change::All => "all",
         }
     }

@@ -107,9 +107,8 @@ pub(crate) fn destination_problem(dest: &Destination, exists: bool) -> Option<St
         Destination::Group(_) => None,
         Destination::Ivr(n) if !exists => Some(format!("IVR menu {n} does not exist")),
         Destination::Ivr(_) => None,
-        Destination::Timecond(_) => Some(format!(
-            "{dest}: time conditions are not available in this version yet"
-        )),
+        Destination::Timecond(n) if !exists => Some(format!("time condition {n} does not exist")),
+        Destination::Timecond(_) => None,
         Destination::Conf(n) if !exists => Some(format!("conference room {n} does not exist")),
         Destination::Conf(_) => None,
         Destination::Park | Destination::Route(_) => Some(format!("{dest} is not available here")),

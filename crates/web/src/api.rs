@@ -22,6 +22,7 @@ use crate::{Web, settings};
 mod apps;
 mod backup_remote;
 mod hunt;
+mod codes;
 pub(crate) mod outside;
 pub mod prompts;
 pub(crate) mod recordings;
@@ -273,6 +274,7 @@ pub fn routes() -> Router<Web> {
         .merge(outside::routes())
         .merge(apps::routes())
         .merge(hunt::routes())
+        .merge(codes::routes())
         .merge(backup_remote::routes())
         .merge(reports::routes())
         .merge(prompts::routes())

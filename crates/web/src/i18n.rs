@@ -621,6 +621,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("nav.groups", "Ring groups", "着信グループ"),
     ("title.groups", "Ring groups", "着信グループ"),
     ("title.forwarding", "Forwarding and DND", "転送と着信拒否"),
+    ("nav.timeconds", "Day/night", "昼夜切替"),
+    ("nav.features", "Feature codes", "特番"),
     ("title.conferences", "Conference rooms", "電話会議室"),
     (
         "conf.none",

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 mod apps;
 mod backup_remote;
 mod hunt;
+mod codes;
 mod outside;
 mod prompts;
 mod recordings;
@@ -131,6 +132,7 @@ fn schemas() -> Value {
     outside::schemas(&mut s);
     apps::schemas(&mut s);
     hunt::schemas(&mut s);
+    codes::schemas(&mut s);
     s
 }
 
@@ -310,6 +312,7 @@ pub fn document() -> Value {
     outside::paths(&mut add);
     apps::paths(&mut add);
     hunt::paths(&mut add);
+    codes::paths(&mut add);
     backup_remote::paths(&mut add);
     reports::paths(&mut add);
     prompts::paths(&mut add);

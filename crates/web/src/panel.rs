@@ -25,6 +25,7 @@ mod apps;
 mod backup_remote;
 mod cluster;
 mod hunt;
+mod codes;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
@@ -76,6 +77,7 @@ pub fn routes() -> Router<Web> {
         .merge(outside::routes())
         .merge(apps::routes())
         .merge(hunt::routes())
+        .merge(codes::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
         .merge(recordings::routes())
@@ -186,6 +188,8 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/ivrs" { (ctx.t("nav.ivrs")) }
                             a href="/conferences" { (ctx.t("nav.conferences")) }
                             a href="/groups" { (ctx.t("nav.groups")) }
+                            a href="/timeconds" { (ctx.t("nav.timeconds")) }
+                            a href="/features" { (ctx.t("nav.features")) }
                             a href="/prompts" { (ctx.t("nav.prompts")) }
                             a href="/moh" { (ctx.t("nav.moh")) }
                             (recordings::nav(ctx))

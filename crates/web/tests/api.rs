@@ -1160,6 +1160,21 @@ async fn openapi_matches_routes() {
         "PUT /recording-policies/{kind}/{name}",
         "GET /recording-settings",
         "PUT /recording-settings",
+        "GET /feature-codes",
+        "PUT /feature-codes/{feature}",
+        "DELETE /feature-codes/{feature}",
+        "GET /timeconds",
+        "POST /timeconds",
+        "GET /timeconds/{name}",
+        "PUT /timeconds/{name}",
+        "DELETE /timeconds/{name}",
+        "PUT /timeconds/{name}/mode",
+        "GET /holiday-calendar",
+        "PUT /holiday-calendar",
+        "POST /holiday-calendar/import",
+        "GET /pickup-groups",
+        "GET /extensions/{number}/pickup-groups",
+        "PUT /extensions/{number}/pickup-groups",
     ];
     expected.sort();
     assert_eq!(ops, expected);

@@ -112,6 +112,8 @@ pub struct Harness {
     pub vm_messages: Vec<apps::vmail::Message>,
     /// The PIN a voicemail `Verify` accepts (a skipped PIN is accepted too).
     pub vm_pin: String,
+    /// Time condition modes written (tenant, name, mode).
+    pub timecond_modes: Vec<(i64, String, engine::timecond::Mode)>,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -168,6 +170,7 @@ impl Harness {
             client_rng: rand::SeedableRng::from_seed([3; 32]),
             trunk_status: HashMap::new(),
             group_positions: Vec::new(),
+            timecond_modes: Vec::new(),
         }
     }
 
@@ -268,6 +271,8 @@ impl Harness {
             }
             DbOp::GroupPosition { group_id, member } => {
                 self.group_positions.push((group_id, member));
+            DbOp::TimecondMode { tenant, name, mode } => {
+                self.timecond_modes.push((tenant, name, mode));
                 DbAnswer::Done(Ok(()))
             }
             DbOp::LookupExtension { tenant, number } => {
