@@ -61,6 +61,9 @@ pub(crate) struct Leg {
     pub session: Option<SessionId>,
     /// The trunk this leg goes to (outside calls).
     pub trunk: Option<i64>,
+    /// The last SDP this leg's party sent (an offer or an answer), kept so a transfer can
+    /// offer this party's media to a new peer.
+    pub sdp: Option<Bytes>,
 }
 
 impl Leg {
@@ -100,6 +103,7 @@ impl Leg {
             ack: None,
             session: None,
             trunk: None,
+            sdp: None,
         }
     }
 
@@ -207,6 +211,8 @@ pub(crate) struct Call {
     pub rung: Vec<Binding>,
     /// Music on hold for a relayed call's held party.
     pub moh: Option<Box<crate::moh::Moh>>,
+    /// A transfer in progress, and legs transferred away ([`crate::transfer`]).
+    pub xfer: Option<Box<crate::transfer::Xfer>>,
 }
 
 impl Call {
@@ -242,6 +248,7 @@ impl Call {
             anchor: None,
             rung: Vec::new(),
             moh: None,
+            xfer: None,
         }
     }
 
@@ -716,7 +723,8 @@ impl Engine {
         let id = self.b2bua.next_id;
         let a_tag = self.new_tag();
         let call_id = o.call_id.clone();
-        let a_leg = Leg::caller(call_id.clone(), txn, (source, local, transport), a_tag);
+        let mut a_leg = Leg::caller(call_id.clone(), txn, (source, local, transport), a_tag);
+        a_leg.sdp = Some(req.body.clone());
         // One relay session per segment the B legs reach the callee on.
         let mut media = Vec::new();
         for ip in segments {
@@ -950,6 +958,9 @@ impl Engine {
 
     /// A response for one of a call's client transactions.
     pub(crate) fn call_response(&mut self, id: u64, txn: TransactionId, resp: Response, now: Now) {
+        if self.transfer_response(id, txn, &resp, now) {
+            return;
+        }
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -1097,6 +1108,9 @@ impl Engine {
         let leg = &mut call.legs[i];
         leg.ack = Some(ack);
         leg.dialog = Some(dialog);
+        if !resp.body.is_empty() {
+            leg.sdp = Some(resp.body.clone());
+        }
         leg.final_status = Some(resp.status);
         if call.anchor.is_some() {
             return self.anchored_answered(id, i, &resp, now);
@@ -1213,6 +1227,9 @@ impl Engine {
 
     /// A client transaction of a call timed out or could not be sent.
     pub(crate) fn call_tx_failed(&mut self, id: u64, txn: TransactionId, now: Now) {
+        if self.transfer_tx_failed(id, txn, now) {
+            return;
+        }
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
@@ -1334,6 +1351,9 @@ impl Engine {
         source: SocketAddr,
         now: Now,
     ) {
+        if self.transfer_in_dialog(txn, &req, source, now) {
+            return;
+        }
         let call_id = req.call_id().unwrap_or_default();
         let Some((id, leg)) = self.b2bua.by_call_id.get(call_id).copied() else {
             return self.respond(txn, Response::for_request(&req, 481, None), now);
@@ -1460,6 +1480,7 @@ impl Engine {
         {
             match sdp::summarize(&req.body) {
                 Ok(s) => {
+                    call.legs[from].sdp = Some(req.body.clone());
                     if let Some(rtp) = s.rtp {
                         self.out
                             .push_back(crate::Output::Media(MediaCommand::SetRemote {
@@ -1577,6 +1598,13 @@ impl Engine {
                 let ack = d.ack(seq, &via);
                 self.layer.send_stateless(&Message::Request(ack), target);
             }
+        }
+        if resp
+            .content_type()
+            .is_some_and(|c| c.is("application", "sdp"))
+            && let Some(c) = self.b2bua.get_mut(id)
+        {
+            c.legs[to].sdp = Some(resp.body.clone());
         }
         let Some(call) = self.b2bua.get(id) else {
             return;
@@ -1714,6 +1742,7 @@ impl Engine {
             return;
         };
         info!(call = id, call_id = %call.legs[A_LEG].call_id, disposition = ending.disposition.as_str(), "call ended");
+        self.transfer_call_ended(&call, now);
         if let Some(m) = &call.moh {
             self.b2bua.by_endpoint.remove(&m.endpoint);
             self.media(MediaCommand::CloseEndpoint {

@@ -36,6 +36,7 @@ pub mod registrar;
 pub mod sdp;
 pub mod sdp_local;
 pub mod settings;
+pub mod transfer;
 pub mod uac;
 pub mod usrloc;
 mod vm;
@@ -62,7 +63,7 @@ use crate::b2bua::B2bua;
 use crate::usrloc::Usrloc;
 
 /// Methods we handle (the Allow header says only what is true).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE, REFER";
 
 /// The current time, both clocks: `mono` for timers, `wall` for what is stored or shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -738,6 +739,7 @@ impl Engine {
                 self.respond(txn, r, now);
             }
             _ if in_dialog => self.in_dialog_request(txn, req, source, now),
+            Method::Refer => self.transfer_stray_refer(txn, &req, source, now),
             Method::Bye
             | Method::Ack
             | Method::Prack
@@ -796,6 +798,7 @@ impl Engine {
         }
         self.send_keepalives(now);
         self.check_calls(now);
+        self.transfer_timeouts(now);
         self.check_trunk_attempts(now);
         self.trunk_timers(now);
     }

@@ -36,7 +36,13 @@ pub mod keys {
     pub const REPORTS_TIMEZONE: &str = "reports.timezone";
     /// Language of the prompts callers hear (`en`, `ja`).
     pub const PROMPTS_LANGUAGE: &str = "prompts.language";
+    /// What happens when a blind transfer's target does not answer or is busy and the
+    /// transferor has hung up: `callback` (ring the transferor again) or `hangup`.
+    pub const TRANSFER_ON_FAILURE: &str = "transfer.on_failure";
 }
+
+/// The choices of `transfer.on_failure`.
+pub const TRANSFER_ON_FAILURE_CHOICES: &[&str] = &["callback", "hangup"];
 
 /// The languages prompts come in (`prompts.language`).
 pub const PROMPT_LANGUAGES: &[&str] = &["en", "ja"];
@@ -211,6 +217,13 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Text("en"),
         restart_required: false,
         help: "language of the prompts callers hear: en (English) or ja (Japanese)",
+    },
+    Spec {
+        key: keys::TRANSFER_ON_FAILURE,
+        kind: Kind::Choice(TRANSFER_ON_FAILURE_CHOICES),
+        default: DefaultValue::Text("callback"),
+        restart_required: false,
+        help: "when a transfer target is busy or does not answer after the transferor hung up: callback (ring the transferor again) or hangup",
     },
 ];
 
