@@ -215,6 +215,11 @@ fn sendrecv(body: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// True when an SDP body does not say plain two-way media (hold, one-way, 0.0.0.0).
+fn not_sendrecv(body: &[u8]) -> bool {
+    sdp::summarize(body).is_ok_and(|s| s.null_address || s.direction != sdp::Direction::SendRecv)
+}
+
 /// The extension number behind a leg of `call`, if the leg is an extension's phone.
 fn leg_ext(call: &Call, leg: LegIdx, snap: &crate::config::Snapshot) -> Option<String> {
     if let Some((_, n)) = call
@@ -839,7 +844,7 @@ impl Engine {
         for t in others {
             let _ = self.layer.cancel(t, now.mono);
         }
-        if let Some(m) = moh {
+        if let Some(m) = &moh {
             self.b2bua.by_endpoint.remove(&m.endpoint);
             self.media(MediaCommand::CloseEndpoint {
                 endpoint: m.endpoint,
@@ -859,9 +864,18 @@ impl Engine {
             session,
             on_hold: false,
         });
-        // The transferee hears the target through the relay again, off hold.
-        let body = resp.body.clone();
-        self.reinvite_onto_relay(id, p.transferee, &body, adv, now);
+        // A transferee on hold or hearing music is brought back onto the relay; otherwise its
+        // media is untouched (the relay socket it sends to stays the same).
+        let held = moh.is_some()
+            || self.b2bua.get(id).is_some_and(|c| {
+                [p.transferor, p.transferee]
+                    .iter()
+                    .any(|l| c.legs[*l].sdp.as_deref().is_some_and(not_sendrecv))
+            });
+        if held {
+            let body = resp.body.clone();
+            self.reinvite_onto_relay(id, p.transferee, &body, adv, now);
+        }
         if !p.callback && !p.transferor_gone {
             self.notify_transferor(id, p.transferor, p.refer_seq, 200, true, now);
             self.bye_leg(id, p.transferor, now);

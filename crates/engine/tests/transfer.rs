@@ -251,19 +251,9 @@ fn blind_transfer_from_the_callee_joins_caller_and_target() {
             .iter()
             .any(|c| matches!(c, MediaCommand::SetHold { on_hold: false, .. }))
     );
-    // The caller is re-INVITEd onto the relay, off hold.
-    let re = invites_to(&h.sent, CALLER)
-        .pop()
-        .expect("re-INVITE to the caller");
-    assert_eq!(sdp_port(&re.body), port_a);
-    assert!(
-        std::str::from_utf8(&re.body)
-            .unwrap_or("")
-            .contains("a=sendrecv")
-    );
-    h.sent.clear();
-    h.reply(&re, 200, "", CALLER, SEG1);
-    assert_eq!(requests_to(&h, "ACK", CALLER).len(), 1);
+    // The caller was not on hold: its media stays as it was, on the same relay socket.
+    assert!(invites_to(&h.sent, CALLER).is_empty());
+    let _ = port_a;
     // The desk's own BYE crossing ours is answered 200 and ends nothing.
     h.sent.clear();
     h.recv_raw(&desk.request("BYE", 3, "", None), DESK, SEG1);
@@ -287,6 +277,62 @@ fn blind_transfer_from_the_callee_joins_caller_and_target() {
 }
 
 #[test]
+fn transferee_on_hold_music_is_brought_back_onto_the_relay() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-moh");
+    let (port_a, _) = relay_ports(&h);
+    // The desk holds the caller: the caller is offered the music endpoint.
+    h.recv_raw(
+        &desk.request("INVITE", 2, "", Some(&sdp("192.0.2.22", 6000, "sendonly"))),
+        DESK,
+        SEG1,
+    );
+    let hold = invites_to(&h.sent, CALLER).pop().expect("hold forwarded");
+    let music = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .expect("a music endpoint");
+    h.reply(&hold, 200, "", CALLER, SEG1);
+    h.recv_raw(&desk.request("ACK", 2, "", None), DESK, SEG1);
+    let inv = refer_to_third(&mut h, &desk, 3);
+    assert!(
+        std::str::from_utf8(&inv.body)
+            .unwrap_or("")
+            .contains("a=sendrecv"),
+        "the target is offered two-way media"
+    );
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    assert!(
+        h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::CloseEndpoint { endpoint } if *endpoint == music)),
+        "the music stops"
+    );
+    let re = invites_to(&h.sent, CALLER)
+        .pop()
+        .expect("re-INVITE to the caller");
+    assert_eq!(sdp_port(&re.body), port_a, "back onto the relay");
+    assert!(
+        std::str::from_utf8(&re.body)
+            .unwrap_or("")
+            .contains("a=sendrecv")
+    );
+    h.sent.clear();
+    h.reply(&re, 200, "", CALLER, SEG1);
+    assert_eq!(
+        requests_to(&h, "ACK", CALLER).len(),
+        1,
+        "our re-INVITE's 2xx is ACKed"
+    );
+}
+
+#[test]
 fn blind_transfer_from_the_caller() {
     let mut h = setup();
     let (caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-2");
@@ -305,10 +351,16 @@ fn blind_transfer_from_the_caller() {
     h.sent.clear();
     h.reply(&inv, 200, "third", THIRD, SEG1);
     assert_eq!(requests_to(&h, "BYE", CALLER).len(), 1);
-    let re = invites_to(&h.sent, DESK)
-        .pop()
-        .expect("re-INVITE to the desk");
-    assert_eq!(sdp_port(&re.body), port_b);
+    assert!(
+        invites_to(&h.sent, DESK).is_empty(),
+        "the desk's media is unchanged"
+    );
+    assert_eq!(
+        remote_of(&h.media_log, Side::A),
+        vec![addr("192.0.2.23:6000")],
+        "the relay's caller side now points at the target"
+    );
+    let _ = port_b;
 }
 
 fn outside_routes() -> Outside {
@@ -405,9 +457,10 @@ fn busy_target_after_the_transferor_hung_up_rings_the_transferor_back() {
     h.sent.clear();
     h.reply(&back, 200, "desk2", DESK, SEG1);
     assert_eq!(requests_to(&h, "ACK", DESK).len(), 1);
-    assert!(
-        !invites_to(&h.sent, CALLER).is_empty(),
-        "the caller is re-INVITEd"
+    assert_eq!(
+        remote_of(&h.media_log, Side::B),
+        vec![addr("192.0.2.22:6000")],
+        "the relay's far side points at the desk again"
     );
     let id = h.engine.calls(h.now)[0].id;
     let kinds: Vec<&str> = h
