@@ -62,8 +62,9 @@ struct Pending {
     /// The transferor's leg (NOTIFYs go on its dialog).
     transferor: LegIdx,
     transferor_ext: String,
-    /// The REFER's CSeq (the subscription's `id`).
-    refer_seq: u32,
+    /// The REFER's CSeq (the subscription's `id`); `None` for a transfer the administrator
+    /// started (nobody subscribed).
+    refer_seq: Option<u32>,
     transferee: LegIdx,
     /// The number rung.
     target: String,
@@ -91,6 +92,22 @@ pub(crate) struct Xfer {
     parties: Vec<(LegIdx, String)>,
     /// What happened, in order.
     pub events: Vec<TransferEvent>,
+}
+
+/// Why a transfer was refused: a SIP-like status (403 class of service, 404 no such call or
+/// number, 409 not answered or already transferring, 501 unsupported) and a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRefused {
+    /// Status.
+    pub status: u16,
+    /// Reason for people.
+    pub reason: String,
+}
+
+impl std::fmt::Display for TransferRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.reason)
+    }
 }
 
 /// What a Refer-To names.
@@ -132,6 +149,14 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "escape is not UTF-8".to_string())
 }
 
+/// Digits (and `*`, `#`, `+`), at most 64: what a transfer may name.
+fn is_number(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | '+'))
+}
+
 /// Parses a Refer-To value: a `sip:`/`sips:` URI (in angle brackets or bare) whose user part is
 /// the number, optionally with a `Replaces` URI header. The error says what is wrong.
 pub fn parse_refer_to(value: &str) -> Result<ReferTo, String> {
@@ -156,12 +181,7 @@ pub fn parse_refer_to(value: &str) -> Result<ReferTo, String> {
         return Err("the URI names no number (no user part)".into());
     };
     let number = percent_decode(user.split(';').next().unwrap_or(""))?;
-    if number.is_empty()
-        || number.len() > 64
-        || !number
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | '+'))
-    {
+    if !is_number(&number) {
         return Err(format!("{number:?} is not a number"));
     }
     let Some(headers) = headers else {
@@ -504,12 +524,30 @@ impl Engine {
         };
         info!(call = id, by = %by, to = %target, "blind transfer accepted");
         self.accept_refer(txn, req, id, leg, now);
-        self.notify_transferor(id, leg, refer_seq, 100, false, now);
+        self.notify_transferor(id, leg, Some(refer_seq), 100, false, now);
+        self.begin_blind(
+            id,
+            (leg, peer, by),
+            Some(refer_seq),
+            (target, bindings),
+            now,
+        );
+    }
+
+    /// Starts ringing the target of a blind transfer of `y` away from `x` (extension `by`).
+    fn begin_blind(
+        &mut self,
+        id: u64,
+        (x, y, by): (LegIdx, LegIdx, String),
+        refer_seq: Option<u32>,
+        (target, bindings): (String, Vec<Binding>),
+        now: Now,
+    ) {
         let p = Pending {
-            transferor: leg,
+            transferor: x,
             transferor_ext: by,
             refer_seq,
-            transferee: peer,
+            transferee: y,
             target,
             forks: Vec::new(),
             deadline: now.mono + self.snap.settings.no_answer,
@@ -519,6 +557,63 @@ impl Engine {
             sent_180: false,
         };
         self.ring_target(id, p, bindings, now);
+    }
+
+    /// Blind transfer started by an administrator (panel, API): the call's answering
+    /// extension (or, when the callee is no extension, the caller) hands its peer to `to`,
+    /// routed with that extension's class of service, and is released once `to` answers.
+    pub fn transfer(&mut self, id: u64, to: &str, now: Now) -> Result<(), TransferRefused> {
+        let refuse = |status: u16, reason: &str| {
+            Err(TransferRefused {
+                status,
+                reason: reason.to_string(),
+            })
+        };
+        let Some(call) = self.b2bua.get(id) else {
+            return refuse(404, "No such call");
+        };
+        if call.anchor.is_some() {
+            return refuse(
+                501,
+                "Transfer of calls through a voice application or transcoding is not supported",
+            );
+        }
+        let Some(bridge) = call.bridge else {
+            return refuse(409, "Call not answered");
+        };
+        if call.xfer.as_deref().is_some_and(|x| x.pending.is_some()) {
+            return refuse(409, "Transfer in progress");
+        }
+        let (a, b) = if bridge.a == crate::b2bua::A_LEG {
+            (bridge.a, bridge.b)
+        } else {
+            (bridge.b, bridge.a)
+        };
+        let (x, by) = match (leg_ext(call, b, &self.snap), leg_ext(call, a, &self.snap)) {
+            (Some(n), _) => (b, n),
+            (None, Some(n)) => (a, n),
+            (None, None) => return refuse(403, "No extension in this call may transfer it"),
+        };
+        let Some(y) = bridge.peer(x) else {
+            return refuse(409, "Call not answered");
+        };
+        let tenant = call.tenant_id;
+        let number = to.trim();
+        if !is_number(number) {
+            return refuse(400, "The target must be a number");
+        }
+        match self.transfer_route(tenant, &by, number, now) {
+            Ok(t) => {
+                info!(call = id, by = %by, to = %t.0, "transfer by the administrator");
+                self.begin_blind(id, (x, y, by), None, t, now);
+                self.pump_public(now);
+                Ok(())
+            }
+            Err((status, reason)) => {
+                info!(call = id, by = %by, to = %number, status, %reason, "transfer refused; the call is kept");
+                Err(TransferRefused { status, reason })
+            }
+        }
     }
 
     /// Rings `p.target`'s contacts with the transferee's media; no contact reached fails the
@@ -593,11 +688,14 @@ impl Engine {
         &mut self,
         id: u64,
         leg: LegIdx,
-        refer_seq: u32,
+        refer_seq: Option<u32>,
         status: u16,
         done: bool,
         now: Now,
     ) {
+        let Some(refer_seq) = refer_seq else {
+            return;
+        };
         let Some((mut n, target)) = self.leg_request(id, leg, Method::Notify) else {
             return;
         };
@@ -1026,9 +1124,9 @@ impl Engine {
             leg_ext(c2, c_leg, &self.snap).unwrap_or_else(|| leg_number(c2, c_leg, &self.snap).0);
         info!(call = id, consult = id2, by = %by, to = %target, "attended transfer accepted");
         self.accept_refer(txn, req, id, leg, now);
-        self.notify_transferor(id, leg, refer_seq, 100, false, now);
+        self.notify_transferor(id, leg, Some(refer_seq), 100, false, now);
         self.join_calls(id, leg, peer, (id2, leg2, c_leg), &by, &target, now);
-        self.notify_transferor(id, leg, refer_seq, 200, true, now);
+        self.notify_transferor(id, leg, Some(refer_seq), 200, true, now);
         self.bye_leg(id, leg, now);
     }
 

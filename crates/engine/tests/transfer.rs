@@ -690,3 +690,62 @@ fn attended_transfer_naming_another_partys_call_is_refused() {
     );
     assert_eq!(last_status_to(&h, DESK), 481);
 }
+
+#[test]
+fn administrator_transfer_hands_the_caller_to_the_target() {
+    let mut h = setup();
+    let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "adm-1");
+    let id = h.engine.calls(h.now)[0].id;
+    let now = h.now;
+    assert_eq!(
+        h.engine
+            .transfer(id + 100, "1003", now)
+            .map_err(|e| e.status),
+        Err(404)
+    );
+    assert_eq!(
+        h.engine.transfer(id, "abc", now).map_err(|e| e.status),
+        Err(400)
+    );
+    h.engine.transfer(id, "1003", now).expect("transfer starts");
+    h.drain();
+    let inv = invites_to(&h.sent, THIRD)
+        .pop()
+        .expect("the target is rung");
+    assert!(h.requests("NOTIFY").is_empty(), "no REFER, no NOTIFY");
+    assert_eq!(
+        h.engine.transfer(id, "1003", now).map_err(|e| e.status),
+        Err(409),
+        "one transfer at a time"
+    );
+    h.sent.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    assert_eq!(
+        requests_to(&h, "BYE", DESK).len(),
+        1,
+        "the desk is released"
+    );
+    assert!(requests_to(&h, "BYE", CALLER).is_empty());
+    assert_eq!(h.engine.transfer_events(id)[0].by, "1002");
+}
+
+#[test]
+fn administrator_transfer_obeys_the_transferring_extensions_class_of_service() {
+    let mut snap = snapshot();
+    snap.outside = outside_routes();
+    if let Some(e) = snap.extensions.get_mut(&(1, "1002".to_string())) {
+        e.cos = CallClass::Internal;
+    }
+    let mut h = setup_with(snap);
+    call_up(&mut h, ("1001", CALLER), ("1002", DESK), "adm-cos");
+    let id = h.engine.calls(h.now)[0].id;
+    let now = h.now;
+    let e = h
+        .engine
+        .transfer(id, "00312345678", now)
+        .expect_err("refused");
+    assert_eq!(e.status, 403, "{e}");
+    h.drain();
+    assert!(h.requests("INVITE").is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
