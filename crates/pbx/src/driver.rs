@@ -215,6 +215,9 @@ impl Driver {
             Control::Hangup(id, tx) => {
                 let _ = tx.send(self.engine.hangup(id, n));
             }
+            Control::Transfer(id, to, tx) => {
+                let _ = tx.send(self.engine.transfer(id, &to, n));
+            }
             Control::Conferences(tx) => {
                 let _ = tx.send(self.engine.conferences(n));
             }

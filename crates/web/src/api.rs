@@ -24,6 +24,8 @@ mod backup_remote;
 pub(crate) mod outside;
 pub mod prompts;
 pub(crate) mod reports;
+mod transfer;
+pub(crate) use transfer::refusal as transfer_refusal;
 
 /// Largest backup upload accepted (bytes).
 pub const MAX_BACKUP_BYTES: usize = 512 * 1024 * 1024;
@@ -273,6 +275,7 @@ pub fn routes() -> Router<Web> {
         .merge(backup_remote::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(transfer::routes())
         .merge(crate::cluster::routes())
         .route(
             "/license",

@@ -329,6 +329,13 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("calls.ringing", "ringing", "呼出中"),
     ("calls.up", "connected", "通話中"),
     ("calls.hangup", "Hang up", "切断"),
+    ("calls.transfer", "Transfer", "転送"),
+    ("calls.transfer_to", "to number", "転送先番号"),
+    (
+        "calls.transfer_refused",
+        "Transfer refused:",
+        "転送できません:",
+    ),
     (
         "calls.gone",
         "That call has already ended.",

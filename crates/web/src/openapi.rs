@@ -9,6 +9,7 @@ mod backup_remote;
 mod outside;
 mod prompts;
 mod reports;
+mod transfer;
 
 fn err_ref() -> Value {
     json!({ "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
@@ -309,6 +310,7 @@ pub fn document() -> Value {
     backup_remote::paths(&mut add);
     reports::paths(&mut add);
     prompts::paths(&mut add);
+    transfer::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

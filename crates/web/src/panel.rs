@@ -29,6 +29,7 @@ mod license_page;
 mod outside;
 mod prompts;
 mod reports;
+mod transfer;
 
 const STYLE: &str = include_str!("../static/style.css");
 const SCRIPT: &str = include_str!("../static/app.js");
@@ -75,6 +76,7 @@ pub fn routes() -> Router<Web> {
         .merge(apps::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(transfer::routes())
         .merge(backup_remote::routes())
         .merge(cluster::routes())
         .route(
@@ -600,7 +602,8 @@ fn calls_table(ctx: &Ctx, calls: &[CallSummary]) -> Markup {
                                 td { form.inline method="post" action={ "/calls/" (c.id) "/hangup" } {
                                     (csrf_field(ctx))
                                     button type="submit" { (ctx.t("calls.hangup")) }
-                                } }
+                                }
+                                @if c.state == CallState::Up { (transfer::form(ctx, c.id)) } }
                             }
                         }
                     }
