@@ -15,8 +15,8 @@
 //!
 //! Attended: X talks to Y in call 1 and to T in call 2, then REFERs Y's call with `Refer-To:
 //! <sip:T@...?Replaces=CALLID;to-tag=..;from-tag=..>` naming X's dialog of call 2. T's leg moves
-//! into call 1 onto the relay socket that faced X, both Y and T are re-INVITEd onto that relay,
-//! and X's two legs are released (BYE). Call 2 ends with its own record.
+//! into call 1 onto the relay socket that faced X and is re-INVITEd there (Y too, when it was
+//! on hold or hearing music), and X's two legs are released (BYE). Call 2 ends with its own record.
 //!
 //! [`Settings::transfer_callback`]: crate::config::Settings::transfer_callback
 
@@ -1194,6 +1194,10 @@ impl Engine {
             session: bridge.session,
         });
         let moh = call.moh.take();
+        let held = moh.is_some()
+            || [x, y]
+                .iter()
+                .any(|l| call.legs[*l].sdp.as_deref().is_some_and(not_sendrecv));
         let x_state = call.xfer.get_or_insert_with(Box::default);
         x_state.released.push(x);
         x_state.parties.push((i, target.to_string()));
@@ -1225,7 +1229,11 @@ impl Engine {
             session: bridge.session,
             on_hold: false,
         });
-        self.reinvite_onto_relay(id, y, &c_sdp, adv, now);
+        // The transferee's relay socket stays the same: it is re-INVITEd only to come off
+        // hold; the target moves to this call's relay and always is.
+        if held {
+            self.reinvite_onto_relay(id, y, &c_sdp, adv, now);
+        }
         self.reinvite_onto_relay(id, i, &y_sdp, adv, now);
         info!(call = id, to = %target, "attended transfer completed");
     }

@@ -601,6 +601,15 @@ fn attended_transfer_by_refer_with_replaces_joins_the_other_parties() {
     // 1001 calls 1002; 1002 (holding 1001) calls 1003; 1002 joins them.
     let (caller, desk1) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "at-1");
     let (port_a, port_b) = relay_ports(&h);
+    // The desk holds the caller (music) before consulting 1003.
+    h.recv_raw(
+        &desk1.request("INVITE", 2, "", Some(&sdp("192.0.2.22", 6000, "sendonly"))),
+        DESK,
+        SEG1,
+    );
+    let hold = invites_to(&h.sent, CALLER).pop().expect("hold forwarded");
+    h.reply(&hold, 200, "", CALLER, SEG1);
+    h.recv_raw(&desk1.request("ACK", 2, "", None), DESK, SEG1);
     let (desk2, _third) = call_up(&mut h, ("1002", DESK), ("1003", THIRD), "at-2");
     assert_eq!(h.engine.calls(h.now).len(), 2);
     let our_tag = desk2
@@ -614,7 +623,7 @@ fn attended_transfer_by_refer_with_replaces_joins_the_other_parties() {
     refer(
         &mut h,
         &desk1,
-        2,
+        3,
         &format!("<sip:1003@example.com?Replaces={replaces}>"),
     );
     assert_eq!(last_status_to(&h, DESK), 202);
