@@ -288,3 +288,115 @@ fn refer_from_a_third_party_is_refused_and_the_call_goes_on() {
     )
     .unwrap_or_else(|e| panic!("the call did not go on unharmed: {e}"));
 }
+
+/// `%`-escapes what a URI header value may not hold (`;`, `=`, `@`, `%`, ...).
+fn uri_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn attended_transfer_by_refer_with_replaces_joins_the_other_parties_with_audio() {
+    // 1002 is sipp (it can hold two dialogs: uac_consult.xml and uac_attended_refer.xml);
+    // 1001 and 1003 are baresip phones whose audio is checked once the PBX joined them.
+    let d = pbx();
+    testkit::require_binary("sipp").unwrap_or_else(|e| panic!("{e}"));
+    let work = tempfile::tempdir().expect("tmp");
+    // Both phones' tones start 6 s into their calls, after the join.
+    let a_wav = tones(work.path(), "a.wav", &CALLER_TONES, 6000, 30_000);
+    let c_wav = tones(work.path(), "c.wav", &CALLEE_TONES, 6000, 30_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    let mut c = phone(&d, "1003", "carol-secret-d", &c_wav);
+    let started = Instant::now();
+
+    // The consultation call 1002 → 1003, which logs its dialog's identifiers.
+    let log = work.path().join("consult.log");
+    let mut consult = testkit::sipp::Sipp::uac("uac_consult.xml", &d.sip_addr());
+    consult.inject_text = Some(common::sipp_user("1002", "bob-secret-cc"));
+    consult.service = Some("1003".into());
+    consult.workdir = Some(work.path().to_path_buf());
+    consult.timeout = Duration::from_secs(60);
+    consult.extra_args = vec![
+        "-trace_logs".into(),
+        "-log_file".into(),
+        log.display().to_string(),
+    ];
+    let consult = consult.spawn().expect("consultation call starts");
+    established(&d, &mut c, "target");
+    let mut replaces = String::new();
+    d.wait_until("the consultation dialog", Duration::from_secs(10), || {
+        replaces = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.split("REPLACES ")
+                    .nth(1)
+                    .map(str::trim)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        !replaces.is_empty()
+    });
+
+    // The call to be transferred, 1002 → 1001, REFERred to 1003 replacing the consultation.
+    let csv = format!(
+        "SEQUENTIAL\n1002;[authentication username=1002 password=bob-secret-cc];bob-secret-cc;1003;{}\n",
+        uri_escape(&replaces)
+    );
+    let mut s = testkit::sipp::Sipp::uac("uac_attended_refer.xml", &d.sip_addr());
+    s.inject_text = Some(csv);
+    s.service = Some("1001".into());
+    s.workdir = Some(work.path().to_path_buf());
+    s.timeout = Duration::from_secs(60);
+    let out = s.run().unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("attended transfer by REFER with Replaces: {e}")
+    });
+    assert_eq!(out.successful, 1);
+    consult.finish().unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the consultation call should end by the PBX's BYE: {e}")
+    });
+    established(&d, &mut a, "transferee");
+    assert!(
+        started.elapsed() < Duration::from_millis(5500),
+        "the join took too long for the tone timing: {:?}",
+        started.elapsed()
+    );
+    let seq = ToneLayout {
+        lead_ms: 6000,
+        ..ToneLayout::default()
+    }
+    .sequence_ms(CALLER_TONES.len());
+    play_until(started, seq + 1500);
+    a.hangup().expect("hang up");
+    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("transferee closed");
+    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("target closed");
+    let a_heard = a.last_recording().expect("transferee recording");
+    tone::check_recording(&a_heard, &CALLEE_TONES, &CALLER_TONES)
+        .unwrap_or_else(|e| panic!("the transferee did not hear the target: {e}"));
+    let c_heard = c.last_recording().expect("target recording");
+    tone::check_recording(&c_heard, &CALLER_TONES, &CALLEE_TONES)
+        .unwrap_or_else(|e| panic!("the target did not hear the transferee: {e}"));
+    let logs = d.logs();
+    assert!(logs.contains("attended transfer completed"), "{logs}");
+    let mut cdrs = Vec::new();
+    d.wait_until("two call records", Duration::from_secs(10), || {
+        cdrs = d.cdrs();
+        cdrs.len() >= 2
+    });
+    assert_eq!(
+        cdrs.len(),
+        2,
+        "the joined call and the consultation: {cdrs:?}"
+    );
+}
