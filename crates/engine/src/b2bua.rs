@@ -257,12 +257,44 @@ impl Call {
     }
 
     /// The local relay address of `session`'s `side`.
-    fn relay_port(&self, session: Option<SessionId>, side: Side) -> Option<SocketAddr> {
+    pub(crate) fn relay_port(&self, session: Option<SessionId>, side: Side) -> Option<SocketAddr> {
         let (a, b) = self.slot(session?)?.ports?;
         Some(match side {
             Side::A => a,
             Side::B => b,
         })
+    }
+
+    /// Joins fork `i` to the caller on `session` (answered now): returns the other forks'
+    /// INVITEs to cancel and the spare relay sessions to close (already dropped from `media`).
+    pub(crate) fn bridge_answered(
+        &mut self,
+        i: LegIdx,
+        session: SessionId,
+        now: Now,
+    ) -> (Vec<TransactionId>, Vec<SessionId>) {
+        self.bridge = Some(Bridge {
+            a: A_LEG,
+            b: i,
+            session,
+        });
+        self.state = CallState::Up;
+        self.answer = Some(now.wall);
+        let others = self
+            .legs
+            .iter()
+            .enumerate()
+            .filter(|(j, l)| *j != i && l.side == Side::B && l.final_status.is_none())
+            .map(|(_, l)| l.txn)
+            .collect();
+        let spare = self
+            .media
+            .iter()
+            .filter(|m| m.id != session && m.ports.is_some())
+            .map(|m| m.id)
+            .collect();
+        self.media.retain(|m| m.id == session);
+        (others, spare)
     }
 
     fn summary(&self, now: Instant) -> CallSummary {
@@ -520,6 +552,10 @@ impl Engine {
         ) else {
             return;
         };
+        if req.headers.contains(&HeaderName::Replaces) {
+            let entry = (txn, req, source, local, transport);
+            return self.invite_replaces(entry, tenant, &caller, now);
+        }
         let call_id = req.call_id().unwrap_or_default().to_string();
         if self.b2bua.by_call_id.contains_key(&call_id) {
             // Same Call-ID, new branch: a loop or a confused phone.
@@ -1118,28 +1154,8 @@ impl Engine {
         let Some(session) = leg.session else {
             return;
         };
-        call.bridge = Some(Bridge {
-            a: A_LEG,
-            b: i,
-            session,
-        });
-        call.state = CallState::Up;
-        call.answer = Some(now.wall);
         // The other forks are cancelled, their sessions closed.
-        let others: Vec<TransactionId> = call
-            .legs
-            .iter()
-            .enumerate()
-            .filter(|(j, l)| *j != i && l.side == Side::B && l.final_status.is_none())
-            .map(|(_, l)| l.txn)
-            .collect();
-        let spare: Vec<SessionId> = call
-            .media
-            .iter()
-            .filter(|m| m.id != session && m.ports.is_some())
-            .map(|m| m.id)
-            .collect();
-        call.media.retain(|m| m.id == session);
+        let (others, spare) = call.bridge_answered(i, session, now);
         // Answer the caller with the callee's SDP pointed at the relay.
         let a = &call.legs[A_LEG];
         let (a_txn, a_local, a_tag, a_transport) = (a.txn, a.local, a.tag.clone(), a.transport());

@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 use crate::b2bua::{Bridge, Call, Ending, LegIdx};
 use crate::db::{Direction, Disposition, HangupBy};
 use crate::dialplan::{self, Decision, Destination, RouteRequest};
-use crate::media::{MediaCommand, Side};
+use crate::media::{MediaCommand, SessionId, Side};
 use crate::usrloc::Binding;
 use crate::{Engine, Now, Owner, nathelper, sdp};
 
@@ -216,6 +216,41 @@ pub fn parse_refer_to(value: &str) -> Result<ReferTo, String> {
         }),
         _ => Err("Replaces needs a Call-ID, to-tag and from-tag".into()),
     }
+}
+
+/// A Replaces header (RFC 3891 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ReplacesHdr {
+    call_id: String,
+    to_tag: String,
+    from_tag: String,
+    early_only: bool,
+}
+
+fn parse_replaces(v: &str) -> Option<ReplacesHdr> {
+    let mut parts = v.split(';');
+    let call_id = parts.next()?.trim().to_string();
+    let (mut to_tag, mut from_tag, mut early_only) = (None, None, false);
+    for p in parts {
+        let p = p.trim();
+        match p.split_once('=') {
+            Some((k, v)) if k.trim().eq_ignore_ascii_case("to-tag") => {
+                to_tag = Some(v.trim().to_string())
+            }
+            Some((k, v)) if k.trim().eq_ignore_ascii_case("from-tag") => {
+                from_tag = Some(v.trim().to_string())
+            }
+            None if p.eq_ignore_ascii_case("early-only") => early_only = true,
+            _ => {}
+        }
+    }
+    (!call_id.is_empty()).then_some(())?;
+    Some(ReplacesHdr {
+        call_id,
+        to_tag: to_tag?,
+        from_tag: from_tag?,
+        early_only,
+    })
 }
 
 /// `body` with every direction attribute made `sendrecv` (a held party's SDP offered to a new
@@ -1236,6 +1271,207 @@ impl Engine {
         }
         self.reinvite_onto_relay(id, i, &y_sdp, adv, now);
         info!(call = id, to = %target, "attended transfer completed");
+    }
+
+    /// An INVITE with `Replaces` (RFC 3891) from an authenticated phone of the call's tenant:
+    /// it takes the place of the named leg. A confirmed dialog's party is released (BYE) and
+    /// the phone joins its peer on the same relay socket; a ringing fork (early dialog) is
+    /// answered by this phone instead (pickup): the caller is answered, the forks cancelled.
+    pub(crate) fn invite_replaces(
+        &mut self,
+        (txn, req, source, local, transport): crate::b2bua::Entry,
+        tenant: i64,
+        caller: &crate::config::ExtEntry,
+        now: Now,
+    ) {
+        let refuse = |e: &mut Engine, status: u16, reason: &str| {
+            info!(peer = %source, caller = %caller.number, status, reason, "INVITE with Replaces refused");
+            e.respond(txn, Response::for_request(&req, status, Some(reason)), now);
+        };
+        let Some(r) = req
+            .headers
+            .get_str(&HeaderName::Replaces)
+            .and_then(parse_replaces)
+        else {
+            return refuse(self, 400, "Bad Replaces header");
+        };
+        let own_call_id = req.call_id().unwrap_or_default().to_string();
+        if self.b2bua.by_call_id.contains_key(&own_call_id) {
+            return refuse(self, 482, "Loop Detected");
+        }
+        let Some((id, leg)) = self.b2bua.by_call_id.get(&r.call_id).copied() else {
+            return refuse(self, 481, "No dialog to replace");
+        };
+        let Some(call) = self.b2bua.get(id) else {
+            return refuse(self, 481, "No dialog to replace");
+        };
+        let l = &call.legs[leg];
+        let (ours, theirs) = match &l.dialog {
+            Some(d) => (d.id.local_tag.clone(), Some(d.id.remote_tag.clone())),
+            None => (l.tag.clone(), None),
+        };
+        let tags_match = [(&r.to_tag, &r.from_tag), (&r.from_tag, &r.to_tag)]
+            .iter()
+            .any(|(a, b)| **a == ours && theirs.as_ref().is_none_or(|t| t == *b));
+        let released = call
+            .xfer
+            .as_deref()
+            .is_some_and(|x| x.released.contains(&leg));
+        if call.tenant_id != tenant || !tags_match || released || call.anchor.is_some() {
+            return refuse(self, 481, "No dialog to replace");
+        }
+        if req.body.is_empty() {
+            return refuse(self, 488, "SDP offer required");
+        }
+        let Ok(offer) = sdp::summarize(&req.body) else {
+            return refuse(self, 488, "Unusable SDP");
+        };
+        let confirmed = call.bridge.and_then(|b| b.peer(leg).map(|p| (b, p)));
+        let early_fork = call.bridge.is_none()
+            && l.side == Side::B
+            && l.final_status.is_none()
+            && l.session.is_some();
+        let (peer, session) = match (confirmed, early_fork) {
+            (Some(_), _) if r.early_only => return refuse(self, 486, "Busy Here"),
+            (Some((b, p)), _) => (p, b.session),
+            (None, true) => (crate::b2bua::A_LEG, l.session.unwrap_or(SessionId(0))),
+            (None, false) => return refuse(self, 481, "No dialog to replace"),
+        };
+        let side = l.side;
+        let Some(relay) = call.relay_port(Some(session), side) else {
+            return refuse(self, 503, "No media");
+        };
+        let Some(peer_sdp) = call.legs[peer].sdp.clone() else {
+            return refuse(self, 488, "No media to offer");
+        };
+        let adv = self.cfg.advertise;
+        let at = SocketAddr::new(nathelper::advertised_ip(adv, local), relay.port());
+        let Ok(body) = sdp::rewrite(&peer_sdp, at) else {
+            return refuse(self, 488, "No media to offer");
+        };
+        // Our answer to the phone: its peer's media at the relay socket the replaced leg used.
+        let tag = self.new_tag();
+        let contact = self.contact_uri(None, local, transport);
+        let mut ok = Response::for_request(&req, 200, None).with_to_tag(&tag);
+        ok.headers.push(HeaderName::Contact, format!("<{contact}>"));
+        ok.headers.push(HeaderName::Allow, crate::ALLOW);
+        ok.set_body(&MediaType::sdp(), Bytes::from(sendrecv(&body)));
+        let dialog = match Dialog::uas(&req, &ok) {
+            Ok(d) => d,
+            Err(e) => {
+                debug!(error = %e, "INVITE with Replaces: no dialog");
+                return refuse(self, 400, "Bad Request");
+            }
+        };
+        let mut new_leg =
+            crate::b2bua::Leg::caller(own_call_id.clone(), txn, (source, local, transport), tag);
+        new_leg.side = side;
+        new_leg.session = Some(session);
+        new_leg.dialog = Some(dialog);
+        new_leg.sdp = Some(req.body.clone());
+        new_leg.final_status = Some(200);
+        let Some(call) = self.b2bua.calls.get_mut(&id) else {
+            return;
+        };
+        let i = call.legs.len();
+        call.legs.push(new_leg);
+        self.b2bua.by_call_id.insert(own_call_id, (id, i));
+        if let Some(rtp) = offer.rtp {
+            self.media(MediaCommand::SetRemote {
+                session,
+                side,
+                rtp,
+                rtcp: offer.rtcp,
+            });
+        }
+        let party = self
+            .b2bua
+            .get(id)
+            .map(|c| leg_number(c, peer, &self.snap).0)
+            .unwrap_or_default();
+        let Some(call) = self.b2bua.calls.get_mut(&id) else {
+            return;
+        };
+        let x = call.xfer.get_or_insert_with(Box::default);
+        x.parties.push((i, caller.number.clone()));
+        x.events.push(TransferEvent {
+            at: now.wall,
+            kind: if confirmed.is_some() {
+                "replaces"
+            } else {
+                "pickup"
+            },
+            by: caller.number.clone(),
+            party,
+            to: caller.number.clone(),
+            status: 200,
+        });
+        if confirmed.is_some() {
+            x.released.push(leg);
+            call.bridge = Some(Bridge {
+                a: peer,
+                b: i,
+                session,
+            });
+            info!(call = id, by = %caller.number, peer = %source, "dialog replaced (RFC 3891)");
+            self.respond(txn, ok, now);
+            self.bye_leg(id, leg, now);
+            return;
+        }
+        // A ringing call picked up: answer the caller with the phone's media.
+        info!(call = id, by = %caller.number, peer = %source, "ringing call taken over (RFC 3891)");
+        self.respond(txn, ok, now);
+        self.answer_caller_with(id, i, &req.body, now);
+    }
+
+    /// Answers the caller of unanswered call `id` with `leg`'s SDP (`body`) pointed at the
+    /// relay, bridges them and cancels every fork.
+    fn answer_caller_with(&mut self, id: u64, leg: LegIdx, body: &[u8], now: Now) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(session) = call.legs[leg].session else {
+            return;
+        };
+        let (forks, spare) = call.bridge_answered(leg, session, now);
+        for l in call.legs.iter_mut().filter(|l| l.side == Side::B) {
+            if l.final_status.is_none() {
+                l.final_status = Some(487);
+            }
+        }
+        let a = &call.legs[crate::b2bua::A_LEG];
+        let (a_txn, a_local, a_tag, a_transport) =
+            (a.txn, a.local, a.tag.clone(), a.target.transport);
+        let relay = call.relay_port(Some(session), Side::A);
+        let Some(a_invite) = self.layer.request(a_txn) else {
+            return;
+        };
+        let mut ok = Response::for_request(a_invite, 200, None).with_to_tag(&a_tag);
+        let c = nathelper::contact_uri(adv, None, a_local, a_transport);
+        ok.headers.push(HeaderName::Contact, format!("<{c}>"));
+        ok.headers.push(HeaderName::Allow, crate::ALLOW);
+        if let Some(p) = relay {
+            let at = SocketAddr::new(nathelper::advertised_ip(adv, a_local), p.port());
+            if let Ok(b) = sdp::rewrite(body, at) {
+                ok.set_body(&MediaType::sdp(), Bytes::from(b));
+            }
+        }
+        match Dialog::uas(a_invite, &ok) {
+            Ok(d) => call.legs[crate::b2bua::A_LEG].dialog = Some(d),
+            Err(e) => warn!(call = id, error = %e, "caller dialog not created"),
+        }
+        if let Ok(s) = sdp::summarize(body) {
+            call.codec = s.first_codec().unwrap_or("").to_string();
+        }
+        for s in spare {
+            self.b2bua.forget_session(s);
+            self.media(MediaCommand::Close { session: s });
+        }
+        self.respond(a_txn, ok, now);
+        for t in forks {
+            let _ = self.layer.cancel(t, now.mono);
+        }
     }
 
     /// A call with a transfer in progress ended: the target's forks are cancelled.

@@ -758,3 +758,146 @@ fn administrator_transfer_obeys_the_transferring_extensions_class_of_service() {
     assert!(h.requests("INVITE").is_empty());
     assert_eq!(h.engine.calls(h.now).len(), 1);
 }
+
+/// An authenticated INVITE from `number` at `at` with `Replaces: replaces`; returns what the
+/// engine sent after the authenticated request.
+fn invite_replacing(
+    h: &mut Harness,
+    number: &str,
+    at: &str,
+    cid: &str,
+    replaces: &str,
+) -> Vec<Sent> {
+    let ip = at.split(':').next().unwrap_or("");
+    let body = sdp(ip, 7000, "sendrecv").replace('\n', "\r\n");
+    let text = |cseq: u32, auth: Option<&str>| {
+        let auth = auth
+            .map(|a| format!("Proxy-Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "INVITE sip:1002@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {at};branch=z9hG4bK-rp{cseq}-{cid}\r\nMax-Forwards: 70\r\nFrom: <sip:{number}@example.com>;tag=p-{cid}\r\nTo: <sip:1002@example.com>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{number}@{at}>\r\nReplaces: {replaces}\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    h.sent.clear();
+    h.recv_raw(&text(1, None), at, SEG1);
+    let challenge = h.last_response();
+    assert_eq!(challenge.status, 407);
+    let creds = h.answer_challenge(
+        number,
+        &password(number),
+        &challenge,
+        &HeaderName::ProxyAuthenticate,
+        "INVITE",
+        "sip:1002@example.com",
+    );
+    h.sent.clear();
+    h.recv_raw(&text(2, Some(&creds)), at, SEG1);
+    h.sent.clone()
+}
+
+fn tag_of(name_addr: &str) -> String {
+    name_addr.split("tag=").nth(1).expect("a tag").to_string()
+}
+
+#[test]
+fn invite_with_replaces_takes_over_a_confirmed_dialog() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "rp-1");
+    let (_, port_b) = relay_ports(&h);
+    let ours = tag_of(&desk.remote);
+    let theirs = tag_of(&desk.local);
+    let replaces = format!("{};to-tag={ours};from-tag={theirs}", desk.call_id);
+    h.media_log.clear();
+    let out = invite_replacing(&mut h, "1003", THIRD, "rp-new", &replaces);
+    let ok = responses_to(&h, THIRD)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .unwrap_or_else(|| panic!("the taking phone is answered: {out:?}"));
+    assert_eq!(sdp_port(&ok.body), port_b, "on the socket the desk used");
+    assert_eq!(
+        requests_to(&h, "BYE", DESK).len(),
+        1,
+        "the replaced phone is released"
+    );
+    assert!(
+        h.requests("INVITE").is_empty(),
+        "the caller is not disturbed"
+    );
+    assert_eq!(
+        remote_of(&h.media_log, Side::B),
+        vec![addr("192.0.2.23:7000")]
+    );
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(h.engine.transfer_events(id)[0].kind, "replaces");
+    // The caller hangs up: the new phone gets the BYE; one record.
+    h.sent.clear();
+    h.recv_raw(&caller.request("BYE", 5, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", THIRD).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
+}
+
+#[test]
+fn invite_with_replaces_picks_up_a_ringing_call() {
+    let mut h = setup();
+    let out = h.dial(&Dial {
+        from: "1001",
+        to: "1002",
+        source: CALLER,
+        local: SEG1,
+        call_id: "rp-early",
+    });
+    let fork = invites_to(&out, DESK).pop().expect("the desk rings");
+    h.reply(&fork, 180, "desk-early", DESK, SEG1);
+    let (port_a, port_b) = relay_ports(&h);
+    let ours = tag_of(&fork.from().expect("From").to_string());
+    let replaces = format!(
+        "{};to-tag={ours};from-tag=desk-early;early-only",
+        fork.call_id().expect("Call-ID")
+    );
+    invite_replacing(&mut h, "1003", THIRD, "rp-pick", &replaces);
+    let ok = responses_to(&h, THIRD)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .expect("the picking phone is answered");
+    assert_eq!(sdp_port(&ok.body), port_b);
+    let to_caller = responses_to(&h, CALLER)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .expect("the caller is answered");
+    assert_eq!(sdp_port(&to_caller.body), port_a);
+    assert_eq!(
+        requests_to(&h, "CANCEL", DESK).len(),
+        1,
+        "the ringing phone stops"
+    );
+    let calls = h.engine.calls(h.now);
+    assert_eq!(calls[0].state, engine::CallState::Up);
+    assert_eq!(h.engine.transfer_events(calls[0].id)[0].kind, "pickup");
+}
+
+#[test]
+fn invite_with_replaces_refusals() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "rp-bad");
+    let ours = tag_of(&desk.remote);
+    let theirs = tag_of(&desk.local);
+    let cases = [
+        (format!("{};to-tag=x;from-tag=y", desk.call_id), 481),
+        (format!("nope;to-tag={ours};from-tag={theirs}"), 481),
+        (
+            format!(
+                "{};to-tag={ours};from-tag={theirs};early-only",
+                desk.call_id
+            ),
+            486,
+        ),
+        (format!("{};to-tag={ours}", desk.call_id), 400),
+    ];
+    for (i, (replaces, status)) in cases.iter().enumerate() {
+        invite_replacing(&mut h, "1003", THIRD, &format!("rp-bad-{i}"), replaces);
+        assert_eq!(last_status_to(&h, THIRD), *status, "{replaces}");
+        assert!(h.requests("BYE").is_empty());
+    }
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
