@@ -848,14 +848,25 @@ impl Engine {
         self.transfer_failed(id, status, now);
     }
 
+    /// The number of the party a pending transfer moves.
+    fn pending_party(&self, id: u64) -> String {
+        self.b2bua
+            .get(id)
+            .and_then(|c| {
+                let y = c.xfer.as_deref()?.pending.as_ref()?.transferee;
+                Some(leg_number(c, y, &self.snap).0)
+            })
+            .unwrap_or_default()
+    }
+
     /// The transfer's target did not take the call: tell the transferor (who keeps the
     /// transferee), or ring the transferor back, or hang up.
     fn transfer_failed(&mut self, id: u64, status: u16, now: Now) {
+        let party = self.pending_party(id);
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
         let tenant = call.tenant_id;
-        let party = leg_number(call, 0, &self.snap).0;
         let Some(x) = call.xfer.as_deref_mut() else {
             return;
         };
@@ -923,7 +934,7 @@ impl Engine {
             }
         };
         let invite_seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
-        let party = leg_number(call, 0, &self.snap).0;
+        let party = self.pending_party(id);
         let via = self.our_via(leg_local, target.transport);
         let ack = Bytes::from(dialog.ack(invite_seq, &via).to_bytes());
         self.layer.send_raw(ack.clone(), target);
@@ -1207,7 +1218,7 @@ impl Engine {
         let party = self
             .b2bua
             .get(id)
-            .map(|c| leg_number(c, 0, &self.snap).0)
+            .map(|c| leg_number(c, y, &self.snap).0)
             .unwrap_or_default();
         let Some(call) = self.b2bua.calls.get_mut(&id) else {
             return;
@@ -1474,9 +1485,21 @@ impl Engine {
         }
     }
 
-    /// A call with a transfer in progress ended: the target's forks are cancelled.
+    /// A call ended: its transfer events are stored beside its record, the forks of a
+    /// transfer in progress cancelled.
     pub(crate) fn transfer_call_ended(&mut self, call: &Call, now: Now) {
-        let Some(p) = call.xfer.as_deref().and_then(|x| x.pending.as_ref()) else {
+        let Some(x) = call.xfer.as_deref() else {
+            return;
+        };
+        if !x.events.is_empty() {
+            let op = crate::DbOp::CdrEvents {
+                tenant: call.tenant_id,
+                call_id: call.legs[crate::b2bua::A_LEG].call_id.clone(),
+                events: x.events.clone(),
+            };
+            self.db(op, crate::Pending::Background("storing call events"));
+        }
+        let Some(p) = x.pending.as_ref() else {
             return;
         };
         for f in &p.forks {

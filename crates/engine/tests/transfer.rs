@@ -274,6 +274,23 @@ fn blind_transfer_from_the_callee_joins_caller_and_target() {
     assert!(requests_to(&h, "BYE", DESK).is_empty());
     assert_eq!(h.cdrs.len(), 1);
     assert_eq!(h.cdrs[0].hangup_by, HangupBy::Caller);
+    // The transfer is stored beside the one record, under its Call-ID.
+    assert_eq!(h.call_events.len(), 1);
+    let (tenant, call_id, events) = &h.call_events[0];
+    assert_eq!((*tenant, call_id.as_str()), (1, h.cdrs[0].call_id.as_str()));
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (
+                e.kind,
+                e.by.as_str(),
+                e.party.as_str(),
+                e.to.as_str(),
+                e.status
+            ))
+            .collect::<Vec<_>>(),
+        vec![("blind", "1002", "1001", "1003", 200)]
+    );
 }
 
 #[test]
@@ -355,6 +372,8 @@ fn blind_transfer_from_the_caller() {
         invites_to(&h.sent, DESK).is_empty(),
         "the desk's media is unchanged"
     );
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(h.engine.transfer_events(id)[0].party, "1002", "the callee was moved");
     assert_eq!(
         remote_of(&h.media_log, Side::A),
         vec![addr("192.0.2.23:6000")],

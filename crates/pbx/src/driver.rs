@@ -316,6 +316,22 @@ impl Driver {
                     let _ = back.send(Input::Db(id, DbAnswer::Cdr(r)));
                 });
             }
+            DbOp::CdrEvents {
+                tenant,
+                call_id,
+                events,
+            } => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                tokio::spawn(async move {
+                    let rows = load::cdr_events(events);
+                    let r = store
+                        .insert_cdr_events(tenant, &call_id, &rows)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                });
+            }
             DbOp::TrunkStatus { trunk_id, status } => {
                 let store = self.store.clone();
                 let back = self.back_tx.clone();

@@ -311,6 +311,23 @@ pub(crate) const TABLES: &[TableDef] = &[
         identity: true,
         since: 1,
     },
+    TableDef {
+        name: "cdr_events",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("call_id", Text),
+            ("seq", Int),
+            ("at", Int),
+            ("kind", Text),
+            ("by_number", Text),
+            ("party", Text),
+            ("target", Text),
+            ("status", Int),
+        ],
+        identity: true,
+        since: 9,
+    },
 ];
 
 /// Brings a row written at schema `from` to the latest schema. One arm per migration that

@@ -12,6 +12,7 @@ mod apps;
 pub mod backup;
 pub mod backupsrv;
 mod cdr;
+mod cdr_events;
 mod config;
 mod db;
 mod group;
@@ -35,6 +36,7 @@ use sqlx::sqlite::{
 use tokio::sync::{broadcast, mpsc};
 
 pub use apps::{ConfRoom, IvrMenu, validate_menu_name};
+pub use cdr_events::{CdrEvent, MAX_EVENTS_PER_CALL};
 pub use config::{ha1_md5, ha1_sha256, validate_extension_number};
 pub use group::WriteStats;
 pub use model::*;

@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 8;
+pub const LATEST: i64 = 9;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -400,7 +400,29 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "backup shipping and the backup server",
         sql: V8,
     },
+    Migration {
+        version: 9,
+        name: "call events (transfers)",
+        sql: V9_CDR_EVENTS,
+    },
 ];
+
+/// Events of a call in order (transfers, pickups), tied to its record by tenant and Call-ID.
+const V9_CDR_EVENTS: &str = r#"
+CREATE TABLE cdr_events (
+    id {id},
+    tenant_id BIGINT NOT NULL,
+    call_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    by_number TEXT NOT NULL DEFAULT '',
+    party TEXT NOT NULL DEFAULT '',
+    target TEXT NOT NULL DEFAULT '',
+    status BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX cdr_events_call ON cdr_events (tenant_id, call_id, seq);
+"#;
 
 fn render(sql: &str, backend: Backend) -> String {
     let id = match backend {

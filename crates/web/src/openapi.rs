@@ -129,6 +129,7 @@ fn schemas() -> Value {
     let mut s = schemas_wave1();
     outside::schemas(&mut s);
     apps::schemas(&mut s);
+    transfer::schemas(&mut s);
     s
 }
 

@@ -1298,7 +1298,7 @@ async fn history(
                 (outside::history_heads(&ctx))
             } }
             tbody { @for c in &rows { @let r = &c.record; tr.cdr data-caller=(r.caller) data-callee=(r.callee) data-disposition=(r.disposition.as_str()) {
-                td { (fmt_time(&r.start_time)) } td { (r.caller) @if !r.caller_name.is_empty() { " (" (r.caller_name) ")" } } td { (r.callee) }
+                td { a href={ "/history/" (c.id) } { (fmt_time(&r.start_time)) } } td { (r.caller) @if !r.caller_name.is_empty() { " (" (r.caller_name) ")" } } td { (r.callee) }
                 td { (ctx.t(disp_key(r.disposition))) } td { (r.duration_s) } td { (r.billsec) } td { (r.codec) }
                 (outside::history_cells(&ctx, r))
             } } }

@@ -90,6 +90,8 @@ pub struct Harness {
     /// The database's registrations (what a restart would load).
     pub db_bindings: Vec<Binding>,
     pub cdrs: Vec<CdrRecord>,
+    /// Call events stored: (tenant, record's Call-ID, events).
+    pub call_events: Vec<(i64, String, Vec<engine::transfer::TransferEvent>)>,
     /// Extensions only the database knows (cache misses find them).
     pub db_extensions: HashMap<(i64, String), ExtEntry>,
     pub lookups: usize,
@@ -146,6 +148,7 @@ impl Harness {
             held: Vec::new(),
             db_bindings: Vec::new(),
             cdrs: Vec::new(),
+            call_events: Vec::new(),
             db_extensions: HashMap::new(),
             lookups: 0,
             sessions: HashMap::new(),
@@ -252,6 +255,14 @@ impl Harness {
             DbOp::BindingFlags { .. } | DbOp::PurgeExpired { .. } => DbAnswer::Done(Ok(())),
             DbOp::TrunkStatus { trunk_id, status } => {
                 self.trunk_status.insert(trunk_id, status);
+                DbAnswer::Done(Ok(()))
+            }
+            DbOp::CdrEvents {
+                tenant,
+                call_id,
+                events,
+            } => {
+                self.call_events.push((tenant, call_id, events));
                 DbAnswer::Done(Ok(()))
             }
             DbOp::LookupExtension { tenant, number } => {

@@ -2,11 +2,12 @@
 //! the administrator. The call's answering extension (or its caller, when the callee is no
 //! extension) is the transferring side: the number is routed with its class of service, its
 //! peer rings `to`, and it is released once `to` answers (see `engine::transfer`).
+//! `GET /api/v1/cdrs/{id}/events`: a call record's transfer events, in order.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Map, Value};
 
 use super::{ApiError, ApiResult, J, Key, P};
@@ -14,7 +15,18 @@ use crate::Web;
 
 /// The transfer route (merged into `/api/v1`).
 pub(super) fn routes() -> Router<Web> {
-    Router::new().route("/calls/{id}/transfer", post(transfer))
+    Router::new()
+        .route("/calls/{id}/transfer", post(transfer))
+        .route("/cdrs/{id}/events", get(events))
+}
+
+/// The events of call record `id` (transfers, pickups), in order; empty when it had none.
+async fn events(State(w): State<Web>, _k: Key, P(id): P<i64>) -> ApiResult<axum::Json<Value>> {
+    let items = w.store().cdr_events(id).await?;
+    let n = items.len();
+    Ok(axum::Json(
+        serde_json::json!({ "items": items, "total": n, "limit": n, "offset": 0 }),
+    ))
 }
 
 /// The API error for a refusal's SIP-like status.

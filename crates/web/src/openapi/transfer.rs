@@ -2,9 +2,17 @@
 
 use serde_json::{Value, json};
 
-use super::{body, op, path_param};
+use super::{body, list_of, ok_json, op, path_param};
 
 pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
+    add(
+        "/cdrs/{id}/events",
+        json!({
+            "parameters": [path_param("id", json!({ "type": "integer" }))],
+            "get": op("A call record's events in order: transfers (blind, attended, failed, callback) and takeovers (replaces, pickup); empty when it had none",
+                json!({ "responses": { "200": ok_json("all", list_of("CdrEvent")) } }), &["400"])
+        }),
+    );
     add(
         "/calls/{id}/transfer",
         json!({
@@ -15,4 +23,14 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
                 &["400", "403", "404", "409", "415", "422", "503"])
         }),
     );
+}
+
+pub(super) fn schemas(s: &mut Value) {
+    s["CdrEvent"] = json!({ "type": "object", "properties": {
+        "seq": { "type": "integer" },
+        "at": { "type": "string", "format": "date-time" },
+        "kind": { "type": "string", "enum": ["blind", "attended", "failed", "callback", "replaces", "pickup"] },
+        "by": { "type": "string" }, "party": { "type": "string" }, "target": { "type": "string" },
+        "status": { "type": "integer" }
+    } });
 }
