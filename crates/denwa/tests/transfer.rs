@@ -400,3 +400,137 @@ fn attended_transfer_by_refer_with_replaces_joins_the_other_parties_with_audio()
         "the joined call and the consultation: {cdrs:?}"
     );
 }
+
+/// A full-scope API key made in the server's database (as the panel would).
+fn api_token(d: &Denwa) -> String {
+    let db = d.data_dir().join(store::SQLITE_FILE);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let s = store::Store::open(
+                db.to_str().expect("utf-8 path"),
+                store::OpenOptions::default(),
+            )
+            .await
+            .expect("open the server's database");
+            let (_, token) = s
+                .create_api_key(None, "transfer-e2e", store::ApiScope::Full)
+                .await
+                .expect("API key");
+            s.close().await;
+            token
+        })
+}
+
+/// `curl` against the server's API: (status, body).
+fn api(d: &Denwa, token: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut c = std::process::Command::new("curl");
+    c.args(["-s", "-m", "10", "-X", method, "-w", "\n%{http_code}"])
+        .args(["-H", &format!("Authorization: Bearer {token}")]);
+    if let Some(b) = body {
+        c.args(["-H", "Content-Type: application/json", "--data", b]);
+    }
+    let out = c
+        .arg(format!("http://127.0.0.1:{}/api/v1{path}", d.http_port))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn transfer_from_the_api_with_audio_and_events_in_the_record() {
+    testkit::require_binary("curl").unwrap_or_else(|e| panic!("{e}"));
+    let d = pbx();
+    let token = api_token(&d);
+    let audio = tempfile::tempdir().expect("tmp");
+    let a_wav = tones(audio.path(), "a.wav", &CALLER_TONES, 6000, 30_000);
+    let quiet = tones(audio.path(), "quiet.wav", &[], 0, 30_000);
+    let c_wav = tones(audio.path(), "c.wav", &CALLEE_TONES, 600, 30_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    let mut b = phone(&d, "1002", "bob-secret-cc", &quiet);
+    let mut c = phone(&d, "1003", "carol-secret-d", &c_wav);
+
+    let started = Instant::now();
+    a.dial(&format!("sip:1002@{}", d.sip_addr())).expect("dial");
+    established(&d, &mut a, "caller");
+    established(&d, &mut b, "callee");
+    let (code, calls) = api(&d, &token, "GET", "/calls", None);
+    assert_eq!(code, 200, "{calls}");
+    let calls: serde_json::Value = serde_json::from_str(&calls).expect("JSON");
+    let id = calls["items"][0]["id"].as_u64().expect("a call id");
+    // A number nobody has: refused, the call kept.
+    let (code, body) = api(
+        &d,
+        &token,
+        "POST",
+        &format!("/calls/{id}/transfer"),
+        Some(r#"{"to":"1999"}"#),
+    );
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = api(
+        &d,
+        &token,
+        "POST",
+        &format!("/calls/{id}/transfer"),
+        Some(r#"{"to":"1003"}"#),
+    );
+    assert_eq!(code, 202, "{body}");
+    established(&d, &mut c, "target");
+    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the transferring phone should be released: {e}")
+        });
+    let seq = ToneLayout {
+        lead_ms: 6000,
+        ..ToneLayout::default()
+    }
+    .sequence_ms(CALLER_TONES.len());
+    play_until(started, seq + 1000);
+    a.hangup().expect("hang up");
+    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("caller closed");
+    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("target closed");
+    tone::check_recording(
+        &a.last_recording().expect("recording"),
+        &CALLEE_TONES,
+        &CALLER_TONES,
+    )
+    .unwrap_or_else(|e| panic!("the caller did not hear the target: {e}"));
+    tone::check_recording(
+        &c.last_recording().expect("recording"),
+        &CALLER_TONES,
+        &CALLEE_TONES,
+    )
+    .unwrap_or_else(|e| panic!("the target did not hear the caller: {e}"));
+
+    let mut cdrs = Vec::new();
+    d.wait_until("the call record", Duration::from_secs(10), || {
+        cdrs = d.cdrs();
+        !cdrs.is_empty()
+    });
+    assert_eq!(cdrs.len(), 1, "one call, one record");
+    let cdr_id = cdrs[0]["id"].as_i64().expect("record id");
+    let mut events = serde_json::Value::Null;
+    d.wait_until("the call's events", Duration::from_secs(10), || {
+        let (_, body) = api(&d, &token, "GET", &format!("/cdrs/{cdr_id}/events"), None);
+        events = serde_json::from_str(&body).unwrap_or_default();
+        events["total"] == 1
+    });
+    let e = &events["items"][0];
+    assert_eq!(
+        (
+            e["kind"].as_str(),
+            e["by"].as_str(),
+            e["party"].as_str(),
+            e["target"].as_str()
+        ),
+        (Some("blind"), Some("1002"), Some("1001"), Some("1003")),
+        "{events}"
+    );
+}
