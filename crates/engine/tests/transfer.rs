@@ -373,7 +373,11 @@ fn blind_transfer_from_the_caller() {
         "the desk's media is unchanged"
     );
     let id = h.engine.calls(h.now)[0].id;
-    assert_eq!(h.engine.transfer_events(id)[0].party, "1002", "the callee was moved");
+    assert_eq!(
+        h.engine.transfer_events(id)[0].party,
+        "1002",
+        "the callee was moved"
+    );
     assert_eq!(
         remote_of(&h.media_log, Side::A),
         vec![addr("192.0.2.23:6000")],
@@ -919,4 +923,24 @@ fn invite_with_replaces_refusals() {
         assert!(h.requests("BYE").is_empty());
     }
     assert_eq!(h.engine.calls(h.now).len(), 1);
+}
+
+#[test]
+fn transfer_on_failure_setting() {
+    use engine::settings::keys::TRANSFER_ON_FAILURE;
+    let with = |v: &str| {
+        let v = v.to_string();
+        engine::Settings::from_values(move |k| (k == TRANSFER_ON_FAILURE).then(|| v.clone()))
+    };
+    assert!(
+        engine::Settings::from_values(|_| None).transfer_callback,
+        "default"
+    );
+    assert!(!with("hangup").transfer_callback);
+    assert!(!with("\"HANGUP\"").transfer_callback);
+    assert!(with("callback").transfer_callback);
+    assert!(
+        with("sometimes").transfer_callback,
+        "an invalid value keeps the default"
+    );
 }

@@ -896,6 +896,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("nav.prompts", "Prompts", "音声ガイダンス"),
     ("nav.moh", "Music on hold", "保留音"),
     (
+        "set.transfer_on_failure",
+        "When a transfer target is busy or does not answer after the transferor hung up: callback (ring the transferor again) or hangup",
+        "転送元が切断した後に転送先が話中・不応答のとき: callback(転送元を再呼出)または hangup(切断)",
+    ),
+    (
         "set.prompts_language",
         "Language of the prompts callers hear",
         "発信者に流す音声ガイダンスの言語",

@@ -43,6 +43,7 @@ pub fn label(key: &str) -> &'static str {
         keys::NODE_LOG_LEVEL => "set.node_log",
         keys::REPORTS_TIMEZONE => "set.reports_tz",
         keys::PROMPTS_LANGUAGE => "set.prompts_language",
+        keys::TRANSFER_ON_FAILURE => "set.transfer_on_failure",
         _ => "set.unknown",
     }
 }

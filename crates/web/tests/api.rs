@@ -1146,6 +1146,8 @@ async fn openapi_matches_routes() {
         "GET /moh/{class}/{file}/audio",
         "GET /cluster",
         "POST /cluster/switchover",
+        "POST /calls/{id}/transfer",
+        "GET /cdrs/{id}/events",
     ];
     expected.sort();
     assert_eq!(ops, expected);
