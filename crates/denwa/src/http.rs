@@ -49,6 +49,14 @@ impl CallControl for PbxControl {
         self.0.trunk_statuses()
     }
 
+    fn transfer(
+        &self,
+        id: u64,
+        to: String,
+    ) -> BoxFuture<'_, Result<(), web::engine::transfer::TransferRefused>> {
+        Box::pin(self.0.transfer(id, to))
+    }
+
     fn conferences(&self) -> BoxFuture<'_, Vec<web::engine::control::ConfSummary>> {
         Box::pin(self.0.conferences())
     }

@@ -61,6 +61,9 @@ pub(crate) struct Leg {
     pub session: Option<SessionId>,
     /// The trunk this leg goes to (outside calls).
     pub trunk: Option<i64>,
+    /// The last SDP this leg's party sent (an offer or an answer), kept so a transfer can
+    /// offer this party's media to a new peer.
+    pub sdp: Option<Bytes>,
 }
 
 impl Leg {
@@ -100,6 +103,7 @@ impl Leg {
             ack: None,
             session: None,
             trunk: None,
+            sdp: None,
         }
     }
 
@@ -209,6 +213,8 @@ pub(crate) struct Call {
     pub moh: Option<Box<crate::moh::Moh>>,
     /// Ring group / forwarding plan this call is a step of.
     pub hunt: Option<Box<crate::hunt::Hunt>>,
+    /// A transfer in progress, and legs transferred away ([`crate::transfer`]).
+    pub xfer: Option<Box<crate::transfer::Xfer>>,
 }
 
 impl Call {
@@ -245,6 +251,7 @@ impl Call {
             rung: Vec::new(),
             moh: None,
             hunt: None,
+            xfer: None,
         }
     }
 
@@ -253,12 +260,44 @@ impl Call {
     }
 
     /// The local relay address of `session`'s `side`.
-    fn relay_port(&self, session: Option<SessionId>, side: Side) -> Option<SocketAddr> {
+    pub(crate) fn relay_port(&self, session: Option<SessionId>, side: Side) -> Option<SocketAddr> {
         let (a, b) = self.slot(session?)?.ports?;
         Some(match side {
             Side::A => a,
             Side::B => b,
         })
+    }
+
+    /// Joins fork `i` to the caller on `session` (answered now): returns the other forks'
+    /// INVITEs to cancel and the spare relay sessions to close (already dropped from `media`).
+    pub(crate) fn bridge_answered(
+        &mut self,
+        i: LegIdx,
+        session: SessionId,
+        now: Now,
+    ) -> (Vec<TransactionId>, Vec<SessionId>) {
+        self.bridge = Some(Bridge {
+            a: A_LEG,
+            b: i,
+            session,
+        });
+        self.state = CallState::Up;
+        self.answer = Some(now.wall);
+        let others = self
+            .legs
+            .iter()
+            .enumerate()
+            .filter(|(j, l)| *j != i && l.side == Side::B && l.final_status.is_none())
+            .map(|(_, l)| l.txn)
+            .collect();
+        let spare = self
+            .media
+            .iter()
+            .filter(|m| m.id != session && m.ports.is_some())
+            .map(|m| m.id)
+            .collect();
+        self.media.retain(|m| m.id == session);
+        (others, spare)
     }
 
     fn summary(&self, now: Instant) -> CallSummary {
@@ -516,6 +555,10 @@ impl Engine {
         ) else {
             return;
         };
+        if req.headers.contains(&HeaderName::Replaces) {
+            let entry = (txn, req, source, local, transport);
+            return self.invite_replaces(entry, tenant, &caller, now);
+        }
         let call_id = req.call_id().unwrap_or_default().to_string();
         if self.b2bua.by_call_id.contains_key(&call_id) {
             // Same Call-ID, new branch: a loop or a confused phone.
@@ -733,7 +776,8 @@ impl Engine {
         let id = self.b2bua.next_id;
         let a_tag = self.new_tag();
         let call_id = o.call_id.clone();
-        let a_leg = Leg::caller(call_id.clone(), txn, (source, local, transport), a_tag);
+        let mut a_leg = Leg::caller(call_id.clone(), txn, (source, local, transport), a_tag);
+        a_leg.sdp = Some(req.body.clone());
         // One relay session per segment the B legs reach the callee on.
         let mut media = Vec::new();
         for ip in segments {
@@ -967,6 +1011,9 @@ impl Engine {
 
     /// A response for one of a call's client transactions.
     pub(crate) fn call_response(&mut self, id: u64, txn: TransactionId, resp: Response, now: Now) {
+        if self.transfer_response(id, txn, &resp, now) {
+            return;
+        }
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -1115,6 +1162,9 @@ impl Engine {
         let leg = &mut call.legs[i];
         leg.ack = Some(ack);
         leg.dialog = Some(dialog);
+        if !resp.body.is_empty() {
+            leg.sdp = Some(resp.body.clone());
+        }
         leg.final_status = Some(resp.status);
         if call.anchor.is_some() {
             return self.anchored_answered(id, i, &resp, now);
@@ -1122,28 +1172,8 @@ impl Engine {
         let Some(session) = leg.session else {
             return;
         };
-        call.bridge = Some(Bridge {
-            a: A_LEG,
-            b: i,
-            session,
-        });
-        call.state = CallState::Up;
-        call.answer = Some(now.wall);
         // The other forks are cancelled, their sessions closed.
-        let others: Vec<TransactionId> = call
-            .legs
-            .iter()
-            .enumerate()
-            .filter(|(j, l)| *j != i && l.side == Side::B && l.final_status.is_none())
-            .map(|(_, l)| l.txn)
-            .collect();
-        let spare: Vec<SessionId> = call
-            .media
-            .iter()
-            .filter(|m| m.id != session && m.ports.is_some())
-            .map(|m| m.id)
-            .collect();
-        call.media.retain(|m| m.id == session);
+        let (others, spare) = call.bridge_answered(i, session, now);
         // Answer the caller with the callee's SDP pointed at the relay.
         let a = &call.legs[A_LEG];
         let (a_txn, a_local, a_tag, a_transport) = (a.txn, a.local, a.tag.clone(), a.transport());
@@ -1239,6 +1269,9 @@ impl Engine {
 
     /// A client transaction of a call timed out or could not be sent.
     pub(crate) fn call_tx_failed(&mut self, id: u64, txn: TransactionId, now: Now) {
+        if self.transfer_tx_failed(id, txn, now) {
+            return;
+        }
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
@@ -1360,6 +1393,9 @@ impl Engine {
         source: SocketAddr,
         now: Now,
     ) {
+        if self.transfer_in_dialog(txn, &req, source, now) {
+            return;
+        }
         let call_id = req.call_id().unwrap_or_default();
         let Some((id, leg)) = self.b2bua.by_call_id.get(call_id).copied() else {
             return self.respond(txn, Response::for_request(&req, 481, None), now);
@@ -1486,6 +1522,7 @@ impl Engine {
         {
             match sdp::summarize(&req.body) {
                 Ok(s) => {
+                    call.legs[from].sdp = Some(req.body.clone());
                     if let Some(rtp) = s.rtp {
                         self.out
                             .push_back(crate::Output::Media(MediaCommand::SetRemote {
@@ -1603,6 +1640,13 @@ impl Engine {
                 let ack = d.ack(seq, &via);
                 self.layer.send_stateless(&Message::Request(ack), target);
             }
+        }
+        if resp
+            .content_type()
+            .is_some_and(|c| c.is("application", "sdp"))
+            && let Some(c) = self.b2bua.get_mut(id)
+        {
+            c.legs[to].sdp = Some(resp.body.clone());
         }
         let Some(call) = self.b2bua.get(id) else {
             return;
@@ -1743,6 +1787,7 @@ impl Engine {
             return;
         };
         info!(call = id, call_id = %call.legs[A_LEG].call_id, disposition = ending.disposition.as_str(), "call ended");
+        self.transfer_call_ended(&call, now);
         if let Some(m) = &call.moh {
             self.b2bua.by_endpoint.remove(&m.endpoint);
             self.media(MediaCommand::CloseEndpoint {

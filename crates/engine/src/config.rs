@@ -82,6 +82,8 @@ pub struct Settings {
     pub digest_algorithms: Vec<sip::auth::Algorithm>,
     /// Language of the prompts voice applications play (`en`, `ja`).
     pub prompt_language: String,
+    /// A failed blind transfer rings the transferor back (else the transferee is hung up).
+    pub transfer_callback: bool,
 }
 
 impl Default for Settings {
@@ -99,6 +101,7 @@ impl Default for Settings {
             // the whole authentication when any offered challenge uses an algorithm they lack.
             digest_algorithms: vec![sip::auth::Algorithm::Md5],
             prompt_language: crate::settings::PROMPT_LANGUAGES[0].to_string(),
+            transfer_callback: true,
         }
     }
 }
@@ -137,6 +140,12 @@ impl Settings {
                 })
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or(d.prompt_language),
+            transfer_callback: get(keys::TRANSFER_ON_FAILURE)
+                .and_then(|v| {
+                    spec(keys::TRANSFER_ON_FAILURE).and_then(|s| s.validate(&parse_json(&v)).ok())
+                })
+                .and_then(|v| v.as_str().map(|c| c != "hangup"))
+                .unwrap_or(d.transfer_callback),
             digest_algorithms: get(keys::DIGEST_ALGORITHMS)
                 .map(|v| {
                     v.split(',')

@@ -38,6 +38,16 @@ pub enum DbOp {
         /// Wall clock.
         now: SystemTime,
     },
+    /// Store a call's events (transfers, pickups) beside its record (tenant and the record's
+    /// Call-ID); answered with [`DbAnswer::Done`].
+    CdrEvents {
+        /// Tenant.
+        tenant: i64,
+        /// The record's Call-ID (the caller's leg).
+        call_id: String,
+        /// In order.
+        events: Vec<crate::transfer::TransferEvent>,
+    },
     /// Record a trunk's state (as this node sees it); answered with [`DbAnswer::Done`].
     TrunkStatus {
         /// Trunk id.

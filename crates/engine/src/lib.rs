@@ -44,6 +44,7 @@ pub mod sdp_local;
 pub mod settings;
 pub mod subs;
 pub mod timecond;
+pub mod transfer;
 pub mod uac;
 pub mod usrloc;
 pub mod vm;
@@ -71,7 +72,7 @@ use crate::b2bua::B2bua;
 use crate::usrloc::Usrloc;
 
 /// Methods we handle (the Allow header says only what is true).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE, SUBSCRIBE";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE, SUBSCRIBE, REFER";
 
 /// The current time, both clocks: `mono` for timers, `wall` for what is stored or shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -765,6 +766,7 @@ impl Engine {
             }
             Method::Subscribe => self.on_subscribe(txn, req, (source, local, transport), now),
             _ if in_dialog => self.in_dialog_request(txn, req, source, now),
+            Method::Refer => self.transfer_stray_refer(txn, &req, source, now),
             Method::Bye
             | Method::Ack
             | Method::Prack
@@ -824,6 +826,7 @@ impl Engine {
         self.send_keepalives(now);
         self.expire_subscriptions(now);
         self.check_calls(now);
+        self.transfer_timeouts(now);
         self.check_trunk_attempts(now);
         self.trunk_timers(now);
     }

@@ -48,10 +48,16 @@ pub mod keys {
     pub const MAIL_PASSWORD: &str = "mail.smtp_password";
     /// Sender address of voicemail e-mails.
     pub const MAIL_FROM: &str = "mail.from";
+    /// What happens when a blind transfer's target does not answer or is busy and the
+    /// transferor has hung up: `callback` (ring the transferor again) or `hangup`.
+    pub const TRANSFER_ON_FAILURE: &str = "transfer.on_failure";
 }
 
 /// The ways to secure the SMTP connection (`mail.smtp_security`).
 pub const MAIL_SECURITIES: &[&str] = &["starttls", "tls", "none"];
+
+/// The choices of `transfer.on_failure`.
+pub const TRANSFER_ON_FAILURE_CHOICES: &[&str] = &["callback", "hangup"];
 
 /// The languages prompts come in (`prompts.language`).
 pub const PROMPT_LANGUAGES: &[&str] = &["en", "ja"];
@@ -267,6 +273,13 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Text(""),
         restart_required: false,
         help: "sender address of voicemail e-mails",
+    },
+    Spec {
+        key: keys::TRANSFER_ON_FAILURE,
+        kind: Kind::Choice(TRANSFER_ON_FAILURE_CHOICES),
+        default: DefaultValue::Text("callback"),
+        restart_required: false,
+        help: "when a transfer target is busy or does not answer after the transferor hung up: callback (ring the transferor again) or hangup",
     },
 ];
 

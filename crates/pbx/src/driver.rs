@@ -223,6 +223,9 @@ impl Driver {
             Control::Hangup(id, tx) => {
                 let _ = tx.send(self.engine.hangup(id, n));
             }
+            Control::Transfer(id, to, tx) => {
+                let _ = tx.send(self.engine.transfer(id, &to, n));
+            }
             Control::Conferences(tx) => {
                 let _ = tx.send(self.engine.conferences(n));
             }
@@ -319,6 +322,22 @@ impl Driver {
                         .map(drop)
                         .map_err(|e| e.to_string());
                     let _ = back.send(Input::Db(id, DbAnswer::Cdr(r)));
+                });
+            }
+            DbOp::CdrEvents {
+                tenant,
+                call_id,
+                events,
+            } => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                tokio::spawn(async move {
+                    let rows = load::cdr_events(events);
+                    let r = store
+                        .insert_cdr_events(tenant, &call_id, &rows)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
                 });
             }
             DbOp::TrunkStatus { trunk_id, status } => {

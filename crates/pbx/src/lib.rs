@@ -84,6 +84,11 @@ impl Default for PbxConfig {
 pub(crate) enum Control {
     ListCalls(oneshot::Sender<Vec<CallSummary>>),
     Hangup(u64, oneshot::Sender<bool>),
+    Transfer(
+        u64,
+        String,
+        oneshot::Sender<Result<(), engine::transfer::TransferRefused>>,
+    ),
     Conferences(oneshot::Sender<Vec<engine::control::ConfSummary>>),
     ConfMute(u64, bool, oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
@@ -326,6 +331,28 @@ impl Pbx {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// Blind-transfers call `id` to the number `to` (see [`engine::Engine::transfer`]).
+    pub async fn transfer(
+        &self,
+        id: u64,
+        to: String,
+    ) -> Result<(), engine::transfer::TransferRefused> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || engine::transfer::TransferRefused {
+            status: 503,
+            reason: "call control is not running".into(),
+        };
+        if self
+            .control
+            .send(Control::Transfer(id, to, tx))
+            .await
+            .is_err()
+        {
+            return Err(gone());
+        }
+        rx.await.unwrap_or_else(|_| Err(gone()))
     }
 
     /// Conference rooms with participants.

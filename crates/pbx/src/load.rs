@@ -456,3 +456,20 @@ pub async fn snapshot(store: &Store) -> anyhow::Result<engine::Snapshot> {
         codes: crate::codes_load::load(store).await?,
     })
 }
+
+/// A call's transfer events as the store keeps them (numbered in order).
+pub fn cdr_events(events: Vec<engine::transfer::TransferEvent>) -> Vec<store::CdrEvent> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| store::CdrEvent {
+            seq: i64::try_from(i).unwrap_or(i64::MAX),
+            at: e.at.into(),
+            kind: e.kind.to_string(),
+            by: e.by,
+            party: e.party,
+            target: e.to,
+            status: i64::from(e.status),
+        })
+        .collect()
+}

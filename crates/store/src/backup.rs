@@ -343,6 +343,23 @@ pub(crate) const TABLES: &[TableDef] = &[
         since: 12,
     },
     TableDef {
+        name: "cdr_events",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("call_id", Text),
+            ("seq", Int),
+            ("at", Int),
+            ("kind", Text),
+            ("by_number", Text),
+            ("party", Text),
+            ("target", Text),
+            ("status", Int),
+        ],
+        identity: true,
+        since: 13,
+    },
+    TableDef {
         name: "administrators",
         cols: &[
             ("id", Int),

@@ -13,6 +13,7 @@ pub mod backup;
 pub mod backupsrv;
 mod cdr;
 mod codes;
+mod cdr_events;
 mod config;
 mod db;
 mod group;
@@ -40,6 +41,7 @@ use tokio::sync::{broadcast, mpsc};
 
 pub use apps::{ConfRoom, IvrMenu, validate_menu_name};
 pub use codes::{FeatureCodeRow, TimeCondRow};
+pub use cdr_events::{CdrEvent, MAX_EVENTS_PER_CALL};
 pub use config::{ha1_md5, ha1_sha256, validate_extension_number};
 pub use group::WriteStats;
 pub use hunt::RingGroup;

@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 12;
+pub const LATEST: i64 = 13;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -504,6 +504,23 @@ CREATE TABLE pickup_groups (
 INSERT INTO change_counters (kind, counter) VALUES ('codes', 0);
 "#;
 
+/// Events of a call in order (transfers, pickups), tied to its record by tenant and Call-ID.
+const V13_CDR_EVENTS: &str = r#"
+CREATE TABLE cdr_events (
+    id {id},
+    tenant_id BIGINT NOT NULL,
+    call_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    by_number TEXT NOT NULL DEFAULT '',
+    party TEXT NOT NULL DEFAULT '',
+    target TEXT NOT NULL DEFAULT '',
+    status BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX cdr_events_call ON cdr_events (tenant_id, call_id, seq);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -565,6 +582,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 12,
         name: "feature codes, time conditions, pickup groups",
         sql: V12_FEATURE_CODES,
+    },
+    Migration {
+        version: 13,
+        name: "call events (transfers)",
+        sql: V13_CDR_EVENTS,
     },
 ];
 

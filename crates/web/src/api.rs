@@ -27,6 +27,8 @@ pub(crate) mod outside;
 pub mod prompts;
 pub(crate) mod recordings;
 pub(crate) mod reports;
+mod transfer;
+pub(crate) use transfer::refusal as transfer_refusal;
 
 /// Largest backup upload accepted (bytes).
 pub const MAX_BACKUP_BYTES: usize = 512 * 1024 * 1024;
@@ -279,6 +281,7 @@ pub fn routes() -> Router<Web> {
         .merge(reports::routes())
         .merge(prompts::routes())
         .merge(recordings::routes())
+        .merge(transfer::routes())
         .merge(crate::cluster::routes())
         .route(
             "/license",

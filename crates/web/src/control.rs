@@ -34,6 +34,21 @@ pub trait CallControl: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Blind-transfers call `id` to the number `to`, routed with the class of service of the
+    /// call's transferring extension; refused with a SIP-like status and reason.
+    fn transfer(
+        &self,
+        _id: u64,
+        _to: String,
+    ) -> BoxFuture<'_, Result<(), engine::transfer::TransferRefused>> {
+        Box::pin(async {
+            Err(engine::transfer::TransferRefused {
+                status: 503,
+                reason: "call control does not run on this node".into(),
+            })
+        })
+    }
+
     /// Conference rooms with participants (empty when the core does not run here).
     fn conferences(&self) -> BoxFuture<'_, Vec<engine::control::ConfSummary>> {
         Box::pin(async { Vec::new() })

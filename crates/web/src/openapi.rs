@@ -12,6 +12,7 @@ mod outside;
 mod prompts;
 mod recordings;
 mod reports;
+mod transfer;
 
 fn err_ref() -> Value {
     json!({ "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
@@ -133,6 +134,7 @@ fn schemas() -> Value {
     apps::schemas(&mut s);
     hunt::schemas(&mut s);
     codes::schemas(&mut s);
+    transfer::schemas(&mut s);
     s
 }
 
@@ -317,6 +319,7 @@ pub fn document() -> Value {
     reports::paths(&mut add);
     prompts::paths(&mut add);
     recordings::paths(&mut add);
+    transfer::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

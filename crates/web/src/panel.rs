@@ -32,6 +32,7 @@ mod outside;
 mod prompts;
 mod recordings;
 mod reports;
+mod transfer;
 
 const STYLE: &str = include_str!("../static/style.css");
 const SCRIPT: &str = include_str!("../static/app.js");
@@ -81,6 +82,7 @@ pub fn routes() -> Router<Web> {
         .merge(reports::routes())
         .merge(prompts::routes())
         .merge(recordings::routes())
+        .merge(transfer::routes())
         .merge(backup_remote::routes())
         .merge(cluster::routes())
         .route(
@@ -610,7 +612,8 @@ fn calls_table(ctx: &Ctx, calls: &[CallSummary]) -> Markup {
                                 td { form.inline method="post" action={ "/calls/" (c.id) "/hangup" } {
                                     (csrf_field(ctx))
                                     button type="submit" { (ctx.t("calls.hangup")) }
-                                } }
+                                }
+                                @if c.state == CallState::Up { (transfer::form(ctx, c.id)) } }
                             }
                         }
                     }
@@ -1308,7 +1311,7 @@ async fn history(
                 (recordings::history_head(&ctx))
             } }
             tbody { @for c in &rows { @let r = &c.record; tr.cdr data-caller=(r.caller) data-callee=(r.callee) data-disposition=(r.disposition.as_str()) {
-                td { (fmt_time(&r.start_time)) } td { (r.caller) @if !r.caller_name.is_empty() { " (" (r.caller_name) ")" } } td { (r.callee) }
+                td { a href={ "/history/" (c.id) } { (fmt_time(&r.start_time)) } } td { (r.caller) @if !r.caller_name.is_empty() { " (" (r.caller_name) ")" } } td { (r.callee) }
                 td { (ctx.t(disp_key(r.disposition))) } td { (r.duration_s) } td { (r.billsec) } td { (r.codec) }
                 (outside::history_cells(&ctx, r))
                 (recordings::history_cell(&ctx, &recs, &r.call_id))

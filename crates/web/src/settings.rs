@@ -49,6 +49,7 @@ pub fn label(key: &str) -> &'static str {
         keys::MAIL_SECURITY => "set.mail_security",
         keys::MAIL_USERNAME => "set.mail_username",
         keys::MAIL_FROM => "set.mail_from",
+        keys::TRANSFER_ON_FAILURE => "set.transfer_on_failure",
         _ => "set.unknown",
     }
 }

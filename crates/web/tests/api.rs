@@ -1175,6 +1175,8 @@ async fn openapi_matches_routes() {
         "GET /pickup-groups",
         "GET /extensions/{number}/pickup-groups",
         "PUT /extensions/{number}/pickup-groups",
+        "POST /calls/{id}/transfer",
+        "GET /cdrs/{id}/events",
     ];
     expected.sort();
     assert_eq!(ops, expected);

@@ -90,6 +90,8 @@ pub struct Harness {
     /// The database's registrations (what a restart would load).
     pub db_bindings: Vec<Binding>,
     pub cdrs: Vec<CdrRecord>,
+    /// Call events stored: (tenant, record's Call-ID, events).
+    pub call_events: Vec<(i64, String, Vec<engine::transfer::TransferEvent>)>,
     /// Extensions only the database knows (cache misses find them).
     pub db_extensions: HashMap<(i64, String), ExtEntry>,
     pub lookups: usize,
@@ -159,6 +161,7 @@ impl Harness {
             vm_ops: Vec::new(),
             vm_messages: Vec::new(),
             vm_pin: "2580".into(),
+            call_events: Vec::new(),
             db_extensions: HashMap::new(),
             lookups: 0,
             sessions: HashMap::new(),
@@ -271,8 +274,18 @@ impl Harness {
             }
             DbOp::GroupPosition { group_id, member } => {
                 self.group_positions.push((group_id, member));
+                DbAnswer::Done(Ok(()))
+            }
             DbOp::TimecondMode { tenant, name, mode } => {
                 self.timecond_modes.push((tenant, name, mode));
+                DbAnswer::Done(Ok(()))
+            }
+            DbOp::CdrEvents {
+                tenant,
+                call_id,
+                events,
+            } => {
+                self.call_events.push((tenant, call_id, events));
                 DbAnswer::Done(Ok(()))
             }
             DbOp::LookupExtension { tenant, number } => {

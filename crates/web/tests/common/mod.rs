@@ -23,6 +23,8 @@ pub struct FakeControl {
     pub calls: Mutex<Vec<CallSummary>>,
     pub alive: AtomicBool,
     pub hangups: Mutex<Vec<u64>>,
+    /// Transfers asked for: (call, number). `FORBIDDEN_NUMBER` is refused with 403.
+    pub transfers: Mutex<Vec<(u64, String)>>,
     /// What `trunk_statuses` answers (empty: the core reports no trunks).
     pub trunks: Mutex<Vec<web::engine::TrunkStatus>>,
     /// The active/standby driver, when a test makes this node clustered.
@@ -59,6 +61,7 @@ impl FakeControl {
             calls: Mutex::new(Vec::new()),
             alive: AtomicBool::new(true),
             hangups: Mutex::new(Vec::new()),
+            transfers: Mutex::new(Vec::new()),
             trunks: Mutex::new(Vec::new()),
             cluster: std::sync::OnceLock::new(),
         }
@@ -88,6 +91,9 @@ impl FakeControl {
     }
 }
 
+/// The number the fake's transfers refuse (class of service).
+pub const FORBIDDEN_NUMBER: &str = "0044123456";
+
 /// The SIP address the fake reports.
 pub const FAKE_SIP: &str = "127.0.0.1:5060";
 
@@ -110,6 +116,34 @@ impl CallControl for FakeControl {
             let before = calls.len();
             calls.retain(|c| c.id != id);
             calls.len() != before
+        })
+    }
+
+    fn transfer(
+        &self,
+        id: u64,
+        to: String,
+    ) -> BoxFuture<'_, Result<(), web::engine::transfer::TransferRefused>> {
+        Box::pin(async move {
+            let refuse = |status: u16, reason: &str| {
+                Err(web::engine::transfer::TransferRefused {
+                    status,
+                    reason: reason.into(),
+                })
+            };
+            match self.calls.lock().unwrap().iter().find(|c| c.id == id) {
+                None => return refuse(404, "No such call"),
+                Some(c) if c.state != CallState::Up => return refuse(409, "Call not answered"),
+                Some(_) => {}
+            }
+            if to == FORBIDDEN_NUMBER {
+                return refuse(
+                    403,
+                    "international calls not allowed (class of service mobile)",
+                );
+            }
+            self.transfers.lock().unwrap().push((id, to));
+            Ok(())
         })
     }
 

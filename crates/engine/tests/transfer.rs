@@ -1,0 +1,946 @@
+//! Transfer on a fake clock: blind REFER (target answers, busy, no answer, transferor gone →
+//! callback or hang-up), class of service on the target, REFER from outside the dialog, bad
+//! Refer-To, the transferee hanging up mid-transfer, attended transfer by REFER with Replaces.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use engine::config::{Outside, RouteEntry};
+use engine::db::{Disposition, HangupBy};
+use engine::media::{MediaCommand, Side};
+use engine::outside::{CallClass, RouteSpec, TenantOutbound};
+use sip::{HeaderName, Message, Request, Response};
+
+const CALLER: &str = "192.0.2.21:5060"; // 1001, the transferee
+const DESK: &str = "192.0.2.22:5060"; // 1002, the transferor
+const THIRD: &str = "192.0.2.23:5060"; // 1003, the target
+const STRANGER: &str = "192.0.2.99:5060";
+
+fn setup() -> Harness {
+    setup_with(snapshot())
+}
+
+fn setup_with(snap: engine::Snapshot) -> Harness {
+    let mut h = Harness::with(snap);
+    for (n, at) in [("1001", CALLER), ("1002", DESK), ("1003", THIRD)] {
+        let contact = format!("<sip:{n}@{at}>");
+        assert_eq!(
+            h.register(n, Some(&contact), Some(3600), at, SEG1).status,
+            200
+        );
+    }
+    h.sent.clear();
+    h.media_log.clear();
+    h
+}
+
+fn invites_to(sent: &[Sent], at: &str) -> Vec<Request> {
+    sent.iter()
+        .filter(|s| s.to.to_string() == at)
+        .filter_map(|s| match &s.message {
+            Message::Request(r) if r.method.as_str() == "INVITE" => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn requests_to(h: &Harness, method: &str, at: &str) -> Vec<Request> {
+    h.requests(method)
+        .into_iter()
+        .filter(|s| s.to.to_string() == at)
+        .map(|s| s.request().clone())
+        .collect()
+}
+
+fn responses_to(h: &Harness, at: &str) -> Vec<Response> {
+    h.sent
+        .iter()
+        .filter(|s| s.to.to_string() == at)
+        .filter_map(|s| match &s.message {
+            Message::Response(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sdp_port(body: &[u8]) -> u16 {
+    std::str::from_utf8(body)
+        .expect("utf-8")
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("m= line")
+}
+
+fn sipfrag(n: &Request) -> String {
+    String::from_utf8(n.body.to_vec()).expect("utf-8 sipfrag")
+}
+
+/// One side of an established dialog, as the phone sees it.
+#[derive(Clone)]
+struct Party {
+    at: &'static str,
+    /// Request-URI (our Contact).
+    ruri: String,
+    /// The phone's From (name-addr with its tag).
+    local: String,
+    /// The phone's To (our name-addr with our tag).
+    remote: String,
+    call_id: String,
+}
+
+impl Party {
+    fn request(&self, method: &str, cseq: u32, extra: &str, body: Option<&str>) -> String {
+        let at = self.at;
+        let branch = format!("z9hG4bK-{method}-{cseq}-{}", self.call_id);
+        let mut s = format!(
+            "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {at};branch={branch}\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:phone@{at}>\r\n{extra}",
+            ruri = self.ruri,
+            local = self.local,
+            remote = self.remote,
+            cid = self.call_id,
+        );
+        match body {
+            Some(b) => {
+                let b = b.replace('\n', "\r\n");
+                s.push_str(&format!(
+                    "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+                    b.len()
+                ));
+            }
+            None => s.push_str("Content-Length: 0\r\n\r\n"),
+        }
+        s
+    }
+}
+
+/// A call `from`@`source` → `to`@`callee_at`, answered: (caller's side, callee's side).
+fn call_up(
+    h: &mut Harness,
+    (from, source): (&str, &'static str),
+    (to, callee_at): (&str, &'static str),
+    cid: &str,
+) -> (Party, Party) {
+    let out = h.dial(&Dial {
+        from,
+        to,
+        source,
+        local: SEG1,
+        call_id: cid,
+    });
+    let fork = invites_to(&out, callee_at)
+        .pop()
+        .expect("the callee is rung");
+    let tag = format!("t-{cid}");
+    h.sent.clear();
+    h.reply(&fork, 200, &tag, callee_at, SEG1);
+    let ok = responses_to(h, source)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .expect("the caller is answered");
+    let caller = Party {
+        at: source,
+        ruri: ok.headers.contact().expect("Contact").uri.to_string(),
+        local: format!("<sip:{from}@example.com>;tag=a-{cid}"),
+        remote: ok.to().expect("To").to_string(),
+        call_id: cid.to_string(),
+    };
+    h.recv_raw(&caller.request("ACK", 2, "", None), source, SEG1);
+    let callee = Party {
+        at: callee_at,
+        ruri: fork.headers.contact().expect("Contact").uri.to_string(),
+        local: format!("<sip:{to}@example.com>;tag={tag}"),
+        remote: fork.from().expect("From").to_string(),
+        call_id: fork.call_id().expect("Call-ID").to_string(),
+    };
+    h.sent.clear();
+    h.media_log.clear();
+    (caller, callee)
+}
+
+fn refer(h: &mut Harness, by: &Party, cseq: u32, refer_to: &str) {
+    h.sent.clear();
+    let extra = format!("Refer-To: {refer_to}\r\nReferred-By: {}\r\n", by.local);
+    h.recv_raw(&by.request("REFER", cseq, &extra, None), by.at, SEG1);
+}
+
+/// `by` REFERs its call to 1003; returns the INVITE the target got.
+fn refer_to_third(h: &mut Harness, by: &Party, cseq: u32) -> Request {
+    refer(h, by, cseq, "<sip:1003@example.com>");
+    invites_to(&h.sent, THIRD)
+        .pop()
+        .expect("the target is rung")
+}
+
+fn last_status_to(h: &Harness, at: &str) -> u16 {
+    responses_to(h, at)
+        .iter()
+        .rev()
+        .find(|r| r.status >= 200)
+        .map(|r| r.status)
+        .expect("a final response")
+}
+
+/// The relay's (A, B) ports of the only open session.
+fn relay_ports(h: &Harness) -> (u16, u16) {
+    assert_eq!(h.sessions.len(), 1, "one relay session");
+    let (a, b) = h.sessions.values().next().copied().expect("session");
+    (a.port(), b.port())
+}
+
+#[test]
+fn blind_transfer_from_the_callee_joins_caller_and_target() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-1");
+    let (port_a, port_b) = relay_ports(&h);
+    refer(&mut h, &desk, 2, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 202);
+    let notify = requests_to(&h, "NOTIFY", DESK);
+    assert_eq!(notify.len(), 1);
+    assert_eq!(sipfrag(&notify[0]), "SIP/2.0 100 Trying\r\n");
+    assert!(
+        notify[0]
+            .headers
+            .get(&HeaderName::Event)
+            .is_some_and(|e| e.as_str().starts_with("refer"))
+    );
+    // The target rings with the caller's media, on the relay socket that faced the desk.
+    let inv = invites_to(&h.sent, THIRD)
+        .pop()
+        .expect("the target is rung");
+    assert_eq!(sdp_port(&inv.body), port_b);
+    assert!(inv.from().expect("From").uri.to_string().contains("1001"));
+    h.sent.clear();
+    h.reply(&inv, 180, "third", THIRD, SEG1);
+    let n = requests_to(&h, "NOTIFY", DESK);
+    assert_eq!(sipfrag(&n[0]), "SIP/2.0 180 Ringing\r\n");
+    assert!(
+        responses_to(&h, CALLER).is_empty(),
+        "the caller is not disturbed"
+    );
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    assert_eq!(
+        requests_to(&h, "ACK", THIRD).len(),
+        1,
+        "the target's 2xx is ACKed"
+    );
+    let n = requests_to(&h, "NOTIFY", DESK);
+    assert_eq!(sipfrag(&n[0]), "SIP/2.0 200 OK\r\n");
+    assert!(
+        n[0].headers
+            .get(&HeaderName::SubscriptionState)
+            .is_some_and(|s| s.as_str().starts_with("terminated"))
+    );
+    assert_eq!(
+        requests_to(&h, "BYE", DESK).len(),
+        1,
+        "the transferor is released"
+    );
+    assert_eq!(
+        remote_of(&h.media_log, Side::B),
+        vec![addr("192.0.2.23:6000")],
+        "the relay's far side now points at the target"
+    );
+    assert!(
+        h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::SetHold { on_hold: false, .. }))
+    );
+    // The caller was not on hold: its media stays as it was, on the same relay socket.
+    assert!(invites_to(&h.sent, CALLER).is_empty());
+    let _ = port_a;
+    // The desk's own BYE crossing ours is answered 200 and ends nothing.
+    h.sent.clear();
+    h.recv_raw(&desk.request("BYE", 3, "", None), DESK, SEG1);
+    assert_eq!(last_status_to(&h, DESK), 200);
+    let calls = h.engine.calls(h.now);
+    assert_eq!(calls.len(), 1, "one call goes on");
+    let ev = h.engine.transfer_events(calls[0].id);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (ev[0].kind, ev[0].by.as_str(), ev[0].to.as_str()),
+        ("blind", "1002", "1003")
+    );
+    assert!(h.cdrs.is_empty());
+    // The caller hangs up: the target gets the BYE, one record.
+    h.sent.clear();
+    h.recv_raw(&caller.request("BYE", 5, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", THIRD).len(), 1);
+    assert!(requests_to(&h, "BYE", DESK).is_empty());
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].hangup_by, HangupBy::Caller);
+    // The transfer is stored beside the one record, under its Call-ID.
+    assert_eq!(h.call_events.len(), 1);
+    let (tenant, call_id, events) = &h.call_events[0];
+    assert_eq!((*tenant, call_id.as_str()), (1, h.cdrs[0].call_id.as_str()));
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (
+                e.kind,
+                e.by.as_str(),
+                e.party.as_str(),
+                e.to.as_str(),
+                e.status
+            ))
+            .collect::<Vec<_>>(),
+        vec![("blind", "1002", "1001", "1003", 200)]
+    );
+}
+
+#[test]
+fn transferee_on_hold_music_is_brought_back_onto_the_relay() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-moh");
+    let (port_a, _) = relay_ports(&h);
+    // The desk holds the caller: the caller is offered the music endpoint.
+    h.recv_raw(
+        &desk.request("INVITE", 2, "", Some(&sdp("192.0.2.22", 6000, "sendonly"))),
+        DESK,
+        SEG1,
+    );
+    let hold = invites_to(&h.sent, CALLER).pop().expect("hold forwarded");
+    let music = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .expect("a music endpoint");
+    h.reply(&hold, 200, "", CALLER, SEG1);
+    h.recv_raw(&desk.request("ACK", 2, "", None), DESK, SEG1);
+    let inv = refer_to_third(&mut h, &desk, 3);
+    assert!(
+        std::str::from_utf8(&inv.body)
+            .unwrap_or("")
+            .contains("a=sendrecv"),
+        "the target is offered two-way media"
+    );
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    assert!(
+        h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::CloseEndpoint { endpoint } if *endpoint == music)),
+        "the music stops"
+    );
+    let re = invites_to(&h.sent, CALLER)
+        .pop()
+        .expect("re-INVITE to the caller");
+    assert_eq!(sdp_port(&re.body), port_a, "back onto the relay");
+    assert!(
+        std::str::from_utf8(&re.body)
+            .unwrap_or("")
+            .contains("a=sendrecv")
+    );
+    h.sent.clear();
+    h.reply(&re, 200, "", CALLER, SEG1);
+    assert_eq!(
+        requests_to(&h, "ACK", CALLER).len(),
+        1,
+        "our re-INVITE's 2xx is ACKed"
+    );
+}
+
+#[test]
+fn blind_transfer_from_the_caller() {
+    let mut h = setup();
+    let (caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-2");
+    let (port_a, port_b) = relay_ports(&h);
+    refer(&mut h, &caller, 3, "sip:1003@example.com");
+    assert_eq!(last_status_to(&h, CALLER), 202);
+    let inv = invites_to(&h.sent, THIRD)
+        .pop()
+        .expect("the target is rung");
+    assert_eq!(
+        sdp_port(&inv.body),
+        port_a,
+        "the socket that faced the caller"
+    );
+    assert!(inv.from().expect("From").uri.to_string().contains("1002"));
+    h.sent.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    assert_eq!(requests_to(&h, "BYE", CALLER).len(), 1);
+    assert!(
+        invites_to(&h.sent, DESK).is_empty(),
+        "the desk's media is unchanged"
+    );
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(
+        h.engine.transfer_events(id)[0].party,
+        "1002",
+        "the callee was moved"
+    );
+    assert_eq!(
+        remote_of(&h.media_log, Side::A),
+        vec![addr("192.0.2.23:6000")],
+        "the relay's caller side now points at the target"
+    );
+    let _ = port_b;
+}
+
+fn outside_routes() -> Outside {
+    let mut o = Outside::default();
+    o.routes.insert(
+        1,
+        vec![RouteEntry::new(
+            "national".into(),
+            RouteSpec {
+                patterns: vec!["0|0ZXXXXXXXX".into()],
+                trunks: vec!["carrier".into()],
+                class: CallClass::National,
+                ..RouteSpec::default()
+            },
+        )],
+    );
+    o.tenants.insert(
+        1,
+        TenantOutbound {
+            main_number: "0312340000".into(),
+            max_per_hour: 1000,
+            ..TenantOutbound::default()
+        },
+    );
+    o
+}
+
+#[test]
+fn transfer_to_a_number_the_transferor_may_not_call_is_refused_and_the_call_kept() {
+    let mut snap = snapshot();
+    snap.outside = outside_routes();
+    if let Some(e) = snap.extensions.get_mut(&(1, "1002".to_string())) {
+        e.cos = CallClass::Internal;
+    }
+    let mut h = setup_with(snap);
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-cos");
+    refer(&mut h, &desk, 2, "<sip:00312345678@example.com>");
+    let r = responses_to(&h, DESK).pop().expect("answered");
+    assert_eq!(r.status, 403);
+    assert!(r.reason.contains("not allowed"), "{}", r.reason);
+    assert!(h.requests("INVITE").is_empty(), "nothing is dialled");
+    assert!(h.requests("NOTIFY").is_empty());
+    assert!(h.requests("BYE").is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1, "the call is kept");
+    // A number nobody has is 404.
+    refer(&mut h, &desk, 3, "<sip:1999@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 404);
+    // ... and still works: a BYE from the caller reaches the desk.
+    h.sent.clear();
+    h.recv_raw(&caller.request("BYE", 3, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
+}
+
+#[test]
+fn busy_target_with_the_transferor_still_there_keeps_the_call() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-busy");
+    let inv = refer_to_third(&mut h, &desk, 2);
+    h.sent.clear();
+    h.reply(&inv, 486, "third", THIRD, SEG1);
+    let n = requests_to(&h, "NOTIFY", DESK);
+    assert_eq!(sipfrag(&n[0]), "SIP/2.0 486 Busy Here\r\n");
+    assert!(h.requests("BYE").is_empty());
+    assert!(invites_to(&h.sent, CALLER).is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(h.engine.transfer_events(id)[0].kind, "failed");
+    // A second transfer may follow.
+    refer(&mut h, &desk, 3, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 202);
+}
+
+#[test]
+fn busy_target_after_the_transferor_hung_up_rings_the_transferor_back() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-cb");
+    let (_, port_b) = relay_ports(&h);
+    let inv = refer_to_third(&mut h, &desk, 2);
+    // The transferor hangs up right after the 202 (as many phones do).
+    h.sent.clear();
+    h.recv_raw(&desk.request("BYE", 3, "", None), DESK, SEG1);
+    assert_eq!(last_status_to(&h, DESK), 200);
+    assert!(
+        requests_to(&h, "BYE", CALLER).is_empty(),
+        "the caller stays"
+    );
+    h.sent.clear();
+    h.reply(&inv, 486, "third", THIRD, SEG1);
+    assert!(h.requests("NOTIFY").is_empty(), "nobody to notify");
+    let back = invites_to(&h.sent, DESK)
+        .pop()
+        .expect("the transferor is rung back");
+    assert_eq!(sdp_port(&back.body), port_b);
+    h.sent.clear();
+    h.reply(&back, 200, "desk2", DESK, SEG1);
+    assert_eq!(requests_to(&h, "ACK", DESK).len(), 1);
+    assert_eq!(
+        remote_of(&h.media_log, Side::B),
+        vec![addr("192.0.2.22:6000")],
+        "the relay's far side points at the desk again"
+    );
+    let id = h.engine.calls(h.now)[0].id;
+    let kinds: Vec<&str> = h
+        .engine
+        .transfer_events(id)
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, vec!["failed", "callback"]);
+}
+
+#[test]
+fn unanswered_target_after_the_transferor_hung_up_can_hang_up_instead() {
+    let mut snap = snapshot();
+    snap.settings.transfer_callback = false;
+    let mut h = setup_with(snap);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-hup");
+    let inv = refer_to_third(&mut h, &desk, 2);
+    h.reply(&inv, 180, "third", THIRD, SEG1);
+    h.recv_raw(&desk.request("BYE", 3, "", None), DESK, SEG1);
+    h.sent.clear();
+    h.advance(Duration::from_secs(31));
+    assert!(
+        !requests_to(&h, "CANCEL", THIRD).is_empty(),
+        "the target is cancelled"
+    );
+    h.sent.clear();
+    h.reply(&inv, 487, "third", THIRD, SEG1);
+    assert_eq!(
+        requests_to(&h, "BYE", CALLER).len(),
+        1,
+        "the caller is hung up"
+    );
+    assert!(invites_to(&h.sent, DESK).is_empty(), "no callback");
+    assert_eq!(h.cdrs.len(), 1);
+    assert!(
+        h.cdrs[0].hangup_cause.contains("transfer failed"),
+        "{}",
+        h.cdrs[0].hangup_cause
+    );
+}
+
+#[test]
+fn unanswered_target_notifies_the_transferor() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-na");
+    let inv = refer_to_third(&mut h, &desk, 2);
+    h.reply(&inv, 180, "third", THIRD, SEG1);
+    h.sent.clear();
+    h.advance(Duration::from_secs(31));
+    h.reply(&inv, 487, "third", THIRD, SEG1);
+    let n = requests_to(&h, "NOTIFY", DESK);
+    assert_eq!(
+        sipfrag(n.last().expect("NOTIFY")),
+        "SIP/2.0 480 Temporarily Unavailable\r\n"
+    );
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
+
+#[test]
+fn refer_from_outside_the_dialog_is_refused() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-3rd");
+    // Right Call-ID, made-up tag, from another address.
+    let mut forged = desk.clone();
+    forged.at = STRANGER;
+    forged.local = "<sip:1002@example.com>;tag=guess".into();
+    refer(&mut h, &forged, 2, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, STRANGER), 481);
+    // No dialog at all.
+    h.sent.clear();
+    h.recv_raw(
+        "REFER sip:1001@192.0.2.100 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bK-x1\r\nMax-Forwards: 70\r\nFrom: <sip:evil@example.com>;tag=e1\r\nTo: <sip:1001@example.com>\r\nCall-ID: evil-1\r\nCSeq: 1 REFER\r\nRefer-To: <sip:1003@example.com>\r\nContent-Length: 0\r\n\r\n",
+        STRANGER,
+        SEG1,
+    );
+    assert_eq!(last_status_to(&h, STRANGER), 403);
+    // An unknown dialog.
+    let mut unknown = desk.clone();
+    unknown.at = STRANGER;
+    unknown.call_id = "nope".into();
+    refer(&mut h, &unknown, 2, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, STRANGER), 481);
+    assert!(h.requests("INVITE").is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
+
+#[test]
+fn bad_refer_to_is_refused_with_a_reason() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-bad");
+    for (i, bad) in ["<tel:1003>", "<sip:bob@example.com>", "<sip:example.com>"]
+        .iter()
+        .enumerate()
+    {
+        refer(&mut h, &desk, 2 + i as u32, bad);
+        let r = responses_to(&h, DESK).pop().expect("answered");
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(r.reason.starts_with("Bad Refer-To"), "{bad}: {}", r.reason);
+    }
+    // No Refer-To at all.
+    h.sent.clear();
+    h.recv_raw(&desk.request("REFER", 9, "", None), DESK, SEG1);
+    assert_eq!(last_status_to(&h, DESK), 400);
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
+
+#[test]
+fn transferee_hanging_up_mid_transfer_cancels_the_target() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-gone");
+    let inv = refer_to_third(&mut h, &desk, 2);
+    h.reply(&inv, 180, "third", THIRD, SEG1);
+    h.sent.clear();
+    h.recv_raw(&caller.request("BYE", 3, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "CANCEL", THIRD).len(), 1);
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
+    // The target answers anyway: ACK and BYE it.
+    h.sent.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    assert_eq!(requests_to(&h, "BYE", THIRD).len(), 1);
+    assert!(h.engine.calls(h.now).is_empty());
+}
+
+#[test]
+fn second_refer_while_one_is_pending_gets_491() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-491");
+    refer(&mut h, &desk, 2, "<sip:1003@example.com>");
+    refer(&mut h, &desk, 3, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 491);
+}
+
+#[test]
+fn attended_transfer_by_refer_with_replaces_joins_the_other_parties() {
+    let mut h = setup();
+    // 1001 calls 1002; 1002 (holding 1001) calls 1003; 1002 joins them.
+    let (caller, desk1) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "at-1");
+    let (port_a, port_b) = relay_ports(&h);
+    // The desk holds the caller (music) before consulting 1003.
+    h.recv_raw(
+        &desk1.request("INVITE", 2, "", Some(&sdp("192.0.2.22", 6000, "sendonly"))),
+        DESK,
+        SEG1,
+    );
+    let hold = invites_to(&h.sent, CALLER).pop().expect("hold forwarded");
+    h.reply(&hold, 200, "", CALLER, SEG1);
+    h.recv_raw(&desk1.request("ACK", 2, "", None), DESK, SEG1);
+    let (desk2, _third) = call_up(&mut h, ("1002", DESK), ("1003", THIRD), "at-2");
+    assert_eq!(h.engine.calls(h.now).len(), 2);
+    let our_tag = desk2
+        .remote
+        .split("tag=")
+        .nth(1)
+        .expect("our tag")
+        .to_string();
+    let replaces = format!("at-2%3Bto-tag%3D{our_tag}%3Bfrom-tag%3Da-at-2");
+    h.media_log.clear();
+    refer(
+        &mut h,
+        &desk1,
+        3,
+        &format!("<sip:1003@example.com?Replaces={replaces}>"),
+    );
+    assert_eq!(last_status_to(&h, DESK), 202);
+    let frags: Vec<String> = requests_to(&h, "NOTIFY", DESK)
+        .iter()
+        .map(sipfrag)
+        .collect();
+    assert_eq!(frags, vec!["SIP/2.0 100 Trying\r\n", "SIP/2.0 200 OK\r\n"]);
+    assert_eq!(
+        requests_to(&h, "BYE", DESK).len(),
+        2,
+        "both of the transferor's legs"
+    );
+    assert!(h.requests("BYE").iter().all(|b| b.to.to_string() == DESK));
+    // The caller and the target are re-INVITEd onto the first call's relay.
+    let to_caller = invites_to(&h.sent, CALLER)
+        .pop()
+        .expect("re-INVITE to caller");
+    let to_third = invites_to(&h.sent, THIRD)
+        .pop()
+        .expect("re-INVITE to target");
+    assert_eq!(sdp_port(&to_caller.body), port_a);
+    assert_eq!(sdp_port(&to_third.body), port_b);
+    assert_eq!(
+        remote_of(&h.media_log, Side::B),
+        vec![addr("192.0.2.23:6000")],
+        "the relay's far side points at the target"
+    );
+    assert_eq!(
+        h.cdrs.len(),
+        1,
+        "the consultation call ended with its record"
+    );
+    assert_eq!(h.cdrs[0].disposition, Disposition::Answered);
+    let calls = h.engine.calls(h.now);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(h.engine.transfer_events(calls[0].id)[0].kind, "attended");
+    h.sent.clear();
+    h.reply(&to_third, 200, "", THIRD, SEG1);
+    h.reply(&to_caller, 200, "", CALLER, SEG1);
+    assert_eq!(requests_to(&h, "ACK", THIRD).len(), 1);
+    assert_eq!(requests_to(&h, "ACK", CALLER).len(), 1);
+    // The caller hangs up: the target gets the BYE.
+    h.sent.clear();
+    h.recv_raw(&caller.request("BYE", 5, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", THIRD).len(), 1);
+    assert!(h.engine.calls(h.now).is_empty());
+}
+
+#[test]
+fn attended_transfer_naming_another_partys_call_is_refused() {
+    let mut h = setup();
+    let (_caller, desk1) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "at-x1");
+    // A call the transferor is not in: 1003 calls 1001's second line... here 1003 → 1001.
+    let (other, _) = call_up(&mut h, ("1003", THIRD), ("1001", CALLER), "at-x2");
+    let our_tag = other.remote.split("tag=").nth(1).expect("tag").to_string();
+    let replaces = format!("at-x2%3Bto-tag%3D{our_tag}%3Bfrom-tag%3Da-at-x2");
+    refer(
+        &mut h,
+        &desk1,
+        2,
+        &format!("<sip:1003@example.com?Replaces={replaces}>"),
+    );
+    assert_eq!(last_status_to(&h, DESK), 403);
+    assert_eq!(h.engine.calls(h.now).len(), 2);
+    // Wrong tags: 481.
+    let replaces = "at-x2%3Bto-tag%3Dzz%3Bfrom-tag%3Dyy";
+    refer(
+        &mut h,
+        &desk1,
+        3,
+        &format!("<sip:1003@example.com?Replaces={replaces}>"),
+    );
+    assert_eq!(last_status_to(&h, DESK), 481);
+}
+
+#[test]
+fn administrator_transfer_hands_the_caller_to_the_target() {
+    let mut h = setup();
+    let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "adm-1");
+    let id = h.engine.calls(h.now)[0].id;
+    let now = h.now;
+    assert_eq!(
+        h.engine
+            .transfer(id + 100, "1003", now)
+            .map_err(|e| e.status),
+        Err(404)
+    );
+    assert_eq!(
+        h.engine.transfer(id, "abc", now).map_err(|e| e.status),
+        Err(400)
+    );
+    h.engine.transfer(id, "1003", now).expect("transfer starts");
+    h.drain();
+    let inv = invites_to(&h.sent, THIRD)
+        .pop()
+        .expect("the target is rung");
+    assert!(h.requests("NOTIFY").is_empty(), "no REFER, no NOTIFY");
+    assert_eq!(
+        h.engine.transfer(id, "1003", now).map_err(|e| e.status),
+        Err(409),
+        "one transfer at a time"
+    );
+    h.sent.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    assert_eq!(
+        requests_to(&h, "BYE", DESK).len(),
+        1,
+        "the desk is released"
+    );
+    assert!(requests_to(&h, "BYE", CALLER).is_empty());
+    assert_eq!(h.engine.transfer_events(id)[0].by, "1002");
+}
+
+#[test]
+fn administrator_transfer_obeys_the_transferring_extensions_class_of_service() {
+    let mut snap = snapshot();
+    snap.outside = outside_routes();
+    if let Some(e) = snap.extensions.get_mut(&(1, "1002".to_string())) {
+        e.cos = CallClass::Internal;
+    }
+    let mut h = setup_with(snap);
+    call_up(&mut h, ("1001", CALLER), ("1002", DESK), "adm-cos");
+    let id = h.engine.calls(h.now)[0].id;
+    let now = h.now;
+    let e = h
+        .engine
+        .transfer(id, "00312345678", now)
+        .expect_err("refused");
+    assert_eq!(e.status, 403, "{e}");
+    h.drain();
+    assert!(h.requests("INVITE").is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
+
+/// An authenticated INVITE from `number` at `at` with `Replaces: replaces`; returns what the
+/// engine sent after the authenticated request.
+fn invite_replacing(
+    h: &mut Harness,
+    number: &str,
+    at: &str,
+    cid: &str,
+    replaces: &str,
+) -> Vec<Sent> {
+    let ip = at.split(':').next().unwrap_or("");
+    let body = sdp(ip, 7000, "sendrecv").replace('\n', "\r\n");
+    let text = |cseq: u32, auth: Option<&str>| {
+        let auth = auth
+            .map(|a| format!("Proxy-Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "INVITE sip:1002@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {at};branch=z9hG4bK-rp{cseq}-{cid}\r\nMax-Forwards: 70\r\nFrom: <sip:{number}@example.com>;tag=p-{cid}\r\nTo: <sip:1002@example.com>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{number}@{at}>\r\nReplaces: {replaces}\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    h.sent.clear();
+    h.recv_raw(&text(1, None), at, SEG1);
+    let challenge = h.last_response();
+    assert_eq!(challenge.status, 407);
+    let creds = h.answer_challenge(
+        number,
+        &password(number),
+        &challenge,
+        &HeaderName::ProxyAuthenticate,
+        "INVITE",
+        "sip:1002@example.com",
+    );
+    h.sent.clear();
+    h.recv_raw(&text(2, Some(&creds)), at, SEG1);
+    h.sent.clone()
+}
+
+fn tag_of(name_addr: &str) -> String {
+    name_addr.split("tag=").nth(1).expect("a tag").to_string()
+}
+
+#[test]
+fn invite_with_replaces_takes_over_a_confirmed_dialog() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "rp-1");
+    let (_, port_b) = relay_ports(&h);
+    let ours = tag_of(&desk.remote);
+    let theirs = tag_of(&desk.local);
+    let replaces = format!("{};to-tag={ours};from-tag={theirs}", desk.call_id);
+    h.media_log.clear();
+    let out = invite_replacing(&mut h, "1003", THIRD, "rp-new", &replaces);
+    let ok = responses_to(&h, THIRD)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .unwrap_or_else(|| panic!("the taking phone is answered: {out:?}"));
+    assert_eq!(sdp_port(&ok.body), port_b, "on the socket the desk used");
+    assert_eq!(
+        requests_to(&h, "BYE", DESK).len(),
+        1,
+        "the replaced phone is released"
+    );
+    assert!(
+        h.requests("INVITE").is_empty(),
+        "the caller is not disturbed"
+    );
+    assert_eq!(
+        remote_of(&h.media_log, Side::B),
+        vec![addr("192.0.2.23:7000")]
+    );
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(h.engine.transfer_events(id)[0].kind, "replaces");
+    // The caller hangs up: the new phone gets the BYE; one record.
+    h.sent.clear();
+    h.recv_raw(&caller.request("BYE", 5, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", THIRD).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
+}
+
+#[test]
+fn invite_with_replaces_picks_up_a_ringing_call() {
+    let mut h = setup();
+    let out = h.dial(&Dial {
+        from: "1001",
+        to: "1002",
+        source: CALLER,
+        local: SEG1,
+        call_id: "rp-early",
+    });
+    let fork = invites_to(&out, DESK).pop().expect("the desk rings");
+    h.reply(&fork, 180, "desk-early", DESK, SEG1);
+    let (port_a, port_b) = relay_ports(&h);
+    let ours = tag_of(&fork.from().expect("From").to_string());
+    let replaces = format!(
+        "{};to-tag={ours};from-tag=desk-early;early-only",
+        fork.call_id().expect("Call-ID")
+    );
+    invite_replacing(&mut h, "1003", THIRD, "rp-pick", &replaces);
+    let ok = responses_to(&h, THIRD)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .expect("the picking phone is answered");
+    assert_eq!(sdp_port(&ok.body), port_b);
+    let to_caller = responses_to(&h, CALLER)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .expect("the caller is answered");
+    assert_eq!(sdp_port(&to_caller.body), port_a);
+    assert_eq!(
+        requests_to(&h, "CANCEL", DESK).len(),
+        1,
+        "the ringing phone stops"
+    );
+    let calls = h.engine.calls(h.now);
+    assert_eq!(calls[0].state, engine::CallState::Up);
+    assert_eq!(h.engine.transfer_events(calls[0].id)[0].kind, "pickup");
+}
+
+#[test]
+fn invite_with_replaces_refusals() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "rp-bad");
+    let ours = tag_of(&desk.remote);
+    let theirs = tag_of(&desk.local);
+    let cases = [
+        (format!("{};to-tag=x;from-tag=y", desk.call_id), 481),
+        (format!("nope;to-tag={ours};from-tag={theirs}"), 481),
+        (
+            format!(
+                "{};to-tag={ours};from-tag={theirs};early-only",
+                desk.call_id
+            ),
+            486,
+        ),
+        (format!("{};to-tag={ours}", desk.call_id), 400),
+    ];
+    for (i, (replaces, status)) in cases.iter().enumerate() {
+        invite_replacing(&mut h, "1003", THIRD, &format!("rp-bad-{i}"), replaces);
+        assert_eq!(last_status_to(&h, THIRD), *status, "{replaces}");
+        assert!(h.requests("BYE").is_empty());
+    }
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
+
+#[test]
+fn transfer_on_failure_setting() {
+    use engine::settings::keys::TRANSFER_ON_FAILURE;
+    let with = |v: &str| {
+        let v = v.to_string();
+        engine::Settings::from_values(move |k| (k == TRANSFER_ON_FAILURE).then(|| v.clone()))
+    };
+    assert!(
+        engine::Settings::from_values(|_| None).transfer_callback,
+        "default"
+    );
+    assert!(!with("hangup").transfer_callback);
+    assert!(!with("\"HANGUP\"").transfer_callback);
+    assert!(with("callback").transfer_callback);
+    assert!(
+        with("sometimes").transfer_callback,
+        "an invalid value keeps the default"
+    );
+}

@@ -1,0 +1,36 @@
+//! OpenAPI paths of call transfer (`api/transfer.rs`).
+
+use serde_json::{Value, json};
+
+use super::{body, list_of, ok_json, op, path_param};
+
+pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
+    add(
+        "/cdrs/{id}/events",
+        json!({
+            "parameters": [path_param("id", json!({ "type": "integer" }))],
+            "get": op("A call record's events in order: transfers (blind, attended, failed, callback) and takeovers (replaces, pickup); empty when it had none",
+                json!({ "responses": { "200": ok_json("all", list_of("CdrEvent")) } }), &["400"])
+        }),
+    );
+    add(
+        "/calls/{id}/transfer",
+        json!({
+            "parameters": [path_param("id", json!({ "type": "integer", "minimum": 0 }))],
+            "post": op("Blind-transfer a call in progress: the call's answering extension (or its caller when the callee is no extension) hands its peer to `to`, routed with that extension's class of service; it is released once `to` answers. 403: class of service; 404: no such call or number; 409: not answered or already transferring",
+                json!({ "requestBody": body(json!({ "type": "object", "required": ["to"], "additionalProperties": false, "properties": { "to": { "type": "string", "pattern": "^[0-9*#+]{1,64}$" } } })),
+                    "responses": { "202": { "description": "the target is ringing" } } }),
+                &["400", "403", "404", "409", "415", "422", "503"])
+        }),
+    );
+}
+
+pub(super) fn schemas(s: &mut Value) {
+    s["CdrEvent"] = json!({ "type": "object", "properties": {
+        "seq": { "type": "integer" },
+        "at": { "type": "string", "format": "date-time" },
+        "kind": { "type": "string", "enum": ["blind", "attended", "failed", "callback", "replaces", "pickup"] },
+        "by": { "type": "string" }, "party": { "type": "string" }, "target": { "type": "string" },
+        "status": { "type": "integer" }
+    } });
+}
