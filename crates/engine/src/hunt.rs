@@ -1122,7 +1122,7 @@ impl Engine {
                             Decision::Reject { status, reason } => {
                                 self.hunt_refuse(entry, &o, status, &reason, now)
                             }
-                            Decision::Route { .. } => {
+                            Decision::Route { .. } | Decision::Feature { .. } => {
                                 self.hunt_refuse(entry, &o, 404, "Not Found", now)
                             }
                         };

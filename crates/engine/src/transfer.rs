@@ -531,7 +531,7 @@ impl Engine {
                     .collect();
                 Ok((n, bindings))
             }
-            Decision::Outside { .. } | Decision::Route { .. } => Err((
+            Decision::Outside { .. } | Decision::Route { .. } | Decision::Feature { .. } => Err((
                 501,
                 "Transfer to this kind of destination is not supported yet".into(),
             )),

@@ -252,6 +252,10 @@ impl Engine {
                 warn!(call = id, %number, "call-back to an outside number is not available yet");
                 self.unavailable(id, now);
             }
+            Decision::Feature { .. } => {
+                debug!(call = id, %number, "call-back to a feature code refused");
+                self.unavailable(id, now);
+            }
             Decision::Reject { status, reason } => {
                 debug!(call = id, %number, status, %reason, "call-back refused by the dialplan");
                 self.unavailable(id, now);
