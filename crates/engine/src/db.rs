@@ -67,6 +67,29 @@ pub enum DbOp {
     Vm(crate::vm::VmOp),
     /// Store a time condition's manual override (a `*28` feature code); answered with
     /// [`DbAnswer::Done`].
+    /// Set (`Some`) or clear (`None`) one forward of an extension (feature codes `*72`...);
+    /// answered with [`DbAnswer::Done`]. The configuration reload that follows the write
+    /// brings the change into the snapshot.
+    Forward {
+        /// Tenant.
+        tenant: i64,
+        /// Extension number.
+        number: String,
+        /// Which forward.
+        kind: crate::hunt::ForwardKind,
+        /// Where to, or `None` to clear it.
+        target: Option<String>,
+    },
+    /// Switch an extension's do-not-disturb on or off (feature codes `*78`/`*79`); answered
+    /// with [`DbAnswer::Done`].
+    Dnd {
+        /// Tenant.
+        tenant: i64,
+        /// Extension number.
+        number: String,
+        /// New state.
+        on: bool,
+    },
     TimecondMode {
         /// Tenant.
         tenant: i64,

@@ -218,12 +218,6 @@ pub fn route(r: &RouteRequest<'_>, snap: &Snapshot) -> Decision {
     if let Some(d) = emergency(r.tenant, digits, caller, snap) {
         return d;
     }
-    if let Some(destination) = crate::vm_menu::feature_destination(digits) {
-        return Decision::Route {
-            destination,
-            reason: format!("voicemail feature code {digits}"),
-        };
-    }
     if let Some(d) = crate::features::decide(r.tenant, digits, snap) {
         return d;
     }

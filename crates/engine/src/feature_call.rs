@@ -1,7 +1,9 @@
 //! Carrying out a dialled feature code ([`crate::features`]): the engine answers the phone,
-//! acts, says what it did and hangs up. Day/night toggles are served here; the codes other
-//! modules own answer "that feature code is not valid" (the `feature-invalid` prompt) until
-//! they are wired to their module.
+//! acts, says what it did and hangs up: day/night toggles, pickups, forwarding and DND (stored
+//! through the database; the configuration reload that follows brings them into effect). The
+//! voicemail codes are destinations ([`crate::features::decide`]); codes whose feature does not
+//! exist yet (park, intercom, record a prompt) answer "that feature code is not valid" (the
+//! `feature-invalid` prompt).
 
 use tracing::info;
 
@@ -9,6 +11,7 @@ use crate::b2bua::{Entry, Origin};
 use crate::config::ExtEntry;
 use crate::db::DbOp;
 use crate::features::{FeatureAction, FeatureCall};
+use crate::hunt::ForwardKind;
 use crate::media::PlayItem;
 use crate::timecond::Mode;
 use crate::{Engine, Now, Pending};
@@ -37,9 +40,95 @@ impl Engine {
             (FeatureAction::DirectedPickup, Some(picker)) => {
                 return self.pickup(entry, o, &picker, Some(&feature.arg), now);
             }
+            (FeatureAction::FwdAlwaysOn, Some(ext)) => {
+                self.feature_forward(o.tenant, &ext, ForwardKind::Always, Some(&feature.arg))
+            }
+            (FeatureAction::FwdAlwaysOff, Some(ext)) => {
+                self.feature_forward(o.tenant, &ext, ForwardKind::Always, None)
+            }
+            (FeatureAction::FwdBusyOn, Some(ext)) => {
+                self.feature_forward(o.tenant, &ext, ForwardKind::Busy, Some(&feature.arg))
+            }
+            (FeatureAction::FwdBusyOff, Some(ext)) => {
+                self.feature_forward(o.tenant, &ext, ForwardKind::Busy, None)
+            }
+            (FeatureAction::FwdNoAnswerOn, Some(ext)) => {
+                self.feature_forward(o.tenant, &ext, ForwardKind::NoAnswer, Some(&feature.arg))
+            }
+            (FeatureAction::FwdNoAnswerOff, Some(ext)) => {
+                self.feature_forward(o.tenant, &ext, ForwardKind::NoAnswer, None)
+            }
+            (FeatureAction::DndToggle, Some(ext)) => self.feature_dnd(o.tenant, &ext, None),
+            (FeatureAction::DndOff, Some(ext)) => self.feature_dnd(o.tenant, &ext, Some(false)),
             _ => NOT_AVAILABLE_PROMPT,
         };
         self.start_announce(entry, o, vec![prompt.to_string()], now);
+    }
+
+    /// `*72`+number / `*73` and the busy / no-answer pairs: checks the new forward like the
+    /// panel does and asks the database to store it; the reload that follows the write puts it
+    /// into the snapshot. Returns the prompt to play.
+    fn feature_forward(
+        &mut self,
+        tenant: i64,
+        ext: &ExtEntry,
+        kind: ForwardKind,
+        target: Option<&str>,
+    ) -> &'static str {
+        let target = target.map(str::trim);
+        if target == Some("") {
+            return NOT_AVAILABLE_PROMPT;
+        }
+        let mut f = self
+            .snap
+            .apps
+            .hunt
+            .forwarding
+            .get(&ext.id)
+            .cloned()
+            .unwrap_or_default();
+        *f.get_mut(kind) = target.unwrap_or("").to_string();
+        if let Err(e) = f.validate() {
+            info!(tenant, ext = %ext.number, error = %e, "forward by feature code refused");
+            return NOT_AVAILABLE_PROMPT;
+        }
+        info!(tenant, ext = %ext.number, ?kind, to = ?target, "forward set by feature code");
+        self.db(
+            DbOp::Forward {
+                tenant,
+                number: ext.number.clone(),
+                kind,
+                target: target.map(str::to_string),
+            },
+            Pending::Background("forward by feature code"),
+        );
+        if target.is_some() {
+            "fwd-on"
+        } else {
+            "fwd-off"
+        }
+    }
+
+    /// `*78` (toggle) / `*79` (off). Returns the prompt to play.
+    fn feature_dnd(&mut self, tenant: i64, ext: &ExtEntry, on: Option<bool>) -> &'static str {
+        let now_on = self
+            .snap
+            .apps
+            .hunt
+            .forwarding
+            .get(&ext.id)
+            .is_some_and(|f| f.dnd);
+        let on = on.unwrap_or(!now_on);
+        info!(tenant, ext = %ext.number, on, "do not disturb set by feature code");
+        self.db(
+            DbOp::Dnd {
+                tenant,
+                number: ext.number.clone(),
+                on,
+            },
+            Pending::Background("do not disturb by feature code"),
+        );
+        if on { "dnd-on" } else { "dnd-off" }
     }
 
     /// `*28` + index: flips the time condition to the opposite of what it is now (forced day

@@ -632,8 +632,21 @@ pub fn decide(
         &digits[..digits.len() - call.arg.len()],
         call.action
     );
-    Some(crate::dialplan::Decision::Feature {
-        feature: call,
-        reason,
+    // The voicemail codes lead to a destination like any number does (so `denwa route test`
+    // shows where they go and a transfer or IVR can name them).
+    let destination = match call.action {
+        FeatureAction::VmOwnBox => Some(crate::dialplan::Destination::VmOwn),
+        FeatureAction::VmMain => Some(crate::dialplan::Destination::VmMain),
+        _ => None,
+    };
+    Some(match destination {
+        Some(destination) => crate::dialplan::Decision::Route {
+            destination,
+            reason,
+        },
+        None => crate::dialplan::Decision::Feature {
+            feature: call,
+            reason,
+        },
     })
 }

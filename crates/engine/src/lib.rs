@@ -25,9 +25,9 @@ pub mod counters;
 pub mod db;
 pub mod dialplan;
 pub mod dispatcher;
-pub mod hunt;
 mod feature_call;
 pub mod features;
+pub mod hunt;
 pub mod media;
 mod moh;
 pub mod mwi;
@@ -72,7 +72,8 @@ use crate::b2bua::B2bua;
 use crate::usrloc::Usrloc;
 
 /// Methods we handle (the Allow header says only what is true).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE, SUBSCRIBE, REFER";
+pub const ALLOW: &str =
+    "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE, SUBSCRIBE, REFER";
 
 /// The current time, both clocks: `mono` for timers, `wall` for what is stored or shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

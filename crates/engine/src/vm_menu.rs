@@ -3,8 +3,9 @@
 //! carries out what it asks — prompts and message files to play, recordings, database work
 //! ([`crate::vm::VmOp`]), calling back through the dialplan as the box owner, hanging up.
 //!
-//! Feature codes (defaults; the feature-code table may map others here):
-//! [`VM_OWN_BOX`] is the caller's own box, [`VM_MAIN`] asks for a box number and PIN.
+//! Reached through the tenant's feature-code table ([`crate::features`]): `vm_own_box`
+//! (default `*97`) is the caller's own box, `vm_main` (default `*98`) asks for a box number and
+//! PIN.
 
 use apps::vmail::{Action, Entry, Retrieval, Sound};
 use tracing::{debug, info, warn};
@@ -14,22 +15,8 @@ use crate::media::{MediaCommand, PlayItem};
 use crate::vm::{VmAnswer, VmOp, box_dir};
 use crate::{Engine, Now};
 
-/// Feature code: the caller's own voicemail box.
-pub const VM_OWN_BOX: &str = "*97";
-/// Feature code: the main voicemail number (asks for the box).
-pub const VM_MAIN: &str = "*98";
 /// Silence that ends a greeting recording, seconds.
 const GREETING_SILENCE_S: u32 = 3;
-
-/// The destination a voicemail feature code dials, if `digits` is one. The one place the
-/// codes are recognised (the feature-code table can replace the constants here).
-pub fn feature_destination(digits: &str) -> Option<Destination> {
-    match digits {
-        VM_OWN_BOX => Some(Destination::VmOwn),
-        VM_MAIN => Some(Destination::VmMain),
-        _ => None,
-    }
-}
 
 /// A caller in the voicemail menus.
 #[derive(Debug)]

@@ -1,7 +1,8 @@
 //! Feature codes and time conditions on a fake clock: the dialplan recognises codes first,
 //! a time condition picks its destination by the `now` the engine is given, `*28` + index
-//! flips a condition (memory at once, database op out, prompt, hang-up), and codes owned by
-//! modules not wired yet answer "not valid" instead of failing the call.
+//! flips a condition (memory at once, database op out, prompt, hang-up), forward and DND codes
+//! ask the database to store the change, and codes owned by modules not wired yet answer
+//! "not valid" instead of failing the call.
 
 mod common;
 
@@ -11,6 +12,7 @@ use common::*;
 use engine::Input;
 use engine::dialplan::{Decision, Destination, RouteRequest, route};
 use engine::features::{FeatureAction, FeatureTable};
+use engine::hunt::ForwardKind;
 use engine::media::{EndpointId, MediaCommand, MediaEvent, PlayItem};
 use engine::timecond::{Calendar, Mode, TimeCond, parse_tz};
 use sip::Message;
@@ -256,9 +258,57 @@ fn day_night_code_flips_the_condition_and_stores_it() {
 }
 
 #[test]
+fn forward_and_dnd_codes_store_the_change_and_say_so() {
+    let mut h = setup();
+    assert_eq!(dial_feature(&mut h, "*721002", "fw-1"), "fwd-on");
+    assert_eq!(dial_feature(&mut h, "*73", "fw-2"), "fwd-off");
+    assert_eq!(dial_feature(&mut h, "*901003", "fw-3"), "fwd-on");
+    assert_eq!(dial_feature(&mut h, "*93", "fw-4"), "fwd-off");
+    assert_eq!(
+        h.forward_ops,
+        vec![
+            (
+                1,
+                "1001".to_string(),
+                ForwardKind::Always,
+                Some("1002".to_string())
+            ),
+            (1, "1001".to_string(), ForwardKind::Always, None),
+            (
+                1,
+                "1001".to_string(),
+                ForwardKind::Busy,
+                Some("1003".to_string())
+            ),
+            (1, "1001".to_string(), ForwardKind::NoAnswer, None),
+        ]
+    );
+    // *72 without a number: "not valid", nothing stored.
+    assert_eq!(dial_feature(&mut h, "*72", "fw-5"), "feature-invalid");
+    assert_eq!(h.forward_ops.len(), 4);
+    // DND: the snapshot says off, so *78 switches it on; *79 is always off.
+    assert_eq!(dial_feature(&mut h, "*78", "dnd-1"), "dnd-on");
+    assert_eq!(dial_feature(&mut h, "*79", "dnd-2"), "dnd-off");
+    assert_eq!(
+        h.dnd_ops,
+        vec![
+            (1, "1001".to_string(), true),
+            (1, "1001".to_string(), false)
+        ]
+    );
+}
+
+#[test]
+fn voicemail_codes_come_from_the_table() {
+    let s = snap_with_office();
+    assert_eq!(dest(&decide(&s, "*97", tuesday(10))), "voicemail:own");
+    assert_eq!(dest(&decide(&s, "*98", tuesday(10))), "voicemail");
+}
+
+#[test]
 fn codes_of_modules_not_wired_yet_say_not_available() {
     let mut h = setup();
-    for (i, code) in ["*78", "*97", "*721002", "*70"].iter().enumerate() {
+    for (i, code) in ["*70", "*801002"].iter().enumerate() {
         assert_eq!(
             dial_feature(&mut h, code, &format!("nw-{i}")),
             "feature-invalid",

@@ -372,6 +372,35 @@ impl Driver {
                     let _ = back.send(Input::Db(id, DbAnswer::Vm(a)));
                 });
             }
+            DbOp::Forward {
+                tenant,
+                number,
+                kind,
+                target,
+            } => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                tokio::spawn(async move {
+                    let r = store
+                        .set_forward(tenant, &number, kind, target.as_deref())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                });
+            }
+            DbOp::Dnd { tenant, number, on } => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                tokio::spawn(async move {
+                    let r = store
+                        .set_dnd(tenant, &number, Some(on))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                });
+            }
             DbOp::TimecondMode { tenant, name, mode } => {
                 let store = self.store.clone();
                 let back = self.back_tx.clone();

@@ -12,8 +12,8 @@ mod apps;
 pub mod backup;
 pub mod backupsrv;
 mod cdr;
-mod codes;
 mod cdr_events;
+mod codes;
 mod config;
 mod db;
 mod group;
@@ -40,8 +40,8 @@ use sqlx::sqlite::{
 use tokio::sync::{broadcast, mpsc};
 
 pub use apps::{ConfRoom, IvrMenu, validate_menu_name};
-pub use codes::{FeatureCodeRow, TimeCondRow};
 pub use cdr_events::{CdrEvent, MAX_EVENTS_PER_CALL};
+pub use codes::{FeatureCodeRow, TimeCondRow};
 pub use config::{ha1_md5, ha1_sha256, validate_extension_number};
 pub use group::WriteStats;
 pub use hunt::RingGroup;

@@ -21,8 +21,8 @@ use crate::{Web, settings};
 
 mod apps;
 mod backup_remote;
-mod hunt;
 mod codes;
+mod hunt;
 pub(crate) mod outside;
 pub mod prompts;
 pub(crate) mod recordings;

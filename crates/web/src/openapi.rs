@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 mod apps;
 mod backup_remote;
-mod hunt;
 mod codes;
+mod hunt;
 mod outside;
 mod prompts;
 mod recordings;

@@ -24,8 +24,8 @@ use crate::{Web, settings};
 mod apps;
 mod backup_remote;
 mod cluster;
-mod hunt;
 mod codes;
+mod hunt;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;

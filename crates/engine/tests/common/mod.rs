@@ -114,6 +114,10 @@ pub struct Harness {
     pub vm_messages: Vec<apps::vmail::Message>,
     /// The PIN a voicemail `Verify` accepts (a skipped PIN is accepted too).
     pub vm_pin: String,
+    /// Forwards set by feature code (tenant, extension, kind, target).
+    pub forward_ops: Vec<(i64, String, engine::hunt::ForwardKind, Option<String>)>,
+    /// DND switched by feature code (tenant, extension, on).
+    pub dnd_ops: Vec<(i64, String, bool)>,
     /// Time condition modes written (tenant, name, mode).
     pub timecond_modes: Vec<(i64, String, engine::timecond::Mode)>,
 }
@@ -174,6 +178,8 @@ impl Harness {
             trunk_status: HashMap::new(),
             group_positions: Vec::new(),
             timecond_modes: Vec::new(),
+            forward_ops: Vec::new(),
+            dnd_ops: Vec::new(),
         }
     }
 
@@ -274,6 +280,19 @@ impl Harness {
             }
             DbOp::GroupPosition { group_id, member } => {
                 self.group_positions.push((group_id, member));
+                DbAnswer::Done(Ok(()))
+            }
+            DbOp::Forward {
+                tenant,
+                number,
+                kind,
+                target,
+            } => {
+                self.forward_ops.push((tenant, number, kind, target));
+                DbAnswer::Done(Ok(()))
+            }
+            DbOp::Dnd { tenant, number, on } => {
+                self.dnd_ops.push((tenant, number, on));
                 DbAnswer::Done(Ok(()))
             }
             DbOp::TimecondMode { tenant, name, mode } => {
