@@ -581,3 +581,44 @@ fn outside_group_members_obey_the_groups_class_of_service() {
         inv.request().uri
     );
 }
+
+#[test]
+fn voicemail_destinations_carry_the_reason() {
+    let mut snap = snap_with(vec![(
+        "sales",
+        Strategy::Simultaneous,
+        &["1002"],
+        "vm:1005",
+    )]);
+    snap.apps.hunt.forwarding.insert(
+        3,
+        Forwarding {
+            busy: "vm:1003".into(),
+            ..Forwarding::default()
+        },
+    );
+    let mut h = harness(snap, &["1002", "1003"]);
+    // Nobody answers the group: its mailbox destination, reason unavailable.
+    call(&mut h, "600", "vm-noanswer");
+    h.reply(&invite_to(&h, "1002"), 180, "t2", &phone("1002"), SEG1);
+    h.sent.clear();
+    h.advance(Duration::from_millis(40_300));
+    assert_eq!(
+        caller_final(&h).map(|r| r.status),
+        Some(200),
+        "voicemail answers"
+    );
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(h.engine.vm_reason(id), engine::hunt::VmReason::Unavailable);
+    h.engine.hangup(id, h.now);
+    h.drain();
+    // Busy: the busy forward's mailbox, reason busy.
+    h.sent.clear();
+    call(&mut h, "1003", "vm-busy");
+    let inv = invite_to(&h, "1003");
+    h.sent.clear();
+    h.reply(&inv, 486, "t3", &phone("1003"), SEG1);
+    assert_eq!(caller_final(&h).map(|r| r.status), Some(200));
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(h.engine.vm_reason(id), engine::hunt::VmReason::Busy);
+}
