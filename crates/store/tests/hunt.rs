@@ -89,6 +89,18 @@ async fn groups_and_forwarding(b: Backend) {
     s.put_group(t, "support", "601", &spec(&["1003"], "group:sales"), true)
         .await
         .unwrap();
+    // An extension cannot take a group's number.
+    let e = s
+        .create_extension(
+            t,
+            NewExtension {
+                number: "601".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("ring group support"), "{e}");
     // A DID may send callers to a group; a menu option cannot yet.
     s.put_did(
         t,
