@@ -62,6 +62,22 @@ fn snap_with(groups: Vec<(&str, Strategy, &[&str], &str)>) -> Snapshot {
     s
 }
 
+/// One outbound route: national numbers (0 + 0ZXXXXXXXX) through the trunk `carrier`.
+fn national_route(snap: &mut Snapshot) {
+    snap.outside.routes.insert(
+        1,
+        vec![RouteEntry::new(
+            "national".into(),
+            RouteSpec {
+                patterns: vec!["0|0ZXXXXXXXX".into()],
+                trunks: vec!["carrier".into()],
+                class: CallClass::National,
+                ..RouteSpec::default()
+            },
+        )],
+    );
+}
+
 /// Registers the caller 1001 and `phones`, each with one contact.
 fn harness(snap: Snapshot, phones: &[&str]) -> Harness {
     let mut h = Harness::with(snap);
@@ -466,18 +482,7 @@ fn forwarding_loops_ring_the_first_extension_and_hops_are_limited() {
 #[test]
 fn forward_to_an_outside_number_obeys_the_forwarding_extensions_class_of_service() {
     let mut snap = snap_with(Vec::new());
-    snap.outside.routes.insert(
-        1,
-        vec![RouteEntry::new(
-            "national".into(),
-            RouteSpec {
-                patterns: vec!["0|0ZXXXXXXXX".into()],
-                trunks: vec!["carrier".into()],
-                class: CallClass::National,
-                ..RouteSpec::default()
-            },
-        )],
-    );
+    national_route(&mut snap);
     snap.apps.hunt.forwarding.insert(
         2,
         Forwarding {
@@ -539,18 +544,7 @@ fn outside_group_members_obey_the_groups_class_of_service() {
             ..TenantOutbound::default()
         },
     );
-    snap.outside.routes.insert(
-        1,
-        vec![RouteEntry::new(
-            "national".into(),
-            RouteSpec {
-                patterns: vec!["0|0ZXXXXXXXX".into()],
-                trunks: vec!["carrier".into()],
-                class: CallClass::National,
-                ..RouteSpec::default()
-            },
-        )],
-    );
+    national_route(&mut snap);
     let trunk_invites = |h: &Harness| {
         h.requests("INVITE")
             .iter()
