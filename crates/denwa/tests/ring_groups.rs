@@ -407,3 +407,29 @@ fn cli_refusals_name_the_flag_and_show_prints_the_settings() {
     d.cli_ok(&["group", "remove", "sales"]);
     assert!(d.cli_ok(&["group", "list", "--json"]).trim() == "[]");
 }
+
+#[test]
+fn forward_on_no_answer_and_when_unreachable() {
+    let d = pbx(&["1001", "1002", "1003", "1004"]);
+    let ringing = sipp_phone(&d, "1002", "uas_ring_noanswer.xml", 1);
+    let answering = sipp_phone(&d, "1003", "uas_answer.xml", 2);
+    configure(
+        &d,
+        &["forward", "set", "1002", "no_answer", "1003", "--ring", "2"],
+    );
+    assert!(call(&d, "1002"), "1003 answered after 1002 rang 2 s");
+    ringing.finish().expect("1002 rang and was cancelled");
+    // 1004 has no phone registered: its unreachable forward takes the call.
+    configure(&d, &["forward", "set", "1004", "unreachable", "1003"]);
+    assert!(call(&d, "1004"), "forwarded while unregistered");
+    answering.finish().expect("1003 answered both");
+    let c = cdrs(&d, 2);
+    assert_eq!(
+        (c[0]["dialled"].as_str(), c[0]["callee"].as_str()),
+        (Some("1002"), Some("1003"))
+    );
+    assert_eq!(
+        (c[1]["dialled"].as_str(), c[1]["callee"].as_str()),
+        (Some("1004"), Some("1003"))
+    );
+}

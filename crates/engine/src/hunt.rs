@@ -1219,6 +1219,8 @@ impl Engine {
     }
 
     /// Leg `i` of call `id` answered: the record names the member who answered.
+    /// TODO(lead): once the per-call event list (`cdr_events`, helper xfer) exists, record each
+    /// step, forward and skip here and in `hunt_go`, so history shows the path, not only the end.
     pub(crate) fn hunt_answered(&mut self, id: u64, i: usize) {
         let Some(call) = self.b2bua.get_mut(id) else {
             return;

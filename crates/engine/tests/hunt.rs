@@ -62,6 +62,22 @@ fn snap_with(groups: Vec<(&str, Strategy, &[&str], &str)>) -> Snapshot {
     s
 }
 
+/// One outbound route: national numbers (0 + 0ZXXXXXXXX) through the trunk `carrier`.
+fn national_route(snap: &mut Snapshot) {
+    snap.outside.routes.insert(
+        1,
+        vec![RouteEntry::new(
+            "national".into(),
+            RouteSpec {
+                patterns: vec!["0|0ZXXXXXXXX".into()],
+                trunks: vec!["carrier".into()],
+                class: CallClass::National,
+                ..RouteSpec::default()
+            },
+        )],
+    );
+}
+
 /// Registers the caller 1001 and `phones`, each with one contact.
 fn harness(snap: Snapshot, phones: &[&str]) -> Harness {
     let mut h = Harness::with(snap);
@@ -466,18 +482,7 @@ fn forwarding_loops_ring_the_first_extension_and_hops_are_limited() {
 #[test]
 fn forward_to_an_outside_number_obeys_the_forwarding_extensions_class_of_service() {
     let mut snap = snap_with(Vec::new());
-    snap.outside.routes.insert(
-        1,
-        vec![RouteEntry::new(
-            "national".into(),
-            RouteSpec {
-                patterns: vec!["0|0ZXXXXXXXX".into()],
-                trunks: vec!["carrier".into()],
-                class: CallClass::National,
-                ..RouteSpec::default()
-            },
-        )],
-    );
+    national_route(&mut snap);
     snap.apps.hunt.forwarding.insert(
         2,
         Forwarding {
@@ -539,18 +544,7 @@ fn outside_group_members_obey_the_groups_class_of_service() {
             ..TenantOutbound::default()
         },
     );
-    snap.outside.routes.insert(
-        1,
-        vec![RouteEntry::new(
-            "national".into(),
-            RouteSpec {
-                patterns: vec!["0|0ZXXXXXXXX".into()],
-                trunks: vec!["carrier".into()],
-                class: CallClass::National,
-                ..RouteSpec::default()
-            },
-        )],
-    );
+    national_route(&mut snap);
     let trunk_invites = |h: &Harness| {
         h.requests("INVITE")
             .iter()
@@ -580,4 +574,45 @@ fn outside_group_members_obey_the_groups_class_of_service() {
         "{}",
         inv.request().uri
     );
+}
+
+#[test]
+fn voicemail_destinations_carry_the_reason() {
+    let mut snap = snap_with(vec![(
+        "sales",
+        Strategy::Simultaneous,
+        &["1002"],
+        "vm:1005",
+    )]);
+    snap.apps.hunt.forwarding.insert(
+        3,
+        Forwarding {
+            busy: "vm:1003".into(),
+            ..Forwarding::default()
+        },
+    );
+    let mut h = harness(snap, &["1002", "1003"]);
+    // Nobody answers the group: its mailbox destination, reason unavailable.
+    call(&mut h, "600", "vm-noanswer");
+    h.reply(&invite_to(&h, "1002"), 180, "t2", &phone("1002"), SEG1);
+    h.sent.clear();
+    h.advance(Duration::from_millis(40_300));
+    assert_eq!(
+        caller_final(&h).map(|r| r.status),
+        Some(200),
+        "voicemail answers"
+    );
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(h.engine.vm_reason(id), engine::hunt::VmReason::Unavailable);
+    h.engine.hangup(id, h.now);
+    h.drain();
+    // Busy: the busy forward's mailbox, reason busy.
+    h.sent.clear();
+    call(&mut h, "1003", "vm-busy");
+    let inv = invite_to(&h, "1003");
+    h.sent.clear();
+    h.reply(&inv, 486, "t3", &phone("1003"), SEG1);
+    assert_eq!(caller_final(&h).map(|r| r.status), Some(200));
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(h.engine.vm_reason(id), engine::hunt::VmReason::Busy);
 }

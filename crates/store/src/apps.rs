@@ -229,6 +229,10 @@ impl Store {
                 let dest: Destination = text
                     .parse()
                     .map_err(|e: engine::dialplan::DestinationError| invalid(spec_field(&field), format!("{field}: {e}")))?;
+                if matches!(dest, Destination::Group(_)) {
+                    // The menu rings extensions itself; hunting from a menu is not there yet.
+                    return Err(invalid(spec_field(&field), format!("{field}: {dest}: ring groups cannot be reached from a menu option yet")));
+                }
                 let self_ref = matches!(&dest, Destination::Ivr(n) if n == name);
                 let exists = self_ref || destination_exists!(tx, tenant_id, &dest);
                 if let Some(p) = crate::outside::destination_problem(&dest, exists) {

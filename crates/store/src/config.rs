@@ -356,6 +356,17 @@ impl Store {
                     reason: format!("{number} is the number of IVR menu {}", r.text("name")?),
                 });
             }
+            if let Some(r) = sqlx::query("SELECT name FROM ring_groups WHERE tenant_id = $1 AND number = $2")
+                .bind(tenant_id)
+                .bind(&number)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                return Err(Error::Invalid {
+                    field: "number",
+                    reason: format!("{number} is the number of ring group {}", r.text("name")?),
+                });
+            }
             let (md5, sha) = match &new.password {
                 Some(p) => (
                     Some(ha1_md5(&number, &realm, p)),

@@ -89,6 +89,37 @@ async fn groups_and_forwarding(b: Backend) {
     s.put_group(t, "support", "601", &spec(&["1003"], "group:sales"), true)
         .await
         .unwrap();
+    // An extension cannot take a group's number.
+    let e = s
+        .create_extension(
+            t,
+            NewExtension {
+                number: "601".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("ring group support"), "{e}");
+    // A DID may send callers to a group; a menu option cannot yet.
+    s.put_did(
+        t,
+        "0312345600",
+        &store::DidSpec {
+            destination: "group:sales".into(),
+            ..Default::default()
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    let menu = apps::ivr::MenuSpec {
+        greeting: "g".into(),
+        options: [('1', "group:sales".to_string())].into_iter().collect(),
+        ..Default::default()
+    };
+    let e = s.put_ivr(t, "main", "", &menu, true).await.unwrap_err();
+    assert_eq!(field(e), "options");
     // Round-robin memory.
     s.set_group_position(g.id, "1003").await.unwrap();
     assert_eq!(
@@ -132,6 +163,9 @@ async fn groups_and_forwarding(b: Backend) {
     assert!(e.to_string().contains("member of ring group sales"), "{e}");
     let e = s.delete_extension(t, "1003").await.unwrap_err();
     assert!(e.to_string().contains("ring group"), "{e}");
+    let e = s.delete_group(t, "sales").await.unwrap_err();
+    assert!(e.to_string().contains("inbound route"), "{e}");
+    s.delete_did(t, "0312345600").await.unwrap();
     let e = s.delete_group(t, "sales").await.unwrap_err();
     assert!(e.to_string().contains("ring group support"), "{e}");
     s.delete_group(t, "support").await.unwrap();
