@@ -40,23 +40,6 @@ pub const MAX_RING_S: u32 = 600;
 /// Most members of a group, most follow-me numbers.
 pub const MAX_MEMBERS: usize = 64;
 
-/// Feature-code defaults (the feature-code table may override them; see [`feature_action`]).
-pub const FWD_ALWAYS_ON: &str = "*72";
-/// Forward always off.
-pub const FWD_ALWAYS_OFF: &str = "*73";
-/// Forward on busy on.
-pub const FWD_BUSY_ON: &str = "*90";
-/// Forward on busy off.
-pub const FWD_BUSY_OFF: &str = "*91";
-/// Forward on no answer on.
-pub const FWD_NO_ANSWER_ON: &str = "*92";
-/// Forward on no answer off.
-pub const FWD_NO_ANSWER_OFF: &str = "*93";
-/// DND toggle.
-pub const DND_TOGGLE: &str = "*78";
-/// DND off.
-pub const DND_OFF: &str = "*79";
-
 /// How a ring group rings its members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -407,50 +390,6 @@ impl Forwarding {
     }
 }
 
-/// A feature code of this module and what it asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FeatureAction {
-    /// Forward `kind` to the number dialled after the code.
-    ForwardOn(ForwardKind, String),
-    /// Forward `kind` off.
-    ForwardOff(ForwardKind),
-    /// Toggle DND.
-    DndToggle,
-    /// DND off.
-    DndOff,
-}
-
-/// The one place this module's feature codes are recognised (defaults above): `*72 1002` is
-/// "forward always to 1002". The feature-code table can later supply other codes.
-pub fn feature_action(digits: &str) -> Option<FeatureAction> {
-    let on = [
-        (FWD_ALWAYS_ON, ForwardKind::Always),
-        (FWD_BUSY_ON, ForwardKind::Busy),
-        (FWD_NO_ANSWER_ON, ForwardKind::NoAnswer),
-    ];
-    let off = [
-        (FWD_ALWAYS_OFF, ForwardKind::Always),
-        (FWD_BUSY_OFF, ForwardKind::Busy),
-        (FWD_NO_ANSWER_OFF, ForwardKind::NoAnswer),
-    ];
-    if let Some((_, k)) = off.iter().find(|(c, _)| *c == digits) {
-        return Some(FeatureAction::ForwardOff(*k));
-    }
-    match digits {
-        DND_TOGGLE => return Some(FeatureAction::DndToggle),
-        DND_OFF => return Some(FeatureAction::DndOff),
-        _ => {}
-    }
-    for (code, k) in on {
-        if let Some(rest) = digits.strip_prefix(code)
-            && validate_number("target", rest).is_ok()
-        {
-            return Some(FeatureAction::ForwardOn(k, rest.to_string()));
-        }
-    }
-    None
-}
-
 /// Ring groups and forwarding of every tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HuntConfig {
@@ -475,15 +414,8 @@ pub struct GroupEntry {
     pub last: String,
 }
 
-/// Why a call went to voicemail: lets the mailbox pick its greeting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum VmReason {
-    /// The extension was busy (or on DND).
-    Busy,
-    /// Nobody answered, or the phone was not reachable.
-    #[default]
-    Unavailable,
-}
+/// Why a call went to voicemail (busy or unavailable): the mailbox picks its greeting by it.
+pub use crate::vm::VmReason;
 
 /// A member's state, as the engine knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1148,6 +1080,10 @@ impl Engine {
                 if let Some(id) = self.b2bua.call_of_server_txn(txn)
                     && let Some(call) = self.b2bua.get_mut(id)
                 {
+                    // The greeting plays once the endpoint is up: busy or unavailable.
+                    if let Some(v) = call.anchor.as_deref_mut().and_then(|a| a.vm_mut()) {
+                        v.reason = reason;
+                    }
                     call.start = h.start_wall;
                     call.start_mono = h.start_mono;
                     call.hunt = Some(h);
@@ -1468,20 +1404,5 @@ mod tests {
         assert_eq!(f.validate().map_err(|e| e.field), Err("busy"));
         assert_eq!("round-robin".parse(), Ok(Strategy::RoundRobin));
         assert!("random".parse::<Strategy>().is_err());
-    }
-
-    #[test]
-    fn feature_codes() {
-        assert_eq!(
-            feature_action("*721002"),
-            Some(FeatureAction::ForwardOn(ForwardKind::Always, "1002".into()))
-        );
-        assert_eq!(
-            feature_action("*73"),
-            Some(FeatureAction::ForwardOff(ForwardKind::Always))
-        );
-        assert_eq!(feature_action("*78"), Some(FeatureAction::DndToggle));
-        assert_eq!(feature_action("*72"), None);
-        assert_eq!(feature_action("1002"), None);
     }
 }

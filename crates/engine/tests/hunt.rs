@@ -418,6 +418,28 @@ fn dnd_refuses_busy_or_sends_to_voicemail() {
     );
     let id = h.engine.calls(h.now)[0].id;
     assert_eq!(h.engine.vm_reason(id), engine::hunt::VmReason::Busy);
+    let played = prompts_played(&h);
+    assert!(
+        played.contains(&"vm-is-busy".to_string()),
+        "the busy greeting: {played:?}"
+    );
+    assert!(!played.contains(&"vm-is-unavailable".to_string()));
+}
+
+/// Prompt ids of every Play the engine asked for so far.
+fn prompts_played(h: &Harness) -> Vec<String> {
+    h.media_log
+        .iter()
+        .filter_map(|c| match c {
+            engine::media::MediaCommand::Play { items, .. } => Some(items),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|i| match i {
+            engine::media::PlayItem::Prompt { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -604,6 +626,12 @@ fn voicemail_destinations_carry_the_reason() {
     );
     let id = h.engine.calls(h.now)[0].id;
     assert_eq!(h.engine.vm_reason(id), engine::hunt::VmReason::Unavailable);
+    let played = prompts_played(&h);
+    assert!(
+        played.contains(&"vm-is-unavailable".to_string()),
+        "{played:?}"
+    );
+    h.media_log.clear();
     h.engine.hangup(id, h.now);
     h.drain();
     // Busy: the busy forward's mailbox, reason busy.
@@ -615,4 +643,10 @@ fn voicemail_destinations_carry_the_reason() {
     assert_eq!(caller_final(&h).map(|r| r.status), Some(200));
     let id = h.engine.calls(h.now)[0].id;
     assert_eq!(h.engine.vm_reason(id), engine::hunt::VmReason::Busy);
+    let played = prompts_played(&h);
+    assert!(
+        played.contains(&"vm-is-busy".to_string()),
+        "the busy greeting: {played:?}"
+    );
+    assert!(!played.contains(&"vm-is-unavailable".to_string()));
 }
