@@ -205,7 +205,10 @@ fn bad_time_condition_input_is_refused_precisely() {
         "--unmatched",
         "hangup",
     ]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("1001 is an extension's number"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("1001 is already the number of extension 1001")
+    );
     // A feature code that shadows an extension is refused.
     let out = d.cli(&["features", "set", "dnd_toggle", "1001"]);
     assert!(!out.status.success());

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{RowGet, conflict, read_pool, to_ms, write_tx};
 use crate::notify::{Change, announce};
+use crate::numbers::{Kind, number_owner};
 use crate::{DidSpec, Error, Result, Store};
 
 /// An IVR menu as stored.
@@ -239,23 +240,10 @@ impl Store {
                     return Err(invalid(spec_field(&field), format!("{field}: {p}")));
                 }
             }
-            if !number.is_empty() {
-                let ext = sqlx::query("SELECT id FROM extensions WHERE tenant_id = $1 AND number = $2")
-                    .bind(tenant_id)
-                    .bind(number)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if ext.is_some() {
-                    return Err(invalid("number", format!("{number} is an extension's number")));
-                }
-                let room = sqlx::query("SELECT id FROM conf_rooms WHERE tenant_id = $1 AND number = $2")
-                    .bind(tenant_id)
-                    .bind(number)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if room.is_some() {
-                    return Err(invalid("number", format!("{number} is a conference room's number")));
-                }
+            if !number.is_empty()
+                && let Some(why) = number_owner!(tx, tenant_id, number, Some((Kind::Ivr, name)))
+            {
+                return Err(invalid("number", why));
             }
             let existing = sqlx::query("SELECT id FROM ivr_menus WHERE tenant_id = $1 AND name = $2")
                 .bind(tenant_id)
@@ -355,13 +343,8 @@ impl Store {
         let doc = serde_json::to_string(spec).map_err(|e| invalid("spec", e.to_string()))?;
         let now = to_ms(Utc::now());
         Ok(write_tx!(self.db(), tx, kind => {
-            for (sql, what) in [
-                ("SELECT number AS n FROM extensions WHERE tenant_id = $1 AND number = $2", "an extension's"),
-                ("SELECT name AS n FROM ivr_menus WHERE tenant_id = $1 AND number = $2", "an IVR menu's"),
-            ] {
-                if sqlx::query(sql).bind(tenant_id).bind(number).fetch_optional(&mut *tx).await?.is_some() {
-                    return Err(invalid("number", format!("{number} is {what} number")));
-                }
+            if let Some(why) = number_owner!(tx, tenant_id, number, Some((Kind::Conf, number))) {
+                return Err(invalid("number", why));
             }
             let existing = sqlx::query("SELECT id FROM conf_rooms WHERE tenant_id = $1 AND number = $2")
                 .bind(tenant_id)

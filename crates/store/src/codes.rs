@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::apps::{destination_exists, referrer};
 use crate::db::{RowGet, read_pool, to_ms, write_tx};
 use crate::notify::{Change, announce};
+use crate::numbers::{Kind, number_owner, tenant_numbers};
 use crate::{DidSpec, Error, Result, Store};
 use apps::ivr::MenuSpec;
 
@@ -100,7 +101,7 @@ fn validate_name(field: &'static str, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn table_from(rows: impl IntoIterator<Item = (String, Option<String>)>) -> FeatureTable {
+pub(crate) fn table_from(rows: impl IntoIterator<Item = (String, Option<String>)>) -> FeatureTable {
     let mut t = FeatureTable::default();
     for (feature, code) in rows {
         if let Ok(a) = feature.parse::<FeatureAction>() {
@@ -108,40 +109,6 @@ fn table_from(rows: impl IntoIterator<Item = (String, Option<String>)>) -> Featu
         }
     }
     t
-}
-
-/// The numbers of a tenant a feature code may not shadow (inside a transaction).
-macro_rules! tenant_numbers {
-    ($tx:ident, $tenant:expr) => {{
-        let mut out: Vec<(String, String)> = Vec::new();
-        for (sql, what) in [
-            (
-                "SELECT number AS n FROM extensions WHERE tenant_id = $1",
-                "extension",
-            ),
-            (
-                "SELECT number AS n FROM ivr_menus WHERE tenant_id = $1 AND number <> ''",
-                "IVR menu number",
-            ),
-            (
-                "SELECT number AS n FROM conf_rooms WHERE tenant_id = $1",
-                "conference room",
-            ),
-            (
-                "SELECT pattern AS n FROM inbound_routes WHERE tenant_id = $1",
-                "DID",
-            ),
-            (
-                "SELECT number AS n FROM time_conditions WHERE tenant_id = $1 AND number <> ''",
-                "time condition number",
-            ),
-        ] {
-            for r in sqlx::query(sql).bind($tenant).fetch_all(&mut *$tx).await? {
-                out.push((what.to_string(), r.text("n")?));
-            }
-        }
-        out
-    }};
 }
 
 impl Store {
@@ -283,31 +250,10 @@ impl Store {
                     return Err(invalid(field, format!("{d} does not exist")));
                 }
             }
-            if !number.is_empty() {
-                for (sql, what) in [
-                    ("SELECT number AS n FROM extensions WHERE tenant_id = $1 AND number = $2 AND $3 <> ''", "an extension's"),
-                    ("SELECT number AS n FROM ivr_menus WHERE tenant_id = $1 AND number = $2 AND $3 <> ''", "an IVR menu's"),
-                    ("SELECT number AS n FROM conf_rooms WHERE tenant_id = $1 AND number = $2 AND $3 <> ''", "a conference room's"),
-                    ("SELECT number AS n FROM time_conditions WHERE tenant_id = $1 AND number = $2 AND name <> $3", "another time condition's"),
-                ] {
-                    if sqlx::query(sql).bind(tenant_id).bind(number).bind(name).fetch_optional(&mut *tx).await?.is_some() {
-                        return Err(invalid("number", format!("{number} is {what} number")));
-                    }
-                }
-                let table = {
-                    let rows = sqlx::query("SELECT feature, code FROM feature_codes WHERE tenant_id = $1")
-                        .bind(tenant_id)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let mut v = Vec::new();
-                    for r in &rows {
-                        v.push((r.text("feature")?, r.opt_text("code")?));
-                    }
-                    table_from(v)
-                };
-                table
-                    .validate([("time condition number", number)])
-                    .map_err(|e| invalid("number", e.to_string()))?;
+            if !number.is_empty()
+                && let Some(why) = number_owner!(tx, tenant_id, number, Some((Kind::Timecond, name)))
+            {
+                return Err(invalid("number", why));
             }
             if index != 0 {
                 let taken = sqlx::query(

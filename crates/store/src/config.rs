@@ -9,6 +9,7 @@ use sha2::Sha256;
 
 use crate::db::{Db, RowGet, conflict, read_pool, to_ms, write_tx};
 use crate::notify::announce;
+use crate::numbers::{Kind, number_owner};
 use crate::{
     Admin, AdminLogin, AdminRole, ApiKey, ApiScope, Change, Error, Extension, ExtensionAuth,
     ExtensionUpdate, NewExtension, Page, Result, Store, Tenant,
@@ -333,39 +334,9 @@ impl Store {
                 None => None,
             };
             let realm = realm.ok_or_else(|| Error::NotFound(format!("tenant {tenant_id}")))?;
-            if sqlx::query("SELECT id FROM conf_rooms WHERE tenant_id = $1 AND number = $2")
-                .bind(tenant_id)
-                .bind(&number)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some()
-            {
-                return Err(Error::Invalid {
-                    field: "number",
-                    reason: format!("{number} is a conference room's number"),
-                });
-            }
-            if let Some(r) = sqlx::query("SELECT name FROM ivr_menus WHERE tenant_id = $1 AND number = $2")
-                .bind(tenant_id)
-                .bind(&number)
-                .fetch_optional(&mut *tx)
-                .await?
-            {
-                return Err(Error::Invalid {
-                    field: "number",
-                    reason: format!("{number} is the number of IVR menu {}", r.text("name")?),
-                });
-            }
-            if let Some(r) = sqlx::query("SELECT name FROM ring_groups WHERE tenant_id = $1 AND number = $2")
-                .bind(tenant_id)
-                .bind(&number)
-                .fetch_optional(&mut *tx)
-                .await?
-            {
-                return Err(Error::Invalid {
-                    field: "number",
-                    reason: format!("{number} is the number of ring group {}", r.text("name")?),
-                });
+            // An extension of the same number is left to the unique key (a conflict).
+            if let Some(why) = number_owner!(tx, tenant_id, &number, Some((Kind::Extension, number.as_str()))) {
+                return Err(Error::Invalid { field: "number", reason: why });
             }
             let (md5, sha) = match &new.password {
                 Some(p) => (

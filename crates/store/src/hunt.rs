@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::db::{RowGet, conflict, read_pool, to_ms, write_tx};
 use crate::notify::{Change, announce};
+use crate::numbers::{Kind, number_owner};
 use crate::{Error, Result, Store};
 use {crate::DidSpec, apps::ivr::MenuSpec};
 
@@ -213,22 +214,10 @@ impl Store {
                     return Err(invalid("no_answer", format!("{}: {k} {n} does not exist", spec.no_answer)));
                 }
             }
-            if !number.is_empty() {
-                for (sql, what) in [
-                    ("SELECT id FROM extensions WHERE tenant_id = $1 AND number = $2", "an extension's"),
-                    ("SELECT id FROM conf_rooms WHERE tenant_id = $1 AND number = $2", "a conference room's"),
-                    ("SELECT id FROM ivr_menus WHERE tenant_id = $1 AND number = $2", "an IVR menu's"),
-                ] {
-                    let hit = sqlx::query(sql).bind(tenant_id).bind(number).fetch_optional(&mut *tx).await?;
-                    if hit.is_some() {
-                        return Err(invalid("number", format!("{number} is {what} number")));
-                    }
-                }
-                let other = sqlx::query("SELECT name FROM ring_groups WHERE tenant_id = $1 AND number = $2 AND name <> $3")
-                    .bind(tenant_id).bind(number).bind(name).fetch_optional(&mut *tx).await?;
-                if let Some(r) = other {
-                    return Err(invalid("number", format!("{number} is ring group {}'s number", r.text("name")?)));
-                }
+            if !number.is_empty()
+                && let Some(why) = number_owner!(tx, tenant_id, number, Some((Kind::Group, name)))
+            {
+                return Err(invalid("number", why));
             }
             let existing = sqlx::query("SELECT id FROM ring_groups WHERE tenant_id = $1 AND name = $2")
                 .bind(tenant_id)

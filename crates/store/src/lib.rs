@@ -24,6 +24,8 @@ pub mod recording;
 #[macro_use]
 mod model;
 mod notify;
+#[macro_use]
+mod numbers;
 mod outside;
 pub mod report;
 mod vmbox;

@@ -95,7 +95,7 @@ async fn extension_crud_and_constraints(b: Backend) {
         ("1001", "Alice"),
         ("1002", "Bob"),
         ("2001", "alicia"),
-        ("*97", "VM"),
+        ("*123", "Star"),
     ] {
         let e = s
             .create_extension(
@@ -159,7 +159,7 @@ async fn extension_crud_and_constraints(b: Backend) {
 
     let all = s.list_extensions(t1, None, Page::default()).await.unwrap();
     let nums: Vec<_> = all.iter().map(|e| e.number.as_str()).collect();
-    assert_eq!(nums, ["*97", "1001", "1002", "2001"]);
+    assert_eq!(nums, ["*123", "1001", "1002", "2001"]);
     let found = s
         .list_extensions(t1, Some("ALI"), Page::default())
         .await

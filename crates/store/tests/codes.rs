@@ -8,10 +8,26 @@ mod common;
 use engine::timecond::{CalendarSpec, Mode, TimeCondSpec};
 use store::{Backend, Error, NewExtension};
 
+fn group(member: &str) -> engine::hunt::GroupSpec {
+    engine::hunt::GroupSpec {
+        strategy: engine::hunt::Strategy::Simultaneous,
+        members: vec![engine::hunt::Member {
+            number: member.into(),
+            ring_s: 0,
+        }],
+        ring_s: 10,
+        timeout_s: 30,
+        no_answer: "hangup".into(),
+        cid_prefix: String::new(),
+        cos: engine::outside::CallClass::Internal,
+    }
+}
+
 both_backends!(
     feature_codes_per_tenant,
     time_conditions_and_calendars,
     pickup_groups,
+    one_number_space,
 );
 
 fn reason(e: Error) -> (&'static str, String) {
@@ -225,4 +241,80 @@ async fn pickup_groups(b: Backend) {
     assert_eq!(all[&(t, "1002".to_string())], g(&["sales"]));
     s.set_pickup_groups(t, "1001", &[]).await.unwrap();
     assert_eq!(s.pickup_groups(t).await.unwrap().len(), 1);
+}
+
+/// Extensions, IVR menus, rooms, ring groups and time conditions share one number space per
+/// tenant, and no number may be shadowed by a feature code: every kind refuses every other
+/// kind's number with the owner named, an update keeps its own number, and another tenant
+/// may use the same numbers.
+async fn one_number_space(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let t = s.default_tenant().await.unwrap().id;
+    let t2 = s.create_tenant("other", "other.example").await.unwrap().id;
+    ext(&s, t, "1001").await;
+    s.put_conf(t, "800", &apps::conf::RoomSpec::default(), true)
+        .await
+        .unwrap();
+    s.put_group(t, "sales", "600", &group("1001"), true)
+        .await
+        .unwrap();
+    s.put_timecond(t, "office", "700", 1, &office("ext:1001"), true)
+        .await
+        .unwrap();
+    let taken = |r: Result<(), Error>, owner: &str| {
+        let (field, why) = reason(r.unwrap_err());
+        assert_eq!(field, "number");
+        assert!(why.contains(owner), "{why} names {owner}");
+    };
+    // A ring group cannot take a room's, a time condition's or an extension's number.
+    for (n, owner) in [
+        ("800", "conference room 800"),
+        ("700", "time condition office"),
+        ("1001", "extension 1001"),
+    ] {
+        let r = s.put_group(t, "support", n, &group("1001"), true).await;
+        taken(r.map(|_| ()), owner);
+    }
+    // A time condition cannot take a group's number; a room cannot take a time condition's.
+    taken(
+        s.put_timecond(t, "night", "600", 2, &office("ext:1001"), true)
+            .await
+            .map(|_| ()),
+        "ring group sales",
+    );
+    taken(
+        s.put_conf(t, "700", &apps::conf::RoomSpec::default(), true)
+            .await
+            .map(|_| ()),
+        "time condition office",
+    );
+    // An extension cannot take a group's or a time condition's number, nor a feature code.
+    for (n, owner) in [
+        ("600", "ring group sales"),
+        ("700", "time condition office"),
+        ("*8", "*8"),
+    ] {
+        let r = s
+            .create_extension(
+                t,
+                NewExtension {
+                    number: n.into(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        taken(r.map(|_| ()), owner);
+    }
+    // Updates keep their own number.
+    s.put_group(t, "sales", "600", &group("1001"), false)
+        .await
+        .unwrap();
+    s.put_timecond(t, "office", "700", 1, &office("ext:1001"), false)
+        .await
+        .unwrap();
+    // Another tenant has its own number space.
+    ext(&s, t2, "600").await;
+    s.put_group(t2, "sales", "800", &group("600"), true)
+        .await
+        .unwrap();
 }
