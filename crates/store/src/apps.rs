@@ -232,6 +232,7 @@ impl Store {
                 }
             }
             if !number.is_empty() {
+                crate::codes::feature_code_conflict!(tx, tenant_id, "IVR menu number", number);
                 let ext = sqlx::query("SELECT id FROM extensions WHERE tenant_id = $1 AND number = $2")
                     .bind(tenant_id)
                     .bind(number)
@@ -344,6 +345,7 @@ impl Store {
         let doc = serde_json::to_string(spec).map_err(|e| invalid("spec", e.to_string()))?;
         let now = to_ms(Utc::now());
         Ok(write_tx!(self.db(), tx, kind => {
+            crate::codes::feature_code_conflict!(tx, tenant_id, "conference room", number);
             for (sql, what) in [
                 ("SELECT number AS n FROM extensions WHERE tenant_id = $1 AND number = $2", "an extension's"),
                 ("SELECT name AS n FROM ivr_menus WHERE tenant_id = $1 AND number = $2", "an IVR menu's"),

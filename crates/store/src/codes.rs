@@ -570,3 +570,30 @@ impl Store {
             .collect())
     }
 }
+
+/// Inside a transaction: refuses `$number` (an IVR or conference number being created) when it equals a feature code of the tenant or starts with one that takes an
+/// argument — the dialplan matches feature codes first, so the number could not be reached.
+macro_rules! feature_code_conflict {
+    ($tx:ident, $tenant:expr, $what:expr, $number:expr) => {{
+        let rows = sqlx::query("SELECT feature, code FROM feature_codes WHERE tenant_id = $1")
+            .bind($tenant)
+            .fetch_all(&mut *$tx)
+            .await?;
+        let mut v = Vec::new();
+        for r in &rows {
+            v.push((r.text("feature")?, r.opt_text("code")?));
+        }
+        $crate::codes::table_of(v)
+            .validate([($what, $number)])
+            .map_err(|e| $crate::Error::Invalid {
+                field: "number",
+                reason: e.to_string(),
+            })?;
+    }};
+}
+pub(crate) use feature_code_conflict;
+
+/// A feature code table from stored rows.
+pub(crate) fn table_of(rows: Vec<(String, Option<String>)>) -> FeatureTable {
+    table_from(rows)
+}
