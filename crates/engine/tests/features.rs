@@ -270,3 +270,49 @@ fn codes_of_modules_not_wired_yet_say_not_available() {
         "each call has its record"
     );
 }
+
+#[test]
+fn a_did_reaches_a_time_condition() {
+    use engine::config::DidEntry;
+    use engine::dialplan::{InboundRequest, route_inbound};
+    use engine::outside::DidSpec;
+    let mut s = snap_with_office();
+    s.outside.dids.insert(
+        1,
+        vec![DidEntry {
+            pattern: "0312345678".parse().expect("pattern"),
+            spec: DidSpec {
+                destination: "timecond:office".into(),
+                ..DidSpec::default()
+            },
+            destination: Destination::Timecond("office".into()),
+        }],
+    );
+    let inbound = |at| {
+        route_inbound(
+            &InboundRequest {
+                tenant: 1,
+                trunk: "carrier",
+                did: "0312345678",
+                at,
+            },
+            &s,
+        )
+    };
+    assert_eq!(dest(&inbound(tuesday(10))), "ext:1002");
+    assert_eq!(dest(&inbound(tuesday(20))), "vm:1002");
+    // The test clock shift applies to time conditions only.
+    s.codes.clock_offset_s = 10 * 3600;
+    assert_eq!(
+        dest(&route(
+            &RouteRequest {
+                tenant: 1,
+                caller: "1001",
+                digits: "600",
+                at: tuesday(10)
+            },
+            &s
+        )),
+        "vm:1002"
+    );
+}
