@@ -320,3 +320,108 @@ fn codes_of_modules_not_wired_yet_say_not_available() {
         "each call has its record"
     );
 }
+
+#[test]
+fn a_did_reaches_a_time_condition() {
+    use engine::config::DidEntry;
+    use engine::dialplan::{InboundRequest, route_inbound};
+    use engine::outside::DidSpec;
+    let mut s = snap_with_office();
+    s.outside.dids.insert(
+        1,
+        vec![DidEntry {
+            pattern: "0312345678".parse().expect("pattern"),
+            spec: DidSpec {
+                destination: "timecond:office".into(),
+                ..DidSpec::default()
+            },
+            destination: Destination::Timecond("office".into()),
+        }],
+    );
+    let inbound = |at| {
+        route_inbound(
+            &InboundRequest {
+                tenant: 1,
+                trunk: "carrier",
+                did: "0312345678",
+                at,
+            },
+            &s,
+        )
+    };
+    assert_eq!(dest(&inbound(tuesday(10))), "ext:1002");
+    assert_eq!(dest(&inbound(tuesday(20))), "vm:1002");
+    // The test clock shift applies to time conditions only.
+    s.codes.clock_offset_s = 10 * 3600;
+    assert_eq!(
+        dest(&route(
+            &RouteRequest {
+                tenant: 1,
+                caller: "1001",
+                digits: "600",
+                at: tuesday(10)
+            },
+            &s
+        )),
+        "vm:1002"
+    );
+}
+
+#[test]
+fn an_ivr_option_reaches_a_time_condition() {
+    use engine::config::{Apps, IvrEntry};
+    let mut s = snap_with_office();
+    let mut menu = apps::ivr::MenuSpec {
+        greeting: "main-greeting".into(),
+        ..apps::ivr::MenuSpec::default()
+    };
+    menu.options.insert('1', "timecond:office".into());
+    s.apps = Apps::new(vec![IvrEntry {
+        tenant: 1,
+        name: "main".into(),
+        number: "500".into(),
+        spec: menu,
+    }]);
+    for (hour, expect_invite) in [(10, true), (20, false)] {
+        let mut h = Harness::with(s.clone());
+        h.now.wall = tuesday(hour);
+        for (n, at) in [("1001", CALLER), ("1002", "192.0.2.22:5060")] {
+            let c = format!("<sip:{n}@{at}>");
+            assert_eq!(h.register(n, Some(&c), Some(3600), at, SEG1).status, 200);
+        }
+        h.media_log.clear();
+        h.sent = h.dial(&Dial {
+            from: "1001",
+            to: "500",
+            source: CALLER,
+            local: SEG1,
+            call_id: "ivr-tc",
+        });
+        let (ep, id, greeting) = played(&h).pop().expect("the greeting plays");
+        assert_eq!(greeting, "main-greeting");
+        h.input(Input::Media(MediaEvent::PlayDone {
+            endpoint: ep,
+            id,
+            interrupted: false,
+        }));
+        h.sent.clear();
+        h.input(Input::Media(MediaEvent::Dtmf {
+            endpoint: ep,
+            digit: '1',
+        }));
+        if expect_invite {
+            assert_eq!(
+                h.requests("INVITE").len(),
+                1,
+                "10:00: the day extension rings"
+            );
+        } else {
+            assert!(h.requests("INVITE").is_empty());
+            let last = played(&h).pop().expect("voicemail greeting").2;
+            assert!(
+                last.contains("vm-leave-message"),
+                "20:00: voicemail: {last}"
+            );
+        }
+    }
+}

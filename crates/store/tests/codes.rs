@@ -96,6 +96,29 @@ async fn feature_codes_per_tenant(b: Backend) {
     s.set_feature_code(t, "park", Some("*70")).await.unwrap();
     let all = s.all_feature_tables().await.unwrap();
     assert_eq!(all[&t].overrides.len(), 1, "only dnd_toggle differs");
+    // Application numbers the dialplan could not reach behind a feature code are refused.
+    let e = s
+        .put_ivr(
+            t,
+            "main",
+            "**5",
+            &apps::ivr::MenuSpec {
+                greeting: "g".into(),
+                options: [('1', "hangup".to_string())].into_iter().collect(),
+                ..Default::default()
+            },
+            true,
+        )
+        .await
+        .unwrap_err();
+    let (f, why) = reason(e);
+    assert_eq!(f, "number");
+    assert!(why.contains("directed_pickup"), "{why}");
+    let e = s
+        .put_conf(t, "*55", &apps::conf::RoomSpec::default(), true)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(e).0, "number");
 }
 
 fn office(matched: &str) -> TimeCondSpec {

@@ -1029,6 +1029,7 @@ async fn extension_page_with(
         Err(e) => return fail(ctx, e.into()),
     };
     let action = format!("/extensions/{}", url_encode(&ext.number));
+    let pickup = codes::pickup_section(w, ctx, t.id, &ext.number).await;
     let body = html! {
         (extra)
         h2 { (ext.number) " " (ext.display_name) }
@@ -1065,6 +1066,7 @@ async fn extension_page_with(
                 td { (r.contact_uri) } td { (r.user_agent) } td { (r.received_addr) " " (r.transport.as_str()) } td { (fmt_time(&r.expires_at)) }
             } } } }
         }
+        (pickup)
         p { a href="/extensions" { (ctx.t("back")) } }
     };
     page(ctx, status, "title.extension", body)

@@ -133,6 +133,22 @@ async fn feature_codes_and_time_conditions_through_the_panel() {
         a.store.timecond(t, "office").await.unwrap().unwrap().mode,
         engine::timecond::Mode::Night
     );
+    // The extension page shows and sets the extension's pickup groups.
+    let html = b.get("/extensions/1002").await.text();
+    assert!(html.contains("id=\"ext-pickup-form\""), "{html}");
+    let r = b
+        .post(
+            "/pickup",
+            &[
+                ("csrf", token.as_str()),
+                ("extension", "1002"),
+                ("from", "extension"),
+                ("groups", "sales"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().contains("value=\"sales\""), "{}", r.text());
     b.lang = Some("ja");
     let html = b.get("/timeconds").await.text();
     assert!(

@@ -259,6 +259,32 @@ async fn set_feature(
     features_view(&w, &ctx, status, msg).await
 }
 
+/// The pickup-group part of an extension's page: its groups and (admins) a form to set them.
+pub(super) async fn pickup_section(w: &Web, ctx: &Ctx, tenant: i64, number: &str) -> Markup {
+    let groups = w
+        .store()
+        .all_pickup_groups()
+        .await
+        .ok()
+        .and_then(|all| all.get(&(tenant, number.to_string())).cloned())
+        .unwrap_or_default();
+    html! {
+        h2 { (tx(ctx, "pickup")) }
+        p { (tx(ctx, "pickup.about")) }
+        @if ctx.is_admin() {
+            form method="post" action="/pickup" id="ext-pickup-form" {
+                (csrf_field(ctx))
+                input type="hidden" name="extension" value=(number);
+                input type="hidden" name="from" value="extension";
+                label { (tx(ctx, "groups")) input type="text" name="groups" value=(groups.join(", ")); }
+                button type="submit" { (tx(ctx, "save")) }
+            }
+        } @else {
+            p id="ext-pickup" { (groups.join(", ")) }
+        }
+    }
+}
+
 async fn set_pickup(State(w): State<Web>, Signed(ctx): Signed, Form(f): Form<FormMap>) -> Response {
     if let Some(r) = check_write(&ctx, &f) {
         return r;
@@ -289,6 +315,9 @@ async fn set_pickup(State(w): State<Web>, Signed(ctx): Signed, Form(f): Form<For
         Ok(()) => ok(&ctx, "saved"),
         Err(e) => err(&ctx, e),
     };
+    if f.get("from").map(String::as_str) == Some("extension") && res.is_ok() {
+        return super::extension_page(&w, &ctx, &ext, status, msg).await;
+    }
     features_view(&w, &ctx, status, msg).await
 }
 
