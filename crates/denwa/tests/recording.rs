@@ -329,3 +329,78 @@ fn a_full_disk_stops_the_recording_and_the_call_goes_on() {
     });
     assert_eq!(cdrs[0]["disposition"], "ANSWERED");
 }
+
+/// `denwa recording` without a server: precise errors, settings, JSON, the sweep.
+#[test]
+fn the_recording_cli_validates_and_sweeps() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .args(["--data-dir", &dir.path().display().to_string()])
+            .output()
+            .expect("run denwa")
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let o = run(&["extension", "add", "1001", "--password", "alice-secret-b"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for (args, says) in [
+        (
+            &["recording", "policy", "extension", "1999", "always"][..],
+            "1999",
+        ),
+        (
+            &["recording", "policy", "did", "1001", "always"][..],
+            "kind",
+        ),
+        (
+            &["recording", "policy", "extension", "1001", "sometimes"][..],
+            "policy",
+        ),
+        (
+            &["recording", "settings", "--retention-days", "99999"][..],
+            "--retention-days",
+        ),
+        (
+            &["recording", "settings", "--format", "mp3"][..],
+            "--format",
+        ),
+    ] {
+        let o = run(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+    }
+    let o = run(&["recording", "policy", "extension", "1001", "on-demand"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["recording", "policies", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!([{ "kind": "extension", "name": "1001", "policy": "on_demand" }])
+    );
+    let o = run(&[
+        "recording",
+        "settings",
+        "--retention-days",
+        "30",
+        "--layout",
+        "stereo",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!({ "retention_days": 30, "format": "wav", "layout": "stereo" })
+    );
+    let o = run(&["recording", "list", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+    let o = run(&["recording", "sweep"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("0 recording(s)"), "{}", text(&o));
+}
