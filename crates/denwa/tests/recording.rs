@@ -41,10 +41,25 @@ fn tone_files(dir: &Path) -> (PathBuf, PathBuf, u32) {
 }
 
 fn phone(d: &Denwa, user: &str, password: &str, wav: &Path) -> Phone {
+    phone_with(d, user, password, wav, None)
+}
+
+/// A phone; `codec` = (`audio_codecs` value, baresip module) limits it to one codec.
+fn phone_with(
+    d: &Denwa,
+    user: &str,
+    password: &str,
+    wav: &Path,
+    codec: Option<(&str, &str)>,
+) -> Phone {
     testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
-    let cfg = PhoneConfig::new(user)
+    let mut cfg = PhoneConfig::new(user)
         .registering(&d.sip_addr(), password, 600)
         .with_audio(wav);
+    if let Some((codecs, module)) = codec {
+        cfg.account_params.push(format!("audio_codecs={codecs}"));
+        cfg.config_lines.push(format!("module\t\t\t{module}.so"));
+    }
     let mut p = Phone::start(cfg).expect("baresip starts");
     p.wait_event("REGISTER_OK", EVENT_TIMEOUT)
         .unwrap_or_else(|e| {
@@ -219,6 +234,51 @@ fn an_always_policy_records_both_parties_in_order_linked_to_the_call() {
     let m = String::from_utf8_lossy(&m);
     assert!(m.contains("\ndenwa_recordings_active 0\n"), "{m}");
     assert!(m.contains("\ndenwa_recording_failures_total 0\n"), "{m}");
+}
+
+#[test]
+fn a_transcoded_call_is_recorded_from_its_endpoints() {
+    // Opus-only caller, PCMU-only callee: Denwa decodes and re-encodes (an anchored call); the
+    // caller's endpoint records what its phone sends and what the bridge sends it.
+    let d = Denwa::start();
+    setup(&d, "always");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a_wav, b_wav, total) = tone_files(dir.path());
+    let mut a = phone_with(
+        &d,
+        "1001",
+        "alice-secret-b",
+        &a_wav,
+        Some(("opus/48000/2", "opus")),
+    );
+    let mut b = phone_with(
+        &d,
+        "1002",
+        "bob-secret-cc",
+        &b_wav,
+        Some(("PCMU/8000/1", "g711")),
+    );
+    call(&d, &mut a, &mut b);
+    std::thread::sleep(Duration::from_millis(u64::from(total) + 500));
+    hang_up(&mut a, &mut b);
+    assert!(d.logs().contains("decoded and re-encoded"), "{}", d.logs());
+    let rows = finished(&d, 1);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "stopped", "{:?}", rows[0]);
+    let file = d.data_dir().join(rows[0]["path"].as_str().expect("path"));
+    let expected: Vec<u32> = CALLER_TONES.iter().chain(&CALLEE_TONES).copied().collect();
+    let heard = tone::detect_file(&file, &expected).expect("readable WAV");
+    if heard != expected {
+        d.print_logs();
+        panic!("recording holds {heard:?}, expected {expected:?}");
+    }
+    let mut cdrs = Vec::new();
+    d.wait_until("the call record", Duration::from_secs(10), || {
+        cdrs = d.cdrs();
+        !cdrs.is_empty()
+    });
+    assert_eq!(cdrs[0]["call_id"], rows[0]["call_id"]);
+    assert_eq!(cdrs[0]["codec"], "opus/PCMU");
 }
 
 #[test]
