@@ -41,10 +41,25 @@ fn tone_files(dir: &Path) -> (PathBuf, PathBuf, u32) {
 }
 
 fn phone(d: &Denwa, user: &str, password: &str, wav: &Path) -> Phone {
+    phone_with(d, user, password, wav, None)
+}
+
+/// A phone; `codec` = (`audio_codecs` value, baresip module) limits it to one codec.
+fn phone_with(
+    d: &Denwa,
+    user: &str,
+    password: &str,
+    wav: &Path,
+    codec: Option<(&str, &str)>,
+) -> Phone {
     testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
-    let cfg = PhoneConfig::new(user)
+    let mut cfg = PhoneConfig::new(user)
         .registering(&d.sip_addr(), password, 600)
         .with_audio(wav);
+    if let Some((codecs, module)) = codec {
+        cfg.account_params.push(format!("audio_codecs={codecs}"));
+        cfg.config_lines.push(format!("module\t\t\t{module}.so"));
+    }
     let mut p = Phone::start(cfg).expect("baresip starts");
     p.wait_event("REGISTER_OK", EVENT_TIMEOUT)
         .unwrap_or_else(|e| {
@@ -222,6 +237,51 @@ fn an_always_policy_records_both_parties_in_order_linked_to_the_call() {
 }
 
 #[test]
+fn a_transcoded_call_is_recorded_from_its_endpoints() {
+    // Opus-only caller, PCMU-only callee: Denwa decodes and re-encodes (an anchored call); the
+    // caller's endpoint records what its phone sends and what the bridge sends it.
+    let d = Denwa::start();
+    setup(&d, "always");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a_wav, b_wav, total) = tone_files(dir.path());
+    let mut a = phone_with(
+        &d,
+        "1001",
+        "alice-secret-b",
+        &a_wav,
+        Some(("opus/48000/2", "opus")),
+    );
+    let mut b = phone_with(
+        &d,
+        "1002",
+        "bob-secret-cc",
+        &b_wav,
+        Some(("PCMU/8000/1", "g711")),
+    );
+    call(&d, &mut a, &mut b);
+    std::thread::sleep(Duration::from_millis(u64::from(total) + 500));
+    hang_up(&mut a, &mut b);
+    assert!(d.logs().contains("decoded and re-encoded"), "{}", d.logs());
+    let rows = finished(&d, 1);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "stopped", "{:?}", rows[0]);
+    let file = d.data_dir().join(rows[0]["path"].as_str().expect("path"));
+    let expected: Vec<u32> = CALLER_TONES.iter().chain(&CALLEE_TONES).copied().collect();
+    let heard = tone::detect_file(&file, &expected).expect("readable WAV");
+    if heard != expected {
+        d.print_logs();
+        panic!("recording holds {heard:?}, expected {expected:?}");
+    }
+    let mut cdrs = Vec::new();
+    d.wait_until("the call record", Duration::from_secs(10), || {
+        cdrs = d.cdrs();
+        !cdrs.is_empty()
+    });
+    assert_eq!(cdrs[0]["call_id"], rows[0]["call_id"]);
+    assert_eq!(cdrs[0]["codec"], "opus/PCMU");
+}
+
+#[test]
 fn star_one_starts_and_stops_an_on_demand_recording() {
     let d = Denwa::start();
     setup(&d, "on_demand");
@@ -328,4 +388,79 @@ fn a_full_disk_stops_the_recording_and_the_call_goes_on() {
         !cdrs.is_empty()
     });
     assert_eq!(cdrs[0]["disposition"], "ANSWERED");
+}
+
+/// `denwa recording` without a server: precise errors, settings, JSON, the sweep.
+#[test]
+fn the_recording_cli_validates_and_sweeps() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .args(["--data-dir", &dir.path().display().to_string()])
+            .output()
+            .expect("run denwa")
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let o = run(&["extension", "add", "1001", "--password", "alice-secret-b"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for (args, says) in [
+        (
+            &["recording", "policy", "extension", "1999", "always"][..],
+            "1999",
+        ),
+        (
+            &["recording", "policy", "did", "1001", "always"][..],
+            "kind",
+        ),
+        (
+            &["recording", "policy", "extension", "1001", "sometimes"][..],
+            "policy",
+        ),
+        (
+            &["recording", "settings", "--retention-days", "99999"][..],
+            "--retention-days",
+        ),
+        (
+            &["recording", "settings", "--format", "mp3"][..],
+            "--format",
+        ),
+    ] {
+        let o = run(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+    }
+    let o = run(&["recording", "policy", "extension", "1001", "on-demand"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["recording", "policies", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!([{ "kind": "extension", "name": "1001", "policy": "on_demand" }])
+    );
+    let o = run(&[
+        "recording",
+        "settings",
+        "--retention-days",
+        "30",
+        "--layout",
+        "stereo",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!({ "retention_days": 30, "format": "wav", "layout": "stereo" })
+    );
+    let o = run(&["recording", "list", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+    let o = run(&["recording", "sweep"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("0 recording(s)"), "{}", text(&o));
 }

@@ -942,6 +942,7 @@ impl Engine {
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
+        let rec_info = crate::recording::Answered::of_call(call, &[], &resp.body);
         let leg_ip = call.legs[i].local.ip();
         let Some(anchor) = call.anchor.as_deref_mut() else {
             return;
@@ -1009,6 +1010,10 @@ impl Engine {
         self.media(MediaCommand::Join {
             endpoint: b_ep,
             bridge: id,
+        });
+        self.media(MediaCommand::AnsweredAnchored {
+            endpoint: a_ep,
+            info: Box::new(rec_info),
         });
         self.close_b_endpoints(id, Some(b_ep));
         for t in others {

@@ -145,6 +145,15 @@ pub enum MediaCommand {
         /// Parties and negotiated payloads.
         info: Box<crate::recording::Answered>,
     },
+    /// A call anchored on endpoints (IVR-bridged, transcoded) was answered; `endpoint` is the
+    /// caller's, whose recording holds both parties. The driver applies the recording policy
+    /// (`always` only). Needs no answer.
+    AnsweredAnchored {
+        /// The caller's endpoint.
+        endpoint: EndpointId,
+        /// Parties (payloads empty).
+        info: Box<crate::recording::Answered>,
+    },
     /// Close a session and report its statistics with [`MediaEvent::Closed`].
     Close {
         /// Session.

@@ -662,3 +662,49 @@ fn a_trunk_at_its_call_limit_is_skipped() {
     assert_eq!((st[0].calls, st[0].usable), (1, false));
     assert_eq!(st[1].calls, 1);
 }
+
+/// What recording learns of an answered call through a trunk: route and trunk (outbound), the
+/// trunk and the extension a DID reached (inbound).
+#[test]
+fn answered_trunk_calls_name_route_trunk_and_extension_for_recording() {
+    use engine::media::MediaCommand;
+    let answered = |h: &Harness| {
+        h.media_log
+            .iter()
+            .filter_map(|c| match c {
+                MediaCommand::Answered { info, .. } => Some(info.parties.clone()),
+                _ => None,
+            })
+            .next_back()
+            .expect("MediaCommand::Answered")
+    };
+    let mut h = harness(outside());
+    let out = dial(&mut h, "00312345678", "rec-out");
+    let inv = invites_to(&out, CARRIER_A);
+    h.reply(&inv[0], 200, "far", CARRIER_A, SEG1);
+    let p = answered(&h);
+    assert_eq!(p.route.as_deref(), Some("national"));
+    assert_eq!(p.trunk.as_deref(), Some("carrier-a"));
+    assert_eq!(
+        p.extensions,
+        vec!["1001".to_string()],
+        "not the number dialled"
+    );
+
+    let body = sdp("203.0.113.10", 30000, "sendrecv").replace('\n', "\r\n");
+    let invite = format!(
+        "INVITE sip:0312345602@192.0.2.100:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bK-rec-in\r\nMax-Forwards: 69\r\nFrom: \"Outside\" <sip:0901234567@carrier.test>;tag=o-rec-in\r\nTo: <sip:0312345602@carrier.test>\r\nCall-ID: rec-in\r\nCSeq: 1 INVITE\r\nContact: <sip:0901234567@203.0.113.10:5060>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    h.recv_raw(&invite, CARRIER_A, SEG1);
+    let ring = invites_to(&h.take(), DESK);
+    h.reply(&ring[0], 200, "desk", DESK, SEG1);
+    let p = answered(&h);
+    assert_eq!(p.call_id, "rec-in");
+    assert_eq!(
+        (p.route.as_deref(), p.trunk.as_deref()),
+        (None, Some("carrier-a"))
+    );
+    assert!(p.extensions.contains(&"1002".to_string()), "{p:?}");
+    assert!(!p.extensions.contains(&"0901234567".to_string()), "{p:?}");
+}

@@ -42,7 +42,10 @@ const PKT_LEN: usize = 172;
 /// `relay0` is the relay with `wake_tick` zero (a wake for every readiness event); `relayrec`
 /// is the relay with every call recorded (tap + one recorder thread per call writing a mono
 /// WAV to a temporary directory): its CPU over `relay`'s is the cost of recording.
-const MODES: [&str; 6] = ["relay", "relay0", "relayrec", "bare", "mmsg", "uring"];
+/// `relaytap` has the tap every answered call gets (RFC 4733 watch) but records nothing.
+const MODES: [&str; 7] = [
+    "relay", "relay0", "relayrec", "relaytap", "bare", "mmsg", "uring",
+];
 
 struct Opts {
     calls: Vec<usize>,
@@ -475,7 +478,7 @@ fn child(args: &[String]) {
         } else {
             RelayConfig::default().wake_tick
         };
-        return relay_child(n, gen_a, gen_b, tick, mode == "relayrec");
+        return relay_child(n, gen_a, gen_b, tick, mode);
     }
     let mut socks = Vec::with_capacity(2 * n);
     for _ in 0..2 * n {
@@ -510,7 +513,8 @@ fn child(args: &[String]) {
     println!("relayed {relayed}");
 }
 
-fn relay_child(n: usize, gen_a: SocketAddr, gen_b: SocketAddr, wake_tick: Duration, record: bool) {
+fn relay_child(n: usize, gen_a: SocketAddr, gen_b: SocketAddr, wake_tick: Duration, mode: &str) {
+    let record = mode == "relayrec";
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -549,6 +553,14 @@ fn relay_child(n: usize, gen_a: SocketAddr, gen_b: SocketAddr, wake_tick: Durati
                                 return;
                             }
                         }
+                        s.set_tap(Some(tap));
+                    } else if mode == "relaytap" {
+                        let tap = media::recorder::RecordTap::new(
+                            rec_metrics.clone(),
+                            Some(Box::new(|_, _| {})),
+                        );
+                        tap.set_telephone_event(Leg::A, Some(101));
+                        tap.set_telephone_event(Leg::B, Some(101));
                         s.set_tap(Some(tap));
                     }
                     let (a, b) = (s.local(Leg::A).port(), s.local(Leg::B).port());

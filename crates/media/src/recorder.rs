@@ -583,9 +583,11 @@ fn lost_result() -> RecordingResult {
 /// A digit seen in an RFC 4733 event on a leg.
 pub type DigitSink = Box<dyn Fn(Leg, char) + Send + Sync>;
 
+/// No telephone-event payload type on a leg.
+const NO_PT: u16 = u16::MAX;
+
 #[derive(Default)]
 struct DtmfWatch {
-    pt: [Option<u8>; 2],
     /// RTP timestamp of the last event reported per leg (an event's end is sent three times).
     last: [Option<u32>; 2],
 }
@@ -597,6 +599,9 @@ pub struct RecordTap {
     recording: AtomicBool,
     dropped: Arc<AtomicU64>,
     metrics: Arc<RecorderMetrics>,
+    /// Telephone-event payload type per leg ([`NO_PT`]: none), read for every packet.
+    te_pt: [std::sync::atomic::AtomicU16; 2],
+    /// Only locked for telephone-event packets.
     dtmf: Mutex<DtmfWatch>,
     on_digit: Option<DigitSink>,
 }
@@ -609,6 +614,10 @@ impl RecordTap {
             recording: AtomicBool::new(false),
             dropped: Arc::new(AtomicU64::new(0)),
             metrics,
+            te_pt: [
+                std::sync::atomic::AtomicU16::new(NO_PT),
+                std::sync::atomic::AtomicU16::new(NO_PT),
+            ],
             dtmf: Mutex::new(DtmfWatch::default()),
             on_digit,
         })
@@ -616,8 +625,7 @@ impl RecordTap {
 
     /// The telephone-event payload type a leg's phone sends (from its SDP).
     pub fn set_telephone_event(&self, leg: Leg, pt: Option<u8>) {
-        let mut w = lock(&self.dtmf);
-        w.pt[leg_idx(leg)] = pt;
+        self.te_pt[leg_idx(leg)].store(pt.map_or(NO_PT, u16::from), Relaxed);
     }
 
     /// Whether a recording is running.
@@ -657,11 +665,11 @@ impl RecordTap {
 
     fn watch_dtmf(&self, leg: Leg, p: &RtpPacket<'_>) {
         let i = leg_idx(leg);
+        if self.te_pt[i].load(Relaxed) != u16::from(p.payload_type) {
+            return;
+        }
         let digit = {
             let mut w = lock(&self.dtmf);
-            if w.pt[i] != Some(p.payload_type) {
-                return;
-            }
             let Ok(ev) = TelephoneEvent::parse(p.payload) else {
                 return;
             };

@@ -133,13 +133,17 @@ impl Driver {
                 Some(c) = control.recv() => self.on_control(c),
                 Some(ev) = app_events.recv() => {
                     let n = now();
-                    if let Some(e) = crate::apps_media::AppMedia::event(ev, self.apps.data_dir()) {
+                    if let Some(e) = crate::apps_media::AppMedia::event(ev, self.apps.data_dir())
+                        && !self.recording.media_event(&e)
+                    {
                         self.engine.handle_input(Input::Media(e), n);
                     }
                     for _ in 0..BATCH {
                         match app_events.try_recv() {
                             Ok(ev) => {
-                                if let Some(e) = crate::apps_media::AppMedia::event(ev, self.apps.data_dir()) {
+                                if let Some(e) = crate::apps_media::AppMedia::event(ev, self.apps.data_dir())
+                                    && !self.recording.media_event(&e)
+                                {
                                     self.engine.handle_input(Input::Media(e), n);
                                 }
                             }
@@ -172,6 +176,11 @@ impl Driver {
                 _ = tick.tick() => {
                     self.check_media(now());
                     self.publish();
+                    for cmd in self.recording.take_commands() {
+                        if let Some(ev) = self.apps.command(cmd) {
+                            self.recording.media_event(&ev);
+                        }
+                    }
                 }
                 _ = resolve.tick() => self.on_change(Change::Outside),
                 c = changes.recv() => {
@@ -512,6 +521,9 @@ impl Driver {
                 if let Some(s) = self.sessions.get(&session) {
                     s.set_clock_rate(leg(side), payload_type, hz);
                 }
+            }
+            MediaCommand::AnsweredAnchored { endpoint, info } => {
+                self.recording.anchored(endpoint, info);
             }
             MediaCommand::Answered { session, info } => {
                 if let Some(s) = self.sessions.get(&session) {

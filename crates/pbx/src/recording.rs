@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use chrono::{Datelike, Utc};
-use engine::media::{SessionId, Side};
+use engine::media::{EndpointId, MediaCommand, MediaEvent, SessionId, Side};
 use engine::recording::{Answered, RecDecision, ToggleDetector, decide, file_path};
 use media::codec::CodecKind;
 use media::recorder::{
@@ -40,7 +40,21 @@ enum Msg {
     Closed {
         session: SessionId,
     },
+    Anchored {
+        endpoint: EndpointId,
+        info: Box<Answered>,
+    },
+    AnchoredDone {
+        path: String,
+        duration_ms: u64,
+        reason: String,
+    },
 }
+
+/// Longest recording of a call anchored on endpoints (the endpoint recorder needs a bound).
+const ANCHORED_MAX_S: u32 = 8 * 3600;
+/// Record ids of anchored recordings: apart from the voice applications' own.
+const ANCHORED_ID_BASE: u64 = 1 << 62;
 
 /// The driver's handle.
 pub(crate) struct RecService {
@@ -48,6 +62,9 @@ pub(crate) struct RecService {
     tx: mpsc::UnboundedSender<Msg>,
     digits: mpsc::Sender<(SessionId, Side, char)>,
     metrics: Arc<RecorderMetrics>,
+    /// `Record` commands for endpoints, carried out by the driver (which owns them). Bounded
+    /// by calls: at most one per anchored call.
+    commands: std::sync::mpsc::Receiver<MediaCommand>,
 }
 
 impl RecService {
@@ -55,17 +72,22 @@ impl RecService {
     pub(crate) fn start(store: Store, data_dir: PathBuf, metrics: Arc<RecorderMetrics>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (dtx, drx) = mpsc::channel(DIGIT_QUEUE);
+        let (ctx, crx) = std::sync::mpsc::channel();
         let task = Task {
             store,
             data_dir,
             metrics: metrics.clone(),
             calls: HashMap::new(),
+            commands: ctx,
+            anchored: HashMap::new(),
+            next_id: ANCHORED_ID_BASE,
         };
         tokio::spawn(task.run(rx, drx));
         RecService {
             tx,
             digits: dtx,
             metrics,
+            commands: crx,
         }
     }
 
@@ -92,6 +114,37 @@ impl RecService {
         let _ = self.tx.send(Msg::Answered { session, info, tap });
     }
 
+    /// A call anchored on endpoints was answered (`endpoint`: the caller's).
+    pub(crate) fn anchored(&self, endpoint: EndpointId, info: Box<Answered>) {
+        let _ = self.tx.send(Msg::Anchored { endpoint, info });
+    }
+
+    /// Endpoint commands this module asks the driver to carry out.
+    pub(crate) fn take_commands(&self) -> Vec<MediaCommand> {
+        self.commands.try_iter().collect()
+    }
+
+    /// Takes the end of an anchored call's recording (true: it was ours, not for call control).
+    pub(crate) fn media_event(&self, e: &MediaEvent) -> bool {
+        match e {
+            MediaEvent::RecordDone {
+                id,
+                path,
+                duration_ms,
+                reason,
+                ..
+            } if *id >= ANCHORED_ID_BASE => {
+                let _ = self.tx.send(Msg::AnchoredDone {
+                    path: path.clone(),
+                    duration_ms: *duration_ms,
+                    reason: reason.clone(),
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A session closed (call ended): any recording stops.
     pub(crate) fn closed(&self, session: SessionId) {
         let _ = self.tx.send(Msg::Closed { session });
@@ -114,6 +167,10 @@ struct Task {
     data_dir: PathBuf,
     metrics: Arc<RecorderMetrics>,
     calls: HashMap<SessionId, CallRec>,
+    commands: std::sync::mpsc::Sender<MediaCommand>,
+    /// Running anchored recordings: path → (row, Call-ID).
+    anchored: HashMap<String, (Option<i64>, String)>,
+    next_id: u64,
 }
 
 impl Task {
@@ -132,6 +189,10 @@ impl Task {
                         if let Some(mut c) = self.calls.remove(&session) {
                             self.stop(&mut c);
                         }
+                    }
+                    Some(Msg::Anchored { endpoint, info }) => self.anchored_answered(endpoint, info).await,
+                    Some(Msg::AnchoredDone { path, duration_ms, reason }) => {
+                        self.anchored_done(&path, duration_ms, &reason).await
                     }
                     None => break,
                 },
@@ -177,6 +238,91 @@ impl Task {
         }
         if decision != RecDecision::Never {
             self.calls.insert(session, c);
+        }
+    }
+
+    /// An anchored call: recorded from the caller's endpoint (what its phone sends plus what
+    /// the bridge sends it: both parties) when a policy says `always`. `on_demand` is not
+    /// offered on anchored calls (their digits belong to the voice application).
+    async fn anchored_answered(&mut self, endpoint: EndpointId, info: Box<Answered>) {
+        let p = &info.parties;
+        match self
+            .store
+            .recording_policies_of(p.tenant, &p.objects())
+            .await
+        {
+            Ok(pols) if decide(pols.iter().copied()) == RecDecision::Always => {}
+            Ok(_) => return,
+            Err(e) => {
+                error!(call_id = %p.call_id, error = %e, "recording policy unreadable; call not recorded");
+                self.metrics.failures.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        let now = Utc::now();
+        let rel = file_path(
+            p.tenant,
+            (now.year(), now.month(), now.day()),
+            &p.call_id,
+            1,
+            "wav",
+        );
+        let row = self
+            .store
+            .recording_started(p.tenant, &p.call_id, &rel, "wav", now)
+            .await
+            .ok();
+        self.next_id += 1;
+        self.metrics.active.fetch_add(1, Relaxed);
+        self.metrics.started.fetch_add(1, Relaxed);
+        self.anchored.insert(rel.clone(), (row, p.call_id.clone()));
+        info!(call_id = %p.call_id, path = %rel, "recording started (anchored call)");
+        let _ = self.commands.send(MediaCommand::Record {
+            endpoint,
+            id: self.next_id,
+            path: rel,
+            max_s: ANCHORED_MAX_S,
+            silence_s: 0,
+            beep: false,
+        });
+    }
+
+    async fn anchored_done(&mut self, path: &str, duration_ms: u64, reason: &str) {
+        let Some((row, call_id)) = self.anchored.remove(path) else {
+            return;
+        };
+        self.metrics.active.fetch_sub(1, Relaxed);
+        let status = match reason {
+            "disk-full" => "disk-full",
+            "error" => "error",
+            _ => "stopped",
+        };
+        if status != "stopped" {
+            self.metrics.failures.fetch_add(1, Relaxed);
+            error!(%call_id, reason = status, "ALERT: call recording stopped early; the call goes on");
+        }
+        if let Some(id) = row {
+            let detail = if status == "disk-full" {
+                "No space left on device"
+            } else if status == "error" {
+                "write error"
+            } else {
+                ""
+            };
+            if let Err(e) = self
+                .store
+                .recording_stopped(
+                    id,
+                    Utc::now(),
+                    duration_ms as i64,
+                    status,
+                    detail,
+                    status == "stopped",
+                )
+                .await
+            {
+                error!(%call_id, error = %e, "recording row not completed");
+            }
         }
     }
 

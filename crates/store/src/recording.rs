@@ -26,6 +26,7 @@ pub struct PolicyRow {
 
 /// Per-tenant recording settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RecSettings {
     /// Days a recording is kept (0: forever).
     pub retention_days: i64,

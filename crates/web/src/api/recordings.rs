@@ -13,7 +13,7 @@ use serde::Deserialize;
 use store::recording::{PolicyRow, RecSettings, RecordingRow};
 
 use super::prompts::{is_yes, tenant};
-use super::{ApiError, ApiResult, Key, P, Q};
+use super::{ApiError, ApiResult, J, Key, P, Q};
 use crate::Web;
 
 /// The recording routes (merged into `/api/v1`).
@@ -133,7 +133,7 @@ async fn set_policy(
     State(w): State<Web>,
     _k: Key,
     P((kind, name)): P<(String, String)>,
-    Json(b): Json<PolicyBody>,
+    J(b): J<PolicyBody>,
 ) -> ApiResult<Json<PolicyRow>> {
     let kind = RecObject::parse(&kind)
         .ok_or_else(|| ApiError::invalid("kind must be extension, route or trunk"))?;
@@ -154,7 +154,7 @@ async fn settings(State(w): State<Web>, _k: Key) -> ApiResult<Json<RecSettings>>
 async fn set_settings(
     State(w): State<Web>,
     _k: Key,
-    Json(s): Json<RecSettings>,
+    J(s): J<RecSettings>,
 ) -> ApiResult<Json<RecSettings>> {
     let t = tenant(&w).await?;
     w.store().set_recording_settings(t, &s).await?;

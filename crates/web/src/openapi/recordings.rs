@@ -39,12 +39,12 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
         json!({ "get": op("Call recordings, newest first", json!({ "parameters": [
                 query("call_id", json!({ "type": "string" }), "only this call's recordings"),
                 query("limit", json!({ "type": "integer", "minimum": 1, "maximum": 1000 }), "at most this many (default 100)") ],
-            "responses": { "200": ok_json("recordings", json!({ "type": "array", "items": recording() })) } }), &["400"]) }),
+            "responses": { "200": ok_json("recordings", json!({ "type": "array", "items": recording() })) } }), &["400", "422"]) }),
     );
     add(
         "/recordings/{id}",
         json!({ "parameters": [path_param("id", json!({ "type": "integer" }))],
-            "get": op("One recording", json!({ "responses": { "200": ok_json("the recording", recording()) } }), &["404"]) }),
+            "get": op("One recording", json!({ "responses": { "200": ok_json("the recording", recording()) } }), &["400", "404"]) }),
     );
     add(
         "/recordings/{id}/audio",
@@ -53,7 +53,7 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
                 "parameters": [query("download", json!({ "type": "boolean" }), "send as an attachment")],
                 "responses": { "200": { "description": "audio", "content": {
                     "audio/wav": { "schema": { "type": "string", "format": "binary" } },
-                    "audio/ogg": { "schema": { "type": "string", "format": "binary" } } } } } }), &["404"]) }),
+                    "audio/ogg": { "schema": { "type": "string", "format": "binary" } } } } } }), &["400", "404"]) }),
     );
     add(
         "/recording-policies",
