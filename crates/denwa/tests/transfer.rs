@@ -57,6 +57,12 @@ fn pbx() -> Denwa {
     d
 }
 
+/// The transferee's media left alone while the target rings: baresip 1.0 stops recording at a
+/// re-INVITE, and these tests check the audio it records (the music has its own test).
+fn silence_while_ringing(d: &Denwa) {
+    d.cli_ok(&["setting", "set", "transfer.transferee_hears", "silence"]);
+}
+
 /// Sleeps until `since + ms` (audio files play in real time: this waits for tones, not logic).
 fn play_until(since: Instant, ms: u32) {
     let end = since + Duration::from_millis(u64::from(ms));
@@ -68,6 +74,7 @@ fn play_until(since: Instant, ms: u32) {
 #[test]
 fn blind_transfer_from_baresip_joins_the_caller_and_the_target() {
     let d = pbx();
+    silence_while_ringing(&d);
     let audio = tempfile::tempdir().expect("tmp");
     // The caller's tones start 6 s into its call: after the transfer, so only the target
     // hears them. The transferor is silent; the target sends its tones once it answers.
@@ -445,6 +452,7 @@ fn api(d: &Denwa, token: &str, method: &str, path: &str, body: Option<&str>) -> 
 fn transfer_from_the_api_with_audio_and_events_in_the_record() {
     testkit::require_binary("curl").unwrap_or_else(|e| panic!("{e}"));
     let d = pbx();
+    silence_while_ringing(&d);
     let token = api_token(&d);
     let audio = tempfile::tempdir().expect("tmp");
     let a_wav = tones(audio.path(), "a.wav", &CALLER_TONES, 6000, 30_000);
@@ -533,4 +541,72 @@ fn transfer_from_the_api_with_audio_and_events_in_the_record() {
         (Some("blind"), Some("1002"), Some("1001"), Some("1003")),
         "{events}"
     );
+}
+
+#[test]
+fn transferee_hears_music_while_the_target_rings() {
+    let d = pbx();
+    d.cli_ok(&["moh", "install-default"]);
+    let audio = tempfile::tempdir().expect("tmp");
+    let a_wav = tones(audio.path(), "a.wav", &CALLER_TONES, 6000, 30_000);
+    let quiet = tones(audio.path(), "quiet.wav", &[], 0, 30_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    let mut b = phone(&d, "1002", "bob-secret-cc", &quiet);
+    // The target answers by hand, 2 s after it starts ringing.
+    let cfg = PhoneConfig {
+        answer: testkit::baresip::AnswerMode::Manual,
+        ..PhoneConfig::new("1003")
+            .registering(&d.sip_addr(), "carol-secret-d", 600)
+            .with_audio(&quiet)
+    };
+    let mut c = Phone::start(cfg).expect("baresip starts");
+    c.wait_event("REGISTER_OK", EVENT_TIMEOUT)
+        .expect("target registers");
+
+    let started = Instant::now();
+    a.dial(&format!("sip:1002@{}", d.sip_addr())).expect("dial");
+    established(&d, &mut a, "caller");
+    established(&d, &mut b, "transferor");
+    b.command("transfer", Some(&format!("sip:1003@{}", d.sip_addr())))
+        .expect("transfer command");
+    c.wait_event("CALL_INCOMING", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the target should ring: {e}")
+        });
+    std::thread::sleep(Duration::from_secs(2));
+    c.accept().expect("answer");
+    established(&d, &mut c, "target");
+    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("the transferor is released");
+    let seq = ToneLayout {
+        lead_ms: 6000,
+        ..ToneLayout::default()
+    }
+    .sequence_ms(CALLER_TONES.len());
+    play_until(started, seq + 1000);
+    a.hangup().expect("hang up");
+    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("caller closed");
+    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("target closed");
+    // The target hears the caller, who is back on the relay after the music.
+    tone::check_recording(&c.last_recording().expect("recording"), &CALLER_TONES, &[])
+        .unwrap_or_else(|e| panic!("the target did not hear the caller: {e}"));
+    // The music endpoint sent about 2 s of audio (50 packets/s) to the caller, then closed.
+    let logs = d.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("media endpoint closed"))
+        .unwrap_or_else(|| panic!("the music endpoint closed: {logs}"));
+    let tx: u64 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("tx="))
+        .and_then(|v| v.parse().ok())
+        .expect("tx count");
+    assert!(
+        (50..=250).contains(&tx),
+        "about 100 packets of music: {line}"
+    );
+    assert!(logs.contains("transfer completed"), "{logs}");
 }

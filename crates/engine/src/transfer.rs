@@ -613,7 +613,7 @@ impl Engine {
             .sdp
             .as_deref()
             .is_some_and(|b| !not_sendrecv(b));
-        if !pending || call.moh.is_some() || !two_way {
+        if !pending || call.moh.is_some() || !two_way || !self.snap.settings.transfer_music {
             return;
         }
         let (ip, call_id) = (call.legs[y].local.ip(), call.legs[y].call_id.clone());

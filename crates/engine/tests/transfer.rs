@@ -1043,3 +1043,18 @@ fn failed_transfer_with_the_transferor_there_stops_the_music() {
     let n = requests_to(&h, "NOTIFY", DESK);
     assert_eq!(sipfrag(&n[0]), "SIP/2.0 486 Busy Here\r\n");
 }
+
+#[test]
+fn transferee_hears_silence_when_so_set() {
+    let mut snap = snapshot();
+    snap.settings.transfer_music = false;
+    let mut h = setup_with(snap);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "mu-off");
+    refer_to_third(&mut h, &desk, 2);
+    assert!(invites_to(&h.sent, CALLER).is_empty());
+    assert!(
+        !h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::OpenEndpoint { .. }))
+    );
+}

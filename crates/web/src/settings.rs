@@ -44,6 +44,7 @@ pub fn label(key: &str) -> &'static str {
         keys::REPORTS_TIMEZONE => "set.reports_tz",
         keys::PROMPTS_LANGUAGE => "set.prompts_language",
         keys::TRANSFER_ON_FAILURE => "set.transfer_on_failure",
+        keys::TRANSFER_TRANSFEREE_HEARS => "set.transfer_transferee_hears",
         _ => "set.unknown",
     }
 }
