@@ -59,8 +59,11 @@ fn pbx() -> Denwa {
 
 /// The transferee's media left alone while the target rings: baresip 1.0 stops recording at a
 /// re-INVITE, and these tests check the audio it records (the music has its own test).
-fn silence_while_ringing(d: &Denwa) {
+/// The server is restarted so the setting is certainly in force.
+fn silence_while_ringing(d: &mut Denwa) {
     d.cli_ok(&["setting", "set", "transfer.transferee_hears", "silence"]);
+    d.terminate();
+    d.spawn();
 }
 
 /// Sleeps until `since + ms` (audio files play in real time: this waits for tones, not logic).
@@ -71,10 +74,23 @@ fn play_until(since: Instant, ms: u32) {
     }
 }
 
+/// Waits until the caller's tones (6 s lead) have crossed, hangs `a` up and checks that `a`
+/// heard `c`'s tones and `c` heard `a`'s, none of their own.
+fn talk_then_check(a: &mut Phone, c: &mut Phone, started: Instant) {
+    let seq = ToneLayout {
+        lead_ms: 6000,
+        ..ToneLayout::default()
+    }
+    .sequence_ms(CALLER_TONES.len());
+    play_until(started, seq + 1500);
+    testkit::baresip::hang_up_and_check_tones(a, c, &CALLER_TONES, &CALLEE_TONES, EVENT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("the final parties did not hear each other: {e}"));
+}
+
 #[test]
 fn blind_transfer_from_baresip_joins_the_caller_and_the_target() {
-    let d = pbx();
-    silence_while_ringing(&d);
+    let mut d = pbx();
+    silence_while_ringing(&mut d);
     let audio = tempfile::tempdir().expect("tmp");
     // The caller's tones start 6 s into its call: after the transfer, so only the target
     // hears them. The transferor is silent; the target sends its tones once it answers.
@@ -106,25 +122,7 @@ fn blind_transfer_from_baresip_joins_the_caller_and_the_target() {
         "the transfer took too long for the tone timing: {:?}",
         started.elapsed()
     );
-    // Wait for the caller's tones (6 s lead + 1.4 s) to have crossed, then hang up.
-    let seq = ToneLayout {
-        lead_ms: 6000,
-        ..ToneLayout::default()
-    }
-    .sequence_ms(CALLER_TONES.len());
-    play_until(started, seq + 1000);
-    a.hangup().expect("hang up");
-    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("caller closed");
-    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("target closed");
-
-    let a_heard = a.last_recording().expect("caller recording");
-    let c_heard = c.last_recording().expect("target recording");
-    tone::check_recording(&a_heard, &CALLEE_TONES, &CALLER_TONES)
-        .unwrap_or_else(|e| panic!("the caller did not hear the target: {e}"));
-    tone::check_recording(&c_heard, &CALLER_TONES, &CALLEE_TONES)
-        .unwrap_or_else(|e| panic!("the target did not hear the caller: {e}"));
+    talk_then_check(&mut a, &mut c, started);
 
     let logs = d.logs();
     assert!(logs.contains("blind transfer accepted"), "{logs}");
@@ -377,23 +375,7 @@ fn attended_transfer_by_refer_with_replaces_joins_the_other_parties_with_audio()
         "the join took too long for the tone timing: {:?}",
         started.elapsed()
     );
-    let seq = ToneLayout {
-        lead_ms: 6000,
-        ..ToneLayout::default()
-    }
-    .sequence_ms(CALLER_TONES.len());
-    play_until(started, seq + 1500);
-    a.hangup().expect("hang up");
-    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("transferee closed");
-    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("target closed");
-    let a_heard = a.last_recording().expect("transferee recording");
-    tone::check_recording(&a_heard, &CALLEE_TONES, &CALLER_TONES)
-        .unwrap_or_else(|e| panic!("the transferee did not hear the target: {e}"));
-    let c_heard = c.last_recording().expect("target recording");
-    tone::check_recording(&c_heard, &CALLER_TONES, &CALLEE_TONES)
-        .unwrap_or_else(|e| panic!("the target did not hear the transferee: {e}"));
+    talk_then_check(&mut a, &mut c, started);
     let logs = d.logs();
     assert!(logs.contains("attended transfer completed"), "{logs}");
     let mut cdrs = Vec::new();
@@ -451,8 +433,8 @@ fn api(d: &Denwa, token: &str, method: &str, path: &str, body: Option<&str>) -> 
 #[test]
 fn transfer_from_the_api_with_audio_and_events_in_the_record() {
     testkit::require_binary("curl").unwrap_or_else(|e| panic!("{e}"));
-    let d = pbx();
-    silence_while_ringing(&d);
+    let mut d = pbx();
+    silence_while_ringing(&mut d);
     let token = api_token(&d);
     let audio = tempfile::tempdir().expect("tmp");
     let a_wav = tones(audio.path(), "a.wav", &CALLER_TONES, 6000, 30_000);
@@ -493,29 +475,7 @@ fn transfer_from_the_api_with_audio_and_events_in_the_record() {
             d.print_logs();
             panic!("the transferring phone should be released: {e}")
         });
-    let seq = ToneLayout {
-        lead_ms: 6000,
-        ..ToneLayout::default()
-    }
-    .sequence_ms(CALLER_TONES.len());
-    play_until(started, seq + 1000);
-    a.hangup().expect("hang up");
-    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("caller closed");
-    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("target closed");
-    tone::check_recording(
-        &a.last_recording().expect("recording"),
-        &CALLEE_TONES,
-        &CALLER_TONES,
-    )
-    .unwrap_or_else(|e| panic!("the caller did not hear the target: {e}"));
-    tone::check_recording(
-        &c.last_recording().expect("recording"),
-        &CALLER_TONES,
-        &CALLEE_TONES,
-    )
-    .unwrap_or_else(|e| panic!("the target did not hear the caller: {e}"));
+    talk_then_check(&mut a, &mut c, started);
 
     let mut cdrs = Vec::new();
     d.wait_until("the call record", Duration::from_secs(10), || {
