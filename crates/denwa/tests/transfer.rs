@@ -57,6 +57,15 @@ fn pbx() -> Denwa {
     d
 }
 
+/// The transferee's media left alone while the target rings: baresip 1.0 stops recording at a
+/// re-INVITE, and these tests check the audio it records (the music has its own test).
+/// The server is restarted so the setting is certainly in force.
+fn silence_while_ringing(d: &mut Denwa) {
+    d.cli_ok(&["setting", "set", "transfer.transferee_hears", "silence"]);
+    d.terminate();
+    d.spawn();
+}
+
 /// Sleeps until `since + ms` (audio files play in real time: this waits for tones, not logic).
 fn play_until(since: Instant, ms: u32) {
     let end = since + Duration::from_millis(u64::from(ms));
@@ -65,9 +74,23 @@ fn play_until(since: Instant, ms: u32) {
     }
 }
 
+/// Waits until the caller's tones (6 s lead) have crossed, hangs `a` up and checks that `a`
+/// heard `c`'s tones and `c` heard `a`'s, none of their own.
+fn talk_then_check(a: &mut Phone, c: &mut Phone, started: Instant) {
+    let seq = ToneLayout {
+        lead_ms: 6000,
+        ..ToneLayout::default()
+    }
+    .sequence_ms(CALLER_TONES.len());
+    play_until(started, seq + 1500);
+    testkit::baresip::hang_up_and_check_tones(a, c, &CALLER_TONES, &CALLEE_TONES, EVENT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("the final parties did not hear each other: {e}"));
+}
+
 #[test]
 fn blind_transfer_from_baresip_joins_the_caller_and_the_target() {
-    let d = pbx();
+    let mut d = pbx();
+    silence_while_ringing(&mut d);
     let audio = tempfile::tempdir().expect("tmp");
     // The caller's tones start 6 s into its call: after the transfer, so only the target
     // hears them. The transferor is silent; the target sends its tones once it answers.
@@ -99,25 +122,7 @@ fn blind_transfer_from_baresip_joins_the_caller_and_the_target() {
         "the transfer took too long for the tone timing: {:?}",
         started.elapsed()
     );
-    // Wait for the caller's tones (6 s lead + 1.4 s) to have crossed, then hang up.
-    let seq = ToneLayout {
-        lead_ms: 6000,
-        ..ToneLayout::default()
-    }
-    .sequence_ms(CALLER_TONES.len());
-    play_until(started, seq + 1000);
-    a.hangup().expect("hang up");
-    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("caller closed");
-    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("target closed");
-
-    let a_heard = a.last_recording().expect("caller recording");
-    let c_heard = c.last_recording().expect("target recording");
-    tone::check_recording(&a_heard, &CALLEE_TONES, &CALLER_TONES)
-        .unwrap_or_else(|e| panic!("the caller did not hear the target: {e}"));
-    tone::check_recording(&c_heard, &CALLER_TONES, &CALLEE_TONES)
-        .unwrap_or_else(|e| panic!("the target did not hear the caller: {e}"));
+    talk_then_check(&mut a, &mut c, started);
 
     let logs = d.logs();
     assert!(logs.contains("blind transfer accepted"), "{logs}");
@@ -370,23 +375,7 @@ fn attended_transfer_by_refer_with_replaces_joins_the_other_parties_with_audio()
         "the join took too long for the tone timing: {:?}",
         started.elapsed()
     );
-    let seq = ToneLayout {
-        lead_ms: 6000,
-        ..ToneLayout::default()
-    }
-    .sequence_ms(CALLER_TONES.len());
-    play_until(started, seq + 1500);
-    a.hangup().expect("hang up");
-    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("transferee closed");
-    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("target closed");
-    let a_heard = a.last_recording().expect("transferee recording");
-    tone::check_recording(&a_heard, &CALLEE_TONES, &CALLER_TONES)
-        .unwrap_or_else(|e| panic!("the transferee did not hear the target: {e}"));
-    let c_heard = c.last_recording().expect("target recording");
-    tone::check_recording(&c_heard, &CALLER_TONES, &CALLEE_TONES)
-        .unwrap_or_else(|e| panic!("the target did not hear the transferee: {e}"));
+    talk_then_check(&mut a, &mut c, started);
     let logs = d.logs();
     assert!(logs.contains("attended transfer completed"), "{logs}");
     let mut cdrs = Vec::new();
@@ -444,7 +433,8 @@ fn api(d: &Denwa, token: &str, method: &str, path: &str, body: Option<&str>) -> 
 #[test]
 fn transfer_from_the_api_with_audio_and_events_in_the_record() {
     testkit::require_binary("curl").unwrap_or_else(|e| panic!("{e}"));
-    let d = pbx();
+    let mut d = pbx();
+    silence_while_ringing(&mut d);
     let token = api_token(&d);
     let audio = tempfile::tempdir().expect("tmp");
     let a_wav = tones(audio.path(), "a.wav", &CALLER_TONES, 6000, 30_000);
@@ -485,29 +475,7 @@ fn transfer_from_the_api_with_audio_and_events_in_the_record() {
             d.print_logs();
             panic!("the transferring phone should be released: {e}")
         });
-    let seq = ToneLayout {
-        lead_ms: 6000,
-        ..ToneLayout::default()
-    }
-    .sequence_ms(CALLER_TONES.len());
-    play_until(started, seq + 1000);
-    a.hangup().expect("hang up");
-    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("caller closed");
-    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .expect("target closed");
-    tone::check_recording(
-        &a.last_recording().expect("recording"),
-        &CALLEE_TONES,
-        &CALLER_TONES,
-    )
-    .unwrap_or_else(|e| panic!("the caller did not hear the target: {e}"));
-    tone::check_recording(
-        &c.last_recording().expect("recording"),
-        &CALLER_TONES,
-        &CALLEE_TONES,
-    )
-    .unwrap_or_else(|e| panic!("the target did not hear the caller: {e}"));
+    talk_then_check(&mut a, &mut c, started);
 
     let mut cdrs = Vec::new();
     d.wait_until("the call record", Duration::from_secs(10), || {
@@ -533,4 +501,72 @@ fn transfer_from_the_api_with_audio_and_events_in_the_record() {
         (Some("blind"), Some("1002"), Some("1001"), Some("1003")),
         "{events}"
     );
+}
+
+#[test]
+fn transferee_hears_music_while_the_target_rings() {
+    let d = pbx();
+    d.cli_ok(&["moh", "install-default"]);
+    let audio = tempfile::tempdir().expect("tmp");
+    let a_wav = tones(audio.path(), "a.wav", &CALLER_TONES, 6000, 30_000);
+    let quiet = tones(audio.path(), "quiet.wav", &[], 0, 30_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    let mut b = phone(&d, "1002", "bob-secret-cc", &quiet);
+    // The target answers by hand, 2 s after it starts ringing.
+    let cfg = PhoneConfig {
+        answer: testkit::baresip::AnswerMode::Manual,
+        ..PhoneConfig::new("1003")
+            .registering(&d.sip_addr(), "carol-secret-d", 600)
+            .with_audio(&quiet)
+    };
+    let mut c = Phone::start(cfg).expect("baresip starts");
+    c.wait_event("REGISTER_OK", EVENT_TIMEOUT)
+        .expect("target registers");
+
+    let started = Instant::now();
+    a.dial(&format!("sip:1002@{}", d.sip_addr())).expect("dial");
+    established(&d, &mut a, "caller");
+    established(&d, &mut b, "transferor");
+    b.command("transfer", Some(&format!("sip:1003@{}", d.sip_addr())))
+        .expect("transfer command");
+    c.wait_event("CALL_INCOMING", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the target should ring: {e}")
+        });
+    std::thread::sleep(Duration::from_secs(2));
+    c.accept().expect("answer");
+    established(&d, &mut c, "target");
+    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("the transferor is released");
+    let seq = ToneLayout {
+        lead_ms: 6000,
+        ..ToneLayout::default()
+    }
+    .sequence_ms(CALLER_TONES.len());
+    play_until(started, seq + 1000);
+    a.hangup().expect("hang up");
+    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("caller closed");
+    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .expect("target closed");
+    // The target hears the caller, who is back on the relay after the music.
+    tone::check_recording(&c.last_recording().expect("recording"), &CALLER_TONES, &[])
+        .unwrap_or_else(|e| panic!("the target did not hear the caller: {e}"));
+    // The music endpoint sent about 2 s of audio (50 packets/s) to the caller, then closed.
+    let logs = d.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("media endpoint closed"))
+        .unwrap_or_else(|| panic!("the music endpoint closed: {logs}"));
+    let tx: u64 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("tx="))
+        .and_then(|v| v.parse().ok())
+        .expect("tx count");
+    assert!(
+        (50..=250).contains(&tx),
+        "about 100 packets of music: {line}"
+    );
+    assert!(logs.contains("transfer completed"), "{logs}");
 }

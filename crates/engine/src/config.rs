@@ -84,6 +84,8 @@ pub struct Settings {
     pub prompt_language: String,
     /// A failed blind transfer rings the transferor back (else the transferee is hung up).
     pub transfer_callback: bool,
+    /// A blind transfer's transferee hears hold music while the target rings.
+    pub transfer_music: bool,
 }
 
 impl Default for Settings {
@@ -102,6 +104,7 @@ impl Default for Settings {
             digest_algorithms: vec![sip::auth::Algorithm::Md5],
             prompt_language: crate::settings::PROMPT_LANGUAGES[0].to_string(),
             transfer_callback: true,
+            transfer_music: true,
         }
     }
 }
@@ -146,6 +149,13 @@ impl Settings {
                 })
                 .and_then(|v| v.as_str().map(|c| c != "hangup"))
                 .unwrap_or(d.transfer_callback),
+            transfer_music: get(keys::TRANSFER_TRANSFEREE_HEARS)
+                .and_then(|v| {
+                    spec(keys::TRANSFER_TRANSFEREE_HEARS)
+                        .and_then(|s| s.validate(&parse_json(&v)).ok())
+                })
+                .and_then(|v| v.as_str().map(|c| c != "silence"))
+                .unwrap_or(d.transfer_music),
             digest_algorithms: get(keys::DIGEST_ALGORITHMS)
                 .map(|v| {
                     v.split(',')

@@ -29,6 +29,9 @@ pub(crate) enum Stage {
     ResumePending,
     /// The held party is being pointed back at the relay in this transaction.
     Resuming(TransactionId),
+    /// Music for a transferee while the transfer target rings: the endpoint is opening
+    /// ([`crate::transfer`] sends the offer itself).
+    TransferOpening,
 }
 
 /// Music on hold for one call.
@@ -121,6 +124,9 @@ impl Engine {
         };
         let held_local = call.legs[m.held].local;
         let stage = std::mem::replace(&mut m.stage, Stage::Playing);
+        if matches!(stage, Stage::TransferOpening) {
+            return self.transfer_music_opened(id, r, now);
+        }
         let Stage::Opening { txn, req, from } = stage else {
             return;
         };

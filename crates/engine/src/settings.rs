@@ -51,10 +51,15 @@ pub mod keys {
     /// What happens when a blind transfer's target does not answer or is busy and the
     /// transferor has hung up: `callback` (ring the transferor again) or `hangup`.
     pub const TRANSFER_ON_FAILURE: &str = "transfer.on_failure";
+    /// What a blind transfer's transferee hears while the target rings: `music` (hold music,
+    /// by a re-INVITE to a music endpoint) or `silence` (its media is left alone).
+    pub const TRANSFER_TRANSFEREE_HEARS: &str = "transfer.transferee_hears";
 }
 
 /// The ways to secure the SMTP connection (`mail.smtp_security`).
 pub const MAIL_SECURITIES: &[&str] = &["starttls", "tls", "none"];
+/// The choices of `transfer.transferee_hears`.
+pub const TRANSFER_TRANSFEREE_HEARS_CHOICES: &[&str] = &["music", "silence"];
 
 /// The choices of `transfer.on_failure`.
 pub const TRANSFER_ON_FAILURE_CHOICES: &[&str] = &["callback", "hangup"];
@@ -280,6 +285,13 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Text("callback"),
         restart_required: false,
         help: "when a transfer target is busy or does not answer after the transferor hung up: callback (ring the transferor again) or hangup",
+    },
+    Spec {
+        key: keys::TRANSFER_TRANSFEREE_HEARS,
+        kind: Kind::Choice(TRANSFER_TRANSFEREE_HEARS_CHOICES),
+        default: DefaultValue::Text("music"),
+        restart_required: false,
+        help: "what a transferred caller hears while the transfer target rings: music (hold music) or silence",
     },
 ];
 

@@ -90,6 +90,13 @@ pub(crate) struct Xfer {
     reinvites: Vec<(TransactionId, LegIdx)>,
     /// Legs that joined through a transfer, with the extension they ring.
     parties: Vec<(LegIdx, String)>,
+    /// The transferee hears music because of a pending transfer (not because it was held).
+    music: bool,
+    /// Our re-INVITE offering the transferee the music endpoint.
+    music_txn: Option<TransactionId>,
+    /// The SDP to put the transferee back on the relay with once that re-INVITE is answered
+    /// (the transfer ended while it was in flight).
+    relay_after_music: Option<Bytes>,
     /// What happened, in order.
     pub events: Vec<TransferEvent>,
 }
@@ -592,6 +599,119 @@ impl Engine {
             sent_180: false,
         };
         self.ring_target(id, p, bindings, now);
+        self.start_transfer_music(id, y);
+    }
+
+    /// Music for the transferee `y` while the target rings, unless it hears music already or
+    /// its media is not two-way (it was held).
+    fn start_transfer_music(&mut self, id: u64, y: LegIdx) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let pending = call.xfer.as_deref().is_some_and(|x| x.pending.is_some());
+        let two_way = call.legs[y]
+            .sdp
+            .as_deref()
+            .is_some_and(|b| !not_sendrecv(b));
+        if !pending || call.moh.is_some() || !two_way || !self.snap.settings.transfer_music {
+            return;
+        }
+        let (ip, call_id) = (call.legs[y].local.ip(), call.legs[y].call_id.clone());
+        let ep = self.b2bua.new_endpoint(id);
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        call.moh = Some(Box::new(crate::moh::Moh {
+            endpoint: ep,
+            held: y,
+            stage: crate::moh::Stage::TransferOpening,
+        }));
+        if let Some(x) = call.xfer.as_deref_mut() {
+            x.music = true;
+        }
+        self.media(MediaCommand::OpenEndpoint {
+            endpoint: ep,
+            call_id,
+            ip,
+            group: id,
+        });
+    }
+
+    /// The transferee's music endpoint opened: offer it to the transferee (we only send), or
+    /// drop it when the transfer is over already.
+    pub(crate) fn transfer_music_opened(&mut self, id: u64, r: Result<SocketAddr, ()>, now: Now) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let pending = call.xfer.as_deref().is_some_and(|x| x.pending.is_some());
+        let Some(m) = call.moh.as_deref() else {
+            return;
+        };
+        let (ep, y) = (m.endpoint, m.held);
+        let (Ok(local), true) = (r, pending) else {
+            call.moh = None;
+            if let Some(x) = call.xfer.as_deref_mut() {
+                x.music = false;
+            }
+            self.b2bua.by_endpoint.remove(&ep);
+            self.media(MediaCommand::CloseEndpoint { endpoint: ep });
+            return;
+        };
+        let addr = SocketAddr::new(
+            nathelper::advertised_ip(adv, call.legs[y].local),
+            local.port(),
+        );
+        let offer = crate::sdp_local::offer(addr, Some(&call.codec), 1);
+        let offer = String::from_utf8_lossy(&offer).replace("a=sendrecv", "a=sendonly");
+        let Some((mut inv, target)) = self.leg_request(id, y, Method::Invite) else {
+            return;
+        };
+        inv.headers.push(HeaderName::Allow, crate::ALLOW);
+        inv.set_body(&MediaType::sdp(), Bytes::from(offer));
+        let Some(t) = self.send_request(inv, target, Owner::Call(id), now) else {
+            return;
+        };
+        if let Some(c) = self.b2bua.get_mut(id) {
+            if let Some(m) = c.moh.as_deref_mut() {
+                m.stage = crate::moh::Stage::Offered(t);
+            }
+            if let Some(x) = c.xfer.as_deref_mut() {
+                x.music_txn = Some(t);
+            }
+        }
+    }
+
+    /// The transfer ended with the transferee hearing music because of it: the music stops and
+    /// the transferee goes back onto the relay, facing media `sdp` (the new or the old peer's).
+    fn stop_transfer_music(&mut self, id: u64, sdp_body: Bytes, now: Now) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let Some(x) = call.xfer.as_deref_mut() else {
+            return;
+        };
+        if !x.music {
+            return;
+        }
+        x.music = false;
+        if x.music_txn.is_some() {
+            // Our offer is still in flight: finish when it is answered.
+            x.relay_after_music = Some(sdp_body);
+            return;
+        }
+        let Some(m) = call.moh.take() else {
+            return;
+        };
+        let offered = !matches!(m.stage, crate::moh::Stage::TransferOpening);
+        self.b2bua.by_endpoint.remove(&m.endpoint);
+        self.media(MediaCommand::CloseEndpoint {
+            endpoint: m.endpoint,
+        });
+        if offered {
+            self.reinvite_onto_relay(id, m.held, &sdp_body, adv, now);
+        }
     }
 
     /// Blind transfer started by an administrator (panel, API): the call's answering
@@ -772,6 +892,12 @@ impl Engine {
             self.reinvite_answered(id, leg, txn, resp);
             return true;
         }
+        if x.music_txn == Some(txn) {
+            if resp.status >= 200 {
+                self.music_offer_answered(id, txn, resp, now);
+            }
+            return true;
+        }
         let Some(fork) = pending_fork(call, txn) else {
             return false;
         };
@@ -885,6 +1011,12 @@ impl Engine {
         if !p.transferor_gone && !p.callback {
             // The transferor is still in the call: it keeps the transferee.
             self.notify_transferor(id, p.transferor, p.refer_seq, status, true, now);
+            let x_sdp = self
+                .b2bua
+                .get(id)
+                .and_then(|c| c.legs[p.transferor].sdp.clone())
+                .unwrap_or_default();
+            self.stop_transfer_music(id, x_sdp, now);
             return;
         }
         if !p.callback && self.snap.settings.transfer_callback {
@@ -968,7 +1100,8 @@ impl Engine {
             b: i,
             session,
         });
-        let moh = call.moh.take();
+        let music = call.xfer.as_deref().is_some_and(|x| x.music);
+        let moh = if music { None } else { call.moh.take() };
         let kind = if p.callback { "callback" } else { "blind" };
         if let Some(x) = call.xfer.as_deref_mut() {
             x.parties.push((i, p.target.clone()));
@@ -1016,7 +1149,9 @@ impl Engine {
                     .iter()
                     .any(|l| c.legs[*l].sdp.as_deref().is_some_and(not_sendrecv))
             });
-        if held {
+        if music {
+            self.stop_transfer_music(id, resp.body.clone(), now);
+        } else if held {
             let body = resp.body.clone();
             self.reinvite_onto_relay(id, p.transferee, &body, adv, now);
         }
@@ -1073,22 +1208,42 @@ impl Engine {
         }
     }
 
-    /// Our re-INVITE was answered: ACK a 2xx and point the relay at the party's new media.
-    fn reinvite_answered(&mut self, id: u64, leg: LegIdx, txn: TransactionId, resp: &Response) {
-        if !(200..300).contains(&resp.status) {
-            warn!(
-                call = id,
-                status = resp.status,
-                "transfer re-INVITE refused"
-            );
-            return;
-        }
-        let Some(call) = self.b2bua.get(id) else {
+    /// The transferee answered our music offer: ACK, start (or drop) the music, and when the
+    /// transfer ended meanwhile, put the transferee back onto the relay.
+    fn music_offer_answered(&mut self, id: u64, txn: TransactionId, resp: &Response, now: Now) {
+        let adv = self.cfg.advertise;
+        let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
-        let session = call.bridge.map(|b| b.session);
-        let l = &call.legs[leg];
-        let (local, transport, target, side) = (l.local, l.target.transport, l.target, l.side);
+        let Some(x) = call.xfer.as_deref_mut() else {
+            return;
+        };
+        x.music_txn = None;
+        let after = x.relay_after_music.take();
+        let Some(y) = call.moh.as_deref().map(|m| m.held) else {
+            return;
+        };
+        if (200..300).contains(&resp.status) {
+            self.ack_reinvite(id, y, txn, resp);
+        }
+        self.moh_response(id, txn, resp, now);
+        if let Some(body) = after
+            && let Some(m) = self.b2bua.get_mut(id).and_then(|c| c.moh.take())
+        {
+            self.b2bua.by_endpoint.remove(&m.endpoint);
+            self.media(MediaCommand::CloseEndpoint {
+                endpoint: m.endpoint,
+            });
+            self.reinvite_onto_relay(id, y, &body, adv, now);
+        }
+    }
+
+    /// ACKs a 2xx to our re-INVITE `txn` on `leg`'s dialog.
+    fn ack_reinvite(&mut self, id: u64, leg: LegIdx, txn: TransactionId, resp: &Response) {
+        let Some(l) = self.b2bua.get(id).and_then(|c| c.legs.get(leg)) else {
+            return;
+        };
+        let (local, transport, target) = (l.local, l.target.transport, l.target);
         let seq = self
             .layer
             .request(txn)
@@ -1107,6 +1262,24 @@ impl Engine {
             self.layer
                 .send_stateless(&sip::Message::Request(ack), target);
         }
+    }
+
+    /// Our re-INVITE was answered: ACK a 2xx and point the relay at the party's new media.
+    fn reinvite_answered(&mut self, id: u64, leg: LegIdx, txn: TransactionId, resp: &Response) {
+        if !(200..300).contains(&resp.status) {
+            warn!(
+                call = id,
+                status = resp.status,
+                "transfer re-INVITE refused"
+            );
+            return;
+        }
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let session = call.bridge.map(|b| b.session);
+        let side = call.legs[leg].side;
+        self.ack_reinvite(id, leg, txn, resp);
         if let Some(c) = self.b2bua.get_mut(id)
             && !resp.body.is_empty()
         {

@@ -944,3 +944,117 @@ fn transfer_on_failure_setting() {
         "an invalid value keeps the default"
     );
 }
+
+/// The music endpoint opened for the transferee, and our offer of it.
+fn music_offer(h: &Harness) -> (engine::media::EndpointId, Request) {
+    let ep = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .expect("a music endpoint for the transferee");
+    let offer = invites_to(&h.sent, CALLER)
+        .pop()
+        .expect("the transferee is offered the music");
+    assert_eq!(sdp_port(&offer.body), h.endpoints[&ep].port());
+    assert!(
+        std::str::from_utf8(&offer.body)
+            .unwrap_or("")
+            .contains("a=sendonly")
+    );
+    (ep, offer)
+}
+
+fn closed(h: &Harness, ep: engine::media::EndpointId) -> bool {
+    h.media_log
+        .iter()
+        .any(|c| matches!(c, MediaCommand::CloseEndpoint { endpoint } if *endpoint == ep))
+}
+
+#[test]
+fn transferee_hears_music_while_the_target_rings() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "mu-1");
+    let (port_a, _) = relay_ports(&h);
+    let inv = refer_to_third(&mut h, &desk, 2);
+    let (ep, offer) = music_offer(&h);
+    h.sent.clear();
+    h.reply(&offer, 200, "", CALLER, SEG1);
+    assert_eq!(requests_to(&h, "ACK", CALLER).len(), 1);
+    assert!(
+        h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Play { endpoint, .. } if *endpoint == ep)),
+        "the music plays"
+    );
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    assert!(closed(&h, ep), "the music stops");
+    let re = invites_to(&h.sent, CALLER)
+        .pop()
+        .expect("back onto the relay");
+    assert_eq!(sdp_port(&re.body), port_a);
+    h.sent.clear();
+    h.reply(&re, 200, "", CALLER, SEG1);
+    assert_eq!(requests_to(&h, "ACK", CALLER).len(), 1);
+}
+
+#[test]
+fn target_answering_before_the_music_offer_is_answered() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "mu-2");
+    let (port_a, _) = relay_ports(&h);
+    let inv = refer_to_third(&mut h, &desk, 2);
+    let (ep, offer) = music_offer(&h);
+    h.sent.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    assert!(
+        invites_to(&h.sent, CALLER).is_empty(),
+        "no second re-INVITE while the first is pending"
+    );
+    h.sent.clear();
+    h.reply(&offer, 200, "", CALLER, SEG1);
+    assert_eq!(requests_to(&h, "ACK", CALLER).len(), 1);
+    assert!(closed(&h, ep));
+    let re = invites_to(&h.sent, CALLER)
+        .pop()
+        .expect("back onto the relay");
+    assert_eq!(sdp_port(&re.body), port_a);
+}
+
+#[test]
+fn failed_transfer_with_the_transferor_there_stops_the_music() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "mu-3");
+    let (port_a, _) = relay_ports(&h);
+    let inv = refer_to_third(&mut h, &desk, 2);
+    let (ep, offer) = music_offer(&h);
+    h.reply(&offer, 200, "", CALLER, SEG1);
+    h.sent.clear();
+    h.reply(&inv, 486, "third", THIRD, SEG1);
+    assert!(closed(&h, ep));
+    let re = invites_to(&h.sent, CALLER)
+        .pop()
+        .expect("back to the transferor");
+    assert_eq!(sdp_port(&re.body), port_a);
+    let n = requests_to(&h, "NOTIFY", DESK);
+    assert_eq!(sipfrag(&n[0]), "SIP/2.0 486 Busy Here\r\n");
+}
+
+#[test]
+fn transferee_hears_silence_when_so_set() {
+    let mut snap = snapshot();
+    snap.settings.transfer_music = false;
+    let mut h = setup_with(snap);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "mu-off");
+    refer_to_third(&mut h, &desk, 2);
+    assert!(invites_to(&h.sent, CALLER).is_empty());
+    assert!(
+        !h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::OpenEndpoint { .. }))
+    );
+}

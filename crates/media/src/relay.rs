@@ -699,8 +699,61 @@ struct LegIo {
     clock: Vec<(u8, u32)>,
     /// Clock rate of the last payload forwarded to this leg's phone (to read its RTCP jitter).
     tx_clock: u32,
+    /// Keeps the stream sent to this leg's phone one stream when its source changes.
+    stitch: Option<Stitch>,
     local: LocalLeg,
     dirty: bool,
+}
+
+/// One RTP stream towards a phone across a change of source (a transfer puts another phone on
+/// the far side): the first source's SSRC is kept and the sequence numbers and timestamps go
+/// on from where they were, so phones that drop a stream whose numbers jump back (baresip 1.0
+/// does) keep playing.
+#[derive(Debug, Clone, Copy)]
+struct Stitch {
+    in_ssrc: u32,
+    out_ssrc: u32,
+    seq_delta: u16,
+    ts_delta: u32,
+    last_seq: u16,
+    last_ts: u32,
+}
+
+impl Stitch {
+    /// The (sequence, timestamp, SSRC) to send for a packet, or `None` to send it unchanged.
+    /// `step` is one packet's worth of timestamp (20 ms) for the jump at a change of source.
+    fn map(
+        st: &mut Option<Stitch>,
+        seq: u16,
+        ts: u32,
+        ssrc: u32,
+        step: u32,
+    ) -> Option<(u16, u32, u32)> {
+        let Some(s) = st else {
+            *st = Some(Stitch {
+                in_ssrc: ssrc,
+                out_ssrc: ssrc,
+                seq_delta: 0,
+                ts_delta: 0,
+                last_seq: seq,
+                last_ts: ts,
+            });
+            return None;
+        };
+        if ssrc != s.in_ssrc {
+            s.seq_delta = s.last_seq.wrapping_add(1).wrapping_sub(seq);
+            s.ts_delta = s.last_ts.wrapping_add(step).wrapping_sub(ts);
+            s.in_ssrc = ssrc;
+        }
+        let (out_seq, out_ts) = (seq.wrapping_add(s.seq_delta), ts.wrapping_add(s.ts_delta));
+        // Reordered (older) packets do not move the stream's end.
+        if out_seq.wrapping_sub(s.last_seq) < 0x8000 {
+            s.last_seq = out_seq;
+            s.last_ts = out_ts;
+        }
+        let same = s.seq_delta == 0 && s.ts_delta == 0 && s.out_ssrc == ssrc;
+        (!same).then_some((out_seq, out_ts, s.out_ssrc))
+    }
 }
 
 impl LegIo {
@@ -717,6 +770,7 @@ impl LegIo {
             rx: RxStats::default(),
             clock: Vec::new(),
             tx_clock: 8000,
+            stitch: None,
             local: LocalLeg::default(),
             dirty: false,
         }
@@ -869,6 +923,19 @@ impl Engine {
             tap.packet(if leg == 0 { Leg::A } else { Leg::B }, now, &p, pkt);
         }
         let out = &mut self.legs[1 - leg];
+        let step = if hz != 0 { hz / 50 } else { 160 };
+        let mut stitched = [0u8; 1500];
+        let pkt = match Stitch::map(&mut out.stitch, p.sequence, p.timestamp, p.ssrc, step) {
+            Some((seq, ts, ssrc)) if pkt.len() <= stitched.len() => {
+                let b = &mut stitched[..pkt.len()];
+                b.copy_from_slice(pkt);
+                b[2..4].copy_from_slice(&seq.to_be_bytes());
+                b[4..8].copy_from_slice(&ts.to_be_bytes());
+                b[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                &stitched[..pkt.len()]
+            }
+            _ => pkt,
+        };
         match out.rtp_dest {
             Some(dest) => match out.rtp.send_to(pkt, dest) {
                 Ok(_) => {

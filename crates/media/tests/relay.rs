@@ -775,3 +775,41 @@ async fn bursts_are_relayed_whole_and_in_order() {
     eventually(|| s.stats().a.packets_rx == 158).await;
     assert_eq!(s.stats().b.packets_tx, 158);
 }
+
+#[tokio::test]
+async fn a_new_source_continues_the_stream_the_phone_hears() {
+    // A transfer points leg B at another phone: the first phone's stream stopped at seq 20,
+    // the new one starts at seq 7 with its own SSRC. Phone A keeps hearing one stream.
+    let relay = relay();
+    let (a, b, c) = (phone().await, phone().await, phone().await);
+    let s = call(&relay, &a, &b).await;
+    for i in 0..=20u16 {
+        let pb = rtp(i, u32::from(i) * 160, 0xb, b"b");
+        b.send_to(&pb, s.local(Leg::B)).await.unwrap();
+        assert_eq!(recv(&a).await.0, pb, "unchanged while the source stays");
+    }
+    s.set_remote(Leg::B, addr(&c), None);
+    s.flush().await;
+    for i in 0..5u16 {
+        c.send_to(
+            &rtp(7 + i, 9000 + u32::from(i) * 160, 0xc, b"c"),
+            s.local(Leg::B),
+        )
+        .await
+        .unwrap();
+        let (got, _) = recv(&a).await;
+        let p = RtpPacket::parse(&got).unwrap();
+        assert_eq!(p.ssrc, 0xb, "the stream keeps its SSRC");
+        assert_eq!(p.sequence, 21 + i, "and its sequence");
+        assert_eq!(
+            p.timestamp,
+            20 * 160 + 160 + u32::from(i) * 160,
+            "and its clock"
+        );
+        assert_eq!(p.payload, b"c");
+    }
+    // The other direction is untouched.
+    let pa = rtp(3, 480, 0xa, b"a");
+    a.send_to(&pa, s.local(Leg::A)).await.unwrap();
+    assert_eq!(recv(&c).await.0, pa);
+}

@@ -901,6 +901,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("nav.prompts", "Prompts", "音声ガイダンス"),
     ("nav.moh", "Music on hold", "保留音"),
     (
+        "set.transfer_transferee_hears",
+        "What a transferred caller hears while the transfer target rings: music (hold music) or silence",
+        "転送先の呼出中に転送される側が聞く音: music(保留音)または silence(無音)",
+    ),
+    (
         "set.transfer_on_failure",
         "When a transfer target is busy or does not answer after the transferor hung up: callback (ring the transferor again) or hangup",
         "転送元が切断した後に転送先が話中・不応答のとき: callback(転送元を再呼出)または hangup(切断)",

@@ -50,6 +50,7 @@ pub fn label(key: &str) -> &'static str {
         keys::MAIL_USERNAME => "set.mail_username",
         keys::MAIL_FROM => "set.mail_from",
         keys::TRANSFER_ON_FAILURE => "set.transfer_on_failure",
+        keys::TRANSFER_TRANSFEREE_HEARS => "set.transfer_transferee_hears",
         _ => "set.unknown",
     }
 }
