@@ -24,6 +24,7 @@ mod backup_remote;
 pub(crate) mod outside;
 pub mod prompts;
 pub(crate) mod reports;
+mod voicemail;
 
 /// Largest backup upload accepted (bytes).
 pub const MAX_BACKUP_BYTES: usize = 512 * 1024 * 1024;
@@ -273,6 +274,7 @@ pub fn routes() -> Router<Web> {
         .merge(backup_remote::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(voicemail::routes())
         .merge(crate::cluster::routes())
         .route(
             "/license",

@@ -9,6 +9,7 @@ mod backup_remote;
 mod outside;
 mod prompts;
 mod reports;
+mod voicemail;
 
 fn err_ref() -> Value {
     json!({ "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
@@ -128,6 +129,7 @@ fn schemas() -> Value {
     let mut s = schemas_wave1();
     outside::schemas(&mut s);
     apps::schemas(&mut s);
+    voicemail::schemas(&mut s);
     s
 }
 
@@ -309,6 +311,7 @@ pub fn document() -> Value {
     backup_remote::paths(&mut add);
     reports::paths(&mut add);
     prompts::paths(&mut add);
+    voicemail::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

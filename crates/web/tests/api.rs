@@ -1146,6 +1146,13 @@ async fn openapi_matches_routes() {
         "GET /moh/{class}/{file}/audio",
         "GET /cluster",
         "POST /cluster/switchover",
+        "GET /voicemail/{number}",
+        "PUT /voicemail/{number}",
+        "PUT /voicemail/{number}/pin",
+        "GET /voicemail/{number}/messages",
+        "PUT /voicemail/{number}/messages/{id}",
+        "DELETE /voicemail/{number}/messages/{id}",
+        "GET /voicemail/{number}/messages/{id}/audio",
     ];
     expected.sort();
     assert_eq!(ops, expected);
