@@ -29,6 +29,7 @@ mod license_page;
 mod outside;
 mod prompts;
 mod reports;
+mod voicemail;
 
 const STYLE: &str = include_str!("../static/style.css");
 const SCRIPT: &str = include_str!("../static/app.js");
@@ -73,6 +74,7 @@ pub fn routes() -> Router<Web> {
         .route("/api-keys/{id}/delete", post(delete_key))
         .merge(outside::routes())
         .merge(apps::routes())
+        .merge(voicemail::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
         .merge(backup_remote::routes())
@@ -181,6 +183,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/outbound" { (ctx.t("nav.outbound")) }
                             a href="/ivrs" { (ctx.t("nav.ivrs")) }
                             a href="/conferences" { (ctx.t("nav.conferences")) }
+                            a href="/voicemail" { (ctx.t("nav.voicemail")) }
                             a href="/prompts" { (ctx.t("nav.prompts")) }
                             a href="/moh" { (ctx.t("nav.moh")) }
                             a href="/settings" { (ctx.t("nav.settings")) }
