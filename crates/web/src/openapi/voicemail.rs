@@ -96,14 +96,14 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
         json!({
             "parameters": [ext, id],
             "put": op("Mark a message read (folder saved) or unread (new)", json!({ "requestBody": body(json!({ "type": "object", "required": ["folder"], "additionalProperties": false, "properties": { "folder": { "type": "string", "enum": ["new", "saved"] } } })), "responses": { "200": ok_json("changed", r("VmMessage")) } }), &["400", "404", "415", "422"]),
-            "delete": op("Delete a message and its file", json!({ "responses": { "204": { "description": "done" } } }), &["404"])
+            "delete": op("Delete a message and its file", json!({ "responses": { "204": { "description": "done" } } }), &["400", "404"])
         }),
     );
     add(
         "/voicemail/{number}/messages/{id}/audio",
         json!({
             "parameters": [ext, id, { "name": "download", "in": "query", "required": false, "schema": { "type": "string" }, "description": "1: as an attachment" }],
-            "get": op("The message's audio (audio/wav)", json!({ "responses": { "200": { "description": "WAV", "content": { "audio/wav": { "schema": { "type": "string", "format": "binary" } } } } } }), &["404"])
+            "get": op("The message's audio (audio/wav)", json!({ "responses": { "200": { "description": "WAV", "content": { "audio/wav": { "schema": { "type": "string", "format": "binary" } } } } } }), &["400", "404"])
         }),
     );
 }
