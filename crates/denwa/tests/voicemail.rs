@@ -118,29 +118,11 @@ fn wav_attachment(mail: &str) -> Vec<u8> {
         .expect("base64 attachment")
 }
 
-fn messages(d: &Denwa) -> Vec<serde_json::Value> {
-    let list = d.cli_ok(&["voicemail", "list", "1002", "--json"]);
-    serde_json::from_str(&list).expect("json")
-}
-
-#[test]
-fn a_message_left_by_one_phone_is_heard_and_deleted_by_the_owner_with_its_pin() {
-    let d = Denwa::start();
-    let audio = tempfile::tempdir().expect("tmp");
+/// Extensions 1001 and 1002 (PIN 2580), menu 500 whose option 3 leaves a message for 1002.
+fn setup(d: &Denwa) {
     d.add_extension("1001", "alice-secret-b");
     d.add_extension("1002", "bob-secret-cc");
     d.cli_ok(&["voicemail", "pin", "1002", "--pin", "2580"]);
-    let maildir = audio.path().join("mail");
-    let (_smtp, smtp_port) = smtp_sink(&maildir);
-    for (k, v) in [
-        ("mail.smtp_host", "127.0.0.1".to_string()),
-        ("mail.smtp_port", smtp_port.to_string()),
-        ("mail.smtp_security", "none".to_string()),
-        ("mail.from", "pbx@example.com".to_string()),
-    ] {
-        d.cli_ok(&["setting", "set", k, &v]);
-    }
-    d.cli_ok(&["voicemail", "edit", "1002", "--email", "bob@example.com"]);
     d.cli_ok(&[
         "ivr",
         "add",
@@ -163,6 +145,29 @@ fn a_message_left_by_one_phone_is_heard_and_deleted_by_the_owner_with_its_pin() 
             })
         },
     );
+}
+
+fn messages(d: &Denwa) -> Vec<serde_json::Value> {
+    let list = d.cli_ok(&["voicemail", "list", "1002", "--json"]);
+    serde_json::from_str(&list).expect("json")
+}
+
+#[test]
+fn a_message_left_by_one_phone_is_heard_and_deleted_by_the_owner_with_its_pin() {
+    let d = Denwa::start();
+    let audio = tempfile::tempdir().expect("tmp");
+    setup(&d);
+    let maildir = audio.path().join("mail");
+    let (_smtp, smtp_port) = smtp_sink(&maildir);
+    for (k, v) in [
+        ("mail.smtp_host", "127.0.0.1".to_string()),
+        ("mail.smtp_port", smtp_port.to_string()),
+        ("mail.smtp_security", "none".to_string()),
+        ("mail.from", "pbx@example.com".to_string()),
+    ] {
+        d.cli_ok(&["setting", "set", k, &v]);
+    }
+    d.cli_ok(&["voicemail", "edit", "1002", "--email", "bob@example.com"]);
 
     // 1002's phone subscribes and is told: nothing waiting.
     let b_wav = wav(audio.path(), "b.wav", &B_TONES, 500, 140_000);
@@ -260,4 +265,47 @@ fn a_message_left_by_one_phone_is_heard_and_deleted_by_the_owner_with_its_pin() 
     d.wait_until("every endpoint freed", Duration::from_secs(10), || {
         d.logs().matches("media endpoint closed").count() >= 2
     });
+}
+
+#[test]
+fn a_caller_hanging_up_mid_message_leaves_the_message_and_nothing_else() {
+    let d = Denwa::start();
+    let audio = tempfile::tempdir().expect("tmp");
+    setup(&d);
+    // The tones start at 12 s (the recording runs from about 9.5 s); the caller hangs up at
+    // 15 s, before any silence could end the recording.
+    let a_wav = wav(audio.path(), "a.wav", &A_TONES, 12_000, 40_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    a.dial(&format!("sip:500@{}", d.sip_addr())).expect("dial");
+    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .expect("answered");
+    std::thread::sleep(Duration::from_millis(1500));
+    a.send_dtmf("3").expect("DTMF");
+    std::thread::sleep(Duration::from_millis(13_500));
+    a.hangup().expect("hang up");
+    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT).expect("closed");
+    let mut msgs = Vec::new();
+    d.wait_until("the message indexed", Duration::from_secs(10), || {
+        msgs = messages(&d);
+        msgs.len() == 1
+    });
+    let file = PathBuf::from(msgs[0]["path"].as_str().expect("path"));
+    tone::check_recording(&file, &A_TONES, &B_TONES).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("what was said before the hang-up is not in the message: {e}")
+    });
+    // Only that file in the box; the endpoint is closed and the call recorded as the caller's
+    // hang-up.
+    let dir = file.parent().expect("box dir");
+    let files: Vec<_> = std::fs::read_dir(dir).expect("dir").flatten().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    d.wait_until("the endpoint freed", Duration::from_secs(10), || {
+        d.logs().contains("media endpoint closed")
+    });
+    let mut cdrs = Vec::new();
+    d.wait_until("the call record", Duration::from_secs(10), || {
+        cdrs = d.cdrs();
+        !cdrs.is_empty()
+    });
+    assert_eq!(cdrs[0]["hangup_by"], "caller", "{}", cdrs[0]);
 }

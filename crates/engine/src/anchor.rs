@@ -723,16 +723,7 @@ impl Engine {
                 }
             }
             Ok(Destination::Vm(ext)) => {
-                if !self.snap.extensions.contains_key(&(tenant, ext.clone())) {
-                    return self.unavailable(id, now);
-                }
-                if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
-                    a.app = Some(App::Vm(Box::new(crate::vm::VmLeave::new(
-                        ext,
-                        crate::vm::VmReason::Unavailable,
-                    ))));
-                }
-                self.vm_start(id, now);
+                self.goto_voicemail(id, ext, crate::vm::VmReason::Unavailable, now)
             }
             Ok(Destination::Conf(number)) => {
                 // A menu option into a room: the caller's endpoint moves to the room's seat
@@ -794,6 +785,27 @@ impl Engine {
                 self.unavailable(id, now);
             }
         }
+    }
+
+    /// Hands an answered (anchored) call to `ext`'s mailbox: the greeting for `reason` plays,
+    /// then the message is recorded. What forwarding on busy / no answer calls.
+    pub(crate) fn goto_voicemail(
+        &mut self,
+        id: u64,
+        ext: String,
+        reason: crate::vm::VmReason,
+        now: Now,
+    ) {
+        let Some(tenant) = self.b2bua.get(id).map(|c| c.tenant_id) else {
+            return;
+        };
+        if !self.snap.extensions.contains_key(&(tenant, ext.clone())) {
+            return self.unavailable(id, now);
+        }
+        if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+            a.app = Some(App::Vm(Box::new(crate::vm::VmLeave::new(ext, reason))));
+        }
+        self.vm_start(id, now);
     }
 
     /// The destination cannot be reached: say so, then back to the menu (or hang up).

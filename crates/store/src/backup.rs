@@ -98,7 +98,8 @@ use Ty::{Bool, Int, Real, Text};
 /// (each node's live view of its trunks, rewritten within seconds of a start), and the report
 /// tables `report_calls`, `report_state` and `report_gaps` (derived from the call records: a
 /// restore empties them and the next aggregation rebuilds them from the restored records), and
-/// the `backup_*` tables (pairing and shipping state are node-local: a restore keeps them).
+/// the `backup_*` tables (pairing and shipping state are node-local: a restore keeps them), and
+/// `vm_outbox` (this node's e-mail delivery state; a restore must not mail messages again).
 pub(crate) const TABLES: &[TableDef] = &[
     TableDef {
         name: "tenants",

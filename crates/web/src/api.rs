@@ -29,6 +29,7 @@ pub(crate) mod recordings;
 pub(crate) mod reports;
 mod transfer;
 pub(crate) use transfer::refusal as transfer_refusal;
+mod voicemail;
 
 /// Largest backup upload accepted (bytes).
 pub const MAX_BACKUP_BYTES: usize = 512 * 1024 * 1024;
@@ -282,6 +283,7 @@ pub fn routes() -> Router<Web> {
         .merge(prompts::routes())
         .merge(recordings::routes())
         .merge(transfer::routes())
+        .merge(voicemail::routes())
         .merge(crate::cluster::routes())
         .route(
             "/license",

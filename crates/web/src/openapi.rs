@@ -13,6 +13,7 @@ mod prompts;
 mod recordings;
 mod reports;
 mod transfer;
+mod voicemail;
 
 fn err_ref() -> Value {
     json!({ "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
@@ -135,6 +136,7 @@ fn schemas() -> Value {
     hunt::schemas(&mut s);
     codes::schemas(&mut s);
     transfer::schemas(&mut s);
+    voicemail::schemas(&mut s);
     s
 }
 
@@ -320,6 +322,7 @@ pub fn document() -> Value {
     prompts::paths(&mut add);
     recordings::paths(&mut add);
     transfer::paths(&mut add);
+    voicemail::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

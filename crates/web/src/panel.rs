@@ -33,6 +33,7 @@ mod prompts;
 mod recordings;
 mod reports;
 mod transfer;
+mod voicemail;
 
 const STYLE: &str = include_str!("../static/style.css");
 const SCRIPT: &str = include_str!("../static/app.js");
@@ -79,6 +80,7 @@ pub fn routes() -> Router<Web> {
         .merge(apps::routes())
         .merge(hunt::routes())
         .merge(codes::routes())
+        .merge(voicemail::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
         .merge(recordings::routes())
@@ -192,6 +194,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/groups" { (ctx.t("nav.groups")) }
                             a href="/timeconds" { (ctx.t("nav.timeconds")) }
                             a href="/features" { (ctx.t("nav.features")) }
+                            a href="/voicemail" { (ctx.t("nav.voicemail")) }
                             a href="/prompts" { (ctx.t("nav.prompts")) }
                             a href="/moh" { (ctx.t("nav.moh")) }
                             (recordings::nav(ctx))

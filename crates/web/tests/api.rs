@@ -1177,6 +1177,13 @@ async fn openapi_matches_routes() {
         "PUT /extensions/{number}/pickup-groups",
         "POST /calls/{id}/transfer",
         "GET /cdrs/{id}/events",
+        "GET /voicemail/{number}",
+        "PUT /voicemail/{number}",
+        "PUT /voicemail/{number}/pin",
+        "GET /voicemail/{number}/messages",
+        "PUT /voicemail/{number}/messages/{id}",
+        "DELETE /voicemail/{number}/messages/{id}",
+        "GET /voicemail/{number}/messages/{id}/audio",
     ];
     expected.sort();
     assert_eq!(ops, expected);
