@@ -341,7 +341,13 @@ impl Engine {
         source: SocketAddr,
         now: Now,
     ) {
-        info!(peer = %source, call_id = %req.call_id().unwrap_or_default(), "REFER outside a dialog refused");
+        // Logged per source with summaries (a scanner must not fill the disk).
+        let log = self.rejected_log.event(source.ip(), now.mono, || {
+            "REFER outside a dialog".to_string()
+        });
+        if log.is_log() {
+            info!(peer = %source, call_id = %req.call_id().unwrap_or_default(), "REFER outside a dialog refused");
+        }
         let r = Response::for_request(req, 403, Some("REFER outside a dialog"));
         self.respond(txn, r, now);
     }
@@ -401,7 +407,12 @@ impl Engine {
         reason: &str,
         now: Now,
     ) {
-        info!(peer = %source, call_id = %req.call_id().unwrap_or_default(), status, reason, "REFER refused");
+        let log = self
+            .rejected_log
+            .event(source.ip(), now.mono, || format!("REFER {status} {reason}"));
+        if log.is_log() {
+            info!(peer = %source, call_id = %req.call_id().unwrap_or_default(), status, reason, "REFER refused");
+        }
         self.respond(txn, Response::for_request(req, status, Some(reason)), now);
     }
 
@@ -1469,7 +1480,12 @@ impl Engine {
         now: Now,
     ) {
         let refuse = |e: &mut Engine, status: u16, reason: &str| {
-            info!(peer = %source, caller = %caller.number, status, reason, "INVITE with Replaces refused");
+            let log = e.rejected_log.event(source.ip(), now.mono, || {
+                format!("INVITE with Replaces {status} {reason}")
+            });
+            if log.is_log() {
+                info!(peer = %source, caller = %caller.number, status, reason, "INVITE with Replaces refused");
+            }
             e.respond(txn, Response::for_request(&req, status, Some(reason)), now);
         };
         let Some(r) = req

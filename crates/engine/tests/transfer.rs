@@ -1058,3 +1058,55 @@ fn transferee_hears_silence_when_so_set() {
             .any(|c| matches!(c, MediaCommand::OpenEndpoint { .. }))
     );
 }
+
+#[test]
+fn transferor_hanging_up_before_the_target_answers() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "odd-1");
+    let inv = refer_to_third(&mut h, &desk, 2);
+    h.sent.clear();
+    h.recv_raw(&desk.request("BYE", 3, "", None), DESK, SEG1);
+    assert_eq!(last_status_to(&h, DESK), 200);
+    assert!(
+        requests_to(&h, "BYE", CALLER).is_empty(),
+        "the caller stays"
+    );
+    assert!(h.cdrs.is_empty());
+    h.sent.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    assert!(
+        h.requests("NOTIFY").is_empty(),
+        "nobody subscribed any more"
+    );
+    assert!(requests_to(&h, "BYE", DESK).is_empty(), "already gone");
+    // The caller and the target talk; the caller's BYE reaches the target.
+    h.sent.clear();
+    h.recv_raw(&caller.request("BYE", 5, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", THIRD).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
+}
+
+#[test]
+fn refer_before_the_answer_is_refused() {
+    let mut h = setup();
+    let out = h.dial(&Dial {
+        from: "1001",
+        to: "1002",
+        source: CALLER,
+        local: SEG1,
+        call_id: "odd-early",
+    });
+    let fork = invites_to(&out, DESK).pop().expect("the desk rings");
+    h.reply(&fork, 180, "desk-r", DESK, SEG1);
+    let desk = Party {
+        at: DESK,
+        ruri: fork.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1002@example.com>;tag=desk-r".into(),
+        remote: fork.from().expect("From").to_string(),
+        call_id: fork.call_id().expect("Call-ID").to_string(),
+    };
+    refer(&mut h, &desk, 2, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 481);
+    assert!(invites_to(&h.sent, THIRD).is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
