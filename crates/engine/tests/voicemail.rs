@@ -59,6 +59,14 @@ fn setup(greeting: bool) -> Harness {
     h
 }
 
+/// The first 200 the engine sent.
+fn first_ok(h: &Harness) -> Option<sip::Response> {
+    h.sent.iter().find_map(|s| match &s.message {
+        Message::Response(r) if r.status == 200 => Some(r.clone()),
+        _ => None,
+    })
+}
+
 /// 1001 dials `to`; the call is answered on an endpoint and ACKed: the endpoint and the 200.
 fn call(h: &mut Harness, to: &str, call_id: &str) -> (EndpointId, sip::Response) {
     h.sent = h.dial(&Dial {
@@ -68,14 +76,7 @@ fn call(h: &mut Harness, to: &str, call_id: &str) -> (EndpointId, sip::Response)
         local: SEG1,
         call_id,
     });
-    let ok = h
-        .sent
-        .iter()
-        .find_map(|s| match &s.message {
-            Message::Response(r) if r.status == 200 => Some(r.clone()),
-            _ => None,
-        })
-        .expect("answered");
+    let ok = first_ok(h).expect("answered");
     let ack = in_dialog(&ok, "ACK", 2);
     h.recv_raw(&ack, CALLER, SEG1);
     let ep = h
@@ -357,15 +358,15 @@ fn a_greeting_recorded_by_phone_is_reviewed_and_kept() {
     }));
 }
 
-/// The NOTIFYs sent to `to` so far, as (Event, body).
-fn notifies(h: &Harness, to: &str) -> Vec<(String, String)> {
+/// The NOTIFYs sent to `to` (any destination: `None`) so far, as (`header`'s value, body).
+fn notify_list(h: &Harness, to: Option<&str>, header: &sip::HeaderName) -> Vec<(String, String)> {
     h.sent
         .iter()
-        .filter(|s| s.to.to_string() == to)
+        .filter(|s| to.is_none_or(|t| s.to.to_string() == t))
         .filter_map(|s| match &s.message {
             Message::Request(r) if r.method == sip::Method::Notify => Some((
                 r.headers
-                    .get(&sip::HeaderName::Event)
+                    .get(header)
                     .map(|v| v.as_str().to_string())
                     .unwrap_or_default(),
                 String::from_utf8_lossy(&r.body).into_owned(),
@@ -373,6 +374,11 @@ fn notifies(h: &Harness, to: &str) -> Vec<(String, String)> {
             _ => None,
         })
         .collect()
+}
+
+/// The NOTIFYs sent to `to` so far, as (Event, body).
+fn notifies(h: &Harness, to: &str) -> Vec<(String, String)> {
+    notify_list(h, Some(to), &sip::HeaderName::Event)
 }
 
 #[test]
@@ -443,20 +449,7 @@ fn subscribe_text(
 
 /// The NOTIFYs to the caller as (Subscription-State, body); clears what was sent.
 fn sub_notifies(h: &mut Harness) -> Vec<(String, String)> {
-    let out = h
-        .sent
-        .iter()
-        .filter_map(|s| match &s.message {
-            Message::Request(r) if r.method == sip::Method::Notify => Some((
-                r.headers
-                    .get(&sip::HeaderName::SubscriptionState)
-                    .map(|v| v.as_str().to_string())
-                    .unwrap_or_default(),
-                String::from_utf8_lossy(&r.body).into_owned(),
-            )),
-            _ => None,
-        })
-        .collect();
+    let out = notify_list(h, None, &sip::HeaderName::SubscriptionState);
     h.sent.clear();
     out
 }
@@ -502,14 +495,7 @@ fn message_summary_subscription_lifecycle() {
         CALLER,
         SEG1,
     );
-    let ok = h
-        .sent
-        .iter()
-        .find_map(|s| match &s.message {
-            Message::Response(r) if r.status == 200 => Some(r.clone()),
-            _ => None,
-        })
-        .expect("200 OK");
+    let ok = first_ok(&h).expect("200 OK");
     assert_eq!(
         ok.headers
             .get(&sip::HeaderName::Expires)
