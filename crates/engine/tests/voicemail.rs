@@ -584,3 +584,94 @@ fn a_subscription_that_is_not_refreshed_ends_with_a_terminated_notify() {
     assert_eq!(ended.len(), 1, "{n:?}");
     assert_eq!(ended[0].0, "terminated;reason=timeout");
 }
+
+#[test]
+fn a_stored_subscription_survives_a_restart() {
+    let mut h = setup(false);
+    h.recv_raw(
+        &subscribe_text(1, "message-summary", 600, "", None),
+        CALLER,
+        SEG1,
+    );
+    let challenge = h.last_response();
+    let creds = h.answer_challenge(
+        "1001",
+        &password("1001"),
+        &challenge,
+        &sip::HeaderName::ProxyAuthenticate,
+        "SUBSCRIBE",
+        "sip:1001@example.com",
+    );
+    h.recv_raw(
+        &subscribe_text(2, "message-summary", 600, "", Some(&creds)),
+        CALLER,
+        SEG1,
+    );
+    let rec = h
+        .vm_ops
+        .iter()
+        .find_map(|o| match o {
+            VmOp::SaveSub(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .expect("the subscription is stored");
+    assert_eq!((rec.call_id.as_str(), rec.ext.as_str()), ("sub-1", "1001"));
+    // A new engine (the restart) loads it: a count change reaches the phone in the same dialog,
+    // with a CSeq ahead of anything sent before.
+    let mut h2 = setup(false);
+    h2.engine.load_subscription(&rec, h2.now);
+    let mut apps = h2.engine.snapshot().apps.clone();
+    apps.vm_counts.insert((1, "1001".into()), (1, 0));
+    h2.sent.clear();
+    h2.input(Input::Config(engine::ConfigUpdate::Apps(apps)));
+    let notify = h2
+        .sent
+        .iter()
+        .find_map(|s| match &s.message {
+            Message::Request(r) if r.method == sip::Method::Notify => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a NOTIFY");
+    assert_eq!(notify.call_id(), Some("sub-1"));
+    assert_eq!(
+        notify.to().and_then(|t| t.tag().map(str::to_string)),
+        Some("sub-a".into())
+    );
+    assert!(notify.cseq().is_some_and(|c| c.seq > 1000), "{notify:?}");
+    assert!(
+        notify
+            .headers
+            .get(&sip::HeaderName::SubscriptionState)
+            .is_some_and(|v| v.as_str().starts_with("active")),
+        "in the subscription, not unsolicited"
+    );
+    // Unsubscribing drops the stored row.
+    let in_dialog = format!(";tag={}", rec.local_tag);
+    h2.recv_raw(
+        &subscribe_text(3, "message-summary", 0, &in_dialog, None),
+        CALLER,
+        SEG1,
+    );
+    assert_eq!(h2.last_response().status, 200);
+    assert!(
+        h2.vm_ops
+            .iter()
+            .any(|o| matches!(o, VmOp::DropSub { call_id, .. } if call_id == "sub-1"))
+    );
+    // An expired record is not loaded.
+    let mut old = rec.clone();
+    old.expires_at_ms = 0;
+    let mut h3 = setup(false);
+    h3.engine.load_subscription(&old, h3.now);
+    let mut apps = h3.engine.snapshot().apps.clone();
+    apps.vm_counts.insert((1, "1001".into()), (1, 0));
+    h3.sent.clear();
+    h3.input(Input::Config(engine::ConfigUpdate::Apps(apps)));
+    assert!(
+        h3.sent
+            .iter()
+            .all(|s| !matches!(&s.message, Message::Request(r)
+            if r.method == sip::Method::Notify && r.call_id() == Some("sub-1"))),
+        "only the unsolicited NOTIFY, none in the expired dialog"
+    );
+}

@@ -22,6 +22,7 @@ mod model;
 mod notify;
 mod outside;
 pub mod report;
+mod subs;
 mod vmbox;
 
 use std::path::PathBuf;

@@ -217,3 +217,44 @@ async fn mailboxes_pins_and_messages(b: Backend) {
         Verdict::Ok
     );
 }
+
+both_backends!(subscriptions_are_kept,);
+
+async fn subscriptions_are_kept(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let now = Utc::now();
+    let rec = |id: &str, expires_at_ms: i64| engine::subs::SubRecord {
+        call_id: id.into(),
+        local_tag: "t1".into(),
+        remote_tag: "r1".into(),
+        tenant: 1,
+        ext: "1001".into(),
+        package: "message-summary".into(),
+        local: "<sip:1001@example.com>;tag=t1".into(),
+        remote: "<sip:1001@example.com>;tag=r1".into(),
+        remote_target: "sip:1001@192.0.2.21:5060".into(),
+        route_set: Vec::new(),
+        local_seq: Some(3),
+        remote_seq: Some(2),
+        destination: "192.0.2.21:5060".parse().unwrap(),
+        transport: "udp".into(),
+        local_addr: None,
+        expires_at_ms,
+    };
+    let live = rec("a", now.timestamp_millis() + 600_000);
+    s.put_event_sub(&live).await.unwrap();
+    s.put_event_sub(&rec("gone", now.timestamp_millis() - 1))
+        .await
+        .unwrap();
+    // Replacing keeps one row.
+    let mut again = live.clone();
+    again.local_seq = Some(4);
+    s.put_event_sub(&again).await.unwrap();
+    assert_eq!(
+        s.event_subs(now).await.unwrap(),
+        vec![again.clone()],
+        "expired ones dropped"
+    );
+    s.delete_event_sub("a", "t1").await.unwrap();
+    assert!(s.event_subs(now).await.unwrap().is_empty());
+}
