@@ -169,7 +169,9 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
                 eng.load_subscription(s, now);
             }
         }
-        Err(e) => tracing::warn!(error = %e, "stored subscriptions unreadable: phones subscribe again"),
+        Err(e) => {
+            tracing::warn!(error = %e, "stored subscriptions unreadable: phones subscribe again")
+        }
     }
     // The toll-fraud limits count the calls made before this start, too.
     match load::outbound_history(&store, now.wall).await {
