@@ -10,8 +10,7 @@
 //! Subscriptions are stored ([`SubRecord`], `crate::vm::VmOp::SaveSub`) when made, refreshed
 //! or ended, and loaded at start ([`Engine::load_subscription`]), so a restart does not need
 //! the phones to subscribe again (the CSeq of our NOTIFYs jumps ahead on load, so a phone never
-//! sees one go backwards). Not yet: a 481 to a NOTIFY does not end the subscription early (it
-//! runs out instead).
+//! sees one go backwards). A 481 to a NOTIFY, or none at all, ends the subscription.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -430,7 +429,14 @@ impl Engine {
                 req.set_body(&ct, bytes::Bytes::from(body));
             }
         }
-        self.send_request(req, sub.target, Owner::Mwi, now);
+        let owner = match terminated {
+            Some(_) => Owner::Mwi,
+            None => Owner::SubNotify(
+                sub.dialog.id.call_id.clone(),
+                sub.dialog.id.local_tag.clone(),
+            ),
+        };
+        self.send_request(req, sub.target, owner, now);
     }
 
     /// NOTIFYs every subscription of `ext` to `package` (its state changed).
@@ -471,6 +477,14 @@ impl Engine {
                 self.drop_sub(&k);
                 self.notify_sub(&mut s, Some("timeout"), now);
             }
+        }
+    }
+
+    /// The subscriber answered a NOTIFY with 481 (or not at all): the subscription ends.
+    pub(crate) fn subscription_gone(&mut self, key: &(String, String), why: &str) {
+        if let Some(s) = self.subs.by_id.remove(key) {
+            info!(extension = %s.ext, %why, "subscription ended by the subscriber");
+            self.drop_sub(key);
         }
     }
 

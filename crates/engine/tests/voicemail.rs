@@ -566,14 +566,20 @@ fn a_subscription_that_is_not_refreshed_ends_with_a_terminated_notify() {
         CALLER,
         SEG1,
     );
+    // The phone answers the first NOTIFY (an unanswered one would end the subscription).
+    let first = h
+        .sent
+        .iter()
+        .find_map(|s| match &s.message {
+            Message::Request(r) if r.method == sip::Method::Notify => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the first NOTIFY");
     assert_eq!(sub_notifies(&mut h).len(), 1);
-    // (Unanswered NOTIFYs are retransmitted meanwhile: only their state matters here.)
+    h.reply(&first, 200, "", CALLER, SEG1);
     h.advance(Duration::from_secs(59));
     let n = sub_notifies(&mut h);
-    assert!(
-        n.iter().all(|(state, _)| state.starts_with("active")),
-        "{n:?}"
-    );
+    assert!(n.is_empty(), "still active, nothing to say: {n:?}");
     h.advance(Duration::from_secs(2));
     let n = sub_notifies(&mut h);
     let mut ended: Vec<_> = n
@@ -674,4 +680,59 @@ fn a_stored_subscription_survives_a_restart() {
             if r.method == sip::Method::Notify && r.call_id() == Some("sub-1"))),
         "only the unsolicited NOTIFY, none in the expired dialog"
     );
+}
+
+#[test]
+fn a_481_to_a_notify_ends_the_subscription() {
+    let mut h = setup(false);
+    h.recv_raw(
+        &subscribe_text(1, "message-summary", 600, "", None),
+        CALLER,
+        SEG1,
+    );
+    let challenge = h.last_response();
+    let creds = h.answer_challenge(
+        "1001",
+        &password("1001"),
+        &challenge,
+        &sip::HeaderName::ProxyAuthenticate,
+        "SUBSCRIBE",
+        "sip:1001@example.com",
+    );
+    h.sent.clear();
+    h.recv_raw(
+        &subscribe_text(2, "message-summary", 600, "", Some(&creds)),
+        CALLER,
+        SEG1,
+    );
+    let notify = h
+        .sent
+        .iter()
+        .find_map(|s| match &s.message {
+            Message::Request(r) if r.method == sip::Method::Notify => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the first NOTIFY");
+    // The phone no longer knows the dialog.
+    h.reply(&notify, 481, "", CALLER, SEG1);
+    assert!(
+        h.vm_ops
+            .iter()
+            .any(|o| matches!(o, VmOp::DropSub { call_id, .. } if call_id == "sub-1"))
+    );
+    // The next change is sent unsolicited, not in the dead dialog.
+    let mut apps = h.engine.snapshot().apps.clone();
+    apps.vm_counts.insert((1, "1001".into()), (1, 0));
+    h.sent.clear();
+    h.input(Input::Config(engine::ConfigUpdate::Apps(apps)));
+    let n: Vec<_> = h
+        .sent
+        .iter()
+        .filter_map(|s| match &s.message {
+            Message::Request(r) if r.method == sip::Method::Notify => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(n.len(), 1);
+    assert_ne!(n[0].call_id(), Some("sub-1"));
 }
