@@ -187,6 +187,37 @@ async fn mailboxes_pins_and_messages(b: Backend) {
     assert!(got, "the message change must be announced");
     assert_eq!(s.vm_counts(t, "1002").await.unwrap(), (1, 1));
 
+    // The outbox keeps the state of a box's newest finished e-mails only.
+    let mut bx = s.vm_box(t, "1002").await.unwrap().unwrap().spec;
+    bx.email = "bob@example.com".into();
+    s.put_vm_box(t, "1002", &bx).await.unwrap();
+    for n in 0..(store::OUTBOX_KEPT + 5) {
+        s.insert_vm_message(t, &message(1000 + n)).await.unwrap();
+        for m in s.due_vm_mail(Utc::now(), 10).await.unwrap() {
+            s.vm_mail_sent(m.id).await.unwrap();
+        }
+        let ids: Vec<i64> = s
+            .list_vm_messages(t, "1002")
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        if let Some(last) = ids.iter().max() {
+            s.delete_vm_message(t, *last).await.unwrap();
+        }
+    }
+    let kept = s.vm_mail_status(t, "1002").await.unwrap();
+    assert!(kept.iter().all(|m| m.status == "sent"));
+    assert_eq!(
+        kept.len() as i64,
+        store::OUTBOX_KEPT,
+        "older finished e-mails dropped"
+    );
+    assert_eq!(s.vm_mail_pending().await.unwrap(), 0);
+    bx.email.clear();
+    s.put_vm_box(t, "1002", &bx).await.unwrap();
+
     // The box is bounded.
     for n in 10..(10 + store::MAX_MESSAGES - 2) {
         s.insert_vm_message(t, &message(n)).await.unwrap();
