@@ -77,6 +77,20 @@ pub enum VmCmd {
         /// Message id
         id: i64,
     },
+    /// Upload a greeting (any format sox reads; converted, refused with a reason if unreadable,
+    /// silent or too long), or remove it with --remove (the default greeting plays again).
+    Greeting {
+        /// Extension number
+        ext: String,
+        /// unavailable, busy or name
+        kind: String,
+        /// The audio file
+        #[arg(conflicts_with = "remove", required_unless_present = "remove")]
+        file: Option<std::path::PathBuf>,
+        /// Remove the greeting
+        #[arg(long)]
+        remove: bool,
+    },
     /// Set the SMTP password voicemail e-mails authenticate with (the other SMTP settings are
     /// `mail.*` in `denwa setting`); never listed with the settings.
     MailPassword {
@@ -269,6 +283,40 @@ pub async fn run(
             message_of(store, tenant, &ext, id).await?;
             store.set_vm_folder(tenant, id, Folder::Saved).await?;
             writeln!(out, "message {id} saved")?;
+        }
+        VmCmd::Greeting {
+            ext,
+            kind,
+            file,
+            remove,
+        } => {
+            let g = apps::vmail::Greeting::parse(&kind)
+                .ok_or_else(|| anyhow!("{kind:?}: use unavailable, busy or name"))?;
+            require_box(store, tenant, &ext).await?;
+            let path = data_dir.join(engine::vm::greeting_path(tenant, &ext, g));
+            match (file, remove) {
+                (Some(f), false) => {
+                    let c = apps::audio_file::decode(&f)
+                        .map_err(|e| anyhow!("{}: {e}", f.display()))?;
+                    apps::audio_file::write_wav(&path, &c.samples)
+                        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                    store.set_vm_greeting(tenant, &ext, g, true).await?;
+                    writeln!(
+                        out,
+                        "{kind} greeting of mailbox {ext} set ({:.1} s)",
+                        c.seconds()
+                    )?;
+                }
+                _ => {
+                    store.set_vm_greeting(tenant, &ext, g, false).await?;
+                    if let Err(e) = std::fs::remove_file(&path)
+                        && e.kind() != std::io::ErrorKind::NotFound
+                    {
+                        bail!("{}: {e}", path.display());
+                    }
+                    writeln!(out, "{kind} greeting of mailbox {ext} removed")?;
+                }
+            }
         }
         VmCmd::MailPassword { password, clear } => {
             let key = engine::settings::keys::MAIL_PASSWORD;

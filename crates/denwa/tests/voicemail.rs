@@ -309,3 +309,40 @@ fn a_caller_hanging_up_mid_message_leaves_the_message_and_nothing_else() {
     });
     assert_eq!(cdrs[0]["hangup_by"], "caller", "{}", cdrs[0]);
 }
+
+#[test]
+fn greetings_are_uploaded_converted_and_removed_by_the_cli() {
+    let d = Denwa::start();
+    let audio = tempfile::tempdir().expect("tmp");
+    d.add_extension("1002", "bob-secret-cc");
+    let src = wav(audio.path(), "greeting.wav", &A_TONES, 200, 2000);
+    let out = d.cli_ok(&[
+        "voicemail",
+        "greeting",
+        "1002",
+        "busy",
+        src.to_str().expect("utf-8"),
+    ]);
+    assert!(out.contains("busy greeting of mailbox 1002 set"), "{out}");
+    let kept = d.data_dir().join("voicemail/1/1002/greeting-busy.wav");
+    tone::check_recording(&kept, &A_TONES, &B_TONES).expect("the converted greeting");
+    let shown: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["voicemail", "show", "1002", "--json"])).expect("json");
+    assert_eq!(shown["greeting_busy"], true);
+    // Unreadable input is refused with a reason, and changes nothing.
+    let junk = audio.path().join("junk.wav");
+    std::fs::write(&junk, b"not audio at all").expect("write");
+    let r = d.cli(&[
+        "voicemail",
+        "greeting",
+        "1002",
+        "unavailable",
+        junk.to_str().expect("utf-8"),
+    ]);
+    assert!(!r.status.success());
+    let shown: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["voicemail", "show", "1002", "--json"])).expect("json");
+    assert_eq!(shown["greeting_unavailable"], false);
+    d.cli_ok(&["voicemail", "greeting", "1002", "busy", "--remove"]);
+    assert!(!kept.exists());
+}

@@ -255,6 +255,8 @@ pub(crate) enum Owner {
     TrunkGone,
     /// An unsolicited message-waiting NOTIFY (its answer changes nothing).
     Mwi,
+    /// A NOTIFY in a subscription (Call-ID, our tag): a 481 or no answer ends it.
+    SubNotify(String, String),
 }
 
 impl Engine {
@@ -692,6 +694,11 @@ impl Engine {
                 Some(Owner::TrunkReg(t)) => self.trunk_reg_response(t, &response, now),
                 Some(Owner::TrunkPing(t)) => self.trunk_ping_result(t, Some(&response), now),
                 Some(Owner::TrunkGone | Owner::Mwi) => {}
+                Some(Owner::SubNotify(call_id, tag)) => {
+                    if response.status == 481 {
+                        self.subscription_gone(&(call_id, tag), "481");
+                    }
+                }
                 // An answer for a call that is already gone (it answered after we cancelled).
                 Some(Owner::Call(_)) | None => {
                     if (200..300).contains(&response.status) {
@@ -708,6 +715,9 @@ impl Engine {
                     }) => self.ping_failed(extension_id, &contact_uri, now),
                     Some(Owner::TrunkReg(t)) => self.trunk_reg_failed(t, now),
                     Some(Owner::TrunkPing(t)) => self.trunk_ping_result(t, None, now),
+                    Some(Owner::SubNotify(call_id, tag)) => {
+                        self.subscription_gone(&(call_id, tag), "no answer")
+                    }
                     Some(Owner::TrunkGone | Owner::Mwi) | None => {}
                 }
             }

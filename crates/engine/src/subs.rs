@@ -7,13 +7,16 @@
 //! Bounds: [`MAX_PER_EXTENSION`] subscriptions per extension and [`MAX_SUBSCRIPTIONS`] in all
 //! (the oldest of the extension's is replaced; past the total, 503).
 //!
-//! Not yet: subscriptions are kept in memory only (a restart needs the phones to subscribe
-//! again, which they do at their next refresh or registration); a 481 to a NOTIFY does not end
-//! the subscription early (it runs out instead).
+//! Subscriptions are stored ([`SubRecord`], `crate::vm::VmOp::SaveSub`) when made, refreshed
+//! or ended, and loaded at start ([`Engine::load_subscription`]), so a restart does not need
+//! the phones to subscribe again (the CSeq of our NOTIFYs jumps ahead on load, so a phone never
+//! sees one go backwards). A 481 to a NOTIFY, or none at all, ends the subscription.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
 
 use sip::dialog::Dialog;
 use sip::transaction::{Target, TransactionId, Transport};
@@ -85,6 +88,135 @@ impl Subs {
                 && s.ext == ext
                 && s.package == package
                 && s.target.destination == addr
+        })
+    }
+}
+
+/// A subscription as stored (what rebuilds it after a restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubRecord {
+    /// Call-ID of its dialog.
+    pub call_id: String,
+    /// Our tag.
+    pub local_tag: String,
+    /// The subscriber's tag.
+    pub remote_tag: String,
+    /// Tenant.
+    pub tenant: i64,
+    /// Extension subscribed to.
+    pub ext: String,
+    /// Event package (`message-summary`).
+    pub package: String,
+    /// Our To/From name-address.
+    pub local: String,
+    /// The subscriber's name-address.
+    pub remote: String,
+    /// Where in-dialog requests go (the subscriber's Contact).
+    pub remote_target: String,
+    /// Record-Route set.
+    pub route_set: Vec<String>,
+    /// Our last CSeq.
+    pub local_seq: Option<u32>,
+    /// The subscriber's last CSeq.
+    pub remote_seq: Option<u32>,
+    /// Address NOTIFYs are sent to.
+    pub destination: SocketAddr,
+    /// `udp`, `tcp`, `tls`.
+    pub transport: String,
+    /// Our address it came in on.
+    pub local_addr: Option<SocketAddr>,
+    /// When it runs out (ms since the epoch).
+    pub expires_at_ms: i64,
+}
+
+/// CSeq headroom after a restart (NOTIFYs sent since the last save are not stored).
+const CSEQ_JUMP: u32 = 1000;
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
+        Transport::Sctp => "sctp",
+        _ => "udp",
+    }
+}
+
+fn parse_transport(s: &str) -> Transport {
+    match s {
+        "tcp" => Transport::Tcp,
+        "tls" => Transport::Tls,
+        "sctp" => Transport::Sctp,
+        _ => Transport::Udp,
+    }
+}
+
+fn wall_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Sub {
+    fn record(&self, now: crate::Now) -> SubRecord {
+        let left = self.expires_at.saturating_duration_since(now.mono);
+        let d = &self.dialog;
+        SubRecord {
+            call_id: d.id.call_id.clone(),
+            local_tag: d.id.local_tag.clone(),
+            remote_tag: d.id.remote_tag.clone(),
+            tenant: self.tenant,
+            ext: self.ext.clone(),
+            package: self.package.as_str().to_string(),
+            local: d.local.to_string(),
+            remote: d.remote.to_string(),
+            remote_target: d.remote_target.to_string(),
+            route_set: d.route_set.iter().map(|r| r.to_string()).collect(),
+            local_seq: d.local_seq,
+            remote_seq: d.remote_seq,
+            destination: self.target.destination,
+            transport: transport_name(self.target.transport).to_string(),
+            local_addr: self.target.local,
+            expires_at_ms: wall_ms(now.wall + left),
+        }
+    }
+
+    fn from_record(r: &SubRecord, now: crate::Now) -> Option<Sub> {
+        let left_ms = r.expires_at_ms.checked_sub(wall_ms(now.wall))?;
+        let left = Duration::from_millis(u64::try_from(left_ms).ok().filter(|l| *l > 0)?);
+        let dialog = Dialog {
+            id: sip::dialog::DialogId {
+                call_id: r.call_id.clone(),
+                local_tag: r.local_tag.clone(),
+                remote_tag: r.remote_tag.clone(),
+            },
+            state: sip::dialog::DialogState::Confirmed,
+            role: sip::dialog::Role::Uas,
+            local: sip::NameAddr::parse(&r.local).ok()?,
+            remote: sip::NameAddr::parse(&r.remote).ok()?,
+            remote_target: r.remote_target.parse().ok()?,
+            local_target: None,
+            route_set: r
+                .route_set
+                .iter()
+                .map(|x| sip::NameAddr::parse(x))
+                .collect::<Result<_, _>>()
+                .ok()?,
+            local_seq: Some(r.local_seq.unwrap_or(0).saturating_add(CSEQ_JUMP)),
+            remote_seq: r.remote_seq,
+            secure: false,
+        };
+        Some(Sub {
+            tenant: r.tenant,
+            ext: r.ext.clone(),
+            package: Package::parse(&r.package)?,
+            dialog,
+            target: Target {
+                destination: r.destination,
+                transport: parse_transport(&r.transport),
+                local: r.local_addr,
+            },
+            expires_at: now.mono + left,
         })
     }
 }
@@ -201,6 +333,7 @@ impl Engine {
                 .map(|(k, _)| k.clone())
             {
                 self.subs.by_id.remove(&k);
+                self.drop_sub(&k);
             }
         } else if self.subs.len() >= MAX_SUBSCRIPTIONS {
             let r = Response::for_request(&req, 503, Some("Too many subscriptions"))
@@ -226,6 +359,7 @@ impl Engine {
         };
         info!(peer = %source, extension = %ext.number, event = package.as_str(), expires, "subscribed");
         self.notify_sub(&mut sub, None, now);
+        self.save_sub(&sub, now);
         self.subs.by_id.insert(key, sub);
     }
 
@@ -250,11 +384,13 @@ impl Engine {
         self.respond(txn, ok, now);
         if expires == 0 {
             info!(extension = %sub.ext, "unsubscribed");
+            self.drop_sub(&key);
             return self.notify_sub(&mut sub, Some("timeout"), now);
         }
         sub.expires_at = now.mono + Duration::from_secs(u64::from(expires));
         debug!(extension = %sub.ext, expires, "subscription refreshed");
         self.notify_sub(&mut sub, None, now);
+        self.save_sub(&sub, now);
         self.subs.by_id.insert(key, sub);
     }
 
@@ -293,7 +429,14 @@ impl Engine {
                 req.set_body(&ct, bytes::Bytes::from(body));
             }
         }
-        self.send_request(req, sub.target, Owner::Mwi, now);
+        let owner = match terminated {
+            Some(_) => Owner::Mwi,
+            None => Owner::SubNotify(
+                sub.dialog.id.call_id.clone(),
+                sub.dialog.id.local_tag.clone(),
+            ),
+        };
+        self.send_request(req, sub.target, owner, now);
     }
 
     /// NOTIFYs every subscription of `ext` to `package` (its state changed).
@@ -331,8 +474,44 @@ impl Engine {
         for k in gone {
             if let Some(mut s) = self.subs.by_id.remove(&k) {
                 debug!(extension = %s.ext, "subscription expired");
+                self.drop_sub(&k);
                 self.notify_sub(&mut s, Some("timeout"), now);
             }
+        }
+    }
+
+    /// The subscriber answered a NOTIFY with 481 (or not at all): the subscription ends.
+    pub(crate) fn subscription_gone(&mut self, key: &(String, String), why: &str) {
+        if let Some(s) = self.subs.by_id.remove(key) {
+            info!(extension = %s.ext, %why, "subscription ended by the subscriber");
+            self.drop_sub(key);
+        }
+    }
+
+    fn save_sub(&mut self, sub: &Sub, now: Now) {
+        let r = sub.record(now);
+        self.vm_op(0, crate::vm::VmOp::SaveSub(Box::new(r)));
+    }
+
+    fn drop_sub(&mut self, key: &(String, String)) {
+        self.vm_op(
+            0,
+            crate::vm::VmOp::DropSub {
+                call_id: key.0.clone(),
+                local_tag: key.1.clone(),
+            },
+        );
+    }
+
+    /// A stored subscription, at start: kept if it has not run out (and within the bounds).
+    pub fn load_subscription(&mut self, r: &SubRecord, now: Now) {
+        if self.subs.len() >= MAX_SUBSCRIPTIONS {
+            return;
+        }
+        if let Some(s) = Sub::from_record(r, now) {
+            self.subs
+                .by_id
+                .insert((r.call_id.clone(), r.local_tag.clone()), s);
         }
     }
 }

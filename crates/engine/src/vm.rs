@@ -134,6 +134,15 @@ pub enum VmOp {
         /// The PIN.
         pin: String,
     },
+    /// Store an event subscription (answered `Done`).
+    SaveSub(Box<crate::subs::SubRecord>),
+    /// Forget a stored subscription (answered `Done`).
+    DropSub {
+        /// Its Call-ID.
+        call_id: String,
+        /// Our tag.
+        local_tag: String,
+    },
     /// The scratch recording becomes the box's greeting (answered `Done`).
     KeepGreeting {
         /// Tenant.

@@ -59,6 +59,14 @@ fn setup(greeting: bool) -> Harness {
     h
 }
 
+/// The first 200 the engine sent.
+fn first_ok(h: &Harness) -> Option<sip::Response> {
+    h.sent.iter().find_map(|s| match &s.message {
+        Message::Response(r) if r.status == 200 => Some(r.clone()),
+        _ => None,
+    })
+}
+
 /// 1001 dials `to`; the call is answered on an endpoint and ACKed: the endpoint and the 200.
 fn call(h: &mut Harness, to: &str, call_id: &str) -> (EndpointId, sip::Response) {
     h.sent = h.dial(&Dial {
@@ -68,14 +76,7 @@ fn call(h: &mut Harness, to: &str, call_id: &str) -> (EndpointId, sip::Response)
         local: SEG1,
         call_id,
     });
-    let ok = h
-        .sent
-        .iter()
-        .find_map(|s| match &s.message {
-            Message::Response(r) if r.status == 200 => Some(r.clone()),
-            _ => None,
-        })
-        .expect("answered");
+    let ok = first_ok(h).expect("answered");
     let ack = in_dialog(&ok, "ACK", 2);
     h.recv_raw(&ack, CALLER, SEG1);
     let ep = h
@@ -357,15 +358,15 @@ fn a_greeting_recorded_by_phone_is_reviewed_and_kept() {
     }));
 }
 
-/// The NOTIFYs sent to `to` so far, as (Event, body).
-fn notifies(h: &Harness, to: &str) -> Vec<(String, String)> {
+/// The NOTIFYs sent to `to` (any destination: `None`) so far, as (`header`'s value, body).
+fn notify_list(h: &Harness, to: Option<&str>, header: &sip::HeaderName) -> Vec<(String, String)> {
     h.sent
         .iter()
-        .filter(|s| s.to.to_string() == to)
+        .filter(|s| to.is_none_or(|t| s.to.to_string() == t))
         .filter_map(|s| match &s.message {
             Message::Request(r) if r.method == sip::Method::Notify => Some((
                 r.headers
-                    .get(&sip::HeaderName::Event)
+                    .get(header)
                     .map(|v| v.as_str().to_string())
                     .unwrap_or_default(),
                 String::from_utf8_lossy(&r.body).into_owned(),
@@ -373,6 +374,11 @@ fn notifies(h: &Harness, to: &str) -> Vec<(String, String)> {
             _ => None,
         })
         .collect()
+}
+
+/// The NOTIFYs sent to `to` so far, as (Event, body).
+fn notifies(h: &Harness, to: &str) -> Vec<(String, String)> {
+    notify_list(h, Some(to), &sip::HeaderName::Event)
 }
 
 #[test]
@@ -443,20 +449,7 @@ fn subscribe_text(
 
 /// The NOTIFYs to the caller as (Subscription-State, body); clears what was sent.
 fn sub_notifies(h: &mut Harness) -> Vec<(String, String)> {
-    let out = h
-        .sent
-        .iter()
-        .filter_map(|s| match &s.message {
-            Message::Request(r) if r.method == sip::Method::Notify => Some((
-                r.headers
-                    .get(&sip::HeaderName::SubscriptionState)
-                    .map(|v| v.as_str().to_string())
-                    .unwrap_or_default(),
-                String::from_utf8_lossy(&r.body).into_owned(),
-            )),
-            _ => None,
-        })
-        .collect();
+    let out = notify_list(h, None, &sip::HeaderName::SubscriptionState);
     h.sent.clear();
     out
 }
@@ -502,14 +495,7 @@ fn message_summary_subscription_lifecycle() {
         CALLER,
         SEG1,
     );
-    let ok = h
-        .sent
-        .iter()
-        .find_map(|s| match &s.message {
-            Message::Response(r) if r.status == 200 => Some(r.clone()),
-            _ => None,
-        })
-        .expect("200 OK");
+    let ok = first_ok(&h).expect("200 OK");
     assert_eq!(
         ok.headers
             .get(&sip::HeaderName::Expires)
@@ -580,14 +566,20 @@ fn a_subscription_that_is_not_refreshed_ends_with_a_terminated_notify() {
         CALLER,
         SEG1,
     );
+    // The phone answers the first NOTIFY (an unanswered one would end the subscription).
+    let first = h
+        .sent
+        .iter()
+        .find_map(|s| match &s.message {
+            Message::Request(r) if r.method == sip::Method::Notify => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the first NOTIFY");
     assert_eq!(sub_notifies(&mut h).len(), 1);
-    // (Unanswered NOTIFYs are retransmitted meanwhile: only their state matters here.)
+    h.reply(&first, 200, "", CALLER, SEG1);
     h.advance(Duration::from_secs(59));
     let n = sub_notifies(&mut h);
-    assert!(
-        n.iter().all(|(state, _)| state.starts_with("active")),
-        "{n:?}"
-    );
+    assert!(n.is_empty(), "still active, nothing to say: {n:?}");
     h.advance(Duration::from_secs(2));
     let n = sub_notifies(&mut h);
     let mut ended: Vec<_> = n
@@ -597,4 +589,150 @@ fn a_subscription_that_is_not_refreshed_ends_with_a_terminated_notify() {
     ended.dedup(); // its retransmissions
     assert_eq!(ended.len(), 1, "{n:?}");
     assert_eq!(ended[0].0, "terminated;reason=timeout");
+}
+
+#[test]
+fn a_stored_subscription_survives_a_restart() {
+    let mut h = setup(false);
+    h.recv_raw(
+        &subscribe_text(1, "message-summary", 600, "", None),
+        CALLER,
+        SEG1,
+    );
+    let challenge = h.last_response();
+    let creds = h.answer_challenge(
+        "1001",
+        &password("1001"),
+        &challenge,
+        &sip::HeaderName::ProxyAuthenticate,
+        "SUBSCRIBE",
+        "sip:1001@example.com",
+    );
+    h.recv_raw(
+        &subscribe_text(2, "message-summary", 600, "", Some(&creds)),
+        CALLER,
+        SEG1,
+    );
+    let rec = h
+        .vm_ops
+        .iter()
+        .find_map(|o| match o {
+            VmOp::SaveSub(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .expect("the subscription is stored");
+    assert_eq!((rec.call_id.as_str(), rec.ext.as_str()), ("sub-1", "1001"));
+    // A new engine (the restart) loads it: a count change reaches the phone in the same dialog,
+    // with a CSeq ahead of anything sent before.
+    let mut h2 = setup(false);
+    h2.engine.load_subscription(&rec, h2.now);
+    let mut apps = h2.engine.snapshot().apps.clone();
+    apps.vm_counts.insert((1, "1001".into()), (1, 0));
+    h2.sent.clear();
+    h2.input(Input::Config(engine::ConfigUpdate::Apps(apps)));
+    let notify = h2
+        .sent
+        .iter()
+        .find_map(|s| match &s.message {
+            Message::Request(r) if r.method == sip::Method::Notify => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a NOTIFY");
+    assert_eq!(notify.call_id(), Some("sub-1"));
+    assert_eq!(
+        notify.to().and_then(|t| t.tag().map(str::to_string)),
+        Some("sub-a".into())
+    );
+    assert!(notify.cseq().is_some_and(|c| c.seq > 1000), "{notify:?}");
+    assert!(
+        notify
+            .headers
+            .get(&sip::HeaderName::SubscriptionState)
+            .is_some_and(|v| v.as_str().starts_with("active")),
+        "in the subscription, not unsolicited"
+    );
+    // Unsubscribing drops the stored row.
+    let in_dialog = format!(";tag={}", rec.local_tag);
+    h2.recv_raw(
+        &subscribe_text(3, "message-summary", 0, &in_dialog, None),
+        CALLER,
+        SEG1,
+    );
+    assert_eq!(h2.last_response().status, 200);
+    assert!(
+        h2.vm_ops
+            .iter()
+            .any(|o| matches!(o, VmOp::DropSub { call_id, .. } if call_id == "sub-1"))
+    );
+    // An expired record is not loaded.
+    let mut old = rec.clone();
+    old.expires_at_ms = 0;
+    let mut h3 = setup(false);
+    h3.engine.load_subscription(&old, h3.now);
+    let mut apps = h3.engine.snapshot().apps.clone();
+    apps.vm_counts.insert((1, "1001".into()), (1, 0));
+    h3.sent.clear();
+    h3.input(Input::Config(engine::ConfigUpdate::Apps(apps)));
+    assert!(
+        h3.sent
+            .iter()
+            .all(|s| !matches!(&s.message, Message::Request(r)
+            if r.method == sip::Method::Notify && r.call_id() == Some("sub-1"))),
+        "only the unsolicited NOTIFY, none in the expired dialog"
+    );
+}
+
+#[test]
+fn a_481_to_a_notify_ends_the_subscription() {
+    let mut h = setup(false);
+    h.recv_raw(
+        &subscribe_text(1, "message-summary", 600, "", None),
+        CALLER,
+        SEG1,
+    );
+    let challenge = h.last_response();
+    let creds = h.answer_challenge(
+        "1001",
+        &password("1001"),
+        &challenge,
+        &sip::HeaderName::ProxyAuthenticate,
+        "SUBSCRIBE",
+        "sip:1001@example.com",
+    );
+    h.sent.clear();
+    h.recv_raw(
+        &subscribe_text(2, "message-summary", 600, "", Some(&creds)),
+        CALLER,
+        SEG1,
+    );
+    let notify = h
+        .sent
+        .iter()
+        .find_map(|s| match &s.message {
+            Message::Request(r) if r.method == sip::Method::Notify => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the first NOTIFY");
+    // The phone no longer knows the dialog.
+    h.reply(&notify, 481, "", CALLER, SEG1);
+    assert!(
+        h.vm_ops
+            .iter()
+            .any(|o| matches!(o, VmOp::DropSub { call_id, .. } if call_id == "sub-1"))
+    );
+    // The next change is sent unsolicited, not in the dead dialog.
+    let mut apps = h.engine.snapshot().apps.clone();
+    apps.vm_counts.insert((1, "1001".into()), (1, 0));
+    h.sent.clear();
+    h.input(Input::Config(engine::ConfigUpdate::Apps(apps)));
+    let n: Vec<_> = h
+        .sent
+        .iter()
+        .filter_map(|s| match &s.message {
+            Message::Request(r) if r.method == sip::Method::Notify => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(n.len(), 1);
+    assert_ne!(n[0].call_id(), Some("sub-1"));
 }

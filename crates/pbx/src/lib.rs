@@ -169,6 +169,17 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
     for b in load::bindings(&store, now.wall).await? {
         eng.load_binding(b, now);
     }
+    // Event subscriptions made before this start (message-waiting).
+    match store.event_subs(chrono::Utc::now()).await {
+        Ok(subs) => {
+            for s in &subs {
+                eng.load_subscription(s, now);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "stored subscriptions unreadable: phones subscribe again")
+        }
+    }
     // The toll-fraud limits count the calls made before this start, too.
     match load::outbound_history(&store, now.wall).await {
         Ok(h) => eng.seed_outbound_history(&h, now),

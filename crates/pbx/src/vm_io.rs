@@ -95,6 +95,10 @@ pub(crate) async fn run(store: &Store, data_dir: &Path, op: VmOp) -> VmAnswer {
             Err(store::Error::Invalid { .. }) => VmAnswer::PinSet(Ok(false)),
             Err(e) => VmAnswer::PinSet(Err(e.to_string())),
         },
+        VmOp::SaveSub(r) => done(store.put_event_sub(&r).await),
+        VmOp::DropSub { call_id, local_tag } => {
+            done(store.delete_event_sub(&call_id, &local_tag).await)
+        }
         VmOp::KeepGreeting {
             tenant,
             mailbox,

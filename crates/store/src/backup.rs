@@ -99,7 +99,8 @@ use Ty::{Bool, Int, Real, Text};
 /// tables `report_calls`, `report_state` and `report_gaps` (derived from the call records: a
 /// restore empties them and the next aggregation rebuilds them from the restored records), and
 /// the `backup_*` tables (pairing and shipping state are node-local: a restore keeps them), and
-/// `vm_outbox` (this node's e-mail delivery state; a restore must not mail messages again).
+/// `vm_outbox` (this node's e-mail delivery state; a restore must not mail messages again) and
+/// `event_subs` (this node's SIP subscriptions; phones re-subscribe).
 pub(crate) const TABLES: &[TableDef] = &[
     TableDef {
         name: "tenants",
@@ -1099,7 +1100,7 @@ mod tests {
              AND name NOT IN ('schema_migrations', 'change_counters', 'trunk_status',
                  'report_calls', 'report_state', 'report_gaps', 'backup_ship',
                  'backup_pair_codes', 'backup_peers', 'backup_generations',
-                 'backup_server_state', 'vm_outbox')
+                 'backup_server_state', 'vm_outbox', 'event_subs')
              ORDER BY name",
         )
         .fetch_all(read)

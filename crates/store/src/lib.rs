@@ -28,6 +28,7 @@ mod notify;
 mod numbers;
 mod outside;
 pub mod report;
+mod subs;
 mod vmbox;
 
 use std::path::PathBuf;
@@ -51,8 +52,8 @@ pub use model::*;
 pub use notify::Change;
 pub use outside::OutsideConfig;
 pub use vmbox::{
-    LOCK_AFTER, LOCK_FOR_S, MAIL_ATTEMPTS, MAX_MESSAGES, MAX_OUTBOX, NewVmMessage, VmBox, VmMail,
-    VmMessage, mail_backoff_s,
+    LOCK_AFTER, LOCK_FOR_S, MAIL_ATTEMPTS, MAX_MESSAGES, MAX_OUTBOX, NewVmMessage, OUTBOX_KEPT,
+    VmBox, VmMail, VmMessage, mail_backoff_s,
 };
 
 use db::Db;

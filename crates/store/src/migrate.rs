@@ -416,8 +416,9 @@ CREATE INDEX recordings_started ON recordings (started_at);
 /// `apps::vmail::BoxSpec`, the PIN as an Argon2 hash, never a default one, and the wrong-PIN
 /// lockout) and the message index (folder, caller, length, time, file under the data
 /// directory's `voicemail/`), so counts are exact without reading the disk; and the e-mail
-/// outbox (one row per message to mail, retried with backoff, its last error kept). The
-/// outbox is not in backups (delivery state of this node).
+/// outbox (one row per message to mail, retried with backoff, its last error kept); event
+/// subscriptions (message-waiting), so a restart keeps them. Outbox and subscriptions are not in
+/// backups (state of this node).
 const V11_VOICEMAIL: &str = r#"
 CREATE TABLE vm_boxes (
     id {id},
@@ -461,6 +462,15 @@ CREATE TABLE vm_outbox (
     sent_at BIGINT
 );
 CREATE INDEX vm_outbox_due ON vm_outbox (status, next_at);
+
+CREATE TABLE event_subs (
+    call_id TEXT NOT NULL,
+    local_tag TEXT NOT NULL,
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    record TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (call_id, local_tag)
+);
 "#;
 
 /// Feature codes, time conditions and call pickup (issue 15): a tenant's changes to the

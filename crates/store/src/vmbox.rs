@@ -576,6 +576,8 @@ mod tests {
 /// Most e-mails waiting in the outbox; past it new messages are not mailed (the row records
 /// why, status `failed`).
 pub const MAX_OUTBOX: i64 = 10_000;
+/// Finished (sent or failed) e-mails whose state a box keeps.
+pub const OUTBOX_KEPT: i64 = 50;
 /// Attempts before an e-mail is given up (`failed`).
 pub const MAIL_ATTEMPTS: i64 = 8;
 
@@ -672,10 +674,10 @@ impl Store {
         })
     }
 
-    /// The outbox rows of a box (newest first), for the panel, API and CLI.
+    /// The outbox rows of a box (newest first, at most 100), for the panel, API and CLI.
     pub async fn vm_mail_status(&self, tenant_id: i64, mailbox: &str) -> Result<Vec<VmMail>> {
         let sql = format!(
-            "SELECT {MAIL_COLS} FROM vm_outbox WHERE tenant_id = $1 AND mailbox = $2 ORDER BY id DESC LIMIT 50"
+            "SELECT {MAIL_COLS} FROM vm_outbox WHERE tenant_id = $1 AND mailbox = $2 ORDER BY id DESC LIMIT 100"
         );
         read_pool!(self.db(), pool, kind => {
             sqlx::query(&sql).bind(tenant_id).bind(mailbox).fetch_all(pool).await?.iter().map(mail_from).collect()
@@ -692,7 +694,8 @@ impl Store {
         })
     }
 
-    /// The e-mail went out.
+    /// The e-mail went out. The box keeps the state of its newest [`OUTBOX_KEPT`] finished
+    /// e-mails (older sent or failed rows are dropped: the table stays bounded).
     pub async fn vm_mail_sent(&self, id: i64) -> Result<()> {
         let now = to_ms(Utc::now());
         write_tx!(self.db(), tx, kind => {
@@ -701,6 +704,32 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            let me = sqlx::query("SELECT tenant_id, mailbox FROM vm_outbox WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(me) = me {
+                let (t, mailbox) = (me.i64("tenant_id")?, me.text("mailbox")?);
+                let cutoff = sqlx::query(
+                    "SELECT id FROM vm_outbox WHERE tenant_id = $1 AND mailbox = $2 AND status <> 'pending'
+                     ORDER BY id DESC LIMIT 1 OFFSET $3",
+                )
+                .bind(t)
+                .bind(&mailbox)
+                .bind(OUTBOX_KEPT)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(c) = cutoff {
+                    sqlx::query(
+                        "DELETE FROM vm_outbox WHERE tenant_id = $1 AND mailbox = $2 AND status <> 'pending' AND id <= $3",
+                    )
+                    .bind(t)
+                    .bind(&mailbox)
+                    .bind(c.i64("id")?)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
         });
         Ok(())
     }

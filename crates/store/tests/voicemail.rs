@@ -187,6 +187,37 @@ async fn mailboxes_pins_and_messages(b: Backend) {
     assert!(got, "the message change must be announced");
     assert_eq!(s.vm_counts(t, "1002").await.unwrap(), (1, 1));
 
+    // The outbox keeps the state of a box's newest finished e-mails only.
+    let mut bx = s.vm_box(t, "1002").await.unwrap().unwrap().spec;
+    bx.email = "bob@example.com".into();
+    s.put_vm_box(t, "1002", &bx).await.unwrap();
+    for n in 0..(store::OUTBOX_KEPT + 5) {
+        s.insert_vm_message(t, &message(1000 + n)).await.unwrap();
+        for m in s.due_vm_mail(Utc::now(), 10).await.unwrap() {
+            s.vm_mail_sent(m.id).await.unwrap();
+        }
+        let ids: Vec<i64> = s
+            .list_vm_messages(t, "1002")
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        if let Some(last) = ids.iter().max() {
+            s.delete_vm_message(t, *last).await.unwrap();
+        }
+    }
+    let kept = s.vm_mail_status(t, "1002").await.unwrap();
+    assert!(kept.iter().all(|m| m.status == "sent"));
+    assert_eq!(
+        kept.len() as i64,
+        store::OUTBOX_KEPT,
+        "older finished e-mails dropped"
+    );
+    assert_eq!(s.vm_mail_pending().await.unwrap(), 0);
+    bx.email.clear();
+    s.put_vm_box(t, "1002", &bx).await.unwrap();
+
     // The box is bounded.
     for n in 10..(10 + store::MAX_MESSAGES - 2) {
         s.insert_vm_message(t, &message(n)).await.unwrap();
@@ -216,4 +247,45 @@ async fn mailboxes_pins_and_messages(b: Backend) {
             .unwrap(),
         Verdict::Ok
     );
+}
+
+both_backends!(subscriptions_are_kept,);
+
+async fn subscriptions_are_kept(b: Backend) {
+    let (s, _url, _g) = common::store(b).await;
+    let now = Utc::now();
+    let rec = |id: &str, expires_at_ms: i64| engine::subs::SubRecord {
+        call_id: id.into(),
+        local_tag: "t1".into(),
+        remote_tag: "r1".into(),
+        tenant: 1,
+        ext: "1001".into(),
+        package: "message-summary".into(),
+        local: "<sip:1001@example.com>;tag=t1".into(),
+        remote: "<sip:1001@example.com>;tag=r1".into(),
+        remote_target: "sip:1001@192.0.2.21:5060".into(),
+        route_set: Vec::new(),
+        local_seq: Some(3),
+        remote_seq: Some(2),
+        destination: "192.0.2.21:5060".parse().unwrap(),
+        transport: "udp".into(),
+        local_addr: None,
+        expires_at_ms,
+    };
+    let live = rec("a", now.timestamp_millis() + 600_000);
+    s.put_event_sub(&live).await.unwrap();
+    s.put_event_sub(&rec("gone", now.timestamp_millis() - 1))
+        .await
+        .unwrap();
+    // Replacing keeps one row.
+    let mut again = live.clone();
+    again.local_seq = Some(4);
+    s.put_event_sub(&again).await.unwrap();
+    assert_eq!(
+        s.event_subs(now).await.unwrap(),
+        vec![again.clone()],
+        "expired ones dropped"
+    );
+    s.delete_event_sub("a", "t1").await.unwrap();
+    assert!(s.event_subs(now).await.unwrap().is_empty());
 }

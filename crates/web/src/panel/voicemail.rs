@@ -26,10 +26,9 @@ pub(super) fn routes() -> Router<Web> {
         .route("/voicemail", get(boxes))
         .route("/voicemail/{number}", get(one_box).post(save_box))
         .route("/voicemail/{number}/pin", post(save_pin))
-        .route("/voicemail/{number}/messages/{id}/read", post(mark_read))
         .route(
-            "/voicemail/{number}/messages/{id}/delete",
-            post(delete_message),
+            "/voicemail/{number}/messages/{id}/{action}",
+            post(message_action),
         )
         .route("/voicemail/{number}/messages/{id}/audio", get(audio))
 }
@@ -329,10 +328,11 @@ async fn message_of(w: &Web, number: &str, id: i64) -> Result<(i64, store::VmMes
     }
 }
 
-async fn mark_read(
+/// `read` (to the saved folder) or `delete` (with its file) a message.
+async fn message_action(
     State(w): State<Web>,
     Signed(ctx): Signed,
-    Path((number, id)): Path<(String, i64)>,
+    Path((number, id, action)): Path<(String, i64, String)>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
     if let Some(r) = check_write(&ctx, &f) {
@@ -340,31 +340,19 @@ async fn mark_read(
     }
     let res = async {
         let (t, _) = message_of(&w, &number, id).await?;
-        Ok::<_, ApiError>(w.store().set_vm_folder(t, id, Folder::Saved).await?)
+        match action.as_str() {
+            "read" => {
+                w.store().set_vm_folder(t, id, Folder::Saved).await?;
+                Ok::<_, ApiError>(None)
+            }
+            "delete" => Ok(Some(w.store().delete_vm_message(t, id).await?)),
+            _ => Err(ApiError::not_found("no such action")),
+        }
     }
     .await;
     match res {
-        Ok(_) => box_view(&w, &ctx, &number, StatusCode::OK, html! {}, None).await,
-        Err(e) => fail(&ctx, e),
-    }
-}
-
-async fn delete_message(
-    State(w): State<Web>,
-    Signed(ctx): Signed,
-    Path((number, id)): Path<(String, i64)>,
-    Form(f): Form<HashMap<String, String>>,
-) -> Response {
-    if let Some(r) = check_write(&ctx, &f) {
-        return r;
-    }
-    let res = async {
-        let (t, _) = message_of(&w, &number, id).await?;
-        Ok::<_, ApiError>(w.store().delete_vm_message(t, id).await?)
-    }
-    .await;
-    match res {
-        Ok(m) => {
+        Ok(None) => box_view(&w, &ctx, &number, StatusCode::OK, html! {}, None).await,
+        Ok(Some(m)) => {
             let file = w.info().data_dir.join(&m.path);
             if let Err(e) = tokio::fs::remove_file(&file).await
                 && e.kind() != std::io::ErrorKind::NotFound
