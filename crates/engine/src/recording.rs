@@ -210,21 +210,40 @@ impl Answered {
     }
 }
 
-/// Recognises [`REC_TOGGLE`] typed by one party: digits of one side, each within
-/// [`TOGGLE_DIGIT_GAP`] of the previous one. Other digits reset the match.
-#[derive(Debug, Default)]
+/// Recognises the record-toggle code (the tenant's `record_toggle` feature code, default
+/// [`REC_TOGGLE`]) typed by one party: digits of one side, each within [`TOGGLE_DIGIT_GAP`] of
+/// the previous one. Other digits reset the match.
+#[derive(Debug)]
 pub struct ToggleDetector {
+    code: Vec<char>,
     state: [(usize, Option<Instant>); 2],
 }
 
+impl Default for ToggleDetector {
+    fn default() -> Self {
+        ToggleDetector::new(Some(REC_TOGGLE))
+    }
+}
+
 impl ToggleDetector {
+    /// A detector of `code` (`None`: the tenant switched the code off; nothing matches).
+    pub fn new(code: Option<&str>) -> ToggleDetector {
+        ToggleDetector {
+            code: code.unwrap_or("").chars().collect(),
+            state: [(0, None); 2],
+        }
+    }
+
     /// Feeds one digit; true when it completes the code.
     pub fn digit(&mut self, side: Side, d: char, now: Instant) -> bool {
         let i = match side {
             Side::A => 0,
             Side::B => 1,
         };
-        let code: Vec<char> = REC_TOGGLE.chars().collect();
+        let code = &self.code;
+        if code.is_empty() {
+            return false;
+        }
         let (pos, last) = &mut self.state[i];
         if last.is_some_and(|t| now.saturating_duration_since(t) > TOGGLE_DIGIT_GAP) {
             *pos = 0;
@@ -326,6 +345,21 @@ mod tests {
         assert!(!d.digit(Side::B, '*', t0));
         assert!(!d.digit(Side::B, '*', t0));
         assert!(d.digit(Side::B, '1', t0));
+    }
+
+    #[test]
+    fn the_tenants_code_replaces_the_default_and_off_matches_nothing() {
+        let t0 = Instant::now();
+        let mut d = ToggleDetector::new(Some("#55"));
+        assert!(!d.digit(Side::A, '*', t0));
+        assert!(!d.digit(Side::A, '1', t0), "the default no longer toggles");
+        for c in ['#', '5'] {
+            assert!(!d.digit(Side::A, c, t0));
+        }
+        assert!(d.digit(Side::A, '5', t0));
+        let mut off = ToggleDetector::new(None);
+        assert!(!off.digit(Side::A, '*', t0));
+        assert!(!off.digit(Side::A, '1', t0));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use chrono::{Datelike, Utc};
+use engine::features::FeatureAction;
 use engine::media::{EndpointId, MediaCommand, MediaEvent, SessionId, Side};
 use engine::recording::{Answered, RecDecision, ToggleDetector, decide, file_path};
 use media::codec::CodecKind;
@@ -225,11 +226,23 @@ impl Task {
                 RecDecision::Never
             }
         };
+        // The tenant's record-toggle code (feature-code table; switched off: no toggling).
+        let toggle = if decision == RecDecision::Never {
+            ToggleDetector::new(None)
+        } else {
+            match self.store.feature_table(p.tenant).await {
+                Ok(t) => ToggleDetector::new(t.code(FeatureAction::RecordToggle)),
+                Err(e) => {
+                    warn!(call_id = %p.call_id, error = %e, "feature codes unreadable; the default record code applies");
+                    ToggleDetector::default()
+                }
+            }
+        };
         let mut c = CallRec {
             info,
             tap,
             decision,
-            toggle: ToggleDetector::default(),
+            toggle,
             running: false,
             part: 0,
         };
