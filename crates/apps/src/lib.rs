@@ -17,4 +17,5 @@ pub mod ivr;
 pub mod moh;
 pub mod prompt;
 pub mod prompt_files;
+pub mod prompt_rec;
 pub mod vmail;

@@ -113,6 +113,10 @@ impl Category {
 /// One catalogue entry.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Prompt {
+    /// Stable number a phone dials to name the prompt (`record_prompt`, `*77` + number).
+    /// Given once and never reused or renumbered: a new prompt takes the next unused number,
+    /// wherever it sits in the catalogue.
+    pub number: u16,
     /// Language-neutral id (`[a-z0-9-]`), also the file name without `.wav`.
     pub id: &'static str,
     /// Application it belongs to.
@@ -144,6 +148,7 @@ impl Prompt {
 }
 
 const fn p(
+    number: u16,
     id: &'static str,
     category: Category,
     en: &'static str,
@@ -151,6 +156,7 @@ const fn p(
     ja_kana: &'static str,
 ) -> Prompt {
     Prompt {
+        number,
         id,
         category,
         en,
@@ -165,6 +171,7 @@ use Category::*;
 pub const CATALOGUE: &[Prompt] = &[
     // Calls in general.
     p(
+        1,
         "please-wait",
         Call,
         "Please wait.",
@@ -172,6 +179,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "しょうしょう おまちください。",
     ),
     p(
+        2,
         "goodbye",
         Call,
         "Goodbye.",
@@ -179,6 +187,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ごりよう ありがとう ございました。",
     ),
     p(
+        3,
         "all-circuits-busy",
         Call,
         "All circuits are busy now. Please try your call again later.",
@@ -186,6 +195,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ただいま かいせんが たいへん こみあって おります。しばらく たってから おかけなおし ください。",
     ),
     p(
+        4,
         "not-allowed",
         Call,
         "You are not allowed to call this number.",
@@ -193,6 +203,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "この ばんごうへの はっしんは きょか されて いません。",
     ),
     p(
+        5,
         "number-not-in-service",
         Call,
         "The number you dialled is not in service.",
@@ -200,6 +211,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "おかけに なった ばんごうは、げんざい つかわれて おりません。",
     ),
     p(
+        6,
         "ext-unavailable",
         Call,
         "The extension you dialled is not available.",
@@ -207,6 +219,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "おかけに なった ないせんは、ただいま おうとう できません。",
     ),
     p(
+        7,
         "transfer-hold",
         Call,
         "Please hold while I transfer your call.",
@@ -214,6 +227,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "おつなぎ しますので、しょうしょう おまちください。",
     ),
     p(
+        8,
         "transfer",
         Call,
         "Transferring your call.",
@@ -221,6 +235,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "てんそう します。",
     ),
     p(
+        9,
         "transfer-failed",
         Call,
         "The transfer did not succeed.",
@@ -229,6 +244,7 @@ pub const CATALOGUE: &[Prompt] = &[
     ),
     // Auto-attendant.
     p(
+        10,
         "ivr-welcome",
         Ivr,
         "Thank you for calling.",
@@ -236,6 +252,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "おでんわ ありがとう ございます。",
     ),
     p(
+        11,
         "ivr-invalid",
         Ivr,
         "That is not a valid option.",
@@ -243,6 +260,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "にゅうりょく された ばんごうは むこう です。",
     ),
     p(
+        12,
         "ivr-timeout",
         Ivr,
         "We did not receive your selection.",
@@ -250,6 +268,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ばんごうが にゅうりょく されません でした。",
     ),
     p(
+        13,
         "ivr-try-again",
         Ivr,
         "Please try again.",
@@ -257,6 +276,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "もういちど にゅうりょく してください。",
     ),
     p(
+        14,
         "ivr-dial-extension",
         Ivr,
         "If you know the extension of the person you are calling, please dial it now.",
@@ -264,6 +284,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ないせん ばんごうが おわかりの ばあいは、そのまま だいやる してください。",
     ),
     p(
+        15,
         "ivr-operator",
         Ivr,
         "Please hold for the operator.",
@@ -272,6 +293,7 @@ pub const CATALOGUE: &[Prompt] = &[
     ),
     // Voicemail: leaving a message.
     p(
+        16,
         "vm-leave-message",
         Voicemail,
         "Please leave your message after the tone. When you have finished, hang up or press the pound key.",
@@ -279,6 +301,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "はっしんおんの あとに めっせーじを おはなし ください。おわりましたら、でんわを きるか、しゃーぷを おしてください。",
     ),
     p(
+        17,
         "vm-person-at-ext",
         Voicemail,
         "The person at extension",
@@ -286,6 +309,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ないせん",
     ),
     p(
+        18,
         "vm-is-busy",
         Voicemail,
         "is on another call.",
@@ -293,6 +317,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ばんの かたは、ただいま つうわちゅう です。",
     ),
     p(
+        19,
         "vm-is-unavailable",
         Voicemail,
         "is not available.",
@@ -300,6 +325,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ばんの かたは、ただいま でんわに でる ことが できません。",
     ),
     p(
+        20,
         "vm-mailbox-full",
         Voicemail,
         "This mailbox is full and cannot take any more messages.",
@@ -307,6 +333,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "この めーるぼっくすは いっぱいの ため、めっせーじを おあずかり できません。",
     ),
     p(
+        21,
         "vm-too-short",
         Voicemail,
         "Your recording was too short and was not kept.",
@@ -314,6 +341,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ろくおんが みじかすぎた ため、ほぞん されません でした。",
     ),
     p(
+        22,
         "vm-no-mailbox",
         Voicemail,
         "There is no mailbox at this number.",
@@ -322,6 +350,7 @@ pub const CATALOGUE: &[Prompt] = &[
     ),
     // Voicemail: logging in.
     p(
+        23,
         "vm-enter-mailbox",
         Voicemail,
         "Please enter your mailbox number, followed by the pound key.",
@@ -329,6 +358,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "めーるぼっくす ばんごうを にゅうりょくし、さいごに しゃーぷを おしてください。",
     ),
     p(
+        24,
         "vm-enter-pin",
         Voicemail,
         "Please enter your PIN, followed by the pound key.",
@@ -336,6 +366,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "あんしょう ばんごうを にゅうりょくし、さいごに しゃーぷを おしてください。",
     ),
     p(
+        25,
         "vm-wrong-pin",
         Voicemail,
         "That mailbox number or PIN is not correct.",
@@ -344,6 +375,7 @@ pub const CATALOGUE: &[Prompt] = &[
     ),
     // Voicemail: counts ("You have three new messages").
     p(
+        26,
         "vm-you-have",
         Voicemail,
         "You have",
@@ -351,6 +383,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "めっせーじを おしらせ します。",
     ),
     p(
+        27,
         "vm-new-message",
         Voicemail,
         "new message",
@@ -358,6 +391,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "あたらしい めっせーじが",
     ),
     p(
+        28,
         "vm-new-messages",
         Voicemail,
         "new messages",
@@ -365,6 +399,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "あたらしい めっせーじが",
     ),
     p(
+        29,
         "vm-saved-message",
         Voicemail,
         "saved message",
@@ -372,14 +407,16 @@ pub const CATALOGUE: &[Prompt] = &[
         "ほぞん された めっせーじが",
     ),
     p(
+        30,
         "vm-saved-messages",
         Voicemail,
         "saved messages",
         "保存されたメッセージが",
         "ほぞん された めっせーじが",
     ),
-    p("vm-and", Voicemail, "and", "また、", "また、"),
+    p(31, "vm-and", Voicemail, "and", "また、", "また、"),
     p(
+        32,
         "vm-there-are",
         Voicemail,
         "waiting",
@@ -387,6 +424,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "あります。",
     ),
     p(
+        33,
         "vm-no-new-messages",
         Voicemail,
         "no new messages",
@@ -394,6 +432,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "あたらしい めっせーじは ありません。",
     ),
     p(
+        34,
         "vm-no-saved-messages",
         Voicemail,
         "no saved messages",
@@ -402,6 +441,7 @@ pub const CATALOGUE: &[Prompt] = &[
     ),
     // Voicemail: the main menu, one prompt per option.
     p(
+        35,
         "vm-menu-new",
         Voicemail,
         "To listen to your new messages, press 1.",
@@ -409,6 +449,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "あたらしい めっせーじを きくには、いちを おしてください。",
     ),
     p(
+        36,
         "vm-menu-saved",
         Voicemail,
         "To listen to your saved messages, press 2.",
@@ -416,6 +457,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ほぞん された めっせーじを きくには、にを おしてください。",
     ),
     p(
+        37,
         "vm-menu-greetings",
         Voicemail,
         "To change your greetings, press 3.",
@@ -423,6 +465,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "おうとう めっせーじを へんこう するには、さんを おしてください。",
     ),
     p(
+        38,
         "vm-menu-pin",
         Voicemail,
         "To change your PIN, press 4.",
@@ -430,6 +473,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "あんしょう ばんごうを へんこう するには、よんを おしてください。",
     ),
     p(
+        39,
         "vm-menu-exit",
         Voicemail,
         "To end this call, press star.",
@@ -438,6 +482,7 @@ pub const CATALOGUE: &[Prompt] = &[
     ),
     // Voicemail: playing a message.
     p(
+        40,
         "vm-first-message",
         Voicemail,
         "First message.",
@@ -445,6 +490,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "さいしょの めっせーじ です。",
     ),
     p(
+        41,
         "vm-next-message",
         Voicemail,
         "Next message.",
@@ -452,6 +498,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "つぎの めっせーじ です。",
     ),
     p(
+        42,
         "vm-received-at",
         Voicemail,
         "Received at",
@@ -459,6 +506,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "じゅしん じこくは",
     ),
     p(
+        43,
         "vm-from-number",
         Voicemail,
         "From",
@@ -466,6 +514,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "はっしんしゃ ばんごうは",
     ),
     p(
+        44,
         "vm-no-caller-id",
         Voicemail,
         "The caller's number was not given.",
@@ -473,6 +522,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "はっしんしゃ ばんごうは つうち されて いません。",
     ),
     p(
+        45,
         "vm-opt-repeat",
         Voicemail,
         "To listen again, press 5.",
@@ -480,6 +530,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "もういちど きくには、ごを おしてください。",
     ),
     p(
+        46,
         "vm-opt-next",
         Voicemail,
         "For the next message, press 6.",
@@ -487,6 +538,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "つぎの めっせーじは、ろくを おしてください。",
     ),
     p(
+        47,
         "vm-opt-delete",
         Voicemail,
         "To delete this message, press 7.",
@@ -494,6 +546,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "この めっせーじを さくじょ するには、ななを おしてください。",
     ),
     p(
+        48,
         "vm-opt-callback",
         Voicemail,
         "To call back, press 8.",
@@ -501,6 +554,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "おりかえし でんわを かけるには、はちを おしてください。",
     ),
     p(
+        49,
         "vm-opt-save",
         Voicemail,
         "To save this message, press 9.",
@@ -508,6 +562,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "この めっせーじを ほぞん するには、きゅうを おしてください。",
     ),
     p(
+        50,
         "vm-opt-main-menu",
         Voicemail,
         "For the main menu, press star.",
@@ -515,6 +570,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "めいん めにゅーに もどるには、あすたりすくを おしてください。",
     ),
     p(
+        51,
         "vm-message-saved",
         Voicemail,
         "Message saved.",
@@ -522,6 +578,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "めっせーじを ほぞん しました。",
     ),
     p(
+        52,
         "vm-message-deleted",
         Voicemail,
         "Message deleted.",
@@ -529,6 +586,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "めっせーじを さくじょ しました。",
     ),
     p(
+        53,
         "vm-no-more-messages",
         Voicemail,
         "There are no more messages.",
@@ -536,6 +594,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "めっせーじは いじょう です。",
     ),
     p(
+        54,
         "vm-calling-back",
         Voicemail,
         "Calling back.",
@@ -544,6 +603,7 @@ pub const CATALOGUE: &[Prompt] = &[
     ),
     // Voicemail: greetings and PIN.
     p(
+        55,
         "vm-greeting-menu-unavailable",
         Voicemail,
         "To record your unavailable greeting, press 1.",
@@ -551,6 +611,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ふざいじの おうとう めっせーじを ろくおん するには、いちを おしてください。",
     ),
     p(
+        56,
         "vm-greeting-menu-busy",
         Voicemail,
         "To record your busy greeting, press 2.",
@@ -558,6 +619,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "つうわちゅうの おうとう めっせーじを ろくおん するには、にを おしてください。",
     ),
     p(
+        57,
         "vm-greeting-menu-name",
         Voicemail,
         "To record your name, press 3.",
@@ -565,6 +627,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "おなまえを ろくおん するには、さんを おしてください。",
     ),
     p(
+        58,
         "vm-greeting-record",
         Voicemail,
         "Record after the tone, then press the pound key.",
@@ -572,6 +635,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "はっしんおんの あとに ろくおんし、さいごに しゃーぷを おしてください。",
     ),
     p(
+        59,
         "vm-greeting-saved",
         Voicemail,
         "Your greeting has been saved.",
@@ -579,6 +643,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "おうとう めっせーじを ほぞん しました。",
     ),
     p(
+        60,
         "vm-pin-new",
         Voicemail,
         "Please enter your new PIN, followed by the pound key.",
@@ -586,6 +651,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "あたらしい あんしょう ばんごうを にゅうりょくし、さいごに しゃーぷを おしてください。",
     ),
     p(
+        61,
         "vm-pin-again",
         Voicemail,
         "Please enter the new PIN again.",
@@ -593,6 +659,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "かくにんの ため、もういちど にゅうりょく してください。",
     ),
     p(
+        62,
         "vm-pin-changed",
         Voicemail,
         "Your PIN has been changed.",
@@ -600,6 +667,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "あんしょう ばんごうを へんこう しました。",
     ),
     p(
+        63,
         "vm-pin-mismatch",
         Voicemail,
         "The two PINs did not match.",
@@ -607,6 +675,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "にゅうりょく された あんしょう ばんごうが いっち しません。",
     ),
     p(
+        64,
         "vm-pin-rejected",
         Voicemail,
         "That PIN cannot be used. Please choose another.",
@@ -614,6 +683,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "その あんしょう ばんごうは つかえません。べつの ばんごうを えらんで ください。",
     ),
     p(
+        65,
         "vm-opt-previous",
         Voicemail,
         "For the previous message, press 4.",
@@ -621,6 +691,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "まえの めっせーじを きくには、よんを おしてください。",
     ),
     p(
+        66,
         "vm-greeting-review",
         Voicemail,
         "To keep this recording, press 1. To record it again, press 2.",
@@ -628,6 +699,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "この ろくおんを つかうには いちを、ろくおん しなおすには にを おしてください。",
     ),
     p(
+        67,
         "vm-no-pin",
         Voicemail,
         "This mailbox has no PIN yet. Please ask your administrator to set one.",
@@ -635,6 +707,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "この めーるぼっくすには あんしょう ばんごうが せってい されていません。かんりしゃに せっていを いらい してください。",
     ),
     p(
+        68,
         "vm-locked",
         Voicemail,
         "This mailbox is locked for a while after too many wrong PINs.",
@@ -643,6 +716,7 @@ pub const CATALOGUE: &[Prompt] = &[
     ),
     // Conferences.
     p(
+        69,
         "conf-enter-pin",
         Conference,
         "Please enter the conference PIN, followed by the pound key.",
@@ -650,6 +724,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "かいぎの あんしょう ばんごうを にゅうりょくし、さいごに しゃーぷを おしてください。",
     ),
     p(
+        70,
         "conf-wrong-pin",
         Conference,
         "That PIN is not correct.",
@@ -657,6 +732,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "あんしょう ばんごうが ちがいます。",
     ),
     p(
+        71,
         "conf-joined",
         Conference,
         "You are now in the conference.",
@@ -664,6 +740,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "かいぎに さんか しました。",
     ),
     p(
+        72,
         "conf-only-participant",
         Conference,
         "You are the only participant in this conference.",
@@ -671,6 +748,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "げんざい、かいぎの さんかしゃは あなた だけ です。",
     ),
     p(
+        73,
         "conf-muted",
         Conference,
         "You are muted.",
@@ -678,6 +756,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "まいくを みゅーとに しました。",
     ),
     p(
+        74,
         "conf-unmuted",
         Conference,
         "You are no longer muted.",
@@ -685,6 +764,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "みゅーとを かいじょ しました。",
     ),
     p(
+        75,
         "conf-left",
         Conference,
         "You have left the conference.",
@@ -692,6 +772,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "かいぎから たいしゅつ しました。",
     ),
     p(
+        76,
         "conf-full",
         Conference,
         "This conference is full.",
@@ -700,6 +781,7 @@ pub const CATALOGUE: &[Prompt] = &[
     ),
     // Call park.
     p(
+        77,
         "park-parked-on",
         Park,
         "Your call has been parked on slot",
@@ -707,6 +789,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "つうわを ほりゅう しました。ほりゅう ばんごうは",
     ),
     p(
+        78,
         "park-slot-empty",
         Park,
         "There is no call parked on that slot.",
@@ -714,6 +797,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "その ばんごうに ほりゅうちゅうの つうわは ありません。",
     ),
     p(
+        79,
         "park-no-free-slot",
         Park,
         "No parking slot is free.",
@@ -722,6 +806,7 @@ pub const CATALOGUE: &[Prompt] = &[
     ),
     // Recording.
     p(
+        80,
         "rec-started",
         Recording,
         "Recording started.",
@@ -729,6 +814,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ろくおんを かいし しました。",
     ),
     p(
+        81,
         "rec-stopped",
         Recording,
         "Recording stopped.",
@@ -737,6 +823,7 @@ pub const CATALOGUE: &[Prompt] = &[
     ),
     // Feature codes.
     p(
+        82,
         "dnd-on",
         Feature,
         "Do not disturb is on.",
@@ -744,6 +831,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "おうとうふかを せってい しました。",
     ),
     p(
+        83,
         "dnd-off",
         Feature,
         "Do not disturb is off.",
@@ -751,6 +839,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "おうとうふかを かいじょ しました。",
     ),
     p(
+        84,
         "fwd-on",
         Feature,
         "Call forwarding is on.",
@@ -758,6 +847,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "てんそうを せってい しました。",
     ),
     p(
+        85,
         "fwd-off",
         Feature,
         "Call forwarding is off.",
@@ -765,6 +855,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "てんそうを かいじょ しました。",
     ),
     p(
+        86,
         "fwd-enter-number",
         Feature,
         "Please enter the number to forward to, followed by the pound key.",
@@ -772,6 +863,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "てんそうさきの ばんごうを にゅうりょくし、さいごに しゃーぷを おしてください。",
     ),
     p(
+        87,
         "daynight-day",
         Feature,
         "Day mode is on.",
@@ -779,6 +871,7 @@ pub const CATALOGUE: &[Prompt] = &[
         "ひるま もーどに きりかえ ました。",
     ),
     p(
+        88,
         "daynight-night",
         Feature,
         "Night mode is on.",
@@ -786,113 +879,199 @@ pub const CATALOGUE: &[Prompt] = &[
         "やかん もーどに きりかえ ました。",
     ),
     p(
+        89,
         "feature-invalid",
         Feature,
         "That feature code is not valid.",
         "この特番は無効です。",
         "この とくばんは むこう です。",
     ),
+    p(
+        175,
+        "prompt-review",
+        Feature,
+        "To keep this recording, press 1. To record it again, press 2. To cancel, press star.",
+        "この録音を使うには1を、録音し直すには2を、取り消すにはアスタリスクを押してください。",
+        "この ろくおんを つかうには いちを、ろくおん しなおすには にを、とりけすには あすたりすくを おしてください。",
+    ),
+    p(
+        176,
+        "prompt-saved",
+        Feature,
+        "The new prompt has been saved.",
+        "新しいガイダンスを保存しました。",
+        "あたらしい がいだんすを ほぞん しました。",
+    ),
     // Digits, read one by one (extension numbers, caller numbers).
-    p("digit-0", Digit, "zero", "ゼロ", "ぜろ"),
-    p("digit-1", Digit, "one", "いち", "いち"),
-    p("digit-2", Digit, "two", "に", "にい"),
-    p("digit-3", Digit, "three", "さん", "さん"),
-    p("digit-4", Digit, "four", "よん", "よん"),
-    p("digit-5", Digit, "five", "ご", "ごお"),
-    p("digit-6", Digit, "six", "ろく", "ろく"),
-    p("digit-7", Digit, "seven", "なな", "なな"),
-    p("digit-8", Digit, "eight", "はち", "はち"),
-    p("digit-9", Digit, "nine", "きゅう", "きゅう"),
-    p("digit-star", Digit, "star", "アスタリスク", "あすたりすく"),
-    p("digit-pound", Digit, "pound", "シャープ", "しゃーぷ"),
+    p(90, "digit-0", Digit, "zero", "ゼロ", "ぜろ"),
+    p(91, "digit-1", Digit, "one", "いち", "いち"),
+    p(92, "digit-2", Digit, "two", "に", "にい"),
+    p(93, "digit-3", Digit, "three", "さん", "さん"),
+    p(94, "digit-4", Digit, "four", "よん", "よん"),
+    p(95, "digit-5", Digit, "five", "ご", "ごお"),
+    p(96, "digit-6", Digit, "six", "ろく", "ろく"),
+    p(97, "digit-7", Digit, "seven", "なな", "なな"),
+    p(98, "digit-8", Digit, "eight", "はち", "はち"),
+    p(99, "digit-9", Digit, "nine", "きゅう", "きゅう"),
+    p(
+        100,
+        "digit-star",
+        Digit,
+        "star",
+        "アスタリスク",
+        "あすたりすく",
+    ),
+    p(101, "digit-pound", Digit, "pound", "シャープ", "しゃーぷ"),
     // Number words.
-    p("num-0", Number, "zero", "ゼロ", "ぜろ"),
-    p("num-1", Number, "one", "一", "いち"),
-    p("num-2", Number, "two", "二", "に"),
-    p("num-3", Number, "three", "三", "さん"),
-    p("num-4", Number, "four", "四", "よん"),
-    p("num-5", Number, "five", "五", "ご"),
-    p("num-6", Number, "six", "六", "ろく"),
-    p("num-7", Number, "seven", "七", "なな"),
-    p("num-8", Number, "eight", "八", "はち"),
-    p("num-9", Number, "nine", "九", "きゅう"),
-    p("num-10", Number, "ten", "十", "じゅう"),
-    p("num-11", Number, "eleven", "十一", "じゅういち"),
-    p("num-12", Number, "twelve", "十二", "じゅうに"),
-    p("num-13", Number, "thirteen", "十三", "じゅうさん"),
-    p("num-14", Number, "fourteen", "十四", "じゅうよん"),
-    p("num-15", Number, "fifteen", "十五", "じゅうご"),
-    p("num-16", Number, "sixteen", "十六", "じゅうろく"),
-    p("num-17", Number, "seventeen", "十七", "じゅうなな"),
-    p("num-18", Number, "eighteen", "十八", "じゅうはち"),
-    p("num-19", Number, "nineteen", "十九", "じゅうきゅう"),
-    p("num-20", Number, "twenty", "二十", "にじゅう"),
-    p("num-30", Number, "thirty", "三十", "さんじゅう"),
-    p("num-40", Number, "forty", "四十", "よんじゅう"),
-    p("num-50", Number, "fifty", "五十", "ごじゅう"),
-    p("num-60", Number, "sixty", "六十", "ろくじゅう"),
-    p("num-70", Number, "seventy", "七十", "ななじゅう"),
-    p("num-80", Number, "eighty", "八十", "はちじゅう"),
-    p("num-90", Number, "ninety", "九十", "きゅうじゅう"),
-    p("num-100", Number, "one hundred", "百", "ひゃく"),
-    p("num-200", Number, "two hundred", "二百", "にひゃく"),
-    p("num-300", Number, "three hundred", "三百", "さんびゃく"),
-    p("num-400", Number, "four hundred", "四百", "よんひゃく"),
-    p("num-500", Number, "five hundred", "五百", "ごひゃく"),
-    p("num-600", Number, "six hundred", "六百", "ろっぴゃく"),
-    p("num-700", Number, "seven hundred", "七百", "ななひゃく"),
-    p("num-800", Number, "eight hundred", "八百", "はっぴゃく"),
-    p("num-900", Number, "nine hundred", "九百", "きゅうひゃく"),
-    p("num-1000", Number, "one thousand", "千", "せん"),
-    p("num-2000", Number, "two thousand", "二千", "にせん"),
-    p("num-3000", Number, "three thousand", "三千", "さんぜん"),
-    p("num-4000", Number, "four thousand", "四千", "よんせん"),
-    p("num-5000", Number, "five thousand", "五千", "ごせん"),
-    p("num-6000", Number, "six thousand", "六千", "ろくせん"),
-    p("num-7000", Number, "seven thousand", "七千", "ななせん"),
-    p("num-8000", Number, "eight thousand", "八千", "はっせん"),
-    p("num-9000", Number, "nine thousand", "九千", "きゅうせん"),
-    p("num-thousand", Number, "thousand", "千", "せん"),
-    p("num-million", Number, "million", "百万", "ひゃくまん"),
-    p("num-billion", Number, "billion", "十億", "じゅうおく"),
-    p("num-man", Number, "ten thousand", "万", "まん"),
-    p("num-oku", Number, "hundred million", "億", "おく"),
+    p(102, "num-0", Number, "zero", "ゼロ", "ぜろ"),
+    p(103, "num-1", Number, "one", "一", "いち"),
+    p(104, "num-2", Number, "two", "二", "に"),
+    p(105, "num-3", Number, "three", "三", "さん"),
+    p(106, "num-4", Number, "four", "四", "よん"),
+    p(107, "num-5", Number, "five", "五", "ご"),
+    p(108, "num-6", Number, "six", "六", "ろく"),
+    p(109, "num-7", Number, "seven", "七", "なな"),
+    p(110, "num-8", Number, "eight", "八", "はち"),
+    p(111, "num-9", Number, "nine", "九", "きゅう"),
+    p(112, "num-10", Number, "ten", "十", "じゅう"),
+    p(113, "num-11", Number, "eleven", "十一", "じゅういち"),
+    p(114, "num-12", Number, "twelve", "十二", "じゅうに"),
+    p(115, "num-13", Number, "thirteen", "十三", "じゅうさん"),
+    p(116, "num-14", Number, "fourteen", "十四", "じゅうよん"),
+    p(117, "num-15", Number, "fifteen", "十五", "じゅうご"),
+    p(118, "num-16", Number, "sixteen", "十六", "じゅうろく"),
+    p(119, "num-17", Number, "seventeen", "十七", "じゅうなな"),
+    p(120, "num-18", Number, "eighteen", "十八", "じゅうはち"),
+    p(121, "num-19", Number, "nineteen", "十九", "じゅうきゅう"),
+    p(122, "num-20", Number, "twenty", "二十", "にじゅう"),
+    p(123, "num-30", Number, "thirty", "三十", "さんじゅう"),
+    p(124, "num-40", Number, "forty", "四十", "よんじゅう"),
+    p(125, "num-50", Number, "fifty", "五十", "ごじゅう"),
+    p(126, "num-60", Number, "sixty", "六十", "ろくじゅう"),
+    p(127, "num-70", Number, "seventy", "七十", "ななじゅう"),
+    p(128, "num-80", Number, "eighty", "八十", "はちじゅう"),
+    p(129, "num-90", Number, "ninety", "九十", "きゅうじゅう"),
+    p(130, "num-100", Number, "one hundred", "百", "ひゃく"),
+    p(131, "num-200", Number, "two hundred", "二百", "にひゃく"),
+    p(
+        132,
+        "num-300",
+        Number,
+        "three hundred",
+        "三百",
+        "さんびゃく",
+    ),
+    p(133, "num-400", Number, "four hundred", "四百", "よんひゃく"),
+    p(134, "num-500", Number, "five hundred", "五百", "ごひゃく"),
+    p(135, "num-600", Number, "six hundred", "六百", "ろっぴゃく"),
+    p(
+        136,
+        "num-700",
+        Number,
+        "seven hundred",
+        "七百",
+        "ななひゃく",
+    ),
+    p(
+        137,
+        "num-800",
+        Number,
+        "eight hundred",
+        "八百",
+        "はっぴゃく",
+    ),
+    p(
+        138,
+        "num-900",
+        Number,
+        "nine hundred",
+        "九百",
+        "きゅうひゃく",
+    ),
+    p(139, "num-1000", Number, "one thousand", "千", "せん"),
+    p(140, "num-2000", Number, "two thousand", "二千", "にせん"),
+    p(
+        141,
+        "num-3000",
+        Number,
+        "three thousand",
+        "三千",
+        "さんぜん",
+    ),
+    p(142, "num-4000", Number, "four thousand", "四千", "よんせん"),
+    p(143, "num-5000", Number, "five thousand", "五千", "ごせん"),
+    p(144, "num-6000", Number, "six thousand", "六千", "ろくせん"),
+    p(
+        145,
+        "num-7000",
+        Number,
+        "seven thousand",
+        "七千",
+        "ななせん",
+    ),
+    p(
+        146,
+        "num-8000",
+        Number,
+        "eight thousand",
+        "八千",
+        "はっせん",
+    ),
+    p(
+        147,
+        "num-9000",
+        Number,
+        "nine thousand",
+        "九千",
+        "きゅうせん",
+    ),
+    p(148, "num-thousand", Number, "thousand", "千", "せん"),
+    p(149, "num-million", Number, "million", "百万", "ひゃくまん"),
+    p(150, "num-billion", Number, "billion", "十億", "じゅうおく"),
+    p(151, "num-man", Number, "ten thousand", "万", "まん"),
+    p(152, "num-oku", Number, "hundred million", "億", "おく"),
     // Japanese counters: 件 (messages), 番 (slots), 時 and 分 (times), with the forms a number
     // ending in 1, 3, 4, 6, 7, 8, 9, 10 or 100 takes before them. English says the bare number.
-    p("ctr-ken", Counter, "items", "件", "けん"),
-    p("ken-1", Counter, "one item", "一件", "いっけん"),
-    p("ken-6", Counter, "six items", "六件", "ろっけん"),
-    p("ken-8", Counter, "eight items", "八件", "はっけん"),
-    p("ken-10", Counter, "ten items", "十件", "じゅっけん"),
+    p(153, "ctr-ken", Counter, "items", "件", "けん"),
+    p(154, "ken-1", Counter, "one item", "一件", "いっけん"),
+    p(155, "ken-6", Counter, "six items", "六件", "ろっけん"),
+    p(156, "ken-8", Counter, "eight items", "八件", "はっけん"),
+    p(157, "ken-10", Counter, "ten items", "十件", "じゅっけん"),
     p(
+        158,
         "ken-100",
         Counter,
         "one hundred items",
         "百件",
         "ひゃっけん",
     ),
-    p("ctr-ban", Counter, "number", "番", "ばん"),
-    p("ctr-ji", Counter, "o'clock", "時", "じ"),
-    p("ji-4", Counter, "four o'clock", "四時", "よじ"),
-    p("ji-7", Counter, "seven o'clock", "七時", "しちじ"),
-    p("ji-9", Counter, "nine o'clock", "九時", "くじ"),
-    p("ctr-fun", Counter, "minutes", "分", "ふん"),
-    p("fun-1", Counter, "one minute", "一分", "いっぷん"),
-    p("fun-3", Counter, "three minutes", "三分", "さんぷん"),
-    p("fun-4", Counter, "four minutes", "四分", "よんぷん"),
-    p("fun-6", Counter, "six minutes", "六分", "ろっぷん"),
-    p("fun-8", Counter, "eight minutes", "八分", "はっぷん"),
-    p("fun-10", Counter, "ten minutes", "十分", "じゅっぷん"),
+    p(159, "ctr-ban", Counter, "number", "番", "ばん"),
+    p(160, "ctr-ji", Counter, "o'clock", "時", "じ"),
+    p(161, "ji-4", Counter, "four o'clock", "四時", "よじ"),
+    p(162, "ji-7", Counter, "seven o'clock", "七時", "しちじ"),
+    p(163, "ji-9", Counter, "nine o'clock", "九時", "くじ"),
+    p(164, "ctr-fun", Counter, "minutes", "分", "ふん"),
+    p(165, "fun-1", Counter, "one minute", "一分", "いっぷん"),
+    p(166, "fun-3", Counter, "three minutes", "三分", "さんぷん"),
+    p(167, "fun-4", Counter, "four minutes", "四分", "よんぷん"),
+    p(168, "fun-6", Counter, "six minutes", "六分", "ろっぷん"),
+    p(169, "fun-8", Counter, "eight minutes", "八分", "はっぷん"),
+    p(170, "fun-10", Counter, "ten minutes", "十分", "じゅっぷん"),
     // Time of day.
-    p("time-am", Time, "A M", "午前", "ごぜん"),
-    p("time-pm", Time, "P M", "午後", "ごご"),
-    p("time-oclock", Time, "o'clock", "ちょうど", "ちょうど"),
-    p("time-oh", Time, "oh", "ゼロ", "ぜろ"),
+    p(171, "time-am", Time, "A M", "午前", "ごぜん"),
+    p(172, "time-pm", Time, "P M", "午後", "ごご"),
+    p(173, "time-oclock", Time, "o'clock", "ちょうど", "ちょうど"),
+    p(174, "time-oh", Time, "oh", "ゼロ", "ぜろ"),
 ];
 
 /// The catalogue entry of `id`.
 pub fn get(id: &str) -> Option<&'static Prompt> {
     CATALOGUE.iter().find(|p| p.id == id)
+}
+
+/// The catalogue entry numbered `number` ([`Prompt::number`]).
+pub fn by_number(number: u16) -> Option<&'static Prompt> {
+    CATALOGUE.iter().find(|p| p.number == number)
 }
 
 /// True when `id` may name a prompt file: 1–64 characters of `a-z`, `0-9` and `-` (no path
@@ -1204,6 +1383,22 @@ pub fn default_greeting(extension: &str, busy: bool, lang: Lang) -> Option<Vec<&
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn prompt_numbers_are_unique_and_stable() {
+        let mut seen = HashSet::new();
+        for p in CATALOGUE {
+            assert!(p.number > 0, "{} has no number", p.id);
+            assert!(seen.insert(p.number), "number {} used twice", p.number);
+            assert_eq!(by_number(p.number).map(|q| q.id), Some(p.id));
+        }
+        // Numbers people may have written down: they never change.
+        for (n, id) in [(1, "please-wait"), (2, "goodbye"), (174, "time-oh")] {
+            assert_eq!(by_number(n).map(|p| p.id), Some(id), "{n}");
+        }
+        assert!(by_number(0).is_none());
+        assert!(by_number(9999).is_none());
+    }
 
     #[test]
     fn every_prompt_has_both_languages_and_a_unique_valid_id() {

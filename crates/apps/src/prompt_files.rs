@@ -108,11 +108,16 @@ pub struct Replacement {
     pub at_unix: u64,
     /// SHA-256 of the stored WAV.
     pub sha256: String,
+    /// The extension that recorded it by phone (`record_prompt`), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_by: Option<String>,
 }
 
 /// One prompt in one language as a listing shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listed {
+    /// Stable number (what a phone dials after `record_prompt`, `*77`).
+    pub number: u16,
     /// Prompt id.
     pub id: &'static str,
     /// Application.
@@ -125,6 +130,9 @@ pub struct Listed {
     pub present: bool,
     /// Where the file that plays came from.
     pub source: Source,
+    /// The extension that recorded it by phone, when `source` is `recorded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_by: Option<String>,
     /// Path of that file.
     pub path: Option<String>,
     /// Its length in seconds.
@@ -148,23 +156,27 @@ pub fn listed(data_dir: &Path, tenant: Option<i64>, lang: Lang, p: &'static Prom
     let replacement = tenant
         .map(|t| tenant_path(data_dir, t, lang, p.id))
         .filter(|p| p.is_file());
-    let (source, path) = match replacement {
-        Some(r) => (
-            read_replacement(&r)
-                .map(|m| m.source)
-                .unwrap_or(Source::Uploaded),
-            Some(r),
-        ),
-        None if default_present => (Source::DefaultTts, Some(default)),
-        None => (Source::Missing, None),
+    let (source, recorded_by, path) = match replacement {
+        Some(r) => {
+            let meta = read_replacement(&r);
+            (
+                meta.as_ref().map(|m| m.source).unwrap_or(Source::Uploaded),
+                meta.and_then(|m| m.recorded_by),
+                Some(r),
+            )
+        }
+        None if default_present => (Source::DefaultTts, None, Some(default)),
+        None => (Source::Missing, None, None),
     };
     Listed {
+        number: p.number,
         id: p.id,
         category: p.category.as_str(),
         lang,
         text: p.text(lang),
         present: path.is_some(),
         source,
+        recorded_by,
         duration_s: path
             .as_deref()
             .and_then(audio_file::wav_seconds)
@@ -254,6 +266,7 @@ pub fn upload(
         original_name: original_name.map(|n| n.chars().take(200).collect()),
         at_unix: now_unix(),
         sha256: String::new(),
+        recorded_by: None,
     };
     store_replacement(data_dir, tenant, lang, p, &c.samples, meta)
 }
@@ -267,6 +280,17 @@ pub fn save_recorded(
     id: &str,
     samples: &[i16],
 ) -> Result<Listed, PromptError> {
+    save_recorded_by(data_dir, tenant, lang, id, samples, None)
+}
+
+fn save_recorded_by(
+    data_dir: &Path,
+    tenant: i64,
+    lang: Lang,
+    id: &str,
+    samples: &[i16],
+    by: Option<&str>,
+) -> Result<Listed, PromptError> {
     let p = catalogue_entry(id)?;
     audio_file::check(samples)?;
     let meta = Replacement {
@@ -275,8 +299,60 @@ pub fn save_recorded(
         original_name: None,
         at_unix: now_unix(),
         sha256: String::new(),
+        recorded_by: by.map(|b| b.chars().take(64).collect()),
     };
     store_replacement(data_dir, tenant, lang, p, samples, meta)
+}
+
+/// Where a phone's prompt recording (`record_prompt`) is written until it is kept or
+/// discarded, relative to the data directory: one file per call.
+pub fn scratch_rel_path(tenant: i64, call: u64) -> String {
+    format!("prompts/scratch/tenant-{tenant}-call-{call}.wav")
+}
+
+/// True when `rel` is a path [`scratch_rel_path`] makes (nothing else may be kept or removed
+/// through the scratch operations).
+pub fn is_scratch_rel_path(rel: &str) -> bool {
+    rel.strip_prefix("prompts/scratch/tenant-")
+        .and_then(|r| r.strip_suffix(".wav"))
+        .and_then(|r| r.split_once("-call-"))
+        .is_some_and(|(t, c)| {
+            let t = t.strip_prefix('-').unwrap_or(t);
+            !t.is_empty()
+                && !c.is_empty()
+                && t.bytes().all(|b| b.is_ascii_digit())
+                && c.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// Keeps the phone recording in `scratch` (a WAV at any rate the media engine wrote) as the
+/// tenant's replacement of `id` in `lang`, converted to 16 kHz mono through the same checks
+/// as an upload, with `by` (the extension) recorded for the listing; the scratch file is
+/// removed either way.
+pub fn keep_recording(
+    data_dir: &Path,
+    tenant: i64,
+    lang: Lang,
+    id: &str,
+    scratch: &Path,
+    by: &str,
+) -> Result<Listed, PromptError> {
+    let result = (|| {
+        let wav = media::wav::read_file(scratch).map_err(|e| ConvertError::Decode {
+            format: "WAV",
+            reason: e.to_string(),
+        })?;
+        if wav.sample_rate < 1000 || wav.sample_rate > 192_000 {
+            return Err(PromptError::Convert(ConvertError::Decode {
+                format: "WAV",
+                reason: format!("unsupported sample rate {} Hz", wav.sample_rate),
+            }));
+        }
+        let samples = media::endpoint::rate::convert_all(&wav.samples, wav.sample_rate, RATE);
+        save_recorded_by(data_dir, tenant, lang, id, &samples, Some(by))
+    })();
+    let _ = std::fs::remove_file(scratch);
+    result
 }
 
 /// Removes the tenant's replacement of `id` in `lang`: the default plays again.
@@ -665,6 +741,49 @@ mod tests {
             save_recorded(dir, 1, Lang::Ja, id, &[0; 16000]),
             Err(PromptError::Convert(ConvertError::Silent { .. }))
         ));
+    }
+
+    #[test]
+    fn a_phone_recording_is_kept_at_16_khz_with_who_recorded_it() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let dir = d.path();
+        let rel = scratch_rel_path(4, 17);
+        assert!(is_scratch_rel_path(&rel));
+        for bad in [
+            "prompts/scratch/../x.wav",
+            "prompts/scratch/tenant-4-call-17.wav/../../x",
+            "prompts/tenant-4/en/goodbye.wav",
+            "voicemail/1/1001/msg.wav",
+            "prompts/scratch/tenant--call-1.wav",
+        ] {
+            assert!(!is_scratch_rel_path(bad), "{bad}");
+        }
+        // 2 s at 8 kHz, as the media engine writes a G.711 caller.
+        let scratch = dir.join(&rel);
+        std::fs::create_dir_all(scratch.parent().expect("dir")).expect("mkdir");
+        let pcm: Vec<i16> = (0..16_000)
+            .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
+            .collect();
+        media::wav::write_file(&scratch, 8000, &pcm).expect("write");
+        let l = keep_recording(dir, 4, Lang::En, "ivr-welcome", &scratch, "1001").expect("kept");
+        assert_eq!(l.source, Source::Recorded);
+        assert_eq!(l.recorded_by.as_deref(), Some("1001"));
+        assert_eq!(l.duration_s, Some(2.0));
+        assert!(!scratch.exists(), "the scratch file is removed");
+        let kept =
+            media::wav::read_file(tenant_path(dir, 4, Lang::En, "ivr-welcome")).expect("wav");
+        assert_eq!(kept.sample_rate, RATE);
+        // A silent recording is refused like a silent upload, and its scratch file goes too.
+        media::wav::write_file(&scratch, 8000, &[0; 16_000]).expect("write");
+        assert!(matches!(
+            keep_recording(dir, 4, Lang::En, "goodbye", &scratch, "1001"),
+            Err(PromptError::Convert(ConvertError::Silent { .. }))
+        ));
+        assert!(!scratch.exists());
+        assert_eq!(
+            listed(dir, Some(4), Lang::En, prompt::get("goodbye").expect("p")).source,
+            Source::Missing
+        );
     }
 
     #[test]
