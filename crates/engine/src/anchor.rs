@@ -69,6 +69,8 @@ pub(crate) enum App {
     VmMenu(Box<crate::vm_menu::VmSession>),
     /// Prompts, then hang up (feature codes: "day mode is on", "not valid").
     Announce(Vec<String>),
+    /// Recording a prompt by phone (`record_prompt`).
+    PromptRec(Box<crate::prompt_rec::PromptRecSession>),
 }
 
 /// A call to an application about to start: the application, the menu to return to, the
@@ -173,6 +175,14 @@ impl Anchor {
     pub(crate) fn vm_menu_mut(&mut self) -> Option<&mut crate::vm_menu::VmSession> {
         match &mut self.app {
             Some(App::VmMenu(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The prompt recorder, if the caller is recording a prompt.
+    pub(crate) fn prompt_rec_mut(&mut self) -> Option<&mut crate::prompt_rec::PromptRecSession> {
+        match &mut self.app {
+            Some(App::PromptRec(s)) => Some(s),
             _ => None,
         }
     }
@@ -392,6 +402,23 @@ impl Engine {
         self.launch_app(entry, o, checked, "announcement", now);
     }
 
+    /// Answers the caller into the prompt recorder (`record_prompt`).
+    pub(crate) fn start_prompt_rec(
+        &mut self,
+        entry: Entry,
+        o: Origin,
+        session: crate::prompt_rec::PromptRecSession,
+        now: Now,
+    ) {
+        let checked = sdp::summarize(&entry.1.body)
+            .map_err(|_| (488, "SDP offer required"))
+            .and_then(|offer| match sdp_local::choose(&offer) {
+                Some(_) => Ok((App::PromptRec(Box::new(session)), None, 0, offer)),
+                None => Err((488, "Not Acceptable Here")),
+            });
+        self.launch_app(entry, o, checked, "record-prompt", now);
+    }
+
     /// Starts a checked application on a new call (or refuses the call).
     fn launch_app(
         &mut self,
@@ -483,6 +510,8 @@ impl Engine {
         {
             // A message is indexed even when its caller has hung up meanwhile.
             self.vm_recorded(*id, path, *duration_ms, reason);
+            // A prompt recording whose caller hung up is removed.
+            self.prompt_rec_orphan_recorded(*id);
         }
         let Some(id) = self.b2bua.by_endpoint.get(&ep).copied() else {
             if let MediaEvent::EndpointOpened { endpoint, .. } = ev {
@@ -562,6 +591,7 @@ impl Engine {
             Some(App::Vm(_)) => return self.vm_start(id, now),
             Some(App::VmMenu(_)) => return self.vm_menu_start(id, now),
             Some(App::Announce(_)) => return self.announce_start(id, now),
+            Some(App::PromptRec(_)) => return self.prompt_rec_start(id, now),
             None => false,
         };
         if is_conf {
@@ -1251,6 +1281,9 @@ impl Engine {
         if matches!(anchor.app, Some(App::VmMenu(_))) {
             return self.vm_menu_digit(id, digit, now);
         }
+        if matches!(anchor.app, Some(App::PromptRec(_))) {
+            return self.prompt_rec_digit(id, digit, now);
+        }
         let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() else {
             return;
         };
@@ -1283,6 +1316,9 @@ impl Engine {
         if matches!(anchor.app, Some(App::VmMenu(_))) {
             return self.vm_menu_play_done(id, now);
         }
+        if matches!(anchor.app, Some(App::PromptRec(_))) {
+            return self.prompt_rec_play_done(id, now);
+        }
         if let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() {
             ivr.on_play_done(now.mono);
             self.run_app(id, now);
@@ -1314,6 +1350,10 @@ impl Engine {
             }
             if matches!(anchor.app, Some(App::VmMenu(_))) {
                 self.vm_menu_timeout(id, now);
+                continue;
+            }
+            if matches!(anchor.app, Some(App::PromptRec(_))) {
+                self.prompt_rec_timeout(id, now);
                 continue;
             }
             let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() else {

@@ -1783,10 +1783,13 @@ impl Engine {
         reply: Option<(TransactionId, Response)>,
         now: Now,
     ) {
-        let Some(call) = self.b2bua.remove(id) else {
+        let Some(mut call) = self.b2bua.remove(id) else {
             return;
         };
         info!(call = id, call_id = %call.legs[A_LEG].call_id, disposition = ending.disposition.as_str(), "call ended");
+        if let Some(s) = call.anchor.as_deref_mut().and_then(|a| a.prompt_rec_mut()) {
+            self.prompt_rec_call_ended(id, call.tenant_id, s);
+        }
         self.transfer_call_ended(&call, now);
         if let Some(m) = &call.moh {
             self.b2bua.by_endpoint.remove(&m.endpoint);

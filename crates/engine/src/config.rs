@@ -86,6 +86,9 @@ pub struct Settings {
     pub transfer_callback: bool,
     /// A blind transfer's transferee hears hold music while the target rings.
     pub transfer_music: bool,
+    /// Extensions allowed to record prompts by phone: `NUMBER` (the default tenant) or
+    /// `NUMBER@DOMAIN` (`prompts.recorders`).
+    pub prompt_recorders: Vec<String>,
 }
 
 impl Default for Settings {
@@ -105,6 +108,7 @@ impl Default for Settings {
             prompt_language: crate::settings::PROMPT_LANGUAGES[0].to_string(),
             transfer_callback: true,
             transfer_music: true,
+            prompt_recorders: Vec::new(),
         }
     }
 }
@@ -156,6 +160,19 @@ impl Settings {
                 })
                 .and_then(|v| v.as_str().map(|c| c != "silence"))
                 .unwrap_or(d.transfer_music),
+            prompt_recorders: get(keys::PROMPTS_RECORDERS)
+                .and_then(|v| {
+                    spec(keys::PROMPTS_RECORDERS).and_then(|s| s.validate(&parse_json(&v)).ok())
+                })
+                .and_then(|v| v.as_str().map(str::to_string))
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|e| !e.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
             digest_algorithms: get(keys::DIGEST_ALGORITHMS)
                 .map(|v| {
                     v.split(',')
@@ -222,6 +239,17 @@ pub struct Tenants {
 }
 
 impl Tenants {
+    /// True when extension `number` of `tenant` is named in `list` (`prompts.recorders`
+    /// entries: `NUMBER` for the default tenant, `NUMBER@DOMAIN` for the domain's tenant).
+    pub fn listed(&self, list: &[String], tenant: i64, number: &str) -> bool {
+        list.iter().any(|e| match e.split_once('@') {
+            Some((n, domain)) => {
+                n == number && self.by_domain.get(&domain.to_ascii_lowercase()) == Some(&tenant)
+            }
+            None => e == number && tenant == self.default_id,
+        })
+    }
+
     /// The tenant a SIP domain belongs to. A single-company install accepts every domain.
     pub fn for_domain(&self, domain: &str) -> Option<i64> {
         if let Some(t) = self.by_domain.get(&domain.to_ascii_lowercase()) {

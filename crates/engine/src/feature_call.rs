@@ -2,8 +2,8 @@
 //! acts, says what it did and hangs up: day/night toggles, pickups, forwarding and DND (stored
 //! through the database; the configuration reload that follows brings them into effect). The
 //! voicemail codes are destinations ([`crate::features::decide`]); codes whose feature does not
-//! exist yet (park, intercom, record a prompt) answer "that feature code is not valid" (the
-//! `feature-invalid` prompt).
+//! exist yet (park, intercom) answer "that feature code is not valid" (the `feature-invalid`
+//! prompt). Recording a prompt by phone has its own module ([`crate::prompt_rec`]).
 
 use tracing::info;
 
@@ -60,6 +60,9 @@ impl Engine {
             }
             (FeatureAction::DndToggle, Some(ext)) => self.feature_dnd(o.tenant, &ext, None),
             (FeatureAction::DndOff, Some(ext)) => self.feature_dnd(o.tenant, &ext, Some(false)),
+            (FeatureAction::RecordPrompt, caller) => {
+                return self.record_prompt_call(entry, o, &feature.arg, caller, now);
+            }
             _ => NOT_AVAILABLE_PROMPT,
         };
         self.start_announce(entry, o, vec![prompt.to_string()], now);

@@ -205,7 +205,7 @@ pub const DEFS: &[FeatureDef] = &[
         "record_prompt",
         "*77",
         true,
-        "record a prompt (+ prompt id)",
+        "record a prompt by phone (+ prompt number; extensions in prompts.recorders only)",
     ),
 ];
 

@@ -37,6 +37,7 @@ pub mod peerlog;
 mod pickup;
 pub mod pike;
 pub mod policy;
+mod prompt_rec;
 pub mod recording;
 pub mod registrar;
 pub mod sdp;
@@ -233,6 +234,7 @@ pub struct Engine {
     rooms: HashMap<u64, Vec<(u64, media::EndpointId)>>,
     /// Voicemail recordings waiting for their end.
     vm: vm::VmState,
+    prompt_rec_state: prompt_rec::PromptRecState,
     /// Event subscriptions (message-summary).
     subs: subs::Subs,
 }
@@ -294,6 +296,7 @@ impl Engine {
             app_timers: std::collections::BTreeSet::new(),
             rooms: HashMap::new(),
             vm: vm::VmState::default(),
+            prompt_rec_state: prompt_rec::PromptRecState::default(),
             subs: subs::Subs::default(),
             cfg,
         }

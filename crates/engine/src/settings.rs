@@ -36,6 +36,9 @@ pub mod keys {
     pub const REPORTS_TIMEZONE: &str = "reports.timezone";
     /// Language of the prompts callers hear (`en`, `ja`).
     pub const PROMPTS_LANGUAGE: &str = "prompts.language";
+    /// Extensions allowed to record prompts by phone (`record_prompt`, `*77` + number):
+    /// comma-separated `NUMBER` (the default tenant) or `NUMBER@DOMAIN`; empty = nobody.
+    pub const PROMPTS_RECORDERS: &str = "prompts.recorders";
     /// SMTP server voicemail e-mails go through (empty: no e-mail).
     pub const MAIL_HOST: &str = "mail.smtp_host";
     /// Its port.
@@ -240,6 +243,13 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Text("en"),
         restart_required: false,
         help: "language of the prompts callers hear: en (English) or ja (Japanese)",
+    },
+    Spec {
+        key: keys::PROMPTS_RECORDERS,
+        kind: Kind::Token,
+        default: DefaultValue::Text(""),
+        restart_required: false,
+        help: "extensions allowed to record prompts by phone (record_prompt, *77 + prompt number): comma-separated NUMBER (default tenant) or NUMBER@DOMAIN, no spaces; empty = nobody",
     },
     Spec {
         key: keys::MAIL_HOST,

@@ -143,6 +143,27 @@ pub enum VmOp {
         /// Our tag.
         local_tag: String,
     },
+    /// A prompt recorded by phone (`record_prompt`) becomes the tenant's replacement: the
+    /// scratch file is converted and stored like an upload, then removed (answered `Done`).
+    KeepPrompt {
+        /// Tenant.
+        tenant: i64,
+        /// Prompt language (`en`, `ja`).
+        lang: String,
+        /// Prompt id.
+        id: String,
+        /// Scratch file relative to the data directory
+        /// (`apps::prompt_files::scratch_rel_path`).
+        scratch: String,
+        /// The extension that recorded it.
+        by: String,
+    },
+    /// Remove a prompt recording's scratch file (cancelled, re-recorded, hung up; answered
+    /// `Done`).
+    DropPromptScratch {
+        /// Scratch file relative to the data directory.
+        path: String,
+    },
     /// The scratch recording becomes the box's greeting (answered `Done`).
     KeepGreeting {
         /// Tenant.
@@ -417,6 +438,9 @@ impl Engine {
         };
         if anchor.vm_menu_mut().is_some() {
             return self.vm_menu_recorded(id, duration_ms, now);
+        }
+        if anchor.prompt_rec_mut().is_some() {
+            return self.prompt_rec_recorded(id, duration_ms, now);
         }
         let lang = anchor.lang().to_string();
         let Some(vm) = anchor.vm_mut() else {

@@ -1,7 +1,8 @@
 //! Voicemail in call control on a fake clock, the database answered by the harness: a message
 //! is indexed when the recording ends (even after the caller hung up), a too-short one is
 //! discarded, the owner's recorded greeting plays, and the phone menus (`*97`, `*98`) check the
-//! PIN, play messages, delete, record greetings and hang up.
+//! PIN, play messages, delete, record greetings and hang up. Recording a prompt by phone
+//! (`record_prompt`, `*77` + number) has the same shape and is tested here too.
 
 mod common;
 
@@ -19,7 +20,13 @@ const CALLER: &str = "192.0.2.21:5060";
 /// 1001 registered; menu `main` (number 500) whose option 3 leaves a message for 1002; 1001's
 /// box has a PIN; 1002's box an unavailable greeting of its own when `greeting`.
 fn setup(greeting: bool) -> Harness {
+    setup_with(greeting, |_| {})
+}
+
+/// [`setup`] with the snapshot changed by `f` first.
+fn setup_with(greeting: bool, f: impl FnOnce(&mut engine::Snapshot)) -> Harness {
     let mut snap = snapshot();
+    f(&mut snap);
     let mut m = apps::ivr::MenuSpec {
         greeting: "main-greeting".into(),
         ..Default::default()
@@ -735,4 +742,139 @@ fn a_481_to_a_notify_ends_the_subscription() {
         .collect();
     assert_eq!(n.len(), 1);
     assert_ne!(n[0].call_id(), Some("sub-1"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording a prompt by phone (`*77` + the prompt's number).
+
+/// 1001 may record prompts (`prompts.recorders`).
+fn recorder_setup() -> Harness {
+    setup_with(false, |s| s.settings.prompt_recorders = vec!["1001".into()])
+}
+
+fn prompt_ops(h: &Harness) -> Vec<VmOp> {
+    h.vm_ops
+        .iter()
+        .filter(|o| matches!(o, VmOp::KeepPrompt { .. } | VmOp::DropPromptScratch { .. }))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_permitted_phone_records_a_prompt_reviews_re_records_and_keeps_it() {
+    let mut h = recorder_setup();
+    let n = apps::prompt::get("ivr-welcome").expect("catalogue").number;
+    let (ep, _) = call(&mut h, &format!("*77{n}"), "rp-keep");
+    // The prompt as it plays today, then the instructions.
+    assert_eq!(last_play(&h), "ivr-welcome+vm-greeting-record");
+    play_done(&mut h, ep);
+    let rec = recording(&h);
+    assert!(
+        apps::prompt_files::is_scratch_rel_path(&rec.1)
+            && rec.1.starts_with("prompts/scratch/tenant-1-"),
+        "{}",
+        rec.1
+    );
+    assert!(h.media_log.iter().any(|c| matches!(
+        c,
+        MediaCommand::Record {
+            max_s: 60,
+            silence_s: 3,
+            beep: true,
+            ..
+        }
+    )));
+    keys(&mut h, ep, "#");
+    assert!(matches!(
+        h.media_log.last(),
+        Some(MediaCommand::StopRecord { endpoint }) if *endpoint == ep
+    ));
+    record_done(&mut h, ep, &rec, 2_500, "stopped");
+    assert_eq!(last_play(&h), format!("file:{}+prompt-review", rec.1));
+    // 2: record again (the first take goes).
+    keys(&mut h, ep, "2");
+    assert_eq!(
+        prompt_ops(&h),
+        vec![VmOp::DropPromptScratch {
+            path: rec.1.clone()
+        }]
+    );
+    assert_eq!(last_play(&h), "vm-greeting-record");
+    play_done(&mut h, ep);
+    let rec2 = recording(&h);
+    assert_eq!(rec2.1, rec.1);
+    record_done(&mut h, ep, &rec2, 3_000, "silence");
+    play_done(&mut h, ep);
+    // No key for the review timeout: the menu is said again (fake clock).
+    let before = plays(&h).len();
+    h.advance(Duration::from_secs(apps::prompt_rec::REVIEW_TIMEOUT_S));
+    assert_eq!(plays(&h).len(), before + 1);
+    assert_eq!(last_play(&h), "prompt-review");
+    // 1: keep.
+    keys(&mut h, ep, "1");
+    assert_eq!(
+        prompt_ops(&h)[1..],
+        [VmOp::KeepPrompt {
+            tenant: 1,
+            lang: "en".into(),
+            id: "ivr-welcome".into(),
+            scratch: rec.1.clone(),
+            by: "1001".into(),
+        }]
+    );
+    assert_eq!(last_play(&h), "prompt-saved+goodbye");
+    play_done(&mut h, ep);
+    assert_eq!(h.engine.active_calls(), 0);
+    assert_eq!(
+        prompt_ops(&h).len(),
+        2,
+        "the kept file is not removed at hang-up"
+    );
+}
+
+#[test]
+fn recording_a_prompt_is_refused_without_permission_or_with_an_unknown_number() {
+    // Nobody is allowed by default.
+    let mut h = setup(false);
+    let (ep, _) = call(&mut h, "*7710", "rp-denied");
+    assert_eq!(last_play(&h), "feature-invalid");
+    play_done(&mut h, ep);
+    assert_eq!(h.engine.active_calls(), 0);
+    assert!(
+        !h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Record { .. }))
+    );
+
+    // Allowed, but no prompt has that number.
+    let mut h = recorder_setup();
+    for (i, code) in ["*779999", "*77", "*770"].iter().enumerate() {
+        h.media_log.clear();
+        let (ep, _) = call(&mut h, code, &format!("rp-unknown-{i}"));
+        assert_eq!(last_play(&h), "feature-invalid", "{code}");
+        play_done(&mut h, ep);
+    }
+    assert_eq!(h.engine.active_calls(), 0);
+    assert!(prompt_ops(&h).is_empty());
+}
+
+#[test]
+fn hanging_up_while_recording_a_prompt_leaves_no_file() {
+    let mut h = recorder_setup();
+    let (ep, ok) = call(&mut h, "*772", "rp-hup");
+    assert_eq!(last_play(&h), "goodbye+vm-greeting-record");
+    play_done(&mut h, ep);
+    let rec = recording(&h);
+    h.recv_raw(&in_dialog(&ok, "BYE", 3), CALLER, SEG1);
+    assert_eq!(h.engine.active_calls(), 0);
+    let drop = VmOp::DropPromptScratch {
+        path: rec.1.clone(),
+    };
+    assert_eq!(prompt_ops(&h), vec![drop.clone()]);
+    // The file is complete only when the recording's end arrives: removed again then.
+    record_done(&mut h, ep, &rec, 4_000, "closed");
+    assert_eq!(prompt_ops(&h), vec![drop.clone(), drop]);
+    // A repeated report changes nothing.
+    record_done(&mut h, ep, &rec, 4_000, "closed");
+    assert_eq!(prompt_ops(&h).len(), 2);
 }

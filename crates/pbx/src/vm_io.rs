@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use engine::vm::{VmAnswer, VmOp};
 use store::Store;
-use tracing::warn;
+use tracing::{info, warn};
 
 /// A data-directory-relative voicemail path, refused unless it stays under `voicemail/`.
 fn vm_file(data_dir: &Path, rel: &str) -> Option<PathBuf> {
@@ -98,6 +98,46 @@ pub(crate) async fn run(store: &Store, data_dir: &Path, op: VmOp) -> VmAnswer {
         VmOp::SaveSub(r) => done(store.put_event_sub(&r).await),
         VmOp::DropSub { call_id, local_tag } => {
             done(store.delete_event_sub(&call_id, &local_tag).await)
+        }
+        VmOp::KeepPrompt {
+            tenant,
+            lang,
+            id,
+            scratch,
+            by,
+        } => {
+            if !apps::prompt_files::is_scratch_rel_path(&scratch) {
+                return VmAnswer::Done(Err(format!("bad prompt scratch path {scratch:?}")));
+            }
+            let lang: apps::prompt::Lang = lang.parse().unwrap_or(apps::prompt::Lang::En);
+            let dir = data_dir.to_path_buf();
+            let from = data_dir.join(&scratch);
+            let r = tokio::task::spawn_blocking(move || {
+                apps::prompt_files::keep_recording(&dir, tenant, lang, &id, &from, &by)
+                    .map(|l| (l.id, l.recorded_by))
+            })
+            .await;
+            match r {
+                Ok(Ok((id, by))) => {
+                    info!(tenant, prompt = id, by = ?by, lang = lang.as_str(), "prompt recorded by phone kept");
+                    VmAnswer::Done(Ok(()))
+                }
+                Ok(Err(e)) => {
+                    VmAnswer::Done(Err(format!("prompt recorded by phone not kept: {e}")))
+                }
+                Err(e) => VmAnswer::Done(Err(format!("prompt recorded by phone not kept: {e}"))),
+            }
+        }
+        VmOp::DropPromptScratch { path } => {
+            if !apps::prompt_files::is_scratch_rel_path(&path) {
+                return VmAnswer::Done(Err(format!("bad prompt scratch path {path:?}")));
+            }
+            match std::fs::remove_file(data_dir.join(&path)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    VmAnswer::Done(Err(format!("prompt scratch {path} not removed: {e}")))
+                }
+                _ => VmAnswer::Done(Ok(())),
+            }
         }
         VmOp::KeepGreeting {
             tenant,
