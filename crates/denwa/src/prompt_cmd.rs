@@ -209,22 +209,22 @@ pub async fn run_prompt(
             }
             writeln!(
                 out,
-                "{:<30} {:<4} {:<11} {:>7}  TEXT",
-                "ID", "LANG", "SOURCE", "SECONDS"
+                "{:>4} {:<30} {:<4} {:<26} {:>7}  TEXT",
+                "NO", "ID", "LANG", "SOURCE", "SECONDS"
             )?;
             for r in &rows {
                 let secs = r
                     .duration_s
                     .map(|s| format!("{s:.2}"))
                     .unwrap_or_else(|| "-".into());
+                let source = match &r.recorded_by {
+                    Some(by) => format!("recorded by phone {by}"),
+                    None => r.source.as_str().to_string(),
+                };
                 writeln!(
                     out,
-                    "{:<30} {:<4} {:<11} {:>7}  {}",
-                    r.id,
-                    r.lang,
-                    r.source.as_str(),
-                    secs,
-                    r.text
+                    "{:>4} {:<30} {:<4} {:<26} {:>7}  {}",
+                    r.number, r.id, r.lang, source, secs, r.text
                 )?;
             }
             let missing = rows.iter().filter(|r| !r.present).count();

@@ -968,6 +968,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("nav.prompts", "Prompts", "音声ガイダンス"),
     ("nav.moh", "Music on hold", "保留音"),
     (
+        "set.prompts_recorders",
+        "Extensions allowed to record prompts by phone (*77 + prompt number): comma-separated NUMBER (default tenant) or NUMBER@DOMAIN, no spaces; empty = nobody",
+        "電話でガイダンスを録音できる内線（*77 + ガイダンス番号）: カンマ区切りの 番号（既定テナント）または 番号@ドメイン、空白なし。空 = なし",
+    ),
+    (
         "set.transfer_transferee_hears",
         "What a transferred caller hears while the transfer target rings: music (hold music) or silence",
         "転送先の呼出中に転送される側が聞く音: music(保留音)または silence(無音)",

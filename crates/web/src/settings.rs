@@ -44,6 +44,7 @@ pub fn label(key: &str) -> &'static str {
         keys::NODE_LOG_LEVEL => "set.node_log",
         keys::REPORTS_TIMEZONE => "set.reports_tz",
         keys::PROMPTS_LANGUAGE => "set.prompts_language",
+        keys::PROMPTS_RECORDERS => "set.prompts_recorders",
         keys::MAIL_HOST => "set.mail_host",
         keys::MAIL_PORT => "set.mail_port",
         keys::MAIL_SECURITY => "set.mail_security",

@@ -5,13 +5,15 @@ use serde_json::{Value, json};
 use super::{ok_json, op, path_param, query};
 
 fn prompt() -> Value {
-    json!({ "type": "object", "required": ["id", "category", "lang", "text", "present", "source", "default_present"], "properties": {
+    json!({ "type": "object", "required": ["number", "id", "category", "lang", "text", "present", "source", "default_present"], "properties": {
+        "number": { "type": "integer", "description": "stable prompt number (record_prompt, *77 + number)" },
         "id": { "type": "string" },
         "category": { "type": "string", "description": "application: call, ivr, voicemail, conference, park, recording, feature, digit, number, counter, time" },
         "lang": { "type": "string", "enum": ["en", "ja"] },
         "text": { "type": "string", "description": "catalogue text in that language" },
         "present": { "type": "boolean", "description": "a file plays for this language" },
         "source": { "type": "string", "enum": ["default-tts", "uploaded", "recorded", "missing"] },
+        "recorded_by": { "type": "string", "description": "the extension that recorded it by phone (source recorded only)" },
         "path": { "type": "string", "nullable": true },
         "duration_s": { "type": "number", "nullable": true },
         "default_present": { "type": "boolean", "description": "a default file exists (what a reset returns to)" } } })

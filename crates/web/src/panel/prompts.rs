@@ -25,10 +25,11 @@ use crate::i18n::Lang;
 const TEXTS: &[(&str, &str, &str)] = &[
     (
         "intro",
-        "What callers hear from the PBX. Replace any prompt with your own recording (WAV, MP3, Ogg Vorbis, FLAC; any rate; at most 10 minutes): it is converted to 16 kHz mono. Reset returns to the default.",
-        "PBX が発信者に流す音声です。どのガイダンスも独自の録音（WAV、MP3、Ogg Vorbis、FLAC。サンプルレート不問、最長 10 分）に差し替えられます。16 kHz モノラルに変換して保存します。「リセット」で既定の音声に戻ります。",
+        "What callers hear from the PBX. Replace any prompt with your own recording (WAV, MP3, Ogg Vorbis, FLAC; any rate; at most 10 minutes): it is converted to 16 kHz mono. Reset returns to the default. Extensions in the prompts.recorders setting can also record a prompt from their phone: dial *77 and the prompt's number.",
+        "PBX が発信者に流す音声です。どのガイダンスも独自の録音（WAV、MP3、Ogg Vorbis、FLAC。サンプルレート不問、最長 10 分）に差し替えられます。16 kHz モノラルに変換して保存します。「リセット」で既定の音声に戻ります。設定 prompts.recorders の内線は、電話から *77 とガイダンス番号をダイヤルして録音することもできます。",
     ),
     ("language", "Language", "言語"),
+    ("number", "No.", "番号"),
     ("id", "Prompt", "ガイダンス"),
     ("category", "Application", "用途"),
     ("text", "Text", "文言"),
@@ -135,16 +136,20 @@ async fn prompts_view(
             }
         }
         table id="prompts" { thead { tr {
-            th { (tr(l, "id")) } th { (tr(l, "category")) } th { (tr(l, "text")) }
+            th { (tr(l, "number")) } th { (tr(l, "id")) } th { (tr(l, "category")) } th { (tr(l, "text")) }
             th { (tr(l, "source")) } th { (tr(l, "length")) } th { (tr(l, "listen")) }
             @if ctx.is_admin() { th { (tr(l, "replace")) } }
         } } tbody {
             @for r in &rows {
                 tr id={ "p-" (r.id) } data-source=(r.source.as_str()) {
+                    td.number { (r.number) }
                     td { code { (r.id) } }
                     td { (r.category) }
                     td lang=(lang.as_str()) { (r.text) }
-                    td { (tr(l, &format!("src.{}", r.source.as_str()))) }
+                    td {
+                        (tr(l, &format!("src.{}", r.source.as_str())))
+                        @if let Some(by) = &r.recorded_by { " " (by) }
+                    }
                     td { @if let Some(s) = r.duration_s { (format!("{s:.1} s")) } }
                     td {
                         @if r.present {
