@@ -160,9 +160,11 @@ impl Settings {
                 })
                 .and_then(|v| v.as_str().map(|c| c != "silence"))
                 .unwrap_or(d.transfer_music),
+            // Taken as text: a single extension (`1001`) would parse as a JSON number.
             prompt_recorders: get(keys::PROMPTS_RECORDERS)
                 .and_then(|v| {
-                    spec(keys::PROMPTS_RECORDERS).and_then(|s| s.validate(&parse_json(&v)).ok())
+                    spec(keys::PROMPTS_RECORDERS)
+                        .and_then(|s| s.validate(&serde_json::Value::from(v)).ok())
                 })
                 .and_then(|v| v.as_str().map(str::to_string))
                 .map(|v| {

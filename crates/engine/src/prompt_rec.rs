@@ -258,4 +258,25 @@ mod tests {
         assert!(!t.listed(&list, 1, "100"));
         assert!(!t.listed(&[], 1, "1001"), "nobody by default");
     }
+
+    #[test]
+    fn the_setting_is_read_as_a_list_even_when_it_looks_like_a_number() {
+        use crate::settings::keys::PROMPTS_RECORDERS;
+        let read = |v: &'static str| {
+            crate::config::Settings::from_values(|k| (k == PROMPTS_RECORDERS).then(|| v.into()))
+                .prompt_recorders
+        };
+        assert_eq!(read("1001"), ["1001"]);
+        assert_eq!(read("1001,2002@b.example,"), ["1001", "2002@b.example"]);
+        assert!(read("").is_empty());
+        assert!(
+            read("10 01").is_empty(),
+            "an invalid value is the default: nobody"
+        );
+        assert!(
+            crate::config::Settings::from_values(|_| None)
+                .prompt_recorders
+                .is_empty()
+        );
+    }
 }
