@@ -902,6 +902,14 @@ pub const CATALOGUE: &[Prompt] = &[
         "新しいガイダンスを保存しました。",
         "あたらしい がいだんすを ほぞん しました。",
     ),
+    p(
+        177,
+        "prompt-not-saved",
+        Feature,
+        "The recording could not be saved.",
+        "録音を保存できませんでした。",
+        "ろくおんを ほぞん できません でした。",
+    ),
     // Digits, read one by one (extension numbers, caller numbers).
     p(90, "digit-0", Digit, "zero", "ゼロ", "ぜろ"),
     p(91, "digit-1", Digit, "one", "いち", "いち"),

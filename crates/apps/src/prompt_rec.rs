@@ -36,6 +36,8 @@ pub mod prompts {
     pub const REVIEW: &str = "prompt-review";
     /// "The new prompt has been saved."
     pub const SAVED: &str = "prompt-saved";
+    /// "The recording could not be saved."
+    pub const NOT_SAVED: &str = "prompt-not-saved";
     /// "Your recording was too short and was not kept."
     pub const TOO_SHORT: &str = "vm-too-short";
     /// "That is not a valid option."
@@ -69,7 +71,8 @@ pub enum Action {
     },
     /// Stop the recording (`#`, or `*` to cancel).
     StopRecord,
-    /// Store the scratch file as the tenant's replacement of the prompt.
+    /// Store the scratch file as the tenant's replacement of the prompt (the scratch file
+    /// goes either way); answer with [`PromptRecorder::on_kept`].
     Keep,
     /// Remove the scratch file (nothing is kept).
     Discard,
@@ -85,6 +88,8 @@ enum State {
     Recording { cancel: bool },
     /// The recording played back, then the keep / again / cancel menu.
     Review,
+    /// Waiting for the answer to [`Action::Keep`].
+    Saving,
     /// A last prompt, then [`PromptRecorder::then`].
     Leaving,
     /// Finished (or hung up).
@@ -201,7 +206,7 @@ impl PromptRecorder {
                     self.actions.push_back(a);
                 }
             }
-            State::Recording { .. } | State::Done => {}
+            State::Recording { .. } | State::Saving | State::Done => {}
         }
     }
 
@@ -223,11 +228,8 @@ impl PromptRecorder {
                 match digit {
                     '1' => {
                         self.scratch = false;
+                        self.state = State::Saving;
                         self.actions.push_back(Action::Keep);
-                        self.leave(
-                            vec![prompt(prompts::SAVED), prompt(prompts::GOODBYE)],
-                            Action::Hangup,
-                        );
                     }
                     '2' => {
                         self.discard();
@@ -240,7 +242,23 @@ impl PromptRecorder {
                     ])),
                 }
             }
-            State::Recording { .. } | State::Leaving | State::Done => {}
+            State::Recording { .. } | State::Saving | State::Leaving | State::Done => {}
+        }
+    }
+
+    /// The answer to [`Action::Keep`]: stored ("saved", goodbye), or refused (a silent or
+    /// unreadable recording: "could not be saved", then record again).
+    pub fn on_kept(&mut self, ok: bool, _now: Instant) {
+        if self.state != State::Saving {
+            return;
+        }
+        if ok {
+            self.leave(
+                vec![prompt(prompts::SAVED), prompt(prompts::GOODBYE)],
+                Action::Hangup,
+            );
+        } else {
+            self.record_again(Some(prompts::NOT_SAVED));
         }
     }
 
@@ -345,7 +363,9 @@ mod tests {
     #[test]
     fn every_prompt_used_is_in_the_catalogue() {
         use prompts::*;
-        for id in [RECORD, REVIEW, SAVED, TOO_SHORT, INVALID, GOODBYE] {
+        for id in [
+            RECORD, REVIEW, SAVED, NOT_SAVED, TOO_SHORT, INVALID, GOODBYE,
+        ] {
             assert!(crate::prompt::get(id).is_some(), "{id}");
         }
     }
@@ -360,14 +380,16 @@ mod tests {
             Some(t0 + Duration::from_secs(REVIEW_TIMEOUT_S))
         );
         r.on_digit('1', t0);
+        assert_eq!(drain(&mut r), vec![Action::Keep]);
+        assert_eq!(r.deadline(), None);
+        // Keys while it is stored do nothing.
+        r.on_digit('2', t0);
+        assert_eq!(drain(&mut r), vec![]);
+        r.on_kept(true, t0);
         assert_eq!(
             drain(&mut r),
-            vec![
-                Action::Keep,
-                Action::Play(vec![p(prompts::SAVED), p(prompts::GOODBYE)])
-            ]
+            vec![Action::Play(vec![p(prompts::SAVED), p(prompts::GOODBYE)])]
         );
-        assert_eq!(r.deadline(), None);
         r.on_play_done(t0);
         assert_eq!(drain(&mut r), vec![Action::Hangup]);
         assert!(r.is_done());
@@ -399,7 +421,18 @@ mod tests {
             vec![Action::Play(vec![p(prompts::INVALID), p(prompts::REVIEW)])]
         );
         r.on_digit('1', t0);
-        assert_eq!(drain(&mut r)[0], Action::Keep);
+        assert_eq!(drain(&mut r), vec![Action::Keep]);
+        // Refused (silent, say): said so, and recorded again.
+        r.on_kept(false, t0);
+        assert_eq!(
+            drain(&mut r),
+            vec![Action::Play(vec![
+                p(prompts::NOT_SAVED),
+                p(prompts::RECORD)
+            ])]
+        );
+        r.on_play_done(t0);
+        assert!(matches!(drain(&mut r)[..], [Action::Record { .. }]));
     }
 
     #[test]

@@ -136,6 +136,21 @@ impl Engine {
         self.prompt_rec_run(id, now);
     }
 
+    /// The answer to keeping the recording.
+    pub(crate) fn prompt_rec_kept(&mut self, id: u64, answer: crate::vm::VmAnswer, now: Now) {
+        let ok = match answer {
+            crate::vm::VmAnswer::Done(Ok(())) => true,
+            other => {
+                info!(call = id, answer = ?other, "prompt recorded by phone not kept");
+                false
+            }
+        };
+        if let Some(s) = self.prompt_rec(id) {
+            s.rec.on_kept(ok, now.mono);
+        }
+        self.prompt_rec_run(id, now);
+    }
+
     /// A recording ended, whether or not its call still exists: one whose call is gone is
     /// removed.
     pub(crate) fn prompt_rec_orphan_recorded(&mut self, rec: u64) {
@@ -227,7 +242,8 @@ impl Engine {
                         by: s.ext.clone(),
                     };
                     info!(call = id, tenant, prompt = s.rec.prompt_id(), ext = %s.ext, "prompt recorded by phone: keeping it");
-                    self.vm_op(0, op);
+                    // Answered to this call ([`Engine::prompt_rec_kept`]).
+                    self.vm_op(id, op);
                 }
                 Action::Discard => self.vm_op(0, VmOp::DropPromptScratch { path: scratch }),
                 Action::Hangup => return self.anchored_hangup(id, "prompt recording ended", now),

@@ -467,6 +467,14 @@ impl Engine {
     /// Background voicemail work answered (nobody waits for it).
     pub(crate) fn vm_answer(&mut self, id: u64, answer: VmAnswer, now: Now) {
         if id != 0 {
+            let prompt_rec = self
+                .b2bua
+                .get_mut(id)
+                .and_then(|c| c.anchor.as_deref_mut())
+                .is_some_and(|a| a.prompt_rec_mut().is_some());
+            if prompt_rec {
+                return self.prompt_rec_kept(id, answer, now);
+            }
             return self.vm_menu_answer(id, answer, now);
         }
         if let VmAnswer::Done(Err(e)) = answer {

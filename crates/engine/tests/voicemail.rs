@@ -833,6 +833,22 @@ fn a_permitted_phone_records_a_prompt_reviews_re_records_and_keeps_it() {
 }
 
 #[test]
+fn a_prompt_the_driver_could_not_keep_is_said_so_and_recorded_again() {
+    let mut h = recorder_setup();
+    h.prompt_keep_error = Some("the audio is silent".into());
+    let (ep, _) = call(&mut h, "*7710", "rp-silent");
+    play_done(&mut h, ep);
+    let rec = recording(&h);
+    record_done(&mut h, ep, &rec, 2_000, "silence");
+    keys(&mut h, ep, "1");
+    assert!(matches!(prompt_ops(&h)[..], [VmOp::KeepPrompt { .. }]));
+    assert_eq!(last_play(&h), "prompt-not-saved+vm-greeting-record");
+    play_done(&mut h, ep);
+    assert_eq!(recording(&h).1, rec.1, "recording again");
+    assert_eq!(h.engine.active_calls(), 1);
+}
+
+#[test]
 fn recording_a_prompt_is_refused_without_permission_or_with_an_unknown_number() {
     // Nobody is allowed by default.
     let mut h = setup(false);

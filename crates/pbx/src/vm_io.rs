@@ -123,9 +123,13 @@ pub(crate) async fn run(store: &Store, data_dir: &Path, op: VmOp) -> VmAnswer {
                     VmAnswer::Done(Ok(()))
                 }
                 Ok(Err(e)) => {
-                    VmAnswer::Done(Err(format!("prompt recorded by phone not kept: {e}")))
+                    warn!(tenant, error = %e, "prompt recorded by phone not kept");
+                    VmAnswer::Done(Err(e.to_string()))
                 }
-                Err(e) => VmAnswer::Done(Err(format!("prompt recorded by phone not kept: {e}"))),
+                Err(e) => {
+                    warn!(tenant, error = %e, "prompt recorded by phone not kept");
+                    VmAnswer::Done(Err(e.to_string()))
+                }
             }
         }
         VmOp::DropPromptScratch { path } => {

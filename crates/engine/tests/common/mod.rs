@@ -112,6 +112,8 @@ pub struct Harness {
     pub vm_ops: Vec<engine::vm::VmOp>,
     /// The messages a voicemail `Load` finds.
     pub vm_messages: Vec<apps::vmail::Message>,
+    /// The answer to a `VmOp::KeepPrompt` (a prompt recorded by phone): `None` stores it.
+    pub prompt_keep_error: Option<String>,
     /// The PIN a voicemail `Verify` accepts (a skipped PIN is accepted too).
     pub vm_pin: String,
     /// Forwards set by feature code (tenant, extension, kind, target).
@@ -164,6 +166,7 @@ impl Harness {
             cdrs: Vec::new(),
             vm_ops: Vec::new(),
             vm_messages: Vec::new(),
+            prompt_keep_error: None,
             vm_pin: "2580".into(),
             call_events: Vec::new(),
             db_extensions: HashMap::new(),
@@ -324,6 +327,9 @@ impl Harness {
                     }
                     VmOp::Load { .. } => VmAnswer::Messages(Ok(self.vm_messages.clone())),
                     VmOp::SetPin { .. } => VmAnswer::PinSet(Ok(true)),
+                    VmOp::KeepPrompt { .. } => {
+                        VmAnswer::Done(self.prompt_keep_error.clone().map_or(Ok(()), Err))
+                    }
                     _ => VmAnswer::Done(Ok(())),
                 })
             }
