@@ -9,42 +9,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use common::Denwa;
-use testkit::baresip::{Phone, PhoneConfig};
-use testkit::tone::{self, ToneLayout};
+use common::{Denwa, registered_phone as phone, tone_wav as wav};
+use testkit::tone;
 
 const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// What 1001 records as the new prompt.
 const A_TONES: [u32; 4] = [500, 700, 1100, 1300];
 /// 1003's own audio (must never come back to it).
 const B_TONES: [u32; 4] = [1600, 2000, 2300, 2600];
-
-fn wav(dir: &Path, name: &str, freqs: &[u32], lead_ms: u32, min_ms: u32) -> PathBuf {
-    let path = dir.join(name);
-    let layout = ToneLayout {
-        lead_ms,
-        ..ToneLayout::default()
-    };
-    tone::write_tone_wav(&path, freqs, &layout, min_ms).expect("tone file");
-    path
-}
-
-fn phone(d: &Denwa, user: &str, password: &str, wav: &Path) -> Phone {
-    testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
-    let cfg = PhoneConfig::new(user)
-        .registering(&d.sip_addr(), password, 600)
-        .with_audio(wav);
-    let mut p = Phone::start(cfg).expect("baresip starts");
-    p.wait_event("REGISTER_OK", EVENT_TIMEOUT)
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("{user} did not register: {e}")
-        });
-    p
-}
 
 /// `ivr-welcome` in English as `denwa prompt list --json` shows it.
 fn welcome(d: &Denwa) -> serde_json::Value {

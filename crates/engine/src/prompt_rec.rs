@@ -96,44 +96,37 @@ impl Engine {
             .prompt_rec_mut()
     }
 
-    /// The caller was answered: the prompt as it is, then the instructions.
-    pub(crate) fn prompt_rec_start(&mut self, id: u64, now: Now) {
+    /// Gives the call's recorder one event, then carries out what it asks.
+    fn prompt_rec_event(&mut self, id: u64, now: Now, event: impl FnOnce(&mut PromptRecorder)) {
         if let Some(s) = self.prompt_rec(id) {
-            s.rec.start(now.mono);
+            event(&mut s.rec);
         }
         self.prompt_rec_run(id, now);
+    }
+
+    /// The caller was answered: the prompt as it is, then the instructions.
+    pub(crate) fn prompt_rec_start(&mut self, id: u64, now: Now) {
+        self.prompt_rec_event(id, now, |r| r.start(now.mono));
     }
 
     /// A key from the caller.
     pub(crate) fn prompt_rec_digit(&mut self, id: u64, digit: char, now: Now) {
-        if let Some(s) = self.prompt_rec(id) {
-            s.rec.on_digit(digit, now.mono);
-        }
-        self.prompt_rec_run(id, now);
+        self.prompt_rec_event(id, now, |r| r.on_digit(digit, now.mono));
     }
 
     /// The current playback ended.
     pub(crate) fn prompt_rec_play_done(&mut self, id: u64, now: Now) {
-        if let Some(s) = self.prompt_rec(id) {
-            s.rec.on_play_done(now.mono);
-        }
-        self.prompt_rec_run(id, now);
+        self.prompt_rec_event(id, now, |r| r.on_play_done(now.mono));
     }
 
     /// The review menu's deadline passed.
     pub(crate) fn prompt_rec_timeout(&mut self, id: u64, now: Now) {
-        if let Some(s) = self.prompt_rec(id) {
-            s.rec.on_timeout(now.mono);
-        }
-        self.prompt_rec_run(id, now);
+        self.prompt_rec_event(id, now, |r| r.on_timeout(now.mono));
     }
 
     /// The recording of a live call ended.
     pub(crate) fn prompt_rec_recorded(&mut self, id: u64, duration_ms: u64, now: Now) {
-        if let Some(s) = self.prompt_rec(id) {
-            s.rec.on_record_done(duration_ms, now.mono);
-        }
-        self.prompt_rec_run(id, now);
+        self.prompt_rec_event(id, now, |r| r.on_record_done(duration_ms, now.mono));
     }
 
     /// The answer to keeping the recording.
@@ -145,10 +138,7 @@ impl Engine {
                 false
             }
         };
-        if let Some(s) = self.prompt_rec(id) {
-            s.rec.on_kept(ok, now.mono);
-        }
-        self.prompt_rec_run(id, now);
+        self.prompt_rec_event(id, now, |r| r.on_kept(ok, now.mono));
     }
 
     /// A recording ended, whether or not its call still exists: one whose call is gone is

@@ -250,3 +250,35 @@ impl Drop for Denwa {
 pub fn sipp_user(user: &str, password: &str) -> String {
     testkit::sipp::auth_csv([(user, password)])
 }
+
+/// Writes `freqs` (a known tone sequence, `lead_ms` of silence first) as a WAV of at least
+/// `min_ms` into `dir/name`: what a baresip phone sends.
+pub fn tone_wav(dir: &Path, name: &str, freqs: &[u32], lead_ms: u32, min_ms: u32) -> PathBuf {
+    let path = dir.join(name);
+    let layout = testkit::tone::ToneLayout {
+        lead_ms,
+        ..testkit::tone::ToneLayout::default()
+    };
+    testkit::tone::write_tone_wav(&path, freqs, &layout, min_ms).expect("tone file");
+    path
+}
+
+/// A baresip phone registered as `user` to `d`, sending `wav`.
+pub fn registered_phone(
+    d: &Denwa,
+    user: &str,
+    password: &str,
+    wav: &Path,
+) -> testkit::baresip::Phone {
+    testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
+    let cfg = testkit::baresip::PhoneConfig::new(user)
+        .registering(&d.sip_addr(), password, 600)
+        .with_audio(wav);
+    let mut p = testkit::baresip::Phone::start(cfg).expect("baresip starts");
+    p.wait_event("REGISTER_OK", Duration::from_secs(20))
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("{user} did not register: {e}")
+        });
+    p
+}
