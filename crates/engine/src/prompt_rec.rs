@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use apps::prompt_rec::{Action, PromptRecorder, Sound};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::b2bua::{Entry, Origin};
 use crate::config::ExtEntry;
@@ -29,9 +29,12 @@ pub(crate) struct PromptRecSession {
     pub ext: String,
 }
 
+/// Most recordings whose end is awaited after their call ended (each normally waits only the
+/// moment the media engine takes to close the file).
+const MAX_ORPHANS: usize = 1024;
+
 /// Recordings whose call ended while they ran, by call id: their scratch file is removed when
-/// the recording's end arrives (the file is complete only then). At most one per call, and
-/// calls are bounded.
+/// the recording's end arrives (the file is complete only then). At most [`MAX_ORPHANS`].
 #[derive(Debug, Default)]
 pub(crate) struct PromptRecState {
     orphans: HashMap<u64, String>,
@@ -166,7 +169,11 @@ impl Engine {
             }
         }
         if was_recording {
-            self.prompt_rec_state.orphans.insert(id, path);
+            if self.prompt_rec_state.orphans.len() >= MAX_ORPHANS {
+                warn!(call = id, %path, "too many prompt recordings awaiting their end: this scratch file stays");
+            } else {
+                self.prompt_rec_state.orphans.insert(id, path);
+            }
         }
     }
 
