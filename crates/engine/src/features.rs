@@ -434,15 +434,6 @@ impl FeatureTable {
     }
 }
 
-/// Feature actions the engine carries out itself; the others answer "not available" (the
-/// `feature-invalid` prompt, then hang up) until their module is wired.
-pub fn served_here(action: FeatureAction) -> bool {
-    matches!(
-        action,
-        FeatureAction::DayNight | FeatureAction::GroupPickup | FeatureAction::DirectedPickup
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
