@@ -135,7 +135,9 @@ impl Engine {
     }
 
     /// `*28` + index: flips the time condition to the opposite of what it is now (forced day
-    /// or forced night), in memory at once and in the database. Returns the prompt to play.
+    /// or forced night) by asking the database to store it; the configuration reload that
+    /// follows the write puts it into effect (memory changes only after the write). Returns
+    /// the prompt to play.
     fn toggle_day_night(&mut self, tenant: i64, arg: &str, now: Now) -> &'static str {
         let Ok(index) = arg.parse::<u8>() else {
             return NOT_AVAILABLE_PROMPT;
@@ -148,9 +150,6 @@ impl Engine {
         let state = tc.state(codes.clock(now.wall), codes.timezone(tenant), &cal);
         let mode = if state.open { Mode::Night } else { Mode::Day };
         let name = tc.name.clone();
-        if let Some(t) = self.snap.codes.timeconds.get_mut(&(tenant, name.clone())) {
-            t.mode = mode;
-        }
         info!(tenant, timecond = %name, %mode, "day/night toggled by feature code");
         self.db(
             DbOp::TimecondMode { tenant, name, mode },

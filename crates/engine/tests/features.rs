@@ -175,6 +175,15 @@ fn setup() -> Harness {
     h
 }
 
+/// What the driver does after the store wrote a mode: the codes configuration is reloaded.
+fn reload_mode(h: &mut Harness, mode: Mode) {
+    let mut codes = h.engine.snapshot().codes.clone();
+    if let Some(t) = codes.timeconds.get_mut(&(1, "office".to_string())) {
+        t.mode = mode;
+    }
+    h.input(Input::Config(engine::ConfigUpdate::Codes(codes)));
+}
+
 fn played(h: &Harness) -> Vec<(EndpointId, u64, String)> {
     h.media_log
         .iter()
@@ -239,6 +248,13 @@ fn day_night_code_flips_the_condition_and_stores_it() {
         h.timecond_modes,
         vec![(1, "office".to_string(), Mode::Night)]
     );
+    // Memory changes only after the write: the reload the store announces brings it in.
+    assert_eq!(
+        dest(&decide(h.engine.snapshot(), "600", tuesday(10))),
+        "ext:1002",
+        "still by the clock until the stored mode is loaded"
+    );
+    reload_mode(&mut h, Mode::Night);
     let snap = h.engine.snapshot();
     assert_eq!(
         dest(&decide(snap, "600", tuesday(10))),
@@ -248,6 +264,7 @@ fn day_night_code_flips_the_condition_and_stores_it() {
     // Again: forced night is "closed" now, so it flips to forced day.
     assert_eq!(dial_feature(&mut h, "*281", "dn-2"), "daynight-day");
     assert_eq!(h.timecond_modes[1].2, Mode::Day);
+    reload_mode(&mut h, Mode::Day);
     assert_eq!(
         dest(&decide(h.engine.snapshot(), "600", tuesday(20))),
         "ext:1002"
