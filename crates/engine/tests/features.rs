@@ -1,6 +1,6 @@
 //! Feature codes and time conditions on a fake clock: the dialplan recognises codes first,
 //! a time condition picks its destination by the `now` the engine is given, `*28` + index
-//! flips a condition (memory at once, database op out, prompt, hang-up), forward and DND codes
+//! flips a condition (database op out, prompt, hang-up; the reload brings it in), forward and DND codes
 //! ask the database to store the change, and codes owned by modules not wired yet answer
 //! "not valid" instead of failing the call.
 
