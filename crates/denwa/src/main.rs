@@ -629,6 +629,11 @@ async fn serve(
         Some(file) => Some(cluster_cmd::prepare(file, &licensing)?),
         None => None,
     };
+    // What a crash left behind (recordings marked running, old scratch files); not on a
+    // cluster node, whose peer may be recording into the same database.
+    if cluster_cfg.is_none() {
+        pbx::stale::at_start(&store, &cfg.data_dir).await;
+    }
     // Node settings saved from the panel/API/CLI override the configuration file (flags and
     // DENWA_* variables still win).
     let mut saved = config::NodeSettings::default();

@@ -15,6 +15,7 @@ pub mod load;
 pub mod metrics;
 pub mod recording;
 pub mod resolve;
+pub mod stale;
 pub mod transport;
 mod vm_io;
 mod vm_mail;

@@ -381,6 +381,18 @@ impl Store {
         Ok(())
     }
 
+    /// Recordings still marked running, oldest first, at most `limit`: at start-up these were
+    /// left by a crash (the PBX repairs their files and closes them, see `pbx::stale`).
+    pub async fn stale_recordings(&self, limit: i64) -> Result<Vec<RecordingRow>> {
+        let sql = format!(
+            "SELECT {COLS} FROM recordings WHERE status = 'recording' ORDER BY started_at, id LIMIT $1"
+        );
+        read_pool!(self.db(), pool, kind => {
+            sqlx::query(&sql).bind(limit.clamp(1, 10_000)).fetch_all(pool).await?
+                .iter().map(row_from).collect()
+        })
+    }
+
     /// Recordings still marked running (left by a crash): closed as `error` at start-up.
     pub async fn close_stale_recordings(&self, at: DateTime<Utc>) -> Result<u64> {
         Ok(write_tx!(self.db(), tx, kind => {
@@ -553,8 +565,19 @@ mod tests {
                 .expect("exp")
                 .is_empty()
         );
-        // A crash leaves a running row: closed at start-up.
+        // A crash leaves a running row: listed, then closed at start-up.
+        let stale = s.stale_recordings(100).await.expect("stale rows");
+        assert_eq!(
+            stale.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![running]
+        );
         assert_eq!(s.close_stale_recordings(now).await.expect("stale"), 1);
+        assert!(
+            s.stale_recordings(100)
+                .await
+                .expect("stale rows")
+                .is_empty()
+        );
         let r = s.recording(t, running).await.expect("get").expect("row");
         assert_eq!(r.status, "error");
     }

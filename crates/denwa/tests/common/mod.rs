@@ -282,3 +282,22 @@ pub fn registered_phone(
         });
     p
 }
+
+/// `a` dials `number` on `d` and both `a` and the ringing `b` (auto-answering) reach
+/// CALL_ESTABLISHED.
+pub fn answered_call(
+    d: &Denwa,
+    a: &mut testkit::baresip::Phone,
+    b: &mut testkit::baresip::Phone,
+    number: &str,
+) {
+    let timeout = Duration::from_secs(20);
+    a.dial(&format!("sip:{number}@{}", d.sip_addr()))
+        .expect("dial");
+    if let Err(e) = a.wait_event("CALL_ESTABLISHED", timeout) {
+        d.print_logs();
+        panic!("caller: {e}");
+    }
+    b.wait_event("CALL_ESTABLISHED", timeout)
+        .expect("callee established");
+}
