@@ -373,7 +373,7 @@ mod tests {
         // 1.5 s of 8 kHz stereo.
         crashed_wav(&d.path().join(rel), 8000, 2, 8000 * 4 * 3 / 2);
         assert_eq!(
-            repair_recording(&d.path(), rel, "wav"),
+            repair_recording(d.path(), rel, "wav"),
             Repaired::Kept { duration_ms: 1500 }
         );
         let bytes = std::fs::read(d.path().join(rel)).expect("read");
@@ -390,7 +390,7 @@ mod tests {
         assert_eq!((rate, mono.len()), (8000, 12_000));
         // Run twice (a second crash before the row was closed): same answer.
         assert_eq!(
-            repair_recording(&d.path(), rel, "wav"),
+            repair_recording(d.path(), rel, "wav"),
             Repaired::Kept { duration_ms: 1500 }
         );
     }
@@ -400,22 +400,22 @@ mod tests {
         let d = dir();
         let empty = "recordings/1/a.wav";
         crashed_wav(&d.path().join(empty), 8000, 1, 0);
-        assert_eq!(repair_recording(&d.path(), empty, "wav"), Repaired::Empty);
+        assert_eq!(repair_recording(d.path(), empty, "wav"), Repaired::Empty);
         assert!(
             !d.path().join(empty).exists(),
             "an empty recording is removed"
         );
         let short = "recordings/1/b.wav";
         std::fs::write(d.path().join(short), b"RIFF").expect("write");
-        assert_eq!(repair_recording(&d.path(), short, "wav"), Repaired::Empty);
+        assert_eq!(repair_recording(d.path(), short, "wav"), Repaired::Empty);
         assert_eq!(
-            repair_recording(&d.path(), "recordings/1/none.wav", "wav"),
+            repair_recording(d.path(), "recordings/1/none.wav", "wav"),
             Repaired::Missing
         );
         let foreign = "recordings/1/c.wav";
         std::fs::write(d.path().join(foreign), vec![1u8; 100]).expect("write");
         assert!(matches!(
-            repair_recording(&d.path(), foreign, "wav"),
+            repair_recording(d.path(), foreign, "wav"),
             Repaired::Unreadable(_)
         ));
         assert_eq!(
@@ -429,7 +429,7 @@ mod tests {
             "recordings//x.wav",
         ] {
             assert_eq!(
-                repair_recording(&d.path(), rel, "wav"),
+                repair_recording(d.path(), rel, "wav"),
                 Repaired::Missing,
                 "{rel}"
             );
@@ -465,7 +465,7 @@ mod tests {
         let last_whole_end = starts[starts.len() - 2];
         let cut = (starts[starts.len() - 2] + starts[starts.len() - 1]) / 2;
         std::fs::write(&path, &full[..cut]).expect("write");
-        let Repaired::Kept { duration_ms } = repair_recording(&d.path(), rel, "opus") else {
+        let Repaired::Kept { duration_ms } = repair_recording(d.path(), rel, "opus") else {
             panic!("not kept");
         };
         let got = std::fs::read(&path).expect("read");
@@ -488,7 +488,7 @@ mod tests {
         // Not Ogg Opus at all: left alone.
         std::fs::write(&path, b"OggS not really").expect("write");
         assert!(matches!(
-            repair_recording(&d.path(), rel, "opus"),
+            repair_recording(d.path(), rel, "opus"),
             Repaired::Unreadable(_)
         ));
     }
@@ -544,7 +544,7 @@ mod tests {
                 now,
             );
         }
-        assert_eq!(clean_scratch(&d.path(), now), 6);
+        assert_eq!(clean_scratch(d.path(), now), 6);
         assert_eq!(files(&s).len(), SCRATCH_MAX);
         for i in 0..6 {
             let p = s.join(format!("tenant-2-call-{i}.wav"));
@@ -557,7 +557,7 @@ mod tests {
         );
         // Nothing there at all: nothing to do.
         let empty = dir();
-        assert_eq!(clean_scratch(&empty.path(), now), 0);
+        assert_eq!(clean_scratch(empty.path(), now), 0);
     }
 
     #[tokio::test]
