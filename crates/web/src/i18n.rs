@@ -741,6 +741,14 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "That participant has left.",
         "その参加者はすでに退出しています。",
     ),
+    ("conf.kick", "Drop", "退出させる"),
+    (
+        "conf.kicked",
+        "Participant dropped from the room.",
+        "参加者を会議室から退出させました。",
+    ),
+    ("conf.is_muted", "muted", "ミュート中"),
+    ("conf.seconds", "s in the call", "秒通話中"),
     ("conf.add", "Add a conference room", "会議室を追加"),
     (
         "conf.created",

@@ -10,6 +10,7 @@
 pub mod api;
 mod api_license;
 pub mod cluster;
+mod conf_live;
 pub mod control;
 mod csv;
 pub mod i18n;

@@ -195,6 +195,86 @@ async fn conference_rooms_crud_and_the_pin_stays_secret() {
 }
 
 #[tokio::test]
+async fn conference_participants_listed_muted_and_dropped() {
+    let a = app().await;
+    let r = call(&a, "POST", "/conferences", Some(json!({ "number": "800" }))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = call(&a, "POST", "/conferences", Some(json!({ "number": "801" }))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = a
+        .api("GET", "/conferences/800/participants", Some(&a.read), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["total"], 0);
+    a.control.join_conf(1, "800", 7, "1001");
+    a.control.join_conf(1, "800", 9, "1002");
+    a.control.join_conf(1, "801", 11, "1003");
+    // Another tenant's room of the same number is not this one.
+    a.control.join_conf(2, "800", 13, "2001");
+    let r = a
+        .api("GET", "/conferences/800/participants", Some(&a.read), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let items = r.json()["items"].clone();
+    let calls: Vec<u64> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["call"].as_u64().unwrap())
+        .collect();
+    assert_eq!(calls, [7, 9], "{items}");
+    assert_eq!(items[0]["caller"], "1001");
+    assert_eq!(items[0]["muted"], false);
+    let r = call(
+        &a,
+        "PUT",
+        "/conferences/800/participants/9/mute",
+        Some(json!({ "muted": true })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let r = call(&a, "GET", "/conferences/800/participants", None).await;
+    assert_eq!(r.json()["items"][1]["muted"], true, "{}", r.text());
+    // A call of another room (or tenant) is refused by this room's URL.
+    for other in [11, 13] {
+        let r = call(
+            &a,
+            "DELETE",
+            &format!("/conferences/800/participants/{other}"),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{other}: {}", r.text());
+        let r = call(
+            &a,
+            "PUT",
+            &format!("/conferences/800/participants/{other}/mute"),
+            Some(json!({ "muted": true })),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{other}: {}", r.text());
+    }
+    assert!(a.control.hangups.lock().unwrap().is_empty());
+    // A read-only key may look, not drop.
+    let r = a
+        .api(
+            "DELETE",
+            "/conferences/800/participants/7",
+            Some(&a.read),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let r = call(&a, "DELETE", "/conferences/800/participants/7", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(*a.control.hangups.lock().unwrap(), [7]);
+    let r = call(&a, "GET", "/conferences/800/participants", None).await;
+    assert_eq!(r.json()["total"], 1, "{}", r.text());
+    let r = call(&a, "GET", "/conferences/802/participants", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+}
+
+#[tokio::test]
 async fn backup_server_settings_through_the_api() {
     let a = app().await;
     // The free licence is standalone: pairing and codes are refused, naming the topology.

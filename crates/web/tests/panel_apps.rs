@@ -142,7 +142,54 @@ async fn conference_rooms_through_the_panel() {
     let html = r.text();
     assert!(html.contains("data-room=\"800\""));
     assert!(!html.contains("2468"), "the PIN is not shown");
+    // Who is in the room: on the page, in the fragment the script reloads, mute and drop.
+    a.control.join_conf(1, "800", 7, "1001");
+    a.control.join_conf(1, "800", 9, "1002");
+    a.control.join_conf(2, "800", 13, "2001");
+    let html = b.get("/conferences").await.text();
+    assert!(
+        html.contains("data-live=\"/fragments/conferences/800\""),
+        "{html}"
+    );
+    let frag = b.get("/fragments/conferences/800").await;
+    assert_eq!(frag.status, StatusCode::OK);
+    let f = frag.text();
+    assert!(
+        f.contains("data-call=\"7\"") && f.contains("data-call=\"9\""),
+        "{f}"
+    );
+    assert!(!f.contains("2001"), "another tenant's room: {f}");
+    assert!(f.contains("/conferences/800/kick/9"), "{f}");
+    let r = b
+        .post(
+            "/conferences/800/mute/9",
+            &[("csrf", token.as_str()), ("muted", "true")],
+        )
+        .await;
+    assert!(r.text().contains("Muted."), "{}", r.text());
+    let f = b.get("/fragments/conferences/800").await.text();
+    assert!(f.contains("data-muted=\"true\""), "{f}");
+    let r = b
+        .post("/conferences/800/kick/13", &[("csrf", token.as_str())])
+        .await;
+    assert!(
+        r.text().contains("That participant has left."),
+        "not this room's call"
+    );
+    let r = b
+        .post("/conferences/800/kick/7", &[("csrf", token.as_str())])
+        .await;
+    assert!(r.text().contains("Participant dropped"), "{}", r.text());
+    assert_eq!(*a.control.hangups.lock().unwrap(), [7]);
+    let f = b.get("/fragments/conferences/800").await.text();
+    assert!(!f.contains("data-call=\"7\""), "{f}");
+    // Without the CSRF token nothing is dropped.
+    let r = b.post("/conferences/800/kick/9", &[]).await;
+    assert_ne!(r.status, StatusCode::OK);
+    assert_eq!(a.control.hangups.lock().unwrap().len(), 1);
     b.lang = Some("ja");
+    let f = b.get("/fragments/conferences/800").await.text();
+    assert!(f.contains("退出させる"), "{f}");
     assert!(b.get("/conferences").await.text().contains("電話会議室"));
     let r = b
         .post("/conferences/800/delete", &[("csrf", token.as_str())])

@@ -30,6 +30,11 @@ pub(super) fn routes() -> Router<Web> {
             "/conferences/{number}/participants/{call}/mute",
             axum::routing::put(mute),
         )
+        .route("/conferences/{number}/participants", get(participants))
+        .route(
+            "/conferences/{number}/participants/{call}",
+            axum::routing::delete(kick),
+        )
 }
 
 /// A room as the API shows it: settings without the PIN (`has_pin`), and who is in it now.
@@ -130,11 +135,37 @@ async fn mute(
             ));
         }
     };
+    if !crate::conf_live::mute(&w, tenant(&w).await?, &number, call, muted).await {
+        return Err(ApiError::not_found(format!(
+            "call {call} is not in conference room {number}"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who is in room `number` now (joining order).
+async fn participants(
+    State(w): State<Web>,
+    _k: Key,
+    P(number): P<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let r = find_conf(&w, &number).await?;
     let live = w.control().conferences().await;
-    let here = live
-        .iter()
-        .any(|c| c.number == number && c.members.iter().any(|m| m.call == call));
-    if !here || !w.control().conf_mute(call, muted).await {
+    Ok(all(crate::conf_live::members(
+        &live,
+        r.tenant_id,
+        &r.number,
+    )))
+}
+
+/// Drops participant `call` from room `number` (its call is hung up).
+async fn kick(
+    State(w): State<Web>,
+    _k: Key,
+    P((number, call)): P<(String, u64)>,
+) -> ApiResult<StatusCode> {
+    let r = find_conf(&w, &number).await?;
+    if !crate::conf_live::kick(&w, r.tenant_id, &r.number, call).await {
         return Err(ApiError::not_found(format!(
             "call {call} is not in conference room {number}"
         )));

@@ -50,9 +50,11 @@ pub(super) fn schemas(s: &mut Value) {
     let mut shown = room.clone();
     shown["number"] = json!({ "type": "string" });
     shown["has_pin"] = json!({ "type": "boolean" });
-    shown["participants"] = json!({ "type": "array", "items": { "type": "object", "properties": {
-        "call": { "type": "integer" }, "caller": { "type": "string" }, "caller_name": { "type": "string" },
-        "muted": { "type": "boolean" }, "duration_s": { "type": "integer" } } } });
+    s["ConfParticipant"] = json!({ "type": "object", "required": ["call", "caller", "muted"], "properties": {
+        "call": { "type": "integer", "description": "call id (for mute and kick)" },
+        "caller": { "type": "string" }, "caller_name": { "type": "string" },
+        "muted": { "type": "boolean" }, "duration_s": { "type": "integer", "description": "seconds since the call started" } } });
+    shown["participants"] = json!({ "type": "array", "items": r("ConfParticipant") });
     shown["created_at"] = json!({ "type": "string", "format": "date-time" });
     shown["updated_at"] = json!({ "type": "string", "format": "date-time" });
     let mut new = room.clone();
@@ -96,6 +98,20 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
             "get": op("A conference room", json!({ "responses": { "200": ok_json("found", r("ConfRoom")) } }), &["404"]),
             "put": op("Change a room (members given replace the stored ones)", json!({ "requestBody": body(r("ConfRoomPatch")), "responses": { "200": ok_json("changed", r("ConfRoom")) } }), &["400", "404", "415", "422"]),
             "delete": op("Delete a room; refused (422, field number) while a DID or an IVR menu uses it", json!({ "responses": { "204": { "description": "done" } } }), &["404", "422"])
+        }),
+    );
+    add(
+        "/conferences/{number}/participants",
+        json!({
+            "parameters": [path_param("number", json!({ "type": "string" }))],
+            "get": op("Who is in a room now, in joining order", json!({ "responses": { "200": ok_json("all", list_of("ConfParticipant")) } }), &["404"])
+        }),
+    );
+    add(
+        "/conferences/{number}/participants/{call}",
+        json!({
+            "parameters": [path_param("number", json!({ "type": "string" })), path_param("call", json!({ "type": "integer" }))],
+            "delete": op("Drop a participant from the room (its call is hung up)", json!({ "responses": { "204": { "description": "done" } } }), &["404"])
         }),
     );
     add(

@@ -9,7 +9,7 @@ use axum::Form;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
 use store::IvrMenu;
@@ -34,6 +34,8 @@ pub(super) fn routes() -> Router<Web> {
         .route("/conferences", get(rooms).post(create_room))
         .route("/conferences/{number}/delete", post(delete_room))
         .route("/conferences/{number}/mute/{call}", post(mute_member))
+        .route("/conferences/{number}/kick/{call}", post(kick_member))
+        .route("/fragments/conferences/{number}", get(members_fragment))
 }
 
 // ----- conference rooms -----
@@ -54,28 +56,15 @@ async fn rooms_view(w: &Web, ctx: &Ctx, status: StatusCode, msg: Markup, f: &Fie
                     th { (ctx.t("conf.participants")) } th {}
                 } }
                 tbody { @for r in &list {
-                    @let members = live.iter().find(|c| c.number == r.number).map(|c| c.members.clone()).unwrap_or_default();
+                    @let members = crate::conf_live::members(&live, r.tenant_id, &r.number);
                     tr data-room=(r.number) {
                         td { code { (r.number) } }
                         td { (r.spec.name) }
                         td { @if r.spec.pin.is_empty() { (ctx.t("no")) } @else { (ctx.t("yes")) } }
                         td {
-                            @if members.is_empty() { (ctx.t("conf.empty")) }
-                            ul { @for m in &members {
-                                li data-call=(m.call) {
-                                    (m.caller) @if !m.caller_name.is_empty() { " (" (m.caller_name) ")" }
-                                    " " (m.duration_s) " s "
-                                    @if ctx.is_admin() {
-                                        form.inline method="post" action={ "/conferences/" (url_encode(&r.number)) "/mute/" (m.call) } {
-                                            (csrf_field(ctx))
-                                            input type="hidden" name="muted" value=(if m.muted { "false" } else { "true" });
-                                            button type="submit" {
-                                                @if m.muted { (ctx.t("conf.unmute")) } @else { (ctx.t("conf.mute")) }
-                                            }
-                                        }
-                                    } @else if m.muted { (ctx.t("conf.muted")) }
-                                }
-                            } }
+                            div.members id={ "members-" (r.number) } data-live={ "/fragments/conferences/" (url_encode(&r.number)) } {
+                                (members_list(ctx, &r.number, &members))
+                            }
                         }
                         td { @if ctx.is_admin() {
                             form.inline method="post" action={ "/conferences/" (url_encode(&r.number)) "/delete" } {
@@ -101,6 +90,50 @@ async fn rooms_view(w: &Web, ctx: &Ctx, status: StatusCode, msg: Markup, f: &Fie
         }
     };
     page(ctx, status, "title.conferences", body)
+}
+
+/// The participants of one room with mute and drop buttons (administrators): the part of the
+/// rooms page the panel's script reloads every two seconds.
+fn members_list(ctx: &Ctx, number: &str, members: &[engine::control::ConfMember]) -> Markup {
+    let base = format!("/conferences/{}", url_encode(number));
+    html! {
+        @if members.is_empty() { span.empty { (ctx.t("conf.empty")) } }
+        ul { @for m in members {
+            li data-call=(m.call) data-muted=(m.muted) {
+                span.caller { (m.caller) } @if !m.caller_name.is_empty() { " (" (m.caller_name) ")" }
+                " " (m.duration_s) " " (ctx.t("conf.seconds"))
+                @if m.muted { " " span.muted { (ctx.t("conf.is_muted")) } }
+                @if ctx.is_admin() {
+                    " "
+                    form.inline method="post" action={ (base) "/mute/" (m.call) } {
+                        (csrf_field(ctx))
+                        input type="hidden" name="muted" value=(if m.muted { "false" } else { "true" });
+                        button.mute type="submit" {
+                            @if m.muted { (ctx.t("conf.unmute")) } @else { (ctx.t("conf.mute")) }
+                        }
+                    }
+                    form.inline method="post" action={ (base) "/kick/" (m.call) } {
+                        (csrf_field(ctx))
+                        button.kick.danger type="submit" { (ctx.t("conf.kick")) }
+                    }
+                }
+            }
+        } }
+    }
+}
+
+async fn members_fragment(
+    State(w): State<Web>,
+    Signed(ctx): Signed,
+    Path(number): Path<String>,
+) -> Response {
+    let t = match tenant(&w).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let live = w.control().conferences().await;
+    let members = crate::conf_live::members(&live, t, &number);
+    members_list(&ctx, &number, &members).into_response()
 }
 
 async fn rooms(State(w): State<Web>, Signed(ctx): Signed) -> Response {
@@ -191,16 +224,40 @@ async fn delete_room(
 async fn mute_member(
     State(w): State<Web>,
     Signed(ctx): Signed,
-    Path((_number, call)): Path<(String, u64)>,
+    Path((number, call)): Path<(String, u64)>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
     if let Some(r) = check_write(&ctx, &f) {
         return r;
     }
     let muted = f.get("muted").is_some_and(|m| m == "true");
-    let done = w.control().conf_mute(call, muted).await;
+    let done = match tenant(&w).await {
+        Ok(t) => crate::conf_live::mute(&w, t, &number, call, muted).await,
+        Err(e) => return fail(&ctx, e),
+    };
     let msg = if done {
         ok_msg(&ctx, if muted { "conf.muted" } else { "conf.unmuted" })
+    } else {
+        html! { p.error role="alert" id="form-error" { (ctx.t("conf.gone")) } }
+    };
+    rooms_view(&w, &ctx, StatusCode::OK, msg, &Vec::new()).await
+}
+
+async fn kick_member(
+    State(w): State<Web>,
+    Signed(ctx): Signed,
+    Path((number, call)): Path<(String, u64)>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = check_write(&ctx, &f) {
+        return r;
+    }
+    let done = match tenant(&w).await {
+        Ok(t) => crate::conf_live::kick(&w, t, &number, call).await,
+        Err(e) => return fail(&ctx, e),
+    };
+    let msg = if done {
+        ok_msg(&ctx, "conf.kicked")
     } else {
         html! { p.error role="alert" id="form-error" { (ctx.t("conf.gone")) } }
     };

@@ -29,6 +29,8 @@ pub struct FakeControl {
     pub trunks: Mutex<Vec<web::engine::TrunkStatus>>,
     /// The active/standby driver, when a test makes this node clustered.
     pub cluster: std::sync::OnceLock<FakeCluster>,
+    /// Conference rooms in progress; hang-ups and mutes act on them too.
+    pub confs: Mutex<Vec<web::engine::control::ConfSummary>>,
 }
 
 /// An active/standby driver as a test wants it: the report is whatever the test put in; a
@@ -64,6 +66,30 @@ impl FakeControl {
             transfers: Mutex::new(Vec::new()),
             trunks: Mutex::new(Vec::new()),
             cluster: std::sync::OnceLock::new(),
+            confs: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Puts call `call` from `caller` into `tenant`'s conference room `number`.
+    pub fn join_conf(&self, tenant: i64, number: &str, call: u64, caller: &str) {
+        let member = web::engine::control::ConfMember {
+            call,
+            caller: caller.into(),
+            caller_name: String::new(),
+            muted: false,
+            duration_s: 5,
+        };
+        let mut confs = self.confs.lock().unwrap();
+        match confs
+            .iter_mut()
+            .find(|c| c.tenant_id == tenant && c.number == number)
+        {
+            Some(c) => c.members.push(member),
+            None => confs.push(web::engine::control::ConfSummary {
+                tenant_id: tenant,
+                number: number.into(),
+                members: vec![member],
+            }),
         }
     }
 
@@ -112,10 +138,37 @@ impl CallControl for FakeControl {
     fn hangup(&self, id: u64) -> BoxFuture<'_, bool> {
         Box::pin(async move {
             self.hangups.lock().unwrap().push(id);
+            let mut in_conf = false;
+            for c in self.confs.lock().unwrap().iter_mut() {
+                let before = c.members.len();
+                c.members.retain(|m| m.call != id);
+                in_conf |= c.members.len() != before;
+            }
             let mut calls = self.calls.lock().unwrap();
             let before = calls.len();
             calls.retain(|c| c.id != id);
-            calls.len() != before
+            calls.len() != before || in_conf
+        })
+    }
+
+    fn conferences(&self) -> BoxFuture<'_, Vec<web::engine::control::ConfSummary>> {
+        Box::pin(async move { self.confs.lock().unwrap().clone() })
+    }
+
+    fn conf_mute(&self, call: u64, muted: bool) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let mut confs = self.confs.lock().unwrap();
+            let m = confs
+                .iter_mut()
+                .flat_map(|c| c.members.iter_mut())
+                .find(|m| m.call == call);
+            match m {
+                Some(m) => {
+                    m.muted = muted;
+                    true
+                }
+                None => false,
+            }
         })
     }
 
