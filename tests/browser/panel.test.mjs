@@ -8,7 +8,7 @@
 // Env: DENWA_URL, DENWA_ADMIN, DENWA_PASSWORD, CHROMIUM (default /usr/bin/chromium),
 // DENWA_PROMPT_WAV (a 1.5 s WAV to upload as a prompt).
 
-import { chromium } from "playwright-core";
+import { expect, launch } from "./lib.mjs";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,19 +25,8 @@ const LIVE = 30_000; // live updates arrive every 2 s; this bounds waiting for a
 const step = (s) => console.log(`STEP ${s}`);
 const send = (cmd) => console.log(cmd);
 
-function expect(cond, what) {
-  if (!cond) throw new Error(`expectation failed: ${what}`);
-}
-
 const profile = mkdtempSync(join(tmpdir(), "denwa-chromium-"));
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 
 // Loads an <audio> element's source and returns its length in seconds (the browser decoded
 // what the server sent: content type, security policy and WAV format all right).

@@ -7,7 +7,7 @@
 // records. Env: DENWA_URL, DENWA_ADMIN, DENWA_PASSWORD, FROM, TO, SHOTS, CHROMIUM.
 // Exit code 0 means every step passed.
 
-import { chromium } from "playwright-core";
+import { expect, launch } from "./lib.mjs";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -17,18 +17,7 @@ if (!base || !admin || !password || !FROM || !TO || !SHOTS) {
   process.exit(2);
 }
 
-function expect(cond, what) {
-  if (!cond) throw new Error(`expectation failed: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 
 // Counts the strongly coloured pixels of a PNG (bars are saturated; grid, text and the grey
 // last-week bars are not), decoded by the browser itself on a blank page (no CSP there).

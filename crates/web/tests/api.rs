@@ -1124,6 +1124,8 @@ async fn openapi_matches_routes() {
         "PUT /conferences/{number}",
         "DELETE /conferences/{number}",
         "PUT /conferences/{number}/participants/{call}/mute",
+        "GET /conferences/{number}/participants",
+        "DELETE /conferences/{number}/participants/{call}",
         "GET /backup/remote",
         "POST /backup/remote/pair",
         "DELETE /backup/remote/pair",
