@@ -111,7 +111,7 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
         "/conferences/{number}/participants/{call}",
         json!({
             "parameters": [path_param("number", json!({ "type": "string" })), path_param("call", json!({ "type": "integer" }))],
-            "delete": op("Drop a participant from the room (its call is hung up)", json!({ "responses": { "204": { "description": "done" } } }), &["404"])
+            "delete": op("Drop a participant from the room (its call is hung up)", json!({ "responses": { "204": { "description": "done" } } }), &["400", "404"])
         }),
     );
     add(
