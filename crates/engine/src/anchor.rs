@@ -71,6 +71,10 @@ pub(crate) enum App {
     Announce(Vec<String>),
     /// Recording a prompt by phone (`record_prompt`).
     PromptRec(Box<crate::prompt_rec::PromptRecSession>),
+    /// Parked in a slot ([`crate::park`]).
+    Park,
+    /// Retrieving a parked call ([`crate::park`]).
+    ParkRetrieve,
 }
 
 /// A call to an application about to start: the application, the menu to return to, the
@@ -419,6 +423,32 @@ impl Engine {
         self.launch_app(entry, o, checked, "record-prompt", now);
     }
 
+    /// Answers the caller on an endpoint into `app` (opened in placement `group`, 0: by
+    /// call); returns the new call's id, `None` when the call was refused (no usable offer).
+    pub(crate) fn start_with_app(
+        &mut self,
+        entry: Entry,
+        o: Origin,
+        app: App,
+        group: u64,
+        dest: &str,
+        now: Now,
+    ) -> Option<u64> {
+        let checked = sdp::summarize(&entry.1.body)
+            .map_err(|_| (488, "SDP offer required"))
+            .and_then(|offer| match sdp_local::choose(&offer) {
+                Some(_) => Ok((app, None, group, offer)),
+                None => Err((488, "Not Acceptable Here")),
+            });
+        let ok = checked.is_ok();
+        let call_id = o.call_id.clone();
+        self.launch_app(entry, o, checked, dest, now);
+        if !ok {
+            return None;
+        }
+        self.b2bua.by_call_id.get(&call_id).map(|(id, _)| *id)
+    }
+
     /// Starts a checked application on a new call (or refuses the call).
     fn launch_app(
         &mut self,
@@ -592,6 +622,8 @@ impl Engine {
             Some(App::VmMenu(_)) => return self.vm_menu_start(id, now),
             Some(App::Announce(_)) => return self.announce_start(id, now),
             Some(App::PromptRec(_)) => return self.prompt_rec_start(id, now),
+            Some(App::Park) => return self.park_answered(id, now),
+            Some(App::ParkRetrieve) => return self.park_retriever_answered(id, now),
             None => false,
         };
         if is_conf {
@@ -1097,6 +1129,7 @@ impl Engine {
                 hz: Some(8000),
             });
         }
+        self.park_callback_answered(id, now);
     }
 
     /// Every fork of an anchored call failed: tell the caller and go back to the menu.
@@ -1126,6 +1159,9 @@ impl Engine {
             return true;
         }
         self.close_b_endpoints(id, None);
+        if self.park_fallback(id, now) {
+            return true;
+        }
         self.unavailable(id, now);
         true
     }
@@ -1319,6 +1355,9 @@ impl Engine {
         if matches!(anchor.app, Some(App::PromptRec(_))) {
             return self.prompt_rec_play_done(id, now);
         }
+        if matches!(anchor.app, Some(App::Park)) {
+            return self.park_play_done(id);
+        }
         if let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() {
             ivr.on_play_done(now.mono);
             self.run_app(id, now);
@@ -1354,6 +1393,10 @@ impl Engine {
             }
             if matches!(anchor.app, Some(App::PromptRec(_))) {
                 self.prompt_rec_timeout(id, now);
+                continue;
+            }
+            if matches!(anchor.app, Some(App::Park)) {
+                self.park_timeout(id, now);
                 continue;
             }
             let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() else {

@@ -697,6 +697,10 @@ impl Engine {
                 destination: Destination::Group(name),
                 ..
             } => return self.route_group(entry, o, &name, None, now),
+            Decision::Route {
+                destination: Destination::ParkSlot(slot),
+                ..
+            } => return self.park_retrieve(entry, o, &slot, now),
             Decision::Feature { feature, .. } => {
                 return self.feature_call(entry, o, feature, caller, now);
             }
@@ -1791,6 +1795,7 @@ impl Engine {
             self.prompt_rec_call_ended(id, call.tenant_id, s);
         }
         self.transfer_call_ended(&call, now);
+        self.park_call_ended(id, now);
         if let Some(m) = &call.moh {
             self.b2bua.by_endpoint.remove(&m.endpoint);
             self.media(MediaCommand::CloseEndpoint {
