@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
 
 use crate::anchor::App;
-use crate::b2bua::{Entry, Origin};
+use crate::b2bua::{A_LEG, Entry, Origin};
 use crate::config::{ExtEntry, Snapshot};
 use crate::db::DbOp;
 use crate::dialplan::{Decision, Destination};
@@ -88,7 +88,9 @@ impl ParkLot {
 
     /// The slot `digits` names, when it is one of this lot's.
     pub fn slot_of(&self, digits: &str) -> Option<u32> {
-        if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit())
+        if digits.is_empty()
+            || digits.starts_with('0')
+            || !digits.bytes().all(|b| b.is_ascii_digit())
         {
             return None;
         }
@@ -327,7 +329,10 @@ impl Engine {
             timeout_at: now.wall + s.timeout,
             call_id: s.call_id.clone(),
         };
-        self.db(DbOp::Park(ParkOp::Save(rec)), Pending::Park(tenant, slot, true));
+        self.db(
+            DbOp::Park(ParkOp::Save(rec)),
+            Pending::Park(tenant, slot, true),
+        );
     }
 
     /// A park row was written (`save`) or deleted.
@@ -481,8 +486,26 @@ impl Engine {
         let parker = s.parker.clone();
         let label = format!("Parked {}: {}", key.1, s.caller);
         info!(call = id, tenant = key.0, slot = key.1, %parker, "park timeout: ringing the parker back");
-        if let Some(call) = self.b2bua.get_mut(id) {
-            call.caller_name = label;
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        call.caller_name = label;
+        // The parker's phones other than the parked one itself (a caller who parked himself).
+        let source = call.legs[A_LEG].target.destination;
+        let reachable = self
+            .snap
+            .extensions
+            .get(&(key.0, parker.clone()))
+            .filter(|e| e.enabled)
+            .is_some_and(|e| {
+                self.usrloc
+                    .get(e.id)
+                    .iter()
+                    .any(|b| b.expires_at > now.wall && b.received != source)
+            });
+        if !reachable {
+            self.park_fallback(id, now);
+            return;
         }
         self.app_goto(id, &format!("ext:{parker}"), now);
     }
@@ -604,10 +627,20 @@ impl Engine {
         }
         self.park.retrievers.insert(id, parked);
         // The parked call's timer no longer applies.
-        if let Some(a) = self.b2bua.get_mut(parked).and_then(|c| c.anchor.as_deref_mut()) {
+        if let Some(a) = self
+            .b2bua
+            .get_mut(parked)
+            .and_then(|c| c.anchor.as_deref_mut())
+        {
             a.set_deadline(None);
         }
-        info!(call = id, parked, tenant, slot = n, "retrieving a parked call");
+        info!(
+            call = id,
+            parked,
+            tenant,
+            slot = n,
+            "retrieving a parked call"
+        );
     }
 
     /// The retrieving caller is answered: join both endpoints in one bridge.
@@ -659,7 +692,11 @@ impl Engine {
                 // Hung up before it was answered: the call stays parked, its timer anew.
                 s.stage = Stage::Parked;
                 let at = now.mono + s.timeout;
-                if let Some(a) = self.b2bua.get_mut(parked).and_then(|c| c.anchor.as_deref_mut()) {
+                if let Some(a) = self
+                    .b2bua
+                    .get_mut(parked)
+                    .and_then(|c| c.anchor.as_deref_mut())
+                {
                     a.set_deadline(Some(at));
                     self.app_timers.insert((at, parked));
                 }
