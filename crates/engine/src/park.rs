@@ -141,7 +141,7 @@ pub enum ParkOp {
 }
 
 /// A parked call as stored (table `park_calls`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParkRecord {
     /// Tenant.
     pub tenant: i64,
