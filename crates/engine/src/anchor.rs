@@ -122,9 +122,56 @@ pub(crate) struct Anchor {
     defer_answer: bool,
     /// A 180 went to the caller (deferred answer only).
     sent_ringing: bool,
+    /// Our re-INVITE moving the caller's established dialog onto `a`
+    /// ([`Engine::send_endpoint_reinvite`]), until it is answered.
+    reinvite: Option<TransactionId>,
 }
 
 impl Anchor {
+    /// The media part of a call whose caller's dialog is established already (a parked call
+    /// reloaded after a restart): `invite` is the caller's original INVITE, `ep` the endpoint
+    /// opened for it on `ip`; [`Engine::send_endpoint_reinvite`] then moves the dialog's media
+    /// onto the endpoint.
+    pub(crate) fn for_dialog(
+        invite: Request,
+        ep: EndpointId,
+        ip: IpAddr,
+        app: App,
+        lang: String,
+    ) -> Option<Anchor> {
+        let offer = sdp::summarize(&invite.body).ok()?;
+        Some(Anchor {
+            invite,
+            offer,
+            a: Ep::new(ep, ip),
+            b: Vec::new(),
+            winner: None,
+            app: Some(app),
+            menu: None,
+            connecting: false,
+            targets: None,
+            play_id: 0,
+            after_play: None,
+            sdp_version: 1,
+            lang,
+            deadline: None,
+            held_by: None,
+            defer_answer: false,
+            sent_ringing: false,
+            reinvite: None,
+        })
+    }
+
+    /// The codec the caller's offer put first that we speak.
+    fn offer_codec(&self) -> Option<String> {
+        sdp_local::choose(&self.offer).map(|(c, _)| c.name)
+    }
+
+    /// The caller's INVITE (the one that started the call).
+    pub(crate) fn invite(&self) -> &Request {
+        &self.invite
+    }
+
     /// Every endpoint of the call.
     pub(crate) fn endpoints(&self) -> impl Iterator<Item = EndpointId> + '_ {
         std::iter::once(self.a.id).chain(self.b.iter().map(|e| e.id))
@@ -505,6 +552,7 @@ impl Engine {
             held_by: None,
             defer_answer: false,
             sent_ringing: false,
+            reinvite: None,
         }));
         info!(call = id, %call_id, caller = %call.caller, destination = %dest, "call to an application");
         self.respond(txn, Response::for_request(&req, 100, None), now);
@@ -573,6 +621,9 @@ impl Engine {
     }
 
     fn ep_opened(&mut self, id: u64, ep: EndpointId, r: Result<SocketAddr, ()>, now: Now) {
+        if self.park_resume_opened(id, ep, r, now) {
+            return;
+        }
         if self
             .b2bua
             .get(id)
@@ -1243,6 +1294,7 @@ impl Engine {
             held_by: None,
             defer_answer: true,
             sent_ringing: false,
+            reinvite: None,
         };
         if let Some(call) = self.b2bua.get_mut(id) {
             call.anchor = Some(Box::new(anchor));
@@ -1578,6 +1630,147 @@ impl Engine {
             Method::Options => self.respond(txn, Response::for_request(&req, 200, None), now),
             _ => self.respond(txn, Response::for_request(&req, 501, None), now),
         }
+    }
+}
+
+impl Engine {
+    /// Moves an established dialog `d` (a caller's leg, reaching the phone at `target`) onto
+    /// `anchor`'s caller endpoint, open already: a re-INVITE offering the endpoint's address.
+    /// The answer arrives in [`Engine::anchored_reinvite_response`], which ACKs it, configures
+    /// the endpoint and hands the call to its application (a parked call: hold music); no
+    /// answer or a refusal ends the call. What a reloaded parked call uses after a restart
+    /// ([`crate::park`]); a transfer of a relayed leg to an IVR or voicemail gives the call an
+    /// anchor ([`Anchor::for_dialog`]), opens the endpoint and calls this the same way.
+    /// Returns (and remembers in the anchor) the re-INVITE's transaction.
+    pub(crate) fn send_endpoint_reinvite(
+        &mut self,
+        id: u64,
+        d: &mut Dialog,
+        anchor: &mut Anchor,
+        target: sip::transaction::Target,
+        now: Now,
+    ) -> Option<TransactionId> {
+        let adv = self.cfg.advertise;
+        let local = target
+            .local
+            .or_else(|| self.local_for(target.destination))?;
+        let ep_local = anchor.a.local?;
+        let via = self.our_via(local, target.transport);
+        let contact = self.contact_uri(None, local, target.transport);
+        let mut inv = d.new_request(Method::Invite, &via);
+        inv.headers
+            .push(HeaderName::Contact, format!("<{contact}>"));
+        inv.headers.push(HeaderName::Allow, ALLOW);
+        anchor.sdp_version += 1;
+        let addr = SocketAddr::new(nathelper::advertised_ip(adv, local), ep_local.port());
+        let first = anchor.offer_codec();
+        let body = sdp_local::offer(addr, first.as_deref(), anchor.sdp_version);
+        inv.set_body(&MediaType::sdp(), Bytes::from(body));
+        let t = self.send_request(inv, target, crate::Owner::Call(id), now)?;
+        anchor.reinvite = Some(t);
+        info!(call = id, "re-INVITE onto a media endpoint");
+        Some(t)
+    }
+
+    /// Where the caller's endpoint is open (the endpoint was opened before the anchor was
+    /// made).
+    pub(crate) fn caller_endpoint_opened(anchor: &mut Anchor, local: SocketAddr) {
+        anchor.a.local = Some(local);
+    }
+
+    /// A response to our [`Engine::send_endpoint_reinvite`] re-INVITE: ACK a 2xx, point the
+    /// endpoint at the phone's media and let the application go on; a refusal ends the call.
+    /// True when `txn` was that re-INVITE.
+    pub(crate) fn anchored_reinvite_response(
+        &mut self,
+        id: u64,
+        txn: TransactionId,
+        resp: &Response,
+        now: Now,
+    ) -> bool {
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return false;
+        };
+        let a = &call.legs[A_LEG];
+        let (local, transport, target) = (a.local, a.target.transport, a.target);
+        let Some(anchor) = call.anchor.as_deref_mut() else {
+            return false;
+        };
+        if anchor.reinvite != Some(txn) {
+            return false;
+        }
+        if resp.status < 200 {
+            return true;
+        }
+        anchor.reinvite = None;
+        let answer = sdp::summarize(&resp.body).ok();
+        let chosen = answer.as_ref().and_then(sdp_local::choose);
+        let ok = (200..300).contains(&resp.status);
+        if ok {
+            let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
+            let via = self.our_via(local, transport);
+            if let Some(d) = self
+                .b2bua
+                .get_mut(id)
+                .and_then(|c| c.legs[A_LEG].dialog.as_mut())
+            {
+                let _ = d.on_response(&Method::Invite, resp);
+                let ack = d.ack(seq, &via);
+                self.layer
+                    .send_stateless(&sip::Message::Request(ack), target);
+            }
+        }
+        let (Some(s), Some((codec, te)), true) = (answer, chosen, ok) else {
+            warn!(
+                call = id,
+                status = resp.status,
+                "re-INVITE onto our endpoint refused"
+            );
+            self.anchored_hangup(id, "re-INVITE refused", now);
+            return true;
+        };
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return true;
+        };
+        call.codec = codec.name.clone();
+        let Some(anchor) = call.anchor.as_deref_mut() else {
+            return true;
+        };
+        anchor.a.codec = Some((codec.clone(), te));
+        anchor.a.remote = s.rtp.map(|r| (r, s.rtcp));
+        let cmd = MediaCommand::ConfigureEndpoint {
+            endpoint: anchor.a.id,
+            rtp: s.rtp,
+            rtcp: s.rtcp,
+            codec,
+            telephone_event: te,
+            ptime: 20,
+        };
+        let park = matches!(anchor.app, Some(App::Park));
+        self.media(cmd);
+        if park {
+            self.park_resumed(id, now);
+        }
+        true
+    }
+
+    /// Our re-INVITE got no answer (the phone is gone): the call ends. True when `txn` was it.
+    pub(crate) fn anchored_reinvite_failed(
+        &mut self,
+        id: u64,
+        txn: TransactionId,
+        now: Now,
+    ) -> bool {
+        let mine = self
+            .b2bua
+            .get(id)
+            .and_then(|c| c.anchor.as_deref())
+            .is_some_and(|a| a.reinvite == Some(txn));
+        if mine {
+            warn!(call = id, "re-INVITE onto our endpoint unanswered");
+            self.anchored_hangup(id, "re-INVITE unanswered", now);
+        }
+        mine
     }
 }
 

@@ -1018,6 +1018,9 @@ impl Engine {
         if self.transfer_response(id, txn, &resp, now) {
             return;
         }
+        if self.anchored_reinvite_response(id, txn, &resp, now) {
+            return;
+        }
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -1274,6 +1277,9 @@ impl Engine {
     /// A client transaction of a call timed out or could not be sent.
     pub(crate) fn call_tx_failed(&mut self, id: u64, txn: TransactionId, now: Now) {
         if self.transfer_tx_failed(id, txn, now) {
+            return;
+        }
+        if self.anchored_reinvite_failed(id, txn, now) {
             return;
         }
         let Some(call) = self.b2bua.get_mut(id) else {

@@ -372,9 +372,13 @@ impl Engine {
         self.pump(now);
     }
 
-    /// Ends every call (shutdown): BYE or CANCEL, records written.
+    /// Ends every call (shutdown): BYE or CANCEL, records written. Parked calls are left as
+    /// they are: their rows bring them back at the next start ([`Engine::load_parked`]).
     pub fn end_all_calls(&mut self, now: Now) {
         for id in self.b2bua.ids() {
+            if self.park_survives_shutdown(id) {
+                continue;
+            }
             self.hangup_call(id, "shutdown", now);
         }
         self.pump(now);

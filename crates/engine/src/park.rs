@@ -159,6 +159,40 @@ pub struct ParkRecord {
     pub timeout_at: SystemTime,
     /// The parked leg's SIP Call-ID.
     pub call_id: String,
+    /// The parked leg's dialog, to re-INVITE it after a restart (`None`: it cannot be).
+    #[serde(default)]
+    pub leg: Option<LegRecord>,
+}
+
+/// What re-INVITEing a parked leg after a restart needs: the caller's INVITE as received
+/// (Call-ID, From tag, CSeq, Contact = remote target, Record-Route = route set, last SDP
+/// offer), our tag, where the phone is and how we reach it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LegRecord {
+    /// The caller's INVITE, as text.
+    pub invite: String,
+    /// Our tag (the To tag of our 200).
+    pub our_tag: String,
+    /// The phone's address (where in-dialog requests go).
+    pub peer: std::net::SocketAddr,
+    /// Our address the call arrived on.
+    pub local: std::net::SocketAddr,
+    /// `UDP`, `TCP`, `TLS`.
+    pub transport: String,
+    /// The phone's last CSeq in the dialog.
+    pub remote_seq: Option<u32>,
+    /// Our last CSeq in the dialog.
+    pub local_seq: Option<u32>,
+}
+
+fn transport_of(s: &str) -> Option<sip::transaction::Transport> {
+    use sip::transaction::Transport;
+    Some(match s {
+        "UDP" => Transport::Udp,
+        "TCP" => Transport::Tcp,
+        "TLS" => Transport::Tls,
+        _ => return None,
+    })
 }
 
 /// One parked call, as the panel and API list it.
@@ -191,6 +225,8 @@ enum Stage {
     Retrieved(u64),
     /// The call left the slot; its row is being deleted.
     Leaving,
+    /// Reloaded after a restart: its leg is being re-INVITEd onto a new endpoint.
+    Resuming,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +248,8 @@ pub(crate) struct ParkState {
     slots: BTreeMap<(i64, u32), Slot>,
     /// Retrieving calls -> the parked call they took.
     retrievers: HashMap<u64, u64>,
+    /// Reloaded parked calls whose endpoint is opening: endpoint -> (call id, record).
+    resuming: HashMap<crate::media::EndpointId, (u64, ParkRecord)>,
 }
 
 fn lang_of(s: &str) -> apps::prompt::Lang {
@@ -245,7 +283,7 @@ impl Engine {
             .range((tenant, 0)..=(tenant, u32::MAX))
             .filter_map(|((_, n), s)| {
                 let state = match s.stage {
-                    Stage::Parked => "parked",
+                    Stage::Parked | Stage::Resuming => "parked",
                     Stage::Callback => "ringing-back",
                     Stage::Retrieved(_) => "retrieved",
                     Stage::Saving | Stage::Leaving => return None,
@@ -319,6 +357,20 @@ impl Engine {
         let Some(s) = self.park.slots.get(&(tenant, slot)) else {
             return;
         };
+        let leg = self.b2bua.get(id).and_then(|c| {
+            let a = &c.legs[A_LEG];
+            let d = a.dialog.as_ref()?;
+            let invite = c.anchor.as_deref()?.invite();
+            Some(LegRecord {
+                invite: String::from_utf8_lossy(&invite.to_bytes()).into_owned(),
+                our_tag: a.tag.clone(),
+                peer: a.target.destination,
+                local: a.local,
+                transport: a.target.transport.as_str().to_string(),
+                remote_seq: d.remote_seq,
+                local_seq: d.local_seq,
+            })
+        });
         let rec = ParkRecord {
             tenant,
             slot,
@@ -328,6 +380,7 @@ impl Engine {
             parked_at: now.wall,
             timeout_at: now.wall + s.timeout,
             call_id: s.call_id.clone(),
+            leg,
         };
         self.db(
             DbOp::Park(ParkOp::Save(rec)),
@@ -471,6 +524,9 @@ impl Engine {
         let Some(s) = self.park.slots.get_mut(&key) else {
             return;
         };
+        if s.stage == Stage::Resuming {
+            return self.anchored_hangup(id, "parked call not resumed", now);
+        }
         if s.stage != Stage::Parked {
             return;
         }
@@ -718,5 +774,199 @@ impl Engine {
             self.park.retrievers.remove(&r);
             self.anchored_hangup(r, "parked caller hung up", now);
         }
+    }
+
+    /// Loads the parked calls stored before a restart (or before a switchover, on the node
+    /// that takes over): each slot is occupied again at once, and each parked leg is
+    /// re-INVITEd onto a new media endpoint of ours (`Engine::send_endpoint_reinvite`), so
+    /// hold music resumes and retrieval works; the timeout runs on from the stored time. A row
+    /// without a usable leg, or of a slot taken already, is deleted. Call before any input.
+    pub fn load_parked(&mut self, records: Vec<ParkRecord>) {
+        for r in records {
+            let key = (r.tenant, r.slot);
+            let usable = r.leg.as_ref().is_some_and(|l| {
+                transport_of(&l.transport).is_some()
+                    && matches!(
+                        sip::parse_message(l.invite.as_bytes()),
+                        Ok(sip::Message::Request(_))
+                    )
+            });
+            if !usable || self.park.slots.contains_key(&key) || self.park.slots.len() >= 10_000 {
+                warn!(
+                    tenant = r.tenant,
+                    slot = r.slot,
+                    "stored parked call cannot be resumed: dropped"
+                );
+                self.db(
+                    DbOp::Park(ParkOp::Free {
+                        tenant: r.tenant,
+                        slot: r.slot,
+                    }),
+                    Pending::Background("dropping a stored parked call"),
+                );
+                continue;
+            }
+            let Some(leg) = r.leg.as_ref() else {
+                continue;
+            };
+            let id = self.b2bua.next_call_id();
+            let ep = self.b2bua.new_endpoint(id);
+            self.park.slots.insert(
+                key,
+                Slot {
+                    call: id,
+                    caller: r.caller.clone(),
+                    caller_name: r.caller_name.clone(),
+                    parker: r.parker.clone(),
+                    call_id: r.call_id.clone(),
+                    since: r.parked_at,
+                    timeout: r.timeout_at.duration_since(r.parked_at).unwrap_or_default(),
+                    stage: Stage::Resuming,
+                    events: Vec::new(),
+                },
+            );
+            info!(
+                call = id,
+                tenant = r.tenant,
+                slot = r.slot,
+                "resuming a stored parked call"
+            );
+            self.media(MediaCommand::OpenEndpoint {
+                endpoint: ep,
+                call_id: r.call_id.clone(),
+                ip: leg.local.ip(),
+                group: id,
+            });
+            self.park.resuming.insert(ep, (id, r));
+        }
+    }
+
+    /// A reloaded parked call's endpoint opened: rebuild the call and re-INVITE its leg. True
+    /// when `ep` was one.
+    pub(crate) fn park_resume_opened(
+        &mut self,
+        id: u64,
+        ep: crate::media::EndpointId,
+        r: Result<std::net::SocketAddr, ()>,
+        now: Now,
+    ) -> bool {
+        let Some((call, rec)) = self.park.resuming.remove(&ep) else {
+            return false;
+        };
+        let key = (rec.tenant, rec.slot);
+        let built = r
+            .ok()
+            .and_then(|l| self.park_rebuild(call, ep, l, &rec, now));
+        if built.is_none() {
+            warn!(
+                call = id,
+                tenant = key.0,
+                slot = key.1,
+                "stored parked call not resumed"
+            );
+            self.b2bua.by_endpoint.remove(&ep);
+            self.media(MediaCommand::CloseEndpoint { endpoint: ep });
+            self.park_leave(key, "park-lost", "", now);
+        }
+        true
+    }
+
+    /// The call of a reloaded parked leg, anchored on endpoint `ep` (open at `ep_local`).
+    fn park_rebuild(
+        &mut self,
+        id: u64,
+        ep: crate::media::EndpointId,
+        ep_local: std::net::SocketAddr,
+        rec: &ParkRecord,
+        now: Now,
+    ) -> Option<()> {
+        let leg = rec.leg.as_ref()?;
+        let sip::Message::Request(invite) = sip::parse_message(leg.invite.as_bytes()).ok()? else {
+            return None;
+        };
+        let transport = transport_of(&leg.transport)?;
+        let contact = self.contact_uri(None, leg.local, transport);
+        let mut ok = sip::Response::for_request(&invite, 200, None).with_to_tag(&leg.our_tag);
+        ok.headers
+            .push(sip::HeaderName::Contact, format!("<{contact}>"));
+        let mut dialog = sip::dialog::Dialog::uas(&invite, &ok).ok()?;
+        dialog.remote_seq = leg.remote_seq.or(dialog.remote_seq);
+        dialog.local_seq = leg.local_seq;
+        let mut anchor = crate::anchor::Anchor::for_dialog(
+            invite,
+            ep,
+            leg.local.ip(),
+            App::Park,
+            self.snap.settings.prompt_language.clone(),
+        )?;
+        Engine::caller_endpoint_opened(&mut anchor, ep_local);
+        let left = rec.timeout_at.duration_since(now.wall).unwrap_or_default();
+        let deadline = now.mono + left;
+        anchor.set_deadline(Some(deadline));
+        let target = sip::transaction::Target {
+            destination: leg.peer,
+            transport,
+            local: Some(leg.local),
+        };
+        // The leg's INVITE transaction is our re-INVITE (the phone's own ended before).
+        let txn = self.send_endpoint_reinvite(id, &mut dialog, &mut anchor, target, now)?;
+        let mut a = crate::b2bua::Leg::caller(
+            rec.call_id.clone(),
+            txn,
+            (leg.peer, leg.local, transport),
+            leg.our_tag.clone(),
+        );
+        a.dialog = Some(dialog);
+        let o = Origin {
+            tenant: rec.tenant,
+            caller: rec.caller.clone(),
+            caller_name: rec.caller_name.clone(),
+            call_id: rec.call_id.clone(),
+            digits: rec.slot.to_string(),
+            route: crate::db::CallRoute::default(),
+        };
+        let mut call = Box::new(crate::b2bua::Call::new(
+            id,
+            o,
+            a,
+            Vec::new(),
+            now,
+            self.snap.settings.no_answer,
+        ));
+        call.state = crate::control::CallState::Up;
+        call.answer = Some(rec.parked_at);
+        call.anchor = Some(Box::new(anchor));
+        self.b2bua.insert(call);
+        self.app_timers.insert((deadline, id));
+        Some(())
+    }
+
+    /// The reloaded parked leg answered our re-INVITE: music again, retrievable again.
+    pub(crate) fn park_resumed(&mut self, id: u64, now: Now) {
+        let Some(key) = self.park.slot_of_call(id) else {
+            return;
+        };
+        if let Some(s) = self.park.slots.get_mut(&key)
+            && s.stage == Stage::Resuming
+        {
+            s.stage = Stage::Parked;
+            info!(
+                call = id,
+                tenant = key.0,
+                slot = key.1,
+                "parked call resumed"
+            );
+        }
+        let _ = now;
+        self.park_play_done(id);
+    }
+
+    /// True for a call waiting in a slot with its row stored: a shutdown leaves it (no BYE),
+    /// so the next start resumes it.
+    pub(crate) fn park_survives_shutdown(&self, id: u64) -> bool {
+        self.park
+            .slot_of_call(id)
+            .and_then(|k| self.park.slots.get(&k))
+            .is_some_and(|s| matches!(s.stage, Stage::Parked | Stage::Resuming | Stage::Callback))
     }
 }

@@ -519,3 +519,127 @@ fn the_slot_is_announced_only_after_its_row_is_stored() {
     assert_eq!(h.engine.park_slot(1, 702), (false, None));
     assert!(h.park_rows.contains_key(&(1, 701)));
 }
+
+#[test]
+fn a_restart_reloads_the_parked_call_re_invites_its_leg_and_keeps_the_timeout() {
+    let mut h = setup();
+    let parked = park(&mut h, "1001", A, "rs-1", 701);
+    let rows: Vec<_> = h.park_rows.values().cloned().collect();
+    let leg = rows[0].leg.clone().expect("the leg's dialog is stored");
+    assert!(leg.invite.starts_with("INVITE "), "{}", leg.invite);
+    assert_eq!((leg.peer, leg.transport.as_str()), (addr(A), "UDP"));
+    // A shutdown leaves the parked call alone (no BYE, the row stays).
+    h.sent.clear();
+    h.engine.end_all_calls(h.now);
+    h.drain();
+    assert!(h.requests("BYE").is_empty());
+    assert_eq!(h.park_rows.len(), 1);
+
+    // A new engine 100 s later: the slot is occupied at once, the leg is re-INVITEd.
+    let mut h2 = setup();
+    h2.now = h2.now.after(Duration::from_secs(100));
+    h2.park_rows = h.park_rows.clone();
+    h2.sent.clear();
+    h2.media_log.clear();
+    h2.engine.load_parked(rows);
+    h2.drain();
+    assert!(h2.engine.park_slot(1, 701).0, "occupied again");
+    let reinv = h2.requests("INVITE");
+    assert_eq!(reinv.len(), 1);
+    assert_eq!(reinv[0].to, addr(A));
+    let r = reinv[0].request().clone();
+    assert_eq!(r.call_id(), Some("rs-1"));
+    let from_tag = r.from().and_then(|f| f.tag().map(str::to_string));
+    assert_eq!(from_tag.as_deref(), Some(leg.our_tag.as_str()), "our tag");
+    let to_tag = r.to().and_then(|t| t.tag().map(str::to_string));
+    assert_eq!(to_tag.as_deref(), Some("a-rs-1"), "the phone's tag");
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("m=audio"),
+        "offers our endpoint"
+    );
+    let new_ep = h2
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .expect("a new endpoint");
+    // The phone accepts: ACK, the endpoint gets its media, the music plays again.
+    h2.sent.clear();
+    h2.reply(&r, 200, "", A, SEG1);
+    assert_eq!(h2.requests("ACK").len(), 1);
+    assert!(h2.media_log.iter().any(|c| matches!(c,
+        MediaCommand::ConfigureEndpoint { endpoint, rtp: Some(_), .. } if *endpoint == new_ep)));
+    assert_eq!(
+        plays(&h2, new_ep).last().map(String::as_str),
+        Some("moh:default")
+    );
+    assert_eq!(h2.engine.parked_calls(1)[0].state, "parked");
+
+    // The timeout runs on from the stored time: 120 s after parking, i.e. 20 s from now.
+    h2.sent.clear();
+    h2.advance(Duration::from_secs(19));
+    assert!(!plays(&h2, new_ep).iter().any(|p| p == "ext-unavailable"));
+    h2.advance(Duration::from_secs(2));
+    // 1001's only phone is the parked one: straight to the fallback (a prompt, hang up).
+    assert_eq!(
+        plays(&h2, new_ep).last().map(String::as_str),
+        Some("ext-unavailable")
+    );
+    let _ = parked;
+}
+
+#[test]
+fn after_a_restart_the_parked_call_is_retrieved_and_its_bye_is_understood() {
+    let mut h = setup();
+    let parked = park(&mut h, "1001", A, "rs-2", 701);
+    let rows: Vec<_> = h.park_rows.values().cloned().collect();
+    let mut h2 = setup();
+    h2.park_rows = h.park_rows.clone();
+    h2.sent.clear();
+    h2.media_log.clear();
+    h2.engine.load_parked(rows);
+    h2.drain();
+    let r = h2.requests("INVITE")[0].request().clone();
+    let new_ep = h2
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .expect("a new endpoint");
+    h2.reply(&r, 200, "", A, SEG1);
+    let taker = call(&mut h2, "1002", "701", C, "rs-take");
+    assert!(joins(&h2).iter().any(|(e, _)| *e == new_ep));
+    assert!(joins(&h2).iter().any(|(e, _)| *e == taker.ep));
+    assert!(h2.park_rows.is_empty());
+    // The parked phone hangs up in its old dialog: understood, the retriever gets a BYE.
+    h2.sent.clear();
+    let mut p = parked;
+    p.source = A;
+    h2.recv_raw(&in_dialog(&p, "BYE", 5), A, SEG1);
+    assert_eq!(h2.responses(), vec![200]);
+    let byes = h2.requests("BYE");
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].to, addr(C));
+    assert_eq!(h2.engine.active_calls(), 0);
+}
+
+#[test]
+fn a_stored_park_whose_phone_refuses_the_re_invite_is_freed() {
+    let mut h = setup();
+    park(&mut h, "1001", A, "rs-3", 701);
+    let rows: Vec<_> = h.park_rows.values().cloned().collect();
+    let mut h2 = setup();
+    h2.park_rows = h.park_rows.clone();
+    h2.sent.clear();
+    h2.engine.load_parked(rows);
+    h2.drain();
+    let r = h2.requests("INVITE")[0].request().clone();
+    h2.reply(&r, 481, "", A, SEG1);
+    assert!(h2.park_rows.is_empty(), "row deleted");
+    assert_eq!(h2.engine.park_slot(1, 701), (false, None));
+    assert_eq!(h2.engine.active_calls(), 0);
+}

@@ -421,6 +421,19 @@ impl Driver {
                     let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
                 });
             }
+            DbOp::Park(op) => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                tokio::spawn(async move {
+                    let r = match &op {
+                        engine::park::ParkOp::Save(rec) => store.park_save(rec).await,
+                        engine::park::ParkOp::Free { tenant, slot } => {
+                            store.park_free(*tenant, *slot).await
+                        }
+                    };
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r.map_err(|e| e.to_string()))));
+                });
+            }
             DbOp::PurgeExpired { now } => {
                 let store = self.store.clone();
                 let back = self.back_tx.clone();

@@ -180,6 +180,11 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
             tracing::warn!(error = %e, "stored subscriptions unreadable: phones subscribe again")
         }
     }
+    // Calls parked before this start: their legs are re-INVITEd onto new endpoints.
+    match store.park_calls().await {
+        Ok(parked) => eng.load_parked(parked),
+        Err(e) => tracing::warn!(error = %e, "stored parked calls unreadable"),
+    }
     // The toll-fraud limits count the calls made before this start, too.
     match load::outbound_history(&store, now.wall).await {
         Ok(h) => eng.seed_outbound_history(&h, now),
