@@ -130,7 +130,7 @@ pub(crate) fn route_slot(tenant: i64, digits: &str, snap: &Snapshot) -> Option<D
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParkOp {
     /// Store (insert or replace) a parked call's row.
-    Save(ParkRecord),
+    Save(Box<ParkRecord>),
     /// Delete a slot's row.
     Free {
         /// Tenant.
@@ -383,7 +383,7 @@ impl Engine {
             leg,
         };
         self.db(
-            DbOp::Park(ParkOp::Save(rec)),
+            DbOp::Park(ParkOp::Save(Box::new(rec))),
             Pending::Park(tenant, slot, true),
         );
     }

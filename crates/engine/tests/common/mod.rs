@@ -315,7 +315,7 @@ impl Harness {
                 }
                 match op {
                     engine::park::ParkOp::Save(r) => {
-                        self.park_rows.insert((r.tenant, r.slot), r);
+                        self.park_rows.insert((r.tenant, r.slot), *r);
                     }
                     engine::park::ParkOp::Free { tenant, slot } => {
                         self.park_rows.remove(&(tenant, slot));
