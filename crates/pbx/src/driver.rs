@@ -238,6 +238,9 @@ impl Driver {
             Control::Conferences(tx) => {
                 let _ = tx.send(self.engine.conferences(n));
             }
+            Control::ParkedCalls(tenant, tx) => {
+                let _ = tx.send(self.engine.parked_calls(tenant));
+            }
             Control::ConfMute(call, muted, tx) => {
                 let _ = tx.send(self.engine.conf_set_mute(call, muted, n));
             }

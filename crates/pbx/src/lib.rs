@@ -90,6 +90,8 @@ pub(crate) enum Control {
         oneshot::Sender<Result<(), engine::transfer::TransferRefused>>,
     ),
     Conferences(oneshot::Sender<Vec<engine::control::ConfSummary>>),
+    /// The parked calls of a tenant.
+    ParkedCalls(i64, oneshot::Sender<Vec<engine::park::ParkedCall>>),
     ConfMute(u64, bool, oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
     /// Registrations read from the database, to load into the location table (answers how many
@@ -375,6 +377,20 @@ impl Pbx {
     pub async fn conferences(&self) -> Vec<engine::control::ConfSummary> {
         let (tx, rx) = oneshot::channel();
         if self.control.send(Control::Conferences(tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// The parked calls of `tenant`, by slot.
+    pub async fn parked_calls(&self, tenant: i64) -> Vec<engine::park::ParkedCall> {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .control
+            .send(Control::ParkedCalls(tenant, tx))
+            .await
+            .is_err()
+        {
             return Vec::new();
         }
         rx.await.unwrap_or_default()

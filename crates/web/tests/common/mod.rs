@@ -29,6 +29,8 @@ pub struct FakeControl {
     pub trunks: Mutex<Vec<web::engine::TrunkStatus>>,
     /// The active/standby driver, when a test makes this node clustered.
     pub cluster: std::sync::OnceLock<FakeCluster>,
+    /// What `parked_calls` answers.
+    pub parked: Mutex<Vec<web::engine::park::ParkedCall>>,
 }
 
 /// An active/standby driver as a test wants it: the report is whatever the test put in; a
@@ -64,6 +66,7 @@ impl FakeControl {
             transfers: Mutex::new(Vec::new()),
             trunks: Mutex::new(Vec::new()),
             cluster: std::sync::OnceLock::new(),
+            parked: Mutex::new(Vec::new()),
         }
     }
 
@@ -159,6 +162,10 @@ impl CallControl for FakeControl {
 
     fn trunk_statuses(&self) -> Vec<web::engine::TrunkStatus> {
         self.trunks.lock().unwrap().clone()
+    }
+
+    fn parked_calls(&self, _tenant: i64) -> BoxFuture<'_, Vec<web::engine::park::ParkedCall>> {
+        Box::pin(async move { self.parked.lock().unwrap().clone() })
     }
 
     fn cluster(&self) -> Option<&dyn web::cluster::ClusterControl> {
