@@ -561,7 +561,10 @@ impl Engine {
                 self.snap.apps = a;
                 self.mwi_reloaded(&old, now);
             }
-            ConfigUpdate::Codes(c) => self.snap.codes = c,
+            ConfigUpdate::Codes(c) => {
+                self.park_lots_loaded(&c.park);
+                self.snap.codes = c
+            }
         }
     }
 

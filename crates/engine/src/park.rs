@@ -447,7 +447,7 @@ impl Engine {
             status: 200,
         });
         let deadline = now.mono + s.timeout;
-        info!(call = id, tenant, slot, "parked");
+        info!(call = id, tenant, slot, "call parked");
         let Some(anchor) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) else {
             return;
         };
@@ -968,5 +968,14 @@ impl Engine {
             .slot_of_call(id)
             .and_then(|k| self.park.slots.get(&k))
             .is_some_and(|s| matches!(s.stage, Stage::Parked | Stage::Resuming | Stage::Callback))
+    }
+
+    /// A configuration reload brought `lots`: logged when they differ from those in use.
+    pub(crate) fn park_lots_loaded(&self, lots: &ParkLots) {
+        if *lots != self.snap.codes.park {
+            for (tenant, l) in &lots.lots {
+                info!(tenant, first = l.first, last = l.last, timeout_s = l.timeout.as_secs(), fallback = %l.fallback, "park lot loaded");
+            }
+        }
     }
 }
