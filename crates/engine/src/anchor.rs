@@ -249,6 +249,12 @@ impl Anchor {
         self.deadline = None;
     }
 
+    /// Hands the caller to another application (its timer cleared).
+    pub(crate) fn set_app(&mut self, app: App) {
+        self.app = Some(app);
+        self.deadline = None;
+    }
+
     /// Arms the application timer.
     pub(crate) fn set_deadline(&mut self, at: Option<Instant>) {
         self.deadline = at;
@@ -1691,8 +1697,6 @@ impl Engine {
         let Some(call) = self.b2bua.get_mut(id) else {
             return false;
         };
-        let a = &call.legs[A_LEG];
-        let (local, transport, target) = (a.local, a.target.transport, a.target);
         let Some(anchor) = call.anchor.as_deref_mut() else {
             return false;
         };
@@ -1707,18 +1711,7 @@ impl Engine {
         let chosen = answer.as_ref().and_then(sdp_local::choose);
         let ok = (200..300).contains(&resp.status);
         if ok {
-            let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
-            let via = self.our_via(local, transport);
-            if let Some(d) = self
-                .b2bua
-                .get_mut(id)
-                .and_then(|c| c.legs[A_LEG].dialog.as_mut())
-            {
-                let _ = d.on_response(&Method::Invite, resp);
-                let ack = d.ack(seq, &via);
-                self.layer
-                    .send_stateless(&sip::Message::Request(ack), target);
-            }
+            self.ack_reinvite(id, A_LEG, txn, resp);
         }
         let (Some(s), Some((codec, te)), true) = (answer, chosen, ok) else {
             warn!(

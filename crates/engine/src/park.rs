@@ -434,7 +434,7 @@ impl Engine {
         if let Err(e) = r {
             warn!(call = id, tenant, slot, error = %e, "park row not stored: call not parked");
             self.park.slots.remove(&(tenant, slot));
-            return self.park_say_and_hang_up(id, vec!["park-no-free-slot".into()]);
+            return self.park_say_and_hang_up(id, vec!["park-no-free-slot".into()], now);
         }
         s.stage = Stage::Parked;
         s.since = now.wall;
@@ -467,27 +467,11 @@ impl Engine {
     }
 
     /// Plays `prompts` to an anchored call, then hangs up.
-    fn park_say_and_hang_up(&mut self, id: u64, prompts: Vec<String>) {
-        let Some(call) = self.b2bua.get_mut(id) else {
-            return;
-        };
-        let tenant = call.tenant_id;
-        let Some(anchor) = call.anchor.as_deref_mut() else {
-            return;
-        };
-        let lang = anchor.lang().to_string();
-        let items = prompts
-            .into_iter()
-            .map(|id| PlayItem::Prompt {
-                id,
-                tenant,
-                lang: lang.clone(),
-            })
-            .collect();
-        anchor.clear_app();
-        anchor.hangup_after_play();
-        let cmd = anchor.play_cmd(items, false);
-        self.media(cmd);
+    fn park_say_and_hang_up(&mut self, id: u64, prompts: Vec<String>, now: Now) {
+        if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+            a.set_app(App::Announce(prompts));
+        }
+        self.announce_start(id, now);
     }
 
     /// A playback of a parked call ended (the slot announcement): the hold music starts.

@@ -40,6 +40,23 @@ fn setup() -> Harness {
     setup_with(None)
 }
 
+/// 1001 gets a second phone (the callback rings it, not the parked phone itself).
+fn second_phone(h: &mut Harness) {
+    let c = format!("<sip:1001@{A2}>");
+    assert_eq!(
+        h.register("1001", Some(&c), Some(3600), A2, SEG1).status,
+        200
+    );
+}
+
+/// A lot with `timeout` seconds.
+fn lot(timeout: u64) -> Option<ParkLot> {
+    Some(ParkLot {
+        timeout: Duration::from_secs(timeout),
+        ..ParkLot::default()
+    })
+}
+
 /// A call answered on an endpoint of ours.
 struct Leg {
     ok: Response,
@@ -336,16 +353,9 @@ fn two_parks_get_different_slots_and_a_full_lot_says_so() {
 
 #[test]
 fn timeout_rings_the_parker_back_then_the_fallback_hangs_up() {
-    let mut h = setup_with(Some(ParkLot {
-        timeout: Duration::from_secs(30),
-        ..ParkLot::default()
-    }));
+    let mut h = setup_with(lot(30));
     // 1001 has a second phone: the callback rings it (not the parked phone itself).
-    let c = format!("<sip:1001@{A2}>");
-    assert_eq!(
-        h.register("1001", Some(&c), Some(3600), A2, SEG1).status,
-        200
-    );
+    second_phone(&mut h);
     let parked = park(&mut h, "1001", A, "to-1", 701);
     h.sent.clear();
     h.advance(Duration::from_millis(29_900));
@@ -386,15 +396,8 @@ fn timeout_rings_the_parker_back_then_the_fallback_hangs_up() {
 
 #[test]
 fn the_parker_answering_the_callback_takes_the_call() {
-    let mut h = setup_with(Some(ParkLot {
-        timeout: Duration::from_secs(10),
-        ..ParkLot::default()
-    }));
-    let c = format!("<sip:1001@{A2}>");
-    assert_eq!(
-        h.register("1001", Some(&c), Some(3600), A2, SEG1).status,
-        200
-    );
+    let mut h = setup_with(lot(10));
+    second_phone(&mut h);
     let parked = park(&mut h, "1001", A, "cb-1", 701);
     h.sent.clear();
     h.advance(Duration::from_secs(11));
@@ -445,15 +448,8 @@ fn a_parker_with_no_other_phone_goes_straight_to_the_fallback() {
 
 #[test]
 fn retrieval_just_before_the_timeout_wins() {
-    let mut h = setup_with(Some(ParkLot {
-        timeout: Duration::from_secs(10),
-        ..ParkLot::default()
-    }));
-    let c = format!("<sip:1001@{A2}>");
-    assert_eq!(
-        h.register("1001", Some(&c), Some(3600), A2, SEG1).status,
-        200
-    );
+    let mut h = setup_with(lot(10));
+    second_phone(&mut h);
     let _parked = park(&mut h, "1001", A, "race-1", 701);
     h.advance(Duration::from_millis(9_999));
     let _taker = call(&mut h, "1002", "701", C, "race-take");
@@ -520,6 +516,32 @@ fn the_slot_is_announced_only_after_its_row_is_stored() {
     assert!(h.park_rows.contains_key(&(1, 701)));
 }
 
+/// A new engine `after` the old one (`h`) stopped, loading its stored parked calls: the new
+/// engine, the re-INVITE it sent and the endpoint it opened.
+fn restart(h: &Harness, after: Duration) -> (Harness, Request, EndpointId) {
+    let mut h2 = setup();
+    h2.now = h2.now.after(after);
+    h2.park_rows = h.park_rows.clone();
+    h2.sent.clear();
+    h2.media_log.clear();
+    h2.engine
+        .load_parked(h.park_rows.values().cloned().collect());
+    h2.drain();
+    let reinv = h2.requests("INVITE");
+    assert_eq!(reinv.len(), 1, "one re-INVITE");
+    assert_eq!(reinv[0].to, addr(A));
+    let r = reinv[0].request().clone();
+    let ep = h2
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .expect("a new endpoint");
+    (h2, r, ep)
+}
+
 #[test]
 fn a_restart_reloads_the_parked_call_re_invites_its_leg_and_keeps_the_timeout() {
     let mut h = setup();
@@ -536,18 +558,8 @@ fn a_restart_reloads_the_parked_call_re_invites_its_leg_and_keeps_the_timeout() 
     assert_eq!(h.park_rows.len(), 1);
 
     // A new engine 100 s later: the slot is occupied at once, the leg is re-INVITEd.
-    let mut h2 = setup();
-    h2.now = h2.now.after(Duration::from_secs(100));
-    h2.park_rows = h.park_rows.clone();
-    h2.sent.clear();
-    h2.media_log.clear();
-    h2.engine.load_parked(rows);
-    h2.drain();
+    let (mut h2, r, new_ep) = restart(&h, Duration::from_secs(100));
     assert!(h2.engine.park_slot(1, 701).0, "occupied again");
-    let reinv = h2.requests("INVITE");
-    assert_eq!(reinv.len(), 1);
-    assert_eq!(reinv[0].to, addr(A));
-    let r = reinv[0].request().clone();
     assert_eq!(r.call_id(), Some("rs-1"));
     let from_tag = r.from().and_then(|f| f.tag().map(str::to_string));
     assert_eq!(from_tag.as_deref(), Some(leg.our_tag.as_str()), "our tag");
@@ -557,14 +569,6 @@ fn a_restart_reloads_the_parked_call_re_invites_its_leg_and_keeps_the_timeout() 
         String::from_utf8_lossy(&r.body).contains("m=audio"),
         "offers our endpoint"
     );
-    let new_ep = h2
-        .media_log
-        .iter()
-        .find_map(|c| match c {
-            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
-            _ => None,
-        })
-        .expect("a new endpoint");
     // The phone accepts: ACK, the endpoint gets its media, the music plays again.
     h2.sent.clear();
     h2.reply(&r, 200, "", A, SEG1);
@@ -594,22 +598,7 @@ fn a_restart_reloads_the_parked_call_re_invites_its_leg_and_keeps_the_timeout() 
 fn after_a_restart_the_parked_call_is_retrieved_and_its_bye_is_understood() {
     let mut h = setup();
     let parked = park(&mut h, "1001", A, "rs-2", 701);
-    let rows: Vec<_> = h.park_rows.values().cloned().collect();
-    let mut h2 = setup();
-    h2.park_rows = h.park_rows.clone();
-    h2.sent.clear();
-    h2.media_log.clear();
-    h2.engine.load_parked(rows);
-    h2.drain();
-    let r = h2.requests("INVITE")[0].request().clone();
-    let new_ep = h2
-        .media_log
-        .iter()
-        .find_map(|c| match c {
-            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
-            _ => None,
-        })
-        .expect("a new endpoint");
+    let (mut h2, r, new_ep) = restart(&h, Duration::ZERO);
     h2.reply(&r, 200, "", A, SEG1);
     let taker = call(&mut h2, "1002", "701", C, "rs-take");
     assert!(joins(&h2).iter().any(|(e, _)| *e == new_ep));
@@ -631,13 +620,7 @@ fn after_a_restart_the_parked_call_is_retrieved_and_its_bye_is_understood() {
 fn a_stored_park_whose_phone_refuses_the_re_invite_is_freed() {
     let mut h = setup();
     park(&mut h, "1001", A, "rs-3", 701);
-    let rows: Vec<_> = h.park_rows.values().cloned().collect();
-    let mut h2 = setup();
-    h2.park_rows = h.park_rows.clone();
-    h2.sent.clear();
-    h2.engine.load_parked(rows);
-    h2.drain();
-    let r = h2.requests("INVITE")[0].request().clone();
+    let (mut h2, r, _) = restart(&h, Duration::ZERO);
     h2.reply(&r, 481, "", A, SEG1);
     assert!(h2.park_rows.is_empty(), "row deleted");
     assert_eq!(h2.engine.park_slot(1, 701), (false, None));
