@@ -945,13 +945,14 @@ impl Engine {
         self.park_play_done(id);
     }
 
-    /// True for a call waiting in a slot with its row stored: a shutdown leaves it (no BYE),
+    /// True for a call waiting in a slot with its row stored (not while its parker is rung
+    /// back): a shutdown leaves it (no BYE),
     /// so the next start resumes it.
     pub(crate) fn park_survives_shutdown(&self, id: u64) -> bool {
         self.park
             .slot_of_call(id)
             .and_then(|k| self.park.slots.get(&k))
-            .is_some_and(|s| matches!(s.stage, Stage::Parked | Stage::Resuming | Stage::Callback))
+            .is_some_and(|s| matches!(s.stage, Stage::Parked | Stage::Resuming))
     }
 
     /// A configuration reload brought `lots`: logged when they differ from those in use.
