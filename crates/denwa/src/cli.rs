@@ -106,6 +106,9 @@ pub enum Command {
     /// Call pickup groups of extensions (*8 group pickup, **EXT directed pickup).
     #[command(subcommand)]
     Pickup(crate::codes_cmd::PickupCmd),
+    /// Call park: the park lot (slots, timeout, hold music, fallback) and the parked calls.
+    #[command(subcommand)]
+    Park(crate::park_cmd::ParkCmd),
     /// Voicemail: mailbox settings and PINs, messages (vm:EXT; *97 / *98 by phone).
     #[command(subcommand)]
     Voicemail(crate::vm_cmd::VmCmd),

@@ -61,6 +61,10 @@ impl CallControl for PbxControl {
         Box::pin(self.0.conferences())
     }
 
+    fn parked_calls(&self, tenant: i64) -> BoxFuture<'_, Vec<web::engine::park::ParkedCall>> {
+        Box::pin(self.0.parked_calls(tenant))
+    }
+
     fn conf_mute(&self, call: u64, muted: bool) -> BoxFuture<'_, bool> {
         Box::pin(self.0.conf_mute(call, muted))
     }

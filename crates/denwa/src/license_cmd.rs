@@ -95,6 +95,9 @@ fn effect(cmd: &Command) -> Effect {
             | crate::codes_cmd::TimecondCmd::Calendar(crate::codes_cmd::CalendarCmd::Show { .. }),
         )
         | Command::Pickup(crate::codes_cmd::PickupCmd::List)
+        | Command::Park(
+            crate::park_cmd::ParkCmd::Show { .. } | crate::park_cmd::ParkCmd::List { .. },
+        )
         | Command::Voicemail(_)
         | Command::Recording(
             crate::recording_cmd::RecordingCmd::List { .. }
@@ -127,6 +130,7 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Features(_)
         | Command::Timecond(_)
         | Command::Pickup(_)
+        | Command::Park(_)
         | Command::Outbound(_)
         | Command::Setting(_)
         | Command::Backup(_)

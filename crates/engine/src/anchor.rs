@@ -71,6 +71,10 @@ pub(crate) enum App {
     Announce(Vec<String>),
     /// Recording a prompt by phone (`record_prompt`).
     PromptRec(Box<crate::prompt_rec::PromptRecSession>),
+    /// Parked in a slot ([`crate::park`]).
+    Park,
+    /// Retrieving a parked call ([`crate::park`]).
+    ParkRetrieve,
 }
 
 /// A call to an application about to start: the application, the menu to return to, the
@@ -118,9 +122,56 @@ pub(crate) struct Anchor {
     defer_answer: bool,
     /// A 180 went to the caller (deferred answer only).
     sent_ringing: bool,
+    /// Our re-INVITE moving the caller's established dialog onto `a`
+    /// ([`Engine::send_endpoint_reinvite`]), until it is answered.
+    reinvite: Option<TransactionId>,
 }
 
 impl Anchor {
+    /// The media part of a call whose caller's dialog is established already (a parked call
+    /// reloaded after a restart): `invite` is the caller's original INVITE, `ep` the endpoint
+    /// opened for it on `ip`; [`Engine::send_endpoint_reinvite`] then moves the dialog's media
+    /// onto the endpoint.
+    pub(crate) fn for_dialog(
+        invite: Request,
+        ep: EndpointId,
+        ip: IpAddr,
+        app: App,
+        lang: String,
+    ) -> Option<Anchor> {
+        let offer = sdp::summarize(&invite.body).ok()?;
+        Some(Anchor {
+            invite,
+            offer,
+            a: Ep::new(ep, ip),
+            b: Vec::new(),
+            winner: None,
+            app: Some(app),
+            menu: None,
+            connecting: false,
+            targets: None,
+            play_id: 0,
+            after_play: None,
+            sdp_version: 1,
+            lang,
+            deadline: None,
+            held_by: None,
+            defer_answer: false,
+            sent_ringing: false,
+            reinvite: None,
+        })
+    }
+
+    /// The codec the caller's offer put first that we speak.
+    fn offer_codec(&self) -> Option<String> {
+        sdp_local::choose(&self.offer).map(|(c, _)| c.name)
+    }
+
+    /// The caller's INVITE (the one that started the call).
+    pub(crate) fn invite(&self) -> &Request {
+        &self.invite
+    }
+
     /// Every endpoint of the call.
     pub(crate) fn endpoints(&self) -> impl Iterator<Item = EndpointId> + '_ {
         std::iter::once(self.a.id).chain(self.b.iter().map(|e| e.id))
@@ -195,6 +246,12 @@ impl Anchor {
     /// The application let go of the caller (it is handed on).
     pub(crate) fn clear_app(&mut self) {
         self.app = None;
+        self.deadline = None;
+    }
+
+    /// Hands the caller to another application (its timer cleared).
+    pub(crate) fn set_app(&mut self, app: App) {
+        self.app = Some(app);
         self.deadline = None;
     }
 
@@ -419,6 +476,32 @@ impl Engine {
         self.launch_app(entry, o, checked, "record-prompt", now);
     }
 
+    /// Answers the caller on an endpoint into `app` (opened in placement `group`, 0: by
+    /// call); returns the new call's id, `None` when the call was refused (no usable offer).
+    pub(crate) fn start_with_app(
+        &mut self,
+        entry: Entry,
+        o: Origin,
+        app: App,
+        group: u64,
+        dest: &str,
+        now: Now,
+    ) -> Option<u64> {
+        let checked = sdp::summarize(&entry.1.body)
+            .map_err(|_| (488, "SDP offer required"))
+            .and_then(|offer| match sdp_local::choose(&offer) {
+                Some(_) => Ok((app, None, group, offer)),
+                None => Err((488, "Not Acceptable Here")),
+            });
+        let ok = checked.is_ok();
+        let call_id = o.call_id.clone();
+        self.launch_app(entry, o, checked, dest, now);
+        if !ok {
+            return None;
+        }
+        self.b2bua.by_call_id.get(&call_id).map(|(id, _)| *id)
+    }
+
     /// Starts a checked application on a new call (or refuses the call).
     fn launch_app(
         &mut self,
@@ -475,6 +558,7 @@ impl Engine {
             held_by: None,
             defer_answer: false,
             sent_ringing: false,
+            reinvite: None,
         }));
         info!(call = id, %call_id, caller = %call.caller, destination = %dest, "call to an application");
         self.respond(txn, Response::for_request(&req, 100, None), now);
@@ -543,6 +627,9 @@ impl Engine {
     }
 
     fn ep_opened(&mut self, id: u64, ep: EndpointId, r: Result<SocketAddr, ()>, now: Now) {
+        if self.park_resume_opened(id, ep, r, now) {
+            return;
+        }
         if self
             .b2bua
             .get(id)
@@ -592,6 +679,8 @@ impl Engine {
             Some(App::VmMenu(_)) => return self.vm_menu_start(id, now),
             Some(App::Announce(_)) => return self.announce_start(id, now),
             Some(App::PromptRec(_)) => return self.prompt_rec_start(id, now),
+            Some(App::Park) => return self.park_answered(id, now),
+            Some(App::ParkRetrieve) => return self.park_retriever_answered(id, now),
             None => false,
         };
         if is_conf {
@@ -1097,6 +1186,7 @@ impl Engine {
                 hz: Some(8000),
             });
         }
+        self.park_callback_answered(id, now);
     }
 
     /// Every fork of an anchored call failed: tell the caller and go back to the menu.
@@ -1126,6 +1216,9 @@ impl Engine {
             return true;
         }
         self.close_b_endpoints(id, None);
+        if self.park_fallback(id, now) {
+            return true;
+        }
         self.unavailable(id, now);
         true
     }
@@ -1207,6 +1300,7 @@ impl Engine {
             held_by: None,
             defer_answer: true,
             sent_ringing: false,
+            reinvite: None,
         };
         if let Some(call) = self.b2bua.get_mut(id) {
             call.anchor = Some(Box::new(anchor));
@@ -1319,6 +1413,9 @@ impl Engine {
         if matches!(anchor.app, Some(App::PromptRec(_))) {
             return self.prompt_rec_play_done(id, now);
         }
+        if matches!(anchor.app, Some(App::Park)) {
+            return self.park_play_done(id);
+        }
         if let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() {
             ivr.on_play_done(now.mono);
             self.run_app(id, now);
@@ -1354,6 +1451,10 @@ impl Engine {
             }
             if matches!(anchor.app, Some(App::PromptRec(_))) {
                 self.prompt_rec_timeout(id, now);
+                continue;
+            }
+            if matches!(anchor.app, Some(App::Park)) {
+                self.park_timeout(id, now);
                 continue;
             }
             let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() else {
@@ -1535,6 +1636,134 @@ impl Engine {
             Method::Options => self.respond(txn, Response::for_request(&req, 200, None), now),
             _ => self.respond(txn, Response::for_request(&req, 501, None), now),
         }
+    }
+}
+
+impl Engine {
+    /// Moves an established dialog `d` (a caller's leg, reaching the phone at `target`) onto
+    /// `anchor`'s caller endpoint, open already: a re-INVITE offering the endpoint's address.
+    /// The answer arrives in [`Engine::anchored_reinvite_response`], which ACKs it, configures
+    /// the endpoint and hands the call to its application (a parked call: hold music); no
+    /// answer or a refusal ends the call. What a reloaded parked call uses after a restart
+    /// ([`crate::park`]); a transfer of a relayed leg to an IVR or voicemail gives the call an
+    /// anchor ([`Anchor::for_dialog`]), opens the endpoint and calls this the same way.
+    /// Returns (and remembers in the anchor) the re-INVITE's transaction.
+    pub(crate) fn send_endpoint_reinvite(
+        &mut self,
+        id: u64,
+        d: &mut Dialog,
+        anchor: &mut Anchor,
+        target: sip::transaction::Target,
+        now: Now,
+    ) -> Option<TransactionId> {
+        let adv = self.cfg.advertise;
+        let local = target
+            .local
+            .or_else(|| self.local_for(target.destination))?;
+        let ep_local = anchor.a.local?;
+        let via = self.our_via(local, target.transport);
+        let contact = self.contact_uri(None, local, target.transport);
+        let mut inv = d.new_request(Method::Invite, &via);
+        inv.headers
+            .push(HeaderName::Contact, format!("<{contact}>"));
+        inv.headers.push(HeaderName::Allow, ALLOW);
+        anchor.sdp_version += 1;
+        let addr = SocketAddr::new(nathelper::advertised_ip(adv, local), ep_local.port());
+        let first = anchor.offer_codec();
+        let body = sdp_local::offer(addr, first.as_deref(), anchor.sdp_version);
+        inv.set_body(&MediaType::sdp(), Bytes::from(body));
+        let t = self.send_request(inv, target, crate::Owner::Call(id), now)?;
+        anchor.reinvite = Some(t);
+        info!(call = id, "re-INVITE onto a media endpoint");
+        Some(t)
+    }
+
+    /// Where the caller's endpoint is open (the endpoint was opened before the anchor was
+    /// made).
+    pub(crate) fn caller_endpoint_opened(anchor: &mut Anchor, local: SocketAddr) {
+        anchor.a.local = Some(local);
+    }
+
+    /// A response to our [`Engine::send_endpoint_reinvite`] re-INVITE: ACK a 2xx, point the
+    /// endpoint at the phone's media and let the application go on; a refusal ends the call.
+    /// True when `txn` was that re-INVITE.
+    pub(crate) fn anchored_reinvite_response(
+        &mut self,
+        id: u64,
+        txn: TransactionId,
+        resp: &Response,
+        now: Now,
+    ) -> bool {
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return false;
+        };
+        let Some(anchor) = call.anchor.as_deref_mut() else {
+            return false;
+        };
+        if anchor.reinvite != Some(txn) {
+            return false;
+        }
+        if resp.status < 200 {
+            return true;
+        }
+        anchor.reinvite = None;
+        let answer = sdp::summarize(&resp.body).ok();
+        let chosen = answer.as_ref().and_then(sdp_local::choose);
+        let ok = (200..300).contains(&resp.status);
+        if ok {
+            self.ack_reinvite(id, A_LEG, txn, resp);
+        }
+        let (Some(s), Some((codec, te)), true) = (answer, chosen, ok) else {
+            warn!(
+                call = id,
+                status = resp.status,
+                "re-INVITE onto our endpoint refused"
+            );
+            self.anchored_hangup(id, "re-INVITE refused", now);
+            return true;
+        };
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return true;
+        };
+        call.codec = codec.name.clone();
+        let Some(anchor) = call.anchor.as_deref_mut() else {
+            return true;
+        };
+        anchor.a.codec = Some((codec.clone(), te));
+        anchor.a.remote = s.rtp.map(|r| (r, s.rtcp));
+        let cmd = MediaCommand::ConfigureEndpoint {
+            endpoint: anchor.a.id,
+            rtp: s.rtp,
+            rtcp: s.rtcp,
+            codec,
+            telephone_event: te,
+            ptime: 20,
+        };
+        let park = matches!(anchor.app, Some(App::Park));
+        self.media(cmd);
+        if park {
+            self.park_resumed(id, now);
+        }
+        true
+    }
+
+    /// Our re-INVITE got no answer (the phone is gone): the call ends. True when `txn` was it.
+    pub(crate) fn anchored_reinvite_failed(
+        &mut self,
+        id: u64,
+        txn: TransactionId,
+        now: Now,
+    ) -> bool {
+        let mine = self
+            .b2bua
+            .get(id)
+            .and_then(|c| c.anchor.as_deref())
+            .is_some_and(|a| a.reinvite == Some(txn));
+        if mine {
+            warn!(call = id, "re-INVITE onto our endpoint unanswered");
+            self.anchored_hangup(id, "re-INVITE unanswered", now);
+        }
+        mine
     }
 }
 

@@ -697,6 +697,10 @@ impl Engine {
                 destination: Destination::Group(name),
                 ..
             } => return self.route_group(entry, o, &name, None, now),
+            Decision::Route {
+                destination: Destination::ParkSlot(slot),
+                ..
+            } => return self.park_retrieve(entry, o, &slot, now),
             Decision::Feature { feature, .. } => {
                 return self.feature_call(entry, o, feature, caller, now);
             }
@@ -1014,6 +1018,9 @@ impl Engine {
         if self.transfer_response(id, txn, &resp, now) {
             return;
         }
+        if self.anchored_reinvite_response(id, txn, &resp, now) {
+            return;
+        }
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -1270,6 +1277,9 @@ impl Engine {
     /// A client transaction of a call timed out or could not be sent.
     pub(crate) fn call_tx_failed(&mut self, id: u64, txn: TransactionId, now: Now) {
         if self.transfer_tx_failed(id, txn, now) {
+            return;
+        }
+        if self.anchored_reinvite_failed(id, txn, now) {
             return;
         }
         let Some(call) = self.b2bua.get_mut(id) else {
@@ -1791,6 +1801,7 @@ impl Engine {
             self.prompt_rec_call_ended(id, call.tenant_id, s);
         }
         self.transfer_call_ended(&call, now);
+        self.park_call_ended(id, now);
         if let Some(m) = &call.moh {
             self.b2bua.by_endpoint.remove(&m.endpoint);
             self.media(MediaCommand::CloseEndpoint {

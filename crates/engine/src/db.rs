@@ -98,6 +98,8 @@ pub enum DbOp {
         /// New mode.
         mode: crate::timecond::Mode,
     },
+    /// Park lot rows ([`crate::park`]); answered with [`DbAnswer::Done`].
+    Park(crate::park::ParkOp),
 }
 
 /// The answer to a [`DbOp`].

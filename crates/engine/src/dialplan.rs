@@ -39,6 +39,8 @@ pub enum Destination {
     Conf(String),
     /// Call park.
     Park,
+    /// A park slot (`park:701`): the call parked there ([`crate::park`]).
+    ParkSlot(String),
     /// A time condition.
     Timecond(String),
     /// An outbound route (outside numbers).
@@ -58,6 +60,7 @@ impl fmt::Display for Destination {
             Destination::VmMain => f.write_str("voicemail"),
             Destination::Conf(n) => write!(f, "conf:{n}"),
             Destination::Park => f.write_str("park"),
+            Destination::ParkSlot(n) => write!(f, "park:{n}"),
             Destination::Timecond(n) => write!(f, "timecond:{n}"),
             Destination::Route(n) => write!(f, "route:{n}"),
             Destination::Hangup => f.write_str("hangup"),
@@ -113,6 +116,7 @@ impl FromStr for Destination {
             "vm" => Destination::Vm(name),
             "conf" => Destination::Conf(name),
             "timecond" => Destination::Timecond(name),
+            "park" => Destination::ParkSlot(name),
             "route" => Destination::Route(name),
             _ => return Err(DestinationError::Unknown(s.to_string())),
         })
@@ -234,6 +238,9 @@ pub fn route(r: &RouteRequest<'_>, snap: &Snapshot) -> Decision {
     if let Some(d) = snap.apps.numbers.get(&(r.tenant, digits.to_string())) {
         let reason = format!("application number {digits}");
         return crate::timecond::route_to(r.tenant, d.clone(), reason, r.at, snap);
+    }
+    if let Some(d) = crate::park::route_slot(r.tenant, digits, snap) {
+        return d;
     }
     if let Some(name) = snap.codes.numbers.get(&(r.tenant, digits.to_string())) {
         let (dest, reason) = (

@@ -60,6 +60,7 @@ impl Engine {
             }
             (FeatureAction::DndToggle, Some(ext)) => self.feature_dnd(o.tenant, &ext, None),
             (FeatureAction::DndOff, Some(ext)) => self.feature_dnd(o.tenant, &ext, Some(false)),
+            (FeatureAction::Park, caller) => return self.park_dialled(entry, o, caller, now),
             (FeatureAction::RecordPrompt, caller) => {
                 return self.record_prompt_call(entry, o, &feature.arg, caller, now);
             }

@@ -558,6 +558,8 @@ pub struct CodesConfig {
     pub pickup: std::collections::HashMap<(i64, String), Vec<String>>,
     /// Internal numbers of time conditions by (tenant, number) -> name.
     pub numbers: std::collections::HashMap<(i64, String), String>,
+    /// Park lots by tenant ([`crate::park`]).
+    pub park: crate::park::ParkLots,
     /// Seconds added to the clock time conditions see (tests only:
     /// `DENWA_TEST_TIMECOND_AT`; 0 in production).
     pub clock_offset_s: i64,

@@ -33,6 +33,7 @@ mod moh;
 pub mod mwi;
 pub mod nathelper;
 pub mod outside;
+pub mod park;
 pub mod peerlog;
 mod pickup;
 pub mod pike;
@@ -175,6 +176,8 @@ enum Pending {
     Background(&'static str),
     /// Voicemail work for a call (0: nobody waits).
     Vm(u64),
+    /// A park row of (tenant, slot): written (true) or deleted (false).
+    Park(i64, u32, bool),
 }
 
 /// True when the response's To header has no tag. Every response passes here and most carry a
@@ -237,6 +240,8 @@ pub struct Engine {
     prompt_rec_state: prompt_rec::PromptRecState,
     /// Event subscriptions (message-summary).
     subs: subs::Subs,
+    /// Parked calls.
+    park: park::ParkState,
 }
 
 /// What a client transaction belongs to.
@@ -298,6 +303,7 @@ impl Engine {
             vm: vm::VmState::default(),
             prompt_rec_state: prompt_rec::PromptRecState::default(),
             subs: subs::Subs::default(),
+            park: park::ParkState::default(),
             cfg,
         }
     }
@@ -366,9 +372,13 @@ impl Engine {
         self.pump(now);
     }
 
-    /// Ends every call (shutdown): BYE or CANCEL, records written.
+    /// Ends every call (shutdown): BYE or CANCEL, records written. Parked calls are left as
+    /// they are: their rows bring them back at the next start ([`Engine::load_parked`]).
     pub fn end_all_calls(&mut self, now: Now) {
         for id in self.b2bua.ids() {
+            if self.park_survives_shutdown(id) {
+                continue;
+            }
             self.hangup_call(id, "shutdown", now);
         }
         self.pump(now);
@@ -551,7 +561,10 @@ impl Engine {
                 self.snap.apps = a;
                 self.mwi_reloaded(&old, now);
             }
-            ConfigUpdate::Codes(c) => self.snap.codes = c,
+            ConfigUpdate::Codes(c) => {
+                self.park_lots_loaded(&c.park);
+                self.snap.codes = c
+            }
         }
     }
 
@@ -581,6 +594,9 @@ impl Engine {
                 }
             }
             (Pending::Vm(call), DbAnswer::Vm(a)) => self.vm_answer(call, a, now),
+            (Pending::Park(tenant, slot, save), DbAnswer::Done(r)) => {
+                self.park_db_answer(tenant, slot, save, r, now)
+            }
             (Pending::Cdr(reply), _) => {
                 // A mismatched answer must not leave a phone without its final response.
                 if let Some((txn, r)) = reply {

@@ -1250,7 +1250,13 @@ impl Engine {
     }
 
     /// ACKs a 2xx to our re-INVITE `txn` on `leg`'s dialog.
-    fn ack_reinvite(&mut self, id: u64, leg: LegIdx, txn: TransactionId, resp: &Response) {
+    pub(crate) fn ack_reinvite(
+        &mut self,
+        id: u64,
+        leg: LegIdx,
+        txn: TransactionId,
+        resp: &Response,
+    ) {
         let Some(l) = self.b2bua.get(id).and_then(|c| c.legs.get(leg)) else {
             return;
         };

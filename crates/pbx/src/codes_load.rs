@@ -14,6 +14,9 @@ pub async fn load(store: &Store) -> anyhow::Result<CodesConfig> {
     let mut c = CodesConfig {
         tables: store.all_feature_tables().await?,
         pickup: store.all_pickup_groups().await?,
+        park: engine::park::ParkLots {
+            lots: store.park_lots().await?,
+        },
         ..CodesConfig::default()
     };
     c.clock_offset_s = test_clock_offset();

@@ -238,6 +238,9 @@ impl Driver {
             Control::Conferences(tx) => {
                 let _ = tx.send(self.engine.conferences(n));
             }
+            Control::ParkedCalls(tenant, tx) => {
+                let _ = tx.send(self.engine.parked_calls(tenant));
+            }
             Control::ConfMute(call, muted, tx) => {
                 let _ = tx.send(self.engine.conf_set_mute(call, muted, n));
             }
@@ -419,6 +422,19 @@ impl Driver {
                         .await
                         .map_err(|e| e.to_string());
                     let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                });
+            }
+            DbOp::Park(op) => {
+                let store = self.store.clone();
+                let back = self.back_tx.clone();
+                tokio::spawn(async move {
+                    let r = match &op {
+                        engine::park::ParkOp::Save(rec) => store.park_save(rec).await,
+                        engine::park::ParkOp::Free { tenant, slot } => {
+                            store.park_free(*tenant, *slot).await
+                        }
+                    };
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r.map_err(|e| e.to_string()))));
                 });
             }
             DbOp::PurgeExpired { now } => {

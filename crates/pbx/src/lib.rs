@@ -91,6 +91,8 @@ pub(crate) enum Control {
         oneshot::Sender<Result<(), engine::transfer::TransferRefused>>,
     ),
     Conferences(oneshot::Sender<Vec<engine::control::ConfSummary>>),
+    /// The parked calls of a tenant.
+    ParkedCalls(i64, oneshot::Sender<Vec<engine::park::ParkedCall>>),
     ConfMute(u64, bool, oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
     /// Registrations read from the database, to load into the location table (answers how many
@@ -180,6 +182,11 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         Err(e) => {
             tracing::warn!(error = %e, "stored subscriptions unreadable: phones subscribe again")
         }
+    }
+    // Calls parked before this start: their legs are re-INVITEd onto new endpoints.
+    match store.park_calls().await {
+        Ok(parked) => eng.load_parked(parked),
+        Err(e) => tracing::warn!(error = %e, "stored parked calls unreadable"),
     }
     // The toll-fraud limits count the calls made before this start, too.
     match load::outbound_history(&store, now.wall).await {
@@ -371,6 +378,20 @@ impl Pbx {
     pub async fn conferences(&self) -> Vec<engine::control::ConfSummary> {
         let (tx, rx) = oneshot::channel();
         if self.control.send(Control::Conferences(tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// The parked calls of `tenant`, by slot.
+    pub async fn parked_calls(&self, tenant: i64) -> Vec<engine::park::ParkedCall> {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .control
+            .send(Control::ParkedCalls(tenant, tx))
+            .await
+            .is_err()
+        {
             return Vec::new();
         }
         rx.await.unwrap_or_default()

@@ -362,6 +362,31 @@ pub(crate) const TABLES: &[TableDef] = &[
         since: 13,
     },
     TableDef {
+        name: "park_lots",
+        cols: &[
+            ("tenant_id", Int),
+            ("first_slot", Int),
+            ("last_slot", Int),
+            ("timeout_s", Int),
+            ("moh_class", Text),
+            ("fallback", Text),
+            ("updated_at", Int),
+        ],
+        identity: false,
+        since: 14,
+    },
+    TableDef {
+        name: "park_calls",
+        cols: &[
+            ("tenant_id", Int),
+            ("slot", Int),
+            ("parked_at", Int),
+            ("record", Text),
+        ],
+        identity: false,
+        since: 14,
+    },
+    TableDef {
         name: "administrators",
         cols: &[
             ("id", Int),

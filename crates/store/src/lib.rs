@@ -27,6 +27,7 @@ mod notify;
 #[macro_use]
 mod numbers;
 mod outside;
+mod park;
 pub mod report;
 mod subs;
 mod vmbox;

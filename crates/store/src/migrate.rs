@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 13;
+pub const LATEST: i64 = 14;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -531,6 +531,27 @@ CREATE TABLE cdr_events (
 CREATE INDEX cdr_events_call ON cdr_events (tenant_id, call_id, seq);
 "#;
 
+/// Call park: each tenant's lot settings, and the parked calls (so they survive a restart).
+const V14_PARK: &str = r#"
+CREATE TABLE park_lots (
+    tenant_id BIGINT PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    first_slot BIGINT NOT NULL,
+    last_slot BIGINT NOT NULL,
+    timeout_s BIGINT NOT NULL,
+    moh_class TEXT NOT NULL,
+    fallback TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE park_calls (
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    slot BIGINT NOT NULL,
+    parked_at BIGINT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, slot)
+);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -597,6 +618,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 13,
         name: "call events (transfers)",
         sql: V13_CDR_EVENTS,
+    },
+    Migration {
+        version: 14,
+        name: "call park",
+        sql: V14_PARK,
     },
 ];
 

@@ -111,6 +111,8 @@ pub(crate) fn destination_problem(dest: &Destination, exists: bool) -> Option<St
         Destination::Timecond(_) => None,
         Destination::Conf(n) if !exists => Some(format!("conference room {n} does not exist")),
         Destination::Conf(_) => None,
+        // A slot may be empty; the caller is then told so.
+        Destination::ParkSlot(_) => None,
         Destination::Park | Destination::Route(_) => Some(format!("{dest} is not available here")),
     }
 }

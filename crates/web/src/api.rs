@@ -24,6 +24,7 @@ mod backup_remote;
 mod codes;
 mod hunt;
 pub(crate) mod outside;
+pub(crate) mod park;
 pub mod prompts;
 pub(crate) mod recordings;
 pub(crate) mod reports;
@@ -284,6 +285,7 @@ pub fn routes() -> Router<Web> {
         .merge(recordings::routes())
         .merge(transfer::routes())
         .merge(voicemail::routes())
+        .merge(park::routes())
         .merge(crate::cluster::routes())
         .route(
             "/license",

@@ -54,6 +54,11 @@ pub trait CallControl: Send + Sync + 'static {
         Box::pin(async { Vec::new() })
     }
 
+    /// The parked calls of `tenant`, by slot (empty when the core does not run here).
+    fn parked_calls(&self, _tenant: i64) -> BoxFuture<'_, Vec<engine::park::ParkedCall>> {
+        Box::pin(async { Vec::new() })
+    }
+
     /// Mutes or unmutes a conference participant; false when it is in no room.
     fn conf_mute(&self, _call: u64, _muted: bool) -> BoxFuture<'_, bool> {
         Box::pin(async { false })

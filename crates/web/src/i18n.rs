@@ -65,6 +65,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     // ----- licence (issue 16) -----
     ("nav.license", "Licence", "ライセンス"),
     ("nav.cluster", "Cluster", "二重化"),
+    ("nav.park", "Call park", "コールパーク"),
+    ("park.title", "Call park", "コールパーク"),
     (
         "cluster.title",
         "Cluster (active/standby)",

@@ -9,6 +9,7 @@ mod backup_remote;
 mod codes;
 mod hunt;
 mod outside;
+mod park;
 mod prompts;
 mod recordings;
 mod reports;
@@ -136,6 +137,7 @@ fn schemas() -> Value {
     hunt::schemas(&mut s);
     codes::schemas(&mut s);
     transfer::schemas(&mut s);
+    park::schemas(&mut s);
     voicemail::schemas(&mut s);
     s
 }
@@ -322,6 +324,7 @@ pub fn document() -> Value {
     prompts::paths(&mut add);
     recordings::paths(&mut add);
     transfer::paths(&mut add);
+    park::paths(&mut add);
     voicemail::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",

@@ -29,6 +29,7 @@ mod hunt;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
+mod park;
 mod prompts;
 mod recordings;
 mod reports;
@@ -85,6 +86,7 @@ pub fn routes() -> Router<Web> {
         .merge(prompts::routes())
         .merge(recordings::routes())
         .merge(transfer::routes())
+        .merge(park::routes())
         .merge(backup_remote::routes())
         .merge(cluster::routes())
         .route(
@@ -194,6 +196,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/groups" { (ctx.t("nav.groups")) }
                             a href="/timeconds" { (ctx.t("nav.timeconds")) }
                             a href="/features" { (ctx.t("nav.features")) }
+                            a href="/park" { (ctx.t("nav.park")) }
                             a href="/voicemail" { (ctx.t("nav.voicemail")) }
                             a href="/prompts" { (ctx.t("nav.prompts")) }
                             a href="/moh" { (ctx.t("nav.moh")) }

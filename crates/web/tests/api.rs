@@ -1186,6 +1186,9 @@ async fn openapi_matches_routes() {
         "PUT /voicemail/{number}/messages/{id}",
         "DELETE /voicemail/{number}/messages/{id}",
         "GET /voicemail/{number}/messages/{id}/audio",
+        "GET /park",
+        "PUT /park",
+        "GET /park/calls",
     ];
     expected.sort();
     assert_eq!(ops, expected);

@@ -122,6 +122,10 @@ pub struct Harness {
     pub dnd_ops: Vec<(i64, String, bool)>,
     /// Time condition modes written (tenant, name, mode).
     pub timecond_modes: Vec<(i64, String, engine::timecond::Mode)>,
+    /// Park rows stored, by (tenant, slot).
+    pub park_rows: std::collections::BTreeMap<(i64, u32), engine::park::ParkRecord>,
+    /// Park operations asked for, in order.
+    pub park_ops: Vec<engine::park::ParkOp>,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -183,6 +187,8 @@ impl Harness {
             timecond_modes: Vec::new(),
             forward_ops: Vec::new(),
             dnd_ops: Vec::new(),
+            park_rows: Default::default(),
+            park_ops: Vec::new(),
         }
     }
 
@@ -300,6 +306,21 @@ impl Harness {
             }
             DbOp::TimecondMode { tenant, name, mode } => {
                 self.timecond_modes.push((tenant, name, mode));
+                DbAnswer::Done(Ok(()))
+            }
+            DbOp::Park(op) => {
+                self.park_ops.push(op.clone());
+                if fail {
+                    return DbAnswer::Done(Err("disk full".into()));
+                }
+                match op {
+                    engine::park::ParkOp::Save(r) => {
+                        self.park_rows.insert((r.tenant, r.slot), *r);
+                    }
+                    engine::park::ParkOp::Free { tenant, slot } => {
+                        self.park_rows.remove(&(tenant, slot));
+                    }
+                }
                 DbAnswer::Done(Ok(()))
             }
             DbOp::CdrEvents {

@@ -29,7 +29,7 @@ pub(super) fn schemas(s: &mut Value) {
     s["CdrEvent"] = json!({ "type": "object", "properties": {
         "seq": { "type": "integer" },
         "at": { "type": "string", "format": "date-time" },
-        "kind": { "type": "string", "enum": ["blind", "attended", "failed", "callback", "replaces", "pickup"] },
+        "kind": { "type": "string", "enum": ["blind", "attended", "failed", "callback", "replaces", "pickup", "parked", "retrieved", "park-retrieved", "park-timeout", "park-callback", "park-fallback", "park-hangup", "park-lost"] },
         "by": { "type": "string" }, "party": { "type": "string" }, "target": { "type": "string" },
         "status": { "type": "integer" }
     } });

@@ -31,6 +31,8 @@ pub struct FakeControl {
     pub cluster: std::sync::OnceLock<FakeCluster>,
     /// Conference rooms in progress; hang-ups and mutes act on them too.
     pub confs: Mutex<Vec<web::engine::control::ConfSummary>>,
+    /// What `parked_calls` answers.
+    pub parked: Mutex<Vec<web::engine::park::ParkedCall>>,
 }
 
 /// An active/standby driver as a test wants it: the report is whatever the test put in; a
@@ -67,6 +69,7 @@ impl FakeControl {
             trunks: Mutex::new(Vec::new()),
             cluster: std::sync::OnceLock::new(),
             confs: Mutex::new(Vec::new()),
+            parked: Mutex::new(Vec::new()),
         }
     }
 
@@ -212,6 +215,10 @@ impl CallControl for FakeControl {
 
     fn trunk_statuses(&self) -> Vec<web::engine::TrunkStatus> {
         self.trunks.lock().unwrap().clone()
+    }
+
+    fn parked_calls(&self, _tenant: i64) -> BoxFuture<'_, Vec<web::engine::park::ParkedCall>> {
+        Box::pin(async move { self.parked.lock().unwrap().clone() })
     }
 
     fn cluster(&self) -> Option<&dyn web::cluster::ClusterControl> {
