@@ -215,6 +215,8 @@ pub(crate) struct Call {
     pub hunt: Option<Box<crate::hunt::Hunt>>,
     /// A transfer in progress, and legs transferred away ([`crate::transfer`]).
     pub xfer: Option<Box<crate::transfer::Xfer>>,
+    /// Auto-answer headers the forks carry (intercom, [`crate::page`]).
+    pub auto_answer: Option<crate::page::AutoAnswer>,
 }
 
 impl Call {
@@ -252,6 +254,7 @@ impl Call {
             moh: None,
             hunt: None,
             xfer: None,
+            auto_answer: None,
         }
     }
 
@@ -980,6 +983,11 @@ impl Engine {
         inv.headers.push(HeaderName::Allow, ALLOW);
         inv.headers
             .push(HeaderName::UserAgent, self.cfg.user_agent.as_str());
+        if let Some(aa) = self.b2bua.get(id).and_then(|c| c.auto_answer) {
+            for (name, value) in aa.headers(b.domain()) {
+                inv.headers.push(name, value);
+            }
+        }
         inv.set_body(&MediaType::sdp(), Bytes::from(body));
         let t = self.send_request(inv, b.target(), Owner::Call(id), now)?;
         Some(Leg::new(Side::B, leg_call_id, t, b.target(), b.local, tag))

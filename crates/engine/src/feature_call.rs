@@ -2,8 +2,9 @@
 //! acts, says what it did and hangs up: day/night toggles, pickups, forwarding and DND (stored
 //! through the database; the configuration reload that follows brings them into effect). The
 //! voicemail codes are destinations ([`crate::features::decide`]); codes whose feature does not
-//! exist yet (park, intercom) answer "that feature code is not valid" (the `feature-invalid`
-//! prompt). Recording a prompt by phone has its own module ([`crate::prompt_rec`]).
+//! exist yet (park) answer "that feature code is not valid" (the `feature-invalid`
+//! prompt). Recording a prompt by phone has its own module ([`crate::prompt_rec`]), intercom
+//! its own ([`crate::page`]).
 
 use tracing::info;
 
@@ -60,6 +61,9 @@ impl Engine {
             }
             (FeatureAction::DndToggle, Some(ext)) => self.feature_dnd(o.tenant, &ext, None),
             (FeatureAction::DndOff, Some(ext)) => self.feature_dnd(o.tenant, &ext, Some(false)),
+            (FeatureAction::Intercom, Some(caller)) => {
+                return self.intercom(entry, o, &caller, &feature.arg, now);
+            }
             (FeatureAction::RecordPrompt, caller) => {
                 return self.record_prompt_call(entry, o, &feature.arg, caller, now);
             }

@@ -33,6 +33,7 @@ mod moh;
 pub mod mwi;
 pub mod nathelper;
 pub mod outside;
+pub mod page;
 pub mod peerlog;
 mod pickup;
 pub mod pike;
