@@ -159,50 +159,27 @@ impl Engine {
                 .get(&e.id)
                 .is_some_and(|f| f.dnd)
         };
-        let refusal = match &target {
-            None => Some((404, "Not Found")),
-            Some(t) if !t.enabled => Some((404, "Not Found")),
-            Some(t) if t.id == caller.id => Some((403, "Intercom To Self")),
-            Some(t) if dnd(t) => Some((480, "Do Not Disturb")),
-            Some(_) => None,
-        };
         let (txn, source) = (entry.0, entry.2);
+        let contacts = |e: &ExtEntry| -> Vec<Binding> {
+            let live = |b: &&Binding| b.expires_at > now.wall && b.received != source;
+            self.usrloc.get(e.id).iter().filter(live).cloned().collect()
+        };
+        let (bindings, refusal) = match &target {
+            None => (Vec::new(), Some((404, "Not Found"))),
+            Some(t) if !t.enabled => (Vec::new(), Some((404, "Not Found"))),
+            Some(t) if t.id == caller.id => (Vec::new(), Some((403, "Intercom To Self"))),
+            Some(t) if dnd(t) => (Vec::new(), Some((480, "Do Not Disturb"))),
+            Some(t) => match contacts(t) {
+                b if b.is_empty() => (b, Some((480, "Temporarily Unavailable"))),
+                b => (b, None),
+            },
+        };
         o.digits = number.clone();
         if let Some((status, reason)) = refusal {
             info!(tenant = o.tenant, caller = %o.caller, target = %number, status, reason, "intercom refused");
-            return self.refuse_call(
-                txn,
-                &entry.1,
-                source,
-                &o,
-                status,
-                reason,
-                Disposition::Failed,
-                now,
-            );
-        }
-        let Some(target) = target else {
-            return;
-        };
-        let bindings: Vec<Binding> = self
-            .usrloc
-            .get(target.id)
-            .iter()
-            .filter(|b| b.expires_at > now.wall && b.received != source)
-            .cloned()
-            .collect();
-        if bindings.is_empty() {
-            info!(tenant = o.tenant, caller = %o.caller, target = %number, "intercom refused: not registered");
-            return self.refuse_call(
-                txn,
-                &entry.1,
-                source,
-                &o,
-                480,
-                "Temporarily Unavailable",
-                Disposition::Failed,
-                now,
-            );
+            let req = &entry.1;
+            let failed = Disposition::Failed;
+            return self.refuse_call(txn, req, source, &o, status, reason, failed, now);
         }
         info!(tenant = o.tenant, caller = %o.caller, target = %number, contacts = bindings.len(), "intercom");
         let call_id = o.call_id.clone();

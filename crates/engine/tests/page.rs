@@ -11,7 +11,7 @@ use common::*;
 use engine::db::{Disposition, HangupBy};
 use engine::hunt::Forwarding;
 use engine::media::{MediaCommand, Side};
-use sip::{Message, Request, Response};
+use sip::{Message, Request};
 
 const CALLER: &str = "192.0.2.21:5060";
 const DESK: &str = "192.0.2.22:5060";
@@ -66,26 +66,11 @@ fn header(r: &Request, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn caller_final(h: &Harness) -> Option<Response> {
-    h.sent
-        .iter()
-        .filter(|s| s.to.to_string() == CALLER)
-        .filter_map(|s| match &s.message {
-            Message::Response(r)
-                if r.status >= 200 && r.cseq().is_some_and(|c| c.method.as_str() == "INVITE") =>
-            {
-                Some(r.clone())
-            }
-            _ => None,
-        })
-        .next_back()
-}
-
 /// Dials `to` and expects a refusal: returns (status, reason).
 fn refused(h: &mut Harness, to: &str, call_id: &str) -> (u16, String) {
     h.sent = dial(h, to, call_id);
     assert!(invites(&h.sent).is_empty(), "nothing rings for {to}");
-    let r = caller_final(h).expect("a final answer");
+    let r = h.last_response();
     (r.status, r.reason.to_string())
 }
 
@@ -135,7 +120,7 @@ fn intercom_rings_every_contact_with_auto_answer_headers_and_talks_both_ways() {
     h.sent.clear();
     h.media_log.clear();
     h.reply(desk.request(), 200, "desk", DESK, SEG1);
-    let ok = caller_final(&h).expect("the caller is answered");
+    let ok = h.last_response();
     assert_eq!(ok.status, 200);
     assert!(
         h.requests("CANCEL")
