@@ -703,6 +703,10 @@ impl Engine {
             Decision::Feature { feature, .. } => {
                 return self.feature_call(entry, o, feature, caller, now);
             }
+            Decision::Route {
+                destination: Destination::Page(name),
+                ..
+            } => return self.start_page(entry, o, &name, caller, now),
             Decision::Route { destination, .. } => {
                 // A kind this node cannot serve yet.
                 debug!(%destination, "destination not available");
@@ -959,11 +963,27 @@ impl Engine {
         &mut self,
         id: u64,
         b: &Binding,
-        (caller, caller_name, callee): (&str, &str, &str),
+        who: (&str, &str, &str),
         mf: u32,
         body: Vec<u8>,
         now: Now,
     ) -> Option<Leg> {
+        let aa = self.b2bua.get(id).and_then(|c| c.auto_answer);
+        let (inv, leg_call_id, tag) = self.fork_request(b, who, mf, body, aa);
+        let t = self.send_request(inv, b.target(), Owner::Call(id), now)?;
+        Some(Leg::new(Side::B, leg_call_id, t, b.target(), b.local, tag))
+    }
+
+    /// A fork's INVITE to a registered contact (see [`Engine::send_fork`]) with the
+    /// auto-answer headers of `aa`, its new Call-ID and our tag.
+    pub(crate) fn fork_request(
+        &mut self,
+        b: &Binding,
+        (caller, caller_name, callee): (&str, &str, &str),
+        mf: u32,
+        body: Vec<u8>,
+        aa: Option<crate::page::AutoAnswer>,
+    ) -> (Request, String, String) {
         let via = self.our_via(b.local, b.transport);
         let leg_call_id = self.new_call_id();
         let tag = self.new_tag();
@@ -983,14 +1003,11 @@ impl Engine {
         inv.headers.push(HeaderName::Allow, ALLOW);
         inv.headers
             .push(HeaderName::UserAgent, self.cfg.user_agent.as_str());
-        if let Some(aa) = self.b2bua.get(id).and_then(|c| c.auto_answer) {
-            for (name, value) in aa.headers(b.domain()) {
-                inv.headers.push(name, value);
-            }
+        for (name, value) in aa.map(|a| a.headers(b.domain())).unwrap_or_default() {
+            inv.headers.push(name, value);
         }
         inv.set_body(&MediaType::sdp(), Bytes::from(body));
-        let t = self.send_request(inv, b.target(), Owner::Call(id), now)?;
-        Some(Leg::new(Side::B, leg_call_id, t, b.target(), b.local, tag))
+        (inv, leg_call_id, tag)
     }
 
     /// Removes a call that never got going (no CDR: the caller was answered with an error).
@@ -1799,6 +1816,7 @@ impl Engine {
             self.prompt_rec_call_ended(id, call.tenant_id, s);
         }
         self.transfer_call_ended(&call, now);
+        self.page_call_ended(&call, now);
         if let Some(m) = &call.moh {
             self.b2bua.by_endpoint.remove(&m.endpoint);
             self.media(MediaCommand::CloseEndpoint {

@@ -39,6 +39,8 @@ pub enum Destination {
     Conf(String),
     /// Call park.
     Park,
+    /// A page group ([`crate::page`]).
+    Page(String),
     /// A time condition.
     Timecond(String),
     /// An outbound route (outside numbers).
@@ -58,6 +60,7 @@ impl fmt::Display for Destination {
             Destination::VmMain => f.write_str("voicemail"),
             Destination::Conf(n) => write!(f, "conf:{n}"),
             Destination::Park => f.write_str("park"),
+            Destination::Page(n) => write!(f, "page:{n}"),
             Destination::Timecond(n) => write!(f, "timecond:{n}"),
             Destination::Route(n) => write!(f, "route:{n}"),
             Destination::Hangup => f.write_str("hangup"),
@@ -70,7 +73,7 @@ impl fmt::Display for Destination {
 pub enum DestinationError {
     /// Unknown kind.
     #[error(
-        "unknown destination {0:?}: use ext:N, group:NAME, ivr:NAME, vm:N, voicemail, conf:N, park, timecond:NAME, route:NAME or hangup"
+        "unknown destination {0:?}: use ext:N, group:NAME, ivr:NAME, vm:N, voicemail, conf:N, park, page:NAME, timecond:NAME, route:NAME or hangup"
     )]
     Unknown(String),
     /// Kind without its name.
@@ -109,6 +112,7 @@ impl FromStr for Destination {
         Ok(match kind {
             "ext" => Destination::Ext(name),
             "group" => Destination::Group(name),
+            "page" => Destination::Page(name),
             "ivr" => Destination::Ivr(name),
             "vm" => Destination::Vm(name),
             "conf" => Destination::Conf(name),

@@ -112,6 +112,8 @@ pub(crate) fn destination_problem(dest: &Destination, exists: bool) -> Option<St
         Destination::Conf(n) if !exists => Some(format!("conference room {n} does not exist")),
         Destination::Conf(_) => None,
         Destination::Park | Destination::Route(_) => Some(format!("{dest} is not available here")),
+        // Paging is for the tenant's own extensions (its number), not for outside callers.
+        Destination::Page(_) => Some(format!("{dest} is reached by its number only")),
     }
 }
 
