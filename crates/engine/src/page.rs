@@ -28,6 +28,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use sip::dialog::Dialog;
 use sip::transaction::TransactionId;
 use sip::{HeaderName, Method, Request, Response};
@@ -43,7 +44,8 @@ use crate::usrloc::Binding;
 use crate::{Engine, Now, Owner, nathelper, sdp, sdp_local};
 
 /// Which auto-answer headers an intercom (or page) INVITE carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AutoAnswer {
     /// `Call-Info` + `Alert-Info` (URI form) + `Answer-Mode`: what most phones read.
     #[default]
@@ -211,10 +213,13 @@ pub const DEFAULT_ANSWER_S: u32 = 5;
 /// Longest page, by default (seconds).
 pub const DEFAULT_MAX_S: u32 = 60;
 
-/// A page group (`page:NAME`): dialling it pages every member at once, one-way.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A page group (`page:NAME`): dialling it pages every member at once, one-way. Stored as
+/// a JSON document of everything but the name (which is the row's key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PageGroup {
     /// Name (the destination `page:NAME`).
+    #[serde(skip)]
     pub name: String,
     /// Member extension numbers, in the page group's tenant.
     pub members: Vec<String>,
@@ -226,6 +231,12 @@ pub struct PageGroup {
     pub max_s: u32,
     /// Auto-answer headers sent to the members' phones.
     pub auto_answer: AutoAnswer,
+}
+
+impl Default for PageGroup {
+    fn default() -> PageGroup {
+        PageGroup::new("", Vec::new())
+    }
 }
 
 impl PageGroup {
@@ -248,6 +259,15 @@ impl PageGroup {
         }
         if self.members.len() > MAX_MEMBERS {
             return Err(format!("at most {MAX_MEMBERS} members"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for m in &self.members {
+            if m.is_empty() || m.len() > 20 || !m.chars().all(|c| c.is_ascii_digit()) {
+                return Err(format!("member {m:?} is not an extension number"));
+            }
+            if !seen.insert(m) {
+                return Err(format!("member {m} is listed twice"));
+            }
         }
         if !(1..=60).contains(&self.answer_s) {
             return Err("answer time must be 1-60 seconds".into());
@@ -835,6 +855,38 @@ mod tests {
         let legacy = AutoAnswer::PolycomLegacy.headers("d");
         assert!(legacy.iter().any(|(_, v)| v == "Auto Answer"));
         assert_eq!(AutoAnswer::CallInfo.headers("d").len(), 1);
+    }
+
+    #[test]
+    fn a_group_document_round_trips_and_is_checked() {
+        let mut g = PageGroup::new("all", vec!["1001".into(), "1002".into()]);
+        g.auto_answer = AutoAnswer::PolycomLegacy;
+        let doc = serde_json::to_string(&g).expect("json");
+        assert!(!doc.contains("\"name\""), "{doc}");
+        assert!(doc.contains("\"polycom_legacy\""), "{doc}");
+        let mut back: PageGroup = serde_json::from_str(&doc).expect("parses");
+        back.name = "all".into();
+        assert_eq!(back, g);
+        let d: PageGroup = serde_json::from_str(r#"{"members":["1001"]}"#).expect("defaults");
+        assert_eq!((d.answer_s, d.max_s, d.barge), (5, 60, false));
+        assert!(serde_json::from_str::<PageGroup>(r#"{"member":[]}"#).is_err());
+        assert!(g.validate().is_ok());
+        for bad in [
+            PageGroup::new("x", vec![]),
+            PageGroup::new("x", vec!["1001".into(), "1001".into()]),
+            PageGroup::new("x", vec!["page:all".into()]),
+            PageGroup::new("x", vec!["1".into(); MAX_MEMBERS + 1]),
+            PageGroup {
+                max_s: 0,
+                ..g.clone()
+            },
+            PageGroup {
+                answer_s: 61,
+                ..g.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 13;
+pub const LATEST: i64 = 14;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -531,6 +531,20 @@ CREATE TABLE cdr_events (
 CREATE INDEX cdr_events_call ON cdr_events (tenant_id, call_id, seq);
 "#;
 
+/// Page groups (`page:NAME`): settings as a JSON document of `engine::page::PageGroup`.
+const V14_PAGE_GROUPS: &str = r#"
+CREATE TABLE page_groups (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 40),
+    number TEXT NOT NULL DEFAULT '',
+    spec TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -597,6 +611,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 13,
         name: "call events (transfers)",
         sql: V13_CDR_EVENTS,
+    },
+    Migration {
+        version: 14,
+        name: "page groups",
+        sql: V14_PAGE_GROUPS,
     },
 ];
 
