@@ -95,6 +95,7 @@ fn effect(cmd: &Command) -> Effect {
             | crate::codes_cmd::TimecondCmd::Calendar(crate::codes_cmd::CalendarCmd::Show { .. }),
         )
         | Command::Pickup(crate::codes_cmd::PickupCmd::List)
+        | Command::Page(crate::page_cmd::PageCmd::List { .. })
         | Command::Voicemail(_)
         | Command::Recording(
             crate::recording_cmd::RecordingCmd::List { .. }
@@ -121,6 +122,7 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Ivr(_)
         | Command::Conf(_)
         | Command::Group(_)
+        | Command::Page(_)
         | Command::Forward(_)
         | Command::Dnd(_)
         | Command::Recording(_)

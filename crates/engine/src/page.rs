@@ -352,15 +352,6 @@ impl Pages {
     }
 }
 
-/// `a=sendrecv` → `a=sendonly`: members are sent audio and asked to send none.
-fn send_only(mut sdp: Vec<u8>) -> Vec<u8> {
-    let from = b"a=sendrecv";
-    if let Some(i) = sdp.windows(from.len()).position(|w| w == from) {
-        sdp.splice(i..i + from.len(), b"a=sendonly".iter().copied());
-    }
-    sdp
-}
-
 impl Engine {
     /// A call to page group `name`: checks, picks the phones to page, answers the pager on an
     /// endpoint (the phones are rung once it is answered, [`Engine::page_start`]).
@@ -524,7 +515,9 @@ impl Engine {
         }
     }
 
-    /// Sends a member's INVITE: our endpoint's offer, `sendonly`, with the auto-answer headers.
+    /// Sends a member's INVITE: our endpoint's offer with the auto-answer headers. The offer
+    /// is `sendrecv`, not `sendonly`: baresip 1.0 answers a `sendonly` offer and then plays
+    /// (and records) nothing; what a member sends is dropped anyway (muted in the bridge).
     fn page_invite(&mut self, pid: u64, i: usize, local: std::net::SocketAddr, now: Now) {
         let adv = self.cfg.advertise;
         let Some(page) = self.pages.pages.get(&pid) else {
@@ -541,7 +534,7 @@ impl Engine {
         let b = m.binding.clone();
         let (number, call_id) = (m.number.clone(), m.call_id.clone());
         let addr = std::net::SocketAddr::new(nathelper::advertised_ip(adv, b.local), local.port());
-        let body = send_only(sdp_local::offer(addr, None, 1));
+        let body = sdp_local::offer(addr, None, 1);
         let name = self
             .b2bua
             .get(pid)

