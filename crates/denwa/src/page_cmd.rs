@@ -90,6 +90,8 @@ fn flag_error(e: store::Error) -> anyhow::Error {
         store::Error::Invalid { field, reason } => match field {
             "name" => anyhow!("{reason}"),
             "members" => anyhow!("--member: {reason}"),
+            "answer_s" => anyhow!("--answer-time: {reason}"),
+            "max_s" => anyhow!("--max: {reason}"),
             other => anyhow!("--{other}: {reason}"),
         },
         other => anyhow!(other),

@@ -252,28 +252,29 @@ impl PageGroup {
         }
     }
 
-    /// Checks the limits: the reason when something is out of range.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the limits: the field and the reason when something is out of range.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let members = |r: String| Err(("members", r));
         if self.members.is_empty() {
-            return Err("a page group needs at least one member".into());
+            return members("a page group needs at least one member".into());
         }
         if self.members.len() > MAX_MEMBERS {
-            return Err(format!("at most {MAX_MEMBERS} members"));
+            return members(format!("at most {MAX_MEMBERS} members"));
         }
         let mut seen = std::collections::HashSet::new();
         for m in &self.members {
             if m.is_empty() || m.len() > 20 || !m.chars().all(|c| c.is_ascii_digit()) {
-                return Err(format!("member {m:?} is not an extension number"));
+                return members(format!("member {m:?} is not an extension number"));
             }
             if !seen.insert(m) {
-                return Err(format!("member {m} is listed twice"));
+                return members(format!("member {m} is listed twice"));
             }
         }
         if !(1..=60).contains(&self.answer_s) {
-            return Err("answer time must be 1-60 seconds".into());
+            return Err(("answer_s", "1-60 seconds".into()));
         }
         if !(1..=3600).contains(&self.max_s) {
-            return Err("longest page must be 1-3600 seconds".into());
+            return Err(("max_s", "1-3600 seconds".into()));
         }
         Ok(())
     }

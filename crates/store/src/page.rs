@@ -89,7 +89,7 @@ impl Store {
         if number.len() > 20 || !number.chars().all(|c| c.is_ascii_digit() || c == '*') {
             return Err(invalid("number", "digits (and *) only, at most 20"));
         }
-        group.validate().map_err(|e| invalid("members", e))?;
+        group.validate().map_err(|(field, e)| invalid(field, e))?;
         let doc = serde_json::to_string(group).map_err(|e| invalid("spec", e.to_string()))?;
         let now = to_ms(Utc::now());
         Ok(write_tx!(self.db(), tx, kind => {

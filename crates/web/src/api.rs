@@ -24,6 +24,7 @@ mod backup_remote;
 mod codes;
 mod hunt;
 pub(crate) mod outside;
+mod page;
 pub mod prompts;
 pub(crate) mod recordings;
 pub(crate) mod reports;
@@ -277,6 +278,7 @@ pub fn routes() -> Router<Web> {
         .merge(outside::routes())
         .merge(apps::routes())
         .merge(hunt::routes())
+        .merge(page::routes())
         .merge(codes::routes())
         .merge(backup_remote::routes())
         .merge(reports::routes())

@@ -9,6 +9,7 @@ mod backup_remote;
 mod codes;
 mod hunt;
 mod outside;
+mod page;
 mod prompts;
 mod recordings;
 mod reports;
@@ -134,6 +135,7 @@ fn schemas() -> Value {
     outside::schemas(&mut s);
     apps::schemas(&mut s);
     hunt::schemas(&mut s);
+    page::schemas(&mut s);
     codes::schemas(&mut s);
     transfer::schemas(&mut s);
     voicemail::schemas(&mut s);
@@ -316,6 +318,7 @@ pub fn document() -> Value {
     outside::paths(&mut add);
     apps::paths(&mut add);
     hunt::paths(&mut add);
+    page::paths(&mut add);
     codes::paths(&mut add);
     backup_remote::paths(&mut add);
     reports::paths(&mut add);
