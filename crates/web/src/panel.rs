@@ -29,6 +29,7 @@ mod hunt;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
+mod page;
 mod prompts;
 mod recordings;
 mod reports;
@@ -79,6 +80,7 @@ pub fn routes() -> Router<Web> {
         .merge(outside::routes())
         .merge(apps::routes())
         .merge(hunt::routes())
+        .merge(page::routes())
         .merge(codes::routes())
         .merge(voicemail::routes())
         .merge(reports::routes())
@@ -192,6 +194,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/ivrs" { (ctx.t("nav.ivrs")) }
                             a href="/conferences" { (ctx.t("nav.conferences")) }
                             a href="/groups" { (ctx.t("nav.groups")) }
+                            a href="/pages" { (ctx.t("nav.pages")) }
                             a href="/timeconds" { (ctx.t("nav.timeconds")) }
                             a href="/features" { (ctx.t("nav.features")) }
                             a href="/voicemail" { (ctx.t("nav.voicemail")) }
