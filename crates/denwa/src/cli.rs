@@ -92,6 +92,9 @@ pub enum Command {
     /// Ring groups: members, strategy, ring times, caller-ID prefix, no-answer destination.
     #[command(subcommand)]
     Group(crate::group_cmd::GroupCmd),
+    /// Page groups (page:NAME): members paged at once, one-way, auto-answered (intercom: *80).
+    #[command(subcommand)]
+    Page(crate::page_cmd::PageCmd),
     /// Per-extension call forwarding (always, busy, no answer, unreachable) and follow-me.
     #[command(subcommand)]
     Forward(crate::group_cmd::ForwardCmd),

@@ -98,6 +98,7 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Park(
             crate::park_cmd::ParkCmd::Show { .. } | crate::park_cmd::ParkCmd::List { .. },
         )
+        | Command::Page(crate::page_cmd::PageCmd::List { .. })
         | Command::Voicemail(_)
         | Command::Recording(
             crate::recording_cmd::RecordingCmd::List { .. }
@@ -124,6 +125,7 @@ fn effect(cmd: &Command) -> Effect {
         | Command::Ivr(_)
         | Command::Conf(_)
         | Command::Group(_)
+        | Command::Page(_)
         | Command::Forward(_)
         | Command::Dnd(_)
         | Command::Recording(_)

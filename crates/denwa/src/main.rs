@@ -13,6 +13,7 @@ mod ivr_cmd;
 mod license_cmd;
 mod outside_cmd;
 mod park_cmd;
+mod page_cmd;
 mod prompt_cmd;
 mod recording_cmd;
 mod report_cmd;
@@ -304,6 +305,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
         Command::Pickup(cmd) => codes_cmd::pickup(cmd, &store, tenant.id, &mut out).await?,
         Command::Park(cmd) => park_cmd::run(cmd, &store, tenant.id, &mut out).await?,
         Command::Group(cmd) => group_cmd::group(cmd, &store, tenant.id, &mut out).await?,
+        Command::Page(cmd) => page_cmd::run(cmd, &store, tenant.id, &mut out).await?,
         Command::Forward(cmd) => group_cmd::forward(cmd, &store, tenant.id, &mut out).await?,
         Command::Dnd(a) => group_cmd::dnd(a, &store, tenant.id, &mut out).await?,
         Command::Voicemail(cmd) => {

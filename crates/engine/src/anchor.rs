@@ -75,11 +75,13 @@ pub(crate) enum App {
     Park,
     /// Retrieving a parked call ([`crate::park`]).
     ParkRetrieve,
+    /// Paging a group ([`crate::page`]).
+    Page(Box<crate::page::Pager>),
 }
 
 /// A call to an application about to start: the application, the menu to return to, the
 /// placement group of its media (0: by call) and the caller's offer.
-type AppStart = (App, Option<String>, u64, sdp::Summary);
+pub(crate) type AppStart = (App, Option<String>, u64, sdp::Summary);
 
 /// What happens when the current playback ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,6 +228,14 @@ impl Anchor {
     pub(crate) fn vm_menu_mut(&mut self) -> Option<&mut crate::vm_menu::VmSession> {
         match &mut self.app {
             Some(App::VmMenu(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The page, if the caller is paging a group.
+    pub(crate) fn pager_mut(&mut self) -> Option<&mut crate::page::Pager> {
+        match self.app.as_mut() {
+            Some(App::Page(p)) => Some(p),
             _ => None,
         }
     }
@@ -503,7 +513,7 @@ impl Engine {
     }
 
     /// Starts a checked application on a new call (or refuses the call).
-    fn launch_app(
+    pub(crate) fn launch_app(
         &mut self,
         entry: Entry,
         o: Origin,
@@ -574,15 +584,8 @@ impl Engine {
 
     /// News from a terminating endpoint.
     pub(crate) fn on_endpoint_event(&mut self, ev: MediaEvent, now: Now) {
-        let ep = match &ev {
-            MediaEvent::EndpointOpened { endpoint, .. }
-            | MediaEvent::EndpointFailed { endpoint, .. }
-            | MediaEvent::Dtmf { endpoint, .. }
-            | MediaEvent::PlayDone { endpoint, .. }
-            | MediaEvent::EndpointTimeout { endpoint }
-            | MediaEvent::RecordDone { endpoint, .. }
-            | MediaEvent::EndpointClosed { endpoint, .. } => *endpoint,
-            _ => return,
+        let Some(ep) = ev.endpoint() else {
+            return;
         };
         if let MediaEvent::RecordDone {
             id,
@@ -681,6 +684,7 @@ impl Engine {
             Some(App::PromptRec(_)) => return self.prompt_rec_start(id, now),
             Some(App::Park) => return self.park_answered(id, now),
             Some(App::ParkRetrieve) => return self.park_retriever_answered(id, now),
+            Some(App::Page(_)) => return self.page_start(id, now),
             None => false,
         };
         if is_conf {

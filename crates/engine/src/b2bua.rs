@@ -215,6 +215,8 @@ pub(crate) struct Call {
     pub hunt: Option<Box<crate::hunt::Hunt>>,
     /// A transfer in progress, and legs transferred away ([`crate::transfer`]).
     pub xfer: Option<Box<crate::transfer::Xfer>>,
+    /// Auto-answer headers the forks carry (intercom, [`crate::page`]).
+    pub auto_answer: Option<crate::page::AutoAnswer>,
 }
 
 impl Call {
@@ -252,6 +254,7 @@ impl Call {
             moh: None,
             hunt: None,
             xfer: None,
+            auto_answer: None,
         }
     }
 
@@ -704,6 +707,10 @@ impl Engine {
             Decision::Feature { feature, .. } => {
                 return self.feature_call(entry, o, feature, caller, now);
             }
+            Decision::Route {
+                destination: Destination::Page(name),
+                ..
+            } => return self.start_page(entry, o, &name, caller, now),
             Decision::Route { destination, .. } => {
                 // A kind this node cannot serve yet.
                 debug!(%destination, "destination not available");
@@ -960,11 +967,27 @@ impl Engine {
         &mut self,
         id: u64,
         b: &Binding,
-        (caller, caller_name, callee): (&str, &str, &str),
+        who: (&str, &str, &str),
         mf: u32,
         body: Vec<u8>,
         now: Now,
     ) -> Option<Leg> {
+        let aa = self.b2bua.get(id).and_then(|c| c.auto_answer);
+        let (inv, leg_call_id, tag) = self.fork_request(b, who, mf, body, aa);
+        let t = self.send_request(inv, b.target(), Owner::Call(id), now)?;
+        Some(Leg::new(Side::B, leg_call_id, t, b.target(), b.local, tag))
+    }
+
+    /// A fork's INVITE to a registered contact (see [`Engine::send_fork`]) with the
+    /// auto-answer headers of `aa`, its new Call-ID and our tag.
+    pub(crate) fn fork_request(
+        &mut self,
+        b: &Binding,
+        (caller, caller_name, callee): (&str, &str, &str),
+        mf: u32,
+        body: Vec<u8>,
+        aa: Option<crate::page::AutoAnswer>,
+    ) -> (Request, String, String) {
         let via = self.our_via(b.local, b.transport);
         let leg_call_id = self.new_call_id();
         let tag = self.new_tag();
@@ -984,9 +1007,11 @@ impl Engine {
         inv.headers.push(HeaderName::Allow, ALLOW);
         inv.headers
             .push(HeaderName::UserAgent, self.cfg.user_agent.as_str());
+        for (name, value) in aa.map(|a| a.headers(b.domain())).unwrap_or_default() {
+            inv.headers.push(name, value);
+        }
         inv.set_body(&MediaType::sdp(), Bytes::from(body));
-        let t = self.send_request(inv, b.target(), Owner::Call(id), now)?;
-        Some(Leg::new(Side::B, leg_call_id, t, b.target(), b.local, tag))
+        (inv, leg_call_id, tag)
     }
 
     /// Removes a call that never got going (no CDR: the caller was answered with an error).
@@ -1802,6 +1827,7 @@ impl Engine {
         }
         self.transfer_call_ended(&call, now);
         self.park_call_ended(id, now);
+        self.page_call_ended(&call, now);
         if let Some(m) = &call.moh {
             self.b2bua.by_endpoint.remove(&m.endpoint);
             self.media(MediaCommand::CloseEndpoint {

@@ -319,6 +319,8 @@ pub struct Apps {
     pub vm_boxes: HashMap<(i64, String), crate::vm::VmBoxEntry>,
     /// New and saved message counts of boxes holding messages (message-waiting indication).
     pub vm_counts: crate::mwi::Counts,
+    /// Page groups by (tenant, name) ([`crate::page`]).
+    pub pages: HashMap<(i64, String), crate::page::PageGroup>,
 }
 
 impl Apps {

@@ -41,6 +41,8 @@ pub enum Destination {
     Park,
     /// A park slot (`park:701`): the call parked there ([`crate::park`]).
     ParkSlot(String),
+    /// A page group ([`crate::page`]).
+    Page(String),
     /// A time condition.
     Timecond(String),
     /// An outbound route (outside numbers).
@@ -61,6 +63,7 @@ impl fmt::Display for Destination {
             Destination::Conf(n) => write!(f, "conf:{n}"),
             Destination::Park => f.write_str("park"),
             Destination::ParkSlot(n) => write!(f, "park:{n}"),
+            Destination::Page(n) => write!(f, "page:{n}"),
             Destination::Timecond(n) => write!(f, "timecond:{n}"),
             Destination::Route(n) => write!(f, "route:{n}"),
             Destination::Hangup => f.write_str("hangup"),
@@ -73,7 +76,7 @@ impl fmt::Display for Destination {
 pub enum DestinationError {
     /// Unknown kind.
     #[error(
-        "unknown destination {0:?}: use ext:N, group:NAME, ivr:NAME, vm:N, voicemail, conf:N, park, timecond:NAME, route:NAME or hangup"
+        "unknown destination {0:?}: use ext:N, group:NAME, ivr:NAME, vm:N, voicemail, conf:N, park, page:NAME, timecond:NAME, route:NAME or hangup"
     )]
     Unknown(String),
     /// Kind without its name.
@@ -112,6 +115,7 @@ impl FromStr for Destination {
         Ok(match kind {
             "ext" => Destination::Ext(name),
             "group" => Destination::Group(name),
+            "page" => Destination::Page(name),
             "ivr" => Destination::Ivr(name),
             "vm" => Destination::Vm(name),
             "conf" => Destination::Conf(name),

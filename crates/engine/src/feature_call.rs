@@ -1,9 +1,10 @@
 //! Carrying out a dialled feature code ([`crate::features`]): the engine answers the phone,
 //! acts, says what it did and hangs up: day/night toggles, pickups, forwarding and DND (stored
 //! through the database; the configuration reload that follows brings them into effect). The
-//! voicemail codes are destinations ([`crate::features::decide`]); codes whose feature does not
-//! exist yet (park, intercom) answer "that feature code is not valid" (the `feature-invalid`
-//! prompt). Recording a prompt by phone has its own module ([`crate::prompt_rec`]).
+//! voicemail codes are destinations ([`crate::features::decide`]); a code used without what it
+//! needs (e.g. a forwarding code dialled from a trunk) answers "that feature code is not valid"
+//! (the `feature-invalid` prompt). Recording a prompt by phone has its own module
+//! ([`crate::prompt_rec`]), park ([`crate::park`]) and intercom ([`crate::page`]) theirs.
 
 use tracing::info;
 
@@ -61,6 +62,9 @@ impl Engine {
             (FeatureAction::DndToggle, Some(ext)) => self.feature_dnd(o.tenant, &ext, None),
             (FeatureAction::DndOff, Some(ext)) => self.feature_dnd(o.tenant, &ext, Some(false)),
             (FeatureAction::Park, caller) => return self.park_dialled(entry, o, caller, now),
+            (FeatureAction::Intercom, Some(caller)) => {
+                return self.intercom(entry, o, &caller, &feature.arg, now);
+            }
             (FeatureAction::RecordPrompt, caller) => {
                 return self.record_prompt_call(entry, o, &feature.arg, caller, now);
             }

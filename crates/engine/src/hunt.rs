@@ -739,7 +739,7 @@ impl Engine {
     }
 
     /// Extensions of `tenant` in an answered call now.
-    fn busy_numbers(&self, tenant: i64) -> HashSet<String> {
+    pub(crate) fn busy_numbers(&self, tenant: i64) -> HashSet<String> {
         let mut s = HashSet::new();
         for c in self.b2bua.calls.values().filter(|c| c.tenant_id == tenant) {
             if c.route.direction != Direction::Inbound {

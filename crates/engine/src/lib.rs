@@ -34,6 +34,7 @@ pub mod mwi;
 pub mod nathelper;
 pub mod outside;
 pub mod park;
+pub mod page;
 pub mod peerlog;
 mod pickup;
 pub mod pike;
@@ -242,6 +243,8 @@ pub struct Engine {
     subs: subs::Subs,
     /// Parked calls.
     park: park::ParkState,
+    /// Pages in progress ([`page`]).
+    pages: page::Pages,
 }
 
 /// What a client transaction belongs to.
@@ -264,6 +267,8 @@ pub(crate) enum Owner {
     Mwi,
     /// A NOTIFY in a subscription (Call-ID, our tag): a 481 or no answer ends it.
     SubNotify(String, String),
+    /// A member's INVITE (or BYE) in a page: (pager's call, member index).
+    Page(u64, usize),
 }
 
 impl Engine {
@@ -304,6 +309,7 @@ impl Engine {
             prompt_rec_state: prompt_rec::PromptRecState::default(),
             subs: subs::Subs::default(),
             park: park::ParkState::default(),
+            pages: page::Pages::default(),
             cfg,
         }
     }
@@ -680,6 +686,7 @@ impl Engine {
                 }
             }
             MediaEvent::Closed { session, a, b } => self.media_closed(session, a, b, now),
+            other if self.pages.owns_event(&other) => self.page_endpoint_event(other, now),
             other => self.on_endpoint_event(other, now),
         }
     }
@@ -713,6 +720,9 @@ impl Engine {
                 Some(Owner::TrunkReg(t)) => self.trunk_reg_response(t, &response, now),
                 Some(Owner::TrunkPing(t)) => self.trunk_ping_result(t, Some(&response), now),
                 Some(Owner::TrunkGone | Owner::Mwi) => {}
+                Some(Owner::Page(p, m)) => {
+                    self.page_response(p, m, transaction, &response, source, now)
+                }
                 Some(Owner::SubNotify(call_id, tag)) => {
                     if response.status == 481 {
                         self.subscription_gone(&(call_id, tag), "481");
@@ -737,6 +747,7 @@ impl Engine {
                     Some(Owner::SubNotify(call_id, tag)) => {
                         self.subscription_gone(&(call_id, tag), "no answer")
                     }
+                    Some(Owner::Page(p, m)) => self.page_tx_failed(p, m, now),
                     Some(Owner::TrunkGone | Owner::Mwi) | None => {}
                 }
             }
@@ -795,6 +806,7 @@ impl Engine {
                 self.respond(txn, r, now);
             }
             Method::Subscribe => self.on_subscribe(txn, req, (source, local, transport), now),
+            _ if in_dialog && self.pages.owns_request(&req) => self.page_in_dialog(txn, &req, now),
             _ if in_dialog => self.in_dialog_request(txn, req, source, now),
             Method::Refer => self.transfer_stray_refer(txn, &req, source, now),
             Method::Bye
@@ -857,6 +869,7 @@ impl Engine {
         self.expire_subscriptions(now);
         self.check_calls(now);
         self.transfer_timeouts(now);
+        self.page_timeouts(now);
         self.check_trunk_attempts(now);
         self.trunk_timers(now);
     }

@@ -351,3 +351,19 @@ pub enum MediaEvent {
         b: LegStats,
     },
 }
+
+impl MediaEvent {
+    /// The terminating endpoint the event is about (`None`: a relay session's event).
+    pub fn endpoint(&self) -> Option<EndpointId> {
+        match self {
+            MediaEvent::EndpointOpened { endpoint, .. }
+            | MediaEvent::EndpointFailed { endpoint, .. }
+            | MediaEvent::Dtmf { endpoint, .. }
+            | MediaEvent::PlayDone { endpoint, .. }
+            | MediaEvent::EndpointTimeout { endpoint }
+            | MediaEvent::RecordDone { endpoint, .. }
+            | MediaEvent::EndpointClosed { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        }
+    }
+}

@@ -323,22 +323,6 @@ fn voicemail_codes_come_from_the_table() {
 }
 
 #[test]
-fn codes_of_modules_not_wired_yet_say_not_available() {
-    let mut h = setup();
-    for (i, code) in ["*801002"].iter().enumerate() {
-        assert_eq!(
-            dial_feature(&mut h, code, &format!("nw-{i}")),
-            "feature-invalid",
-            "{code}"
-        );
-    }
-    assert!(
-        h.cdrs.iter().all(|c| c.caller == "1001"),
-        "each call has its record"
-    );
-}
-
-#[test]
 fn a_did_reaches_a_time_condition() {
     use engine::config::DidEntry;
     use engine::dialplan::{InboundRequest, route_inbound};

@@ -389,6 +389,7 @@ pub async fn apps(store: &Store) -> anyhow::Result<engine::config::Apps> {
         .collect();
     let mut apps = engine::config::Apps::with_rooms(menus, rooms);
     apps.hunt = hunt(store, &mut apps.numbers).await?;
+    page_groups(store, &mut apps).await?;
     apps.vm_boxes = store
         .all_vm_boxes()
         .await?
@@ -432,6 +433,18 @@ pub async fn hunt(
     }
     h.forwarding = store.all_forwarding().await?.into_iter().collect();
     Ok(h)
+}
+
+/// Page groups; each group's number joins the application numbers.
+pub async fn page_groups(store: &Store, apps: &mut engine::config::Apps) -> anyhow::Result<()> {
+    for r in store.all_page_groups().await? {
+        if !r.number.is_empty() {
+            let dest = engine::dialplan::Destination::Page(r.name.clone());
+            apps.numbers.insert((r.tenant_id, r.number), dest);
+        }
+        apps.pages.insert((r.tenant_id, r.name), r.group);
+    }
+    Ok(())
 }
 
 /// Media statistics of one relay leg, as the call record keeps them.

@@ -387,6 +387,20 @@ pub(crate) const TABLES: &[TableDef] = &[
         since: 14,
     },
     TableDef {
+        name: "page_groups",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("name", Text),
+            ("number", Text),
+            ("spec", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        identity: true,
+        since: 15,
+    },
+    TableDef {
         name: "administrators",
         cols: &[
             ("id", Int),

@@ -28,6 +28,7 @@ mod notify;
 mod numbers;
 mod outside;
 mod park;
+mod page;
 pub mod report;
 mod subs;
 mod vmbox;
@@ -52,6 +53,7 @@ pub use hunt::RingGroup;
 pub use model::*;
 pub use notify::Change;
 pub use outside::OutsideConfig;
+pub use page::PageGroupRow;
 pub use vmbox::{
     LOCK_AFTER, LOCK_FOR_S, MAIL_ATTEMPTS, MAX_MESSAGES, MAX_OUTBOX, NewVmMessage, OUTBOX_KEPT,
     VmBox, VmMail, VmMessage, mail_backoff_s,

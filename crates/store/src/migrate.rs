@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 14;
+pub const LATEST: i64 = 15;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -552,6 +552,20 @@ CREATE TABLE park_calls (
 );
 "#;
 
+/// Page groups (`page:NAME`): settings as a JSON document of `engine::page::PageGroup`.
+const V15_PAGE_GROUPS: &str = r#"
+CREATE TABLE page_groups (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 40),
+    number TEXT NOT NULL DEFAULT '',
+    spec TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -623,6 +637,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 14,
         name: "call park",
         sql: V14_PARK,
+    },
+    Migration {
+        version: 15,
+        name: "page groups",
+        sql: V15_PAGE_GROUPS,
     },
 ];
 

@@ -1,5 +1,5 @@
-//! One number space per tenant. Extensions, IVR menu numbers, conference rooms, ring group
-//! numbers and time condition numbers are all dialled the same way, so no two of them may
+//! One number space per tenant. Extensions, IVR menu numbers, conference rooms, ring group,
+//! page group and time condition numbers are all dialled the same way, so no two of them may
 //! share a number, and no feature code may shadow one (`*8` equal to a number, or `**`
 //! that takes digits after it being the start of one). Every write that gives something a
 //! number asks [`number_owner!`] inside its transaction; the feature-code table asks
@@ -13,6 +13,7 @@ pub(crate) enum Kind {
     Conf,
     Group,
     Timecond,
+    Page,
 }
 
 impl Kind {
@@ -24,6 +25,7 @@ impl Kind {
             Kind::Conf => format!("conference room {name}"),
             Kind::Group => format!("ring group {name}"),
             Kind::Timecond => format!("time condition {name}"),
+            Kind::Page => format!("page group {name}"),
         }
     }
 
@@ -35,6 +37,7 @@ impl Kind {
             Kind::Conf => "conference room",
             Kind::Group => "ring group number",
             Kind::Timecond => "time condition number",
+            Kind::Page => "page group number",
         }
     }
 }
@@ -62,6 +65,10 @@ pub(crate) const OWNERS: &[(Kind, &str)] = &[
         Kind::Timecond,
         "SELECT name AS n FROM time_conditions WHERE tenant_id = $1 AND number = $2",
     ),
+    (
+        Kind::Page,
+        "SELECT name AS n FROM page_groups WHERE tenant_id = $1 AND number = $2",
+    ),
 ];
 
 /// Every number of a tenant by kind: `$1` tenant, column `n` (the number).
@@ -85,6 +92,10 @@ pub(crate) const ALL_NUMBERS: &[(Kind, &str)] = &[
     (
         Kind::Timecond,
         "SELECT number AS n FROM time_conditions WHERE tenant_id = $1 AND number <> ''",
+    ),
+    (
+        Kind::Page,
+        "SELECT number AS n FROM page_groups WHERE tenant_id = $1 AND number <> ''",
     ),
 ];
 

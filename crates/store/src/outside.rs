@@ -114,6 +114,8 @@ pub(crate) fn destination_problem(dest: &Destination, exists: bool) -> Option<St
         // A slot may be empty; the caller is then told so.
         Destination::ParkSlot(_) => None,
         Destination::Park | Destination::Route(_) => Some(format!("{dest} is not available here")),
+        // Paging is for the tenant's own extensions (its number), not for outside callers.
+        Destination::Page(_) => Some(format!("{dest} is reached by its number only")),
     }
 }
 

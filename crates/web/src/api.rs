@@ -25,6 +25,7 @@ mod codes;
 mod hunt;
 pub(crate) mod outside;
 pub(crate) mod park;
+mod page;
 pub mod prompts;
 pub(crate) mod recordings;
 pub(crate) mod reports;
@@ -278,6 +279,7 @@ pub fn routes() -> Router<Web> {
         .merge(outside::routes())
         .merge(apps::routes())
         .merge(hunt::routes())
+        .merge(page::routes())
         .merge(codes::routes())
         .merge(backup_remote::routes())
         .merge(reports::routes())

@@ -647,6 +647,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("nav.conferences", "Conferences", "会議室"),
     ("nav.groups", "Ring groups", "着信グループ"),
     ("title.groups", "Ring groups", "着信グループ"),
+    ("nav.pages", "Paging", "一斉放送"),
+    ("title.pages", "Page groups", "一斉放送グループ"),
     ("title.forwarding", "Forwarding and DND", "転送と着信拒否"),
     ("nav.timeconds", "Day/night", "昼夜切替"),
     ("nav.features", "Feature codes", "特番"),

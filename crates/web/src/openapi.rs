@@ -10,6 +10,7 @@ mod codes;
 mod hunt;
 mod outside;
 mod park;
+mod page;
 mod prompts;
 mod recordings;
 mod reports;
@@ -135,6 +136,7 @@ fn schemas() -> Value {
     outside::schemas(&mut s);
     apps::schemas(&mut s);
     hunt::schemas(&mut s);
+    page::schemas(&mut s);
     codes::schemas(&mut s);
     transfer::schemas(&mut s);
     park::schemas(&mut s);
@@ -318,6 +320,7 @@ pub fn document() -> Value {
     outside::paths(&mut add);
     apps::paths(&mut add);
     hunt::paths(&mut add);
+    page::paths(&mut add);
     codes::paths(&mut add);
     backup_remote::paths(&mut add);
     reports::paths(&mut add);

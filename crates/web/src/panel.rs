@@ -30,6 +30,7 @@ mod hunt;
 mod license_page;
 mod outside;
 mod park;
+mod page;
 mod prompts;
 mod recordings;
 mod reports;
@@ -80,6 +81,7 @@ pub fn routes() -> Router<Web> {
         .merge(outside::routes())
         .merge(apps::routes())
         .merge(hunt::routes())
+        .merge(page::routes())
         .merge(codes::routes())
         .merge(voicemail::routes())
         .merge(reports::routes())
@@ -194,6 +196,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/ivrs" { (ctx.t("nav.ivrs")) }
                             a href="/conferences" { (ctx.t("nav.conferences")) }
                             a href="/groups" { (ctx.t("nav.groups")) }
+                            a href="/pages" { (ctx.t("nav.pages")) }
                             a href="/timeconds" { (ctx.t("nav.timeconds")) }
                             a href="/features" { (ctx.t("nav.features")) }
                             a href="/park" { (ctx.t("nav.park")) }
