@@ -18,6 +18,7 @@ pub mod acc;
 mod anchor;
 pub mod auth;
 pub mod b2bua;
+pub mod blf;
 mod conf;
 pub mod config;
 pub mod control;
@@ -235,7 +236,7 @@ pub struct Engine {
     /// Voicemail recordings waiting for their end.
     vm: vm::VmState,
     prompt_rec_state: prompt_rec::PromptRecState,
-    /// Event subscriptions (message-summary).
+    /// Event subscriptions (message-summary, dialog, presence).
     subs: subs::Subs,
 }
 
@@ -357,6 +358,7 @@ impl Engine {
         if found {
             self.hangup_call(id, "hung up by administrator", now);
             self.pump(now);
+            self.blf_flush(now);
         }
         found
     }
@@ -364,6 +366,7 @@ impl Engine {
     /// Runs what a control-plane request started (no input to wait for).
     pub(crate) fn pump_public(&mut self, now: Now) {
         self.pump(now);
+        self.blf_flush(now);
     }
 
     /// Ends every call (shutdown): BYE or CANCEL, records written.
@@ -400,6 +403,8 @@ impl Engine {
             Input::Config(c) => self.on_config(c, now),
         }
         self.pump(now);
+        self.blf_flush(now);
+        self.pump(now);
     }
 
     /// The next output, if any.
@@ -413,7 +418,8 @@ impl Engine {
     /// When to feed [`Input::Timeout`] next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let apps = self.app_timers.first().map(|(t, _)| *t);
-        [self.layer.poll_timeout(), self.next_tick, apps]
+        let blf = self.subs.blf.next_due();
+        [self.layer.poll_timeout(), self.next_tick, apps, blf]
             .into_iter()
             .flatten()
             .min()
@@ -509,6 +515,7 @@ impl Engine {
     }
 
     fn on_config(&mut self, c: ConfigUpdate, now: Now) {
+        self.blf_sweep_soon();
         match c {
             ConfigUpdate::Tenants(t) => {
                 self.snap.tenants = t;
