@@ -57,6 +57,9 @@ pub(crate) struct DialogEl {
     remote: (String, String),
 }
 
+/// A dialog element and the (tenant, resource) it belongs to.
+type Entry = ((i64, String), DialogEl);
+
 /// Bookkeeping of the BLF packages (bounded by the calls and the watched resources).
 #[derive(Debug, Default)]
 pub(crate) struct BlfState {
@@ -69,7 +72,7 @@ pub(crate) struct BlfState {
     due: BTreeSet<(Instant, SubKey)>,
     due_keys: HashSet<SubKey>,
     /// Calls as last seen: fingerprint and dialog elements by resource.
-    calls: HashMap<u64, (u64, Vec<((i64, String), DialogEl)>)>,
+    calls: HashMap<u64, (u64, Vec<Entry>)>,
     /// Resource -> calls with a dialog element for it.
     by_res: HashMap<(i64, String), HashSet<u64>>,
     /// Dialogs that ended since the last flush (sent once as `terminated`).
@@ -277,11 +280,11 @@ impl Engine {
     }
 
     /// The dialog elements of one call, by extension.
-    fn blf_call_entries(&self, call: &Call) -> Vec<((i64, String), DialogEl)> {
+    fn blf_call_entries(&self, call: &Call) -> Vec<Entry> {
         let t = call.tenant_id;
         let is_ext = |n: &str| self.snap.extensions.contains_key(&(t, n.to_string()));
         let up = call.state == CallState::Up;
-        let mut out: Vec<((i64, String), DialogEl)> = Vec::new();
+        let mut out: Vec<Entry> = Vec::new();
         if call.route.direction != Direction::Inbound && is_ext(&call.caller) {
             let a = &call.legs[A_LEG];
             let early = call
