@@ -1,0 +1,105 @@
+//! BLF against a real `denwa serve` with sipp (package sip-tester) as the phones: 1003's BLF
+//! key subscribes to 1002's dialog state (`tests/sipp/uac_subscribe_dialog.xml`, digest
+//! auth); 1001 calls 1002 (sipp UAC/UAS); the key's NOTIFYs show the call early (ringing,
+//! with 1002's dialog ids), confirmed, then terminated, after which it unsubscribes. A
+//! subscription to another tenant's or an unknown resource is refused.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Denwa, sipp_user};
+use testkit::sipp::Sipp;
+
+fn register_callee(d: &Denwa, user: &str, password: &str) -> u16 {
+    let port = testkit::ports::free_port().expect("port");
+    let mut s = Sipp::uac("register.xml", &d.sip_addr());
+    s.local_port = Some(port);
+    s.inject_text = Some(sipp_user(user, password));
+    s.run().expect("callee registers");
+    port
+}
+
+/// The bodies of the NOTIFYs in a sipp message trace, in order.
+fn notify_bodies(trace: &str) -> Vec<String> {
+    trace
+        .split("NOTIFY sip:")
+        .skip(1)
+        .filter_map(|m| {
+            m.split("\r\n\r\n")
+                .nth(1)
+                .or_else(|| m.split("\n\n").nth(1))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_blf_key_sees_a_call_ring_answer_and_end() {
+    let d = Denwa::start();
+    d.add_extension("1001", "secret-baab");
+    d.add_extension("1002", "secret-baac");
+    d.add_extension("1003", "secret-baad");
+    let callee_port = register_callee(&d, "1002", "secret-baac");
+
+    // The BLF key.
+    let mut key = Sipp::uac("uac_subscribe_dialog.xml", &d.sip_addr());
+    key.inject_text = Some(sipp_user("1003", "secret-baad"));
+    key.service = Some("1002".into());
+    key.timeout = Duration::from_secs(60);
+    let mut key = key.spawn().expect("the key subscribes");
+    d.wait_until("the first NOTIFY", Duration::from_secs(15), || {
+        !notify_bodies(&key.messages_so_far()).is_empty()
+    });
+
+    let mut uas = Sipp::uas("uas_answer.xml");
+    uas.local_port = Some(callee_port);
+    uas.service = Some("1002".into());
+    uas.timeout = Duration::from_secs(60);
+    let mut uas = uas.spawn().expect("uas starts");
+    uas.wait_listening(Duration::from_secs(10))
+        .expect("uas listens");
+    let mut call = Sipp::uac("uac_call.xml", &d.sip_addr());
+    call.inject_text = Some(sipp_user("1001", "secret-baab"));
+    call.service = Some("1002".into());
+    call.timeout = Duration::from_secs(60);
+    call.run().unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the call fails: {e}")
+    });
+    uas.finish().expect("the callee's side completes");
+    let out = key.finish().unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the BLF key did not see the call end: {e}")
+    });
+    assert_eq!(out.successful, 1);
+    let trace = std::fs::read_to_string(out.logs.path().join("messages.log")).expect("trace");
+    let bodies = notify_bodies(&trace);
+    let at = |what: &str| bodies.iter().position(|b| b.contains(what));
+    let early = at("<state>early</state>").expect("an early NOTIFY");
+    let confirmed = at("<state>confirmed</state>").expect("a confirmed NOTIFY");
+    let ended = at("<state>terminated</state>").expect("a terminated NOTIFY");
+    assert!(early < confirmed && confirmed < ended, "{bodies:#?}");
+    assert!(bodies[early].contains("direction=\"recipient\""));
+    assert!(
+        bodies[early].contains("local-tag=\""),
+        "1002's tag for pickup"
+    );
+    assert!(bodies[0].contains("<dialog-info"), "{}", bodies[0]);
+}
+
+#[test]
+fn unknown_and_foreign_resources_are_refused() {
+    let d = Denwa::start();
+    d.add_extension("1003", "secret-baad");
+    let mut key = Sipp::uac("uac_subscribe_dialog.xml", &d.sip_addr());
+    key.inject_text = Some(sipp_user("1003", "secret-baad"));
+    key.service = Some("4711".into());
+    key.timeout = Duration::from_secs(20);
+    let out = key.run_unchecked().expect("sipp runs");
+    assert_eq!(out.successful, 0);
+    assert!(out.error_log.contains("404"), "{}", out.error_log);
+    d.wait_until("the refusal is logged", Duration::from_secs(10), || {
+        d.logs().contains("unknown resource")
+    });
+}
