@@ -24,7 +24,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sip::{Request, Response};
@@ -80,7 +80,7 @@ pub(crate) struct BlfState {
     /// Calls are being followed (some `dialog`/`presence` subscription exists).
     tracking: bool,
     /// Bodies built in this flush: (tenant, resource, package) -> (state hash, body part).
-    bodies: HashMap<(i64, String, Package), (u64, Rc<str>)>,
+    bodies: HashMap<(i64, String, Package), (u64, Arc<str>)>,
 }
 
 impl BlfState {
@@ -538,7 +538,7 @@ impl Engine {
         resource: &str,
         package: Package,
         now: Now,
-    ) -> (u64, Rc<str>) {
+    ) -> (u64, Arc<str>) {
         let key = (tenant, resource.to_string(), package);
         if let Some(b) = self.subs.blf.bodies.get(&key) {
             return b.clone();
@@ -551,7 +551,7 @@ impl Engine {
             .cloned()
             .unwrap_or_default();
         let entity = format!("sip:{resource}@{realm}");
-        let b: (u64, Rc<str>) = match package {
+        let b: (u64, Arc<str>) = match package {
             Package::Presence => {
                 let p = self.blf_presence(tenant, resource, now);
                 (hash_of(&p), pidf(&entity, &p).into())
