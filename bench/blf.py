@@ -38,6 +38,7 @@ import bench  # noqa: E402  (helpers: licence, CLI provisioning, CPU seconds)
 
 KEY_BASE = 3000
 WATCHER_BASE = 400000
+DIALOG_RE = re.compile(r'<dialog\s[^>]*?call-id="([^"]*)"[^>]*>\s*<state[^>]*>\s*([a-z]+)\s*</state>')
 RANK = {"trying": 0, "early": 1, "confirmed": 2, "terminated": 3}
 
 
@@ -57,15 +58,24 @@ def md5(s: str) -> str:
     return hashlib.md5(s.encode()).hexdigest()
 
 
+COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "c": "content-type"}
+
+
 def parse(data: bytes) -> tuple[str, dict[str, str], str]:
-    """(start line, headers by lower-case name (first value), body)."""
+    """(start line, headers by lower-case name (first value; `via` and `record-route` keep
+    every value, comma-joined lines), body)."""
     text = data.decode(errors="replace")
     head, _, body = text.partition("\r\n\r\n")
     lines = head.split("\r\n")
     hdrs: dict[str, str] = {}
     for line in lines[1:]:
         k, _, v = line.partition(":")
-        hdrs.setdefault(k.strip().lower(), v.strip())
+        k = k.strip().lower()
+        k = COMPACT.get(k, k)
+        if k in ("via", "record-route") and k in hdrs:
+            hdrs[k] += "\r\n" + ("Via: " if k == "via" else "Record-Route: ") + v.strip()
+        else:
+            hdrs.setdefault(k, v.strip())
     return lines[0], hdrs, body
 
 
@@ -154,8 +164,9 @@ class Phones(asyncio.DatagramProtocol):
         to = h.get("to", "")
         if to_tag and "tag=" not in to:
             to += f";tag={to_tag}"
+        rr = f"Record-Route: {h['record-route']}\r\n" if "record-route" in h and status != 100 else ""
         msg = (f"SIP/2.0 {status} {reason}\r\nVia: {h.get('via', '')}\r\nFrom: {h.get('from', '')}\r\n"
-               f"To: {to}\r\nCall-ID: {h.get('call-id', '')}\r\nCSeq: {h.get('cseq', '')}\r\n{extra}"
+               f"To: {to}\r\nCall-ID: {h.get('call-id', '')}\r\nCSeq: {h.get('cseq', '')}\r\n{rr}{extra}"
                f"Content-Length: {len(body)}\r\n\r\n{body}")
         self.send(msg)
 
@@ -231,7 +242,7 @@ class Phones(asyncio.DatagramProtocol):
         self.stats.notifies += 1
         watcher, resource = who
         shown: dict[str, int] = {}
-        for m in re.finditer(r'<dialog id="[^"]*" call-id="([^"]*)"[^>]*><state>([a-z]+)</state>', body):
+        for m in DIALOG_RE.finditer(body):
             shown[m.group(1)] = RANK.get(m.group(2), 0)
         evs = self.events.get(resource)
         if not evs:
@@ -263,9 +274,11 @@ class Phones(asyncio.DatagramProtocol):
                     f"CSeq: {cseq} INVITE\r\nContact: <sip:{caller}@127.0.0.1:{self.port}>\r\nMax-Forwards: 70\r\n"
                     f"{auth or ''}Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}")
 
+        dialog = {"target": uri, "route": ""}
+
         def ack(cseq, to, branch):
-            return (f"ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport\r\n"
-                    f"From: <sip:{caller}@{host}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\n"
+            return (f"ACK {dialog['target']} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport\r\n"
+                    f"{dialog['route']}From: <sip:{caller}@{host}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\n"
                     f"CSeq: {cseq} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
         status, h, _ = await self.request(lambda c: build(c, None), cid, 1)
         if status == 407:
@@ -275,6 +288,12 @@ class Phones(asyncio.DatagramProtocol):
         if status != 200:
             return
         to = h.get("to", "")
+        contact = re.search(r"<([^>]+)>", h.get("contact", ""))
+        if contact:
+            dialog["target"] = contact.group(1)
+        if "record-route" in h:
+            # One proxy here: its Record-Route is the whole route set.
+            dialog["route"] = "Route: " + h["record-route"].replace("Record-Route: ", "Route: ") + "\r\n"
         self.send(ack(2, to, self.branch()))
         await asyncio.sleep(hold)
         self.change(caller, cid, "terminated")
@@ -283,8 +302,8 @@ class Phones(asyncio.DatagramProtocol):
             self.change(callee, fork, "terminated")
 
         def bye(cseq, _auth):
-            return (f"BYE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{self.port};branch={self.branch()};rport\r\n"
-                    f"From: <sip:{caller}@{host}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\n"
+            return (f"BYE {dialog['target']} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{self.port};branch={self.branch()};rport\r\n"
+                    f"{dialog['route']}From: <sip:{caller}@{host}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\n"
                     f"CSeq: {cseq} BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
         await self.request(lambda c: bye(c, None), cid, 3)
 
@@ -403,6 +422,46 @@ def provision(binary: str, license_bin: str, work: str, keys: int, watchers: int
     return data
 
 
+def provision_kamailio(work: str, keys: int, watchers: int) -> str:
+    import sqlite3
+    path = os.path.join(work, "kamailio-blf.sqlite")
+    if os.path.exists(path):
+        os.unlink(path)
+    db = sqlite3.connect(path)
+    base = "/usr/share/kamailio/db_sqlite"
+    for name in ("standard-create.sql", "auth_db-create.sql", "usrloc-create.sql",
+                 "registrar-create.sql", "presence-create.sql"):
+        p = os.path.join(base, name)
+        if os.path.exists(p):
+            with open(p) as f:
+                db.executescript(f.read())
+    users = [str(KEY_BASE + i) for i in range(keys)] + [str(WATCHER_BASE + i) for i in range(watchers)]
+    db.executemany("INSERT INTO subscriber (username, domain, password) VALUES (?, '127.0.0.1', ?)",
+                   [(u, pw(u)) for u in users])
+    db.commit()
+    db.close()
+    return path
+
+
+def start_kamailio(work: str, db: str, children: int) -> tuple[bench.Proc, int]:
+    port = os_port()
+    with open(os.path.join(bench.BENCH, "kamailio", "kamailio-blf.cfg")) as f:
+        cfg = f.read()
+    for k, v in {
+        "udp:127.0.0.1:5060": f"udp:127.0.0.1:{port}",
+        '"!BENCH_ADDR!127.0.0.1:5060!"': f'"!BENCH_ADDR!127.0.0.1:{port}!"',
+        "sqlite:///tmp/kamailio-blf.sqlite": f"sqlite://{db}",
+        '"!BENCH_CHILDREN!4!"': f'"!BENCH_CHILDREN!{children}!"',
+    }.items():
+        cfg = cfg.replace(k, v)
+    path = os.path.join(work, "kamailio-blf.cfg")
+    with open(path, "w") as f:
+        f.write(cfg)
+    argv = ["kamailio", "-f", path, "-DD", "-E", "-m", "1024", "-M", "32",
+            "-P", f"{work}/kamailio-blf.pid", "-Y", work]
+    return bench.Proc("kamailio-blf", argv, work), port
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--denwa-bin", required=True)
@@ -414,30 +473,51 @@ def main() -> int:
     ap.add_argument("--hold", type=float, default=1.0, help="seconds a call stays answered")
     ap.add_argument("--work", default="")
     ap.add_argument("--out", default="")
+    ap.add_argument("--servers", default="denwa,kamailio")
+    ap.add_argument("--kamailio-children", type=int, default=4)
     args = ap.parse_args()
     os.environ[bench.DEV_MODE_ENV] = "1"
     work = args.work or tempfile.mkdtemp(prefix="denwa-blf-")
     os.makedirs(work, exist_ok=True)
-    t = time.time()
-    data = provision(args.denwa_bin, args.license_bin, work, args.keys, args.watchers)
-    bench.log(f"blf: {args.keys + args.watchers} extensions provisioned in {time.time() - t:.0f} s")
-    subprocess.run([args.denwa_bin, "settings", "set", "blf.max_keys", str(max(100, args.keys)),
-                    "--data-dir", data, "--log-level", "error"], check=False, capture_output=True)
-    port = os_port()
-    argv = [args.denwa_bin, "serve", "--data-dir", data, "--sip-listen", f"127.0.0.1:{port}",
-            "--http-listen", f"127.0.0.1:{os_port()}", "--rtp-ports", "40000-44999", "--log-level", "warn"]
-    proc = bench.Proc("denwa-blf", argv, work)
-    try:
-        if not bench.sip_ping(port, 30):
-            raise RuntimeError(f"denwa did not answer:\n{proc.tail()}")
-        result = asyncio.run(run_load(args, ("127.0.0.1", port), [proc.pid]))
-    finally:
-        proc.stop()
-    result["server"] = "denwa"
-    print(json.dumps(result, indent=2))
+    results = {}
+    servers = args.servers.split(",")
+    if "denwa" in servers:
+        t = time.time()
+        data = provision(args.denwa_bin, args.license_bin, work, args.keys, args.watchers)
+        bench.log(f"blf: {args.keys + args.watchers} extensions provisioned in {time.time() - t:.0f} s")
+        if args.keys > 100:
+            subprocess.run([args.denwa_bin, "setting", "set", "blf.max_keys", str(args.keys),
+                            "--data-dir", data, "--log-level", "error"], check=True, capture_output=True)
+        port = os_port()
+        argv = [args.denwa_bin, "serve", "--data-dir", data, "--sip-listen", f"127.0.0.1:{port}",
+                "--http-listen", f"127.0.0.1:{os_port()}", "--rtp-ports", "40000-44999", "--log-level", "warn"]
+        proc = bench.Proc("denwa-blf", argv, work)
+        try:
+            if not bench.sip_ping(port, 30):
+                raise RuntimeError(f"denwa did not answer:\n{proc.tail()}")
+            results["denwa"] = asyncio.run(run_load(args, ("127.0.0.1", port), [proc.pid]))
+        finally:
+            proc.stop()
+        bench.log(f"blf: denwa {json.dumps(results['denwa'])}")
+    if "kamailio" in servers:
+        db = provision_kamailio(work, args.keys, args.watchers)
+        proc, port = start_kamailio(work, db, args.kamailio_children)
+        try:
+            if not bench.sip_ping(port, 30):
+                raise RuntimeError(f"kamailio did not answer:\n{proc.tail()}")
+            results["kamailio"] = asyncio.run(run_load(args, ("127.0.0.1", port), [proc.pid]))
+        finally:
+            proc.stop()
+        bench.log(f"blf: kamailio {json.dumps(results['kamailio'])}")
+    if "denwa" in results and "kamailio" in results:
+        d, k = results["denwa"], results["kamailio"]
+        results["ratios (kamailio / denwa)"] = {
+            m: bench.ratio(k.get(m), d.get(m)) for m in ("p50_ms", "p99_ms", "max_ms", "cpu_us_per_notify")
+        }
+    print(json.dumps(results, indent=2))
     if args.out:
         with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+            json.dump(results, f, indent=2)
     return 0
 
 

@@ -345,7 +345,14 @@ impl Engine {
                         local_tag,
                         remote_tag,
                         initiator: false,
-                        state: if answered { "confirmed" } else { "early" },
+                        // Ringing once its phone said so (a 1xx with a tag); before that, trying.
+                        state: if answered {
+                            "confirmed"
+                        } else if l.dialog.is_some() {
+                            "early"
+                        } else {
+                            "trying"
+                        },
                         remote: (call.caller.clone(), call.caller_name.clone()),
                     },
                 ));

@@ -626,6 +626,9 @@ impl Engine {
                     self.on_register(p.txn, p.req, p.source, p.local, p.transport, now)
                 }
                 Method::Invite => self.on_invite(p.txn, p.req, p.source, p.local, p.transport, now),
+                Method::Subscribe => {
+                    self.on_subscribe(p.txn, p.req, (p.source, p.local, p.transport), now)
+                }
                 _ => {}
             }
         }
