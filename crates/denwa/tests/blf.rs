@@ -2,7 +2,8 @@
 //! key subscribes to 1002's dialog state (`tests/sipp/uac_subscribe_dialog.xml`, digest
 //! auth); 1001 calls 1002 (sipp UAC/UAS); the key's NOTIFYs show the call early (ringing,
 //! with 1002's dialog ids), confirmed, then terminated, after which it unsubscribes. A
-//! subscription to another tenant's or an unknown resource is refused.
+//! subscription to an unknown resource is refused with 404 and logged (other tenants' resources:
+//! `crates/engine/tests/blf.rs`).
 
 mod common;
 
@@ -89,7 +90,7 @@ fn a_blf_key_sees_a_call_ring_answer_and_end() {
 }
 
 #[test]
-fn unknown_and_foreign_resources_are_refused() {
+fn an_unknown_resource_is_refused_and_logged() {
     let d = Denwa::start();
     d.add_extension("1003", "secret-baad");
     let mut key = Sipp::uac("uac_subscribe_dialog.xml", &d.sip_addr());
