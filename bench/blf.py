@@ -38,7 +38,7 @@ import bench  # noqa: E402  (helpers: licence, CLI provisioning, CPU seconds)
 
 KEY_BASE = 3000
 WATCHER_BASE = 400000
-DIALOG_RE = re.compile(r'<dialog\s[^>]*?call-id="([^"]*)"[^>]*>\s*<state[^>]*>\s*([a-z]+)\s*</state>')
+DIALOG_RE = re.compile(r'<dialog\s[^>]*?call-id="([^"]*)"[^>]*>\s*<state[^>]*>\s*([A-Za-z]+)\s*</state>')
 RANK = {"trying": 0, "early": 1, "confirmed": 2, "terminated": 3}
 
 
@@ -120,6 +120,7 @@ class Phones(asyncio.DatagramProtocol):
         self.forks: dict[str, dict] = {}
         self.on_fork = None
         self.seq = 0
+        self.dump = None
 
     def connection_made(self, transport):
         self.transport = transport
@@ -240,10 +241,12 @@ class Phones(asyncio.DatagramProtocol):
         if who is None or "<dialog-info" not in body:
             return
         self.stats.notifies += 1
+        if self.dump is not None and self.stats.notifies <= 200:
+            self.dump.write(f"--- {t:.3f} {who}\n{body}\n")
         watcher, resource = who
         shown: dict[str, int] = {}
         for m in DIALOG_RE.finditer(body):
-            shown[m.group(1)] = RANK.get(m.group(2), 0)
+            shown[m.group(1)] = RANK.get(m.group(2).lower(), 0)
         evs = self.events.get(resource)
         if not evs:
             return
@@ -326,6 +329,8 @@ async def run_load(args, server: tuple[str, int], pids: list[int]) -> dict:
     keys = [str(KEY_BASE + i) for i in range(args.keys)]
     watchers = [str(WATCHER_BASE + i) for i in range(args.watchers)]
     ph.callee_fork = {}
+    if args.dump:
+        ph.dump = open(args.dump, "w")
     busy: set[str] = set()
     # The callee side: a fork rings (180 = early), is answered 0.1 s later (200 = confirmed).
     ph.pending_callee: dict[str, str] = {}
@@ -396,6 +401,8 @@ async def run_load(args, server: tuple[str, int], pids: list[int]) -> dict:
     cpu = bench.cpu_seconds(pids) - cpu0
     elapsed = time.monotonic() - started
     transport.close()
+    if ph.dump is not None:
+        ph.dump.close()
     lat = sorted(stats.latencies)
 
     def pct(p):
@@ -474,6 +481,7 @@ def main() -> int:
     ap.add_argument("--work", default="")
     ap.add_argument("--out", default="")
     ap.add_argument("--servers", default="denwa,kamailio")
+    ap.add_argument("--dump", default="", help="write the first 200 NOTIFY bodies here")
     ap.add_argument("--kamailio-children", type=int, default=4)
     args = ap.parse_args()
     os.environ[bench.DEV_MODE_ENV] = "1"

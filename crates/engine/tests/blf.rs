@@ -502,3 +502,31 @@ fn a_stored_blf_subscription_works_after_a_restart() {
     );
     assert!(last.cseq().is_some_and(|c| c.seq > 1000));
 }
+
+#[test]
+fn a_subscriber_missing_from_the_cache_is_looked_up_then_served() {
+    // 1003 is known to the database only: its SUBSCRIBE waits for the lookup, then goes on.
+    let mut snap = snapshot();
+    let e = snap
+        .extensions
+        .remove(&(1, "1003".to_string()))
+        .expect("1003");
+    let mut h = Harness::with(snap);
+    h.db_extensions.insert((1, "1003".into()), e);
+    let c = format!("<sip:1002@{B}>");
+    assert_eq!(
+        h.register("1002", Some(&c), Some(3600), B, SEG1).status,
+        200
+    );
+    h.sent.clear();
+    h.recv_raw(
+        &subscribe_text(("l1", "sip:1002@example.com"), 1, "dialog", 600, "", None),
+        W,
+        SEG1,
+    );
+    assert_eq!(h.lookups, 1, "1003 was looked up");
+    assert_eq!(h.last_response().status, 407, "challenged after the lookup");
+    let ok = subscribe(&mut h, "l2", "sip:1002@example.com", "dialog");
+    assert_eq!(ok.status, 200);
+    assert_eq!(notifies(&mut h, "l2").len(), 1);
+}
