@@ -102,8 +102,18 @@ class Stats:
         self.delivered = 0
 
 
+SHARED = ("waiting", "subs", "events", "watchers_of", "forks", "on_fork", "dump", "callee_fork",
+          "pending_callee")
+
+
 class Phones(asyncio.DatagramProtocol):
-    """Every phone of the run on one UDP socket; messages are told apart by Call-ID."""
+    """Phones on one UDP socket (all watchers share one; each called phone has its own, since
+    Denwa never rings a contact at the caller's own address); messages are told apart by
+    Call-ID. `share` makes this socket use another one's bookkeeping."""
+
+    def share(self, other: "Phones") -> None:
+        for name in SHARED:
+            setattr(self, name, getattr(other, name))
 
     def __init__(self, server: tuple[str, int], stats: Stats):
         self.server = server
@@ -155,7 +165,7 @@ class Phones(asyncio.DatagramProtocol):
             self.reply(h, 100)
             if cid not in self.forks and self.on_fork is not None:
                 self.forks[cid] = {"h": h}
-                self.on_fork(cid, h)
+                self.on_fork(self, cid, h)
         elif method in ("BYE", "CANCEL"):
             self.reply(h, 200)
         # ACK: nothing
@@ -289,7 +299,7 @@ class Phones(asyncio.DatagramProtocol):
             auth = f"Proxy-Authorization: {digest(h.get('proxy-authenticate', ''), caller, pw(caller), 'INVITE', uri)}\r\n"
             status, h, _ = await self.request(lambda c: build(c, auth), cid, 2, timeout=30)
         if status != 200:
-            return
+            raise RuntimeError(f"INVITE answered {status}")
         to = h.get("to", "")
         contact = re.search(r"<([^>]+)>", h.get("contact", ""))
         if contact:
@@ -335,7 +345,7 @@ async def run_load(args, server: tuple[str, int], pids: list[int]) -> dict:
     # The callee side: a fork rings (180 = early), is answered 0.1 s later (200 = confirmed).
     ph.pending_callee: dict[str, str] = {}
 
-    def on_fork(fork_cid: str, h: dict[str, str]) -> None:
+    def on_fork(ep: Phones, fork_cid: str, h: dict[str, str]) -> None:
         callee = re.search(r"sip:(\d+)@", h.get("to", "")).group(1)
         caller = re.search(r"sip:(\d+)@", h.get("from", "")).group(1)
         ph.callee_fork[cid_key(caller, callee)] = fork_cid
@@ -343,19 +353,24 @@ async def run_load(args, server: tuple[str, int], pids: list[int]) -> dict:
         tag = f"k{random.getrandbits(32):x}"
         ph.change(callee, fork_cid, "early")
         ph.change(caller, a_cid, "early")
-        ph.reply(h, 180, tag, f"Contact: <sip:{callee}@127.0.0.1:{ph.port}>\r\n")
+        ep.reply(h, 180, tag, f"Contact: <sip:{callee}@127.0.0.1:{ep.port}>\r\n")
 
         def answer():
             ph.change(callee, fork_cid, "confirmed")
             ph.change(caller, a_cid, "confirmed")
             body = ("v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                     "m=audio 40002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
-            ph.reply(h, 200, tag, f"Contact: <sip:{callee}@127.0.0.1:{ph.port}>\r\nContent-Type: application/sdp\r\n", body)
+            ep.reply(h, 200, tag, f"Contact: <sip:{callee}@127.0.0.1:{ep.port}>\r\nContent-Type: application/sdp\r\n", body)
         loop.call_later(0.1, answer)
     ph.on_fork = on_fork
 
+    eps: dict[str, Phones] = {}
+    for k in keys:
+        t, e = await loop.create_datagram_endpoint(lambda: Phones(server, stats), local_addr=("127.0.0.1", 0))
+        e.share(ph)
+        eps[k] = e
     t0 = time.time()
-    await asyncio.gather(*(ph.register(k) for k in keys))
+    await asyncio.gather(*(eps[k].register(k) for k in keys))
     sem = asyncio.Semaphore(200)
 
     async def sub(w, k):
@@ -384,7 +399,7 @@ async def run_load(args, server: tuple[str, int], pids: list[int]) -> dict:
 
             async def one(a=a, b=b, cid=cid):
                 try:
-                    await ph.call(a, b, args.hold, cid)
+                    await eps[a].call(a, b, args.hold, cid)
                 except Exception as e:  # one failed call is counted, the run goes on
                     failed.append(f"{a}->{b}: {e}")
                 finally:
@@ -397,10 +412,15 @@ async def run_load(args, server: tuple[str, int], pids: list[int]) -> dict:
         next_at = started + n / args.cps
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
     await asyncio.gather(*calls)
+    for f in failed[:5]:
+        bench.log(f"blf: call failed: {f}")
     await asyncio.sleep(3)  # the last NOTIFYs
     cpu = bench.cpu_seconds(pids) - cpu0
     elapsed = time.monotonic() - started
     transport.close()
+    for e in eps.values():
+        if e.transport is not None:
+            e.transport.close()
     if ph.dump is not None:
         ph.dump.close()
     lat = sorted(stats.latencies)
@@ -498,7 +518,7 @@ def main() -> int:
                             "--data-dir", data, "--log-level", "error"], check=True, capture_output=True)
         port = os_port()
         argv = [args.denwa_bin, "serve", "--data-dir", data, "--sip-listen", f"127.0.0.1:{port}",
-                "--http-listen", f"127.0.0.1:{os_port()}", "--rtp-ports", "40000-44999", "--log-level", "warn"]
+                "--http-listen", f"127.0.0.1:{os_port()}", "--rtp-ports", "40000-44999", "--log-level", os.environ.get("BLF_LOG", "warn")]
         proc = bench.Proc("denwa-blf", argv, work)
         try:
             if not bench.sip_ping(port, 30):
