@@ -205,6 +205,18 @@ pub(crate) fn pidf(entity: &str, p: &Presence) -> String {
     )
 }
 
+/// Whether an input may change a call: answers to NOTIFYs and SUBSCRIBEs (the bulk of a BLF
+/// load) cannot, and skip the scan of the calls.
+pub(crate) fn may_move_calls(input: &crate::Input) -> bool {
+    let crate::Input::Receive(r) = input else {
+        return true;
+    };
+    match &r.message {
+        sip::Message::Response(resp) => resp.cseq().is_none_or(|c| c.method != sip::Method::Notify),
+        sip::Message::Request(req) => req.method != sip::Method::Subscribe,
+    }
+}
+
 /// The user part of an AOR (`sip:1001@x` -> `1001`).
 fn aor_user(aor: &str) -> Option<&str> {
     let user = aor.trim_start_matches("sip:").trim_start_matches("sips:");
@@ -582,6 +594,11 @@ impl Engine {
         sub: &mut crate::subs::Sub,
         now: Now,
     ) -> (sip::MediaType, String) {
+        if !self.subs.blf.tracking {
+            // The first BLF subscription: learn the calls in progress before answering it.
+            self.subs.blf.tracking = true;
+            self.blf_scan_calls();
+        }
         let (hash, part) = self.blf_part(sub.tenant, &sub.resource.clone(), sub.package, now);
         sub.last_hash = hash;
         let media = |sub: &str| sip::MediaType {
@@ -602,8 +619,9 @@ impl Engine {
         }
     }
 
-    /// Sends what changed: called after every input.
-    pub(crate) fn blf_flush(&mut self, now: Now) {
+    /// Sends what changed: called after every input; `calls_moved` is false for inputs that
+    /// cannot change a call (answers to our NOTIFYs, SUBSCRIBEs), which skip the call scan.
+    pub(crate) fn blf_flush(&mut self, now: Now, calls_moved: bool) {
         if !self.subs.any_blf() {
             if self.subs.blf.tracking {
                 let blf = &mut self.subs.blf;
@@ -617,9 +635,11 @@ impl Engine {
             }
             return;
         }
-        self.subs.blf.tracking = true;
         self.subs.blf.bodies.clear();
-        self.blf_scan_calls();
+        if calls_moved || !self.subs.blf.tracking {
+            self.subs.blf.tracking = true;
+            self.blf_scan_calls();
+        }
         let sweep = self.subs.blf.sweep_all
             || self
                 .subs

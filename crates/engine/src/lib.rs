@@ -358,7 +358,7 @@ impl Engine {
         if found {
             self.hangup_call(id, "hung up by administrator", now);
             self.pump(now);
-            self.blf_flush(now);
+            self.blf_flush(now, true);
         }
         found
     }
@@ -366,7 +366,7 @@ impl Engine {
     /// Runs what a control-plane request started (no input to wait for).
     pub(crate) fn pump_public(&mut self, now: Now) {
         self.pump(now);
-        self.blf_flush(now);
+        self.blf_flush(now, true);
     }
 
     /// Ends every call (shutdown): BYE or CANCEL, records written.
@@ -387,6 +387,7 @@ impl Engine {
             self.outside_pending = false;
             self.outside_changed(now);
         }
+        let calls_moved = blf::may_move_calls(&input);
         match input {
             Input::Receive(r) => self.on_receive(r, now),
             Input::Db(id, answer) => self.on_db(id, answer, now),
@@ -403,7 +404,7 @@ impl Engine {
             Input::Config(c) => self.on_config(c, now),
         }
         self.pump(now);
-        self.blf_flush(now);
+        self.blf_flush(now, calls_moved);
         self.pump(now);
     }
 
