@@ -489,6 +489,18 @@ def start_kamailio(work: str, db: str, children: int) -> tuple[bench.Proc, int]:
     return bench.Proc("kamailio-blf", argv, work), port
 
 
+def measure(args, name: str, proc: bench.Proc, port: int) -> dict:
+    """The load against one server (started as `proc`, listening on `port`), which is stopped."""
+    try:
+        if not bench.sip_ping(port, 30):
+            raise RuntimeError(f"{name} did not answer:\n{proc.tail()}")
+        result = asyncio.run(run_load(args, ("127.0.0.1", port), [proc.pid]))
+    finally:
+        proc.stop()
+    bench.log(f"blf: {name} {json.dumps(result)}")
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--denwa-bin", required=True)
@@ -520,23 +532,11 @@ def main() -> int:
         argv = [args.denwa_bin, "serve", "--data-dir", data, "--sip-listen", f"127.0.0.1:{port}",
                 "--http-listen", f"127.0.0.1:{os_port()}", "--rtp-ports", "40000-44999", "--log-level", os.environ.get("BLF_LOG", "warn")]
         proc = bench.Proc("denwa-blf", argv, work)
-        try:
-            if not bench.sip_ping(port, 30):
-                raise RuntimeError(f"denwa did not answer:\n{proc.tail()}")
-            results["denwa"] = asyncio.run(run_load(args, ("127.0.0.1", port), [proc.pid]))
-        finally:
-            proc.stop()
-        bench.log(f"blf: denwa {json.dumps(results['denwa'])}")
+        results["denwa"] = measure(args, "denwa", proc, port)
     if "kamailio" in servers:
         db = provision_kamailio(work, args.keys, args.watchers)
         proc, port = start_kamailio(work, db, args.kamailio_children)
-        try:
-            if not bench.sip_ping(port, 30):
-                raise RuntimeError(f"kamailio did not answer:\n{proc.tail()}")
-            results["kamailio"] = asyncio.run(run_load(args, ("127.0.0.1", port), [proc.pid]))
-        finally:
-            proc.stop()
-        bench.log(f"blf: kamailio {json.dumps(results['kamailio'])}")
+        results["kamailio"] = measure(args, "kamailio", proc, port)
     if "denwa" in results and "kamailio" in results:
         d, k = results["denwa"], results["kamailio"]
         results["ratios (kamailio / denwa)"] = {

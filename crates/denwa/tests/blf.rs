@@ -9,17 +9,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Denwa, sipp_user};
+use common::{Denwa, sipp_register, sipp_user};
 use testkit::sipp::Sipp;
-
-fn register_callee(d: &Denwa, user: &str, password: &str) -> u16 {
-    let port = testkit::ports::free_port().expect("port");
-    let mut s = Sipp::uac("register.xml", &d.sip_addr());
-    s.local_port = Some(port);
-    s.inject_text = Some(sipp_user(user, password));
-    s.run().expect("callee registers");
-    port
-}
 
 /// The bodies of the NOTIFYs in a sipp message trace, in order.
 fn notify_bodies(trace: &str) -> Vec<String> {
@@ -41,7 +32,7 @@ fn a_blf_key_sees_a_call_ring_answer_and_end() {
     d.add_extension("1001", "secret-baab");
     d.add_extension("1002", "secret-baac");
     d.add_extension("1003", "secret-baad");
-    let callee_port = register_callee(&d, "1002", "secret-baac");
+    let callee_port = sipp_register(&d, "1002", "secret-baac");
 
     // The BLF key.
     let mut key = Sipp::uac("uac_subscribe_dialog.xml", &d.sip_addr());
