@@ -187,8 +187,9 @@ class Phones(asyncio.DatagramProtocol):
         self.waiting[(cid, cseq)] = fut
         try:
             end = time.monotonic() + timeout
+            text = text_of(cseq)  # retransmissions are the same request (same branch)
             while time.monotonic() < end:
-                self.send(text_of(cseq))
+                self.send(text)
                 try:
                     return await asyncio.wait_for(asyncio.shield(fut), 0.5)
                 except asyncio.TimeoutError:
