@@ -22,6 +22,7 @@ REQUIRED=(
   "kamailio:kamailio"
   "kamailio-sqlite-modules:/usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so"
   "kamailio-extra-modules:/usr/lib/x86_64-linux-gnu/kamailio/modules/rtpengine.so"
+  "kamailio-presence-modules:/usr/lib/x86_64-linux-gnu/kamailio/modules/presence_dialoginfo.so"
   "rtpengine-daemon:rtpengine"
   "tcpdump:tcpdump"
   "python3:python3"

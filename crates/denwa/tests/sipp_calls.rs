@@ -9,16 +9,7 @@ use std::time::Duration;
 use common::{Denwa, sipp_user};
 use testkit::sipp::{RunningSipp, Sipp};
 
-/// Registers `user` from a sipp on a fresh port with `register.xml` (binding kept) and returns
-/// the port, so a UAS can then listen there.
-fn register_callee(d: &Denwa, user: &str, password: &str) -> u16 {
-    let port = testkit::ports::free_port().expect("port");
-    let mut s = Sipp::uac("register.xml", &d.sip_addr());
-    s.local_port = Some(port);
-    s.inject_text = Some(sipp_user(user, password));
-    s.run().expect("callee registers");
-    port
-}
+use common::sipp_register as register_callee;
 
 fn uas(scenario: &str, port: u16, user: &str) -> RunningSipp {
     let mut s = Sipp::uas(scenario);

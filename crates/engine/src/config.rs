@@ -89,6 +89,10 @@ pub struct Settings {
     /// Extensions allowed to record prompts by phone: `NUMBER` (the default tenant) or
     /// `NUMBER@DOMAIN` (`prompts.recorders`).
     pub prompt_recorders: Vec<String>,
+    /// BLF NOTIFYs name the other party of a call (`blf.show_caller`).
+    pub blf_show_caller: bool,
+    /// Most `dialog`/`presence` subscriptions per extension (`blf.max_keys`).
+    pub blf_max_keys: u32,
 }
 
 impl Default for Settings {
@@ -109,6 +113,8 @@ impl Default for Settings {
             transfer_callback: true,
             transfer_music: true,
             prompt_recorders: Vec::new(),
+            blf_show_caller: true,
+            blf_max_keys: int(keys::BLF_MAX_KEYS),
         }
     }
 }
@@ -184,6 +190,16 @@ impl Settings {
                 })
                 .filter(|l| !l.is_empty())
                 .unwrap_or(d.digest_algorithms),
+            blf_show_caller: get(keys::BLF_SHOW_CALLER)
+                .and_then(|v| {
+                    spec(keys::BLF_SHOW_CALLER).and_then(|s| s.validate(&parse_json(&v)).ok())
+                })
+                .and_then(|v| v.as_str().map(|c| c != "hide"))
+                .unwrap_or(d.blf_show_caller),
+            blf_max_keys: to_u32(
+                int(keys::BLF_MAX_KEYS, u64::from(d.blf_max_keys)),
+                d.blf_max_keys,
+            ),
         }
     }
 }

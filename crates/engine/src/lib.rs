@@ -18,6 +18,7 @@ pub mod acc;
 mod anchor;
 pub mod auth;
 pub mod b2bua;
+pub mod blf;
 mod conf;
 pub mod config;
 pub mod control;
@@ -239,7 +240,7 @@ pub struct Engine {
     /// Voicemail recordings waiting for their end.
     vm: vm::VmState,
     prompt_rec_state: prompt_rec::PromptRecState,
-    /// Event subscriptions (message-summary).
+    /// Event subscriptions (message-summary, dialog, presence).
     subs: subs::Subs,
     /// Parked calls.
     park: park::ParkState,
@@ -369,6 +370,7 @@ impl Engine {
         if found {
             self.hangup_call(id, "hung up by administrator", now);
             self.pump(now);
+            self.blf_flush(now, true);
         }
         found
     }
@@ -376,6 +378,7 @@ impl Engine {
     /// Runs what a control-plane request started (no input to wait for).
     pub(crate) fn pump_public(&mut self, now: Now) {
         self.pump(now);
+        self.blf_flush(now, true);
     }
 
     /// Ends every call (shutdown): BYE or CANCEL, records written. Parked calls are left as
@@ -400,6 +403,7 @@ impl Engine {
             self.outside_pending = false;
             self.outside_changed(now);
         }
+        let calls_moved = blf::may_move_calls(&input);
         match input {
             Input::Receive(r) => self.on_receive(r, now),
             Input::Db(id, answer) => self.on_db(id, answer, now),
@@ -416,6 +420,8 @@ impl Engine {
             Input::Config(c) => self.on_config(c, now),
         }
         self.pump(now);
+        self.blf_flush(now, calls_moved);
+        self.pump(now);
     }
 
     /// The next output, if any.
@@ -429,7 +435,8 @@ impl Engine {
     /// When to feed [`Input::Timeout`] next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let apps = self.app_timers.first().map(|(t, _)| *t);
-        [self.layer.poll_timeout(), self.next_tick, apps]
+        let blf = self.subs.blf.next_due();
+        [self.layer.poll_timeout(), self.next_tick, apps, blf]
             .into_iter()
             .flatten()
             .min()
@@ -525,6 +532,7 @@ impl Engine {
     }
 
     fn on_config(&mut self, c: ConfigUpdate, now: Now) {
+        self.blf_sweep_soon();
         match c {
             ConfigUpdate::Tenants(t) => {
                 self.snap.tenants = t;
@@ -641,6 +649,9 @@ impl Engine {
                     self.on_register(p.txn, p.req, p.source, p.local, p.transport, now)
                 }
                 Method::Invite => self.on_invite(p.txn, p.req, p.source, p.local, p.transport, now),
+                Method::Subscribe => {
+                    self.on_subscribe(p.txn, p.req, (p.source, p.local, p.transport), now)
+                }
                 _ => {}
             }
         }

@@ -247,6 +247,7 @@ impl Engine {
                         .collect()
                 };
                 self.usrloc.apply(ops);
+                self.blf_sweep_soon();
                 if let Some(r) = reply {
                     self.answer_register(r, now);
                 }

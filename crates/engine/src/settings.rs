@@ -57,7 +57,14 @@ pub mod keys {
     /// What a blind transfer's transferee hears while the target rings: `music` (hold music,
     /// by a re-INVITE to a music endpoint) or `silence` (its media is left alone).
     pub const TRANSFER_TRANSFEREE_HEARS: &str = "transfer.transferee_hears";
+    /// BLF (`dialog`) NOTIFYs name the other party of a call (`show`) or not (`hide`).
+    pub const BLF_SHOW_CALLER: &str = "blf.show_caller";
+    /// Most `dialog`/`presence` subscriptions one extension may hold (BLF keys).
+    pub const BLF_MAX_KEYS: &str = "blf.max_keys";
 }
+
+/// The choices of `blf.show_caller`.
+pub const BLF_SHOW_CALLER_CHOICES: &[&str] = &["show", "hide"];
 
 /// The ways to secure the SMTP connection (`mail.smtp_security`).
 pub const MAIL_SECURITIES: &[&str] = &["starttls", "tls", "none"];
@@ -302,6 +309,20 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Text("music"),
         restart_required: false,
         help: "what a transferred caller hears while the transfer target rings: music (hold music) or silence",
+    },
+    Spec {
+        key: keys::BLF_SHOW_CALLER,
+        kind: Kind::Choice(BLF_SHOW_CALLER_CHOICES),
+        default: DefaultValue::Text("show"),
+        restart_required: false,
+        help: "whether BLF (dialog) notifications name the other party of a call: show or hide",
+    },
+    Spec {
+        key: keys::BLF_MAX_KEYS,
+        kind: Kind::Integer { min: 1, max: 1000 },
+        default: DefaultValue::Int(100),
+        restart_required: false,
+        help: "most BLF/presence subscriptions (keys) one extension may hold",
     },
 ];
 

@@ -3,9 +3,12 @@
 //! a NOTIFY at once and on every change, is refreshed by in-dialog SUBSCRIBEs, ends with
 //! `Expires: 0` or when it runs out (a final `terminated` NOTIFY either way).
 //!
-//! Packages: `message-summary` (RFC 3842, [`crate::mwi`]). Others are refused with 489.
-//! Bounds: [`MAX_PER_EXTENSION`] subscriptions per extension and [`MAX_SUBSCRIPTIONS`] in all
-//! (the oldest of the extension's is replaced; past the total, 503).
+//! Packages: `message-summary` (RFC 3842, [`crate::mwi`]) of one's own mailbox; `dialog`
+//! (RFC 4235) and `presence` (RFC 3856) of any extension or special resource of one's tenant
+//! ([`crate::blf`]). Others are refused with 489.
+//! Bounds: [`MAX_PER_EXTENSION`] `message-summary` subscriptions per extension (the oldest is
+//! replaced), `blf.max_keys` `dialog`/`presence` subscriptions per subscribing extension (403
+//! past it) and [`MAX_SUBSCRIPTIONS`] in all (503 past it).
 //!
 //! Subscriptions are stored ([`SubRecord`], `crate::vm::VmOp::SaveSub`) when made, refreshed
 //! or ended, and loaded at start ([`Engine::load_subscription`]), so a restart does not need
@@ -32,23 +35,35 @@ pub const MAX_EXPIRES: u32 = 3600;
 /// Subscriptions one extension may hold.
 pub const MAX_PER_EXTENSION: usize = 8;
 /// Subscriptions in all.
-pub const MAX_SUBSCRIPTIONS: usize = 20_000;
+pub const MAX_SUBSCRIPTIONS: usize = 60_000;
 
 /// An event package we serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Package {
     /// RFC 3842 message-waiting.
     MessageSummary,
+    /// RFC 4235 dialog state (BLF keys).
+    Dialog,
+    /// RFC 3856 presence.
+    Presence,
 }
+
+/// The packages served (Allow-Events).
+pub const ALLOW_EVENTS: &str = "message-summary, dialog, presence";
 
 impl Package {
     fn parse(s: &str) -> Option<Package> {
-        s.eq_ignore_ascii_case("message-summary")
-            .then_some(Package::MessageSummary)
+        [Package::MessageSummary, Package::Dialog, Package::Presence]
+            .into_iter()
+            .find(|p| s.eq_ignore_ascii_case(p.as_str()))
     }
 
-    fn as_str(self) -> &'static str {
-        "message-summary"
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Package::MessageSummary => "message-summary",
+            Package::Dialog => "dialog",
+            Package::Presence => "presence",
+        }
     }
 }
 
@@ -56,20 +71,91 @@ impl Package {
 #[derive(Debug)]
 pub(crate) struct Sub {
     pub tenant: i64,
+    /// The subscribing extension.
     pub ext: String,
+    /// What it watches: its own number (`message-summary`), an extension or a special
+    /// resource (`dialog`, `presence`).
+    pub resource: String,
     pub package: Package,
     pub dialog: Dialog,
     pub target: Target,
     pub expires_at: Instant,
+    /// `dialog-info` version of the last NOTIFY (RFC 4235 §4.1: +1 per NOTIFY).
+    pub version: u32,
+    /// Hash of the state last sent (unchanged state sends nothing).
+    pub last_hash: u64,
+    /// When the last NOTIFY went (coalescing).
+    pub last_sent: Option<Instant>,
 }
 
-/// Subscriptions by (Call-ID, our tag).
+/// A subscription's key: (Call-ID, our tag).
+pub(crate) type SubKey = (String, String);
+
+/// Subscriptions by (Call-ID, our tag), indexed by watched resource and by subscriber.
 #[derive(Debug, Default)]
 pub(crate) struct Subs {
-    by_id: HashMap<(String, String), Sub>,
+    by_id: HashMap<SubKey, Sub>,
+    /// (tenant, resource) -> `dialog`/`presence` subscriptions watching it.
+    pub(crate) by_resource: HashMap<(i64, String), std::collections::HashSet<SubKey>>,
+    /// (tenant, subscribing extension) -> its `dialog`/`presence` subscriptions.
+    by_owner: HashMap<(i64, String), std::collections::HashSet<SubKey>>,
+    /// BLF state: dirty resources, due NOTIFYs, calls seen ([`crate::blf`]).
+    pub(crate) blf: crate::blf::BlfState,
 }
 
 impl Subs {
+    /// Adds (or puts back) a subscription, keeping the indexes.
+    pub(crate) fn insert(&mut self, key: SubKey, sub: Sub) {
+        if sub.package != Package::MessageSummary {
+            self.by_resource
+                .entry((sub.tenant, sub.resource.clone()))
+                .or_default()
+                .insert(key.clone());
+            self.by_owner
+                .entry((sub.tenant, sub.ext.clone()))
+                .or_default()
+                .insert(key.clone());
+        }
+        self.by_id.insert(key, sub);
+    }
+
+    /// Takes a subscription out, keeping the indexes.
+    pub(crate) fn remove(&mut self, key: &SubKey) -> Option<Sub> {
+        let sub = self.by_id.remove(key)?;
+        if sub.package != Package::MessageSummary {
+            for (map, k) in [
+                (&mut self.by_resource, (sub.tenant, sub.resource.clone())),
+                (&mut self.by_owner, (sub.tenant, sub.ext.clone())),
+            ] {
+                if let Some(set) = map.get_mut(&k) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        map.remove(&k);
+                    }
+                }
+            }
+        }
+        Some(sub)
+    }
+
+    /// A subscription.
+    pub(crate) fn get(&self, key: &SubKey) -> Option<&Sub> {
+        self.by_id.get(key)
+    }
+
+    /// `dialog`/`presence` subscriptions held by `ext`.
+    pub(crate) fn owned_by(&self, tenant: i64, ext: &str) -> Vec<SubKey> {
+        self.by_owner
+            .get(&(tenant, ext.to_string()))
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether any `dialog`/`presence` subscription exists.
+    pub(crate) fn any_blf(&self) -> bool {
+        !self.by_resource.is_empty()
+    }
+
     /// Subscriptions in all.
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
@@ -105,8 +191,14 @@ pub struct SubRecord {
     pub tenant: i64,
     /// Extension subscribed to.
     pub ext: String,
-    /// Event package (`message-summary`).
+    /// Event package (`message-summary`, `dialog`, `presence`).
     pub package: String,
+    /// What is watched (empty in records from before `dialog`/`presence`: the extension).
+    #[serde(default)]
+    pub resource: String,
+    /// Last `dialog-info` version sent.
+    #[serde(default)]
+    pub version: u32,
     /// Our To/From name-address.
     pub local: String,
     /// The subscriber's name-address.
@@ -168,6 +260,8 @@ impl Sub {
             tenant: self.tenant,
             ext: self.ext.clone(),
             package: self.package.as_str().to_string(),
+            resource: self.resource.clone(),
+            version: self.version,
             local: d.local.to_string(),
             remote: d.remote.to_string(),
             remote_target: d.remote_target.to_string(),
@@ -206,9 +300,18 @@ impl Sub {
             remote_seq: r.remote_seq,
             secure: false,
         };
+        let resource = if r.resource.is_empty() {
+            r.ext.clone()
+        } else {
+            r.resource.clone()
+        };
         Some(Sub {
             tenant: r.tenant,
             ext: r.ext.clone(),
+            resource,
+            version: r.version.saturating_add(CSEQ_JUMP),
+            last_hash: 0,
+            last_sent: None,
             package: Package::parse(&r.package)?,
             dialog,
             target: Target {
@@ -242,7 +345,7 @@ impl Engine {
     ) {
         let Some(package) = req.headers.event().and_then(|e| Package::parse(&e.value)) else {
             let r = Response::for_request(&req, 489, None)
-                .with_header(HeaderName::AllowEvents, "message-summary");
+                .with_header(HeaderName::AllowEvents, ALLOW_EVENTS);
             return self.respond(txn, r, now);
         };
         let Ok(expires) = granted(&req) else {
@@ -279,12 +382,20 @@ impl Engine {
         ) else {
             return;
         };
-        // One's own account only.
-        let target_user = req.uri.user().unwrap_or_default();
-        if !target_user.is_empty() && target_user != ext.number {
-            let r = Response::for_request(&req, 403, Some("Not your mailbox"));
-            return self.respond(txn, r, now);
-        }
+        let target_user = req.uri.user().unwrap_or_default().to_string();
+        let resource = if package == Package::MessageSummary {
+            // One's own account only.
+            if !target_user.is_empty() && target_user != ext.number {
+                let r = Response::for_request(&req, 403, Some("Not your mailbox"));
+                return self.respond(txn, r, now);
+            }
+            ext.number.clone()
+        } else {
+            match self.blf_admit(&req, tenant, &ext.number, &target_user, source) {
+                Ok(resource) => resource,
+                Err(r) => return self.respond(txn, r, now),
+            }
+        };
         if !req.headers.contains(&HeaderName::Contact) {
             let r = Response::for_request(&req, 400, Some("Missing Contact"));
             return self.respond(txn, r, now);
@@ -309,30 +420,70 @@ impl Engine {
             let mut sub = Sub {
                 tenant,
                 ext: ext.number.clone(),
+                resource,
                 package,
                 dialog,
                 target,
                 expires_at: now.mono,
+                version: 0,
+                last_hash: 0,
+                last_sent: None,
             };
             return self.notify_sub(&mut sub, Some("timeout"), now);
         }
-        let count = self
-            .subs
-            .by_id
-            .values()
-            .filter(|s| s.tenant == tenant && s.ext == ext.number)
-            .count();
+        if package != Package::MessageSummary {
+            // The same key from the same phone again (it restarted): the old one goes.
+            let again: Vec<SubKey> = self
+                .subs
+                .owned_by(tenant, &ext.number)
+                .into_iter()
+                .filter(|k| {
+                    self.subs.get(k).is_some_and(|s| {
+                        s.resource == resource
+                            && s.package == package
+                            && s.target.destination == source
+                    })
+                })
+                .collect();
+            for k in again {
+                self.subs.remove(&k);
+                self.drop_sub(&k);
+            }
+            let max = usize::try_from(self.snap.settings.blf_max_keys).unwrap_or(usize::MAX);
+            if self.subs.owned_by(tenant, &ext.number).len() >= max {
+                info!(peer = %source, extension = %ext.number, max, "BLF subscription refused: too many keys");
+                let r = Response::for_request(&req, 403, Some("Too many subscriptions"));
+                return self.respond(txn, r, now);
+            }
+        }
+        let count = if package == Package::MessageSummary {
+            self.subs
+                .by_id
+                .values()
+                .filter(|s| {
+                    s.tenant == tenant
+                        && s.ext == ext.number
+                        && s.package == Package::MessageSummary
+                })
+                .count()
+        } else {
+            0
+        };
         if count >= MAX_PER_EXTENSION {
             // The oldest goes: a phone that lost its subscriptions should not lock itself out.
             if let Some(k) = self
                 .subs
                 .by_id
                 .iter()
-                .filter(|(_, s)| s.tenant == tenant && s.ext == ext.number)
+                .filter(|(_, s)| {
+                    s.tenant == tenant
+                        && s.ext == ext.number
+                        && s.package == Package::MessageSummary
+                })
                 .min_by_key(|(_, s)| s.expires_at)
                 .map(|(k, _)| k.clone())
             {
-                self.subs.by_id.remove(&k);
+                self.subs.remove(&k);
                 self.drop_sub(&k);
             }
         } else if self.subs.len() >= MAX_SUBSCRIPTIONS {
@@ -348,6 +499,7 @@ impl Engine {
         let mut sub = Sub {
             tenant,
             ext: ext.number.clone(),
+            resource,
             package,
             dialog,
             target: Target {
@@ -356,11 +508,14 @@ impl Engine {
                 local: Some(local),
             },
             expires_at: now.mono + Duration::from_secs(u64::from(expires)),
+            version: 0,
+            last_hash: 0,
+            last_sent: None,
         };
-        info!(peer = %source, extension = %ext.number, event = package.as_str(), expires, "subscribed");
+        info!(peer = %source, extension = %ext.number, resource = %sub.resource, event = package.as_str(), expires, "subscribed");
         self.notify_sub(&mut sub, None, now);
         self.save_sub(&sub, now);
-        self.subs.by_id.insert(key, sub);
+        self.subs.insert(key, sub);
     }
 
     fn refresh_subscription(
@@ -371,11 +526,11 @@ impl Engine {
         expires: u32,
         now: Now,
     ) {
-        let Some(mut sub) = self.subs.by_id.remove(&key) else {
+        let Some(mut sub) = self.subs.remove(&key) else {
             return self.respond(txn, Response::for_request(&req, 481, None), now);
         };
         if sub.dialog.on_request(&req).is_err() {
-            self.subs.by_id.insert(key, sub);
+            self.subs.insert(key, sub);
             let r = Response::for_request(&req, 500, Some("CSeq out of order"));
             return self.respond(txn, r, now);
         }
@@ -391,11 +546,11 @@ impl Engine {
         debug!(extension = %sub.ext, expires, "subscription refreshed");
         self.notify_sub(&mut sub, None, now);
         self.save_sub(&sub, now);
-        self.subs.by_id.insert(key, sub);
+        self.subs.insert(key, sub);
     }
 
     /// NOTIFYs the current state; `terminated` ends the subscription with that reason.
-    fn notify_sub(&mut self, sub: &mut Sub, terminated: Option<&str>, now: Now) {
+    pub(crate) fn notify_sub(&mut self, sub: &mut Sub, terminated: Option<&str>, now: Now) {
         let via = self.our_via(
             sub.target.local.unwrap_or(sub.target.destination),
             sub.target.transport,
@@ -428,6 +583,11 @@ impl Engine {
                 let body = crate::mwi::summary_body(counts.0, counts.1, &account);
                 req.set_body(&ct, bytes::Bytes::from(body));
             }
+            Package::Dialog | Package::Presence => {
+                let body = self.blf_body(sub, now);
+                sub.last_sent = Some(now.mono);
+                req.set_body(&body.0, bytes::Bytes::from(body.1));
+            }
         }
         let owner = match terminated {
             Some(_) => Owner::Mwi,
@@ -455,9 +615,9 @@ impl Engine {
             .map(|(k, _)| k.clone())
             .collect();
         for k in keys {
-            if let Some(mut s) = self.subs.by_id.remove(&k) {
+            if let Some(mut s) = self.subs.remove(&k) {
                 self.notify_sub(&mut s, None, now);
-                self.subs.by_id.insert(k, s);
+                self.subs.insert(k, s);
             }
         }
     }
@@ -472,7 +632,7 @@ impl Engine {
             .map(|(k, _)| k.clone())
             .collect();
         for k in gone {
-            if let Some(mut s) = self.subs.by_id.remove(&k) {
+            if let Some(mut s) = self.subs.remove(&k) {
                 debug!(extension = %s.ext, "subscription expired");
                 self.drop_sub(&k);
                 self.notify_sub(&mut s, Some("timeout"), now);
@@ -482,13 +642,13 @@ impl Engine {
 
     /// The subscriber answered a NOTIFY with 481 (or not at all): the subscription ends.
     pub(crate) fn subscription_gone(&mut self, key: &(String, String), why: &str) {
-        if let Some(s) = self.subs.by_id.remove(key) {
+        if let Some(s) = self.subs.remove(key) {
             info!(extension = %s.ext, %why, "subscription ended by the subscriber");
             self.drop_sub(key);
         }
     }
 
-    fn save_sub(&mut self, sub: &Sub, now: Now) {
+    pub(crate) fn save_sub(&mut self, sub: &Sub, now: Now) {
         let r = sub.record(now);
         self.vm_op(0, crate::vm::VmOp::SaveSub(Box::new(r)));
     }
@@ -510,7 +670,6 @@ impl Engine {
         }
         if let Some(s) = Sub::from_record(r, now) {
             self.subs
-                .by_id
                 .insert((r.call_id.clone(), r.local_tag.clone()), s);
         }
     }

@@ -465,7 +465,11 @@ fn sub_notifies(h: &mut Harness) -> Vec<(String, String)> {
 fn message_summary_subscription_lifecycle() {
     let mut h = setup(false);
     // Unknown package: 489; too short: 423 with Min-Expires.
-    h.recv_raw(&subscribe_text(1, "presence", 600, "", None), CALLER, SEG1);
+    h.recv_raw(
+        &subscribe_text(1, "conference", 600, "", None),
+        CALLER,
+        SEG1,
+    );
     assert_eq!(h.last_response().status, 489);
     h.recv_raw(
         &subscribe_text(2, "message-summary", 10, "", None),

@@ -990,6 +990,16 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "転送先の呼出中に転送される側が聞く音: music(保留音)または silence(無音)",
     ),
     (
+        "set.blf_show_caller",
+        "Whether BLF keys show the other party of a call: show or hide",
+        "BLF キーに通話相手を表示するか: show(表示)または hide(非表示)",
+    ),
+    (
+        "set.blf_max_keys",
+        "Most BLF/presence subscriptions (keys) one extension may hold",
+        "1 内線が持てる BLF/プレゼンス購読(キー)の上限",
+    ),
+    (
         "set.transfer_on_failure",
         "When a transfer target is busy or does not answer after the transferor hung up: callback (ring the transferor again) or hangup",
         "転送元が切断した後に転送先が話中・不応答のとき: callback(転送元を再呼出)または hangup(切断)",

@@ -52,6 +52,8 @@ pub fn label(key: &str) -> &'static str {
         keys::MAIL_FROM => "set.mail_from",
         keys::TRANSFER_ON_FAILURE => "set.transfer_on_failure",
         keys::TRANSFER_TRANSFEREE_HEARS => "set.transfer_transferee_hears",
+        keys::BLF_SHOW_CALLER => "set.blf_show_caller",
+        keys::BLF_MAX_KEYS => "set.blf_max_keys",
         _ => "set.unknown",
     }
 }

@@ -253,6 +253,17 @@ pub fn sipp_user(user: &str, password: &str) -> String {
     testkit::sipp::auth_csv([(user, password)])
 }
 
+/// Registers `user` from a sipp on a fresh port with `register.xml` (binding kept) and returns
+/// the port, so a sipp UAS can then listen there and get the user's calls.
+pub fn sipp_register(d: &Denwa, user: &str, password: &str) -> u16 {
+    let port = testkit::ports::free_port().expect("port");
+    let mut s = testkit::sipp::Sipp::uac("register.xml", &d.sip_addr());
+    s.local_port = Some(port);
+    s.inject_text = Some(sipp_user(user, password));
+    s.run().expect("the user registers");
+    port
+}
+
 /// Writes `freqs` (a known tone sequence, `lead_ms` of silence first) as a WAV of at least
 /// `min_ms` into `dir/name`: what a baresip phone sends.
 pub fn tone_wav(dir: &Path, name: &str, freqs: &[u32], lead_ms: u32, min_ms: u32) -> PathBuf {

@@ -1,0 +1,758 @@
+//! Busy-lamp fields and presence: the `dialog` (RFC 4235, `application/dialog-info+xml`) and
+//! `presence` (RFC 3856, `application/pidf+xml`) event packages of [`crate::subs`].
+//!
+//! A phone subscribes (digest-authenticated as its extension) to a resource of its own tenant:
+//! an extension number (`sip:1001@domain`) or a day/night code (`sip:*281@domain`). Another
+//! tenant's domain gets 403, an unknown resource 404 (both logged with the peer address).
+//!
+//! State comes from one place per kind:
+//! - calls: after every input the engine compares each call's legs with what it saw last
+//!   (a cheap fingerprint per call, the full comparison only when it changed) and marks the
+//!   extensions whose dialogs changed — b2bua legs, hunt/ring-group forks (the extension of
+//!   each ringing fork's contact), picked-up and transferred legs alike;
+//! - registrations, DND, time conditions: marked on a location write or a configuration
+//!   reload, and swept once a second (registrations run out without an input);
+//! - anything else (park slots...): [`Engine::blf_changed`].
+//!
+//! NOTIFY fan-out: watchers are indexed by resource ([`crate::subs::Subs::by_resource`]); the
+//! body of a changed resource is built once per flush and shared by its watchers (only the
+//! `dialog-info` version differs); a subscription gets at most one NOTIFY per [`MIN_GAP`] —
+//! a change inside the gap is sent when the gap ends, with the state of that moment (latest
+//! wins, the final state is never lost); an unchanged state sends nothing.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sip::{Request, Response};
+use tracing::info;
+
+use crate::b2bua::{A_LEG, Call};
+use crate::control::CallState;
+use crate::db::Direction;
+use crate::features::FeatureAction;
+use crate::media::Side;
+use crate::subs::{Package, SubKey};
+use crate::{Engine, Now};
+
+/// Shortest time between two NOTIFYs of one subscription.
+pub const MIN_GAP: Duration = Duration::from_millis(50);
+/// How often registrations, DND and time conditions are looked at without a trigger.
+const SWEEP: Duration = Duration::from_secs(1);
+
+/// One dialog element of a `dialog-info` document.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct DialogEl {
+    id: String,
+    call_id: String,
+    local_tag: String,
+    remote_tag: String,
+    /// Direction: the watched extension placed the call.
+    initiator: bool,
+    state: &'static str,
+    /// The other party: (number, display name).
+    remote: (String, String),
+}
+
+/// A dialog element and the (tenant, resource) it belongs to.
+type Entry = ((i64, String), DialogEl);
+
+/// Bookkeeping of the BLF packages (bounded by the calls and the watched resources).
+#[derive(Debug, Default)]
+pub(crate) struct BlfState {
+    /// Watched resources whose state may have changed since the last flush.
+    dirty: HashSet<(i64, String)>,
+    /// Everything watched is to be looked at in the next flush.
+    sweep_all: bool,
+    last_sweep: Option<Instant>,
+    /// NOTIFYs held back by [`MIN_GAP`]: (when, subscription).
+    due: BTreeSet<(Instant, SubKey)>,
+    due_keys: HashSet<SubKey>,
+    /// Calls as last seen: fingerprint and dialog elements by resource.
+    calls: HashMap<u64, (u64, Vec<Entry>)>,
+    /// Resource -> calls with a dialog element for it.
+    by_res: HashMap<(i64, String), HashSet<u64>>,
+    /// Dialogs that ended since the last flush (sent once as `terminated`).
+    ended: HashMap<(i64, String), Vec<DialogEl>>,
+    /// Calls are being followed (some `dialog`/`presence` subscription exists).
+    tracking: bool,
+    /// Bodies built in this flush: (tenant, resource, package) -> (state hash, body part).
+    bodies: HashMap<(i64, String, Package), (u64, Arc<str>)>,
+}
+
+impl BlfState {
+    /// The earliest held-back NOTIFY.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.due.first().map(|(t, _)| *t)
+    }
+}
+
+fn fingerprint(call: &Call) -> u64 {
+    let mut h = DefaultHasher::new();
+    (call.state == CallState::Up).hash(&mut h);
+    call.callee.hash(&mut h);
+    call.bridge.map(|b| (b.a, b.b)).hash(&mut h);
+    call.rung.len().hash(&mut h);
+    for l in &call.legs {
+        (l.side == Side::A).hash(&mut h);
+        l.final_status.hash(&mut h);
+        l.call_id.hash(&mut h);
+        l.dialog.as_ref().map(|d| &d.id.remote_tag).hash(&mut h);
+    }
+    h.finish()
+}
+
+fn hash_of<T: Hash>(t: &T) -> u64 {
+    let mut h = DefaultHasher::new();
+    t.hash(&mut h);
+    h.finish()
+}
+
+/// XML text escaping (attribute-safe).
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if c.is_control() => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// The `<dialog>` elements of a `dialog-info` document (`show` = the remote party shown).
+pub(crate) fn dialog_elements(els: &[DialogEl], realm: &str, show: bool) -> String {
+    let mut o = String::new();
+    for e in els {
+        o.push_str(&format!(
+            "<dialog id=\"{}\" call-id=\"{}\"",
+            esc(&e.id),
+            esc(&e.call_id)
+        ));
+        if !e.local_tag.is_empty() {
+            o.push_str(&format!(" local-tag=\"{}\"", esc(&e.local_tag)));
+        }
+        if !e.remote_tag.is_empty() {
+            o.push_str(&format!(" remote-tag=\"{}\"", esc(&e.remote_tag)));
+        }
+        o.push_str(&format!(
+            " direction=\"{}\"><state>{}</state>",
+            if e.initiator {
+                "initiator"
+            } else {
+                "recipient"
+            },
+            e.state
+        ));
+        if show && !e.remote.0.is_empty() {
+            let uri = esc(&format!("sip:{}@{realm}", e.remote.0));
+            let display = if e.remote.1.is_empty() {
+                String::new()
+            } else {
+                format!(" display=\"{}\"", esc(&e.remote.1))
+            };
+            o.push_str(&format!(
+                "<remote><identity{display}>{uri}</identity><target uri=\"{uri}\"/></remote>"
+            ));
+        }
+        o.push_str("</dialog>");
+    }
+    o
+}
+
+/// A whole `dialog-info` document (`state="full"`).
+pub(crate) fn dialog_info(version: u32, entity: &str, elements: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\" version=\"{version}\" state=\"full\" entity=\"{}\">{elements}</dialog-info>\r\n",
+        esc(entity)
+    )
+}
+
+/// Presence of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Presence {
+    open: bool,
+    /// RPID activity (`on-the-phone`, `busy`).
+    activity: Option<&'static str>,
+    note: &'static str,
+}
+
+/// A PIDF document (RFC 3863, with RPID activities, RFC 4480).
+pub(crate) fn pidf(entity: &str, p: &Presence) -> String {
+    let person = match p.activity {
+        Some(a) => format!(
+            "<dm:person id=\"p1\"><rpid:activities><rpid:{a}/></rpid:activities><dm:note>{}</dm:note></dm:person>",
+            p.note
+        ),
+        None => format!(
+            "<dm:person id=\"p1\"><dm:note>{}</dm:note></dm:person>",
+            p.note
+        ),
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" xmlns:dm=\"urn:ietf:params:xml:ns:pidf:data-model\" xmlns:rpid=\"urn:ietf:params:xml:ns:pidf:rpid\" entity=\"{}\"><tuple id=\"t1\"><status><basic>{}</basic></status><note>{}</note></tuple>{person}</presence>\r\n",
+        esc(entity),
+        if p.open { "open" } else { "closed" },
+        p.note
+    )
+}
+
+/// Whether an input may change a call: answers to NOTIFYs and SUBSCRIBEs (the bulk of a BLF
+/// load) cannot, and skip the scan of the calls.
+pub(crate) fn may_move_calls(input: &crate::Input) -> bool {
+    let crate::Input::Receive(r) = input else {
+        return true;
+    };
+    match &r.message {
+        sip::Message::Response(resp) => resp.cseq().is_none_or(|c| c.method != sip::Method::Notify),
+        sip::Message::Request(req) => req.method != sip::Method::Subscribe,
+    }
+}
+
+/// The user part of an AOR (`sip:1001@x` -> `1001`).
+fn aor_user(aor: &str) -> Option<&str> {
+    let user = aor.trim_start_matches("sip:").trim_start_matches("sips:");
+    user.split('@').next().filter(|u| !u.is_empty())
+}
+
+impl Engine {
+    /// A watched resource's state changed (a park slot filled, ...): its watchers get a NOTIFY
+    /// in this input's flush. Cheap when nobody watches it. `resource` is what phones
+    /// subscribe to (the user part of the URI: `1001`, `*281`, a park slot's number).
+    pub fn blf_changed(&mut self, tenant: i64, resource: &str) {
+        let key = (tenant, resource.to_string());
+        if self.subs.by_resource.contains_key(&key) {
+            self.subs.blf.dirty.insert(key);
+        }
+    }
+
+    /// Registrations, DND or time conditions may have changed: look at everything watched.
+    pub(crate) fn blf_sweep_soon(&mut self) {
+        self.subs.blf.sweep_all = true;
+    }
+
+    /// Whether a subscriber of `tenant` may watch `resource`; `Ok(resource)` or the refusal.
+    pub(crate) fn blf_admit(
+        &mut self,
+        req: &Request,
+        tenant: i64,
+        subscriber: &str,
+        resource: &str,
+        source: SocketAddr,
+    ) -> Result<String, Response> {
+        let domain = crate::registrar::uri_domain(&req.uri).unwrap_or_default();
+        if let Some(t) = self.snap.tenants.for_domain(&domain)
+            && t != tenant
+        {
+            info!(peer = %source, extension = %subscriber, %domain, "BLF subscription refused: another tenant's resource");
+            return Err(Response::for_request(req, 403, Some("Not your tenant")));
+        }
+        if resource.is_empty() || !self.blf_known(tenant, resource) {
+            info!(peer = %source, extension = %subscriber, %resource, "BLF subscription refused: unknown resource");
+            return Err(Response::for_request(req, 404, Some("Unknown resource")));
+        }
+        Ok(resource.to_string())
+    }
+
+    fn blf_known(&self, tenant: i64, resource: &str) -> bool {
+        self.snap
+            .extensions
+            .contains_key(&(tenant, resource.to_string()))
+            || self.blf_timecond(tenant, resource).is_some()
+    }
+
+    /// The time condition a day/night code resource (`*28N`) names.
+    fn blf_timecond(&self, tenant: i64, resource: &str) -> Option<&crate::timecond::TimeCond> {
+        let codes = &self.snap.codes;
+        let f = codes.table(tenant).recognise(resource)?;
+        if f.action != FeatureAction::DayNight {
+            return None;
+        }
+        let index = f.arg.parse::<u8>().ok()?;
+        codes.timecond_by_index(tenant, index)
+    }
+
+    /// Whether a day/night resource shows night (closed) now.
+    fn blf_night(&self, tenant: i64, resource: &str, now: Now) -> Option<bool> {
+        let tc = self.blf_timecond(tenant, resource)?;
+        let codes = &self.snap.codes;
+        let cal = codes.calendars.get(&tenant).cloned().unwrap_or_default();
+        Some(
+            !tc.state(codes.clock(now.wall), codes.timezone(tenant), &cal)
+                .open,
+        )
+    }
+
+    /// The dialog elements of one call, by extension.
+    fn blf_call_entries(&self, call: &Call) -> Vec<Entry> {
+        let t = call.tenant_id;
+        let is_ext = |n: &str| self.snap.extensions.contains_key(&(t, n.to_string()));
+        let up = call.state == CallState::Up;
+        let mut out: Vec<Entry> = Vec::new();
+        if call.route.direction != Direction::Inbound && is_ext(&call.caller) {
+            let a = &call.legs[A_LEG];
+            let early = call
+                .legs
+                .iter()
+                .any(|l| l.side == Side::B && l.dialog.is_some());
+            let (local_tag, remote_tag) = match &a.dialog {
+                Some(d) => (d.id.remote_tag.clone(), d.id.local_tag.clone()),
+                None => (String::new(), a.tag.clone()),
+            };
+            out.push((
+                (t, call.caller.clone()),
+                DialogEl {
+                    id: format!("{}-0", call.id),
+                    call_id: a.call_id.clone(),
+                    local_tag,
+                    remote_tag,
+                    initiator: true,
+                    state: if up {
+                        "confirmed"
+                    } else if early {
+                        "early"
+                    } else {
+                        "trying"
+                    },
+                    remote: (call.callee.clone(), String::new()),
+                },
+            ));
+        }
+        if call.route.direction != Direction::Outbound {
+            for (i, l) in call.legs.iter().enumerate() {
+                if l.side != Side::B || l.trunk.is_some() {
+                    continue;
+                }
+                let answered = call.bridge.is_some_and(|b| b.a == i || b.b == i);
+                let ringing = !up && l.final_status.is_none();
+                if !answered && !ringing {
+                    continue;
+                }
+                let ext = call
+                    .rung
+                    .iter()
+                    .find(|b| b.received == l.target.destination)
+                    .and_then(|b| aor_user(&b.aor))
+                    .unwrap_or(call.callee.as_str());
+                if !is_ext(ext) || out.iter().any(|((_, e), d)| e == ext && !d.initiator) {
+                    continue;
+                }
+                let (local_tag, remote_tag) = match &l.dialog {
+                    Some(d) => (d.id.remote_tag.clone(), d.id.local_tag.clone()),
+                    None => (String::new(), l.tag.clone()),
+                };
+                out.push((
+                    (t, ext.to_string()),
+                    DialogEl {
+                        id: format!("{}-{i}", call.id),
+                        call_id: l.call_id.clone(),
+                        local_tag,
+                        remote_tag,
+                        initiator: false,
+                        // Ringing once its phone said so (a 1xx with a tag); before that, trying.
+                        state: if answered {
+                            "confirmed"
+                        } else if l.dialog.is_some() {
+                            "early"
+                        } else {
+                            "trying"
+                        },
+                        remote: (call.caller.clone(), call.caller_name.clone()),
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    /// Compares the calls with what was seen last and marks the watched resources that changed.
+    fn blf_scan_calls(&mut self) {
+        let mut changed: Vec<u64> = Vec::new();
+        for (id, call) in &self.b2bua.calls {
+            let fp = fingerprint(call);
+            if self.subs.blf.calls.get(id).map(|c| c.0) != Some(fp) {
+                changed.push(*id);
+            }
+        }
+        let gone: Vec<u64> = self
+            .subs
+            .blf
+            .calls
+            .keys()
+            .filter(|id| !self.b2bua.contains(**id))
+            .copied()
+            .collect();
+        for id in changed {
+            let Some(call) = self.b2bua.get(id) else {
+                continue;
+            };
+            let fp = fingerprint(call);
+            let entries = self.blf_call_entries(call);
+            let old = self
+                .subs
+                .blf
+                .calls
+                .insert(id, (fp, entries.clone()))
+                .map(|c| c.1)
+                .unwrap_or_default();
+            if old == entries {
+                continue;
+            }
+            for (res, _) in &old {
+                self.blf_unindex(res, id);
+            }
+            for (res, _) in &entries {
+                self.subs
+                    .blf
+                    .by_res
+                    .entry(res.clone())
+                    .or_default()
+                    .insert(id);
+            }
+            for (res, el) in old {
+                if !entries.iter().any(|(r, e)| *r == res && e.id == el.id) {
+                    self.blf_ended(res, el);
+                } else {
+                    self.blf_changed(res.0, &res.1);
+                }
+            }
+            for (res, _) in entries {
+                self.blf_changed(res.0, &res.1);
+            }
+        }
+        for id in gone {
+            if let Some((_, old)) = self.subs.blf.calls.remove(&id) {
+                for (res, el) in old {
+                    self.blf_unindex(&res, id);
+                    self.blf_ended(res, el);
+                }
+            }
+        }
+    }
+
+    fn blf_unindex(&mut self, res: &(i64, String), id: u64) {
+        if let Some(set) = self.subs.blf.by_res.get_mut(res) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.subs.blf.by_res.remove(res);
+            }
+        }
+    }
+
+    /// A dialog of a watched resource ended: shown once as terminated.
+    fn blf_ended(&mut self, res: (i64, String), mut el: DialogEl) {
+        if !self.subs.by_resource.contains_key(&res) {
+            return;
+        }
+        el.state = "terminated";
+        self.subs.blf.dirty.insert(res.clone());
+        self.subs.blf.ended.entry(res).or_default().push(el);
+    }
+
+    /// The live dialog elements of a resource (and those ended since the last flush).
+    fn blf_dialogs(&self, tenant: i64, resource: &str, now: Now) -> (Vec<DialogEl>, usize) {
+        let key = (tenant, resource.to_string());
+        if let Some(night) = self.blf_night(tenant, resource, now) {
+            let el = DialogEl {
+                id: "daynight".into(),
+                call_id: format!("daynight-{resource}"),
+                local_tag: String::new(),
+                remote_tag: String::new(),
+                initiator: false,
+                state: if night { "confirmed" } else { "terminated" },
+                remote: (String::new(), String::new()),
+            };
+            return (vec![el], 1);
+        }
+        let mut ids: Vec<u64> = self
+            .subs
+            .blf
+            .by_res
+            .get(&key)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        let mut els: Vec<DialogEl> = ids
+            .iter()
+            .filter_map(|id| self.subs.blf.calls.get(id))
+            .flat_map(|(_, v)| v.iter().filter(|(r, _)| *r == key).map(|(_, e)| e.clone()))
+            .collect();
+        let live = els.len();
+        if let Some(ended) = self.subs.blf.ended.get(&key) {
+            els.extend(ended.iter().cloned());
+        }
+        (els, live)
+    }
+
+    /// The presence of a resource now.
+    fn blf_presence(&self, tenant: i64, resource: &str, now: Now) -> Presence {
+        if let Some(night) = self.blf_night(tenant, resource, now) {
+            return Presence {
+                open: !night,
+                activity: None,
+                note: if night { "Night" } else { "Day" },
+            };
+        }
+        let Some(e) = self.snap.extensions.get(&(tenant, resource.to_string())) else {
+            return Presence {
+                open: false,
+                activity: None,
+                note: "Unknown",
+            };
+        };
+        let registered = self
+            .usrloc
+            .get(e.id)
+            .iter()
+            .any(|b| b.expires_at > now.wall);
+        let dnd = self
+            .snap
+            .apps
+            .hunt
+            .forwarding
+            .get(&e.id)
+            .is_some_and(|f| f.dnd);
+        let on_phone = self
+            .subs
+            .blf
+            .by_res
+            .get(&(tenant, resource.to_string()))
+            .is_some_and(|s| !s.is_empty());
+        match (registered, dnd, on_phone) {
+            (false, _, _) => Presence {
+                open: false,
+                activity: None,
+                note: "Offline",
+            },
+            (true, true, _) => Presence {
+                open: false,
+                activity: Some("busy"),
+                note: "Do not disturb",
+            },
+            (true, false, true) => Presence {
+                open: true,
+                activity: Some("on-the-phone"),
+                note: "On the phone",
+            },
+            (true, false, false) => Presence {
+                open: true,
+                activity: None,
+                note: "Available",
+            },
+        }
+    }
+
+    /// The state part of a resource's body for `package` and its hash (built once per flush).
+    fn blf_part(
+        &mut self,
+        tenant: i64,
+        resource: &str,
+        package: Package,
+        now: Now,
+    ) -> (u64, Arc<str>) {
+        let key = (tenant, resource.to_string(), package);
+        if let Some(b) = self.subs.blf.bodies.get(&key) {
+            return b.clone();
+        }
+        let realm = self
+            .snap
+            .tenants
+            .realms
+            .get(&tenant)
+            .cloned()
+            .unwrap_or_default();
+        let entity = format!("sip:{resource}@{realm}");
+        let b: (u64, Arc<str>) = match package {
+            Package::Presence => {
+                let p = self.blf_presence(tenant, resource, now);
+                (hash_of(&p), pidf(&entity, &p).into())
+            }
+            _ => {
+                let (els, live) = self.blf_dialogs(tenant, resource, now);
+                let show = self.snap.settings.blf_show_caller;
+                (
+                    hash_of(&(&els[..live], show)),
+                    dialog_elements(&els, &realm, show).into(),
+                )
+            }
+        };
+        self.subs.blf.bodies.insert(key, b.clone());
+        b
+    }
+
+    /// The NOTIFY body of a `dialog`/`presence` subscription (its version moves on).
+    pub(crate) fn blf_body(
+        &mut self,
+        sub: &mut crate::subs::Sub,
+        now: Now,
+    ) -> (sip::MediaType, String) {
+        if !self.subs.blf.tracking {
+            // The first BLF subscription: learn the calls in progress before answering it.
+            self.subs.blf.tracking = true;
+            self.blf_scan_calls();
+        }
+        let (hash, part) = self.blf_part(sub.tenant, &sub.resource.clone(), sub.package, now);
+        sub.last_hash = hash;
+        let media = |sub: &str| sip::MediaType {
+            mtype: "application".into(),
+            subtype: sub.into(),
+            params: sip::Params(Vec::new()),
+        };
+        match sub.package {
+            Package::Presence => (media("pidf+xml"), part.to_string()),
+            _ => {
+                sub.version = sub.version.wrapping_add(1);
+                let entity = crate::subs::sip_account(&self.snap, sub.tenant, &sub.resource);
+                (
+                    media("dialog-info+xml"),
+                    dialog_info(sub.version, &entity, &part),
+                )
+            }
+        }
+    }
+
+    /// Sends what changed: called after every input; `calls_moved` is false for inputs that
+    /// cannot change a call (answers to our NOTIFYs, SUBSCRIBEs), which skip the call scan.
+    pub(crate) fn blf_flush(&mut self, now: Now, calls_moved: bool) {
+        if !self.subs.any_blf() {
+            if self.subs.blf.tracking {
+                let blf = &mut self.subs.blf;
+                blf.tracking = false;
+                blf.calls.clear();
+                blf.by_res.clear();
+                blf.ended.clear();
+                blf.dirty.clear();
+                blf.due.clear();
+                blf.due_keys.clear();
+            }
+            return;
+        }
+        self.subs.blf.bodies.clear();
+        if calls_moved || !self.subs.blf.tracking {
+            self.subs.blf.tracking = true;
+            self.blf_scan_calls();
+        }
+        let sweep = self.subs.blf.sweep_all
+            || self
+                .subs
+                .blf
+                .last_sweep
+                .is_none_or(|t| now.mono.saturating_duration_since(t) >= SWEEP);
+        if sweep {
+            self.subs.blf.sweep_all = false;
+            self.subs.blf.last_sweep = Some(now.mono);
+            let all: Vec<(i64, String)> = self.subs.by_resource.keys().cloned().collect();
+            self.subs.blf.dirty.extend(all);
+        }
+        let dirty: Vec<(i64, String)> = self.subs.blf.dirty.drain().collect();
+        for res in dirty {
+            let keys: Vec<SubKey> = self
+                .subs
+                .by_resource
+                .get(&res)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            for k in keys {
+                self.blf_schedule(k, now);
+            }
+        }
+        while let Some((t, _)) = self.subs.blf.due.first()
+            && *t <= now.mono
+        {
+            let Some((_, k)) = self.subs.blf.due.pop_first() else {
+                break;
+            };
+            self.subs.blf.due_keys.remove(&k);
+            self.blf_send(k, now);
+        }
+        self.subs.blf.ended.clear();
+        self.subs.blf.bodies.clear();
+    }
+
+    /// A watcher's resource changed: NOTIFY now, or when its gap ends.
+    fn blf_schedule(&mut self, k: SubKey, now: Now) {
+        if self.subs.blf.due_keys.contains(&k) {
+            return;
+        }
+        let Some(s) = self.subs.get(&k) else {
+            return;
+        };
+        match s.last_sent.map(|t| t + MIN_GAP) {
+            Some(at) if at > now.mono => {
+                self.subs.blf.due.insert((at, k.clone()));
+                self.subs.blf.due_keys.insert(k);
+            }
+            _ => self.blf_send(k, now),
+        }
+    }
+
+    /// NOTIFYs a watcher the current state, unless it has it already.
+    fn blf_send(&mut self, k: SubKey, now: Now) {
+        let Some(s) = self.subs.get(&k) else {
+            return;
+        };
+        let (tenant, resource, package, last) =
+            (s.tenant, s.resource.clone(), s.package, s.last_hash);
+        let (hash, _) = self.blf_part(tenant, &resource, package, now);
+        let ended = package == Package::Dialog
+            && self
+                .subs
+                .blf
+                .ended
+                .contains_key(&(tenant, resource.clone()));
+        if hash == last && !ended {
+            return;
+        }
+        if let Some(mut s) = self.subs.remove(&k) {
+            self.notify_sub(&mut s, None, now);
+            self.subs.insert(k, s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialog_info_escapes_and_names_the_dialog() {
+        let el = DialogEl {
+            id: "7-1".into(),
+            call_id: "c@h".into(),
+            local_tag: "lt".into(),
+            remote_tag: "rt".into(),
+            initiator: false,
+            state: "early",
+            remote: ("1002".into(), "A <&> B".into()),
+        };
+        let inner = dialog_elements(std::slice::from_ref(&el), "ex.com", true);
+        assert!(inner.contains(
+            "<dialog id=\"7-1\" call-id=\"c@h\" local-tag=\"lt\" remote-tag=\"rt\" direction=\"recipient\"><state>early</state>"
+        ));
+        assert!(inner.contains("display=\"A &lt;&amp;&gt; B\">sip:1002@ex.com</identity>"));
+        assert!(!dialog_elements(&[el], "ex.com", false).contains("<remote>"));
+        let doc = dialog_info(3, "sip:1001@ex.com", "");
+        assert!(doc.contains("version=\"3\" state=\"full\" entity=\"sip:1001@ex.com\""));
+    }
+
+    #[test]
+    fn pidf_busy_when_dnd() {
+        let p = Presence {
+            open: false,
+            activity: Some("busy"),
+            note: "Do not disturb",
+        };
+        let d = pidf("sip:1001@ex.com", &p);
+        assert!(d.contains("<basic>closed</basic>"));
+        assert!(d.contains("<rpid:busy/>"));
+        assert!(d.contains("Do not disturb"));
+    }
+}
