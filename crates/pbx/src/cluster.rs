@@ -117,6 +117,10 @@ pub struct ClusterConfig {
     /// Hold-down after a role change override, ms (10000).
     #[serde(default)]
     pub hold_down_ms: Option<u64>,
+    /// This node's own PostgreSQL, replicated with the peer's (`crate::cluster_pg`). Without it
+    /// both nodes share one PostgreSQL (promotion and replication are no-ops).
+    #[serde(default)]
+    pub postgres: Option<crate::cluster_pg::PgPairConfig>,
 }
 
 /// Why a cluster file cannot be used.
@@ -285,6 +289,9 @@ impl ClusterConfig {
             && f.first().is_none_or(|p| p.trim().is_empty())
         {
             return bad("fence_command must name a program (argv list)".into());
+        }
+        if let Some(pg) = &self.postgres {
+            pg.validate().map_err(ClusterConfigError::Invalid)?;
         }
         self.ha_config(0)
             .validate()
