@@ -336,6 +336,8 @@ enum In {
     Probe {
         db_ok: bool,
         sip_bound: bool,
+        /// This node's own PostgreSQL (`[postgres]` configured), measured.
+        db: Option<DbHealth>,
     },
     Switchover(oneshot::Sender<Result<(), String>>),
     /// Time for the second announcement of the take with this generation.
@@ -509,7 +511,27 @@ impl Cluster {
             store: store.clone(),
             tx: tx.clone(),
         };
-        tokio::spawn(probe_task(pbx, store, tx.clone()));
+        let pg = match &cfg.postgres {
+            Some(p) => {
+                let node = crate::cluster_pg::PgNode::new(p.clone())?;
+                let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let ops = crate::cluster_pg::spawn_worker(node.clone(), Arc::clone(&busy));
+                Some(PgWire {
+                    node,
+                    ops,
+                    busy,
+                    health: None,
+                    watch: crate::cluster_pg::ReattachWatch::default(),
+                })
+            }
+            None => None,
+        };
+        tokio::spawn(probe_task(
+            pbx,
+            store,
+            pg.as_ref().map(|p| p.node.clone()),
+            tx.clone(),
+        ));
         let d = Driver {
             node,
             key,
@@ -524,6 +546,7 @@ impl Cluster {
             events: VecDeque::with_capacity(EVENT_HISTORY),
             report: Arc::clone(&report),
             send_errors: 0,
+            pg,
         };
         tokio::spawn(d.run(rx));
         Ok(Cluster {
@@ -670,6 +693,26 @@ struct Driver {
     events: VecDeque<EventRecord>,
     report: Arc<Mutex<ClusterReport>>,
     send_errors: u64,
+    /// This node's own PostgreSQL, when `[postgres]` is configured.
+    pg: Option<PgWire>,
+}
+
+/// The driver's side of `crate::cluster_pg`.
+struct PgWire {
+    node: crate::cluster_pg::PgNode,
+    ops: mpsc::Sender<crate::cluster_pg::DbOp>,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    /// Last measured.
+    health: Option<DbHealth>,
+    watch: crate::cluster_pg::ReattachWatch,
+}
+
+impl PgWire {
+    fn send(&self, op: crate::cluster_pg::DbOp) {
+        if let Err(e) = self.ops.try_send(op) {
+            tracing::error!(?op, error = %e, "cluster: PostgreSQL operation not queued");
+        }
+    }
 }
 
 impl Driver {
@@ -684,8 +727,11 @@ impl Driver {
             tokio::select! {
                 m = rx.recv() => match m {
                     Some(In::Node(i)) => self.node.handle_input(i, Instant::now()),
-                    Some(In::Probe { db_ok, sip_bound }) => {
+                    Some(In::Probe { db_ok, sip_bound, db }) => {
                         self.probe = (db_ok, sip_bound);
+                        if let Some(p) = &mut self.pg {
+                            p.health = db;
+                        }
                         self.feed_health();
                         // Checked after the input, which re-checks the authority first.
                         if self.node.serving(Instant::now()) {
@@ -716,7 +762,23 @@ impl Driver {
         let now = Instant::now();
         let (db_ok, sip_bound) = self.probe;
         let st = self.node.status(now);
-        let db = shared_db_health(db_ok, st.role, st.peer_role);
+        let db = match &mut self.pg {
+            // The store answering is not required: on a node whose database is being
+            // re-attached it may not, and the role machine wants the database's own state.
+            Some(p) => {
+                let db = p.health.unwrap_or(DbHealth::Down);
+                let busy = p.busy.load(std::sync::atomic::Ordering::SeqCst);
+                if p.watch.observe(now, st.role, st.peer_role, db, busy) {
+                    tracing::warn!(
+                        ?db,
+                        "cluster: the peer is active and this database does not stream from it: re-attaching"
+                    );
+                    p.send(crate::cluster_pg::DbOp::Reattach);
+                }
+                db
+            }
+            None => shared_db_health(db_ok, st.role, st.peer_role),
+        };
         self.node.handle_input(
             Input::Health(LocalHealth {
                 db,
@@ -788,11 +850,27 @@ impl Driver {
                 true
             }
             Output::PromoteDb { epoch } => {
-                tracing::info!(%epoch, "cluster: database writable here (shared PostgreSQL: nothing to promote)");
+                match &self.pg {
+                    Some(p) => {
+                        tracing::info!(%epoch, "cluster: promoting this node's PostgreSQL");
+                        p.send(crate::cluster_pg::DbOp::Promote);
+                    }
+                    None => {
+                        tracing::info!(%epoch, "cluster: database writable here (shared PostgreSQL: nothing to promote)");
+                    }
+                }
                 false
             }
             Output::DemoteDb { epoch } => {
-                tracing::info!(%epoch, "cluster: stop writing (shared PostgreSQL: nothing to re-attach)");
+                match &self.pg {
+                    Some(p) => {
+                        tracing::info!(%epoch, "cluster: re-attaching this node's PostgreSQL as the peer's standby");
+                        p.send(crate::cluster_pg::DbOp::Reattach);
+                    }
+                    None => {
+                        tracing::info!(%epoch, "cluster: stop writing (shared PostgreSQL: nothing to re-attach)");
+                    }
+                }
                 false
             }
             Output::Epoch { epoch } => {
@@ -800,10 +878,13 @@ impl Driver {
                 false
             }
             Output::SetSyncReplication { on } => {
-                tracing::debug!(
-                    on,
-                    "cluster: synchronous replication (shared PostgreSQL: no-op)"
-                );
+                match &self.pg {
+                    Some(p) => p.send(crate::cluster_pg::DbOp::Sync(on)),
+                    None => tracing::debug!(
+                        on,
+                        "cluster: synchronous replication (shared PostgreSQL: no-op)"
+                    ),
+                }
                 false
             }
             Output::StopNewWork => {
@@ -1043,7 +1124,12 @@ async fn run_fence(
 }
 
 /// Measures local health every second: the store answers, the SIP core runs.
-async fn probe_task(pbx: Pbx, store: store::Store, tx: mpsc::Sender<In>) {
+async fn probe_task(
+    pbx: Pbx,
+    store: store::Store,
+    pg: Option<crate::cluster_pg::PgNode>,
+    tx: mpsc::Sender<In>,
+) {
     let mut tick = tokio::time::interval(HEALTH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -1053,7 +1139,26 @@ async fn probe_task(pbx: Pbx, store: store::Store, tx: mpsc::Sender<In>) {
             Ok(Ok(_))
         );
         let sip_bound = pbx.core_alive();
-        if tx.send(In::Probe { db_ok, sip_bound }).await.is_err() {
+        let db = match &pg {
+            Some(n) => {
+                let n = n.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || n.health())
+                        .await
+                        .unwrap_or(DbHealth::Down),
+                )
+            }
+            None => None,
+        };
+        if tx
+            .send(In::Probe {
+                db_ok,
+                sip_bound,
+                db,
+            })
+            .await
+            .is_err()
+        {
             return;
         }
     }

@@ -348,12 +348,17 @@ impl PgNode {
 
     /// Runs SQL on the local server over its socket as the superuser; stdout, trimmed.
     pub fn psql(&self, sql: &str) -> Result<String> {
+        self.psql_db("postgres", sql)
+    }
+
+    /// Like [`PgNode::psql`], in database `db`.
+    pub fn psql_db(&self, db: &str, sql: &str) -> Result<String> {
         let mut c = self.tool("psql");
         c.arg("-h")
             .arg(&self.cfg.run_dir)
             .arg("-p")
             .arg(self.cfg.port.to_string())
-            .args(["-U", &self.cfg.os_user, "-d", "postgres", "-X", "-A", "-t"])
+            .args(["-U", &self.cfg.os_user, "-d", db, "-X", "-A", "-t"])
             .args(["-v", "ON_ERROR_STOP=1", "-c", sql]);
         self.run(c, "psql")
     }
@@ -774,6 +779,129 @@ pub fn parse_health(s: &str) -> Option<DbHealth> {
     }
 }
 
+/// How long a node must see the peer Active while its own database is not streaming from it
+/// (or is still a primary) before it re-attaches by itself.
+pub const REATTACH_AFTER: Duration = Duration::from_secs(5);
+/// Least time between two automatic re-attach attempts.
+pub const REATTACH_RETRY: Duration = Duration::from_secs(30);
+/// How long a re-attach waits for the peer to be a primary.
+pub const PEER_PRIMARY_WAIT: Duration = Duration::from_secs(60);
+
+/// Decides when a node that is not Active must re-attach its PostgreSQL to the Active peer on
+/// its own (sans-IO, `now` in): after a restart with the data of an old primary, or when a
+/// standby stopped streaming (its history diverged, or an earlier re-attach failed). The role
+/// machine only asks for a re-attach when a node leaves Active (`DemoteDb`).
+#[derive(Debug, Default)]
+pub struct ReattachWatch {
+    bad_since: Option<Instant>,
+    last_try: Option<Instant>,
+}
+
+impl ReattachWatch {
+    /// Feeds one health observation; true when a re-attach should start now.
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        role: ha::Role,
+        peer_role: Option<ha::Role>,
+        db: DbHealth,
+        busy: bool,
+    ) -> bool {
+        let bad = !busy
+            && role != ha::Role::Active
+            && peer_role == Some(ha::Role::Active)
+            && matches!(
+                db,
+                DbHealth::Primary { .. }
+                    | DbHealth::Replica {
+                        streaming: false,
+                        ..
+                    }
+            );
+        if !bad {
+            self.bad_since = None;
+            return false;
+        }
+        let since = *self.bad_since.get_or_insert(now);
+        if now.duration_since(since) < REATTACH_AFTER {
+            return false;
+        }
+        if self
+            .last_try
+            .is_some_and(|t| now.duration_since(t) < REATTACH_RETRY)
+        {
+            return false;
+        }
+        self.last_try = Some(now);
+        true
+    }
+}
+
+/// What the database worker does, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbOp {
+    /// `PromoteDb`.
+    Promote,
+    /// `DemoteDb`, or an automatic re-attach ([`ReattachWatch`]).
+    Reattach,
+    /// `SetSyncReplication`.
+    Sync(bool),
+}
+
+/// Runs [`DbOp`]s one after another on blocking threads (a promotion must finish before the
+/// synchronous replication that follows it is set). `busy` is true while one runs.
+pub fn spawn_worker(
+    node: PgNode,
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::sync::mpsc::Sender<DbOp> {
+    use std::sync::atomic::Ordering;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<DbOp>(16);
+    tokio::spawn(async move {
+        while let Some(op) = rx.recv().await {
+            busy.store(true, Ordering::SeqCst);
+            let n = node.clone();
+            let t0 = Instant::now();
+            let r = tokio::task::spawn_blocking(move || match op {
+                DbOp::Promote => n.promote().map(|()| "promoted: writable".to_string()),
+                DbOp::Reattach => n
+                    .reattach(PEER_PRIMARY_WAIT)
+                    .map(|h| format!("re-attached as the peer's standby ({h:?})")),
+                DbOp::Sync(on) => n
+                    .set_sync(on)
+                    .map(|()| format!("synchronous replication {}", if on { "on" } else { "off" })),
+            })
+            .await;
+            busy.store(false, Ordering::SeqCst);
+            let ms = t0.elapsed().as_millis() as u64;
+            match r {
+                Ok(Ok(what)) => tracing::info!(?op, ms, "cluster: PostgreSQL {what}"),
+                Ok(Err(e)) => {
+                    tracing::error!(?op, ms, error = %format!("{e:#}"), "cluster: PostgreSQL operation failed")
+                }
+                Err(e) => tracing::error!(?op, error = %e, "cluster: PostgreSQL worker panicked"),
+            }
+        }
+    });
+    tx
+}
+
+/// For `denwa serve --cluster` before the store opens: makes sure this node's PostgreSQL runs.
+/// A stopped server starts read-only — as a standby of the peer — whatever it was before; only
+/// a promotion makes it writable again.
+pub fn ensure_started(node: &PgNode) -> Result<()> {
+    if node.running() {
+        return Ok(());
+    }
+    if node.data_empty() {
+        bail!(
+            "{} is empty: initialise this node's PostgreSQL with `denwa cluster init-db --config FILE`",
+            node.cfg.data_dir.display()
+        );
+    }
+    node.write_standby_conf()?;
+    node.start()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,7 +939,8 @@ mod tests {
 
     #[test]
     fn bad_sections_are_refused_naming_the_field() {
-        let cases: Vec<(fn(&mut PgPairConfig), &str)> = vec![
+        type Case = (fn(&mut PgPairConfig), &'static str);
+        let cases: Vec<Case> = vec![
             (|c| c.data_dir = "relative/pg".into(), "postgres.data_dir"),
             (|c| c.run_dir = "/run/it's".into(), "postgres.run_dir"),
             (
@@ -880,5 +1009,50 @@ mod tests {
     fn conf_and_pgpass_quoting() {
         assert_eq!(conf_quote("a'b"), "'a''b'");
         assert_eq!(pgpass_field("a:b\\c"), "a\\:b\\\\c");
+    }
+
+    #[test]
+    fn reattach_watch_waits_then_retries_slowly() {
+        use ha::Role;
+        let t0 = Instant::now();
+        let s = |ms: u64| t0 + Duration::from_millis(ms);
+        let stale = DbHealth::Replica {
+            streaming: false,
+            lag_bytes: 0,
+        };
+        let mut w = ReattachWatch::default();
+        let peer = Some(Role::Active);
+        assert!(!w.observe(s(0), Role::Standby, peer, stale, false));
+        assert!(!w.observe(s(4_999), Role::Standby, peer, stale, false));
+        assert!(w.observe(s(5_000), Role::Standby, peer, stale, false));
+        assert!(
+            !w.observe(s(6_000), Role::Standby, peer, stale, false),
+            "not again at once"
+        );
+        assert!(
+            w.observe(s(35_000), Role::Standby, peer, stale, false),
+            "retried later"
+        );
+        // Healthy streaming, an Active node, a peer not Active, or a busy worker: never.
+        let mut w = ReattachWatch::default();
+        let good = DbHealth::Replica {
+            streaming: true,
+            lag_bytes: 0,
+        };
+        let primary = DbHealth::Primary {
+            standby_streaming: false,
+            lag_bytes: 0,
+        };
+        for ms in (0..60_000).step_by(1_000) {
+            assert!(!w.observe(s(ms), Role::Standby, peer, good, false));
+            assert!(!w.observe(s(ms), Role::Active, peer, primary, false));
+            assert!(!w.observe(s(ms), Role::Standby, Some(Role::Standby), stale, false));
+            assert!(!w.observe(s(ms), Role::Standby, None, primary, false));
+            assert!(!w.observe(s(ms), Role::Fenced, peer, primary, true));
+        }
+        // An old primary beside an Active peer re-attaches.
+        let mut w = ReattachWatch::default();
+        assert!(!w.observe(s(0), Role::Fenced, peer, primary, false));
+        assert!(w.observe(s(5_000), Role::Fenced, peer, primary, false));
     }
 }

@@ -116,6 +116,16 @@ fn key_from(r: &impl RowGet) -> Result<ApiKey> {
 
 /// Creates the default tenant unless one exists (first start).
 pub(crate) async fn ensure_default_tenant(db: &Db) -> Result<()> {
+    // Read first: a read-only database (a cluster's hot standby) already has it, by replication.
+    let exists = read_pool!(db, pool, kind => {
+        sqlx::query("SELECT 1 FROM tenants WHERE is_default")
+            .fetch_optional(pool)
+            .await?
+            .is_some()
+    });
+    if exists {
+        return Ok(());
+    }
     write_tx!(db, tx, kind => {
         // DO NOTHING: another process may have created it a moment ago.
         let done = sqlx::query(

@@ -1,0 +1,403 @@
+//! The active/standby pair with its own PostgreSQL on each node, end to end in network
+//! namespaces (`dnwpg-…`): each node's PostgreSQL is created by `denwa cluster init-db` inside
+//! the node's namespace and replicates over the dedicated link (10.78.0.0/30); the witness's
+//! lease row is in a third PostgreSQL started by the test. A writer adds extensions numbered in
+//! sequence through the active node's database (the CLI, the store's own write path) and
+//! remembers which were acknowledged. Steps: manual switchover; `kill -9` of the active node's
+//! Denwa *and* its PostgreSQL (the machine dies) and the old node brought back, re-attached as
+//! the standby; the standby killed while writes go on alone. For each: acknowledged writes
+//! lost (must be 0: synchronous commit), time until the new active accepted a write, and a call
+//! to the phone registered before the step (the registration is in the replicated database).
+//! Prints a table and writes it to `target/tmp/cluster-replication-results.md`.
+//!
+//! Run as root: `cargo test -p denwa --test cluster_replication -- --nocapture` (iproute2,
+//! iputils-arping, sipp, PostgreSQL: `scripts/test-deps.sh`).
+
+mod cluster_lab;
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cluster_lab::*;
+use common::bin;
+use pbx::cluster_pg::{PgNode, PgPairConfig};
+
+/// One node's PostgreSQL, as its `[postgres]` section says.
+fn pg_section(root: &Path, idx: usize) -> String {
+    let me = idx + 1;
+    let peer = 2 - idx;
+    format!(
+        r#"[postgres]
+data_dir = "{root}/pg{me}/data"
+run_dir = "{root}/pg{me}/run"
+port = 5432
+listen = "10.78.0.{me}"
+peer = "10.78.0.{peer}"
+replication_user = "denwa_repl"
+replication_password_file = "{root}/repl.pass"
+application_name = "node{me}"
+peer_application_name = "node{peer}"
+"#,
+        root = root.display()
+    )
+}
+
+fn pg_node(root: &Path, idx: usize) -> PgNode {
+    let t = pg_section(root, idx);
+    let t = t.trim_start_matches("[postgres]\n");
+    let c: PgPairConfig = toml::from_str(t).expect("section");
+    PgNode::new(c).expect("valid")
+}
+
+/// Stops both nodes' PostgreSQL however the test ends.
+struct PgStop(Vec<PgNode>);
+
+impl Drop for PgStop {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = n.stop();
+        }
+    }
+}
+
+/// `kill -9` of a node's postmaster (its backends die with it).
+fn kill_postgres(n: &PgNode) {
+    let pidfile = n.config().data_dir.join("postmaster.pid");
+    let text = std::fs::read_to_string(&pidfile).expect("postmaster.pid");
+    let pid = text.lines().next().unwrap_or("").trim().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill -9 {pid}");
+    let t0 = Instant::now();
+    while n.running() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "postgres still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `denwa ARGS` inside node `idx`'s namespace.
+fn cli_in(lab: &Lab, node: &Node, args: &[&str]) -> String {
+    let (k, v) = testkit::licence::DEV_ENV;
+    let out = lab.nodes[node.idx]
+        .command(bin().to_str().expect("utf-8"))
+        .args(args)
+        .args(["--data-dir", node.data.path().to_str().expect("utf-8")])
+        .args(["--database-url", &node.db_url])
+        .env(k, v)
+        .output()
+        .expect("run denwa");
+    assert!(
+        out.status.success(),
+        "denwa {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What the writer saw: acknowledged numbers and, per node, when it first acknowledged one
+/// after `mark`.
+#[derive(Default)]
+struct Writes {
+    acked: BTreeSet<u32>,
+    last_ack: [Option<Instant>; 2],
+    first_ack_after_mark: [Option<Instant>; 2],
+    mark: Option<Instant>,
+}
+
+/// Adds extensions 3000, 3001… one after the other, each on the node that took the last one
+/// (the other one when that fails): a write counts when `denwa extension add` exits 0.
+fn writer(urls: [String; 2], data: PathBuf, stop: Arc<AtomicBool>, w: Arc<Mutex<Writes>>) {
+    let (k, v) = testkit::licence::DEV_ENV;
+    let mut next = 3000u32;
+    let mut at = 0usize;
+    while !stop.load(Ordering::SeqCst) {
+        let mut done = false;
+        for i in [at, 1 - at] {
+            let out = std::process::Command::new(bin())
+                .args(["extension", "add", &next.to_string(), "--password"])
+                .arg(format!("pw-{next}-secret-x"))
+                .args(["--data-dir", data.to_str().expect("utf-8")])
+                .args(["--database-url", &urls[i]])
+                .env(k, v)
+                .output()
+                .expect("denwa");
+            if out.status.success() {
+                let now = Instant::now();
+                let mut g = w.lock().unwrap_or_else(|p| p.into_inner());
+                g.acked.insert(next);
+                g.last_ack[i] = Some(now);
+                if g.mark.is_some() && g.first_ack_after_mark[i].is_none() {
+                    g.first_ack_after_mark[i] = Some(now);
+                }
+                at = i;
+                done = true;
+                break;
+            }
+        }
+        if done {
+            next += 1;
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Extensions 3000+ present in node `n`'s database.
+fn present(n: &PgNode) -> BTreeSet<u32> {
+    let out = n
+        .psql_db(
+            "denwa",
+            "SELECT number FROM extensions WHERE number >= '3000' AND length(number) = 4",
+        )
+        .expect("query extensions");
+    out.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+fn mark(w: &Arc<Mutex<Writes>>) -> Instant {
+    let now = Instant::now();
+    let mut g = w.lock().unwrap_or_else(|p| p.into_inner());
+    g.mark = Some(now);
+    g.first_ack_after_mark = [None, None];
+    now
+}
+
+/// Waits until node `i` acknowledged a write after the mark; the time since the mark.
+fn until_writable(w: &Arc<Mutex<Writes>>, i: usize, t0: Instant) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(t) = w
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .first_ack_after_mark[i]
+        {
+            return t.duration_since(t0);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {} never took a write",
+            i + 1
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the pair is ready for a switchover from `act` (the standby streams, no lag).
+fn until_pair_ready(n: &[Node; 2], act: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let s = n[act].status();
+        if s["status"]["role"] == "active"
+            && s["switchover_refused"].is_null()
+            && s["status"]["sync_replication"] == true
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: never ready: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn lost(w: &Arc<Mutex<Writes>>, on: &PgNode) -> usize {
+    let acked = w.lock().unwrap_or_else(|p| p.into_inner()).acked.clone();
+    let have = present(on);
+    acked.difference(&have).count()
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+#[test]
+fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
+    let witness = testkit::pg::PgCluster::start()
+        .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
+    witness
+        .create_database("witness")
+        .expect("createdb witness");
+    let witness_url = witness.socket_url_for("witness");
+    let tmp = tempfile::Builder::new()
+        .prefix("dnwpg-")
+        .tempdir()
+        .expect("tmp");
+    let root = tmp.path();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(root)
+        .status()
+        .expect("chmod");
+    std::fs::write(root.join("repl.pass"), "pair-replication-secret\n").expect("password");
+    let pgs = [pg_node(root, 0), pg_node(root, 1)];
+    let _pg_stop = PgStop(pgs.to_vec());
+    let lab = Lab::create("dnwpg");
+    let urls = [pgs[0].config().store_url(), pgs[1].config().store_url()];
+
+    // Each node's PostgreSQL: node 1 initialised as the first active, node 2 cloned from it.
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let f = root.join(format!("cluster{}.toml", i + 1));
+            std::fs::write(&f, cluster_text(i, &witness_url, &pg_section(root, i)))
+                .expect("cluster file");
+            f
+        })
+        .collect();
+    let init = |i: usize, standby: bool| {
+        let mut c = lab.nodes[i].command(bin().to_str().expect("utf-8"));
+        c.args(["cluster", "init-db", "--config"]).arg(&files[i]);
+        if standby {
+            c.arg("--standby");
+        }
+        let out = c.output().expect("denwa cluster init-db");
+        assert!(
+            out.status.success(),
+            "init-db node {}: {}{}",
+            i + 1,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = init(0, false);
+    assert!(said.contains("primary"), "{said}");
+    let mut n = [
+        Node::new(0, &urls[0], &witness_url, &pg_section(root, 0)),
+        Node::new(1, &urls[1], &witness_url, &pg_section(root, 1)),
+    ];
+    n[0].cli_ok(&["extension", "add", "1001", "--password", "secret-ha-aaab"]);
+    n[0].cli_ok(&["extension", "add", "1002", "--password", "secret-ha-aaac"]);
+    let said = init(1, true);
+    assert!(said.contains("standby"), "{said}");
+    assert_eq!(pgs[1].in_recovery(), Some(true));
+
+    let mut w = Watch { split_brain: false };
+    let mut rows: Vec<String> = Vec::new();
+    cold_start(&mut w, &lab, &mut n);
+    until_pair_ready(&n, 0, "cold start");
+    // The standby's API serves reads from its replica.
+    let _ = cli_in(&lab, &n[1], &["extension", "list"]);
+
+    let writes = Arc::new(Mutex::new(Writes::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let wt = {
+        let (urls, data, stop, writes) = (
+            urls.clone(),
+            root.to_path_buf(),
+            Arc::clone(&stop),
+            Arc::clone(&writes),
+        );
+        std::thread::spawn(move || writer(urls, data, stop, writes))
+    };
+    let wait_acks = |node: usize, k: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let start = writes.lock().unwrap_or_else(|p| p.into_inner()).acked.len();
+        loop {
+            let g = writes.lock().unwrap_or_else(|p| p.into_inner());
+            if g.acked.len() >= start + k && g.last_ack[node].is_some() {
+                return;
+            }
+            drop(g);
+            assert!(Instant::now() < deadline, "writes stalled");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_acks(0, 5);
+
+    // 1. Switchover (CLI on the active node 1).
+    let t0 = mark(&writes);
+    n[0].cli_ok(&["cluster", "switchover"]);
+    let moved = w.until(
+        &lab,
+        "node 2 to hold the address",
+        Duration::from_secs(10),
+        |h| h[1] && !h[0],
+    );
+    let writable = until_writable(&writes, 1, t0);
+    call_1002(&lab);
+    until_pair_ready(&n, 1, "after the switchover (node 1 re-attached)");
+    wait_acks(1, 5);
+    let l = lost(&writes, &pgs[1]);
+    rows.push(format!(
+        "| switchover (`denwa cluster switchover`) | {l} | address moved in {} ms; writable {} ms after the command | yes | node 1 re-attached (pg_rewind), streaming, sync on |",
+        ms(moved),
+        ms(writable)
+    ));
+    assert_eq!(l, 0, "acknowledged writes lost in the switchover");
+
+    // 2. The active node 2 dies: Denwa and its PostgreSQL killed with SIGKILL.
+    let t0 = mark(&writes);
+    n[1].kill9();
+    kill_postgres(&pgs[1]);
+    let (_, held) = w.failover(&lab, 1, t0);
+    let writable = until_writable(&writes, 0, t0);
+    call_1002(&lab);
+    wait_acks(0, 5);
+    let l = lost(&writes, &pgs[0]);
+    rows.push(format!(
+        "| `kill -9` of the active (Denwa + PostgreSQL) | {l} | address held {} ms after the kill; writable {} ms after | yes | — |",
+        ms(held),
+        ms(writable)
+    ));
+    assert_eq!(l, 0, "acknowledged writes lost when the active died");
+    // Writes went on alone meanwhile: synchronous replication is off on the survivor.
+    let s = n[0].status();
+    assert_eq!(s["status"]["sync_replication"], false, "{s}");
+
+    // 3. The dead node comes back: its PostgreSQL starts read-only and is re-attached.
+    let t0 = Instant::now();
+    n[1].spawn(&lab);
+    until_pair_ready(&n, 0, "the old active re-attached");
+    let back = t0.elapsed();
+    wait_acks(0, 5);
+    rows.push(format!(
+        "| old active back | 0 | re-attached as standby (pg_rewind), streaming with sync on {} ms after its start | — | — |",
+        ms(back)
+    ));
+
+    // 4. The standby dies (Denwa and PostgreSQL): the active goes on alone, not hanging.
+    n[1].kill9();
+    kill_postgres(&pgs[1]);
+    wait_acks(0, 10);
+    let s = n[0].status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = s;
+    while s["status"]["sync_replication"] != false {
+        assert!(Instant::now() < deadline, "sync replication still on: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+        s = n[0].status();
+    }
+    assert!(s["switchover_refused"].is_string(), "{s}");
+    call_1002(&lab);
+    stop.store(true, Ordering::SeqCst);
+    wt.join().expect("writer");
+    let l = lost(&writes, &pgs[0]);
+    let total = writes.lock().unwrap_or_else(|p| p.into_inner()).acked.len();
+    rows.push(format!(
+        "| standby killed (Denwa + PostgreSQL) | {l} | writes go on alone (10 acknowledged after the kill); sync replication off; switchover refused: {} | yes | — |",
+        s["switchover_refused"].as_str().unwrap_or("")
+    ));
+    assert_eq!(l, 0);
+    assert!(!w.split_brain, "both nodes held the address at once");
+
+    let mut table = String::from(
+        "| step | acknowledged writes lost | time | call to a phone registered before | database after |\n|---|---|---|---|---|\n",
+    );
+    for r in &rows {
+        table.push_str(r);
+        table.push('\n');
+    }
+    table.push_str(&format!(
+        "\n{total} writes acknowledged in all; no split brain.\n"
+    ));
+    println!("\n{table}");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster-replication-results.md");
+    std::fs::write(&out, &table).expect("results file");
+}
