@@ -35,7 +35,7 @@ pub enum ClusterCmd {
     InitDb {
         /// The cluster file (the one given to `serve --cluster`)
         #[arg(long)]
-        config: PathBuf,
+        cluster: PathBuf,
         /// Clone the peer (the active node, initialised first) instead of creating a database
         #[arg(long)]
         standby: bool,
@@ -129,7 +129,7 @@ pub fn extend_listen(pcfg: &mut pbx::PbxConfig, c: &ClusterConfig) {
 pub async fn run(cmd: ClusterCmd, data_dir: &Path, out: &mut impl Write) -> Result<bool> {
     let sock = control_socket(data_dir);
     match cmd {
-        ClusterCmd::InitDb { config, standby } => init_db(&config, standby, out).await,
+        ClusterCmd::InitDb { cluster, standby } => init_db(&cluster, standby, out).await,
         ClusterCmd::Status { json } => {
             let v = pbx::cluster::control_request(&sock, "status").await?;
             if json {

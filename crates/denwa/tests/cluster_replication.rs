@@ -104,14 +104,13 @@ fn cli_in(lab: &Lab, node: &Node, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// What the writer saw: acknowledged numbers and, per node, when it first acknowledged one
-/// after `mark`.
+/// What the writer saw: acknowledged numbers, when each node last acknowledged one.
 #[derive(Default)]
 struct Writes {
     acked: BTreeSet<u32>,
     last_ack: [Option<Instant>; 2],
-    first_ack_after_mark: [Option<Instant>; 2],
-    mark: Option<Instant>,
+    last_error: String,
+    probe: u32,
 }
 
 /// Adds extensions 3000, 3001… one after the other, each on the node that took the last one
@@ -123,26 +122,35 @@ fn writer(urls: [String; 2], data: PathBuf, stop: Arc<AtomicBool>, w: Arc<Mutex<
     while !stop.load(Ordering::SeqCst) {
         let mut done = false;
         for i in [at, 1 - at] {
+            let t = Instant::now();
             let out = std::process::Command::new(bin())
-                .args(["extension", "add", &next.to_string(), "--password"])
-                .arg(format!("pw-{next}-secret-x"))
+                .args(["extension", "add", &next.to_string()])
+                .args(["--password", "writer-Secret-pass-q"])
                 .args(["--data-dir", data.to_str().expect("utf-8")])
                 .args(["--database-url", &urls[i]])
                 .env(k, v)
                 .output()
                 .expect("denwa");
+            if t.elapsed() > Duration::from_secs(2) {
+                eprintln!(
+                    "writer: extension {next} on node {} took {} ms (ok {}): {}",
+                    i + 1,
+                    t.elapsed().as_millis(),
+                    out.status.success(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
             if out.status.success() {
                 let now = Instant::now();
                 let mut g = w.lock().unwrap_or_else(|p| p.into_inner());
                 g.acked.insert(next);
                 g.last_ack[i] = Some(now);
-                if g.mark.is_some() && g.first_ack_after_mark[i].is_none() {
-                    g.first_ack_after_mark[i] = Some(now);
-                }
                 at = i;
                 done = true;
                 break;
             }
+            w.lock().unwrap_or_else(|p| p.into_inner()).last_error =
+                String::from_utf8_lossy(&out.stderr).into_owned();
         }
         if done {
             next += 1;
@@ -163,29 +171,39 @@ fn present(n: &PgNode) -> BTreeSet<u32> {
     out.lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
-fn mark(w: &Arc<Mutex<Writes>>) -> Instant {
-    let now = Instant::now();
-    let mut g = w.lock().unwrap_or_else(|p| p.into_inner());
-    g.mark = Some(now);
-    g.first_ack_after_mark = [None, None];
-    now
-}
-
-/// Waits until node `i` acknowledged a write after the mark; the time since the mark.
-fn until_writable(w: &Arc<Mutex<Writes>>, i: usize, t0: Instant) -> Duration {
+/// Writes extensions 9000, 9001… to node `i` (its own database URL) until one is acknowledged;
+/// the time from `t0`. (The writer may be stuck in a connection attempt to a dead node for a
+/// while: this probe measures the database, not the client.)
+fn until_writable(n: &Node, w: &Arc<Mutex<Writes>>, t0: Instant) -> Duration {
+    let (k, v) = testkit::licence::DEV_ENV;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(t) = w
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .first_ack_after_mark[i]
-        {
-            return t.duration_since(t0);
+        let num = {
+            let mut g = w.lock().unwrap_or_else(|p| p.into_inner());
+            g.probe += 1;
+            9000 + g.probe
+        };
+        let out = std::process::Command::new(bin())
+            .args(["extension", "add", &num.to_string()])
+            .args(["--password", "writer-Secret-pass-q"])
+            .args(["--data-dir", n.data.path().to_str().expect("utf-8")])
+            .args(["--database-url", &n.db_url])
+            .env(k, v)
+            .output()
+            .expect("denwa");
+        if out.status.success() {
+            let d = t0.elapsed();
+            w.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .acked
+                .insert(num);
+            return d;
         }
         assert!(
             Instant::now() < deadline,
-            "node {} never took a write",
-            i + 1
+            "node {} never took a write: {}",
+            n.idx + 1,
+            String::from_utf8_lossy(&out.stderr)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -211,6 +229,18 @@ fn lost(w: &Arc<Mutex<Writes>>, on: &PgNode) -> usize {
     let acked = w.lock().unwrap_or_else(|p| p.into_inner()).acked.clone();
     let have = present(on);
     acked.difference(&have).count()
+}
+
+/// How node `n`'s PostgreSQL was last re-attached, from its log.
+fn attached(n: &Node) -> &'static str {
+    let logs = n.logs();
+    if logs.contains("re-attached as the peer's standby (Recloned)") {
+        "re-cloned (pg_basebackup)"
+    } else if logs.contains("re-attached as the peer's standby (Rewound)") {
+        "rewound (pg_rewind)"
+    } else {
+        "streamed without re-attaching"
+    }
 }
 
 fn ms(d: Duration) -> u128 {
@@ -252,7 +282,7 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
         .collect();
     let init = |i: usize, standby: bool| {
         let mut c = lab.nodes[i].command(bin().to_str().expect("utf-8"));
-        c.args(["cluster", "init-db", "--config"]).arg(&files[i]);
+        c.args(["cluster", "init-db", "--cluster"]).arg(&files[i]);
         if standby {
             c.arg("--standby");
         }
@@ -268,14 +298,16 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     };
     let said = init(0, false);
     assert!(said.contains("primary"), "{said}");
-    let mut n = [
-        Node::new(0, &urls[0], &witness_url, &pg_section(root, 0)),
-        Node::new(1, &urls[1], &witness_url, &pg_section(root, 1)),
-    ];
-    n[0].cli_ok(&["extension", "add", "1001", "--password", "secret-ha-aaab"]);
-    n[0].cli_ok(&["extension", "add", "1002", "--password", "secret-ha-aaac"]);
+    let n0 = Node::new(0, &urls[0], &witness_url, &pg_section(root, 0));
+    n0.cli_ok(&["extension", "add", "1001", "--password", "secret-ha-aaab"]);
+    n0.cli_ok(&["extension", "add", "1002", "--password", "secret-ha-aaac"]);
     let said = init(1, true);
     assert!(said.contains("standby"), "{said}");
+    // The standby's store opens on its read-only replica (the CLI reads there).
+    let mut n = [
+        n0,
+        Node::new(1, &urls[1], &witness_url, &pg_section(root, 1)),
+    ];
     assert_eq!(pgs[1].in_recovery(), Some(true));
 
     let mut w = Watch { split_brain: false };
@@ -290,7 +322,7 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     let wt = {
         let (urls, data, stop, writes) = (
             urls.clone(),
-            root.to_path_buf(),
+            n[0].data.path().to_path_buf(),
             Arc::clone(&stop),
             Arc::clone(&writes),
         );
@@ -305,14 +337,18 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
                 return;
             }
             drop(g);
-            assert!(Instant::now() < deadline, "writes stalled");
+            assert!(
+                Instant::now() < deadline,
+                "writes stalled: {}",
+                writes.lock().unwrap_or_else(|p| p.into_inner()).last_error
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     };
     wait_acks(0, 5);
 
     // 1. Switchover (CLI on the active node 1).
-    let t0 = mark(&writes);
+    let t0 = Instant::now();
     n[0].cli_ok(&["cluster", "switchover"]);
     let moved = w.until(
         &lab,
@@ -320,24 +356,27 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
         Duration::from_secs(10),
         |h| h[1] && !h[0],
     );
-    let writable = until_writable(&writes, 1, t0);
+    let writable = until_writable(&n[1], &writes, t0);
     call_1002(&lab);
     until_pair_ready(&n, 1, "after the switchover (node 1 re-attached)");
+    let ready = t0.elapsed();
     wait_acks(1, 5);
     let l = lost(&writes, &pgs[1]);
     rows.push(format!(
-        "| switchover (`denwa cluster switchover`) | {l} | address moved in {} ms; writable {} ms after the command | yes | node 1 re-attached (pg_rewind), streaming, sync on |",
+        "| switchover (`denwa cluster switchover`) | {l} | address moved in {} ms; writable {} ms after the command | yes | node 1 {}, streaming, sync on {} ms after the command |",
         ms(moved),
-        ms(writable)
+        ms(writable),
+        attached(&n[0]),
+        ms(ready)
     ));
     assert_eq!(l, 0, "acknowledged writes lost in the switchover");
 
     // 2. The active node 2 dies: Denwa and its PostgreSQL killed with SIGKILL.
-    let t0 = mark(&writes);
+    let t0 = Instant::now();
     n[1].kill9();
     kill_postgres(&pgs[1]);
     let (_, held) = w.failover(&lab, 1, t0);
-    let writable = until_writable(&writes, 0, t0);
+    let writable = until_writable(&n[0], &writes, t0);
     call_1002(&lab);
     wait_acks(0, 5);
     let l = lost(&writes, &pgs[0]);
@@ -358,8 +397,9 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     let back = t0.elapsed();
     wait_acks(0, 5);
     rows.push(format!(
-        "| old active back | 0 | re-attached as standby (pg_rewind), streaming with sync on {} ms after its start | — | — |",
-        ms(back)
+        "| old active back | 0 | standby, streaming with sync on {} ms after its start | — | node 2 {} |",
+        ms(back),
+        attached(&n[1])
     ));
 
     // 4. The standby dies (Denwa and PostgreSQL): the active goes on alone, not hanging.

@@ -894,7 +894,7 @@ pub fn ensure_started(node: &PgNode) -> Result<()> {
     }
     if node.data_empty() {
         bail!(
-            "{} is empty: initialise this node's PostgreSQL with `denwa cluster init-db --config FILE`",
+            "{} is empty: initialise this node's PostgreSQL with `denwa cluster init-db --cluster FILE`",
             node.cfg.data_dir.display()
         );
     }
