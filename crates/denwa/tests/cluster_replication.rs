@@ -234,6 +234,10 @@ fn lost(w: &Arc<Mutex<Writes>>, on: &PgNode) -> usize {
 /// How node `n`'s PostgreSQL was last re-attached, from its log.
 fn attached(n: &Node) -> &'static str {
     let logs = n.logs();
+    if let Some(i) = logs.find("pg_rewind failed") {
+        let tail: String = logs[i..].lines().take(6).collect::<Vec<_>>().join("\n");
+        eprintln!("node {}: {tail}", n.idx + 1);
+    }
     if logs.contains("re-attached as the peer's standby (Recloned)") {
         "re-cloned (pg_basebackup)"
     } else if logs.contains("re-attached as the peer's standby (Rewound)") {
@@ -314,8 +318,46 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     let mut rows: Vec<String> = Vec::new();
     cold_start(&mut w, &lab, &mut n);
     until_pair_ready(&n, 0, "cold start");
-    // The standby's API serves reads from its replica.
-    let _ = cli_in(&lab, &n[1], &["extension", "list"]);
+    // The standby serves reads from its replica and refuses writes, after authentication.
+    let listed = cli_in(&lab, &n[1], &["extension", "list"]);
+    assert!(listed.contains("1002"), "{listed}");
+    let token = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let s = store::Store::open(&urls[0], store::OpenOptions::default())
+                .await
+                .expect("open the active's database");
+            let (_, token) = s
+                .create_api_key(None, "replication-e2e", store::ApiScope::Full)
+                .await
+                .expect("API key");
+            s.close().await;
+            token
+        });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (code, body) = loop {
+        // The key reaches the standby by replication.
+        let (code, body) = n[1].http(&lab, "GET", "/api/v1/cluster", &token);
+        if code == 200 || Instant::now() > deadline {
+            break (code, body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"role\":\"standby\""), "{body}");
+    let (code, body) = n[1].http(&lab, "POST", "/api/v1/extensions", &token);
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("standby_read_only")
+            && body.contains("make changes on the active node (node 1, 10.77.0.1)"),
+        "{body}"
+    );
+    let (code, body) = n[1].http(&lab, "POST", "/api/v1/extensions", "not-a-key");
+    assert_eq!(code, 401, "no key, no hint: {body}");
+    let (code, body) = n[0].http(&lab, "POST", "/api/v1/extensions", &token);
+    assert_ne!(code, 503, "the active node takes writes: {body}");
 
     let writes = Arc::new(Mutex::new(Writes::default()));
     let stop = Arc::new(AtomicBool::new(false));

@@ -485,6 +485,7 @@ impl PgNode {
              hot_standby = on\n\
              hot_standby_feedback = on\n\
              max_slot_wal_keep_size = 4GB\n\
+             wal_keep_size = 256MB\n\
              wal_receiver_status_interval = 1s\n\
              wal_sender_timeout = 10s\n\
              wal_receiver_timeout = 10s\n\
@@ -663,10 +664,13 @@ impl PgNode {
     }
 
     /// Re-attaches this node (an old Active, running or not, crashed or not) as the standby of
-    /// the peer: waits (up to `peer_wait`) until the peer is a primary, stops the local server,
-    /// `pg_rewind`s it against the peer (a fresh `pg_basebackup` if that fails), writes the
-    /// standby settings and starts it. It streams soon after (see [`PgNode::health`]).
+    /// the peer: stops the local server first (no write after this; a clean stop also hands
+    /// every WAL record to a standby still streaming, so a switchover needs no rewind), waits
+    /// (up to `peer_wait`) until the peer is a primary, `pg_rewind`s the data against it (a
+    /// fresh `pg_basebackup` if that fails), writes the standby settings and starts it. It
+    /// streams soon after (see [`PgNode::health`]).
     pub fn reattach(&self, peer_wait: Duration) -> Result<Reattach> {
+        self.stop()?;
         let until = Instant::now() + peer_wait;
         while self.peer_is_primary() != Some(true) {
             if Instant::now() >= until {
@@ -679,7 +683,6 @@ impl PgNode {
             std::thread::sleep(Duration::from_millis(200));
         }
         self.prepare_run_dir()?;
-        self.stop()?;
         let mut c = self.tool("pg_rewind");
         c.arg("--target-pgdata")
             .arg(&self.cfg.data_dir)
