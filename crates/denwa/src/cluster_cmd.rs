@@ -1,7 +1,8 @@
 //! `denwa serve --cluster FILE` (the active/standby pair: checks and wiring) and
 //! `denwa cluster status|switchover`, which talk to the local clustered server through its
 //! control socket `<data-dir>/cluster.sock` (owner-only; the role machine's state lives in the
-//! running server, not in the database).
+//! running server, not in the database), and `denwa cluster init-db`, which sets up this node's
+//! own PostgreSQL from the cluster file's `[postgres]` section (`pbx::cluster_pg`).
 
 use std::io::Write;
 use std::net::SocketAddr;

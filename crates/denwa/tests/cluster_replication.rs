@@ -400,6 +400,14 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     );
     let writable = until_writable(&n[1], &writes, t0);
     call_1002(&lab);
+    // The promoted node watches configuration changes again (its LISTEN was refused while it
+    // was a standby): an extension added now by another process registers at once.
+    cli_in(
+        &lab,
+        &n[1],
+        &["extension", "add", "1003", "--password", "secret-ha-aaad"],
+    );
+    register(&lab, "1003", "secret-ha-aaad", PHONE_PORT + 10);
     until_pair_ready(&n, 1, "after the switchover (node 1 re-attached)");
     let ready = t0.elapsed();
     wait_acks(1, 5);

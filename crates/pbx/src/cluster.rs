@@ -10,9 +10,15 @@
 //! process dies or freezes. Events are kept in a bounded ring with wall-clock times and logged;
 //! a [`ClusterReport`] snapshot is shared with the panel and API.
 //!
-//! What it is not (yet): PostgreSQL replication (both nodes use one PostgreSQL in this slice, so
-//! the database is reported as streaming with no lag while it answers), calls surviving a
-//! takeover, link-state monitoring of the paths (silence alone degrades a path).
+//! With a `[postgres]` section each node runs its own PostgreSQL (`crate::cluster_pg`):
+//! `PromoteDb` promotes it, `DemoteDb` re-attaches it to the peer (pg_rewind), synchronous
+//! replication follows `SetSyncReplication`, and the health fed to the role machine is the real
+//! one (primary/replica, streaming, lag); a node that sees the peer active while its own
+//! database does not stream from it re-attaches by itself. Without it both nodes share one
+//! PostgreSQL, reported as streaming with no lag while it answers.
+//!
+//! What it is not (yet): calls surviving a takeover, link-state monitoring of the paths
+//! (silence alone degrades a path), epochs stamped on writes.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -49,6 +55,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 const ARPING_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long loading the registrations may delay a takeover.
 const RELOAD_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long `DemoteDb` waits inline for the local PostgreSQL to stop (heartbeats pause
+/// meanwhile: if it takes longer than `dead_after` the peer takes over, as it is about to anyway).
+const PG_STOP_INLINE: Duration = Duration::from_secs(3);
 /// Local health is measured this often.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
 
@@ -864,6 +873,28 @@ impl Driver {
             Output::DemoteDb { epoch } => {
                 match &self.pg {
                     Some(p) => {
+                        // Writes end here, inline: the clean stop hands the last WAL to the
+                        // standby before the lease release that follows lets it promote, so its
+                        // new timeline forks after everything this node wrote.
+                        let n = p.node.clone();
+                        let t0 = Instant::now();
+                        let r = tokio::time::timeout(
+                            PG_STOP_INLINE,
+                            tokio::task::spawn_blocking(move || n.stop()),
+                        )
+                        .await;
+                        let ms = t0.elapsed().as_millis() as u64;
+                        match r {
+                            Ok(Ok(Ok(()))) => {
+                                tracing::info!(%epoch, ms, "cluster: PostgreSQL stopped")
+                            }
+                            Ok(Ok(Err(e))) => {
+                                tracing::warn!(%epoch, error = %format!("{e:#}"), "cluster: stopping PostgreSQL")
+                            }
+                            _ => {
+                                tracing::warn!(%epoch, ms, "cluster: PostgreSQL still stopping; handing over meanwhile")
+                            }
+                        }
                         tracing::info!(%epoch, "cluster: re-attaching this node's PostgreSQL as the peer's standby");
                         p.send(crate::cluster_pg::DbOp::Reattach);
                     }

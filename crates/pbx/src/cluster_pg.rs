@@ -26,6 +26,8 @@ pub const DEFAULT_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 
 /// How long a start, stop or promotion may take.
 const CTL_TIMEOUT_S: u32 = 60;
+/// How long a re-attached standby may take to stream before it is cloned again.
+const STREAM_WAIT: Duration = Duration::from_secs(15);
 /// How long a health query may take (the driver measures health every second).
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(800);
 
@@ -688,20 +690,50 @@ impl PgNode {
             .arg(&self.cfg.data_dir)
             .arg("--source-server")
             .arg(self.peer_conninfo(Some("postgres")));
-        let how = match self.run(c, "pg_rewind") {
-            Ok(_) => Reattach::Rewound,
+        match self.run(c, "pg_rewind") {
+            Ok(_) => match self.start_streaming() {
+                Ok(()) => return Ok(Reattach::Rewound),
+                // e.g. "no rewind required" when the peer forked exactly at this node's last
+                // checkpoint, after which the timeline cannot be followed.
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "cluster: rewound, but not streaming: cloning the peer again")
+                }
+            },
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "cluster: pg_rewind failed: cloning the peer again");
-                let _ = self.stop();
-                std::fs::remove_dir_all(&self.cfg.data_dir)
-                    .with_context(|| format!("removing {}", self.cfg.data_dir.display()))?;
-                self.clone_peer()?;
-                Reattach::Recloned
             }
-        };
+        }
+        self.stop()?;
+        std::fs::remove_dir_all(&self.cfg.data_dir)
+            .with_context(|| format!("removing {}", self.cfg.data_dir.display()))?;
+        self.clone_peer()?;
+        self.start_streaming()?;
+        Ok(Reattach::Recloned)
+    }
+
+    /// Writes the standby settings, starts the server and waits (up to [`STREAM_WAIT`]) until it
+    /// streams from the peer; drops the peer's stale slot (`pg_rewind` keeps the target's slots,
+    /// and one here would hold WAL forever).
+    fn start_streaming(&self) -> Result<()> {
         self.write_standby_conf()?;
         self.start()?;
-        // pg_rewind keeps the target's slots: the peer's old slot here would hold WAL forever.
+        let until = Instant::now() + STREAM_WAIT;
+        while !matches!(
+            self.health(),
+            DbHealth::Replica {
+                streaming: true,
+                ..
+            }
+        ) {
+            if Instant::now() >= until {
+                let _ = self.stop();
+                bail!(
+                    "not streaming from the peer {} s after the start",
+                    STREAM_WAIT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let slot = PgPairConfig::slot_of(&self.cfg.peer_application_name);
         if let Err(e) = self.psql(&format!(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
@@ -709,7 +741,7 @@ impl PgNode {
         )) {
             tracing::warn!(error = %format!("{e:#}"), "cluster: dropping the stale replication slot");
         }
-        Ok(how)
+        Ok(())
     }
 
     /// The database health for the role machine: primary (whether the peer streams and how far
@@ -792,7 +824,7 @@ pub const PEER_PRIMARY_WAIT: Duration = Duration::from_secs(60);
 
 /// Decides when a node that is not Active must re-attach its PostgreSQL to the Active peer on
 /// its own (sans-IO, `now` in): after a restart with the data of an old primary, or when a
-/// standby stopped streaming (its history diverged, or an earlier re-attach failed). The role
+/// standby stopped streaming or is down (its history diverged, or an earlier re-attach failed). The role
 /// machine only asks for a re-attach when a node leaves Active (`DemoteDb`).
 #[derive(Debug, Default)]
 pub struct ReattachWatch {
@@ -816,6 +848,7 @@ impl ReattachWatch {
             && matches!(
                 db,
                 DbHealth::Primary { .. }
+                    | DbHealth::Down
                     | DbHealth::Replica {
                         streaming: false,
                         ..
@@ -1053,6 +1086,10 @@ mod tests {
             assert!(!w.observe(s(ms), Role::Standby, None, primary, false));
             assert!(!w.observe(s(ms), Role::Fenced, peer, primary, true));
         }
+        // A database that is down beside an Active peer (a start that failed) re-attaches.
+        let mut w = ReattachWatch::default();
+        assert!(!w.observe(s(0), Role::Standby, peer, DbHealth::Down, false));
+        assert!(w.observe(s(5_000), Role::Standby, peer, DbHealth::Down, false));
         // An old primary beside an Active peer re-attaches.
         let mut w = ReattachWatch::default();
         assert!(!w.observe(s(0), Role::Fenced, peer, primary, false));
