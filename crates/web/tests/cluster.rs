@@ -209,3 +209,95 @@ async fn panel_page_on_an_unclustered_node() {
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.text().contains("serve --cluster"));
 }
+
+#[tokio::test]
+async fn standby_serves_reads_and_refuses_writes_after_authentication() {
+    let a = app().await;
+    clustered(&a, Role::Standby, Some("this node is standby, not active"));
+    // API: reads served; a write refused with where to go; nothing told without a key.
+    let r = a.api("GET", "/cluster", Some(&a.read), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = a.api("GET", "/extensions", Some(&a.read), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let body = serde_json::json!({ "number": "2001" });
+    let r = a
+        .api("POST", "/extensions", Some(&a.full), Some(body.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert_eq!(
+        r.json()["error"]["code"],
+        "standby_read_only",
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text()
+            .contains("this node is standby; make changes on the active node (node 2, 10.0.0.2)"),
+        "{}",
+        r.text()
+    );
+    let r = a.api("POST", "/extensions", None, Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(!r.text().contains("10.0.0.2"), "{}", r.text());
+    let r = a
+        .api("POST", "/extensions", Some(&a.read), Some(body.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "read scope first");
+    // The switchover endpoint gives its own answer.
+    let r = a
+        .api("POST", "/cluster/switchover", Some(&a.full), None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.text().contains("not_ready"), "{}", r.text());
+    let t = a.store.default_tenant().await.unwrap();
+    assert!(a.store.extension(t.id, "2001").await.unwrap().is_none());
+
+    // Panel: a banner on every page; a write refused with the same words; the cluster page
+    // still answers its switchover form.
+    let mut b = signed_in(&a, "root", store::AdminRole::Admin).await;
+    let p = b.get("/").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.text().contains("id=\"standby-banner\""), "{}", p.text());
+    let p = b.get("/extensions").await;
+    assert_eq!(p.status, StatusCode::OK);
+    let r = b
+        .post(
+            "/extensions",
+            &[("csrf", &csrf(&p.text())), ("number", "2002")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert!(
+        r.text().contains("id=\"standby-read-only\""),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text()
+            .contains("make changes on the active node (node 2, 10.0.0.2)")
+    );
+    let p = b.get("/cluster").await;
+    let r = b
+        .post(
+            "/cluster",
+            &[("csrf", &csrf(&p.text())), ("confirm", "yes")],
+        )
+        .await;
+    assert_ne!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    // Without a session the panel tells nothing.
+    let mut anon = common::browser::Browser::new(&a);
+    let r = anon
+        .post("/extensions", &[("csrf", "x"), ("number", "2003")])
+        .await;
+    assert_ne!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!r.text().contains("10.0.0.2"), "{}", r.text());
+
+    // Active again: writes pass the guard.
+    *a.control.cluster.get().unwrap().report.lock().unwrap() = report(Role::Active, None);
+    let r = a
+        .api("POST", "/extensions", Some(&a.full), Some(body))
+        .await;
+    assert_ne!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    let p = b.get("/").await;
+    assert!(!p.text().contains("id=\"standby-banner\""));
+}
