@@ -84,26 +84,6 @@ fn kill_postgres(n: &PgNode) {
     }
 }
 
-/// Runs `denwa ARGS` inside node `idx`'s namespace.
-fn cli_in(lab: &Lab, node: &Node, args: &[&str]) -> String {
-    let (k, v) = testkit::licence::DEV_ENV;
-    let out = lab.nodes[node.idx]
-        .command(bin().to_str().expect("utf-8"))
-        .args(args)
-        .args(["--data-dir", node.data.path().to_str().expect("utf-8")])
-        .args(["--database-url", &node.db_url])
-        .env(k, v)
-        .output()
-        .expect("run denwa");
-    assert!(
-        out.status.success(),
-        "denwa {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// What the writer saw: acknowledged numbers, when each node last acknowledged one.
 #[derive(Default)]
 struct Writes {
@@ -319,7 +299,7 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     cold_start(&mut w, &lab, &mut n);
     until_pair_ready(&n, 0, "cold start");
     // The standby serves reads from its replica and refuses writes, after authentication.
-    let listed = cli_in(&lab, &n[1], &["extension", "list"]);
+    let listed = n[1].cli_in_ns(&lab, &["extension", "list"]);
     assert!(listed.contains("1002"), "{listed}");
     let token = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -402,9 +382,8 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     call_1002(&lab);
     // The promoted node watches configuration changes again (its LISTEN was refused while it
     // was a standby): an extension added now by another process registers at once.
-    cli_in(
+    n[1].cli_in_ns(
         &lab,
-        &n[1],
         &["extension", "add", "1003", "--password", "secret-ha-aaad"],
     );
     register(&lab, "1003", "secret-ha-aaad", PHONE_PORT + 10);

@@ -227,9 +227,13 @@ impl Node {
     }
 
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_with(Command::new(bin()), args)
+    }
+
+    /// `denwa ARGS` for this node, run by `c` (a command of the node's namespace, say).
+    pub fn cli_with(&self, mut c: Command, args: &[&str]) -> std::process::Output {
         let (k, v) = testkit::licence::DEV_ENV;
-        Command::new(bin())
-            .args(args)
+        c.args(args)
             .args(["--data-dir", self.data.path().to_str().expect("utf-8")])
             .args(["--database-url", &self.db_url])
             .env(k, v)
@@ -237,8 +241,17 @@ impl Node {
             .expect("run denwa")
     }
 
+    /// Like [`Node::cli_ok`], inside the node's namespace.
+    pub fn cli_in_ns(&self, lab: &Lab, args: &[&str]) -> String {
+        let c = lab.nodes[self.idx].command(bin().to_str().expect("utf-8"));
+        Self::ok(args, self.cli_with(c, args))
+    }
+
     pub fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
+        Self::ok(args, self.cli(args))
+    }
+
+    fn ok(args: &[&str], out: std::process::Output) -> String {
         assert!(
             out.status.success(),
             "denwa {args:?}: {}{}",
