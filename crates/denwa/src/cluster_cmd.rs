@@ -187,6 +187,16 @@ fn write_status(v: &serde_json::Value, out: &mut impl Write) -> Result<()> {
         s(&st["lease_held"]),
         s(&st["authority"])
     )?;
+    if v["db"].is_object() {
+        writeln!(
+            out,
+            "database  {}  streaming {}  lag {} bytes  synchronous replication {}",
+            s(&v["db"]["state"]),
+            s(&v["db"]["streaming"]),
+            s(&v["db"]["lag_bytes"]),
+            s(&st["sync_replication"])
+        )?;
+    }
     for (i, p) in v["paths"].as_array().into_iter().flatten().enumerate() {
         writeln!(
             out,

@@ -338,6 +338,14 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     assert_eq!(code, 401, "no key, no hint: {body}");
     let (code, body) = n[0].http(&lab, "POST", "/api/v1/extensions", &token);
     assert_ne!(code, 503, "the active node takes writes: {body}");
+    let (_, m) = n[0].http(&lab, "GET", "/metrics", &token);
+    assert!(
+        m.contains("denwa_cluster_replication_streaming{state=\"primary\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("denwa_cluster_replication_lag_bytes "), "{m}");
+    let st = n[1].cli_ok(&["cluster", "status"]);
+    assert!(st.contains("database  replica  streaming true"), "{st}");
 
     let writes = Arc::new(Mutex::new(Writes::default()));
     let stop = Arc::new(AtomicBool::new(false));

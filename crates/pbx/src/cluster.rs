@@ -502,6 +502,7 @@ impl Cluster {
             holds_ip: false,
             switchover_refused: Some("starting".into()),
             events: Vec::new(),
+            db: None,
         }));
         let (wtx, wrx) = mpsc::channel(WITNESS_QUEUE);
         tokio::spawn(witness_task(
@@ -958,6 +959,10 @@ impl Driver {
         r.status = st;
         r.switchover_refused = refused;
         r.holds_ip = self.mover.holding;
+        r.db = self
+            .pg
+            .as_ref()
+            .map(|p| ha::report::DbReport::of(p.health.unwrap_or(DbHealth::Down)));
         if r.events.len() != self.events.len() || r.events.last() != self.events.back() {
             r.events = self.events.iter().cloned().collect();
         }

@@ -50,6 +50,17 @@ fn report(role: Role, refused: Option<&str>) -> ClusterReport {
             role,
             reason: "standby → active: lease granted (epoch 4)".into(),
         }],
+        db: Some(ha::report::DbReport::of(if role == Role::Active {
+            ha::DbHealth::Primary {
+                standby_streaming: true,
+                lag_bytes: 4096,
+            }
+        } else {
+            ha::DbHealth::Replica {
+                streaming: true,
+                lag_bytes: 0,
+            }
+        })),
     }
 }
 
@@ -119,11 +130,23 @@ async fn api_metrics_and_healthz_tell_act_from_sby() {
         m.contains("denwa_cluster_path_healthy{path=\"1\"} 0"),
         "{m}"
     );
+    assert!(
+        m.contains("denwa_cluster_replication_streaming{state=\"replica\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("denwa_cluster_replication_lag_bytes 0"), "{m}");
+    let r = a.api("GET", "/cluster", Some(&a.read), None).await;
+    assert_eq!(r.json()["db"]["state"], "replica", "{}", r.text());
     let h = get(&a, "/healthz").await.json();
     assert_eq!(h["role"], "standby");
     assert_eq!(h["holds_address"], false);
     let doc = a.api("GET", "/openapi.json", None, None).await.json();
     assert!(doc["paths"]["/cluster/switchover"]["post"].is_object());
+    let codes = doc
+        .pointer("/components/schemas/Error/properties/error/properties/code/enum")
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(codes.contains("standby_read_only"), "{codes}");
 }
 
 #[tokio::test]
@@ -294,6 +317,12 @@ async fn standby_serves_reads_and_refuses_writes_after_authentication() {
 
     // Active again: writes pass the guard.
     *a.control.cluster.get().unwrap().report.lock().unwrap() = report(Role::Active, None);
+    let m = get(&a, "/metrics").await.text();
+    assert!(
+        m.contains("denwa_cluster_replication_streaming{state=\"primary\"} 1")
+            && m.contains("denwa_cluster_replication_lag_bytes 4096"),
+        "{m}"
+    );
     let r = a
         .api("POST", "/extensions", Some(&a.full), Some(body))
         .await;
