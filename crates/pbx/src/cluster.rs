@@ -1485,6 +1485,32 @@ iface = "eth0"
     }
 
     #[test]
+    fn postgres_section_is_checked_with_the_file() {
+        let pg = "\n[postgres]\ndata_dir = \"/var/lib/denwa/pg\"\nrun_dir = \"/run/denwa-pg\"\n\
+                  port = 5432\nlisten = \"192.168.9.1\"\npeer = \"192.168.9.2\"\n\
+                  replication_user = \"denwa_repl\"\n\
+                  replication_password_file = \"/etc/denwa/repl.pass\"\n\
+                  application_name = \"node1\"\npeer_application_name = \"node2\"\n";
+        let c = ClusterConfig::parse(&format!("{GOOD}{pg}")).expect("valid");
+        assert_eq!(
+            c.postgres
+                .as_ref()
+                .map(|p| p.peer_application_name.as_str()),
+            Some("node2")
+        );
+        assert!(
+            ClusterConfig::parse(GOOD)
+                .expect("valid")
+                .postgres
+                .is_none()
+        );
+        let same = format!("{GOOD}{}", pg.replace("\"node2\"", "\"node1\""));
+        assert!(err(&same).contains("must differ"), "{}", err(&same));
+        let unknown = format!("{GOOD}{pg}slot = \"x\"\n");
+        assert!(err(&unknown).contains("slot"), "{}", err(&unknown));
+    }
+
+    #[test]
     fn bad_files_say_what_is_wrong() {
         let one_path = GOOD.replacen(
             "[[paths]]\nlocal = \"192.168.9.1:7410\"\npeer = \"192.168.9.2:7410\"\n",
