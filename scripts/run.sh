@@ -21,6 +21,12 @@ command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 # and announces it with `arping -U` (docs/ha.md).
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v arping >/dev/null 2>&1 || need+=(iputils-arping)
+# A pair node with its own PostgreSQL ([postgres] in the cluster file) runs PostgreSQL's server
+# tools: initdb, pg_ctl, pg_basebackup, pg_rewind, psql (docs/ha.md, "Each node's own
+# PostgreSQL").
+case " $* " in
+  *" --cluster"*) ls /usr/lib/postgresql/*/bin/pg_rewind >/dev/null 2>&1 || need+=(postgresql) ;;
+esac
 if [ ${#need[@]} -gt 0 ]; then
   echo "run.sh: installing ${need[*]}"
   as_root apt-get update -qq

@@ -146,7 +146,7 @@ pub enum Command {
     #[command(subcommand)]
     Moh(crate::prompt_cmd::MohCmd),
     /// The active/standby pair: status of both nodes, manual switchover (talks to the local
-    /// server started with `serve --cluster`).
+    /// server started with `serve --cluster`); `init-db` sets up a node's own PostgreSQL.
     #[command(subcommand)]
     Cluster(crate::cluster_cmd::ClusterCmd),
 }

@@ -1,7 +1,8 @@
 //! `denwa serve --cluster FILE` (the active/standby pair: checks and wiring) and
 //! `denwa cluster status|switchover`, which talk to the local clustered server through its
 //! control socket `<data-dir>/cluster.sock` (owner-only; the role machine's state lives in the
-//! running server, not in the database).
+//! running server, not in the database), and `denwa cluster init-db`, which sets up this node's
+//! own PostgreSQL from the cluster file's `[postgres]` section (`pbx::cluster_pg`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -27,6 +28,67 @@ pub enum ClusterCmd {
     /// Hand the application address over to the standby (run on the active node); refused with
     /// the reason when the pair is not ready.
     Switchover,
+    /// Initialise this node's own PostgreSQL from the cluster file's `[postgres]` section: on
+    /// the first active node `initdb`, replication settings, the replication role, the PBX
+    /// database (migrated) and the peer's slot; with `--standby`, a `pg_basebackup` clone of the
+    /// active node that then streams from it. Leaves the server running; refuses a data
+    /// directory that is not empty.
+    InitDb {
+        /// The cluster file (the one given to `serve --cluster`)
+        #[arg(long)]
+        cluster: PathBuf,
+        /// Clone the peer (the active node, initialised first) instead of creating a database
+        #[arg(long)]
+        standby: bool,
+    },
+}
+
+/// For `serve --cluster FILE`, before the store opens: when the file has a `[postgres]`
+/// section, this node's own PostgreSQL is started (read-only, as the peer's standby, if it was
+/// stopped; the role machine promotes it when this node becomes active).
+pub async fn start_local_postgres(file: &Path) -> Result<()> {
+    let c = ClusterConfig::load(file)?;
+    if let Some(pg) = c.postgres {
+        let node = pbx::cluster_pg::PgNode::new(pg)?;
+        tokio::task::spawn_blocking(move || pbx::cluster_pg::ensure_started(&node)).await??;
+    }
+    Ok(())
+}
+
+async fn init_db(config: &Path, standby: bool, out: &mut impl Write) -> Result<bool> {
+    let c = ClusterConfig::load(config)?;
+    let Some(pg) = c.postgres else {
+        bail!(
+            "{} has no [postgres] section: this pair shares one PostgreSQL",
+            config.display()
+        );
+    };
+    let node = pbx::cluster_pg::PgNode::new(pg)?;
+    let url = node.config().store_url();
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || {
+        if standby {
+            n.init_standby()
+        } else {
+            n.init_primary()
+        }
+    })
+    .await??;
+    if standby {
+        writeln!(
+            out,
+            "this node's PostgreSQL is a standby of the peer, streaming"
+        )?;
+    } else {
+        let applied = store::Store::migrate(&url).await?;
+        writeln!(
+            out,
+            "this node's PostgreSQL is the primary; PBX database created ({} migrations)",
+            applied.len()
+        )?;
+    }
+    writeln!(out, "serve with: --database-url '{url}'")?;
+    Ok(true)
 }
 
 /// The control socket of the server on `data_dir`.
@@ -68,6 +130,7 @@ pub fn extend_listen(pcfg: &mut pbx::PbxConfig, c: &ClusterConfig) {
 pub async fn run(cmd: ClusterCmd, data_dir: &Path, out: &mut impl Write) -> Result<bool> {
     let sock = control_socket(data_dir);
     match cmd {
+        ClusterCmd::InitDb { cluster, standby } => init_db(&cluster, standby, out).await,
         ClusterCmd::Status { json } => {
             let v = pbx::cluster::control_request(&sock, "status").await?;
             if json {
@@ -124,6 +187,16 @@ fn write_status(v: &serde_json::Value, out: &mut impl Write) -> Result<()> {
         s(&st["lease_held"]),
         s(&st["authority"])
     )?;
+    if v["db"].is_object() {
+        writeln!(
+            out,
+            "database  {}  streaming {}  lag {} bytes  synchronous replication {}",
+            s(&v["db"]["state"]),
+            s(&v["db"]["streaming"]),
+            s(&v["db"]["lag_bytes"]),
+            s(&st["sync_replication"])
+        )?;
+    }
     for (i, p) in v["paths"].as_array().into_iter().flatten().enumerate() {
         writeln!(
             out,

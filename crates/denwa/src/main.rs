@@ -627,6 +627,9 @@ async fn serve(
     backup_listen: Option<std::net::SocketAddr>,
     cluster: Option<std::path::PathBuf>,
 ) -> Result<()> {
+    if let Some(file) = &cluster {
+        cluster_cmd::start_local_postgres(file).await?;
+    }
     let store = open_store(&cfg).await?;
     let licensing = license_cmd::start(&cfg)?;
     let cluster_cfg = match &cluster {

@@ -3,7 +3,7 @@
 //! history with wall-clock times); the panel, the API and `denwa cluster status` show it. Plain
 //! data, so the crates that show it need no driver.
 
-use crate::{EventKind, Role, Status};
+use crate::{DbHealth, EventKind, Role, Status};
 
 /// One heartbeat path as configured, with its health.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -50,4 +50,47 @@ pub struct ClusterReport {
     pub switchover_refused: Option<String>,
     /// The newest events last (bounded).
     pub events: Vec<EventRecord>,
+    /// This node's own PostgreSQL as last measured (`None` when the pair shares one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<DbReport>,
+}
+
+/// This node's own PostgreSQL, for the status, the panel and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DbReport {
+    /// `primary`, `replica` or `down`.
+    pub state: &'static str,
+    /// Primary: the peer streams from it; replica: it streams from the peer.
+    pub streaming: bool,
+    /// Primary: how far the peer's replay is behind; replica: received but not replayed (bytes).
+    pub lag_bytes: u64,
+}
+
+impl DbReport {
+    /// From the health fed to the role machine.
+    pub fn of(h: DbHealth) -> DbReport {
+        match h {
+            DbHealth::Down => DbReport {
+                state: "down",
+                streaming: false,
+                lag_bytes: 0,
+            },
+            DbHealth::Primary {
+                standby_streaming,
+                lag_bytes,
+            } => DbReport {
+                state: "primary",
+                streaming: standby_streaming,
+                lag_bytes,
+            },
+            DbHealth::Replica {
+                streaming,
+                lag_bytes,
+            } => DbReport {
+                state: "replica",
+                streaming,
+                lag_bytes,
+            },
+        }
+    }
 }

@@ -10,9 +10,15 @@
 //! process dies or freezes. Events are kept in a bounded ring with wall-clock times and logged;
 //! a [`ClusterReport`] snapshot is shared with the panel and API.
 //!
-//! What it is not (yet): PostgreSQL replication (both nodes use one PostgreSQL in this slice, so
-//! the database is reported as streaming with no lag while it answers), calls surviving a
-//! takeover, link-state monitoring of the paths (silence alone degrades a path).
+//! With a `[postgres]` section each node runs its own PostgreSQL (`crate::cluster_pg`):
+//! `PromoteDb` promotes it, `DemoteDb` re-attaches it to the peer (pg_rewind), synchronous
+//! replication follows `SetSyncReplication`, and the health fed to the role machine is the real
+//! one (primary/replica, streaming, lag); a node that sees the peer active while its own
+//! database does not stream from it re-attaches by itself. Without it both nodes share one
+//! PostgreSQL, reported as streaming with no lag while it answers.
+//!
+//! What it is not (yet): calls surviving a takeover, link-state monitoring of the paths
+//! (silence alone degrades a path), epochs stamped on writes.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -49,6 +55,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 const ARPING_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long loading the registrations may delay a takeover.
 const RELOAD_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long `DemoteDb` waits inline for the local PostgreSQL to stop (heartbeats pause
+/// meanwhile: if it takes longer than `dead_after` the peer takes over, as it is about to anyway).
+const PG_STOP_INLINE: Duration = Duration::from_secs(3);
 /// Local health is measured this often.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
 
@@ -117,6 +126,10 @@ pub struct ClusterConfig {
     /// Hold-down after a role change override, ms (10000).
     #[serde(default)]
     pub hold_down_ms: Option<u64>,
+    /// This node's own PostgreSQL, replicated with the peer's (`crate::cluster_pg`). Without it
+    /// both nodes share one PostgreSQL (promotion and replication are no-ops).
+    #[serde(default)]
+    pub postgres: Option<crate::cluster_pg::PgPairConfig>,
 }
 
 /// Why a cluster file cannot be used.
@@ -286,6 +299,9 @@ impl ClusterConfig {
         {
             return bad("fence_command must name a program (argv list)".into());
         }
+        if let Some(pg) = &self.postgres {
+            pg.validate().map_err(ClusterConfigError::Invalid)?;
+        }
         self.ha_config(0)
             .validate()
             .map_err(|e| ClusterConfigError::Invalid(e.to_string()))
@@ -329,6 +345,8 @@ enum In {
     Probe {
         db_ok: bool,
         sip_bound: bool,
+        /// This node's own PostgreSQL (`[postgres]` configured), measured.
+        db: Option<DbHealth>,
     },
     Switchover(oneshot::Sender<Result<(), String>>),
     /// Time for the second announcement of the take with this generation.
@@ -484,6 +502,7 @@ impl Cluster {
             holds_ip: false,
             switchover_refused: Some("starting".into()),
             events: Vec::new(),
+            db: None,
         }));
         let (wtx, wrx) = mpsc::channel(WITNESS_QUEUE);
         tokio::spawn(witness_task(
@@ -502,7 +521,27 @@ impl Cluster {
             store: store.clone(),
             tx: tx.clone(),
         };
-        tokio::spawn(probe_task(pbx, store, tx.clone()));
+        let pg = match &cfg.postgres {
+            Some(p) => {
+                let node = crate::cluster_pg::PgNode::new(p.clone())?;
+                let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let ops = crate::cluster_pg::spawn_worker(node.clone(), Arc::clone(&busy));
+                Some(PgWire {
+                    node,
+                    ops,
+                    busy,
+                    health: None,
+                    watch: crate::cluster_pg::ReattachWatch::default(),
+                })
+            }
+            None => None,
+        };
+        tokio::spawn(probe_task(
+            pbx,
+            store,
+            pg.as_ref().map(|p| p.node.clone()),
+            tx.clone(),
+        ));
         let d = Driver {
             node,
             key,
@@ -517,6 +556,7 @@ impl Cluster {
             events: VecDeque::with_capacity(EVENT_HISTORY),
             report: Arc::clone(&report),
             send_errors: 0,
+            pg,
         };
         tokio::spawn(d.run(rx));
         Ok(Cluster {
@@ -663,6 +703,26 @@ struct Driver {
     events: VecDeque<EventRecord>,
     report: Arc<Mutex<ClusterReport>>,
     send_errors: u64,
+    /// This node's own PostgreSQL, when `[postgres]` is configured.
+    pg: Option<PgWire>,
+}
+
+/// The driver's side of `crate::cluster_pg`.
+struct PgWire {
+    node: crate::cluster_pg::PgNode,
+    ops: mpsc::Sender<crate::cluster_pg::DbOp>,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    /// Last measured.
+    health: Option<DbHealth>,
+    watch: crate::cluster_pg::ReattachWatch,
+}
+
+impl PgWire {
+    fn send(&self, op: crate::cluster_pg::DbOp) {
+        if let Err(e) = self.ops.try_send(op) {
+            tracing::error!(?op, error = %e, "cluster: PostgreSQL operation not queued");
+        }
+    }
 }
 
 impl Driver {
@@ -677,8 +737,11 @@ impl Driver {
             tokio::select! {
                 m = rx.recv() => match m {
                     Some(In::Node(i)) => self.node.handle_input(i, Instant::now()),
-                    Some(In::Probe { db_ok, sip_bound }) => {
+                    Some(In::Probe { db_ok, sip_bound, db }) => {
                         self.probe = (db_ok, sip_bound);
+                        if let Some(p) = &mut self.pg {
+                            p.health = db;
+                        }
                         self.feed_health();
                         // Checked after the input, which re-checks the authority first.
                         if self.node.serving(Instant::now()) {
@@ -709,7 +772,23 @@ impl Driver {
         let now = Instant::now();
         let (db_ok, sip_bound) = self.probe;
         let st = self.node.status(now);
-        let db = shared_db_health(db_ok, st.role, st.peer_role);
+        let db = match &mut self.pg {
+            // The store answering is not required: on a node whose database is being
+            // re-attached it may not, and the role machine wants the database's own state.
+            Some(p) => {
+                let db = p.health.unwrap_or(DbHealth::Down);
+                let busy = p.busy.load(std::sync::atomic::Ordering::SeqCst);
+                if p.watch.observe(now, st.role, st.peer_role, db, busy) {
+                    tracing::warn!(
+                        ?db,
+                        "cluster: the peer is active and this database does not stream from it: re-attaching"
+                    );
+                    p.send(crate::cluster_pg::DbOp::Reattach);
+                }
+                db
+            }
+            None => shared_db_health(db_ok, st.role, st.peer_role),
+        };
         self.node.handle_input(
             Input::Health(LocalHealth {
                 db,
@@ -781,11 +860,49 @@ impl Driver {
                 true
             }
             Output::PromoteDb { epoch } => {
-                tracing::info!(%epoch, "cluster: database writable here (shared PostgreSQL: nothing to promote)");
+                match &self.pg {
+                    Some(p) => {
+                        tracing::info!(%epoch, "cluster: promoting this node's PostgreSQL");
+                        p.send(crate::cluster_pg::DbOp::Promote);
+                    }
+                    None => {
+                        tracing::info!(%epoch, "cluster: database writable here (shared PostgreSQL: nothing to promote)");
+                    }
+                }
                 false
             }
             Output::DemoteDb { epoch } => {
-                tracing::info!(%epoch, "cluster: stop writing (shared PostgreSQL: nothing to re-attach)");
+                match &self.pg {
+                    Some(p) => {
+                        // Writes end here, inline: the clean stop hands the last WAL to the
+                        // standby before the lease release that follows lets it promote, so its
+                        // new timeline forks after everything this node wrote.
+                        let n = p.node.clone();
+                        let t0 = Instant::now();
+                        let r = tokio::time::timeout(
+                            PG_STOP_INLINE,
+                            tokio::task::spawn_blocking(move || n.stop()),
+                        )
+                        .await;
+                        let ms = t0.elapsed().as_millis() as u64;
+                        match r {
+                            Ok(Ok(Ok(()))) => {
+                                tracing::info!(%epoch, ms, "cluster: PostgreSQL stopped")
+                            }
+                            Ok(Ok(Err(e))) => {
+                                tracing::warn!(%epoch, error = %format!("{e:#}"), "cluster: stopping PostgreSQL")
+                            }
+                            _ => {
+                                tracing::warn!(%epoch, ms, "cluster: PostgreSQL still stopping; handing over meanwhile")
+                            }
+                        }
+                        tracing::info!(%epoch, "cluster: re-attaching this node's PostgreSQL as the peer's standby");
+                        p.send(crate::cluster_pg::DbOp::Reattach);
+                    }
+                    None => {
+                        tracing::info!(%epoch, "cluster: stop writing (shared PostgreSQL: nothing to re-attach)");
+                    }
+                }
                 false
             }
             Output::Epoch { epoch } => {
@@ -793,10 +910,13 @@ impl Driver {
                 false
             }
             Output::SetSyncReplication { on } => {
-                tracing::debug!(
-                    on,
-                    "cluster: synchronous replication (shared PostgreSQL: no-op)"
-                );
+                match &self.pg {
+                    Some(p) => p.send(crate::cluster_pg::DbOp::Sync(on)),
+                    None => tracing::debug!(
+                        on,
+                        "cluster: synchronous replication (shared PostgreSQL: no-op)"
+                    ),
+                }
                 false
             }
             Output::StopNewWork => {
@@ -839,6 +959,10 @@ impl Driver {
         r.status = st;
         r.switchover_refused = refused;
         r.holds_ip = self.mover.holding;
+        r.db = self
+            .pg
+            .as_ref()
+            .map(|p| ha::report::DbReport::of(p.health.unwrap_or(DbHealth::Down)));
         if r.events.len() != self.events.len() || r.events.last() != self.events.back() {
             r.events = self.events.iter().cloned().collect();
         }
@@ -1036,7 +1160,12 @@ async fn run_fence(
 }
 
 /// Measures local health every second: the store answers, the SIP core runs.
-async fn probe_task(pbx: Pbx, store: store::Store, tx: mpsc::Sender<In>) {
+async fn probe_task(
+    pbx: Pbx,
+    store: store::Store,
+    pg: Option<crate::cluster_pg::PgNode>,
+    tx: mpsc::Sender<In>,
+) {
     let mut tick = tokio::time::interval(HEALTH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -1046,7 +1175,26 @@ async fn probe_task(pbx: Pbx, store: store::Store, tx: mpsc::Sender<In>) {
             Ok(Ok(_))
         );
         let sip_bound = pbx.core_alive();
-        if tx.send(In::Probe { db_ok, sip_bound }).await.is_err() {
+        let db = match &pg {
+            Some(n) => {
+                let n = n.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || n.health())
+                        .await
+                        .unwrap_or(DbHealth::Down),
+                )
+            }
+            None => None,
+        };
+        if tx
+            .send(In::Probe {
+                db_ok,
+                sip_bound,
+                db,
+            })
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -1334,6 +1482,32 @@ iface = "eth0"
             vec!["10.0.0.10".parse::<IpAddr>().expect("ip")]
         );
         assert_eq!(c.addresses[0].describe(), "10.0.0.10/24 dev eth0");
+    }
+
+    #[test]
+    fn postgres_section_is_checked_with_the_file() {
+        let pg = "\n[postgres]\ndata_dir = \"/var/lib/denwa/pg\"\nrun_dir = \"/run/denwa-pg\"\n\
+                  port = 5432\nlisten = \"192.168.9.1\"\npeer = \"192.168.9.2\"\n\
+                  replication_user = \"denwa_repl\"\n\
+                  replication_password_file = \"/etc/denwa/repl.pass\"\n\
+                  application_name = \"node1\"\npeer_application_name = \"node2\"\n";
+        let c = ClusterConfig::parse(&format!("{GOOD}{pg}")).expect("valid");
+        assert_eq!(
+            c.postgres
+                .as_ref()
+                .map(|p| p.peer_application_name.as_str()),
+            Some("node2")
+        );
+        assert!(
+            ClusterConfig::parse(GOOD)
+                .expect("valid")
+                .postgres
+                .is_none()
+        );
+        let same = format!("{GOOD}{}", pg.replace("\"node2\"", "\"node1\""));
+        assert!(err(&same).contains("must differ"), "{}", err(&same));
+        let unknown = format!("{GOOD}{pg}slot = \"x\"\n");
+        assert!(err(&unknown).contains("slot"), "{}", err(&unknown));
     }
 
     #[test]

@@ -116,6 +116,16 @@ fn key_from(r: &impl RowGet) -> Result<ApiKey> {
 
 /// Creates the default tenant unless one exists (first start).
 pub(crate) async fn ensure_default_tenant(db: &Db) -> Result<()> {
+    // Read first: a read-only database (a cluster's hot standby) already has it, by replication.
+    let exists = read_pool!(db, pool, kind => {
+        sqlx::query("SELECT 1 FROM tenants WHERE is_default")
+            .fetch_optional(pool)
+            .await?
+            .is_some()
+    });
+    if exists {
+        return Ok(());
+    }
     write_tx!(db, tx, kind => {
         // DO NOTHING: another process may have created it a moment ago.
         let done = sqlx::query(
@@ -862,14 +872,22 @@ impl Store {
             .last_used_at
             .is_none_or(|t| now - t > Duration::seconds(60))
         {
-            write_tx!(self.db(), tx, kind => {
-                sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
-                    .bind(key.id)
-                    .bind(to_ms(now))
-                    .execute(&mut *tx)
-                    .await?;
-            });
-            key.last_used_at = Some(now);
+            // Best effort: a read-only database (a cluster's standby) still verifies keys.
+            let recorded: Result<()> = async {
+                write_tx!(self.db(), tx, kind => {
+                    sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+                        .bind(key.id)
+                        .bind(to_ms(now))
+                        .execute(&mut *tx)
+                        .await?;
+                });
+                Ok(())
+            }
+            .await;
+            match recorded {
+                Ok(()) => key.last_used_at = Some(now),
+                Err(e) => tracing::debug!(error = %e, "API key use not recorded"),
+            }
         }
         Ok(Some(key))
     }

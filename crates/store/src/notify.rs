@@ -170,8 +170,29 @@ async fn poll_sqlite(
 }
 
 async fn listen_pg(pool: sqlx::PgPool, tx: broadcast::Sender<Change>) -> Result<()> {
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen(CHANNEL).await?;
+    // A hot standby (a cluster's standby node) refuses LISTEN until it is promoted: keep
+    // trying, and tell subscribers to reload everything once watching (the replicated changes
+    // they missed included).
+    let mut refused = 0u64;
+    let mut listener = loop {
+        let r = async {
+            let mut l = PgListener::connect_with(&pool).await?;
+            l.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        }
+        .await;
+        match r {
+            Ok(l) => break l,
+            Err(sqlx::Error::PoolClosed) => return Ok(()),
+            Err(e) => {
+                refused += 1;
+                if refused.is_power_of_two() {
+                    tracing::warn!(error = %e, attempts = refused, "cannot LISTEN for changes yet; retrying");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
     let _ = tx.send(Change::All);
     loop {
         match listener.try_recv().await {

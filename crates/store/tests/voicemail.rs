@@ -261,6 +261,8 @@ async fn subscriptions_are_kept(b: Backend) {
         tenant: 1,
         ext: "1001".into(),
         package: "message-summary".into(),
+        resource: String::new(),
+        version: 0,
         local: "<sip:1001@example.com>;tag=t1".into(),
         remote: "<sip:1001@example.com>;tag=r1".into(),
         remote_target: "sip:1001@192.0.2.21:5060".into(),

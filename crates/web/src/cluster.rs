@@ -98,6 +98,21 @@ pub(crate) fn render_metrics(w: &Web, out: &mut String) {
             u8::from(p.healthy)
         ));
     }
+    if let Some(db) = r.db {
+        out.push_str("# HELP denwa_cluster_replication_streaming 1 while this node's PostgreSQL streams with the peer's (as primary: the peer streams from it; as replica: from the peer).\n");
+        out.push_str("# TYPE denwa_cluster_replication_streaming gauge\n");
+        out.push_str(&format!(
+            "denwa_cluster_replication_streaming{{state=\"{}\"}} {}\n",
+            db.state,
+            u8::from(db.streaming)
+        ));
+        out.push_str("# HELP denwa_cluster_replication_lag_bytes WAL bytes the standby's replay is behind (as primary), or received but not replayed (as replica).\n");
+        out.push_str("# TYPE denwa_cluster_replication_lag_bytes gauge\n");
+        out.push_str(&format!(
+            "denwa_cluster_replication_lag_bytes {}\n",
+            db.lag_bytes
+        ));
+    }
 }
 
 /// The `/healthz` fields: `role` and `peer_role` (`null` when not clustered / peer unheard).
@@ -125,8 +140,11 @@ pub(crate) fn extend_document(doc: &mut Value) {
     if let Some(codes) = doc
         .pointer_mut("/components/schemas/Error/properties/error/properties/code/enum")
         .and_then(Value::as_array_mut)
-        && !codes.contains(&json!("not_ready"))
     {
-        codes.push(json!("not_ready"));
+        for code in ["not_ready", "standby_read_only"] {
+            if !codes.contains(&json!(code)) {
+                codes.push(json!(code));
+            }
+        }
     }
 }

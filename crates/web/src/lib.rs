@@ -19,6 +19,7 @@ mod openapi;
 mod panel;
 mod session;
 pub mod settings;
+pub mod standby;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -180,12 +181,20 @@ pub fn router(web: Web) -> Router {
         .route("/metrics", get(metrics))
         .nest(
             "/api/v1",
-            api::routes().layer(axum::middleware::from_fn_with_state(
-                web.clone(),
-                api_license::read_only_guard,
-            )),
+            api::routes()
+                .layer(axum::middleware::from_fn_with_state(
+                    web.clone(),
+                    api_license::read_only_guard,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    web.clone(),
+                    standby::api_guard,
+                )),
         )
-        .merge(panel::routes())
+        .merge(panel::routes().layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            standby::panel_guard,
+        )))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(web)
 }

@@ -104,6 +104,8 @@ pub struct Ctx {
     path: String,
     headers: HeaderMap,
     license: license_page::Notices,
+    /// `Some(why)` on a clustered node that is not active (writes refused).
+    standby: Option<String>,
 }
 
 impl Ctx {
@@ -144,6 +146,7 @@ impl FromRequestParts<Web> for Ctx {
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
             headers: parts.headers.clone(),
             license: license_page::Notices::of(web),
+            standby: crate::standby::refusal(web),
         })
     }
 }
@@ -222,6 +225,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                 main {
                     h1 { (title) }
                     @if ctx.session.is_some() { (license_page::banners(&ctx.license, ctx.lang, &ctx.path)) }
+                    @if let (Some(_), Some(m)) = (&ctx.session, &ctx.standby) { p.error role="alert" id="standby-banner" { (m) } }
                     (body)
                 }
             }

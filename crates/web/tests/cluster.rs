@@ -50,6 +50,17 @@ fn report(role: Role, refused: Option<&str>) -> ClusterReport {
             role,
             reason: "standby → active: lease granted (epoch 4)".into(),
         }],
+        db: Some(ha::report::DbReport::of(if role == Role::Active {
+            ha::DbHealth::Primary {
+                standby_streaming: true,
+                lag_bytes: 4096,
+            }
+        } else {
+            ha::DbHealth::Replica {
+                streaming: true,
+                lag_bytes: 0,
+            }
+        })),
     }
 }
 
@@ -119,11 +130,23 @@ async fn api_metrics_and_healthz_tell_act_from_sby() {
         m.contains("denwa_cluster_path_healthy{path=\"1\"} 0"),
         "{m}"
     );
+    assert!(
+        m.contains("denwa_cluster_replication_streaming{state=\"replica\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("denwa_cluster_replication_lag_bytes 0"), "{m}");
+    let r = a.api("GET", "/cluster", Some(&a.read), None).await;
+    assert_eq!(r.json()["db"]["state"], "replica", "{}", r.text());
     let h = get(&a, "/healthz").await.json();
     assert_eq!(h["role"], "standby");
     assert_eq!(h["holds_address"], false);
     let doc = a.api("GET", "/openapi.json", None, None).await.json();
     assert!(doc["paths"]["/cluster/switchover"]["post"].is_object());
+    let codes = doc
+        .pointer("/components/schemas/Error/properties/error/properties/code/enum")
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(codes.contains("standby_read_only"), "{codes}");
 }
 
 #[tokio::test]
@@ -208,4 +231,102 @@ async fn panel_page_on_an_unclustered_node() {
     let p = b.get("/cluster").await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.text().contains("serve --cluster"));
+}
+
+#[tokio::test]
+async fn standby_serves_reads_and_refuses_writes_after_authentication() {
+    let a = app().await;
+    clustered(&a, Role::Standby, Some("this node is standby, not active"));
+    // API: reads served; a write refused with where to go; nothing told without a key.
+    let r = a.api("GET", "/cluster", Some(&a.read), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = a.api("GET", "/extensions", Some(&a.read), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let body = serde_json::json!({ "number": "2001" });
+    let r = a
+        .api("POST", "/extensions", Some(&a.full), Some(body.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert_eq!(
+        r.json()["error"]["code"],
+        "standby_read_only",
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text()
+            .contains("this node is standby; make changes on the active node (node 2, 10.0.0.2)"),
+        "{}",
+        r.text()
+    );
+    let r = a.api("POST", "/extensions", None, Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(!r.text().contains("10.0.0.2"), "{}", r.text());
+    let r = a
+        .api("POST", "/extensions", Some(&a.read), Some(body.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "read scope first");
+    // The switchover endpoint gives its own answer.
+    let r = a
+        .api("POST", "/cluster/switchover", Some(&a.full), None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.text().contains("not_ready"), "{}", r.text());
+    let t = a.store.default_tenant().await.unwrap();
+    assert!(a.store.extension(t.id, "2001").await.unwrap().is_none());
+
+    // Panel: a banner on every page; a write refused with the same words; the cluster page
+    // still answers its switchover form.
+    let mut b = signed_in(&a, "root", store::AdminRole::Admin).await;
+    let p = b.get("/").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.text().contains("id=\"standby-banner\""), "{}", p.text());
+    let p = b.get("/extensions").await;
+    assert_eq!(p.status, StatusCode::OK);
+    let r = b
+        .post(
+            "/extensions",
+            &[("csrf", &csrf(&p.text())), ("number", "2002")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert!(
+        r.text().contains("id=\"standby-read-only\""),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text()
+            .contains("make changes on the active node (node 2, 10.0.0.2)")
+    );
+    let p = b.get("/cluster").await;
+    let r = b
+        .post(
+            "/cluster",
+            &[("csrf", &csrf(&p.text())), ("confirm", "yes")],
+        )
+        .await;
+    assert_ne!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    // Without a session the panel tells nothing.
+    let mut anon = common::browser::Browser::new(&a);
+    let r = anon
+        .post("/extensions", &[("csrf", "x"), ("number", "2003")])
+        .await;
+    assert_ne!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!r.text().contains("10.0.0.2"), "{}", r.text());
+
+    // Active again: writes pass the guard.
+    *a.control.cluster.get().unwrap().report.lock().unwrap() = report(Role::Active, None);
+    let m = get(&a, "/metrics").await.text();
+    assert!(
+        m.contains("denwa_cluster_replication_streaming{state=\"primary\"} 1")
+            && m.contains("denwa_cluster_replication_lag_bytes 4096"),
+        "{m}"
+    );
+    let r = a
+        .api("POST", "/extensions", Some(&a.full), Some(body))
+        .await;
+    assert_ne!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    let p = b.get("/").await;
+    assert!(!p.text().contains("id=\"standby-banner\""));
 }
