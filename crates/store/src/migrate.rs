@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 13;
+pub const LATEST: i64 = 14;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -531,6 +531,11 @@ CREATE TABLE cdr_events (
 CREATE INDEX cdr_events_call ON cdr_events (tenant_id, call_id, seq);
 "#;
 
+const V14_PROMPT_LANGUAGE: &str = r#"
+ALTER TABLE tenants ADD COLUMN language TEXT NOT NULL DEFAULT '';
+ALTER TABLE extensions ADD COLUMN language TEXT NOT NULL DEFAULT '';
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -597,6 +602,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 13,
         name: "call events (transfers)",
         sql: V13_CDR_EVENTS,
+    },
+    Migration {
+        version: 14,
+        name: "prompt language",
+        sql: V14_PROMPT_LANGUAGE,
     },
 ];
 
