@@ -37,7 +37,7 @@ pub mod peerlog;
 mod pickup;
 pub mod pike;
 pub mod policy;
-mod prompt_lang;
+pub mod prompt_lang;
 mod prompt_rec;
 pub mod recording;
 pub mod registrar;

@@ -8,6 +8,7 @@ mod apps;
 mod backup_remote;
 mod codes;
 mod hunt;
+mod language;
 mod outside;
 mod prompts;
 mod recordings;
@@ -137,6 +138,7 @@ fn schemas() -> Value {
     codes::schemas(&mut s);
     transfer::schemas(&mut s);
     voicemail::schemas(&mut s);
+    language::schemas(&mut s);
     s
 }
 
@@ -323,6 +325,7 @@ pub fn document() -> Value {
     recordings::paths(&mut add);
     transfer::paths(&mut add);
     voicemail::paths(&mut add);
+    language::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),
