@@ -216,9 +216,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             name,
             language,
         }) => {
-            let language = language
-                .map(|l| prompt_cmd::cli_language(&l))
-                .transpose()?;
+            let language = language.map(|l| prompt_cmd::cli_language(&l)).transpose()?;
             let generated = password.is_none();
             let password = password.unwrap_or_else(|| web::api::generate_password(&number));
             check_sip_password(&number, &password)?;
@@ -340,7 +338,11 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                     ..Default::default()
                 };
                 let e = store.update_extension(tenant.id, &number, upd).await?;
-                let shown = if e.language.is_empty() { "inherit" } else { &e.language };
+                let shown = if e.language.is_empty() {
+                    "inherit"
+                } else {
+                    &e.language
+                };
                 writeln!(out, "extension {}: prompt language {shown}", e.number)?;
             }
             outside_cmd::extension_edit(

@@ -308,7 +308,11 @@ pub async fn run_prompt(
 /// A `--language` value of the CLI: `en`, `ja`, or `inherit` / empty (stored empty).
 pub fn cli_language(v: &str) -> Result<String> {
     let v = v.trim();
-    let v = if v.eq_ignore_ascii_case("inherit") { "" } else { v };
+    let v = if v.eq_ignore_ascii_case("inherit") {
+        ""
+    } else {
+        v
+    };
     store::validate_language(v)
         .map_err(|_| anyhow::anyhow!("language {v:?}: use en, ja or inherit"))?;
     Ok(v.to_string())

@@ -282,7 +282,10 @@ fn an_extension_set_to_japanese_hears_the_japanese_greeting() {
     assert!(out.contains("prompt language ja"), "{out}");
     // 1002 inherits: the tenant's default, then the node's prompts.language (en).
     let out = d.cli_ok(&["prompt", "language"]);
-    assert!(out.contains("inherited from prompts.language (en)"), "{out}");
+    assert!(
+        out.contains("inherited from prompts.language (en)"),
+        "{out}"
+    );
     // Loaded at start: no waiting for the change notification.
     d.terminate();
     d.spawn();

@@ -1175,7 +1175,8 @@ impl Engine {
             .map(|m| (m.id, m.ports.is_some()))
             .collect();
         let call_id = call.legs[A_LEG].call_id.clone();
-        let (tenant, caller, direction) = (call.tenant_id, call.caller.clone(), call.route.direction);
+        let (tenant, caller, direction) =
+            (call.tenant_id, call.caller.clone(), call.route.direction);
         for c in gone {
             self.b2bua.by_call_id.remove(&c);
         }

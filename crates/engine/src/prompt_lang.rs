@@ -31,7 +31,12 @@ impl Engine {
 
     /// [`Engine::prompt_language`] for the caller of a call: an extension unless it came in
     /// from a trunk.
-    pub(crate) fn caller_language(&self, tenant: i64, caller: &str, direction: Direction) -> String {
+    pub(crate) fn caller_language(
+        &self,
+        tenant: i64,
+        caller: &str,
+        direction: Direction,
+    ) -> String {
         let ext = (direction != Direction::Inbound).then_some(caller);
         self.prompt_language(tenant, ext)
     }

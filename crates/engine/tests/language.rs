@@ -282,7 +282,11 @@ fn an_outside_caller_hears_the_tenants_default() {
         ext: "en",
     });
     call_from_trunk(&mut h, "in-node");
-    assert_eq!(plays(&h), vec!["ivr-welcome/ja"], "no tenant default: the node's");
+    assert_eq!(
+        plays(&h),
+        vec!["ivr-welcome/ja"],
+        "no tenant default: the node's"
+    );
 
     let mut h = setup(Langs {
         global: "ja",

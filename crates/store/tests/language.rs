@@ -28,7 +28,10 @@ async fn prompt_languages_are_stored_checked_and_backed_up(b: Backend) {
     assert_eq!(s.tenant(acme.id).await.unwrap().unwrap().language, "");
     let (field, reason) = lang_field(s.set_tenant_language(t.id, "fr").await);
     assert_eq!(field, "language");
-    assert!(reason.contains("\"fr\"") && reason.contains("en, ja"), "{reason}");
+    assert!(
+        reason.contains("\"fr\"") && reason.contains("en, ja"),
+        "{reason}"
+    );
     assert!(matches!(
         s.set_tenant_language(99_999, "en").await,
         Err(Error::NotFound(_))
@@ -44,7 +47,10 @@ async fn prompt_languages_are_stored_checked_and_backed_up(b: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!(e.language, "", "a new extension inherits the tenant's language");
+    assert_eq!(
+        e.language, "",
+        "a new extension inherits the tenant's language"
+    );
     let set = |l: &str| ExtensionUpdate {
         language: Some(l.into()),
         ..Default::default()
@@ -63,7 +69,10 @@ async fn prompt_languages_are_stored_checked_and_backed_up(b: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!((e.display_name.as_str(), e.language.as_str()), ("Aiko", "en"));
+    assert_eq!(
+        (e.display_name.as_str(), e.language.as_str()),
+        ("Aiko", "en")
+    );
     let (field, _) = lang_field(s.update_extension(t.id, "1001", set("EN")).await);
     assert_eq!(field, "language");
     assert_eq!(
@@ -82,7 +91,10 @@ async fn prompt_languages_are_stored_checked_and_backed_up(b: Backend) {
     .unwrap();
     s.update_extension(t.id, "1002", set("ja")).await.unwrap();
     s.update_extension(t.id, "1002", set("")).await.unwrap();
-    assert_eq!(s.extension(t.id, "1002").await.unwrap().unwrap().language, "");
+    assert_eq!(
+        s.extension(t.id, "1002").await.unwrap().unwrap().language,
+        ""
+    );
 
     // A backup restored into a fresh database of the same backend keeps both.
     let work = tempfile::tempdir().unwrap();

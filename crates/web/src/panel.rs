@@ -26,8 +26,8 @@ mod backup_remote;
 mod cluster;
 mod codes;
 mod hunt;
-#[path = "license_page.rs"]
 mod language;
+#[path = "license_page.rs"]
 mod license_page;
 mod outside;
 mod prompts;

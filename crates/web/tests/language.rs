@@ -19,7 +19,12 @@ async fn api_extension_language_and_tenant_default() {
     let a = app().await;
     let k = Some(a.full.as_str());
     let r = a
-        .api("POST", "/extensions", k, Some(json!({ "number": "1001", "language": "ja" })))
+        .api(
+            "POST",
+            "/extensions",
+            k,
+            Some(json!({ "number": "1001", "language": "ja" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["extension"]["language"], "ja");
@@ -30,37 +35,77 @@ async fn api_extension_language_and_tenant_default() {
 
     // A language this build does not have: 422 naming the field; nothing created.
     let r = a
-        .api("POST", "/extensions", k, Some(json!({ "number": "1003", "language": "fr" })))
+        .api(
+            "POST",
+            "/extensions",
+            k,
+            Some(json!({ "number": "1003", "language": "fr" })),
+        )
         .await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+    );
     assert_eq!(r.json()["error"]["field"], "language");
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("\"fr\""), "{}", r.text());
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"fr\""),
+        "{}",
+        r.text()
+    );
     assert_eq!(
         a.api("GET", "/extensions/1003", k, None).await.status,
         StatusCode::NOT_FOUND
     );
 
     let r = a
-        .api("PATCH", "/extensions/1001", k, Some(json!({ "language": "en" })))
+        .api(
+            "PATCH",
+            "/extensions/1001",
+            k,
+            Some(json!({ "language": "en" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["language"], "en");
     let r = a
-        .api("PATCH", "/extensions/1001", k, Some(json!({ "language": "JA" })))
+        .api(
+            "PATCH",
+            "/extensions/1001",
+            k,
+            Some(json!({ "language": "JA" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["error"]["field"], "language");
     let r = a
-        .api("PATCH", "/extensions/1001", k, Some(json!({ "language": 7 })))
+        .api(
+            "PATCH",
+            "/extensions/1001",
+            k,
+            Some(json!({ "language": 7 })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "not a string");
     assert_eq!(ext_lang(&a, "1001").await, "en", "refusals change nothing");
     // Other changes keep it; an empty value inherits again.
-    a.api("PATCH", "/extensions/1001", k, Some(json!({ "display_name": "Aiko" })))
-        .await;
+    a.api(
+        "PATCH",
+        "/extensions/1001",
+        k,
+        Some(json!({ "display_name": "Aiko" })),
+    )
+    .await;
     assert_eq!(ext_lang(&a, "1001").await, "en");
     let r = a
-        .api("PATCH", "/extensions/1001", k, Some(json!({ "language": "" })))
+        .api(
+            "PATCH",
+            "/extensions/1001",
+            k,
+            Some(json!({ "language": "" })),
+        )
         .await;
     assert_eq!(r.json()["language"], "");
     assert_eq!(a.get("/extensions/1001").await["extension"]["language"], "");
@@ -74,23 +119,54 @@ async fn api_extension_language_and_tenant_default() {
         .set_setting(None, "prompts.language", &"ja")
         .await
         .unwrap();
-    assert_eq!(a.get("/tenant-settings").await["effective_language"], "ja", "the node's");
+    assert_eq!(
+        a.get("/tenant-settings").await["effective_language"],
+        "ja",
+        "the node's"
+    );
     let r = a
-        .api("PUT", "/tenant-settings", k, Some(json!({ "language": "en" })))
+        .api(
+            "PUT",
+            "/tenant-settings",
+            k,
+            Some(json!({ "language": "en" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(r.json(), json!({ "language": "en", "effective_language": "en" }));
+    assert_eq!(
+        r.json(),
+        json!({ "language": "en", "effective_language": "en" })
+    );
     assert_eq!(a.store.default_tenant().await.unwrap().language, "en");
-    for bad in [json!({ "language": "de" }), json!({}), json!({ "language": "en", "x": 1 })] {
+    for bad in [
+        json!({ "language": "de" }),
+        json!({}),
+        json!({ "language": "en", "x": 1 }),
+    ] {
         let r = a.api("PUT", "/tenant-settings", k, Some(bad.clone())).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", r.text());
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.text()
+        );
     }
     let r = a
-        .api("PUT", "/tenant-settings", k, Some(json!({ "language": "de" })))
+        .api(
+            "PUT",
+            "/tenant-settings",
+            k,
+            Some(json!({ "language": "de" })),
+        )
         .await;
     assert_eq!(r.json()["error"]["field"], "language");
     let r = a
-        .api("PUT", "/tenant-settings", Some(&a.read), Some(json!({ "language": "ja" })))
+        .api(
+            "PUT",
+            "/tenant-settings",
+            Some(&a.read),
+            Some(json!({ "language": "ja" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "read keys only read");
     assert_eq!(a.store.default_tenant().await.unwrap().language, "en");
@@ -139,7 +215,10 @@ async fn panel_sets_extension_and_tenant_language() {
     let r = b.post("/extensions/1001", &f).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(ext_lang(&a, "1001").await, "ja");
-    assert!(r.text().contains("<option value=\"ja\" selected>"), "the saved choice shows");
+    assert!(
+        r.text().contains("<option value=\"ja\" selected>"),
+        "the saved choice shows"
+    );
 
     let f = form(&csrf(&r.text()), "xx");
     let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -153,12 +232,18 @@ async fn panel_sets_extension_and_tenant_language() {
     assert!(page.contains("id=\"tenant-language\""), "{page}");
     let token = csrf(&page);
     let r = b
-        .post("/settings/language", &[("csrf", &token), ("language", "ja")])
+        .post(
+            "/settings/language",
+            &[("csrf", &token), ("language", "ja")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(a.store.default_tenant().await.unwrap().language, "ja");
     let r = b
-        .post("/settings/language", &[("csrf", &token), ("language", "fr")])
+        .post(
+            "/settings/language",
+            &[("csrf", &token), ("language", "fr")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().contains("id=\"err-tenant-language\""));

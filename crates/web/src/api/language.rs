@@ -39,7 +39,8 @@ async fn settings_of(w: &Web) -> ApiResult<TenantSettings> {
         .await
         .ok()
         .flatten();
-    let effective = engine::prompt_lang::pick(None, Some(&t.language), node.as_deref().unwrap_or(""));
+    let effective =
+        engine::prompt_lang::pick(None, Some(&t.language), node.as_deref().unwrap_or(""));
     Ok(TenantSettings {
         language: t.language,
         effective_language: effective,
@@ -56,6 +57,8 @@ async fn set(
     J(b): J<TenantSettingsPut>,
 ) -> ApiResult<Json<TenantSettings>> {
     let t = w.store().default_tenant().await?;
-    w.store().set_tenant_language(t.id, b.language.trim()).await?;
+    w.store()
+        .set_tenant_language(t.id, b.language.trim())
+        .await?;
     Ok(Json(settings_of(&w).await?))
 }

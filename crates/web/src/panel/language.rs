@@ -29,7 +29,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("inherit_tenant", "Company default", "会社の既定"),
     ("en", "English", "英語"),
     ("ja", "Japanese", "日本語"),
-    ("bad", "Choose one of the listed languages.", "一覧の言語から選んでください。"),
+    (
+        "bad",
+        "Choose one of the listed languages.",
+        "一覧の言語から選んでください。",
+    ),
 ];
 
 fn tr(lang: Lang, key: &str) -> &'static str {
