@@ -286,6 +286,17 @@ fn an_extension_set_to_japanese_hears_the_japanese_greeting() {
         out.contains("inherited from prompts.language (en)"),
         "{out}"
     );
+    let bad = d.cli(&["extension", "edit", "1002", "--language", "fr"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("use en, ja or inherit"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let out = d.cli_ok(&["prompt", "language", "en"]);
+    assert!(out.contains("tenant 1: prompt language en"), "{out}");
+    let out = d.cli_ok(&["prompt", "language", "inherit"]);
+    assert!(out.contains("inherited"), "{out}");
     // Loaded at start: no waiting for the change notification.
     d.terminate();
     d.spawn();
