@@ -296,3 +296,34 @@ fn an_outside_caller_hears_the_tenants_default() {
     call_from_trunk(&mut h, "in-en");
     assert_eq!(plays(&h), vec!["ivr-welcome/en"]);
 }
+
+#[test]
+fn a_changed_setting_applies_to_the_next_call() {
+    let mut h = setup(Langs {
+        global: "en",
+        tenant: "",
+        ext: "",
+    });
+    call(&mut h, "500", "before");
+    assert_eq!(plays(&h), vec!["ivr-welcome/en"]);
+    // The tenant's default changes (as the driver reloads tenants after a change).
+    let mut t = engine::config::Tenants {
+        default_id: 1,
+        ..Default::default()
+    };
+    t.realms.insert(1, REALM.into());
+    t.languages.insert(1, "ja".into());
+    h.input(Input::Config(engine::ConfigUpdate::Tenants(t)));
+    h.media_log.clear();
+    call(&mut h, "500", "after-tenant");
+    assert_eq!(plays(&h), vec!["ivr-welcome/ja"]);
+    // Then the extension's own (a reloaded extension cache).
+    let mut exts = snapshot().extensions;
+    if let Some(e) = exts.get_mut(&(1, "1001".to_string())) {
+        e.language = "en".into();
+    }
+    h.input(Input::Config(engine::ConfigUpdate::Extensions(exts)));
+    h.media_log.clear();
+    call(&mut h, "500", "after-ext");
+    assert_eq!(plays(&h), vec!["ivr-welcome/en"]);
+}
