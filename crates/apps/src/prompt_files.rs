@@ -50,6 +50,17 @@ pub fn tenant_path(data_dir: &Path, tenant: i64, lang: Lang, id: &str) -> PathBu
 /// default, else the tenant's or default file in the other language; `None` when there is none
 /// (or `id` is not a valid prompt id).
 pub fn resolve(data_dir: &Path, tenant: Option<i64>, lang: Lang, id: &str) -> Option<PathBuf> {
+    resolve_lang(data_dir, tenant, lang, id).map(|(p, _)| p)
+}
+
+/// [`resolve`], also saying which language the file is in (the other one when `lang` has
+/// none).
+pub fn resolve_lang(
+    data_dir: &Path,
+    tenant: Option<i64>,
+    lang: Lang,
+    id: &str,
+) -> Option<(PathBuf, Lang)> {
     if !prompt::valid_id(id) {
         return None;
     }
@@ -57,12 +68,12 @@ pub fn resolve(data_dir: &Path, tenant: Option<i64>, lang: Lang, id: &str) -> Op
         if let Some(t) = tenant {
             let p = tenant_path(data_dir, t, l, id);
             if p.is_file() {
-                return Some(p);
+                return Some((p, l));
             }
         }
         let p = default_path(data_dir, l, id);
         if p.is_file() {
-            return Some(p);
+            return Some((p, l));
         }
     }
     None
@@ -698,6 +709,7 @@ mod tests {
         let dir = d.path();
         let id = "vm-enter-pin";
         assert_eq!(resolve(dir, Some(1), Lang::Ja, id), None);
+        assert_eq!(resolve_lang(dir, Some(1), Lang::Ja, id), None);
 
         let en_default = default_path(dir, Lang::En, id);
         audio_file::write_wav(&en_default, &tone()).expect("write");
@@ -706,12 +718,21 @@ mod tests {
             resolve(dir, Some(1), Lang::Ja, id),
             Some(en_default.clone())
         );
+        assert_eq!(
+            resolve_lang(dir, Some(1), Lang::Ja, id),
+            Some((en_default.clone(), Lang::En)),
+            "the fallback says it is in the other language"
+        );
 
         let ja_default = default_path(dir, Lang::Ja, id);
         audio_file::write_wav(&ja_default, &tone()).expect("write");
         assert_eq!(
             resolve(dir, Some(1), Lang::Ja, id),
             Some(ja_default.clone())
+        );
+        assert_eq!(
+            resolve_lang(dir, Some(1), Lang::Ja, id),
+            Some((ja_default.clone(), Lang::Ja))
         );
 
         let rec = save_recorded(dir, 1, Lang::Ja, id, &tone()).expect("record");

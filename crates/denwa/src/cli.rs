@@ -196,6 +196,9 @@ pub enum ExtensionCmd {
         /// Display name
         #[arg(long)]
         name: Option<String>,
+        /// Prompt language this extension hears: en, ja or inherit (the tenant's default)
+        #[arg(long, value_name = "LANG")]
+        language: Option<String>,
     },
     /// List extensions.
     List {
@@ -236,6 +239,9 @@ pub enum ExtensionCmd {
         /// Enable or disable: true or false
         #[arg(long, value_name = "BOOL")]
         enabled: Option<bool>,
+        /// Prompt language this extension hears: en, ja or inherit (the tenant's default)
+        #[arg(long, value_name = "LANG")]
+        language: Option<String>,
     },
     /// Set a new password; prints the generated one when none is given.
     Passwd {

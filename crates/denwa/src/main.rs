@@ -216,7 +216,9 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             number,
             password,
             name,
+            language,
         }) => {
+            let language = language.map(|l| prompt_cmd::cli_language(&l)).transpose()?;
             let generated = password.is_none();
             let password = password.unwrap_or_else(|| web::api::generate_password(&number));
             check_sip_password(&number, &password)?;
@@ -231,6 +233,13 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                     },
                 )
                 .await?;
+            if let Some(l) = language.filter(|l| !l.is_empty()) {
+                let upd = store::ExtensionUpdate {
+                    language: Some(l),
+                    ..Default::default()
+                };
+                store.update_extension(tenant.id, &e.number, upd).await?;
+            }
             if generated {
                 writeln!(
                     out,
@@ -325,7 +334,21 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             max_calls_per_hour,
             intl_minutes,
             enabled,
+            language,
         }) => {
+            if let Some(l) = language {
+                let upd = store::ExtensionUpdate {
+                    language: Some(prompt_cmd::cli_language(&l)?),
+                    ..Default::default()
+                };
+                let e = store.update_extension(tenant.id, &number, upd).await?;
+                let shown = if e.language.is_empty() {
+                    "inherit"
+                } else {
+                    &e.language
+                };
+                writeln!(out, "extension {}: prompt language {shown}", e.number)?;
+            }
             outside_cmd::extension_edit(
                 &store,
                 tenant.id,

@@ -67,6 +67,17 @@ pub enum PromptCmd {
         #[arg(long, value_name = "ID")]
         tenant: Option<i64>,
     },
+    /// Show or set the tenant's default prompt language: what its callers hear when their
+    /// extension inherits (`denwa extension edit N --language` sets an extension's own), and
+    /// what outside callers hear.
+    Language {
+        /// en, ja, or inherit (the node's prompts.language); none: show it.
+        #[arg(value_name = "LANG")]
+        language: Option<String>,
+        /// The tenant (id); default: the default tenant.
+        #[arg(long, value_name = "ID")]
+        tenant: Option<i64>,
+    },
 }
 
 /// `denwa moh ...`
@@ -265,9 +276,46 @@ pub async fn run_prompt(
                 }
             )?;
         }
+        PromptCmd::Language { language, tenant } => {
+            let tenant = which_tenant(store, tenant).await?;
+            if let Some(l) = language {
+                let l = cli_language(&l)?;
+                store.set_tenant_language(tenant, &l).await?;
+            }
+            let t = store
+                .tenant(tenant)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no tenant with id {tenant}"))?;
+            let node: Option<String> = store
+                .setting(None, engine::settings::keys::PROMPTS_LANGUAGE)
+                .await?;
+            let effective =
+                engine::prompt_lang::pick(None, Some(&t.language), node.as_deref().unwrap_or(""));
+            if t.language.is_empty() {
+                writeln!(
+                    out,
+                    "tenant {tenant}: prompt language inherited from prompts.language ({effective})"
+                )?;
+            } else {
+                writeln!(out, "tenant {tenant}: prompt language {effective}")?;
+            }
+        }
         PromptCmd::InstallDefaults { .. } => bail!("install-defaults runs without a tenant"),
     }
     Ok(())
+}
+
+/// A `--language` value of the CLI: `en`, `ja`, or `inherit` / empty (stored empty).
+pub fn cli_language(v: &str) -> Result<String> {
+    let v = v.trim();
+    let v = if v.eq_ignore_ascii_case("inherit") {
+        ""
+    } else {
+        v
+    };
+    store::validate_language(v)
+        .map_err(|_| anyhow::anyhow!("language {v:?}: use en, ja or inherit"))?;
+    Ok(v.to_string())
 }
 
 /// Runs `denwa moh ...` (other than install-default).

@@ -237,3 +237,83 @@ fn a_caller_leaves_a_voicemail_message_through_the_menu() {
     });
     assert!(d.logs().contains("voicemail message ended"));
 }
+
+/// The Japanese greeting's tone (the English one is [`GREETING`]); apart from every PBX tone.
+const GREETING_JA: u32 = 3100;
+
+/// `phone` dials the menu, listens through the greeting and hangs up: what it heard.
+fn hear_greeting(d: &Denwa, p: &mut Phone) -> PathBuf {
+    p.dial(&format!("sip:500@{}", d.sip_addr())).expect("dial");
+    p.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the IVR did not answer {}: {e}", p.name())
+        });
+    // The greeting lasts 1.4 s; the menu then waits for a digit.
+    std::thread::sleep(Duration::from_millis(2500));
+    p.hangup().expect("hang up");
+    p.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.name()));
+    p.last_recording().expect("recording")
+}
+
+#[test]
+fn an_extension_set_to_japanese_hears_the_japanese_greeting() {
+    let mut d = Denwa::start();
+    let audio = tempfile::tempdir().expect("tmp");
+    setup(&d, audio.path());
+    let greeting_ja = audio.path().join("greeting-ja.wav");
+    let layout = ToneLayout {
+        lead_ms: 0,
+        tone_ms: 1200,
+        tail_ms: 200,
+        ..ToneLayout::default()
+    };
+    tone::write_tone_wav(&greeting_ja, &[GREETING_JA], &layout, 0).expect("greeting");
+    d.cli_ok(&[
+        "prompt",
+        "upload",
+        "ivr-welcome",
+        "--lang",
+        "ja",
+        greeting_ja.to_str().expect("utf-8 path"),
+    ]);
+    let out = d.cli_ok(&["extension", "edit", "1001", "--language", "ja"]);
+    assert!(out.contains("prompt language ja"), "{out}");
+    // 1002 inherits: the tenant's default, then the node's prompts.language (en).
+    let out = d.cli_ok(&["prompt", "language"]);
+    assert!(
+        out.contains("inherited from prompts.language (en)"),
+        "{out}"
+    );
+    let bad = d.cli(&["extension", "edit", "1002", "--language", "fr"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("use en, ja or inherit"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let out = d.cli_ok(&["prompt", "language", "en"]);
+    assert!(out.contains("tenant 1: prompt language en"), "{out}");
+    let out = d.cli_ok(&["prompt", "language", "inherit"]);
+    assert!(out.contains("inherited"), "{out}");
+    // Loaded at start: no waiting for the change notification.
+    d.terminate();
+    d.spawn();
+
+    // The phones send tones only long after the calls (never heard back).
+    let quiet = wav(audio.path(), "quiet.wav", &A_TONES, 20_000, 24_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &quiet);
+    let heard = hear_greeting(&d, &mut a);
+    tone::check_recording(&heard, &[GREETING_JA], &[GREETING]).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("1001 (ja) did not hear the Japanese greeting alone: {e}")
+    });
+    drop(a);
+    let mut b = phone(&d, "1002", "bob-secret-cc", &quiet);
+    let heard = hear_greeting(&d, &mut b);
+    tone::check_recording(&heard, &[GREETING], &[GREETING_JA]).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("1002 (inherit, en) did not hear the English greeting alone: {e}")
+    });
+}

@@ -416,9 +416,7 @@ impl Engine {
                         (e.number.as_str(), skip)
                     });
                 let lang = self
-                    .snap
-                    .settings
-                    .prompt_language
+                    .origin_language(o)
                     .parse()
                     .unwrap_or(apps::prompt::Lang::En);
                 let s =
@@ -537,6 +535,7 @@ impl Engine {
                 );
             }
         };
+        let lang = self.origin_language(&o);
         let id = self.b2bua.next_call_id();
         let a_tag = self.new_tag();
         let a_leg = Leg::caller(o.call_id.clone(), txn, (source, local, transport), a_tag);
@@ -563,7 +562,7 @@ impl Engine {
             play_id: 0,
             after_play: None,
             sdp_version: 1,
-            lang: self.snap.settings.prompt_language.clone(),
+            lang,
             deadline: None,
             held_by: None,
             defer_answer: false,
@@ -1273,6 +1272,8 @@ impl Engine {
             .map(|m| (m.id, m.ports.is_some()))
             .collect();
         let call_id = call.legs[A_LEG].call_id.clone();
+        let (tenant, caller, direction) =
+            (call.tenant_id, call.caller.clone(), call.route.direction);
         for c in gone {
             self.b2bua.by_call_id.remove(&c);
         }
@@ -1299,7 +1300,7 @@ impl Engine {
             play_id: 0,
             after_play: None,
             sdp_version: 1,
-            lang: self.snap.settings.prompt_language.clone(),
+            lang: self.caller_language(tenant, &caller, direction),
             deadline: None,
             held_by: None,
             defer_answer: true,

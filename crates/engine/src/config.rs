@@ -243,6 +243,8 @@ pub struct ExtEntry {
     pub anonymous: bool,
     /// Outbound limits.
     pub limits: ExtLimits,
+    /// Prompt language (`en`, `ja`; empty: the tenant's default).
+    pub language: String,
 }
 
 /// Tenants and SIP domains.
@@ -254,6 +256,8 @@ pub struct Tenants {
     pub by_domain: HashMap<String, i64>,
     /// Tenant -> digest realm.
     pub realms: HashMap<i64, String>,
+    /// Tenant -> default prompt language (absent or empty: `prompts.language`).
+    pub languages: HashMap<i64, String>,
 }
 
 impl Tenants {

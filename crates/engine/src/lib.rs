@@ -40,6 +40,7 @@ pub mod peerlog;
 mod pickup;
 pub mod pike;
 pub mod policy;
+pub mod prompt_lang;
 mod prompt_rec;
 pub mod recording;
 pub mod registrar;

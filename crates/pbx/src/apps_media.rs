@@ -114,8 +114,14 @@ impl AppMedia {
             match i {
                 PlayItem::Prompt { id, tenant, lang } => {
                     let lang: Lang = lang.parse().unwrap_or(Lang::En);
-                    match apps::prompt_files::resolve(&self.data_dir, Some(tenant), lang, &id) {
-                        Some(p) => out.push(endpoint::PlayItem::File(p)),
+                    match apps::prompt_files::resolve_lang(&self.data_dir, Some(tenant), lang, &id)
+                    {
+                        Some((p, got)) => {
+                            if got != lang {
+                                info!(prompt = %id, tenant, wanted = lang.as_str(), playing = got.as_str(), "prompt missing in the caller's language: playing the other language");
+                            }
+                            out.push(endpoint::PlayItem::File(p))
+                        }
                         None => {
                             warn!(prompt = %id, lang = lang.as_str(), "prompt missing: playing the error tone");
                             out.extend(

@@ -65,6 +65,7 @@ fn ext_entry(e: store::Extension, ha1_md5: Option<String>, ha1_sha256: Option<St
         outbound_cid: e.outbound_cid,
         anonymous: e.anonymous,
         limits: e.limits,
+        language: e.language,
     }
 }
 
@@ -189,6 +190,7 @@ pub async fn tenants(store: &Store) -> anyhow::Result<Tenants> {
             t.by_domain.insert(d.to_ascii_lowercase(), tenant.id);
         }
         t.realms.insert(tenant.id, tenant.realm);
+        t.languages.insert(tenant.id, tenant.language);
     }
     Ok(t)
 }

@@ -111,6 +111,7 @@ pub(crate) const TABLES: &[TableDef] = &[
             ("is_default", Bool),
             ("created_at", Int),
             ("outbound", Text),
+            ("language", Text),
         ],
         identity: true,
         since: 1,
@@ -138,6 +139,7 @@ pub(crate) const TABLES: &[TableDef] = &[
             ("outbound_cid", Text),
             ("anonymous", Bool),
             ("out_limits", Text),
+            ("language", Text),
         ],
         identity: true,
         since: 1,
@@ -545,6 +547,9 @@ fn upgrade_row(table: &str, from: i64, row: &mut Map<String, Value>) {
         for (c, v) in defaults {
             row.entry(*c).or_insert_with(|| v.clone());
         }
+    }
+    if from < 16 && matches!(table, "tenants" | "extensions") {
+        row.entry("language").or_insert(Value::from(""));
     }
 }
 

@@ -23,9 +23,9 @@ const MAX_FAILED_LOGINS: i64 = 5;
 /// How long such a lock lasts.
 const LOCK_MINUTES: i64 = 15;
 
-const TENANT_COLS: &str = "id, name, realm, is_default, created_at";
+const TENANT_COLS: &str = "id, name, realm, is_default, created_at, language";
 const EXT_COLS: &str = "id, tenant_id, number, display_name, ha1_md5, enabled, max_contacts, cos,
-    outbound_cid, anonymous, out_limits, created_at, updated_at";
+    outbound_cid, anonymous, out_limits, created_at, updated_at, language";
 const ADMIN_COLS: &str = "id, username, role, failed_logins, locked_until, created_at";
 const KEY_COLS: &str = "id, tenant_id, name, prefix, scope, created_at, last_used_at";
 
@@ -42,6 +42,21 @@ pub fn validate_extension_number(number: &str) -> Result<()> {
         Err(Error::Invalid {
             field: "extension number",
             reason: format!("{number:?}: use 1 to 32 of the characters 0-9 * # +"),
+        })
+    }
+}
+
+/// Checks a prompt language of a tenant or extension: `en`, `ja`, or empty (inherit).
+pub fn validate_language(lang: &str) -> Result<()> {
+    if lang.is_empty() || engine::settings::PROMPT_LANGUAGES.contains(&lang) {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            field: "language",
+            reason: format!(
+                "{lang:?}: use one of {} or empty (inherit)",
+                engine::settings::PROMPT_LANGUAGES.join(", ")
+            ),
         })
     }
 }
@@ -69,6 +84,7 @@ fn tenant_from(r: &impl RowGet) -> Result<Tenant> {
         realm: r.text("realm")?,
         is_default: r.boolean("is_default")?,
         created_at: r.ts("created_at")?,
+        language: r.text("language")?,
     })
 }
 
@@ -86,6 +102,7 @@ fn extension_from(r: &impl RowGet) -> Result<Extension> {
         outbound_cid: r.text("outbound_cid")?,
         anonymous: r.boolean("anonymous")?,
         limits: serde_json::from_str(&r.text("out_limits")?).unwrap_or_default(),
+        language: r.text("language")?,
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
     })
@@ -240,6 +257,23 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, || format!("tenant {name:?}")))?;
+            announce!(tx, kind, Change::Tenants);
+            tenant_from(&r)?
+        }))
+    }
+
+    /// Sets a tenant's default prompt language (`en`, `ja`; empty: the node's
+    /// `prompts.language`).
+    pub async fn set_tenant_language(&self, tenant_id: i64, lang: &str) -> Result<Tenant> {
+        validate_language(lang)?;
+        let sql = format!("UPDATE tenants SET language = $2 WHERE id = $1 RETURNING {TENANT_COLS}");
+        Ok(write_tx!(self.db(), tx, kind => {
+            let r = sqlx::query(&sql)
+                .bind(tenant_id)
+                .bind(lang)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("tenant {tenant_id}")))?;
             announce!(tx, kind, Change::Tenants);
             tenant_from(&r)?
         }))
@@ -461,6 +495,9 @@ impl Store {
                 }
             })?;
         }
+        if let Some(l) = &upd.language {
+            validate_language(l)?;
+        }
         let limits = match &upd.limits {
             Some(l) => Some(serde_json::to_string(l).map_err(|e| Error::Invalid {
                 field: "limits",
@@ -473,7 +510,7 @@ impl Store {
                  enabled = COALESCE($4, enabled), max_contacts = COALESCE($5, max_contacts),
                  updated_at = $6, cos = COALESCE($7, cos),
                  outbound_cid = COALESCE($8, outbound_cid), anonymous = COALESCE($9, anonymous),
-                 out_limits = COALESCE($10, out_limits)
+                 out_limits = COALESCE($10, out_limits), language = COALESCE($11, language)
              WHERE tenant_id = $1 AND number = $2 RETURNING {EXT_COLS}"
         );
         Ok(write_tx!(self.db(), tx, kind => {
@@ -488,6 +525,7 @@ impl Store {
                 .bind(upd.outbound_cid.clone())
                 .bind(upd.anonymous)
                 .bind(limits.clone())
+                .bind(upd.language.clone())
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| Error::NotFound(format!("extension {number}")))?;

@@ -47,7 +47,7 @@ use tokio::sync::{broadcast, mpsc};
 pub use apps::{ConfRoom, IvrMenu, validate_menu_name};
 pub use cdr_events::{CdrEvent, MAX_EVENTS_PER_CALL};
 pub use codes::{FeatureCodeRow, TimeCondRow};
-pub use config::{ha1_md5, ha1_sha256, validate_extension_number};
+pub use config::{ha1_md5, ha1_sha256, validate_extension_number, validate_language};
 pub use group::WriteStats;
 pub use hunt::RingGroup;
 pub use model::*;

@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 15;
+pub const LATEST: i64 = 16;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -566,6 +566,12 @@ CREATE TABLE page_groups (
 );
 "#;
 
+/// Prompt language: a tenant default and a per-extension override (empty = inherit).
+const V16_PROMPT_LANGUAGE: &str = r#"
+ALTER TABLE tenants ADD COLUMN language TEXT NOT NULL DEFAULT '';
+ALTER TABLE extensions ADD COLUMN language TEXT NOT NULL DEFAULT '';
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -642,6 +648,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 15,
         name: "page groups",
         sql: V15_PAGE_GROUPS,
+    },
+    Migration {
+        version: 16,
+        name: "prompt language",
+        sql: V16_PROMPT_LANGUAGE,
     },
 ];
 

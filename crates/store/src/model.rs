@@ -95,6 +95,8 @@ pub struct Tenant {
     pub is_default: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Default prompt language of its callers (`en`, `ja`; empty: the node's `prompts.language`).
+    pub language: String,
 }
 
 /// An extension (a SIP user that phones register as).
@@ -122,6 +124,8 @@ pub struct Extension {
     pub anonymous: bool,
     /// Outbound limits.
     pub limits: ExtLimits,
+    /// Prompt language this extension hears (`en`, `ja`; empty: the tenant's default).
+    pub language: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -161,6 +165,8 @@ pub struct ExtensionUpdate {
     pub anonymous: Option<bool>,
     /// New outbound limits.
     pub limits: Option<ExtLimits>,
+    /// New prompt language (`en`, `ja`; empty: inherit the tenant's).
+    pub language: Option<String>,
 }
 
 /// What the registrar and call authentication need about an extension.

@@ -23,6 +23,7 @@ mod apps;
 mod backup_remote;
 mod codes;
 mod hunt;
+mod language;
 pub(crate) mod outside;
 pub(crate) mod park;
 mod page;
@@ -284,6 +285,7 @@ pub fn routes() -> Router<Web> {
         .merge(backup_remote::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(language::routes())
         .merge(recordings::routes())
         .merge(transfer::routes())
         .merge(voicemail::routes())
@@ -355,6 +357,7 @@ struct NewExt {
     password: Option<String>,
     enabled: Option<bool>,
     max_contacts: Option<i64>,
+    language: Option<String>,
 }
 
 fn check_number(n: &str) -> ApiResult<()> {
@@ -399,6 +402,9 @@ async fn create_extension(
     check_number(&b.number)?;
     check_display_name(&b.display_name)?;
     check_max_contacts(b.max_contacts)?;
+    if let Some(l) = &b.language {
+        store::validate_language(l)?;
+    }
     let (password, generated) = match b.password {
         Some(p) => {
             check_password(&b.number, &p)?;
@@ -422,6 +428,16 @@ async fn create_extension(
             },
         )
         .await?;
+    let ext = match b.language {
+        Some(l) if !l.is_empty() => {
+            let upd = store::ExtensionUpdate {
+                language: Some(l),
+                ..Default::default()
+            };
+            w.store().update_extension(t.id, &ext.number, upd).await?
+        }
+        _ => ext,
+    };
     let mut out = json!({ "extension": ext });
     if generated {
         out["password"] = Value::from(password);
@@ -455,6 +471,7 @@ struct ExtPatch {
     outbound_cid: Option<String>,
     anonymous: Option<bool>,
     limits: Option<outside::LimitsPatch>,
+    language: Option<String>,
 }
 
 async fn update_extension(
@@ -485,6 +502,7 @@ async fn update_extension(
                 outbound_cid: b.outbound_cid,
                 anonymous: b.anonymous,
                 limits,
+                language: b.language,
             },
         )
         .await?;

@@ -8,6 +8,7 @@ mod apps;
 mod backup_remote;
 mod codes;
 mod hunt;
+mod language;
 mod outside;
 mod park;
 mod page;
@@ -141,6 +142,7 @@ fn schemas() -> Value {
     transfer::schemas(&mut s);
     park::schemas(&mut s);
     voicemail::schemas(&mut s);
+    language::schemas(&mut s);
     s
 }
 
@@ -329,6 +331,7 @@ pub fn document() -> Value {
     transfer::paths(&mut add);
     park::paths(&mut add);
     voicemail::paths(&mut add);
+    language::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

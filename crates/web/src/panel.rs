@@ -26,6 +26,7 @@ mod backup_remote;
 mod cluster;
 mod codes;
 mod hunt;
+mod language;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
@@ -86,6 +87,7 @@ pub fn routes() -> Router<Web> {
         .merge(voicemail::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(language::routes())
         .merge(recordings::routes())
         .merge(transfer::routes())
         .merge(park::routes())
@@ -1053,6 +1055,7 @@ async fn extension_page_with(
                 label { (ctx.t("ext.max_contacts")) input type="number" name="max_contacts" min=(policy::MAX_CONTACTS.start()) max=(policy::MAX_CONTACTS.end()) value=(ext.max_contacts); }
                 label.check { input type="checkbox" name="enabled" value="on" checked[ext.enabled]; (ctx.t("ext.enabled")) }
                 (outside::ext_fields(ctx, &ext, form.map(|f| f.0), form.map(|f| f.1)))
+                (language::ext_field(ctx, &ext, form.map(|f| f.0), form.map(|f| (f.1.field.as_str(), f.1.msg.as_str()))))
                 button type="submit" { (ctx.t("save")) }
             }
             form.inline method="post" action={ (action) "/password" } {
@@ -1165,6 +1168,7 @@ async fn update_extension(
         outbound_cid: Some(cid),
         anonymous: Some(anonymous),
         limits: Some(limits),
+        language: language::ext_form_value(&f),
     };
     match w.store().update_extension(t.id, &number, upd).await {
         Ok(_) => {
@@ -1376,6 +1380,11 @@ async fn settings_view(
             Err(e) => return fail(ctx, e.into()),
         }
     }
+    let tenant_language =
+        match language::tenant_section(w, ctx, errors.contains_key("tenant.language")).await {
+            Ok(m) => m,
+            Err(e) => return fail(ctx, e),
+        };
     let info = w.info();
     let text = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => s.clone(),
@@ -1414,6 +1423,7 @@ async fn settings_view(
             } }
             @if ctx.is_admin() { button type="submit" { (ctx.t("save")) } }
         }
+        (tenant_language)
         h2 { (ctx.t("set.bootstrap")) }
         p.hint { (ctx.t("set.bootstrap_note")) }
         table.kv { tbody {

@@ -1167,6 +1167,8 @@ async fn openapi_matches_routes() {
         "PUT /recording-policies/{kind}/{name}",
         "GET /recording-settings",
         "PUT /recording-settings",
+        "GET /tenant-settings",
+        "PUT /tenant-settings",
         "GET /feature-codes",
         "PUT /feature-codes/{feature}",
         "DELETE /feature-codes/{feature}",
