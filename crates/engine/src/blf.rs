@@ -267,6 +267,20 @@ impl Engine {
             .extensions
             .contains_key(&(tenant, resource.to_string()))
             || self.blf_timecond(tenant, resource).is_some()
+            || self.blf_park_slot(tenant, resource).is_some()
+    }
+
+    /// The park slot a resource names: a number of the tenant's park lot that is not an
+    /// extension (an extension's number is the extension's key).
+    fn blf_park_slot(&self, tenant: i64, resource: &str) -> Option<u32> {
+        if self
+            .snap
+            .extensions
+            .contains_key(&(tenant, resource.to_string()))
+        {
+            return None;
+        }
+        self.snap.codes.park.lot(tenant).slot_of(resource)
     }
 
     /// The time condition a day/night code resource (`*28N`) names.
@@ -472,6 +486,23 @@ impl Engine {
             };
             return (vec![el], 1);
         }
+        if let Some(slot) = self.blf_park_slot(tenant, resource) {
+            // A park slot: one dialog, confirmed while a call is parked there.
+            let (occupied, caller) = self.park_slot(tenant, slot);
+            if !occupied {
+                return (Vec::new(), 0);
+            }
+            let el = DialogEl {
+                id: format!("park-{slot}"),
+                call_id: format!("park-{resource}"),
+                local_tag: String::new(),
+                remote_tag: String::new(),
+                initiator: false,
+                state: "confirmed",
+                remote: caller.unwrap_or_default(),
+            };
+            return (vec![el], 1);
+        }
         let mut ids: Vec<u64> = self
             .subs
             .blf
@@ -499,6 +530,14 @@ impl Engine {
                 open: !night,
                 activity: None,
                 note: if night { "Night" } else { "Day" },
+            };
+        }
+        if let Some(slot) = self.blf_park_slot(tenant, resource) {
+            let occupied = self.park_slot(tenant, slot).0;
+            return Presence {
+                open: true,
+                activity: occupied.then_some("on-the-phone"),
+                note: if occupied { "Parked call" } else { "Empty" },
             };
         }
         let Some(e) = self.snap.extensions.get(&(tenant, resource.to_string())) else {

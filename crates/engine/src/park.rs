@@ -438,6 +438,10 @@ impl Engine {
         }
         s.stage = Stage::Parked;
         s.since = now.wall;
+        self.blf_changed(tenant, &slot.to_string());
+        let Some(s) = self.park.slots.get_mut(&(tenant, slot)) else {
+            return;
+        };
         s.events.push(TransferEvent {
             at: now.wall,
             kind: "parked",
@@ -612,6 +616,9 @@ impl Engine {
         let saving = s.stage == Stage::Saving;
         s.stage = Stage::Leaving;
         let (tenant, call_id, events) = (key.0, s.call_id.clone(), std::mem::take(&mut s.events));
+        if !saving {
+            self.blf_changed(tenant, &key.1.to_string());
+        }
         if !events.is_empty() {
             self.db(
                 DbOp::CdrEvents {
@@ -815,6 +822,7 @@ impl Engine {
                 slot = r.slot,
                 "resuming a stored parked call"
             );
+            self.blf_changed(r.tenant, &r.slot.to_string());
             self.media(MediaCommand::OpenEndpoint {
                 endpoint: ep,
                 call_id: r.call_id.clone(),
@@ -881,7 +889,7 @@ impl Engine {
             ep,
             leg.local.ip(),
             App::Park,
-            self.snap.settings.prompt_language.clone(),
+            self.prompt_language(rec.tenant, Some(&rec.caller)),
         )?;
         Engine::caller_endpoint_opened(&mut anchor, ep_local);
         let left = rec.timeout_at.duration_since(now.wall).unwrap_or_default();

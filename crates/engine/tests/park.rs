@@ -626,3 +626,89 @@ fn a_stored_park_whose_phone_refuses_the_re_invite_is_freed() {
     assert_eq!(h2.engine.park_slot(1, 701), (false, None));
     assert_eq!(h2.engine.active_calls(), 0);
 }
+
+/// 1003 (at `D`) subscribes to `uri`'s `dialog` package (digest-challenged first); the final
+/// response's status.
+fn watch(h: &mut Harness, call_id: &str, uri: &str) -> u16 {
+    let text = |cseq: u32, auth: Option<&str>| {
+        let mut s = format!(
+            "SUBSCRIBE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {D};branch=z9hG4bK-w{cseq}-{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:1003@example.com>;tag=w-{call_id}\r\nTo: <{uri}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} SUBSCRIBE\r\nContact: <sip:1003@{D}>\r\nEvent: dialog\r\nAccept: application/dialog-info+xml\r\nExpires: 600\r\n"
+        );
+        if let Some(a) = auth {
+            s.push_str(&format!("Proxy-Authorization: {a}\r\n"));
+        }
+        s + "Content-Length: 0\r\n\r\n"
+    };
+    h.recv_raw(&text(1, None), D, SEG1);
+    let challenge = h.last_response();
+    assert_eq!(challenge.status, 407);
+    let creds = h.answer_challenge(
+        "1003",
+        &password("1003"),
+        &challenge,
+        &sip::HeaderName::ProxyAuthenticate,
+        "SUBSCRIBE",
+        uri,
+    );
+    h.sent.clear();
+    h.recv_raw(&text(2, Some(&creds)), D, SEG1);
+    h.last_response().status
+}
+
+/// The bodies of the NOTIFYs sent to the watcher in `call_id` since the last look (answered
+/// 200 like a phone does).
+fn watcher_bodies(h: &mut Harness, call_id: &str) -> Vec<String> {
+    let mut out: Vec<Request> = Vec::new();
+    for s in &h.sent {
+        if let Message::Request(r) = &s.message
+            && r.method == sip::Method::Notify
+            && r.call_id() == Some(call_id)
+            && !out.iter().any(|o| o.cseq() == r.cseq())
+        {
+            out.push(r.clone());
+        }
+    }
+    for r in &out {
+        let ok = Response::for_request(r, 200, None);
+        h.recv_message(Message::Response(ok), D, SEG1);
+    }
+    out.iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect()
+}
+
+#[test]
+fn a_blf_key_on_a_slot_shows_the_parked_call_until_it_is_retrieved() {
+    let gap = Duration::from_millis(60);
+    let mut h = setup();
+    assert_eq!(watch(&mut h, "key-701", "sip:701@example.com"), 200);
+    let first = watcher_bodies(&mut h, "key-701");
+    assert_eq!(first.len(), 1, "the full state at once");
+    assert!(!first[0].contains("<state>"), "empty slot: {}", first[0]);
+    // A number outside the lot is no resource.
+    h.sent.clear();
+    assert_eq!(watch(&mut h, "key-799", "sip:799@example.com"), 404);
+
+    h.advance(gap);
+    h.sent.clear();
+    let parked = park(&mut h, "1001", A, "blf-park-1", 701);
+    h.advance(gap);
+    let b = watcher_bodies(&mut h, "key-701");
+    let last = b.last().expect("a NOTIFY once the call is parked");
+    assert!(last.contains("<state>confirmed</state>"), "{last}");
+    assert!(
+        last.contains("sip:1001@"),
+        "the parked caller shown: {last}"
+    );
+
+    h.advance(gap);
+    h.sent.clear();
+    let taker = call(&mut h, "1002", "701", C, "blf-take-1");
+    h.advance(gap);
+    let b = watcher_bodies(&mut h, "key-701");
+    let last = b.last().expect("a NOTIFY once the call is retrieved");
+    assert!(!last.contains("<state>"), "slot empty again: {last}");
+    h.sent.clear();
+    bye(&mut h, &taker);
+    let _ = parked;
+}

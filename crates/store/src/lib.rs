@@ -27,8 +27,8 @@ mod notify;
 #[macro_use]
 mod numbers;
 mod outside;
-mod park;
 mod page;
+mod park;
 pub mod report;
 mod subs;
 mod vmbox;

@@ -30,8 +30,8 @@ mod language;
 #[path = "license_page.rs"]
 mod license_page;
 mod outside;
-mod park;
 mod page;
+mod park;
 mod prompts;
 mod recordings;
 mod reports;
