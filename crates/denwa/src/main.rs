@@ -722,6 +722,7 @@ async fn serve(
     }
     if let Some(c) = &cluster_cfg {
         cluster_cmd::extend_listen(&mut pcfg, c);
+        pcfg.clustered = true;
     }
     let relay_threads = relay.workers();
     let pbx = pbx::start(pcfg, store.clone(), relay).await?;

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::anchor::App;
 use crate::b2bua::{A_LEG, Entry, Origin};
@@ -782,7 +782,16 @@ impl Engine {
                         Ok(sip::Message::Request(_))
                     )
             });
-            if !usable || self.park.slots.contains_key(&key) || self.park.slots.len() >= 10_000 {
+            if self.park.slots.contains_key(&key) {
+                // Already held here (a node taking the address back): nothing to resume.
+                debug!(
+                    tenant = r.tenant,
+                    slot = r.slot,
+                    "stored parked call already held"
+                );
+                continue;
+            }
+            if !usable || self.park.slots.len() >= 10_000 {
                 warn!(
                     tenant = r.tenant,
                     slot = r.slot,
@@ -956,6 +965,41 @@ impl Engine {
     /// True for a call waiting in a slot with its row stored (not while its parker is rung
     /// back): a shutdown leaves it (no BYE),
     /// so the next start resumes it.
+    /// This node stops serving (on an active/standby pair the application address moved to
+    /// the peer, which resumes the parked calls from their rows): the calls parked here are
+    /// dropped without a word to their phones and without touching their rows, so neither
+    /// their timeout nor their music runs twice. Answers how many were dropped.
+    pub fn forget_parked(&mut self) -> usize {
+        let held: Vec<((i64, u32), u64)> = self
+            .park
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(s.stage, Stage::Parked | Stage::Resuming))
+            .map(|(k, s)| (*k, s.call))
+            .collect();
+        for (key, id) in &held {
+            self.park.slots.remove(key);
+            self.app_timers.retain(|(_, c)| c != id);
+            if let Some(call) = self.b2bua.remove(*id)
+                && let Some(anchor) = &call.anchor
+            {
+                for ep in anchor.endpoints() {
+                    self.b2bua.by_endpoint.remove(&ep);
+                    self.media(MediaCommand::CloseEndpoint { endpoint: ep });
+                }
+            }
+            self.park.resuming.retain(|_, (c, _)| c != id);
+            info!(
+                call = id,
+                tenant = key.0,
+                slot = key.1,
+                "parked call handed to the peer"
+            );
+            self.blf_changed(key.0, &key.1.to_string());
+        }
+        held.len()
+    }
+
     pub(crate) fn park_survives_shutdown(&self, id: u64) -> bool {
         self.park
             .slot_of_call(id)

@@ -712,3 +712,42 @@ fn a_blf_key_on_a_slot_shows_the_parked_call_until_it_is_retrieved() {
     bye(&mut h, &taker);
     let _ = parked;
 }
+
+/// The active/standby handover: the node giving up the address forgets its parked calls in
+/// silence (rows kept, no BYE, no callback later); the node taking over resumes them from the
+/// rows; loading rows again where a slot is already held changes nothing and deletes nothing.
+#[test]
+fn a_node_handing_over_forgets_its_parked_calls_and_the_peer_resumes_them() {
+    let mut h = setup();
+    let parked = park(&mut h, "1001", A, "ho-1", 701);
+    h.sent.clear();
+    h.media_log.clear();
+    h.park_ops.clear();
+    assert_eq!(h.engine.forget_parked(), 1);
+    h.drain();
+    assert!(h.media_log.contains(&MediaCommand::CloseEndpoint {
+        endpoint: parked.ep
+    }));
+    assert!(h.sent.is_empty(), "nothing said to the phone");
+    assert!(h.park_ops.is_empty(), "the row stays for the peer");
+    assert_eq!(h.engine.park_slot(1, 701), (false, None));
+    assert_eq!(h.engine.active_calls(), 0);
+    // Its timeout is gone with it: no callback from this node.
+    h.advance(Duration::from_secs(200));
+    assert!(h.requests("INVITE").is_empty());
+    assert_eq!(h.park_rows.len(), 1);
+
+    // The peer (a new engine) resumes the call from the row.
+    let (mut h2, r, _) = restart(&h, Duration::from_secs(1));
+    h2.reply(&r, 200, "", A, SEG1);
+    assert!(h2.engine.park_slot(1, 701).0);
+    // Loading the rows again (the address comes back while the slot is held) keeps it.
+    h2.park_ops.clear();
+    h2.sent.clear();
+    h2.engine
+        .load_parked(h2.park_rows.values().cloned().collect());
+    h2.drain();
+    assert!(h2.park_ops.is_empty(), "no row deleted");
+    assert!(h2.requests("INVITE").is_empty(), "no second re-INVITE");
+    assert!(h2.engine.park_slot(1, 701).0);
+}

@@ -1365,6 +1365,18 @@ impl Mover {
                 }
                 while set.join_next().await.is_some() {}
                 tracing::debug!(%epoch, "cluster: release done");
+                // The peer resumes the parked calls from their rows; none may ring back from
+                // here. Off the release path: it must not wait for the SIP core.
+                let pbx = self.pbx.clone();
+                tokio::spawn(async move {
+                    match pbx.forget_parked().await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(parked = n, "cluster: parked calls left to the peer")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cluster: dropping parked calls"),
+                    }
+                });
             }
             Move::Take(epoch) => {
                 self.generation += 1;
@@ -1389,6 +1401,16 @@ impl Mover {
                 }
                 tracing::info!(%epoch, addrs = ?addrs.iter().map(AppAddress::describe).collect::<Vec<_>>(),
                     ms = t0.elapsed().as_millis() as u64, "cluster: application address taken");
+                // Calls parked on the peer: their legs are re-INVITEd from here, now that the
+                // address is ours (the answers come to it).
+                match tokio::time::timeout(RELOAD_TIMEOUT, self.pbx.reload_parked(&self.store))
+                    .await
+                {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(parked = n, "cluster: parked calls resumed"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cluster: resuming parked calls"),
+                    Err(_) => tracing::warn!("cluster: reading parked calls took over 500 ms"),
+                }
                 // arping lingers after sending: it must not delay the next move.
                 tokio::spawn(garp_all(Arc::clone(&addrs)));
                 let g = self.generation;

@@ -252,6 +252,14 @@ impl Driver {
                 }
                 let _ = tx.send(count);
             }
+            Control::LoadParked(parked, tx) => {
+                let count = parked.len();
+                self.engine.load_parked(parked);
+                let _ = tx.send(count);
+            }
+            Control::ForgetParked(tx) => {
+                let _ = tx.send(self.engine.forget_parked());
+            }
         }
     }
 

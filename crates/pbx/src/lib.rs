@@ -61,6 +61,9 @@ pub struct PbxConfig {
     pub tone_country: media::progress::Country,
     /// A terminating media leg that receives nothing this long is hung up.
     pub media_timeout: std::time::Duration,
+    /// One node of an active/standby pair: stored parked calls are resumed when this node
+    /// takes the application address ([`Pbx::reload_parked`]), not at start.
+    pub clustered: bool,
 }
 
 impl Default for PbxConfig {
@@ -78,6 +81,7 @@ impl Default for PbxConfig {
             data_dir: std::path::PathBuf::from("."),
             tone_country: media::progress::Country::Japan,
             media_timeout: std::time::Duration::from_secs(60),
+            clustered: false,
         }
     }
 }
@@ -99,6 +103,10 @@ pub(crate) enum Control {
     /// Registrations read from the database, to load into the location table (answers how many
     /// were loaded).
     LoadBindings(Vec<engine::usrloc::Binding>, oneshot::Sender<usize>),
+    /// Parked calls read from the database, to resume (answers how many there were).
+    LoadParked(Vec<engine::park::ParkRecord>, oneshot::Sender<usize>),
+    /// The peer serves the parked calls now: drop them here silently (answers how many).
+    ForgetParked(oneshot::Sender<usize>),
 }
 
 /// State the driver shares with the handle.
@@ -184,10 +192,13 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
             tracing::warn!(error = %e, "stored subscriptions unreadable: phones subscribe again")
         }
     }
-    // Calls parked before this start: their legs are re-INVITEd onto new endpoints.
-    match store.park_calls().await {
-        Ok(parked) => eng.load_parked(parked),
-        Err(e) => tracing::warn!(error = %e, "stored parked calls unreadable"),
+    // Calls parked before this start: their legs are re-INVITEd onto new endpoints (on a
+    // pair, by the node that takes the application address, when it takes it).
+    if !cfg.clustered {
+        match store.park_calls().await {
+            Ok(parked) => eng.load_parked(parked),
+            Err(e) => tracing::warn!(error = %e, "stored parked calls unreadable"),
+        }
     }
     // The toll-fraud limits count the calls made before this start, too.
     match load::outbound_history(&store, now.wall).await {
@@ -424,6 +435,32 @@ impl Pbx {
             .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
         rx.await
             .map_err(|_| anyhow::anyhow!("the SIP core stopped before loading registrations"))
+    }
+
+    /// Resumes the parked calls stored in the database (their legs re-INVITEd onto new
+    /// endpoints of this node); slots this node already holds are left as they are. Called by
+    /// the active/standby driver once this node holds the application address.
+    pub async fn reload_parked(&self, store: &store::Store) -> Result<usize> {
+        let parked = store.park_calls().await?;
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::LoadParked(parked, tx))
+            .await
+            .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the SIP core stopped before resuming parked calls"))
+    }
+
+    /// This node gave up the application address: the calls parked here are dropped without
+    /// signalling (rows kept), since the node taking over resumes them from the database.
+    pub async fn forget_parked(&self) -> Result<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::ForgetParked(tx))
+            .await
+            .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the SIP core stopped before dropping parked calls"))
     }
 
     /// Ends all calls (BYE/CANCEL, records written) and stops the driver.
