@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster_lab::*;
-use common::bin;
+use common::{bin, sipp_user};
+use testkit::sipp::Sipp;
 use pbx::cluster_pg::{PgNode, PgPairConfig};
 
 /// One node's PostgreSQL, as its `[postgres]` section says.
@@ -377,6 +378,33 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     };
     wait_acks(0, 5);
 
+    // A caller parked on node 1 (sipp dials *70 and then waits for the re-INVITE of whoever
+    // resumes the park): the park row is replicated with the rest.
+    let parked_phone = {
+        let mut uac = Sipp::uac(
+            workspace("tests/sipp/uac_park_reinvited.xml"),
+            &format!("{APP_IP}:5060"),
+        );
+        uac.netns = Some(lab.client.name().to_string());
+        uac.local_ip = CLIENT_IP.into();
+        uac.local_port = Some(5094);
+        uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
+        uac.service = Some("*70".into());
+        uac.spawn().expect("parked sipp caller")
+    };
+    let parked_on = |node: &Node, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (code, body) = node.http(&lab, "GET", "/api/v1/park/calls", &token);
+            if code == 200 && body.contains("\"slot\":701") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {code} {body}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    parked_on(&n[0], "the call parked on node 1");
+
     // 1. Switchover (CLI on the active node 1).
     let t0 = Instant::now();
     n[0].cli_ok(&["cluster", "switchover"]);
@@ -386,6 +414,26 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
         Duration::from_secs(10),
         |h| h[1] && !h[0],
     );
+    // Node 2 resumed the parked call: slot 701 is listed there, the parked phone got its
+    // re-INVITE from the address and later hangs up in that dialog (node 2 answers the BYE).
+    parked_on(&n[1], "the parked call resumed by node 2");
+    let resumed = t0.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, old) = n[0].http(&lab, "GET", "/api/v1/park/calls", &token);
+        if !old.contains("\"slot\":701") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 1 kept the park: {old}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    parked_phone
+        .finish()
+        .expect("the parked phone was re-INVITEd by node 2 and hung up there");
+    rows.push(format!(
+        "| parked call across the switchover | — | slot 701 resumed by node 2 {} ms after the command (re-INVITE answered, BYE answered by node 2) | — | — |",
+        ms(resumed)
+    ));
     let writable = until_writable(&n[1], &writes, t0);
     call_1002(&lab);
     // The promoted node watches configuration changes again (its LISTEN was refused while it
