@@ -167,6 +167,11 @@ impl Anchor {
         sdp_local::choose(&self.offer).map(|(c, _)| c.name)
     }
 
+    /// Our re-INVITE onto the caller's endpoint, while it is unanswered.
+    pub(crate) fn reinvite_pending(&self) -> Option<TransactionId> {
+        self.reinvite
+    }
+
     /// The caller's INVITE (the one that started the call).
     pub(crate) fn invite(&self) -> &Request {
         &self.invite
@@ -627,7 +632,7 @@ impl Engine {
     }
 
     fn ep_opened(&mut self, id: u64, ep: EndpointId, r: Result<SocketAddr, ()>, now: Now) {
-        if self.park_resume_opened(id, ep, r, now) {
+        if self.park_resume_opened(id, ep, r, now) || self.xfer_app_opened(id, ep, r, now) {
             return;
         }
         if self
@@ -1741,6 +1746,9 @@ impl Engine {
         };
         let park = matches!(anchor.app, Some(App::Park));
         self.media(cmd);
+        if self.xfer_app_reinvited(id, now) {
+            return true;
+        }
         if park {
             self.park_resumed(id, now);
         }

@@ -99,6 +99,9 @@ pub(crate) struct Xfer {
     relay_after_music: Option<Bytes>,
     /// What happened, in order.
     pub events: Vec<TransferEvent>,
+    /// A transferee moved onto an endpoint of ours: where it goes once it accepts the
+    /// re-INVITE ([`crate::xfer_app`]).
+    pub(crate) app_dest: Option<crate::xfer_app::AppDest>,
 }
 
 /// Why a transfer was refused: a SIP-like status (403 class of service, 404 no such call or
@@ -322,7 +325,11 @@ fn pending_fork(call: &Call, txn: TransactionId) -> Option<LegIdx> {
 }
 
 /// The number a party of `call` is known by (for the target's caller ID).
-fn leg_number(call: &Call, leg: LegIdx, snap: &crate::config::Snapshot) -> (String, String) {
+pub(crate) fn leg_number(
+    call: &Call,
+    leg: LegIdx,
+    snap: &crate::config::Snapshot,
+) -> (String, String) {
     if leg == crate::b2bua::A_LEG {
         return (call.caller.clone(), call.caller_name.clone());
     }
@@ -398,7 +405,7 @@ impl Engine {
         true
     }
 
-    fn refer_refused(
+    pub(crate) fn refer_refused(
         &mut self,
         txn: TransactionId,
         req: &Request,
@@ -502,7 +509,14 @@ impl Engine {
     }
 
     /// Answers 202 with our Contact.
-    fn accept_refer(&mut self, txn: TransactionId, req: &Request, id: u64, leg: LegIdx, now: Now) {
+    pub(crate) fn accept_refer(
+        &mut self,
+        txn: TransactionId,
+        req: &Request,
+        id: u64,
+        leg: LegIdx,
+        now: Now,
+    ) {
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -568,6 +582,10 @@ impl Engine {
         let Some(tenant) = self.b2bua.get(id).map(|c| c.tenant_id) else {
             return;
         };
+        if let Some(dest) = self.xfer_app_target(tenant, &by, number, now) {
+            let p = (id, leg, peer, by, refer_seq);
+            return self.blind_to_app(txn, req, source, p, number, dest, now);
+        }
         let (target, bindings) = match self.transfer_route(tenant, &by, number, now) {
             Ok(t) => t,
             Err((status, reason)) => {
@@ -850,7 +868,7 @@ impl Engine {
     }
 
     /// NOTIFY `message/sipfrag` to the transferor about `status`; `done` ends the subscription.
-    fn notify_transferor(
+    pub(crate) fn notify_transferor(
         &mut self,
         id: u64,
         leg: LegIdx,

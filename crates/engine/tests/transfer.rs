@@ -1110,3 +1110,280 @@ fn refer_before_the_answer_is_refused() {
     assert!(invites_to(&h.sent, THIRD).is_empty());
     assert_eq!(h.engine.calls(h.now).len(), 1);
 }
+
+// ---- Blind transfer to the park code and to voice applications (engine::xfer_app) ----
+
+/// What each Play command to `ep` played, as text.
+fn plays(h: &Harness, ep: engine::media::EndpointId) -> Vec<String> {
+    h.media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Play {
+                endpoint, items, ..
+            } if *endpoint == ep => Some(
+                items
+                    .iter()
+                    .map(|i| match i {
+                        engine::media::PlayItem::Prompt { id, .. } => id.clone(),
+                        engine::media::PlayItem::Moh { class, .. } => format!("moh:{class}"),
+                        other => format!("{other:?}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The last playback on `ep` ends.
+fn play_done(h: &mut Harness, ep: engine::media::EndpointId) {
+    let id = h
+        .media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Play { endpoint, id, .. } if *endpoint == ep => Some(*id),
+            _ => None,
+        })
+        .next_back()
+        .expect("something played");
+    h.input(engine::Input::Media(engine::media::MediaEvent::PlayDone {
+        endpoint: ep,
+        id,
+        interrupted: false,
+    }));
+}
+
+/// The endpoint the last OpenEndpoint opened.
+fn opened(h: &Harness) -> engine::media::EndpointId {
+    h.media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .next_back()
+        .expect("an endpoint was opened")
+}
+
+fn tag(na: Option<sip::NameAddr>) -> String {
+    na.and_then(|n| n.tag().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// `by` REFERs its call to `number`: 202, NOTIFY 100 then 200 (terminated), BYE to `by`;
+/// returns the re-INVITE `moved_at` got (the transferee moved onto our endpoint) and the
+/// endpoint.
+fn refer_to_app(
+    h: &mut Harness,
+    by: &Party,
+    number: &str,
+    moved_at: &str,
+) -> (Request, engine::media::EndpointId) {
+    h.media_log.clear();
+    refer(h, by, 2, &format!("<sip:{number}@example.com>"));
+    assert_eq!(last_status_to(h, by.at), 202);
+    let frags: Vec<String> = requests_to(h, "NOTIFY", by.at)
+        .iter()
+        .map(sipfrag)
+        .collect();
+    assert_eq!(
+        frags,
+        vec!["SIP/2.0 100 Trying\r\n", "SIP/2.0 200 OK\r\n"],
+        "progress, then done"
+    );
+    assert!(
+        requests_to(h, "NOTIFY", by.at)[1]
+            .headers
+            .get(&HeaderName::SubscriptionState)
+            .is_some_and(|s| s.as_str().starts_with("terminated"))
+    );
+    assert_eq!(requests_to(h, "BYE", by.at).len(), 1, "transferor released");
+    assert!(
+        requests_to(h, "BYE", moved_at).is_empty(),
+        "transferee kept"
+    );
+    let ep = opened(h);
+    let reinv = invites_to(&h.sent, moved_at)
+        .pop()
+        .expect("the transferee is re-INVITEd");
+    assert_eq!(
+        u32::from(sdp_port(&reinv.body)),
+        u32::from(h.endpoints[&ep].port()),
+        "onto our endpoint"
+    );
+    (reinv, ep)
+}
+
+#[test]
+fn blind_transfer_to_the_park_code_parks_the_transferee_for_the_transferor() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-1");
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "*70", CALLER);
+    // In the caller's own dialog: its Call-ID, its tag, ours.
+    assert_eq!(reinv.call_id(), Some("bp-1"));
+    assert_eq!(tag(reinv.to()), "a-bp-1");
+    assert_eq!(
+        tag(reinv.from()),
+        tag(sip::NameAddr::parse(&caller.remote).ok())
+    );
+    // The relayed call ended with its own record.
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].hangup_cause, "blind transfer to *70");
+    assert!(h.park_rows.is_empty(), "no slot before the phone accepts");
+    // The caller accepts: ACK, the endpoint gets its media, the slot's row is stored with
+    // the transferor as the parker, then the slot is announced and music follows.
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert_eq!(requests_to(&h, "ACK", CALLER).len(), 1);
+    assert!(h.media_log.iter().any(|c| matches!(c,
+        MediaCommand::ConfigureEndpoint { endpoint, rtp: Some(_), .. } if *endpoint == ep)));
+    let row = h.park_rows.get(&(1, 701)).expect("slot 701 stored");
+    assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1001", "1002"));
+    assert_eq!(row.call_id, "bp-1");
+    let leg = row.leg.clone().expect("the dialog is stored for a restart");
+    assert!(leg.invite.starts_with("INVITE "));
+    assert_eq!(leg.peer, addr(CALLER));
+    assert_eq!(
+        plays(&h, ep),
+        vec![apps::prompt::parked_on(701, apps::prompt::Lang::En).join("+")]
+    );
+    play_done(&mut h, ep);
+    assert_eq!(
+        plays(&h, ep).last().map(String::as_str),
+        Some("moh:default")
+    );
+    let parked = h.engine.parked_calls(1);
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        (parked[0].slot, parked[0].parked_by.as_str()),
+        (701, "1002")
+    );
+    // The timeout rings the transferor (the parker) back, not the parked phone.
+    h.sent.clear();
+    h.advance(Duration::from_secs(121));
+    let cb = invites_to(&h.sent, DESK).pop().expect("the parker is rung");
+    assert!(
+        cb.from()
+            .expect("From")
+            .to_string()
+            .contains("Parked 701: 1001")
+    );
+    assert!(invites_to(&h.sent, CALLER).is_empty());
+}
+
+#[test]
+fn blind_transfer_to_park_from_the_caller_parks_the_callee_and_a_third_phone_retrieves() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-2");
+    let (reinv, ep) = refer_to_app(&mut h, &caller, "*70", DESK);
+    // The callee's dialog is one we started: our tag is From, the phone's To.
+    assert_eq!(reinv.call_id(), Some(desk.call_id.as_str()));
+    assert_eq!(tag(reinv.to()), "t-bp-2");
+    h.reply(&reinv, 200, "", DESK, SEG1);
+    let row = h.park_rows.get(&(1, 701)).expect("slot 701 stored");
+    assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1002", "1001"));
+    // 1003 dials the slot: both endpoints join one bridge, the row is deleted.
+    h.media_log.clear();
+    h.sent = h.dial(&Dial {
+        from: "1003",
+        to: "701",
+        source: THIRD,
+        local: SEG1,
+        call_id: "bp-2-take",
+    });
+    let joined: Vec<_> = h
+        .media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Join { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joined.len(), 2, "{joined:?}");
+    assert!(joined.contains(&ep));
+    assert!(h.park_rows.is_empty());
+    // The parked phone hangs up in its old dialog: the retriever gets BYE.
+    h.sent.clear();
+    h.recv_raw(&desk.request("BYE", 3, "", None), DESK, SEG1);
+    assert_eq!(last_status_to(&h, DESK), 200);
+    assert_eq!(requests_to(&h, "BYE", THIRD).len(), 1);
+    assert_eq!(h.engine.active_calls(), 0);
+}
+
+#[test]
+fn blind_transfer_to_park_with_the_lot_full_is_refused_and_the_call_kept() {
+    let mut snap = snapshot();
+    snap.codes.park.lots.insert(
+        1,
+        engine::park::ParkLot {
+            first: 701,
+            last: 701,
+            ..Default::default()
+        },
+    );
+    let mut h = setup_with(snap);
+    // 1003 parks itself on the only slot.
+    h.dial(&Dial {
+        from: "1003",
+        to: "*70",
+        source: THIRD,
+        local: SEG1,
+        call_id: "bp-3-park",
+    });
+    assert!(h.park_rows.contains_key(&(1, 701)));
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-3");
+    refer(&mut h, &desk, 2, "<sip:*70@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 486);
+    assert!(requests_to(&h, "BYE", DESK).is_empty());
+    assert!(invites_to(&h.sent, CALLER).is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 2, "the call goes on");
+}
+
+#[test]
+fn a_transferee_refusing_the_re_invite_onto_park_ends_without_a_slot() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-4");
+    let (reinv, _) = refer_to_app(&mut h, &desk, "*70", CALLER);
+    h.sent.clear();
+    h.reply(&reinv, 488, "", CALLER, SEG1);
+    assert!(h.park_rows.is_empty());
+    assert_eq!(h.engine.park_slot(1, 701), (false, None));
+    assert_eq!(h.engine.active_calls(), 0);
+    assert_eq!(requests_to(&h, "BYE", CALLER).len(), 1);
+    assert_eq!(
+        h.cdrs.len(),
+        2,
+        "the relayed call's record and the moved party's"
+    );
+}
+
+#[test]
+fn blind_transfer_to_an_ivr_number_starts_the_menu_for_the_transferee() {
+    let mut snap = snapshot();
+    let m = apps::ivr::MenuSpec {
+        greeting: "main-greeting".into(),
+        ..Default::default()
+    };
+    snap.apps = engine::config::Apps::new(vec![engine::config::IvrEntry {
+        tenant: 1,
+        name: "main".into(),
+        number: "500".into(),
+        spec: m,
+    }]);
+    let mut h = setup_with(snap);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bi-1");
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "500", CALLER);
+    assert!(plays(&h, ep).is_empty(), "nothing before the phone accepts");
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert!(
+        plays(&h, ep).iter().any(|p| p.contains("main-greeting")),
+        "{:?}",
+        plays(&h, ep)
+    );
+    let calls = h.engine.calls(h.now);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(h.cdrs.len(), 1, "the relayed call's record");
+    assert_eq!(h.cdrs[0].hangup_cause, "blind transfer to 500");
+}

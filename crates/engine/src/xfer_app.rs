@@ -1,0 +1,298 @@
+//! Blind transfer (REFER) of a relayed call's party to something that answers on a media
+//! endpoint of ours: the park code (`*70`), an IVR menu, a voicemail box, a conference room.
+//!
+//! The transferee's leg leaves the relayed call and becomes the caller's leg of a new anchored
+//! call ([`crate::anchor::Anchor::for_dialog`]): an endpoint is opened, the transferee is
+//! re-INVITEd onto it in its own dialog ([`Engine::send_endpoint_reinvite`]), and once that is
+//! answered the call goes where the number led, as if the transferee had dialled it: the park
+//! flow (slot stored first, announced, music on hold; the parker is the transferor) or the
+//! application ([`Engine::app_goto`]). The transferor gets NOTIFY `200 OK` and BYE when the
+//! REFER is accepted; the relayed call ends with its own record (cause `blind transfer to
+//! NUMBER`), the moved party's call gets a record of its own.
+//!
+//! The number is routed by the dialplan as the transferor (class of service applies); a park
+//! lot with no free slot refuses the REFER with 486 and the call is kept.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use sip::dialog::Dialog;
+use sip::transaction::TransactionId;
+use sip::{HeaderName, MediaType, Method, Request};
+use tracing::{info, warn};
+
+use crate::anchor::{Anchor, App};
+use crate::b2bua::{A_LEG, Call, Ending, Leg, LegIdx, Origin};
+use crate::db::{Disposition, HangupBy};
+use crate::dialplan::{self, Decision, Destination, RouteRequest};
+use crate::features::FeatureAction;
+use crate::media::{MediaCommand, Side};
+use crate::transfer::TransferEvent;
+use crate::{Engine, Now};
+
+/// Where a transferee moved onto an endpoint of ours goes once its re-INVITE is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AppDest {
+    /// Parked; the extension that transferred it is the parker.
+    Park {
+        /// The parker (the transferor's extension).
+        parker: String,
+    },
+    /// A voice application destination (`ivr:NAME`, `vm:N`, `conf:N`), for
+    /// [`Engine::app_goto`].
+    Goto(String),
+}
+
+/// An INVITE as if the phone of dialog `d` had called us in it: Call-ID, its tag in From, ours
+/// in To, Contact = its remote target, Record-Route = the route set, `body` its last SDP. What
+/// an anchor needs (its offer) and what a parked call stores to be re-INVITEd after a restart
+/// (`Dialog::uas` on it gives back the same dialog).
+pub(crate) fn dialog_invite(d: &Dialog, body: &Bytes, peer: SocketAddr) -> Request {
+    let mut r = Request::new(Method::Invite, d.local.uri.clone());
+    r.headers.push(
+        HeaderName::Via,
+        format!("SIP/2.0/UDP {peer};branch=z9hG4bK-xfer-{}", d.id.remote_tag),
+    );
+    r.headers.push(HeaderName::MaxForwards, "70");
+    r.headers.push(HeaderName::From, d.remote.to_string());
+    r.headers.push(HeaderName::To, d.local.to_string());
+    r.headers.push(HeaderName::CallId, d.id.call_id.clone());
+    r.headers.push(
+        HeaderName::CSeq,
+        format!("{} INVITE", d.remote_seq.unwrap_or(1)),
+    );
+    r.headers
+        .push(HeaderName::Contact, format!("<{}>", d.remote_target));
+    for rr in &d.route_set {
+        r.headers.push(HeaderName::RecordRoute, rr.to_string());
+    }
+    r.set_body(&MediaType::sdp(), body.clone());
+    r
+}
+
+impl Engine {
+    /// The destination a blind transfer of `by`'s call to `number` reaches, when it is one
+    /// that answers on an endpoint of ours; `None` for anything else (extensions, refusals:
+    /// [`crate::transfer`] handles those).
+    pub(crate) fn xfer_app_target(
+        &self,
+        tenant: i64,
+        by: &str,
+        number: &str,
+        now: Now,
+    ) -> Option<AppDest> {
+        let decision = dialplan::route(
+            &RouteRequest {
+                tenant,
+                caller: by,
+                digits: number,
+                at: now.wall,
+            },
+            &self.snap,
+        );
+        match decision {
+            Decision::Feature { feature, .. } if feature.action == FeatureAction::Park => {
+                Some(AppDest::Park {
+                    parker: by.to_string(),
+                })
+            }
+            Decision::Route {
+                destination: Destination::Park,
+                ..
+            } => Some(AppDest::Park {
+                parker: by.to_string(),
+            }),
+            Decision::Route {
+                destination: d @ (Destination::Ivr(_) | Destination::Vm(_) | Destination::Conf(_)),
+                ..
+            } => Some(AppDest::Goto(d.to_string())),
+            _ => None,
+        }
+    }
+
+    /// Blind transfer of leg `y` of relayed call `id` (transferor `x`, extension `by`) to
+    /// `dest`: the REFER is answered (202, NOTIFY 100 and 200), the transferor released, and
+    /// `y` moved into a new anchored call whose endpoint is being opened.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn blind_to_app(
+        &mut self,
+        txn: TransactionId,
+        req: &Request,
+        source: SocketAddr,
+        (id, x, y, by, refer_seq): (u64, LegIdx, LegIdx, String, u32),
+        number: &str,
+        dest: AppDest,
+        now: Now,
+    ) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let tenant = call.tenant_id;
+        if matches!(dest, AppDest::Park { .. }) && !self.park_has_free_slot(tenant) {
+            info!(call = id, by = %by, "transfer to park refused: lot full");
+            return self.refer_refused(txn, req, source, 486, "No parking slot is free", now);
+        }
+        let yl = &call.legs[y];
+        let (Some(d), Some(body)) = (yl.dialog.as_ref(), yl.sdp.as_ref()) else {
+            return self.refer_refused(txn, req, source, 488, "No media to move", now);
+        };
+        let invite = dialog_invite(d, body, yl.target.destination);
+        let (party, party_name) = crate::transfer::leg_number(call, y, &self.snap);
+        let ip = yl.local.ip();
+        let app = match &dest {
+            AppDest::Park { .. } => App::Park,
+            AppDest::Goto(_) => App::Announce(Vec::new()),
+        };
+        let new_id = self.b2bua.next_call_id();
+        let ep = self.b2bua.new_endpoint(new_id);
+        let lang = self.snap.settings.prompt_language.clone();
+        let Some(anchor) = Anchor::for_dialog(invite, ep, ip, app, lang) else {
+            self.b2bua.by_endpoint.remove(&ep);
+            return self.refer_refused(txn, req, source, 488, "No usable media to move", now);
+        };
+        info!(call = id, new_call = new_id, by = %by, to = %number, "blind transfer to an application accepted");
+        self.accept_refer(txn, req, id, x, now);
+        self.notify_transferor(id, x, Some(refer_seq), 100, false, now);
+        // Take the transferee's leg out of the relayed call.
+        let Some(c) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let placeholder = {
+            let l = &c.legs[y];
+            Leg::new(
+                l.side,
+                String::new(),
+                l.txn,
+                l.target,
+                l.local,
+                String::new(),
+            )
+        };
+        let mut moved = std::mem::replace(&mut c.legs[y], placeholder);
+        c.bridge = None;
+        c.xfer
+            .get_or_insert_with(Box::default)
+            .events
+            .push(TransferEvent {
+                at: now.wall,
+                kind: "blind",
+                by: by.clone(),
+                party: party.clone(),
+                to: number.to_string(),
+                status: 200,
+            });
+        if y == A_LEG {
+            self.b2bua.forget_server_txn(moved.txn);
+        }
+        self.b2bua.by_call_id.remove(&moved.call_id);
+        // The transferor is done: NOTIFY 200, BYE, the relayed call ends with its record.
+        self.notify_transferor(id, x, Some(refer_seq), 200, true, now);
+        self.bye_leg(id, x, now);
+        let ending = Ending {
+            disposition: Disposition::Answered,
+            hangup_by: HangupBy::System,
+            cause: format!("blind transfer to {number}"),
+        };
+        self.finish_call(id, ending, None, now);
+        // The transferee's call, anchored on the endpoint being opened.
+        moved.side = Side::A;
+        moved.session = None;
+        let o = Origin {
+            tenant,
+            caller: party,
+            caller_name: party_name,
+            call_id: moved.call_id.clone(),
+            digits: number.to_string(),
+            route: crate::db::CallRoute::default(),
+        };
+        let mut call = Box::new(Call::new(
+            new_id,
+            o,
+            moved,
+            Vec::new(),
+            now,
+            self.snap.settings.no_answer,
+        ));
+        call.state = crate::control::CallState::Up;
+        call.answer = Some(now.wall);
+        call.anchor = Some(Box::new(anchor));
+        call.xfer.get_or_insert_with(Box::default).app_dest = Some(dest);
+        let call_id = call.legs[A_LEG].call_id.clone();
+        self.b2bua.insert(call);
+        self.media(MediaCommand::OpenEndpoint {
+            endpoint: ep,
+            call_id,
+            ip,
+            group: new_id,
+        });
+    }
+
+    /// The endpoint of a transferee moved by [`Engine::blind_to_app`] opened: re-INVITE the
+    /// transferee onto it (or end its call). True when `ep` was one.
+    pub(crate) fn xfer_app_opened(
+        &mut self,
+        id: u64,
+        ep: crate::media::EndpointId,
+        r: Result<SocketAddr, ()>,
+        now: Now,
+    ) -> bool {
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return false;
+        };
+        let waiting = call.xfer.as_deref().is_some_and(|x| x.app_dest.is_some())
+            && call
+                .anchor
+                .as_deref()
+                .is_some_and(|a| a.caller_endpoint() == ep && a.reinvite_pending().is_none());
+        if !waiting {
+            return false;
+        }
+        let Ok(local) = r else {
+            warn!(call = id, "no media endpoint for the transferred party");
+            self.anchored_hangup(id, "no media ports", now);
+            return true;
+        };
+        let target = call.legs[A_LEG].target;
+        let (Some(mut anchor), Some(mut d)) = (call.anchor.take(), call.legs[A_LEG].dialog.take())
+        else {
+            return true;
+        };
+        Engine::caller_endpoint_opened(&mut anchor, local);
+        let t = self.send_endpoint_reinvite(id, &mut d, &mut anchor, target, now);
+        if let Some(c) = self.b2bua.get_mut(id) {
+            c.anchor = Some(anchor);
+            c.legs[A_LEG].dialog = Some(d);
+            if let Some(t) = t {
+                c.legs[A_LEG].txn = t;
+            }
+        }
+        if t.is_none() {
+            self.anchored_hangup(id, "re-INVITE not sent", now);
+        }
+        true
+    }
+
+    /// The transferee accepted the re-INVITE onto our endpoint: it goes where the transfer
+    /// led. True when `id` was such a call.
+    pub(crate) fn xfer_app_reinvited(&mut self, id: u64, now: Now) -> bool {
+        let Some(dest) = self
+            .b2bua
+            .get_mut(id)
+            .and_then(|c| c.xfer.as_deref_mut())
+            .and_then(|x| x.app_dest.take())
+        else {
+            return false;
+        };
+        info!(call = id, destination = ?dest, "transferred party on our endpoint");
+        match dest {
+            AppDest::Park { parker } => self.park_transferred(id, &parker, now),
+            AppDest::Goto(d) => {
+                if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+                    a.clear_app();
+                }
+                self.app_goto(id, &d, now)
+            }
+        }
+        true
+    }
+}
