@@ -315,6 +315,22 @@ fn leg_ext(call: &Call, leg: LegIdx, snap: &crate::config::Snapshot) -> Option<S
     }
 }
 
+/// Takes leg `i` out of `call`, leaving a placeholder with no Call-ID (nothing reaches it).
+pub(crate) fn take_leg(call: &mut Call, i: LegIdx) -> crate::b2bua::Leg {
+    let placeholder = {
+        let l = &call.legs[i];
+        crate::b2bua::Leg::new(
+            l.side,
+            String::new(),
+            l.txn,
+            l.target,
+            l.local,
+            String::new(),
+        )
+    };
+    std::mem::replace(&mut call.legs[i], placeholder)
+}
+
 /// The transfer target's fork of `call` whose INVITE is `txn`.
 fn pending_fork(call: &Call, txn: TransactionId) -> Option<LegIdx> {
     let p = call.xfer.as_deref()?.pending.as_ref()?;
@@ -527,6 +543,26 @@ impl Engine {
         self.respond(txn, r, now);
     }
 
+    /// The dialplan's answer for `number` dialled by extension `by` (the transferor: its
+    /// class of service applies).
+    pub(crate) fn transfer_decision(
+        &self,
+        tenant: i64,
+        by: &str,
+        number: &str,
+        now: Now,
+    ) -> Decision {
+        dialplan::route(
+            &RouteRequest {
+                tenant,
+                caller: by,
+                digits: number,
+                at: now.wall,
+            },
+            &self.snap,
+        )
+    }
+
     /// Where the transferor's call may send `number`: the extension and its live contacts, or
     /// the status and reason to refuse with.
     fn transfer_route(
@@ -536,16 +572,7 @@ impl Engine {
         number: &str,
         now: Now,
     ) -> Result<(String, Vec<Binding>), (u16, String)> {
-        let decision = dialplan::route(
-            &RouteRequest {
-                tenant,
-                caller: by,
-                digits: number,
-                at: now.wall,
-            },
-            &self.snap,
-        );
-        match decision {
+        match self.transfer_decision(tenant, by, number, now) {
             Decision::Reject { status, reason } => Err((status, reason)),
             Decision::Route {
                 destination: Destination::Ext(n),
@@ -1384,6 +1411,17 @@ impl Engine {
         self.bye_leg(id, leg, now);
     }
 
+    /// Ends call `id` whose other party moved away: BYE to leg `x`, the record with `cause`.
+    pub(crate) fn end_released(&mut self, id: u64, x: LegIdx, cause: String, now: Now) {
+        self.bye_leg(id, x, now);
+        let ending = Ending {
+            disposition: Disposition::Answered,
+            hangup_by: HangupBy::System,
+            cause,
+        };
+        self.finish_call(id, ending, None, now);
+    }
+
     /// Moves leg `c` of call `id2` into call `id` in place of `x` (the transferor's leg, facing
     /// `y`); re-INVITEs both onto call `id`'s relay and ends call `id2` (BYE to `x2`).
     #[allow(clippy::too_many_arguments)]
@@ -1401,28 +1439,16 @@ impl Engine {
         let Some(c2) = self.b2bua.get_mut(id2) else {
             return;
         };
-        let placeholder = {
-            let l = &c2.legs[c];
-            crate::b2bua::Leg::new(
-                l.side,
-                String::new(),
-                l.txn,
-                l.target,
-                l.local,
-                String::new(),
-            )
-        };
-        let mut moved = std::mem::replace(&mut c2.legs[c], placeholder);
+        let mut moved = take_leg(c2, c);
         let moved_txn = moved.txn;
         // Call 2 now ends without this leg: BYE the transferor's side of it.
         self.b2bua.forget_server_txn(moved_txn);
-        self.bye_leg(id2, x2, now);
-        let ending = Ending {
-            disposition: Disposition::Answered,
-            hangup_by: HangupBy::System,
-            cause: format!("attended transfer: joined to call {id}"),
-        };
-        self.finish_call(id2, ending, None, now);
+        self.end_released(
+            id2,
+            x2,
+            format!("attended transfer: joined to call {id}"),
+            now,
+        );
         let party = self
             .b2bua
             .get(id)

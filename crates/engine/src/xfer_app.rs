@@ -22,9 +22,8 @@ use sip::{HeaderName, MediaType, Method, Request};
 use tracing::{info, warn};
 
 use crate::anchor::{Anchor, App};
-use crate::b2bua::{A_LEG, Call, Ending, Leg, LegIdx, Origin};
-use crate::db::{Disposition, HangupBy};
-use crate::dialplan::{self, Decision, Destination, RouteRequest};
+use crate::b2bua::{A_LEG, Call, LegIdx, Origin};
+use crate::dialplan::{Decision, Destination};
 use crate::features::FeatureAction;
 use crate::media::{MediaCommand, Side};
 use crate::transfer::TransferEvent;
@@ -81,15 +80,7 @@ impl Engine {
         number: &str,
         now: Now,
     ) -> Option<AppDest> {
-        let decision = dialplan::route(
-            &RouteRequest {
-                tenant,
-                caller: by,
-                digits: number,
-                at: now.wall,
-            },
-            &self.snap,
-        );
+        let decision = self.transfer_decision(tenant, by, number, now);
         match decision {
             Decision::Feature { feature, .. } if feature.action == FeatureAction::Park => {
                 Some(AppDest::Park {
@@ -157,18 +148,7 @@ impl Engine {
         let Some(c) = self.b2bua.get_mut(id) else {
             return;
         };
-        let placeholder = {
-            let l = &c.legs[y];
-            Leg::new(
-                l.side,
-                String::new(),
-                l.txn,
-                l.target,
-                l.local,
-                String::new(),
-            )
-        };
-        let mut moved = std::mem::replace(&mut c.legs[y], placeholder);
+        let mut moved = crate::transfer::take_leg(c, y);
         c.bridge = None;
         c.xfer
             .get_or_insert_with(Box::default)
@@ -187,13 +167,7 @@ impl Engine {
         self.b2bua.by_call_id.remove(&moved.call_id);
         // The transferor is done: NOTIFY 200, BYE, the relayed call ends with its record.
         self.notify_transferor(id, x, Some(refer_seq), 200, true, now);
-        self.bye_leg(id, x, now);
-        let ending = Ending {
-            disposition: Disposition::Answered,
-            hangup_by: HangupBy::System,
-            cause: format!("blind transfer to {number}"),
-        };
-        self.finish_call(id, ending, None, now);
+        self.end_released(id, x, format!("blind transfer to {number}"), now);
         // The transferee's call, anchored on the endpoint being opened.
         moved.side = Side::A;
         moved.session = None;

@@ -1113,47 +1113,6 @@ fn refer_before_the_answer_is_refused() {
 
 // ---- Blind transfer to the park code and to voice applications (engine::xfer_app) ----
 
-/// What each Play command to `ep` played, as text.
-fn plays(h: &Harness, ep: engine::media::EndpointId) -> Vec<String> {
-    h.media_log
-        .iter()
-        .filter_map(|c| match c {
-            MediaCommand::Play {
-                endpoint, items, ..
-            } if *endpoint == ep => Some(
-                items
-                    .iter()
-                    .map(|i| match i {
-                        engine::media::PlayItem::Prompt { id, .. } => id.clone(),
-                        engine::media::PlayItem::Moh { class, .. } => format!("moh:{class}"),
-                        other => format!("{other:?}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("+"),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The last playback on `ep` ends.
-fn play_done(h: &mut Harness, ep: engine::media::EndpointId) {
-    let id = h
-        .media_log
-        .iter()
-        .filter_map(|c| match c {
-            MediaCommand::Play { endpoint, id, .. } if *endpoint == ep => Some(*id),
-            _ => None,
-        })
-        .next_back()
-        .expect("something played");
-    h.input(engine::Input::Media(engine::media::MediaEvent::PlayDone {
-        endpoint: ep,
-        id,
-        interrupted: false,
-    }));
-}
-
 /// The endpoint the last OpenEndpoint opened.
 fn opened(h: &Harness) -> engine::media::EndpointId {
     h.media_log
@@ -1246,12 +1205,12 @@ fn blind_transfer_to_the_park_code_parks_the_transferee_for_the_transferor() {
     assert!(leg.invite.starts_with("INVITE "));
     assert_eq!(leg.peer, addr(CALLER));
     assert_eq!(
-        plays(&h, ep),
+        h.plays_on(ep),
         vec![apps::prompt::parked_on(701, apps::prompt::Lang::En).join("+")]
     );
-    play_done(&mut h, ep);
+    h.end_play(ep);
     assert_eq!(
-        plays(&h, ep).last().map(String::as_str),
+        h.plays_on(ep).last().map(String::as_str),
         Some("moh:default")
     );
     let parked = h.engine.parked_calls(1);
@@ -1375,12 +1334,15 @@ fn blind_transfer_to_an_ivr_number_starts_the_menu_for_the_transferee() {
     let mut h = setup_with(snap);
     let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bi-1");
     let (reinv, ep) = refer_to_app(&mut h, &desk, "500", CALLER);
-    assert!(plays(&h, ep).is_empty(), "nothing before the phone accepts");
+    assert!(
+        h.plays_on(ep).is_empty(),
+        "nothing before the phone accepts"
+    );
     h.reply(&reinv, 200, "", CALLER, SEG1);
     assert!(
-        plays(&h, ep).iter().any(|p| p.contains("main-greeting")),
+        h.plays_on(ep).iter().any(|p| p.contains("main-greeting")),
         "{:?}",
-        plays(&h, ep)
+        h.plays_on(ep)
     );
     let calls = h.engine.calls(h.now);
     assert_eq!(calls.len(), 1);
