@@ -1349,3 +1349,41 @@ fn blind_transfer_to_an_ivr_number_starts_the_menu_for_the_transferee() {
     assert_eq!(h.cdrs.len(), 1, "the relayed call's record");
     assert_eq!(h.cdrs[0].hangup_cause, "blind transfer to 500");
 }
+
+#[test]
+fn a_callee_parked_by_transfer_is_re_invited_in_its_own_dialog_after_a_restart() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-5");
+    let (reinv, _) = refer_to_app(&mut h, &caller, "*70", DESK);
+    h.reply(&reinv, 200, "", DESK, SEG1);
+    assert_eq!(h.park_rows.len(), 1);
+    // A new engine loads the row: the callee (a dialog we started) is re-INVITEd in it.
+    let mut h2 = setup();
+    h2.sent.clear();
+    h2.media_log.clear();
+    h2.engine
+        .load_parked(h.park_rows.values().cloned().collect());
+    h2.drain();
+    let r = invites_to(&h2.sent, DESK).pop().expect("re-INVITE after restart");
+    assert_eq!(r.call_id(), Some(desk.call_id.as_str()));
+    assert_eq!(tag(r.to()), "t-bp-5", "the phone's tag");
+    assert_eq!(
+        tag(r.from()),
+        tag(sip::NameAddr::parse(&desk.remote).ok()),
+        "our tag"
+    );
+    assert_eq!(
+        r.uri.to_string(),
+        format!("sip:callee@{DESK}"),
+        "sent to the phone's Contact (its 200's)"
+    );
+    let cseq = r.cseq().expect("CSeq").seq;
+    assert!(cseq > reinv.cseq().expect("CSeq").seq, "our CSeq goes on");
+    let ep = opened(&h2);
+    h2.reply(&r, 200, "", DESK, SEG1);
+    assert_eq!(
+        h2.plays_on(ep).last().map(String::as_str),
+        Some("moh:default")
+    );
+    assert_eq!(h2.engine.parked_calls(1)[0].parked_by, "1001");
+}
