@@ -167,6 +167,18 @@ impl Anchor {
         sdp_local::choose(&self.offer).map(|(c, _)| c.name)
     }
 
+    /// Another phone takes the caller's place on the caller's endpoint (attended transfer
+    /// onto a parked call): `invite` stands for its dialog ([`crate::xfer_app`]). False (and
+    /// nothing changed) when its SDP is unusable.
+    pub(crate) fn replace_caller(&mut self, invite: Request) -> bool {
+        let Ok(offer) = sdp::summarize(&invite.body) else {
+            return false;
+        };
+        self.invite = invite;
+        self.offer = offer;
+        true
+    }
+
     /// Our re-INVITE onto the caller's endpoint, while it is unanswered.
     pub(crate) fn reinvite_pending(&self) -> Option<TransactionId> {
         self.reinvite

@@ -391,6 +391,46 @@ impl Engine {
         self.park_answered(id, now);
     }
 
+    /// Is call `id` waiting in a slot (stored, music playing)?
+    pub(crate) fn park_is_parked(&self, id: u64) -> bool {
+        self.park
+            .slot_of_call(id)
+            .and_then(|k| self.park.slots.get(&k))
+            .is_some_and(|s| s.stage == Stage::Parked)
+    }
+
+    /// Another party took the parked caller's place in call `id` (attended transfer onto the
+    /// parking dialog, [`crate::xfer_app`]): the slot shows it, the event is noted (`by` the
+    /// transferor; the parker stays) and the row is stored again with the new leg.
+    pub(crate) fn park_replaced(&mut self, id: u64, by: &str, now: Now) {
+        let Some(key) = self.park.slot_of_call(id) else {
+            return;
+        };
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let (caller, caller_name, call_id) = (
+            call.caller.clone(),
+            call.caller_name.clone(),
+            call.legs[A_LEG].call_id.clone(),
+        );
+        let Some(s) = self.park.slots.get_mut(&key) else {
+            return;
+        };
+        s.events.push(TransferEvent {
+            at: now.wall,
+            kind: "attended",
+            by: by.to_string(),
+            party: caller.clone(),
+            to: key.1.to_string(),
+            status: 200,
+        });
+        s.caller = caller;
+        s.caller_name = caller_name;
+        s.call_id = call_id;
+        self.park_answered(id, now);
+    }
+
     /// The parked caller is answered: store the slot's row.
     pub(crate) fn park_answered(&mut self, id: u64, now: Now) {
         let Some((tenant, slot)) = self.park.slot_of_call(id) else {

@@ -1395,6 +1395,10 @@ impl Engine {
                 now,
             );
         }
+        if c2.anchor.is_some() && leg2 == crate::b2bua::A_LEG && self.park_is_parked(id2) {
+            let p = (id, leg, peer, by, refer_seq);
+            return self.attended_to_park(txn, req, source, p, id2, now);
+        }
         let Some(c_leg) = c2.bridge.and_then(|b| b.peer(leg2)) else {
             return self.refer_refused(txn, req, source, 481, "Call not answered", now);
         };

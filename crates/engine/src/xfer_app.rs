@@ -237,7 +237,8 @@ impl Engine {
             c.anchor = Some(anchor);
             c.legs[A_LEG].dialog = Some(d);
             if let Some(t) = t {
-                c.legs[A_LEG].txn = t;
+                let old = std::mem::replace(&mut c.legs[A_LEG].txn, t);
+                self.b2bua.forget_server_txn(old);
             }
         }
         if t.is_none() {
@@ -268,5 +269,108 @@ impl Engine {
             }
         }
         true
+    }
+
+    /// Attended transfer onto a parked call: `by` (leg `x` of relayed call `id`, talking to
+    /// `y`) parked itself as call `id2` and REFERs `y` with Replaces naming that parking
+    /// dialog. `y` takes its place on the parked call's endpoint (re-INVITEd onto it; music
+    /// resumes when it accepts), the slot shows `y` (the parker stays `by`), and both of
+    /// `by`'s legs are released (BYE).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn attended_to_park(
+        &mut self,
+        txn: TransactionId,
+        req: &Request,
+        source: SocketAddr,
+        (id, x, y, by, refer_seq): (u64, LegIdx, LegIdx, String, u32),
+        id2: u64,
+        now: Now,
+    ) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let yl = &call.legs[y];
+        let (Some(d), Some(body)) = (yl.dialog.as_ref(), yl.sdp.as_ref()) else {
+            return self.refer_refused(txn, req, source, 488, "No media to move", now);
+        };
+        let invite = dialog_invite(d, body, yl.target.destination);
+        let (party, party_name) = crate::transfer::leg_number(call, y, &self.snap);
+        let usable = self
+            .b2bua
+            .get(id2)
+            .and_then(|c| c.anchor.as_deref())
+            .is_some_and(|a| a.reinvite_pending().is_none());
+        if !usable {
+            return self.refer_refused(txn, req, source, 491, "Parked call busy", now);
+        }
+        info!(call = id, parked = id2, by = %by, "attended transfer onto a parked call accepted");
+        self.accept_refer(txn, req, id, x, now);
+        self.notify_transferor(id, x, Some(refer_seq), 100, false, now);
+        let Some(c) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        let mut moved = crate::transfer::take_leg(c, y);
+        c.bridge = None;
+        c.xfer
+            .get_or_insert_with(Box::default)
+            .events
+            .push(TransferEvent {
+                at: now.wall,
+                kind: "attended",
+                by: by.clone(),
+                party: party.clone(),
+                to: "park".into(),
+                status: 200,
+            });
+        if y == A_LEG {
+            self.b2bua.forget_server_txn(moved.txn);
+        }
+        self.b2bua.by_call_id.remove(&moved.call_id);
+        self.notify_transferor(id, x, Some(refer_seq), 200, true, now);
+        self.end_released(id, x, "attended transfer onto a parked call".into(), now);
+        // The parking phone leaves the parked call; the transferee takes its leg.
+        self.bye_leg(id2, A_LEG, now);
+        let Some(c2) = self.b2bua.get_mut(id2) else {
+            return;
+        };
+        let old = crate::transfer::take_leg(c2, A_LEG);
+        self.b2bua.forget_server_txn(old.txn);
+        self.b2bua.by_call_id.remove(&old.call_id);
+        let Some(c2) = self.b2bua.get_mut(id2) else {
+            return;
+        };
+        moved.side = Side::A;
+        moved.session = None;
+        let target = moved.target;
+        let mut dialog = moved.dialog.take();
+        c2.caller = party;
+        c2.caller_name = party_name;
+        let mut anchor = c2.anchor.take();
+        self.b2bua
+            .by_call_id
+            .insert(moved.call_id.clone(), (id2, A_LEG));
+        let sent = match (anchor.as_deref_mut(), dialog.as_mut()) {
+            (Some(a), Some(d)) => {
+                if a.replace_caller(invite) {
+                    self.send_endpoint_reinvite(id2, d, a, target, now)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some(t) = sent {
+            moved.txn = t;
+        }
+        moved.dialog = dialog;
+        if let Some(c2) = self.b2bua.get_mut(id2) {
+            c2.legs[A_LEG] = moved;
+            c2.anchor = anchor;
+        }
+        if sent.is_none() {
+            warn!(call = id2, "transferee not moved onto the parked call");
+            return self.anchored_hangup(id2, "re-INVITE not sent", now);
+        }
+        self.park_replaced(id2, &by, now);
     }
 }

@@ -1364,7 +1364,9 @@ fn a_callee_parked_by_transfer_is_re_invited_in_its_own_dialog_after_a_restart()
     h2.engine
         .load_parked(h.park_rows.values().cloned().collect());
     h2.drain();
-    let r = invites_to(&h2.sent, DESK).pop().expect("re-INVITE after restart");
+    let r = invites_to(&h2.sent, DESK)
+        .pop()
+        .expect("re-INVITE after restart");
     assert_eq!(r.call_id(), Some(desk.call_id.as_str()));
     assert_eq!(tag(r.to()), "t-bp-5", "the phone's tag");
     assert_eq!(
@@ -1386,4 +1388,100 @@ fn a_callee_parked_by_transfer_is_re_invited_in_its_own_dialog_after_a_restart()
         Some("moh:default")
     );
     assert_eq!(h2.engine.parked_calls(1)[0].parked_by, "1001");
+}
+
+#[test]
+fn attended_transfer_onto_the_parking_dialog_parks_the_other_party_in_that_slot() {
+    let mut h = setup();
+    let (_caller, desk1) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "ap-1");
+    // The desk parks itself (*70): slot 701, parker 1002.
+    h.media_log.clear();
+    h.sent = h.dial(&Dial {
+        from: "1002",
+        to: "*70",
+        source: DESK,
+        local: SEG1,
+        call_id: "ap-park",
+    });
+    let ok = responses_to(&h, DESK)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .expect("the parking call is answered");
+    let ep = opened(&h);
+    let parking = Party {
+        at: DESK,
+        ruri: ok.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1002@example.com>;tag=a-ap-park".into(),
+        remote: ok.to().expect("To").to_string(),
+        call_id: "ap-park".into(),
+    };
+    h.recv_raw(&parking.request("ACK", 2, "", None), DESK, SEG1);
+    let row = h.park_rows.get(&(1, 701)).expect("parked");
+    assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1002", "1002"));
+    // The desk REFERs the caller with Replaces naming the parking dialog.
+    let our_tag = tag(ok.to());
+    let replaces = format!("ap-park%3Bto-tag%3D{our_tag}%3Bfrom-tag%3Da-ap-park");
+    h.media_log.clear();
+    refer(
+        &mut h,
+        &desk1,
+        3,
+        &format!("<sip:*70@example.com?Replaces={replaces}>"),
+    );
+    assert_eq!(last_status_to(&h, DESK), 202);
+    let frags: Vec<String> = requests_to(&h, "NOTIFY", DESK)
+        .iter()
+        .map(sipfrag)
+        .collect();
+    assert_eq!(frags, vec!["SIP/2.0 100 Trying\r\n", "SIP/2.0 200 OK\r\n"]);
+    let byes = requests_to(&h, "BYE", DESK);
+    let mut ids: Vec<&str> = byes.iter().filter_map(|b| b.call_id()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        2,
+        "both of the desk's legs are released: {ids:?}"
+    );
+    assert!(ids.contains(&"ap-park"));
+    // The caller is re-INVITEd in its own dialog onto the parked call's endpoint.
+    let reinv = invites_to(&h.sent, CALLER).pop().expect("re-INVITE");
+    assert_eq!(reinv.call_id(), Some("ap-1"));
+    assert_eq!(
+        u32::from(sdp_port(&reinv.body)),
+        u32::from(h.endpoints[&ep].port())
+    );
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert_eq!(requests_to(&h, "ACK", CALLER).len(), 1);
+    assert!(h.media_log.iter().any(|c| matches!(c,
+        MediaCommand::ConfigureEndpoint { endpoint, rtp: Some(_), .. } if *endpoint == ep)));
+    assert_eq!(
+        h.plays_on(ep).last().map(String::as_str),
+        Some("moh:default")
+    );
+    // The slot shows the caller; the parker stays the desk; the row holds the caller's leg.
+    let row = h.park_rows.get(&(1, 701)).expect("still parked");
+    assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1001", "1002"));
+    assert_eq!(row.call_id, "ap-1");
+    assert_eq!(
+        h.engine.park_slot(1, 701).1.map(|c| c.0).as_deref(),
+        Some("1001")
+    );
+    // The desk's own BYE on the parking dialog, crossing ours, ends nothing.
+    h.recv_raw(&parking.request("BYE", 3, "", None), DESK, SEG1);
+    assert!(h.engine.park_slot(1, 701).0);
+    // 1003 retrieves it: joined with the parked endpoint.
+    h.media_log.clear();
+    h.sent = h.dial(&Dial {
+        from: "1003",
+        to: "701",
+        source: THIRD,
+        local: SEG1,
+        call_id: "ap-take",
+    });
+    assert!(h.media_log.iter().any(|c| matches!(c,
+        MediaCommand::Join { endpoint, .. } if *endpoint == ep)));
+    assert!(h.park_rows.is_empty());
 }
