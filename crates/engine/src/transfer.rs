@@ -610,8 +610,12 @@ impl Engine {
             return;
         };
         if let Some(dest) = self.xfer_app_target(tenant, &by, number, now) {
-            let p = (id, leg, peer, by, refer_seq);
-            return self.blind_to_app(txn, req, source, p, number, dest, now);
+            let p = (id, leg, peer, by, Some(refer_seq));
+            if let Err((status, reason)) = self.blind_to_app(Some((txn, req)), p, number, dest, now)
+            {
+                return self.refer_refused(txn, req, source, status, reason, now);
+            }
+            return;
         }
         let (target, bindings) = match self.transfer_route(tenant, &by, number, now) {
             Ok(t) => t,
@@ -812,6 +816,14 @@ impl Engine {
         let number = to.trim();
         if !is_number(number) {
             return refuse(400, "The target must be a number");
+        }
+        if let Some(dest) = self.xfer_app_target(tenant, &by, number, now) {
+            let r = self.blind_to_app(None, (id, x, y, by, None), number, dest, now);
+            self.pump_public(now);
+            return r.map_err(|(status, reason)| TransferRefused {
+                status,
+                reason: reason.to_string(),
+            });
         }
         match self.transfer_route(tenant, &by, number, now) {
             Ok(t) => {

@@ -102,30 +102,28 @@ impl Engine {
     }
 
     /// Blind transfer of leg `y` of relayed call `id` (transferor `x`, extension `by`) to
-    /// `dest`: the REFER is answered (202, NOTIFY 100 and 200), the transferor released, and
-    /// `y` moved into a new anchored call whose endpoint is being opened.
-    #[allow(clippy::too_many_arguments)]
+    /// `dest`: the REFER `refer` (none when the administrator transfers) is answered (202,
+    /// NOTIFY 100 and 200), the transferor released, and `y` moved into a new anchored call
+    /// whose endpoint is being opened. Refused (nothing changed): the status and reason.
     pub(crate) fn blind_to_app(
         &mut self,
-        txn: TransactionId,
-        req: &Request,
-        source: SocketAddr,
-        (id, x, y, by, refer_seq): (u64, LegIdx, LegIdx, String, u32),
+        refer: Option<(TransactionId, &Request)>,
+        (id, x, y, by, refer_seq): (u64, LegIdx, LegIdx, String, Option<u32>),
         number: &str,
         dest: AppDest,
         now: Now,
-    ) {
+    ) -> Result<(), (u16, &'static str)> {
         let Some(call) = self.b2bua.get(id) else {
-            return;
+            return Err((404, "No such call"));
         };
         let tenant = call.tenant_id;
         if matches!(dest, AppDest::Park { .. }) && !self.park_has_free_slot(tenant) {
             info!(call = id, by = %by, "transfer to park refused: lot full");
-            return self.refer_refused(txn, req, source, 486, "No parking slot is free", now);
+            return Err((486, "No parking slot is free"));
         }
         let yl = &call.legs[y];
         let (Some(d), Some(body)) = (yl.dialog.as_ref(), yl.sdp.as_ref()) else {
-            return self.refer_refused(txn, req, source, 488, "No media to move", now);
+            return Err((488, "No media to move"));
         };
         let invite = dialog_invite(d, body, yl.target.destination);
         let (party, party_name) = crate::transfer::leg_number(call, y, &self.snap);
@@ -134,19 +132,21 @@ impl Engine {
             AppDest::Park { .. } => App::Park,
             AppDest::Goto(_) => App::Announce(Vec::new()),
         };
+        let lang = self.snap.settings.prompt_language.clone();
         let new_id = self.b2bua.next_call_id();
         let ep = self.b2bua.new_endpoint(new_id);
-        let lang = self.snap.settings.prompt_language.clone();
         let Some(anchor) = Anchor::for_dialog(invite, ep, ip, app, lang) else {
             self.b2bua.by_endpoint.remove(&ep);
-            return self.refer_refused(txn, req, source, 488, "No usable media to move", now);
+            return Err((488, "No usable media to move"));
         };
         info!(call = id, new_call = new_id, by = %by, to = %number, "blind transfer to an application accepted");
-        self.accept_refer(txn, req, id, x, now);
-        self.notify_transferor(id, x, Some(refer_seq), 100, false, now);
+        if let Some((txn, req)) = refer {
+            self.accept_refer(txn, req, id, x, now);
+        }
+        self.notify_transferor(id, x, refer_seq, 100, false, now);
         // Take the transferee's leg out of the relayed call.
         let Some(c) = self.b2bua.get_mut(id) else {
-            return;
+            return Ok(());
         };
         let mut moved = crate::transfer::take_leg(c, y);
         c.bridge = None;
@@ -166,7 +166,7 @@ impl Engine {
         }
         self.b2bua.by_call_id.remove(&moved.call_id);
         // The transferor is done: NOTIFY 200, BYE, the relayed call ends with its record.
-        self.notify_transferor(id, x, Some(refer_seq), 200, true, now);
+        self.notify_transferor(id, x, refer_seq, 200, true, now);
         self.end_released(id, x, format!("blind transfer to {number}"), now);
         // The transferee's call, anchored on the endpoint being opened.
         moved.side = Side::A;
@@ -199,6 +199,7 @@ impl Engine {
             ip,
             group: new_id,
         });
+        Ok(())
     }
 
     /// The endpoint of a transferee moved by [`Engine::blind_to_app`] opened: re-INVITE the

@@ -1485,3 +1485,19 @@ fn attended_transfer_onto_the_parking_dialog_parks_the_other_party_in_that_slot(
         MediaCommand::Join { endpoint, .. } if *endpoint == ep)));
     assert!(h.park_rows.is_empty());
 }
+
+#[test]
+fn administrator_transfer_to_the_park_code_parks_the_caller_for_the_answering_extension() {
+    let mut h = setup();
+    let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-api");
+    let id = h.engine.calls(h.now)[0].id;
+    h.sent.clear();
+    h.engine.transfer(id, "*70", h.now).expect("accepted");
+    h.drain();
+    assert!(requests_to(&h, "NOTIFY", DESK).is_empty(), "nobody subscribed");
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
+    let reinv = invites_to(&h.sent, CALLER).pop().expect("re-INVITE");
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    let row = h.park_rows.get(&(1, 701)).expect("parked");
+    assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1001", "1002"));
+}
