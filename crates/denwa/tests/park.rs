@@ -212,20 +212,36 @@ fn a_parked_call_survives_a_restart_of_serve() {
     d.wait_until("retrieved", EVENT_TIMEOUT, || {
         d.logs().contains("parked call retrieved")
     });
-    // Until the parked phone's tones have played (`lead` after it dialled, then 0.5 s).
-    let done = dialled + Duration::from_millis(u64::from(lead) + 2000);
+    talk_then_check_re_invited(&d, &mut a, &mut c, dialled + ms(lead));
+}
+
+fn ms(v: u32) -> Duration {
+    Duration::from_millis(u64::from(v))
+}
+
+/// The parked phone `a` (re-INVITEd onto an endpoint of ours) and the taker `c` talk until
+/// `a`'s tones have played (they start at `tones_at`), then `c` hangs up. `c` heard `a`;
+/// baresip 1.0 does not re-open its recording after a re-INVITE, so the other direction is
+/// checked by the parked phone's endpoint: it sent the taker's audio to the phone.
+fn talk_then_check_re_invited(
+    d: &Denwa,
+    a: &mut Phone,
+    c: &mut Phone,
+    tones_at: std::time::Instant,
+) {
+    let done = tones_at + Duration::from_millis(2000);
     std::thread::sleep(done.saturating_duration_since(std::time::Instant::now()));
     c.hangup().expect("hang up");
-    for p in [&mut a, &mut c] {
+    for p in [&mut *a, &mut *c] {
         p.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
             .unwrap_or_else(|e| panic!("{}: {e}", p.name()));
     }
-    check_heard(&d, &c, &PARKED_TONES, &TAKER_TONES);
-    // baresip 1.0 does not re-open its recording after a re-INVITE, so the other direction is
-    // checked by the parked phone's new endpoint: it sent the taker's audio to the phone.
+    check_heard(d, c, &PARKED_TONES, &TAKER_TONES);
     let logs = d.logs();
-    let sent = max_endpoint_tx(&logs);
-    assert!(sent > 100, "audio was sent to the parked phone: {logs}");
+    assert!(
+        max_endpoint_tx(&logs) > 100,
+        "audio was sent to the parked phone: {logs}"
+    );
 }
 
 /// The most audio packets any media endpoint of ours sent (from `media endpoint closed`).
@@ -288,26 +304,16 @@ fn blind_transfer_to_the_park_code_then_retrieval_with_audio() {
     d.wait_until("retrieved", EVENT_TIMEOUT, || {
         d.logs().contains("parked call retrieved")
     });
-    let done = dialled + Duration::from_millis(u64::from(lead) + 2000);
     assert!(
-        std::time::Instant::now() < dialled + Duration::from_millis(u64::from(lead)),
+        std::time::Instant::now() < dialled + ms(lead),
         "the transfer and retrieval took too long for the tone timing"
     );
-    std::thread::sleep(done.saturating_duration_since(std::time::Instant::now()));
-    c.hangup().expect("hang up");
-    for p in [&mut a, &mut c] {
-        p.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-            .unwrap_or_else(|e| panic!("{}: {e}", p.name()));
-    }
-    // 1003 heard 1001's tones; 1001 was re-INVITEd onto our endpoint (baresip 1.0 stops its
-    // recording there), so the other direction is checked by what that endpoint sent it.
-    check_heard(&d, &c, &PARKED_TONES, &TAKER_TONES);
+    talk_then_check_re_invited(&d, &mut a, &mut c, dialled + ms(lead));
     let logs = d.logs();
     assert!(
         logs.contains("blind transfer to an application accepted"),
         "{logs}"
     );
-    assert!(max_endpoint_tx(&logs) > 100, "audio sent to 1001: {logs}");
     let mut cdrs = Vec::new();
     d.wait_until("records", Duration::from_secs(10), || {
         cdrs = d.cdrs();

@@ -1494,7 +1494,10 @@ fn administrator_transfer_to_the_park_code_parks_the_caller_for_the_answering_ex
     h.sent.clear();
     h.engine.transfer(id, "*70", h.now).expect("accepted");
     h.drain();
-    assert!(requests_to(&h, "NOTIFY", DESK).is_empty(), "nobody subscribed");
+    assert!(
+        requests_to(&h, "NOTIFY", DESK).is_empty(),
+        "nobody subscribed"
+    );
     assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
     let reinv = invites_to(&h.sent, CALLER).pop().expect("re-INVITE");
     h.reply(&reinv, 200, "", CALLER, SEG1);
