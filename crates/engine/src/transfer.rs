@@ -820,8 +820,9 @@ impl Engine {
         if let Some(dest) = self.xfer_app_target(tenant, &by, number, now) {
             let r = self.blind_to_app(None, (id, x, y, by, None), number, dest, now);
             self.pump_public(now);
+            // A full park lot is a conflict for the API (409), not a SIP busy.
             return r.map_err(|(status, reason)| TransferRefused {
-                status,
+                status: if status == 486 { 409 } else { status },
                 reason: reason.to_string(),
             });
         }

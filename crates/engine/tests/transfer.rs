@@ -1504,3 +1504,73 @@ fn administrator_transfer_to_the_park_code_parks_the_caller_for_the_answering_ex
     let row = h.park_rows.get(&(1, 701)).expect("parked");
     assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1001", "1002"));
 }
+
+#[test]
+fn blind_transfer_to_a_room_number_seats_the_transferee_in_the_room() {
+    let mut snap = snapshot();
+    let room = apps::conf::RoomSpec::default();
+    snap.apps = engine::config::Apps::with_rooms(Vec::new(), vec![(1, "800".into(), room)]);
+    let mut h = setup_with(snap);
+    // 1003 is in room 800 already.
+    h.media_log.clear();
+    h.dial(&Dial {
+        from: "1003",
+        to: "800",
+        source: THIRD,
+        local: SEG1,
+        call_id: "br-member",
+    });
+    let member = opened(&h);
+    let room_bridge = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::Join { endpoint, bridge } if *endpoint == member => Some(*bridge),
+            _ => None,
+        })
+        .expect("the member joined the room");
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "br-1");
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "800", CALLER);
+    h.media_log.clear();
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert!(
+        h.media_log.iter().any(|c| matches!(c,
+            MediaCommand::Join { endpoint, bridge } if *endpoint == ep && *bridge == room_bridge)),
+        "the transferee joins the room's bridge: {:?}",
+        h.media_log
+    );
+}
+
+#[test]
+fn administrator_transfer_to_a_full_park_lot_is_a_conflict_and_the_call_kept() {
+    let mut snap = snapshot();
+    snap.codes.park.lots.insert(
+        1,
+        engine::park::ParkLot {
+            first: 701,
+            last: 701,
+            ..Default::default()
+        },
+    );
+    let mut h = setup_with(snap);
+    h.dial(&Dial {
+        from: "1003",
+        to: "*70",
+        source: THIRD,
+        local: SEG1,
+        call_id: "bp-api-full-park",
+    });
+    let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-api-full");
+    let id = h
+        .engine
+        .calls(h.now)
+        .iter()
+        .map(|c| c.id)
+        .max()
+        .expect("the relayed call");
+    let r = h.engine.transfer(id, "*70", h.now).map_err(|e| e.status);
+    assert_eq!(r, Err(409));
+    h.drain();
+    assert!(requests_to(&h, "BYE", DESK).is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 2);
+}
