@@ -1271,8 +1271,8 @@ fn blind_transfer_to_park_from_the_caller_parks_the_callee_and_a_third_phone_ret
     assert_eq!(h.engine.active_calls(), 0);
 }
 
-#[test]
-fn blind_transfer_to_park_with_the_lot_full_is_refused_and_the_call_kept() {
+/// A park lot of one slot (701), taken by 1003 who parked itself.
+fn full_park_lot() -> Harness {
     let mut snap = snapshot();
     snap.codes.park.lots.insert(
         1,
@@ -1283,14 +1283,20 @@ fn blind_transfer_to_park_with_the_lot_full_is_refused_and_the_call_kept() {
         },
     );
     let mut h = setup_with(snap);
-    // 1003 parks itself on the only slot.
     h.dial(&Dial {
         from: "1003",
         to: "*70",
         source: THIRD,
         local: SEG1,
-        call_id: "bp-3-park",
+        call_id: "park-1003",
     });
+    assert!(h.park_rows.contains_key(&(1, 701)));
+    h
+}
+
+#[test]
+fn blind_transfer_to_park_with_the_lot_full_is_refused_and_the_call_kept() {
+    let mut h = full_park_lot();
     assert!(h.park_rows.contains_key(&(1, 701)));
     let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-3");
     refer(&mut h, &desk, 2, "<sip:*70@example.com>");
@@ -1543,23 +1549,7 @@ fn blind_transfer_to_a_room_number_seats_the_transferee_in_the_room() {
 
 #[test]
 fn administrator_transfer_to_a_full_park_lot_is_a_conflict_and_the_call_kept() {
-    let mut snap = snapshot();
-    snap.codes.park.lots.insert(
-        1,
-        engine::park::ParkLot {
-            first: 701,
-            last: 701,
-            ..Default::default()
-        },
-    );
-    let mut h = setup_with(snap);
-    h.dial(&Dial {
-        from: "1003",
-        to: "*70",
-        source: THIRD,
-        local: SEG1,
-        call_id: "bp-api-full-park",
-    });
+    let mut h = full_park_lot();
     let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-api-full");
     let id = h
         .engine
