@@ -4,7 +4,9 @@
 //! lot is refused, nothing crashes. The park timeout rings the parker's other phone, whose
 //! caller ID says it is a returning parked call. A parked call survives `serve` being killed
 //! and started again (SQLite data dir): the new process re-INVITEs the parked phone onto a new
-//! endpoint and 1003 retrieves it with audio. `denwa park show|set|list` on the way.
+//! endpoint and 1003 retrieves it with audio. `denwa park show|set|list` on the way. A blind
+//! transfer (baresip's `/transfer`) of a call to `*70` parks the transferee for the
+//! transferor, and a third phone retrieves it with audio.
 
 mod common;
 
@@ -210,20 +212,41 @@ fn a_parked_call_survives_a_restart_of_serve() {
     d.wait_until("retrieved", EVENT_TIMEOUT, || {
         d.logs().contains("parked call retrieved")
     });
-    // Until the parked phone's tones have played (`lead` after it dialled, then 0.5 s).
-    let done = dialled + Duration::from_millis(u64::from(lead) + 2000);
+    talk_then_check_re_invited(&d, &mut a, &mut c, dialled + ms(lead));
+}
+
+fn ms(v: u32) -> Duration {
+    Duration::from_millis(u64::from(v))
+}
+
+/// The parked phone `a` (re-INVITEd onto an endpoint of ours) and the taker `c` talk until
+/// `a`'s tones have played (they start at `tones_at`), then `c` hangs up. `c` heard `a`;
+/// baresip 1.0 does not re-open its recording after a re-INVITE, so the other direction is
+/// checked by the parked phone's endpoint: it sent the taker's audio to the phone.
+fn talk_then_check_re_invited(
+    d: &Denwa,
+    a: &mut Phone,
+    c: &mut Phone,
+    tones_at: std::time::Instant,
+) {
+    let done = tones_at + Duration::from_millis(2000);
     std::thread::sleep(done.saturating_duration_since(std::time::Instant::now()));
     c.hangup().expect("hang up");
-    for p in [&mut a, &mut c] {
+    for p in [&mut *a, &mut *c] {
         p.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
             .unwrap_or_else(|e| panic!("{}: {e}", p.name()));
     }
-    check_heard(&d, &c, &PARKED_TONES, &TAKER_TONES);
-    // baresip 1.0 does not re-open its recording after a re-INVITE, so the other direction is
-    // checked by the parked phone's new endpoint: it sent the taker's audio to the phone.
+    check_heard(d, c, &PARKED_TONES, &TAKER_TONES);
     let logs = d.logs();
-    let sent: u64 = logs
-        .lines()
+    assert!(
+        max_endpoint_tx(&logs) > 100,
+        "audio was sent to the parked phone: {logs}"
+    );
+}
+
+/// The most audio packets any media endpoint of ours sent (from `media endpoint closed`).
+fn max_endpoint_tx(logs: &str) -> u64 {
+    logs.lines()
         .filter(|l| l.contains("media endpoint closed"))
         .filter_map(|l| {
             l.split_whitespace()
@@ -231,6 +254,74 @@ fn a_parked_call_survives_a_restart_of_serve() {
                 .and_then(|v| v.parse().ok())
         })
         .max()
-        .unwrap_or(0);
-    assert!(sent > 100, "audio was sent to the parked phone: {logs}");
+        .unwrap_or(0)
+}
+
+#[test]
+fn blind_transfer_to_the_park_code_then_retrieval_with_audio() {
+    let d = Denwa::start();
+    for n in ["1001", "1002", "1003"] {
+        d.add_extension(n, &pw(n));
+    }
+    let audio = tempfile::tempdir().expect("tmp");
+    // 1001's tones come after the transfer and the retrieval.
+    let lead = 8000;
+    let a_wav = wav(audio.path(), "a.wav", &PARKED_TONES, lead);
+    let quiet = wav(audio.path(), "q.wav", &[], 0);
+    let c_wav = wav(audio.path(), "c.wav", &TAKER_TONES, 3000);
+    let mut a = phone(&d, "1001", &a_wav, AnswerMode::Auto);
+    let mut b = phone(&d, "1002", &quiet, AnswerMode::Auto);
+    let mut c = phone(&d, "1003", &c_wav, AnswerMode::Auto);
+    let dialled = std::time::Instant::now();
+    dial_established(&d, &mut a, "1002");
+    b.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .expect("1002 answered");
+    std::thread::sleep(Duration::from_millis(500));
+    b.clear_events();
+    b.command("transfer", Some(&format!("sip:*70@{}", d.sip_addr())))
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("transfer command: {e}")
+        });
+    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the transferor is released: {e}")
+        });
+    d.wait_until("parked by transfer", EVENT_TIMEOUT, || {
+        d.logs().contains("call parked")
+    });
+    let list = d.cli_ok(&["park", "list"]);
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("701"))
+        .unwrap_or_else(|| panic!("slot 701 listed: {list}"));
+    assert!(
+        row.contains("1001") && row.contains("1002"),
+        "caller 1001 parked by 1002: {list}"
+    );
+    dial_established(&d, &mut c, "701");
+    d.wait_until("retrieved", EVENT_TIMEOUT, || {
+        d.logs().contains("parked call retrieved")
+    });
+    assert!(
+        std::time::Instant::now() < dialled + ms(lead),
+        "the transfer and retrieval took too long for the tone timing"
+    );
+    talk_then_check_re_invited(&d, &mut a, &mut c, dialled + ms(lead));
+    let logs = d.logs();
+    assert!(
+        logs.contains("blind transfer to an application accepted"),
+        "{logs}"
+    );
+    let mut cdrs = Vec::new();
+    d.wait_until("records", Duration::from_secs(10), || {
+        cdrs = d.cdrs();
+        cdrs.len() >= 3
+    });
+    assert!(
+        cdrs.iter()
+            .any(|r| r["hangup_cause"] == "blind transfer to *70"),
+        "the relayed call's record: {cdrs:?}"
+    );
 }

@@ -1,7 +1,8 @@
 //! Call transfer against a real `denwa serve` with real phones (baresip): a blind transfer by
 //! baresip's `transfer` command with audio checked between the transferee and the target; a
 //! transfer to a number the transferor may not call refused with the call kept (audio checked);
-//! a REFER from a third party (forged tags, or no dialog at all) refused while the call goes on.
+//! a REFER from a third party (forged tags, or no dialog at all) refused while the call goes on;
+//! a blind transfer to an IVR number, the transferee leaving a message through the menu.
 
 mod common;
 
@@ -569,4 +570,76 @@ fn transferee_hears_music_while_the_target_rings() {
         "about 100 packets of music: {line}"
     );
     assert!(logs.contains("transfer completed"), "{logs}");
+}
+
+/// A blind transfer (baresip `/transfer`) to an IVR number: the transferee is re-INVITEd onto
+/// the menu, presses 3 and leaves a message for 1002 that holds its tones.
+#[test]
+fn blind_transfer_to_an_ivr_then_the_transferee_leaves_a_message() {
+    let d = pbx();
+    d.cli_ok(&["voicemail", "pin", "1002", "--pin", "2580"]);
+    d.cli_ok(&[
+        "ivr",
+        "add",
+        "main",
+        "--number",
+        "500",
+        "--greeting",
+        "ivr-welcome",
+        "--option",
+        "3=vm:1002",
+    ]);
+    d.wait_until("the menu loaded", Duration::from_secs(10), || {
+        d.logs()
+            .lines()
+            .any(|l| l.contains("voice applications loaded") && l.contains("ivrs=1"))
+    });
+    let audio = tempfile::tempdir().expect("tmp");
+    // 1001's tones come after the transfer, the menu choice (at 2 s) and the mailbox greeting
+    // (about 7 s of prompts): the recording starts about 9 s into the call.
+    let a_wav = tones(audio.path(), "a.wav", &CALLER_TONES, 11_500, 40_000);
+    let quiet = tones(audio.path(), "quiet.wav", &[], 0, 30_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    let mut c = phone(&d, "1003", "carol-secret-d", &quiet);
+    a.dial(&format!("sip:1003@{}", d.sip_addr())).expect("dial");
+    established(&d, &mut a, "caller");
+    established(&d, &mut c, "transferor");
+    std::thread::sleep(Duration::from_millis(500));
+    c.command("transfer", Some(&format!("sip:500@{}", d.sip_addr())))
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("transfer command: {e}")
+        });
+    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the transferor is released: {e}")
+        });
+    d.wait_until("on the menu", EVENT_TIMEOUT, || {
+        d.logs().contains("transferred party on our endpoint")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    a.send_dtmf("3").expect("DTMF");
+    a.wait_event("CALL_CLOSED", Duration::from_secs(45))
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the mailbox did not end the call: {e}")
+        });
+    let mut msgs: Vec<serde_json::Value> = Vec::new();
+    d.wait_until("the message indexed", Duration::from_secs(10), || {
+        let list = d.cli_ok(&["voicemail", "list", "1002", "--json"]);
+        msgs = serde_json::from_str(&list).expect("json");
+        msgs.len() == 1
+    });
+    assert_eq!(msgs[0]["caller"], "1001", "{}", msgs[0]);
+    let file = PathBuf::from(msgs[0]["path"].as_str().expect("path"));
+    tone::check_recording(&file, &CALLER_TONES, &CALLEE_TONES).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the message does not hold the transferee's tones: {e}")
+    });
+    let logs = d.logs();
+    assert!(
+        logs.contains("blind transfer to an application accepted"),
+        "{logs}"
+    );
 }

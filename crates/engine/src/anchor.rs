@@ -169,6 +169,23 @@ impl Anchor {
         sdp_local::choose(&self.offer).map(|(c, _)| c.name)
     }
 
+    /// Another phone takes the caller's place on the caller's endpoint (attended transfer
+    /// onto a parked call): `invite` stands for its dialog ([`crate::xfer_app`]). False (and
+    /// nothing changed) when its SDP is unusable.
+    pub(crate) fn replace_caller(&mut self, invite: Request) -> bool {
+        let Ok(offer) = sdp::summarize(&invite.body) else {
+            return false;
+        };
+        self.invite = invite;
+        self.offer = offer;
+        true
+    }
+
+    /// Our re-INVITE onto the caller's endpoint, while it is unanswered.
+    pub(crate) fn reinvite_pending(&self) -> Option<TransactionId> {
+        self.reinvite
+    }
+
     /// The caller's INVITE (the one that started the call).
     pub(crate) fn invite(&self) -> &Request {
         &self.invite
@@ -629,7 +646,7 @@ impl Engine {
     }
 
     fn ep_opened(&mut self, id: u64, ep: EndpointId, r: Result<SocketAddr, ()>, now: Now) {
-        if self.park_resume_opened(id, ep, r, now) {
+        if self.park_resume_opened(id, ep, r, now) || self.xfer_app_opened(id, ep, r, now) {
             return;
         }
         if self
@@ -1746,6 +1763,9 @@ impl Engine {
         };
         let park = matches!(anchor.app, Some(App::Park));
         self.media(cmd);
+        if self.xfer_app_reinvited(id, now) {
+            return true;
+        }
         if park {
             self.park_resumed(id, now);
         }

@@ -54,6 +54,7 @@ pub mod uac;
 pub mod usrloc;
 pub mod vm;
 pub mod vm_menu;
+mod xfer_app;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -349,6 +349,88 @@ impl Engine {
         );
     }
 
+    /// Is a slot of `tenant`'s lot free (a transfer to the park code checks before it
+    /// accepts)?
+    pub(crate) fn park_has_free_slot(&self, tenant: i64) -> bool {
+        let lot = self.snap.codes.park.lot(tenant);
+        (lot.first..=lot.last.min(lot.first.saturating_add(MAX_SLOTS - 1)))
+            .any(|n| !self.park.slots.contains_key(&(tenant, n)))
+    }
+
+    /// Anchored call `id` (a transferee moved onto our endpoint by a blind transfer to the
+    /// park code, [`crate::xfer_app`]) parks: the lowest free slot is reserved for it with
+    /// `parker` (the transferor) as the parker, and the row is stored as for a caller who
+    /// dialled the code; a full lot says so and hangs up.
+    pub(crate) fn park_transferred(&mut self, id: u64, parker: &str, now: Now) {
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let tenant = call.tenant_id;
+        let lot = self.snap.codes.park.lot(tenant);
+        let free = (lot.first..=lot.last.min(lot.first.saturating_add(MAX_SLOTS - 1)))
+            .find(|n| !self.park.slots.contains_key(&(tenant, *n)));
+        let Some(slot) = free else {
+            info!(call = id, tenant, "park lot full");
+            return self.park_say_and_hang_up(id, vec!["park-no-free-slot".into()], now);
+        };
+        info!(call = id, tenant, slot, %parker, "parking a transferred call");
+        self.park.slots.insert(
+            (tenant, slot),
+            Slot {
+                call: id,
+                caller: call.caller.clone(),
+                caller_name: call.caller_name.clone(),
+                parker: parker.to_string(),
+                call_id: call.legs[A_LEG].call_id.clone(),
+                since: now.wall,
+                timeout: lot.timeout,
+                stage: Stage::Saving,
+                events: Vec::new(),
+            },
+        );
+        self.park_answered(id, now);
+    }
+
+    /// Is call `id` waiting in a slot (stored, music playing)?
+    pub(crate) fn park_is_parked(&self, id: u64) -> bool {
+        self.park
+            .slot_of_call(id)
+            .and_then(|k| self.park.slots.get(&k))
+            .is_some_and(|s| s.stage == Stage::Parked)
+    }
+
+    /// Another party took the parked caller's place in call `id` (attended transfer onto the
+    /// parking dialog, [`crate::xfer_app`]): the slot shows it, the event is noted (`by` the
+    /// transferor; the parker stays) and the row is stored again with the new leg.
+    pub(crate) fn park_replaced(&mut self, id: u64, by: &str, now: Now) {
+        let Some(key) = self.park.slot_of_call(id) else {
+            return;
+        };
+        let Some(call) = self.b2bua.get(id) else {
+            return;
+        };
+        let (caller, caller_name, call_id) = (
+            call.caller.clone(),
+            call.caller_name.clone(),
+            call.legs[A_LEG].call_id.clone(),
+        );
+        let Some(s) = self.park.slots.get_mut(&key) else {
+            return;
+        };
+        s.events.push(TransferEvent {
+            at: now.wall,
+            kind: "attended",
+            by: by.to_string(),
+            party: caller.clone(),
+            to: key.1.to_string(),
+            status: 200,
+        });
+        s.caller = caller;
+        s.caller_name = caller_name;
+        s.call_id = call_id;
+        self.park_answered(id, now);
+    }
+
     /// The parked caller is answered: store the slot's row.
     pub(crate) fn park_answered(&mut self, id: u64, now: Now) {
         let Some((tenant, slot)) = self.park.slot_of_call(id) else {

@@ -99,6 +99,9 @@ pub(crate) struct Xfer {
     relay_after_music: Option<Bytes>,
     /// What happened, in order.
     pub events: Vec<TransferEvent>,
+    /// A transferee moved onto an endpoint of ours: where it goes once it accepts the
+    /// re-INVITE ([`crate::xfer_app`]).
+    pub(crate) app_dest: Option<crate::xfer_app::AppDest>,
 }
 
 /// Why a transfer was refused: a SIP-like status (403 class of service, 404 no such call or
@@ -312,6 +315,22 @@ fn leg_ext(call: &Call, leg: LegIdx, snap: &crate::config::Snapshot) -> Option<S
     }
 }
 
+/// Takes leg `i` out of `call`, leaving a placeholder with no Call-ID (nothing reaches it).
+pub(crate) fn take_leg(call: &mut Call, i: LegIdx) -> crate::b2bua::Leg {
+    let placeholder = {
+        let l = &call.legs[i];
+        crate::b2bua::Leg::new(
+            l.side,
+            String::new(),
+            l.txn,
+            l.target,
+            l.local,
+            String::new(),
+        )
+    };
+    std::mem::replace(&mut call.legs[i], placeholder)
+}
+
 /// The transfer target's fork of `call` whose INVITE is `txn`.
 fn pending_fork(call: &Call, txn: TransactionId) -> Option<LegIdx> {
     let p = call.xfer.as_deref()?.pending.as_ref()?;
@@ -322,7 +341,11 @@ fn pending_fork(call: &Call, txn: TransactionId) -> Option<LegIdx> {
 }
 
 /// The number a party of `call` is known by (for the target's caller ID).
-fn leg_number(call: &Call, leg: LegIdx, snap: &crate::config::Snapshot) -> (String, String) {
+pub(crate) fn leg_number(
+    call: &Call,
+    leg: LegIdx,
+    snap: &crate::config::Snapshot,
+) -> (String, String) {
     if leg == crate::b2bua::A_LEG {
         return (call.caller.clone(), call.caller_name.clone());
     }
@@ -398,7 +421,7 @@ impl Engine {
         true
     }
 
-    fn refer_refused(
+    pub(crate) fn refer_refused(
         &mut self,
         txn: TransactionId,
         req: &Request,
@@ -502,7 +525,14 @@ impl Engine {
     }
 
     /// Answers 202 with our Contact.
-    fn accept_refer(&mut self, txn: TransactionId, req: &Request, id: u64, leg: LegIdx, now: Now) {
+    pub(crate) fn accept_refer(
+        &mut self,
+        txn: TransactionId,
+        req: &Request,
+        id: u64,
+        leg: LegIdx,
+        now: Now,
+    ) {
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -511,6 +541,26 @@ impl Engine {
         let r = Response::for_request(req, 202, Some("Accepted"))
             .with_header(HeaderName::Contact, format!("<{contact}>"));
         self.respond(txn, r, now);
+    }
+
+    /// The dialplan's answer for `number` dialled by extension `by` (the transferor: its
+    /// class of service applies).
+    pub(crate) fn transfer_decision(
+        &self,
+        tenant: i64,
+        by: &str,
+        number: &str,
+        now: Now,
+    ) -> Decision {
+        dialplan::route(
+            &RouteRequest {
+                tenant,
+                caller: by,
+                digits: number,
+                at: now.wall,
+            },
+            &self.snap,
+        )
     }
 
     /// Where the transferor's call may send `number`: the extension and its live contacts, or
@@ -522,16 +572,7 @@ impl Engine {
         number: &str,
         now: Now,
     ) -> Result<(String, Vec<Binding>), (u16, String)> {
-        let decision = dialplan::route(
-            &RouteRequest {
-                tenant,
-                caller: by,
-                digits: number,
-                at: now.wall,
-            },
-            &self.snap,
-        );
-        match decision {
+        match self.transfer_decision(tenant, by, number, now) {
             Decision::Reject { status, reason } => Err((status, reason)),
             Decision::Route {
                 destination: Destination::Ext(n),
@@ -568,6 +609,14 @@ impl Engine {
         let Some(tenant) = self.b2bua.get(id).map(|c| c.tenant_id) else {
             return;
         };
+        if let Some(dest) = self.xfer_app_target(tenant, &by, number, now) {
+            let p = (id, leg, peer, by, Some(refer_seq));
+            if let Err((status, reason)) = self.blind_to_app(Some((txn, req)), p, number, dest, now)
+            {
+                return self.refer_refused(txn, req, source, status, reason, now);
+            }
+            return;
+        }
         let (target, bindings) = match self.transfer_route(tenant, &by, number, now) {
             Ok(t) => t,
             Err((status, reason)) => {
@@ -768,6 +817,15 @@ impl Engine {
         if !is_number(number) {
             return refuse(400, "The target must be a number");
         }
+        if let Some(dest) = self.xfer_app_target(tenant, &by, number, now) {
+            let r = self.blind_to_app(None, (id, x, y, by, None), number, dest, now);
+            self.pump_public(now);
+            // A full park lot is a conflict for the API (409), not a SIP busy.
+            return r.map_err(|(status, reason)| TransferRefused {
+                status: if status == 486 { 409 } else { status },
+                reason: reason.to_string(),
+            });
+        }
         match self.transfer_route(tenant, &by, number, now) {
             Ok(t) => {
                 info!(call = id, by = %by, to = %t.0, "transfer by the administrator");
@@ -850,7 +908,7 @@ impl Engine {
     }
 
     /// NOTIFY `message/sipfrag` to the transferor about `status`; `done` ends the subscription.
-    fn notify_transferor(
+    pub(crate) fn notify_transferor(
         &mut self,
         id: u64,
         leg: LegIdx,
@@ -1350,6 +1408,10 @@ impl Engine {
                 now,
             );
         }
+        if c2.anchor.is_some() && leg2 == crate::b2bua::A_LEG && self.park_is_parked(id2) {
+            let p = (id, leg, peer, by, refer_seq);
+            return self.attended_to_park(txn, req, source, p, id2, now);
+        }
         let Some(c_leg) = c2.bridge.and_then(|b| b.peer(leg2)) else {
             return self.refer_refused(txn, req, source, 481, "Call not answered", now);
         };
@@ -1364,6 +1426,17 @@ impl Engine {
         self.join_calls(id, leg, peer, (id2, leg2, c_leg), &by, &target, now);
         self.notify_transferor(id, leg, Some(refer_seq), 200, true, now);
         self.bye_leg(id, leg, now);
+    }
+
+    /// Ends call `id` whose other party moved away: BYE to leg `x`, the record with `cause`.
+    pub(crate) fn end_released(&mut self, id: u64, x: LegIdx, cause: String, now: Now) {
+        self.bye_leg(id, x, now);
+        let ending = Ending {
+            disposition: Disposition::Answered,
+            hangup_by: HangupBy::System,
+            cause,
+        };
+        self.finish_call(id, ending, None, now);
     }
 
     /// Moves leg `c` of call `id2` into call `id` in place of `x` (the transferor's leg, facing
@@ -1383,28 +1456,16 @@ impl Engine {
         let Some(c2) = self.b2bua.get_mut(id2) else {
             return;
         };
-        let placeholder = {
-            let l = &c2.legs[c];
-            crate::b2bua::Leg::new(
-                l.side,
-                String::new(),
-                l.txn,
-                l.target,
-                l.local,
-                String::new(),
-            )
-        };
-        let mut moved = std::mem::replace(&mut c2.legs[c], placeholder);
+        let mut moved = take_leg(c2, c);
         let moved_txn = moved.txn;
         // Call 2 now ends without this leg: BYE the transferor's side of it.
         self.b2bua.forget_server_txn(moved_txn);
-        self.bye_leg(id2, x2, now);
-        let ending = Ending {
-            disposition: Disposition::Answered,
-            hangup_by: HangupBy::System,
-            cause: format!("attended transfer: joined to call {id}"),
-        };
-        self.finish_call(id2, ending, None, now);
+        self.end_released(
+            id2,
+            x2,
+            format!("attended transfer: joined to call {id}"),
+            now,
+        );
         let party = self
             .b2bua
             .get(id)

@@ -10,9 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use engine::Input;
 use engine::dialplan::{Decision, Destination, RouteRequest, route};
-use engine::media::{EndpointId, MediaCommand, MediaEvent, PlayItem};
+use engine::media::{EndpointId, MediaCommand};
 use engine::park::{ParkLot, ParkOp};
 use sip::{Message, Request, Response};
 
@@ -117,43 +116,11 @@ fn bye(h: &mut Harness, l: &Leg) {
 
 /// What each Play command to `ep` played, as text.
 fn plays(h: &Harness, ep: EndpointId) -> Vec<String> {
-    h.media_log
-        .iter()
-        .filter_map(|c| match c {
-            MediaCommand::Play {
-                endpoint, items, ..
-            } if *endpoint == ep => Some(
-                items
-                    .iter()
-                    .map(|i| match i {
-                        PlayItem::Prompt { id, .. } => id.clone(),
-                        PlayItem::Moh { class, .. } => format!("moh:{class}"),
-                        PlayItem::Tone(t) => format!("tone:{t:?}"),
-                        other => format!("{other:?}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("+"),
-            ),
-            _ => None,
-        })
-        .collect()
+    h.plays_on(ep)
 }
 
 fn play_done(h: &mut Harness, ep: EndpointId) {
-    let id = h
-        .media_log
-        .iter()
-        .filter_map(|c| match c {
-            MediaCommand::Play { endpoint, id, .. } if *endpoint == ep => Some(*id),
-            _ => None,
-        })
-        .next_back()
-        .expect("something played");
-    h.input(Input::Media(MediaEvent::PlayDone {
-        endpoint: ep,
-        id,
-        interrupted: false,
-    }));
+    h.end_play(ep)
 }
 
 fn announcement(slot: u64) -> String {

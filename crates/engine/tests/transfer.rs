@@ -1110,3 +1110,457 @@ fn refer_before_the_answer_is_refused() {
     assert!(invites_to(&h.sent, THIRD).is_empty());
     assert_eq!(h.engine.calls(h.now).len(), 1);
 }
+
+// ---- Blind transfer to the park code and to voice applications (engine::xfer_app) ----
+
+/// The endpoint the last OpenEndpoint opened.
+fn opened(h: &Harness) -> engine::media::EndpointId {
+    h.media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .next_back()
+        .expect("an endpoint was opened")
+}
+
+fn tag(na: Option<sip::NameAddr>) -> String {
+    na.and_then(|n| n.tag().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// `by` REFERs its call to `number`: 202, NOTIFY 100 then 200 (terminated), BYE to `by`;
+/// returns the re-INVITE `moved_at` got (the transferee moved onto our endpoint) and the
+/// endpoint.
+fn refer_to_app(
+    h: &mut Harness,
+    by: &Party,
+    number: &str,
+    moved_at: &str,
+) -> (Request, engine::media::EndpointId) {
+    h.media_log.clear();
+    refer(h, by, 2, &format!("<sip:{number}@example.com>"));
+    assert_eq!(last_status_to(h, by.at), 202);
+    let frags: Vec<String> = requests_to(h, "NOTIFY", by.at)
+        .iter()
+        .map(sipfrag)
+        .collect();
+    assert_eq!(
+        frags,
+        vec!["SIP/2.0 100 Trying\r\n", "SIP/2.0 200 OK\r\n"],
+        "progress, then done"
+    );
+    assert!(
+        requests_to(h, "NOTIFY", by.at)[1]
+            .headers
+            .get(&HeaderName::SubscriptionState)
+            .is_some_and(|s| s.as_str().starts_with("terminated"))
+    );
+    assert_eq!(requests_to(h, "BYE", by.at).len(), 1, "transferor released");
+    assert!(
+        requests_to(h, "BYE", moved_at).is_empty(),
+        "transferee kept"
+    );
+    let ep = opened(h);
+    let reinv = invites_to(&h.sent, moved_at)
+        .pop()
+        .expect("the transferee is re-INVITEd");
+    assert_eq!(
+        u32::from(sdp_port(&reinv.body)),
+        u32::from(h.endpoints[&ep].port()),
+        "onto our endpoint"
+    );
+    (reinv, ep)
+}
+
+#[test]
+fn blind_transfer_to_the_park_code_parks_the_transferee_for_the_transferor() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-1");
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "*70", CALLER);
+    // In the caller's own dialog: its Call-ID, its tag, ours.
+    assert_eq!(reinv.call_id(), Some("bp-1"));
+    assert_eq!(tag(reinv.to()), "a-bp-1");
+    assert_eq!(
+        tag(reinv.from()),
+        tag(sip::NameAddr::parse(&caller.remote).ok())
+    );
+    // The relayed call ended with its own record.
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].hangup_cause, "blind transfer to *70");
+    assert!(h.park_rows.is_empty(), "no slot before the phone accepts");
+    // The caller accepts: ACK, the endpoint gets its media, the slot's row is stored with
+    // the transferor as the parker, then the slot is announced and music follows.
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert_eq!(requests_to(&h, "ACK", CALLER).len(), 1);
+    assert!(h.media_log.iter().any(|c| matches!(c,
+        MediaCommand::ConfigureEndpoint { endpoint, rtp: Some(_), .. } if *endpoint == ep)));
+    let row = h.park_rows.get(&(1, 701)).expect("slot 701 stored");
+    assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1001", "1002"));
+    assert_eq!(row.call_id, "bp-1");
+    let leg = row.leg.clone().expect("the dialog is stored for a restart");
+    assert!(leg.invite.starts_with("INVITE "));
+    assert_eq!(leg.peer, addr(CALLER));
+    assert_eq!(
+        h.plays_on(ep),
+        vec![apps::prompt::parked_on(701, apps::prompt::Lang::En).join("+")]
+    );
+    h.end_play(ep);
+    assert_eq!(
+        h.plays_on(ep).last().map(String::as_str),
+        Some("moh:default")
+    );
+    let parked = h.engine.parked_calls(1);
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        (parked[0].slot, parked[0].parked_by.as_str()),
+        (701, "1002")
+    );
+    // The timeout rings the transferor (the parker) back, not the parked phone.
+    h.sent.clear();
+    h.advance(Duration::from_secs(121));
+    let cb = invites_to(&h.sent, DESK).pop().expect("the parker is rung");
+    assert!(
+        cb.from()
+            .expect("From")
+            .to_string()
+            .contains("Parked 701: 1001")
+    );
+    assert!(invites_to(&h.sent, CALLER).is_empty());
+}
+
+#[test]
+fn blind_transfer_to_park_from_the_caller_parks_the_callee_and_a_third_phone_retrieves() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-2");
+    let (reinv, ep) = refer_to_app(&mut h, &caller, "*70", DESK);
+    // The callee's dialog is one we started: our tag is From, the phone's To.
+    assert_eq!(reinv.call_id(), Some(desk.call_id.as_str()));
+    assert_eq!(tag(reinv.to()), "t-bp-2");
+    h.reply(&reinv, 200, "", DESK, SEG1);
+    let row = h.park_rows.get(&(1, 701)).expect("slot 701 stored");
+    assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1002", "1001"));
+    // 1003 dials the slot: both endpoints join one bridge, the row is deleted.
+    h.media_log.clear();
+    h.sent = h.dial(&Dial {
+        from: "1003",
+        to: "701",
+        source: THIRD,
+        local: SEG1,
+        call_id: "bp-2-take",
+    });
+    let joined: Vec<_> = h
+        .media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Join { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joined.len(), 2, "{joined:?}");
+    assert!(joined.contains(&ep));
+    assert!(h.park_rows.is_empty());
+    // The parked phone hangs up in its old dialog: the retriever gets BYE.
+    h.sent.clear();
+    h.recv_raw(&desk.request("BYE", 3, "", None), DESK, SEG1);
+    assert_eq!(last_status_to(&h, DESK), 200);
+    assert_eq!(requests_to(&h, "BYE", THIRD).len(), 1);
+    assert_eq!(h.engine.active_calls(), 0);
+}
+
+/// A park lot of one slot (701), taken by 1003 who parked itself.
+fn full_park_lot() -> Harness {
+    let mut snap = snapshot();
+    snap.codes.park.lots.insert(
+        1,
+        engine::park::ParkLot {
+            first: 701,
+            last: 701,
+            ..Default::default()
+        },
+    );
+    let mut h = setup_with(snap);
+    h.dial(&Dial {
+        from: "1003",
+        to: "*70",
+        source: THIRD,
+        local: SEG1,
+        call_id: "park-1003",
+    });
+    assert!(h.park_rows.contains_key(&(1, 701)));
+    h
+}
+
+#[test]
+fn blind_transfer_to_park_with_the_lot_full_is_refused_and_the_call_kept() {
+    let mut h = full_park_lot();
+    assert!(h.park_rows.contains_key(&(1, 701)));
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-3");
+    refer(&mut h, &desk, 2, "<sip:*70@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 486);
+    assert!(requests_to(&h, "BYE", DESK).is_empty());
+    assert!(invites_to(&h.sent, CALLER).is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 2, "the call goes on");
+}
+
+#[test]
+fn a_transferee_refusing_the_re_invite_onto_park_ends_without_a_slot() {
+    let mut h = setup();
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-4");
+    let (reinv, _) = refer_to_app(&mut h, &desk, "*70", CALLER);
+    h.sent.clear();
+    h.reply(&reinv, 488, "", CALLER, SEG1);
+    assert!(h.park_rows.is_empty());
+    assert_eq!(h.engine.park_slot(1, 701), (false, None));
+    assert_eq!(h.engine.active_calls(), 0);
+    assert_eq!(requests_to(&h, "BYE", CALLER).len(), 1);
+    assert_eq!(
+        h.cdrs.len(),
+        2,
+        "the relayed call's record and the moved party's"
+    );
+}
+
+#[test]
+fn blind_transfer_to_an_ivr_number_starts_the_menu_for_the_transferee() {
+    let mut snap = snapshot();
+    let m = apps::ivr::MenuSpec {
+        greeting: "main-greeting".into(),
+        ..Default::default()
+    };
+    snap.apps = engine::config::Apps::new(vec![engine::config::IvrEntry {
+        tenant: 1,
+        name: "main".into(),
+        number: "500".into(),
+        spec: m,
+    }]);
+    let mut h = setup_with(snap);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bi-1");
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "500", CALLER);
+    assert!(
+        h.plays_on(ep).is_empty(),
+        "nothing before the phone accepts"
+    );
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert!(
+        h.plays_on(ep).iter().any(|p| p.contains("main-greeting")),
+        "{:?}",
+        h.plays_on(ep)
+    );
+    let calls = h.engine.calls(h.now);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(h.cdrs.len(), 1, "the relayed call's record");
+    assert_eq!(h.cdrs[0].hangup_cause, "blind transfer to 500");
+}
+
+#[test]
+fn a_callee_parked_by_transfer_is_re_invited_in_its_own_dialog_after_a_restart() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-5");
+    let (reinv, _) = refer_to_app(&mut h, &caller, "*70", DESK);
+    h.reply(&reinv, 200, "", DESK, SEG1);
+    assert_eq!(h.park_rows.len(), 1);
+    // A new engine loads the row: the callee (a dialog we started) is re-INVITEd in it.
+    let mut h2 = setup();
+    h2.sent.clear();
+    h2.media_log.clear();
+    h2.engine
+        .load_parked(h.park_rows.values().cloned().collect());
+    h2.drain();
+    let r = invites_to(&h2.sent, DESK)
+        .pop()
+        .expect("re-INVITE after restart");
+    assert_eq!(r.call_id(), Some(desk.call_id.as_str()));
+    assert_eq!(tag(r.to()), "t-bp-5", "the phone's tag");
+    assert_eq!(
+        tag(r.from()),
+        tag(sip::NameAddr::parse(&desk.remote).ok()),
+        "our tag"
+    );
+    assert_eq!(
+        r.uri.to_string(),
+        format!("sip:callee@{DESK}"),
+        "sent to the phone's Contact (its 200's)"
+    );
+    let cseq = r.cseq().expect("CSeq").seq;
+    assert!(cseq > reinv.cseq().expect("CSeq").seq, "our CSeq goes on");
+    let ep = opened(&h2);
+    h2.reply(&r, 200, "", DESK, SEG1);
+    assert_eq!(
+        h2.plays_on(ep).last().map(String::as_str),
+        Some("moh:default")
+    );
+    assert_eq!(h2.engine.parked_calls(1)[0].parked_by, "1001");
+}
+
+#[test]
+fn attended_transfer_onto_the_parking_dialog_parks_the_other_party_in_that_slot() {
+    let mut h = setup();
+    let (_caller, desk1) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "ap-1");
+    // The desk parks itself (*70): slot 701, parker 1002.
+    h.media_log.clear();
+    h.sent = h.dial(&Dial {
+        from: "1002",
+        to: "*70",
+        source: DESK,
+        local: SEG1,
+        call_id: "ap-park",
+    });
+    let ok = responses_to(&h, DESK)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .expect("the parking call is answered");
+    let ep = opened(&h);
+    let parking = Party {
+        at: DESK,
+        ruri: ok.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1002@example.com>;tag=a-ap-park".into(),
+        remote: ok.to().expect("To").to_string(),
+        call_id: "ap-park".into(),
+    };
+    h.recv_raw(&parking.request("ACK", 2, "", None), DESK, SEG1);
+    let row = h.park_rows.get(&(1, 701)).expect("parked");
+    assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1002", "1002"));
+    // The desk REFERs the caller with Replaces naming the parking dialog.
+    let our_tag = tag(ok.to());
+    let replaces = format!("ap-park%3Bto-tag%3D{our_tag}%3Bfrom-tag%3Da-ap-park");
+    h.media_log.clear();
+    refer(
+        &mut h,
+        &desk1,
+        3,
+        &format!("<sip:*70@example.com?Replaces={replaces}>"),
+    );
+    assert_eq!(last_status_to(&h, DESK), 202);
+    let frags: Vec<String> = requests_to(&h, "NOTIFY", DESK)
+        .iter()
+        .map(sipfrag)
+        .collect();
+    assert_eq!(frags, vec!["SIP/2.0 100 Trying\r\n", "SIP/2.0 200 OK\r\n"]);
+    let byes = requests_to(&h, "BYE", DESK);
+    let mut ids: Vec<&str> = byes.iter().filter_map(|b| b.call_id()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        2,
+        "both of the desk's legs are released: {ids:?}"
+    );
+    assert!(ids.contains(&"ap-park"));
+    // The caller is re-INVITEd in its own dialog onto the parked call's endpoint.
+    let reinv = invites_to(&h.sent, CALLER).pop().expect("re-INVITE");
+    assert_eq!(reinv.call_id(), Some("ap-1"));
+    assert_eq!(
+        u32::from(sdp_port(&reinv.body)),
+        u32::from(h.endpoints[&ep].port())
+    );
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert_eq!(requests_to(&h, "ACK", CALLER).len(), 1);
+    assert!(h.media_log.iter().any(|c| matches!(c,
+        MediaCommand::ConfigureEndpoint { endpoint, rtp: Some(_), .. } if *endpoint == ep)));
+    assert_eq!(
+        h.plays_on(ep).last().map(String::as_str),
+        Some("moh:default")
+    );
+    // The slot shows the caller; the parker stays the desk; the row holds the caller's leg.
+    let row = h.park_rows.get(&(1, 701)).expect("still parked");
+    assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1001", "1002"));
+    assert_eq!(row.call_id, "ap-1");
+    assert_eq!(
+        h.engine.park_slot(1, 701).1.map(|c| c.0).as_deref(),
+        Some("1001")
+    );
+    // The desk's own BYE on the parking dialog, crossing ours, ends nothing.
+    h.recv_raw(&parking.request("BYE", 3, "", None), DESK, SEG1);
+    assert!(h.engine.park_slot(1, 701).0);
+    // 1003 retrieves it: joined with the parked endpoint.
+    h.media_log.clear();
+    h.sent = h.dial(&Dial {
+        from: "1003",
+        to: "701",
+        source: THIRD,
+        local: SEG1,
+        call_id: "ap-take",
+    });
+    assert!(h.media_log.iter().any(|c| matches!(c,
+        MediaCommand::Join { endpoint, .. } if *endpoint == ep)));
+    assert!(h.park_rows.is_empty());
+}
+
+#[test]
+fn administrator_transfer_to_the_park_code_parks_the_caller_for_the_answering_extension() {
+    let mut h = setup();
+    let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-api");
+    let id = h.engine.calls(h.now)[0].id;
+    h.sent.clear();
+    h.engine.transfer(id, "*70", h.now).expect("accepted");
+    h.drain();
+    assert!(
+        requests_to(&h, "NOTIFY", DESK).is_empty(),
+        "nobody subscribed"
+    );
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
+    let reinv = invites_to(&h.sent, CALLER).pop().expect("re-INVITE");
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    let row = h.park_rows.get(&(1, 701)).expect("parked");
+    assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1001", "1002"));
+}
+
+#[test]
+fn blind_transfer_to_a_room_number_seats_the_transferee_in_the_room() {
+    let mut snap = snapshot();
+    let room = apps::conf::RoomSpec::default();
+    snap.apps = engine::config::Apps::with_rooms(Vec::new(), vec![(1, "800".into(), room)]);
+    let mut h = setup_with(snap);
+    // 1003 is in room 800 already.
+    h.media_log.clear();
+    h.dial(&Dial {
+        from: "1003",
+        to: "800",
+        source: THIRD,
+        local: SEG1,
+        call_id: "br-member",
+    });
+    let member = opened(&h);
+    let room_bridge = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::Join { endpoint, bridge } if *endpoint == member => Some(*bridge),
+            _ => None,
+        })
+        .expect("the member joined the room");
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "br-1");
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "800", CALLER);
+    h.media_log.clear();
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert!(
+        h.media_log.iter().any(|c| matches!(c,
+            MediaCommand::Join { endpoint, bridge } if *endpoint == ep && *bridge == room_bridge)),
+        "the transferee joins the room's bridge: {:?}",
+        h.media_log
+    );
+}
+
+#[test]
+fn administrator_transfer_to_a_full_park_lot_is_a_conflict_and_the_call_kept() {
+    let mut h = full_park_lot();
+    let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-api-full");
+    let id = h
+        .engine
+        .calls(h.now)
+        .iter()
+        .map(|c| c.id)
+        .max()
+        .expect("the relayed call");
+    let r = h.engine.transfer(id, "*70", h.now).map_err(|e| e.status);
+    assert_eq!(r, Err(409));
+    h.drain();
+    assert!(requests_to(&h, "BYE", DESK).is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 2);
+}

@@ -133,20 +133,7 @@ fn last_play(h: &Harness) -> String {
 }
 
 fn play_done(h: &mut Harness, ep: EndpointId) {
-    let id = h
-        .media_log
-        .iter()
-        .filter_map(|c| match c {
-            MediaCommand::Play { endpoint, id, .. } if *endpoint == ep => Some(*id),
-            _ => None,
-        })
-        .next_back()
-        .expect("something played");
-    h.input(Input::Media(MediaEvent::PlayDone {
-        endpoint: ep,
-        id,
-        interrupted: false,
-    }));
+    h.end_play(ep)
 }
 
 fn keys(h: &mut Harness, ep: EndpointId, s: &str) {

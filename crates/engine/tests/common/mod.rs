@@ -750,3 +750,48 @@ impl Harness {
         self.recv_message(Message::Response(r), at, local);
     }
 }
+
+impl Harness {
+    /// What each Play command to `ep` played, as text (`prompt+prompt`, `moh:CLASS`).
+    pub fn plays_on(&self, ep: engine::media::EndpointId) -> Vec<String> {
+        use engine::media::PlayItem;
+        self.media_log
+            .iter()
+            .filter_map(|c| match c {
+                MediaCommand::Play {
+                    endpoint, items, ..
+                } if *endpoint == ep => Some(
+                    items
+                        .iter()
+                        .map(|i| match i {
+                            PlayItem::Prompt { id, .. } => id.clone(),
+                            PlayItem::Moh { class, .. } => format!("moh:{class}"),
+                            PlayItem::Tone(t) => format!("tone:{t:?}"),
+                            other => format!("{other:?}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("+"),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The last playback on `ep` ends.
+    pub fn end_play(&mut self, ep: engine::media::EndpointId) {
+        let id = self
+            .media_log
+            .iter()
+            .filter_map(|c| match c {
+                MediaCommand::Play { endpoint, id, .. } if *endpoint == ep => Some(*id),
+                _ => None,
+            })
+            .next_back()
+            .expect("something played");
+        self.input(Input::Media(MediaEvent::PlayDone {
+            endpoint: ep,
+            id,
+            interrupted: false,
+        }));
+    }
+}
