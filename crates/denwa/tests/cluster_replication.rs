@@ -408,16 +408,23 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     // 1. Switchover (CLI on the active node 1).
     let t0 = Instant::now();
     n[0].cli_ok(&["cluster", "switchover"]);
-    let moved = w.until(
-        &lab,
-        "node 2 to hold the address",
-        Duration::from_secs(10),
-        |h| h[1] && !h[0],
-    );
-    // Node 2 resumed the parked call: slot 701 is listed there, the parked phone got its
-    // re-INVITE from the address and later hangs up in that dialog (node 2 answers the BYE).
-    parked_on(&n[1], "the parked call resumed by node 2");
-    let resumed = t0.elapsed();
+    // Node 2 resumes the parked call (slot 701 listed there; watched beside the other
+    // measurements so that none delays another), the parked phone gets its re-INVITE from the
+    // address and later hangs up in that dialog (node 2 answers the BYE).
+    let (moved, writable, resumed) = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            parked_on(&n[1], "the parked call resumed by node 2");
+            t0.elapsed()
+        });
+        let moved = w.until(
+            &lab,
+            "node 2 to hold the address",
+            Duration::from_secs(10),
+            |h| h[1] && !h[0],
+        );
+        let writable = until_writable(&n[1], &writes, t0);
+        (moved, writable, watcher.join().expect("park watcher"))
+    });
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (_, old) = n[0].http(&lab, "GET", "/api/v1/park/calls", &token);
@@ -434,7 +441,6 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
         "| parked call across the switchover | — | slot 701 resumed by node 2 {} ms after the command (re-INVITE answered, BYE answered by node 2) | — | — |",
         ms(resumed)
     ));
-    let writable = until_writable(&n[1], &writes, t0);
     call_1002(&lab);
     // The promoted node watches configuration changes again (its LISTEN was refused while it
     // was a standby): an extension added now by another process registers at once.
