@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use cluster_lab::*;
 use common::{bin, sipp_user};
-use testkit::sipp::Sipp;
 use pbx::cluster_pg::{PgNode, PgPairConfig};
+use testkit::sipp::Sipp;
 
 /// One node's PostgreSQL, as its `[postgres]` section says.
 fn pg_section(root: &Path, idx: usize) -> String {
