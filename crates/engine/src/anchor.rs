@@ -7,6 +7,8 @@
 //! requests are answered here rather than forwarded: a re-INVITE updates the endpoint, a hold
 //! starts music for the other party, INFO carries digits.
 
+mod out;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -1032,6 +1034,7 @@ impl Engine {
             return;
         };
         let Some(targets) = anchor.targets.take() else {
+            self.anchored_trunk_leg(id, now);
             return;
         };
         let mf = anchor.invite.max_forwards().unwrap_or(70).saturating_sub(1);
@@ -1236,6 +1239,7 @@ impl Engine {
             return true;
         }
         self.close_b_endpoints(id, None);
+        self.anchored_outside_done(id);
         if self.park_fallback(id, now) {
             return true;
         }

@@ -544,7 +544,9 @@ impl Engine {
             let mut seen: Option<i64> = None;
             for (i, l) in c.legs.iter().enumerate() {
                 let Some(t) = l.trunk else { continue };
-                let active = l.final_status.is_none() || c.bridge.is_some_and(|b| b.b == i);
+                let active = l.final_status.is_none()
+                    || c.bridge.is_some_and(|b| b.b == i)
+                    || c.anchor.as_deref().and_then(|a| a.winner_leg()) == Some(i);
                 // A call counts once per trunk (several attempts may have gone to one trunk).
                 if active && seen != Some(t) {
                     seen = Some(t);
@@ -864,21 +866,55 @@ impl Engine {
                 now,
             );
         };
+        let (plan, local) = match self.outside_plan(o.tenant, call, &caller, &source, now) {
+            Ok(p) => p,
+            Err((status, reason)) => {
+                return self.refuse_call(
+                    txn,
+                    req,
+                    source,
+                    &o,
+                    status,
+                    &reason,
+                    Disposition::Failed,
+                    now,
+                );
+            }
+        };
+        self.start_call(
+            entry,
+            o,
+            Targets::Trunks(Box::new(plan)),
+            &[local.ip()],
+            now,
+        );
+    }
+
+    /// The toll-fraud limits and the trunks of an outside call by `caller`: its plan and the
+    /// local address facing the first usable trunk, or the status and reason refusing it.
+    /// What relayed and anchored calls to outside numbers both go through.
+    pub(crate) fn outside_plan(
+        &mut self,
+        tenant: i64,
+        call: OutsideCall,
+        caller: &ExtEntry,
+        peer: &dyn std::fmt::Display,
+        now: Now,
+    ) -> Result<(OutsidePlan, SocketAddr), (u16, String)> {
         if !call.emergency
-            && let Err(why) = self.fraud_check(o.tenant, &caller, call.class, now)
+            && let Err(why) = self.fraud_check(tenant, caller, call.class, now)
         {
             self.counters.fraud_blocked += 1;
-            warn!(alert = "toll-fraud guard", peer = %source, caller = %caller.number, number = %call.number, reason = %why, "outside call refused");
-            let reason = format!("Limit reached: {why}");
-            return self.refuse_call(txn, req, source, &o, 403, &reason, Disposition::Failed, now);
+            warn!(alert = "toll-fraud guard", peer = %peer, caller = %caller.number, number = %call.number, reason = %why, "outside call refused");
+            return Err((403, format!("Limit reached: {why}")));
         }
         let trunks: Vec<(i64, SocketAddr)> = call
             .trunks
             .iter()
-            .filter_map(|n| self.snap.outside.trunk(o.tenant, n))
+            .filter_map(|n| self.snap.outside.trunk(tenant, n))
             .flat_map(|t| t.addrs.iter().take(ADDRS_PER_TRUNK).map(|a| (t.id, *a)))
             .collect();
-        // The relay session faces the first usable trunk's segment.
+        // The media faces the first usable trunk's segment.
         let first = trunks.iter().find_map(|(id, addr)| {
             let t = self.snap.outside.trunks.get(id)?;
             self.trunk_usable(t).ok()?;
@@ -886,16 +922,7 @@ impl Engine {
         });
         let Some(local) = first else {
             warn!(caller = %caller.number, number = %call.number, route = %call.route, emergency = call.emergency, "no usable trunk");
-            return self.refuse_call(
-                txn,
-                req,
-                source,
-                &o,
-                503,
-                "No trunk available",
-                Disposition::Failed,
-                now,
-            );
+            return Err((503, "No trunk available".into()));
         };
         if call.emergency {
             warn!(caller = %caller.number, number = %call.number, "emergency call");
@@ -911,13 +938,7 @@ impl Engine {
             last_invite: None,
             attempt: None,
         };
-        self.start_call(
-            entry,
-            o,
-            Targets::Trunks(Box::new(plan)),
-            &[local.ip()],
-            now,
-        );
+        Ok((plan, local))
     }
 
     /// Sends the call to the next usable trunk of its plan; false when none is left.
@@ -951,19 +972,26 @@ impl Engine {
             let Some(call) = self.b2bua.get(id) else {
                 return false;
             };
-            let Some(slot) = call.media.first() else {
-                return false;
-            };
-            let (session, b_port) = match slot.ports {
-                Some((_, b)) => (slot.id, b),
-                None => return false,
-            };
             let Some(plan) = call.outside.as_ref() else {
                 return false;
             };
-            let relay = SocketAddr::new(nathelper::advertised_ip(adv, local), b_port.port());
-            let Ok(body) = sdp::rewrite(&plan.body, relay) else {
-                return false;
+            // An anchored call (an application's caller) offers its own endpoint, already in
+            // the plan; a relayed call's offer is rewritten for its relay session.
+            let (session, body) = if call.anchor.is_some() {
+                (None, plan.body.to_vec())
+            } else {
+                let Some(slot) = call.media.first() else {
+                    return false;
+                };
+                let (session, b_port) = match slot.ports {
+                    Some((_, b)) => (slot.id, b),
+                    None => return false,
+                };
+                let relay = SocketAddr::new(nathelper::advertised_ip(adv, local), b_port.port());
+                let Ok(body) = sdp::rewrite(&plan.body, relay) else {
+                    return false;
+                };
+                (Some(session), body)
             };
             // Only the codecs the trunk takes, in its order.
             let body = match sdp::restrict_codecs(&body, &t.spec.codecs) {
@@ -1069,7 +1097,7 @@ impl Engine {
             call.route.trunk = t.name.clone();
             let idx = call.legs.len();
             let mut leg = Leg::new(Side::B, leg_call_id.clone(), txn, target, local, tag);
-            leg.session = Some(session);
+            leg.session = session;
             leg.trunk = Some(tid);
             call.legs.push(leg);
             self.b2bua.by_call_id.insert(leg_call_id, (id, idx));

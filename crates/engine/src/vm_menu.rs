@@ -234,10 +234,14 @@ impl Engine {
                 info!(call = id, %number, %destination, "voicemail call-back");
                 self.app_goto(id, &destination.to_string(), now);
             }
-            Decision::Outside { .. } => {
-                // TODO(lead): anchored calls cannot leave through a trunk yet.
-                warn!(call = id, %number, "call-back to an outside number is not available yet");
-                self.unavailable(id, now);
+            Decision::Outside { call, .. } => {
+                // Out through the trunks as the box owner (limits and caller ID are theirs).
+                if let Err((status, reason)) =
+                    self.anchored_outside(id, call, owner.unwrap_or(""), now)
+                {
+                    warn!(call = id, %number, status, %reason, "call-back to an outside number refused");
+                    self.unavailable(id, now);
+                }
             }
             Decision::Feature { .. } => {
                 debug!(call = id, %number, "call-back to a feature code refused");

@@ -795,3 +795,26 @@ impl Harness {
         }));
     }
 }
+
+/// The INVITEs among `sent` that went to `to`.
+pub fn invites_to(sent: &[Sent], to: &str) -> Vec<Request> {
+    sent.iter()
+        .filter(|s| s.to.to_string() == to)
+        .filter_map(|s| match &s.message {
+            Message::Request(r) if r.method.as_str() == "INVITE" => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Harness {
+    /// The phone on endpoint `ep` presses `keys` (RFC 4733 digits).
+    pub fn keys(&mut self, ep: engine::media::EndpointId, keys: &str) {
+        for digit in keys.chars() {
+            self.input(Input::Media(engine::media::MediaEvent::Dtmf {
+                endpoint: ep,
+                digit,
+            }));
+        }
+    }
+}
