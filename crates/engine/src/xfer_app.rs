@@ -12,6 +12,12 @@
 //!
 //! The number is routed by the dialplan as the transferor (class of service applies); a park
 //! lot with no free slot refuses the REFER with 486 and the call is kept.
+//!
+//! An outside number goes the same way: its toll-fraud limits and trunks are checked as the
+//! transferor's before the REFER is accepted (refused: 403 or 503, the call kept), and once the
+//! transferee is on our endpoint it hears ringback while the trunk is called from a second
+//! endpoint ([`crate::anchor`]'s outside calls); the outside call's record is the
+//! transferor's.
 
 use std::net::SocketAddr;
 
@@ -40,6 +46,16 @@ pub(crate) enum AppDest {
     /// A voice application destination (`ivr:NAME`, `vm:N`, `conf:N`), for
     /// [`Engine::app_goto`].
     Goto(String),
+    /// An outside number, dialled as the transferor `by` ([`crate::anchor`]'s trunk calls).
+    Outside {
+        /// The transferor's extension (its class of service and limits apply).
+        by: String,
+        /// What the dialplan decided.
+        call: Box<crate::dialplan::OutsideCall>,
+    },
+    /// The outside call planned (its trunks and limits checked): ring through the trunk
+    /// from an endpoint on this segment once the transferee is on ours.
+    Trunk(std::net::IpAddr),
 }
 
 /// An INVITE as if the phone of dialog `d` had called us in it: Call-ID, its tag in From, ours
@@ -97,6 +113,10 @@ impl Engine {
                 destination: d @ (Destination::Ivr(_) | Destination::Vm(_) | Destination::Conf(_)),
                 ..
             } => Some(AppDest::Goto(d.to_string())),
+            Decision::Outside { call, .. } => Some(AppDest::Outside {
+                by: by.to_string(),
+                call: Box::new(call),
+            }),
             _ => None,
         }
     }
@@ -130,7 +150,7 @@ impl Engine {
         let ip = yl.local.ip();
         let app = match &dest {
             AppDest::Park { .. } => App::Park,
-            AppDest::Goto(_) => App::Announce(Vec::new()),
+            _ => App::Announce(Vec::new()),
         };
         let lang = self.snap.settings.prompt_language.clone();
         let new_id = self.b2bua.next_call_id();
@@ -138,6 +158,24 @@ impl Engine {
         let Some(anchor) = Anchor::for_dialog(invite, ep, ip, app, lang) else {
             self.b2bua.by_endpoint.remove(&ep);
             return Err((488, "No usable media to move"));
+        };
+        // An outside number: its limits and trunks are checked before the REFER is accepted.
+        let (dest, planned) = match dest {
+            AppDest::Outside { by: caller, call } => {
+                match self.outside_plan_for(tenant, *call, &caller, now) {
+                    Ok((plan, local)) => (AppDest::Trunk(local.ip()), Some((plan, caller))),
+                    Err((status, reason)) => {
+                        self.b2bua.by_endpoint.remove(&ep);
+                        info!(call = id, by = %by, to = %number, status, %reason, "transfer to an outside number refused");
+                        return Err(if status == 503 {
+                            (503, "No trunk available")
+                        } else {
+                            (403, "Outside call refused")
+                        });
+                    }
+                }
+            }
+            d => (d, None),
         };
         info!(call = id, new_call = new_id, by = %by, to = %number, "blind transfer to an application accepted");
         if let Some((txn, req)) = refer {
@@ -193,6 +231,9 @@ impl Engine {
         call.xfer.get_or_insert_with(Box::default).app_dest = Some(dest);
         let call_id = call.legs[A_LEG].call_id.clone();
         self.b2bua.insert(call);
+        if let Some((plan, caller)) = planned {
+            self.anchored_outside_attach(new_id, plan, &caller);
+        }
         self.media(MediaCommand::OpenEndpoint {
             endpoint: ep,
             call_id,
@@ -262,6 +303,13 @@ impl Engine {
         info!(call = id, destination = ?dest, "transferred party on our endpoint");
         match dest {
             AppDest::Park { parker } => self.park_transferred(id, &parker, now),
+            AppDest::Trunk(ip) => {
+                if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+                    a.clear_app();
+                }
+                self.anchored_outside_ring(id, ip, now)
+            }
+            AppDest::Outside { .. } => self.unavailable(id, now),
             AppDest::Goto(d) => {
                 if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
                     a.clear_app();

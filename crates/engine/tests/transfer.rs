@@ -1564,3 +1564,104 @@ fn administrator_transfer_to_a_full_park_lot_is_a_conflict_and_the_call_kept() {
     assert!(requests_to(&h, "BYE", DESK).is_empty());
     assert_eq!(h.engine.calls(h.now).len(), 2);
 }
+
+const CARRIER: &str = "203.0.113.10:5060";
+
+/// [`outside_routes`] with its trunk `carrier` (at [`CARRIER`]).
+fn outside_with_trunk() -> Outside {
+    let mut o = outside_routes();
+    let a = addr(CARRIER);
+    o.trunks.insert(
+        1,
+        engine::config::TrunkEntry {
+            id: 1,
+            tenant: 1,
+            name: "carrier".into(),
+            spec: engine::outside::TrunkSpec {
+                host: a.ip().to_string(),
+                port: Some(a.port()),
+                ping_interval_s: 0,
+                ..Default::default()
+            },
+            password: String::new(),
+            addrs: vec![a],
+            sources: vec![a.ip()],
+        },
+    );
+    o
+}
+
+#[test]
+fn blind_transfer_to_an_outside_number_rings_the_trunk_from_the_transferees_endpoint() {
+    let mut snap = snapshot();
+    snap.outside = outside_with_trunk();
+    let mut h = setup_with(snap);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-out");
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "00312345678", CALLER);
+    assert!(
+        invites_to(&h.sent, CARRIER).is_empty(),
+        "not before the move"
+    );
+    assert_eq!(h.cdrs[0].hangup_cause, "blind transfer to 00312345678");
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    let inv = invites_to(&h.sent, CARRIER)
+        .pop()
+        .expect("the trunk is called");
+    assert_eq!(inv.uri.to_string(), format!("sip:0312345678@{CARRIER}"));
+    let trunk_ep = opened(&h);
+    assert_ne!(trunk_ep, ep, "an endpoint of its own faces the trunk");
+    assert_eq!(
+        u32::from(sdp_port(&inv.body)),
+        u32::from(h.endpoints[&trunk_ep].port()),
+        "offered to the trunk"
+    );
+    assert!(
+        h.plays_on(ep)
+            .last()
+            .is_some_and(|p| p.contains("Ringback")),
+        "{:?}",
+        h.plays_on(ep)
+    );
+    h.reply(&inv, 200, "far", CARRIER, SEG1);
+    let joined: Vec<_> = h
+        .media_log
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Join { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        joined.contains(&ep) && joined.contains(&trunk_ep),
+        "{joined:?}"
+    );
+    let calls = h.engine.calls(h.now);
+    assert_eq!(calls.len(), 1);
+    h.engine.hangup(calls[0].id, h.now);
+    h.drain();
+    let cdr = h.cdrs.last().expect("the outside call's record");
+    assert_eq!(cdr.route.direction, engine::db::Direction::Outbound);
+    assert_eq!(cdr.route.trunk, "carrier");
+    assert_eq!(cdr.route.sent_number, "0312345678");
+    assert_eq!(cdr.caller, "1002", "charged to the transferor");
+    assert_eq!(cdr.disposition, Disposition::Answered);
+}
+
+#[test]
+fn transfer_to_an_outside_number_beyond_the_transferors_limits_is_refused_and_the_call_kept() {
+    let mut snap = snapshot();
+    snap.outside = outside_with_trunk();
+    if let Some(e) = snap.extensions.get_mut(&(1, "1002".to_string())) {
+        e.limits.max_concurrent = 0;
+    }
+    let mut h = setup_with(snap);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-lim");
+    refer(&mut h, &desk, 2, "<sip:00312345678@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 403);
+    assert!(h.requests("INVITE").is_empty(), "nothing is dialled");
+    assert!(h.requests("BYE").is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1, "the call is kept");
+    assert_eq!(h.engine.counters().fraud_blocked, 1);
+}

@@ -10,13 +10,14 @@
 //! "unavailable" handling runs. The call's record becomes an outbound one (route, trunk, sent
 //! number, caller ID), and its talk time counts against the caller's limits.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tracing::{info, warn};
 
 use super::Ep;
 use crate::db::Direction;
 use crate::dialplan::OutsideCall;
+use crate::dispatcher::OutsidePlan;
 use crate::media::{MediaCommand, PlayItem, ToneKind};
 use crate::{Engine, Now, nathelper, sdp_local};
 
@@ -31,14 +32,27 @@ impl Engine {
         caller: &str,
         now: Now,
     ) -> Result<(), (u16, String)> {
-        let no_answer = self.snap.settings.no_answer;
         let Some(c) = self.b2bua.get(id) else {
             return Err((481, "call gone".into()));
         };
-        let tenant = c.tenant_id;
         if c.anchor.is_none() || c.outside.is_some() {
             return Err((503, "call not anchored or already calling out".into()));
         }
+        let tenant = c.tenant_id;
+        let (plan, local) = self.outside_plan_for(tenant, call, caller, now)?;
+        self.anchored_outside_attach(id, plan, caller);
+        self.anchored_outside_ring(id, local.ip(), now);
+        Ok(())
+    }
+
+    /// [`Engine::outside_plan`] for extension number `caller`.
+    pub(crate) fn outside_plan_for(
+        &mut self,
+        tenant: i64,
+        call: OutsideCall,
+        caller: &str,
+        now: Now,
+    ) -> Result<(OutsidePlan, SocketAddr), (u16, String)> {
         let Some(ext) = self
             .snap
             .extensions
@@ -47,40 +61,54 @@ impl Engine {
         else {
             return Err((403, format!("{caller:?} is not an extension")));
         };
-        let number = call.number.clone();
-        let caller_id = call.caller_id.number.clone();
-        let (plan, local) = self.outside_plan(tenant, call, &ext, &"anchored call", now)?;
+        self.outside_plan(tenant, call, &ext, &"anchored call", now)
+    }
+
+    /// Makes anchored call `id` an outbound call of extension `caller` along `plan`: the
+    /// record's route and numbers, the caller's count of outside calls in progress.
+    pub(crate) fn anchored_outside_attach(&mut self, id: u64, plan: OutsidePlan, caller: &str) {
         let Some(c) = self.b2bua.get_mut(id) else {
-            return Err((481, "call gone".into()));
+            return;
         };
-        info!(call = id, caller = %ext.number, %number, "anchored call to an outside number");
-        c.no_answer_at = now.mono + no_answer;
+        let number = plan.call.number.clone();
+        info!(call = id, %caller, %number, "anchored call to an outside number");
         c.callee = number.clone();
-        c.caller = ext.number.clone();
+        c.caller = caller.to_string();
         c.route.direction = Direction::Outbound;
         c.route.sent_number = number;
-        c.route.caller_id = caller_id;
+        c.route.caller_id = plan.call.caller_id.number.clone();
         c.outside = Some(Box::new(plan));
+        let tenant = c.tenant_id;
+        self.outside_call_counted(tenant, caller);
+    }
+
+    /// Opens the trunk-side endpoint of anchored call `id` (planned by
+    /// [`Engine::anchored_outside_attach`]) on segment `ip`, with ringback to the caller; the
+    /// trunk is tried once it is open.
+    pub(crate) fn anchored_outside_ring(&mut self, id: u64, ip: IpAddr, now: Now) {
+        let no_answer = self.snap.settings.no_answer;
+        let Some(c) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        c.no_answer_at = now.mono + no_answer;
         let call_id = c.legs[crate::b2bua::A_LEG].call_id.clone();
-        self.outside_call_counted(tenant, &ext.number);
         let ep = self.b2bua.new_endpoint(id);
         let Some(anchor) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) else {
-            return Err((481, "call gone".into()));
+            return;
         };
         anchor.connecting = true;
         anchor.targets = None;
-        anchor.b.push(Ep::new(ep, local.ip()));
+        anchor.b.push(Ep::new(ep, ip));
         let deferred = anchor.defer_answer;
         self.media(MediaCommand::OpenEndpoint {
             endpoint: ep,
             call_id,
-            ip: local.ip(),
+            ip,
             group: id,
         });
         if !deferred {
             self.play(id, vec![PlayItem::Tone(ToneKind::Ringback)], false, true);
         }
-        Ok(())
     }
 
     /// The trunk-side endpoint of an anchored outside call is open: offer it to the first
