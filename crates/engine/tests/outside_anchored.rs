@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use apps::vmail::{BoxSpec, Folder, Message as VmMessage};
 use common::*;
-use engine::config::{Outside, RouteEntry, TrunkEntry};
 use engine::db::{Direction, Disposition};
-use engine::media::{EndpointId, MediaCommand};
-use engine::outside::{CallClass, RouteSpec, TenantOutbound, TrunkSpec};
+use engine::media::EndpointId;
+use engine::outside::CallClass;
 use engine::vm::VmBoxEntry;
 use sip::{HeaderName, Message, Response};
 
@@ -28,47 +25,7 @@ fn harness(cos: CallClass) -> Harness {
     if let Some(e) = snap.extensions.get_mut(&(1, "1001".to_string())) {
         e.cos = cos;
     }
-    let a: SocketAddr = addr(CARRIER);
-    let mut o = Outside::default();
-    o.trunks.insert(
-        1,
-        TrunkEntry {
-            id: 1,
-            tenant: 1,
-            name: "carrier".into(),
-            spec: TrunkSpec {
-                host: a.ip().to_string(),
-                port: Some(a.port()),
-                username: "acct".into(),
-                ping_interval_s: 0,
-                ..TrunkSpec::default()
-            },
-            password: "carrier-pw".into(),
-            addrs: vec![a],
-            sources: vec![a.ip()],
-        },
-    );
-    o.routes.insert(
-        1,
-        vec![RouteEntry::new(
-            "national".into(),
-            RouteSpec {
-                patterns: vec!["0ZXXXXXXXX".into()],
-                trunks: vec!["carrier".into()],
-                class: CallClass::National,
-                ..RouteSpec::default()
-            },
-        )],
-    );
-    o.tenants.insert(
-        1,
-        TenantOutbound {
-            main_number: "0312340000".into(),
-            max_per_hour: 1000,
-            ..TenantOutbound::default()
-        },
-    );
-    snap.outside = o;
+    snap.outside = national_outside("0ZXXXXXXXX", ("carrier", Some((CARRIER, "carrier-pw"))));
     snap.apps.vm_boxes.insert(
         (1, "1001".into()),
         VmBoxEntry {
@@ -119,14 +76,7 @@ fn call_back(h: &mut Harness) -> EndpointId {
         ok.to().expect("To"),
     );
     h.recv_raw(&ack, CALLER, SEG1);
-    let ep = h
-        .media_log
-        .iter()
-        .find_map(|c| match c {
-            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
-            _ => None,
-        })
-        .expect("an endpoint");
+    let ep = *h.opened_endpoints().first().expect("an endpoint");
     h.keys(ep, "2580#");
     h.keys(ep, "1");
     assert!(
@@ -144,23 +94,9 @@ fn call_back(h: &mut Harness) -> EndpointId {
 
 /// Endpoints opened after the caller's.
 fn opened_after(h: &Harness, first: EndpointId) -> Vec<EndpointId> {
-    h.media_log
-        .iter()
-        .filter_map(|c| match c {
-            MediaCommand::OpenEndpoint { endpoint, .. } if *endpoint != first => Some(*endpoint),
-            _ => None,
-        })
-        .collect()
-}
-
-fn joined(h: &Harness) -> Vec<EndpointId> {
-    h.media_log
-        .iter()
-        .filter_map(|c| match c {
-            MediaCommand::Join { endpoint, .. } => Some(*endpoint),
-            _ => None,
-        })
-        .collect()
+    let mut eps = h.opened_endpoints();
+    eps.retain(|e| *e != first);
+    eps
 }
 
 #[test]
@@ -208,10 +144,13 @@ fn calling_back_an_outside_caller_goes_out_through_the_trunk_and_bridges_the_ans
         .map(|v| v.as_str().to_string())
         .expect("Proxy-Authorization");
     assert!(creds.contains("username=\"acct\""), "{creds}");
-    assert!(joined(&h).is_empty(), "nothing bridged before the answer");
+    assert!(
+        h.joined_endpoints().is_empty(),
+        "nothing bridged before the answer"
+    );
     // The far end answers: both endpoints join one bridge.
     h.reply(&again[0], 200, "far", CARRIER, SEG1);
-    let j = joined(&h);
+    let j = h.joined_endpoints();
     assert!(j.contains(&ep) && j.contains(&trunk_ep[0]), "{j:?}");
     assert_eq!(
         h.engine.trunk_statuses(h.now)[0].calls,
@@ -262,5 +201,5 @@ fn a_busy_far_end_says_unavailable_and_the_call_ends() {
     h.end_play(ep);
     assert!(h.requests("BYE").iter().any(|b| b.to.to_string() == CALLER));
     assert_eq!(h.engine.active_calls(), 0);
-    assert!(joined(&h).is_empty());
+    assert!(h.joined_endpoints().is_empty());
 }

@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use engine::config::{Outside, RouteEntry};
+use engine::config::Outside;
 use engine::db::{Disposition, HangupBy};
 use engine::media::{MediaCommand, Side};
-use engine::outside::{CallClass, RouteSpec, TenantOutbound};
+use engine::outside::CallClass;
 use sip::{HeaderName, Message, Request, Response};
 
 const CALLER: &str = "192.0.2.21:5060"; // 1001, the transferee
@@ -34,16 +34,6 @@ fn setup_with(snap: engine::Snapshot) -> Harness {
     h.sent.clear();
     h.media_log.clear();
     h
-}
-
-fn invites_to(sent: &[Sent], at: &str) -> Vec<Request> {
-    sent.iter()
-        .filter(|s| s.to.to_string() == at)
-        .filter_map(|s| match &s.message {
-            Message::Request(r) if r.method.as_str() == "INVITE" => Some(r.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn requests_to(h: &Harness, method: &str, at: &str) -> Vec<Request> {
@@ -387,28 +377,7 @@ fn blind_transfer_from_the_caller() {
 }
 
 fn outside_routes() -> Outside {
-    let mut o = Outside::default();
-    o.routes.insert(
-        1,
-        vec![RouteEntry::new(
-            "national".into(),
-            RouteSpec {
-                patterns: vec!["0|0ZXXXXXXXX".into()],
-                trunks: vec!["carrier".into()],
-                class: CallClass::National,
-                ..RouteSpec::default()
-            },
-        )],
-    );
-    o.tenants.insert(
-        1,
-        TenantOutbound {
-            main_number: "0312340000".into(),
-            max_per_hour: 1000,
-            ..TenantOutbound::default()
-        },
-    );
-    o
+    national_outside("0|0ZXXXXXXXX", ("carrier", None))
 }
 
 #[test]
@@ -1252,14 +1221,7 @@ fn blind_transfer_to_park_from_the_caller_parks_the_callee_and_a_third_phone_ret
         local: SEG1,
         call_id: "bp-2-take",
     });
-    let joined: Vec<_> = h
-        .media_log
-        .iter()
-        .filter_map(|c| match c {
-            MediaCommand::Join { endpoint, .. } => Some(*endpoint),
-            _ => None,
-        })
-        .collect();
+    let joined = h.joined_endpoints();
     assert_eq!(joined.len(), 2, "{joined:?}");
     assert!(joined.contains(&ep));
     assert!(h.park_rows.is_empty());
@@ -1569,26 +1531,7 @@ const CARRIER: &str = "203.0.113.10:5060";
 
 /// [`outside_routes`] with its trunk `carrier` (at [`CARRIER`]).
 fn outside_with_trunk() -> Outside {
-    let mut o = outside_routes();
-    let a = addr(CARRIER);
-    o.trunks.insert(
-        1,
-        engine::config::TrunkEntry {
-            id: 1,
-            tenant: 1,
-            name: "carrier".into(),
-            spec: engine::outside::TrunkSpec {
-                host: a.ip().to_string(),
-                port: Some(a.port()),
-                ping_interval_s: 0,
-                ..Default::default()
-            },
-            password: String::new(),
-            addrs: vec![a],
-            sources: vec![a.ip()],
-        },
-    );
-    o
+    national_outside("0|0ZXXXXXXXX", ("carrier", Some((CARRIER, ""))))
 }
 
 #[test]

@@ -126,16 +126,6 @@ fn harness(o: Outside) -> Harness {
     h
 }
 
-fn invites_to(sent: &[Sent], to: &str) -> Vec<Request> {
-    sent.iter()
-        .filter(|s| s.to.to_string() == to)
-        .filter_map(|s| match &s.message {
-            Message::Request(r) if r.method.as_str() == "INVITE" => Some(r.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn caller_final(h: &Harness) -> Option<Response> {
     h.sent
         .iter()

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use engine::config::{ExtEntry, Snapshot, Tenants};
+use engine::config::{ExtEntry, Outside, Snapshot, Tenants};
 use engine::db::{CdrRecord, DbAnswer, DbOp, OpId};
 use engine::media::{MediaCommand, MediaEvent, SessionId, Side};
 use engine::usrloc::{Binding, LocOp};
@@ -817,4 +817,78 @@ impl Harness {
             }));
         }
     }
+}
+
+impl Harness {
+    /// Endpoints opened so far, in order.
+    pub fn opened_endpoints(&self) -> Vec<engine::media::EndpointId> {
+        self.media_log
+            .iter()
+            .filter_map(|c| match c {
+                MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Endpoints joined to a bridge so far, in order.
+    pub fn joined_endpoints(&self) -> Vec<engine::media::EndpointId> {
+        self.media_log
+            .iter()
+            .filter_map(|c| match c {
+                MediaCommand::Join { endpoint, .. } => Some(*endpoint),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Tenant 1's outbound settings: main number `0312340000`, and route `national` (`pattern`,
+/// class national) through `trunk` — given as (name, address, password) it is added as trunk
+/// 1, an IP trunk whose account `acct` answers the provider's challenges with `password`.
+pub fn national_outside(pattern: &str, trunk: (&str, Option<(&str, &str)>)) -> Outside {
+    let (name, at) = trunk;
+    let mut o = Outside::default();
+    if let Some((at, password)) = at {
+        let a = addr(at);
+        o.trunks.insert(
+            1,
+            engine::config::TrunkEntry {
+                id: 1,
+                tenant: 1,
+                name: name.into(),
+                spec: engine::outside::TrunkSpec {
+                    host: a.ip().to_string(),
+                    port: Some(a.port()),
+                    username: "acct".into(),
+                    ping_interval_s: 0,
+                    ..Default::default()
+                },
+                password: password.into(),
+                addrs: vec![a],
+                sources: vec![a.ip()],
+            },
+        );
+    }
+    o.routes.insert(
+        1,
+        vec![engine::config::RouteEntry::new(
+            "national".into(),
+            engine::outside::RouteSpec {
+                patterns: vec![pattern.into()],
+                trunks: vec![name.into()],
+                class: engine::outside::CallClass::National,
+                ..Default::default()
+            },
+        )],
+    );
+    o.tenants.insert(
+        1,
+        engine::outside::TenantOutbound {
+            main_number: "0312340000".into(),
+            max_per_hour: 1000,
+            ..Default::default()
+        },
+    );
+    o
 }
