@@ -1,6 +1,7 @@
 //! Anchored calls to outside numbers on a fake clock: voicemail's call back of a message from
 //! an outside caller goes out through the trunk as the box owner (digest challenge answered,
-//! ringback, the answer bridged on endpoints, an outbound record), a class of service that
+//! ringback, the answer bridged on endpoints, an outbound record), an overloaded trunk fails over
+//! to the next one of the route, a class of service that
 //! forbids the number refuses it with no INVITE, and a busy far end says "unavailable".
 
 mod common;
@@ -21,11 +22,17 @@ const OUTSIDER: &str = "0312345678";
 /// 1001 (class `cos`) registered with a PIN-protected box holding one new message from
 /// [`OUTSIDER`]; one trunk with credentials; national numbers go out through it.
 fn harness(cos: CallClass) -> Harness {
+    harness_with(cos, |_| {})
+}
+
+/// [`harness`] with the outbound settings changed by `f` first.
+fn harness_with(cos: CallClass, f: impl FnOnce(&mut engine::config::Outside)) -> Harness {
     let mut snap = snapshot();
     if let Some(e) = snap.extensions.get_mut(&(1, "1001".to_string())) {
         e.cos = cos;
     }
     snap.outside = national_outside("0ZXXXXXXXX", ("carrier", Some((CARRIER, "carrier-pw"))));
+    f(&mut snap.outside);
     snap.apps.vm_boxes.insert(
         (1, "1001".into()),
         VmBoxEntry {
@@ -202,4 +209,38 @@ fn a_busy_far_end_says_unavailable_and_the_call_ends() {
     assert!(h.requests("BYE").iter().any(|b| b.to.to_string() == CALLER));
     assert_eq!(h.engine.active_calls(), 0);
     assert!(h.joined_endpoints().is_empty());
+}
+
+#[test]
+fn an_overloaded_trunk_fails_over_to_the_next_one_of_the_route() {
+    const BACKUP: &str = "203.0.113.20:5060";
+    let mut h = harness_with(CallClass::Mobile, |o| {
+        let spare = national_outside("0ZXXXXXXXX", ("backup", Some((BACKUP, ""))));
+        if let Some(mut t) = spare.trunks.get(&1).cloned() {
+            t.id = 2;
+            o.trunks.insert(2, t);
+        }
+        if let Some(r) = o.routes.get_mut(&1).and_then(|r| r.first_mut()) {
+            r.spec.trunks.push("backup".into());
+        }
+    });
+    let ep = call_back(&mut h);
+    let first = invites_to(&h.take(), CARRIER);
+    assert_eq!(first.len(), 1);
+    h.reply(&first[0], 503, "busy-sbc", CARRIER, SEG1);
+    let second = invites_to(&h.take(), BACKUP);
+    assert_eq!(second.len(), 1, "failed over to the second trunk");
+    assert_eq!(
+        second[0].uri.to_string(),
+        format!("sip:{OUTSIDER}@{BACKUP}")
+    );
+    assert_eq!(h.engine.counters().trunk_failovers, 1);
+    h.reply(&second[0], 200, "far", BACKUP, SEG1);
+    assert!(h.joined_endpoints().contains(&ep));
+    h.engine.hangup(1, h.now);
+    h.drain();
+    assert_eq!(
+        h.cdrs.last().map(|c| c.route.trunk.as_str()),
+        Some("backup")
+    );
 }
