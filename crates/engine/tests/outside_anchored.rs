@@ -1,8 +1,8 @@
 //! Anchored calls to outside numbers on a fake clock: voicemail's call back of a message from
 //! an outside caller goes out through the trunk as the box owner (digest challenge answered,
-//! ringback, the answer bridged on endpoints, an outbound record), an overloaded trunk fails over
-//! to the next one of the route, a class of service that
-//! forbids the number refuses it with no INVITE, and a busy far end says "unavailable".
+//! ringback, the answer bridged on endpoints, an outbound record), an overloaded trunk fails
+//! over to the route's next one, a class of service that forbids the number refuses it with no
+//! INVITE, and a busy far end says "unavailable".
 
 mod common;
 
