@@ -395,7 +395,7 @@ async fn closing_mid_recording_completes_the_file_and_frees_the_port() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bridge_split_over_workers_is_counted() {
+async fn a_member_opened_on_another_worker_is_moved_to_the_bridge() {
     let (e, _rx) = engine();
     let p = Phone::new(CodecKind::Pcmu);
     let a = open(&e, 40, 0, &p);
@@ -403,16 +403,71 @@ async fn a_bridge_split_over_workers_is_counted() {
     let c = open(&e, 42, 1, &p); // another worker
     a.join(BridgeId(5));
     b.join(BridgeId(5));
-    assert_eq!(e.metrics().bridge_splits, 0);
+    assert_eq!(e.metrics().bridge_moves, 0);
     c.join(BridgeId(5));
-    assert_eq!(e.metrics().bridge_splits, 1);
-    // Everyone leaves: the bridge is forgotten, and c may start it afresh on its worker.
+    assert_eq!(
+        e.metrics().bridge_moves,
+        1,
+        "c moved to the bridge's worker"
+    );
+    assert_eq!(e.metrics().bridge_splits, 0);
+    // Everyone leaves: the bridge is forgotten, and c may start it afresh where it is now.
     a.leave();
     b.close().await;
     c.join(BridgeId(5));
-    assert_eq!(e.metrics().bridge_splits, 1);
+    assert_eq!(e.metrics().bridge_moves, 1);
+    // a rejoins: it was opened on that worker too, nothing moves.
+    a.join(BridgeId(5));
+    assert_eq!(e.metrics().bridge_moves, 1);
     a.close().await;
     c.close().await;
+}
+
+/// A caller who reaches a room from an IVR was opened on its own call's worker: when it
+/// joins, it is moved to the room's worker with its sockets and state, and both hear each
+/// other; its statistics and its close still reach it after the move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_opened_on_different_workers_hear_each_other() {
+    let (e, _rx) = engine();
+    let a = Phone::new(CodecKind::Pcmu);
+    let b = Phone::new(CodecKind::Pcma);
+    let ea = open(&e, 50, 8, &a); // worker 0
+    let eb = open(&e, 51, 7, &b); // worker 1
+    ea.join(BridgeId(9));
+    eb.join(BridgeId(9));
+    assert_eq!(e.metrics().bridge_moves, 1);
+    let ta = a.talk(ea.local(), 600.0, Duration::from_millis(1500));
+    let tb = b.talk(eb.local(), 1300.0, Duration::from_millis(1500));
+    let (ha, hb) = tokio::task::spawn_blocking(move || {
+        let la = std::thread::spawn(move || a.listen(Duration::from_millis(1400)));
+        let hb = b.listen(Duration::from_millis(1400));
+        (la.join().expect("a"), hb)
+    })
+    .await
+    .expect("listen");
+    ta.join().expect("talk");
+    tb.join().expect("talk");
+    let sb = eb.stats().await;
+    assert!(sb.packets_rx >= 60 && sb.packets_tx >= 60, "{sb:?}");
+    let mid = |v: &Vec<i16>| v[v.len() / 4..v.len() * 3 / 4].to_vec();
+    let (ha, hb) = (mid(&ha), mid(&hb));
+    assert!(
+        power(&ha, 1300.0) > 0.01,
+        "A hears B: {}",
+        power(&ha, 1300.0)
+    );
+    assert!(power(&hb, 600.0) > 0.01, "B hears A: {}", power(&hb, 600.0));
+    assert!(
+        power(&hb, 1300.0) < power(&hb, 600.0) / 100.0,
+        "B does not hear itself"
+    );
+    let closed = eb.close().await;
+    assert!(
+        closed.packets_rx >= 60,
+        "the close reached the moved leg: {closed:?}"
+    );
+    ea.close().await;
+    assert_eq!(e.metrics().bridge_splits, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

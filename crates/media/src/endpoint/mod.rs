@@ -335,9 +335,12 @@ pub struct EngineMetrics {
     pub events_dropped: u64,
     /// Commands refused because a worker's queue was full.
     pub commands_dropped: u64,
-    /// Joins of a bridge from a worker other than its first member's (they cannot mix: open
-    /// the members of one bridge with the same `group`).
+    /// Joins of a bridge from a worker other than its first member's that could not be
+    /// mended by moving the endpoint (they cannot mix).
     pub bridge_splits: u64,
+    /// Endpoints moved to their bridge's worker when they joined it (opened elsewhere, e.g. a
+    /// caller coming from an IVR to a conference room).
+    pub bridge_moves: u64,
     /// Recording chunks dropped because the writer queue was full.
     pub record_chunks_dropped: u64,
     /// Time the workers spent ticking, in microseconds (for CPU per endpoint).

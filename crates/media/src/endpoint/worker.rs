@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::UdpSocket;
@@ -45,6 +45,7 @@ struct Counters {
     events_dropped: AtomicU64,
     commands_dropped: AtomicU64,
     bridge_splits: AtomicU64,
+    bridge_moves: AtomicU64,
     tick_busy_us: AtomicU64,
     ticks: AtomicU64,
 }
@@ -118,6 +119,7 @@ impl MediaEngine {
             events_dropped: c.events_dropped.load(Relaxed),
             commands_dropped: c.commands_dropped.load(Relaxed),
             bridge_splits: c.bridge_splits.load(Relaxed),
+            bridge_moves: c.bridge_moves.load(Relaxed),
             tick_busy_us: c.tick_busy_us.load(Relaxed),
             ticks: c.ticks.load(Relaxed),
             ..EngineMetrics::default()
@@ -224,7 +226,7 @@ impl MediaEngine {
             worker,
             serial,
             engine: self.inner.clone(),
-            worker_index,
+            worker_index: AtomicUsize::new(worker_index),
             bridge: Mutex::new(None),
             closed: false,
         })
@@ -250,7 +252,9 @@ pub struct Endpoint {
     /// The endpoint's identity on its worker (never reused).
     serial: u64,
     engine: Arc<Inner>,
-    worker_index: usize,
+    /// The worker it runs on now (it moves to a bridge's worker when it joins one); commands
+    /// still go to the worker it was opened on, which forwards them after a move.
+    worker_index: AtomicUsize,
     /// The bridge joined, for the engine's check that a bridge stays on one worker.
     bridge: Mutex<Option<BridgeId>>,
     closed: bool,
@@ -270,6 +274,8 @@ enum Ctl {
     Inband(bool),
     Direction(Direction),
     Stats(oneshot::Sender<EndpointStats>),
+    /// A file load the endpoint waited for on the worker it left.
+    Loaded(u64, LoadResult),
 }
 
 impl Endpoint {
@@ -331,19 +337,44 @@ impl Endpoint {
         self.ctl(Ctl::StopRecord);
     }
 
-    /// Joins a bridge: hears every other member, not itself. Members must share a worker
-    /// (open them with the same `group`).
+    /// Joins a bridge: hears every other member, not itself. Members mix on one worker: legs
+    /// opened with the same `group` are there already; one opened elsewhere (a caller who
+    /// comes to a conference room from an IVR) is moved to the bridge's worker first, with its
+    /// sockets, state and queued commands (no re-INVITE, nothing lost).
     pub fn join(&self, bridge: BridgeId) {
         self.leave_bridge();
         let mut bridges = lock(&self.engine.bridges);
-        let entry = bridges.entry(bridge).or_insert((self.worker_index, 0));
-        if entry.0 != self.worker_index {
-            self.engine.counters.bridge_splits.fetch_add(1, Relaxed);
-            tracing::warn!(
-                ep = self.id.0,
-                bridge = bridge.0,
-                "bridge members on different media workers do not hear each other: open them with the same group"
-            );
+        let here = self.worker_index.load(Relaxed);
+        let entry = bridges.entry(bridge).or_insert((here, 0));
+        if entry.0 != here {
+            let to = lock(&self.engine.workers)
+                .as_ref()
+                .and_then(|w| w.get(entry.0).cloned());
+            match to {
+                Some(to) => {
+                    self.engine.counters.bridge_moves.fetch_add(1, Relaxed);
+                    tracing::debug!(
+                        ep = self.id.0,
+                        bridge = bridge.0,
+                        from = here,
+                        to = entry.0,
+                        "media endpoint moves to its bridge's worker"
+                    );
+                    self.worker.send_blocking(Cmd::Move {
+                        serial: self.serial,
+                        to: Arc::downgrade(&to),
+                    });
+                    self.worker_index.store(entry.0, Relaxed);
+                }
+                None => {
+                    self.engine.counters.bridge_splits.fetch_add(1, Relaxed);
+                    tracing::warn!(
+                        ep = self.id.0,
+                        bridge = bridge.0,
+                        "bridge members on different media workers do not hear each other"
+                    );
+                }
+            }
         }
         entry.1 += 1;
         drop(bridges);
@@ -440,6 +471,12 @@ enum Cmd {
         serial: u64,
         done: Option<oneshot::Sender<EndpointStats>>,
     },
+    /// Hand the endpoint (state and sockets) to another worker; later commands for it are
+    /// forwarded there in order.
+    Move {
+        serial: u64,
+        to: Weak<WorkerHandle>,
+    },
     Shutdown,
 }
 
@@ -481,6 +518,7 @@ impl WorkerHandle {
             waker: waker.clone(),
             group: Group::new(),
             by_serial: HashMap::new(),
+            forward: HashMap::new(),
             sockets: Vec::new(),
             serials: Vec::new(),
             loads: HashMap::new(),
@@ -577,6 +615,8 @@ struct Worker {
     group: Group,
     /// Endpoint serial → its slot (socket tokens are `slot * 2 + socket`).
     by_serial: HashMap<u64, usize>,
+    /// Endpoints moved to another worker: their commands go on there (until closed).
+    forward: HashMap<u64, Weak<WorkerHandle>>,
     sockets: Vec<Option<Box<[UdpSocket; 2]>>>,
     serials: Vec<u64>,
     /// Loads in flight: who waits for each (slot, serial, ticket).
@@ -706,6 +746,7 @@ impl Worker {
                     core,
                     mut sockets,
                 } => {
+                    self.forward.remove(&serial);
                     let slot = self.group.insert(*core);
                     let registry = self.poll.registry();
                     let registered = sockets.iter_mut().enumerate().try_for_each(|(j, s)| {
@@ -732,6 +773,9 @@ impl Worker {
                 }
                 Cmd::Ctl { serial, c } => {
                     let Some(&slot) = self.by_serial.get(&serial) else {
+                        if let Some(to) = self.forward.get(&serial).and_then(Weak::upgrade) {
+                            to.send(Cmd::Ctl { serial, c });
+                        }
                         continue;
                     };
                     match c {
@@ -758,6 +802,7 @@ impl Worker {
                                 Ctl::Inband(on) => {
                                     core.set_detector(self.detector.filter(|_| on).map(|f| f()))
                                 }
+                                Ctl::Loaded(ticket, result) => core.file_loaded(ticket, result),
                                 Ctl::Join(_) | Ctl::Leave => {}
                             }
                         }
@@ -766,8 +811,13 @@ impl Worker {
                 }
                 Cmd::Close { serial, done } => {
                     let Some(slot) = self.by_serial.remove(&serial) else {
-                        if let Some(done) = done {
-                            let _ = done.send(EndpointStats::default());
+                        match self.forward.remove(&serial).and_then(|w| w.upgrade()) {
+                            Some(to) => to.send_blocking(Cmd::Close { serial, done }),
+                            None => {
+                                if let Some(done) = done {
+                                    let _ = done.send(EndpointStats::default());
+                                }
+                            }
                         }
                         continue;
                     };
@@ -793,9 +843,44 @@ impl Worker {
                         let _ = done.send(stats);
                     }
                 }
+                Cmd::Move { serial, to } => self.move_out(serial, to),
                 Cmd::Shutdown => return true,
             }
         }
+    }
+
+    /// Hands endpoint `serial` to the worker `to`: out of its bridge here, sockets no longer
+    /// watched here, core and sockets sent on; what was queued for it after the move follows
+    /// through [`Worker::forward`]. File loads it waits for are forwarded when they come.
+    fn move_out(&mut self, serial: u64, to: Weak<WorkerHandle>) {
+        let Some(slot) = self.by_serial.get(&serial).copied() else {
+            // Moved on already: pass the move along.
+            if let Some(next) = self.forward.get(&serial).and_then(Weak::upgrade) {
+                next.send_blocking(Cmd::Move { serial, to });
+            }
+            return;
+        };
+        let Some(target) = to.upgrade() else {
+            return;
+        };
+        self.flush(slot);
+        let Some(core) = self.group.remove(slot) else {
+            return;
+        };
+        let Some(mut sockets) = self.sockets.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        for s in sockets.iter_mut() {
+            let _ = self.poll.registry().deregister(s);
+        }
+        self.by_serial.remove(&serial);
+        self.serials[slot] = 0;
+        self.forward.insert(serial, to);
+        target.send_blocking(Cmd::Add {
+            serial,
+            core: Box::new(core),
+            sockets,
+        });
     }
 
     fn loaded(&mut self) {
@@ -805,6 +890,12 @@ impl Worker {
             };
             for (slot, serial, ticket) in waiters {
                 if self.serials.get(slot) != Some(&serial) {
+                    if let Some(to) = self.forward.get(&serial).and_then(Weak::upgrade) {
+                        to.send(Cmd::Ctl {
+                            serial,
+                            c: Ctl::Loaded(ticket, result.clone()),
+                        });
+                    }
                     continue;
                 }
                 if let Some(core) = self.group.get_mut(slot) {
