@@ -1045,7 +1045,11 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
     st = Step(n, r.ok, failed, time.time() - t0, cpu, False)
     out_loss = stats.get("out_loss_pct", 100.0)
     streams_ok = stats.get("out_streams", 0) >= 0.99 * 2 * n and stats.get("in_streams", 0) >= 0.99 * 2 * n
-    st.passed = st.fail_pct < 0.1 and out_loss < 0.1 and streams_ok and up >= n * 0.99
+    # A measurement holds a step to 0.1 % loss. The smoke run (inside the test suite, beside
+    # other tests on a loaded machine) proves the wiring only: media flowed both ways through
+    # the relay with no more than a few percent lost; the figure is still printed.
+    loss_limit = SMOKE_LOSS_PCT if SMOKE else 0.1
+    st.passed = st.fail_pct < 0.1 and out_loss < loss_limit and streams_ok and up >= n * 0.99
     st.extra = dict(stats)
     st.extra.update(pss_kib=pss, rss_kib=rss, up=up, idle_pss_kib=idle_mem[0], idle_rss_kib=idle_mem[1],
                     cpu_pct_hold=100.0 * cpu_mid / cpu_mid_s if cpu_mid_s > 0 else 0.0,
@@ -1068,6 +1072,8 @@ def hold_media(work, server, users_csv, n, hold, tag, idle_mem) -> Step:
 
 
 FIXED = 0.0  # --rate: one fixed step instead of the search
+SMOKE = False  # --smoke: tiny loads that prove the wiring, not a measurement
+SMOKE_LOSS_PCT = 5.0
 MEDIA_RESOLUTION = 250
 MEDIA_LADDER = [int(x) for x in os.environ.get("BENCH_MEDIA_LADDER", "300,600,1000,1250,1500,1750,2000,2500,3000,3500,4000,4500,5000").split(",")]
 
@@ -1412,8 +1418,9 @@ def main() -> int:
                     help="hold this rate (reg, cps) or number of calls (media) once instead of searching")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, sipp stats)")
     a = ap.parse_args()
-    global FIXED, CARRIER
+    global FIXED, CARRIER, SMOKE
     FIXED = a.rate
+    SMOKE = a.smoke
     started = time.time()
     halves = cpu_halves()
     if halves is not None:
