@@ -13,6 +13,7 @@ pub mod netns;
 pub mod pg;
 pub mod ports;
 pub mod proc;
+pub mod rtp_probe;
 pub mod sipp;
 pub mod tone;
 
