@@ -1179,7 +1179,7 @@ impl Engine {
     }
 
     /// Round-robin memory: `numbers` were tried now in group `name`.
-    fn remember_member(&mut self, tenant: i64, name: &str, numbers: &[String]) {
+    pub(crate) fn remember_member(&mut self, tenant: i64, name: &str, numbers: &[String]) {
         let Some(g) = self
             .snap
             .apps

@@ -178,10 +178,12 @@ impl Engine {
             d => (d, None),
         };
         info!(call = id, new_call = new_id, by = %by, to = %number, "blind transfer to an application accepted");
+        // (A ring group's no-answer destination comes here with no REFER to answer: its
+        // transferor heard `100 Trying` when the group began to ring.)
         if let Some((txn, req)) = refer {
             self.accept_refer(txn, req, id, x, now);
+            self.notify_transferor(id, x, refer_seq, 100, false, now);
         }
-        self.notify_transferor(id, x, refer_seq, 100, false, now);
         // Take the transferee's leg out of the relayed call.
         let Some(c) = self.b2bua.get_mut(id) else {
             return Ok(());

@@ -1608,3 +1608,269 @@ fn transfer_to_an_outside_number_beyond_the_transferors_limits_is_refused_and_th
     assert_eq!(h.engine.calls(h.now).len(), 1, "the call is kept");
     assert_eq!(h.engine.counters().fraud_blocked, 1);
 }
+
+// ---- Transfer to a ring group (crates/engine/src/xfer_group.rs) ----
+
+const FOURTH: &str = "192.0.2.24:5060"; // 1004
+
+/// Extensions 1001-1005 (1005 never registers), group `sales` = 600 with `members`.
+fn group_harness(strategy: engine::hunt::Strategy, members: &[&str], no_answer: &str) -> Harness {
+    let mut s = snapshot();
+    s.settings.transfer_music = false;
+    for (id, n) in [(4, "1004"), (5, "1005")] {
+        s.extensions.insert((1, n.to_string()), ext(id, n, 3));
+    }
+    s.apps.numbers.insert(
+        (1, "600".into()),
+        engine::dialplan::Destination::Group("sales".into()),
+    );
+    s.apps.numbers.insert(
+        (1, "601".into()),
+        engine::dialplan::Destination::Group("ghost".into()),
+    );
+    s.apps.hunt.groups.insert(
+        (1, "sales".into()),
+        engine::hunt::GroupEntry {
+            id: 1,
+            name: "sales".into(),
+            number: "600".into(),
+            spec: engine::hunt::GroupSpec {
+                strategy,
+                members: members
+                    .iter()
+                    .map(|n| engine::hunt::Member {
+                        number: n.to_string(),
+                        ring_s: 0,
+                    })
+                    .collect(),
+                ring_s: 10,
+                timeout_s: 40,
+                no_answer: no_answer.into(),
+                cid_prefix: "Sales".into(),
+                cos: CallClass::Internal,
+            },
+            last: String::new(),
+        },
+    );
+    let mut h = setup_with(s);
+    let c = format!("<sip:1004@{FOURTH}>");
+    assert_eq!(
+        h.register("1004", Some(&c), Some(3600), FOURTH, SEG1)
+            .status,
+        200
+    );
+    h.sent.clear();
+    h
+}
+
+fn event_list(h: &Harness, id: u64) -> Vec<(&'static str, String, u16)> {
+    h.engine
+        .transfer_events(id)
+        .iter()
+        .map(|e| (e.kind, e.to.clone(), e.status))
+        .collect()
+}
+
+#[test]
+fn blind_transfer_to_a_sequential_ring_group_hunts_until_a_member_answers() {
+    use engine::hunt::Strategy;
+    let mut h = group_harness(Strategy::Sequential, &["1005", "1003", "1004"], "hangup");
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-seq");
+    let (_, port_b) = relay_ports(&h);
+    let id = h.engine.calls(h.now)[0].id;
+    refer(&mut h, &desk, 2, "<sip:600@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 202);
+    // 1005 is not registered: skipped. 1003 rings first, with the group's prefix and the
+    // transferee's media on the relay socket that faced the desk.
+    assert!(invites_to(&h.sent, FOURTH).is_empty());
+    let inv3 = invites_to(&h.sent, THIRD).pop().expect("1003 rings");
+    assert_eq!(sdp_port(&inv3.body), port_b);
+    let from = inv3.from().expect("From");
+    assert_eq!(from.display_name.as_deref(), Some("Sales: Ext 1001"));
+    assert!(from.uri.to_string().contains("1001"));
+    h.reply(&inv3, 180, "t3", THIRD, SEG1);
+    assert_eq!(
+        sipfrag(requests_to(&h, "NOTIFY", DESK).last().expect("NOTIFY")),
+        "SIP/2.0 180 Ringing\r\n"
+    );
+    h.sent.clear();
+    h.advance(Duration::from_millis(9_700));
+    assert!(
+        requests_to(&h, "CANCEL", THIRD).is_empty(),
+        "1003 rings its 10 s"
+    );
+    h.advance(Duration::from_millis(600));
+    assert_eq!(requests_to(&h, "CANCEL", THIRD).len(), 1);
+    h.sent.clear();
+    h.reply(&inv3, 487, "t3", THIRD, SEG1);
+    let inv4 = invites_to(&h.sent, FOURTH).pop().expect("then 1004 rings");
+    assert_eq!(sdp_port(&inv4.body), port_b);
+    assert!(
+        requests_to(&h, "NOTIFY", DESK).is_empty(),
+        "no failure reported between steps"
+    );
+    h.sent.clear();
+    h.reply(&inv4, 200, "t4", FOURTH, SEG1);
+    assert_eq!(
+        sipfrag(requests_to(&h, "NOTIFY", DESK).last().expect("NOTIFY")),
+        "SIP/2.0 200 OK\r\n"
+    );
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1, "transferor released");
+    assert_eq!(
+        remote_of(&h.media_log, Side::B),
+        vec![addr("192.0.2.24:6000")],
+        "the relay's far side points at the member who answered"
+    );
+    assert_eq!(
+        event_list(&h, id),
+        vec![
+            ("skipped", "1005".to_string(), 480),
+            ("hunt", "1003".to_string(), 180),
+            ("no_answer", "1003".to_string(), 480),
+            ("hunt", "1004".to_string(), 180),
+            ("blind", "1004".to_string(), 200),
+        ]
+    );
+    // The member who answered is an extension of this call: it may transfer it on.
+    h.sent.clear();
+    let member = Party {
+        at: FOURTH,
+        ruri: inv4.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1004@example.com>;tag=t4".into(),
+        remote: inv4.from().expect("From").to_string(),
+        call_id: inv4.call_id().expect("Call-ID").to_string(),
+    };
+    refer(&mut h, &member, 2, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, FOURTH), 202);
+    let _ = caller;
+}
+
+#[test]
+fn administrator_transfer_to_a_simultaneous_group_rings_every_available_member() {
+    use engine::hunt::Strategy;
+    let mut h = group_harness(Strategy::Simultaneous, &["1003", "1004", "1005"], "hangup");
+    let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-sim");
+    let id = h.engine.calls(h.now)[0].id;
+    h.engine.transfer(id, "600", h.now).expect("accepted");
+    h.drain();
+    let inv3 = invites_to(&h.sent, THIRD).pop().expect("1003 rings");
+    let inv4 = invites_to(&h.sent, FOURTH).pop().expect("1004 rings");
+    h.reply(&inv4, 180, "t4", FOURTH, SEG1);
+    h.sent.clear();
+    h.reply(&inv3, 200, "t3", THIRD, SEG1);
+    assert_eq!(
+        requests_to(&h, "CANCEL", FOURTH).len(),
+        1,
+        "the other member is cancelled"
+    );
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
+    let _ = inv4;
+    let ev = event_list(&h, id);
+    assert_eq!(ev.last(), Some(&("blind", "1003".to_string(), 200)));
+}
+
+#[test]
+fn transfer_to_a_group_with_nobody_available_follows_its_no_answer_destination() {
+    use engine::hunt::Strategy;
+    // Only 1005 (not registered): nobody can ring; the group's no-answer is 1003's mailbox.
+    let mut h = group_harness(Strategy::Sequential, &["1005"], "vm:1003");
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-vm");
+    let id = h.engine.calls(h.now)[0].id;
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "600", CALLER);
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert!(
+        h.plays_on(ep).iter().any(|p| p.contains("vm-")),
+        "the mailbox greeting plays: {:?}",
+        h.plays_on(ep)
+    );
+    assert_eq!(h.cdrs.len(), 1, "the relayed call's record");
+    let (_, _, events) = h.call_events.last().expect("events stored");
+    let kinds: Vec<(&str, &str)> = events.iter().map(|e| (e.kind, e.to.as_str())).collect();
+    assert_eq!(kinds, vec![("skipped", "1005"), ("blind", "vm:1003")]);
+    let _ = id;
+}
+
+#[test]
+fn transfer_to_a_group_nobody_answers_with_hangup_fails_like_an_unanswered_extension() {
+    use engine::hunt::Strategy;
+    let mut h = group_harness(Strategy::FirstAvailable, &["1003", "1004"], "hangup");
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-fa");
+    refer(&mut h, &desk, 2, "<sip:600@example.com>");
+    let inv3 = invites_to(&h.sent, THIRD)
+        .pop()
+        .expect("the first available rings");
+    assert!(
+        invites_to(&h.sent, FOURTH).is_empty(),
+        "only the first available"
+    );
+    h.sent.clear();
+    h.reply(&inv3, 486, "t3", THIRD, SEG1);
+    assert_eq!(
+        sipfrag(requests_to(&h, "NOTIFY", DESK).last().expect("NOTIFY")),
+        "SIP/2.0 480 Temporarily Unavailable\r\n",
+        "the transferor learns the group did not answer and keeps the caller"
+    );
+    assert!(h.requests("BYE").is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
+
+#[test]
+fn transfer_to_a_group_that_does_not_exist_is_refused_and_the_call_kept() {
+    use engine::hunt::Strategy;
+    let mut h = group_harness(Strategy::Simultaneous, &["1003"], "hangup");
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-none");
+    // No such number; and 601, a number that still names a group that is gone.
+    refer(&mut h, &desk, 2, "<sip:699@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 404);
+    refer(&mut h, &desk, 3, "<sip:601@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 404);
+    let id = h.engine.calls(h.now)[0].id;
+    let e = h.engine.transfer(id, "601", h.now).expect_err("refused");
+    assert_eq!(e.status, 404);
+    assert!(e.reason.contains("ghost"), "{}", e.reason);
+    h.sent.clear();
+    h.recv_raw(&caller.request("BYE", 3, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1, "the call went on");
+}
+
+#[test]
+fn attended_transfer_when_the_consultation_call_went_to_a_ring_group() {
+    use engine::hunt::Strategy;
+    let mut h = group_harness(Strategy::Simultaneous, &["1003", "1004"], "hangup");
+    let (_caller, desk1) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-at1");
+    // The desk consults the group; 1004 answers.
+    let out = h.dial(&Dial {
+        from: "1002",
+        to: "600",
+        source: DESK,
+        local: SEG1,
+        call_id: "xg-at2",
+    });
+    let inv4 = invites_to(&out, FOURTH).pop().expect("1004 rings");
+    let inv3 = invites_to(&out, THIRD).pop().expect("1003 rings");
+    h.reply(&inv3, 180, "t3", THIRD, SEG1);
+    h.sent.clear();
+    h.reply(&inv4, 200, "t4", FOURTH, SEG1);
+    let ok = responses_to(&h, DESK)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .expect("the desk is answered");
+    let our_tag = tag(ok.to());
+    let replaces = format!("xg-at2%3Bto-tag%3D{our_tag}%3Bfrom-tag%3Da-xg-at2");
+    h.sent.clear();
+    refer(
+        &mut h,
+        &desk1,
+        3,
+        &format!("<sip:600@example.com?Replaces={replaces}>"),
+    );
+    assert_eq!(last_status_to(&h, DESK), 202);
+    assert!(
+        invites_to(&h.sent, FOURTH).pop().is_some(),
+        "the member who answered is joined to the caller"
+    );
+    let calls = h.engine.calls(h.now);
+    assert_eq!(calls.len(), 1);
+    let ev = h.engine.transfer_events(calls[0].id);
+    assert_eq!((ev[0].kind, ev[0].to.as_str()), ("attended", "1004"));
+}
