@@ -1874,3 +1874,123 @@ fn attended_transfer_when_the_consultation_call_went_to_a_ring_group() {
     let ev = h.engine.transfer_events(calls[0].id);
     assert_eq!((ev[0].kind, ev[0].to.as_str()), ("attended", "1004"));
 }
+
+// ---- Transfer to voicemail (feature codes vm_direct, vm_own_box, vm_main) ----
+
+#[test]
+fn blind_transfer_to_the_vm_direct_code_sends_the_caller_into_a_colleagues_mailbox() {
+    let mut snap = snapshot();
+    snap.settings.transfer_music = false;
+    let mut h = setup_with(snap);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xv-direct");
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "*991003", CALLER);
+    assert!(
+        invites_to(&h.sent, THIRD).is_empty(),
+        "1003's phone does not ring"
+    );
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert_eq!(
+        h.plays_on(ep).last().map(String::as_str),
+        Some("vm-person-at-ext+digit-1+digit-0+digit-0+digit-3+vm-is-unavailable+vm-leave-message"),
+        "1003's greeting"
+    );
+    h.end_play(ep);
+    let rec = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::Record { endpoint, path, .. } if *endpoint == ep => Some(path.clone()),
+            _ => None,
+        })
+        .expect("the message is recorded");
+    assert!(rec.starts_with("voicemail/1/1003/msg-"), "{rec}");
+    assert_eq!(h.cdrs[0].hangup_cause, "blind transfer to *991003");
+}
+
+#[test]
+fn transfer_to_the_vm_direct_code_of_no_extension_is_refused_and_the_call_kept() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xv-bad");
+    refer(&mut h, &desk, 2, "<sip:*991999@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 404);
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(
+        h.engine.transfer(id, "*99", h.now).map_err(|e| e.status),
+        Err(404)
+    );
+    h.sent.clear();
+    h.recv_raw(&caller.request("BYE", 3, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1, "the call went on");
+}
+
+#[test]
+fn transfer_to_the_own_box_code_opens_the_transferors_box_behind_its_pin() {
+    let mut snap = snapshot();
+    snap.settings.transfer_music = false;
+    let mut h = setup_with(snap);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xv-own");
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "*97", CALLER);
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    let plays = h.plays_on(ep);
+    let first = plays.first().expect("a prompt");
+    assert!(first.contains("pin"), "the PIN is asked: {plays:?}");
+    // The PIN entered is checked against 1002's box, not the transferee's.
+    h.end_play(ep);
+    h.keys(ep, "1234#");
+    let verified: Vec<(String, Option<String>)> = h
+        .vm_ops
+        .iter()
+        .filter_map(|op| match op {
+            engine::vm::VmOp::Verify { mailbox, pin, .. } => Some((mailbox.clone(), pin.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        verified,
+        vec![("1002".to_string(), Some("1234".to_string()))]
+    );
+}
+
+#[test]
+fn administrator_transfer_to_the_main_voicemail_code_asks_for_a_box() {
+    let mut snap = snapshot();
+    snap.settings.transfer_music = false;
+    let mut h = setup_with(snap);
+    let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xv-main");
+    let id = h.engine.calls(h.now)[0].id;
+    h.media_log.clear();
+    h.engine.transfer(id, "*98", h.now).expect("accepted");
+    h.drain();
+    let ep = opened(&h);
+    let reinv = invites_to(&h.sent, CALLER).pop().expect("re-INVITE");
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    let plays = h.plays_on(ep);
+    assert!(
+        plays.first().is_some_and(|p| p.contains("mailbox")),
+        "the box number is asked: {plays:?}"
+    );
+}
+
+#[test]
+fn the_vm_direct_code_is_in_the_tenant_table_and_conflicts_are_refused() {
+    use engine::features::{FeatureAction, FeatureError, FeatureTable};
+    let t = FeatureTable::default();
+    let c = t.recognise("*991003").expect("recognised");
+    assert_eq!(
+        (c.action, c.arg.as_str()),
+        (FeatureAction::VmDirect, "1003")
+    );
+    let none: [(&str, &str); 0] = [];
+    // "*9" + extension would swallow *90 ... *98.
+    let e = t
+        .with(FeatureAction::VmDirect, Some("*9"), none)
+        .expect_err("prefix");
+    assert!(matches!(e, FeatureError::Prefix { .. }), "{e}");
+    let moved = t
+        .with(FeatureAction::VmDirect, Some("*6"), none)
+        .expect("a free code");
+    assert_eq!(
+        moved.recognise("*61003").map(|c| c.action),
+        Some(FeatureAction::VmDirect)
+    );
+}
