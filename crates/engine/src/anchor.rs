@@ -8,6 +8,7 @@
 //! starts music for the other party, INFO carries digits.
 
 mod out;
+mod xfer;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;

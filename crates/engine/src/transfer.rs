@@ -87,7 +87,7 @@ pub(crate) struct Pending {
 pub(crate) struct Xfer {
     pub(crate) pending: Option<Pending>,
     /// Legs transferred away: their BYE is answered 200 and nothing else reaches them.
-    released: Vec<LegIdx>,
+    pub(crate) released: Vec<LegIdx>,
     /// Re-INVITEs we sent to put a party onto the relay: client transaction -> leg.
     reinvites: Vec<(TransactionId, LegIdx)>,
     /// Legs that joined through a transfer, with the extension they ring.
@@ -464,14 +464,11 @@ impl Engine {
             return self.refer_refused(txn, req, source, status, "Not in this dialog", now);
         }
         if call.anchor.is_some() {
-            return self.refer_refused(
-                txn,
-                req,
-                source,
-                501,
-                "Transfer of calls through a voice application or transcoding is not supported",
-                now,
-            );
+            let pending = call.xfer.as_deref().is_some_and(|x| x.pending.is_some());
+            if pending {
+                return self.refer_refused(txn, req, source, 491, "Transfer in progress", now);
+            }
+            return self.anchored_refer((txn, req, source), id, leg, now);
         }
         let Some(peer) = peer else {
             return self.refer_refused(txn, req, source, 481, "Call not answered", now);
@@ -806,10 +803,14 @@ impl Engine {
             return refuse(404, "No such call");
         };
         if call.anchor.is_some() {
-            return refuse(
-                501,
-                "Transfer of calls through a voice application or transcoding is not supported",
-            );
+            let number = to.trim();
+            if !is_number(number) {
+                return refuse(400, "The target must be a number");
+            }
+            let (x, by) = self.anchored_transferor(id)?;
+            let r = self.anchored_blind_transfer(None, (id, x, by), number, now);
+            self.pump_public(now);
+            return r;
         }
         let Some(bridge) = call.bridge else {
             return refuse(409, "Call not answered");

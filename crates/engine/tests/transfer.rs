@@ -1994,3 +1994,176 @@ fn the_vm_direct_code_is_in_the_tenant_table_and_conflicts_are_refused() {
         Some(FeatureAction::VmDirect)
     );
 }
+
+// ---- Transfer of anchored calls (crates/engine/src/anchor/xfer.rs) ----
+
+/// 1001 calls the IVR 500, presses 1 and 1002 answers: (caller's 200, caller's endpoint,
+/// the desk's side of its dialog).
+fn ivr_call_answered(h: &mut Harness, cid: &str) -> (Response, engine::media::EndpointId, Party) {
+    let out = h.dial(&Dial {
+        from: "1001",
+        to: "500",
+        source: CALLER,
+        local: SEG1,
+        call_id: cid,
+    });
+    h.sent = out;
+    let ok = responses_to(h, CALLER)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .expect("the IVR answers");
+    let caller = Party {
+        at: CALLER,
+        ruri: ok.headers.contact().expect("Contact").uri.to_string(),
+        local: format!("<sip:1001@example.com>;tag=a-{cid}"),
+        remote: ok.to().expect("To").to_string(),
+        call_id: cid.to_string(),
+    };
+    h.recv_raw(&caller.request("ACK", 2, "", None), CALLER, SEG1);
+    let a_ep = opened(h);
+    h.end_play(a_ep);
+    h.sent.clear();
+    h.keys(a_ep, "1");
+    let inv = invites_to(&h.sent, DESK).pop().expect("1002 rings");
+    h.reply(&inv, 200, "desk", DESK, SEG1);
+    let desk = Party {
+        at: DESK,
+        ruri: inv.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1002@example.com>;tag=desk".into(),
+        remote: inv.from().expect("From").to_string(),
+        call_id: inv.call_id().expect("Call-ID").to_string(),
+    };
+    h.sent.clear();
+    h.media_log.clear();
+    (ok, a_ep, desk)
+}
+
+fn ivr_snapshot() -> engine::Snapshot {
+    let mut snap = snapshot();
+    let mut m = apps::ivr::MenuSpec {
+        greeting: "main-greeting".into(),
+        fallback: "hangup".into(),
+        ..Default::default()
+    };
+    m.options.insert('1', "ext:1002".into());
+    snap.apps = engine::config::Apps::new(vec![engine::config::IvrEntry {
+        tenant: 1,
+        name: "main".into(),
+        number: "500".into(),
+        spec: m,
+    }]);
+    snap
+}
+
+#[test]
+fn a_call_through_an_ivr_is_blind_transferred_by_the_answering_phone() {
+    let mut h = setup_with(ivr_snapshot());
+    let (ok, a_ep, desk) = ivr_call_answered(&mut h, "xa-1");
+    let id = h.engine.calls(h.now)[0].id;
+    refer(&mut h, &desk, 2, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 202);
+    let frags: Vec<String> = requests_to(&h, "NOTIFY", DESK)
+        .iter()
+        .map(sipfrag)
+        .collect();
+    assert_eq!(frags, vec!["SIP/2.0 100 Trying\r\n", "SIP/2.0 200 OK\r\n"]);
+    assert_eq!(
+        requests_to(&h, "BYE", DESK).len(),
+        1,
+        "the transferor is released"
+    );
+    assert!(
+        invites_to(&h.sent, CALLER).is_empty(),
+        "the caller stays on its endpoint"
+    );
+    let inv = invites_to(&h.sent, THIRD).pop().expect("1003 rings");
+    let b_ep = opened(&h);
+    assert_eq!(
+        u32::from(sdp_port(&inv.body)),
+        u32::from(h.endpoints[&b_ep].port()),
+        "from an endpoint of ours"
+    );
+    assert!(
+        h.plays_on(a_ep).iter().any(|p| p == "tone:Ringback"),
+        "the caller hears ringback: {:?}",
+        h.plays_on(a_ep)
+    );
+    // The desk's own BYE, crossing ours, ends nothing.
+    h.recv_raw(&desk.request("BYE", 3, "", None), DESK, SEG1);
+    assert_eq!(last_status_to(&h, DESK), 200);
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+    h.media_log.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    for ep in [a_ep, b_ep] {
+        assert!(
+            h.media_log
+                .iter()
+                .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == ep)),
+            "caller and target bridged"
+        );
+    }
+    let ev = h.engine.transfer_events(id);
+    assert_eq!(
+        ev.iter()
+            .map(|e| (e.kind, e.by.as_str(), e.to.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("blind", "1002", "1003")]
+    );
+    // The new target may transfer again; then the caller hangs up: one record.
+    h.sent.clear();
+    let caller = Party {
+        at: CALLER,
+        ruri: ok.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1001@example.com>;tag=a-xa-1".into(),
+        remote: ok.to().expect("To").to_string(),
+        call_id: "xa-1".into(),
+    };
+    h.recv_raw(&caller.request("BYE", 3, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", THIRD).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].callee, "1003");
+    assert_eq!(h.call_events.len(), 1);
+}
+
+#[test]
+fn anchored_transfer_refusals_keep_the_call() {
+    let mut snap = ivr_snapshot();
+    snap.outside = outside_routes();
+    if let Some(e) = snap.extensions.get_mut(&(1, "1002".to_string())) {
+        e.cos = CallClass::Internal;
+    }
+    let mut h = setup_with(snap);
+    let (ok, _a_ep, desk) = ivr_call_answered(&mut h, "xa-2");
+    let id = h.engine.calls(h.now)[0].id;
+    // No such number; attended transfer; the caller's side transferring.
+    refer(&mut h, &desk, 2, "<sip:1999@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 404);
+    refer(
+        &mut h,
+        &desk,
+        3,
+        "<sip:1003@example.com?Replaces=x%3Bto-tag%3Da%3Bfrom-tag%3Db>",
+    );
+    assert_eq!(last_status_to(&h, DESK), 501);
+    let caller = Party {
+        at: CALLER,
+        ruri: ok.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1001@example.com>;tag=a-xa-2".into(),
+        remote: ok.to().expect("To").to_string(),
+        call_id: "xa-2".into(),
+    };
+    refer(&mut h, &caller, 3, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, CALLER), 501);
+    // A number the desk may not call (class of service internal).
+    refer(&mut h, &desk, 4, "<sip:00312345678@example.com>");
+    let r = responses_to(&h, DESK).pop().expect("answered");
+    assert_eq!(r.status, 403);
+    assert!(r.reason.contains("not allowed"), "{}", r.reason);
+    assert!(h.requests("INVITE").is_empty(), "nothing is dialled");
+    assert!(h.requests("BYE").is_empty());
+    // The administrator's transfer of the same call works.
+    h.engine.transfer(id, "1003", h.now).expect("accepted");
+    h.drain();
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
+    assert!(invites_to(&h.sent, THIRD).pop().is_some());
+}
