@@ -106,6 +106,16 @@ pub(crate) struct Xfer {
     pub(crate) app_dest: Option<crate::xfer_app::AppDest>,
 }
 
+impl Xfer {
+    /// Transfers the call went through (its other events — members tried, pickups — aside).
+    pub(crate) fn transfers(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.kind, "blind" | "attended" | "replaces"))
+            .count()
+    }
+}
+
 /// Why a transfer was refused: a SIP-like status (403 class of service, 404 no such call or
 /// number, 409 not answered or already transferring, 501 unsupported) and a reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -480,7 +490,7 @@ impl Engine {
         if call
             .xfer
             .as_deref()
-            .is_some_and(|x| x.events.len() >= MAX_TRANSFERS_PER_CALL)
+            .is_some_and(|x| x.transfers() >= MAX_TRANSFERS_PER_CALL)
         {
             return self.refer_refused(txn, req, source, 403, "Too many transfers", now);
         }
@@ -1794,17 +1804,27 @@ impl Engine {
     /// A call ended: its transfer events are stored beside its record, the forks of a
     /// transfer in progress cancelled.
     pub(crate) fn transfer_call_ended(&mut self, call: &Call, now: Now) {
-        let Some(x) = call.xfer.as_deref() else {
-            return;
-        };
-        if !x.events.is_empty() {
+        // A hunted call's steps and forwards come first, then its transfers and pickups.
+        let mut events: Vec<TransferEvent> = call
+            .hunt
+            .as_deref()
+            .map(|h| h.events.clone())
+            .unwrap_or_default();
+        if let Some(x) = call.xfer.as_deref() {
+            events.extend(x.events.iter().cloned());
+        }
+        events.sort_by_key(|e| e.at);
+        if !events.is_empty() {
             let op = crate::DbOp::CdrEvents {
                 tenant: call.tenant_id,
                 call_id: call.legs[crate::b2bua::A_LEG].call_id.clone(),
-                events: x.events.clone(),
+                events,
             };
             self.db(op, crate::Pending::Background("storing call events"));
         }
+        let Some(x) = call.xfer.as_deref() else {
+            return;
+        };
         let Some(p) = x.pending.as_ref() else {
             return;
         };

@@ -211,10 +211,7 @@ impl Engine {
             return self.restore_pending(id, p);
         };
         let mut events = Vec::new();
-        loop {
-            let Some(step) = run.plan.steps.get(run.step).cloned() else {
-                break;
-            };
+        while let Some(step) = run.plan.steps.get(run.step).cloned() {
             if run.overall_end.is_some_and(|end| now.mono >= end) {
                 break;
             }

@@ -34,7 +34,7 @@ enum Next {
     /// `conf:N`).
     Goto(String),
     /// An outside number: the planned trunk call and the segment its endpoint opens on.
-    Outside(crate::dispatcher::OutsidePlan, std::net::IpAddr),
+    Outside(Box<crate::dispatcher::OutsidePlan>, std::net::IpAddr),
 }
 
 fn refused(status: u16, reason: impl Into<String>) -> TransferRefused {
@@ -96,7 +96,7 @@ impl Engine {
         if call
             .xfer
             .as_deref()
-            .is_some_and(|x| x.events.len() >= MAX_TRANSFERS_PER_CALL)
+            .is_some_and(|x| x.transfers() >= MAX_TRANSFERS_PER_CALL)
         {
             return Err(refused(403, "Too many transfers"));
         }
@@ -137,7 +137,7 @@ impl Engine {
                     return Err(not_yet());
                 }
                 match self.outside_plan_for(tenant, oc, by, now) {
-                    Ok((plan, local)) => Ok(Next::Outside(plan, local.ip())),
+                    Ok((plan, local)) => Ok(Next::Outside(Box::new(plan), local.ip())),
                     Err((503, _)) => Err(refused(503, "No trunk available")),
                     Err(_) => Err(refused(403, "Outside call refused")),
                 }
@@ -206,7 +206,7 @@ impl Engine {
                     .and_then(|xs| xs.events.last())
                     .map(|e| e.by.clone())
                     .unwrap_or_default();
-                self.anchored_outside_attach(id, plan, &caller);
+                self.anchored_outside_attach(id, *plan, &caller);
                 self.anchored_outside_ring(id, ip, now);
             }
         }
