@@ -78,6 +78,38 @@ fn national_route(snap: &mut Snapshot) {
     );
 }
 
+/// The trunk `carrier` at `at` (its host name `host`, else the address), the tenant's
+/// outbound limits and [`national_route`].
+fn carrier(snap: &mut Snapshot, at: &str, host: Option<&str>) {
+    let a = addr(at);
+    snap.outside.trunks.insert(
+        1,
+        TrunkEntry {
+            id: 1,
+            tenant: 1,
+            name: "carrier".into(),
+            spec: TrunkSpec {
+                host: host.map_or_else(|| a.ip().to_string(), str::to_string),
+                port: Some(a.port()),
+                ping_interval_s: 0,
+                ..TrunkSpec::default()
+            },
+            password: String::new(),
+            addrs: vec![a],
+            sources: vec![a.ip()],
+        },
+    );
+    snap.outside.tenants.insert(
+        1,
+        TenantOutbound {
+            main_number: "0312340000".into(),
+            max_per_hour: 1000,
+            ..TenantOutbound::default()
+        },
+    );
+    national_route(snap);
+}
+
 /// Registers the caller 1001 and `phones`, each with one contact.
 fn harness(snap: Snapshot, phones: &[&str]) -> Harness {
     let mut h = Harness::with(snap);
@@ -540,33 +572,7 @@ fn outside_group_members_obey_the_groups_class_of_service() {
         &["00312345678", "1002"],
         "hangup",
     )]);
-    let a = addr(CARRIER);
-    snap.outside.trunks.insert(
-        1,
-        TrunkEntry {
-            id: 1,
-            tenant: 1,
-            name: "carrier".into(),
-            spec: TrunkSpec {
-                host: a.ip().to_string(),
-                port: Some(a.port()),
-                ping_interval_s: 0,
-                ..TrunkSpec::default()
-            },
-            password: String::new(),
-            addrs: vec![a],
-            sources: vec![a.ip()],
-        },
-    );
-    snap.outside.tenants.insert(
-        1,
-        TenantOutbound {
-            main_number: "0312340000".into(),
-            max_per_hour: 1000,
-            ..TenantOutbound::default()
-        },
-    );
-    national_route(&mut snap);
+    carrier(&mut snap, CARRIER, None);
     let trunk_invites = |h: &Harness| {
         h.requests("INVITE")
             .iter()
@@ -768,33 +774,7 @@ fn forwards_and_dnd_are_in_the_call_history() {
 fn a_call_forwarded_out_through_a_trunk_carries_a_diversion_header() {
     const CARRIER: &str = "203.0.113.10:5060";
     let mut snap = snap_with(Vec::new());
-    let a = addr(CARRIER);
-    snap.outside.trunks.insert(
-        1,
-        TrunkEntry {
-            id: 1,
-            tenant: 1,
-            name: "carrier".into(),
-            spec: TrunkSpec {
-                host: "sip.carrier.example".into(),
-                port: Some(a.port()),
-                ping_interval_s: 0,
-                ..TrunkSpec::default()
-            },
-            password: String::new(),
-            addrs: vec![a],
-            sources: vec![a.ip()],
-        },
-    );
-    snap.outside.tenants.insert(
-        1,
-        TenantOutbound {
-            main_number: "0312340000".into(),
-            max_per_hour: 1000,
-            ..TenantOutbound::default()
-        },
-    );
-    national_route(&mut snap);
+    carrier(&mut snap, CARRIER, Some("sip.carrier.example"));
     snap.apps.hunt.forwarding.insert(
         2,
         Forwarding {
