@@ -193,6 +193,18 @@ fn transfer_into_a_colleagues_voicemail_records_the_callers_message() {
 fn a_call_through_an_ivr_is_transferred_by_the_phone_that_answered_it() {
     let mut d = pbx();
     silence_while_ringing(&mut d);
+    let audio = tempfile::tempdir().expect("tmp");
+    // A greeting of its own tone, apart from the phones' (where no prompts are installed a
+    // missing one plays the error tone, whose 1400 and 1800 Hz the tone check would count).
+    let greeting = tones(audio.path(), "greeting.wav", &[2900], 0, 1200);
+    d.cli_ok(&[
+        "prompt",
+        "upload",
+        "ivr-welcome",
+        "--lang",
+        "en",
+        greeting.to_str().expect("utf-8 path"),
+    ]);
     configure(
         &d,
         &[
@@ -207,7 +219,6 @@ fn a_call_through_an_ivr_is_transferred_by_the_phone_that_answered_it() {
             "5=ext:1002",
         ],
     );
-    let audio = tempfile::tempdir().expect("tmp");
     // Menu, choice, 1002 answers, 1002 transfers to 1003: the caller's tones come after.
     let lead = 12_000;
     let a_wav = tones(audio.path(), "a.wav", &CALLER_TONES, lead, 40_000);
