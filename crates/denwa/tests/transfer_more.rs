@@ -307,7 +307,10 @@ fn transfer_to_a_missing_group_is_refused_and_to_a_group_nobody_can_answer_goes_
     );
     assert_eq!(code, 404, "{body}");
     let (code, body) = api(&d, &token, "GET", "/calls", None);
-    assert!(code == 200 && body.contains(&format!("\"id\":{id}")), "{body}");
+    assert!(
+        code == 200 && body.contains(&format!("\"id\":{id}")),
+        "{body}"
+    );
     // The group nobody can answer: its no-answer destination takes the caller.
     let (code, body) = api(
         &d,
