@@ -2167,3 +2167,56 @@ fn anchored_transfer_refusals_keep_the_call() {
     assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
     assert!(invites_to(&h.sent, THIRD).pop().is_some());
 }
+
+#[test]
+fn a_transcoded_call_is_blind_transferred_by_the_answering_phone() {
+    let mut h = setup();
+    let out = h.dial(&Dial {
+        from: "1001",
+        to: "1002",
+        source: CALLER,
+        local: SEG1,
+        call_id: "xa-tc",
+    });
+    let first = invites_to(&out, DESK).pop().expect("1002 rings");
+    h.sent.clear();
+    // 1002 takes none of the caller's codecs: the call is retried with transcoding.
+    h.reply(&first, 488, "desk", DESK, SEG1);
+    let again = invites_to(&h.sent, DESK)
+        .pop()
+        .expect("rung again, transcoded");
+    h.reply(&again, 200, "desk2", DESK, SEG1);
+    assert_eq!(h.engine.active_calls(), 1);
+    let desk = Party {
+        at: DESK,
+        ruri: again.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1002@example.com>;tag=desk2".into(),
+        remote: again.from().expect("From").to_string(),
+        call_id: again.call_id().expect("Call-ID").to_string(),
+    };
+    h.media_log.clear();
+    refer(&mut h, &desk, 2, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 202);
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
+    assert!(
+        invites_to(&h.sent, CALLER).is_empty(),
+        "the caller stays on its endpoint"
+    );
+    let inv = invites_to(&h.sent, THIRD).pop().expect("1003 rings");
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    let joined = h
+        .media_log
+        .iter()
+        .filter(|c| matches!(c, MediaCommand::Join { .. }))
+        .count();
+    assert_eq!(joined, 2, "the caller's and the target's endpoints bridged");
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(
+        h.engine
+            .transfer_events(id)
+            .iter()
+            .map(|e| (e.kind, e.by.as_str(), e.to.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("blind", "1002", "1003")]
+    );
+}
