@@ -1118,11 +1118,13 @@ impl Engine {
     fn attach_hunt(
         &mut self,
         txn: sip::transaction::TransactionId,
-        h: Box<Hunt>,
+        mut h: Box<Hunt>,
         ring_end: Instant,
     ) {
         let Some(id) = self.b2bua.call_of_server_txn(txn) else {
-            return; // refused already (its one record is written)
+            // Refused already (its one record is written): its events go beside it.
+            self.hunt_store_events(&mut h);
+            return;
         };
         if let Some(call) = self.b2bua.get_mut(id) {
             call.start = h.start_wall;

@@ -819,3 +819,26 @@ fn a_call_forwarded_out_through_a_trunk_carries_a_diversion_header() {
             .is_none()
     );
 }
+
+#[test]
+fn a_forward_refused_by_class_of_service_still_leaves_its_history() {
+    let mut snap = snap_with(Vec::new());
+    national_route(&mut snap);
+    snap.apps.hunt.forwarding.insert(
+        2,
+        Forwarding {
+            always: "00312345678".into(),
+            ..Forwarding::default()
+        },
+    );
+    if let Some(e) = snap.extensions.get_mut(&(1, "1002".into())) {
+        e.cos = CallClass::Internal;
+    }
+    let mut h = harness(snap, &["1002"]);
+    call(&mut h, "1002", "hist-refused");
+    assert_eq!(caller_final(&h).map(|r| r.status), Some(403));
+    assert_eq!(
+        history(&h, "hist-refused"),
+        vec![ev("forward_always", "1002", "00312345678", 302)]
+    );
+}
