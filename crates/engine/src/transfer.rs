@@ -104,6 +104,9 @@ pub(crate) struct Xfer {
     /// A transferee moved onto an endpoint of ours: where it goes once it accepts the
     /// re-INVITE ([`crate::xfer_app`]).
     pub(crate) app_dest: Option<crate::xfer_app::AppDest>,
+    /// An attended transfer of an anchored call: the target's leg, the endpoint opened for it
+    /// and, once sent, our re-INVITE moving it there (`anchor::xfer`).
+    pub(crate) anchored_join: Option<(LegIdx, crate::media::EndpointId, Option<TransactionId>)>,
 }
 
 impl Xfer {
@@ -298,7 +301,7 @@ fn not_sendrecv(body: &[u8]) -> bool {
 }
 
 /// The extension number behind a leg of `call`, if the leg is an extension's phone.
-fn leg_ext(call: &Call, leg: LegIdx, snap: &crate::config::Snapshot) -> Option<String> {
+pub(crate) fn leg_ext(call: &Call, leg: LegIdx, snap: &crate::config::Snapshot) -> Option<String> {
     if let Some((_, n)) = call
         .xfer
         .as_deref()
@@ -939,7 +942,7 @@ impl Engine {
     }
 
     /// A new request in `leg`'s dialog, with our Via and Contact, and where it goes.
-    fn leg_request(
+    pub(crate) fn leg_request(
         &mut self,
         id: u64,
         leg: LegIdx,
@@ -1015,6 +1018,12 @@ impl Engine {
             }
             return true;
         }
+        if x.anchored_join.is_some_and(|(_, _, t)| t == Some(txn)) {
+            if resp.status >= 200 {
+                self.anchored_join_answered(id, txn, resp, now);
+            }
+            return true;
+        }
         let Some(fork) = pending_fork(call, txn) else {
             return false;
         };
@@ -1054,6 +1063,11 @@ impl Engine {
         if let Some(pos) = x.reinvites.iter().position(|(t, _)| *t == txn) {
             x.reinvites.remove(pos);
             warn!(call = id, "transferred party did not answer our re-INVITE");
+            return true;
+        }
+        if x.anchored_join.is_some_and(|(_, _, t)| t == Some(txn)) {
+            warn!(call = id, "transfer target did not answer our re-INVITE");
+            self.anchored_hangup(id, "transfer target lost", now);
             return true;
         }
         let Some(fork) = pending_fork(call, txn) else {

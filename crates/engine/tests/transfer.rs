@@ -2135,7 +2135,7 @@ fn anchored_transfer_refusals_keep_the_call() {
     let mut h = setup_with(snap);
     let (ok, _a_ep, desk) = ivr_call_answered(&mut h, "xa-2");
     let id = h.engine.calls(h.now)[0].id;
-    // No such number; attended transfer; the caller's side transferring.
+    // No such number; Replaces naming no call; the caller's side transferring.
     refer(&mut h, &desk, 2, "<sip:1999@example.com>");
     assert_eq!(last_status_to(&h, DESK), 404);
     refer(
@@ -2144,7 +2144,7 @@ fn anchored_transfer_refusals_keep_the_call() {
         3,
         "<sip:1003@example.com?Replaces=x%3Bto-tag%3Da%3Bfrom-tag%3Db>",
     );
-    assert_eq!(last_status_to(&h, DESK), 501);
+    assert_eq!(last_status_to(&h, DESK), 403, "Replaces names no call here");
     let caller = Party {
         at: CALLER,
         ruri: ok.headers.contact().expect("Contact").uri.to_string(),
@@ -2219,4 +2219,84 @@ fn a_transcoded_call_is_blind_transferred_by_the_answering_phone() {
             .collect::<Vec<_>>(),
         vec![("blind", "1002", "1003")]
     );
+}
+
+#[test]
+fn an_ivr_call_is_attended_transferred_by_the_answering_phone() {
+    let mut h = setup_with(ivr_snapshot());
+    let (_ok, a_ep, desk1) = ivr_call_answered(&mut h, "xa-at1");
+    let id = h.engine.calls(h.now)[0].id;
+    // The desk consults 1003 in a call of its own, then joins them.
+    let (desk2, third) = call_up(&mut h, ("1002", DESK), ("1003", THIRD), "xa-at2");
+    let our_tag = desk2
+        .remote
+        .split("tag=")
+        .nth(1)
+        .expect("our tag")
+        .to_string();
+    let replaces = format!("xa-at2%3Bto-tag%3D{our_tag}%3Bfrom-tag%3Da-xa-at2");
+    h.media_log.clear();
+    refer(
+        &mut h,
+        &desk1,
+        2,
+        &format!("<sip:1003@example.com?Replaces={replaces}>"),
+    );
+    assert_eq!(last_status_to(&h, DESK), 202);
+    let frags: Vec<String> = requests_to(&h, "NOTIFY", DESK)
+        .iter()
+        .map(sipfrag)
+        .collect();
+    assert_eq!(frags, vec!["SIP/2.0 100 Trying\r\n", "SIP/2.0 200 OK\r\n"]);
+    assert_eq!(
+        requests_to(&h, "BYE", DESK).len(),
+        2,
+        "both of the desk's legs"
+    );
+    assert!(
+        invites_to(&h.sent, CALLER).is_empty(),
+        "the caller stays on its endpoint"
+    );
+    assert_eq!(
+        h.cdrs.len(),
+        1,
+        "the consultation call ended with its record"
+    );
+    // 1003 is re-INVITEd onto a new endpoint of the first call.
+    let ep = opened(&h);
+    let reinv = invites_to(&h.sent, THIRD).pop().expect("1003 re-INVITEd");
+    assert_eq!(
+        u32::from(sdp_port(&reinv.body)),
+        u32::from(h.endpoints[&ep].port())
+    );
+    assert_eq!(
+        reinv.call_id().expect("Call-ID"),
+        third.call_id,
+        "in its own dialog"
+    );
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(&reinv, 200, "", THIRD, SEG1);
+    assert_eq!(requests_to(&h, "ACK", THIRD).len(), 1);
+    for e in [a_ep, ep] {
+        assert!(
+            h.media_log
+                .iter()
+                .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == e)),
+            "caller and target bridged"
+        );
+    }
+    let ev = h.engine.transfer_events(id);
+    assert_eq!(
+        ev.iter()
+            .map(|e| (e.kind, e.by.as_str(), e.to.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("attended", "1002", "1003")]
+    );
+    // 1003 hangs up: the caller gets the BYE, one more record.
+    h.sent.clear();
+    h.recv_raw(&third.request("BYE", 7, "", None), THIRD, SEG1);
+    assert_eq!(requests_to(&h, "BYE", CALLER).len(), 1);
+    assert_eq!(h.cdrs.len(), 2);
+    assert_eq!(h.cdrs[1].callee, "1003");
 }
