@@ -654,13 +654,22 @@ async fn serve(
         cluster_cmd::start_local_postgres(file).await?;
     }
     let store = open_store(&cfg).await?;
+    if cluster.is_some() {
+        // Epochs on writes: nothing writes until the cluster driver grants (store::fence).
+        store.fence().enable();
+    }
     let licensing = license_cmd::start(&cfg)?;
     let cluster_cfg = match &cluster {
-        Some(file) => Some(cluster_cmd::prepare(file, &licensing)?),
+        Some(file) => {
+            let mut c = cluster_cmd::prepare(file, &licensing)?;
+            c.data_dir = Some(cfg.data_dir.clone());
+            Some(c)
+        }
         None => None,
     };
-    // What a crash left behind (recordings marked running, old scratch files); not on a
-    // cluster node, whose peer may be recording into the same database.
+    // What a crash left behind (recordings marked running, old scratch files); on a cluster
+    // node it runs when the node becomes active (pbx::cluster_epoch), since the peer may be
+    // recording into the same database.
     if cluster_cfg.is_none() {
         pbx::stale::at_start(&store, &cfg.data_dir).await;
     }

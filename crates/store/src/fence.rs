@@ -139,6 +139,12 @@ impl Fence {
         self.state().grant = None;
     }
 
+    /// Whether a write would be allowed now (background work skips its round when not: a
+    /// standby does not try).
+    pub fn writable(&self) -> bool {
+        self.check(Instant::now()).is_ok()
+    }
+
     /// The current grant.
     pub fn current(&self) -> Option<Grant> {
         self.state().grant
