@@ -655,7 +655,10 @@ async fn serve(
     }
     let store = open_store(&cfg).await?;
     if cluster.is_some() {
-        // Epochs on writes: nothing writes until the cluster driver grants (store::fence).
+        // The pair's shared SIP digest secret is made (if it is missing) before the fence is
+        // up, as a standalone start does; from then on nothing writes until the cluster driver
+        // grants an epoch (store::fence).
+        pbx::load::digest_secret(&store).await?;
         store.fence().enable();
     }
     let licensing = license_cmd::start(&cfg)?;
