@@ -786,7 +786,26 @@ async fn serve(
         backup_listen: backup_server.as_ref().map(|b| b.0),
         cluster: cluster.clone(),
     };
-    let server = tokio::spawn(http::serve(http, state));
+    // A clustered node serves HTTP on its application addresses too (bound with IP_FREEBIND,
+    // answering there only while it holds them): API clients need not know which node is active.
+    let mut extra_http = Vec::new();
+    if let Some(c) = &cluster {
+        for a in &c.report().app_addrs {
+            let Some(ip) = a.split('/').next().and_then(|s| s.parse::<std::net::IpAddr>().ok())
+            else {
+                continue;
+            };
+            let at = std::net::SocketAddr::new(ip, http_addr.port());
+            if at == http_addr {
+                continue;
+            }
+            let l = pbx::transport::freebind_tcp_listener(at)
+                .and_then(tokio::net::TcpListener::from_std)
+                .with_context(|| format!("binding HTTP on the application address {at}"))?;
+            extra_http.push(l);
+        }
+    }
+    let server = tokio::spawn(http::serve_also(http, extra_http, state));
     let reports = report_cmd::spawn_periodic(store.clone());
     wait_for_signal().await;
     reports.abort();

@@ -1162,3 +1162,12 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
         assert!(!t.send(Transport::Tcp, None, b, Bytes::from_static(b"x"), || {}));
     }
 }
+
+/// A TCP listener on `addr` bound with `IP_FREEBIND` (the address need not exist yet): an
+/// active/standby node serves HTTP on the application addresses too, answering there only
+/// while it holds them.
+pub fn freebind_tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let s = freebind_socket(addr, socket2::Type::STREAM)?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
