@@ -259,6 +259,23 @@ fn frozen_old_active_resumed_can_write_nothing_and_demotes() {
         );
     }
     let during = stale.iter().filter(|a| a.sent < resumed).count();
+    // In flight when the node froze (sent before, answered after SIGCONT): each either
+    // committed before the freeze (then it is in the database: checked above) or is refused.
+    let in_flight: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| a.node == 0 && a.sent < frozen && a.answered >= resumed)
+        .collect();
+    let in_flight_codes: Vec<String> = in_flight
+        .iter()
+        .map(|a| {
+            let how = if a.body.contains("write refused") {
+                " (store fence)"
+            } else {
+                ""
+            };
+            format!("{}{how}", a.code)
+        })
+        .collect();
     let by_fence = stale
         .iter()
         .filter(|a| a.body.contains("write refused"))
@@ -277,6 +294,7 @@ fn frozen_old_active_resumed_can_write_nothing_and_demotes() {
          | node 2's first acknowledged API write after the freeze | {} ms |\n\
          | epochs | node 1 {epoch1}, node 2 {epoch2} |\n\
          | writes sent to node 1 after the freeze | {} ({during} of them while it was frozen; {} answered after SIGCONT, all 503: {} refused by the store's fence, the rest by the standby guard; no answer: {}) |\n\
+         | writes in flight to node 1 at the freeze, answered after SIGCONT | {}: {} |\n\
          | writes acknowledged by node 1 after the freeze | 0 |\n\
          | rows of refused writes in the database | 0 |\n\
          | acknowledged writes | {} (node 1 {}, node 2 {}), lost 0 |\n\
@@ -289,6 +307,8 @@ fn frozen_old_active_resumed_can_write_nothing_and_demotes() {
         tried_after_resume,
         by_fence,
         stale.iter().filter(|a| a.code == 0).count(),
+        in_flight.len(),
+        in_flight_codes.join(", "),
         acked.len(),
         attempts.iter().filter(|a| a.code == 201 && a.node == 0).count(),
         attempts.iter().filter(|a| a.code == 201 && a.node == 1).count(),
