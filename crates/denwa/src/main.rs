@@ -791,7 +791,10 @@ async fn serve(
     let mut extra_http = Vec::new();
     if let Some(c) = &cluster {
         for a in &c.report().app_addrs {
-            let Some(ip) = a.split('/').next().and_then(|s| s.parse::<std::net::IpAddr>().ok())
+            let Some(ip) = a
+                .split('/')
+                .next()
+                .and_then(|s| s.parse::<std::net::IpAddr>().ok())
             else {
                 continue;
             };

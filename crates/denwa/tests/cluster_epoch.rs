@@ -47,7 +47,10 @@ fn post_extension(lab: &Lab, node: usize, token: &str, number: u32) -> (u16, Str
         .args(["-s", "-m", "10", "-X", "POST", "-w", "\n%{http_code}"])
         .args(["-H", &format!("Authorization: Bearer {token}")])
         .args(["-H", "Content-Type: application/json", "--data", &body])
-        .arg(format!("http://10.77.0.{}:8080/api/v1/extensions", node + 1))
+        .arg(format!(
+            "http://10.77.0.{}:8080/api/v1/extensions",
+            node + 1
+        ))
         .output()
         .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -70,10 +73,7 @@ fn present(db_url: &str) -> BTreeSet<u32> {
                 limit: 10_000,
                 offset: 0,
             };
-            let all = s
-                .list_extensions(t, None, page)
-                .await
-                .expect("extensions");
+            let all = s.list_extensions(t, None, page).await.expect("extensions");
             s.close().await;
             all.iter()
                 .filter_map(|e| e.number.parse::<u32>().ok())
@@ -165,7 +165,11 @@ fn frozen_old_active_resumed_can_write_nothing_and_demotes() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let t_start = Instant::now();
     while acked_by(0, t_start) < 20 {
-        assert!(Instant::now() < deadline, "node 1 takes no writes: {:?}", log.lock().unwrap_or_else(|p| p.into_inner()).last());
+        assert!(
+            Instant::now() < deadline,
+            "node 1 takes no writes: {:?}",
+            log.lock().unwrap_or_else(|p| p.into_inner()).last()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -233,7 +237,10 @@ fn frozen_old_active_resumed_can_write_nothing_and_demotes() {
         .map(|a| a.number)
         .filter(|x| have.contains(x))
         .collect();
-    assert!(leaked.is_empty(), "refused writes found in the database: {leaked:?}");
+    assert!(
+        leaked.is_empty(),
+        "refused writes found in the database: {leaked:?}"
+    );
     // Sent to node 1 after the freeze: none acknowledged, none in the database.
     let stale: Vec<&Attempt> = attempts
         .iter()
@@ -310,8 +317,14 @@ fn frozen_old_active_resumed_can_write_nothing_and_demotes() {
         in_flight.len(),
         in_flight_codes.join(", "),
         acked.len(),
-        attempts.iter().filter(|a| a.code == 201 && a.node == 0).count(),
-        attempts.iter().filter(|a| a.code == 201 && a.node == 1).count(),
+        attempts
+            .iter()
+            .filter(|a| a.code == 201 && a.node == 0)
+            .count(),
+        attempts
+            .iter()
+            .filter(|a| a.code == 201 && a.node == 1)
+            .count(),
     );
     println!("\n{table}");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster-epoch-results.md");

@@ -1204,15 +1204,14 @@ async fn probe_task(
     loop {
         tick.tick().await;
         // The stamped epoch (replicated on a standby) doubles as the "database answers" probe.
-        let db_ok = match tokio::time::timeout(Duration::from_millis(800), store.cluster_epoch())
-            .await
-        {
-            Ok(Ok(e)) => {
-                db_epoch.fetch_max(e, std::sync::atomic::Ordering::SeqCst);
-                true
-            }
-            _ => false,
-        };
+        let db_ok =
+            match tokio::time::timeout(Duration::from_millis(800), store.cluster_epoch()).await {
+                Ok(Ok(e)) => {
+                    db_epoch.fetch_max(e, std::sync::atomic::Ordering::SeqCst);
+                    true
+                }
+                _ => false,
+            };
         let sip_bound = pbx.core_alive();
         let db = match &pg {
             Some(n) => {

@@ -154,9 +154,11 @@ impl EpochWire {
                     let store = self.store.clone();
                     tokio::spawn(async move {
                         let r = crate::stale::at_start(&store, &dir).await;
-                        tracing::info!(recordings_closed = r.recordings_closed,
+                        tracing::info!(
+                            recordings_closed = r.recordings_closed,
                             scratch_removed = r.scratch_removed,
-                            "cluster: start-up clean-up done on becoming active");
+                            "cluster: start-up clean-up done on becoming active"
+                        );
                     });
                 }
             }

@@ -71,7 +71,12 @@ macro_rules! write_tx {
                 // never fails with SQLITE_BUSY_SNAPSHOT; waits are covered by busy_timeout.
                 let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
                 if let Some(epoch) = permit {
-                    $crate::fence::fence_db_check!(fence, $tx, $crate::fence::SQL_SQLITE_CHECK, epoch);
+                    $crate::fence::fence_db_check!(
+                        fence,
+                        $tx,
+                        $crate::fence::SQL_SQLITE_CHECK,
+                        epoch
+                    );
                 }
                 let out = $body;
                 fence.permit()?;

@@ -191,7 +191,9 @@ impl Fence {
         let now = Instant::now();
         let mut s = self.state();
         s.unlogged += 1;
-        if s.last_log.is_none_or(|t| now.saturating_duration_since(t) >= LOG_EVERY) {
+        if s.last_log
+            .is_none_or(|t| now.saturating_duration_since(t) >= LOG_EVERY)
+        {
             tracing::warn!(reason = %why, refused_total = n, since_last_log = s.unlogged,
                 "store: write refused by the cluster fence");
             s.last_log = Some(now);
@@ -377,11 +379,17 @@ mod tests {
             Err(Refusal::NotStamped { ours: 5, db: 4 })
         );
         assert!(!rx.has_changed().expect("open"));
-        assert_eq!(f.check_db(5, 6), Err(Refusal::NewerEpoch { ours: 5, db: 6 }));
+        assert_eq!(
+            f.check_db(5, 6),
+            Err(Refusal::NewerEpoch { ours: 5, db: 6 })
+        );
         assert!(rx.has_changed().expect("open"));
         assert_eq!(*rx.borrow_and_update(), 6);
         f.check_db(5, 6).expect_err("still refused");
-        assert!(!rx.has_changed().expect("open"), "same epoch: no new announcement");
+        assert!(
+            !rx.has_changed().expect("open"),
+            "same epoch: no new announcement"
+        );
     }
 
     #[test]

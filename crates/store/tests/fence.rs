@@ -44,7 +44,9 @@ fn fenced(r: Result<store::Extension, Error>) -> Refusal {
 /// announced.
 async fn stale_epoch_write_is_refused_and_nothing_is_committed(b: store::Backend) {
     let (old, url, _g) = common::store(b).await;
-    let new = Store::open(&url, common::opts()).await.expect("second store");
+    let new = Store::open(&url, common::opts())
+        .await
+        .expect("second store");
     assert_eq!(old.cluster_epoch().await.expect("epoch"), 0);
     old.fence().enable();
     new.fence().enable();
@@ -52,8 +54,11 @@ async fn stale_epoch_write_is_refused_and_nothing_is_committed(b: store::Backend
         old.stamp_epoch(5, 1).await.expect("stamp"),
         Stamp::Stamped { was: 0 }
     );
-    old.fence().grant(5, Some(Instant::now() + Duration::from_secs(60)));
-    add(&old, "1001").await.expect("the active writes under its epoch");
+    old.fence()
+        .grant(5, Some(Instant::now() + Duration::from_secs(60)));
+    add(&old, "1001")
+        .await
+        .expect("the active writes under its epoch");
     assert_eq!(new.cluster_epoch().await.expect("epoch"), 5);
 
     let mut newer = old.fence().watch_newer();
@@ -64,7 +69,10 @@ async fn stale_epoch_write_is_refused_and_nothing_is_committed(b: store::Backend
     new.fence().grant(6, None);
     let why = fenced(add(&old, "1002").await);
     assert_eq!(why, Refusal::NewerEpoch { ours: 5, db: 6 });
-    assert!(!exists(&new, "1002").await, "nothing of the stale write committed");
+    assert!(
+        !exists(&new, "1002").await,
+        "nothing of the stale write committed"
+    );
     assert!(newer.has_changed().expect("open"));
     assert_eq!(*newer.borrow_and_update(), 6);
     assert!(old.fence().refused() >= 1);
@@ -80,7 +88,9 @@ async fn stale_epoch_write_is_refused_and_nothing_is_committed(b: store::Backend
 
 async fn ended_authority_and_missing_grant_refuse_before_anything(b: store::Backend) {
     let (s, _url, _g) = common::store(b).await;
-    add(&s, "2001").await.expect("a standalone store is not fenced");
+    add(&s, "2001")
+        .await
+        .expect("a standalone store is not fenced");
     s.fence().enable();
     assert_eq!(fenced(add(&s, "2002").await), Refusal::NotActive);
     s.stamp_epoch(3, 1).await.expect("stamp");
@@ -91,7 +101,8 @@ async fn ended_authority_and_missing_grant_refuse_before_anything(b: store::Back
         fenced(add(&s, "2003").await),
         Refusal::AuthorityEnded { epoch: 3 }
     );
-    s.fence().grant(3, Some(Instant::now() + Duration::from_secs(60)));
+    s.fence()
+        .grant(3, Some(Instant::now() + Duration::from_secs(60)));
     add(&s, "2004").await.expect("granted");
     s.fence().revoke();
     assert_eq!(fenced(add(&s, "2005").await), Refusal::NotActive);
@@ -106,9 +117,9 @@ async fn ended_authority_and_missing_grant_refuse_before_anything(b: store::Back
             None,
             store::Page::default()
         )
-            .await
-            .expect("list")
-            .len(),
+        .await
+        .expect("list")
+        .len(),
         2
     );
 }
@@ -194,7 +205,9 @@ async fn postgres_frozen_transaction_cannot_block_the_stamp_or_commit_after_it()
         .await
         .expect("write");
     // The new Active stamps, retrying while the old transaction holds the row.
-    let new = Store::open(&url, common::opts()).await.expect("second store");
+    let new = Store::open(&url, common::opts())
+        .await
+        .expect("second store");
     let mut attempts = 0;
     let stamped = loop {
         attempts += 1;
@@ -206,8 +219,14 @@ async fn postgres_frozen_transaction_cannot_block_the_stamp_or_commit_after_it()
         }
     };
     assert_eq!(stamped, Stamp::Stamped { was: 5 });
-    assert!(attempts > 1, "the first attempt waited for the open transaction");
-    assert!(tx.commit().await.is_err(), "the frozen transaction cannot commit");
+    assert!(
+        attempts > 1,
+        "the first attempt waited for the open transaction"
+    );
+    assert!(
+        tx.commit().await.is_err(),
+        "the frozen transaction cannot commit"
+    );
     assert_ne!(
         new.default_tenant().await.expect("tenant").name,
         "frozen-write"

@@ -34,7 +34,12 @@ pub fn refusal_in(w: &Web, lang: Lang) -> Option<String> {
         .first()
         .and_then(|p| p.peer.parse::<std::net::SocketAddr>().ok())
         .map(|a| a.ip().to_string());
-    Some(refusal_text(lang, r.status.role, r.peer, peer_ip.as_deref()))
+    Some(refusal_text(
+        lang,
+        r.status.role,
+        r.peer,
+        peer_ip.as_deref(),
+    ))
 }
 
 /// The refusal's words.
@@ -133,6 +138,9 @@ mod tests {
             "このノードは待機系（SBY）です。変更は運用系ノード（ノード 1、10.77.0.1）で行ってください"
         );
         let ja = refusal_text(Lang::Ja, ha::Role::Fenced, 2, None);
-        assert!(ja.contains("切り離し中") && ja.contains("ノード 2）"), "{ja}");
+        assert!(
+            ja.contains("切り離し中") && ja.contains("ノード 2）"),
+            "{ja}"
+        );
     }
 }
