@@ -400,10 +400,13 @@ mod tests {
     #[test]
     fn grant_and_revoke() {
         let f = Fence::new();
+        assert!(f.writable(), "standalone: background work runs");
         f.enable();
         assert!(f.enabled());
+        assert!(!f.writable(), "a standby's background work skips its round");
         assert_eq!(f.check(Instant::now()), Err(Refusal::NotActive));
         f.grant(3, None);
+        assert!(f.writable());
         assert_eq!(f.check(Instant::now()), Ok(Some(3)));
         f.revoke();
         assert_eq!(f.check(Instant::now()), Err(Refusal::NotActive));
