@@ -307,6 +307,23 @@ async fn standby_serves_reads_and_refuses_writes_after_authentication() {
         )
         .await;
     assert_ne!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    // In Japanese: the banner and the refusal page follow the panel's language.
+    let p = b.get("/lang?set=ja&back=/").await;
+    assert!(p.status.is_redirection());
+    let ja =
+        "このノードは待機系（SBY）です。変更は運用系ノード（ノード 2、10.0.0.2）で行ってください";
+    let p = b.get("/extensions").await;
+    assert!(p.text().contains(ja), "{}", p.text());
+    let r = b
+        .post(
+            "/extensions",
+            &[("csrf", &csrf(&p.text())), ("number", "2004")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert!(r.text().contains(ja), "{}", r.text());
+    let p = b.get("/lang?set=en&back=/").await;
+    assert!(p.status.is_redirection());
     // Without a session the panel tells nothing.
     let mut anon = common::browser::Browser::new(&a);
     let r = anon
