@@ -394,7 +394,7 @@ impl B2bua {
         self.calls.insert(id, call);
     }
 
-    fn new_session(&mut self, call: u64) -> SessionId {
+    pub(crate) fn new_session(&mut self, call: u64) -> SessionId {
         self.next_session += 1;
         let s = SessionId(self.next_session);
         self.by_session.insert(s, call);
@@ -1264,6 +1264,7 @@ impl Engine {
         for t in others {
             let _ = self.layer.cancel(t, now.mono);
         }
+        self.live_call_save(id, now);
     }
 
     /// See [`Self::maybe_all_failed`].
@@ -1721,7 +1722,12 @@ impl Engine {
         for c in cmds {
             self.media(c);
         }
+        let media_changed =
+            (200..300).contains(&out.status) && matches!(method, Method::Invite | Method::Update);
         self.respond(server_txn, out, now);
+        if media_changed {
+            self.live_call_save(id, now);
+        }
     }
 
     // ------------------------------------------------------------------------------------
@@ -1822,6 +1828,7 @@ impl Engine {
             return;
         };
         info!(call = id, call_id = %call.legs[A_LEG].call_id, disposition = ending.disposition.as_str(), "call ended");
+        self.live_call_ended(&call);
         if let Some(s) = call.anchor.as_deref_mut().and_then(|a| a.prompt_rec_mut()) {
             self.prompt_rec_call_ended(id, call.tenant_id, s);
         }

@@ -520,6 +520,7 @@ impl Cluster {
             pbx: pbx.clone(),
             store: store.clone(),
             tx: tx.clone(),
+            take_event: "failover",
         };
         let pg = match &cfg.postgres {
             Some(p) => {
@@ -852,6 +853,8 @@ impl Driver {
                 false
             }
             Output::TakeIp { epoch } => {
+                let peer_alive = self.node.status(Instant::now()).peer_role.is_some();
+                self.mover.take_event = if peer_alive { "switchover" } else { "failover" };
                 self.mover.apply(Move::Take(epoch)).await;
                 true
             }
@@ -1349,6 +1352,9 @@ struct Mover {
     pbx: Pbx,
     store: store::Store,
     tx: mpsc::Sender<In>,
+    /// Why the next take happens (`switchover`: the peer is alive and handed over;
+    /// `failover`), kept with the records of the calls in progress it continues.
+    take_event: &'static str,
 }
 
 impl Mover {
@@ -1377,6 +1383,17 @@ impl Mover {
                         Err(e) => tracing::warn!(error = %e, "cluster: dropping parked calls"),
                     }
                 });
+                // Calls in progress likewise: the peer continues them from their rows.
+                let pbx = self.pbx.clone();
+                tokio::spawn(async move {
+                    match pbx.forget_live_calls().await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(calls = n, "cluster: calls in progress left to the peer")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cluster: dropping calls in progress"),
+                    }
+                });
             }
             Move::Take(epoch) => {
                 self.generation += 1;
@@ -1394,6 +1411,26 @@ impl Mover {
                     Ok(Err(e)) => tracing::warn!(error = %e, "cluster: loading registrations"),
                     Err(_) => tracing::warn!(
                         "cluster: loading registrations took over 500 ms: taking the address without them"
+                    ),
+                }
+                // Calls in progress on the peer: their relay ports are bound (IP_FREEBIND) before
+                // the address comes up, so the first packet that reaches us finds its socket.
+                let event = self.take_event;
+                match tokio::time::timeout(
+                    RELOAD_TIMEOUT,
+                    self.pbx.reload_live_calls(&self.store, event),
+                )
+                .await
+                {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => {
+                        tracing::info!(calls = n, event, "cluster: calls in progress continued")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cluster: continuing calls in progress")
+                    }
+                    Err(_) => tracing::warn!(
+                        "cluster: reading calls in progress took over 500 ms: taking the address first"
                     ),
                 }
                 for a in addrs.iter() {

@@ -52,6 +52,8 @@ pub(crate) struct Driver {
     /// Database operations of this turn that must run in order (location changes).
     ordered: Vec<(OpId, DbOp)>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Rows of calls in progress, written in order ([`crate::live_calls`]).
+    live: crate::live_calls::LiveWriter,
 }
 
 fn now() -> Now {
@@ -83,7 +85,9 @@ impl Driver {
             apps.data_dir().to_path_buf(),
             metrics.recorder.clone(),
         );
+        let live = crate::live_calls::LiveWriter::start(store.clone(), back_tx.clone());
         Driver {
+            live,
             engine,
             store,
             relay,
@@ -259,6 +263,17 @@ impl Driver {
             }
             Control::ForgetParked(tx) => {
                 let _ = tx.send(self.engine.forget_parked());
+            }
+            Control::LoadLiveCalls(rows, event, tx) => {
+                let count = crate::live_calls::load(&mut self.engine, rows, event, n);
+                // The relay sockets are bound before the answer lets the address come up.
+                self.carry_out();
+                let _ = tx.send(count);
+            }
+            Control::ForgetLiveCalls(tx) => {
+                let count = self.engine.forget_live_calls(n);
+                self.carry_out();
+                let _ = tx.send(count);
             }
         }
     }
@@ -445,6 +460,12 @@ impl Driver {
                     let _ = back.send(Input::Db(id, DbAnswer::Done(r.map_err(|e| e.to_string()))));
                 });
             }
+            DbOp::LiveCall(op) => {
+                if let Err(answer) = self.live.write(id, op) {
+                    warn!("call rows queue full: a row was not written");
+                    self.feedback.push(answer);
+                }
+            }
             DbOp::PurgeExpired { now } => {
                 let store = self.store.clone();
                 let back = self.back_tx.clone();
@@ -508,6 +529,25 @@ impl Driver {
                 a_ip,
                 b_ip,
             } => match self.relay.allocate(&call_id, a_ip, b_ip) {
+                Ok(s) => {
+                    let (a, b) = (s.local(media::Leg::A), s.local(media::Leg::B));
+                    self.sessions.insert(session, s);
+                    self.feedback
+                        .push(Input::Media(MediaEvent::Allocated { session, a, b }));
+                }
+                Err(e) => self
+                    .feedback
+                    .push(Input::Media(MediaEvent::AllocationFailed {
+                        session,
+                        reason: e.to_string(),
+                    })),
+            },
+            MediaCommand::Adopt {
+                session,
+                call_id,
+                a,
+                b,
+            } => match self.relay.allocate_at(&call_id, a, b) {
                 Ok(s) => {
                     let (a, b) = (s.local(media::Leg::A), s.local(media::Leg::B));
                     self.sessions.insert(session, s);

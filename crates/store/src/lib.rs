@@ -18,6 +18,7 @@ mod config;
 mod db;
 mod group;
 mod hunt;
+mod live_calls;
 mod location;
 pub mod migrate;
 pub mod recording;

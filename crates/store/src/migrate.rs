@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 16;
+pub const LATEST: i64 = 17;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -572,6 +572,18 @@ ALTER TABLE tenants ADD COLUMN language TEXT NOT NULL DEFAULT '';
 ALTER TABLE extensions ADD COLUMN language TEXT NOT NULL DEFAULT '';
 "#;
 
+/// Calls in progress of an active/standby pair (`engine::live_calls`): one row per relayed,
+/// answered call, the engine's record as JSON, so the node taking over continues it.
+const V17_LIVE_CALLS: &str = r#"
+CREATE TABLE live_calls (
+    tenant_id BIGINT NOT NULL,
+    call_id TEXT NOT NULL,
+    saved_at BIGINT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, call_id)
+);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -653,6 +665,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 16,
         name: "prompt language",
         sql: V16_PROMPT_LANGUAGE,
+    },
+    Migration {
+        version: 17,
+        name: "calls in progress (live_calls)",
+        sql: V17_LIVE_CALLS,
     },
 ];
 
