@@ -24,9 +24,10 @@
 //! dropped without a word (no BYE, no record; the peer continues them), their relay sockets
 //! closed, their rows left alone. A node that merely starts loads nothing.
 //!
-//! Not kept: calls anchored on our endpoints (IVR, voicemail, conference, music on hold,
-//! transcoded calls) and calls still ringing — they end on the node that loses the address,
-//! and their phones learn it from the silence (see docs/ha.md). Legs over TCP/TLS are rebuilt
+//! Not kept: calls anchored on our endpoints (IVR, voicemail, conference, transcoded calls)
+//! and calls still ringing — they end with the node that loses the address (see docs/ha.md).
+//! A call on hold is kept, but not its music: the held party hears silence after a take-over
+//! until the call is resumed. Legs over TCP/TLS are rebuilt
 //! like UDP ones, but the connection they used is gone: the phone's next request on a new
 //! connection is answered, our own requests to it may fail.
 
@@ -280,13 +281,16 @@ fn is_hold(leg: &LiveLeg) -> bool {
 
 /// The row of a call, when it is a relayed, answered call another node can continue.
 fn live_record(call: &Call, now: Now) -> Option<LiveCallRecord> {
-    if call.anchor.is_some() || call.moh.is_some() || call.state != CallState::Up {
+    if call.anchor.is_some() || call.state != CallState::Up {
         return None;
     }
     let Bridge { a, b, session } = call.bridge?;
     let a = live_leg(call, a, session, Side::A)?;
     let b = live_leg(call, b, session, Side::B)?;
-    let on_hold = is_hold(&a) || is_hold(&b);
+    // On hold, the held party hears music from an endpoint of ours: that endpoint is not
+    // carried over (the held party hears silence after a take-over until the call resumes,
+    // when the resuming re-INVITE points it at the relay again).
+    let on_hold = call.moh.is_some() || is_hold(&a) || is_hold(&b);
     Some(LiveCallRecord {
         tenant: call.tenant_id,
         call_id: call.legs.get(A_LEG)?.call_id.clone(),
@@ -552,15 +556,10 @@ impl Engine {
             call = id,
             "the relay ports of a taken-over call cannot be bound: hanging up"
         );
-        if let Some(m) = self
-            .b2bua
-            .get_mut(id)
-            .and_then(|c| c.media.iter_mut().find(|m| m.id == session))
-        {
-            // Nothing to close in the relay.
-            m.ports = None;
-        }
         self.hangup_call(id, "relay ports lost in the take-over", now);
+        // No relay session carried media: the record needs no statistics from it.
+        let none = crate::db::LegStats::default();
+        self.media_closed(session, none, none, now);
         true
     }
 

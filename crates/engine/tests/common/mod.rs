@@ -126,6 +126,10 @@ pub struct Harness {
     pub park_rows: std::collections::BTreeMap<(i64, u32), engine::park::ParkRecord>,
     /// Park operations asked for, in order.
     pub park_ops: Vec<engine::park::ParkOp>,
+    /// Rows of calls in progress stored, by (tenant, Call-ID) ([`engine::live_calls`]).
+    pub live_rows: std::collections::BTreeMap<(i64, String), engine::live_calls::LiveCallRecord>,
+    /// Call row operations asked for, in order.
+    pub live_ops: Vec<engine::live_calls::LiveCallOp>,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -189,6 +193,8 @@ impl Harness {
             dnd_ops: Vec::new(),
             park_rows: Default::default(),
             park_ops: Vec::new(),
+            live_rows: Default::default(),
+            live_ops: Vec::new(),
         }
     }
 
@@ -323,6 +329,21 @@ impl Harness {
                 }
                 DbAnswer::Done(Ok(()))
             }
+            DbOp::LiveCall(op) => {
+                self.live_ops.push(op.clone());
+                if fail {
+                    return DbAnswer::Done(Err("disk full".into()));
+                }
+                match op {
+                    engine::live_calls::LiveCallOp::Save(r) => {
+                        self.live_rows.insert((r.tenant, r.call_id.clone()), *r);
+                    }
+                    engine::live_calls::LiveCallOp::Delete { tenant, call_id } => {
+                        self.live_rows.remove(&(tenant, call_id));
+                    }
+                }
+                DbAnswer::Done(Ok(()))
+            }
             DbOp::CdrEvents {
                 tenant,
                 call_id,
@@ -382,6 +403,16 @@ impl Harness {
                 let a = SocketAddr::new(a_ip, self.next_port);
                 let b = SocketAddr::new(b_ip, self.next_port + 2);
                 self.next_port += 4;
+                self.sessions.insert(session, (a, b));
+                Some(MediaEvent::Allocated { session, a, b })
+            }
+            MediaCommand::Adopt { session, a, b, .. } => {
+                if self.fail_media {
+                    return Some(MediaEvent::AllocationFailed {
+                        session,
+                        reason: "address in use".into(),
+                    });
+                }
                 self.sessions.insert(session, (a, b));
                 Some(MediaEvent::Allocated { session, a, b })
             }
