@@ -54,45 +54,12 @@ fn answered_call(h: &mut Harness, call_id: &str) -> (Request, Response) {
 }
 
 fn caller_final(h: &Harness) -> Response {
-    h.sent
-        .iter()
-        .filter(|s| s.to.to_string() == CALLER)
-        .filter_map(|s| match &s.message {
-            Message::Response(r)
-                if r.status >= 200 && r.cseq().is_some_and(|c| c.method.as_str() == "INVITE") =>
-            {
-                Some(r.clone())
-            }
-            _ => None,
-        })
-        .next_back()
+    h.final_invite_response(CALLER)
         .expect("a final response to the caller's INVITE")
 }
 
-/// An in-dialog request from the caller in the dialog its 200 set up.
 fn caller_request(ok: &Response, method: &str, cseq: u32, body: Option<String>) -> String {
-    let contact = ok
-        .headers
-        .contact()
-        .expect("Contact in 200")
-        .uri
-        .to_string();
-    let to = ok.to().expect("To").to_string();
-    let call_id = ok.call_id().expect("Call-ID").to_string();
-    let mut s = format!(
-        "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK-lc{cseq}-{method}-{call_id}\r\nMax-Forwards: 70\r\nFrom: \"Caller\" <sip:1001@example.com>;tag=a-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
-    );
-    match body {
-        Some(b) => {
-            let b = b.replace('\n', "\r\n");
-            s.push_str(&format!(
-                "Contact: <sip:1001@{CALLER}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-                b.len()
-            ));
-        }
-        None => s.push_str("Content-Length: 0\r\n\r\n"),
-    }
-    s
+    caller_in_dialog(ok, ("1001", CALLER), method, cseq, body)
 }
 
 /// An in-dialog request from the desk phone in the dialog of our fork `fork`.

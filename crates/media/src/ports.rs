@@ -102,10 +102,22 @@ pub fn bind_pair_at(rtp: SocketAddr) -> Result<(UdpSocket, UdpSocket), Error> {
 
 fn bind_udp_freebind(addr: SocketAddr) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
-    use std::os::fd::AsRawFd as _;
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    set_freebind(&s, addr.is_ipv4())?;
+    s.set_nonblocking(true)?;
+    if addr.is_ipv4() {
+        let _ = s.set_tos(TOS_EF);
+    }
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// Sets `IP_FREEBIND` (IPv4) or `IPV6_FREEBIND` on `s`: it may then bind an address that is
+/// on no interface yet (an application address before a take-over adds it).
+pub fn set_freebind(s: &socket2::Socket, ipv4: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
     let on: libc::c_int = 1;
-    let (level, name) = if addr.is_ipv4() {
+    let (level, name) = if ipv4 {
         (libc::IPPROTO_IP, libc::IP_FREEBIND)
     } else {
         (libc::IPPROTO_IPV6, libc::IPV6_FREEBIND)
@@ -123,12 +135,7 @@ fn bind_udp_freebind(addr: SocketAddr) -> io::Result<UdpSocket> {
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    s.set_nonblocking(true)?;
-    if addr.is_ipv4() {
-        let _ = s.set_tos(TOS_EF);
-    }
-    s.bind(&addr.into())?;
-    Ok(s.into())
+    Ok(())
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {

@@ -528,39 +528,19 @@ impl Driver {
                 call_id,
                 a_ip,
                 b_ip,
-            } => match self.relay.allocate(&call_id, a_ip, b_ip) {
-                Ok(s) => {
-                    let (a, b) = (s.local(media::Leg::A), s.local(media::Leg::B));
-                    self.sessions.insert(session, s);
-                    self.feedback
-                        .push(Input::Media(MediaEvent::Allocated { session, a, b }));
-                }
-                Err(e) => self
-                    .feedback
-                    .push(Input::Media(MediaEvent::AllocationFailed {
-                        session,
-                        reason: e.to_string(),
-                    })),
-            },
+            } => {
+                let r = self.relay.allocate(&call_id, a_ip, b_ip);
+                self.allocated(session, r);
+            }
             MediaCommand::Adopt {
                 session,
                 call_id,
                 a,
                 b,
-            } => match self.relay.allocate_at(&call_id, a, b) {
-                Ok(s) => {
-                    let (a, b) = (s.local(media::Leg::A), s.local(media::Leg::B));
-                    self.sessions.insert(session, s);
-                    self.feedback
-                        .push(Input::Media(MediaEvent::Allocated { session, a, b }));
-                }
-                Err(e) => self
-                    .feedback
-                    .push(Input::Media(MediaEvent::AllocationFailed {
-                        session,
-                        reason: e.to_string(),
-                    })),
-            },
+            } => {
+                let r = self.relay.allocate_at(&call_id, a, b);
+                self.allocated(session, r);
+            }
             MediaCommand::SetRemote {
                 session,
                 side,
@@ -618,6 +598,22 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Keeps a session the relay opened and tells the engine where it listens (or why not).
+    fn allocated(&mut self, session: SessionId, r: Result<media::Session, media::relay::Error>) {
+        let ev = match r {
+            Ok(s) => {
+                let (a, b) = (s.local(media::Leg::A), s.local(media::Leg::B));
+                self.sessions.insert(session, s);
+                MediaEvent::Allocated { session, a, b }
+            }
+            Err(e) => MediaEvent::AllocationFailed {
+                session,
+                reason: e.to_string(),
+            },
+        };
+        self.feedback.push(Input::Media(ev));
     }
 
     /// Reports sessions whose media stopped.

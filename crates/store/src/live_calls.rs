@@ -21,13 +21,9 @@ impl Store {
         })?;
         let at = to_ms(chrono::DateTime::<Utc>::from(r.saved_at));
         write_tx!(self.db(), tx, kind => {
-            sqlx::query("DELETE FROM live_calls WHERE tenant_id = $1 AND call_id = $2")
-                .bind(r.tenant)
-                .bind(&r.call_id)
-                .execute(&mut *tx)
-                .await?;
             sqlx::query(
-                "INSERT INTO live_calls (tenant_id, call_id, saved_at, record) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO live_calls (tenant_id, call_id, saved_at, record) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (tenant_id, call_id) DO UPDATE SET saved_at = $3, record = $4",
             )
             .bind(r.tenant)
             .bind(&r.call_id)

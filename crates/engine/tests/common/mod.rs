@@ -923,3 +923,54 @@ pub fn national_outside(pattern: &str, trunk: (&str, Option<(&str, &str)>)) -> O
     );
     o
 }
+
+impl Harness {
+    /// The last final response the phone at `at` got to an INVITE.
+    pub fn final_invite_response(&self, at: &str) -> Option<Response> {
+        self.sent
+            .iter()
+            .filter(|s| s.to.to_string() == at)
+            .filter_map(|s| match &s.message {
+                Message::Response(r)
+                    if r.status >= 200
+                        && r.cseq().is_some_and(|c| c.method.as_str() == "INVITE") =>
+                {
+                    Some(r.clone())
+                }
+                _ => None,
+            })
+            .next_back()
+    }
+}
+
+/// An in-dialog request from the caller `user` at `at`, in the dialog our 200 `ok` set up
+/// (the caller's From tag is `a-CALLID`, as [`Harness::dial`] sends it).
+pub fn caller_in_dialog(
+    ok: &Response,
+    (user, at): (&str, &str),
+    method: &str,
+    cseq: u32,
+    body: Option<String>,
+) -> String {
+    let contact = ok
+        .headers
+        .contact()
+        .map(|c| c.uri.to_string())
+        .unwrap_or_default();
+    let to = ok.to().map(|t| t.to_string()).unwrap_or_default();
+    let call_id = ok.call_id().unwrap_or_default().to_string();
+    let mut s = format!(
+        "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {at};branch=z9hG4bK-cd{cseq}-{method}-{call_id}\r\nMax-Forwards: 70\r\nFrom: \"Caller\" <sip:{user}@example.com>;tag=a-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+    );
+    match body {
+        Some(b) => {
+            let b = b.replace('\n', "\r\n");
+            s.push_str(&format!(
+                "Contact: <sip:{user}@{at}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            ));
+        }
+        None => s.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    s
+}
