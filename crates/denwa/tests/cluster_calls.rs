@@ -35,12 +35,17 @@ const TALK: Duration = Duration::from_secs(16);
 fn probe_scenario(dir: &Path, name: &str) -> PathBuf {
     let text = std::fs::read_to_string(workspace(&format!("tests/sipp/{name}"))).expect("scenario");
     assert!(text.contains("m=audio [media_port]"), "{name}");
+    let text = text.replace("m=audio [media_port]", "m=audio [$probe]");
+    // A global set with `-set` must be declared.
+    let at = text.find("<scenario").expect("scenario element");
+    let end = at + text[at..].find('>').expect("scenario element end") + 1;
+    let text = format!(
+        "{}\n  <Global variables=\"probe\"/>{}",
+        &text[..end],
+        &text[end..]
+    );
     let out = dir.join(name);
-    std::fs::write(
-        &out,
-        text.replace("m=audio [media_port]", "m=audio [$probe]"),
-    )
-    .expect("write scenario");
+    std::fs::write(&out, text).expect("write scenario");
     out
 }
 
@@ -190,8 +195,16 @@ fn finish_call(c: Call, from_ms: u64, pg: &PgNode, event: &str, step: &str) -> S
     std::thread::sleep(Duration::from_secs(2));
     let to_b = c.b.report_since(from_ms);
     let to_a = c.a.report_since(from_ms);
-    println!("{step}: caller -> callee {}", cell(&to_b));
-    println!("{step}: callee -> caller {}", cell(&to_a));
+    println!(
+        "{step}: caller -> callee {} (gaps {:?}, from {from_ms} ms)",
+        cell(&to_b),
+        to_b.gaps
+    );
+    println!(
+        "{step}: callee -> caller {} (gaps {:?})",
+        cell(&to_a),
+        to_a.gaps
+    );
     c.caller
         .finish()
         .unwrap_or_else(|e| panic!("{step}: the caller's BYE was not answered: {e}"));

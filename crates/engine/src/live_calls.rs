@@ -171,6 +171,9 @@ pub(crate) struct LiveState {
     saved: HashMap<u64, (i64, String)>,
     /// Relay sessions being re-bound for rebuilt calls: session -> call.
     adopting: HashMap<SessionId, u64>,
+    /// Rebuilt calls: call -> the take-over event, written with the call's record when it
+    /// ends (at the take-over the database may not be writable yet: promotion runs aside).
+    taken_over: HashMap<u64, crate::transfer::TransferEvent>,
 }
 
 fn transport_name(t: Transport) -> &'static str {
@@ -383,9 +386,20 @@ impl Engine {
         }
     }
 
-    /// Call `id` ended here: its row goes.
+    /// Call `id` ended here: its row goes, and a rebuilt call's take-over event is written
+    /// beside its record.
     pub(crate) fn live_call_ended(&mut self, call: &Call) {
         self.live.adopting.retain(|_, c| *c != call.id);
+        if let Some(ev) = self.live.taken_over.remove(&call.id) {
+            self.db(
+                DbOp::CdrEvents {
+                    tenant: call.tenant_id,
+                    call_id: call.legs[A_LEG].call_id.clone(),
+                    events: vec![ev],
+                },
+                Pending::Background("storing a take-over event"),
+            );
+        }
         if let Some((tenant, call_id)) = self.live.saved.remove(&call.id) {
             self.db(
                 DbOp::LiveCall(LiveCallOp::Delete { tenant, call_id }),
@@ -526,20 +540,16 @@ impl Engine {
             .saved
             .insert(id, (rec.tenant, rec.call_id.clone()));
         self.live.adopting.insert(session, id);
-        self.db(
-            DbOp::CdrEvents {
-                tenant: rec.tenant,
-                call_id: rec.call_id.clone(),
-                events: vec![crate::transfer::TransferEvent {
-                    at: now.wall,
-                    kind: event,
-                    by: String::new(),
-                    party: rec.caller.clone(),
-                    to: rec.callee.clone(),
-                    status: 200,
-                }],
+        self.live.taken_over.insert(
+            id,
+            crate::transfer::TransferEvent {
+                at: now.wall,
+                kind: event,
+                by: String::new(),
+                party: rec.caller.clone(),
+                to: rec.callee.clone(),
+                status: 200,
             },
-            Pending::Background("storing a take-over event"),
         );
         info!(call = id, call_id = %rec.call_id, caller = %rec.caller, callee = %rec.callee,
             a = %rec.a.relay, b = %rec.b.relay, event, "call in progress taken over");
@@ -571,6 +581,7 @@ impl Engine {
         let mut n = 0;
         for id in ids {
             self.live.saved.remove(&id);
+            self.live.taken_over.remove(&id);
             let Some(call) = self.b2bua.remove(id) else {
                 continue;
             };

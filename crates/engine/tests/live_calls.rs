@@ -188,12 +188,9 @@ fn a_rebuilt_call_rebinds_the_same_ports_and_ends_with_one_record_on_the_callees
         "no re-INVITE: same address, ports, dialogs"
     );
     assert_eq!(sby.engine.calls(sby.now).len(), 1);
-    assert_eq!(
-        sby.call_events
-            .iter()
-            .map(|(_, c, e)| (c.as_str(), e[0].kind))
-            .collect::<Vec<_>>(),
-        vec![("live-2", "failover")]
+    assert!(
+        sby.call_events.is_empty(),
+        "the event waits for the record (the database may not be writable yet)"
     );
 
     // A minute later the desk hangs up in its old dialog.
@@ -215,6 +212,13 @@ fn a_rebuilt_call_rebinds_the_same_ports_and_ends_with_one_record_on_the_callees
         "our CSeq jumps past anything the old node may have used"
     );
     assert_eq!(sby.cdrs.len(), 1, "one record for the whole call");
+    assert_eq!(
+        sby.call_events
+            .iter()
+            .map(|(_, c, e)| (c.as_str(), e[0].kind))
+            .collect::<Vec<_>>(),
+        vec![("live-2", "failover")]
+    );
     let cdr = &sby.cdrs[0];
     assert_eq!(cdr.disposition, Disposition::Answered);
     assert_eq!(cdr.hangup_by, HangupBy::Callee);
