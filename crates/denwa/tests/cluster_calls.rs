@@ -268,7 +268,9 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
     // (a) Switchover with a call up on node 1.
     let c = start_call(&lab, scenarios.path(), &pgs[0], 5080);
     until_audio(&c, "before the switchover");
-    let from = c.a.elapsed_ms();
+    // The window starts a little before the event: a silence that begins with it is then
+    // measured from the last packet before it (and the packets it swallowed counted).
+    let from = c.a.elapsed_ms().saturating_sub(200);
     n[0].cli_ok(&["cluster", "switchover"]);
     let moved = w.until(
         &lab,
@@ -291,7 +293,9 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
     until_pair_streaming(&n, 1, "after the switchover (node 1 re-attached)");
     let c = start_call(&lab, scenarios.path(), &pgs[1], 5082);
     until_audio(&c, "before the crash");
-    let from = c.a.elapsed_ms();
+    // The window starts a little before the event: a silence that begins with it is then
+    // measured from the last packet before it (and the packets it swallowed counted).
+    let from = c.a.elapsed_ms().saturating_sub(200);
     let t0 = Instant::now();
     n[1].kill9();
     kill9_postgres(&pgs[1]);
