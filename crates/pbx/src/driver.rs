@@ -265,7 +265,7 @@ impl Driver {
                 let _ = tx.send(self.engine.forget_parked());
             }
             Control::LoadLiveCalls(rows, event, tx) => {
-                let count = crate::live_calls::load(&mut self.engine, rows, event, n);
+                let count = self.engine.load_live_calls(rows, event, n);
                 // The relay sockets are bound before the answer lets the address come up.
                 self.carry_out();
                 let _ = tx.send(count);
@@ -461,9 +461,10 @@ impl Driver {
                 });
             }
             DbOp::LiveCall(op) => {
-                if let Err(answer) = self.live.write(id, op) {
+                if !self.live.write(id, op) {
                     warn!("call rows queue full: a row was not written");
-                    self.feedback.push(answer);
+                    let e = "too many call rows waiting to be written".to_string();
+                    self.feedback.push(Input::Db(id, DbAnswer::Done(Err(e))));
                 }
             }
             DbOp::PurgeExpired { now } => {

@@ -2,9 +2,9 @@
 //! them by one task (a delete never overtakes the save of the same call), and read back when
 //! this node takes the application address over.
 
+use engine::Input;
 use engine::db::{DbAnswer, OpId};
 use engine::live_calls::LiveCallOp;
-use engine::{Input, Now};
 use tokio::sync::mpsc;
 
 /// Row writes queued at most; past it a write is refused (answered with an error at once).
@@ -33,24 +33,8 @@ impl LiveWriter {
         LiveWriter { tx }
     }
 
-    /// Queues a write; `Err` carries the answer to give at once when the queue is full.
-    pub(crate) fn write(&self, id: OpId, op: LiveCallOp) -> Result<(), Input> {
-        self.tx.try_send((id, op)).map_err(|_| {
-            Input::Db(
-                id,
-                DbAnswer::Done(Err("too many call rows waiting to be written".into())),
-            )
-        })
+    /// Queues a write; false when the queue is full (the write is not done).
+    pub(crate) fn write(&self, id: OpId, op: LiveCallOp) -> bool {
+        self.tx.try_send((id, op)).is_ok()
     }
-}
-
-/// What `Move::Take` tells the engine: the stored calls to continue, and why this node takes
-/// over (`switchover` or `failover`, kept with each call's record).
-pub(crate) fn load(
-    eng: &mut engine::Engine,
-    rows: Vec<engine::live_calls::LiveCallRecord>,
-    event: &'static str,
-    now: Now,
-) -> usize {
-    eng.load_live_calls(rows, event, now)
 }
