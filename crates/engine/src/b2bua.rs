@@ -1199,7 +1199,8 @@ impl Engine {
         }
         leg.final_status = Some(resp.status);
         if call.anchor.is_some() {
-            return self.anchored_answered(id, i, &resp, now);
+            self.anchored_answered(id, i, &resp, now);
+            return self.live_call_save(id, now);
         }
         let Some(session) = leg.session else {
             return;

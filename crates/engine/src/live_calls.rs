@@ -94,7 +94,8 @@ pub struct LiveLeg {
     pub transport: String,
     /// Our SIP address on this leg's segment.
     pub local: SocketAddr,
-    /// Our relay RTP socket facing the party (RTCP on the next port).
+    /// Our relay RTP socket facing the party (RTCP on the next port); for an anchored call
+    /// our SIP address (unused).
     pub relay: SocketAddr,
     /// The party's RTP address (from its SDP).
     pub remote_rtp: Option<SocketAddr>,
@@ -140,10 +141,15 @@ pub struct LiveCallRecord {
     pub caller_id: String,
     /// Media on hold.
     pub on_hold: bool,
-    /// The caller's leg (side A) and the callee's (side B).
+    /// The caller's leg (side A).
     pub a: LiveLeg,
-    /// Side B.
-    pub b: LiveLeg,
+    /// Side B: the callee's leg (a relayed call always has one; an anchored call when it
+    /// dialled out and was answered).
+    pub b: Option<LiveLeg>,
+    /// The call's media ends on an endpoint of ours (IVR, voicemail, conference, transcoding):
+    /// it is not continued; the node taking over ends it (BYE, record).
+    #[serde(default)]
+    pub anchored: bool,
     /// When this version of the row was written.
     pub saved_at: SystemTime,
 }
@@ -250,10 +256,13 @@ fn dialog_of(r: &DialogRecord, call_id: &str, our_tag: &str) -> Option<Dialog> {
     })
 }
 
-fn live_leg(call: &Call, i: usize, session: SessionId, side: Side) -> Option<LiveLeg> {
+fn live_leg(call: &Call, i: usize, session: Option<SessionId>, side: Side) -> Option<LiveLeg> {
     let l = call.legs.get(i)?;
     let d = l.dialog.as_ref()?;
-    let relay = call.relay_port(Some(session), side)?;
+    let relay = match session {
+        Some(_) => call.relay_port(session, side)?,
+        None => l.local,
+    };
     let sdp_text = match &l.sdp {
         Some(b) if b.len() <= MAX_SDP => Some(String::from_utf8(b.to_vec()).ok()?),
         Some(_) => return None,
@@ -284,16 +293,28 @@ fn is_hold(leg: &LiveLeg) -> bool {
 
 /// The row of a call, when it is a relayed, answered call another node can continue.
 fn live_record(call: &Call, now: Now) -> Option<LiveCallRecord> {
-    if call.anchor.is_some() || call.state != CallState::Up {
+    if call.state != CallState::Up {
         return None;
     }
-    let Bridge { a, b, session } = call.bridge?;
-    let a = live_leg(call, a, session, Side::A)?;
-    let b = live_leg(call, b, session, Side::B)?;
+    let (a, b, anchored) = match (call.anchor.as_deref(), call.bridge) {
+        (Some(anchor), _) => {
+            let a = live_leg(call, A_LEG, None, Side::A)?;
+            let b = anchor
+                .winner_leg()
+                .and_then(|i| live_leg(call, i, None, Side::B));
+            (a, b, true)
+        }
+        (None, Some(Bridge { a, b, session })) => {
+            let a = live_leg(call, a, Some(session), Side::A)?;
+            let b = live_leg(call, b, Some(session), Side::B)?;
+            (a, Some(b), false)
+        }
+        (None, None) => return None,
+    };
     // On hold, the held party hears music from an endpoint of ours: that endpoint is not
     // carried over (the held party hears silence after a take-over until the call resumes,
     // when the resuming re-INVITE points it at the relay again).
-    let on_hold = call.moh.is_some() || is_hold(&a) || is_hold(&b);
+    let on_hold = call.moh.is_some() || is_hold(&a) || b.as_ref().is_some_and(is_hold);
     Some(LiveCallRecord {
         tenant: call.tenant_id,
         call_id: call.legs.get(A_LEG)?.call_id.clone(),
@@ -312,8 +333,28 @@ fn live_record(call: &Call, now: Now) -> Option<LiveCallRecord> {
         on_hold,
         a,
         b,
+        anchored,
         saved_at: now.wall,
     })
+}
+
+/// Who called whom, as the record keeps it.
+fn origin_of(rec: &LiveCallRecord) -> Origin {
+    Origin {
+        tenant: rec.tenant,
+        caller: rec.caller.clone(),
+        caller_name: rec.caller_name.clone(),
+        call_id: rec.call_id.clone(),
+        digits: rec.callee.clone(),
+        route: CallRoute {
+            direction: direction_of(&rec.direction),
+            trunk: rec.trunk.clone(),
+            did: rec.did.clone(),
+            dialled: rec.dialled.clone(),
+            sent_number: rec.sent_number.clone(),
+            caller_id: rec.caller_id.clone(),
+        },
+    }
 }
 
 /// A leg rebuilt from its row.
@@ -362,6 +403,10 @@ impl Engine {
         if !self.live.enabled {
             return;
         }
+        if self.park_is_parked(id) {
+            // A parked call has its own row (`park_calls`), resumed by the node taking over.
+            return self.live_call_forget_row(id);
+        }
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -375,14 +420,17 @@ impl Engine {
                     Pending::Background("storing a call in progress"),
                 );
             }
-            None => {
-                if let Some((tenant, call_id)) = self.live.saved.remove(&id) {
-                    self.db(
-                        DbOp::LiveCall(LiveCallOp::Delete { tenant, call_id }),
-                        Pending::Background("deleting a stored call"),
-                    );
-                }
-            }
+            None => self.live_call_forget_row(id),
+        }
+    }
+
+    /// Deletes call `id`'s row, if it has one.
+    fn live_call_forget_row(&mut self, id: u64) {
+        if let Some((tenant, call_id)) = self.live.saved.remove(&id) {
+            self.db(
+                DbOp::LiveCall(LiveCallOp::Delete { tenant, call_id }),
+                Pending::Background("deleting a stored call"),
+            );
         }
     }
 
@@ -445,47 +493,25 @@ impl Engine {
 
     fn live_rebuild(&mut self, rec: &LiveCallRecord, event: &'static str, now: Now) -> Option<()> {
         let a = leg_of(&rec.a, Side::A)?;
-        let b = leg_of(&rec.b, Side::B)?;
-        if self.b2bua.by_call_id.contains_key(&rec.b.call_id) || rec.a.call_id == rec.b.call_id {
+        let b = match &rec.b {
+            Some(l) => Some((leg_of(l, Side::B)?, l)),
+            None => None,
+        };
+        if let Some((_, l)) = &b
+            && (self.b2bua.by_call_id.contains_key(&l.call_id) || rec.a.call_id == l.call_id)
+        {
             return None;
         }
         let id = self.b2bua.next_call_id();
-        let session = self.b2bua.new_session(id);
-        let media = vec![MediaSlot {
-            id: session,
-            b_ip: rec.b.relay.ip(),
-            ports: Some((rec.a.relay, rec.b.relay)),
-            failed: false,
-        }];
-        let o = Origin {
-            tenant: rec.tenant,
-            caller: rec.caller.clone(),
-            caller_name: rec.caller_name.clone(),
-            call_id: rec.call_id.clone(),
-            digits: rec.callee.clone(),
-            route: CallRoute {
-                direction: direction_of(&rec.direction),
-                trunk: rec.trunk.clone(),
-                did: rec.did.clone(),
-                dialled: rec.dialled.clone(),
-                sent_number: rec.sent_number.clone(),
-                caller_id: rec.caller_id.clone(),
-            },
-        };
+        let origin = origin_of(rec);
         let mut call = Box::new(Call::new(
             id,
-            o,
+            origin,
             a,
-            media,
+            Vec::new(),
             now,
             self.snap.settings.no_answer,
         ));
-        call.legs.push(b);
-        call.bridge = Some(Bridge {
-            a: A_LEG,
-            b: 1,
-            session,
-        });
         call.state = CallState::Up;
         call.start = rec.start;
         call.start_mono = now
@@ -496,16 +522,95 @@ impl Engine {
             .unwrap_or(now.mono);
         call.answer = Some(rec.answer);
         call.codec = rec.codec.clone();
+        let b_call_id = b.as_ref().map(|(_, l)| l.call_id.clone());
+        if let Some((leg, _)) = b {
+            call.legs.push(leg);
+        }
+        if rec.anchored {
+            return self.live_end_anchored(call, b_call_id, event, now);
+        }
+        let b = rec.b.as_ref()?;
+        let session = self.b2bua.new_session(id);
+        call.media = vec![MediaSlot {
+            id: session,
+            b_ip: b.relay.ip(),
+            ports: Some((rec.a.relay, b.relay)),
+            failed: false,
+        }];
+        call.bridge = Some(Bridge {
+            a: A_LEG,
+            b: 1,
+            session,
+        });
         self.b2bua.insert(call);
         self.b2bua.forget_server_txn(TransactionId::DETACHED);
-        self.b2bua.by_call_id.insert(rec.b.call_id.clone(), (id, 1));
+        self.b2bua.by_call_id.insert(b.call_id.clone(), (id, 1));
+        self.live_adopt(rec, session, b, id, event, now);
+        Some(())
+    }
+
+    /// An anchored call (its media ended on an endpoint of the node that answered it) is not
+    /// continued: each party gets a BYE in its dialog from here, and the call's record is
+    /// written (answered, ended by the system, with the take-over event).
+    fn live_end_anchored(
+        &mut self,
+        call: Box<Call>,
+        b_call_id: Option<String>,
+        event: &'static str,
+        now: Now,
+    ) -> Option<()> {
+        let id = call.id;
+        let (tenant, call_id) = (call.tenant_id, call.legs[A_LEG].call_id.clone());
+        let (caller, callee) = (call.caller.clone(), call.callee.clone());
+        let legs = call.legs.len();
+        self.b2bua.insert(call);
+        self.b2bua.forget_server_txn(TransactionId::DETACHED);
+        if let Some(c) = b_call_id {
+            self.b2bua.by_call_id.insert(c, (id, 1));
+        }
+        for leg in 0..legs {
+            self.bye_leg(id, leg, now);
+        }
+        self.live.saved.insert(id, (tenant, call_id.clone()));
+        self.live.taken_over.insert(
+            id,
+            crate::transfer::TransferEvent {
+                at: now.wall,
+                kind: event,
+                by: String::new(),
+                party: caller,
+                to: callee,
+                status: 200,
+            },
+        );
+        info!(call = id, %call_id, event, "anchored call not continued after the take-over: ended");
+        let ending = crate::b2bua::Ending {
+            disposition: crate::db::Disposition::Answered,
+            hangup_by: crate::db::HangupBy::System,
+            cause: format!("{event}: application not continued"),
+        };
+        self.finish_call(id, ending, None, now);
+        Some(())
+    }
+
+    /// The relay session of a rebuilt call: re-bound on the stored ports, pointed at the
+    /// parties at once.
+    fn live_adopt(
+        &mut self,
+        rec: &LiveCallRecord,
+        session: SessionId,
+        b: &LiveLeg,
+        id: u64,
+        event: &'static str,
+        now: Now,
+    ) {
         self.media(MediaCommand::Adopt {
             session,
             call_id: rec.call_id.clone(),
             a: rec.a.relay,
-            b: rec.b.relay,
+            b: b.relay,
         });
-        for (leg, side) in [(&rec.a, Side::A), (&rec.b, Side::B)] {
+        for (leg, side) in [(&rec.a, Side::A), (b, Side::B)] {
             if let Some(rtp) = leg.remote_rtp {
                 self.media(MediaCommand::SetRemote {
                     session,
@@ -552,8 +657,7 @@ impl Engine {
             },
         );
         info!(call = id, call_id = %rec.call_id, caller = %rec.caller, callee = %rec.callee,
-            a = %rec.a.relay, b = %rec.b.relay, event, "call in progress taken over");
-        Some(())
+            a = %rec.a.relay, b = %b.relay, event, "call in progress taken over");
     }
 
     /// A rebuilt call's relay ports could not be bound again: the call cannot carry audio, so
@@ -582,19 +686,27 @@ impl Engine {
         for id in ids {
             self.live.saved.remove(&id);
             self.live.taken_over.remove(&id);
-            let Some(call) = self.b2bua.remove(id) else {
+            let Some(call) = self.b2bua.get(id) else {
                 continue;
             };
-            for m in &call.media {
-                self.live.adopting.remove(&m.id);
-                if m.ports.is_some() {
-                    // Closed without a record: the statistics that come back find nobody.
-                    self.media(MediaCommand::Close { session: m.id });
-                } else {
-                    self.b2bua.forget_session(m.id);
-                }
+            let room = call.anchor.as_deref().and_then(|a| a.room());
+            let moh = call.moh.as_ref().map(|m| m.endpoint);
+            let sessions: Vec<SessionId> = call.media.iter().map(|m| m.id).collect();
+            let call_id = call.legs[A_LEG].call_id.clone();
+            if let Some(r) = room {
+                self.conf_left(r, id, false);
             }
-            info!(call = id, call_id = %call.legs[A_LEG].call_id, "call in progress handed to the peer");
+            if let Some(ep) = moh {
+                self.b2bua.by_endpoint.remove(&ep);
+                self.media(MediaCommand::CloseEndpoint { endpoint: ep });
+            }
+            for s in sessions {
+                self.live.adopting.remove(&s);
+            }
+            self.app_timers.retain(|(_, c)| *c != id);
+            // Closed without a record: the statistics that come back find nobody.
+            self.drop_call(id);
+            info!(call = id, %call_id, "call in progress handed to the peer");
             n += 1;
         }
         self.pump_public(now);

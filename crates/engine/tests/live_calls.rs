@@ -114,15 +114,22 @@ fn the_row_is_written_on_answer_refreshed_on_hold_and_deleted_on_bye() {
     let (a, b) = *h.sessions.values().next().expect("a relay session");
     assert_eq!(row.call_id, "live-1");
     assert_eq!((row.caller.as_str(), row.callee.as_str()), ("1001", "1002"));
-    assert_eq!((row.a.relay, row.b.relay), (a, b), "the relay's ports");
+    assert_eq!(
+        (row.a.relay, row.b.as_ref().expect("side B").relay),
+        (a, b),
+        "the relay's ports"
+    );
     assert_eq!(row.a.remote_rtp, Some("192.0.2.21:4000".parse().unwrap()));
-    assert_eq!(row.b.remote_rtp, Some("192.0.2.22:6000".parse().unwrap()));
+    assert_eq!(
+        row.b.as_ref().expect("side B").remote_rtp,
+        Some("192.0.2.22:6000".parse().unwrap())
+    );
     assert_eq!(row.a.peer.to_string(), CALLER);
-    assert_eq!(row.b.peer.to_string(), DESK);
+    assert_eq!(row.b.as_ref().expect("side B").peer.to_string(), DESK);
     assert_eq!(row.a.dialog.remote_tag, "a-live-1");
-    assert_eq!(row.b.dialog.remote_tag, "desk");
+    assert_eq!(row.b.as_ref().expect("side B").dialog.remote_tag, "desk");
     assert_eq!(row.a.dialog.role, "uas");
-    assert_eq!(row.b.dialog.role, "uac");
+    assert_eq!(row.b.as_ref().expect("side B").dialog.role, "uac");
     assert!(!row.on_hold);
     assert_eq!(row.codec, "PCMU");
 
@@ -139,7 +146,10 @@ fn the_row_is_written_on_answer_refreshed_on_hold_and_deleted_on_bye() {
     let held = only_row(&h);
     assert!(held.on_hold, "the row says the call is on hold");
     assert_eq!(held.a.dialog.remote_seq, Some(3));
-    assert!(held.b.dialog.local_seq > row.b.dialog.local_seq);
+    assert!(
+        held.b.as_ref().expect("side B").dialog.local_seq
+            > row.b.as_ref().expect("side B").dialog.local_seq
+    );
 
     // BYE: the row goes.
     h.sent.clear();
@@ -174,7 +184,7 @@ fn a_rebuilt_call_rebinds_the_same_ports_and_ends_with_one_record_on_the_callees
             _ => None,
         })
         .expect("an Adopt command");
-    assert_eq!(adopt, (row.a.relay, row.b.relay));
+    assert_eq!(adopt, (row.a.relay, row.b.as_ref().expect("side B").relay));
     assert_eq!(
         remote_of(&sby.media_log, Side::A),
         vec!["192.0.2.21:4000".parse().unwrap()]
@@ -327,7 +337,9 @@ fn a_row_loaded_twice_or_unusable_is_not_rebuilt_twice() {
     );
     let mut broken = row;
     broken.call_id = "live-7".into();
-    broken.b.call_id = "live-7-b".into();
+    if let Some(b) = broken.b.as_mut() {
+        b.call_id = "live-7-b".into();
+    }
     broken.a.dialog.remote_target = "not a uri".into();
     assert_eq!(
         sby.engine
@@ -336,4 +348,81 @@ fn a_row_loaded_twice_or_unusable_is_not_rebuilt_twice() {
     );
     sby.drain();
     assert_eq!(sby.engine.calls(sby.now).len(), 1);
+}
+
+/// A node with IVR `main` on 500 (an anchored application).
+fn node_with_ivr() -> Harness {
+    use engine::config::{Apps, IvrEntry};
+    let mut snap = snapshot();
+    snap.apps = Apps::new(vec![IvrEntry {
+        tenant: 1,
+        name: "main".into(),
+        number: "500".into(),
+        spec: apps::ivr::MenuSpec {
+            greeting: "main-greeting".into(),
+            fallback: "hangup".into(),
+            ..Default::default()
+        },
+    }]);
+    let mut h = Harness::with(snap);
+    h.engine.set_live_calls(true);
+    for (n, at) in [("1001", CALLER), ("1002", DESK)] {
+        let contact = format!("<sip:{n}@{at}>");
+        assert_eq!(
+            h.register(n, Some(&contact), Some(3600), at, SEG1).status,
+            200
+        );
+    }
+    h.sent.clear();
+    h
+}
+
+#[test]
+fn an_anchored_call_is_not_continued_but_ended_with_a_bye_and_one_record() {
+    let mut act = node_with_ivr();
+    act.dial(&Dial {
+        from: "1001",
+        to: "500",
+        source: CALLER,
+        local: SEG1,
+        call_id: "live-ivr",
+    });
+    let row = only_row(&act);
+    assert!(row.anchored, "an IVR call is stored as anchored");
+    assert!(row.b.is_none());
+    // The standby ends it: BYE to the caller in its dialog, one record with the event.
+    let mut sby = node_with_ivr();
+    assert_eq!(
+        sby.engine.load_live_calls(vec![row], "failover", sby.now),
+        1
+    );
+    sby.drain();
+    let byes = sby.requests("BYE");
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].to.to_string(), CALLER);
+    assert_eq!(byes[0].request().call_id(), Some("live-ivr"));
+    assert!(sby.engine.calls(sby.now).is_empty());
+    assert_eq!(sby.cdrs.len(), 1);
+    let cdr = &sby.cdrs[0];
+    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!(cdr.hangup_by, HangupBy::System);
+    assert!(
+        cdr.hangup_cause.contains("failover"),
+        "{}",
+        cdr.hangup_cause
+    );
+    assert_eq!(sby.call_events[0].2[0].kind, "failover");
+    assert!(sby.live_rows.is_empty() || !sby.live_ops.is_empty());
+    // The node that answered it forgets it silently (its endpoint closed).
+    act.sent.clear();
+    act.media_log.clear();
+    assert_eq!(act.engine.forget_live_calls(act.now), 1);
+    act.drain();
+    assert!(act.sent.is_empty());
+    assert!(act.cdrs.is_empty());
+    assert!(
+        act.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::CloseEndpoint { .. }))
+    );
 }

@@ -484,7 +484,20 @@ impl Pbx {
         store: &store::Store,
         event: &'static str,
     ) -> Result<usize> {
-        let rows = store.live_calls().await?;
+        let mut rows = store.live_calls().await?;
+        // A call parked since its row was written is resumed from its park row instead.
+        if !rows.is_empty() {
+            let parked: std::collections::HashSet<String> = store
+                .park_calls()
+                .await?
+                .into_iter()
+                .map(|p| p.call_id)
+                .collect();
+            rows.retain(|r| {
+                !parked.contains(&r.a.call_id)
+                    && r.b.as_ref().is_none_or(|b| !parked.contains(&b.call_id))
+            });
+        }
         if rows.is_empty() {
             return Ok(0);
         }

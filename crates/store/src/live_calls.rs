@@ -126,7 +126,8 @@ mod tests {
             caller_id: String::new(),
             on_hold: false,
             a: leg(0),
-            b: leg(2),
+            b: Some(leg(2)),
+            anchored: false,
             saved_at: t0 + Duration::from_secs(2),
         };
         s.live_call_save(&r).await.unwrap();
