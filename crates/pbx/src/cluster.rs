@@ -17,8 +17,12 @@
 //! database does not stream from it re-attaches by itself. Without it both nodes share one
 //! PostgreSQL, reported as streaming with no lag while it answers.
 //!
-//! What it is not (yet): calls surviving a takeover, link-state monitoring of the paths
-//! (silence alone degrades a path), epochs stamped on writes.
+//! Calls in progress: `TakeIp` continues the peer's stored calls (`Pbx::reload_live_calls`,
+//! relay ports re-bound before the address comes up); `ReleaseIp` drops this node's silently
+//! (`Pbx::forget_live_calls`). See `engine::live_calls`.
+//!
+//! What it is not (yet): link-state monitoring of the paths (silence alone degrades a path),
+//! epochs stamped on writes.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
