@@ -524,7 +524,8 @@ impl Cluster {
             pbx: pbx.clone(),
             store: store.clone(),
             tx: tx.clone(),
-            take_event: "failover",
+            take_event: None,
+            peer_was_active: false,
         };
         let pg = match &cfg.postgres {
             Some(p) => {
@@ -858,7 +859,8 @@ impl Driver {
             }
             Output::TakeIp { epoch } => {
                 let peer_alive = self.node.status(Instant::now()).peer_role.is_some();
-                self.mover.take_event = if peer_alive { "switchover" } else { "failover" };
+                self.mover.take_event =
+                    crate::live_calls::take_event(self.mover.peer_was_active, peer_alive);
                 self.mover.apply(Move::Take(epoch)).await;
                 true
             }
@@ -947,7 +949,12 @@ impl Driver {
                 });
                 false
             }
-            Output::Status(_) => false,
+            Output::Status(st) => {
+                if st.peer_role == Some(Role::Active) {
+                    self.mover.peer_was_active = true;
+                }
+                false
+            }
         }
     }
 
@@ -1356,9 +1363,12 @@ struct Mover {
     pbx: Pbx,
     store: store::Store,
     tx: mpsc::Sender<In>,
-    /// Why the next take happens (`switchover`: the peer is alive and handed over;
-    /// `failover`), kept with the records of the calls in progress it continues.
-    take_event: &'static str,
+    /// Why the next take happens (`switchover`: the peer is alive; `failover`), kept with
+    /// the records of the calls in progress it continues; `None`: the peer was never seen
+    /// active since this node started (a cold start), so stored calls are stale.
+    take_event: Option<&'static str>,
+    /// The peer has been seen active since this node started.
+    peer_was_active: bool,
 }
 
 impl Mover {
@@ -1419,24 +1429,8 @@ impl Mover {
                 }
                 // Calls in progress on the peer: their relay ports are bound (IP_FREEBIND) before
                 // the address comes up, so the first packet that reaches us finds its socket.
-                let event = self.take_event;
-                match tokio::time::timeout(
-                    RELOAD_TIMEOUT,
-                    self.pbx.reload_live_calls(&self.store, event),
-                )
-                .await
-                {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => {
-                        tracing::info!(calls = n, event, "cluster: calls in progress continued")
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "cluster: continuing calls in progress")
-                    }
-                    Err(_) => tracing::warn!(
-                        "cluster: reading calls in progress took over 500 ms: taking the address first"
-                    ),
-                }
+                crate::live_calls::take(&self.pbx, &self.store, self.take_event, RELOAD_TIMEOUT)
+                    .await;
                 for a in addrs.iter() {
                     add_one(a).await;
                 }

@@ -47,6 +47,20 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the rows saved before `before` (stale after a cold start of both nodes);
+    /// answers how many.
+    pub async fn live_calls_clear(&self, before: std::time::SystemTime) -> Result<u64> {
+        let at = to_ms(chrono::DateTime::<Utc>::from(before));
+        let n = write_tx!(self.db(), tx, kind => {
+            sqlx::query("DELETE FROM live_calls WHERE saved_at < $1")
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n)
+    }
+
     /// Every stored call in progress, oldest first (at most the engine's bound). A row this
     /// build cannot read is skipped.
     pub async fn live_calls(&self) -> Result<Vec<LiveCallRecord>> {
@@ -139,6 +153,19 @@ mod tests {
             vec![r.clone()],
             "replaced, not added"
         );
+        assert_eq!(
+            s.live_calls_clear(r.saved_at).await.unwrap(),
+            0,
+            "not older"
+        );
+        assert_eq!(
+            s.live_calls_clear(r.saved_at + Duration::from_millis(1))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(s.live_calls().await.unwrap().is_empty());
+        s.live_call_save(&r).await.unwrap();
         s.live_call_delete(1, "c1").await.unwrap();
         assert!(s.live_calls().await.unwrap().is_empty());
         s.live_call_delete(1, "c1").await.unwrap();
