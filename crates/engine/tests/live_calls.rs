@@ -17,7 +17,12 @@ const DESK: &str = "192.0.2.22:5060";
 
 /// A node with 1001 at CALLER and 1002 at DESK, storing its calls in progress.
 fn node() -> Harness {
-    let mut h = Harness::new();
+    node_with(snapshot())
+}
+
+/// Like [`node`], with the configuration `snap`.
+fn node_with(snap: engine::Snapshot) -> Harness {
+    let mut h = Harness::with(snap);
     h.engine.set_live_calls(true);
     for (n, at) in [("1001", CALLER), ("1002", DESK)] {
         let contact = format!("<sip:{n}@{at}>");
@@ -364,17 +369,7 @@ fn node_with_ivr() -> Harness {
             ..Default::default()
         },
     }]);
-    let mut h = Harness::with(snap);
-    h.engine.set_live_calls(true);
-    for (n, at) in [("1001", CALLER), ("1002", DESK)] {
-        let contact = format!("<sip:{n}@{at}>");
-        assert_eq!(
-            h.register(n, Some(&contact), Some(3600), at, SEG1).status,
-            200
-        );
-    }
-    h.sent.clear();
-    h
+    node_with(snap)
 }
 
 #[test]
