@@ -771,6 +771,7 @@ impl Engine {
         info!(call = id, codec = %codec.name, "caller answered on a media endpoint");
         self.media(cmd);
         self.respond(a_txn, ok, now);
+        self.live_call_save(id, now);
         true
     }
 

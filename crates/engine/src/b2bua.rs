@@ -394,7 +394,7 @@ impl B2bua {
         self.calls.insert(id, call);
     }
 
-    fn new_session(&mut self, call: u64) -> SessionId {
+    pub(crate) fn new_session(&mut self, call: u64) -> SessionId {
         self.next_session += 1;
         let s = SessionId(self.next_session);
         self.by_session.insert(s, call);
@@ -1199,7 +1199,8 @@ impl Engine {
         }
         leg.final_status = Some(resp.status);
         if call.anchor.is_some() {
-            return self.anchored_answered(id, i, &resp, now);
+            self.anchored_answered(id, i, &resp, now);
+            return self.live_call_save(id, now);
         }
         let Some(session) = leg.session else {
             return;
@@ -1264,6 +1265,7 @@ impl Engine {
         for t in others {
             let _ = self.layer.cancel(t, now.mono);
         }
+        self.live_call_save(id, now);
     }
 
     /// See [`Self::maybe_all_failed`].
@@ -1721,7 +1723,12 @@ impl Engine {
         for c in cmds {
             self.media(c);
         }
+        let media_changed =
+            (200..300).contains(&out.status) && matches!(method, Method::Invite | Method::Update);
         self.respond(server_txn, out, now);
+        if media_changed {
+            self.live_call_save(id, now);
+        }
     }
 
     // ------------------------------------------------------------------------------------
@@ -1822,6 +1829,7 @@ impl Engine {
             return;
         };
         info!(call = id, call_id = %call.legs[A_LEG].call_id, disposition = ending.disposition.as_str(), "call ended");
+        self.live_call_ended(&call);
         if let Some(s) = call.anchor.as_deref_mut().and_then(|a| a.prompt_rec_mut()) {
             self.prompt_rec_call_ended(id, call.tenant_id, s);
         }

@@ -100,6 +100,10 @@ pub enum DbOp {
     },
     /// Park lot rows ([`crate::park`]); answered with [`DbAnswer::Done`].
     Park(crate::park::ParkOp),
+    /// A call in progress stored for the standby, or its row deleted
+    /// ([`crate::live_calls`]); answered with [`DbAnswer::Done`]. The driver runs these in
+    /// the order they were issued (a delete never overtakes its save).
+    LiveCall(crate::live_calls::LiveCallOp),
 }
 
 /// The answer to a [`DbOp`].

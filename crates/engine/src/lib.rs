@@ -29,6 +29,7 @@ pub mod dispatcher;
 mod feature_call;
 pub mod features;
 pub mod hunt;
+pub mod live_calls;
 pub mod media;
 mod moh;
 pub mod mwi;
@@ -249,6 +250,8 @@ pub struct Engine {
     park: park::ParkState,
     /// Pages in progress ([`page`]).
     pages: page::Pages,
+    /// Calls in progress stored for the standby ([`live_calls`]).
+    live: live_calls::LiveState,
 }
 
 /// What a client transaction belongs to.
@@ -314,6 +317,7 @@ impl Engine {
             subs: subs::Subs::default(),
             park: park::ParkState::default(),
             pages: page::Pages::default(),
+            live: live_calls::LiveState::default(),
             cfg,
         }
     }
@@ -691,6 +695,9 @@ impl Engine {
             }
             MediaEvent::AllocationFailed { session, reason } => {
                 warn!(%reason, "no media ports");
+                if self.live_adopt_failed(session, now) {
+                    return;
+                }
                 self.media_allocated(session, Err(()), now)
             }
             MediaEvent::Timeout { session } => {

@@ -159,6 +159,18 @@ pub enum MediaCommand {
         /// Session.
         session: SessionId,
     },
+    /// Re-bind a relay session on the given RTP ports (RTCP on RTP + 1), as another node had
+    /// them, to continue its call ([`crate::live_calls`]); answered like `Allocate`.
+    Adopt {
+        /// Session.
+        session: SessionId,
+        /// The caller's Call-ID (logs).
+        call_id: String,
+        /// Our RTP socket facing side A.
+        a: SocketAddr,
+        /// Our RTP socket facing side B.
+        b: SocketAddr,
+    },
     /// Open a terminating endpoint with its socket on `ip`. Endpoints that will be bridged
     /// pass the same `group`. Answer with [`MediaEvent::EndpointOpened`] or
     /// [`MediaEvent::EndpointFailed`].

@@ -83,6 +83,61 @@ impl PortPool {
     }
 }
 
+/// Binds the given RTP port and RTP + 1 on their address with `IP_FREEBIND` (the address may
+/// not be on any interface yet: a standby taking over a call binds its relay ports before it
+/// adds the application address, so the first packet finds a socket). The pair is outside
+/// the pool's cursor: the ports are whatever the peer node had chosen.
+pub fn bind_pair_at(rtp: SocketAddr) -> Result<(UdpSocket, UdpSocket), Error> {
+    let rtcp = SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1));
+    if rtp.port() == 0 || rtcp.port() == 0 {
+        return Err(Error::Bind {
+            addr: rtp,
+            source: io::Error::new(io::ErrorKind::InvalidInput, "not a usable RTP port"),
+        });
+    }
+    let one =
+        |addr: SocketAddr| bind_udp_freebind(addr).map_err(|source| Error::Bind { addr, source });
+    Ok((one(rtp)?, one(rtcp)?))
+}
+
+fn bind_udp_freebind(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    set_freebind(&s, addr.is_ipv4())?;
+    s.set_nonblocking(true)?;
+    if addr.is_ipv4() {
+        let _ = s.set_tos(TOS_EF);
+    }
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// Sets `IP_FREEBIND` (IPv4) or `IPV6_FREEBIND` on `s`: it may then bind an address that is
+/// on no interface yet (an application address before a take-over adds it).
+pub fn set_freebind(s: &socket2::Socket, ipv4: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let on: libc::c_int = 1;
+    let (level, name) = if ipv4 {
+        (libc::IPPROTO_IP, libc::IP_FREEBIND)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_FREEBIND)
+    };
+    // SAFETY: setsockopt reads `on` (a c_int of the given size) during the call only.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -98,6 +153,23 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pair_binds_at_given_ports_even_on_an_absent_address() {
+        // 192.0.2.0/24 (TEST-NET-1) is on no interface here: IP_FREEBIND lets the bind succeed.
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+        let port = probe.local_addr().expect("addr").port() & !1;
+        drop(probe);
+        let at = SocketAddr::from(([192, 0, 2, 10], port.max(2)));
+        let (rtp, rtcp) = bind_pair_at(at).expect("freebind pair");
+        assert_eq!(rtp.local_addr().expect("addr"), at);
+        assert_eq!(rtcp.local_addr().expect("addr").port(), at.port() + 1);
+        assert!(
+            bind_pair_at(at).is_err(),
+            "the same pair cannot be bound twice"
+        );
+        assert!(bind_pair_at(SocketAddr::from(([127, 0, 0, 1], 0))).is_err());
+    }
 
     #[test]
     fn pairs_are_even_odd_and_never_shared() {

@@ -294,9 +294,32 @@ impl Relay {
         a_local_ip: IpAddr,
         b_local_ip: IpAddr,
     ) -> Result<Session, Error> {
+        let a = self.bind_pair(a_local_ip)?;
+        let b = self.bind_pair(b_local_ip)?;
+        self.start_session(call_id, a, b)
+    }
+
+    /// Binds the given RTP ports (RTCP on RTP + 1) for leg A and leg B, with `IP_FREEBIND`, and
+    /// starts relaying between them: a node taking over another node's call re-binds the ports
+    /// the phones already send to ([`crate::ports::bind_pair_at`]).
+    pub fn allocate_at(
+        &self,
+        call_id: &str,
+        a_rtp: SocketAddr,
+        b_rtp: SocketAddr,
+    ) -> Result<Session, Error> {
+        let a = crate::ports::bind_pair_at(a_rtp)?;
+        let b = crate::ports::bind_pair_at(b_rtp)?;
+        self.start_session(call_id, a, b)
+    }
+
+    fn start_session(
+        &self,
+        call_id: &str,
+        (a_rtp, a_rtcp): (std::net::UdpSocket, std::net::UdpSocket),
+        (b_rtp, b_rtcp): (std::net::UdpSocket, std::net::UdpSocket),
+    ) -> Result<Session, Error> {
         let worker = self.worker()?;
-        let (a_rtp, a_rtcp) = self.bind_pair(a_local_ip)?;
-        let (b_rtp, b_rtcp) = self.bind_pair(b_local_ip)?;
         let local = [local_addr(&a_rtp)?, local_addr(&b_rtp)?];
         let local_rtcp = [local_addr(&a_rtcp)?, local_addr(&b_rtcp)?];
         let mut legs = [

@@ -20,8 +20,11 @@
 //! Epochs: the epoch of each takeover is stamped into the database and every store write is
 //! fenced by it (`crate::cluster_epoch`, `store::fence`).
 //!
-//! What it is not (yet): calls surviving a takeover, link-state monitoring of the paths
-//! (silence alone degrades a path).
+//! Calls in progress: `TakeIp` continues the peer's stored calls (`Pbx::reload_live_calls`,
+//! relay ports re-bound before the address comes up); `ReleaseIp` drops this node's silently
+//! (`Pbx::forget_live_calls`). See `engine::live_calls`.
+//!
+//! What it is not (yet): link-state monitoring of the paths (silence alone degrades a path).
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -529,6 +532,8 @@ impl Cluster {
             pbx: pbx.clone(),
             store: store.clone(),
             tx: tx.clone(),
+            take_event: None,
+            peer_was_active: false,
         };
         let pg = match &cfg.postgres {
             Some(p) => {
@@ -883,6 +888,9 @@ impl Driver {
                 false
             }
             Output::TakeIp { epoch } => {
+                let peer_alive = self.node.status(Instant::now()).peer_role.is_some();
+                self.mover.take_event =
+                    crate::live_calls::take_event(self.mover.peer_was_active, peer_alive);
                 self.mover.apply(Move::Take(epoch)).await;
                 true
             }
@@ -972,7 +980,12 @@ impl Driver {
                 });
                 false
             }
-            Output::Status(_) => false,
+            Output::Status(st) => {
+                if st.peer_role == Some(Role::Active) {
+                    self.mover.peer_was_active = true;
+                }
+                false
+            }
         }
     }
 
@@ -1387,6 +1400,12 @@ struct Mover {
     pbx: Pbx,
     store: store::Store,
     tx: mpsc::Sender<In>,
+    /// Why the next take happens (`switchover`: the peer is alive; `failover`), kept with
+    /// the records of the calls in progress it continues; `None`: the peer was never seen
+    /// active since this node started (a cold start), so stored calls are stale.
+    take_event: Option<&'static str>,
+    /// The peer has been seen active since this node started.
+    peer_was_active: bool,
 }
 
 impl Mover {
@@ -1415,6 +1434,17 @@ impl Mover {
                         Err(e) => tracing::warn!(error = %e, "cluster: dropping parked calls"),
                     }
                 });
+                // Calls in progress likewise: the peer continues them from their rows.
+                let pbx = self.pbx.clone();
+                tokio::spawn(async move {
+                    match pbx.forget_live_calls().await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(calls = n, "cluster: calls in progress left to the peer")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cluster: dropping calls in progress"),
+                    }
+                });
             }
             Move::Take(epoch) => {
                 self.generation += 1;
@@ -1434,6 +1464,10 @@ impl Mover {
                         "cluster: loading registrations took over 500 ms: taking the address without them"
                     ),
                 }
+                // Calls in progress on the peer: their relay ports are bound (IP_FREEBIND) before
+                // the address comes up, so the first packet that reaches us finds its socket.
+                crate::live_calls::take(&self.pbx, &self.store, self.take_event, RELOAD_TIMEOUT)
+                    .await;
                 for a in addrs.iter() {
                     add_one(a).await;
                 }

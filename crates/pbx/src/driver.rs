@@ -52,6 +52,8 @@ pub(crate) struct Driver {
     /// Database operations of this turn that must run in order (location changes).
     ordered: Vec<(OpId, DbOp)>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Rows of calls in progress, written in order ([`crate::live_calls`]).
+    live: crate::live_calls::LiveWriter,
 }
 
 fn now() -> Now {
@@ -83,7 +85,9 @@ impl Driver {
             apps.data_dir().to_path_buf(),
             metrics.recorder.clone(),
         );
+        let live = crate::live_calls::LiveWriter::start(store.clone(), back_tx.clone());
         Driver {
+            live,
             engine,
             store,
             relay,
@@ -259,6 +263,17 @@ impl Driver {
             }
             Control::ForgetParked(tx) => {
                 let _ = tx.send(self.engine.forget_parked());
+            }
+            Control::LoadLiveCalls(rows, event, tx) => {
+                let count = self.engine.load_live_calls(rows, event, n);
+                // The relay sockets are bound before the answer lets the address come up.
+                self.carry_out();
+                let _ = tx.send(count);
+            }
+            Control::ForgetLiveCalls(tx) => {
+                let count = self.engine.forget_live_calls(n);
+                self.carry_out();
+                let _ = tx.send(count);
             }
         }
     }
@@ -445,6 +460,13 @@ impl Driver {
                     let _ = back.send(Input::Db(id, DbAnswer::Done(r.map_err(|e| e.to_string()))));
                 });
             }
+            DbOp::LiveCall(op) => {
+                if !self.live.write(id, op) {
+                    warn!("call rows queue full: a row was not written");
+                    let e = "too many call rows waiting to be written".to_string();
+                    self.feedback.push(Input::Db(id, DbAnswer::Done(Err(e))));
+                }
+            }
             DbOp::PurgeExpired { now } => {
                 let store = self.store.clone();
                 let back = self.back_tx.clone();
@@ -507,20 +529,19 @@ impl Driver {
                 call_id,
                 a_ip,
                 b_ip,
-            } => match self.relay.allocate(&call_id, a_ip, b_ip) {
-                Ok(s) => {
-                    let (a, b) = (s.local(media::Leg::A), s.local(media::Leg::B));
-                    self.sessions.insert(session, s);
-                    self.feedback
-                        .push(Input::Media(MediaEvent::Allocated { session, a, b }));
-                }
-                Err(e) => self
-                    .feedback
-                    .push(Input::Media(MediaEvent::AllocationFailed {
-                        session,
-                        reason: e.to_string(),
-                    })),
-            },
+            } => {
+                let r = self.relay.allocate(&call_id, a_ip, b_ip);
+                self.allocated(session, r);
+            }
+            MediaCommand::Adopt {
+                session,
+                call_id,
+                a,
+                b,
+            } => {
+                let r = self.relay.allocate_at(&call_id, a, b);
+                self.allocated(session, r);
+            }
             MediaCommand::SetRemote {
                 session,
                 side,
@@ -578,6 +599,22 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Keeps a session the relay opened and tells the engine where it listens (or why not).
+    fn allocated(&mut self, session: SessionId, r: Result<media::Session, media::relay::Error>) {
+        let ev = match r {
+            Ok(s) => {
+                let (a, b) = (s.local(media::Leg::A), s.local(media::Leg::B));
+                self.sessions.insert(session, s);
+                MediaEvent::Allocated { session, a, b }
+            }
+            Err(e) => MediaEvent::AllocationFailed {
+                session,
+                reason: e.to_string(),
+            },
+        };
+        self.feedback.push(Input::Media(ev));
     }
 
     /// Reports sessions whose media stopped.

@@ -13,6 +13,7 @@ mod cluster_epoch;
 pub mod cluster_pg;
 pub mod codes_load;
 mod driver;
+mod live_calls;
 pub mod load;
 pub mod metrics;
 pub mod recording;
@@ -108,6 +109,15 @@ pub(crate) enum Control {
     LoadParked(Vec<engine::park::ParkRecord>, oneshot::Sender<usize>),
     /// The peer serves the parked calls now: drop them here silently (answers how many).
     ForgetParked(oneshot::Sender<usize>),
+    /// Calls in progress read from the database, to continue, and why (`switchover` or
+    /// `failover`); answers how many were rebuilt, once their relay ports are bound.
+    LoadLiveCalls(
+        Vec<engine::live_calls::LiveCallRecord>,
+        &'static str,
+        oneshot::Sender<usize>,
+    ),
+    /// The peer serves the calls in progress now: drop them here silently (answers how many).
+    ForgetLiveCalls(oneshot::Sender<usize>),
 }
 
 /// State the driver shares with the handle.
@@ -175,6 +185,8 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
     };
     snap.outside = load::outside(&store, &resolver).await?;
     let mut eng = engine::Engine::new(ecfg, snap);
+    // A pair's node stores its calls in progress for the peer (`live_calls`).
+    eng.set_live_calls(cfg.clustered);
     let now = engine::Now {
         mono: Instant::now(),
         wall: SystemTime::now(),
@@ -462,6 +474,53 @@ impl Pbx {
             .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
         rx.await
             .map_err(|_| anyhow::anyhow!("the SIP core stopped before dropping parked calls"))
+    }
+
+    /// Continues the calls in progress stored by the peer (relay ports re-bound with
+    /// `IP_FREEBIND`, dialogs rebuilt); `event` (`switchover` or `failover`) goes with each
+    /// call's record. Call before the application address comes up: the answer comes once the
+    /// relay sockets are bound. Returns how many calls were rebuilt.
+    pub async fn reload_live_calls(
+        &self,
+        store: &store::Store,
+        event: &'static str,
+    ) -> Result<usize> {
+        let mut rows = store.live_calls().await?;
+        // A call parked since its row was written is resumed from its park row instead.
+        if !rows.is_empty() {
+            let parked: std::collections::HashSet<String> = store
+                .park_calls()
+                .await?
+                .into_iter()
+                .map(|p| p.call_id)
+                .collect();
+            rows.retain(|r| {
+                !parked.contains(&r.a.call_id)
+                    && r.b.as_ref().is_none_or(|b| !parked.contains(&b.call_id))
+            });
+        }
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::LoadLiveCalls(rows, event, tx))
+            .await
+            .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the SIP core stopped before continuing calls"))
+    }
+
+    /// This node gave up the application address: its calls in progress are dropped without
+    /// signalling or records (rows kept), since the node taking over continues them.
+    pub async fn forget_live_calls(&self) -> Result<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::ForgetLiveCalls(tx))
+            .await
+            .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the SIP core stopped before dropping calls"))
     }
 
     /// Ends all calls (BYE/CANCEL, records written) and stops the driver.

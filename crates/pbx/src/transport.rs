@@ -113,27 +113,8 @@ impl Default for TransportLimits {
 
 /// A socket bound to `addr` with `IP_FREEBIND` (the address need not exist yet), non-blocking.
 fn freebind_socket(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::Socket> {
-    use std::os::fd::AsRawFd as _;
     let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)?;
-    let on: libc::c_int = 1;
-    let (level, name) = if addr.is_ipv4() {
-        (libc::IPPROTO_IP, libc::IP_FREEBIND)
-    } else {
-        (libc::IPPROTO_IPV6, libc::IPV6_FREEBIND)
-    };
-    // SAFETY: setsockopt reads `on` (a c_int of the given size) during the call only.
-    let r = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            level,
-            name,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    media::ports::set_freebind(&s, addr.is_ipv4())?;
     if ty == socket2::Type::STREAM {
         s.set_reuse_address(true)?;
     }

@@ -206,6 +206,12 @@ impl Default for Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TransactionId(u64);
 
+impl TransactionId {
+    /// An id no transaction of any layer ever has: the INVITE transaction of a dialog rebuilt
+    /// from a stored record (another node's call taken over), long gone.
+    pub const DETACHED: TransactionId = TransactionId(u64::MAX);
+}
+
 impl fmt::Display for TransactionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "tx{}", self.0)

@@ -1145,7 +1145,8 @@ mod tests {
              AND name NOT IN ('schema_migrations', 'change_counters', 'trunk_status',
                  'report_calls', 'report_state', 'report_gaps', 'backup_ship',
                  'backup_pair_codes', 'backup_peers', 'backup_generations',
-                 'backup_server_state', 'vm_outbox', 'event_subs', 'cluster_epoch')
+                 'backup_server_state', 'vm_outbox', 'event_subs', 'cluster_epoch',
+                 'live_calls')
              ORDER BY name",
         )
         .fetch_all(read)

@@ -19,6 +19,7 @@ mod db;
 pub mod fence;
 mod group;
 mod hunt;
+mod live_calls;
 mod location;
 pub mod migrate;
 pub mod recording;

@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 17;
+pub const LATEST: i64 = 18;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -584,6 +584,18 @@ CREATE TABLE cluster_epoch (
 INSERT INTO cluster_epoch (id, epoch) VALUES (1, 0);
 "#;
 
+/// Calls in progress of an active/standby pair (`engine::live_calls`): one row per relayed,
+/// answered call, the engine's record as JSON, so the node taking over continues it.
+const V18_LIVE_CALLS: &str = r#"
+CREATE TABLE live_calls (
+    tenant_id BIGINT NOT NULL,
+    call_id TEXT NOT NULL,
+    saved_at BIGINT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, call_id)
+);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -670,6 +682,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 17,
         name: "cluster epoch (fencing token)",
         sql: V17_CLUSTER_EPOCH,
+    },
+    Migration {
+        version: 18,
+        name: "calls in progress (live_calls)",
+        sql: V18_LIVE_CALLS,
     },
 ];
 

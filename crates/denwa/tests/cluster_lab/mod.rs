@@ -548,3 +548,131 @@ pub fn until_roles(n: &[Node; 2], what: &str, f: impl Fn(&str, &str) -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+// ---- Each node's own PostgreSQL (appended for `cluster_calls.rs`; `cluster_replication.rs`
+// has the same helpers of its own).
+
+/// Node `idx`'s `[postgres]` section: its PostgreSQL under `root`, replicating over the
+/// dedicated link.
+pub fn pg_pair_section(root: &Path, idx: usize) -> String {
+    let me = idx + 1;
+    let peer = 2 - idx;
+    format!(
+        r#"[postgres]
+data_dir = "{root}/pg{me}/data"
+run_dir = "{root}/pg{me}/run"
+port = 5432
+listen = "10.78.0.{me}"
+peer = "10.78.0.{peer}"
+replication_user = "denwa_repl"
+replication_password_file = "{root}/repl.pass"
+application_name = "node{me}"
+peer_application_name = "node{peer}"
+"#,
+        root = root.display()
+    )
+}
+
+/// Node `idx`'s PostgreSQL handle.
+pub fn pg_pair_node(root: &Path, idx: usize) -> pbx::cluster_pg::PgNode {
+    let t = pg_pair_section(root, idx);
+    let t = t.trim_start_matches("[postgres]\n");
+    let c: pbx::cluster_pg::PgPairConfig = toml::from_str(t).expect("section");
+    pbx::cluster_pg::PgNode::new(c).expect("valid")
+}
+
+/// Stops both nodes' PostgreSQL however the test ends.
+pub struct PgPairStop(pub Vec<pbx::cluster_pg::PgNode>);
+
+impl Drop for PgPairStop {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = n.stop();
+        }
+    }
+}
+
+/// `kill -9` of a node's postmaster (its backends die with it).
+pub fn kill9_postgres(n: &pbx::cluster_pg::PgNode) {
+    let pidfile = n.config().data_dir.join("postmaster.pid");
+    let text = std::fs::read_to_string(&pidfile).expect("postmaster.pid");
+    let pid = text.lines().next().unwrap_or("").trim().to_string();
+    let st = Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill -9 {pid}");
+    let t0 = Instant::now();
+    while n.running() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "postgres still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until node `act` is active and ready for a switchover (the standby streams, no lag,
+/// synchronous replication on).
+pub fn until_pair_streaming(n: &[Node; 2], act: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let s = n[act].status();
+        if s["status"]["role"] == "active"
+            && s["switchover_refused"].is_null()
+            && s["status"]["sync_replication"] == true
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: never ready: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sets up the pair with each node's own PostgreSQL under `root` (node 1 initialised as the
+/// first active, node 2 cloned from it), extensions 1001 and 1002 created, both nodes' files
+/// written. Returns the nodes (not started) and their PostgreSQL handles.
+pub fn pair_with_own_postgres(
+    lab: &Lab,
+    root: &Path,
+    witness_url: &str,
+) -> ([Node; 2], [pbx::cluster_pg::PgNode; 2]) {
+    Command::new("chmod")
+        .arg("755")
+        .arg(root)
+        .status()
+        .expect("chmod");
+    std::fs::write(root.join("repl.pass"), "pair-replication-secret\n").expect("password");
+    let pgs = [pg_pair_node(root, 0), pg_pair_node(root, 1)];
+    let urls = [pgs[0].config().store_url(), pgs[1].config().store_url()];
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let f = root.join(format!("cluster{}.toml", i + 1));
+            std::fs::write(&f, cluster_text(i, witness_url, &pg_pair_section(root, i)))
+                .expect("cluster file");
+            f
+        })
+        .collect();
+    let init = |i: usize, standby: bool| {
+        let mut c = lab.nodes[i].command(bin().to_str().expect("utf-8"));
+        c.args(["cluster", "init-db", "--cluster"]).arg(&files[i]);
+        if standby {
+            c.arg("--standby");
+        }
+        let out = c.output().expect("denwa cluster init-db");
+        assert!(
+            out.status.success(),
+            "init-db node {}: {}{}",
+            i + 1,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    init(0, false);
+    let n0 = Node::new(0, &urls[0], witness_url, &pg_pair_section(root, 0));
+    n0.cli_ok(&["extension", "add", "1001", "--password", "secret-ha-aaab"]);
+    n0.cli_ok(&["extension", "add", "1002", "--password", "secret-ha-aaac"]);
+    init(1, true);
+    let n1 = Node::new(1, &urls[1], witness_url, &pg_pair_section(root, 1));
+    ([n0, n1], pgs)
+}

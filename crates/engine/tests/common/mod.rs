@@ -126,6 +126,10 @@ pub struct Harness {
     pub park_rows: std::collections::BTreeMap<(i64, u32), engine::park::ParkRecord>,
     /// Park operations asked for, in order.
     pub park_ops: Vec<engine::park::ParkOp>,
+    /// Rows of calls in progress stored, by (tenant, Call-ID) ([`engine::live_calls`]).
+    pub live_rows: std::collections::BTreeMap<(i64, String), engine::live_calls::LiveCallRecord>,
+    /// Call row operations asked for, in order.
+    pub live_ops: Vec<engine::live_calls::LiveCallOp>,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -189,6 +193,8 @@ impl Harness {
             dnd_ops: Vec::new(),
             park_rows: Default::default(),
             park_ops: Vec::new(),
+            live_rows: Default::default(),
+            live_ops: Vec::new(),
         }
     }
 
@@ -323,6 +329,21 @@ impl Harness {
                 }
                 DbAnswer::Done(Ok(()))
             }
+            DbOp::LiveCall(op) => {
+                self.live_ops.push(op.clone());
+                if fail {
+                    return DbAnswer::Done(Err("disk full".into()));
+                }
+                match op {
+                    engine::live_calls::LiveCallOp::Save(r) => {
+                        self.live_rows.insert((r.tenant, r.call_id.clone()), *r);
+                    }
+                    engine::live_calls::LiveCallOp::Delete { tenant, call_id } => {
+                        self.live_rows.remove(&(tenant, call_id));
+                    }
+                }
+                DbAnswer::Done(Ok(()))
+            }
             DbOp::CdrEvents {
                 tenant,
                 call_id,
@@ -382,6 +403,16 @@ impl Harness {
                 let a = SocketAddr::new(a_ip, self.next_port);
                 let b = SocketAddr::new(b_ip, self.next_port + 2);
                 self.next_port += 4;
+                self.sessions.insert(session, (a, b));
+                Some(MediaEvent::Allocated { session, a, b })
+            }
+            MediaCommand::Adopt { session, a, b, .. } => {
+                if self.fail_media {
+                    return Some(MediaEvent::AllocationFailed {
+                        session,
+                        reason: "address in use".into(),
+                    });
+                }
                 self.sessions.insert(session, (a, b));
                 Some(MediaEvent::Allocated { session, a, b })
             }
@@ -891,4 +922,55 @@ pub fn national_outside(pattern: &str, trunk: (&str, Option<(&str, &str)>)) -> O
         },
     );
     o
+}
+
+impl Harness {
+    /// The last final response the phone at `at` got to an INVITE.
+    pub fn final_invite_response(&self, at: &str) -> Option<Response> {
+        self.sent
+            .iter()
+            .filter(|s| s.to.to_string() == at)
+            .filter_map(|s| match &s.message {
+                Message::Response(r)
+                    if r.status >= 200
+                        && r.cseq().is_some_and(|c| c.method.as_str() == "INVITE") =>
+                {
+                    Some(r.clone())
+                }
+                _ => None,
+            })
+            .next_back()
+    }
+}
+
+/// An in-dialog request from the caller `user` at `at`, in the dialog our 200 `ok` set up
+/// (the caller's From tag is `a-CALLID`, as [`Harness::dial`] sends it).
+pub fn caller_in_dialog(
+    ok: &Response,
+    (user, at): (&str, &str),
+    method: &str,
+    cseq: u32,
+    body: Option<String>,
+) -> String {
+    let contact = ok
+        .headers
+        .contact()
+        .map(|c| c.uri.to_string())
+        .unwrap_or_default();
+    let to = ok.to().map(|t| t.to_string()).unwrap_or_default();
+    let call_id = ok.call_id().unwrap_or_default().to_string();
+    let mut s = format!(
+        "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {at};branch=z9hG4bK-cd{cseq}-{method}-{call_id}\r\nMax-Forwards: 70\r\nFrom: \"Caller\" <sip:{user}@example.com>;tag=a-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+    );
+    match body {
+        Some(b) => {
+            let b = b.replace('\n', "\r\n");
+            s.push_str(&format!(
+                "Contact: <sip:{user}@{at}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            ));
+        }
+        None => s.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    s
 }
