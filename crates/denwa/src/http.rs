@@ -57,6 +57,15 @@ impl CallControl for PbxControl {
         Box::pin(self.0.transfer(id, to))
     }
 
+    fn transfer_moving(
+        &self,
+        id: u64,
+        to: String,
+        moves: web::engine::xfer_party::Party,
+    ) -> BoxFuture<'_, Result<(), web::engine::transfer::TransferRefused>> {
+        Box::pin(self.0.transfer_moving(id, to, moves))
+    }
+
     fn conferences(&self) -> BoxFuture<'_, Vec<web::engine::control::ConfSummary>> {
         Box::pin(self.0.conferences())
     }

@@ -55,6 +55,7 @@ pub mod usrloc;
 pub mod vm;
 pub mod vm_menu;
 mod xfer_app;
+pub mod xfer_party;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

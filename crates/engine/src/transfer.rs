@@ -286,7 +286,7 @@ fn not_sendrecv(body: &[u8]) -> bool {
 }
 
 /// The extension number behind a leg of `call`, if the leg is an extension's phone.
-fn leg_ext(call: &Call, leg: LegIdx, snap: &crate::config::Snapshot) -> Option<String> {
+pub(crate) fn leg_ext(call: &Call, leg: LegIdx, snap: &crate::config::Snapshot) -> Option<String> {
     if let Some((_, n)) = call
         .xfer
         .as_deref()
@@ -774,10 +774,15 @@ impl Engine {
         }
     }
 
-    /// Blind transfer started by an administrator (panel, API): the call's answering
-    /// extension (or, when the callee is no extension, the caller) hands its peer to `to`,
-    /// routed with that extension's class of service, and is released once `to` answers.
-    pub fn transfer(&mut self, id: u64, to: &str, now: Now) -> Result<(), TransferRefused> {
+    /// Blind transfer started by an administrator (panel, API) that moves `moves` (see
+    /// [`crate::xfer_party`]; `None`: the callee hands the caller on) to `to`.
+    pub fn transfer_moving(
+        &mut self,
+        id: u64,
+        to: &str,
+        moves: Option<crate::xfer_party::Party>,
+        now: Now,
+    ) -> Result<(), TransferRefused> {
         let refuse = |status: u16, reason: &str| {
             Err(TransferRefused {
                 status,
@@ -804,11 +809,7 @@ impl Engine {
         } else {
             (bridge.b, bridge.a)
         };
-        let (x, by) = match (leg_ext(call, b, &self.snap), leg_ext(call, a, &self.snap)) {
-            (Some(n), _) => (b, n),
-            (None, Some(n)) => (a, n),
-            (None, None) => return refuse(403, "No extension in this call may transfer it"),
-        };
+        let (x, by) = crate::xfer_party::transferor(call, (a, b), moves, &self.snap)?;
         let Some(y) = bridge.peer(x) else {
             return refuse(409, "Call not answered");
         };

@@ -235,6 +235,9 @@ impl Driver {
             Control::Transfer(id, to, tx) => {
                 let _ = tx.send(self.engine.transfer(id, &to, n));
             }
+            Control::TransferMoving(id, to, moves, tx) => {
+                let _ = tx.send(self.engine.transfer_moving(id, &to, Some(moves), n));
+            }
             Control::Conferences(tx) => {
                 let _ = tx.send(self.engine.conferences(n));
             }

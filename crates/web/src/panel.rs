@@ -37,6 +37,7 @@ mod recordings;
 mod reports;
 mod transfer;
 mod voicemail;
+mod xfer_board;
 
 const STYLE: &str = include_str!("../static/style.css");
 const SCRIPT: &str = include_str!("../static/app.js");
@@ -90,6 +91,7 @@ pub fn routes() -> Router<Web> {
         .merge(language::routes())
         .merge(recordings::routes())
         .merge(transfer::routes())
+        .merge(xfer_board::routes())
         .merge(park::routes())
         .merge(backup_remote::routes())
         .merge(cluster::routes())
@@ -619,7 +621,7 @@ fn calls_table(ctx: &Ctx, calls: &[CallSummary]) -> Markup {
                 tbody {
                     @for c in calls {
                         tr.call data-caller=(c.caller) data-callee=(c.callee) {
-                            td { (c.caller) } td { (c.callee) }
+                            (xfer_board::party_cells(ctx, c))
                             td { (ctx.t(match c.state { CallState::Ringing => "calls.ringing", CallState::Up => "calls.up" })) }
                             td { (fmt_duration(c.duration_s)) }
                             td { (c.codec) }
@@ -729,8 +731,10 @@ async fn calls_fragment(State(w): State<Web>, Signed(ctx): Signed) -> Response {
 
 async fn calls(State(w): State<Web>, Signed(ctx): Signed) -> Response {
     let calls = w.control().calls().await;
+    let board = xfer_board::board(&w, &ctx).await;
     let body = html! {
         div id="live-calls" data-live="/fragments/calls" { (calls_table(&ctx, &calls)) }
+        (board)
     };
     page(&ctx, StatusCode::OK, "title.calls", body)
 }

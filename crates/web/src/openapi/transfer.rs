@@ -17,8 +17,8 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
         "/calls/{id}/transfer",
         json!({
             "parameters": [path_param("id", json!({ "type": "integer", "minimum": 0 }))],
-            "post": op("Blind-transfer a call in progress: the call's answering extension (or its caller when the callee is no extension) hands its peer to `to`, routed with that extension's class of service; it is released once `to` answers. 403: class of service; 404: no such call or number; 409: not answered or already transferring",
-                json!({ "requestBody": body(json!({ "type": "object", "required": ["to"], "additionalProperties": false, "properties": { "to": { "type": "string", "pattern": "^[0-9*#+]{1,64}$" } } })),
+            "post": op("Blind-transfer a call in progress: `moves` (caller or callee) names the party that goes to `to`, and the other party, which must be an extension, hands it on; without `moves` the call's answering extension (or its caller when the callee is no extension) hands its peer to `to`. The target is routed with the handing extension's class of service; that extension is released once `to` answers. 403: class of service, or the party left behind is no extension; 404: no such call or number; 409: not answered or already transferring",
+                json!({ "requestBody": body(json!({ "type": "object", "required": ["to"], "additionalProperties": false, "properties": { "to": { "type": "string", "pattern": "^[0-9*#+]{1,64}$" }, "moves": { "type": "string", "enum": ["caller", "callee"] } } })),
                     "responses": { "202": { "description": "the target is ringing" } } }),
                 &["400", "403", "404", "409", "415", "422", "503"])
         }),
