@@ -313,6 +313,7 @@ impl Call {
             duration_s: now.duration_since(self.start_mono).as_secs(),
             codec: self.codec.clone(),
             tenant_id: self.tenant_id,
+            parties: Vec::new(),
         }
     }
 }

@@ -364,7 +364,9 @@ impl Engine {
 
     /// Calls in progress, as the panel shows them.
     pub fn calls(&self, now: Now) -> Vec<CallSummary> {
-        self.b2bua.summaries(now.mono)
+        let mut calls = self.b2bua.summaries(now.mono);
+        self.fill_parties(&mut calls);
+        calls
     }
 
     /// Hangs up a call (administrator); false when there is no such call.

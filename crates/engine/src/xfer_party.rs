@@ -77,3 +77,21 @@ impl Engine {
         self.transfer_moving(id, to, None, now)
     }
 }
+
+impl Engine {
+    /// Sets each answered call's `parties`: the extensions behind its bridged legs now.
+    pub(crate) fn fill_parties(&self, calls: &mut [crate::control::CallSummary]) {
+        for s in calls {
+            let Some(call) = self.b2bua.get(s.id) else {
+                continue;
+            };
+            let Some(bridge) = call.bridge else {
+                continue;
+            };
+            s.parties = [bridge.a, bridge.b]
+                .into_iter()
+                .filter_map(|l| crate::transfer::leg_ext(call, l, &self.snap))
+                .collect();
+        }
+    }
+}

@@ -39,7 +39,9 @@ fn call_up(h: &mut Harness, cid: &str) -> u64 {
     let fork = invites_to(&out, DESK).pop().expect("the callee is rung");
     h.reply(&fork, 200, &format!("t-{cid}"), DESK, SEG1);
     h.sent.clear();
-    h.engine.calls(h.now)[0].id
+    let c = &h.engine.calls(h.now)[0];
+    assert_eq!(c.parties, ["1001", "1002"]);
+    c.id
 }
 
 fn byes_to(h: &Harness, at: &str) -> usize {
@@ -70,6 +72,9 @@ fn moving_the_callee_releases_the_caller() {
     assert_eq!(byes_to(&h, DESK), 0, "the callee stays, now with 1003");
     assert_eq!(h.engine.transfer_events(id)[0].by, "1001");
     assert_eq!(h.engine.transfer_events(id)[0].party, "1002");
+    let mut parties = h.engine.calls(h.now)[0].parties.clone();
+    parties.sort();
+    assert_eq!(parties, ["1002", "1003"], "the call names its parties now");
 }
 
 #[test]

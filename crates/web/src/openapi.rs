@@ -172,7 +172,7 @@ fn schemas_wave1() -> Value {
             "node": { "type": "string" }, "flags": { "type": "integer" }, "last_seen": ts, "updated_at": ts } },
         "Call": { "type": "object", "properties": {
             "id": { "type": "integer" }, "call_id": { "type": "string" }, "caller": { "type": "string" }, "callee": { "type": "string" },
-            "state": { "type": "string" }, "duration_s": { "type": "integer" }, "codec": { "type": "string" }, "tenant_id": { "type": "integer" } } },
+            "state": { "type": "string" }, "duration_s": { "type": "integer" }, "codec": { "type": "string" }, "tenant_id": { "type": "integer" }, "parties": { "type": "array", "items": { "type": "string" }, "description": "the extensions bridged in the call now (after transfers); empty until answered" } } },
         "Cdr": { "type": "object", "properties": {
             "id": { "type": "integer" }, "tenant_id": { "type": "integer" }, "call_id": { "type": "string" }, "caller": { "type": "string" },
             "callee": { "type": "string" }, "caller_name": { "type": "string" }, "start_time": ts, "answer_time": ts_null, "end_time": ts,

@@ -186,10 +186,17 @@ pub(crate) fn ext_state(
     }
     let mut ringing = false;
     for c in calls {
-        if c.caller == number || (c.callee == number && c.state == CallState::Up) {
+        // An answered call names who is in it now (a transfer changes that); a ringing one
+        // has its caller busy and its callee ringing.
+        let busy = if c.state == CallState::Up {
+            c.parties.iter().any(|p| p == number)
+        } else {
+            c.caller == number
+        };
+        if busy {
             return ExtState::Busy;
         }
-        ringing |= c.callee == number;
+        ringing |= c.state == CallState::Ringing && c.callee == number;
     }
     if ringing {
         ExtState::Ringing
@@ -318,6 +325,11 @@ mod tests {
             duration_s: 0,
             codec: String::new(),
             tenant_id: 1,
+            parties: if state == CallState::Up {
+                vec![caller.into(), callee.into()]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -334,6 +346,14 @@ mod tests {
         assert_eq!(ext_state("1005", true, true, &calls), ExtState::Dnd);
         assert_eq!(ext_state("1005", true, false, &calls), ExtState::Idle);
         assert_eq!(ext_state("1002", false, false, &calls), ExtState::Offline);
+        // After a transfer the answered call names its new parties.
+        let mut moved = call("1001", "1002", CallState::Up);
+        moved.parties = vec!["1001".into(), "1003".into()];
+        assert_eq!(
+            ext_state("1002", true, false, &[moved.clone()]),
+            ExtState::Idle
+        );
+        assert_eq!(ext_state("1003", true, false, &[moved]), ExtState::Busy);
     }
 
     #[test]

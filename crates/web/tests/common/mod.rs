@@ -114,6 +114,11 @@ impl FakeControl {
                 String::new()
             },
             tenant_id: 1,
+            parties: if state == CallState::Up {
+                vec![caller.into(), callee.into()]
+            } else {
+                Vec::new()
+            },
         });
     }
 
