@@ -66,6 +66,13 @@ impl CallControl for PbxControl {
         Box::pin(self.0.transfer_moving(id, to, moves))
     }
 
+    fn subscriptions(
+        &self,
+        tenant: Option<i64>,
+    ) -> BoxFuture<'_, Vec<web::engine::subs_list::SubscriptionInfo>> {
+        Box::pin(self.0.subscriptions(tenant))
+    }
+
     fn conferences(&self) -> BoxFuture<'_, Vec<web::engine::control::ConfSummary>> {
         Box::pin(self.0.conferences())
     }

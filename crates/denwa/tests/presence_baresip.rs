@@ -10,6 +10,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::api::{api_get, api_token};
 use common::{Denwa, registered_phone};
 use testkit::baresip::{Phone, PhoneConfig};
 
@@ -73,6 +74,7 @@ fn wait_status(
 #[test]
 fn baresip_presence_follows_calls_and_dnd() {
     testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
+    testkit::require_binary("curl").unwrap_or_else(|e| panic!("{e}"));
     let d = Denwa::start();
     for (n, pw) in [
         ("1001", "alice-secret-b"),
@@ -105,6 +107,27 @@ fn baresip_presence_follows_calls_and_dnd() {
 
     let mut seen = Vec::new();
     wait_status(&d, &mut watcher, &uri, "Online", FIRST_NOTIFY, &mut seen);
+    // The API lists baresip's subscription with what its last NOTIFY said.
+    let token = api_token(&d);
+    let subs = api_get(&d, &token, "/subscriptions");
+    let s = &subs["items"][0];
+    assert_eq!(subs["total"], 1, "{subs}");
+    assert_eq!(
+        (
+            s["subscriber"].as_str(),
+            s["event"].as_str(),
+            s["resource"].as_str()
+        ),
+        (Some("1001"), Some("presence"), Some("1002")),
+        "{subs}"
+    );
+    assert_eq!(s["last_state"], "open (Available)", "{subs}");
+    assert!(
+        s["source"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("127.0.0.1:")),
+        "{subs}"
+    );
 
     // A call: on the phone.
     desk.dial(&format!("sip:1003@{}", d.sip_addr()))

@@ -48,6 +48,7 @@ pub mod sdp;
 pub mod sdp_local;
 pub mod settings;
 pub mod subs;
+pub mod subs_list;
 pub mod timecond;
 pub mod transfer;
 pub mod uac;
@@ -245,6 +246,8 @@ pub struct Engine {
     prompt_rec_state: prompt_rec::PromptRecState,
     /// Event subscriptions (message-summary, dialog, presence).
     subs: subs::Subs,
+    /// What the last NOTIFY of each subscription said ([`subs_list`]).
+    notified: subs_list::Notified,
     /// Parked calls.
     park: park::ParkState,
     /// Pages in progress ([`page`]).
@@ -312,6 +315,7 @@ impl Engine {
             vm: vm::VmState::default(),
             prompt_rec_state: prompt_rec::PromptRecState::default(),
             subs: subs::Subs::default(),
+            notified: subs_list::Notified::default(),
             park: park::ParkState::default(),
             pages: page::Pages::default(),
             cfg,

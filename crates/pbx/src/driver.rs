@@ -238,6 +238,9 @@ impl Driver {
             Control::TransferMoving(id, to, moves, tx) => {
                 let _ = tx.send(self.engine.transfer_moving(id, &to, Some(moves), n));
             }
+            Control::Subscriptions(tenant, tx) => {
+                let _ = tx.send(self.engine.subscriptions(tenant, n));
+            }
             Control::Conferences(tx) => {
                 let _ = tx.send(self.engine.conferences(n));
             }

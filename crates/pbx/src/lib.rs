@@ -103,6 +103,11 @@ pub(crate) enum Control {
         oneshot::Sender<Result<(), engine::transfer::TransferRefused>>,
     ),
     Conferences(oneshot::Sender<Vec<engine::control::ConfSummary>>),
+    /// The subscriptions in force (of one tenant, or all).
+    Subscriptions(
+        Option<i64>,
+        oneshot::Sender<Vec<engine::subs_list::SubscriptionInfo>>,
+    ),
     /// The parked calls of a tenant.
     ParkedCalls(i64, oneshot::Sender<Vec<engine::park::ParkedCall>>),
     ConfMute(u64, bool, oneshot::Sender<bool>),
@@ -411,6 +416,19 @@ impl Pbx {
             return Err(gone());
         }
         rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// The event subscriptions in force, of `tenant` or of all tenants.
+    pub async fn subscriptions(
+        &self,
+        tenant: Option<i64>,
+    ) -> Vec<engine::subs_list::SubscriptionInfo> {
+        let (tx, rx) = oneshot::channel();
+        let c = Control::Subscriptions(tenant, tx);
+        if self.control.send(c).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// Conference rooms with participants.

@@ -30,6 +30,7 @@ pub(crate) mod park;
 pub mod prompts;
 pub(crate) mod recordings;
 pub(crate) mod reports;
+pub(crate) mod subs;
 mod transfer;
 pub(crate) use transfer::refusal as transfer_refusal;
 mod voicemail;
@@ -286,6 +287,7 @@ pub fn routes() -> Router<Web> {
         .merge(reports::routes())
         .merge(prompts::routes())
         .merge(language::routes())
+        .merge(subs::routes())
         .merge(recordings::routes())
         .merge(transfer::routes())
         .merge(voicemail::routes())

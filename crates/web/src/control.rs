@@ -65,6 +65,15 @@ pub trait CallControl: Send + Sync + 'static {
         })
     }
 
+    /// The event subscriptions in force, of `tenant` or of all tenants (empty when the core
+    /// does not run here).
+    fn subscriptions(
+        &self,
+        _tenant: Option<i64>,
+    ) -> BoxFuture<'_, Vec<engine::subs_list::SubscriptionInfo>> {
+        Box::pin(async { Vec::new() })
+    }
+
     /// Conference rooms with participants (empty when the core does not run here).
     fn conferences(&self) -> BoxFuture<'_, Vec<engine::control::ConfSummary>> {
         Box::pin(async { Vec::new() })

@@ -15,6 +15,7 @@ mod park;
 mod prompts;
 mod recordings;
 mod reports;
+mod subs;
 mod transfer;
 mod voicemail;
 
@@ -143,6 +144,7 @@ fn schemas() -> Value {
     park::schemas(&mut s);
     voicemail::schemas(&mut s);
     language::schemas(&mut s);
+    subs::schemas(&mut s);
     s
 }
 
@@ -332,6 +334,7 @@ pub fn document() -> Value {
     park::paths(&mut add);
     voicemail::paths(&mut add);
     language::paths(&mut add);
+    subs::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

@@ -35,6 +35,7 @@ mod park;
 mod prompts;
 mod recordings;
 mod reports;
+mod subs;
 mod transfer;
 mod voicemail;
 mod xfer_board;
@@ -92,6 +93,7 @@ pub fn routes() -> Router<Web> {
         .merge(recordings::routes())
         .merge(transfer::routes())
         .merge(xfer_board::routes())
+        .merge(subs::routes())
         .merge(park::routes())
         .merge(backup_remote::routes())
         .merge(cluster::routes())
@@ -211,6 +213,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/prompts" { (ctx.t("nav.prompts")) }
                             a href="/moh" { (ctx.t("nav.moh")) }
                             (recordings::nav(ctx))
+                            a href="/subscriptions" { (table_text(subs::NAV, ctx.lang, "nav.subs")) }
                             a href="/settings" { (ctx.t("nav.settings")) }
                             a href="/backup" { (ctx.t("nav.backup")) }
                             a href="/backup/remote" { (ctx.t("nav.backup_server")) }

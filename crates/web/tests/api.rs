@@ -1167,6 +1167,7 @@ async fn openapi_matches_routes() {
         "PUT /recording-policies/{kind}/{name}",
         "GET /recording-settings",
         "PUT /recording-settings",
+        "GET /subscriptions",
         "GET /tenant-settings",
         "PUT /tenant-settings",
         "GET /feature-codes",

@@ -25,6 +25,8 @@ pub struct FakeControl {
     pub hangups: Mutex<Vec<u64>>,
     /// Transfers asked for: (call, number). `FORBIDDEN_NUMBER` is refused with 403.
     pub transfers: Mutex<Vec<(u64, String)>>,
+    /// What `subscriptions` answers (filtered by tenant).
+    pub subs: Mutex<Vec<web::engine::subs_list::SubscriptionInfo>>,
     /// Transfers that named the party they move (also in `transfers`).
     pub moved: Mutex<Vec<(u64, String, web::engine::xfer_party::Party)>>,
     /// What `trunk_statuses` answers (empty: the core reports no trunks).
@@ -69,6 +71,7 @@ impl FakeControl {
             hangups: Mutex::new(Vec::new()),
             transfers: Mutex::new(Vec::new()),
             moved: Mutex::new(Vec::new()),
+            subs: Mutex::new(Vec::new()),
             trunks: Mutex::new(Vec::new()),
             cluster: std::sync::OnceLock::new(),
             confs: Mutex::new(Vec::new()),
@@ -208,6 +211,18 @@ impl CallControl for FakeControl {
             }
             self.transfers.lock().unwrap().push((id, to));
             Ok(())
+        })
+    }
+
+    fn subscriptions(
+        &self,
+        tenant: Option<i64>,
+    ) -> BoxFuture<'_, Vec<web::engine::subs_list::SubscriptionInfo>> {
+        Box::pin(async move {
+            let all = self.subs.lock().unwrap().clone();
+            all.into_iter()
+                .filter(|s| tenant.is_none_or(|t| s.tenant_id == t))
+                .collect()
         })
     }
 
