@@ -29,6 +29,8 @@ mod numbers;
 mod outside;
 mod page;
 mod park;
+mod park_numbers;
+mod ext_members;
 pub mod report;
 mod subs;
 mod vmbox;
