@@ -91,6 +91,8 @@ pub struct Settings {
     pub prompt_recorders: Vec<String>,
     /// BLF NOTIFYs name the other party of a call (`blf.show_caller`).
     pub blf_show_caller: bool,
+    /// Tenants' own `blf.show_caller` ([`crate::tenant_settings`]), overriding the node's.
+    pub blf_show_caller_tenants: std::collections::HashMap<i64, bool>,
     /// Most `dialog`/`presence` subscriptions per extension (`blf.max_keys`).
     pub blf_max_keys: u32,
 }
@@ -114,6 +116,7 @@ impl Default for Settings {
             transfer_music: true,
             prompt_recorders: Vec::new(),
             blf_show_caller: true,
+            blf_show_caller_tenants: std::collections::HashMap::new(),
             blf_max_keys: int(keys::BLF_MAX_KEYS),
         }
     }
@@ -196,6 +199,7 @@ impl Settings {
                 })
                 .and_then(|v| v.as_str().map(|c| c != "hide"))
                 .unwrap_or(d.blf_show_caller),
+            blf_show_caller_tenants: std::collections::HashMap::new(),
             blf_max_keys: to_u32(
                 int(keys::BLF_MAX_KEYS, u64::from(d.blf_max_keys)),
                 d.blf_max_keys,

@@ -49,6 +49,7 @@ pub mod sdp_local;
 pub mod settings;
 pub mod subs;
 pub mod subs_list;
+pub mod tenant_settings;
 pub mod timecond;
 pub mod transfer;
 pub mod uac;

@@ -148,3 +148,59 @@ fn subscriptions_are_listed_with_their_last_notified_state() {
     assert_eq!(l.len(), 1, "{l:?}");
     assert_eq!(l[0].event, "dialog");
 }
+
+/// The NOTIFY bodies sent since the last clear.
+fn notify_bodies(h: &Harness) -> Vec<String> {
+    h.sent
+        .iter()
+        .filter_map(|s| match &s.message {
+            Message::Request(r) if r.method == sip::Method::Notify => {
+                Some(String::from_utf8_lossy(&r.body).into_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// 1003 watches 1002's dialogs while 1001 calls 1002: the bodies of the NOTIFYs.
+fn watch_a_call(tenants: &[(i64, bool)], node_shows: bool) -> Vec<String> {
+    let mut snap = snapshot();
+    snap.settings.blf_show_caller = node_shows;
+    snap.settings.blf_show_caller_tenants = tenants.iter().copied().collect();
+    let mut h = Harness::with(snap);
+    for (n, at) in [("1001", A), ("1002", B), ("1003", W)] {
+        let c = format!("<sip:{n}@{at}>");
+        assert_eq!(h.register(n, Some(&c), Some(3600), at, SEG1).status, 200);
+    }
+    assert_eq!(
+        subscribe(&mut h, "sub-sc", "sip:1002@example.com", "dialog", 600),
+        200
+    );
+    answer_notifies(&mut h);
+    let out = h.dial(&Dial {
+        from: "1001",
+        to: "1002",
+        source: A,
+        local: SEG1,
+        call_id: "call-sc",
+    });
+    let fork = invites_to(&out, B).pop().expect("1002 rings");
+    h.reply(&fork, 180, "t-sc", B, SEG1);
+    h.advance(Duration::from_millis(100));
+    let bodies = notify_bodies(&h);
+    assert!(bodies.iter().any(|b| b.contains("early")), "{bodies:?}");
+    bodies
+}
+
+#[test]
+fn a_tenants_blf_show_caller_overrides_the_nodes() {
+    let shown = |bodies: &[String]| bodies.iter().any(|b| b.contains("<remote>"));
+    assert!(shown(&watch_a_call(&[], true)), "the node's default shows");
+    assert!(!shown(&watch_a_call(&[(1, false)], true)), "tenant 1 hides");
+    assert!(
+        shown(&watch_a_call(&[(2, false)], true)),
+        "another tenant's choice"
+    );
+    assert!(shown(&watch_a_call(&[(1, true)], false)), "tenant 1 shows");
+    assert!(!shown(&watch_a_call(&[], false)), "the node hides");
+}

@@ -10,7 +10,10 @@ mod common;
 use engine::page::PageGroup;
 use store::{Backend, Error, NewExtension};
 
-both_backends!(numbers_in_the_park_lot, deleting_an_extension_leaves_no_membership);
+both_backends!(
+    numbers_in_the_park_lot,
+    deleting_an_extension_leaves_no_membership
+);
 
 fn reason(e: Error) -> (&'static str, String) {
     match e {
@@ -36,7 +39,10 @@ async fn numbers_in_the_park_lot(b: Backend) {
     // No stored lot: the defaults (701-720) are in force.
     let (field, why) = reason(s.create_extension(t, ext("705")).await.unwrap_err());
     assert_eq!(field, "number");
-    assert!(why.contains("705 is a slot of the park lot (701-720)"), "{why}");
+    assert!(
+        why.contains("705 is a slot of the park lot (701-720)"),
+        "{why}"
+    );
     s.create_extension(t, ext("1001")).await.unwrap();
     s.create_extension(t, ext("721")).await.unwrap();
     let (_, why) = reason(

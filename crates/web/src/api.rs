@@ -31,6 +31,7 @@ pub mod prompts;
 pub(crate) mod recordings;
 pub(crate) mod reports;
 pub(crate) mod subs;
+pub(crate) mod tenant_settings;
 mod transfer;
 pub(crate) use transfer::refusal as transfer_refusal;
 mod voicemail;
@@ -288,6 +289,7 @@ pub fn routes() -> Router<Web> {
         .merge(prompts::routes())
         .merge(language::routes())
         .merge(subs::routes())
+        .merge(tenant_settings::routes())
         .merge(recordings::routes())
         .merge(transfer::routes())
         .merge(voicemail::routes())

@@ -16,6 +16,7 @@ mod prompts;
 mod recordings;
 mod reports;
 mod subs;
+mod tenant_settings;
 mod transfer;
 mod voicemail;
 
@@ -335,6 +336,7 @@ pub fn document() -> Value {
     voicemail::paths(&mut add);
     language::paths(&mut add);
     subs::paths(&mut add);
+    tenant_settings::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

@@ -36,6 +36,7 @@ mod prompts;
 mod recordings;
 mod reports;
 mod subs;
+mod tenant_settings;
 mod transfer;
 mod voicemail;
 mod xfer_board;
@@ -94,6 +95,7 @@ pub fn routes() -> Router<Web> {
         .merge(transfer::routes())
         .merge(xfer_board::routes())
         .merge(subs::routes())
+        .merge(tenant_settings::routes())
         .merge(park::routes())
         .merge(backup_remote::routes())
         .merge(cluster::routes())
@@ -1392,6 +1394,7 @@ async fn settings_view(
             Ok(m) => m,
             Err(e) => return fail(ctx, e),
         };
+    let tenant_settings = tenant_settings::section(w, ctx).await;
     let info = w.info();
     let text = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => s.clone(),
@@ -1431,6 +1434,7 @@ async fn settings_view(
             @if ctx.is_admin() { button type="submit" { (ctx.t("save")) } }
         }
         (tenant_language)
+        (tenant_settings)
         h2 { (ctx.t("set.bootstrap")) }
         p.hint { (ctx.t("set.bootstrap_note")) }
         table.kv { tbody {
