@@ -1,12 +1,25 @@
 //! Settings a tenant overrides for itself (its own row of the setting; without one the node's
-//! value applies). Today: `blf.show_caller` — whether BLF NOTIFYs name the other party.
+//! value applies): `blf.show_caller` — whether BLF NOTIFYs name the other party — and
+//! `intercom.audio` — whether `*80` intercom calls are one-way.
 
 use std::collections::HashMap;
 
 use crate::Engine;
 
 /// The keys a tenant may set for itself.
-pub const TENANT_KEYS: &[&str] = &[crate::settings::keys::BLF_SHOW_CALLER];
+pub const TENANT_KEYS: &[&str] = &[
+    crate::settings::keys::BLF_SHOW_CALLER,
+    crate::settings::keys::INTERCOM_AUDIO,
+];
+
+/// A tenant's stored `intercom.audio` as "one-way?"; `None` when invalid.
+pub fn one_way_value(v: &serde_json::Value) -> Option<bool> {
+    match v.as_str()? {
+        "one-way" => Some(true),
+        "two-way" => Some(false),
+        _ => None,
+    }
+}
 
 /// `blf.show_caller` of `tenant`: its own choice, else the node's.
 pub fn show_caller(node: bool, tenants: &HashMap<i64, bool>, tenant: i64) -> bool {
@@ -27,6 +40,12 @@ impl Engine {
     pub(crate) fn blf_show_caller(&self, tenant: i64) -> bool {
         let s = &self.snap.settings;
         show_caller(s.blf_show_caller, &s.blf_show_caller_tenants, tenant)
+    }
+
+    /// Whether `tenant`'s intercom calls are one-way (the called phone muted).
+    pub(crate) fn intercom_one_way(&self, tenant: i64) -> bool {
+        let s = &self.snap.settings;
+        show_caller(s.intercom_one_way, &s.intercom_one_way_tenants, tenant)
     }
 }
 

@@ -537,6 +537,15 @@ impl Driver {
                     s.set_remote(leg(side), rtp, rtcp);
                 }
             }
+            MediaCommand::MuteSide {
+                session,
+                side,
+                muted,
+            } => {
+                if let Some(s) = self.sessions.get(&session) {
+                    s.set_mute(leg(side), muted);
+                }
+            }
             MediaCommand::SetHold { session, on_hold } => {
                 if let Some(s) = self.sessions.get(&session) {
                     s.set_hold(on_hold);

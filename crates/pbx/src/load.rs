@@ -228,6 +228,18 @@ pub async fn settings(store: &Store) -> Settings {
         }
         Err(e) => warn!(error = %e, "tenant settings unreadable: using the node's"),
     }
+    match store
+        .tenant_setting_values(engine::settings::keys::INTERCOM_AUDIO)
+        .await
+    {
+        Ok(rows) => {
+            s.intercom_one_way_tenants = rows
+                .iter()
+                .filter_map(|(t, v)| engine::tenant_settings::one_way_value(v).map(|b| (*t, b)))
+                .collect();
+        }
+        Err(e) => warn!(error = %e, "tenant settings unreadable: using the node's"),
+    }
     s
 }
 
