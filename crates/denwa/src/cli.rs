@@ -651,7 +651,7 @@ pub enum SettingCmd {
         /// Value
         value: String,
         /// Set the tenant's own value instead of the node's (keys a tenant may override:
-        /// blf.show_caller)
+        /// blf.show_caller, intercom.audio)
         #[arg(long)]
         tenant: bool,
     },

@@ -1,5 +1,5 @@
-//! `/api/v1/tenant-settings/{key}`: settings a tenant overrides for itself (today
-//! `blf.show_caller`, see `engine::tenant_settings`). `GET` shows the tenant's own value (if
+//! `/api/v1/tenant-settings/{key}`: settings a tenant overrides for itself (`blf.show_caller`,
+//! `intercom.audio`, see `engine::tenant_settings`). `GET` shows the tenant's own value (if
 //! any), the node's and the one in force; `PUT {"value": ...}` sets the tenant's (checked like
 //! the node setting); `DELETE` returns to the node's. A key limited to a tenant works on that
 //! tenant; a node-wide key on the default tenant.

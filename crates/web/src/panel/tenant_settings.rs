@@ -1,4 +1,5 @@
-//! The tenant's own values of the settings it may override (today `blf.show_caller`), on the
+//! The tenant's own values of the settings it may override (`blf.show_caller`,
+//! `intercom.audio`), on the
 //! Settings page below the node's: "inherit" (the node's value) or one of the setting's choices.
 
 use std::collections::HashMap;
