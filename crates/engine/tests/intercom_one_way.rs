@@ -11,8 +11,8 @@ use sip::Message;
 const CALLER: &str = "192.0.2.21:5060";
 const DESK: &str = "192.0.2.22:5060";
 
-/// 1001 intercoms 1002 (`*801002`), whose phone answers; the media commands that followed.
-fn intercom(edit: impl FnOnce(&mut engine::Snapshot)) -> Vec<MediaCommand> {
+/// 1001 and 1002 registered, on the configuration `edit` made.
+fn registered(edit: impl FnOnce(&mut engine::Snapshot)) -> Harness {
     let mut snap = snapshot();
     edit(&mut snap);
     let mut h = Harness::with(snap);
@@ -20,6 +20,12 @@ fn intercom(edit: impl FnOnce(&mut engine::Snapshot)) -> Vec<MediaCommand> {
         let c = format!("<sip:{n}@{at}>");
         assert_eq!(h.register(n, Some(&c), Some(3600), at, SEG1).status, 200);
     }
+    h
+}
+
+/// 1001 intercoms 1002 (`*801002`), whose phone answers; the media commands that followed.
+fn intercom(edit: impl FnOnce(&mut engine::Snapshot)) -> Vec<MediaCommand> {
+    let mut h = registered(edit);
     let out = h.dial(&Dial {
         from: "1001",
         to: "*801002",
@@ -72,13 +78,7 @@ fn one_way_intercom_mutes_the_called_phone() {
 
 #[test]
 fn an_ordinary_call_is_never_muted() {
-    let mut snap = snapshot();
-    snap.settings.intercom_one_way = true;
-    let mut h = Harness::with(snap);
-    for (n, at) in [("1001", CALLER), ("1002", DESK)] {
-        let c = format!("<sip:{n}@{at}>");
-        assert_eq!(h.register(n, Some(&c), Some(3600), at, SEG1).status, 200);
-    }
+    let mut h = registered(|s| s.settings.intercom_one_way = true);
     let out = h.dial(&Dial {
         from: "1001",
         to: "1002",
