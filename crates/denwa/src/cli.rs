@@ -654,11 +654,18 @@ pub enum SettingCmd {
         key: String,
         /// Value
         value: String,
+        /// Set the tenant's own value instead of the node's (keys a tenant may override:
+        /// blf.show_caller, intercom.audio)
+        #[arg(long)]
+        tenant: bool,
     },
-    /// Remove a setting (back to its default).
+    /// Remove a setting (back to its default; with --tenant, back to the node's value).
     Unset {
         /// Key
         key: String,
+        /// Remove the tenant's own value (the node's applies again)
+        #[arg(long)]
+        tenant: bool,
     },
 }
 

@@ -57,6 +57,22 @@ impl CallControl for PbxControl {
         Box::pin(self.0.transfer(id, to))
     }
 
+    fn transfer_moving(
+        &self,
+        id: u64,
+        to: String,
+        moves: web::engine::xfer_party::Party,
+    ) -> BoxFuture<'_, Result<(), web::engine::transfer::TransferRefused>> {
+        Box::pin(self.0.transfer_moving(id, to, moves))
+    }
+
+    fn subscriptions(
+        &self,
+        tenant: Option<i64>,
+    ) -> BoxFuture<'_, Vec<web::engine::subs_list::SubscriptionInfo>> {
+        Box::pin(self.0.subscriptions(tenant))
+    }
+
     fn conferences(&self) -> BoxFuture<'_, Vec<web::engine::control::ConfSummary>> {
         Box::pin(self.0.conferences())
     }

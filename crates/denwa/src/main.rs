@@ -567,7 +567,26 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Setting(SettingCmd::Set { key, value }) => {
+        Command::Setting(SettingCmd::Set {
+            key,
+            value,
+            tenant: true,
+        }) => {
+            tenant_setting_key(&key)?;
+            let v = settings::parse(&key, &value).map_err(anyhow::Error::msg)?;
+            store.set_setting(Some(tenant.id), &key, &v).await?;
+            writeln!(out, "{key} = {v} for tenant {}", tenant.name)?;
+        }
+        Command::Setting(SettingCmd::Unset { key, tenant: true }) => {
+            tenant_setting_key(&key)?;
+            store.delete_setting(Some(tenant.id), &key).await?;
+            writeln!(
+                out,
+                "{key} of tenant {} back to the node's value",
+                tenant.name
+            )?;
+        }
+        Command::Setting(SettingCmd::Set { key, value, .. }) => {
             let v = settings::parse(&key, &value).map_err(anyhow::Error::msg)?;
             store.set_setting(None, &key, &v).await?;
             let live = settings::spec(&key).is_some_and(|s| !s.restart_required);
@@ -581,7 +600,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                 }
             )?;
         }
-        Command::Setting(SettingCmd::Unset { key }) => {
+        Command::Setting(SettingCmd::Unset { key, .. }) => {
             if settings::spec(&key).is_none() {
                 bail!("unknown setting {key:?}");
             }
@@ -841,5 +860,17 @@ async fn wait_for_signal() {
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// Refuses a key a tenant may not override (`denwa setting set|unset --tenant`).
+fn tenant_setting_key(key: &str) -> anyhow::Result<()> {
+    if engine::tenant_settings::TENANT_KEYS.contains(&key) {
+        Ok(())
+    } else {
+        bail!(
+            "{key:?} is not a setting a tenant may override (those are: {})",
+            engine::tenant_settings::TENANT_KEYS.join(", ")
+        )
     }
 }

@@ -217,6 +217,9 @@ pub(crate) struct Call {
     pub xfer: Option<Box<crate::transfer::Xfer>>,
     /// Auto-answer headers the forks carry (intercom, [`crate::page`]).
     pub auto_answer: Option<crate::page::AutoAnswer>,
+    /// One-way intercom: the called side is muted in the relay once it answers
+    /// ([`crate::tenant_settings`]).
+    pub one_way: bool,
 }
 
 impl Call {
@@ -255,6 +258,7 @@ impl Call {
             hunt: None,
             xfer: None,
             auto_answer: None,
+            one_way: false,
         }
     }
 
@@ -313,6 +317,7 @@ impl Call {
             duration_s: now.duration_since(self.start_mono).as_secs(),
             codec: self.codec.clone(),
             tenant_id: self.tenant_id,
+            parties: Vec::new(),
         }
     }
 }
@@ -1236,6 +1241,13 @@ impl Engine {
                 session,
                 on_hold: s.is_hold(),
             });
+            if call.one_way {
+                cmds.push(MediaCommand::MuteSide {
+                    session,
+                    side: Side::B,
+                    muted: true,
+                });
+            }
             call.codec = s.first_codec().unwrap_or("").to_string();
             let info = crate::recording::Answered::of_call(call, &a_invite.body, &resp.body);
             cmds.push(MediaCommand::Answered {

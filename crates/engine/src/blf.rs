@@ -616,7 +616,7 @@ impl Engine {
             }
             _ => {
                 let (els, live) = self.blf_dialogs(tenant, resource, now);
-                let show = self.snap.settings.blf_show_caller;
+                let show = self.blf_show_caller(tenant);
                 (
                     hash_of(&(&els[..live], show)),
                     dialog_elements(&els, &realm, show).into(),

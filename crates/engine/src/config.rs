@@ -91,6 +91,12 @@ pub struct Settings {
     pub prompt_recorders: Vec<String>,
     /// BLF NOTIFYs name the other party of a call (`blf.show_caller`).
     pub blf_show_caller: bool,
+    /// Tenants' own `blf.show_caller` ([`crate::tenant_settings`]), overriding the node's.
+    pub blf_show_caller_tenants: std::collections::HashMap<i64, bool>,
+    /// Intercom calls are one-way (`intercom.audio` = `one-way`).
+    pub intercom_one_way: bool,
+    /// Tenants' own `intercom.audio`, overriding the node's.
+    pub intercom_one_way_tenants: std::collections::HashMap<i64, bool>,
     /// Most `dialog`/`presence` subscriptions per extension (`blf.max_keys`).
     pub blf_max_keys: u32,
 }
@@ -114,6 +120,9 @@ impl Default for Settings {
             transfer_music: true,
             prompt_recorders: Vec::new(),
             blf_show_caller: true,
+            blf_show_caller_tenants: std::collections::HashMap::new(),
+            intercom_one_way: false,
+            intercom_one_way_tenants: std::collections::HashMap::new(),
             blf_max_keys: int(keys::BLF_MAX_KEYS),
         }
     }
@@ -196,6 +205,14 @@ impl Settings {
                 })
                 .and_then(|v| v.as_str().map(|c| c != "hide"))
                 .unwrap_or(d.blf_show_caller),
+            blf_show_caller_tenants: std::collections::HashMap::new(),
+            intercom_one_way: get(keys::INTERCOM_AUDIO)
+                .and_then(|v| {
+                    spec(keys::INTERCOM_AUDIO).and_then(|s| s.validate(&parse_json(&v)).ok())
+                })
+                .and_then(|v| v.as_str().map(|c| c == "one-way"))
+                .unwrap_or(d.intercom_one_way),
+            intercom_one_way_tenants: std::collections::HashMap::new(),
             blf_max_keys: to_u32(
                 int(keys::BLF_MAX_KEYS, u64::from(d.blf_max_keys)),
                 d.blf_max_keys,

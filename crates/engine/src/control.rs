@@ -32,6 +32,8 @@ pub struct CallSummary {
     pub codec: String,
     /// Tenant.
     pub tenant_id: i64,
+    /// The extensions bridged in the call now (after transfers); empty until it is answered.
+    pub parties: Vec<String>,
 }
 
 /// A participant of a conference room in progress.

@@ -49,6 +49,8 @@ pub mod sdp;
 pub mod sdp_local;
 pub mod settings;
 pub mod subs;
+pub mod subs_list;
+pub mod tenant_settings;
 pub mod timecond;
 pub mod transfer;
 pub mod uac;
@@ -57,6 +59,7 @@ pub mod vm;
 pub mod vm_menu;
 mod xfer_app;
 mod xfer_group;
+pub mod xfer_party;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -246,6 +249,8 @@ pub struct Engine {
     prompt_rec_state: prompt_rec::PromptRecState,
     /// Event subscriptions (message-summary, dialog, presence).
     subs: subs::Subs,
+    /// What the last NOTIFY of each subscription said ([`subs_list`]).
+    notified: subs_list::Notified,
     /// Parked calls.
     park: park::ParkState,
     /// Pages in progress ([`page`]).
@@ -315,6 +320,7 @@ impl Engine {
             vm: vm::VmState::default(),
             prompt_rec_state: prompt_rec::PromptRecState::default(),
             subs: subs::Subs::default(),
+            notified: subs_list::Notified::default(),
             park: park::ParkState::default(),
             pages: page::Pages::default(),
             live: live_calls::LiveState::default(),
@@ -368,7 +374,9 @@ impl Engine {
 
     /// Calls in progress, as the panel shows them.
     pub fn calls(&self, now: Now) -> Vec<CallSummary> {
-        self.b2bua.summaries(now.mono)
+        let mut calls = self.b2bua.summaries(now.mono);
+        self.fill_parties(&mut calls);
+        calls
     }
 
     /// Hangs up a call (administrator); false when there is no such call.

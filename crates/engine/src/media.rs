@@ -254,6 +254,16 @@ pub enum MediaCommand {
         /// Highest PCM rate, Hz.
         hz: Option<u32>,
     },
+    /// What one side's phone sends on a relay session is not relayed (or is again): the
+    /// called phone of a one-way intercom. Needs no answer.
+    MuteSide {
+        /// Session.
+        session: SessionId,
+        /// Side.
+        side: Side,
+        /// Muted.
+        muted: bool,
+    },
     /// Mute (the bridge does not hear it) or unmute an endpoint.
     SetMute {
         /// Endpoint.

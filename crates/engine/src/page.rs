@@ -191,13 +191,16 @@ impl Engine {
         }
         info!(tenant = o.tenant, caller = %o.caller, target = %number, contacts = bindings.len(), "intercom");
         let call_id = o.call_id.clone();
+        let o_tenant = o.tenant;
         let segments: Vec<_> = bindings.iter().map(|b| b.local.ip()).collect();
         self.start_call(entry, o, Targets::Contacts(bindings), &segments, now);
         // The forks go out once the relay sessions are open; they read this then.
+        let one_way = self.intercom_one_way(o_tenant);
         if let Some(&(id, A_LEG)) = self.b2bua.by_call_id.get(&call_id)
             && let Some(call) = self.b2bua.get_mut(id)
         {
             call.auto_answer = Some(AutoAnswer::default());
+            call.one_way = one_way;
         }
     }
 }

@@ -61,7 +61,12 @@ pub mod keys {
     pub const BLF_SHOW_CALLER: &str = "blf.show_caller";
     /// Most `dialog`/`presence` subscriptions one extension may hold (BLF keys).
     pub const BLF_MAX_KEYS: &str = "blf.max_keys";
+    /// Intercom (`*80` + extension) audio: `two-way`, or `one-way` (the called phone is muted).
+    pub const INTERCOM_AUDIO: &str = "intercom.audio";
 }
+
+/// The choices of `intercom.audio`.
+pub const INTERCOM_AUDIO_CHOICES: &[&str] = &["two-way", "one-way"];
 
 /// The choices of `blf.show_caller`.
 pub const BLF_SHOW_CALLER_CHOICES: &[&str] = &["show", "hide"];
@@ -323,6 +328,13 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Int(100),
         restart_required: false,
         help: "most BLF/presence subscriptions (keys) one extension may hold",
+    },
+    Spec {
+        key: keys::INTERCOM_AUDIO,
+        kind: Kind::Choice(INTERCOM_AUDIO_CHOICES),
+        default: DefaultValue::Text("two-way"),
+        restart_required: false,
+        help: "intercom (*80 + extension) audio: two-way, or one-way (the called phone's microphone is muted in the relay, as a page)",
     },
 ];
 

@@ -156,6 +156,11 @@ impl Subs {
         !self.by_resource.is_empty()
     }
 
+    /// Every subscription (read-only, for [`crate::subs_list`]).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&SubKey, &Sub)> {
+        self.by_id.iter()
+    }
+
     /// Subscriptions in all.
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
@@ -589,6 +594,7 @@ impl Engine {
                 req.set_body(&body.0, bytes::Bytes::from(body.1));
             }
         }
+        self.note_notify(sub, terminated.is_some(), &req.body, now);
         let owner = match terminated {
             Some(_) => Owner::Mwi,
             None => Owner::SubNotify(

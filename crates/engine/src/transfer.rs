@@ -802,10 +802,15 @@ impl Engine {
         }
     }
 
-    /// Blind transfer started by an administrator (panel, API): the call's answering
-    /// extension (or, when the callee is no extension, the caller) hands its peer to `to`,
-    /// routed with that extension's class of service, and is released once `to` answers.
-    pub fn transfer(&mut self, id: u64, to: &str, now: Now) -> Result<(), TransferRefused> {
+    /// Blind transfer started by an administrator (panel, API) that moves `moves` (see
+    /// [`crate::xfer_party`]; `None`: the callee hands the caller on) to `to`.
+    pub fn transfer_moving(
+        &mut self,
+        id: u64,
+        to: &str,
+        moves: Option<crate::xfer_party::Party>,
+        now: Now,
+    ) -> Result<(), TransferRefused> {
         let refuse = |status: u16, reason: &str| {
             Err(TransferRefused {
                 status,
@@ -836,11 +841,7 @@ impl Engine {
         } else {
             (bridge.b, bridge.a)
         };
-        let (x, by) = match (leg_ext(call, b, &self.snap), leg_ext(call, a, &self.snap)) {
-            (Some(n), _) => (b, n),
-            (None, Some(n)) => (a, n),
-            (None, None) => return refuse(403, "No extension in this call may transfer it"),
-        };
+        let (x, by) = crate::xfer_party::transferor(call, (a, b), moves, &self.snap)?;
         let Some(y) = bridge.peer(x) else {
             return refuse(409, "Call not answered");
         };

@@ -358,6 +358,7 @@ impl Relay {
             shared: shared.clone(),
             core: core.clone(),
             held: false,
+            muted: [false; 2],
             timed_out: false,
             timer_on: false,
             timer_at: None,
@@ -490,7 +491,13 @@ impl SessionStats {
 enum Control {
     Remote(RemoteUpdate),
     Hold(bool),
-    ClockRate { leg: Leg, payload_type: u8, hz: u32 },
+    /// What a leg's phone sends is not relayed (a one-way intercom's called phone).
+    Mute(Leg, bool),
+    ClockRate {
+        leg: Leg,
+        payload_type: u8,
+        hz: u32,
+    },
     Tap(Option<Arc<crate::recorder::RecordTap>>),
 }
 
@@ -550,6 +557,12 @@ impl Session {
     pub fn set_hold(&self, on_hold: bool) {
         self.shared.held.store(on_hold, Relaxed);
         self.control(Control::Hold(on_hold));
+    }
+
+    /// Mutes (or unmutes) what `leg`'s phone sends: its RTP and RTCP still latch and count,
+    /// but are not relayed to the other leg (a one-way intercom).
+    pub fn set_mute(&self, leg: Leg, muted: bool) {
+        self.control(Control::Mute(leg, muted));
     }
 
     /// Declares the RTP clock rate of a payload type a leg's phone sends (for jitter).
@@ -819,6 +832,8 @@ struct Engine {
     shared: Arc<SessionShared>,
     core: Arc<Core>,
     held: bool,
+    /// Legs whose media is not relayed ([`Session::set_mute`]).
+    muted: [bool; 2],
     timed_out: bool,
     /// Armed: silence counts from `last_activity`.
     timer_on: bool,
@@ -944,6 +959,9 @@ impl Engine {
         }
         if let Some(tap) = &self.tap {
             tap.packet(if leg == 0 { Leg::A } else { Leg::B }, now, &p, pkt);
+        }
+        if self.muted[leg] {
+            return;
         }
         let out = &mut self.legs[1 - leg];
         let step = if hz != 0 { hz / 50 } else { 160 };
@@ -1129,6 +1147,7 @@ impl Engine {
                 }
                 self.publish_remotes();
             }
+            Control::Mute(leg, m) => self.muted[leg.idx()] = m,
             Control::Hold(h) => {
                 self.held = h;
                 if h && self.timed_out {

@@ -239,6 +239,12 @@ impl Driver {
             Control::Transfer(id, to, tx) => {
                 let _ = tx.send(self.engine.transfer(id, &to, n));
             }
+            Control::TransferMoving(id, to, moves, tx) => {
+                let _ = tx.send(self.engine.transfer_moving(id, &to, Some(moves), n));
+            }
+            Control::Subscriptions(tenant, tx) => {
+                let _ = tx.send(self.engine.subscriptions(tenant, n));
+            }
             Control::Conferences(tx) => {
                 let _ = tx.send(self.engine.conferences(n));
             }
@@ -550,6 +556,15 @@ impl Driver {
             } => {
                 if let Some(s) = self.sessions.get(&session) {
                     s.set_remote(leg(side), rtp, rtcp);
+                }
+            }
+            MediaCommand::MuteSide {
+                session,
+                side,
+                muted,
+            } => {
+                if let Some(s) = self.sessions.get(&session) {
+                    s.set_mute(leg(side), muted);
                 }
             }
             MediaCommand::SetHold { session, on_hold } => {

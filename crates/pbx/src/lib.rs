@@ -97,7 +97,19 @@ pub(crate) enum Control {
         String,
         oneshot::Sender<Result<(), engine::transfer::TransferRefused>>,
     ),
+    /// A transfer that names the party it moves (the panel's drag and drop).
+    TransferMoving(
+        u64,
+        String,
+        engine::xfer_party::Party,
+        oneshot::Sender<Result<(), engine::transfer::TransferRefused>>,
+    ),
     Conferences(oneshot::Sender<Vec<engine::control::ConfSummary>>),
+    /// The subscriptions in force (of one tenant, or all).
+    Subscriptions(
+        Option<i64>,
+        oneshot::Sender<Vec<engine::subs_list::SubscriptionInfo>>,
+    ),
     /// The parked calls of a tenant.
     ParkedCalls(i64, oneshot::Sender<Vec<engine::park::ParkedCall>>),
     ConfMute(u64, bool, oneshot::Sender<bool>),
@@ -397,6 +409,39 @@ impl Pbx {
             return Err(gone());
         }
         rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// Blind-transfers call `id` to `to`, moving party `moves` (see
+    /// [`engine::Engine::transfer_moving`]).
+    pub async fn transfer_moving(
+        &self,
+        id: u64,
+        to: String,
+        moves: engine::xfer_party::Party,
+    ) -> Result<(), engine::transfer::TransferRefused> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || engine::transfer::TransferRefused {
+            status: 503,
+            reason: "call control is not running".into(),
+        };
+        let c = Control::TransferMoving(id, to, moves, tx);
+        if self.control.send(c).await.is_err() {
+            return Err(gone());
+        }
+        rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// The event subscriptions in force, of `tenant` or of all tenants.
+    pub async fn subscriptions(
+        &self,
+        tenant: Option<i64>,
+    ) -> Vec<engine::subs_list::SubscriptionInfo> {
+        let (tx, rx) = oneshot::channel();
+        let c = Control::Subscriptions(tenant, tx);
+        if self.control.send(c).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// Conference rooms with participants.

@@ -214,7 +214,33 @@ pub async fn settings(store: &Store) -> Settings {
             (k, text)
         })
         .collect();
-    Settings::from_values(|k| map.get(k).cloned())
+    let mut s = Settings::from_values(|k| map.get(k).cloned());
+    // Tenants' own values of the settings they may override.
+    match store
+        .tenant_setting_values(engine::settings::keys::BLF_SHOW_CALLER)
+        .await
+    {
+        Ok(rows) => {
+            s.blf_show_caller_tenants = rows
+                .iter()
+                .filter_map(|(t, v)| engine::tenant_settings::show_caller_value(v).map(|b| (*t, b)))
+                .collect();
+        }
+        Err(e) => warn!(error = %e, "tenant settings unreadable: using the node's"),
+    }
+    match store
+        .tenant_setting_values(engine::settings::keys::INTERCOM_AUDIO)
+        .await
+    {
+        Ok(rows) => {
+            s.intercom_one_way_tenants = rows
+                .iter()
+                .filter_map(|(t, v)| engine::tenant_settings::one_way_value(v).map(|b| (*t, b)))
+                .collect();
+        }
+        Err(e) => warn!(error = %e, "tenant settings unreadable: using the node's"),
+    }
+    s
 }
 
 /// The digest nonce secret from the database, created on first start.

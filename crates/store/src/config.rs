@@ -576,6 +576,13 @@ impl Store {
             if let Some(why) = crate::hunt::hunt_referrer!(tx, tenant_id, format!("ext:{number}"), "") {
                 return Err(Error::Invalid { field: "number", reason: format!("extension {number} is {why}") });
             }
+            let (refused, paged) = crate::ext_members::leave_page_groups!(tx, tenant_id, number);
+            if let Some(why) = refused {
+                return Err(Error::Invalid { field: "number", reason: format!("extension {number} is {why}") });
+            }
+            if paged {
+                announce!(tx, kind, Change::Apps);
+            }
             let n = sqlx::query("DELETE FROM extensions WHERE tenant_id = $1 AND number = $2")
                 .bind(tenant_id)
                 .bind(number)

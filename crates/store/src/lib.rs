@@ -28,11 +28,14 @@ mod model;
 mod notify;
 #[macro_use]
 mod numbers;
+mod ext_members;
 mod outside;
 mod page;
 mod park;
+mod park_numbers;
 pub mod report;
 mod subs;
+mod tenant_settings;
 mod vmbox;
 
 use std::path::PathBuf;

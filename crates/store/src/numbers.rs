@@ -1,7 +1,8 @@
 //! One number space per tenant. Extensions, IVR menu numbers, conference rooms, ring group,
 //! page group and time condition numbers are all dialled the same way, so no two of them may
 //! share a number, and no feature code may shadow one (`*8` equal to a number, or `**`
-//! that takes digits after it being the start of one). Every write that gives something a
+//! that takes digits after it being the start of one), nor may a number be a slot of the
+//! tenant's park lot (`crate::park_numbers`). Every write that gives something a
 //! number asks [`number_owner!`] inside its transaction; the feature-code table asks
 //! [`tenant_numbers!`] for the whole list.
 
@@ -138,6 +139,9 @@ macro_rules! number_owner {
             if let Err(e) = table.validate([("number", n)]) {
                 found = Some(e.to_string());
             }
+        }
+        if found.is_none() {
+            found = crate::park_numbers::slot_clash!($tx, $tenant, $number);
         }
         found
     }};

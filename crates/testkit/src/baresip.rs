@@ -199,6 +199,8 @@ pub struct PhoneConfig {
     pub account_params: Vec<String>,
     /// Extra lines appended to the config file.
     pub config_lines: Vec<String>,
+    /// Files written into the config directory before start (name, text), e.g. `contacts`.
+    pub files: Vec<(String, String)>,
 }
 
 impl PhoneConfig {
@@ -219,6 +221,7 @@ impl PhoneConfig {
             netns: None,
             account_params: Vec::new(),
             config_lines: Vec::new(),
+            files: Vec::new(),
         }
     }
 
@@ -337,6 +340,9 @@ impl Phone {
         // so that no REGISTER_OK/REGISTER_FAIL event is emitted before anyone listens.
         let account = account_line(cfg, sip_port);
         fs::write(dir.path().join("accounts"), "").map_err(|e| io_err("writing accounts", e))?;
+        for (file, text) in &cfg.files {
+            fs::write(dir.path().join(file), text).map_err(|e| io_err("writing a file", e))?;
+        }
 
         let lifetime = cfg.lifetime.as_secs().max(1).to_string();
         let mut cmd = match &cfg.netns {

@@ -30,6 +30,8 @@ pub(crate) mod park;
 pub mod prompts;
 pub(crate) mod recordings;
 pub(crate) mod reports;
+pub(crate) mod subs;
+pub(crate) mod tenant_settings;
 mod transfer;
 pub(crate) use transfer::refusal as transfer_refusal;
 mod voicemail;
@@ -294,6 +296,8 @@ pub fn routes() -> Router<Web> {
         .merge(reports::routes())
         .merge(prompts::routes())
         .merge(language::routes())
+        .merge(subs::routes())
+        .merge(tenant_settings::routes())
         .merge(recordings::routes())
         .merge(transfer::routes())
         .merge(voicemail::routes())

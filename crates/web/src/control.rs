@@ -49,6 +49,31 @@ pub trait CallControl: Send + Sync + 'static {
         })
     }
 
+    /// Blind-transfers call `id` to `to`, moving party `moves` (the other party is the
+    /// transferor: its class of service applies and it is released once `to` answers).
+    fn transfer_moving(
+        &self,
+        _id: u64,
+        _to: String,
+        _moves: engine::xfer_party::Party,
+    ) -> BoxFuture<'_, Result<(), engine::transfer::TransferRefused>> {
+        Box::pin(async {
+            Err(engine::transfer::TransferRefused {
+                status: 503,
+                reason: "call control does not run on this node".into(),
+            })
+        })
+    }
+
+    /// The event subscriptions in force, of `tenant` or of all tenants (empty when the core
+    /// does not run here).
+    fn subscriptions(
+        &self,
+        _tenant: Option<i64>,
+    ) -> BoxFuture<'_, Vec<engine::subs_list::SubscriptionInfo>> {
+        Box::pin(async { Vec::new() })
+    }
+
     /// Conference rooms with participants (empty when the core does not run here).
     fn conferences(&self) -> BoxFuture<'_, Vec<engine::control::ConfSummary>> {
         Box::pin(async { Vec::new() })

@@ -995,6 +995,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "BLF キーに通話相手を表示するか: show(表示)または hide(非表示)",
     ),
     (
+        "set.intercom_audio",
+        "Intercom (*80 + extension) audio: two-way, or one-way (the called phone's microphone is muted)",
+        "インターコム(*80 + 内線)の音声: two-way(双方向)または one-way(片方向、呼び出された電話機のマイクをミュート)",
+    ),
+    (
         "set.blf_max_keys",
         "Most BLF/presence subscriptions (keys) one extension may hold",
         "1 内線が持てる BLF/プレゼンス購読(キー)の上限",

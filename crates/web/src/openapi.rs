@@ -15,6 +15,8 @@ mod park;
 mod prompts;
 mod recordings;
 mod reports;
+mod subs;
+mod tenant_settings;
 mod transfer;
 mod voicemail;
 
@@ -143,6 +145,7 @@ fn schemas() -> Value {
     park::schemas(&mut s);
     voicemail::schemas(&mut s);
     language::schemas(&mut s);
+    subs::schemas(&mut s);
     s
 }
 
@@ -172,7 +175,7 @@ fn schemas_wave1() -> Value {
             "node": { "type": "string" }, "flags": { "type": "integer" }, "last_seen": ts, "updated_at": ts } },
         "Call": { "type": "object", "properties": {
             "id": { "type": "integer" }, "call_id": { "type": "string" }, "caller": { "type": "string" }, "callee": { "type": "string" },
-            "state": { "type": "string" }, "duration_s": { "type": "integer" }, "codec": { "type": "string" }, "tenant_id": { "type": "integer" } } },
+            "state": { "type": "string" }, "duration_s": { "type": "integer" }, "codec": { "type": "string" }, "tenant_id": { "type": "integer" }, "parties": { "type": "array", "items": { "type": "string" }, "description": "the extensions bridged in the call now (after transfers); empty until answered" } } },
         "Cdr": { "type": "object", "properties": {
             "id": { "type": "integer" }, "tenant_id": { "type": "integer" }, "call_id": { "type": "string" }, "caller": { "type": "string" },
             "callee": { "type": "string" }, "caller_name": { "type": "string" }, "start_time": ts, "answer_time": ts_null, "end_time": ts,
@@ -332,6 +335,8 @@ pub fn document() -> Value {
     park::paths(&mut add);
     voicemail::paths(&mut add);
     language::paths(&mut add);
+    subs::paths(&mut add);
+    tenant_settings::paths(&mut add);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Denwa REST API", "version": env!("CARGO_PKG_VERSION"),

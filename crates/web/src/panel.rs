@@ -35,8 +35,11 @@ mod park;
 mod prompts;
 mod recordings;
 mod reports;
+mod subs;
+mod tenant_settings;
 mod transfer;
 mod voicemail;
+mod xfer_board;
 
 const STYLE: &str = include_str!("../static/style.css");
 const SCRIPT: &str = include_str!("../static/app.js");
@@ -90,6 +93,9 @@ pub fn routes() -> Router<Web> {
         .merge(language::routes())
         .merge(recordings::routes())
         .merge(transfer::routes())
+        .merge(xfer_board::routes())
+        .merge(subs::routes())
+        .merge(tenant_settings::routes())
         .merge(park::routes())
         .merge(backup_remote::routes())
         .merge(cluster::routes())
@@ -209,6 +215,7 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                             a href="/prompts" { (ctx.t("nav.prompts")) }
                             a href="/moh" { (ctx.t("nav.moh")) }
                             (recordings::nav(ctx))
+                            a href="/subscriptions" { (table_text(subs::NAV, ctx.lang, "nav.subs")) }
                             a href="/settings" { (ctx.t("nav.settings")) }
                             a href="/backup" { (ctx.t("nav.backup")) }
                             a href="/backup/remote" { (ctx.t("nav.backup_server")) }
@@ -619,7 +626,7 @@ fn calls_table(ctx: &Ctx, calls: &[CallSummary]) -> Markup {
                 tbody {
                     @for c in calls {
                         tr.call data-caller=(c.caller) data-callee=(c.callee) {
-                            td { (c.caller) } td { (c.callee) }
+                            (xfer_board::party_cells(ctx, c))
                             td { (ctx.t(match c.state { CallState::Ringing => "calls.ringing", CallState::Up => "calls.up" })) }
                             td { (fmt_duration(c.duration_s)) }
                             td { (c.codec) }
@@ -729,8 +736,10 @@ async fn calls_fragment(State(w): State<Web>, Signed(ctx): Signed) -> Response {
 
 async fn calls(State(w): State<Web>, Signed(ctx): Signed) -> Response {
     let calls = w.control().calls().await;
+    let board = xfer_board::board(&w, &ctx).await;
     let body = html! {
         div id="live-calls" data-live="/fragments/calls" { (calls_table(&ctx, &calls)) }
+        (board)
     };
     page(&ctx, StatusCode::OK, "title.calls", body)
 }
@@ -1385,6 +1394,7 @@ async fn settings_view(
             Ok(m) => m,
             Err(e) => return fail(ctx, e),
         };
+    let tenant_settings = tenant_settings::section(w, ctx).await;
     let info = w.info();
     let text = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => s.clone(),
@@ -1424,6 +1434,7 @@ async fn settings_view(
             @if ctx.is_admin() { button type="submit" { (ctx.t("save")) } }
         }
         (tenant_language)
+        (tenant_settings)
         h2 { (ctx.t("set.bootstrap")) }
         p.hint { (ctx.t("set.bootstrap_note")) }
         table.kv { tbody {

@@ -53,6 +53,7 @@ pub fn label(key: &str) -> &'static str {
         keys::TRANSFER_ON_FAILURE => "set.transfer_on_failure",
         keys::TRANSFER_TRANSFEREE_HEARS => "set.transfer_transferee_hears",
         keys::BLF_SHOW_CALLER => "set.blf_show_caller",
+        keys::INTERCOM_AUDIO => "set.intercom_audio",
         keys::BLF_MAX_KEYS => "set.blf_max_keys",
         _ => "set.unknown",
     }

@@ -5,7 +5,8 @@ for (const el of document.querySelectorAll("[data-live]")) {
   const src = el.getAttribute("data-live");
   let busy = false;
   setInterval(async () => {
-    if (busy || document.hidden) return;
+    // Not while someone types or picks in it (a transfer form, a select): that would wipe it.
+    if (busy || document.hidden || el.contains(document.activeElement)) return;
     busy = true;
     try {
       const r = await fetch(src, { credentials: "same-origin", headers: { "Accept": "text/html" } });

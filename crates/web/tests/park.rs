@@ -52,6 +52,15 @@ async fn park_lot_through_the_api() {
     let r = a
         .api("POST", "/extensions", k, Some(json!({"number": "805"})))
         .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a slot: {}",
+        r.text()
+    );
+    let r = a
+        .api("POST", "/extensions", k, Some(json!({"number": "815"})))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     for (bad, needle) in [
         (json!({"first_slot": 720, "last_slot": 701}), "empty"),
@@ -60,7 +69,7 @@ async fn park_lot_through_the_api() {
         (json!({"fallback": "nowhere:1"}), "fallback"),
         (json!({"first_slot": "x"}), "first_slot"),
         (json!({"slots": 3}), "slots"),
-        (json!({"first_slot": 800, "last_slot": 806}), "805"),
+        (json!({"first_slot": 811, "last_slot": 816}), "815"),
     ] {
         let r = a.api("PUT", "/park", k, Some(bad.clone())).await;
         assert_eq!(

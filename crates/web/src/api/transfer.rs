@@ -1,6 +1,7 @@
-//! `POST /api/v1/calls/{id}/transfer {"to": "1003"}`: blind transfer of a call in progress by
-//! the administrator. The call's answering extension (or its caller, when the callee is no
-//! extension) is the transferring side: the number is routed with its class of service, its
+//! `POST /api/v1/calls/{id}/transfer {"to": "1003", "moves": "caller"}`: blind transfer of a
+//! call in progress by the administrator. `moves` (optional, `caller` or `callee`) names the
+//! party that goes to `to`; the other party is the transferring side. Without it the call's
+//! answering extension (or its caller, when the callee is no extension) is the transferring side: the number is routed with its class of service, its
 //! peer rings `to`, and it is released once `to` answers (see `engine::transfer`).
 //! `GET /api/v1/cdrs/{id}/events`: a call record's transfer events, in order.
 
@@ -64,10 +65,22 @@ async fn transfer(
             ));
         }
     };
+    let moves = match b.remove("moves") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match engine::xfer_party::Party::parse(&s) {
+            Some(p) => Some(p),
+            None => return Err(super::outside::field_error("moves", "caller or callee")),
+        },
+        Some(_) => return Err(super::outside::field_error("moves", "caller or callee")),
+    };
     if let Some(k) = b.keys().next() {
         return Err(super::outside::field_error(k, "unknown field"));
     }
-    match w.control().transfer(id, to).await {
+    let r = match moves {
+        Some(m) => w.control().transfer_moving(id, to, m).await,
+        None => w.control().transfer(id, to).await,
+    };
+    match r {
         Ok(()) => Ok(StatusCode::ACCEPTED),
         Err(r) => Err(refusal(&r)),
     }

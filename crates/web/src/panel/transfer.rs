@@ -30,6 +30,7 @@ pub(super) fn form(ctx: &Ctx, id: u64) -> Markup {
             (csrf_field(ctx))
             input type="text" name="to" size="8" required pattern="[0-9*#+]{1,64}"
                 placeholder=(ctx.t("calls.transfer_to")) aria-label=(ctx.t("calls.transfer_to"));
+            (super::xfer_board::moves_select(ctx))
             button type="submit" { (ctx.t("calls.transfer")) }
         }
     }
@@ -56,11 +57,18 @@ async fn transfer(
         .get("to")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
-    match w.control().transfer(id, to).await {
+    let moves = f
+        .get("moves")
+        .and_then(|m| engine::xfer_party::Party::parse(m));
+    let r = match moves {
+        Some(m) => w.control().transfer_moving(id, to, m).await,
+        None => w.control().transfer(id, to).await,
+    };
+    match r {
         Ok(()) => Redirect::to("/calls").into_response(),
         Err(r) => {
             let status = crate::api::transfer_refusal(&r).status;
-            let msg = format!("{} {}", ctx.t("calls.transfer_refused"), r.reason);
+            let msg = super::xfer_board::refusal_text(&ctx, &r);
             notice(&ctx, status, "title.error", &msg)
         }
     }

@@ -25,6 +25,10 @@ pub struct FakeControl {
     pub hangups: Mutex<Vec<u64>>,
     /// Transfers asked for: (call, number). `FORBIDDEN_NUMBER` is refused with 403.
     pub transfers: Mutex<Vec<(u64, String)>>,
+    /// What `subscriptions` answers (filtered by tenant).
+    pub subs: Mutex<Vec<web::engine::subs_list::SubscriptionInfo>>,
+    /// Transfers that named the party they move (also in `transfers`).
+    pub moved: Mutex<Vec<(u64, String, web::engine::xfer_party::Party)>>,
     /// What `trunk_statuses` answers (empty: the core reports no trunks).
     pub trunks: Mutex<Vec<web::engine::TrunkStatus>>,
     /// The active/standby driver, when a test makes this node clustered.
@@ -66,6 +70,8 @@ impl FakeControl {
             alive: AtomicBool::new(true),
             hangups: Mutex::new(Vec::new()),
             transfers: Mutex::new(Vec::new()),
+            moved: Mutex::new(Vec::new()),
+            subs: Mutex::new(Vec::new()),
             trunks: Mutex::new(Vec::new()),
             cluster: std::sync::OnceLock::new(),
             confs: Mutex::new(Vec::new()),
@@ -111,6 +117,11 @@ impl FakeControl {
                 String::new()
             },
             tenant_id: 1,
+            parties: if state == CallState::Up {
+                vec![caller.into(), callee.into()]
+            } else {
+                Vec::new()
+            },
         });
     }
 
@@ -200,6 +211,33 @@ impl CallControl for FakeControl {
             }
             self.transfers.lock().unwrap().push((id, to));
             Ok(())
+        })
+    }
+
+    fn subscriptions(
+        &self,
+        tenant: Option<i64>,
+    ) -> BoxFuture<'_, Vec<web::engine::subs_list::SubscriptionInfo>> {
+        Box::pin(async move {
+            let all = self.subs.lock().unwrap().clone();
+            all.into_iter()
+                .filter(|s| tenant.is_none_or(|t| s.tenant_id == t))
+                .collect()
+        })
+    }
+
+    fn transfer_moving(
+        &self,
+        id: u64,
+        to: String,
+        moves: web::engine::xfer_party::Party,
+    ) -> BoxFuture<'_, Result<(), web::engine::transfer::TransferRefused>> {
+        Box::pin(async move {
+            let r = self.transfer(id, to.clone()).await;
+            if r.is_ok() {
+                self.moved.lock().unwrap().push((id, to, moves));
+            }
+            r
         })
     }
 
