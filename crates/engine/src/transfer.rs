@@ -1303,6 +1303,8 @@ impl Engine {
             self.notify_transferor(id, p.transferor, p.refer_seq, 200, true, now);
             self.bye_leg(id, p.transferor, now);
         }
+        // The pair's stored copy follows the new bridge (`engine::live_calls`).
+        self.live_call_save(id, now);
     }
 
     /// Re-INVITEs `leg` with `peer_sdp` (the other party's media) pointed at the relay socket
@@ -1608,6 +1610,7 @@ impl Engine {
         }
         self.reinvite_onto_relay(id, i, &y_sdp, adv, now);
         info!(call = id, to = %target, "attended transfer completed");
+        self.live_call_save(id, now);
     }
 
     /// An INVITE with `Replaces` (RFC 3891) from an authenticated phone of the call's tenant:

@@ -2300,3 +2300,26 @@ fn an_ivr_call_is_attended_transferred_by_the_answering_phone() {
     assert_eq!(h.cdrs.len(), 2);
     assert_eq!(h.cdrs[1].callee, "1003");
 }
+
+#[test]
+fn a_pairs_stored_call_follows_a_blind_transfer_to_the_target() {
+    let mut h = setup();
+    h.engine.set_live_calls(true);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bt-live");
+    let row = |h: &Harness| {
+        h.live_rows
+            .get(&(1, "bt-live".to_string()))
+            .cloned()
+            .expect("the call is stored")
+    };
+    let before = row(&h);
+    assert_eq!(before.b.as_ref().map(|b| b.peer), Some(addr(DESK)));
+    let inv = refer_to_third(&mut h, &desk, 2);
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    // The node taking over would continue the call with the target, not the released desk.
+    let after = row(&h);
+    let b = after.b.as_ref().expect("the far leg is stored");
+    assert_eq!(b.peer, addr(THIRD));
+    assert_eq!(b.remote_rtp, Some(addr("192.0.2.23:6000")));
+    assert_eq!(after.a.peer, addr(CALLER));
+}
