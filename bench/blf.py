@@ -80,7 +80,8 @@ def run_load(args, port: int, pid: int, work: str, name: str) -> dict:
     argv = [args.watchers_bin, "--server", f"127.0.0.1:{port}", "--phones", str(args.phones),
             "--keys", str(args.keys), "--base", str(BASE), "--cps", str(args.cps),
             "--seconds", str(args.seconds), "--ring-ms", str(args.ring_ms),
-            "--hold-ms", str(args.hold_ms), "--sub-expires", str(args.sub_expires)]
+            "--hold-ms", str(args.hold_ms), "--sub-expires", str(args.sub_expires),
+            "--settle-s", str(args.settle_s)]
     errf = open(os.path.join(work, f"blf_watchers-{name}.log"), "ab")
     p = subprocess.Popen(bench.pinned(argv, "load"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=errf, text=True)
@@ -194,6 +195,8 @@ def main() -> int:
     ap.add_argument("--ring-ms", type=int, default=100)
     ap.add_argument("--hold-ms", type=int, default=2000)
     ap.add_argument("--sub-expires", type=int, default=3600)
+    ap.add_argument("--settle-s", type=int, default=20,
+                    help="pause between the setup and the calls (the server stores 50,000 subscriptions)")
     ap.add_argument("--setup-timeout", type=float, default=600.0)
     ap.add_argument("--work", default="")
     ap.add_argument("--out", default="")

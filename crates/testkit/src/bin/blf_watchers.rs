@@ -33,7 +33,7 @@ use tokio::sync::oneshot;
 
 const USAGE: &str = "blf_watchers --server ADDR:PORT [--phones N] [--keys K] [--base NUMBER] \
 [--cps R] [--seconds S] [--ring-ms MS] [--hold-ms MS] [--sub-expires S] [--setup-parallel N] \
-[--drain-s S] [--no-wait]";
+[--drain-s S] [--settle-s S] [--no-wait]";
 
 /// Most delays kept (4 bytes each); past it the figures come from the first ones.
 const MAX_SAMPLES: usize = 20_000_000;
@@ -53,6 +53,7 @@ struct Args {
     sub_expires: u32,
     parallel: usize,
     drain: Duration,
+    settle: Duration,
     wait: bool,
 }
 
@@ -69,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
         sub_expires: 3600,
         parallel: 200,
         drain: Duration::from_secs(3),
+        settle: Duration::from_secs(2),
         wait: true,
     };
     let mut it = std::env::args().skip(1);
@@ -93,6 +95,7 @@ fn parse_args() -> Result<Args, String> {
             "--sub-expires" => a.sub_expires = num(&k, &v)?,
             "--setup-parallel" => a.parallel = num(&k, &v)?,
             "--drain-s" => a.drain = Duration::from_secs(num(&k, &v)?),
+            "--settle-s" => a.settle = Duration::from_secs(num(&k, &v)?),
             _ => return Err(format!("unknown option {k}\n{USAGE}")),
         }
     }
@@ -1118,8 +1121,8 @@ async fn run(args: Args) -> Result<(), String> {
     let sub_failed = bounded(&w, jobs, args.parallel).await;
     let sub_s = t1.elapsed().as_secs_f64();
     let subs_ok = n * args.keys - sub_failed;
-    // Let the initial NOTIFYs settle.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the initial NOTIFYs (and the server's writes of the subscriptions) settle.
+    tokio::time::sleep(args.settle).await;
     emit(serde_json::json!({
         "phase": "ready", "phones": n, "keys": args.keys, "registered": n - reg_failed,
         "register_s": reg_s, "subscriptions": subs_ok, "subscribe_failed": sub_failed,
@@ -1275,7 +1278,7 @@ mod tests {
         assert!(
             d.contains("realm=\"denwa\"") && d.contains("qop=auth") && d.contains("opaque=\"o\"")
         );
-        assert_eq!(password("3001"), "pw-dabb-blf");
+        assert_eq!(password("3001"), "pw-daab-blf");
     }
 
     #[test]
