@@ -325,8 +325,9 @@ impl Call {
 /// All calls, with the indexes that find them without scanning.
 #[derive(Default)]
 pub(crate) struct B2bua {
-    /// Boxed: spare table capacity then costs a pointer per slot, not a call.
-    pub(crate) calls: HashMap<u64, Box<Call>>,
+    /// Boxed: spare table capacity then costs a pointer per slot, not a call. Changes are
+    /// noted for BLF ([`crate::blf_calls`]).
+    pub(crate) calls: crate::blf_calls::CallTable,
     next_id: u64,
     /// SIP Call-ID of any leg -> (call, leg).
     pub(crate) by_call_id: HashMap<String, (u64, LegIdx)>,

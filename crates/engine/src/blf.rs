@@ -6,12 +6,16 @@
 //! tenant's domain gets 403, an unknown resource 404 (both logged with the peer address).
 //!
 //! State comes from one place per kind:
-//! - calls: after every input the engine compares each call's legs with what it saw last
-//!   (a cheap fingerprint per call, the full comparison only when it changed) and marks the
-//!   extensions whose dialogs changed — b2bua legs, hunt/ring-group forks (the extension of
-//!   each ringing fork's contact), picked-up and transferred legs alike;
-//! - registrations, DND, time conditions: marked on a location write or a configuration
-//!   reload, and swept once a second (registrations run out without an input);
+//! - calls: the call table notes every call changed, added or removed
+//!   ([`crate::blf_calls::CallTable`]); after an input the engine rebuilds the dialog elements
+//!   of those calls only, compares them with what it saw last and marks the extensions whose
+//!   dialogs changed — b2bua legs, hunt/ring-group forks (the extension of each ringing fork's
+//!   contact), picked-up, parked and transferred legs, anchored calls alike. Idle calls cost
+//!   nothing ([`Engine::blf_stats`] counts the calls looked at);
+//! - registrations, DND, time conditions: presence and day/night resources are looked at on a
+//!   location write and swept once a second (registrations run out without an input); a
+//!   configuration reload looks at everything watched (and at every call: which numbers are
+//!   extensions may have changed);
 //! - anything else (park slots...): [`Engine::blf_changed`].
 //!
 //! NOTIFY fan-out: watchers are indexed by resource ([`crate::subs::Subs::by_resource`]); the
@@ -67,12 +71,20 @@ pub(crate) struct BlfState {
     dirty: HashSet<(i64, String)>,
     /// Everything watched is to be looked at in the next flush.
     sweep_all: bool,
+    /// Presence and day/night resources are to be looked at in the next flush.
+    sweep_state: bool,
     last_sweep: Option<Instant>,
     /// NOTIFYs held back by [`MIN_GAP`]: (when, subscription).
     due: BTreeSet<(Instant, SubKey)>,
     due_keys: HashSet<SubKey>,
-    /// Calls as last seen: fingerprint and dialog elements by resource.
-    calls: HashMap<u64, (u64, Vec<Entry>)>,
+    /// Calls as last seen: their dialog elements by resource.
+    calls: HashMap<u64, Vec<Entry>>,
+    /// Every call is to be looked at (tracking started, the extensions changed).
+    rescan: bool,
+    /// Calls looked at since start ([`Engine::blf_stats`]).
+    examined: u64,
+    /// Unmarked calls found changed (debug builds check; always 0 when the marking is right).
+    missed: u64,
     /// Resource -> calls with a dialog element for it.
     by_res: HashMap<(i64, String), HashSet<u64>>,
     /// Dialogs that ended since the last flush (sent once as `terminated`).
@@ -90,19 +102,14 @@ impl BlfState {
     }
 }
 
-fn fingerprint(call: &Call) -> u64 {
-    let mut h = DefaultHasher::new();
-    (call.state == CallState::Up).hash(&mut h);
-    call.callee.hash(&mut h);
-    call.bridge.map(|b| (b.a, b.b)).hash(&mut h);
-    call.rung.len().hash(&mut h);
-    for l in &call.legs {
-        (l.side == Side::A).hash(&mut h);
-        l.final_status.hash(&mut h);
-        l.call_id.hash(&mut h);
-        l.dialog.as_ref().map(|d| &d.id.remote_tag).hash(&mut h);
-    }
-    h.finish()
+/// What the BLF call tracking has done since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlfStats {
+    /// Calls whose dialog elements were rebuilt (changed calls only, plus full rescans when
+    /// tracking starts or the extensions change).
+    pub examined: u64,
+    /// Calls found changed without having been marked (checked in debug builds; a bug if > 0).
+    pub missed: u64,
 }
 
 fn hash_of<T: Hash>(t: &T) -> u64 {
@@ -234,9 +241,25 @@ impl Engine {
         }
     }
 
-    /// Registrations, DND or time conditions may have changed: look at everything watched.
+    /// Registrations, DND or time conditions may have changed: look at the presence and
+    /// day/night resources watched (an extension's `dialog` state depends on calls only).
     pub(crate) fn blf_sweep_soon(&mut self) {
+        self.subs.blf.sweep_state = true;
+    }
+
+    /// The configuration was reloaded: look at everything watched, and at every call (which
+    /// numbers are extensions, or the caller's visibility, may have changed).
+    pub(crate) fn blf_config_changed(&mut self) {
         self.subs.blf.sweep_all = true;
+        self.subs.blf.rescan = true;
+    }
+
+    /// What the BLF call tracking has done since start (calls looked at).
+    pub fn blf_stats(&self) -> BlfStats {
+        BlfStats {
+            examined: self.subs.blf.examined,
+            missed: self.subs.blf.missed,
+        }
     }
 
     /// Whether a subscriber of `tenant` may watch `resource`; `Ok(resource)` or the refusal.
@@ -387,67 +410,92 @@ impl Engine {
         out
     }
 
-    /// Compares the calls with what was seen last and marks the watched resources that changed.
+    /// Rebuilds the dialog elements of the calls changed since the last look (every call after
+    /// a rescan request) and marks the watched resources whose dialogs changed.
     fn blf_scan_calls(&mut self) {
-        let mut changed: Vec<u64> = Vec::new();
-        for (id, call) in &self.b2bua.calls {
-            let fp = fingerprint(call);
-            if self.subs.blf.calls.get(id).map(|c| c.0) != Some(fp) {
-                changed.push(*id);
-            }
+        let ids: Vec<u64> = if std::mem::take(&mut self.subs.blf.rescan) {
+            self.b2bua.calls.take_touched();
+            self.blf_all_call_ids()
+        } else {
+            self.b2bua.calls.take_touched()
+        };
+        for id in ids {
+            self.subs.blf.examined += 1;
+            self.blf_look_at(id);
         }
-        let gone: Vec<u64> = self
-            .subs
-            .blf
+        #[cfg(debug_assertions)]
+        self.blf_check_unmarked();
+    }
+
+    /// Every call alive or still shown (sorted).
+    fn blf_all_call_ids(&self) -> Vec<u64> {
+        let mut all: Vec<u64> = self
+            .b2bua
             .calls
             .keys()
-            .filter(|id| !self.b2bua.contains(**id))
+            .chain(self.subs.blf.calls.keys())
             .copied()
             .collect();
-        for id in changed {
-            let Some(call) = self.b2bua.get(id) else {
-                continue;
-            };
-            let fp = fingerprint(call);
-            let entries = self.blf_call_entries(call);
-            let old = self
-                .subs
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Compares one call's dialog elements with what was seen last (`id` gone: all ended).
+    fn blf_look_at(&mut self, id: u64) {
+        let entries = match self.b2bua.get(id) {
+            Some(call) => self.blf_call_entries(call),
+            None => Vec::new(),
+        };
+        let old = if entries.is_empty() {
+            self.subs.blf.calls.remove(&id).unwrap_or_default()
+        } else {
+            self.subs
                 .blf
                 .calls
-                .insert(id, (fp, entries.clone()))
-                .map(|c| c.1)
-                .unwrap_or_default();
-            if old == entries {
-                continue;
-            }
-            for (res, _) in &old {
-                self.blf_unindex(res, id);
-            }
-            for (res, _) in &entries {
-                self.subs
-                    .blf
-                    .by_res
-                    .entry(res.clone())
-                    .or_default()
-                    .insert(id);
-            }
-            for (res, el) in old {
-                if !entries.iter().any(|(r, e)| *r == res && e.id == el.id) {
-                    self.blf_ended(res, el);
-                } else {
-                    self.blf_changed(res.0, &res.1);
-                }
-            }
-            for (res, _) in entries {
+                .insert(id, entries.clone())
+                .unwrap_or_default()
+        };
+        if old == entries {
+            return;
+        }
+        for (res, _) in &old {
+            self.blf_unindex(res, id);
+        }
+        for (res, _) in &entries {
+            self.subs
+                .blf
+                .by_res
+                .entry(res.clone())
+                .or_default()
+                .insert(id);
+        }
+        for (res, el) in old {
+            if !entries.iter().any(|(r, e)| *r == res && e.id == el.id) {
+                self.blf_ended(res, el);
+            } else {
                 self.blf_changed(res.0, &res.1);
             }
         }
-        for id in gone {
-            if let Some((_, old)) = self.subs.blf.calls.remove(&id) {
-                for (res, el) in old {
-                    self.blf_unindex(&res, id);
-                    self.blf_ended(res, el);
-                }
+        for (res, _) in entries {
+            self.blf_changed(res.0, &res.1);
+        }
+    }
+
+    /// Debug builds: every call not marked still shows what BLF last saw (a change that
+    /// bypassed the marking is logged, counted in [`BlfStats::missed`] and then applied).
+    #[cfg(debug_assertions)]
+    fn blf_check_unmarked(&mut self) {
+        for id in self.blf_all_call_ids() {
+            let now = match self.b2bua.get(id) {
+                Some(call) => self.blf_call_entries(call),
+                None => Vec::new(),
+            };
+            let seen = self.subs.blf.calls.get(&id).map_or(&[][..], |v| &v[..]);
+            if now != seen {
+                tracing::error!(call = id, "BLF: a call changed without being marked");
+                self.subs.blf.missed += 1;
+                self.blf_look_at(id);
             }
         }
     }
@@ -514,7 +562,7 @@ impl Engine {
         let mut els: Vec<DialogEl> = ids
             .iter()
             .filter_map(|id| self.subs.blf.calls.get(id))
-            .flat_map(|(_, v)| v.iter().filter(|(r, _)| *r == key).map(|(_, e)| e.clone()))
+            .flat_map(|v| v.iter().filter(|(r, _)| *r == key).map(|(_, e)| e.clone()))
             .collect();
         let live = els.len();
         if let Some(ended) = self.subs.blf.ended.get(&key) {
@@ -635,7 +683,7 @@ impl Engine {
     ) -> (sip::MediaType, String) {
         if !self.subs.blf.tracking {
             // The first BLF subscription: learn the calls in progress before answering it.
-            self.subs.blf.tracking = true;
+            self.blf_start_tracking();
             self.blf_scan_calls();
         }
         let (hash, part) = self.blf_part(sub.tenant, &sub.resource.clone(), sub.package, now);
@@ -658,15 +706,26 @@ impl Engine {
         }
     }
 
+    /// Follows calls from now on: every call is looked at in the next scan, changes after
+    /// that are noted by the call table.
+    fn blf_start_tracking(&mut self) {
+        self.subs.blf.tracking = true;
+        self.subs.blf.rescan = true;
+        self.b2bua.calls.set_tracking(true);
+    }
+
     /// Sends what changed: called after every input; `calls_moved` is false for inputs that
-    /// cannot change a call (answers to our NOTIFYs, SUBSCRIBEs), which skip the call scan.
+    /// cannot change a call (answers to our NOTIFYs, SUBSCRIBEs), which skip even the look at
+    /// the calls marked changed.
     pub(crate) fn blf_flush(&mut self, now: Now, calls_moved: bool) {
         if !self.subs.any_blf() {
             if self.subs.blf.tracking {
+                self.b2bua.calls.set_tracking(false);
                 let blf = &mut self.subs.blf;
                 blf.tracking = false;
-                blf.calls.clear();
-                blf.by_res.clear();
+                blf.rescan = false;
+                blf.calls = HashMap::new();
+                blf.by_res = HashMap::new();
                 blf.ended.clear();
                 blf.dirty.clear();
                 blf.due.clear();
@@ -675,21 +734,33 @@ impl Engine {
             return;
         }
         self.subs.blf.bodies.clear();
-        if calls_moved || !self.subs.blf.tracking {
-            self.subs.blf.tracking = true;
+        if !self.subs.blf.tracking {
+            self.blf_start_tracking();
+        }
+        if calls_moved || self.subs.blf.rescan {
             self.blf_scan_calls();
         }
-        let sweep = self.subs.blf.sweep_all
-            || self
-                .subs
-                .blf
-                .last_sweep
-                .is_none_or(|t| now.mono.saturating_duration_since(t) >= SWEEP);
-        if sweep {
-            self.subs.blf.sweep_all = false;
-            self.subs.blf.last_sweep = Some(now.mono);
+        let timed = self
+            .subs
+            .blf
+            .last_sweep
+            .is_none_or(|t| now.mono.saturating_duration_since(t) >= SWEEP);
+        if std::mem::take(&mut self.subs.blf.sweep_all) {
             let all: Vec<(i64, String)> = self.subs.by_resource.keys().cloned().collect();
             self.subs.blf.dirty.extend(all);
+        } else if timed || self.subs.blf.sweep_state {
+            let swept: Vec<(i64, String)> = self
+                .subs
+                .by_resource
+                .keys()
+                .filter(|r| self.subs.presence_watched(r) || self.blf_timecond(r.0, &r.1).is_some())
+                .cloned()
+                .collect();
+            self.subs.blf.dirty.extend(swept);
+        }
+        if timed || self.subs.blf.sweep_state {
+            self.subs.blf.sweep_state = false;
+            self.subs.blf.last_sweep = Some(now.mono);
         }
         let dirty: Vec<(i64, String)> = self.subs.blf.dirty.drain().collect();
         for res in dirty {
@@ -712,7 +783,16 @@ impl Engine {
             self.subs.blf.due_keys.remove(&k);
             self.blf_send(k, now);
         }
-        self.subs.blf.ended.clear();
+        // An ended dialog stays until every watcher of its resource has been sent it: one
+        // held back by the gap shows it as `terminated` too, not just as gone.
+        let (subs, blf) = (&self.subs.by_resource, &mut self.subs.blf);
+        let due = &blf.due_keys;
+        blf.ended.retain(|res, _| {
+            !due.is_empty()
+                && subs
+                    .get(res)
+                    .is_some_and(|keys| keys.iter().any(|k| due.contains(k)))
+        });
         self.subs.blf.bodies.clear();
     }
 

@@ -19,6 +19,7 @@ mod anchor;
 pub mod auth;
 pub mod b2bua;
 pub mod blf;
+mod blf_calls;
 mod conf;
 pub mod config;
 pub mod control;
@@ -547,7 +548,7 @@ impl Engine {
     }
 
     fn on_config(&mut self, c: ConfigUpdate, now: Now) {
-        self.blf_sweep_soon();
+        self.blf_config_changed();
         match c {
             ConfigUpdate::Tenants(t) => {
                 self.snap.tenants = t;

@@ -99,6 +99,8 @@ pub(crate) struct Subs {
     pub(crate) by_resource: HashMap<(i64, String), std::collections::HashSet<SubKey>>,
     /// (tenant, subscribing extension) -> its `dialog`/`presence` subscriptions.
     by_owner: HashMap<(i64, String), std::collections::HashSet<SubKey>>,
+    /// (tenant, resource) -> how many `presence` subscriptions watch it (swept once a second).
+    presence: HashMap<(i64, String), usize>,
     /// BLF state: dirty resources, due NOTIFYs, calls seen ([`crate::blf`]).
     pub(crate) blf: crate::blf::BlfState,
 }
@@ -115,8 +117,19 @@ impl Subs {
                 .entry((sub.tenant, sub.ext.clone()))
                 .or_default()
                 .insert(key.clone());
+            if sub.package == Package::Presence {
+                *self
+                    .presence
+                    .entry((sub.tenant, sub.resource.clone()))
+                    .or_default() += 1;
+            }
         }
-        self.by_id.insert(key, sub);
+        if let Some(old) = self.by_id.insert(key.clone(), sub) {
+            // The same key again (never done today): keep the presence count right.
+            if old.package == Package::Presence {
+                self.uncount_presence(&(old.tenant, old.resource));
+            }
+        }
     }
 
     /// Takes a subscription out, keeping the indexes.
@@ -134,8 +147,25 @@ impl Subs {
                     }
                 }
             }
+            if sub.package == Package::Presence {
+                self.uncount_presence(&(sub.tenant, sub.resource.clone()));
+            }
         }
         Some(sub)
+    }
+
+    fn uncount_presence(&mut self, res: &(i64, String)) {
+        if let Some(n) = self.presence.get_mut(res) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.presence.remove(res);
+            }
+        }
+    }
+
+    /// Whether some `presence` subscription watches `res` (its state follows registrations).
+    pub(crate) fn presence_watched(&self, res: &(i64, String)) -> bool {
+        self.presence.contains_key(res)
     }
 
     /// A subscription.

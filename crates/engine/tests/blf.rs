@@ -106,6 +106,11 @@ fn notifies(h: &mut Harness, call_id: &str) -> Vec<Request> {
         let ok = Response::for_request(r, 200, None);
         h.recv_message(Message::Response(ok), W, SEG1);
     }
+    assert_eq!(
+        h.engine.blf_stats().missed,
+        0,
+        "every call change BLF shows was marked (debug builds check)"
+    );
     h.sent.retain(|s| {
         !matches!(&s.message, Message::Request(r) if r.method == sip::Method::Notify && r.call_id() != Some(call_id))
     });
@@ -285,8 +290,9 @@ fn a_burst_is_coalesced_and_the_final_state_is_kept() {
     h.advance(GAP);
     let later = notifies(&mut h, "w1");
     assert_eq!(later.len(), 1, "one NOTIFY when the gap ends");
-    assert!(
-        states(&later[0]).iter().all(|s| s == "terminated"),
+    assert_eq!(
+        states(&later[0]),
+        vec!["terminated"],
         "the final state: {}",
         body(&later[0])
     );
@@ -529,4 +535,112 @@ fn a_subscriber_missing_from_the_cache_is_looked_up_then_served() {
     assert_eq!(h.lookups, 1, "1003 was looked up");
     assert_eq!(ok.status, 200, "answered once the lookup came back");
     assert_eq!(notifies(&mut h, "l2").len(), 1);
+}
+
+/// Dials 1001 -> 1002 and answers; the answered fork.
+fn answered_call(h: &mut Harness, call_id: &str, tag: &str) -> Request {
+    let fork = dial(h, "1001", A, "1002", call_id);
+    h.reply(&fork, 200, tag, B, SEG1);
+    fork
+}
+
+/// Looks at calls during one watched call's life (ring, answer, hang-up) with `idle` answered
+/// calls around it: (calls looked at, NOTIFY states the watcher saw).
+fn work_for_one_call(idle: usize) -> (u64, Vec<Vec<String>>) {
+    let mut h = setup();
+    subscribe(&mut h, "w1", "sip:1002@example.com", "dialog");
+    notifies(&mut h, "w1");
+    for i in 0..idle {
+        answered_call(&mut h, &format!("idle-{i}"), &format!("it{i}"));
+    }
+    h.advance(GAP);
+    notifies(&mut h, "w1");
+    let before = h.engine.blf_stats().examined;
+    let mut seen = Vec::new();
+    let fork = dial(&mut h, "1001", A, "1002", "hot");
+    h.reply(&fork, 180, "hot-b", B, SEG1);
+    h.advance(GAP);
+    seen.extend(notifies(&mut h, "w1").iter().map(states));
+    h.reply(&fork, 200, "hot-b", B, SEG1);
+    h.advance(GAP);
+    seen.extend(notifies(&mut h, "w1").iter().map(states));
+    let id = h
+        .engine
+        .calls(h.now)
+        .into_iter()
+        .find(|c| c.call_id == "hot")
+        .expect("the hot call")
+        .id;
+    let now = h.now;
+    assert!(h.engine.hangup(id, now));
+    h.drain();
+    h.advance(GAP);
+    seen.extend(notifies(&mut h, "w1").iter().map(states));
+    let examined = h.engine.blf_stats().examined - before;
+    (examined, seen)
+}
+
+#[test]
+fn idle_calls_are_not_looked_at_when_one_call_changes() {
+    let (few, seen_few) = work_for_one_call(2);
+    let (many, seen_many) = work_for_one_call(40);
+    // The work is the changing call's alone: the same with 2 or 40 idle calls around it, and
+    // fewer looks than the 40 idle calls (the old scan looked at every call after every input).
+    assert_eq!(few, many, "work independent of the idle calls");
+    assert!(many > 0 && many < 40, "looked at {many} times");
+    // And the watcher still saw the changing call ring, be answered and end (the idle calls'
+    // dialogs stay confirmed in every NOTIFY).
+    for seen in [&seen_few, &seen_many] {
+        let hot: Vec<&Vec<String>> = seen.iter().collect();
+        assert!(
+            hot.iter().any(|s| s.contains(&"early".to_string())),
+            "{seen:?}"
+        );
+        assert!(
+            hot.iter().any(|s| s.contains(&"terminated".to_string())),
+            "{seen:?}"
+        );
+    }
+    let idle_confirmed = seen_many
+        .last()
+        .map(|s| s.iter().filter(|x| *x == "confirmed").count());
+    assert_eq!(idle_confirmed, Some(40), "{seen_many:?}");
+}
+
+#[test]
+fn a_rescan_after_a_configuration_reload_looks_at_every_call_once() {
+    let mut h = setup();
+    subscribe(&mut h, "w1", "sip:1002@example.com", "dialog");
+    notifies(&mut h, "w1");
+    for i in 0..5 {
+        answered_call(&mut h, &format!("c-{i}"), &format!("t{i}"));
+    }
+    h.advance(GAP);
+    assert_eq!(
+        states(notifies(&mut h, "w1").last().expect("NOTIFY")).len(),
+        5
+    );
+    // 1002 stops being an extension (reloaded): its dialogs end for its watcher.
+    h.advance(GAP);
+    let before = h.engine.blf_stats().examined;
+    let mut exts = h.engine.snapshot().extensions.clone();
+    let e = exts.remove(&(1, "1002".to_string())).expect("1002");
+    h.input(Input::Config(engine::ConfigUpdate::Extensions(
+        exts.clone(),
+    )));
+    assert_eq!(h.engine.blf_stats().examined - before, 5, "each call once");
+    let n = notifies(&mut h, "w1");
+    let last = n.last().expect("a NOTIFY after the reload");
+    assert!(
+        states(last).iter().all(|s| s == "terminated"),
+        "{}",
+        body(last)
+    );
+    // Back: the calls show again.
+    h.advance(GAP);
+    exts.insert((1, "1002".to_string()), e);
+    h.input(Input::Config(engine::ConfigUpdate::Extensions(exts)));
+    h.advance(GAP);
+    let n = notifies(&mut h, "w1");
+    assert_eq!(states(n.last().expect("NOTIFY")).len(), 5);
 }
