@@ -47,6 +47,8 @@ pub(crate) struct Driver {
     /// flight), so it can hold no more than that.
     back_tx: mpsc::UnboundedSender<Input>,
     back_rx: Option<mpsc::UnboundedReceiver<Input>>,
+    /// Subscription rows, batched ([`crate::sub_writer`]).
+    subs_writer: crate::sub_writer::SubWriter,
     /// Inputs produced while carrying out outputs (media answers), fed before the next turn.
     feedback: Vec<Input>,
     /// Database operations of this turn that must run in order (location changes).
@@ -86,7 +88,9 @@ impl Driver {
             metrics.recorder.clone(),
         );
         let live = crate::live_calls::LiveWriter::start(store.clone(), back_tx.clone());
+        let subs_writer = crate::sub_writer::SubWriter::start(store.clone(), back_tx.clone());
         Driver {
+            subs_writer,
             live,
             engine,
             store,
@@ -340,6 +344,19 @@ impl Driver {
         }
     }
 
+    /// A subscription row change, to the batching writer; answered at once with an error when
+    /// its queue is full (the engine logs it; the subscription itself goes on in memory).
+    fn sub_write(&mut self, id: OpId, w: store::EventSubWrite) {
+        if self.subs_writer.submit(id, w).is_err() {
+            self.feedback.push(Input::Db(
+                id,
+                DbAnswer::Vm(engine::vm::VmAnswer::Done(Err(
+                    "subscription writer queue full".into(),
+                ))),
+            ));
+        }
+    }
+
     fn database(&mut self, id: OpId, op: DbOp) {
         match op {
             op @ (DbOp::Location(_) | DbOp::BindingFlags { .. }) => self.ordered.push((id, op)),
@@ -403,6 +420,12 @@ impl Driver {
                         .map_err(|e| e.to_string());
                     let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
                 });
+            }
+            DbOp::Vm(engine::vm::VmOp::SaveSub(r)) => {
+                self.sub_write(id, store::EventSubWrite::Put(r));
+            }
+            DbOp::Vm(engine::vm::VmOp::DropSub { call_id, local_tag }) => {
+                self.sub_write(id, store::EventSubWrite::Drop { call_id, local_tag });
             }
             DbOp::Vm(op) => {
                 let store = self.store.clone();

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod recording;
 pub mod resolve;
 pub mod stale;
+mod sub_writer;
 pub mod transport;
 mod vm_io;
 mod vm_mail;

@@ -35,6 +35,7 @@ mod park;
 mod park_numbers;
 pub mod report;
 mod subs;
+pub use subs::EventSubWrite;
 mod tenant_settings;
 mod vmbox;
 

@@ -291,3 +291,52 @@ async fn subscriptions_are_kept(b: Backend) {
     s.delete_event_sub("a", "t1").await.unwrap();
     assert!(s.event_subs(now).await.unwrap().is_empty());
 }
+
+both_backends!(subscription_changes_are_applied_in_order_in_one_batch,);
+
+/// The driver's subscription writer applies a burst in one transaction, in order: a put then a
+/// drop of one dialog leaves nothing, two puts leave the last, others are untouched.
+async fn subscription_changes_are_applied_in_order_in_one_batch(b: Backend) {
+    use store::EventSubWrite::{Drop, Put};
+    let (s, _url, _g) = common::store(b).await;
+    let now = Utc::now();
+    let later = now.timestamp_millis() + 600_000;
+    let rec = |id: &str, seq: u32| engine::subs::SubRecord {
+        call_id: id.into(),
+        local_tag: "t1".into(),
+        remote_tag: "r1".into(),
+        tenant: 1,
+        ext: "1001".into(),
+        package: "dialog".into(),
+        resource: "1002".into(),
+        version: 0,
+        local: "<sip:1002@example.com>;tag=t1".into(),
+        remote: "<sip:1001@example.com>;tag=r1".into(),
+        remote_target: "sip:1001@192.0.2.21:5060".into(),
+        route_set: Vec::new(),
+        local_seq: Some(seq),
+        remote_seq: Some(2),
+        destination: "192.0.2.21:5060".parse().unwrap(),
+        transport: "udp".into(),
+        local_addr: None,
+        expires_at_ms: later,
+    };
+    s.put_event_sub(&rec("kept", 1)).await.unwrap();
+    let mut burst = Vec::new();
+    for i in 0..300 {
+        burst.push(Put(Box::new(rec(&format!("k{i:03}"), 1))));
+    }
+    burst.push(Put(Box::new(rec("short", 1))));
+    burst.push(Drop {
+        call_id: "short".into(),
+        local_tag: "t1".into(),
+    });
+    burst.push(Put(Box::new(rec("k000", 7))));
+    s.apply_event_subs(&burst).await.unwrap();
+    let rows = s.event_subs(now).await.unwrap();
+    assert_eq!(rows.len(), 301, "300 new + the one stored before");
+    assert!(rows.iter().all(|r| r.call_id != "short"), "put then drop: gone");
+    let k0 = rows.iter().find(|r| r.call_id == "k000").expect("k000");
+    assert_eq!(k0.local_seq, Some(7), "the later put wins");
+    assert!(rows.iter().any(|r| r.call_id == "kept"));
+}
