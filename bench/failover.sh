@@ -4,7 +4,7 @@
 # namespaces, in the same run. Needs root. Installs keepalived if missing, then runs the ignored
 # test `failover_vs_keepalived` of crates/denwa/tests/cluster_matrix.rs, which prints the table
 # and writes it to target/tmp/failover-bench.md.
-#   DNWHK_FAST_ADVERT=0.1   the fast keepalived advert_int (VRRPv3, seconds; default 0.1)
+#   DNWHK_ADVERTS=1,0.1,0.01   keepalived's advert_int values to run (seconds; default 1,0.1,0.01)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v keepalived >/dev/null 2>&1; then

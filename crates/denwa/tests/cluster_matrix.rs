@@ -451,8 +451,12 @@ fn failure_matrix() {
         let s = cx.n[1 - act].status();
         drop_link(&cx.lab, 0, Link::Heartbeat, false);
         assert_eq!(s["status"]["role"], "standby", "{s}");
+        assert_eq!(s["status"]["paths"][1], false, "path 1 shown degraded: {s}");
         Fault {
-            note: "no takeover in 4 s".into(),
+            note: format!(
+                "no takeover in 4 s; the standby shows paths {}",
+                s["status"]["paths"]
+            ),
             active: act,
         }
     });
@@ -532,7 +536,10 @@ fn failure_matrix() {
         }
         assert_ne!(s["status"]["role"], "active", "{s}");
         Fault {
-            note: "no takeover in 4 s".into(),
+            note: format!(
+                "no takeover in 4 s; the cut-off standby says: {}",
+                s["status"]["blocked"].as_str().unwrap_or("(nothing)")
+            ),
             active: act,
         }
     });
@@ -615,8 +622,9 @@ const ECHO_PORT: u16 = 40_000;
 const BENCH_ROUNDS: usize = 3;
 
 /// Echoes every datagram back to its sender from a socket on 0.0.0.0 in `ns` (the answer
-/// leaves from the node's physical address, which tells the nodes apart).
-fn echo(ns: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+/// leaves from the node's physical address, which tells the nodes apart), except while `mute`
+/// (the node "died" with the process killed).
+fn echo(ns: &str, stop: Arc<AtomicBool>, mute: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     let sock =
         in_netns(ns, || std::net::UdpSocket::bind(("0.0.0.0", ECHO_PORT))).expect("echo socket");
     sock.set_read_timeout(Some(Duration::from_millis(50)))
@@ -624,7 +632,9 @@ fn echo(ns: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = [0u8; 2048];
         while !stop.load(Ordering::Relaxed) {
-            if let Ok((len, from)) = sock.recv_from(&mut buf) {
+            if let Ok((len, from)) = sock.recv_from(&mut buf)
+                && !mute.load(Ordering::Relaxed)
+            {
                 let _ = sock.send_to(&buf[..len], from);
             }
         }
@@ -669,6 +679,35 @@ fn measure_move(lab: &Lab, probe: &RtpProbe, from: usize, event: impl FnOnce()) 
     }
 }
 
+/// Drops packets matching `expr` (an nftables match, e.g. `ip protocol vrrp`) in and out of
+/// namespace `ns`; `on = false` removes the rules.
+fn nft_drop(ns: &testkit::netns::Netns, table: &str, expr: &str, on: bool) {
+    if !on {
+        sh(ns, &["nft", "delete", "table", "inet", table]);
+        return;
+    }
+    let rules = format!(
+        "table inet {table} {{\n\
+           chain cin {{ type filter hook input priority -300; {expr} drop; }}\n\
+           chain cout {{ type filter hook output priority -300; {expr} drop; }}\n\
+         }}\n"
+    );
+    let path = std::env::temp_dir().join(format!("{}-{table}.nft", ns.name()));
+    std::fs::write(&path, rules).expect("nft rules");
+    sh(ns, &["nft", "-f", path.to_str().expect("utf-8")]);
+    let _ = std::fs::remove_file(path);
+}
+
+/// The two nodes stop hearing each other (`expr` dropped on node `idx`) while both still reach
+/// the clients, for 6 s: whether both held the address at any poll.
+fn partition_split(lab: &Lab, idx: usize, expr: &str) -> bool {
+    let mut w = Watch { split_brain: false };
+    nft_drop(&lab.nodes[idx], "dnwpart", expr, true);
+    w.hold(lab, "the partition", Duration::from_secs(6), |_| true);
+    nft_drop(&lab.nodes[idx], "dnwpart", expr, false);
+    w.split_brain
+}
+
 /// keepalived (VRRP over the service link) in node `idx`'s namespace.
 fn keepalived(lab: &Lab, dir: &Path, idx: usize, advert: &str) -> testkit::proc::Proc {
     let version = if advert.contains('.') {
@@ -682,17 +721,21 @@ fn keepalived(lab: &Lab, dir: &Path, idx: usize, advert: &str) -> testkit::proc:
            priority {}\n  advert_int {advert}\n  virtual_ipaddress {{\n    {APP_IP}/24 dev eth0\n  }}\n}}\n",
         150 - 50 * idx
     );
+    static STARTS: AtomicU32 = AtomicU32::new(0);
+    // Fresh pid files for every start: a killed keepalived's VRRP child can linger as a zombie
+    // (reparented), and keepalived refuses to start over a pid file naming a live pid.
+    let k = STARTS.fetch_add(1, Ordering::SeqCst);
     let f = dir.join(format!("keepalived{idx}.conf"));
     std::fs::write(&f, conf).expect("keepalived.conf");
     let mut c = lab.nodes[idx].command("keepalived");
     c.args(["-n", "-l", "-D", "--vrrp", "-f"])
         .arg(&f)
         .arg("-p")
-        .arg(dir.join(format!("k{idx}.pid")))
+        .arg(dir.join(format!("k{idx}-{k}.pid")))
         .arg("-r")
-        .arg(dir.join(format!("v{idx}.pid")))
+        .arg(dir.join(format!("v{idx}-{k}.pid")))
         .arg("-c")
-        .arg(dir.join(format!("c{idx}.pid")));
+        .arg(dir.join(format!("c{idx}-{k}.pid")));
     testkit::proc::Proc::spawn(&format!("keepalived{}", idx + 1), c).expect("keepalived")
 }
 
@@ -713,7 +756,12 @@ fn median(v: &[u64]) -> f64 {
 
 /// keepalived's moves of the address, `advert` between advertisements: `BENCH_ROUNDS` times
 /// SIGKILL of the master, then `BENCH_ROUNDS` times a clean stop (SIGTERM: priority 0 sent).
-fn keepalived_rounds(lab: &Lab, probe: &RtpProbe, advert: &str) -> (Vec<Move>, Vec<Move>) {
+fn keepalived_rounds(
+    lab: &Lab,
+    probe: &RtpProbe,
+    mutes: &[Arc<AtomicBool>; 2],
+    advert: &str,
+) -> Rounds {
     let dir = tempfile::tempdir().expect("tmp");
     let mut k = [
         Some(keepalived(lab, dir.path(), 0, advert)),
@@ -738,9 +786,12 @@ fn keepalived_rounds(lab: &Lab, probe: &RtpProbe, advert: &str) -> (Vec<Move>, V
             if graceful {
                 p.signal(15);
             } else {
+                // The node dies: its service stops answering with the process.
+                mutes[m].store(true, Ordering::SeqCst);
                 p.signal(9);
             }
         });
+        mutes[m].store(false, Ordering::SeqCst);
         let _ = p.wait_timeout(Duration::from_secs(10));
         drop(p);
         if lab.has(m, APP_IP) {
@@ -750,6 +801,13 @@ fn keepalived_rounds(lab: &Lab, probe: &RtpProbe, advert: &str) -> (Vec<Move>, V
                 &["ip", "addr", "del", &format!("{APP_IP}/24"), "dev", "eth0"],
             );
         }
+        eprintln!(
+            "keepalived advert_int {advert}, {}: node {} answering after {} ms, gap {} ms",
+            if graceful { "SIGTERM" } else { "SIGKILL" },
+            2 - m,
+            mv.answer_ms,
+            mv.gap_ms
+        );
         if graceful {
             stops.push(mv)
         } else {
@@ -757,30 +815,49 @@ fn keepalived_rounds(lab: &Lab, probe: &RtpProbe, advert: &str) -> (Vec<Move>, V
         }
         k[m] = Some(keepalived(lab, dir.path(), m, advert));
     }
+    // The nodes stop hearing each other's advertisements (dropped on the backup).
+    let m = master(&mut w);
+    std::thread::sleep(Duration::from_millis(1500));
+    let split = partition_split(lab, 1 - m, "ip protocol vrrp");
+    eprintln!("keepalived advert_int {advert}, partition: both held the address: {split}");
     drop(k);
-    let _ = sh_quiet(lab);
-    (kills, stops)
+    unaddress(lab);
+    Rounds {
+        kills,
+        clean: stops,
+        split,
+    }
+}
+
+/// What one system did: moves after a kill, clean handovers, and whether a partition of the
+/// two nodes made both hold the address.
+struct Rounds {
+    kills: Vec<Move>,
+    clean: Vec<Move>,
+    split: bool,
 }
 
 /// Removes the address from both nodes (between systems).
-fn sh_quiet(lab: &Lab) -> Result<(), ()> {
+fn unaddress(lab: &Lab) {
     for ns in &lab.nodes {
         let _ = ns
             .command("ip")
             .args(["addr", "del", &format!("{APP_IP}/24"), "dev", "eth0"])
             .output();
     }
-    Ok(())
 }
 
 /// Denwa's pair (one PostgreSQL on the host for the pair's database and the witness's row):
 /// `BENCH_ROUNDS` times SIGKILL of the active, then `BENCH_ROUNDS` switchovers through the API.
-fn denwa_rounds(lab: &Lab, probe: &RtpProbe) -> (Vec<Move>, Vec<Move>) {
+fn denwa_rounds(lab: &Lab, probe: &RtpProbe, mutes: &[Arc<AtomicBool>; 2], extra: &str) -> Rounds {
     let mut pg = testkit::pg::PgCluster::start().expect("PostgreSQL");
     pg.create_database("denwa").expect("createdb");
     pg.create_database("witness").expect("createdb");
     let (db, wit) = (pg.socket_url_for("denwa"), pg.socket_url_for("witness"));
-    let mut n = [Node::new(0, &db, &wit, ""), Node::new(1, &db, &wit, "")];
+    let mut n = [
+        Node::new(0, &db, &wit, extra),
+        Node::new(1, &db, &wit, extra),
+    ];
     n[0].cli_ok(&["extension", "add", "1001", "--password", "secret-ha-aaab"]);
     n[0].cli_ok(&["extension", "add", "1002", "--password", "secret-ha-aaac"]);
     let token = api_token(&db, "bench");
@@ -793,7 +870,18 @@ fn denwa_rounds(lab: &Lab, probe: &RtpProbe) -> (Vec<Move>, Vec<Move>) {
         w.until_ready(lab, &n, act);
         if round < BENCH_ROUNDS {
             let node = &mut n[act];
-            kills.push(measure_move(lab, probe, act, || node.kill9()));
+            let mv = measure_move(lab, probe, act, || {
+                mutes[act].store(true, Ordering::SeqCst);
+                node.kill9()
+            });
+            mutes[act].store(false, Ordering::SeqCst);
+            eprintln!(
+                "Denwa, SIGKILL: node {} answering after {} ms, gap {} ms",
+                2 - act,
+                mv.answer_ms,
+                mv.gap_ms
+            );
+            kills.push(mv);
             n[act].spawn(lab);
         } else {
             let (node, lab2, tok) = (&n[act], lab, &token);
@@ -803,12 +891,25 @@ fn denwa_rounds(lab: &Lab, probe: &RtpProbe) -> (Vec<Move>, Vec<Move>) {
             }));
         }
     }
-    assert!(!w.split_brain, "both Denwa nodes held the address");
+    // The nodes stop hearing each other's heartbeats on both paths (dropped on the standby);
+    // the witness (on the host here) stays reachable.
+    let act = if lab.has(0, APP_IP) { 0 } else { 1 };
+    w.until_ready(lab, &n, act);
+    let split = partition_split(lab, 1 - act, "udp dport 7410");
+    eprintln!("Denwa, partition: both held the address: {split}");
+    assert!(
+        !w.split_brain && !split,
+        "both Denwa nodes held the address"
+    );
     for node in n.iter_mut() {
         node.kill9();
     }
     pg.stop();
-    (kills, switches)
+    Rounds {
+        kills,
+        clean: switches,
+        split,
+    }
 }
 
 #[test]
@@ -816,10 +917,15 @@ fn denwa_rounds(lab: &Lab, probe: &RtpProbe) -> (Vec<Move>, Vec<Move>) {
 fn failover_vs_keepalived() {
     let lab = Lab::create("dnwhk");
     let stop = Arc::new(AtomicBool::new(false));
+    let mutes = [
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    ];
     let echoes: Vec<_> = lab
         .nodes
         .iter()
-        .map(|ns| echo(ns.name(), Arc::clone(&stop)))
+        .zip(&mutes)
+        .map(|(ns, m)| echo(ns.name(), Arc::clone(&stop), Arc::clone(m)))
         .collect();
     let sock = lab
         .client
@@ -827,47 +933,62 @@ fn failover_vs_keepalived() {
         .expect("probe socket");
     let probe = RtpProbe::start(sock, format!("{APP_IP}:{ECHO_PORT}").parse().expect("addr"))
         .expect("probe");
-    let fast = std::env::var("DNWHK_FAST_ADVERT").unwrap_or_else(|_| "0.1".into());
-    let runs = [
-        (
-            "keepalived, advert_int 1".to_string(),
-            keepalived_rounds(&lab, &probe, "1"),
+    // advert_int values: 1 s (the usual deployment), then faster ones (VRRPv3 counts in
+    // centiseconds: 0.01 is the fastest keepalived accepts).
+    let adverts = std::env::var("DNWHK_ADVERTS").unwrap_or_else(|_| "1,0.1,0.01".into());
+    let mut runs = Vec::new();
+    for a in adverts.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let v3 = if a.contains('.') { " (VRRPv3)" } else { "" };
+        runs.push((
+            format!("keepalived, advert_int {a}{v3}"),
+            keepalived_rounds(&lab, &probe, &mutes, a),
+        ));
+    }
+    runs.push((
+        "Denwa, interval 100 ms, dead_after 500 ms, lease 1.1 s (the shortest lease its rules allow)"
+            .to_string(),
+        denwa_rounds(
+            &lab,
+            &probe,
+            &mutes,
+            "interval_ms = 100\ndead_after_ms = 500\nlease_ms = 1100",
         ),
-        (
-            format!("keepalived, advert_int {fast} (VRRPv3)"),
-            keepalived_rounds(&lab, &probe, &fast),
-        ),
-        (
-            "Denwa (defaults: dead_after 1 s, lease 1.5 s)".to_string(),
-            denwa_rounds(&lab, &probe),
-        ),
-    ];
+    ));
+    runs.push((
+        "Denwa (defaults: interval 200 ms, dead_after 1 s, lease 1.5 s)".to_string(),
+        denwa_rounds(&lab, &probe, &mutes, ""),
+    ));
     drop(probe);
     stop.store(true, Ordering::Relaxed);
     for e in echoes {
         let _ = e.join();
     }
-    let denwa = &runs[2].1;
-    let d_kill = median(&denwa.0.iter().map(|m| m.answer_ms).collect::<Vec<_>>());
-    let d_sw = median(&denwa.1.iter().map(|m| m.answer_ms).collect::<Vec<_>>());
-    let mut t = format!(
-        "| system | kill -9 of the holder: address answering on the new node, ms | kill -9: probe gap, ms | old node kept the address after kill -9 | clean handover (keepalived SIGTERM / Denwa API switchover): answering, ms | clean: probe gap, ms | ratio to Denwa (kill / clean, medians) |\n|---|---|---|---|---|---|---|\n"
+    let denwa = &runs[runs.len() - 1].1;
+    let d_kill = median(&denwa.kills.iter().map(|m| m.answer_ms).collect::<Vec<_>>());
+    let d_sw = median(&denwa.clean.iter().map(|m| m.answer_ms).collect::<Vec<_>>());
+    let mut t = String::from(
+        "| system | kill -9 of the holder: address answering on the new node, ms | kill -9: probe gap, ms | old node kept the address after kill -9 | clean handover (keepalived SIGTERM / Denwa API switchover): answering, ms | clean: probe gap, ms | ratio to Denwa defaults (kill / clean, medians) | nodes cut from each other 6 s: both held the address |\n|---|---|---|---|---|---|---|---|\n",
     );
-    for (name, (kills, clean)) in &runs {
-        let ka: Vec<u64> = kills.iter().map(|m| m.answer_ms).collect();
-        let kg: Vec<u64> = kills.iter().map(|m| m.gap_ms).collect();
-        let ca: Vec<u64> = clean.iter().map(|m| m.answer_ms).collect();
-        let cg: Vec<u64> = clean.iter().map(|m| m.gap_ms).collect();
-        let kept = kills.iter().filter(|m| m.old_kept_address).count();
+    for (name, r) in &runs {
+        let ka: Vec<u64> = r.kills.iter().map(|m| m.answer_ms).collect();
+        let kg: Vec<u64> = r.kills.iter().map(|m| m.gap_ms).collect();
+        let ca: Vec<u64> = r.clean.iter().map(|m| m.answer_ms).collect();
+        let cg: Vec<u64> = r.clean.iter().map(|m| m.gap_ms).collect();
+        let kept = r.kills.iter().filter(|m| m.old_kept_address).count();
         t.push_str(&format!(
-            "| {name} | {} | {} | {kept} of {} | {} | {} | {:.2} / {:.2} |\n",
+            "| {name} | {} | {} | {kept} of {} | {} | {} | {:.2} / {:.2} | {} |\n",
             stats(&ka),
             stats(&kg),
-            kills.len(),
+            r.kills.len(),
             stats(&ca),
             stats(&cg),
             median(&ka) / d_kill.max(1.0),
             median(&ca) / d_sw.max(1.0),
+            if r.split {
+                "**yes** (split brain)"
+            } else {
+                "no"
+            },
         ));
     }
     t.push_str(&format!(
