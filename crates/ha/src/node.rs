@@ -69,6 +69,10 @@ pub struct Node {
     switch_hold_until: Option<Instant>,
     switching: Option<Switching>,
     offering_until: Option<Instant>,
+    /// A graceful handover waits for the witness to confirm the lease release before it offers
+    /// the handover: offered earlier, the peer's acquire can reach the witness first, be refused,
+    /// and wait a heartbeat interval to try again.
+    offer_after_release: bool,
     fence: Option<PendingFence>,
     next_fence_id: u64,
     next_attempt: Instant,
@@ -129,6 +133,7 @@ impl Node {
             switch_hold_until: None,
             switching: None,
             offering_until: None,
+            offer_after_release: false,
             fence: None,
             next_fence_id: 1,
             next_attempt: now,
@@ -544,7 +549,14 @@ impl Node {
                     );
                 }
             }
-            (LeaseOp::Release { .. }, _) => {}
+            (LeaseOp::Release { .. }, _) => {
+                // Released (or the witness did not answer: the peer then acquires once the
+                // lease runs out): offer the handover now, in a heartbeat sent at once.
+                if std::mem::take(&mut self.offer_after_release) && self.role == Role::Standby {
+                    self.offering_until = Some(now + self.cfg.handover_timeout);
+                    self.hb_now = true;
+                }
+            }
         }
     }
 
@@ -660,12 +672,18 @@ impl Node {
 
     /// Graceful: release the IP, stop writes, release the lease and offer it to the peer.
     fn hand_over(&mut self, now: Instant, why: String) {
+        let releasing = self.lease.held().is_some_and(|h| h.token == self.epoch);
         self.demote(
             now,
             format!("{why}; handing over to {}", self.cfg.peer),
             false,
         );
-        self.offering_until = Some(now + self.cfg.handover_timeout);
+        if releasing {
+            // Offered when the witness has answered the release (`on_lease`).
+            self.offer_after_release = true;
+        } else {
+            self.offering_until = Some(now + self.cfg.handover_timeout);
+        }
         self.event(
             EventKind::Switchover,
             format!("lease released for {}", self.cfg.peer),
@@ -693,6 +711,7 @@ impl Node {
         self.epoch = epoch;
         self.highest = self.highest.max(epoch);
         self.offering_until = None;
+        self.offer_after_release = false;
         self.switching = None;
         self.blocked = None;
         self.peer_idle_since = None;
@@ -834,7 +853,7 @@ impl Node {
                 let since = *self.peer_idle_since.get_or_insert(now);
                 if p.hb.handover_to == Some(self.cfg.node) {
                     Some("switchover: the peer handed over".to_string())
-                } else if self.offering_until.is_some() {
+                } else if self.offering_until.is_some() || self.offer_after_release {
                     None
                 } else if self.designated(&p.hb) {
                     Some(format!(

@@ -673,12 +673,56 @@ fn switchover_is_refused_with_reasons_then_hands_over_gracefully() {
     assert_eq!(t.node.role(), Role::Standby);
     assert_eq!(t.out[before].1, Output::ReleaseIp { epoch: Epoch(1) });
     assert_eq!(t.last_request().op, LeaseOp::Release { token: Epoch(1) });
-    t.advance(200 * MS);
+    // Not offered while the release is in flight: the standby's acquire could reach the
+    // witness first and be refused.
+    t.advance(100 * MS);
+    let offers = |out: &[(Instant, Output)]| {
+        out.iter()
+            .filter(|(_, o)| {
+                matches!(o, Output::SendHeartbeat { heartbeat, .. } if heartbeat.handover_to.is_some())
+            })
+            .count()
+    };
+    assert_eq!(offers(&t.out[before..]), 0);
+    // The witness confirms the release: the offer leaves at once, on every path.
+    let before = t.out.len();
+    let at = t.now;
+    t.answer(LeaseAnswer::Granted {
+        token: Epoch(1),
+        ttl: Duration::ZERO,
+    });
+    assert_eq!(offers(&t.out[before..]), 2);
+    assert!(t.out[before..].iter().all(|(when, _)| *when == at));
     let offered = t.out.iter().rev().find_map(|(_, o)| match o {
         Output::SendHeartbeat { heartbeat, .. } => Some(heartbeat.handover_to),
         _ => None,
     });
     assert_eq!(offered, Some(Some(PEER)));
+}
+
+#[test]
+fn handover_is_offered_even_when_the_witness_does_not_answer_the_release() {
+    let mut t = T::new(cfg());
+    t.make_active(1);
+    t.serve_with_standby(60);
+    t.input(Input::Health(primary(true, 1000)));
+    t.input(Input::Command(Command::Switchover));
+    t.input(Input::Health(primary(true, 0)));
+    assert_eq!(t.node.role(), Role::Standby);
+    assert_eq!(t.last_request().op, LeaseOp::Release { token: Epoch(1) });
+    let before = t.out.len();
+    // witness_timeout (500 ms) passes: the release failed; the peer acquires when the lease
+    // has run out, so the handover is offered anyway.
+    t.advance(600 * MS);
+    let offered = t.out[before..].iter().any(|(_, o)| {
+        matches!(o, Output::SendHeartbeat { heartbeat, .. } if heartbeat.handover_to == Some(PEER))
+    });
+    assert!(offered);
+    assert_eq!(
+        t.node.role(),
+        Role::Standby,
+        "and it does not take over itself"
+    );
 }
 
 #[test]
