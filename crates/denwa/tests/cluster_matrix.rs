@@ -168,10 +168,11 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
+/// Fields drop in order: the nodes stop before their namespaces go.
 struct Ctx {
+    n: [Node; 2],
     lab: Lab,
     nat: NatPhone,
-    n: [Node; 2],
     pgs: [PgNode; 2],
     token: String,
     writes: Arc<Mutex<Writes>>,
