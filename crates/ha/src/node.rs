@@ -340,7 +340,7 @@ impl Node {
             witness_reachable: self.witness_ok,
             lease_held: self.lease.held().is_some_and(|h| now < h.expires),
             sync_replication: self.sync_on,
-            switching: self.switching.is_some(),
+            switching: self.switching.is_some() || self.offer_after_release,
             authority: self.authority(now),
             blocked: self.blocked.clone(),
         }

@@ -684,6 +684,10 @@ fn switchover_is_refused_with_reasons_then_hands_over_gracefully() {
             .count()
     };
     assert_eq!(offers(&t.out[before..]), 0);
+    assert!(
+        t.node.status(t.now).switching,
+        "still switching until offered"
+    );
     // The witness confirms the release: the offer leaves at once, on every path.
     let before = t.out.len();
     let at = t.now;
@@ -693,6 +697,7 @@ fn switchover_is_refused_with_reasons_then_hands_over_gracefully() {
     });
     assert_eq!(offers(&t.out[before..]), 2);
     assert!(t.out[before..].iter().all(|(when, _)| *when == at));
+    assert!(!t.node.status(t.now).switching);
     let offered = t.out.iter().rev().find_map(|(_, o)| match o {
         Output::SendHeartbeat { heartbeat, .. } => Some(heartbeat.handover_to),
         _ => None,

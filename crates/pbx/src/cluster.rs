@@ -595,8 +595,12 @@ impl Cluster {
         if self.role() == Role::Active {
             match self.switchover().await {
                 Ok(()) => {
+                    // Until the handover has been offered: the role machine offers it once the
+                    // witness has answered the lease release, after the role changed.
                     let end = Instant::now() + Duration::from_secs(3);
-                    while self.role() == Role::Active && Instant::now() < end {
+                    while (self.role() == Role::Active || lock(&self.report).status.switching)
+                        && Instant::now() < end
+                    {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     tracing::info!(role = %self.role(), "cluster: stopping: handed over to the peer");
