@@ -60,6 +60,8 @@ const RELOAD_TIMEOUT: Duration = Duration::from_millis(500);
 const PG_STOP_INLINE: Duration = Duration::from_secs(3);
 /// Local health is measured this often.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// Local health while a switchover waits for the standby to catch up.
+const HEALTH_SWITCHING: Duration = Duration::from_millis(100);
 
 /// One heartbeat path: this node's UDP address and the peer's.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -541,6 +543,7 @@ impl Cluster {
             store,
             pg.as_ref().map(|p| p.node.clone()),
             tx.clone(),
+            Arc::clone(&report),
         ));
         let d = Driver {
             node,
@@ -1163,17 +1166,35 @@ async fn run_fence(
         .await;
 }
 
-/// Measures local health every second: the store answers, the SIP core runs.
+/// Measures local health every second — every [`HEALTH_SWITCHING`] while a switchover waits
+/// for the standby to catch up (it starts on a report of lag 0; writes go on meanwhile, so a
+/// report a second old would hold it up to a second): the store answers, the SIP core runs.
 async fn probe_task(
     pbx: Pbx,
     store: store::Store,
     pg: Option<crate::cluster_pg::PgNode>,
     tx: mpsc::Sender<In>,
+    report: Arc<Mutex<ClusterReport>>,
 ) {
-    let mut tick = tokio::time::interval(HEALTH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
-        tick.tick().await;
+        if !first {
+            let wait = if lock(&report).status.switching {
+                HEALTH_SWITCHING
+            } else {
+                HEALTH_EVERY
+            };
+            let end = tokio::time::Instant::now() + wait;
+            // Re-checked while waiting: a switchover started meanwhile is probed at once.
+            while tokio::time::Instant::now() < end {
+                let left = end.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(HEALTH_SWITCHING.min(left)).await;
+                if wait == HEALTH_EVERY && lock(&report).status.switching {
+                    break;
+                }
+            }
+        }
+        first = false;
         let db_ok = matches!(
             tokio::time::timeout(Duration::from_millis(800), store.schema_version()).await,
             Ok(Ok(_))
