@@ -432,8 +432,17 @@ impl Node {
             }
             return;
         }
+        let offered_before = self
+            .peer
+            .is_some_and(|p| p.hb.handover_to == Some(self.cfg.node));
         self.peer = Some(PeerView { hb, last_rx: now });
         self.heard_peer = true;
+        if hb.handover_to == Some(self.cfg.node) && !offered_before {
+            // The peer offers its freed lease: ask at once, whatever back-off an earlier
+            // refusal set (a designated standby may have tried, and been refused, in the
+            // moment between the peer's demotion and its offer).
+            self.next_attempt = self.next_attempt.min(now);
+        }
         self.highest = self.highest.max(hb.epoch);
         if self.role == Role::Active
             && hb.role == Role::Active

@@ -923,3 +923,48 @@ fn status_serialises_for_the_api() {
     assert_eq!(json["paths"], serde_json::json!([false, false]));
     assert_eq!(json["peer_role"], serde_json::Value::Null);
 }
+
+#[test]
+fn an_offered_handover_is_taken_at_once_even_after_a_refused_attempt() {
+    let mut t = T::new(cfg());
+    // The peer is active.
+    t.advance_with_peer(1200 * MS, &[0, 1], Role::Active, 3);
+    assert_eq!(t.node.role(), Role::Standby);
+    // It demotes for a switchover: its first heartbeat says standby, before its offer (which
+    // waits for the witness's answer to its lease release). This node, designated, tries by
+    // itself and is refused: the lease is not released yet.
+    let hb = t.peer_hb(Role::Standby, 3);
+    t.input(Input::Heartbeat {
+        path: PathId(0),
+        heartbeat: hb,
+    });
+    let n = t.requests().len();
+    if t.node.lease.busy() {
+        assert!(matches!(t.last_request().op, LeaseOp::Acquire { .. }));
+        t.answer(LeaseAnswer::Denied {
+            holder: Some(PEER),
+            token: Epoch(3),
+            ttl: 1400 * MS,
+        });
+    }
+    t.advance(5 * MS);
+    // The offer arrives: the node asks for the freed lease at once, not after the refusal's
+    // back-off.
+    let mut hb = t.peer_hb(Role::Standby, 3);
+    hb.handover_to = Some(ME);
+    let before = t.requests().len();
+    t.input(Input::Heartbeat {
+        path: PathId(0),
+        heartbeat: hb,
+    });
+    let reqs = t.requests();
+    assert!(
+        reqs.len() > before,
+        "no acquire on the offer (had {n} before)"
+    );
+    let (at, req) = reqs.last().expect("request");
+    assert_eq!(*at, t.now);
+    assert!(matches!(req.op, LeaseOp::Acquire { .. }));
+    t.grant(4);
+    assert_eq!(t.node.role(), Role::Active);
+}
