@@ -362,8 +362,10 @@ enum Move {
     /// The second gratuitous ARP of the take with this generation.
     Garp(u64),
     /// While Active: put back an address that is missing (the release guard fired during a
-    /// stall the node survived with its authority intact).
-    Verify,
+    /// stall the node survived with its authority intact). Only before the authority's end
+    /// (`None`: no end, a fencing takeover): the checks take a while, and a node frozen in
+    /// the middle of them has lost its authority when it resumes.
+    Verify(Option<Instant>),
 }
 
 /// Handle to the running driver (cheap to clone).
@@ -751,8 +753,11 @@ impl Driver {
                         }
                         self.feed_health();
                         // Checked after the input, which re-checks the authority first.
-                        if self.node.serving(Instant::now()) {
-                            self.mover.apply(Move::Verify).await;
+                        let now = Instant::now();
+                        if self.node.serving(now) {
+                            // Serving past `authority_until` means a fencing takeover: no end.
+                            let until = self.node.authority_until().filter(|t| *t > now);
+                            self.mover.apply(Move::Verify(until)).await;
                         }
                     }
                     Some(In::Garp(g)) => self.mover.apply(Move::Garp(g)).await,
@@ -1450,13 +1455,22 @@ impl Mover {
                     tokio::spawn(garp_all(Arc::clone(&addrs)));
                 }
             }
-            Move::Verify => {
+            Move::Verify(until) => {
                 if !self.holding {
                     return;
                 }
                 let mut missing = false;
                 for a in addrs.iter() {
-                    if !address_present(a).await {
+                    let present = address_present(a).await;
+                    // Re-checked after the await: a node frozen (SIGSTOP) during it resumes
+                    // without authority, its address taken by the peer meanwhile.
+                    if until.is_some_and(|t| Instant::now() >= t) {
+                        tracing::warn!(
+                            "cluster: authority ended while checking the application addresses: not putting any back"
+                        );
+                        return;
+                    }
+                    if !present {
                         tracing::warn!(addr = %a.describe(), "cluster: the application address went missing while active: adding it again");
                         add_one(a).await;
                         missing = true;
