@@ -125,17 +125,6 @@ fn writer(
     }
 }
 
-/// Extensions 3000–8999 present in a node's database.
-fn present(n: &PgNode) -> BTreeSet<u32> {
-    let out = n
-        .psql_db(
-            "denwa",
-            "SELECT number FROM extensions WHERE number >= '3000' AND length(number) = 4",
-        )
-        .expect("query extensions");
-    out.lines().filter_map(|l| l.trim().parse().ok()).collect()
-}
-
 /// Pairs of acknowledged writes of different nodes whose request-to-answer intervals overlap,
 /// among writes acknowledged after `since`.
 fn overlapping(acks: &[Ack], since: Instant) -> usize {

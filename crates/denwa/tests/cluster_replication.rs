@@ -103,17 +103,6 @@ fn writer(urls: [String; 2], data: PathBuf, stop: Arc<AtomicBool>, w: Arc<Mutex<
     }
 }
 
-/// Extensions 3000+ present in node `n`'s database.
-fn present(n: &PgNode) -> BTreeSet<u32> {
-    let out = n
-        .psql_db(
-            "denwa",
-            "SELECT number FROM extensions WHERE number >= '3000' AND length(number) = 4",
-        )
-        .expect("query extensions");
-    out.lines().filter_map(|l| l.trim().parse().ok()).collect()
-}
-
 /// Writes extensions 9000, 9001… to node `i` (its own database URL) until one is acknowledged;
 /// the time from `t0`. (The writer may be stuck in a connection attempt to a dead node for a
 /// while: this probe measures the database, not the client.)

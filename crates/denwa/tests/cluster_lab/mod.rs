@@ -952,15 +952,7 @@ pub fn call_to(
     callee
         .wait_listening(Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
-    let mut uac = Sipp::uac(
-        workspace("tests/sipp/uac_call.xml"),
-        &format!("{APP_IP}:5060"),
-    );
-    uac.netns = Some(lab.client.name().to_string());
-    uac.local_ip = CLIENT_IP.into();
-    uac.local_port = Some(caller_port);
-    uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
-    uac.service = Some(user.into());
+    let mut uac = caller_1001(lab, "uac_call.xml", caller_port, user);
     uac.timeout = Duration::from_secs(10);
     uac.recv_timeout = Some(Duration::from_secs(5));
     let r = uac.run().map(|_| ()).map_err(|e| format!("caller: {e}"));
@@ -1032,15 +1024,7 @@ impl ProbedCall {
         callee
             .wait_listening(Duration::from_secs(10))
             .expect("callee listening");
-        let mut uac = Sipp::uac(
-            workspace("tests/sipp/uac_call_probe.xml"),
-            &format!("{APP_IP}:5060"),
-        );
-        uac.netns = Some(lab.client.name().to_string());
-        uac.local_ip = CLIENT_IP.into();
-        uac.local_port = Some(caller_port);
-        uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
-        uac.service = Some(user.into());
+        let mut uac = caller_1001(lab, "uac_call_probe.xml", caller_port, user);
         uac.call_duration = length;
         uac.timeout = length + Duration::from_secs(20);
         uac.vars = vec![
@@ -1136,4 +1120,30 @@ pub fn api_token(db_url: &str, name: &str) -> String {
             s.close().await;
             token
         })
+}
+
+/// sipp as 1001 in the client namespace (SIP port `port`) running `scenario` (in
+/// `tests/sipp/`) towards `user` through the application address.
+pub fn caller_1001(lab: &Lab, scenario: &str, port: u16, user: &str) -> Sipp {
+    let mut uac = Sipp::uac(
+        workspace(&format!("tests/sipp/{scenario}")),
+        &format!("{APP_IP}:5060"),
+    );
+    uac.netns = Some(lab.client.name().to_string());
+    uac.local_ip = CLIENT_IP.into();
+    uac.local_port = Some(port);
+    uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
+    uac.service = Some(user.into());
+    uac
+}
+
+/// Extensions 3000–8999 (the writers' numbers) present in a node's database.
+pub fn present(n: &pbx::cluster_pg::PgNode) -> std::collections::BTreeSet<u32> {
+    let out = n
+        .psql_db(
+            "denwa",
+            "SELECT number FROM extensions WHERE number >= '3000' AND length(number) = 4",
+        )
+        .expect("query extensions");
+    out.lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
