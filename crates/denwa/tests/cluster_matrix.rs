@@ -13,9 +13,10 @@
 //! pinned to each node's physical address. Recorded: the audio gap each way and packets lost,
 //! whether the call was kept (audio flowing again both ways and the caller's BYE answered),
 //! whether a phone registered before can be called at once, whether the NAT phone can be
-//! called, acknowledged writes lost (compared with the active's database), and split brain
-//! (both nodes holding the application address at any poll, or acknowledged writes of both
-//! nodes overlapping in time).
+//! called, acknowledged writes lost (compared with the active's database: a write taken by a
+//! node that was no longer active would be missing there), and split brain (both nodes holding
+//! the application address at any poll). Acknowledged writes of both nodes overlapping in the
+//! client's view are counted for information (a partition delays a 201).
 //!
 //! Asserted (the invariants, never wall-clock figures): no split brain, no acknowledged write
 //! lost, the right node active at the end, the phone registered before callable, the NAT phone
@@ -281,31 +282,25 @@ impl Ctx {
             let g = self.writes.lock().unwrap_or_else(|p| p.into_inner());
             overlapping(&g.acks, since)
         };
-        let split = w.split_brain || overlaps > 0;
+        // Split brain: both nodes on the address at any poll. Acknowledged writes of both nodes
+        // overlapping in time are listed, not judged: the intervals are the client's (a 201
+        // delayed by a partition overlaps the other node's writes while the write itself was
+        // replicated in time); a write taken by a node that was no longer active would be
+        // missing from the new active's database, and that is the lost-writes check.
+        let split = w.split_brain;
         self.split_brain_seen |= split;
         let row = format!(
-            "| {name} | {} | node {} | {gap_ab} / {gap_ba} | {lost_ab} / {lost_ba} | {} | {} | {} | {lost} of {total} | {} |",
+            "| {name} | {} | node {} | {gap_ab} / {gap_ba} | {lost_ab} / {lost_ba} | {} | {} | {} | {lost} of {total} | {} | {overlaps} |",
             f.note,
             new + 1,
             yes(kept),
             yes(regs.is_ok()),
             yes(nat.is_ok()),
-            if split {
-                format!(
-                    "**YES** (address {}, overlapping writes {overlaps})",
-                    yes(w.split_brain)
-                )
-            } else {
-                "no".into()
-            }
+            if split { "**YES**" } else { "no" }
         );
         eprintln!("{row}");
         self.rows.push(row);
         assert!(!w.split_brain, "{name}: both nodes held the address");
-        assert_eq!(
-            overlaps, 0,
-            "{name}: both nodes acknowledged writes at once"
-        );
         assert_eq!(lost, 0, "{name}: acknowledged writes lost");
         if let Err(e) = regs {
             panic!("{name}: the phone registered before could not be called: {e}");
@@ -582,7 +577,7 @@ fn failure_matrix() {
         (g.acks.len(), g.refused)
     };
     let mut table = String::from(
-        "| scenario | what happened | active after | audio gap ms (caller→callee / callee→caller) | packets lost (→ / ←) | call kept | phone registered before callable at once | NAT phone callable | acknowledged writes lost | split brain |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | what happened | active after | audio gap ms (caller→callee / callee→caller) | packets lost (→ / ←) | call kept | phone registered before callable at once | NAT phone callable | acknowledged writes lost | split brain | writes of both nodes overlapping (client's view) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &cx.rows {
         table.push_str(r);
