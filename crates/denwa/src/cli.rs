@@ -147,6 +147,10 @@ pub enum Command {
     Moh(crate::prompt_cmd::MohCmd),
     /// The active/standby pair: status of both nodes, manual switchover (talks to the local
     /// server started with `serve --cluster`); `init-db` sets up a node's own PostgreSQL.
+    ///
+    /// Writes are fenced by epochs: each takeover's epoch is stamped in the database, and a
+    /// node writes only while it is active under exactly that epoch; an old active that comes
+    /// back (frozen, partitioned) has every write refused and demotes itself.
     #[command(subcommand)]
     Cluster(crate::cluster_cmd::ClusterCmd),
 }

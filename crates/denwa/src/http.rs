@@ -99,8 +99,10 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
         .with_context(|| format!("binding HTTP on {addr}"))
 }
 
-/// Serves until the task is aborted. With no administrator yet, prints a one-time setup link.
-pub async fn serve(l: TcpListener, state: State) {
+/// Serves until the task is aborted, on `l` and the same application on the `extra` listeners
+/// (an active/standby node's application addresses). With no administrator yet, prints a
+/// one-time setup link.
+pub async fn serve_also(l: TcpListener, extra: Vec<TcpListener>, state: State) {
     let local = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let cfg = &state.config;
     let info = web::NodeInfo {
@@ -147,7 +149,16 @@ pub async fn serve(l: TcpListener, state: State) {
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "could not check for administrators"),
     }
-    if let Err(e) = axum::serve(l, web::router(w)).await {
+    let app = web::router(w);
+    for x in extra {
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(x, app).await {
+                tracing::error!(error = %e, "HTTP server (application address) stopped");
+            }
+        });
+    }
+    if let Err(e) = axum::serve(l, app).await {
         tracing::error!(error = %e, "HTTP server stopped");
     }
 }

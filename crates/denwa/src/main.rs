@@ -654,13 +654,25 @@ async fn serve(
         cluster_cmd::start_local_postgres(file).await?;
     }
     let store = open_store(&cfg).await?;
+    if cluster.is_some() {
+        // The pair's shared SIP digest secret is made (if it is missing) before the fence is
+        // up, as a standalone start does; from then on nothing writes until the cluster driver
+        // grants an epoch (store::fence).
+        pbx::load::digest_secret(&store).await?;
+        store.fence().enable();
+    }
     let licensing = license_cmd::start(&cfg)?;
     let cluster_cfg = match &cluster {
-        Some(file) => Some(cluster_cmd::prepare(file, &licensing)?),
+        Some(file) => {
+            let mut c = cluster_cmd::prepare(file, &licensing)?;
+            c.data_dir = Some(cfg.data_dir.clone());
+            Some(c)
+        }
         None => None,
     };
-    // What a crash left behind (recordings marked running, old scratch files); not on a
-    // cluster node, whose peer may be recording into the same database.
+    // What a crash left behind (recordings marked running, old scratch files); on a cluster
+    // node it runs when the node becomes active (pbx::cluster_epoch), since the peer may be
+    // recording into the same database.
     if cluster_cfg.is_none() {
         pbx::stale::at_start(&store, &cfg.data_dir).await;
     }
@@ -774,7 +786,29 @@ async fn serve(
         backup_listen: backup_server.as_ref().map(|b| b.0),
         cluster: cluster.clone(),
     };
-    let server = tokio::spawn(http::serve(http, state));
+    // A clustered node serves HTTP on its application addresses too (bound with IP_FREEBIND,
+    // answering there only while it holds them): API clients need not know which node is active.
+    let mut extra_http = Vec::new();
+    if let Some(c) = &cluster {
+        for a in &c.report().app_addrs {
+            let Some(ip) = a
+                .split('/')
+                .next()
+                .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+            else {
+                continue;
+            };
+            let at = std::net::SocketAddr::new(ip, http_addr.port());
+            if at == http_addr {
+                continue;
+            }
+            let l = pbx::transport::freebind_tcp_listener(at)
+                .and_then(tokio::net::TcpListener::from_std)
+                .with_context(|| format!("binding HTTP on the application address {at}"))?;
+            extra_http.push(l);
+        }
+    }
+    let server = tokio::spawn(http::serve_also(http, extra_http, state));
     let reports = report_cmd::spawn_periodic(store.clone());
     wait_for_signal().await;
     reports.abort();

@@ -85,6 +85,11 @@ pub fn spawn_periodic(store: Store) -> tokio::task::JoinHandle<()> {
         // Let the node come up first.
         tokio::time::sleep(Duration::from_secs(5)).await;
         loop {
+            if !store.fence().writable() {
+                // A standby of a pair: the active node aggregates (it writes the report tables).
+                tokio::time::sleep(INTERVAL).await;
+                continue;
+            }
             let tz = timezone(&store).await;
             let next = match store
                 .aggregate_reports(&tz, PERIODIC_BATCH, Some(MAX_BATCHES_PER_RUN))

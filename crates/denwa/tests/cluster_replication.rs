@@ -1,9 +1,10 @@
 //! The active/standby pair with its own PostgreSQL on each node, end to end in network
 //! namespaces (`dnwpg-…`): each node's PostgreSQL is created by `denwa cluster init-db` inside
 //! the node's namespace and replicates over the dedicated link (10.78.0.0/30); the witness's
-//! lease row is in a third PostgreSQL started by the test. A writer adds extensions numbered in
-//! sequence through the active node's database (the CLI, the store's own write path) and
-//! remembers which were acknowledged. Steps: manual switchover; `kill -9` of the active node's
+//! lease row is in a third PostgreSQL started by the test. A writer in the client namespace adds
+//! extensions numbered in sequence through `POST /api/v1/extensions` on the application address
+//! (API key; whichever node holds the address answers) and remembers which were acknowledged
+//! (2xx). Steps: manual switchover; `kill -9` of the active node's
 //! Denwa *and* its PostgreSQL (the machine dies) and the old node brought back, re-attached as
 //! the standby; the standby killed while writes go on alone. For each: acknowledged writes
 //! lost (must be 0: synchronous commit), time until the new active accepted a write, and a call
@@ -47,59 +48,57 @@ fn kill_postgres(n: &PgNode) {
     }
 }
 
-/// What the writer saw: acknowledged numbers, when each node last acknowledged one.
+/// What the writer saw: acknowledged numbers, when the last one was acknowledged.
 #[derive(Default)]
 struct Writes {
     acked: BTreeSet<u32>,
-    last_ack: [Option<Instant>; 2],
+    last_ack: Option<Instant>,
     last_error: String,
     probe: u32,
+    /// Requests sent by the HTTP writer, and how many were refused or failed.
+    sent: u32,
+    failed: u32,
 }
 
-/// Adds extensions 3000, 3001… one after the other, each on the node that took the last one
-/// (the other one when that fails): a write counts when `denwa extension add` exits 0.
-fn writer(urls: [String; 2], data: PathBuf, stop: Arc<AtomicBool>, w: Arc<Mutex<Writes>>) {
-    let (k, v) = testkit::licence::DEV_ENV;
+/// Adds extensions 3000, 3001… one after the other through the API on the application
+/// address (`POST /api/v1/extensions` from the client namespace, with an API key): whichever
+/// node holds the address answers; a write counts when it answers 2xx. Each number is tried
+/// once (a request that timed out may have committed: retrying it would be a conflict).
+fn writer(lab: Arc<Lab>, token: String, stop: Arc<AtomicBool>, w: Arc<Mutex<Writes>>) {
     let mut next = 3000u32;
-    let mut at = 0usize;
     while !stop.load(Ordering::SeqCst) {
-        let mut done = false;
-        for i in [at, 1 - at] {
-            let t = Instant::now();
-            let out = std::process::Command::new(bin())
-                .args(["extension", "add", &next.to_string()])
-                .args(["--password", "writer-Secret-pass-q"])
-                .args(["--data-dir", data.to_str().expect("utf-8")])
-                .args(["--database-url", &urls[i]])
-                .env(k, v)
-                .output()
-                .expect("denwa");
-            if t.elapsed() > Duration::from_secs(2) {
-                eprintln!(
-                    "writer: extension {next} on node {} took {} ms (ok {}): {}",
-                    i + 1,
-                    t.elapsed().as_millis(),
-                    out.status.success(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            if out.status.success() {
-                let now = Instant::now();
-                let mut g = w.lock().unwrap_or_else(|p| p.into_inner());
-                g.acked.insert(next);
-                g.last_ack[i] = Some(now);
-                at = i;
-                done = true;
-                break;
-            }
-            w.lock().unwrap_or_else(|p| p.into_inner()).last_error =
-                String::from_utf8_lossy(&out.stderr).into_owned();
+        let t = Instant::now();
+        let body = format!(r#"{{"number":"{next}","password":"writer-Secret-pass-q"}}"#);
+        let out = lab
+            .client
+            .command("curl")
+            .args(["-s", "-m", "5", "-X", "POST", "-w", "\n%{http_code}"])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["-H", "Content-Type: application/json", "--data", &body])
+            .arg(format!("http://{APP_IP}:8080/api/v1/extensions"))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (answer, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        let code: u16 = code.trim().parse().unwrap_or(0);
+        if t.elapsed() > Duration::from_secs(2) {
+            eprintln!(
+                "writer: extension {next} took {} ms (HTTP {code}): {answer}",
+                t.elapsed().as_millis()
+            );
         }
-        if done {
-            next += 1;
+        let mut g = w.lock().unwrap_or_else(|p| p.into_inner());
+        g.sent += 1;
+        if (200..300).contains(&code) {
+            g.acked.insert(next);
+            g.last_ack = Some(Instant::now());
         } else {
+            g.failed += 1;
+            g.last_error = format!("HTTP {code}: {answer}");
+            drop(g);
             std::thread::sleep(Duration::from_millis(20));
         }
+        next += 1;
     }
 }
 
@@ -188,7 +187,7 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     std::fs::write(root.join("repl.pass"), "pair-replication-secret\n").expect("password");
     let pgs = [pg_node(root, 0), pg_node(root, 1)];
     let _pg_stop = PgStop(pgs.to_vec());
-    let lab = Lab::create("dnwpg");
+    let lab = Arc::new(Lab::create("dnwpg"));
     let urls = [pgs[0].config().store_url(), pgs[1].config().store_url()];
 
     // Each node's PostgreSQL: node 1 initialised as the first active, node 2 cloned from it.
@@ -257,20 +256,22 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     let writes = Arc::new(Mutex::new(Writes::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let wt = {
-        let (urls, data, stop, writes) = (
-            urls.clone(),
-            n[0].data.path().to_path_buf(),
+        let (lab, token, stop, writes) = (
+            Arc::clone(&lab),
+            token.clone(),
             Arc::clone(&stop),
             Arc::clone(&writes),
         );
-        std::thread::spawn(move || writer(urls, data, stop, writes))
+        std::thread::spawn(move || writer(lab, token, stop, writes))
     };
-    let wait_acks = |node: usize, k: usize| {
+    // `k` more writes acknowledged through the application address (by whichever node holds
+    // it now: the caller has waited for the address to move).
+    let wait_acks = |_node: usize, k: usize| {
         let deadline = Instant::now() + Duration::from_secs(30);
         let start = writes.lock().unwrap_or_else(|p| p.into_inner()).acked.len();
         loop {
             let g = writes.lock().unwrap_or_else(|p| p.into_inner());
-            if g.acked.len() >= start + k && g.last_ack[node].is_some() {
+            if g.acked.len() >= start + k && g.last_ack.is_some() {
                 return;
             }
             drop(g);
@@ -416,7 +417,10 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     stop.store(true, Ordering::SeqCst);
     wt.join().expect("writer");
     let l = lost(&writes, &pgs[0]);
-    let total = writes.lock().unwrap_or_else(|p| p.into_inner()).acked.len();
+    let (total, sent, failed) = {
+        let g = writes.lock().unwrap_or_else(|p| p.into_inner());
+        (g.acked.len(), g.sent, g.failed)
+    };
     rows.push(format!(
         "| standby killed (Denwa + PostgreSQL) | {l} | writes go on alone (10 acknowledged after the kill); sync replication off; switchover refused: {} | yes | — |",
         s["switchover_refused"].as_str().unwrap_or("")
@@ -432,7 +436,7 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
         table.push('\n');
     }
     table.push_str(&format!(
-        "\n{total} writes acknowledged in all; no split brain.\n"
+        "\n{total} writes acknowledged in all ({sent} sent through `POST /api/v1/extensions` on the application address, {failed} refused or unanswered while the address moved; the rest are the per-node database probes); no split brain.\n"
     ));
     println!("\n{table}");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster-replication-results.md");

@@ -8,6 +8,7 @@
 //! starts music for the other party, INFO carries digits.
 
 mod out;
+mod xfer;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -648,7 +649,10 @@ impl Engine {
     }
 
     fn ep_opened(&mut self, id: u64, ep: EndpointId, r: Result<SocketAddr, ()>, now: Now) {
-        if self.park_resume_opened(id, ep, r, now) || self.xfer_app_opened(id, ep, r, now) {
+        if self.park_resume_opened(id, ep, r, now)
+            || self.xfer_app_opened(id, ep, r, now)
+            || self.anchored_join_opened(id, ep, r, now)
+        {
             return;
         }
         if self

@@ -1069,6 +1069,9 @@ impl Engine {
             if privacy {
                 inv.headers.push(HeaderName::from_bytes(b"Privacy"), "id");
             }
+            if let Some(d) = self.diversion_header(id, &domain) {
+                inv.headers.push(HeaderName::from_bytes(b"Diversion"), d);
+            }
             inv.headers.push(HeaderName::Allow, ALLOW);
             inv.headers
                 .push(HeaderName::UserAgent, self.cfg.user_agent.as_str());

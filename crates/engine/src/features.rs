@@ -55,6 +55,9 @@ pub enum FeatureAction {
     Intercom,
     /// Record a prompt (argument: prompt id).
     RecordPrompt,
+    /// Straight into an extension's voicemail box (argument: the extension), without ringing
+    /// it: dialled, or the target of a transfer ("send the caller to 1003's voicemail").
+    VmDirect,
 }
 
 /// Description of one feature code.
@@ -206,6 +209,13 @@ pub const DEFS: &[FeatureDef] = &[
         "*77",
         true,
         "record a prompt by phone (+ prompt number; extensions in prompts.recorders only)",
+    ),
+    def(
+        FeatureAction::VmDirect,
+        "vm_direct",
+        "*99",
+        true,
+        "leave a message in an extension's voicemail box without ringing it (+ extension); transfer a caller there",
     ),
 ];
 
@@ -630,6 +640,15 @@ pub fn decide(
     let destination = match call.action {
         FeatureAction::VmOwnBox => Some(crate::dialplan::Destination::VmOwn),
         FeatureAction::VmMain => Some(crate::dialplan::Destination::VmMain),
+        FeatureAction::VmDirect => {
+            if !snap.extensions.contains_key(&(tenant, call.arg.clone())) {
+                return Some(crate::dialplan::Decision::Reject {
+                    status: 404,
+                    reason: format!("{reason}: no voicemail box {:?}", call.arg),
+                });
+            }
+            Some(crate::dialplan::Destination::Vm(call.arg.clone()))
+        }
         _ => None,
     };
     Some(match destination {

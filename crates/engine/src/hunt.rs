@@ -663,6 +663,15 @@ pub(crate) struct Hunt {
     tenant: i64,
     /// Statuses of the last failed step (the caller's answer when nothing follows).
     last_fail: Vec<u16>,
+    /// What happened, in order (members tried, skipped, forwards): stored beside the call's
+    /// one record (table `cdr_events`, as a transfer's are).
+    pub(crate) events: Vec<crate::transfer::TransferEvent>,
+    /// The extension whose forward or follow-me sends the call out now, and the RFC 5806
+    /// reason: a `Diversion` header on the trunk call.
+    pub(crate) diverted: Option<(String, &'static str)>,
+    /// Why [`Engine::hunt_go`] is called next: the forwarding extension (or group) and the
+    /// event kind (`forward_busy`, `dnd`, `group_no_answer` ...).
+    forwarded_by: Option<(String, &'static str)>,
 }
 
 /// What `Origin` holds, kept to start each step again.
@@ -697,6 +706,64 @@ impl OriginCopy {
             route: self.route.clone(),
         }
     }
+}
+
+impl Hunt {
+    /// Who a hunt's events name as acting: the group, or the forwarding extension, or the
+    /// number the caller dialled.
+    fn event_by(&self) -> String {
+        if let Some(g) = &self.plan.group {
+            return g.clone();
+        }
+        match &self.cos_ext {
+            Some(e) => e.number.clone(),
+            None => self.origin.digits.clone(),
+        }
+    }
+
+    fn event(&mut self, kind: &'static str, by: &str, to: String, status: u16, now: Now) {
+        self.events.push(crate::transfer::TransferEvent {
+            at: now.wall,
+            kind,
+            by: by.to_string(),
+            party: self.origin.caller.clone(),
+            to,
+            status,
+        });
+    }
+
+    /// The step ringing now ended without an answer (`status`: 480 rang out, 486 busy ...).
+    fn step_ended(&mut self, status: u16, now: Now) {
+        let by = self.event_by();
+        let kind = if status == 480 { "no_answer" } else { "failed" };
+        let numbers = self
+            .plan
+            .steps
+            .get(self.step)
+            .map(|s| s.numbers.clone())
+            .unwrap_or_default();
+        for n in numbers {
+            self.event(kind, &by, n, status, now);
+        }
+    }
+
+    /// The `Diversion` header's user and reason when this call goes out through a trunk
+    /// because an extension forwarded it (RFC 5806).
+    pub(crate) fn diversion(&self) -> Option<(&str, &'static str)> {
+        self.diverted.as_ref().map(|(n, r)| (n.as_str(), *r))
+    }
+}
+
+/// RFC 5806 `reason` of a forward kind.
+fn diversion_reason(why: &str) -> Option<&'static str> {
+    Some(match why {
+        "forward_always" => "unconditional",
+        "forward_busy" => "user-busy",
+        "forward_no_answer" => "no-answer",
+        "forward_unreachable" => "unavailable",
+        "dnd" => "do-not-disturb",
+        _ => return None,
+    })
 }
 
 impl Engine {
@@ -768,8 +835,13 @@ impl Engine {
         let busy = self.busy_numbers(o.tenant);
         let plan = group_plan(name, &g, |n| self.member_state(o.tenant, n, &busy, now));
         info!(group = name, strategy = g.spec.strategy.as_str(), steps = plan.steps.len(), skipped = ?plan.skipped, "ring group");
+        let skipped = plan.skipped.clone();
         let mut h = self.new_hunt(&o, plan, prior, now);
         h.cos = Some(g.spec.cos);
+        for (n, st) in skipped {
+            let status = if st == MemberState::Busy { 486 } else { 480 };
+            h.event("skipped", name, n, status, now);
+        }
         self.hunt_step(entry, h, now);
     }
 
@@ -827,10 +899,27 @@ impl Engine {
         h.cos_ext = Some(target.clone());
         match decided {
             ExtRoute::Reject(486) => {
+                if fwd.dnd {
+                    h.event("dnd", &target.number, target.number.clone(), 486, now);
+                }
+                self.hunt_store_events(&mut h);
                 self.hunt_refuse_as(entry, &o, 486, "Busy Here", Disposition::Busy, now)
             }
-            ExtRoute::Reject(s) => self.hunt_refuse(entry, &o, s, "Temporarily Unavailable", now),
-            ExtRoute::Go(t, reason) => self.hunt_go(entry, h, t, reason, now),
+            ExtRoute::Reject(s) => {
+                self.hunt_store_events(&mut h);
+                self.hunt_refuse(entry, &o, s, "Temporarily Unavailable", now)
+            }
+            ExtRoute::Go(t, reason) => {
+                let why = if fwd.dnd {
+                    "dnd"
+                } else if !fwd.always.is_empty() {
+                    "forward_always"
+                } else {
+                    "forward_unreachable"
+                };
+                h.forwarded_by = Some((target.number.clone(), why));
+                self.hunt_go(entry, h, t, reason, now)
+            }
             ExtRoute::Ring(plan) => {
                 h.plan = plan;
                 h.overall_end = None;
@@ -864,6 +953,9 @@ impl Engine {
                 vm_reason: None,
                 tenant: o.tenant,
                 last_fail: Vec::new(),
+                events: Vec::new(),
+                diverted: None,
+                forwarded_by: None,
             }),
         }
     }
@@ -936,7 +1028,11 @@ impl Engine {
             }
             let ring_end = now.mono + step.ring;
             let ring_end = h.overall_end.map_or(ring_end, |e| e.min(ring_end));
+            let by = h.event_by();
             if !bindings.is_empty() {
+                for (_, n) in &exts {
+                    h.event("hunt", &by, n.clone(), 180, now);
+                }
                 h.step_exts = exts;
                 let segments: Vec<IpAddr> = bindings.iter().map(|b| b.local.ip()).collect();
                 let txn = entry.0;
@@ -950,6 +1046,13 @@ impl Engine {
                         if self.any_trunk_usable(tenant, &call.trunks) =>
                     {
                         h.step_exts.clear();
+                        h.event("hunt", &by, number.clone(), 180, now);
+                        // Follow-me through a trunk: the provider learns whose call it is.
+                        h.diverted = h
+                            .cos_ext
+                            .as_ref()
+                            .filter(|_| h.plan.group.is_none())
+                            .map(|e| (e.number.clone(), "follow-me"));
                         o.route.direction = Direction::Outbound;
                         o.route.sent_number = call.number.clone();
                         o.route.caller_id = call.caller_id.number.clone();
@@ -963,12 +1066,20 @@ impl Engine {
             h.step += 1;
         }
         match h.plan.then.take() {
-            Some((t, reason)) => self.hunt_go(entry, h, t, reason, now),
+            Some((t, reason)) => {
+                h.forwarded_by = Some(match &h.plan.group {
+                    Some(g) => (g.clone(), "group_no_answer"),
+                    None => (h.event_by(), "forward_no_answer"),
+                });
+                self.hunt_go(entry, h, t, reason, now)
+            }
             None if h.last_fail.is_empty() => {
+                self.hunt_store_events(&mut h);
                 let o = h.origin.origin();
                 self.hunt_refuse(entry, &o, 480, "Temporarily Unavailable", now)
             }
             None => {
+                self.hunt_store_events(&mut h);
                 let o = h.origin.origin();
                 let (status, ending) = crate::b2bua::fork_failure(&h.last_fail, false);
                 let reason = sip::reason_phrase(status);
@@ -1007,11 +1118,13 @@ impl Engine {
     fn attach_hunt(
         &mut self,
         txn: sip::transaction::TransactionId,
-        h: Box<Hunt>,
+        mut h: Box<Hunt>,
         ring_end: Instant,
     ) {
         let Some(id) = self.b2bua.call_of_server_txn(txn) else {
-            return; // refused already (its one record is written)
+            // Refused already (its one record is written): its events go beside it.
+            self.hunt_store_events(&mut h);
+            return;
         };
         if let Some(call) = self.b2bua.get_mut(id) {
             call.start = h.start_wall;
@@ -1025,10 +1138,20 @@ impl Engine {
     fn hunt_go(&mut self, entry: Entry, mut h: Box<Hunt>, t: Target, reason: VmReason, now: Now) {
         let o = h.origin.origin();
         h.hops += 1;
+        let (by, why) = h
+            .forwarded_by
+            .take()
+            .unwrap_or_else(|| (h.event_by(), "forward"));
+        h.event(why, &by, t.to_string(), 302, now);
         if h.hops > MAX_HOPS {
             info!(caller = %o.caller, "too many forwards");
+            self.hunt_store_events(&mut h);
             return self.hunt_refuse(entry, &o, 482, "Loop Detected", now);
         }
+        // A forward from an extension to an outside number: the trunk call says whose.
+        h.diverted = diversion_reason(why)
+            .filter(|_| self.snap.extensions.contains_key(&(o.tenant, by.clone())))
+            .map(|r| (by.clone(), r));
         info!(caller = %o.caller, to = %t, ?reason, "call forwarded");
         let tenant = o.tenant;
         let dest = match t {
@@ -1052,9 +1175,11 @@ impl Engine {
                                 self.attach_hunt(txn, h, end);
                             }
                             Decision::Reject { status, reason } => {
+                                self.hunt_store_events(&mut h);
                                 self.hunt_refuse(entry, &o, status, &reason, now)
                             }
                             Decision::Route { .. } | Decision::Feature { .. } => {
+                                self.hunt_store_events(&mut h);
                                 self.hunt_refuse(entry, &o, 404, "Not Found", now)
                             }
                         };
@@ -1065,10 +1190,16 @@ impl Engine {
         match dest {
             Destination::Ext(n) => match self.snap.extensions.get(&(tenant, n)).cloned() {
                 Some(e) if e.enabled => self.route_ext(entry, o, e, Some(h), now),
-                _ => self.hunt_refuse(entry, &o, 404, "Not Found", now),
+                _ => {
+                    self.hunt_store_events(&mut h);
+                    self.hunt_refuse(entry, &o, 404, "Not Found", now)
+                }
             },
             Destination::Group(g) => self.route_group(entry, o, &g, Some(h), now),
-            Destination::Hangup => self.hunt_refuse(entry, &o, 480, "Temporarily Unavailable", now),
+            Destination::Hangup => {
+                self.hunt_store_events(&mut h);
+                self.hunt_refuse(entry, &o, 480, "Temporarily Unavailable", now)
+            }
             d @ (Destination::Vm(_) | Destination::Ivr(_) | Destination::Conf(_)) => {
                 let txn = entry.0;
                 let is_vm = matches!(d, Destination::Vm(_));
@@ -1090,6 +1221,7 @@ impl Engine {
                 }
             }
             d => {
+                self.hunt_store_events(&mut h);
                 let decision = Decision::Route {
                     destination: d,
                     reason: "forward".into(),
@@ -1126,11 +1258,14 @@ impl Engine {
         };
         h.last_fail = statuses.to_vec();
         let busy = statuses.iter().any(|s| matches!(s, 486 | 600 | 603));
+        let (status, _) = crate::b2bua::fork_failure(statuses, false);
+        h.step_ended(if status == 487 { 480 } else { status }, now);
         if busy
             && h.step == 0
             && let Some((t, reason)) = h.plan.on_busy.take()
         {
             return {
+                h.forwarded_by = Some((h.event_by(), "forward_busy"));
                 self.hunt_go(entry, h, t, reason, now);
                 true
             };
@@ -1145,6 +1280,7 @@ impl Engine {
         let Some((entry, mut h)) = self.hunt_take(id, now) else {
             return false;
         };
+        h.step_ended(480, now);
         if h.overall_end.is_some_and(|end| now.mono >= end) {
             h.step = h.plan.steps.len();
         } else {
@@ -1154,14 +1290,13 @@ impl Engine {
         true
     }
 
-    /// Leg `i` of call `id` answered: the record names the member who answered.
-    /// TODO(lead): once the per-call event list (`cdr_events`, helper xfer) exists, record each
-    /// step, forward and skip here and in `hunt_go`, so history shows the path, not only the end.
+    /// Leg `i` of call `id` answered: the record names the member who answered, the events
+    /// get `answered`.
     pub(crate) fn hunt_answered(&mut self, id: u64, i: usize) {
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
-        let Some(h) = call.hunt.as_deref() else {
+        let Some(h) = call.hunt.as_deref_mut() else {
             return;
         };
         let dest = call.legs.get(i).map(|l| l.target.destination);
@@ -1173,13 +1308,37 @@ impl Engine {
         let who = ext_id
             .and_then(|e| h.step_exts.iter().find(|(id, _)| *id == e))
             .map(|(_, n)| n.clone());
+        let at = call.answer.unwrap_or(h.start_wall);
+        let by = h.event_by();
+        let answered = who.clone().unwrap_or_else(|| call.callee.clone());
+        h.events.push(crate::transfer::TransferEvent {
+            at: at.max(h.events.last().map_or(at, |e| e.at)),
+            kind: "answered",
+            by,
+            party: h.origin.caller.clone(),
+            to: answered,
+            status: 200,
+        });
         if let Some(n) = who {
             call.callee = n;
         }
     }
 
+    /// Stores a hunt's events now (the call ends without a call of its own: refused).
+    fn hunt_store_events(&mut self, h: &mut Hunt) {
+        if h.events.is_empty() {
+            return;
+        }
+        let op = DbOp::CdrEvents {
+            tenant: h.tenant,
+            call_id: h.origin.call_id.clone(),
+            events: std::mem::take(&mut h.events),
+        };
+        self.db(op, crate::Pending::Background("storing call events"));
+    }
+
     /// Round-robin memory: `numbers` were tried now in group `name`.
-    fn remember_member(&mut self, tenant: i64, name: &str, numbers: &[String]) {
+    pub(crate) fn remember_member(&mut self, tenant: i64, name: &str, numbers: &[String]) {
         let Some(g) = self
             .snap
             .apps
@@ -1213,6 +1372,19 @@ impl Engine {
             .and_then(|c| c.hunt.as_deref())
             .and_then(|h| h.vm_reason)
             .unwrap_or_default()
+    }
+}
+
+impl Engine {
+    /// The `Diversion` header (RFC 5806) for the trunk leg of call `id`, when an extension's
+    /// forward or follow-me sends it out: `<sip:EXT@DOMAIN>;reason=...;counter=N`.
+    pub(crate) fn diversion_header(&self, id: u64, domain: &str) -> Option<String> {
+        let h = self.b2bua.get(id)?.hunt.as_deref()?;
+        let (ext, reason) = h.diversion()?;
+        let counter = h.events.iter().filter(|e| e.status == 302).count().max(1);
+        Some(format!(
+            "<sip:{ext}@{domain}>;reason={reason};counter={counter}"
+        ))
     }
 }
 

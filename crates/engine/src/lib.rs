@@ -55,6 +55,7 @@ pub mod usrloc;
 pub mod vm;
 pub mod vm_menu;
 mod xfer_app;
+mod xfer_group;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -234,6 +234,20 @@ impl Engine {
         call.answer = Some(now.wall);
         call.codec = common.first().cloned().unwrap_or_default();
         let rang = std::mem::replace(&mut call.callee, picker.number.clone());
+        // Call history: who picked up whose call (`to`: the extension that was ringing).
+        let ev = crate::transfer::TransferEvent {
+            at: now.wall,
+            kind: if target.is_some() {
+                "directed_pickup"
+            } else {
+                "pickup"
+            },
+            by: picker.number.clone(),
+            party: call.caller.clone(),
+            to: rang.clone(),
+            status: 200,
+        };
+        call.xfer.get_or_insert_with(Box::default).events.push(ev);
         info!(call = id, caller = %call.caller, rang = %rang, picked_by = %picker.number, directed = target.is_some(), "call picked up");
         self.b2bua.by_call_id.insert(p_call_id, (id, p_idx));
         if let Some(rtp) = offer.rtp {

@@ -58,42 +58,44 @@ pub struct TransferEvent {
 
 /// A transfer waiting for its target to answer.
 #[derive(Debug)]
-struct Pending {
+pub(crate) struct Pending {
     /// The transferor's leg (NOTIFYs go on its dialog).
-    transferor: LegIdx,
-    transferor_ext: String,
+    pub(crate) transferor: LegIdx,
+    pub(crate) transferor_ext: String,
     /// The REFER's CSeq (the subscription's `id`); `None` for a transfer the administrator
     /// started (nobody subscribed).
-    refer_seq: Option<u32>,
-    transferee: LegIdx,
+    pub(crate) refer_seq: Option<u32>,
+    pub(crate) transferee: LegIdx,
     /// The number rung.
-    target: String,
+    pub(crate) target: String,
     /// The target's forks.
-    forks: Vec<LegIdx>,
-    deadline: Instant,
+    pub(crate) forks: Vec<LegIdx>,
+    pub(crate) deadline: Instant,
     /// The forks were cancelled because nobody answered in time.
-    timed_out: bool,
+    pub(crate) timed_out: bool,
     /// This attempt rings the transferor back after a failed transfer.
-    callback: bool,
+    pub(crate) callback: bool,
     /// The transferor hung up after the REFER.
-    transferor_gone: bool,
-    sent_180: bool,
+    pub(crate) transferor_gone: bool,
+    pub(crate) sent_180: bool,
+    /// The target is a ring group: its plan, run step by step ([`crate::xfer_group`]).
+    pub(crate) group: Option<Box<crate::xfer_group::GroupRun>>,
 }
 
 /// Transfer state of one call.
 #[derive(Debug, Default)]
 pub(crate) struct Xfer {
-    pending: Option<Pending>,
+    pub(crate) pending: Option<Pending>,
     /// Legs transferred away: their BYE is answered 200 and nothing else reaches them.
-    released: Vec<LegIdx>,
+    pub(crate) released: Vec<LegIdx>,
     /// Re-INVITEs we sent to put a party onto the relay: client transaction -> leg.
     reinvites: Vec<(TransactionId, LegIdx)>,
     /// Legs that joined through a transfer, with the extension they ring.
-    parties: Vec<(LegIdx, String)>,
+    pub(crate) parties: Vec<(LegIdx, String)>,
     /// The transferee hears music because of a pending transfer (not because it was held).
-    music: bool,
+    pub(crate) music: bool,
     /// Our re-INVITE offering the transferee the music endpoint.
-    music_txn: Option<TransactionId>,
+    pub(crate) music_txn: Option<TransactionId>,
     /// The SDP to put the transferee back on the relay with once that re-INVITE is answered
     /// (the transfer ended while it was in flight).
     relay_after_music: Option<Bytes>,
@@ -102,6 +104,19 @@ pub(crate) struct Xfer {
     /// A transferee moved onto an endpoint of ours: where it goes once it accepts the
     /// re-INVITE ([`crate::xfer_app`]).
     pub(crate) app_dest: Option<crate::xfer_app::AppDest>,
+    /// An attended transfer of an anchored call: the target's leg, the endpoint opened for it
+    /// and, once sent, our re-INVITE moving it there (`anchor::xfer`).
+    pub(crate) anchored_join: Option<(LegIdx, crate::media::EndpointId, Option<TransactionId>)>,
+}
+
+impl Xfer {
+    /// Transfers the call went through (its other events — members tried, pickups — aside).
+    pub(crate) fn transfers(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.kind, "blind" | "attended" | "replaces"))
+            .count()
+    }
 }
 
 /// Why a transfer was refused: a SIP-like status (403 class of service, 404 no such call or
@@ -160,7 +175,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
 }
 
 /// Digits (and `*`, `#`, `+`), at most 64: what a transfer may name.
-fn is_number(s: &str) -> bool {
+pub(crate) fn is_number(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()
@@ -286,7 +301,7 @@ fn not_sendrecv(body: &[u8]) -> bool {
 }
 
 /// The extension number behind a leg of `call`, if the leg is an extension's phone.
-fn leg_ext(call: &Call, leg: LegIdx, snap: &crate::config::Snapshot) -> Option<String> {
+pub(crate) fn leg_ext(call: &Call, leg: LegIdx, snap: &crate::config::Snapshot) -> Option<String> {
     if let Some((_, n)) = call
         .xfer
         .as_deref()
@@ -462,14 +477,11 @@ impl Engine {
             return self.refer_refused(txn, req, source, status, "Not in this dialog", now);
         }
         if call.anchor.is_some() {
-            return self.refer_refused(
-                txn,
-                req,
-                source,
-                501,
-                "Transfer of calls through a voice application or transcoding is not supported",
-                now,
-            );
+            let pending = call.xfer.as_deref().is_some_and(|x| x.pending.is_some());
+            if pending {
+                return self.refer_refused(txn, req, source, 491, "Transfer in progress", now);
+            }
+            return self.anchored_refer((txn, req, source), id, leg, now);
         }
         let Some(peer) = peer else {
             return self.refer_refused(txn, req, source, 481, "Call not answered", now);
@@ -481,7 +493,7 @@ impl Engine {
         if call
             .xfer
             .as_deref()
-            .is_some_and(|x| x.events.len() >= MAX_TRANSFERS_PER_CALL)
+            .is_some_and(|x| x.transfers() >= MAX_TRANSFERS_PER_CALL)
         {
             return self.refer_refused(txn, req, source, 403, "Too many transfers", now);
         }
@@ -617,6 +629,21 @@ impl Engine {
             }
             return;
         }
+        if let Some(group) = self.xfer_group_target(tenant, &by, number, now) {
+            return match group {
+                Ok(name) => {
+                    info!(call = id, by = %by, to = %number, group = %name, "blind transfer to a ring group accepted");
+                    self.accept_refer(txn, req, id, leg, now);
+                    self.notify_transferor(id, leg, Some(refer_seq), 100, false, now);
+                    let p = (leg, peer, by);
+                    self.begin_group_transfer(id, p, Some(refer_seq), number, &name, now);
+                }
+                Err((status, reason)) => {
+                    info!(call = id, by = %by, to = %number, status, %reason, "transfer refused; the call is kept");
+                    self.refer_refused(txn, req, source, status, &reason, now)
+                }
+            };
+        }
         let (target, bindings) = match self.transfer_route(tenant, &by, number, now) {
             Ok(t) => t,
             Err((status, reason)) => {
@@ -657,6 +684,7 @@ impl Engine {
             callback: false,
             transferor_gone: false,
             sent_180: false,
+            group: None,
         };
         self.ring_target(id, p, bindings, now);
         self.start_transfer_music(id, y);
@@ -664,7 +692,7 @@ impl Engine {
 
     /// Music for the transferee `y` while the target rings, unless it hears music already or
     /// its media is not two-way (it was held).
-    fn start_transfer_music(&mut self, id: u64, y: LegIdx) {
+    pub(crate) fn start_transfer_music(&mut self, id: u64, y: LegIdx) {
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
@@ -744,7 +772,7 @@ impl Engine {
 
     /// The transfer ended with the transferee hearing music because of it: the music stops and
     /// the transferee goes back onto the relay, facing media `sdp` (the new or the old peer's).
-    fn stop_transfer_music(&mut self, id: u64, sdp_body: Bytes, now: Now) {
+    pub(crate) fn stop_transfer_music(&mut self, id: u64, sdp_body: Bytes, now: Now) {
         let adv = self.cfg.advertise;
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
@@ -788,10 +816,14 @@ impl Engine {
             return refuse(404, "No such call");
         };
         if call.anchor.is_some() {
-            return refuse(
-                501,
-                "Transfer of calls through a voice application or transcoding is not supported",
-            );
+            let number = to.trim();
+            if !is_number(number) {
+                return refuse(400, "The target must be a number");
+            }
+            let (x, by) = self.anchored_transferor(id)?;
+            let r = self.anchored_blind_transfer(None, (id, x, by), number, now);
+            self.pump_public(now);
+            return r;
         }
         let Some(bridge) = call.bridge else {
             return refuse(409, "Call not answered");
@@ -826,6 +858,13 @@ impl Engine {
                 reason: reason.to_string(),
             });
         }
+        if let Some(group) = self.xfer_group_target(tenant, &by, number, now) {
+            let name = group.map_err(|(status, reason)| TransferRefused { status, reason })?;
+            info!(call = id, by = %by, to = %number, group = %name, "transfer to a ring group by the administrator");
+            self.begin_group_transfer(id, (x, y, by), None, number, &name, now);
+            self.pump_public(now);
+            return Ok(());
+        }
         match self.transfer_route(tenant, &by, number, now) {
             Ok(t) => {
                 info!(call = id, by = %by, to = %t.0, "transfer by the administrator");
@@ -842,7 +881,13 @@ impl Engine {
 
     /// Rings `p.target`'s contacts with the transferee's media; no contact reached fails the
     /// transfer at once.
-    fn ring_target(&mut self, id: u64, mut p: Pending, bindings: Vec<Binding>, now: Now) {
+    pub(crate) fn ring_target(
+        &mut self,
+        id: u64,
+        mut p: Pending,
+        bindings: Vec<Binding>,
+        now: Now,
+    ) {
         let adv = self.cfg.advertise;
         let Some(call) = self.b2bua.get(id) else {
             return;
@@ -852,7 +897,10 @@ impl Engine {
         };
         let x_side = call.legs[p.transferor].side;
         let y_sdp = call.legs[p.transferee].sdp.clone();
-        let (from_num, from_name) = leg_number(call, p.transferee, &self.snap);
+        let (from_num, mut from_name) = leg_number(call, p.transferee, &self.snap);
+        if let Some(g) = p.group.as_deref() {
+            from_name = g.caller_name(&from_num, &from_name);
+        }
         let relay = call
             .media
             .iter()
@@ -884,14 +932,17 @@ impl Engine {
             p.forks.push(i);
         }
         let none = p.forks.is_empty();
+        let group = p.group.is_some();
         call.xfer.get_or_insert_with(Box::default).pending = Some(p);
-        if none {
+        if none && group {
+            self.group_step_failed(id, &[480], now);
+        } else if none {
             self.transfer_failed(id, 480, now);
         }
     }
 
     /// A new request in `leg`'s dialog, with our Via and Contact, and where it goes.
-    fn leg_request(
+    pub(crate) fn leg_request(
         &mut self,
         id: u64,
         leg: LegIdx,
@@ -967,6 +1018,12 @@ impl Engine {
             }
             return true;
         }
+        if x.anchored_join.is_some_and(|(_, _, t)| t == Some(txn)) {
+            if resp.status >= 200 {
+                self.anchored_join_answered(id, txn, resp, now);
+            }
+            return true;
+        }
         let Some(fork) = pending_fork(call, txn) else {
             return false;
         };
@@ -1008,6 +1065,11 @@ impl Engine {
             warn!(call = id, "transferred party did not answer our re-INVITE");
             return true;
         }
+        if x.anchored_join.is_some_and(|(_, _, t)| t == Some(txn)) {
+            warn!(call = id, "transfer target did not answer our re-INVITE");
+            self.anchored_hangup(id, "transfer target lost", now);
+            return true;
+        }
         let Some(fork) = pending_fork(call, txn) else {
             return false;
         };
@@ -1035,6 +1097,9 @@ impl Engine {
         if statuses.is_empty() {
             return; // some fork still rings
         }
+        if p.group.is_some() {
+            return self.group_step_failed(id, &statuses, now);
+        }
         let status = if p.timed_out {
             480
         } else {
@@ -1044,7 +1109,7 @@ impl Engine {
     }
 
     /// The number of the party a pending transfer moves.
-    fn pending_party(&self, id: u64) -> String {
+    pub(crate) fn pending_party(&self, id: u64) -> String {
         self.b2bua
             .get(id)
             .and_then(|c| {
@@ -1056,7 +1121,7 @@ impl Engine {
 
     /// The transfer's target did not take the call: tell the transferor (who keeps the
     /// transferee), or ring the transferor back, or hang up.
-    fn transfer_failed(&mut self, id: u64, status: u16, now: Now) {
+    pub(crate) fn transfer_failed(&mut self, id: u64, status: u16, now: Now) {
         let party = self.pending_party(id);
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
@@ -1099,6 +1164,7 @@ impl Engine {
                     timed_out: false,
                     callback: true,
                     sent_180: false,
+                    group: None,
                     ..p
                 };
                 return self.ring_target(id, cb, bindings, now);
@@ -1146,9 +1212,17 @@ impl Engine {
         let Some(bridge) = call.bridge else {
             return;
         };
-        let Some(p) = call.xfer.as_deref_mut().and_then(|x| x.pending.take()) else {
+        let Some(mut p) = call.xfer.as_deref_mut().and_then(|x| x.pending.take()) else {
             return;
         };
+        if let Some(member) = p
+            .group
+            .as_deref()
+            .and_then(|g| g.member_at(call.legs[i].target.destination))
+        {
+            // A ring group's member answered: it is the party from now on.
+            p.target = member;
+        }
         {
             let l = &mut call.legs[i];
             l.ack = Some(ack);
@@ -1744,17 +1818,27 @@ impl Engine {
     /// A call ended: its transfer events are stored beside its record, the forks of a
     /// transfer in progress cancelled.
     pub(crate) fn transfer_call_ended(&mut self, call: &Call, now: Now) {
-        let Some(x) = call.xfer.as_deref() else {
-            return;
-        };
-        if !x.events.is_empty() {
+        // A hunted call's steps and forwards come first, then its transfers and pickups.
+        let mut events: Vec<TransferEvent> = call
+            .hunt
+            .as_deref()
+            .map(|h| h.events.clone())
+            .unwrap_or_default();
+        if let Some(x) = call.xfer.as_deref() {
+            events.extend(x.events.iter().cloned());
+        }
+        events.sort_by_key(|e| e.at);
+        if !events.is_empty() {
             let op = crate::DbOp::CdrEvents {
                 tenant: call.tenant_id,
                 call_id: call.legs[crate::b2bua::A_LEG].call_id.clone(),
-                events: x.events.clone(),
+                events,
             };
             self.db(op, crate::Pending::Background("storing call events"));
         }
+        let Some(x) = call.xfer.as_deref() else {
+            return;
+        };
         let Some(p) = x.pending.as_ref() else {
             return;
         };

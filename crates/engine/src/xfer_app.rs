@@ -56,6 +56,15 @@ pub(crate) enum AppDest {
     /// The outside call planned (its trunks and limits checked): ring through the trunk
     /// from an endpoint on this segment once the transferee is on ours.
     Trunk(std::net::IpAddr),
+    /// The voicemail menus: `*98` (asks for a box and its PIN) or `*97` (the box of `owner`,
+    /// the transferor — the code means "the dialler's own box", and the transfer dials as the
+    /// transferor — whose PIN is always asked: the transferee is not at the owner's phone).
+    VmMenu {
+        /// `*97` (own box) rather than `*98`.
+        own: bool,
+        /// The transferor's extension.
+        owner: String,
+    },
 }
 
 /// An INVITE as if the phone of dialog `d` had called us in it: Call-ID, its tag in From, ours
@@ -113,6 +122,13 @@ impl Engine {
                 destination: d @ (Destination::Ivr(_) | Destination::Vm(_) | Destination::Conf(_)),
                 ..
             } => Some(AppDest::Goto(d.to_string())),
+            Decision::Route {
+                destination: d @ (Destination::VmOwn | Destination::VmMain),
+                ..
+            } => Some(AppDest::VmMenu {
+                own: d == Destination::VmOwn,
+                owner: by.to_string(),
+            }),
             Decision::Outside { call, .. } => Some(AppDest::Outside {
                 by: by.to_string(),
                 call: Box::new(call),
@@ -178,10 +194,12 @@ impl Engine {
             d => (d, None),
         };
         info!(call = id, new_call = new_id, by = %by, to = %number, "blind transfer to an application accepted");
+        // (A ring group's no-answer destination comes here with no REFER to answer: its
+        // transferor heard `100 Trying` when the group began to ring.)
         if let Some((txn, req)) = refer {
             self.accept_refer(txn, req, id, x, now);
+            self.notify_transferor(id, x, refer_seq, 100, false, now);
         }
-        self.notify_transferor(id, x, refer_seq, 100, false, now);
         // Take the transferee's leg out of the relayed call.
         let Some(c) = self.b2bua.get_mut(id) else {
             return Ok(());
@@ -316,8 +334,28 @@ impl Engine {
                 }
                 self.app_goto(id, &d, now)
             }
+            AppDest::VmMenu { own, owner } => self.xfer_vm_menu(id, own, &owner, now),
         }
         true
+    }
+
+    /// A transferee on our endpoint enters the voicemail menus (`*97`: the transferor's box,
+    /// PIN asked; `*98`: the main menu).
+    fn xfer_vm_menu(&mut self, id: u64, own: bool, owner: &str, now: Now) {
+        let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) else {
+            return;
+        };
+        let lang = a.lang().parse().unwrap_or(apps::prompt::Lang::En);
+        let (dest, caller) = if own {
+            (Destination::VmOwn, Some((owner, false)))
+        } else {
+            (Destination::VmMain, None)
+        };
+        let Some(s) = crate::vm_menu::VmSession::new(&dest, caller, lang) else {
+            return self.unavailable(id, now);
+        };
+        a.set_app(App::VmMenu(Box::new(s)));
+        self.vm_menu_start(id, now);
     }
 
     /// Attended transfer onto a parked call: `by` (leg `x` of relayed call `id`, talking to

@@ -78,6 +78,38 @@ fn national_route(snap: &mut Snapshot) {
     );
 }
 
+/// The trunk `carrier` at `at` (its host name `host`, else the address), the tenant's
+/// outbound limits and [`national_route`].
+fn carrier(snap: &mut Snapshot, at: &str, host: Option<&str>) {
+    let a = addr(at);
+    snap.outside.trunks.insert(
+        1,
+        TrunkEntry {
+            id: 1,
+            tenant: 1,
+            name: "carrier".into(),
+            spec: TrunkSpec {
+                host: host.map_or_else(|| a.ip().to_string(), str::to_string),
+                port: Some(a.port()),
+                ping_interval_s: 0,
+                ..TrunkSpec::default()
+            },
+            password: String::new(),
+            addrs: vec![a],
+            sources: vec![a.ip()],
+        },
+    );
+    snap.outside.tenants.insert(
+        1,
+        TenantOutbound {
+            main_number: "0312340000".into(),
+            max_per_hour: 1000,
+            ..TenantOutbound::default()
+        },
+    );
+    national_route(snap);
+}
+
 /// Registers the caller 1001 and `phones`, each with one contact.
 fn harness(snap: Snapshot, phones: &[&str]) -> Harness {
     let mut h = Harness::with(snap);
@@ -540,33 +572,7 @@ fn outside_group_members_obey_the_groups_class_of_service() {
         &["00312345678", "1002"],
         "hangup",
     )]);
-    let a = addr(CARRIER);
-    snap.outside.trunks.insert(
-        1,
-        TrunkEntry {
-            id: 1,
-            tenant: 1,
-            name: "carrier".into(),
-            spec: TrunkSpec {
-                host: a.ip().to_string(),
-                port: Some(a.port()),
-                ping_interval_s: 0,
-                ..TrunkSpec::default()
-            },
-            password: String::new(),
-            addrs: vec![a],
-            sources: vec![a.ip()],
-        },
-    );
-    snap.outside.tenants.insert(
-        1,
-        TenantOutbound {
-            main_number: "0312340000".into(),
-            max_per_hour: 1000,
-            ..TenantOutbound::default()
-        },
-    );
-    national_route(&mut snap);
+    carrier(&mut snap, CARRIER, None);
     let trunk_invites = |h: &Harness| {
         h.requests("INVITE")
             .iter()
@@ -649,4 +655,190 @@ fn voicemail_destinations_carry_the_reason() {
         "the busy greeting: {played:?}"
     );
     assert!(!played.contains(&"vm-is-unavailable".to_string()));
+}
+
+// ---- Call history events of hunts, forwards and DND; Diversion on forwarded trunk calls ----
+
+/// The events stored for the caller's call `cid`: (kind, by, to, status).
+fn history(h: &Harness, cid: &str) -> Vec<(String, String, String, u16)> {
+    h.call_events
+        .iter()
+        .filter(|(_, c, _)| c == cid)
+        .flat_map(|(_, _, ev)| ev.iter())
+        .map(|e| (e.kind.to_string(), e.by.clone(), e.to.clone(), e.status))
+        .collect()
+}
+
+fn ev(kind: &str, by: &str, to: &str, status: u16) -> (String, String, String, u16) {
+    (kind.into(), by.into(), to.into(), status)
+}
+
+#[test]
+fn a_hunted_call_keeps_its_steps_in_order_beside_its_one_record() {
+    let snap = snap_with(vec![(
+        "sales",
+        Strategy::Sequential,
+        &["1005", "1002", "1003", "1004"],
+        "hangup",
+    )]);
+    // 1005 is not registered.
+    let mut h = harness(snap, &["1002", "1003", "1004"]);
+    call(&mut h, "600", "hist-seq");
+    let inv = invite_to(&h, "1002");
+    h.sent.clear();
+    h.reply(&inv, 486, "t2", &phone("1002"), SEG1);
+    let inv3 = invite_to(&h, "1003");
+    h.reply(&inv3, 180, "t3", &phone("1003"), SEG1);
+    h.sent.clear();
+    h.advance(Duration::from_millis(10_300));
+    h.reply(&inv3, 487, "t3", &phone("1003"), SEG1);
+    answer_and_hang_up(&mut h, "1004");
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(
+        history(&h, "hist-seq"),
+        vec![
+            ev("skipped", "sales", "1005", 480),
+            ev("hunt", "sales", "1002", 180),
+            ev("failed", "sales", "1002", 486),
+            ev("hunt", "sales", "1003", 180),
+            ev("no_answer", "sales", "1003", 480),
+            ev("hunt", "sales", "1004", 180),
+            ev("answered", "sales", "1004", 200),
+        ]
+    );
+}
+
+#[test]
+fn forwards_and_dnd_are_in_the_call_history() {
+    let mut snap = snap_with(Vec::new());
+    // 1002: no answer → 1003; 1003: busy → voicemail. 1004: DND (busy treatment).
+    snap.apps.hunt.forwarding.insert(
+        2,
+        Forwarding {
+            no_answer: "1003".into(),
+            no_answer_s: 5,
+            ..Forwarding::default()
+        },
+    );
+    snap.apps.hunt.forwarding.insert(
+        3,
+        Forwarding {
+            busy: "vm:1003".into(),
+            ..Forwarding::default()
+        },
+    );
+    snap.apps.hunt.forwarding.insert(
+        4,
+        Forwarding {
+            dnd: true,
+            ..Forwarding::default()
+        },
+    );
+    let mut h = harness(snap, &["1002", "1003", "1004"]);
+    call(&mut h, "1002", "hist-fwd");
+    let inv2 = invite_to(&h, "1002");
+    h.reply(&inv2, 180, "t2", &phone("1002"), SEG1);
+    h.sent.clear();
+    h.advance(Duration::from_millis(5_300));
+    h.reply(&inv2, 487, "t2", &phone("1002"), SEG1);
+    let inv = invite_to(&h, "1003");
+    h.reply(&inv, 486, "t3", &phone("1003"), SEG1);
+    assert_eq!(
+        caller_final(&h).map(|r| r.status),
+        Some(200),
+        "voicemail answers"
+    );
+    let id = h.engine.calls(h.now)[0].id;
+    assert!(h.engine.hangup(id, h.now));
+    h.drain();
+    assert_eq!(
+        history(&h, "hist-fwd"),
+        vec![
+            ev("hunt", "1002", "1002", 180),
+            ev("no_answer", "1002", "1002", 480),
+            ev("forward_no_answer", "1002", "1003", 302),
+            ev("hunt", "1003", "1003", 180),
+            ev("failed", "1003", "1003", 486),
+            ev("forward_busy", "1003", "vm:1003", 302),
+        ]
+    );
+    call(&mut h, "1004", "hist-dnd");
+    assert_eq!(caller_final(&h).map(|r| r.status), Some(486));
+    assert_eq!(
+        history(&h, "hist-dnd"),
+        vec![ev("dnd", "1004", "1004", 486)]
+    );
+}
+
+#[test]
+fn a_call_forwarded_out_through_a_trunk_carries_a_diversion_header() {
+    const CARRIER: &str = "203.0.113.10:5060";
+    let mut snap = snap_with(Vec::new());
+    carrier(&mut snap, CARRIER, Some("sip.carrier.example"));
+    snap.apps.hunt.forwarding.insert(
+        2,
+        Forwarding {
+            busy: "00312345678".into(),
+            ..Forwarding::default()
+        },
+    );
+    if let Some(e) = snap.extensions.get_mut(&(1, "1002".into())) {
+        e.cos = CallClass::National;
+    }
+    let mut h = harness(snap, &["1002"]);
+    call(&mut h, "1002", "div-busy");
+    h.reply(&invite_to(&h, "1002"), 486, "t2", &phone("1002"), SEG1);
+    let inv = h
+        .requests("INVITE")
+        .into_iter()
+        .find(|s| s.to.to_string() == CARRIER)
+        .expect("the forward goes out through the trunk");
+    let div = inv
+        .request()
+        .headers
+        .get(&sip::HeaderName::from_bytes(b"Diversion"))
+        .map(|v| v.as_str().to_string())
+        .expect("a Diversion header");
+    assert_eq!(
+        div,
+        "<sip:1002@sip.carrier.example>;reason=user-busy;counter=1"
+    );
+    // A call the caller dialled out itself carries none.
+    call(&mut h, "00312345678", "no-div");
+    let plain = h
+        .requests("INVITE")
+        .into_iter()
+        .filter(|s| s.to.to_string() == CARRIER)
+        .last()
+        .expect("trunk INVITE");
+    assert!(
+        plain
+            .request()
+            .headers
+            .get(&sip::HeaderName::from_bytes(b"Diversion"))
+            .is_none()
+    );
+}
+
+#[test]
+fn a_forward_refused_by_class_of_service_still_leaves_its_history() {
+    let mut snap = snap_with(Vec::new());
+    national_route(&mut snap);
+    snap.apps.hunt.forwarding.insert(
+        2,
+        Forwarding {
+            always: "00312345678".into(),
+            ..Forwarding::default()
+        },
+    );
+    if let Some(e) = snap.extensions.get_mut(&(1, "1002".into())) {
+        e.cos = CallClass::Internal;
+    }
+    let mut h = harness(snap, &["1002"]);
+    call(&mut h, "1002", "hist-refused");
+    assert_eq!(caller_final(&h).map(|r| r.status), Some(403));
+    assert_eq!(
+        history(&h, "hist-refused"),
+        vec![ev("forward_always", "1002", "00312345678", 302)]
+    );
 }

@@ -195,3 +195,23 @@ fn directed_pickup_and_refusals() {
     assert!(h.cdrs.iter().all(|c| c.disposition == Disposition::Failed));
     assert_eq!(h.engine.active_calls(), 1);
 }
+
+#[test]
+fn the_call_history_says_who_picked_up_whose_call() {
+    let mut h = setup();
+    ring(&mut h);
+    assert_eq!(
+        pick(&mut h, "1003", PICKER, "**1002", "hist-pick").status,
+        200
+    );
+    let id = h.engine.calls(h.now)[0].id;
+    assert!(h.engine.hangup(id, h.now));
+    h.drain();
+    let (_, call_id, events) = h.call_events.last().expect("events stored");
+    assert_eq!(call_id, "call-1", "beside the caller's record");
+    let got: Vec<(&str, &str, &str, &str)> = events
+        .iter()
+        .map(|e| (e.kind, e.by.as_str(), e.party.as_str(), e.to.as_str()))
+        .collect();
+    assert_eq!(got, vec![("directed_pickup", "1003", "1001", "1002")]);
+}

@@ -1608,3 +1608,695 @@ fn transfer_to_an_outside_number_beyond_the_transferors_limits_is_refused_and_th
     assert_eq!(h.engine.calls(h.now).len(), 1, "the call is kept");
     assert_eq!(h.engine.counters().fraud_blocked, 1);
 }
+
+// ---- Transfer to a ring group (crates/engine/src/xfer_group.rs) ----
+
+const FOURTH: &str = "192.0.2.24:5060"; // 1004
+
+/// Extensions 1001-1005 (1005 never registers), group `sales` = 600 with `members`.
+fn group_harness(strategy: engine::hunt::Strategy, members: &[&str], no_answer: &str) -> Harness {
+    let mut s = snapshot();
+    s.settings.transfer_music = false;
+    for (id, n) in [(4, "1004"), (5, "1005")] {
+        s.extensions.insert((1, n.to_string()), ext(id, n, 3));
+    }
+    s.apps.numbers.insert(
+        (1, "600".into()),
+        engine::dialplan::Destination::Group("sales".into()),
+    );
+    s.apps.numbers.insert(
+        (1, "601".into()),
+        engine::dialplan::Destination::Group("ghost".into()),
+    );
+    s.apps.hunt.groups.insert(
+        (1, "sales".into()),
+        engine::hunt::GroupEntry {
+            id: 1,
+            name: "sales".into(),
+            number: "600".into(),
+            spec: engine::hunt::GroupSpec {
+                strategy,
+                members: members
+                    .iter()
+                    .map(|n| engine::hunt::Member {
+                        number: n.to_string(),
+                        ring_s: 0,
+                    })
+                    .collect(),
+                ring_s: 10,
+                timeout_s: 40,
+                no_answer: no_answer.into(),
+                cid_prefix: "Sales".into(),
+                cos: CallClass::Internal,
+            },
+            last: String::new(),
+        },
+    );
+    let mut h = setup_with(s);
+    let c = format!("<sip:1004@{FOURTH}>");
+    assert_eq!(
+        h.register("1004", Some(&c), Some(3600), FOURTH, SEG1)
+            .status,
+        200
+    );
+    h.sent.clear();
+    h
+}
+
+fn event_list(h: &Harness, id: u64) -> Vec<(&'static str, String, u16)> {
+    h.engine
+        .transfer_events(id)
+        .iter()
+        .map(|e| (e.kind, e.to.clone(), e.status))
+        .collect()
+}
+
+#[test]
+fn blind_transfer_to_a_sequential_ring_group_hunts_until_a_member_answers() {
+    use engine::hunt::Strategy;
+    let mut h = group_harness(Strategy::Sequential, &["1005", "1003", "1004"], "hangup");
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-seq");
+    let (_, port_b) = relay_ports(&h);
+    let id = h.engine.calls(h.now)[0].id;
+    refer(&mut h, &desk, 2, "<sip:600@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 202);
+    // 1005 is not registered: skipped. 1003 rings first, with the group's prefix and the
+    // transferee's media on the relay socket that faced the desk.
+    assert!(invites_to(&h.sent, FOURTH).is_empty());
+    let inv3 = invites_to(&h.sent, THIRD).pop().expect("1003 rings");
+    assert_eq!(sdp_port(&inv3.body), port_b);
+    let from = inv3.from().expect("From");
+    assert_eq!(from.display_name.as_deref(), Some("Sales: Ext 1001"));
+    assert!(from.uri.to_string().contains("1001"));
+    h.reply(&inv3, 180, "t3", THIRD, SEG1);
+    assert_eq!(
+        sipfrag(requests_to(&h, "NOTIFY", DESK).last().expect("NOTIFY")),
+        "SIP/2.0 180 Ringing\r\n"
+    );
+    h.sent.clear();
+    h.advance(Duration::from_millis(9_700));
+    assert!(
+        requests_to(&h, "CANCEL", THIRD).is_empty(),
+        "1003 rings its 10 s"
+    );
+    h.advance(Duration::from_millis(600));
+    assert_eq!(requests_to(&h, "CANCEL", THIRD).len(), 1);
+    h.sent.clear();
+    h.reply(&inv3, 487, "t3", THIRD, SEG1);
+    let inv4 = invites_to(&h.sent, FOURTH).pop().expect("then 1004 rings");
+    assert_eq!(sdp_port(&inv4.body), port_b);
+    assert!(
+        requests_to(&h, "NOTIFY", DESK).is_empty(),
+        "no failure reported between steps"
+    );
+    h.sent.clear();
+    h.reply(&inv4, 200, "t4", FOURTH, SEG1);
+    assert_eq!(
+        sipfrag(requests_to(&h, "NOTIFY", DESK).last().expect("NOTIFY")),
+        "SIP/2.0 200 OK\r\n"
+    );
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1, "transferor released");
+    assert_eq!(
+        remote_of(&h.media_log, Side::B),
+        vec![addr("192.0.2.24:6000")],
+        "the relay's far side points at the member who answered"
+    );
+    assert_eq!(
+        event_list(&h, id),
+        vec![
+            ("skipped", "1005".to_string(), 480),
+            ("hunt", "1003".to_string(), 180),
+            ("no_answer", "1003".to_string(), 480),
+            ("hunt", "1004".to_string(), 180),
+            ("blind", "1004".to_string(), 200),
+        ]
+    );
+    // The member who answered is an extension of this call: it may transfer it on.
+    h.sent.clear();
+    let member = Party {
+        at: FOURTH,
+        ruri: inv4.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1004@example.com>;tag=t4".into(),
+        remote: inv4.from().expect("From").to_string(),
+        call_id: inv4.call_id().expect("Call-ID").to_string(),
+    };
+    refer(&mut h, &member, 2, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, FOURTH), 202);
+    let _ = caller;
+}
+
+#[test]
+fn administrator_transfer_to_a_simultaneous_group_rings_every_available_member() {
+    use engine::hunt::Strategy;
+    let mut h = group_harness(Strategy::Simultaneous, &["1003", "1004", "1005"], "hangup");
+    let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-sim");
+    let id = h.engine.calls(h.now)[0].id;
+    h.engine.transfer(id, "600", h.now).expect("accepted");
+    h.drain();
+    let inv3 = invites_to(&h.sent, THIRD).pop().expect("1003 rings");
+    let inv4 = invites_to(&h.sent, FOURTH).pop().expect("1004 rings");
+    h.reply(&inv4, 180, "t4", FOURTH, SEG1);
+    h.sent.clear();
+    h.reply(&inv3, 200, "t3", THIRD, SEG1);
+    assert_eq!(
+        requests_to(&h, "CANCEL", FOURTH).len(),
+        1,
+        "the other member is cancelled"
+    );
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
+    let _ = inv4;
+    let ev = event_list(&h, id);
+    assert_eq!(ev.last(), Some(&("blind", "1003".to_string(), 200)));
+}
+
+#[test]
+fn transfer_to_a_group_with_nobody_available_follows_its_no_answer_destination() {
+    use engine::hunt::Strategy;
+    // Only 1005 (not registered): nobody can ring; the group's no-answer is 1003's mailbox.
+    let mut h = group_harness(Strategy::Sequential, &["1005"], "vm:1003");
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-vm");
+    let id = h.engine.calls(h.now)[0].id;
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "600", CALLER);
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert!(
+        h.plays_on(ep).iter().any(|p| p.contains("vm-")),
+        "the mailbox greeting plays: {:?}",
+        h.plays_on(ep)
+    );
+    assert_eq!(h.cdrs.len(), 1, "the relayed call's record");
+    let (_, _, events) = h.call_events.last().expect("events stored");
+    let kinds: Vec<(&str, &str)> = events.iter().map(|e| (e.kind, e.to.as_str())).collect();
+    assert_eq!(kinds, vec![("skipped", "1005"), ("blind", "vm:1003")]);
+    let _ = id;
+}
+
+#[test]
+fn transfer_to_a_group_nobody_answers_with_hangup_fails_like_an_unanswered_extension() {
+    use engine::hunt::Strategy;
+    let mut h = group_harness(Strategy::FirstAvailable, &["1003", "1004"], "hangup");
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-fa");
+    refer(&mut h, &desk, 2, "<sip:600@example.com>");
+    let inv3 = invites_to(&h.sent, THIRD)
+        .pop()
+        .expect("the first available rings");
+    assert!(
+        invites_to(&h.sent, FOURTH).is_empty(),
+        "only the first available"
+    );
+    h.sent.clear();
+    h.reply(&inv3, 486, "t3", THIRD, SEG1);
+    assert_eq!(
+        sipfrag(requests_to(&h, "NOTIFY", DESK).last().expect("NOTIFY")),
+        "SIP/2.0 480 Temporarily Unavailable\r\n",
+        "the transferor learns the group did not answer and keeps the caller"
+    );
+    assert!(h.requests("BYE").is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
+
+#[test]
+fn transfer_to_a_group_that_does_not_exist_is_refused_and_the_call_kept() {
+    use engine::hunt::Strategy;
+    let mut h = group_harness(Strategy::Simultaneous, &["1003"], "hangup");
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-none");
+    // No such number; and 601, a number that still names a group that is gone.
+    refer(&mut h, &desk, 2, "<sip:699@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 404);
+    refer(&mut h, &desk, 3, "<sip:601@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 404);
+    let id = h.engine.calls(h.now)[0].id;
+    let e = h.engine.transfer(id, "601", h.now).expect_err("refused");
+    assert_eq!(e.status, 404);
+    assert!(e.reason.contains("ghost"), "{}", e.reason);
+    h.sent.clear();
+    h.recv_raw(&caller.request("BYE", 3, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1, "the call went on");
+}
+
+#[test]
+fn attended_transfer_when_the_consultation_call_went_to_a_ring_group() {
+    use engine::hunt::Strategy;
+    let mut h = group_harness(Strategy::Simultaneous, &["1003", "1004"], "hangup");
+    let (_caller, desk1) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xg-at1");
+    // The desk consults the group; 1004 answers.
+    let out = h.dial(&Dial {
+        from: "1002",
+        to: "600",
+        source: DESK,
+        local: SEG1,
+        call_id: "xg-at2",
+    });
+    let inv4 = invites_to(&out, FOURTH).pop().expect("1004 rings");
+    let inv3 = invites_to(&out, THIRD).pop().expect("1003 rings");
+    h.reply(&inv3, 180, "t3", THIRD, SEG1);
+    h.sent.clear();
+    h.reply(&inv4, 200, "t4", FOURTH, SEG1);
+    let ok = responses_to(&h, DESK)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .expect("the desk is answered");
+    let our_tag = tag(ok.to());
+    let replaces = format!("xg-at2%3Bto-tag%3D{our_tag}%3Bfrom-tag%3Da-xg-at2");
+    h.sent.clear();
+    refer(
+        &mut h,
+        &desk1,
+        3,
+        &format!("<sip:600@example.com?Replaces={replaces}>"),
+    );
+    assert_eq!(last_status_to(&h, DESK), 202);
+    assert!(
+        invites_to(&h.sent, FOURTH).pop().is_some(),
+        "the member who answered is joined to the caller"
+    );
+    let calls = h.engine.calls(h.now);
+    assert_eq!(calls.len(), 1);
+    let ev = h.engine.transfer_events(calls[0].id);
+    assert_eq!((ev[0].kind, ev[0].to.as_str()), ("attended", "1004"));
+}
+
+// ---- Transfer to voicemail (feature codes vm_direct, vm_own_box, vm_main) ----
+
+#[test]
+fn blind_transfer_to_the_vm_direct_code_sends_the_caller_into_a_colleagues_mailbox() {
+    let mut snap = snapshot();
+    snap.settings.transfer_music = false;
+    let mut h = setup_with(snap);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xv-direct");
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "*991003", CALLER);
+    assert!(
+        invites_to(&h.sent, THIRD).is_empty(),
+        "1003's phone does not ring"
+    );
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    assert_eq!(
+        h.plays_on(ep).last().map(String::as_str),
+        Some("vm-person-at-ext+digit-1+digit-0+digit-0+digit-3+vm-is-unavailable+vm-leave-message"),
+        "1003's greeting"
+    );
+    h.end_play(ep);
+    let rec = h
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::Record { endpoint, path, .. } if *endpoint == ep => Some(path.clone()),
+            _ => None,
+        })
+        .expect("the message is recorded");
+    assert!(rec.starts_with("voicemail/1/1003/msg-"), "{rec}");
+    assert_eq!(h.cdrs[0].hangup_cause, "blind transfer to *991003");
+}
+
+#[test]
+fn transfer_to_the_vm_direct_code_of_no_extension_is_refused_and_the_call_kept() {
+    let mut h = setup();
+    let (caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xv-bad");
+    refer(&mut h, &desk, 2, "<sip:*991999@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 404);
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(
+        h.engine.transfer(id, "*99", h.now).map_err(|e| e.status),
+        Err(404)
+    );
+    h.sent.clear();
+    h.recv_raw(&caller.request("BYE", 3, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1, "the call went on");
+}
+
+#[test]
+fn transfer_to_the_own_box_code_opens_the_transferors_box_behind_its_pin() {
+    let mut snap = snapshot();
+    snap.settings.transfer_music = false;
+    let mut h = setup_with(snap);
+    let (_caller, desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xv-own");
+    let (reinv, ep) = refer_to_app(&mut h, &desk, "*97", CALLER);
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    let plays = h.plays_on(ep);
+    let first = plays.first().expect("a prompt");
+    assert!(first.contains("pin"), "the PIN is asked: {plays:?}");
+    // The PIN entered is checked against 1002's box, not the transferee's.
+    h.end_play(ep);
+    h.keys(ep, "1234#");
+    let verified: Vec<(String, Option<String>)> = h
+        .vm_ops
+        .iter()
+        .filter_map(|op| match op {
+            engine::vm::VmOp::Verify { mailbox, pin, .. } => Some((mailbox.clone(), pin.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        verified,
+        vec![("1002".to_string(), Some("1234".to_string()))]
+    );
+}
+
+#[test]
+fn administrator_transfer_to_the_main_voicemail_code_asks_for_a_box() {
+    let mut snap = snapshot();
+    snap.settings.transfer_music = false;
+    let mut h = setup_with(snap);
+    let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "xv-main");
+    let id = h.engine.calls(h.now)[0].id;
+    h.media_log.clear();
+    h.engine.transfer(id, "*98", h.now).expect("accepted");
+    h.drain();
+    let ep = opened(&h);
+    let reinv = invites_to(&h.sent, CALLER).pop().expect("re-INVITE");
+    h.reply(&reinv, 200, "", CALLER, SEG1);
+    let plays = h.plays_on(ep);
+    assert!(
+        plays.first().is_some_and(|p| p.contains("mailbox")),
+        "the box number is asked: {plays:?}"
+    );
+}
+
+#[test]
+fn the_vm_direct_code_is_in_the_tenant_table_and_conflicts_are_refused() {
+    use engine::features::{FeatureAction, FeatureError, FeatureTable};
+    let t = FeatureTable::default();
+    let c = t.recognise("*991003").expect("recognised");
+    assert_eq!(
+        (c.action, c.arg.as_str()),
+        (FeatureAction::VmDirect, "1003")
+    );
+    let none: [(&str, &str); 0] = [];
+    // "*9" + extension would swallow *90 ... *98.
+    let e = t
+        .with(FeatureAction::VmDirect, Some("*9"), none)
+        .expect_err("prefix");
+    assert!(matches!(e, FeatureError::Prefix { .. }), "{e}");
+    let moved = t
+        .with(FeatureAction::VmDirect, Some("*6"), none)
+        .expect("a free code");
+    assert_eq!(
+        moved.recognise("*61003").map(|c| c.action),
+        Some(FeatureAction::VmDirect)
+    );
+}
+
+// ---- Transfer of anchored calls (crates/engine/src/anchor/xfer.rs) ----
+
+/// 1001 calls the IVR 500, presses 1 and 1002 answers: (caller's 200, caller's endpoint,
+/// the desk's side of its dialog).
+fn ivr_call_answered(h: &mut Harness, cid: &str) -> (Response, engine::media::EndpointId, Party) {
+    let out = h.dial(&Dial {
+        from: "1001",
+        to: "500",
+        source: CALLER,
+        local: SEG1,
+        call_id: cid,
+    });
+    h.sent = out;
+    let ok = responses_to(h, CALLER)
+        .into_iter()
+        .rfind(|r| r.status == 200)
+        .expect("the IVR answers");
+    let caller = Party {
+        at: CALLER,
+        ruri: ok.headers.contact().expect("Contact").uri.to_string(),
+        local: format!("<sip:1001@example.com>;tag=a-{cid}"),
+        remote: ok.to().expect("To").to_string(),
+        call_id: cid.to_string(),
+    };
+    h.recv_raw(&caller.request("ACK", 2, "", None), CALLER, SEG1);
+    let a_ep = opened(h);
+    h.end_play(a_ep);
+    h.sent.clear();
+    h.keys(a_ep, "1");
+    let inv = invites_to(&h.sent, DESK).pop().expect("1002 rings");
+    h.reply(&inv, 200, "desk", DESK, SEG1);
+    let desk = Party {
+        at: DESK,
+        ruri: inv.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1002@example.com>;tag=desk".into(),
+        remote: inv.from().expect("From").to_string(),
+        call_id: inv.call_id().expect("Call-ID").to_string(),
+    };
+    h.sent.clear();
+    h.media_log.clear();
+    (ok, a_ep, desk)
+}
+
+fn ivr_snapshot() -> engine::Snapshot {
+    let mut snap = snapshot();
+    let mut m = apps::ivr::MenuSpec {
+        greeting: "main-greeting".into(),
+        fallback: "hangup".into(),
+        ..Default::default()
+    };
+    m.options.insert('1', "ext:1002".into());
+    snap.apps = engine::config::Apps::new(vec![engine::config::IvrEntry {
+        tenant: 1,
+        name: "main".into(),
+        number: "500".into(),
+        spec: m,
+    }]);
+    snap
+}
+
+#[test]
+fn a_call_through_an_ivr_is_blind_transferred_by_the_answering_phone() {
+    let mut h = setup_with(ivr_snapshot());
+    let (ok, a_ep, desk) = ivr_call_answered(&mut h, "xa-1");
+    let id = h.engine.calls(h.now)[0].id;
+    refer(&mut h, &desk, 2, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 202);
+    let frags: Vec<String> = requests_to(&h, "NOTIFY", DESK)
+        .iter()
+        .map(sipfrag)
+        .collect();
+    assert_eq!(frags, vec!["SIP/2.0 100 Trying\r\n", "SIP/2.0 200 OK\r\n"]);
+    assert_eq!(
+        requests_to(&h, "BYE", DESK).len(),
+        1,
+        "the transferor is released"
+    );
+    assert!(
+        invites_to(&h.sent, CALLER).is_empty(),
+        "the caller stays on its endpoint"
+    );
+    let inv = invites_to(&h.sent, THIRD).pop().expect("1003 rings");
+    let b_ep = opened(&h);
+    assert_eq!(
+        u32::from(sdp_port(&inv.body)),
+        u32::from(h.endpoints[&b_ep].port()),
+        "from an endpoint of ours"
+    );
+    assert!(
+        h.plays_on(a_ep).iter().any(|p| p == "tone:Ringback"),
+        "the caller hears ringback: {:?}",
+        h.plays_on(a_ep)
+    );
+    // The desk's own BYE, crossing ours, ends nothing.
+    h.recv_raw(&desk.request("BYE", 3, "", None), DESK, SEG1);
+    assert_eq!(last_status_to(&h, DESK), 200);
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+    h.media_log.clear();
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    for ep in [a_ep, b_ep] {
+        assert!(
+            h.media_log
+                .iter()
+                .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == ep)),
+            "caller and target bridged"
+        );
+    }
+    let ev = h.engine.transfer_events(id);
+    assert_eq!(
+        ev.iter()
+            .map(|e| (e.kind, e.by.as_str(), e.to.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("blind", "1002", "1003")]
+    );
+    // The new target may transfer again; then the caller hangs up: one record.
+    h.sent.clear();
+    let caller = Party {
+        at: CALLER,
+        ruri: ok.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1001@example.com>;tag=a-xa-1".into(),
+        remote: ok.to().expect("To").to_string(),
+        call_id: "xa-1".into(),
+    };
+    h.recv_raw(&caller.request("BYE", 3, "", None), CALLER, SEG1);
+    assert_eq!(requests_to(&h, "BYE", THIRD).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].callee, "1003");
+    assert_eq!(h.call_events.len(), 1);
+}
+
+#[test]
+fn anchored_transfer_refusals_keep_the_call() {
+    let mut snap = ivr_snapshot();
+    snap.outside = outside_routes();
+    if let Some(e) = snap.extensions.get_mut(&(1, "1002".to_string())) {
+        e.cos = CallClass::Internal;
+    }
+    let mut h = setup_with(snap);
+    let (ok, _a_ep, desk) = ivr_call_answered(&mut h, "xa-2");
+    let id = h.engine.calls(h.now)[0].id;
+    // No such number; Replaces naming no call; the caller's side transferring.
+    refer(&mut h, &desk, 2, "<sip:1999@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 404);
+    refer(
+        &mut h,
+        &desk,
+        3,
+        "<sip:1003@example.com?Replaces=x%3Bto-tag%3Da%3Bfrom-tag%3Db>",
+    );
+    assert_eq!(last_status_to(&h, DESK), 403, "Replaces names no call here");
+    let caller = Party {
+        at: CALLER,
+        ruri: ok.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1001@example.com>;tag=a-xa-2".into(),
+        remote: ok.to().expect("To").to_string(),
+        call_id: "xa-2".into(),
+    };
+    refer(&mut h, &caller, 3, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, CALLER), 501);
+    // A number the desk may not call (class of service internal).
+    refer(&mut h, &desk, 4, "<sip:00312345678@example.com>");
+    let r = responses_to(&h, DESK).pop().expect("answered");
+    assert_eq!(r.status, 403);
+    assert!(r.reason.contains("not allowed"), "{}", r.reason);
+    assert!(h.requests("INVITE").is_empty(), "nothing is dialled");
+    assert!(h.requests("BYE").is_empty());
+    // The administrator's transfer of the same call works.
+    h.engine.transfer(id, "1003", h.now).expect("accepted");
+    h.drain();
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
+    assert!(invites_to(&h.sent, THIRD).pop().is_some());
+}
+
+#[test]
+fn a_transcoded_call_is_blind_transferred_by_the_answering_phone() {
+    let mut h = setup();
+    let out = h.dial(&Dial {
+        from: "1001",
+        to: "1002",
+        source: CALLER,
+        local: SEG1,
+        call_id: "xa-tc",
+    });
+    let first = invites_to(&out, DESK).pop().expect("1002 rings");
+    h.sent.clear();
+    // 1002 takes none of the caller's codecs: the call is retried with transcoding.
+    h.reply(&first, 488, "desk", DESK, SEG1);
+    let again = invites_to(&h.sent, DESK)
+        .pop()
+        .expect("rung again, transcoded");
+    h.reply(&again, 200, "desk2", DESK, SEG1);
+    assert_eq!(h.engine.active_calls(), 1);
+    let desk = Party {
+        at: DESK,
+        ruri: again.headers.contact().expect("Contact").uri.to_string(),
+        local: "<sip:1002@example.com>;tag=desk2".into(),
+        remote: again.from().expect("From").to_string(),
+        call_id: again.call_id().expect("Call-ID").to_string(),
+    };
+    h.media_log.clear();
+    refer(&mut h, &desk, 2, "<sip:1003@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 202);
+    assert_eq!(requests_to(&h, "BYE", DESK).len(), 1);
+    assert!(
+        invites_to(&h.sent, CALLER).is_empty(),
+        "the caller stays on its endpoint"
+    );
+    let inv = invites_to(&h.sent, THIRD).pop().expect("1003 rings");
+    h.reply(&inv, 200, "third", THIRD, SEG1);
+    let joined = h
+        .media_log
+        .iter()
+        .filter(|c| matches!(c, MediaCommand::Join { .. }))
+        .count();
+    assert_eq!(joined, 2, "the caller's and the target's endpoints bridged");
+    let id = h.engine.calls(h.now)[0].id;
+    assert_eq!(
+        h.engine
+            .transfer_events(id)
+            .iter()
+            .map(|e| (e.kind, e.by.as_str(), e.to.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("blind", "1002", "1003")]
+    );
+}
+
+#[test]
+fn an_ivr_call_is_attended_transferred_by_the_answering_phone() {
+    let mut h = setup_with(ivr_snapshot());
+    let (_ok, a_ep, desk1) = ivr_call_answered(&mut h, "xa-at1");
+    let id = h.engine.calls(h.now)[0].id;
+    // The desk consults 1003 in a call of its own, then joins them.
+    let (desk2, third) = call_up(&mut h, ("1002", DESK), ("1003", THIRD), "xa-at2");
+    let our_tag = desk2
+        .remote
+        .split("tag=")
+        .nth(1)
+        .expect("our tag")
+        .to_string();
+    let replaces = format!("xa-at2%3Bto-tag%3D{our_tag}%3Bfrom-tag%3Da-xa-at2");
+    h.media_log.clear();
+    refer(
+        &mut h,
+        &desk1,
+        2,
+        &format!("<sip:1003@example.com?Replaces={replaces}>"),
+    );
+    assert_eq!(last_status_to(&h, DESK), 202);
+    let frags: Vec<String> = requests_to(&h, "NOTIFY", DESK)
+        .iter()
+        .map(sipfrag)
+        .collect();
+    assert_eq!(frags, vec!["SIP/2.0 100 Trying\r\n", "SIP/2.0 200 OK\r\n"]);
+    assert_eq!(
+        requests_to(&h, "BYE", DESK).len(),
+        2,
+        "both of the desk's legs"
+    );
+    assert!(
+        invites_to(&h.sent, CALLER).is_empty(),
+        "the caller stays on its endpoint"
+    );
+    assert_eq!(
+        h.cdrs.len(),
+        1,
+        "the consultation call ended with its record"
+    );
+    // 1003 is re-INVITEd onto a new endpoint of the first call.
+    let ep = opened(&h);
+    let reinv = invites_to(&h.sent, THIRD).pop().expect("1003 re-INVITEd");
+    assert_eq!(
+        u32::from(sdp_port(&reinv.body)),
+        u32::from(h.endpoints[&ep].port())
+    );
+    assert_eq!(
+        reinv.call_id().expect("Call-ID"),
+        third.call_id,
+        "in its own dialog"
+    );
+    h.sent.clear();
+    h.media_log.clear();
+    h.reply(&reinv, 200, "", THIRD, SEG1);
+    assert_eq!(requests_to(&h, "ACK", THIRD).len(), 1);
+    for e in [a_ep, ep] {
+        assert!(
+            h.media_log
+                .iter()
+                .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == e)),
+            "caller and target bridged"
+        );
+    }
+    let ev = h.engine.transfer_events(id);
+    assert_eq!(
+        ev.iter()
+            .map(|e| (e.kind, e.by.as_str(), e.to.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("attended", "1002", "1003")]
+    );
+    // 1003 hangs up: the caller gets the BYE, one more record.
+    h.sent.clear();
+    h.recv_raw(&third.request("BYE", 7, "", None), THIRD, SEG1);
+    assert_eq!(requests_to(&h, "BYE", CALLER).len(), 1);
+    assert_eq!(h.cdrs.len(), 2);
+    assert_eq!(h.cdrs[1].callee, "1003");
+}

@@ -660,6 +660,19 @@ impl Node {
     fn on_health(&mut self, h: LocalHealth, now: Instant) {
         self.health = h;
         self.highest = self.highest.max(h.db_epoch);
+        if self.role == Role::Active && h.db_epoch > self.epoch {
+            // The database was written under a newer epoch (the store's fence saw it, or the
+            // probe read it): another node has taken over; this one must not write.
+            self.demote(
+                now,
+                format!(
+                    "the database holds {}, newer than ours ({}): another node took over",
+                    h.db_epoch, self.epoch
+                ),
+                true,
+            );
+            return;
+        }
         if self.health_ok() {
             self.unhealthy_since = None;
         } else if self.unhealthy_since.is_none() {

@@ -564,6 +564,39 @@ fn active_demotes_on_a_higher_epoch_from_the_peer() {
 }
 
 #[test]
+fn active_demotes_when_its_database_holds_a_newer_epoch() {
+    let mut t = T::new(cfg());
+    t.make_active(3);
+    // Its own epoch stamped: nothing happens.
+    t.input(Input::Health(LocalHealth {
+        db_epoch: Epoch(3),
+        ..primary(true, 0)
+    }));
+    assert_eq!(t.node.role(), Role::Active);
+    let from = t.out.len();
+    t.input(Input::Health(LocalHealth {
+        db_epoch: Epoch(4),
+        ..primary(true, 0)
+    }));
+    assert_eq!(t.node.role(), Role::Fenced);
+    let after: Vec<&Output> = t.out[from..].iter().map(|(_, o)| o).collect();
+    assert!(
+        matches!(after.first(), Some(Output::ReleaseIp { epoch: Epoch(3) })),
+        "the address goes first: {after:?}"
+    );
+    assert!(after.iter().any(|o| matches!(o, Output::DemoteDb { .. })));
+    assert!(
+        t.events()
+            .iter()
+            .any(|e| e.contains("the database holds epoch 4, newer than ours (epoch 3)")),
+        "{:?}",
+        t.events()
+    );
+    // It never takes over again under an epoch older than its database's.
+    assert!(t.node.epoch() >= Epoch(4));
+}
+
+#[test]
 fn witness_down_active_serves_on_the_peers_acks_and_stops_when_they_stop() {
     let mut t = T::new(cfg());
     t.make_active(1);

@@ -17,8 +17,11 @@
 //! database does not stream from it re-attaches by itself. Without it both nodes share one
 //! PostgreSQL, reported as streaming with no lag while it answers.
 //!
+//! Epochs: the epoch of each takeover is stamped into the database and every store write is
+//! fenced by it (`crate::cluster_epoch`, `store::fence`).
+//!
 //! What it is not (yet): calls surviving a takeover, link-state monitoring of the paths
-//! (silence alone degrades a path), epochs stamped on writes.
+//! (silence alone degrades a path).
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -132,6 +135,10 @@ pub struct ClusterConfig {
     /// both nodes share one PostgreSQL (promotion and replication are no-ops).
     #[serde(default)]
     pub postgres: Option<crate::cluster_pg::PgPairConfig>,
+    /// The node's data dir (not in the file; `denwa serve` sets it): the start-up clean-up
+    /// (`crate::stale`) runs on it each time this node becomes active.
+    #[serde(skip)]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Why a cluster file cannot be used.
@@ -353,6 +360,8 @@ enum In {
     Switchover(oneshot::Sender<Result<(), String>>),
     /// Time for the second announcement of the take with this generation.
     Garp(u64),
+    /// Epoch stamped, or a newer one found in the database (`crate::cluster_epoch`).
+    Epoch(crate::cluster_epoch::EpochNews),
 }
 
 /// What the address mover does.
@@ -540,11 +549,23 @@ impl Cluster {
             }
             None => None,
         };
+        let news_tx = tx.clone();
+        let epochs = crate::cluster_epoch::EpochWire::new(
+            store.clone(),
+            cfg.node_id,
+            cfg.data_dir.clone(),
+            Arc::new(move |n| {
+                let t = news_tx.clone();
+                tokio::spawn(async move { t.send(In::Epoch(n)).await });
+                !news_tx.is_closed()
+            }),
+        );
         tokio::spawn(probe_task(
             pbx,
             store,
             pg.as_ref().map(|p| p.node.clone()),
             tx.clone(),
+            epochs.seen_handle(),
             Arc::clone(&report),
         ));
         let d = Driver {
@@ -562,6 +583,7 @@ impl Cluster {
             report: Arc::clone(&report),
             send_errors: 0,
             pg,
+            epochs,
         };
         tokio::spawn(d.run(rx));
         Ok(Cluster {
@@ -714,6 +736,8 @@ struct Driver {
     send_errors: u64,
     /// This node's own PostgreSQL, when `[postgres]` is configured.
     pg: Option<PgWire>,
+    /// Epochs stamped on writes: the store's write fence follows the role machine.
+    epochs: crate::cluster_epoch::EpochWire,
 }
 
 /// The driver's side of `crate::cluster_pg`.
@@ -737,7 +761,10 @@ impl PgWire {
 impl Driver {
     async fn run(mut self, mut rx: mpsc::Receiver<In>) {
         loop {
+            // The store's grant first: a demotion stops writes before anything slow runs.
+            self.epochs.sync(&self.node, Instant::now());
             self.carry_out().await;
+            self.epochs.sync(&self.node, Instant::now());
             self.publish();
             let deadline = self
                 .node
@@ -761,6 +788,10 @@ impl Driver {
                         }
                     }
                     Some(In::Garp(g)) => self.mover.apply(Move::Garp(g)).await,
+                    Some(In::Epoch(n)) => {
+                        self.epochs.on_news(n);
+                        self.feed_health();
+                    }
                     Some(In::Switchover(reply)) => {
                         let now = Instant::now();
                         let r = self.node.switchover_readiness(now).map_err(|e| e.to_string());
@@ -805,7 +836,7 @@ impl Driver {
             Input::Health(LocalHealth {
                 db,
                 sip_bound,
-                db_epoch: Epoch(0),
+                db_epoch: self.epochs.db_epoch(),
             }),
             now,
         );
@@ -919,6 +950,7 @@ impl Driver {
             }
             Output::Epoch { epoch } => {
                 tracing::info!(%epoch, "cluster: serving under this epoch");
+                self.epochs.serve_under(epoch);
                 false
             }
             Output::SetSyncReplication { on } => {
@@ -1179,6 +1211,7 @@ async fn probe_task(
     store: store::Store,
     pg: Option<crate::cluster_pg::PgNode>,
     tx: mpsc::Sender<In>,
+    db_epoch: Arc<std::sync::atomic::AtomicU64>,
     report: Arc<Mutex<ClusterReport>>,
 ) {
     let mut first = true;
@@ -1200,10 +1233,15 @@ async fn probe_task(
             }
         }
         first = false;
-        let db_ok = matches!(
-            tokio::time::timeout(Duration::from_millis(800), store.schema_version()).await,
-            Ok(Ok(_))
-        );
+        // The stamped epoch (replicated on a standby) doubles as the "database answers" probe.
+        let db_ok =
+            match tokio::time::timeout(Duration::from_millis(800), store.cluster_epoch()).await {
+                Ok(Ok(e)) => {
+                    db_epoch.fetch_max(e, std::sync::atomic::Ordering::SeqCst);
+                    true
+                }
+                _ => false,
+            };
         let sip_bound = pbx.core_alive();
         let db = match &pg {
             Some(n) => {

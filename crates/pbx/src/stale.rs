@@ -12,7 +12,9 @@
 //!   uploads (`.NAME.PID-N.tmp` beside prompts and greetings) are removed when older than
 //!   [`SCRATCH_AGE`]; `prompts/scratch/` is then bounded to its [`SCRATCH_MAX`] newest files.
 //!
-//! Not run on a cluster node: the other node may be recording into the same database.
+//! On a cluster node it runs each time the node becomes active (after its epoch is stamped,
+//! `crate::cluster_epoch`), not at start: the other node may be recording into the same
+//! database.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

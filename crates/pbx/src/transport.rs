@@ -142,6 +142,15 @@ fn freebind_socket(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socke
     Ok(s)
 }
 
+/// A TCP listener on `addr` bound with `IP_FREEBIND` (the address need not exist yet): an
+/// active/standby node serves HTTP on the application addresses too, answering there only
+/// while it holds them.
+pub fn freebind_tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let s = freebind_socket(addr, socket2::Type::STREAM)?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
 async fn bind_udp(a: SocketAddr, freebind: bool) -> std::io::Result<UdpSocket> {
     if freebind {
         UdpSocket::from_std(freebind_socket(a, socket2::Type::DGRAM)?.into())

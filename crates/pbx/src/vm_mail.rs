@@ -94,6 +94,10 @@ pub(crate) async fn run(store: Store, data_dir: PathBuf, metrics: Arc<Metrics>) 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if !store.fence().writable() {
+            // A standby of a pair: the active node mails (sending would write the outbox).
+            continue;
+        }
         if let Ok(n) = store.vm_mail_pending().await {
             metrics.vm_mail_queue.store(n, Relaxed);
         }

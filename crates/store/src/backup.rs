@@ -100,7 +100,8 @@ use Ty::{Bool, Int, Real, Text};
 /// restore empties them and the next aggregation rebuilds them from the restored records), and
 /// the `backup_*` tables (pairing and shipping state are node-local: a restore keeps them), and
 /// `vm_outbox` (this node's e-mail delivery state; a restore must not mail messages again) and
-/// `event_subs` (this node's SIP subscriptions; phones re-subscribe).
+/// `event_subs` (this node's SIP subscriptions; phones re-subscribe), and `cluster_epoch` (the
+/// pair's fencing token: a restore must never carry an old epoch back; see `crate::fence`).
 pub(crate) const TABLES: &[TableDef] = &[
     TableDef {
         name: "tenants",
@@ -653,7 +654,7 @@ async fn dump_tables(db: &Db, dir: &Path) -> Result<(i64, Vec<ManifestEntry>)> {
             tx.rollback().await?;
             out
         }
-        Db::Pg(pool) => {
+        Db::Pg(pool, _) => {
             let mut tx = pool.begin().await?;
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 .execute(&mut *tx)
@@ -1144,7 +1145,7 @@ mod tests {
              AND name NOT IN ('schema_migrations', 'change_counters', 'trunk_status',
                  'report_calls', 'report_state', 'report_gaps', 'backup_ship',
                  'backup_pair_codes', 'backup_peers', 'backup_generations',
-                 'backup_server_state', 'vm_outbox', 'event_subs')
+                 'backup_server_state', 'vm_outbox', 'event_subs', 'cluster_epoch')
              ORDER BY name",
         )
         .fetch_all(read)

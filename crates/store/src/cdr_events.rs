@@ -17,7 +17,10 @@ pub struct CdrEvent {
     pub seq: i64,
     /// When.
     pub at: DateTime<Utc>,
-    /// `blind`, `attended`, `failed`, `callback`, `replaces`, `pickup`.
+    /// Transfers: `blind`, `attended`, `failed`, `callback`, `replaces`; pickups: `pickup`,
+    /// `directed_pickup`; ring groups and forwarding: `hunt`, `skipped`, `no_answer`,
+    /// `answered`, `forward_always`, `forward_busy`, `forward_no_answer`,
+    /// `forward_unreachable`, `group_no_answer`, `dnd` (docs/transfer.md lists what each means).
     pub kind: String,
     /// Who did it (extension number).
     pub by: String,
@@ -77,7 +80,7 @@ impl Store {
     pub async fn cdr_events(&self, cdr_id: i64) -> Result<Vec<CdrEvent>> {
         let sql = format!(
             "SELECT {COLS} FROM cdr_events e JOIN cdrs c ON c.tenant_id = e.tenant_id AND c.call_id = e.call_id
-             WHERE c.id = $1 ORDER BY e.seq"
+             WHERE c.id = $1 ORDER BY e.at, e.seq, e.id"
         );
         read_pool!(self.db(), pool, kind => {
             sqlx::query(&sql).bind(cdr_id).fetch_all(pool).await?.iter().map(event_from).collect()

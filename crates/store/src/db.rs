@@ -17,26 +17,37 @@ pub(crate) enum Db {
     /// SQLite: many readers, one writer connection (SQLite allows a single writer anyway; one
     /// connection serializes our own writers without lock errors and keeps busy waits for
     /// other processes only).
-    Sqlite { read: SqlitePool, write: SqlitePool },
-    /// PostgreSQL: one pool for everything.
-    Pg(PgPool),
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+        /// The cluster write fence (`crate::fence`), checked by every `write_tx!`.
+        fence: crate::fence::Fence,
+    },
+    /// PostgreSQL: one pool for everything, and the cluster write fence.
+    Pg(PgPool, crate::fence::Fence),
 }
 
 impl Db {
     pub(crate) fn backend(&self) -> crate::Backend {
         match self {
             Db::Sqlite { .. } => crate::Backend::Sqlite,
-            Db::Pg(_) => crate::Backend::Postgres,
+            Db::Pg(..) => crate::Backend::Postgres,
         }
     }
 
     pub(crate) async fn close(&self) {
         match self {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite { read, write, .. } => {
                 write.close().await;
                 read.close().await;
             }
-            Db::Pg(pool) => pool.close().await,
+            Db::Pg(pool, _) => pool.close().await,
+        }
+    }
+
+    pub(crate) fn fence(&self) -> &crate::fence::Fence {
+        match self {
+            Db::Sqlite { fence, .. } | Db::Pg(_, fence) => fence,
         }
     }
 }
@@ -44,24 +55,44 @@ impl Db {
 /// Runs `$body` inside a write transaction on `$db` (a `&Db`), binding the transaction to `$tx`
 /// and the backend to `$kind`; commits when the body evaluates without `?` returning early
 /// (an early return drops the transaction, which rolls it back).
+///
+/// On a clustered node every transaction is fenced here, the one place all writes pass
+/// (`crate::fence`): refused before `BEGIN` without a live grant, refused unless the
+/// database's `cluster_epoch` equals the grant's epoch (first statement), and refused before
+/// `COMMIT` if the grant was revoked or ran out meanwhile.
 macro_rules! write_tx {
     ($db:expr, $tx:ident, $kind:ident => $body:expr) => {{
         match $db {
-            $crate::db::Db::Sqlite { write, .. } => {
+            $crate::db::Db::Sqlite { write, fence, .. } => {
                 #[allow(unused_variables)]
                 let $kind = $crate::Backend::Sqlite;
+                let permit = fence.permit()?;
                 // IMMEDIATE takes the write lock up front, so a read-then-write transaction
                 // never fails with SQLITE_BUSY_SNAPSHOT; waits are covered by busy_timeout.
                 let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
+                if let Some(epoch) = permit {
+                    $crate::fence::fence_db_check!(
+                        fence,
+                        $tx,
+                        $crate::fence::SQL_SQLITE_CHECK,
+                        epoch
+                    );
+                }
                 let out = $body;
+                fence.permit()?;
                 $tx.commit().await?;
                 out
             }
-            $crate::db::Db::Pg(pool) => {
+            $crate::db::Db::Pg(pool, fence) => {
                 #[allow(unused_variables)]
                 let $kind = $crate::Backend::Postgres;
+                let permit = fence.permit()?;
                 let mut $tx = pool.begin().await?;
+                if let Some(epoch) = permit {
+                    $crate::fence::fence_db_check!(fence, $tx, $crate::fence::SQL_PG_CHECK, epoch);
+                }
                 let out = $body;
+                fence.permit()?;
                 $tx.commit().await?;
                 out
             }
@@ -78,7 +109,7 @@ macro_rules! read_pool {
                 let $kind = $crate::Backend::Sqlite;
                 $body
             }
-            $crate::db::Db::Pg($pool) => {
+            $crate::db::Db::Pg($pool, _) => {
                 #[allow(unused_variables)]
                 let $kind = $crate::Backend::Postgres;
                 $body

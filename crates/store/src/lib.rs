@@ -16,6 +16,7 @@ mod cdr_events;
 mod codes;
 mod config;
 mod db;
+pub mod fence;
 mod group;
 mod hunt;
 mod location;
@@ -125,6 +126,11 @@ pub enum Error {
     /// The group-commit writer has stopped (the store is closing).
     #[error("the store is closed")]
     Closed,
+    /// The cluster write fence refused the write (`fence`): this node is not the active node
+    /// of its pair, its authority ended, or the database holds another epoch. Nothing of the
+    /// transaction was committed.
+    #[error("write refused: {0}")]
+    Fenced(fence::Refusal),
 }
 
 /// This crate's result type.
@@ -278,13 +284,18 @@ impl Store {
                 let write = sqlite_pool(base.clone(), 1, opts.busy_timeout).await?;
                 let read =
                     sqlite_pool(base, opts.max_connections.max(1), opts.busy_timeout).await?;
-                Db::Sqlite { read, write }
+                Db::Sqlite {
+                    read,
+                    write,
+                    fence: fence::Fence::new(),
+                }
             }
             Backend::Postgres => Db::Pg(
                 PgPoolOptions::new()
                     .max_connections(opts.max_connections.max(2))
                     .connect(&url)
                     .await?,
+                fence::Fence::new(),
             ),
         };
         let found = migrate::current_version(&db).await?;
@@ -341,6 +352,7 @@ impl Store {
                 Db::Sqlite {
                     read: pool.clone(),
                     write: pool,
+                    fence: fence::Fence::new(),
                 }
             }
             Backend::Postgres => Db::Pg(
@@ -348,6 +360,7 @@ impl Store {
                     .max_connections(2)
                     .connect(&url)
                     .await?,
+                fence::Fence::new(),
             ),
         };
         let found = migrate::current_version(&db).await?;

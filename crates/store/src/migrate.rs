@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 16;
+pub const LATEST: i64 = 17;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -572,6 +572,18 @@ ALTER TABLE tenants ADD COLUMN language TEXT NOT NULL DEFAULT '';
 ALTER TABLE extensions ADD COLUMN language TEXT NOT NULL DEFAULT '';
 "#;
 
+/// The active/standby pair's fencing token: the epoch of the takeover whose node may write this
+/// database (one row; `crate::fence`). Not backed up: a restore never carries an old epoch.
+const V17_CLUSTER_EPOCH: &str = r#"
+CREATE TABLE cluster_epoch (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    epoch BIGINT NOT NULL CHECK (epoch >= 0),
+    node BIGINT NOT NULL DEFAULT 0,
+    stamped_at BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO cluster_epoch (id, epoch) VALUES (1, 0);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -653,6 +665,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 16,
         name: "prompt language",
         sql: V16_PROMPT_LANGUAGE,
+    },
+    Migration {
+        version: 17,
+        name: "cluster epoch (fencing token)",
+        sql: V17_CLUSTER_EPOCH,
     },
 ];
 

@@ -112,7 +112,7 @@ impl Store {
             tokio::spawn(async move {
                 let res = match db {
                     Db::Sqlite { read, .. } => poll_sqlite(read, tx, every).await,
-                    Db::Pg(pool) => listen_pg(pool, tx).await,
+                    Db::Pg(pool, _) => listen_pg(pool, tx).await,
                 };
                 if let Err(e) = res {
                     tracing::error!(error = %e, "change watcher stopped");

@@ -107,6 +107,14 @@ impl From<store::Error> for ApiError {
                 "backup_rejected",
                 e.to_string(),
             ),
+            // The cluster write fence (`store::fence`): this node may not write (it lost or
+            // never had the active role); nothing was committed. The same answer as a
+            // standby's refusal.
+            E::Fenced(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "standby_read_only",
+                e.to_string(),
+            ),
             E::Db(_) | E::Closed => {
                 tracing::warn!(error = %e, "API: database error");
                 ApiError::new(

@@ -148,7 +148,7 @@ impl FromRequestParts<Web> for Ctx {
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
             headers: parts.headers.clone(),
             license: license_page::Notices::of(web),
-            standby: crate::standby::refusal(web),
+            standby: crate::standby::refusal_in(web, lang),
         })
     }
 }

@@ -307,6 +307,19 @@ async fn standby_serves_reads_and_refuses_writes_after_authentication() {
         )
         .await;
     assert_ne!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    // In Japanese: the banner and the refusal page follow the panel's language.
+    let p = b.get("/lang?set=ja&back=/").await;
+    assert!(p.status.is_redirection());
+    let ja =
+        "このノードは待機系（SBY）です。変更は運用系ノード（ノード 2、10.0.0.2）で行ってください";
+    let p = b.get("/extensions").await;
+    assert!(p.text().contains(ja), "{}", p.text());
+    let form = [("csrf", csrf(&p.text())), ("number", "2004".into())];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = b.post("/extensions", &form).await;
+    assert!(r.text().contains(ja) && r.status == 503, "{}", r.text());
+    let p = b.get("/lang?set=en&back=/").await;
+    assert!(p.status.is_redirection());
     // Without a session the panel tells nothing.
     let mut anon = common::browser::Browser::new(&a);
     let r = anon
