@@ -138,21 +138,7 @@ fn witness_outage_keeps_the_active_serving_and_fencing_takes_over() {
 fn active_standby_pair_moves_the_application_address() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let (mut pg, lab, mut n, db_url) = setup("");
-    let token = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            let s = store::Store::open(&db_url, store::OpenOptions::default())
-                .await
-                .expect("open the pair's database");
-            let (_, token) = s
-                .create_api_key(None, "cluster-e2e", store::ApiScope::Full)
-                .await
-                .expect("API key");
-            s.close().await;
-            token
-        });
+    let token = api_token(&db_url, "cluster-e2e");
     let mut w = Watch { split_brain: false };
     let mut rows: Vec<(String, String, bool)> = Vec::new();
 

@@ -259,10 +259,10 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
         .expect("tmp");
     let lab = Lab::create("dnwhc");
     let (mut n, pgs) = pair_with_own_postgres(&lab, root, &witness_url);
-    let _pg_stop = PgPairStop(pgs.to_vec());
+    let _pg_stop = PgStop(pgs.to_vec());
     let mut w = Watch { split_brain: false };
     cold_start(&mut w, &lab, &mut n);
-    until_pair_streaming(&n, 0, "cold start");
+    until_pair_ready(&n, 0, "cold start");
     let mut rows = Vec::new();
 
     // (a) Switchover with a call up on node 1.
@@ -290,7 +290,7 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
     );
 
     // (b) A call up on node 2; node 2 dies (Denwa and PostgreSQL, SIGKILL).
-    until_pair_streaming(&n, 1, "after the switchover (node 1 re-attached)");
+    until_pair_ready(&n, 1, "after the switchover (node 1 re-attached)");
     let c = start_call(&lab, scenarios.path(), &pgs[1], 5082);
     until_audio(&c, "before the crash");
     // The window starts a little before the event: a silence that begins with it is then

@@ -25,46 +25,8 @@ use std::time::{Duration, Instant};
 
 use cluster_lab::*;
 use common::{bin, sipp_user};
-use pbx::cluster_pg::{PgNode, PgPairConfig};
+use pbx::cluster_pg::PgNode;
 use testkit::sipp::Sipp;
-
-/// One node's PostgreSQL, as its `[postgres]` section says.
-fn pg_section(root: &Path, idx: usize) -> String {
-    let me = idx + 1;
-    let peer = 2 - idx;
-    format!(
-        r#"[postgres]
-data_dir = "{root}/pg{me}/data"
-run_dir = "{root}/pg{me}/run"
-port = 5432
-listen = "10.78.0.{me}"
-peer = "10.78.0.{peer}"
-replication_user = "denwa_repl"
-replication_password_file = "{root}/repl.pass"
-application_name = "node{me}"
-peer_application_name = "node{peer}"
-"#,
-        root = root.display()
-    )
-}
-
-fn pg_node(root: &Path, idx: usize) -> PgNode {
-    let t = pg_section(root, idx);
-    let t = t.trim_start_matches("[postgres]\n");
-    let c: PgPairConfig = toml::from_str(t).expect("section");
-    PgNode::new(c).expect("valid")
-}
-
-/// Stops both nodes' PostgreSQL however the test ends.
-struct PgStop(Vec<PgNode>);
-
-impl Drop for PgStop {
-    fn drop(&mut self) {
-        for n in &self.0 {
-            let _ = n.stop();
-        }
-    }
-}
 
 /// `kill -9` of a node's postmaster (its backends die with it).
 fn kill_postgres(n: &PgNode) {
@@ -140,17 +102,6 @@ fn writer(lab: Arc<Lab>, token: String, stop: Arc<AtomicBool>, w: Arc<Mutex<Writ
     }
 }
 
-/// Extensions 3000+ present in node `n`'s database.
-fn present(n: &PgNode) -> BTreeSet<u32> {
-    let out = n
-        .psql_db(
-            "denwa",
-            "SELECT number FROM extensions WHERE number >= '3000' AND length(number) = 4",
-        )
-        .expect("query extensions");
-    out.lines().filter_map(|l| l.trim().parse().ok()).collect()
-}
-
 /// Writes extensions 9000, 9001… to node `i` (its own database URL) until one is acknowledged;
 /// the time from `t0`. (The writer may be stuck in a connection attempt to a dead node for a
 /// while: this probe measures the database, not the client.)
@@ -186,22 +137,6 @@ fn until_writable(n: &Node, w: &Arc<Mutex<Writes>>, t0: Instant) -> Duration {
             String::from_utf8_lossy(&out.stderr)
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits until the pair is ready for a switchover from `act` (the standby streams, no lag).
-fn until_pair_ready(n: &[Node; 2], act: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let s = n[act].status();
-        if s["status"]["role"] == "active"
-            && s["switchover_refused"].is_null()
-            && s["status"]["sync_replication"] == true
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: never ready: {s}");
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -264,22 +199,7 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
             f
         })
         .collect();
-    let init = |i: usize, standby: bool| {
-        let mut c = lab.nodes[i].command(bin().to_str().expect("utf-8"));
-        c.args(["cluster", "init-db", "--cluster"]).arg(&files[i]);
-        if standby {
-            c.arg("--standby");
-        }
-        let out = c.output().expect("denwa cluster init-db");
-        assert!(
-            out.status.success(),
-            "init-db node {}: {}{}",
-            i + 1,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let init = |i: usize, standby: bool| init_db(&lab, i, &files[i], standby);
     let said = init(0, false);
     assert!(said.contains("primary"), "{said}");
     let n0 = Node::new(0, &urls[0], &witness_url, &pg_section(root, 0));
@@ -301,21 +221,7 @@ fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
     // The standby serves reads from its replica and refuses writes, after authentication.
     let listed = n[1].cli_in_ns(&lab, &["extension", "list"]);
     assert!(listed.contains("1002"), "{listed}");
-    let token = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            let s = store::Store::open(&urls[0], store::OpenOptions::default())
-                .await
-                .expect("open the active's database");
-            let (_, token) = s
-                .create_api_key(None, "replication-e2e", store::ApiScope::Full)
-                .await
-                .expect("API key");
-            s.close().await;
-            token
-        });
+    let token = api_token(&urls[0], "replication-e2e");
     let deadline = Instant::now() + Duration::from_secs(10);
     let (code, body) = loop {
         // The key reaches the standby by replication.

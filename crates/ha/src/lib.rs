@@ -484,7 +484,8 @@ pub struct Status {
     pub lease_held: bool,
     /// Synchronous replication is on (Active only).
     pub sync_replication: bool,
-    /// A switchover is in progress.
+    /// A switchover is in progress: the standby is catching up, or the lease release has not
+    /// been answered yet (the handover is offered after it).
     pub switching: bool,
     /// What this node's right to serve rests on (Active only).
     pub authority: Option<Authority>,

@@ -69,6 +69,10 @@ pub struct Node {
     switch_hold_until: Option<Instant>,
     switching: Option<Switching>,
     offering_until: Option<Instant>,
+    /// A graceful handover waits for the witness to confirm the lease release before it offers
+    /// the handover: offered earlier, the peer's acquire can reach the witness first, be refused,
+    /// and wait a heartbeat interval to try again.
+    offer_after_release: bool,
     fence: Option<PendingFence>,
     next_fence_id: u64,
     next_attempt: Instant,
@@ -129,6 +133,7 @@ impl Node {
             switch_hold_until: None,
             switching: None,
             offering_until: None,
+            offer_after_release: false,
             fence: None,
             next_fence_id: 1,
             next_attempt: now,
@@ -335,7 +340,7 @@ impl Node {
             witness_reachable: self.witness_ok,
             lease_held: self.lease.held().is_some_and(|h| now < h.expires),
             sync_replication: self.sync_on,
-            switching: self.switching.is_some(),
+            switching: self.switching.is_some() || self.offer_after_release,
             authority: self.authority(now),
             blocked: self.blocked.clone(),
         }
@@ -427,8 +432,17 @@ impl Node {
             }
             return;
         }
+        let offered_before = self
+            .peer
+            .is_some_and(|p| p.hb.handover_to == Some(self.cfg.node));
         self.peer = Some(PeerView { hb, last_rx: now });
         self.heard_peer = true;
+        if hb.handover_to == Some(self.cfg.node) && !offered_before {
+            // The peer offers its freed lease: ask at once, whatever back-off an earlier
+            // refusal set (a designated standby may have tried, and been refused, in the
+            // moment between the peer's demotion and its offer).
+            self.next_attempt = self.next_attempt.min(now);
+        }
         self.highest = self.highest.max(hb.epoch);
         if self.role == Role::Active
             && hb.role == Role::Active
@@ -544,7 +558,14 @@ impl Node {
                     );
                 }
             }
-            (LeaseOp::Release { .. }, _) => {}
+            (LeaseOp::Release { .. }, _) => {
+                // Released (or the witness did not answer: the peer then acquires once the
+                // lease runs out): offer the handover now, in a heartbeat sent at once.
+                if std::mem::take(&mut self.offer_after_release) && self.role == Role::Standby {
+                    self.offering_until = Some(now + self.cfg.handover_timeout);
+                    self.hb_now = true;
+                }
+            }
         }
     }
 
@@ -673,12 +694,18 @@ impl Node {
 
     /// Graceful: release the IP, stop writes, release the lease and offer it to the peer.
     fn hand_over(&mut self, now: Instant, why: String) {
+        let releasing = self.lease.held().is_some_and(|h| h.token == self.epoch);
         self.demote(
             now,
             format!("{why}; handing over to {}", self.cfg.peer),
             false,
         );
-        self.offering_until = Some(now + self.cfg.handover_timeout);
+        if releasing {
+            // Offered when the witness has answered the release (`on_lease`).
+            self.offer_after_release = true;
+        } else {
+            self.offering_until = Some(now + self.cfg.handover_timeout);
+        }
         self.event(
             EventKind::Switchover,
             format!("lease released for {}", self.cfg.peer),
@@ -706,6 +733,7 @@ impl Node {
         self.epoch = epoch;
         self.highest = self.highest.max(epoch);
         self.offering_until = None;
+        self.offer_after_release = false;
         self.switching = None;
         self.blocked = None;
         self.peer_idle_since = None;
@@ -847,7 +875,7 @@ impl Node {
                 let since = *self.peer_idle_since.get_or_insert(now);
                 if p.hb.handover_to == Some(self.cfg.node) {
                     Some("switchover: the peer handed over".to_string())
-                } else if self.offering_until.is_some() {
+                } else if self.offering_until.is_some() || self.offer_after_release {
                     None
                 } else if self.designated(&p.hb) {
                     Some(format!(

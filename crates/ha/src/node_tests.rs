@@ -706,12 +706,61 @@ fn switchover_is_refused_with_reasons_then_hands_over_gracefully() {
     assert_eq!(t.node.role(), Role::Standby);
     assert_eq!(t.out[before].1, Output::ReleaseIp { epoch: Epoch(1) });
     assert_eq!(t.last_request().op, LeaseOp::Release { token: Epoch(1) });
-    t.advance(200 * MS);
+    // Not offered while the release is in flight: the standby's acquire could reach the
+    // witness first and be refused.
+    t.advance(100 * MS);
+    let offers = |out: &[(Instant, Output)]| {
+        out.iter()
+            .filter(|(_, o)| {
+                matches!(o, Output::SendHeartbeat { heartbeat, .. } if heartbeat.handover_to.is_some())
+            })
+            .count()
+    };
+    assert_eq!(offers(&t.out[before..]), 0);
+    assert!(
+        t.node.status(t.now).switching,
+        "still switching until offered"
+    );
+    // The witness confirms the release: the offer leaves at once, on every path.
+    let before = t.out.len();
+    let at = t.now;
+    t.answer(LeaseAnswer::Granted {
+        token: Epoch(1),
+        ttl: Duration::ZERO,
+    });
+    assert_eq!(offers(&t.out[before..]), 2);
+    assert!(t.out[before..].iter().all(|(when, _)| *when == at));
+    assert!(!t.node.status(t.now).switching);
     let offered = t.out.iter().rev().find_map(|(_, o)| match o {
         Output::SendHeartbeat { heartbeat, .. } => Some(heartbeat.handover_to),
         _ => None,
     });
     assert_eq!(offered, Some(Some(PEER)));
+}
+
+#[test]
+fn handover_is_offered_even_when_the_witness_does_not_answer_the_release() {
+    let mut t = T::new(cfg());
+    t.make_active(1);
+    t.serve_with_standby(60);
+    t.input(Input::Health(primary(true, 1000)));
+    t.input(Input::Command(Command::Switchover));
+    t.input(Input::Health(primary(true, 0)));
+    assert_eq!(t.node.role(), Role::Standby);
+    assert_eq!(t.last_request().op, LeaseOp::Release { token: Epoch(1) });
+    let before = t.out.len();
+    // witness_timeout (500 ms) passes: the release failed; the peer acquires when the lease
+    // has run out, so the handover is offered anyway.
+    t.advance(600 * MS);
+    let offered = t.out[before..].iter().any(|(_, o)| {
+        matches!(o, Output::SendHeartbeat { heartbeat, .. } if heartbeat.handover_to == Some(PEER))
+    });
+    assert!(offered);
+    assert_eq!(
+        t.node.role(),
+        Role::Standby,
+        "and it does not take over itself"
+    );
 }
 
 #[test]
@@ -906,4 +955,49 @@ fn status_serialises_for_the_api() {
     assert_eq!(json["authority"], "lease");
     assert_eq!(json["paths"], serde_json::json!([false, false]));
     assert_eq!(json["peer_role"], serde_json::Value::Null);
+}
+
+#[test]
+fn an_offered_handover_is_taken_at_once_even_after_a_refused_attempt() {
+    let mut t = T::new(cfg());
+    // The peer is active.
+    t.advance_with_peer(1200 * MS, &[0, 1], Role::Active, 3);
+    assert_eq!(t.node.role(), Role::Standby);
+    // It demotes for a switchover: its first heartbeat says standby, before its offer (which
+    // waits for the witness's answer to its lease release). This node, designated, tries by
+    // itself and is refused: the lease is not released yet.
+    let hb = t.peer_hb(Role::Standby, 3);
+    t.input(Input::Heartbeat {
+        path: PathId(0),
+        heartbeat: hb,
+    });
+    let n = t.requests().len();
+    if t.node.lease.busy() {
+        assert!(matches!(t.last_request().op, LeaseOp::Acquire { .. }));
+        t.answer(LeaseAnswer::Denied {
+            holder: Some(PEER),
+            token: Epoch(3),
+            ttl: 1400 * MS,
+        });
+    }
+    t.advance(5 * MS);
+    // The offer arrives: the node asks for the freed lease at once, not after the refusal's
+    // back-off.
+    let mut hb = t.peer_hb(Role::Standby, 3);
+    hb.handover_to = Some(ME);
+    let before = t.requests().len();
+    t.input(Input::Heartbeat {
+        path: PathId(0),
+        heartbeat: hb,
+    });
+    let reqs = t.requests();
+    assert!(
+        reqs.len() > before,
+        "no acquire on the offer (had {n} before)"
+    );
+    let (at, req) = reqs.last().expect("request");
+    assert_eq!(*at, t.now);
+    assert!(matches!(req.op, LeaseOp::Acquire { .. }));
+    t.grant(4);
+    assert_eq!(t.node.role(), Role::Active);
 }

@@ -66,6 +66,8 @@ const RELOAD_TIMEOUT: Duration = Duration::from_millis(500);
 const PG_STOP_INLINE: Duration = Duration::from_secs(3);
 /// Local health is measured this often.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// Local health while a switchover waits for the standby to catch up.
+const HEALTH_SWITCHING: Duration = Duration::from_millis(100);
 
 /// One heartbeat path: this node's UDP address and the peer's.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -372,8 +374,10 @@ enum Move {
     /// The second gratuitous ARP of the take with this generation.
     Garp(u64),
     /// While Active: put back an address that is missing (the release guard fired during a
-    /// stall the node survived with its authority intact).
-    Verify,
+    /// stall the node survived with its authority intact). Only before the authority's end
+    /// (`None`: no end, a fencing takeover): the checks take a while, and a node frozen in
+    /// the middle of them has lost its authority when it resumes.
+    Verify(Option<Instant>),
 }
 
 /// Handle to the running driver (cheap to clone).
@@ -567,6 +571,7 @@ impl Cluster {
             pg.as_ref().map(|p| p.node.clone()),
             tx.clone(),
             epochs.seen_handle(),
+            Arc::clone(&report),
         ));
         let d = Driver {
             node,
@@ -622,8 +627,12 @@ impl Cluster {
         if self.role() == Role::Active {
             match self.switchover().await {
                 Ok(()) => {
+                    // Until the handover has been offered: the role machine offers it once the
+                    // witness has answered the lease release, after the role changed.
                     let end = Instant::now() + Duration::from_secs(3);
-                    while self.role() == Role::Active && Instant::now() < end {
+                    while (self.role() == Role::Active || lock(&self.report).status.switching)
+                        && Instant::now() < end
+                    {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     tracing::info!(role = %self.role(), "cluster: stopping: handed over to the peer");
@@ -776,8 +785,11 @@ impl Driver {
                         }
                         self.feed_health();
                         // Checked after the input, which re-checks the authority first.
-                        if self.node.serving(Instant::now()) {
-                            self.mover.apply(Move::Verify).await;
+                        let now = Instant::now();
+                        if self.node.serving(now) {
+                            // Serving past `authority_until` means a fencing takeover: no end.
+                            let until = self.node.authority_until().filter(|t| *t > now);
+                            self.mover.apply(Move::Verify(until)).await;
                         }
                     }
                     Some(In::Garp(g)) => self.mover.apply(Move::Garp(g)).await,
@@ -1204,18 +1216,36 @@ async fn run_fence(
         .await;
 }
 
-/// Measures local health every second: the store answers, the SIP core runs.
+/// Measures local health every second — every [`HEALTH_SWITCHING`] while a switchover waits
+/// for the standby to catch up (it starts on a report of lag 0; writes go on meanwhile, so a
+/// report a second old would hold it up to a second): the store answers, the SIP core runs.
 async fn probe_task(
     pbx: Pbx,
     store: store::Store,
     pg: Option<crate::cluster_pg::PgNode>,
     tx: mpsc::Sender<In>,
     db_epoch: Arc<std::sync::atomic::AtomicU64>,
+    report: Arc<Mutex<ClusterReport>>,
 ) {
-    let mut tick = tokio::time::interval(HEALTH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
-        tick.tick().await;
+        if !first {
+            let wait = if lock(&report).status.switching {
+                HEALTH_SWITCHING
+            } else {
+                HEALTH_EVERY
+            };
+            let end = tokio::time::Instant::now() + wait;
+            // Re-checked while waiting: a switchover started meanwhile is probed at once.
+            while tokio::time::Instant::now() < end {
+                let left = end.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(HEALTH_SWITCHING.min(left)).await;
+                if wait == HEALTH_EVERY && lock(&report).status.switching {
+                    break;
+                }
+            }
+        }
+        first = false;
         // The stamped epoch (replicated on a standby) doubles as the "database answers" probe.
         let db_ok =
             match tokio::time::timeout(Duration::from_millis(800), store.cluster_epoch()).await {
@@ -1497,13 +1527,22 @@ impl Mover {
                     tokio::spawn(garp_all(Arc::clone(&addrs)));
                 }
             }
-            Move::Verify => {
+            Move::Verify(until) => {
                 if !self.holding {
                     return;
                 }
                 let mut missing = false;
                 for a in addrs.iter() {
-                    if !address_present(a).await {
+                    let present = address_present(a).await;
+                    // Re-checked after the await: a node frozen (SIGSTOP) during it resumes
+                    // without authority, its address taken by the peer meanwhile.
+                    if until.is_some_and(|t| Instant::now() >= t) {
+                        tracing::warn!(
+                            "cluster: authority ended while checking the application addresses: not putting any back"
+                        );
+                        return;
+                    }
+                    if !present {
                         tracing::warn!(addr = %a.describe(), "cluster: the application address went missing while active: adding it again");
                         add_one(a).await;
                         missing = true;

@@ -434,27 +434,8 @@ pub fn register(lab: &Lab, user: &str, password: &str, port: u16) {
 
 /// 1001 calls 1002 (registered at PHONE_PORT) through the application address.
 pub fn call_1002(lab: &Lab) {
-    let mut uas = Sipp::uas(workspace("tests/sipp/uas_answer.xml"));
-    uas.netns = Some(lab.client.name().to_string());
-    uas.local_ip = CLIENT_IP.into();
-    uas.local_port = Some(PHONE_PORT);
-    uas.service = Some("1002".into());
-    let mut callee = uas.spawn().expect("uas");
-    callee
-        .wait_listening(Duration::from_secs(10))
-        .expect("uas listening");
-    let mut uac = Sipp::uac(
-        workspace("tests/sipp/uac_call.xml"),
-        &format!("{APP_IP}:5060"),
-    );
-    uac.netns = Some(lab.client.name().to_string());
-    uac.local_ip = CLIENT_IP.into();
-    uac.local_port = Some(5080);
-    uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
-    uac.service = Some("1002".into());
-    uac.run()
+    call_to(lab, &lab.client, CLIENT_IP, PHONE_PORT, "1002", 5080)
         .expect("call 1001 -> 1002 through the application address");
-    callee.finish().expect("1002 answered");
 }
 
 /// A SIP OPTIONS from the client to the IPv6 application address; requires a SIP answer.
@@ -549,12 +530,13 @@ pub fn until_roles(n: &[Node; 2], what: &str, f: impl Fn(&str, &str) -> bool) {
     }
 }
 
-// ---- Each node's own PostgreSQL (appended for `cluster_calls.rs`; `cluster_replication.rs`
-// has the same helpers of its own).
+// ---- The failure matrix's pieces (`cluster_matrix.rs`): each node's own PostgreSQL, the witness
+// in a third namespace on its own link to each node, cutting links, freezing a node, a phone
+// behind NAT, and a call carrying RTP probes.
 
-/// Node `idx`'s `[postgres]` section: its PostgreSQL under `root`, replicating over the
+/// Node `idx`'s `[postgres]` section: its own server under `root`, replicating over the
 /// dedicated link.
-pub fn pg_pair_section(root: &Path, idx: usize) -> String {
+pub fn pg_section(root: &Path, idx: usize) -> String {
     let me = idx + 1;
     let peer = 2 - idx;
     format!(
@@ -573,18 +555,18 @@ peer_application_name = "node{peer}"
     )
 }
 
-/// Node `idx`'s PostgreSQL handle.
-pub fn pg_pair_node(root: &Path, idx: usize) -> pbx::cluster_pg::PgNode {
-    let t = pg_pair_section(root, idx);
+/// The `PgNode` of node `idx`'s section (for queries and stops from the test).
+pub fn pg_node(root: &Path, idx: usize) -> pbx::cluster_pg::PgNode {
+    let t = pg_section(root, idx);
     let t = t.trim_start_matches("[postgres]\n");
     let c: pbx::cluster_pg::PgPairConfig = toml::from_str(t).expect("section");
     pbx::cluster_pg::PgNode::new(c).expect("valid")
 }
 
 /// Stops both nodes' PostgreSQL however the test ends.
-pub struct PgPairStop(pub Vec<pbx::cluster_pg::PgNode>);
+pub struct PgStop(pub Vec<pbx::cluster_pg::PgNode>);
 
-impl Drop for PgPairStop {
+impl Drop for PgStop {
     fn drop(&mut self) {
         for n in &self.0 {
             let _ = n.stop();
@@ -612,9 +594,503 @@ pub fn kill9_postgres(n: &pbx::cluster_pg::PgNode) {
     }
 }
 
-/// Waits until node `act` is active and ready for a switchover (the standby streams, no lag,
-/// synchronous replication on).
-pub fn until_pair_streaming(n: &[Node; 2], act: usize, what: &str) {
+/// The witness's address on its link to node `idx` (10.79.N.2; the node is 10.79.N.1 on `wi0`).
+pub fn witness_ip(idx: usize) -> String {
+    format!("10.79.{}.2", idx + 1)
+}
+
+/// The witness: a namespace with one veth link to each node (`wi0` in the node, `wnN` in the
+/// witness) and a PostgreSQL listening on both links (TCP only: no Unix socket is shared with
+/// the nodes, so cutting a link really cuts the witness off).
+pub struct Witness {
+    pub ns: Netns,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+pub const WITNESS_PORT: u16 = 5432;
+
+fn pg_bin_dir() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL installed (/usr/lib/postgresql)")
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("pg_ctl").exists())
+        .collect();
+    found.sort();
+    found.pop().expect("a PostgreSQL bin dir")
+}
+
+impl Witness {
+    pub fn start(prefix: &str, lab: &Lab) -> Witness {
+        let ns = Netns::create(&format!("{prefix}-wi")).expect("netns");
+        for (i, node) in lab.nodes.iter().enumerate() {
+            let w = format!("wn{}", i + 1);
+            sh(
+                node,
+                &[
+                    "ip",
+                    "link",
+                    "add",
+                    "wi0",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &w,
+                    "netns",
+                    ns.name(),
+                ],
+            );
+            sh(
+                node,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("10.79.{}.1/30", i + 1),
+                    "dev",
+                    "wi0",
+                ],
+            );
+            sh(node, &["ip", "link", "set", "wi0", "up"]);
+            sh(
+                &ns,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("{}/30", witness_ip(i)),
+                    "dev",
+                    &w,
+                ],
+            );
+            sh(&ns, &["ip", "link", "set", &w, "up"]);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("dnwhm-witness-")
+            .tempdir()
+            .expect("tmp");
+        let bin = pg_bin_dir();
+        std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown");
+        let data = dir.path().join("data");
+        let as_pg = |c: &mut Command| {
+            let out = c.output().expect("run PostgreSQL tool");
+            assert!(
+                out.status.success(),
+                "{c:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        as_pg(
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(bin.join("initdb"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-A", "trust", "-U", "postgres", "--no-sync"]),
+        );
+        let hba = data.join("pg_hba.conf");
+        let mut text = std::fs::read_to_string(&hba).expect("pg_hba");
+        text.push_str("host all all 10.79.0.0/16 trust\n");
+        std::fs::write(&hba, text).expect("pg_hba");
+        as_pg(
+            ns.command("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.path().join("server.log"))
+                .arg("-o")
+                .arg(format!(
+                    "-p {WITNESS_PORT} -k {} -c listen_addresses='{},{}'",
+                    dir.path().display(),
+                    witness_ip(0),
+                    witness_ip(1)
+                ))
+                .args(["-w", "-t", "60", "start"]),
+        );
+        as_pg(
+            ns.command("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(bin.join("createdb"))
+                .args(["-h", &witness_ip(0), "-p", &WITNESS_PORT.to_string()])
+                .args(["-U", "postgres", "witness"]),
+        );
+        Witness { ns, dir, bin }
+    }
+
+    /// The witness URL node `idx` uses: TCP over its own witness link.
+    pub fn url(&self, idx: usize) -> String {
+        format!(
+            "postgres://postgres@{}:{WITNESS_PORT}/witness",
+            witness_ip(idx)
+        )
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["stop", "-m", "immediate"])
+            .output();
+    }
+}
+
+/// A node's links: the service network (`eth0`, on the bridge), the dedicated heartbeat link
+/// (`ha0`), its link to the witness (`wi0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Service,
+    Heartbeat,
+    Witness,
+}
+
+impl Link {
+    pub fn iface(self) -> &'static str {
+        match self {
+            Link::Service => "eth0",
+            Link::Heartbeat => "ha0",
+            Link::Witness => "wi0",
+        }
+    }
+}
+
+/// `ip link set IFACE down|up` in node `idx` (the kernel sees the carrier go; a veth's peer
+/// loses its carrier too).
+pub fn set_link(lab: &Lab, idx: usize, link: Link, up: bool) {
+    sh(
+        &lab.nodes[idx],
+        &[
+            "ip",
+            "link",
+            "set",
+            "dev",
+            link.iface(),
+            if up { "up" } else { "down" },
+        ],
+    );
+}
+
+/// Silently drops every IP packet in and out of `link` of node `idx` (nftables in the node's
+/// namespace; the link stays up, as when a switch or cable elsewhere fails). ARP still passes.
+/// `cut = false` removes the rules.
+pub fn drop_link(lab: &Lab, idx: usize, link: Link, cut: bool) {
+    let ns = &lab.nodes[idx];
+    let table = format!("dnwcut_{}", link.iface());
+    if !cut {
+        sh(ns, &["nft", "delete", "table", "inet", &table]);
+        return;
+    }
+    let i = link.iface();
+    let rules = format!(
+        "table inet {table} {{\n\
+           chain cin {{ type filter hook input priority -300; iifname \"{i}\" drop; }}\n\
+           chain cout {{ type filter hook output priority -300; oifname \"{i}\" drop; }}\n\
+         }}\n"
+    );
+    let path = std::env::temp_dir().join(format!("{}-{table}.nft", ns.name()));
+    std::fs::write(&path, rules).expect("nft rules");
+    sh(ns, &["nft", "-f", path.to_str().expect("utf-8")]);
+    let _ = std::fs::remove_file(path);
+}
+
+impl Node {
+    /// SIGSTOP to the node's Denwa (its release guard runs in its own process group and is not
+    /// stopped).
+    pub fn freeze(&mut self) {
+        if let Some(p) = self.proc.as_mut() {
+            p.signal(19); // SIGSTOP (Linux)
+        }
+    }
+
+    /// SIGCONT after [`Node::freeze`].
+    pub fn thaw(&mut self) {
+        if let Some(p) = self.proc.as_mut() {
+            p.signal(18); // SIGCONT (Linux)
+        }
+    }
+}
+
+/// The NAT phone's private address, and its router's address on the application segment.
+pub const NAT_HOME_IP: &str = "10.99.0.2";
+pub const NAT_ROUTER_IP: &str = "10.77.0.200";
+
+/// A phone behind NAT: a router namespace on the bridge (10.77.0.200) masquerading a home LAN
+/// (10.99.0.0/24) where the phone's namespace sits (10.99.0.2, default route via the router) —
+/// as `testkit::netns::NatLab` does it, here in front of the application segment.
+pub struct NatPhone {
+    pub router: Netns,
+    pub home: Netns,
+}
+
+impl NatPhone {
+    pub fn create(prefix: &str, lab: &Lab) -> NatPhone {
+        let router = Netns::create(&format!("{prefix}-nat")).expect("netns");
+        let home = Netns::create(&format!("{prefix}-home")).expect("netns");
+        sh(
+            &lab.br,
+            &[
+                "ip",
+                "link",
+                "add",
+                "b9",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                router.name(),
+            ],
+        );
+        sh(&lab.br, &["ip", "link", "set", "b9", "master", "br0", "up"]);
+        sh(
+            &router,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{NAT_ROUTER_IP}/24"),
+                "dev",
+                "eth0",
+            ],
+        );
+        sh(&router, &["ip", "link", "set", "eth0", "up"]);
+        sh(
+            &router,
+            &[
+                "ip",
+                "link",
+                "add",
+                "lan0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                home.name(),
+            ],
+        );
+        sh(
+            &router,
+            &["ip", "addr", "add", "10.99.0.1/24", "dev", "lan0"],
+        );
+        sh(&router, &["ip", "link", "set", "lan0", "up"]);
+        sh(&router, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        sh(&router, &["nft", "add", "table", "ip", "nat"]);
+        sh(
+            &router,
+            &[
+                "nft",
+                "add chain ip nat postrouting { type nat hook postrouting priority 100 ; }",
+            ],
+        );
+        sh(
+            &router,
+            &[
+                "nft",
+                "add",
+                "rule",
+                "ip",
+                "nat",
+                "postrouting",
+                "oifname",
+                "eth0",
+                "masquerade",
+            ],
+        );
+        sh(
+            &home,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{NAT_HOME_IP}/24"),
+                "dev",
+                "eth0",
+            ],
+        );
+        sh(&home, &["ip", "link", "set", "eth0", "up"]);
+        sh(
+            &home,
+            &["ip", "route", "add", "default", "via", "10.99.0.1"],
+        );
+        NatPhone { router, home }
+    }
+}
+
+/// REGISTER of `user` from namespace `ns` (address `ip`, port `port`) through the application
+/// address; the error, if any.
+pub fn register_from(
+    ns: &Netns,
+    ip: &str,
+    user: &str,
+    password: &str,
+    port: u16,
+) -> Result<(), String> {
+    let mut reg = Sipp::uac(
+        workspace("tests/sipp/register.xml"),
+        &format!("{APP_IP}:5060"),
+    );
+    reg.netns = Some(ns.name().to_string());
+    reg.local_ip = ip.into();
+    reg.local_port = Some(port);
+    reg.inject_text = Some(sipp_user(user, password));
+    reg.timeout = Duration::from_secs(15);
+    reg.run().map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// 1001 (from the client, SIP port `caller_port`) calls `user`, a sipp UAS in `ns` at
+/// `ip:port` registered before, through the application address; the error, if any.
+pub fn call_to(
+    lab: &Lab,
+    ns: &Netns,
+    ip: &str,
+    port: u16,
+    user: &str,
+    caller_port: u16,
+) -> Result<(), String> {
+    let mut uas = Sipp::uas(workspace("tests/sipp/uas_answer.xml"));
+    uas.netns = Some(ns.name().to_string());
+    uas.local_ip = ip.into();
+    uas.local_port = Some(port);
+    uas.service = Some(user.into());
+    uas.timeout = Duration::from_secs(15);
+    let mut callee = uas.spawn().map_err(|e| e.to_string())?;
+    callee
+        .wait_listening(Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let mut uac = caller_1001(lab, "uac_call.xml", caller_port, user);
+    uac.timeout = Duration::from_secs(10);
+    uac.recv_timeout = Some(Duration::from_secs(5));
+    let r = uac.run().map(|_| ()).map_err(|e| format!("caller: {e}"));
+    let c = callee
+        .finish()
+        .map(|_| ())
+        .map_err(|e| format!("callee: {e}"));
+    r.and(c)
+}
+
+/// A call from the client (1001) to `user` (a sipp UAS in the client namespace at
+/// `callee_port`, registered before) through the application address, each end's SDP naming
+/// an RTP probe of the client namespace; the probes run once both ends have the relay's answer.
+pub struct ProbedCall {
+    pub caller: testkit::sipp::RunningSipp,
+    pub callee: testkit::sipp::RunningSipp,
+    /// The caller's probe (hears the callee's direction).
+    pub a: testkit::rtp_probe::RtpProbe,
+    /// The callee's probe (hears the caller's direction).
+    pub b: testkit::rtp_probe::RtpProbe,
+}
+
+/// The last SDP the sipp trace says was received: (connection address, audio port).
+fn received_sdp(trace: &str) -> Option<std::net::SocketAddr> {
+    let block = trace
+        .split("-----------------------------------------------")
+        .filter(|b| b.contains("message received") && b.contains("m=audio "))
+        .last()?;
+    let ip = block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("c=IN IP4 "))?
+        .trim();
+    let port = block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("m=audio "))?
+        .split_whitespace()
+        .next()?;
+    format!("{ip}:{port}").parse().ok()
+}
+
+impl ProbedCall {
+    /// Starts the call (lasting `length` after the answer, then the caller's BYE) and the
+    /// probes; returns once both probes hear each other.
+    pub fn start(
+        lab: &Lab,
+        user: &str,
+        callee_port: u16,
+        caller_port: u16,
+        probe_ports: (u16, u16),
+        length: Duration,
+    ) -> ProbedCall {
+        let bind = |p: u16| {
+            lab.client
+                .udp_bind(format!("{CLIENT_IP}:{p}").parse().expect("addr"))
+                .expect("probe socket")
+        };
+        let (sa, sb) = (bind(probe_ports.0), bind(probe_ports.1));
+        let mut uas = Sipp::uas(workspace("tests/sipp/uas_answer_probe.xml"));
+        uas.netns = Some(lab.client.name().to_string());
+        uas.local_ip = CLIENT_IP.into();
+        uas.local_port = Some(callee_port);
+        uas.service = Some(user.into());
+        uas.timeout = length + Duration::from_secs(30);
+        uas.vars = vec![
+            ("pip".into(), CLIENT_IP.into()),
+            ("pport".into(), probe_ports.1.to_string()),
+        ];
+        let mut callee = uas.spawn().expect("probed callee");
+        callee
+            .wait_listening(Duration::from_secs(10))
+            .expect("callee listening");
+        let mut uac = caller_1001(lab, "uac_call_probe.xml", caller_port, user);
+        uac.call_duration = length;
+        uac.timeout = length + Duration::from_secs(20);
+        uac.vars = vec![
+            ("pip".into(), CLIENT_IP.into()),
+            ("pport".into(), probe_ports.0.to_string()),
+        ];
+        let caller = uac.spawn().expect("probed caller");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (to_a, to_b) = loop {
+            let a = received_sdp(&caller.messages_so_far());
+            let b = received_sdp(&callee.messages_so_far());
+            if let (Some(a), Some(b)) = (a, b) {
+                break (a, b);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the probed call was not answered:\n{}\n{}",
+                caller.messages_so_far(),
+                callee.messages_so_far()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let a = testkit::rtp_probe::RtpProbe::start(sa, to_a).expect("probe a");
+        let b = testkit::rtp_probe::RtpProbe::start(sb, to_b).expect("probe b");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while a.report().received < 10 || b.report().received < 10 {
+            assert!(
+                Instant::now() < deadline,
+                "no audio through the relay ({to_a} / {to_b}): {:?} {:?}",
+                a.report(),
+                b.report()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ProbedCall {
+            caller,
+            callee,
+            a,
+            b,
+        }
+    }
+}
+
+/// Waits until the pair is ready for a switchover from `act` (the standby streams, no lag,
+/// synchronous replication on, no hold-down).
+pub fn until_pair_ready(n: &[Node; 2], act: usize, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let s = n[act].status();
@@ -643,36 +1119,84 @@ pub fn pair_with_own_postgres(
         .status()
         .expect("chmod");
     std::fs::write(root.join("repl.pass"), "pair-replication-secret\n").expect("password");
-    let pgs = [pg_pair_node(root, 0), pg_pair_node(root, 1)];
+    let pgs = [pg_node(root, 0), pg_node(root, 1)];
     let urls = [pgs[0].config().store_url(), pgs[1].config().store_url()];
     let files: Vec<PathBuf> = (0..2)
         .map(|i| {
             let f = root.join(format!("cluster{}.toml", i + 1));
-            std::fs::write(&f, cluster_text(i, witness_url, &pg_pair_section(root, i)))
+            std::fs::write(&f, cluster_text(i, witness_url, &pg_section(root, i)))
                 .expect("cluster file");
             f
         })
         .collect();
-    let init = |i: usize, standby: bool| {
-        let mut c = lab.nodes[i].command(bin().to_str().expect("utf-8"));
-        c.args(["cluster", "init-db", "--cluster"]).arg(&files[i]);
-        if standby {
-            c.arg("--standby");
-        }
-        let out = c.output().expect("denwa cluster init-db");
-        assert!(
-            out.status.success(),
-            "init-db node {}: {}{}",
-            i + 1,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    init(0, false);
-    let n0 = Node::new(0, &urls[0], witness_url, &pg_pair_section(root, 0));
+    init_db(lab, 0, &files[0], false);
+    let n0 = Node::new(0, &urls[0], witness_url, &pg_section(root, 0));
     n0.cli_ok(&["extension", "add", "1001", "--password", "secret-ha-aaab"]);
     n0.cli_ok(&["extension", "add", "1002", "--password", "secret-ha-aaac"]);
-    init(1, true);
-    let n1 = Node::new(1, &urls[1], witness_url, &pg_pair_section(root, 1));
+    init_db(lab, 1, &files[1], true);
+    let n1 = Node::new(1, &urls[1], witness_url, &pg_section(root, 1));
     ([n0, n1], pgs)
+}
+
+/// `denwa cluster init-db --cluster FILE [--standby]` in node `idx`'s namespace; its output.
+pub fn init_db(lab: &Lab, idx: usize, file: &Path, standby: bool) -> String {
+    let mut c = lab.nodes[idx].command(bin().to_str().expect("utf-8"));
+    c.args(["cluster", "init-db", "--cluster"]).arg(file);
+    if standby {
+        c.arg("--standby");
+    }
+    let out = c.output().expect("denwa cluster init-db");
+    assert!(
+        out.status.success(),
+        "init-db node {}: {}{}",
+        idx + 1,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A full-scope API key made directly in the database at `db_url` (a primary).
+pub fn api_token(db_url: &str, name: &str) -> String {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let s = store::Store::open(db_url, store::OpenOptions::default())
+                .await
+                .expect("open the database");
+            let (_, token) = s
+                .create_api_key(None, name, store::ApiScope::Full)
+                .await
+                .expect("API key");
+            s.close().await;
+            token
+        })
+}
+
+/// sipp as 1001 in the client namespace (SIP port `port`) running `scenario` (in
+/// `tests/sipp/`) towards `user` through the application address.
+pub fn caller_1001(lab: &Lab, scenario: &str, port: u16, user: &str) -> Sipp {
+    let mut uac = Sipp::uac(
+        workspace(&format!("tests/sipp/{scenario}")),
+        &format!("{APP_IP}:5060"),
+    );
+    uac.netns = Some(lab.client.name().to_string());
+    uac.local_ip = CLIENT_IP.into();
+    uac.local_port = Some(port);
+    uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
+    uac.service = Some(user.into());
+    uac
+}
+
+/// Extensions 3000–8999 (the writers' numbers) present in a node's database.
+pub fn present(n: &pbx::cluster_pg::PgNode) -> std::collections::BTreeSet<u32> {
+    let out = n
+        .psql_db(
+            "denwa",
+            "SELECT number FROM extensions WHERE number >= '3000' AND length(number) = 4",
+        )
+        .expect("query extensions");
+    out.lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
