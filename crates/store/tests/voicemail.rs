@@ -335,7 +335,10 @@ async fn subscription_changes_are_applied_in_order_in_one_batch(b: Backend) {
     s.apply_event_subs(&burst).await.unwrap();
     let rows = s.event_subs(now).await.unwrap();
     assert_eq!(rows.len(), 301, "300 new + the one stored before");
-    assert!(rows.iter().all(|r| r.call_id != "short"), "put then drop: gone");
+    assert!(
+        rows.iter().all(|r| r.call_id != "short"),
+        "put then drop: gone"
+    );
     let k0 = rows.iter().find(|r| r.call_id == "k000").expect("k000");
     assert_eq!(k0.local_seq, Some(7), "the later put wins");
     assert!(rows.iter().any(|r| r.call_id == "kept"));
