@@ -219,11 +219,27 @@ impl Ctx {
             act + 1
         );
         let mut w = Watch { split_brain: false };
-        let base = 30_000 + 10 * self.step;
+        // The probes' ports, reserved like every test port (the probes bind them in the client
+        // namespace, where the free-port check of the next sipp cannot see them: fixed ports
+        // collided with a sipp's media port once).
+        let base = testkit::ports::free_block(4).expect("ports for the probes");
         // Fresh SIP ports for each scenario's probed call: a node hangs up a call left over
         // from an earlier scenario (BYE to its phones), which must not reach this call's sipp.
         let callee_port = 5200 + 2 * self.step;
         register(&self.lab, "1003", "secret-ha-aaad", callee_port);
+        // The NAT phone refreshes its registration before each fault, as a real one does (every
+        // 30-60 s): between scenarios no process answers on its port, so Denwa's keep-alives go
+        // unanswered and mark it unreachable, and the NAT's mapping depends on them alone. (One
+        // suite run, registered once ~90 s before, saw the NAT phone's INVITE answered 100 and
+        // never rung.)
+        register_from(
+            &self.nat.home,
+            NAT_HOME_IP,
+            "1004",
+            "secret-ha-aaae",
+            NAT_PORT,
+        )
+        .unwrap_or_else(|e| panic!("{name}: the NAT phone re-registers: {e}"));
         let call = ProbedCall::start(
             &self.lab,
             "1003",

@@ -1445,6 +1445,8 @@ impl Mover {
             Move::Release(epoch) => {
                 self.generation += 1;
                 self.holding = false;
+                // Nothing leaves from the address once it is going (ARP would point at us).
+                self.pbx.set_holds_app_address(false);
                 let mut set = tokio::task::JoinSet::new();
                 for a in addrs.iter() {
                     let a = a.clone();
@@ -1501,6 +1503,7 @@ impl Mover {
                 for a in addrs.iter() {
                     add_one(a).await;
                 }
+                self.pbx.set_holds_app_address(true);
                 tracing::info!(%epoch, addrs = ?addrs.iter().map(AppAddress::describe).collect::<Vec<_>>(),
                     ms = t0.elapsed().as_millis() as u64, "cluster: application address taken");
                 // Calls parked on the peer: their legs are re-INVITEd from here, now that the

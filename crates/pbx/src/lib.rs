@@ -161,6 +161,7 @@ pub struct Pbx {
     /// The terminating media engine (voice applications), for its counters.
     apps: media::endpoint::MediaEngine,
     sip_addrs: Vec<SocketAddr>,
+    transports: Arc<transport::Transports>,
 }
 
 /// Queue depth between the transports and the driver. Deep enough to ride out bursts, shallow
@@ -272,10 +273,17 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         relay,
         apps: apps_engine,
         sip_addrs,
+        transports,
     })
 }
 
 impl Pbx {
+    /// Whether this node holds its application (freebound) addresses: while it does not,
+    /// nothing is sent from them (see [`transport::Transports::set_holds_app_address`]).
+    pub fn set_holds_app_address(&self, held: bool) {
+        self.transports.set_holds_app_address(held);
+    }
+
     /// The bound SIP addresses (UDP and TCP share them).
     pub fn sip_addrs(&self) -> &[SocketAddr] {
         &self.sip_addrs

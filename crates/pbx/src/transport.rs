@@ -243,6 +243,10 @@ pub struct Transports {
     bounds: TransportLimits,
     logs: Logs,
     metrics: Arc<Metrics>,
+    /// Whether this node holds its freebound (application) addresses. A pair's node that does
+    /// not must send nothing from them: its ARP requests would carry the address and point the
+    /// neighbours' caches (a NAT router's, a phone's) at this node, away from the holder.
+    holds_app_address: std::sync::atomic::AtomicBool,
 }
 
 /// A counted TCP connection; gives its place back when dropped.
@@ -400,6 +404,7 @@ impl Transports {
             bounds,
             logs,
             metrics,
+            holds_app_address: std::sync::atomic::AtomicBool::new(false),
         });
         Ok(t)
     }
@@ -755,6 +760,21 @@ impl Transports {
         }
     }
 
+    /// Marks whether this node holds its freebound (application) addresses (the cluster driver,
+    /// on taking and releasing them). Starts as not held.
+    pub fn set_holds_app_address(&self, held: bool) {
+        self.holds_app_address
+            .store(held, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a datagram may leave from `ip`: any address but a freebound one this node does
+    /// not hold.
+    fn may_send_from(&self, ip: IpAddr) -> bool {
+        self.holds_app_address
+            .load(std::sync::atomic::Ordering::Relaxed)
+            || !self.bounds.freebind.contains(&ip)
+    }
+
     fn udp_out(&self, local: Option<SocketAddr>, dest: SocketAddr) -> Option<&Arc<UdpOut>> {
         if let Some(l) = local
             && let Some(u) = self.udp.iter().find(|u| u.local == l)
@@ -806,6 +826,10 @@ impl Transports {
         self.metrics.inc_sent_bytes(data.len());
         match transport {
             Transport::Udp => match self.udp_out(local, dest) {
+                Some(out) if !self.may_send_from(out.local.ip()) => {
+                    debug!(%dest, local = %out.local, "not sending from an application address this node does not hold");
+                    false
+                }
                 Some(out) => {
                     if out.queued.load(Relaxed) > 0 {
                         // Keep the order behind what is already waiting.
@@ -947,6 +971,56 @@ mod tests {
         let (tx, rx) = mpsc::channel(64);
         t.start(tx);
         (t, rx)
+    }
+
+    #[tokio::test]
+    async fn nothing_leaves_a_freebound_address_this_node_does_not_hold() {
+        // 127.0.0.1 stands for the application address: bound freebind, as a pair's node does.
+        let bounds = TransportLimits {
+            freebind: vec![IpAddr::from([127, 0, 0, 1])],
+            ..TransportLimits::default()
+        };
+        let (t, _rx) = started(bounds).await;
+        let local = t.local_addrs()[0];
+        let peer = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("peer");
+        let dest = peer.local_addr().expect("addr");
+        let mut buf = [0u8; 64];
+        let wait = Duration::from_millis(300);
+        // Not held (a standby): refused, nothing sent.
+        assert!(!t.send(
+            Transport::Udp,
+            Some(local),
+            dest,
+            Bytes::from_static(b"ping"),
+            || {}
+        ));
+        let got = tokio::time::timeout(wait, peer.recv_from(&mut buf)).await;
+        assert!(got.is_err(), "a standby sent from the address");
+        // Held (the active): sent.
+        t.set_holds_app_address(true);
+        assert!(t.send(
+            Transport::Udp,
+            Some(local),
+            dest,
+            Bytes::from_static(b"ping"),
+            || {}
+        ));
+        let (n, from) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
+            .await
+            .expect("the active sends")
+            .expect("recv");
+        assert_eq!((&buf[..n], from), (&b"ping"[..], local));
+        // Released again: refused.
+        t.set_holds_app_address(false);
+        assert!(!t.send(
+            Transport::Udp,
+            Some(local),
+            dest,
+            Bytes::from_static(b"ping"),
+            || {}
+        ));
     }
 
     /// True once the server closed `c` (EOF or reset) within `wait`.
