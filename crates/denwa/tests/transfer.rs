@@ -42,17 +42,9 @@ fn blind_transfer_from_baresip_joins_the_caller_and_the_target() {
     established(&d, &mut a, "caller");
     established(&d, &mut b, "transferor");
     std::thread::sleep(Duration::from_millis(500));
-    b.command("transfer", Some(&format!("sip:1003@{}", d.sip_addr())))
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("transfer command: {e}")
-        });
+    transfer_to(&d, &mut b, "1003");
     established(&d, &mut c, "target");
-    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("the transferor's call should end: {e}")
-        });
+    call_closed(&d, &mut b, "the transferor's call should end");
     assert!(
         started.elapsed() < Duration::from_millis(5500),
         "the transfer took too long for the tone timing: {:?}",
@@ -367,11 +359,7 @@ fn transfer_from_the_api_with_audio_and_events_in_the_record() {
     );
     assert_eq!(code, 202, "{body}");
     established(&d, &mut c, "target");
-    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("the transferring phone should be released: {e}")
-        });
+    call_closed(&d, &mut b, "the transferring phone should be released");
     talk_then_check(&mut a, &mut c, started, 6000);
 
     let mut cdrs = Vec::new();
@@ -501,16 +489,8 @@ fn blind_transfer_to_an_ivr_then_the_transferee_leaves_a_message() {
     established(&d, &mut a, "caller");
     established(&d, &mut c, "transferor");
     std::thread::sleep(Duration::from_millis(500));
-    c.command("transfer", Some(&format!("sip:500@{}", d.sip_addr())))
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("transfer command: {e}")
-        });
-    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("the transferor is released: {e}")
-        });
+    transfer_to(&d, &mut c, "500");
+    call_closed(&d, &mut c, "the transferor is released");
     d.wait_until("on the menu", EVENT_TIMEOUT, || {
         d.logs().contains("transferred party on our endpoint")
     });

@@ -116,17 +116,9 @@ fn blind_transfer_to_a_ring_group_then_the_member_who_answers_talks_to_the_calle
     established(&d, &mut a, "caller");
     established(&d, &mut b, "transferor");
     std::thread::sleep(Duration::from_millis(500));
-    b.command("transfer", Some(&format!("sip:600@{}", d.sip_addr())))
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("transfer command: {e}")
-        });
+    transfer_to(&d, &mut b, "600");
     established(&d, &mut c, "group member");
-    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("the transferor's call should end: {e}")
-        });
+    call_closed(&d, &mut b, "the transferor's call should end");
     assert!(
         started.elapsed() < Duration::from_millis(5500),
         "the transfer took too long for the tone timing: {:?}",
@@ -166,16 +158,8 @@ fn transfer_into_a_colleagues_voicemail_records_the_callers_message() {
     established(&d, &mut a, "caller");
     established(&d, &mut c, "receptionist");
     std::thread::sleep(Duration::from_millis(500));
-    c.command("transfer", Some(&format!("sip:*991002@{}", d.sip_addr())))
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("transfer command: {e}")
-        });
-    c.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("the receptionist is released: {e}")
-        });
+    transfer_to(&d, &mut c, "*991002");
+    call_closed(&d, &mut c, "the receptionist is released");
     a.wait_event("CALL_CLOSED", Duration::from_secs(50))
         .unwrap_or_else(|e| {
             d.print_logs();
@@ -234,16 +218,8 @@ fn a_call_through_an_ivr_is_transferred_by_the_phone_that_answered_it() {
     a.send_dtmf("5").expect("DTMF");
     established(&d, &mut b, "1002 through the menu");
     std::thread::sleep(Duration::from_millis(500));
-    b.command("transfer", Some(&format!("sip:1003@{}", d.sip_addr())))
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("transfer command: {e}")
-        });
-    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("the transferor's call should end: {e}")
-        });
+    transfer_to(&d, &mut b, "1003");
+    call_closed(&d, &mut b, "the transferor's call should end");
     established(&d, &mut c, "target");
     assert!(
         started.elapsed() < Duration::from_millis(u64::from(lead) - 500),
@@ -320,11 +296,7 @@ fn transfer_to_a_missing_group_is_refused_and_to_a_group_nobody_can_answer_goes_
         Some(r#"{"to":"601"}"#),
     );
     assert_eq!(code, 202, "{body}");
-    b.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
-        .unwrap_or_else(|e| {
-            d.print_logs();
-            panic!("the transferring phone is released: {e}")
-        });
+    call_closed(&d, &mut b, "the transferring phone is released");
     a.wait_event("CALL_CLOSED", Duration::from_secs(50))
         .unwrap_or_else(|e| {
             d.print_logs();

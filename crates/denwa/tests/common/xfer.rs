@@ -12,6 +12,24 @@ use super::Denwa;
 /// How long a phone event may take.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Phone `p` blind-transfers its call to `number` (baresip's `/transfer`).
+pub fn transfer_to(d: &Denwa, p: &mut Phone, number: &str) {
+    p.command("transfer", Some(&format!("sip:{number}@{}", d.sip_addr())))
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("transfer command: {e}")
+        });
+}
+
+/// Waits until `p`'s call ends (e.g. the transferor released); `what` names it in a failure.
+pub fn call_closed(d: &Denwa, p: &mut Phone, what: &str) {
+    p.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("{what}: {e}")
+        });
+}
+
 /// A WAV playing `freqs` after `lead_ms` of silence, padded to `min_ms` (a baresip call ends
 /// when its audio file does).
 pub fn tones(dir: &Path, name: &str, freqs: &[u32], lead_ms: u32, min_ms: u32) -> PathBuf {
