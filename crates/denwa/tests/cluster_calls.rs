@@ -6,7 +6,10 @@
 //!
 //! Steps: (a) a call up on node 1, `denwa cluster switchover`; (b) a call up on node 2,
 //! `kill -9` of node 2's Denwa and PostgreSQL. After each: both probes still receive (gap in ms
-//! and packets lost printed per direction), the caller's BYE is answered by the new active,
+//! and packets lost printed per direction; none may be lost on the switchover: make-before-break,
+//! `pbx::drain` — node 1 parks the address on lo and keeps relaying during its drain, only node 2
+//! answers ARP for it, and a REGISTER sent during the drain is answered by node 2), the
+//! caller's BYE is answered by the new active,
 //! the callee gets its BYE, and the new active's database holds one record for the call,
 //! answered, with the `switchover` / `failover` event. Prints a table and writes it to
 //! `target/tmp/cluster-calls-results.md`.
@@ -188,8 +191,15 @@ fn record(pg: &PgNode, call_id: &str) -> (Vec<String>, String) {
 
 /// After the take-over: audio both ways again, the gap measured from `from_ms`, the caller's
 /// BYE answered (by the new active, the only node on the address), the callee's BYE, one
-/// record with `event` in `pg`. Returns the table row.
-fn finish_call(c: Call, from_ms: u64, pg: &PgNode, event: &str, step: &str) -> String {
+/// record with `event` in `pg`. Returns the table row and what each probe measured (caller →
+/// callee, callee → caller).
+fn finish_call(
+    c: Call,
+    from_ms: u64,
+    pg: &PgNode,
+    event: &str,
+    step: &str,
+) -> (String, ProbeReport, ProbeReport) {
     until_audio(&c, &format!("{step}: after the take-over"));
     // Some seconds of audio after the take-over, so a late gap shows too.
     std::thread::sleep(Duration::from_secs(2));
@@ -233,11 +243,47 @@ fn finish_call(c: Call, from_ms: u64, pg: &PgNode, event: &str, step: &str) -> S
         "0",
         "{step}: the row is gone after the hang-up"
     );
-    format!(
+    let row = format!(
         "| {step} | {} | {} | BYE answered by the new active; one record (ANSWERED, `{event}` event) |",
         cell(&to_b),
         cell(&to_a)
-    )
+    );
+    (row, to_b, to_a)
+}
+
+/// Whether node `i` has the IPv4 application address parked on lo (a make-before-break drain,
+/// `pbx::drain`).
+fn parked(lab: &Lab, i: usize) -> bool {
+    let out = lab.nodes[i]
+        .command("ip")
+        .args(["-o", "addr", "show", "dev", "lo"])
+        .output()
+        .expect("ip addr");
+    String::from_utf8_lossy(&out.stdout).contains(&format!(" {APP_IP}/32 "))
+}
+
+/// The Ethernet addresses that answer ARP for the application address on the segment: three
+/// requests from the client, one a second (they span a drain).
+fn arp_answerers(lab: &Lab) -> Vec<String> {
+    let out = lab
+        .client
+        .command("arping")
+        .args(["-c", "3", "-w", "4", "-I", "eth0", APP_IP])
+        .output()
+        .expect("arping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut macs: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("reply from"))
+        .filter_map(|l| {
+            let a = l.find('[')?;
+            let b = l[a..].find(']')?;
+            Some(l[a + 1..a + b].to_ascii_lowercase())
+        })
+        .collect();
+    macs.sort();
+    macs.dedup();
+    macs
 }
 
 #[test]
@@ -272,17 +318,57 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
     // measured from the last packet before it (and the packets it swallowed counted).
     let from = c.a.elapsed_ms().saturating_sub(200);
     n[0].cli_ok(&["cluster", "switchover"]);
+    // Make-before-break (`pbx::drain`): node 1 parks the address on lo before it leaves the
+    // segment and relays what phones with stale ARP caches still send it.
+    let mut parked_seen = false;
     let moved = w.until(
         &lab,
         "node 2 to hold the address",
         Duration::from_secs(10),
-        |h| h[1] && !h[0],
+        |h| {
+            parked_seen |= parked(&lab, 0);
+            h[1] && !h[0]
+        },
     );
+    parked_seen |= parked(&lab, 0);
     println!(
-        "switchover: address moved {} ms after the command",
+        "switchover: address moved {} ms after the command; node 1 drains it on lo: {parked_seen}",
         moved.as_millis()
     );
-    rows.push(finish_call(c, from, &pgs[1], "switchover", "switchover"));
+    assert!(
+        parked_seen,
+        "node 1 never parked the address on lo (no make-before-break drain)"
+    );
+    // A phone's SIP right after the switchover, during node 1's drain, reaches the new active
+    // (node 1 answers none): 1001 registers (the write needs the active's database).
+    let t = Instant::now();
+    register(&lab, "1001", "secret-ha-aaab", 5084);
+    println!(
+        "switchover: REGISTER answered {} ms after the move (node 1 still draining after it: {})",
+        (moved + t.elapsed()).as_millis(),
+        parked(&lab, 0)
+    );
+    // Only node 2 answers ARP for the address, drain or not.
+    let node2 = Lab::mac(&lab.nodes[1]).to_ascii_lowercase();
+    assert_eq!(
+        arp_answerers(&lab),
+        vec![node2],
+        "ARP for the application address answered by another node than the new active"
+    );
+    let (row, to_b, to_a) = finish_call(c, from, &pgs[1], "switchover", "switchover");
+    rows.push(row);
+    // The goal: a manual switchover loses no audio packet.
+    assert_eq!(
+        (to_b.lost, to_a.lost),
+        (0, 0),
+        "packets lost on the switchover (caller -> callee gaps {:?}, callee -> caller gaps {:?})",
+        to_b.gaps,
+        to_a.gaps
+    );
+    assert!(
+        !parked(&lab, 0),
+        "node 1 still has the address on lo after its drain"
+    );
     let logs = n[1].logs();
     assert!(
         logs.contains("call in progress taken over"),
@@ -304,13 +390,16 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
         "crash: node 1 holds the address {} ms after the kill",
         held.as_millis()
     );
-    rows.push(finish_call(
-        c,
-        from,
-        &pgs[0],
-        "failover",
-        "`kill -9` of the active (Denwa + PostgreSQL)",
-    ));
+    rows.push(
+        finish_call(
+            c,
+            from,
+            &pgs[0],
+            "failover",
+            "`kill -9` of the active (Denwa + PostgreSQL)",
+        )
+        .0,
+    );
     assert!(!w.split_brain, "both nodes held the address at once");
 
     let mut table = String::from(

@@ -527,6 +527,13 @@ pub enum Output {
     ReleaseIp {
         /// The epoch that is ending.
         epoch: Epoch,
+        /// A graceful handover (switchover, clean stop, local failure handed over): this node
+        /// is alive and keeps its authority until the release, so the driver may stop
+        /// answering for the address at once but keep relaying the media that phones with
+        /// stale ARP caches still send it for a short drain (make-before-break). Never set
+        /// for a failure (lost lease, newer epoch, freeze) or at start: the address goes at
+        /// once.
+        graceful: bool,
     },
     /// Stop writes now and re-attach the local PostgreSQL as a standby of the peer (pg_rewind or
     /// re-clone).

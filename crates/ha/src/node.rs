@@ -148,7 +148,10 @@ impl Node {
             last_status: None,
             cfg,
         };
-        n.out.push_back(Output::ReleaseIp { epoch: Epoch(0) });
+        n.out.push_back(Output::ReleaseIp {
+            epoch: Epoch(0),
+            graceful: false,
+        });
         n.event(EventKind::RoleChanged, "started".to_string());
         Ok(n)
     }
@@ -751,7 +754,10 @@ impl Node {
     /// Fenced for the hold-down); otherwise a graceful handover (release the lease).
     fn demote(&mut self, now: Instant, reason: String, failure: bool) {
         let epoch = self.epoch;
-        self.out.push_back(Output::ReleaseIp { epoch });
+        self.out.push_back(Output::ReleaseIp {
+            epoch,
+            graceful: !failure,
+        });
         self.out.push_back(Output::DemoteDb { epoch });
         if self.sync_on {
             self.sync_on = false;

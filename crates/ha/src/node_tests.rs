@@ -263,7 +263,13 @@ fn heartbeats_every_interval_on_every_path_with_link() {
         }
     )));
     // The first output of a node is a defensive ReleaseIp.
-    assert_eq!(t.out[0].1, Output::ReleaseIp { epoch: Epoch(0) });
+    assert_eq!(
+        t.out[0].1,
+        Output::ReleaseIp {
+            epoch: Epoch(0),
+            graceful: false
+        }
+    );
 }
 
 #[test]
@@ -481,7 +487,13 @@ fn refused_renewal_demotes_at_once_releasing_the_ip_first() {
         ttl: 1000 * MS,
     });
     assert_eq!(t.node.role(), Role::Fenced);
-    assert_eq!(t.out[before].1, Output::ReleaseIp { epoch: Epoch(1) });
+    assert_eq!(
+        t.out[before].1,
+        Output::ReleaseIp {
+            epoch: Epoch(1),
+            graceful: false
+        }
+    );
     assert_eq!(t.out[before + 1].1, Output::DemoteDb { epoch: Epoch(1) });
     assert!(!t.node.serving(t.now));
 }
@@ -503,7 +515,12 @@ fn active_that_cannot_renew_stops_before_the_lease_ends_on_the_witness() {
     let released = t
         .out
         .iter()
-        .find(|(_, o)| *o == Output::ReleaseIp { epoch: Epoch(1) })
+        .find(|(_, o)| {
+            *o == Output::ReleaseIp {
+                epoch: Epoch(1),
+                graceful: false,
+            }
+        })
         .expect("release")
         .0;
     // The witness's lease started no earlier than the request's send time.
@@ -529,7 +546,13 @@ fn active_frozen_and_resumed_releases_the_ip_before_anything_else() {
         path: PathId(0),
         heartbeat: hb,
     });
-    assert_eq!(t.out[before].1, Output::ReleaseIp { epoch: Epoch(1) });
+    assert_eq!(
+        t.out[before].1,
+        Output::ReleaseIp {
+            epoch: Epoch(1),
+            graceful: false
+        }
+    );
     assert_eq!(t.node.role(), Role::Fenced);
     assert!(
         t.position(|o| matches!(o, Output::TakeIp { epoch } if *epoch > Epoch(1)))
@@ -581,7 +604,13 @@ fn active_demotes_when_its_database_holds_a_newer_epoch() {
     assert_eq!(t.node.role(), Role::Fenced);
     let after: Vec<&Output> = t.out[from..].iter().map(|(_, o)| o).collect();
     assert!(
-        matches!(after.first(), Some(Output::ReleaseIp { epoch: Epoch(3) })),
+        matches!(
+            after.first(),
+            Some(Output::ReleaseIp {
+                epoch: Epoch(3),
+                graceful: false
+            })
+        ),
         "the address goes first: {after:?}"
     );
     assert!(after.iter().any(|o| matches!(o, Output::DemoteDb { .. })));
@@ -704,7 +733,14 @@ fn switchover_is_refused_with_reasons_then_hands_over_gracefully() {
     let before = t.out.len();
     t.input(Input::Health(primary(true, 0)));
     assert_eq!(t.node.role(), Role::Standby);
-    assert_eq!(t.out[before].1, Output::ReleaseIp { epoch: Epoch(1) });
+    // Graceful: the driver may drain the address (make-before-break), as never on a failure.
+    assert_eq!(
+        t.out[before].1,
+        Output::ReleaseIp {
+            epoch: Epoch(1),
+            graceful: true
+        }
+    );
     assert_eq!(t.last_request().op, LeaseOp::Release { token: Epoch(1) });
     // Not offered while the release is in flight: the standby's acquire could reach the
     // witness first and be refused.

@@ -6,7 +6,8 @@
 //! runs), and moves the application addresses: `TakeIp` → load the registrations from the
 //! database into the SIP core, `ip addr add`, then `arping -U` (IPv4) or an unsolicited
 //! neighbour advertisement (IPv6) at once and again after 1 s; `ReleaseIp` → `ip addr del`,
-//! complete before the next output. A release guard process removes the addresses when this
+//! complete before the next output (a graceful one parks the address on `lo` first and keeps
+//! relaying the released calls' media for a drain: make-before-break, `crate::drain`). A release guard process removes the addresses when this
 //! process dies or freezes. Events are kept in a bounded ring with wall-clock times and logged;
 //! a [`ClusterReport`] snapshot is shared with the panel and API.
 //!
@@ -134,6 +135,10 @@ pub struct ClusterConfig {
     /// Hold-down after a role change override, ms (10000).
     #[serde(default)]
     pub hold_down_ms: Option<u64>,
+    /// Make-before-break drain of a graceful release, ms (2000; 0: remove the address at
+    /// once). See `crate::drain`.
+    #[serde(default)]
+    pub drain_ms: Option<u64>,
     /// This node's own PostgreSQL, replicated with the peer's (`crate::cluster_pg`). Without it
     /// both nodes share one PostgreSQL (promotion and replication are no-ops).
     #[serde(default)]
@@ -314,6 +319,22 @@ impl ClusterConfig {
         if let Some(pg) = &self.postgres {
             pg.validate().map_err(ClusterConfigError::Invalid)?;
         }
+        let drain = self.drain();
+        if drain > crate::drain::MAX_DRAIN {
+            return bad(format!(
+                "drain_ms must be at most {} ms, got {}",
+                crate::drain::MAX_DRAIN.as_millis(),
+                drain.as_millis()
+            ));
+        }
+        let hold_down = self.ha_config(0).hold_down;
+        if drain >= hold_down {
+            return bad(format!(
+                "drain_ms ({} ms) must be shorter than the hold-down ({} ms)",
+                drain.as_millis(),
+                hold_down.as_millis()
+            ));
+        }
         self.ha_config(0)
             .validate()
             .map_err(|e| ClusterConfigError::Invalid(e.to_string()))
@@ -344,6 +365,12 @@ impl ClusterConfig {
         c
     }
 
+    /// The drain of a graceful release (`crate::drain`).
+    pub fn drain(&self) -> Duration {
+        self.drain_ms
+            .map_or(crate::drain::DEFAULT_DRAIN, Duration::from_millis)
+    }
+
     /// The application addresses' IPs (SIP binds them with `IP_FREEBIND`).
     pub fn app_ips(&self) -> Vec<IpAddr> {
         self.addresses.iter().map(|a| a.addr).collect()
@@ -363,6 +390,8 @@ enum In {
     Switchover(oneshot::Sender<Result<(), String>>),
     /// Time for the second announcement of the take with this generation.
     Garp(u64),
+    /// The drain of the release with this generation may end (`crate::drain`).
+    DrainEnd(u64),
     /// Epoch stamped, or a newer one found in the database (`crate::cluster_epoch`).
     Epoch(crate::cluster_epoch::EpochNews),
 }
@@ -370,7 +399,10 @@ enum In {
 /// What the address mover does.
 enum Move {
     Take(Epoch),
-    Release(Epoch),
+    /// Graceful: drain (`crate::drain`).
+    Release(Epoch, bool),
+    /// The drain of the release with this generation may end.
+    DrainEnd(u64),
     /// The second gratuitous ARP of the take with this generation.
     Garp(u64),
     /// While Active: put back an address that is missing (the release guard fired during a
@@ -386,6 +418,8 @@ pub struct Cluster {
     tx: mpsc::Sender<In>,
     report: Arc<Mutex<ClusterReport>>,
     addresses: Arc<Vec<AppAddress>>,
+    /// The end of the current drain (`crate::drain`), for a clean stop to wait for.
+    draining: Arc<Mutex<Option<Instant>>>,
 }
 
 /// How long the release guard waits for a sign of life: half of `dead_after`, so a frozen node
@@ -411,6 +445,9 @@ fn spawn_guard(addrs: &[AppAddress], timeout: Duration) -> Result<std::process::
     c.arg(format!("{:.3}", timeout.as_secs_f64()));
     for a in addrs {
         c.arg(format!("{}/{}", a.addr, a.prefix)).arg(&a.iface);
+        // A drained address parked on lo (`crate::drain`) goes too.
+        c.arg(crate::drain::host_cidr(a.addr))
+            .arg(crate::drain::HOST_IFACE);
     }
     c.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -529,7 +566,30 @@ impl Cluster {
             tx.clone(),
         ));
         let addresses = Arc::new(cfg.addresses.clone());
+        // Make-before-break needs the segments to answer ARP only for their own addresses.
+        let v4_ifaces: Vec<&str> = cfg
+            .addresses
+            .iter()
+            .filter(|a| a.addr.is_ipv4())
+            .map(|a| a.iface.as_str())
+            .collect();
+        let drain_ok = if cfg.drain().is_zero() {
+            false
+        } else {
+            match crate::drain::prepare_segments(v4_ifaces) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e,
+                        "cluster: cannot set arp_ignore=1/arp_announce=2 on the segments: a switchover removes the address at once (no drain)");
+                    false
+                }
+            }
+        };
+        let draining = Arc::new(Mutex::new(None));
         let mover = Mover {
+            drain: crate::drain::Drain::new(cfg.drain(), drain_ok),
+            relays: crate::drain::RelayDrain::default(),
+            draining: Arc::clone(&draining),
             addrs: Arc::clone(&addresses),
             generation: 0,
             holding: false,
@@ -595,6 +655,7 @@ impl Cluster {
             tx,
             report,
             addresses,
+            draining,
         })
     }
 
@@ -636,6 +697,11 @@ impl Cluster {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     tracing::info!(role = %self.role(), "cluster: stopping: handed over to the peer");
+                    // Make-before-break: relay what still comes here until the drain ends.
+                    let until = *lock(&self.draining);
+                    if let Some(t) = until {
+                        tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
+                    }
                 }
                 Err(reason) => tracing::warn!(
                     %reason,
@@ -646,10 +712,12 @@ impl Cluster {
         self.release_addresses().await;
     }
 
-    /// Removes the application addresses (on shutdown: a stopped node must not keep them).
+    /// Removes the application addresses (on shutdown: a stopped node must not keep them),
+    /// drained ones included.
     pub async fn release_addresses(&self) {
         for a in self.addresses.iter() {
             release_one(a).await;
+            release_host(a).await;
         }
     }
 
@@ -793,6 +861,7 @@ impl Driver {
                         }
                     }
                     Some(In::Garp(g)) => self.mover.apply(Move::Garp(g)).await,
+                    Some(In::DrainEnd(g)) => self.mover.apply(Move::DrainEnd(g)).await,
                     Some(In::Epoch(n)) => {
                         self.epochs.on_news(n);
                         self.feed_health();
@@ -906,8 +975,8 @@ impl Driver {
                 self.mover.apply(Move::Take(epoch)).await;
                 true
             }
-            Output::ReleaseIp { epoch } => {
-                self.mover.apply(Move::Release(epoch)).await;
+            Output::ReleaseIp { epoch, graceful } => {
+                self.mover.apply(Move::Release(epoch, graceful)).await;
                 true
             }
             Output::PromoteDb { epoch } => {
@@ -1304,16 +1373,40 @@ async fn run_cmd(program: &str, args: &[&str], limit: Duration) -> Result<(), St
 
 async fn add_one(a: &AppAddress) {
     let cidr = format!("{}/{}", a.addr, a.prefix);
-    let mut args = vec!["addr", "add", &cidr, "dev", &a.iface];
-    if a.addr.is_ipv6() {
-        // No duplicate address detection: the peer released it, and a tentative address
-        // could neither be used nor advertised for about a second.
+    ip_add(
+        &cidr,
+        &a.iface,
+        a.addr.is_ipv6(),
+        "adding the application address",
+    )
+    .await;
+}
+
+/// `ip addr add CIDR dev IFACE` (IPv6: `nodad` — no duplicate address detection: the peer
+/// released it, and a tentative address could neither be used nor advertised for about a
+/// second); present already is fine.
+async fn ip_add(cidr: &str, iface: &str, v6: bool, what: &str) {
+    let mut args = vec!["addr", "add", cidr, "dev", iface];
+    if v6 {
         args.push("nodad");
     }
     match run_cmd("ip", &args, COMMAND_TIMEOUT).await {
         Ok(()) => {}
         Err(e) if e.contains("File exists") => {}
-        Err(e) => tracing::error!(error = %e, "cluster: adding the application address"),
+        Err(e) => tracing::error!(error = %e, "cluster: {what}"),
+    }
+}
+
+/// `ip addr del CIDR dev IFACE`: true when it was there and is gone; absent already (the usual
+/// case at start) is fine.
+async fn ip_del(cidr: &str, iface: &str, what: &str) -> bool {
+    match run_cmd("ip", &["addr", "del", cidr, "dev", iface], COMMAND_TIMEOUT).await {
+        Ok(()) => true,
+        Err(e) if e.contains("Cannot assign requested address") || e.contains("not found") => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster: {what}");
+            false
+        }
     }
 }
 
@@ -1333,17 +1426,30 @@ async fn address_present(a: &AppAddress) -> bool {
 
 async fn release_one(a: &AppAddress) {
     let cidr = format!("{}/{}", a.addr, a.prefix);
-    match run_cmd(
-        "ip",
-        &["addr", "del", &cidr, "dev", &a.iface],
-        COMMAND_TIMEOUT,
+    if ip_del(&cidr, &a.iface, "releasing the application address").await {
+        tracing::info!(addr = %a.describe(), "cluster: application address released");
+    }
+}
+
+/// Parks the address on lo as a host address (`crate::drain`): still local, not answered for on
+/// the segment.
+async fn add_host(a: &AppAddress) {
+    let cidr = crate::drain::host_cidr(a.addr);
+    ip_add(
+        &cidr,
+        crate::drain::HOST_IFACE,
+        a.addr.is_ipv6(),
+        "parking the application address on lo",
     )
-    .await
-    {
-        Ok(()) => tracing::info!(addr = %a.describe(), "cluster: application address released"),
-        // Absent already (the usual case at start).
-        Err(e) if e.contains("Cannot assign requested address") || e.contains("not found") => {}
-        Err(e) => tracing::warn!(error = %e, "cluster: releasing the application address"),
+    .await;
+}
+
+/// Removes the address parked on lo (absent: nothing to do).
+async fn release_host(a: &AppAddress) {
+    let cidr = crate::drain::host_cidr(a.addr);
+    let what = "removing the drained application address";
+    if ip_del(&cidr, crate::drain::HOST_IFACE, what).await {
+        tracing::info!(addr = %cidr, "cluster: drained application address removed from lo");
     }
 }
 
@@ -1436,23 +1542,65 @@ struct Mover {
     take_event: Option<&'static str>,
     /// The peer has been seen active since this node started.
     peer_was_active: bool,
+    /// Make-before-break on a graceful release (`crate::drain`).
+    drain: crate::drain::Drain,
+    /// The released calls' relay sessions while draining.
+    relays: crate::drain::RelayDrain,
+    /// The drain's end, shared with [`Cluster::stop`].
+    draining: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Mover {
+    /// Carries out drain steps on every address (each address's steps in order, the addresses
+    /// at once).
+    async fn steps(&self, steps: &[crate::drain::Step]) {
+        use crate::drain::Step;
+        let mut set = tokio::task::JoinSet::new();
+        for a in self.addrs.iter() {
+            let a = a.clone();
+            let steps = steps.to_vec();
+            set.spawn(async move {
+                for st in steps {
+                    match st {
+                        Step::AddHost => add_host(&a).await,
+                        Step::DelSegment => release_one(&a).await,
+                        Step::DelHost => release_host(&a).await,
+                        Step::AddSegment => add_one(&a).await,
+                    }
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
+    }
 }
 
 impl Mover {
     async fn apply(&mut self, m: Move) {
         let addrs = Arc::clone(&self.addrs);
         match m {
-            Move::Release(epoch) => {
+            Move::Release(epoch, graceful) => {
                 self.generation += 1;
                 self.holding = false;
                 // Nothing leaves from the address once it is going (ARP would point at us).
                 self.pbx.set_holds_app_address(false);
-                let mut set = tokio::task::JoinSet::new();
-                for a in addrs.iter() {
-                    let a = a.clone();
-                    set.spawn(async move { release_one(&a).await });
+                let steps = self.drain.release(graceful, Instant::now());
+                self.steps(&steps).await;
+                let until = self.drain.poll_timeout();
+                *lock(&self.draining) = until;
+                if let Some(t) = until {
+                    tracing::info!(%epoch, drain_ms = t.saturating_duration_since(Instant::now()).as_millis() as u64,
+                        "cluster: application address parked on lo: relaying what still comes here until the drain ends");
+                    let g = self.generation;
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
+                        let _ = tx.send(In::DrainEnd(g)).await;
+                    });
                 }
-                while set.join_next().await.is_some() {}
+                if until.is_none() && self.relays.open() > 0 {
+                    // A failure (or a start) while draining: nothing may relay from here.
+                    self.relays.cut(Duration::from_millis(200)).await;
+                }
                 tracing::debug!(%epoch, "cluster: release done");
                 // The peer resumes the parked calls from their rows; none may ring back from
                 // here. Off the release path: it must not wait for the SIP core.
@@ -1466,10 +1614,16 @@ impl Mover {
                         Err(e) => tracing::warn!(error = %e, "cluster: dropping parked calls"),
                     }
                 });
-                // Calls in progress likewise: the peer continues them from their rows.
+                // Calls in progress likewise: the peer continues them from their rows (their
+                // relay sessions drain here meanwhile).
                 let pbx = self.pbx.clone();
+                let relays = self.relays.clone();
                 tokio::spawn(async move {
-                    match pbx.forget_live_calls().await {
+                    let r = match until {
+                        Some(t) => pbx.drain_live_calls(t, relays).await,
+                        None => pbx.forget_live_calls().await,
+                    };
+                    match r {
                         Ok(0) => {}
                         Ok(n) => {
                             tracing::info!(calls = n, "cluster: calls in progress left to the peer")
@@ -1478,10 +1632,32 @@ impl Mover {
                     }
                 });
             }
+            Move::DrainEnd(g) => {
+                if g != self.generation {
+                    return;
+                }
+                let steps = self.drain.on_timer(Instant::now());
+                if !steps.is_empty() {
+                    self.steps(&steps).await;
+                    *lock(&self.draining) = None;
+                    tracing::info!(
+                        relays = self.relays.open(),
+                        "cluster: drain over: application address removed from lo"
+                    );
+                }
+            }
             Move::Take(epoch) => {
                 self.generation += 1;
                 self.holding = true;
                 let t0 = Instant::now();
+                // A drain still running ends first: its relay sockets hold the ports the
+                // calls taken over re-bind.
+                let steps = self.drain.take();
+                *lock(&self.draining) = None;
+                if steps.len() > 1 {
+                    self.relays.cut(Duration::from_millis(200)).await;
+                    self.steps(&steps[..steps.len() - 1]).await;
+                }
                 // The peer's phones registered there (one PostgreSQL serves both): loaded before
                 // the address comes up, so the first request on it finds them.
                 match tokio::time::timeout(RELOAD_TIMEOUT, self.pbx.reload_bindings(&self.store))
@@ -1757,6 +1933,31 @@ iface = "eth0"
         assert_eq!(parse_mac("02:aa:bb:cc:dd"), None);
         assert_eq!(parse_mac("02:aa:bb:cc:dd:0e:ff"), None);
         assert_eq!(parse_mac("zz:aa:bb:cc:dd:0e"), None);
+    }
+
+    #[test]
+    fn drain_time_defaults_to_two_seconds_and_stays_under_the_hold_down() {
+        let c = ClusterConfig::parse(GOOD).expect("valid");
+        assert_eq!(c.drain(), Duration::from_secs(2));
+        let off = ClusterConfig::parse(
+            &GOOD.replace("hold_down_ms = 3000", "hold_down_ms = 3000\ndrain_ms = 0"),
+        )
+        .expect("valid");
+        assert!(off.drain().is_zero());
+        let long = GOOD.replace(
+            "hold_down_ms = 3000",
+            "hold_down_ms = 3000\ndrain_ms = 3000",
+        );
+        assert!(
+            err(&long).contains("drain_ms (3000 ms) must be shorter than the hold-down"),
+            "{}",
+            err(&long)
+        );
+        let huge = GOOD.replace(
+            "hold_down_ms = 3000",
+            "hold_down_ms = 30000\ndrain_ms = 20000",
+        );
+        assert!(err(&huge).contains("at most 10000 ms"), "{}", err(&huge));
     }
 
     #[test]

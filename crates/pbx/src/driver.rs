@@ -35,6 +35,8 @@ pub(crate) struct Driver {
     node: String,
     resolver: crate::resolve::Resolver,
     sessions: HashMap<SessionId, media::Session>,
+    /// While dropping the calls of a graceful release: their relay sessions drain until then.
+    drain_relays: Option<(std::time::Instant, crate::drain::RelayDrain)>,
     /// Terminating media (voice applications).
     apps: crate::apps_media::AppMedia,
     /// Call recording of relayed calls.
@@ -101,6 +103,7 @@ impl Driver {
             node,
             resolver,
             sessions: HashMap::new(),
+            drain_relays: None,
             recording,
             apps,
             app_events: Some(app_events),
@@ -283,6 +286,13 @@ impl Driver {
             Control::ForgetLiveCalls(tx) => {
                 let count = self.engine.forget_live_calls(n);
                 self.carry_out();
+                let _ = tx.send(count);
+            }
+            Control::DrainLiveCalls(until, relays, tx) => {
+                self.drain_relays = Some((until, relays));
+                let count = self.engine.forget_live_calls(n);
+                self.carry_out();
+                self.drain_relays = None;
                 let _ = tx.send(count);
             }
         }
@@ -623,7 +633,12 @@ impl Driver {
                             load::leg_stats(st.leg(media::Leg::A)),
                             load::leg_stats(st.leg(media::Leg::B)),
                         );
-                        tokio::spawn(s.close());
+                        match &self.drain_relays {
+                            Some((until, relays)) => relays.hold(s, *until),
+                            None => {
+                                tokio::spawn(s.close());
+                            }
+                        }
                         stats
                     }
                     None => Default::default(),

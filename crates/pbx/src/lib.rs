@@ -12,6 +12,7 @@ pub mod cluster;
 mod cluster_epoch;
 pub mod cluster_pg;
 pub mod codes_load;
+pub mod drain;
 mod driver;
 mod live_calls;
 pub mod load;
@@ -131,6 +132,9 @@ pub(crate) enum Control {
     ),
     /// The peer serves the calls in progress now: drop them here silently (answers how many).
     ForgetLiveCalls(oneshot::Sender<usize>),
+    /// As `ForgetLiveCalls`, their relay sessions kept relaying until the instant, in the
+    /// drain (`crate::drain`).
+    DrainLiveCalls(Instant, drain::RelayDrain, oneshot::Sender<usize>),
 }
 
 /// State the driver shares with the handle.
@@ -571,6 +575,22 @@ impl Pbx {
         let (tx, rx) = oneshot::channel();
         self.control
             .send(Control::ForgetLiveCalls(tx))
+            .await
+            .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the SIP core stopped before dropping calls"))
+    }
+
+    /// As [`Pbx::forget_live_calls`] on a graceful release: the calls' relay sessions keep
+    /// relaying until `until` (make-before-break, `crate::drain`), then close.
+    pub async fn drain_live_calls(
+        &self,
+        until: Instant,
+        relays: drain::RelayDrain,
+    ) -> Result<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::DrainLiveCalls(until, relays, tx))
             .await
             .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
         rx.await

@@ -495,6 +495,12 @@ impl Transports {
                 }
             };
             self.metrics.inc_received_bytes(n);
+            // A node answers no SIP on an application address it does not hold: a drained one
+            // (`crate::drain`) still receives what phones with stale ARP caches send; their
+            // retransmissions reach the new active.
+            if !self.may_send_from(local.ip()) {
+                continue;
+            }
             let data = Bytes::copy_from_slice(&buf[..n]);
             match sip::decode_datagram(data.clone(), &self.limits) {
                 Ok(Datagram::KeepAlive) => {}
@@ -1021,6 +1027,58 @@ mod tests {
             Bytes::from_static(b"ping"),
             || {}
         ));
+    }
+
+    #[tokio::test]
+    async fn nothing_is_taken_from_a_freebound_address_this_node_does_not_hold() {
+        let bounds = TransportLimits {
+            freebind: vec![IpAddr::from([127, 0, 0, 1])],
+            ..TransportLimits::default()
+        };
+        let (t, mut rx) = started(bounds).await;
+        let local = t.local_addrs()[0];
+        let phone = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("phone");
+        let options = |n: u32| {
+            format!(
+                "OPTIONS sip:{local} SIP/2.0\r\nVia: SIP/2.0/UDP {}; branch=z9hG4bK-drain{n}\r\n\
+                 From: <sip:p@x>;tag=1\r\nTo: <sip:{local}>\r\nCall-ID: drain{n}\r\n\
+                 CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                phone.local_addr().expect("addr")
+            )
+        };
+        // Not held (a standby, or a drained address): dropped.
+        phone
+            .send_to(options(1).as_bytes(), local)
+            .await
+            .expect("send");
+        // Read (and dropped) before the address is held.
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        let read = |t: &Transports| {
+            let mut text = String::new();
+            t.metrics.render(&mut text);
+            !text.contains("denwa_sip_received_bytes_total 0\n")
+        };
+        while !read(&t) {
+            assert!(std::time::Instant::now() < end, "never read");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Held: taken. The first message the core sees is the second one.
+        t.set_holds_app_address(true);
+        phone
+            .send_to(options(2).as_bytes(), local)
+            .await
+            .expect("send");
+        let m = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the held address takes SIP")
+            .expect("inbound");
+        assert!(
+            format!("{:?}", m.message).contains("drain2"),
+            "the datagram sent while not held was taken: {:?}",
+            m.message
+        );
     }
 
     /// True once the server closed `c` (EOF or reset) within `wait`.

@@ -439,7 +439,7 @@ impl Sim {
                 self.issued_max = self.issued_max.max(epoch);
                 self.note(format!("n{n} TAKES IP with {epoch}"));
             }
-            Output::ReleaseIp { epoch } => {
+            Output::ReleaseIp { epoch, .. } => {
                 if self.slots[i].ip {
                     self.released_ip_at[i] = Some(self.now);
                     self.note(format!("n{n} releases IP ({epoch})"));
