@@ -262,15 +262,95 @@ fn parked(lab: &Lab, i: usize) -> bool {
     String::from_utf8_lossy(&out.stdout).contains(&format!(" {APP_IP}/32 "))
 }
 
-/// The Ethernet addresses that answer ARP for the application address on the segment: three
-/// requests from the client, one a second (they span a drain).
-fn arp_answerers(lab: &Lab) -> Vec<String> {
-    let out = lab
+/// Sends an OPTIONS from the client to the application address every 500 ms until one is
+/// answered from it (as a phone retransmits over UDP); returns how many were sent.
+fn options_until_answered(lab: &Lab, limit: Duration) -> u32 {
+    let s = lab
         .client
+        .udp_bind(format!("{CLIENT_IP}:0").parse().expect("addr"))
+        .expect("client UDP socket");
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let port = s.local_addr().expect("local").port();
+    let req = format!(
+        "OPTIONS sip:{APP_IP}:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {CLIENT_IP}:{port};branch=z9hG4bK-dnwze-opt\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@{CLIENT_IP}>;tag=ze1\r\n\
+         To: <sip:{APP_IP}>\r\n\
+         Call-ID: dnwze-options\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let t0 = Instant::now();
+    let mut sent = 0;
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(t0.elapsed() < limit, "OPTIONS to {APP_IP} never answered");
+        s.send_to(req.as_bytes(), format!("{APP_IP}:5060"))
+            .expect("send OPTIONS");
+        sent += 1;
+        if let Ok((len, from)) = s.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..len]);
+            assert!(text.starts_with("SIP/2.0 "), "{text}");
+            assert_eq!(from.ip().to_string(), APP_IP);
+            return sent;
+        }
+    }
+}
+
+/// REGISTERs 1001 (SIP port 5084) through the application address until it is accepted, as a
+/// phone retries; returns the attempt that succeeded.
+fn register_until_accepted(lab: &Lab, limit: Duration) -> u32 {
+    let t0 = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut reg = Sipp::uac(
+            workspace("tests/sipp/register.xml"),
+            &format!("{APP_IP}:5060"),
+        );
+        reg.netns = Some(lab.client.name().to_string());
+        reg.local_ip = CLIENT_IP.into();
+        reg.local_port = Some(5084);
+        reg.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
+        match reg.run() {
+            Ok(_) => return attempt,
+            Err(e) => {
+                assert!(
+                    t0.elapsed() < limit,
+                    "REGISTER never accepted after the switchover: {e}"
+                );
+                eprintln!(
+                    "REGISTER attempt {attempt} refused: {}",
+                    first_line(&e.to_string())
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .find(|l| l.contains("received"))
+        .unwrap_or_else(|| text.lines().next().unwrap_or(""))
+}
+
+/// Starts three ARP requests from the client for the application address, one a second (they
+/// span a drain); [`arp_answerers`] reads who answered.
+fn start_arping(lab: &Lab) -> std::process::Child {
+    lab.client
         .command("arping")
         .args(["-c", "3", "-w", "4", "-I", "eth0", APP_IP])
-        .output()
-        .expect("arping");
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("arping")
+}
+
+/// The Ethernet addresses that answered `arping`.
+fn arp_answerers(arping: std::process::Child) -> Vec<String> {
+    let out = arping.wait_with_output().expect("arping");
     let text = String::from_utf8_lossy(&out.stdout);
     let mut macs: Vec<String> = text
         .lines()
@@ -339,19 +419,30 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
         parked_seen,
         "node 1 never parked the address on lo (no make-before-break drain)"
     );
+    // Who answers ARP for the address during node 1's drain and after it.
+    let arping = start_arping(&lab);
     // A phone's SIP right after the switchover, during node 1's drain, reaches the new active
-    // (node 1 answers none): 1001 registers (the write needs the active's database).
+    // (node 1 neither takes nor sends SIP on the address now): an OPTIONS, retransmitted every
+    // 500 ms as a phone does, is answered from the application address.
     let t = Instant::now();
-    register(&lab, "1001", "secret-ha-aaab", 5084);
+    let answered = options_until_answered(&lab, Duration::from_secs(5));
     println!(
-        "switchover: REGISTER answered {} ms after the move (node 1 still draining after it: {})",
+        "switchover: OPTIONS answered {} ms after the command ({} sent; node 1 still draining after it: {})",
         (moved + t.elapsed()).as_millis(),
+        answered,
         parked(&lab, 0)
+    );
+    // A REGISTER (a write: it needs the new active's database) as a phone retries it.
+    let t = Instant::now();
+    let tries = register_until_accepted(&lab, Duration::from_secs(15));
+    println!(
+        "switchover: REGISTER accepted {} ms after the command (attempt {tries})",
+        (moved + t.elapsed()).as_millis()
     );
     // Only node 2 answers ARP for the address, drain or not.
     let node2 = Lab::mac(&lab.nodes[1]).to_ascii_lowercase();
     assert_eq!(
-        arp_answerers(&lab),
+        arp_answerers(arping),
         vec![node2],
         "ARP for the application address answered by another node than the new active"
     );
