@@ -585,6 +585,12 @@ impl Transports {
         let Ok(local) = l.local_addr() else { return };
         loop {
             match l.accept().await {
+                // An application address this node does not hold (a drained one still takes
+                // connections, `crate::drain`): reset, the phone reaches the new active.
+                Ok((stream, _)) if !self.may_send_from(local.ip()) => {
+                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                    drop(stream);
+                }
                 Ok((stream, peer)) => match self.admit(Some(peer.ip())) {
                     Ok(slot) => {
                         let _ = stream.set_nodelay(true);
@@ -712,6 +718,10 @@ impl Transports {
             let mut completed = false;
             while let Some(ev) = framer.poll() {
                 match ev {
+                    // The address was released meanwhile: this connection ends here.
+                    Ok(StreamEvent::Message(_)) if !self.may_send_from(local.ip()) => {
+                        break 'read;
+                    }
                     Ok(StreamEvent::Message(message)) => {
                         seen_message = true;
                         completed = true;
@@ -1078,6 +1088,36 @@ mod tests {
             format!("{:?}", m.message).contains("drain2"),
             "the datagram sent while not held was taken: {:?}",
             m.message
+        );
+    }
+
+    #[tokio::test]
+    async fn tcp_on_a_freebound_address_this_node_does_not_hold_is_closed() {
+        let (t, mut rx) = started(TransportLimits {
+            freebind: vec![IpAddr::from([127, 0, 0, 1])],
+            ..TransportLimits::default()
+        })
+        .await;
+        let addr = t.tcp_addrs()[0];
+        // Not held: a new connection is reset at once.
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        assert!(closed(&mut c, Duration::from_secs(5)).await);
+        // Held: served.
+        t.set_holds_app_address(true);
+        let mut phone = TcpStream::connect(addr).await.expect("connect");
+        phone.write_all(OPTIONS).await.expect("write");
+        let m = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("message")
+            .expect("queue");
+        assert_eq!(m.transport, Transport::Tcp);
+        // Released (drained): its next message is not taken and the connection ends.
+        t.set_holds_app_address(false);
+        phone.write_all(OPTIONS).await.expect("write");
+        assert!(closed(&mut phone, Duration::from_secs(5)).await);
+        assert!(
+            rx.try_recv().is_err(),
+            "a message was taken after the release"
         );
     }
 
