@@ -7,8 +7,8 @@
 //! database into the SIP core, `ip addr add`, then `arping -U` (IPv4) or an unsolicited
 //! neighbour advertisement (IPv6) at once and again after 1 s; `ReleaseIp` → `ip addr del`,
 //! complete before the next output (a graceful one parks the address on `lo` first and keeps
-//! relaying the released calls' media for a drain: make-before-break, `crate::drain`). A release guard process removes the addresses when this
-//! process dies or freezes. Events are kept in a bounded ring with wall-clock times and logged;
+//! relaying the released calls' media for a drain: make-before-break, `crate::drain`). A
+//! release guard process removes the addresses when this process dies or freezes. Events are kept in a bounded ring with wall-clock times and logged;
 //! a [`ClusterReport`] snapshot is shared with the panel and API.
 //!
 //! With a `[postgres]` section each node runs its own PostgreSQL (`crate::cluster_pg`):
@@ -1617,7 +1617,7 @@ impl Mover {
                 // Calls in progress likewise: the peer continues them from their rows (their
                 // relay sessions drain here meanwhile).
                 let pbx = self.pbx.clone();
-                let relays = self.relays.clone();
+                let relays = self.relays.for_drain();
                 tokio::spawn(async move {
                     let r = match until {
                         Some(t) => pbx.drain_live_calls(t, relays).await,

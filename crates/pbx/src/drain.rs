@@ -140,6 +140,9 @@ impl Drain {
 pub struct RelayDrain {
     cut: Arc<tokio::sync::watch::Sender<u64>>,
     open: Arc<AtomicUsize>,
+    /// The cuts so far when this handle was made for a drain ([`RelayDrain::for_drain`]): a
+    /// session handed over after a later cut closes at once.
+    ticket: u64,
 }
 
 impl Default for RelayDrain {
@@ -147,14 +150,28 @@ impl Default for RelayDrain {
         RelayDrain {
             cut: Arc::new(tokio::sync::watch::channel(0).0),
             open: Arc::new(AtomicUsize::new(0)),
+            ticket: 0,
         }
     }
 }
 
 impl RelayDrain {
+    /// A handle for the drain starting now: sessions given to it after the next
+    /// [`RelayDrain::cut`] (a take-over or a failure overtook the drain) are closed at once.
+    pub fn for_drain(&self) -> RelayDrain {
+        RelayDrain {
+            ticket: *self.cut.borrow(),
+            ..self.clone()
+        }
+    }
+
     /// Keeps `s` relaying until `until` (or [`RelayDrain::cut`]), then closes it.
     pub(crate) fn hold(&self, s: media::Session, until: Instant) {
         let mut cut = self.cut.subscribe();
+        if *cut.borrow_and_update() != self.ticket {
+            tokio::spawn(s.close());
+            return;
+        }
         self.open.fetch_add(1, Ordering::SeqCst);
         let open = Arc::clone(&self.open);
         tokio::spawn(async move {
@@ -335,5 +352,19 @@ mod tests {
         drain.cut(Duration::from_secs(10)).await;
         assert_eq!(drain.open(), 0);
         assert!(!bound(port), "closed when cut");
+        // A drain's handle made before a cut: what it is given afterwards is not kept.
+        let old = drain.for_drain();
+        drain.cut(Duration::from_secs(10)).await;
+        let s = relay.allocate("c3", ip, ip).expect("session");
+        old.hold(s, Instant::now() + Duration::from_secs(600));
+        assert_eq!(drain.open(), 0, "kept after the cut");
+        // A fresh one keeps it.
+        let s = relay.allocate("c4", ip, ip).expect("session");
+        drain
+            .for_drain()
+            .hold(s, Instant::now() + Duration::from_secs(600));
+        assert_eq!(drain.open(), 1);
+        drain.cut(Duration::from_secs(10)).await;
+        assert_eq!(drain.open(), 0);
     }
 }
