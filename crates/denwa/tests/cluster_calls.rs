@@ -251,15 +251,24 @@ fn finish_call(
     (row, to_b, to_a)
 }
 
-/// Whether node `i` has the IPv4 application address parked on lo (a make-before-break drain,
-/// `pbx::drain`).
-fn parked(lab: &Lab, i: usize) -> bool {
+/// Whether node `i` has the IPv4 and the IPv6 application address parked on lo (a
+/// make-before-break drain, `pbx::drain`).
+fn parked_both(lab: &Lab, i: usize) -> (bool, bool) {
     let out = lab.nodes[i]
         .command("ip")
         .args(["-o", "addr", "show", "dev", "lo"])
         .output()
         .expect("ip addr");
-    String::from_utf8_lossy(&out.stdout).contains(&format!(" {APP_IP}/32 "))
+    let text = String::from_utf8_lossy(&out.stdout);
+    (
+        text.contains(&format!(" {APP_IP}/32 ")),
+        text.contains(&format!(" {APP_IP6}/128 ")),
+    )
+}
+
+/// Whether node `i` has both application addresses parked on lo.
+fn parked(lab: &Lab, i: usize) -> bool {
+    parked_both(lab, i) == (true, true)
 }
 
 /// Sends an OPTIONS from the client to the application address every 500 ms until one is
@@ -417,7 +426,7 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
     );
     assert!(
         parked_seen,
-        "node 1 never parked the address on lo (no make-before-break drain)"
+        "node 1 never parked both addresses (IPv4, IPv6) on lo (no make-before-break drain)"
     );
     // Who answers ARP for the address during node 1's drain and after it.
     let arping = start_arping(&lab);
@@ -456,9 +465,10 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
         to_b.gaps,
         to_a.gaps
     );
-    assert!(
-        !parked(&lab, 0),
-        "node 1 still has the address on lo after its drain"
+    assert_eq!(
+        parked_both(&lab, 0),
+        (false, false),
+        "node 1 still has an application address on lo after its drain"
     );
     let logs = n[1].logs();
     assert!(
