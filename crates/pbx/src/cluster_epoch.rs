@@ -181,7 +181,15 @@ impl EpochWire {
         match grant {
             Some(until) => self.store.fence().grant(epoch.0, until),
             None => {
-                self.store.fence().revoke();
+                // Serving with authority but the takeover's stamp not in yet: writes wait for
+                // the grant (bounded) instead of being refused — the address moved first, and
+                // phones re-registering right after a switchover should get an answer.
+                let stamping = node.serving(now)
+                    && node.authority(now).is_some()
+                    && self.stamped != Some(epoch);
+                self.store
+                    .fence()
+                    .revoke_pending(stamping.then(|| now + store::fence::PENDING_MAX));
                 if node.role() != ha::Role::Active
                     && let Some((_, h)) = self.stamping.take()
                 {

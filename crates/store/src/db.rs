@@ -66,7 +66,7 @@ macro_rules! write_tx {
             $crate::db::Db::Sqlite { write, fence, .. } => {
                 #[allow(unused_variables)]
                 let $kind = $crate::Backend::Sqlite;
-                let permit = fence.permit()?;
+                let permit = fence.permit_wait().await?;
                 // IMMEDIATE takes the write lock up front, so a read-then-write transaction
                 // never fails with SQLITE_BUSY_SNAPSHOT; waits are covered by busy_timeout.
                 let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
@@ -86,7 +86,7 @@ macro_rules! write_tx {
             $crate::db::Db::Pg(pool, fence) => {
                 #[allow(unused_variables)]
                 let $kind = $crate::Backend::Postgres;
-                let permit = fence.permit()?;
+                let permit = fence.permit_wait().await?;
                 let mut $tx = pool.begin().await?;
                 if let Some(epoch) = permit {
                     $crate::fence::fence_db_check!(fence, $tx, $crate::fence::SQL_PG_CHECK, epoch);

@@ -23,6 +23,12 @@
 //! for long: each fenced transaction sets `idle_in_transaction_session_timeout` (2 s) for
 //! itself, so PostgreSQL ends a session whose client stopped talking mid-transaction.
 //!
+//! A node taking over is *serving* before its stamp is in (the address moves first, so the
+//! phones' traffic reaches it at once); the driver marks that moment ([`Fence::expect_grant`])
+//! and a write arriving then waits for the grant, at most [`PENDING_MAX`], instead of being
+//! refused: a phone's REGISTER right after a switchover is answered once the database is
+//! writable (a few hundred ms) rather than with `500` and `Retry-After`.
+//!
 //! A standalone node never enables the fence: no extra statement, nothing refused.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +39,8 @@ use tokio::sync::watch;
 
 /// PostgreSQL ends a fenced transaction's session after this long idle inside it (ms).
 pub const IDLE_IN_TX_MS: u64 = 2000;
+/// The longest a write waits for a grant that a takeover in progress is about to give.
+pub const PENDING_MAX: Duration = Duration::from_secs(3);
 /// Refused writes are logged at most this often (with the count since the last line).
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -79,6 +87,8 @@ pub struct Grant {
 struct State {
     enabled: bool,
     grant: Option<Grant>,
+    /// A takeover is stamping its epoch: writes wait for the grant until then.
+    pending_until: Option<Instant>,
     last_log: Option<Instant>,
     unlogged: u64,
 }
@@ -88,6 +98,8 @@ struct Inner {
     state: Mutex<State>,
     newer: watch::Sender<u64>,
     refused: AtomicU64,
+    /// Woken whenever the grant or the pending mark changes.
+    changed: tokio::sync::Notify,
 }
 
 /// The write fence of one store (cheap to clone; all clones share it).
@@ -110,6 +122,7 @@ impl Fence {
                 state: Mutex::new(State::default()),
                 newer: watch::Sender::new(0),
                 refused: AtomicU64::new(0),
+                changed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -131,12 +144,46 @@ impl Fence {
     /// Allows writes under `epoch` until `until` (the driver calls this after the epoch is
     /// stamped, and again whenever the authority's end moves).
     pub fn grant(&self, epoch: u64, until: Option<Instant>) {
-        self.state().grant = Some(Grant { epoch, until });
+        let changed = {
+            let mut s = self.state();
+            let g = Some(Grant { epoch, until });
+            let changed = s.grant != g || s.pending_until.is_some();
+            s.grant = g;
+            s.pending_until = None;
+            changed
+        };
+        if changed {
+            self.inner.changed.notify_waiters();
+        }
+    }
+
+    /// No more writes (demoted, or not active). `pending`: a takeover is stamping its epoch and
+    /// a grant is expected; writes wait for it until then (at most [`PENDING_MAX`] from now)
+    /// instead of being refused. `None` refuses them at once (standby, demoted, fenced).
+    pub fn revoke_pending(&self, pending: Option<Instant>) {
+        let changed = {
+            let mut s = self.state();
+            let cap = Instant::now() + PENDING_MAX;
+            let p = pending.map(|p| p.min(cap));
+            // A mark already set keeps its deadline: a takeover that takes longer than its
+            // first estimate does not make writes wait forever.
+            let p = match (s.pending_until, p) {
+                (Some(old), Some(_)) => Some(old),
+                (_, p) => p,
+            };
+            let changed = s.grant.is_some() || s.pending_until != p;
+            s.grant = None;
+            s.pending_until = p;
+            changed
+        };
+        if changed {
+            self.inner.changed.notify_waiters();
+        }
     }
 
     /// No more writes (demoted, or not active).
     pub fn revoke(&self) {
-        self.state().grant = None;
+        self.revoke_pending(None);
     }
 
     /// Whether a write would be allowed now (background work skips its round when not: a
@@ -202,9 +249,31 @@ impl Fence {
         crate::Error::Fenced(why)
     }
 
-    /// Step 1 of a write transaction (before `BEGIN`) and step 3 (before `COMMIT`).
+    /// Step 3 of a write transaction (before `COMMIT`).
     pub(crate) fn permit(&self) -> crate::Result<Option<u64>> {
         self.check(Instant::now()).map_err(|r| self.refuse(r))
+    }
+
+    /// Step 1 (before `BEGIN`): like [`Fence::permit`], but while a takeover is stamping its
+    /// epoch ([`Fence::revoke_pending`]) it waits for the grant, until the mark's deadline.
+    pub(crate) async fn permit_wait(&self) -> crate::Result<Option<u64>> {
+        loop {
+            let notified = self.inner.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a grant given in between is not missed.
+            notified.as_mut().enable();
+            let now = Instant::now();
+            let (decision, pending) = {
+                let s = self.state();
+                (decide(s.enabled, s.grant, now), s.pending_until)
+            };
+            match (decision, pending) {
+                (Err(Refusal::NotActive), Some(p)) if p > now => {
+                    let _ = tokio::time::timeout(p.saturating_duration_since(now), notified).await;
+                }
+                (d, _) => return d.map_err(|r| self.refuse(r)),
+            }
+        }
     }
 }
 
@@ -395,6 +464,61 @@ mod tests {
     #[test]
     fn idle_limit_in_the_statement_is_the_constant() {
         assert!(SQL_PG_CHECK.contains(&format!("'{IDLE_IN_TX_MS}'")));
+    }
+
+    #[tokio::test]
+    async fn a_write_during_a_takeover_waits_for_the_grant() {
+        let f = Fence::new();
+        f.enable();
+        assert!(
+            f.permit_wait().await.is_err(),
+            "no takeover: refused at once"
+        );
+        f.revoke_pending(Some(Instant::now() + Duration::from_secs(60)));
+        let g = f.clone();
+        let w = tokio::spawn(async move { g.permit_wait().await });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!w.is_finished(), "waits while the epoch is being stamped");
+        f.grant(9, None);
+        let got = w.await.expect("joined").expect("granted");
+        assert_eq!(got, Some(9), "written under the new epoch");
+
+        // A stamp that never comes: refused once the mark's deadline has passed, never before.
+        let deadline = Instant::now() + Duration::from_millis(150);
+        f.revoke_pending(Some(deadline));
+        let r = f.permit_wait().await;
+        assert!(matches!(r, Err(crate::Error::Fenced(Refusal::NotActive))));
+        assert!(
+            Instant::now() >= deadline,
+            "not refused before the deadline"
+        );
+
+        // Demoted while a write waits: refused at once.
+        f.revoke_pending(Some(Instant::now() + Duration::from_secs(60)));
+        let g = f.clone();
+        let w = tokio::spawn(async move { g.permit_wait().await });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        f.revoke();
+        let r = w.await.expect("joined");
+        assert!(matches!(r, Err(crate::Error::Fenced(Refusal::NotActive))));
+    }
+
+    #[test]
+    fn a_pending_mark_keeps_its_first_deadline_and_is_capped() {
+        let f = Fence::new();
+        f.enable();
+        let t = Instant::now();
+        f.revoke_pending(Some(t + Duration::from_secs(3600)));
+        let first = f.state().pending_until.expect("set");
+        assert!(first <= Instant::now() + PENDING_MAX, "capped");
+        f.revoke_pending(Some(t + Duration::from_secs(1)));
+        assert_eq!(f.state().pending_until, Some(first), "kept, not extended");
+        f.revoke();
+        assert_eq!(f.state().pending_until, None);
     }
 
     #[test]
