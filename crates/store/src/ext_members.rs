@@ -7,6 +7,7 @@
 //!   one, since silently dropping a route would send callers nowhere: a ring group's no-answer
 //!   destination or another extension's forward (`hunt_referrer!`), an inbound route, an IVR
 //!   option, a time condition or the park lot's timeout fallback (`ext_referrer!`).
+//!
 //! Documented in docs/ring-groups.md ("Removing things").
 
 /// Takes extension `$number` out of `$tenant`'s ring groups (inside a transaction); members

@@ -21,6 +21,8 @@ mod group;
 mod hunt;
 mod live_calls;
 mod location;
+mod location_tx;
+pub use location_tx::LocationWrite;
 pub mod migrate;
 pub mod recording;
 #[macro_use]
