@@ -119,9 +119,7 @@ impl From<store::Error> for ApiError {
             ),
             // A licence cap re-checked in the insert's transaction (a create that raced past
             // `check_create`).
-            E::Limit { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, "license_limit", e.to_string())
-            }
+            E::Limit { .. } => ApiError::new(StatusCode::FORBIDDEN, "license_limit", e.to_string()),
             E::Db(_) | E::Closed => {
                 tracing::warn!(error = %e, "API: database error");
                 ApiError::new(
