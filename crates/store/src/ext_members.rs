@@ -10,59 +10,6 @@
 //!
 //! Documented in docs/ring-groups.md ("Removing things").
 
-/// Takes extension `$number` out of `$tenant`'s ring groups (inside a transaction); members
-/// are named `N` or `ext:N`. Evaluates to `(Option<String>, bool)`: why the delete must be
-/// refused (the last member of a ring group; then nothing was changed), and whether a group
-/// was changed. Uses `?` on database errors.
-macro_rules! leave_ring_groups {
-    ($tx:ident, $tenant:expr, $number:expr) => {{
-        let number: &str = $number;
-        let as_ext = format!("ext:{number}");
-        let is_it = |m: &str| m == number || m == as_ext;
-        let mut updates: Vec<(i64, String)> = Vec::new();
-        let mut refused: Option<String> = None;
-        for r in sqlx::query("SELECT id, name, spec FROM ring_groups WHERE tenant_id = $1 ORDER BY name")
-            .bind($tenant)
-            .fetch_all(&mut *$tx)
-            .await?
-        {
-            // An unreadable row is left alone (the group's own listing reports it).
-            let Ok(mut g) = serde_json::from_str::<engine::hunt::GroupSpec>(&r.text("spec")?) else {
-                continue;
-            };
-            if !g.members.iter().any(|m| is_it(&m.number)) {
-                continue;
-            }
-            g.members.retain(|m| !is_it(&m.number));
-            if g.members.is_empty() {
-                refused = Some(format!(
-                    "the last member of ring group {}: remove the group or give it another member first",
-                    r.text("name")?
-                ));
-                break;
-            }
-            let doc = serde_json::to_string(&g).map_err(|e| crate::Error::Invalid {
-                field: "spec",
-                reason: e.to_string(),
-            })?;
-            updates.push((r.i64("id")?, doc));
-        }
-        if refused.is_none() {
-            let now = crate::db::to_ms(chrono::Utc::now());
-            for (id, doc) in &updates {
-                sqlx::query("UPDATE ring_groups SET spec = $1, updated_at = $2 WHERE id = $3")
-                    .bind(doc)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-        }
-        (refused, !updates.is_empty())
-    }};
-}
-pub(crate) use leave_ring_groups;
-
 /// What routes callers to extension `$number` (`ext:N` or `vm:N`) outside the ring groups and
 /// forwards, inside a transaction: `Some("the destination of inbound route 0312345678")`,
 /// `Some("option 1 of IVR menu main")`, `Some("the matched destination of time condition
@@ -147,30 +94,39 @@ macro_rules! ext_referrer {
 }
 pub(crate) use ext_referrer;
 
-/// Takes extension `$number` out of `$tenant`'s page groups (inside a transaction). Evaluates
-/// to `Option<String>`: why the delete must be refused (the only member of a page group), in
-/// which case nothing was changed. Uses `?` on database errors.
-macro_rules! leave_page_groups {
-    ($tx:ident, $tenant:expr, $number:expr) => {{
-        let number: &str = $number;
+/// Takes the members `$is_it` (a closure on one member) out of `$tenant`'s groups in `$table`
+/// (rows `id, name, spec`; `spec` a JSON `$spec` with a `members` list), inside a transaction.
+/// Evaluates to `(Option<String>, bool)`: why the delete must be refused (a group would be left
+/// without members; then nothing was changed), and whether a group was changed. Uses `?` on
+/// database errors.
+macro_rules! leave_groups {
+    ($tx:ident, $tenant:expr, $table:literal, $spec:ty, $is_it:expr, $last:literal) => {{
+        let is_it = $is_it;
         let mut updates: Vec<(i64, String)> = Vec::new();
         let mut refused: Option<String> = None;
-        for r in sqlx::query("SELECT id, name, spec FROM page_groups WHERE tenant_id = $1 ORDER BY name")
-            .bind($tenant)
-            .fetch_all(&mut *$tx)
-            .await?
+        for r in sqlx::query(concat!(
+            "SELECT id, name, spec FROM ",
+            $table,
+            " WHERE tenant_id = $1 ORDER BY name"
+        ))
+        .bind($tenant)
+        .fetch_all(&mut *$tx)
+        .await?
         {
-            // An unreadable row is left alone (the page group's own listing reports it).
-            let Ok(mut g) = serde_json::from_str::<engine::page::PageGroup>(&r.text("spec")?) else {
+            // An unreadable row is left alone (the group's own listing reports it).
+            let Ok(mut g) = serde_json::from_str::<$spec>(&r.text("spec")?) else {
                 continue;
             };
-            if !g.members.iter().any(|m| m == number) {
+            if !g.members.iter().any(|m| is_it(m)) {
                 continue;
             }
-            g.members.retain(|m| m != number);
+            g.members.retain(|m| !is_it(m));
             if g.members.is_empty() {
                 refused = Some(format!(
-                    "the only member of page group {}: remove the group or give it another member first",
+                    concat!(
+                        $last,
+                        " {}: remove the group or give it another member first"
+                    ),
                     r.text("name")?
                 ));
                 break;
@@ -184,15 +140,54 @@ macro_rules! leave_page_groups {
         if refused.is_none() {
             let now = crate::db::to_ms(chrono::Utc::now());
             for (id, doc) in &updates {
-                sqlx::query("UPDATE page_groups SET spec = $1, updated_at = $2 WHERE id = $3")
-                    .bind(doc)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *$tx)
-                    .await?;
+                sqlx::query(concat!(
+                    "UPDATE ",
+                    $table,
+                    " SET spec = $1, updated_at = $2 WHERE id = $3"
+                ))
+                .bind(doc)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *$tx)
+                .await?;
             }
         }
         (refused, !updates.is_empty())
     }};
 }
+
+/// Takes extension `$number` out of `$tenant`'s ring groups (members named `N` or `ext:N`);
+/// the last member of a group is refused. See `leave_groups!`.
+macro_rules! leave_ring_groups {
+    ($tx:ident, $tenant:expr, $number:expr) => {{
+        let number: &str = $number;
+        let as_ext = format!("ext:{number}");
+        crate::ext_members::leave_groups!(
+            $tx,
+            $tenant,
+            "ring_groups",
+            engine::hunt::GroupSpec,
+            |m: &engine::hunt::Member| m.number == number || m.number == as_ext,
+            "the last member of ring group"
+        )
+    }};
+}
+pub(crate) use leave_ring_groups;
+
+/// Takes extension `$number` out of `$tenant`'s page groups; the only member of a page group
+/// is refused. See `leave_groups!`.
+macro_rules! leave_page_groups {
+    ($tx:ident, $tenant:expr, $number:expr) => {{
+        let number: &str = $number;
+        crate::ext_members::leave_groups!(
+            $tx,
+            $tenant,
+            "page_groups",
+            engine::page::PageGroup,
+            |m: &String| m == number,
+            "the only member of page group"
+        )
+    }};
+}
+pub(crate) use leave_groups;
 pub(crate) use leave_page_groups;

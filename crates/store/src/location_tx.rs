@@ -78,16 +78,6 @@ impl Store {
         for rows in regs {
             waiting.push(self.enqueue(|tx| Job::Register(rows, tx)).await);
         }
-        let mut out = Vec::with_capacity(waiting.len());
-        for w in waiting {
-            out.push(match w {
-                Ok(rx) => rx
-                    .await
-                    .map_err(|_| Error::Closed)
-                    .and_then(|r| r.map(drop)),
-                Err(e) => Err(e),
-            });
-        }
-        out
+        crate::location::outcomes(waiting).await
     }
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use engine::hunt::{GroupSpec, Member, Strategy};
+use engine::hunt::GroupSpec;
 use store::{Backend, DidSpec, Error, NewExtension, Store};
 
 both_backends!(delete_leaves_groups, delete_refused_by_references);
@@ -19,21 +19,7 @@ fn reason(e: Error) -> (&'static str, String) {
 }
 
 fn spec(members: &[&str]) -> GroupSpec {
-    GroupSpec {
-        strategy: Strategy::Sequential,
-        members: members
-            .iter()
-            .map(|n| Member {
-                number: n.to_string(),
-                ring_s: 0,
-            })
-            .collect(),
-        ring_s: 10,
-        timeout_s: 30,
-        no_answer: "hangup".into(),
-        cid_prefix: String::new(),
-        cos: engine::outside::CallClass::Internal,
-    }
+    common::group_spec(members, "hangup")
 }
 
 async fn exts(s: &Store, t: i64, numbers: &[&str]) {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use engine::hunt::{ForwardKind, Forwarding, GroupSpec, Member, Strategy};
+use engine::hunt::{ForwardKind, Forwarding};
 use store::{Backend, Error, NewExtension};
 
 both_backends!(groups_and_forwarding,);
@@ -16,23 +16,7 @@ fn field(e: Error) -> &'static str {
     }
 }
 
-fn spec(members: &[&str], no_answer: &str) -> GroupSpec {
-    GroupSpec {
-        strategy: Strategy::Sequential,
-        members: members
-            .iter()
-            .map(|n| Member {
-                number: n.to_string(),
-                ring_s: 0,
-            })
-            .collect(),
-        ring_s: 10,
-        timeout_s: 30,
-        no_answer: no_answer.into(),
-        cid_prefix: "Sales".into(),
-        cos: engine::outside::CallClass::Internal,
-    }
-}
+use common::group_spec as spec;
 
 async fn groups_and_forwarding(b: Backend) {
     let (s, _url, _g) = common::store(b).await;

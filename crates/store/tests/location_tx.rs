@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::{DateTime, Utc};
-use store::{Backend, BindingUpsert, LocationWrite, NewExtension, Store, Transport};
+use store::{Backend, BindingUpsert, LocationWrite, NewExtension, Store};
 
 both_backends!(
     mixed_register_is_one_transaction,
@@ -17,25 +17,7 @@ both_backends!(
 const NO_SUCH_EXTENSION: i64 = 999_999;
 
 fn binding(tenant: i64, ext: i64, contact: &str, now: DateTime<Utc>) -> BindingUpsert {
-    BindingUpsert {
-        tenant_id: tenant,
-        extension_id: ext,
-        aor: "sip:1001@denwa".into(),
-        contact_uri: contact.into(),
-        expires_at: now + chrono::Duration::seconds(3600),
-        q: 1.0,
-        call_id: "cid".into(),
-        cseq: 1,
-        user_agent: "test".into(),
-        received_addr: "192.0.2.10:5060".into(),
-        transport: Transport::Udp,
-        local_addr: "192.0.2.1:5060".into(),
-        instance_id: None,
-        reg_id: None,
-        node: "n1".into(),
-        flags: 0,
-        now,
-    }
+    common::binding(tenant, ext, contact, now, 3600)
 }
 
 async fn setup(s: &Store) -> (i64, i64) {
