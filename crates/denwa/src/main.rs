@@ -223,7 +223,7 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
             let password = password.unwrap_or_else(|| web::api::generate_password(&number));
             check_sip_password(&number, &password)?;
             let e = store
-                .create_extension(
+                .create_extension_capped(
                     tenant.id,
                     NewExtension {
                         number: number.clone(),
@@ -231,6 +231,12 @@ async fn admin_command(cfg: &Config, cmd: Command) -> Result<ExitCode> {
                         password: Some(password.clone()),
                         ..Default::default()
                     },
+                    // Re-checked in the insert's transaction (`guard` counted before).
+                    licensing
+                        .entitlement()
+                        .limits()
+                        .get(web::license::LimitKind::Extensions)
+                        .map(u64::from),
                 )
                 .await?;
             if let Some(l) = language.filter(|l| !l.is_empty()) {

@@ -402,8 +402,18 @@ fn cli_refusals_name_the_flag_and_show_prints_the_settings() {
     assert!(show.contains("vm:1002 (after 12 s)"), "{show}");
     assert!(show.contains("0312345678 (together)"), "{show}");
     assert!(show.contains("dnd         on"), "{show}");
-    let e = err(&["extension", "remove", "1002"]);
-    assert!(e.contains("member of ring group sales"), "{e}");
+    // A member leaves its groups when removed; the last member of a group is refused.
+    d.cli_ok(&["extension", "remove", "1002"]);
+    let show = d.cli_ok(&["group", "show", "sales"]);
+    assert!(
+        show.contains("member 1001") && !show.contains("member 1002"),
+        "{show}"
+    );
+    let e = err(&["extension", "remove", "1001"]);
+    assert!(
+        e.contains("extension 1001 is the last member of ring group sales"),
+        "{e}"
+    );
     d.cli_ok(&["group", "remove", "sales"]);
     assert!(d.cli_ok(&["group", "list", "--json"]).trim() == "[]");
 }

@@ -774,52 +774,51 @@ async fn upsert_run(
         return;
     }
     let wall = SystemTime::now();
-    let mut rows = Vec::new();
-    for (_, ops) in &run {
-        for op in ops {
-            if let LocOp::Upsert(b) = op {
-                rows.push(load::binding_row(b, node, wall));
-            }
-        }
-    }
-    let mut results = store.upsert_bindings(rows).await.into_iter();
-    for (id, ops) in run {
-        let mut result = Ok(());
-        for r in results.by_ref().take(ops.len()) {
-            if let Err(e) = r {
-                result = Err(e.to_string());
-            }
-        }
+    // One REGISTER's rows commit together (`store::location_tx`).
+    let regs = run
+        .iter()
+        .map(|(_, ops)| {
+            ops.iter()
+                .filter_map(|op| match op {
+                    LocOp::Upsert(b) => Some(load::binding_row(b, node, wall)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    let results = store.upsert_registrations(regs).await;
+    for ((id, ops), r) in run.into_iter().zip(results) {
+        let result = r.map_err(|e| e.to_string());
         let _ = back.send(Input::Db(id, DbAnswer::Location { ops, result }));
     }
 }
 
-/// Applies one REGISTER's (or keep-alive verdict's) changes in order.
+/// Applies one REGISTER's (or keep-alive verdict's) changes in order, in one transaction
+/// (`store::location_tx`): all of them or none.
 async fn apply(store: &Store, node: &str, ops: &[LocOp]) -> Result<(), String> {
-    for op in ops {
-        let r = match op {
-            LocOp::Upsert(b) => store
-                .upsert_binding(load::binding_row(b, node, SystemTime::now()))
-                .await
-                .map(drop),
+    let wall = SystemTime::now();
+    let writes: Vec<store::LocationWrite> = ops
+        .iter()
+        .map(|op| match op {
+            LocOp::Upsert(b) => {
+                store::LocationWrite::Upsert(Box::new(load::binding_row(b, node, wall)))
+            }
             LocOp::Delete {
                 extension_id,
                 contact_uri,
-            } => store
-                .delete_binding(*extension_id, contact_uri)
-                .await
-                .map(drop),
-            LocOp::DeleteAll { extension_id } => store
-                .delete_bindings_for_extension(*extension_id)
-                .await
-                .map(drop),
-        };
-        if let Err(e) = r {
-            debug!(error = %e, "location write failed");
-            return Err(e.to_string());
-        }
-    }
-    Ok(())
+            } => store::LocationWrite::Delete {
+                extension_id: *extension_id,
+                contact_uri: contact_uri.clone(),
+            },
+            LocOp::DeleteAll { extension_id } => store::LocationWrite::DeleteAll {
+                extension_id: *extension_id,
+            },
+        })
+        .collect();
+    store.write_location(&writes).await.map_err(|e| {
+        debug!(error = %e, "location write failed");
+        e.to_string()
+    })
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

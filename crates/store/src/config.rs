@@ -239,6 +239,17 @@ impl Store {
 
     /// Creates a tenant with the given digest realm.
     pub async fn create_tenant(&self, name: &str, realm: &str) -> Result<Tenant> {
+        self.create_tenant_capped(name, realm, None).await
+    }
+
+    /// [`Store::create_tenant`] refused with [`Error::Limit`] when `cap` tenants already exist
+    /// (`None`: no cap); the count and the insert are one serialised step (`limits`).
+    pub async fn create_tenant_capped(
+        &self,
+        name: &str,
+        realm: &str,
+        cap: Option<u64>,
+    ) -> Result<Tenant> {
         if name.is_empty() || realm.is_empty() {
             return Err(Error::Invalid {
                 field: "tenant",
@@ -250,6 +261,7 @@ impl Store {
              RETURNING {TENANT_COLS}"
         );
         Ok(write_tx!(self.db(), tx, kind => {
+            crate::limits::cap_check!(tx, kind, cap, crate::limits::LOCK_TENANTS, "tenants", "tenants");
             let r = sqlx::query(&sql)
                 .bind(name)
                 .bind(realm)
@@ -354,6 +366,18 @@ impl Store {
 
     /// Creates an extension; the password (if any) is stored only as HA1 digests.
     pub async fn create_extension(&self, tenant_id: i64, new: NewExtension) -> Result<Extension> {
+        self.create_extension_capped(tenant_id, new, None).await
+    }
+
+    /// [`Store::create_extension`] refused with [`Error::Limit`] when `cap` extensions (all
+    /// tenants) already exist (`None`: no cap); the count and the insert are one serialised
+    /// step (`limits`), so concurrent creates at the limit cannot pass it.
+    pub async fn create_extension_capped(
+        &self,
+        tenant_id: i64,
+        new: NewExtension,
+        cap: Option<u64>,
+    ) -> Result<Extension> {
         validate_extension_number(&new.number)?;
         let max_contacts = new.max_contacts.unwrap_or(3);
         if max_contacts < 1 {
@@ -369,6 +393,7 @@ impl Store {
         );
         let number = new.number.clone();
         Ok(write_tx!(self.db(), tx, kind => {
+            crate::limits::cap_check!(tx, kind, cap, crate::limits::LOCK_EXTENSIONS, "extensions", "extensions");
             let realm: Option<String> = match sqlx::query("SELECT realm FROM tenants WHERE id = $1")
                 .bind(tenant_id)
                 .fetch_optional(&mut *tx)
@@ -570,17 +595,28 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes an extension (its registrations go with it).
+    /// Deletes an extension (its registrations go with it). It leaves the ring, page and
+    /// pickup groups that list it in the same transaction; refused, naming the first one, when
+    /// it is the last member of a group or something routes callers to it (`ext_members`).
     pub async fn delete_extension(&self, tenant_id: i64, number: &str) -> Result<()> {
         write_tx!(self.db(), tx, kind => {
+            let refuse = |why: String| Error::Invalid { field: "number", reason: format!("extension {number} is {why}") };
+            // Memberships first, so that what remains for `hunt_referrer!` is references.
+            let (refused, grouped) = crate::ext_members::leave_ring_groups!(tx, tenant_id, number);
+            if let Some(why) = refused {
+                return Err(refuse(why));
+            }
             if let Some(why) = crate::hunt::hunt_referrer!(tx, tenant_id, format!("ext:{number}"), "") {
-                return Err(Error::Invalid { field: "number", reason: format!("extension {number} is {why}") });
+                return Err(refuse(why));
+            }
+            if let Some(why) = crate::ext_members::ext_referrer!(tx, tenant_id, number) {
+                return Err(refuse(why));
             }
             let (refused, paged) = crate::ext_members::leave_page_groups!(tx, tenant_id, number);
             if let Some(why) = refused {
-                return Err(Error::Invalid { field: "number", reason: format!("extension {number} is {why}") });
+                return Err(refuse(why));
             }
-            if paged {
+            if paged || grouped {
                 announce!(tx, kind, Change::Apps);
             }
             let n = sqlx::query("DELETE FROM extensions WHERE tenant_id = $1 AND number = $2")

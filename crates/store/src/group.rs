@@ -46,12 +46,15 @@ pub(crate) enum Job {
     /// of one per row from the SQLite worker thread).
     Binding(Box<BindingUpsert>, bool, oneshot::Sender<Result<i64>>),
     Cdr(Box<NewCdr>, oneshot::Sender<Result<i64>>),
+    /// All the upserts of one REGISTER (`location_tx`): one job, so never split between two
+    /// transactions (a batch commits whole, a failed batch is retried job by job). Answers 0.
+    Register(Vec<BindingUpsert>, oneshot::Sender<Result<i64>>),
 }
 
 impl Job {
     fn reply(self, r: Result<i64>) {
         let tx = match self {
-            Job::Binding(_, _, tx) | Job::Cdr(_, tx) => tx,
+            Job::Binding(_, _, tx) | Job::Cdr(_, tx) | Job::Register(_, tx) => tx,
         };
         // The caller may have given up (dropped its future); the row is written regardless.
         let _ = tx.send(r);
@@ -64,13 +67,39 @@ impl Job {
 /// the database (for SQLite, a hand-off to its worker thread and back, two context switches
 /// when both share a core); one per row cost more than the writes themselves in a REGISTER
 /// storm.
-const BINDING_CHUNKS: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
+pub(crate) const BINDING_CHUNKS: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
 const BINDING_COLS: usize = 18;
+
+/// Binds one binding's `BINDING_COLS` values to an upsert statement, in column order.
+macro_rules! bind_binding {
+    ($q:expr, $b:expr) => {{
+        let b: &$crate::BindingUpsert = $b;
+        $q.bind(b.tenant_id)
+            .bind(b.extension_id)
+            .bind(b.aor.as_str())
+            .bind(b.contact_uri.as_str())
+            .bind($crate::db::to_ms(b.expires_at))
+            .bind(b.q)
+            .bind(b.call_id.as_str())
+            .bind(b.cseq)
+            .bind(b.user_agent.as_str())
+            .bind(b.received_addr.as_str())
+            .bind(b.transport.as_str())
+            .bind(b.local_addr.as_str())
+            .bind(b.instance_id.as_deref())
+            .bind(b.reg_id)
+            .bind(b.node.as_str())
+            .bind(b.flags)
+            .bind($crate::db::to_ms(b.now))
+            .bind($crate::db::to_ms(b.now))
+    }};
+}
+pub(crate) use bind_binding;
 
 /// The upsert for `BINDING_CHUNKS[chunk]` bindings. SQLite gets anonymous `?`
 /// parameters: sqlx looks up every parameter's name, and SQLite finds a numbered one by a
 /// linear scan, which made a 128-row statement (2,304 parameters) quadratic.
-fn upsert_bindings_sql(backend: Backend, chunk: usize, returning: bool) -> &'static str {
+pub(crate) fn upsert_bindings_sql(backend: Backend, chunk: usize, returning: bool) -> &'static str {
     static SQL: std::sync::OnceLock<[Vec<String>; 4]> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
         [
@@ -135,23 +164,29 @@ const INSERT_CDR: &str = "INSERT INTO cdrs (tenant_id, call_id, caller, callee, 
 fn unique_bindings(jobs: &[Job]) -> Vec<Unique<'_>> {
     let mut out: Vec<Unique<'_>> = Vec::new();
     let mut by_key: std::collections::HashMap<(i64, &str), usize> = Default::default();
-    for (i, job) in jobs.iter().enumerate() {
-        if let Job::Binding(b, want_id, _) = job {
-            match by_key.entry((b.extension_id, b.contact_uri.as_str())) {
-                std::collections::hash_map::Entry::Occupied(e) => {
-                    let slot = &mut out[*e.get()];
-                    slot.row = b;
-                    slot.jobs.push(i);
-                    slot.want_id |= *want_id;
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(out.len());
-                    out.push(Unique {
-                        row: b,
-                        jobs: vec![i],
-                        want_id: *want_id,
-                    });
-                }
+    let rows = jobs.iter().enumerate().flat_map(|(i, job)| {
+        let (rows, want_id): (&[BindingUpsert], bool) = match job {
+            Job::Binding(b, want_id, _) => (std::slice::from_ref(&**b), *want_id),
+            Job::Register(rows, _) => (rows.as_slice(), false),
+            Job::Cdr(..) => (&[], false),
+        };
+        rows.iter().map(move |b| (i, b, want_id))
+    });
+    for (i, b, want_id) in rows {
+        match by_key.entry((b.extension_id, b.contact_uri.as_str())) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let slot = &mut out[*e.get()];
+                slot.row = b;
+                slot.jobs.push(i);
+                slot.want_id |= want_id;
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(Unique {
+                    row: b,
+                    jobs: vec![i],
+                    want_id,
+                });
             }
         }
     }
@@ -196,25 +231,7 @@ async fn exec(db: &Db, jobs: &[Job]) -> Result<Vec<i64>> {
             let returning = chunk.iter().any(|u| u.want_id);
             let mut q = sqlx::query(upsert_bindings_sql(kind, size, returning));
             for b in chunk.iter().map(|u| u.row) {
-                q = q
-                    .bind(b.tenant_id)
-                    .bind(b.extension_id)
-                    .bind(b.aor.as_str())
-                    .bind(b.contact_uri.as_str())
-                    .bind(to_ms(b.expires_at))
-                    .bind(b.q)
-                    .bind(b.call_id.as_str())
-                    .bind(b.cseq)
-                    .bind(b.user_agent.as_str())
-                    .bind(b.received_addr.as_str())
-                    .bind(b.transport.as_str())
-                    .bind(b.local_addr.as_str())
-                    .bind(b.instance_id.as_deref())
-                    .bind(b.reg_id)
-                    .bind(b.node.as_str())
-                    .bind(b.flags)
-                    .bind(to_ms(b.now))
-                    .bind(to_ms(b.now));
+                q = bind_binding!(q, b);
             }
             let written = if returning {
                 let rows = q.fetch_all(&mut *tx).await?;

@@ -8,8 +8,9 @@
 //! and forwarding with the voice applications.
 //!
 //! References are checked inside the writing transaction: members, forwards and no-answer
-//! destinations name extensions and groups that exist; an extension or group that a group or a
-//! forward names cannot be removed (see [`hunt_referrer`]).
+//! destinations name extensions and groups that exist; a group that a group or a forward names
+//! cannot be removed, nor an extension that a no-answer destination or another's forward names
+//! (see [`hunt_referrer`]); a member leaves its groups with the extension (`ext_members`).
 
 use chrono::Utc;
 use engine::dialplan::Destination;

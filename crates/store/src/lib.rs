@@ -21,6 +21,8 @@ mod group;
 mod hunt;
 mod live_calls;
 mod location;
+mod location_tx;
+pub use location_tx::LocationWrite;
 pub mod migrate;
 pub mod recording;
 #[macro_use]
@@ -29,6 +31,7 @@ mod notify;
 #[macro_use]
 mod numbers;
 mod ext_members;
+mod limits;
 mod outside;
 mod page;
 mod park;
@@ -136,6 +139,17 @@ pub enum Error {
     /// transaction was committed.
     #[error("write refused: {0}")]
     Fenced(fence::Refusal),
+    /// A cap passed by the caller (the licence's limit) allows no more rows of this kind;
+    /// checked in the insert's own transaction (`limits`), so concurrent creates cannot pass it.
+    #[error("the limit allows {limit} {what}; {current} exist")]
+    Limit {
+        /// What is capped ("extensions", "tenants").
+        what: &'static str,
+        /// The cap.
+        limit: u64,
+        /// How many exist.
+        current: u64,
+    },
 }
 
 /// This crate's result type.

@@ -53,17 +53,7 @@ impl Store {
                     .await,
             );
         }
-        let mut out = Vec::with_capacity(waiting.len());
-        for w in waiting {
-            out.push(match w {
-                Ok(rx) => rx
-                    .await
-                    .map_err(|_| Error::Closed)
-                    .and_then(|r| r.map(drop)),
-                Err(e) => Err(e),
-            });
-        }
-        out
+        outcomes(waiting).await
     }
 
     /// Removes one binding; false if it did not exist.
@@ -199,4 +189,21 @@ impl Store {
                 .i64("n")
         })
     }
+}
+
+/// The outcome of each queued write, in order, once all are durable.
+pub(crate) async fn outcomes(
+    waiting: Vec<Result<tokio::sync::oneshot::Receiver<Result<i64>>>>,
+) -> Vec<Result<()>> {
+    let mut out = Vec::with_capacity(waiting.len());
+    for w in waiting {
+        out.push(match w {
+            Ok(rx) => rx
+                .await
+                .map_err(|_| Error::Closed)
+                .and_then(|r| r.map(drop)),
+            Err(e) => Err(e),
+        });
+    }
+    out
 }

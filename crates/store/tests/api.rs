@@ -448,33 +448,7 @@ async fn settings_scopes(b: Backend) {
     assert!(!s.delete_setting(None, "lang").await.unwrap());
 }
 
-fn binding(
-    tenant: i64,
-    ext: i64,
-    contact: &str,
-    now: DateTime<Utc>,
-    expires: i64,
-) -> BindingUpsert {
-    BindingUpsert {
-        tenant_id: tenant,
-        extension_id: ext,
-        aor: "sip:1001@denwa".into(),
-        contact_uri: contact.into(),
-        expires_at: now + chrono::Duration::seconds(expires),
-        q: 1.0,
-        call_id: "cid".into(),
-        cseq: 1,
-        user_agent: "test".into(),
-        received_addr: "192.0.2.10:5060".into(),
-        transport: Transport::Udp,
-        local_addr: "192.0.2.1:5060".into(),
-        instance_id: None,
-        reg_id: None,
-        node: "n1".into(),
-        flags: 0,
-        now,
-    }
-}
+use common::binding;
 
 async fn registrations_lifecycle(b: Backend) {
     let (s, _url, _g) = common::store(b).await;

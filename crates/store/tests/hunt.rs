@@ -1,10 +1,10 @@
 //! Ring groups and forwarding against real SQLite and PostgreSQL: validation names the field,
-//! references must exist, an extension or group that a group or forward names cannot be
-//! removed, the round-robin position is stored, feature-code style set/clear/toggle.
+//! references must exist, a group or an extension that a group's no-answer or a forward names
+//! cannot be removed (a member leaves its groups), the round-robin position is stored, feature-code style set/clear/toggle.
 
 mod common;
 
-use engine::hunt::{ForwardKind, Forwarding, GroupSpec, Member, Strategy};
+use engine::hunt::{ForwardKind, Forwarding};
 use store::{Backend, Error, NewExtension};
 
 both_backends!(groups_and_forwarding,);
@@ -16,23 +16,7 @@ fn field(e: Error) -> &'static str {
     }
 }
 
-fn spec(members: &[&str], no_answer: &str) -> GroupSpec {
-    GroupSpec {
-        strategy: Strategy::Sequential,
-        members: members
-            .iter()
-            .map(|n| Member {
-                number: n.to_string(),
-                ring_s: 0,
-            })
-            .collect(),
-        ring_s: 10,
-        timeout_s: 30,
-        no_answer: no_answer.into(),
-        cid_prefix: "Sales".into(),
-        cos: engine::outside::CallClass::Internal,
-    }
-}
+use common::group_spec as spec;
 
 async fn groups_and_forwarding(b: Backend) {
     let (s, _url, _g) = common::store(b).await;
@@ -158,11 +142,22 @@ async fn groups_and_forwarding(b: Backend) {
         ("1003", "vm:1001", true)
     );
     assert_eq!(s.all_forwarding().await.unwrap().len(), 1);
-    // References refuse removal, with the reason.
-    let e = s.delete_extension(t, "1002").await.unwrap_err();
-    assert!(e.to_string().contains("member of ring group sales"), "{e}");
+    // A member leaves its groups with it; the last member of a group is refused.
     let e = s.delete_extension(t, "1003").await.unwrap_err();
-    assert!(e.to_string().contains("ring group"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("extension 1003 is the last member of ring group support"),
+        "{e}"
+    );
+    s.delete_extension(t, "1002").await.unwrap();
+    let sales = s.group(t, "sales").await.unwrap().unwrap();
+    let left: Vec<&str> = sales
+        .spec
+        .members
+        .iter()
+        .map(|m| m.number.as_str())
+        .collect();
+    assert_eq!(left, ["1003", "0312345678"]);
     let e = s.delete_group(t, "sales").await.unwrap_err();
     assert!(e.to_string().contains("inbound route"), "{e}");
     s.delete_did(t, "0312345600").await.unwrap();

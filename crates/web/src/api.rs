@@ -117,6 +117,9 @@ impl From<store::Error> for ApiError {
                 "standby_read_only",
                 e.to_string(),
             ),
+            // A licence cap re-checked in the insert's transaction (a create that raced past
+            // `check_create`).
+            E::Limit { .. } => ApiError::new(StatusCode::FORBIDDEN, "license_limit", e.to_string()),
             E::Db(_) | E::Closed => {
                 tracing::warn!(error = %e, "API: database error");
                 ApiError::new(
@@ -429,7 +432,7 @@ async fn create_extension(
     let t = w.store().default_tenant().await?;
     let ext = w
         .store()
-        .create_extension(
+        .create_extension_capped(
             t.id,
             store::NewExtension {
                 number: b.number,
@@ -438,6 +441,7 @@ async fn create_extension(
                 enabled: b.enabled,
                 max_contacts: b.max_contacts,
             },
+            w.licence_cap(crate::license::LimitKind::Extensions),
         )
         .await?;
     let ext = match b.language {

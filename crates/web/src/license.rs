@@ -469,6 +469,17 @@ impl crate::Web {
         Ok(check_create(&ent, kind, current, now)?)
     }
 
+    /// The cap on `kind` to pass to the store's `create_*_capped` (`None`: unlimited): the
+    /// store re-checks it in the insert's own transaction, so two creates racing past
+    /// [`Web::check_create`] cannot both pass the limit (the loser gets a 403 `license_limit`).
+    pub fn licence_cap(&self, kind: LimitKind) -> Option<u64> {
+        self.licensing()
+            .entitlement()
+            .limits()
+            .get(kind)
+            .map(u64::from)
+    }
+
     /// For handlers that change configuration: refused (403 `license_read_only`) once the
     /// licence has expired.
     pub fn check_writable(&self) -> Result<(), ApiError> {

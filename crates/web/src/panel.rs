@@ -978,7 +978,7 @@ async fn create_extension(
     };
     let res = w
         .store()
-        .create_extension(
+        .create_extension_capped(
             t.id,
             store::NewExtension {
                 number: number.to_string(),
@@ -987,6 +987,7 @@ async fn create_extension(
                 enabled: None,
                 max_contacts: None,
             },
+            w.licence_cap(crate::license::LimitKind::Extensions),
         )
         .await;
     match res {

@@ -139,12 +139,12 @@ async fn put_installs_a_valid_licence_and_refusals_change_nothing() {
     assert_eq!(installed(&a).as_deref(), Some(good.as_bytes()));
 }
 
-#[tokio::test]
-async fn the_extension_limit_is_enforced_with_a_message_naming_it() {
+/// A licensed app allowing `limit` extensions, with extensions 201 and 202 created.
+async fn licensed_with_two_extensions(limit: u32) -> App {
     let a = licensed_app().await;
     let node = a.web.licensing().node_id().to_string();
     assert_eq!(
-        put(&a, &a.full, &mint(&terms(&node, 2, (-1, 365))))
+        put(&a, &a.full, &mint(&terms(&node, limit, (-1, 365))))
             .await
             .status,
         StatusCode::OK
@@ -160,6 +160,12 @@ async fn the_extension_limit_is_enforced_with_a_message_naming_it() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     }
+    a
+}
+
+#[tokio::test]
+async fn the_extension_limit_is_enforced_with_a_message_naming_it() {
+    let a = licensed_with_two_extensions(2).await;
     let r = a
         .api(
             "POST",
@@ -176,6 +182,41 @@ async fn the_extension_limit_is_enforced_with_a_message_naming_it() {
     );
     let v = a.api("GET", "/license", Some(&a.read), None).await.json();
     assert_eq!(v["usage"]["extensions"], json!(2));
+}
+
+#[tokio::test]
+async fn concurrent_creates_at_the_limit_cannot_pass_it() {
+    let a = licensed_with_two_extensions(3).await;
+    // Six creates at once for the one free place: each counts 2 before any inserts, so only
+    // the store's check in the insert's transaction keeps the third the last.
+    let post = |n: &str| {
+        a.api(
+            "POST",
+            "/extensions",
+            Some(&a.full),
+            Some(json!({ "number": n })),
+        )
+    };
+    let rs = tokio::join!(
+        post("301"),
+        post("302"),
+        post("303"),
+        post("304"),
+        post("305"),
+        post("306")
+    );
+    let rs = [rs.0, rs.1, rs.2, rs.3, rs.4, rs.5];
+    let created = rs
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "exactly the limit");
+    for r in rs.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+        assert_eq!(r.code(), "license_limit");
+    }
+    let v = a.api("GET", "/license", Some(&a.read), None).await.json();
+    assert_eq!(v["usage"]["extensions"], json!(3));
 }
 
 /// Writes an expired licence straight into the data dir (as if it had run out) and reopens.

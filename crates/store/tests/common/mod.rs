@@ -58,3 +58,51 @@ macro_rules! both_backends {
         )+
     };
 }
+
+/// A binding of `ext` (AOR `sip:1001@denwa`) expiring `expires` seconds after `now`.
+pub fn binding(
+    tenant: i64,
+    ext: i64,
+    contact: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    expires: i64,
+) -> store::BindingUpsert {
+    store::BindingUpsert {
+        tenant_id: tenant,
+        extension_id: ext,
+        aor: "sip:1001@denwa".into(),
+        contact_uri: contact.into(),
+        expires_at: now + chrono::Duration::seconds(expires),
+        q: 1.0,
+        call_id: "cid".into(),
+        cseq: 1,
+        user_agent: "test".into(),
+        received_addr: "192.0.2.10:5060".into(),
+        transport: store::Transport::Udp,
+        local_addr: "192.0.2.1:5060".into(),
+        instance_id: None,
+        reg_id: None,
+        node: "n1".into(),
+        flags: 0,
+        now,
+    }
+}
+
+/// A sequential ring group of `members` (caller-ID prefix "Sales", internal class).
+pub fn group_spec(members: &[&str], no_answer: &str) -> engine::hunt::GroupSpec {
+    engine::hunt::GroupSpec {
+        strategy: engine::hunt::Strategy::Sequential,
+        members: members
+            .iter()
+            .map(|n| engine::hunt::Member {
+                number: n.to_string(),
+                ring_s: 0,
+            })
+            .collect(),
+        ring_s: 10,
+        timeout_s: 30,
+        no_answer: no_answer.into(),
+        cid_prefix: "Sales".into(),
+        cos: engine::outside::CallClass::Internal,
+    }
+}
