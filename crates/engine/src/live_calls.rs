@@ -43,7 +43,7 @@ use tracing::{info, warn};
 use crate::b2bua::{A_LEG, Bridge, Call, Leg, MediaSlot, Origin};
 use crate::control::CallState;
 use crate::db::{CallRoute, DbOp, Direction};
-use crate::media::{MediaCommand, SessionId, Side};
+use crate::media::{EndpointId, MediaCommand, PlayItem, SessionId, Side};
 use crate::{Engine, Now, Pending, sdp};
 
 /// Calls one node rebuilds from rows at most (more rows than that are a broken database).
@@ -150,9 +150,29 @@ pub struct LiveCallRecord {
     /// it is not continued; the node taking over ends it (BYE, record).
     #[serde(default)]
     pub anchored: bool,
+    /// Hold music playing to one party when the row was written: the node taking over plays
+    /// it again from the same socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moh: Option<LiveMoh>,
     /// When this version of the row was written.
     pub saved_at: SystemTime,
 }
+
+/// Hold music of a stored call: who is held and where our music came from. The held party's
+/// RTP address and codec are its last SDP in its leg (its answer to our music offer).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LiveMoh {
+    /// The held party: `a` (the caller) or `b` (the callee); the other one put the call on
+    /// hold.
+    pub held: String,
+    /// Our music endpoint's RTP socket the held party was pointed at (RTCP on the next port).
+    pub endpoint: SocketAddr,
+    /// The music-on-hold class played.
+    pub class: String,
+}
+
+/// The class hold music plays today ([`crate::moh`] always plays the tenant's default).
+pub const MOH_CLASS: &str = "default";
 
 /// A row written or deleted.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +200,22 @@ pub(crate) struct LiveState {
     /// Rebuilt calls: call -> the take-over event, written with the call's record when it
     /// ends (at the take-over the database may not be writable yet: promotion runs aside).
     taken_over: HashMap<u64, crate::transfer::TransferEvent>,
+    /// Where each call's hold-music endpoint listens: call -> (endpoint, RTP socket).
+    moh_at: HashMap<u64, (EndpointId, SocketAddr)>,
+    /// Hold-music endpoints being re-bound for rebuilt calls: endpoint -> what to play.
+    moh_adopting: HashMap<EndpointId, MohResume>,
+}
+
+/// What a re-bound hold-music endpoint plays, and to whom.
+#[derive(Debug)]
+struct MohResume {
+    call: u64,
+    tenant: i64,
+    class: String,
+    rtp: Option<SocketAddr>,
+    rtcp: Option<SocketAddr>,
+    codec: crate::media::Codec,
+    telephone_event: Option<(u8, u32)>,
 }
 
 fn transport_name(t: Transport) -> &'static str {
@@ -291,8 +327,38 @@ fn is_hold(leg: &LiveLeg) -> bool {
         .is_some_and(|s| s.is_hold())
 }
 
+/// The hold music of `call` when it plays (the held party answered our offer) and its
+/// endpoint's socket `at` is known.
+fn live_moh(call: &Call, at: Option<&(EndpointId, SocketAddr)>) -> Option<LiveMoh> {
+    let m = call.moh.as_deref()?;
+    if !matches!(m.stage, crate::moh::Stage::Playing) {
+        return None;
+    }
+    let (ep, endpoint) = at?;
+    if *ep != m.endpoint {
+        return None;
+    }
+    let bridge = call.bridge?;
+    let held = if m.held == bridge.a {
+        "a"
+    } else if m.held == bridge.b {
+        "b"
+    } else {
+        return None;
+    };
+    Some(LiveMoh {
+        held: held.into(),
+        endpoint: *endpoint,
+        class: MOH_CLASS.into(),
+    })
+}
+
 /// The row of a call, when it is a relayed, answered call another node can continue.
-fn live_record(call: &Call, now: Now) -> Option<LiveCallRecord> {
+fn live_record(
+    call: &Call,
+    moh_at: Option<&(EndpointId, SocketAddr)>,
+    now: Now,
+) -> Option<LiveCallRecord> {
     if call.state != CallState::Up {
         return None;
     }
@@ -311,9 +377,13 @@ fn live_record(call: &Call, now: Now) -> Option<LiveCallRecord> {
         }
         (None, None) => return None,
     };
-    // On hold, the held party hears music from an endpoint of ours: that endpoint is not
-    // carried over (the held party hears silence after a take-over until the call resumes,
-    // when the resuming re-INVITE points it at the relay again).
+    // On hold, the held party hears music from an endpoint of ours: its socket is stored, and
+    // the node taking over binds it again and plays the music from it.
+    let moh = if anchored {
+        None
+    } else {
+        live_moh(call, moh_at)
+    };
     let on_hold = call.moh.is_some() || is_hold(&a) || b.as_ref().is_some_and(is_hold);
     Some(LiveCallRecord {
         tenant: call.tenant_id,
@@ -334,6 +404,7 @@ fn live_record(call: &Call, now: Now) -> Option<LiveCallRecord> {
         a,
         b,
         anchored,
+        moh,
         saved_at: now.wall,
     })
 }
@@ -410,7 +481,7 @@ impl Engine {
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
-        match live_record(call, now) {
+        match live_record(call, self.live.moh_at.get(&id), now) {
             Some(rec) => {
                 self.live
                     .saved
@@ -438,6 +509,8 @@ impl Engine {
     /// beside its record.
     pub(crate) fn live_call_ended(&mut self, call: &Call) {
         self.live.adopting.retain(|_, c| *c != call.id);
+        self.live.moh_at.remove(&call.id);
+        self.live.moh_adopting.retain(|_, m| m.call != call.id);
         if let Some(ev) = self.live.taken_over.remove(&call.id) {
             self.db(
                 DbOp::CdrEvents {
@@ -546,7 +619,127 @@ impl Engine {
         self.b2bua.forget_server_txn(TransactionId::DETACHED);
         self.b2bua.by_call_id.insert(b.call_id.clone(), (id, 1));
         self.live_adopt(rec, session, b, id, event, now);
+        if let Some(m) = &rec.moh {
+            self.live_moh_adopt(rec, m, id);
+        }
         Some(())
+    }
+
+    /// The hold music of a rebuilt call: its endpoint is bound again on the stored socket (the
+    /// held party's SDP points there, so no re-INVITE) and plays once it is open. A stored
+    /// music row that makes no sense leaves the call on hold without music.
+    fn live_moh_adopt(&mut self, rec: &LiveCallRecord, m: &LiveMoh, id: u64) {
+        let (held, leg) = match (m.held.as_str(), rec.b.as_ref()) {
+            ("a", _) => (A_LEG, &rec.a),
+            ("b", Some(b)) => (1, b),
+            _ => {
+                warn!(call = id, held = %m.held, "stored hold music names no party: not played");
+                return;
+            }
+        };
+        let summary = leg
+            .sdp
+            .as_deref()
+            .and_then(|s| sdp::summarize(s.as_bytes()).ok());
+        let Some((codec, telephone_event)) = summary.as_ref().and_then(crate::sdp_local::choose)
+        else {
+            warn!(
+                call = id,
+                "the held party's stored SDP has no codec for music: not played"
+            );
+            return;
+        };
+        let ep = self.b2bua.new_endpoint(id);
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        call.moh = Some(Box::new(crate::moh::Moh {
+            endpoint: ep,
+            held,
+            stage: crate::moh::Stage::Playing,
+        }));
+        self.live.moh_adopting.insert(
+            ep,
+            MohResume {
+                call: id,
+                tenant: rec.tenant,
+                class: m.class.clone(),
+                rtp: summary.as_ref().and_then(|s| s.rtp).or(leg.remote_rtp),
+                rtcp: summary.as_ref().and_then(|s| s.rtcp).or(leg.remote_rtcp),
+                codec,
+                telephone_event,
+            },
+        );
+        self.media(MediaCommand::AdoptEndpoint {
+            endpoint: ep,
+            call_id: rec.call_id.clone(),
+            at: m.endpoint,
+            group: id,
+        });
+        info!(call = id, call_id = %rec.call_id, at = %m.endpoint, class = %m.class,
+            "hold music of a call taken over: endpoint re-bound");
+    }
+
+    /// A media endpoint of call `id` opened (or failed). A re-bound hold-music endpoint starts
+    /// its music (true: handled here); any hold-music endpoint's socket is remembered for the
+    /// call's row.
+    pub(crate) fn live_moh_opened(
+        &mut self,
+        id: u64,
+        ep: EndpointId,
+        r: Result<SocketAddr, ()>,
+    ) -> bool {
+        if let Some(m) = self.live.moh_adopting.remove(&ep) {
+            match r {
+                Ok(local) => {
+                    self.live.moh_at.insert(id, (ep, local));
+                    self.media(MediaCommand::ConfigureEndpoint {
+                        endpoint: ep,
+                        rtp: m.rtp,
+                        rtcp: m.rtcp,
+                        codec: m.codec,
+                        telephone_event: m.telephone_event,
+                        ptime: 20,
+                    });
+                    self.media(MediaCommand::Play {
+                        endpoint: ep,
+                        id: 0,
+                        items: vec![PlayItem::Moh {
+                            tenant: m.tenant,
+                            class: m.class,
+                        }],
+                        stop_on_dtmf: false,
+                        repeat: true,
+                    });
+                    info!(call = id, %local, "hold music plays again after the take-over");
+                }
+                Err(()) => {
+                    // Silence until the call is resumed (the resume points the held party back
+                    // at the relay, whose ports are the call's own).
+                    warn!(
+                        call = id,
+                        "the hold-music socket cannot be bound again: the held party hears silence"
+                    );
+                    self.b2bua.by_endpoint.remove(&ep);
+                    if let Some(c) = self.b2bua.get_mut(id)
+                        && c.moh.as_ref().is_some_and(|x| x.endpoint == ep)
+                    {
+                        c.moh = None;
+                    }
+                }
+            }
+            return true;
+        }
+        if let Ok(local) = r
+            && self.live.enabled
+            && self
+                .b2bua
+                .get(id)
+                .is_some_and(|c| c.moh.as_ref().is_some_and(|m| m.endpoint == ep))
+        {
+            self.live.moh_at.insert(id, (ep, local));
+        }
+        false
     }
 
     /// An anchored call (its media ended on an endpoint of the node that answered it) is not
@@ -677,6 +870,58 @@ impl Engine {
         true
     }
 
+    /// A graceful switchover starts and this node still holds the application address. A
+    /// call still ringing cannot be handed over (its INVITE transactions live only here) and
+    /// would be dropped silently with the address, so it is ended now: CANCEL to every phone
+    /// still ringing, `480` to the caller, and one record (not answered, hung up by the system,
+    /// cause "`event`: not answered", with an `event` entry in its events). Answered calls are
+    /// not touched (their rows carry them over). Answers how many calls were ended.
+    pub fn end_ringing_calls(&mut self, event: &'static str, now: Now) -> usize {
+        let ringing: Vec<u64> = self
+            .b2bua
+            .ids()
+            .into_iter()
+            .filter(|id| {
+                self.b2bua
+                    .get(*id)
+                    .is_some_and(|c| c.answer.is_none() && c.state != CallState::Up)
+            })
+            .collect();
+        let cause = format!("{event}: not answered");
+        for &id in &ringing {
+            let Some(call) = self.b2bua.get(id) else {
+                continue;
+            };
+            let anchored = call.anchor.is_some();
+            self.live.taken_over.insert(
+                id,
+                crate::transfer::TransferEvent {
+                    at: now.wall,
+                    kind: event,
+                    by: String::new(),
+                    party: call.caller.clone(),
+                    to: call.callee.clone(),
+                    status: 480,
+                },
+            );
+            info!(call = id, call_id = %call.legs[A_LEG].call_id, caller = %call.caller,
+                callee = %call.callee, event, "call still ringing ended before the hand-over");
+            if anchored {
+                self.hangup_call(id, &cause, now);
+                continue;
+            }
+            self.cancel_forks(id, now);
+            let ending = crate::b2bua::Ending {
+                disposition: crate::db::Disposition::NoAnswer,
+                hangup_by: crate::db::HangupBy::System,
+                cause: cause.clone(),
+            };
+            self.finish_call(id, ending, Some(480), now);
+        }
+        self.pump_public(now);
+        ringing.len()
+    }
+
     /// This node gave the application address up: every stored call is dropped without a
     /// word to its parties and without a record (the peer continues it from its row), its
     /// relay session closed, its row left. Answers how many were dropped.
@@ -686,6 +931,8 @@ impl Engine {
         for id in ids {
             self.live.saved.remove(&id);
             self.live.taken_over.remove(&id);
+            self.live.moh_at.remove(&id);
+            self.live.moh_adopting.retain(|_, m| m.call != id);
             let Some(call) = self.b2bua.get(id) else {
                 continue;
             };

@@ -211,6 +211,26 @@ impl AppMedia {
                     reason: e.to_string(),
                 }),
             },
+            MediaCommand::AdoptEndpoint {
+                endpoint,
+                call_id,
+                at,
+                group,
+            } => match self
+                .engine
+                .open_at(EndpointId(endpoint.0), at, group, &call_id)
+            {
+                Ok(ep) => {
+                    let local = ep.local();
+                    ep.set_inband_dtmf(true);
+                    self.endpoints.insert(endpoint.0, ep);
+                    Some(MediaEvent::EndpointOpened { endpoint, local })
+                }
+                Err(e) => Some(MediaEvent::EndpointFailed {
+                    endpoint,
+                    reason: e.to_string(),
+                }),
+            },
             MediaCommand::ConfigureEndpoint {
                 endpoint,
                 rtp,
