@@ -973,6 +973,9 @@ impl Driver {
             }
             Output::StopNewWork => {
                 tracing::info!("cluster: switchover: handing over");
+                if self.mover.holding {
+                    tokio::spawn(crate::live_calls::end_ringing(self.mover.pbx.clone()));
+                }
                 true
             }
             Output::ResumeWork => {

@@ -285,6 +285,11 @@ impl Driver {
                 self.carry_out();
                 let _ = tx.send(count);
             }
+            Control::EndRingingCalls(event, tx) => {
+                let count = self.engine.end_ringing_calls(event, n);
+                self.carry_out();
+                let _ = tx.send(count);
+            }
         }
     }
 

@@ -131,6 +131,8 @@ pub(crate) enum Control {
     ),
     /// The peer serves the calls in progress now: drop them here silently (answers how many).
     ForgetLiveCalls(oneshot::Sender<usize>),
+    /// A switchover starts: end the calls still ringing (answers how many).
+    EndRingingCalls(&'static str, oneshot::Sender<usize>),
 }
 
 /// State the driver shares with the handle.
@@ -575,6 +577,19 @@ impl Pbx {
             .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
         rx.await
             .map_err(|_| anyhow::anyhow!("the SIP core stopped before dropping calls"))
+    }
+
+    /// A switchover starts while this node holds the application address: calls still ringing
+    /// are ended (CANCEL to the ringing phones, `480` to the caller, one record each; see
+    /// `Engine::end_ringing_calls`). Returns how many.
+    pub async fn end_ringing_calls(&self, event: &'static str) -> Result<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::EndRingingCalls(event, tx))
+            .await
+            .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the SIP core stopped before ending ringing calls"))
     }
 
     /// Ends all calls (BYE/CANCEL, records written) and stops the driver.

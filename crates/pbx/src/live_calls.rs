@@ -91,6 +91,17 @@ pub(crate) async fn take(
     }
 }
 
+/// A switchover starts and this node still holds the application address: calls still
+/// ringing are ended cleanly from here (CANCEL, `480`, one record each) instead of vanishing
+/// with the address; answered calls are carried over by their rows.
+pub(crate) async fn end_ringing(pbx: crate::Pbx) {
+    match pbx.end_ringing_calls("switchover").await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(calls = n, "cluster: switchover: calls still ringing ended"),
+        Err(e) => tracing::warn!(error = %e, "cluster: switchover: ending ringing calls"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::take_event;
