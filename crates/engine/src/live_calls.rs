@@ -922,6 +922,58 @@ impl Engine {
         ringing.len()
     }
 
+    /// A 2xx to an INVITE that matches no transaction here and no call: on a node of a pair,
+    /// a phone answering a fork the peer sent before it crashed (the call was still ringing;
+    /// its transactions died with the peer). The phone would retransmit its 2xx for 32 s and
+    /// then hang up on its own, in a call nobody hears; it gets an ACK and a BYE at once
+    /// instead. A node outside a pair ignores stray responses as before.
+    pub(crate) fn live_stray_answer(&mut self, resp: &sip::Response, source: SocketAddr, now: Now) {
+        use sip::{HeaderName, Method, Request};
+        if !self.live.enabled || !(200..300).contains(&resp.status) {
+            return;
+        }
+        let (Some(cseq), Some(call_id), Some(via)) = (resp.cseq(), resp.call_id(), resp.top_via())
+        else {
+            return;
+        };
+        if cseq.method != Method::Invite || self.b2bua.by_call_id.contains_key(call_id) {
+            return;
+        }
+        let Some(transport) = Transport::parse(&via.transport) else {
+            return;
+        };
+        let Some(contact) = resp.headers.contact().map(|c| c.uri.clone()) else {
+            return;
+        };
+        // The INVITE the phone answered, as far as its 2xx echoes it.
+        let mut invite = Request::new(Method::Invite, contact);
+        for name in [HeaderName::From, HeaderName::CallId, HeaderName::CSeq] {
+            if let Some(v) = resp.headers.get(&name) {
+                invite.headers.push(name, v.clone());
+            }
+        }
+        let Ok(mut d) = Dialog::uac(&invite, resp) else {
+            return;
+        };
+        let Some(local) = self.local_for(source) else {
+            return;
+        };
+        let target = Target {
+            destination: source,
+            transport,
+            local: Some(local),
+        };
+        warn!(%call_id, %source, status = resp.status,
+            "answer to an INVITE this node never sent (a call ringing at a take-over): ACK and BYE");
+        let via = self.our_via(local, transport);
+        let ack = d.ack(cseq.seq, &via);
+        self.layer
+            .send_stateless(&sip::Message::Request(ack), target);
+        let via = self.our_via(local, transport);
+        let bye = d.new_request(Method::Bye, &via);
+        let _ = self.layer.send_request(bye, target, now.mono);
+    }
+
     /// This node gave the application address up: every stored call is dropped without a
     /// word to its parties and without a record (the peer continues it from its row), its
     /// relay session closed, its row left. Answers how many were dropped.

@@ -657,3 +657,36 @@ fn a_switchover_ends_calls_still_ringing_with_a_cancel_a_480_and_one_record() {
     assert_eq!(only_row(&h).call_id, "live-up");
     assert!(h.requests("BYE").is_empty());
 }
+
+/// The desk's 200 to a fork the crashed peer sent (no transaction, no call here).
+fn orphan_answer() -> String {
+    format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {SEG1};branch=z9hG4bK-peer-fork-1\r\nFrom: <sip:1001@example.com>;tag=peer-from\r\nTo: <sip:1002@example.com>;tag=desk-late\r\nCall-ID: fork-of-the-peer\r\nCSeq: 1 INVITE\r\nContact: <sip:1002@{DESK}>\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_phone_answering_a_fork_of_the_crashed_peer_gets_an_ack_and_a_bye() {
+    let mut h = node();
+    h.sent.clear();
+    h.recv_raw(&orphan_answer(), DESK, SEG1);
+    let acks = h.requests("ACK");
+    assert_eq!(acks.len(), 1, "ACKed: {:?}", h.sent);
+    assert_eq!(acks[0].to.to_string(), DESK);
+    let byes = h.requests("BYE");
+    assert_eq!(byes.len(), 1, "and hung up");
+    let bye = byes[0].request();
+    assert_eq!(bye.call_id(), Some("fork-of-the-peer"));
+    assert_eq!(bye.uri.to_string(), format!("sip:1002@{DESK}"));
+    assert!(bye.to().expect("To").to_string().contains("desk-late"));
+    assert!(bye.from().expect("From").to_string().contains("peer-from"));
+    assert_eq!(bye.cseq().expect("CSeq").seq, 2);
+    assert!(h.cdrs.is_empty(), "no call, no record");
+
+    // A standalone node leaves stray answers alone, as before.
+    let mut alone = node();
+    alone.engine.set_live_calls(false);
+    alone.sent.clear();
+    alone.recv_raw(&orphan_answer(), DESK, SEG1);
+    assert!(alone.sent.is_empty(), "{:?}", alone.sent);
+}
