@@ -495,6 +495,29 @@ impl Engine {
         }
     }
 
+    /// Keeps the take-over `event` of call `id` (`party` called `to`; `status` as it ended or
+    /// went on), written beside the call's record when it ends.
+    fn live_event(
+        &mut self,
+        id: u64,
+        event: &'static str,
+        (party, to): (String, String),
+        status: u16,
+        now: Now,
+    ) {
+        self.live.taken_over.insert(
+            id,
+            crate::transfer::TransferEvent {
+                at: now.wall,
+                kind: event,
+                by: String::new(),
+                party,
+                to,
+                status,
+            },
+        );
+    }
+
     /// Deletes call `id`'s row, if it has one.
     fn live_call_forget_row(&mut self, id: u64) {
         if let Some((tenant, call_id)) = self.live.saved.remove(&id) {
@@ -765,17 +788,7 @@ impl Engine {
             self.bye_leg(id, leg, now);
         }
         self.live.saved.insert(id, (tenant, call_id.clone()));
-        self.live.taken_over.insert(
-            id,
-            crate::transfer::TransferEvent {
-                at: now.wall,
-                kind: event,
-                by: String::new(),
-                party: caller,
-                to: callee,
-                status: 200,
-            },
-        );
+        self.live_event(id, event, (caller, callee), 200, now);
         info!(call = id, %call_id, event, "anchored call not continued after the take-over: ended");
         let ending = crate::b2bua::Ending {
             disposition: crate::db::Disposition::Answered,
@@ -838,16 +851,12 @@ impl Engine {
             .saved
             .insert(id, (rec.tenant, rec.call_id.clone()));
         self.live.adopting.insert(session, id);
-        self.live.taken_over.insert(
+        self.live_event(
             id,
-            crate::transfer::TransferEvent {
-                at: now.wall,
-                kind: event,
-                by: String::new(),
-                party: rec.caller.clone(),
-                to: rec.callee.clone(),
-                status: 200,
-            },
+            event,
+            (rec.caller.clone(), rec.callee.clone()),
+            200,
+            now,
         );
         info!(call = id, call_id = %rec.call_id, caller = %rec.caller, callee = %rec.callee,
             a = %rec.a.relay, b = %b.relay, event, "call in progress taken over");
@@ -893,19 +902,10 @@ impl Engine {
                 continue;
             };
             let anchored = call.anchor.is_some();
-            self.live.taken_over.insert(
-                id,
-                crate::transfer::TransferEvent {
-                    at: now.wall,
-                    kind: event,
-                    by: String::new(),
-                    party: call.caller.clone(),
-                    to: call.callee.clone(),
-                    status: 480,
-                },
-            );
-            info!(call = id, call_id = %call.legs[A_LEG].call_id, caller = %call.caller,
-                callee = %call.callee, event, "call still ringing ended before the hand-over");
+            let parties = (call.caller.clone(), call.callee.clone());
+            info!(call = id, call_id = %call.legs[A_LEG].call_id, caller = %parties.0,
+                callee = %parties.1, event, "call still ringing ended before the hand-over");
+            self.live_event(id, event, parties, 480, now);
             if anchored {
                 self.hangup_call(id, &cause, now);
                 continue;
@@ -952,26 +952,9 @@ impl Engine {
                 invite.headers.push(name, v.clone());
             }
         }
-        let Ok(mut d) = Dialog::uac(&invite, resp) else {
-            return;
-        };
-        let Some(local) = self.local_for(source) else {
-            return;
-        };
-        let target = Target {
-            destination: source,
-            transport,
-            local: Some(local),
-        };
         warn!(%call_id, %source, status = resp.status,
             "answer to an INVITE this node never sent (a call ringing at a take-over): ACK and BYE");
-        let via = self.our_via(local, transport);
-        let ack = d.ack(cseq.seq, &via);
-        self.layer
-            .send_stateless(&sip::Message::Request(ack), target);
-        let via = self.our_via(local, transport);
-        let bye = d.new_request(Method::Bye, &via);
-        let _ = self.layer.send_request(bye, target, now.mono);
+        self.ack_and_bye(&invite, resp, transport, source, now);
     }
 
     /// This node gave the application address up: every stored call is dropped without a

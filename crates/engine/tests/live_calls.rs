@@ -422,6 +422,21 @@ fn an_anchored_call_is_not_continued_but_ended_with_a_bye_and_one_record() {
     );
 }
 
+/// The caller sends a re-INVITE (`direction`: `sendonly` holds, `sendrecv` resumes) in the
+/// call answered with `ok`; returns what was forwarded to the desk.
+fn caller_reinvite(h: &mut Harness, ok: &Response, cseq: u32, direction: &str) -> Request {
+    h.sent.clear();
+    h.recv_raw(
+        &caller_request(ok, "INVITE", cseq, Some(sdp("192.0.2.21", 4000, direction))),
+        CALLER,
+        SEG1,
+    );
+    invites_to(&h.sent, DESK)
+        .into_iter()
+        .next()
+        .expect("the re-INVITE goes to the desk")
+}
+
 /// The RTP address an SDP body offers.
 fn sdp_rtp(body: &[u8]) -> std::net::SocketAddr {
     engine::sdp::summarize(body)
@@ -435,16 +450,7 @@ fn a_held_call_gets_its_music_back_from_the_same_socket_and_resumes_after_a_take
     let mut act = node();
     let (_fork, ok) = answered_call(&mut act, "live-hold");
     // The caller holds: the desk is offered our music endpoint, and answers.
-    act.sent.clear();
-    act.recv_raw(
-        &caller_request(&ok, "INVITE", 3, Some(sdp("192.0.2.21", 4000, "sendonly"))),
-        CALLER,
-        SEG1,
-    );
-    let offer = invites_to(&act.sent, DESK)
-        .into_iter()
-        .next()
-        .expect("the hold goes to the desk");
+    let offer = caller_reinvite(&mut act, &ok, 3, "sendonly");
     let music_at = sdp_rtp(&offer.body);
     let ep = *act
         .endpoints
@@ -498,17 +504,8 @@ fn a_held_call_gets_its_music_back_from_the_same_socket_and_resumes_after_a_take
 
     // The caller resumes on the new node: the desk is pointed back at the relay, the music
     // stops, the row says the call is bridged again.
-    sby.sent.clear();
     sby.media_log.clear();
-    sby.recv_raw(
-        &caller_request(&ok, "INVITE", 4, Some(sdp("192.0.2.21", 4000, "sendrecv"))),
-        CALLER,
-        SEG1,
-    );
-    let resume = invites_to(&sby.sent, DESK)
-        .into_iter()
-        .next()
-        .expect("the resume goes to the desk");
+    let resume = caller_reinvite(&mut sby, &ok, 4, "sendrecv");
     assert_eq!(
         sdp_rtp(&resume.body).port(),
         b_relay.port(),
@@ -556,15 +553,7 @@ fn a_held_call_gets_its_music_back_from_the_same_socket_and_resumes_after_a_take
 fn held_music_whose_socket_cannot_be_bound_leaves_silence_and_the_call_resumes() {
     let mut act = node();
     let (_fork, ok) = answered_call(&mut act, "live-hold-2");
-    act.recv_raw(
-        &caller_request(&ok, "INVITE", 3, Some(sdp("192.0.2.21", 4000, "sendonly"))),
-        CALLER,
-        SEG1,
-    );
-    let offer = invites_to(&act.sent, DESK)
-        .into_iter()
-        .last()
-        .expect("the hold goes to the desk");
+    let offer = caller_reinvite(&mut act, &ok, 3, "sendonly");
     act.reply(&offer, 200, "desk", DESK, SEG1);
     let mut row = only_row(&act);
     assert!(row.moh.is_some());
@@ -598,16 +587,7 @@ fn held_music_whose_socket_cannot_be_bound_leaves_silence_and_the_call_resumes()
         )),
         "no music from a socket that is not bound"
     );
-    sby.sent.clear();
-    sby.recv_raw(
-        &caller_request(&ok, "INVITE", 4, Some(sdp("192.0.2.21", 4000, "sendrecv"))),
-        CALLER,
-        SEG1,
-    );
-    let resume = invites_to(&sby.sent, DESK)
-        .into_iter()
-        .next()
-        .expect("the resume goes to the desk");
+    let resume = caller_reinvite(&mut sby, &ok, 4, "sendrecv");
     sby.reply(&resume, 200, "desk", DESK, SEG1);
     assert_eq!(final_to(&sby, CALLER, "INVITE"), vec![200], "resumed");
 }
