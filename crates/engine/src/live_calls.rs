@@ -24,10 +24,14 @@
 //! dropped without a word (no BYE, no record; the peer continues them), their relay sockets
 //! closed, their rows left alone. A node that merely starts loads nothing.
 //!
-//! Not kept: calls anchored on our endpoints (IVR, voicemail, conference, transcoded calls)
-//! and calls still ringing — they end with the node that loses the address (see docs/ha.md).
-//! A call on hold is kept, but not its music: the held party hears silence after a take-over
-//! until the call is resumed. Legs over TCP/TLS are rebuilt
+//! A call on hold keeps its music: the row names the held party and the music endpoint's
+//! socket, which the node taking over binds again ([`MediaCommand::AdoptEndpoint`]) and plays
+//! the same class from; the resume is handled as on the node that started the music.
+//!
+//! Not kept: calls anchored on our endpoints (IVR, voicemail, conference, transcoded calls),
+//! ended by the node taking over, and calls still ringing: a switchover ends them first
+//! ([`Engine::end_ringing_calls`]); after a crash a phone answering a fork of the dead node
+//! gets an ACK and a BYE from the new active (see docs/ha.md). Legs over TCP/TLS are rebuilt
 //! like UDP ones, but the connection they used is gone: the phone's next request on a new
 //! connection is answered, our own requests to it may fail.
 
