@@ -486,3 +486,85 @@ fn a_held_call_keeps_its_music_across_a_switchover_and_resumes() {
         "\n| step | caller → callee | callee → caller | end of the call |\n|---|---|---|---|\n{row}\n| music to the held party (callee) across the switchover | {music_gap} | — | — |"
     );
 }
+
+/// A call still ringing when a switchover starts is ended by the old active before it hands
+/// over: the ringing phone gets a CANCEL, the caller a 480, the database one record.
+#[test]
+fn a_call_still_ringing_at_a_switchover_is_ended_with_a_480_and_one_record() {
+    let mut p = pair("dnwho-r");
+    let mut uas = Sipp::uas(workspace("tests/sipp/uas_ring_noanswer.xml"));
+    uas.netns = Some(p.lab.client.name().to_string());
+    uas.local_ip = CLIENT_IP.into();
+    uas.local_port = Some(PHONE_PORT);
+    uas.service = Some("1002".into());
+    uas.timeout = Duration::from_secs(60);
+    let mut callee = uas.spawn().expect("callee sipp");
+    callee
+        .wait_listening(Duration::from_secs(10))
+        .expect("callee listening");
+    let mut uac = Sipp::uac(
+        workspace("tests/sipp/uac_ringing_refused.xml"),
+        &format!("{APP_IP}:5060"),
+    );
+    uac.netns = Some(p.lab.client.name().to_string());
+    uac.local_ip = CLIENT_IP.into();
+    uac.local_port = Some(5080);
+    uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
+    uac.service = Some("1002".into());
+    uac.timeout = Duration::from_secs(60);
+    let caller = uac.spawn().expect("caller sipp");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !p.n[0].logs().contains("call started") {
+        assert!(Instant::now() < deadline, "the call never reached node 1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p.n[0].cli_ok(&["cluster", "switchover"]);
+    p.w.until(
+        &p.lab,
+        "node 2 to hold the address",
+        Duration::from_secs(10),
+        |h| h[1] && !h[0],
+    );
+    caller
+        .finish()
+        .unwrap_or_else(|e| panic!("the caller did not get its 480: {e}"));
+    callee
+        .finish()
+        .unwrap_or_else(|e| panic!("the ringing phone was not cancelled: {e}"));
+    assert!(
+        p.n[0]
+            .logs()
+            .contains("call still ringing ended before the hand-over"),
+        "node 1 ended it"
+    );
+    // One record, written by node 1 before the hand-over, read on the new active's database.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (cdrs, events) = loop {
+        let cdrs = p.pgs[1]
+            .psql_db(
+                "denwa",
+                "SELECT disposition || '/' || hangup_by || '/' || hangup_cause FROM cdrs",
+            )
+            .unwrap_or_default();
+        let cdrs: Vec<String> = cdrs
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        if !cdrs.is_empty() || Instant::now() > deadline {
+            let events = p.pgs[1]
+                .psql_db("denwa", "SELECT kind FROM cdr_events")
+                .unwrap_or_default();
+            break (cdrs, events.trim().to_string());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        cdrs,
+        vec!["NO ANSWER/system/switchover: not answered".to_string()],
+        "one record"
+    );
+    assert_eq!(events, "switchover");
+    assert!(!p.w.split_brain, "both nodes held the address at once");
+}

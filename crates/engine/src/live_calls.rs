@@ -208,6 +208,9 @@ pub(crate) struct LiveState {
     moh_at: HashMap<u64, (EndpointId, SocketAddr)>,
     /// Hold-music endpoints being re-bound for rebuilt calls: endpoint -> what to play.
     moh_adopting: HashMap<EndpointId, MohResume>,
+    /// The database operations issued by the last [`Engine::end_ringing_calls`] (their
+    /// records; each caller's final response waits for its record).
+    ringing_ops: std::ops::Range<u64>,
 }
 
 /// What a re-bound hold-music endpoint plays, and to whom.
@@ -890,6 +893,7 @@ impl Engine {
     /// cause "`event`: not answered", with an `event` entry in its events). Answered calls are
     /// not touched (their rows carry them over). Answers how many calls were ended.
     pub fn end_ringing_calls(&mut self, event: &'static str, now: Now) -> usize {
+        let first_op = self.next_op;
         let ringing: Vec<u64> = self
             .b2bua
             .ids()
@@ -923,7 +927,16 @@ impl Engine {
             self.finish_call(id, ending, Some(480), now);
         }
         self.pump_public(now);
+        self.live.ringing_ops = first_op..self.next_op;
         ringing.len()
+    }
+
+    /// Whether records of the calls the last [`Engine::end_ringing_calls`] ended are still
+    /// being written (their callers' `480`s go out when they are): the hand-over waits for
+    /// them, since the address and the database are about to move.
+    pub fn ringing_records_pending(&self) -> bool {
+        let ops = &self.live.ringing_ops;
+        !ops.is_empty() && self.pending.keys().any(|id| ops.contains(&id.0))
     }
 
     /// A 2xx to an INVITE that matches no transaction here and no call: on a node of a pair,

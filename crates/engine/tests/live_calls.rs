@@ -611,8 +611,14 @@ fn a_switchover_ends_calls_still_ringing_with_a_cancel_a_480_and_one_record() {
     h.reply(&fork, 180, "desk2", DESK, SEG1);
     h.sent.clear();
     let cdrs_before = h.cdrs.len();
+    assert!(!h.engine.ringing_records_pending());
     let n = h.engine.end_ringing_calls("switchover", h.now);
+    assert!(
+        h.engine.ringing_records_pending(),
+        "the hand-over waits for the record"
+    );
     h.drain();
+    assert!(!h.engine.ringing_records_pending(), "written");
     assert_eq!(n, 1, "only the ringing call");
     let cancels = h.requests("CANCEL");
     assert_eq!(cancels.len(), 1, "the ringing desk is cancelled");

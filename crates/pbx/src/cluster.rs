@@ -974,7 +974,8 @@ impl Driver {
             Output::StopNewWork => {
                 tracing::info!("cluster: switchover: handing over");
                 if self.mover.holding {
-                    tokio::spawn(crate::live_calls::end_ringing(self.mover.pbx.clone()));
+                    // Before the hand-over can release the address (bounded).
+                    crate::live_calls::end_ringing(&self.mover.pbx).await;
                 }
                 true
             }

@@ -200,6 +200,7 @@ impl Driver {
                 }
             }
             self.carry_out();
+            self.live.ringing_check(&self.engine);
             self.shared.beat();
             if let Some(done) = self.shutdown.take() {
                 self.engine.end_all_calls(now());
@@ -288,7 +289,8 @@ impl Driver {
             Control::EndRingingCalls(event, tx) => {
                 let count = self.engine.end_ringing_calls(event, n);
                 self.carry_out();
-                let _ = tx.send(count);
+                // Answered once their records are written (after a turn, below).
+                self.live.await_ringing(count, tx);
             }
         }
     }

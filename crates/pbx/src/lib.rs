@@ -581,7 +581,8 @@ impl Pbx {
 
     /// A switchover starts while this node holds the application address: calls still ringing
     /// are ended (CANCEL to the ringing phones, `480` to the caller, one record each; see
-    /// `Engine::end_ringing_calls`). Returns how many.
+    /// `Engine::end_ringing_calls`). Returns how many, once their records are written and the
+    /// `480`s sent.
     pub async fn end_ringing_calls(&self, event: &'static str) -> Result<usize> {
         let (tx, rx) = oneshot::channel();
         self.control
