@@ -568,3 +568,59 @@ fn a_call_still_ringing_at_a_switchover_is_ended_with_a_480_and_one_record() {
     assert_eq!(events, "switchover");
     assert!(!p.w.split_brain, "both nodes held the address at once");
 }
+
+/// The active dies while a call rings; the phone answers afterwards: its 200 reaches the new
+/// active, which knows no such call and ACKs it and hangs up, so the phone is not left in a
+/// silent call (nor retransmitting its 200 for 32 s).
+#[test]
+fn a_phone_answering_after_a_crash_of_the_active_is_acked_and_hung_up() {
+    let mut p = pair("dnwho-c");
+    let mut uas = Sipp::uas(workspace("tests/sipp/uas_ring_answer_late.xml"));
+    uas.netns = Some(p.lab.client.name().to_string());
+    uas.local_ip = CLIENT_IP.into();
+    uas.local_port = Some(PHONE_PORT);
+    uas.service = Some("1002".into());
+    // Rings this long before answering: the take-over is over by then.
+    uas.call_duration = Duration::from_secs(6);
+    uas.timeout = Duration::from_secs(60);
+    let mut callee = uas.spawn().expect("callee sipp");
+    callee
+        .wait_listening(Duration::from_secs(10))
+        .expect("callee listening");
+    let mut uac = Sipp::uac(
+        workspace("tests/sipp/uac_call.xml"),
+        &format!("{APP_IP}:5060"),
+    );
+    uac.netns = Some(p.lab.client.name().to_string());
+    uac.local_ip = CLIENT_IP.into();
+    uac.local_port = Some(5080);
+    uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
+    uac.service = Some("1002".into());
+    // The caller's INVITE died with node 1: it never gets a final response.
+    uac.timeout = Duration::from_secs(20);
+    let caller = uac.spawn().expect("caller sipp");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !p.n[0].logs().contains("call started") {
+        assert!(Instant::now() < deadline, "the call never reached node 1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t0 = Instant::now();
+    p.n[0].kill9();
+    kill9_postgres(&p.pgs[0]);
+    let (_, held) = p.w.failover(&p.lab, 0, t0);
+    println!(
+        "crash while ringing: node 2 holds the address {} ms after the kill",
+        held.as_millis()
+    );
+    callee
+        .finish()
+        .unwrap_or_else(|e| panic!("the phone's answer was not ACKed and hung up: {e}"));
+    assert!(
+        p.n[1]
+            .logs()
+            .contains("answer to an INVITE this node never sent"),
+        "node 2 ended the orphan answer"
+    );
+    let _ = caller.finish_unchecked();
+    assert!(!p.w.split_brain, "both nodes held the address at once");
+}
