@@ -65,6 +65,28 @@ struct Call {
 /// address; returns once the active node (whose database is `pg`) stored the call, with the
 /// probes sending to the relay's ports (read from the stored row).
 fn start_call(lab: &Lab, dir: &Path, pg: &PgNode, caller_port: u16) -> Call {
+    start_call_with(lab, dir, pg, caller_port, "uac_call.xml", TALK)
+}
+
+/// The stored row of the one call in progress in `pg`, if there is one.
+fn stored_row(pg: &PgNode) -> Option<serde_json::Value> {
+    let out = pg
+        .psql_db("denwa", "SELECT record FROM live_calls")
+        .unwrap_or_default();
+    out.lines()
+        .find(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l.trim()).expect("row JSON"))
+}
+
+/// Like [`start_call`], the caller running sipp scenario `scenario` with its pauses `talk`.
+fn start_call_with(
+    lab: &Lab,
+    dir: &Path,
+    pg: &PgNode,
+    caller_port: u16,
+    scenario: &str,
+    talk: Duration,
+) -> Call {
     let bind = || {
         lab.client
             .udp_bind(format!("{CLIENT_IP}:0").parse().expect("addr"))
@@ -85,31 +107,25 @@ fn start_call(lab: &Lab, dir: &Path, pg: &PgNode, caller_port: u16) -> Call {
     callee
         .wait_listening(Duration::from_secs(10))
         .expect("callee listening");
-    let mut uac = Sipp::uac(
-        probe_scenario(dir, "uac_call.xml"),
-        &format!("{APP_IP}:5060"),
-    );
+    let mut uac = Sipp::uac(probe_scenario(dir, scenario), &format!("{APP_IP}:5060"));
     uac.netns = Some(lab.client.name().to_string());
     uac.local_ip = CLIENT_IP.into();
     uac.local_port = Some(caller_port);
     uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
     uac.service = Some("1002".into());
     uac.vars = vec![("probe".into(), a.local_addr().port().to_string())];
-    uac.call_duration = TALK;
+    uac.call_duration = talk;
     uac.timeout = Duration::from_secs(120);
     uac.trace_msg = true;
     let caller = uac.spawn().expect("caller sipp");
     let deadline = Instant::now() + Duration::from_secs(15);
     let row = loop {
-        let out = pg
-            .psql_db("denwa", "SELECT record FROM live_calls")
-            .unwrap_or_default();
-        if let Some(line) = out.lines().find(|l| l.trim_start().starts_with('{')) {
-            break serde_json::from_str::<serde_json::Value>(line.trim()).expect("row JSON");
+        if let Some(row) = stored_row(pg) {
+            break row;
         }
         assert!(
             Instant::now() < deadline,
-            "the answered call was never stored: {out}"
+            "the answered call was never stored"
         );
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -375,8 +391,20 @@ fn arp_answerers(arping: std::process::Child) -> Vec<String> {
     macs
 }
 
-#[test]
-fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
+/// The pair started in namespaces `prefix-…`, node 1 active and ready for a switchover.
+/// Fields drop in order: the watch, PostgreSQL, the nodes, the lab, the files, the witness.
+struct Pair {
+    w: Watch,
+    _pg_stop: PgStop,
+    pgs: [PgNode; 2],
+    n: [Node; 2],
+    lab: Lab,
+    scenarios: tempfile::TempDir,
+    _tmp: tempfile::TempDir,
+    _witness: testkit::pg::PgCluster,
+}
+
+fn pair(prefix: &str) -> Pair {
     let witness = testkit::pg::PgCluster::start()
         .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
     witness
@@ -384,42 +412,56 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
         .expect("createdb witness");
     let witness_url = witness.socket_url_for("witness");
     let tmp = tempfile::Builder::new()
-        .prefix("dnwhc-")
+        .prefix(&format!("{prefix}-"))
         .tempdir()
         .expect("tmp");
-    let root = tmp.path();
     let scenarios = tempfile::Builder::new()
-        .prefix("dnwhc-sipp-")
+        .prefix(&format!("{prefix}-sipp-"))
         .tempdir()
         .expect("tmp");
-    let lab = Lab::create("dnwhc");
-    let (mut n, pgs) = pair_with_own_postgres(&lab, root, &witness_url);
-    let _pg_stop = PgStop(pgs.to_vec());
+    let lab = Lab::create(prefix);
+    let (mut n, pgs) = pair_with_own_postgres(&lab, tmp.path(), &witness_url);
+    let pg_stop = PgStop(pgs.to_vec());
     let mut w = Watch { split_brain: false };
     cold_start(&mut w, &lab, &mut n);
     until_pair_ready(&n, 0, "cold start");
+    Pair {
+        w,
+        _pg_stop: pg_stop,
+        pgs,
+        n,
+        lab,
+        scenarios,
+        _tmp: tmp,
+        _witness: witness,
+    }
+}
+
+#[test]
+fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
+    let mut p = pair("dnwhc");
     let mut rows = Vec::new();
 
     // (a) Switchover with a call up on node 1.
-    let c = start_call(&lab, scenarios.path(), &pgs[0], 5080);
+    let c = start_call(&p.lab, p.scenarios.path(), &p.pgs[0], 5080);
     until_audio(&c, "before the switchover");
     // The window starts a little before the event: a silence that begins with it is then
     // measured from the last packet before it (and the packets it swallowed counted).
     let from = c.a.elapsed_ms().saturating_sub(200);
-    n[0].cli_ok(&["cluster", "switchover"]);
+    p.n[0].cli_ok(&["cluster", "switchover"]);
     // Make-before-break (`pbx::drain`): node 1 parks the address on lo before it leaves the
     // segment and relays what phones with stale ARP caches still send it.
     let mut parked_seen = false;
-    let moved = w.until(
-        &lab,
+    let moved = p.w.until(
+        &p.lab,
         "node 2 to hold the address",
         Duration::from_secs(10),
         |h| {
-            parked_seen |= parked(&lab, 0);
+            parked_seen |= parked(&p.lab, 0);
             h[1] && !h[0]
         },
     );
-    parked_seen |= parked(&lab, 0);
+    parked_seen |= parked(&p.lab, 0);
     println!(
         "switchover: address moved {} ms after the command; node 1 drains it on lo: {parked_seen}",
         moved.as_millis()
@@ -429,21 +471,21 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
         "node 1 never parked both addresses (IPv4, IPv6) on lo (no make-before-break drain)"
     );
     // Who answers ARP for the address during node 1's drain and after it.
-    let arping = start_arping(&lab);
+    let arping = start_arping(&p.lab);
     // A phone's SIP right after the switchover, during node 1's drain, reaches the new active
     // (node 1 neither takes nor sends SIP on the address now): an OPTIONS, retransmitted every
     // 500 ms as a phone does, is answered from the application address.
     let t = Instant::now();
-    let answered = options_until_answered(&lab, Duration::from_secs(5));
+    let answered = options_until_answered(&p.lab, Duration::from_secs(5));
     println!(
         "switchover: OPTIONS answered {} ms after the command ({} sent; node 1 still draining after it: {})",
         (moved + t.elapsed()).as_millis(),
         answered,
-        parked(&lab, 0)
+        parked(&p.lab, 0)
     );
     // A REGISTER (a write: it needs the new active's database) as a phone retries it.
     let t = Instant::now();
-    let tries = register_until_accepted(&lab, Duration::from_secs(15));
+    let tries = register_until_accepted(&p.lab, Duration::from_secs(15));
     println!(
         "switchover: REGISTER accepted {} ms after the command (attempt {tries})",
         (moved + t.elapsed()).as_millis()
@@ -455,13 +497,13 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
         "the first REGISTER after the switchover was refused"
     );
     // Only node 2 answers ARP for the address, drain or not.
-    let node2 = Lab::mac(&lab.nodes[1]).to_ascii_lowercase();
+    let node2 = Lab::mac(&p.lab.nodes[1]).to_ascii_lowercase();
     assert_eq!(
         arp_answerers(arping),
         vec![node2],
         "ARP for the application address answered by another node than the new active"
     );
-    let (row, to_b, to_a) = finish_call(c, from, &pgs[1], "switchover", "switchover");
+    let (row, to_b, to_a) = finish_call(c, from, &p.pgs[1], "switchover", "switchover");
     rows.push(row);
     // The issue's goal: a manual switchover loses no audio packet.
     assert_eq!(
@@ -472,27 +514,27 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
         to_a.gaps
     );
     assert_eq!(
-        parked_both(&lab, 0),
+        parked_both(&p.lab, 0),
         (false, false),
         "node 1 still has an application address on lo after its drain"
     );
-    let logs = n[1].logs();
+    let logs = p.n[1].logs();
     assert!(
         logs.contains("call in progress taken over"),
         "node 2 continued the call"
     );
 
     // (b) A call up on node 2; node 2 dies (Denwa and PostgreSQL, SIGKILL).
-    until_pair_ready(&n, 1, "after the switchover (node 1 re-attached)");
-    let c = start_call(&lab, scenarios.path(), &pgs[1], 5082);
+    until_pair_ready(&p.n, 1, "after the switchover (node 1 re-attached)");
+    let c = start_call(&p.lab, p.scenarios.path(), &p.pgs[1], 5082);
     until_audio(&c, "before the crash");
     // The window starts a little before the event: a silence that begins with it is then
     // measured from the last packet before it (and the packets it swallowed counted).
     let from = c.a.elapsed_ms().saturating_sub(200);
     let t0 = Instant::now();
-    n[1].kill9();
-    kill9_postgres(&pgs[1]);
-    let (_, held) = w.failover(&lab, 1, t0);
+    p.n[1].kill9();
+    kill9_postgres(&p.pgs[1]);
+    let (_, held) = p.w.failover(&p.lab, 1, t0);
     println!(
         "crash: node 1 holds the address {} ms after the kill",
         held.as_millis()
@@ -501,13 +543,13 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
         finish_call(
             c,
             from,
-            &pgs[0],
+            &p.pgs[0],
             "failover",
             "`kill -9` of the active (Denwa + PostgreSQL)",
         )
         .0,
     );
-    assert!(!w.split_brain, "both nodes held the address at once");
+    assert!(!p.w.split_brain, "both nodes held the address at once");
 
     let mut table = String::from(
         "| step | caller → callee | callee → caller | end of the call |\n|---|---|---|---|\n",
@@ -519,4 +561,263 @@ fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
     println!("\n{table}");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster-calls-results.md");
     std::fs::write(&out, &table).expect("results file");
+}
+
+/// Each phase of the held call (talking, on hold, resumed): the switchover happens, and is
+/// checked, while the call is on hold.
+const PHASE: Duration = Duration::from_secs(12);
+
+/// Waits until the stored row of the call in `pg` satisfies `f`.
+fn until_row(pg: &PgNode, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(row) = stored_row(pg).filter(|r| f(r)) {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "{what}: the row never said so");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `probe` received 10 packets or more after `after_ms` (its clock), the last of
+/// them from `from`.
+fn until_from(probe: &RtpProbe, from: SocketAddr, after_ms: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = probe.report_since(after_ms);
+        if r.received >= 10 && r.last_from == Some(from) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} packets, the last from {:?}, not {from}",
+            r.received,
+            r.last_from
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn addr_of(row: &serde_json::Value, path: &[&str]) -> SocketAddr {
+    path.iter()
+        .fold(row, |v, k| &v[*k])
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{path:?} in {row}"))
+}
+
+/// A call on hold keeps its music across a switchover: the callee (held) hears the music from
+/// the same socket, now on node 2; the caller resumes on node 2 and both talk again.
+#[test]
+fn a_held_call_keeps_its_music_across_a_switchover_and_resumes() {
+    let mut p = pair("dnwho");
+    for node in &p.n {
+        node.cli_ok(&["moh", "install-default"]);
+    }
+    let c = start_call_with(
+        &p.lab,
+        p.scenarios.path(),
+        &p.pgs[0],
+        5080,
+        "uac_reinvite_hold.xml",
+        PHASE,
+    );
+    until_audio(&c, "before the hold");
+    // The caller holds: the callee is offered node 1's music endpoint.
+    let held = until_row(&p.pgs[0], "the hold", |r| !r["moh"].is_null());
+    assert_eq!(held["moh"]["held"], "b", "the callee is held: {held}");
+    assert_eq!(held["moh"]["class"], "default");
+    let music = addr_of(&held, &["moh", "endpoint"]);
+    // From now on only the music reaches the callee: the caller's probe stops sending.
+    let nowhere: SocketAddr = format!("{CLIENT_IP}:9").parse().expect("addr");
+    c.a.retarget(nowhere);
+    until_from(&c.b, music, c.b.elapsed_ms(), "music from node 1");
+    let from = c.b.elapsed_ms().saturating_sub(200);
+    p.n[0].cli_ok(&["cluster", "switchover"]);
+    let moved = p.w.until(
+        &p.lab,
+        "node 2 to hold the address",
+        Duration::from_secs(10),
+        |h| h[1] && !h[0],
+    );
+    // Music again, from the same socket, once node 2 holds the address.
+    until_from(&c.b, music, c.b.elapsed_ms() + 300, "music from node 2");
+    let logs = p.n[1].logs();
+    assert!(
+        logs.contains("hold music plays again after the take-over"),
+        "node 2 plays the music: {logs}"
+    );
+    // A new stream (its own sequence numbers) follows the old one: only the silence counts.
+    let over = c.b.report_since(from);
+    let music_gap = format!(
+        "longest silence {} ms, {} packets received",
+        over.max_gap_ms, over.received
+    );
+    println!(
+        "held call: address moved {} ms after the command; music to the held party: {music_gap} (gaps {:?})",
+        moved.as_millis(),
+        over.gaps
+    );
+    // The caller resumes (sipp, after its pause) on node 2: the callee goes back to the relay.
+    let resumed = until_row(&p.pgs[1], "the resume", |r| {
+        r["moh"].is_null() && r["on_hold"] == false
+    });
+    c.a.retarget(addr_of(&resumed, &["a", "relay"]));
+    let relay_b = addr_of(&resumed, &["b", "relay"]);
+    let since = c.b.elapsed_ms();
+    until_from(&c.b, relay_b, since, "the caller's audio after the resume");
+    let row = finish_call(
+        c,
+        since,
+        &p.pgs[1],
+        "switchover",
+        "held call: switchover while held, resumed",
+    )
+    .0;
+    assert!(
+        p.n[1].logs().contains("resumed: hold music stops"),
+        "node 2 stopped the music"
+    );
+    assert!(!p.w.split_brain, "both nodes held the address at once");
+    println!(
+        "\n| step | caller → callee | callee → caller | end of the call |\n|---|---|---|---|\n{row}\n| music to the held party (callee) across the switchover | {music_gap} | — | — |"
+    );
+}
+
+/// A call still ringing when a switchover starts is ended by the old active before it hands
+/// over: the ringing phone gets a CANCEL, the caller a 480, the database one record.
+#[test]
+fn a_call_still_ringing_at_a_switchover_is_ended_with_a_480_and_one_record() {
+    let mut p = pair("dnwho-r");
+    let mut uas = Sipp::uas(workspace("tests/sipp/uas_ring_noanswer.xml"));
+    uas.netns = Some(p.lab.client.name().to_string());
+    uas.local_ip = CLIENT_IP.into();
+    uas.local_port = Some(PHONE_PORT);
+    uas.service = Some("1002".into());
+    uas.timeout = Duration::from_secs(60);
+    let mut callee = uas.spawn().expect("callee sipp");
+    callee
+        .wait_listening(Duration::from_secs(10))
+        .expect("callee listening");
+    let mut uac = Sipp::uac(
+        workspace("tests/sipp/uac_ringing_refused.xml"),
+        &format!("{APP_IP}:5060"),
+    );
+    uac.netns = Some(p.lab.client.name().to_string());
+    uac.local_ip = CLIENT_IP.into();
+    uac.local_port = Some(5080);
+    uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
+    uac.service = Some("1002".into());
+    uac.timeout = Duration::from_secs(60);
+    let caller = uac.spawn().expect("caller sipp");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !p.n[0].logs().contains("call started") {
+        assert!(Instant::now() < deadline, "the call never reached node 1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p.n[0].cli_ok(&["cluster", "switchover"]);
+    p.w.until(
+        &p.lab,
+        "node 2 to hold the address",
+        Duration::from_secs(10),
+        |h| h[1] && !h[0],
+    );
+    caller
+        .finish()
+        .unwrap_or_else(|e| panic!("the caller did not get its 480: {e}"));
+    callee
+        .finish()
+        .unwrap_or_else(|e| panic!("the ringing phone was not cancelled: {e}"));
+    assert!(
+        p.n[0]
+            .logs()
+            .contains("call still ringing ended before the hand-over"),
+        "node 1 ended it"
+    );
+    // One record, written by node 1 before the hand-over, read on the new active's database.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (cdrs, events) = loop {
+        let cdrs = p.pgs[1]
+            .psql_db(
+                "denwa",
+                "SELECT disposition || '/' || hangup_by || '/' || hangup_cause FROM cdrs",
+            )
+            .unwrap_or_default();
+        let cdrs: Vec<String> = cdrs
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        if !cdrs.is_empty() || Instant::now() > deadline {
+            let events = p.pgs[1]
+                .psql_db("denwa", "SELECT kind FROM cdr_events")
+                .unwrap_or_default();
+            break (cdrs, events.trim().to_string());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        cdrs,
+        vec!["NO ANSWER/system/switchover: not answered".to_string()],
+        "one record"
+    );
+    assert_eq!(events, "switchover");
+    assert!(!p.w.split_brain, "both nodes held the address at once");
+}
+
+/// The active dies while a call rings; the phone answers afterwards: its 200 reaches the new
+/// active, which knows no such call and ACKs it and hangs up, so the phone is not left in a
+/// silent call (nor retransmitting its 200 for 32 s).
+#[test]
+fn a_phone_answering_after_a_crash_of_the_active_is_acked_and_hung_up() {
+    let mut p = pair("dnwho-c");
+    let mut uas = Sipp::uas(workspace("tests/sipp/uas_ring_answer_late.xml"));
+    uas.netns = Some(p.lab.client.name().to_string());
+    uas.local_ip = CLIENT_IP.into();
+    uas.local_port = Some(PHONE_PORT);
+    uas.service = Some("1002".into());
+    // Rings this long before answering: the take-over is over by then.
+    uas.call_duration = Duration::from_secs(6);
+    uas.timeout = Duration::from_secs(60);
+    let mut callee = uas.spawn().expect("callee sipp");
+    callee
+        .wait_listening(Duration::from_secs(10))
+        .expect("callee listening");
+    let mut uac = Sipp::uac(
+        workspace("tests/sipp/uac_call.xml"),
+        &format!("{APP_IP}:5060"),
+    );
+    uac.netns = Some(p.lab.client.name().to_string());
+    uac.local_ip = CLIENT_IP.into();
+    uac.local_port = Some(5080);
+    uac.inject_text = Some(sipp_user("1001", "secret-ha-aaab"));
+    uac.service = Some("1002".into());
+    // The caller's INVITE died with node 1: it never gets a final response.
+    uac.timeout = Duration::from_secs(20);
+    let caller = uac.spawn().expect("caller sipp");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !p.n[0].logs().contains("call started") {
+        assert!(Instant::now() < deadline, "the call never reached node 1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t0 = Instant::now();
+    p.n[0].kill9();
+    kill9_postgres(&p.pgs[0]);
+    let (_, held) = p.w.failover(&p.lab, 0, t0);
+    println!(
+        "crash while ringing: node 2 holds the address {} ms after the kill",
+        held.as_millis()
+    );
+    callee
+        .finish()
+        .unwrap_or_else(|e| panic!("the phone's answer was not ACKed and hung up: {e}"));
+    assert!(
+        p.n[1]
+            .logs()
+            .contains("answer to an INVITE this node never sent"),
+        "node 2 ended the orphan answer"
+    );
+    let _ = caller.finish_unchecked();
+    assert!(!p.w.split_brain, "both nodes held the address at once");
 }

@@ -649,7 +649,8 @@ impl Engine {
     }
 
     fn ep_opened(&mut self, id: u64, ep: EndpointId, r: Result<SocketAddr, ()>, now: Now) {
-        if self.park_resume_opened(id, ep, r, now)
+        if self.live_moh_opened(id, ep, r)
+            || self.park_resume_opened(id, ep, r, now)
             || self.xfer_app_opened(id, ep, r, now)
             || self.anchored_join_opened(id, ep, r, now)
         {

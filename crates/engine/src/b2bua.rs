@@ -1398,13 +1398,25 @@ impl Engine {
         if invite.method != Method::Invite {
             return;
         }
-        let Ok(mut d) = Dialog::uac(&invite, resp) else {
-            return;
-        };
         let transport = invite
             .top_via()
             .and_then(|v| Transport::parse(&v.transport))
             .unwrap_or(Transport::Udp);
+        self.ack_and_bye(&invite, resp, transport, source, now);
+    }
+
+    /// ACKs a 2xx to `invite` (from `source`) and hangs its dialog up with a BYE.
+    pub(crate) fn ack_and_bye(
+        &mut self,
+        invite: &Request,
+        resp: &Response,
+        transport: Transport,
+        source: SocketAddr,
+        now: Now,
+    ) {
+        let Ok(mut d) = Dialog::uac(invite, resp) else {
+            return;
+        };
         let Some(local) = self.local_for(source) else {
             return;
         };

@@ -790,7 +790,9 @@ impl Engine {
                 self.owners.remove(&transaction);
                 self.b2bua.forget_server_txn(transaction);
             }
-            Event::StrayResponse { .. } => {}
+            Event::StrayResponse { response, source } => {
+                self.live_stray_answer(&response, source, now)
+            }
         }
     }
 

@@ -24,10 +24,14 @@
 //! dropped without a word (no BYE, no record; the peer continues them), their relay sockets
 //! closed, their rows left alone. A node that merely starts loads nothing.
 //!
-//! Not kept: calls anchored on our endpoints (IVR, voicemail, conference, transcoded calls)
-//! and calls still ringing — they end with the node that loses the address (see docs/ha.md).
-//! A call on hold is kept, but not its music: the held party hears silence after a take-over
-//! until the call is resumed. Legs over TCP/TLS are rebuilt
+//! A call on hold keeps its music: the row names the held party and the music endpoint's
+//! socket, which the node taking over binds again ([`MediaCommand::AdoptEndpoint`]) and plays
+//! the same class from; the resume is handled as on the node that started the music.
+//!
+//! Not kept: calls anchored on our endpoints (IVR, voicemail, conference, transcoded calls),
+//! ended by the node taking over, and calls still ringing: a switchover ends them first
+//! ([`Engine::end_ringing_calls`]); after a crash a phone answering a fork of the dead node
+//! gets an ACK and a BYE from the new active (see docs/ha.md). Legs over TCP/TLS are rebuilt
 //! like UDP ones, but the connection they used is gone: the phone's next request on a new
 //! connection is answered, our own requests to it may fail.
 
@@ -43,7 +47,7 @@ use tracing::{info, warn};
 use crate::b2bua::{A_LEG, Bridge, Call, Leg, MediaSlot, Origin};
 use crate::control::CallState;
 use crate::db::{CallRoute, DbOp, Direction};
-use crate::media::{MediaCommand, SessionId, Side};
+use crate::media::{EndpointId, MediaCommand, PlayItem, SessionId, Side};
 use crate::{Engine, Now, Pending, sdp};
 
 /// Calls one node rebuilds from rows at most (more rows than that are a broken database).
@@ -150,9 +154,29 @@ pub struct LiveCallRecord {
     /// it is not continued; the node taking over ends it (BYE, record).
     #[serde(default)]
     pub anchored: bool,
+    /// Hold music playing to one party when the row was written: the node taking over plays
+    /// it again from the same socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moh: Option<LiveMoh>,
     /// When this version of the row was written.
     pub saved_at: SystemTime,
 }
+
+/// Hold music of a stored call: who is held and where our music came from. The held party's
+/// RTP address and codec are its last SDP in its leg (its answer to our music offer).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LiveMoh {
+    /// The held party: `a` (the caller) or `b` (the callee); the other one put the call on
+    /// hold.
+    pub held: String,
+    /// Our music endpoint's RTP socket the held party was pointed at (RTCP on the next port).
+    pub endpoint: SocketAddr,
+    /// The music-on-hold class played.
+    pub class: String,
+}
+
+/// The class hold music plays today ([`crate::moh`] always plays the tenant's default).
+pub const MOH_CLASS: &str = "default";
 
 /// A row written or deleted.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +204,25 @@ pub(crate) struct LiveState {
     /// Rebuilt calls: call -> the take-over event, written with the call's record when it
     /// ends (at the take-over the database may not be writable yet: promotion runs aside).
     taken_over: HashMap<u64, crate::transfer::TransferEvent>,
+    /// Where each call's hold-music endpoint listens: call -> (endpoint, RTP socket).
+    moh_at: HashMap<u64, (EndpointId, SocketAddr)>,
+    /// Hold-music endpoints being re-bound for rebuilt calls: endpoint -> what to play.
+    moh_adopting: HashMap<EndpointId, MohResume>,
+    /// The database operations issued by the last [`Engine::end_ringing_calls`] (their
+    /// records; each caller's final response waits for its record).
+    ringing_ops: std::ops::Range<u64>,
+}
+
+/// What a re-bound hold-music endpoint plays, and to whom.
+#[derive(Debug)]
+struct MohResume {
+    call: u64,
+    tenant: i64,
+    class: String,
+    rtp: Option<SocketAddr>,
+    rtcp: Option<SocketAddr>,
+    codec: crate::media::Codec,
+    telephone_event: Option<(u8, u32)>,
 }
 
 fn transport_name(t: Transport) -> &'static str {
@@ -291,8 +334,38 @@ fn is_hold(leg: &LiveLeg) -> bool {
         .is_some_and(|s| s.is_hold())
 }
 
+/// The hold music of `call` when it plays (the held party answered our offer) and its
+/// endpoint's socket `at` is known.
+fn live_moh(call: &Call, at: Option<&(EndpointId, SocketAddr)>) -> Option<LiveMoh> {
+    let m = call.moh.as_deref()?;
+    if !matches!(m.stage, crate::moh::Stage::Playing) {
+        return None;
+    }
+    let (ep, endpoint) = at?;
+    if *ep != m.endpoint {
+        return None;
+    }
+    let bridge = call.bridge?;
+    let held = if m.held == bridge.a {
+        "a"
+    } else if m.held == bridge.b {
+        "b"
+    } else {
+        return None;
+    };
+    Some(LiveMoh {
+        held: held.into(),
+        endpoint: *endpoint,
+        class: MOH_CLASS.into(),
+    })
+}
+
 /// The row of a call, when it is a relayed, answered call another node can continue.
-fn live_record(call: &Call, now: Now) -> Option<LiveCallRecord> {
+fn live_record(
+    call: &Call,
+    moh_at: Option<&(EndpointId, SocketAddr)>,
+    now: Now,
+) -> Option<LiveCallRecord> {
     if call.state != CallState::Up {
         return None;
     }
@@ -311,9 +384,13 @@ fn live_record(call: &Call, now: Now) -> Option<LiveCallRecord> {
         }
         (None, None) => return None,
     };
-    // On hold, the held party hears music from an endpoint of ours: that endpoint is not
-    // carried over (the held party hears silence after a take-over until the call resumes,
-    // when the resuming re-INVITE points it at the relay again).
+    // On hold, the held party hears music from an endpoint of ours: its socket is stored, and
+    // the node taking over binds it again and plays the music from it.
+    let moh = if anchored {
+        None
+    } else {
+        live_moh(call, moh_at)
+    };
     let on_hold = call.moh.is_some() || is_hold(&a) || b.as_ref().is_some_and(is_hold);
     Some(LiveCallRecord {
         tenant: call.tenant_id,
@@ -334,6 +411,7 @@ fn live_record(call: &Call, now: Now) -> Option<LiveCallRecord> {
         a,
         b,
         anchored,
+        moh,
         saved_at: now.wall,
     })
 }
@@ -410,7 +488,7 @@ impl Engine {
         let Some(call) = self.b2bua.get(id) else {
             return;
         };
-        match live_record(call, now) {
+        match live_record(call, self.live.moh_at.get(&id), now) {
             Some(rec) => {
                 self.live
                     .saved
@@ -422,6 +500,29 @@ impl Engine {
             }
             None => self.live_call_forget_row(id),
         }
+    }
+
+    /// Keeps the take-over `event` of call `id` (`party` called `to`; `status` as it ended or
+    /// went on), written beside the call's record when it ends.
+    fn live_event(
+        &mut self,
+        id: u64,
+        event: &'static str,
+        (party, to): (String, String),
+        status: u16,
+        now: Now,
+    ) {
+        self.live.taken_over.insert(
+            id,
+            crate::transfer::TransferEvent {
+                at: now.wall,
+                kind: event,
+                by: String::new(),
+                party,
+                to,
+                status,
+            },
+        );
     }
 
     /// Deletes call `id`'s row, if it has one.
@@ -438,6 +539,8 @@ impl Engine {
     /// beside its record.
     pub(crate) fn live_call_ended(&mut self, call: &Call) {
         self.live.adopting.retain(|_, c| *c != call.id);
+        self.live.moh_at.remove(&call.id);
+        self.live.moh_adopting.retain(|_, m| m.call != call.id);
         if let Some(ev) = self.live.taken_over.remove(&call.id) {
             self.db(
                 DbOp::CdrEvents {
@@ -546,7 +649,127 @@ impl Engine {
         self.b2bua.forget_server_txn(TransactionId::DETACHED);
         self.b2bua.by_call_id.insert(b.call_id.clone(), (id, 1));
         self.live_adopt(rec, session, b, id, event, now);
+        if let Some(m) = &rec.moh {
+            self.live_moh_adopt(rec, m, id);
+        }
         Some(())
+    }
+
+    /// The hold music of a rebuilt call: its endpoint is bound again on the stored socket (the
+    /// held party's SDP points there, so no re-INVITE) and plays once it is open. A stored
+    /// music row that makes no sense leaves the call on hold without music.
+    fn live_moh_adopt(&mut self, rec: &LiveCallRecord, m: &LiveMoh, id: u64) {
+        let (held, leg) = match (m.held.as_str(), rec.b.as_ref()) {
+            ("a", _) => (A_LEG, &rec.a),
+            ("b", Some(b)) => (1, b),
+            _ => {
+                warn!(call = id, held = %m.held, "stored hold music names no party: not played");
+                return;
+            }
+        };
+        let summary = leg
+            .sdp
+            .as_deref()
+            .and_then(|s| sdp::summarize(s.as_bytes()).ok());
+        let Some((codec, telephone_event)) = summary.as_ref().and_then(crate::sdp_local::choose)
+        else {
+            warn!(
+                call = id,
+                "the held party's stored SDP has no codec for music: not played"
+            );
+            return;
+        };
+        let ep = self.b2bua.new_endpoint(id);
+        let Some(call) = self.b2bua.get_mut(id) else {
+            return;
+        };
+        call.moh = Some(Box::new(crate::moh::Moh {
+            endpoint: ep,
+            held,
+            stage: crate::moh::Stage::Playing,
+        }));
+        self.live.moh_adopting.insert(
+            ep,
+            MohResume {
+                call: id,
+                tenant: rec.tenant,
+                class: m.class.clone(),
+                rtp: summary.as_ref().and_then(|s| s.rtp).or(leg.remote_rtp),
+                rtcp: summary.as_ref().and_then(|s| s.rtcp).or(leg.remote_rtcp),
+                codec,
+                telephone_event,
+            },
+        );
+        self.media(MediaCommand::AdoptEndpoint {
+            endpoint: ep,
+            call_id: rec.call_id.clone(),
+            at: m.endpoint,
+            group: id,
+        });
+        info!(call = id, call_id = %rec.call_id, at = %m.endpoint, class = %m.class,
+            "hold music of a call taken over: endpoint re-bound");
+    }
+
+    /// A media endpoint of call `id` opened (or failed). A re-bound hold-music endpoint starts
+    /// its music (true: handled here); any hold-music endpoint's socket is remembered for the
+    /// call's row.
+    pub(crate) fn live_moh_opened(
+        &mut self,
+        id: u64,
+        ep: EndpointId,
+        r: Result<SocketAddr, ()>,
+    ) -> bool {
+        if let Some(m) = self.live.moh_adopting.remove(&ep) {
+            match r {
+                Ok(local) => {
+                    self.live.moh_at.insert(id, (ep, local));
+                    self.media(MediaCommand::ConfigureEndpoint {
+                        endpoint: ep,
+                        rtp: m.rtp,
+                        rtcp: m.rtcp,
+                        codec: m.codec,
+                        telephone_event: m.telephone_event,
+                        ptime: 20,
+                    });
+                    self.media(MediaCommand::Play {
+                        endpoint: ep,
+                        id: 0,
+                        items: vec![PlayItem::Moh {
+                            tenant: m.tenant,
+                            class: m.class,
+                        }],
+                        stop_on_dtmf: false,
+                        repeat: true,
+                    });
+                    info!(call = id, %local, "hold music plays again after the take-over");
+                }
+                Err(()) => {
+                    // Silence until the call is resumed (the resume points the held party back
+                    // at the relay, whose ports are the call's own).
+                    warn!(
+                        call = id,
+                        "the hold-music socket cannot be bound again: the held party hears silence"
+                    );
+                    self.b2bua.by_endpoint.remove(&ep);
+                    if let Some(c) = self.b2bua.get_mut(id)
+                        && c.moh.as_ref().is_some_and(|x| x.endpoint == ep)
+                    {
+                        c.moh = None;
+                    }
+                }
+            }
+            return true;
+        }
+        if let Ok(local) = r
+            && self.live.enabled
+            && self
+                .b2bua
+                .get(id)
+                .is_some_and(|c| c.moh.as_ref().is_some_and(|m| m.endpoint == ep))
+        {
+            self.live.moh_at.insert(id, (ep, local));
+        }
+        false
     }
 
     /// An anchored call (its media ended on an endpoint of the node that answered it) is not
@@ -572,17 +795,7 @@ impl Engine {
             self.bye_leg(id, leg, now);
         }
         self.live.saved.insert(id, (tenant, call_id.clone()));
-        self.live.taken_over.insert(
-            id,
-            crate::transfer::TransferEvent {
-                at: now.wall,
-                kind: event,
-                by: String::new(),
-                party: caller,
-                to: callee,
-                status: 200,
-            },
-        );
+        self.live_event(id, event, (caller, callee), 200, now);
         info!(call = id, %call_id, event, "anchored call not continued after the take-over: ended");
         let ending = crate::b2bua::Ending {
             disposition: crate::db::Disposition::Answered,
@@ -645,16 +858,12 @@ impl Engine {
             .saved
             .insert(id, (rec.tenant, rec.call_id.clone()));
         self.live.adopting.insert(session, id);
-        self.live.taken_over.insert(
+        self.live_event(
             id,
-            crate::transfer::TransferEvent {
-                at: now.wall,
-                kind: event,
-                by: String::new(),
-                party: rec.caller.clone(),
-                to: rec.callee.clone(),
-                status: 200,
-            },
+            event,
+            (rec.caller.clone(), rec.callee.clone()),
+            200,
+            now,
         );
         info!(call = id, call_id = %rec.call_id, caller = %rec.caller, callee = %rec.callee,
             a = %rec.a.relay, b = %b.relay, event, "call in progress taken over");
@@ -677,6 +886,94 @@ impl Engine {
         true
     }
 
+    /// A graceful switchover starts and this node still holds the application address. A
+    /// call still ringing cannot be handed over (its INVITE transactions live only here) and
+    /// would be dropped silently with the address, so it is ended now: CANCEL to every phone
+    /// still ringing, `480` to the caller, and one record (not answered, hung up by the system,
+    /// cause "`event`: not answered", with an `event` entry in its events). Answered calls are
+    /// not touched (their rows carry them over). Answers how many calls were ended.
+    pub fn end_ringing_calls(&mut self, event: &'static str, now: Now) -> usize {
+        let first_op = self.next_op;
+        let ringing: Vec<u64> = self
+            .b2bua
+            .ids()
+            .into_iter()
+            .filter(|id| {
+                self.b2bua
+                    .get(*id)
+                    .is_some_and(|c| c.answer.is_none() && c.state != CallState::Up)
+            })
+            .collect();
+        let cause = format!("{event}: not answered");
+        for &id in &ringing {
+            let Some(call) = self.b2bua.get(id) else {
+                continue;
+            };
+            let anchored = call.anchor.is_some();
+            let parties = (call.caller.clone(), call.callee.clone());
+            info!(call = id, call_id = %call.legs[A_LEG].call_id, caller = %parties.0,
+                callee = %parties.1, event, "call still ringing ended before the hand-over");
+            self.live_event(id, event, parties, 480, now);
+            if anchored {
+                self.hangup_call(id, &cause, now);
+                continue;
+            }
+            self.cancel_forks(id, now);
+            let ending = crate::b2bua::Ending {
+                disposition: crate::db::Disposition::NoAnswer,
+                hangup_by: crate::db::HangupBy::System,
+                cause: cause.clone(),
+            };
+            self.finish_call(id, ending, Some(480), now);
+        }
+        self.pump_public(now);
+        self.live.ringing_ops = first_op..self.next_op;
+        ringing.len()
+    }
+
+    /// Whether records of the calls the last [`Engine::end_ringing_calls`] ended are still
+    /// being written (their callers' `480`s go out when they are): the hand-over waits for
+    /// them, since the address and the database are about to move.
+    pub fn ringing_records_pending(&self) -> bool {
+        let ops = &self.live.ringing_ops;
+        !ops.is_empty() && self.pending.keys().any(|id| ops.contains(&id.0))
+    }
+
+    /// A 2xx to an INVITE that matches no transaction here and no call: on a node of a pair,
+    /// a phone answering a fork the peer sent before it crashed (the call was still ringing;
+    /// its transactions died with the peer). The phone would retransmit its 2xx for 32 s and
+    /// then hang up on its own, in a call nobody hears; it gets an ACK and a BYE at once
+    /// instead. A node outside a pair ignores stray responses as before.
+    pub(crate) fn live_stray_answer(&mut self, resp: &sip::Response, source: SocketAddr, now: Now) {
+        use sip::{HeaderName, Method, Request};
+        if !self.live.enabled || !(200..300).contains(&resp.status) {
+            return;
+        }
+        let (Some(cseq), Some(call_id), Some(via)) = (resp.cseq(), resp.call_id(), resp.top_via())
+        else {
+            return;
+        };
+        if cseq.method != Method::Invite || self.b2bua.by_call_id.contains_key(call_id) {
+            return;
+        }
+        let Some(transport) = Transport::parse(&via.transport) else {
+            return;
+        };
+        let Some(contact) = resp.headers.contact().map(|c| c.uri.clone()) else {
+            return;
+        };
+        // The INVITE the phone answered, as far as its 2xx echoes it.
+        let mut invite = Request::new(Method::Invite, contact);
+        for name in [HeaderName::From, HeaderName::CallId, HeaderName::CSeq] {
+            if let Some(v) = resp.headers.get(&name) {
+                invite.headers.push(name, v.clone());
+            }
+        }
+        warn!(%call_id, %source, status = resp.status,
+            "answer to an INVITE this node never sent (a call ringing at a take-over): ACK and BYE");
+        self.ack_and_bye(&invite, resp, transport, source, now);
+    }
+
     /// This node gave the application address up: every stored call is dropped without a
     /// word to its parties and without a record (the peer continues it from its row), its
     /// relay session closed, its row left. Answers how many were dropped.
@@ -686,6 +983,8 @@ impl Engine {
         for id in ids {
             self.live.saved.remove(&id);
             self.live.taken_over.remove(&id);
+            self.live.moh_at.remove(&id);
+            self.live.moh_adopting.retain(|_, m| m.call != id);
             let Some(call) = self.b2bua.get(id) else {
                 continue;
             };

@@ -281,6 +281,19 @@ pub enum MediaCommand {
         /// Endpoint.
         endpoint: EndpointId,
     },
+    /// Open a terminating endpoint on the given RTP port (RTCP on the next) with
+    /// `IP_FREEBIND`, as another node had it: hold music continued after a take-over
+    /// ([`crate::live_calls`]). Answered like `OpenEndpoint`.
+    AdoptEndpoint {
+        /// The new endpoint.
+        endpoint: EndpointId,
+        /// SIP Call-ID (for logs).
+        call_id: String,
+        /// Its RTP address.
+        at: SocketAddr,
+        /// Placement group (the call).
+        group: u64,
+    },
 }
 
 /// News from the media relay.

@@ -421,3 +421,258 @@ fn an_anchored_call_is_not_continued_but_ended_with_a_bye_and_one_record() {
             .any(|c| matches!(c, MediaCommand::CloseEndpoint { .. }))
     );
 }
+
+/// The caller sends a re-INVITE (`direction`: `sendonly` holds, `sendrecv` resumes) in the
+/// call answered with `ok`; returns what was forwarded to the desk.
+fn caller_reinvite(h: &mut Harness, ok: &Response, cseq: u32, direction: &str) -> Request {
+    h.sent.clear();
+    h.recv_raw(
+        &caller_request(ok, "INVITE", cseq, Some(sdp("192.0.2.21", 4000, direction))),
+        CALLER,
+        SEG1,
+    );
+    invites_to(&h.sent, DESK)
+        .into_iter()
+        .next()
+        .expect("the re-INVITE goes to the desk")
+}
+
+/// The RTP address an SDP body offers.
+fn sdp_rtp(body: &[u8]) -> std::net::SocketAddr {
+    engine::sdp::summarize(body)
+        .expect("SDP")
+        .rtp
+        .expect("an RTP address")
+}
+
+#[test]
+fn a_held_call_gets_its_music_back_from_the_same_socket_and_resumes_after_a_take_over() {
+    let mut act = node();
+    let (_fork, ok) = answered_call(&mut act, "live-hold");
+    // The caller holds: the desk is offered our music endpoint, and answers.
+    let offer = caller_reinvite(&mut act, &ok, 3, "sendonly");
+    let music_at = sdp_rtp(&offer.body);
+    let ep = *act
+        .endpoints
+        .iter()
+        .find(|(_, a)| a.port() == music_at.port())
+        .expect("the desk is offered a music endpoint")
+        .0;
+    act.reply(&offer, 200, "desk", DESK, SEG1);
+    assert_eq!(
+        act.plays_on(ep),
+        vec!["moh:default"],
+        "music on the old node"
+    );
+    let row = only_row(&act);
+    assert!(row.on_hold);
+    let moh = row.moh.clone().expect("the row says music plays");
+    assert_eq!(moh.held, "b", "the desk is held");
+    assert_eq!(moh.endpoint.port(), music_at.port(), "the socket it hears");
+    assert_eq!(moh.class, "default");
+    let b_relay = row.b.as_ref().expect("side B").relay;
+
+    // The standby takes over: the same socket is bound again and plays the same class to the
+    // desk's address, without a word on SIP.
+    let mut sby = take_over(vec![row.clone()], "switchover");
+    assert!(sby.sent.is_empty(), "no re-INVITE: {:?}", sby.sent);
+    let (new_ep, at) = sby
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::AdoptEndpoint { endpoint, at, .. } => Some((*endpoint, *at)),
+            _ => None,
+        })
+        .expect("the music endpoint is re-bound");
+    assert_eq!(at, moh.endpoint, "on the very socket");
+    let to = sby
+        .media_log
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::ConfigureEndpoint { endpoint, rtp, .. } if *endpoint == new_ep => *rtp,
+            _ => None,
+        })
+        .expect("the music endpoint is pointed at the desk");
+    assert_eq!(to, "192.0.2.22:6000".parse().unwrap());
+    assert_eq!(sby.plays_on(new_ep), vec!["moh:default"]);
+    assert!(
+        !sby.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::OpenEndpoint { .. })),
+        "no new endpoint"
+    );
+
+    // The caller resumes on the new node: the desk is pointed back at the relay, the music
+    // stops, the row says the call is bridged again.
+    sby.media_log.clear();
+    let resume = caller_reinvite(&mut sby, &ok, 4, "sendrecv");
+    assert_eq!(
+        sdp_rtp(&resume.body).port(),
+        b_relay.port(),
+        "the desk goes back to its relay port"
+    );
+    assert!(
+        resume.cseq().expect("CSeq").seq > engine::live_calls::SEQ_JUMP,
+        "our CSeq in the desk's dialog jumped"
+    );
+    sby.reply(&resume, 200, "desk", DESK, SEG1);
+    assert!(
+        sby.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::CloseEndpoint { endpoint } if *endpoint == new_ep)),
+        "the music stops: {:?}",
+        sby.media_log
+    );
+    assert_eq!(final_to(&sby, CALLER, "INVITE"), vec![200], "resumed");
+    let ok_body = sby
+        .sent
+        .iter()
+        .find_map(|s| match &s.message {
+            Message::Response(r) if s.to.to_string() == CALLER && r.status == 200 => {
+                Some(r.body.clone())
+            }
+            _ => None,
+        })
+        .expect("the caller's 200");
+    assert_eq!(
+        sdp_rtp(&ok_body).port(),
+        row.a.relay.port(),
+        "the caller talks to its relay port"
+    );
+    assert_eq!(
+        remote_of(&sby.media_log, Side::B),
+        vec!["192.0.2.22:6000".parse().unwrap()],
+        "the relay sends the caller's audio to the desk again"
+    );
+    let now_row = only_row(&sby);
+    assert!(!now_row.on_hold, "the row says the call is bridged");
+    assert!(now_row.moh.is_none());
+}
+
+#[test]
+fn held_music_whose_socket_cannot_be_bound_leaves_silence_and_the_call_resumes() {
+    let mut act = node();
+    let (_fork, ok) = answered_call(&mut act, "live-hold-2");
+    let offer = caller_reinvite(&mut act, &ok, 3, "sendonly");
+    act.reply(&offer, 200, "desk", DESK, SEG1);
+    let mut row = only_row(&act);
+    assert!(row.moh.is_some());
+    // A row that names nobody is held: the call is continued without music.
+    let mut odd = row.clone();
+    odd.call_id = "live-hold-odd".into();
+    odd.a.call_id = "live-hold-odd".into();
+    if let Some(b) = odd.b.as_mut() {
+        b.call_id = "live-hold-odd-b".into();
+    }
+    if let Some(m) = odd.moh.as_mut() {
+        m.held = "c".into();
+    }
+    // The music socket is taken on the new node: the call is continued, on hold, silent.
+    row.moh.as_mut().expect("moh").endpoint.set_port(1);
+    let mut sby = node();
+    sby.engine
+        .load_live_calls(vec![row, odd], "failover", sby.now);
+    sby.drain();
+    assert_eq!(sby.engine.calls(sby.now).len(), 2, "both calls continued");
+    let adopted: Vec<_> = sby
+        .media_log
+        .iter()
+        .filter(|c| matches!(c, MediaCommand::AdoptEndpoint { .. }))
+        .collect();
+    assert_eq!(adopted.len(), 1, "only the sane row re-binds music");
+    assert!(
+        !sby.media_log.iter().any(|c| matches!(
+            c,
+            MediaCommand::Play { .. } | MediaCommand::ConfigureEndpoint { .. }
+        )),
+        "no music from a socket that is not bound"
+    );
+    let resume = caller_reinvite(&mut sby, &ok, 4, "sendrecv");
+    sby.reply(&resume, 200, "desk", DESK, SEG1);
+    assert_eq!(final_to(&sby, CALLER, "INVITE"), vec![200], "resumed");
+}
+
+#[test]
+fn a_switchover_ends_calls_still_ringing_with_a_cancel_a_480_and_one_record() {
+    let mut h = node();
+    let (_fork, _ok) = answered_call(&mut h, "live-up");
+    h.sent.clear();
+    let out = h.dial(&Dial {
+        from: "1001",
+        to: "1002",
+        source: CALLER,
+        local: SEG1,
+        call_id: "live-ringing",
+    });
+    let fork = invites_to(&out, DESK)
+        .into_iter()
+        .next()
+        .expect("the desk rings");
+    h.reply(&fork, 180, "desk2", DESK, SEG1);
+    h.sent.clear();
+    let cdrs_before = h.cdrs.len();
+    assert!(!h.engine.ringing_records_pending());
+    let n = h.engine.end_ringing_calls("switchover", h.now);
+    assert!(
+        h.engine.ringing_records_pending(),
+        "the hand-over waits for the record"
+    );
+    h.drain();
+    assert!(!h.engine.ringing_records_pending(), "written");
+    assert_eq!(n, 1, "only the ringing call");
+    let cancels = h.requests("CANCEL");
+    assert_eq!(cancels.len(), 1, "the ringing desk is cancelled");
+    assert_eq!(cancels[0].to.to_string(), DESK);
+    assert_eq!(cancels[0].request().call_id(), fork.call_id());
+    assert_eq!(caller_final(&h).status, 480, "the caller is told");
+    assert_eq!(h.cdrs.len(), cdrs_before + 1, "one record");
+    let cdr = h.cdrs.last().expect("record");
+    assert_eq!(cdr.call_id, "live-ringing");
+    assert_eq!(cdr.disposition, Disposition::NoAnswer);
+    assert_eq!(cdr.hangup_by, HangupBy::System);
+    assert_eq!(cdr.hangup_cause, "switchover: not answered");
+    assert_eq!(
+        h.call_events
+            .iter()
+            .map(|(_, c, e)| (c.as_str(), e[0].kind))
+            .collect::<Vec<_>>(),
+        vec![("live-ringing", "switchover")]
+    );
+    // The answered call goes on, its row kept for the peer.
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+    assert_eq!(only_row(&h).call_id, "live-up");
+    assert!(h.requests("BYE").is_empty());
+}
+
+/// The desk's 200 to a fork the crashed peer sent (no transaction, no call here).
+fn orphan_answer() -> String {
+    format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {SEG1};branch=z9hG4bK-peer-fork-1\r\nFrom: <sip:1001@example.com>;tag=peer-from\r\nTo: <sip:1002@example.com>;tag=desk-late\r\nCall-ID: fork-of-the-peer\r\nCSeq: 1 INVITE\r\nContact: <sip:1002@{DESK}>\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_phone_answering_a_fork_of_the_crashed_peer_gets_an_ack_and_a_bye() {
+    let mut h = node();
+    h.sent.clear();
+    h.recv_raw(&orphan_answer(), DESK, SEG1);
+    let acks = h.requests("ACK");
+    assert_eq!(acks.len(), 1, "ACKed: {:?}", h.sent);
+    assert_eq!(acks[0].to.to_string(), DESK);
+    let byes = h.requests("BYE");
+    assert_eq!(byes.len(), 1, "and hung up");
+    let bye = byes[0].request();
+    assert_eq!(bye.call_id(), Some("fork-of-the-peer"));
+    assert_eq!(bye.uri.to_string(), format!("sip:1002@{DESK}"));
+    assert!(bye.to().expect("To").to_string().contains("desk-late"));
+    assert!(bye.from().expect("From").to_string().contains("peer-from"));
+    assert_eq!(bye.cseq().expect("CSeq").seq, 2);
+    assert!(h.cdrs.is_empty(), "no call, no record");
+
+    // A standalone node leaves stray answers alone, as before.
+    let mut alone = node();
+    alone.engine.set_live_calls(false);
+    alone.sent.clear();
+    alone.recv_raw(&orphan_answer(), DESK, SEG1);
+    assert!(alone.sent.is_empty(), "{:?}", alone.sent);
+}

@@ -513,3 +513,45 @@ async fn relay_and_engine_share_one_port_range_without_double_use() {
     b.close().await;
     c.close().await;
 }
+
+/// An endpoint re-opened on the socket another one had (hold music continued after a
+/// take-over): same address, and the phone hears it from there; a socket in use is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_opens_again_on_a_given_socket() {
+    let (e, _rx) = engine();
+    let phone = Phone::new(CodecKind::Pcmu);
+    let first = open(&e, 31, 1, &phone);
+    let at = first.local();
+    // Taken: refused with an error, nothing opened.
+    assert!(e.open_at(EndpointId(32), at, 1, "again").is_err());
+    first.close().await;
+    let ep = e.open_at(EndpointId(33), at, 1, "again").expect("open_at");
+    assert_eq!(ep.local(), at);
+    ep.set_codec(Negotiated::simple(phone.codec));
+    ep.set_remote(phone.addr(), None);
+    ep.play(PlayRequest {
+        id: 1,
+        items: vec![PlayItem::Silence(Duration::from_secs(5))],
+        repeat: 1,
+        stop_on_dtmf: false,
+    });
+    let sock = phone.sock.try_clone().expect("clone");
+    let from = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 2048];
+        let end = Instant::now() + WAIT;
+        while Instant::now() < end {
+            if let Ok((_, from)) = sock.recv_from(&mut buf) {
+                return Some(from);
+            }
+        }
+        None
+    })
+    .await
+    .expect("listen");
+    assert_eq!(
+        from,
+        Some(at),
+        "the phone hears the endpoint from the same socket"
+    );
+    ep.close().await;
+}

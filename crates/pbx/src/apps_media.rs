@@ -188,6 +188,26 @@ impl AppMedia {
         &self.data_dir
     }
 
+    /// Keeps an endpoint that opened; the engine's answer either way.
+    fn opened(
+        &mut self,
+        endpoint: engine::media::EndpointId,
+        r: Result<media::endpoint::Endpoint, media::endpoint::Error>,
+    ) -> MediaEvent {
+        match r {
+            Ok(ep) => {
+                let local = ep.local();
+                ep.set_inband_dtmf(true);
+                self.endpoints.insert(endpoint.0, ep);
+                MediaEvent::EndpointOpened { endpoint, local }
+            }
+            Err(e) => MediaEvent::EndpointFailed {
+                endpoint,
+                reason: e.to_string(),
+            },
+        }
+    }
+
     /// Carries out one command; the answer, if any, goes back to the engine.
     pub(crate) fn command(&mut self, cmd: MediaCommand) -> Option<MediaEvent> {
         match cmd {
@@ -196,21 +216,23 @@ impl AppMedia {
                 call_id,
                 ip,
                 group,
-            } => match self
-                .engine
-                .open(EndpointId(endpoint.0), ip, group, &call_id)
-            {
-                Ok(ep) => {
-                    let local = ep.local();
-                    ep.set_inband_dtmf(true);
-                    self.endpoints.insert(endpoint.0, ep);
-                    Some(MediaEvent::EndpointOpened { endpoint, local })
-                }
-                Err(e) => Some(MediaEvent::EndpointFailed {
-                    endpoint,
-                    reason: e.to_string(),
-                }),
-            },
+            } => {
+                let r = self
+                    .engine
+                    .open(EndpointId(endpoint.0), ip, group, &call_id);
+                Some(self.opened(endpoint, r))
+            }
+            MediaCommand::AdoptEndpoint {
+                endpoint,
+                call_id,
+                at,
+                group,
+            } => {
+                let r = self
+                    .engine
+                    .open_at(EndpointId(endpoint.0), at, group, &call_id);
+                Some(self.opened(endpoint, r))
+            }
             MediaCommand::ConfigureEndpoint {
                 endpoint,
                 rtp,

@@ -1042,6 +1042,10 @@ impl Driver {
             }
             Output::StopNewWork => {
                 tracing::info!("cluster: switchover: handing over");
+                if self.mover.holding {
+                    // Before the hand-over can release the address (bounded).
+                    crate::live_calls::end_ringing(&self.mover.pbx).await;
+                }
                 true
             }
             Output::ResumeWork => {

@@ -203,6 +203,7 @@ impl Driver {
                 }
             }
             self.carry_out();
+            self.live.ringing_check(&self.engine);
             self.shared.beat();
             if let Some(done) = self.shutdown.take() {
                 self.engine.end_all_calls(now());
@@ -294,6 +295,12 @@ impl Driver {
                 self.carry_out();
                 self.drain_relays = None;
                 let _ = tx.send(count);
+            }
+            Control::EndRingingCalls(event, tx) => {
+                let count = self.engine.end_ringing_calls(event, n);
+                self.carry_out();
+                // Answered once their records are written (after a turn, below).
+                self.live.await_ringing(count, tx);
             }
         }
     }

@@ -135,6 +135,8 @@ pub(crate) enum Control {
     /// As `ForgetLiveCalls`, their relay sessions kept relaying until the instant, in the
     /// drain (`crate::drain`).
     DrainLiveCalls(Instant, drain::RelayDrain, oneshot::Sender<usize>),
+    /// A switchover starts: end the calls still ringing (answers how many).
+    EndRingingCalls(&'static str, oneshot::Sender<usize>),
 }
 
 /// State the driver shares with the handle.
@@ -595,6 +597,20 @@ impl Pbx {
             .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
         rx.await
             .map_err(|_| anyhow::anyhow!("the SIP core stopped before dropping calls"))
+    }
+
+    /// A switchover starts while this node holds the application address: calls still ringing
+    /// are ended (CANCEL to the ringing phones, `480` to the caller, one record each; see
+    /// `Engine::end_ringing_calls`). Returns how many, once their records are written and the
+    /// `480`s sent.
+    pub async fn end_ringing_calls(&self, event: &'static str) -> Result<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::EndRingingCalls(event, tx))
+            .await
+            .map_err(|_| anyhow::anyhow!("the SIP core is not running"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the SIP core stopped before ending ringing calls"))
     }
 
     /// Ends all calls (BYE/CANCEL, records written) and stops the driver.

@@ -13,6 +13,8 @@ const QUEUE: usize = 4_096;
 /// The writer task's queue.
 pub(crate) struct LiveWriter {
     tx: mpsc::Sender<(OpId, LiveCallOp)>,
+    /// Calls still ringing ended for a switchover, and who waits for their records.
+    ringing: Option<(usize, tokio::sync::oneshot::Sender<usize>)>,
 }
 
 impl LiveWriter {
@@ -30,7 +32,28 @@ impl LiveWriter {
                 let _ = back.send(Input::Db(id, DbAnswer::Done(r.map_err(|e| e.to_string()))));
             }
         });
-        LiveWriter { tx }
+        LiveWriter { tx, ringing: None }
+    }
+
+    /// `count` calls still ringing were ended: `done` gets the count once their records are
+    /// written (and their callers' `480`s sent), see [`LiveWriter::ringing_check`].
+    pub(crate) fn await_ringing(
+        &mut self,
+        count: usize,
+        done: tokio::sync::oneshot::Sender<usize>,
+    ) {
+        self.ringing = Some((count, done));
+    }
+
+    /// After each turn of the driver: answers the wait of [`LiveWriter::await_ringing`] when
+    /// the engine holds no more records of those calls.
+    pub(crate) fn ringing_check(&mut self, engine: &engine::Engine) {
+        if self.ringing.is_some()
+            && !engine.ringing_records_pending()
+            && let Some((n, done)) = self.ringing.take()
+        {
+            let _ = done.send(n);
+        }
     }
 
     /// Queues a write; false when the queue is full (the write is not done).
@@ -90,6 +113,25 @@ pub(crate) async fn take(
         ),
     }
 }
+
+/// A switchover starts and this node still holds the application address: calls still
+/// ringing are ended cleanly from here (CANCEL, `480`, one record each) instead of vanishing
+/// with the address; answered calls are carried over by their rows.
+/// The hand-over waits for it (the address and the database are about to move), at most
+/// [`RINGING_WAIT`].
+pub(crate) async fn end_ringing(pbx: &crate::Pbx) {
+    match tokio::time::timeout(RINGING_WAIT, pbx.end_ringing_calls("switchover")).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(calls = n, "cluster: switchover: calls still ringing ended"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cluster: switchover: ending ringing calls"),
+        Err(_) => tracing::warn!(
+            "cluster: switchover: records of ringing calls not written within 500 ms: handing over"
+        ),
+    }
+}
+
+/// How long a switchover waits for the calls still ringing to be ended and recorded.
+const RINGING_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[cfg(test)]
 mod tests {

@@ -142,10 +142,17 @@ mod tests {
             a: leg(0),
             b: Some(leg(2)),
             anchored: false,
+            moh: None,
             saved_at: t0 + Duration::from_secs(2),
         };
         s.live_call_save(&r).await.unwrap();
         r.on_hold = true;
+        // Hold music comes back as stored.
+        r.moh = Some(engine::live_calls::LiveMoh {
+            held: "b".into(),
+            endpoint: "192.0.2.10:10100".parse().unwrap(),
+            class: "default".into(),
+        });
         r.saved_at += Duration::from_secs(5);
         s.live_call_save(&r).await.unwrap();
         assert_eq!(

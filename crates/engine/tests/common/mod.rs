@@ -428,6 +428,20 @@ impl Harness {
                 self.endpoints.insert(endpoint, local);
                 Some(MediaEvent::EndpointOpened { endpoint, local })
             }
+            MediaCommand::AdoptEndpoint { endpoint, at, .. } => {
+                // A privileged port stands for a socket that cannot be bound again.
+                if self.fail_media || at.port() < 1024 {
+                    return Some(MediaEvent::EndpointFailed {
+                        endpoint,
+                        reason: "address in use".into(),
+                    });
+                }
+                self.endpoints.insert(endpoint, at);
+                Some(MediaEvent::EndpointOpened {
+                    endpoint,
+                    local: at,
+                })
+            }
             MediaCommand::CloseEndpoint { endpoint } => {
                 self.endpoints.remove(&endpoint)?;
                 Some(MediaEvent::EndpointClosed {

@@ -179,6 +179,29 @@ impl MediaEngine {
         group: u64,
         call_id: &str,
     ) -> Result<Endpoint, Error> {
+        self.open_with(id, group, call_id, || self.inner.ports.bind_pair(ip))
+    }
+
+    /// Like [`MediaEngine::open`], on the given RTP port (RTCP on the next) with
+    /// `IP_FREEBIND`: the endpoint another node had (hold music continued after a take-over,
+    /// `engine::live_calls`), bound before the address arrives.
+    pub fn open_at(
+        &self,
+        id: EndpointId,
+        rtp: SocketAddr,
+        group: u64,
+        call_id: &str,
+    ) -> Result<Endpoint, Error> {
+        self.open_with(id, group, call_id, || crate::ports::bind_pair_at(rtp))
+    }
+
+    fn open_with(
+        &self,
+        id: EndpointId,
+        group: u64,
+        call_id: &str,
+        bind: impl FnOnce() -> Result<(std::net::UdpSocket, std::net::UdpSocket), crate::relay::Error>,
+    ) -> Result<Endpoint, Error> {
         let max = self.inner.config.max_endpoints;
         if self
             .inner
@@ -190,7 +213,7 @@ impl MediaEngine {
         }
         let guard = OpenGuard(&self.inner);
         let (worker_index, worker) = self.worker(group)?;
-        let (rtp, rtcp) = self.inner.ports.bind_pair(ip)?;
+        let (rtp, rtcp) = bind()?;
         let local = rtp.local_addr().map_err(Error::Worker)?;
         let local_rtcp = rtcp.local_addr().map_err(Error::Worker)?;
         let rtp = UdpSocket::from_std(rtp);
