@@ -242,12 +242,7 @@ fn finish_call(c: Call, from_ms: u64, pg: &PgNode, event: &str, step: &str) -> S
 
 #[test]
 fn calls_in_progress_survive_a_switchover_and_a_crash_of_the_active() {
-    let witness = testkit::pg::PgCluster::start()
-        .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
-    witness
-        .create_database("witness")
-        .expect("createdb witness");
-    let witness_url = witness.socket_url_for("witness");
+    let (_witness, witness_url) = witness_on_host();
     let tmp = tempfile::Builder::new()
         .prefix("dnwhc-")
         .tempdir()

@@ -16,11 +16,12 @@
 mod cluster_lab;
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cluster_lab::*;
-use testkit::tone::{self, ToneLayout};
+use common::xfer::tones;
+use testkit::tone;
 
 /// The parked phone's tones and the retrieving phone's.
 const PARKED_TONES: [u32; 2] = [500, 700];
@@ -28,16 +29,6 @@ const TAKER_TONES: [u32; 2] = [1100, 1300];
 /// When the parked phone's tones start, from its call's answer: after the kill, the
 /// takeover, the resumption and the retrieval.
 const PARKED_LEAD_MS: u32 = 12_000;
-
-fn wav(dir: &Path, name: &str, freqs: &[u32], lead_ms: u32) -> PathBuf {
-    let path = dir.join(name);
-    let layout = ToneLayout {
-        lead_ms,
-        ..ToneLayout::default()
-    };
-    tone::write_tone_wav(&path, freqs, &layout, 40_000).expect("tone file");
-    path
-}
 
 /// Waits until `node`'s log has `line` (`what` names it in the failure).
 fn until_logged(node: &Node, line: &str, what: &str) -> Duration {
@@ -56,12 +47,7 @@ fn until_logged(node: &Node, line: &str, what: &str) -> Duration {
 
 #[test]
 fn a_parked_call_is_retrieved_on_the_standby_after_a_kill_of_the_active() {
-    let witness = testkit::pg::PgCluster::start()
-        .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
-    witness
-        .create_database("witness")
-        .expect("createdb witness");
-    let witness_url = witness.socket_url_for("witness");
+    let (_witness, witness_url) = witness_on_host();
     let tmp = tempfile::Builder::new()
         .prefix("dnwm2p-")
         .tempdir()
@@ -75,8 +61,14 @@ fn a_parked_call_is_retrieved_on_the_standby_after_a_kill_of_the_active() {
 
     let audio = tempfile::tempdir().expect("tmp");
     let life = Duration::from_secs(90);
-    let a_wav = wav(audio.path(), "parked.wav", &PARKED_TONES, PARKED_LEAD_MS);
-    let c_wav = wav(audio.path(), "taker.wav", &TAKER_TONES, 1000);
+    let a_wav = tones(
+        audio.path(),
+        "parked.wav",
+        &PARKED_TONES,
+        PARKED_LEAD_MS,
+        40_000,
+    );
+    let c_wav = tones(audio.path(), "taker.wav", &TAKER_TONES, 1000, 40_000);
     let mut a = baresip_phone(&lab, "1001", "secret-ha-aaab", 5300, &a_wav, life);
     let mut c = baresip_phone(&lab, "1002", "secret-ha-aaac", 5310, &c_wav, life);
 

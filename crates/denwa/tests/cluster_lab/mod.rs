@@ -1248,3 +1248,15 @@ pub fn most_sent_by_an_endpoint(logs: &str) -> u64 {
     }
     most
 }
+
+/// The witness's PostgreSQL on the host (a `witness` database; reached over its Unix socket):
+/// the cluster and its URL.
+pub fn witness_on_host() -> (testkit::pg::PgCluster, String) {
+    let witness = testkit::pg::PgCluster::start()
+        .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
+    witness
+        .create_database("witness")
+        .expect("createdb witness");
+    let url = witness.socket_url_for("witness");
+    (witness, url)
+}
