@@ -60,6 +60,8 @@ fn a_standby_registers_no_trunk_and_the_active_does() {
     assert!(h.engine.trunks_active(), "active by default (standalone)");
     assert!(h.engine.set_trunks_active(false, h.now));
     assert!(!h.engine.set_trunks_active(false, h.now), "no change");
+    // The first input builds the trunk clients and starts the housekeeping tick.
+    h.advance(Duration::from_millis(300));
     h.advance(Duration::from_secs(600));
     assert!(to_carrier(&h, "REGISTER").is_empty(), "standby registered");
     assert!(to_carrier(&h, "OPTIONS").is_empty(), "standby pinged");
@@ -129,6 +131,8 @@ fn a_trunk_added_on_the_standby_waits_for_the_takeover() {
     assert_eq!(o[0].registration, "unregistered");
     h.advance(Duration::from_secs(120));
     assert!(to_carrier(&h, "REGISTER").is_empty());
+    assert!(to_carrier(&h, "OPTIONS").is_empty());
+    assert!(h.trunk_status.is_empty(), "standby wrote trunk state");
     h.engine.set_trunks_active(true, h.now);
     h.drain();
     grant(&mut h);
