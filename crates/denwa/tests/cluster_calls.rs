@@ -405,12 +405,7 @@ struct Pair {
 }
 
 fn pair(prefix: &str) -> Pair {
-    let witness = testkit::pg::PgCluster::start()
-        .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
-    witness
-        .create_database("witness")
-        .expect("createdb witness");
-    let witness_url = witness.socket_url_for("witness");
+    let (witness, witness_url) = witness_on_host();
     let tmp = tempfile::Builder::new()
         .prefix(&format!("{prefix}-"))
         .tempdir()

@@ -1,5 +1,5 @@
 //! Issue 17 §7: the active/standby failure matrix end to end, in network namespaces
-//! (`dnwhm-…`). Two `denwa serve --cluster` nodes, each with its own PostgreSQL (created by
+//! (`dnwm2-…`). Two `denwa serve --cluster` nodes, each with its own PostgreSQL (created by
 //! `denwa cluster init-db`, replicating over the dedicated link), the witness's PostgreSQL in a
 //! third namespace on its own link to each node (so a partition can put it on either side),
 //! phones (sipp) in a client namespace on the application segment and one phone behind NAT
@@ -9,9 +9,14 @@
 //! down, the heartbeat link only cut, the active frozen (SIGSTOP, then SIGCONT), a partition
 //! with the witness on the active's side, one with the witness on the standby's side, both
 //! nodes restarted together — a live call runs with a 20 ms RTP probe at each end
-//! (`testkit::rtp_probe`) and two writers make API writes (`POST /api/v1/extensions`), one
-//! pinned to each node's physical address. Recorded: the audio gap each way and packets lost,
+//! (`testkit::rtp_probe`), a second live call between two baresip phones (1005 → 1006, in the
+//! client namespace, through the application address) carries a sequence of distinct tones
+//! each way, and two writers make API writes (`POST /api/v1/extensions`), one pinned to each
+//! node's physical address. Recorded: the audio gap each way and packets lost,
 //! whether the call was kept (audio flowing again both ways and the caller's BYE answered),
+//! whether the baresip call's tones sent after the fault (once the roles settled) were all
+//! heard on the far side, in order, each way (every tone has its own frequency, so hearing one
+//! proves audio at its time),
 //! whether a phone registered before can be called at once, whether the NAT phone can be
 //! called, acknowledged writes lost (compared with the active's database: a write taken by a
 //! node that was no longer active would be missing there), and split brain (both nodes holding
@@ -20,7 +25,8 @@
 //!
 //! Asserted (the invariants, never wall-clock figures): no split brain, no acknowledged write
 //! lost, the right node active at the end, the phone registered before callable, the NAT phone
-//! callable. Calls in progress are not kept by this build; the table says so.
+//! callable, and where the probed call was kept, the baresip call's tones after the fault
+//! heard both ways. A call lost by design (both nodes restarted) is in the table as such.
 //!
 //! Prints the table and writes it to `target/tmp/cluster-matrix-results.md`. Run as root:
 //! `cargo test -p denwa --test cluster_matrix -- --nocapture` (iproute2, nftables,
@@ -40,6 +46,7 @@ use cluster_lab::*;
 use pbx::cluster_pg::PgNode;
 use testkit::netns::in_netns;
 use testkit::rtp_probe::RtpProbe;
+use testkit::tone::{self, ToneLayout};
 
 /// The NAT phone's (1004) SIP port.
 const NAT_PORT: u16 = 5090;
@@ -157,6 +164,126 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
+/// The baresip call's tones: 16 each way, one every 700 ms from 1 s after the answer, each
+/// its own frequency (the caller's on odd hundreds, the callee's on even ones: 100 Hz = two
+/// detector bins apart), so a tone heard proves audio crossed at its time.
+const TONE_LAYOUT: ToneLayout = ToneLayout {
+    lead_ms: 1000,
+    tone_ms: 250,
+    gap_ms: 450,
+    tail_ms: 400,
+    amplitude: 8000.0,
+};
+const TONES_EACH: u32 = 16;
+
+fn tone_freqs(first: u32) -> Vec<u32> {
+    (0..TONES_EACH).map(|i| first + 200 * i).collect()
+}
+
+/// When tone `i` of the sequence starts, from the answer (ms).
+fn tone_start_ms(i: usize) -> u64 {
+    u64::from(TONE_LAYOUT.lead_ms) + i as u64 * u64::from(TONE_LAYOUT.tone_ms + TONE_LAYOUT.gap_ms)
+}
+
+/// A baresip call (1005 → 1006) through the application address carrying tones each way.
+struct ToneCall {
+    caller: testkit::baresip::Phone,
+    callee: testkit::baresip::Phone,
+    answered: Instant,
+    _audio: tempfile::TempDir,
+}
+
+/// Whether the tones a side sent from `from_ms` on (after the answer) were heard by the other:
+/// all of them, in order, and none of the listener's own.
+fn tones_after(
+    listener: &testkit::baresip::Phone,
+    sent: &[u32],
+    own: &[u32],
+    from_ms: u64,
+) -> (bool, String) {
+    let expected: Vec<u32> = sent
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| tone_start_ms(*i) >= from_ms)
+        .map(|(_, f)| *f)
+        .collect();
+    if expected.is_empty() {
+        return (false, "none sent after".into());
+    }
+    let candidates: Vec<u32> = sent.iter().chain(own).copied().collect();
+    let heard = match listener
+        .last_recording()
+        .map_err(|e| e.to_string())
+        .and_then(|r| tone::detect_file(&r, &candidates).map_err(|e| e.to_string()))
+    {
+        Ok(h) => h,
+        Err(e) => return (false, format!("no recording: {e}")),
+    };
+    let echoed = heard.iter().any(|f| own.contains(f));
+    let mut next = 0;
+    for f in &heard {
+        if next < expected.len() && *f == expected[next] {
+            next += 1;
+        }
+    }
+    let ok = next == expected.len() && !echoed;
+    let echo = if echoed { ", own tones heard" } else { "" };
+    (
+        ok,
+        format!("{} ({next} of {}{echo})", yes(ok), expected.len()),
+    )
+}
+
+impl ToneCall {
+    /// Two fresh phones (SIP ports from `port`), registered through the address; 1005 calls
+    /// 1006, answered at once.
+    fn start(lab: &Lab, port: u16) -> ToneCall {
+        let audio = tempfile::tempdir().expect("tmp");
+        let min_ms = 60_000;
+        let wav = |name: &str, first: u32| {
+            let p = audio.path().join(name);
+            tone::write_tone_wav(&p, &tone_freqs(first), &TONE_LAYOUT, min_ms).expect("tone file");
+            p
+        };
+        let (a_wav, b_wav) = (wav("a.wav", 300), wav("b.wav", 400));
+        let life = Duration::from_secs(120);
+        let mut caller = baresip_phone(lab, "1005", "secret-ha-aaaf", port, &a_wav, life);
+        let mut callee = baresip_phone(lab, "1006", "secret-ha-aaag", port + 10, &b_wav, life);
+        baresip_dial(&mut caller, "1006");
+        callee
+            .wait_event("CALL_ESTABLISHED", Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("1006 did not answer 1005: {e}"));
+        ToneCall {
+            caller,
+            callee,
+            answered: Instant::now(),
+            _audio: audio,
+        }
+    }
+
+    fn since_answer_ms(&self) -> u64 {
+        self.answered.elapsed().as_millis() as u64
+    }
+
+    /// Lets the sequences play out, hangs up, and tells whether the tones sent from `from_ms`
+    /// on were heard (caller → callee, callee → caller).
+    fn finish(mut self, from_ms: u64) -> ((bool, String), (bool, String)) {
+        let end = self.answered + Duration::from_millis(tone_start_ms(TONES_EACH as usize) + 300);
+        std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        let _ = self.caller.hangup();
+        for p in [&mut self.caller, &mut self.callee] {
+            let _ = p.wait_event("CALL_CLOSED", Duration::from_secs(5));
+            // The recordings are complete once baresip closed them.
+            let _ = p.quit(Duration::from_secs(3));
+        }
+        let (a, b) = (tone_freqs(300), tone_freqs(400));
+        (
+            tones_after(&self.callee, &a, &b, from_ms),
+            tones_after(&self.caller, &b, &a, from_ms),
+        )
+    }
+}
+
 /// Fields drop in order: the nodes stop before their namespaces go.
 struct Ctx {
     n: [Node; 2],
@@ -240,6 +367,8 @@ impl Ctx {
             NAT_PORT,
         )
         .unwrap_or_else(|e| panic!("{name}: the NAT phone re-registers: {e}"));
+        // The baresip call with tones, then the probed call.
+        let tones = ToneCall::start(&self.lab, 5300 + 20 * self.step);
         let call = ProbedCall::start(
             &self.lab,
             "1003",
@@ -256,6 +385,8 @@ impl Ctx {
             let r = [a, b];
             r[new] == "active" && r[1 - new] != "active"
         });
+        // The tones sent from half a second after the roles settled must reach the far side.
+        let tones_from = tones.since_answer_ms() + 500;
         // A phone registered before the fault, called at once; the NAT phone.
         let regs = call_to(
             &self.lab,
@@ -277,6 +408,7 @@ impl Ctx {
         std::thread::sleep(Duration::from_millis(600));
         let (gap_ab, lost_ab, flow_ab) = direction(&call.b, fault_ms.1);
         let (gap_ba, lost_ba, flow_ba) = direction(&call.a, fault_ms.0);
+        let ((tones_ab, tones_ab_cell), (tones_ba, tones_ba_cell)) = tones.finish(tones_from);
         self.wait_acks(new, 3, name);
         until_pair_ready(&self.n, new, name);
         let ProbedCall {
@@ -309,7 +441,7 @@ impl Ctx {
         let split = w.split_brain;
         self.split_brain_seen |= split;
         let row = format!(
-            "| {name} | {} | node {} | {gap_ab} / {gap_ba} | {lost_ab} / {lost_ba} | {} | {} | {} | {lost} of {total} | {} | {overlaps} |",
+            "| {name} | {} | node {} | {gap_ab} / {gap_ba} | {lost_ab} / {lost_ba} | {} | {tones_ab_cell} / {tones_ba_cell} | {} | {} | {lost} of {total} | {} | {overlaps} |",
             f.note,
             new + 1,
             yes(kept),
@@ -321,6 +453,12 @@ impl Ctx {
         self.rows.push(row);
         assert!(!w.split_brain, "{name}: both nodes held the address");
         assert_eq!(lost, 0, "{name}: acknowledged writes lost");
+        if kept {
+            assert!(
+                tones_ab && tones_ba,
+                "{name}: the probed call was kept but the baresip call's tones after the fault were not all heard: {tones_ab_cell} / {tones_ba_cell}"
+            );
+        }
         if let Err(e) = regs {
             panic!("{name}: the phone registered before could not be called: {e}");
         }
@@ -338,7 +476,7 @@ fn ms(d: Duration) -> u128 {
 #[test]
 fn failure_matrix() {
     let tmp = tempfile::Builder::new()
-        .prefix("dnwhm-")
+        .prefix("dnwm2-")
         .tempdir()
         .expect("tmp");
     let root = tmp.path().to_path_buf();
@@ -350,9 +488,9 @@ fn failure_matrix() {
     std::fs::write(root.join("repl.pass"), "pair-replication-secret\n").expect("password");
     let pgs = [pg_node(&root, 0), pg_node(&root, 1)];
     let _pg_stop = PgStop(pgs.to_vec());
-    let lab = Lab::create("dnwhm");
-    let witness = Witness::start("dnwhm", &lab);
-    let nat = NatPhone::create("dnwhm", &lab);
+    let lab = Lab::create("dnwm2");
+    let witness = Witness::start("dnwm2", &lab);
+    let nat = NatPhone::create("dnwm2", &lab);
     let urls = [pgs[0].config().store_url(), pgs[1].config().store_url()];
 
     let files: Vec<PathBuf> = (0..2)
@@ -371,6 +509,8 @@ fn failure_matrix() {
         ("1002", "secret-ha-aaac"),
         ("1003", "secret-ha-aaad"),
         ("1004", "secret-ha-aaae"),
+        ("1005", "secret-ha-aaaf"),
+        ("1006", "secret-ha-aaag"),
     ] {
         n0.cli_ok(&["extension", "add", ext, "--password", pw]);
     }
@@ -595,7 +735,7 @@ fn failure_matrix() {
         (g.acks.len(), g.refused)
     };
     let mut table = String::from(
-        "| scenario | what happened | active after | audio gap ms (caller→callee / callee→caller) | packets lost (→ / ←) | call kept | phone registered before callable at once | NAT phone callable | acknowledged writes lost | split brain | writes of both nodes overlapping (client's view) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | what happened | active after | audio gap ms (caller→callee / callee→caller) | packets lost (→ / ←) | call kept | baresip tones after the fault heard (→ / ←) | phone registered before callable at once | NAT phone callable | acknowledged writes lost | split brain | writes of both nodes overlapping (client's view) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &cx.rows {
         table.push_str(r);

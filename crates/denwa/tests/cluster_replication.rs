@@ -168,12 +168,7 @@ fn ms(d: Duration) -> u128 {
 
 #[test]
 fn pair_with_replicated_postgresql_loses_no_acknowledged_write() {
-    let witness = testkit::pg::PgCluster::start()
-        .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
-    witness
-        .create_database("witness")
-        .expect("createdb witness");
-    let witness_url = witness.socket_url_for("witness");
+    let (_witness, witness_url) = witness_on_host();
     let tmp = tempfile::Builder::new()
         .prefix("dnwpg-")
         .tempdir()

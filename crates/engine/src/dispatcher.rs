@@ -27,6 +27,8 @@ use crate::outside::{CallClass, DidFrom, Identity, TrunkTransport, cidr_contains
 use crate::uac::{Account, ClientAuth, PingConfig, PingState, Pinger, RegClient, RegConfig};
 use crate::{ALLOW, Engine, Now, Owner, Pending, nathelper, sdp};
 
+mod trunk_role;
+
 /// An outbound call made before a restart, from its record.
 #[derive(Debug, Clone)]
 pub struct OutboundHistory {
@@ -150,6 +152,9 @@ pub(crate) struct Dispatcher {
     /// Outside calls in progress per (tenant, extension) and per (tenant, None): kept as
     /// counts, so the limit check does not walk every call.
     active: HashMap<(i64, Option<String>), u32>,
+    /// Registrations and health checks stopped: a pair's node that is not active
+    /// ([`Engine::set_trunks_active`]).
+    idle: bool,
 }
 
 /// A trunk's state as `denwa trunk status`, the API and the dashboard show it.
@@ -281,27 +286,18 @@ impl Engine {
                 keep.insert(t.id, rt);
                 continue;
             }
-            let rt = self.new_trunk_rt(t, key, now);
+            let mut rt = self.new_trunk_rt(t, key, now);
+            if self.dispatcher.idle {
+                // Not active: built stopped, started when the node takes over.
+                self.unregister_trunk(&mut rt, now);
+            }
             keep.insert(t.id, rt);
         }
         // Trunks that went away (or changed): unregister what was registered.
         let old: Vec<(i64, TrunkRt)> = self.dispatcher.rt.drain().collect();
         for (id, mut rt) in old {
-            if let Some(reg) = rt.reg.as_mut()
-                && reg.is_registered(now.mono)
-                && let Some(dest) = rt.dest
-                && let Some(local) = self.local_for(dest.0)
-            {
-                let via = self.our_via(local, dest.1);
-                if let Some(req) = reg.unregister(now.mono, &via) {
-                    let target = Target {
-                        destination: dest.0,
-                        transport: dest.1,
-                        local: Some(local),
-                    };
-                    self.send_request(req, target, Owner::TrunkGone, now);
-                    info!(trunk = id, "unregistering from a removed or changed trunk");
-                }
+            if self.unregister_trunk(&mut rt, now) {
+                info!(trunk = id, "unregistering from a removed or changed trunk");
             }
         }
         self.dispatcher.rt = keep;
@@ -375,6 +371,9 @@ impl Engine {
 
     /// Sends the REGISTERs and OPTIONS that are due, and writes changed trunk states.
     pub(crate) fn trunk_timers(&mut self, now: Now) {
+        if self.dispatcher.idle {
+            return;
+        }
         let ids: Vec<i64> = self.dispatcher.rt.keys().copied().collect();
         for id in ids {
             let Some(t) = self.snap.outside.trunks.get(&id) else {
@@ -438,7 +437,8 @@ impl Engine {
 
     /// A provider's answer to our REGISTER.
     pub(crate) fn trunk_reg_response(&mut self, id: i64, resp: &Response, now: Now) {
-        if resp.status < 200 {
+        // A late answer to a REGISTER sent before this node stopped its trunks.
+        if resp.status < 200 || self.dispatcher.idle {
             return;
         }
         let Some(t) = self.snap.outside.trunks.get(&id) else {
@@ -491,6 +491,9 @@ impl Engine {
 
     /// Our REGISTER got no answer.
     pub(crate) fn trunk_reg_failed(&mut self, id: i64, now: Now) {
+        if self.dispatcher.idle {
+            return;
+        }
         if let Some(reg) = self
             .dispatcher
             .rt

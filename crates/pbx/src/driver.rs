@@ -19,6 +19,8 @@ use crate::metrics::Metrics;
 use crate::transport::{Inbound, Transports};
 use crate::{Control, Shared, load};
 
+mod trunk_role;
+
 /// Messages taken from the inbound queue per loop turn before timers are looked at again.
 const BATCH: usize = 256;
 
@@ -202,6 +204,7 @@ impl Driver {
                     }
                 }
             }
+            self.follow_trunk_role();
             self.carry_out();
             self.live.ringing_check(&self.engine);
             self.shared.beat();

@@ -144,6 +144,9 @@ pub(crate) struct Shared {
     /// Milliseconds since `epoch` at the driver's last loop turn (0: never).
     heartbeat_ms: AtomicU64,
     epoch: Instant,
+    /// Whether the engine should register trunks: always on a standalone node, while it holds
+    /// the application address on a pair's node (`driver::trunk_role`).
+    trunks_active: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -207,6 +210,14 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
     let mut eng = engine::Engine::new(ecfg, snap);
     // A pair's node stores its calls in progress for the peer (`live_calls`).
     eng.set_live_calls(cfg.clustered);
+    // A pair's node registers its trunks only while it holds the application address.
+    eng.set_trunks_active(
+        !cfg.clustered,
+        engine::Now {
+            mono: Instant::now(),
+            wall: SystemTime::now(),
+        },
+    );
     let now = engine::Now {
         mono: Instant::now(),
         wall: SystemTime::now(),
@@ -245,6 +256,7 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
     let shared = Arc::new(Shared {
         heartbeat_ms: AtomicU64::new(0),
         epoch: Instant::now(),
+        trunks_active: std::sync::atomic::AtomicBool::new(!cfg.clustered),
     });
     transports.start(tx);
     let (apps, app_events) = apps_media::AppMedia::new(
@@ -285,9 +297,12 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
 
 impl Pbx {
     /// Whether this node holds its application (freebound) addresses: while it does not,
-    /// nothing is sent from them (see [`transport::Transports::set_holds_app_address`]).
+    /// nothing is sent from them (see [`transport::Transports::set_holds_app_address`]) and
+    /// its trunks are not registered.
     pub fn set_holds_app_address(&self, held: bool) {
         self.transports.set_holds_app_address(held);
+        // Trunks register from the active only (the driver starts or stops them).
+        self.shared.trunks_active.store(held, Ordering::Relaxed);
     }
 
     /// The bound SIP addresses (UDP and TCP share them).

@@ -246,16 +246,33 @@ pub async fn settings(store: &Store) -> Settings {
 /// The digest nonce secret from the database, created on first start.
 pub async fn digest_secret(store: &Store) -> anyhow::Result<[u8; 32]> {
     let key = engine::settings::keys::DIGEST_SECRET;
-    if let Some(hex) = store.setting::<String>(None, key).await?
-        && let Ok(bytes) = hex::decode(hex.trim())
-        && let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice())
-    {
+    if let Some(secret) = stored_digest_secret(store).await? {
         return Ok(secret);
     }
     let mut secret = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut secret);
-    store.set_setting(None, key, &hex::encode(secret)).await?;
-    Ok(secret)
+    let Err(e) = store.set_setting(None, key, &hex::encode(secret)).await else {
+        return Ok(secret);
+    };
+    // A pair's standby (its database read-only) started right after the active made the
+    // secret: it arrives by replication within moments.
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let Some(secret) = stored_digest_secret(store).await? {
+            return Ok(secret);
+        }
+    }
+    Err(e.into())
+}
+
+/// The SIP digest secret stored in the database, if there is a valid one.
+async fn stored_digest_secret(store: &Store) -> anyhow::Result<Option<[u8; 32]>> {
+    let key = engine::settings::keys::DIGEST_SECRET;
+    Ok(store
+        .setting::<String>(None, key)
+        .await?
+        .and_then(|hex| hex::decode(hex.trim()).ok())
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()))
 }
 
 /// Unexpired registrations, as bindings (unreadable rows are skipped with a warning).

@@ -866,7 +866,15 @@ impl Transports {
                 }
                 None => false,
             },
-            Transport::Tcp => self.send_tcp(dest, data, Box::new(on_fail)),
+            Transport::Tcp => match local {
+                // Built to leave from an application address this node does not hold (its
+                // Via and Contact name it): no connect and no write from the standby.
+                Some(l) if !self.may_send_from(l.ip()) => {
+                    debug!(%dest, local = %l, "not connecting or writing from an application address this node does not hold");
+                    false
+                }
+                _ => self.send_tcp(dest, data, Box::new(on_fail)),
+            },
             _ => false,
         }
     }
@@ -989,14 +997,19 @@ mod tests {
         (t, rx)
     }
 
-    #[tokio::test]
-    async fn nothing_leaves_a_freebound_address_this_node_does_not_hold() {
-        // 127.0.0.1 stands for the application address: bound freebind, as a pair's node does.
-        let bounds = TransportLimits {
+    /// Transports on 127.0.0.1 standing for the application address: bound freebind, as a
+    /// pair's node does (not held at first).
+    async fn started_as_pair_node() -> (Arc<Transports>, mpsc::Receiver<Inbound>) {
+        started(TransportLimits {
             freebind: vec![IpAddr::from([127, 0, 0, 1])],
             ..TransportLimits::default()
-        };
-        let (t, _rx) = started(bounds).await;
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn nothing_leaves_a_freebound_address_this_node_does_not_hold() {
+        let (t, _rx) = started_as_pair_node().await;
         let local = t.local_addrs()[0];
         let peer = tokio::net::UdpSocket::bind("127.0.0.1:0")
             .await
@@ -1118,6 +1131,59 @@ mod tests {
         assert!(
             rx.try_recv().is_err(),
             "a message was taken after the release"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_tcp_connect_or_write_from_an_application_address_this_node_does_not_hold() {
+        let (t, _rx) = started_as_pair_node().await;
+        let app = t.tcp_addrs()[0];
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let dest = l.local_addr().expect("addr");
+        let failed = Arc::new(AtomicUsize::new(0));
+        let send = |msg: &'static [u8]| {
+            let f = Arc::clone(&failed);
+            t.send(
+                Transport::Tcp,
+                Some(app),
+                dest,
+                Bytes::from_static(msg),
+                move || {
+                    f.fetch_add(1, Relaxed);
+                },
+            )
+        };
+        // Not held (a standby): refused at once, no connect started.
+        assert!(!send(b"standby;"));
+        assert_eq!(t.tcp_connection_count(), 0, "a connect was started");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), l.accept())
+                .await
+                .is_err(),
+            "the standby connected"
+        );
+        // Held (the active): connected and written.
+        t.set_holds_app_address(true);
+        assert!(send(b"active;"));
+        let (mut s, _) = tokio::time::timeout(Duration::from_secs(5), l.accept())
+            .await
+            .expect("accepted")
+            .expect("accept");
+        let mut b = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+            .await
+            .expect("data")
+            .expect("read");
+        assert_eq!(&b[..n], b"active;");
+        assert_eq!(failed.load(Relaxed), 0);
+        // Released: the open connection is not written to either.
+        t.set_holds_app_address(false);
+        assert!(!send(b"released;"));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), s.read(&mut b))
+                .await
+                .is_err(),
+            "written after the release"
         );
     }
 

@@ -1200,3 +1200,63 @@ pub fn present(n: &pbx::cluster_pg::PgNode) -> std::collections::BTreeSet<u32> {
         .expect("query extensions");
     out.lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
+
+/// A baresip phone of `user` in the client namespace (on [`CLIENT_IP`], SIP port `port`; it
+/// also takes `port + 1`) registered through the application address, auto-answering and
+/// sending `wav`, living `lifetime`; returns once registered.
+pub fn baresip_phone(
+    lab: &Lab,
+    user: &str,
+    password: &str,
+    port: u16,
+    wav: &Path,
+    lifetime: Duration,
+) -> testkit::baresip::Phone {
+    testkit::require_binary("baresip").unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = testkit::baresip::PhoneConfig::new(user)
+        .registering(&format!("{APP_IP}:5060"), password, 600)
+        .with_audio(wav);
+    cfg.netns = Some(lab.client.name().to_string());
+    cfg.ip = CLIENT_IP.parse().expect("client address");
+    cfg.sip_port = Some(port);
+    cfg.lifetime = lifetime;
+    let mut p = testkit::baresip::Phone::start(cfg).expect("baresip starts");
+    p.wait_event("REGISTER_OK", Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{user} did not register through the address: {e}"));
+    p
+}
+
+/// `p` dials `number` through the application address; returns once the call is established.
+pub fn baresip_dial(p: &mut testkit::baresip::Phone, number: &str) {
+    p.clear_events();
+    p.dial(&format!("sip:{number}@{APP_IP}:5060"))
+        .unwrap_or_else(|e| panic!("{} dials {number}: {e}", p.name()));
+    p.wait_event("CALL_ESTABLISHED", Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{} -> {number}: {e}", p.name()));
+}
+
+/// The most audio packets one media endpoint sent, read from its `media endpoint closed ...
+/// tx=N` log lines (0 when none closed).
+pub fn most_sent_by_an_endpoint(logs: &str) -> u64 {
+    let mut most = 0;
+    for line in logs.lines().filter(|l| l.contains("media endpoint closed")) {
+        let tx = line
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("tx="))
+            .find_map(|v| v.parse::<u64>().ok());
+        most = most.max(tx.unwrap_or(0));
+    }
+    most
+}
+
+/// The witness's PostgreSQL on the host (a `witness` database; reached over its Unix socket):
+/// the cluster and its URL.
+pub fn witness_on_host() -> (testkit::pg::PgCluster, String) {
+    let witness = testkit::pg::PgCluster::start()
+        .expect("PostgreSQL test cluster (apt-get install -y postgresql)");
+    witness
+        .create_database("witness")
+        .expect("createdb witness");
+    let url = witness.socket_url_for("witness");
+    (witness, url)
+}
