@@ -464,6 +464,10 @@ pub enum NotReady {
     /// The lease cannot be handed over without the witness.
     #[error("the witness is not reachable (the lease cannot be handed over)")]
     WitnessUnreachable,
+    /// The witness still records this node as running alone (the standby has not caught up
+    /// since it came back): it would refuse the standby the lease.
+    #[error("running alone: the witness still records that the standby may lack writes")]
+    RunningAlone,
 }
 
 /// The role machine's view, for the panel, `denwa cluster status`, `/metrics` and `/healthz`
@@ -484,6 +488,9 @@ pub struct Status {
     pub lease_held: bool,
     /// Synchronous replication is on (Active only).
     pub sync_replication: bool,
+    /// The witness records this node (Active) as running alone: no other node may take over
+    /// automatically, since only this one has every acknowledged write.
+    pub alone: bool,
     /// A switchover is in progress: the standby is catching up, or the lease release has not
     /// been answered yet (the handover is offered after it).
     pub switching: bool,
@@ -529,10 +536,15 @@ pub enum Output {
         epoch: Epoch,
     },
     /// Stop writes now and re-attach the local PostgreSQL as a standby of the peer (pg_rewind or
-    /// re-clone).
+    /// re-clone) — unless `keep`.
     DemoteDb {
         /// The epoch that is ending.
         epoch: Epoch,
+        /// The witness records this node as running alone: its database is the only copy of
+        /// writes acknowledged meanwhile. Stop writing (the store's fence already refuses them)
+        /// but leave the database as it is — no rewind onto the peer — so that this node can
+        /// resume with it; only this node may take over until the mark is cleared.
+        keep: bool,
     },
     /// From now on stamp replicated writes with this epoch (sent on every epoch change of an
     /// Active node, including when it becomes Active).

@@ -88,14 +88,16 @@ fn heartbeat_path_cut_never_causes_a_takeover() {
     assert_eq!(s.took_ip_at[1], None);
     assert_eq!(s.node(1).status(s.now).paths, vec![true, false]);
     // Both heartbeat paths cut, witness reachable from both: the standby asks, the witness
-    // refuses (the Active renews), nobody fights.
+    // refuses (the Active renews, and — its standby silent — has it recorded that it runs
+    // alone before turning synchronous replication off), nobody fights.
     s.cuts.path[0] = true;
     s.run_for(30_000 * MS);
     assert!(s.serving(0));
+    assert!(s.alone(0));
     assert_eq!(s.took_ip_at[1], None);
     let why = s.node(1).status(s.now).blocked.expect("reason");
     assert!(
-        why.starts_with("the witness refuses the lease: held by node 1"),
+        why.starts_with("the witness records that node 1 runs alone since epoch 1"),
         "{why}"
     );
 }
@@ -321,8 +323,26 @@ fn random_schedule(seed: u64, fencing: bool, faults: usize, rate: [f64; 2]) {
                     && !s.cuts.witness[o]
                     && s.witness_up
                     && !s.lossy;
+                // The row says the serving node runs alone: the standby may lack acknowledged
+                // writes and must not take over (it says why).
+                let behind = s.alone(i);
                 s.kill(i);
-                if live_standby {
+                if live_standby && behind {
+                    s.run_for(3000 * MS);
+                    assert!(
+                        !s.serving(o),
+                        "seed {seed}: behind, yet took over\n{}",
+                        s.dump()
+                    );
+                    let local = s.local(o, s.now);
+                    let why = s.node(o).status(local).blocked.unwrap_or_default();
+                    assert!(
+                        why.contains("runs alone"),
+                        "seed {seed}: {why}\n{}",
+                        s.dump()
+                    );
+                    s.behind_refusals += 1;
+                } else if live_standby {
                     let took = s.run_until_serving(o, 5000 * MS);
                     assert!(
                         took.is_some_and(|t| t <= TAKEOVER),
@@ -398,12 +418,17 @@ fn random_schedule(seed: u64, fencing: bool, faults: usize, rate: [f64; 2]) {
     println!(
         "seed {seed} (fencing {fencing}): {faults} faults, {} events, {} s simulated, {} takeovers \
          ({checked_takeovers} timed after killing the Active), highest epoch {}, \
-         events serving on lease/acks/fence: {:?}",
+         events serving on lease/acks/fence: {:?}; {} writes acknowledged, {} takeovers checked \
+         to hold them all, {} refused to a standby left behind, {} lost by fencing takeovers",
         s.steps,
         s.ms() / 1000,
         s.takeovers,
         s.issued_max.0,
-        s.authority_seen
+        s.authority_seen,
+        s.acked.len(),
+        s.loss_checks,
+        s.behind_refusals,
+        s.fence_lost
     );
     // The schedule must have exercised every kind of authority it can.
     assert!(s.authority_seen[0] > 0 && s.authority_seen[1] > 0);

@@ -922,7 +922,11 @@ impl Driver {
                 }
                 false
             }
-            Output::DemoteDb { epoch } => {
+            Output::DemoteDb { epoch, keep: true } => {
+                crate::cluster_alone::keep_db(epoch);
+                false
+            }
+            Output::DemoteDb { epoch, keep: false } => {
                 match &self.pg {
                     Some(p) => {
                         // Writes end here, inline: the clean stop hands the last WAL to the
@@ -1147,9 +1151,10 @@ async fn lease(
     req: &LeaseRequest,
     ready: &mut bool,
 ) -> Result<LeaseAnswer, sqlx::Error> {
-    use ha::witness::{SQL_CREATE, SQL_INIT, SQL_READ, answer_from_rows};
+    use ha::witness::{SQL_CREATE, SQL_INIT, SQL_MIGRATE, SQL_READ, SqlRow, answer_from_rows};
     if !*ready {
         sqlx::query(SQL_CREATE).execute(pool).await?;
+        sqlx::query(SQL_MIGRATE).execute(pool).await?;
         sqlx::query(SQL_INIT).bind(cluster).execute(pool).await?;
         *ready = true;
     }
@@ -1157,7 +1162,7 @@ async fn lease(
         Ok(c) => c,
         Err(e) => return Ok(LeaseAnswer::Error(e.to_string())),
     };
-    let mut q = sqlx::query_as::<_, (Option<i32>, i64, i64)>(call.sql)
+    let mut q = sqlx::query_as::<_, SqlRow>(call.sql)
         .bind(cluster)
         .bind(call.holder)
         .bind(call.token);
@@ -1166,7 +1171,7 @@ async fn lease(
     }
     let updated = q.fetch_optional(pool).await?;
     let read = if updated.is_none() {
-        sqlx::query_as::<_, (Option<i32>, i64, i64)>(SQL_READ)
+        sqlx::query_as::<_, SqlRow>(SQL_READ)
             .bind(cluster)
             .fetch_optional(pool)
             .await?

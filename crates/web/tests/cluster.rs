@@ -25,6 +25,7 @@ fn report(role: Role, refused: Option<&str>) -> ClusterReport {
             witness_reachable: true,
             lease_held: role == Role::Active,
             sync_replication: false,
+            alone: false,
             switching: false,
             authority: None,
             blocked: None,
