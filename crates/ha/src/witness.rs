@@ -440,43 +440,20 @@ impl LeaseRequest {
         let holder = i32::try_from(self.holder.0).map_err(|_| SqlError::NodeId(self.holder.0))?;
         let tok = |e: Epoch| i64::try_from(e.0).map_err(|_| SqlError::Token(e.0));
         let ms = i64::try_from(self.duration.as_millis()).unwrap_or(i64::MAX);
-        Ok(match self.op {
-            LeaseOp::Acquire { min_token } => SqlCall {
-                sql: SQL_ACQUIRE,
-                holder,
-                token: tok(min_token)?,
-                duration_ms: Some(ms),
-            },
-            LeaseOp::AcquireAfterFence { min_token } => SqlCall {
-                sql: SQL_ACQUIRE_AFTER_FENCE,
-                holder,
-                token: tok(min_token)?,
-                duration_ms: Some(ms),
-            },
-            LeaseOp::Renew { token } => SqlCall {
-                sql: SQL_RENEW,
-                holder,
-                token: tok(token)?,
-                duration_ms: Some(ms),
-            },
-            LeaseOp::Release { token } => SqlCall {
-                sql: SQL_RELEASE,
-                holder,
-                token: tok(token)?,
-                duration_ms: None,
-            },
-            LeaseOp::MarkAlone { token } => SqlCall {
-                sql: SQL_MARK_ALONE,
-                holder,
-                token: tok(token)?,
-                duration_ms: Some(ms),
-            },
-            LeaseOp::ClearAlone { token } => SqlCall {
-                sql: SQL_CLEAR_ALONE,
-                holder,
-                token: tok(token)?,
-                duration_ms: Some(ms),
-            },
+        let (sql, token) = match self.op {
+            LeaseOp::Acquire { min_token } => (SQL_ACQUIRE, min_token),
+            LeaseOp::AcquireAfterFence { min_token } => (SQL_ACQUIRE_AFTER_FENCE, min_token),
+            LeaseOp::Renew { token } => (SQL_RENEW, token),
+            LeaseOp::Release { token } => (SQL_RELEASE, token),
+            LeaseOp::MarkAlone { token } => (SQL_MARK_ALONE, token),
+            LeaseOp::ClearAlone { token } => (SQL_CLEAR_ALONE, token),
+        };
+        Ok(SqlCall {
+            sql,
+            holder,
+            token: tok(token)?,
+            // A release takes no duration.
+            duration_ms: (sql != SQL_RELEASE).then_some(ms),
         })
     }
 }
