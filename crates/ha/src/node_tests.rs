@@ -200,10 +200,36 @@ impl T {
     }
 }
 
+/// The timers these tests are written against (the defaults before 2026-12-07; the logic does
+/// not depend on them, `defaults_bound_a_crash_gap_under_a_second` checks today's).
 fn cfg() -> Config {
     let mut c = Config::new(ME, PEER);
     c.incarnation = 100;
+    c.interval = 200 * MS;
+    c.dead_after = 1000 * MS;
+    c.path_degraded_after = 600 * MS;
+    c.lease = 1500 * MS;
+    c.expiry_margin = 200 * MS;
+    c.witness_timeout = 500 * MS;
     c
+}
+
+#[test]
+fn defaults_bound_a_crash_gap_under_a_second() {
+    let c = Config::new(ME, PEER);
+    assert_eq!(c.validate(), Ok(()));
+    // A standby takes over when the peer has been silent `dead_after` and the old lease (renewed
+    // at most `lease` before the crash) ran out: at most `lease` plus a round trip.
+    assert!(c.dead_after < c.lease && c.lease <= 800 * MS, "{c:?}");
+    // Three missed heartbeats degrade a path; `dead_after` is six.
+    assert_eq!(c.path_degraded_after, c.interval * 3);
+    assert_eq!(c.dead_after, c.interval * 6);
+    // A renewal sent at a third of the lease is answered (or has timed out) before the
+    // authority it extends ends: lease / 3 + witness_timeout < lease − expiry_margin.
+    assert!(
+        c.lease / 3 + c.witness_timeout < c.lease - c.expiry_margin,
+        "{c:?}"
+    );
 }
 
 #[test]
