@@ -510,3 +510,54 @@ fn clock_drift_beyond_the_bound_is_caught_by_the_checker() {
     assert!(s.serving(1));
     assert_eq!(s.violations, Vec::<String>::new());
 }
+
+#[test]
+fn active_cut_from_its_standby_runs_alone_and_the_standby_left_behind_never_takes_over() {
+    let mut s = steady(7, false);
+    assert!(
+        !s.alone(0),
+        "the cold start's mark is cleared once the standby caught up"
+    );
+    // Both heartbeat paths (and replication) cut, the witness reachable from both: the Active
+    // has the witness record that it runs alone, then goes on acknowledging writes.
+    s.cuts.path = [true, true];
+    s.run_for(3000 * MS);
+    assert!(s.serving(0));
+    assert!(s.alone(0));
+    let local = s.local(0, s.now);
+    let st = s.node(0).status(local);
+    assert!(st.alone && !st.sync_replication, "{st:?}");
+    let acked = s.acked.len();
+    s.run_for(2000 * MS);
+    assert!(
+        s.acked.len() > acked,
+        "writes keep being acknowledged alone"
+    );
+    // The Active dies; the links heal: the standby, which lacks those writes, must not take over.
+    s.kill(0);
+    s.cuts.path = [false, false];
+    s.run_for(10_000 * MS);
+    assert!(!s.serving(1));
+    let why = s.node(1).status(s.now).blocked.expect("a reason");
+    assert!(
+        why.starts_with("the witness records that node 1 runs alone since epoch"),
+        "{why}"
+    );
+    // The old Active comes back and resumes (the row lets it), with every write.
+    s.start(0);
+    let took = s.run_until_serving(0, 10_000 * MS).expect("node 1 resumes");
+    println!(
+        "running alone, killed: node 1 back and serving after {} ms",
+        took.as_millis()
+    );
+    assert_eq!(
+        s.loss_checks, 2,
+        "cold start and the resume, every write there"
+    );
+    // Its standby catches up, the mark is cleared, and a crash now fails over again.
+    s.run_for(5000 * MS);
+    assert!(!s.alone(0));
+    s.kill(0);
+    let took = s.run_until_serving(1, 5000 * MS).expect("n2 takes over");
+    assert!(took <= TAKEOVER, "{took:?}");
+}
