@@ -1288,7 +1288,7 @@ fn the_standby_left_behind_is_refused_with_the_reason_until_the_mark_is_gone() {
         why.starts_with("the witness records that node 2 runs alone since epoch 3"),
         "{why}"
     );
-    assert!(t.events().iter().any(|e| *e == why));
+    assert!(t.events().contains(&why));
     // It keeps asking (at lease / 3) and is refused each time; nothing else moves.
     let n = t.requests().len();
     t.advance(500 * MS);

@@ -122,13 +122,13 @@ pub struct ClusterConfig {
     /// Fencing command (argv; the peer id is in `DENWA_FENCE_PEER`); exit 0 = the peer is off.
     #[serde(default)]
     pub fence_command: Option<Vec<String>>,
-    /// Heartbeat interval override, ms (200).
+    /// Heartbeat interval override, ms (100).
     #[serde(default)]
     pub interval_ms: Option<u64>,
-    /// Peer-dead time override, ms (1000).
+    /// Peer-dead time override, ms (600).
     #[serde(default)]
     pub dead_after_ms: Option<u64>,
-    /// Lease duration override, ms (1500).
+    /// Lease duration override, ms (800).
     #[serde(default)]
     pub lease_ms: Option<u64>,
     /// Hold-down after a role change override, ms (10000).
@@ -1690,7 +1690,7 @@ iface = "eth0"
         assert!(err(&pref).contains("preferred (3)"), "{}", err(&pref));
         let unknown = GOOD.replace("hold_down_ms", "hold_dwn_ms");
         assert!(err(&unknown).contains("unknown field"), "{}", err(&unknown));
-        let lease = GOOD.replace("hold_down_ms = 3000", "hold_down_ms = 3000\nlease_ms = 900");
+        let lease = GOOD.replace("hold_down_ms = 3000", "hold_down_ms = 3000\nlease_ms = 500");
         assert!(
             err(&lease).contains("lease must be longer than dead_after"),
             "{}",
