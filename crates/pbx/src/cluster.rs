@@ -1235,7 +1235,7 @@ async fn probe_task(
     let mut first = true;
     loop {
         if !first {
-            let wait = if lock(&report).status.switching {
+            let wait = if crate::cluster_alone::probe_fast(&lock(&report).status) {
                 HEALTH_SWITCHING
             } else {
                 HEALTH_EVERY
@@ -1245,7 +1245,7 @@ async fn probe_task(
             while tokio::time::Instant::now() < end {
                 let left = end.saturating_duration_since(tokio::time::Instant::now());
                 tokio::time::sleep(HEALTH_SWITCHING.min(left)).await;
-                if wait == HEALTH_EVERY && lock(&report).status.switching {
+                if wait == HEALTH_EVERY && crate::cluster_alone::probe_fast(&lock(&report).status) {
                     break;
                 }
             }

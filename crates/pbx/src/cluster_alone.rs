@@ -5,7 +5,15 @@
 //! (`ha::witness::SQL_MIGRATE`, run with the table's creation) and leave the database of a node
 //! that stops while marked as it is.
 
-use ha::Epoch;
+use ha::{Epoch, Status};
+
+/// Local health is probed fast (every `HEALTH_SWITCHING`, not every second) while a switchover
+/// waits for the standby, and while the witness still records this node as running alone with
+/// synchronous replication back on: the mark is cleared on the first report that shows the
+/// standby caught up, and until then no other node can take over automatically.
+pub fn probe_fast(st: &Status) -> bool {
+    st.switching || (st.alone && st.sync_replication)
+}
 
 /// `Output::DemoteDb { keep: true }`: this node ran alone, so its database is the only copy of
 /// the writes it acknowledged meanwhile. It is neither stopped nor re-attached (a rewind onto the
