@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use cluster_lab::*;
 
 /// Writers running at once (each waits for its answer before the next write).
-const WRITERS: usize = 4;
+const WRITERS: usize = 12;
 
 /// The acknowledged writes (extension numbers) and how many were refused or unanswered.
 #[derive(Default)]
