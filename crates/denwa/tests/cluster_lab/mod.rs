@@ -1200,3 +1200,21 @@ pub fn present(n: &pbx::cluster_pg::PgNode) -> std::collections::BTreeSet<u32> {
         .expect("query extensions");
     out.lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
+
+/// Waits until the witness no longer records the active `n` as running alone (its standby
+/// streams and has caught up; docs/ha.md, "Running alone"): only then may the standby take
+/// over automatically if `n` fails. Right after a takeover the new active runs alone.
+pub fn until_not_alone(n: &Node, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = n.status();
+        if s["status"]["alone"] == false {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still running alone: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
