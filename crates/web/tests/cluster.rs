@@ -180,6 +180,31 @@ async fn panel_page_asks_for_confirmation_before_switching_over() {
     assert!(html.contains("degraded"));
     assert!(html.contains("lease granted (epoch 4)"));
     assert!(html.contains("id=\"switchover\""));
+    assert!(!html.contains("id=\"cluster-alone\""));
+    // Running alone: the page says so.
+    a.control
+        .cluster
+        .get()
+        .unwrap()
+        .report
+        .lock()
+        .unwrap()
+        .status
+        .alone = true;
+    let alone = b.get("/cluster").await.text();
+    assert!(
+        alone.contains("id=\"cluster-alone\"") && alone.contains("Running alone: the witness"),
+        "{alone}"
+    );
+    a.control
+        .cluster
+        .get()
+        .unwrap()
+        .report
+        .lock()
+        .unwrap()
+        .status
+        .alone = false;
     // First POST: only a confirmation form, nothing happens.
     let r = b.post("/cluster", &[("csrf", &csrf(&html))]).await;
     assert_eq!(r.status, StatusCode::OK);
