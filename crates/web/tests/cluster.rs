@@ -182,29 +182,24 @@ async fn panel_page_asks_for_confirmation_before_switching_over() {
     assert!(html.contains("id=\"switchover\""));
     assert!(!html.contains("id=\"cluster-alone\""));
     // Running alone: the page says so.
-    a.control
-        .cluster
-        .get()
-        .unwrap()
-        .report
-        .lock()
-        .unwrap()
-        .status
-        .alone = true;
+    let set_alone = |on: bool| {
+        a.control
+            .cluster
+            .get()
+            .unwrap()
+            .report
+            .lock()
+            .unwrap()
+            .status
+            .alone = on
+    };
+    set_alone(true);
     let alone = b.get("/cluster").await.text();
     assert!(
         alone.contains("id=\"cluster-alone\"") && alone.contains("Running alone: the witness"),
         "{alone}"
     );
-    a.control
-        .cluster
-        .get()
-        .unwrap()
-        .report
-        .lock()
-        .unwrap()
-        .status
-        .alone = false;
+    set_alone(false);
     // First POST: only a confirmation form, nothing happens.
     let r = b.post("/cluster", &[("csrf", &csrf(&html))]).await;
     assert_eq!(r.status, StatusCode::OK);
