@@ -197,6 +197,13 @@ fn write_status(v: &serde_json::Value, out: &mut impl Write) -> Result<()> {
             s(&st["sync_replication"])
         )?;
     }
+    if st["alone"] == true {
+        writeln!(
+            out,
+            "running alone: the witness records that only this node has every acknowledged \
+             write (the standby takes over automatically only once it has caught up)"
+        )?;
+    }
     for (i, p) in v["paths"].as_array().into_iter().flatten().enumerate() {
         writeln!(
             out,

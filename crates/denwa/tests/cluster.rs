@@ -421,6 +421,9 @@ fn active_standby_pair_moves_the_application_address() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Node 1 took over by the handover: it runs alone until node 2, just restarted, has
+    // caught up; only then may node 2 take over automatically.
+    until_not_alone(&n[0], "before the freeze");
     let before = w.split_brain;
     let frozen = Instant::now();
     n[0].proc.as_mut().expect("node 1 runs").signal(19);

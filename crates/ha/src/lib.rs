@@ -32,8 +32,8 @@
 //!
 //! # Rules
 //!
-//! - **Heartbeats** every `interval` (200 ms) on every path whose link is up (≥ 2 paths). The peer
-//!   is dead only when *all* paths have been silent for `dead_after` (1 s): one path cut is
+//! - **Heartbeats** every `interval` (100 ms) on every path whose link is up (≥ 2 paths). The peer
+//!   is dead only when *all* paths have been silent for `dead_after` (600 ms): one path cut is
 //!   reported (event, status, switchover refused) but never causes a takeover.
 //! - **Authority.** A Standby takes over only (a) holding a lease granted by the witness — the
 //!   lease's fencing token becomes the epoch — or (b) after the fencing hook reported success
@@ -182,20 +182,21 @@ pub struct Config {
     pub incarnation: u64,
     /// Number of heartbeat paths (≥ 2).
     pub paths: u8,
-    /// Heartbeat interval (200 ms).
+    /// Heartbeat interval (100 ms).
     pub interval: Duration,
-    /// Silence on all paths after which the peer is dead (1 s).
+    /// Silence on all paths after which the peer is dead (600 ms).
     pub dead_after: Duration,
-    /// A path silent this long is degraded (600 ms): reported, refuses switchover.
+    /// A path silent this long is degraded (300 ms): reported, refuses switchover.
     pub path_degraded_after: Duration,
-    /// Lease duration asked of the witness (1.5 s; must exceed `dead_after`). Renewed every third.
+    /// Lease duration asked of the witness (800 ms; must exceed `dead_after`). Renewed every
+    /// third. A crash of the Active costs at most about this (the old lease must run out).
     pub lease: Duration,
-    /// An Active stops serving this long before its authority's conservative end (200 ms): time to
+    /// An Active stops serving this long before its authority's conservative end (150 ms): time to
     /// release the IP and stop writes.
     pub expiry_margin: Duration,
     /// Bound on clock rate difference between nodes and witness, parts per million (1000).
     pub drift_ppm: u32,
-    /// A witness request unanswered this long is an error (500 ms).
+    /// A witness request unanswered this long is an error (300 ms).
     pub witness_timeout: Duration,
     /// Hold-down after a role change (10 s): no switchover, and no takeover by a node that lost
     /// the Active role by failure.
@@ -242,13 +243,13 @@ impl Config {
             preferred: None,
             incarnation: 0,
             paths: 2,
-            interval: Duration::from_millis(200),
-            dead_after: Duration::from_millis(1000),
-            path_degraded_after: Duration::from_millis(600),
-            lease: Duration::from_millis(1500),
-            expiry_margin: Duration::from_millis(200),
+            interval: Duration::from_millis(100),
+            dead_after: Duration::from_millis(600),
+            path_degraded_after: Duration::from_millis(300),
+            lease: Duration::from_millis(800),
+            expiry_margin: Duration::from_millis(150),
             drift_ppm: 1000,
-            witness_timeout: Duration::from_millis(500),
+            witness_timeout: Duration::from_millis(300),
             hold_down: Duration::from_secs(10),
             max_lag_bytes: 1 << 20,
             handover_timeout: Duration::from_secs(3),
@@ -464,6 +465,10 @@ pub enum NotReady {
     /// The lease cannot be handed over without the witness.
     #[error("the witness is not reachable (the lease cannot be handed over)")]
     WitnessUnreachable,
+    /// The witness still records this node as running alone (the standby has not caught up
+    /// since it came back): it would refuse the standby the lease.
+    #[error("running alone: the witness still records that the standby may lack writes")]
+    RunningAlone,
 }
 
 /// The role machine's view, for the panel, `denwa cluster status`, `/metrics` and `/healthz`
@@ -484,6 +489,9 @@ pub struct Status {
     pub lease_held: bool,
     /// Synchronous replication is on (Active only).
     pub sync_replication: bool,
+    /// The witness records this node (Active) as running alone: no other node may take over
+    /// automatically, since only this one has every acknowledged write.
+    pub alone: bool,
     /// A switchover is in progress: the standby is catching up, or the lease release has not
     /// been answered yet (the handover is offered after it).
     pub switching: bool,
@@ -536,10 +544,15 @@ pub enum Output {
         graceful: bool,
     },
     /// Stop writes now and re-attach the local PostgreSQL as a standby of the peer (pg_rewind or
-    /// re-clone).
+    /// re-clone) — unless `keep`.
     DemoteDb {
         /// The epoch that is ending.
         epoch: Epoch,
+        /// The witness records this node as running alone: its database is the only copy of
+        /// writes acknowledged meanwhile. Stop writing (the store's fence already refuses them)
+        /// but leave the database as it is — no rewind onto the peer — so that this node can
+        /// resume with it; only this node may take over until the mark is cleared.
+        keep: bool,
     },
     /// From now on stamp replicated writes with this epoch (sent on every epoch change of an
     /// Active node, including when it becomes Active).

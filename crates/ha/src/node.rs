@@ -78,6 +78,21 @@ pub struct Node {
     next_attempt: Instant,
     peer_idle_since: Option<Instant>,
     sync_on: bool,
+    /// The witness's row records this node (Active) as running alone: the only state in which
+    /// synchronous replication may be off (see `alone.rs`).
+    alone_marked: bool,
+    /// The row may say this node runs alone (marked, or a mark or clear whose answer was
+    /// lost): a clear is still due, and no other node can get the lease meanwhile.
+    alone_row: bool,
+    /// A health report after synchronous replication came on showed the standby caught up.
+    caught_up: bool,
+    /// When synchronous replication was last turned on.
+    sync_on_since: Option<Instant>,
+    /// Reported that writes wait for the witness's "running alone" mark.
+    waiting_for_mark: bool,
+    /// The fencing hook powered the peer off and it has not been heard since: this node's
+    /// acquires override the row's "the peer runs alone" ([`LeaseOp::AcquireAfterFence`]).
+    peer_fenced: bool,
     blocked: Option<String>,
     renew_failing: bool,
     /// Local health bad since (database down or SIP not bound).
@@ -139,6 +154,12 @@ impl Node {
             next_attempt: now,
             peer_idle_since: None,
             sync_on: false,
+            alone_marked: false,
+            alone_row: false,
+            caught_up: false,
+            sync_on_since: None,
+            waiting_for_mark: false,
+            peer_fenced: false,
             blocked: None,
             renew_failing: false,
             unhealthy_since: Some(now),
@@ -323,6 +344,9 @@ impl Node {
         if !lease_ok || !self.witness_ok {
             return Err(NotReady::WitnessUnreachable);
         }
+        if self.alone_row {
+            return Err(NotReady::RunningAlone);
+        }
         Ok(())
     }
 
@@ -343,6 +367,7 @@ impl Node {
             witness_reachable: self.witness_ok,
             lease_held: self.lease.held().is_some_and(|h| now < h.expires),
             sync_replication: self.sync_on,
+            alone: self.role == Role::Active && self.alone_row,
             switching: self.switching.is_some() || self.offer_after_release,
             authority: self.authority(now),
             blocked: self.blocked.clone(),
@@ -440,6 +465,7 @@ impl Node {
             .is_some_and(|p| p.hb.handover_to == Some(self.cfg.node));
         self.peer = Some(PeerView { hb, last_rx: now });
         self.heard_peer = true;
+        self.peer_fenced = false;
         if hb.handover_to == Some(self.cfg.node) && !offered_before {
             // The peer offers its freed lease: ask at once, whatever back-off an earlier
             // refusal set (a designated standby may have tried, and been refused, in the
@@ -476,14 +502,22 @@ impl Node {
             self.event(EventKind::Witness, why);
         }
         match (o.op, o.answer) {
-            (LeaseOp::Acquire { .. }, LeaseAnswer::Granted { token, .. }) => {
+            (
+                LeaseOp::Acquire { .. } | LeaseOp::AcquireAfterFence { .. },
+                LeaseAnswer::Granted { token, .. },
+            ) => {
                 self.highest = self.highest.max(token);
                 self.lease_holder_seen = Some(self.cfg.node);
                 match self.role {
                     Role::Standby => {
                         self.become_active(token, now, format!("lease granted ({token})"));
+                        // The acquire recorded this node as running alone.
+                        self.alone_marked = true;
+                        self.alone_row = true;
                     }
                     Role::Active if self.fence_authority && token > self.epoch => {
+                        self.alone_marked = true;
+                        self.alone_row = true;
                         self.fence_authority = false;
                         self.epoch = token;
                         self.out.push_back(Output::Epoch { epoch: token });
@@ -500,9 +534,23 @@ impl Node {
                     }
                 }
             }
-            (LeaseOp::Acquire { .. }, LeaseAnswer::Denied { holder, token, ttl }) => {
+            (
+                LeaseOp::Acquire { .. } | LeaseOp::AcquireAfterFence { .. },
+                LeaseAnswer::Denied {
+                    holder,
+                    token,
+                    ttl,
+                    alone,
+                },
+            ) => {
                 self.highest = self.highest.max(token);
                 self.lease_holder_seen = holder;
+                if self.role == Role::Standby
+                    && let Some((n, since)) = alone.filter(|(n, _)| *n != self.cfg.node)
+                {
+                    self.behind(n, since, now);
+                    return;
+                }
                 if self.role == Role::Active && self.fence_authority && token > self.epoch {
                     self.demote(
                         now,
@@ -528,19 +576,36 @@ impl Node {
                     };
                 }
             }
-            (LeaseOp::Acquire { .. }, LeaseAnswer::Error(e)) => {
+            (
+                LeaseOp::Acquire { .. } | LeaseOp::AcquireAfterFence { .. },
+                LeaseAnswer::Error(e),
+            ) => {
                 if self.role == Role::Standby {
                     self.no_lease(e, now);
                 }
             }
-            (LeaseOp::Renew { .. }, LeaseAnswer::Granted { .. }) => {
+            (
+                op @ (LeaseOp::Renew { .. }
+                | LeaseOp::MarkAlone { .. }
+                | LeaseOp::ClearAlone { .. }),
+                LeaseAnswer::Granted { .. },
+            ) => {
                 self.lease_holder_seen = Some(self.cfg.node);
+                if op.held_token() == Some(self.epoch) && self.role == Role::Active {
+                    self.on_alone_answer(op);
+                }
                 if self.renew_failing {
                     self.renew_failing = false;
                     self.event(EventKind::Witness, "lease renewed again".to_string());
                 }
             }
-            (LeaseOp::Renew { token: ours }, LeaseAnswer::Denied { holder, token, .. }) => {
+            (
+                op @ (LeaseOp::Renew { .. }
+                | LeaseOp::MarkAlone { .. }
+                | LeaseOp::ClearAlone { .. }),
+                LeaseAnswer::Denied { holder, token, .. },
+            ) => {
+                let ours = op.held_token().unwrap_or_default();
                 self.highest = self.highest.max(token);
                 self.lease_holder_seen = holder;
                 if self.role == Role::Active && ours == self.epoch {
@@ -552,7 +617,13 @@ impl Node {
                     );
                 }
             }
-            (LeaseOp::Renew { .. }, LeaseAnswer::Error(e)) => {
+            (
+                op @ (LeaseOp::Renew { .. }
+                | LeaseOp::MarkAlone { .. }
+                | LeaseOp::ClearAlone { .. }),
+                LeaseAnswer::Error(e),
+            ) => {
+                self.on_alone_error(op);
                 if self.role == Role::Active && !self.renew_failing {
                     self.renew_failing = true;
                     self.event(
@@ -620,6 +691,7 @@ impl Node {
             EventKind::Fence,
             format!("fenced {}: {detail}", self.cfg.peer),
         );
+        self.peer_fenced = true;
         if self.role == Role::Standby && self.health_ok() {
             let epoch = Epoch(self.highest.0.saturating_add(1));
             self.fence_authority = true;
@@ -676,6 +748,7 @@ impl Node {
             );
             return;
         }
+        self.note_caught_up(h.db, now);
         if self.health_ok() {
             self.unhealthy_since = None;
         } else if self.unhealthy_since.is_none() {
@@ -735,6 +808,10 @@ impl Node {
     fn become_active(&mut self, epoch: Epoch, now: Instant, reason: String) {
         self.epoch = epoch;
         self.highest = self.highest.max(epoch);
+        self.alone_marked = false;
+        self.alone_row = false;
+        self.caught_up = false;
+        self.sync_on_since = None;
         self.offering_until = None;
         self.offer_after_release = false;
         self.switching = None;
@@ -758,11 +835,16 @@ impl Node {
             epoch,
             graceful: !failure,
         });
-        self.out.push_back(Output::DemoteDb { epoch });
-        if self.sync_on {
-            self.sync_on = false;
-            self.out.push_back(Output::SetSyncReplication { on: false });
-        }
+        self.out.push_back(Output::DemoteDb {
+            epoch,
+            keep: self.alone_marked,
+        });
+        // Synchronous replication is not turned off here: that would release commits waiting
+        // for the standby, acknowledging writes the next Active may not have. `DemoteDb` stops
+        // the database (the waiting sessions end unacknowledged) and re-attaches it as a standby.
+        self.sync_on = false;
+        self.alone_marked = false;
+        self.alone_row = false;
         if self.switching.take().is_some() && failure {
             self.event(
                 EventKind::Switchover,
@@ -914,12 +996,13 @@ impl Node {
         if self.lease.busy() || self.fence.is_some() || now < self.next_attempt {
             return;
         }
-        if let Some(r) = self.lease.start(
-            LeaseOp::Acquire {
-                min_token: self.highest,
-            },
-            now,
-        ) {
+        let min_token = self.highest;
+        let op = if self.peer_fenced {
+            LeaseOp::AcquireAfterFence { min_token }
+        } else {
+            LeaseOp::Acquire { min_token }
+        };
+        if let Some(r) = self.lease.start(op, now) {
             self.next_attempt = now + self.cfg.lease / 3;
             self.out.push_back(Output::Witness(r));
         }
@@ -928,9 +1011,12 @@ impl Node {
     fn active_step(&mut self, now: Instant) {
         // An Active that cannot serve (database down, SIP not bound) for `dead_after` hands over
         // to a standby that can.
+        // (Not while the witness records this node as running alone: the peer may lack writes
+        // and the witness would refuse it the lease.)
         let peer_can_serve = self.peer.is_some_and(|p| {
             p.hb.role == Role::Standby && p.hb.health.sip_bound && p.hb.health.db != DbHealth::Down
-        }) && self.peer_alive(now);
+        }) && self.peer_alive(now)
+            && !self.alone_row;
         if let Some(t) = self.unhealthy_since
             && now >= t + self.cfg.dead_after
             && peer_can_serve
@@ -947,44 +1033,33 @@ impl Node {
             );
             return;
         }
-        // Keep the lease (or get one, after a fencing takeover).
+        // Synchronous replication while the standby is there to acknowledge; off only once the
+        // witness records that this node runs alone (`alone.rs`).
+        let want_sync = self.want_sync(now);
+        self.follow_sync(want_sync, now);
+        // Keep the lease (or get one, after a fencing takeover), setting or clearing the
+        // "running alone" mark when that is due.
         if !self.lease.busy() {
             let due = self
                 .lease
                 .last_sent()
                 .is_none_or(|s| now >= s + self.cfg.lease / 3);
             let op = match self.lease.held() {
-                Some(h) if h.token == self.epoch => LeaseOp::Renew { token: h.token },
-                _ => LeaseOp::Acquire {
+                Some(h) if h.token == self.epoch => self.alone_op(want_sync, h.token),
+                _ => LeaseOp::AcquireAfterFence {
                     min_token: self.epoch,
                 },
             };
-            if due && let Some(r) = self.lease.start(op, now) {
+            let urgent = matches!(op, LeaseOp::MarkAlone { .. } | LeaseOp::ClearAlone { .. })
+                && self
+                    .lease
+                    .last_sent()
+                    .is_none_or(|s| now >= s + self.cfg.interval);
+            if (due || urgent)
+                && let Some(r) = self.lease.start(op, now)
+            {
                 self.out.push_back(Output::Witness(r));
             }
-        }
-        // Synchronous replication while the standby is there to acknowledge.
-        let peer_standby = self
-            .peer
-            .is_some_and(|p| self.peer_alive(now) && p.hb.role != Role::Active);
-        let want_sync = peer_standby
-            && matches!(
-                self.health.db,
-                DbHealth::Primary {
-                    standby_streaming: true,
-                    ..
-                }
-            );
-        if want_sync != self.sync_on {
-            self.sync_on = want_sync;
-            self.out
-                .push_back(Output::SetSyncReplication { on: want_sync });
-            let why = if want_sync {
-                "synchronous replication on: writes are acknowledged when the standby has them"
-            } else {
-                "synchronous replication off: running alone (the standby is not replicating)"
-            };
-            self.event(EventKind::Peer, why.to_string());
         }
         if let Some(sw) = self.switching.filter(|s| now >= s.deadline) {
             self.switching = None;
@@ -1048,6 +1123,9 @@ impl Node {
         self.next_hb = now + self.cfg.interval;
     }
 }
+
+#[path = "alone.rs"]
+mod alone;
 
 #[cfg(test)]
 #[path = "node_tests.rs"]

@@ -102,10 +102,13 @@ impl T {
     }
 
     /// Active with a Standby peer heard on both paths for `rounds` heartbeat rounds; the
-    /// witness grants every renewal.
+    /// witness grants every renewal (and the clear of the "running alone" mark, once the
+    /// standby streams and local health, repeated each round, says it caught up).
     fn serve_with_standby(&mut self, rounds: usize) {
         for _ in 0..rounds {
             self.advance_with_peer(200 * MS, &[0, 1], Role::Standby, 1);
+            let h = self.node.health;
+            self.input(Input::Health(h));
             if self.node.lease.busy() {
                 self.grant(1);
             }
@@ -197,10 +200,36 @@ impl T {
     }
 }
 
+/// The timers these tests are written against (the defaults before 2026-12-07; the logic does
+/// not depend on them, `defaults_bound_a_crash_gap_under_a_second` checks today's).
 fn cfg() -> Config {
     let mut c = Config::new(ME, PEER);
     c.incarnation = 100;
+    c.interval = 200 * MS;
+    c.dead_after = 1000 * MS;
+    c.path_degraded_after = 600 * MS;
+    c.lease = 1500 * MS;
+    c.expiry_margin = 200 * MS;
+    c.witness_timeout = 500 * MS;
     c
+}
+
+#[test]
+fn defaults_bound_a_crash_gap_under_a_second() {
+    let c = Config::new(ME, PEER);
+    assert_eq!(c.validate(), Ok(()));
+    // A standby takes over when the peer has been silent `dead_after` and the old lease (renewed
+    // at most `lease` before the crash) ran out: at most `lease` plus a round trip.
+    assert!(c.dead_after < c.lease && c.lease <= 800 * MS, "{c:?}");
+    // Three missed heartbeats degrade a path; `dead_after` is six.
+    assert_eq!(c.path_degraded_after, c.interval * 3);
+    assert_eq!(c.dead_after, c.interval * 6);
+    // A renewal sent at a third of the lease is answered (or has timed out) before the
+    // authority it extends ends: lease / 3 + witness_timeout < lease − expiry_margin.
+    assert!(
+        c.lease / 3 + c.witness_timeout < c.lease - c.expiry_margin,
+        "{c:?}"
+    );
 }
 
 #[test]
@@ -349,6 +378,7 @@ fn denied_lease_stays_standby_and_retries_when_it_should_expire() {
         holder: Some(PEER),
         token: Epoch(5),
         ttl: 900 * MS,
+        alone: None,
     });
     assert_eq!(
         t.node.status(t.now).blocked.as_deref(),
@@ -397,7 +427,7 @@ fn fencing_takes_over_when_the_witness_is_down_and_the_peer_silent() {
     assert!(t.node.serving(t.now));
     assert_eq!(
         t.last_request().op,
-        LeaseOp::Acquire {
+        LeaseOp::AcquireAfterFence {
             min_token: Epoch(7)
         }
     );
@@ -485,6 +515,7 @@ fn refused_renewal_demotes_at_once_releasing_the_ip_first() {
         holder: Some(PEER),
         token: Epoch(2),
         ttl: 1000 * MS,
+        alone: None,
     });
     assert_eq!(t.node.role(), Role::Fenced);
     assert_eq!(
@@ -494,7 +525,13 @@ fn refused_renewal_demotes_at_once_releasing_the_ip_first() {
             graceful: false
         }
     );
-    assert_eq!(t.out[before + 1].1, Output::DemoteDb { epoch: Epoch(1) });
+    assert!(matches!(
+        t.out[before + 1].1,
+        Output::DemoteDb {
+            epoch: Epoch(1),
+            ..
+        }
+    ));
     assert!(!t.node.serving(t.now));
 }
 
@@ -662,6 +699,7 @@ fn fenced_waits_hold_down_before_any_takeover() {
         holder: Some(PEER),
         token: Epoch(2),
         ttl: 1000 * MS,
+        alone: None,
     });
     assert_eq!(t.node.role(), Role::Fenced);
     let n = t.requests().len();
@@ -1014,6 +1052,7 @@ fn an_offered_handover_is_taken_at_once_even_after_a_refused_attempt() {
             holder: Some(PEER),
             token: Epoch(3),
             ttl: 1400 * MS,
+            alone: None,
         });
     }
     t.advance(5 * MS);
@@ -1036,4 +1075,275 @@ fn an_offered_handover_is_taken_at_once_even_after_a_refused_attempt() {
     assert!(matches!(req.op, LeaseOp::Acquire { .. }));
     t.grant(4);
     assert_eq!(t.node.role(), Role::Active);
+}
+
+// ---- running alone (`alone.rs`) ---------------------------------------------------------------
+
+fn sync_outputs(t: &T, from: usize) -> Vec<bool> {
+    t.out[from..]
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Output::SetSyncReplication { on } => Some(*on),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Active (token 1) with its standby streaming: synchronous replication on, the acquire's
+/// "running alone" mark cleared. Then the standby falls silent; renewals are granted until the
+/// mark is asked for. Returns the output index where the silence began.
+fn active_then_standby_lost(t: &mut T) -> usize {
+    t.make_active(1);
+    t.serve_with_standby(10);
+    let st = t.node.status(t.now);
+    assert!(st.sync_replication && !st.alone, "{st:?}");
+    assert!(
+        t.requests()
+            .iter()
+            .any(|(_, r)| r.op == LeaseOp::ClearAlone { token: Epoch(1) })
+    );
+    let from = t.out.len();
+    for _ in 0..12 {
+        t.advance(100 * MS);
+        if t.node.lease.busy() {
+            if t.last_request().op == (LeaseOp::MarkAlone { token: Epoch(1) }) {
+                return from;
+            }
+            t.grant(1);
+        }
+    }
+    panic!(
+        "no MarkAlone after the standby fell silent: {:?}",
+        t.requests()
+    );
+}
+
+#[test]
+fn sync_goes_off_only_after_the_witness_records_running_alone() {
+    let mut t = T::new(cfg());
+    let from = active_then_standby_lost(&mut t);
+    // Asked, not answered: synchronous replication stays on (writes wait).
+    assert_eq!(sync_outputs(&t, from), Vec::<bool>::new());
+    assert!(t.node.status(t.now).sync_replication);
+    assert!(
+        t.events()
+            .iter()
+            .any(|e| e.contains("writes wait until the witness records"))
+    );
+    let before = t.out.len();
+    t.grant(1);
+    assert_eq!(sync_outputs(&t, before), vec![false]);
+    let st = t.node.status(t.now);
+    assert!(!st.sync_replication && st.alone, "{st:?}");
+    assert!(
+        t.events()
+            .last()
+            .expect("event")
+            .starts_with("synchronous replication off: running alone, recorded by the witness")
+    );
+}
+
+#[test]
+fn a_refused_mark_demotes_without_turning_sync_off() {
+    let mut t = T::new(cfg());
+    let from = active_then_standby_lost(&mut t);
+    t.answer(LeaseAnswer::Denied {
+        holder: Some(PEER),
+        token: Epoch(2),
+        ttl: 800 * MS,
+        alone: Some((PEER, Epoch(2))),
+    });
+    assert_eq!(t.node.role(), Role::Fenced);
+    assert_eq!(sync_outputs(&t, from), Vec::<bool>::new());
+    assert!(t.out[from..].iter().any(|(_, o)| *o
+        == Output::DemoteDb {
+            epoch: Epoch(1),
+            keep: false
+        }));
+}
+
+#[test]
+fn an_unanswered_mark_keeps_sync_on_until_authority_ends_then_stops_without_releasing_commits() {
+    let mut t = T::new(cfg());
+    let from = active_then_standby_lost(&mut t);
+    // The witness never answers again (its requests time out); the standby stays silent.
+    for _ in 0..30 {
+        t.advance(100 * MS);
+        if t.node.role() != Role::Active {
+            break;
+        }
+    }
+    assert_eq!(t.node.role(), Role::Fenced);
+    assert_eq!(
+        sync_outputs(&t, from),
+        Vec::<bool>::new(),
+        "commits waiting for the standby are never released"
+    );
+    assert!(t.out[from..].iter().any(|(_, o)| *o
+        == Output::DemoteDb {
+            epoch: Epoch(1),
+            keep: false
+        }));
+}
+
+#[test]
+fn standby_back_sync_on_and_the_mark_cleared_only_after_it_caught_up() {
+    let mut t = T::new(cfg());
+    active_then_standby_lost(&mut t);
+    t.grant(1);
+    assert!(t.node.status(t.now).alone);
+    // Stopping now would keep the database (the only copy of what was acknowledged alone).
+    // The standby is back, streaming but behind: sync on at once, no clear.
+    let from = t.out.len();
+    t.input(Input::Health(primary(true, 4096)));
+    t.advance_with_peer(200 * MS, &[0, 1], Role::Standby, 1);
+    assert_eq!(sync_outputs(&t, from), vec![true]);
+    let clears = |t: &T| {
+        t.requests()
+            .iter()
+            .filter(|(_, r)| r.op == LeaseOp::ClearAlone { token: Epoch(1) })
+            .count()
+    };
+    let cleared_before = clears(&t);
+    for _ in 0..5 {
+        t.advance_with_peer(200 * MS, &[0, 1], Role::Standby, 1);
+        t.input(Input::Health(primary(true, 4096)));
+        if t.node.lease.busy() {
+            t.grant(1);
+        }
+    }
+    assert_eq!(clears(&t), cleared_before, "not before it caught up");
+    assert!(t.node.status(t.now).alone);
+    // Past the hold-down, everything else ready: a switchover is refused while the row says
+    // the standby may lack writes (the witness would refuse it the lease).
+    for _ in 0..50 {
+        t.advance_with_peer(200 * MS, &[0, 1], Role::Standby, 1);
+        t.input(Input::Health(primary(true, 4096)));
+        if t.node.lease.busy() {
+            t.grant(1);
+        }
+    }
+    assert_eq!(
+        t.node.switchover_readiness(t.now),
+        Err(NotReady::RunningAlone)
+    );
+    // Caught up: the clear goes out; until it is answered, the mark counts.
+    if t.node.lease.busy() {
+        t.grant(1);
+    }
+    t.input(Input::Health(primary(true, 0)));
+    assert_eq!(clears(&t), cleared_before + 1);
+    assert!(t.node.status(t.now).alone);
+    t.grant(1);
+    let st = t.node.status(t.now);
+    assert!(st.sync_replication && !st.alone, "{st:?}");
+}
+
+#[test]
+fn a_clear_without_an_answer_needs_a_new_mark_before_sync_goes_off() {
+    // The peer counts as dead sooner than the lease runs out, so the mark can still be asked.
+    let mut c = cfg();
+    c.dead_after = 600 * MS;
+    let mut t = T::new(c);
+    active_then_standby_lost(&mut t);
+    t.grant(1);
+    t.input(Input::Health(primary(true, 0)));
+    for _ in 0..3 {
+        t.advance_with_peer(200 * MS, &[0, 1], Role::Standby, 1);
+        t.input(Input::Health(primary(true, 0)));
+        if t.node.lease.busy() && t.last_request().op != (LeaseOp::ClearAlone { token: Epoch(1) }) {
+            t.grant(1);
+        }
+    }
+    assert_eq!(t.last_request().op, LeaseOp::ClearAlone { token: Epoch(1) });
+    // The clear's answer is lost (it may or may not have reached the row) and the standby
+    // falls silent again: sync stays on until a new mark is granted. (Clears asked again while
+    // the standby still counts as alive are lost too.)
+    let from = t.out.len();
+    t.answer(LeaseAnswer::Error("no answer within 500 ms".into()));
+    for _ in 0..30 {
+        t.advance(100 * MS);
+        if !t.node.lease.busy() {
+            continue;
+        }
+        match t.last_request().op {
+            LeaseOp::MarkAlone { .. } => break,
+            LeaseOp::ClearAlone { .. } => t.answer(LeaseAnswer::Error("lost".into())),
+            _ => t.grant(1),
+        }
+    }
+    assert_eq!(t.last_request().op, LeaseOp::MarkAlone { token: Epoch(1) });
+    assert_eq!(sync_outputs(&t, from), Vec::<bool>::new());
+    t.grant(1);
+    assert_eq!(sync_outputs(&t, from), vec![false]);
+}
+
+#[test]
+fn stopping_while_running_alone_keeps_the_database() {
+    let mut t = T::new(cfg());
+    active_then_standby_lost(&mut t);
+    t.grant(1);
+    let from = t.out.len();
+    // The witness refuses the next renewal (an operator reset it, say): demoted at once.
+    for _ in 0..5 {
+        t.advance(100 * MS);
+        if t.node.lease.busy() {
+            break;
+        }
+    }
+    t.answer(LeaseAnswer::Denied {
+        holder: None,
+        token: Epoch(1),
+        ttl: Duration::ZERO,
+        alone: Some((ME, Epoch(1))),
+    });
+    assert_eq!(t.node.role(), Role::Fenced);
+    assert!(t.out[from..].iter().any(|(_, o)| *o
+        == Output::DemoteDb {
+            epoch: Epoch(1),
+            keep: true
+        }));
+}
+
+#[test]
+fn the_standby_left_behind_is_refused_with_the_reason_until_the_mark_is_gone() {
+    let mut t = T::new(cfg());
+    // The peer was Active, then falls silent.
+    t.advance_with_peer(2000 * MS, &[0, 1], Role::Active, 3);
+    t.advance(1100 * MS);
+    assert!(matches!(t.last_request().op, LeaseOp::Acquire { .. }));
+    t.answer(LeaseAnswer::Denied {
+        holder: Some(PEER),
+        token: Epoch(3),
+        ttl: Duration::ZERO,
+        alone: Some((PEER, Epoch(3))),
+    });
+    assert_eq!(t.node.role(), Role::Standby);
+    let why = t.node.status(t.now).blocked.expect("a reason");
+    assert!(
+        why.starts_with("the witness records that node 2 runs alone since epoch 3"),
+        "{why}"
+    );
+    assert!(t.events().contains(&why));
+    // It keeps asking (at lease / 3) and is refused each time; nothing else moves.
+    let n = t.requests().len();
+    t.advance(500 * MS);
+    assert_eq!(t.requests().len(), n + 1);
+    t.answer(LeaseAnswer::Denied {
+        holder: Some(PEER),
+        token: Epoch(3),
+        ttl: Duration::ZERO,
+        alone: Some((PEER, Epoch(3))),
+    });
+    assert_eq!(t.node.role(), Role::Standby);
+    assert!(t.position(|o| matches!(o, Output::TakeIp { .. })).is_none());
+    // The row no longer says so (the peer came back, caught this node up and cleared it, then
+    // died): the lease is granted.
+    t.advance(500 * MS);
+    t.grant(4);
+    assert_eq!(t.node.role(), Role::Active);
+    assert!(
+        t.node.status(t.now).alone,
+        "an acquire records the new holder alone"
+    );
 }

@@ -50,21 +50,49 @@ pub const SQL_CREATE: &str = "CREATE TABLE IF NOT EXISTS denwa_ha_lease (
     cluster text PRIMARY KEY,
     holder integer,
     token bigint NOT NULL DEFAULT 0,
-    until timestamptz NOT NULL DEFAULT 'epoch'
+    until timestamptz NOT NULL DEFAULT 'epoch',
+    alone integer,
+    alone_since bigint
 )";
+
+/// Adds the "running alone" columns to a lease table created before they existed (idempotent;
+/// run after [`SQL_CREATE`]). `alone` is the node that runs without a synchronous standby,
+/// `alone_since` the token it did so under first (see "Running alone" in the module docs).
+pub const SQL_MIGRATE: &str = "ALTER TABLE denwa_ha_lease
+    ADD COLUMN IF NOT EXISTS alone integer,
+    ADD COLUMN IF NOT EXISTS alone_since bigint";
 
 /// Creates the cluster's row if missing. `$1` cluster name.
 pub const SQL_INIT: &str =
     "INSERT INTO denwa_ha_lease (cluster) VALUES ($1) ON CONFLICT (cluster) DO NOTHING";
 
 /// Acquire. `$1` cluster, `$2` holder (int4), `$3` min_token (int8), `$4` duration in ms (int8).
-/// Returns `holder, token, ttl_ms` when granted, no row when refused.
+/// Returns `holder, token, ttl_ms, alone, alone_since` when granted, no row when refused.
+/// Refused too while the row says another node runs alone (this one may be behind); granted, it
+/// records the new holder as running alone (it has no synchronous standby yet).
 pub const SQL_ACQUIRE: &str = "UPDATE denwa_ha_lease
    SET holder = $2, token = GREATEST(token, $3) + 1,
-       until = clock_timestamp() + $4 * interval '1 millisecond'
+       until = clock_timestamp() + $4 * interval '1 millisecond',
+       alone = $2,
+       alone_since = CASE WHEN alone = $2 THEN alone_since ELSE GREATEST(token, $3) + 1 END
+ WHERE cluster = $1 AND (holder IS NULL OR until <= clock_timestamp())
+   AND (alone IS NULL OR alone = $2)
+ RETURNING holder, token,
+       GREATEST(0, (EXTRACT(EPOCH FROM (until - clock_timestamp())) * 1000)::bigint) AS ttl_ms,
+       alone, alone_since";
+
+/// Acquire after a fencing takeover (the node already serves, the peer is powered off): as
+/// [`SQL_ACQUIRE`] but whatever the row says about the peer running alone — the fencing
+/// takeover went on without the peer's data already; the mark becomes the fencing node's.
+pub const SQL_ACQUIRE_AFTER_FENCE: &str = "UPDATE denwa_ha_lease
+   SET holder = $2, token = GREATEST(token, $3) + 1,
+       until = clock_timestamp() + $4 * interval '1 millisecond',
+       alone = $2,
+       alone_since = CASE WHEN alone = $2 THEN alone_since ELSE GREATEST(token, $3) + 1 END
  WHERE cluster = $1 AND (holder IS NULL OR until <= clock_timestamp())
  RETURNING holder, token,
-       GREATEST(0, (EXTRACT(EPOCH FROM (until - clock_timestamp())) * 1000)::bigint) AS ttl_ms";
+       GREATEST(0, (EXTRACT(EPOCH FROM (until - clock_timestamp())) * 1000)::bigint) AS ttl_ms,
+       alone, alone_since";
 
 /// Renew. `$1` cluster, `$2` holder, `$3` token, `$4` duration in ms. Succeeds while nobody else
 /// acquired (even after `until` passed: the token proves no one took over in between).
@@ -72,17 +100,42 @@ pub const SQL_RENEW: &str = "UPDATE denwa_ha_lease
    SET until = clock_timestamp() + $4 * interval '1 millisecond'
  WHERE cluster = $1 AND holder = $2 AND token = $3
  RETURNING holder, token,
-       GREATEST(0, (EXTRACT(EPOCH FROM (until - clock_timestamp())) * 1000)::bigint) AS ttl_ms";
+       GREATEST(0, (EXTRACT(EPOCH FROM (until - clock_timestamp())) * 1000)::bigint) AS ttl_ms,
+       alone, alone_since";
 
-/// Release. `$1` cluster, `$2` holder, `$3` token.
+/// Renew and record that the holder runs alone (before it turns synchronous replication off).
+/// `$1` cluster, `$2` holder, `$3` token, `$4` duration in ms.
+pub const SQL_MARK_ALONE: &str = "UPDATE denwa_ha_lease
+   SET until = clock_timestamp() + $4 * interval '1 millisecond',
+       alone = $2,
+       alone_since = CASE WHEN alone = $2 THEN alone_since ELSE token END
+ WHERE cluster = $1 AND holder = $2 AND token = $3
+ RETURNING holder, token,
+       GREATEST(0, (EXTRACT(EPOCH FROM (until - clock_timestamp())) * 1000)::bigint) AS ttl_ms,
+       alone, alone_since";
+
+/// Renew and clear the "running alone" mark (synchronous replication is back on and the standby
+/// has caught up). `$1` cluster, `$2` holder, `$3` token, `$4` duration in ms.
+pub const SQL_CLEAR_ALONE: &str = "UPDATE denwa_ha_lease
+   SET until = clock_timestamp() + $4 * interval '1 millisecond',
+       alone = NULL, alone_since = NULL
+ WHERE cluster = $1 AND holder = $2 AND token = $3
+ RETURNING holder, token,
+       GREATEST(0, (EXTRACT(EPOCH FROM (until - clock_timestamp())) * 1000)::bigint) AS ttl_ms,
+       alone, alone_since";
+
+/// Release. `$1` cluster, `$2` holder, `$3` token. The "running alone" mark stays: the node that
+/// ran alone is the only one with every acknowledged write.
 pub const SQL_RELEASE: &str = "UPDATE denwa_ha_lease
    SET holder = NULL, until = clock_timestamp()
  WHERE cluster = $1 AND holder = $2 AND token = $3
- RETURNING holder, token, 0::bigint AS ttl_ms";
+ RETURNING holder, token, 0::bigint AS ttl_ms, alone, alone_since";
 
-/// Read the row after a refused UPDATE. `$1` cluster. Returns `holder, token, ttl_ms`.
+/// Read the row after a refused UPDATE. `$1` cluster. Returns `holder, token, ttl_ms, alone,
+/// alone_since`.
 pub const SQL_READ: &str = "SELECT holder, token,
-       GREATEST(0, (EXTRACT(EPOCH FROM (until - clock_timestamp())) * 1000)::bigint) AS ttl_ms
+       GREATEST(0, (EXTRACT(EPOCH FROM (until - clock_timestamp())) * 1000)::bigint) AS ttl_ms,
+       alone, alone_since
   FROM denwa_ha_lease WHERE cluster = $1";
 
 /// What a node asks of the witness.
@@ -91,6 +144,12 @@ pub enum LeaseOp {
     /// Take the lease if free or expired, with a token above `min_token` (the highest epoch the
     /// node knows, so tokens stay above any epoch a fencing takeover used).
     Acquire {
+        /// Lower bound for the new token.
+        min_token: Epoch,
+    },
+    /// [`LeaseOp::Acquire`] by a node serving after a fencing takeover: granted whatever the
+    /// row says about the (powered-off) peer running alone.
+    AcquireAfterFence {
         /// Lower bound for the new token.
         min_token: Epoch,
     },
@@ -104,6 +163,47 @@ pub enum LeaseOp {
         /// The token held.
         token: Epoch,
     },
+    /// Renew the lease held under `token` and record in the row that this node runs alone
+    /// (before it turns synchronous replication off).
+    MarkAlone {
+        /// The token held.
+        token: Epoch,
+    },
+    /// Renew the lease held under `token` and clear the "running alone" mark (synchronous
+    /// replication is on again and the standby has caught up).
+    ClearAlone {
+        /// The token held.
+        token: Epoch,
+    },
+}
+
+impl LeaseOp {
+    /// The token held, for the operations of a holder (`None` for an acquire).
+    pub fn held_token(&self) -> Option<Epoch> {
+        match *self {
+            LeaseOp::Acquire { .. } | LeaseOp::AcquireAfterFence { .. } => None,
+            LeaseOp::Renew { token }
+            | LeaseOp::Release { token }
+            | LeaseOp::MarkAlone { token }
+            | LeaseOp::ClearAlone { token } => Some(token),
+        }
+    }
+
+    /// An acquire (plain or after a fencing takeover).
+    pub fn acquires(&self) -> bool {
+        matches!(
+            self,
+            LeaseOp::Acquire { .. } | LeaseOp::AcquireAfterFence { .. }
+        )
+    }
+
+    /// A renewal (plain, or one that sets or clears the "running alone" mark).
+    pub fn renews(&self) -> bool {
+        matches!(
+            self,
+            LeaseOp::Renew { .. } | LeaseOp::MarkAlone { .. } | LeaseOp::ClearAlone { .. }
+        )
+    }
 }
 
 /// A request to the witness (run [`SQL_ACQUIRE`]/[`SQL_RENEW`]/[`SQL_RELEASE`]).
@@ -138,6 +238,9 @@ pub enum LeaseAnswer {
         token: Epoch,
         /// Remaining time of the current holder's lease (zero if expired).
         ttl: Duration,
+        /// The row says this node runs alone since this token (no synchronous standby): any
+        /// other node may be behind and must not take over.
+        alone: Option<(NodeId, Epoch)>,
     },
     /// The witness could not be asked (connection refused, timeout, SQL error).
     Error(String),
@@ -241,10 +344,7 @@ impl LeaseClient {
         let p = self.pending.filter(|p| p.id == reply.id)?;
         self.pending = None;
         match (&p.op, &reply.answer) {
-            (
-                LeaseOp::Acquire { .. } | LeaseOp::Renew { .. },
-                LeaseAnswer::Granted { token, ttl },
-            ) => {
+            (op, LeaseAnswer::Granted { token, ttl }) if op.acquires() || op.renews() => {
                 let ttl = (*ttl).min(self.duration);
                 let shrink = ttl.mul_f64(f64::from(self.drift_ppm) / 1_000_000.0);
                 self.held = Some(Held {
@@ -252,7 +352,7 @@ impl LeaseClient {
                     expires: p.sent + ttl.saturating_sub(shrink),
                 });
             }
-            (LeaseOp::Renew { .. }, LeaseAnswer::Denied { .. }) => self.held = None,
+            (op, LeaseAnswer::Denied { .. }) if op.renews() => self.held = None,
             _ => {}
         }
         Some(LeaseOutcome {
@@ -316,9 +416,9 @@ pub struct SqlCall {
     pub duration_ms: Option<i64>,
 }
 
-/// A row as [`SQL_ACQUIRE`]/[`SQL_RENEW`]/[`SQL_RELEASE`]/[`SQL_READ`] return it:
-/// `holder, token, ttl_ms`.
-pub type SqlRow = (Option<i32>, i64, i64);
+/// A row as the statements ([`SQL_ACQUIRE`] … [`SQL_READ`]) return it:
+/// `holder, token, ttl_ms, alone, alone_since`.
+pub type SqlRow = (Option<i32>, i64, i64, Option<i32>, Option<i64>);
 
 /// Why a request or a row cannot be mapped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -340,40 +440,46 @@ impl LeaseRequest {
         let holder = i32::try_from(self.holder.0).map_err(|_| SqlError::NodeId(self.holder.0))?;
         let tok = |e: Epoch| i64::try_from(e.0).map_err(|_| SqlError::Token(e.0));
         let ms = i64::try_from(self.duration.as_millis()).unwrap_or(i64::MAX);
-        Ok(match self.op {
-            LeaseOp::Acquire { min_token } => SqlCall {
-                sql: SQL_ACQUIRE,
-                holder,
-                token: tok(min_token)?,
-                duration_ms: Some(ms),
-            },
-            LeaseOp::Renew { token } => SqlCall {
-                sql: SQL_RENEW,
-                holder,
-                token: tok(token)?,
-                duration_ms: Some(ms),
-            },
-            LeaseOp::Release { token } => SqlCall {
-                sql: SQL_RELEASE,
-                holder,
-                token: tok(token)?,
-                duration_ms: None,
-            },
+        let (sql, token) = match self.op {
+            LeaseOp::Acquire { min_token } => (SQL_ACQUIRE, min_token),
+            LeaseOp::AcquireAfterFence { min_token } => (SQL_ACQUIRE_AFTER_FENCE, min_token),
+            LeaseOp::Renew { token } => (SQL_RENEW, token),
+            LeaseOp::Release { token } => (SQL_RELEASE, token),
+            LeaseOp::MarkAlone { token } => (SQL_MARK_ALONE, token),
+            LeaseOp::ClearAlone { token } => (SQL_CLEAR_ALONE, token),
+        };
+        Ok(SqlCall {
+            sql,
+            holder,
+            token: tok(token)?,
+            // A release takes no duration.
+            duration_ms: (sql != SQL_RELEASE).then_some(ms),
         })
     }
 }
 
-fn from_row(row: SqlRow) -> Result<(Option<NodeId>, Epoch, Duration), SqlError> {
-    let (holder, token, ttl_ms) = row;
-    let holder = match holder {
-        Some(h) => Some(NodeId(
-            u32::try_from(h).map_err(|_| SqlError::Row("holder"))?,
-        )),
-        None => None,
+/// A row mapped: holder, token, ttl, and who runs alone since which token.
+type Row = (Option<NodeId>, Epoch, Duration, Option<(NodeId, Epoch)>);
+
+fn from_row(row: SqlRow) -> Result<Row, SqlError> {
+    let (holder, token, ttl_ms, alone, alone_since) = row;
+    let node = |h: i32, what| {
+        u32::try_from(h)
+            .map(NodeId)
+            .map_err(|_| SqlError::Row(what))
     };
+    let holder = holder.map(|h| node(h, "holder")).transpose()?;
     let token = Epoch(u64::try_from(token).map_err(|_| SqlError::Row("token"))?);
     let ttl = Duration::from_millis(u64::try_from(ttl_ms).map_err(|_| SqlError::Row("ttl_ms"))?);
-    Ok((holder, token, ttl))
+    let alone = match (alone, alone_since) {
+        (Some(a), Some(since)) => Some((
+            node(a, "alone")?,
+            Epoch(u64::try_from(since).map_err(|_| SqlError::Row("alone_since"))?),
+        )),
+        (None, None) => None,
+        _ => return Err(SqlError::Row("alone/alone_since pair")),
+    };
+    Ok((holder, token, ttl, alone))
 }
 
 /// The answer to a request from what the witness returned: the UPDATE's row (`Some` when it
@@ -381,10 +487,15 @@ fn from_row(row: SqlRow) -> Result<(Option<NodeId>, Epoch, Duration), SqlError> 
 /// missing — run [`SQL_INIT`]).
 pub fn answer_from_rows(updated: Option<SqlRow>, read: Option<SqlRow>) -> LeaseAnswer {
     let mapped = match (updated, read) {
-        (Some(row), _) => from_row(row).map(|(_, token, ttl)| LeaseAnswer::Granted { token, ttl }),
-        (None, Some(row)) => {
-            from_row(row).map(|(holder, token, ttl)| LeaseAnswer::Denied { holder, token, ttl })
+        (Some(row), _) => {
+            from_row(row).map(|(_, token, ttl, _)| LeaseAnswer::Granted { token, ttl })
         }
+        (None, Some(row)) => from_row(row).map(|(holder, token, ttl, alone)| LeaseAnswer::Denied {
+            holder,
+            token,
+            ttl,
+            alone,
+        }),
         (None, None) => {
             return LeaseAnswer::Error("the witness has no lease row for this cluster".to_string());
         }
@@ -403,6 +514,8 @@ pub struct LeaseRow {
     pub token: Epoch,
     /// Lease end on the witness's clock (`None`: never held / released).
     pub until: Option<Instant>,
+    /// The node recorded as running alone, and the token it first did so under.
+    pub alone: Option<(NodeId, Epoch)>,
 }
 
 impl LeaseRow {
@@ -416,37 +529,59 @@ impl LeaseRow {
             holder: self.holder,
             token: self.token,
             ttl: self.ttl(now),
+            alone: self.alone,
         }
+    }
+
+    /// The caller holds the row under `token`.
+    fn holds(&self, req: &LeaseRequest, token: Epoch) -> bool {
+        self.holder == Some(req.holder) && self.token == token
     }
 
     /// Apply a request at witness time `now`, exactly as the SQL statement would.
     pub fn apply(&mut self, req: &LeaseRequest, now: Instant) -> LeaseAnswer {
         match req.op {
-            LeaseOp::Acquire { min_token } => {
+            LeaseOp::Acquire { min_token } | LeaseOp::AcquireAfterFence { min_token } => {
                 let free = self.holder.is_none() || self.until.is_none_or(|u| u <= now);
-                if !free {
+                let fenced = matches!(req.op, LeaseOp::AcquireAfterFence { .. });
+                let behind = !fenced && self.alone.is_some_and(|(n, _)| n != req.holder);
+                if !free || behind {
                     return self.denied(now);
                 }
                 self.holder = Some(req.holder);
                 self.token = Epoch(self.token.0.max(min_token.0).saturating_add(1));
                 self.until = Some(now + req.duration);
+                if self.alone.is_none_or(|(n, _)| n != req.holder) {
+                    self.alone = Some((req.holder, self.token));
+                }
                 LeaseAnswer::Granted {
                     token: self.token,
                     ttl: req.duration,
                 }
             }
-            LeaseOp::Renew { token } => {
-                if self.holder != Some(req.holder) || self.token != token {
+            LeaseOp::Renew { token }
+            | LeaseOp::MarkAlone { token }
+            | LeaseOp::ClearAlone { token } => {
+                if !self.holds(req, token) {
                     return self.denied(now);
                 }
                 self.until = Some(now + req.duration);
+                match req.op {
+                    LeaseOp::MarkAlone { .. }
+                        if self.alone.is_none_or(|(n, _)| n != req.holder) =>
+                    {
+                        self.alone = Some((req.holder, token));
+                    }
+                    LeaseOp::ClearAlone { .. } => self.alone = None,
+                    _ => {}
+                }
                 LeaseAnswer::Granted {
                     token,
                     ttl: req.duration,
                 }
             }
             LeaseOp::Release { token } => {
-                if self.holder != Some(req.holder) || self.token != token {
+                if !self.holds(req, token) {
                     return self.denied(now);
                 }
                 self.holder = None;
@@ -492,7 +627,8 @@ mod tests {
             LeaseAnswer::Denied {
                 holder: Some(NodeId(1)),
                 token: Epoch(1),
-                ttl: 1000 * MS
+                ttl: 1000 * MS,
+                alone: Some((NodeId(1), Epoch(1)))
             }
         );
         // Not even the holder may re-acquire an unexpired lease (a restarted node waits).
@@ -500,9 +636,13 @@ mod tests {
             row.apply(&req(1, acq(0)), t0 + 500 * MS),
             LeaseAnswer::Denied { .. }
         ));
-        // Renew moves until on; a wrong token is refused.
+        // Renew moves until on (clearing the "running alone" mark the acquire set); a wrong
+        // token is refused.
         assert!(matches!(
-            row.apply(&req(1, LeaseOp::Renew { token: Epoch(1) }), t0 + 1000 * MS),
+            row.apply(
+                &req(1, LeaseOp::ClearAlone { token: Epoch(1) }),
+                t0 + 1000 * MS
+            ),
             LeaseAnswer::Granted { .. }
         ));
         assert!(matches!(
@@ -532,6 +672,13 @@ mod tests {
         ));
         assert!(matches!(
             row.apply(
+                &req(2, LeaseOp::ClearAlone { token: Epoch(2) }),
+                t0 + 2650 * MS
+            ),
+            LeaseAnswer::Granted { .. }
+        ));
+        assert!(matches!(
+            row.apply(
                 &req(2, LeaseOp::Release { token: Epoch(2) }),
                 t0 + 2700 * MS
             ),
@@ -544,6 +691,99 @@ mod tests {
                 ttl: 1500 * MS
             }
         );
+    }
+
+    #[test]
+    fn row_refuses_an_acquire_to_the_node_left_behind_while_another_runs_alone() {
+        let t0 = Instant::now();
+        let mut row = LeaseRow::default();
+        let req = |holder, op| LeaseRequest {
+            id: 0,
+            holder: NodeId(holder),
+            op,
+            duration: 1500 * MS,
+        };
+        let acq = LeaseOp::Acquire {
+            min_token: Epoch(0),
+        };
+        // Node 1 acquires: recorded as running alone (no synchronous standby yet), then clears
+        // the mark once its standby caught up, and marks again when the standby is lost.
+        assert!(matches!(
+            row.apply(&req(1, acq), t0),
+            LeaseAnswer::Granted { .. }
+        ));
+        assert_eq!(row.alone, Some((NodeId(1), Epoch(1))));
+        let clear = LeaseOp::ClearAlone { token: Epoch(1) };
+        assert!(matches!(
+            row.apply(&req(1, clear), t0 + 100 * MS),
+            LeaseAnswer::Granted { .. }
+        ));
+        assert_eq!(row.alone, None);
+        // Only the holder, under its token, can mark or clear.
+        assert!(matches!(
+            row.apply(
+                &req(2, LeaseOp::MarkAlone { token: Epoch(1) }),
+                t0 + 150 * MS
+            ),
+            LeaseAnswer::Denied { alone: None, .. }
+        ));
+        let mark = LeaseOp::MarkAlone { token: Epoch(1) };
+        assert!(matches!(
+            row.apply(&req(1, mark), t0 + 200 * MS),
+            LeaseAnswer::Granted { .. }
+        ));
+        assert_eq!(row.alone, Some((NodeId(1), Epoch(1))));
+        // Node 1 dies: its lease runs out, yet node 2 (behind) is refused, with the reason.
+        assert_eq!(
+            row.apply(&req(2, acq), t0 + 5000 * MS),
+            LeaseAnswer::Denied {
+                holder: Some(NodeId(1)),
+                token: Epoch(1),
+                ttl: Duration::ZERO,
+                alone: Some((NodeId(1), Epoch(1)))
+            }
+        );
+        // A release keeps the mark; node 1 itself may come back and acquire, keeping "since".
+        assert!(matches!(
+            row.apply(
+                &req(1, LeaseOp::Release { token: Epoch(1) }),
+                t0 + 5000 * MS
+            ),
+            LeaseAnswer::Granted { .. }
+        ));
+        assert!(matches!(
+            row.apply(&req(2, acq), t0 + 5050 * MS),
+            LeaseAnswer::Denied {
+                holder: None,
+                alone: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            row.apply(&req(1, acq), t0 + 5100 * MS),
+            LeaseAnswer::Granted {
+                token: Epoch(2),
+                ..
+            }
+        ));
+        assert_eq!(row.alone, Some((NodeId(1), Epoch(1))));
+        // After a fencing takeover the peer's mark is overridden: it becomes the fencer's.
+        assert!(matches!(
+            row.apply(
+                &req(
+                    2,
+                    LeaseOp::AcquireAfterFence {
+                        min_token: Epoch(0)
+                    }
+                ),
+                t0 + 9000 * MS
+            ),
+            LeaseAnswer::Granted {
+                token: Epoch(3),
+                ..
+            }
+        ));
+        assert_eq!(row.alone, Some((NodeId(2), Epoch(3))));
     }
 
     #[test]
@@ -589,31 +829,52 @@ mod tests {
             Err(SqlError::Token(u64::MAX))
         );
         assert_eq!(
-            answer_from_rows(Some((Some(2), 8, 1499)), None),
+            answer_from_rows(Some((Some(2), 8, 1499, Some(2), Some(8))), None),
             LeaseAnswer::Granted {
                 token: Epoch(8),
                 ttl: 1499 * MS
             }
         );
         assert_eq!(
-            answer_from_rows(None, Some((Some(1), 7, 200))),
+            answer_from_rows(None, Some((Some(1), 7, 200, Some(1), Some(6)))),
             LeaseAnswer::Denied {
                 holder: Some(NodeId(1)),
                 token: Epoch(7),
-                ttl: 200 * MS
+                ttl: 200 * MS,
+                alone: Some((NodeId(1), Epoch(6)))
             }
         );
         assert_eq!(
-            answer_from_rows(None, Some((None, 7, 0))),
+            answer_from_rows(None, Some((None, 7, 0, None, None))),
             LeaseAnswer::Denied {
                 holder: None,
                 token: Epoch(7),
-                ttl: Duration::ZERO
+                ttl: Duration::ZERO,
+                alone: None
             }
         );
         assert_eq!(
-            answer_from_rows(None, Some((Some(-1), 7, 0))),
+            answer_from_rows(None, Some((Some(-1), 7, 0, None, None))),
             LeaseAnswer::Error("witness row has an invalid holder".to_string())
+        );
+        assert_eq!(
+            answer_from_rows(None, Some((Some(1), 7, 0, Some(1), None))),
+            LeaseAnswer::Error("witness row has an invalid alone/alone_since pair".to_string())
+        );
+        assert_eq!(
+            req(2, LeaseOp::MarkAlone { token: Epoch(8) }).sql(),
+            Ok(SqlCall {
+                sql: SQL_MARK_ALONE,
+                holder: 2,
+                token: 8,
+                duration_ms: Some(1500)
+            })
+        );
+        assert_eq!(
+            req(2, LeaseOp::ClearAlone { token: Epoch(8) })
+                .sql()
+                .map(|c| c.sql),
+            Ok(SQL_CLEAR_ALONE)
         );
         assert!(matches!(
             answer_from_rows(None, None),

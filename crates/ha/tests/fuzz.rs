@@ -62,13 +62,20 @@ fn answer() -> impl Strategy<Value = LeaseAnswer> {
                 ttl: Duration::from_millis(ms),
             }
         }),
-        (prop::option::of(0u32..4), 0u64..10, 0u64..3000).prop_map(|(h, t, ms)| {
-            LeaseAnswer::Denied {
-                holder: h.map(NodeId),
-                token: Epoch(t),
-                ttl: Duration::from_millis(ms),
-            }
-        }),
+        (
+            prop::option::of(0u32..4),
+            0u64..10,
+            0u64..3000,
+            prop::option::of((0u32..4, 0u64..10))
+        )
+            .prop_map(|(h, t, ms, alone)| {
+                LeaseAnswer::Denied {
+                    holder: h.map(NodeId),
+                    token: Epoch(t),
+                    ttl: Duration::from_millis(ms),
+                    alone: alone.map(|(n, e)| (NodeId(n), Epoch(e))),
+                }
+            }),
         Just(LeaseAnswer::Error("refused".to_string())),
     ]
 }

@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ha::witness::{
-    LeaseRow, SQL_ACQUIRE, SQL_CREATE, SQL_INIT, SQL_READ, SQL_RELEASE, SQL_RENEW, answer_from_rows,
+    LeaseRow, SQL_ACQUIRE, SQL_ACQUIRE_AFTER_FENCE, SQL_CLEAR_ALONE, SQL_CREATE, SQL_INIT,
+    SQL_MARK_ALONE, SQL_MIGRATE, SQL_READ, SQL_RELEASE, SQL_RENEW, answer_from_rows,
 };
 use ha::{Epoch, LeaseAnswer, LeaseOp, LeaseRequest, NodeId};
 
@@ -15,11 +16,15 @@ const EXPIRE: &str =
     "UPDATE denwa_ha_lease SET until = clock_timestamp() - interval '1 millisecond';";
 
 /// Prepare every statement and run `exec` (EXECUTE lines) in one psql session; rows as
-/// `holder|token|ttl_ms` lines.
+/// `holder|token|ttl_ms|alone|alone_since` lines.
 fn run(url: &str, exec: &str) -> Vec<String> {
     let script = format!(
         "{SQL_CREATE};\n\
+         {SQL_MIGRATE};\n\
          PREPARE init(text) AS {SQL_INIT};\n\
+         PREPARE mark(text, int4, int8, int8) AS {SQL_MARK_ALONE};\n\
+         PREPARE acquire_fenced(text, int4, int8, int8) AS {SQL_ACQUIRE_AFTER_FENCE};\n\
+         PREPARE clear(text, int4, int8, int8) AS {SQL_CLEAR_ALONE};\n\
          PREPARE acquire(text, int4, int8, int8) AS {SQL_ACQUIRE};\n\
          PREPARE renew(text, int4, int8, int8) AS {SQL_RENEW};\n\
          PREPARE release(text, int4, int8) AS {SQL_RELEASE};\n\
@@ -66,7 +71,7 @@ fn run(url: &str, exec: &str) -> Vec<String> {
 
 fn fields(row: &str) -> (String, i64, i64) {
     let f: Vec<&str> = row.split('|').collect();
-    assert_eq!(f.len(), 3, "{row}");
+    assert_eq!(f.len(), 5, "{row}");
     (
         f[0].to_string(),
         f[1].parse().expect("token"),
@@ -97,17 +102,35 @@ fn lease_statements_behave_as_the_model() {
         fields(&run(url, "EXECUTE renew('pair', 1, 1, 60000);")[0]).1,
         1
     );
-    // Release by the holder frees it; node 2 acquires above its min_token.
+    // The acquire recorded node 1 as running alone: released, node 2 is still refused, and the
+    // row says why.
     assert_eq!(run(url, "EXECUTE release('pair', 1, 1);").len(), 1);
+    assert!(run(url, "EXECUTE acquire('pair', 2, 10, 60000);").is_empty());
+    let r = run(url, "EXECUTE read('pair');");
+    assert!(r[0].ends_with("|1|1"), "{r:?}");
+    // Node 1 comes back (its own mark does not stop it), clears the mark once its standby
+    // caught up, and releases; node 2 acquires above its min_token.
+    assert_eq!(
+        fields(&run(url, "EXECUTE acquire('pair', 1, 0, 60000);")[0]).1,
+        2
+    );
+    assert_eq!(run(url, "EXECUTE clear('pair', 1, 2, 60000);").len(), 1);
+    assert!(run(url, "EXECUTE read('pair');")[0].ends_with("||"));
+    assert_eq!(run(url, "EXECUTE release('pair', 1, 2);").len(), 1);
     let r = run(url, "EXECUTE acquire('pair', 2, 10, 60000);");
     assert_eq!(fields(&r[0]).0, "2");
     assert_eq!(fields(&r[0]).1, 11);
+    assert!(r[0].ends_with("|2|11"), "{r:?}");
+    // Mark by a non-holder: no row. Clear by the holder.
+    assert!(run(url, "EXECUTE mark('pair', 1, 11, 60000);").is_empty());
+    assert_eq!(run(url, "EXECUTE clear('pair', 2, 11, 60000);").len(), 1);
     // Not yet expired: refused. Expired (on the witness's clock; moved back rather than waited
     // for): node 1 takes it with the next token, and node 2's renew fails.
     assert!(run(url, "EXECUTE acquire('pair', 1, 0, 60000);").is_empty());
     run(url, EXPIRE);
     let r = run(url, "EXECUTE acquire('pair', 1, 0, 60000);");
     assert_eq!(fields(&r[0]), ("1".to_string(), 12, fields(&r[0]).2));
+    assert!(r[0].ends_with("|1|12"), "{r:?}");
     assert!(run(url, "EXECUTE renew('pair', 2, 11, 60000);").is_empty());
     let (holder, token, _) = fields(&run(url, "EXECUTE read('pair');")[0]);
     assert_eq!((holder.as_str(), token), ("1", 12));
@@ -119,8 +142,13 @@ fn racing_acquires_on_a_free_row_grant_exactly_one() {
     let url = db.url().to_string();
     run(&url, "SELECT 1 WHERE false;");
     for round in 0..5 {
-        // Free the row (expire it), then 6 sessions acquire at once.
+        // Free the row (expire it, and clear the last winner's "running alone" mark), then 6
+        // sessions acquire at once.
         run(&url, EXPIRE);
+        run(
+            &url,
+            "UPDATE denwa_ha_lease SET alone = NULL, alone_since = NULL;",
+        );
         let handles: Vec<_> = (1..=6)
             .map(|holder| {
                 let url = url.clone();
@@ -148,7 +176,7 @@ fn racing_acquires_on_a_free_row_grant_exactly_one() {
 
 fn sql_row(line: &str) -> ha::witness::SqlRow {
     let f: Vec<&str> = line.split('|').collect();
-    assert_eq!(f.len(), 3, "{line}");
+    assert_eq!(f.len(), 5, "{line}");
     let holder = if f[0].is_empty() {
         None
     } else {
@@ -158,14 +186,21 @@ fn sql_row(line: &str) -> ha::witness::SqlRow {
         holder,
         f[1].parse().expect("token"),
         f[2].parse().expect("ttl"),
+        (!f[3].is_empty()).then(|| f[3].parse().expect("alone")),
+        (!f[4].is_empty()).then(|| f[4].parse().expect("alone_since")),
     )
 }
 
 /// The answer without its ttl (the two clocks differ; the kinds, holders and tokens must not).
-fn shape(a: &LeaseAnswer) -> (u8, Option<NodeId>, Epoch) {
+fn shape(a: &LeaseAnswer) -> (u8, Option<NodeId>, Epoch, Option<(NodeId, Epoch)>) {
     match a {
-        LeaseAnswer::Granted { token, .. } => (0, None, *token),
-        LeaseAnswer::Denied { holder, token, .. } => (1, *holder, *token),
+        LeaseAnswer::Granted { token, .. } => (0, None, *token, None),
+        LeaseAnswer::Denied {
+            holder,
+            token,
+            alone,
+            ..
+        } => (1, *holder, *token, *alone),
         LeaseAnswer::Error(e) => panic!("unexpected error {e}"),
     }
 }
@@ -186,7 +221,7 @@ fn random_requests_get_the_same_answers_from_postgres_and_the_model() {
         rng ^= rng << 17;
         script.push_str(&format!("SELECT '#{k}';\n"));
         let who = (rng % 2) as usize;
-        let op = match (rng >> 8) % 6 {
+        let op = match (rng >> 8) % 8 {
             0 => {
                 // Time passes on the witness beyond the lease.
                 script.push_str(EXPIRE);
@@ -197,10 +232,18 @@ fn random_requests_get_the_same_answers_from_postgres_and_the_model() {
                 expected.push(None);
                 continue;
             }
-            1 | 2 => LeaseOp::Acquire {
+            1 => LeaseOp::Acquire {
                 min_token: Epoch((rng >> 16) % 4 * 5),
             },
-            3 | 4 => LeaseOp::Renew { token: held[who] },
+            2 if (rng >> 20).is_multiple_of(4) => LeaseOp::AcquireAfterFence {
+                min_token: Epoch((rng >> 16) % 4 * 5),
+            },
+            2 => LeaseOp::Acquire {
+                min_token: Epoch((rng >> 16) % 4 * 5),
+            },
+            3 => LeaseOp::Renew { token: held[who] },
+            4 => LeaseOp::MarkAlone { token: held[who] },
+            5 | 6 => LeaseOp::ClearAlone { token: held[who] },
             _ => LeaseOp::Release { token: held[who] },
         };
         let req = LeaseRequest {
@@ -210,15 +253,18 @@ fn random_requests_get_the_same_answers_from_postgres_and_the_model() {
             duration: Duration::from_secs(60),
         };
         let want = row.apply(&req, vnow);
-        if let (LeaseOp::Acquire { .. }, LeaseAnswer::Granted { token, .. }) = (op, &want) {
+        if let (true, LeaseAnswer::Granted { token, .. }) = (op.acquires(), &want) {
             held[who] = *token;
         }
         expected.push(Some(want));
         let call = req.sql().expect("fits");
         let name = match op {
             LeaseOp::Acquire { .. } => "acquire",
+            LeaseOp::AcquireAfterFence { .. } => "acquire_fenced",
             LeaseOp::Renew { .. } => "renew",
             LeaseOp::Release { .. } => "release",
+            LeaseOp::MarkAlone { .. } => "mark",
+            LeaseOp::ClearAlone { .. } => "clear",
         };
         let args = match call.duration_ms {
             Some(ms) => format!("'pair', {}, {}, {ms}", call.holder, call.token),

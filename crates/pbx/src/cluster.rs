@@ -123,13 +123,13 @@ pub struct ClusterConfig {
     /// Fencing command (argv; the peer id is in `DENWA_FENCE_PEER`); exit 0 = the peer is off.
     #[serde(default)]
     pub fence_command: Option<Vec<String>>,
-    /// Heartbeat interval override, ms (200).
+    /// Heartbeat interval override, ms (100).
     #[serde(default)]
     pub interval_ms: Option<u64>,
-    /// Peer-dead time override, ms (1000).
+    /// Peer-dead time override, ms (600).
     #[serde(default)]
     pub dead_after_ms: Option<u64>,
-    /// Lease duration override, ms (1500).
+    /// Lease duration override, ms (800).
     #[serde(default)]
     pub lease_ms: Option<u64>,
     /// Hold-down after a role change override, ms (10000).
@@ -991,7 +991,11 @@ impl Driver {
                 }
                 false
             }
-            Output::DemoteDb { epoch } => {
+            Output::DemoteDb { epoch, keep: true } => {
+                crate::cluster_alone::keep_db(epoch);
+                false
+            }
+            Output::DemoteDb { epoch, keep: false } => {
                 match &self.pg {
                     Some(p) => {
                         // Writes end here, inline: the clean stop hands the last WAL to the
@@ -1220,9 +1224,10 @@ async fn lease(
     req: &LeaseRequest,
     ready: &mut bool,
 ) -> Result<LeaseAnswer, sqlx::Error> {
-    use ha::witness::{SQL_CREATE, SQL_INIT, SQL_READ, answer_from_rows};
+    use ha::witness::{SQL_CREATE, SQL_INIT, SQL_MIGRATE, SQL_READ, SqlRow, answer_from_rows};
     if !*ready {
         sqlx::query(SQL_CREATE).execute(pool).await?;
+        sqlx::query(SQL_MIGRATE).execute(pool).await?;
         sqlx::query(SQL_INIT).bind(cluster).execute(pool).await?;
         *ready = true;
     }
@@ -1230,7 +1235,7 @@ async fn lease(
         Ok(c) => c,
         Err(e) => return Ok(LeaseAnswer::Error(e.to_string())),
     };
-    let mut q = sqlx::query_as::<_, (Option<i32>, i64, i64)>(call.sql)
+    let mut q = sqlx::query_as::<_, SqlRow>(call.sql)
         .bind(cluster)
         .bind(call.holder)
         .bind(call.token);
@@ -1239,7 +1244,7 @@ async fn lease(
     }
     let updated = q.fetch_optional(pool).await?;
     let read = if updated.is_none() {
-        sqlx::query_as::<_, (Option<i32>, i64, i64)>(SQL_READ)
+        sqlx::query_as::<_, SqlRow>(SQL_READ)
             .bind(cluster)
             .fetch_optional(pool)
             .await?
@@ -1303,7 +1308,7 @@ async fn probe_task(
     let mut first = true;
     loop {
         if !first {
-            let wait = if lock(&report).status.switching {
+            let wait = if crate::cluster_alone::probe_fast(&lock(&report).status) {
                 HEALTH_SWITCHING
             } else {
                 HEALTH_EVERY
@@ -1313,7 +1318,7 @@ async fn probe_task(
             while tokio::time::Instant::now() < end {
                 let left = end.saturating_duration_since(tokio::time::Instant::now());
                 tokio::time::sleep(HEALTH_SWITCHING.min(left)).await;
-                if wait == HEALTH_EVERY && lock(&report).status.switching {
+                if wait == HEALTH_EVERY && crate::cluster_alone::probe_fast(&lock(&report).status) {
                     break;
                 }
             }
@@ -1865,7 +1870,7 @@ iface = "eth0"
         assert!(err(&pref).contains("preferred (3)"), "{}", err(&pref));
         let unknown = GOOD.replace("hold_down_ms", "hold_dwn_ms");
         assert!(err(&unknown).contains("unknown field"), "{}", err(&unknown));
-        let lease = GOOD.replace("hold_down_ms = 3000", "hold_down_ms = 3000\nlease_ms = 900");
+        let lease = GOOD.replace("hold_down_ms = 3000", "hold_down_ms = 3000\nlease_ms = 500");
         assert!(
             err(&lease).contains("lease must be longer than dead_after"),
             "{}",

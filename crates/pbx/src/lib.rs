@@ -9,6 +9,7 @@
 
 mod apps_media;
 pub mod cluster;
+mod cluster_alone;
 mod cluster_epoch;
 pub mod cluster_pg;
 pub mod codes_load;

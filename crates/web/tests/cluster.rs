@@ -25,6 +25,7 @@ fn report(role: Role, refused: Option<&str>) -> ClusterReport {
             witness_reachable: true,
             lease_held: role == Role::Active,
             sync_replication: false,
+            alone: false,
             switching: false,
             authority: None,
             blocked: None,
@@ -179,6 +180,26 @@ async fn panel_page_asks_for_confirmation_before_switching_over() {
     assert!(html.contains("degraded"));
     assert!(html.contains("lease granted (epoch 4)"));
     assert!(html.contains("id=\"switchover\""));
+    assert!(!html.contains("id=\"cluster-alone\""));
+    // Running alone: the page says so.
+    let set_alone = |on: bool| {
+        a.control
+            .cluster
+            .get()
+            .unwrap()
+            .report
+            .lock()
+            .unwrap()
+            .status
+            .alone = on
+    };
+    set_alone(true);
+    let alone = b.get("/cluster").await.text();
+    assert!(
+        alone.contains("id=\"cluster-alone\"") && alone.contains("Running alone: the witness"),
+        "{alone}"
+    );
+    set_alone(false);
     // First POST: only a confirmation form, nothing happens.
     let r = b.post("/cluster", &[("csrf", &csrf(&html))]).await;
     assert_eq!(r.status, StatusCode::OK);

@@ -1260,3 +1260,21 @@ pub fn witness_on_host() -> (testkit::pg::PgCluster, String) {
     let url = witness.socket_url_for("witness");
     (witness, url)
 }
+
+/// Waits until the witness no longer records the active `n` as running alone (its standby
+/// streams and has caught up; docs/ha.md, "Running alone"): only then may the standby take
+/// over automatically if `n` fails. Right after a takeover the new active runs alone.
+pub fn until_not_alone(n: &Node, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = n.status();
+        if s["status"]["alone"] == false {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still running alone: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

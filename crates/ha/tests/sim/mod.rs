@@ -8,11 +8,17 @@
 //!   at the same instant — no split brain;
 //! - a serving node's epoch is the highest token ever issued (by the witness or a fencing
 //!   takeover) — the data writer is always the newest;
-//! - a running (not frozen) node holds the IP only while Active.
+//! - a running (not frozen) node holds the IP only while Active;
+//! - no acknowledged write is lost: writes are made on the serving node every
+//!   [`WRITE_EVERY`] and acknowledged as PostgreSQL would (at once with synchronous replication
+//!   off; with it on, once the standby has them — waiting commits are released when it is turned
+//!   off and dropped when the database is demoted or the node dies); a node that takes over by
+//!   lease must hold every acknowledged write, and the witness's row must not say that the
+//!   other node runs alone (`alone.rs` in the crate).
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use ha::witness::{LeaseRequest, LeaseRow};
@@ -25,6 +31,8 @@ pub const MS: Duration = Duration::from_millis(1);
 const KEY: &[u8] = b"simulation key";
 /// A frozen process's socket buffer, in messages.
 const BUFFER: usize = 256;
+/// The serving node takes a write this often.
+pub const WRITE_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 enum Msg {
@@ -65,6 +73,12 @@ pub struct Slot {
     pub db_epoch: Epoch,
     inc: u64,
     next_health: Instant,
+    /// The writes in this node's database, in order (on disk: survives kills).
+    pub log: Vec<u64>,
+    /// Synchronous replication configured on this node's PostgreSQL.
+    pub sync: bool,
+    /// Commits waiting for the standby (synchronous replication on).
+    pending: Vec<u64>,
 }
 
 /// Which links are cut.
@@ -107,6 +121,16 @@ pub struct Sim {
     /// Panic on a violation (default), or record it in `violations`.
     pub strict: bool,
     pub violations: Vec<String>,
+    next_write_at: Instant,
+    next_write: u64,
+    /// Writes acknowledged to clients.
+    pub acked: Vec<u64>,
+    /// Takeovers by lease checked to hold every acknowledged write.
+    pub loss_checks: u64,
+    /// Takeovers refused because the row said the other node runs alone.
+    pub behind_refusals: u64,
+    /// Acknowledged writes a fencing takeover (which cannot read the row) went on without.
+    pub fence_lost: usize,
 }
 
 pub fn config(i: usize, fencing: bool) -> Config {
@@ -137,6 +161,9 @@ impl Sim {
             db_epoch: Epoch(0),
             inc: 0,
             next_health: t0,
+            log: Vec::new(),
+            sync: false,
+            pending: Vec::new(),
         };
         let mut s = Sim {
             t0,
@@ -162,6 +189,12 @@ impl Sim {
             strict: true,
             violations: Vec::new(),
             released_ip_at: [None, None],
+            next_write_at: t0,
+            next_write: 1,
+            acked: Vec::new(),
+            loss_checks: 0,
+            behind_refusals: 0,
+            fence_lost: 0,
         };
         s.start(0);
         s.start(1);
@@ -266,6 +299,8 @@ impl Sim {
         self.slots[i].buffered.clear();
         self.slots[i].db_primary = false;
         self.slots[i].stopped_work = false;
+        self.slots[i].sync = false;
+        self.slots[i].pending.clear();
         self.slots[i].next_health = self.now;
         let local = self.local(i, self.now);
         self.slots[i].node = Some(Node::new(c, local).expect("valid config"));
@@ -277,6 +312,8 @@ impl Sim {
         if self.slots[i].node.take().is_some() {
             self.note(format!("n{} killed", i + 1));
         }
+        // Commits waiting for the standby die with the process: never acknowledged.
+        self.slots[i].pending.clear();
         self.slots[i].ip = false;
         self.slots[i].frozen = false;
         self.slots[i].buffered.clear();
@@ -345,12 +382,91 @@ impl Sim {
         self.queue.insert((self.now + delay, self.msg_seq), msg);
     }
 
+    /// The network between primary `p`'s database and the other node's is up.
+    fn repl_link(&self, p: usize) -> bool {
+        let (me, other) = (&self.slots[p], &self.slots[1 - p]);
+        me.db_primary
+            && !me.db_down
+            && !other.db_down
+            && other.node.is_some()
+            && !other.frozen
+            && !self.cuts.path[0]
+    }
+
+    /// Running, Active and serving: what the peer's re-attach watch must see.
+    fn is_active(&self, i: usize) -> bool {
+        !self.slots[i].frozen && self.serving(i)
+    }
+
+    /// The other node's database follows primary `p`'s: a replica on the same history, or any
+    /// replica once `p` is Active (the re-attach rewinds it).
+    fn streams(&self, p: usize) -> bool {
+        let (me, other) = (&self.slots[p], &self.slots[1 - p]);
+        let prefix = other.log.len() <= me.log.len() && other.log[..] == me.log[..other.log.len()];
+        self.repl_link(p) && !other.db_primary && (prefix || self.is_active(p))
+    }
+
+    /// Streaming replication from primary `p`: the replica follows its log, and commits waiting
+    /// for it are acknowledged. Once `p` is Active, the other node re-attaches (as the driver
+    /// does on `DemoteDb` and its re-attach watch: a database still primary on a node that is
+    /// not Active, or a diverged replica, is rewound onto the Active's).
+    fn replicate(&mut self, p: usize) {
+        let o = 1 - p;
+        if self.repl_link(p) && self.is_active(p) && !self.is_active(o) {
+            if self.slots[o].db_primary {
+                self.slots[o].db_primary = false;
+                self.slots[o].pending.clear();
+                self.slots[o].sync = false;
+                self.note(format!("n{} re-attaches to n{}", o + 1, p + 1));
+            }
+            let log = &self.slots[p].log;
+            let r = &self.slots[o].log;
+            if !(r.len() <= log.len() && r[..] == log[..r.len()]) {
+                self.slots[o].log.clear();
+                self.note(format!("n{} rewound onto n{}", o + 1, p + 1));
+            }
+        }
+        if !self.streams(p) {
+            return;
+        }
+        let log = self.slots[p].log.clone();
+        let r = &mut self.slots[1 - p];
+        if !(r.log.len() <= log.len() && r.log[..] == log[..r.log.len()]) {
+            r.log.clear();
+        }
+        let have = r.log.len();
+        r.log.extend_from_slice(&log[have..]);
+        if self.slots[p].sync {
+            let done = std::mem::take(&mut self.slots[p].pending);
+            self.acked.extend(done);
+        }
+    }
+
+    /// A client's write on node `i` (serving): committed locally, acknowledged as PostgreSQL
+    /// would.
+    fn write(&mut self, i: usize) {
+        let id = self.next_write;
+        self.next_write += 1;
+        self.slots[i].log.push(id);
+        if self.slots[i].sync {
+            self.slots[i].pending.push(id);
+            self.replicate(i);
+        } else {
+            self.acked.push(id);
+        }
+    }
+
     fn health(&mut self, i: usize) -> LocalHealth {
+        for p in 0..2 {
+            self.replicate(p);
+        }
+        let streams_to_me = self.streams(1 - i);
+        let streams_from_me = self.streams(i);
         let other = &self.slots[1 - i];
         let other_running = other.node.is_some() && !other.frozen;
         // Replication runs over the service network (path 0).
         let repl_link = !self.cuts.path[0] && other_running;
-        if repl_link && other.db_primary && !self.slots[i].db_primary {
+        if streams_to_me {
             // Streaming: the replica has the primary's stamped writes.
             let e = other.db_epoch;
             self.slots[i].db_epoch = self.slots[i].db_epoch.max(e);
@@ -361,12 +477,12 @@ impl Sim {
             DbHealth::Down
         } else if me.db_primary {
             DbHealth::Primary {
-                standby_streaming: repl_link && !other.db_primary,
-                lag_bytes: if me.stopped_work { 0 } else { 8192 },
+                standby_streaming: streams_from_me,
+                lag_bytes: if other.log == me.log { 0 } else { 8192 },
             }
         } else {
             DbHealth::Replica {
-                streaming: repl_link && other.db_primary,
+                streaming: repl_link && streams_to_me,
                 lag_bytes: 0,
             }
         };
@@ -433,6 +549,7 @@ impl Sim {
                 self.send(50 * MS, Msg::FenceDone { to: i, inc, id });
             }
             Output::TakeIp { epoch } => {
+                self.check_takeover(i);
                 self.slots[i].ip = true;
                 self.took_ip_at[i] = Some(self.now);
                 self.takeovers += 1;
@@ -446,10 +563,24 @@ impl Sim {
                 }
                 self.slots[i].ip = false;
             }
-            Output::PromoteDb { .. } => self.slots[i].db_primary = true,
-            Output::DemoteDb { .. } => {
+            Output::PromoteDb { .. } => {
+                self.slots[i].db_primary = true;
+                // Promotion leaves synchronous replication off (`cluster_pg`).
+                self.slots[i].sync = false;
+            }
+            Output::DemoteDb { keep: true, .. } => {
+                // Left as it is: still a primary (the store's fence refuses writes), waiting
+                // commits still wait for the standby.
+                self.slots[i].stopped_work = false;
+                self.note(format!("n{n} keeps its database (it ran alone)"));
+            }
+            Output::DemoteDb { keep: false, .. } => {
                 self.slots[i].db_primary = false;
                 self.slots[i].stopped_work = false;
+                // The database stops: waiting commits end unacknowledged; the re-attach drops
+                // synchronous_standby_names.
+                self.slots[i].pending.clear();
+                self.slots[i].sync = false;
             }
             Output::Epoch { epoch } => {
                 // The database refuses writes stamped older than what it holds; a node must
@@ -466,7 +597,19 @@ impl Sim {
             Output::StopNewWork => self.slots[i].stopped_work = true,
             Output::ResumeWork => self.slots[i].stopped_work = false,
             Output::Event(e) => self.note(format!("n{n} [{:?}] {}", e.kind, e.reason)),
-            Output::SetSyncReplication { .. } | Output::Status(_) => {}
+            Output::SetSyncReplication { on } => {
+                self.slots[i].sync = on;
+                if !on {
+                    // Turning it off releases the commits that were waiting.
+                    let done = std::mem::take(&mut self.slots[i].pending);
+                    self.acked.extend(done);
+                }
+                self.note(format!(
+                    "n{n} synchronous replication {}",
+                    if on { "on" } else { "off" }
+                ));
+            }
+            Output::Status(_) => {}
         }
     }
 
@@ -479,6 +622,7 @@ impl Sim {
                 t.push(s.next_health);
             }
         }
+        t.push(self.next_write_at);
         t.into_iter().min()
     }
 
@@ -491,6 +635,15 @@ impl Sim {
                 let msg = self.queue.remove(&k).expect("present");
                 self.deliver(msg);
                 continue;
+            }
+            if self.next_write_at <= self.now {
+                self.next_write_at = self.now + WRITE_EVERY;
+                for i in 0..2 {
+                    let s = &self.slots[i];
+                    if self.serving(i) && s.db_primary && !s.db_down && !s.stopped_work {
+                        self.write(i);
+                    }
+                }
             }
             for i in 0..2 {
                 let s = &self.slots[i];
@@ -600,6 +753,59 @@ impl Sim {
                 );
             }
         }
+    }
+
+    /// Node `i` takes over: by lease, the row must not say the other runs alone, and its
+    /// database must hold every acknowledged write. (A fencing takeover cannot read the row:
+    /// not checked — see docs/ha.md, "Running alone".)
+    fn check_takeover(&mut self, i: usize) {
+        let local = self.local(i, self.now);
+        let fence = self.slots[i]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.authority(local) == Some(Authority::Fence));
+        let have: HashSet<u64> = self.slots[i].log.iter().copied().collect();
+        if fence || self.fencing {
+            // A fencing takeover cannot read the row, and the fencing node's writes are not
+            // recorded as alone: accepted by design (docs/ha.md), counted, and no longer
+            // expected anywhere.
+            let before = self.acked.len();
+            self.acked.retain(|w| have.contains(w));
+            self.fence_lost += before - self.acked.len();
+            return;
+        }
+        let me = NodeId(i as u32 + 1);
+        if let Some((n, since)) = self.row.alone.filter(|(n, _)| *n != me) {
+            self.violation(format!(
+                "n{} takes over while the row says {n} runs alone since {since}",
+                i + 1
+            ));
+        }
+        let missing: Vec<u64> = self
+            .acked
+            .iter()
+            .copied()
+            .filter(|w| !have.contains(w))
+            .collect();
+        self.loss_checks += 1;
+        if !missing.is_empty() {
+            let tail = |l: &Vec<u64>| l[l.len().saturating_sub(5)..].to_vec();
+            self.violation(format!(
+                "n{} takes over without {} acknowledged writes ({:?}…; logs end {:?} / {:?})",
+                i + 1,
+                missing.len(),
+                &missing[..missing.len().min(5)],
+                tail(&self.slots[0].log),
+                tail(&self.slots[1].log),
+            ));
+        }
+    }
+
+    /// The row says node `i` runs alone (the other must not take over).
+    pub fn alone(&self, i: usize) -> bool {
+        self.row
+            .alone
+            .is_some_and(|(n, _)| n == NodeId(i as u32 + 1))
     }
 
     /// The invariants; panics with the recent history on a violation.

@@ -44,6 +44,11 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("cluster.reachable", "reachable", "到達可能"),
     ("cluster.lease", "lease held", "リース保持"),
     ("cluster.blocked", "Takeover blocked", "切替ブロック中"),
+    (
+        "cluster.alone",
+        "Running alone: the witness records that only this node has every acknowledged write; the standby takes over automatically only once it has caught up",
+        "単独運転中: 確認済みの書き込みをすべて持つのはこのノードだけとウィットネスに記録されています。スタンバイは追い付くまで自動では切り替わりません",
+    ),
     ("cluster.paths", "Heartbeat paths", "ハートビート経路"),
     ("cluster.local", "Local", "自ノード側"),
     ("cluster.peer", "Peer", "相手側"),
@@ -123,6 +128,9 @@ fn body(ctx: &Ctx, r: &ha::report::ClusterReport, msg: Markup) -> Markup {
             } }
             @if let Some(b) = &st.blocked {
                 tr { th { (tx(ctx, "cluster.blocked")) } td.error { (b) } }
+            }
+            @if st.alone {
+                tr { td id="cluster-alone" colspan="2" { span.error { (tx(ctx, "cluster.alone")) } } }
             }
         } }
         h2 { (tx(ctx, "cluster.paths")) }
