@@ -44,6 +44,7 @@ pub mod pike;
 pub mod policy;
 pub mod prompt_lang;
 mod prompt_rec;
+mod quiesce;
 pub mod recording;
 pub mod registrar;
 pub mod sdp;
@@ -826,6 +827,9 @@ impl Engine {
         match req.method {
             Method::Cancel => self.on_cancel(txn, &req, cancels, now),
             Method::Register => self.on_register(txn, req, source, local, transport, now),
+            Method::Invite if !in_dialog && self.live.new_calls_refused => {
+                self.refuse_new_call(txn, &req, source, now)
+            }
             Method::Invite if !in_dialog => self.on_invite(txn, req, source, local, transport, now),
             Method::Options if !in_dialog => {
                 let r = Response::for_request(&req, 200, None)

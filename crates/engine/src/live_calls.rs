@@ -197,6 +197,8 @@ pub enum LiveCallOp {
 pub(crate) struct LiveState {
     /// Rows are written at all (a node of an active/standby pair).
     enabled: bool,
+    /// A switchover is handing over: new calls are refused (`crate::quiesce`).
+    pub(crate) new_calls_refused: bool,
     /// Calls whose row is stored: call -> (tenant, Call-ID).
     saved: HashMap<u64, (i64, String)>,
     /// Relay sessions being re-bound for rebuilt calls: session -> call.

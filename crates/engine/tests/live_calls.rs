@@ -676,3 +676,43 @@ fn a_phone_answering_a_fork_of_the_crashed_peer_gets_an_ack_and_a_bye() {
     alone.recv_raw(&orphan_answer(), DESK, SEG1);
     assert!(alone.sent.is_empty(), "{:?}", alone.sent);
 }
+
+#[test]
+fn during_a_hand_over_new_calls_get_a_503_and_after_it_they_ring() {
+    let mut h = node();
+    let (_fork, _ok) = answered_call(&mut h, "live-up-q");
+    h.sent.clear();
+    h.engine.set_new_calls_refused(true);
+    assert!(h.engine.new_calls_refused());
+    let d = Dial {
+        from: "1001",
+        to: "1002",
+        source: CALLER,
+        local: SEG1,
+        call_id: "live-during-handover",
+    };
+    let invite = h.invite_text(&d, 1, None);
+    h.recv_raw(&invite, CALLER, SEG1);
+    assert!(h.requests("INVITE").is_empty(), "nothing rings");
+    let r = h.last_response();
+    assert_eq!(r.status, 503, "refused at once");
+    assert_eq!(
+        r.headers.get_str(&sip::HeaderName::RetryAfter),
+        Some("1"),
+        "with a short Retry-After"
+    );
+    // The answered call is not touched: in-dialog requests go on.
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+    assert!(h.requests("BYE").is_empty());
+    // Resumed (aborted switchover, or this node took the address): calls ring again.
+    h.engine.set_new_calls_refused(false);
+    h.sent.clear();
+    let out = h.dial(&Dial {
+        from: "1001",
+        to: "1002",
+        source: CALLER,
+        local: SEG1,
+        call_id: "live-after-handover",
+    });
+    assert_eq!(invites_to(&out, DESK).len(), 1, "the desk rings");
+}

@@ -1046,6 +1046,9 @@ impl Driver {
             }
             Output::StopNewWork => {
                 tracing::info!("cluster: switchover: handing over");
+                // New calls get 503 + Retry-After until the address moves (or the switchover
+                // is aborted): one arriving now would ring on a node about to leave.
+                self.mover.pbx.set_new_calls_refused(true);
                 if self.mover.holding {
                     // Before the hand-over can release the address (bounded).
                     crate::live_calls::end_ringing(&self.mover.pbx).await;
@@ -1054,6 +1057,7 @@ impl Driver {
             }
             Output::ResumeWork => {
                 tracing::info!("cluster: switchover aborted: resuming");
+                self.mover.pbx.set_new_calls_refused(false);
                 false
             }
             Output::Event(e) => {

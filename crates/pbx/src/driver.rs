@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::transport::{Inbound, Transports};
 use crate::{Control, Shared, load};
 
+mod quiesce;
 mod trunk_role;
 
 /// Messages taken from the inbound queue per loop turn before timers are looked at again.
@@ -205,6 +206,7 @@ impl Driver {
                 }
             }
             self.follow_trunk_role();
+            self.follow_new_calls();
             self.carry_out();
             self.live.ringing_check(&self.engine);
             self.shared.beat();

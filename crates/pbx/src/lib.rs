@@ -148,6 +148,8 @@ pub(crate) struct Shared {
     /// Whether the engine should register trunks: always on a standalone node, while it holds
     /// the application address on a pair's node (`driver::trunk_role`).
     trunks_active: std::sync::atomic::AtomicBool,
+    /// A switchover is handing over: new calls are refused with 503 (`driver::quiesce`).
+    new_calls_refused: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -258,6 +260,7 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         heartbeat_ms: AtomicU64::new(0),
         epoch: Instant::now(),
         trunks_active: std::sync::atomic::AtomicBool::new(!cfg.clustered),
+        new_calls_refused: std::sync::atomic::AtomicBool::new(false),
     });
     transports.start(tx);
     let (apps, app_events) = apps_media::AppMedia::new(
@@ -304,6 +307,22 @@ impl Pbx {
         self.transports.set_holds_app_address(held);
         // Trunks register from the active only (the driver starts or stops them).
         self.shared.trunks_active.store(held, Ordering::Relaxed);
+        if held {
+            // A node taking the address takes new calls (a refusal of an earlier hand-over of
+            // this node is over).
+            self.shared
+                .new_calls_refused
+                .store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// A switchover hands over (`StopNewWork`: true) or was aborted (`ResumeWork`: false): new
+    /// calls are refused with `503` + `Retry-After: 1` meanwhile (`engine::quiesce`). Applied
+    /// by the SIP core at its next loop turn.
+    pub fn set_new_calls_refused(&self, refused: bool) {
+        self.shared
+            .new_calls_refused
+            .store(refused, Ordering::Relaxed);
     }
 
     /// The bound SIP addresses (UDP and TCP share them).

@@ -712,7 +712,7 @@ pub struct Dial<'a> {
 }
 
 impl Harness {
-    fn invite_text(&self, d: &Dial<'_>, cseq: u32, auth: Option<&str>) -> String {
+    pub fn invite_text(&self, d: &Dial<'_>, cseq: u32, auth: Option<&str>) -> String {
         let src_ip = d.source.split(':').next().unwrap_or("");
         let body = sdp(src_ip, 4000, "sendrecv").replace('\n', "\r\n");
         let mut s = format!(
