@@ -358,6 +358,9 @@ pub enum TxError {
     /// ACK is not sent through a client transaction: use `send_stateless`.
     #[error("ACK has no client transaction; use send_stateless")]
     AckNotTransaction,
+    /// An INVITE needs its parsed request (CANCEL, ACK): use `send_request`.
+    #[error("INVITE needs send_request")]
+    InviteNeedsRequest,
 }
 
 /// Counters for monitoring.
@@ -901,6 +904,37 @@ impl TransactionLayer {
         Ok(self.start_client(request, key, target, now))
     }
 
+    /// Starts a non-INVITE client transaction for a request the TU serialised itself (a
+    /// NOTIFY of a busy-lamp field, built from a per-subscription template): `branch` is the
+    /// RFC 3261 branch of its top Via and `method` its CSeq method, both as written in `data`.
+    /// The layer keeps only the bytes (for retransmissions), so [`Self::request`] is `None`.
+    /// Same timers and matching as [`Self::send_request`]; no parse of our own message.
+    pub fn send_request_bytes(
+        &mut self,
+        data: Bytes,
+        method: Method,
+        branch: &str,
+        target: Target,
+        now: Instant,
+    ) -> Result<TransactionId, TxError> {
+        match method {
+            Method::Ack => return Err(TxError::AckNotTransaction),
+            Method::Invite => return Err(TxError::InviteNeedsRequest),
+            _ => {}
+        }
+        if !branch.starts_with("z9hG4bK") || branch.len() <= 7 {
+            return Err(TxError::BadBranch);
+        }
+        let key = ClientKey {
+            branch: branch.to_owned(),
+            method,
+        };
+        if self.client_index.contains_key(&key) {
+            return Err(TxError::DuplicateBranch);
+        }
+        Ok(self.start_client_bytes(None, data, key, target, now))
+    }
+
     fn start_client(
         &mut self,
         request: Request,
@@ -908,9 +942,20 @@ impl TransactionLayer {
         target: Target,
         now: Instant,
     ) -> TransactionId {
-        let id = self.alloc_id();
-        let invite = request.method == Method::Invite;
         let data = Bytes::from(request.to_bytes());
+        self.start_client_bytes(Some(request), data, key, target, now)
+    }
+
+    fn start_client_bytes(
+        &mut self,
+        request: Option<Request>,
+        data: Bytes,
+        key: ClientKey,
+        target: Target,
+        now: Instant,
+    ) -> TransactionId {
+        let id = self.alloc_id();
+        let invite = key.method == Method::Invite;
         let t1 = self.config.timers.t1;
         let txn = Txn {
             kind: if invite {
@@ -924,7 +969,7 @@ impl TransactionLayer {
                 State::Trying
             },
             key: Key::Client(key.clone()),
-            request: Some(request),
+            request,
             request_bytes: data.clone(),
             target,
             last_response: None,
