@@ -191,6 +191,7 @@ pub(crate) fn dialog_elements(els: &[DialogEl], realm: &str, show: bool) -> Stri
 }
 
 /// A whole `dialog-info` document (`state="full"`).
+#[cfg(test)]
 pub(crate) fn dialog_info(version: u32, entity: &str, elements: &str) -> String {
     dialog_info_from(version, &dialog_info_tail(entity, elements))
 }
@@ -874,8 +875,8 @@ impl Engine {
         let (tenant, resource, package, last) =
             (s.tenant, s.resource.clone(), s.package, s.last_hash);
         let hash = self.blf_part(tenant, &resource, package, now).hash;
-        let ended = package == Package::Dialog
-            && self.subs.blf.ended.contains_key(&(tenant, resource));
+        let ended =
+            package == Package::Dialog && self.subs.blf.ended.contains_key(&(tenant, resource));
         if hash == last && !ended {
             return;
         }

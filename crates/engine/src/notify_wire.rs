@@ -68,7 +68,10 @@ impl NotifyWire {
         // Header values never hold CR LF, so these are the fields themselves.
         let c = find(msg, b"\r\nCSeq: ", via_end)? + 8;
         let c_end = c + seq.to_string().len();
-        if !msg.get(c..)?.starts_with(format!("{seq} NOTIFY\r\n").as_bytes()) {
+        if !msg
+            .get(c..)?
+            .starts_with(format!("{seq} NOTIFY\r\n").as_bytes())
+        {
             return None;
         }
         let s = find(msg, b"\r\nSubscription-State: ", c_end)? + 22;
@@ -99,7 +102,11 @@ impl NotifyWire {
     }
 
     /// Whether the template was written for this Via and package.
-    pub(crate) fn fits(&self, via: (IpAddr, u16, Transport), package: crate::subs::Package) -> bool {
+    pub(crate) fn fits(
+        &self,
+        via: (IpAddr, u16, Transport),
+        package: crate::subs::Package,
+    ) -> bool {
         self.via == via && self.package == package
     }
 
@@ -179,7 +186,8 @@ impl Engine {
         let branch = via.branch().unwrap_or_default().to_string();
         let mut req = sub.dialog.new_request(Method::Notify, &via);
         let seq = sub.dialog.local_seq.unwrap_or(1);
-        req.headers.push(sip::HeaderName::Event, sub.package.as_str());
+        req.headers
+            .push(sip::HeaderName::Event, sub.package.as_str());
         let left = sub.expires_at.saturating_duration_since(now.mono).as_secs();
         let state = format!("active;expires={left}");
         req.headers
@@ -235,32 +243,57 @@ mod tests {
     #[test]
     fn a_notify_written_from_the_template_is_the_one_built_in_full() {
         let first = notify("z9hG4bKa.1", 1, "active;expires=600", "");
-        let w = NotifyWire::cut(&first, "z9hG4bKa.1", 1, "active;expires=600", key(), Package::Dialog)
-            .expect("cut");
+        let w = NotifyWire::cut(
+            &first,
+            "z9hG4bKa.1",
+            1,
+            "active;expires=600",
+            key(),
+            Package::Dialog,
+        )
+        .expect("cut");
         for (branch, seq, left, body) in [
             ("z9hG4bKa.1", 1, 600, ""),
             ("z9hG4bKa.ff", 2, 599, "<xml/>"),
-            ("z9hG4bKa.10000", 4_294_967_295, 0, "<dialog-info>\r\n</dialog-info>\r\n"),
+            (
+                "z9hG4bKa.10000",
+                4_294_967_295,
+                0,
+                "<dialog-info>\r\n</dialog-info>\r\n",
+            ),
         ] {
             let state = format!("active;expires={left}");
             assert_eq!(
-                String::from_utf8_lossy(&w.write(branch, seq, format_args!("active;expires={left}"), body.as_bytes())),
+                String::from_utf8_lossy(&w.write(
+                    branch,
+                    seq,
+                    format_args!("active;expires={left}"),
+                    body.as_bytes()
+                )),
                 String::from_utf8_lossy(&notify(branch, seq, &state, body)),
             );
         }
         assert!(w.fits(key(), Package::Dialog));
         assert!(!w.fits(key(), Package::Presence));
-        assert!(!w.fits(("192.0.2.101".parse().expect("ip"), 5060, Transport::Udp), Package::Dialog));
+        assert!(!w.fits(
+            ("192.0.2.101".parse().expect("ip"), 5060, Transport::Udp),
+            Package::Dialog
+        ));
     }
 
     #[test]
     fn an_unexpected_shape_gives_no_template() {
         let first = notify("z9hG4bKa.1", 1, "active;expires=600", "");
-        // Wrong branch, CSeq, state, or a body already in.
-        assert!(NotifyWire::cut(&first, "z9hG4bKb.1", 1, "active;expires=600", key(), Package::Dialog).is_none());
-        assert!(NotifyWire::cut(&first, "z9hG4bKa.1", 2, "active;expires=600", key(), Package::Dialog).is_none());
-        assert!(NotifyWire::cut(&first, "z9hG4bKa.1", 1, "active;expires=60", key(), Package::Dialog).is_none());
         let with_body = notify("z9hG4bKa.1", 1, "active;expires=600", "x");
-        assert!(NotifyWire::cut(&with_body, "z9hG4bKa.1", 1, "active;expires=600", key(), Package::Dialog).is_none());
+        // Wrong branch, CSeq, state, or a body already in.
+        for (msg, branch, seq, state) in [
+            (&first, "z9hG4bKb.1", 1, "active;expires=600"),
+            (&first, "z9hG4bKa.1", 2, "active;expires=600"),
+            (&first, "z9hG4bKa.1", 1, "active;expires=60"),
+            (&with_body, "z9hG4bKa.1", 1, "active;expires=600"),
+        ] {
+            let cut = NotifyWire::cut(msg, branch, seq, state, key(), Package::Dialog);
+            assert!(cut.is_none(), "{branch} {seq} {state}");
+        }
     }
 }

@@ -147,7 +147,11 @@ fn blf_cost_per_notify() {
     for i in 0..phones {
         let at = phone_addr(i);
         let c = format!("<sip:{}@{at}>", number(i));
-        assert_eq!(h.register(&number(i), Some(&c), Some(3600), &at, SEG1).status, 200);
+        assert_eq!(
+            h.register(&number(i), Some(&c), Some(3600), &at, SEG1)
+                .status,
+            200
+        );
     }
     h.sent.clear();
     let setup = Instant::now();

@@ -128,14 +128,14 @@ mod tests {
             let e = (now + after, next(&mut rng) % 50, (id % 14) as u8);
             q.push(after, e);
             heap.push(Reverse(e));
-            if next(&mut rng) % 3 == 0 {
+            if next(&mut rng).is_multiple_of(3) {
                 assert_eq!(q.pop(), heap.pop().map(|Reverse(e)| e));
             }
             assert_eq!(q.peek(), heap.peek().map(|Reverse(e)| *e));
             assert_eq!(q.len(), heap.len());
         }
-        q.retain(|e| e.1 % 2 == 0);
-        heap.retain(|Reverse(e)| e.1 % 2 == 0);
+        q.retain(|e| e.1.is_multiple_of(2));
+        heap.retain(|Reverse(e)| e.1.is_multiple_of(2));
         assert_eq!(q.len(), heap.len());
         while let Some(Reverse(e)) = heap.pop() {
             assert_eq!(q.pop(), Some(e));

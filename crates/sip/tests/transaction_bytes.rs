@@ -36,12 +36,24 @@ fn bytes_are_sent_retransmitted_and_matched_like_a_request() {
     let t0 = Instant::now();
     let data = Bytes::from_static(NOTIFY.as_bytes());
     let id = layer
-        .send_request_bytes(data.clone(), Method::Notify, "z9hG4bKn.1", target(Transport::Udp), t0)
+        .send_request_bytes(
+            data.clone(),
+            Method::Notify,
+            "z9hG4bKn.1",
+            target(Transport::Udp),
+            t0,
+        )
         .expect("started");
     assert_eq!(layer.poll_transmit().expect("sent").data, data);
     assert!(layer.request(id).is_none(), "only the bytes are kept");
     assert_eq!(
-        layer.send_request_bytes(data.clone(), Method::Notify, "z9hG4bKn.1", target(Transport::Udp), t0),
+        layer.send_request_bytes(
+            data.clone(),
+            Method::Notify,
+            "z9hG4bKn.1",
+            target(Transport::Udp),
+            t0
+        ),
         Err(TxError::DuplicateBranch)
     );
     // Timer E: the same bytes again after T1.
@@ -50,10 +62,20 @@ fn bytes_are_sent_retransmitted_and_matched_like_a_request() {
     layer.handle_timeout(e);
     assert_eq!(layer.poll_transmit().expect("retransmitted").data, data);
     // The 200 is matched to it; Timer K (T4) ends it.
-    layer.handle_message(Message::Response(ok()), peer(), target(Transport::Udp).local.expect("l"), Transport::Udp, e);
-    assert!(matches!(layer.poll_event(), Some(Event::Response { transaction, .. }) if transaction == id));
+    layer.handle_message(
+        Message::Response(ok()),
+        peer(),
+        target(Transport::Udp).local.expect("l"),
+        Transport::Udp,
+        e,
+    );
+    assert!(
+        matches!(layer.poll_event(), Some(Event::Response { transaction, .. }) if transaction == id)
+    );
     layer.handle_timeout(e + Duration::from_secs(5));
-    assert!(matches!(layer.poll_event(), Some(Event::Terminated { transaction }) if transaction == id));
+    assert!(
+        matches!(layer.poll_event(), Some(Event::Terminated { transaction }) if transaction == id)
+    );
     assert!(layer.is_empty());
 }
 
@@ -63,12 +85,24 @@ fn unanswered_bytes_time_out_and_invite_or_ack_or_a_bad_branch_are_refused() {
     let t0 = Instant::now();
     let data = Bytes::from_static(NOTIFY.as_bytes());
     let id = layer
-        .send_request_bytes(data.clone(), Method::Notify, "z9hG4bKn.1", target(Transport::Tcp), t0)
+        .send_request_bytes(
+            data.clone(),
+            Method::Notify,
+            "z9hG4bKn.1",
+            target(Transport::Tcp),
+            t0,
+        )
         .expect("started");
     layer.poll_transmit();
-    assert_eq!(layer.poll_timeout(), Some(t0 + Duration::from_secs(32)), "no Timer E on TCP");
+    assert_eq!(
+        layer.poll_timeout(),
+        Some(t0 + Duration::from_secs(32)),
+        "no Timer E on TCP"
+    );
     layer.handle_timeout(t0 + Duration::from_secs(32));
-    assert!(matches!(layer.poll_event(), Some(Event::Timeout { transaction }) if transaction == id));
+    assert!(
+        matches!(layer.poll_event(), Some(Event::Timeout { transaction }) if transaction == id)
+    );
     for (method, branch, err) in [
         (Method::Invite, "z9hG4bKn.2", TxError::InviteNeedsRequest),
         (Method::Ack, "z9hG4bKn.2", TxError::AckNotTransaction),
