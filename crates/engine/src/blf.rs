@@ -91,9 +91,24 @@ pub(crate) struct BlfState {
     ended: HashMap<(i64, String), Vec<DialogEl>>,
     /// Calls are being followed (some `dialog`/`presence` subscription exists).
     tracking: bool,
-    /// Bodies built in this flush: (tenant, resource, package) -> (state hash, body part).
-    bodies: HashMap<(i64, String, Package), (u64, Arc<str>)>,
+    /// Bodies built in this flush: (tenant, package) -> resource -> the part every watcher's
+    /// NOTIFY shares (looked up by `&str`: no key is built per NOTIFY).
+    bodies: HashMap<(i64, Package), HashMap<String, Part>>,
 }
+
+/// The body of a resource's NOTIFYs as built once per flush and shared by its watchers.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    /// Hash of the state shown (unchanged state sends nothing).
+    hash: u64,
+    /// `presence`: the whole document; `dialog`: everything after the version number.
+    text: Arc<str>,
+    /// What the subscription listing shows as the last state ([`crate::subs_list`]).
+    pub(crate) summary: Arc<str>,
+}
+
+/// A `dialog-info` document up to its version number.
+const DIALOG_INFO_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\" version=\"";
 
 impl BlfState {
     /// The earliest held-back NOTIFY.
@@ -176,11 +191,28 @@ pub(crate) fn dialog_elements(els: &[DialogEl], realm: &str, show: bool) -> Stri
 }
 
 /// A whole `dialog-info` document (`state="full"`).
+#[cfg(test)]
 pub(crate) fn dialog_info(version: u32, entity: &str, elements: &str) -> String {
+    dialog_info_from(version, &dialog_info_tail(entity, elements))
+}
+
+/// A `dialog-info` document after its version number (the same for every watcher).
+fn dialog_info_tail(entity: &str, elements: &str) -> String {
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\" version=\"{version}\" state=\"full\" entity=\"{}\">{elements}</dialog-info>\r\n",
+        "\" state=\"full\" entity=\"{}\">{elements}</dialog-info>\r\n",
         esc(entity)
     )
+}
+
+/// A `dialog-info` document from its version and its [`dialog_info_tail`].
+fn dialog_info_from(version: u32, tail: &str) -> String {
+    use std::fmt::Write;
+    let mut o = String::with_capacity(DIALOG_INFO_HEAD.len() + 10 + tail.len());
+    o.push_str(DIALOG_INFO_HEAD);
+    // Writing into a String cannot fail.
+    let _ = write!(o, "{version}");
+    o.push_str(tail);
+    o
 }
 
 /// Presence of a resource.
@@ -637,16 +669,16 @@ impl Engine {
         }
     }
 
-    /// The state part of a resource's body for `package` and its hash (built once per flush).
-    fn blf_part(
-        &mut self,
-        tenant: i64,
-        resource: &str,
-        package: Package,
-        now: Now,
-    ) -> (u64, Arc<str>) {
-        let key = (tenant, resource.to_string(), package);
-        if let Some(b) = self.subs.blf.bodies.get(&key) {
+    /// The part of a resource's body for `package` shared by its watchers, and its hash
+    /// (built once per flush).
+    fn blf_part(&mut self, tenant: i64, resource: &str, package: Package, now: Now) -> Part {
+        if let Some(b) = self
+            .subs
+            .blf
+            .bodies
+            .get(&(tenant, package))
+            .and_then(|m| m.get(resource))
+        {
             return b.clone();
         }
         let realm = self
@@ -657,7 +689,7 @@ impl Engine {
             .cloned()
             .unwrap_or_default();
         let entity = format!("sip:{resource}@{realm}");
-        let b: (u64, Arc<str>) = match package {
+        let (hash, text): (u64, Arc<str>) = match package {
             Package::Presence => {
                 let p = self.blf_presence(tenant, resource, now);
                 (hash_of(&p), pidf(&entity, &p).into())
@@ -665,13 +697,26 @@ impl Engine {
             _ => {
                 let (els, live) = self.blf_dialogs(tenant, resource, now);
                 let show = self.blf_show_caller(tenant);
+                let entity = crate::subs::sip_account(&self.snap, tenant, resource);
+                let elements = dialog_elements(&els, &realm, show);
                 (
                     hash_of(&(&els[..live], show)),
-                    dialog_elements(&els, &realm, show).into(),
+                    dialog_info_tail(&entity, &elements).into(),
                 )
             }
         };
-        self.subs.blf.bodies.insert(key, b.clone());
+        let summary = crate::subs_list::summarize(package.as_str(), text.as_bytes()).into();
+        let b = Part {
+            hash,
+            text,
+            summary,
+        };
+        self.subs
+            .blf
+            .bodies
+            .entry((tenant, package))
+            .or_default()
+            .insert(resource.to_string(), b.clone());
         b
     }
 
@@ -681,27 +726,36 @@ impl Engine {
         sub: &mut crate::subs::Sub,
         now: Now,
     ) -> (sip::MediaType, String) {
-        if !self.subs.blf.tracking {
-            // The first BLF subscription: learn the calls in progress before answering it.
-            self.blf_start_tracking();
-            self.blf_scan_calls();
-        }
-        let (hash, part) = self.blf_part(sub.tenant, &sub.resource.clone(), sub.package, now);
-        sub.last_hash = hash;
         let media = |sub: &str| sip::MediaType {
             mtype: "application".into(),
             subtype: sub.into(),
             params: sip::Params(Vec::new()),
         };
+        let media = match sub.package {
+            Package::Presence => media("pidf+xml"),
+            _ => media("dialog-info+xml"),
+        };
+        (media, self.blf_body_text(sub, now).0)
+    }
+
+    /// The body of [`Engine::blf_body`] without its media type, and the state summary.
+    pub(crate) fn blf_body_text(
+        &mut self,
+        sub: &mut crate::subs::Sub,
+        now: Now,
+    ) -> (String, Arc<str>) {
+        if !self.subs.blf.tracking {
+            // The first BLF subscription: learn the calls in progress before answering it.
+            self.blf_start_tracking();
+            self.blf_scan_calls();
+        }
+        let part = self.blf_part(sub.tenant, &sub.resource, sub.package, now);
+        sub.last_hash = part.hash;
         match sub.package {
-            Package::Presence => (media("pidf+xml"), part.to_string()),
+            Package::Presence => (part.text.to_string(), part.summary),
             _ => {
                 sub.version = sub.version.wrapping_add(1);
-                let entity = crate::subs::sip_account(&self.snap, sub.tenant, &sub.resource);
-                (
-                    media("dialog-info+xml"),
-                    dialog_info(sub.version, &entity, &part),
-                )
+                (dialog_info_from(sub.version, &part.text), part.summary)
             }
         }
     }
@@ -820,19 +874,16 @@ impl Engine {
         };
         let (tenant, resource, package, last) =
             (s.tenant, s.resource.clone(), s.package, s.last_hash);
-        let (hash, _) = self.blf_part(tenant, &resource, package, now);
-        let ended = package == Package::Dialog
-            && self
-                .subs
-                .blf
-                .ended
-                .contains_key(&(tenant, resource.clone()));
+        let hash = self.blf_part(tenant, &resource, package, now).hash;
+        let ended =
+            package == Package::Dialog && self.subs.blf.ended.contains_key(&(tenant, resource));
         if hash == last && !ended {
             return;
         }
-        if let Some(mut s) = self.subs.remove(&k) {
-            self.notify_sub(&mut s, None, now);
-            self.subs.insert(k, s);
+        // Out of the table while its NOTIFY is built, its indexes untouched: it stays.
+        if let Some(mut s) = self.subs.take_for_notify(&k) {
+            self.notify_blf(&mut s, now);
+            self.subs.put_back(k, s);
         }
     }
 }

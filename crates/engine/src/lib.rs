@@ -35,6 +35,7 @@ pub mod media;
 mod moh;
 pub mod mwi;
 pub mod nathelper;
+mod notify_wire;
 pub mod outside;
 pub mod page;
 pub mod park;
@@ -732,6 +733,13 @@ impl Engine {
                 transport,
                 cancels,
             } => self.on_request(transaction, request, source, local, transport, cancels, now),
+            // A phone's 200 to a NOTIFY (the bulk of a BLF load): nothing to do, no clone.
+            Event::Response {
+                transaction,
+                ref response,
+                ..
+            } if response.status != 481
+                && matches!(self.owners.get(&transaction), Some(Owner::SubNotify(..))) => {}
             Event::Response {
                 transaction,
                 response,

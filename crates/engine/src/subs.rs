@@ -86,6 +86,8 @@ pub(crate) struct Sub {
     pub last_hash: u64,
     /// When the last NOTIFY went (coalescing).
     pub last_sent: Option<Instant>,
+    /// Its NOTIFY as a template ([`crate::notify_wire`]), made by the first one.
+    pub wire: Option<Box<crate::notify_wire::NotifyWire>>,
 }
 
 /// A subscription's key: (Call-ID, our tag).
@@ -130,6 +132,17 @@ impl Subs {
                 self.uncount_presence(&(old.tenant, old.resource));
             }
         }
+    }
+
+    /// Takes a subscription out of the table while its NOTIFY is built, leaving the indexes
+    /// as they are (it goes back with [`Subs::put_back`]: cheaper than remove and insert).
+    pub(crate) fn take_for_notify(&mut self, key: &SubKey) -> Option<Sub> {
+        self.by_id.remove(key)
+    }
+
+    /// Puts back a subscription taken with [`Subs::take_for_notify`].
+    pub(crate) fn put_back(&mut self, key: SubKey, sub: Sub) {
+        self.by_id.insert(key, sub);
     }
 
     /// Takes a subscription out, keeping the indexes.
@@ -347,6 +360,7 @@ impl Sub {
             version: r.version.saturating_add(CSEQ_JUMP),
             last_hash: 0,
             last_sent: None,
+            wire: None,
             package: Package::parse(&r.package)?,
             dialog,
             target: Target {
@@ -463,6 +477,7 @@ impl Engine {
                 version: 0,
                 last_hash: 0,
                 last_sent: None,
+                wire: None,
             };
             return self.notify_sub(&mut sub, Some("timeout"), now);
         }
@@ -546,6 +561,7 @@ impl Engine {
             version: 0,
             last_hash: 0,
             last_sent: None,
+            wire: None,
         };
         info!(peer = %source, extension = %ext.number, resource = %sub.resource, event = package.as_str(), expires, "subscribed");
         self.notify_sub(&mut sub, None, now);
@@ -578,6 +594,8 @@ impl Engine {
             return self.notify_sub(&mut sub, Some("timeout"), now);
         }
         sub.expires_at = now.mono + Duration::from_secs(u64::from(expires));
+        // The refresh may have moved the dialog's remote target: a new template.
+        sub.wire = None;
         debug!(extension = %sub.ext, expires, "subscription refreshed");
         self.notify_sub(&mut sub, None, now);
         self.save_sub(&sub, now);
@@ -586,6 +604,9 @@ impl Engine {
 
     /// NOTIFYs the current state; `terminated` ends the subscription with that reason.
     pub(crate) fn notify_sub(&mut self, sub: &mut Sub, terminated: Option<&str>, now: Now) {
+        if terminated.is_none() && sub.package != Package::MessageSummary {
+            return self.notify_blf(sub, now);
+        }
         let via = self.our_via(
             sub.target.local.unwrap_or(sub.target.destination),
             sub.target.transport,

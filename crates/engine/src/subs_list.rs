@@ -44,7 +44,7 @@ pub struct SubscriptionInfo {
 /// pruned to live ones whenever it outgrows them).
 #[derive(Debug, Default)]
 pub(crate) struct Notified {
-    by_sub: HashMap<SubKey, (String, std::time::Instant)>,
+    by_sub: HashMap<SubKey, (std::sync::Arc<str>, std::time::Instant)>,
 }
 
 /// The text between `open` and `close` after `from`, and where it ends.
@@ -114,7 +114,13 @@ impl Engine {
             self.notified.by_sub.remove(&key);
             return;
         }
-        let state = summarize(sub.package.as_str(), body);
+        let state = summarize(sub.package.as_str(), body).into();
+        self.note_notified(key, state, now);
+    }
+
+    /// Remembers the state summary a NOTIFY of subscription `key` carried (a busy-lamp field's
+    /// is made once per flush and shared by the resource's watchers).
+    pub(crate) fn note_notified(&mut self, key: SubKey, state: std::sync::Arc<str>, now: Now) {
         self.notified.by_sub.insert(key, (state, now.mono));
         // Subscriptions that ended without a final NOTIFY (481, no answer) leave entries.
         if self.notified.by_sub.len() > 2 * self.subs.len() + 16 {
@@ -142,7 +148,7 @@ impl Engine {
                     expires_in_s: s.expires_at.saturating_duration_since(now.mono).as_secs(),
                     last_notify_s_ago: last
                         .map(|(_, at)| now.mono.saturating_duration_since(*at).as_secs()),
-                    last_state: last.map(|(st, _)| st.clone()).unwrap_or_default(),
+                    last_state: last.map(|(st, _)| st.to_string()).unwrap_or_default(),
                 }
             })
             .collect();

@@ -644,3 +644,103 @@ fn a_rescan_after_a_configuration_reload_looks_at_every_call_once() {
     let n = notifies(&mut h, "w1");
     assert_eq!(states(n.last().expect("NOTIFY")).len(), 5);
 }
+
+/// The NOTIFYs (and the 200s the SUBSCRIBEs got) as the engine wrote them, for one watched
+/// call of each kind of state; compared with `tests/data/blf_wire.txt` byte for byte, so a
+/// faster way of building them cannot change what phones receive. `BLF_WIRE_WRITE=1` writes
+/// the file anew (only after a deliberate change of the wire format).
+#[test]
+fn notify_bytes_stay_the_same_for_every_state() {
+    let mut h = setup();
+    let mut wire = String::new();
+    subscribe(&mut h, "w1", "sip:1002@example.com", "dialog");
+    take(&mut h, &mut wire, "subscribed to 1002 (dialog)");
+    notifies(&mut h, "w1");
+    subscribe(&mut h, "w2", "sip:1001@example.com", "dialog");
+    take(&mut h, &mut wire, "subscribed to 1001 (dialog)");
+    notifies(&mut h, "w2");
+    subscribe(&mut h, "p1", "sip:1002@example.com", "presence");
+    take(&mut h, &mut wire, "subscribed to 1002 (presence)");
+    let answer_all = |h: &mut Harness| {
+        for id in ["w1", "w2", "p1"] {
+            notifies(h, id);
+        }
+    };
+    answer_all(&mut h);
+    h.advance(GAP);
+    let fork = dial(&mut h, "1001", A, "1002", "call-1");
+    h.advance(GAP);
+    take(&mut h, &mut wire, "trying");
+    answer_all(&mut h);
+    h.reply(&fork, 180, "b-tag-1", B, SEG1);
+    h.advance(GAP);
+    take(&mut h, &mut wire, "early");
+    answer_all(&mut h);
+    h.reply(&fork, 200, "b-tag-1", B, SEG1);
+    h.advance(GAP);
+    take(&mut h, &mut wire, "confirmed");
+    answer_all(&mut h);
+    let id = h.engine.calls(h.now)[0].id;
+    let now = h.now;
+    assert!(h.engine.hangup(id, now));
+    h.drain();
+    h.advance(GAP);
+    take(&mut h, &mut wire, "terminated");
+    answer_all(&mut h);
+    h.advance(GAP);
+    take(&mut h, &mut wire, "idle again");
+    answer_all(&mut h);
+    // Unsubscribing: the final NOTIFY.
+    let ok = subscribe_text(
+        ("w1", "sip:1002@example.com"),
+        3,
+        "dialog",
+        0,
+        &format!(";tag={}", notify_to_tag(&wire)),
+        None,
+    );
+    h.recv_raw(&ok, W, SEG1);
+    take(&mut h, &mut wire, "unsubscribed");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/blf_wire.txt");
+    if std::env::var_os("BLF_WIRE_WRITE").is_some() {
+        std::fs::write(path, &wire).expect("write the wire file");
+    }
+    let want = std::fs::read_to_string(path).expect("tests/data/blf_wire.txt");
+    assert_eq!(wire, want, "NOTIFY bytes changed");
+    assert!(wire.matches("NOTIFY sip:").count() >= 10, "{wire}");
+}
+
+/// Our tag of subscription `w1` (the From tag of its first NOTIFY).
+fn notify_to_tag(wire: &str) -> String {
+    wire.split("From: ")
+        .nth(1)
+        .and_then(|f| f.split(";tag=").nth(1))
+        .and_then(|t| t.split("\r\n").next())
+        .expect("a NOTIFY with our tag")
+        .to_string()
+}
+
+/// Appends the NOTIFYs and SUBSCRIBE 200s sent so far to `wire`, raw but for our branch's
+/// counter (NOTIFYs of one flush go out in no fixed order, so each step's are sorted).
+fn take(h: &mut Harness, wire: &mut String, what: &str) {
+    let mut blocks: Vec<String> = Vec::new();
+    for s in &h.sent {
+        let notify = matches!(&s.message, Message::Request(r) if r.method == sip::Method::Notify);
+        let sub_ok = matches!(&s.message, Message::Response(r) if r.status == 200
+            && r.cseq().is_some_and(|c| c.method == sip::Method::Subscribe));
+        if notify || sub_ok {
+            let text = String::from_utf8_lossy(&s.raw).into_owned();
+            let masked = match text.split_once(";branch=z9hG4bK") {
+                Some((head, rest)) if notify => {
+                    let (seed, after) = rest.split_once('.').expect("seed.counter");
+                    let tail = after.split_once(';').map_or("", |(_, t)| t);
+                    format!("{head};branch=z9hG4bK{seed}.N;{tail}")
+                }
+                _ => text,
+            };
+            blocks.push(format!("=== {what} -> {}\n{masked}\n", s.to));
+        }
+    }
+    blocks.sort();
+    wire.push_str(&blocks.concat());
+}

@@ -47,6 +47,7 @@ pub mod message;
 pub mod method;
 pub mod parse;
 pub mod sdp;
+mod timer_queue;
 pub mod uri;
 pub mod values;
 

@@ -72,8 +72,7 @@
 //! assert!(timed_out);
 //! ```
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -358,6 +357,9 @@ pub enum TxError {
     /// ACK is not sent through a client transaction: use `send_stateless`.
     #[error("ACK has no client transaction; use send_stateless")]
     AckNotTransaction,
+    /// An INVITE needs its parsed request (CANCEL, ACK): use `send_request`.
+    #[error("INVITE needs send_request")]
+    InviteNeedsRequest,
 }
 
 /// Counters for monitoring.
@@ -512,7 +514,7 @@ pub struct TransactionLayer {
     ack_index: HashMap<AckKey, TransactionId>,
     /// Deadlines with lazy deletion: an entry counts only if the transaction still holds the same
     /// deadline for that timer.
-    heap: BinaryHeap<Reverse<(Instant, u64, u8)>>,
+    heap: crate::timer_queue::TimerQueue,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_id: u64,
@@ -647,7 +649,7 @@ impl TransactionLayer {
             server_index: HashMap::new(),
             client_index: HashMap::new(),
             ack_index: HashMap::new(),
-            heap: BinaryHeap::new(),
+            heap: crate::timer_queue::TimerQueue::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_id: 1,
@@ -728,7 +730,7 @@ impl TransactionLayer {
 
     /// The earliest pending deadline; call [`handle_timeout`](Self::handle_timeout) then.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((at, id, t))) = self.heap.peek() {
+        while let Some((at, id, t)) = self.heap.peek() {
             if self.is_live_timer(at, id, t) {
                 return Some(at);
             }
@@ -745,7 +747,7 @@ impl TransactionLayer {
 
     /// Fires every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&Reverse((at, id, t))) = self.heap.peek() {
+        while let Some((at, id, t)) = self.heap.peek() {
             if at > now {
                 break;
             }
@@ -795,10 +797,12 @@ impl TransactionLayer {
         id
     }
 
-    fn set_timer(&mut self, id: TransactionId, timer: Timer, at: Instant) {
+    /// Sets `timer` of `id` to fire `after` from `now`.
+    fn set_timer(&mut self, id: TransactionId, timer: Timer, now: Instant, after: Duration) {
+        let at = now + after;
         if let Some(txn) = self.txns.get_mut(&id) {
             txn.timers[timer.index()] = Some(at);
-            self.heap.push(Reverse((at, id.0, timer as u8)));
+            self.heap.push(after, (at, id.0, timer as u8));
         }
         self.maybe_compact();
     }
@@ -809,7 +813,7 @@ impl TransactionLayer {
         let live_bound = TIMER_COUNT * self.txns.len();
         if self.heap.len() > 4096 && self.heap.len() > 2 * live_bound {
             let txns = &self.txns;
-            self.heap.retain(|&Reverse((at, id, t))| {
+            self.heap.retain(|&(at, id, t)| {
                 txns.get(&TransactionId(id))
                     .is_some_and(|txn| txn.timers[usize::from(t)] == Some(at))
             });
@@ -863,7 +867,7 @@ impl TransactionLayer {
         if after.is_zero() {
             self.terminate(id);
         } else {
-            self.set_timer(id, timer, now + after);
+            self.set_timer(id, timer, now, after);
         }
     }
 
@@ -901,6 +905,37 @@ impl TransactionLayer {
         Ok(self.start_client(request, key, target, now))
     }
 
+    /// Starts a non-INVITE client transaction for a request the TU serialised itself (a
+    /// NOTIFY of a busy-lamp field, built from a per-subscription template): `branch` is the
+    /// RFC 3261 branch of its top Via and `method` its CSeq method, both as written in `data`.
+    /// The layer keeps only the bytes (for retransmissions), so [`Self::request`] is `None`.
+    /// Same timers and matching as [`Self::send_request`]; no parse of our own message.
+    pub fn send_request_bytes(
+        &mut self,
+        data: Bytes,
+        method: Method,
+        branch: &str,
+        target: Target,
+        now: Instant,
+    ) -> Result<TransactionId, TxError> {
+        match method {
+            Method::Ack => return Err(TxError::AckNotTransaction),
+            Method::Invite => return Err(TxError::InviteNeedsRequest),
+            _ => {}
+        }
+        if !branch.starts_with("z9hG4bK") || branch.len() <= 7 {
+            return Err(TxError::BadBranch);
+        }
+        let key = ClientKey {
+            branch: branch.to_owned(),
+            method,
+        };
+        if self.client_index.contains_key(&key) {
+            return Err(TxError::DuplicateBranch);
+        }
+        Ok(self.start_client_bytes(None, data, key, target, now))
+    }
+
     fn start_client(
         &mut self,
         request: Request,
@@ -908,9 +943,20 @@ impl TransactionLayer {
         target: Target,
         now: Instant,
     ) -> TransactionId {
-        let id = self.alloc_id();
-        let invite = request.method == Method::Invite;
         let data = Bytes::from(request.to_bytes());
+        self.start_client_bytes(Some(request), data, key, target, now)
+    }
+
+    fn start_client_bytes(
+        &mut self,
+        request: Option<Request>,
+        data: Bytes,
+        key: ClientKey,
+        target: Target,
+        now: Instant,
+    ) -> TransactionId {
+        let id = self.alloc_id();
+        let invite = key.method == Method::Invite;
         let t1 = self.config.timers.t1;
         let txn = Txn {
             kind: if invite {
@@ -924,7 +970,7 @@ impl TransactionLayer {
                 State::Trying
             },
             key: Key::Client(key.clone()),
-            request: Some(request),
+            request,
             request_bytes: data.clone(),
             target,
             last_response: None,
@@ -946,9 +992,9 @@ impl TransactionLayer {
             (Timer::E, Timer::F)
         };
         if !target.transport.is_reliable() {
-            self.set_timer(id, retrans, now + t1);
+            self.set_timer(id, retrans, now, t1);
         }
-        self.set_timer(id, timeout, now + 64 * t1);
+        self.set_timer(id, timeout, now, 64 * t1);
         id
     }
 
@@ -1053,7 +1099,7 @@ impl TransactionLayer {
                     txn.cancel_pending = false;
                     txn.request_bytes = Bytes::new();
                     self.events.push_back(pass_up);
-                    self.set_timer(id, Timer::M, now + 64 * t.t1);
+                    self.set_timer(id, Timer::M, now, 64 * t.t1);
                 } else {
                     txn.state = State::Completed;
                     txn.cancel_pending = false;
@@ -1232,7 +1278,7 @@ impl TransactionLayer {
         if invite {
             match self.config.trying_delay {
                 Some(d) if d.is_zero() => self.send_trying(id),
-                Some(d) => self.set_timer(id, Timer::Trying, now + d),
+                Some(d) => self.set_timer(id, Timer::Trying, now, d),
                 None => {}
             }
         }
@@ -1380,8 +1426,8 @@ impl TransactionLayer {
                     txn.ack_key = Some(ack_key.clone());
                     txn.interval = t.t1;
                     self.ack_index.insert(ack_key, id);
-                    self.set_timer(id, Timer::L, now + 64 * t.t1);
-                    self.set_timer(id, Timer::Retransmit2xx, now + t.t1);
+                    self.set_timer(id, Timer::L, now, 64 * t.t1);
+                    self.set_timer(id, Timer::Retransmit2xx, now, t.t1);
                 }
             }
             (TransactionKind::ServerInvite, State::Proceeding) => {
@@ -1390,9 +1436,9 @@ impl TransactionLayer {
                 txn.timers[Timer::Trying.index()] = None;
                 txn.interval = t.t1;
                 if !reliable {
-                    self.set_timer(id, Timer::G, now + t.t1);
+                    self.set_timer(id, Timer::G, now, t.t1);
                 }
-                self.set_timer(id, Timer::H, now + 64 * t.t1);
+                self.set_timer(id, Timer::H, now, 64 * t.t1);
             }
             (TransactionKind::ServerNonInvite, State::Trying | State::Proceeding)
                 if status < 200 =>
@@ -1432,9 +1478,9 @@ impl TransactionLayer {
         match (timer, txn.state) {
             (Timer::A, State::Calling) => {
                 txn.interval *= 2;
-                let (next, data) = (now + txn.interval, txn.request_bytes.clone());
+                let (next, data) = (txn.interval, txn.request_bytes.clone());
                 self.retransmit(id, Some(data));
-                self.set_timer(id, Timer::A, next);
+                self.set_timer(id, Timer::A, now, next);
             }
             (Timer::E, State::Trying | State::Proceeding) => {
                 txn.interval = if txn.state == State::Trying {
@@ -1442,21 +1488,21 @@ impl TransactionLayer {
                 } else {
                     t.t2
                 };
-                let (next, data) = (now + txn.interval, txn.request_bytes.clone());
+                let (next, data) = (txn.interval, txn.request_bytes.clone());
                 self.retransmit(id, Some(data));
-                self.set_timer(id, Timer::E, next);
+                self.set_timer(id, Timer::E, now, next);
             }
             (Timer::G, State::Completed) => {
                 txn.interval = (txn.interval * 2).min(t.t2);
-                let (next, data) = (now + txn.interval, txn.last_response.clone());
+                let (next, data) = (txn.interval, txn.last_response.clone());
                 self.retransmit(id, data);
-                self.set_timer(id, Timer::G, next);
+                self.set_timer(id, Timer::G, now, next);
             }
             (Timer::Retransmit2xx, State::Accepted) if !txn.acked => {
                 txn.interval = (txn.interval * 2).min(t.t2);
-                let (next, data) = (now + txn.interval, txn.last_response.clone());
+                let (next, data) = (txn.interval, txn.last_response.clone());
                 self.retransmit(id, data);
-                self.set_timer(id, Timer::Retransmit2xx, next);
+                self.set_timer(id, Timer::Retransmit2xx, now, next);
             }
             (Timer::Trying, State::Proceeding) => self.send_trying(id),
             (Timer::B, State::Calling)

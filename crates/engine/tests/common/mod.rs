@@ -64,6 +64,8 @@ pub struct Sent {
     pub to: SocketAddr,
     pub from: Option<SocketAddr>,
     pub message: Message,
+    /// The bytes as the engine sent them.
+    pub raw: bytes::Bytes,
 }
 
 impl Sent {
@@ -130,6 +132,8 @@ pub struct Harness {
     pub live_rows: std::collections::BTreeMap<(i64, String), engine::live_calls::LiveCallRecord>,
     /// Call row operations asked for, in order.
     pub live_ops: Vec<engine::live_calls::LiveCallOp>,
+    /// Wall time spent inside `Engine::handle_input` (the BLF micro-benchmark's measure).
+    pub busy: Duration,
 }
 
 pub fn snapshot() -> Snapshot {
@@ -195,13 +199,21 @@ impl Harness {
             park_ops: Vec::new(),
             live_rows: Default::default(),
             live_ops: Vec::new(),
+            busy: Duration::ZERO,
         }
+    }
+
+    /// `Engine::handle_input`, timed into [`Harness::busy`].
+    pub fn feed(&mut self, i: Input) {
+        let start = Instant::now();
+        self.engine.handle_input(i, self.now);
+        self.busy += start.elapsed();
     }
 
     /// Feeds one input and carries out everything the engine asks, answering database and
     /// media requests the way `db_mode` and `fail_media` say.
     pub fn input(&mut self, i: Input) {
-        self.engine.handle_input(i, self.now);
+        self.feed(i);
         self.drain();
     }
 
@@ -217,6 +229,7 @@ impl Harness {
                             to: t.destination,
                             from: t.local,
                             message,
+                            raw: t.data,
                         });
                     }
                     Output::Db(id, op) => {
@@ -237,7 +250,7 @@ impl Harness {
                 return;
             }
             for i in back {
-                self.engine.handle_input(i, self.now);
+                self.feed(i);
             }
         }
     }
