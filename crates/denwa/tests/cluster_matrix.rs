@@ -1086,17 +1086,17 @@ fn failover_vs_keepalived() {
         ));
     }
     runs.push((
-        "Denwa, interval 100 ms, dead_after 500 ms, lease 1.1 s (the shortest lease its rules allow)"
+        "Denwa, interval 100 ms, dead_after 300 ms, lease 700 ms (the shortest its rules allow)"
             .to_string(),
         denwa_rounds(
             &lab,
             &probe,
             &mutes,
-            "interval_ms = 100\ndead_after_ms = 500\nlease_ms = 1100",
+            "interval_ms = 100\ndead_after_ms = 300\nlease_ms = 700",
         ),
     ));
     runs.push((
-        "Denwa (defaults: interval 200 ms, dead_after 1 s, lease 1.5 s)".to_string(),
+        "Denwa (defaults: interval 100 ms, dead_after 600 ms, lease 800 ms)".to_string(),
         denwa_rounds(&lab, &probe, &mutes, ""),
     ));
     drop(probe);
