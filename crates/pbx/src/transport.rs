@@ -961,13 +961,16 @@ impl Transports {
     }
 }
 
-/// Socket buffers of the SIP UDP sockets. 1 MiB (the kernel doubles it, within
-/// `net.core.rmem_max`) holds about 1,000 small datagrams: a burst while the receive task is
-/// descheduled fits, but a backlog never grows to seconds of queueing, past which every request
-/// would be retransmitted by its sender before being answered.
+/// Socket buffers of the SIP UDP sockets. 4 MiB (the kernel doubles it, within
+/// `net.core.rmem_max`) holds about 3,600 small datagrams: at a busy BLF load (~30,000 NOTIFY
+/// answers a second, bench/blf.py at 100 calls/s × 1,000 × 50) that is ~120 ms of backlog, so
+/// a burst while the receive task is descheduled fits (with 1 MiB, ~800 datagrams were dropped
+/// per 20 s run, each a request its sender retransmitted 500 ms later), while a backlog still
+/// stays far below T1 — never seconds of queueing, past which every request would be
+/// retransmitted by its sender before being answered.
 fn set_buffers(s: &UdpSocket) {
     let sock = socket2::SockRef::from(s);
-    let _ = sock.set_recv_buffer_size(1 << 20);
+    let _ = sock.set_recv_buffer_size(4 << 20);
     let _ = sock.set_send_buffer_size(4 << 20);
 }
 
