@@ -43,7 +43,7 @@ use crate::subs::{Package, SubKey};
 use crate::{Engine, Now};
 
 /// Shortest time between two NOTIFYs of one subscription.
-pub const MIN_GAP: Duration = Duration::from_millis(50);
+pub const MIN_GAP: Duration = Duration::from_millis(25);
 /// How often registrations, DND and time conditions are looked at without a trigger.
 const SWEEP: Duration = Duration::from_secs(1);
 
