@@ -112,6 +112,13 @@ impl Leg {
     }
 }
 
+/// A party's SDP kept on its leg, in its own allocation: a body parsed from a datagram is a
+/// slice of the whole message, and keeping the slice would keep the message alive for the
+/// call's life (about 1 KiB per leg).
+pub(crate) fn own_sdp(body: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(body)
+}
+
 /// Two legs joined: media flows through `session`, in-dialog requests cross over.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Bridge {
@@ -794,7 +801,7 @@ impl Engine {
         let a_tag = self.new_tag();
         let call_id = o.call_id.clone();
         let mut a_leg = Leg::caller(call_id.clone(), txn, (source, local, transport), a_tag);
-        a_leg.sdp = Some(req.body.clone());
+        a_leg.sdp = Some(own_sdp(&req.body));
         // One relay session per segment the B legs reach the callee on.
         let mut media = Vec::new();
         for ip in segments {
@@ -956,7 +963,12 @@ impl Engine {
             return;
         }
         if let Some(call) = self.b2bua.calls.get_mut(&id) {
+            // Kept for the call's life: no spare capacity (a collected Vec starts at 4).
+            let mut bindings = bindings;
+            bindings.shrink_to_fit();
             call.rung = bindings;
+            // A leg is ~1 KiB: room for exactly these forks, not the doubling default.
+            call.legs.reserve_exact(legs.len());
             let first = call.legs.len();
             for (i, l) in legs.into_iter().enumerate() {
                 self.b2bua
@@ -1201,7 +1213,7 @@ impl Engine {
         leg.ack = Some(ack);
         leg.dialog = Some(dialog);
         if !resp.body.is_empty() {
-            leg.sdp = Some(resp.body.clone());
+            leg.sdp = Some(own_sdp(&resp.body));
         }
         leg.final_status = Some(resp.status);
         if call.anchor.is_some() {
@@ -1584,7 +1596,7 @@ impl Engine {
         {
             match sdp::summarize(&req.body) {
                 Ok(s) => {
-                    call.legs[from].sdp = Some(req.body.clone());
+                    call.legs[from].sdp = Some(own_sdp(&req.body));
                     if let Some(rtp) = s.rtp {
                         self.out
                             .push_back(crate::Output::Media(MediaCommand::SetRemote {
@@ -1708,7 +1720,7 @@ impl Engine {
             .is_some_and(|c| c.is("application", "sdp"))
             && let Some(c) = self.b2bua.get_mut(id)
         {
-            c.legs[to].sdp = Some(resp.body.clone());
+            c.legs[to].sdp = Some(own_sdp(&resp.body));
         }
         let Some(call) = self.b2bua.get(id) else {
             return;

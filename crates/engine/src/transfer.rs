@@ -20,6 +20,7 @@
 //!
 //! [`Settings::transfer_callback`]: crate::config::Settings::transfer_callback
 
+use crate::b2bua::own_sdp;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
@@ -1229,7 +1230,7 @@ impl Engine {
             l.ack = Some(ack);
             l.dialog = Some(dialog);
             l.final_status = Some(resp.status);
-            l.sdp = Some(resp.body.clone());
+            l.sdp = Some(own_sdp(&resp.body));
         }
         let others: Vec<TransactionId> = p
             .forks
@@ -1435,7 +1436,7 @@ impl Engine {
         if let Some(c) = self.b2bua.get_mut(id)
             && !resp.body.is_empty()
         {
-            c.legs[leg].sdp = Some(resp.body.clone());
+            c.legs[leg].sdp = Some(own_sdp(&resp.body));
         }
         if let (Some(session), Ok(s)) = (session, sdp::summarize(&resp.body))
             && let Some(rtp) = s.rtp
@@ -1713,7 +1714,7 @@ impl Engine {
         new_leg.side = side;
         new_leg.session = Some(session);
         new_leg.dialog = Some(dialog);
-        new_leg.sdp = Some(req.body.clone());
+        new_leg.sdp = Some(own_sdp(&req.body));
         new_leg.final_status = Some(200);
         let Some(call) = self.b2bua.calls.get_mut(&id) else {
             return;

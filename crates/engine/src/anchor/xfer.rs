@@ -25,6 +25,7 @@
 //! Not (yet): the caller's side transferring (501), ring groups, the park code and the
 //! voicemail menus as blind targets (501), a consultation call that is itself anchored (501).
 
+use crate::b2bua::own_sdp;
 use tracing::{info, warn};
 
 use crate::dialplan::{Decision, Destination};
@@ -507,7 +508,7 @@ impl Engine {
             );
             return self.anchored_hangup(id, "no common codec", now);
         };
-        call.legs[i].sdp = Some(resp.body.clone());
+        call.legs[i].sdp = Some(own_sdp(&resp.body));
         let (rtp, rtcp) = answer.map(|s| (s.rtp, s.rtcp)).unwrap_or((None, None));
         let Some(anchor) = call.anchor.as_deref_mut() else {
             return;
