@@ -23,24 +23,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::perf::{env_or, number, phone_addr};
 use common::*;
 use sip::auth::{ChallengeValue, DigestClient, DigestRequest, parse_challenges};
 use sip::{HeaderName, Message};
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn number(i: usize) -> String {
-    format!("{}", 2000 + i)
-}
-
-fn phone_addr(i: usize) -> String {
-    format!("10.0.{}.{}:5060", i / 250, i % 250 + 1)
-}
 
 /// The REGISTER text phone `i` sends (a typical softphone's headers).
 fn register_text(i: usize, cseq: u32, auth: Option<&str>) -> String {
