@@ -1,6 +1,9 @@
 //! Node-local bootstrap configuration: defaults, then the TOML file, then the `node.*` settings
 //! saved in the database (`Config::apply_saved`), then `DENWA_*` variables, then flags.
 //!
+//! The file's `[transport]` table sets the SIP transport limits (keys and ranges:
+//! `pbx::transport_limits::SPECS`); they are read from the file only.
+//!
 //! Everything else (extensions, timeouts, routes) lives in the database: see `denwa setting list`
 //! and docs/operations.md.
 
@@ -31,6 +34,8 @@ pub struct FileConfig {
     pub advertise: Option<String>,
     pub node_name: Option<String>,
     pub log_level: Option<String>,
+    /// SIP transport limits (`[transport]`, keys in `pbx::transport_limits::SPECS`).
+    pub transport: Option<toml::Table>,
 }
 
 /// Values given on the command line (None = not given).
@@ -63,6 +68,8 @@ pub struct Config {
     pub sip_t1_ms: Option<u64>,
     /// Media relay threads; `None` = half the CPUs this process may use, at least one.
     pub relay_threads: Option<usize>,
+    /// SIP transport limits: the defaults with the file's `[transport]` keys applied.
+    pub transport: pbx::transport::TransportLimits,
 }
 
 /// Upper bound for `relay_threads`: more threads than this only add wake-ups.
@@ -230,6 +237,10 @@ impl Config {
         {
             bail!("relay threads {n} is out of range 1..={MAX_RELAY_THREADS}");
         }
+        let transport = transport_limits(file.transport.as_ref()).with_context(|| match &path {
+            Some(p) => format!("config file {}", p.display()),
+            None => "config".to_string(),
+        })?;
         Ok(Config {
             data_dir,
             database_url,
@@ -241,8 +252,23 @@ impl Config {
             log_level,
             sip_t1_ms,
             relay_threads,
+            transport,
         })
     }
+}
+
+/// The SIP transport limits: defaults, with each key of the file's `[transport]` table checked
+/// against `pbx::transport_limits::SPECS` (an unknown key, a value that is no whole number or
+/// one out of range is an error naming the key).
+fn transport_limits(table: Option<&toml::Table>) -> Result<pbx::transport::TransportLimits> {
+    let mut limits = pbx::transport::TransportLimits::default();
+    for (key, value) in table.into_iter().flatten() {
+        let Some(n) = value.as_integer() else {
+            bail!("transport.{key} = {value}: expected a whole number");
+        };
+        pbx::transport_limits::set(&mut limits, key, n).map_err(anyhow::Error::msg)?;
+    }
+    Ok(limits)
 }
 
 /// Node settings saved in the database (`node.*` keys), each `None` when not set.
@@ -416,6 +442,57 @@ mod tests {
         };
         let e = Config::load(&zero).unwrap_err().to_string();
         assert!(e.contains("relay threads 0 is out of range"), "{e}");
+    }
+
+    #[test]
+    fn transport_limits_from_the_file_are_checked_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |name: &str, text: &str| {
+            let f = dir.path().join(name);
+            std::fs::write(&f, text).unwrap();
+            Config::load(&Overrides {
+                config: Some(f),
+                ..Default::default()
+            })
+        };
+        let c = load(
+            "ok.toml",
+            "[transport]\ntcp_max_per_source = 4\ntcp_idle_timeout_s = 120\nudp_send_queue = 64\n",
+        )
+        .unwrap();
+        assert_eq!(c.transport.tcp_max_per_source, 4);
+        assert_eq!(
+            c.transport.tcp_idle_timeout,
+            std::time::Duration::from_secs(120)
+        );
+        assert_eq!(c.transport.udp_send_queue, 64);
+        assert_eq!(
+            c.transport.tcp_max_total, 4_096,
+            "the rest keep their defaults"
+        );
+        let d = Config::load(&Overrides::default()).unwrap();
+        assert_eq!(d.transport.tcp_max_per_source, 32);
+        for (name, text, says) in [
+            (
+                "range.toml",
+                "[transport]\ntcp_max_total = 0\n",
+                "transport.tcp_max_total = 0 is out of range 1..=1048576",
+            ),
+            (
+                "unknown.toml",
+                "[transport]\ntcp_max_conns = 9\n",
+                "transport.tcp_max_conns: unknown key",
+            ),
+            (
+                "text.toml",
+                "[transport]\ntcp_write_timeout_s = \"30s\"\n",
+                "transport.tcp_write_timeout_s = \"30s\": expected a whole number",
+            ),
+        ] {
+            let e = format!("{:#}", load(name, text).unwrap_err());
+            assert!(e.contains(says), "{name}: {e}");
+            assert!(e.contains(name), "the file is named: {e}");
+        }
     }
 
     #[test]

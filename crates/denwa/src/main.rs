@@ -745,6 +745,7 @@ async fn serve(
         node_name: cfg.node_name.clone(),
         data_dir: cfg.data_dir.clone(),
         media_timeout: std::time::Duration::from_secs(media_timeout),
+        transport: cfg.transport.clone(),
         ..Default::default()
     };
     if let Some(ms) = cfg.sip_t1_ms {

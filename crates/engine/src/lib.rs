@@ -663,8 +663,12 @@ impl Engine {
         }
         for p in parked {
             match p.req.method {
+                // Parked before its user was known (a cache miss, one database lookup): its
+                // headers passed the checks when it arrived, and are parsed again here.
                 Method::Register => {
-                    self.on_register(p.txn, p.req, p.source, p.local, p.transport, now)
+                    if let Ok(c) = sip::check_parsed(&p.req, &self.check_cfg) {
+                        self.on_register(p.txn, (p.req, c), p.source, p.local, p.transport, now)
+                    }
                 }
                 Method::Invite => self.on_invite(p.txn, p.req, p.source, p.local, p.transport, now),
                 Method::Subscribe => {
@@ -821,20 +825,25 @@ impl Engine {
             self.call_ack(&req);
             return;
         };
-        if let Err(rej) = sip::check_request(&req, &self.check_cfg) {
-            let log = self.rejected_log.event(source.ip(), now.mono, || {
-                format!("{} {rej}", req.method.as_str())
-            });
-            if log.is_log() {
-                info!(peer = %source, method = %req.method.as_str(), reason = %rej, "request rejected");
+        let checked = match sip::check_parsed(&req, &self.check_cfg) {
+            Ok(c) => c,
+            Err(rej) => {
+                let log = self.rejected_log.event(source.ip(), now.mono, || {
+                    format!("{} {rej}", req.method.as_str())
+                });
+                if log.is_log() {
+                    info!(peer = %source, method = %req.method.as_str(), reason = %rej, "request rejected");
+                }
+                self.respond(txn, rej.to_response(&req), now);
+                return;
             }
-            self.respond(txn, rej.to_response(&req), now);
-            return;
-        }
-        let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
+        };
+        let in_dialog = checked.to.tag().is_some();
         match req.method {
             Method::Cancel => self.on_cancel(txn, &req, cancels, now),
-            Method::Register => self.on_register(txn, req, source, local, transport, now),
+            Method::Register => {
+                self.on_register(txn, (req, checked), source, local, transport, now)
+            }
             Method::Invite if !in_dialog && self.live.new_calls_refused => {
                 self.refuse_new_call(txn, &req, source, now)
             }

@@ -30,26 +30,24 @@ pub(crate) fn uri_domain(uri: &sip::Uri) -> Option<String> {
 }
 
 impl Engine {
+    /// A REGISTER that passed [`sip::check_parsed`], with what that parsed (To, CSeq, Contact,
+    /// Expires: each header parsed once, the To's SIP scheme and the `*` rule checked there).
     pub(crate) fn on_register(
         &mut self,
         txn: TransactionId,
-        req: Request,
+        (req, checked): (Request, sip::Checked),
         source: SocketAddr,
         local: SocketAddr,
         transport: Transport,
         now: Now,
     ) {
-        let Some(to) = req.to() else {
-            return self.respond(
-                txn,
-                Response::for_request(&req, 400, Some("Missing To")),
-                now,
-            );
-        };
-        if !to.uri.is_sip() {
-            let r = Response::for_request(&req, 400, Some("To must be a SIP or SIPS URI"));
-            return self.respond(txn, r, now);
-        }
+        let sip::Checked {
+            to,
+            cseq,
+            contacts,
+            expires: header_expires,
+            ..
+        } = checked;
         let (Some(user), Some(domain)) = (to.uri.user(), uri_domain(&to.uri)) else {
             let r = Response::for_request(&req, 400, Some("To has no user part"));
             return self.respond(txn, r, now);
@@ -70,10 +68,8 @@ impl Engine {
         ) else {
             return;
         };
-        let contacts = req.contacts();
-        let header_expires = req.expires();
         let call_id = req.call_id().unwrap_or_default();
-        let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
+        let cseq = cseq.seq;
         let aor = format!("sip:{}@{}", ext.number, domain);
         let s = &self.snap.settings;
         let current = self.usrloc.get(ext.id);

@@ -15,25 +15,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::perf::{env_or, number, phone_addr};
 use common::*;
 use engine::{Input, Received};
 use sip::transaction::Transport;
 use sip::{HeaderName, Message, Method, Response};
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn number(i: usize) -> String {
-    format!("{}", 2000 + i)
-}
-
-fn phone_addr(i: usize) -> String {
-    format!("10.0.{}.{}:5060", i / 250, i % 250 + 1)
-}
 
 /// Phone `w` subscribes to `dialog` of phone `r` (digest-challenged first).
 fn subscribe(h: &mut Harness, w: usize, r: usize) {

@@ -23,6 +23,7 @@ pub mod resolve;
 pub mod stale;
 mod sub_writer;
 pub mod transport;
+pub mod transport_limits;
 mod vm_io;
 mod vm_mail;
 
@@ -374,6 +375,7 @@ impl Pbx {
             ],
         );
         crate::recording::render_metrics(&self.metrics.recorder, &mut s);
+        transport_limits::render_metrics(self.transports.transport_limits(), &mut s);
         let e = self.apps.metrics();
         metrics::write_simple(
             &mut s,

@@ -384,6 +384,10 @@ impl Transports {
             tcp_local.push(l.local_addr()?);
             listeners.push(l);
         }
+        info!(
+            limits = %crate::transport_limits::summary(&bounds),
+            "SIP transport limits"
+        );
         let c = bounds.log;
         let logs = Logs {
             malformed: RateLog::new("malformed SIP datagrams", c),
@@ -1391,5 +1395,122 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
         assert!(t.send(Transport::Tcp, None, a, Bytes::from_static(b"x"), || {}));
         // The only place is taken: a send to another destination fails at once.
         assert!(!t.send(Transport::Tcp, None, b, Bytes::from_static(b"x"), || {}));
+    }
+
+    /// Runs `f` on a thread of its own in a fresh network namespace (only this thread moves,
+    /// CLONE_NEWNET is per thread) whose loopback sends through a 1 Mbit/s token bucket: a
+    /// datagram waits in the queueing discipline, charged to its socket's send buffer, so a
+    /// small SO_SNDBUF fills with a burst (on a plain loopback it never does).
+    fn in_slow_loopback_namespace(f: impl FnOnce() + Send + 'static) {
+        std::thread::spawn(move || {
+            // SAFETY: unshare only changes this thread's namespaces.
+            let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "unshare(CLONE_NEWNET) needs root (CAP_SYS_ADMIN): {}",
+                std::io::Error::last_os_error()
+            );
+            // Children inherit the calling thread's namespace.
+            for args in [
+                &["ip", "link", "set", "lo", "up"][..],
+                &[
+                    "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "1mbit", "burst",
+                    "1540", "limit", "1000000",
+                ][..],
+            ] {
+                let st = std::process::Command::new(args[0])
+                    .args(&args[1..])
+                    .status()
+                    .unwrap_or_else(|e| panic!("{} (package iproute2): {e}", args[0]));
+                assert!(st.success(), "{args:?} failed");
+            }
+            f();
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+    }
+
+    #[test]
+    fn a_full_udp_send_buffer_queues_up_to_the_bound_and_drops_the_rest() {
+        in_slow_loopback_namespace(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                const BURST: usize = 100;
+                const QUEUE: usize = 8;
+                let (t, _rx) = started(TransportLimits {
+                    udp_send_queue: QUEUE,
+                    ..TransportLimits::default()
+                })
+                .await;
+                let out = Arc::clone(&t.udp[0]);
+                socket2::SockRef::from(&*out.sock)
+                    .set_send_buffer_size(1)
+                    .expect("SO_SNDBUF");
+                let peer = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .expect("peer");
+                let dest = peer.local_addr().expect("addr");
+                // tokio tries a send only once its reactor has seen the socket writable.
+                out.sock.writable().await.expect("writable");
+                let metrics = tokio::runtime::Handle::current().metrics();
+                let tasks = metrics.num_alive_tasks();
+                // The burst: nothing awaits in between, so the retry task cannot drain yet.
+                for i in 0..BURST {
+                    let mut d = vec![b'x'; 1000];
+                    d[..4].copy_from_slice(&(i as u32).to_be_bytes());
+                    assert!(t.send(Transport::Udp, None, dest, Bytes::from(d), || {}));
+                    let waiting = out.queue.lock().map(|q| q.len()).unwrap_or(0);
+                    assert!(waiting <= QUEUE, "{waiting} datagrams queued");
+                }
+                assert_eq!(
+                    metrics.num_alive_tasks(),
+                    tasks,
+                    "a task was spawned for a datagram"
+                );
+                let counter = |name: &str| {
+                    let mut text = String::new();
+                    t.metrics.render(&mut text);
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or_else(|| panic!("no {name} in {text}"))
+                };
+                assert_eq!(out.queued.load(Relaxed), QUEUE, "the queue is full");
+                assert_eq!(counter("denwa_sip_udp_send_queued_total"), QUEUE);
+                let dropped = counter("denwa_sip_udp_send_dropped_total");
+                let direct = BURST - QUEUE - dropped;
+                assert!(
+                    (1..=8).contains(&direct),
+                    "{direct} went straight out of a 4.5 KiB buffer"
+                );
+                // As the token bucket lets the queued ones go, they leave in order, and the
+                // queue empties.
+                let mut got = Vec::new();
+                let mut buf = [0u8; 2048];
+                while got.len() < direct + QUEUE {
+                    let (n, _) =
+                        tokio::time::timeout(Duration::from_secs(10), peer.recv_from(&mut buf))
+                            .await
+                            .expect("the queued datagrams arrive")
+                            .expect("recv");
+                    assert_eq!(n, 1000);
+                    got.push(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize);
+                }
+                let sent: Vec<usize> = (0..direct + QUEUE).collect();
+                assert_eq!(got, sent, "in order, the dropped ones being the last");
+                assert!(eventually(|| out.queued.load(Relaxed) == 0).await);
+                assert_eq!(counter("denwa_sip_udp_send_dropped_total"), dropped);
+                assert!(
+                    tokio::time::timeout(Duration::from_millis(300), peer.recv_from(&mut buf))
+                        .await
+                        .is_err(),
+                    "a dropped datagram was sent"
+                );
+            });
+        });
     }
 }

@@ -5,7 +5,7 @@ use crate::header::HeaderName;
 use crate::message::{Request, Response, Version, reason_phrase};
 use crate::method::Method;
 use crate::uri::Uri;
-use crate::values::{Contact, MediaType, parse_token_list};
+use crate::values::{CSeq, Contact, MediaType, NameAddr, parse_token_list};
 
 /// What to answer a request that fails a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,8 +96,49 @@ const SINGLE: [HeaderName; 7] = [
     HeaderName::Expires,
 ];
 
+/// The header values [`check_parsed`] parsed on its way, handed on so the stages after it (the
+/// registrar above all) need not parse them again.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// From.
+    pub from: NameAddr,
+    /// To.
+    pub to: NameAddr,
+    /// CSeq (its method is the request's).
+    pub cseq: CSeq,
+    /// Every Contact value in order (`*` as [`Contact::Wildcard`]).
+    pub contacts: Vec<Contact>,
+    /// Expires, when present and a number.
+    pub expires: Option<u32>,
+}
+
 /// Runs the generic checks in the order RFC 3261 §8.2 gives them.
 pub fn check_request(req: &Request, cfg: &CheckConfig) -> Result<(), Rejection> {
+    check_parsed(req, cfg).map(drop)
+}
+
+/// A name-addr header that must be there and parse, with the RFC 4475 §3.1.2.13 rule applied.
+fn addr_header(req: &Request, name: HeaderName) -> Result<NameAddr, Rejection> {
+    let na = if name == HeaderName::From {
+        req.headers.from()
+    } else {
+        req.headers.to()
+    };
+    let Some(na) = na else {
+        return Err(Rejection::new(400, format!("invalid {name} header")));
+    };
+    if !na.bracketed && matches!(&na.uri, Uri::Sip(u) if !u.headers.is_empty()) {
+        return Err(Rejection::new(
+            400,
+            format!("{name} URI with headers must be enclosed in <>"),
+        ));
+    }
+    Ok(na)
+}
+
+/// [`check_request`], handing on what it parsed (From, To, CSeq, Contact, Expires), each header
+/// parsed once.
+pub fn check_parsed(req: &Request, cfg: &CheckConfig) -> Result<Checked, Rejection> {
     let h = &req.headers;
     if req.version != Version::SIP_2_0 {
         return Err(Rejection::new(
@@ -169,22 +210,10 @@ pub fn check_request(req: &Request, cfg: &CheckConfig) -> Result<(), Rejection> 
     {
         return Err(Rejection::new(400, "Via branch is only the magic cookie"));
     }
-    for name in [HeaderName::From, HeaderName::To] {
-        let Some(na) = (if name == HeaderName::From {
-            h.from()
-        } else {
-            h.to()
-        }) else {
-            return Err(Rejection::new(400, format!("invalid {name} header")));
-        };
-        if !na.bracketed && matches!(&na.uri, Uri::Sip(u) if !u.headers.is_empty()) {
-            return Err(Rejection::new(
-                400,
-                format!("{name} URI with headers must be enclosed in <>"),
-            ));
-        }
-    }
-    for c in h.contacts() {
+    let from = addr_header(req, HeaderName::From)?;
+    let to = addr_header(req, HeaderName::To)?;
+    let contacts = h.contacts();
+    for c in &contacts {
         // RFC 4475 §3.1.2.13: the '?' part cannot belong to an addr-spec.
         if let Contact::Addr(na) = c
             && !na.bracketed
@@ -226,26 +255,30 @@ pub fn check_request(req: &Request, cfg: &CheckConfig) -> Result<(), Rejection> 
             );
         }
     }
-    if req.method == Method::Register
-        && let Some(to) = h.to()
-        && !to.uri.is_sip()
-    {
+    if req.method == Method::Register && !to.uri.is_sip() {
         return Err(Rejection::new(
             400,
             "To of a REGISTER must be a SIP or SIPS URI",
         ));
     }
-    if req.method == Method::Register {
-        let contacts = h.contacts();
-        // RFC 3261 §10.3 step 6: `*` only alone and with Expires: 0.
-        if contacts.contains(&Contact::Wildcard) && (contacts.len() > 1 || h.expires() != Some(0)) {
-            return Err(Rejection::new(
-                400,
-                "Contact * must be alone and with Expires: 0",
-            ));
-        }
+    let expires = h.expires();
+    // RFC 3261 §10.3 step 6: `*` only alone and with Expires: 0.
+    if req.method == Method::Register
+        && contacts.contains(&Contact::Wildcard)
+        && (contacts.len() > 1 || expires != Some(0))
+    {
+        return Err(Rejection::new(
+            400,
+            "Contact * must be alone and with Expires: 0",
+        ));
     }
-    Ok(())
+    Ok(Checked {
+        from,
+        to,
+        cseq,
+        contacts,
+        expires,
+    })
 }
 
 /// 415 with an Accept header unless the body's Content-Type is one of `accepted`
@@ -332,6 +365,26 @@ mod tests {
             check_request(&req("", "OPTIONS", "OPTIONS"), &CheckConfig::default()),
             Ok(())
         );
+    }
+
+    #[test]
+    fn what_the_checks_parsed_is_handed_on() {
+        let r = req(
+            "Contact: <sip:bob@192.0.2.1:5060>;expires=60, <sip:bob@192.0.2.2>\r\nContact: <sip:bob@192.0.2.3>;q=0.5\r\nExpires: 3600\r\n",
+            "REGISTER",
+            "REGISTER",
+        );
+        let c = check_parsed(&r, &CheckConfig::default()).expect("passes");
+        assert_eq!(c.to, r.to().expect("To"));
+        assert_eq!(c.from, r.from().expect("From"));
+        assert_eq!(c.cseq, r.cseq().expect("CSeq"));
+        assert_eq!(c.contacts, r.contacts(), "every Contact header, in order");
+        assert_eq!(c.contacts.len(), 3);
+        assert_eq!(c.expires, Some(3600));
+        let plain =
+            check_parsed(&req("", "OPTIONS", "OPTIONS"), &CheckConfig::default()).expect("passes");
+        assert!(plain.contacts.is_empty());
+        assert_eq!(plain.expires, None);
     }
 
     #[test]

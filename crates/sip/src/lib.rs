@@ -51,7 +51,7 @@ mod timer_queue;
 pub mod uri;
 pub mod values;
 
-pub use check::{CheckConfig, Rejection, check_request};
+pub use check::{CheckConfig, Checked, Rejection, check_parsed, check_request};
 pub use error::{InvalidValue, ParseError};
 pub use framing::{Datagram, StreamEvent, StreamFramer, decode_datagram, is_stun};
 pub use grammar::unescape;

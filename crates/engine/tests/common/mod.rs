@@ -3,6 +3,8 @@
 //! and phones that speak SIP as text. Everything runs in microseconds; nothing sleeps.
 #![allow(dead_code)]
 
+pub mod perf;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
