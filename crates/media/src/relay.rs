@@ -5,7 +5,7 @@
 //! all of its sessions' sockets: a datagram costs one wake-up of the loop, one `recvmmsg` and
 //! one `sendto`, with no task scheduling or waker traffic per packet. All per-call state lives
 //! in the worker (`&mut`, no locks); the [`Session`] handle sends it control messages over a
-//! channel and reads counters that the worker publishes into atomics after each read.
+//! channel and reads counters that the worker publishes into atomics once per wake.
 //!
 //! Latching (symmetric RTP): before a phone sends, its leg sends to the address from SDP. The
 //! first valid RTP packet latches the leg to its real source (so NATed phones work). Later, a
@@ -367,6 +367,7 @@ impl Relay {
             batch: BatchCounters::default(),
             own: [local[0], local_rtcp[0], local[1], local_rtcp[1]],
             tap: None,
+            touched: false,
         });
         worker.send(Cmd::Add { slot, engine });
         tracing::debug!(call_id, a = %local[0], b = %local[1], "media session allocated");
@@ -847,6 +848,8 @@ struct Engine {
     own: [SocketAddr; 4],
     /// Where copies of accepted RTP go (call recording, digit watch), if anywhere.
     tap: Option<Arc<crate::recorder::RecordTap>>,
+    /// On the worker's list of sessions to publish at the end of this wake.
+    touched: bool,
 }
 
 impl Drop for Engine {
@@ -855,10 +858,90 @@ impl Drop for Engine {
     }
 }
 
-/// A worker's receive buffers, reused for every read.
+/// A worker's receive buffers and the `recvmmsg` headers pointing at them, set up once and
+/// reused for every read (the headers hold pointers into the same box, so it never moves and
+/// lives on the worker thread only).
 struct Bufs {
     data: [[u8; BUF_LEN]; VLEN],
-    got: [(usize, Option<SocketAddr>); VLEN],
+    names: [libc::sockaddr_storage; VLEN],
+    iovs: [libc::iovec; VLEN],
+    msgs: [libc::mmsghdr; VLEN],
+}
+
+impl Bufs {
+    fn new() -> Box<Bufs> {
+        // SAFETY: all-zero is a valid value of these plain C structs and byte arrays.
+        let mut b: Box<Bufs> = Box::new(unsafe { std::mem::zeroed() });
+        let b2 = &mut *b;
+        for i in 0..VLEN {
+            b2.iovs[i].iov_base = b2.data[i].as_mut_ptr().cast();
+            b2.iovs[i].iov_len = BUF_LEN;
+            let h = &mut b2.msgs[i].msg_hdr;
+            h.msg_name = std::ptr::from_mut(&mut b2.names[i]).cast();
+            h.msg_iov = std::ptr::from_mut(&mut b2.iovs[i]);
+            h.msg_iovlen = 1;
+        }
+        b
+    }
+
+    /// One non-blocking `recvmmsg` for up to [`VLEN`] datagrams: how many arrived.
+    /// `WouldBlock` when none was queued.
+    fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        for m in &mut self.msgs {
+            m.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        }
+        // SAFETY: every mmsghdr points at a live iovec, buffer and address slot of the stated
+        // sizes inside this box, which outlives the call; the kernel writes only within them.
+        let n = unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                self.msgs.as_mut_ptr(),
+                VLEN as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// Datagram `i` of the last [`Bufs::recv`]: its length (truncated at [`BUF_LEN`]) and source.
+    fn got(&self, i: usize) -> (usize, Option<SocketAddr>) {
+        let m = &self.msgs[i];
+        let src = sockaddr_to_std(&self.names[i], m.msg_hdr.msg_namelen);
+        (m.msg_len as usize, src)
+    }
+}
+
+/// The address the kernel wrote into `name` (`len` bytes), if it is IPv4 or IPv6.
+fn sockaddr_to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match i32::from(name.ss_family) {
+        libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it is large and
+            // aligned enough for.
+            let a = unsafe { &*std::ptr::from_ref(name).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::from((
+                u32::from_be(a.sin_addr.s_addr).to_be_bytes(),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*std::ptr::from_ref(name).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                a.sin6_addr.s6_addr.into(),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
 }
 
 impl Engine {
@@ -876,14 +959,15 @@ impl Engine {
         for _ in 0..BATCH / VLEN {
             let io = &self.legs[leg];
             let s = if is_rtcp { &io.rtcp } else { &io.rtp };
-            let n = match recv_batch(s, &mut bufs.data, &mut bufs.got) {
+            let n = match bufs.recv(s) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 // A pending socket error (an ICMP report about an earlier send) concerns one
                 // datagram and is cleared by reporting it; come back for the rest.
                 Err(_) => return true,
             };
-            for (buf, &(len, src)) in bufs.data.iter().zip(&bufs.got).take(n) {
+            for i in 0..n {
+                let (len, src) = bufs.got(i);
                 let Some(src) = src else {
                     self.malformed(leg);
                     continue;
@@ -891,9 +975,9 @@ impl Engine {
                 if len >= BUF_LEN {
                     self.malformed(leg);
                 } else if is_rtcp {
-                    self.on_rtcp(leg, &buf[..len], src);
+                    self.on_rtcp(leg, &bufs.data[i][..len], src);
                 } else {
-                    self.on_rtp(leg, &buf[..len], src);
+                    self.on_rtp(leg, &mut bufs.data[i][..len], src);
                 }
             }
             if n < VLEN {
@@ -923,7 +1007,7 @@ impl Engine {
         self.batch.dropped += 1;
     }
 
-    fn on_rtp(&mut self, leg: usize, pkt: &[u8], src: SocketAddr) {
+    fn on_rtp(&mut self, leg: usize, pkt: &mut [u8], src: SocketAddr) {
         if rtcp::is_rtcp(pkt) {
             // RTCP multiplexed on the RTP port (RFC 5761): relay it the same way, port to port.
             self.on_muxed_rtcp(leg, pkt, src);
@@ -933,7 +1017,8 @@ impl Engine {
             self.malformed(leg);
             return;
         };
-        if !self.accept_source(leg, src, p.sequence) {
+        let (seq, ts, ssrc) = (p.sequence, p.timestamp, p.ssrc);
+        if !self.accept_source(leg, src, seq) {
             self.dropped(leg);
             return;
         }
@@ -965,18 +1050,14 @@ impl Engine {
         }
         let out = &mut self.legs[1 - leg];
         let step = if hz != 0 { hz / 50 } else { 160 };
-        let mut stitched = [0u8; 1500];
-        let pkt = match Stitch::map(&mut out.stitch, p.sequence, p.timestamp, p.ssrc, step) {
-            Some((seq, ts, ssrc)) if pkt.len() <= stitched.len() => {
-                let b = &mut stitched[..pkt.len()];
-                b.copy_from_slice(pkt);
-                b[2..4].copy_from_slice(&seq.to_be_bytes());
-                b[4..8].copy_from_slice(&ts.to_be_bytes());
-                b[8..12].copy_from_slice(&ssrc.to_be_bytes());
-                &stitched[..pkt.len()]
-            }
-            _ => pkt,
-        };
+        if let Some((seq, ts, ssrc)) = Stitch::map(&mut out.stitch, seq, ts, ssrc, step) {
+            // The datagram is the worker's receive buffer: rewrite the header in place (the
+            // tap above has had the original).
+            pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+            pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+            pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        }
+        let pkt = &*pkt;
         match out.rtp_dest {
             Some(dest) => match out.rtp.send_to(pkt, dest) {
                 Ok(_) => {
@@ -1271,54 +1352,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// One non-blocking `recvmmsg` for up to [`VLEN`] datagrams: how many arrived, each one's
-/// length (truncated at [`BUF_LEN`]) and source. `WouldBlock` when none was queued.
-fn recv_batch(
-    sock: &UdpSocket,
-    bufs: &mut [[u8; BUF_LEN]; VLEN],
-    got: &mut [(usize, Option<SocketAddr>); VLEN],
-) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: all-zero is a valid value of these plain C structs.
-    let mut names: [libc::sockaddr_storage; VLEN] = unsafe { std::mem::zeroed() };
-    let mut iovs: [libc::iovec; VLEN] = unsafe { std::mem::zeroed() };
-    let mut msgs: [libc::mmsghdr; VLEN] = unsafe { std::mem::zeroed() };
-    for (((buf, iov), name), msg) in bufs
-        .iter_mut()
-        .zip(iovs.iter_mut())
-        .zip(names.iter_mut())
-        .zip(msgs.iter_mut())
-    {
-        iov.iov_base = buf.as_mut_ptr().cast();
-        iov.iov_len = BUF_LEN;
-        msg.msg_hdr.msg_name = std::ptr::from_mut(name).cast();
-        msg.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        msg.msg_hdr.msg_iov = std::ptr::from_mut(iov);
-        msg.msg_hdr.msg_iovlen = 1;
-    }
-    // SAFETY: every mmsghdr points at a live iovec, buffer and address slot of the stated
-    // sizes, all of which outlive the call; the kernel writes only within them.
-    let n = unsafe {
-        libc::recvmmsg(
-            sock.as_raw_fd(),
-            msgs.as_mut_ptr(),
-            VLEN as libc::c_uint,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
-    for ((slot, msg), name) in got.iter_mut().zip(&msgs).zip(&names).take(n) {
-        // SAFETY: the kernel filled `name` with an address of `msg_namelen` bytes.
-        let addr = unsafe { socket2::SockAddr::new(*name, msg.msg_hdr.msg_namelen) };
-        *slot = (msg.msg_len as usize, addr.as_socket());
-    }
-    Ok(n)
-}
-
 /// The time a relay reads: the system clock, or a [`ManualClock`] in tests.
 #[derive(Debug, Clone)]
 enum Clock {
@@ -1425,10 +1458,7 @@ impl WorkerHandle {
             pending: Vec::new(),
             pending_spare: Vec::new(),
             flushes: Vec::new(),
-            bufs: Box::new(Bufs {
-                data: [[0; BUF_LEN]; VLEN],
-                got: [(0, None); VLEN],
-            }),
+            touched: Vec::new(),
             now: core.clock.now(),
             batch: BatchCounters::default(),
             core,
@@ -1493,7 +1523,9 @@ struct Worker {
     pending: Vec<(usize, usize, u64)>,
     pending_spare: Vec<(usize, usize, u64)>,
     flushes: Vec<oneshot::Sender<()>>,
-    bufs: Box<Bufs>,
+    /// Sessions served in this wake, (slot, serial): their counters are published and their
+    /// timers updated once at its end, not after every read.
+    touched: Vec<(usize, u64)>,
     /// The relay clock, read once per wake: the arrival time of every packet served in it.
     now: Instant,
     /// Relay-wide counters of this wake, added to the shared atomics at its end.
@@ -1513,6 +1545,7 @@ impl Worker {
     /// delay per packet, and packets of one wake share one arrival time for jitter.
     fn run(mut self) {
         let mut events = Events::with_capacity(EVENTS);
+        let mut bufs = Bufs::new();
         let mut woke: Option<Instant> = None;
         let tick = self.core.config.wake_tick;
         loop {
@@ -1541,7 +1574,7 @@ impl Worker {
             let mut again = std::mem::take(&mut self.pending_spare);
             std::mem::swap(&mut again, &mut self.pending);
             for &(slot, sock, serial) in &again {
-                self.serve(slot, sock, Some(serial));
+                self.serve(slot, sock, Some(serial), &mut bufs);
             }
             again.clear();
             self.pending_spare = again;
@@ -1553,11 +1586,12 @@ impl Worker {
                 if self.has_cmds.load(Relaxed) && self.commands() {
                     return;
                 }
-                self.serve(t / 4, t % 4, None);
+                self.serve(t / 4, t % 4, None, &mut bufs);
             }
             if self.commands() {
                 return;
             }
+            self.publish();
             self.timers();
             self.batch.flush(&self.core.counters);
             for tx in self.flushes.drain(..) {
@@ -1621,7 +1655,7 @@ impl Worker {
     }
 
     /// Reads and relays what one socket holds.
-    fn serve(&mut self, slot: usize, sock: usize, serial: Option<u64>) {
+    fn serve(&mut self, slot: usize, sock: usize, serial: Option<u64>, bufs: &mut Bufs) {
         let Some(Some(e)) = self.engines.get_mut(slot) else {
             return;
         };
@@ -1629,13 +1663,28 @@ impl Worker {
             return;
         }
         e.now = self.now;
-        let more = e.drain(sock, &mut self.bufs);
-        self.batch.add(e.publish());
-        if let Some(d) = e.update_timer() {
-            self.timers.push(Reverse((d, slot, e.serial)));
+        let more = e.drain(sock, bufs);
+        if !e.touched {
+            e.touched = true;
+            self.touched.push((slot, e.serial));
         }
         if more {
             self.pending.push((slot, sock, e.serial));
+        }
+    }
+
+    /// Publishes the counters of the sessions served in this wake and updates their timers.
+    fn publish(&mut self) {
+        for (slot, serial) in self.touched.drain(..) {
+            if let Some(Some(e)) = self.engines.get_mut(slot)
+                && e.serial == serial
+            {
+                e.touched = false;
+                self.batch.add(e.publish());
+                if let Some(d) = e.update_timer() {
+                    self.timers.push(Reverse((d, slot, serial)));
+                }
+            }
         }
     }
 
