@@ -1,9 +1,10 @@
 //! The media relay: anchors each call's RTP and RTCP between two legs.
 //!
 //! A [`Session`] owns four UDP sockets (RTP + RTCP for leg A and leg B). The sockets of every
-//! session are served by a few relay worker threads, each running one epoll loop (mio) over
-//! all of its sessions' sockets: a datagram costs one wake-up of the loop, one `recvmmsg` and
-//! one `sendto`, with no task scheduling or waker traffic per packet. All per-call state lives
+//! session are served by a few relay worker threads, each running one level-triggered epoll
+//! loop ([`crate::relay_poll`]) over all of its sessions' sockets: a datagram costs its share of
+//! a wake-up of the loop, one `recvfrom` and one `sendto`, with no task scheduling or waker
+//! traffic per packet (a socket with a backlog is read with `recvmmsg`). All per-call state lives
 //! in the worker (`&mut`, no locks); the [`Session`] handle sends it control messages over a
 //! channel and reads counters that the worker publishes into atomics once per wake.
 //!
@@ -21,11 +22,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering:
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use tokio::sync::{oneshot, watch};
 
 use crate::ports::PortPool;
+use crate::relay_poll::{Epoll, Events, Waker};
 use crate::rtcp;
 use crate::rtp::{RtpPacket, static_clock_rate};
 use crate::stats::RxStats;
@@ -37,7 +39,7 @@ const BATCH: usize = 32;
 /// Datagrams one `recvmmsg` call asks for.
 const VLEN: usize = 4;
 /// The token of a worker's waker; socket tokens are `slot * 4 + socket`.
-const WAKER: Token = Token(usize::MAX);
+const WAKER: u64 = u64::MAX;
 /// Readiness events one `epoll_wait` of a worker returns at most.
 const EVENTS: usize = 1024;
 
@@ -322,15 +324,12 @@ impl Relay {
         let worker = self.worker()?;
         let local = [local_addr(&a_rtp)?, local_addr(&b_rtp)?];
         let local_rtcp = [local_addr(&a_rtcp)?, local_addr(&b_rtcp)?];
-        let mut legs = [
-            LegIo::new(UdpSocket::from_std(a_rtp), UdpSocket::from_std(a_rtcp)),
-            LegIo::new(UdpSocket::from_std(b_rtp), UdpSocket::from_std(b_rtcp)),
-        ];
+        let legs = [LegIo::new(a_rtp, a_rtcp), LegIo::new(b_rtp, b_rtcp)];
         let slot = worker.take_slot();
-        for (i, leg) in legs.iter_mut().enumerate() {
-            for (j, sock) in [&mut leg.rtp, &mut leg.rtcp].into_iter().enumerate() {
-                let token = Token(slot * 4 + i * 2 + j);
-                if let Err(e) = worker.registry.register(sock, token, Interest::READABLE) {
+        for (i, leg) in legs.iter().enumerate() {
+            for (j, sock) in [&leg.rtp, &leg.rtcp].into_iter().enumerate() {
+                let token = (slot * 4 + i * 2 + j) as u64;
+                if let Err(e) = worker.epoll.add(sock.as_raw_fd(), token) {
                     // The sockets close when `legs` drops, which also takes them out of epoll.
                     worker.release_slot(slot);
                     return Err(Error::Worker(e));
@@ -740,6 +739,8 @@ struct LegIo {
     stitch: Option<Stitch>,
     local: LocalLeg,
     dirty: bool,
+    /// The worker's wake number when the RTP and the RTCP socket were last served.
+    served: [u32; 2],
 }
 
 /// One RTP stream towards a phone across a change of source (a transfer puts another phone on
@@ -810,6 +811,7 @@ impl LegIo {
             stitch: None,
             local: LocalLeg::default(),
             dirty: false,
+            served: [u32::MAX; 2],
         }
     }
 }
@@ -945,53 +947,72 @@ fn sockaddr_to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Optio
 }
 
 impl Engine {
-    /// Reads what is queued on one socket (up to [`BATCH`] datagrams) and relays it. Returns
-    /// true when the socket may still hold datagrams (the batch limit, or an error before the
-    /// queue was known to be empty): the worker comes back to it after the other sockets.
+    /// Reads from one ready socket (`sock`: leg * 2 + RTCP) in wake number `wake` and relays
+    /// what it got.
     ///
-    /// One `recvmmsg` asks for [`VLEN`] datagrams. Fewer means the socket was empty a moment
-    /// ago: no further receive call is made to see EAGAIN (at 50 packets/s per stream that
-    /// call was a third of the syscalls). Safe with edge-triggered epoll: every datagram
-    /// queued later raises a new event.
-    fn drain(&mut self, sock: usize, bufs: &mut Bufs) -> bool {
+    /// Readiness is level-triggered ([`crate::relay_poll`]), so nothing needs to empty the
+    /// socket: one `recvfrom` takes one datagram, and a socket that still holds more is
+    /// reported again in the next wake. At 50 packets/s per stream that is the common case,
+    /// and it costs one receive call per packet with no failing attempt behind it. A socket
+    /// served in the previous wake too has a backlog (a burst, or a stream faster than the
+    /// wake rate): it is read in `recvmmsg` batches instead, up to [`BATCH`] datagrams.
+    fn read(&mut self, sock: usize, wake: u32, bufs: &mut Bufs) {
         let leg = sock / 2;
         let is_rtcp = sock % 2 == 1;
+        let io = &mut self.legs[leg];
+        let last = std::mem::replace(&mut io.served[sock % 2], wake);
+        if last == wake.wrapping_sub(1) {
+            self.drain(leg, is_rtcp, bufs);
+            return;
+        }
+        let s = if is_rtcp { &io.rtcp } else { &io.rtp };
+        let buf = &mut bufs.data[0];
+        // An error is a spurious wake-up (WouldBlock) or a pending socket error (an ICMP report
+        // about an earlier send), which reading clears.
+        if let Ok((len, src)) = s.recv_from(buf) {
+            self.on_datagram(leg, is_rtcp, &mut buf[..len], Some(src));
+        }
+    }
+
+    /// Reads up to [`BATCH`] datagrams from a socket with a backlog, [`VLEN`] per `recvmmsg`,
+    /// until a short batch shows that it was empty a moment ago.
+    fn drain(&mut self, leg: usize, is_rtcp: bool, bufs: &mut Bufs) {
         for _ in 0..BATCH / VLEN {
             let io = &self.legs[leg];
             let s = if is_rtcp { &io.rtcp } else { &io.rtp };
-            let n = match bufs.recv(s) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                // A pending socket error (an ICMP report about an earlier send) concerns one
-                // datagram and is cleared by reporting it; come back for the rest.
-                Err(_) => return true,
+            let Ok(n) = bufs.recv(s) else {
+                return;
             };
             for i in 0..n {
                 let (len, src) = bufs.got(i);
-                let Some(src) = src else {
-                    self.malformed(leg);
-                    continue;
-                };
-                if len >= BUF_LEN {
-                    self.malformed(leg);
-                } else if is_rtcp {
-                    self.on_rtcp(leg, &bufs.data[i][..len], src);
-                } else {
-                    self.on_rtp(leg, &mut bufs.data[i][..len], src);
-                }
+                self.on_datagram(leg, is_rtcp, &mut bufs.data[i][..len], src);
             }
             if n < VLEN {
-                return false;
+                return;
             }
         }
-        true
+    }
+
+    /// One received datagram (`buf`, truncated at [`BUF_LEN`]) from `src`.
+    fn on_datagram(&mut self, leg: usize, is_rtcp: bool, buf: &mut [u8], src: Option<SocketAddr>) {
+        let Some(src) = src else {
+            self.malformed(leg);
+            return;
+        };
+        if buf.len() >= BUF_LEN {
+            self.malformed(leg);
+        } else if is_rtcp {
+            self.on_rtcp(leg, buf, src);
+        } else {
+            self.on_rtp(leg, buf, src);
+        }
     }
 
     /// Takes the sockets out of the worker's epoll set (before they close).
-    fn deregister(&mut self, registry: &Registry) {
-        for leg in &mut self.legs {
-            let _ = registry.deregister(&mut leg.rtp);
-            let _ = registry.deregister(&mut leg.rtcp);
+    fn deregister(&self, epoll: &Epoll) {
+        for leg in &self.legs {
+            let _ = epoll.delete(leg.rtp.as_raw_fd());
+            let _ = epoll.delete(leg.rtcp.as_raw_fd());
         }
     }
 
@@ -1431,8 +1452,9 @@ struct SlotAlloc {
 #[derive(Debug)]
 struct WorkerHandle {
     tx: mpsc::Sender<Cmd>,
-    waker: Waker,
-    registry: Registry,
+    waker: Arc<Waker>,
+    /// The worker's epoll set, to which new sessions' sockets are added.
+    epoll: Arc<Epoll>,
     /// Set with every command: the worker looks at its channel before serving the next socket,
     /// so a change made before a packet was sent applies to that packet.
     has_cmds: Arc<AtomicBool>,
@@ -1441,22 +1463,21 @@ struct WorkerHandle {
 
 impl WorkerHandle {
     fn start(index: usize, core: Arc<Core>) -> io::Result<WorkerHandle> {
-        let poll = Poll::new()?;
-        let registry = poll.registry().try_clone()?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
+        let epoll = Arc::new(Epoll::new()?);
+        let waker = Arc::new(Waker::new(&epoll, WAKER)?);
         let (tx, rx) = mpsc::channel();
         let has_cmds = Arc::new(AtomicBool::new(false));
         let slots = Arc::new(Mutex::new(SlotAlloc::default()));
         let worker = Worker {
-            poll,
+            epoll: epoll.clone(),
+            waker: waker.clone(),
+            wake: 0,
             rx,
             has_cmds: has_cmds.clone(),
             slots: slots.clone(),
             engines: Vec::new(),
             live: 0,
             timers: BinaryHeap::new(),
-            pending: Vec::new(),
-            pending_spare: Vec::new(),
             flushes: Vec::new(),
             touched: Vec::new(),
             now: core.clock.now(),
@@ -1469,7 +1490,7 @@ impl WorkerHandle {
         Ok(WorkerHandle {
             tx,
             waker,
-            registry,
+            epoll,
             has_cmds,
             slots,
         })
@@ -1509,7 +1530,10 @@ impl Drop for WorkerHandle {
 
 /// One relay thread: an epoll loop over the sockets of its sessions.
 struct Worker {
-    poll: Poll,
+    epoll: Arc<Epoll>,
+    waker: Arc<Waker>,
+    /// Wakes so far (wrapping): a socket served in the previous wake too has a backlog.
+    wake: u32,
     rx: mpsc::Receiver<Cmd>,
     has_cmds: Arc<AtomicBool>,
     slots: Arc<Mutex<SlotAlloc>>,
@@ -1519,9 +1543,6 @@ struct Worker {
     /// Media-timeout deadlines: (when, slot, serial). Entries of ended sessions, or superseded
     /// ones, are skipped when they come due (and swept when they pile up).
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
-    /// Sockets to read again without waiting for a new event: (slot, socket, serial).
-    pending: Vec<(usize, usize, u64)>,
-    pending_spare: Vec<(usize, usize, u64)>,
     flushes: Vec<oneshot::Sender<()>>,
     /// Sessions served in this wake, (slot, serial): their counters are published and their
     /// timers updated once at its end, not after every read.
@@ -1549,17 +1570,13 @@ impl Worker {
         let mut woke: Option<Instant> = None;
         let tick = self.core.config.wake_tick;
         loop {
-            let timeout = if self.pending.is_empty() {
-                self.next_timer()
-            } else {
-                Some(Duration::ZERO)
-            };
+            let timeout = self.next_timer();
             if let Some(rest) = woke.and_then(|w| tick.checked_sub(w.elapsed()))
                 && !rest.is_zero()
             {
                 std::thread::sleep(rest);
             }
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.epoll.wait(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!(error = %e, "relay worker: epoll_wait failed");
                     std::thread::sleep(Duration::from_millis(10));
@@ -1568,25 +1585,22 @@ impl Worker {
             }
             woke = (!events.is_empty()).then(Instant::now);
             self.now = self.core.clock.now();
+            self.wake = self.wake.wrapping_add(1);
             if self.commands() {
                 return;
             }
-            let mut again = std::mem::take(&mut self.pending_spare);
-            std::mem::swap(&mut again, &mut self.pending);
-            for &(slot, sock, serial) in &again {
-                self.serve(slot, sock, Some(serial), &mut bufs);
-            }
-            again.clear();
-            self.pending_spare = again;
-            for ev in events.iter() {
-                let Token(t) = ev.token();
-                if t == WAKER.0 {
+            for t in events.tokens() {
+                if t == WAKER {
+                    // Commands sent before this reset are applied by the `commands()` below
+                    // at the latest; later ones make the waker readable again.
+                    self.waker.reset();
                     continue;
                 }
                 if self.has_cmds.load(Relaxed) && self.commands() {
                     return;
                 }
-                self.serve(t / 4, t % 4, None, &mut bufs);
+                let t = t as usize;
+                self.serve(t / 4, t % 4, &mut bufs);
             }
             if self.commands() {
                 return;
@@ -1614,11 +1628,8 @@ impl Worker {
                     if self.engines.len() <= slot {
                         self.engines.resize_with(slot + 1, || None);
                     }
-                    // Datagrams may have arrived between registration and now, and their
-                    // readiness event found no session: read every socket once.
-                    for sock in 0..4 {
-                        self.pending.push((slot, sock, engine.serial));
-                    }
+                    // Datagrams that arrived before this found no session and were left
+                    // queued; their sockets are reported again (level-triggered).
                     self.engines[slot] = Some(engine);
                     self.live += 1;
                 }
@@ -1637,9 +1648,9 @@ impl Worker {
                 Cmd::Close { slot, serial, done } => {
                     if let Some(entry) = self.engines.get_mut(slot)
                         && entry.as_ref().is_some_and(|e| e.serial == serial)
-                        && let Some(mut e) = entry.take()
+                        && let Some(e) = entry.take()
                     {
-                        e.deregister(self.poll.registry());
+                        e.deregister(&self.epoll);
                         drop(e);
                         self.live -= 1;
                         lock(&self.slots).free.push(slot);
@@ -1654,22 +1665,16 @@ impl Worker {
         }
     }
 
-    /// Reads and relays what one socket holds.
-    fn serve(&mut self, slot: usize, sock: usize, serial: Option<u64>, bufs: &mut Bufs) {
+    /// Reads and relays what one ready socket holds.
+    fn serve(&mut self, slot: usize, sock: usize, bufs: &mut Bufs) {
         let Some(Some(e)) = self.engines.get_mut(slot) else {
             return;
         };
-        if serial.is_some_and(|s| s != e.serial) {
-            return;
-        }
         e.now = self.now;
-        let more = e.drain(sock, bufs);
+        e.read(sock, self.wake, bufs);
         if !e.touched {
             e.touched = true;
             self.touched.push((slot, e.serial));
-        }
-        if more {
-            self.pending.push((slot, sock, e.serial));
         }
     }
 
