@@ -733,6 +733,8 @@ struct LegIo {
     rx: RxStats,
     /// Clock rates declared for this leg's payload types; static types fall back to RFC 3551.
     clock: Vec<(u8, u32)>,
+    /// The last (payload type, clock rate) looked up in `clock` (cleared when it changes).
+    last_clock: Option<(u8, u32)>,
     /// Clock rate of the last payload forwarded to this leg's phone (to read its RTCP jitter).
     tx_clock: u32,
     /// Keeps the stream sent to this leg's phone one stream when its source changes.
@@ -807,6 +809,7 @@ impl LegIo {
             candidate: None,
             rx: RxStats::default(),
             clock: Vec::new(),
+            last_clock: None,
             tx_clock: 8000,
             stitch: None,
             local: LocalLeg::default(),
@@ -818,11 +821,19 @@ impl LegIo {
 
 impl LegIo {
     /// RTP clock rate of a payload type this leg's phone sends (0 = unknown: no jitter).
-    fn clock_rate(&self, pt: u8) -> u32 {
-        match self.clock.iter().find(|(p, _)| *p == pt) {
+    /// The last answer is kept: a phone sends one payload type nearly all the time.
+    fn clock_rate(&mut self, pt: u8) -> u32 {
+        if let Some((p, hz)) = self.last_clock
+            && p == pt
+        {
+            return hz;
+        }
+        let hz = match self.clock.iter().find(|(p, _)| *p == pt) {
             Some(&(_, hz)) => hz,
             None => static_clock_rate(pt).unwrap_or(0),
-        }
+        };
+        self.last_clock = Some((pt, hz));
+        hz
     }
 }
 
@@ -1099,12 +1110,12 @@ impl Engine {
 
     /// Decides whether RTP from `src` belongs to this leg's phone, latching when appropriate.
     fn accept_source(&mut self, leg: usize, src: SocketAddr, seq: u16) -> bool {
-        let need = self.core.config.relatch_packets.max(1);
-        let io = &self.legs[leg];
+        let io = &mut self.legs[leg];
         if io.rtp_latched && io.rtp_dest == Some(src) {
-            self.legs[leg].candidate = None;
+            io.candidate = None;
             return true;
         }
+        let need = self.core.config.relatch_packets.max(1);
         if self.is_own(src) {
             return false;
         }
@@ -1262,10 +1273,11 @@ impl Engine {
                 hz,
             } => {
                 let pt = payload_type & 0x7f;
-                let clock = &mut self.legs[leg.idx()].clock;
-                match clock.iter_mut().find(|(p, _)| *p == pt) {
+                let io = &mut self.legs[leg.idx()];
+                io.last_clock = None;
+                match io.clock.iter_mut().find(|(p, _)| *p == pt) {
                     Some(e) => e.1 = hz,
-                    None => clock.push((pt, hz)),
+                    None => io.clock.push((pt, hz)),
                 }
             }
             Control::Tap(tap) => self.tap = tap,
