@@ -389,7 +389,19 @@ pub fn uring_multishot(
     let mut queue: Vec<squeue::Entry> = (0..n).map(arm).collect();
     let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(65536);
     let mut relayed = 0u64;
-    let ts = types::Timespec::from(Duration::from_millis(100));
+    // Completions one `io_uring_enter` waits for (`RELAY_LOAD_URING_WAIT`, default 1). With
+    // deferred task running the kernel wakes the thread only once that many are due, or after
+    // 1 ms: more packets per enter, like the relay's wake tick.
+    let want: usize = std::env::var("RELAY_LOAD_URING_WAIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let ts = types::Timespec::from(if want > 1 {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_millis(100)
+    });
     while !stop.load(Relaxed) {
         let mut i = 0;
         while i < queue.len() {
@@ -410,7 +422,7 @@ pub fn uring_multishot(
         }
         queue.clear();
         let args = types::SubmitArgs::new().timespec(&ts);
-        match ring.submitter().submit_with_args(1, &args) {
+        match ring.submitter().submit_with_args(want, &args) {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
