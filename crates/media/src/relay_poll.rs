@@ -145,9 +145,12 @@ impl Waker {
                 std::mem::size_of::<u64>(),
             )
         };
-        // EAGAIN: the counter is at its maximum, so the worker is woken anyway.
-        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
-            return Err(io::Error::last_os_error());
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            // EAGAIN: the counter is at its maximum, so the worker is woken anyway.
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(e);
+            }
         }
         Ok(())
     }
