@@ -11,7 +11,8 @@
 # Environment: DENWA_BIN=path skips the release build and benchmarks that binary;
 # DENWA_LICENSE_BIN=path skips building the licence tool (denwa-license, --features issuer);
 # BENCH_MEDIA_LADDER=300,600,... overrides the simultaneous-call steps; RELAY_LOAD_BIN=path
-# skips building the relay floor harness (BENCH_FLOOR_CALLS, BENCH_FLOOR_SECS: its load).
+# skips building the relay floor harness (BENCH_FLOOR_CALLS, BENCH_FLOOR_SECS: its load;
+# BENCH_FLOOR_REPEAT: rounds of its modes, medians reported; BENCH_FLOOR_MODES: which).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

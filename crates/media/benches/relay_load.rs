@@ -4,7 +4,8 @@
 //! The forwarder (`--modes`) is Denwa's relay (`relay`, with its default worker count as in
 //! `denwa serve`) or one of the bare loops of `floor.rs` on the same number of calls, under the
 //! same load, on the same CPU: `bare` (one `recvfrom` + one `sendto` per packet), `mmsg`
-//! (`recvmmsg`/`sendmmsg` ×32) and `uring` (io_uring, batched submissions). The relay's CPU per
+//! (`recvmmsg`/`sendmmsg` ×32), `uring` (io_uring, batched submissions) and `uring2` (io_uring
+//! multishot receives into a provided-buffer ring, sends with a destination). The relay's CPU per
 //! packet over `bare`'s is the figure the relay is judged by (goal ≤ 1.2).
 //!
 //! The parent plays all phones from two UDP sockets (every A leg latches to one, every B leg to
@@ -14,7 +15,8 @@
 //! runs on the first half, the generator on the second (`--pin none` to share them).
 //!
 //! Run: `cargo bench -p media --bench relay_load -- [--calls 1000,2000] [--secs 5]
-//!       [--modes relay,relayrec,bare,mmsg,uring] [--server-cpus 0 --load-cpus 1 | --pin none]`
+//!       [--modes relay,relaytap,relayrec,bare,mmsg,uring,uring2]
+//!       [--server-cpus 0 --load-cpus 1 | --pin none]`
 //! Loops are bounded: each level runs 1 s of warm-up plus `--secs` (at most 60) of measurement.
 
 #[path = "relay_load/floor.rs"]
@@ -43,8 +45,8 @@ const PKT_LEN: usize = 172;
 /// is the relay with every call recorded (tap + one recorder thread per call writing a mono
 /// WAV to a temporary directory): its CPU over `relay`'s is the cost of recording.
 /// `relaytap` has the tap every answered call gets (RFC 4733 watch) but records nothing.
-const MODES: [&str; 7] = [
-    "relay", "relay0", "relayrec", "relaytap", "bare", "mmsg", "uring",
+const MODES: [&str; 8] = [
+    "relay", "relay0", "relayrec", "relaytap", "bare", "mmsg", "uring", "uring2",
 ];
 
 struct Opts {
@@ -501,6 +503,10 @@ fn child(args: &[String]) {
         let h = s.spawn(|| match mode {
             "bare" => floor::one_packet(&socks, [gen_a, gen_b], &stop),
             "mmsg" => floor::mmsg(&socks, [gen_a, gen_b], &stop),
+            "uring2" => floor::uring_multishot(&socks, [gen_a, gen_b], &stop).unwrap_or_else(|e| {
+                eprintln!("io_uring multishot: {e}");
+                0
+            }),
             _ => floor::uring(&socks, [gen_a, gen_b], &stop).unwrap_or_else(|e| {
                 eprintln!("io_uring: {e}");
                 0

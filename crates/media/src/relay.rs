@@ -1,11 +1,12 @@
 //! The media relay: anchors each call's RTP and RTCP between two legs.
 //!
 //! A [`Session`] owns four UDP sockets (RTP + RTCP for leg A and leg B). The sockets of every
-//! session are served by a few relay worker threads, each running one epoll loop (mio) over
-//! all of its sessions' sockets: a datagram costs one wake-up of the loop, one `recvmmsg` and
-//! one `sendto`, with no task scheduling or waker traffic per packet. All per-call state lives
+//! session are served by a few relay worker threads, each running one level-triggered epoll
+//! loop ([`crate::relay_poll`]) over all of its sessions' sockets: a datagram costs its share of
+//! a wake-up of the loop, one `recvfrom` and one `sendto`, with no task scheduling or waker
+//! traffic per packet (a socket with a backlog is read with `recvmmsg`). All per-call state lives
 //! in the worker (`&mut`, no locks); the [`Session`] handle sends it control messages over a
-//! channel and reads counters that the worker publishes into atomics after each read.
+//! channel and reads counters that the worker publishes into atomics once per wake.
 //!
 //! Latching (symmetric RTP): before a phone sends, its leg sends to the address from SDP. The
 //! first valid RTP packet latches the leg to its real source (so NATed phones work). Later, a
@@ -21,11 +22,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering:
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use tokio::sync::{oneshot, watch};
 
 use crate::ports::PortPool;
+use crate::relay_poll::{Epoll, Events, Waker};
 use crate::rtcp;
 use crate::rtp::{RtpPacket, static_clock_rate};
 use crate::stats::RxStats;
@@ -37,7 +39,7 @@ const BATCH: usize = 32;
 /// Datagrams one `recvmmsg` call asks for.
 const VLEN: usize = 4;
 /// The token of a worker's waker; socket tokens are `slot * 4 + socket`.
-const WAKER: Token = Token(usize::MAX);
+const WAKER: u64 = u64::MAX;
 /// Readiness events one `epoll_wait` of a worker returns at most.
 const EVENTS: usize = 1024;
 
@@ -322,15 +324,12 @@ impl Relay {
         let worker = self.worker()?;
         let local = [local_addr(&a_rtp)?, local_addr(&b_rtp)?];
         let local_rtcp = [local_addr(&a_rtcp)?, local_addr(&b_rtcp)?];
-        let mut legs = [
-            LegIo::new(UdpSocket::from_std(a_rtp), UdpSocket::from_std(a_rtcp)),
-            LegIo::new(UdpSocket::from_std(b_rtp), UdpSocket::from_std(b_rtcp)),
-        ];
+        let legs = [LegIo::new(a_rtp, a_rtcp), LegIo::new(b_rtp, b_rtcp)];
         let slot = worker.take_slot();
-        for (i, leg) in legs.iter_mut().enumerate() {
-            for (j, sock) in [&mut leg.rtp, &mut leg.rtcp].into_iter().enumerate() {
-                let token = Token(slot * 4 + i * 2 + j);
-                if let Err(e) = worker.registry.register(sock, token, Interest::READABLE) {
+        for (i, leg) in legs.iter().enumerate() {
+            for (j, sock) in [&leg.rtp, &leg.rtcp].into_iter().enumerate() {
+                let token = (slot * 4 + i * 2 + j) as u64;
+                if let Err(e) = worker.epoll.add(sock.as_raw_fd(), token) {
                     // The sockets close when `legs` drops, which also takes them out of epoll.
                     worker.release_slot(slot);
                     return Err(Error::Worker(e));
@@ -367,6 +366,7 @@ impl Relay {
             batch: BatchCounters::default(),
             own: [local[0], local_rtcp[0], local[1], local_rtcp[1]],
             tap: None,
+            touched: false,
         });
         worker.send(Cmd::Add { slot, engine });
         tracing::debug!(call_id, a = %local[0], b = %local[1], "media session allocated");
@@ -733,12 +733,16 @@ struct LegIo {
     rx: RxStats,
     /// Clock rates declared for this leg's payload types; static types fall back to RFC 3551.
     clock: Vec<(u8, u32)>,
+    /// The last (payload type, clock rate) looked up in `clock` (cleared when it changes).
+    last_clock: Option<(u8, u32)>,
     /// Clock rate of the last payload forwarded to this leg's phone (to read its RTCP jitter).
     tx_clock: u32,
     /// Keeps the stream sent to this leg's phone one stream when its source changes.
     stitch: Option<Stitch>,
     local: LocalLeg,
     dirty: bool,
+    /// The worker's wake number when the RTP and the RTCP socket were last served.
+    served: [u32; 2],
 }
 
 /// One RTP stream towards a phone across a change of source (a transfer puts another phone on
@@ -805,21 +809,31 @@ impl LegIo {
             candidate: None,
             rx: RxStats::default(),
             clock: Vec::new(),
+            last_clock: None,
             tx_clock: 8000,
             stitch: None,
             local: LocalLeg::default(),
             dirty: false,
+            served: [u32::MAX; 2],
         }
     }
 }
 
 impl LegIo {
     /// RTP clock rate of a payload type this leg's phone sends (0 = unknown: no jitter).
-    fn clock_rate(&self, pt: u8) -> u32 {
-        match self.clock.iter().find(|(p, _)| *p == pt) {
+    /// The last answer is kept: a phone sends one payload type nearly all the time.
+    fn clock_rate(&mut self, pt: u8) -> u32 {
+        if let Some((p, hz)) = self.last_clock
+            && p == pt
+        {
+            return hz;
+        }
+        let hz = match self.clock.iter().find(|(p, _)| *p == pt) {
             Some(&(_, hz)) => hz,
             None => static_clock_rate(pt).unwrap_or(0),
-        }
+        };
+        self.last_clock = Some((pt, hz));
+        hz
     }
 }
 
@@ -847,6 +861,8 @@ struct Engine {
     own: [SocketAddr; 4],
     /// Where copies of accepted RTP go (call recording, digit watch), if anywhere.
     tap: Option<Arc<crate::recorder::RecordTap>>,
+    /// On the worker's list of sessions to publish at the end of this wake.
+    touched: bool,
 }
 
 impl Drop for Engine {
@@ -855,59 +871,159 @@ impl Drop for Engine {
     }
 }
 
-/// A worker's receive buffers, reused for every read.
+/// A worker's receive buffers and the `recvmmsg` headers pointing at them, set up once and
+/// reused for every read (the headers hold pointers into the same box, so it never moves and
+/// lives on the worker thread only).
 struct Bufs {
     data: [[u8; BUF_LEN]; VLEN],
-    got: [(usize, Option<SocketAddr>); VLEN],
+    names: [libc::sockaddr_storage; VLEN],
+    iovs: [libc::iovec; VLEN],
+    msgs: [libc::mmsghdr; VLEN],
+}
+
+impl Bufs {
+    fn new() -> Box<Bufs> {
+        // SAFETY: all-zero is a valid value of these plain C structs and byte arrays.
+        let mut b: Box<Bufs> = Box::new(unsafe { std::mem::zeroed() });
+        let b2 = &mut *b;
+        for i in 0..VLEN {
+            b2.iovs[i].iov_base = b2.data[i].as_mut_ptr().cast();
+            b2.iovs[i].iov_len = BUF_LEN;
+            let h = &mut b2.msgs[i].msg_hdr;
+            h.msg_name = std::ptr::from_mut(&mut b2.names[i]).cast();
+            h.msg_iov = std::ptr::from_mut(&mut b2.iovs[i]);
+            h.msg_iovlen = 1;
+        }
+        b
+    }
+
+    /// One non-blocking `recvmmsg` for up to [`VLEN`] datagrams: how many arrived.
+    /// `WouldBlock` when none was queued.
+    fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        for m in &mut self.msgs {
+            m.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        }
+        // SAFETY: every mmsghdr points at a live iovec, buffer and address slot of the stated
+        // sizes inside this box, which outlives the call; the kernel writes only within them.
+        let n = unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                self.msgs.as_mut_ptr(),
+                VLEN as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// Datagram `i` of the last [`Bufs::recv`]: its length (truncated at [`BUF_LEN`]) and source.
+    fn got(&self, i: usize) -> (usize, Option<SocketAddr>) {
+        let m = &self.msgs[i];
+        let src = sockaddr_to_std(&self.names[i], m.msg_hdr.msg_namelen);
+        (m.msg_len as usize, src)
+    }
+}
+
+/// The address the kernel wrote into `name` (`len` bytes), if it is IPv4 or IPv6.
+fn sockaddr_to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match i32::from(name.ss_family) {
+        libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it is large and
+            // aligned enough for.
+            let a = unsafe { &*std::ptr::from_ref(name).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::from((
+                u32::from_be(a.sin_addr.s_addr).to_be_bytes(),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*std::ptr::from_ref(name).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                a.sin6_addr.s6_addr.into(),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
 }
 
 impl Engine {
-    /// Reads what is queued on one socket (up to [`BATCH`] datagrams) and relays it. Returns
-    /// true when the socket may still hold datagrams (the batch limit, or an error before the
-    /// queue was known to be empty): the worker comes back to it after the other sockets.
+    /// Reads from one ready socket (`sock`: leg * 2 + RTCP) in wake number `wake` and relays
+    /// what it got.
     ///
-    /// One `recvmmsg` asks for [`VLEN`] datagrams. Fewer means the socket was empty a moment
-    /// ago: no further receive call is made to see EAGAIN (at 50 packets/s per stream that
-    /// call was a third of the syscalls). Safe with edge-triggered epoll: every datagram
-    /// queued later raises a new event.
-    fn drain(&mut self, sock: usize, bufs: &mut Bufs) -> bool {
+    /// Readiness is level-triggered ([`crate::relay_poll`]), so nothing needs to empty the
+    /// socket: one `recvfrom` takes one datagram, and a socket that still holds more is
+    /// reported again in the next wake. At 50 packets/s per stream that is the common case,
+    /// and it costs one receive call per packet with no failing attempt behind it. A socket
+    /// served in the previous wake too has a backlog (a burst, or a stream faster than the
+    /// wake rate): it is read in `recvmmsg` batches instead, up to [`BATCH`] datagrams.
+    fn read(&mut self, sock: usize, wake: u32, bufs: &mut Bufs) {
         let leg = sock / 2;
         let is_rtcp = sock % 2 == 1;
+        let io = &mut self.legs[leg];
+        let last = std::mem::replace(&mut io.served[sock % 2], wake);
+        if last == wake.wrapping_sub(1) {
+            self.drain(leg, is_rtcp, bufs);
+            return;
+        }
+        let s = if is_rtcp { &io.rtcp } else { &io.rtp };
+        let buf = &mut bufs.data[0];
+        // An error is a spurious wake-up (WouldBlock) or a pending socket error (an ICMP report
+        // about an earlier send), which reading clears.
+        if let Ok((len, src)) = s.recv_from(buf) {
+            self.on_datagram(leg, is_rtcp, &mut buf[..len], Some(src));
+        }
+    }
+
+    /// Reads up to [`BATCH`] datagrams from a socket with a backlog, [`VLEN`] per `recvmmsg`,
+    /// until a short batch shows that it was empty a moment ago.
+    fn drain(&mut self, leg: usize, is_rtcp: bool, bufs: &mut Bufs) {
         for _ in 0..BATCH / VLEN {
             let io = &self.legs[leg];
             let s = if is_rtcp { &io.rtcp } else { &io.rtp };
-            let n = match recv_batch(s, &mut bufs.data, &mut bufs.got) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                // A pending socket error (an ICMP report about an earlier send) concerns one
-                // datagram and is cleared by reporting it; come back for the rest.
-                Err(_) => return true,
+            let Ok(n) = bufs.recv(s) else {
+                return;
             };
-            for (buf, &(len, src)) in bufs.data.iter().zip(&bufs.got).take(n) {
-                let Some(src) = src else {
-                    self.malformed(leg);
-                    continue;
-                };
-                if len >= BUF_LEN {
-                    self.malformed(leg);
-                } else if is_rtcp {
-                    self.on_rtcp(leg, &buf[..len], src);
-                } else {
-                    self.on_rtp(leg, &buf[..len], src);
-                }
+            for i in 0..n {
+                let (len, src) = bufs.got(i);
+                self.on_datagram(leg, is_rtcp, &mut bufs.data[i][..len], src);
             }
             if n < VLEN {
-                return false;
+                return;
             }
         }
-        true
+    }
+
+    /// One received datagram (`buf`, truncated at [`BUF_LEN`]) from `src`.
+    fn on_datagram(&mut self, leg: usize, is_rtcp: bool, buf: &mut [u8], src: Option<SocketAddr>) {
+        let Some(src) = src else {
+            self.malformed(leg);
+            return;
+        };
+        if buf.len() >= BUF_LEN {
+            self.malformed(leg);
+        } else if is_rtcp {
+            self.on_rtcp(leg, buf, src);
+        } else {
+            self.on_rtp(leg, buf, src);
+        }
     }
 
     /// Takes the sockets out of the worker's epoll set (before they close).
-    fn deregister(&mut self, registry: &Registry) {
-        for leg in &mut self.legs {
-            let _ = registry.deregister(&mut leg.rtp);
-            let _ = registry.deregister(&mut leg.rtcp);
+    fn deregister(&self, epoll: &Epoll) {
+        for leg in &self.legs {
+            let _ = epoll.delete(leg.rtp.as_raw_fd());
+            let _ = epoll.delete(leg.rtcp.as_raw_fd());
         }
     }
 
@@ -923,7 +1039,7 @@ impl Engine {
         self.batch.dropped += 1;
     }
 
-    fn on_rtp(&mut self, leg: usize, pkt: &[u8], src: SocketAddr) {
+    fn on_rtp(&mut self, leg: usize, pkt: &mut [u8], src: SocketAddr) {
         if rtcp::is_rtcp(pkt) {
             // RTCP multiplexed on the RTP port (RFC 5761): relay it the same way, port to port.
             self.on_muxed_rtcp(leg, pkt, src);
@@ -933,7 +1049,8 @@ impl Engine {
             self.malformed(leg);
             return;
         };
-        if !self.accept_source(leg, src, p.sequence) {
+        let (seq, ts, ssrc) = (p.sequence, p.timestamp, p.ssrc);
+        if !self.accept_source(leg, src, seq) {
             self.dropped(leg);
             return;
         }
@@ -965,18 +1082,14 @@ impl Engine {
         }
         let out = &mut self.legs[1 - leg];
         let step = if hz != 0 { hz / 50 } else { 160 };
-        let mut stitched = [0u8; 1500];
-        let pkt = match Stitch::map(&mut out.stitch, p.sequence, p.timestamp, p.ssrc, step) {
-            Some((seq, ts, ssrc)) if pkt.len() <= stitched.len() => {
-                let b = &mut stitched[..pkt.len()];
-                b.copy_from_slice(pkt);
-                b[2..4].copy_from_slice(&seq.to_be_bytes());
-                b[4..8].copy_from_slice(&ts.to_be_bytes());
-                b[8..12].copy_from_slice(&ssrc.to_be_bytes());
-                &stitched[..pkt.len()]
-            }
-            _ => pkt,
-        };
+        if let Some((seq, ts, ssrc)) = Stitch::map(&mut out.stitch, seq, ts, ssrc, step) {
+            // The datagram is the worker's receive buffer: rewrite the header in place (the
+            // tap above has had the original).
+            pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+            pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+            pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        }
+        let pkt = &*pkt;
         match out.rtp_dest {
             Some(dest) => match out.rtp.send_to(pkt, dest) {
                 Ok(_) => {
@@ -997,12 +1110,12 @@ impl Engine {
 
     /// Decides whether RTP from `src` belongs to this leg's phone, latching when appropriate.
     fn accept_source(&mut self, leg: usize, src: SocketAddr, seq: u16) -> bool {
-        let need = self.core.config.relatch_packets.max(1);
-        let io = &self.legs[leg];
+        let io = &mut self.legs[leg];
         if io.rtp_latched && io.rtp_dest == Some(src) {
-            self.legs[leg].candidate = None;
+            io.candidate = None;
             return true;
         }
+        let need = self.core.config.relatch_packets.max(1);
         if self.is_own(src) {
             return false;
         }
@@ -1160,10 +1273,11 @@ impl Engine {
                 hz,
             } => {
                 let pt = payload_type & 0x7f;
-                let clock = &mut self.legs[leg.idx()].clock;
-                match clock.iter_mut().find(|(p, _)| *p == pt) {
+                let io = &mut self.legs[leg.idx()];
+                io.last_clock = None;
+                match io.clock.iter_mut().find(|(p, _)| *p == pt) {
                     Some(e) => e.1 = hz,
-                    None => clock.push((pt, hz)),
+                    None => io.clock.push((pt, hz)),
                 }
             }
             Control::Tap(tap) => self.tap = tap,
@@ -1271,54 +1385,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// One non-blocking `recvmmsg` for up to [`VLEN`] datagrams: how many arrived, each one's
-/// length (truncated at [`BUF_LEN`]) and source. `WouldBlock` when none was queued.
-fn recv_batch(
-    sock: &UdpSocket,
-    bufs: &mut [[u8; BUF_LEN]; VLEN],
-    got: &mut [(usize, Option<SocketAddr>); VLEN],
-) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: all-zero is a valid value of these plain C structs.
-    let mut names: [libc::sockaddr_storage; VLEN] = unsafe { std::mem::zeroed() };
-    let mut iovs: [libc::iovec; VLEN] = unsafe { std::mem::zeroed() };
-    let mut msgs: [libc::mmsghdr; VLEN] = unsafe { std::mem::zeroed() };
-    for (((buf, iov), name), msg) in bufs
-        .iter_mut()
-        .zip(iovs.iter_mut())
-        .zip(names.iter_mut())
-        .zip(msgs.iter_mut())
-    {
-        iov.iov_base = buf.as_mut_ptr().cast();
-        iov.iov_len = BUF_LEN;
-        msg.msg_hdr.msg_name = std::ptr::from_mut(name).cast();
-        msg.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        msg.msg_hdr.msg_iov = std::ptr::from_mut(iov);
-        msg.msg_hdr.msg_iovlen = 1;
-    }
-    // SAFETY: every mmsghdr points at a live iovec, buffer and address slot of the stated
-    // sizes, all of which outlive the call; the kernel writes only within them.
-    let n = unsafe {
-        libc::recvmmsg(
-            sock.as_raw_fd(),
-            msgs.as_mut_ptr(),
-            VLEN as libc::c_uint,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
-    for ((slot, msg), name) in got.iter_mut().zip(&msgs).zip(&names).take(n) {
-        // SAFETY: the kernel filled `name` with an address of `msg_namelen` bytes.
-        let addr = unsafe { socket2::SockAddr::new(*name, msg.msg_hdr.msg_namelen) };
-        *slot = (msg.msg_len as usize, addr.as_socket());
-    }
-    Ok(n)
-}
-
 /// The time a relay reads: the system clock, or a [`ManualClock`] in tests.
 #[derive(Debug, Clone)]
 enum Clock {
@@ -1398,8 +1464,9 @@ struct SlotAlloc {
 #[derive(Debug)]
 struct WorkerHandle {
     tx: mpsc::Sender<Cmd>,
-    waker: Waker,
-    registry: Registry,
+    waker: Arc<Waker>,
+    /// The worker's epoll set, to which new sessions' sockets are added.
+    epoll: Arc<Epoll>,
     /// Set with every command: the worker looks at its channel before serving the next socket,
     /// so a change made before a packet was sent applies to that packet.
     has_cmds: Arc<AtomicBool>,
@@ -1408,27 +1475,23 @@ struct WorkerHandle {
 
 impl WorkerHandle {
     fn start(index: usize, core: Arc<Core>) -> io::Result<WorkerHandle> {
-        let poll = Poll::new()?;
-        let registry = poll.registry().try_clone()?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
+        let epoll = Arc::new(Epoll::new()?);
+        let waker = Arc::new(Waker::new(&epoll, WAKER)?);
         let (tx, rx) = mpsc::channel();
         let has_cmds = Arc::new(AtomicBool::new(false));
         let slots = Arc::new(Mutex::new(SlotAlloc::default()));
         let worker = Worker {
-            poll,
+            epoll: epoll.clone(),
+            waker: waker.clone(),
+            wake: 0,
             rx,
             has_cmds: has_cmds.clone(),
             slots: slots.clone(),
             engines: Vec::new(),
             live: 0,
             timers: BinaryHeap::new(),
-            pending: Vec::new(),
-            pending_spare: Vec::new(),
             flushes: Vec::new(),
-            bufs: Box::new(Bufs {
-                data: [[0; BUF_LEN]; VLEN],
-                got: [(0, None); VLEN],
-            }),
+            touched: Vec::new(),
             now: core.clock.now(),
             batch: BatchCounters::default(),
             core,
@@ -1439,7 +1502,7 @@ impl WorkerHandle {
         Ok(WorkerHandle {
             tx,
             waker,
-            registry,
+            epoll,
             has_cmds,
             slots,
         })
@@ -1479,7 +1542,10 @@ impl Drop for WorkerHandle {
 
 /// One relay thread: an epoll loop over the sockets of its sessions.
 struct Worker {
-    poll: Poll,
+    epoll: Arc<Epoll>,
+    waker: Arc<Waker>,
+    /// Wakes so far (wrapping): a socket served in the previous wake too has a backlog.
+    wake: u32,
     rx: mpsc::Receiver<Cmd>,
     has_cmds: Arc<AtomicBool>,
     slots: Arc<Mutex<SlotAlloc>>,
@@ -1489,11 +1555,10 @@ struct Worker {
     /// Media-timeout deadlines: (when, slot, serial). Entries of ended sessions, or superseded
     /// ones, are skipped when they come due (and swept when they pile up).
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
-    /// Sockets to read again without waiting for a new event: (slot, socket, serial).
-    pending: Vec<(usize, usize, u64)>,
-    pending_spare: Vec<(usize, usize, u64)>,
     flushes: Vec<oneshot::Sender<()>>,
-    bufs: Box<Bufs>,
+    /// Sessions served in this wake, (slot, serial): their counters are published and their
+    /// timers updated once at its end, not after every read.
+    touched: Vec<(usize, u64)>,
     /// The relay clock, read once per wake: the arrival time of every packet served in it.
     now: Instant,
     /// Relay-wide counters of this wake, added to the shared atomics at its end.
@@ -1513,20 +1578,17 @@ impl Worker {
     /// delay per packet, and packets of one wake share one arrival time for jitter.
     fn run(mut self) {
         let mut events = Events::with_capacity(EVENTS);
+        let mut bufs = Bufs::new();
         let mut woke: Option<Instant> = None;
         let tick = self.core.config.wake_tick;
         loop {
-            let timeout = if self.pending.is_empty() {
-                self.next_timer()
-            } else {
-                Some(Duration::ZERO)
-            };
+            let timeout = self.next_timer();
             if let Some(rest) = woke.and_then(|w| tick.checked_sub(w.elapsed()))
                 && !rest.is_zero()
             {
                 std::thread::sleep(rest);
             }
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.epoll.wait(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!(error = %e, "relay worker: epoll_wait failed");
                     std::thread::sleep(Duration::from_millis(10));
@@ -1535,29 +1597,27 @@ impl Worker {
             }
             woke = (!events.is_empty()).then(Instant::now);
             self.now = self.core.clock.now();
+            self.wake = self.wake.wrapping_add(1);
             if self.commands() {
                 return;
             }
-            let mut again = std::mem::take(&mut self.pending_spare);
-            std::mem::swap(&mut again, &mut self.pending);
-            for &(slot, sock, serial) in &again {
-                self.serve(slot, sock, Some(serial));
-            }
-            again.clear();
-            self.pending_spare = again;
-            for ev in events.iter() {
-                let Token(t) = ev.token();
-                if t == WAKER.0 {
+            for t in events.tokens() {
+                if t == WAKER {
+                    // Commands sent before this reset are applied by the `commands()` below
+                    // at the latest; later ones make the waker readable again.
+                    self.waker.reset();
                     continue;
                 }
                 if self.has_cmds.load(Relaxed) && self.commands() {
                     return;
                 }
-                self.serve(t / 4, t % 4, None);
+                let t = t as usize;
+                self.serve(t / 4, t % 4, &mut bufs);
             }
             if self.commands() {
                 return;
             }
+            self.publish();
             self.timers();
             self.batch.flush(&self.core.counters);
             for tx in self.flushes.drain(..) {
@@ -1580,11 +1640,8 @@ impl Worker {
                     if self.engines.len() <= slot {
                         self.engines.resize_with(slot + 1, || None);
                     }
-                    // Datagrams may have arrived between registration and now, and their
-                    // readiness event found no session: read every socket once.
-                    for sock in 0..4 {
-                        self.pending.push((slot, sock, engine.serial));
-                    }
+                    // Datagrams that arrived before this found no session and were left
+                    // queued; their sockets are reported again (level-triggered).
                     self.engines[slot] = Some(engine);
                     self.live += 1;
                 }
@@ -1603,9 +1660,9 @@ impl Worker {
                 Cmd::Close { slot, serial, done } => {
                     if let Some(entry) = self.engines.get_mut(slot)
                         && entry.as_ref().is_some_and(|e| e.serial == serial)
-                        && let Some(mut e) = entry.take()
+                        && let Some(e) = entry.take()
                     {
-                        e.deregister(self.poll.registry());
+                        e.deregister(&self.epoll);
                         drop(e);
                         self.live -= 1;
                         lock(&self.slots).free.push(slot);
@@ -1620,22 +1677,31 @@ impl Worker {
         }
     }
 
-    /// Reads and relays what one socket holds.
-    fn serve(&mut self, slot: usize, sock: usize, serial: Option<u64>) {
+    /// Reads and relays what one ready socket holds.
+    fn serve(&mut self, slot: usize, sock: usize, bufs: &mut Bufs) {
         let Some(Some(e)) = self.engines.get_mut(slot) else {
             return;
         };
-        if serial.is_some_and(|s| s != e.serial) {
-            return;
-        }
         e.now = self.now;
-        let more = e.drain(sock, &mut self.bufs);
-        self.batch.add(e.publish());
-        if let Some(d) = e.update_timer() {
-            self.timers.push(Reverse((d, slot, e.serial)));
+        e.read(sock, self.wake, bufs);
+        if !e.touched {
+            e.touched = true;
+            self.touched.push((slot, e.serial));
         }
-        if more {
-            self.pending.push((slot, sock, e.serial));
+    }
+
+    /// Publishes the counters of the sessions served in this wake and updates their timers.
+    fn publish(&mut self) {
+        for (slot, serial) in self.touched.drain(..) {
+            if let Some(Some(e)) = self.engines.get_mut(slot)
+                && e.serial == serial
+            {
+                e.touched = false;
+                self.batch.add(e.publish());
+                if let Some(d) = e.update_timer() {
+                    self.timers.push(Reverse((d, slot, serial)));
+                }
+            }
         }
     }
 

@@ -10,6 +10,8 @@
 //! - [`uring`]: io_uring, one `RecvMsg` armed per socket, each packet sent on by a `SendMsg`;
 //!   all of them submitted and reaped in batches by one `io_uring_enter` per loop turn, so the
 //!   syscall count per packet falls below one however few packets each socket carries.
+//! - [`uring_multishot`]: io_uring, one multishot `RecvMsgMulti` per socket armed once, into a
+//!   provided-buffer ring; each packet sent on by an `IORING_OP_SEND` with a destination.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -287,5 +289,193 @@ pub fn uring(socks: &[UdpSocket], dest: [SocketAddr; 2], stop: &AtomicBool) -> i
         }
         done.clear();
     }
+    Ok(relayed)
+}
+
+/// Buffers in the provided-buffer ring of [`uring_multishot`] (a power of two, at most 32,768).
+const RING_BUFS: u16 = 4096;
+/// The buffer group id of that ring.
+const BGID: u16 = 0;
+
+/// A page-aligned allocation for the provided-buffer ring (the kernel requires the alignment).
+struct RingMem {
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+}
+
+impl RingMem {
+    fn new(len: usize) -> RingMem {
+        let layout = std::alloc::Layout::from_size_align(len, 4096).expect("layout");
+        // SAFETY: the layout has a non-zero size; zeroed memory is a valid empty ring.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null(), "out of memory");
+        RingMem { ptr, layout }
+    }
+}
+
+impl Drop for RingMem {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) };
+    }
+}
+
+/// io_uring with one multishot `RecvMsgMulti` per socket, armed once, receiving into buffers
+/// the kernel picks from a provided-buffer ring: no re-arm and no per-packet receive
+/// submission. Each datagram is sent on by an `IORING_OP_SEND` with a destination address
+/// (sendto semantics) straight from its ring buffer, which goes back to the ring when the send
+/// completes. One `io_uring_enter` per loop turn submits every send, runs the deferred receive
+/// work and reaps every completion.
+pub fn uring_multishot(
+    socks: &[UdpSocket],
+    dest: [SocketAddr; 2],
+    stop: &AtomicBool,
+) -> io::Result<u64> {
+    use io_uring::{IoUring, cqueue, opcode, squeue, types};
+
+    let fds: Vec<RawFd> = socks.iter().map(AsRawFd::as_raw_fd).collect();
+    let dest = dest.map(sockaddr);
+    let n = fds.len();
+    let mut ring: IoUring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(65536)
+        .build(4096)?;
+    // The ring of buffer descriptors and the buffers themselves.
+    let entries = RingMem::new(usize::from(RING_BUFS) * std::mem::size_of::<types::BufRingEntry>());
+    let mut bufs = vec![0u8; usize::from(RING_BUFS) * BUF];
+    let base = entries.ptr.cast::<types::BufRingEntry>();
+    // SAFETY: `base` is the first of RING_BUFS zeroed entries, so its tail field is valid.
+    let tail = unsafe { types::BufRingEntry::tail(base) }.cast_mut();
+    let mut next_tail: u16 = 0;
+    // Puts buffer `bid` at the ring's tail (published by `publish`).
+    let give = |bufs: &mut [u8], next_tail: &mut u16, bid: u16| {
+        // SAFETY: the index is masked into the ring; the entry is ours until published.
+        let e = unsafe { &mut *base.add(usize::from(*next_tail & (RING_BUFS - 1))) };
+        e.set_addr(bufs[usize::from(bid) * BUF..].as_mut_ptr() as u64);
+        e.set_len(BUF as u32);
+        e.set_bid(bid);
+        *next_tail = next_tail.wrapping_add(1);
+    };
+    let publish = |next_tail: u16| {
+        // SAFETY: `tail` points at the ring's tail field; the release store orders the entries
+        // written before it for the kernel.
+        unsafe {
+            (*tail.cast::<std::sync::atomic::AtomicU16>())
+                .store(next_tail, std::sync::atomic::Ordering::Release)
+        };
+    };
+    for bid in 0..RING_BUFS {
+        give(&mut bufs, &mut next_tail, bid);
+    }
+    publish(next_tail);
+    // SAFETY: the ring memory is page-aligned, holds RING_BUFS entries and outlives the ring
+    // (dropped explicitly after it, below).
+    unsafe {
+        ring.submitter()
+            .register_buf_ring_with_flags(entries.ptr as u64, RING_BUFS, BGID, 0)?;
+    }
+    // The template header: only msg_namelen (room for the source address) matters.
+    // SAFETY: all-zero is a valid msghdr.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_namelen = SOCKADDR_LEN;
+    // user_data: socket index for a receive; SEND | buffer id for a send.
+    const SEND: u64 = 1 << 32;
+    let arm = |k: usize| -> squeue::Entry {
+        opcode::RecvMsgMulti::new(types::Fd(fds[k]), std::ptr::from_ref(&hdr), BGID)
+            .build()
+            .user_data(k as u64)
+    };
+    let mut queue: Vec<squeue::Entry> = (0..n).map(arm).collect();
+    let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(65536);
+    let mut relayed = 0u64;
+    // Completions one `io_uring_enter` waits for (`RELAY_LOAD_URING_WAIT`, default 1). With
+    // deferred task running the kernel wakes the thread only once that many are due, or after
+    // 1 ms: more packets per enter, like the relay's wake tick.
+    let want: usize = std::env::var("RELAY_LOAD_URING_WAIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let ts = types::Timespec::from(if want > 1 {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_millis(100)
+    });
+    while !stop.load(Relaxed) {
+        let mut i = 0;
+        while i < queue.len() {
+            {
+                let mut sq = ring.submission();
+                while i < queue.len() {
+                    // SAFETY: receives point at `hdr`, sends at a ring buffer (not given back
+                    // to the ring until the send completes) and at `dest`; all outlive the ring.
+                    if unsafe { sq.push(&queue[i]) }.is_err() {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            if i < queue.len() {
+                ring.submit()?;
+            }
+        }
+        queue.clear();
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match ring.submitter().submit_with_args(want, &args) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        done.extend(
+            ring.completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        let mut returned = false;
+        for &(ud, res, flags) in &done {
+            if ud & SEND != 0 {
+                relayed += u64::from(res > 0);
+                give(&mut bufs, &mut next_tail, (ud & 0xffff) as u16);
+                returned = true;
+                continue;
+            }
+            let k = ud as usize;
+            if !cqueue::more(flags) {
+                // Ended (out of buffers, or an error): arm it again.
+                queue.push(arm(k));
+            }
+            let Some(bid) = cqueue::buffer_select(flags) else {
+                continue;
+            };
+            let start = usize::from(bid) * BUF;
+            let len = usize::try_from(res).unwrap_or(0).min(BUF);
+            let payload = types::RecvMsgOut::parse(&bufs[start..start + len], &hdr)
+                .ok()
+                .filter(|m| !m.is_payload_truncated())
+                .map(|m| (m.payload_data().as_ptr(), m.payload_data().len()));
+            let Some((ptr, plen)) = payload else {
+                give(&mut bufs, &mut next_tail, bid);
+                returned = true;
+                continue;
+            };
+            let (out, to) = route(k, &dest);
+            queue.push(
+                opcode::Send::new(types::Fd(fds[out]), ptr, plen as u32)
+                    .dest_addr(std::ptr::from_ref(to).cast())
+                    .dest_addr_len(SOCKADDR_LEN)
+                    .build()
+                    .user_data(SEND | u64::from(bid)),
+            );
+        }
+        if returned {
+            publish(next_tail);
+        }
+        done.clear();
+    }
+    // The ring goes before the buffers it points at.
+    drop(ring);
+    drop(bufs);
+    drop(entries);
     Ok(relayed)
 }
