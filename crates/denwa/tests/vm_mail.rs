@@ -33,19 +33,12 @@ const A_TONES: [u32; 4] = [500, 700, 1100, 1300];
 /// Never sent by anyone.
 const NOT_SENT: [u32; 2] = [1600, 2300];
 
-/// Extensions 1001 and 1002; 1002's box mails `bob@example.com` and has a short greeting;
-/// SMTP settings point at 127.0.0.1:`port` with `security`.
-fn setup(d: &Denwa, dir: &Path, port: u16, security: &str) {
+/// Extensions 1001 and 1002; 1002's box mails `bob@example.com` (and then deletes the message
+/// when `delete_after_mail`) and has a short greeting; SMTP settings point at 127.0.0.1:`port`
+/// with `security`. Returns once the running server has loaded the box with its greeting.
+fn setup(d: &Denwa, dir: &Path, port: u16, security: &str, delete_after_mail: bool) {
     d.add_extension("1001", "alice-secret-b");
     d.add_extension("1002", "bob-secret-cc");
-    let greeting = common::tone_wav(dir, "greeting.wav", &[], 0, 500);
-    d.cli_ok(&[
-        "voicemail",
-        "greeting",
-        "1002",
-        "unavailable",
-        greeting.to_str().expect("utf-8"),
-    ]);
     for (k, v) in [
         ("mail.smtp_host", "127.0.0.1".to_string()),
         ("mail.smtp_port", port.to_string()),
@@ -55,7 +48,42 @@ fn setup(d: &Denwa, dir: &Path, port: u16, security: &str) {
     ] {
         d.cli_ok(&["setting", "set", k, &v]);
     }
-    d.cli_ok(&["voicemail", "edit", "1002", "--email", "bob@example.com"]);
+    d.cli_ok(&[
+        "voicemail",
+        "edit",
+        "1002",
+        "--email",
+        "bob@example.com",
+        "--delete-after-mail",
+        if delete_after_mail { "true" } else { "false" },
+    ]);
+    box_loaded(d);
+    // The greeting last, and waited for: the caller's tones are timed after it.
+    let loads = d.logs().matches(APPS_LOADED).count();
+    let greeting = common::tone_wav(dir, "greeting.wav", &[3000], 0, 500);
+    d.cli_ok(&[
+        "voicemail",
+        "greeting",
+        "1002",
+        "unavailable",
+        greeting.to_str().expect("utf-8"),
+    ]);
+    d.wait_until("the greeting loaded", Duration::from_secs(10), || {
+        d.logs().matches(APPS_LOADED).count() > loads
+    });
+}
+
+/// What the server logs when its voice applications (mailboxes among them) changed.
+const APPS_LOADED: &str = "voice applications loaded";
+
+/// Waits until the server has 1002's mailbox settings (the one box with settings; the
+/// extensions, added before, are loaded by then).
+fn box_loaded(d: &Denwa) {
+    d.wait_until("the mailbox loaded", Duration::from_secs(10), || {
+        d.logs()
+            .lines()
+            .any(|l| l.contains(APPS_LOADED) && l.contains("mailboxes=1"))
+    });
 }
 
 /// 1001 calls `*991002` and leaves its tones; returns once the call ended by itself (5 s of
@@ -134,8 +162,7 @@ fn a_message_mailed_with_delete_after_mail_is_gone_and_mwi_drops_to_zero() {
     let dir = tempfile::tempdir().expect("tmp");
     let maildir = dir.path().join("mail");
     let (_sink, port) = mail::smtp_sink(&maildir);
-    setup(&d, dir.path(), port, "none");
-    d.cli_ok(&["voicemail", "edit", "1002", "--delete-after-mail", "true"]);
+    setup(&d, dir.path(), port, "none", true);
 
     // 1002's phone subscribes to its message-waiting state.
     let quiet = common::tone_wav(dir.path(), "quiet.wav", &[], 0, 120_000);
@@ -191,7 +218,7 @@ fn an_smtp_server_down_is_retried_with_backoff_shown_and_counted_then_delivered(
     let maildir = dir.path().join("mail");
     // Nobody listens on this port yet: every attempt is refused.
     let port = testkit::ports::free_port().expect("free port");
-    setup(&d, dir.path(), port, "none");
+    setup(&d, dir.path(), port, "none", false);
     let token = api_token(&d);
     let mut a = caller(&d, dir.path());
     leave_message(&d, &mut a);
@@ -244,7 +271,7 @@ fn starttls_with_auth_needs_the_private_ca_then_delivers_and_implicit_tls_too() 
         "pbx-relay",
         "relay-pass-7",
     );
-    setup(&d, dir.path(), port, "starttls");
+    setup(&d, dir.path(), port, "starttls", false);
     d.cli_ok(&["setting", "set", "mail.smtp_username", "pbx-relay"]);
     d.cli_ok(&["voicemail", "mail-password", "--password", "relay-pass-7"]);
     let token = api_token(&d);
@@ -305,6 +332,9 @@ fn starttls_with_auth_needs_the_private_ca_then_delivers_and_implicit_tls_too() 
     );
     d.cli_ok(&["setting", "set", "mail.smtp_port", &port2.to_string()]);
     d.cli_ok(&["setting", "set", "mail.smtp_security", "tls"]);
+    // A fresh phone: baresip's own ports of the first call may not be free again yet.
+    drop(a);
+    let mut a = caller(&d, dir.path());
     leave_message(&d, &mut a);
     mailed(&d, &maildir2, 1, dir.path());
     d.wait_until("both rows sent", Duration::from_secs(10), || {
@@ -323,6 +353,8 @@ fn a_full_disk_stops_the_message_with_an_alert_and_the_caller_hears_mailbox_full
     let d = Denwa::start_with(Opts::small_tmpfs("voicemail", "12k"));
     d.add_extension("1001", "alice-secret-b");
     d.add_extension("1002", "bob-secret-cc");
+    d.cli_ok(&["voicemail", "pin", "1002", "--pin", "2580"]);
+    box_loaded(&d);
     let dir = tempfile::tempdir().expect("tmp");
     // Tones all through the recording, so no silence ends it before the disk fills.
     let many: Vec<u32> = A_TONES.iter().copied().cycle().take(40).collect();
