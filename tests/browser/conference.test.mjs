@@ -1,7 +1,8 @@
 // Browser test of the live conference participant list: Debian's chromium driven by
-// playwright-core. The rooms page shows who joins without being reloaded (the panel script
-// reloads the list every 2 s), mutes one participant and drops another, in English and in
-// Japanese (checked in the DOM: no CJK fonts here).
+// playwright-core. The rooms page shows who joins without being reloaded (the server pushes the
+// list as server-sent events; the page never polls the fragment while its stream is open), with
+// the join time, mutes one participant and drops another, in English and in Japanese (checked
+// in the DOM: no CJK fonts here).
 //
 // Run by crates/denwa/tests/conference_browser.rs, which starts `denwa serve` with room 800,
 // creates the administrator and owns the baresip phones. This script talks to it on stdout:
@@ -17,7 +18,7 @@ if (!base || !admin || !password) {
   console.error("DENWA_URL, DENWA_ADMIN and DENWA_PASSWORD must be set");
   process.exit(2);
 }
-const LIVE = 30_000; // the list reloads every 2 s; this bounds waiting for a phone
+const LIVE = 30_000; // bounds waiting for a phone to join and the push to arrive
 const step = (s) => console.log(`STEP ${s}`);
 
 const browser = await launch();
@@ -41,6 +42,12 @@ try {
   const ctx = await browser.newContext({ locale: "en-US" });
   step("sign in, the room is empty");
   const page = await signedIn(ctx, { signIn: "Sign in", nodeStatus: "Node status" });
+  const fragmentLoads = [];
+  let streams = 0;
+  page.on("request", (r) => {
+    if (r.url().includes("/fragments/conferences/")) fragmentLoads.push(r.url());
+    if (r.url().includes("/events/conferences/800")) streams += 1;
+  });
   await page.goto(`${base}/conferences`);
   expect((await page.textContent(cell)).includes("Nobody"), "room 800 starts empty");
   // Set on this document only: still there later means the page was never reloaded.
@@ -54,6 +61,10 @@ try {
   expect(await page.evaluate(() => window.denwaSamePage === true), "the list changed without a page reload");
   expect(!(await page.textContent(cell)).includes("Nobody"), "no longer empty");
   expect((await page.getAttribute(member("1001"), "data-muted")) === "false", "1001 joined unmuted");
+  expect(streams >= 1, "the page opened the participant stream");
+  expect(fragmentLoads.length === 0, `pushed, not polled: ${fragmentLoads.join(", ")}`);
+  const joined = await page.textContent(`${member("1001")} span.joined`);
+  expect(/joined \d\d:\d\d:\d\d UTC/.test(joined), `the join time shown: ${joined}`);
 
   step("mute 1001");
   await page.click(`${member("1001")} button.mute`);
@@ -75,6 +86,7 @@ try {
   const jp = await signedIn(ja, { signIn: "サインイン", nodeStatus: "ノードの状態" });
   await jp.goto(`${base}/conferences`);
   expect((await jp.textContent(member("1001"))).includes("ミュート中"), "Japanese muted state");
+  expect((await jp.textContent(member("1001"))).includes("参加"), "Japanese join time label");
   expect((await jp.textContent(`${member("1001")} button.kick`)).includes("退出させる"), "Japanese drop button");
   await ja.close();
   console.log("PASS");

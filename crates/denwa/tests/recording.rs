@@ -328,20 +328,7 @@ fn a_full_disk_stops_the_recording_and_the_call_goes_on() {
     testkit::require_binary("unshare").unwrap_or_else(|e| panic!("{e}"));
     // The server runs in its own mount namespace with a 12 KiB tmpfs over its recordings
     // directory: under a second of audio fits.
-    let script = "mkdir -p \"$0/recordings\" && mount -t tmpfs -o size=12k dnwrec-full \"$0/recordings\" && exec \"$@\"";
-    let d = Denwa::start_with(Opts {
-        wrap: vec![
-            "unshare".into(),
-            "-m".into(),
-            "--propagation".into(),
-            "private".into(),
-            "sh".into(),
-            "-c".into(),
-            script.into(),
-            "{data}".into(),
-        ],
-        ..Default::default()
-    });
+    let d = Denwa::start_with(Opts::small_tmpfs("recordings", "12k"));
     setup(&d, "always");
     let dir = tempfile::tempdir().expect("tmp");
     let (a_wav, b_wav, total) = tone_files(dir.path());

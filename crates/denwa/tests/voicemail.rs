@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::Denwa;
+use common::mail::{smtp_sink, wav_attachment};
 use testkit::baresip::{Phone, PhoneConfig};
 use testkit::tone::{self, ToneLayout};
 
@@ -74,48 +75,6 @@ fn wait_mwi(d: &Denwa, p: &mut Phone, voice: &str) {
         d.print_logs();
         panic!("no message-waiting NOTIFY with {want}: {e}")
     });
-}
-
-/// An SMTP sink writing what it receives into `maildir` (Maildir layout).
-fn smtp_sink(maildir: &Path) -> (testkit::proc::Proc, u16) {
-    testkit::require_binary("aiosmtpd").unwrap_or_else(|e| panic!("{e}"));
-    let port = testkit::ports::free_port().expect("free port");
-    let mut cmd = std::process::Command::new("aiosmtpd");
-    cmd.args([
-        "-n",
-        "-l",
-        &format!("127.0.0.1:{port}"),
-        "-c",
-        "aiosmtpd.handlers.Mailbox",
-    ])
-    .arg(maildir);
-    let p = testkit::proc::Proc::spawn("aiosmtpd", cmd).expect("aiosmtpd starts");
-    let end = std::time::Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < end, "aiosmtpd did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (p, port)
-}
-
-/// The base64 `audio/wav` part of a received e-mail, decoded.
-fn wav_attachment(mail: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    let start = mail.find("Content-Type: audio/wav").expect("a WAV part");
-    let part = &mail[start..];
-    let body_at = part
-        .find("\n\n")
-        .or_else(|| part.find("\r\n\r\n"))
-        .expect("part body");
-    let b64: String = part[body_at..]
-        .lines()
-        .map(str::trim)
-        .skip_while(|l| l.is_empty())
-        .take_while(|l| !l.is_empty() && !l.starts_with("--"))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .expect("base64 attachment")
 }
 
 /// Extensions 1001 and 1002 (PIN 2580), menu 500 whose option 3 leaves a message for 1002.
@@ -299,15 +258,8 @@ fn a_caller_hanging_up_mid_message_leaves_the_message_and_nothing_else() {
     let dir = file.parent().expect("box dir");
     let files: Vec<_> = std::fs::read_dir(dir).expect("dir").flatten().collect();
     assert_eq!(files.len(), 1, "{files:?}");
-    d.wait_until("the endpoint freed", Duration::from_secs(10), || {
-        d.logs().contains("media endpoint closed")
-    });
-    let mut cdrs = Vec::new();
-    d.wait_until("the call record", Duration::from_secs(10), || {
-        cdrs = d.cdrs();
-        !cdrs.is_empty()
-    });
-    assert_eq!(cdrs[0]["hangup_by"], "caller", "{}", cdrs[0]);
+    let cdr = d.call_cleaned_up();
+    assert_eq!(cdr["hangup_by"], "caller", "{cdr}");
 }
 
 #[test]

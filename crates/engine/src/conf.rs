@@ -28,6 +28,8 @@ pub(crate) struct Seat {
     pub tries: u32,
     pub joined: bool,
     pub muted: bool,
+    /// When it joined (Unix seconds; 0 before).
+    pub joined_at_s: u64,
 }
 
 /// A room's bridge id: stable for (tenant, number), with the top bit set so it never equals
@@ -53,6 +55,7 @@ impl Seat {
             tries: 0,
             joined: false,
             muted: false,
+            joined_at_s: 0,
         }
     }
 }
@@ -81,6 +84,7 @@ impl Engine {
                     caller_name: call.caller_name.clone(),
                     muted: seat.muted,
                     duration_s: now.mono.duration_since(call.start_mono).as_secs(),
+                    joined_at_s: seat.joined_at_s,
                 });
             }
             out.extend(summary);
@@ -165,7 +169,7 @@ impl Engine {
             self.arm(id, now.mono + PIN_TIMEOUT);
             return self.media(cmd);
         }
-        self.conf_join(id);
+        self.conf_join(id, now);
     }
 
     fn arm(&mut self, id: u64, at: Instant) {
@@ -176,7 +180,7 @@ impl Engine {
     }
 
     /// Puts the caller in the room's bridge and tells everyone.
-    fn conf_join(&mut self, id: u64) {
+    fn conf_join(&mut self, id: u64, now: Now) {
         let Some((tenant, lang, anchor)) = self.seat_parts(id) else {
             return;
         };
@@ -185,6 +189,10 @@ impl Engine {
             return;
         };
         seat.joined = true;
+        seat.joined_at_s = now
+            .wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         seat.muted = seat.room.join_muted;
         let (bridge, muted, tones, number) = (
             seat.bridge,
@@ -307,7 +315,7 @@ impl Engine {
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
         if same {
-            return self.conf_join(id);
+            return self.conf_join(id, now);
         }
         seat.tries += 1;
         let last = seat.tries >= PIN_TRIES;

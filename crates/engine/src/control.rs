@@ -49,6 +49,8 @@ pub struct ConfMember {
     pub muted: bool,
     /// Seconds since the call started.
     pub duration_s: u64,
+    /// When it entered the room (Unix seconds; 0 while it is still entering the PIN).
+    pub joined_at_s: u64,
 }
 
 /// A conference room with participants.

@@ -58,6 +58,9 @@ pub struct Counters {
     /// New INVITEs without credentials from an address that is no trunk and no registered
     /// phone (challenged; they never reach a route unless they then authenticate).
     pub untrusted_invites: u64,
+    /// Voicemail recordings (messages, greetings) that could not be written, by
+    /// [`crate::vm_disk::VM_FAILURE_REASONS`] index.
+    pub vm_failures: [u64; 2],
 }
 
 impl Default for Counters {
@@ -74,6 +77,7 @@ impl Default for Counters {
             trunk_failovers: 0,
             trunk_invites: 0,
             untrusted_invites: 0,
+            vm_failures: [0; 2],
         }
     }
 }

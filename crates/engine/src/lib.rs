@@ -59,6 +59,7 @@ pub mod transfer;
 pub mod uac;
 pub mod usrloc;
 pub mod vm;
+pub mod vm_disk;
 pub mod vm_menu;
 mod xfer_app;
 mod xfer_group;

@@ -63,6 +63,11 @@ pub mod keys {
     pub const BLF_MAX_KEYS: &str = "blf.max_keys";
     /// Intercom (`*80` + extension) audio: `two-way`, or `one-way` (the called phone is muted).
     pub const INTERCOM_AUDIO: &str = "intercom.audio";
+    /// PEM file of extra CA certificates trusted for the SMTP server (a private relay's own
+    /// CA); empty = the public web roots only.
+    pub const MAIL_CA_FILE: &str = "mail.smtp_ca_file";
+    /// Seconds before the first retry of a failed voicemail e-mail (doubling, at most an hour).
+    pub const MAIL_RETRY_S: &str = "mail.retry_first_s";
 }
 
 /// The choices of `intercom.audio`.
@@ -335,6 +340,20 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Text("two-way"),
         restart_required: false,
         help: "intercom (*80 + extension) audio: two-way, or one-way (the called phone's microphone is muted in the relay, as a page)",
+    },
+    Spec {
+        key: keys::MAIL_CA_FILE,
+        kind: Kind::Token,
+        default: DefaultValue::Text(""),
+        restart_required: false,
+        help: "PEM file of CA certificates to trust for the SMTP server besides the public roots (a private relay's CA); empty = public roots only",
+    },
+    Spec {
+        key: keys::MAIL_RETRY_S,
+        kind: Kind::Integer { min: 1, max: 3600 },
+        default: DefaultValue::Int(30),
+        restart_required: false,
+        help: "seconds before the first retry of a failed voicemail e-mail (then doubling, at most an hour; given up after 8 attempts)",
     },
 ];
 

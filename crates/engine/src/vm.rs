@@ -411,6 +411,11 @@ impl Engine {
         if msg.path != path {
             warn!(call = rec, expected = %msg.path, got = %path, "recording of another file");
         }
+        if let Some(k) = crate::vm_disk::failure(reason) {
+            // Not indexed; the media engine removed the partial file (Discard makes sure).
+            self.vm_write_failed(rec, &msg.mailbox, "message", k);
+            return self.vm_op(0, VmOp::Discard { path: msg.path });
+        }
         if duration_ms < MIN_MESSAGE_MS {
             info!(call = rec, mailbox = %msg.mailbox, duration_ms, %reason, "recording too short: not kept");
             return self.vm_op(0, VmOp::Discard { path: msg.path });
@@ -437,6 +442,9 @@ impl Engine {
             return;
         };
         if anchor.vm_menu_mut().is_some() {
+            if let Some(k) = crate::vm_disk::failure(reason) {
+                return self.vm_menu_write_failed(id, path, k);
+            }
             return self.vm_menu_recorded(id, duration_ms, now);
         }
         if anchor.prompt_rec_mut().is_some() {
@@ -449,7 +457,7 @@ impl Engine {
         info!(call = id, mailbox = %vm.ext, %path, duration_ms, %reason, "voicemail message ended");
         vm.stage = VmStage::Done;
         let prompt = match reason {
-            "disk-full" | "error" => "vm-mailbox-full",
+            _ if crate::vm_disk::failure(reason).is_some() => crate::vm_disk::MAILBOX_FULL_PROMPT,
             _ if duration_ms < MIN_MESSAGE_MS => "vm-too-short",
             _ => "goodbye",
         };

@@ -885,3 +885,66 @@ fn hanging_up_while_recording_a_prompt_leaves_no_file() {
     record_done(&mut h, ep, &rec, 4_000, "closed");
     assert_eq!(prompt_ops(&h).len(), 2);
 }
+
+#[test]
+fn a_message_the_disk_cannot_hold_is_not_indexed_and_the_caller_hears_mailbox_full() {
+    let mut h = setup(false);
+    let (ep, rec, _) = leave_message(&mut h, "vm-full");
+    record_done(&mut h, ep, &rec, 4_000, "disk-full");
+    assert_eq!(
+        h.vm_ops,
+        vec![VmOp::Discard {
+            path: rec.1.clone()
+        }],
+        "not indexed; the partial file removed"
+    );
+    assert_eq!(last_play(&h), "vm-mailbox-full");
+    assert_eq!(h.engine.counters().vm_failures, [1, 0]);
+    h.sent.clear();
+    play_done(&mut h, ep);
+    assert_eq!(h.engine.active_calls(), 0, "the call ends after the prompt");
+    assert_eq!(h.requests("BYE").len(), 1, "hung up cleanly");
+    // Any other write error is counted apart.
+    h.media_log.clear();
+    h.vm_ops.clear();
+    let (ep, rec, _) = leave_message(&mut h, "vm-werr");
+    record_done(&mut h, ep, &rec, 2_000, "error");
+    assert_eq!(last_play(&h), "vm-mailbox-full");
+    assert_eq!(h.engine.counters().vm_failures, [1, 1]);
+    assert!(!h.vm_ops.iter().any(|o| matches!(o, VmOp::Index { .. })));
+}
+
+#[test]
+fn a_greeting_the_disk_cannot_hold_ends_the_menus_with_mailbox_full() {
+    let mut h = setup(false);
+    let (ep, _) = call(&mut h, "*97", "vm-rec-full");
+    keys(&mut h, ep, "2580#3");
+    keys(&mut h, ep, "1");
+    assert_eq!(last_play(&h), "vm-greeting-record");
+    play_done(&mut h, ep);
+    let rec = recording(&h);
+    record_done(&mut h, ep, &rec, 2_500, "disk-full");
+    assert_eq!(last_play(&h), "vm-mailbox-full");
+    assert_eq!(
+        h.vm_ops.last(),
+        Some(&VmOp::Discard {
+            path: rec.1.clone()
+        })
+    );
+    assert!(
+        !h.vm_ops
+            .iter()
+            .any(|o| matches!(o, VmOp::KeepGreeting { .. })),
+        "nothing kept"
+    );
+    assert_eq!(h.engine.counters().vm_failures, [1, 0]);
+    // The menus are over: a key does nothing, and no timer re-prompts.
+    let before = plays(&h).len();
+    keys(&mut h, ep, "1");
+    h.advance(Duration::from_secs(30));
+    assert_eq!(plays(&h).len(), before);
+    h.sent.clear();
+    play_done(&mut h, ep);
+    assert_eq!(h.engine.active_calls(), 0);
+    assert_eq!(h.requests("BYE").len(), 1);
+}

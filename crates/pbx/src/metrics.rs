@@ -28,6 +28,8 @@ pub struct Metrics {
     trunk_failovers: AtomicU64,
     trunk_invites: AtomicU64,
     untrusted_invites: AtomicU64,
+    /// Voicemail recordings not written, by `engine::vm_disk::VM_FAILURE_REASONS` index.
+    vm_failures: [AtomicU64; 2],
     /// Trunk states as of the driver's last tick.
     pub trunks: std::sync::Mutex<Vec<engine::TrunkStatus>>,
     /// TCP connections open right now (accepted and outbound).
@@ -73,6 +75,7 @@ impl Default for Metrics {
             trunk_failovers: AtomicU64::new(0),
             trunk_invites: AtomicU64::new(0),
             untrusted_invites: AtomicU64::new(0),
+            vm_failures: std::array::from_fn(|_| AtomicU64::new(0)),
             trunks: std::sync::Mutex::new(Vec::new()),
             tcp_connections: AtomicI64::new(0),
             registrations: AtomicI64::new(0),
@@ -143,6 +146,9 @@ impl Metrics {
         self.trunk_failovers.store(c.trunk_failovers, Relaxed);
         self.trunk_invites.store(c.trunk_invites, Relaxed);
         self.untrusted_invites.store(c.untrusted_invites, Relaxed);
+        for (dst, src) in self.vm_failures.iter().zip(c.vm_failures.iter()) {
+            dst.store(*src, Relaxed);
+        }
     }
 
     /// Trunk gauges and counters.
@@ -386,6 +392,17 @@ impl Metrics {
                 ),
             ],
         );
+        let _ = writeln!(
+            out,
+            "# HELP denwa_vm_failures_total Voicemail messages and greetings that could not be written (the caller heard \"mailbox full\").\n# TYPE denwa_vm_failures_total counter"
+        );
+        for (i, r) in engine::vm_disk::VM_FAILURE_REASONS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "denwa_vm_failures_total{{reason=\"{r}\"}} {}",
+                self.vm_failures[i].load(Relaxed)
+            );
+        }
     }
 }
 
@@ -412,6 +429,7 @@ mod tests {
         c.requests[METHODS.len() - 1] = 1; // other
         c.responses[486 - 100] = 1;
         c.calls[2] = 1; // BUSY
+        c.vm_failures[0] = 2; // disk-full
         m.publish_engine(&c);
         let mut s = String::new();
         m.render(&mut s);
@@ -420,6 +438,8 @@ mod tests {
         assert!(s.contains("denwa_sip_responses_sent_total{code=\"486\"} 1"));
         assert!(s.contains("denwa_calls_total{disposition=\"BUSY\"} 1"));
         assert!(s.contains("denwa_sip_transactions 0"));
+        assert!(s.contains("\ndenwa_vm_failures_total{reason=\"disk-full\"} 2\n"));
+        assert!(s.contains("\ndenwa_vm_failures_total{reason=\"error\"} 0\n"));
         m.inc_tcp_refused();
         m.inc_log_suppressed();
         let mut s = String::new();

@@ -2,7 +2,9 @@
 //! address) is worked through by this task — due rows are mailed over SMTP (`lettre`, rustls;
 //! STARTTLS, implicit TLS or plain per `mail.smtp_security`, optional authentication) with the
 //! WAV attached when the box says so; failures are retried with backoff and their last error
-//! kept for the panel, API and CLI; `delete_after_mail` removes the message once sent.
+//! kept for the panel, API and CLI; `delete_after_mail` removes the message once sent (file,
+//! index row and so the MWI count). A private relay's CA is trusted from `mail.smtp_ca_file`;
+//! the first retry waits `mail.retry_first_s`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use engine::settings::keys;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use store::Store;
 use tracing::{info, warn};
@@ -35,6 +38,10 @@ pub(crate) struct Smtp {
     username: String,
     password: String,
     from: String,
+    /// PEM file of extra trusted CAs (empty: public roots only).
+    ca_file: String,
+    /// Seconds before the first retry.
+    retry_s: i64,
 }
 
 async fn text(store: &Store, key: &str) -> String {
@@ -71,21 +78,43 @@ async fn smtp(store: &Store) -> Option<Smtp> {
         username: text(store, keys::MAIL_USERNAME).await,
         password: text(store, keys::MAIL_PASSWORD).await,
         from,
+        ca_file: text(store, keys::MAIL_CA_FILE).await,
+        retry_s: engine::settings::effective_int(
+            keys::MAIL_RETRY_S,
+            store
+                .setting::<u64>(None, keys::MAIL_RETRY_S)
+                .await
+                .ok()
+                .flatten(),
+        ) as i64,
     })
 }
 
 fn transport(s: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host).port(s.port);
     let b = match s.security.as_str() {
-        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(|e| e.to_string())?,
-        "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
-        _ => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-            .map_err(|e| e.to_string())?,
+        "none" => b,
+        "tls" => b.tls(Tls::Wrapper(tls_parameters(s)?)),
+        _ => b.tls(Tls::Required(tls_parameters(s)?)),
     };
-    let mut b = b.port(s.port).timeout(Some(SMTP_TIMEOUT));
+    let mut b = b.timeout(Some(SMTP_TIMEOUT));
     if !s.username.is_empty() {
         b = b.credentials(Credentials::new(s.username.clone(), s.password.clone()));
     }
     Ok(b.build())
+}
+
+/// Certificate checks against the public roots plus the CAs of `mail.smtp_ca_file`.
+fn tls_parameters(s: &Smtp) -> Result<TlsParameters, String> {
+    let mut b = TlsParameters::builder(s.host.clone());
+    if !s.ca_file.is_empty() {
+        let pem = std::fs::read(&s.ca_file)
+            .map_err(|e| format!("mail.smtp_ca_file {}: {e}", s.ca_file))?;
+        let cert = Certificate::from_pem(&pem)
+            .map_err(|e| format!("mail.smtp_ca_file {}: no PEM certificate: {e}", s.ca_file))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build_rustls().map_err(|e| format!("TLS settings: {e}"))
 }
 
 /// Works the outbox for ever.
@@ -117,7 +146,12 @@ pub(crate) async fn run(store: Store, data_dir: PathBuf, metrics: Arc<Metrics>) 
         let mailer = match transport(&cfg) {
             Ok(m) => m,
             Err(e) => {
+                // Shown on each waiting e-mail (panel, API, CLI) and retried as a failure.
                 warn!(error = %e, host = %cfg.host, "SMTP settings unusable");
+                for m in due {
+                    metrics.vm_mail_failures.fetch_add(1, Relaxed);
+                    let _ = store.vm_mail_retry(m.id, &e, false, cfg.retry_s).await;
+                }
                 continue;
             }
         };
@@ -130,7 +164,7 @@ pub(crate) async fn run(store: Store, data_dir: PathBuf, metrics: Arc<Metrics>) 
                 Err((e, permanent)) => {
                     metrics.vm_mail_failures.fetch_add(1, Relaxed);
                     let gave_up = store
-                        .vm_mail_failed(m.id, &e, permanent)
+                        .vm_mail_retry(m.id, &e, permanent, cfg.retry_s)
                         .await
                         .unwrap_or(false);
                     warn!(mailbox = %m.mailbox, to = %m.email, error = %e, gave_up, "voicemail e-mail failed");

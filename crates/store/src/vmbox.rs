@@ -623,7 +623,16 @@ fn mail_from(r: &impl RowGet) -> Result<VmMail> {
 
 /// The wait before attempt `attempts + 1`: 30 s, doubling, at most an hour.
 pub fn mail_backoff_s(attempts: i64) -> i64 {
-    (30_i64 << attempts.clamp(0, 7)).min(3600)
+    mail_backoff_from(30, attempts)
+}
+
+/// The wait before attempt `attempts + 1` when the first retry waits `first_s`
+/// (`mail.retry_first_s`): doubling, at most an hour.
+pub fn mail_backoff_from(first_s: i64, attempts: i64) -> i64 {
+    first_s
+        .clamp(1, 3600)
+        .saturating_mul(1 << attempts.clamp(0, 7))
+        .min(3600)
 }
 
 impl Store {
@@ -737,6 +746,18 @@ impl Store {
     /// An attempt failed with `error`: retried after [`mail_backoff_s`], given up after
     /// [`MAIL_ATTEMPTS`] (or at once when `permanent`). Returns whether it was given up.
     pub async fn vm_mail_failed(&self, id: i64, error: &str, permanent: bool) -> Result<bool> {
+        self.vm_mail_retry(id, error, permanent, 30).await
+    }
+
+    /// [`Store::vm_mail_failed`] with the first retry after `first_s` seconds
+    /// ([`mail_backoff_from`]).
+    pub async fn vm_mail_retry(
+        &self,
+        id: i64,
+        error: &str,
+        permanent: bool,
+        first_s: i64,
+    ) -> Result<bool> {
         let now = Utc::now();
         let error: String = error.chars().take(500).collect();
         Ok(write_tx!(self.db(), tx, kind => {
@@ -749,7 +770,7 @@ impl Store {
                 None => return Ok(true),
             };
             let give_up = permanent || attempts >= MAIL_ATTEMPTS;
-            let next = to_ms(now) + mail_backoff_s(attempts - 1) * 1000;
+            let next = to_ms(now) + mail_backoff_from(first_s, attempts - 1) * 1000;
             sqlx::query("UPDATE vm_outbox SET status = $2, attempts = $3, next_at = $4, last_error = $5 WHERE id = $1")
                 .bind(id)
                 .bind(if give_up { "failed" } else { "pending" })
@@ -760,5 +781,21 @@ impl Store {
                 .await?;
             give_up
         }))
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_from_the_first_wait_up_to_an_hour() {
+        let waits: Vec<i64> = (0..9).map(mail_backoff_s).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        let short: Vec<i64> = (0..4).map(|a| mail_backoff_from(1, a)).collect();
+        assert_eq!(short, [1, 2, 4, 8]);
+        assert_eq!(mail_backoff_from(0, 0), 1, "never a zero wait");
+        assert_eq!(mail_backoff_from(3000, 3), 3600);
+        assert_eq!(mail_backoff_from(i64::MAX, 7), 3600);
     }
 }

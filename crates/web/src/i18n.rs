@@ -752,7 +752,6 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "参加者を会議室から退出させました。",
     ),
     ("conf.is_muted", "muted", "ミュート中"),
-    ("conf.seconds", "s in the call", "秒通話中"),
     ("conf.add", "Add a conference room", "会議室を追加"),
     (
         "conf.created",
@@ -1123,6 +1122,17 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("prev", "Previous", "前へ"),
     ("next", "Next", "次へ"),
     ("back", "Back to the list", "一覧に戻る"),
+    ("conf.joined", "joined", "参加"),
+    (
+        "set.mail_ca_file",
+        "PEM file of CA certificates trusted for the SMTP server besides the public roots (a private relay's CA; empty: public roots only)",
+        "SMTP サーバーの証明書を検証するために公開ルートに加えて信頼する CA 証明書の PEM ファイル（社内リレーの CA。空欄なら公開ルートのみ）",
+    ),
+    (
+        "set.mail_retry_s",
+        "Seconds before the first retry of a failed voicemail e-mail (then doubling, at most an hour)",
+        "送信に失敗した留守番電話メールを最初に再送するまでの秒数（以後は倍々、最長 1 時間）",
+    ),
 ];
 
 /// The text of `key` in `lang`. An unknown key is a bug: debug builds panic, release builds

@@ -10,7 +10,7 @@
 pub mod api;
 mod api_license;
 pub mod cluster;
-mod conf_live;
+pub mod conf_live;
 pub mod control;
 mod csv;
 pub mod i18n;
@@ -76,6 +76,7 @@ struct Inner {
     sessions: Mutex<HashMap<String, session::Session>>,
     setup_token: Mutex<Option<String>>,
     licensing: license::Licensing,
+    conf_hub: conf_live::Hub,
 }
 
 impl Web {
@@ -108,6 +109,7 @@ impl Web {
                 sessions: Mutex::new(HashMap::new()),
                 setup_token: Mutex::new(None),
                 licensing,
+                conf_hub: conf_live::Hub::default(),
             }),
         }
     }
@@ -120,6 +122,11 @@ impl Web {
     /// Call control.
     pub fn control(&self) -> &dyn CallControl {
         &*self.inner.control
+    }
+
+    /// The conference participant streams' watcher.
+    pub(crate) fn conf_hub(&self) -> &conf_live::Hub {
+        &self.inner.conf_hub
     }
 
     /// Node facts.

@@ -55,6 +55,8 @@ pub fn label(key: &str) -> &'static str {
         keys::BLF_SHOW_CALLER => "set.blf_show_caller",
         keys::INTERCOM_AUDIO => "set.intercom_audio",
         keys::BLF_MAX_KEYS => "set.blf_max_keys",
+        keys::MAIL_CA_FILE => "set.mail_ca_file",
+        keys::MAIL_RETRY_S => "set.mail_retry_s",
         _ => "set.unknown",
     }
 }

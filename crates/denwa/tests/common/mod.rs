@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod mail;
 pub mod xfer;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,24 @@ pub struct Opts {
     /// A command the server runs under (`WRAP... denwa serve ...`); `{data}` in it becomes the
     /// data directory (e.g. `unshare -m` with a small tmpfs mounted in it).
     pub wrap: Vec<String>,
+}
+
+impl Opts {
+    /// The server in its own mount namespace with a tmpfs of `size` (e.g. `12k`) mounted over
+    /// `DATA_DIR/sub` (a full disk there; the CLI, outside it, does not see that tmpfs).
+    pub fn small_tmpfs(sub: &str, size: &str) -> Opts {
+        let script = format!(
+            "mkdir -p \"$0/{sub}\" && mount -t tmpfs -o size={size} dnw-full \"$0/{sub}\" && exec \"$@\""
+        );
+        Opts {
+            wrap: ["unshare", "-m", "--propagation", "private", "sh", "-c"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([script, "{data}".to_string()])
+                .collect(),
+            ..Default::default()
+        }
+    }
 }
 
 /// A running `denwa serve`.
@@ -240,6 +259,20 @@ impl Denwa {
     /// Data directory.
     pub fn data_dir(&self) -> &Path {
         self.data.path()
+    }
+
+    /// Waits until a call through an application has freed its media endpoint and its call
+    /// record is written; returns that record.
+    pub fn call_cleaned_up(&self) -> serde_json::Value {
+        self.wait_until("the endpoint freed", Duration::from_secs(10), || {
+            self.logs().contains("media endpoint closed")
+        });
+        let mut cdrs = Vec::new();
+        self.wait_until("the call record", Duration::from_secs(10), || {
+            cdrs = self.cdrs();
+            !cdrs.is_empty()
+        });
+        cdrs.swap_remove(0)
     }
 }
 

@@ -1099,3 +1099,5 @@ fn pcm_rate_limit_leaves_other_codecs_alone_and_can_be_lifted() {
     o.set_pcm_rate_limit(None);
     assert_eq!(o.rate(), 48000);
 }
+
+mod wideband;

@@ -53,7 +53,8 @@ pub(super) fn schemas(s: &mut Value) {
     s["ConfParticipant"] = json!({ "type": "object", "required": ["call", "caller", "muted"], "properties": {
         "call": { "type": "integer", "description": "call id (for mute and kick)" },
         "caller": { "type": "string" }, "caller_name": { "type": "string" },
-        "muted": { "type": "boolean" }, "duration_s": { "type": "integer", "description": "seconds since the call started" } } });
+        "muted": { "type": "boolean" }, "duration_s": { "type": "integer", "description": "seconds since the call started" },
+        "joined_at_s": { "type": "integer", "description": "when it entered the room (Unix seconds; 0 while entering the PIN)" } } });
     shown["participants"] = json!({ "type": "array", "items": r("ConfParticipant") });
     shown["created_at"] = json!({ "type": "string", "format": "date-time" });
     shown["updated_at"] = json!({ "type": "string", "format": "date-time" });

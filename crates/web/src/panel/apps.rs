@@ -36,6 +36,7 @@ pub(super) fn routes() -> Router<Web> {
         .route("/conferences/{number}/mute/{call}", post(mute_member))
         .route("/conferences/{number}/kick/{call}", post(kick_member))
         .route("/fragments/conferences/{number}", get(members_fragment))
+        .route("/events/conferences/{number}", get(members_events))
 }
 
 // ----- conference rooms -----
@@ -62,7 +63,7 @@ async fn rooms_view(w: &Web, ctx: &Ctx, status: StatusCode, msg: Markup, f: &Fie
                         td { (r.spec.name) }
                         td { @if r.spec.pin.is_empty() { (ctx.t("no")) } @else { (ctx.t("yes")) } }
                         td {
-                            div.members id={ "members-" (r.number) } data-live={ "/fragments/conferences/" (url_encode(&r.number)) } {
+                            div.members id={ "members-" (r.number) } data-live={ "/fragments/conferences/" (url_encode(&r.number)) } data-stream={ "/events/conferences/" (url_encode(&r.number)) } {
                                 (members_list(ctx, &r.number, &members))
                             }
                         }
@@ -92,8 +93,9 @@ async fn rooms_view(w: &Web, ctx: &Ctx, status: StatusCode, msg: Markup, f: &Fie
     page(ctx, status, "title.conferences", body)
 }
 
-/// The participants of one room with mute and drop buttons (administrators): the part of the
-/// rooms page the panel's script reloads every two seconds.
+/// The participants of one room (when each joined, muted or not) with mute and drop buttons
+/// (administrators): the part of the rooms page pushed to the panel's script on every change
+/// (`/events/conferences/N`; reloaded every two seconds where no stream can be had).
 fn members_list(ctx: &Ctx, number: &str, members: &[engine::control::ConfMember]) -> Markup {
     let base = format!("/conferences/{}", url_encode(number));
     html! {
@@ -101,7 +103,7 @@ fn members_list(ctx: &Ctx, number: &str, members: &[engine::control::ConfMember]
         ul { @for m in members {
             li data-call=(m.call) data-muted=(m.muted) {
                 span.caller { (m.caller) } @if !m.caller_name.is_empty() { " (" (m.caller_name) ")" }
-                " " (m.duration_s) " " (ctx.t("conf.seconds"))
+                " " span.joined data-joined=(m.joined_at_s) { (ctx.t("conf.joined")) " " (joined_at(m.joined_at_s)) }
                 @if m.muted { " " span.muted { (ctx.t("conf.is_muted")) } }
                 @if ctx.is_admin() {
                     " "
@@ -134,6 +136,28 @@ async fn members_fragment(
     let live = w.control().conferences().await;
     let members = crate::conf_live::members(&live, t, &number);
     members_list(&ctx, &number, &members).into_response()
+}
+
+/// When a participant joined, `HH:MM:SS UTC` (`-` while it is still entering the PIN).
+fn joined_at(unix_s: u64) -> String {
+    i64::try_from(unix_s)
+        .ok()
+        .filter(|s| *s > 0)
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(|| "-".into(), |t| t.format("%H:%M:%S UTC").to_string())
+}
+
+/// The room's participant list pushed as server-sent events (see [`crate::conf_live::events`]).
+async fn members_events(
+    State(w): State<Web>,
+    Signed(ctx): Signed,
+    Path(number): Path<String>,
+) -> Result<Response, ApiError> {
+    let t = tenant(&w).await?;
+    let room = number.clone();
+    Ok(crate::conf_live::events(&w, t, number, move |m| {
+        members_list(&ctx, &room, m).into_string()
+    }))
 }
 
 async fn rooms(State(w): State<Web>, Signed(ctx): Signed) -> Response {

@@ -87,6 +87,7 @@ impl FakeControl {
             caller_name: String::new(),
             muted: false,
             duration_s: 5,
+            joined_at_s: 1_790_000_000 + call,
         };
         let mut confs = self.confs.lock().unwrap();
         match confs
