@@ -7,6 +7,7 @@
 //! requests are answered here rather than forwarded: a re-INVITE updates the endpoint, a hold
 //! starts music for the other party, INFO carries digits.
 
+pub mod dtmf_bridge;
 mod out;
 mod xfer;
 
@@ -633,6 +634,7 @@ impl Engine {
                 self.ep_opened(id, ep, Err(()), now)
             }
             MediaEvent::Dtmf { digit, .. } => self.app_digit(id, ep, digit, now),
+            MediaEvent::DtmfInband { digit, .. } => self.inband_digit(id, ep, digit, now),
             MediaEvent::PlayDone { id: play, .. } => self.play_done(id, ep, play, now),
             MediaEvent::RecordDone {
                 path,
@@ -1390,6 +1392,9 @@ impl Engine {
     }
 
     fn app_digit(&mut self, id: u64, ep: EndpointId, digit: char, now: Now) {
+        if self.dtmf_across_bridge(id, ep, digit) {
+            return;
+        }
         let snap = &self.snap;
         let Some(call) = self.b2bua.calls.get_mut(&id) else {
             return;
@@ -1659,10 +1664,10 @@ impl Engine {
             }
             Method::Info => {
                 let digit = info_digit(&req);
-                let a_ep = anchor.a.id;
+                let ep = anchor.ep_of_leg(leg).map(|e| e.id);
                 self.respond(txn, Response::for_request(&req, 200, None), now);
-                if let (Some(d), true) = (digit, leg == A_LEG) {
-                    self.app_digit(id, a_ep, d, now);
+                if let (Some(d), Some(ep)) = (digit, ep) {
+                    self.info_digit(id, ep, d, now);
                 }
             }
             Method::Options => self.respond(txn, Response::for_request(&req, 200, None), now),

@@ -27,6 +27,7 @@ pub mod counters;
 pub mod db;
 pub mod dialplan;
 pub mod dispatcher;
+pub use anchor::dtmf_bridge;
 mod feature_call;
 pub mod features;
 pub mod hunt;
@@ -260,6 +261,8 @@ pub struct Engine {
     pages: page::Pages,
     /// Calls in progress stored for the standby ([`live_calls`]).
     live: live_calls::LiveState,
+    /// How the digit being handled arrived ([`dtmf_bridge`]).
+    dtmf_received: dtmf_bridge::Received,
 }
 
 /// What a client transaction belongs to.
@@ -327,6 +330,7 @@ impl Engine {
             park: park::ParkState::default(),
             pages: page::Pages::default(),
             live: live_calls::LiveState::default(),
+            dtmf_received: dtmf_bridge::Received::default(),
             cfg,
         }
     }

@@ -294,6 +294,17 @@ pub enum MediaCommand {
         /// Placement group (the call).
         group: u64,
     },
+    /// Send DTMF `digits` to the endpoint's phone over what it hears (a digit pressed on the
+    /// other leg of its bridge, [`crate::dtmf_bridge`]): RFC 4733 events when its phone
+    /// negotiated telephone-event, else (or with `inband`) tones in the audio. Needs no answer.
+    SendDigits {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digits: String,
+        /// Tones in the audio even with telephone-event.
+        inband: bool,
+    },
 }
 
 /// News from the media relay.
@@ -385,6 +396,14 @@ pub enum MediaEvent {
         /// Side B.
         b: LegStats,
     },
+    /// A digit detected in the endpoint's audio (in-band tones); handled as [`MediaEvent::Dtmf`]
+    /// but not regenerated in-band across a bridge (the tone crosses in the audio).
+    DtmfInband {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+    },
 }
 
 impl MediaEvent {
@@ -394,6 +413,7 @@ impl MediaEvent {
             MediaEvent::EndpointOpened { endpoint, .. }
             | MediaEvent::EndpointFailed { endpoint, .. }
             | MediaEvent::Dtmf { endpoint, .. }
+            | MediaEvent::DtmfInband { endpoint, .. }
             | MediaEvent::PlayDone { endpoint, .. }
             | MediaEvent::EndpointTimeout { endpoint }
             | MediaEvent::RecordDone { endpoint, .. }

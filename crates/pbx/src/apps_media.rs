@@ -319,6 +319,19 @@ impl AppMedia {
                 });
                 None
             }
+            MediaCommand::SendDigits {
+                endpoint,
+                digits,
+                inband,
+            } => {
+                let mode = if inband {
+                    endpoint::DigitMode::Inband
+                } else {
+                    endpoint::DigitMode::Rfc4733
+                };
+                self.endpoints.get(&endpoint.0)?.send_digits(&digits, mode);
+                None
+            }
             MediaCommand::LimitRate { endpoint, hz } => {
                 self.endpoints.get(&endpoint.0)?.set_pcm_rate_limit(hz);
                 None
@@ -360,9 +373,15 @@ impl AppMedia {
         match ev {
             EngineEvent::Dtmf { ep, digit, source } => {
                 info!(endpoint = ep.0, %digit, ?source, "digit");
-                Some(MediaEvent::Dtmf {
-                    endpoint: E(ep.0),
-                    digit,
+                Some(match source {
+                    endpoint::DtmfSource::Inband => MediaEvent::DtmfInband {
+                        endpoint: E(ep.0),
+                        digit,
+                    },
+                    endpoint::DtmfSource::Rfc4733 => MediaEvent::Dtmf {
+                        endpoint: E(ep.0),
+                        digit,
+                    },
                 })
             }
             EngineEvent::PlayDone {

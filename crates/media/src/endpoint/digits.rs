@@ -55,6 +55,7 @@ impl DigitSender {
     }
 
     /// Whether a digit is being sent or waits.
+    #[cfg(test)]
     pub(crate) fn is_active(&self) -> bool {
         !self.queue.is_empty()
     }
