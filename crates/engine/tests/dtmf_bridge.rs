@@ -40,16 +40,6 @@ fn setup() -> Harness {
     h
 }
 
-fn opened(h: &Harness) -> Vec<EndpointId> {
-    h.media_log
-        .iter()
-        .filter_map(|c| match c {
-            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
-            _ => None,
-        })
-        .collect()
-}
-
 fn sent_digits(h: &Harness) -> Vec<(EndpointId, String, bool)> {
     h.media_log
         .iter()
@@ -123,12 +113,12 @@ fn bridged(
         local: SEG1,
         call_id,
     });
-    let a_ep = opened(h)[0];
+    let a_ep = h.opened_endpoints()[0];
     event(h, a_ep, '1');
     let invites = h.requests("INVITE");
     assert_eq!(invites.len(), 1, "the option rings 1002");
     let inv = invites[0].request().clone();
-    let b_ep = opened(h)[1];
+    let b_ep = h.opened_endpoints()[1];
     assert!(
         sent_digits(h).is_empty(),
         "digits before the bridge are the menu's"
@@ -220,7 +210,7 @@ fn transcoded_calls_carry_digits() {
     h.reply(first[0].request(), 488, "desk", DESK, SEG1);
     let again = h.requests("INVITE");
     assert_eq!(again.len(), 1, "retried with transcoding");
-    let (a_ep, b_ep) = (opened(&h)[0], opened(&h)[1]);
+    let (a_ep, b_ep) = (h.opened_endpoints()[0], h.opened_endpoints()[1]);
     // Before the answer there is no bridge: nothing crosses.
     event(&mut h, a_ep, '2');
     assert!(sent_digits(&h).is_empty());
