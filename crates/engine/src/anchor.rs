@@ -1023,7 +1023,8 @@ impl Engine {
             .and_then(|c| c.anchor.as_deref())
             .is_some_and(|a| a.defer_answer);
         if !deferred {
-            self.play(id, vec![PlayItem::Tone(ToneKind::Ringback)], false, true);
+            let ringback = self.progress_tone(id, ToneKind::Ringback);
+            self.play(id, vec![ringback], false, true);
         }
     }
 
@@ -1453,6 +1454,9 @@ impl Engine {
         if matches!(anchor.app, Some(App::Park)) {
             return self.park_play_done(id);
         }
+        if matches!(anchor.app, Some(App::Conf(_))) {
+            return self.conf_play_done(id, now);
+        }
         if let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() {
             ivr.on_play_done(now.mono);
             self.run_app(id, now);
@@ -1551,6 +1555,7 @@ impl Engine {
         now: Now,
     ) {
         let adv = self.cfg.advertise;
+        let hold_music = self.hold_music(self.b2bua.get(id).map_or(1, |c| c.tenant_id));
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
@@ -1634,10 +1639,7 @@ impl Engine {
                             cmds.push(MediaCommand::Play {
                                 endpoint: p,
                                 id: 0,
-                                items: vec![PlayItem::Moh {
-                                    tenant: call.tenant_id,
-                                    class: "default".into(),
-                                }],
+                                items: vec![hold_music.clone()],
                                 stop_on_dtmf: false,
                                 repeat: true,
                             });

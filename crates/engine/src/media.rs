@@ -66,6 +66,13 @@ pub enum PlayItem {
         /// Path relative to the data directory (`voicemail/1/1002/msg-….wav`).
         path: String,
     },
+    /// A call-progress tone of a country's plan (`tones.country` of the call's tenant).
+    CountryTone {
+        /// The tone.
+        tone: ToneKind,
+        /// `jp` or `na` (anything else: `jp`).
+        country: String,
+    },
 }
 
 /// Identifies one relay session.

@@ -63,7 +63,14 @@ pub mod keys {
     pub const BLF_MAX_KEYS: &str = "blf.max_keys";
     /// Intercom (`*80` + extension) audio: `two-way`, or `one-way` (the called phone is muted).
     pub const INTERCOM_AUDIO: &str = "intercom.audio";
+    /// Country whose call-progress tones (ringback, busy, congestion) Denwa plays: `jp`, `na`.
+    pub const TONES_COUNTRY: &str = "tones.country";
+    /// Music-on-hold class held parties, transferees and lone conference members hear.
+    pub const MOH_CLASS: &str = "moh.class";
 }
+
+/// The choices of `tones.country`: Japan (NTT) and North America (Precise Tone Plan).
+pub const TONE_COUNTRIES: &[&str] = &["jp", "na"];
 
 /// The choices of `intercom.audio`.
 pub const INTERCOM_AUDIO_CHOICES: &[&str] = &["two-way", "one-way"];
@@ -335,6 +342,20 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Text("two-way"),
         restart_required: false,
         help: "intercom (*80 + extension) audio: two-way, or one-way (the called phone's microphone is muted in the relay, as a page)",
+    },
+    Spec {
+        key: keys::TONES_COUNTRY,
+        kind: Kind::Choice(TONE_COUNTRIES),
+        default: DefaultValue::Text("jp"),
+        restart_required: false,
+        help: "call-progress tones Denwa plays (ringback while an anchored call rings): jp (Japan, 400 Hz) or na (North America, 440+480 Hz)",
+    },
+    Spec {
+        key: keys::MOH_CLASS,
+        kind: Kind::Token,
+        default: DefaultValue::Text("default"),
+        restart_required: false,
+        help: "music-on-hold class held parties, transferred callers and a lone conference member hear (denwa moh list); a class without files plays default",
     },
 ];
 

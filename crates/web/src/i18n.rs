@@ -1123,6 +1123,16 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("prev", "Previous", "前へ"),
     ("next", "Next", "次へ"),
     ("back", "Back to the list", "一覧に戻る"),
+    (
+        "set.tones_country",
+        "Call-progress tones Denwa plays (ringback): jp (Japan) or na (North America)",
+        "Denwa が流す呼出音などの可聴音: jp(日本)または na(北米)",
+    ),
+    (
+        "set.moh_class",
+        "Music-on-hold class for held parties, transferred callers and a lone conference member",
+        "保留中・転送中の相手と会議室に一人でいる参加者が聞く保留音クラス",
+    ),
 ];
 
 /// The text of `key` in `lang`. An unknown key is a bug: debug builds panic, release builds

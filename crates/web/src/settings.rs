@@ -55,6 +55,8 @@ pub fn label(key: &str) -> &'static str {
         keys::BLF_SHOW_CALLER => "set.blf_show_caller",
         keys::INTERCOM_AUDIO => "set.intercom_audio",
         keys::BLF_MAX_KEYS => "set.blf_max_keys",
+        keys::TONES_COUNTRY => "set.tones_country",
+        keys::MOH_CLASS => "set.moh_class",
         _ => "set.unknown",
     }
 }

@@ -825,6 +825,7 @@ impl Harness {
                             PlayItem::Prompt { id, .. } => id.clone(),
                             PlayItem::Moh { class, .. } => format!("moh:{class}"),
                             PlayItem::Tone(t) => format!("tone:{t:?}"),
+                            PlayItem::CountryTone { tone, .. } => format!("tone:{tone:?}"),
                             other => format!("{other:?}"),
                         })
                         .collect::<Vec<_>>()
