@@ -77,3 +77,53 @@ fn digits_cross_a_transcoded_call_both_ways() {
             .unwrap_or_else(|e| panic!("{}: {e}", p.name()));
     }
 }
+
+/// Mean square of `pcm` (full scale 1.0).
+fn power(pcm: &[i16]) -> f64 {
+    if pcm.is_empty() {
+        return 0.0;
+    }
+    pcm.iter()
+        .map(|&s| (f64::from(s) / 32768.0).powi(2))
+        .sum::<f64>()
+        / pcm.len() as f64
+}
+
+#[test]
+fn a_lone_conference_participant_hears_hold_music() {
+    let d = Denwa::start();
+    d.cli_ok(&["conf", "add", "800", "--name", "Lobby"]);
+    d.cli_ok(&["moh", "install-default"]);
+    d.add_extension("1001", "alice-secret-b");
+    let audio = tempfile::tempdir().expect("tmp");
+    let quiet = common::tone_wav(audio.path(), "q.wav", &[], 1000, 30_000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &quiet, "PCMU/8000/1", "g711");
+    d.wait_until("the room loaded", Duration::from_secs(10), || {
+        d.logs().contains("voice applications loaded")
+    });
+    a.dial(&format!("sip:800@{}", d.sip_addr())).expect("dial");
+    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("{e}")
+        });
+    d.wait_until(
+        "music for the lone participant",
+        Duration::from_secs(20),
+        || d.logs().contains("alone in the conference"),
+    );
+    // Four seconds of what it hears after the prompts.
+    std::thread::sleep(Duration::from_secs(5));
+    a.hangup().expect("hang up");
+    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT).expect("closed");
+    let wav = testkit::tone::read_wav(&a.last_recording().expect("recording")).expect("wav");
+    let pcm = wav.first_channel();
+    let rate = wav.sample_rate as usize;
+    let tail = &pcm[pcm.len().saturating_sub(4 * rate)..pcm.len().saturating_sub(rate / 2)];
+    let p = power(tail);
+    assert!(
+        p > 1e-4,
+        "music after the prompts, not silence (mean square {p:e} over {} samples)",
+        tail.len()
+    );
+}

@@ -118,6 +118,8 @@ pub enum Kind {
     /// A word without spaces or control characters, at most 255 characters (host names, e-mail
     /// addresses, user names); may be empty.
     Token,
+    /// A music-on-hold class name: lower-case letters, digits, `-` and `_`, 1 to 32 characters.
+    ClassName,
 }
 
 /// A default value.
@@ -352,7 +354,7 @@ pub const SPECS: &[Spec] = &[
     },
     Spec {
         key: keys::MOH_CLASS,
-        kind: Kind::Token,
+        kind: Kind::ClassName,
         default: DefaultValue::Text("default"),
         restart_required: false,
         help: "music-on-hold class held parties, transferred callers and a lone conference member hear (denwa moh list); a class without files plays default",
@@ -525,6 +527,15 @@ impl Spec {
                     .map(|a| Value::from(*a))
                     .ok_or(Invalid::Choice(allowed))
             }
+            Kind::ClassName => {
+                let s = text(v)?;
+                if !apps::moh::valid_class(&s) {
+                    return Err(Invalid::Format(
+                        "a class name: lower-case letters, digits, - and _, 1 to 32 characters",
+                    ));
+                }
+                Ok(Value::from(s))
+            }
             Kind::Token => {
                 let s = text(v)?;
                 if s.len() > 255 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -654,6 +665,23 @@ mod tests {
                 .unwrap_err()
                 .contains("must be one of en, ja")
         );
+    }
+
+    #[test]
+    fn tone_country_and_moh_class() {
+        assert_eq!(parse(keys::TONES_COUNTRY, "NA").unwrap(), json!("na"));
+        assert!(
+            parse(keys::TONES_COUNTRY, "uk")
+                .unwrap_err()
+                .contains("one of jp, na")
+        );
+        assert_eq!(parse(keys::MOH_CLASS, " jazz ").unwrap(), json!("jazz"));
+        assert!(
+            parse(keys::MOH_CLASS, "Jazz")
+                .unwrap_err()
+                .contains("class name")
+        );
+        assert!(parse(keys::MOH_CLASS, "../x").is_err());
     }
 
     #[test]

@@ -1133,6 +1133,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "Music-on-hold class for held parties, transferred callers and a lone conference member",
         "保留中・転送中の相手と会議室に一人でいる参加者が聞く保留音クラス",
     ),
+    (
+        "set.fmt_class",
+        "Enter a class name: lower-case letters, digits, - and _ (1 to 32 characters).",
+        "クラス名を入力してください（英小文字・数字・-・_、1〜32 文字）。",
+    ),
 ];
 
 /// The text of `key` in `lang`. An unknown key is a bug: debug builds panic, release builds

@@ -25,6 +25,7 @@ pub fn format_message(kind: Kind) -> &'static str {
         Kind::TimeZone => "set.fmt_tz",
         Kind::Choice(_) => "set.fmt_choice",
         Kind::Token => "set.fmt_token",
+        Kind::ClassName => "set.fmt_class",
     }
 }
 
