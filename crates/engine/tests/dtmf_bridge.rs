@@ -6,10 +6,8 @@
 
 mod common;
 
-use apps::ivr::MenuSpec;
 use common::*;
 use engine::Input;
-use engine::config::{Apps, IvrEntry};
 use engine::media::{EndpointId, MediaCommand, MediaEvent};
 use sip::{HeaderName, Message, Request, Response};
 
@@ -17,27 +15,7 @@ const CALLER: &str = "192.0.2.21:5060";
 const DESK: &str = "192.0.2.22:5060";
 
 fn setup() -> Harness {
-    let mut snap = snapshot();
-    let mut m = MenuSpec {
-        greeting: "main-greeting".into(),
-        fallback: "hangup".into(),
-        ..MenuSpec::default()
-    };
-    m.options.insert('1', "ext:1002".into());
-    snap.apps = Apps::new(vec![IvrEntry {
-        tenant: 1,
-        name: "main".into(),
-        number: "500".into(),
-        spec: m,
-    }]);
-    let mut h = Harness::with(snap);
-    for (n, contact, at) in [("1001", "192.0.2.21", CALLER), ("1002", "192.0.2.22", DESK)] {
-        let c = format!("<sip:{n}@{contact}:5060>");
-        assert_eq!(h.register(n, Some(&c), Some(3600), at, SEG1).status, 200);
-    }
-    h.sent.clear();
-    h.media_log.clear();
-    h
+    with_1001_and_1002(ivr_500_to_1002())
 }
 
 fn sent_digits(h: &Harness) -> Vec<(EndpointId, String, bool)> {

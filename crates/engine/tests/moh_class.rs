@@ -4,26 +4,14 @@
 
 mod common;
 
-use apps::ivr::MenuSpec;
 use common::*;
 use engine::Input;
-use engine::config::{Apps, IvrEntry, Snapshot};
+use engine::config::{Apps, Snapshot};
 use engine::media::{EndpointId, MediaCommand, MediaEvent, PlayItem};
 use sip::{Message, Response};
 
 const CALLER: &str = "192.0.2.21:5060";
 const DESK: &str = "192.0.2.22:5060";
-
-fn harness(snap: Snapshot) -> Harness {
-    let mut h = Harness::with(snap);
-    for (n, contact, at) in [("1001", "192.0.2.21", CALLER), ("1002", "192.0.2.22", DESK)] {
-        let c = format!("<sip:{n}@{contact}:5060>");
-        assert_eq!(h.register(n, Some(&c), Some(3600), at, SEG1).status, 200);
-    }
-    h.sent.clear();
-    h.media_log.clear();
-    h
-}
 
 fn final_to(h: &Harness, to: &str) -> Response {
     h.sent
@@ -65,21 +53,9 @@ fn stops(h: &Harness, ep: EndpointId) -> usize {
 
 /// An IVR-connected call 1001 → 1002, then the caller holds: the class the callee hears.
 fn held_class(edit: impl FnOnce(&mut Snapshot)) -> Vec<String> {
-    let mut snap = snapshot();
-    let mut m = MenuSpec {
-        greeting: "main-greeting".into(),
-        fallback: "hangup".into(),
-        ..MenuSpec::default()
-    };
-    m.options.insert('1', "ext:1002".into());
-    snap.apps = Apps::new(vec![IvrEntry {
-        tenant: 1,
-        name: "main".into(),
-        number: "500".into(),
-        spec: m,
-    }]);
+    let mut snap = ivr_500_to_1002();
     edit(&mut snap);
-    let mut h = harness(snap);
+    let mut h = with_1001_and_1002(snap);
     h.sent = h.dial(&Dial {
         from: "1001",
         to: "500",
@@ -164,7 +140,7 @@ fn a_lone_conference_member_hears_music_until_a_second_joins() {
         vec![(1, "800".into(), apps::conf::RoomSpec::default())],
     );
     snap.settings.moh_class_tenants.insert(1, "lobby".into());
-    let mut h = harness(snap);
+    let mut h = with_1001_and_1002(snap);
     let a = join(&mut h, "1001", CALLER, "cm-1");
     assert!(music_on(&h, a).is_empty(), "not over the join prompts");
     prompts_done(&mut h, a);

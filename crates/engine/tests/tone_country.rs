@@ -3,36 +3,18 @@
 
 mod common;
 
-use apps::ivr::MenuSpec;
 use common::*;
 use engine::Input;
-use engine::config::{Apps, IvrEntry, Snapshot};
+use engine::config::Snapshot;
 use engine::media::{MediaCommand, MediaEvent, PlayItem, ToneKind};
 
 const CALLER: &str = "192.0.2.21:5060";
-const DESK: &str = "192.0.2.22:5060";
 
 /// 1001 calls the IVR and presses 1 (1002 rings); the tone items played meanwhile.
 fn ringback(edit: impl FnOnce(&mut Snapshot)) -> Vec<PlayItem> {
-    let mut snap = snapshot();
-    let mut m = MenuSpec {
-        greeting: "main-greeting".into(),
-        fallback: "hangup".into(),
-        ..MenuSpec::default()
-    };
-    m.options.insert('1', "ext:1002".into());
-    snap.apps = Apps::new(vec![IvrEntry {
-        tenant: 1,
-        name: "main".into(),
-        number: "500".into(),
-        spec: m,
-    }]);
+    let mut snap = ivr_500_to_1002();
     edit(&mut snap);
-    let mut h = Harness::with(snap);
-    for (n, contact, at) in [("1001", "192.0.2.21", CALLER), ("1002", "192.0.2.22", DESK)] {
-        let c = format!("<sip:{n}@{contact}:5060>");
-        assert_eq!(h.register(n, Some(&c), Some(3600), at, SEG1).status, 200);
-    }
+    let mut h = with_1001_and_1002(snap);
     h.sent = h.dial(&Dial {
         from: "1001",
         to: "500",
