@@ -372,6 +372,12 @@ pub async fn run_moh(
             tenant,
         } => {
             let tenant = which_tenant(store, tenant).await?;
+            if file.is_none()
+                && let Err(store::Error::Invalid { reason, .. }) =
+                    store.moh_class_removable(tenant, &class).await
+            {
+                anyhow::bail!("{reason}");
+            }
             let n = moh::remove(data_dir, tenant, &class, file.as_deref())?;
             match file {
                 Some(f) => writeln!(out, "removed {f} from class {class}")?,

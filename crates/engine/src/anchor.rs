@@ -7,6 +7,7 @@
 //! requests are answered here rather than forwarded: a re-INVITE updates the endpoint, a hold
 //! starts music for the other party, INFO carries digits.
 
+pub mod dtmf_bridge;
 mod out;
 mod xfer;
 
@@ -633,6 +634,7 @@ impl Engine {
                 self.ep_opened(id, ep, Err(()), now)
             }
             MediaEvent::Dtmf { digit, .. } => self.app_digit(id, ep, digit, now),
+            MediaEvent::DtmfInband { digit, .. } => self.inband_digit(id, ep, digit, now),
             MediaEvent::PlayDone { id: play, .. } => self.play_done(id, ep, play, now),
             MediaEvent::RecordDone {
                 path,
@@ -1021,7 +1023,8 @@ impl Engine {
             .and_then(|c| c.anchor.as_deref())
             .is_some_and(|a| a.defer_answer);
         if !deferred {
-            self.play(id, vec![PlayItem::Tone(ToneKind::Ringback)], false, true);
+            let ringback = self.progress_tone(id, ToneKind::Ringback);
+            self.play(id, vec![ringback], false, true);
         }
     }
 
@@ -1390,6 +1393,9 @@ impl Engine {
     }
 
     fn app_digit(&mut self, id: u64, ep: EndpointId, digit: char, now: Now) {
+        if self.dtmf_across_bridge(id, ep, digit) {
+            return;
+        }
         let snap = &self.snap;
         let Some(call) = self.b2bua.calls.get_mut(&id) else {
             return;
@@ -1447,6 +1453,9 @@ impl Engine {
         }
         if matches!(anchor.app, Some(App::Park)) {
             return self.park_play_done(id);
+        }
+        if matches!(anchor.app, Some(App::Conf(_))) {
+            return self.conf_play_done(id, now);
         }
         if let Some(App::Ivr { ivr, .. }) = anchor.app.as_mut() {
             ivr.on_play_done(now.mono);
@@ -1546,6 +1555,7 @@ impl Engine {
         now: Now,
     ) {
         let adv = self.cfg.advertise;
+        let hold_music = self.hold_music(self.b2bua.get(id).map_or(1, |c| c.tenant_id));
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
@@ -1629,10 +1639,7 @@ impl Engine {
                             cmds.push(MediaCommand::Play {
                                 endpoint: p,
                                 id: 0,
-                                items: vec![PlayItem::Moh {
-                                    tenant: call.tenant_id,
-                                    class: "default".into(),
-                                }],
+                                items: vec![hold_music.clone()],
                                 stop_on_dtmf: false,
                                 repeat: true,
                             });
@@ -1659,10 +1666,10 @@ impl Engine {
             }
             Method::Info => {
                 let digit = info_digit(&req);
-                let a_ep = anchor.a.id;
+                let ep = anchor.ep_of_leg(leg).map(|e| e.id);
                 self.respond(txn, Response::for_request(&req, 200, None), now);
-                if let (Some(d), true) = (digit, leg == A_LEG) {
-                    self.app_digit(id, a_ep, d, now);
+                if let (Some(d), Some(ep)) = (digit, ep) {
+                    self.info_digit(id, ep, d, now);
                 }
             }
             Method::Options => self.respond(txn, Response::for_request(&req, 200, None), now),

@@ -227,6 +227,7 @@ impl Engine {
             });
         }
         self.media(play);
+        self.conf_music_stop(&others);
         if tones {
             self.beep(&others);
         }
@@ -255,9 +256,11 @@ impl Engine {
             self.rooms.remove(&bridge);
             return;
         }
-        if tones {
+        // One left alone hears music instead of the tone.
+        if tones && others.len() > 1 {
             self.beep(&others);
         }
+        self.conf_music_alone(bridge);
     }
 
     /// A digit from a room's caller: PIN entry, or `*` to mute and unmute.

@@ -99,6 +99,14 @@ pub struct Settings {
     pub intercom_one_way_tenants: std::collections::HashMap<i64, bool>,
     /// Most `dialog`/`presence` subscriptions per extension (`blf.max_keys`).
     pub blf_max_keys: u32,
+    /// Country of the call-progress tones played (`tones.country`: `jp`, `na`).
+    pub tone_country: String,
+    /// Tenants' own `tones.country`, overriding the node's.
+    pub tone_country_tenants: std::collections::HashMap<i64, String>,
+    /// Music-on-hold class played on hold and while waiting (`moh.class`).
+    pub moh_class: String,
+    /// Tenants' own `moh.class`, overriding the node's.
+    pub moh_class_tenants: std::collections::HashMap<i64, String>,
 }
 
 impl Default for Settings {
@@ -124,6 +132,10 @@ impl Default for Settings {
             intercom_one_way: false,
             intercom_one_way_tenants: std::collections::HashMap::new(),
             blf_max_keys: int(keys::BLF_MAX_KEYS),
+            tone_country: crate::settings::TONE_COUNTRIES[0].to_string(),
+            tone_country_tenants: std::collections::HashMap::new(),
+            moh_class: crate::moh_class::DEFAULT_CLASS.to_string(),
+            moh_class_tenants: std::collections::HashMap::new(),
         }
     }
 }
@@ -217,6 +229,14 @@ impl Settings {
                 int(keys::BLF_MAX_KEYS, u64::from(d.blf_max_keys)),
                 d.blf_max_keys,
             ),
+            tone_country: get(keys::TONES_COUNTRY)
+                .and_then(|v| crate::tenant_settings::tone_country_value(&parse_json(&v)))
+                .unwrap_or(d.tone_country),
+            tone_country_tenants: std::collections::HashMap::new(),
+            moh_class: get(keys::MOH_CLASS)
+                .and_then(|v| crate::moh_class::class_value(&serde_json::Value::from(v)))
+                .unwrap_or(d.moh_class),
+            moh_class_tenants: std::collections::HashMap::new(),
         }
     }
 }

@@ -27,12 +27,14 @@ pub mod counters;
 pub mod db;
 pub mod dialplan;
 pub mod dispatcher;
+pub use anchor::dtmf_bridge;
 mod feature_call;
 pub mod features;
 pub mod hunt;
 pub mod live_calls;
 pub mod media;
 mod moh;
+pub mod moh_class;
 pub mod mwi;
 pub mod nathelper;
 mod notify_wire;
@@ -55,6 +57,7 @@ pub mod subs;
 pub mod subs_list;
 pub mod tenant_settings;
 pub mod timecond;
+pub mod tones;
 pub mod transfer;
 pub mod uac;
 pub mod usrloc;
@@ -261,6 +264,8 @@ pub struct Engine {
     pages: page::Pages,
     /// Calls in progress stored for the standby ([`live_calls`]).
     live: live_calls::LiveState,
+    /// How the digit being handled arrived ([`dtmf_bridge`]).
+    dtmf_received: dtmf_bridge::Received,
 }
 
 /// What a client transaction belongs to.
@@ -328,6 +333,7 @@ impl Engine {
             park: park::ParkState::default(),
             pages: page::Pages::default(),
             live: live_calls::LiveState::default(),
+            dtmf_received: dtmf_bridge::Received::default(),
             cfg,
         }
     }

@@ -66,6 +66,13 @@ pub enum PlayItem {
         /// Path relative to the data directory (`voicemail/1/1002/msg-….wav`).
         path: String,
     },
+    /// A call-progress tone of a country's plan (`tones.country` of the call's tenant).
+    CountryTone {
+        /// The tone.
+        tone: ToneKind,
+        /// `jp` or `na` (anything else: `jp`).
+        country: String,
+    },
 }
 
 /// Identifies one relay session.
@@ -294,6 +301,17 @@ pub enum MediaCommand {
         /// Placement group (the call).
         group: u64,
     },
+    /// Send DTMF `digits` to the endpoint's phone over what it hears (a digit pressed on the
+    /// other leg of its bridge, [`crate::dtmf_bridge`]): RFC 4733 events when its phone
+    /// negotiated telephone-event, else (or with `inband`) tones in the audio. Needs no answer.
+    SendDigits {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digits: String,
+        /// Tones in the audio even with telephone-event.
+        inband: bool,
+    },
 }
 
 /// News from the media relay.
@@ -385,6 +403,14 @@ pub enum MediaEvent {
         /// Side B.
         b: LegStats,
     },
+    /// A digit detected in the endpoint's audio (in-band tones); handled as [`MediaEvent::Dtmf`]
+    /// but not regenerated in-band across a bridge (the tone crosses in the audio).
+    DtmfInband {
+        /// Endpoint.
+        endpoint: EndpointId,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+    },
 }
 
 impl MediaEvent {
@@ -394,6 +420,7 @@ impl MediaEvent {
             MediaEvent::EndpointOpened { endpoint, .. }
             | MediaEvent::EndpointFailed { endpoint, .. }
             | MediaEvent::Dtmf { endpoint, .. }
+            | MediaEvent::DtmfInband { endpoint, .. }
             | MediaEvent::PlayDone { endpoint, .. }
             | MediaEvent::EndpointTimeout { endpoint }
             | MediaEvent::RecordDone { endpoint, .. }

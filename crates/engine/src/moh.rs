@@ -9,7 +9,7 @@ use sip::{Method, Request, Response};
 use tracing::{info, warn};
 
 use crate::b2bua::LegIdx;
-use crate::media::{EndpointId, MediaCommand, PlayItem};
+use crate::media::{EndpointId, MediaCommand};
 use crate::{Engine, Now, nathelper, sdp, sdp_local};
 
 /// Where the music stands.
@@ -205,13 +205,11 @@ impl Engine {
                             telephone_event: te,
                             ptime: 20,
                         });
+                        let music = self.hold_music(tenant);
                         self.media(MediaCommand::Play {
                             endpoint: ep,
                             id: 0,
-                            items: vec![PlayItem::Moh {
-                                tenant,
-                                class: "default".into(),
-                            }],
+                            items: vec![music],
                             stop_on_dtmf: false,
                             repeat: true,
                         });

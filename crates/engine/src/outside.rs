@@ -410,7 +410,7 @@ impl TrunkSpec {
             return Err(FieldError::new(
                 "dtmf",
                 format!(
-                    "{} DTMF needs the media engine, which this version does not have yet: use rfc4733 (telephone-events pass through the relay as the phones send them)",
+                    "{} DTMF is not available: calls to a trunk are relayed phone to trunk without decoding, so digits pass as the phones send them; use rfc4733",
                     self.dtmf
                 ),
             ));

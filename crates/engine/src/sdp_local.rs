@@ -26,18 +26,23 @@ fn supported(name: &str, clock: u32) -> bool {
 }
 
 /// What we answer with: the first codec of the offer we speak (the offerer's preference),
-/// and its telephone-event payload type at the same clock, if offered.
+/// and its telephone-event payload type at the same clock if offered, else the one at 8 kHz
+/// (RFC 4733 only recommends the same clock; an Opus phone such as baresip offers
+/// telephone-event/8000 alone, and without it could send no digit at all).
 pub fn choose(offer: &Summary) -> Option<(Codec, Option<(u8, u32)>)> {
     let (pt, name, clock) = offer
         .codecs
         .iter()
         .find(|(_, n, c)| supported(n, *c))?
         .clone();
-    let te = offer
-        .codecs
-        .iter()
-        .find(|(_, n, c)| n.eq_ignore_ascii_case("telephone-event") && *c == clock)
-        .map(|(p, _, c)| (*p, *c));
+    let te_at = |rate: u32| {
+        offer
+            .codecs
+            .iter()
+            .find(|(_, n, c)| n.eq_ignore_ascii_case("telephone-event") && *c == rate)
+            .map(|(p, _, c)| (*p, *c))
+    };
+    let te = te_at(clock).or_else(|| te_at(8000));
     Some((Codec { name, pt, clock }, te))
 }
 
@@ -149,7 +154,20 @@ mod tests {
         );
         let (c, te) = choose(&o).expect("a codec in common");
         assert_eq!((c.name.as_str(), c.pt, c.clock), ("opus", 96, 48000));
-        assert_eq!(te, None, "no telephone-event at 48 kHz offered");
+        assert_eq!(
+            te,
+            Some((101, 8000)),
+            "no telephone-event at 48 kHz offered: the 8 kHz one"
+        );
+        let o = offer_of(
+            "96 101 102",
+            "a=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\na=rtpmap:102 telephone-event/48000\r\n",
+        );
+        assert_eq!(
+            choose(&o).expect("opus").1,
+            Some((102, 48000)),
+            "same clock first"
+        );
         let o = offer_of("18 8 0 101", "a=rtpmap:101 telephone-event/8000\r\n");
         let (c, te) = choose(&o).expect("PCMA");
         assert_eq!((c.name.as_str(), c.pt), ("PCMA", 8));

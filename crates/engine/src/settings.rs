@@ -68,7 +68,14 @@ pub mod keys {
     pub const MAIL_CA_FILE: &str = "mail.smtp_ca_file";
     /// Seconds before the first retry of a failed voicemail e-mail (doubling, at most an hour).
     pub const MAIL_RETRY_S: &str = "mail.retry_first_s";
+    /// Country whose call-progress tones (ringback, busy, congestion) Denwa plays: `jp`, `na`.
+    pub const TONES_COUNTRY: &str = "tones.country";
+    /// Music-on-hold class held parties, transferees and lone conference members hear.
+    pub const MOH_CLASS: &str = "moh.class";
 }
+
+/// The choices of `tones.country`: Japan (NTT) and North America (Precise Tone Plan).
+pub const TONE_COUNTRIES: &[&str] = &["jp", "na"];
 
 /// The choices of `intercom.audio`.
 pub const INTERCOM_AUDIO_CHOICES: &[&str] = &["two-way", "one-way"];
@@ -116,6 +123,8 @@ pub enum Kind {
     /// A word without spaces or control characters, at most 255 characters (host names, e-mail
     /// addresses, user names); may be empty.
     Token,
+    /// A music-on-hold class name: lower-case letters, digits, `-` and `_`, 1 to 32 characters.
+    ClassName,
 }
 
 /// A default value.
@@ -355,6 +364,20 @@ pub const SPECS: &[Spec] = &[
         restart_required: false,
         help: "seconds before the first retry of a failed voicemail e-mail (then doubling, at most an hour; given up after 8 attempts)",
     },
+    Spec {
+        key: keys::TONES_COUNTRY,
+        kind: Kind::Choice(TONE_COUNTRIES),
+        default: DefaultValue::Text("jp"),
+        restart_required: false,
+        help: "call-progress tones Denwa plays (ringback while an anchored call rings): jp (Japan, 400 Hz) or na (North America, 440+480 Hz)",
+    },
+    Spec {
+        key: keys::MOH_CLASS,
+        kind: Kind::ClassName,
+        default: DefaultValue::Text("default"),
+        restart_required: false,
+        help: "music-on-hold class held parties, transferred callers and a lone conference member hear (denwa moh list); a class without files plays default",
+    },
 ];
 
 /// The spec of `key`.
@@ -523,6 +546,15 @@ impl Spec {
                     .map(|a| Value::from(*a))
                     .ok_or(Invalid::Choice(allowed))
             }
+            Kind::ClassName => {
+                let s = text(v)?;
+                if !apps::moh::valid_class(&s) {
+                    return Err(Invalid::Format(
+                        "a class name: lower-case letters, digits, - and _, 1 to 32 characters",
+                    ));
+                }
+                Ok(Value::from(s))
+            }
             Kind::Token => {
                 let s = text(v)?;
                 if s.len() > 255 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -652,6 +684,23 @@ mod tests {
                 .unwrap_err()
                 .contains("must be one of en, ja")
         );
+    }
+
+    #[test]
+    fn tone_country_and_moh_class() {
+        assert_eq!(parse(keys::TONES_COUNTRY, "NA").unwrap(), json!("na"));
+        assert!(
+            parse(keys::TONES_COUNTRY, "uk")
+                .unwrap_err()
+                .contains("one of jp, na")
+        );
+        assert_eq!(parse(keys::MOH_CLASS, " jazz ").unwrap(), json!("jazz"));
+        assert!(
+            parse(keys::MOH_CLASS, "Jazz")
+                .unwrap_err()
+                .contains("class name")
+        );
+        assert!(parse(keys::MOH_CLASS, "../x").is_err());
     }
 
     #[test]

@@ -10,6 +10,8 @@ use crate::Engine;
 pub const TENANT_KEYS: &[&str] = &[
     crate::settings::keys::BLF_SHOW_CALLER,
     crate::settings::keys::INTERCOM_AUDIO,
+    crate::settings::keys::TONES_COUNTRY,
+    crate::settings::keys::MOH_CLASS,
 ];
 
 /// A tenant's stored `intercom.audio` as "one-way?"; `None` when invalid.
@@ -26,6 +28,14 @@ pub fn show_caller(node: bool, tenants: &HashMap<i64, bool>, tenant: i64) -> boo
     tenants.get(&tenant).copied().unwrap_or(node)
 }
 
+/// A tenant's stored `tones.country` (`jp`, `na`); `None` when invalid.
+pub fn tone_country_value(v: &serde_json::Value) -> Option<String> {
+    let s = v.as_str()?.trim().to_ascii_lowercase();
+    crate::settings::TONE_COUNTRIES
+        .contains(&s.as_str())
+        .then_some(s)
+}
+
 /// A tenant's stored `blf.show_caller` value as a flag (`show`/`hide`); `None` when invalid.
 pub fn show_caller_value(v: &serde_json::Value) -> Option<bool> {
     match v.as_str()? {
@@ -40,6 +50,14 @@ impl Engine {
     pub(crate) fn blf_show_caller(&self, tenant: i64) -> bool {
         let s = &self.snap.settings;
         show_caller(s.blf_show_caller, &s.blf_show_caller_tenants, tenant)
+    }
+
+    /// The country of the call-progress tones `tenant`'s callers hear (`tones.country`).
+    pub(crate) fn tone_country(&self, tenant: i64) -> &str {
+        let s = &self.snap.settings;
+        s.tone_country_tenants
+            .get(&tenant)
+            .map_or(s.tone_country.as_str(), String::as_str)
     }
 
     /// Whether `tenant`'s intercom calls are one-way (the called phone muted).

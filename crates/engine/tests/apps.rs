@@ -117,6 +117,7 @@ fn played(h: &Harness) -> Vec<String> {
                     .map(|i| match i {
                         PlayItem::Prompt { id, .. } => id.clone(),
                         PlayItem::Tone(t) => format!("tone:{t:?}"),
+                        PlayItem::CountryTone { tone, .. } => format!("tone:{tone:?}"),
                         PlayItem::Moh { class, .. } => format!("moh:{class}"),
                         PlayItem::Silence { ms } => format!("silence:{ms}"),
                         PlayItem::File { path } => format!("file:{path}"),
@@ -618,6 +619,8 @@ fn leaving_tells_the_room_and_the_last_one_out_closes_it() {
     let a = join(&mut h, "1001", CALLER, "c-5");
     let _b = join(&mut h, "1002", DESK, "c-6");
     let ok = last_final(&h, DESK);
+    // A third, so that the leaver leaves a room of two (one left alone hears music instead).
+    let _c = join(&mut h, "1003", "192.0.2.23:5060", "c-7");
     h.media_log.clear();
     let bye = format!(
         "BYE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {DESK};branch=z9hG4bK-lv1\r\nMax-Forwards: 70\r\nFrom: \"Caller\" <sip:1002@example.com>;tag=a-c-6\r\nTo: {to}\r\nCall-ID: c-6\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n",
@@ -626,7 +629,7 @@ fn leaving_tells_the_room_and_the_last_one_out_closes_it() {
     );
     h.recv_raw(&bye, DESK, SEG1);
     assert_eq!(beeps_to(&h, a), 1, "the room hears the leaver go");
-    assert_eq!(h.engine.active_calls(), 1);
+    assert_eq!(h.engine.active_calls(), 2);
 }
 
 #[test]

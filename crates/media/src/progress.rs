@@ -25,11 +25,12 @@ pub enum Country {
 }
 
 impl Country {
-    /// The country for an ISO 3166 alpha-2 code (`"JP"`, `"US"`, `"CA"`), case-insensitive.
+    /// The country for an ISO 3166 alpha-2 code (`"JP"`, `"US"`, `"CA"`) or `"NA"` (the
+    /// `tones.country` setting's North America), case-insensitive.
     pub fn from_code(code: &str) -> Option<Country> {
         match code.to_ascii_uppercase().as_str() {
             "JP" => Some(Country::Japan),
-            "US" | "CA" | "NANP" => Some(Country::NorthAmerica),
+            "US" | "CA" | "NA" | "NANP" => Some(Country::NorthAmerica),
             _ => None,
         }
     }

@@ -26,7 +26,8 @@ pub(crate) struct AppMedia {
     engine: MediaEngine,
     endpoints: HashMap<u64, endpoint::Endpoint>,
     data_dir: PathBuf,
-    tones: HashMap<ToneKind, PathBuf>,
+    /// Each country's rendered tones.
+    tones: HashMap<(Country, ToneKind), PathBuf>,
 }
 
 /// In-band DTMF detection for every endpoint that asks (Goertzel with talk-off protection).
@@ -73,11 +74,10 @@ fn render_tone(dir: &Path, country: Country, tone: Tone) -> Option<PathBuf> {
 }
 
 impl AppMedia {
-    /// The engine on `relay`'s port pool, tones rendered for `country` under `data_dir`.
+    /// The engine on `relay`'s port pool, every country's tones rendered under `data_dir`.
     pub(crate) fn new(
         relay: &media::Relay,
         data_dir: PathBuf,
-        country: Country,
         media_timeout: Duration,
     ) -> (AppMedia, mpsc::Receiver<EngineEvent>) {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
@@ -88,14 +88,18 @@ impl AppMedia {
         };
         let engine = MediaEngine::new(config, relay.ports(), tx);
         let dir = data_dir.join("tones");
-        let tones = [
-            (ToneKind::Ringback, Tone::Ringback),
-            (ToneKind::Busy, Tone::Busy),
-            (ToneKind::Congestion, Tone::Congestion),
-        ]
-        .into_iter()
-        .filter_map(|(k, t)| render_tone(&dir, country, t).map(|p| (k, p)))
-        .collect();
+        let mut tones = HashMap::new();
+        for country in [Country::Japan, Country::NorthAmerica] {
+            for (k, t) in [
+                (ToneKind::Ringback, Tone::Ringback),
+                (ToneKind::Busy, Tone::Busy),
+                (ToneKind::Congestion, Tone::Congestion),
+            ] {
+                if let Some(p) = render_tone(&dir, country, t) {
+                    tones.insert((country, k), p);
+                }
+            }
+        }
         (
             AppMedia {
                 engine,
@@ -135,14 +139,16 @@ impl AppMedia {
                 PlayItem::Tone(ToneKind::Beep) => {
                     out.push(endpoint::PlayItem::Tone(endpoint::ToneSpec::beep()))
                 }
-                PlayItem::Tone(k) => match self.tones.get(&k) {
-                    Some(p) => out.push(endpoint::PlayItem::File(p.clone())),
-                    None => out.extend(
-                        endpoint::ToneSpec::error_tone()
-                            .into_iter()
-                            .map(endpoint::PlayItem::Tone),
-                    ),
-                },
+                PlayItem::CountryTone {
+                    tone: ToneKind::Beep,
+                    ..
+                } => out.push(endpoint::PlayItem::Tone(endpoint::ToneSpec::beep())),
+                PlayItem::CountryTone { tone, country } => {
+                    let c = Country::from_code(&country).unwrap_or(Country::Japan);
+                    out.extend(self.tone_items(c, tone));
+                }
+                // Without a country: the first of `tones.country` (the engine names one).
+                PlayItem::Tone(k) => out.extend(self.tone_items(Country::Japan, k)),
                 PlayItem::Moh { tenant, class } => {
                     moh = true;
                     let files = apps::moh::class_files(&self.data_dir, Some(tenant), &class);
@@ -176,6 +182,17 @@ impl AppMedia {
             }
         }
         (out, moh)
+    }
+
+    /// A rendered call-progress tone (the error tone if it could not be written).
+    fn tone_items(&self, country: Country, tone: ToneKind) -> Vec<endpoint::PlayItem> {
+        match self.tones.get(&(country, tone)) {
+            Some(p) => vec![endpoint::PlayItem::File(p.clone())],
+            None => endpoint::ToneSpec::error_tone()
+                .into_iter()
+                .map(endpoint::PlayItem::Tone)
+                .collect(),
+        }
     }
 
     /// A handle on the media engine (its counters are read for `/metrics`).
@@ -319,6 +336,19 @@ impl AppMedia {
                 });
                 None
             }
+            MediaCommand::SendDigits {
+                endpoint,
+                digits,
+                inband,
+            } => {
+                let mode = if inband {
+                    endpoint::DigitMode::Inband
+                } else {
+                    endpoint::DigitMode::Rfc4733
+                };
+                self.endpoints.get(&endpoint.0)?.send_digits(&digits, mode);
+                None
+            }
             MediaCommand::LimitRate { endpoint, hz } => {
                 self.endpoints.get(&endpoint.0)?.set_pcm_rate_limit(hz);
                 None
@@ -360,9 +390,15 @@ impl AppMedia {
         match ev {
             EngineEvent::Dtmf { ep, digit, source } => {
                 info!(endpoint = ep.0, %digit, ?source, "digit");
-                Some(MediaEvent::Dtmf {
-                    endpoint: E(ep.0),
-                    digit,
+                Some(match source {
+                    endpoint::DtmfSource::Inband => MediaEvent::DtmfInband {
+                        endpoint: E(ep.0),
+                        digit,
+                    },
+                    endpoint::DtmfSource::Rfc4733 => MediaEvent::Dtmf {
+                        endpoint: E(ep.0),
+                        digit,
+                    },
                 })
             }
             EngineEvent::PlayDone {

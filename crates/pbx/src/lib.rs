@@ -63,8 +63,6 @@ pub struct PbxConfig {
     pub dns_server: Option<SocketAddr>,
     /// The data directory: prompts, music on hold, rendered tones.
     pub data_dir: std::path::PathBuf,
-    /// Whose call-progress tones (ringback, busy) callers of voice applications hear.
-    pub tone_country: media::progress::Country,
     /// A terminating media leg that receives nothing this long is hung up.
     pub media_timeout: std::time::Duration,
     /// One node of an active/standby pair: stored parked calls are resumed when this node
@@ -85,7 +83,6 @@ impl Default for PbxConfig {
             transport: transport::TransportLimits::default(),
             dns_server: None,
             data_dir: std::path::PathBuf::from("."),
-            tone_country: media::progress::Country::Japan,
             media_timeout: std::time::Duration::from_secs(60),
             clustered: false,
         }
@@ -264,12 +261,8 @@ pub async fn start(cfg: PbxConfig, store: store::Store, relay: media::Relay) -> 
         new_calls_refused: std::sync::atomic::AtomicBool::new(false),
     });
     transports.start(tx);
-    let (apps, app_events) = apps_media::AppMedia::new(
-        &relay,
-        cfg.data_dir.clone(),
-        cfg.tone_country,
-        cfg.media_timeout,
-    );
+    let (apps, app_events) =
+        apps_media::AppMedia::new(&relay, cfg.data_dir.clone(), cfg.media_timeout);
     let apps_engine = apps.engine();
     tokio::spawn(vm_mail::run(
         store.clone(),

@@ -240,6 +240,32 @@ pub async fn settings(store: &Store) -> Settings {
         }
         Err(e) => warn!(error = %e, "tenant settings unreadable: using the node's"),
     }
+    match store
+        .tenant_setting_values(engine::settings::keys::TONES_COUNTRY)
+        .await
+    {
+        Ok(rows) => {
+            s.tone_country_tenants = rows
+                .iter()
+                .filter_map(|(t, v)| {
+                    engine::tenant_settings::tone_country_value(v).map(|c| (*t, c))
+                })
+                .collect();
+        }
+        Err(e) => warn!(error = %e, "tenant settings unreadable: using the node's"),
+    }
+    match store
+        .tenant_setting_values(engine::settings::keys::MOH_CLASS)
+        .await
+    {
+        Ok(rows) => {
+            s.moh_class_tenants = rows
+                .iter()
+                .filter_map(|(t, v)| engine::moh_class::class_value(v).map(|c| (*t, c)))
+                .collect();
+        }
+        Err(e) => warn!(error = %e, "tenant settings unreadable: using the node's"),
+    }
     s
 }
 

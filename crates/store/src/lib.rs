@@ -27,6 +27,7 @@ pub mod migrate;
 pub mod recording;
 #[macro_use]
 mod model;
+mod moh_use;
 mod notify;
 #[macro_use]
 mod numbers;

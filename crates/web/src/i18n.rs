@@ -1133,6 +1133,21 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "Seconds before the first retry of a failed voicemail e-mail (then doubling, at most an hour)",
         "送信に失敗した留守番電話メールを最初に再送するまでの秒数（以後は倍々、最長 1 時間）",
     ),
+    (
+        "set.tones_country",
+        "Call-progress tones Denwa plays (ringback): jp (Japan) or na (North America)",
+        "Denwa が流す呼出音などの可聴音: jp(日本)または na(北米)",
+    ),
+    (
+        "set.moh_class",
+        "Music-on-hold class for held parties, transferred callers and a lone conference member",
+        "保留中・転送中の相手と会議室に一人でいる参加者が聞く保留音クラス",
+    ),
+    (
+        "set.fmt_class",
+        "Enter a class name: lower-case letters, digits, - and _ (1 to 32 characters).",
+        "クラス名を入力してください（英小文字・数字・-・_、1〜32 文字）。",
+    ),
 ];
 
 /// The text of `key` in `lang`. An unknown key is a bug: debug builds panic, release builds

@@ -25,6 +25,7 @@ pub fn format_message(kind: Kind) -> &'static str {
         Kind::TimeZone => "set.fmt_tz",
         Kind::Choice(_) => "set.fmt_choice",
         Kind::Token => "set.fmt_token",
+        Kind::ClassName => "set.fmt_class",
     }
 }
 
@@ -57,6 +58,8 @@ pub fn label(key: &str) -> &'static str {
         keys::BLF_MAX_KEYS => "set.blf_max_keys",
         keys::MAIL_CA_FILE => "set.mail_ca_file",
         keys::MAIL_RETRY_S => "set.mail_retry_s",
+        keys::TONES_COUNTRY => "set.tones_country",
+        keys::MOH_CLASS => "set.moh_class",
         _ => "set.unknown",
     }
 }

@@ -18,7 +18,7 @@ use super::Ep;
 use crate::db::Direction;
 use crate::dialplan::OutsideCall;
 use crate::dispatcher::OutsidePlan;
-use crate::media::{MediaCommand, PlayItem, ToneKind};
+use crate::media::{MediaCommand, ToneKind};
 use crate::{Engine, Now, nathelper, sdp_local};
 
 impl Engine {
@@ -107,7 +107,8 @@ impl Engine {
             group: id,
         });
         if !deferred {
-            self.play(id, vec![PlayItem::Tone(ToneKind::Ringback)], false, true);
+            let ringback = self.progress_tone(id, ToneKind::Ringback);
+            self.play(id, vec![ringback], false, true);
         }
     }
 

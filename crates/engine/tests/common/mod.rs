@@ -827,6 +827,7 @@ impl Harness {
                             PlayItem::Prompt { id, .. } => id.clone(),
                             PlayItem::Moh { class, .. } => format!("moh:{class}"),
                             PlayItem::Tone(t) => format!("tone:{t:?}"),
+                            PlayItem::CountryTone { tone, .. } => format!("tone:{tone:?}"),
                             other => format!("{other:?}"),
                         })
                         .collect::<Vec<_>>()
@@ -1002,4 +1003,36 @@ pub fn caller_in_dialog(
         None => s.push_str("Content-Length: 0\r\n\r\n"),
     }
     s
+}
+
+/// A snapshot with IVR menu `main` (number 500) whose option 1 rings extension 1002.
+pub fn ivr_500_to_1002() -> Snapshot {
+    let mut snap = snapshot();
+    let mut m = apps::ivr::MenuSpec {
+        greeting: "main-greeting".into(),
+        fallback: "hangup".into(),
+        ..apps::ivr::MenuSpec::default()
+    };
+    m.options.insert('1', "ext:1002".into());
+    snap.apps = engine::config::Apps::new(vec![engine::config::IvrEntry {
+        tenant: 1,
+        name: "main".into(),
+        number: "500".into(),
+        spec: m,
+    }]);
+    snap
+}
+
+/// A harness on `snap` with 1001 (at 192.0.2.21:5060) and 1002 (at 192.0.2.22:5060)
+/// registered on [`SEG1`]; nothing sent or commanded yet.
+pub fn with_1001_and_1002(snap: Snapshot) -> Harness {
+    let mut h = Harness::with(snap);
+    for (n, at) in [("1001", "192.0.2.21:5060"), ("1002", "192.0.2.22:5060")] {
+        let ip = at.split(':').next().unwrap_or("");
+        let c = format!("<sip:{n}@{ip}:5060>");
+        assert_eq!(h.register(n, Some(&c), Some(3600), at, SEG1).status, 200);
+    }
+    h.sent.clear();
+    h.media_log.clear();
+    h
 }

@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
+use super::digits::DigitSender;
 use super::jitter::{Inserted, JitterBuffer, Next, Packet};
 use super::player::{self, EVENT_ON_FRAMES, LoadRequest, Out, Player};
 use super::rate::{self, Resampler};
 use super::{
-    BridgeId, DigitDetector, Direction, DtmfSource, EndpointId, EndpointStats, EngineEvent,
-    FRAME_MS, Negotiated, PlayRequest, RecordReason, RecordRequest, ToneSpec, Transmit,
+    BridgeId, DigitDetector, DigitMode, Direction, DtmfSource, EndpointId, EndpointStats,
+    EngineEvent, FRAME_MS, Negotiated, PlayRequest, RecordReason, RecordRequest, ToneSpec,
+    Transmit,
 };
 use crate::codec::{self, Decoder, Encoder};
 use crate::dtmf::TelephoneEvent;
@@ -180,6 +182,8 @@ pub struct EndpointCore {
     payload: Vec<u8>,
     // Media.
     player: Player,
+    /// Digits regenerated from the other leg of a bridge ([`EndpointCore::send_digits`]).
+    digits: DigitSender,
     recording: Option<Recording>,
     pub(crate) bridge: Option<BridgeId>,
     pub(crate) muted: bool,
@@ -268,6 +272,7 @@ impl EndpointCore {
             scratch: Vec::new(),
             payload: Vec::with_capacity(256),
             player: Player::default(),
+            digits: DigitSender::default(),
             recording: None,
             bridge: None,
             muted: false,
@@ -451,6 +456,14 @@ impl EndpointCore {
     /// Stops the play, if any.
     pub fn stop_play(&mut self) {
         self.player.stop(self.id, &mut self.events);
+    }
+
+    /// Sends `digits` to the phone over whatever it hears, without touching the play: RFC 4733
+    /// events when telephone-event was negotiated and `mode` allows, else in-band tones (see
+    /// [`super::digits`]). Returns how many were queued (at most
+    /// [`super::digits::MAX_QUEUED_DIGITS`] wait).
+    pub fn send_digits(&mut self, digits: &str, mode: DigitMode) -> usize {
+        self.digits.push(digits, mode)
     }
 
     /// Whether something plays.
@@ -876,6 +889,8 @@ impl EndpointCore {
                 *o = o.saturating_add(s);
             }
         }
+        // Regenerated digits go over the play and the bridge.
+        let out = self.digits.next(rate, rfc, &mut buf).unwrap_or(out);
         // Recorder: the beep goes out first; then what the leg hears (and the bridge).
         let mut rec_done = None;
         if let Some(r) = self.recording.as_mut() {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::codec::CodecKind;
 
 pub mod core;
+pub mod digits;
 pub mod files;
 pub mod group;
 pub mod jitter;
@@ -423,3 +424,5 @@ pub const FRAME_MS: u32 = 20;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_digits;

@@ -22,8 +22,8 @@ use super::files::{LoadResult, Loader};
 use super::group::Group;
 use super::recorder::Writer;
 use super::{
-    BridgeId, DetectorFactory, Direction, EndpointId, EndpointStats, EngineConfig, EngineMetrics,
-    Error, EventSink, FRAME_MS, Negotiated, PlayRequest, RecordRequest,
+    BridgeId, DetectorFactory, DigitMode, Direction, EndpointId, EndpointStats, EngineConfig,
+    EngineMetrics, Error, EventSink, FRAME_MS, Negotiated, PlayRequest, RecordRequest,
 };
 use crate::ports::PortPool;
 
@@ -295,6 +295,7 @@ enum Ctl {
     Leave,
     Mute(bool),
     Inband(bool),
+    Digits(String, DigitMode),
     Direction(Direction),
     Stats(oneshot::Sender<EndpointStats>),
     /// A file load the endpoint waited for on the worker it left.
@@ -415,6 +416,12 @@ impl Endpoint {
     /// engine's [`EngineConfig::inband_detector`]; a no-op when it has none.
     pub fn set_inband_dtmf(&self, on: bool) {
         self.ctl(Ctl::Inband(on));
+    }
+
+    /// Sends DTMF digits to the phone over what it hears (a digit pressed on the other leg of
+    /// its bridge): RFC 4733 with telephone-event negotiated and `mode` `Rfc4733`, else in-band.
+    pub fn send_digits(&self, digits: &str, mode: DigitMode) {
+        self.ctl(Ctl::Digits(digits.to_string(), mode));
     }
 
     /// Hold and resume: what SDP says about the direction, from our side. Not sending keeps
@@ -826,6 +833,9 @@ impl Worker {
                                     core.set_detector(self.detector.filter(|_| on).map(|f| f()))
                                 }
                                 Ctl::Loaded(ticket, result) => core.file_loaded(ticket, result),
+                                Ctl::Digits(d, mode) => {
+                                    core.send_digits(&d, mode);
+                                }
                                 Ctl::Join(_) | Ctl::Leave => {}
                             }
                         }

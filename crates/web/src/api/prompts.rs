@@ -409,6 +409,11 @@ async fn moh_remove_class(
     P(class): P<String>,
 ) -> ApiResult<Json<Value>> {
     let t = tenant(&w).await?;
+    if let Err(store::Error::Invalid { reason, .. }) =
+        w.store().moh_class_removable(t, &class).await
+    {
+        return Err(ApiError::new(StatusCode::CONFLICT, "in_use", reason));
+    }
     let n = moh::remove(&w.info().data_dir, t, &class, None).map_err(moh_error)?;
     Ok(Json(json!({ "removed": n })))
 }

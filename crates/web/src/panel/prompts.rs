@@ -437,6 +437,15 @@ async fn moh_delete(
     };
     let class = field(&f, "class");
     let file = Some(field(&f, "file")).filter(|s| !s.is_empty());
+    if file.is_none()
+        && let Err(store::Error::Invalid { reason, .. }) =
+            w.store().moh_class_removable(t, class).await
+    {
+        return fail(
+            &ctx,
+            crate::api::ApiError::new(StatusCode::CONFLICT, "in_use", reason),
+        );
+    }
     match moh::remove(&w.info().data_dir, t, class, file) {
         Ok(_) => {
             let what = match file {
