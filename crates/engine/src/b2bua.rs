@@ -815,6 +815,7 @@ impl Engine {
                 });
             }
         }
+        media.shrink_to_fit(); // kept for the call's life; usually one segment
         let call = Call::new(id, o, a_leg, media, now, self.snap.settings.no_answer);
         info!(call = id, %call_id, caller = %call.caller, callee = %call.callee, direction = ?call.route.direction, "call started");
         // Tell the caller we are on it (the transaction layer would after 100 ms anyway).
