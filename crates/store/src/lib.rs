@@ -15,6 +15,8 @@ mod cdr;
 mod cdr_events;
 mod codes;
 mod config;
+mod custom_prompts;
+pub use custom_prompts::{CustomPromptRow, IN_USE as CUSTOM_PROMPT_IN_USE, NewCustomPrompt};
 mod db;
 pub mod fence;
 mod group;
