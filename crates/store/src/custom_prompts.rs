@@ -385,6 +385,120 @@ impl Store {
     }
 }
 
+/// Why an upload of a custom prompt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The name or the file was refused (the reason is for people).
+    #[error(transparent)]
+    Refused(#[from] apps::custom_prompt::CustomError),
+    /// The database refused or failed.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// What an upload stored.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    /// The variant's row.
+    pub row: CustomPromptRow,
+    /// True when the prompt (any variant) did not exist before.
+    pub new_prompt: bool,
+}
+
+impl Store {
+    /// Converts `file` (any format a catalogue prompt upload takes) into `variant` of custom
+    /// prompt `name` under `data_dir` and records it: the one path the CLI, the API and the
+    /// panel use. A refused file changes nothing; a failed database write removes a file it
+    /// created.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_custom_prompt(
+        &self,
+        data_dir: &std::path::Path,
+        tenant_id: i64,
+        name: &str,
+        variant: apps::custom_prompt::Variant,
+        file: &std::path::Path,
+        original_name: Option<&str>,
+        description: Option<&str>,
+    ) -> std::result::Result<Uploaded, UploadError> {
+        check_name(name)?;
+        let new_prompt = self.custom_prompt(tenant_id, name).await?.is_empty();
+        let (dir, n, f) = (data_dir.to_path_buf(), name.to_string(), file.to_path_buf());
+        let stored = tokio::task::spawn_blocking(move || {
+            apps::custom_prompt::upload(&dir, tenant_id, variant, &n, &f)
+        })
+        .await
+        .map_err(|e| Error::Io {
+            path: file.to_path_buf(),
+            source: std::io::Error::other(format!("conversion task failed: {e}")),
+        })??;
+        let row = NewCustomPrompt {
+            name: name.to_string(),
+            lang: variant.as_str().to_string(),
+            description: description.map(str::to_string),
+            source: "uploaded".into(),
+            original_name: original_name.unwrap_or("").to_string(),
+            original_format: stored.original_format.clone(),
+            recorded_by: String::new(),
+            duration_ms: stored.duration_ms,
+            sha256: stored.sha256.clone(),
+        };
+        match self.put_custom_prompt(tenant_id, &row).await {
+            Ok(row) => Ok(Uploaded { row, new_prompt }),
+            Err(e) => {
+                if stored.created {
+                    let _ = apps::custom_prompt::remove(data_dir, tenant_id, variant, name);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Deletes custom prompt `name` (or its `lang` variant) and its files; see
+    /// [`Store::delete_custom_prompt`] for the refusals.
+    pub async fn remove_custom_prompt(
+        &self,
+        data_dir: &std::path::Path,
+        tenant_id: i64,
+        name: &str,
+        lang: Option<&str>,
+    ) -> Result<Vec<CustomPromptRow>> {
+        let gone = self.delete_custom_prompt(tenant_id, name, lang).await?;
+        for r in &gone {
+            if let Some(v) = apps::custom_prompt::Variant::parse(&r.lang)
+                && let Err(e) = apps::custom_prompt::remove(data_dir, tenant_id, v, name)
+            {
+                tracing::warn!(prompt = %name, lang = %r.lang, error = %e, "custom prompt file not removed");
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Renames custom prompt `from` to `to` (rows and files) and/or sets its description; see
+    /// [`Store::edit_custom_prompt`] for the refusals. A failed file rename puts the old name
+    /// back.
+    pub async fn rename_custom_prompt(
+        &self,
+        data_dir: &std::path::Path,
+        tenant_id: i64,
+        from: &str,
+        to: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Vec<CustomPromptRow>> {
+        let rows = self.edit_custom_prompt(tenant_id, from, to, description).await?;
+        if let Some(to) = to.filter(|t| *t != from)
+            && let Err(e) = apps::custom_prompt::rename(data_dir, tenant_id, from, to)
+        {
+            let _ = self.edit_custom_prompt(tenant_id, to, Some(from), None).await;
+            return Err(Error::Io {
+                path: apps::custom_prompt::dir(data_dir, tenant_id),
+                source: std::io::Error::other(e.to_string()),
+            });
+        }
+        Ok(rows)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::menu_plays;

@@ -16,7 +16,10 @@ mod cdr_events;
 mod codes;
 mod config;
 mod custom_prompts;
-pub use custom_prompts::{CustomPromptRow, IN_USE as CUSTOM_PROMPT_IN_USE, NewCustomPrompt};
+pub use custom_prompts::{
+    CustomPromptRow, IN_USE as CUSTOM_PROMPT_IN_USE, NewCustomPrompt, UploadError as CustomUploadError,
+    Uploaded as CustomUploaded,
+};
 mod db;
 pub mod fence;
 mod group;

@@ -22,6 +22,7 @@ use crate::{Web, settings};
 mod apps;
 mod backup_remote;
 mod codes;
+mod custom_prompts;
 mod hunt;
 mod language;
 pub(crate) mod outside;
@@ -298,6 +299,7 @@ pub fn routes() -> Router<Web> {
         .merge(backup_remote::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(custom_prompts::routes())
         .merge(language::routes())
         .merge(subs::routes())
         .merge(tenant_settings::routes())

@@ -115,7 +115,7 @@ fn prompt_error(e: PromptError) -> ApiError {
     }
 }
 
-fn convert_error(e: apps::audio_file::ConvertError) -> ApiError {
+pub(crate) fn convert_error(e: apps::audio_file::ConvertError) -> ApiError {
     use apps::audio_file::ConvertError as C;
     match e {
         C::Io(io) => internal(io),
@@ -141,7 +141,7 @@ fn moh_error(e: MohError) -> ApiError {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::warn!(error = %e, "prompt files: I/O error");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
