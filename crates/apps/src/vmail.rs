@@ -228,6 +228,9 @@ pub enum Greeting {
 }
 
 impl Greeting {
+    /// Every greeting, in menu order.
+    pub const ALL: [Greeting; 3] = [Greeting::Unavailable, Greeting::Busy, Greeting::Name];
+
     /// The name used in file names and the API (`unavailable`, `busy`, `name`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -239,9 +242,7 @@ impl Greeting {
 
     /// Parses [`Greeting::as_str`].
     pub fn parse(s: &str) -> Option<Greeting> {
-        [Greeting::Unavailable, Greeting::Busy, Greeting::Name]
-            .into_iter()
-            .find(|g| g.as_str() == s)
+        Greeting::ALL.into_iter().find(|g| g.as_str() == s)
     }
 }
 

@@ -15,6 +15,7 @@ mod outside_cmd;
 mod page_cmd;
 mod park_cmd;
 mod prompt_cmd;
+mod custom_prompt_cmd;
 mod recording_cmd;
 mod report_cmd;
 mod vm_cmd;

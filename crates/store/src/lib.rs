@@ -46,6 +46,8 @@ mod subs;
 pub use subs::EventSubWrite;
 mod tenant_settings;
 mod vmbox;
+mod vm_greeting;
+pub use vm_greeting::GreetingError as VmGreetingError;
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -22,7 +22,7 @@ use crate::{Web, settings};
 mod apps;
 mod backup_remote;
 mod codes;
-mod custom_prompts;
+pub(crate) mod custom_prompts;
 mod hunt;
 mod language;
 pub(crate) mod outside;
@@ -35,7 +35,7 @@ pub(crate) mod subs;
 pub(crate) mod tenant_settings;
 mod transfer;
 pub(crate) use transfer::refusal as transfer_refusal;
-mod voicemail;
+pub(crate) mod voicemail;
 
 /// Largest backup upload accepted (bytes).
 pub const MAX_BACKUP_BYTES: usize = 512 * 1024 * 1024;

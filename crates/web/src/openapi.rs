@@ -12,6 +12,7 @@ mod language;
 mod outside;
 mod page;
 mod park;
+mod custom_prompts;
 mod prompts;
 mod recordings;
 mod reports;
@@ -330,6 +331,7 @@ pub fn document() -> Value {
     backup_remote::paths(&mut add);
     reports::paths(&mut add);
     prompts::paths(&mut add);
+    custom_prompts::paths(&mut add);
     recordings::paths(&mut add);
     transfer::paths(&mut add);
     park::paths(&mut add);

@@ -33,6 +33,8 @@ mod outside;
 mod page;
 mod park;
 mod prompts;
+mod custom_prompts;
+mod vm_greetings;
 mod recordings;
 mod reports;
 mod subs;
@@ -90,6 +92,8 @@ pub fn routes() -> Router<Web> {
         .merge(voicemail::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(custom_prompts::routes())
+        .merge(vm_greetings::routes())
         .merge(language::routes())
         .merge(recordings::routes())
         .merge(transfer::routes())
