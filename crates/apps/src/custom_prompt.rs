@@ -52,7 +52,11 @@ impl Variant {
     }
 
     /// Every variant, in listing order.
-    pub const ALL: [Variant; 3] = [Variant::Any, Variant::Lang(Lang::En), Variant::Lang(Lang::Ja)];
+    pub const ALL: [Variant; 3] = [
+        Variant::Any,
+        Variant::Lang(Lang::En),
+        Variant::Lang(Lang::Ja),
+    ];
 }
 
 impl Serialize for Variant {
@@ -138,12 +142,7 @@ pub fn path(data_dir: &Path, tenant: i64, variant: Variant, name: &str) -> PathB
 /// language, else the one for every language, else the one in the other language; with the
 /// language it is in (`None` for `any`). `None` when the tenant has no such file (or the name
 /// is not valid).
-pub fn resolve(
-    data_dir: &Path,
-    tenant: i64,
-    lang: Lang,
-    name: &str,
-) -> Option<(PathBuf, Variant)> {
+pub fn resolve(data_dir: &Path, tenant: i64, lang: Lang, name: &str) -> Option<(PathBuf, Variant)> {
     if !valid_name(name) {
         return None;
     }
@@ -311,10 +310,16 @@ mod tests {
         // Only English: a Japanese caller hears it rather than nothing.
         assert_eq!(
             resolve(dir, 1, Lang::Ja, n),
-            Some((path(dir, 1, Variant::Lang(Lang::En), n), Variant::Lang(Lang::En)))
+            Some((
+                path(dir, 1, Variant::Lang(Lang::En), n),
+                Variant::Lang(Lang::En)
+            ))
         );
         save_samples(dir, 1, Variant::Any, n, &tone()).expect("any");
-        assert_eq!(resolve(dir, 1, Lang::Ja, n).map(|r| r.1), Some(Variant::Any));
+        assert_eq!(
+            resolve(dir, 1, Lang::Ja, n).map(|r| r.1),
+            Some(Variant::Any)
+        );
         assert_eq!(
             resolve(dir, 1, Lang::En, n).map(|r| r.1),
             Some(Variant::Lang(Lang::En))
@@ -329,7 +334,10 @@ mod tests {
             crate::prompt_files::resolve_lang(dir, Some(1), Lang::En, n),
             Some((path(dir, 1, Variant::Lang(Lang::En), n), Lang::En))
         );
-        assert_eq!(crate::prompt_files::resolve_lang(dir, None, Lang::En, n), None);
+        assert_eq!(
+            crate::prompt_files::resolve_lang(dir, None, Lang::En, n),
+            None
+        );
 
         rename(dir, 1, n, "closed").expect("rename");
         assert_eq!(present(dir, 1, n), []);

@@ -77,7 +77,8 @@ fn variant(lang: &str) -> Result<Variant> {
 pub async fn entries(data_dir: &Path, store: &store::Store, tenant: i64) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for r in store.custom_prompts(tenant).await? {
-        let path = Variant::parse(&r.lang).map(|v| custom_prompt::path(data_dir, tenant, v, &r.name));
+        let path =
+            Variant::parse(&r.lang).map(|v| custom_prompt::path(data_dir, tenant, v, &r.name));
         let present = path.as_ref().is_some_and(|p| p.is_file());
         let used_by = store.custom_prompt_users(tenant, &r.name).await?;
         out.push(json!({
@@ -191,7 +192,9 @@ pub async fn run(
             ..
         } => {
             if rename.is_none() && description.is_none() {
-                return Err(anyhow!("nothing to change: give --rename and/or --description"));
+                return Err(anyhow!(
+                    "nothing to change: give --rename and/or --description"
+                ));
             }
             store
                 .rename_custom_prompt(

@@ -104,7 +104,12 @@ fn an_ivr_plays_a_custom_prompt_uploaded_through_the_api() {
     });
 
     // While the menu plays it, the prompt cannot go (API and CLI say which menu).
-    let (status, j) = curl(&d, &token, &["-X", "DELETE"], "/custom-prompts/main-greeting");
+    let (status, j) = curl(
+        &d,
+        &token,
+        &["-X", "DELETE"],
+        "/custom-prompts/main-greeting",
+    );
     assert_eq!(status, 409, "{j}");
     assert_eq!(j["error"]["code"], "in_use");
     let out = d.cli(&["prompt", "custom", "remove", "main-greeting"]);

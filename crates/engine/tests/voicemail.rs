@@ -287,7 +287,11 @@ fn main_number_confirms_the_box_by_its_recorded_name() {
     assert_eq!(last_play(&h), "vm-enter-pin", "1002 has no name recording");
     keys(&mut h, ep, "1111#");
     keys(&mut h, ep, "4040#");
-    assert_eq!(last_play(&h), "vm-enter-pin", "no such box: nothing is said");
+    assert_eq!(
+        last_play(&h),
+        "vm-enter-pin",
+        "no such box: nothing is said"
+    );
 }
 
 fn message(id: i64, folder: Folder) -> VmMessage {

@@ -129,10 +129,11 @@ pub(crate) fn menu_plays(spec: &str, name: &str) -> bool {
 /// The names of `$tenant`'s IVR menus that play `$name` (inside a transaction; `?` on errors).
 macro_rules! menus_playing {
     ($tx:ident, $tenant:expr, $name:expr) => {{
-        let rows = sqlx::query("SELECT name, spec FROM ivr_menus WHERE tenant_id = $1 ORDER BY name")
-            .bind($tenant)
-            .fetch_all(&mut *$tx)
-            .await?;
+        let rows =
+            sqlx::query("SELECT name, spec FROM ivr_menus WHERE tenant_id = $1 ORDER BY name")
+                .bind($tenant)
+                .fetch_all(&mut *$tx)
+                .await?;
         let mut users = Vec::new();
         for r in &rows {
             if menu_plays(&r.text("spec")?, $name) {
@@ -241,9 +242,8 @@ impl Store {
 
     /// A tenant's custom prompts, by name then language (`any`, `en`, `ja`).
     pub async fn custom_prompts(&self, tenant_id: i64) -> Result<Vec<CustomPromptRow>> {
-        let sql = format!(
-            "SELECT {COLS} FROM custom_prompts WHERE tenant_id = $1 ORDER BY name, lang"
-        );
+        let sql =
+            format!("SELECT {COLS} FROM custom_prompts WHERE tenant_id = $1 ORDER BY name, lang");
         read_pool!(self.db(), pool, kind => {
             sqlx::query(&sql).bind(tenant_id).fetch_all(pool).await?.iter().map(row_from).collect()
         })
@@ -485,11 +485,15 @@ impl Store {
         to: Option<&str>,
         description: Option<&str>,
     ) -> Result<Vec<CustomPromptRow>> {
-        let rows = self.edit_custom_prompt(tenant_id, from, to, description).await?;
+        let rows = self
+            .edit_custom_prompt(tenant_id, from, to, description)
+            .await?;
         if let Some(to) = to.filter(|t| *t != from)
             && let Err(e) = apps::custom_prompt::rename(data_dir, tenant_id, from, to)
         {
-            let _ = self.edit_custom_prompt(tenant_id, to, Some(from), None).await;
+            let _ = self
+                .edit_custom_prompt(tenant_id, to, Some(from), None)
+                .await;
             return Err(Error::Io {
                 path: apps::custom_prompt::dir(data_dir, tenant_id),
                 source: std::io::Error::other(e.to_string()),
@@ -505,7 +509,8 @@ mod tests {
 
     #[test]
     fn a_menu_plays_its_greeting_and_prompt_members() {
-        let spec = r#"{"greeting":"main-greeting","options":{"1":"ext:1001"},"invalid_prompt":"oops"}"#;
+        let spec =
+            r#"{"greeting":"main-greeting","options":{"1":"ext:1001"},"invalid_prompt":"oops"}"#;
         assert!(menu_plays(spec, "main-greeting"));
         assert!(menu_plays(spec, "oops"));
         assert!(!menu_plays(spec, "ext:1001"));

@@ -17,8 +17,8 @@ mod codes;
 mod config;
 mod custom_prompts;
 pub use custom_prompts::{
-    CustomPromptRow, IN_USE as CUSTOM_PROMPT_IN_USE, NewCustomPrompt, UploadError as CustomUploadError,
-    Uploaded as CustomUploaded,
+    CustomPromptRow, IN_USE as CUSTOM_PROMPT_IN_USE, NewCustomPrompt,
+    UploadError as CustomUploadError, Uploaded as CustomUploaded,
 };
 mod db;
 pub mod fence;
@@ -45,8 +45,8 @@ pub mod report;
 mod subs;
 pub use subs::EventSubWrite;
 mod tenant_settings;
-mod vmbox;
 mod vm_greeting;
+mod vmbox;
 pub use vm_greeting::GreetingError as VmGreetingError;
 
 use std::path::PathBuf;

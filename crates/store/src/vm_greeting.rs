@@ -59,10 +59,13 @@ impl Store {
         ext: &str,
         greeting: Greeting,
     ) -> Result<()> {
-        self.set_vm_greeting(tenant_id, ext, greeting, false).await?;
+        self.set_vm_greeting(tenant_id, ext, greeting, false)
+            .await?;
         let path = data_dir.join(engine::vm::greeting_path(tenant_id, ext, greeting));
         match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io { path, source: e }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::Io { path, source: e })
+            }
             _ => Ok(()),
         }
     }

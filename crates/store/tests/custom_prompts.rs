@@ -45,7 +45,11 @@ async fn custom_prompts(b: Backend) {
     first.description = Some("Weekday greeting".into());
     let row = s.put_custom_prompt(t, &first).await.unwrap();
     assert_eq!(
-        (row.name.as_str(), row.lang.as_str(), row.description.as_str()),
+        (
+            row.name.as_str(),
+            row.lang.as_str(),
+            row.description.as_str()
+        ),
         ("main-greeting", "any", "Weekday greeting")
     );
     // Replacing the variant keeps its description and creation time.

@@ -25,6 +25,7 @@ mod apps;
 mod backup_remote;
 mod cluster;
 mod codes;
+mod custom_prompts;
 mod hunt;
 mod language;
 #[path = "license_page.rs"]
@@ -33,13 +34,12 @@ mod outside;
 mod page;
 mod park;
 mod prompts;
-mod custom_prompts;
-mod vm_greetings;
 mod recordings;
 mod reports;
 mod subs;
 mod tenant_settings;
 mod transfer;
+mod vm_greetings;
 mod voicemail;
 mod xfer_board;
 

@@ -501,7 +501,12 @@ async fn api_custom_prompts_upload_list_play_rename_and_delete_in_use_refused() 
     );
     // Played as the media engine resolves it for a Japanese caller.
     assert_eq!(
-        apps::prompt_files::resolve(a.data.path(), Some(1), apps::prompt::Lang::Ja, "main-greeting"),
+        apps::prompt_files::resolve(
+            a.data.path(),
+            Some(1),
+            apps::prompt::Lang::Ja,
+            "main-greeting"
+        ),
         Some(file)
     );
     let r = a
@@ -558,9 +563,17 @@ async fn api_custom_prompts_upload_list_play_rename_and_delete_in_use_refused() 
 
     // An IVR plays it: delete and rename are refused naming the menu; listed as used.
     menu_with_greeting(&a, "main-greeting").await;
-    assert_eq!(a.get("/custom-prompts").await["items"][0]["used_by"][0], "main");
+    assert_eq!(
+        a.get("/custom-prompts").await["items"][0]["used_by"][0],
+        "main"
+    );
     let r = a
-        .api("DELETE", "/custom-prompts/main-greeting", Some(&a.full), None)
+        .api(
+            "DELETE",
+            "/custom-prompts/main-greeting",
+            Some(&a.full),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert_eq!(r.code(), "in_use");
@@ -633,11 +646,15 @@ async fn api_voicemail_greetings_upload_play_and_delete() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["present"], true);
     assert_eq!(a.get("/voicemail/1001").await["greeting_name"], true);
-    let path = a
-        .data
-        .path()
-        .join(engine::vm::greeting_path(1, "1001", apps::vmail::Greeting::Name));
-    assert_eq!(media::wav::read_file(&path).expect("wav").sample_rate, 16_000);
+    let path = a.data.path().join(engine::vm::greeting_path(
+        1,
+        "1001",
+        apps::vmail::Greeting::Name,
+    ));
+    assert_eq!(
+        media::wav::read_file(&path).expect("wav").sample_rate,
+        16_000
+    );
     let r = a
         .api(
             "GET",
@@ -682,13 +699,23 @@ async fn api_voicemail_greetings_upload_play_and_delete() {
     assert!(r.text().contains("greetings"), "{}", r.text());
 
     let r = a
-        .api("DELETE", "/voicemail/1001/greetings/name", Some(&a.full), None)
+        .api(
+            "DELETE",
+            "/voicemail/1001/greetings/name",
+            Some(&a.full),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert!(!path.exists());
     assert_eq!(a.get("/voicemail/1001").await["greeting_name"], false);
     let r = a
-        .api("DELETE", "/voicemail/1001/greetings/name", Some(&a.full), None)
+        .api(
+            "DELETE",
+            "/voicemail/1001/greetings/name",
+            Some(&a.full),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
@@ -714,7 +741,11 @@ async fn panel_custom_prompts_and_mailbox_greetings() {
     )
     .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.text().contains("not a recognised audio file"), "{}", r.text());
+    assert!(
+        r.text().contains("not a recognised audio file"),
+        "{}",
+        r.text()
+    );
     let wav = tone_file("wav");
     let r = panel_upload(
         &mut b,

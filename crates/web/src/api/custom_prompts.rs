@@ -16,8 +16,7 @@ use serde_json::{Map, Value};
 
 use super::outside::field_error;
 use super::prompts::{
-    MAX_UPLOAD_BODY, Upload, is_yes, no_file_message, read_upload, spool_dir,
-    wav_response,
+    MAX_UPLOAD_BODY, Upload, is_yes, no_file_message, read_upload, spool_dir, wav_response,
 };
 use super::{ApiError, ApiResult, J, Key, P, Q};
 use crate::Web;
@@ -124,8 +123,7 @@ struct LangQuery {
 }
 
 fn variant(lang: Option<&str>) -> ApiResult<Variant> {
-    Variant::parse(lang.unwrap_or("any"))
-        .ok_or_else(|| field_error("lang", "any, en or ja"))
+    Variant::parse(lang.unwrap_or("any")).ok_or_else(|| field_error("lang", "any, en or ja"))
 }
 
 /// The refusal of an upload, as the API answers it (the panel shows the message).
@@ -251,13 +249,7 @@ async fn edit(
     }
     let t = super::prompts::tenant(&w).await?;
     w.store()
-        .rename_custom_prompt(
-            &w.info().data_dir,
-            t,
-            &name,
-            to.as_deref(),
-            desc.as_deref(),
-        )
+        .rename_custom_prompt(&w.info().data_dir, t, &name, to.as_deref(), desc.as_deref())
         .await
         .map_err(store_error)?;
     Ok(Json(view(&w, t, to.as_deref().unwrap_or(&name)).await?))

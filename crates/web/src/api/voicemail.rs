@@ -323,10 +323,7 @@ pub(crate) async fn greeting_wav(
             "mailbox {ext} has no {kind} greeting"
         )));
     }
-    let path = w
-        .info()
-        .data_dir
-        .join(engine::vm::greeting_path(t, ext, g));
+    let path = w.info().data_dir.join(engine::vm::greeting_path(t, ext, g));
     wav_response(&path, &format!("greeting-{ext}-{kind}.wav"), download).await
 }
 

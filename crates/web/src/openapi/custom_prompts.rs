@@ -39,7 +39,8 @@ fn items(of: Value) -> Value {
 fn upload_body(description: bool) -> Value {
     let mut props = json!({ "file": { "type": "string", "format": "binary", "description": "WAV (PCM, float, µ-law, A-law), MP3, Ogg Vorbis, FLAC, AIFF or AU; any rate and channel count; at most 10 minutes and 64 MiB" } });
     if description {
-        props["description"] = json!({ "type": "string", "description": "free text (kept when absent)" });
+        props["description"] =
+            json!({ "type": "string", "description": "free text (kept when absent)" });
     }
     json!({ "required": true, "content": { "multipart/form-data": { "schema": { "type": "object", "required": ["file"], "properties": props } } } })
 }

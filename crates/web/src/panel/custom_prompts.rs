@@ -38,9 +38,17 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("length", "Length", "長さ"),
     ("listen", "Listen", "再生"),
     ("used_by", "Played by", "使用中のメニュー"),
-    ("none", "No custom prompts yet.", "独自ガイダンスはまだありません。"),
+    (
+        "none",
+        "No custom prompts yet.",
+        "独自ガイダンスはまだありません。",
+    ),
     ("upload", "Upload", "アップロード"),
-    ("add", "Add or replace a custom prompt", "独自ガイダンスの追加・差し替え"),
+    (
+        "add",
+        "Add or replace a custom prompt",
+        "独自ガイダンスの追加・差し替え",
+    ),
     ("rename", "Rename", "名前を変更"),
     ("new_name", "New name", "新しい名前"),
     ("delete", "Delete", "削除"),
@@ -172,14 +180,23 @@ async fn upload(State(w): State<Web>, Signed(ctx): Signed, mp: Multipart) -> Res
     }
     let name = field(&up.fields, "name").trim().to_string();
     let Some(v) = Variant::parse(field(&up.fields, "lang")) else {
-        return view(&w, &ctx, StatusCode::UNPROCESSABLE_ENTITY, None, Some("lang: any, en or ja".into())).await;
+        return view(
+            &w,
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("lang: any, en or ja".into()),
+        )
+        .await;
     };
     let t = match papi::tenant(&w).await {
         Ok(t) => t,
         Err(e) => return fail(&ctx, e),
     };
     match api::store_upload(&w, t, &name, v, up).await {
-        Ok(_) => Redirect::to(&format!("/prompts/custom?saved={}", url_encode(&name))).into_response(),
+        Ok(_) => {
+            Redirect::to(&format!("/prompts/custom?saved={}", url_encode(&name))).into_response()
+        }
         Err(e) => view(&w, &ctx, e.status, None, Some(e.message)).await,
     }
 }
@@ -203,7 +220,9 @@ async fn delete(
         .remove_custom_prompt(&w.info().data_dir, t, name, lang)
         .await
     {
-        Ok(_) => Redirect::to(&format!("/prompts/custom?removed={}", url_encode(name))).into_response(),
+        Ok(_) => {
+            Redirect::to(&format!("/prompts/custom?removed={}", url_encode(name))).into_response()
+        }
         Err(e) => {
             let e = api::store_error(e);
             view(&w, &ctx, e.status, None, Some(e.message)).await
@@ -229,7 +248,9 @@ async fn rename(
         .rename_custom_prompt(&w.info().data_dir, t, name, Some(to), None)
         .await
     {
-        Ok(_) => Redirect::to(&format!("/prompts/custom?renamed={}", url_encode(to))).into_response(),
+        Ok(_) => {
+            Redirect::to(&format!("/prompts/custom?renamed={}", url_encode(to))).into_response()
+        }
         Err(e) => {
             let e = api::store_error(e);
             view(&w, &ctx, e.status, None, Some(e.message)).await

@@ -35,8 +35,16 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("delete", "Delete", "削除"),
     ("download", "Download", "ダウンロード"),
     ("saved", "Greeting saved:", "応答メッセージを保存しました："),
-    ("removed", "Greeting deleted:", "応答メッセージを削除しました："),
-    ("refused", "Greeting refused:", "応答メッセージを保存できません："),
+    (
+        "removed",
+        "Greeting deleted:",
+        "応答メッセージを削除しました：",
+    ),
+    (
+        "refused",
+        "Greeting refused:",
+        "応答メッセージを保存できません：",
+    ),
 ];
 
 fn tr(lang: Lang, key: &str) -> &'static str {
