@@ -220,17 +220,16 @@ pub async fn run_prompt(
                 .collect();
             // The tenant's custom prompts follow the catalogue (category `custom`); with
             // `--lang`, the variants callers of that language can hear (theirs and `any`).
-            let custom: Vec<serde_json::Value> = crate::custom_prompt_cmd::entries(
-                data_dir, store, tenant,
-            )
-            .await?
-            .into_iter()
-            .filter(|c| {
-                lang.is_none_or(
+            let custom: Vec<serde_json::Value> =
+                crate::custom_prompt_cmd::entries(data_dir, store, tenant)
+                    .await?
+                    .into_iter()
+                    .filter(|c| {
+                        lang.is_none_or(
                     |l| matches!(c["lang"].as_str(), Some(x) if x == "any" || x == l.as_str()),
                 )
-            })
-            .collect();
+                    })
+                    .collect();
             if json {
                 let mut all = serde_json::to_value(&rows)?;
                 if let Some(a) = all.as_array_mut() {

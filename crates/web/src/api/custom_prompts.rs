@@ -15,9 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::outside::field_error;
-use super::prompts::{
-    MAX_UPLOAD_BODY, Upload, is_yes, no_file_message, read_upload, spool_dir, wav_response,
-};
+use super::prompts::{MAX_UPLOAD_BODY, Upload, is_yes, no_file, wav_response};
 use super::{ApiError, ApiResult, J, Key, P, Q};
 use crate::Web;
 
@@ -162,10 +160,7 @@ pub(crate) async fn store_upload(
     up: Upload,
 ) -> ApiResult<store::CustomUploaded> {
     let Some(file) = up.file else {
-        return Err(ApiError {
-            field: Some("file".into()),
-            ..ApiError::invalid(no_file_message())
-        });
+        return Err(no_file());
     };
     let desc = up
         .fields
@@ -210,15 +205,7 @@ async fn upload(
     let v = variant(q.lang.as_deref())?;
     custom_prompt::check_name(&name).map_err(|e| field_error("name", e))?;
     let t = super::prompts::tenant(&w).await?;
-    let mp = mp.map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))?;
-    let up = read_upload(mp, &spool_dir(&w))
-        .await
-        .map_err(|(status, m)| match status {
-            StatusCode::UNPROCESSABLE_ENTITY => field_error("file", m),
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "too_large", m),
-            StatusCode::BAD_REQUEST => ApiError::new(status, "bad_request", m),
-            _ => super::prompts::internal(m),
-        })?;
+    let up = super::prompts::api_form(&w, mp).await?;
     let done = store_upload(&w, t, &name, v, up).await?;
     let status = if done.new_prompt {
         StatusCode::CREATED

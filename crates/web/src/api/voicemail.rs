@@ -251,10 +251,7 @@ pub(crate) async fn store_greeting(
     up: super::prompts::Upload,
 ) -> ApiResult<f64> {
     let Some(file) = up.file else {
-        return Err(ApiError {
-            field: Some("file".into()),
-            ..ApiError::invalid(super::prompts::no_file_message())
-        });
+        return Err(super::prompts::no_file());
     };
     w.store()
         .upload_vm_greeting(&w.info().data_dir, t, ext, g, file.path())
@@ -272,15 +269,7 @@ async fn upload_greeting(
 ) -> ApiResult<axum::Json<Value>> {
     let g = greeting_kind(&kind)?;
     let (t, _) = the_box(&w, &ext).await?;
-    let mp = mp.map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))?;
-    let up = super::prompts::read_upload(mp, &super::prompts::spool_dir(&w))
-        .await
-        .map_err(|(status, m)| match status {
-            StatusCode::UNPROCESSABLE_ENTITY => field_error("file", m),
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "too_large", m),
-            StatusCode::BAD_REQUEST => ApiError::new(status, "bad_request", m),
-            _ => super::prompts::internal(m),
-        })?;
+    let up = super::prompts::api_form(&w, mp).await?;
     store_greeting(&w, t, &ext, g, up).await?;
     let (t, b) = the_box(&w, &ext).await?;
     let v = greetings_of(&w, t, &b)

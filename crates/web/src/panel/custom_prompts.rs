@@ -201,33 +201,18 @@ async fn upload(State(w): State<Web>, Signed(ctx): Signed, mp: Multipart) -> Res
     }
 }
 
+/// What the delete and rename forms ask for.
+enum Change {
+    Delete,
+    Rename,
+}
+
 async fn delete(
     State(w): State<Web>,
     Signed(ctx): Signed,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = check_write(&ctx, &f) {
-        return r;
-    }
-    let name = field(&f, "name");
-    let lang = Some(field(&f, "lang")).filter(|l| !l.is_empty());
-    let t = match papi::tenant(&w).await {
-        Ok(t) => t,
-        Err(e) => return fail(&ctx, e),
-    };
-    match w
-        .store()
-        .remove_custom_prompt(&w.info().data_dir, t, name, lang)
-        .await
-    {
-        Ok(_) => {
-            Redirect::to(&format!("/prompts/custom?removed={}", url_encode(name))).into_response()
-        }
-        Err(e) => {
-            let e = api::store_error(e);
-            view(&w, &ctx, e.status, None, Some(e.message)).await
-        }
-    }
+    change(&w, &ctx, &f, Change::Delete).await
 }
 
 async fn rename(
@@ -235,25 +220,43 @@ async fn rename(
     Signed(ctx): Signed,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = check_write(&ctx, &f) {
+    change(&w, &ctx, &f, Change::Rename).await
+}
+
+/// Deletes (one variant of) or renames a prompt; back to the page with the outcome, or the
+/// page with the refusal (a menu playing it is named).
+async fn change(w: &Web, ctx: &Ctx, f: &HashMap<String, String>, what: Change) -> Response {
+    if let Some(r) = check_write(ctx, f) {
         return r;
     }
-    let (name, to) = (field(&f, "name"), field(&f, "to").trim());
-    let t = match papi::tenant(&w).await {
+    let name = field(f, "name");
+    let t = match papi::tenant(w).await {
         Ok(t) => t,
-        Err(e) => return fail(&ctx, e),
+        Err(e) => return fail(ctx, e),
     };
-    match w
-        .store()
-        .rename_custom_prompt(&w.info().data_dir, t, name, Some(to), None)
-        .await
-    {
+    let dir = &w.info().data_dir;
+    let (result, key, shown) = match what {
+        Change::Delete => {
+            let lang = Some(field(f, "lang")).filter(|l| !l.is_empty());
+            let r = w.store().remove_custom_prompt(dir, t, name, lang).await;
+            (r, "removed", name)
+        }
+        Change::Rename => {
+            let to = field(f, "to").trim();
+            let r = w
+                .store()
+                .rename_custom_prompt(dir, t, name, Some(to), None)
+                .await;
+            (r, "renamed", to)
+        }
+    };
+    match result {
         Ok(_) => {
-            Redirect::to(&format!("/prompts/custom?renamed={}", url_encode(to))).into_response()
+            Redirect::to(&format!("/prompts/custom?{key}={}", url_encode(shown))).into_response()
         }
         Err(e) => {
             let e = api::store_error(e);
-            view(&w, &ctx, e.status, None, Some(e.message)).await
+            view(w, ctx, e.status, None, Some(e.message)).await
         }
     }
 }
