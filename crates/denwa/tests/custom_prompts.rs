@@ -2,7 +2,9 @@
 //! (converted by the real sox), an IVR menu's greeting names it, and a baresip caller hears
 //! those tones in order. While the menu plays it, deleting it is refused naming the menu (API
 //! and CLI); `denwa prompt list --json` lists it; a file the API cannot read is refused with
-//! the reason.
+//! the reason. Then the mailbox side: a name greeting uploaded through the API is what a
+//! caller reaching that box hears in the default greeting (prompts are not installed in
+//! tests: every catalogue prompt plays the error tone, which none of the checked tones is).
 
 mod common;
 
@@ -18,6 +20,8 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// The custom greeting: two tones apart from every PBX tone (ringback 400/440/480 Hz, the
 /// error tone 950/1400/1800 Hz, the beep) and from the phone's own.
 const GREETING: [u32; 2] = [2900, 3300];
+/// 1002's recorded name.
+const NAME: u32 = 2500;
 /// What the caller sends, long after the greeting (never heard back).
 const CALLER: [u32; 2] = [600, 800];
 
@@ -48,6 +52,7 @@ fn an_ivr_plays_a_custom_prompt_uploaded_through_the_api() {
     let d = Denwa::start();
     let audio = tempfile::tempdir().expect("tmp");
     d.add_extension("1001", "alice-secret-b");
+    d.add_extension("1002", "bob-secret-cc");
     let token = api_token(&d);
 
     // The recording: 44.1 kHz stereo, as an administrator's file would be (sox makes it from
@@ -96,6 +101,8 @@ fn an_ivr_plays_a_custom_prompt_uploaded_through_the_api() {
         "main-greeting",
         "--option",
         "1=ext:1001",
+        "--option",
+        "2=vm:1002",
         "--timeout",
         "5",
     ]);
@@ -153,7 +160,42 @@ fn an_ivr_plays_a_custom_prompt_uploaded_through_the_api() {
         panic!("the caller did not hear the custom greeting: {e}")
     });
     assert!(
-        !d.logs().contains("prompt missing"),
+        !d.logs()
+            .lines()
+            .any(|l| l.contains("prompt missing") && l.contains("main-greeting")),
         "the custom prompt was found"
     );
+
+    // 1002's name, uploaded through the API (refused first when it is not audio).
+    let (status, j) = upload(&d, &token, "/voicemail/1002/greetings/name", &junk);
+    assert_eq!(status, 422, "{j}");
+    assert_eq!(j["error"]["field"], "file");
+    let name = audio.path().join("name.wav");
+    tone::write_tone_wav(&name, &[NAME], &layout, 0).expect("name");
+    let (status, j) = upload(&d, &token, "/voicemail/1002/greetings/name", &name);
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["present"], true);
+    d.wait_until("the mailbox reloaded", Duration::from_secs(10), || {
+        d.logs().matches("voice applications loaded").count() >= 2
+    });
+    // Option 2 leaves a message for 1002, who has no unavailable greeting: the default one
+    // says the recorded name instead of the number.
+    a.dial(&format!("sip:500@{}", d.sip_addr())).expect("dial");
+    a.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            d.print_logs();
+            panic!("the IVR did not answer: {e}")
+        });
+    std::thread::sleep(Duration::from_millis(2200));
+    a.send_dtmf("2").expect("DTMF");
+    std::thread::sleep(Duration::from_millis(3000));
+    a.hangup().expect("hang up");
+    a.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("hang-up: {e}"));
+    let heard = a.last_recording().expect("recording");
+    let expected: Vec<u32> = GREETING.iter().copied().chain([NAME]).collect();
+    tone::check_recording(&heard, &expected, &CALLER).unwrap_or_else(|e| {
+        d.print_logs();
+        panic!("the caller did not hear the menu and then 1002's recorded name: {e}")
+    });
 }
