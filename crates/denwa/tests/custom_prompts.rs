@@ -48,7 +48,7 @@ fn upload(d: &Denwa, token: &str, path: &str, file: &Path) -> (u16, serde_json::
 }
 
 #[test]
-fn an_ivr_plays_a_custom_prompt_uploaded_through_the_api() {
+fn uploaded_custom_prompt_and_mailbox_name_are_heard_by_a_caller() {
     let d = Denwa::start();
     let audio = tempfile::tempdir().expect("tmp");
     d.add_extension("1001", "alice-secret-b");
@@ -194,6 +194,41 @@ fn an_ivr_plays_a_custom_prompt_uploaded_through_the_api() {
         .unwrap_or_else(|e| panic!("hang-up: {e}"));
     let heard = a.last_recording().expect("recording");
     let expected: Vec<u32> = GREETING.iter().copied().chain([NAME]).collect();
+    // The CLI's whole cycle on another prompt: add a Japanese variant, rename, remove.
+    let out = d.cli_ok(&[
+        "prompt",
+        "custom",
+        "add",
+        "holiday",
+        name.to_str().expect("utf-8 path"),
+        "--lang",
+        "ja",
+        "--description",
+        "Closed days",
+    ]);
+    assert!(out.contains("custom prompt holiday (ja) added"), "{out}");
+    let bad = d.cli(&[
+        "prompt",
+        "custom",
+        "add",
+        "goodbye",
+        name.to_str().expect("path"),
+    ]);
+    assert!(!bad.status.success(), "a catalogue id is not a custom name");
+    d.cli_ok(&["prompt", "custom", "edit", "holiday", "--rename", "closed"]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["prompt", "custom", "list", "--json"])).expect("JSON");
+    let closed = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|p| p["id"] == "closed")
+        .expect("renamed");
+    assert_eq!(closed["lang"], "ja");
+    assert_eq!(closed["present"], true, "the file was renamed too");
+    assert_eq!(closed["description"], "Closed days");
+    let out = d.cli_ok(&["prompt", "custom", "remove", "closed"]);
+    assert!(out.contains("removed (ja)"), "{out}");
     tone::check_recording(&heard, &expected, &CALLER).unwrap_or_else(|e| {
         d.print_logs();
         panic!("the caller did not hear the menu and then 1002's recorded name: {e}")
