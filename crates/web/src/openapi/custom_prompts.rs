@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::prompts::{self, download, items, wav};
 use super::{ok_json, op, path_param, query};
 
 fn variant() -> Value {
@@ -31,30 +32,14 @@ fn greeting() -> Value {
         "duration_s": { "type": "number", "nullable": true } } })
 }
 
-fn items(of: Value) -> Value {
-    json!({ "type": "object", "required": ["items", "total"], "properties": {
-        "items": { "type": "array", "items": of }, "total": { "type": "integer" } } })
-}
-
+/// A prompt upload's body, with the optional `description` field of custom prompts.
 fn upload_body(description: bool) -> Value {
-    let mut props = json!({ "file": { "type": "string", "format": "binary", "description": "WAV (PCM, float, µ-law, A-law), MP3, Ogg Vorbis, FLAC, AIFF or AU; any rate and channel count; at most 10 minutes and 64 MiB" } });
+    let mut b = prompts::upload_body(false);
     if description {
-        props["description"] =
+        b["content"]["multipart/form-data"]["schema"]["properties"]["description"] =
             json!({ "type": "string", "description": "free text (kept when absent)" });
     }
-    json!({ "required": true, "content": { "multipart/form-data": { "schema": { "type": "object", "required": ["file"], "properties": props } } } })
-}
-
-fn wav() -> Value {
-    json!({ "description": "16 kHz mono 16-bit WAV", "content": { "audio/wav": { "schema": { "type": "string", "format": "binary" } } } })
-}
-
-fn download() -> Value {
-    query(
-        "download",
-        json!({ "type": "string", "enum": ["1", "true", "yes", "0", "false", "no"] }),
-        "1: send as an attachment (download) instead of inline (play)",
-    )
+    b
 }
 
 fn lang_query(desc: &str) -> Value {
