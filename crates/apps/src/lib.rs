@@ -13,6 +13,7 @@
 
 pub mod audio_file;
 pub mod conf;
+pub mod custom_prompt;
 pub mod ivr;
 pub mod moh;
 pub mod prompt;

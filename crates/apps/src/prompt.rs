@@ -324,6 +324,23 @@ pub const CATALOGUE: &[Prompt] = &[
         "番の方は、ただいま電話に出ることができません。",
         "ばんの かたは、ただいま でんわに でる ことが できません。",
     ),
+    // After the box owner's recorded name (the default greeting of a box with a name greeting).
+    p(
+        178,
+        "vm-name-is-busy",
+        Voicemail,
+        "is on another call.",
+        "は、ただいま通話中です。",
+        "わ、ただいま つうわちゅう です。",
+    ),
+    p(
+        179,
+        "vm-name-is-unavailable",
+        Voicemail,
+        "is not available.",
+        "は、ただいま電話に出ることができません。",
+        "わ、ただいま でんわに でる ことが できません。",
+    ),
     p(
         20,
         "vm-mailbox-full",

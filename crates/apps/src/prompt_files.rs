@@ -48,7 +48,8 @@ pub fn tenant_path(data_dir: &Path, tenant: i64, lang: Lang, id: &str) -> PathBu
 
 /// The file to play for prompt `id` in `lang` for `tenant`: the tenant's replacement, else the
 /// default, else the tenant's or default file in the other language; `None` when there is none
-/// (or `id` is not a valid prompt id).
+/// (or `id` is not a valid prompt id). An id not in the catalogue is the tenant's named custom
+/// prompt ([`crate::custom_prompt::resolve`]).
 pub fn resolve(data_dir: &Path, tenant: Option<i64>, lang: Lang, id: &str) -> Option<PathBuf> {
     resolve_lang(data_dir, tenant, lang, id).map(|(p, _)| p)
 }
@@ -63,6 +64,15 @@ pub fn resolve_lang(
 ) -> Option<(PathBuf, Lang)> {
     if !prompt::valid_id(id) {
         return None;
+    }
+    if prompt::get(id).is_none() {
+        // Not a catalogue prompt: the tenant's named custom prompt (`custom_prompt`).
+        let (p, v) = crate::custom_prompt::resolve(data_dir, tenant?, lang, id)?;
+        let l = match v {
+            crate::custom_prompt::Variant::Lang(l) => l,
+            crate::custom_prompt::Variant::Any => lang,
+        };
+        return Some((p, l));
     }
     for l in [lang, lang.other()] {
         if let Some(t) = tenant {

@@ -228,6 +228,9 @@ pub enum Greeting {
 }
 
 impl Greeting {
+    /// Every greeting, in menu order.
+    pub const ALL: [Greeting; 3] = [Greeting::Unavailable, Greeting::Busy, Greeting::Name];
+
     /// The name used in file names and the API (`unavailable`, `busy`, `name`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -239,9 +242,7 @@ impl Greeting {
 
     /// Parses [`Greeting::as_str`].
     pub fn parse(s: &str) -> Option<Greeting> {
-        [Greeting::Unavailable, Greeting::Busy, Greeting::Name]
-            .into_iter()
-            .find(|g| g.as_str() == s)
+        Greeting::ALL.into_iter().find(|g| g.as_str() == s)
     }
 }
 
@@ -295,6 +296,9 @@ pub enum Sound {
     Prompt(String),
     /// A message's or a fresh recording's audio file (relative to the data directory).
     File(String),
+    /// The name greeting recorded for this mailbox, when it has one (else nothing): confirms
+    /// the box a caller of the main voicemail number typed.
+    BoxName(String),
 }
 
 /// The answer to [`Action::Verify`].
@@ -655,10 +659,10 @@ impl Retrieval {
                     self.state = State::Mailbox;
                     return self.replay_menu(Some(prompts::INVALID));
                 }
-                self.mailbox = d;
+                self.mailbox = d.clone();
                 self.entered_mailbox = true;
                 self.state = State::Pin;
-                self.ask(vec![prompt(prompts::ENTER_PIN)]);
+                self.ask(vec![Sound::BoxName(d), prompt(prompts::ENTER_PIN)]);
             }
             State::Pin => {
                 self.actions.push_back(Action::Verify {
@@ -1079,6 +1083,14 @@ mod tests {
         let a = drain(&mut r);
         assert_eq!(a[0], Action::StopPlay);
         assert!(has_prompt(&a, prompts::ENTER_PIN));
+        assert_eq!(
+            played(&a)[..2],
+            [
+                Sound::BoxName("1002".into()),
+                Sound::Prompt(prompts::ENTER_PIN.into())
+            ],
+            "the box is confirmed by its recorded name before the PIN is asked"
+        );
         keys(&mut r, "2468#", t0);
         let a = drain(&mut r);
         assert_eq!(

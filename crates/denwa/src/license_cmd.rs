@@ -117,6 +117,9 @@ fn effect(cmd: &Command) -> Effect {
             | BackupCmd::Ship,
         )
         | Command::Prompt(crate::prompt_cmd::PromptCmd::List { .. })
+        | Command::Prompt(crate::prompt_cmd::PromptCmd::Custom(
+            crate::custom_prompt_cmd::CustomCmd::List { .. },
+        ))
         | Command::Moh(crate::prompt_cmd::MohCmd::List { .. }) => Read,
         Command::Extension(_)
         | Command::Trunk(_)

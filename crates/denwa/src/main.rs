@@ -7,6 +7,7 @@ mod cluster_cmd;
 mod codes_cmd;
 mod conf_cmd;
 mod config;
+mod custom_prompt_cmd;
 mod group_cmd;
 mod http;
 mod ivr_cmd;

@@ -78,6 +78,10 @@ pub enum PromptCmd {
         #[arg(long, value_name = "ID")]
         tenant: Option<i64>,
     },
+    /// Named custom prompts ("system recordings"): the tenant's own recordings under names of
+    /// its choosing, played by IVR menus (`--greeting NAME`).
+    #[command(subcommand)]
+    Custom(crate::custom_prompt_cmd::CustomCmd),
 }
 
 /// `denwa moh ...`
@@ -214,8 +218,24 @@ pub async fn run_prompt(
                 .iter()
                 .flat_map(|l| prompt_files::list(data_dir, Some(tenant), *l))
                 .collect();
+            // The tenant's custom prompts follow the catalogue (category `custom`); with
+            // `--lang`, the variants callers of that language can hear (theirs and `any`).
+            let custom: Vec<serde_json::Value> =
+                crate::custom_prompt_cmd::entries(data_dir, store, tenant)
+                    .await?
+                    .into_iter()
+                    .filter(|c| {
+                        lang.is_none_or(
+                    |l| matches!(c["lang"].as_str(), Some(x) if x == "any" || x == l.as_str()),
+                )
+                    })
+                    .collect();
             if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+                let mut all = serde_json::to_value(&rows)?;
+                if let Some(a) = all.as_array_mut() {
+                    a.extend(custom);
+                }
+                writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
                 return Ok(());
             }
             writeln!(
@@ -236,6 +256,18 @@ pub async fn run_prompt(
                     out,
                     "{:>4} {:<30} {:<4} {:<26} {:>7}  {}",
                     r.number, r.id, r.lang, source, secs, r.text
+                )?;
+            }
+            for c in &custom {
+                writeln!(
+                    out,
+                    "{:>4} {:<30} {:<4} {:<26} {:>7.2}  {}",
+                    "-",
+                    c["id"].as_str().unwrap_or(""),
+                    c["lang"].as_str().unwrap_or(""),
+                    format!("custom, {}", c["source"].as_str().unwrap_or("")),
+                    c["duration_s"].as_f64().unwrap_or(0.0),
+                    c["description"].as_str().unwrap_or("")
                 )?;
             }
             let missing = rows.iter().filter(|r| !r.present).count();
@@ -299,6 +331,10 @@ pub async fn run_prompt(
             } else {
                 writeln!(out, "tenant {tenant}: prompt language {effective}")?;
             }
+        }
+        PromptCmd::Custom(cmd) => {
+            let tenant = which_tenant(store, crate::custom_prompt_cmd::tenant_of(&cmd)).await?;
+            crate::custom_prompt_cmd::run(data_dir, store, tenant, cmd, out).await?;
         }
         PromptCmd::InstallDefaults { .. } => bail!("install-defaults runs without a tenant"),
     }

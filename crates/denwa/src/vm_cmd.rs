@@ -293,27 +293,16 @@ pub async fn run(
             let g = apps::vmail::Greeting::parse(&kind)
                 .ok_or_else(|| anyhow!("{kind:?}: use unavailable, busy or name"))?;
             require_box(store, tenant, &ext).await?;
-            let path = data_dir.join(engine::vm::greeting_path(tenant, &ext, g));
             match (file, remove) {
                 (Some(f), false) => {
-                    let c = apps::audio_file::decode(&f)
+                    let secs = store
+                        .upload_vm_greeting(data_dir, tenant, &ext, g, &f)
+                        .await
                         .map_err(|e| anyhow!("{}: {e}", f.display()))?;
-                    apps::audio_file::write_wav(&path, &c.samples)
-                        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-                    store.set_vm_greeting(tenant, &ext, g, true).await?;
-                    writeln!(
-                        out,
-                        "{kind} greeting of mailbox {ext} set ({:.1} s)",
-                        c.seconds()
-                    )?;
+                    writeln!(out, "{kind} greeting of mailbox {ext} set ({secs:.1} s)")?;
                 }
                 _ => {
-                    store.set_vm_greeting(tenant, &ext, g, false).await?;
-                    if let Err(e) = std::fs::remove_file(&path)
-                        && e.kind() != std::io::ErrorKind::NotFound
-                    {
-                        bail!("{}: {e}", path.display());
-                    }
+                    store.remove_vm_greeting(data_dir, tenant, &ext, g).await?;
                     writeln!(out, "{kind} greeting of mailbox {ext} removed")?;
                 }
             }

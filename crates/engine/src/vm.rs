@@ -243,7 +243,9 @@ pub(crate) fn message_path(tenant: i64, ext: &str, at: SystemTime, call: u64) ->
     format!("{}/msg-{ms}-{call}.wav", box_dir(tenant, ext))
 }
 
-/// What the greeting of a box is for `reason`: the owner's recording, or the default prompts.
+/// What the greeting of a box is for `reason`: the owner's recording, else the default greeting
+/// composed from prompts — with the owner's recorded name when there is one ("<name> is not
+/// available"), else with the extension number read digit by digit.
 pub fn greeting_items(
     tenant: i64,
     ext: &str,
@@ -264,6 +266,18 @@ pub fn greeting_items(
         vec![PlayItem::File {
             path: greeting_path(tenant, ext, g),
         }]
+    } else if spec.has_greeting(Greeting::Name) {
+        // "<name> is not available": the owner's recorded name instead of the number.
+        vec![
+            PlayItem::File {
+                path: greeting_path(tenant, ext, Greeting::Name),
+            },
+            prompt(if reason == VmReason::Busy {
+                "vm-name-is-busy"
+            } else {
+                "vm-name-is-unavailable"
+            }),
+        ]
     } else {
         let lang_code: apps::prompt::Lang = lang.parse().unwrap_or(apps::prompt::Lang::En);
         apps::prompt::default_greeting(ext, reason == VmReason::Busy, lang_code)
@@ -539,6 +553,29 @@ mod tests {
             ids(&greeting_items(1, "12", &spec, VmReason::Unavailable, "en"))[3],
             "vm-is-unavailable",
             "the busy recording is not the unavailable one"
+        );
+        // A recorded name replaces the number in the default greeting, not a recorded one.
+        spec.greeting_name = true;
+        assert_eq!(
+            ids(&greeting_items(1, "12", &spec, VmReason::Unavailable, "ja")),
+            [
+                "voicemail/1/12/greeting-name.wav",
+                "vm-name-is-unavailable",
+                "vm-leave-message"
+            ]
+        );
+        assert_eq!(
+            ids(&greeting_items(1, "12", &spec, VmReason::Busy, "en")),
+            ["voicemail/1/12/greeting-busy.wav", "vm-leave-message"]
+        );
+        spec.greeting_busy = false;
+        assert_eq!(
+            ids(&greeting_items(1, "12", &spec, VmReason::Busy, "en")),
+            [
+                "voicemail/1/12/greeting-name.wav",
+                "vm-name-is-busy",
+                "vm-leave-message"
+            ]
         );
     }
 }

@@ -48,6 +48,22 @@ impl VmSession {
     }
 }
 
+/// The recorded name of mailbox `b`, when the box has one (the main voicemail number confirms
+/// the box typed by its name; a box without one, or no box at all, says nothing).
+fn box_name_item(
+    boxes: &std::collections::HashMap<(i64, String), crate::vm::VmBoxEntry>,
+    tenant: i64,
+    b: &str,
+) -> Option<PlayItem> {
+    let g = apps::vmail::Greeting::Name;
+    boxes
+        .get(&(tenant, b.to_string()))
+        .filter(|e| e.spec.enabled && e.spec.has_greeting(g))
+        .map(|_| PlayItem::File {
+            path: crate::vm::greeting_path(tenant, b, g),
+        })
+}
+
 impl Engine {
     /// The caller was answered: the menus start.
     pub(crate) fn vm_menu_start(&mut self, id: u64, now: Now) {
@@ -152,19 +168,21 @@ impl Engine {
             let dir = box_dir(tenant, &mailbox);
             match action {
                 Action::Play(sounds) => {
+                    let boxes = &self.snap.apps.vm_boxes;
                     let items = sounds
                         .into_iter()
-                        .map(|s| match s {
-                            Sound::Prompt(p) => PlayItem::Prompt {
+                        .filter_map(|s| match s {
+                            Sound::Prompt(p) => Some(PlayItem::Prompt {
                                 id: p,
                                 tenant,
                                 lang: lang.clone(),
-                            },
+                            }),
                             // Message files carry their path; scratch greetings a bare name.
-                            Sound::File(p) if p.contains('/') => PlayItem::File { path: p },
-                            Sound::File(p) => PlayItem::File {
+                            Sound::File(p) if p.contains('/') => Some(PlayItem::File { path: p }),
+                            Sound::File(p) => Some(PlayItem::File {
                                 path: format!("{dir}/{p}"),
-                            },
+                            }),
+                            Sound::BoxName(b) => box_name_item(boxes, tenant, &b),
                         })
                         .collect();
                     let cmd = anchor.play_cmd(items, true);

@@ -243,6 +243,57 @@ fn the_owners_recorded_greeting_plays_instead_of_the_default() {
     );
 }
 
+/// `ext`'s box has a name greeting from now on (the database's answer reloaded).
+fn name_recorded(h: &mut Harness, ext: &str) {
+    let mut apps = h.engine.snapshot().apps.clone();
+    if let Some(b) = apps.vm_boxes.get_mut(&(1, ext.to_string())) {
+        b.spec.greeting_name = true;
+    }
+    h.input(Input::Config(engine::ConfigUpdate::Apps(apps)));
+    h.media_log.clear();
+}
+
+/// 1002's box has a recorded name but no unavailable greeting: "<name> is not available"
+/// (the name recording, then the prompt) rather than the number read digit by digit.
+#[test]
+fn the_recorded_name_replaces_the_number_in_the_default_greeting() {
+    let mut h = setup(false);
+    name_recorded(&mut h, "1002");
+    let (ep, _) = call(&mut h, "500", "vm-name");
+    play_done(&mut h, ep);
+    keys(&mut h, ep, "3");
+    assert_eq!(
+        last_play(&h),
+        "file:voicemail/1/1002/greeting-name.wav+vm-name-is-unavailable+vm-leave-message"
+    );
+}
+
+/// The main voicemail number says the typed box's recorded name before asking its PIN; a
+/// box without a name recording (or no box) is not confirmed.
+#[test]
+fn main_number_confirms_the_box_by_its_recorded_name() {
+    let mut h = setup(false);
+    name_recorded(&mut h, "1001");
+    let (ep, _) = call(&mut h, "*98", "vm-main-name");
+    assert_eq!(last_play(&h), "vm-enter-mailbox");
+    keys(&mut h, ep, "1001#");
+    assert_eq!(
+        last_play(&h),
+        "file:voicemail/1/1001/greeting-name.wav+vm-enter-pin"
+    );
+    keys(&mut h, ep, "1111#");
+    assert_eq!(last_play(&h), "vm-wrong-pin+vm-enter-mailbox");
+    keys(&mut h, ep, "1002#");
+    assert_eq!(last_play(&h), "vm-enter-pin", "1002 has no name recording");
+    keys(&mut h, ep, "1111#");
+    keys(&mut h, ep, "4040#");
+    assert_eq!(
+        last_play(&h),
+        "vm-enter-pin",
+        "no such box: nothing is said"
+    );
+}
+
 fn message(id: i64, folder: Folder) -> VmMessage {
     VmMessage {
         id,

@@ -404,6 +404,26 @@ pub(crate) const TABLES: &[TableDef] = &[
         since: 15,
     },
     TableDef {
+        name: "custom_prompts",
+        cols: &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("name", Text),
+            ("lang", Text),
+            ("description", Text),
+            ("source", Text),
+            ("original_name", Text),
+            ("original_format", Text),
+            ("recorded_by", Text),
+            ("duration_ms", Int),
+            ("sha256", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        identity: true,
+        since: 19,
+    },
+    TableDef {
         name: "administrators",
         cols: &[
             ("id", Int),

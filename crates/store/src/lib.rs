@@ -15,6 +15,11 @@ mod cdr;
 mod cdr_events;
 mod codes;
 mod config;
+mod custom_prompts;
+pub use custom_prompts::{
+    CustomPromptRow, IN_USE as CUSTOM_PROMPT_IN_USE, NewCustomPrompt,
+    UploadError as CustomUploadError, Uploaded as CustomUploaded,
+};
 mod db;
 pub mod fence;
 mod group;
@@ -41,7 +46,9 @@ pub mod report;
 mod subs;
 pub use subs::EventSubWrite;
 mod tenant_settings;
+mod vm_greeting;
 mod vmbox;
+pub use vm_greeting::GreetingError as VmGreetingError;
 
 use std::path::PathBuf;
 use std::str::FromStr;

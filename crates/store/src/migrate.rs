@@ -22,7 +22,7 @@ pub struct Migration {
 }
 
 /// The highest schema version this build knows.
-pub const LATEST: i64 = 18;
+pub const LATEST: i64 = 19;
 
 const V1: &str = r#"
 CREATE TABLE tenants (
@@ -596,6 +596,27 @@ CREATE TABLE live_calls (
 );
 "#;
 
+/// Named custom prompts (`apps::custom_prompt`): one row per tenant, name and language variant
+/// (`any`, `en`, `ja`); the audio is a file under `prompts/tenant-T/custom/`.
+const V19_CUSTOM_PROMPTS: &str = r#"
+CREATE TABLE custom_prompts (
+    id {id},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 40),
+    lang TEXT NOT NULL CHECK (lang IN ('any', 'en', 'ja')),
+    description TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL CHECK (source IN ('uploaded', 'recorded')),
+    original_name TEXT NOT NULL DEFAULT '',
+    original_format TEXT NOT NULL DEFAULT '',
+    recorded_by TEXT NOT NULL DEFAULT '',
+    duration_ms BIGINT NOT NULL DEFAULT 0,
+    sha256 TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (tenant_id, name, lang)
+);
+"#;
+
 /// All migrations, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -687,6 +708,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 18,
         name: "calls in progress (live_calls)",
         sql: V18_LIVE_CALLS,
+    },
+    Migration {
+        version: 19,
+        name: "custom prompts",
+        sql: V19_CUSTOM_PROMPTS,
     },
 ];
 

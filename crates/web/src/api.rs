@@ -22,6 +22,7 @@ use crate::{Web, settings};
 mod apps;
 mod backup_remote;
 mod codes;
+pub(crate) mod custom_prompts;
 mod hunt;
 mod language;
 pub(crate) mod outside;
@@ -34,7 +35,7 @@ pub(crate) mod subs;
 pub(crate) mod tenant_settings;
 mod transfer;
 pub(crate) use transfer::refusal as transfer_refusal;
-mod voicemail;
+pub(crate) mod voicemail;
 
 /// Largest backup upload accepted (bytes).
 pub const MAX_BACKUP_BYTES: usize = 512 * 1024 * 1024;
@@ -298,6 +299,7 @@ pub fn routes() -> Router<Web> {
         .merge(backup_remote::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(custom_prompts::routes())
         .merge(language::routes())
         .merge(subs::routes())
         .merge(tenant_settings::routes())

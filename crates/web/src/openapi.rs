@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 mod apps;
 mod backup_remote;
 mod codes;
+mod custom_prompts;
 mod hunt;
 mod language;
 mod outside;
@@ -330,6 +331,7 @@ pub fn document() -> Value {
     backup_remote::paths(&mut add);
     reports::paths(&mut add);
     prompts::paths(&mut add);
+    custom_prompts::paths(&mut add);
     recordings::paths(&mut add);
     transfer::paths(&mut add);
     park::paths(&mut add);

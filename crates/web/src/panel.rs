@@ -25,6 +25,7 @@ mod apps;
 mod backup_remote;
 mod cluster;
 mod codes;
+mod custom_prompts;
 mod hunt;
 mod language;
 #[path = "license_page.rs"]
@@ -38,6 +39,7 @@ mod reports;
 mod subs;
 mod tenant_settings;
 mod transfer;
+mod vm_greetings;
 mod voicemail;
 mod xfer_board;
 
@@ -90,6 +92,8 @@ pub fn routes() -> Router<Web> {
         .merge(voicemail::routes())
         .merge(reports::routes())
         .merge(prompts::routes())
+        .merge(custom_prompts::routes())
+        .merge(vm_greetings::routes())
         .merge(language::routes())
         .merge(recordings::routes())
         .merge(transfer::routes())

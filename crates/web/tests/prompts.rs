@@ -426,3 +426,380 @@ async fn panel_prompts_and_music_on_hold_pages() {
     let p = v.get("/prompts").await.text();
     assert!(!p.contains("action=\"/prompts/upload\""));
 }
+
+/// An extension (so it has a mailbox) and an IVR menu `main` whose greeting is `greeting`.
+async fn menu_with_greeting(a: &App, greeting: &str) {
+    a.store
+        .create_extension(
+            1,
+            store::NewExtension {
+                number: "1001".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("extension");
+    let spec = apps::ivr::MenuSpec {
+        greeting: greeting.into(),
+        options: [('1', "ext:1001".to_string())].into_iter().collect(),
+        ..Default::default()
+    };
+    a.store
+        .put_ivr(1, "main", "500", &spec, true)
+        .await
+        .expect("menu");
+}
+
+#[tokio::test]
+async fn api_custom_prompts_upload_list_play_rename_and_delete_in_use_refused() {
+    let a = app().await;
+    assert_eq!(a.get("/custom-prompts").await["total"], 0);
+    // A good file (44.1 kHz stereo MP3): 201 for a new name, converted, listed.
+    let mp3 = tone_file("mp3");
+    let r = api_form(
+        &a,
+        &a.full,
+        "PUT",
+        "/custom-prompts/main-greeting",
+        &[("description", "Weekday greeting")],
+        Some(("hello.mp3", &mp3)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["name"], "main-greeting");
+    assert_eq!(j["description"], "Weekday greeting");
+    assert_eq!(j["variants"][0]["lang"], "any");
+    assert_eq!(j["variants"][0]["original_format"], "MP3");
+    assert_eq!(j["variants"][0]["present"], true);
+    assert!(
+        (j["variants"][0]["duration_s"].as_f64().expect("s") - 1.5).abs() < 0.06,
+        "{j}"
+    );
+    // A Japanese variant: 200 (the name exists), listed after `any`.
+    let wav = tone_file("wav");
+    let r = api_upload(
+        &a,
+        &a.full,
+        "PUT",
+        "/custom-prompts/main-greeting?lang=ja",
+        "ja.wav",
+        &wav,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["variants"][1]["lang"], "ja");
+    let file = apps::custom_prompt::path(
+        a.data.path(),
+        1,
+        apps::custom_prompt::Variant::Lang(apps::prompt::Lang::Ja),
+        "main-greeting",
+    );
+    assert_eq!(
+        media::wav::read_file(&file).expect("wav").sample_rate,
+        16_000
+    );
+    // Played as the media engine resolves it for a Japanese caller.
+    assert_eq!(
+        apps::prompt_files::resolve(
+            a.data.path(),
+            Some(1),
+            apps::prompt::Lang::Ja,
+            "main-greeting"
+        ),
+        Some(file)
+    );
+    let r = a
+        .api(
+            "GET",
+            "/custom-prompts/main-greeting/audio?lang=ja",
+            Some(&a.read),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "audio/wav");
+    assert_eq!(media::wav::parse(&r.body).expect("wav").sample_rate, 16_000);
+
+    // Refusals: an unreadable file (422 with the reason, field file; nothing stored), a bad
+    // name, a catalogue id, a bad language, read scope.
+    let r = api_upload(
+        &a,
+        &a.full,
+        "PUT",
+        "/custom-prompts/holiday",
+        "x.wav",
+        b"<html>not audio</html>",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let e = r.json();
+    assert_eq!(e["error"]["field"], "file");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("not a recognised audio file"),
+        "{e}"
+    );
+    assert!(
+        a.api("GET", "/custom-prompts/holiday", Some(&a.full), None)
+            .await
+            .status
+            == StatusCode::NOT_FOUND,
+        "a refused upload stores nothing"
+    );
+    for (path, field) in [
+        ("/custom-prompts/Bad%20Name", "name"),
+        ("/custom-prompts/goodbye", "name"),
+        ("/custom-prompts/holiday?lang=fr", "lang"),
+    ] {
+        let r = api_upload(&a, &a.full, "PUT", path, "t.wav", &wav).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert_eq!(r.json()["error"]["field"], field, "{path}");
+    }
+    let r = api_upload(&a, &a.read, "PUT", "/custom-prompts/holiday", "t.wav", &wav).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // An IVR plays it: delete and rename are refused naming the menu; listed as used.
+    menu_with_greeting(&a, "main-greeting").await;
+    assert_eq!(
+        a.get("/custom-prompts").await["items"][0]["used_by"][0],
+        "main"
+    );
+    let r = a
+        .api(
+            "DELETE",
+            "/custom-prompts/main-greeting",
+            Some(&a.full),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert_eq!(r.code(), "in_use");
+    assert!(r.text().contains("ivr:main"), "{}", r.text());
+    let r = a
+        .api(
+            "PATCH",
+            "/custom-prompts/main-greeting",
+            Some(&a.full),
+            Some(serde_json::json!({ "name": "weekday" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    // One variant of two may go; the file goes with it.
+    let r = a
+        .api(
+            "DELETE",
+            "/custom-prompts/main-greeting?lang=ja",
+            Some(&a.full),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(
+        apps::custom_prompt::present(a.data.path(), 1, "main-greeting"),
+        [apps::custom_prompt::Variant::Any]
+    );
+
+    // Unused: renamed (files follow), described, deleted (files removed).
+    api_upload(&a, &a.full, "PUT", "/custom-prompts/holiday", "t.wav", &wav).await;
+    let r = a
+        .api(
+            "PATCH",
+            "/custom-prompts/holiday",
+            Some(&a.full),
+            Some(serde_json::json!({ "name": "closed", "description": "Closed days" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["description"], "Closed days");
+    assert_eq!(
+        apps::custom_prompt::present(a.data.path(), 1, "closed"),
+        [apps::custom_prompt::Variant::Any]
+    );
+    let r = a
+        .api("DELETE", "/custom-prompts/closed", Some(&a.full), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(apps::custom_prompt::present(a.data.path(), 1, "closed").is_empty());
+}
+
+#[tokio::test]
+async fn api_voicemail_greetings_upload_play_and_delete() {
+    let a = app().await;
+    menu_with_greeting(&a, "ivr-welcome").await;
+    let g = a.get("/voicemail/1001/greetings").await;
+    assert_eq!(g["total"], 3);
+    assert_eq!(g["items"][2]["kind"], "name");
+    assert_eq!(g["items"][2]["present"], false);
+    let mp3 = tone_file("mp3");
+    let r = api_upload(
+        &a,
+        &a.full,
+        "PUT",
+        "/voicemail/1001/greetings/name",
+        "name.mp3",
+        &mp3,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["present"], true);
+    assert_eq!(a.get("/voicemail/1001").await["greeting_name"], true);
+    let path = a.data.path().join(engine::vm::greeting_path(
+        1,
+        "1001",
+        apps::vmail::Greeting::Name,
+    ));
+    assert_eq!(
+        media::wav::read_file(&path).expect("wav").sample_rate,
+        16_000
+    );
+    let r = a
+        .api(
+            "GET",
+            "/voicemail/1001/greetings/name/audio",
+            Some(&a.read),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "audio/wav");
+
+    // Refused with the reason; the box is unchanged.
+    let r = api_upload(
+        &a,
+        &a.full,
+        "PUT",
+        "/voicemail/1001/greetings/busy",
+        "b.wav",
+        b"RIFF\x00\x00\x00\x00WAVEjunk",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.json()["error"]["field"], "file");
+    assert_eq!(a.get("/voicemail/1001").await["greeting_busy"], false);
+    for (path, status) in [
+        ("/voicemail/1001/greetings/weekend", StatusCode::NOT_FOUND),
+        ("/voicemail/4040/greetings/busy", StatusCode::NOT_FOUND),
+    ] {
+        let r = api_upload(&a, &a.full, "PUT", path, "n.mp3", &mp3).await;
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+    }
+    // The settings PUT still refuses the flags, pointing at the upload.
+    let r = a
+        .api(
+            "PUT",
+            "/voicemail/1001",
+            Some(&a.full),
+            Some(serde_json::json!({ "greeting_busy": true })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("greetings"), "{}", r.text());
+
+    let r = a
+        .api(
+            "DELETE",
+            "/voicemail/1001/greetings/name",
+            Some(&a.full),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(!path.exists());
+    assert_eq!(a.get("/voicemail/1001").await["greeting_name"], false);
+    let r = a
+        .api(
+            "DELETE",
+            "/voicemail/1001/greetings/name",
+            Some(&a.full),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn panel_custom_prompts_and_mailbox_greetings() {
+    let a = app().await;
+    menu_with_greeting(&a, "ivr-welcome").await;
+    let mut b = signed_in(&a, "admin", store::AdminRole::Admin).await;
+    b.lang = Some("ja");
+    let p = b.get("/prompts/custom").await;
+    assert_eq!(p.status, StatusCode::OK);
+    let page = p.text();
+    assert!(page.contains("独自ガイダンス"), "{page}");
+    assert!(page.contains("id=\"no-custom-prompts\""));
+    let token = csrf(&page);
+    // Refused: the reason is shown.
+    let r = panel_upload(
+        &mut b,
+        "/prompts/custom/upload",
+        &[("csrf", &token), ("name", "holiday"), ("lang", "any")],
+        ("junk.mp3", b"definitely not audio"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.text().contains("not a recognised audio file"),
+        "{}",
+        r.text()
+    );
+    let wav = tone_file("wav");
+    let r = panel_upload(
+        &mut b,
+        "/prompts/custom/upload",
+        &[("csrf", &token), ("name", "holiday"), ("lang", "en")],
+        ("h.wav", &wav),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let p = b.get("/prompts/custom?saved=holiday").await.text();
+    assert!(p.contains("id=\"custom-saved\""));
+    assert!(p.contains("id=\"c-holiday-en\""), "{p}");
+    assert!(p.contains("/prompts/custom/audio/holiday/en"));
+    let r = b.get("/prompts/custom/audio/holiday/en").await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Mailbox page: the greetings section, upload then delete.
+    let p = b.get("/voicemail/1001").await.text();
+    assert!(p.contains("id=\"vm-greetings\""), "{p}");
+    assert!(p.contains("応答メッセージ"));
+    let r = panel_upload(
+        &mut b,
+        "/voicemail/1001/greetings/unavailable/upload",
+        &[("csrf", &token)],
+        ("u.wav", &wav),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let p = b
+        .get("/voicemail/1001?greeting_saved=unavailable")
+        .await
+        .text();
+    assert!(p.contains("id=\"vm-greeting_saved\""), "{p}");
+    assert!(p.contains("/voicemail/1001/greetings/unavailable/audio"));
+    let r = b.get("/voicemail/1001/greetings/unavailable/audio").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = panel_upload(
+        &mut b,
+        "/voicemail/1001/greetings/busy/upload",
+        &[("csrf", &token)],
+        ("junk.wav", b"not audio at all"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("not a recognised audio file"));
+    let r = b
+        .post(
+            "/voicemail/1001/greetings/unavailable/delete",
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(
+        a.get("/voicemail/1001").await["greeting_unavailable"],
+        false
+    );
+}

@@ -72,9 +72,31 @@ pub(crate) fn no_file_message() -> &'static str {
     "no audio file in the `file` field"
 }
 
+/// The refusal of an upload without a file (422, field `file`).
+pub(crate) fn no_file() -> ApiError {
+    refused(no_file_message().to_string())
+}
+
 /// A 404 with `message` (for the panel's pages too).
 pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
     ApiError::not_found(message)
+}
+
+/// The form of an API upload (the file may be absent), or the error to answer (JSON, like
+/// every API error; a refusal names the field `file`).
+pub(crate) async fn api_form(
+    w: &Web,
+    mp: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Upload> {
+    let mp = mp.map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))?;
+    read_upload(mp, &spool_dir(w))
+        .await
+        .map_err(|(status, m)| match status {
+            StatusCode::UNPROCESSABLE_ENTITY => refused(m),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "too_large", m),
+            StatusCode::BAD_REQUEST => ApiError::bad_request(m),
+            _ => internal(m),
+        })
 }
 
 /// The upload of an API request, or the error to answer (JSON, like every API error).
@@ -82,18 +104,10 @@ async fn api_upload(
     w: &Web,
     mp: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(tempfile::NamedTempFile, Upload)> {
-    let mp = mp.map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))?;
-    let mut up = read_upload(mp, &spool_dir(w))
-        .await
-        .map_err(|(status, m)| match status {
-            StatusCode::UNPROCESSABLE_ENTITY => refused(m),
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "too_large", m),
-            StatusCode::BAD_REQUEST => ApiError::bad_request(m),
-            _ => internal(m),
-        })?;
+    let mut up = api_form(w, mp).await?;
     match up.file.take() {
         Some(f) => Ok((f, up)),
-        None => Err(refused(no_file_message().to_string())),
+        None => Err(no_file()),
     }
 }
 
@@ -115,7 +129,7 @@ fn prompt_error(e: PromptError) -> ApiError {
     }
 }
 
-fn convert_error(e: apps::audio_file::ConvertError) -> ApiError {
+pub(crate) fn convert_error(e: apps::audio_file::ConvertError) -> ApiError {
     use apps::audio_file::ConvertError as C;
     match e {
         C::Io(io) => internal(io),
@@ -141,7 +155,7 @@ fn moh_error(e: MohError) -> ApiError {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::warn!(error = %e, "prompt files: I/O error");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,

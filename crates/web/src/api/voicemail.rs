@@ -1,9 +1,10 @@
 //! `/api/v1/voicemail/{number}`: a mailbox's settings (never its PIN: `has_pin`), its PIN, its
-//! messages (list, play or download the WAV, mark read, delete) and its e-mail outbox state.
+//! messages (list, play or download the WAV, mark read, delete), its greetings (upload in any
+//! format prompt uploads take, play, delete) and its e-mail outbox state.
 //! Message changes here update the phones' message-waiting lamps like any other path (the
 //! store announces them; call control NOTIFYs).
 
-use apps::vmail::{BoxSpec, Folder};
+use apps::vmail::{BoxSpec, Folder, Greeting};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,6 +28,19 @@ pub(super) fn routes() -> Router<Web> {
             axum::routing::put(update_message).delete(delete_message),
         )
         .route("/voicemail/{number}/messages/{id}/audio", get(audio))
+        .route("/voicemail/{number}/greetings", get(list_greetings))
+        .route(
+            "/voicemail/{number}/greetings/{kind}",
+            axum::routing::put(upload_greeting)
+                .delete(delete_greeting)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    super::prompts::MAX_UPLOAD_BODY,
+                )),
+        )
+        .route(
+            "/voicemail/{number}/greetings/{kind}/audio",
+            get(greeting_audio),
+        )
 }
 
 async fn the_box(w: &Web, ext: &str) -> ApiResult<(i64, store::VmBox)> {
@@ -63,7 +77,10 @@ async fn update_box(
     let (t, b) = the_box(&w, &ext).await?;
     for k in ["greeting_unavailable", "greeting_busy", "greeting_name"] {
         if patch.contains_key(k) {
-            return Err(field_error(k, "set by recording the greeting by phone"));
+            return Err(field_error(
+                k,
+                "set by uploading the greeting (PUT /voicemail/{number}/greetings/{kind}) or recording it by phone",
+            ));
         }
     }
     let spec: BoxSpec = merge(&b.spec, patch)?;
@@ -165,4 +182,145 @@ async fn audio(
         is_yes(q.download.as_deref()),
     )
     .await
+}
+
+fn greeting_kind(kind: &str) -> ApiResult<Greeting> {
+    Greeting::parse(kind).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no greeting {kind:?}: use unavailable, busy or name"
+        ))
+    })
+}
+
+/// A greeting as listed: its kind, whether one is recorded and its length.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct GreetingView {
+    /// `unavailable`, `busy` or `name`.
+    pub kind: &'static str,
+    /// The owner recorded or uploaded one (else the default greeting plays).
+    pub present: bool,
+    /// Length in seconds, when present.
+    pub duration_s: Option<f64>,
+}
+
+/// The box's three greetings (API and panel).
+pub(crate) fn greetings_of(w: &Web, t: i64, b: &store::VmBox) -> Vec<GreetingView> {
+    Greeting::ALL
+        .iter()
+        .map(|g| {
+            let present = b.spec.has_greeting(*g);
+            let path = w
+                .info()
+                .data_dir
+                .join(engine::vm::greeting_path(t, &b.number, *g));
+            GreetingView {
+                kind: g.as_str(),
+                present,
+                duration_s: present
+                    .then(|| apps::audio_file::wav_seconds(&path))
+                    .flatten()
+                    .map(|s| (s * 100.0).round() / 100.0),
+            }
+        })
+        .collect()
+}
+
+async fn list_greetings(
+    State(w): State<Web>,
+    _k: Key,
+    P(ext): P<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let (t, b) = the_box(&w, &ext).await?;
+    Ok(all(greetings_of(&w, t, &b)))
+}
+
+/// The refusal of a greeting upload, as the API answers it (the panel shows the message).
+pub(crate) fn greeting_error(e: store::VmGreetingError) -> ApiError {
+    match e {
+        store::VmGreetingError::Refused(c) => super::prompts::convert_error(c),
+        store::VmGreetingError::Store(s) => s.into(),
+    }
+}
+
+/// Stores the `file` of an upload as `ext`'s greeting `g` (API and panel).
+pub(crate) async fn store_greeting(
+    w: &Web,
+    t: i64,
+    ext: &str,
+    g: Greeting,
+    up: super::prompts::Upload,
+) -> ApiResult<f64> {
+    let Some(file) = up.file else {
+        return Err(super::prompts::no_file());
+    };
+    w.store()
+        .upload_vm_greeting(&w.info().data_dir, t, ext, g, file.path())
+        .await
+        .map_err(greeting_error)
+}
+
+/// Multipart `file`: the greeting, converted like a prompt upload (422 with the reason when
+/// refused).
+async fn upload_greeting(
+    State(w): State<Web>,
+    _k: Key,
+    P((ext, kind)): P<(String, String)>,
+    mp: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<axum::Json<Value>> {
+    let g = greeting_kind(&kind)?;
+    let (t, _) = the_box(&w, &ext).await?;
+    let up = super::prompts::api_form(&w, mp).await?;
+    store_greeting(&w, t, &ext, g, up).await?;
+    let (t, b) = the_box(&w, &ext).await?;
+    let v = greetings_of(&w, t, &b)
+        .into_iter()
+        .find(|v| v.kind == g.as_str());
+    Ok(axum::Json(
+        serde_json::to_value(v).map_err(|e| ApiError::invalid(e.to_string()))?,
+    ))
+}
+
+async fn delete_greeting(
+    State(w): State<Web>,
+    _k: Key,
+    P((ext, kind)): P<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let g = greeting_kind(&kind)?;
+    let (t, b) = the_box(&w, &ext).await?;
+    if !b.spec.has_greeting(g) {
+        return Err(ApiError::not_found(format!(
+            "mailbox {ext} has no {kind} greeting"
+        )));
+    }
+    w.store()
+        .remove_vm_greeting(&w.info().data_dir, t, &ext, g)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The greeting's WAV (`?download=1` as an attachment).
+pub(crate) async fn greeting_wav(
+    w: &Web,
+    ext: &str,
+    kind: &str,
+    download: bool,
+) -> ApiResult<Response> {
+    let g = greeting_kind(kind)?;
+    let (t, b) = the_box(w, ext).await?;
+    if !b.spec.has_greeting(g) {
+        return Err(ApiError::not_found(format!(
+            "mailbox {ext} has no {kind} greeting"
+        )));
+    }
+    let path = w.info().data_dir.join(engine::vm::greeting_path(t, ext, g));
+    wav_response(&path, &format!("greeting-{ext}-{kind}.wav"), download).await
+}
+
+async fn greeting_audio(
+    State(w): State<Web>,
+    _k: Key,
+    P((ext, kind)): P<(String, String)>,
+    Q(q): Q<AudioQuery>,
+) -> ApiResult<Response> {
+    greeting_wav(&w, &ext, &kind, is_yes(q.download.as_deref())).await
 }

@@ -31,12 +31,12 @@ fn moh_class() -> Value {
         "files": { "type": "array", "items": moh_file() } } })
 }
 
-fn items(of: Value) -> Value {
+pub(super) fn items(of: Value) -> Value {
     json!({ "type": "object", "required": ["items", "total"], "properties": {
         "items": { "type": "array", "items": of }, "total": { "type": "integer" } } })
 }
 
-fn upload_body(with_name: bool) -> Value {
+pub(super) fn upload_body(with_name: bool) -> Value {
     let mut props = json!({ "file": { "type": "string", "format": "binary", "description": "WAV (PCM, float, µ-law, A-law), MP3, Ogg Vorbis, FLAC, AIFF or AU; any rate and channel count; at most 10 minutes and 64 MiB" } });
     if with_name {
         props["name"] = json!({ "type": "string", "description": "file name to store it under (default: the uploaded file's name)" });
@@ -44,11 +44,11 @@ fn upload_body(with_name: bool) -> Value {
     json!({ "required": true, "content": { "multipart/form-data": { "schema": { "type": "object", "required": ["file"], "properties": props } } } })
 }
 
-fn wav() -> Value {
+pub(super) fn wav() -> Value {
     json!({ "description": "16 kHz mono 16-bit WAV", "content": { "audio/wav": { "schema": { "type": "string", "format": "binary" } } } })
 }
 
-fn download() -> Value {
+pub(super) fn download() -> Value {
     query(
         "download",
         json!({ "type": "string", "enum": ["1", "true", "yes", "0", "false", "no"] }),

@@ -29,6 +29,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "PBX が発信者に流す音声です。どのガイダンスも独自の録音（WAV、MP3、Ogg Vorbis、FLAC。サンプルレート不問、最長 10 分）に差し替えられます。16 kHz モノラルに変換して保存します。「リセット」で既定の音声に戻ります。設定 prompts.recorders の内線は、電話から *77 とガイダンス番号をダイヤルして録音することもできます。",
     ),
     ("language", "Language", "言語"),
+    (
+        "custom",
+        "Custom prompts: your own named recordings for IVR menus",
+        "独自ガイダンス：IVR メニュー用の名前付き録音",
+    ),
     ("number", "No.", "番号"),
     ("id", "Prompt", "ガイダンス"),
     ("category", "Application", "用途"),
@@ -124,6 +129,7 @@ async fn prompts_view(
     let l = ctx.lang;
     let body = html! {
         p.hint { (tr(l, "intro")) }
+        p id="custom-prompts-link" { a href="/prompts/custom" { (tr(l, "custom")) } }
         @if let Some(n) = notice { (n) }
         @if missing { p.error id="prompts-missing" { (tr(l, "missing_note")) } }
         p id="prompt-langs" {

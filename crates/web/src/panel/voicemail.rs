@@ -116,10 +116,10 @@ async fn box_view(
             .ok_or_else(|| ApiError::not_found(format!("extension {number} not found")))?;
         let msgs = w.store().list_vm_messages(t, number).await?;
         let mails = w.store().vm_mail_status(t, number).await?;
-        Ok::<_, ApiError>((b, msgs, mails))
+        Ok::<_, ApiError>((t, b, msgs, mails))
     }
     .await;
-    let (b, msgs, mails) = match res {
+    let (t, b, msgs, mails) = match res {
         Ok(x) => x,
         Err(e) => return fail(ctx, e),
     };
@@ -166,6 +166,7 @@ async fn box_view(
                     @if !m.last_error.is_empty() { " — " (m.last_error) } }
             } }
         }
+        (super::vm_greetings::section(w, ctx, t, &b))
         h2 { (ctx.t("vm.settings")) }
         p id="pin-state" { (ctx.t("vm.pin")) ": " @if b.has_pin { (ctx.t("yes")) } @else { (ctx.t("vm.no_pin_long")) } }
         @if ctx.is_admin() {
@@ -194,8 +195,10 @@ async fn one_box(
     State(w): State<Web>,
     Signed(ctx): Signed,
     Path(number): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    box_view(&w, &ctx, &number, StatusCode::OK, html! {}, None).await
+    let msg = super::vm_greetings::outcome(&ctx, &q);
+    box_view(&w, &ctx, &number, StatusCode::OK, msg, None).await
 }
 
 fn refused(ctx: &Ctx, e: &ApiError) -> Markup {
