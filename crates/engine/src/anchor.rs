@@ -7,8 +7,11 @@
 //! requests are answered here rather than forwarded: a re-INVITE updates the endpoint, a hold
 //! starts music for the other party, INFO carries digits.
 
+mod ivr_goto;
 mod out;
 mod xfer;
+
+pub(crate) use ivr_goto::GotoRun;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -824,7 +827,7 @@ impl Engine {
                     debug!(call = id, %menu, destination = %dest, "menu choice");
                     anchor.app = None;
                     anchor.deadline = None;
-                    self.app_goto(id, &dest, now);
+                    self.ivr_goto(id, &dest, now);
                     return;
                 }
             }
@@ -923,10 +926,7 @@ impl Engine {
                 }
                 self.connect(id, bindings, now);
             }
-            Ok(other) => {
-                warn!(call = id, destination = %other, "destination kind not available in this version");
-                self.unavailable(id, now);
-            }
+            Ok(other) => self.goto_more(id, other, now),
             Err(e) => {
                 warn!(call = id, error = %e, "application chose an invalid destination");
                 self.unavailable(id, now);
@@ -957,6 +957,9 @@ impl Engine {
 
     /// The destination cannot be reached: say so, then back to the menu (or hang up).
     pub(crate) fn unavailable(&mut self, id: u64, now: Now) {
+        if self.goto_step_failed(id, now) {
+            return;
+        }
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
@@ -1216,6 +1219,7 @@ impl Engine {
             });
         }
         self.park_callback_answered(id, now);
+        self.goto_answered(id, i, now);
     }
 
     /// Every fork of an anchored call failed: tell the caller and go back to the menu.

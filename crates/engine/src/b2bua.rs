@@ -220,6 +220,8 @@ pub(crate) struct Call {
     /// One-way intercom: the called side is muted in the relay once it answers
     /// ([`crate::tenant_settings`]).
     pub one_way: bool,
+    /// A ring group or forwarding plan run for an anchored caller (an IVR choice).
+    pub ivr_goto: Option<Box<crate::anchor::GotoRun>>,
 }
 
 impl Call {
@@ -259,6 +261,7 @@ impl Call {
             xfer: None,
             auto_answer: None,
             one_way: false,
+            ivr_goto: None,
         }
     }
 
