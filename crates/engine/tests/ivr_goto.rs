@@ -363,13 +363,18 @@ fn an_extension_not_answering_goes_to_its_no_answer_forward_voicemail_unavailabl
     );
     let (a_ep, _ok) = call_menu(&mut h, "fwd-2");
     h.keys(a_ep, "2");
-    assert_eq!(invites(&h).len(), 1);
+    let inv = invites(&h);
+    assert_eq!(inv.len(), 1);
+    h.reply(&inv[0].1, 180, "b1002", &phone("1002"), SEG1);
     h.advance(Duration::from_secs(8));
     let greeting = last_play(&h, a_ep);
     assert!(
         greeting.contains("vm-is-unavailable"),
         "the unavailable greeting after its own ring time: {greeting}"
     );
+    // The cancelled phone's 487 arrives late: the caller stays with the mailbox.
+    h.reply(&inv[0].1, 487, "b1002", &phone("1002"), SEG1);
+    assert_eq!(last_play(&h, a_ep), greeting, "{:?}", h.plays_on(a_ep));
 }
 
 #[test]

@@ -475,6 +475,11 @@ impl Engine {
         let Some(mut run) = call.ivr_goto.take() else {
             return false;
         };
+        // Nothing rings now (a late 487 of a cancelled fork must not count again); the next
+        // step's `connect` sets it anew.
+        if let Some(a) = call.anchor.as_deref_mut() {
+            a.connecting = false;
+        }
         let statuses: Vec<u16> = call
             .legs
             .iter()
