@@ -239,7 +239,7 @@ fn an_extension_chosen_in_the_menu_that_does_not_answer_sends_the_caller_to_its_
         panic!("the message does not hold the caller's tones: {e}")
     });
     assert!(
-        d.logs().contains("forwarding (menu choice)") || d.logs().contains("vm:1002"),
+        d.logs().contains("call forwarded (menu choice)"),
         "the forward was followed"
     );
 }

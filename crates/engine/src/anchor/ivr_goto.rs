@@ -152,6 +152,9 @@ impl Engine {
             info!(call = id, "too many forwards from a menu choice");
             return self.unavailable(id, now);
         }
+        if run.hops > 0 {
+            info!(call = id, by = %run.by, to = %t, ?reason, "call forwarded (menu choice)");
+        }
         let dest = match t {
             Target::Dest(d) => d,
             Target::Number(n) => match self.snap.extensions.get(&(tenant, n.clone())) {
