@@ -617,3 +617,50 @@ fn the_page_option_pages_the_group_members() {
         "the caller speaks into the page"
     );
 }
+
+#[test]
+fn a_time_condition_option_leads_to_a_group_by_day_and_a_mailbox_by_night() {
+    use engine::timecond::{Mode, TimeCond};
+    for (mode, day) in [(Mode::Day, true), (Mode::Night, false)] {
+        let mut h = setup(
+            "",
+            group(Strategy::Simultaneous, &["1002"], "hangup"),
+            |s| {
+                s.codes.timeconds.insert(
+                    (1, "office".into()),
+                    TimeCond {
+                        name: "office".into(),
+                        index: 1,
+                        weekly: vec![],
+                        dates: vec![],
+                        use_holidays: false,
+                        matched: Destination::Group("sales".into()),
+                        unmatched: Destination::Vm("1004".into()),
+                        mode,
+                    },
+                );
+                if let Some(m) = s.apps.ivrs.get_mut(&(1, "main".into())) {
+                    m.spec.options.insert('8', "timecond:office".into());
+                }
+            },
+        );
+        let (a_ep, _ok) = call_menu(&mut h, "tc");
+        h.keys(a_ep, "8");
+        if day {
+            assert_eq!(
+                invites(&h)
+                    .iter()
+                    .map(|(t, _)| t.clone())
+                    .collect::<Vec<_>>(),
+                [phone("1002")],
+                "open: the group rings"
+            );
+        } else {
+            assert!(invites(&h).is_empty());
+            assert!(
+                last_play(&h, a_ep).contains("vm-is-unavailable"),
+                "closed: 1004's mailbox"
+            );
+        }
+    }
+}
