@@ -620,25 +620,21 @@ fn the_page_option_pages_the_group_members() {
 
 #[test]
 fn a_time_condition_option_leads_to_a_group_by_day_and_a_mailbox_by_night() {
-    use engine::timecond::{Mode, TimeCond};
+    use engine::timecond::{Mode, TimeCondSpec};
     for (mode, day) in [(Mode::Day, true), (Mode::Night, false)] {
         let mut h = setup(
             "",
             group(Strategy::Simultaneous, &["1002"], "hangup"),
             |s| {
-                s.codes.timeconds.insert(
-                    (1, "office".into()),
-                    TimeCond {
-                        name: "office".into(),
-                        index: 1,
-                        weekly: vec![],
-                        dates: vec![],
-                        use_holidays: false,
-                        matched: Destination::Group("sales".into()),
-                        unmatched: Destination::Vm("1004".into()),
-                        mode,
-                    },
-                );
+                let office = TimeCondSpec {
+                    weekly: vec![],
+                    dates: vec![],
+                    use_holidays: false,
+                    matched: "group:sales".into(),
+                    unmatched: "vm:1004".into(),
+                };
+                let office = office.build("office", 1, mode).expect("valid");
+                s.codes.timeconds.insert((1, "office".into()), office);
                 if let Some(m) = s.apps.ivrs.get_mut(&(1, "main".into())) {
                     m.spec.options.insert('8', "timecond:office".into());
                 }
