@@ -58,6 +58,10 @@ pub struct MenuSpec {
     /// Play "please hold while I transfer your call" before leaving the menu for an
     /// extension.
     pub announce_transfer: bool,
+    /// Class of service for outside numbers the menu sends callers to (`internal`, `local`,
+    /// `national`, `mobile`, `international`; empty: `mobile`, a new extension's default).
+    /// Checked by the store, which knows the words.
+    pub cos: String,
 }
 
 impl Default for MenuSpec {
@@ -72,6 +76,7 @@ impl Default for MenuSpec {
             retries: 2,
             fallback: "hangup".to_string(),
             announce_transfer: false,
+            cos: String::new(),
         }
     }
 }

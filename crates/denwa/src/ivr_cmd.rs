@@ -84,6 +84,10 @@ pub struct IvrFlags {
     /// A note
     #[arg(long)]
     pub description: Option<String>,
+    /// Class of service for outside numbers the menu sends callers to: internal, local,
+    /// national, mobile, international ("" for the default, mobile)
+    #[arg(long, value_name = "CLASS")]
+    pub cos: Option<String>,
 }
 
 /// Applies the flags to `spec`.
@@ -121,6 +125,9 @@ fn apply(spec: &mut MenuSpec, f: &IvrFlags) -> Result<()> {
     }
     if let Some(d) = &f.description {
         spec.description = d.clone();
+    }
+    if let Some(c) = &f.cos {
+        spec.cos = c.trim().to_string();
     }
     Ok(())
 }

@@ -8,8 +8,11 @@
 //! starts music for the other party, INFO carries digits.
 
 pub mod dtmf_bridge;
+mod ivr_goto;
 mod out;
 mod xfer;
+
+pub(crate) use ivr_goto::GotoRun;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -826,7 +829,7 @@ impl Engine {
                     debug!(call = id, %menu, destination = %dest, "menu choice");
                     anchor.app = None;
                     anchor.deadline = None;
-                    self.app_goto(id, &dest, now);
+                    self.ivr_goto(id, &dest, now);
                     return;
                 }
             }
@@ -925,10 +928,7 @@ impl Engine {
                 }
                 self.connect(id, bindings, now);
             }
-            Ok(other) => {
-                warn!(call = id, destination = %other, "destination kind not available in this version");
-                self.unavailable(id, now);
-            }
+            Ok(other) => self.goto_more(id, other, now),
             Err(e) => {
                 warn!(call = id, error = %e, "application chose an invalid destination");
                 self.unavailable(id, now);
@@ -959,6 +959,9 @@ impl Engine {
 
     /// The destination cannot be reached: say so, then back to the menu (or hang up).
     pub(crate) fn unavailable(&mut self, id: u64, now: Now) {
+        if self.goto_step_failed(id, now) {
+            return;
+        }
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
@@ -1219,6 +1222,7 @@ impl Engine {
             });
         }
         self.park_callback_answered(id, now);
+        self.goto_answered(id, i, now);
     }
 
     /// Every fork of an anchored call failed: tell the caller and go back to the menu.

@@ -227,6 +227,8 @@ pub(crate) struct Call {
     /// One-way intercom: the called side is muted in the relay once it answers
     /// ([`crate::tenant_settings`]).
     pub one_way: bool,
+    /// A ring group or forwarding plan run for an anchored caller (an IVR choice).
+    pub ivr_goto: Option<Box<crate::anchor::GotoRun>>,
 }
 
 impl Call {
@@ -266,6 +268,7 @@ impl Call {
             xfer: None,
             auto_answer: None,
             one_way: false,
+            ivr_goto: None,
         }
     }
 

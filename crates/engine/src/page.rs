@@ -824,6 +824,56 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Anchored call `id` (a caller in a menu whose option is `page:NAME`) pages group
+    /// `name`: the members' phones are rung into the page's bridge and the caller's endpoint
+    /// joins it, as for a phone dialling the group's number. An administrator chose the
+    /// option, so an outside caller may page too. False (nothing changed) when the group is
+    /// gone, too many pages run or no member can be paged.
+    pub(crate) fn page_from_anchored(&mut self, id: u64, name: &str, now: Now) -> bool {
+        let Some(call) = self.b2bua.get(id) else {
+            return false;
+        };
+        let (tenant, caller) = (call.tenant_id, call.caller.clone());
+        let source = call.legs[A_LEG].target.destination;
+        let Some(g) = self
+            .snap
+            .apps
+            .pages
+            .get(&(tenant, name.to_string()))
+            .cloned()
+        else {
+            return false;
+        };
+        if self.pages.pages.len() >= MAX_PAGES {
+            return false;
+        }
+        let me = self
+            .snap
+            .extensions
+            .get(&(tenant, caller))
+            .cloned()
+            .unwrap_or_default();
+        let targets = self.page_targets(tenant, &g, &me, source, now);
+        if targets.is_empty() {
+            info!(call = id, group = %name, "page: no member available (menu choice)");
+            return false;
+        }
+        let bridge = crate::conf::bridge_id(tenant, &format!("page:{id}"));
+        info!(call = id, group = %g.name, phones = targets.len(), "page (menu choice)");
+        let pager = Pager {
+            group: g,
+            targets,
+            bridge,
+        };
+        if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+            a.set_app(App::Page(Box::new(pager)));
+        }
+        self.page_start(id, now);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1098,3 +1098,56 @@ impl Engine {
         }
     }
 }
+
+impl Engine {
+    /// Anchored call `id` (a caller in a menu whose option is `park:SLOT`) takes the call
+    /// parked in `slot`, as a phone dialling the slot would: its endpoint joins the parked
+    /// call's. False (nothing changed) when the slot holds no parked call.
+    pub(crate) fn park_take(&mut self, id: u64, slot: &str, now: Now) -> bool {
+        let Some(call) = self.b2bua.get(id) else {
+            return false;
+        };
+        let (tenant, caller) = (call.tenant_id, call.caller.clone());
+        let target = slot
+            .parse::<u32>()
+            .ok()
+            .and_then(|n| self.park.slots.get(&(tenant, n)).map(|s| (n, s)))
+            .filter(|(_, s)| s.stage == Stage::Parked && s.call != id)
+            .map(|(n, s)| (n, s.call));
+        let Some((n, parked)) = target else {
+            info!(call = id, tenant, %slot, "park slot empty (menu choice)");
+            return false;
+        };
+        if let Some(s) = self.park.slots.get_mut(&(tenant, n)) {
+            s.stage = Stage::Retrieved(id);
+            s.events.push(TransferEvent {
+                at: now.wall,
+                kind: "retrieved",
+                by: caller.clone(),
+                party: s.caller.clone(),
+                to: caller,
+                status: 200,
+            });
+        }
+        self.park.retrievers.insert(id, parked);
+        if let Some(a) = self
+            .b2bua
+            .get_mut(parked)
+            .and_then(|c| c.anchor.as_deref_mut())
+        {
+            a.set_deadline(None);
+        }
+        if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+            a.set_app(App::ParkRetrieve);
+        }
+        info!(
+            call = id,
+            parked,
+            tenant,
+            slot = n,
+            "menu caller takes a parked call"
+        );
+        self.park_retriever_answered(id, now);
+        true
+    }
+}

@@ -8,7 +8,6 @@
 use apps::conf::RoomSpec;
 use apps::ivr::MenuSpec;
 use chrono::Utc;
-use engine::dialplan::Destination;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{RowGet, conflict, read_pool, to_ms, write_tx};
@@ -98,6 +97,7 @@ fn spec_field(f: &str) -> &'static str {
         "digit_timeout_s" => "digit_timeout_s",
         "retries" => "retries",
         "fallback" => "fallback",
+        "cos" => "cos",
         _ => "spec",
     }
 }
@@ -226,19 +226,10 @@ impl Store {
         let doc = serde_json::to_string(spec).map_err(|e| invalid("spec", e.to_string()))?;
         let now = to_ms(Utc::now());
         Ok(write_tx!(self.db(), tx, kind => {
-            for (field, text) in spec.destinations() {
-                let dest: Destination = text
-                    .parse()
-                    .map_err(|e: engine::dialplan::DestinationError| invalid(spec_field(&field), format!("{field}: {e}")))?;
-                if matches!(dest, Destination::Group(_)) {
-                    // The menu rings extensions itself; hunting from a menu is not there yet.
-                    return Err(invalid(spec_field(&field), format!("{field}: {dest}: ring groups cannot be reached from a menu option yet")));
-                }
-                let self_ref = matches!(&dest, Destination::Ivr(n) if n == name);
-                let exists = self_ref || destination_exists!(tx, tenant_id, &dest);
-                if let Some(p) = crate::outside::destination_problem(&dest, exists) {
-                    return Err(invalid(spec_field(&field), format!("{field}: {p}")));
-                }
+            if let Some((field, why)) =
+                crate::ivr_dest::ivr_destinations_problem!(tx, tenant_id, name, spec)
+            {
+                return Err(invalid(spec_field(&field), format!("{field}: {why}")));
             }
             if !number.is_empty()
                 && let Some(why) = number_owner!(tx, tenant_id, number, Some((Kind::Ivr, name)))

@@ -24,6 +24,7 @@ mod db;
 pub mod fence;
 mod group;
 mod hunt;
+mod ivr_dest;
 mod live_calls;
 mod location;
 mod location_tx;

@@ -142,6 +142,18 @@ impl Store {
     /// Removes a page group.
     pub async fn delete_page_group(&self, tenant_id: i64, name: &str) -> Result<()> {
         write_tx!(self.db(), tx, kind => {
+            // A menu option paging it (issue 14 §4) keeps it.
+            let target = format!("page:{name}");
+            if let Some(why) = {
+                use apps::ivr::MenuSpec;
+                use crate::DidSpec;
+                crate::apps::referrer!(tx, tenant_id, target, "")
+            } {
+                return Err(Error::Invalid {
+                    field: "name",
+                    reason: format!("page group {name} is {why}"),
+                });
+            }
             let n = sqlx::query("DELETE FROM page_groups WHERE tenant_id = $1 AND name = $2")
                 .bind(tenant_id)
                 .bind(name)

@@ -102,8 +102,8 @@ async fn groups_and_forwarding(b: Backend) {
         options: [('1', "group:sales".to_string())].into_iter().collect(),
         ..Default::default()
     };
-    let e = s.put_ivr(t, "main", "", &menu, true).await.unwrap_err();
-    assert_eq!(field(e), "options");
+    // A menu option rings the group (issue 14 §4).
+    s.put_ivr(t, "main", "", &menu, true).await.unwrap();
     // Round-robin memory.
     s.set_group_position(g.id, "1003").await.unwrap();
     assert_eq!(
@@ -161,6 +161,9 @@ async fn groups_and_forwarding(b: Backend) {
     let e = s.delete_group(t, "sales").await.unwrap_err();
     assert!(e.to_string().contains("inbound route"), "{e}");
     s.delete_did(t, "0312345600").await.unwrap();
+    let e = s.delete_group(t, "sales").await.unwrap_err();
+    assert!(e.to_string().contains("IVR menu main"), "{e}");
+    s.delete_ivr(t, "main").await.unwrap();
     let e = s.delete_group(t, "sales").await.unwrap_err();
     assert!(e.to_string().contains("ring group support"), "{e}");
     s.delete_group(t, "support").await.unwrap();

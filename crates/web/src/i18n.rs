@@ -1148,6 +1148,16 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "Enter a class name: lower-case letters, digits, - and _ (1 to 32 characters).",
         "クラス名を入力してください（英小文字・数字・-・_、1〜32 文字）。",
     ),
+    (
+        "ivr.cos",
+        "Class of service for outside numbers (internal, local, national, mobile, international; empty: mobile)",
+        "外線番号への発信規制クラス(internal・local・national・mobile・international、空欄は mobile)",
+    ),
+    (
+        "ivr.hint_more",
+        "Also: group:NAME (a ring group), vm:1001, voicemail (asks for the box), conf:800, park, park:701, page:NAME, timecond:NAME, or a number (an extension, or an outside number dialled through the outbound routes with the class of service above and the main number as caller ID). An extension chosen here follows its forwarding, DND and voicemail settings.",
+        "ほかに group:名前(着信グループ)、vm:1001、voicemail(ボックス番号を尋ねる)、conf:800、park、park:701、page:名前、timecond:名前、または番号(内線番号、または上の発信規制クラスと代表番号の発信者番号で発信ルートから発信する外線番号)。ここで選ばれた内線は、その転送・応答拒否・ボイスメールの設定に従います。",
+    ),
 ];
 
 /// The text of `key` in `lang`. An unknown key is a bug: debug builds panic, release builds

@@ -10,14 +10,15 @@ fn menu_props() -> Value {
         "number": { "type": "string", "pattern": "^[0-9*]{0,20}$", "description": "internal number that reaches the menu (empty: none); not an extension's" },
         "description": { "type": "string" },
         "greeting": { "type": "string", "description": "prompt id of the greeting" },
-        "options": { "type": "object", "description": "digit (0-9 * #) -> destination (ext:N, ivr:NAME, hangup …); refusals name `options`",
+        "options": { "type": "object", "description": "digit (0-9 * #) -> destination (ext:N, group:NAME, ivr:NAME, vm:N, voicemail, conf:N, park, park:SLOT, page:NAME, timecond:NAME, hangup) or a number (an extension, an internal number, an outside number through the outbound routes); each must exist; refusals name `options` and say which option and target",
             "additionalProperties": { "type": "string" } },
         "dial_by_extension": { "type": "boolean" },
         "timeout_s": int(1, 60, "seconds to wait for a choice after the greeting"),
         "digit_timeout_s": int(1, 20, "seconds to wait for the next digit of an extension number"),
         "retries": int(0, 10, "replays of the greeting after a timeout or an invalid choice"),
         "fallback": { "type": "string", "description": "destination when the retries are used up (hangup says goodbye)" },
-        "announce_transfer": { "type": "boolean" }
+        "announce_transfer": { "type": "boolean" },
+        "cos": { "type": "string", "enum": ["", "internal", "local", "national", "mobile", "international"], "description": "class of service for outside numbers the menu sends callers to (empty: mobile); the caller ID is the tenant's main number" }
     })
 }
 

@@ -302,6 +302,7 @@ fn fields(name: &str, number: &str, m: &MenuSpec) -> Fields {
         ("fallback", m.fallback.clone()),
         ("announce_transfer", on(m.announce_transfer)),
         ("description", m.description.clone()),
+        ("cos", m.cos.clone()),
     ])
 }
 
@@ -342,6 +343,7 @@ fn from_form(ctx: &Ctx, f: &Fields) -> Result<MenuSpec, FormErr> {
             s => s.to_string(),
         },
         announce_transfer: super::outside::checked(f, "announce_transfer"),
+        cos: val(f, "cos").trim().to_string(),
     })
 }
 
@@ -376,9 +378,11 @@ fn form_page(
             (text_input(ctx, f, e, "fallback", "ivr.fallback"))
             (check(ctx, f, "announce_transfer", "ivr.announce_transfer"))
             (text_input(ctx, f, e, "description", "ivr.description"))
+            (text_input(ctx, f, e, "cos", "ivr.cos"))
             button type="submit" { (ctx.t("save")) }
         }
         p.hint { (ctx.t("ivr.hint")) }
+        p.hint { (ctx.t("ivr.hint_more")) }
         @if editing {
             form.inline method="post" action={ "/ivrs/" (url_encode(val(f, "name"))) "/delete" } {
                 (csrf_field(ctx))
