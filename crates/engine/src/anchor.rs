@@ -359,7 +359,7 @@ fn ext_match(snap: &crate::config::Snapshot, tenant: i64, d: &str) -> ExtMatch {
 
 /// Parses a SIP INFO body carrying a digit (`application/dtmf-relay` `Signal=5`, or
 /// `application/dtmf` `5`).
-fn info_digit(req: &Request) -> Option<char> {
+pub(crate) fn info_digit(req: &Request) -> Option<char> {
     let ct = req.content_type()?;
     let body = std::str::from_utf8(&req.body).ok()?;
     let text = if ct.is("application", "dtmf-relay") {
@@ -1102,7 +1102,6 @@ impl Engine {
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
-        let rec_info = crate::recording::Answered::of_call(call, &[], &resp.body);
         let leg_ip = call.legs[i].local.ip();
         let Some(anchor) = call.anchor.as_deref_mut() else {
             return;
@@ -1171,10 +1170,7 @@ impl Engine {
             endpoint: b_ep,
             bridge: id,
         });
-        self.media(MediaCommand::AnsweredAnchored {
-            endpoint: a_ep,
-            info: Box::new(rec_info),
-        });
+        self.rec_anchored_answered(id, a_ep, b_ep, now);
         self.close_b_endpoints(id, Some(b_ep));
         for t in others {
             let _ = self.layer.cancel(t, now.mono);
@@ -1390,6 +1386,7 @@ impl Engine {
     }
 
     fn app_digit(&mut self, id: u64, ep: EndpointId, digit: char, now: Now) {
+        self.rec_endpoint_digit(id, ep, digit, now);
         let snap = &self.snap;
         let Some(call) = self.b2bua.calls.get_mut(&id) else {
             return;
@@ -1663,6 +1660,8 @@ impl Engine {
                 self.respond(txn, Response::for_request(&req, 200, None), now);
                 if let (Some(d), true) = (digit, leg == A_LEG) {
                     self.app_digit(id, a_ep, d, now);
+                } else if let Some(d) = digit {
+                    self.rec_digit(id, Side::B, d, now);
                 }
             }
             Method::Options => self.respond(txn, Response::for_request(&req, 200, None), now),

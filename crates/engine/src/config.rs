@@ -99,6 +99,10 @@ pub struct Settings {
     pub intercom_one_way_tenants: std::collections::HashMap<i64, bool>,
     /// Most `dialog`/`presence` subscriptions per extension (`blf.max_keys`).
     pub blf_max_keys: u32,
+    /// When both parties hear a recording beep (`recording.beep`).
+    pub recording_beep: crate::rec_ctl::BeepMode,
+    /// Tenants' own `recording.beep`, overriding the node's.
+    pub recording_beep_tenants: std::collections::HashMap<i64, crate::rec_ctl::BeepMode>,
 }
 
 impl Default for Settings {
@@ -124,6 +128,8 @@ impl Default for Settings {
             intercom_one_way: false,
             intercom_one_way_tenants: std::collections::HashMap::new(),
             blf_max_keys: int(keys::BLF_MAX_KEYS),
+            recording_beep: crate::rec_ctl::BeepMode::default(),
+            recording_beep_tenants: std::collections::HashMap::new(),
         }
     }
 }
@@ -217,6 +223,10 @@ impl Settings {
                 int(keys::BLF_MAX_KEYS, u64::from(d.blf_max_keys)),
                 d.blf_max_keys,
             ),
+            recording_beep: get(keys::RECORDING_BEEP)
+                .and_then(|v| crate::rec_ctl::BeepMode::from_json(&parse_json(&v)))
+                .unwrap_or(d.recording_beep),
+            recording_beep_tenants: std::collections::HashMap::new(),
         }
     }
 }

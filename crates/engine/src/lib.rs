@@ -46,6 +46,7 @@ pub mod policy;
 pub mod prompt_lang;
 mod prompt_rec;
 mod quiesce;
+pub mod rec_ctl;
 pub mod recording;
 pub mod registrar;
 pub mod sdp;
@@ -718,6 +719,11 @@ impl Engine {
                 }
             }
             MediaEvent::Closed { session, a, b } => self.media_closed(session, a, b, now),
+            MediaEvent::RelayDigit {
+                session,
+                side,
+                digit,
+            } => self.rec_relay_digit(session, side, digit, now),
             other if self.pages.owns_event(&other) => self.page_endpoint_event(other, now),
             other => self.on_endpoint_event(other, now),
         }

@@ -63,6 +63,10 @@ pub mod keys {
     pub const BLF_MAX_KEYS: &str = "blf.max_keys";
     /// Intercom (`*80` + extension) audio: `two-way`, or `one-way` (the called phone is muted).
     pub const INTERCOM_AUDIO: &str = "intercom.audio";
+    /// When both parties of a call hear a beep about its recording: `toggle` (when a phone
+    /// starts or stops one with the record-toggle code), `all` (also when an `always`
+    /// recording starts at the answer) or `off`.
+    pub const RECORDING_BEEP: &str = "recording.beep";
 }
 
 /// The choices of `intercom.audio`.
@@ -335,6 +339,13 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Text("two-way"),
         restart_required: false,
         help: "intercom (*80 + extension) audio: two-way, or one-way (the called phone's microphone is muted in the relay, as a page)",
+    },
+    Spec {
+        key: keys::RECORDING_BEEP,
+        kind: Kind::Choice(crate::rec_ctl::BEEP_CHOICES),
+        default: DefaultValue::Text("toggle"),
+        restart_required: false,
+        help: "when both parties hear a beep about call recording: toggle (a phone starts or stops a recording with the record-toggle code, *1), all (also when an always-recorded call is answered: notice where the law asks for it) or off",
     },
 ];
 

@@ -10,6 +10,7 @@ use crate::Engine;
 pub const TENANT_KEYS: &[&str] = &[
     crate::settings::keys::BLF_SHOW_CALLER,
     crate::settings::keys::INTERCOM_AUDIO,
+    crate::settings::keys::RECORDING_BEEP,
 ];
 
 /// A tenant's stored `intercom.audio` as "one-way?"; `None` when invalid.
