@@ -1123,6 +1123,13 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("prev", "Previous", "前へ"),
     ("next", "Next", "次へ"),
     ("back", "Back to the list", "一覧に戻る"),
+    ("ev.recording_start", "recording started", "録音開始"),
+    ("ev.recording_stop", "recording stopped", "録音停止"),
+    (
+        "set.recording_beep",
+        "When both parties hear a beep about call recording: toggle (started or stopped with *1), all (also when an always-recorded call is answered) or off",
+        "通話録音のビープ音を双方に鳴らすとき: toggle(*1 で開始・停止したとき)、all(常時録音の通話の応答時にも)、off(鳴らさない)",
+    ),
 ];
 
 /// The text of `key` in `lang`. An unknown key is a bug: debug builds panic, release builds

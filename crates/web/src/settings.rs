@@ -55,6 +55,7 @@ pub fn label(key: &str) -> &'static str {
         keys::BLF_SHOW_CALLER => "set.blf_show_caller",
         keys::INTERCOM_AUDIO => "set.intercom_audio",
         keys::BLF_MAX_KEYS => "set.blf_max_keys",
+        keys::RECORDING_BEEP => "set.recording_beep",
         _ => "set.unknown",
     }
 }
