@@ -29,6 +29,7 @@ pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 mod stats;
+pub mod tap_inband;
 #[cfg(test)]
 mod testrng;
 pub mod tone;
