@@ -303,6 +303,12 @@ pub enum MediaCommand {
         /// Both parties hear a beep first.
         beep: bool,
     },
+    /// Watch a relayed call's audio for in-band digits too (its recording is on demand):
+    /// they come back as [`MediaEvent::RelayDigit`] like RFC 4733 ones. Needs no answer.
+    WatchInband {
+        /// Session.
+        session: SessionId,
+    },
     /// Stop a call's recording started by [`MediaCommand::RecordCall`].
     StopRecordCall {
         /// What is recorded.

@@ -196,6 +196,10 @@ impl Engine {
         };
         call.rec = Some(Box::new(ctl));
         info!(call = id, decision = ?decision, "recording policy applied");
+        if let (RecDecision::OnDemand, RecTarget::Session(session)) = (decision, target) {
+            // A phone may send the code as tones in its audio: the tap's copy is watched.
+            self.media(MediaCommand::WatchInband { session });
+        }
         if decision == RecDecision::Always {
             self.rec_start(id, BY_POLICY, beep, now);
         }

@@ -129,6 +129,12 @@ fn on_demand_relayed_call_toggles_on_star_one_from_either_side() {
     let mut h = registered(snap);
     let (ok, s) = relayed_call(&mut h, "rec-more-1");
     assert!(rec_cmds(&h).is_empty(), "on demand: nothing at the answer");
+    assert!(
+        h.media_log
+            .iter()
+            .any(|c| *c == MediaCommand::WatchInband { session: s }),
+        "in-band digits are watched on the tap's copy"
+    );
     // Digits split over both sides do not count.
     relay_digits(&mut h, s, Side::A, "*");
     relay_digits(&mut h, s, Side::B, "1");
@@ -255,6 +261,12 @@ fn always_records_at_the_answer_and_a_phone_cannot_stop_it() {
     relay_digits(&mut h, s, Side::A, "*1");
     relay_digits(&mut h, s, Side::B, "*1");
     assert_eq!(rec_cmds(&h).len(), 1, "always: *1 does nothing");
+    assert!(
+        !h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::WatchInband { .. })),
+        "no in-band watch where *1 does nothing"
+    );
     bye_from_caller(&mut h, &ok, 3);
     let ev = rec_events(&h, "rec-more-3");
     assert_eq!(ev.len(), 2, "{ev:?}");

@@ -623,6 +623,7 @@ impl Driver {
                     s.set_clock_rate(leg(side), payload_type, hz);
                 }
             }
+            MediaCommand::WatchInband { session } => self.recording.watch_inband(session),
             cmd @ (MediaCommand::RecordCall { .. } | MediaCommand::StopRecordCall { .. }) => {
                 for c in self.recording.command(cmd) {
                     if let Some(ev) = self.apps.command(c)

@@ -60,6 +60,9 @@ enum Msg {
     Stop {
         session: SessionId,
     },
+    WatchInband {
+        session: SessionId,
+    },
     AnchoredStarted {
         start: Box<Start>,
     },
@@ -103,8 +106,9 @@ impl RecService {
             calls: HashMap::new(),
             anchored: HashMap::new(),
             engine_tx,
+            inband: None,
         };
-        tokio::spawn(task.run(rx, drx));
+        tokio::spawn(task.run(rx, (dtx.clone(), drx)));
         RecService {
             tx,
             digits: dtx,
@@ -212,10 +216,23 @@ impl RecService {
         }
     }
 
+    /// Watch a relayed call's audio for in-band digits (its recording is on demand).
+    pub(crate) fn watch_inband(&self, session: SessionId) {
+        let _ = self.tx.send(Msg::WatchInband { session });
+    }
+
     /// A session closed (call ended): any recording stops.
     pub(crate) fn closed(&self, session: SessionId) {
         let _ = self.tx.send(Msg::Closed { session });
     }
+}
+
+/// The negotiated audio payload types of a relayed call and their codecs.
+fn codecs_of(info: &Answered) -> Vec<(u8, CodecKind)> {
+    info.payloads
+        .iter()
+        .filter_map(|(pt, name, clock)| Some((*pt, CodecKind::from_rtpmap(name, *clock)?)))
+        .collect()
 }
 
 /// The file an endpoint records an anchored call into: the endpoint writes WAV, so an Ogg
@@ -226,6 +243,12 @@ fn anchored_file(path: &str, format: RecFormat) -> String {
         RecFormat::Opus => format!("{path}.wav"),
     }
 }
+
+/// Both ends of the queue of digits the taps (and the in-band worker) see.
+type DigitQueue = (
+    mpsc::Sender<(SessionId, Side, char)>,
+    mpsc::Receiver<(SessionId, Side, char)>,
+);
 
 struct CallRec {
     info: Box<Answered>,
@@ -241,13 +264,15 @@ struct Task {
     /// format).
     anchored: HashMap<String, (Option<i64>, String, String, RecFormat)>,
     engine_tx: mpsc::UnboundedSender<Input>,
+    /// The in-band digit thread, started with the first on-demand relayed call.
+    inband: Option<media::tap_inband::InbandWorker>,
 }
 
 impl Task {
     async fn run(
         mut self,
         mut rx: mpsc::UnboundedReceiver<Msg>,
-        mut digits: mpsc::Receiver<(SessionId, Side, char)>,
+        (digits_tx, mut digits): DigitQueue,
     ) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -268,6 +293,7 @@ impl Task {
                             c.tap.stop_recording();
                         }
                     }
+                    Some(Msg::WatchInband { session }) => self.watch_inband(session, &digits_tx),
                     Some(Msg::AnchoredStarted { start }) => self.anchored_started(*start).await,
                     Some(Msg::AnchoredDone { path, duration_ms, reason }) => {
                         self.anchored_done(&path, duration_ms, &reason).await
@@ -289,6 +315,35 @@ impl Task {
         for (_, c) in std::mem::take(&mut self.calls) {
             c.tap.stop_recording();
         }
+    }
+
+    /// Copies a relayed call's audio to the in-band digit thread; its digits join the taps'.
+    fn watch_inband(&mut self, session: SessionId, digits: &mpsc::Sender<(SessionId, Side, char)>) {
+        let Some(c) = self.calls.get(&session) else {
+            return;
+        };
+        if self.inband.is_none() {
+            match media::tap_inband::InbandWorker::start() {
+                Ok(w) => self.inband = Some(w),
+                Err(e) => {
+                    warn!(error = %e, "in-band digit thread not started: in-band *1 not watched");
+                    return;
+                }
+            }
+        }
+        let Some(worker) = &self.inband else {
+            return;
+        };
+        let codecs = codecs_of(&c.info);
+        let digits = digits.clone();
+        let sink: media::tap_inband::InbandSink = Arc::new(move |leg, d| {
+            let side = match leg {
+                media::Leg::A => Side::A,
+                media::Leg::B => Side::B,
+            };
+            let _ = digits.try_send((session, side, d));
+        });
+        c.tap.watch_inband(worker.watch(session.0, codecs, sink));
     }
 
     /// An anchored call's recording began on its caller's endpoint: its row.
@@ -378,12 +433,7 @@ impl Task {
         } else {
             Layout::Mono
         };
-        let payloads: Vec<(u8, CodecKind)> = c
-            .info
-            .payloads
-            .iter()
-            .filter_map(|(pt, name, clock)| Some((*pt, CodecKind::from_rtpmap(name, *clock)?)))
-            .collect();
+        let payloads = codecs_of(&c.info);
         let mut aligner = AlignerConfig::for_codecs(payloads, layout);
         aligner.telephone_event = c.info.telephone_events();
         let now = Utc::now();
