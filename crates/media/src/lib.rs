@@ -25,6 +25,7 @@ pub mod ports;
 pub mod progress;
 pub mod recorder;
 pub mod relay;
+pub mod relay_beep;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;

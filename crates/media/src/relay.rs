@@ -499,6 +499,8 @@ enum Control {
         hz: u32,
     },
     Tap(Option<Arc<crate::recorder::RecordTap>>),
+    /// Both phones hear the recording beep ([`crate::relay_beep`]).
+    Beep(Arc<crate::relay_beep::BeepSpec>),
 }
 
 #[derive(Debug)]
@@ -579,6 +581,11 @@ impl Session {
     /// digit watch); `None` removes it. The tap never blocks the relay (see [`crate::recorder`]).
     pub fn set_tap(&self, tap: Option<Arc<crate::recorder::RecordTap>>) {
         self.control(Control::Tap(tap));
+    }
+
+    /// Both phones hear the recording beep, put into the streams towards them.
+    pub fn beep(&self, spec: Arc<crate::relay_beep::BeepSpec>) {
+        self.control(Control::Beep(spec));
     }
 
     /// Waits until the relay has applied every change made through this handle before the call,
@@ -737,6 +744,8 @@ struct LegIo {
     tx_clock: u32,
     /// Keeps the stream sent to this leg's phone one stream when its source changes.
     stitch: Option<Stitch>,
+    /// A recording beep going out to this leg's phone.
+    beep: Option<crate::relay_beep::BeepInject>,
     local: LocalLeg,
     dirty: bool,
 }
@@ -807,6 +816,7 @@ impl LegIo {
             clock: Vec::new(),
             tx_clock: 8000,
             stitch: None,
+            beep: None,
             local: LocalLeg::default(),
             dirty: false,
         }
@@ -976,6 +986,13 @@ impl Engine {
                 &stitched[..pkt.len()]
             }
             _ => pkt,
+        };
+        if out.beep.as_ref().is_some_and(crate::relay_beep::BeepInject::done) {
+            out.beep = None;
+        }
+        let pkt = match out.beep.as_mut() {
+            Some(b) => b.apply(pkt, &p).unwrap_or(pkt),
+            None => pkt,
         };
         match out.rtp_dest {
             Some(dest) => match out.rtp.send_to(pkt, dest) {
@@ -1167,6 +1184,11 @@ impl Engine {
                 }
             }
             Control::Tap(tap) => self.tap = tap,
+            Control::Beep(spec) => {
+                for l in &mut self.legs {
+                    l.beep = Some(crate::relay_beep::BeepInject::new(spec.clone()));
+                }
+            }
         }
     }
 

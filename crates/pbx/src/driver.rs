@@ -625,6 +625,11 @@ impl Driver {
             }
             MediaCommand::WatchInband { session } => self.recording.watch_inband(session),
             cmd @ (MediaCommand::RecordCall { .. } | MediaCommand::StopRecordCall { .. }) => {
+                if let Some((session, spec)) = self.recording.relay_beep(&cmd)
+                    && let Some(s) = self.sessions.get(&session)
+                {
+                    s.beep(spec);
+                }
                 for c in self.recording.command(cmd) {
                     if let Some(ev) = self.apps.command(c)
                         && !self.recording.media_event(&ev)

@@ -86,6 +86,8 @@ pub(crate) struct RecService {
     digits: mpsc::Sender<(SessionId, Side, char)>,
     metrics: Arc<RecorderMetrics>,
     next_id: u64,
+    /// Negotiated codecs of each answered relayed call (for the beep), until it closes.
+    codecs: HashMap<SessionId, Vec<(u8, CodecKind)>>,
 }
 
 impl RecService {
@@ -114,11 +116,18 @@ impl RecService {
             digits: dtx,
             metrics,
             next_id: ANCHORED_ID_BASE,
+            codecs: HashMap::new(),
         }
     }
 
     /// A relayed call was answered: tap its media (digits to call control; recordings).
-    pub(crate) fn answered(&self, s: &media::Session, session: SessionId, info: Box<Answered>) {
+    pub(crate) fn answered(
+        &mut self,
+        s: &media::Session,
+        session: SessionId,
+        info: Box<Answered>,
+    ) {
+        self.codecs.insert(session, codecs_of(&info));
         let digits = self.digits.clone();
         let tap = RecordTap::new(
             self.metrics.clone(),
@@ -221,8 +230,31 @@ impl RecService {
         let _ = self.tx.send(Msg::WatchInband { session });
     }
 
+    /// The beep a [`MediaCommand::RecordCall`] / [`MediaCommand::StopRecordCall`] on a relayed
+    /// call asks for: its session and the beep in its codecs (the driver hands it to the relay).
+    pub(crate) fn relay_beep(
+        &self,
+        cmd: &MediaCommand,
+    ) -> Option<(SessionId, Arc<media::relay_beep::BeepSpec>)> {
+        let (MediaCommand::RecordCall {
+            target: RecTarget::Session(session),
+            beep: true,
+            ..
+        }
+        | MediaCommand::StopRecordCall {
+            target: RecTarget::Session(session),
+            beep: true,
+        }) = cmd
+        else {
+            return None;
+        };
+        let spec = media::relay_beep::BeepSpec::new(self.codecs.get(session)?);
+        (!spec.is_empty()).then_some((*session, spec))
+    }
+
     /// A session closed (call ended): any recording stops.
-    pub(crate) fn closed(&self, session: SessionId) {
+    pub(crate) fn closed(&mut self, session: SessionId) {
+        self.codecs.remove(&session);
         let _ = self.tx.send(Msg::Closed { session });
     }
 }
