@@ -1,8 +1,9 @@
 //! Recording control with real peers: a baresip caller goes through an IVR to a baresip phone
 //! (a call anchored on Denwa's media endpoints) whose extension records on demand; the callee
 //! keys `*1` (RFC 4733), both phones hear the beep, the file holds both parties' tones after
-//! it, `*1` again stops it, and the call's events show who started and stopped it. A relayed
-//! call from sipp toggles the recording with `*1` sent as SIP INFO.
+//! it, `*1` again stops it, and the call's events show who started and stopped it. On a
+//! relayed call both phones hear the beep the relay puts into their streams. A relayed call
+//! from sipp toggles the recording with `*1` sent as SIP INFO.
 
 mod common;
 
@@ -47,6 +48,14 @@ fn phone(d: &Denwa, user: &str, password: &str, wav: &Path) -> Phone {
     p
 }
 
+/// Sets `ext`'s policy and waits until call control has it.
+fn policy(d: &Denwa, ext: &str, policy: &str) {
+    d.cli_ok(&["recording", "policy", "extension", ext, policy]);
+    d.wait_until("the policy loaded", Duration::from_secs(10), || {
+        d.logs().contains("recording policies loaded policies=1")
+    });
+}
+
 fn recordings(d: &Denwa) -> Vec<serde_json::Value> {
     let out = d.cli_ok(&["recording", "list", "--json"]);
     serde_json::from_str(&out).expect("recording list JSON")
@@ -83,7 +92,7 @@ fn star_one_records_an_ivr_bridged_call_with_a_beep_to_both() {
     let d = Denwa::start();
     d.add_extension("1001", "alice-secret-b");
     d.add_extension("1002", "bob-secret-cc");
-    d.cli_ok(&["recording", "policy", "extension", "1002", "on_demand"]);
+    policy(&d, "1002", "on_demand");
     let audio = tempfile::tempdir().expect("tmp");
     let greeting = audio.path().join("greeting.wav");
     let g = ToneLayout {
@@ -124,7 +133,13 @@ fn star_one_records_an_ivr_bridged_call_with_a_beep_to_both() {
     let a_end = a_layout.sequence_ms(A_TONES.len());
     let a_wav = wav(audio.path(), "a.wav", &A_TONES, 7000, a_end + 12_000);
     // The callee answers about 2.5 s after the caller: its tones follow the caller's.
-    let b_wav = wav(audio.path(), "b.wav", &B_TONES, a_end - 2000, a_end + 10_000);
+    let b_wav = wav(
+        audio.path(),
+        "b.wav",
+        &B_TONES,
+        a_end - 2000,
+        a_end + 10_000,
+    );
     let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
     let mut b = phone(&d, "1002", "bob-secret-cc", &b_wav);
 
@@ -210,7 +225,7 @@ fn star_one_by_sip_info_records_a_relayed_call() {
     let d = Denwa::start();
     d.add_extension("1001", "secret-baab");
     d.add_extension("1002", "secret-baac");
-    d.cli_ok(&["recording", "policy", "extension", "1001", "on_demand"]);
+    policy(&d, "1001", "on_demand");
     let dir = tempfile::tempdir().expect("tmp");
     let quiet = dir.path().join("quiet.wav");
     tone::write_wav(&quiet, &tone::Wav::mono(vec![0; 8000 * 20])).expect("wav");
@@ -248,4 +263,55 @@ fn star_one_by_sip_info_records_a_relayed_call() {
             ("recording_stop".into(), "1001".into(), rel),
         ]
     );
+}
+
+#[test]
+fn both_phones_of_a_relayed_call_hear_the_beep() {
+    let d = Denwa::start();
+    d.add_extension("1001", "alice-secret-b");
+    d.add_extension("1002", "bob-secret-cc");
+    policy(&d, "1001", "on_demand");
+    let audio = tempfile::tempdir().expect("tmp");
+    // Silence while *1 and the beep go by, then each party's tones, the caller's first.
+    let a_layout = ToneLayout {
+        lead_ms: 3000,
+        ..ToneLayout::default()
+    };
+    let a_end = a_layout.sequence_ms(A_TONES.len());
+    let a_wav = wav(audio.path(), "a.wav", &A_TONES, 3000, a_end + 4000);
+    let b_wav = wav(audio.path(), "b.wav", &B_TONES, a_end, a_end + 4000);
+    let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);
+    let mut b = phone(&d, "1002", "bob-secret-cc", &b_wav);
+    a.dial(&format!("sip:1002@{}", d.sip_addr())).expect("dial");
+    for p in [&mut a, &mut b] {
+        p.wait_event("CALL_ESTABLISHED", EVENT_TIMEOUT)
+            .unwrap_or_else(|e| {
+                d.print_logs();
+                panic!("not established: {e}")
+            });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    a.send_dtmf("*1").expect("DTMF");
+    d.wait_until("an on-demand recording", Duration::from_secs(10), || {
+        recordings(&d).iter().any(|r| r["status"] == "recording")
+    });
+    std::thread::sleep(Duration::from_millis(u64::from(a_end) + 2000));
+    a.hangup().expect("hang up");
+    for p in [&mut a, &mut b] {
+        p.wait_event("CALL_CLOSED", EVENT_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.name()));
+    }
+    // Each phone: the beep, then the other party's tones, all of them, in order.
+    for (who, p, other) in [("caller", &a, &B_TONES), ("callee", &b, &A_TONES)] {
+        let heard = p.last_recording().expect("phone recording");
+        let mut cands = other.to_vec();
+        cands.push(BEEP);
+        let seq = tone::detect_file(&heard, &cands).expect("WAV");
+        let mut expected = vec![BEEP];
+        expected.extend(other.iter().copied());
+        if seq != expected {
+            d.print_logs();
+            panic!("the {who} heard {seq:?}, expected {expected:?}");
+        }
+    }
 }

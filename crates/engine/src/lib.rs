@@ -563,6 +563,7 @@ impl Engine {
                 self.auth.absent.clear();
             }
             ConfigUpdate::Settings(s) => {
+                self.rec_config_loaded(&self.snap.codes.recording, &s);
                 let rebuild = s.digest_algorithms != self.snap.settings.digest_algorithms;
                 self.snap.settings = s;
                 if rebuild {
@@ -596,6 +597,7 @@ impl Engine {
             }
             ConfigUpdate::Codes(c) => {
                 self.park_lots_loaded(&c.park);
+                self.rec_config_loaded(&c.recording, &self.snap.settings);
                 self.snap.codes = c
             }
         }

@@ -179,8 +179,7 @@ impl Engine {
             return;
         }
         let table = self.snap.codes.table(parties.tenant);
-        let toggle =
-            ToggleDetector::new(table.code(crate::features::FeatureAction::RecordToggle));
+        let toggle = ToggleDetector::new(table.code(crate::features::FeatureAction::RecordToggle));
         let ctl = RecCtl {
             decision,
             target,
@@ -383,18 +382,11 @@ fn beep_cmd(endpoint: EndpointId) -> MediaCommand {
     }
 }
 
-/// The number of the party on `side` (who keyed the code).
+/// The number of the party on `side` (who keyed the code), as the call record names it.
 fn party_number(call: &Call, side: Side) -> String {
     match side {
         Side::A => call.caller.clone(),
-        Side::B => call
-            .rung
-            .first()
-            .and_then(|b| {
-                let user = b.aor.trim_start_matches("sip:").trim_start_matches("sips:");
-                user.split('@').next().filter(|u| !u.is_empty())
-            })
-            .map_or_else(|| call.callee.clone(), str::to_string),
+        Side::B => call.callee.clone(),
     }
 }
 
@@ -414,9 +406,33 @@ impl Engine {
         req: &sip::Request,
         now: Now,
     ) {
-        let Some(side) = self.b2bua.get(id).and_then(|c| c.legs.get(from)).map(|l| l.side) else {
+        let Some(side) = self
+            .b2bua
+            .get(id)
+            .and_then(|c| c.legs.get(from))
+            .map(|l| l.side)
+        else {
             return;
         };
         self.rec_info(id, side, req, now);
+    }
+}
+
+impl Engine {
+    /// A reloaded snapshot part holds `rec` and `settings`: says so when what recording
+    /// decides with changed (the next answered call uses it).
+    pub(crate) fn rec_config_loaded(&self, rec: &RecConfig, settings: &crate::config::Settings) {
+        let old = &self.snap.settings;
+        if *rec != self.snap.codes.recording
+            || settings.recording_beep != old.recording_beep
+            || settings.recording_beep_tenants != old.recording_beep_tenants
+        {
+            info!(
+                policies = rec.policies.len(),
+                tenants = rec.tenants.len(),
+                beep = ?settings.recording_beep,
+                "recording policies loaded"
+            );
+        }
     }
 }

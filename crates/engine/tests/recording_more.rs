@@ -187,7 +187,12 @@ fn sip_info_digits_toggle_a_relayed_call_and_are_still_forwarded() {
     let mut h = registered(snap);
     let (ok, s) = relayed_call(&mut h, "rec-more-2");
     h.sent.clear();
-    let a = caller_info(&ok, 3, "application/dtmf-relay", "Signal=*\r\nDuration=160\r\n");
+    let a = caller_info(
+        &ok,
+        3,
+        "application/dtmf-relay",
+        "Signal=*\r\nDuration=160\r\n",
+    );
     h.recv_raw(&a, CALLER, SEG1);
     let b = caller_info(&ok, 4, "application/dtmf", "1");
     h.recv_raw(&b, CALLER, SEG1);
@@ -270,8 +275,14 @@ fn always_records_at_the_answer_and_a_phone_cannot_stop_it() {
     bye_from_caller(&mut h, &ok, 3);
     let ev = rec_events(&h, "rec-more-3");
     assert_eq!(ev.len(), 2, "{ev:?}");
-    assert_eq!((ev[0].0.as_str(), ev[0].1.as_str()), ("recording_start", "policy"));
-    assert_eq!((ev[1].0.as_str(), ev[1].1.as_str()), ("recording_stop", "hangup"));
+    assert_eq!(
+        (ev[0].0.as_str(), ev[0].1.as_str()),
+        ("recording_start", "policy")
+    );
+    assert_eq!(
+        (ev[1].0.as_str(), ev[1].1.as_str()),
+        ("recording_stop", "hangup")
+    );
 }
 
 #[test]
@@ -279,7 +290,9 @@ fn the_beep_setting_per_tenant() {
     // `all`: an always recording beeps at the answer.
     let mut snap = snapshot();
     with_policy(&mut snap, "1001", RecPolicy::Always);
-    snap.settings.recording_beep_tenants.insert(1, BeepMode::All);
+    snap.settings
+        .recording_beep_tenants
+        .insert(1, BeepMode::All);
     let mut h = registered(snap);
     let (_, s) = relayed_call(&mut h, "rec-more-4");
     assert_eq!(rec_cmds(&h)[0].3, true);
@@ -340,16 +353,6 @@ fn ivr_snapshot() -> engine::Snapshot {
     snap
 }
 
-fn opened(h: &Harness) -> Vec<EndpointId> {
-    h.media_log
-        .iter()
-        .filter_map(|c| match c {
-            MediaCommand::OpenEndpoint { endpoint, .. } => Some(*endpoint),
-            _ => None,
-        })
-        .collect()
-}
-
 fn ep_digits(h: &mut Harness, ep: EndpointId, digits: &str) {
     for d in digits.chars() {
         h.input(Input::Media(MediaEvent::Dtmf {
@@ -362,8 +365,10 @@ fn ep_digits(h: &mut Harness, ep: EndpointId, digits: &str) {
 fn beeps_on(h: &Harness, ep: EndpointId) -> usize {
     h.media_log
         .iter()
-        .filter(|c| matches!(c, MediaCommand::Play { endpoint, items, .. }
-            if *endpoint == ep && items == &vec![PlayItem::Tone(ToneKind::Beep)]))
+        .filter(|c| {
+            matches!(c, MediaCommand::Play { endpoint, items, .. }
+            if *endpoint == ep && items == &vec![PlayItem::Tone(ToneKind::Beep)])
+        })
         .count()
 }
 
@@ -377,7 +382,7 @@ fn anchored_call(h: &mut Harness, call_id: &str) -> (Response, EndpointId, Endpo
         call_id,
     });
     let ok = h.final_invite_response(CALLER).expect("the IVR answers");
-    let a_ep = opened(h)[0];
+    let a_ep = h.opened_endpoints()[0];
     let ack = caller_in_dialog(&ok, ("1001", CALLER), "ACK", 1, None);
     h.recv_raw(&ack, CALLER, SEG1);
     h.sent.clear();
@@ -385,7 +390,7 @@ fn anchored_call(h: &mut Harness, call_id: &str) -> (Response, EndpointId, Endpo
     let invite = invites_to(&h.sent, CALLEE)
         .pop()
         .expect("1002 rings from an endpoint");
-    let b_ep = opened(h)[1];
+    let b_ep = h.opened_endpoints()[1];
     h.reply(&invite, 200, "desk", CALLEE, SEG1);
     assert!(
         h.media_log

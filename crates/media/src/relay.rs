@@ -987,7 +987,11 @@ impl Engine {
             }
             _ => pkt,
         };
-        if out.beep.as_ref().is_some_and(crate::relay_beep::BeepInject::done) {
+        if out
+            .beep
+            .as_ref()
+            .is_some_and(crate::relay_beep::BeepInject::done)
+        {
             out.beep = None;
         }
         let pkt = match out.beep.as_mut() {

@@ -169,7 +169,11 @@ mod tests {
 
     #[test]
     fn other_payload_types_and_padding_and_longer_packets() {
-        let spec = BeepSpec::new(&[(8, CodecKind::Pcma), (9, CodecKind::G722), (111, CodecKind::Opus)]);
+        let spec = BeepSpec::new(&[
+            (8, CodecKind::Pcma),
+            (9, CodecKind::G722),
+            (111, CodecKind::Opus),
+        ]);
         let mut b = BeepInject::new(spec.clone());
         // Telephone-event and Opus packets go unchanged, and do not advance the beep.
         for pt in [101, 111] {
@@ -196,7 +200,10 @@ mod tests {
             assert_eq!(out.len(), pkt.len());
             sent += 160;
         }
-        assert_eq!(sent, 3280, "the last packet ends past the beep's 3,200 bytes");
+        assert_eq!(
+            sent, 3280,
+            "the last packet ends past the beep's 3,200 bytes"
+        );
         // Where the beep ends inside a packet the party's own bytes follow it.
         let mut b = BeepInject::new(spec);
         b.pos = 3200 - 40;

@@ -80,7 +80,10 @@ impl InbandWatch {
                 return;
             };
             // A new codec (re-INVITE): a detector at its rate.
-            if l.det.as_ref().is_none_or(|x| x.rate() != kind.sample_rate()) {
+            if l.det
+                .as_ref()
+                .is_none_or(|x| x.rate() != kind.sample_rate())
+            {
                 l.det = Some(DtmfDetector::new(kind.sample_rate()));
             }
             l.dec = Some((pt, d));
@@ -299,7 +302,8 @@ mod tests {
             .map(|i| {
                 let t = f64::from(i) / f64::from(rate);
                 ((t * 2.0 * std::f64::consts::PI * 620.0).sin() * 6000.0
-                    + (t * 2.0 * std::f64::consts::PI * 1500.0).sin() * 6000.0) as i16
+                    + (t * 2.0 * std::f64::consts::PI * 1500.0).sin() * 6000.0)
+                    as i16
             })
             .collect();
         let mut w = InbandWatch::new(vec![(0, CodecKind::Pcmu)]);

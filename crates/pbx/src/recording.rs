@@ -121,12 +121,7 @@ impl RecService {
     }
 
     /// A relayed call was answered: tap its media (digits to call control; recordings).
-    pub(crate) fn answered(
-        &mut self,
-        s: &media::Session,
-        session: SessionId,
-        info: Box<Answered>,
-    ) {
+    pub(crate) fn answered(&mut self, s: &media::Session, session: SessionId, info: Box<Answered>) {
         self.codecs.insert(session, codecs_of(&info));
         let digits = self.digits.clone();
         let tap = RecordTap::new(
@@ -415,12 +410,17 @@ impl Task {
         };
         if status == "stopped" && format == RecFormat::Opus {
             let (wav, opus) = (self.data_dir.join(path), self.data_dir.join(&final_path));
-            let r = tokio::task::spawn_blocking(move || crate::rec_convert::wav_to_opus(&wav, &opus))
-                .await;
+            let r =
+                tokio::task::spawn_blocking(move || crate::rec_convert::wav_to_opus(&wav, &opus))
+                    .await;
             match r {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    status = if is_disk_full(&e) { "disk-full" } else { "error" };
+                    status = if is_disk_full(&e) {
+                        "disk-full"
+                    } else {
+                        "error"
+                    };
                     detail = format!("converting to Ogg Opus: {e}");
                 }
                 Err(e) => {
