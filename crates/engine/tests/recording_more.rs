@@ -131,8 +131,7 @@ fn on_demand_relayed_call_toggles_on_star_one_from_either_side() {
     assert!(rec_cmds(&h).is_empty(), "on demand: nothing at the answer");
     assert!(
         h.media_log
-            .iter()
-            .any(|c| *c == MediaCommand::WatchInband { session: s }),
+            .contains(&MediaCommand::WatchInband { session: s }),
         "in-band digits are watched on the tap's copy"
     );
     // Digits split over both sides do not count.
@@ -295,7 +294,7 @@ fn the_beep_setting_per_tenant() {
         .insert(1, BeepMode::All);
     let mut h = registered(snap);
     let (_, s) = relayed_call(&mut h, "rec-more-4");
-    assert_eq!(rec_cmds(&h)[0].3, true);
+    assert!(rec_cmds(&h)[0].3);
     assert_eq!(rec_cmds(&h)[0].1, RecTarget::Session(s));
     // `off` (the node's value here): *1 toggles without a beep.
     let mut snap = snapshot();
