@@ -655,7 +655,7 @@ pub enum SettingCmd {
         /// Value
         value: String,
         /// Set the tenant's own value instead of the node's (keys a tenant may override:
-        /// blf.show_caller, intercom.audio)
+        /// blf.show_caller, intercom.audio, recording.beep)
         #[arg(long)]
         tenant: bool,
     },

@@ -73,6 +73,10 @@ fn setup(d: &Denwa, policy: &str) {
     d.add_extension("1001", "alice-secret-b");
     d.add_extension("1002", "bob-secret-cc");
     d.cli_ok(&["recording", "policy", "extension", "1001", policy]);
+    // Call control decides with its configuration snapshot, reloaded on the change.
+    d.wait_until("the policy loaded", Duration::from_secs(10), || {
+        d.logs().contains("recording policies loaded policies=1")
+    });
 }
 
 fn call(d: &Denwa, a: &mut Phone, b: &mut Phone) {
@@ -284,7 +288,14 @@ fn a_transcoded_call_is_recorded_from_its_endpoints() {
 #[test]
 fn star_one_starts_and_stops_an_on_demand_recording() {
     let d = Denwa::start();
+    // No beep here: the check below is that the toggles leave every tone of the call intact
+    // (the beep covers 400 ms of audio; recording_more.rs checks it).
+    d.cli_ok(&["setting", "set", "recording.beep", "off"]);
     setup(&d, "on_demand");
+    d.wait_until("the beep setting loaded", Duration::from_secs(10), || {
+        d.logs()
+            .contains("recording policies loaded policies=1 tenants=0 beep=Off")
+    });
     let dir = tempfile::tempdir().expect("tmp");
     let (a_wav, b_wav, total) = tone_files(dir.path());
     let mut a = phone(&d, "1001", "alice-secret-b", &a_wav);

@@ -363,7 +363,7 @@ fn ext_match(snap: &crate::config::Snapshot, tenant: i64, d: &str) -> ExtMatch {
 
 /// Parses a SIP INFO body carrying a digit (`application/dtmf-relay` `Signal=5`, or
 /// `application/dtmf` `5`).
-fn info_digit(req: &Request) -> Option<char> {
+pub(crate) fn info_digit(req: &Request) -> Option<char> {
     let ct = req.content_type()?;
     let body = std::str::from_utf8(&req.body).ok()?;
     let text = if ct.is("application", "dtmf-relay") {
@@ -1108,7 +1108,6 @@ impl Engine {
         let Some(call) = self.b2bua.get_mut(id) else {
             return;
         };
-        let rec_info = crate::recording::Answered::of_call(call, &[], &resp.body);
         let leg_ip = call.legs[i].local.ip();
         let Some(anchor) = call.anchor.as_deref_mut() else {
             return;
@@ -1177,10 +1176,7 @@ impl Engine {
             endpoint: b_ep,
             bridge: id,
         });
-        self.media(MediaCommand::AnsweredAnchored {
-            endpoint: a_ep,
-            info: Box::new(rec_info),
-        });
+        self.rec_anchored_answered(id, a_ep, b_ep, now);
         self.close_b_endpoints(id, Some(b_ep));
         for t in others {
             let _ = self.layer.cancel(t, now.mono);
@@ -1397,6 +1393,7 @@ impl Engine {
     }
 
     fn app_digit(&mut self, id: u64, ep: EndpointId, digit: char, now: Now) {
+        self.rec_endpoint_digit(id, ep, digit, now);
         if self.dtmf_across_bridge(id, ep, digit) {
             return;
         }
@@ -1674,6 +1671,8 @@ impl Engine {
                 self.respond(txn, Response::for_request(&req, 200, None), now);
                 if let (Some(d), Some(ep)) = (digit, ep) {
                     self.info_digit(id, ep, d, now);
+                } else if let (Some(d), false) = (digit, leg == A_LEG) {
+                    self.rec_digit(id, Side::B, d, now);
                 }
             }
             Method::Options => self.respond(txn, Response::for_request(&req, 200, None), now),

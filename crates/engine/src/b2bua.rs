@@ -229,6 +229,8 @@ pub(crate) struct Call {
     pub one_way: bool,
     /// A ring group or forwarding plan run for an anchored caller (an IVR choice).
     pub ivr_goto: Option<Box<crate::anchor::GotoRun>>,
+    /// Recording state once answered with a recording policy ([`crate::rec_ctl`]).
+    pub rec: Option<Box<crate::rec_ctl::RecCtl>>,
 }
 
 impl Call {
@@ -269,6 +271,7 @@ impl Call {
             auto_answer: None,
             one_way: false,
             ivr_goto: None,
+            rec: None,
         }
     }
 
@@ -1294,6 +1297,7 @@ impl Engine {
         for t in others {
             let _ = self.layer.cancel(t, now.mono);
         }
+        self.rec_relayed_answered(id, session, now);
         self.live_call_save(id, now);
     }
 
@@ -1563,6 +1567,9 @@ impl Engine {
     ) {
         if self.moh_intercept(id, txn, &req, from, now) {
             return;
+        }
+        if req.method == Method::Info {
+            self.rec_info_from(id, from, &req, now);
         }
         if let Some(t) = self.forward_request_with(id, txn, req, from, None, now) {
             self.moh_forwarded(id, t);
@@ -1874,6 +1881,7 @@ impl Engine {
         if let Some(s) = call.anchor.as_deref_mut().and_then(|a| a.prompt_rec_mut()) {
             self.prompt_rec_call_ended(id, call.tenant_id, s);
         }
+        self.rec_call_ended(&mut call, now);
         self.transfer_call_ended(&call, now);
         self.park_call_ended(id, now);
         self.page_call_ended(&call, now);

@@ -107,6 +107,10 @@ pub struct Settings {
     pub moh_class: String,
     /// Tenants' own `moh.class`, overriding the node's.
     pub moh_class_tenants: std::collections::HashMap<i64, String>,
+    /// When both parties hear a recording beep (`recording.beep`).
+    pub recording_beep: crate::rec_ctl::BeepMode,
+    /// Tenants' own `recording.beep`, overriding the node's.
+    pub recording_beep_tenants: std::collections::HashMap<i64, crate::rec_ctl::BeepMode>,
 }
 
 impl Default for Settings {
@@ -136,6 +140,8 @@ impl Default for Settings {
             tone_country_tenants: std::collections::HashMap::new(),
             moh_class: crate::moh_class::DEFAULT_CLASS.to_string(),
             moh_class_tenants: std::collections::HashMap::new(),
+            recording_beep: crate::rec_ctl::BeepMode::default(),
+            recording_beep_tenants: std::collections::HashMap::new(),
         }
     }
 }
@@ -237,6 +243,10 @@ impl Settings {
                 .and_then(|v| crate::moh_class::class_value(&serde_json::Value::from(v)))
                 .unwrap_or(d.moh_class),
             moh_class_tenants: std::collections::HashMap::new(),
+            recording_beep: get(keys::RECORDING_BEEP)
+                .and_then(|v| crate::rec_ctl::BeepMode::from_json(&parse_json(&v)))
+                .unwrap_or(d.recording_beep),
+            recording_beep_tenants: std::collections::HashMap::new(),
         }
     }
 }

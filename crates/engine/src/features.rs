@@ -573,6 +573,8 @@ pub struct CodesConfig {
     /// Seconds added to the clock time conditions see (tests only:
     /// `DENWA_TEST_TIMECOND_AT`; 0 in production).
     pub clock_offset_s: i64,
+    /// Recording policies and settings ([`crate::rec_ctl`]).
+    pub recording: crate::rec_ctl::RecConfig,
 }
 
 impl CodesConfig {

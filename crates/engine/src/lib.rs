@@ -48,6 +48,7 @@ pub mod policy;
 pub mod prompt_lang;
 mod prompt_rec;
 mod quiesce;
+pub mod rec_ctl;
 pub mod recording;
 pub mod registrar;
 pub mod sdp;
@@ -569,6 +570,7 @@ impl Engine {
                 self.auth.absent.clear();
             }
             ConfigUpdate::Settings(s) => {
+                self.rec_config_loaded(&self.snap.codes.recording, &s);
                 let rebuild = s.digest_algorithms != self.snap.settings.digest_algorithms;
                 self.snap.settings = s;
                 if rebuild {
@@ -602,6 +604,7 @@ impl Engine {
             }
             ConfigUpdate::Codes(c) => {
                 self.park_lots_loaded(&c.park);
+                self.rec_config_loaded(&c.recording, &self.snap.settings);
                 self.snap.codes = c
             }
         }
@@ -729,6 +732,11 @@ impl Engine {
                 }
             }
             MediaEvent::Closed { session, a, b } => self.media_closed(session, a, b, now),
+            MediaEvent::RelayDigit {
+                session,
+                side,
+                digit,
+            } => self.rec_relay_digit(session, side, digit, now),
             other if self.pages.owns_event(&other) => self.page_endpoint_event(other, now),
             other => self.on_endpoint_event(other, now),
         }

@@ -144,21 +144,12 @@ pub enum MediaCommand {
         /// Hz.
         hz: u32,
     },
-    /// A relayed call was answered on `session`: the driver applies the recording policy
-    /// ([`crate::recording`]) and watches for the on-demand code. Needs no answer.
+    /// A relayed call was answered on `session`: the driver puts a tap on it (RFC 4733 digits
+    /// come back as [`MediaEvent::RelayDigit`]; recordings need the payloads). Needs no answer.
     Answered {
         /// Session.
         session: SessionId,
         /// Parties and negotiated payloads.
-        info: Box<crate::recording::Answered>,
-    },
-    /// A call anchored on endpoints (IVR-bridged, transcoded) was answered; `endpoint` is the
-    /// caller's, whose recording holds both parties. The driver applies the recording policy
-    /// (`always` only). Needs no answer.
-    AnsweredAnchored {
-        /// The caller's endpoint.
-        endpoint: EndpointId,
-        /// Parties (payloads empty).
         info: Box<crate::recording::Answered>,
     },
     /// Close a session and report its statistics with [`MediaEvent::Closed`].
@@ -312,6 +303,37 @@ pub enum MediaCommand {
         /// Tones in the audio even with telephone-event.
         inband: bool,
     },
+    /// Start recording a call ([`crate::rec_ctl`]): a relay session through its tap, or an
+    /// anchored call on the caller's endpoint. The driver writes the `recordings` row.
+    RecordCall {
+        /// What to record.
+        target: crate::rec_ctl::RecTarget,
+        /// Tenant.
+        tenant: i64,
+        /// The call's Call-ID (the row links to the call record by it).
+        call_id: String,
+        /// File relative to the data directory.
+        path: String,
+        /// File format.
+        format: crate::rec_ctl::RecFormat,
+        /// One party per channel (relayed calls, WAV only).
+        stereo: bool,
+        /// Both parties hear a beep first.
+        beep: bool,
+    },
+    /// Watch a relayed call's audio for in-band digits too (its recording is on demand):
+    /// they come back as [`MediaEvent::RelayDigit`] like RFC 4733 ones. Needs no answer.
+    WatchInband {
+        /// Session.
+        session: SessionId,
+    },
+    /// Stop a call's recording started by [`MediaCommand::RecordCall`].
+    StopRecordCall {
+        /// What is recorded.
+        target: crate::rec_ctl::RecTarget,
+        /// Both parties hear a beep.
+        beep: bool,
+    },
 }
 
 /// News from the media relay.
@@ -408,6 +430,15 @@ pub enum MediaEvent {
     DtmfInband {
         /// Endpoint.
         endpoint: EndpointId,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+    },
+    /// A digit one side of a relay session sent (RFC 4733, seen by the session's tap).
+    RelayDigit {
+        /// Session.
+        session: SessionId,
+        /// Who sent it.
+        side: Side,
         /// `0`-`9`, `*`, `#`, `A`-`D`.
         digit: char,
     },

@@ -4,8 +4,8 @@
 //! parties are the caller's and callee's extensions, the outbound route it took and the trunk
 //! that carried it. Precedence ([`decide`]): any `always` records the call from the answer;
 //! otherwise any `on_demand` lets either party start and stop a recording with
-//! [`REC_TOGGLE`] (RFC 4733 DTMF during the call); otherwise (all `never`) nothing is recorded.
-//! Pure logic: the driver looks the policies up and runs the recorder.
+//! [`REC_TOGGLE`] (any DTMF form during the call); otherwise (all `never`) nothing is recorded.
+//! Pure logic; [`crate::rec_ctl`] applies it to calls, the driver runs the recorder.
 
 use std::time::{Duration, Instant};
 
@@ -133,6 +133,34 @@ pub struct CallParties {
 }
 
 impl CallParties {
+    /// The parties of a call: its tenant and Call-ID, the caller's extension (not for
+    /// inbound calls), the callee's and the extensions rung (not for outbound calls), the
+    /// outbound route and the trunk.
+    pub(crate) fn of_call(call: &crate::b2bua::Call) -> CallParties {
+        use crate::db::Direction;
+        let mut extensions = Vec::new();
+        if call.route.direction != Direction::Inbound {
+            extensions.push(call.caller.clone());
+        }
+        if call.route.direction != Direction::Outbound {
+            extensions.push(call.callee.clone());
+            // The extensions actually rung (a DID or a group reaches them by another number).
+            for b in &call.rung {
+                let user = b.aor.trim_start_matches("sip:").trim_start_matches("sips:");
+                if let Some(u) = user.split('@').next().filter(|u| !u.is_empty()) {
+                    extensions.push(u.to_string());
+                }
+            }
+        }
+        CallParties {
+            tenant: call.tenant_id,
+            call_id: call.legs[crate::b2bua::A_LEG].call_id.clone(),
+            extensions,
+            route: call.outside.as_ref().map(|o| o.call.route.clone()),
+            trunk: Some(call.route.trunk.clone()).filter(|t| !t.is_empty()),
+        }
+    }
+
     /// Every `(kind, name)` whose policy counts for this call.
     pub fn objects(&self) -> Vec<(RecObject, String)> {
         let mut v: Vec<(RecObject, String)> = self
@@ -162,21 +190,6 @@ impl Answered {
     /// What recording needs from a relayed call answered with `offer` (the caller's SDP) and
     /// `answer` (the callee's).
     pub(crate) fn of_call(call: &crate::b2bua::Call, offer: &[u8], answer: &[u8]) -> Answered {
-        use crate::db::Direction;
-        let mut extensions = Vec::new();
-        if call.route.direction != Direction::Inbound {
-            extensions.push(call.caller.clone());
-        }
-        if call.route.direction != Direction::Outbound {
-            extensions.push(call.callee.clone());
-            // The extensions actually rung (a DID or a group reaches them by another number).
-            for b in &call.rung {
-                let user = b.aor.trim_start_matches("sip:").trim_start_matches("sips:");
-                if let Some(u) = user.split('@').next().filter(|u| !u.is_empty()) {
-                    extensions.push(u.to_string());
-                }
-            }
-        }
         let mut payloads = Vec::new();
         for body in [answer, offer] {
             if let Ok(s) = crate::sdp::summarize(body) {
@@ -187,15 +200,8 @@ impl Answered {
                 }
             }
         }
-        let trunk = Some(call.route.trunk.clone()).filter(|t| !t.is_empty());
         Answered {
-            parties: CallParties {
-                tenant: call.tenant_id,
-                call_id: call.legs[crate::b2bua::A_LEG].call_id.clone(),
-                extensions,
-                route: call.outside.as_ref().map(|o| o.call.route.clone()),
-                trunk,
-            },
+            parties: CallParties::of_call(call),
             payloads,
         }
     }

@@ -72,6 +72,10 @@ pub mod keys {
     pub const TONES_COUNTRY: &str = "tones.country";
     /// Music-on-hold class held parties, transferees and lone conference members hear.
     pub const MOH_CLASS: &str = "moh.class";
+    /// When both parties of a call hear a beep about its recording: `toggle` (when a phone
+    /// starts or stops one with the record-toggle code), `all` (also when an `always`
+    /// recording starts at the answer) or `off`.
+    pub const RECORDING_BEEP: &str = "recording.beep";
 }
 
 /// The choices of `tones.country`: Japan (NTT) and North America (Precise Tone Plan).
@@ -377,6 +381,13 @@ pub const SPECS: &[Spec] = &[
         default: DefaultValue::Text("default"),
         restart_required: false,
         help: "music-on-hold class held parties, transferred callers and a lone conference member hear (denwa moh list); a class without files plays default",
+    },
+    Spec {
+        key: keys::RECORDING_BEEP,
+        kind: Kind::Choice(crate::rec_ctl::BEEP_CHOICES),
+        default: DefaultValue::Text("toggle"),
+        restart_required: false,
+        help: "when both parties hear a beep about call recording: toggle (a phone starts or stops a recording with the record-toggle code, *1), all (also when an always-recorded call is answered: notice where the law asks for it) or off",
     },
 ];
 

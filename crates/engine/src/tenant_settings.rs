@@ -12,6 +12,7 @@ pub const TENANT_KEYS: &[&str] = &[
     crate::settings::keys::INTERCOM_AUDIO,
     crate::settings::keys::TONES_COUNTRY,
     crate::settings::keys::MOH_CLASS,
+    crate::settings::keys::RECORDING_BEEP,
 ];
 
 /// A tenant's stored `intercom.audio` as "one-way?"; `None` when invalid.

@@ -26,10 +26,12 @@ pub mod progress;
 pub mod recorder;
 pub mod relay;
 mod relay_poll;
+pub mod relay_beep;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 mod stats;
+pub mod tap_inband;
 #[cfg(test)]
 mod testrng;
 pub mod tone;

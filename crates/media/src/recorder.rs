@@ -604,6 +604,10 @@ pub struct RecordTap {
     /// Only locked for telephone-event packets.
     dtmf: Mutex<DtmfWatch>,
     on_digit: Option<DigitSink>,
+    /// In-band digit watch (on-demand calls only): audio payloads copied to the shared
+    /// detection thread ([`crate::tap_inband`]).
+    inband_on: AtomicBool,
+    inband: Mutex<Option<crate::tap_inband::InbandFeed>>,
 }
 
 impl RecordTap {
@@ -620,7 +624,15 @@ impl RecordTap {
             ],
             dtmf: Mutex::new(DtmfWatch::default()),
             on_digit,
+            inband_on: AtomicBool::new(false),
+            inband: Mutex::new(None),
         })
+    }
+
+    /// Copies this call's audio payloads to `feed` from now on (in-band digit detection).
+    pub fn watch_inband(&self, feed: crate::tap_inband::InbandFeed) {
+        *lock(&self.inband) = Some(feed);
+        self.inband_on.store(true, Relaxed);
     }
 
     /// The telephone-event payload type a leg's phone sends (from its SDP).
@@ -637,6 +649,13 @@ impl RecordTap {
     pub fn packet(&self, leg: Leg, at: Instant, p: &RtpPacket<'_>, datagram: &[u8]) {
         if self.on_digit.is_some() {
             self.watch_dtmf(leg, p);
+        }
+        if self.inband_on.load(Relaxed)
+            && p.payload_type != PT_CN
+            && self.te_pt[leg_idx(leg)].load(Relaxed) != u16::from(p.payload_type)
+            && let Some(f) = lock(&self.inband).as_ref()
+        {
+            f.packet(leg, p.payload_type, p.payload);
         }
         if !self.recording.load(Relaxed) {
             return;

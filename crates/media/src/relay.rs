@@ -499,6 +499,8 @@ enum Control {
         hz: u32,
     },
     Tap(Option<Arc<crate::recorder::RecordTap>>),
+    /// Both phones hear the recording beep ([`crate::relay_beep`]).
+    Beep(Arc<crate::relay_beep::BeepSpec>),
 }
 
 #[derive(Debug)]
@@ -579,6 +581,11 @@ impl Session {
     /// digit watch); `None` removes it. The tap never blocks the relay (see [`crate::recorder`]).
     pub fn set_tap(&self, tap: Option<Arc<crate::recorder::RecordTap>>) {
         self.control(Control::Tap(tap));
+    }
+
+    /// Both phones hear the recording beep, put into the streams towards them.
+    pub fn beep(&self, spec: Arc<crate::relay_beep::BeepSpec>) {
+        self.control(Control::Beep(spec));
     }
 
     /// Waits until the relay has applied every change made through this handle before the call,
@@ -739,6 +746,8 @@ struct LegIo {
     tx_clock: u32,
     /// Keeps the stream sent to this leg's phone one stream when its source changes.
     stitch: Option<Stitch>,
+    /// A recording beep going out to this leg's phone.
+    beep: Option<crate::relay_beep::BeepInject>,
     local: LocalLeg,
     dirty: bool,
     /// The worker's wake number when the RTP and the RTCP socket were last served.
@@ -812,6 +821,7 @@ impl LegIo {
             last_clock: None,
             tx_clock: 8000,
             stitch: None,
+            beep: None,
             local: LocalLeg::default(),
             dirty: false,
             served: [u32::MAX; 2],
@@ -1090,6 +1100,21 @@ impl Engine {
             pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
         }
         let pkt = &*pkt;
+        if out
+            .beep
+            .as_ref()
+            .is_some_and(crate::relay_beep::BeepInject::done)
+        {
+            out.beep = None;
+        }
+        // A recording beep replaces the payload for 400 ms (the header, stitched or not, kept).
+        let pkt = match out.beep.as_mut() {
+            Some(b) => match RtpPacket::parse(pkt) {
+                Ok(p) => b.apply(pkt, &p).unwrap_or(pkt),
+                Err(_) => pkt,
+            },
+            None => pkt,
+        };
         match out.rtp_dest {
             Some(dest) => match out.rtp.send_to(pkt, dest) {
                 Ok(_) => {
@@ -1281,6 +1306,11 @@ impl Engine {
                 }
             }
             Control::Tap(tap) => self.tap = tap,
+            Control::Beep(spec) => {
+                for l in &mut self.legs {
+                    l.beep = Some(crate::relay_beep::BeepInject::new(spec.clone()));
+                }
+            }
         }
     }
 

@@ -20,6 +20,7 @@ pub async fn load(store: &Store) -> anyhow::Result<CodesConfig> {
         ..CodesConfig::default()
     };
     c.clock_offset_s = test_clock_offset();
+    c.recording = crate::recording::load_config(store).await?;
     for row in store.all_timeconds().await? {
         match row.spec.build(&row.name, row.index, row.mode) {
             Ok(tc) => {

@@ -91,6 +91,7 @@ impl Driver {
             store.clone(),
             apps.data_dir().to_path_buf(),
             metrics.recorder.clone(),
+            back_tx.clone(),
         );
         let live = crate::live_calls::LiveWriter::start(store.clone(), back_tx.clone());
         let subs_writer = crate::sub_writer::SubWriter::start(store.clone(), back_tx.clone());
@@ -190,11 +191,6 @@ impl Driver {
                 _ = tick.tick() => {
                     self.check_media(now());
                     self.publish();
-                    for cmd in self.recording.take_commands() {
-                        if let Some(ev) = self.apps.command(cmd) {
-                            self.recording.media_event(&ev);
-                        }
-                    }
                 }
                 _ = resolve.tick() => self.on_change(Change::Outside),
                 c = changes.recv() => {
@@ -627,8 +623,20 @@ impl Driver {
                     s.set_clock_rate(leg(side), payload_type, hz);
                 }
             }
-            MediaCommand::AnsweredAnchored { endpoint, info } => {
-                self.recording.anchored(endpoint, info);
+            MediaCommand::WatchInband { session } => self.recording.watch_inband(session),
+            cmd @ (MediaCommand::RecordCall { .. } | MediaCommand::StopRecordCall { .. }) => {
+                if let Some((session, spec)) = self.recording.relay_beep(&cmd)
+                    && let Some(s) = self.sessions.get(&session)
+                {
+                    s.beep(spec);
+                }
+                for c in self.recording.command(cmd) {
+                    if let Some(ev) = self.apps.command(c)
+                        && !self.recording.media_event(&ev)
+                    {
+                        self.feedback.push(Input::Media(ev));
+                    }
+                }
             }
             MediaCommand::Answered { session, info } => {
                 if let Some(s) = self.sessions.get(&session) {

@@ -18,6 +18,7 @@ mod driver;
 mod live_calls;
 pub mod load;
 pub mod metrics;
+mod rec_convert;
 pub mod recording;
 pub mod resolve;
 pub mod stale;

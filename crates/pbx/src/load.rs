@@ -266,6 +266,18 @@ pub async fn settings(store: &Store) -> Settings {
         }
         Err(e) => warn!(error = %e, "tenant settings unreadable: using the node's"),
     }
+    match store
+        .tenant_setting_values(engine::settings::keys::RECORDING_BEEP)
+        .await
+    {
+        Ok(rows) => {
+            s.recording_beep_tenants = rows
+                .iter()
+                .filter_map(|(t, v)| engine::rec_ctl::BeepMode::from_json(v).map(|b| (*t, b)))
+                .collect();
+        }
+        Err(e) => warn!(error = %e, "tenant settings unreadable: using the node's"),
+    }
     s
 }
 

@@ -1,21 +1,24 @@
-//! Call recording in the driver: applies the recording policy to answered relayed calls, runs
-//! the recorder through the relay session's tap, toggles on-demand recordings on
-//! [`engine::recording::REC_TOGGLE`], writes the `recordings` rows, and sweeps expired files.
+//! Call recording in the driver: the recording I/O of what call control decides
+//! ([`engine::rec_ctl`]). For a relayed call it puts a tap on the relay session (its RFC 4733
+//! digits go back to call control as [`MediaEvent::RelayDigit`]) and runs the recorder through
+//! it; for a call anchored on endpoints it has the caller's endpoint record. It writes the
+//! `recordings` rows, and sweeps expired files.
 //!
-//! The driver only hands over what it learns ([`RecService::answered`], [`RecService::closed`]);
-//! everything that waits (database, closing files) runs on this module's own task, so the
-//! driver loop never waits for a disk.
+//! The driver only hands over what it is told ([`RecService::answered`],
+//! [`RecService::command`], [`RecService::closed`]); everything that waits (database, closing
+//! files) runs on this module's own task, so the driver loop never waits for a disk.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::{Datelike, Utc};
-use engine::features::FeatureAction;
-use engine::media::{EndpointId, MediaCommand, MediaEvent, SessionId, Side};
-use engine::recording::{Answered, RecDecision, ToggleDetector, decide, file_path};
+use chrono::Utc;
+use engine::Input;
+use engine::media::{MediaCommand, MediaEvent, SessionId, Side};
+use engine::rec_ctl::{RecFormat, RecTarget};
+use engine::recording::Answered;
 use media::codec::CodecKind;
 use media::recorder::{
     AlignerConfig, DEFAULT_QUEUE, Format, Layout, RecordTap, RecorderMetrics, Recording,
@@ -32,6 +35,15 @@ const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// Expired recordings deleted per sweep step.
 const SWEEP_BATCH: i64 = 500;
 
+/// A recording call control asked for.
+struct Start {
+    tenant: i64,
+    call_id: String,
+    path: String,
+    format: RecFormat,
+    stereo: bool,
+}
+
 enum Msg {
     Answered {
         session: SessionId,
@@ -41,9 +53,18 @@ enum Msg {
     Closed {
         session: SessionId,
     },
-    Anchored {
-        endpoint: EndpointId,
-        info: Box<Answered>,
+    Record {
+        session: SessionId,
+        start: Box<Start>,
+    },
+    Stop {
+        session: SessionId,
+    },
+    WatchInband {
+        session: SessionId,
+    },
+    AnchoredStarted {
+        start: Box<Start>,
     },
     AnchoredDone {
         path: String,
@@ -59,41 +80,49 @@ const ANCHORED_ID_BASE: u64 = 1 << 62;
 
 /// The driver's handle.
 pub(crate) struct RecService {
-    /// Bounded by calls: one `Answered` and one `Closed` per relayed call the engine runs.
+    /// Bounded by calls: one `Answered` and one `Closed` per relayed call the engine runs, and
+    /// the recordings call control starts (each toggle is two digits from a phone).
     tx: mpsc::UnboundedSender<Msg>,
     digits: mpsc::Sender<(SessionId, Side, char)>,
     metrics: Arc<RecorderMetrics>,
-    /// `Record` commands for endpoints, carried out by the driver (which owns them). Bounded
-    /// by calls: at most one per anchored call.
-    commands: std::sync::mpsc::Receiver<MediaCommand>,
+    next_id: u64,
+    /// Negotiated codecs of each answered relayed call (for the beep), until it closes.
+    codecs: HashMap<SessionId, Vec<(u8, CodecKind)>>,
 }
 
 impl RecService {
-    /// Starts the service task on the current runtime.
-    pub(crate) fn start(store: Store, data_dir: PathBuf, metrics: Arc<RecorderMetrics>) -> Self {
+    /// Starts the service task on the current runtime; digits seen by the taps go to call
+    /// control through `engine_tx`.
+    pub(crate) fn start(
+        store: Store,
+        data_dir: PathBuf,
+        metrics: Arc<RecorderMetrics>,
+        engine_tx: mpsc::UnboundedSender<Input>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (dtx, drx) = mpsc::channel(DIGIT_QUEUE);
-        let (ctx, crx) = std::sync::mpsc::channel();
         let task = Task {
             store,
             data_dir,
             metrics: metrics.clone(),
             calls: HashMap::new(),
-            commands: ctx,
             anchored: HashMap::new(),
-            next_id: ANCHORED_ID_BASE,
+            engine_tx,
+            inband: None,
         };
-        tokio::spawn(task.run(rx, drx));
+        tokio::spawn(task.run(rx, (dtx.clone(), drx)));
         RecService {
             tx,
             digits: dtx,
             metrics,
-            commands: crx,
+            next_id: ANCHORED_ID_BASE,
+            codecs: HashMap::new(),
         }
     }
 
-    /// A relayed call was answered: watch its media (the tap) and apply the policy.
-    pub(crate) fn answered(&self, s: &media::Session, session: SessionId, info: Box<Answered>) {
+    /// A relayed call was answered: tap its media (digits to call control; recordings).
+    pub(crate) fn answered(&mut self, s: &media::Session, session: SessionId, info: Box<Answered>) {
+        self.codecs.insert(session, codecs_of(&info));
         let digits = self.digits.clone();
         let tap = RecordTap::new(
             self.metrics.clone(),
@@ -115,14 +144,59 @@ impl RecService {
         let _ = self.tx.send(Msg::Answered { session, info, tap });
     }
 
-    /// A call anchored on endpoints was answered (`endpoint`: the caller's).
-    pub(crate) fn anchored(&self, endpoint: EndpointId, info: Box<Answered>) {
-        let _ = self.tx.send(Msg::Anchored { endpoint, info });
-    }
-
-    /// Endpoint commands this module asks the driver to carry out.
-    pub(crate) fn take_commands(&self) -> Vec<MediaCommand> {
-        self.commands.try_iter().collect()
+    /// Carries out [`MediaCommand::RecordCall`] / [`MediaCommand::StopRecordCall`]; returns
+    /// the endpoint commands an anchored call's recording needs (for the driver to run).
+    pub(crate) fn command(&mut self, cmd: MediaCommand) -> Vec<MediaCommand> {
+        match cmd {
+            MediaCommand::RecordCall {
+                target,
+                tenant,
+                call_id,
+                path,
+                format,
+                stereo,
+                beep,
+            } => {
+                let start = Box::new(Start {
+                    tenant,
+                    call_id,
+                    path,
+                    format,
+                    stereo,
+                });
+                match target {
+                    RecTarget::Session(session) => {
+                        let _ = self.tx.send(Msg::Record { session, start });
+                        Vec::new()
+                    }
+                    RecTarget::Endpoints { caller, .. } => {
+                        self.next_id += 1;
+                        let rec = MediaCommand::Record {
+                            endpoint: caller,
+                            id: self.next_id,
+                            path: anchored_file(&start.path, start.format),
+                            max_s: ANCHORED_MAX_S,
+                            silence_s: 0,
+                            beep,
+                        };
+                        self.metrics.active.fetch_add(1, Relaxed);
+                        self.metrics.started.fetch_add(1, Relaxed);
+                        let _ = self.tx.send(Msg::AnchoredStarted { start });
+                        vec![rec]
+                    }
+                }
+            }
+            MediaCommand::StopRecordCall { target, .. } => match target {
+                RecTarget::Session(session) => {
+                    let _ = self.tx.send(Msg::Stop { session });
+                    Vec::new()
+                }
+                RecTarget::Endpoints { caller, .. } => {
+                    vec![MediaCommand::StopRecord { endpoint: caller }]
+                }
+            },
+            _ => Vec::new(),
+        }
     }
 
     /// Takes the end of an anchored call's recording (true: it was ours, not for call control).
@@ -146,21 +220,66 @@ impl RecService {
         }
     }
 
+    /// Watch a relayed call's audio for in-band digits (its recording is on demand).
+    pub(crate) fn watch_inband(&self, session: SessionId) {
+        let _ = self.tx.send(Msg::WatchInband { session });
+    }
+
+    /// The beep a [`MediaCommand::RecordCall`] / [`MediaCommand::StopRecordCall`] on a relayed
+    /// call asks for: its session and the beep in its codecs (the driver hands it to the relay).
+    pub(crate) fn relay_beep(
+        &self,
+        cmd: &MediaCommand,
+    ) -> Option<(SessionId, Arc<media::relay_beep::BeepSpec>)> {
+        let (MediaCommand::RecordCall {
+            target: RecTarget::Session(session),
+            beep: true,
+            ..
+        }
+        | MediaCommand::StopRecordCall {
+            target: RecTarget::Session(session),
+            beep: true,
+        }) = cmd
+        else {
+            return None;
+        };
+        let spec = media::relay_beep::BeepSpec::new(self.codecs.get(session)?);
+        (!spec.is_empty()).then_some((*session, spec))
+    }
+
     /// A session closed (call ended): any recording stops.
-    pub(crate) fn closed(&self, session: SessionId) {
+    pub(crate) fn closed(&mut self, session: SessionId) {
+        self.codecs.remove(&session);
         let _ = self.tx.send(Msg::Closed { session });
     }
 }
 
+/// The negotiated audio payload types of a relayed call and their codecs.
+fn codecs_of(info: &Answered) -> Vec<(u8, CodecKind)> {
+    info.payloads
+        .iter()
+        .filter_map(|(pt, name, clock)| Some((*pt, CodecKind::from_rtpmap(name, *clock)?)))
+        .collect()
+}
+
+/// The file an endpoint records an anchored call into: the endpoint writes WAV, so an Ogg
+/// Opus recording is written as `PATH.wav` first and converted when it ends.
+fn anchored_file(path: &str, format: RecFormat) -> String {
+    match format {
+        RecFormat::Wav => path.to_string(),
+        RecFormat::Opus => format!("{path}.wav"),
+    }
+}
+
+/// Both ends of the queue of digits the taps (and the in-band worker) see.
+type DigitQueue = (
+    mpsc::Sender<(SessionId, Side, char)>,
+    mpsc::Receiver<(SessionId, Side, char)>,
+);
+
 struct CallRec {
     info: Box<Answered>,
     tap: Arc<RecordTap>,
-    decision: RecDecision,
-    toggle: ToggleDetector,
-    /// A recording was started and not stopped by the call (it may have ended by itself on
-    /// a full disk: the tap then no longer records).
-    running: bool,
-    part: u32,
 }
 
 struct Task {
@@ -168,36 +287,50 @@ struct Task {
     data_dir: PathBuf,
     metrics: Arc<RecorderMetrics>,
     calls: HashMap<SessionId, CallRec>,
-    commands: std::sync::mpsc::Sender<MediaCommand>,
-    /// Running anchored recordings: path → (row, Call-ID).
-    anchored: HashMap<String, (Option<i64>, String)>,
-    next_id: u64,
+    /// Running anchored recordings: file the endpoint writes → (row, Call-ID, final path,
+    /// format).
+    anchored: HashMap<String, (Option<i64>, String, String, RecFormat)>,
+    engine_tx: mpsc::UnboundedSender<Input>,
+    /// The in-band digit thread, started with the first on-demand relayed call.
+    inband: Option<media::tap_inband::InbandWorker>,
 }
 
 impl Task {
     async fn run(
         mut self,
         mut rx: mpsc::UnboundedReceiver<Msg>,
-        mut digits: mpsc::Receiver<(SessionId, Side, char)>,
+        (digits_tx, mut digits): DigitQueue,
     ) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 m = rx.recv() => match m {
-                    Some(Msg::Answered { session, info, tap }) => self.answered(session, info, tap).await,
+                    Some(Msg::Answered { session, info, tap }) => {
+                        self.calls.insert(session, CallRec { info, tap });
+                    }
                     Some(Msg::Closed { session }) => {
-                        if let Some(mut c) = self.calls.remove(&session) {
-                            self.stop(&mut c);
+                        if let Some(c) = self.calls.remove(&session) {
+                            c.tap.stop_recording();
                         }
                     }
-                    Some(Msg::Anchored { endpoint, info }) => self.anchored_answered(endpoint, info).await,
+                    Some(Msg::Record { session, start }) => self.start(session, *start).await,
+                    Some(Msg::Stop { session }) => {
+                        if let Some(c) = self.calls.get(&session) {
+                            c.tap.stop_recording();
+                        }
+                    }
+                    Some(Msg::WatchInband { session }) => self.watch_inband(session, &digits_tx),
+                    Some(Msg::AnchoredStarted { start }) => self.anchored_started(*start).await,
                     Some(Msg::AnchoredDone { path, duration_ms, reason }) => {
                         self.anchored_done(&path, duration_ms, &reason).await
                     }
                     None => break,
                 },
-                Some((session, side, d)) = digits.recv() => self.digit(session, side, d).await,
+                Some((session, side, digit)) = digits.recv() => {
+                    let ev = MediaEvent::RelayDigit { session, side, digit };
+                    let _ = self.engine_tx.send(Input::Media(ev));
+                }
                 _ = sweep.tick() => {
                     let n = sweep_expired(&self.store, &self.data_dir).await;
                     if n > 0 {
@@ -206,216 +339,158 @@ impl Task {
                 }
             }
         }
-        for (_, mut c) in std::mem::take(&mut self.calls) {
-            self.stop(&mut c);
+        for (_, c) in std::mem::take(&mut self.calls) {
+            c.tap.stop_recording();
         }
     }
 
-    async fn answered(&mut self, session: SessionId, info: Box<Answered>, tap: Arc<RecordTap>) {
-        let p = &info.parties;
-        let decision = match self
-            .store
-            .recording_policies_of(p.tenant, &p.objects())
-            .await
-        {
-            Ok(pols) => decide(pols),
-            Err(e) => {
-                // Recording is a policy the tenant set: say loudly that it could not be read.
-                error!(call_id = %p.call_id, error = %e, "recording policy unreadable; call not recorded");
-                self.metrics.failures.fetch_add(1, Relaxed);
-                RecDecision::Never
-            }
+    /// Copies a relayed call's audio to the in-band digit thread; its digits join the taps'.
+    fn watch_inband(&mut self, session: SessionId, digits: &mpsc::Sender<(SessionId, Side, char)>) {
+        let Some(c) = self.calls.get(&session) else {
+            return;
         };
-        // The tenant's record-toggle code (feature-code table; switched off: no toggling).
-        let toggle = if decision == RecDecision::Never {
-            ToggleDetector::new(None)
-        } else {
-            match self.store.feature_table(p.tenant).await {
-                Ok(t) => ToggleDetector::new(t.code(FeatureAction::RecordToggle)),
+        if self.inband.is_none() {
+            match media::tap_inband::InbandWorker::start() {
+                Ok(w) => self.inband = Some(w),
                 Err(e) => {
-                    warn!(call_id = %p.call_id, error = %e, "feature codes unreadable; the default record code applies");
-                    ToggleDetector::default()
+                    warn!(error = %e, "in-band digit thread not started: in-band *1 not watched");
+                    return;
                 }
             }
-        };
-        let mut c = CallRec {
-            info,
-            tap,
-            decision,
-            toggle,
-            running: false,
-            part: 0,
-        };
-        if decision == RecDecision::Always {
-            self.start(&mut c).await;
         }
-        if decision != RecDecision::Never {
-            self.calls.insert(session, c);
-        }
+        let Some(worker) = &self.inband else {
+            return;
+        };
+        let codecs = codecs_of(&c.info);
+        let digits = digits.clone();
+        let sink: media::tap_inband::InbandSink = Arc::new(move |leg, d| {
+            let side = match leg {
+                media::Leg::A => Side::A,
+                media::Leg::B => Side::B,
+            };
+            let _ = digits.try_send((session, side, d));
+        });
+        c.tap.watch_inband(worker.watch(session.0, codecs, sink));
     }
 
-    /// An anchored call: recorded from the caller's endpoint (what its phone sends plus what
-    /// the bridge sends it: both parties) when a policy says `always`. `on_demand` is not
-    /// offered on anchored calls (their digits belong to the voice application).
-    async fn anchored_answered(&mut self, endpoint: EndpointId, info: Box<Answered>) {
-        let p = &info.parties;
-        match self
+    /// An anchored call's recording began on its caller's endpoint: its row.
+    async fn anchored_started(&mut self, s: Start) {
+        let row = match self
             .store
-            .recording_policies_of(p.tenant, &p.objects())
+            .recording_started(s.tenant, &s.call_id, &s.path, s.format.as_str(), Utc::now())
             .await
         {
-            Ok(pols) if decide(pols.iter().copied()) == RecDecision::Always => {}
-            Ok(_) => return,
+            Ok(id) => Some(id),
             Err(e) => {
-                error!(call_id = %p.call_id, error = %e, "recording policy unreadable; call not recorded");
-                self.metrics.failures.fetch_add(1, Relaxed);
-                return;
+                error!(call_id = %s.call_id, error = %e, "recording row not written");
+                None
             }
-        }
-        let now = Utc::now();
-        let rel = file_path(
-            p.tenant,
-            (now.year(), now.month(), now.day()),
-            &p.call_id,
-            1,
-            "wav",
+        };
+        info!(call_id = %s.call_id, path = %s.path, "recording started (anchored call)");
+        self.anchored.insert(
+            anchored_file(&s.path, s.format),
+            (row, s.call_id, s.path, s.format),
         );
-        let row = self
-            .store
-            .recording_started(p.tenant, &p.call_id, &rel, "wav", now)
-            .await
-            .ok();
-        self.next_id += 1;
-        self.metrics.active.fetch_add(1, Relaxed);
-        self.metrics.started.fetch_add(1, Relaxed);
-        self.anchored.insert(rel.clone(), (row, p.call_id.clone()));
-        info!(call_id = %p.call_id, path = %rel, "recording started (anchored call)");
-        let _ = self.commands.send(MediaCommand::Record {
-            endpoint,
-            id: self.next_id,
-            path: rel,
-            max_s: ANCHORED_MAX_S,
-            silence_s: 0,
-            beep: false,
-        });
     }
 
     async fn anchored_done(&mut self, path: &str, duration_ms: u64, reason: &str) {
-        let Some((row, call_id)) = self.anchored.remove(path) else {
+        let Some((row, call_id, final_path, format)) = self.anchored.remove(path) else {
             return;
         };
         self.metrics.active.fetch_sub(1, Relaxed);
-        let status = match reason {
+        let mut status = match reason {
             "disk-full" => "disk-full",
             "error" => "error",
             _ => "stopped",
         };
+        let mut detail = match status {
+            "disk-full" => "No space left on device".to_string(),
+            "error" => "write error".to_string(),
+            _ => String::new(),
+        };
+        if status == "stopped" && format == RecFormat::Opus {
+            let (wav, opus) = (self.data_dir.join(path), self.data_dir.join(&final_path));
+            let r =
+                tokio::task::spawn_blocking(move || crate::rec_convert::wav_to_opus(&wav, &opus))
+                    .await;
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    status = if is_disk_full(&e) {
+                        "disk-full"
+                    } else {
+                        "error"
+                    };
+                    detail = format!("converting to Ogg Opus: {e}");
+                }
+                Err(e) => {
+                    status = "error";
+                    detail = format!("converting to Ogg Opus: {e}");
+                }
+            }
+        }
         if status != "stopped" {
             self.metrics.failures.fetch_add(1, Relaxed);
-            error!(%call_id, reason = status, "ALERT: call recording stopped early; the call goes on");
+            error!(%call_id, reason = status, %detail, "ALERT: call recording stopped early; the call goes on");
         }
-        if let Some(id) = row {
-            let detail = if status == "disk-full" {
-                "No space left on device"
-            } else if status == "error" {
-                "write error"
-            } else {
-                ""
-            };
-            if let Err(e) = self
+        if let Some(id) = row
+            && let Err(e) = self
                 .store
                 .recording_stopped(
                     id,
                     Utc::now(),
                     duration_ms as i64,
                     status,
-                    detail,
+                    &detail,
                     status == "stopped",
                 )
                 .await
-            {
-                error!(%call_id, error = %e, "recording row not completed");
-            }
+        {
+            error!(%call_id, error = %e, "recording row not completed");
         }
     }
 
-    async fn digit(&mut self, session: SessionId, side: Side, d: char) {
-        let Some(mut c) = self.calls.remove(&session) else {
+    /// Starts recording a relayed call through its tap.
+    async fn start(&mut self, session: SessionId, s: Start) {
+        let Some(c) = self.calls.get(&session) else {
+            warn!(call_id = %s.call_id, "recording asked for a call the relay no longer has");
             return;
         };
-        // `always` recordings cannot be stopped from a phone.
-        if c.decision == RecDecision::OnDemand && c.toggle.digit(side, d, Instant::now()) {
-            if c.running && c.tap.is_recording() {
-                info!(call_id = %c.info.parties.call_id, "on-demand recording stopped");
-                self.stop(&mut c);
-            } else {
-                info!(call_id = %c.info.parties.call_id, "on-demand recording started");
-                self.start(&mut c).await;
-            }
-        }
-        self.calls.insert(session, c);
-    }
-
-    async fn start(&mut self, c: &mut CallRec) {
-        let p = &c.info.parties;
-        let settings = self
-            .store
-            .recording_settings(p.tenant)
-            .await
-            .unwrap_or_default();
-        let format = if settings.format == "opus" {
-            Format::OggOpus
-        } else {
-            Format::Wav
+        let format = match s.format {
+            RecFormat::Wav => Format::Wav,
+            RecFormat::Opus => Format::OggOpus,
         };
-        let layout = if settings.layout == "stereo" {
+        let layout = if s.stereo {
             Layout::Stereo
         } else {
             Layout::Mono
         };
-        let payloads: Vec<(u8, CodecKind)> = c
-            .info
-            .payloads
-            .iter()
-            .filter_map(|(pt, name, clock)| Some((*pt, CodecKind::from_rtpmap(name, *clock)?)))
-            .collect();
+        let payloads = codecs_of(&c.info);
         let mut aligner = AlignerConfig::for_codecs(payloads, layout);
         aligner.telephone_event = c.info.telephone_events();
-        c.part += 1;
         let now = Utc::now();
-        let rel = file_path(
-            p.tenant,
-            (now.year(), now.month(), now.day()),
-            &p.call_id,
-            c.part,
-            format.extension(),
-        );
         let spec = RecordingSpec {
-            path: self.data_dir.join(&rel),
+            path: self.data_dir.join(&s.path),
             format,
             aligner,
             queue: DEFAULT_QUEUE,
         };
-        let fmt = match format {
-            Format::Wav => "wav",
-            Format::OggOpus => "opus",
-        };
+        let fmt = s.format.as_str();
         match c.tap.start_recording(spec) {
             Ok(rec) => {
                 let row = match self
                     .store
-                    .recording_started(p.tenant, &p.call_id, &rel, fmt, now)
+                    .recording_started(s.tenant, &s.call_id, &s.path, fmt, now)
                     .await
                 {
                     Ok(id) => Some(id),
                     Err(e) => {
-                        error!(call_id = %p.call_id, error = %e, "recording row not written");
+                        error!(call_id = %s.call_id, error = %e, "recording row not written");
                         None
                     }
                 };
-                info!(call_id = %p.call_id, path = %rel, "recording started");
-                c.running = true;
-                tokio::spawn(finish(self.store.clone(), p.call_id.clone(), row, rec));
+                info!(call_id = %s.call_id, path = %s.path, "recording started");
+                tokio::spawn(finish(self.store.clone(), s.call_id, row, rec));
             }
             Err(e) => {
                 let status = if is_disk_full(&e) {
@@ -424,10 +499,10 @@ impl Task {
                     "error"
                 };
                 self.metrics.failures.fetch_add(1, Relaxed);
-                error!(call_id = %p.call_id, path = %rel, error = %e, status, "ALERT: call recording could not start; the call goes on unrecorded");
+                error!(call_id = %s.call_id, path = %s.path, error = %e, status, "ALERT: call recording could not start; the call goes on unrecorded");
                 if let Ok(id) = self
                     .store
-                    .recording_started(p.tenant, &p.call_id, &rel, fmt, now)
+                    .recording_started(s.tenant, &s.call_id, &s.path, fmt, now)
                     .await
                 {
                     let _ = self
@@ -438,13 +513,25 @@ impl Task {
             }
         }
     }
+}
 
-    /// Stops the running recording: the tap stops copying and the recorder thread closes
-    /// the file; [`finish`] completes the row.
-    fn stop(&mut self, c: &mut CallRec) {
-        c.tap.stop_recording();
-        c.running = false;
+/// Recording policies and settings of every tenant, for call control's snapshot.
+pub async fn load_config(store: &Store) -> anyhow::Result<engine::rec_ctl::RecConfig> {
+    let mut c = engine::rec_ctl::RecConfig::default();
+    for (t, r) in store.all_recording_policies().await? {
+        c.policies.insert((t, r.kind, r.name), r.policy);
     }
+    for (t, s) in store.all_recording_settings().await? {
+        let format = if s.format == "opus" {
+            RecFormat::Opus
+        } else {
+            RecFormat::Wav
+        };
+        let stereo = s.layout == "stereo";
+        c.tenants
+            .insert(t, engine::rec_ctl::RecTenant { format, stereo });
+    }
+    Ok(c)
 }
 
 /// Waits for a recorder to end (stopped by the call, or by itself on a full disk or a write

@@ -11,6 +11,7 @@ use engine::recording::{RecObject, RecPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{RowGet, from_ms, read_pool, to_ms, write_tx};
+use crate::notify::{Change, announce};
 use crate::{Error, Result, Store};
 
 /// One object's policy as stored.
@@ -155,6 +156,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            // Call control decides with the policies (its snapshot's feature codes part).
+            announce!(tx, kind_, Change::Codes);
         });
         Ok(())
     }
@@ -178,6 +181,42 @@ impl Store {
                 })
             })
             .collect())
+    }
+
+    /// Every tenant's stored (non-`never`) policies: (tenant, kind, name, policy).
+    pub async fn all_recording_policies(&self) -> Result<Vec<(i64, PolicyRow)>> {
+        let sql = "SELECT tenant_id, kind, name, policy FROM recording_policies";
+        let rows: Vec<(i64, String, String, String)> = read_pool!(self.db(), pool, kind => {
+            sqlx::query(sql).fetch_all(pool).await?.iter()
+                .map(|r| Ok((r.i64("tenant_id")?, r.text("kind")?, r.text("name")?, r.text("policy")?)))
+                .collect::<Result<Vec<_>>>()?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(t, k, n, p)| {
+                let row = PolicyRow {
+                    kind: RecObject::parse(&k)?,
+                    name: n,
+                    policy: RecPolicy::parse(&p)?,
+                };
+                Some((t, row))
+            })
+            .collect())
+    }
+
+    /// Every tenant's stored recording settings.
+    pub async fn all_recording_settings(&self) -> Result<Vec<(i64, RecSettings)>> {
+        let sql = "SELECT tenant_id, retention_days, format, layout FROM recording_settings";
+        let rows = read_pool!(self.db(), pool, kind => {
+            sqlx::query(sql).fetch_all(pool).await?.iter()
+                .map(|r| Ok((r.i64("tenant_id")?, RecSettings {
+                    retention_days: r.i64("retention_days")?,
+                    format: r.text("format")?,
+                    layout: r.text("layout")?,
+                })))
+                .collect::<Result<Vec<_>>>()?
+        });
+        Ok(rows)
     }
 
     /// The policies of the given objects (missing ones are `never` and left out).
@@ -232,6 +271,7 @@ impl Store {
             .bind(&s.layout)
             .execute(&mut *tx)
             .await?;
+            announce!(tx, kind, Change::Codes);
         });
         Ok(())
     }

@@ -1158,6 +1158,13 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "Also: group:NAME (a ring group), vm:1001, voicemail (asks for the box), conf:800, park, park:701, page:NAME, timecond:NAME, or a number (an extension, or an outside number dialled through the outbound routes with the class of service above and the main number as caller ID). An extension chosen here follows its forwarding, DND and voicemail settings.",
         "ほかに group:名前(着信グループ)、vm:1001、voicemail(ボックス番号を尋ねる)、conf:800、park、park:701、page:名前、timecond:名前、または番号(内線番号、または上の発信規制クラスと代表番号の発信者番号で発信ルートから発信する外線番号)。ここで選ばれた内線は、その転送・応答拒否・ボイスメールの設定に従います。",
     ),
+    ("ev.recording_start", "recording started", "録音開始"),
+    ("ev.recording_stop", "recording stopped", "録音停止"),
+    (
+        "set.recording_beep",
+        "When both parties hear a beep about call recording: toggle (started or stopped with *1), all (also when an always-recorded call is answered) or off",
+        "通話録音のビープ音を双方に鳴らすとき: toggle(*1 で開始・停止したとき)、all(常時録音の通話の応答時にも)、off(鳴らさない)",
+    ),
 ];
 
 /// The text of `key` in `lang`. An unknown key is a bug: debug builds panic, release builds

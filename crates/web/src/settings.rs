@@ -60,6 +60,7 @@ pub fn label(key: &str) -> &'static str {
         keys::MAIL_RETRY_S => "set.mail_retry_s",
         keys::TONES_COUNTRY => "set.tones_country",
         keys::MOH_CLASS => "set.moh_class",
+        keys::RECORDING_BEEP => "set.recording_beep",
         _ => "set.unknown",
     }
 }

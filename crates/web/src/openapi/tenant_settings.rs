@@ -12,7 +12,7 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
         "node_value": { "description": "the node's value (or its default)" },
         "value": { "description": "the value in force for the tenant" },
         "inherited": { "type": "boolean" }, "kind": {} } });
-    let put = json!({ "type": "object", "required": ["value"], "additionalProperties": false, "properties": { "value": { "description": "checked like the node setting (blf.show_caller: show or hide; intercom.audio: two-way or one-way)" } } });
+    let put = json!({ "type": "object", "required": ["value"], "additionalProperties": false, "properties": { "value": { "description": "checked like the node setting (blf.show_caller: show or hide; intercom.audio: two-way or one-way; recording.beep: toggle, all or off)" } } });
     add(
         "/tenant-settings/{key}",
         json!({

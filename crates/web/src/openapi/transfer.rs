@@ -29,7 +29,7 @@ pub(super) fn schemas(s: &mut Value) {
     s["CdrEvent"] = json!({ "type": "object", "properties": {
         "seq": { "type": "integer" },
         "at": { "type": "string", "format": "date-time" },
-        "kind": { "type": "string", "enum": ["blind", "attended", "failed", "callback", "replaces", "pickup", "directed_pickup", "hunt", "skipped", "no_answer", "answered", "forward_always", "forward_busy", "forward_no_answer", "forward_unreachable", "group_no_answer", "dnd", "parked", "retrieved", "park-retrieved", "park-timeout", "park-callback", "park-fallback", "park-hangup", "park-lost"] },
+        "kind": { "type": "string", "enum": ["blind", "attended", "failed", "callback", "replaces", "pickup", "directed_pickup", "hunt", "skipped", "no_answer", "answered", "forward_always", "forward_busy", "forward_no_answer", "forward_unreachable", "group_no_answer", "dnd", "parked", "retrieved", "park-retrieved", "park-timeout", "park-callback", "park-fallback", "park-hangup", "park-lost", "recording_start", "recording_stop"] },
         "by": { "type": "string" }, "party": { "type": "string" }, "target": { "type": "string" },
         "status": { "type": "integer" }
     } });

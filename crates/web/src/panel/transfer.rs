@@ -95,6 +95,8 @@ async fn events(State(w): State<Web>, Signed(ctx): Signed, Path(id): Path<String
         "callback" => ctx.t("ev.callback"),
         "replaces" => ctx.t("ev.replaces"),
         "pickup" => ctx.t("ev.pickup"),
+        engine::rec_ctl::EV_START => ctx.t("ev.recording_start"),
+        engine::rec_ctl::EV_STOP => ctx.t("ev.recording_stop"),
         _ => "",
     };
     let body = html! {
