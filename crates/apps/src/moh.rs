@@ -288,6 +288,12 @@ pub fn add(
     })
 }
 
+/// Whether `tenant` has a class `class` of its own (the only kind it can remove; the
+/// installed classes are not the tenant's).
+pub fn tenant_has_class(data_dir: &Path, tenant: i64, class: &str) -> bool {
+    valid_class(class) && scope_dir(data_dir, Some(tenant)).join(class).is_dir()
+}
+
 /// Removes one file (`Some`) or the whole class (`None`) of `tenant`'s own classes; returns how
 /// many files went. Installed classes cannot be removed (a tenant's class of the same name
 /// replaces one).

@@ -409,6 +409,7 @@ pub async fn run_moh(
         } => {
             let tenant = which_tenant(store, tenant).await?;
             if file.is_none()
+                && moh::tenant_has_class(data_dir, tenant, &class)
                 && let Err(store::Error::Invalid { reason, .. }) =
                     store.moh_class_removable(tenant, &class).await
             {

@@ -35,6 +35,10 @@ fn a_recording_cut_by_kill_9_is_closed_with_its_real_length_at_restart() {
     d.add_extension("1001", "alice-secret-b");
     d.add_extension("1002", "bob-secret-cc");
     d.cli_ok(&["recording", "policy", "extension", "1001", "always"]);
+    // Call control decides with its configuration snapshot, reloaded on the change.
+    d.wait_until("the policy loaded", Duration::from_secs(10), || {
+        d.logs().contains("recording policies loaded policies=1")
+    });
     let dir = tempfile::tempdir().expect("tmp");
     // The caller's tones at once; the callee stays silent long past the crash. Both files
     // outlast the test, so the call is up when the server is killed.

@@ -1269,11 +1269,16 @@ impl Engine {
                 });
             }
             call.codec = s.first_codec().unwrap_or("").to_string();
-            let info = crate::recording::Answered::of_call(call, &a_invite.body, &resp.body);
-            cmds.push(MediaCommand::Answered {
-                session,
-                info: Box::new(info),
-            });
+            // The driver taps the call (digits, recording) only when a recording policy may
+            // record it: a call no policy records is relayed without a tap or any state there.
+            let parties = crate::recording::CallParties::of_call(call);
+            if self.snap.codes.recording.decide(&parties) != crate::recording::RecDecision::Never {
+                let info = crate::recording::Answered::of_call(call, &a_invite.body, &resp.body);
+                cmds.push(MediaCommand::Answered {
+                    session,
+                    info: Box::new(info),
+                });
+            }
             if let Some(p) = call.relay_port(Some(session), Side::A) {
                 let relay = SocketAddr::new(nathelper::advertised_ip(adv, a_local), p.port());
                 if let Ok(b) = sdp::rewrite(&resp.body, relay) {

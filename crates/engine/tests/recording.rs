@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use engine::media::MediaCommand;
+use engine::recording::{RecObject, RecPolicy};
 use sip::Message;
 
 const CALLER: &str = "192.0.2.21:5060";
@@ -12,7 +13,12 @@ const CALLEE: &str = "192.0.2.22:5060";
 
 #[test]
 fn an_answered_relayed_call_names_its_parties_and_payloads() {
-    let mut h = Harness::new();
+    let mut snap = snapshot();
+    snap.codes.recording.policies.insert(
+        (1, RecObject::Extension, "1002".into()),
+        RecPolicy::OnDemand,
+    );
+    let mut h = Harness::with(snap);
     assert_eq!(
         h.register(
             "1001",

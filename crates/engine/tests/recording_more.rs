@@ -56,14 +56,16 @@ fn relayed_call(h: &mut Harness, call_id: &str) -> (Response, SessionId) {
         .expect("the callee is rung");
     h.sent.clear();
     h.reply(&invite, 200, "callee", CALLEE, SEG1);
+    // The bridge's session (one segment: the only one allocated); `Answered` names it only
+    // when a policy may record the call.
     let session = h
         .media_log
         .iter()
         .find_map(|c| match c {
-            MediaCommand::Answered { session, .. } => Some(*session),
+            MediaCommand::Allocate { session, .. } => Some(*session),
             _ => None,
         })
-        .expect("answered");
+        .expect("a relay session");
     let ok = h.final_invite_response(CALLER).expect("the caller's 200");
     assert_eq!(ok.status, 200);
     (ok, session)
@@ -314,6 +316,12 @@ fn never_and_a_switched_off_code_record_nothing() {
     // No policy: the tap's digits change nothing.
     let mut h = registered(snapshot());
     let (_, s) = relayed_call(&mut h, "rec-more-6");
+    assert!(
+        !h.media_log
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Answered { .. })),
+        "a call no policy records gets no tap"
+    );
     relay_digits(&mut h, s, Side::A, "*1");
     assert!(rec_cmds(&h).is_empty());
     // The tenant's own code replaces *1.

@@ -99,6 +99,11 @@ fn outside() -> Outside {
 fn harness(o: Outside) -> Harness {
     let mut snap: Snapshot = snapshot();
     snap.outside = o;
+    harness_on(snap)
+}
+
+/// [`harness`] on a snapshot the caller prepared (its `outside` set).
+fn harness_on(snap: Snapshot) -> Harness {
     let mut h = Harness::with(snap);
     assert_eq!(
         h.register(
@@ -668,7 +673,18 @@ fn answered_trunk_calls_name_route_trunk_and_extension_for_recording() {
             .next_back()
             .expect("MediaCommand::Answered")
     };
-    let mut h = harness(outside());
+    // Recording hears of calls a policy may record: here the trunk's (both directions).
+    let mut snap: Snapshot = snapshot();
+    snap.outside = outside();
+    snap.codes.recording.policies.insert(
+        (
+            1,
+            engine::recording::RecObject::Trunk,
+            "carrier-a".to_string(),
+        ),
+        engine::recording::RecPolicy::OnDemand,
+    );
+    let mut h = harness_on(snap);
     let out = dial(&mut h, "00312345678", "rec-out");
     let inv = invites_to(&out, CARRIER_A);
     h.reply(&inv[0], 200, "far", CARRIER_A, SEG1);

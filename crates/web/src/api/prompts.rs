@@ -423,8 +423,10 @@ async fn moh_remove_class(
     P(class): P<String>,
 ) -> ApiResult<Json<Value>> {
     let t = tenant(&w).await?;
-    if let Err(store::Error::Invalid { reason, .. }) =
-        w.store().moh_class_removable(t, &class).await
+    // A class the tenant does not own is "not found" below, whoever plays it.
+    if moh::tenant_has_class(&w.info().data_dir, t, &class)
+        && let Err(store::Error::Invalid { reason, .. }) =
+            w.store().moh_class_removable(t, &class).await
     {
         return Err(ApiError::new(StatusCode::CONFLICT, "in_use", reason));
     }

@@ -77,15 +77,15 @@ pub(super) fn paths(add: &mut impl FnMut(&str, Value)) {
             "patch": op("Rename and/or describe: `{\"name\": \"new-name\", \"description\": \"...\"}`; a rename is refused (409 `in_use`) while an IVR menu plays the prompt, and (409 `conflict`) onto a taken name",
                 json!({ "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": {
                     "name": { "type": "string" }, "description": { "type": "string" } } } } } },
-                    "responses": { "200": ok_json("updated", custom_prompt()) } }), &["400", "404", "409", "422"]),
+                    "responses": { "200": ok_json("updated", custom_prompt()) } }), &["400", "404", "409", "415", "422"]),
             "delete": op("Delete the prompt (every variant), or only its `lang` variant; refused (409 `in_use`, naming the menus) while an IVR menu plays it and no variant would be left",
-                json!({ "parameters": [lang_query("only this variant")], "responses": { "204": no_content } }), &["404", "409", "422"])
+                json!({ "parameters": [lang_query("only this variant")], "responses": { "204": no_content } }), &["400", "404", "409", "422"])
         }),
     );
     add(
         "/custom-prompts/{name}/audio",
         json!({ "parameters": [name], "get": op("A variant's audio (play or download); without `lang` the first variant there is",
-            json!({ "parameters": [lang_query("the variant"), download()], "responses": { "200": wav() } }), &["400", "404"]) }),
+            json!({ "parameters": [lang_query("the variant"), download()], "responses": { "200": wav() } }), &["400", "404", "422"]) }),
     );
     add(
         "/voicemail/{number}/greetings",

@@ -444,6 +444,7 @@ async fn moh_delete(
     let class = field(&f, "class");
     let file = Some(field(&f, "file")).filter(|s| !s.is_empty());
     if file.is_none()
+        && moh::tenant_has_class(&w.info().data_dir, t, class)
         && let Err(store::Error::Invalid { reason, .. }) =
             w.store().moh_class_removable(t, class).await
     {
