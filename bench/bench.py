@@ -1284,7 +1284,7 @@ def floor_table(results: dict, floor: dict | None) -> list[str]:
             lines.append(f"| {label} at its top step | sipp media step, {top} calls | {fmt(us, '.2f')} | {vs(us)} |")
     if floor:
         names = {"relay": "Denwa's relay (media::Relay, default settings)",
-                 "relaytap": "Denwa's relay with the tap every answered call gets (RFC 4733 watch)",
+                 "relaytap": "Denwa's relay with the tap a call gets when a recording policy may record it (RFC 4733 watch)",
                  "bare": "bare loop: epoll + one recvfrom + one sendto per packet",
                  "mmsg": "bare loop: recvmmsg/sendmmsg ×32 per readable socket",
                  "uring": "bare loop: io_uring, batched RecvMsg/SendMsg",
