@@ -45,13 +45,14 @@ pub(crate) struct Driver {
     /// Call recording of relayed calls.
     recording: crate::recording::RecService,
     app_events: Option<mpsc::Receiver<media::endpoint::EngineEvent>>,
-    /// Answers of database tasks, configuration reloads and send failures. Unbounded, but no
-    /// network input reaches it directly: every message answers work the engine or the driver
-    /// started, and that work is bounded (database operations by `max_pending_db` and
-    /// `max_lookups`, call records by the calls, send failures by the transport's connects in
-    /// flight), so it can hold no more than that.
-    back_tx: mpsc::UnboundedSender<Input>,
-    back_rx: Option<mpsc::UnboundedReceiver<Input>>,
+    /// Answers of database tasks, configuration reloads, send failures and relayed in-band
+    /// digits, bounded by [`BACK_QUEUE`]. Every message answers work the engine or the driver
+    /// started, and that work is capped (database operations by `max_pending_db` and
+    /// `max_lookups`), so the bound is not reached in normal running; when it is, the tasks
+    /// holding answers wait for room (`send().await`) and a send failure is dropped (its
+    /// transaction's own timer ends it instead).
+    back_tx: Back,
+    back_rx: Option<mpsc::Receiver<Input>>,
     /// Subscription rows, batched ([`crate::sub_writer`]).
     subs_writer: crate::sub_writer::SubWriter,
     /// Inputs produced while carrying out outputs (media answers), fed before the next turn.
@@ -62,6 +63,14 @@ pub(crate) struct Driver {
     /// Rows of calls in progress, written in order ([`crate::live_calls`]).
     live: crate::live_calls::LiveWriter,
 }
+
+/// The driver's answer queue ([`Driver::back_tx`]).
+pub(crate) type Back = mpsc::Sender<Input>;
+
+/// Room in the answer queue: above the engine's default cap on database operations in flight
+/// (`max_pending_db`, 20,000), so a full group commit's answers fit at once. Slots are allocated
+/// as used, not up front.
+pub(crate) const BACK_QUEUE: usize = 32_768;
 
 fn now() -> Now {
     Now {
@@ -86,7 +95,7 @@ impl Driver {
             mpsc::Receiver<media::endpoint::EngineEvent>,
         ),
     ) -> Driver {
-        let (back_tx, back_rx) = mpsc::unbounded_channel();
+        let (back_tx, back_rx) = mpsc::channel(BACK_QUEUE);
         let recording = crate::recording::RecService::start(
             store.clone(),
             apps.data_dir().to_path_buf(),
@@ -353,8 +362,10 @@ impl Driver {
         let ok = self
             .transports
             .send(t.transport, t.local, t.destination, t.data, move || {
-                if let Some(id) = txn {
-                    let _ = back.send(Input::SendFailed(id));
+                if let Some(id) = txn
+                    && back.try_send(Input::SendFailed(id)).is_err()
+                {
+                    debug!("answer queue full: a send failure is left to its transaction's timer");
                 }
             });
         if !ok && let Some(id) = txn {
@@ -385,7 +396,7 @@ impl Driver {
                     let r = load::extension(&store, tenant, &number)
                         .await
                         .map_err(|e| e.to_string());
-                    let _ = back.send(Input::Db(id, DbAnswer::Extension(r)));
+                    let _ = back.send(Input::Db(id, DbAnswer::Extension(r))).await;
                 });
             }
             DbOp::InsertCdr(cdr) => {
@@ -397,7 +408,7 @@ impl Driver {
                         .await
                         .map(drop)
                         .map_err(|e| e.to_string());
-                    let _ = back.send(Input::Db(id, DbAnswer::Cdr(r)));
+                    let _ = back.send(Input::Db(id, DbAnswer::Cdr(r))).await;
                 });
             }
             DbOp::CdrEvents {
@@ -413,7 +424,7 @@ impl Driver {
                         .insert_cdr_events(tenant, &call_id, &rows)
                         .await
                         .map_err(|e| e.to_string());
-                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r))).await;
                 });
             }
             DbOp::TrunkStatus { trunk_id, status } => {
@@ -425,7 +436,7 @@ impl Driver {
                         .set_trunk_status(trunk_id, &node, &status)
                         .await
                         .map_err(|e| e.to_string());
-                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r))).await;
                 });
             }
             DbOp::GroupPosition { group_id, member } => {
@@ -436,7 +447,7 @@ impl Driver {
                         .set_group_position(group_id, &member)
                         .await
                         .map_err(|e| e.to_string());
-                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r))).await;
                 });
             }
             DbOp::Vm(engine::vm::VmOp::SaveSub(r)) => {
@@ -451,7 +462,7 @@ impl Driver {
                 let data_dir = self.apps.data_dir().to_path_buf();
                 tokio::spawn(async move {
                     let a = crate::vm_io::run(&store, &data_dir, op).await;
-                    let _ = back.send(Input::Db(id, DbAnswer::Vm(a)));
+                    let _ = back.send(Input::Db(id, DbAnswer::Vm(a))).await;
                 });
             }
             DbOp::Forward {
@@ -468,7 +479,7 @@ impl Driver {
                         .await
                         .map(|_| ())
                         .map_err(|e| e.to_string());
-                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r))).await;
                 });
             }
             DbOp::Dnd { tenant, number, on } => {
@@ -480,7 +491,7 @@ impl Driver {
                         .await
                         .map(|_| ())
                         .map_err(|e| e.to_string());
-                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r))).await;
                 });
             }
             DbOp::TimecondMode { tenant, name, mode } => {
@@ -491,7 +502,7 @@ impl Driver {
                         .set_timecond_mode(tenant, &name, mode)
                         .await
                         .map_err(|e| e.to_string());
-                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r))).await;
                 });
             }
             DbOp::Park(op) => {
@@ -504,7 +515,9 @@ impl Driver {
                             store.park_free(*tenant, *slot).await
                         }
                     };
-                    let _ = back.send(Input::Db(id, DbAnswer::Done(r.map_err(|e| e.to_string()))));
+                    let _ = back
+                        .send(Input::Db(id, DbAnswer::Done(r.map_err(|e| e.to_string()))))
+                        .await;
                 });
             }
             DbOp::LiveCall(op) => {
@@ -523,7 +536,7 @@ impl Driver {
                         .await
                         .map(drop)
                         .map_err(|e| e.to_string());
-                    let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                    let _ = back.send(Input::Db(id, DbAnswer::Done(r))).await;
                 });
             }
         }
@@ -549,7 +562,9 @@ impl Driver {
                     DbOp::Location(ops) => {
                         upsert_run(&store, &node, std::mem::take(&mut run), &back).await;
                         let result = apply(&store, &node, &ops).await;
-                        let _ = back.send(Input::Db(id, DbAnswer::Location { ops, result }));
+                        let _ = back
+                            .send(Input::Db(id, DbAnswer::Location { ops, result }))
+                            .await;
                     }
                     DbOp::BindingFlags { binding, flags } => {
                         upsert_run(&store, &node, std::mem::take(&mut run), &back).await;
@@ -560,7 +575,7 @@ impl Driver {
                             .await
                             .map(drop)
                             .map_err(|e| e.to_string());
-                        let _ = back.send(Input::Db(id, DbAnswer::Done(r)));
+                        let _ = back.send(Input::Db(id, DbAnswer::Done(r))).await;
                     }
                     _ => {}
                 }
@@ -722,7 +737,7 @@ impl Driver {
             tokio::spawn(async move {
                 match crate::codes_load::load(&store).await {
                     Ok(c) => {
-                        let _ = back.send(Input::Config(ConfigUpdate::Codes(c)));
+                        let _ = back.send(Input::Config(ConfigUpdate::Codes(c))).await;
                     }
                     Err(e) => warn!(error = %e, "loading feature codes and time conditions failed"),
                 }
@@ -733,7 +748,7 @@ impl Driver {
             tokio::spawn(async move {
                 match load::apps(&store).await {
                     Ok(a) => {
-                        let _ = back.send(Input::Config(ConfigUpdate::Apps(a)));
+                        let _ = back.send(Input::Config(ConfigUpdate::Apps(a))).await;
                     }
                     Err(e) => warn!(error = %e, "loading IVR menus failed"),
                 }
@@ -747,7 +762,7 @@ impl Driver {
             if ten {
                 match load::tenants(&store).await {
                     Ok(t) => {
-                        let _ = back.send(Input::Config(ConfigUpdate::Tenants(t)));
+                        let _ = back.send(Input::Config(ConfigUpdate::Tenants(t))).await;
                     }
                     Err(e) => warn!(error = %e, "loading tenants failed"),
                 }
@@ -755,19 +770,19 @@ impl Driver {
             if ext {
                 match load::extensions(&store).await {
                     Ok(e) => {
-                        let _ = back.send(Input::Config(ConfigUpdate::Extensions(e)));
+                        let _ = back.send(Input::Config(ConfigUpdate::Extensions(e))).await;
                     }
                     Err(e) => warn!(error = %e, "loading extensions failed"),
                 }
             }
             if set {
                 let s = load::settings(&store).await;
-                let _ = back.send(Input::Config(ConfigUpdate::Settings(s)));
+                let _ = back.send(Input::Config(ConfigUpdate::Settings(s))).await;
             }
             if out {
                 match load::outside(&store, &resolver).await {
                     Ok(o) => {
-                        let _ = back.send(Input::Config(ConfigUpdate::Outside(o)));
+                        let _ = back.send(Input::Config(ConfigUpdate::Outside(o))).await;
                     }
                     Err(e) => warn!(error = %e, "loading trunks and routes failed"),
                 }
@@ -784,12 +799,7 @@ fn leg(side: Side) -> media::Leg {
 }
 
 /// Writes the bindings of REGISTERs that only upsert and answers each one.
-async fn upsert_run(
-    store: &Store,
-    node: &str,
-    run: Vec<(OpId, Vec<LocOp>)>,
-    back: &mpsc::UnboundedSender<Input>,
-) {
+async fn upsert_run(store: &Store, node: &str, run: Vec<(OpId, Vec<LocOp>)>, back: &Back) {
     if run.is_empty() {
         return;
     }
@@ -809,7 +819,9 @@ async fn upsert_run(
     let results = store.upsert_registrations(regs).await;
     for ((id, ops), r) in run.into_iter().zip(results) {
         let result = r.map_err(|e| e.to_string());
-        let _ = back.send(Input::Db(id, DbAnswer::Location { ops, result }));
+        let _ = back
+            .send(Input::Db(id, DbAnswer::Location { ops, result }))
+            .await;
     }
 }
 

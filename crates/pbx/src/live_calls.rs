@@ -19,7 +19,7 @@ pub(crate) struct LiveWriter {
 
 impl LiveWriter {
     /// Starts the writer; answers go to `back`.
-    pub(crate) fn start(store: store::Store, back: mpsc::UnboundedSender<Input>) -> LiveWriter {
+    pub(crate) fn start(store: store::Store, back: crate::driver::Back) -> LiveWriter {
         let (tx, mut rx) = mpsc::channel::<(OpId, LiveCallOp)>(QUEUE);
         tokio::spawn(async move {
             while let Some((id, op)) = rx.recv().await {
@@ -29,7 +29,9 @@ impl LiveWriter {
                         store.live_call_delete(*tenant, call_id).await
                     }
                 };
-                let _ = back.send(Input::Db(id, DbAnswer::Done(r.map_err(|e| e.to_string()))));
+                let _ = back
+                    .send(Input::Db(id, DbAnswer::Done(r.map_err(|e| e.to_string()))))
+                    .await;
             }
         });
         LiveWriter { tx, ringing: None }

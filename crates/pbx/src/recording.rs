@@ -97,7 +97,7 @@ impl RecService {
         store: Store,
         data_dir: PathBuf,
         metrics: Arc<RecorderMetrics>,
-        engine_tx: mpsc::UnboundedSender<Input>,
+        engine_tx: crate::driver::Back,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (dtx, drx) = mpsc::channel(DIGIT_QUEUE);
@@ -290,7 +290,7 @@ struct Task {
     /// Running anchored recordings: file the endpoint writes → (row, Call-ID, final path,
     /// format).
     anchored: HashMap<String, (Option<i64>, String, String, RecFormat)>,
-    engine_tx: mpsc::UnboundedSender<Input>,
+    engine_tx: crate::driver::Back,
     /// The in-band digit thread, started with the first on-demand relayed call.
     inband: Option<media::tap_inband::InbandWorker>,
 }
@@ -329,7 +329,7 @@ impl Task {
                 },
                 Some((session, side, digit)) = digits.recv() => {
                     let ev = MediaEvent::RelayDigit { session, side, digit };
-                    let _ = self.engine_tx.send(Input::Media(ev));
+                    let _ = self.engine_tx.send(Input::Media(ev)).await;
                 }
                 _ = sweep.tick() => {
                     let n = sweep_expired(&self.store, &self.data_dir).await;

@@ -26,7 +26,7 @@ pub(crate) struct SubWriter {
 
 impl SubWriter {
     /// Starts the writer; answers go to `back` as the engine's database answers.
-    pub(crate) fn start(store: Store, back: mpsc::UnboundedSender<Input>) -> SubWriter {
+    pub(crate) fn start(store: Store, back: crate::driver::Back) -> SubWriter {
         let (tx, mut rx) = mpsc::channel::<(OpId, EventSubWrite)>(QUEUE);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
@@ -47,7 +47,9 @@ impl SubWriter {
                     tracing::warn!(changes = writes.len(), error = %e, "storing subscriptions failed");
                 }
                 for id in ids {
-                    let _ = back.send(Input::Db(id, DbAnswer::Vm(VmAnswer::Done(r.clone()))));
+                    let _ = back
+                        .send(Input::Db(id, DbAnswer::Vm(VmAnswer::Done(r.clone()))))
+                        .await;
                 }
             }
         });
