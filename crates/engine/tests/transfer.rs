@@ -1615,7 +1615,16 @@ const FOURTH: &str = "192.0.2.24:5060"; // 1004
 
 /// Extensions 1001-1005 (1005 never registers), group `sales` = 600 with `members`.
 fn group_harness(strategy: engine::hunt::Strategy, members: &[&str], no_answer: &str) -> Harness {
-    let mut s = snapshot();
+    group_harness_on(snapshot(), strategy, members, no_answer)
+}
+
+/// [`group_harness`] on snapshot `s` (e.g. with an IVR).
+fn group_harness_on(
+    mut s: engine::Snapshot,
+    strategy: engine::hunt::Strategy,
+    members: &[&str],
+    no_answer: &str,
+) -> Harness {
     s.settings.transfer_music = false;
     for (id, n) in [(4, "1004"), (5, "1005")] {
         s.extensions.insert((1, n.to_string()), ext(id, n, 3));
@@ -2322,4 +2331,87 @@ fn a_pairs_stored_call_follows_a_blind_transfer_to_the_target() {
     assert_eq!(b.peer, addr(THIRD));
     assert_eq!(b.remote_rtp, Some(addr("192.0.2.23:6000")));
     assert_eq!(after.a.peer, addr(CALLER));
+}
+
+#[test]
+fn an_ivr_call_is_blind_transferred_to_a_ring_group_by_the_answering_phone() {
+    use engine::hunt::Strategy;
+    // 1005 is not registered (skipped); 1003 rings first, then 1004.
+    let mut h = group_harness_on(
+        ivr_snapshot(),
+        Strategy::Sequential,
+        &["1005", "1003", "1004"],
+        "hangup",
+    );
+    let (_ok, a_ep, desk) = ivr_call_answered(&mut h, "xa-g1");
+    let id = h.engine.calls(h.now)[0].id;
+    refer(&mut h, &desk, 2, "<sip:600@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 202);
+    assert_eq!(
+        requests_to(&h, "BYE", DESK).len(),
+        1,
+        "the transferor is released"
+    );
+    assert!(
+        invites_to(&h.sent, CALLER).is_empty(),
+        "the caller stays on its endpoint"
+    );
+    let first = invites_to(&h.sent, THIRD).pop().expect("1003 rings first");
+    assert!(
+        invites_to(&h.sent, FOURTH).is_empty(),
+        "sequential: one at a time"
+    );
+    let from = first.from().expect("From").to_string();
+    assert!(
+        from.contains("Sales"),
+        "the group's caller-ID prefix: {from}"
+    );
+    assert!(
+        h.plays_on(a_ep).iter().any(|p| p == "tone:Ringback"),
+        "the caller hears ringback: {:?}",
+        h.plays_on(a_ep)
+    );
+    // 1003 rings out (its 10 s): 1004 rings next and answers.
+    h.reply(&first, 180, "third", THIRD, SEG1);
+    h.sent.clear();
+    h.advance(Duration::from_secs(10));
+    assert_eq!(requests_to(&h, "CANCEL", THIRD).len(), 1, "1003 given up");
+    h.reply(&first, 487, "third", THIRD, SEG1);
+    let next = invites_to(&h.sent, FOURTH).pop().expect("then 1004 rings");
+    let b_ep = opened(&h);
+    h.media_log.clear();
+    h.reply(&next, 200, "fourth", FOURTH, SEG1);
+    for ep in [a_ep, b_ep] {
+        assert!(
+            h.media_log
+                .iter()
+                .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == ep)),
+            "caller and the member who answered bridged"
+        );
+    }
+    let ev = h.engine.transfer_events(id);
+    assert_eq!(
+        ev.first().map(|e| (e.kind, e.by.as_str(), e.to.as_str())),
+        Some(("blind", "1002", "600"))
+    );
+    assert_eq!(
+        h.engine.calls(h.now).len(),
+        1,
+        "one call, one record to come"
+    );
+}
+
+#[test]
+fn an_anchored_transfer_to_a_group_that_is_gone_is_refused_and_the_call_kept() {
+    use engine::hunt::Strategy;
+    let mut h = group_harness_on(ivr_snapshot(), Strategy::Simultaneous, &["1003"], "hangup");
+    let (_ok, _a_ep, desk) = ivr_call_answered(&mut h, "xa-g2");
+    // 601 still names group `ghost`, which no longer exists.
+    refer(&mut h, &desk, 2, "<sip:601@example.com>");
+    let r = responses_to(&h, DESK).pop().expect("answered");
+    assert_eq!(r.status, 404);
+    assert!(r.reason.contains("ghost"), "{}", r.reason);
+    assert!(h.requests("INVITE").is_empty(), "nothing is dialled");
+    assert!(h.requests("BYE").is_empty(), "the call goes on");
+    assert_eq!(h.engine.calls(h.now).len(), 1);
 }

@@ -11,7 +11,9 @@
 //! endpoint closed). The caller stays on its endpoint — no re-INVITE reaches it — and the call
 //! goes on as if its application had chosen the number: an extension is rung from new
 //! endpoints with ringback to the caller ([`Engine::app_goto`]), a voicemail box, IVR or room
-//! starts there, an outside number is called through the trunks as the transferor. When the
+//! starts there, a ring group is hunted with its own plan as when a menu chooses it (strategy,
+//! ring times, members skipped, its no-answer destination), an outside number is called
+//! through the trunks as the transferor. When the
 //! new target does not answer, the caller hears "unavailable" and goes back to the menu it
 //! came from (or is hung up when it came from none). The call keeps one record; its events get
 //! `blind`.
@@ -22,8 +24,8 @@
 //! joins the caller's bridge. Both of the transferor's legs are released at once (NOTIFY 200,
 //! BYE); the consultation call ends with its own record.
 //!
-//! Not (yet): the caller's side transferring (501), ring groups, the park code and the
-//! voicemail menus as blind targets (501), a consultation call that is itself anchored (501).
+//! Not (yet): the caller's side transferring (501), the park code and the voicemail menus as
+//! blind targets (501), a consultation call that is itself anchored (501).
 
 use crate::b2bua::own_sdp;
 use tracing::{info, warn};
@@ -37,7 +39,7 @@ use crate::{Engine, Now};
 /// Where an accepted transfer of an anchored call goes.
 enum Next {
     /// An application destination for [`Engine::app_goto`] (`ext:N`, `vm:N`, `ivr:X`,
-    /// `conf:N`).
+    /// `conf:N`, `group:X`).
     Goto(String),
     /// An outside number: the planned trunk call and the segment its endpoint opens on.
     Outside(Box<crate::dispatcher::OutsidePlan>, std::net::IpAddr),
@@ -138,6 +140,24 @@ impl Engine {
                 destination: d @ (Destination::Vm(_) | Destination::Ivr(_) | Destination::Conf(_)),
                 ..
             } => Ok(Next::Goto(d.to_string())),
+            Decision::Route {
+                destination: Destination::Group(name),
+                ..
+            } => {
+                // Rung as a menu choice of the group would be ([`Engine::ivr_goto`]): its
+                // strategy, ring times, skipped members and no-answer destination.
+                if self
+                    .snap
+                    .apps
+                    .hunt
+                    .groups
+                    .contains_key(&(tenant, name.clone()))
+                {
+                    Ok(Next::Goto(Destination::Group(name).to_string()))
+                } else {
+                    Err(refused(404, format!("No ring group {name}")))
+                }
+            }
             Decision::Outside { call: oc, .. } => {
                 if self.b2bua.get(id).is_some_and(|c| c.outside.is_some()) {
                     return Err(not_yet());
