@@ -90,6 +90,15 @@ fn event(
 }
 
 impl Engine {
+    /// Whether tenant `tenant` has ring group `name` (a number may still name one removed).
+    pub(crate) fn has_group(&self, tenant: i64, name: &str) -> bool {
+        self.snap
+            .apps
+            .hunt
+            .groups
+            .contains_key(&(tenant, name.to_string()))
+    }
+
     /// When `number` (dialled by `by`) leads to a ring group: its name, or why the transfer is
     /// refused (the group is gone). `None` for anything else.
     pub(crate) fn xfer_group_target(
@@ -103,19 +112,11 @@ impl Engine {
             Decision::Route {
                 destination: Destination::Group(name),
                 ..
-            } => Some(
-                if self
-                    .snap
-                    .apps
-                    .hunt
-                    .groups
-                    .contains_key(&(tenant, name.clone()))
-                {
-                    Ok(name)
-                } else {
-                    Err((404, format!("No ring group {name}")))
-                },
-            ),
+            } => Some(if self.has_group(tenant, &name) {
+                Ok(name)
+            } else {
+                Err((404, format!("No ring group {name}")))
+            }),
             _ => None,
         }
     }

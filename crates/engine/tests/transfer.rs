@@ -2047,6 +2047,18 @@ fn ivr_call_answered(h: &mut Harness, cid: &str) -> (Response, engine::media::En
     (ok, a_ep, desk)
 }
 
+/// Every endpoint of `eps` was joined to a bridge since the media log was last cleared.
+fn assert_joined(h: &Harness, eps: &[engine::media::EndpointId], what: &str) {
+    for ep in eps {
+        assert!(
+            h.media_log
+                .iter()
+                .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if endpoint == ep)),
+            "{what}: {ep:?} not joined"
+        );
+    }
+}
+
 fn ivr_snapshot() -> engine::Snapshot {
     let mut snap = snapshot();
     let mut m = apps::ivr::MenuSpec {
@@ -2103,14 +2115,7 @@ fn a_call_through_an_ivr_is_blind_transferred_by_the_answering_phone() {
     assert_eq!(h.engine.calls(h.now).len(), 1);
     h.media_log.clear();
     h.reply(&inv, 200, "third", THIRD, SEG1);
-    for ep in [a_ep, b_ep] {
-        assert!(
-            h.media_log
-                .iter()
-                .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == ep)),
-            "caller and target bridged"
-        );
-    }
+    assert_joined(&h, &[a_ep, b_ep], "caller and target bridged");
     let ev = h.engine.transfer_events(id);
     assert_eq!(
         ev.iter()
@@ -2287,14 +2292,7 @@ fn an_ivr_call_is_attended_transferred_by_the_answering_phone() {
     h.media_log.clear();
     h.reply(&reinv, 200, "", THIRD, SEG1);
     assert_eq!(requests_to(&h, "ACK", THIRD).len(), 1);
-    for e in [a_ep, ep] {
-        assert!(
-            h.media_log
-                .iter()
-                .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == e)),
-            "caller and target bridged"
-        );
-    }
+    assert_joined(&h, &[a_ep, ep], "caller and target bridged");
     let ev = h.engine.transfer_events(id);
     assert_eq!(
         ev.iter()
@@ -2381,14 +2379,11 @@ fn an_ivr_call_is_blind_transferred_to_a_ring_group_by_the_answering_phone() {
     let b_ep = opened(&h);
     h.media_log.clear();
     h.reply(&next, 200, "fourth", FOURTH, SEG1);
-    for ep in [a_ep, b_ep] {
-        assert!(
-            h.media_log
-                .iter()
-                .any(|c| matches!(c, MediaCommand::Join { endpoint, .. } if *endpoint == ep)),
-            "caller and the member who answered bridged"
-        );
-    }
+    assert_joined(
+        &h,
+        &[a_ep, b_ep],
+        "caller and the member who answered bridged",
+    );
     let ev = h.engine.transfer_events(id);
     assert_eq!(
         ev.first().map(|e| (e.kind, e.by.as_str(), e.to.as_str())),

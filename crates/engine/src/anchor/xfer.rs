@@ -146,13 +146,7 @@ impl Engine {
             } => {
                 // Rung as a menu choice of the group would be ([`Engine::ivr_goto`]): its
                 // strategy, ring times, skipped members and no-answer destination.
-                if self
-                    .snap
-                    .apps
-                    .hunt
-                    .groups
-                    .contains_key(&(tenant, name.clone()))
-                {
+                if self.has_group(tenant, &name) {
                     Ok(Next::Goto(Destination::Group(name).to_string()))
                 } else {
                     Err(refused(404, format!("No ring group {name}")))
