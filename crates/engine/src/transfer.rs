@@ -829,7 +829,11 @@ impl Engine {
             let (x, by) = self.anchored_transferor(id)?;
             let r = self.anchored_blind_transfer(None, (id, x, by), number, now);
             self.pump_public(now);
-            return r;
+            // A full park lot is a conflict for the API, as for a relayed call.
+            return r.map_err(|e| match e.status {
+                486 => TransferRefused { status: 409, ..e },
+                _ => e,
+            });
         }
         let Some(bridge) = call.bridge else {
             return refuse(409, "Call not answered");

@@ -341,7 +341,7 @@ impl Engine {
 
     /// A transferee on our endpoint enters the voicemail menus (`*97`: the transferor's box,
     /// PIN asked; `*98`: the main menu).
-    fn xfer_vm_menu(&mut self, id: u64, own: bool, owner: &str, now: Now) {
+    pub(crate) fn xfer_vm_menu(&mut self, id: u64, own: bool, owner: &str, now: Now) {
         let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) else {
             return;
         };

@@ -1189,15 +1189,7 @@ fn blind_transfer_to_the_park_code_parks_the_transferee_for_the_transferor() {
         (701, "1002")
     );
     // The timeout rings the transferor (the parker) back, not the parked phone.
-    h.sent.clear();
-    h.advance(Duration::from_secs(121));
-    let cb = invites_to(&h.sent, DESK).pop().expect("the parker is rung");
-    assert!(
-        cb.from()
-            .expect("From")
-            .to_string()
-            .contains("Parked 701: 1001")
-    );
+    assert_parker_rung_back(&mut h);
     assert!(invites_to(&h.sent, CALLER).is_empty());
 }
 
@@ -1233,9 +1225,27 @@ fn blind_transfer_to_park_from_the_caller_parks_the_callee_and_a_third_phone_ret
     assert_eq!(h.engine.active_calls(), 0);
 }
 
+/// Slot 701's timeout (120 s) passes: the desk (1002, the parker) is rung with the parked
+/// caller 1001 named.
+fn assert_parker_rung_back(h: &mut Harness) {
+    h.sent.clear();
+    h.advance(Duration::from_secs(121));
+    let cb = invites_to(&h.sent, DESK).pop().expect("the parker is rung");
+    assert!(
+        cb.from()
+            .expect("From")
+            .to_string()
+            .contains("Parked 701: 1001")
+    );
+}
+
 /// A park lot of one slot (701), taken by 1003 who parked itself.
 fn full_park_lot() -> Harness {
-    let mut snap = snapshot();
+    full_park_lot_on(snapshot())
+}
+
+/// [`full_park_lot`] on snapshot `snap` (e.g. with an IVR).
+fn full_park_lot_on(mut snap: engine::Snapshot) -> Harness {
     snap.codes.park.lots.insert(
         1,
         engine::park::ParkLot {
@@ -1513,13 +1523,7 @@ fn blind_transfer_to_a_room_number_seats_the_transferee_in_the_room() {
 fn administrator_transfer_to_a_full_park_lot_is_a_conflict_and_the_call_kept() {
     let mut h = full_park_lot();
     let (_caller, _desk) = call_up(&mut h, ("1001", CALLER), ("1002", DESK), "bp-api-full");
-    let id = h
-        .engine
-        .calls(h.now)
-        .iter()
-        .map(|c| c.id)
-        .max()
-        .expect("the relayed call");
+    let id = newest_call(&h);
     let r = h.engine.transfer(id, "*70", h.now).map_err(|e| e.status);
     assert_eq!(r, Err(409));
     h.drain();
@@ -2047,6 +2051,21 @@ fn ivr_call_answered(h: &mut Harness, cid: &str) -> (Response, engine::media::En
     (ok, a_ep, desk)
 }
 
+/// The desk's REFER of an anchored call was accepted: 202, the desk released, no re-INVITE
+/// to the caller (it stays on its endpoint).
+fn assert_accepted_caller_stays(h: &Harness) {
+    assert_eq!(last_status_to(h, DESK), 202);
+    assert_eq!(
+        requests_to(h, "BYE", DESK).len(),
+        1,
+        "the transferor is released"
+    );
+    assert!(
+        invites_to(&h.sent, CALLER).is_empty(),
+        "the caller stays on its endpoint"
+    );
+}
+
 /// Every endpoint of `eps` was joined to a bridge since the media log was last cleared.
 fn assert_joined(h: &Harness, eps: &[engine::media::EndpointId], what: &str) {
     for ep in eps {
@@ -2057,6 +2076,23 @@ fn assert_joined(h: &Harness, eps: &[engine::media::EndpointId], what: &str) {
             "{what}: {ep:?} not joined"
         );
     }
+}
+
+/// The id of the call set up last.
+fn newest_call(h: &Harness) -> u64 {
+    h.engine
+        .calls(h.now)
+        .iter()
+        .map(|c| c.id)
+        .max()
+        .expect("a call")
+}
+
+/// [`ivr_snapshot`] with the transferee hearing no music while a transfer goes on.
+fn ivr_harness_without_transfer_music() -> Harness {
+    let mut snap = ivr_snapshot();
+    snap.settings.transfer_music = false;
+    setup_with(snap)
 }
 
 fn ivr_snapshot() -> engine::Snapshot {
@@ -2344,16 +2380,7 @@ fn an_ivr_call_is_blind_transferred_to_a_ring_group_by_the_answering_phone() {
     let (_ok, a_ep, desk) = ivr_call_answered(&mut h, "xa-g1");
     let id = h.engine.calls(h.now)[0].id;
     refer(&mut h, &desk, 2, "<sip:600@example.com>");
-    assert_eq!(last_status_to(&h, DESK), 202);
-    assert_eq!(
-        requests_to(&h, "BYE", DESK).len(),
-        1,
-        "the transferor is released"
-    );
-    assert!(
-        invites_to(&h.sent, CALLER).is_empty(),
-        "the caller stays on its endpoint"
-    );
+    assert_accepted_caller_stays(&h);
     let first = invites_to(&h.sent, THIRD).pop().expect("1003 rings first");
     assert!(
         invites_to(&h.sent, FOURTH).is_empty(),
@@ -2409,4 +2436,91 @@ fn an_anchored_transfer_to_a_group_that_is_gone_is_refused_and_the_call_kept() {
     assert!(h.requests("INVITE").is_empty(), "nothing is dialled");
     assert!(h.requests("BYE").is_empty(), "the call goes on");
     assert_eq!(h.engine.calls(h.now).len(), 1);
+}
+
+#[test]
+fn an_ivr_call_blind_transferred_to_the_park_code_is_parked_for_the_transferor() {
+    let mut h = ivr_harness_without_transfer_music();
+    let (_ok, a_ep, desk) = ivr_call_answered(&mut h, "xa-p1");
+    refer(&mut h, &desk, 2, "<sip:*70@example.com>");
+    assert_accepted_caller_stays(&h);
+    let row = h.park_rows.get(&(1, 701)).expect("slot 701 stored");
+    assert_eq!((row.caller.as_str(), row.parker.as_str()), ("1001", "1002"));
+    assert_eq!(
+        h.plays_on(a_ep).last().cloned(),
+        Some(apps::prompt::parked_on(701, apps::prompt::Lang::En).join("+")),
+        "the caller hears its slot"
+    );
+    h.end_play(a_ep);
+    assert_eq!(
+        h.plays_on(a_ep).last().map(String::as_str),
+        Some("moh:default")
+    );
+    let parked = h.engine.parked_calls(1);
+    assert_eq!(
+        parked
+            .iter()
+            .map(|p| (p.slot, p.parked_by.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(701, "1002")]
+    );
+    // The lot's timeout rings the transferor back.
+    assert_parker_rung_back(&mut h);
+}
+
+#[test]
+fn an_anchored_transfer_to_a_full_park_lot_is_refused_and_the_call_kept() {
+    let mut h = full_park_lot_on(ivr_snapshot());
+    let (_ok, _a_ep, desk) = ivr_call_answered(&mut h, "xa-p2");
+    refer(&mut h, &desk, 2, "<sip:*70@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 486);
+    assert!(requests_to(&h, "BYE", DESK).is_empty(), "the call goes on");
+    // The administrator's transfer: a conflict.
+    let id = h
+        .engine
+        .calls(h.now)
+        .iter()
+        .find(|c| c.call_id == "xa-p2")
+        .map(|c| c.id)
+        .expect("the IVR call");
+    let e = h.engine.transfer(id, "*70", h.now).expect_err("refused");
+    assert_eq!(e.status, 409, "{}", e.reason);
+    h.drain();
+    assert!(requests_to(&h, "BYE", DESK).is_empty(), "the call goes on");
+    assert_eq!(h.park_rows.len(), 1, "only 1003's slot");
+}
+
+#[test]
+fn an_ivr_call_blind_transferred_to_the_voicemail_menus_is_asked_for_the_right_box() {
+    let mut h = ivr_harness_without_transfer_music();
+    // *97: the transferor's (1002's) box, behind its PIN.
+    let (_ok, a_ep, desk) = ivr_call_answered(&mut h, "xa-v1");
+    refer(&mut h, &desk, 2, "<sip:*97@example.com>");
+    assert_eq!(last_status_to(&h, DESK), 202);
+    let plays = h.plays_on(a_ep);
+    assert!(
+        plays.last().is_some_and(|p| p.contains("pin")),
+        "the PIN is asked: {plays:?}"
+    );
+    h.end_play(a_ep);
+    h.keys(a_ep, "1234#");
+    let verified: Vec<String> = h
+        .vm_ops
+        .iter()
+        .filter_map(|op| match op {
+            engine::vm::VmOp::Verify { mailbox, .. } => Some(mailbox.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verified, vec!["1002".to_string()], "the transferor's box");
+    // *98 by the administrator: the box number is asked.
+    let (_ok, a_ep, _desk) = ivr_call_answered(&mut h, "xa-v2");
+    let id = newest_call(&h);
+    h.engine.transfer(id, "*98", h.now).expect("accepted");
+    h.drain();
+    let plays = h.plays_on(a_ep);
+    assert!(
+        plays.last().is_some_and(|p| p.contains("mailbox")),
+        "the box number is asked: {plays:?}"
+    );
 }

@@ -13,7 +13,10 @@
 //! endpoints with ringback to the caller ([`Engine::app_goto`]), a voicemail box, IVR or room
 //! starts there, a ring group is hunted with its own plan as when a menu chooses it (strategy,
 //! ring times, members skipped, its no-answer destination), an outside number is called
-//! through the trunks as the transferor. When the
+//! through the trunks as the transferor, the park code parks the caller with the transferor as
+//! its parker (rung back at the lot's timeout; refused with 486 while the lot is full), `*97`
+//! and `*98` put the caller in the voicemail menus (`*97`: the transferor's box, PIN asked).
+//! When the
 //! new target does not answer, the caller hears "unavailable" and goes back to the menu it
 //! came from (or is hung up when it came from none). The call keeps one record; its events get
 //! `blind`.
@@ -24,8 +27,8 @@
 //! joins the caller's bridge. Both of the transferor's legs are released at once (NOTIFY 200,
 //! BYE); the consultation call ends with its own record.
 //!
-//! Not (yet): the caller's side transferring (501), the park code and the voicemail menus as
-//! blind targets (501), a consultation call that is itself anchored (501).
+//! Not (yet): the caller's side transferring (501), a consultation call that is itself
+//! anchored (501), page groups and other feature codes as blind targets (501).
 
 use crate::b2bua::own_sdp;
 use tracing::{info, warn};
@@ -43,6 +46,13 @@ enum Next {
     Goto(String),
     /// An outside number: the planned trunk call and the segment its endpoint opens on.
     Outside(Box<crate::dispatcher::OutsidePlan>, std::net::IpAddr),
+    /// The park code: the caller parks in the lowest free slot, the transferor its parker.
+    Park,
+    /// The voicemail menus: `*97` (the transferor's box, PIN asked) or `*98` (main menu).
+    VmMenu {
+        /// `*97` rather than `*98`.
+        own: bool,
+    },
 }
 
 fn refused(status: u16, reason: impl Into<String>) -> TransferRefused {
@@ -163,9 +173,30 @@ impl Engine {
                 }
             }
             Decision::Feature { feature, .. } if feature.action == FeatureAction::Park => {
-                Err(not_yet())
+                self.anchored_park_next(tenant, id, by)
             }
+            Decision::Route {
+                destination: Destination::Park,
+                ..
+            } => self.anchored_park_next(tenant, id, by),
+            Decision::Route {
+                destination: d @ (Destination::VmOwn | Destination::VmMain),
+                ..
+            } => Ok(Next::VmMenu {
+                own: d == Destination::VmOwn,
+            }),
             Decision::Route { .. } | Decision::Feature { .. } => Err(not_yet()),
+        }
+    }
+
+    /// A transfer of anchored call `id` by `by` to the park code: refused while the lot is full
+    /// (the call goes on), as for a relayed call.
+    fn anchored_park_next(&self, tenant: i64, id: u64, by: &str) -> Result<Next, TransferRefused> {
+        if self.park_has_free_slot(tenant) {
+            Ok(Next::Park)
+        } else {
+            info!(call = id, by = %by, "transfer to park refused: lot full");
+            Err(refused(486, "No parking slot is free"))
         }
     }
 
@@ -193,6 +224,7 @@ impl Engine {
             .get(id)
             .map(|c| c.caller.clone())
             .unwrap_or_default();
+        let transferor = by.clone();
         let Some(call) = self.b2bua.get_mut(id) else {
             return Ok(());
         };
@@ -218,6 +250,15 @@ impl Engine {
         self.media(MediaCommand::StopPlay { endpoint: a_ep });
         match next {
             Next::Goto(dest) => self.app_goto(id, &dest, now),
+            Next::Park => {
+                // The transferor is the parker: the lot's timeout rings it back.
+                if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+                    a.set_app(super::App::Park);
+                    a.menu = None;
+                }
+                self.park_transferred(id, &transferor, now)
+            }
+            Next::VmMenu { own } => self.xfer_vm_menu(id, own, &transferor, now),
             Next::Outside(plan, ip) => {
                 let caller = self
                     .b2bua
