@@ -134,6 +134,10 @@ pub(crate) struct Anchor {
     /// Our re-INVITE moving the caller's established dialog onto `a`
     /// ([`Engine::send_endpoint_reinvite`]), until it is answered.
     reinvite: Option<TransactionId>,
+    /// The extension whose forward (or follow-me) sends this call out through a trunk now, the
+    /// RFC 5806 reason and the forwards counted: the trunk call's `Diversion` (a menu choice
+    /// followed an extension's forwarding, [`crate::anchor::GotoRun`]).
+    pub(crate) diverted: Option<(String, &'static str, u8)>,
 }
 
 impl Anchor {
@@ -168,6 +172,7 @@ impl Anchor {
             defer_answer: false,
             sent_ringing: false,
             reinvite: None,
+            diverted: None,
         })
     }
 
@@ -592,6 +597,7 @@ impl Engine {
             defer_answer: false,
             sent_ringing: false,
             reinvite: None,
+            diverted: None,
         }));
         info!(call = id, %call_id, caller = %call.caller, destination = %dest, "call to an application");
         self.respond(txn, Response::for_request(&req, 100, None), now);
@@ -1336,6 +1342,7 @@ impl Engine {
             defer_answer: true,
             sent_ringing: false,
             reinvite: None,
+            diverted: None,
         };
         if let Some(call) = self.b2bua.get_mut(id) {
             call.anchor = Some(Box::new(anchor));

@@ -755,7 +755,7 @@ impl Hunt {
 }
 
 /// RFC 5806 `reason` of a forward kind.
-fn diversion_reason(why: &str) -> Option<&'static str> {
+pub(crate) fn diversion_reason(why: &str) -> Option<&'static str> {
     Some(match why {
         "forward_always" => "unconditional",
         "forward_busy" => "user-busy",
@@ -1378,10 +1378,22 @@ impl Engine {
 impl Engine {
     /// The `Diversion` header (RFC 5806) for the trunk leg of call `id`, when an extension's
     /// forward or follow-me sends it out: `<sip:EXT@DOMAIN>;reason=...;counter=N`.
+    /// An anchored call (a menu choice that followed an extension's forwarding) keeps it in
+    /// its anchor instead.
     pub(crate) fn diversion_header(&self, id: u64, domain: &str) -> Option<String> {
-        let h = self.b2bua.get(id)?.hunt.as_deref()?;
-        let (ext, reason) = h.diversion()?;
-        let counter = h.events.iter().filter(|e| e.status == 302).count().max(1);
+        let c = self.b2bua.get(id)?;
+        let (ext, reason, counter) = match c.hunt.as_deref() {
+            Some(h) => {
+                let (ext, reason) = h.diversion()?;
+                let n = h.events.iter().filter(|e| e.status == 302).count();
+                (ext, reason, n)
+            }
+            None => {
+                let (ext, reason, n) = c.anchor.as_deref()?.diverted.as_ref()?;
+                (ext.as_str(), *reason, usize::from(*n))
+            }
+        };
+        let counter = counter.max(1);
         Some(format!(
             "<sip:{ext}@{domain}>;reason={reason};counter={counter}"
         ))

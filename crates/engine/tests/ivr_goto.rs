@@ -660,3 +660,79 @@ fn a_time_condition_option_leads_to_a_group_by_day_and_a_mailbox_by_night() {
         }
     }
 }
+
+/// The `Diversion` header of the trunk INVITE sent last, if any.
+fn last_trunk_diversion(h: &Harness) -> Option<String> {
+    let inv = invites(h)
+        .into_iter()
+        .filter(|(t, _)| t == CARRIER)
+        .last()
+        .expect("a trunk INVITE")
+        .1;
+    inv.headers
+        .get(&sip::HeaderName::from_bytes(b"Diversion"))
+        .map(|v| v.as_str().to_string())
+}
+
+/// 1002 may call national numbers and forwards as `f`; 1001 calls the menu.
+fn national_1002_forwarding(f: Forwarding, call_id: &str) -> (Harness, EndpointId) {
+    let mut h = with_forwarding_and(2, f, |s| {
+        if let Some(e) = s.extensions.get_mut(&(1, "1002".into())) {
+            e.cos = CallClass::National;
+        }
+    });
+    let (a_ep, _ok) = call_menu(&mut h, call_id);
+    (h, a_ep)
+}
+
+#[test]
+fn a_menu_choice_forwarded_to_an_outside_number_names_the_extension_in_diversion() {
+    // Always: straight out through the trunk, reason unconditional.
+    let (mut h, a_ep) = national_1002_forwarding(
+        Forwarding {
+            always: "00312345678".into(),
+            ..Forwarding::default()
+        },
+        "div-1",
+    );
+    h.keys(a_ep, "2");
+    let div = last_trunk_diversion(&h).expect("a Diversion header");
+    assert!(
+        div.starts_with("<sip:1002@") && div.ends_with(";reason=unconditional;counter=1"),
+        "{div}"
+    );
+    // Busy: the desk refuses, the forward goes out with reason user-busy.
+    let (mut h, a_ep) = national_1002_forwarding(
+        Forwarding {
+            busy: "00312345678".into(),
+            ..Forwarding::default()
+        },
+        "div-2",
+    );
+    h.keys(a_ep, "2");
+    let desk = invites(&h).pop().expect("1002 rings").1;
+    h.sent.clear();
+    h.reply(&desk, 486, "b1002", &phone("1002"), SEG1);
+    let div = last_trunk_diversion(&h).expect("a Diversion header");
+    assert!(div.ends_with(";reason=user-busy;counter=1"), "{div}");
+    // Follow-me to a mobile after 5 s: reason follow-me.
+    let (mut h, a_ep) = national_1002_forwarding(
+        Forwarding {
+            no_answer_s: 5,
+            follow_me: vec!["00312345678".into()],
+            ..Forwarding::default()
+        },
+        "div-3",
+    );
+    h.keys(a_ep, "2");
+    let desk = invites(&h).pop().expect("1002 rings").1;
+    h.reply(&desk, 180, "b1002", &phone("1002"), SEG1);
+    h.sent.clear();
+    h.advance(Duration::from_secs(5));
+    let div = last_trunk_diversion(&h).expect("a Diversion header");
+    assert!(div.contains(";reason=follow-me;"), "{div}");
+    // The menu's own outside option is no forward: no Diversion.
+    let (mut h, a_ep) = national_1002_forwarding(Forwarding::default(), "div-4");
+    h.keys(a_ep, "9");
+    assert_eq!(last_trunk_diversion(&h), None);
+}

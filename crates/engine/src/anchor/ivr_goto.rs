@@ -63,6 +63,20 @@ pub(crate) struct GotoRun {
     members: Vec<(SocketAddr, String)>,
     /// The call's legs before this step's forks (the step's statuses are those after).
     legs_from: usize,
+    /// The extension whose forward is being followed and its RFC 5806 reason: an outside
+    /// number it leads to gets a `Diversion` ([`Engine::goto_outside`]).
+    diverted: Option<(String, &'static str)>,
+}
+
+impl GotoRun {
+    /// A forward of kind `why` (`forward_busy`, `dnd` ...) by `by` is followed: a trunk call
+    /// it leads to names `by` when `by` is an extension (a group's no-answer names none).
+    fn forwarded(&mut self, why: &str, by: &str, by_is_ext: bool) {
+        self.hops += 1;
+        self.diverted = hunt::diversion_reason(why)
+            .filter(|_| by_is_ext)
+            .map(|r| (by.to_string(), r));
+    }
 }
 
 impl Engine {
@@ -93,6 +107,7 @@ impl Engine {
             caller_name: call.caller_name.clone(),
             members: Vec::new(),
             legs_from: 0,
+            diverted: None,
         };
         let mut run = Box::new(run);
         run.cos_entry = self.menu_cos_entry(id);
@@ -163,7 +178,8 @@ impl Engine {
                     Some(d) => d.clone(),
                     None => {
                         let cos = run.cos_entry.clone();
-                        if !self.goto_outside(id, &n, &cos, now) {
+                        let diverted = run.diverted.take().map(|(e, r)| (e, r, run.hops));
+                        if !self.goto_outside(id, &n, &cos, diverted, now) {
                             self.unavailable(id, now);
                         }
                         return;
@@ -253,7 +269,7 @@ impl Engine {
                     "forward_unreachable"
                 };
                 self.goto_event(id, why, &e.number, &t.to_string(), 302, now);
-                run.hops += 1;
+                run.forwarded(why, &e.number, true);
                 self.goto_target(id, run, t, reason, now)
             }
             ExtRoute::Ring(plan) => {
@@ -355,6 +371,13 @@ impl Engine {
             }
             if let Some(number) = outside {
                 let cos = run.cos_entry.clone();
+                // Follow-me through a trunk names its extension; a group's outside member none.
+                let diverted = match (&run.plan.group, &run.cos_entry) {
+                    (None, e) if e.number == run.by && !e.number.is_empty() => {
+                        Some((run.by.clone(), "follow-me", run.hops))
+                    }
+                    _ => None,
+                };
                 self.goto_event(id, "hunt", &by, &number, 180, now);
                 run.members.clear();
                 run.legs_from = self.b2bua.get(id).map_or(0, |c| c.legs.len());
@@ -364,7 +387,7 @@ impl Engine {
                 if let Some(c) = self.b2bua.get_mut(id) {
                     c.ivr_goto = Some(run);
                 }
-                if self.goto_outside(id, &number, &cos, now) {
+                if self.goto_outside(id, &number, &cos, diverted, now) {
                     if let Some(c) = self.b2bua.get_mut(id)
                         && c.ivr_goto.as_ref().is_some_and(|r| r.step == step_at)
                     {
@@ -388,7 +411,8 @@ impl Engine {
                 };
                 let by = run.by.clone();
                 self.goto_event(id, why, &by, &t.to_string(), 302, now);
-                run.hops += 1;
+                let is_ext = self.snap.extensions.contains_key(&(tenant, by.clone()));
+                run.forwarded(why, &by, is_ext);
                 self.restore_caller_name(id, &run);
                 self.goto_target(id, run, t, reason, now)
             }
@@ -440,7 +464,14 @@ impl Engine {
     /// Calls outside number `number` (dialled digits, through the outbound routes) for the
     /// anchored caller, with `cos`'s class of service and limits. False (nothing started)
     /// when the dialplan, the limits or the trunks refuse it.
-    fn goto_outside(&mut self, id: u64, number: &str, cos: &ExtEntry, now: Now) -> bool {
+    fn goto_outside(
+        &mut self,
+        id: u64,
+        number: &str,
+        cos: &ExtEntry,
+        diverted: Option<(String, &'static str, u8)>,
+        now: Now,
+    ) -> bool {
         let Some(c) = self.b2bua.get(id) else {
             return false;
         };
@@ -459,6 +490,9 @@ impl Engine {
             Ok((plan, local)) => {
                 // The caller's number stays the record's caller (the limits count for it).
                 self.anchored_outside_attach(id, plan, &caller);
+                if let Some(a) = self.b2bua.get_mut(id).and_then(|c| c.anchor.as_deref_mut()) {
+                    a.diverted = diverted;
+                }
                 self.anchored_outside_ring(id, local.ip(), now);
                 true
             }
@@ -475,6 +509,7 @@ impl Engine {
         let Some(call) = self.b2bua.get_mut(id) else {
             return false;
         };
+        let call_tenant = call.tenant_id;
         let Some(mut run) = call.ivr_goto.take() else {
             return false;
         };
@@ -515,7 +550,11 @@ impl Engine {
             && let Some((t, reason)) = run.plan.on_busy.take()
         {
             self.goto_event(id, "forward_busy", &by, &t.to_string(), 302, now);
-            run.hops += 1;
+            let is_ext = self
+                .snap
+                .extensions
+                .contains_key(&(call_tenant, by.clone()));
+            run.forwarded("forward_busy", &by, is_ext);
             self.restore_caller_name(id, &run);
             self.goto_target(id, run, t, reason, now);
             return true;

@@ -78,6 +78,10 @@ impl Engine {
         c.route.sent_number = number;
         c.route.caller_id = plan.call.caller_id.number.clone();
         c.outside = Some(Box::new(plan));
+        if let Some(a) = c.anchor.as_deref_mut() {
+            // Set again by a menu's forward that leads here ([`Engine::goto_outside`]).
+            a.diverted = None;
+        }
         let tenant = c.tenant_id;
         self.outside_call_counted(tenant, caller);
     }
