@@ -16,10 +16,9 @@
 //! through the trunks as the transferor, the park code parks the caller with the transferor as
 //! its parker (rung back at the lot's timeout; refused with 486 while the lot is full), `*97`
 //! and `*98` put the caller in the voicemail menus (`*97`: the transferor's box, PIN asked).
-//! When the
-//! new target does not answer, the caller hears "unavailable" and goes back to the menu it
-//! came from (or is hung up when it came from none). The call keeps one record; its events get
-//! `blind`.
+//! When the new target does not answer, the caller hears "unavailable" and goes back to the
+//! menu it came from (or is hung up when it came from none). The call keeps one record; its
+//! events get `blind`.
 //!
 //! Attended (REFER with Replaces naming the answering party's consultation call, a relayed
 //! call): the consulted party's leg moves into the anchored call — a new endpoint is opened on
