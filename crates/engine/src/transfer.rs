@@ -804,8 +804,24 @@ impl Engine {
     }
 
     /// Blind transfer started by an administrator (panel, API) that moves `moves` (see
-    /// [`crate::xfer_party`]; `None`: the callee hands the caller on) to `to`.
+    /// [`crate::xfer_party`]; `None`: the callee hands the caller on) to `to`. A refusal a
+    /// phone would get as 486 (a full park lot) is a conflict (409) here: no SIP busy reaches
+    /// an administrator.
     pub fn transfer_moving(
+        &mut self,
+        id: u64,
+        to: &str,
+        moves: Option<crate::xfer_party::Party>,
+        now: Now,
+    ) -> Result<(), TransferRefused> {
+        self.admin_transfer(id, to, moves, now)
+            .map_err(|e| match e.status {
+                486 => TransferRefused { status: 409, ..e },
+                _ => e,
+            })
+    }
+
+    fn admin_transfer(
         &mut self,
         id: u64,
         to: &str,
@@ -829,11 +845,7 @@ impl Engine {
             let (x, by) = self.anchored_transferor(id)?;
             let r = self.anchored_blind_transfer(None, (id, x, by), number, now);
             self.pump_public(now);
-            // A full park lot is a conflict for the API, as for a relayed call.
-            return r.map_err(|e| match e.status {
-                486 => TransferRefused { status: 409, ..e },
-                _ => e,
-            });
+            return r;
         }
         let Some(bridge) = call.bridge else {
             return refuse(409, "Call not answered");
@@ -858,9 +870,8 @@ impl Engine {
         if let Some(dest) = self.xfer_app_target(tenant, &by, number, now) {
             let r = self.blind_to_app(None, (id, x, y, by, None), number, dest, now);
             self.pump_public(now);
-            // A full park lot is a conflict for the API (409), not a SIP busy.
             return r.map_err(|(status, reason)| TransferRefused {
-                status: if status == 486 { 409 } else { status },
+                status,
                 reason: reason.to_string(),
             });
         }
