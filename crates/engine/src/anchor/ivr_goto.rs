@@ -69,13 +69,20 @@ pub(crate) struct GotoRun {
 }
 
 impl GotoRun {
-    /// A forward of kind `why` (`forward_busy`, `dnd` ...) by `by` is followed: a trunk call
-    /// it leads to names `by` when `by` is an extension (a group's no-answer names none).
-    fn forwarded(&mut self, why: &str, by: &str, by_is_ext: bool) {
+    /// Whether the plan is an extension's own (its forwarding, follow-me): [`Engine::goto_ext`]
+    /// keeps that extension's entry; a group's plan is named after the group.
+    fn by_extension(&self) -> bool {
+        !self.by.is_empty() && self.cos_entry.number == self.by
+    }
+
+    /// A forward of kind `why` (`forward_busy`, `dnd` ...) of the plan's owner is followed: a
+    /// trunk call it leads to names the owner when it is an extension (a group's no-answer
+    /// destination names none).
+    fn forwarded(&mut self, why: &str) {
         self.hops += 1;
         self.diverted = hunt::diversion_reason(why)
-            .filter(|_| by_is_ext)
-            .map(|r| (by.to_string(), r));
+            .filter(|_| self.by_extension())
+            .map(|r| (self.by.clone(), r));
     }
 }
 
@@ -269,7 +276,7 @@ impl Engine {
                     "forward_unreachable"
                 };
                 self.goto_event(id, why, &e.number, &t.to_string(), 302, now);
-                run.forwarded(why, &e.number, true);
+                run.forwarded(why);
                 self.goto_target(id, run, t, reason, now)
             }
             ExtRoute::Ring(plan) => {
@@ -372,12 +379,8 @@ impl Engine {
             if let Some(number) = outside {
                 let cos = run.cos_entry.clone();
                 // Follow-me through a trunk names its extension; a group's outside member none.
-                let diverted = match (&run.plan.group, &run.cos_entry) {
-                    (None, e) if e.number == run.by && !e.number.is_empty() => {
-                        Some((run.by.clone(), "follow-me", run.hops))
-                    }
-                    _ => None,
-                };
+                let diverted = (run.plan.group.is_none() && run.by_extension())
+                    .then(|| (run.by.clone(), "follow-me", run.hops));
                 self.goto_event(id, "hunt", &by, &number, 180, now);
                 run.members.clear();
                 run.legs_from = self.b2bua.get(id).map_or(0, |c| c.legs.len());
@@ -411,8 +414,7 @@ impl Engine {
                 };
                 let by = run.by.clone();
                 self.goto_event(id, why, &by, &t.to_string(), 302, now);
-                let is_ext = self.snap.extensions.contains_key(&(tenant, by.clone()));
-                run.forwarded(why, &by, is_ext);
+                run.forwarded(why);
                 self.restore_caller_name(id, &run);
                 self.goto_target(id, run, t, reason, now)
             }
@@ -509,7 +511,6 @@ impl Engine {
         let Some(call) = self.b2bua.get_mut(id) else {
             return false;
         };
-        let call_tenant = call.tenant_id;
         let Some(mut run) = call.ivr_goto.take() else {
             return false;
         };
@@ -550,11 +551,7 @@ impl Engine {
             && let Some((t, reason)) = run.plan.on_busy.take()
         {
             self.goto_event(id, "forward_busy", &by, &t.to_string(), 302, now);
-            let is_ext = self
-                .snap
-                .extensions
-                .contains_key(&(call_tenant, by.clone()));
-            run.forwarded("forward_busy", &by, is_ext);
+            run.forwarded("forward_busy");
             self.restore_caller_name(id, &run);
             self.goto_target(id, run, t, reason, now);
             return true;
