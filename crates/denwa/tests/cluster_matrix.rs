@@ -341,7 +341,8 @@ impl Ctx {
     ) -> usize {
         self.step += 1;
         eprintln!(
-            "=== scenario {}: {name} (node {} active)",
+            "=== {} scenario {}: {name} (node {} active)",
+            testkit::utc_time_of_day(),
             self.step,
             act + 1
         );
@@ -356,9 +357,8 @@ impl Ctx {
         register(&self.lab, "1003", "secret-ha-aaad", callee_port);
         // The NAT phone refreshes its registration before each fault, as a real one does (every
         // 30-60 s): between scenarios no process answers on its port, so Denwa's keep-alives go
-        // unanswered and mark it unreachable, and the NAT's mapping depends on them alone. (One
-        // suite run, registered once ~90 s before, saw the NAT phone's INVITE answered 100 and
-        // never rung.)
+        // unanswered and mark it unreachable, and the NAT's mapping depends on them alone.
+        // (During the call itself the phone answers them: `call_to`.)
         register_from(
             &self.nat.home,
             NAT_HOME_IP,
@@ -379,12 +379,15 @@ impl Ctx {
         );
         let since = Instant::now();
         let fault_ms = (call.a.elapsed_ms(), call.b.elapsed_ms());
+        mark(name, "calls up; the fault");
         let f = fault(self, &mut w);
         let new = f.active;
+        mark(name, "the fault done; waiting for the roles");
         until_roles(&self.n, name, |a, b| {
             let r = [a, b];
             r[new] == "active" && r[1 - new] != "active"
         });
+        mark(name, "roles settled; calling the phones");
         // The tones sent from half a second after the roles settled must reach the far side.
         let tones_from = tones.since_answer_ms() + 500;
         // A phone registered before the fault, called at once; the NAT phone.
@@ -403,12 +406,16 @@ impl Ctx {
             NAT_PORT,
             "1004",
             5084,
-        );
+        )
+        // The router's view at the failure (it may change by the end of the scenario).
+        .map_err(|e| format!("{e}\n{}", self.nat.state(&self.lab, NAT_PORT)));
         // Audio: read while the call should still be up.
         std::thread::sleep(Duration::from_millis(600));
         let (gap_ab, lost_ab, flow_ab) = direction(&call.b, fault_ms.1);
         let (gap_ba, lost_ba, flow_ba) = direction(&call.a, fault_ms.0);
+        mark(name, "calls placed; the tones play out");
         let ((tones_ab, tones_ab_cell), (tones_ba, tones_ba_cell)) = tones.finish(tones_from);
+        mark(name, "tones heard; waiting for writes and the pair");
         self.wait_acks(new, 3, name);
         until_pair_ready(&self.n, new, name);
         let ProbedCall {
@@ -467,6 +474,11 @@ impl Ctx {
         }
         new
     }
+}
+
+/// A progress line, stamped like the nodes' logs (a failure's place among them).
+fn mark(scenario: &str, what: &str) {
+    eprintln!("    {} {scenario}: {what}", testkit::utc_time_of_day());
 }
 
 fn ms(d: Duration) -> u128 {

@@ -7,6 +7,7 @@
 
 pub mod baresip;
 pub mod carrier;
+pub mod failure;
 pub mod flood;
 pub mod licence;
 pub mod netns;
@@ -57,4 +58,20 @@ pub fn require_binary(program: &str) -> Result<PathBuf, MissingBinary> {
 pub struct MissingBinary {
     /// The program looked for.
     pub program: String,
+}
+
+/// The UTC time of day now, `HH:MM:SS.mmm`: a test's own progress lines carry it so they line up
+/// with the servers' log lines (which are stamped in UTC).
+pub fn utc_time_of_day() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let ms = since.as_millis() % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
 }

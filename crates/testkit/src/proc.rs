@@ -164,6 +164,7 @@ impl Proc {
     }
 
     fn spawn_with_dir(name: &str, mut cmd: Command, dir: LogDir) -> Result<Proc, ProcError> {
+        crate::failure::remember_panics();
         let io_err = |source| ProcError::Io {
             name: name.to_owned(),
             source,
@@ -353,6 +354,10 @@ impl Drop for Proc {
         self.stop();
         if self.print_on_drop && std::thread::panicking() {
             self.print_logs();
+            // The panic message is far above these logs by now: say it again below them.
+            if let Some(why) = crate::failure::panic_message() {
+                eprintln!("----- the test failed (logs of {} above): {why}", self.name);
+            }
         }
     }
 }

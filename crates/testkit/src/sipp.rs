@@ -405,6 +405,13 @@ impl RunningSipp {
     /// Waits for sipp to exit and requires all `calls` calls to have succeeded.
     pub fn finish(self) -> Result<SippOutcome, SippError> {
         let wanted = u64::from(self.sipp.calls);
+        self.finish_at_least(wanted)
+    }
+
+    /// Waits for sipp to exit and requires at least `wanted` successful calls and no failed
+    /// one (for a UAS that also answers calls it cannot count ahead, such as keep-alives, and
+    /// stops itself after the call that matters).
+    pub fn finish_at_least(self, wanted: u64) -> Result<SippOutcome, SippError> {
         let scenario = file_name(&self.sipp.scenario);
         let (outcome, diagnostics) = self.finish_inner()?;
         if outcome.exit_code == Some(0) && outcome.successful >= wanted && outcome.failed == 0 {

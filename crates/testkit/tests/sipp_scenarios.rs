@@ -205,3 +205,60 @@ fn inline_csv_injection_reaches_the_messages() {
     assert!(messages.contains("username=\"2042\""), "{messages}");
     uas.finish().unwrap();
 }
+
+/// An OPTIONS keep-alive as a PBX sends one to a phone behind NAT; the answer's status line.
+fn keepalive(to: &str, n: u32) -> String {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let port = s.local_addr().unwrap().port();
+    let req = format!(
+        "OPTIONS sip:1002@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-ka-{n};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:denwa@127.0.0.1>;tag=ka{n}\r\n\
+         To: <sip:1002@{to}>\r\n\
+         Call-ID: keepalive-{n}@127.0.0.1\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    s.send_to(req.as_bytes(), to).unwrap();
+    let mut buf = [0u8; 2048];
+    let (len, _) = s.recv_from(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// `uas_phone_nat.xml` listening, with room for keep-alives (it stops itself after its call).
+fn start_nat_phone() -> RunningSipp {
+    require_sipp();
+    let mut uas = Sipp::uas("uas_phone_nat.xml");
+    uas.service = Some("1002".into());
+    uas.timeout = Duration::from_secs(30);
+    uas.calls = 100;
+    let mut running = uas.spawn().unwrap();
+    running.wait_listening(Duration::from_secs(10)).unwrap();
+    running
+}
+
+#[test]
+fn the_nat_phone_answers_keepalives_then_takes_its_call_and_stops() {
+    let running = start_nat_phone();
+    // Keep-alives before the INVITE: a plain answering UAS took the first for its call.
+    for n in 0..2 {
+        assert_eq!(keepalive(&running.local_addr(), n), "SIP/2.0 200 OK");
+    }
+    let client = uac("uac_call.xml", &running).run().unwrap();
+    assert_eq!((client.successful, client.failed), (1, 0));
+    // It stops by itself after the call (not at -m): two keep-alives and the call.
+    let server = running.finish_at_least(1).unwrap();
+    assert_eq!((server.successful, server.failed), (3, 0));
+}
+
+#[test]
+fn the_nat_phone_without_keepalives_takes_its_call_and_stops() {
+    let running = start_nat_phone();
+    let client = uac("uac_call.xml", &running).run().unwrap();
+    assert_eq!((client.successful, client.failed), (1, 0));
+    let server = running.finish_at_least(1).unwrap();
+    assert_eq!((server.successful, server.failed), (1, 0));
+}
