@@ -30,6 +30,12 @@ use tracing::{error, info, warn};
 
 /// Digits queued from the relay to this module at most (the rest are dropped).
 const DIGIT_QUEUE: usize = 1024;
+/// Messages queued from the driver to this module's task at most. A call answered or an
+/// anchored recording started holds a slot for its end from the start (so an end is never
+/// lost to a full queue); when none is left, the call is not recordable and said so. The task
+/// only waits on the database for recording rows, so this fills only while the database
+/// stalls under a high call rate.
+const MSG_QUEUE: usize = 65_536;
 /// How often expired recordings are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// Expired recordings deleted per sweep step.
@@ -78,16 +84,26 @@ const ANCHORED_MAX_S: u32 = 8 * 3600;
 /// Record ids of anchored recordings: apart from the voice applications' own.
 const ANCHORED_ID_BASE: u64 = 1 << 62;
 
+/// An answered relayed call the task knows.
+struct LiveCall {
+    /// Negotiated codecs (for the beep).
+    codecs: Vec<(u8, CodecKind)>,
+    /// The queue slot its `Closed` goes in.
+    close: mpsc::OwnedPermit<Msg>,
+}
+
 /// The driver's handle.
 pub(crate) struct RecService {
-    /// Bounded by calls: one `Answered` and one `Closed` per relayed call the engine runs, and
-    /// the recordings call control starts (each toggle is two digits from a phone).
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
     digits: mpsc::Sender<(SessionId, Side, char)>,
     metrics: Arc<RecorderMetrics>,
     next_id: u64,
-    /// Negotiated codecs of each answered relayed call (for the beep), until it closes.
-    codecs: HashMap<SessionId, Vec<(u8, CodecKind)>>,
+    /// Each answered relayed call the task knows, until it closes.
+    calls: HashMap<SessionId, LiveCall>,
+    /// Each running anchored recording (by the file its endpoint writes): the slot of its end.
+    anchored_ends: HashMap<String, mpsc::OwnedPermit<Msg>>,
+    /// Messages refused because the queue was full (logged at the first and every 1,000th).
+    refused: u64,
 }
 
 impl RecService {
@@ -99,7 +115,7 @@ impl RecService {
         metrics: Arc<RecorderMetrics>,
         engine_tx: crate::driver::Back,
     ) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(MSG_QUEUE);
         let (dtx, drx) = mpsc::channel(DIGIT_QUEUE);
         let task = Task {
             store,
@@ -111,18 +127,65 @@ impl RecService {
             inband: None,
         };
         tokio::spawn(task.run(rx, (dtx.clone(), drx)));
+        Self::with_queue(tx, dtx, metrics)
+    }
+
+    /// The handle on a task's queue `tx` (its digit queue `digits`).
+    fn with_queue(
+        tx: mpsc::Sender<Msg>,
+        digits: mpsc::Sender<(SessionId, Side, char)>,
+        metrics: Arc<RecorderMetrics>,
+    ) -> Self {
         RecService {
             tx,
-            digits: dtx,
+            digits,
             metrics,
             next_id: ANCHORED_ID_BASE,
-            codecs: HashMap::new(),
+            calls: HashMap::new(),
+            anchored_ends: HashMap::new(),
+            refused: 0,
+        }
+    }
+
+    /// Two slots: one for a start message now, one kept for its end. `None` (said in the log)
+    /// when the queue is full.
+    fn two_slots(
+        &mut self,
+        what: &str,
+    ) -> Option<(mpsc::OwnedPermit<Msg>, mpsc::OwnedPermit<Msg>)> {
+        match (
+            self.tx.clone().try_reserve_owned(),
+            self.tx.clone().try_reserve_owned(),
+        ) {
+            (Ok(a), Ok(b)) => Some((a, b)),
+            _ => {
+                self.full(what);
+                None
+            }
+        }
+    }
+
+    /// A message that could not be queued.
+    fn full(&mut self, what: &str) {
+        if self.refused.is_multiple_of(1000) {
+            warn!(
+                refused_so_far = self.refused + 1,
+                "recording service queue full (database slow?): {what}"
+            );
+        }
+        self.refused += 1;
+    }
+
+    /// Queues a command that may be lost under overload (a recording not started or stopped).
+    fn send_or_say(&mut self, m: Msg, what: &str) {
+        if self.tx.try_send(m).is_err() {
+            self.full(what);
         }
     }
 
     /// A relayed call was answered: tap its media (digits to call control; recordings).
     pub(crate) fn answered(&mut self, s: &media::Session, session: SessionId, info: Box<Answered>) {
-        self.codecs.insert(session, codecs_of(&info));
+        let codecs = codecs_of(&info);
         let digits = self.digits.clone();
         let tap = RecordTap::new(
             self.metrics.clone(),
@@ -141,7 +204,12 @@ impl RecService {
             tap.set_telephone_event(leg, te.first().copied());
         }
         s.set_tap(Some(tap.clone()));
-        let _ = self.tx.send(Msg::Answered { session, info, tap });
+        // The tap carries the call's digits whatever happens; without a slot for its end the
+        // task does not learn of the call, which then cannot be recorded.
+        if let Some((now, end)) = self.two_slots("a call answered now cannot be recorded") {
+            now.send(Msg::Answered { session, info, tap });
+            self.calls.insert(session, LiveCall { codecs, close: end });
+        }
     }
 
     /// Carries out [`MediaCommand::RecordCall`] / [`MediaCommand::StopRecordCall`]; returns
@@ -166,10 +234,18 @@ impl RecService {
                 });
                 match target {
                     RecTarget::Session(session) => {
-                        let _ = self.tx.send(Msg::Record { session, start });
+                        self.send_or_say(
+                            Msg::Record { session, start },
+                            "a recording asked for was not started",
+                        );
                         Vec::new()
                     }
                     RecTarget::Endpoints { caller, .. } => {
+                        let Some((now, end)) =
+                            self.two_slots("a recording asked for was not started")
+                        else {
+                            return Vec::new();
+                        };
                         self.next_id += 1;
                         let rec = MediaCommand::Record {
                             endpoint: caller,
@@ -181,14 +257,19 @@ impl RecService {
                         };
                         self.metrics.active.fetch_add(1, Relaxed);
                         self.metrics.started.fetch_add(1, Relaxed);
-                        let _ = self.tx.send(Msg::AnchoredStarted { start });
+                        self.anchored_ends
+                            .insert(anchored_file(&start.path, start.format), end);
+                        now.send(Msg::AnchoredStarted { start });
                         vec![rec]
                     }
                 }
             }
             MediaCommand::StopRecordCall { target, .. } => match target {
                 RecTarget::Session(session) => {
-                    let _ = self.tx.send(Msg::Stop { session });
+                    self.send_or_say(
+                        Msg::Stop { session },
+                        "a recording asked to stop goes on until the call ends",
+                    );
                     Vec::new()
                 }
                 RecTarget::Endpoints { caller, .. } => {
@@ -200,7 +281,7 @@ impl RecService {
     }
 
     /// Takes the end of an anchored call's recording (true: it was ours, not for call control).
-    pub(crate) fn media_event(&self, e: &MediaEvent) -> bool {
+    pub(crate) fn media_event(&mut self, e: &MediaEvent) -> bool {
         match e {
             MediaEvent::RecordDone {
                 id,
@@ -209,11 +290,14 @@ impl RecService {
                 reason,
                 ..
             } if *id >= ANCHORED_ID_BASE => {
-                let _ = self.tx.send(Msg::AnchoredDone {
-                    path: path.clone(),
-                    duration_ms: *duration_ms,
-                    reason: reason.clone(),
-                });
+                // Its slot was kept when it started.
+                if let Some(slot) = self.anchored_ends.remove(path) {
+                    slot.send(Msg::AnchoredDone {
+                        path: path.clone(),
+                        duration_ms: *duration_ms,
+                        reason: reason.clone(),
+                    });
+                }
                 true
             }
             _ => false,
@@ -221,8 +305,11 @@ impl RecService {
     }
 
     /// Watch a relayed call's audio for in-band digits (its recording is on demand).
-    pub(crate) fn watch_inband(&self, session: SessionId) {
-        let _ = self.tx.send(Msg::WatchInband { session });
+    pub(crate) fn watch_inband(&mut self, session: SessionId) {
+        self.send_or_say(
+            Msg::WatchInband { session },
+            "in-band digits of a call are not watched",
+        );
     }
 
     /// The beep a [`MediaCommand::RecordCall`] / [`MediaCommand::StopRecordCall`] on a relayed
@@ -243,14 +330,16 @@ impl RecService {
         else {
             return None;
         };
-        let spec = media::relay_beep::BeepSpec::new(self.codecs.get(session)?);
+        let spec = media::relay_beep::BeepSpec::new(&self.calls.get(session)?.codecs);
         (!spec.is_empty()).then_some((*session, spec))
     }
 
     /// A session closed (call ended): any recording stops.
     pub(crate) fn closed(&mut self, session: SessionId) {
-        self.codecs.remove(&session);
-        let _ = self.tx.send(Msg::Closed { session });
+        // Its slot was kept when it was answered.
+        if let Some(c) = self.calls.remove(&session) {
+            c.close.send(Msg::Closed { session });
+        }
     }
 }
 
@@ -296,11 +385,7 @@ struct Task {
 }
 
 impl Task {
-    async fn run(
-        mut self,
-        mut rx: mpsc::UnboundedReceiver<Msg>,
-        (digits_tx, mut digits): DigitQueue,
-    ) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>, (digits_tx, mut digits): DigitQueue) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -638,6 +723,67 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    fn record_anchored(n: u64) -> MediaCommand {
+        MediaCommand::RecordCall {
+            target: RecTarget::Endpoints {
+                caller: engine::media::EndpointId(2 * n),
+                callee: engine::media::EndpointId(2 * n + 1),
+            },
+            tenant: 1,
+            call_id: format!("call-{n}"),
+            path: format!("recordings/1/call-{n}.wav"),
+            format: RecFormat::Wav,
+            stereo: false,
+            beep: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_new_recordings_but_never_loses_an_end() {
+        // A queue of 4 nobody drains (the task stalled on its database): each recording takes
+        // a slot for its start and keeps one for its end.
+        let (tx, mut rx) = mpsc::channel(4);
+        let (dtx, _drx) = mpsc::channel(1);
+        let metrics = Arc::new(RecorderMetrics::default());
+        let mut rec = RecService::with_queue(tx, dtx, metrics.clone());
+        assert_eq!(rec.command(record_anchored(1)).len(), 1);
+        assert_eq!(rec.command(record_anchored(2)).len(), 1);
+        // Full: the third is not started (no endpoint recording, not counted), and said so.
+        assert!(rec.command(record_anchored(3)).is_empty());
+        assert_eq!(metrics.started.load(Relaxed), 2);
+        assert_eq!(rec.refused, 1);
+        // The first one's end still goes in, in its kept slot.
+        let done = MediaEvent::RecordDone {
+            endpoint: engine::media::EndpointId(2),
+            id: ANCHORED_ID_BASE + 1,
+            path: "recordings/1/call-1.wav".into(),
+            duration_ms: 1500,
+            reason: "stopped".into(),
+        };
+        assert!(rec.media_event(&done));
+        let mut got = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            got.push(match m {
+                Msg::AnchoredStarted { start } => format!("started {}", start.call_id),
+                Msg::AnchoredDone { path, .. } => format!("done {path}"),
+                _ => "other".into(),
+            });
+        }
+        assert_eq!(
+            got,
+            [
+                "started call-1",
+                "started call-2",
+                "done recordings/1/call-1.wav"
+            ]
+        );
+        // The slots freed by reading let the next one start; an end arriving twice is ignored.
+        assert_eq!(rec.command(record_anchored(4)).len(), 1);
+        assert!(rec.media_event(&done));
+        assert!(matches!(rx.try_recv(), Ok(Msg::AnchoredStarted { .. })));
+        assert!(rx.try_recv().is_err());
     }
 
     #[tokio::test]
