@@ -985,7 +985,7 @@ pub fn register_from(
 /// does (`uas_phone_nat.xml`). With a plain answering scenario an OPTIONS arriving before the
 /// INVITE became the one call sipp waited for, which it aborted on the unexpected method before
 /// exiting, and the INVITE found nobody (the matrix's NAT phone "answered 100 and never rung",
-/// about 1 run in 4 under load; `-aa` does not help: the auto-answered OPTIONS still takes the
+/// 2 runs in 6 here under load; `-aa` does not help: the auto-answered OPTIONS still takes the
 /// call).
 pub fn call_to(
     lab: &Lab,
